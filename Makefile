@@ -1,0 +1,73 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+# Every virtualenv is created on first use and reused after (stamp files track the pins).
+SHELL := /bin/bash
+PYTHON ?= python3
+ENV ?= dev
+ENVS := dev staging prod
+
+VENV := .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV := .venv-checkov
+POLICY_VENV := .venv-policy
+
+.PHONY: help setup tools demo test pytest lint typecheck plan plans validate lock clean
+
+help:
+	@echo "make demo           the whole loop on this machine (embedded MLflow, plans, validate, serve)"
+	@echo "make test           lint, type checks and the whole test suite"
+	@echo "make plan ENV=dev   offline plan of one environment into build/plan/<env>.json"
+	@echo "make validate       mlplat validate over every app in every environment"
+	@echo "make lint           pre-commit's checks: ruff, yamllint, secrets scan, mypy"
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	@touch $@
+
+$(CHECKOV_VENV)/.installed: policies/checkov/requirements.txt policies/checkov/requirements.lock
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -c policies/checkov/requirements.lock -r policies/checkov/requirements.txt
+	@touch $@
+
+$(POLICY_VENV)/.installed: policies/pulumi/requirements.txt policies/pulumi/requirements.lock
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install -q -c policies/pulumi/requirements.lock -r policies/pulumi/requirements.txt
+	@touch $@
+
+setup: $(BIN)/.installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed tools
+
+tools:
+	@bash scripts/ensure-tools
+
+lint: $(BIN)/.installed
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+test: setup lint pytest
+
+plan: $(BIN)/.installed $(POLICY_VENV)/.installed
+	$(BIN)/mlplat plan --env $(ENV)
+
+plans: $(BIN)/.installed $(POLICY_VENV)/.installed
+	@for e in $(ENVS); do $(BIN)/mlplat plan --env $$e || exit $$?; done
+
+validate: setup
+	$(BIN)/mlplat validate
+
+demo: setup
+	$(BIN)/mlplat demo
+
+lock:
+	rm -rf build/lock && $(PYTHON) -m venv build/lock
+	build/lock/bin/pip install -q -e '.[dev]'
+	build/lock/bin/pip freeze --exclude-editable | grep -v '^mlplat' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf build

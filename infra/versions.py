@@ -1,0 +1,69 @@
+"""Every version the platform chooses: Helm charts, EKS add-ons and images, with a reason per pin.
+
+This module is the only place a chart version, add-on version or image tag is written down;
+components look their pins up here. Chart versions follow `../shared/reference/charts/`, whose
+values files the tests check our values against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    """A Helm chart at an exact version, and the reference folder holding its upstream defaults."""
+
+    repo: str
+    chart: str
+    version: str
+    reference: str  # folder name under ../shared/reference/charts
+
+
+CHARTS: dict[str, ChartPin] = {
+    # cert-manager before KServe: KServe's webhook certificates are issued by it.
+    "cert-manager": ChartPin("https://charts.jetstack.io", "cert-manager", "v1.21.1", "cert-manager"),
+    # KServe 0.20.0 is the release whose CRDs are in ../shared/reference/crds/kserve.
+    "kserve": ChartPin("oci://ghcr.io/kserve/charts", "kserve-resources", "v0.20.0", "kserve-resources"),
+    "kserve-runtimes": ChartPin(
+        "oci://ghcr.io/kserve/charts", "kserve-runtime-configs", "v0.20.0", "kserve-runtime-configs"
+    ),
+    # Karpenter scales GPU pools from zero (docs/adr/0001-gpu-autoscaling.md).
+    "karpenter": ChartPin("oci://public.ecr.aws/karpenter", "karpenter", "1.14.1", "karpenter"),
+    # GPU Operator v26.7.0 bundles device plugin v0.20.0 and the DCGM exporter.
+    "gpu-operator": ChartPin("https://helm.ngc.nvidia.com/nvidia", "gpu-operator", "v26.7.0", "gpu-operator"),
+    # Community MinIO chart: distributed mode with erasure coding needs no operator.
+    "minio": ChartPin("https://charts.min.io/", "minio", "5.4.0", "minio"),
+    "vault": ChartPin("https://helm.releases.hashicorp.com", "vault", "0.34.1", "vault"),
+    # Vault Secrets Operator delivers Vault secrets to workloads (one mechanism, chosen over ESO).
+    "vault-secrets-operator": ChartPin(
+        "https://helm.releases.hashicorp.com", "vault-secrets-operator", "1.4.1", "vault-secrets-operator"
+    ),
+    "mlflow": ChartPin("https://community-charts.github.io/helm-charts", "mlflow", "1.11.5", "mlflow"),
+    "kube-prometheus-stack": ChartPin(
+        "https://prometheus-community.github.io/helm-charts",
+        "kube-prometheus-stack",
+        "88.5.3",
+        "kube-prometheus-stack",
+    ),
+    "falco": ChartPin("https://falcosecurity.github.io/charts", "falco", "9.1.0", "falco"),
+    "argo-cd": ChartPin("https://argoproj.github.io/argo-helm", "argo-cd", "10.1.1", "argo-cd"),
+}
+
+# EKS managed add-ons per Kubernetes minor version: a stack may only ask for a cluster version
+# listed here, so every cluster runs add-ons chosen for it. Check new pins with
+# `aws eks describe-addon-versions --kubernetes-version <v> --addon-name <name>` before adding.
+EKS_ADDONS: dict[str, dict[str, str]] = {
+    "1.33": {
+        "vpc-cni": "v1.20.4-eksbuild.1",
+        "coredns": "v1.12.1-eksbuild.2",
+        "kube-proxy": "v1.33.3-eksbuild.4",
+        "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
+    },
+    "1.34": {
+        "vpc-cni": "v1.20.4-eksbuild.1",
+        "coredns": "v1.12.4-eksbuild.1",
+        "kube-proxy": "v1.34.0-eksbuild.2",
+        "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
+    },
+}

@@ -1,0 +1,1 @@
+"""mlplat: the repository's own command line (plan, validate, promote, serve, demo)."""
