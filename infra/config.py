@@ -137,12 +137,13 @@ class GpuConfig(_Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"pools: duplicate pool names {duplicates}")
-        for pool in self.pools:
-            if pool.min_size * pool.gpus_per_node > self.max_total_gpus:
-                raise ValueError(
-                    f"pools: {pool.name} keeps {pool.min_size * pool.gpus_per_node} GPUs at its minimum, "
-                    f"above max_total_gpus ({self.max_total_gpus})"
-                )
+        # Karpenter limits each NodePool on its own; the pools' maxima must fit the environment cap
+        # so that no combination of scale-ups can exceed it.
+        total = sum(p.max_size * p.gpus_per_node for p in self.pools)
+        if total > self.max_total_gpus:
+            raise ValueError(
+                f"pools: together the pools can reach {total} GPUs, above max_total_gpus ({self.max_total_gpus})"
+            )
         return self
 
 

@@ -6,8 +6,13 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 from pulumi.runtime.config import CONFIG, get_config_env
 
+from infra.aws.cluster import EksCluster, EksClusterArgs
+from infra.aws.karpenter import GpuNodePools, GpuNodePoolsArgs
+from infra.aws.network import Network, NetworkArgs
+from infra.aws.storage import StorageClasses
 from infra.config import NAMESPACE, ConfigError, StackConfig, load_stack_config
 
 
@@ -20,13 +25,59 @@ def stack_values() -> dict[str, Any]:
 
 def build(config: StackConfig) -> None:
     """Declare the whole environment. Components get config objects, never pulumi.Config."""
+    cluster_name = f"mlplat-{config.environment}"
     aws_provider = aws.Provider(
         "aws",
         region=config.aws.region,
         default_tags=aws.ProviderDefaultTagsArgs(tags={"mlplat/managed-by": "pulumi", **config.aws.tags}),
     )
+    on_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
+
+    network = Network("network", NetworkArgs(config=config.network, cluster_name=cluster_name), on_aws)
+    cluster = EksCluster(
+        "cluster",
+        EksClusterArgs(
+            cluster_name=cluster_name,
+            cluster=config.cluster,
+            system_pool=config.system_pool,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            public_subnet_ids=network.public_subnet_ids,
+            protect_stateful=config.protect_stateful,
+        ),
+        on_aws,
+    )
+    # Every Kubernetes resource names this provider; the stack disables the default one.
+    k8s_provider = k8s.Provider(
+        "k8s",
+        kubeconfig=cluster.kubeconfig,
+        enable_server_side_apply=True,
+        opts=pulumi.ResourceOptions(parent=cluster),
+    )
+    on_cluster = pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider})
+
+    StorageClasses("storage", cluster.ebs_key_arn, config.storage.encrypted, on_cluster)
+    gpu_pools = GpuNodePools(
+        "gpu",
+        GpuNodePoolsArgs(
+            cluster_name=cluster_name,
+            cluster_endpoint=cluster.endpoint,
+            region=config.aws.region,
+            gpu=config.gpu,
+            oidc=cluster.oidc,
+            ebs_key_arn=cluster.ebs_key_arn,
+            storage_encrypted=config.storage.encrypted,
+        ),
+        on_cluster,
+    )
+
     pulumi.export("environment", config.environment)
-    pulumi.export("awsProvider", aws_provider.urn)
+    pulumi.export("clusterName", cluster.name)
+    pulumi.export("clusterEndpoint", cluster.endpoint)
+    pulumi.export("oidcIssuer", cluster.oidc_issuer)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("systemPoolName", cluster.system_pool_name)
+    pulumi.export("gpuPoolNames", gpu_pools.pool_names)
 
 
 def main() -> None:

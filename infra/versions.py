@@ -23,6 +23,8 @@ class ChartPin:
 CHARTS: dict[str, ChartPin] = {
     # cert-manager before KServe: KServe's webhook certificates are issued by it.
     "cert-manager": ChartPin("https://charts.jetstack.io", "cert-manager", "v1.21.1", "cert-manager"),
+    # KServe's CRDs ship in their own chart (kserve-resources has none); no values, so no reference folder.
+    "kserve-crd": ChartPin("oci://ghcr.io/kserve/charts", "kserve-crd", "v0.20.0", "kserve-crd"),
     # KServe 0.20.0 is the release whose CRDs are in ../shared/reference/crds/kserve.
     "kserve": ChartPin("oci://ghcr.io/kserve/charts", "kserve-resources", "v0.20.0", "kserve-resources"),
     "kserve-runtimes": ChartPin(
@@ -67,3 +69,29 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
         "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
     },
 }
+
+# Karpenter's AMI alias for GPU nodes: on GPU instance types the AL2023 alias resolves to the
+# NVIDIA-accelerated EKS AMI. Pinned to a dated release rather than @latest so nodes only change
+# when this line does.
+KARPENTER_GPU_AMI_ALIAS = "al2023@v20251108"
+
+# Images the platform chooses itself (the charts' defaults are used everywhere else).
+# The KServe runtimes are what model apps run on, so their tags are never left to `latest`/"".
+IMAGES: dict[str, str] = {
+    # MLServer serves MLflow-format models over the V2 protocol (apps with modelFormat mlflow); the
+    # version KServe 0.20.0 configures and tests its runtime with.
+    "kserve-mlserver": "docker.io/seldonio/mlserver:1.5.0",
+    # KServe's Hugging Face server with the vLLM backend, released with KServe 0.20.0.
+    "kserve-huggingfaceserver": "kserve/huggingfaceserver:v0.20.0-gpu",
+    # MLflow server image of chart 1.11.5's appVersion, pinned rather than inherited.
+    "mlflow": "burakince/mlflow:3.15.1",
+    # Falco's userspace of chart 9.1.0; the modern eBPF probe is built into this binary, so pinning
+    # the image pins the driver too (no kernel module or probe download on the node).
+    "falco": "falcosecurity/falco:0.44.1",
+}
+
+
+def image(name: str) -> tuple[str, str]:
+    """(repository, tag) of a pinned image, for charts that take them as two values."""
+    repository, _, tag = IMAGES[name].rpartition(":")
+    return repository, tag

@@ -22,7 +22,8 @@ class RenderedDoc:
     @property
     def ref(self) -> str:
         """`Kind/namespace/name`, the way findings name an object."""
-        meta = self.doc.get("metadata") or {}
+        meta = self.doc.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         return f"{self.doc.get('kind', '?')}/{meta.get('namespace', '-')}/{meta.get('name', '?')}"
 
 

@@ -34,6 +34,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
         if typ.startswith("aws:"):
             service = _service(typ)
             resource_name = state.get("name") or name
+            state.setdefault("name", resource_name)
             state.setdefault("arn", f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource_name}")
             if typ == "aws:iam/role:Role":
                 state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{resource_name}"

@@ -60,7 +60,13 @@ def _recording_monitor(recorder: Recorder) -> Any:
     from mlplat.mocks import PlatformMocks
 
     class RecordingMonitor(MockMonitor):  # type: ignore[misc]
-        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        def make_urn(self, parent: str, type_: str, name: str) -> str:
+            # The engine leaves the root stack out of its children's qualified types; so do we.
+            if parent.split("::")[2:3] == ["pulumi:pulumi:Stack"]:
+                parent = ""
+            return str(super().make_urn(parent, type_, name))
+
+        def RegisterResource(self, request: Any) -> Any:
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
                 recorder.resources.append(
@@ -79,7 +85,7 @@ def _recording_monitor(recorder: Recorder) -> Any:
                 )
             return response
 
-        def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        def RegisterResourceOutputs(self, request: Any) -> Any:
             if request.urn.endswith(f"::pulumi:pulumi:Stack::{PROJECT}-{pulumi.get_stack()}"):
                 recorder.outputs.update(redact(json_format.MessageToDict(request.outputs)))
             return super().RegisterResourceOutputs(request)
@@ -90,7 +96,8 @@ def _recording_monitor(recorder: Recorder) -> Any:
 def run_program(env: str) -> dict[str, Any]:
     """Run infra.program for one stack under mocks and return the plan document."""
     import pulumi
-    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.settings import ROOT
+    from pulumi.runtime.stack import run_in_stack
     from pulumi.runtime.sync_await import _sync_await
 
     from infra.config import NAMESPACE, read_stack_file, stack_file
@@ -101,11 +108,14 @@ def run_program(env: str) -> dict[str, Any]:
     pulumi.runtime.set_all_config(
         {f"{NAMESPACE}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}, []
     )
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=env, preview=True, monitor=monitor)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=env, preview=False, monitor=monitor)
+    # set_mocks registers a bare root stack; drop it so run_in_stack owns the root and its outputs,
+    # exactly as the Pulumi language host runs a program.
+    ROOT.set(None)
 
     from infra import program
 
-    _sync_await(run_pulumi_func(program.main))
+    _sync_await(run_in_stack(program.main))
     return {
         "kind": "offline-plan",
         "note": "Offline plan under the Pulumi SDK mock engine: no cloud was called; computed values are mocks.",
@@ -148,16 +158,14 @@ def summarize(plan: dict[str, Any]) -> str:
     ]
     violations = plan["violations"]
     lines.append(f"policy violations: {len(violations)}")
-    lines += [
-        f"  [{v['enforcementLevel']}] {v['policy']}: {v['urn']}: {v['message']}" for v in violations
-    ]
+    lines += [f"  [{v['enforcementLevel']}] {v['policy']}: {v['urn']}: {v['message']}" for v in violations]
     return "\n".join(lines)
 
 
-def plan(env: str, with_policies: bool = True) -> tuple[dict[str, Any], Path]:
+def plan(env: str, with_policies: bool = True, path: Path | None = None) -> tuple[dict[str, Any], Path]:
     document = run_program(env)
-    PLAN_DIR.mkdir(parents=True, exist_ok=True)
-    path = PLAN_DIR / f"{env}.json"
+    path = path or PLAN_DIR / f"{env}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
     if with_policies:
         document["violations"] = evaluate_policies(path)
@@ -169,6 +177,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("plan", help="offline plan of one environment (mock engine, no cloud)")
     parser.add_argument("--env", required=True, choices=["dev", "staging", "prod"])
     parser.add_argument("--no-policies", action="store_true", help="skip the Pulumi policy pack")
+    parser.add_argument("--out", type=Path, help="plan file to write (default build/plan/<env>.json)")
     parser.set_defaults(func=run)
 
 
@@ -176,11 +185,11 @@ def run(args: argparse.Namespace) -> int:
     from infra.config import ConfigError
 
     try:
-        document, path = plan(args.env, with_policies=not args.no_policies)
+        document, path = plan(args.env, with_policies=not args.no_policies, path=args.out)
     except (ConfigError, PlanError) as err:
         print(f"mlplat plan: {err}", file=sys.stderr)
         return 2
     print(summarize(document))
-    print(f"wrote {path.relative_to(REPO)}")
+    print(f"wrote {path}")
     mandatory = [v for v in document["violations"] if v["enforcementLevel"] == "mandatory"]
     return 1 if mandatory else 0

@@ -1,0 +1,287 @@
+"""The EKS cluster: encrypted Secrets, audit logs, private API in prod, IRSA, pinned add-ons, system pool."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import versions
+from infra.aws.iam import OidcIssuer, Statement, irsa_role, service_trust
+from infra.aws.kms import kms_key
+from infra.config import ClusterConfig, SystemPoolConfig
+
+CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+SYSTEM_POOL_LABEL = {"mlplat/pool": "system"}
+NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+)
+# The VPC CNI's own role (IRSA) holds the CNI policy instead of every node.
+CNI_POLICY = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+
+
+@dataclass(frozen=True)
+class EksClusterArgs:
+    cluster_name: str
+    cluster: ClusterConfig
+    system_pool: SystemPoolConfig
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[list[str]]
+    public_subnet_ids: pulumi.Input[list[str]]
+    protect_stateful: bool
+
+
+def node_launch_template(
+    name: str, ebs_key_arn: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> aws.ec2.LaunchTemplate:
+    """IMDSv2 only, hop limit 1 (pods cannot reach node credentials), encrypted root volume."""
+    return aws.ec2.LaunchTemplate(
+        name,
+        metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+            http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+        ),
+        block_device_mappings=[
+            aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name="/dev/xvda",
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_size=100, volume_type="gp3", encrypted="true", kms_key_id=ebs_key_arn
+                ),
+            )
+        ],
+        opts=opts,
+    )
+
+
+class EksCluster(pulumi.ComponentResource):
+    """Control plane, OIDC provider, access entries, core add-ons and the on-demand system pool."""
+
+    name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]
+    oidc: OidcIssuer
+    kubeconfig: pulumi.Output[str]
+    ebs_key_arn: pulumi.Output[str]
+    system_pool_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplat:cluster:EksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect_stateful)
+        cfg = args.cluster
+        addon_pins = versions.EKS_ADDONS[cfg.kubernetes_version]
+
+        secrets_key = kms_key(f"{name}-secrets", "EKS Secrets envelope encryption", stateful)
+        ebs_key = kms_key(f"{name}-ebs", "EBS volumes of nodes and persistent volumes", stateful)
+        role = aws.iam.Role(
+            f"{name}-control-plane", assume_role_policy=service_trust("eks.amazonaws.com"), opts=child
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-control-plane",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=365 if args.protect_stateful else 30,
+            opts=stateful,
+        )
+        endpoint = cfg.endpoint
+        cluster = aws.eks.Cluster(
+            f"{name}-eks",
+            name=args.cluster_name,
+            version=cfg.kubernetes_version,
+            role_arn=role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=args.private_subnet_ids,
+                endpoint_private_access=True,
+                endpoint_public_access=endpoint.public,
+                public_access_cidrs=[str(c) for c in endpoint.public_access_cidrs]
+                if endpoint.public
+                else None,
+            ),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=secrets_key.arn),
+                resources=["secrets"],
+            ),
+            enabled_cluster_log_types=CONTROL_PLANE_LOGS,
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False
+            ),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_stateful, depends_on=[log_group]),
+        )
+        issuer = cluster.identities.apply(
+            lambda ids: (ids[0].oidcs[0].issuer or "") if ids and ids[0].oidcs else ""
+        )
+        oidc_provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"], opts=child
+        )
+        self.oidc = OidcIssuer(
+            provider_arn=oidc_provider.arn, issuer_host=issuer.apply(lambda url: url.removeprefix("https://"))
+        )
+
+        for index, admin_arn in enumerate(cfg.admin_role_arns):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{index}", cluster_name=cluster.name, principal_arn=admin_arn, opts=child
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{index}",
+                cluster_name=cluster.name,
+                principal_arn=admin_arn,
+                policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=pulumi.ResourceOptions(parent=entry),
+            )
+
+        system_pool = self._system_pool(name, args, cluster, ebs_key.arn)
+        self._addons(name, cluster, addon_pins, ebs_key.arn, depends_on=[system_pool])
+
+        self.name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.oidc_issuer = issuer
+        self.ebs_key_arn = ebs_key.arn
+        self.system_pool_name = system_pool.node_group_name
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
+                lambda v: kubeconfig(v[0], v[1], v[2])
+            )
+        )
+        self.register_outputs(
+            {
+                "name": self.name,
+                "endpoint": self.endpoint,
+                "oidcIssuer": self.oidc_issuer,
+                "kubeconfig": self.kubeconfig,
+                "systemPoolName": self.system_pool_name,
+            }
+        )
+
+    def _system_pool(
+        self, name: str, args: EksClusterArgs, cluster: aws.eks.Cluster, ebs_key_arn: pulumi.Output[str]
+    ) -> aws.eks.NodeGroup:
+        """On-demand managed node group for platform services (Karpenter itself runs here)."""
+        pool = args.system_pool
+        child = pulumi.ResourceOptions(parent=self)
+        node_role = aws.iam.Role(
+            f"{name}-system-node", assume_role_policy=service_trust("ec2.amazonaws.com"), opts=child
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-system-node-{index}",
+                role=node_role.name,
+                policy_arn=arn,
+                opts=pulumi.ResourceOptions(parent=node_role),
+            )
+            for index, arn in enumerate(NODE_POLICIES)
+        ]
+        template = node_launch_template(f"{name}-system-node", ebs_key_arn, child)
+        return aws.eks.NodeGroup(
+            f"{name}-system",
+            node_group_name=f"{args.cluster_name}-system",
+            cluster_name=cluster.name,
+            node_role_arn=node_role.arn,
+            subnet_ids=args.private_subnet_ids,
+            capacity_type="ON_DEMAND",
+            instance_types=pool.instance_types,
+            ami_type="AL2023_x86_64_STANDARD",
+            labels=SYSTEM_POOL_LABEL,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=pool.min_size, desired_size=pool.desired_size, max_size=pool.max_size
+            ),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
+        )
+
+    def _addons(
+        self,
+        name: str,
+        cluster: aws.eks.Cluster,
+        pins: dict[str, str],
+        ebs_key_arn: pulumi.Output[str],
+        depends_on: list[pulumi.Resource],
+    ) -> None:
+        """Core add-ons at pinned versions; CNI and EBS CSI get their own IRSA roles."""
+        child = pulumi.ResourceOptions(parent=self)
+        cni_role = irsa_role(
+            f"{name}-vpc-cni",
+            self.oidc,
+            "kube-system",
+            "aws-node",
+            [],
+            child,
+            managed_policy_arns=(CNI_POLICY,),
+        )
+        ebs_role = irsa_role(
+            f"{name}-ebs-csi",
+            self.oidc,
+            "kube-system",
+            "ebs-csi-controller-sa",
+            [
+                Statement(
+                    sid="UseVolumeKey",
+                    actions=[
+                        "kms:Decrypt",
+                        "kms:Encrypt",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:DescribeKey",
+                    ],
+                    resources=[ebs_key_arn],
+                ),
+                Statement(
+                    sid="GrantVolumeKeyToEbs",
+                    actions=["kms:CreateGrant"],
+                    resources=[ebs_key_arn],
+                    condition={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                ),
+            ],
+            child,
+            managed_policy_arns=(EBS_CSI_POLICY,),
+        )
+        roles = {"vpc-cni": cni_role.arn, "aws-ebs-csi-driver": ebs_role.arn}
+        for addon, version in sorted(pins.items()):
+            aws.eks.Addon(
+                f"{name}-{addon}",
+                cluster_name=cluster.name,
+                addon_name=addon,
+                addon_version=version,
+                service_account_role_arn=roles.get(addon),
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="PRESERVE",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            )
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:
+    """A kubeconfig that authenticates with `aws eks get-token` (no static credentials)."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+            ],
+            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", cluster_name],
+                        }
+                    },
+                }
+            ],
+        }
+    )

@@ -1,0 +1,111 @@
+"""IAM documents and IRSA roles: one least-privilege role per Kubernetes service account.
+
+Workload identity is IRSA everywhere (docs/adr/0001-gpu-autoscaling.md explains the Karpenter
+choice; IRSA works with every chart we install through a service-account annotation).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One Allow statement; resources are explicit ARNs or ARN patterns, never a bare `*` with `*`."""
+
+    sid: str
+    actions: list[str]
+    resources: list[pulumi.Input[str]]
+    condition: dict[str, Any] | None = None
+
+
+def policy_document(statements: list[Statement]) -> pulumi.Output[str]:
+    """Render statements to a JSON policy; resources may be Outputs (ARNs of resources we create)."""
+    rendered = [pulumi.Output.all(*st.resources).apply(_statement_body(st)) for st in statements]
+    return pulumi.Output.all(*rendered).apply(
+        lambda sts: json.dumps({"Version": "2012-10-17", "Statement": list(sts)}, sort_keys=True)
+    )
+
+
+def _statement_body(st: Statement) -> Callable[[list[str]], dict[str, Any]]:
+    def body(arns: list[str]) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"Sid": st.sid, "Effect": "Allow", "Action": st.actions, "Resource": arns}
+        if st.condition:
+            rendered["Condition"] = st.condition
+        return rendered
+
+    return body
+
+
+def service_trust(service: str) -> str:
+    """Trust policy letting one AWS service (eks, ec2) assume a role."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        },
+        sort_keys=True,
+    )
+
+
+@dataclass(frozen=True)
+class OidcIssuer:
+    """The cluster's OIDC provider, as IRSA trust policies need it."""
+
+    provider_arn: pulumi.Input[str]
+    issuer_host: pulumi.Input[str]  # issuer URL without https://
+
+
+def irsa_trust(oidc: OidcIssuer, namespace: str, service_account: str) -> pulumi.Output[str]:
+    """Trust limited to exactly one service account in one namespace, with the STS audience."""
+    return pulumi.Output.all(oidc.provider_arn, oidc.issuer_host).apply(
+        lambda v: json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": v[0]},
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": {
+                            "StringEquals": {
+                                f"{v[1]}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                                f"{v[1]}:aud": "sts.amazonaws.com",
+                            }
+                        },
+                    }
+                ],
+            },
+            sort_keys=True,
+        )
+    )
+
+
+def irsa_role(
+    name: str,
+    oidc: OidcIssuer,
+    namespace: str,
+    service_account: str,
+    statements: list[Statement],
+    opts: pulumi.ResourceOptions,
+    managed_policy_arns: tuple[str, ...] = (),
+) -> aws.iam.Role:
+    """A role for one service account, its inline least-privilege policy and any AWS-managed policy."""
+    role = aws.iam.Role(
+        name,
+        assume_role_policy=irsa_trust(oidc, namespace, service_account),
+        description=f"IRSA role for {namespace}/{service_account}",
+        opts=opts,
+    )
+    child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=role))
+    if statements:
+        aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy_document(statements), opts=child)
+    for index, arn in enumerate(managed_policy_arns):
+        aws.iam.RolePolicyAttachment(f"{name}-managed-{index}", role=role.name, policy_arn=arn, opts=child)
+    return role

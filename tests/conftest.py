@@ -1,0 +1,57 @@
+"""Shared fixtures: the repository root, the read-only reference data beside it, and offline plans."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    """../shared/reference: upstream CRDs, chart defaults and schemas, read in place."""
+    if not REFERENCE.is_dir():
+        pytest.fail(f"{REFERENCE} is missing: the tests read upstream schemas from ../shared/reference")
+    return REFERENCE
+
+
+def _run_plan(env: str, out_dir: Path) -> dict[str, Any]:
+    """Run `mlplat plan` in a fresh process: the Pulumi runtime keeps global state per program run."""
+    path = out_dir / f"{env}.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "mlplat.cli", "plan", "--env", env, "--no-policies", "--out", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"mlplat plan --env {env} failed:\n{result.stdout}\n{result.stderr}"
+    plan: dict[str, Any] = json.loads(path.read_text())
+    return plan
+
+
+@pytest.fixture(scope="session")
+def offline_plan(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict[str, Any]]:
+    """The offline plan of an environment, computed once per test session."""
+    cache: dict[str, dict[str, Any]] = {}
+    out_dir = tmp_path_factory.mktemp("plans")
+
+    def get(env: str) -> dict[str, Any]:
+        if env not in cache:
+            cache[env] = _run_plan(env, out_dir)
+        return cache[env]
+
+    return get
