@@ -1,0 +1,41 @@
+"""CKV_MLP_9: an InferenceService names its team, model and model version.
+
+Ownership, cost reports, the registry gate and the storageUri check all key on these; a missing
+or malformed value makes the service anonymous.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _mlplat import DNS_LABEL, ISVC, MODEL_VERSION, MlplatCheck, annotations, labels, mapping
+
+
+class ModelMetadata(MlplatCheck):
+    def __init__(self) -> None:
+        super().__init__(
+            name="Labels mlplat/team and mlplat/model and annotation mlplat/model-version are well-formed",
+            id="CKV_MLP_9",
+            supported_entities=(ISVC,),
+            fix="set labels mlplat/team (<team> of namespace models-<team>) and mlplat/model (registered "
+            'model name, DNS label) and annotation mlplat/model-version: "<positive integer>"',
+        )
+
+    def problems(self, conf: dict[str, Any]) -> list[str]:
+        found_labels, found_annotations = labels(conf), annotations(conf)
+        problems = [
+            f"metadata/labels/{key}"
+            for key in ("mlplat/team", "mlplat/model")
+            if not isinstance(found_labels.get(key), str) or not DNS_LABEL.match(found_labels[key])
+        ]
+        version = found_annotations.get("mlplat/model-version")
+        if not isinstance(version, str) or not MODEL_VERSION.match(version):
+            problems.append("metadata/annotations/mlplat/model-version (a quoted positive integer)")
+        team = found_labels.get("mlplat/team")
+        namespace = mapping(conf.get("metadata")).get("namespace")
+        if namespace is not None and isinstance(team, str) and namespace != f"models-{team}":
+            problems.append(f"metadata/namespace (team {team} deploys to models-{team})")
+        return problems
+
+
+check = ModelMetadata()

@@ -1,0 +1,267 @@
+"""The checkov checks of model apps, run for real: checkov over pass/ and fail/ fixtures, and the scanner.
+
+checkov runs once over every fixture (module-scoped); each custom check must fail exactly the
+resources listed here and nothing in pass/. The scanner test renders its own documents.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlplat import policy_scan
+from mlplat.findings import RenderedDoc, Waiver
+
+ROOT = policy_scan.REPO_ROOT
+FIXTURES = ROOT / "policies" / "checkov" / "fixtures"
+README = ROOT / "policies" / "README.md"
+
+
+def isvc(name: str, namespace: str = "models-core-ml") -> str:
+    return f"InferenceService.{namespace}.{name}"
+
+
+# check ID -> every resource (checkov's Kind.namespace.name) it must fail among all fixtures.
+EXPECTED_FAILURES: dict[str, set[str]] = {
+    "CKV_MLP_1": {
+        isvc("mlp01-no-limits"),
+        isvc("mlp01-transformer-no-memory"),
+        isvc("mlp01-no-container"),
+        isvc("malformed-shapes"),
+    },
+    "CKV_MLP_2": {isvc("mlp02-request-only"), isvc("mlp02-request-not-limit"), isvc("mlp02-no-toleration")},
+    "CKV_MLP_3": {isvc("mlp03-no-pool"), isvc("mlp03-unknown-pool"), isvc("mlp03-affinity-any-node")},
+    "CKV_MLP_4": {
+        isvc("mlp04-no-max"),
+        isvc("mlp04-above-cap"),
+        isvc("mlp04-min-above-max"),
+        isvc("env-unknown"),
+        isvc("malformed-shapes"),
+    },
+    "CKV_MLP_5": {
+        isvc("mlp05-prod-single"),
+        isvc("mlp05-prod-transformer-single"),
+        isvc("env-label-missing"),
+        isvc("env-unknown"),
+        isvc("malformed-shapes"),
+    },
+    "CKV_MLP_6": {
+        isvc("mlp06-hugging-face"),
+        isvc("mlp06-other-bucket"),
+        isvc("mlp06-https"),
+        isvc("mlp06-version-mismatch"),
+        isvc("mlp06-container-env"),
+        isvc("env-unknown"),
+    },
+    "CKV_MLP_7": {
+        isvc("mlp07-latest"),
+        isvc("mlp07-untagged"),
+        isvc("mlp07-docker-hub"),
+        isvc("mlp07-lookalike-registry"),
+        "ServingRuntime.models-core-ml.mlp07-runtime-latest",
+    },
+    "CKV_MLP_8": {
+        isvc("mlp08-privileged"),
+        isvc("mlp08-escalation"),
+        isvc("mlp08-root"),
+        isvc("mlp08-host-network"),
+        isvc("mlp08-host-path"),
+        isvc("mlp08-capabilities"),
+    },
+    "CKV_MLP_9": {
+        isvc("mlp09-no-team"),
+        isvc("mlp09-bad-version"),
+        isvc("mlp09-other-team-namespace", "models-vision"),
+        isvc("malformed-shapes"),
+    },
+    "CKV_MLP_10": {
+        isvc("mlp10-env-password"),
+        isvc("mlp10-aws-key-value"),
+        "ServiceAccount.models-core-ml.mlp10-annotation-token",
+        "ConfigMap.models-core-ml.mlp10-config-token",
+    },
+    "CKV_MLP_11": {"Service.models-core-ml.mlp11-load-balancer", "Service.models-core-ml.mlp11-node-port"},
+    "CKV_MLP_12": {
+        "ClusterRole.default.mlp12-cluster-role",
+        "ClusterRoleBinding.default.mlp12-cluster-role-binding",
+        "Deployment.models-core-ml.mlp12-deployment",
+        "Namespace.default.team-sandbox",
+    },
+}
+
+
+def custom_check_ids() -> list[str]:
+    """Check IDs declared in the checks folder, one per check file."""
+    ids = []
+    for path in sorted((ROOT / "policies" / "checkov" / "checks").glob("mlp*.py")):
+        found = re.findall(r'id="(CKV_MLP_\d+)"', path.read_text())
+        assert len(found) == 1, f"{path.name}: one check class with one ID per file, found {found}"
+        ids += found
+    return ids
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    if not policy_scan.CHECKOV.exists():
+        pytest.fail("checkov is not installed in .venv-checkov; run `make setup`")
+    context, errors = policy_scan.policy_context()
+    assert not errors, errors
+    context_file = tmp_path_factory.mktemp("checkov") / "context.json"
+    context_file.write_text(json.dumps(context))
+    skips = sorted(policy_scan.load_skips())
+    return policy_scan._run_checkov(FIXTURES, context_file, skips, policy_scan.CHECKOV)
+
+
+def in_folder(records: list[dict[str, Any]], folder: str) -> list[dict[str, Any]]:
+    return [r for r in records if r["file_path"].startswith(f"/{folder}/")]
+
+
+def test_every_check_has_expectations() -> None:
+    assert sorted(custom_check_ids()) == sorted(EXPECTED_FAILURES)
+
+
+@pytest.mark.parametrize("check_id", sorted(EXPECTED_FAILURES, key=lambda i: int(i.rsplit("_", 1)[1])))
+def test_check_fails_exactly_the_expected_resources(results: dict[str, Any], check_id: str) -> None:
+    failed = {r["resource"] for r in results["failed_checks"] if r["check_id"] == check_id}
+    assert failed == EXPECTED_FAILURES[check_id]
+
+
+def test_pass_fixtures_pass_every_check(results: dict[str, Any]) -> None:
+    failed = [(r["check_id"], r["resource"]) for r in in_folder(results["failed_checks"], "pass")]
+    assert failed == []
+    # Each custom check really evaluated something in pass/ (a check that never runs passes nothing).
+    passed = {r["check_id"] for r in in_folder(results["passed_checks"], "pass")}
+    assert set(EXPECTED_FAILURES) <= passed
+
+
+def test_waiver_annotation_skips_one_check_for_one_resource(results: dict[str, Any]) -> None:
+    skipped = {(r["check_id"], r["resource"]) for r in results["skipped_checks"]}
+    assert skipped == {("CKV_MLP_5", isvc("iris-canary"))}
+
+
+def test_skipped_builtin_checks_never_run(results: dict[str, Any]) -> None:
+    skips = policy_scan.load_skips()
+    assert skips and all(reason for reason in skips.values())
+    ran = {r["check_id"] for key in ("passed_checks", "failed_checks") for r in results[key]}
+    assert ran.isdisjoint(skips)
+    # Built-in checks do run: the raw Deployment in fail/ trips some.
+    assert any(check_id.startswith("CKV_K8S_") for check_id in ran)
+
+
+def test_readme_documents_every_check_and_skip() -> None:
+    readme = README.read_text()
+    missing = [
+        i for i in [*custom_check_ids(), *policy_scan.load_skips()] if not re.search(rf"\b{i}\b", readme)
+    ]
+    assert missing == []
+    assert "## Pulumi policy pack" in readme
+
+
+# --- the scanner end to end --------------------------------------------------------------------
+
+
+def model(
+    name: str, *, annotations: dict[str, str] | None = None, labels: dict[str, str] | None = None
+) -> dict:
+    """A valid CPU InferenceService of team core-ml, without an environment label."""
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": name,
+            "namespace": "models-core-ml",
+            "labels": {"mlplat/team": "core-ml", "mlplat/model": "iris-classifier", **(labels or {})},
+            "annotations": {"mlplat/model-version": "3", **(annotations or {})},
+        },
+        "spec": {
+            "predictor": {
+                "minReplicas": 1,
+                "maxReplicas": 2,
+                "model": {
+                    "modelFormat": {"name": "sklearn"},
+                    "storageUri": "s3://mlplat-models/iris-classifier/3",
+                    "resources": {
+                        "requests": {"cpu": "500m", "memory": "1Gi"},
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                    },
+                },
+            }
+        },
+    }
+
+
+def test_scan_maps_findings_back_and_lists_waivers() -> None:
+    src = "apps/iris-classifier/overlays/dev/kustomization.yaml"
+    docs = [
+        # env from the RenderedDoc: dev allows one replica, so this one is clean.
+        RenderedDoc("dev", "apps/iris-classifier/overlays/dev", src, model("dev-clean")),
+        # No env anywhere: held to prod, where one replica is too few.
+        RenderedDoc(
+            None, "apps/iris-classifier/base", "apps/iris-classifier/base/isvc.yaml", model("no-env")
+        ),
+        RenderedDoc(
+            "prod",
+            "apps/iris-classifier/overlays/prod",
+            "apps/iris-classifier/overlays/prod/patch.yaml",
+            model("waived", annotations={"checkov.io/skip1": "CKV_MLP_5=canary; see ticket ML-42 (a=b)"}),
+        ),
+        RenderedDoc(
+            "prod",
+            "apps/iris-classifier/overlays/prod",
+            "apps/iris-classifier/overlays/prod/patch.yaml",
+            model(
+                "no-reason",
+                annotations={"checkov.io/skip1": "CKV_MLP_5", "checkov.io/skip2": "CKV_MLP_99=typo"},
+            ),
+        ),
+        RenderedDoc("dev", "apps/broken", "apps/broken/x.yaml", {"kind": "InferenceService", "spec": {}}),
+    ]
+    findings, waivers = policy_scan.scan(docs)
+
+    assert {(f.resource, f.rule) for f in findings} == {
+        ("InferenceService/models-core-ml/no-env", "CKV_MLP_5"),
+        ("InferenceService/models-core-ml/no-reason", policy_scan.WAIVER_NO_REASON),
+        ("InferenceService/models-core-ml/no-reason", policy_scan.WAIVER_UNUSED),
+        ("InferenceService/-/?", policy_scan.NOT_SCANNED),
+    }
+    no_env = next(f for f in findings if f.rule == "CKV_MLP_5")
+    assert no_env.file == "apps/iris-classifier/base/isvc.yaml"
+    assert "spec/predictor/minReplicas (floor 2 in prod)" in no_env.message
+    assert no_env.fix.startswith("raise minReplicas")
+    prod_patch = "apps/iris-classifier/overlays/prod/patch.yaml"
+    assert waivers == [
+        Waiver(prod_patch, "InferenceService/models-core-ml/no-reason", "CKV_MLP_5", "", "prod"),
+        Waiver(prod_patch, "InferenceService/models-core-ml/no-reason", "CKV_MLP_99", "typo", "prod"),
+        Waiver(
+            prod_patch,
+            "InferenceService/models-core-ml/waived",
+            "CKV_MLP_5",
+            "canary; see ticket ML-42 (a=b)",
+            "prod",
+        ),
+    ]
+    # The caller's documents are not modified (the environment label goes into a copy).
+    assert "mlplat/environment" not in docs[0].doc["metadata"]["labels"]
+
+
+def test_checks_fail_without_a_policy_context(tmp_path: Path) -> None:
+    """Run without MLPLAT_POLICY_CONTEXT: environment-dependent checks fail instead of passing."""
+    (tmp_path / "isvc.yaml").write_text(
+        yaml.safe_dump(model("no-context", labels={"mlplat/environment": "dev"}))
+    )
+    results = policy_scan._run_checkov(tmp_path, tmp_path / "missing.json", [], policy_scan.CHECKOV)
+    failed = {r["check_id"] for r in results["failed_checks"]}
+    assert failed == {"CKV_MLP_4", "CKV_MLP_5", "CKV_MLP_6"}
+    assert all(
+        "no policy context" in r["check_result"]["evaluated_keys"][0] for r in results["failed_checks"]
+    )
+
+
+def test_scan_without_checkov_says_how_to_install(tmp_path: Path) -> None:
+    with pytest.raises(policy_scan.PolicyScanError, match="make setup"):
+        policy_scan.scan([], checkov=tmp_path / "checkov")
