@@ -124,6 +124,9 @@ class GpuPoolConfig(_Model):
     @model_validator(mode="after")
     def _sizes(self) -> GpuPoolConfig:
         _check_range(self.min_size, self.max_size, "min_size", "max_size")
+        if self.min_size:
+            # Karpenter has no node minimum; pretending to honour one would be a lie (ADR 0001).
+            raise ValueError("min_size: GPU pools rest at zero nodes; a warm minimum is not supported yet")
         return self
 
 

@@ -53,6 +53,7 @@ BAD_CONFIGS = [
     ("dev", "system_pool.min_size", "two", "mlplat:system_pool.min_size", "valid integer"),
     ("dev", "system_pool.min_size", 5, "mlplat:system_pool", "min_size (5) must not exceed desired_size"),
     ("dev", "gpu.pools.0.min_size", 3, "mlplat:gpu.pools[0]", "min_size (3) must not exceed max_size (2)"),
+    ("dev", "gpu.pools.0.min_size", 1, "mlplat:gpu.pools[0]", "a warm minimum is not supported"),
     ("dev", "gpu.pools.0.instance_types", [], "mlplat:gpu.pools[0].instance_types", "at least 1 item"),
     ("dev", "gpu.pools.0.gpus_per_node", 0, "mlplat:gpu.pools[0].gpus_per_node", "greater than or equal to 1"),
     ("dev", "gpu.pools.1.name", "gpu-small", "mlplat:gpu", "duplicate pool names ['gpu-small']"),
