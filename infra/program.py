@@ -10,10 +10,13 @@ import pulumi_kubernetes as k8s
 from pulumi.runtime.config import CONFIG, get_config_env
 
 from infra.aws.cluster import EksCluster, EksClusterArgs
+from infra.aws.iam import IamScope
 from infra.aws.karpenter import GpuNodePools, GpuNodePoolsArgs
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.storage import StorageClasses
+from infra.aws.vault_unseal import VaultUnsealKey
 from infra.config import NAMESPACE, ConfigError, StackConfig, load_stack_config
+from infra.services import PlatformServices, PlatformServicesArgs, VaultUnseal
 
 
 def stack_values() -> dict[str, Any]:
@@ -32,6 +35,15 @@ def build(config: StackConfig) -> None:
         default_tags=aws.ProviderDefaultTagsArgs(tags={"mlplat/managed-by": "pulumi", **config.aws.tags}),
     )
     on_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
+    account = aws.get_caller_identity_output(
+        opts=pulumi.InvokeOutputOptions(provider=aws_provider)
+    ).account_id
+    iam = IamScope(
+        prefix=f"{cluster_name}-",
+        boundary_arn=pulumi.Output.format(
+            "arn:aws:iam::{0}:policy/mlplat-boundary-{1}", account, config.environment
+        ),
+    )
 
     network = Network("network", NetworkArgs(config=config.network, cluster_name=cluster_name), on_aws)
     cluster = EksCluster(
@@ -44,6 +56,7 @@ def build(config: StackConfig) -> None:
             private_subnet_ids=network.private_subnet_ids,
             public_subnet_ids=network.public_subnet_ids,
             protect_stateful=config.protect_stateful,
+            iam=iam,
         ),
         on_aws,
     )
@@ -56,7 +69,7 @@ def build(config: StackConfig) -> None:
     )
     on_cluster = pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider})
 
-    StorageClasses("storage", cluster.ebs_key_arn, config.storage.encrypted, on_cluster)
+    storage = StorageClasses("storage", cluster.ebs_key_arn, config.storage.encrypted, on_cluster)
     gpu_pools = GpuNodePools(
         "gpu",
         GpuNodePoolsArgs(
@@ -67,8 +80,23 @@ def build(config: StackConfig) -> None:
             oidc=cluster.oidc,
             ebs_key_arn=cluster.ebs_key_arn,
             storage_encrypted=config.storage.encrypted,
+            iam=iam,
         ),
         on_cluster,
+    )
+    unseal = VaultUnsealKey("vault-unseal", iam, cluster.oidc, config.protect_stateful, on_aws)
+    PlatformServices(
+        "platform",
+        PlatformServicesArgs(
+            config=config,
+            vault_unseal=VaultUnseal(
+                role_arn=unseal.role_arn, kms_key_id=unseal.key_id, region=config.aws.region
+            ),
+            cluster_name=cluster.name,
+        ),
+        pulumi.ResourceOptions(
+            providers={"aws": aws_provider, "kubernetes": k8s_provider}, depends_on=[gpu_pools]
+        ),
     )
 
     pulumi.export("environment", config.environment)

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import versions
-from infra.aws.iam import OidcIssuer, Statement, irsa_role, service_trust
+from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role, role, service_trust
 from infra.aws.kms import kms_key
 from infra.config import ClusterConfig, SystemPoolConfig
 
@@ -34,6 +34,7 @@ class EksClusterArgs:
     private_subnet_ids: pulumi.Input[list[str]]
     public_subnet_ids: pulumi.Input[list[str]]
     protect_stateful: bool
+    iam: IamScope
 
 
 def node_launch_template(
@@ -77,14 +78,14 @@ class EksCluster(pulumi.ComponentResource):
 
         secrets_key = kms_key(f"{name}-secrets", "EKS Secrets envelope encryption", stateful)
         ebs_key = kms_key(f"{name}-ebs", "EBS volumes of nodes and persistent volumes", stateful)
-        role = aws.iam.Role(
-            f"{name}-control-plane", assume_role_policy=service_trust("eks.amazonaws.com"), opts=child
+        control_plane = role(
+            f"{name}-control-plane", args.iam, service_trust("eks.amazonaws.com"), "EKS control plane", child
         )
         aws.iam.RolePolicyAttachment(
             f"{name}-control-plane",
-            role=role.name,
+            role=control_plane.name,
             policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
-            opts=pulumi.ResourceOptions(parent=role),
+            opts=pulumi.ResourceOptions(parent=control_plane),
         )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
@@ -97,7 +98,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-eks",
             name=args.cluster_name,
             version=cfg.kubernetes_version,
-            role_arn=role.arn,
+            role_arn=control_plane.arn,
             vpc_config=aws.eks.ClusterVpcConfigArgs(
                 subnet_ids=args.private_subnet_ids,
                 endpoint_private_access=True,
@@ -140,7 +141,7 @@ class EksCluster(pulumi.ComponentResource):
             )
 
         system_pool = self._system_pool(name, args, cluster, ebs_key.arn)
-        self._addons(name, cluster, addon_pins, ebs_key.arn, depends_on=[system_pool])
+        self._addons(name, args.iam, cluster, addon_pins, ebs_key.arn, depends_on=[system_pool])
 
         self.name = cluster.name
         self.endpoint = cluster.endpoint
@@ -168,8 +169,12 @@ class EksCluster(pulumi.ComponentResource):
         """On-demand managed node group for platform services (Karpenter itself runs here)."""
         pool = args.system_pool
         child = pulumi.ResourceOptions(parent=self)
-        node_role = aws.iam.Role(
-            f"{name}-system-node", assume_role_policy=service_trust("ec2.amazonaws.com"), opts=child
+        node_role = role(
+            f"{name}-system-node",
+            args.iam,
+            service_trust("ec2.amazonaws.com"),
+            "EKS system node group",
+            child,
         )
         attachments = [
             aws.iam.RolePolicyAttachment(
@@ -203,6 +208,7 @@ class EksCluster(pulumi.ComponentResource):
     def _addons(
         self,
         name: str,
+        scope: IamScope,
         cluster: aws.eks.Cluster,
         pins: dict[str, str],
         ebs_key_arn: pulumi.Output[str],
@@ -212,6 +218,7 @@ class EksCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         cni_role = irsa_role(
             f"{name}-vpc-cni",
+            scope,
             self.oidc,
             "kube-system",
             "aws-node",
@@ -221,6 +228,7 @@ class EksCluster(pulumi.ComponentResource):
         )
         ebs_role = irsa_role(
             f"{name}-ebs-csi",
+            scope,
             self.oidc,
             "kube-system",
             "ebs-csi-controller-sa",

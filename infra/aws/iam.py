@@ -55,6 +55,31 @@ def service_trust(service: str) -> str:
 
 
 @dataclass(frozen=True)
+class IamScope:
+    """Where this stack's roles live: the name prefix and permissions boundary the deploy role demands.
+
+    The bootstrap's deploy role may only create roles named `mlplat-<env>-*` that carry the
+    `mlplat-boundary-<env>` boundary (infra/bootstrap/deploy_roles.tf), so every role goes through `role()`.
+    """
+
+    prefix: str
+    boundary_arn: pulumi.Input[str]
+
+
+def role(
+    name: str, scope: IamScope, trust: pulumi.Input[str], description: str, opts: pulumi.ResourceOptions
+) -> aws.iam.Role:
+    return aws.iam.Role(
+        name,
+        name_prefix=scope.prefix,
+        permissions_boundary=scope.boundary_arn,
+        assume_role_policy=trust,
+        description=description,
+        opts=opts,
+    )
+
+
+@dataclass(frozen=True)
 class OidcIssuer:
     """The cluster's OIDC provider, as IRSA trust policies need it."""
 
@@ -89,6 +114,7 @@ def irsa_trust(oidc: OidcIssuer, namespace: str, service_account: str) -> pulumi
 
 def irsa_role(
     name: str,
+    scope: IamScope,
     oidc: OidcIssuer,
     namespace: str,
     service_account: str,
@@ -97,15 +123,16 @@ def irsa_role(
     managed_policy_arns: tuple[str, ...] = (),
 ) -> aws.iam.Role:
     """A role for one service account, its inline least-privilege policy and any AWS-managed policy."""
-    role = aws.iam.Role(
+    irsa = role(
         name,
-        assume_role_policy=irsa_trust(oidc, namespace, service_account),
-        description=f"IRSA role for {namespace}/{service_account}",
-        opts=opts,
+        scope,
+        irsa_trust(oidc, namespace, service_account),
+        f"IRSA role for {namespace}/{service_account}",
+        opts,
     )
-    child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=role))
+    child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=irsa))
     if statements:
-        aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy_document(statements), opts=child)
+        aws.iam.RolePolicy(f"{name}-policy", role=irsa.id, policy=policy_document(statements), opts=child)
     for index, arn in enumerate(managed_policy_arns):
-        aws.iam.RolePolicyAttachment(f"{name}-managed-{index}", role=role.name, policy_arn=arn, opts=child)
-    return role
+        aws.iam.RolePolicyAttachment(f"{name}-managed-{index}", role=irsa.name, policy_arn=arn, opts=child)
+    return irsa

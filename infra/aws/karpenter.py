@@ -16,7 +16,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.aws.iam import OidcIssuer, Statement, irsa_role, service_trust
+from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role, role, service_trust
 from infra.config import GpuConfig
 
 NAMESPACE = "karpenter"
@@ -60,6 +60,7 @@ class GpuNodePoolsArgs:
     oidc: OidcIssuer
     ebs_key_arn: pulumi.Input[str]
     storage_encrypted: bool
+    iam: IamScope
 
 
 def node_class_spec(node_role: str, cluster_name: str, ebs_key_arn: str, encrypted: bool) -> dict[str, Any]:
@@ -123,8 +124,8 @@ class GpuNodePools(pulumi.ComponentResource):
         super().__init__("mlplat:cluster:GpuNodePools", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        node_role = aws.iam.Role(
-            f"{name}-node", assume_role_policy=service_trust("ec2.amazonaws.com"), opts=child
+        node_role = role(
+            f"{name}-node", args.iam, service_trust("ec2.amazonaws.com"), "Karpenter GPU nodes", child
         )
         for index, arn in enumerate(NODE_POLICIES):
             aws.iam.RolePolicyAttachment(
@@ -143,6 +144,7 @@ class GpuNodePools(pulumi.ComponentResource):
         profile_arn = "arn:aws:iam::*:instance-profile/*"  # Karpenter names the profiles it manages
         queue = aws.sqs.Queue(
             f"{name}-interruptions",
+            name_prefix=args.iam.prefix,
             message_retention_seconds=300,
             sqs_managed_sse_enabled=True,
             opts=child,
@@ -179,7 +181,10 @@ class GpuNodePools(pulumi.ComponentResource):
         )
         for event, pattern in INTERRUPTION_EVENTS.items():
             rule = aws.cloudwatch.EventRule(
-                f"{name}-{event}", event_pattern=json.dumps(pattern, sort_keys=True), opts=child
+                f"{name}-{event}",
+                name_prefix=args.iam.prefix,
+                event_pattern=json.dumps(pattern, sort_keys=True),
+                opts=child,
             )
             aws.cloudwatch.EventTarget(
                 f"{name}-{event}", rule=rule.name, arn=queue.arn, opts=pulumi.ResourceOptions(parent=rule)
@@ -188,6 +193,7 @@ class GpuNodePools(pulumi.ComponentResource):
         cluster_arn = f"arn:aws:eks:{args.region}:*:cluster/{args.cluster_name}"
         controller_role = irsa_role(
             f"{name}-controller",
+            args.iam,
             args.oidc,
             NAMESPACE,
             SERVICE_ACCOUNT,

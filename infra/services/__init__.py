@@ -1,0 +1,86 @@
+"""Platform services on the cluster: one component per service, each a pinned Helm release.
+
+`PlatformServices` builds them in dependency order: kube-prometheus-stack first (its CRDs are used
+by every ServiceMonitor), cert-manager before KServe, Vault + the Vault Secrets Operator before the
+VaultStaticSecrets that deliver generated credentials, Argo CD before its AppProject/ApplicationSet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.config import StackConfig
+from infra.services.argocd import ArgoCd
+from infra.services.cert_manager import CertManager
+from infra.services.chart import ServiceArgs
+from infra.services.falco import Falco
+from infra.services.gpu_operator import GpuOperator
+from infra.services.kserve import Kserve, KserveArgs
+from infra.services.minio import Minio
+from infra.services.mlflow import Mlflow, MlflowArgs
+from infra.services.monitoring import Monitoring
+from infra.services.secrets import VaultAccess
+from infra.services.vault import ADDRESS as VAULT_ADDRESS
+from infra.services.vault import Vault, VaultArgs
+
+
+@dataclass(frozen=True)
+class VaultUnseal:
+    role_arn: pulumi.Input[str]  # IRSA role for the vault ServiceAccount (vault/vault)
+    kms_key_id: pulumi.Input[str]
+    region: str
+
+
+@dataclass(frozen=True)
+class PlatformServicesArgs:
+    config: StackConfig
+    vault_unseal: VaultUnseal
+    cluster_name: pulumi.Input[str]
+
+
+class PlatformServices(pulumi.ComponentResource):
+    """Every platform service of one environment; Kubernetes resources use the provider in `opts`."""
+
+    def __init__(self, name: str, args: PlatformServicesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplat:services:PlatformServices", name, None, opts)
+        config = args.config
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.monitoring = Monitoring(f"{name}-monitoring", ServiceArgs(config), child)
+        after = (self.monitoring.release,)
+        self.cert_manager = CertManager(f"{name}-cert-manager", ServiceArgs(config, after), child)
+        self.kserve = Kserve(
+            f"{name}-kserve", KserveArgs(config, after, cert_manager=self.cert_manager.release), child
+        )
+        self.gpu_operator = GpuOperator(f"{name}-gpu-operator", ServiceArgs(config, after), child)
+        unseal = args.vault_unseal
+        self.vault = Vault(
+            f"{name}-vault",
+            VaultArgs(
+                config, after, role_arn=unseal.role_arn, kms_key_id=unseal.kms_key_id, region=unseal.region
+            ),
+            child,
+        )
+        self.minio = Minio(f"{name}-minio", ServiceArgs(config, after), child)
+        self.mlflow = Mlflow(
+            f"{name}-mlflow",
+            MlflowArgs(config, (*after, self.minio.release), s3_credentials=self.minio.mlflow_credentials),
+            child,
+        )
+        self.falco = Falco(f"{name}-falco", ServiceArgs(config, after), child)
+        self.argocd = ArgoCd(f"{name}-argocd", ServiceArgs(config, after), child)
+
+        # Vault delivery of every generated credential, once VSO's CRDs exist.
+        seeds = [*self.monitoring.seeds, *self.minio.seeds, *self.mlflow.seeds]
+        self.vault_access = [
+            VaultAccess(f"{name}-vault-access-{ns}", ns, seeds, [self.vault.operator], child)
+            for ns in sorted({seed.namespace for seed in seeds})
+        ]
+        self.register_outputs(
+            {
+                "minioEndpoint": self.minio.endpoint,
+                "vaultAddress": VAULT_ADDRESS,
+            }
+        )

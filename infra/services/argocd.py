@@ -1,0 +1,107 @@
+"""Argo CD: syncs the model apps; HA where `services.argocd.ha`, SSO-only where OIDC is configured.
+
+KServe InferenceServices get a real health check (their Ready condition) and the fields KServe's
+webhook and controller fill in are ignored in diffs. The environment's AppProject and
+ApplicationSet (platform/argocd/<env>/) are applied once the chart's CRDs exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import yaml
+
+from infra.config import StackConfig
+from infra.services.chart import (
+    ServiceArgs,
+    custom_resources,
+    deep_merge,
+    helm_release,
+    load_documents,
+    namespace,
+    values_files,
+)
+
+NAMESPACE = "argocd"
+ISVC = "serving.kserve.io_InferenceService"
+
+# Ready=True is Healthy, Ready=False with a reason is Degraded, anything else is still progressing.
+ISVC_HEALTH_LUA = """\
+local hs = {status = "Progressing", message = "Waiting for the InferenceService to become Ready"}
+if obj.status ~= nil and obj.status.conditions ~= nil then
+  for _, condition in ipairs(obj.status.conditions) do
+    if condition.type == "Ready" then
+      if condition.status == "True" then
+        hs.status = "Healthy"
+        hs.message = condition.message or "InferenceService is Ready"
+      elseif condition.status == "False" and condition.reason ~= nil then
+        hs.status = "Degraded"
+        hs.message = condition.message or condition.reason
+      end
+    end
+  end
+end
+return hs
+"""
+
+# Defaults KServe's mutating webhook writes into the spec, and annotations/labels its controller
+# manages: not drift, since git never sets them.
+ISVC_IGNORE_DIFFERENCES = {
+    "jqPathExpressions": [
+        ".spec.predictor.model.name",
+        ".spec.predictor.containers[]?.name",
+        '.metadata.annotations["serving.kserve.io/deploymentMode"]',
+        '.metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]',
+    ],
+    "managedFieldsManagers": ["kserve-controller", "manager"],
+}
+
+
+def computed_values(config: StackConfig) -> dict[str, Any]:
+    argocd = config.services.argocd
+    replicas = 2 if argocd.ha else 1
+    cm: dict[str, Any] = {
+        f"resource.customizations.health.{ISVC}": ISVC_HEALTH_LUA,
+        f"resource.customizations.ignoreDifferences.{ISVC}": yaml.safe_dump(
+            ISVC_IGNORE_DIFFERENCES, sort_keys=False
+        ),
+    }
+    if argocd.oidc is not None:
+        cm["admin.enabled"] = "false"  # SSO only: no shared local admin password in prod
+        cm["oidc.config"] = yaml.safe_dump(
+            {
+                "name": "SSO",
+                "issuer": argocd.oidc.issuer,
+                "clientID": argocd.oidc.client_id,
+                # Public client with PKCE: no client secret to store.
+                "enablePKCEAuthentication": True,
+                "requestedScopes": ["openid", "profile", "email", "groups"],
+            },
+            sort_keys=False,
+        )
+    return {
+        "redis-ha": {"enabled": argocd.ha},
+        "controller": {"replicas": replicas},
+        "server": {"replicas": replicas},
+        "repoServer": {"replicas": replicas},
+        "applicationSet": {"replicas": replicas},
+        "configs": {"cm": cm},
+    }
+
+
+class ArgoCd(pulumi.ComponentResource):
+    """Argo CD and the current environment's AppProject/ApplicationSet."""
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplat:services:ArgoCd", name, None, opts)
+        env = args.config.environment
+        ns = namespace(self, f"{name}-ns", NAMESPACE)
+        values = deep_merge(values_files("argo-cd", env), computed_values(args.config))
+        self.release = helm_release(
+            self, f"{name}-release", "argocd", "argo-cd", ns.metadata.name, values, [ns, *args.after]
+        )
+        self.gitops = custom_resources(
+            self, f"{name}-{env}", load_documents([f"argocd/{env}/*.yaml"]), NAMESPACE, [self.release]
+        )
+        self.register_outputs({"release": self.release.status, "gitops": [r.urn for r in self.gitops]})

@@ -1,0 +1,195 @@
+"""The one way the platform installs a chart: pinned Helm release, values files + computed values.
+
+Every service goes through `helm_release`, so pins, release safety settings (atomic, cleanup on
+fail, wait for hooks) and the values-file layout are decided once. Values come from
+`platform/<dir>/values.yaml`, deep-merged with `platform/<dir>/values-<env>.yaml` and then with the
+values the program computes (role ARNs, replicas from StackConfig, Secret names). Computed values
+win, because they come from the typed stack config that the whole program agrees on.
+
+Also here: the Pod Security level of every platform namespace, and loading the declarative
+manifests other teams keep under `platform/` as Kubernetes resources.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from infra import versions
+from infra.config import StackConfig
+
+REPO = Path(__file__).resolve().parents[2]
+PLATFORM = REPO / "platform"
+
+# StorageClasses the AWS layer creates: KMS-encrypted gp3, and its Retain twin for stateful services
+# (a deleted PVC must not delete the data of Vault, MinIO or PostgreSQL).
+STORAGE_CLASS = "gp3-encrypted"
+STATEFUL_STORAGE_CLASS = "gp3-retain"
+
+# Seconds Helm waits for a release's workloads (and hooks) to be ready before `atomic` rolls back.
+RELEASE_TIMEOUT = 900
+
+# Pod Security Standard enforced on each platform namespace: `restricted` unless the workload
+# cannot run under it.
+POD_SECURITY: dict[str, str] = {
+    "cert-manager": "restricted",
+    "kserve": "restricted",
+    # The GPU Operator's operands (container toolkit, device plugin, DCGM, validators) mount host
+    # paths and run privileged to configure the node's container runtime and GPUs.
+    "gpu-operator": "privileged",
+    # The MinIO chart's pods set no seccomp profile and keep default capabilities.
+    "minio": "baseline",
+    # The Vault chart's server pod sets no seccomp profile / capability drop we can override for
+    # every container it renders (injector disabled, but the server pod is chart-owned).
+    "vault": "baseline",
+    "vault-secrets-operator": "restricted",
+    # The Bitnami PostgreSQL subchart's init containers do not meet `restricted`.
+    "mlflow": "baseline",
+    # node-exporter (part of kube-prometheus-stack) uses hostNetwork, hostPID and host paths.
+    "monitoring": "privileged",
+    # Falco reads kernel events through eBPF: needs host PID, host paths and BPF capabilities.
+    "falco": "privileged",
+    # redis-ha (HA Argo CD) runs a sentinel/haproxy pair whose containers set no seccomp profile.
+    "argocd": "baseline",
+}
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    """What every service component needs: the typed stack config, and what must exist before it."""
+
+    config: StackConfig
+    # Releases whose CRDs this service's resources use (e.g. kube-prometheus-stack for ServiceMonitors).
+    after: tuple[pulumi.Resource, ...] = ()
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` merged into a copy of `base`: maps merge key by key, anything else is replaced."""
+    merged: dict[str, Any] = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    document = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(document, dict):
+        raise ValueError(f"{path.relative_to(REPO)}: a values file must be a mapping")
+    return document
+
+
+def values_files(values_dir: str, environment: str) -> dict[str, Any]:
+    """`platform/<values_dir>/values.yaml` deep-merged with its `values-<environment>.yaml`."""
+    folder = PLATFORM / values_dir
+    return deep_merge(_read_yaml(folder / "values.yaml"), _read_yaml(folder / f"values-{environment}.yaml"))
+
+
+def helm_release(
+    owner: pulumi.Resource,
+    resource_name: str,
+    name: str,
+    chart_key: str,
+    namespace: pulumi.Input[str],
+    values: Mapping[str, Any],
+    depends_on: Sequence[pulumi.Resource] = (),
+    protect: bool = False,
+) -> k8s.helm.v3.Release:
+    """A Helm release of the pinned chart `chart_key`, child of `owner`, named `name` in the cluster.
+
+    The release name is fixed (no Pulumi suffix) because other services address this one by its
+    Service names, which Helm derives from the release name.
+    """
+    pin = versions.CHARTS[chart_key]
+    oci = pin.repo.startswith("oci://")
+    return k8s.helm.v3.Release(
+        resource_name,
+        k8s.helm.v3.ReleaseArgs(
+            name=name,
+            chart=f"{pin.repo}/{pin.chart}" if oci else pin.chart,
+            version=pin.version,
+            repository_opts=None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=pin.repo),
+            namespace=namespace,
+            create_namespace=False,
+            values=dict(values),
+            # A failed install/upgrade is rolled back and fails `pulumi up`, never left half-done.
+            atomic=True,
+            cleanup_on_fail=True,
+            wait_for_jobs=True,
+            timeout=RELEASE_TIMEOUT,
+            # Helm installs the chart's crds/ directory on first install, before the templates.
+            skip_crds=False,
+            max_history=10,
+        ),
+        pulumi.ResourceOptions(parent=owner, depends_on=list(depends_on), protect=protect),
+    )
+
+
+def namespace(owner: pulumi.Resource, resource_name: str, name: str) -> k8s.core.v1.Namespace:
+    """A platform namespace with its Pod Security Standard enforced (and warned/audited alike)."""
+    level = POD_SECURITY[name]
+    return k8s.core.v1.Namespace(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=name,
+            labels={
+                "app.kubernetes.io/part-of": "mlplat",
+                "pod-security.kubernetes.io/enforce": level,
+                "pod-security.kubernetes.io/warn": level,
+                "pod-security.kubernetes.io/audit": level,
+            },
+        ),
+        opts=pulumi.ResourceOptions(parent=owner),
+    )
+
+
+def load_documents(patterns: Iterable[str]) -> list[tuple[Path, dict[str, Any]]]:
+    """Every YAML/JSON document under `platform/` matching the globs, sorted, empty docs skipped."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    for pattern in patterns:
+        for path in sorted(PLATFORM.glob(pattern)):
+            text = path.read_text()
+            documents = [json.loads(text)] if path.suffix == ".json" else list(yaml.safe_load_all(text))
+            found += [(path, doc) for doc in documents if isinstance(doc, dict) and doc]
+    return found
+
+
+def custom_resources(
+    owner: pulumi.Resource,
+    prefix: str,  # resource-name prefix: the owner's name and what the manifests are
+    documents: Iterable[tuple[Path, dict[str, Any]]],
+    default_namespace: str | None,
+    depends_on: Sequence[pulumi.Resource],
+) -> list[k8s.apiextensions.CustomResource]:
+    """One CustomResource per manifest, after the release that installs its CRD."""
+    created: list[k8s.apiextensions.CustomResource] = []
+    for path, doc in documents:
+        metadata = dict(doc.get("metadata") or {})
+        if "name" not in metadata:
+            raise ValueError(f"{path.relative_to(REPO)}: a {doc.get('kind')} without metadata.name")
+        if default_namespace and "namespace" not in metadata:
+            metadata["namespace"] = default_namespace
+        body = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind", "metadata")}
+        created.append(
+            k8s.apiextensions.CustomResource(
+                f"{prefix}-{str(doc['kind']).lower()}-{metadata['name']}",
+                api_version=str(doc["apiVersion"]),
+                kind=str(doc["kind"]),
+                metadata=metadata,
+                opts=pulumi.ResourceOptions(parent=owner, depends_on=list(depends_on)),
+                **body,
+            )
+        )
+    return created

@@ -1,0 +1,51 @@
+"""Falco runtime security on every node (GPU nodes included), alerts forwarded to Alertmanager.
+
+The modern eBPF probe is compiled into the pinned Falco binary (CO-RE), so nothing is built or
+downloaded on the node: the driver kind and version are pinned together with the image.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra import versions
+from infra.services.chart import PLATFORM, ServiceArgs, deep_merge, helm_release, namespace, values_files
+from infra.services.monitoring import ALERTMANAGER_URL
+
+NAMESPACE = "falco"
+
+
+def custom_rules() -> dict[str, str]:
+    """`platform/falco/*.yaml` rule files (not our values files), by file name, as the chart expects."""
+    rules: dict[str, str] = {}
+    for path in sorted((PLATFORM / "falco").glob("*.yaml")):
+        if path.name == "values.yaml" or path.name.startswith("values-"):
+            continue
+        if not path.read_text().strip():
+            continue
+        rules[path.name] = path.read_text()
+    return rules
+
+
+def computed_values() -> dict[str, Any]:
+    repository, tag = versions.image("falco")
+    return {
+        "image": {"repository": repository, "tag": tag},
+        "customRules": custom_rules(),
+        "falcosidekick": {"config": {"alertmanager": {"hostport": ALERTMANAGER_URL}}},
+    }
+
+
+class Falco(pulumi.ComponentResource):
+    """Falco DaemonSet with falcosidekick and the platform's rules."""
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplat:services:Falco", name, None, opts)
+        ns = namespace(self, f"{name}-ns", NAMESPACE)
+        values = deep_merge(values_files("falco", args.config.environment), computed_values())
+        self.release = helm_release(
+            self, f"{name}-release", "falco", "falco", ns.metadata.name, values, [ns, *args.after]
+        )
+        self.register_outputs({"release": self.release.status, "rules": sorted(custom_rules())})

@@ -1,0 +1,126 @@
+"""MinIO: the S3 store for model artifacts (`apps.model_store_uri`) and MLflow's artifacts.
+
+Distributed with erasure coding where `services.minio` says so (prod: 4+ replicas), on the Retain
+StorageClass. Root and MLflow credentials are generated, seeded once into Kubernetes Secrets and
+then owned by Vault (see secrets.py); the chart only ever sees Secret names (`existingSecret`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.config import StackConfig
+from infra.services import secrets
+from infra.services.chart import (
+    STATEFUL_STORAGE_CLASS,
+    ServiceArgs,
+    deep_merge,
+    helm_release,
+    namespace,
+    values_files,
+)
+
+NAMESPACE = "minio"
+RELEASE = "minio"
+ENDPOINT = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:9000"
+ARTIFACTS_BUCKET = "mlflow-artifacts"
+ROOT_SECRET = "minio-root"
+# MLflow's own MinIO user: the same Vault path is synced into the minio namespace (the chart creates
+# the user from it) and into the mlflow namespace (the server signs requests with it).
+MLFLOW_USER = "mlflow"
+MLFLOW_S3_SECRET = "mlflow-s3"
+MLFLOW_S3_VAULT_PATH = "platform/mlflow/s3"
+MLFLOW_POLICY = "mlflow-artifacts-readwrite"
+
+
+def model_bucket(config: StackConfig) -> str:
+    return config.apps.model_store_uri.removeprefix("s3://")
+
+
+def computed_values(config: StackConfig) -> dict[str, Any]:
+    minio = config.services.minio
+    return {
+        "mode": minio.mode,
+        "replicas": minio.replicas,
+        "persistence": {
+            "enabled": True,
+            "storageClass": STATEFUL_STORAGE_CLASS,
+            "size": f"{minio.volume_size_gi}Gi",
+        },
+        "existingSecret": ROOT_SECRET,
+        "buckets": [
+            # Model versions are immutable releases: versioning keeps an overwritten one recoverable.
+            {"name": model_bucket(config), "policy": "none", "purge": False, "versioning": True},
+            {"name": ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
+        ],
+        "policies": [
+            {
+                "name": MLFLOW_POLICY,
+                "statements": [
+                    {"resources": [f"arn:aws:s3:::{ARTIFACTS_BUCKET}"], "actions": ["s3:ListBucket"]},
+                    {
+                        "resources": [f"arn:aws:s3:::{ARTIFACTS_BUCKET}/*"],
+                        "actions": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    },
+                ],
+            }
+        ],
+        # Replaces the chart's default `console/console123` user.
+        "users": [
+            {
+                # A MinIO access key is a user name, but the pack (rightly) treats any access key
+                # as sensitive; it travels as a Pulumi secret like the rest of the credentials.
+                "accessKey": pulumi.Output.secret(MLFLOW_USER),
+                "existingSecret": MLFLOW_S3_SECRET,
+                "existingSecretKey": "AWS_SECRET_ACCESS_KEY",
+                "policy": MLFLOW_POLICY,
+            }
+        ],
+    }
+
+
+class Minio(pulumi.ComponentResource):
+    """MinIO with its buckets, a least-privilege MLflow user, and metrics scraped."""
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplat:services:Minio", name, None, opts)
+        ns = namespace(self, f"{name}-ns", NAMESPACE)
+        root = secrets.seed_secret(
+            self,
+            f"{name}-root",
+            ns,
+            NAMESPACE,
+            ROOT_SECRET,
+            "platform/minio/root",
+            {"rootUser": "mlplat-root", "rootPassword": secrets.password(self, f"{name}-root-password")},
+        )
+        # Exposed for MLflow, which seeds the same values in its own namespace.
+        self.mlflow_credentials: dict[str, pulumi.Input[str]] = {
+            "AWS_ACCESS_KEY_ID": MLFLOW_USER,
+            "AWS_SECRET_ACCESS_KEY": secrets.password(self, f"{name}-mlflow-password"),
+        }
+        mlflow_user = secrets.seed_secret(
+            self,
+            f"{name}-mlflow-user",
+            ns,
+            NAMESPACE,
+            MLFLOW_S3_SECRET,
+            MLFLOW_S3_VAULT_PATH,
+            self.mlflow_credentials,
+        )
+        self.seeds = [root, mlflow_user]
+        values = deep_merge(values_files("minio", args.config.environment), computed_values(args.config))
+        self.release = helm_release(
+            self,
+            f"{name}-release",
+            RELEASE,
+            "minio",
+            ns.metadata.name,
+            values,
+            [ns, root.resource, mlflow_user.resource, *args.after],
+            protect=args.config.protect_stateful,
+        )
+        self.endpoint = ENDPOINT
+        self.register_outputs({"release": self.release.status, "endpoint": ENDPOINT})

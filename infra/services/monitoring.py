@@ -1,0 +1,186 @@
+"""kube-prometheus-stack: Prometheus, Alertmanager and Grafana, plus the platform's rules and dashboards.
+
+Installed first: its CRDs (ServiceMonitor, PodMonitor, PrometheusRule) are used by every other
+service. Retention, storage and replicas come from `services.monitoring`; the Alertmanager config,
+PrometheusRules and Grafana dashboards are loaded from `platform/` at program time.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from infra.services import secrets
+from infra.services.chart import (
+    PLATFORM,
+    STORAGE_CLASS,
+    ServiceArgs,
+    custom_resources,
+    deep_merge,
+    helm_release,
+    load_documents,
+    namespace,
+    values_files,
+)
+
+NAMESPACE = "monitoring"
+RELEASE = "kube-prometheus-stack"
+ALERTMANAGER_URL = f"http://{RELEASE}-alertmanager.{NAMESPACE}.svc.cluster.local:9093"
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+
+
+def alertmanager_config() -> dict[str, Any] | None:
+    """`platform/alertmanager/config.yaml`: the `alertmanager.config` block (None: chart default)."""
+    path = PLATFORM / "alertmanager" / "config.yaml"
+    if not path.exists():
+        return None
+    document = yaml.safe_load(path.read_text()) or None
+    if isinstance(document, dict) and set(document) == {"alertmanager"}:
+        document = document["alertmanager"].get("config")  # tolerate the wrapped form
+    return document if isinstance(document, dict) else None
+
+
+def computed_values(config: Any) -> dict[str, Any]:
+    """Per-environment values from `services.monitoring`."""
+    monitoring = config.services.monitoring
+    values: dict[str, Any] = {
+        "prometheus": {
+            "prometheusSpec": {
+                "retention": monitoring.retention,
+                "replicas": monitoring.prometheus_replicas,
+                "storageSpec": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "storageClassName": STORAGE_CLASS,
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {
+                                "requests": {"storage": f"{monitoring.prometheus_volume_size_gi}Gi"}
+                            },
+                        }
+                    }
+                },
+            }
+        },
+        "alertmanager": {"alertmanagerSpec": {"replicas": monitoring.prometheus_replicas}},
+        "grafana": {"admin": {"existingSecret": GRAFANA_ADMIN_SECRET}},
+    }
+    config_block = alertmanager_config()
+    if config_block is not None:
+        values["alertmanager"]["config"] = config_block
+    return values
+
+
+class Monitoring(pulumi.ComponentResource):
+    """The monitoring stack, KServe model-server PodMonitor, PrometheusRules and dashboards."""
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplat:services:Monitoring", name, None, opts)
+        ns = namespace(self, f"{name}-ns", NAMESPACE)
+        admin = secrets.seed_secret(
+            self,
+            f"{name}-grafana-admin",
+            ns,
+            NAMESPACE,
+            GRAFANA_ADMIN_SECRET,
+            "platform/monitoring/grafana-admin",
+            {
+                "admin-user": "admin",
+                "admin-password": secrets.password(self, f"{name}-grafana-admin-password"),
+            },
+        )
+        self.seeds = [admin]
+        values = deep_merge(
+            values_files("kube-prometheus-stack", args.config.environment), computed_values(args.config)
+        )
+        self.release = helm_release(
+            self,
+            f"{name}-release",
+            RELEASE,
+            "kube-prometheus-stack",
+            ns.metadata.name,
+            values,
+            [ns, admin.resource, *args.after],
+            # Prometheus and Alertmanager volumes hold the platform's metrics history.
+            protect=args.config.protect_stateful,
+        )
+        after: list[pulumi.Resource] = [self.release]
+        self.model_servers = k8s.apiextensions.CustomResource(
+            f"{name}-kserve-models",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata={"name": "kserve-model-servers", "namespace": NAMESPACE},
+            spec=_model_server_podmonitor(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+        self.rules = custom_resources(
+            self, f"{name}-rule", load_documents(["prometheus/rules/*.yaml"]), NAMESPACE, after
+        )
+        self.dashboards = [
+            _dashboard(self, f"{name}-dashboard", path.stem, doc, after)
+            for path, doc in load_documents(["grafana/dashboards/*.json"])
+        ]
+        self.register_outputs({"release": self.release.status, "alertmanagerUrl": ALERTMANAGER_URL})
+
+
+def _model_server_podmonitor() -> dict[str, Any]:
+    """Scrape every KServe predictor pod in a `models-*` namespace on the port/path KServe annotates."""
+    return {
+        "namespaceSelector": {"any": True},
+        "selector": {
+            "matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}]
+        },
+        "podMetricsEndpoints": [
+            {
+                "relabelings": [
+                    {
+                        "sourceLabels": ["__meta_kubernetes_namespace"],
+                        "regex": "models-.+",
+                        "action": "keep",
+                    },
+                    {
+                        "sourceLabels": [
+                            "__address__",
+                            "__meta_kubernetes_pod_annotation_prometheus_kserve_io_port",
+                        ],
+                        "regex": "([^:]+)(?::\\d+)?;(\\d+)",
+                        "replacement": "$1:$2",
+                        "targetLabel": "__address__",
+                        "action": "replace",
+                    },
+                    {
+                        "sourceLabels": ["__meta_kubernetes_pod_annotation_prometheus_kserve_io_path"],
+                        "regex": "(.+)",
+                        "targetLabel": "__metrics_path__",
+                        "action": "replace",
+                    },
+                ]
+            }
+        ],
+    }
+
+
+def _dashboard(
+    owner: pulumi.Resource, prefix: str, stem: str, doc: dict[str, Any], after: list[pulumi.Resource]
+) -> k8s.core.v1.ConfigMap:
+    """A dashboard JSON as a ConfigMap Grafana's sidecar picks up (label grafana_dashboard=1)."""
+    if doc.get("kind") == "ConfigMap":  # already wrapped by its author
+        metadata = doc.get("metadata", {})
+        data = doc.get("data", {})
+        name = metadata.get("name", stem)
+        labels = {**metadata.get("labels", {}), "grafana_dashboard": "1"}
+    else:
+        name, data, labels = (
+            f"dashboard-{stem}",
+            {f"{stem}.json": json.dumps(doc, indent=2)},
+            {"grafana_dashboard": "1"},
+        )
+    return k8s.core.v1.ConfigMap(
+        f"{prefix}-{stem}",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=NAMESPACE, labels=labels),
+        data=data,
+        opts=pulumi.ResourceOptions(parent=owner, depends_on=after),
+    )

@@ -1,0 +1,133 @@
+"""Credentials the platform generates, delivered the one way the platform delivers secrets: Vault + VSO.
+
+Bootstrap order (docs/runbooks/vault.md): on the very first `pulumi up` Vault is not initialised,
+so nothing can be read from it yet. Pulumi therefore generates each credential (pulumi-random,
+secret in state) and seeds the destination Kubernetes Secret once, so the chart that reads it
+(`existingSecret`) can start. The runbook then writes the same values into Vault KV
+(`kv/platform/...`); from then on a VaultStaticSecret keeps the Kubernetes Secret in sync from
+Vault (`overwrite: true`) and Vault is the source of truth. Pulumi ignores later changes of the
+seeded data, so a rotation done in Vault is never reverted by the next `pulumi up`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+VAULT_KV_MOUNT = "kv"
+# Each consuming namespace authenticates with this ServiceAccount to the Vault role named like the
+# namespace (policies in platform/vault/<namespace>.hcl).
+VAULT_AUTH_NAME = "vault"
+VAULT_AUTH_SERVICE_ACCOUNT = "vault-secrets"
+VAULT_AUDIENCE = "vault"
+REFRESH_AFTER = "1h"
+
+
+def password(owner: pulumi.Resource, name: str, length: int = 32) -> pulumi.Output[str]:
+    """A generated password, alphanumeric so it survives config files and URLs unescaped."""
+    generated = random.RandomPassword(
+        name, length=length, special=False, opts=pulumi.ResourceOptions(parent=owner)
+    )
+    return pulumi.Output.secret(generated.result)
+
+
+@dataclass(frozen=True)
+class SeededSecret:
+    """A Kubernetes Secret Pulumi seeded, and the Vault KV path that owns its data afterwards."""
+
+    namespace: str
+    secret_name: str
+    vault_path: str  # below the kv-v2 mount, e.g. platform/minio/root
+    resource: k8s.core.v1.Secret
+
+
+def seed_secret(
+    owner: pulumi.Resource,
+    resource_name: str,
+    namespace: k8s.core.v1.Namespace,
+    namespace_name: str,
+    secret_name: str,
+    vault_path: str,
+    data: Mapping[str, pulumi.Input[str]],
+) -> SeededSecret:
+    """Create the Secret a chart reads, with generated data, written once (see the module docstring)."""
+    secret = k8s.core.v1.Secret(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=secret_name,
+            namespace=namespace.metadata.name,  # an Output of the namespace: created after it
+            annotations={"mlplat/vault-path": f"{VAULT_KV_MOUNT}/{vault_path}"},
+        ),
+        type="Opaque",
+        string_data={key: pulumi.Output.secret(value) for key, value in data.items()},
+        opts=pulumi.ResourceOptions(
+            parent=owner,
+            ignore_changes=["data", "stringData"],
+            additional_secret_outputs=["data", "stringData"],
+        ),
+    )
+    return SeededSecret(namespace_name, secret_name, vault_path, secret)
+
+
+class VaultAccess(pulumi.ComponentResource):
+    """VSO's identity in one namespace (ServiceAccount + VaultAuth) and the secrets it syncs there."""
+
+    auth: k8s.apiextensions.CustomResource
+    syncs: list[k8s.apiextensions.CustomResource]
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        seeds: Sequence[SeededSecret],
+        operator: Sequence[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("mlplat:services:VaultAccess", name, None, opts)
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=VAULT_AUTH_SERVICE_ACCOUNT, namespace=namespace),
+            automount_service_account_token=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.auth = k8s.apiextensions.CustomResource(
+            f"{name}-auth",
+            api_version="secrets.hashicorp.com/v1beta1",
+            kind="VaultAuth",
+            metadata={"name": VAULT_AUTH_NAME, "namespace": namespace},
+            spec={
+                # No vaultConnectionRef: VSO then uses the chart's default VaultConnection.
+                "method": "kubernetes",
+                "mount": "kubernetes",
+                "kubernetes": {
+                    "role": namespace,
+                    "serviceAccount": VAULT_AUTH_SERVICE_ACCOUNT,
+                    "audiences": [VAULT_AUDIENCE],
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account, *operator]),
+        )
+        self.syncs = [
+            k8s.apiextensions.CustomResource(
+                f"{name}-sync-{seed.secret_name}",
+                api_version="secrets.hashicorp.com/v1beta1",
+                kind="VaultStaticSecret",
+                metadata={"name": seed.secret_name, "namespace": namespace},
+                spec={
+                    "vaultAuthRef": VAULT_AUTH_NAME,
+                    "mount": VAULT_KV_MOUNT,
+                    "type": "kv-v2",
+                    "path": seed.vault_path,
+                    "refreshAfter": REFRESH_AFTER,
+                    "destination": {"name": seed.secret_name, "create": True, "overwrite": True},
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.auth, seed.resource]),
+            )
+            for seed in seeds
+            if seed.namespace == namespace
+        ]
+        self.register_outputs({"vaultAuth": self.auth.urn, "synced": [s.urn for s in self.syncs]})

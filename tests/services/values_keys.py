@@ -1,0 +1,90 @@
+"""Check that every values key we set exists in the pinned chart's upstream defaults or schema.
+
+A misspelled key is silently ignored by Helm; here it fails with its key path. Free-form maps the
+chart passes through to Kubernetes or to the application are allowed by the explicit list below.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
+
+# Reference subcharts checked like their parent: {chart: {values key: reference folder}}.
+SUBCHARTS = {"falco": {"falcosidekick": "falcosidekick"}}
+
+# Free-form paths: the key and everything below it are passed through verbatim by the chart.
+FREE_FORM: dict[str, list[str]] = {
+    "*": [
+        # Kubernetes ResourceRequirements, rendered with toYaml wherever a chart takes `resources`.
+        "resources",
+        "*.resources",
+        # Kubernetes security contexts, rendered with toYaml.
+        "*.podSecurityContext.*",
+        "*.securityContext.*",
+    ],
+    "vault": [
+        # ServiceAccount annotations map (IRSA role ARN).
+        "server.serviceAccount.annotations.*",
+    ],
+    "kube-prometheus-stack": [
+        # The Alertmanager configuration file, passed through as a document.
+        "alertmanager.config",
+        # PersistentVolumeClaim templates (a Kubernetes PVC spec), passed to the Prometheus/Alertmanager CRs.
+        "prometheus.prometheusSpec.storageSpec.*",
+        "alertmanager.alertmanagerSpec.storage.*",
+        # Subchart values (grafana, node-exporter) not in the reference: only these keys are used.
+        "grafana.resources",
+        "prometheus-node-exporter.tolerations",
+        "prometheus-node-exporter.resources",
+        "kube-state-metrics.resources",
+        # kube-state-metrics chart's --metric-labels-allowlist (subchart values not in the reference).
+        "kube-state-metrics.metricLabelsAllowlist",
+    ],
+    "argo-cd": [
+        # argocd-cm and argocd-cmd-params-cm entries: the chart writes them into ConfigMaps verbatim.
+        "configs.cm.*",
+        "configs.params.*",
+    ],
+    "falco": [
+        # File name -> Falco rules text.
+        "customRules.*",
+    ],
+    "mlflow": [
+        # Bitnami PostgreSQL subchart (not in the reference; the schema allows additional keys).
+        "postgresql.auth.existingSecret",
+        "postgresql.primary.persistence.storageClass",
+        "postgresql.primary.persistence.size",
+    ],
+}
+
+
+def _allowed(chart: str, path: str) -> bool:
+    return any(fnmatchcase(path, p) for p in [*FREE_FORM["*"], *FREE_FORM.get(chart, [])])
+
+
+def _schema_child(schema: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    if not isinstance(schema, dict):
+        return None
+    child = (schema.get("properties") or {}).get(key)
+    return child if isinstance(child, dict) else None
+
+
+def unknown_keys(
+    chart: str, values: Any, defaults: Any, schema: dict[str, Any] | None, path: str = ""
+) -> list[str]:
+    """Key paths in `values` found neither in `defaults` nor in `schema` (nor allowed as free-form)."""
+    if not isinstance(values, dict):
+        return []
+    problems: list[str] = []
+    for key, value in values.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if _allowed(chart, key_path):
+            continue
+        in_defaults = isinstance(defaults, dict) and key in defaults
+        child_schema = _schema_child(schema, key)
+        if not in_defaults and child_schema is None:
+            problems.append(key_path)
+            continue
+        child_defaults = defaults.get(key) if in_defaults else None
+        problems += unknown_keys(chart, value, child_defaults, child_schema, key_path)
+    return problems
