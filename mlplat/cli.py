@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mlplat import plan
+from mlplat import plan, validate
 
-COMMANDS = (plan,)
+COMMANDS = (plan, validate)
 
 
 def parser() -> argparse.ArgumentParser:

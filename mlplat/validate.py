@@ -1,0 +1,273 @@
+"""`mlplat validate`: render model apps the way Argo CD will and check them before they merge.
+
+Per target: render (kustomize), schema and unknown-field checks (Kubernetes of the cluster's
+version, CRDs), Argo CD fit (AppProject, ApplicationSet), network isolation, capacity (replicas,
+GPU fit, GPU cap); then one checkov scan over everything and, with --registry, the registry gate.
+Exit 0 clean, 1 findings, 2 usage or internal error. Rule IDs are listed in apps/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlplat.findings import Finding, RenderedDoc, Report, Waiver
+from mlplat.validation import ENVIRONMENTS, REPO, UsageError, argocd, capacity, output, targets
+from mlplat.validation.render import SourceIndex, render
+from mlplat.validation.schemas import SchemaSet
+from mlplat.validation.targets import Target
+
+DEFAULT_SCHEMAS = REPO.parent / "shared" / "reference" / "crds"
+GPU_KEY = re.compile(r"nvidia\.com/gpu['\"]?\s*:")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("validate", help="render and check model apps (and any manifests)")
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH",
+        help="app folder, overlay/kustomization folder, or manifests file/folder (default: every app)",
+    )  # fmt: skip
+    parser.add_argument("--env", choices=ENVIRONMENTS, help="only this environment")
+    parser.add_argument("--changed", action="store_true", help="only apps touched since --base")
+    parser.add_argument("--base", default="main", help="git ref --changed compares with (default: main)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--schemas", type=Path, default=DEFAULT_SCHEMAS if DEFAULT_SCHEMAS.is_dir() else None,
+        help="folder of CustomResourceDefinition YAML (default: ../shared/reference/crds)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--registry", default=os.environ.get("MLFLOW_TRACKING_URI") or None,
+        help="MLflow registry URL for the registry gate (default: $MLFLOW_TRACKING_URI)",
+    )  # fmt: skip
+    parser.add_argument("--repo", type=Path, default=REPO, help="repository root (default: this checkout)")
+    parser.add_argument("--no-policy-scan", action="store_true", help="skip the checkov scan (says so)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        report, notes = validate(args)
+    except UsageError as err:
+        print(f"mlplat validate: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # never a traceback: say what broke and how to reproduce it
+        print(f"mlplat validate: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+    print(output.as_json(report, notes) if args.format == "json" else output.as_text(report, notes))
+    return report.exit_code
+
+
+def _targets(args: argparse.Namespace, root: Path) -> list[Target]:
+    if args.changed and args.paths:
+        raise UsageError("give PATHs or --changed, not both")
+    if args.changed:
+        return targets.changed_targets(root, args.base, args.env)
+    if args.paths:
+        return targets.resolve(args.paths, root, args.env)
+    return targets.all_targets(root, args.env)
+
+
+def _configs(root: Path, envs: set[str]) -> dict[str, object]:
+    from infra.config import ConfigError, StackConfig, load_stack_config, read_stack_file
+
+    configs: dict[str, StackConfig] = {}
+    for env in sorted(envs):
+        path = root / "environments" / f"Pulumi.{env}.yaml"
+        try:
+            configs[env] = load_stack_config(read_stack_file(path), str(path))
+        except ConfigError as err:
+            raise UsageError(str(err)) from None
+    return configs  # type: ignore[return-value]
+
+
+def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
+    root = args.repo.resolve()
+    if not (root / "apps").is_dir() and not args.paths:
+        raise UsageError(f"{root} has no apps/ folder; pass --repo or PATHs")
+    if args.schemas is not None and not args.schemas.is_dir():
+        raise UsageError(f"--schemas {args.schemas}: no such folder")
+    chosen = _targets(args, root)
+    report, notes = Report(targets=[t.rel for t in chosen]), []
+    if not chosen:
+        notes.append("nothing to validate" + (f" (no app changed since {args.base})" if args.changed else ""))
+        return report, notes
+    envs = {t.env for t in chosen if t.env}
+    configs = _configs(root, envs | {"dev"})
+    context = _context_targets(root, chosen, envs)
+    rendered = render(chosen + context, root)
+    context_rels = {t.rel for t in context}
+    docs = [d for d in rendered.docs if d.target not in context_rels]
+    others = [d for d in rendered.docs if d.target in context_rels]
+    report.findings = [f for f in rendered.findings if _target_of(f, context_rels) is None]
+    index = SourceIndex(root)
+    schema_sets = _schema_sets(configs, args.schemas)
+    report.findings += _schema_checks(docs, schema_sets, index)
+    for env in sorted(envs):
+        env_targets = [t for t in chosen if t.env == env]
+        env_docs = [d for d in docs if d.env == env]
+        scopes = schema_sets[env]
+        report.findings += _argocd_checks(root, env, env_targets, env_docs, scopes, index)
+        report.findings += capacity.check(
+            env_docs,
+            configs[env],
+            env,
+            index,
+            [d for d in others if d.env == env],  # type: ignore[arg-type]
+        )
+    report.findings += _isolation_checks(chosen, docs, index)
+    if args.schemas is None:
+        notes.append("no --schemas folder: custom resources could not be schema-checked")
+    unbound = [t.rel for t in chosen if t.env is None]
+    if unbound:
+        notes.append(
+            f"no environment for {', '.join(unbound)}: AppProject and capacity checks skipped (use --env)"
+        )
+    findings, waivers, scan_note = _policy_scan(docs, args.no_policy_scan)
+    report.findings += findings
+    report.waivers += waivers
+    notes += [scan_note] if scan_note else []
+    if args.registry:
+        report.findings += _registry_gate(docs, args.registry)
+    report.findings = sorted(set(report.findings), key=_order)
+    report.waivers = sorted(set(report.waivers), key=lambda w: (w.env or "", w.file, w.resource, w.rule))
+    return report, notes
+
+
+def _target_of(finding: Finding, rels: set[str]) -> str | None:
+    """The context target a render finding belongs to (context apps are rendered, not judged)."""
+    return next((r for r in rels if finding.file == r or finding.file.startswith(r + "/")), None)
+
+
+def _order(f: Finding) -> tuple[str, str, int, str, str, str]:
+    return (f.env or "", f.file, f.line or 0, f.resource, f.rule, f.message)
+
+
+def _context_targets(root: Path, chosen: list[Target], envs: set[str]) -> list[Target]:
+    """Overlays outside this run that may hold GPUs: the GPU cap is about the whole environment."""
+    chosen_rels = {t.rel for t in chosen}
+    components = root / "apps" / "components"
+    shared_gpu = components.is_dir() and any(_mentions_gpu(p) for p in components.rglob("*") if p.is_file())
+    found = []
+    for env in sorted(envs):
+        for target in targets.all_targets(root, env):
+            app = root / "apps" / str(target.app)
+            if target.rel not in chosen_rels and (
+                shared_gpu or any(_mentions_gpu(p) for p in app.rglob("*"))
+            ):
+                found.append(target)
+    return found
+
+
+def _mentions_gpu(path: Path) -> bool:
+    try:
+        return path.is_file() and GPU_KEY.search(path.read_text(errors="replace")) is not None
+    except OSError:
+        return False
+
+
+def _schema_sets(configs: dict[str, object], crds: Path | None) -> dict[str, SchemaSet]:
+    """One SchemaSet per cluster version, shared by every environment running that version."""
+    by_version: dict[str, SchemaSet] = {}
+    sets = {}
+    for env, config in configs.items():
+        version = config.cluster.kubernetes_version  # type: ignore[attr-defined]
+        try:
+            if version not in by_version:
+                by_version[version] = SchemaSet(version, crds)
+        except LookupError as err:
+            raise UsageError(str(err)) from None
+        sets[env] = by_version[version]
+    return sets
+
+
+def _schema_checks(docs: list[RenderedDoc], sets: dict[str, SchemaSet], index: SourceIndex) -> list[Finding]:
+    """Plain manifests without --env are checked against the dev cluster's version."""
+    return [f for doc in docs for f in sets[doc.env or "dev"].check(doc, index.line(doc))]
+
+
+def _argocd_checks(
+    root: Path,
+    env: str,
+    env_targets: list[Target],
+    env_docs: list[RenderedDoc],
+    scopes: SchemaSet,
+    index: SourceIndex,
+) -> list[Finding]:
+    project = argocd.load_project(root, env)
+    findings = [f for t in env_targets if t.app for f in argocd.check_generator(t, project)]
+    return findings + argocd.check_docs(env_docs, project, scopes.is_namespaced, index)
+
+
+def _isolation_checks(chosen: list[Target], docs: list[RenderedDoc], index: SourceIndex) -> list[Finding]:
+    """MLP-NETPOL-DEFAULT-DENY: every model namespace an app renders carries a deny-all policy."""
+    findings = []
+    for target in (t for t in chosen if t.app):
+        mine = [d for d in docs if d.target == target.rel]
+        denied = {
+            (d.doc.get("metadata") or {}).get("namespace")
+            for d in mine
+            if d.doc.get("kind") == "NetworkPolicy" and _denies_all(d.doc.get("spec") or {})
+        }
+        for doc in mine:
+            namespace = (doc.doc.get("metadata") or {}).get("namespace")
+            if doc.doc.get("kind") == "InferenceService" and namespace not in denied:
+                findings.append(Finding(
+                    doc.source_file, doc.ref, "MLP-NETPOL-DEFAULT-DENY",
+                    f"namespace {namespace} gets no default-deny NetworkPolicy from {target.rel}",
+                    "include the apps/components/network-isolation component in the app's base",
+                    doc.env, index.line(doc),
+                ))  # fmt: skip
+    return findings
+
+
+def _denies_all(spec: dict[str, object]) -> bool:
+    return (
+        spec.get("podSelector") == {}
+        and {"Ingress", "Egress"} <= set(spec.get("policyTypes") or [])  # type: ignore[arg-type]
+        and not spec.get("ingress")
+        and not spec.get("egress")
+    )
+
+
+def _policy_scan(docs: Sequence[RenderedDoc], skip: bool) -> tuple[list[Finding], list[Waiver], str | None]:
+    """One checkov process over every rendered object (mlplat.policy_scan owns the checks)."""
+    if skip:
+        return [], [], "checkov scan skipped (--no-policy-scan)"
+    if importlib.util.find_spec("mlplat.policy_scan") is None:
+        return [], [], "checkov scan NOT run: mlplat.policy_scan is not available in this checkout"
+    policy_scan = importlib.import_module("mlplat.policy_scan")
+    try:
+        findings, waivers = policy_scan.scan(docs)
+    except getattr(policy_scan, "PolicyScanError", OSError) as err:
+        raise UsageError(f"checkov scan failed: {err}") from None
+    return list(findings), list(waivers), None
+
+
+def _registry_gate(docs: Sequence[RenderedDoc], url: str) -> list[Finding]:
+    """Issue 7's seam: every model version the manifests name exists in the registry."""
+    if importlib.util.find_spec("mlplat.registry_gate") is None:
+        raise UsageError("--registry given, but mlplat.registry_gate is not available in this checkout")
+    gate = importlib.import_module("mlplat.registry_gate")
+    try:
+        return list(gate.check(docs, url))
+    except gate.RegistryUnavailable as err:
+        raise UsageError(str(err)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mlplat.validate`: the same command without the rest of the CLI."""
+    root = argparse.ArgumentParser(prog="mlplat")
+    register(root.add_subparsers(dest="command", required=True))
+    args = root.parse_args(["validate", *(sys.argv[1:] if argv is None else argv)])
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""The parts of `mlplat validate`: targets, rendering, schemas, Argo CD fit, capacity, output.
+
+Each module answers one question about rendered manifests and speaks in `mlplat.findings.Finding`s,
+so `mlplat/validate.py` only wires them together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+class UsageError(Exception):
+    """Bad input the user can fix (unknown path, bad --env, bad git ref): exit code 2, no traceback."""
+
+
+def rel(path: Path, root: Path = REPO) -> str:
+    """Repo-relative POSIX path when possible, so findings read the same on every machine."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,156 @@
+"""Would Argo CD accept and pick up this app? Checked against the environment's own AppProject and
+ApplicationSet in `platform/argocd/<env>/`, so validate and the cluster read the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlplat.findings import Finding, RenderedDoc
+from mlplat.validation import UsageError, rel
+from mlplat.validation.render import SourceIndex
+from mlplat.validation.targets import Target
+
+MODEL_NAMESPACE = re.compile(r"^models-[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Project:
+    """The parts of an AppProject and ApplicationSet that decide what an app may be."""
+
+    file: str
+    appset_file: str
+    destinations: tuple[str, ...]  # namespace globs
+    namespaced: tuple[tuple[str, str], ...]  # (group, kind) globs
+    cluster: tuple[tuple[str, str, str], ...]  # (group, kind, name) globs
+    directories: tuple[str, ...]  # generator path globs
+    excludes: tuple[str, ...]
+
+
+def _load(path: Path, kind: str, root: Path) -> dict[str, Any]:
+    try:
+        docs = [
+            d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d.get("kind") == kind
+        ]
+    except OSError:
+        raise UsageError(
+            f"{rel(path, root)} is missing: the environment's {kind} decides what apps may do"
+        ) from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"{rel(path, root)} is not valid YAML: {err}") from None
+    if len(docs) != 1:
+        raise UsageError(f"{rel(path, root)} must hold exactly one {kind}")
+    return docs[0]
+
+
+def load_project(root: Path, env: str) -> Project:
+    folder = root / "platform" / "argocd" / env
+    project = _load(folder / "appproject.yaml", "AppProject", root).get("spec") or {}
+    appset = _load(folder / "applicationset.yaml", "ApplicationSet", root).get("spec") or {}
+    directories = [
+        d
+        for generator in appset.get("generators") or []
+        for d in ((generator.get("git") or {}).get("directories") or [])
+        if isinstance(d, dict) and d.get("path")
+    ]
+    return Project(
+        rel(folder / "appproject.yaml", root),
+        rel(folder / "applicationset.yaml", root),
+        tuple(str(d.get("namespace", "")) for d in project.get("destinations") or []),
+        tuple(
+            (str(w.get("group", "")), str(w.get("kind", "")))
+            for w in project.get("namespaceResourceWhitelist") or []
+        ),
+        tuple(
+            (str(w.get("group", "")), str(w.get("kind", "")), str(w.get("name") or "*"))
+            for w in project.get("clusterResourceWhitelist") or []
+        ),
+        tuple(d["path"] for d in directories if not d.get("exclude")),
+        tuple(d["path"] for d in directories if d.get("exclude")),
+    )
+
+
+def path_match(pattern: str, path: str) -> bool:
+    """Go's path.Match as the git generator uses it: `*` never crosses a `/`."""
+    regex = re.escape(pattern).replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+    return re.fullmatch(regex, path) is not None
+
+
+def check_generator(target: Target, project: Project) -> list[Finding]:
+    """MLP-APPSET-UNMATCHED: an overlay the ApplicationSet would never turn into an Application."""
+    matched = any(path_match(p, target.rel) for p in project.directories)
+    if matched and not any(path_match(p, target.rel) for p in project.excludes):
+        return []
+    return [
+        Finding(
+            target.rel, "-", "MLP-APPSET-UNMATCHED",
+            f"the {target.env} ApplicationSet ({project.appset_file}) does not pick up {target.rel}; "
+            f"its git directories are {', '.join(project.directories) or 'none'}",
+            f"put the overlay at apps/<app>/overlays/{target.env}",
+            target.env,
+        )
+    ]  # fmt: skip
+
+
+def check_docs(
+    docs: Sequence[RenderedDoc], project: Project, namespaced: Any, index: SourceIndex
+) -> list[Finding]:
+    """MLP-APPPROJECT-KIND / -NAMESPACE for every object Argo CD would apply in this environment."""
+    findings = []
+    for doc in docs:
+        body = doc.doc
+        group = str(body.get("apiVersion", "")).rpartition("/")[0]
+        kind, meta = str(body.get("kind", "")), body.get("metadata") or {}
+
+        def finding(rule: str, message: str, fix: str, doc: RenderedDoc = doc) -> Finding:
+            return Finding(doc.source_file, doc.ref, rule, message, fix, doc.env, index.line(doc))
+
+        if namespaced(str(body.get("apiVersion", "")), kind):
+            if not any(fnmatchcase(group, g) and fnmatchcase(kind, k) for g, k in project.namespaced):
+                findings.append(finding(
+                    "MLP-APPPROJECT-KIND",
+                    f"AppProject {project.file} does not allow namespaced kind {group or 'core'}/{kind}",
+                    "use an allowed kind, or ask the platform team to extend namespaceResourceWhitelist",
+                ))  # fmt: skip
+            findings += _namespace_findings(str(meta.get("namespace") or ""), project, finding)
+        else:
+            name = str(meta.get("name", ""))
+            allowed = any(
+                fnmatchcase(group, g) and fnmatchcase(kind, k) and fnmatchcase(name, n)
+                for g, k, n in project.cluster
+            )
+            if not allowed:
+                findings.append(finding(
+                    "MLP-APPPROJECT-KIND",
+                    f"AppProject {project.file} does not allow cluster-scoped {group or 'core'}/{kind} {name!r}",
+                    "model apps may only create their models-<team> Namespace",
+                ))  # fmt: skip
+            if kind == "Namespace":
+                findings += _namespace_findings(name, project, finding)
+    return findings
+
+
+def _namespace_findings(namespace: str, project: Project, finding: Any) -> list[Finding]:
+    if not namespace:
+        return [finding(
+            "MLP-APPPROJECT-NAMESPACE", "no namespace: the Applications set no default namespace",
+            "set metadata.namespace to models-<team>",
+        )]  # fmt: skip
+    problems = []
+    if not MODEL_NAMESPACE.match(namespace):
+        problems.append(f"namespace {namespace!r} does not match models-<team> ({MODEL_NAMESPACE.pattern})")
+    elif not any(fnmatchcase(namespace, d) for d in project.destinations):
+        problems.append(f"AppProject {project.file} has no destination for namespace {namespace!r}")
+    return [
+        finding(
+            "MLP-APPPROJECT-NAMESPACE", p, "deploy into models-<team>, lower-case letters, digits, dashes"
+        )
+        for p in problems
+    ]

@@ -1,0 +1,141 @@
+"""Will the environment run it? Replica caps, GPU fit per pool and the environment's GPU cap,
+all read from the same typed stack config the Pulumi program uses (`infra.config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from infra.config import GpuPoolConfig, StackConfig
+from mlplat.findings import Finding, RenderedDoc
+from mlplat.validation.render import SourceIndex
+
+GPU = "nvidia.com/gpu"
+POOL_LABEL = "mlplat/gpu-pool"
+GPU_MEMORY = "mlplat/gpu-memory-gib"
+
+
+@dataclass(frozen=True)
+class GpuDemand:
+    doc: RenderedDoc
+    gpus: int  # per replica
+    max_replicas: int
+
+
+def _quantity(value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _predictor_containers(predictor: dict[str, Any]) -> list[dict[str, Any]]:
+    containers = [c for c in predictor.get("containers") or [] if isinstance(c, dict)]
+    model = predictor.get("model")
+    return containers + ([model] if isinstance(model, dict) else [])
+
+
+def gpus_per_replica(predictor: dict[str, Any]) -> int:
+    """GPUs a predictor pod asks for: the larger of request and limit, summed over containers."""
+    total = 0
+    for container in _predictor_containers(predictor):
+        resources = container.get("resources") or {}
+        total += max(_quantity((resources.get(k) or {}).get(GPU, 0)) for k in ("requests", "limits"))
+    return total
+
+
+def check(
+    docs: Sequence[RenderedDoc],
+    config: StackConfig,
+    env: str,
+    index: SourceIndex,
+    others: Sequence[RenderedDoc] = (),
+) -> list[Finding]:
+    """MLP-REPLICAS, MLP-GPU-FIT per InferenceService; MLP-GPU-CAP once for the environment.
+
+    `others` are the environment's apps outside this run: they count towards the cap only.
+    """
+    findings: list[Finding] = []
+    demands = [d for d in map(_demand, others) if d is not None]
+    for doc in docs:
+        if doc.doc.get("kind") != "InferenceService":
+            continue
+        predictor = (doc.doc.get("spec") or {}).get("predictor") or {}
+        line = index.line(doc)
+
+        def finding(
+            rule: str, message: str, fix: str, doc: RenderedDoc = doc, line: int | None = line
+        ) -> Finding:
+            return Finding(doc.source_file, doc.ref, rule, message, fix, env, line)
+
+        findings += _replicas(predictor, config, env, finding)
+        demand = _demand(doc)
+        if demand is not None:
+            findings += _fit(doc, predictor, demand.gpus, config, env, finding)
+            demands.append(demand)
+    return findings + _cap(demands, config, env)
+
+
+def _demand(doc: RenderedDoc) -> GpuDemand | None:
+    if doc.doc.get("kind") != "InferenceService":
+        return None
+    predictor = (doc.doc.get("spec") or {}).get("predictor") or {}
+    gpus = gpus_per_replica(predictor)
+    return GpuDemand(doc, gpus, _quantity(predictor.get("maxReplicas", 1)) or 1) if gpus else None
+
+
+def _replicas(predictor: dict[str, Any], config: StackConfig, env: str, finding: Any) -> list[Finding]:
+    low, high = predictor.get("minReplicas", 1), predictor.get("maxReplicas", 1)
+    caps = config.apps
+    problems = []
+    if isinstance(low, int) and low < caps.min_replicas:
+        problems.append(f"minReplicas {low} is below {env}'s floor of {caps.min_replicas}")
+    if isinstance(high, int) and high > caps.max_replicas_per_app:
+        problems.append(f"maxReplicas {high} is above {env}'s cap of {caps.max_replicas_per_app} per app")
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        problems.append(f"minReplicas {low} exceeds maxReplicas {high}")
+    fix = f"keep {caps.min_replicas} <= minReplicas <= maxReplicas <= {caps.max_replicas_per_app} in {env}"
+    return [finding("MLP-REPLICAS", p, fix) for p in problems]
+
+
+def _fit(
+    doc: RenderedDoc, predictor: dict[str, Any], gpus: int, config: StackConfig, env: str, finding: Any
+) -> list[Finding]:
+    """MLP-GPU-FIT: some pool the predictor may land on holds its GPUs (and GPU memory) on one node."""
+    wanted = (predictor.get("nodeSelector") or {}).get(POOL_LABEL)
+    pools: list[GpuPoolConfig] = [p for p in config.gpu.pools if wanted in (None, p.name) and p.max_size > 0]
+    names = ", ".join(f"{p.name} ({p.gpus_per_node} x {p.gpu_memory_gib} GiB)" for p in config.gpu.pools)
+    if not pools:
+        why = f"no GPU pool {wanted!r} in {env}" if wanted else f"{env} has no GPU pool"
+        return [finding("MLP-GPU-FIT", f"{why} (pools: {names or 'none'})", f"select one of: {names}")]
+    memory = _quantity(((doc.doc.get("metadata") or {}).get("annotations") or {}).get(GPU_MEMORY, 0))
+    if any(gpus <= p.gpus_per_node and memory <= p.gpu_memory_gib for p in pools):
+        return []
+    need = f"{gpus} GPU(s)" + (f" of {memory} GiB" if memory else "")
+    return [
+        finding(
+            "MLP-GPU-FIT",
+            f"no node of {'pool ' + repr(wanted) if wanted else 'any GPU pool'} in {env} holds {need} per replica "
+            f"(pools: {names})",
+            "request fewer GPUs or less memory per replica, or select a larger pool",
+        )
+    ]
+
+
+def _cap(demands: list[GpuDemand], config: StackConfig, env: str) -> list[Finding]:
+    """MLP-GPU-CAP: every GPU app at maxReplicas together stays within gpu.max_total_gpus."""
+    total = sum(d.gpus * d.max_replicas for d in demands)
+    cap = config.gpu.max_total_gpus
+    if total <= cap:
+        return []
+    parts = ", ".join(f"{d.doc.doc['metadata'].get('name')}={d.gpus}x{d.max_replicas}" for d in demands)
+    return [
+        Finding(
+            f"environments/Pulumi.{env}.yaml", "-", "MLP-GPU-CAP",
+            f"GPU apps of {env} need {total} GPUs at maxReplicas, above gpu.max_total_gpus {cap} ({parts})",
+            "lower maxReplicas or GPUs per replica of a GPU app, or raise the cap in the stack config",
+            env,
+        )
+    ]  # fmt: skip

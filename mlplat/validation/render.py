@@ -1,0 +1,294 @@
+"""Rendering: kustomize targets through `kubectl kustomize`, plain manifests through PyYAML.
+
+One kubectl process per chunk of same-environment overlays: a throwaway kustomization lists
+each target through a wrapper that stamps every object with its target and origin file, so one
+process does the work of many and still says where each object came from. A chunk that fails
+(a broken overlay, two apps declaring the same object) is rendered again one target at a time,
+so every error is pinned to its target. Nothing is cached across runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlplat.findings import Finding, RenderedDoc
+from mlplat.validation import UsageError, rel
+from mlplat.validation.targets import KUSTOMIZATION_FILES, MANIFEST_SUFFIXES, Target
+
+TARGET_KEY = "mlplat.validate/target"
+ORIGIN_KEY = "config.kubernetes.io/origin"
+CHUNK = 60  # overlays per kubectl process: big enough to amortise start-up, small enough to spread
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+WORKERS = max(2, min(4, os.cpu_count() or 2))
+
+
+@dataclass
+class Rendered:
+    """Objects and render findings of one run, plus the object start line in each source file."""
+
+    docs: list[RenderedDoc] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def load_yaml(text: str, name: str) -> Iterator[tuple[Any, int]]:
+    """(document, start line) pairs; raises YamlError naming file and line."""
+    loader = FAST_LOADER(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            yield loader.construct_document(node), node.start_mark.line + 1
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        problem = getattr(err, "problem", None) or str(err)
+        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if context and context_mark is not None and mark is not None and context_mark.line != mark.line:
+            problem += f" ({context} at line {context_mark.line + 1})"
+        raise YamlError(name, mark.line + 1 if mark else None, str(problem)) from None
+    finally:
+        loader.dispose()
+
+
+class YamlError(Exception):
+    def __init__(self, file: str, line: int | None, problem: str) -> None:
+        super().__init__(f"{file}:{line}: {problem}")
+        self.file, self.line, self.problem = file, line, problem
+
+    def finding(self, env: str | None) -> Finding:
+        return Finding(
+            self.file,
+            "-",
+            "MLP-YAML",
+            f"not valid YAML: {self.problem}",
+            "fix the YAML syntax",
+            env,
+            self.line,
+        )
+
+
+class SourceIndex:
+    """Start line of each object in its source file, looked up by kind and name (best effort)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files: dict[str, dict[tuple[str, str], int]] = {}
+
+    def line(self, doc: RenderedDoc) -> int | None:
+        if doc.source_file not in self._files:
+            self._files[doc.source_file] = self._index(doc.source_file)
+        meta = doc.doc.get("metadata") or {}
+        return self._files[doc.source_file].get((str(doc.doc.get("kind")), str(meta.get("name"))))
+
+    def _index(self, name: str) -> dict[tuple[str, str], int]:
+        try:
+            docs = list(load_yaml((self.root / name).read_text(), name))
+        except (OSError, YamlError, UnicodeDecodeError):
+            return {}
+        return {
+            (str(d.get("kind")), str((d.get("metadata") or {}).get("name"))): line
+            for d, line in docs
+            if isinstance(d, dict)
+        }
+
+
+def render(targets: Sequence[Target], root: Path) -> Rendered:
+    """Render every target; kustomize chunks run concurrently (each is a subprocess)."""
+    if any(t.kustomize for t in targets) and shutil.which("kubectl") is None:
+        raise UsageError("kubectl is not on the PATH; it renders kustomizations (kubectl kustomize)")
+    out = Rendered()
+    for target in targets:
+        if not target.kustomize:
+            _read_manifests(target, root, out)
+    chunks = _chunks([t for t in targets if t.kustomize])
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        for result in pool.map(lambda chunk: _render_chunk(chunk, root), chunks):
+            out.docs += result.docs
+            out.findings += result.findings
+    return out
+
+
+def _chunks(targets: list[Target]) -> list[list[Target]]:
+    """Same-env groups (dev and prod of one app declare the same objects), split for the pool."""
+    by_env: dict[str | None, list[Target]] = {}
+    for target in targets:
+        by_env.setdefault(target.env, []).append(target)
+    chunks: list[list[Target]] = []
+    for group in by_env.values():
+        size = max(1, min(CHUNK, -(-len(group) // WORKERS)))  # at least one chunk per worker
+        chunks += [group[i : i + size] for i in range(0, len(group), size)]
+    return chunks
+
+
+def _render_chunk(chunk: list[Target], root: Path) -> Rendered:
+    ok, docs, error = _kustomize(chunk, root)
+    if ok:
+        return Rendered(docs=docs)
+    if len(chunk) > 1:
+        out = Rendered()
+        for target in chunk:
+            part = _render_chunk([target], root)
+            out.docs += part.docs
+            out.findings += part.findings
+        return out
+    return Rendered(findings=[_kustomize_finding(chunk[0], root, error)])
+
+
+def _kustomize(chunk: list[Target], root: Path) -> tuple[bool, list[RenderedDoc], str]:
+    with tempfile.TemporaryDirectory(prefix="mlplat-validate-") as tmp:
+        top = Path(tmp)
+        wrappers = []
+        for i, target in enumerate(chunk):
+            wrapper = top / f"t{i}"
+            wrapper.mkdir()
+            source = os.path.relpath(target.path(root), wrapper)
+            (wrapper / "kustomization.yaml").write_text(
+                yaml.safe_dump({"resources": [source], "transformers": ["mark.yaml"]})
+            )
+            (wrapper / "mark.yaml").write_text(yaml.safe_dump(_marker(target.rel)))
+            wrappers.append(wrapper.name)
+        (top / "kustomization.yaml").write_text(
+            yaml.safe_dump({"resources": wrappers, "buildMetadata": ["originAnnotations"]})
+        )
+        result = subprocess.run(
+            ["kubectl", "kustomize", str(top)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            return False, [], _clean_error(result.stderr, top, root)
+        try:
+            bodies = [d for d in yaml.load_all(result.stdout, Loader=FAST_LOADER) if isinstance(d, dict)]
+        except yaml.YAMLError as err:  # kustomize printed something PyYAML cannot read
+            return False, [], f"unreadable kustomize output: {err}"
+        by_rel = {t.rel: t for t in chunk}
+        return True, [_rendered(body, by_rel, top, root) for body in bodies], ""
+
+
+def _marker(target: str) -> dict[str, Any]:
+    """A transformer that annotates only metadata (commonAnnotations would also touch pod templates)."""
+    return {
+        "apiVersion": "builtin",
+        "kind": "AnnotationsTransformer",
+        "metadata": {"name": "mlplat-validate-target"},
+        "annotations": {TARGET_KEY: target},
+        "fieldSpecs": [{"path": "metadata/annotations", "create": True}],
+    }
+
+
+def _rendered(body: dict[str, Any], by_rel: dict[str, Target], top: Path, root: Path) -> RenderedDoc:
+    annotations = body.get("metadata", {}).get("annotations", {})
+    target = by_rel[annotations.pop(TARGET_KEY)]
+    origin = yaml.safe_load(annotations.pop(ORIGIN_KEY, "") or "") or {}
+    if not annotations:
+        body["metadata"].pop("annotations")
+    source = target.rel
+    if isinstance(origin, dict) and origin.get("path"):
+        source = rel((top / origin["path"]).resolve(), root)
+    return RenderedDoc(target.env, target.rel, source, body)
+
+
+def _clean_error(stderr: str, top: Path, root: Path) -> str:
+    """kubectl's error without the klog prefix and with the temporary wrapper paths made readable."""
+    stderr = stderr.strip()
+    match = re.search(r'err="(.*)"$', stderr, re.S) or re.search(r"err=<\n(.*)\n\s*>$", stderr, re.S)
+    text = " ".join((match[1] if match else stderr).split())
+    text = text.replace('\\"', '"').replace("\\n", " ")
+    text = re.sub(rf"{re.escape(str(top))}/t\d+/(\.\./)*", "", text)
+    text = text.replace(str(root.resolve()) + "/", "").replace(str(top), "(validate)")
+    # Drop the accumulation chain through the wrappers and the overlay; keep kustomize's innermost reason.
+    chain = r"accumulating resources: accumulation err='accumulating resources from '[^']*': '[^']*' must resolve "
+    text = re.sub(chain + r"to a file': recursed accumulation of path '[^']*': ", "", text)
+    return re.sub(r"': must build at directory: .*$", "", text)
+
+
+def _kustomize_finding(target: Target, root: Path, error: str) -> Finding:
+    """The YAML error behind a kustomize failure, with its line, else kustomize's own message."""
+    for problem in yaml_problems(target.path(root), root):
+        return problem.finding(target.env)
+    kfile = next(
+        (n for n in KUSTOMIZATION_FILES if (target.path(root) / n).is_file()), KUSTOMIZATION_FILES[0]
+    )
+    return Finding(
+        f"{target.rel}/{kfile}", "-", "MLP-KUSTOMIZE", f"kustomize failed: {error}",
+        "fix the kustomization or the file it names; reproduce with `kubectl kustomize " + target.rel + "`",
+        target.env,
+    )  # fmt: skip
+
+
+def yaml_problems(folder: Path, root: Path, seen: set[Path] | None = None) -> Iterator[YamlError]:
+    """YAML errors in a kustomization and every local file it references, recursively."""
+    seen = set() if seen is None else seen
+    if folder in seen:
+        return
+    seen.add(folder)
+    kfile = next((folder / n for n in KUSTOMIZATION_FILES if (folder / n).is_file()), None)
+    if kfile is None:
+        return
+    try:
+        docs = [d for d, _ in load_yaml(kfile.read_text(), rel(kfile, root))]
+    except YamlError as err:
+        yield err
+        return
+    spec = docs[0] if docs and isinstance(docs[0], dict) else {}
+    for ref in _references(spec):
+        path = (folder / ref).resolve()
+        if path.is_dir():
+            yield from yaml_problems(path, root, seen)
+        elif path.is_file():  # whatever its suffix, a file kustomize reads must be YAML
+            try:
+                list(load_yaml(path.read_text(), rel(path, root)))
+            except YamlError as err:
+                yield err
+
+
+def _references(spec: dict[str, Any]) -> Iterator[str]:
+    for key in ("resources", "components", "bases", "crds", "transformers", "generators", "configurations"):
+        yield from (r for r in spec.get(key) or [] if isinstance(r, str) and "://" not in r)
+    yield from (p for p in spec.get("patchesStrategicMerge") or [] if isinstance(p, str) and "\n" not in p)
+    yield from (p["path"] for p in spec.get("patches") or [] if isinstance(p, dict) and "path" in p)
+
+
+def _read_manifests(target: Target, root: Path, out: Rendered) -> None:
+    path = target.path(root)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix in MANIFEST_SUFFIXES
+    )  # fmt: skip
+    for file in files:
+        name = rel(file, root)
+        try:
+            docs = list(load_yaml(file.read_text(), name))
+        except YamlError as err:
+            out.findings.append(err.finding(target.env))
+            continue
+        except (OSError, UnicodeDecodeError) as err:
+            out.findings.append(
+                Finding(name, "-", "MLP-YAML", f"cannot read: {err}", "fix the file", target.env)
+            )
+            continue
+        for body, line in docs:
+            if body is None:
+                continue
+            if not isinstance(body, dict):
+                out.findings.append(
+                    Finding(
+                        name,
+                        "-",
+                        "MLP-YAML",
+                        "a manifest must be a mapping",
+                        "fix the document",
+                        target.env,
+                        line,
+                    )
+                )
+                continue
+            out.docs.append(RenderedDoc(target.env, target.rel, name, body))

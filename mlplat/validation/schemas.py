@@ -1,0 +1,290 @@
+"""Schema checks: core kinds against Kubernetes' own schemas, custom resources against their CRDs.
+
+Core kinds use the strict OpenAPI-derived JSON schemas bundled with kubernetes-validate for the
+cluster's minor version. Custom resources use the CRD `openAPIV3Schema` from `--schemas DIR`; CRD
+schemas rarely forbid extra keys (the API server silently prunes them), so a strict walk reports
+every key the schema does not declare. Validators are built once per kind and reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+from referencing import Registry, Resource
+
+from mlplat.findings import Finding, RenderedDoc
+
+CRD_CACHE = Path(__file__).resolve().parent.parent.parent / "build" / "validate-cache" / "crds"
+K8S_SCHEMA_ROOT = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+Validator = jsonschema.protocols.Validator
+
+
+@dataclass(frozen=True)
+class CrdVersion:
+    group: str
+    kind: str
+    version: str
+    scope: str  # Namespaced | Cluster
+    schema: dict[str, Any]
+    source: str
+
+
+def _strict_dir(k8s_version: str) -> Path:
+    """The newest bundled schema set not newer than the cluster (kubernetes-validate's own rule)."""
+    wanted = tuple(int(p) for p in k8s_version.split(".")[:2])
+    found: list[tuple[tuple[int, int], Path]] = []
+    for child in K8S_SCHEMA_ROOT.iterdir():
+        match = re.fullmatch(r"v(\d+)\.(\d+)\.\d+-local-strict", child.name)
+        if match and (int(match[1]), int(match[2])) <= wanted:
+            found.append(((int(match[1]), int(match[2])), child))
+    if not found:
+        raise LookupError(f"kubernetes-validate bundles no schemas for Kubernetes {k8s_version}")
+    return max(found)[1]
+
+
+def _file_api(api_version: str) -> str:
+    """`networking.k8s.io/v1` -> `networking-v1`, the way kubernetes-validate names its files."""
+    return re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+
+
+class SchemaSet:
+    """Every schema one run needs: Kubernetes core (one version) and the CRDs of a folder."""
+
+    def __init__(self, k8s_version: str, crd_dir: Path | None) -> None:
+        self.k8s_version = k8s_version
+        self.k8s_dir = _strict_dir(k8s_version)
+        self._crds: dict[tuple[str, str], dict[str, CrdVersion]] = {}  # (group, kind) -> version -> CRD
+        self._crd_files: dict[tuple[str, str], list[Path]] = {}
+        self._validators: dict[tuple[str, str], Validator | None] = {}
+        if crd_dir is not None:
+            self._index_crds(crd_dir)
+
+    def _index_crds(self, crd_dir: Path) -> None:
+        """Group and kind of every CRD file, cheaply; a file is parsed only when an object needs it."""
+        for path in sorted(crd_dir.rglob("*.y*ml")):
+            text = path.read_text(errors="replace")
+            group, kind = CRD_GROUP.search(text), CRD_KIND.search(text)
+            key = (group[1], kind[1]) if group and kind else ("?", str(path))  # unusual layout: parse it
+            self._crd_files.setdefault(key, []).append(path)
+
+    def crd_versions(self, group: str, kind: str) -> dict[str, CrdVersion]:
+        if (group, kind) not in self._crds:
+            self._crds[(group, kind)] = {}
+            for path in self._crd_files.get((group, kind), []):
+                self._parse_crd(path)
+            for key in [k for k in self._crd_files if k[0] == "?"]:
+                for path in self._crd_files.pop(key):
+                    self._parse_crd(path)
+        return self._crds[(group, kind)]
+
+    def _parse_crd(self, path: Path) -> None:
+        for doc in _crd_documents(path):
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc.get("spec") or {}
+            for version in spec.get("versions", []):
+                if not version.get("served", True):
+                    continue
+                schema = (version.get("schema") or {}).get("openAPIV3Schema") or {}
+                crd = CrdVersion(
+                    spec["group"], spec["names"]["kind"], version["name"], spec["scope"], schema, str(path)
+                )
+                self._crds.setdefault((crd.group, crd.kind), {})[crd.version] = crd
+
+    @cache  # noqa: B019 (one SchemaSet per run; the cache dies with it)
+    def _definitions(self) -> Resource[Any]:
+        return Resource.from_contents(json.loads((self.k8s_dir / "_definitions.json").read_text()))
+
+    def _registry(self, schema: dict[str, Any]) -> Registry[Any]:
+        return Resource.from_contents(schema) @ (self._definitions() @ Registry())
+
+    def _core_validator(self, api_version: str, kind: str) -> Validator | None:
+        path = self.k8s_dir / f"{kind.lower()}-{_file_api(api_version)}.json"
+        if not path.is_file():
+            return None
+        schema = json.loads(path.read_text())
+        return jsonschema.Draft202012Validator(schema, registry=self._registry(schema))
+
+    @cache  # noqa: B019
+    def _meta_validator(self) -> Validator:
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://kubernetes.io/api/mlplat-validate/objectmeta",
+            "$ref": f"/api/_definitions.json#/$defs/{OBJECT_META}",
+        }
+        return jsonschema.Draft202012Validator(schema, registry=self._registry(schema))
+
+    def core_versions(self, kind: str) -> list[str]:
+        """apiVersions Kubernetes serves for a kind, for the MLP-API-VERSION hint."""
+        prefix = f"{kind.lower()}-"
+        names = [p.name[len(prefix) : -5] for p in self.k8s_dir.glob(f"{prefix}*.json")]
+        return sorted(n.replace("-", "/", 1) if "-" in n else n for n in names)
+
+    def crd_for(self, api_version: str, kind: str) -> CrdVersion | None:
+        group, _, version = api_version.rpartition("/")
+        return self.crd_versions(group, kind).get(version) if group else None
+
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        """Scope from the CRD, or from whether the core schema's metadata is namespaced by convention."""
+        crd = self.crd_for(api_version, kind)
+        if crd is not None:
+            return crd.scope == "Namespaced"
+        return kind not in CLUSTER_SCOPED
+
+    def check(self, doc: RenderedDoc, line: int | None) -> list[Finding]:
+        """All schema findings for one object."""
+        body = doc.doc
+        api_version, kind = body.get("apiVersion"), body.get("kind")
+        finding = _finding_factory(doc, line)
+        if not isinstance(api_version, str) or not isinstance(kind, str):
+            return [finding("MLP-SCHEMA", "object has no apiVersion or kind", "set apiVersion and kind")]
+        key = (api_version, kind)
+        if key not in self._validators:
+            self._validators[key] = self._core_validator(api_version, kind)
+        core = self._validators[key]
+        if core is not None:
+            return [_schema_finding(finding, err) for err in _errors(core, body)]
+        crd = self.crd_for(api_version, kind)
+        if crd is not None:
+            return self._check_custom(body, crd, finding)
+        return [self._no_schema(api_version, kind, finding)]
+
+    def _check_custom(self, body: dict[str, Any], crd: CrdVersion, finding: Any) -> list[Finding]:
+        key = (f"{crd.group}/{crd.version}", f"crd:{crd.kind}")
+        if key not in self._validators:
+            self._validators[key] = jsonschema.Draft7Validator(crd.schema)
+        validator = self._validators[key]
+        assert validator is not None
+        # metadata is checked against ObjectMeta below; the CRD schema only says "object".
+        rest = {k: ({} if k == "metadata" else v) for k, v in body.items()}
+        findings = [_schema_finding(finding, err) for err in _errors(validator, rest)]
+        findings += [
+            _schema_finding(finding, err) for err in _errors(self._meta_validator(), body.get("metadata"))
+        ]
+        findings += [
+            finding(
+                "MLP-UNKNOWN-FIELD", f"unknown field {path} (not in the {crd.kind} CRD schema)", FIX_UNKNOWN
+            )
+            for path in unknown_fields(crd.schema, rest)
+            if path.split(".")[0] != "metadata"
+        ]
+        return findings
+
+    def _no_schema(self, api_version: str, kind: str, finding: Any) -> Finding:
+        group = api_version.rpartition("/")[0]
+        served = sorted(f"{group}/{v}" for v in self.crd_versions(group, kind)) if group else []
+        served = served or self.core_versions(kind)
+        if served:
+            return finding(
+                "MLP-API-VERSION",
+                f"{kind} is not served as {api_version} (Kubernetes {self.k8s_version} and the CRDs know "
+                f"{', '.join(served)})",
+                f"use apiVersion {served[-1]}",
+            )
+        return finding(
+            "MLP-SCHEMA",
+            f"no schema for {api_version} {kind}: neither a Kubernetes {self.k8s_version} kind nor a known CRD",
+            "fix the kind, or pass --schemas DIR holding its CustomResourceDefinition",
+        )
+
+
+def _crd_documents(path: Path) -> list[Any]:
+    """A CRD file's documents. Big CRDs take seconds to parse as YAML, so the parsed form is kept
+    as JSON under build/, keyed by the file's SHA-256: a changed file is simply a new key."""
+    data = path.read_bytes()
+    cached = CRD_CACHE / f"{hashlib.sha256(data).hexdigest()}.json"
+    try:
+        return list(json.loads(cached.read_text()))
+    except (OSError, ValueError):
+        pass
+    try:
+        docs = list(yaml.load_all(data.decode(errors="replace"), Loader=FAST_LOADER))
+    except yaml.YAMLError as err:
+        raise LookupError(f"{path}: not a readable CRD file: {err}") from None
+    try:
+        CRD_CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=CRD_CACHE, delete=False, suffix=".tmp") as tmp:
+            json.dump(docs, tmp, default=str)
+        os.replace(tmp.name, cached)  # atomic: concurrent runs never read half a file
+    except OSError:
+        pass  # a read-only checkout just parses every time
+    return docs
+
+
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+CRD_GROUP = re.compile(r"^  group: ['\"]?([\w.-]+)", re.M)
+CRD_KIND = re.compile(r"^  names:\n(?:    .*\n)*?    kind: ['\"]?(\w+)", re.M)
+FIX_UNKNOWN = "remove the field or fix its spelling; the API server would drop or reject it"
+
+# Core kinds without a namespace (the schemas do not say; the API discovery document would).
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
+        "CustomResourceDefinition", "PriorityClass", "RuntimeClass", "IngressClass", "CSIDriver",
+        "CSINode", "VolumeAttachment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "APIService",
+        "CertificateSigningRequest", "FlowSchema", "PriorityLevelConfiguration",
+    }
+)  # fmt: skip
+
+
+def _finding_factory(doc: RenderedDoc, line: int | None) -> Any:
+    def make(rule: str, message: str, fix: str) -> Finding:
+        return Finding(doc.source_file, doc.ref, rule, message, fix, env=doc.env, line=line)
+
+    return make
+
+
+def _errors(validator: Validator, instance: Any) -> Iterator[jsonschema.ValidationError]:
+    return iter(sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))))
+
+
+def _schema_finding(finding: Any, err: jsonschema.ValidationError) -> Finding:
+    path = ".".join(str(p) for p in err.absolute_path) or "(root)"
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        where = f"{path}." if err.absolute_path else ""
+        return finding("MLP-UNKNOWN-FIELD", f"unknown field {where}{', '.join(extra)}", FIX_UNKNOWN)
+    return finding("MLP-SCHEMA", f"{path}: {err.message}", "make the value match the schema")
+
+
+def unknown_fields(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
+    """Dotted paths of keys the schema does not declare (structural CRD schemas only)."""
+    if not isinstance(schema, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    found: list[str] = []
+    if isinstance(value, dict):
+        props = dict(schema.get("properties", {}))
+        for branch in schema.get("allOf", []) + schema.get("anyOf", []) + schema.get("oneOf", []):
+            props.update(branch.get("properties", {}) if isinstance(branch, dict) else {})
+        extra = schema.get("additionalProperties")
+        for key, child in value.items():
+            child_path = f"{path}.{key}" if path else str(key)
+            if key in props:
+                found += unknown_fields(props[key], child, child_path)
+            elif isinstance(extra, dict):
+                found += unknown_fields(extra, child, child_path)
+            elif extra is None and not _open_object(schema):
+                found.append(child_path)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            found += unknown_fields(schema["items"], item, f"{path}[{i}]")
+    return found
+
+
+def _open_object(schema: dict[str, Any]) -> bool:
+    """A schema that is not an object schema at all (e.g. int-or-string) declares no keys to check."""
+    return schema.get("type") not in (None, "object") or bool(schema.get("x-kubernetes-int-or-string"))

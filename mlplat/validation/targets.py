@@ -1,0 +1,124 @@
+"""What to validate: PATH arguments, or every app, or only the apps a git change touches.
+
+A target is one thing to render: an overlay (`apps/<app>/overlays/<env>`), any other kustomization
+folder, or a file or folder of plain manifests. An app folder expands to its overlays.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlplat.validation import ENVIRONMENTS, UsageError, rel
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+OVERLAY = re.compile(r"^apps/(?P<app>[^/]+)/overlays/(?P<env>[^/]+)$")
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    rel: str  # repo-relative path, the target's name in findings
+    env: str | None
+    kustomize: bool
+    app: str | None = None
+
+    def path(self, root: Path) -> Path:
+        return root / self.rel
+
+
+def is_kustomization(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in KUSTOMIZATION_FILES)
+
+
+def app_dirs(root: Path) -> list[Path]:
+    """Every app: a folder under apps/ with an overlays/ folder (apps/components is not one)."""
+    apps = root / "apps"
+    return sorted(p for p in apps.iterdir() if (p / "overlays").is_dir()) if apps.is_dir() else []
+
+
+def app_targets(app: Path, root: Path, env: str | None) -> list[Target]:
+    envs = [env] if env else list(ENVIRONMENTS)
+    return [
+        Target(rel(app / "overlays" / e, root), e, True, app.name)
+        for e in envs
+        if is_kustomization(app / "overlays" / e)
+    ]
+
+
+def all_targets(root: Path, env: str | None) -> list[Target]:
+    return [t for app in app_dirs(root) for t in app_targets(app, root, env)]
+
+
+def resolve(paths: list[str], root: Path, env: str | None) -> list[Target]:
+    """Targets for PATH arguments, deduplicated and sorted."""
+    found: set[Target] = set()
+    for raw in paths:
+        path = Path(raw)
+        path = path if path.is_absolute() else Path.cwd() / path
+        if not path.exists():
+            raise UsageError(f"{raw}: no such file or folder")
+        found.update(_targets_for(path.resolve(), root, env))
+    return sorted(found)
+
+
+def _targets_for(path: Path, root: Path, env: str | None) -> list[Target]:
+    name = rel(path, root)
+    if path.is_file():
+        return [Target(name, env, False)]
+    if (path / "overlays").is_dir():
+        targets = app_targets(path, root, env)
+        if not targets:
+            raise UsageError(f"{name}: no overlay for {env or 'any environment'} under {name}/overlays")
+        return targets
+    if is_kustomization(path):
+        overlay = OVERLAY.match(name)
+        if overlay and env and overlay["env"] != env:
+            raise UsageError(f"{name} is the {overlay['env']} overlay, but --env says {env}")
+        if overlay:
+            return [Target(name, overlay["env"], True, overlay["app"])]
+        return [Target(name, env, True)]
+    apps = sorted(p for p in path.iterdir() if (p / "overlays").is_dir())
+    if apps:
+        return [t for app in apps for t in app_targets(app, root, env)]
+    if not any(p.suffix in MANIFEST_SUFFIXES for p in path.rglob("*") if p.is_file()):
+        raise UsageError(f"{name}: no kustomization and no manifests (*.yaml, *.yml, *.json) in this folder")
+    return [Target(name, env, False)]
+
+
+def _git(root: Path, *args: str) -> list[str]:
+    try:
+        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise UsageError("--changed needs git on the PATH") from None
+    if result.returncode != 0:
+        raise UsageError(f"git {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def changed_files(root: Path, base: str) -> list[str]:
+    """Files changed since the merge base with REF, plus uncommitted and untracked ones."""
+    files = set(_git(root, "diff", "--name-only", f"{base}...HEAD"))
+    files.update(_git(root, "diff", "--name-only", "HEAD"))
+    files.update(_git(root, "ls-files", "--others", "--exclude-standard"))
+    return sorted(files)
+
+
+def changed_targets(root: Path, base: str, env: str | None) -> list[Target]:
+    """Overlays affected by the changed files; shared inputs (components, Argo CD, stacks) affect all."""
+    wanted: set[Target] = set()
+    apps = {p.name: p for p in app_dirs(root)}
+    for name in changed_files(root, base):
+        parts = name.split("/")
+        if parts[0] == "apps" and len(parts) > 2 and parts[1] in apps:
+            wanted.update(app_targets(apps[parts[1]], root, env))
+        elif name.startswith("apps/components/") or parts[0] == "environments":
+            stack_env = re.fullmatch(r"environments/Pulumi\.(\w+)\.yaml", name)
+            only = stack_env[1] if stack_env else None
+            wanted.update(t for t in all_targets(root, env) if only in (None, t.env))
+        elif name.startswith("platform/argocd/"):
+            env_dir = parts[2] if len(parts) > 3 else None
+            wanted.update(t for t in all_targets(root, env) if env_dir in (None, t.env))
+    return sorted(wanted)

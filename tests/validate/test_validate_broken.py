@@ -1,0 +1,119 @@
+"""The broken-manifest corpus: each mistake is caught by its own rule, named with file and line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from validate_helpers import REPO, rules, run_json
+
+BROKEN = REPO / "tests" / "fixtures" / "broken"
+EXPECTED = {
+    "invalid-yaml": {"MLP-YAML"},
+    "kustomize-error": {"MLP-KUSTOMIZE"},
+    "kustomize-yaml-error": {"MLP-YAML"},
+    "unknown-field": {"MLP-UNKNOWN-FIELD"},
+    "wrong-api-version": {"MLP-API-VERSION"},
+    "forbidden-kind": {"MLP-APPPROJECT-KIND"},
+    "bad-namespace": {"MLP-APPPROJECT-NAMESPACE"},
+    "gpu-no-pool": {"MLP-GPU-FIT", "MLP-GPU-CAP"},  # 8 GPUs at one replica is also over dev's cap
+    "gpu-cap": {"MLP-GPU-CAP"},
+    "replicas-over-cap": {"MLP-REPLICAS"},
+}
+
+
+@pytest.fixture(scope="module")
+def corpus() -> dict[str, Any]:
+    """One run over every case: one kubectl and one schema load for the whole corpus."""
+    capture = pytest.MonkeyPatch()
+    import io
+    import json
+    import sys
+
+    from mlplat import validate
+
+    out = io.StringIO()
+    capture.setattr(sys, "stdout", out)
+    try:
+        code = validate.main(
+            [str(BROKEN / case) for case in EXPECTED]
+            + ["--env", "dev", "--format", "json", "--no-policy-scan"]
+        )
+    finally:
+        capture.undo()
+    return {"code": code, **json.loads(out.getvalue())}
+
+
+def _case_findings(corpus: dict[str, Any], case: str) -> list[dict[str, Any]]:
+    prefix = f"tests/fixtures/broken/{case}/"
+    return [f for f in corpus["findings"] if f["file"].startswith(prefix) or case in f["message"]]
+
+
+def test_corpus_fails_with_exit_1(corpus: dict[str, Any]) -> None:
+    assert corpus["code"] == 1
+
+
+def test_every_case_is_a_target(corpus: dict[str, Any]) -> None:
+    assert sorted(corpus["targets"]) == sorted(f"tests/fixtures/broken/{case}" for case in EXPECTED)
+
+
+@pytest.mark.parametrize("case", EXPECTED)
+def test_case_fails_with_its_rule(corpus: dict[str, Any], case: str) -> None:
+    found = {f["rule"] for f in _case_findings(corpus, case) if f["rule"] != "MLP-GPU-CAP"}
+    cap = any(f["rule"] == "MLP-GPU-CAP" and f"{case}" in _cap_apps(f) for f in corpus["findings"])
+    assert found | ({"MLP-GPU-CAP"} if cap else set()) == EXPECTED[case]
+
+
+def _cap_apps(finding: dict[str, Any]) -> str:
+    """The GPU cap names the apps it adds up; fixtures' apps are named after their case."""
+    names = {"gpu-cap": "greedy=", "gpu-no-pool": "too-many-gpus="}
+    return " ".join(case for case, name in names.items() if name in finding["message"])
+
+
+def test_yaml_errors_name_file_and_line(corpus: dict[str, Any]) -> None:
+    (plain,) = _case_findings(corpus, "invalid-yaml")
+    assert (plain["file"], plain["line"]) == ("tests/fixtures/broken/invalid-yaml/serviceaccount.json", 8)
+    assert "line 4" in plain["message"]  # where the broken mapping starts
+    (patch,) = _case_findings(corpus, "kustomize-yaml-error")
+    assert (patch["file"], patch["line"]) == ("tests/fixtures/broken/kustomize-yaml-error/patch.txt", 7)
+
+
+def test_kustomize_error_names_the_missing_file(corpus: dict[str, Any]) -> None:
+    (finding,) = _case_findings(corpus, "kustomize-error")
+    assert finding["file"] == "tests/fixtures/broken/kustomize-error/kustomization.yaml"
+    assert "does-not-exist.yaml" in finding["message"] and "/tmp/" not in finding["message"]
+
+
+def test_unknown_fields_in_crd_and_core_objects(corpus: dict[str, Any]) -> None:
+    messages = sorted(f["message"] for f in _case_findings(corpus, "unknown-field"))
+    assert messages == [
+        "unknown field automountToken",
+        "unknown field spec.predictor.model.storageURI (not in the InferenceService CRD schema)",
+    ]
+
+
+def test_wrong_api_versions_suggest_the_served_one(corpus: dict[str, Any]) -> None:
+    fixes = sorted(f["fix"] for f in _case_findings(corpus, "wrong-api-version"))
+    assert fixes == ["use apiVersion policy/v1", "use apiVersion serving.kserve.io/v1beta1"]
+
+
+def test_gpu_fit_names_both_reasons(corpus: dict[str, Any]) -> None:
+    fits = {
+        f["resource"]: f["message"]
+        for f in _case_findings(corpus, "gpu-no-pool")
+        if f["rule"] == "MLP-GPU-FIT"
+    }
+    assert "8 GPU(s)" in fits["InferenceService/models-fixtures/too-many-gpus"]
+    assert "80 GiB" in fits["InferenceService/models-fixtures/too-much-memory"]
+
+
+def test_gpu_cap_counts_the_whole_environment(corpus: dict[str, Any]) -> None:
+    """The cap adds the environment's other GPU apps (llm-chat) even though they are not targets."""
+    (cap,) = [f for f in corpus["findings"] if f["rule"] == "MLP-GPU-CAP"]
+    assert "llm-chat=1x2" in cap["message"] and "greedy=4x3" in cap["message"]
+    assert cap["file"] == "environments/Pulumi.dev.yaml"
+
+
+def test_single_case_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_json(capsys, str(BROKEN / "forbidden-kind"), "--env", "dev")
+    assert (code, rules(report)) == (1, {"MLP-APPPROJECT-KIND"})

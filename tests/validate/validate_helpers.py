@@ -1,0 +1,41 @@
+"""Helpers for the validate tests: run the command in-process, and make throwaway repo copies."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlplat import validate
+
+REPO = Path(__file__).resolve().parent.parent.parent
+COPIED = ("apps", "platform/argocd", "environments")
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    """Exit code and JSON report of `mlplat validate ARGV --format json` (checkov skipped)."""
+    code = validate.main([*argv, "--format", "json", "--no-policy-scan"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+def rules(report: dict[str, Any]) -> set[str]:
+    return {f["rule"] for f in report.get("findings", [])}
+
+
+def copy_repo(dest: Path, git: bool = False) -> Path:
+    """The parts of the repository validate reads, optionally as a git repo with one commit on main."""
+    for part in COPIED:
+        shutil.copytree(REPO / part, dest / part)
+    if git:
+        for args in (
+            ["init", "-q", "-b", "main"],
+            ["add", "-A"],
+            ["-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "base"],
+        ):
+            subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
+    return dest
