@@ -1,0 +1,160 @@
+# Two kinds of customer-managed keys:
+# - `state`: encrypts the state bucket (SSE-KMS); every environment's roles use it, through S3 only.
+# - `pulumi_secrets[env]`: one per environment, Pulumi's secrets provider (awskms://) for that stack,
+#   so the dev deploy role can never decrypt a prod secret even if it obtained the ciphertext.
+# Key policies name their principals explicitly instead of delegating to the account root, so an IAM
+# policy elsewhere in the account cannot quietly grant use of these keys.
+
+locals {
+  key_admin_actions = [
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+  ]
+  key_use_actions = [
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+  ]
+}
+
+data "aws_iam_policy_document" "state_key" {
+  statement {
+    sid       = "KeyAdministration"
+    actions   = local.key_admin_actions
+    resources = ["*"] # in a key policy "*" means this key
+
+    principals {
+      type        = "AWS"
+      identifiers = var.key_admin_arns
+    }
+  }
+
+  statement {
+    sid       = "StateReadWriteThroughS3"
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = concat([for r in aws_iam_role.deploy : r.arn], [for r in aws_iam_role.preview : r.arn])
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.aws_region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_kms_key" "state" {
+  description             = "${var.name_prefix}: Pulumi state bucket encryption"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.state_key.json
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "aws_kms_alias" "state" {
+  name          = "alias/${var.name_prefix}-pulumi-state"
+  target_key_id = aws_kms_key.state.key_id
+}
+
+data "aws_iam_policy_document" "pulumi_secrets_key" {
+  for_each = var.environments
+
+  statement {
+    sid       = "KeyAdministration"
+    actions   = local.key_admin_actions
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = var.key_admin_arns
+    }
+  }
+
+  # Admins also encrypt and decrypt: `pulumi stack init --secrets-provider` and
+  # `pulumi stack change-secrets-provider` run from an admin's machine.
+  statement {
+    sid       = "AdminSecretsProviderUse"
+    actions   = local.key_use_actions
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = var.key_admin_arns
+    }
+  }
+
+  statement {
+    sid       = "DeployRoleSecretsProviderUse"
+    actions   = local.key_use_actions
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.deploy[each.key].arn]
+    }
+  }
+
+  # A preview decrypts config secrets to run the program but never writes state.
+  statement {
+    sid       = "PreviewRoleDecryptOnly"
+    actions   = ["kms:Decrypt", "kms:DescribeKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.preview[each.key].arn]
+    }
+  }
+}
+
+resource "aws_kms_key" "pulumi_secrets" {
+  for_each = var.environments
+
+  description             = "${var.name_prefix}: Pulumi secrets provider for the ${each.key} stack"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.pulumi_secrets_key[each.key].json
+
+  tags = {
+    "mlplat/environment" = each.key
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "aws_kms_alias" "pulumi_secrets" {
+  for_each = var.environments
+
+  name          = "alias/${var.name_prefix}-pulumi-${each.key}"
+  target_key_id = aws_kms_key.pulumi_secrets[each.key].key_id
+}

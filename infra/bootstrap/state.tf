@@ -1,0 +1,136 @@
+# The Pulumi state bucket (a DIY backend). Every stack's state, its backups and its history live here,
+# so it is versioned, encrypted with our own key, private, TLS-only and protected from `destroy`.
+
+locals {
+  account_id        = data.aws_caller_identity.current.account_id
+  state_bucket_name = coalesce(var.state_bucket_name, "${var.name_prefix}-pulumi-state-${local.account_id}-${var.aws_region}")
+}
+
+resource "aws_s3_bucket" "state" {
+  bucket = local.state_bucket_name
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "aws_s3_bucket_ownership_controls" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  # ACLs disabled: access is decided by IAM and the bucket policy only.
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+# Versioning is the state backup: every `pulumi up` overwrites <stack>.json, and an older version can
+# be restored after a corrupting update (docs/runbooks/failed-pulumi-up.md).
+resource "aws_s3_bucket_versioning" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.state.arn
+    }
+    # Bucket keys cut KMS calls (and cost) for the many small checkpoint writes of an update.
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  # Versioning must be on before noncurrent-version rules mean anything.
+  depends_on = [aws_s3_bucket_versioning.state]
+
+  rule {
+    id     = "expire-noncurrent-state"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_retention_days
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+}
+
+data "aws_iam_policy_document" "state_bucket" {
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.state.arn,
+      "${aws_s3_bucket.state.arn}/*",
+    ]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  # Objects must be written with our key: a client overriding the default encryption cannot
+  # store state the key policy does not govern.
+  statement {
+    sid       = "DenyOtherEncryptionKeys"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.state.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    # Only when the header is sent: without it the bucket's default (our key) applies.
+    condition {
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "StringNotEquals"
+      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+      values   = [aws_kms_key.state.arn]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "state" {
+  bucket = aws_s3_bucket.state.id
+  policy = data.aws_iam_policy_document.state_bucket.json
+
+  # Applying a policy while the public access block is still being created can fail with a conflict.
+  depends_on = [aws_s3_bucket_public_access_block.state]
+}

@@ -1,0 +1,111 @@
+variable "aws_region" {
+  description = "Region of the state bucket, the KMS keys and the Pulumi stacks (must match mlplat:aws.region)."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every name the bootstrap creates; the Pulumi program names its resources <prefix>-<env>-*."
+  type        = string
+  default     = "mlplat"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name_prefix))
+    error_message = "name_prefix must be 2-21 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "environments" {
+  description = "Environments whose deploy and preview roles live in this account: all three for a single account, or one per account."
+  type        = set(string)
+  default     = ["dev", "staging", "prod"]
+
+  validation {
+    condition     = length(var.environments) > 0 && alltrue([for e in var.environments : contains(["dev", "staging", "prod"], e)])
+    error_message = "environments must be a non-empty subset of dev, staging, prod (the Pulumi stacks)."
+  }
+}
+
+variable "github_org" {
+  description = "GitHub organisation owning the repository; the only owner whose workflows may assume the roles."
+  type        = string
+  default     = "example-org"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9-]*$", var.github_org))
+    error_message = "github_org must be a literal organisation name (no wildcards)."
+  }
+}
+
+variable "github_repo" {
+  description = "Repository name (without the organisation); the only repository whose workflows may assume the roles."
+  type        = string
+  default     = "mlplat"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+$", var.github_repo))
+    error_message = "github_repo must be a literal repository name (no wildcards)."
+  }
+}
+
+variable "pulumi_project" {
+  description = "Pulumi project name (Pulumi.yaml `name`); the state objects of a stack live under .pulumi/*/<project>/<stack>."
+  type        = string
+  default     = "mlplat"
+}
+
+variable "state_bucket_name" {
+  description = "Name of the Pulumi state bucket; null derives a globally unique name from the prefix, account and region."
+  type        = string
+  default     = null
+}
+
+variable "key_admin_arns" {
+  description = "IAM roles or users allowed to administer (not use) the KMS keys, e.g. the platform admin role. Must include whoever applies this."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.key_admin_arns) > 0 && alltrue([for a in var.key_admin_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/", a))])
+    error_message = "key_admin_arns must be a non-empty list of IAM role or user ARNs."
+  }
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "How long superseded state versions are kept: the window in which a bad `pulumi up` can be rolled back from the bucket."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.noncurrent_version_retention_days >= 30
+    error_message = "Keep at least 30 days of state history."
+  }
+}
+
+variable "kms_deletion_window_days" {
+  description = "Waiting period before a scheduled KMS key deletion takes effect (7-30 days); losing the key loses every stack secret."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.kms_deletion_window_days >= 7 && var.kms_deletion_window_days <= 30
+    error_message = "kms_deletion_window_days must be between 7 and 30."
+  }
+}
+
+variable "create_github_oidc_provider" {
+  description = "Create the account's GitHub OIDC provider; set false when another stack already created it (one per account)."
+  type        = bool
+  default     = true
+}
+
+variable "deploy_session_seconds" {
+  description = "Maximum session length of the deploy roles: a first `pulumi up` (EKS, node pools, charts) can outlast one hour."
+  type        = number
+  default     = 7200
+}
+
+variable "tags" {
+  description = "Extra tags on every bootstrap resource."
+  type        = map(string)
+  default     = {}
+}
