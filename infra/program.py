@@ -95,7 +95,7 @@ def build(config: StackConfig) -> None:
             cluster_name=cluster.name,
         ),
         pulumi.ResourceOptions(
-            providers={"aws": aws_provider, "kubernetes": k8s_provider}, depends_on=[gpu_pools]
+            providers={"aws": aws_provider, "kubernetes": k8s_provider}, depends_on=[gpu_pools, storage]
         ),
     )
 

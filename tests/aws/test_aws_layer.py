@@ -115,7 +115,9 @@ def test_gpu_pools_are_tainted_labelled_and_capped(offline_plan: PlanFor, env: s
         resource = pools[pool.name]
         spec, urn = resource["inputs"]["spec"], resource["urn"]
         template = spec["template"]
-        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in template["spec"]["taints"], urn
+        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in template["spec"][
+            "taints"
+        ], urn
         assert template["metadata"]["labels"]["mlplat/gpu-pool"] == pool.name, urn
         requirements = {r["key"]: r["values"] for r in template["spec"]["requirements"]}
         assert requirements["node.kubernetes.io/instance-type"] == pool.instance_types, urn
@@ -133,15 +135,21 @@ def _crd_schema(reference: Path, file: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_karpenter_resources_match_the_upstream_crds(offline_plan: PlanFor, reference: Path, env: str) -> None:
+def test_karpenter_resources_match_the_upstream_crds(
+    offline_plan: PlanFor, reference: Path, env: str
+) -> None:
     plan = offline_plan(env)
     schemas = {
         "kubernetes:karpenter.sh/v1:NodePool": _crd_schema(reference, "karpenter.sh_nodepools.yaml"),
-        "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass": _crd_schema(reference, "karpenter.k8s.aws_ec2nodeclasses.yaml"),
+        "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass": _crd_schema(
+            reference, "karpenter.k8s.aws_ec2nodeclasses.yaml"
+        ),
     }
     for typ, schema in schemas.items():
         for resource in of_type(plan, typ):
-            errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(resource["inputs"]["spec"])]
+            errors = [
+                e.message for e in jsonschema.Draft7Validator(schema).iter_errors(resource["inputs"]["spec"])
+            ]
             assert not errors, f"{resource['urn']}: {errors}"
 
 
@@ -199,7 +207,8 @@ def test_prod_protects_stateful_resources_and_dev_does_not(offline_plan: PlanFor
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_storage_classes_are_encrypted_default_and_retain(offline_plan: PlanFor, env: str) -> None:
     classes = {
-        c["inputs"]["metadata"]["name"]: c for c in of_type(offline_plan(env), "kubernetes:storage.k8s.io/v1:StorageClass")
+        c["inputs"]["metadata"]["name"]: c
+        for c in of_type(offline_plan(env), "kubernetes:storage.k8s.io/v1:StorageClass")
     }
     default, retain = classes["gp3-encrypted"], classes["gp3-retain"]
     annotation = "storageclass.kubernetes.io/is-default-class"
@@ -214,7 +223,9 @@ def test_storage_classes_are_encrypted_default_and_retain(offline_plan: PlanFor,
 def test_every_kubernetes_resource_names_its_provider(offline_plan: PlanFor, env: str) -> None:
     for resource in offline_plan(env)["resources"]:
         if resource["type"].startswith("kubernetes:"):
-            assert resource["provider"] and "pulumi:providers:kubernetes::k8s" in resource["provider"], resource["urn"]
+            assert resource["provider"] and "pulumi:providers:kubernetes::k8s" in resource["provider"], (
+                resource["urn"]
+            )
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import ENVIRONMENTS, ConfigError, load_environment, load_stack_config, read_stack_file, stack_file
+from infra.config import (
+    ENVIRONMENTS,
+    ConfigError,
+    load_environment,
+    load_stack_config,
+    read_stack_file,
+    stack_file,
+)
 
 
 def _values(env: str) -> dict[str, Any]:
@@ -55,14 +62,38 @@ BAD_CONFIGS = [
     ("dev", "gpu.pools.0.min_size", 3, "mlplat:gpu.pools[0]", "min_size (3) must not exceed max_size (2)"),
     ("dev", "gpu.pools.0.min_size", 1, "mlplat:gpu.pools[0]", "a warm minimum is not supported"),
     ("dev", "gpu.pools.0.instance_types", [], "mlplat:gpu.pools[0].instance_types", "at least 1 item"),
-    ("dev", "gpu.pools.0.gpus_per_node", 0, "mlplat:gpu.pools[0].gpus_per_node", "greater than or equal to 1"),
+    (
+        "dev",
+        "gpu.pools.0.gpus_per_node",
+        0,
+        "mlplat:gpu.pools[0].gpus_per_node",
+        "greater than or equal to 1",
+    ),
     ("dev", "gpu.pools.1.name", "gpu-small", "mlplat:gpu", "duplicate pool names ['gpu-small']"),
     ("dev", "gpu.max_total_gpus", 2, "mlplat:gpu", "together the pools can reach 6 GPUs"),
-    ("dev", "gpu.pools.0.capacity_type", "reserved", "mlplat:gpu.pools[0].capacity_type", "'spot' or 'on-demand'"),
+    (
+        "dev",
+        "gpu.pools.0.capacity_type",
+        "reserved",
+        "mlplat:gpu.pools[0].capacity_type",
+        "'spot' or 'on-demand'",
+    ),
     ("dev", "cluster.endpoint.public_access_cidrs", [], "mlplat:cluster.endpoint", "needs a CIDR allowlist"),
-    ("dev", "cluster.endpoint.public_access_cidrs", ["0.0.0.0/0"], "mlplat:cluster.endpoint", "not an allowlist"),
+    (
+        "dev",
+        "cluster.endpoint.public_access_cidrs",
+        ["0.0.0.0/0"],
+        "mlplat:cluster.endpoint",
+        "not an allowlist",
+    ),
     ("dev", "cluster.kubernetes_version", "1.20", "mlplat:cluster.kubernetes_version", "no add-on pins"),
-    ("dev", "cluster.admin_role_arns", ["admin"], "mlplat:cluster.admin_role_arns[0]", "should match pattern"),
+    (
+        "dev",
+        "cluster.admin_role_arns",
+        ["admin"],
+        "mlplat:cluster.admin_role_arns[0]",
+        "should match pattern",
+    ),
     ("dev", "network.availability_zones", ["a", "b"], "mlplat:network.availability_zones", "at least 3"),
     ("dev", "network.vpc_cidr", "10.0.0.0/24", "mlplat:network.vpc_cidr", "must be /18 or larger"),
     ("dev", "services.vault.replicas", 2, "mlplat:services.vault.replicas", "odd number"),
@@ -77,7 +108,13 @@ BAD_CONFIGS = [
         "mlplat:",
         "cluster.endpoint.public: the prod API endpoint is private",
     ),
-    ("prod", "storage", {"encrypted": False}, "mlplat:", "storage.encrypted: prod volumes are always encrypted"),
+    (
+        "prod",
+        "storage",
+        {"encrypted": False},
+        "mlplat:",
+        "storage.encrypted: prod volumes are always encrypted",
+    ),
     ("prod", "protect_stateful", False, "mlplat:", "protect_stateful: prod state is protected"),
     ("prod", "network.nat_gateways", "single", "mlplat:", "prod needs one NAT per zone"),
     ("prod", "services.vault.replicas", 1, "mlplat:", "prod Raft needs at least 3"),
@@ -85,14 +122,18 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize(("env", "path", "value", "key", "reason"), BAD_CONFIGS, ids=[f"{c[0]}:{c[1]}" for c in BAD_CONFIGS])
+@pytest.mark.parametrize(
+    ("env", "path", "value", "key", "reason"), BAD_CONFIGS, ids=[f"{c[0]}:{c[1]}" for c in BAD_CONFIGS]
+)
 def test_bad_config_names_key_and_reason(env: str, path: str, value: Any, key: str, reason: str) -> None:
     values = copy.deepcopy(_values(env))
     _set(values, path, value)
     with pytest.raises(ConfigError) as raised:
         load_stack_config(values, f"Pulumi.{env}.yaml")
     problems = raised.value.problems
-    assert any(p.startswith(key) and reason in r for p, r in problems), f"expected {key}: {reason!r}, got {problems}"
+    assert any(p.startswith(key) and reason in r for p, r in problems), (
+        f"expected {key}: {reason!r}, got {problems}"
+    )
     assert str(raised.value).startswith(f"invalid stack configuration in Pulumi.{env}.yaml")
 
 
@@ -134,7 +175,9 @@ def test_program_stops_before_declaring_any_resource(tmp_path: Path, repo_root: 
         "except pulumi.RunError as err:\n"
         "    print(json.dumps({'error': str(err), 'resources': len(recorder.resources)}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=False
+    )
     assert "Traceback" not in result.stderr, result.stderr
     outcome = yaml.safe_load(result.stdout.strip().splitlines()[-1])
     assert outcome["resources"] == 0

@@ -38,9 +38,18 @@ def test_no_secret_reaches_the_plan_file(offline_plan: PlanFor, env: str) -> Non
 
 
 def test_redact_replaces_secrets_and_resource_references() -> None:
-    secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "hunter2"}
-    ref = {"4dabf18193072939515e22adb298388d": "5cf8f73096256a8f31e491e813e4eb8e", "urn": "urn:x"}
-    assert redact({"a": [secret, {"b": ref}], "c": 1}) == {"a": [REDACTED, {"b": {"resourceRef": "urn:x"}}], "c": 1}
+    secret = {
+        "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+        "value": "hunter2",
+    }  # pragma: allowlist secret
+    ref = {
+        "4dabf18193072939515e22adb298388d": "5cf8f73096256a8f31e491e813e4eb8e",
+        "urn": "urn:x",
+    }  # pragma: allowlist secret
+    assert redact({"a": [secret, {"b": ref}], "c": 1}) == {
+        "a": [REDACTED, {"b": {"resourceRef": "urn:x"}}],
+        "c": 1,
+    }
 
 
 def test_plan_command_prints_an_offline_summary(repo_root: Path, tmp_path: Path) -> None:
@@ -59,6 +68,9 @@ def test_plan_command_prints_an_offline_summary(repo_root: Path, tmp_path: Path)
 
 def test_unknown_environment_is_a_usage_error(repo_root: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mlplat.cli", "plan", "--env", "qa"], cwd=repo_root, capture_output=True, text=True
+        [sys.executable, "-m", "mlplat.cli", "plan", "--env", "qa"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2 and "invalid choice: 'qa'" in result.stderr

@@ -23,12 +23,10 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import load_environment
 from mlplat.mocks import PlatformMocks
+from mlplat.plan import RESOURCE_SIG, SECRET_SIG, SIG_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO.parent / "shared" / "reference"
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 ROLE_ARN = "arn:aws:iam::123456789012:role/mlplat-vault"
 KMS_KEY = "mock-kms-key-0001"
 
