@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mlplat import plan, validate
+from mlplat import demo, plan, promote, serve, validate
 
-COMMANDS = (plan, validate)
+COMMANDS = (plan, validate, promote, serve, demo)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,8 +9,6 @@ Exit 0 clean, 1 findings, 2 usage or internal error. Rule IDs are listed in apps
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import os
 import re
 import sys
@@ -133,7 +131,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     report.waivers += waivers
     notes += [scan_note] if scan_note else []
     if args.registry:
-        report.findings += _registry_gate(docs, args.registry)
+        report.findings += _registry_gate(docs, args.registry, root)
     report.findings = sorted(set(report.findings), key=_order)
     report.waivers = sorted(set(report.waivers), key=lambda w: (w.env or "", w.file, w.resource, w.rule))
     return report, notes
@@ -239,24 +237,22 @@ def _policy_scan(docs: Sequence[RenderedDoc], skip: bool) -> tuple[list[Finding]
     """One checkov process over every rendered object (mlplat.policy_scan owns the checks)."""
     if skip:
         return [], [], "checkov scan skipped (--no-policy-scan)"
-    if importlib.util.find_spec("mlplat.policy_scan") is None:
-        return [], [], "checkov scan NOT run: mlplat.policy_scan is not available in this checkout"
-    policy_scan = importlib.import_module("mlplat.policy_scan")
+    from mlplat import policy_scan
+
     try:
         findings, waivers = policy_scan.scan(docs)
-    except getattr(policy_scan, "PolicyScanError", OSError) as err:
+    except policy_scan.PolicyScanError as err:
         raise UsageError(f"checkov scan failed: {err}") from None
     return list(findings), list(waivers), None
 
 
-def _registry_gate(docs: Sequence[RenderedDoc], url: str) -> list[Finding]:
-    """Issue 7's seam: every model version the manifests name exists in the registry."""
-    if importlib.util.find_spec("mlplat.registry_gate") is None:
-        raise UsageError("--registry given, but mlplat.registry_gate is not available in this checkout")
-    gate = importlib.import_module("mlplat.registry_gate")
+def _registry_gate(docs: Sequence[RenderedDoc], url: str, root: Path) -> list[Finding]:
+    """Every model version the manifests name exists, is READY, evaluated and (prod) approved."""
+    from mlplat import registry_gate
+
     try:
-        return list(gate.check(docs, url))
-    except gate.RegistryUnavailable as err:
+        return list(registry_gate.check(docs, url, repo_root=root))
+    except registry_gate.RegistryUnavailable as err:
         raise UsageError(str(err)) from None
 
 

@@ -1,0 +1,265 @@
+"""`mlplat demo`: the whole model loop on this machine, with no cloud, cluster or credentials.
+
+Embedded MLflow (SQLite, local artifacts, loopback) → train, evaluate and register the example models
+→ offline plans of every environment → `mlplat validate` of every app against that registry → serve
+iris-classifier (dev) with the KServe model server and measure it. Every step's result, timing and
+log go to build/demo/report.md and report.json; every process started here is stopped on success,
+failure, Ctrl-C or SIGTERM. A second run reuses the registry and the model store and skips training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib.util
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlplat import example_models, model_store
+from mlplat.mlflow_server import MlflowServer, free_port, stop_process_group, wait_http
+
+REPO = example_models.REPO
+WORKDIR = REPO / "build" / "demo"
+ENVIRONMENTS = ("dev", "staging", "prod")
+SERVED_APP = "iris-classifier"
+SERVED_ENV = "dev"
+EXPECTED = [0, 1, 2]  # the sample rows are a textbook setosa, versicolor and virginica
+LATENCY_REQUESTS = 300
+
+
+@dataclass
+class Step:
+    name: str
+    status: str = "running"  # ok | failed | skipped | interrupted
+    seconds: float = 0.0
+    detail: str = ""
+    log: str | None = None
+
+
+@dataclass
+class DemoReport:
+    started: str
+    reused_registry: bool
+    steps: list[Step] = field(default_factory=list)
+    registry_url: str | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Step]:
+        return [s for s in self.steps if s.status in ("failed", "interrupted")]
+
+
+class Demo:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.store = workdir / "model-store"
+        self.report = DemoReport(
+            started=time.strftime("%Y-%m-%d %H:%M:%S"),
+            reused_registry=(workdir / "mlflow" / "mlflow.db").exists(),
+        )
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Step]:
+        """Time a step, print its outcome, and record an exception as its failure instead of aborting."""
+        step = Step(name)
+        self.report.steps.append(step)
+        print(f"[demo] {name} ...", flush=True)
+        start = time.monotonic()
+        try:
+            yield step
+            if step.status == "running":
+                step.status = "ok"
+        except KeyboardInterrupt:
+            step.status = "interrupted"
+            raise
+        except Exception as err:  # a step's failure is reported; the remaining steps still run
+            step.status, step.detail = "failed", f"{type(err).__name__}: {err}"
+        finally:
+            step.seconds = round(time.monotonic() - start, 2)
+            print(f"[demo]   {step.status} in {step.seconds:.1f} s {step.detail}".rstrip(), flush=True)
+
+    def subprocess_step(self, step: Step, command: list[str], log_name: str, env: dict[str, str]) -> None:
+        """Run one of our CLI commands as its own process; its exit code is the step's result."""
+        log = self.logs / log_name
+        step.log = _shown(log)
+        with log.open("w") as stream:
+            code = subprocess.run(
+                command, stdout=stream, stderr=subprocess.STDOUT, env=env, check=False
+            ).returncode
+        lines = log.read_text().strip().splitlines()
+        # The verdict line, when the command prints one, says more than its last line.
+        verdict = [line for line in lines if "violations:" in line or "finding" in line.lower()]
+        step.status = "ok" if code == 0 else "failed"
+        step.detail = f"exit {code}: {(verdict or lines[-1:] or [''])[-1].strip()[:200]}"
+
+    def run(self) -> int:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        mlflow = MlflowServer(self.workdir / "mlflow")
+        server: subprocess.Popen[bytes] | None = None
+        env = {**os.environ, model_store.ROOT_ENV: str(self.store), "MLFLOW_TRACKING_URI": mlflow.url}
+        try:
+            with self.step("start embedded MLflow (SQLite, local artifacts, loopback)") as step:
+                mlflow.start()
+                self.report.registry_url = mlflow.url
+                step.detail = f"{mlflow.url} (log {_shown(mlflow.log_path)})"
+            if self.report.registry_url is None:
+                return 1  # nothing else can run without the registry; `finally` writes the report
+            with self.step("train, evaluate and register the example models") as step:
+                versions = example_models.register_examples(mlflow.url, self.store)
+                step.detail = "; ".join(_describe(v) for v in versions)
+            for target in ENVIRONMENTS:
+                with self.step(f"mlplat plan --env {target}") as step:
+                    command = [sys.executable, "-m", "mlplat.cli", "plan", "--env", target]
+                    self.subprocess_step(step, command, f"plan-{target}.log", env)
+            with self.step("mlplat validate --registry (every app, every environment)") as step:
+                if importlib.util.find_spec("mlplat.validate") is not None:
+                    command = [sys.executable, "-m", "mlplat.validate", "--registry", mlflow.url]
+                    self.subprocess_step(step, command, "validate.log", env)
+                else:
+                    step.status = "skipped"
+                    step.detail = (
+                        "mlplat validate is not registered in mlplat/cli.py yet: the gate was not run"
+                    )
+            with self.step(f"serve {SERVED_APP} ({SERVED_ENV}) with the KServe model server") as step:
+                server, url = self.start_server(env)
+                self.check_and_measure(step, url)
+        finally:
+            if server is not None:
+                stop_process_group(server)
+            mlflow.stop()
+            self.finish(start)
+        return 1 if self.report.failed else 0
+
+    def start_server(self, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        command = [
+            sys.executable, "-m", "mlplat.serve", SERVED_APP, "--env", SERVED_ENV, "--port", str(port),
+            "--model-store", str(self.store),
+        ]  # fmt: skip
+        with (self.logs / "serve.log").open("wb") as log:
+            server = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        url = f"http://127.0.0.1:{port}/v2/models/{SERVED_APP}"
+        wait_http(f"{url}/ready", 180, server)
+        return server, url
+
+    def check_and_measure(self, step: Step, url: str) -> None:
+        body = (REPO / "apps" / SERVED_APP / "sample-request.json").read_bytes()
+        port = int(url.split(":")[2].split("/")[0])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            answer = _post(connection, f"/v2/models/{SERVED_APP}/infer", body)
+            predicted = answer["outputs"][0]["data"]
+            if predicted != EXPECTED:
+                raise AssertionError(f"predicted {predicted}, expected {EXPECTED}")
+            timings = []
+            for _ in range(LATENCY_REQUESTS):
+                begin = time.perf_counter()
+                _post(connection, f"/v2/models/{SERVED_APP}/infer", body)
+                timings.append((time.perf_counter() - begin) * 1000)
+        finally:
+            connection.close()
+        cuts = statistics.quantiles(timings, n=100)
+        self.report.latency_ms = {
+            "p50": round(cuts[49], 2),
+            "p95": round(cuts[94], 2),
+            "requests": len(timings),
+        }
+        step.detail = (
+            f"POST {url}/infer → {predicted} as expected; {len(timings)} requests: "
+            f"p50 {cuts[49]:.1f} ms, p95 {cuts[94]:.1f} ms"
+        )
+
+    def finish(self, start: float) -> int:
+        self.report.total_seconds = round(time.monotonic() - start, 1)
+        (self.workdir / "report.json").write_text(json.dumps(asdict(self.report), indent=2) + "\n")
+        (self.workdir / "report.md").write_text(render_markdown(self.report))
+        print(f"[demo] {len(self.report.failed)} failed step(s), {self.report.total_seconds:.1f} s in all")
+        print(f"[demo] report: {_shown(self.workdir / 'report.md')}")
+        return 1 if self.report.failed else 0
+
+
+def _shown(path: Path) -> str:
+    """Repository-relative when inside the checkout (as the report is read there), else absolute."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def _post(connection: http.client.HTTPConnection, path: str, body: bytes) -> Any:
+    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    data = response.read()
+    if response.status != 200:
+        raise AssertionError(f"POST {path} answered {response.status}: {data[:300]!r}")
+    return json.loads(data)
+
+
+def _describe(version: example_models.ExampleVersion) -> str:
+    how = "reused" if version.reused else "trained" if version.metric else "metadata only"
+    score = f" {version.metric} {version.value:.3f}" if version.metric and version.value is not None else ""
+    return f"{version.model} v{version.version} {how}{score}"
+
+
+def render_markdown(report: DemoReport) -> str:
+    lines = [
+        "# mlplat demo report",
+        "",
+        f"Started {report.started}; {report.total_seconds:.1f} s in all; registry "
+        f"{'reused' if report.reused_registry else 'created'} ({report.registry_url or 'not started'}).",
+        "",
+        "| step | result | seconds | detail |",
+        "|---|---|---|---|",
+        *[
+            f"| {s.name} | {s.status} | {s.seconds:.1f} | {s.detail.replace('|', '/')}"
+            + (f" (log `{s.log}`)" if s.log else "")
+            + " |"
+            for s in report.steps
+        ],
+        "",
+        "Honest notes: llm-chat is registered as metadata only (its store folder holds a model card, no",
+        "weights, no evaluation run here). Plans run the Pulumi program under the mock engine, no cloud.",
+    ]
+    if report.latency_ms:
+        lines += ["", f"Latency over {report.latency_ms['requests']:.0f} sequential V2 requests on loopback: "
+                  f"p50 {report.latency_ms['p50']} ms, p95 {report.latency_ms['p95']} ms."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (e.g. from make or CI) unwinds like Ctrl-C, so every `finally` stops its processes."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="the whole loop locally: MLflow, models, plans, validate, serve"
+    )
+    parser.add_argument("--workdir", type=Path, default=WORKDIR, help="state and report folder (build/demo)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    with _sigterm_as_interrupt():
+        return Demo(args.workdir.resolve()).run()

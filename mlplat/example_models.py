@@ -1,0 +1,319 @@
+"""Train, evaluate and register the example models, the way a training pipeline would.
+
+Each version is trained with fixed seeds, evaluated on a held-out split, saved as an MLflow model
+into the model store at `<model>/<N>`, and registered with `source = s3://mlplat-models/<model>/<N>`
+so a manifest can name it deterministically. The evaluation result goes onto the version as tags
+(`mlplat.evaluation`, `mlplat.metric.<name>`) that the registry gate reads; version 1 gets the
+`approved` alias that prod requires. Re-running reuses every version already registered and stored.
+
+`llm-chat` cannot be trained or downloaded here: it is registered as metadata only, its store folder
+holding a model card that says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlplat import model_store
+from mlplat.registry_gate import (
+    APPROVAL_ALIAS,
+    EVALUATION_PASSED,
+    EVALUATION_TAG,
+    METRIC_TAG_PREFIX,
+    REPO,
+    load_evaluation,
+)
+
+EXPERIMENT = "mlplat-examples"
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: Any
+    x_test: Any
+    y_train: Any
+    y_test: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class ExampleVersion:
+    """One registered version: what the training step produced and recorded."""
+
+    model: str
+    version: str
+    source: str
+    metric: str | None
+    value: float | None
+    reused: bool
+
+
+def _split(x: Any, y: Any, test_size: float) -> tuple[Any, Any, Any, Any]:
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(x, y, test_size=test_size, random_state=SEED, stratify=y)  # type: ignore[no-any-return]
+
+
+def iris_data() -> Dataset:
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    x = frame.drop(columns="target").set_axis(
+        ["sepal_length", "sepal_width", "petal_length", "petal_width"], axis=1
+    )
+    return Dataset(
+        *_split(x, frame["target"], 0.3), "iris (bundled with scikit-learn), 30% stratified hold-out"
+    )
+
+
+def churn_data() -> Dataset:
+    """Synthetic, seeded churn-like data: no customer data set ships offline, and this says so."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=4000, n_features=6, n_informative=4, n_redundant=1, flip_y=0.03, class_sep=0.9,
+        random_state=7,
+    )  # fmt: skip
+    columns = [
+        "tenure_months",
+        "monthly_charges",
+        "support_calls",
+        "contract_length",
+        "data_usage",
+        "late_payments",
+    ]
+    frame = pd.DataFrame(x, columns=columns)
+    return Dataset(
+        *_split(frame, pd.Series(y, name="churned"), 0.25), "synthetic churn (seed 7), 25% hold-out"
+    )
+
+
+def _iris_model(version: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    if version == 1:
+        return DecisionTreeClassifier(max_depth=2, random_state=SEED)
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
+def _churn_model(version: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    if version == 1:
+        return HistGradientBoostingClassifier(max_iter=30, max_depth=3, random_state=SEED)
+    return HistGradientBoostingClassifier(max_iter=150, random_state=SEED)
+
+
+@dataclass(frozen=True)
+class Example:
+    data: Callable[[], Dataset]
+    estimator: Callable[[int], Any]
+    # skops refuses tree node storage unless named: these are the types our own estimators contain.
+    trusted_types: tuple[str, ...] = ()
+    versions: int = 2
+
+
+CPU_EXAMPLES: dict[str, Example] = {
+    "iris-classifier": Example(iris_data, _iris_model, ("sklearn.tree._tree.Tree",)),
+    "churn-gbm": Example(
+        churn_data, _churn_model, ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+    ),
+}
+LLM_EXAMPLE = "llm-chat"
+LLM_CARD = """# llm-chat version 1 (metadata only)
+
+This folder stands in for the weights of a chat LLM served by the KServe Hugging Face runtime on a GPU.
+The demo machine has no GPU and no access to the Hugging Face Hub, so no weights were downloaded and no
+evaluation was run here: the registry entry exists so manifests, promotion and the registry gate can be
+exercised end to end. On the platform this prefix holds the real weights.
+"""
+
+
+class RegistrationError(Exception):
+    """The registry numbered a version differently than the store path it was saved under."""
+
+
+def _client(tracking_uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _existing_versions(client: Any, name: str) -> dict[str, Any]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"mlplat example app {name}")
+        return {}
+    return {v.version: v for v in client.search_model_versions(f"name='{name}'")}
+
+
+def _atomic_save(target: Path, write: Callable[[Path], None]) -> None:
+    """Write a store folder in a temp sibling and rename it in place: readers never see half a model."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        write(staging / "model")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging / "model", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _requirements() -> list[str]:
+    """Pinned from this environment: MLflow would otherwise infer them in a subprocess per model (~20 s)."""
+    from importlib.metadata import version
+
+    return [
+        f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "numpy", "pandas", "scipy", "skops")
+    ]
+
+
+def _train(
+    app: str, example: Example, version: int, metric: str, target: Path
+) -> tuple[float, dict[str, Any]]:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.metrics import accuracy_score
+    from threadpoolctl import threadpool_limits
+
+    data = example.data()
+    estimator = example.estimator(version)
+    # One thread: OpenMP oversubscription on shared cores made gradient boosting ~50x slower.
+    with threadpool_limits(limits=1):
+        estimator.fit(data.x_train, data.y_train)
+        value = float(accuracy_score(data.y_test, estimator.predict(data.x_test)))
+        signature = infer_signature(data.x_test, estimator.predict(data.x_test))
+    if metric != "accuracy":
+        raise RegistrationError(
+            f"{app}: the examples only compute accuracy, evaluation.yaml asks for {metric}"
+        )
+    _atomic_save(
+        target,
+        lambda path: mlflow.sklearn.save_model(
+            estimator,
+            str(path),
+            signature=signature,
+            input_example=data.x_test.head(2),
+            skops_trusted_types=list(example.trusted_types),
+            pip_requirements=_requirements(),
+        ),
+    )
+    params = {"estimator": type(estimator).__name__, "seed": SEED, "dataset": data.description}
+    return value, params
+
+
+def _register(
+    client: Any,
+    name: str,
+    version: str,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    metrics: dict[str, float],
+) -> None:
+    """One run recording the training, then the version pointing at the store (number checked)."""
+    from mlflow.entities import Metric, Param
+
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
+    run = client.create_run(experiment_id, run_name=f"{name}-v{version}", tags={"mlplat.model": name})
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
+        params=[Param(k, str(v)) for k, v in params.items()],
+    )
+    client.set_terminated(run.info.run_id)
+    source = model_store.version_uri(name, version)
+    created = client.create_model_version(name, source=source, run_id=run.info.run_id, tags=tags)
+    if created.version != version:
+        raise RegistrationError(
+            f"{name}: registry created version {created.version} but the model was saved as {source}; "
+            "delete the stray version or the store folder and run again"
+        )
+
+
+def register_app(
+    tracking_uri: str, app: str, store_root: Path, repo_root: Path = REPO, versions: int | None = None
+) -> list[ExampleVersion]:
+    """Train and register versions 1..N of one CPU example app (skipping what exists) and approve v1."""
+    example = CPU_EXAMPLES[app]
+    evaluation = load_evaluation(app, repo_root)
+    metric = evaluation.metric or "accuracy"
+    client = _client(tracking_uri)
+    existing = _existing_versions(client, app)
+    results = []
+    for number in range(1, (versions or example.versions) + 1):
+        version = str(number)
+        source = model_store.version_uri(app, version)
+        target = model_store.to_local(source, store_root)
+        registered = existing.get(version)
+        if registered is not None and (target / "MLmodel").is_file():
+            value = float(registered.tags.get(METRIC_TAG_PREFIX + metric, "nan"))
+            results.append(ExampleVersion(app, version, source, metric, value, reused=True))
+            continue
+        value, params = _train(app, example, number, metric, target)
+        if registered is None:
+            passed = value >= evaluation.thresholds.get("dev", 0.0)
+            tags = {
+                EVALUATION_TAG: EVALUATION_PASSED if passed else "failed",
+                METRIC_TAG_PREFIX + metric: f"{value:.4f}",
+                "mlplat.evaluation.dataset": str(params["dataset"]),
+            }
+            _register(client, app, version, tags, params, {metric: value})
+        results.append(ExampleVersion(app, version, source, metric, value, reused=False))
+    _ensure_alias(client, app, "1")
+    return results
+
+
+def register_llm(tracking_uri: str, store_root: Path) -> ExampleVersion:
+    """Register llm-chat v1 as metadata only: a model card in the store, no weights, no evaluation run."""
+    client = _client(tracking_uri)
+    source = model_store.version_uri(LLM_EXAMPLE, "1")
+    target = model_store.to_local(source, store_root)
+    if not (target / "MODEL_CARD.md").is_file():
+        _atomic_save(target, _write_card)
+    reused = "1" in _existing_versions(client, LLM_EXAMPLE)
+    if not reused:
+        tags = {
+            EVALUATION_TAG: EVALUATION_PASSED,
+            "mlplat.evaluation.note": "metadata-only demo registration: no weights and no evaluation run here",
+        }
+        _register(client, LLM_EXAMPLE, "1", tags, {"weights": "none (metadata only)"}, {})
+    _ensure_alias(client, LLM_EXAMPLE, "1")
+    return ExampleVersion(LLM_EXAMPLE, "1", source, None, None, reused=reused)
+
+
+def _write_card(path: Path) -> None:
+    path.mkdir()
+    (path / "MODEL_CARD.md").write_text(LLM_CARD)
+
+
+def _ensure_alias(client: Any, name: str, version: str) -> None:
+    """Approve `version` for prod unless some version already holds the alias (an owner's decision)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version_by_alias(name, APPROVAL_ALIAS)
+    except MlflowException:
+        client.set_registered_model_alias(name, APPROVAL_ALIAS, version)
+
+
+def register_examples(tracking_uri: str, store_root: Path, repo_root: Path = REPO) -> list[ExampleVersion]:
+    """All example apps: the CPU models trained and registered, the LLM as metadata."""
+    results = [v for app in CPU_EXAMPLES for v in register_app(tracking_uri, app, store_root, repo_root)]
+    results.append(register_llm(tracking_uri, store_root))
+    return results

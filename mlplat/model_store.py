@@ -1,0 +1,51 @@
+"""The model store: where a registered model version's bytes live, and how the demo finds them locally.
+
+On the platform the store is the MinIO bucket `apps.model_store_uri` (`s3://mlplat-models`), and
+KServe's storage initializer downloads `s3://mlplat-models/<model>/<N>` into the predictor pod. Off
+the cluster (demo, tests, `mlplat serve`) the same URIs map onto a local folder named by
+`MLPLAT_MODEL_STORE_ROOT`, so the registry, the manifests and the bytes all use the one canonical
+`s3://` form and the registry gate compares like with like.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+STORE_URI = "s3://mlplat-models"  # the same value as apps.model_store_uri in every stack file
+ROOT_ENV = "MLPLAT_MODEL_STORE_ROOT"
+_VERSION_PATH = re.compile(r"^(?P<model>[a-z0-9]([a-z0-9-]*[a-z0-9])?)/(?P<version>[1-9][0-9]*)$")
+
+
+class ModelStoreError(Exception):
+    """A URI outside the store, or no local root configured; the message says which."""
+
+
+def version_uri(model: str, version: str | int) -> str:
+    """The canonical store URI of one registered model version (manifests and registry both use it)."""
+    return f"{STORE_URI}/{model}/{version}"
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """`(model, version)` of a canonical version URI; anything else is an error."""
+    prefix = STORE_URI + "/"
+    rest = uri.rstrip("/")[len(prefix) :] if uri.startswith(prefix) else None
+    match = _VERSION_PATH.match(rest or "")
+    if not match:
+        raise ModelStoreError(f"{uri!r} is not a model version in the store (expected {prefix}<model>/<N>)")
+    return match["model"], match["version"]
+
+
+def local_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The local folder standing in for the bucket: the argument, else $MLPLAT_MODEL_STORE_ROOT."""
+    value = root if root is not None else os.environ.get(ROOT_ENV)
+    if not value:
+        raise ModelStoreError(f"no local model store: set {ROOT_ENV} to the folder that holds {STORE_URI}")
+    return Path(value).resolve()
+
+
+def to_local(uri: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """The local folder of a store URI (it may not exist yet)."""
+    model, version = parse_uri(uri)
+    return local_root(root) / model / version

@@ -1,0 +1,68 @@
+"""A real MLflow server on a free loopback port for the whole session, with the iris example registered.
+
+Version 1 and 2 are trained and registered exactly as the demo does (v1 approved for prod); two extra
+versions are registered by hand to exercise the gate: v3 without an evaluation result, v4 with an
+accuracy between the dev and staging thresholds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlplat import example_models, model_store
+from mlplat.mlflow_server import MlflowServer
+from mlplat.registry_gate import EVALUATION_PASSED, EVALUATION_TAG, METRIC_TAG_PREFIX, REPO
+
+APP = "iris-classifier"
+
+
+@dataclass(frozen=True)
+class Registry:
+    url: str
+    store: Path
+    first_run: list[example_models.ExampleVersion]
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    from mlflow import MlflowClient
+
+    workdir = tmp_path_factory.mktemp("registry")
+    store = workdir / "model-store"
+    server = MlflowServer(workdir / "mlflow").start()
+    process = server._process
+    try:
+        first = example_models.register_app(server.url, APP, store)
+        client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+        client.create_model_version(APP, source=model_store.version_uri(APP, 3))
+        client.create_model_version(
+            APP,
+            source=model_store.version_uri(APP, 4),
+            tags={EVALUATION_TAG: EVALUATION_PASSED, METRIC_TAG_PREFIX + "accuracy": "0.82"},
+        )
+        yield Registry(server.url, store, first)
+    finally:
+        server.stop()
+    assert process is not None and process.poll() is not None, "the MLflow server outlived stop()"
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under `root` with the SHA-256 of its bytes."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A copy of the repository's apps/ to promote and roll back in."""
+    shutil.copytree(REPO / "apps", tmp_path / "apps")
+    return tmp_path
