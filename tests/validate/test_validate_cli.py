@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -152,18 +150,15 @@ class RegistryUnavailable(Exception):
 
 
 def _fake_gate(monkeypatch: pytest.MonkeyPatch, findings: list[Finding] | None) -> None:
-    """Stands in for issue 7's mlplat.registry_gate: None means the registry cannot be reached."""
-    gate = types.ModuleType("mlplat.registry_gate")
-    gate.__spec__ = importlib.machinery.ModuleSpec("mlplat.registry_gate", None)
+    """Stands in for the registry's answers: None means the registry cannot be reached."""
+    from mlplat import registry_gate
 
-    def check(docs: object, url: str) -> list[Finding]:
+    def check(docs: object, url: str, *, repo_root: object) -> list[Finding]:
         if findings is None:
-            raise RegistryUnavailable(f"registry down at {url}")
+            raise registry_gate.RegistryUnavailable(f"registry down at {url}")
         return findings
 
-    gate.RegistryUnavailable = RegistryUnavailable  # type: ignore[attr-defined]
-    gate.check = check  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "mlplat.registry_gate", gate)
+    monkeypatch.setattr(registry_gate, "check", check)
 
 
 def test_registry_gate_seam(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
