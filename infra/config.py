@@ -86,7 +86,13 @@ class ClusterConfig(_Model):
     kubernetes_version: str = Field(description="EKS minor version; add-on pins exist for it in versions.py.")
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     admin_role_arns: list[RoleArn] = Field(
-        default_factory=list, description="IAM roles granted cluster-admin through EKS access entries."
+        default_factory=list,
+        description="IAM roles granted cluster-admin through EKS access entries (platform admins, the CI deploy role).",
+    )
+    viewer_role_arns: list[RoleArn] = Field(
+        default_factory=list,
+        description="IAM roles granted read-only access incl. Secrets (AmazonEKSAdminViewPolicy): the CI preview "
+        "role, which must read Helm release state to preview.",
     )
 
     @field_validator("kubernetes_version")

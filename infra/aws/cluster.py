@@ -76,8 +76,10 @@ class EksCluster(pulumi.ComponentResource):
         cfg = args.cluster
         addon_pins = versions.EKS_ADDONS[cfg.kubernetes_version]
 
-        secrets_key = kms_key(f"{name}-secrets", "EKS Secrets envelope encryption", stateful)
-        ebs_key = kms_key(f"{name}-ebs", "EBS volumes of nodes and persistent volumes", stateful)
+        secrets_key = kms_key(f"{name}-secrets", args.iam.prefix, "EKS Secrets envelope encryption", stateful)
+        ebs_key = kms_key(
+            f"{name}-ebs", args.iam.prefix, "EBS volumes of nodes and persistent volumes", stateful
+        )
         control_plane = role(
             f"{name}-control-plane", args.iam, service_trust("eks.amazonaws.com"), "EKS control plane", child
         )
@@ -127,15 +129,17 @@ class EksCluster(pulumi.ComponentResource):
             provider_arn=oidc_provider.arn, issuer_host=issuer.apply(lambda url: url.removeprefix("https://"))
         )
 
-        for index, admin_arn in enumerate(cfg.admin_role_arns):
+        grants = [("admin", arn, "AmazonEKSClusterAdminPolicy") for arn in cfg.admin_role_arns]
+        grants += [("viewer", arn, "AmazonEKSAdminViewPolicy") for arn in cfg.viewer_role_arns]
+        for index, (kind, principal, policy) in enumerate(grants):
             entry = aws.eks.AccessEntry(
-                f"{name}-admin-{index}", cluster_name=cluster.name, principal_arn=admin_arn, opts=child
+                f"{name}-{kind}-{index}", cluster_name=cluster.name, principal_arn=principal, opts=child
             )
             aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{index}",
+                f"{name}-{kind}-{index}",
                 cluster_name=cluster.name,
-                principal_arn=admin_arn,
-                policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                principal_arn=principal,
+                policy_arn=f"arn:aws:eks::aws:cluster-access-policy/{policy}",
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
                 opts=pulumi.ResourceOptions(parent=entry),
             )

@@ -6,8 +6,12 @@ import pulumi
 import pulumi_aws as aws
 
 
-def kms_key(name: str, description: str, opts: pulumi.ResourceOptions) -> aws.kms.Key:
-    """A symmetric key with yearly rotation and an alias named after the Pulumi resource."""
+def kms_key(name: str, alias_prefix: str, description: str, opts: pulumi.ResourceOptions) -> aws.kms.Key:
+    """A symmetric key with yearly rotation and the alias `alias/<alias_prefix><name>`.
+
+    The prefix is the stack's (`mlplat-<env>-`): environments may share an account, and the
+    bootstrap's deploy role may only manage aliases under its own environment's prefix.
+    """
     key = aws.kms.Key(
         name,
         description=description,
@@ -17,7 +21,7 @@ def kms_key(name: str, description: str, opts: pulumi.ResourceOptions) -> aws.km
     )
     aws.kms.Alias(
         f"{name}-alias",
-        name=f"alias/mlplat/{name}",
+        name=f"alias/{alias_prefix}{name}",
         target_key_id=key.key_id,
         opts=pulumi.ResourceOptions(parent=key),
     )

@@ -27,7 +27,10 @@ class VaultUnsealKey(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlplat:security:VaultUnsealKey", name, None, opts)
         key = kms_key(
-            f"{name}-key", "Vault auto-unseal", pulumi.ResourceOptions(parent=self, protect=protect_stateful)
+            f"{name}-key",
+            scope.prefix,
+            "Vault auto-unseal",
+            pulumi.ResourceOptions(parent=self, protect=protect_stateful),
         )
         unseal_role = irsa_role(
             f"{name}-role",

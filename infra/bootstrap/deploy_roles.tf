@@ -329,10 +329,9 @@ data "aws_iam_policy_document" "deploy_platform" {
   statement {
     sid     = "EnvironmentKeyAliases"
     actions = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-    # alias/<prefix>/* is how infra/aws/kms.py names its aliases today (not per environment).
+    # infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>.
     resources = [
       "arn:${local.partition}:kms:${local.region_account[each.key]}:alias/${var.name_prefix}-${each.key}-*",
-      "arn:${local.partition}:kms:${local.region_account[each.key]}:alias/${var.name_prefix}/*",
       "arn:${local.partition}:kms:${local.region_account[each.key]}:key/*",
     ]
   }

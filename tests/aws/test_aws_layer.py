@@ -61,6 +61,8 @@ def test_cluster_encrypts_secrets_logs_audit_and_pins_version(offline_plan: Plan
     assert inputs["accessConfig"]["bootstrapClusterCreatorAdminPermissions"] is False, urn
     for key in of_type(plan, "aws:kms/key:Key"):
         assert key["inputs"]["enableKeyRotation"] is True, key["urn"]
+    for alias in of_type(plan, "aws:kms/alias:Alias"):
+        assert alias["inputs"]["name"].startswith(f"alias/mlplat-{env}-"), alias["urn"]
 
 
 def test_prod_api_is_private_and_dev_public_only_with_allowlist(offline_plan: PlanFor) -> None:
@@ -82,6 +84,12 @@ def test_admin_access_entries_and_pinned_addons(offline_plan: PlanFor, env: str)
         if a["inputs"]["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
     }
     assert admins == set(config.cluster.admin_role_arns)
+    viewers = {
+        a["inputs"]["principalArn"]
+        for a in of_type(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        if a["inputs"]["policyArn"].endswith("/AmazonEKSAdminViewPolicy")
+    }
+    assert viewers == set(config.cluster.viewer_role_arns) and viewers
     addons = {a["inputs"]["addonName"]: a for a in of_type(plan, "aws:eks/addon:Addon")}
     pins = versions.EKS_ADDONS[config.cluster.kubernetes_version]
     assert set(addons) == set(pins) == {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"}
@@ -189,6 +197,8 @@ def test_irsa_roles_trust_exactly_one_service_account(offline_plan: PlanFor, env
         sub = next(v for k, v in condition.items() if k.endswith(":sub"))
         aud = next(v for k, v in condition.items() if k.endswith(":aud"))
         assert aud == "sts.amazonaws.com" and "*" not in sub, role["urn"]
+        assert role["inputs"]["namePrefix"] == f"mlplat-{env}-", role["urn"]
+        assert role["inputs"]["permissionsBoundary"].endswith(f":policy/mlplat-boundary-{env}"), role["urn"]
         subjects.add(sub)
     assert {
         "system:serviceaccount:kube-system:aws-node",
