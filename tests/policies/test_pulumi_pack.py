@@ -119,9 +119,9 @@ def test_main_registers_the_objects_the_runner_runs(registered: list[dict[str, s
 
 
 def test_readme_documents_every_policy(registered: list[dict[str, str]]) -> None:
-    readme = (PACK / "README.md").read_text()
+    readme = (PACK.parent / "README.md").read_text()
     missing = [p["policy"] for p in registered if f"`{p['policy']}`" not in readme]
-    assert not missing, f"README.md does not document {missing}"
+    assert not missing, f"policies/README.md does not document {missing}"
 
 
 def test_pulumi_policy_yaml_uses_the_policy_venv() -> None:
