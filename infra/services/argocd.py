@@ -13,15 +13,7 @@ import pulumi
 import yaml
 
 from infra.config import StackConfig
-from infra.services.chart import (
-    ServiceArgs,
-    custom_resources,
-    deep_merge,
-    helm_release,
-    load_documents,
-    namespace,
-    values_files,
-)
+from infra.services.chart import ChartService, ServiceArgs, custom_resources, load_documents
 
 NAMESPACE = "argocd"
 ISVC = "serving.kserve.io_InferenceService"
@@ -90,17 +82,13 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
     }
 
 
-class ArgoCd(pulumi.ComponentResource):
+class ArgoCd(ChartService):
     """Argo CD and the current environment's AppProject/ApplicationSet."""
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:ArgoCd", name, None, opts)
+        super().__init__("mlplat:services:ArgoCd", name, args, NAMESPACE, opts)
         env = args.config.environment
-        ns = namespace(self, f"{name}-ns", NAMESPACE)
-        values = deep_merge(values_files("argo-cd", env), computed_values(args.config))
-        self.release = helm_release(
-            self, f"{name}-release", "argocd", "argo-cd", ns.metadata.name, values, [ns, *args.after]
-        )
+        self.release = self.install("release", "argocd", "argo-cd", computed=computed_values(args.config))
         self.gitops = custom_resources(
             self, f"{name}-{env}", load_documents([f"argocd/{env}/*.yaml"]), NAMESPACE, [self.release]
         )

@@ -6,6 +6,10 @@ fail, wait for hooks) and the values-file layout are decided once. Values come f
 values the program computes (role ARNs, replicas from StackConfig, Secret names). Computed values
 win, because they come from the typed stack config that the whole program agrees on.
 
+`ChartService` is the shape every service component shares: its namespace (with its Pod Security
+level), Secrets seeded there, and pinned releases installed into it with merged values; a service
+module keeps only what is specific to it (computed values, extra resources, dependencies).
+
 Also here: the Pod Security level of every platform namespace, and loading the declarative
 manifests other teams keep under `platform/` as Kubernetes resources.
 """
@@ -24,6 +28,7 @@ import yaml
 
 from infra import versions
 from infra.config import StackConfig
+from infra.services import secrets
 
 REPO = Path(__file__).resolve().parents[2]
 PLATFORM = REPO / "platform"
@@ -193,3 +198,85 @@ def custom_resources(
             )
         )
     return created
+
+
+class ChartService(pulumi.ComponentResource):
+    """Base of a platform service: one namespace, Secrets seeded in it, pinned releases installed in it.
+
+    Subclasses call `super().__init__` with their type token, then `seed`/`install` what they need,
+    and `register_outputs` last. Children are named `<name>-<suffix>` with `parent=self`, so URNs are
+    those of a hand-written component.
+    """
+
+    namespace: k8s.core.v1.Namespace
+    seeds: list[secrets.SeededSecret]  # every Secret `seed` created, for VaultAccess to sync
+
+    def __init__(
+        self,
+        type_token: str,
+        name: str,
+        args: ServiceArgs,
+        namespace_name: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__(type_token, name, None, opts)
+        self.service_name = name
+        self.service_args = args
+        self.namespace_name = namespace_name
+        self.namespace = namespace(self, f"{name}-ns", namespace_name)
+        self.seeds = []
+
+    def password(self, suffix: str) -> pulumi.Output[str]:
+        """A generated password named `<name>-<suffix>`."""
+        return secrets.password(self, f"{self.service_name}-{suffix}")
+
+    def seed(
+        self, suffix: str, secret_name: str, vault_path: str, data: Mapping[str, pulumi.Input[str]]
+    ) -> secrets.SeededSecret:
+        """A Secret `secret_name` in this namespace, seeded once and then owned by Vault (secrets.py)."""
+        seeded = secrets.seed_secret(
+            self,
+            f"{self.service_name}-{suffix}",
+            self.namespace,
+            self.namespace_name,
+            secret_name,
+            vault_path,
+            data,
+        )
+        self.seeds.append(seeded)
+        return seeded
+
+    def install(
+        self,
+        suffix: str,
+        release_name: str,
+        chart_key: str,
+        values_dir: str | None = None,
+        computed: Mapping[str, Any] | None = None,
+        depends_on: Sequence[pulumi.Resource] | None = None,
+        protect: bool = False,
+        into: k8s.core.v1.Namespace | None = None,
+    ) -> k8s.helm.v3.Release:
+        """Release `release_name` of the pinned `chart_key`, named `<name>-<suffix>`.
+
+        Values: `platform/<values_dir>/` files (`values_dir` defaults to `chart_key`) deep-merged with
+        `computed`. Installed into this service's namespace unless `into` names another one it owns;
+        by default the release waits for that namespace, the Secrets seeded so far (the chart reads
+        them) and the service's `after`.
+        """
+        target = into or self.namespace
+        values = deep_merge(
+            values_files(values_dir or chart_key, self.service_args.config.environment), computed or {}
+        )
+        if depends_on is None:
+            depends_on = [target, *(seed.resource for seed in self.seeds), *self.service_args.after]
+        return helm_release(
+            self,
+            f"{self.service_name}-{suffix}",
+            release_name,
+            chart_key,
+            target.metadata.name,
+            values,
+            depends_on,
+            protect,
+        )

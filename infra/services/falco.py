@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 
 from infra import versions
-from infra.services.chart import PLATFORM, ServiceArgs, deep_merge, helm_release, namespace, values_files
+from infra.services.chart import PLATFORM, ChartService, ServiceArgs
 from infra.services.monitoring import ALERTMANAGER_URL
 
 NAMESPACE = "falco"
@@ -38,14 +38,10 @@ def computed_values() -> dict[str, Any]:
     }
 
 
-class Falco(pulumi.ComponentResource):
+class Falco(ChartService):
     """Falco DaemonSet with falcosidekick and the platform's rules."""
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Falco", name, None, opts)
-        ns = namespace(self, f"{name}-ns", NAMESPACE)
-        values = deep_merge(values_files("falco", args.config.environment), computed_values())
-        self.release = helm_release(
-            self, f"{name}-release", "falco", "falco", ns.metadata.name, values, [ns, *args.after]
-        )
+        super().__init__("mlplat:services:Falco", name, args, NAMESPACE, opts)
+        self.release = self.install("release", "falco", "falco", computed=computed_values())
         self.register_outputs({"release": self.release.status, "rules": sorted(custom_rules())})

@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.services.chart import ServiceArgs, helm_release, namespace, values_files
+from infra.services.chart import ChartService, ServiceArgs
 
 NAMESPACE = "gpu-operator"
 
 
-class GpuOperator(pulumi.ComponentResource):
+class GpuOperator(ChartService):
     """GPU Operator with DCGM metrics scraped by Prometheus (ServiceMonitor)."""
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:GpuOperator", name, None, opts)
-        ns = namespace(self, f"{name}-ns", NAMESPACE)
-        values = values_files("gpu-operator", args.config.environment)
-        self.release = helm_release(
-            self,
-            f"{name}-release",
-            "gpu-operator",
-            "gpu-operator",
-            ns.metadata.name,
-            values,
-            [ns, *args.after],
-        )
+        super().__init__("mlplat:services:GpuOperator", name, args, NAMESPACE, opts)
+        self.release = self.install("release", "gpu-operator", "gpu-operator")
         self.register_outputs({"release": self.release.status})

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.services.chart import ServiceArgs, deep_merge, helm_release, namespace, values_files
+from infra.services.chart import ChartService, ServiceArgs
 
 NAMESPACE = "kserve"
 # Runtimes the apps under apps/ name in `spec.predictor.model.runtime`; every other runtime of the
@@ -35,27 +35,24 @@ def runtime_values() -> dict[str, Any]:
     return {"kserve": {"servingruntime": {"enabled": True, **runtimes}}}
 
 
-class Kserve(pulumi.ComponentResource):
+class Kserve(ChartService):
     """KServe controller (Standard mode, metrics scraped) and its pinned runtimes."""
 
     def __init__(self, name: str, args: KserveArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Kserve", name, None, opts)
-        env = args.config.environment
-        ns = namespace(self, f"{name}-ns", NAMESPACE)
-        before = [ns, *args.after, *([args.cert_manager] if args.cert_manager else [])]
-        crds = helm_release(self, f"{name}-crd", "kserve-crd", "kserve-crd", ns.metadata.name, {}, before)
-        self.release = helm_release(
-            self, f"{name}-release", "kserve", "kserve", ns.metadata.name, values_files("kserve", env), [crds]
+        super().__init__("mlplat:services:Kserve", name, args, NAMESPACE, opts)
+        cert_manager = [args.cert_manager] if args.cert_manager else []
+        # No values files for the CRD chart (it has no values).
+        crds = self.install(
+            "crd", "kserve-crd", "kserve-crd", depends_on=[self.namespace, *args.after, *cert_manager]
         )
-        runtimes = deep_merge(values_files("kserve/runtimes", env), runtime_values())
-        self.runtimes = helm_release(
-            self,
-            f"{name}-runtimes",
+        self.release = self.install("release", "kserve", "kserve", depends_on=[crds])
+        self.runtimes = self.install(
+            "runtimes",
             "kserve-runtimes",
             "kserve-runtimes",
-            ns.metadata.name,
-            runtimes,
-            [self.release],
+            values_dir="kserve/runtimes",
+            computed=runtime_values(),
+            depends_on=[self.release],
         )
         # The chart has no ServiceMonitor switch; the controller serves metrics behind kube-rbac-proxy.
         self.monitor = k8s.apiextensions.CustomResource(

@@ -3,6 +3,11 @@
 The chart's PostgreSQL option (Bitnami subchart) runs the database in-cluster on the Retain
 StorageClass. Artifacts are proxied by the server (`--serve-artifacts`), so clients need MLflow
 credentials only, never MinIO ones.
+
+Basic auth keeps its users and permissions in the same PostgreSQL database (`auth.postgres`), not
+in the chart's default per-pod SQLite file: with more than one replica every pod must see the same
+users. MLflow (>= 3.6) versions the auth schema in its own `alembic_version_auth` table, so the
+auth tables can live next to the tracking tables in one database.
 """
 
 from __future__ import annotations
@@ -15,22 +20,21 @@ import pulumi
 
 from infra import versions
 from infra.config import StackConfig
-from infra.services import secrets
-from infra.services.chart import (
-    STATEFUL_STORAGE_CLASS,
-    ServiceArgs,
-    deep_merge,
-    helm_release,
-    namespace,
-    values_files,
-)
+from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs
 from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH
 
 NAMESPACE = "mlflow"
 RELEASE = "mlflow"
-# Bitnami PostgreSQL and the MLflow chart both read `<release>-postgresql` (keys password, postgres-password).
+# Bitnami PostgreSQL and the MLflow chart both read `<release>-postgresql` (keys password,
+# postgres-password); `username` is there for the auth backend, which reads user and password
+# from one Secret.
 POSTGRES_SECRET = f"{RELEASE}-postgresql"
-ADMIN_SECRET = "mlflow-admin"
+# The Bitnami subchart's Service (its fullname), in this namespace.
+POSTGRES_HOST = f"{RELEASE}-postgresql.{NAMESPACE}.svc.cluster.local"
+POSTGRES_PORT = 5432
+DATABASE = "mlflow"
+DATABASE_USER = "mlflow"
+ADMIN_SECRET = "mlflow-admin"  # pragma: allowlist secret
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
         "replicaCount": mlflow.replicas,
         "image": {"repository": repository, "tag": tag},
         "postgresql": {
-            "auth": {"existingSecret": POSTGRES_SECRET},
+            "auth": {"username": DATABASE_USER, "database": DATABASE, "existingSecret": POSTGRES_SECRET},
             "primary": {
                 "persistence": {
                     "storageClass": STATEFUL_STORAGE_CLASS,
@@ -61,7 +65,7 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 "existingSecret": {
                     "name": MLFLOW_S3_SECRET,
                     "keyOfAccessKeyId": "AWS_ACCESS_KEY_ID",
-                    "keyOfSecretAccessKey": "AWS_SECRET_ACCESS_KEY",
+                    "keyOfSecretAccessKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
                 },
             }
         },
@@ -70,52 +74,52 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
             "existingAdminSecret": {
                 "name": ADMIN_SECRET,
                 "usernameKey": "username",
-                "passwordKey": "password",
-            }
+                "passwordKey": "password",  # pragma: allowlist secret
+            },
+            # Users and permissions shared by every replica (see the module docstring).
+            "postgres": {
+                "enabled": True,
+                "host": POSTGRES_HOST,
+                "port": POSTGRES_PORT,
+                "database": DATABASE,
+                "driver": "psycopg2",
+                "existingSecret": {
+                    "name": POSTGRES_SECRET,
+                    "usernameKey": "username",
+                    "passwordKey": "password",  # pragma: allowlist secret
+                },
+            },
         },
     }
 
 
-class Mlflow(pulumi.ComponentResource):
+class Mlflow(ChartService):
     """MLflow with its generated database, admin and S3 credentials delivered as Secrets."""
 
     def __init__(self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Mlflow", name, None, opts)
-        ns = namespace(self, f"{name}-ns", NAMESPACE)
-        postgres = secrets.seed_secret(
-            self,
-            f"{name}-postgres",
-            ns,
-            NAMESPACE,
+        super().__init__("mlplat:services:Mlflow", name, args, NAMESPACE, opts)
+        self.seed(
+            "postgres",
             POSTGRES_SECRET,
             "platform/mlflow/postgres",
             {
-                "password": secrets.password(self, f"{name}-postgres-password"),
-                "postgres-password": secrets.password(self, f"{name}-postgres-admin-password"),
+                "username": DATABASE_USER,
+                "password": self.password("postgres-password"),
+                "postgres-password": self.password("postgres-admin-password"),
             },
         )
-        admin = secrets.seed_secret(
-            self,
-            f"{name}-admin",
-            ns,
-            NAMESPACE,
+        self.seed(
+            "admin",
             ADMIN_SECRET,
             "platform/mlflow/admin",
-            {"username": "admin", "password": secrets.password(self, f"{name}-admin-password")},
+            {"username": "admin", "password": self.password("admin-password")},
         )
-        s3 = secrets.seed_secret(
-            self, f"{name}-s3", ns, NAMESPACE, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, args.s3_credentials
-        )
-        self.seeds = [postgres, admin, s3]
-        values = deep_merge(values_files("mlflow", args.config.environment), computed_values(args.config))
-        self.release = helm_release(
-            self,
-            f"{name}-release",
+        self.seed("s3", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, args.s3_credentials)
+        self.release = self.install(
+            "release",
             RELEASE,
             "mlflow",
-            ns.metadata.name,
-            values,
-            [ns, *(seed.resource for seed in self.seeds), *args.after],
+            computed=computed_values(args.config),
             protect=args.config.protect_stateful,
         )
         self.register_outputs({"release": self.release.status})

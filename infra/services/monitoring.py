@@ -14,23 +14,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra.services import secrets
 from infra.services.chart import (
     PLATFORM,
     STORAGE_CLASS,
+    ChartService,
     ServiceArgs,
     custom_resources,
-    deep_merge,
-    helm_release,
     load_documents,
-    namespace,
-    values_files,
 )
 
 NAMESPACE = "monitoring"
 RELEASE = "kube-prometheus-stack"
 ALERTMANAGER_URL = f"http://{RELEASE}-alertmanager.{NAMESPACE}.svc.cluster.local:9093"
-GRAFANA_ADMIN_SECRET = "grafana-admin"
+GRAFANA_ADMIN_SECRET = "grafana-admin"  # pragma: allowlist secret
 
 
 def alertmanager_config() -> dict[str, Any] | None:
@@ -74,36 +70,22 @@ def computed_values(config: Any) -> dict[str, Any]:
     return values
 
 
-class Monitoring(pulumi.ComponentResource):
+class Monitoring(ChartService):
     """The monitoring stack, KServe model-server PodMonitor, PrometheusRules and dashboards."""
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Monitoring", name, None, opts)
-        ns = namespace(self, f"{name}-ns", NAMESPACE)
-        admin = secrets.seed_secret(
-            self,
-            f"{name}-grafana-admin",
-            ns,
-            NAMESPACE,
+        super().__init__("mlplat:services:Monitoring", name, args, NAMESPACE, opts)
+        self.seed(
+            "grafana-admin",
             GRAFANA_ADMIN_SECRET,
             "platform/monitoring/grafana-admin",
-            {
-                "admin-user": "admin",
-                "admin-password": secrets.password(self, f"{name}-grafana-admin-password"),
-            },
+            {"admin-user": "admin", "admin-password": self.password("grafana-admin-password")},
         )
-        self.seeds = [admin]
-        values = deep_merge(
-            values_files("kube-prometheus-stack", args.config.environment), computed_values(args.config)
-        )
-        self.release = helm_release(
-            self,
-            f"{name}-release",
+        self.release = self.install(
+            "release",
             RELEASE,
             "kube-prometheus-stack",
-            ns.metadata.name,
-            values,
-            [ns, admin.resource, *args.after],
+            computed=computed_values(args.config),
             # Prometheus and Alertmanager volumes hold the platform's metrics history.
             protect=args.config.protect_stateful,
         )

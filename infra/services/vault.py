@@ -13,14 +13,7 @@ from typing import Any
 
 import pulumi
 
-from infra.services.chart import (
-    STATEFUL_STORAGE_CLASS,
-    ServiceArgs,
-    deep_merge,
-    helm_release,
-    namespace,
-    values_files,
-)
+from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs, namespace
 
 NAMESPACE = "vault"
 OPERATOR_NAMESPACE = "vault-secrets-operator"
@@ -93,37 +86,22 @@ def computed_values(args: VaultArgs) -> dict[str, Any]:
     }
 
 
-class Vault(pulumi.ComponentResource):
+class Vault(ChartService):
     """Vault server and the Vault Secrets Operator."""
 
     def __init__(self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Vault", name, None, opts)
-        env = args.config.environment
-        ns = namespace(self, f"{name}-ns", NAMESPACE)
-        values = deep_merge(values_files("vault", env), computed_values(args))
-        self.release = helm_release(
-            self,
-            f"{name}-release",
-            RELEASE,
-            "vault",
-            ns.metadata.name,
-            values,
-            [ns, *args.after],
-            protect=args.config.protect_stateful,
+        super().__init__("mlplat:services:Vault", name, args, NAMESPACE, opts)
+        self.release = self.install(
+            "release", RELEASE, "vault", computed=computed_values(args), protect=args.config.protect_stateful
         )
         operator_ns = namespace(self, f"{name}-operator-ns", OPERATOR_NAMESPACE)
-        operator_values = deep_merge(
-            values_files("vault-secrets-operator", env),
-            {"defaultVaultConnection": {"enabled": True, "address": ADDRESS}},
-        )
-        self.operator = helm_release(
-            self,
-            f"{name}-operator",
+        self.operator = self.install(
+            "operator",
             "vault-secrets-operator",
             "vault-secrets-operator",
-            operator_ns.metadata.name,
-            operator_values,
-            [operator_ns, self.release, *args.after],
+            computed={"defaultVaultConnection": {"enabled": True, "address": ADDRESS}},
+            depends_on=[operator_ns, self.release, *args.after],
+            into=operator_ns,
         )
         self.register_outputs(
             {"release": self.release.status, "operator": self.operator.status, "address": ADDRESS}

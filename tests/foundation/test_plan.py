@@ -39,13 +39,13 @@ def test_no_secret_reaches_the_plan_file(offline_plan: PlanFor, env: str) -> Non
 
 def test_redact_replaces_secrets_and_resource_references() -> None:
     secret = {
-        "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+        "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",  # pragma: allowlist secret
         "value": "hunter2",
-    }  # pragma: allowlist secret
+    }
     ref = {
-        "4dabf18193072939515e22adb298388d": "5cf8f73096256a8f31e491e813e4eb8e",
+        "4dabf18193072939515e22adb298388d": "5cf8f73096256a8f31e491e813e4eb8e",  # pragma: allowlist secret
         "urn": "urn:x",
-    }  # pragma: allowlist secret
+    }
     assert redact({"a": [secret, {"b": ref}], "c": 1}) == {
         "a": [REDACTED, {"b": {"resourceRef": "urn:x"}}],
         "c": 1,

@@ -153,7 +153,11 @@ def test_vault_unseals_with_kms_through_irsa_and_audits(plan: Plan) -> None:
 
 def test_kserve_standard_mode_and_only_the_pinned_runtimes(plan: Plan) -> None:
     kserve, runtimes = plan.releases()["kserve"], plan.releases()["kserve-runtimes"]
-    assert kserve.inputs["values"]["kserve"]["controller"]["deploymentMode"] == "Standard", kserve.urn
+    controller = kserve.inputs["values"]["kserve"]["controller"]
+    assert controller["deploymentMode"] == "Standard", kserve.urn
+    # Standard mode serves through an Ingress of this class; the chart default names Istio, absent here.
+    ingress = controller["gateway"]["ingressGateway"]
+    assert ingress["className"] == "alb" and ingress["enableGatewayApi"] is False, kserve.urn
     serving = runtimes.inputs["values"]["kserve"]["servingruntime"]
     assert serving["enabled"] is True, runtimes.urn
     chart_defaults, _ = reference_chart("kserve-runtime-configs")

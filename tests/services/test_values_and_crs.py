@@ -59,14 +59,13 @@ def test_the_key_check_catches_a_misspelling() -> None:
 def test_no_secret_value_reaches_a_values_file_or_release(plan: Plan) -> None:
     # MinIO user names travel as Pulumi secrets (the policy pack treats access keys as sensitive);
     # every real credential comes from an existing Secret instead.
-    marked_names = {"values.users[0].accessKey"}
     for r in plan.releases().values():
-        leaked = [p for p in r.secret_paths if p not in marked_names]
+        leaked = [p for p in r.secret_paths if not fnmatch(p, "values.users[[]*[]].accessKey")]
         assert not leaked, f"{r.urn}: secret values in Helm values at {leaked}"
     minio = plan.releases()["minio"]
     values = minio.inputs["values"]
     assert values["rootUser"] == "" and values["rootPassword"] == "", minio.urn
-    assert values["existingSecret"] == "minio-root", minio.urn
+    assert values["existingSecret"] == "minio-root", minio.urn  # pragma: allowlist secret
     assert all("secretKey" not in user for user in values["users"]), f"{minio.urn}: literal user secret"
     for secret in plan.of_type("kubernetes:core/v1:Secret"):
         assert secret.secret_paths and all(p.startswith("stringData") for p in secret.secret_paths), (
