@@ -66,7 +66,8 @@ demo: setup
 lock:
 	rm -rf build/lock && $(PYTHON) -m venv build/lock
 	build/lock/bin/pip install -q -e '.[dev]'
-	build/lock/bin/pip freeze --exclude-editable | grep -v '^mlplat' > requirements.lock.new
+	{ echo "# Constraints for the project's .venv (pip install -c requirements.lock). Regenerate with: make lock"; \
+	  build/lock/bin/pip freeze --exclude-editable | grep -v '^mlplat'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:
