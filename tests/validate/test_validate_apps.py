@@ -22,6 +22,12 @@ VERSIONS = {
 ENVS = ("dev", "staging", "prod")
 
 
+def vpc_cidr(env: str) -> str:
+    """network.vpc_cidr of the environment's stack: what apps/components/env-<env> must allow."""
+    stack = yaml.safe_load((REPO / "environments" / f"Pulumi.{env}.yaml").read_text())
+    return str(stack["config"]["mlplat:network"]["vpc_cidr"])
+
+
 def kustomize(path: Path) -> list[dict[str, Any]]:
     out = subprocess.run(
         ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
@@ -102,6 +108,8 @@ def test_rendered_model_namespace_is_restricted_and_denied_by_default(
     peers = {
         name: [
             peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            if "namespaceSelector" in peer
+            else peer["ipBlock"]["cidr"]
             for rule in p["spec"].get("ingress", []) + p["spec"].get("egress", [])
             for peer in rule.get("from", []) + rule.get("to", [])
         ]
@@ -109,13 +117,56 @@ def test_rendered_model_namespace_is_restricted_and_denied_by_default(
         if name != "default-deny-all"
     }
     assert peers == {
-        "allow-ingress-from-gateway": ["ingress-nginx"],
+        # The internal ALB (IP targets) connects from addresses in the environment's VPC.
+        "allow-ingress-from-gateway": [vpc_cidr(env)],
         "allow-ingress-from-monitoring": ["monitoring"],
         "allow-egress-dns": ["kube-system"],
         "allow-egress-model-store": ["minio"],
     }
     store = policies["allow-egress-model-store"]["spec"]["egress"][0]["ports"]
     assert store == [{"protocol": "TCP", "port": 9000}]
+    gateway = policies["allow-ingress-from-gateway"]["spec"]["ingress"][0]["ports"]
+    assert gateway == [{"protocol": "TCP", "port": 8080}]
+
+
+@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize("env", ENVS)
+def test_namespace_gets_model_store_credentials_from_vault(
+    rendered: dict[Any, Any], app: str, env: str
+) -> None:
+    """Component model-store-access (docs/runbooks/model-namespaces.md): VSO writes model-store-s3."""
+    docs = rendered[(app, env)]
+    namespace = f"models-{APPS[app]}"
+    objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
+    predictor_sa = objects[("ServiceAccount", isvc["spec"]["predictor"]["serviceAccountName"])]
+    assert predictor_sa["secrets"] == [{"name": "model-store-s3"}]
+    assert predictor_sa["automountServiceAccountToken"] is False
+    assert predictor_sa["metadata"]["annotations"] == {
+        "serving.kserve.io/s3-endpoint": "minio.minio.svc.cluster.local:9000",
+        "serving.kserve.io/s3-usehttps": "0",
+        "serving.kserve.io/s3-verifyssl": "0",
+        "serving.kserve.io/s3-region": "us-east-1",
+    }
+    vso_sa = objects[("ServiceAccount", "vault-secrets")]
+    assert vso_sa["metadata"]["namespace"] == namespace and "secrets" not in vso_sa
+    auth = objects[("VaultAuth", "vault")]
+    assert auth["metadata"]["namespace"] == namespace
+    assert auth["spec"]["kubernetes"] == {
+        "role": namespace,
+        "serviceAccount": "vault-secrets",
+        "audiences": ["vault"],
+    }
+    sync = objects[("VaultStaticSecret", "model-store-s3")]
+    assert sync["metadata"]["namespace"] == namespace
+    spec = sync["spec"]
+    assert (spec["vaultAuthRef"], spec["mount"], spec["type"], spec["path"], spec["destination"]["name"]) == (
+        "vault",
+        "kv",
+        "kv-v2",
+        "platform/minio/model-reader",
+        "model-store-s3",
+    )
 
 
 @pytest.mark.parametrize("app", APPS)

@@ -1,7 +1,9 @@
 """CKV_MLP_12: a model app owns only the kinds a model needs, and only a `models-<team>` Namespace.
 
 Argo CD syncs model apps with the team's permissions in mind; cluster-scoped RBAC, raw Pods or
-Deployments, Secrets or foreign namespaces in a model app escape the platform's guardrails.
+Deployments, Secrets or foreign namespaces in a model app escape the platform's guardrails. The
+model store credentials reach the namespace through the Vault Secrets Operator (`VaultAuth` and
+`VaultStaticSecret`, component `apps/components/model-store-access`), never as a Secret in git.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ ALLOWED_KINDS = frozenset(
         "Service",
         "PodDisruptionBudget",
         "Namespace",
+        "VaultAuth",
+        "VaultStaticSecret",
     }
 )
+# Kinds only allowed from one API group: a same-named kind of another API is not the operator's.
+KIND_GROUPS = {"VaultAuth": "secrets.hashicorp.com", "VaultStaticSecret": "secrets.hashicorp.com"}
 MODEL_NAMESPACE = re.compile(r"^models-[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
@@ -33,13 +39,18 @@ class AllowedKinds(MlplatCheck):
             id="CKV_MLP_12",
             supported_entities=("*",),
             fix="keep InferenceService, ServingRuntime, ServiceAccount, NetworkPolicy, ConfigMap, Service, "
-            "PodDisruptionBudget and a models-<team> Namespace; ask the platform team for anything else",
+            "PodDisruptionBudget, secrets.hashicorp.com VaultAuth and VaultStaticSecret and a models-<team> "
+            "Namespace; ask the platform team for anything else",
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:
         kind = conf.get("kind")
         if kind not in ALLOWED_KINDS:
             return [f"kind ({kind} is not allowed in a model app)"]
+        group = KIND_GROUPS.get(kind)
+        api_version = conf.get("apiVersion")
+        if group and not (isinstance(api_version, str) and api_version.startswith(f"{group}/")):
+            return [f"apiVersion ({kind} is only allowed from {group})"]
         name = mapping(conf.get("metadata")).get("name")
         if kind == "Namespace" and not (isinstance(name, str) and MODEL_NAMESPACE.match(name)):
             return ["metadata/name (namespace must match models-<team>)"]
