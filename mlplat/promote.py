@@ -7,6 +7,13 @@ InferenceService with the new version and run the registry gate for the target e
 they only ever write what `mlplat validate` accepts; the file is replaced atomically and nothing
 else is touched. Exit codes: 0 written (or nothing to do), 1 refused with a reason, 2 usage error
 or the registry cannot be asked.
+
+Canary (prod only, KServe >= 0.20 `spec.canary`, Standard mode): `promote --canary P` writes the new
+version into `overlays/prod/canary.yaml` and lists it in the overlay's `kustomization.yaml`; a plain
+promote of that version is the full rollout (model-version.yaml gets it, the canary goes); rollback with
+a canary present removes the canary. Multi-file changes are rendered and gated as a whole in a scratch
+copy first, then swapped in file by file in an order that keeps the overlay renderable, and undone if a
+step fails.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +40,11 @@ ENVIRONMENTS = registry_gate.ENVIRONMENTS
 OVERLAY_FILE = "model-version.yaml"
 VERSION_ANNOTATION = registry_gate.VERSION_ANNOTATION
 ROLLBACK_ANNOTATION = "mlplat/rollback-version"
+CANARY_FILE = registry_gate.CANARY_FILE
+CANARY_ANNOTATION = registry_gate.CANARY_VERSION_ANNOTATION
+CANARY_ENV = "prod"  # a canary serves real traffic beside the stable version: only where that matters
+KUSTOMIZATION = "kustomization.yaml"
+CANARY_CONTAINER = "kserve-container"  # the container name KServe gives a predictor's model
 
 
 class UsageError(Exception):
@@ -140,21 +153,6 @@ def overlay_text(overlay: Overlay, version: str, storage_uri: str, rollback: str
     return overlay.header + body
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write beside the file and rename over it: a crash leaves the old or the new file, never half."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        shutil.copymode(path, temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def render_inference_service(repo_root: Path, app: str, env: str) -> RenderedDoc:
     """The environment's InferenceService as Argo CD would apply it (`kubectl kustomize`)."""
     target = Path("apps") / app / "overlays" / env
@@ -179,39 +177,373 @@ def with_version(rendered: RenderedDoc, version: str, storage_uri: str) -> Rende
     return RenderedDoc(rendered.env, rendered.target, rendered.source_file, doc)
 
 
-def _gate(repo_root: Path, app: str, env: str, version: str, storage_uri: str, registry: str) -> None:
-    candidate = with_version(render_inference_service(repo_root, app, env), version, storage_uri)
+@dataclass(frozen=True)
+class Change:
+    """One file of a planned change: its new text, or None to delete it."""
+
+    path: Path
+    text: str | None
+
+
+def render_planned(repo_root: Path, app: str, env: str, changes: list[Change]) -> RenderedDoc:
+    """The environment's InferenceService as it will be once `changes` are written (scratch copy)."""
+    with tempfile.TemporaryDirectory(prefix="mlplat-promote-") as scratch:
+        shutil.copytree(repo_root / "apps", Path(scratch) / "apps", symlinks=True)
+        for change in changes:
+            path = Path(scratch) / change.path.relative_to(repo_root)
+            if change.text is None:
+                path.unlink()
+            else:
+                path.write_text(change.text)
+        rendered = render_inference_service(Path(scratch), app, env)
+    return rendered
+
+
+def apply_changes(changes: list[Change]) -> None:
+    """All or nothing: stage every new text beside its file, then swap them in order; undo on failure.
+
+    The callers order the steps so that every intermediate tree still renders (a new file before the
+    entry that lists it, an entry removed before its file), so even a crash mid-way leaves a valid overlay.
+    """
+    originals = {
+        c.path: (c.path.read_bytes(), c.path.stat().st_mode) if c.path.exists() else None for c in changes
+    }
+    staged: dict[Path, str] = {}
+    done: list[Change] = []
+    try:
+        for change in changes:
+            if change.text is not None:
+                staged[change.path] = _stage(change.path, change.text.encode())
+        for change in changes:
+            if change.text is None:
+                change.path.unlink()
+            else:
+                os.replace(staged[change.path], change.path)
+                del staged[change.path]
+            done.append(change)
+    except BaseException:
+        for temp in staged.values():
+            Path(temp).unlink(missing_ok=True)
+        for change in reversed(done):
+            original = originals[change.path]
+            if original is None:
+                change.path.unlink(missing_ok=True)
+            else:
+                os.replace(_stage(change.path, original[0], original[1]), change.path)
+        raise
+
+
+def _stage(path: Path, data: bytes, mode: int | None = None) -> str:
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if mode is not None:
+            os.chmod(temp, mode)
+        else:
+            shutil.copymode(path if path.exists() else path.parent / KUSTOMIZATION, temp)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def _gate(
+    repo_root: Path, app: str, env: str, changes: list[Change], registry: str | None, what: str
+) -> None:
+    """Render the overlay as `changes` would leave it and run the registry gate on it."""
+    if not registry:
+        raise UsageError("no registry: pass --registry URL or set MLFLOW_TRACKING_URI")
+    candidate = render_planned(repo_root, app, env, changes)
     try:
         findings = registry_gate.check([candidate], registry, repo_root=repo_root)
     except registry_gate.RegistryUnavailable as err:
         raise UsageError(str(err)) from None
     if findings:
         reasons = "\n".join(f"  {f.as_text()}" for f in findings)
-        raise Refused(f"the registry gate rejects {app} v{version} for {env}:\n{reasons}")
+        raise Refused(f"the registry gate rejects {what} for {env}:\n{reasons}")
 
 
-def promote(repo_root: Path, app: str, source: str, target: str, registry: str) -> str:
-    """Give `target` the source environment's version; returns what happened."""
+@dataclass(frozen=True)
+class Canary:
+    """The overlay's canary.yaml, as `promote --canary` writes it: one canary named v<version>."""
+
+    path: Path
+    version: str
+    percent: int
+    storage_uri: str
+
+
+def canary_path(repo_root: Path, app: str, env: str) -> Path:
+    return repo_root / "apps" / app / "overlays" / env / CANARY_FILE
+
+
+def kustomization_path(repo_root: Path, app: str, env: str) -> Path:
+    return repo_root / "apps" / app / "overlays" / env / KUSTOMIZATION
+
+
+def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
+    """The running canary, None without one; Refused when file and kustomization entry disagree."""
+    path = canary_path(repo_root, app, env)
+    rel = path.relative_to(repo_root)
+    kustomization = kustomization_path(repo_root, app, env)
+    try:
+        patches = (yaml.safe_load(kustomization.read_text()) or {}).get("patches") or []
+    except (OSError, yaml.YAMLError, AttributeError) as err:
+        raise Refused(f"{kustomization.relative_to(repo_root)} cannot be read: {err}") from None
+    listed = any(isinstance(p, dict) and p.get("path") == CANARY_FILE for p in patches)
+    if not path.exists() and not listed:
+        return None
+    if path.exists() != listed:
+        state = "exists but is not listed in" if path.exists() else "is listed in but missing from"
+        raise Refused(f"{rel} {state} {KUSTOMIZATION}: fix the overlay by hand first")
+    try:
+        doc = yaml.safe_load(path.read_text())
+        version = str(doc["metadata"]["annotations"][CANARY_ANNOTATION])
+        (entry,) = doc["spec"]["canary"]
+        percent, predictor = entry["trafficPercent"], entry["predictor"]
+        storage_uri = predictor["model"]["storageUri"]
+        if not (version.isdigit() and predictor["name"] == f"v{version}" and type(percent) is int):
+            raise ValueError
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+        raise Refused(
+            f"{rel} is not a canary patch as `mlplat promote --canary` writes it (annotation "
+            f"{CANARY_ANNOTATION}: N and exactly one spec.canary entry named vN with trafficPercent and "
+            "model.storageUri)"
+        ) from None
+    return Canary(path, version, percent, str(storage_uri))
+
+
+def canary_text(
+    name: str, app: str, env: str, version: str, percent: int, storage_uri: str, model_format: dict[str, Any]
+) -> str:
+    """canary.yaml: little more than what differs from the stable predictor (KServe merges it over that)."""
+    header = (
+        f"# {app} in {env}: canary of version {version} beside the stable version of model-version.yaml.\n"
+        "# Written by `mlplat promote --canary`; the full rollout (`mlplat promote`) or `mlplat rollback`\n"
+        "# deletes it. KServe (>= 0.20, Standard mode) fills every field the canary predictor leaves out\n"
+        "# (runtime, protocol, resources, service account, ...) from spec.predictor; the CRD requires\n"
+        "# model.modelFormat and model.name (the container, kserve-container) on a canary.\n"
+    )
+    model = {"name": CANARY_CONTAINER, "modelFormat": model_format, "storageUri": storage_uri}
+    doc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "annotations": {CANARY_ANNOTATION: version}},
+        "spec": {
+            "canary": [{"trafficPercent": percent, "predictor": {"name": f"v{version}", "model": model}}]
+        },
+    }
+    return header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def stable_model_format(repo_root: Path, app: str, env: str) -> dict[str, Any]:
+    """The stable predictor's model.modelFormat, which the canary repeats (the CRD requires it there)."""
+    rendered = render_inference_service(repo_root, app, env)
+    model_format = (
+        ((rendered.doc.get("spec") or {}).get("predictor") or {}).get("model", {}).get("modelFormat")
+    )
+    if not isinstance(model_format, dict) or not model_format.get("name"):
+        raise Refused(
+            f"{rendered.target} has no spec.predictor.model.modelFormat.name for the canary to repeat"
+        )
+    return model_format
+
+
+_ENTRY = re.compile(r"(?P<lead> *)- path: (?P<path>\S+) *")
+
+
+def _entry_spans(lines: list[str]) -> dict[str, tuple[int, int]]:
+    """`patches` entries written as `- path: X`: the entry's line and the lines indented below it."""
+    spans: dict[str, tuple[int, int]] = {}
+    for i, line in enumerate(lines):
+        match = _ENTRY.fullmatch(line.rstrip("\r\n"))
+        if not match:
+            continue
+        end = i + 1
+        while end < len(lines) and lines[end].strip() and _indent(lines[end]) > len(match["lead"]):
+            end += 1
+        spans.setdefault(match["path"], (i, end))
+    return spans
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _canary_entry(lines: list[str], rel: Path) -> list[str]:
+    """The canary's entry: a copy of model-version.yaml's entry (same target) naming canary.yaml."""
+    span = _entry_spans(lines).get(OVERLAY_FILE)
+    if span is None:
+        raise Refused(f"{rel} has no `- path: {OVERLAY_FILE}` patches entry to put the canary beside")
+    block = [line if line.endswith("\n") else line + "\n" for line in lines[span[0] : span[1]]]
+    return [block[0].replace(OVERLAY_FILE, CANARY_FILE), *block[1:]]
+
+
+def kustomization_with_canary(path: Path, repo_root: Path, add: bool) -> str:
+    """kustomization.yaml with the canary's patches entry added right after model-version.yaml's, or removed.
+
+    A text edit, so comments and layout stay byte-identical; the result is parsed back and must differ
+    from the original by exactly that one entry.
+    """
+    rel = path.relative_to(repo_root)
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    entry = _canary_entry(lines, rel)
+    if add:
+        end = _entry_spans(lines)[OVERLAY_FILE][1]
+        if end == len(lines) and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        new_lines = lines[:end] + entry + lines[end:]
+    else:
+        span = _entry_spans(lines).get(CANARY_FILE)
+        if span is None or lines[span[0] : span[1]] != entry:
+            raise Refused(f"{rel}: the {CANARY_FILE} entry is not the one `mlplat promote --canary` writes")
+        new_lines = lines[: span[0]] + lines[span[1] :]
+    new = "".join(new_lines)
+    before, after = yaml.safe_load(text), yaml.safe_load(new)
+    wanted = copy.deepcopy(before)
+    patches = wanted["patches"]
+    mine = yaml.safe_load("".join(line[_indent(entry[0]) :] for line in entry))[0]
+    if add:
+        position = next(i for i, p in enumerate(patches) if p.get("path") == OVERLAY_FILE) + 1
+        patches.insert(position, mine)
+    else:
+        patches.remove(mine)
+    if after != wanted:
+        raise Refused(f"{rel}: cannot edit the patches list safely by text; edit it by hand")
+    return new
+
+
+def promote(
+    repo_root: Path, app: str, source: str, target: str, registry: str | None, canary: int | None = None
+) -> str:
+    """Give `target` the source environment's version (as a canary with `canary`); returns what happened."""
     check_env(source)
     check_env(target)
     if source == target:
         raise UsageError(f"--from and --to are both {source}")
+    if canary is not None and target != CANARY_ENV:
+        raise UsageError(
+            f"--canary is for --to {CANARY_ENV} only (the other environments take versions whole)"
+        )
+    if canary is not None and not 1 <= canary <= 99:
+        raise UsageError(
+            f"--canary {canary}: the percent must be 1-99 (a full rollout is promote without --canary)"
+        )
     check_app(repo_root, app)
     origin, current = read_overlay(repo_root, app, source), read_overlay(repo_root, app, target)
+    running = read_canary(repo_root, app, target)
+    if running is not None and running.version != origin.version:
+        raise UsageError(
+            f"{target} already runs a canary of version {running.version}, not {origin.version}: finish it "
+            f"(`mlplat promote {app} --from <env running {running.version}> --to {target}`) or remove it "
+            f"(`mlplat rollback {app} --env {target}`) first"
+        )
+    if canary is not None:
+        return _promote_canary(repo_root, app, source, target, registry, canary, origin, current, running)
+    if running is not None:
+        return _full_rollout(repo_root, app, source, target, registry, origin, current, running)
     if origin.version == current.version and origin.storage_uri == current.storage_uri:
         return f"{app}: {target} already runs version {current.version}; nothing to do"
-    _gate(repo_root, app, target, origin.version, origin.storage_uri, registry)
-    write_atomic(current.path, overlay_text(current, origin.version, origin.storage_uri, current.version))
+    changes = [
+        Change(current.path, overlay_text(current, origin.version, origin.storage_uri, current.version))
+    ]
+    _gate(repo_root, app, target, changes, registry, f"{app} v{origin.version}")
+    apply_changes(changes)
     return (
         f"{app}: promoted version {origin.version} from {source} to {target} (was {current.version}); "
         f"wrote {current.path.relative_to(repo_root)}; undo with `mlplat rollback {app} --env {target}`"
     )
 
 
-def rollback(repo_root: Path, app: str, env: str, registry: str) -> str:
-    """Restore the version recorded by the last promotion and clear the record (no ping-pong)."""
+def _promote_canary(
+    repo_root: Path,
+    app: str,
+    source: str,
+    target: str,
+    registry: str | None,
+    percent: int,
+    origin: Overlay,
+    current: Overlay,
+    running: Canary | None,
+) -> str:
+    if origin.version == current.version:
+        if running is None:
+            return f"{app}: {target} already runs version {current.version}; nothing to canary"
+        raise Refused(
+            f"{target} runs version {current.version} both as stable and as canary: roll the canary back"
+        )
+    if running is not None and running.percent == percent and running.storage_uri == origin.storage_uri:
+        return f"{app}: {target} already runs version {origin.version} as a {percent}% canary; nothing to do"
+    path = canary_path(repo_root, app, target)
+    name = str(current.doc["metadata"]["name"])
+    model_format = stable_model_format(repo_root, app, target)
+    text = canary_text(name, app, target, origin.version, percent, origin.storage_uri, model_format)
+    changes = [Change(path, text)]
+    kustomization = kustomization_path(repo_root, app, target)
+    if running is None:  # the file before the entry that lists it: every step renders
+        changes.append(Change(kustomization, kustomization_with_canary(kustomization, repo_root, add=True)))
+    _gate(repo_root, app, target, changes, registry, f"{app} v{origin.version} as canary")
+    apply_changes(changes)
+    wrote = ", ".join(str(c.path.relative_to(repo_root)) for c in changes)
+    return (
+        f"{app}: version {origin.version} from {source} is now a {percent}% canary in {target} beside version "
+        f"{current.version}; wrote {wrote}; full rollout: `mlplat promote {app} --from {source} --to {target}`, "
+        f"stop it: `mlplat rollback {app} --env {target}`"
+    )
+
+
+def _full_rollout(
+    repo_root: Path,
+    app: str,
+    source: str,
+    target: str,
+    registry: str | None,
+    origin: Overlay,
+    current: Overlay,
+    running: Canary,
+) -> str:
+    """The canary's version becomes the stable one; canary.yaml and its entry go."""
+    kustomization = kustomization_path(repo_root, app, target)
+    changes = []
+    if origin.version != current.version or origin.storage_uri != current.storage_uri:
+        text = overlay_text(current, origin.version, origin.storage_uri, current.version)
+        changes.append(Change(current.path, text))
+    changes += [
+        Change(kustomization, kustomization_with_canary(kustomization, repo_root, add=False)),
+        Change(running.path, None),  # the entry before the file it lists
+    ]
+    _gate(repo_root, app, target, changes, registry, f"{app} v{origin.version}")
+    apply_changes(changes)
+    return (
+        f"{app}: rolled canary version {origin.version} out to all of {target} (was {current.version}); "
+        f"wrote {current.path.relative_to(repo_root)}, {kustomization.relative_to(repo_root)}, removed "
+        f"{running.path.relative_to(repo_root)}; undo with `mlplat rollback {app} --env {target}`"
+    )
+
+
+def rollback(repo_root: Path, app: str, env: str, registry: str | None) -> str:
+    """Remove a running canary; else restore the version recorded by the last promotion (no ping-pong)."""
     check_env(env)
     check_app(repo_root, app)
+    running = read_canary(repo_root, app, env)
+    if running is not None:
+        # Not gated: what stays is the stable predictor, already gated when it was written, and
+        # stopping a bad canary must not wait for the registry.
+        kustomization = kustomization_path(repo_root, app, env)
+        changes = [
+            Change(kustomization, kustomization_with_canary(kustomization, repo_root, add=False)),
+            Change(running.path, None),
+        ]
+        render_planned(repo_root, app, env, changes)  # refuses if the overlay would not render
+        apply_changes(changes)
+        return (
+            f"{app}: removed the {running.percent}% canary of version {running.version} from {env}; "
+            f"wrote {kustomization.relative_to(repo_root)}, removed {running.path.relative_to(repo_root)}"
+        )
     current = read_overlay(repo_root, app, env)
     previous = current.annotations.get(ROLLBACK_ANNOTATION)
     rel = current.path.relative_to(repo_root)
@@ -221,8 +553,9 @@ def rollback(repo_root: Path, app: str, env: str, registry: str) -> str:
     if not previous.isdigit():
         raise Refused(f"{rel}: {ROLLBACK_ANNOTATION} is {previous!r}, not a version number")
     storage_uri = model_store.version_uri(app, previous)  # the registered model is named after the app
-    _gate(repo_root, app, env, previous, storage_uri, registry)
-    write_atomic(current.path, overlay_text(current, previous, storage_uri, None))
+    changes = [Change(current.path, overlay_text(current, previous, storage_uri, None))]
+    _gate(repo_root, app, env, changes, registry, f"{app} v{previous}")
+    apply_changes(changes)
     return f"{app}: rolled {env} back from version {current.version} to {previous}; wrote {rel}"
 
 
@@ -236,6 +569,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--from", dest="source", required=True, metavar="ENV")
     parser.add_argument("--to", dest="target", required=True, metavar="ENV")
+    parser.add_argument(
+        "--canary",
+        type=int,
+        metavar="PERCENT",
+        help="prod only: run the version as a canary taking PERCENT (1-99) of the traffic",
+    )
     parser.set_defaults(func=run)
     parser = subparsers.add_parser(
         "rollback", parents=[common], help="restore the model version recorded by the last promotion (gated)"
@@ -247,12 +586,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     command = "promote" if hasattr(args, "source") else "rollback"
     try:
+        # Asked for only when the gate runs: removing a canary must work while the registry is down.
         registry = args.registry or os.environ.get("MLFLOW_TRACKING_URI")
-        if not registry:
-            raise UsageError("no registry: pass --registry URL or set MLFLOW_TRACKING_URI")
         root = args.repo_root.resolve()
         if command == "promote":
-            message = promote(root, args.app, args.source, args.target, registry)
+            message = promote(root, args.app, args.source, args.target, registry, args.canary)
         else:
             message = rollback(root, args.app, args.env, registry)
     except UsageError as err:

@@ -3,8 +3,12 @@
 For every rendered InferenceService it asks the registry whether the model (`mlplat/model`) and the
 version (`mlplat/model-version`) exist, the version is READY, its source is exactly the manifest's
 `storageUri`, it carries the evaluation result its environment requires (`apps/<app>/evaluation.yaml`),
-and, for prod, whether it holds the `approved` alias. `mlplat validate` and `mlplat promote` both call
-`check`, so a promotion can never write what validate would then reject.
+and, for prod, whether it holds the `approved` alias. Every canary in `spec.canary` (KServe >= 0.20,
+Standard mode) is judged the same way: its predictor must be named `v<N>`, `<N>` is its version, and
+its own `storageUri` must be that version's source; in prod a canary must hold `canary-approved` or
+`approved` (MLflow aliases are unique, so the stable version keeps `approved` while the next one is on
+canary). `mlplat validate` and `mlplat promote` both call `check`, so a promotion can never write what
+validate would then reject.
 
 The registry is read through MLflow's REST API with a short timeout and no retries: MLflow's own client
 retries for minutes, and a CI run should fail in seconds with the URL and the reason instead.
@@ -32,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("dev", "staging", "prod")
 DEFAULT_ENV = "dev"  # a manifest with neither --env nor an mlplat/environment label: judged by dev's bar
 APPROVAL_ALIAS = "approved"
+CANARY_APPROVAL_ALIAS = "canary-approved"  # enough for a prod canary; `approved` is too
 EVALUATION_TAG = "mlplat.evaluation"
 EVALUATION_PASSED = "passed"
 METRIC_TAG_PREFIX = "mlplat.metric."
@@ -40,6 +45,9 @@ REQUEST_TIMEOUT_S = 5.0
 MODEL_LABEL = "mlplat/model"
 ENV_LABEL = "mlplat/environment"
 VERSION_ANNOTATION = "mlplat/model-version"
+CANARY_VERSION_ANNOTATION = "mlplat/canary-version"
+CANARY_FILE = "canary.yaml"
+CANARY_NAME_PREFIX = "v"  # a canary predictor is named v<N>: KServe runs it as <isvc>-v<N>-predictor
 
 
 class RegistryUnavailable(Exception):
@@ -185,7 +193,8 @@ def _check_service(rendered: RenderedDoc, registry: Registry, repo_root: Path) -
     meta = rendered.doc.get("metadata") or {}
     model = (meta.get("labels") or {}).get(MODEL_LABEL)
     version = str((meta.get("annotations") or {}).get(VERSION_ANNOTATION) or "")
-    storage_uri = ((rendered.doc.get("spec") or {}).get("predictor") or {}).get("model", {}).get("storageUri")
+    spec = rendered.doc.get("spec") or {}
+    storage_uri = (spec.get("predictor") or {}).get("model", {}).get("storageUri")
 
     def finding(rule: str, message: str, fix: str, file: str | None = None) -> Finding:
         return Finding(file or rendered.source_file, rendered.ref, rule, message, fix, env=env)
@@ -206,16 +215,44 @@ def _check_service(rendered: RenderedDoc, registry: Registry, repo_root: Path) -
             )
         ]
     if not version:
-        return [
+        findings = [
             finding("MLP-REGISTRY-VERSION", f"no {VERSION_ANNOTATION} annotation", f"set it in {overlay}")
         ]
+    else:
+        findings = _check_version(
+            _Subject(model, version, storage_uri, env, overlay, "", (APPROVAL_ALIAS,)),
+            registry,
+            repo_root,
+            finding,
+        )
+    return findings + _check_canaries(rendered, model, env, registry, repo_root, finding)
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """One predictor to judge: the stable one, or a canary (`who` names it in every message)."""
+
+    model: str
+    version: str
+    storage_uri: str | None
+    env: str
+    overlay: str  # where the fix goes
+    who: str  # "" for the stable predictor, "canary 'v3': " for a canary
+    aliases: tuple[str, ...]  # any of them approves the version for prod
+    uri_field: str = "spec.predictor.model.storageUri"
+
+
+def _check_version(
+    subject: _Subject, registry: Registry, repo_root: Path, finding: Callable[..., Finding]
+) -> list[Finding]:
+    model, version, who, overlay = subject.model, subject.version, subject.who, subject.overlay
     registered = registry.version(model, version)
     if registered is None:
         return [
             finding(
                 "MLP-REGISTRY-VERSION",
-                f"{model!r} has no version {version} in {registry.url}",
-                f"register version {version} or set {VERSION_ANNOTATION} to an existing version in {overlay}",
+                f"{who}{model!r} has no version {version} in {registry.url}",
+                f"register version {version} or name an existing version in {overlay}",
             )
         ]
     findings = []
@@ -223,28 +260,101 @@ def _check_service(rendered: RenderedDoc, registry: Registry, repo_root: Path) -
         findings.append(
             finding(
                 "MLP-REGISTRY-NOT-READY",
-                f"{model} version {version} is {registered.get('status')}, not READY",
+                f"{who}{model} version {version} is {registered.get('status')}, not READY",
                 "wait for the registration to finish or register the version again",
             )
         )
     source = registered.get("source")
-    if (storage_uri or "").rstrip("/") != (source or "").rstrip("/"):
+    if (subject.storage_uri or "").rstrip("/") != (source or "").rstrip("/"):
         findings.append(
             finding(
                 "MLP-REGISTRY-STORAGE-URI",
-                f"storageUri {storage_uri!r} is not the registered source {source!r} of {model} v{version}",
-                f"set spec.predictor.model.storageUri: {source} in {overlay}",
+                f"{who}storageUri {subject.storage_uri!r} is not the registered source {source!r} "
+                f"of {model} v{version}",
+                f"set {subject.uri_field}: {source} in {overlay}",
             )
         )
-    findings += _check_evaluation(registered, model, version, env, repo_root, finding)
-    if env == "prod" and APPROVAL_ALIAS not in (registered.get("aliases") or []):
+    findings += [
+        Finding(f.file, f.resource, f.rule, who + f.message, f.fix, env=f.env, line=f.line)
+        for f in _check_evaluation(registered, model, version, subject.env, repo_root, finding)
+    ]
+    held = registered.get("aliases") or []
+    if subject.env == "prod" and not any(alias in held for alias in subject.aliases):
         holder = _alias_holder(registry.model(model) or {}, APPROVAL_ALIAS)
+        if len(subject.aliases) == 1:
+            where = f" (v{holder} does)" if holder else " (no version does)"
+        else:
+            where = f" (v{holder} holds {APPROVAL_ALIAS!r})" if holder else ""
         findings.append(
             finding(
                 "MLP-REGISTRY-APPROVAL",
-                f"{model} v{version} does not hold the registry alias {APPROVAL_ALIAS!r}"
-                + (f" (v{holder} does)" if holder else " (no version does)"),
-                f"have the model owner approve it: set alias {APPROVAL_ALIAS!r} on {model} v{version} in MLflow",
+                f"{who}{model} v{version} does not hold the registry alias "
+                + " or ".join(repr(a) for a in subject.aliases)
+                + where,
+                f"have the model owner approve it: set alias {subject.aliases[0]!r} on {model} v{version} "
+                "in MLflow",
+            )
+        )
+    return findings
+
+
+def _check_canaries(
+    rendered: RenderedDoc,
+    model: str,
+    env: str,
+    registry: Registry,
+    repo_root: Path,
+    finding: Callable[..., Finding],
+) -> list[Finding]:
+    """Each `spec.canary` entry names its version `v<N>` and is gated like the stable predictor."""
+    canaries = (rendered.doc.get("spec") or {}).get("canary") or []
+    annotations = (rendered.doc.get("metadata") or {}).get("annotations") or {}
+    overlay = f"apps/{model}/overlays/{env}/{CANARY_FILE}"
+    rule = "MLP-REGISTRY-CANARY"
+
+    def in_canary_file(rule: str, message: str, fix: str, file: str | None = None) -> Finding:
+        return finding(rule, message, fix, file or overlay)
+
+    if not isinstance(canaries, list):
+        return [finding(rule, "spec.canary is not a list", f"fix {overlay}", overlay)]
+    findings: list[Finding] = []
+    versions = []
+    for index, entry in enumerate(canaries):
+        predictor = (entry or {}).get("predictor") if isinstance(entry, dict) else None
+        name = str((predictor or {}).get("name") or "") if isinstance(predictor, dict) else ""
+        version = name.removeprefix(CANARY_NAME_PREFIX)
+        if not name.startswith(CANARY_NAME_PREFIX) or not version.isdigit():
+            findings.append(
+                finding(
+                    rule,
+                    f"spec.canary[{index}]: predictor name {name!r} does not say its model version",
+                    f"name the canary predictor {CANARY_NAME_PREFIX}<version> in {overlay}",
+                    overlay,
+                )
+            )
+            continue
+        versions.append(version)
+        model_spec = (predictor or {}).get("model") or {}
+        subject = _Subject(
+            model,
+            version,
+            model_spec.get("storageUri") if isinstance(model_spec, dict) else None,
+            env,
+            overlay,
+            f"canary {name!r}: ",
+            (CANARY_APPROVAL_ALIAS, APPROVAL_ALIAS),
+            f"spec.canary[{index}].predictor.model.storageUri",
+        )
+        findings += _check_version(subject, registry, repo_root, in_canary_file)
+    recorded = annotations.get(CANARY_VERSION_ANNOTATION)
+    if recorded is not None and [str(recorded)] != versions:
+        findings.append(
+            finding(
+                rule,
+                f"annotation {CANARY_VERSION_ANNOTATION}={recorded!r} does not match the canaries in "
+                f"spec.canary (versions {', '.join(versions) or 'none'})",
+                f"keep one canary and its annotation together in {overlay}",
+                overlay,
             )
         )
     return findings

@@ -91,7 +91,10 @@ def test_triggers() -> None:
     promote_on = workflow("promote.yml")["on"]
     assert set(promote_on) == {"workflow_dispatch"}
     inputs = promote_on["workflow_dispatch"]["inputs"]
-    assert set(inputs) == {"app", "from", "to"} and all(i["required"] for i in inputs.values())
+    assert set(inputs) == {"app", "from", "to", "canary"}
+    assert (
+        all(inputs[name]["required"] for name in ("app", "from", "to")) and not inputs["canary"]["required"]
+    )
     assert "prod" not in inputs["from"]["options"] and "dev" not in inputs["to"]["options"]
 
 
@@ -224,7 +227,10 @@ def test_promote_runs_the_gate_then_opens_a_pull_request_with_the_overlay() -> N
     job = _jobs("promote.yml")["promote"]
     names = [s.get("name", s.get("uses", "")) for s in _steps(job)]
     promote = next(s for s in _steps(job) if "mlplat promote" in s.get("run", ""))
-    assert promote["run"] == '.venv/bin/mlplat promote "$APP" --from "$FROM" --to "$TO"'
+    assert (
+        promote["run"]
+        == '.venv/bin/mlplat promote "$APP" --from "$FROM" --to "$TO" ${CANARY:+--canary "$CANARY"}'
+    )
     assert promote["env"]["MLFLOW_TRACKING_URI"] == "${{ vars.MLFLOW_TRACKING_URI }}"
     (pr,) = _uses(job, "peter-evans/create-pull-request")
     assert names.index(promote["name"]) < _steps(job).index(pr)

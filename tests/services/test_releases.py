@@ -157,7 +157,9 @@ def test_kserve_standard_mode_and_only_the_pinned_runtimes(plan: Plan) -> None:
     assert controller["deploymentMode"] == "Standard", kserve.urn
     # Standard mode serves through an Ingress of this class; the chart default names Istio, absent here.
     ingress = controller["gateway"]["ingressGateway"]
-    assert ingress["className"] == "alb" and ingress["enableGatewayApi"] is False, kserve.urn
+    # Gateway API on: HTTPRoute weights are how raw-mode canaries (spec.canary) get their traffic.
+    assert ingress["className"] == "alb" and ingress["enableGatewayApi"] is True, kserve.urn
+    assert ingress["kserveGateway"] == "kserve/kserve-ingress-gateway" and ingress["createGateway"] is False
     serving = runtimes.inputs["values"]["kserve"]["servingruntime"]
     assert serving["enabled"] is True, runtimes.urn
     chart_defaults, _ = reference_chart("kserve-runtime-configs")
