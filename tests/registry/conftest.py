@@ -7,6 +7,7 @@ accuracy between the dev and staging thresholds.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import shutil
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplat import example_models, model_store
+from mlplat import example_models, model_store, promote
 from mlplat.mlflow_server import MlflowServer
 from mlplat.registry_gate import EVALUATION_PASSED, EVALUATION_TAG, METRIC_TAG_PREFIX, REPO
 
@@ -66,3 +67,12 @@ def repo_copy(tmp_path: Path) -> Path:
     """A copy of the repository's apps/ to promote and roll back in."""
     shutil.copytree(REPO / "apps", tmp_path / "apps")
     return tmp_path
+
+
+def promote_cli(*argv: str) -> int:
+    """`mlplat promote`/`rollback` in-process, as the console script parses them."""
+    parser = argparse.ArgumentParser()
+    promote.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code

@@ -6,7 +6,6 @@ rollback leave the tree as promote/rollback always did; every refusal leaves eve
 
 from __future__ import annotations
 
-import argparse
 import copy
 import shutil
 import subprocess
@@ -22,20 +21,13 @@ from mlplat import promote, registry_gate
 from mlplat.findings import RenderedDoc
 
 from .conftest import APP, Registry, tree_digest
+from .conftest import promote_cli as cli
 
 PROD = f"apps/{APP}/overlays/prod"
 CANARY = f"{PROD}/canary.yaml"
 KUSTOMIZATION = f"{PROD}/kustomization.yaml"
 MODEL_VERSION = f"{PROD}/model-version.yaml"
 CRD = "crds/kserve/serving.kserve.io_inferenceservices.yaml"
-
-
-def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    promote.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 def canary_cli(registry: Registry, root: Path, percent: str = "10", *extra: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
@@ -10,16 +9,9 @@ import pytest
 from mlplat import promote
 
 from .conftest import APP, Registry, tree_digest
+from .conftest import promote_cli as cli
 
 STAGING = f"apps/{APP}/overlays/staging/model-version.yaml"
-
-
-def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    promote.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 @pytest.mark.slow
