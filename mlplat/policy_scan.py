@@ -1,10 +1,19 @@
 """Scan rendered model-app manifests with checkov: mlplat's checks (CKV_MLP_*) and checkov's built-ins.
 
-checkov lives in its own virtualenv (its pins clash with ours), so it runs as a subprocess, once per
-scan, over a temporary folder with one file per document. The checks need each environment's
-limits (replica caps, model store, registries, GPU pools); they get them from a JSON file built from
-the stack config, named by MLPLAT_POLICY_CONTEXT. Waivers are checkov's skip annotations; every one
-is listed, and one without a reason is itself a finding.
+checkov lives in its own virtualenv (its pins clash with ours), so it runs as a subprocess over a
+temporary folder with one file per document. The checks need each environment's limits (replica
+caps, model store, registries, GPU pools); they get them from a JSON file built from the stack
+config, named by MLPLAT_POLICY_CONTEXT. Waivers are checkov's skip annotations; every one is listed,
+and one without a reason is itself a finding.
+
+Speed (a whole repo is thousands of documents): one scan is split into at most one checkov process
+per CPU core, run side by side. checkov links documents into a graph whose edge building is
+quadratic in the number of documents, and its graph checks (CKV2_K8S_*) read those edges; so the
+split never separates documents checkov could link (`_components`: same resource ID, a selector and
+the labels it could match, a ServiceAccount and what names it, a RoleBinding and what it names, pods
+and NetworkPolicies). Every document therefore gets the verdicts a single process would give it.
+checkov is started through `LAUNCHER`, which parses with libyaml instead of pure-Python YAML (same
+documents and line numbers) and drops checkov's in-memory copy of its debug log, which we never read.
 """
 
 from __future__ import annotations
@@ -14,7 +23,8 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +46,31 @@ POLICY_CONTEXT = "MLP-POLICY-CONTEXT"
 NOT_SCANNED = "MLP-POLICY-NOT-SCANNED"
 BUILTIN_POLICY_INDEX = "https://www.checkov.io/5.Policy%20Index/kubernetes.html"
 TIMEOUT_SECONDS = 900
+SHARD_MIN_DOCS = 400  # fewer documents per process than this and checkov's start-up (~4 s) dominates
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# Runs checkov's own entry point (bin/checkov) with two changes that alter no verdict: parse YAML with
+# libyaml, keeping checkov's line markers (its loader is a pure-Python SafeLoader plus the same
+# construct_mapping), and disable DEBUG/INFO logging, which checkov otherwise formats into an
+# in-memory buffer for its platform upload (a third of its check time). Without libyaml it is plain
+# checkov.
+LAUNCHER = """
+import logging, sys, warnings
+logging.disable(logging.INFO)
+import yaml
+from checkov.kubernetes.parser import k8_yaml
+if getattr(yaml, "__with_libyaml__", False):
+    class _CSafeLineLoader(yaml.CSafeLoader):
+        def construct_mapping(self, node, deep=False):
+            mapping = super().construct_mapping(node, deep=deep)
+            mapping["__startline__"] = node.start_mark.line + 1
+            mapping["__endline__"] = node.end_mark.line + 1
+            return mapping
+    k8_yaml.SafeLineLoader = _CSafeLineLoader
+from checkov.main import Checkov
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", category=SyntaxWarning)
+    sys.exit(Checkov().run())
+"""
 
 
 class PolicyScanError(RuntimeError):
@@ -127,13 +162,26 @@ def _fix(check: dict[str, Any]) -> str:
 
 def _message(check: dict[str, Any]) -> str:
     keys = (check.get("check_result") or {}).get("evaluated_keys") or []
+    if str(check.get("check_id")).startswith("CKV2_"):
+        keys = sorted(map(str, keys))  # graph checks collect their keys in a set: no order of their own
     name = str(check.get("check_name") or check.get("check_id"))
     return f"{name}: {', '.join(str(k) for k in keys)}" if keys else name
 
 
-def _run_checkov(folder: Path, context_file: Path, skips: Sequence[str], checkov: Path) -> dict[str, Any]:
-    command = [
-        str(checkov),
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _run_checkov(
+    folder: Path, context_file: Path, skips: Sequence[str], checkov: Path, workers: int | None = None
+) -> dict[str, Any]:
+    """checkov over one folder; `workers` caps its parser processes (None: checkov's default, one per core)."""
+    python = checkov.with_name("python")
+    command = [str(python), "-c", LAUNCHER] if python.exists() else [str(checkov)]
+    command += [
         "--directory", str(folder),
         "--framework", "kubernetes",
         "--external-checks-dir", str(CHECKS_DIR),
@@ -149,9 +197,14 @@ def _run_checkov(folder: Path, context_file: Path, skips: Sequence[str], checkov
         BC_SKIP_MAPPING="TRUE",
         CKV_SKIP_PACKAGE_UPDATE_CHECK="TRUE",
         PYTHONDONTWRITEBYTECODE="1",
+        PYTHONHASHSEED="0",  # checkov iterates sets in places; the same input gives the same report
         LOG_LEVEL="ERROR",
         **{CONTEXT_ENV_VAR: str(context_file)},
     )
+    if workers is not None:
+        env["CHECKOV_WORKERS_NUMBER"] = str(workers)
+        if workers == 1:  # parse in-process instead of in one forked child that pickles everything back
+            env["CHECKOV_PARALLELIZATION_TYPE"] = "none"
     try:
         result = subprocess.run(
             command, capture_output=True, text=True, env=env, timeout=TIMEOUT_SECONDS, check=False
@@ -241,10 +294,147 @@ def _waivers(rendered: RenderedDoc, applied: set[str]) -> tuple[list[Waiver], li
     return waivers, findings
 
 
+def _hashable(value: Any) -> Any:
+    """A dict key that is equal exactly when checkov's `==` on the values could be."""
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        try:
+            return ("json", json.dumps(value, sort_keys=True, default=str))
+        except (TypeError, ValueError):
+            return ("unhashable",)  # over-links, never under-links
+
+
+def _vertices(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str, Any]]:
+    """(resource, kind, namespace) of the document and of every nested pod template, each of which
+    checkov may make a vertex of its own (kind defaulting to Pod, namespace to the parent's)."""
+    meta = doc.get("metadata")
+    kind, namespace = (
+        str(doc.get("kind")),
+        meta.get("namespace", "default") if isinstance(meta, dict) else None,
+    )
+    resource: Any = doc
+    while isinstance(resource, dict):
+        yield resource, kind, namespace
+        spec = resource.get("spec")
+        resource = spec.get("template") if isinstance(spec, dict) else None
+        if isinstance(resource, dict):
+            kind = str(resource.get("kind", "Pod"))
+            meta = resource.get("metadata")
+            namespace = meta.get("namespace", namespace) if isinstance(meta, dict) else namespace
+
+
+def _link_keys(doc: dict[str, Any]) -> tuple[set[Any], set[Any]] | None:
+    """(keys the document offers, keys it looks for): checkov can link two documents only when one
+    looks for a key the other offers. A superset of checkov's edge builders (kubernetes/graph_builder/
+    graph_components/edge_builders), None for a shape that is not modelled (then nothing is split)."""
+    offers: set[Any] = set()
+    wants: set[Any] = set()
+    for resource, kind, namespace in _vertices(doc):
+        meta = resource.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        name, labels, spec = meta.get("name"), meta.get("labels"), resource.get("spec")
+        # Vertices are named Kind.namespace.name, and checkov gathers edges by that name.
+        vertex = ("id", f"{kind}.{namespace}.{name}") if name else ("id", kind, _hashable(namespace))
+        offers.add(vertex)
+        wants.add(vertex)
+        if name is not None:
+            offers.add(("name", _hashable(name)))
+        if isinstance(labels, dict):  # LabelSelectorEdgeBuilder: selector labels ⊆ labels
+            offers.update(("label", _hashable(k), _hashable(v)) for k, v in labels.items())
+        elif labels is not None:
+            return None
+        if isinstance(spec, list):
+            return None
+        selector = spec.get("selector") if isinstance(spec, dict) else None
+        if selector:
+            if not isinstance(selector, dict):
+                return None
+            match = selector if kind == "Service" else selector.get("matchLabels")
+            if match and not isinstance(match, dict):
+                return None
+            if match:
+                key, value = next(iter(match.items()))
+                wants.add(("label", _hashable(key), _hashable(value)))
+        if kind == "Pod":  # NetworkPolicyEdgeBuilder: a policy links to pods (with podSelector {}: all)
+            offers.add(("pod",))
+        elif kind == "NetworkPolicy":
+            wants.add(("pod",))
+        if kind == "ServiceAccount" and name is not None:  # ServiceAccountEdgeBuilder
+            wants.add(("sa", _hashable(name)))
+        if isinstance(spec, dict) and spec.get("serviceAccountName") is not None:
+            offers.add(("sa", _hashable(spec["serviceAccountName"])))
+        if kind in ("RoleBinding", "ClusterRoleBinding"):  # KeywordEdgeBuilder: roleRef and subjects
+            subjects = resource.get("subjects") or []
+            if not isinstance(subjects, list):
+                return None
+            refs = [resource.get("roleRef"), *subjects]
+            wants.update(("name", _hashable(r.get("name"))) for r in refs if isinstance(r, dict))
+    return offers, wants
+
+
+def _components(docs: Sequence[dict[str, Any]]) -> list[list[int]] | None:
+    """Groups of document indexes that checkov may link, each in document order, ordered by first
+    member; None when a document's shape is not modelled."""
+    parent = list(range(len(docs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    offered: dict[Any, list[int]] = {}
+    wanted: dict[Any, list[int]] = {}
+    for i, doc in enumerate(docs):
+        keys = _link_keys(doc)
+        if keys is None:
+            return None
+        for key in keys[0]:
+            offered.setdefault(key, []).append(i)
+        for key in keys[1]:
+            wanted.setdefault(key, []).append(i)
+    for key, seekers in wanted.items():
+        if key not in offered:
+            continue  # nothing to link to: looking alone links no two documents
+        members = seekers + offered[key]
+        for other in members[1:]:
+            parent[find(other)] = find(members[0])
+    groups: dict[int, list[int]] = {}
+    for i in range(len(docs)):
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+def shard(docs: Sequence[dict[str, Any]], count: int) -> list[list[int]]:
+    """Split document indexes into at most `count` balanced shards that keep linkable documents
+    together; deterministic. One shard when the documents cannot be split safely."""
+    groups = _components(docs) if count > 1 else None
+    if groups is None:
+        return [list(range(len(docs)))] if docs else []
+    shards: list[list[int]] = [[] for _ in range(count)]
+    for group in sorted(groups, key=lambda g: (-len(g), g[0])):  # biggest first, onto the lightest
+        min(shards, key=len).extend(group)
+    return [sorted(s) for s in shards if s]
+
+
+def _shard_count(docs: int, cpus: int) -> int:
+    return max(1, min(cpus, docs // SHARD_MIN_DOCS))
+
+
 def scan(
-    docs: Sequence[RenderedDoc], *, checkov: Path = CHECKOV, skips_file: Path = SKIPS_FILE
+    docs: Sequence[RenderedDoc],
+    *,
+    checkov: Path = CHECKOV,
+    skips_file: Path = SKIPS_FILE,
+    shards: int | None = None,
 ) -> tuple[list[Finding], list[Waiver]]:
-    """Findings (failed checks, waiver problems) and the waivers in force, for the given documents."""
+    """Findings (failed checks, waiver problems) and the waivers in force, for the given documents.
+
+    `shards`: checkov processes to split the scan into (default: one per CPU core, at least
+    SHARD_MIN_DOCS documents each); the verdicts are the same for any value.
+    """
     if not checkov.exists():
         raise PolicyScanError(f"checkov is not installed at {checkov}; run `make setup`")
     skips = sorted(load_skips(skips_file))
@@ -252,28 +442,48 @@ def scan(
     findings: list[Finding] = []
     waivers: list[Waiver] = []
     by_file: dict[str, RenderedDoc] = {}
+    prepared_docs: list[tuple[str, dict[str, Any]]] = []
+    for i, rendered in enumerate(docs):
+        prepared = _prepared(rendered)
+        if prepared is None:
+            findings.append(_not_scanned(rendered))
+            continue
+        name = f"{i:05d}.yaml"  # one file per document: a result maps back to exactly one doc
+        prepared_docs.append((name, prepared))
+        by_file[name] = rendered
+    cpus = _cpus()
+    count = shards if shards is not None else _shard_count(len(prepared_docs), cpus)
+    parts = shard([doc for _, doc in prepared_docs], max(1, count))
+    # Cores left to each process for checkov's own parser pool; one process alone keeps its default.
+    workers = None if len(parts) <= 1 else max(1, cpus // len(parts))
 
     with tempfile.TemporaryDirectory(prefix="mlplat-policy-") as tmp:
-        folder = Path(tmp, "docs")
-        folder.mkdir()
         context_file = Path(tmp, "context.json")
         context_file.write_text(json.dumps(context, indent=2, sort_keys=True), encoding="utf-8")
-        for i, rendered in enumerate(docs):
-            prepared = _prepared(rendered)
-            if prepared is None:
-                findings.append(_not_scanned(rendered))
-                continue
-            name = f"{i:05d}.yaml"  # one file per document: a result maps back to exactly one doc
-            Path(folder, name).write_text(yaml.safe_dump(prepared, sort_keys=False), encoding="utf-8")
-            by_file[name] = rendered
-        results = _run_checkov(folder, context_file, skips, checkov) if by_file else {}
+        folders = []
+        for n, part in enumerate(parts):
+            folder = Path(tmp, f"docs{n}")
+            folder.mkdir()
+            for index in part:
+                name, prepared = prepared_docs[index]
+                text = yaml.dump(prepared, Dumper=DUMPER, sort_keys=False)
+                Path(folder, name).write_text(text, encoding="utf-8")
+            folders.append(folder)
+        with ThreadPoolExecutor(max_workers=max(1, len(folders))) as pool:
+            reports = list(
+                pool.map(lambda f: _run_checkov(f, context_file, skips, checkov, workers), folders)
+            )
+    results: dict[str, list[dict[str, Any]]] = {"failed_checks": [], "skipped_checks": []}
+    for report in reports:
+        for key in results:
+            results[key] += report.get(key, [])
 
-    for check in results.get("failed_checks", []):
+    for check in results["failed_checks"]:
         rendered = by_file.get(Path(str(check.get("file_path", ""))).name)
         if rendered is not None:
             findings.append(_check_finding(rendered, check))
     applied: dict[str, set[str]] = {name: set() for name in by_file}
-    for check in results.get("skipped_checks", []):
+    for check in results["skipped_checks"]:
         applied.setdefault(Path(str(check.get("file_path", ""))).name, set()).add(str(check.get("check_id")))
     for name, rendered in by_file.items():
         env = _environment(rendered)

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
@@ -103,22 +104,27 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     docs = [d for d in rendered.docs if d.target not in context_rels]
     others = [d for d in rendered.docs if d.target in context_rels]
     report.findings = [f for f in rendered.findings if _target_of(f, context_rels) is None]
+    # The checkov scan runs (as subprocesses) while this process does the other checks; they only
+    # read the documents, and the findings are sorted at the end, so the report does not change.
     index = SourceIndex(root)
     schema_sets = _schema_sets(configs, args.schemas)
-    report.findings += _schema_checks(docs, schema_sets, index)
-    for env in sorted(envs):
-        env_targets = [t for t in chosen if t.env == env]
-        env_docs = [d for d in docs if d.env == env]
-        scopes = schema_sets[env]
-        report.findings += _argocd_checks(root, env, env_targets, env_docs, scopes, index)
-        report.findings += capacity.check(
-            env_docs,
-            configs[env],
-            env,
-            index,
-            [d for d in others if d.env == env],  # type: ignore[arg-type]
-        )
-    report.findings += _isolation_checks(chosen, docs, index)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        scan = background.submit(_policy_scan, docs, args.no_policy_scan)
+        report.findings += _schema_checks(docs, schema_sets, index)
+        for env in sorted(envs):
+            env_targets = [t for t in chosen if t.env == env]
+            env_docs = [d for d in docs if d.env == env]
+            scopes = schema_sets[env]
+            report.findings += _argocd_checks(root, env, env_targets, env_docs, scopes, index)
+            report.findings += capacity.check(
+                env_docs,
+                configs[env],
+                env,
+                index,
+                [d for d in others if d.env == env],  # type: ignore[arg-type]
+            )
+        report.findings += _isolation_checks(chosen, docs, index)
+        findings, waivers, scan_note = scan.result()
     if args.schemas is None:
         notes.append("no --schemas folder: custom resources could not be schema-checked")
     unbound = [t.rel for t in chosen if t.env is None]
@@ -126,7 +132,6 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
         notes.append(
             f"no environment for {', '.join(unbound)}: AppProject and capacity checks skipped (use --env)"
         )
-    findings, waivers, scan_note = _policy_scan(docs, args.no_policy_scan)
     report.findings += findings
     report.waivers += waivers
     notes += [scan_note] if scan_note else []
@@ -205,8 +210,11 @@ def _argocd_checks(
 def _isolation_checks(chosen: list[Target], docs: list[RenderedDoc], index: SourceIndex) -> list[Finding]:
     """MLP-NETPOL-DEFAULT-DENY: every model namespace an app renders carries a deny-all policy."""
     findings = []
+    by_target: dict[str, list[RenderedDoc]] = {}
+    for doc in docs:
+        by_target.setdefault(doc.target, []).append(doc)
     for target in (t for t in chosen if t.app):
-        mine = [d for d in docs if d.target == target.rel]
+        mine = by_target.get(target.rel, [])
         denied = {
             (d.doc.get("metadata") or {}).get("namespace")
             for d in mine
@@ -234,7 +242,8 @@ def _denies_all(spec: dict[str, object]) -> bool:
 
 
 def _policy_scan(docs: Sequence[RenderedDoc], skip: bool) -> tuple[list[Finding], list[Waiver], str | None]:
-    """One checkov process over every rendered object (mlplat.policy_scan owns the checks)."""
+    """One checkov scan over every rendered object, split over at most one process per CPU core
+    (mlplat.policy_scan owns the checks and the split)."""
     if skip:
         return [], [], "checkov scan skipped (--no-policy-scan)"
     from mlplat import policy_scan

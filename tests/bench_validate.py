@@ -2,11 +2,14 @@
 
 Copies the repo's apps into a temporary git repo, adds N synthetic apps (default 200) with three
 overlays each, then times: the whole repo, `--changed` with one app touched, and the naive loop
-(`kubectl kustomize | checkov` per overlay) on a sample of 20 overlays.
+(`kubectl kustomize | checkov` per overlay) on a sample of 20 overlays. Each figure is printed with
+the 1-minute load average before and after it and the CPU count: on a shared machine a figure
+means little without them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -37,17 +40,25 @@ def git(repo: Path, *args: str) -> None:
                    capture_output=True)  # fmt: skip
 
 
+def load() -> str:
+    return f"{os.getloadavg()[0]:.2f}"
+
+
 def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
+    before = load()
     start = time.perf_counter()
     result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode not in (0, 1):
         print(result.stderr, file=sys.stderr)
-    return time.perf_counter() - start, result.returncode
+    elapsed = time.perf_counter() - start
+    print(f"  (load average {before} -> {load()})")
+    return elapsed, result.returncode
 
 
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     validate = [sys.executable, "-m", "mlplat.validate"]
+    print(f"{os.cpu_count()} CPUs, load average {load()}")
     with tempfile.TemporaryDirectory(prefix="mlplat-bench-") as tmp:
         repo = Path(tmp)
         for part in ("apps", "platform/argocd", "environments"):
@@ -64,6 +75,7 @@ def main() -> int:
         changed, code = timed([*validate, "--repo", str(repo), "--changed"], REPO)
         print(f"--changed, one app touched (3 overlays): {changed:.1f} s (exit {code})")
         sample = overlays[:: max(1, len(overlays) // SAMPLE)][:SAMPLE]
+        before = load()
         start = time.perf_counter()
         for overlay in sample:
             rendered = subprocess.run(
@@ -74,6 +86,7 @@ def main() -> int:
             subprocess.run([str(CHECKOV), "-f", str(scan), "--framework", "kubernetes", "--quiet", "--compact"],
                            capture_output=True, check=False)  # fmt: skip
         naive = time.perf_counter() - start
+        print(f"  (naive loop: load average {before} -> {load()})")
         ours, _ = timed([*validate, "--repo", str(repo), *map(str, sample)], REPO)
         print(f"naive loop on {len(sample)} overlays: {naive:.1f} s; mlplat validate on the same: {ours:.1f} s "
               f"({naive / ours:.1f}x)")  # fmt: skip

@@ -5,6 +5,12 @@ each target through a wrapper that stamps every object with its target and origi
 process does the work of many and still says where each object came from. A chunk that fails
 (a broken overlay, two apps declaring the same object) is rendered again one target at a time,
 so every error is pinned to its target. Nothing is cached across runs.
+
+Which file an object came from: kustomize can say (`buildMetadata: [originAnnotations]`), but that
+doubles its CPU time. So a chunk is first built without it, and each object is matched by kind and
+name to the one resource file of its target's kustomization tree that declares it (`_declared`);
+a chunk where any object does not match exactly one file (renamed, generated, remote, anything the
+walk does not model) is built again with kustomize's origin annotations. Same answer, either way.
 """
 
 from __future__ import annotations
@@ -145,7 +151,124 @@ def _render_chunk(chunk: list[Target], root: Path) -> Rendered:
     return Rendered(findings=[_kustomize_finding(chunk[0], root, error)])
 
 
+# Kustomization keys that never rename nor create an object: any other key (namePrefix, generators,
+# helm, transformers, replacements, ...) sends the chunk to kustomize's own origins.
+PLAIN_KEYS = frozenset(
+    {
+        "apiVersion", "kind", "metadata", "resources", "bases", "components", "namespace", "commonLabels",
+        "labels", "commonAnnotations", "images", "replicas", "patches", "patchesStrategicMerge",
+        "patchesJson6902", "sortOptions", "buildMetadata", "replacements",
+    }
+)  # fmt: skip
+
+
+RENAME = re.compile(r"/metadata/name\b")  # a JSON patch path (or `from`) on an object's name
+SAFE_FIELDS = ("metadata.namespace", "metadata.labels", "metadata.annotations", "spec.", "data.")
+
+
+@dataclass
+class Declared:
+    """What a kustomization tree declares: kind -> [(name, file)], and the kinds whose names a
+    replacement rewrites (an object of such a kind is matched by kind alone, when it is alone)."""
+
+    by_kind: dict[str, list[tuple[str, Path]]] = field(default_factory=dict)
+    renamed: set[str] = field(default_factory=set)
+
+    def source(self, kind: str, name: str) -> Path | None:
+        entries = self.by_kind.get(kind, [])
+        if kind in self.renamed:
+            files = {path for _, path in entries} if len(entries) == 1 else set()
+        else:
+            files = {path for n, path in entries if n == name}
+            files = files if sum(1 for n, _ in entries if n == name) == 1 else set()
+        return next(iter(files)) if len(files) == 1 else None
+
+
+def _renamed_kinds(replacement: Any) -> set[str] | None:
+    """Kinds whose metadata.name an (inline) replacement may write; None when that is unclear."""
+    if not isinstance(replacement, dict) or "path" in replacement:
+        return None
+    kinds: set[str] = set()
+    for target in replacement.get("targets") or []:
+        paths = target.get("fieldPaths") if isinstance(target, dict) else None
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            return None
+        if all(p.startswith(SAFE_FIELDS) for p in paths):
+            continue
+        if not all(p.startswith(SAFE_FIELDS) or p == "metadata.name" for p in paths):
+            return None
+        kind = (target.get("select") or {}).get("kind") if isinstance(target.get("select"), dict) else None
+        if not isinstance(kind, str):
+            return None
+        kinds.add(kind)
+    return kinds
+
+
+def _declared(folder: Path, found: Declared | None = None) -> Declared | None:
+    """What a kustomization and everything it includes declare, and where; None when the tree does
+    anything that could make that answer wrong (then kustomize's origin annotations decide)."""
+    found = Declared() if found is None else found
+    kfile = next((folder / n for n in KUSTOMIZATION_FILES if (folder / n).is_file()), None)
+    if kfile is None:
+        return None
+    try:
+        text = kfile.read_text()
+        spec = yaml.load(text, Loader=FAST_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(spec, dict) or not set(spec) <= PLAIN_KEYS or RENAME.search(text):
+        return None  # e.g. a JSON patch renaming an object
+    for replacement in spec.get("replacements") or []:
+        kinds = _renamed_kinds(replacement)
+        if kinds is None:
+            return None
+        found.renamed |= kinds
+    for key in ("patches", "patchesStrategicMerge", "patchesJson6902"):
+        for patch in spec.get(key) or []:
+            path = patch.get("path") if isinstance(patch, dict) else patch
+            if isinstance(path, str) and "\n" not in path:
+                try:
+                    if RENAME.search((folder / path).read_text()):
+                        return None
+                except (OSError, UnicodeDecodeError):
+                    return None
+    for key in ("resources", "bases", "components"):
+        refs = spec.get(key) or []
+        if not isinstance(refs, list):
+            return None
+        for ref in refs:
+            if not isinstance(ref, str) or "://" in ref or ref.startswith(("git@", "github.com/")):
+                return None
+            path = (folder / ref).resolve()
+            if path.is_dir():
+                if _declared(path, found) is None:
+                    return None
+                continue
+            try:
+                docs = list(yaml.load_all(path.read_text(), Loader=FAST_LOADER))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                return None
+            for doc in docs:
+                meta = doc.get("metadata") if isinstance(doc, dict) else None
+                if isinstance(meta, dict):
+                    found.by_kind.setdefault(str(doc.get("kind")), []).append((str(meta.get("name")), path))
+    return found
+
+
 def _kustomize(chunk: list[Target], root: Path) -> tuple[bool, list[RenderedDoc], str]:
+    declared = {t.rel: _declared(t.path(root)) for t in chunk}
+    if all(d is not None for d in declared.values()):
+        ok, docs, error = _build(chunk, root, declared)  # type: ignore[arg-type]
+        if not ok or docs:
+            return ok, docs, error
+    return _build(chunk, root, None)
+
+
+def _build(
+    chunk: list[Target], root: Path, declared: dict[str, Declared] | None
+) -> tuple[bool, list[RenderedDoc], str]:
+    """Build a chunk: with origins from `declared`, or from kustomize when None. With `declared`,
+    an object no single file declares gives (True, [], "") and the caller builds again."""
     with tempfile.TemporaryDirectory(prefix="mlplat-validate-") as tmp:
         top = Path(tmp)
         wrappers = []
@@ -158,9 +281,10 @@ def _kustomize(chunk: list[Target], root: Path) -> tuple[bool, list[RenderedDoc]
             )
             (wrapper / "mark.yaml").write_text(yaml.safe_dump(_marker(target.rel)))
             wrappers.append(wrapper.name)
-        (top / "kustomization.yaml").write_text(
-            yaml.safe_dump({"resources": wrappers, "buildMetadata": ["originAnnotations"]})
-        )
+        top_spec: dict[str, Any] = {"resources": wrappers}
+        if declared is None:
+            top_spec["buildMetadata"] = ["originAnnotations"]
+        (top / "kustomization.yaml").write_text(yaml.safe_dump(top_spec))
         result = subprocess.run(
             ["kubectl", "kustomize", str(top)], capture_output=True, text=True, check=False
         )
@@ -171,7 +295,25 @@ def _kustomize(chunk: list[Target], root: Path) -> tuple[bool, list[RenderedDoc]
         except yaml.YAMLError as err:  # kustomize printed something PyYAML cannot read
             return False, [], f"unreadable kustomize output: {err}"
         by_rel = {t.rel: t for t in chunk}
-        return True, [_rendered(body, by_rel, top, root) for body in bodies], ""
+        if declared is None:
+            return True, [_rendered(body, by_rel, top, root) for body in bodies], ""
+        docs = []
+        for body in bodies:
+            doc = _rendered(body, by_rel, top, root)
+            meta = body.get("metadata") or {}
+            source = declared[doc.target].source(str(body.get("kind")), str(meta.get("name")))
+            if source is None:
+                return True, [], ""
+            docs.append(RenderedDoc(doc.env, doc.target, rel(source, root), doc.doc))
+        # Each object of a target must be the only one with its kind and name (its kind, if renamed).
+        seen: set[tuple[str, str, str]] = set()
+        for doc in docs:
+            kind = str(doc.doc.get("kind"))
+            name = "" if kind in declared[doc.target].renamed else str(doc.doc["metadata"].get("name"))
+            if (doc.target, kind, name) in seen:
+                return True, [], ""
+            seen.add((doc.target, kind, name))
+        return True, docs, ""
 
 
 def _marker(target: str) -> dict[str, Any]:
@@ -188,7 +330,7 @@ def _marker(target: str) -> dict[str, Any]:
 def _rendered(body: dict[str, Any], by_rel: dict[str, Target], top: Path, root: Path) -> RenderedDoc:
     annotations = body.get("metadata", {}).get("annotations", {})
     target = by_rel[annotations.pop(TARGET_KEY)]
-    origin = yaml.safe_load(annotations.pop(ORIGIN_KEY, "") or "") or {}
+    origin = yaml.load(annotations.pop(ORIGIN_KEY, "") or "", Loader=FAST_LOADER) or {}
     if not annotations:
         body["metadata"].pop("annotations")
     source = target.rel
