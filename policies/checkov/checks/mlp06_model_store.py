@@ -17,6 +17,7 @@ from _mlplat import (
     dicts,
     env_params,
     labels,
+    mapping,
     pod_specs,
 )
 
@@ -33,6 +34,18 @@ def storage_uris(conf: dict[str, Any]) -> list[tuple[str, Any]]:
             for i, var in enumerate(dicts(container.conf.get("env"))):
                 if var.get("name") == "STORAGE_URI" and "value" in var:
                     found.append((f"{container.path}/env/[{i}]/value", var["value"]))
+    return found
+
+
+def canary_uris(conf: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(key path, value, version) of each `spec.canary` predictor's model; the version is its `v<N>` name."""
+    found = []
+    for i, entry in enumerate(dicts(mapping(conf.get("spec")).get("canary"))):
+        predictor = mapping(entry.get("predictor"))
+        model = mapping(predictor.get("model"))
+        if "storageUri" in model:
+            version = str(predictor.get("name", "")).removeprefix("v")
+            found.append((f"spec/canary/[{i}]/predictor/model/storageUri", model["storageUri"], version))
     return found
 
 
@@ -56,15 +69,17 @@ class ModelStore(MlplatCheck):
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:
-        uris = storage_uris(conf)
+        model_label = str(labels(conf).get("mlplat/model", ""))
+        # A canary serves the same model at its own version, named by the canary (`v<N>`).
+        uris = [(path, uri, expected_path(conf)) for path, uri in storage_uris(conf)]
+        uris += [(path, uri, f"{model_label}/{version}") for path, uri, version in canary_uris(conf)]
         if not uris:
             return []
         params, why = env_params(conf)
         if params is None:
             return [why]
-        expected = expected_path(conf)
         problems = []
-        for path, uri in uris:
+        for path, uri, expected in uris:
             prefix = f"{params.model_store_uri}/"
             rest = uri[len(prefix) :].rstrip("/") if isinstance(uri, str) and uri.startswith(prefix) else None
             if rest is None:
