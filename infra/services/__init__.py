@@ -1,7 +1,8 @@
 """Platform services on the cluster: one component per service, each a pinned Helm release.
 
 `PlatformServices` builds them in dependency order: kube-prometheus-stack first (its CRDs are used
-by every ServiceMonitor), cert-manager before KServe, Vault + the Vault Secrets Operator before the
+by every ServiceMonitor), cert-manager before KServe, cert-manager's internal CA issuer before Vault
+(which serves TLS with a certificate from it), Vault + the Vault Secrets Operator before the
 VaultStaticSecrets that deliver generated credentials, Argo CD before its AppProject/ApplicationSet.
 """
 
@@ -59,7 +60,12 @@ class PlatformServices(pulumi.ComponentResource):
         self.vault = Vault(
             f"{name}-vault",
             VaultArgs(
-                config, after, role_arn=unseal.role_arn, kms_key_id=unseal.kms_key_id, region=unseal.region
+                config,
+                after,
+                role_arn=unseal.role_arn,
+                kms_key_id=unseal.kms_key_id,
+                region=unseal.region,
+                ca_issuer=self.cert_manager.ca_issuer,
             ),
             child,
         )
@@ -75,7 +81,9 @@ class PlatformServices(pulumi.ComponentResource):
         # Vault delivery of every generated credential, once VSO's CRDs exist.
         seeds = [*self.monitoring.seeds, *self.minio.seeds, *self.mlflow.seeds]
         self.vault_access = [
-            VaultAccess(f"{name}-vault-access-{ns}", ns, seeds, [self.vault.operator], child)
+            VaultAccess(
+                f"{name}-vault-access-{ns}", ns, seeds, [self.vault.operator, self.vault.connection], child
+            )
             for ns in sorted({seed.namespace for seed in seeds})
         ]
         self.register_outputs(

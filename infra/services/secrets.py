@@ -100,7 +100,7 @@ class VaultAccess(pulumi.ComponentResource):
             kind="VaultAuth",
             metadata={"name": VAULT_AUTH_NAME, "namespace": namespace},
             spec={
-                # No vaultConnectionRef: VSO then uses the chart's default VaultConnection.
+                # No vaultConnectionRef: VSO then uses VaultConnection `default` in its namespace (vault.py).
                 "method": "kubernetes",
                 "mount": "kubernetes",
                 "kubernetes": {

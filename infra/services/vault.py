@@ -1,4 +1,11 @@
-"""Vault (HA, integrated Raft, AWS KMS auto-unseal, audit volume) and the Vault Secrets Operator.
+"""Vault (HA, integrated Raft, AWS KMS auto-unseal, audit volume, TLS) and the Vault Secrets Operator.
+
+Vault serves TLS only, with certificate `vault/vault-server-tls` from the internal CA
+(cert_manager.py): its SANs cover the Service, the active/standby Services and every pod behind the
+headless Service (the Raft `retry_join` addresses), plus 127.0.0.1 for the server's own CLI. Every
+client verifies it against the CA: the Raft followers (`leader_ca_cert_file`), the CLI in the pod
+(`VAULT_CACERT`), Prometheus (ServiceMonitor `tlsConfig`) and VSO (the default VaultConnection's
+`caCertSecretRef`, see `CA_BUNDLE`).
 
 Vault unseals itself with the KMS key through the IRSA role on its ServiceAccount; it is
 initialised once by an operator with recovery keys (docs/runbooks/vault.md), which is also where
@@ -12,13 +19,51 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
+from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
 from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs, namespace
 
 NAMESPACE = "vault"
 OPERATOR_NAMESPACE = "vault-secrets-operator"
 RELEASE = "vault"
-ADDRESS = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:8200"
+SERVICE_HOST = f"{RELEASE}.{NAMESPACE}.svc.cluster.local"
+ADDRESS = f"https://{SERVICE_HOST}:8200"
+
+# The server certificate, mounted where the chart mounts user config (`/vault/userconfig/<name>`).
+TLS_SECRET = "vault-server-tls"  # pragma: allowlist secret
+TLS_DIR = f"/vault/userconfig/{TLS_SECRET}"
+TLS_CERT_FILE = f"{TLS_DIR}/tls.crt"
+TLS_KEY_FILE = f"{TLS_DIR}/tls.key"
+TLS_CA_FILE = f"{TLS_DIR}/ca.crt"
+TLS_DURATION = "2160h"  # 90 days
+TLS_RENEW_BEFORE = "720h"  # 30 days: the window to reload Vault (SIGHUP) after the Secret changes
+
+# VSO trusts the CA through a Secret in its own namespace (a VaultConnection's `caCertSecretRef` is
+# namespace-local). Only the default VaultConnection exists, in VSO's namespace; every VaultAuth
+# (the platform's and the model namespaces') uses it. The Secret comes from a client-only
+# Certificate of the same CA there: cert-manager writes `ca.crt` into it and keeps it current
+# when the CA renews, with no copy step in the program. Its leaf (client auth only, no SAN) cannot
+# serve as a Vault server certificate and is used by nobody.
+CA_BUNDLE = "vault-ca"  # pragma: allowlist secret
+DEFAULT_CONNECTION = "default"  # the name VSO looks up in its own namespace
+
+
+def server_dns_names(replicas: int) -> list[str]:
+    """Names clients and Raft peers use: each Service (short to fully qualified) and every pod."""
+    names: list[str] = []
+    for service in (RELEASE, f"{RELEASE}-active", f"{RELEASE}-standby", f"{RELEASE}-internal"):
+        names += [
+            service,
+            f"{service}.{NAMESPACE}",
+            f"{service}.{NAMESPACE}.svc",
+            f"{service}.{NAMESPACE}.svc.cluster.local",
+        ]
+    # Pods by their headless-Service names (retry_join, VAULT_CLUSTER_ADDR); wildcards cover scaling up.
+    names += [f"{RELEASE}-{i}.{RELEASE}-internal" for i in range(replicas)]
+    for suffix in ("", f".{NAMESPACE}.svc", f".{NAMESPACE}.svc.cluster.local"):
+        names.append(f"*.{RELEASE}-internal{suffix}")
+    return names
 
 
 @dataclass(frozen=True)
@@ -26,20 +71,27 @@ class VaultArgs(ServiceArgs):
     role_arn: pulumi.Input[str] = ""
     kms_key_id: pulumi.Input[str] = ""
     region: str = ""
+    # The internal CA ClusterIssuer (cert_manager.py); required: Vault serves TLS only.
+    ca_issuer: pulumi.Resource | None = None
 
 
 def server_config(replicas: int, kms_key_id: str, region: str) -> str:
-    """Vault's HCL server config: Raft storage joined across the pods, awskms seal, telemetry."""
+    """Vault's HCL server config: TLS listener, Raft joined across the pods, awskms seal, telemetry."""
     joins = "\n".join(
-        f'  retry_join {{\n    leader_api_addr = "http://{RELEASE}-{i}.{RELEASE}-internal:8200"\n  }}'
+        f"  retry_join {{\n"
+        f'    leader_api_addr = "https://{RELEASE}-{i}.{RELEASE}-internal:8200"\n'
+        f'    leader_ca_cert_file = "{TLS_CA_FILE}"\n'
+        f"  }}"
         for i in range(replicas)
     )
     return f"""ui = true
 disable_mlock = true
 
 listener "tcp" {{
-  tls_disable = 1
   address = "[::]:8200"
+  tls_cert_file = "{TLS_CERT_FILE}"
+  tls_key_file = "{TLS_KEY_FILE}"
+  tls_min_version = "tls12"
   cluster_address = "[::]:8201"
   telemetry {{
     unauthenticated_metrics_access = true
@@ -71,7 +123,16 @@ def computed_values(args: VaultArgs) -> dict[str, Any]:
         lambda key: server_config(replicas, key, args.region)
     )
     return {
+        "global": {"tlsDisable": False},
         "server": {
+            "volumes": [
+                # Readable by Vault's group (the chart's fsGroup) only.
+                {"name": TLS_SECRET, "secret": {"secretName": TLS_SECRET, "defaultMode": 0o440}}
+            ],
+            "volumeMounts": [{"name": TLS_SECRET, "mountPath": TLS_DIR, "readOnly": True}],
+            # The chart points VAULT_ADDR at https://127.0.0.1:8200 when TLS is on; the CLI in the pod
+            # (readiness probe, runbook) verifies the server against the CA.
+            "extraEnvironmentVars": {"VAULT_CACERT": TLS_CA_FILE},
             "ha": {
                 "enabled": True,
                 "replicas": replicas,
@@ -82,7 +143,17 @@ def computed_values(args: VaultArgs) -> dict[str, Any]:
             "dataStorage": {"enabled": True, "storageClass": STATEFUL_STORAGE_CLASS},
             # The file audit device writes here (enabled by the runbook: `vault audit enable file ...`).
             "auditStorage": {"enabled": True, "storageClass": STATEFUL_STORAGE_CLASS},
-        }
+        },
+        # The chart scrapes over https when TLS is on; Prometheus verifies Vault against the CA (the
+        # ServiceMonitor sits in namespace vault, next to the Secret).
+        "serverTelemetry": {
+            "serviceMonitor": {
+                "tlsConfig": {
+                    "ca": {"secret": {"name": TLS_SECRET, "key": "ca.crt"}},
+                    "serverName": f"{RELEASE}-internal.{NAMESPACE}.svc",
+                }
+            }
+        },
     }
 
 
@@ -91,17 +162,69 @@ class Vault(ChartService):
 
     def __init__(self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:Vault", name, args, NAMESPACE, opts)
+        if args.ca_issuer is None:
+            raise ValueError("VaultArgs.ca_issuer: Vault serves TLS only and needs the internal CA issuer")
+        replicas = args.config.services.vault.replicas
+        self.certificate = certificate(
+            self,
+            f"{name}-server-tls",
+            TLS_SECRET,
+            self.namespace.metadata.name,
+            {
+                "commonName": SERVICE_HOST,
+                "dnsNames": server_dns_names(replicas),
+                "ipAddresses": ["127.0.0.1"],
+                "duration": TLS_DURATION,
+                "renewBefore": TLS_RENEW_BEFORE,
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                "usages": ["digital signature", "server auth"],
+                "issuerRef": issuer_ref(CA_ISSUER),
+            },
+            [self.namespace, args.ca_issuer],
+        )
         self.release = self.install(
-            "release", RELEASE, "vault", computed=computed_values(args), protect=args.config.protect_stateful
+            "release",
+            RELEASE,
+            "vault",
+            computed=computed_values(args),
+            depends_on=[self.namespace, self.certificate, *args.after],
+            protect=args.config.protect_stateful,
         )
         operator_ns = namespace(self, f"{name}-operator-ns", OPERATOR_NAMESPACE)
+        self.ca_bundle = certificate(
+            self,
+            f"{name}-operator-ca",
+            CA_BUNDLE,
+            operator_ns.metadata.name,
+            {
+                "commonName": f"{OPERATOR_NAMESPACE}.{NAMESPACE}-ca-bundle",
+                "duration": TLS_DURATION,
+                "renewBefore": TLS_RENEW_BEFORE,
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                "usages": ["digital signature", "client auth"],
+                "issuerRef": issuer_ref(CA_ISSUER),
+            },
+            [operator_ns, args.ca_issuer],
+        )
         self.operator = self.install(
             "operator",
             "vault-secrets-operator",
             "vault-secrets-operator",
-            computed={"defaultVaultConnection": {"enabled": True, "address": ADDRESS}},
+            # The default VaultConnection is ours (below), not the chart's.
+            computed={"defaultVaultConnection": {"enabled": False}},
             depends_on=[operator_ns, self.release, *args.after],
             into=operator_ns,
+        )
+        # The connection every VaultAuth without `vaultConnectionRef` uses (`default` in VSO's
+        # namespace): the chart would render the same, but created here it is validated like every
+        # other custom resource, and it waits for its CA Secret.
+        self.connection = k8s.apiextensions.CustomResource(
+            f"{name}-connection",
+            api_version="secrets.hashicorp.com/v1beta1",
+            kind="VaultConnection",
+            metadata={"name": DEFAULT_CONNECTION, "namespace": OPERATOR_NAMESPACE},
+            spec={"address": ADDRESS, "caCertSecretRef": CA_BUNDLE, "skipTLSVerify": False},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator, self.ca_bundle]),
         )
         self.register_outputs(
             {"release": self.release.status, "operator": self.operator.status, "address": ADDRESS}

@@ -25,6 +25,10 @@ FREE_FORM: dict[str, list[str]] = {
     "vault": [
         # ServiceAccount annotations map (IRSA role ARN).
         "server.serviceAccount.annotations.*",
+        # Environment variable name -> value, rendered into the server container's env.
+        "server.extraEnvironmentVars.*",
+        # A prometheus-operator TLSConfig, rendered with toYaml into the ServiceMonitor.
+        "serverTelemetry.serviceMonitor.tlsConfig.*",
     ],
     "kube-prometheus-stack": [
         # The Alertmanager configuration file, passed through as a document.

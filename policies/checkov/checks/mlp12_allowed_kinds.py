@@ -28,7 +28,8 @@ ALLOWED_KINDS = frozenset(
     }
 )
 # Kinds only allowed from one API group: a same-named kind of another API is not the operator's.
-KIND_GROUPS = {"VaultAuth": "secrets.hashicorp.com", "VaultStaticSecret": "secrets.hashicorp.com"}
+VSO_GROUP = "secrets.hashicorp.com"
+KIND_GROUPS = {"VaultAuth": VSO_GROUP, "VaultStaticSecret": VSO_GROUP}
 MODEL_NAMESPACE = re.compile(r"^models-[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
