@@ -114,7 +114,7 @@ class Registry:
             raise RegistryUnavailable(f"registry {url!r}: not an http(s) URL of an MLflow tracking server")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._cache: dict[str, dict[str, Any] | None] = {}
+        self._cache: dict[str, Any] = {}
 
     def _headers(self) -> dict[str, str]:
         # The same credentials MLflow's own client reads, so a protected registry works in CI.
@@ -129,15 +129,15 @@ class Registry:
             return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
         return {}
 
-    def _get(self, path: str, **params: str) -> dict[str, Any] | None:
-        """The JSON answer, or None when MLflow says the resource does not exist."""
+    def _get(self, path: str, **params: str) -> Any:
+        """The decoded JSON answer, or None when MLflow says the resource does not exist."""
         url = f"{self.url}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(sorted(params.items()))}"
         if url in self._cache:
             return self._cache[url]
         request = urllib.request.Request(url, headers=self._headers())
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                answer: dict[str, Any] | None = json.load(response)
+                answer: Any = json.load(response)
         except urllib.error.HTTPError as err:
             body = _json_or_empty(err)
             if err.code == 404 and body.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
@@ -147,6 +147,10 @@ class Registry:
                 raise RegistryUnavailable(
                     f"registry {self.url}: HTTP {err.code} on {path}: {reason}"
                 ) from None
+        except json.JSONDecodeError:
+            raise RegistryUnavailable(
+                f"registry {self.url}: not an MLflow answer (no JSON) on {path}"
+            ) from None
         except (urllib.error.URLError, OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
             raise RegistryUnavailable(f"registry {self.url} is unreachable: {reason}") from None
@@ -154,12 +158,19 @@ class Registry:
         return answer
 
     def model(self, name: str) -> dict[str, Any] | None:
-        answer = self._get("registered-models/get", name=name)
-        return None if answer is None else answer["registered_model"]
+        return self._field(self._get("registered-models/get", name=name), "registered_model")
 
     def version(self, name: str, version: str) -> dict[str, Any] | None:
-        answer = self._get("model-versions/get", name=name, version=version)
-        return None if answer is None else answer["model_version"]
+        return self._field(self._get("model-versions/get", name=name, version=version), "model_version")
+
+    def _field(self, answer: Any, key: str) -> dict[str, Any] | None:
+        """`answer[key]` when the answer has MLflow's shape; a login page or a proxy's JSON has not."""
+        if answer is None:
+            return None
+        value = answer.get(key) if isinstance(answer, dict) else None
+        if not isinstance(value, dict):
+            raise RegistryUnavailable(f"registry {self.url}: not an MLflow answer (no {key!r} object)")
+        return value
 
 
 def _json_or_empty(err: urllib.error.HTTPError) -> dict[str, Any]:

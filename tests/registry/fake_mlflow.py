@@ -1,0 +1,109 @@
+"""A loopback stand-in for the two MLflow REST reads the registry gate makes.
+
+Starting a real MLflow server costs ~15 s; the gate's branches (a version not READY, a failed
+registration, a proxy's plain 404, a 5xx, credentials, malformed answers) need answers MLflow itself
+would never give on demand. The answers follow MLflow's REST API: `GET
+/api/2.0/mlflow/registered-models/get?name=` returns `{"registered_model": {...}}` and `GET
+/api/2.0/mlflow/model-versions/get?name=&version=` returns `{"model_version": {...}}`; an unknown
+one is HTTP 404 with `{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": ...}`
+(mlflow/server/handlers.py, `_get_registered_model` / `_get_model_version`, MLflow 3.x).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+API = "/api/2.0/mlflow/"
+
+
+@dataclass(frozen=True)
+class Raw:
+    """An answer given verbatim, whatever was asked: a status code and a body."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+@dataclass
+class FakeRegistry:
+    """Registered models by name, versions by (name, version); `override` answers every request."""
+
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    override: Raw | None = None
+    seen_headers: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+
+    def add_version(
+        self,
+        name: str,
+        version: str,
+        *,
+        source: str,
+        status: str = "READY",
+        tags: dict[str, str] | None = None,
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        model = self.models.setdefault(name, {"name": name, "aliases": []})
+        model["aliases"] += [{"alias": a, "version": version} for a in aliases]
+        self.versions[(name, version)] = {
+            "name": name,
+            "version": version,
+            "source": source,
+            "status": status,
+            "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+            "aliases": list(aliases),
+        }
+
+    def answer(self, path: str, params: dict[str, str]) -> Raw:
+        if self.override is not None:
+            return self.override
+        if path == "registered-models/get" and params.get("name") in self.models:
+            return _json(200, {"registered_model": self.models[params["name"]]})
+        key = (params.get("name", ""), params.get("version", ""))
+        if path == "model-versions/get" and key in self.versions:
+            return _json(200, {"model_version": self.versions[key]})
+        return _json(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"{path} {params} not found"})
+
+
+def _json(status: int, body: dict[str, Any]) -> Raw:
+    return Raw(status, json.dumps(body).encode())
+
+
+@contextmanager
+def serve(registry: FakeRegistry) -> Iterator[FakeRegistry]:
+    """Serve `registry` on a free loopback port for the block; its `url` is set while it runs."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            registry.seen_headers.append(dict(self.headers.items()))
+            params = dict(urllib.parse.parse_qsl(url.query))
+            raw = registry.answer(url.path.removeprefix(API), params)
+            self.send_response(raw.status)
+            self.send_header("Content-Type", raw.content_type)
+            self.send_header("Content-Length", str(len(raw.body)))
+            self.end_headers()
+            self.wfile.write(raw.body)
+
+        def log_message(self, *args: Any) -> None:  # quiet test output
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    registry.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield registry
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

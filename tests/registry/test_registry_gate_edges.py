@@ -1,0 +1,193 @@
+"""The registry gate's branches that a real MLflow server will not produce on demand.
+
+Each test serves exactly the REST answers of one case from a loopback fake (`fake_mlflow`), so a
+version stuck in registration, a proxy's plain 404, a 5xx, credentials and malformed answers are all
+exercised in milliseconds. The happy path against a real MLflow lives in test_registry_gate.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from mlplat import registry_gate
+from mlplat.findings import RenderedDoc
+from mlplat.promote import REPO, render_inference_service, with_version
+
+from .fake_mlflow import FakeRegistry, Raw, serve
+
+APP = "iris-classifier"
+LLM = "llm-chat"
+PASSED = {registry_gate.EVALUATION_TAG: registry_gate.EVALUATION_PASSED}
+
+
+@cache
+def _rendered(app: str, env: str) -> RenderedDoc:
+    return render_inference_service(REPO, app, env)
+
+
+def subject(env: str, version: str = "7", app: str = APP) -> RenderedDoc:
+    """The committed overlay of `app` for `env`, pointed at `version` (as a promotion would)."""
+    return with_version(_rendered(app, env), version, f"s3://mlplat-models/{app}/{version}")
+
+
+def accuracy(value: str) -> dict[str, str]:
+    return {**PASSED, registry_gate.METRIC_TAG_PREFIX + "accuracy": value}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeRegistry]:
+    with serve(FakeRegistry()) as registry:
+        yield registry
+
+
+def rules(findings: list[registry_gate.Finding]) -> list[str]:
+    return [f.rule for f in findings]
+
+
+@pytest.mark.parametrize("status", ["PENDING_REGISTRATION", "FAILED_REGISTRATION"])
+def test_version_still_registering_or_failed_is_not_deployable(fake: FakeRegistry, status: str) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", status=status, tags=accuracy("0.99"))
+    findings = registry_gate.check([subject("dev")], fake.url)
+    assert rules(findings) == ["MLP-REGISTRY-NOT-READY"]
+    assert status in findings[0].message
+
+
+def test_metric_exactly_on_the_threshold_passes_and_just_below_fails(fake: FakeRegistry) -> None:
+    thresholds = registry_gate.load_evaluation(APP).thresholds
+    for env, threshold in thresholds.items():
+        fake.add_version(
+            APP, f"1{len(env)}", source=f"s3://mlplat-models/{APP}/1{len(env)}", tags=accuracy(str(threshold))
+        )
+        fake.add_version(
+            APP,
+            f"2{len(env)}",
+            source=f"s3://mlplat-models/{APP}/2{len(env)}",
+            tags=accuracy(str(threshold - 1e-9)),
+        )
+    for env in ("dev", "staging"):  # prod also needs the approval alias, tested below
+        n = len(env)
+        assert registry_gate.check([subject(env, f"1{n}")], fake.url) == [], env
+        assert rules(registry_gate.check([subject(env, f"2{n}")], fake.url)) == ["MLP-REGISTRY-EVALUATION"], (
+            env
+        )
+
+
+def test_prod_approval_alias_is_what_lets_a_passing_version_through(fake: FakeRegistry) -> None:
+    fake.add_version(APP, "8", source=f"s3://mlplat-models/{APP}/8", tags=accuracy("0.99"))
+    fake.add_version(
+        APP, "9", source=f"s3://mlplat-models/{APP}/9", tags=accuracy("0.99"), aliases=("approved",)
+    )
+    assert rules(registry_gate.check([subject("prod", "8")], fake.url)) == ["MLP-REGISTRY-APPROVAL"]
+    assert registry_gate.check([subject("prod", "9")], fake.url) == []
+
+
+def test_llm_without_a_metric_is_gated_on_the_sign_off_tag_alone(fake: FakeRegistry) -> None:
+    assert registry_gate.load_evaluation(LLM).metric is None
+    fake.add_version(LLM, "3", source=f"s3://mlplat-models/{LLM}/3", tags=PASSED)
+    fake.add_version(LLM, "4", source=f"s3://mlplat-models/{LLM}/4", tags={})
+    assert registry_gate.check([subject("staging", "3", LLM)], fake.url) == []
+    findings = registry_gate.check([subject("staging", "4", LLM)], fake.url)
+    assert rules(findings) == ["MLP-REGISTRY-EVALUATION"]
+    assert "mlplat.evaluation=passed is missing" in findings[0].message
+
+
+def test_plain_404_from_a_proxy_is_an_unreachable_registry_not_a_missing_model(fake: FakeRegistry) -> None:
+    # A path-routing proxy answers 404 with its own HTML page: that says nothing about the model, so
+    # the run must stop with exit 2 (unavailable), never report "model does not exist" (exit 1).
+    fake.override = Raw(404, b"<html>Not Found</html>", "text/html")
+    with pytest.raises(registry_gate.RegistryUnavailable, match="HTTP 404"):
+        registry_gate.check([subject("dev")], fake.url)
+
+
+def test_server_error_is_an_unreachable_registry(fake: FakeRegistry) -> None:
+    fake.override = Raw(503, b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "db is down"}')
+    with pytest.raises(registry_gate.RegistryUnavailable, match=r"HTTP 503.*db is down"):
+        registry_gate.check([subject("dev")], fake.url)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>login page</html>", b"[1, 2]", b'{"something": "else"}', b'{"registered_model": "x"}'],
+    ids=["not-json", "json-list", "no-registered-model", "registered-model-not-an-object"],
+)
+def test_malformed_answer_is_an_unreachable_registry_not_a_crash(fake: FakeRegistry, body: bytes) -> None:
+    fake.override = Raw(200, body)
+    with pytest.raises(registry_gate.RegistryUnavailable, match="not an MLflow answer"):
+        registry_gate.check([subject("dev")], fake.url)
+
+
+def test_malformed_version_answer_is_an_unreachable_registry(fake: FakeRegistry) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    fake.versions[(APP, "7")] = "garbage"  # type: ignore[assignment]
+    with pytest.raises(registry_gate.RegistryUnavailable, match="not an MLflow answer"):
+        registry_gate.check([subject("dev")], fake.url)
+
+
+def test_bearer_token_is_sent_and_wins_over_basic_credentials(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0ken")  # pragma: allowlist secret
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ci")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")  # pragma: allowlist secret
+    assert registry_gate.check([subject("dev")], fake.url) == []
+    assert {h.get("Authorization") for h in fake.seen_headers} == {"Bearer t0ken"}
+
+
+def test_basic_credentials_are_sent_when_there_is_no_token(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ci")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")  # pragma: allowlist secret
+    registry_gate.check([subject("dev")], fake.url)
+    assert {h.get("Authorization") for h in fake.seen_headers} == {"Basic Y2k6cHc="}  # base64("ci:pw")
+
+
+def test_no_credentials_sends_no_authorization_header(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ci")  # a user without a password is not credentials
+    registry_gate.check([subject("dev")], fake.url)
+    assert all("Authorization" not in h for h in fake.seen_headers)
+
+
+def test_each_read_is_asked_once_per_run(fake: FakeRegistry) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    registry_gate.check([subject("dev"), subject("dev")], fake.url)
+    assert len(fake.seen_headers) == 2  # the model and the version, each once
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("metric: accuracy\nthreshold: {dev: 0.8, staging: 0.85, prod: 0.9}\n", "expected keys"),
+        ("metric: accuracy\nthresholds: {dev: 0.8, staging: 0.85, prod: 0.9, qa: 1}\n", "thresholds needs"),
+        ("metric: accuracy\nthresholds: {dev: 0.8, staging: .nan, prod: 0.9}\n", "thresholds needs"),
+        ("metric: accuracy\nthresholds: {dev: 0.8, staging: true, prod: 0.9}\n", "thresholds needs"),
+        ("metric: [accuracy]\nthresholds: {dev: 0.8, staging: 0.85, prod: 0.9}\n", "metric must be a name"),
+        ("- metric\n", "expected keys"),
+        ("metric: accuracy\nthresholds: {dev: 0.8\n", "cannot be read"),
+    ],
+    ids=["misspelled-thresholds", "unknown-env", "nan", "bool", "metric-list", "not-a-mapping", "bad-yaml"],
+)
+def test_malformed_evaluation_file_is_refused_not_ignored(tmp_path: Path, text: str, why: str) -> None:
+    (tmp_path / "apps" / APP).mkdir(parents=True)
+    (tmp_path / "apps" / APP / "evaluation.yaml").write_text(text)
+    with pytest.raises(registry_gate.EvaluationFileError, match=why):
+        registry_gate.load_evaluation(APP, tmp_path)
+
+
+def test_missing_evaluation_file_is_a_finding_naming_it(fake: FakeRegistry, tmp_path: Path) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    findings = registry_gate.check([subject("dev")], fake.url, repo_root=tmp_path)
+    assert rules(findings) == ["MLP-REGISTRY-EVALUATION"]
+    assert findings[0].file == f"apps/{APP}/evaluation.yaml" and "does not exist" in findings[0].message
