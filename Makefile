@@ -9,8 +9,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 POLICY_VENV := .venv-policy
+MUTATION_VENV := .venv-mutation
 
-.PHONY: help setup tools demo test pytest lint typecheck plan plans validate lock clean
+.PHONY: help setup tools demo test pytest lint typecheck plan plans validate mutation lock clean
 
 help:
 	@echo "make demo           the whole loop on this machine (embedded MLflow, plans, validate, serve)"
@@ -18,6 +19,7 @@ help:
 	@echo "make plan ENV=dev   offline plan of one environment into build/plan/<env>.json"
 	@echo "make validate       mlplat validate over every app in every environment"
 	@echo "make lint           pre-commit's checks: ruff, yamllint, secrets scan, mypy"
+	@echo "make mutation       mutation scores of the gate modules (slow: see README)"
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version' 
@@ -33,6 +35,11 @@ $(CHECKOV_VENV)/.installed: policies/checkov/requirements.txt policies/checkov/r
 $(POLICY_VENV)/.installed: policies/pulumi/requirements.txt policies/pulumi/requirements.lock
 	$(PYTHON) -m venv $(POLICY_VENV)
 	$(POLICY_VENV)/bin/pip install -q -c policies/pulumi/requirements.lock -r policies/pulumi/requirements.txt
+	@touch $@
+
+$(MUTATION_VENV)/.installed: scripts/mutation/requirements.txt scripts/mutation/requirements.lock
+	$(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/pip install -q -c scripts/mutation/requirements.lock -r scripts/mutation/requirements.txt
 	@touch $@
 
 setup: $(BIN)/.installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed tools
@@ -59,6 +66,10 @@ plans: $(BIN)/.installed $(POLICY_VENV)/.installed
 
 validate: setup
 	$(BIN)/mlplat validate
+
+# Scoped to the gate modules (scripts/mutation/run.py MODULES); MODULES="config promote" narrows it.
+mutation: setup $(MUTATION_VENV)/.installed
+	$(BIN)/python scripts/mutation/run.py $(MODULES)
 
 demo: setup
 	$(BIN)/mlplat demo

@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / ".github" / "scripts"))
 import preview_changes
 import validate_summary
 
-NAMES = ("pr.yml", "preview.yml", "deploy.yml", "drift.yml", "promote.yml")
+NAMES = ("pr.yml", "preview.yml", "deploy.yml", "drift.yml", "promote.yml", "mutation.yml")
 PINNED = re.compile(r"^\s*-?\s*uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)(?:\s+#\s*(?P<tag>\S+))?\s*$")
 PULUMI_PATHS = [
     "infra/**",
@@ -47,7 +47,7 @@ def _all_jobs() -> list[tuple[str, str, dict[str, Any]]]:
     return [(n, j, job) for n in NAMES for j, job in _jobs(n).items()]
 
 
-def test_the_five_workflows_exist() -> None:
+def test_the_six_workflows_exist() -> None:
     assert {p.name for p in workflow_files()} == set(NAMES)
 
 
@@ -117,6 +117,7 @@ def test_write_scopes_only_where_needed() -> None:
         ("deploy.yml", "prod"): {"id-token": "write"},
         ("drift.yml", "drift"): {"id-token": "write", "issues": "write"},
         ("promote.yml", "promote"): {"contents": "write", "pull-requests": "write"},
+        ("mutation.yml", "mutation"): {},
     }
     actual = {
         (name, job_id): {k: v for k, v in job["permissions"].items() if v == "write"}
