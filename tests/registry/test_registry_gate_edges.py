@@ -12,12 +12,11 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from support.fake_mlflow import FakeRegistry, Raw, serve
 
 from mlplat import registry_gate
 from mlplat.findings import RenderedDoc
 from mlplat.promote import REPO, render_inference_service, with_version
-
-from .fake_mlflow import FakeRegistry, Raw, serve
 
 APP = "iris-classifier"
 LLM = "llm-chat"
@@ -191,3 +190,119 @@ def test_missing_evaluation_file_is_a_finding_naming_it(fake: FakeRegistry, tmp_
     findings = registry_gate.check([subject("dev")], fake.url, repo_root=tmp_path)
     assert rules(findings) == ["MLP-REGISTRY-EVALUATION"]
     assert findings[0].file == f"apps/{APP}/evaluation.yaml" and "does not exist" in findings[0].message
+
+
+# --- answers MLflow gives for what does not exist, and versions with parts missing ---------------------
+
+
+def test_missing_model_is_a_finding_not_an_outage(fake: FakeRegistry) -> None:
+    findings = registry_gate.check([subject("dev")], fake.url)  # the fake knows no model at all
+    assert rules(findings) == ["MLP-REGISTRY-MODEL"] and "does not exist" in findings[0].message
+
+
+def test_missing_version_is_a_finding_naming_the_overlay(fake: FakeRegistry) -> None:
+    fake.add_version(APP, "1", source=f"s3://mlplat-models/{APP}/1", tags=accuracy("0.99"))
+    findings = registry_gate.check([subject("dev", "7")], fake.url)
+    assert rules(findings) == ["MLP-REGISTRY-VERSION"]
+    assert findings[0].file == f"apps/{APP}/overlays/dev/model-version.yaml"
+
+
+def test_does_not_exist_code_on_a_server_error_is_still_an_outage(fake: FakeRegistry) -> None:
+    fake.override = Raw(500, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "db"}')
+    with pytest.raises(registry_gate.RegistryUnavailable, match="HTTP 500"):
+        registry_gate.check([subject("dev")], fake.url)
+
+
+def test_version_without_a_status_is_not_ready(fake: FakeRegistry) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    del fake.versions[(APP, "7")]["status"]
+    assert rules(registry_gate.check([subject("dev")], fake.url)) == ["MLP-REGISTRY-NOT-READY"]
+
+
+@pytest.mark.parametrize("value", [None, "abc", "nan"], ids=["absent", "not-a-number", "nan"])
+def test_passed_sign_off_without_a_usable_metric_is_refused(fake: FakeRegistry, value: str | None) -> None:
+    tags = dict(PASSED) if value is None else accuracy(value)
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=tags)
+    findings = registry_gate.check([subject("dev")], fake.url)
+    assert rules(findings) == ["MLP-REGISTRY-EVALUATION"], value
+
+
+def test_without_env_the_environment_label_decides_the_bar(fake: FakeRegistry) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    doc = subject("prod")
+    unlabelled = RenderedDoc(None, doc.target, doc.source_file, doc.doc)
+    assert rules(registry_gate.check([unlabelled], fake.url)) == ["MLP-REGISTRY-APPROVAL"]
+    del unlabelled.doc["metadata"]["labels"][registry_gate.ENV_LABEL]
+    assert registry_gate.check([unlabelled], fake.url) == []  # no label: dev's bar
+
+
+# --- canaries (spec.canary) -----------------------------------------------------------------------------
+
+
+def with_canary(doc: RenderedDoc, canaries: object, recorded: str | None = None) -> RenderedDoc:
+    spec = dict(doc.doc, spec={**doc.doc["spec"], "canary": canaries})
+    if recorded is not None:
+        spec["metadata"] = {
+            **doc.doc["metadata"],
+            "annotations": {
+                **doc.doc["metadata"]["annotations"],
+                registry_gate.CANARY_VERSION_ANNOTATION: recorded,
+            },
+        }
+    return RenderedDoc(doc.env, doc.target, doc.source_file, spec)
+
+
+def canary(name: str, version: str | None = None) -> dict[str, object]:
+    model = {"storageUri": f"s3://mlplat-models/{APP}/{version}"} if version else None
+    return {"predictor": {"name": name, **({"model": model} if model else {})}}
+
+
+@pytest.fixture
+def prod_registry(fake: FakeRegistry) -> FakeRegistry:
+    """v9 serves prod (approved); v10 is approved for a canary; v11 passed evaluation only."""
+    fake.add_version(
+        APP, "9", source=f"s3://mlplat-models/{APP}/9", tags=accuracy("0.99"), aliases=("approved",)
+    )
+    fake.add_version(
+        APP, "10", source=f"s3://mlplat-models/{APP}/10", tags=accuracy("0.99"), aliases=("canary-approved",)
+    )
+    fake.add_version(APP, "11", source=f"s3://mlplat-models/{APP}/11", tags=accuracy("0.99"))
+    return fake
+
+
+def test_approved_canary_passes(prod_registry: FakeRegistry) -> None:
+    doc = with_canary(subject("prod", "9"), [canary("v10", "10")], recorded="10")
+    assert registry_gate.check([doc], prod_registry.url) == []
+
+
+def test_prod_canary_needs_canary_approval(prod_registry: FakeRegistry) -> None:
+    doc = with_canary(subject("prod", "9"), [canary("v11", "11")], recorded="11")
+    findings = registry_gate.check([doc], prod_registry.url)
+    assert rules(findings) == ["MLP-REGISTRY-APPROVAL"] and "canary 'v11'" in findings[0].message
+    assert findings[0].file == f"apps/{APP}/overlays/prod/canary.yaml"
+
+
+@pytest.mark.parametrize("name", ["canary", "v", "v1a", "10"])
+def test_canary_predictor_must_be_named_after_its_version(prod_registry: FakeRegistry, name: str) -> None:
+    doc = with_canary(subject("prod", "9"), [canary(name, "10")])
+    findings = registry_gate.check([doc], prod_registry.url)
+    assert (
+        rules(findings) == ["MLP-REGISTRY-CANARY"] and "does not say its model version" in findings[0].message
+    )
+
+
+def test_canary_without_a_model_has_no_storage_uri(prod_registry: FakeRegistry) -> None:
+    doc = with_canary(subject("prod", "9"), [canary("v10")], recorded="10")
+    assert rules(registry_gate.check([doc], prod_registry.url)) == ["MLP-REGISTRY-STORAGE-URI"]
+
+
+@pytest.mark.parametrize("recorded", ["11", "9"])
+def test_canary_annotation_must_name_the_canary_version(prod_registry: FakeRegistry, recorded: str) -> None:
+    doc = with_canary(subject("prod", "9"), [canary("v10", "10")], recorded=recorded)
+    findings = registry_gate.check([doc], prod_registry.url)
+    assert rules(findings) == ["MLP-REGISTRY-CANARY"] and f"={recorded!r}" in findings[0].message
+
+
+def test_canary_list_that_is_not_a_list_is_a_finding(prod_registry: FakeRegistry) -> None:
+    doc = with_canary(subject("prod", "9"), {"predictor": {"name": "v10"}})
+    assert rules(registry_gate.check([doc], prod_registry.url)) == ["MLP-REGISTRY-CANARY"]

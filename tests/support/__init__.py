@@ -1,0 +1,1 @@
+"""Helpers shared by test folders (fakes of external services); never a test module itself."""
