@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplat import model_store
+from mlplat.monitoring.contract import PREDICTION_COLUMN, REFERENCE_FILE, REFERENCE_TAG
 from mlplat.registry_gate import (
     APPROVAL_ALIAS,
     EVALUATION_PASSED,
@@ -202,17 +203,22 @@ def _train(
         raise RegistrationError(
             f"{app}: the examples only compute accuracy, evaluation.yaml asks for {metric}"
         )
-    _atomic_save(
-        target,
-        lambda path: mlflow.sklearn.save_model(
+
+    def write(path: Path) -> None:
+        mlflow.sklearn.save_model(
             estimator,
             str(path),
             signature=signature,
             input_example=data.x_test.head(2),
             skops_trusted_types=list(example.trusted_types),
             pip_requirements=_requirements(),
-        ),
-    )
+        )
+        # What the drift job compares production inputs with: the training inputs and the model's
+        # predictions on them, stored with the version so the registry knows the reference.
+        reference = data.x_train.assign(**{PREDICTION_COLUMN: estimator.predict(data.x_train)})
+        reference.to_csv(path / REFERENCE_FILE, index=False)
+
+    _atomic_save(target, write)
     params = {"estimator": type(estimator).__name__, "seed": SEED, "dataset": data.description}
     return value, params
 
@@ -261,7 +267,7 @@ def register_app(
         source = model_store.version_uri(app, version)
         target = model_store.to_local(source, store_root)
         registered = existing.get(version)
-        if registered is not None and (target / "MLmodel").is_file():
+        if registered is not None and (target / "MLmodel").is_file() and (target / REFERENCE_FILE).is_file():
             value = float(registered.tags.get(METRIC_TAG_PREFIX + metric, "nan"))
             results.append(ExampleVersion(app, version, source, metric, value, reused=True))
             continue
@@ -272,8 +278,11 @@ def register_app(
                 EVALUATION_TAG: EVALUATION_PASSED if passed else "failed",
                 METRIC_TAG_PREFIX + metric: f"{value:.4f}",
                 "mlplat.evaluation.dataset": str(params["dataset"]),
+                REFERENCE_TAG: REFERENCE_FILE,
             }
             _register(client, app, version, tags, params, {metric: value})
+        else:  # registered before reference data existed: the store now holds it, the tag says so
+            client.set_model_version_tag(app, version, REFERENCE_TAG, REFERENCE_FILE)
         results.append(ExampleVersion(app, version, source, metric, value, reused=False))
     _ensure_alias(client, app, "1")
     return results

@@ -13,12 +13,23 @@ from typing import Any
 
 import pytest
 import yaml
-from obs_helpers import CATALOG, DASHBOARDS_DIR, all_rules, load_yaml, metric_names, rel, run_promtool
+from obs_helpers import (
+    CATALOG,
+    DASHBOARDS_DIR,
+    PROMTOOL_TESTS_DIR,
+    all_rules,
+    load_yaml,
+    metric_names,
+    rel,
+    run_promtool,
+)
+
+from mlplat.monitoring import metrics as monitoring_metrics
 
 DASHBOARDS = sorted(DASHBOARDS_DIR.glob("*.json"))
 SOURCES = {
     "kserve-model-server", "mlserver", "kube-state-metrics", "dcgm-exporter", "prometheus", "mlflow",
-    "argocd-application-controller", "vault", "minio", "falcosidekick",
+    "argocd-application-controller", "vault", "minio", "falcosidekick", "mlplat-drift-job",
 }  # fmt: skip
 # Sample values for Grafana's variables, so a query can be parsed as PromQL.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$gpu_hour_price": "1"}
@@ -61,7 +72,12 @@ def as_promql(query: str) -> str:
 
 
 def _catalog() -> dict[str, dict[str, Any]]:
-    entries = load_yaml(CATALOG)["metrics"]
+    """The catalog file, plus the drift job's metrics: mlplat/monitoring/metrics.py is their one owner."""
+    owned = [
+        {"name": m.name, "source": "mlplat-drift-job", "type": "gauge", "help": m.help}
+        for m in monitoring_metrics.ALL
+    ]
+    entries = load_yaml(CATALOG)["metrics"] + owned
     names = [e["name"] for e in entries]
     assert len(names) == len(set(names)), f"{rel(CATALOG)}: duplicate entries"
     return {e["name"]: e for e in entries}
@@ -168,3 +184,17 @@ def test_every_recording_rule_is_used() -> None:
 )
 def test_metric_name_extraction(expr: str, expected: set[str]) -> None:
     assert metric_names(expr) == expected
+
+
+def test_drift_metrics_in_rule_tests_are_the_ones_the_job_publishes() -> None:
+    # The promtool tests feed the rules the series the job would push; a renamed metric on either side
+    # must fail here rather than leave an alert that can never fire.
+    published = {m.name for m in monitoring_metrics.ALL}
+    tested = set(
+        re.findall(r"\b(mlplat_model_\w+)\{", (PROMTOOL_TESTS_DIR / "model-monitoring.test.yaml").read_text())
+    )
+    assert tested and tested <= published, sorted(tested - published)
+    read_by_rules = {
+        n for _, rule in all_rules() for n in metric_names(rule["expr"]) if n.startswith("mlplat_model_")
+    }
+    assert read_by_rules <= published, sorted(read_by_rules - published)

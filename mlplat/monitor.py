@@ -1,0 +1,180 @@
+"""`mlplat monitor`: the privacy marshaller and the drift job of one app, as the cluster runs them.
+
+`mlplat monitor marshaller APP --env ENV` serves KServe's HTTP marshaller protocol for the app's
+logger (its field policy applied, the environment's hash key read from a file). `mlplat monitor drift
+APP --env ENV --logs DIR` judges a window of stored log records against each served version's
+reference data and publishes the scores (Pushgateway or text file); the report says which alert
+would fire. Exit 0 when it judged, 2 on a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from mlplat import model_store, registry_gate
+from mlplat.monitoring import contract as contract_file
+from mlplat.monitoring import drift, privacy, records
+from mlplat.promote import REPO, Refused, UsageError, check_app, check_env, render_inference_service
+
+TEAM_LABEL = "mlplat/team"
+
+
+def target_of(app: str, env: str, repo_root: Path) -> drift.Target:
+    """Namespace, InferenceService and team as the environment's manifest declares them."""
+    return target_from(app, env, render_inference_service(repo_root, app, env).doc)
+
+
+def target_from(app: str, env: str, manifest: dict[str, Any]) -> drift.Target:
+    meta = manifest["metadata"]
+    return drift.Target(
+        app=app,
+        env=env,
+        namespace=str(meta.get("namespace") or ""),
+        isvc=str(meta["name"]),
+        team=str((meta.get("labels") or {}).get(TEAM_LABEL) or ""),
+    )
+
+
+def alerts_for(report: drift.VersionReport, contract: contract_file.MonitoringContract) -> list[str]:
+    """The alerts of platform/prometheus/rules/model-monitoring.yaml these scores would fire."""
+    fired = [f"ModelFeatureDrift ({feature})" for feature in report.drifted]
+    if report.dataset_drift:
+        fired.append("ModelDatasetDrift")
+    if (
+        report.quality is not None
+        and report.quality_threshold is not None
+        and report.quality < report.quality_threshold
+    ):
+        fired.append("ModelQualityBelowThreshold")
+    return fired
+
+
+def describe(report: drift.VersionReport, contract: contract_file.MonitoringContract) -> dict[str, Any]:
+    return {
+        "version": report.version,
+        "rows": report.rows,
+        "verdict": report.verdict,
+        "method": contract.drift.method,
+        "threshold": contract.drift.threshold,
+        "feature_scores": {k: round(v, 4) for k, v in report.feature_scores.items()},
+        "drifted": report.drifted,
+        "drifted_share": round(report.drifted_share, 4),
+        "prediction_share": report.prediction_share,
+        "reference_prediction_share": report.reference_prediction_share,
+        "quality": report.quality,
+        "quality_threshold": report.quality_threshold,
+        "labelled_rows": report.labelled_rows,
+        "alerts": alerts_for(report, contract),
+    }
+
+
+def run_drift(args: argparse.Namespace) -> int:
+    store = (
+        args.model_store or Path(os.environ.get(model_store.ROOT_ENV) or REPO / "build/demo/model-store")
+    ).resolve()
+    check_env(args.env)
+    check_app(args.repo_root, args.app)
+    contract = contract_file.load(args.app, args.repo_root, args.env)
+    target = target_of(args.app, args.env, args.repo_root)
+    if not args.logs.is_dir():
+        raise UsageError(f"--logs {args.logs}: not a folder of stored log records")
+    reports = drift.run(
+        target,
+        records.read_tree(args.logs),
+        contract,
+        registry_gate.Registry(args.registry),
+        store,
+        args.repo_root,
+        args.labels,
+    )
+    drift.publish(target, drift.exposition(target, contract, reports), args.pushgateway, args.textfile)
+    described = [describe(r, contract) for r in reports]
+    if args.format == "json":
+        print(json.dumps({"app": args.app, "env": args.env, "versions": described}, indent=2))
+    else:
+        for d in described:
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in d["feature_scores"].items()) or "-"
+            print(
+                f"{args.app} v{d['version']} ({args.env}): {d['verdict']} over {d['rows']} rows; {d['method']}: {scores}"
+            )
+            print(f"  alerts that would fire: {', '.join(d['alerts']) or 'none'}")
+    return 0
+
+
+def run_marshaller(args: argparse.Namespace) -> int:
+    check_env(args.env)
+    check_app(args.repo_root, args.app)
+    contract = contract_file.load(args.app, args.repo_root, args.env)
+    try:
+        key = args.hash_key_file.read_bytes().strip() if args.hash_key_file else b""
+        policy = privacy.FieldPolicy(contract, key)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--hash-key-file: {err}") from None
+    with privacy.serving(policy, args.host, args.port) as url:
+        print(f"privacy marshaller for {args.app} ({args.env}) on {url}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("monitor", help="model monitoring: privacy marshaller and drift job")
+    commands = parser.add_subparsers(dest="monitor_command", required=True, metavar="COMMAND")
+
+    drift_cmd = commands.add_parser("drift", help="judge logged requests against the reference data")
+    drift_cmd.add_argument("app")
+    drift_cmd.add_argument("--env", required=True)
+    drift_cmd.add_argument("--logs", type=Path, required=True, help="local copy of the app's logs prefix")
+    drift_cmd.add_argument("--labels", type=Path, default=None, help="ground-truth labels folder, if any")
+    drift_cmd.add_argument(
+        "--registry",
+        default=os.environ.get("MLFLOW_TRACKING_URI") or "http://127.0.0.1:5000",
+        help="MLflow URL",
+    )
+    drift_cmd.add_argument(
+        "--model-store", type=Path, default=None, help=f"local folder of {model_store.STORE_URI}"
+    )
+    drift_cmd.add_argument("--pushgateway", default=None, help="Pushgateway URL to publish the scores to")
+    drift_cmd.add_argument("--textfile", type=Path, default=None, help="write the scores in the text format")
+    drift_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    drift_cmd.set_defaults(func=_guarded(run_drift))
+
+    marshal = commands.add_parser("marshaller", help="serve the app's privacy marshaller")
+    marshal.add_argument("app")
+    marshal.add_argument("--env", required=True)
+    marshal.add_argument("--host", default="127.0.0.1")
+    marshal.add_argument("--port", type=int, default=9083)
+    marshal.add_argument("--hash-key-file", type=Path, default=None, help="the environment's hash key")
+    marshal.set_defaults(func=_guarded(run_marshaller))
+    for sub in (drift_cmd, marshal):
+        sub.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)
+
+
+def _guarded(command: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            code: int = command(args)
+        except (UsageError, contract_file.ContractError, Refused) as err:
+            print(f"mlplat monitor: {err}", file=sys.stderr)
+            return 2
+        except (
+            drift.DriftJobError,
+            registry_gate.RegistryUnavailable,
+            registry_gate.EvaluationFileError,
+        ) as err:
+            print(f"mlplat monitor: cannot judge: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:  # the Pushgateway or the text file
+            print(f"mlplat monitor: cannot publish: {err}", file=sys.stderr)
+            return 2
+        return code
+
+    return run
