@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mlplat import demo, plan, promote, serve, validate
+from mlplat import demo, plan, preflight, promote, serve, validate
 
-COMMANDS = (plan, validate, promote, serve, demo)
+COMMANDS = (plan, validate, preflight, promote, serve, demo)
 
 
 def parser() -> argparse.ArgumentParser:
