@@ -38,10 +38,13 @@ variable "runner_compute_type" {
   default     = "BUILD_GENERAL1_MEDIUM"
 }
 
+# Ubuntu 22.04: actions/setup-python only ships interpreters built for the GitHub-hosted Ubuntu
+# releases (actions/setup-python docs/advanced-usage.md, "Using setup-python with a self hosted
+# runner"), and the image carries the AWS CLI the kubeconfig's `aws eks get-token` runs.
 variable "runner_image" {
-  description = "CodeBuild curated image the runner jobs run in (Amazon Linux 2023, x86_64)."
+  description = "CodeBuild curated image the runner jobs run in (Ubuntu 22.04, x86_64)."
   type        = string
-  default     = "aws/codebuild/amazonlinux-x86_64-standard:5.0"
+  default     = "aws/codebuild/standard:7.0"
 }
 
 locals {

@@ -51,6 +51,7 @@ def test_one_concern_per_file() -> None:
         "deploy_roles.tf",
         "outputs.tf",
         "runners.tf",
+        "preflight.tf",
     }
     # runners.tf (the in-VPC GitHub runners, ADR 0003) keeps its own inputs and outputs beside it.
     assert {v["__file__"] for v in terraform()["variable"].values()} == {"variables.tf", "runners.tf"}
