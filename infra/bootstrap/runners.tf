@@ -391,8 +391,6 @@ resource "aws_codebuild_project" "runner" {
   description   = "Ephemeral GitHub Actions runner in the runner VPC for the ${each.key} stack"
   service_role  = aws_iam_role.runner[each.key].arn
   build_timeout = 150 # deploy.yml gives `pulumi up` 120 minutes
-  # Runner builds keep no artifacts; the encryption key is the one of the logs.
-  encryption_key = aws_kms_key.runner_logs.arn
 
   artifacts {
     type = "NO_ARTIFACTS"
@@ -449,7 +447,9 @@ resource "aws_codebuild_webhook" "runner" {
 
 # --- The deploy roles may route to the runner VPC, not reshape it ---------------------------------------
 # deploy_platform grants ec2:* in the region (a stack creates VPCs whose IDs do not exist yet); without
-# this, a stack's deploy role could open the runner groups or remove the runner VPC's egress.
+# this, a stack's deploy role could cut the runner VPC's egress or delete its network. Ingress rule calls
+# stay allowed: the program's rule on the cluster security group references the runner group, and a
+# runner listens on nothing.
 
 data "aws_iam_policy_document" "deploy_keeps_runners" {
   statement {
@@ -457,7 +457,6 @@ data "aws_iam_policy_document" "deploy_keeps_runners" {
     effect = "Deny"
     actions = [
       "ec2:AuthorizeSecurityGroupEgress",
-      "ec2:AuthorizeSecurityGroupIngress",
       "ec2:CreateTags",
       "ec2:DeleteNatGateway",
       "ec2:DeleteRouteTable",
@@ -466,12 +465,10 @@ data "aws_iam_policy_document" "deploy_keeps_runners" {
       "ec2:DeleteTags",
       "ec2:DeleteVpc",
       "ec2:DisassociateRouteTable",
-      "ec2:ModifySecurityGroupRules",
       "ec2:ModifySubnetAttribute",
       "ec2:ModifyVpcAttribute",
       "ec2:ReplaceRouteTableAssociation",
       "ec2:RevokeSecurityGroupEgress",
-      "ec2:RevokeSecurityGroupIngress",
     ]
     resources = ["*"]
 

@@ -102,11 +102,21 @@ def test_deploy_roles_cannot_reshape_the_runner_network() -> None:
     removing runner egress. It keys on the tag the provider puts on every bootstrap resource."""
     deny = statement("deploy_keeps_runners", "NoChangesToRunnerNetwork")
     assert deny["effect"] == "Deny"
-    assert {"ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteVpc", "ec2:DeleteTags", "ec2:CreateTags"} <= set(
+    assert {"ec2:RevokeSecurityGroupEgress", "ec2:DeleteVpc", "ec2:DeleteTags", "ec2:CreateTags"} <= set(
         deny["actions"]
     )
-    # The peering routes the program adds must stay possible.
-    assert not {"ec2:CreateRoute", "ec2:DeleteRoute", "ec2:CreateVpcPeeringConnection"} & set(deny["actions"])
+    # What the program does must stay possible: peering, its routes, and the cluster group's ingress
+    # rule that references the runner group.
+    allowed = {
+        "ec2:CreateRoute",
+        "ec2:DeleteRoute",
+        "ec2:CreateVpcPeeringConnection",
+        "ec2:AcceptVpcPeeringConnection",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupIngress",
+        "ec2:ModifySecurityGroupRules",
+    }
+    assert not allowed & set(deny["actions"])
     (condition,) = deny["condition"]
     default_tags = terraform()["provider"][0]["aws"]["default_tags"][0]["tags"]
     tag = condition["variable"].removeprefix("aws:ResourceTag/")
