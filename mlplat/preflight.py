@@ -362,12 +362,22 @@ def check_bootstrap(config: StackConfig, bootstrap: Bootstrap, clients: ClientFa
         state = meta.get("KeyState", "?")
         return [Result("secrets provider key", state == "Enabled", f"{key_id} ({meta['Arn']}) is {state}")]
 
-    def role(name: str) -> Callable[[], list[Result]]:
-        return lambda: [Result(f"role {name}", True, iam.get_role(RoleName=name)["Role"]["Arn"])]
+    # Listed, not read: the deploy roles are denied every iam:* call on `<prefix>-github-*` roles and
+    # `<prefix>-boundary-*` policies (deploy_roles.tf), but List* calls have no such resource.
+    def roles() -> list[Result]:
+        found = {r["RoleName"] for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"]}
+        wanted = [f"{prefix}-github-deploy-{env}", f"{prefix}-github-preview-{env}"]
+        return [
+            Result(f"role {name}", name in found, "exists" if name in found else "missing") for name in wanted
+        ]
 
     def boundary() -> list[Result]:
-        arn = f"arn:aws:iam::{expected_account(config)}:policy/{prefix}-boundary-{env}"
-        return [Result("permissions boundary", True, iam.get_policy(PolicyArn=arn)["Policy"]["Arn"])]
+        name = f"{prefix}-boundary-{env}"
+        pages = iam.get_paginator("list_policies").paginate(Scope="Local")
+        found = {p["PolicyName"] for page in pages for p in page["Policies"]}
+        return [
+            Result("permissions boundary", name in found, name + ("" if name in found else " is missing"))
+        ]
 
     calls: list[tuple[str, Callable[[], list[Result]]]] = [
         (
@@ -383,8 +393,7 @@ def check_bootstrap(config: StackConfig, bootstrap: Bootstrap, clients: ClientFa
             ),
         ),
         ("secrets provider key", key),
-        (f"role {prefix}-github-deploy-{env}", role(f"{prefix}-github-deploy-{env}")),
-        (f"role {prefix}-github-preview-{env}", role(f"{prefix}-github-preview-{env}")),
+        ("deploy and preview roles", roles),
         ("permissions boundary", boundary),
     ]
     results: list[Result] = []
