@@ -417,6 +417,31 @@ def test_instance_family_without_a_known_quota_fails(account: Account) -> None:
     assert problems == {"quota": "no quota check for instance type inf2.xlarge (on-demand)"}
 
 
+def test_p5_spot_pool_has_no_check_rather_than_the_p4_quotas(account: Account) -> None:
+    config = stack([pool("h100", ["p5.48xlarge"], "spot", 1)])
+    account.quota("L-1216C47A", 8)
+    types = types_of(stack()) | {"p5.48xlarge": {"vcpus": 192, "architectures": ["x86_64"]}}
+    problems = failed(preflight.check_quotas(config, types, account))
+    assert problems == {"quota": "no quota check for instance type p5.48xlarge (spot)"}
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "group"),
+    [
+        ("g5.xlarge", "G and VT"),
+        ("g5g.xlarge", "G and VT"),
+        ("vt1.3xlarge", "G and VT"),
+        ("p4d.24xlarge", "P"),
+        ("p5.48xlarge", "P5+"),
+        ("m6i.large", "Standard"),
+        ("inf2.xlarge", None),
+        ("trn1.2xlarge", None),
+    ],
+)
+def test_instance_types_map_to_their_quota_group(instance_type: str, group: str | None) -> None:
+    assert preflight.family_group(instance_type) == group
+
+
 def test_access_denied_is_a_failed_check_that_says_a_permission_is_missing(account: Account) -> None:
     account.fail("service-quotas", "get_service_quota", "AccessDeniedException", "not authorized", 400)
     account.quota("L-417A185B", 96)
