@@ -81,6 +81,21 @@ class CredentialsProblem(Exception):
     """No usable AWS credentials: nothing can be checked."""
 
 
+def _credential_provider_errors() -> tuple[type[Exception], ...]:
+    """botocore's errors for credentials it cannot find or load (missing, unknown profile, expired SSO)."""
+    from botocore import exceptions as e
+
+    return (
+        e.NoCredentialsError,
+        e.PartialCredentialsError,
+        e.ProfileNotFound,
+        e.CredentialRetrievalError,
+        e.SSOTokenLoadError,
+        e.TokenRetrievalError,
+        e.UnauthorizedSSOTokenError,
+    )
+
+
 class BootstrapUrlError(Exception):
     """A bootstrap output given to preflight is not the URL form Pulumi uses."""
 
@@ -129,11 +144,11 @@ def _error(err: Exception) -> tuple[str, str]:
 
 def _guard(check: str, call: Callable[[], list[Result]]) -> list[Result]:
     """Run one check; an AWS error becomes that check's failure, a credentials error stops everything."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return call()
-    except (NoCredentialsError, PartialCredentialsError) as err:
+    except _credential_provider_errors() as err:
         raise CredentialsProblem(str(err)) from None
     except ClientError as err:
         code, message = _error(err)
@@ -505,8 +520,11 @@ def run(args: argparse.Namespace, clients: Callable[[str], ClientFactory] = boto
     except (ConfigError, BootstrapUrlError) as err:
         print(f"mlplat preflight: {err}", file=sys.stderr)
         return 2
+    except _credential_provider_errors() as err:  # raised when the session is made, e.g. an unknown profile
+        print(f"mlplat preflight: no usable AWS credentials ({err})", file=sys.stderr)
+        return 2
     except CredentialsProblem as err:
-        print(f"mlplat preflight: no usable AWS credentials ({err}); nothing was checked", file=sys.stderr)
+        print(f"mlplat preflight: no usable AWS credentials ({err})", file=sys.stderr)
         return 2
     text, code = report(args.env, config.aws.region, results)
     print(text)

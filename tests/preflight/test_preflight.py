@@ -530,6 +530,18 @@ def test_missing_credentials_exit_2_without_a_traceback(dev_stack: None, capsys:
     assert "no usable AWS credentials" in err and "Traceback" not in err
 
 
+def test_unknown_aws_profile_exits_2_without_a_traceback(
+    dev_stack: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: Any
+) -> None:
+    """The real client factory: boto3 raises ProfileNotFound when the session is made."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    assert preflight.run(args()) == 2
+    err = capsys.readouterr().err
+    assert "no usable AWS credentials" in err and "no-such-profile" in err
+
+
 def test_expired_credentials_exit_2(account: Account, dev_stack: None, capsys: Any) -> None:
     account.fail(
         "sts",
