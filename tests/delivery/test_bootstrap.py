@@ -28,6 +28,10 @@ STAR_RESOURCE_ALLOWED = {
     ("workload_boundary", "ClusterWorkloads"): "boundary ceiling for nodes/Karpenter/CSI; region-bound",
     ("workload_boundary", "EnvironmentKeysByTag"): "EBS/EKS keys are random IDs; resource tag required",
     ("preview", "DescribeUnscopable"): "read-only Describe/List that accept only *",
+    ("runner", "VpcNetworkInterfaces"): "CodeBuild's ENI and Describe calls accept only *; region-bound",
+    ("deploy_keeps_runners", "NoChangesToRunnerNetwork"): "a Deny, held to the bootstrap's resource tag",
+    ("runner_logs_key", "KeyAdministration"): "key policy: * is the key itself",
+    ("runner_logs_key", "CloudWatchLogsUse"): "key policy: * is the key itself; this account's log groups",
 }
 
 
@@ -46,11 +50,14 @@ def test_one_concern_per_file() -> None:
         "github_oidc.tf",
         "deploy_roles.tf",
         "outputs.tf",
+        "runners.tf",
+        "preflight.tf",
     }
-    assert {v["__file__"] for v in terraform()["variable"].values()} == {"variables.tf"}
-    assert {o["__file__"] for o in terraform()["output"].values()} == {"outputs.tf"}
-    assert {b["__file__"] for b in RESOURCES["aws_iam_role"].values()} == {"deploy_roles.tf"}
-    assert {b["__file__"] for b in RESOURCES["aws_kms_key"].values()} == {"kms.tf"}
+    # runners.tf (the in-VPC GitHub runners, ADR 0003) keeps its own inputs and outputs beside it.
+    assert {v["__file__"] for v in terraform()["variable"].values()} == {"variables.tf", "runners.tf"}
+    assert {o["__file__"] for o in terraform()["output"].values()} == {"outputs.tf", "runners.tf"}
+    assert {b["__file__"] for b in RESOURCES["aws_iam_role"].values()} == {"deploy_roles.tf", "runners.tf"}
+    assert {b["__file__"] for b in RESOURCES["aws_kms_key"].values()} == {"kms.tf", "runners.tf"}
 
 
 def test_every_variable_has_description_type_and_a_default_where_sensible() -> None:
@@ -129,7 +136,7 @@ def test_state_bucket_lifecycle_expires_noncurrent_versions() -> None:
 
 def test_kms_keys_rotate_and_have_explicit_policies() -> None:
     keys = RESOURCES["aws_kms_key"]
-    assert set(keys) == {"state", "pulumi_secrets"}
+    assert set(keys) == {"state", "pulumi_secrets", "runner_logs"}
     for name, key in keys.items():
         assert key["enable_key_rotation"] is True, name
         assert key["policy"].startswith("${data.aws_iam_policy_document."), name

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from delivery_helpers import ENVIRONMENTS, REPO, WORKFLOWS, workflow, workflow_files
+from delivery_helpers import ENVIRONMENTS, REPO, WORKFLOWS, render, terraform, workflow, workflow_files
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
 import preview_changes
@@ -171,6 +171,57 @@ def test_deploy_runs_dev_then_staging_then_prod_each_behind_its_environment() ->
         assert aws["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
         # Credentials come before the step that needs them.
         assert _steps(job).index(aws) < _steps(job).index(up)
+
+
+# --- the deploy path to private cluster endpoints (docs/adr/0003-deploy-path-to-private-endpoints.md) ---
+
+# Workflows whose jobs call a cluster's API (pulumi up/preview/refresh of the Kubernetes resources).
+CLUSTER_API_WORKFLOWS = ("deploy.yml", "preview.yml", "drift.yml")
+
+
+def _runner_label(environment: str) -> str:
+    """The runs-on label of an environment's CodeBuild-hosted runner, from the project name the
+    bootstrap gives it (runners.tf local.runner_name) in the label form CodeBuild requires."""
+    template = re.search(r'=> "([^"]+)"', terraform()["locals"]["runner_name"])
+    assert template, 'runners.tf: local.runner_name is no longer `env => "<name>"`'
+    project = render(template[1].replace("${env}", environment))
+    return f"codebuild-{project}-${{{{ github.run_id }}}}-${{{{ github.run_attempt }}}}"
+
+
+def test_every_job_calling_a_cluster_api_runs_on_its_environments_in_vpc_runner() -> None:
+    """GitHub-hosted runners cannot reach private endpoints (staging, prod) nor an allowlisted one."""
+    for env, job in _jobs("deploy.yml").items():
+        assert job["runs-on"] == _runner_label(env), f"deploy.yml/{env}: {job['runs-on']}"
+    for name in ("preview.yml", "drift.yml"):
+        (job,) = _jobs(name).values()
+        assert job["runs-on"] == _runner_label("${{ matrix.stack }}"), f"{name}: {job['runs-on']}"
+        assert job["strategy"]["matrix"]["stack"] == list(ENVIRONMENTS)
+
+
+def test_only_workflows_the_runner_webhook_admits_run_on_the_runner() -> None:
+    """The webhook starts a runner for queued jobs of these workflow names only: a job of another
+    workflow asking for the runner would wait forever, and pr/promote need no cluster."""
+    admitted = re.compile(terraform()["locals"]["runner_workflows"])
+    for name in NAMES:
+        uses_runner = any("codebuild-" in str(job["runs-on"]) for job in _jobs(name).values())
+        assert uses_runner == (name in CLUSTER_API_WORKFLOWS), name
+        assert bool(admitted.fullmatch(workflow(name)["name"])) == uses_runner, (
+            f"{name}: workflow name {workflow(name)['name']!r} vs webhook filter {admitted.pattern}"
+        )
+
+
+def test_preflight_runs_with_the_deploy_role_before_pulumi_up() -> None:
+    for env, job in _jobs("deploy.yml").items():
+        steps = _steps(job)
+        (preflight,) = [s for s in steps if "mlplat preflight" in s.get("run", "")]
+        assert preflight["run"] == f".venv/bin/mlplat preflight --env {env}"
+        assert preflight["env"] == {
+            "PULUMI_BACKEND_URL": "${{ vars.PULUMI_BACKEND_URL }}",
+            "PULUMI_SECRETS_PROVIDER": "${{ vars.PULUMI_SECRETS_PROVIDER }}",
+        }
+        (aws,) = _uses(job, "aws-actions/configure-aws-credentials")
+        (up,) = _uses(job, "pulumi/actions")
+        assert steps.index(aws) < steps.index(preflight) < steps.index(up), env
 
 
 def test_preview_per_environment_with_policy_pack_and_pr_comment() -> None:
