@@ -43,7 +43,7 @@ locals {
     CreateSubnet          = "subnet"
     CreateVpc             = "vpc"
   }
-  # Karpenter's pricing client calls the Price List API in one fixed region per partition prefix
+  # Karpenter's pricing client calls the Price List API in one fixed region per region prefix
   # (aws/karpenter-provider-aws pkg/providers/pricing/pricing.go NewAPI: ap-* -> ap-south-1,
   # cn-* -> cn-northwest-1, eu-* -> eu-central-1, otherwise us-east-1).
   karpenter_pricing_region = (

@@ -341,15 +341,33 @@ def decide(
     return (not denies and bool(allows)), (denies or allows)
 
 
-ROLE_DOCUMENTS: dict[str, tuple[str, ...]] = {
-    "deploy": ("deploy_state", "deploy_platform", "deploy_iam"),
-    "preview": ("preview",),
-}
+def attached_documents(kind: str) -> list[str]:
+    """The policy documents attached to a bootstrap role, read from its aws_iam_role_policy_attachment
+    resources (role -> aws_iam_policy -> data.aws_iam_policy_document), so the evaluation follows what
+    Terraform attaches."""
+    resources = terraform()["resource"]
+    docs = []
+    for attachment in resources["aws_iam_role_policy_attachment"].values():
+        if attachment["role"] != f"${{aws_iam_role.{kind}[each.key].name}}":
+            continue
+        policy = re.fullmatch(r"\$\{aws_iam_policy\.(\w+)\[each\.key\]\.arn\}", attachment["policy_arn"])
+        if not policy:
+            raise Unresolvable(attachment["policy_arn"])
+        document = re.fullmatch(
+            r"\$\{data\.aws_iam_policy_document\.(\w+)\[each\.key\]\.json\}",
+            resources["aws_iam_policy"][policy[1]]["policy"],
+        )
+        if not document:
+            raise Unresolvable(resources["aws_iam_policy"][policy[1]]["policy"])
+        docs.append(document[1])
+    if not docs:
+        raise Unresolvable(f"no policy attached to aws_iam_role.{kind}")
+    return docs
 
 
-def role_policy(kind: str, env: str, **kwargs: Any) -> list[Statement]:
-    """Every identity-policy statement attached to one bootstrap role."""
-    return [st for doc in ROLE_DOCUMENTS[kind] for st in statements(doc, Scope(env), **kwargs)]
+def role_policy(kind: str, env: str) -> list[Statement]:
+    """Every identity-policy statement attached to one bootstrap role (no inline policies exist)."""
+    return [st for doc in attached_documents(kind) for st in statements(doc, Scope(env))]
 
 
 def request(
