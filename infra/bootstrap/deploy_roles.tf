@@ -19,13 +19,13 @@ locals {
   partition      = data.aws_partition.current.partition
   iam_arn        = "arn:${local.partition}:iam::${local.account_id}"
   region_account = "${var.aws_region}:${local.account_id}"
-  # Per environment, the cluster tag keys of the other stacks the program knows (variables.tf validates
-  # var.environments against the same three names): refused below even when this account holds only
-  # one environment.
-  other_cluster_tag_keys = {
-    dev     = ["kubernetes.io/cluster/${var.name_prefix}-staging", "kubernetes.io/cluster/${var.name_prefix}-prod"]
-    staging = ["kubernetes.io/cluster/${var.name_prefix}-dev", "kubernetes.io/cluster/${var.name_prefix}-prod"]
-    prod    = ["kubernetes.io/cluster/${var.name_prefix}-dev", "kubernetes.io/cluster/${var.name_prefix}-staging"]
+  # Per environment, the other stacks the program knows (variables.tf validates var.environments against
+  # the same three names): their resources and cluster tags are refused below even when this account
+  # holds only one environment.
+  other_environments = {
+    dev     = ["staging", "prod"]
+    staging = ["dev", "prod"]
+    prod    = ["dev", "staging"]
   }
   # The tag the program puts on everything it creates (environments/Pulumi.<env>.yaml aws.tags, applied
   # as provider default tags) and the tag key the bootstrap scopes the environment roles by.
@@ -263,6 +263,20 @@ data "aws_iam_policy_document" "workload_boundary" {
       "iam:TagInstanceProfile",
     ]
     resources = ["${local.iam_arn}:instance-profile/*", "${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
+  }
+
+  # Whatever the grants above say, nothing tagged for another environment.
+  statement {
+    sid       = "DenyOtherEnvironments"
+    effect    = "Deny"
+    actions   = ["*"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = local.other_environments[each.key]
+    }
   }
 }
 
@@ -599,7 +613,7 @@ data "aws_iam_policy_document" "deploy_platform" {
     condition {
       test     = "ForAnyValue:StringEquals"
       variable = "aws:TagKeys"
-      values   = local.other_cluster_tag_keys[each.key]
+      values   = [for other in local.other_environments[each.key] : "kubernetes.io/cluster/${var.name_prefix}-${other}"]
     }
   }
 
@@ -619,6 +633,20 @@ data "aws_iam_policy_document" "deploy_platform" {
       test     = "Null"
       variable = "aws:RequestTag/karpenter.sh/discovery"
       values   = ["false"]
+    }
+  }
+
+  # Whatever the grants above say, nothing tagged for another environment.
+  statement {
+    sid       = "DenyOtherEnvironments"
+    effect    = "Deny"
+    actions   = ["*"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = local.other_environments[each.key]
     }
   }
 }
@@ -987,6 +1015,20 @@ data "aws_iam_policy_document" "preview" {
     sid       = "PublicAmiParameters"
     actions   = ["ssm:GetParameter", "ssm:GetParameters"]
     resources = [local.public_ssm_parameters]
+  }
+
+  # Whatever the grants above say, nothing tagged for another environment.
+  statement {
+    sid       = "DenyOtherEnvironments"
+    effect    = "Deny"
+    actions   = ["*"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = local.other_environments[each.key]
+    }
   }
 }
 

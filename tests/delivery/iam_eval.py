@@ -71,7 +71,7 @@ def _references(scope: Scope) -> dict[str, Any]:
     }
 
 
-_FOR = re.compile(r'^\[for (\w+) in ([\w.]+) : "(.*)"\]$')
+_FOR = re.compile(r'^\[for (\w+) in ([\w.]+(?:\[each\.key\])?) : "(.*)"\]$')
 _FOR_PAIRS = re.compile(r'^\[for (\w+), (\w+) in (local\.\w+) : "(.*)"\]$')
 _INDEX = re.compile(r"^(local\.\w+)\[each\.key\]$")
 _STARTSWITH = re.compile(r'startswith\(var\.aws_region, "([^"]+)"\) \? "([^"]+)"')

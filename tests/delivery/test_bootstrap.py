@@ -53,6 +53,9 @@ STAR_RESOURCE_ALLOWED = {
     ("deploy_platform", "DenyEnvironmentRetagOfKeys"): "a Deny",
     ("deploy_platform", "DenyOtherClustersDiscoveryTags"): "a Deny",
     ("deploy_platform", "DenyOtherClustersKarpenterDiscovery"): "a Deny",
+    ("deploy_platform", "DenyOtherEnvironments"): "a Deny",
+    ("workload_boundary", "DenyOtherEnvironments"): "a Deny",
+    ("preview", "DenyOtherEnvironments"): "a Deny",
     ("deploy_iam", "ReadIam"): "read-only IAM Get/List",
     ("deploy_iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
     ("deploy_iam", "DenyLongLivedCredentials"): "a Deny",
@@ -946,3 +949,31 @@ def test_the_pull_request_preview_role_cannot_decrypt_staging_or_prod_secrets(vi
         assert not decide(statements("pulumi_secrets_key", scope), action, key, {}, principal=caller)[0]
     state = f"{scope.state_bucket_arn}/.pulumi/stacks/mlplat/{victim}.json"
     assert not decide(role_policy("preview", env), "s3:GetObject", state, {})[0]
+
+
+@pytest.mark.parametrize(("own", "other"), [(a, v) for a in ENVIRONMENTS for v in ENVIRONMENTS if a != v])
+def test_workload_boundary_never_reaches_resources_tagged_for_another_environment(
+    own: str, other: str
+) -> None:
+    """The boundary still allows EC2/ELB on "*" in the region (nodes, Karpenter, CSI create IDs at run
+    time), so it refuses whatever carries another environment's tag: a dev workload role, whatever
+    policy is attached to it, cannot terminate prod's nodes or open prod's security groups."""
+    boundary = statements("workload_boundary", Scope(own))
+    ctx = {"aws:RequestedRegion": [REGION]} | request(resource_tags={TAG: other})
+    for action, resource in (
+        ("ec2:TerminateInstances", _arn("ec2", "instance/i-gpu")),
+        ("ec2:AuthorizeSecurityGroupIngress", _arn("ec2", "security-group/sg-1")),
+        ("ec2:DeleteVolume", _arn("ec2", "volume/vol-1")),
+        (
+            "elasticloadbalancing:DeleteLoadBalancer",
+            _arn("elasticloadbalancing", "loadbalancer/app/k8s/1a2b"),
+        ),
+        ("kms:Decrypt", Scope(other).key_arn("ebs")),
+    ):
+        assert not decide(boundary, action, resource, ctx)[0], (
+            f"{own} boundary allows {action} on {other}'s {resource}"
+        )
+        own_ctx = {"aws:RequestedRegion": [REGION]} | request(resource_tags={TAG: own})
+        assert decide(boundary, action, resource, own_ctx)[0], (
+            f"{own} boundary blocks {action} on its own {resource}"
+        )
