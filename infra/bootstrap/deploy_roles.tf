@@ -364,8 +364,8 @@ data "aws_iam_policy_document" "deploy_platform" {
   # authorised separately, by its own tag (ChangeEnvironmentNetwork)...
   statement {
     sid       = "CreateEnvironmentNetwork"
-    actions   = [for action, type in local.ec2_created_types : "ec2:${action}"]
-    resources = [for action, type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${type}/*"]
+    actions   = [for action, resource_type in local.ec2_created_types : "ec2:${action}"]
+    resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
 
     condition {
       test     = "StringEquals"
@@ -384,7 +384,7 @@ data "aws_iam_policy_document" "deploy_platform" {
   statement {
     sid       = "TagEnvironmentNetworkOnCreate"
     actions   = ["ec2:CreateTags"]
-    resources = [for action, type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${type}/*"]
+    resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
 
     condition {
       test     = "StringEquals"

@@ -3,6 +3,7 @@ the platform's delivery relies on, read from the Terraform source with python-hc
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -977,3 +978,29 @@ def test_workload_boundary_never_reaches_resources_tagged_for_another_environmen
         assert decide(boundary, action, resource, own_ctx)[0], (
             f"{own} boundary blocks {action} on its own {resource}"
         )
+
+
+# IAM refuses a managed policy over 6,144 characters (whitespace not counted):
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+MANAGED_POLICY_MAX_CHARS = 6144
+
+
+@pytest.mark.parametrize("doc", IDENTITY_DOCS)
+def test_every_managed_policy_fits_iams_size_limit_in_the_longest_region(doc: str) -> None:
+    scope = Scope("staging", "ap-southeast-1")  # the longest names the bootstrap renders
+    rendered = []
+    for st in statements(doc, scope):
+        body: dict[str, object] = {
+            "Sid": st.sid,
+            "Effect": st.effect,
+            "Action": st.actions,
+            "Resource": st.resources,
+        }
+        conditions: dict[str, dict[str, tuple[str, ...]]] = {}
+        for test, key, values in st.conditions:
+            conditions.setdefault(test, {})[key] = values
+        if conditions:
+            body["Condition"] = conditions
+        rendered.append(body)
+    size = len(json.dumps({"Version": "2012-10-17", "Statement": rendered}, separators=(",", ":")))
+    assert size <= MANAGED_POLICY_MAX_CHARS, f"{doc}: {size} characters"
