@@ -1,5 +1,6 @@
 """infra/bootstrap: the state bucket, KMS keys, GitHub OIDC trust and deploy roles have the properties
-the platform's delivery relies on, read from the Terraform source with python-hcl2."""
+the platform's delivery relies on, read from the Terraform source with python-hcl2; who may do what is
+evaluated with the small IAM evaluator in iam_eval.py (ADR 0002)."""
 
 from __future__ import annotations
 
