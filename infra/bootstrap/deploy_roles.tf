@@ -1,50 +1,65 @@
 # Per environment, two roles GitHub Actions assumes through OIDC:
-# - `deploy`  (GitHub environment `<env>`, used by deploy.yml): runs `pulumi up` for that stack.
-# - `preview` (GitHub environment `<env>-preview`, used by preview.yml and drift.yml): read-only AWS
-#   access and read access to its own stack's state, because a pull request's program code runs with it.
+# - `deploy`  (GitHub environment `<env>`, used by deploy.yml from main only): `pulumi up` of that stack.
+# - `preview` (GitHub environment `<env>-preview`): read-only AWS access and read access to its own
+#   stack's state. drift.yml uses every environment's from main; preview.yml runs a pull request's own
+#   code, so only the dev preview role trusts pull-request refs (ADR 0002).
 #
-# Naming contract with the Pulumi program: the AWS resources it names itself (IAM roles and policies,
-# SQS queues, EventBridge rules, S3 buckets) start with `<prefix>-<env>-` (the EKS cluster is named
-# `<prefix>-<env>`, so its log group is /aws/eks/<prefix>-<env>/cluster), and
-# every IAM role it creates carries the `<prefix>-boundary-<env>` permissions boundary. The bootstrap's
-# own roles and the boundary are named `<prefix>-github-*` / `<prefix>-boundary-*` so that the
-# `<prefix>-<env>-*` grants below can never reach them.
+# Contract with the Pulumi program:
+# - the AWS resources it names itself (IAM roles and policies, SQS queues, EventBridge rules, S3
+#   buckets, KMS aliases) start with `<prefix>-<env>-`; the EKS cluster is `<prefix>-<env>`, its log
+#   group /aws/eks/<prefix>-<env>/cluster;
+# - every resource it creates carries the tag `mlplat/environment = <env>` (the provider's default tags,
+#   infra/program.py), which is what scopes EC2, KMS, IAM roles and OIDC providers to one environment
+#   below: services whose IDs are random cannot be scoped by name;
+# - every IAM role it creates carries the `<prefix>-boundary-<env>` permissions boundary.
+# The bootstrap's own roles and the boundary are named `<prefix>-github-*` / `<prefix>-boundary-*` so
+# that the `<prefix>-<env>-*` grants below can never reach them.
 
 locals {
-  partition = data.aws_partition.current.partition
-  iam_arn   = "arn:${local.partition}:iam::${local.account_id}"
-  region_account = {
-    for env in var.environments : env => "${var.aws_region}:${local.account_id}"
+  partition      = data.aws_partition.current.partition
+  iam_arn        = "arn:${local.partition}:iam::${local.account_id}"
+  region_account = "${var.aws_region}:${local.account_id}"
+  # Per environment, the other stacks the program knows (variables.tf validates var.environments against
+  # the same three names): their resources and cluster tags are refused below even when this account
+  # holds only one environment.
+  other_environments = {
+    dev     = ["staging", "prod"]
+    staging = ["dev", "prod"]
+    prod    = ["dev", "staging"]
   }
-  # The Pulumi DIY backend's project-mode layout for one stack.
-  state_objects = {
-    for env in var.environments : env => {
-      read = [
-        "${aws_s3_bucket.state.arn}/.pulumi/meta.yaml",
-        "${aws_s3_bucket.state.arn}/.pulumi/stacks/${var.pulumi_project}/${env}.json*",
-        "${aws_s3_bucket.state.arn}/.pulumi/history/${var.pulumi_project}/${env}/*",
-        "${aws_s3_bucket.state.arn}/.pulumi/backups/${var.pulumi_project}/${env}/*",
-        "${aws_s3_bucket.state.arn}/.pulumi/locks/*/${var.pulumi_project}/${env}/*",
-      ]
-      write = [
-        "${aws_s3_bucket.state.arn}/.pulumi/stacks/${var.pulumi_project}/${env}.json*",
-        "${aws_s3_bucket.state.arn}/.pulumi/history/${var.pulumi_project}/${env}/*",
-        "${aws_s3_bucket.state.arn}/.pulumi/backups/${var.pulumi_project}/${env}/*",
-        "${aws_s3_bucket.state.arn}/.pulumi/locks/*/${var.pulumi_project}/${env}/*",
-      ]
-      locks = ["${aws_s3_bucket.state.arn}/.pulumi/locks/*/${var.pulumi_project}/${env}/*"]
-    }
-  }
+  # The tag the program puts on everything it creates (environments/Pulumi.<env>.yaml aws.tags, applied
+  # as provider default tags) and the tag key the bootstrap scopes the environment roles by.
+  environment_tag       = "mlplat/environment"
   public_ssm_parameters = "arn:${local.partition}:ssm:${var.aws_region}::parameter/aws/service/*"
+  # EC2 calls that create the stack's network resources, and the resource type each one creates. Each
+  # must carry the environment tag in its TagSpecifications (the AWS provider sends default tags there).
+  ec2_created_types = {
+    AllocateAddress       = "elastic-ip"
+    CreateInternetGateway = "internet-gateway"
+    CreateLaunchTemplate  = "launch-template"
+    CreateNatGateway      = "natgateway"
+    CreateRouteTable      = "route-table"
+    CreateSecurityGroup   = "security-group"
+    CreateSubnet          = "subnet"
+    CreateVpc             = "vpc"
+  }
+  # Karpenter's pricing client calls the Price List API in one fixed region per region prefix
+  # (aws/karpenter-provider-aws pkg/providers/pricing/pricing.go NewAPI: ap-* -> ap-south-1,
+  # cn-* -> cn-northwest-1, eu-* -> eu-central-1, otherwise us-east-1).
+  karpenter_pricing_region = (
+    startswith(var.aws_region, "ap-") ? "ap-south-1" :
+    startswith(var.aws_region, "cn-") ? "cn-northwest-1" :
+    startswith(var.aws_region, "eu-") ? "eu-central-1" : "us-east-1"
+  )
 }
 
-# --- Trust: one repository, one GitHub environment, audience sts.amazonaws.com -------------------------
+# --- Trust: one repository, one GitHub environment, one branch, audience sts.amazonaws.com ---------------
 
 data "aws_iam_policy_document" "deploy_trust" {
   for_each = var.environments
 
   statement {
-    sid     = "GitHubEnvironmentOnly"
+    sid     = "GitHubEnvironmentOnMainOnly"
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
     principals {
@@ -61,7 +76,7 @@ data "aws_iam_policy_document" "deploy_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["${local.github_subject_prefix}${each.key}"]
+      values   = ["${local.github_subject_prefix}${each.key}:${local.main_ref}"]
     }
   }
 }
@@ -70,7 +85,7 @@ data "aws_iam_policy_document" "preview_trust" {
   for_each = var.environments
 
   statement {
-    sid     = "GitHubPreviewEnvironmentOnly"
+    sid     = "GitHubPreviewEnvironment"
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
     principals {
@@ -84,10 +99,15 @@ data "aws_iam_policy_document" "preview_trust" {
       values   = ["sts.amazonaws.com"]
     }
 
+    # Only the pull-request preview environment admits pull-request refs, and only through StringLike
+    # for the pull request's number; the repository and environment stay literal.
     condition {
-      test     = "StringEquals"
+      test     = each.key == local.pull_request_preview_environment ? "StringLike" : "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["${local.github_subject_prefix}${each.key}-preview"]
+      values = each.key == local.pull_request_preview_environment ? [
+        "${local.github_subject_prefix}${each.key}-preview:${local.main_ref}",
+        "${local.github_subject_prefix}${each.key}-preview:${local.pull_request_ref}",
+      ] : ["${local.github_subject_prefix}${each.key}-preview:${local.main_ref}"]
     }
   }
 }
@@ -96,7 +116,7 @@ resource "aws_iam_role" "deploy" {
   for_each = var.environments
 
   name                 = "${var.name_prefix}-github-deploy-${each.key}"
-  description          = "GitHub Actions (environment ${each.key}): pulumi up of the ${each.key} stack"
+  description          = "GitHub Actions (environment ${each.key}, main): pulumi up of the ${each.key} stack"
   assume_role_policy   = data.aws_iam_policy_document.deploy_trust[each.key].json
   max_session_duration = var.deploy_session_seconds
 
@@ -141,27 +161,81 @@ data "aws_iam_policy_document" "workload_boundary" {
       "logs:CreateLogStream",
       "logs:DescribeLogStreams",
       "logs:PutLogEvents",
-      "pricing:GetProducts",
     ]
     resources = ["*"]
 
     condition {
       test     = "StringEquals"
       variable = "aws:RequestedRegion"
-      values   = [var.aws_region, "us-east-1"] # pricing:GetProducts is served from us-east-1
+      values   = [var.aws_region]
+    }
+  }
+
+  # Karpenter's price lookups go to its pricing region, not the stack's (eu-central-1 for eu-* stacks).
+  statement {
+    sid       = "KarpenterPriceList"
+    actions   = ["pricing:GetProducts"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [local.karpenter_pricing_region]
+    }
+  }
+
+  # The node role carries AmazonSSMManagedInstanceCore (Session Manager instead of SSH); these are its
+  # actions, v2 of the managed policy:
+  # https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html
+  # They act on the calling instance's own SSM registration and sessions. Its ssm:GetParameter(s) on "*"
+  # stays capped to the public parameters (PublicParameters below): a node never needs another
+  # environment's SecureStrings to register or open a session.
+  statement {
+    sid = "SsmManagedInstanceCore"
+    actions = [
+      "ec2messages:AcknowledgeMessage",
+      "ec2messages:DeleteMessage",
+      "ec2messages:FailMessage",
+      "ec2messages:GetEndpoint",
+      "ec2messages:GetMessages",
+      "ec2messages:SendReply",
+      "ssm:DescribeAssociation",
+      "ssm:DescribeDocument",
+      "ssm:GetDeployablePatchSnapshotForInstance",
+      "ssm:GetDocument",
+      "ssm:GetManifest",
+      "ssm:ListAssociations",
+      "ssm:ListInstanceAssociations",
+      "ssm:PutComplianceItems",
+      "ssm:PutConfigurePackageResult",
+      "ssm:PutInventory",
+      "ssm:UpdateAssociationStatus",
+      "ssm:UpdateInstanceAssociationStatus",
+      "ssm:UpdateInstanceInformation",
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
+    ]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [var.aws_region]
     }
   }
 
   statement {
-    sid       = "PublicAmiParameters"
-    actions   = ["ssm:GetParameter"]
+    sid       = "PublicParameters"
+    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
     resources = [local.public_ssm_parameters]
   }
 
   statement {
     sid       = "EnvironmentQueuesAndBuckets"
     actions   = ["sqs:*", "s3:*"]
-    resources = ["arn:${local.partition}:sqs:${local.region_account[each.key]}:${var.name_prefix}-${each.key}-*", "arn:${local.partition}:s3:::${var.name_prefix}-${each.key}-*"]
+    resources = ["arn:${local.partition}:sqs:${local.region_account}:${var.name_prefix}-${each.key}-*", "arn:${local.partition}:s3:::${var.name_prefix}-${each.key}-*"]
   }
 
   statement {
@@ -171,7 +245,7 @@ data "aws_iam_policy_document" "workload_boundary" {
 
     condition {
       test     = "StringEquals"
-      variable = "aws:ResourceTag/mlplat/environment"
+      variable = "aws:ResourceTag/${local.environment_tag}"
       values   = [each.key]
     }
   }
@@ -190,6 +264,20 @@ data "aws_iam_policy_document" "workload_boundary" {
     ]
     resources = ["${local.iam_arn}:instance-profile/*", "${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
   }
+
+  # Whatever the grants above say, nothing tagged for another environment.
+  statement {
+    sid       = "DenyOtherEnvironments"
+    effect    = "Deny"
+    actions   = ["*"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = local.other_environments[each.key]
+    }
+  }
 }
 
 resource "aws_iam_policy" "workload_boundary" {
@@ -200,9 +288,15 @@ resource "aws_iam_policy" "workload_boundary" {
   policy      = data.aws_iam_policy_document.workload_boundary[each.key].json
 }
 
-# --- Deploy role: state, platform provisioning, IAM within the boundary, guardrails ---------------------
+# --- Stack state: what both roles of an environment need of the DIY backend ---------------------------
 
-data "aws_iam_policy_document" "deploy_state" {
+# The objects the DIY backend reads and writes for one stack of a project-layout backend
+# (pulumi/pulumi pkg/backend/diy: meta.go `.pulumi/meta.yaml`; store.go `.pulumi/stacks/<project>/
+# <stack>.json` and its `.bak`/`.gz` variants, `.pulumi/history/<project>/<stack>/`,
+# `.pulumi/backups/<project>/<stack>/`; lock.go `.pulumi/locks/<org>/<project>/<stack>/<id>.json`, taken
+# even by a preview). `.pulumi/meta.yaml` is written once by the bootstrap (state.tf), so no role
+# writes outside its own stack.
+data "aws_iam_policy_document" "stack_state" {
   for_each = var.environments
 
   statement {
@@ -212,21 +306,46 @@ data "aws_iam_policy_document" "deploy_state" {
   }
 
   statement {
-    sid       = "ReadOwnStackState"
-    actions   = ["s3:GetObject"]
-    resources = local.state_objects[each.key].read
+    sid     = "ReadOwnStackState"
+    actions = ["s3:GetObject"]
+    resources = [
+      "${aws_s3_bucket.state.arn}/.pulumi/meta.yaml",
+      "${aws_s3_bucket.state.arn}/.pulumi/stacks/${var.pulumi_project}/${each.key}.json*",
+      "${aws_s3_bucket.state.arn}/.pulumi/history/${var.pulumi_project}/${each.key}/*",
+      "${aws_s3_bucket.state.arn}/.pulumi/backups/${var.pulumi_project}/${each.key}/*",
+      "${aws_s3_bucket.state.arn}/.pulumi/locks/*/${var.pulumi_project}/${each.key}/*",
+    ]
   }
 
   statement {
-    sid       = "WriteOwnStackState"
+    sid       = "OwnStackLock"
     actions   = ["s3:DeleteObject", "s3:PutObject"]
-    resources = local.state_objects[each.key].write
+    resources = ["${aws_s3_bucket.state.arn}/.pulumi/locks/*/${var.pulumi_project}/${each.key}/*"]
   }
 
+  # The key policy (kms.tf) admits these roles through S3 only.
   statement {
     sid       = "StateBucketEncryption"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.state.arn]
+  }
+}
+
+# --- Deploy role: state, platform provisioning, IAM within the boundary, guardrails ---------------------
+
+data "aws_iam_policy_document" "deploy_state" {
+  for_each = var.environments
+
+  source_policy_documents = [data.aws_iam_policy_document.stack_state[each.key].json]
+
+  statement {
+    sid     = "WriteOwnStackState"
+    actions = ["s3:DeleteObject", "s3:PutObject"]
+    resources = [
+      "${aws_s3_bucket.state.arn}/.pulumi/stacks/${var.pulumi_project}/${each.key}.json*",
+      "${aws_s3_bucket.state.arn}/.pulumi/history/${var.pulumi_project}/${each.key}/*",
+      "${aws_s3_bucket.state.arn}/.pulumi/backups/${var.pulumi_project}/${each.key}/*",
+    ]
   }
 
   statement {
@@ -239,13 +358,66 @@ data "aws_iam_policy_document" "deploy_state" {
 data "aws_iam_policy_document" "deploy_platform" {
   for_each = var.environments
 
-  # Broad on purpose: the stack creates and replaces VPCs, subnets, NAT gateways, security groups,
-  # launch templates, EKS clusters, node groups and add-ons whose IDs only exist after creation, and
-  # these services offer no name-based resource scoping for Create calls. Held to the stack's region.
+  # EC2 IDs exist only after creation, so EC2 is scoped by the environment tag: a create call may only
+  # create a resource of the type it creates, new (no environment tag yet) and tagged with this
+  # environment. The parent it creates it in (the VPC of a subnet, the subnet of a NAT gateway) is
+  # authorised separately, by its own tag (ChangeEnvironmentNetwork)...
   statement {
-    sid       = "ProvisionNetworkAndCluster"
-    actions   = ["autoscaling:*", "ec2:*", "eks:*", "elasticloadbalancing:*"]
+    sid       = "CreateEnvironmentNetwork"
+    actions   = [for action, resource_type in local.ec2_created_types : "ec2:${action}"]
+    resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = ["true"]
+    }
+  }
+
+  # ...which EC2 authorises as ec2:CreateTags inside that create call (tag on create)...
+  statement {
+    sid       = "TagEnvironmentNetworkOnCreate"
+    actions   = ["ec2:CreateTags"]
+    resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = keys(local.ec2_created_types)
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = ["true"]
+    }
+  }
+
+  # ...and every other EC2 call (including the parent VPC or subnet of a create) acts only on resources
+  # already tagged with this environment. Untagged resources (EKS's cluster security group, Karpenter's
+  # instances) are out of reach: the deploy role never changes them.
+  statement {
+    sid       = "ChangeEnvironmentNetwork"
+    actions   = ["ec2:*"]
     resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = [each.key]
+    }
 
     condition {
       test     = "StringEquals"
@@ -254,21 +426,42 @@ data "aws_iam_policy_document" "deploy_platform" {
     }
   }
 
+  # The environment's cluster and what lives under it, by name (eks:* because the add-on, access-entry
+  # and node-group APIs grow with every EKS release; none of it reaches another cluster).
+  statement {
+    sid     = "OwnCluster"
+    actions = ["eks:*"]
+    resources = [
+      "arn:${local.partition}:eks:${local.region_account}:cluster/${var.name_prefix}-${each.key}",
+      "arn:${local.partition}:eks:${local.region_account}:nodegroup/${var.name_prefix}-${each.key}/*",
+      "arn:${local.partition}:eks:${local.region_account}:addon/${var.name_prefix}-${each.key}/*",
+      "arn:${local.partition}:eks:${local.region_account}:access-entry/${var.name_prefix}-${each.key}/*",
+      "arn:${local.partition}:eks:${local.region_account}:identityproviderconfig/${var.name_prefix}-${each.key}/*",
+      "arn:${local.partition}:eks:${local.region_account}:podidentityassociation/${var.name_prefix}-${each.key}/*",
+    ]
+  }
+
   statement {
     sid     = "EnvironmentNamedResources"
     actions = ["events:*", "logs:*", "s3:*", "sqs:*"]
     resources = [
-      "arn:${local.partition}:events:${local.region_account[each.key]}:rule/${var.name_prefix}-${each.key}-*",
-      "arn:${local.partition}:logs:${local.region_account[each.key]}:log-group:/aws/eks/${var.name_prefix}-${each.key}/*",
+      "arn:${local.partition}:events:${local.region_account}:rule/${var.name_prefix}-${each.key}-*",
+      "arn:${local.partition}:logs:${local.region_account}:log-group:/aws/eks/${var.name_prefix}-${each.key}/*",
       "arn:${local.partition}:s3:::${var.name_prefix}-${each.key}-*",
-      "arn:${local.partition}:sqs:${local.region_account[each.key]}:${var.name_prefix}-${each.key}-*",
+      "arn:${local.partition}:sqs:${local.region_account}:${var.name_prefix}-${each.key}-*",
     ]
   }
 
-  # Describe/List calls of these services only accept resource "*"; they read, never change.
+  # Describe/List calls of these services only accept resource "*"; they return metadata, never data.
   statement {
     sid = "ReadOnlyLookups"
     actions = [
+      "ec2:Describe*",
+      "eks:DescribeAddonConfiguration",
+      "eks:DescribeAddonVersions",
+      "eks:DescribeClusterVersions",
+      "eks:ListAccessPolicies",
+      "eks:ListClusters",
       "events:DescribeRule",
       "events:ListRules",
       "events:ListTagsForResource",
@@ -288,19 +481,39 @@ data "aws_iam_policy_document" "deploy_platform" {
     resources = [local.public_ssm_parameters]
   }
 
-  # EKS secrets encryption keys: created only with the environment tag, managed only while tagged.
+  # EKS secrets and EBS keys: created only with the environment tag...
   statement {
     sid       = "CreateEnvironmentKeys"
-    actions   = ["kms:CreateKey", "kms:TagResource"]
+    actions   = ["kms:CreateKey"]
     resources = ["*"]
 
     condition {
       test     = "StringEquals"
-      variable = "aws:RequestTag/mlplat/environment"
+      variable = "aws:RequestTag/${local.environment_tag}"
       values   = [each.key]
     }
   }
 
+  # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
+  statement {
+    sid       = "TagEnvironmentKeysOnCreate"
+    actions   = ["kms:TagResource"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = ["true"]
+    }
+  }
+
+  # ...and managed only while they carry it.
   statement {
     sid = "ManageEnvironmentKeys"
     actions = [
@@ -315,25 +528,126 @@ data "aws_iam_policy_document" "deploy_platform" {
       "kms:ListResourceTags",
       "kms:PutKeyPolicy",
       "kms:ScheduleKeyDeletion",
+      "kms:TagResource",
       "kms:UntagResource",
     ]
     resources = ["*"]
 
     condition {
       test     = "StringEquals"
-      variable = "aws:ResourceTag/mlplat/environment"
+      variable = "aws:ResourceTag/${local.environment_tag}"
       values   = [each.key]
     }
   }
 
+  # An alias call is authorised on the alias and on the key it names: the alias by name
+  # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias of
+  # this environment can never point at another environment's key.
   statement {
-    sid     = "EnvironmentKeyAliases"
-    actions = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-    # infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>.
-    resources = [
-      "arn:${local.partition}:kms:${local.region_account[each.key]}:alias/${var.name_prefix}-${each.key}-*",
-      "arn:${local.partition}:kms:${local.region_account[each.key]}:key/*",
-    ]
+    sid       = "EnvironmentKeyAliases"
+    actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+    resources = ["arn:${local.partition}:kms:${local.region_account}:alias/${var.name_prefix}-${each.key}-*"]
+  }
+
+  statement {
+    sid       = "AliasTargetsAreEnvironmentKeys"
+    actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+    resources = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+  }
+
+  # The environment tag of an existing resource never changes: re-tagging another environment's
+  # resource (or this one's into another) is how a role would otherwise move a resource across the line.
+  statement {
+    sid       = "DenyEnvironmentRetagOfNetwork"
+    effect    = "Deny"
+    actions   = ["ec2:CreateTags", "ec2:DeleteTags"]
+    resources = ["*"]
+
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.environment_tag]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "ec2:CreateAction"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "DenyEnvironmentRetagOfKeys"
+    effect    = "Deny"
+    actions   = ["kms:TagResource", "kms:UntagResource"]
+    resources = ["*"]
+
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.environment_tag]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = ["false"]
+    }
+  }
+
+  # Karpenter (infra/aws/karpenter.py) and the AWS cloud integrations pick subnets and security groups by
+  # these tags: another environment's cluster name on this environment's network would make that
+  # cluster launch nodes (or load balancers) into it.
+  statement {
+    sid       = "DenyOtherClustersDiscoveryTags"
+    effect    = "Deny"
+    actions   = ["ec2:CreateTags"]
+    resources = ["*"]
+
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [for other in local.other_environments[each.key] : "kubernetes.io/cluster/${var.name_prefix}-${other}"]
+    }
+  }
+
+  statement {
+    sid       = "DenyOtherClustersKarpenterDiscovery"
+    effect    = "Deny"
+    actions   = ["ec2:CreateTags"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringNotEquals"
+      variable = "aws:RequestTag/karpenter.sh/discovery"
+      values   = ["${var.name_prefix}-${each.key}"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/karpenter.sh/discovery"
+      values   = ["false"]
+    }
+  }
+
+  # Whatever the grants above say, nothing tagged for another environment.
+  statement {
+    sid       = "DenyOtherEnvironments"
+    effect    = "Deny"
+    actions   = ["*"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = local.other_environments[each.key]
+    }
   }
 }
 
@@ -352,7 +666,6 @@ data "aws_iam_policy_document" "deploy_iam" {
     sid = "RolesWithinBoundary"
     actions = [
       "iam:AttachRolePolicy",
-      "iam:CreateRole",
       "iam:DeleteRolePolicy",
       "iam:DetachRolePolicy",
       "iam:PutRolePermissionsBoundary",
@@ -367,6 +680,46 @@ data "aws_iam_policy_document" "deploy_iam" {
     }
   }
 
+  # A new role also carries the environment tag, which is what the calls below are scoped by.
+  statement {
+    sid       = "CreateRolesWithinBoundary"
+    actions   = ["iam:CreateRole"]
+    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [aws_iam_policy.workload_boundary[each.key].arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+  }
+
+  # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
+  statement {
+    sid       = "TagEnvironmentIdentitiesOnCreate"
+    actions   = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
+    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = ["true"]
+    }
+  }
+
+  # Trust policy, description and tags of a role of this environment only: name and tag must both match,
+  # so a role that merely shares the name prefix (or lost its tag) is out of reach.
   statement {
     sid = "ManageEnvironmentRoles"
     actions = [
@@ -378,6 +731,12 @@ data "aws_iam_policy_document" "deploy_iam" {
       "iam:UpdateRoleDescription",
     ]
     resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = [each.key]
+    }
   }
 
   statement {
@@ -414,24 +773,49 @@ data "aws_iam_policy_document" "deploy_iam" {
     }
   }
 
-  # IRSA: the EKS cluster's OIDC issuer (its ID is random, so only the issuer host can be scoped).
+  # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
+  # environment tag and changed only while it carries it (another cluster's provider is out of reach).
   statement {
-    sid = "ClusterOidcProvider"
+    sid       = "CreateClusterOidcProvider"
+    actions   = ["iam:CreateOpenIDConnectProvider"]
+    resources = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+  }
+
+  statement {
+    sid = "ManageClusterOidcProvider"
     actions = [
       "iam:AddClientIDToOpenIDConnectProvider",
-      "iam:CreateOpenIDConnectProvider",
       "iam:DeleteOpenIDConnectProvider",
+      "iam:RemoveClientIDFromOpenIDConnectProvider",
       "iam:TagOpenIDConnectProvider",
       "iam:UntagOpenIDConnectProvider",
       "iam:UpdateOpenIDConnectProviderThumbprint",
     ]
     resources = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = [each.key]
+    }
   }
 
+  # EKS creates its own service-linked roles on first use in an account (the cluster, managed node
+  # groups, their Auto Scaling groups). Spot's is the bootstrap's (service_linked_roles.tf).
   statement {
-    sid       = "ServiceLinkedRoles"
-    actions   = ["iam:CreateServiceLinkedRole"]
-    resources = ["${local.iam_arn}:role/aws-service-role/*"]
+    sid     = "ServiceLinkedRoles"
+    actions = ["iam:CreateServiceLinkedRole"]
+    resources = [
+      "${local.iam_arn}:role/aws-service-role/autoscaling.amazonaws.com/*",
+      "${local.iam_arn}:role/aws-service-role/eks-nodegroup.amazonaws.com/*",
+      "${local.iam_arn}:role/aws-service-role/eks.amazonaws.com/*",
+    ]
 
     condition {
       test     = "StringEquals"
@@ -440,8 +824,6 @@ data "aws_iam_policy_document" "deploy_iam" {
         "autoscaling.amazonaws.com",
         "eks-nodegroup.amazonaws.com",
         "eks.amazonaws.com",
-        "elasticloadbalancing.amazonaws.com",
-        "spot.amazonaws.com",
       ]
     }
   }
@@ -469,6 +851,26 @@ data "aws_iam_policy_document" "deploy_iam" {
       "s3:PutLifecycleConfiguration",
     ]
     resources = concat([aws_s3_bucket.state.arn, aws_kms_key.state.arn], [for k in aws_kms_key.pulumi_secrets : k.arn])
+  }
+
+  # The environment tag of an existing role or OIDC provider never changes (see deploy_platform).
+  statement {
+    sid       = "DenyEnvironmentRetagOfIdentities"
+    effect    = "Deny"
+    actions   = ["iam:TagOpenIDConnectProvider", "iam:TagRole", "iam:UntagOpenIDConnectProvider", "iam:UntagRole"]
+    resources = ["*"]
+
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.environment_tag]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = ["false"]
+    }
   }
 
   statement {
@@ -529,31 +931,11 @@ resource "aws_iam_role_policy_attachment" "deploy_iam" {
 data "aws_iam_policy_document" "preview" {
   for_each = var.environments
 
-  statement {
-    sid       = "ListStateBucket"
-    actions   = ["s3:GetBucketLocation", "s3:ListBucket"]
-    resources = [aws_s3_bucket.state.arn]
-  }
+  # Reads its own stack and takes its lock; writes nothing else.
+  source_policy_documents = [data.aws_iam_policy_document.stack_state[each.key].json]
 
-  statement {
-    sid       = "ReadOwnStackState"
-    actions   = ["s3:GetObject"]
-    resources = local.state_objects[each.key].read
-  }
-
-  # The DIY backend takes a stack lock even for a preview; the lock objects are the only writes.
-  statement {
-    sid       = "StackLockOnly"
-    actions   = ["s3:DeleteObject", "s3:PutObject"]
-    resources = local.state_objects[each.key].locks
-  }
-
-  statement {
-    sid       = "StateBucketEncryption"
-    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.state.arn]
-  }
-
+  # A preview decrypts the stack's secrets to run the program, so the preview role of an environment
+  # whose previews run unreviewed code (dev) must never be able to decrypt anything but dev (ADR 0002).
   statement {
     sid       = "DecryptOwnSecrets"
     actions   = ["kms:Decrypt", "kms:DescribeKey"]
@@ -567,6 +949,7 @@ data "aws_iam_policy_document" "preview" {
     actions = [
       "autoscaling:Describe*",
       "ec2:Describe*",
+      "eks:DescribeAddonVersions",
       "eks:ListClusters",
       "elasticloadbalancing:Describe*",
       "events:ListRules",
@@ -579,32 +962,47 @@ data "aws_iam_policy_document" "preview" {
     resources = ["*"]
   }
 
+  # The stack's own named resources (`--refresh` of the EventBridge targets calls ListTargetsByRule).
   statement {
-    sid = "ReadAccountResources"
+    sid = "ReadEnvironmentResources"
     actions = [
       "eks:Describe*",
       "eks:List*",
       "events:Describe*",
       "events:ListTagsForResource",
-      "iam:Get*",
-      "iam:List*",
-      "kms:DescribeKey",
-      "kms:GetKeyPolicy",
-      "kms:GetKeyRotationStatus",
-      "kms:ListResourceTags",
+      "events:ListTargetsByRule",
       "logs:ListTagsForResource",
       "logs:ListTagsLogGroup",
       "sqs:GetQueueAttributes",
       "sqs:ListQueueTags",
     ]
     resources = [
-      "arn:${local.partition}:eks:${local.region_account[each.key]}:*",
-      "arn:${local.partition}:events:${local.region_account[each.key]}:rule/*",
-      "${local.iam_arn}:*",
-      "arn:${local.partition}:kms:${local.region_account[each.key]}:key/*",
-      "arn:${local.partition}:logs:${local.region_account[each.key]}:log-group:*",
-      "arn:${local.partition}:sqs:${local.region_account[each.key]}:*",
+      "arn:${local.partition}:eks:${local.region_account}:cluster/${var.name_prefix}-${each.key}",
+      "arn:${local.partition}:eks:${local.region_account}:nodegroup/${var.name_prefix}-${each.key}/*",
+      "arn:${local.partition}:eks:${local.region_account}:addon/${var.name_prefix}-${each.key}/*",
+      "arn:${local.partition}:eks:${local.region_account}:access-entry/${var.name_prefix}-${each.key}/*",
+      "arn:${local.partition}:events:${local.region_account}:rule/${var.name_prefix}-${each.key}-*",
+      "arn:${local.partition}:logs:${local.region_account}:log-group:/aws/eks/${var.name_prefix}-${each.key}/*",
+      "arn:${local.partition}:sqs:${local.region_account}:${var.name_prefix}-${each.key}-*",
     ]
+  }
+
+  statement {
+    sid       = "ReadIam"
+    actions   = ["iam:Get*", "iam:List*"]
+    resources = ["${local.iam_arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadEnvironmentKeys"
+    actions   = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
+    resources = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = [each.key]
+    }
   }
 
   statement {
@@ -617,6 +1015,20 @@ data "aws_iam_policy_document" "preview" {
     sid       = "PublicAmiParameters"
     actions   = ["ssm:GetParameter", "ssm:GetParameters"]
     resources = [local.public_ssm_parameters]
+  }
+
+  # Whatever the grants above say, nothing tagged for another environment.
+  statement {
+    sid       = "DenyOtherEnvironments"
+    effect    = "Deny"
+    actions   = ["*"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = local.other_environments[each.key]
+    }
   }
 }
 

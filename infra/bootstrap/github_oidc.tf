@@ -22,6 +22,18 @@ data "aws_iam_openid_connect_provider" "github" {
 
 locals {
   github_oidc_provider_arn = var.create_github_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
-  # The `sub` claim of a job that declares `environment: <name>`; nothing else in any repository matches.
+  # The `sub` claim of a job that declares `environment: <name>`, once the repository's OIDC subject
+  # template is set to ["repo", "context", "ref"] (docs/runbooks/first-deployment.md): it then reads
+  # repo:<org>/<repo>:environment:<name>:ref:<git ref>, so a trust policy can demand both the GitHub
+  # environment and the branch the workflow runs from. GitHub's default template drops the ref
+  # whenever a job names an environment, which would let any branch that can reach the environment
+  # assume its role.
+  # https://docs.github.com/en/actions/reference/security/oidc#customizing-the-subject-claims-for-an-organization-or-repository
   github_subject_prefix = "repo:${var.github_org}/${var.github_repo}:environment:"
+  main_ref              = "ref:refs/heads/main"
+  # The only git refs a pull request's own code runs from (`pull_request` events check out the merge ref).
+  pull_request_ref = "ref:refs/pull/*/merge"
+  # The one environment whose preview role a pull request may assume: it can read and decrypt nothing
+  # of staging or prod (ADR 0002). Every other role trusts main only.
+  pull_request_preview_environment = "dev"
 }

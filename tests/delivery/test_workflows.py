@@ -192,10 +192,11 @@ def test_every_job_calling_a_cluster_api_runs_on_its_environments_in_vpc_runner(
     """GitHub-hosted runners cannot reach private endpoints (staging, prod) nor an allowlisted one."""
     for env, job in _jobs("deploy.yml").items():
         assert job["runs-on"] == _runner_label(env), f"deploy.yml/{env}: {job['runs-on']}"
-    for name in ("preview.yml", "drift.yml"):
+    # Pull requests preview dev only (ADR 0002); drift checks every stack from main.
+    for name, stacks in (("preview.yml", ["dev"]), ("drift.yml", list(ENVIRONMENTS))):
         (job,) = _jobs(name).values()
         assert job["runs-on"] == _runner_label("${{ matrix.stack }}"), f"{name}: {job['runs-on']}"
-        assert job["strategy"]["matrix"]["stack"] == list(ENVIRONMENTS)
+        assert job["strategy"]["matrix"]["stack"] == stacks
 
 
 def test_only_workflows_the_runner_webhook_admits_run_on_the_runner() -> None:
@@ -226,7 +227,9 @@ def test_preflight_runs_with_the_deploy_role_before_pulumi_up() -> None:
 
 def test_preview_per_environment_with_policy_pack_and_pr_comment() -> None:
     job = _jobs("preview.yml")["preview"]
-    assert job["strategy"]["matrix"]["stack"] == list(ENVIRONMENTS)
+    # A pull request's code previews dev only (docs/adr/0002-preview-and-secrets.md; tested against the
+    # preview roles' trust in test_bootstrap.py).
+    assert job["strategy"]["matrix"]["stack"] == ["dev"]
     assert job["strategy"]["fail-fast"] is False
     assert job["environment"] == "${{ matrix.stack }}-preview"
     (preview,) = _uses(job, "pulumi/actions")
