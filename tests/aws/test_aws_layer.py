@@ -87,7 +87,7 @@ def test_admin_access_entries_and_pinned_addons(offline_plan: PlanFor, env: str)
     viewers = {
         a["inputs"]["principalArn"]
         for a in of_type(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
-        if a["inputs"]["policyArn"].endswith("/AmazonEKSAdminViewPolicy")
+        if a["inputs"]["policyArn"].endswith("/AmazonEKSViewPolicy")
     }
     assert viewers == set(config.cluster.viewer_role_arns) and viewers
     addons = {a["inputs"]["addonName"]: a for a in of_type(plan, "aws:eks/addon:Addon")}

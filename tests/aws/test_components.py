@@ -102,6 +102,8 @@ def test_cluster_kubeconfig_is_secret_and_uses_short_lived_tokens() -> pulumi.Ou
             public_subnet_ids=["subnet-d", "subnet-e", "subnet-f"],
             protect_stateful=True,
             iam=SCOPE,
+            account_id="123456789012",
+            region="eu-west-1",
         ),
     )
 
