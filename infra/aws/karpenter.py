@@ -32,9 +32,9 @@ NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
 )
-# The EventBridge rules of Karpenter's CloudFormation template (aws/karpenter-provider-aws, branch
-# release-v1.14.1, website/content/en/v1.14/getting-started/.../cloudformation.yaml; our read-only copy
-# is ../shared/reference/iam/karpenter/cloudformation.yaml, which tests compare against).
+# The EventBridge rules of Karpenter's CloudFormation template: aws/karpenter-provider-aws tag v1.14.1,
+# website/content/en/preview/getting-started/getting-started-with-karpenter/cloudformation.yaml
+# (byte-identical to ../shared/reference/iam/karpenter/cloudformation.yaml, which tests compare against).
 INTERRUPTION_EVENTS = {
     "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
     "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
@@ -80,9 +80,10 @@ class ControllerScope:
 def controller_statements(scope: ControllerScope) -> list[Statement]:
     """Karpenter's controller permissions: upstream's policies for v1.14.1, statement for statement.
 
-    Source: aws/karpenter-provider-aws, branch release-v1.14.1, the getting-started CloudFormation
-    template (policies NodeLifecycle, IAMIntegration, EKSIntegration, Interruption, ZonalShift,
-    ResourceDiscovery); read-only copy in ../shared/reference/iam/karpenter/cloudformation.yaml, which
+    Source: aws/karpenter-provider-aws tag v1.14.1, the getting-started CloudFormation template
+    (website/content/en/preview/getting-started/getting-started-with-karpenter/cloudformation.yaml),
+    policies NodeLifecycle, IAMIntegration, EKSIntegration, Interruption, ZonalShift and
+    ResourceDiscovery; read-only copy in ../shared/reference/iam/karpenter/cloudformation.yaml, which
     tests/aws/test_karpenter_iam.py diffs this list against. The Sids are upstream's, and so are the
     cluster-ownership tag conditions: the controller may only tag, terminate or delete instances,
     launch templates and instance profiles that carry `kubernetes.io/cluster/<name>: owned` and a
