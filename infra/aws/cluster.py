@@ -55,18 +55,31 @@ class EksClusterArgs:
     region: str
 
 
-def ebs_key_policy(account_id: str, region: str) -> str:
-    """The EBS key's policy: the account administers it through IAM, and EC2 may use it for anyone
-    in this account, so the Auto Scaling service-linked role can launch the system pool's encrypted
-    root volumes (without this, instances are terminated at launch).
+# Who launches instances with the EBS key on our behalf: EC2 Auto Scaling (the system pool), and for
+# Karpenter's launches EC2 Fleet and Spot, besides the stack's own roles. Service-linked roles live
+# under /aws-service-role/<service>/ (https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html).
+LAUNCHING_SERVICE_ROLES = (
+    "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+    "aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet",
+    "aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot",
+)
 
-    `kms:ViaService` + `kms:CallerAccount` is the form AWS's own `aws/ebs` key uses; it needs no role
-    to exist when the key is created (a key policy naming AWSServiceRoleForAutoScaling is rejected
-    in an account where Auto Scaling never ran). Sources:
+
+def ebs_key_policy(account_id: str, region: str, role_prefix: str) -> str:
+    """The EBS key's policy: the account administers it through IAM, and EC2 may use it on behalf of
+    the launching service-linked roles and this stack's roles, so Auto Scaling can launch the system
+    pool's encrypted root volumes (without this, instances are terminated at launch).
+
+    `kms:ViaService` + `kms:CallerAccount` is the form AWS's own `aws/ebs` key and Karpenter's
+    troubleshooting guide use; the principal is a condition rather than a `Principal` because a key
+    policy naming a role that does not exist yet (AWSServiceRoleForAutoScaling in an account where
+    Auto Scaling never ran) is rejected. `aws:PrincipalArn` keeps another environment's roles in a
+    shared account out. Sources:
     https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html
     and aws/karpenter-provider-aws v1.14.1 website/content/en/preview/troubleshooting.md
     ("Node terminates before ready on failed encrypted EBS volume").
     """
+    launchers = [f"arn:aws:iam::{account_id}:role/{path}" for path in LAUNCHING_SERVICE_ROLES]
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -79,7 +92,7 @@ def ebs_key_policy(account_id: str, region: str) -> str:
                     "Resource": "*",
                 },
                 {
-                    "Sid": "VolumesThroughEc2ForThisAccount",
+                    "Sid": "VolumesThroughEc2ForThisStack",
                     "Effect": "Allow",
                     "Principal": {"AWS": "*"},
                     "Action": [
@@ -95,7 +108,10 @@ def ebs_key_policy(account_id: str, region: str) -> str:
                         "StringEquals": {
                             "kms:CallerAccount": account_id,
                             "kms:ViaService": f"ec2.{region}.amazonaws.com",
-                        }
+                        },
+                        "StringLike": {
+                            "aws:PrincipalArn": [*launchers, f"arn:aws:iam::{account_id}:role/{role_prefix}*"]
+                        },
                     },
                 },
             ],
@@ -155,7 +171,7 @@ class EksCluster(pulumi.ComponentResource):
             "EBS volumes of nodes and persistent volumes",
             stateful,
             policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: ebs_key_policy(account, args.region)
+                lambda account: ebs_key_policy(account, args.region, args.iam.prefix)
             ),
         )
         control_plane = role(

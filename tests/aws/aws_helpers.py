@@ -88,7 +88,9 @@ def allows(
     Good enough for our documents: wildcards in actions/resources, the condition operators above,
     and for key policies an AWS principal (`*` or an exact ARN).
     """
-    context = context or {}
+    context = dict(context or {})
+    if principal is not None:
+        context.setdefault("aws:PrincipalArn", principal)
     for statement in policy:
         if statement.get("Effect") != "Allow":
             continue
