@@ -248,3 +248,18 @@ def test_components_use_mlplat_type_tokens_and_outputs(offline_plan: PlanFor, en
     assert outputs["oidcIssuer"].startswith("https://oidc.eks.")
     assert outputs["gpuPoolNames"] == [p.name for p in load_environment(env).gpu.pools]
     assert outputs["systemPoolName"] == f"mlplat-{env}-system"
+
+
+# IAM refuses a role whose inline policies together exceed 10,240 characters, whitespace not counted
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html, "Role policy size").
+ROLE_INLINE_POLICY_LIMIT = 10_240
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_inline_role_policies_fit_iams_size_limit(offline_plan: PlanFor, env: str) -> None:
+    sizes: dict[str, int] = {}
+    for policy in of_type(offline_plan(env), "aws:iam/rolePolicy:RolePolicy"):
+        document = json.dumps(json.loads(policy["inputs"]["policy"]), separators=(",", ":"))
+        sizes[policy["parent"]] = sizes.get(policy["parent"], 0) + len(document)
+    for role, size in sizes.items():
+        assert size <= ROLE_INLINE_POLICY_LIMIT, f"{role}: inline policies of {size} characters"
