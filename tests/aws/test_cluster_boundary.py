@@ -21,11 +21,12 @@ AUTO_SCALING_ROLE = (
     f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 )
 KARPENTER_TYPES = {"kubernetes:karpenter.sh/v1:NodePool", "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"}
-# EKS access policies that can read Secrets: AmazonEKSAdminViewPolicy lists and gets every resource,
-# the admin and edit policies too; AmazonEKSViewPolicy cannot
-# (https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html).
+# EKS access policies that can read Secrets: AmazonEKSAdminViewPolicy gets/lists every resource
+# ("includes Kubernetes Secrets"), AmazonEKSSecretAdminPolicy, the admin and edit policies too;
+# AmazonEKSViewPolicy cannot (https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html).
 READS_SECRETS = {
     "AmazonEKSAdminViewPolicy",
+    "AmazonEKSSecretAdminPolicy",
     "AmazonEKSClusterAdminPolicy",
     "AmazonEKSAdminPolicy",
     "AmazonEKSEditPolicy",
