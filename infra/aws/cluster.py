@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import versions
-from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role, role, service_trust
+from infra.aws.iam import IamScope, IrsaRole, OidcIssuer, Statement, irsa_role, role, service_trust
 from infra.aws.kms import kms_key
 from infra.config import ClusterConfig, SystemPoolConfig
 
@@ -349,7 +349,7 @@ class EksCluster(pulumi.ComponentResource):
             for addon, version in sorted(pins.items())
         ]
 
-    def _cni_role(self, name: str, scope: IamScope, child: pulumi.ResourceOptions) -> aws.iam.Role:
+    def _cni_role(self, name: str, scope: IamScope, child: pulumi.ResourceOptions) -> IrsaRole:
         return irsa_role(
             f"{name}-vpc-cni",
             scope,
@@ -363,7 +363,7 @@ class EksCluster(pulumi.ComponentResource):
 
     def _ebs_csi_role(
         self, name: str, scope: IamScope, ebs_key_arn: pulumi.Output[str], child: pulumi.ResourceOptions
-    ) -> aws.iam.Role:
+    ) -> IrsaRole:
         return irsa_role(
             f"{name}-ebs-csi",
             scope,

@@ -6,6 +6,7 @@ or a policy document on the offline plan, and names the URN it judges.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -172,3 +173,31 @@ def test_preview_viewer_cannot_read_cluster_secrets(offline_plan: PlanFor, env: 
             policy = association["inputs"]["policyArn"].rsplit("/", 1)[1]
             assert policy not in READS_SECRETS, f"{association['urn']}: {policy} reads Secrets"
             assert association["inputs"]["accessScope"]["type"] == "cluster", association["urn"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_service_accounts_get_their_role_only_once_its_permissions_exist(
+    offline_plan: PlanFor, env: str
+) -> None:
+    """aws-node, the EBS CSI driver, Karpenter and Vault must not start on a role without its policies."""
+    plan = offline_plan(env)
+    federated = [
+        r
+        for r in of_type(plan, "aws:iam/role:Role")
+        if "sts:AssumeRoleWithWebIdentity" in r["inputs"]["assumeRolePolicy"]
+    ]
+    assert federated
+    for role in federated:
+        arn = f"arn:aws:iam::{ACCOUNT}:role/{role['name']}"  # the mocks' ARN for this role
+        policies = [
+            r["urn"]
+            for r in plan["resources"]
+            if r["parent"] == role["urn"] and r["type"].startswith("aws:iam/rolePolicy")
+        ]
+        consumers = [
+            r for r in plan["resources"] if r["parent"] != role["urn"] and arn in json.dumps(r["inputs"])
+        ]
+        assert policies and consumers, f"{role['urn']}: {policies} {[c['urn'] for c in consumers]}"
+        for consumer in consumers:
+            early = [p for p in policies if p not in waits_for(plan, consumer["urn"])]
+            assert not early, f"{consumer['urn']} hands out {role['urn']} before {early}"

@@ -71,7 +71,7 @@ def test_irsa_role_is_scoped_to_one_service_account_and_the_boundary() -> pulumi
         assert prefix == "mlplat-test-" and boundary == SCOPE.boundary_arn, f"{urn}: {prefix} {boundary}"
 
     return pulumi.Output.all(
-        role.urn, role.assume_role_policy, role.name_prefix, role.permissions_boundary
+        role.role.urn, role.role.assume_role_policy, role.role.name_prefix, role.role.permissions_boundary
     ).apply(check)
 
 
