@@ -26,10 +26,11 @@ SERVICE_ACCOUNT = "karpenter"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 POOL_LABEL = "mlplat/gpu-pool"
 NODE_CLASS = "gpu"
+# The node role of Karpenter's template (KarpenterNodeRole, v1.14.1): image pulls only, not ECR reads.
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
-    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
 )
 # The EventBridge rules of Karpenter's CloudFormation template: aws/karpenter-provider-aws tag v1.14.1,

@@ -220,3 +220,20 @@ def test_karpenter_pricing_calls_are_not_bound_to_the_stack_region(offline_plan:
     urn, policy = controller_policy(offline_plan(env))
     for pricing_region in ("us-east-1", "eu-central-1", "ap-south-1"):
         assert allows(policy, "pricing:GetProducts", "*", {"aws:RequestedRegion": pricing_region}), urn
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_karpenter_node_role_has_upstreams_managed_policies(
+    offline_plan: PlanFor, reference: Path, env: str
+) -> None:
+    plan = offline_plan(env)
+    node_role = upstream_template(reference)["Resources"]["KarpenterNodeRole"]["Properties"]
+    upstream = {arn.replace("${AWS::Partition}", "aws") for arn in node_role["ManagedPolicyArns"]}
+    role_name = node_class(plan)["inputs"]["spec"]["role"]
+    attached = [
+        a
+        for a in of_type(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a["inputs"]["role"] == role_name
+    ]
+    ours = {a["inputs"]["policyArn"] for a in attached}
+    assert ours == upstream, f"{[a['urn'] for a in attached]}: {sorted(ours ^ upstream)}"
