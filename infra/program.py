@@ -57,15 +57,19 @@ def build(config: StackConfig) -> None:
             public_subnet_ids=network.public_subnet_ids,
             protect_stateful=config.protect_stateful,
             iam=iam,
+            account_id=account,
+            region=config.aws.region,
         ),
         on_aws,
     )
-    # Every Kubernetes resource names this provider; the stack disables the default one.
+    # Every Kubernetes resource names this provider; the stack disables the default one. It waits
+    # for the access entries and their policy associations (the deploy role's among them): before
+    # they exist the API answers 401/403 to the role running `pulumi up`.
     k8s_provider = k8s.Provider(
         "k8s",
         kubeconfig=cluster.kubeconfig,
         enable_server_side_apply=True,
-        opts=pulumi.ResourceOptions(parent=cluster),
+        opts=pulumi.ResourceOptions(parent=cluster, depends_on=cluster.api_access),
     )
     on_cluster = pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider})
 
@@ -74,8 +78,11 @@ def build(config: StackConfig) -> None:
         "gpu",
         GpuNodePoolsArgs(
             cluster_name=cluster_name,
+            control_plane=cluster.control_plane,
             cluster_endpoint=cluster.endpoint,
+            compute_ready=cluster.compute_ready,
             region=config.aws.region,
+            account_id=account,
             gpu=config.gpu,
             oidc=cluster.oidc,
             ebs_key_arn=cluster.ebs_key_arn,
@@ -85,6 +92,9 @@ def build(config: StackConfig) -> None:
         on_cluster,
     )
     unseal = VaultUnsealKey("vault-unseal", iam, cluster.oidc, config.protect_stateful, on_aws)
+    # Platform services need nodes, CoreDNS and the EBS CSI driver (compute_ready) and, for their
+    # volumes, the storage classes; none creates a NodePool, so none waits for Karpenter or the GPU
+    # pools (a Karpenter failure must not hold back monitoring, Vault or Argo CD).
     PlatformServices(
         "platform",
         PlatformServicesArgs(
@@ -95,7 +105,8 @@ def build(config: StackConfig) -> None:
             cluster_name=cluster.name,
         ),
         pulumi.ResourceOptions(
-            providers={"aws": aws_provider, "kubernetes": k8s_provider}, depends_on=[gpu_pools, storage]
+            providers={"aws": aws_provider, "kubernetes": k8s_provider},
+            depends_on=[*cluster.compute_ready, storage],
         ),
     )
 

@@ -30,7 +30,10 @@ CHARTS: dict[str, ChartPin] = {
     "kserve-runtimes": ChartPin(
         "oci://ghcr.io/kserve/charts", "kserve-runtime-configs", "v0.20.0", "kserve-runtime-configs"
     ),
-    # Karpenter scales GPU pools from zero (docs/adr/0001-gpu-autoscaling.md).
+    # Karpenter scales GPU pools from zero (docs/adr/0001-gpu-autoscaling.md). An OCI chart: Helm
+    # takes it as `oci://public.ecr.aws/karpenter/karpenter` (aws/karpenter-provider-aws v1.14.1,
+    # website/content/en/preview/getting-started/getting-started-with-karpenter/scripts/
+    # step08-apply-helm-chart.sh: `helm upgrade --install karpenter oci://public.ecr.aws/karpenter/karpenter`).
     "karpenter": ChartPin("oci://public.ecr.aws/karpenter", "karpenter", "1.14.1", "karpenter"),
     # GPU Operator v26.7.0 bundles device plugin v0.20.0 and the DCGM exporter.
     "gpu-operator": ChartPin("https://helm.ngc.nvidia.com/nvidia", "gpu-operator", "v26.7.0", "gpu-operator"),
@@ -55,6 +58,14 @@ CHARTS: dict[str, ChartPin] = {
 # EKS managed add-ons per Kubernetes minor version: a stack may only ask for a cluster version
 # listed here, so every cluster runs add-ons chosen for it. Check new pins with
 # `aws eks describe-addon-versions --kubernetes-version <v> --addon-name <name>` before adding.
+#
+# What could be checked offline, and what could not:
+# - the upstream releases exist: aws/amazon-vpc-cni-k8s tag v1.20.4, kubernetes-sigs/aws-ebs-csi-driver
+#   tag v1.50.1 (both seen in the repositories' tags);
+# - the `-eksbuild.N` builds are published only through the EKS API (the user guide lists only the
+#   newest build per version, e.g. managing-kube-proxy.adoc: 1.34 -> v1.34.0-eksbuild.5, in
+#   awsdocs/amazon-eks-user-guide PR 1146), so the exact builds below are NOT verified here:
+#   `mlplat preflight` checks each pin with `eks describe-addon-versions` before `pulumi up`.
 EKS_ADDONS: dict[str, dict[str, str]] = {
     "1.33": {
         "vpc-cni": "v1.20.4-eksbuild.1",
@@ -70,9 +81,17 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
     },
 }
 
-# Karpenter's AMI alias for GPU nodes: on GPU instance types the AL2023 alias resolves to the
-# NVIDIA-accelerated EKS AMI. Pinned to a dated release rather than @latest so nodes only change
-# when this line does.
+# Karpenter's AMI alias for GPU nodes, pinned to a dated release rather than @latest so nodes only
+# change when this line does. Checked upstream:
+# - the form is `family@version`, AL2023 versions are the EKS AMI release tags (Karpenter v1.14.1,
+#   website/content/en/preview/concepts/nodeclasses.md, "alias: al2023@v20240807");
+# - the AL2023 alias resolves the standard, nvidia and neuron variants and gives each its own
+#   requirements, so GPU instance types get the NVIDIA AMI (pkg/providers/amifamily/al2023.go,
+#   DescribeImageQuery; SSM path /aws/service/eks/optimized-ami/<k8s>/amazon-linux-2023/x86_64/nvidia/
+#   amazon-eks-node-al2023-x86_64-nvidia-<k8s>-<version>/image_id);
+# - release v20251108 ships amazon-eks-node-al2023-x86_64-nvidia-1.34-v20251108 and -1.33-
+#   (awslabs/amazon-eks-ami tag v20251108, CHANGELOG.md "AMI Release v20251108").
+# Whether the SSM parameter is published in the stack's region is for `mlplat preflight` to check.
 KARPENTER_GPU_AMI_ALIAS = "al2023@v20251108"
 
 # Images the platform chooses itself (the charts' defaults are used everywhere else).

@@ -9,19 +9,35 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import versions
-from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role, role, service_trust
+from infra.aws.iam import IamScope, IrsaRole, OidcIssuer, Statement, irsa_role, role, service_trust
 from infra.aws.kms import kms_key
 from infra.config import ClusterConfig, SystemPoolConfig
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 SYSTEM_POOL_LABEL = {"mlplat/pool": "system"}
+CNI_POLICY = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+# The node role keeps the CNI policy although the vpc-cni add-on has its own IRSA role: on a fresh
+# cluster `aws-node` starts on the first node before it can use IRSA, and without CNI permissions the
+# node never turns Ready ("cni plugin not initialized"), so the node group never becomes ACTIVE.
+# terraform-aws-eks does the same by default: modules/eks-managed-node-group/variables.tf,
+# `iam_role_attach_cni_policy` (default true, "nodes will not be able to join the cluster" if false).
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    CNI_POLICY,
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
 )
-# The VPC CNI's own role (IRSA) holds the CNI policy instead of every node.
-CNI_POLICY = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+# Add-ons nodes need to join and turn Ready, created before any node group, as terraform-aws-eks's
+# `before_compute` add-ons are (main.tf, `aws_eks_addon.before_compute`): the CNI gives the node its
+# network; kube-proxy programs the `kubernetes` Service IP through which `aws-node` reaches the API.
+# Both are DaemonSets, ACTIVE with zero nodes. coredns and the EBS CSI controller are Deployments
+# that need a node to become ACTIVE, so they come after the system pool.
+BEFORE_COMPUTE_ADDONS = frozenset({"vpc-cni", "kube-proxy"})
+# EKS access policies: admins get cluster-admin; viewers get AmazonEKSViewPolicy, which, like the
+# Kubernetes `view` ClusterRole, cannot read Secrets (AmazonEKSAdminViewPolicy can). Source:
+# https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html
+ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
+VIEWER_ACCESS_POLICY = "AmazonEKSViewPolicy"
 EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 
 
@@ -35,6 +51,73 @@ class EksClusterArgs:
     public_subnet_ids: pulumi.Input[list[str]]
     protect_stateful: bool
     iam: IamScope
+    account_id: pulumi.Input[str]
+    region: str
+
+
+# Who launches instances with the EBS key on our behalf: EC2 Auto Scaling (the system pool), and for
+# Karpenter's launches EC2 Fleet and Spot, besides the stack's own roles. Service-linked roles live
+# under /aws-service-role/<service>/ (https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html).
+LAUNCHING_SERVICE_ROLES = (
+    "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+    "aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet",
+    "aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot",
+)
+
+
+def ebs_key_policy(account_id: str, region: str, role_prefix: str) -> str:
+    """The EBS key's policy: the account administers it through IAM, and EC2 may use it on behalf of
+    the launching service-linked roles and this stack's roles, so Auto Scaling can launch the system
+    pool's encrypted root volumes (without this, instances are terminated at launch).
+
+    `kms:ViaService` + `kms:CallerAccount` is the form AWS's own `aws/ebs` key and Karpenter's
+    troubleshooting guide use; the principal is a condition rather than a `Principal` because a key
+    policy naming a role that does not exist yet (AWSServiceRoleForAutoScaling in an account where
+    Auto Scaling never ran) is rejected. `aws:PrincipalArn` keeps another environment's roles in a
+    shared account out. Sources:
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html
+    and aws/karpenter-provider-aws v1.14.1 website/content/en/preview/troubleshooting.md
+    ("Node terminates before ready on failed encrypted EBS volume").
+    """
+    launchers = [f"arn:aws:iam::{account_id}:role/{path}" for path in LAUNCHING_SERVICE_ROLES]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersKeyThroughIam",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "VolumesThroughEc2ForThisStack",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": [
+                        "kms:CreateGrant",
+                        "kms:Decrypt",
+                        "kms:DescribeKey",
+                        "kms:Encrypt",
+                        "kms:GenerateDataKey*",
+                        "kms:ReEncrypt*",
+                    ],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:CallerAccount": account_id,
+                            "kms:ViaService": f"ec2.{region}.amazonaws.com",
+                        },
+                        "StringLike": {
+                            "aws:PrincipalArn": [*launchers, f"arn:aws:iam::{account_id}:role/{role_prefix}*"]
+                        },
+                    },
+                },
+            ],
+        },
+        sort_keys=True,
+    )
 
 
 def node_launch_template(
@@ -68,6 +151,11 @@ class EksCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     ebs_key_arn: pulumi.Output[str]
     system_pool_name: pulumi.Output[str]
+    control_plane: aws.eks.Cluster
+    # What a client of the Kubernetes API must wait for: the access entries and their policies.
+    api_access: list[pulumi.Resource]
+    # What a workload must wait for: the system pool and every core add-on.
+    compute_ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplat:cluster:EksCluster", name, None, opts)
@@ -78,7 +166,13 @@ class EksCluster(pulumi.ComponentResource):
 
         secrets_key = kms_key(f"{name}-secrets", args.iam.prefix, "EKS Secrets envelope encryption", stateful)
         ebs_key = kms_key(
-            f"{name}-ebs", args.iam.prefix, "EBS volumes of nodes and persistent volumes", stateful
+            f"{name}-ebs",
+            args.iam.prefix,
+            "EBS volumes of nodes and persistent volumes",
+            stateful,
+            policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: ebs_key_policy(account, args.region, args.iam.prefix)
+            ),
         )
         control_plane = role(
             f"{name}-control-plane", args.iam, service_trust("eks.amazonaws.com"), "EKS control plane", child
@@ -129,13 +223,14 @@ class EksCluster(pulumi.ComponentResource):
             provider_arn=oidc_provider.arn, issuer_host=issuer.apply(lambda url: url.removeprefix("https://"))
         )
 
-        grants = [("admin", arn, "AmazonEKSClusterAdminPolicy") for arn in cfg.admin_role_arns]
-        grants += [("viewer", arn, "AmazonEKSAdminViewPolicy") for arn in cfg.viewer_role_arns]
+        grants = [("admin", arn, ADMIN_ACCESS_POLICY) for arn in cfg.admin_role_arns]
+        grants += [("viewer", arn, VIEWER_ACCESS_POLICY) for arn in cfg.viewer_role_arns]
+        self.api_access = []
         for index, (kind, principal, policy) in enumerate(grants):
             entry = aws.eks.AccessEntry(
                 f"{name}-{kind}-{index}", cluster_name=cluster.name, principal_arn=principal, opts=child
             )
-            aws.eks.AccessPolicyAssociation(
+            association = aws.eks.AccessPolicyAssociation(
                 f"{name}-{kind}-{index}",
                 cluster_name=cluster.name,
                 principal_arn=principal,
@@ -143,9 +238,17 @@ class EksCluster(pulumi.ComponentResource):
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
                 opts=pulumi.ResourceOptions(parent=entry),
             )
+            self.api_access += [entry, association]
 
-        system_pool = self._system_pool(name, args, cluster, ebs_key.arn)
-        self._addons(name, args.iam, cluster, addon_pins, ebs_key.arn, depends_on=[system_pool])
+        before: dict[str, str] = {}
+        after: dict[str, str] = {}
+        for addon, version in addon_pins.items():
+            (before if addon in BEFORE_COMPUTE_ADDONS else after)[addon] = version
+        node_addons = self._addons(name, args.iam, cluster, before, ebs_key.arn, depends_on=[])
+        system_pool = self._system_pool(name, args, cluster, ebs_key, depends_on=node_addons)
+        workload_addons = self._addons(name, args.iam, cluster, after, ebs_key.arn, depends_on=[system_pool])
+        self.control_plane = cluster
+        self.compute_ready = [system_pool, *node_addons, *workload_addons]
 
         self.name = cluster.name
         self.endpoint = cluster.endpoint
@@ -168,7 +271,12 @@ class EksCluster(pulumi.ComponentResource):
         )
 
     def _system_pool(
-        self, name: str, args: EksClusterArgs, cluster: aws.eks.Cluster, ebs_key_arn: pulumi.Output[str]
+        self,
+        name: str,
+        args: EksClusterArgs,
+        cluster: aws.eks.Cluster,
+        ebs_key: aws.kms.Key,
+        depends_on: list[pulumi.Resource],
     ) -> aws.eks.NodeGroup:
         """On-demand managed node group for platform services (Karpenter itself runs here)."""
         pool = args.system_pool
@@ -189,7 +297,9 @@ class EksCluster(pulumi.ComponentResource):
             )
             for index, arn in enumerate(NODE_POLICIES)
         ]
-        template = node_launch_template(f"{name}-system-node", ebs_key_arn, child)
+        # The template names the key by ARN; the key (and its policy admitting EC2 Auto Scaling) is
+        # a dependency through that ARN.
+        template = node_launch_template(f"{name}-system-node", ebs_key.arn, child)
         return aws.eks.NodeGroup(
             f"{name}-system",
             node_group_name=f"{args.cluster_name}-system",
@@ -206,7 +316,7 @@ class EksCluster(pulumi.ComponentResource):
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=template.id, version=template.latest_version.apply(str)
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, *depends_on]),
         )
 
     def _addons(
@@ -217,10 +327,30 @@ class EksCluster(pulumi.ComponentResource):
         pins: dict[str, str],
         ebs_key_arn: pulumi.Output[str],
         depends_on: list[pulumi.Resource],
-    ) -> None:
-        """Core add-ons at pinned versions; CNI and EBS CSI get their own IRSA roles."""
+    ) -> list[pulumi.Resource]:
+        """The add-ons of `pins` at their versions, after `depends_on`; CNI and EBS CSI get IRSA roles."""
         child = pulumi.ResourceOptions(parent=self)
-        cni_role = irsa_role(
+        roles: dict[str, pulumi.Output[str]] = {}
+        if "vpc-cni" in pins:
+            roles["vpc-cni"] = self._cni_role(name, scope, child).arn
+        if "aws-ebs-csi-driver" in pins:
+            roles["aws-ebs-csi-driver"] = self._ebs_csi_role(name, scope, ebs_key_arn, child).arn
+        return [
+            aws.eks.Addon(
+                f"{name}-{addon}",
+                cluster_name=cluster.name,
+                addon_name=addon,
+                addon_version=version,
+                service_account_role_arn=roles.get(addon),
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="PRESERVE",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            )
+            for addon, version in sorted(pins.items())
+        ]
+
+    def _cni_role(self, name: str, scope: IamScope, child: pulumi.ResourceOptions) -> IrsaRole:
+        return irsa_role(
             f"{name}-vpc-cni",
             scope,
             self.oidc,
@@ -230,7 +360,11 @@ class EksCluster(pulumi.ComponentResource):
             child,
             managed_policy_arns=(CNI_POLICY,),
         )
-        ebs_role = irsa_role(
+
+    def _ebs_csi_role(
+        self, name: str, scope: IamScope, ebs_key_arn: pulumi.Output[str], child: pulumi.ResourceOptions
+    ) -> IrsaRole:
+        return irsa_role(
             f"{name}-ebs-csi",
             scope,
             self.oidc,
@@ -258,18 +392,6 @@ class EksCluster(pulumi.ComponentResource):
             child,
             managed_policy_arns=(EBS_CSI_POLICY,),
         )
-        roles = {"vpc-cni": cni_role.arn, "aws-ebs-csi-driver": ebs_role.arn}
-        for addon, version in sorted(pins.items()):
-            aws.eks.Addon(
-                f"{name}-{addon}",
-                cluster_name=cluster.name,
-                addon_name=addon,
-                addon_version=version,
-                service_account_role_arn=roles.get(addon),
-                resolve_conflicts_on_create="OVERWRITE",
-                resolve_conflicts_on_update="PRESERVE",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
-            )
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:

@@ -112,6 +112,19 @@ def irsa_trust(oidc: OidcIssuer, namespace: str, service_account: str) -> pulumi
     )
 
 
+@dataclass(frozen=True)
+class IrsaRole:
+    """An IRSA role and the ARN to hand to its service account.
+
+    `arn` resolves only once the role's policies exist, and carries them as dependencies: a pod
+    given the ARN earlier assumes a role without permissions and fails its first calls (aws-node
+    then never initializes the CNI; Karpenter's controller crash-loops and its atomic release rolls back).
+    """
+
+    role: aws.iam.Role
+    arn: pulumi.Output[str]
+
+
 def irsa_role(
     name: str,
     scope: IamScope,
@@ -121,7 +134,7 @@ def irsa_role(
     statements: list[Statement],
     opts: pulumi.ResourceOptions,
     managed_policy_arns: tuple[str, ...] = (),
-) -> aws.iam.Role:
+) -> IrsaRole:
     """A role for one service account, its inline least-privilege policy and any AWS-managed policy."""
     irsa = role(
         name,
@@ -131,8 +144,15 @@ def irsa_role(
         opts,
     )
     child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=irsa))
+    granted: list[pulumi.Output[str]] = []
     if statements:
-        aws.iam.RolePolicy(f"{name}-policy", role=irsa.id, policy=policy_document(statements), opts=child)
+        inline = aws.iam.RolePolicy(
+            f"{name}-policy", role=irsa.id, policy=policy_document(statements), opts=child
+        )
+        granted.append(inline.id)
     for index, arn in enumerate(managed_policy_arns):
-        aws.iam.RolePolicyAttachment(f"{name}-managed-{index}", role=irsa.name, policy_arn=arn, opts=child)
-    return irsa
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-managed-{index}", role=irsa.name, policy_arn=arn, opts=child
+        )
+        granted.append(attachment.id)
+    return IrsaRole(role=irsa, arn=pulumi.Output.all(irsa.arn, *granted).apply(lambda v: str(v[0])))

@@ -8,6 +8,7 @@ GPU limit; the pools' limits together stay within the environment's GPU cap (con
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,49 +19,268 @@ import pulumi_kubernetes as k8s
 from infra import versions
 from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role, role, service_trust
 from infra.config import GpuConfig
+from infra.services.chart import helm_release
 
 NAMESPACE = "karpenter"
 SERVICE_ACCOUNT = "karpenter"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 POOL_LABEL = "mlplat/gpu-pool"
 NODE_CLASS = "gpu"
+# The node role of Karpenter's template (KarpenterNodeRole, v1.14.1): image pulls only, not ECR reads.
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
-    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
 )
-# Describe/read APIs that support no resource-level permissions: listed one by one, never `ec2:*`.
-DESCRIBE_ACTIONS = [
-    "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeImages",
-    "ec2:DescribeInstances",
-    "ec2:DescribeInstanceTypeOfferings",
-    "ec2:DescribeInstanceTypes",
-    "ec2:DescribeLaunchTemplates",
-    "ec2:DescribeSecurityGroups",
-    "ec2:DescribeSpotPriceHistory",
-    "ec2:DescribeSubnets",
-    "pricing:GetProducts",
-]
+# The EventBridge rules of Karpenter's CloudFormation template: aws/karpenter-provider-aws tag v1.14.1,
+# website/content/en/preview/getting-started/getting-started-with-karpenter/cloudformation.yaml
+# (byte-identical to ../shared/reference/iam/karpenter/cloudformation.yaml, which tests compare against).
 INTERRUPTION_EVENTS = {
     "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
     "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
     "state-change": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]},
     "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
+    "capacity-reservation-interruption": {
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Capacity Reservation Instance Interruption Warning"],
+    },
 }
 
 
 @dataclass(frozen=True)
 class GpuNodePoolsArgs:
     cluster_name: str
+    # The EKS cluster resource: what names the cluster (the node access entry) waits for it.
+    control_plane: pulumi.Resource
     cluster_endpoint: pulumi.Input[str]
+    # The system pool and core add-ons: Karpenter's controller runs on the system pool and needs DNS.
+    compute_ready: Sequence[pulumi.Resource]
     region: str
+    account_id: pulumi.Input[str]
     gpu: GpuConfig
     oidc: OidcIssuer
     ebs_key_arn: pulumi.Input[str]
     storage_encrypted: bool
     iam: IamScope
+
+
+@dataclass(frozen=True)
+class ControllerScope:
+    """What Karpenter's controller policy names: its cluster, region and account, its node role,
+    its interruption queue, and the EBS key of its nodes' volumes (None when volumes are not encrypted)."""
+
+    cluster_name: str
+    region: str
+    account_id: pulumi.Input[str]
+    node_role_arn: pulumi.Input[str]
+    queue_arn: pulumi.Input[str]
+    ebs_key_arn: pulumi.Input[str] | None
+
+
+def controller_statements(scope: ControllerScope) -> list[Statement]:
+    """Karpenter's controller permissions: upstream's policies for v1.14.1, statement for statement.
+
+    Source: aws/karpenter-provider-aws tag v1.14.1, the getting-started CloudFormation template
+    (website/content/en/preview/getting-started/getting-started-with-karpenter/cloudformation.yaml),
+    policies NodeLifecycle, IAMIntegration, EKSIntegration, Interruption, ZonalShift and
+    ResourceDiscovery; read-only copy in ../shared/reference/iam/karpenter/cloudformation.yaml, which
+    tests/aws/test_karpenter_iam.py diffs this list against. The Sids are upstream's, and so are the
+    cluster-ownership tag conditions: the controller may only tag, terminate or delete instances,
+    launch templates and instance profiles that carry `kubernetes.io/cluster/<name>: owned` and a
+    Karpenter pool/node-class tag. Upstream's pricing statement has no region condition because
+    Karpenter calls the Pricing API in us-east-1, eu-central-1 (for eu-*), ap-south-1 (for ap-*) or
+    cn-northwest-1 (pkg/providers/pricing/pricing.go `NewAPI`, tag v1.14.1).
+    """
+    name, region = scope.cluster_name, scope.region
+    ec2 = f"arn:aws:ec2:{region}"
+    owned = {f"kubernetes.io/cluster/{name}": "owned"}
+    requested = {f"aws:RequestTag/{k}": v for k, v in owned.items()} | {
+        "aws:RequestTag/eks:eks-cluster-name": name
+    }
+    resource_owned = {f"aws:ResourceTag/{k}": v for k, v in owned.items()}
+    launched: list[pulumi.Input[str]] = [
+        f"{ec2}:*:fleet/*",
+        f"{ec2}:*:instance/*",
+        f"{ec2}:*:volume/*",
+        f"{ec2}:*:network-interface/*",
+        f"{ec2}:*:launch-template/*",
+        f"{ec2}:*:spot-instances-request/*",
+    ]
+    account = scope.account_id
+    profiles = pulumi.Output.format("arn:aws:iam::{0}:instance-profile/*", account)
+    cluster_arn = pulumi.Output.format("arn:aws:eks:{0}:{1}:cluster/{2}", region, account, name)
+    region_tag = {"aws:ResourceTag/topology.kubernetes.io/region": region}
+    statements = [
+        # NodeLifecyclePolicy
+        Statement(
+            "AllowScopedEC2InstanceAccessActions",
+            ["ec2:RunInstances", "ec2:CreateFleet"],
+            [
+                f"{ec2}::image/*",
+                f"{ec2}::snapshot/*",
+                f"{ec2}:*:security-group/*",
+                f"{ec2}:*:subnet/*",
+                f"{ec2}:*:capacity-reservation/*",
+                f"{ec2}:*:placement-group/*",
+            ],
+        ),
+        Statement(
+            "AllowScopedEC2LaunchTemplateAccessActions",
+            ["ec2:RunInstances", "ec2:CreateFleet"],
+            [f"{ec2}:*:launch-template/*"],
+            condition={
+                "StringEquals": resource_owned,
+                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+            },
+        ),
+        Statement(
+            "AllowScopedEC2InstanceActionsWithTags",
+            ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
+            launched,
+            condition={
+                "StringEquals": requested,
+                "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
+            },
+        ),
+        Statement(
+            "AllowScopedResourceCreationTagging",
+            ["ec2:CreateTags"],
+            launched,
+            condition={
+                "StringEquals": requested
+                | {"ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
+                "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
+            },
+        ),
+        Statement(
+            "AllowScopedResourceTagging",
+            ["ec2:CreateTags"],
+            [f"{ec2}:*:instance/*"],
+            condition={
+                "StringEquals": resource_owned,
+                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+                "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": name},
+                "ForAllValues:StringEquals": {
+                    "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]
+                },
+            },
+        ),
+        Statement(
+            "AllowScopedDeletion",
+            ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+            [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
+            condition={
+                "StringEquals": resource_owned,
+                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+            },
+        ),
+        # IAMIntegrationPolicy
+        Statement(
+            "AllowPassingInstanceRole",
+            ["iam:PassRole"],
+            [scope.node_role_arn],
+            condition={
+                "StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}
+            },
+        ),
+        Statement(
+            "AllowScopedInstanceProfileCreationActions",
+            ["iam:CreateInstanceProfile"],
+            [profiles],
+            condition={
+                "StringEquals": requested | {"aws:RequestTag/topology.kubernetes.io/region": region},
+                "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"},
+            },
+        ),
+        Statement(
+            "AllowScopedInstanceProfileTagActions",
+            ["iam:TagInstanceProfile"],
+            [profiles],
+            condition={
+                "StringEquals": resource_owned
+                | region_tag
+                | requested
+                | {"aws:RequestTag/topology.kubernetes.io/region": region},
+                "StringLike": {
+                    "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                    "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                },
+            },
+        ),
+        Statement(
+            "AllowScopedInstanceProfileActions",
+            [
+                "iam:AddRoleToInstanceProfile",
+                "iam:RemoveRoleFromInstanceProfile",
+                "iam:DeleteInstanceProfile",
+            ],
+            [profiles],
+            condition={
+                "StringEquals": resource_owned | region_tag,
+                "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"},
+            },
+        ),
+        # EKSIntegrationPolicy
+        Statement("AllowAPIServerEndpointDiscovery", ["eks:DescribeCluster"], [cluster_arn]),
+        # InterruptionPolicy
+        Statement(
+            "AllowInterruptionQueueActions",
+            ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+            [scope.queue_arn],
+        ),
+        # ZonalShiftPolicy
+        Statement(
+            "AllowZonalShiftStatusReadOnly",
+            ["arc-zonal-shift:GetManagedResource"],
+            ["*"],
+            condition={"StringEquals": {"arc-zonal-shift:ResourceIdentifier": cluster_arn}},
+        ),
+        # ResourceDiscoveryPolicy
+        Statement(
+            "AllowRegionalReadActions",
+            [
+                "ec2:DescribeCapacityReservations",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstances",
+                "ec2:DescribeInstanceStatus",
+                "ec2:DescribeInstanceTypeOfferings",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplates",
+                "ec2:DescribePlacementGroups",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSpotPriceHistory",
+                "ec2:DescribeSubnets",
+            ],
+            ["*"],
+            condition={"StringEquals": {"aws:RequestedRegion": region}},
+        ),
+        Statement(
+            "AllowSSMReadActions", ["ssm:GetParameter"], [f"arn:aws:ssm:{region}::parameter/aws/service/*"]
+        ),
+        Statement("AllowPricingReadActions", ["pricing:GetProducts"], ["*"]),
+        Statement("AllowUnscopedInstanceProfileListAction", ["iam:ListInstanceProfiles"], ["*"]),
+        Statement("AllowInstanceProfileReadActions", ["iam:GetInstanceProfile"], [profiles]),
+    ]
+    if scope.ebs_key_arn is not None:
+        # Not in upstream's template: GPU nodes' root volumes use our customer-managed key, and EC2
+        # launches them with the caller's (the controller's) KMS permissions, or the instance is
+        # terminated at launch (Karpenter v1.14.1 troubleshooting.md, "Node terminates before ready
+        # on failed encrypted EBS volume"). Scoped to that one key; grants only for AWS resources.
+        statements += [
+            Statement(
+                "UseNodeVolumeKey",
+                ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+                [scope.ebs_key_arn],
+            ),
+            Statement(
+                "GrantNodeVolumeKeyToEc2",
+                ["kms:CreateGrant"],
+                [scope.ebs_key_arn],
+                condition={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            ),
+        ]
+    return statements
 
 
 def node_class_spec(node_role: str, cluster_name: str, ebs_key_arn: str, encrypted: bool) -> dict[str, Any]:
@@ -127,21 +347,24 @@ class GpuNodePools(pulumi.ComponentResource):
         node_role = role(
             f"{name}-node", args.iam, service_trust("ec2.amazonaws.com"), "Karpenter GPU nodes", child
         )
-        for index, arn in enumerate(NODE_POLICIES):
+        node_policies = [
             aws.iam.RolePolicyAttachment(
                 f"{name}-node-{index}",
                 role=node_role.name,
                 policy_arn=arn,
                 opts=pulumi.ResourceOptions(parent=node_role),
             )
-        aws.eks.AccessEntry(
+            for index, arn in enumerate(NODE_POLICIES)
+        ]
+        # An access entry can only be created once the cluster exists; naming the cluster by a plain
+        # string would let it race the cluster's creation.
+        node_access = aws.eks.AccessEntry(
             f"{name}-node",
             cluster_name=args.cluster_name,
             principal_arn=node_role.arn,
             type="EC2_LINUX",
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.control_plane]),
         )
-        profile_arn = "arn:aws:iam::*:instance-profile/*"  # Karpenter names the profiles it manages
         queue = aws.sqs.Queue(
             f"{name}-interruptions",
             name_prefix=args.iam.prefix,
@@ -190,65 +413,22 @@ class GpuNodePools(pulumi.ComponentResource):
                 f"{name}-{event}", rule=rule.name, arn=queue.arn, opts=pulumi.ResourceOptions(parent=rule)
             )
 
-        cluster_arn = f"arn:aws:eks:{args.region}:*:cluster/{args.cluster_name}"
         controller_role = irsa_role(
             f"{name}-controller",
             args.iam,
             args.oidc,
             NAMESPACE,
             SERVICE_ACCOUNT,
-            [
-                Statement("ReadInventory", DESCRIBE_ACTIONS, ["*"]),
-                Statement(
-                    "LaunchNodes",
-                    ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate", "ec2:CreateTags"],
-                    [
-                        f"arn:aws:ec2:{args.region}:*:fleet/*",
-                        f"arn:aws:ec2:{args.region}:*:instance/*",
-                        f"arn:aws:ec2:{args.region}:*:launch-template/*",
-                        f"arn:aws:ec2:{args.region}:*:network-interface/*",
-                        f"arn:aws:ec2:{args.region}:*:spot-instances-request/*",
-                        f"arn:aws:ec2:{args.region}:*:volume/*",
-                        f"arn:aws:ec2:{args.region}:*:security-group/*",
-                        f"arn:aws:ec2:{args.region}:*:subnet/*",
-                        f"arn:aws:ec2:{args.region}::image/*",
-                        f"arn:aws:ec2:{args.region}::snapshot/*",
-                    ],
-                ),
-                Statement(
-                    "TerminateOwnNodes",
-                    ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
-                    [
-                        f"arn:aws:ec2:{args.region}:*:instance/*",
-                        f"arn:aws:ec2:{args.region}:*:launch-template/*",
-                    ],
-                    condition={"StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}},
-                ),
-                Statement("PassNodeRole", ["iam:PassRole"], [node_role.arn]),
-                Statement(
-                    "ManageInstanceProfiles",
-                    [
-                        "iam:GetInstanceProfile",
-                        "iam:CreateInstanceProfile",
-                        "iam:TagInstanceProfile",
-                        "iam:AddRoleToInstanceProfile",
-                        "iam:RemoveRoleFromInstanceProfile",
-                        "iam:DeleteInstanceProfile",
-                    ],
-                    [profile_arn],
-                ),
-                Statement("ReadCluster", ["eks:DescribeCluster"], [cluster_arn]),
-                Statement(
-                    "ReadAmiParameters",
-                    ["ssm:GetParameter"],
-                    [f"arn:aws:ssm:{args.region}::parameter/aws/service/*"],
-                ),
-                Statement(
-                    "ConsumeInterruptions",
-                    ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
-                    [queue.arn],
-                ),
-            ],
+            controller_statements(
+                ControllerScope(
+                    cluster_name=args.cluster_name,
+                    region=args.region,
+                    account_id=args.account_id,
+                    node_role_arn=node_role.arn,
+                    queue_arn=queue.arn,
+                    ebs_key_arn=args.ebs_key_arn if args.storage_encrypted else None,
+                )
+            ),
             child,
         )
 
@@ -259,17 +439,17 @@ class GpuNodePools(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        pin = versions.CHARTS["karpenter"]
-        release = k8s.helm.v3.Release(
+        # The shared release helper names the OCI chart as `chart="oci://…/karpenter"` (with
+        # `repository_opts.repo="oci://…"` Helm looks for an index.yaml and fails), and sets atomic,
+        # a timeout and wait. The controller runs on the system pool and resolves the API through
+        # CoreDNS, so it waits for the pool and the core add-ons.
+        release = helm_release(
+            self,
             f"{name}-karpenter",
-            name="karpenter",
-            chart=pin.chart,
-            version=pin.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin.repo),
-            namespace=NAMESPACE,
-            atomic=True,
-            cleanup_on_fail=True,
-            values={
+            "karpenter",
+            "karpenter",
+            NAMESPACE,
+            {
                 "settings": {
                     "clusterName": args.cluster_name,
                     "clusterEndpoint": args.cluster_endpoint,
@@ -288,10 +468,11 @@ class GpuNodePools(pulumi.ComponentResource):
                     }
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            depends_on=[namespace, *args.compute_ready],
         )
 
-        after_crds = pulumi.ResourceOptions(parent=self, depends_on=[release])
+        # Nodes launched from the class must be able to join: its role's policies and access entry first.
+        after_crds = pulumi.ResourceOptions(parent=self, depends_on=[release, node_access, *node_policies])
         node_class = k8s.apiextensions.CustomResource(
             f"{name}-node-class",
             api_version="karpenter.k8s.aws/v1",

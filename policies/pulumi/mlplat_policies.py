@@ -283,6 +283,19 @@ def check_helm_pinned(args: ResourceValidationArgs) -> Iterator[str]:
         yield f"chart {chart!r} version is {version!r}: pin an exact version such as 1.2.3"
 
 
+def check_helm_oci_chart_form(args: ResourceValidationArgs) -> Iterator[str]:
+    """An OCI registry given as `repositoryOpts.repo` makes Helm fetch `<repo>/index.yaml`, which
+    OCI registries do not serve: the release fails at install. OCI charts are named in `chart`
+    as `oci://host/path/name`: Helm takes an OCI chart only as a full reference
+    (https://helm.sh/docs/topics/registries/), pulumi-kubernetes passes `chart` to Helm as such
+    (OCI support in Release: pulumi/pulumi-kubernetes#1892; "Chart Resolution" in
+    https://www.pulumi.com/registry/packages/kubernetes/api-docs/helm/v4/chart/)."""
+    repo = peek(args.props, "repositoryOpts", "repo")
+    if isinstance(repo, str) and repo.startswith("oci://"):
+        chart = peek(args.props, "chart")
+        yield f"repositoryOpts.repo is the OCI registry {repo!r}: set chart={repo.rstrip('/')}/{chart} instead"
+
+
 def check_helm_values_secrets(args: ResourceValidationArgs) -> Iterator[str]:
     for path in plaintext_secrets(peek(args.props, "values"), "values"):
         yield f"{path} holds a plaintext secret: reference an existing Secret or pass pulumi.secret()"
@@ -560,6 +573,13 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         HELM_TYPES,
         check_helm_pinned,
         "Set version to an exact chart version from infra/versions.py, not a range, empty or latest.",
+    ),
+    resource_policy(
+        "helm-oci-chart-form",
+        "OCI charts are named in chart (oci://host/path/name); an OCI repository URL makes Helm fail.",
+        HELM_TYPES,
+        check_helm_oci_chart_form,
+        'Set chart="oci://host/path/name" and leave repository_opts unset (infra/services/chart.py helm_release).',
     ),
     resource_policy(
         "helm-values-no-plaintext-secrets",

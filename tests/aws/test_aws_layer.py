@@ -6,29 +6,20 @@ Each assertion names the URN it is about. Inputs are what the provider would rec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from aws_helpers import as_list, of_type, one, statements
 
 from infra import versions
 from infra.config import ENVIRONMENTS, load_environment
 
 PlanFor = Callable[[str], dict[str, Any]]
 STATEFUL_TYPES = {"aws:kms/key:Key", "aws:eks/cluster:Cluster", "aws:cloudwatch/logGroup:LogGroup"}
-
-
-def of_type(plan: dict[str, Any], typ: str) -> list[dict[str, Any]]:
-    return [r for r in plan["resources"] if r["type"] == typ]
-
-
-def one(plan: dict[str, Any], typ: str) -> dict[str, Any]:
-    found = of_type(plan, typ)
-    assert len(found) == 1, f"expected one {typ}, found {[r['urn'] for r in found]}"
-    return found[0]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -87,7 +78,7 @@ def test_admin_access_entries_and_pinned_addons(offline_plan: PlanFor, env: str)
     viewers = {
         a["inputs"]["principalArn"]
         for a in of_type(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
-        if a["inputs"]["policyArn"].endswith("/AmazonEKSAdminViewPolicy")
+        if a["inputs"]["policyArn"].endswith("/AmazonEKSViewPolicy")
     }
     assert viewers == set(config.cluster.viewer_role_arns) and viewers
     addons = {a["inputs"]["addonName"]: a for a in of_type(plan, "aws:eks/addon:Addon")}
@@ -161,24 +152,15 @@ def test_karpenter_resources_match_the_upstream_crds(
             assert not errors, f"{resource['urn']}: {errors}"
 
 
-def _statements(document: str) -> Iterator[dict[str, Any]]:
-    statements = json.loads(document)["Statement"]
-    yield from statements if isinstance(statements, list) else [statements]
-
-
-def _as_list(value: Any) -> list[str]:
-    return value if isinstance(value, list) else [value]
-
-
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_iam_has_no_wildcard_action_on_every_resource(offline_plan: PlanFor, env: str) -> None:
     plan = offline_plan(env)
     policies = of_type(plan, "aws:iam/rolePolicy:RolePolicy")
     assert policies
     for policy in policies:
-        for statement in _statements(policy["inputs"]["policy"]):
-            if "*" in _as_list(statement["Resource"]):
-                wild = [a for a in _as_list(statement["Action"]) if "*" in a]
+        for statement in statements(policy["inputs"]["policy"]):
+            if "*" in as_list(statement["Resource"]):
+                wild = [a for a in as_list(statement["Action"]) if "*" in a]
                 assert not wild, f"{policy['urn']}: {statement['Sid']} allows {wild} on *"
 
 
@@ -192,7 +174,7 @@ def test_irsa_roles_trust_exactly_one_service_account(offline_plan: PlanFor, env
     ]
     subjects = set()
     for role in federated:
-        (statement,) = list(_statements(role["inputs"]["assumeRolePolicy"]))
+        (statement,) = list(statements(role["inputs"]["assumeRolePolicy"]))
         condition = statement["Condition"]["StringEquals"]
         sub = next(v for k, v in condition.items() if k.endswith(":sub"))
         aud = next(v for k, v in condition.items() if k.endswith(":aud"))
@@ -248,3 +230,18 @@ def test_components_use_mlplat_type_tokens_and_outputs(offline_plan: PlanFor, en
     assert outputs["oidcIssuer"].startswith("https://oidc.eks.")
     assert outputs["gpuPoolNames"] == [p.name for p in load_environment(env).gpu.pools]
     assert outputs["systemPoolName"] == f"mlplat-{env}-system"
+
+
+# IAM refuses a role whose inline policies together exceed 10,240 characters, whitespace not counted
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html, "Role policy size").
+ROLE_INLINE_POLICY_LIMIT = 10_240
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_inline_role_policies_fit_iams_size_limit(offline_plan: PlanFor, env: str) -> None:
+    sizes: dict[str, int] = {}
+    for policy in of_type(offline_plan(env), "aws:iam/rolePolicy:RolePolicy"):
+        document = json.dumps(json.loads(policy["inputs"]["policy"]), separators=(",", ":"))
+        sizes[policy["parent"]] = sizes.get(policy["parent"], 0) + len(document)
+    for role, size in sizes.items():
+        assert size <= ROLE_INLINE_POLICY_LIMIT, f"{role}: inline policies of {size} characters"

@@ -71,7 +71,7 @@ def test_irsa_role_is_scoped_to_one_service_account_and_the_boundary() -> pulumi
         assert prefix == "mlplat-test-" and boundary == SCOPE.boundary_arn, f"{urn}: {prefix} {boundary}"
 
     return pulumi.Output.all(
-        role.urn, role.assume_role_policy, role.name_prefix, role.permissions_boundary
+        role.role.urn, role.role.assume_role_policy, role.role.name_prefix, role.role.permissions_boundary
     ).apply(check)
 
 
@@ -102,6 +102,8 @@ def test_cluster_kubeconfig_is_secret_and_uses_short_lived_tokens() -> pulumi.Ou
             public_subnet_ids=["subnet-d", "subnet-e", "subnet-f"],
             protect_stateful=True,
             iam=SCOPE,
+            account_id="123456789012",
+            region="eu-west-1",
         ),
     )
 

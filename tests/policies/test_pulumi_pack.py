@@ -110,7 +110,7 @@ def registered() -> list[dict[str, str]]:
 
 def test_main_registers_the_objects_the_runner_runs(registered: list[dict[str, str]]) -> None:
     names = [p["policy"] for p in registered]
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 17
     assert all(p["description"] and p["enforcementLevel"] in ("mandatory", "advisory") for p in registered)
     # Advisory only with a stated reason: exactly one such policy today.
     assert [p["policy"] for p in registered if p["enforcementLevel"] == "advisory"] == [
@@ -165,6 +165,7 @@ VIOLATIONS_PROD = Counter(
         ("helm-chart-version-pinned", urn("minio", RELEASE), "mandatory"): 1,
         ("helm-chart-version-pinned", urn("grafana", RELEASE), "mandatory"): 1,
         ("helm-chart-version-pinned", urn("exporter", RELEASE), "mandatory"): 1,
+        ("helm-oci-chart-form", urn("oci-as-repository", RELEASE), "mandatory"): 1,
         ("helm-values-no-plaintext-secrets", urn("vault", RELEASE), "mandatory"): 1,
         ("helm-values-no-plaintext-secrets", urn("minio", RELEASE), "mandatory"): 3,
         ("iam-no-admin-wildcard", urn("admin-inline", "aws:iam/rolePolicy:RolePolicy"), "mandatory"): 1,
