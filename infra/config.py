@@ -50,6 +50,15 @@ InstanceType = Annotated[
 # a larger claim stays Pending forever; a typo of three extra zeros must stop here instead.
 VolumeGi = Annotated[int, Field(ge=1, le=16384)]
 
+# An image reference prefix: registry host (optional port) and path, lower-case ASCII.
+Registry = Annotated[
+    str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
+]
+# Hosts where anyone can publish an image: allowing one of them whole allows everything.
+PUBLIC_REGISTRY_HOSTS = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "ghcr.io", "quay.io", "public.ecr.aws", "gcr.io"}
+)
+
 # The node label every GPU pool's nodes carry (`mlplat/gpu-pool=<pool name>`), which GPU pods select.
 GPU_POOL_LABEL = "mlplat/gpu-pool"
 
@@ -67,11 +76,11 @@ GPU_INSTANCE_FAMILIES = frozenset(
 # on spec.template.metadata.labels); we refuse them all, and our own pool label, before AWS is called.
 RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io", "karpenter.sh", "karpenter.k8s.aws")
 LABEL_KEY = re.compile(
-    r"^(?:(?P<prefix>[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)/)?"
-    r"(?P<name>[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$",
+    r"(?:(?P<prefix>[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)/)?"
+    r"(?P<name>[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)",
     re.ASCII,
 )
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", re.ASCII)
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", re.ASCII)
 
 # RFC 1918 private ranges: a VPC outside them collides with real internet addresses its pods may need.
 PRIVATE_RANGES = tuple(IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
@@ -225,7 +234,7 @@ class SystemPoolConfig(_Model):
 
 def _label_problems(labels: Mapping[str, str]) -> Iterator[str]:
     for key, value in labels.items():
-        match = LABEL_KEY.match(key)
+        match = LABEL_KEY.fullmatch(key)
         if not match:
             yield f"{key!r} is not a valid label key (optional DNS prefix, `/`, a name of up to 63 characters)"
             continue
@@ -234,7 +243,7 @@ def _label_problems(labels: Mapping[str, str]) -> Iterator[str]:
             yield f"{key!r} is the pool label the program sets to the pool name; a pool may not override it"
         elif any(prefix == d or prefix.endswith(f".{d}") for d in RESERVED_LABEL_DOMAINS):
             yield f"{key!r} is in a reserved label domain ({prefix}): the kubelet, Karpenter or Kubernetes own it"
-        if not LABEL_VALUE.match(value):
+        if not LABEL_VALUE.fullmatch(value):
             yield f"{key!r}: value {value!r} is not a valid label value (up to 63 characters [A-Za-z0-9-_.])"
 
 
@@ -446,9 +455,23 @@ class AppsConfig(_Model):
         int, Field(ge=1, le=100, description="At most 100: one model app may not claim a whole cluster.")
     ]
     min_replicas: Annotated[int, Field(ge=1)] = Field(description="Floor on every model's minReplicas.")
-    allowed_registries: list[str] = Field(
-        min_length=1, max_length=20, description="Registries custom images may use."
+    allowed_registries: list[Registry] = Field(
+        min_length=1,
+        max_length=20,
+        description="Registries (or registry/organisation prefixes) custom images may use; a public "
+        "registry's bare host is refused: it would admit anyone's images.",
     )
+
+    @field_validator("allowed_registries")
+    @classmethod
+    def _no_bare_public_registry(cls, registries: list[str]) -> list[str]:
+        bare = [r for r in registries if r in PUBLIC_REGISTRY_HOSTS]
+        if bare:
+            raise ValueError(
+                f"{bare} admit every image on a public registry; name an organisation, e.g. docker.io/kserve"
+            )
+        return registries
+
     model_store_uri: str = Field(
         pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]$", description="Bucket in MinIO holding model artifacts."
     )
