@@ -46,6 +46,11 @@ InstanceType = Annotated[
     ),
 ]
 
+# AWS tag limits (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html): a key of
+# 1-128 characters, a value of up to 256; anything longer fails mid-deploy instead of here.
+TagKey = Annotated[str, Field(min_length=1, max_length=128)]
+TagValue = Annotated[str, Field(max_length=256)]
+
 # EBS gp3 volumes hold at most 16 TiB (https://docs.aws.amazon.com/ebs/latest/userguide/general-purpose.html#gp3-ebs-volume-type):
 # a larger claim stays Pending forever; a typo of three extra zeros must stop here instead.
 VolumeGi = Annotated[int, Field(ge=1, le=16384)]
@@ -103,7 +108,7 @@ def _check_range(low: int, high: int, low_name: str, high_name: str) -> None:
 
 class AwsConfig(_Model):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", description="AWS region of the stack.")
-    tags: dict[str, str] = Field(
+    tags: dict[TagKey, TagValue] = Field(
         default_factory=dict,
         max_length=20,
         description="Tags added to every AWS resource. `mlplat/environment`, when set, must name the stack. "

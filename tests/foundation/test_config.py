@@ -439,6 +439,13 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
+        {"aws.tags": {"team": "x" * 257}},
+        "mlplat:aws.tags.team",
+        "at most 256 characters",
+        id="tag-value-longer-than-aws-allows",
+    ),
+    pytest.param(
+        "dev",
         {"services.vault.replicas": 9},
         "mlplat:services.vault.replicas",
         "less than or equal to 7",
