@@ -174,11 +174,24 @@ def cert_manager(v: dict[str, Any]) -> Iterator[Pods]:
     yield pods("cert-manager-startupapicheck", v, "startupapicheck.resources")
 
 
+# Node Feature Discovery, the GPU operator's subchart (0.19.0 per its Chart.yaml): its defaults are not in
+# ../shared/reference; these are kubernetes-sigs/node-feature-discovery
+# deployment/helm/node-feature-discovery/values.yaml @000d580 (master, gc, and a worker per node).
+NFD_DEFAULTS: dict[str, Any] = {
+    "master": {"replicaCount": 1, "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
+    "gc": {"replicaCount": 1, "resources": {"requests": {"cpu": "10m", "memory": "128Mi"}}},
+    "worker": {"resources": {"requests": {"cpu": "5m", "memory": "64Mi"}}},
+}
+
+
 def gpu_operator(v: dict[str, Any]) -> Iterator[Pods]:
-    # The operands (device plugin, DCGM, GFD, validator) run on GPU nodes only. Node Feature Discovery
-    # (a subchart not in ../shared/reference) runs a master, a gc and a worker per node; its chart sets
-    # no requests we can read offline, so they count as zero here.
+    # The operands (device plugin, DCGM, GFD, validator) run on GPU nodes only.
     yield pods("gpu-operator", v, "operator.resources")
+    if dig(v, "nfd.enabled"):
+        nfd = deep_merge(NFD_DEFAULTS, dig(v, "node-feature-discovery", {}))
+        yield pods("nfd-master", nfd, "master.resources", replicas="master.replicaCount")
+        yield pods("nfd-gc", nfd, "gc.resources", replicas="gc.replicaCount")
+        yield pods("nfd-worker", nfd, "worker.resources", per_node=True)
 
 
 def falco(v: dict[str, Any]) -> Iterator[Pods]:
