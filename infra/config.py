@@ -441,8 +441,13 @@ class OidcConfig(_Model):
 class ArgoCdConfig(_Model):
     ha: bool = Field(description="Redis HA and replicated controllers.")
     oidc: OidcConfig | None = Field(None, description="SSO; when set, the local admin account is disabled.")
-    repo_url: str = Field(pattern=r"^(https://|git@)", description="Git repository Argo CD syncs apps from.")
-    target_revision: str = "main"
+    repo_url: str = Field(
+        pattern=r"^(https://[a-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._/-]+|git@[a-z0-9.-]+:[A-Za-z0-9._/-]+)$",
+        description="Git repository Argo CD syncs apps from (https:// or git@host:path, no credentials).",
+    )
+    target_revision: str = Field(
+        "main", pattern=r"^[A-Za-z0-9._/-]{1,100}$", description="Branch, tag or commit Argo CD tracks."
+    )
 
 
 class ServicesConfig(_Model):

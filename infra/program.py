@@ -113,8 +113,8 @@ def main() -> None:
     try:
         # The engine hands over values its own YAML parser built; re-reading the stack file holds it to
         # the same rules as `mlplat plan` (no duplicate keys, aliases, bombs) whatever that parser allows.
-        read_stack_file(stack_file(stack))
         config = load_stack_config(stack_values(), f"stack {stack}", stack)
+        read_stack_file(stack_file(stack))
     except ConfigError as err:
         # RunError prints the message without a stack trace, before any resource is declared.
         raise pulumi.RunError(str(err)) from None

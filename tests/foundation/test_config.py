@@ -446,6 +446,20 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
+        {"services.argocd.repo_url": "https://user:token@github.com/example-org/mlplat.git"},
+        "mlplat:services.argocd.repo_url",
+        "should match pattern",
+        id="repo-url-carrying-credentials",
+    ),
+    pytest.param(
+        "dev",
+        {"services.argocd.target_revision": "main\n--upload-pack=x"},
+        "mlplat:services.argocd.target_revision",
+        "should match pattern",
+        id="target-revision-smuggling-a-second-line",
+    ),
+    pytest.param(
+        "dev",
         {"services.vault.replicas": 9},
         "mlplat:services.vault.replicas",
         "less than or equal to 7",
