@@ -286,7 +286,8 @@ EKS_ADDONS = [
     # CoreDNS: 2 replicas of 100m / 70Mi (kubernetes/kubernetes cluster/addons/dns/coredns/coredns.yaml.base,
     # the manifest the EKS add-on follows).
     Pods("coredns", 100, 70, count=2),
-    # kube-proxy: 100m, no memory request (the EKS kube-proxy add-on DaemonSet).
+    # kube-proxy: 100m, no memory request. The EKS add-on's manifest is not public; this is the request its
+    # DaemonSet carries on EKS clusters, not confirmed offline: check it on the first real cluster.
     Pods("kube-proxy", 100, 0, per_node=True),
     # aws-node: 25m (aws/amazon-vpc-cni-k8s charts/aws-vpc-cni/values.yaml @0055425, `resources.requests`).
     Pods("aws-node", 25, 0, per_node=True),
