@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from ipaddress import IPv4Network
+from collections.abc import Iterator, Mapping
+from ipaddress import IPv4Network, collapse_addresses
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from infra import versions
 
@@ -24,9 +32,67 @@ NAMESPACE = "mlplat"
 ENVIRONMENTS = ("dev", "staging", "prod")
 STACK_DIR = Path(__file__).resolve().parent.parent / "environments"
 
+# Patterns spell out ASCII classes: pydantic's regex engine reads `\d` and `\w` as Unicode classes,
+# which would let an Arabic-Indic digit or a look-alike letter through.
 Name = Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")]
-RoleArn = Annotated[str, Field(pattern=r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]+$")]
+RoleArn = Annotated[str, Field(pattern=r"^arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@/_-]{1,512}$")]
 Quantity = Annotated[int, Field(ge=0)]
+Zone = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$")]
+# An EC2 instance type: family (with an optional `-variant`, e.g. p6-b200), a dot, a size.
+InstanceType = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)?\.(nano|micro|small|medium|large|[0-9]{0,3}xlarge|metal(-[0-9]{1,3}xl)?)$"
+    ),
+]
+
+# AWS tag limits (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html): a key of
+# 1-128 characters, a value of up to 256; anything longer fails mid-deploy instead of here.
+TagKey = Annotated[str, Field(min_length=1, max_length=128)]
+TagValue = Annotated[str, Field(max_length=256)]
+
+# EBS gp3 volumes hold at most 16 TiB (https://docs.aws.amazon.com/ebs/latest/userguide/general-purpose.html#gp3-ebs-volume-type):
+# a larger claim stays Pending forever; a typo of three extra zeros must stop here instead.
+VolumeGi = Annotated[int, Field(ge=1, le=16384)]
+
+# An image reference prefix: registry host (optional port) and path, lower-case ASCII.
+Registry = Annotated[
+    str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
+]
+# Hosts where anyone can publish an image: allowing one of them whole allows everything.
+PUBLIC_REGISTRY_HOSTS = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "ghcr.io", "quay.io", "public.ecr.aws", "gcr.io"}
+)
+
+# The node label every GPU pool's nodes carry (`mlplat/gpu-pool=<pool name>`), which GPU pods select.
+GPU_POOL_LABEL = "mlplat/gpu-pool"
+
+# NVIDIA GPU instance families an x86-64 GPU pool may use: the families of the "Accelerated computing"
+# category with NVIDIA GPUs, https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html (G4dn T4,
+# G5 A10G, G6 L4, G6e L40S, Gr6 L4, P3/P3dn V100, P4d/P4de A100, P5/P5e/P5en H100/H200, P6 B200).
+# Left out on purpose: g4ad (AMD GPU), g5g (Graviton, arm64: the pools use the x86-64 NVIDIA AMI),
+# inf*/trn* (Neuron, not nvidia.com/gpu), f* (FPGA), dl1 (Gaudi), and fractional-GPU families.
+GPU_INSTANCE_FAMILIES = frozenset(
+    {"g4dn", "g5", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200"}
+)
+
+# Label domains the kubelet, Karpenter or Kubernetes own on a node. Karpenter's NodePool CRD refuses
+# most of them (../shared/reference/crds/karpenter/karpenter.sh_nodepools.yaml, x-kubernetes-validations
+# on spec.template.metadata.labels); we refuse them all, and our own pool label, before AWS is called.
+RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io", "karpenter.sh", "karpenter.k8s.aws")
+LABEL_KEY = re.compile(
+    r"(?:(?P<prefix>[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)/)?"
+    r"(?P<name>[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)",
+    re.ASCII,
+)
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", re.ASCII)
+
+# RFC 1918 private ranges: a VPC outside them collides with real internet addresses its pods may need.
+PRIVATE_RANGES = tuple(IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+# The public API endpoint's allowlist names admin networks and runner egress ranges. Together they may
+# not exceed a /16 (65,536 addresses): `0.0.0.0/1` + `128.0.0.0/1` is the internet in two lines.
+MAX_ALLOWLIST_ADDRESSES = 2**16
 
 
 class _Model(BaseModel):
@@ -41,20 +107,45 @@ def _check_range(low: int, high: int, low_name: str, high_name: str) -> None:
 
 
 class AwsConfig(_Model):
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region of the stack.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Tags added to every AWS resource.")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", description="AWS region of the stack.")
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Tags added to every AWS resource. `mlplat/environment`, when set, must name the stack. "
+        "At most 20: AWS allows 50 per resource and the program and AWS services add their own.",
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _no_aws_prefix(cls, tags: dict[str, str]) -> dict[str, str]:
+        # https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html: the `aws:` prefix is AWS's.
+        reserved = sorted(k for k in tags if k.lower().startswith("aws:"))
+        if reserved:
+            raise ValueError(f"tag keys {reserved} use the prefix `aws:`, which AWS reserves for itself")
+        return tags
 
 
 class NetworkConfig(_Model):
-    vpc_cidr: IPv4Network = Field(description="VPC address range; split into per-zone subnets.")
-    availability_zones: list[str] = Field(min_length=3, max_length=3, description="Exactly three zones.")
+    vpc_cidr: IPv4Network = Field(
+        description="VPC address range inside RFC 1918 private space, /16 to /18; split into per-zone subnets."
+    )
+    availability_zones: list[Zone] = Field(
+        min_length=3, max_length=3, description="Exactly three distinct zones of `aws.region`."
+    )
     nat_gateways: Literal["single", "per_az"] = Field(
         description="One NAT gateway (cheap, one zone's outage cuts egress) or one per zone (HA)."
     )
 
     @field_validator("vpc_cidr")
     @classmethod
-    def _large_enough(cls, cidr: IPv4Network) -> IPv4Network:
+    def _private_and_sized(cls, cidr: IPv4Network) -> IPv4Network:
+        if not any(cidr.subnet_of(private) for private in PRIVATE_RANGES):
+            raise ValueError(
+                f"{cidr} is outside the RFC 1918 private ranges (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)"
+            )
+        # A VPC's primary block is /16 to /28 (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html).
+        if cidr.prefixlen < 16:
+            raise ValueError("must be /16 or smaller: AWS refuses a larger VPC block")
         if cidr.prefixlen > 18:
             raise ValueError("must be /18 or larger: six subnets and pod IPs need the room")
         return cidr
@@ -70,15 +161,29 @@ class NetworkConfig(_Model):
 class EndpointConfig(_Model):
     public: bool = Field(False, description="Expose the Kubernetes API publicly (never in prod).")
     public_access_cidrs: list[IPv4Network] = Field(
-        default_factory=list, description="Allowlist for the public endpoint; required when public."
+        default_factory=list,
+        description="Allowlist for the public endpoint; required when public. Public ranges only, "
+        f"together at most {MAX_ALLOWLIST_ADDRESSES} addresses (a /16).",
     )
 
     @model_validator(mode="after")
     def _allowlist_when_public(self) -> EndpointConfig:
         if self.public and not self.public_access_cidrs:
             raise ValueError("public_access_cidrs: a public endpoint needs a CIDR allowlist")
-        if any(c.prefixlen == 0 for c in self.public_access_cidrs):
-            raise ValueError("public_access_cidrs: 0.0.0.0/0 is not an allowlist")
+        for cidr in self.public_access_cidrs:
+            # Private, shared (CGNAT), loopback, link-local, multicast, documentation and reserved ranges
+            # (RFC 6890) never reach a public endpoint as a source: listing one admits nobody it means to.
+            if not cidr.is_global:
+                raise ValueError(
+                    f"public_access_cidrs: {cidr} is a private or reserved range; "
+                    "a public endpoint only sees public source addresses"
+                )
+        covered = sum(n.num_addresses for n in collapse_addresses(self.public_access_cidrs))
+        if covered > MAX_ALLOWLIST_ADDRESSES:
+            raise ValueError(
+                f"public_access_cidrs: together the ranges cover {covered} addresses, more than a /16 "
+                f"({MAX_ALLOWLIST_ADDRESSES}): that is not an allowlist"
+            )
         return self
 
 
@@ -87,12 +192,15 @@ class ClusterConfig(_Model):
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     admin_role_arns: list[RoleArn] = Field(
         default_factory=list,
-        description="IAM roles granted cluster-admin through EKS access entries (platform admins, the CI deploy role).",
+        max_length=10,
+        description="IAM roles granted cluster-admin through EKS access entries (platform admins, the CI deploy "
+        "role). At most 10: cluster-admin is for a few roles, never a team's every role.",
     )
     viewer_role_arns: list[RoleArn] = Field(
         default_factory=list,
+        max_length=10,
         description="IAM roles granted read-only access incl. Secrets (AmazonEKSAdminViewPolicy): the CI preview "
-        "role, which must read Helm release state to preview.",
+        "role, which must read Helm release state to preview. At most 10.",
     )
 
     @field_validator("kubernetes_version")
@@ -105,10 +213,22 @@ class ClusterConfig(_Model):
 
 
 class SystemPoolConfig(_Model):
-    instance_types: list[str] = Field(min_length=1, description="On-demand types for platform services.")
+    instance_types: list[InstanceType] = Field(
+        min_length=1,
+        max_length=5,
+        description="On-demand types for platform services; the smallest one sizes it.",
+    )
     min_size: Quantity
     desired_size: Quantity
-    max_size: Annotated[int, Field(ge=1)]
+    max_size: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=30,
+            description="At most 30: the pool runs the platform services only (prod needs 3); more is a typo or "
+            "a workload that belongs in a pool of its own.",
+        ),
+    ]
 
     @model_validator(mode="after")
     def _sizes(self) -> SystemPoolConfig:
@@ -117,15 +237,84 @@ class SystemPoolConfig(_Model):
         return self
 
 
+def _label_problems(labels: Mapping[str, str]) -> Iterator[str]:
+    for key, value in labels.items():
+        match = LABEL_KEY.fullmatch(key)
+        if not match:
+            yield f"{key!r} is not a valid label key (optional DNS prefix, `/`, a name of up to 63 characters)"
+            continue
+        prefix = (match["prefix"] or "").lower()
+        if key == GPU_POOL_LABEL:
+            yield f"{key!r} is the pool label the program sets to the pool name; a pool may not override it"
+        elif any(prefix == d or prefix.endswith(f".{d}") for d in RESERVED_LABEL_DOMAINS):
+            yield f"{key!r} is in a reserved label domain ({prefix}): the kubelet, Karpenter or Kubernetes own it"
+        if not LABEL_VALUE.fullmatch(value):
+            yield f"{key!r}: value {value!r} is not a valid label value (up to 63 characters [A-Za-z0-9-_.])"
+
+
 class GpuPoolConfig(_Model):
-    name: Name = Field(description="Pool name; nodes carry the label mlplat/gpu-pool=<name>.")
-    instance_types: list[str] = Field(min_length=1, description="GPU instance types, e.g. g5.xlarge.")
+    name: Name = Field(description=f"Pool name; nodes carry the label {GPU_POOL_LABEL}=<name>.")
+    instance_types: list[InstanceType] = Field(
+        min_length=1,
+        max_length=10,
+        description="NVIDIA GPU instance types of the allowed families (GPU_INSTANCE_FAMILIES), e.g. g5.xlarge.",
+    )
     capacity_type: Literal["spot", "on-demand"]
+    allow_spot_in_prod: bool = Field(
+        False,
+        description="prod only: accept spot capacity for this pool (interruptible, e.g. batch inference). "
+        "Without it a prod pool must be on-demand: a reclaimed node takes serving replicas down.",
+    )
     min_size: Quantity
-    max_size: Annotated[int, Field(ge=0)]
-    gpus_per_node: Annotated[int, Field(ge=1, le=16)]
-    gpu_memory_gib: Annotated[int, Field(ge=1, description="Memory of one GPU, for capacity checks.")]
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra node labels.")
+    max_size: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=64,
+            description="At most 64 nodes: GPU nodes cost tens of dollars an hour each; max_total_gpus caps lower.",
+        ),
+    ]
+    gpus_per_node: Annotated[
+        int,
+        Field(ge=1, le=8, description="1 to 8: no instance of the allowed families has more than 8 GPUs."),
+    ]
+    gpu_memory_gib: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=192,
+            description="Memory of one GPU, for capacity checks; at most 192: the largest GPU of the allowed "
+            "families (B200 in p6-b200) has 179 GiB.",
+        ),
+    ]
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Extra node labels; reserved domains (kubernetes.io, k8s.io, karpenter.sh, "
+        f"karpenter.k8s.aws) and {GPU_POOL_LABEL} are refused.",
+    )
+
+    @field_validator("instance_types")
+    @classmethod
+    def _gpu_families(cls, types: list[str]) -> list[str]:
+        foreign = [t for t in types if t.split(".")[0] not in GPU_INSTANCE_FAMILIES]
+        if foreign:
+            raise ValueError(
+                f"{foreign} are not NVIDIA GPU instance types of the allowed families "
+                f"({', '.join(sorted(GPU_INSTANCE_FAMILIES))})"
+            )
+        duplicates = sorted({t for t in types if types.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"instance types {duplicates} are listed twice")
+        return types
+
+    @field_validator("labels")
+    @classmethod
+    def _own_labels_only(cls, labels: dict[str, str]) -> dict[str, str]:
+        problems = list(_label_problems(labels))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return labels
 
     @model_validator(mode="after")
     def _sizes(self) -> GpuPoolConfig:
@@ -137,8 +326,16 @@ class GpuPoolConfig(_Model):
 
 
 class GpuConfig(_Model):
-    max_total_gpus: Quantity = Field(description="Cap on GPUs across all pools of the environment.")
-    pools: list[GpuPoolConfig] = Field(default_factory=list)
+    max_total_gpus: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=128,
+            description="Cap on GPUs across all pools of the environment. At most 128 (16 eight-GPU nodes): "
+            "a typo here must not authorise a five-figure hourly bill; raise the bound in a reviewed change.",
+        ),
+    ]
+    pools: list[GpuPoolConfig] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="after")
     def _pools_fit_cap(self) -> GpuConfig:
@@ -146,6 +343,15 @@ class GpuConfig(_Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"pools: duplicate pool names {duplicates}")
+        for i, first in enumerate(self.pools):
+            for second in self.pools[i + 1 :]:
+                shared = sorted(set(first.instance_types) & set(second.instance_types))
+                if shared and first.capacity_type == second.capacity_type and first.labels == second.labels:
+                    raise ValueError(
+                        f"pools: {first.name} and {second.name} both offer {shared} as {first.capacity_type} with "
+                        "the same labels: a pod that does not name its pool could land in either, and the GPU "
+                        "cap is split between them arbitrarily"
+                    )
         # Karpenter limits each NodePool on its own; the pools' maxima must fit the environment cap
         # so that no combination of scale-ups can exceed it.
         total = sum(p.max_size * p.gpus_per_node for p in self.pools)
@@ -163,8 +369,16 @@ class StorageConfig(_Model):
 
 class MinioConfig(_Model):
     mode: Literal["standalone", "distributed"]
-    replicas: Annotated[int, Field(ge=1)]
-    volume_size_gi: Annotated[int, Field(ge=1)]
+    replicas: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=16,
+            description="1 (standalone) or 4 to 16 (distributed, one drive per replica): MinIO's erasure sets "
+            "hold 2 to 16 drives (https://min.io/docs/minio/linux/operations/concepts/erasure-coding.html).",
+        ),
+    ]
+    volume_size_gi: VolumeGi
 
     @model_validator(mode="after")
     def _erasure_set(self) -> MinioConfig:
@@ -176,7 +390,9 @@ class MinioConfig(_Model):
 
 
 class VaultConfig(_Model):
-    replicas: Annotated[int, Field(ge=1, le=7)]
+    replicas: Annotated[
+        int, Field(ge=1, le=7, description="Odd Raft quorum; beyond 7 writes only get slower.")
+    ]
 
     @field_validator("replicas")
     @classmethod
@@ -187,14 +403,34 @@ class VaultConfig(_Model):
 
 
 class MlflowConfig(_Model):
-    replicas: Annotated[int, Field(ge=1)]
-    postgres_volume_size_gi: Annotated[int, Field(ge=1)]
+    replicas: Annotated[
+        int,
+        Field(ge=1, le=10, description="At most 10: the tracking server is a thin layer over PostgreSQL."),
+    ]
+    postgres_volume_size_gi: VolumeGi
+
+
+RETENTION_UNIT_DAYS = {"h": 1 / 24, "d": 1, "w": 7}
+MAX_RETENTION_DAYS = 366
 
 
 class MonitoringConfig(_Model):
-    retention: str = Field(pattern=r"^\d+[dhw]$", description="Prometheus retention, e.g. 15d.")
-    prometheus_volume_size_gi: Annotated[int, Field(ge=1)]
-    prometheus_replicas: Annotated[int, Field(ge=1)]
+    retention: str = Field(
+        pattern=r"^[0-9]{1,4}[dhw]$",
+        description=f"Prometheus retention, e.g. 15d; at most {MAX_RETENTION_DAYS} days: "
+        "local TSDB on one EBS volume is for weeks, not years.",
+    )
+    prometheus_volume_size_gi: VolumeGi
+    prometheus_replicas: Annotated[
+        int, Field(ge=1, le=3, description="At most 3: every replica scrapes everything; two are already HA.")
+    ]
+
+    @field_validator("retention")
+    @classmethod
+    def _bounded_retention(cls, retention: str) -> str:
+        if int(retention[:-1]) * RETENTION_UNIT_DAYS[retention[-1]] > MAX_RETENTION_DAYS:
+            raise ValueError(f"{retention} is longer than {MAX_RETENTION_DAYS} days")
+        return retention
 
 
 class OidcConfig(_Model):
@@ -205,8 +441,13 @@ class OidcConfig(_Model):
 class ArgoCdConfig(_Model):
     ha: bool = Field(description="Redis HA and replicated controllers.")
     oidc: OidcConfig | None = Field(None, description="SSO; when set, the local admin account is disabled.")
-    repo_url: str = Field(pattern=r"^(https://|git@)", description="Git repository Argo CD syncs apps from.")
-    target_revision: str = "main"
+    repo_url: str = Field(
+        pattern=r"^(https://[a-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._/-]+|git@[a-z0-9.-]+:[A-Za-z0-9._/-]+)$",
+        description="Git repository Argo CD syncs apps from (https:// or git@host:path, no credentials).",
+    )
+    target_revision: str = Field(
+        "main", pattern=r"^[A-Za-z0-9._/-]{1,100}$", description="Branch, tag or commit Argo CD tracks."
+    )
 
 
 class ServicesConfig(_Model):
@@ -220,9 +461,27 @@ class ServicesConfig(_Model):
 class AppsConfig(_Model):
     """Limits the platform puts on model apps; `mlplat validate` enforces them per environment."""
 
-    max_replicas_per_app: Annotated[int, Field(ge=1)]
+    max_replicas_per_app: Annotated[
+        int, Field(ge=1, le=100, description="At most 100: one model app may not claim a whole cluster.")
+    ]
     min_replicas: Annotated[int, Field(ge=1)] = Field(description="Floor on every model's minReplicas.")
-    allowed_registries: list[str] = Field(min_length=1, description="Registries custom images may use.")
+    allowed_registries: list[Registry] = Field(
+        min_length=1,
+        max_length=20,
+        description="Registries (or registry/organisation prefixes) custom images may use; a public "
+        "registry's bare host is refused: it would admit anyone's images.",
+    )
+
+    @field_validator("allowed_registries")
+    @classmethod
+    def _no_bare_public_registry(cls, registries: list[str]) -> list[str]:
+        bare = [r for r in registries if r in PUBLIC_REGISTRY_HOSTS]
+        if bare:
+            raise ValueError(
+                f"{bare} admit every image on a public registry; name an organisation, e.g. docker.io/kserve"
+            )
+        return registries
+
     model_store_uri: str = Field(
         pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]$", description="Bucket in MinIO holding model artifacts."
     )
@@ -233,8 +492,13 @@ class AppsConfig(_Model):
         return self
 
 
+ENVIRONMENT_TAG = "mlplat/environment"
+
+
 class StackConfig(_Model):
-    environment: Literal["dev", "staging", "prod"]
+    environment: Literal["dev", "staging", "prod"] = Field(
+        description="Must equal the stack name, which is what decides the rules that apply."
+    )
     protect_stateful: bool = Field(description="protect/retain_on_delete on everything holding state.")
     aws: AwsConfig
     network: NetworkConfig
@@ -246,9 +510,39 @@ class StackConfig(_Model):
     apps: AppsConfig
 
     @model_validator(mode="after")
-    def _prod_is_never_weaker(self) -> StackConfig:
-        if self.environment != "prod":
-            return self
+    def _whole_stack_rules(self, info: ValidationInfo) -> StackConfig:
+        stack = (info.context or {}).get("stack")
+        problems = [*self._identity_problems(stack), *self._prod_problems(stack)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _identity_problems(self, stack: str | None) -> list[str]:
+        problems = []
+        if stack is not None and self.environment != stack:
+            problems.append(
+                f"environment: says {self.environment!r} in stack {stack!r}; the stack name decides which "
+                "environment's rules apply, so the two must agree"
+            )
+        tagged = self.aws.tags.get(ENVIRONMENT_TAG)
+        if tagged is not None and tagged != self.environment:
+            problems.append(
+                f"aws.tags: {ENVIRONMENT_TAG}={tagged!r} contradicts environment {self.environment!r}; "
+                "IAM conditions and cost reports trust this tag"
+            )
+        foreign = [z for z in self.network.availability_zones if z[:-1] != self.aws.region]
+        if foreign:
+            problems.append(f"network.availability_zones: {foreign} are not zones of {self.aws.region}")
+        return problems
+
+    def _prod_problems(self, stack: str | None) -> list[str]:
+        # Either name makes it prod: the stack name decides (a prod stack whose file says `dev` still
+        # gets prod's rules), and a direct call without a stack name falls back to the declared one.
+        if "prod" not in (self.environment, stack):
+            return []
+        spot_pools = [
+            p.name for p in self.gpu.pools if p.capacity_type == "spot" and not p.allow_spot_in_prod
+        ]
         rules: list[tuple[bool, str]] = [
             (not self.cluster.endpoint.public, "cluster.endpoint.public: the prod API endpoint is private"),
             (self.storage.encrypted, "storage.encrypted: prod volumes are always encrypted"),
@@ -257,12 +551,18 @@ class StackConfig(_Model):
             (self.services.vault.replicas >= 3, "services.vault.replicas: prod Raft needs at least 3"),
             (self.services.minio.mode == "distributed", "services.minio.mode: prod MinIO is distributed"),
             (self.services.argocd.ha, "services.argocd.ha: prod Argo CD is highly available"),
+            (
+                self.services.argocd.oidc is not None,
+                "services.argocd.oidc: prod Argo CD signs in through SSO (the local admin is disabled)",
+            ),
+            (
+                not spot_pools,
+                f"gpu.pools: {spot_pools} run on spot in prod; use on-demand or set allow_spot_in_prod: true",
+            ),
             (self.apps.min_replicas >= 2, "apps.min_replicas: prod runs at least 2 replicas of a model"),
         ]
         broken = [message for ok, message in rules if not ok]
-        if broken:
-            raise ValueError("prod may not weaken security or availability: " + "; ".join(broken))
-        return self
+        return ["prod may not weaken security or availability: " + "; ".join(broken)] if broken else []
 
 
 class ConfigError(Exception):
@@ -285,21 +585,80 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _decode(value: Any) -> Any:
+# Bounds on what a stack file may be, checked before anything is built from it. Our stack files are
+# ~3 KB, 6 levels deep and use no anchors; these bounds leave a wide margin and stop a YAML bomb
+# (aliases that multiply, "billion laughs") or 100,000 nested brackets before they cost memory or
+# blow Python's recursion limit.
+MAX_STACK_FILE_BYTES = 256 * 1024
+MAX_NESTING = 32
+# Anchors and aliases (alias count bound: zero) are refused outright: the Pulumi CLI expands them
+# when it rewrites the file (`pulumi config set`, https://github.com/pulumi/pulumi/issues/6480), so
+# they cannot be relied on, and a stack file without them cannot be a bomb.
+
+
+def _decode(key: str, value: Any) -> Any:
     """Structured values arrive from the Pulumi CLI as JSON strings; plain strings stay strings."""
     if isinstance(value, str) and value[:1] in "{[":
+        if len(value) > MAX_STACK_FILE_BYTES:
+            raise ConfigError(
+                "(engine)", [(f"{NAMESPACE}:{key}", f"value longer than {MAX_STACK_FILE_BYTES} bytes")]
+            )
         try:
-            return json.loads(value)
+            decoded = json.loads(value, object_pairs_hook=_unique_json_object)
         except json.JSONDecodeError:
             return value
+        except RecursionError:
+            raise ConfigError("(engine)", [(f"{NAMESPACE}:{key}", "nested too deeply")]) from None
+        except _DuplicateKey as err:
+            raise ConfigError("(engine)", [(f"{NAMESPACE}:{key}", f"duplicate key {err.key!r}")]) from None
+        depth = _depth(decoded)
+        if depth > MAX_NESTING:
+            raise ConfigError(
+                "(engine)", [(f"{NAMESPACE}:{key}", f"nested {depth} levels, more than {MAX_NESTING}")]
+            )
+        return decoded
     return value
 
 
-def load_stack_config(values: Mapping[str, Any], source: str) -> StackConfig:
-    """Validate the `mlplat:` keys of a stack (namespace already stripped) into a StackConfig."""
-    decoded = {key: _decode(value) for key, value in values.items()}
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of decoded JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def load_stack_config(values: Mapping[str, Any], source: str, stack: str) -> StackConfig:
+    """Validate the `mlplat:` keys of stack `stack` (namespace already stripped) into a StackConfig.
+
+    The stack name, not the file's own `environment` key, decides which environment this is: a prod
+    stack whose file declares `dev` is refused instead of skipping prod's rules.
+    """
+    if stack not in ENVIRONMENTS:
+        raise ConfigError(source, [("(stack)", f"unknown stack {stack!r}; choose one of {ENVIRONMENTS}")])
     try:
-        return StackConfig.model_validate(decoded)
+        decoded = {key: _decode(key, value) for key, value in values.items()}
+    except ConfigError as err:
+        raise ConfigError(source, err.problems) from None
+    try:
+        return StackConfig.model_validate(decoded, context={"stack": stack})
     except ValidationError as err:
         problems = [(_key_path(e["loc"]), _reason(e)) for e in err.errors()]
         raise ConfigError(source, problems) from None
@@ -318,16 +677,85 @@ def stack_file(environment: str) -> Path:
     return STACK_DIR / f"Pulumi.{environment}.yaml"
 
 
-def read_stack_file(path: Path) -> dict[str, Any]:
-    """The `mlplat:` keys of a Pulumi stack file; any key outside `mlplat:`/`pulumi:` is an error."""
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses what would silently change meaning: duplicate keys and merge keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _YamlRefused(
+                    key_node.start_mark.line + 1, "merge keys (`<<`) are not allowed in a stack file"
+                )
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise _YamlRefused(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
+            if key in seen:
+                raise _YamlRefused(
+                    key_node.start_mark.line + 1,
+                    f"duplicate key {key!r} (first at line {seen[key]}): the last one would silently win",
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+class _YamlRefused(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        self.line = line
+        self.reason = reason
+
+
+def _check_shape(text: str) -> None:
+    """Walk the event stream (no objects built) and refuse anchors, aliases and deep nesting."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1 if event.start_mark else 0
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _YamlRefused(line, "anchors and aliases are not allowed in a stack file")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise _YamlRefused(line, f"nested more than {MAX_NESTING} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _parse_stack_yaml(path: Path) -> Any:
     try:
-        document = yaml.safe_load(path.read_text())
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_STACK_FILE_BYTES + 1)
     except OSError as err:
         raise ConfigError(str(path), [("(file)", f"cannot read: {err.strerror}")]) from None
+    if len(raw) > MAX_STACK_FILE_BYTES:
+        raise ConfigError(
+            str(path), [("(file)", f"larger than {MAX_STACK_FILE_BYTES} bytes: not a stack file")]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), [("(file)", f"not UTF-8 text (byte {err.start})")]) from None
+    try:
+        _check_shape(text)
+        loader = _StrictLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _YamlRefused as err:
+        raise ConfigError(str(path), [(f"line {err.line}", err.reason)]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
         raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(err, 'problem', err)}")]) from None
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The `mlplat:` keys of a Pulumi stack file; any key outside `mlplat:`/`pulumi:` is an error.
+
+    The file is bounded (size, nesting, no aliases) before it is built and refused on duplicate keys:
+    `mlplat plan`, `mlplat validate` and the Pulumi program all read it through here.
+    """
+    document = _parse_stack_yaml(path)
     config = (document or {}).get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise ConfigError(str(path), [("config", "the stack file needs a `config:` mapping")])
@@ -351,7 +779,4 @@ def load_environment(environment: str) -> StackConfig:
     if environment not in ENVIRONMENTS:
         raise ConfigError(environment, [("(stack)", f"unknown environment; choose one of {ENVIRONMENTS}")])
     path = stack_file(environment)
-    config = load_stack_config(read_stack_file(path), str(path))
-    if config.environment != environment:
-        raise ConfigError(str(path), [(f"{NAMESPACE}:environment", f"says {config.environment!r}")])
-    return config
+    return load_stack_config(read_stack_file(path), str(path), environment)

@@ -15,7 +15,7 @@ from infra.aws.karpenter import GpuNodePools, GpuNodePoolsArgs
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.storage import StorageClasses
 from infra.aws.vault_unseal import VaultUnsealKey
-from infra.config import NAMESPACE, ConfigError, StackConfig, load_stack_config
+from infra.config import NAMESPACE, ConfigError, StackConfig, load_stack_config, read_stack_file, stack_file
 from infra.services import PlatformServices, PlatformServicesArgs, VaultUnseal
 
 
@@ -120,8 +120,12 @@ def build(config: StackConfig) -> None:
 
 
 def main() -> None:
+    stack = pulumi.get_stack()
     try:
-        config = load_stack_config(stack_values(), f"stack {pulumi.get_stack()}")
+        # The engine hands over values its own YAML parser built; re-reading the stack file holds it to
+        # the same rules as `mlplat plan` (no duplicate keys, aliases, bombs) whatever that parser allows.
+        config = load_stack_config(stack_values(), f"stack {stack}", stack)
+        read_stack_file(stack_file(stack))
     except ConfigError as err:
         # RunError prints the message without a stack trace, before any resource is declared.
         raise pulumi.RunError(str(err)) from None

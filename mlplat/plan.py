@@ -100,9 +100,13 @@ def run_program(env: str) -> dict[str, Any]:
     from pulumi.runtime.stack import run_in_stack
     from pulumi.runtime.sync_await import _sync_await
 
-    from infra.config import NAMESPACE, read_stack_file, stack_file
+    from infra.config import NAMESPACE, load_stack_config, read_stack_file, stack_file
 
-    values = read_stack_file(stack_file(env))
+    path = stack_file(env)
+    values = read_stack_file(path)
+    # Validate here too, so a bad config is a ConfigError (exit 2) rather than the RunError the program
+    # raises for the Pulumi engine.
+    load_stack_config(values, str(path), env)
     recorder = Recorder()
     monitor = _recording_monitor(recorder)
     pulumi.runtime.set_all_config(
@@ -115,7 +119,10 @@ def run_program(env: str) -> dict[str, Any]:
 
     from infra import program
 
-    _sync_await(run_in_stack(program.main))
+    try:
+        _sync_await(run_in_stack(program.main))
+    except pulumi.RunError as err:
+        raise PlanError(str(err)) from None
     return {
         "kind": "offline-plan",
         "note": "Offline plan under the Pulumi SDK mock engine: no cloud was called; computed values are mocks.",
@@ -165,11 +172,14 @@ def summarize(plan: dict[str, Any]) -> str:
 def plan(env: str, with_policies: bool = True, path: Path | None = None) -> tuple[dict[str, Any], Path]:
     document = run_program(env)
     path = path or PLAN_DIR / f"{env}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
-    if with_policies:
-        document["violations"] = evaluate_policies(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+        if with_policies:
+            document["violations"] = evaluate_policies(path)
+            path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    except OSError as err:
+        raise PlanError(f"cannot write {path}: {err.strerror}") from None
     return document, path
 
 

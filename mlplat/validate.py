@@ -79,7 +79,7 @@ def _configs(root: Path, envs: set[str]) -> dict[str, object]:
     for env in sorted(envs):
         path = root / "environments" / f"Pulumi.{env}.yaml"
         try:
-            configs[env] = load_stack_config(read_stack_file(path), str(path))
+            configs[env] = load_stack_config(read_stack_file(path), str(path), env)
         except ConfigError as err:
             raise UsageError(str(err)) from None
     return configs  # type: ignore[return-value]

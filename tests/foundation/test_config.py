@@ -13,6 +13,8 @@ import yaml
 
 from infra.config import (
     ENVIRONMENTS,
+    GPU_INSTANCE_FAMILIES,
+    GPU_POOL_LABEL,
     ConfigError,
     load_environment,
     load_stack_config,
@@ -78,11 +80,11 @@ BAD_CONFIGS = [
         "mlplat:gpu.pools[0].capacity_type",
         "'spot' or 'on-demand'",
     ),
-    ("dev", "cluster.endpoint.public_access_cidrs", [], "mlplat:cluster.endpoint", "needs a CIDR allowlist"),
+    ("dev", "cluster.endpoint", {"public": True}, "mlplat:cluster.endpoint", "needs a CIDR allowlist"),
     (
         "dev",
-        "cluster.endpoint.public_access_cidrs",
-        ["0.0.0.0/0"],
+        "cluster.endpoint",
+        {"public": True, "public_access_cidrs": ["0.0.0.0/0"]},
         "mlplat:cluster.endpoint",
         "not an allowlist",
     ),
@@ -94,7 +96,13 @@ BAD_CONFIGS = [
         "mlplat:cluster.admin_role_arns[0]",
         "should match pattern",
     ),
-    ("dev", "network.availability_zones", ["a", "b"], "mlplat:network.availability_zones", "at least 3"),
+    (
+        "dev",
+        "network.availability_zones",
+        ["eu-west-1a", "eu-west-1b"],
+        "mlplat:network.availability_zones",
+        "at least 3",
+    ),
     ("dev", "network.vpc_cidr", "10.0.0.0/24", "mlplat:network.vpc_cidr", "must be /18 or larger"),
     ("dev", "services.vault.replicas", 2, "mlplat:services.vault.replicas", "odd number"),
     ("dev", "services.minio.replicas", 2, "mlplat:services.minio", "standalone MinIO runs exactly 1"),
@@ -104,7 +112,7 @@ BAD_CONFIGS = [
     (
         "prod",
         "cluster.endpoint",
-        {"public": True, "public_access_cidrs": ["198.51.100.0/24"]},
+        {"public": True, "public_access_cidrs": ["1.2.3.0/24"]},
         "mlplat:",
         "cluster.endpoint.public: the prod API endpoint is private",
     ),
@@ -129,7 +137,7 @@ def test_bad_config_names_key_and_reason(env: str, path: str, value: Any, key: s
     values = copy.deepcopy(_values(env))
     _set(values, path, value)
     with pytest.raises(ConfigError) as raised:
-        load_stack_config(values, f"Pulumi.{env}.yaml")
+        load_stack_config(values, f"Pulumi.{env}.yaml", env)
     problems = raised.value.problems
     assert any(p.startswith(key) and reason in r for p, r in problems), (
         f"expected {key}: {reason!r}, got {problems}"
@@ -183,3 +191,638 @@ def test_program_stops_before_declaring_any_resource(tmp_path: Path, repo_root: 
     assert outcome["resources"] == 0
     assert "mlplat:network.cidr: unknown key" in outcome["error"]
     assert "mlplat:aws: required key is missing" in outcome["error"]
+
+
+def _refused(env: str, values: dict[str, Any], stack: str | None = None) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as raised:
+        load_stack_config(values, f"Pulumi.{env}.yaml", stack or env)
+    assert "Traceback" not in str(raised.value)
+    return raised.value.problems
+
+
+def _changed(env: str, changes: dict[str, Any]) -> dict[str, Any]:
+    values = copy.deepcopy(_values(env))
+    for path, value in changes.items():
+        _set(values, path, value)
+    return values
+
+
+PUBLIC = "cluster.endpoint"
+POOL0 = "gpu.pools.0"
+
+# Configs that bend the rules (issue: "a stack config that cannot be bent"), each named after its failure
+# mode: (environment, {key path: new value}, expected key path in the error, expected reason).
+BENT_CONFIGS = [
+    pytest.param(
+        "dev",
+        {PUBLIC: {"public": True, "public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}},
+        "mlplat:cluster.endpoint",
+        "cover 4294967296 addresses, more than a /16",
+        id="allowlist-of-two-halves-is-the-whole-internet",
+    ),
+    pytest.param(
+        "dev",
+        {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16", "9.9.9.0/24"]}},
+        "mlplat:cluster.endpoint",
+        "cover 65792 addresses",
+        id="allowlist-one-range-past-a-slash-16",
+    ),
+    pytest.param(
+        "dev",
+        {PUBLIC: {"public": True, "public_access_cidrs": ["10.0.0.0/8"]}},
+        "mlplat:cluster.endpoint",
+        "10.0.0.0/8 is a private or reserved range",
+        id="private-range-in-a-public-allowlist",
+    ),
+    pytest.param(
+        "dev",
+        {PUBLIC: {"public": True, "public_access_cidrs": ["203.0.113.0/24"]}},
+        "mlplat:cluster.endpoint",
+        "203.0.113.0/24 is a private or reserved range",
+        id="documentation-range-in-a-public-allowlist",
+    ),
+    pytest.param(
+        "dev",
+        {PUBLIC: {"public": True, "public_access_cidrs": ["100.64.0.0/10"]}},
+        "mlplat:cluster.endpoint",
+        "is a private or reserved range",
+        id="carrier-grade-nat-range-in-a-public-allowlist",
+    ),
+    pytest.param(
+        "dev",
+        {"network.vpc_cidr": "11.0.0.0/16"},
+        "mlplat:network.vpc_cidr",
+        "outside the RFC 1918 private ranges",
+        id="vpc-on-public-addresses",
+    ),
+    pytest.param(
+        "dev",
+        {"network.vpc_cidr": "172.32.0.0/16"},
+        "mlplat:network.vpc_cidr",
+        "outside the RFC 1918",
+        id="vpc-just-past-172-16-slash-12",
+    ),
+    pytest.param(
+        "dev",
+        {"network.vpc_cidr": "10.0.0.0/15"},
+        "mlplat:network.vpc_cidr",
+        "must be /16 or smaller",
+        id="vpc-larger-than-aws-allows",
+    ),
+    pytest.param(
+        "dev",
+        {"network.vpc_cidr": "10.10.0.0/19"},
+        "mlplat:network.vpc_cidr",
+        "must be /18 or larger",
+        id="vpc-one-bit-too-small",
+    ),
+    pytest.param(
+        "dev",
+        {"network.availability_zones": ["eu-west-1a", "eu-west-1b", "us-east-1c"]},
+        "mlplat:",
+        "['us-east-1c'] are not zones of eu-west-1",
+        id="zone-of-another-region",
+    ),
+    pytest.param(
+        "dev",
+        {"network.availability_zones": ["eu-west-1a", "eu-west-1\u200bb", "eu-west-1c"]},
+        "mlplat:network.availability_zones[1]",
+        "should match pattern",
+        id="zone-with-an-invisible-character",
+    ),
+    pytest.param(
+        "dev",
+        {"network.availability_zones": ["eu-west-1a", "eu-west-\u0661b", "eu-west-1c"]},
+        "mlplat:network.availability_zones[1]",
+        "should match pattern",
+        id="zone-with-a-non-ascii-digit",
+    ),
+    pytest.param(
+        "dev",
+        {"aws.region": "eu-west-\u0661"},
+        "mlplat:aws.region",
+        "should match pattern",
+        id="region-with-a-non-ascii-digit",
+    ),
+    pytest.param(
+        "dev",
+        {"network.availability_zones": ["eu-west-1a", "eu-west-1a", "eu-west-1b"]},
+        "mlplat:network.availability_zones",
+        "must be distinct",
+        id="the-same-zone-twice",
+    ),
+    pytest.param(
+        "dev",
+        {"cluster.admin_role_arns": ["arn:aws:iam::11111111111\u0661:role/admin"]},
+        "mlplat:cluster.admin_role_arns[0]",
+        "should match pattern",
+        id="role-arn-with-a-non-ascii-account-digit",
+    ),
+    pytest.param(
+        "dev",
+        {"gpu.max_total_gpus": 129},
+        "mlplat:gpu.max_total_gpus",
+        "less than or equal to 128",
+        id="gpu-cap-unbounded",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.max_size": 65},
+        "mlplat:gpu.pools[0].max_size",
+        "less than or equal to 64",
+        id="gpu-pool-unbounded",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.gpus_per_node": 9},
+        "mlplat:gpu.pools[0].gpus_per_node",
+        "less than or equal to 8",
+        id="more-gpus-per-node-than-any-instance-has",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.gpu_memory_gib": 193},
+        "mlplat:gpu.pools[0].gpu_memory_gib",
+        "less than or equal to 192",
+        id="gpu-memory-beyond-any-gpu",
+    ),
+    pytest.param(
+        "dev",
+        {"services.minio.volume_size_gi": 16385},
+        "mlplat:services.minio.volume_size_gi",
+        "less than or equal to 16384",
+        id="minio-volume-beyond-ebs-maximum",
+    ),
+    pytest.param(
+        "dev",
+        {"services.mlflow.postgres_volume_size_gi": 16385},
+        "mlplat:services.mlflow.postgres_volume_size_gi",
+        "less than or equal to 16384",
+        id="postgres-volume-beyond-ebs-maximum",
+    ),
+    pytest.param(
+        "dev",
+        {"services.monitoring.prometheus_volume_size_gi": 16385},
+        "mlplat:services.monitoring.prometheus_volume_size_gi",
+        "less than or equal to 16384",
+        id="prometheus-volume-beyond-ebs-maximum",
+    ),
+    pytest.param(
+        "staging",
+        {"services.minio.replicas": 17},
+        "mlplat:services.minio.replicas",
+        "less than or equal to 16",
+        id="minio-beyond-one-erasure-set",
+    ),
+    pytest.param(
+        "staging",
+        {"services.minio.replicas": 3},
+        "mlplat:services.minio",
+        "distributed MinIO needs at least 4 replicas",
+        id="distributed-minio-below-four-replicas",
+    ),
+    pytest.param(
+        "dev",
+        {"services.mlflow.replicas": 11},
+        "mlplat:services.mlflow.replicas",
+        "less than or equal to 10",
+        id="mlflow-unbounded",
+    ),
+    pytest.param(
+        "dev",
+        {"services.monitoring.prometheus_replicas": 4},
+        "mlplat:services.monitoring.prometheus_replicas",
+        "less than or equal to 3",
+        id="prometheus-replicas-unbounded",
+    ),
+    pytest.param(
+        "dev",
+        {"services.monitoring.retention": "367d"},
+        "mlplat:services.monitoring.retention",
+        "longer than 366 days",
+        id="retention-past-a-year",
+    ),
+    pytest.param(
+        "dev",
+        {"services.monitoring.retention": "99999999d"},
+        "mlplat:services.monitoring.retention",
+        "should match pattern",
+        id="retention-unbounded-digits",
+    ),
+    pytest.param(
+        "dev",
+        {"apps.max_replicas_per_app": 101},
+        "mlplat:apps.max_replicas_per_app",
+        "less than or equal to 100",
+        id="app-replica-ceiling-unbounded",
+    ),
+    pytest.param(
+        "dev",
+        {"system_pool.max_size": 31},
+        "mlplat:system_pool.max_size",
+        "less than or equal to 30",
+        id="system-pool-unbounded",
+    ),
+    pytest.param(
+        "dev",
+        {"network.availability_zones": ["eu-west-1a", "eu-west-1b\n", "eu-west-1c"]},
+        "mlplat:network.availability_zones[1]",
+        "should match pattern",
+        id="zone-with-a-trailing-newline",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.labels": {"team": "nlp\n"}},
+        "mlplat:gpu.pools[0].labels",
+        "not a valid label value",
+        id="pool-label-value-with-a-trailing-newline",
+    ),
+    pytest.param(
+        "dev",
+        {"aws.tags": {"team": "x" * 257}},
+        "mlplat:aws.tags.team",
+        "at most 256 characters",
+        id="tag-value-longer-than-aws-allows",
+    ),
+    pytest.param(
+        "dev",
+        {"services.argocd.repo_url": "https://user:token@github.com/example-org/mlplat.git"},
+        "mlplat:services.argocd.repo_url",
+        "should match pattern",
+        id="repo-url-carrying-credentials",
+    ),
+    pytest.param(
+        "dev",
+        {"services.argocd.target_revision": "main\n--upload-pack=x"},
+        "mlplat:services.argocd.target_revision",
+        "should match pattern",
+        id="target-revision-smuggling-a-second-line",
+    ),
+    pytest.param(
+        "dev",
+        {"services.vault.replicas": 9},
+        "mlplat:services.vault.replicas",
+        "less than or equal to 7",
+        id="vault-quorum-unbounded",
+    ),
+    pytest.param(
+        "dev",
+        {"apps.allowed_registries": ["docker.io"]},
+        "mlplat:apps.allowed_registries",
+        "admit every image on a public registry",
+        id="whole-public-registry-allowed",
+    ),
+    pytest.param(
+        "dev",
+        {"apps.allowed_registries": ["registry.mlplat.internal/ "]},
+        "mlplat:apps.allowed_registries[0]",
+        "should match pattern",
+        id="malformed-registry-prefix",
+    ),
+    pytest.param(
+        "dev",
+        {"environment": "staging"},
+        "mlplat:",
+        "environment: says 'staging' in stack 'dev'",
+        id="stack-declares-another-environment",
+    ),
+    pytest.param(
+        "dev",
+        {"aws.tags": {"mlplat/environment": "prod"}},
+        "mlplat:",
+        "mlplat/environment='prod' contradicts environment 'dev'",
+        id="environment-tag-contradicts-the-stack",
+    ),
+    pytest.param(
+        "dev",
+        {"aws.tags": {"aws:createdBy": "me"}},
+        "mlplat:aws.tags",
+        "prefix `aws:`",
+        id="tag-in-the-aws-prefix",
+    ),
+    pytest.param(
+        "prod",
+        {"services.minio": {"mode": "standalone", "replicas": 1, "volume_size_gi": 500}},
+        "mlplat:",
+        "services.minio.mode: prod MinIO is distributed",
+        id="prod-minio-standalone",
+    ),
+    pytest.param(
+        "prod",
+        {"services.argocd.ha": False},
+        "mlplat:",
+        "services.argocd.ha: prod Argo CD is highly available",
+        id="prod-argocd-without-ha",
+    ),
+    pytest.param(
+        "prod",
+        {"services.argocd.oidc": None},
+        "mlplat:",
+        "services.argocd.oidc: prod Argo CD signs in through SSO",
+        id="prod-argocd-without-sso",
+    ),
+    pytest.param(
+        "prod",
+        {f"{POOL0}.capacity_type": "spot"},
+        "mlplat:",
+        "gpu.pools: ['gpu-small'] run on spot in prod",
+        id="prod-gpu-pool-on-spot-without-consent",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.instance_types": ["m6i.xlarge"]},
+        "mlplat:gpu.pools[0].instance_types",
+        "['m6i.xlarge'] are not NVIDIA GPU instance types",
+        id="gpu-pool-of-cpu-instances",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.instance_types": ["g4ad.xlarge", "g5g.xlarge"]},
+        "mlplat:gpu.pools[0].instance_types",
+        "are not NVIDIA GPU instance types",
+        id="gpu-pool-of-amd-or-arm-gpu-instances",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.instance_types": ["g5.xlarge "]},
+        "mlplat:gpu.pools[0].instance_types[0]",
+        "should match pattern",
+        id="gpu-instance-type-with-trailing-space",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.instance_types": ["G5.XLARGE"]},
+        "mlplat:gpu.pools[0].instance_types[0]",
+        "should match pattern",
+        id="gpu-instance-type-in-capitals",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.instance_types": ["g5.xlarge", "g5.xlarge"]},
+        "mlplat:gpu.pools[0].instance_types",
+        "listed twice",
+        id="gpu-instance-type-listed-twice",
+    ),
+    pytest.param(
+        "dev",
+        {"system_pool.instance_types": ["m6i.large;rm"]},
+        "mlplat:system_pool.instance_types[0]",
+        "should match pattern",
+        id="malformed-system-instance-type",
+    ),
+    pytest.param(
+        "dev",
+        {"gpu.pools.1.instance_types": ["g6.xlarge"], "gpu.pools.1.gpus_per_node": 1},
+        "mlplat:gpu",
+        "gpu-small and gpu-multi both offer ['g6.xlarge'] as spot with the same labels",
+        id="two-pools-select-the-same-instances",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.labels": {"karpenter.sh/capacity-type": "on-demand"}},
+        "mlplat:gpu.pools[0].labels",
+        "reserved label domain (karpenter.sh)",
+        id="pool-label-in-karpenter-domain",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.labels": {"node.kubernetes.io/instance-type": "p5.48xlarge"}},
+        "mlplat:gpu.pools[0].labels",
+        "reserved label domain (node.kubernetes.io)",
+        id="pool-label-in-kubernetes-domain",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.labels": {"k8s.io/owner": "me"}},
+        "mlplat:gpu.pools[0].labels",
+        "reserved label domain (k8s.io)",
+        id="pool-label-in-k8s-domain",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.labels": {"karpenter.k8s.aws/instance-gpu-count": "8"}},
+        "mlplat:gpu.pools[0].labels",
+        "reserved label domain (karpenter.k8s.aws)",
+        id="pool-label-in-karpenter-aws-domain",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.labels": {"mlplat/gpu-pool": "gpu-multi"}},
+        "mlplat:gpu.pools[0].labels",
+        "is the pool label the program sets",
+        id="pool-label-overrides-the-pool-name",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.labels": {"team name": "nlp"}},
+        "mlplat:gpu.pools[0].labels",
+        "not a valid label key",
+        id="pool-label-key-malformed",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.labels": {"team": "n l p"}},
+        "mlplat:gpu.pools[0].labels",
+        "not a valid label value",
+        id="pool-label-value-malformed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "changes", "key", "reason"), BENT_CONFIGS)
+def test_bent_config_is_refused_with_key_and_reason(
+    env: str, changes: dict[str, Any], key: str, reason: str
+) -> None:
+    problems = _refused(env, _changed(env, changes))
+    assert any(p.startswith(key) and reason in r for p, r in problems), (
+        f"expected {key}: {reason!r}, got {problems}"
+    )
+
+
+# The other side of each boundary: the largest value a bound admits still loads.
+AT_THE_BOUND = [
+    pytest.param(
+        "dev",
+        {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16"]}},
+        id="allowlist-of-exactly-a-slash-16",
+    ),
+    pytest.param(
+        "dev",
+        {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16", "8.8.128.0/17"]}},
+        id="overlapping-allowlist-counted-once",
+    ),
+    pytest.param("dev", {"network.vpc_cidr": "10.10.0.0/18"}, id="vpc-of-exactly-slash-18"),
+    pytest.param("dev", {"network.vpc_cidr": "172.31.0.0/16"}, id="vpc-at-the-top-of-172-16-slash-12"),
+    pytest.param("dev", {"gpu.max_total_gpus": 128}, id="gpu-cap-at-its-maximum"),
+    pytest.param("dev", {f"{POOL0}.max_size": 64, "gpu.max_total_gpus": 128}, id="gpu-pool-at-its-maximum"),
+    pytest.param("dev", {"gpu.pools.1.gpus_per_node": 8, "gpu.max_total_gpus": 10}, id="eight-gpus-per-node"),
+    pytest.param("dev", {f"{POOL0}.gpu_memory_gib": 192}, id="gpu-memory-at-its-maximum"),
+    pytest.param("dev", {"services.minio.volume_size_gi": 16384}, id="volume-at-the-ebs-maximum"),
+    pytest.param("staging", {"services.minio.replicas": 16}, id="minio-at-sixteen-replicas"),
+    pytest.param("staging", {"services.minio.replicas": 4}, id="distributed-minio-at-four-replicas"),
+    pytest.param("dev", {"services.mlflow.replicas": 10}, id="mlflow-at-its-maximum"),
+    pytest.param("dev", {"services.monitoring.prometheus_replicas": 3}, id="prometheus-at-its-maximum"),
+    pytest.param("dev", {"services.monitoring.retention": "366d"}, id="retention-of-a-leap-year"),
+    pytest.param("dev", {"services.monitoring.retention": "52w"}, id="retention-in-weeks"),
+    pytest.param("dev", {"apps.max_replicas_per_app": 100}, id="app-replica-ceiling-at-its-maximum"),
+    pytest.param("dev", {"system_pool.max_size": 30}, id="system-pool-at-its-maximum"),
+    pytest.param("staging", {"services.vault.replicas": 7}, id="vault-at-seven-replicas"),
+    pytest.param(
+        "dev",
+        {"apps.allowed_registries": ["ghcr.io/kserve", "registry.mlplat.internal:5000"]},
+        id="registry-organisation-and-port",
+    ),
+    pytest.param("dev", {"aws.tags": {"mlplat/environment": "dev"}}, id="environment-tag-that-agrees"),
+    pytest.param(
+        "prod",
+        {f"{POOL0}.capacity_type": "spot", f"{POOL0}.allow_spot_in_prod": True},
+        id="prod-spot-by-consent",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.instance_types": ["p6-b200.48xlarge", "g4dn.metal"]},
+        id="gpu-types-with-variant-and-metal",
+    ),
+    pytest.param("dev", {f"{POOL0}.labels": {"team": "nlp", "mlplat/tier": "a10g"}}, id="own-pool-labels"),
+    pytest.param(
+        "dev",
+        {
+            "gpu.pools.1.instance_types": ["g6.xlarge"],
+            "gpu.pools.1.capacity_type": "on-demand",
+            "gpu.pools.1.gpus_per_node": 1,
+        },
+        id="same-instances-on-another-capacity-type",
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "changes"), AT_THE_BOUND)
+def test_values_at_the_bound_still_load(env: str, changes: dict[str, Any]) -> None:
+    config = load_stack_config(_changed(env, changes), f"Pulumi.{env}.yaml", env)
+    assert config.environment == env
+
+
+def test_prod_stack_declaring_dev_does_not_escape_prod_rules() -> None:
+    """A Pulumi.prod.yaml that says `environment: dev` (and weakens prod) is refused as prod."""
+    weakened = _changed(
+        "prod",
+        {"environment": "dev", "services.minio": {"mode": "standalone", "replicas": 1, "volume_size_gi": 50}},
+    )
+    problems = _refused("prod", weakened)
+    reasons = " ".join(r for _, r in problems)
+    assert "says 'dev' in stack 'prod'" in reasons
+    assert "prod MinIO is distributed" in reasons
+
+
+def test_unknown_stack_is_refused() -> None:
+    problems = _refused("dev", _values("dev"), stack="qa")
+    assert problems == [("(stack)", "unknown stack 'qa'; choose one of ('dev', 'staging', 'prod')")]
+
+
+def test_every_gpu_pool_in_our_environments_uses_allowed_families() -> None:
+    for env in ENVIRONMENTS:
+        for pool in load_environment(env).gpu.pools:
+            assert all(t.split(".")[0] in GPU_INSTANCE_FAMILIES for t in pool.instance_types), (
+                env,
+                pool.name,
+            )
+
+
+def test_reserved_pool_label_is_the_label_karpenter_nodes_carry() -> None:
+    from infra.aws.karpenter import POOL_LABEL
+
+    assert POOL_LABEL == GPU_POOL_LABEL
+
+
+# ---- the stack file itself: duplicates, bombs, nesting, size ----------------------------------------
+
+
+def _write(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "Pulumi.dev.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def _file_problems(path: Path) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as raised:
+        read_stack_file(path)
+    return raised.value.problems
+
+
+def test_duplicate_top_level_key_is_refused_not_last_one_wins(tmp_path: Path) -> None:
+    original = stack_file("dev").read_text()
+    text = original + "  mlplat:network:\n    vpc_cidr: 10.99.0.0/16\n"
+    problems = _file_problems(_write(tmp_path, text))
+    line = len(original.splitlines()) + 1
+    assert problems == [
+        (
+            f"line {line}",
+            f"duplicate key 'mlplat:network' (first at line {_line_of(original, 'mlplat:network:')}): "
+            "the last one would silently win",
+        )
+    ]
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+def test_duplicate_nested_key_is_refused(tmp_path: Path) -> None:
+    text = (
+        stack_file("dev")
+        .read_text()
+        .replace("    nat_gateways: single\n", "    nat_gateways: single\n    nat_gateways: per_az\n")
+    )
+    problems = _file_problems(_write(tmp_path, text))
+    assert len(problems) == 1 and "duplicate key 'nat_gateways'" in problems[0][1]
+
+
+def test_yaml_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    lines = ["config:", '  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"  a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    problems = _file_problems(_write(tmp_path, "\n".join(lines) + "\n"))
+    assert problems == [("line 2", "anchors and aliases are not allowed in a stack file")]
+
+
+def test_absurd_nesting_is_refused_without_recursion_error(tmp_path: Path) -> None:
+    problems = _file_problems(
+        _write(tmp_path, "config:\n  mlplat:x: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    )
+    assert problems == [("line 2", "nested more than 32 levels deep")]
+
+
+def test_huge_file_is_refused_unread(tmp_path: Path) -> None:
+    problems = _file_problems(_write(tmp_path, "config:\n" + "#" * (300 * 1024) + "\n"))
+    assert problems == [("(file)", "larger than 262144 bytes: not a stack file")]
+
+
+def test_non_utf8_file_is_refused(tmp_path: Path) -> None:
+    problems = _file_problems(_write(tmp_path, b"config:\n  mlplat:environment: d\xffv\n"))
+    assert problems == [("(file)", "not UTF-8 text (byte 31)")]
+
+
+def test_merge_key_is_refused(tmp_path: Path) -> None:
+    problems = _file_problems(_write(tmp_path, "config:\n  mlplat:aws:\n    <<: {region: eu-west-1}\n"))
+    assert problems == [("line 3", "merge keys (`<<`) are not allowed in a stack file")]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param(
+            '{"nat_gateways": "single", "nat_gateways": "per_az"}',
+            "duplicate key 'nat_gateways'",
+            id="duplicate",
+        ),
+        pytest.param("[" * 50_000 + "]" * 50_000, "nested too deeply", id="recursion"),
+        pytest.param("[" * 40 + "]" * 40, "nested 40 levels, more than 32", id="depth"),
+    ],
+)
+def test_engine_json_is_bounded_like_the_file(value: str, reason: str) -> None:
+    """Values the Pulumi engine hands the program as JSON strings get the file's bounds."""
+    values = {**_values("dev"), "network": value}
+    problems = _refused("dev", values)
+    assert problems == [("mlplat:network", reason)]

@@ -74,3 +74,85 @@ def test_unknown_environment_is_a_usage_error(repo_root: Path) -> None:
         text=True,
     )
     assert result.returncode == 2 and "invalid choice: 'qa'" in result.stderr
+
+
+def _plan_with_stack_dir(repo_root: Path, stack_dir: Path, env: str) -> subprocess.CompletedProcess[str]:
+    """`mlplat plan --env ENV` with the stack files read from `stack_dir` instead of environments/."""
+    code = (
+        "import sys\nfrom pathlib import Path\nimport infra.config\n"
+        f"infra.config.STACK_DIR = Path({str(stack_dir)!r})\n"
+        "from mlplat.cli import main\n"
+        f"sys.exit(main(['plan', '--env', {env!r}, '--no-policies', '--out', {str(stack_dir / 'plan.json')!r}]))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "old", "new", "message"),
+    [
+        pytest.param(
+            "dev",
+            "  mlplat:protect_stateful: false\n",
+            "  mlplat:protect_stateful: false\n  mlplat:protect_stateful: true\n",
+            "duplicate key 'mlplat:protect_stateful'",
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "dev", "single\n", "per_zone\n", "mlplat:network.nat_gateways: Input should be", id="bad-value"
+        ),
+        pytest.param(
+            "prod",
+            "mlplat:environment: prod",
+            "mlplat:environment: dev",
+            "environment: says 'dev' in stack 'prod'",
+            id="prod-stack-declaring-dev",
+        ),
+    ],
+)
+def test_plan_config_error_is_one_message_and_exit_2(
+    repo_root: Path, tmp_path: Path, env: str, old: str, new: str, message: str
+) -> None:
+    """A config error is a usage error (2), never a traceback or a policy verdict (1)."""
+    source = (repo_root / "environments" / f"Pulumi.{env}.yaml").read_text()
+    assert old in source
+    (tmp_path / f"Pulumi.{env}.yaml").write_text(source.replace(old, new, 1))
+    result = _plan_with_stack_dir(repo_root, tmp_path, env)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("mlplat plan: invalid stack configuration in "), result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_program_refuses_a_stack_file_with_duplicate_keys(repo_root: Path, tmp_path: Path) -> None:
+    """Under `pulumi up` the engine parses the file itself; the program still holds it to our rules."""
+    source = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
+    (tmp_path / "Pulumi.dev.yaml").write_text(source + "  mlplat:environment: prod\n")
+    code = (
+        "import json, pulumi\nfrom pathlib import Path\nimport infra.config\n"
+        f"infra.config.STACK_DIR = Path({str(tmp_path)!r})\n"
+        "from pulumi.runtime.stack import run_in_stack\n"
+        "from pulumi.runtime.settings import ROOT\n"
+        "from pulumi.runtime.sync_await import _sync_await\n"
+        "from infra.config import read_stack_file\n"
+        "from mlplat.plan import Recorder, _recording_monitor\n"
+        "recorder = Recorder(); monitor = _recording_monitor(recorder)\n"
+        "values = infra.config.read_stack_file(Path('environments/Pulumi.dev.yaml'))\n"
+        "pulumi.runtime.set_all_config({f'mlplat:{k}': v if isinstance(v, str) else json.dumps(v)"
+        " for k, v in values.items()}, [])\n"
+        "pulumi.runtime.set_mocks(monitor.mocks, project='mlplat', stack='dev', monitor=monitor)\n"
+        "ROOT.set(None)\n"
+        "from infra import program\n"
+        "try:\n"
+        "    _sync_await(run_in_stack(program.main))\n"
+        "except pulumi.RunError as err:\n"
+        "    print(json.dumps({'error': str(err), 'resources': len(recorder.resources)}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=False
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["resources"] == 0
+    assert "duplicate key 'mlplat:environment'" in outcome["error"]

@@ -1,0 +1,355 @@
+"""The system pool holds every pod the platform schedules on it, at min_size, with headroom.
+
+A Helm release is `atomic`: if one of its pods stays Pending past the timeout, the release rolls
+back. So each environment's system pool must fit, at `min_size` nodes of its smallest instance type,
+the CPU and memory *requests* of every pod that lands there:
+
+- every chart's pods, from the release values in the offline plan (our `platform/<service>/values*.yaml`
+  plus the values the program computes, e.g. replicas per environment) deep-merged over the upstream
+  chart defaults in ../shared/reference/charts/<chart>/values.yaml, times their replicas;
+- DaemonSets once per node;
+- the EKS add-ons' own pods (CoreDNS, kube-proxy, the VPC CNI, the EBS CSI driver).
+
+GPU nodes are tainted `nvidia.com/gpu`; only pods that tolerate it (the GPU operator's operands) run
+there, so they are not counted. A container without requests reserves nothing at scheduling time and
+counts as zero; a container with limits only gets requests equal to its limits (Kubernetes defaulting).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config import ENVIRONMENTS, load_environment
+from infra.services.chart import deep_merge
+
+PlanFor = Callable[[str], dict[str, Any]]
+
+# Requests may use at most this share of the pool's allocatable CPU and memory at min_size: room for a
+# rolling update's surge pod, for a node drained during an AMI update, and for the kernel memory that
+# makes a node's capacity a little less than its nominal size.
+HEADROOM = 0.75
+
+
+@dataclass(frozen=True)
+class Node:
+    vcpus: int
+    memory_mib: int
+    # ENIs on the default network card and IPv4 addresses per ENI, from amazon-eks-ami's
+    # nodeadm/internal/kubelet/instance-info.jsonl (tag v20260724); vCPUs and memory from
+    # https://docs.aws.amazon.com/ec2/latest/instancetypes/gp.html.
+    enis: int
+    ips_per_eni: int
+
+    @property
+    def max_pods(self) -> int:
+        # nodeadm's CalcMaxPods (amazon-eks-ami v20260724, nodeadm/internal/kubelet/eni_max_pods.go).
+        return self.enis * (self.ips_per_eni - 1) + 2
+
+    @property
+    def allocatable_cpu_m(self) -> int:
+        # kube-reserved CPU, nodeadm getCPUMillicoresToReserve (nodeadm/internal/kubelet/config.go,
+        # v20260724): 6 % of the first core, 1 % of the second, 0.5 % of cores 3-4, 0.25 % above.
+        total = self.vcpus * 1000
+        reserved = 0.0
+        for start, end, share in (
+            (0, 1000, 0.06),
+            (1000, 2000, 0.01),
+            (2000, 4000, 0.005),
+            (4000, total, 0.0025),
+        ):
+            reserved += max(0, min(total, end) - start) * share
+        return total - int(reserved)
+
+    @property
+    def allocatable_memory_mib(self) -> int:
+        # kube-reserved memory 11 * maxPods + 255 MiB (getMemoryMebibytesToReserve) and the kubelet's
+        # evictionHard memory.available 100Mi (same file); nodeadm sets no system-reserved.
+        return self.memory_mib - (11 * self.max_pods + 255) - 100
+
+
+NODES = {
+    "m6i.large": Node(vcpus=2, memory_mib=8192, enis=3, ips_per_eni=10),
+    "m6i.xlarge": Node(vcpus=4, memory_mib=16384, enis=4, ips_per_eni=15),
+    "m7i.xlarge": Node(vcpus=4, memory_mib=16384, enis=4, ips_per_eni=15),
+    "m6i.2xlarge": Node(vcpus=8, memory_mib=32768, enis=4, ips_per_eni=15),
+}
+
+
+@dataclass(frozen=True)
+class Pods:
+    """`count` pods (or one per node when `per_node`) each requesting cpu_m millicores and memory_mib."""
+
+    name: str
+    cpu_m: int
+    memory_mib: int
+    count: int = 1
+    per_node: bool = False
+
+
+def _cpu_m(quantity: Any) -> int:
+    text = str(quantity)
+    return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)
+
+
+_MEMORY_UNITS = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024 * 1024, "M": 1e6 / 2**20, "G": 1e9 / 2**20}
+
+
+def _memory_mib(quantity: Any) -> int:
+    match = re.fullmatch(r"([0-9.]+)([KMGT]i?)?", str(quantity))
+    assert match, f"unreadable memory quantity {quantity!r}"
+    number, unit = float(match[1]), match[2]
+    return math.ceil(number * _MEMORY_UNITS[unit]) if unit else math.ceil(number / 2**20)
+
+
+def requests(resources: dict[str, Any] | None) -> tuple[int, int]:
+    """(cpu m, memory MiB) a container requests; limits stand in for missing requests, as in Kubernetes."""
+    resources = resources or {}
+    wanted = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    cpu = _cpu_m(wanted["cpu"]) if "cpu" in wanted else 0
+    memory = _memory_mib(wanted["memory"]) if "memory" in wanted else 0
+    return cpu, memory
+
+
+def dig(values: dict[str, Any], path: str, default: Any = None) -> Any:
+    node: Any = values
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def pods(
+    name: str, values: dict[str, Any], *resource_paths: str, replicas: str | int = 1, per_node: bool = False
+) -> Pods:
+    """One workload: the sum of its containers' requests, `replicas` read from the values when a path."""
+    cpu = memory = 0
+    for path in resource_paths:
+        c, m = requests(dig(values, path))
+        cpu, memory = cpu + c, memory + m
+    count = replicas if isinstance(replicas, int) else int(dig(values, replicas))
+    return Pods(name, cpu, memory, count, per_node)
+
+
+# What each chart runs on the system pool, read from its merged values. Jobs run by Helm hooks during
+# the install are counted: an atomic release waits for them.
+def karpenter(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("karpenter", v, "controller.resources", replicas="replicas")
+
+
+def kube_prometheus_stack(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("prometheus-operator", v, "prometheusOperator.resources")
+    yield pods(
+        "prometheus", v, "prometheus.prometheusSpec.resources", replicas="prometheus.prometheusSpec.replicas"
+    )
+    yield pods(
+        "alertmanager",
+        v,
+        "alertmanager.alertmanagerSpec.resources",
+        replicas="alertmanager.alertmanagerSpec.replicas",
+    )
+    # Subcharts (not in ../shared/reference): one replica each unless our values say otherwise.
+    yield pods("grafana", v, "grafana.resources", replicas=int(dig(v, "grafana.replicas", 1)))
+    yield pods(
+        "kube-state-metrics",
+        v,
+        "kube-state-metrics.resources",
+        replicas=int(dig(v, "kube-state-metrics.replicas", 1)),
+    )
+    yield pods("node-exporter", v, "prometheus-node-exporter.resources", per_node=True)
+
+
+def cert_manager(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("cert-manager", v, "resources", replicas="replicaCount")
+    yield pods("cert-manager-webhook", v, "webhook.resources", replicas="webhook.replicaCount")
+    yield pods("cert-manager-cainjector", v, "cainjector.resources", replicas="cainjector.replicaCount")
+    yield pods("cert-manager-startupapicheck", v, "startupapicheck.resources")
+
+
+# Node Feature Discovery, the GPU operator's subchart (0.19.0 per its Chart.yaml): its defaults are not in
+# ../shared/reference; these are kubernetes-sigs/node-feature-discovery
+# deployment/helm/node-feature-discovery/values.yaml @000d580 (master, gc, and a worker per node).
+NFD_DEFAULTS: dict[str, Any] = {
+    "master": {"replicaCount": 1, "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
+    "gc": {"replicaCount": 1, "resources": {"requests": {"cpu": "10m", "memory": "128Mi"}}},
+    "worker": {"resources": {"requests": {"cpu": "5m", "memory": "64Mi"}}},
+}
+
+
+def gpu_operator(v: dict[str, Any]) -> Iterator[Pods]:
+    # The operands (device plugin, DCGM, GFD, validator) run on GPU nodes only.
+    yield pods("gpu-operator", v, "operator.resources")
+    if dig(v, "nfd.enabled"):
+        nfd = deep_merge(NFD_DEFAULTS, dig(v, "node-feature-discovery", {}))
+        yield pods("nfd-master", nfd, "master.resources", replicas="master.replicaCount")
+        yield pods("nfd-gc", nfd, "gc.resources", replicas="gc.replicaCount")
+        yield pods("nfd-worker", nfd, "worker.resources", per_node=True)
+
+
+def falco(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("falco", v, "resources", "falcoctl.artifact.follow.resources", per_node=True)
+    if dig(v, "falcosidekick.enabled"):
+        yield pods(
+            "falcosidekick",
+            v,
+            "falcosidekick.resources",
+            replicas=int(dig(v, "falcosidekick.replicaCount", 2)),
+        )
+
+
+def argo_cd(v: dict[str, Any]) -> Iterator[Pods]:
+    for part in ("controller", "server", "repoServer", "applicationSet"):
+        yield pods(f"argocd-{part}", v, f"{part}.resources", replicas=f"{part}.replicas")
+    if dig(v, "notifications.enabled"):
+        yield pods("argocd-notifications", v, "notifications.resources")
+    if dig(v, "redis-ha.enabled"):
+        # redis-ha subchart: 3 redis (+ sentinel) pods and 3 HAProxy pods by default.
+        yield pods(
+            "argocd-redis-ha",
+            v,
+            "redis-ha.redis.resources",
+            "redis-ha.sentinel.resources",
+            replicas=int(dig(v, "redis-ha.replicas", 3)),
+        )
+        yield pods(
+            "argocd-redis-ha-haproxy",
+            v,
+            "redis-ha.haproxy.resources",
+            replicas=int(dig(v, "redis-ha.haproxy.replicas", 3)),
+        )
+    elif dig(v, "redis.enabled"):
+        yield pods("argocd-redis", v, "redis.resources")
+
+
+def minio(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("minio", v, "resources", replicas="replicas")
+    for job in ("makeBucketJob", "makeUserJob", "makePolicyJob"):
+        yield pods(f"minio-{job}", v, f"{job}.resources")
+
+
+def mlflow(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("mlflow", v, "resources", replicas="replicaCount")
+    if dig(v, "postgresql.enabled"):
+        yield pods("mlflow-postgresql", v, "postgresql.primary.resources")
+
+
+def vault(v: dict[str, Any]) -> Iterator[Pods]:
+    replicas = "server.ha.replicas" if dig(v, "server.ha.enabled") else 1
+    yield pods("vault", v, "server.resources", replicas=replicas)
+
+
+def vault_secrets_operator(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods(
+        "vault-secrets-operator",
+        v,
+        "controller.manager.resources",
+        "controller.kubeRbacProxy.resources",
+        replicas="controller.replicas",
+    )
+
+
+def kserve(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("kserve-controller", v, "kserve.controller.resources", "kserve.controller.rbacProxy.resources")
+
+
+def no_pods(v: dict[str, Any]) -> Iterator[Pods]:
+    yield from ()
+
+
+# Chart name (the last path segment of an OCI chart) -> what it runs.
+CHARTS: dict[str, Callable[[dict[str, Any]], Iterator[Pods]]] = {
+    "karpenter": karpenter,
+    "kube-prometheus-stack": kube_prometheus_stack,
+    "cert-manager": cert_manager,
+    "gpu-operator": gpu_operator,
+    "falco": falco,
+    "argo-cd": argo_cd,
+    "minio": minio,
+    "mlflow": mlflow,
+    "vault": vault,
+    "vault-secrets-operator": vault_secrets_operator,
+    "kserve-resources": kserve,
+    "kserve-crd": no_pods,
+    "kserve-runtime-configs": no_pods,
+}
+
+# The EKS add-ons the cluster installs (infra/aws/cluster.py), with their pods' requests.
+EKS_ADDONS = [
+    # CoreDNS: 2 replicas of 100m / 70Mi (kubernetes/kubernetes cluster/addons/dns/coredns/coredns.yaml.base,
+    # the manifest the EKS add-on follows).
+    Pods("coredns", 100, 70, count=2),
+    # kube-proxy: 100m, no memory request. The EKS add-on's manifest is not public; this is the request its
+    # DaemonSet carries on EKS clusters, not confirmed offline: check it on the first real cluster.
+    Pods("kube-proxy", 100, 0, per_node=True),
+    # aws-node: 25m (aws/amazon-vpc-cni-k8s charts/aws-vpc-cni/values.yaml @0055425, `resources.requests`).
+    Pods("aws-node", 25, 0, per_node=True),
+    # EBS CSI: controller 2 x 10m / 40Mi, node 10m / 40Mi; sidecars request nothing
+    # (kubernetes-sigs/aws-ebs-csi-driver charts/aws-ebs-csi-driver/values.yaml @006340e).
+    Pods("ebs-csi-controller", 10, 40, count=2),
+    Pods("ebs-csi-node", 10, 40, per_node=True),
+]
+
+
+def platform_pods(plan: dict[str, Any], reference: Path) -> list[Pods]:
+    found: list[Pods] = list(EKS_ADDONS)
+    for release in (r for r in plan["resources"] if r["type"] == "kubernetes:helm.sh/v3:Release"):
+        chart = str(release["inputs"]["chart"]).rsplit("/", 1)[-1]
+        assert chart in CHARTS, f"{release['urn']}: chart {chart} runs pods this test does not count yet"
+        defaults_file = reference / "charts" / chart / "values.yaml"
+        defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.is_file() else {}
+        found += CHARTS[chart](deep_merge(defaults or {}, release["inputs"].get("values") or {}))
+    return found
+
+
+def demand(found: list[Pods], nodes: int) -> tuple[int, int, int]:
+    """Total (cpu m, memory MiB, pod count) on `nodes` system nodes."""
+    cpu = memory = count = 0
+    for p in found:
+        n = nodes if p.per_node else p.count
+        cpu, memory, count = cpu + n * p.cpu_m, memory + n * p.memory_mib, count + n
+    return cpu, memory, count
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_platform_pods_fit_the_system_pool_at_min_size(
+    offline_plan: PlanFor, reference: Path, env: str
+) -> None:
+    """Whatever schedules last must not stay Pending: an atomic release would roll back."""
+    pool = load_environment(env).system_pool
+    unknown = [t for t in pool.instance_types if t not in NODES]
+    assert not unknown, f"{env}: add {unknown} to NODES (vCPUs, memory, ENIs) so the pool can be sized"
+    smallest = min((NODES[t] for t in pool.instance_types), key=lambda n: (n.vcpus, n.memory_mib))
+    found = platform_pods(offline_plan(env), reference)
+    cpu, memory, count = demand(found, pool.min_size)
+    cpu_room = HEADROOM * pool.min_size * smallest.allocatable_cpu_m
+    memory_room = HEADROOM * pool.min_size * smallest.allocatable_memory_mib
+    summary = f"{env}: {pool.min_size} x {smallest} requested {cpu}m CPU, {memory}Mi memory, {count} pods"
+    assert cpu <= cpu_room, f"{summary}; CPU room at {HEADROOM:.0%} is {cpu_room:.0f}m"
+    assert memory <= memory_room, f"{summary}; memory room at {HEADROOM:.0%} is {memory_room:.0f}Mi"
+    assert count <= pool.min_size * smallest.max_pods, f"{summary}; max pods {smallest.max_pods} per node"
+    biggest = max(found, key=lambda p: (p.cpu_m, p.memory_mib))
+    assert (
+        biggest.cpu_m <= smallest.allocatable_cpu_m and biggest.memory_mib <= smallest.allocatable_memory_mib
+    )
+
+
+def test_kube_reserved_matches_the_eks_ami_for_m6i_large() -> None:
+    """Worked example of nodeadm's formulas: 2 vCPU -> 70m reserved; 29 pods -> 574Mi + 100Mi eviction."""
+    node = NODES["m6i.large"]
+    assert node.max_pods == 29
+    assert node.allocatable_cpu_m == 2000 - 70
+    assert node.allocatable_memory_mib == 8192 - 574 - 100
+
+
+def test_limits_stand_in_for_missing_requests() -> None:
+    assert requests({"limits": {"cpu": "1", "memory": "1Gi"}}) == (1000, 1024)
+    assert requests({"requests": {"cpu": "250m"}, "limits": {"cpu": "2", "memory": "512Mi"}}) == (250, 512)
+    assert requests({}) == (0, 0)
