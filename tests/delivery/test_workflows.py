@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 import yaml
-from delivery_helpers import ENVIRONMENTS, REPO, WORKFLOWS, render, terraform, workflow, workflow_files
+from delivery_helpers import (
+    ENVIRONMENTS,
+    REPO,
+    WORKFLOWS,
+    render,
+    terraform,
+    variable_defaults,
+    workflow,
+    workflow_files,
+)
+from iam_eval import Scope, decide, role_arn, statements
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
 import preview_changes
@@ -171,6 +181,97 @@ def test_deploy_runs_dev_then_staging_then_prod_each_behind_its_environment() ->
         assert aws["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
         # Credentials come before the step that needs them.
         assert _steps(job).index(aws) < _steps(job).index(up)
+
+
+# --- GitHub's run conditions against the roles' trust (docs/adr/0002-preview-and-secrets.md) -------------
+
+# The git ref of a run per event (github.ref, and the `ref` claim of its OIDC token): a push names the
+# pushed branch, a schedule the default branch, a manual run whatever branch or tag the person picks, a
+# pull request its merge ref.
+# https://docs.github.com/en/actions/reference/workflows-and-actions/events-that-trigger-workflows
+REFS_BY_EVENT = {
+    "push": ("refs/heads/main", "refs/heads/feature"),
+    "schedule": ("refs/heads/main",),
+    "workflow_dispatch": ("refs/heads/main", "refs/heads/feature", "refs/tags/v1"),
+    "pull_request": ("refs/pull/7/merge",),
+}
+_COMPARISON = re.compile(r"([\w.]+|'[^']*')\s*(==|!=)\s*([\w.]+|'[^']*')")
+
+
+def _job_runs(job: dict[str, Any], context: dict[str, str]) -> bool:
+    """Evaluate a job's `if:` for one run: comparisons of contexts and literals joined by && and ||,
+    which is all the workflows use; anything else fails the test instead of guessing."""
+    if "if" not in job:
+        return True
+    condition = str(job["if"]).strip().removeprefix("${{").removesuffix("}}")
+
+    def operand(text: str) -> str:
+        return text[1:-1] if text.startswith("'") else context[text]
+
+    def compare(m: re.Match[str]) -> str:
+        return str((operand(m[1]) == operand(m[3])) == (m[2] == "=="))
+
+    python = _COMPARISON.sub(compare, condition).replace("&&", " and ").replace("||", " or ")
+    assert re.fullmatch(r"(\s|True|False|and|or|\(|\))*", python), f"cannot evaluate if: {job['if']}"
+    return bool(eval(python))  # only booleans, `and`, `or` and parentheses are left (checked above)
+
+
+def _github_environments(job: dict[str, Any]) -> list[str]:
+    environment = job.get("environment")
+    if environment is None:
+        return []
+    name = environment["name"] if isinstance(environment, dict) else environment
+    stacks = job.get("strategy", {}).get("matrix", {}).get("stack", [None])
+    return [name.replace("${{ matrix.stack }}", str(stack)) for stack in stacks]
+
+
+def _role_trusts(repository: str, github_env: str, ref: str) -> bool:
+    """Whether the bootstrap role behind a GitHub environment accepts the OIDC subject GitHub issues a
+    job of that environment on that ref (subject template repo, context, ref: infra/bootstrap/github_oidc.tf)."""
+    kind, env = (
+        ("preview", github_env.removesuffix("-preview"))
+        if github_env.endswith("-preview")
+        else ("deploy", github_env)
+    )
+    claims = {
+        "token.actions.githubusercontent.com:aud": ["sts.amazonaws.com"],
+        "token.actions.githubusercontent.com:sub": [f"repo:{repository}:environment:{github_env}:ref:{ref}"],
+    }
+    policy = statements(f"{kind}_trust", Scope(env))
+    return decide(policy, "sts:AssumeRoleWithWebIdentity", role_arn(kind, env), claims)[0]
+
+
+def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> None:
+    """A manual run of drift from a branch entered `<env>-preview` and only failed at AWS
+    (sts:AssumeRoleWithWebIdentity, not authorized): every job that can reach an environment from a
+    ref must be one the environment's role trusts, so the rest stop in GitHub with a reason."""
+    repository = f"{variable_defaults()['github_org']}/{variable_defaults()['github_repo']}"
+    for name, job_id, job in _all_jobs():
+        environments = _github_environments(job)
+        if not environments:
+            continue
+        triggers = workflow(name)["on"]
+        runs = []
+        for event in set(triggers) & set(REFS_BY_EVENT):
+            spec = triggers[event]
+            branches = spec.get("branches") if isinstance(spec, dict) else None
+            for ref in REFS_BY_EVENT[event]:
+                if branches and ref.removeprefix("refs/heads/") not in branches:
+                    continue
+                context = {
+                    "github.ref": ref,
+                    "github.event_name": event,
+                    "github.repository": repository,
+                    "github.event.pull_request.head.repo.full_name": repository,
+                }
+                if not _job_runs(job, context):
+                    continue
+                runs.append(ref)
+                refused = [e for e in environments if not _role_trusts(repository, e, ref)]
+                assert not refused, (
+                    f"{name}/{job_id}: a {event} run from {ref} enters {refused}, whose roles refuse it"
+                )
+        assert runs, f"{name}/{job_id}: runs for no event at all"
 
 
 # --- the deploy path to private cluster endpoints (docs/adr/0003-deploy-path-to-private-endpoints.md) ---
