@@ -127,6 +127,35 @@ data "aws_iam_policy_document" "state_bucket" {
       values   = [aws_kms_key.state.arn]
     }
   }
+
+  # The statement above only sees a request that names a KMS key. Terraform's S3 backend with
+  # `encrypt = true` and no `kms_key_id` sends `x-amz-server-side-encryption: AES256` instead
+  # (hashicorp/terraform internal/backend/remote-state/s3/client.go, PutObject), which would store
+  # state under S3-managed keys; refuse any encryption header other than aws:kms (AWS S3 docs,
+  # "Requiring server-side encryption": condition key s3:x-amz-server-side-encryption).
+  statement {
+    sid       = "DenyNonKmsEncryption"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.state.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "StringNotEquals"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["aws:kms"]
+    }
+  }
 }
 
 # The platform admins initialise and repair the state from their own machines (`pulumi stack init`,

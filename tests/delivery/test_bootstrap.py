@@ -445,6 +445,25 @@ def test_admins_can_init_stacks_and_keep_the_bootstrap_state_in_the_bucket(key: 
         assert not decide(key_policy, action, scope.key_arn("state"), {}, principal=ADMIN_ARN)[0], action
 
 
+def test_state_cannot_be_written_under_s3_managed_keys() -> None:
+    # `terraform init -migrate-state` without kms_key_id sends AES256: refused, so the bootstrap state
+    # (and any stack file) is only ever stored under the state key.
+    scope = Scope("dev")
+    bucket = statements("state_bucket", scope)
+    tls = {"aws:SecureTransport": ["true"]}
+    target = f"{scope.state_bucket_arn}/bootstrap/terraform.tfstate"
+    for header in ("AES256", "aws:kms:dsse"):
+        ctx = {**tls, "s3:x-amz-server-side-encryption": [header]}
+        assert not decide(bucket, "s3:PutObject", target, ctx, principal=ADMIN_ARN)[0], header
+    ours = {
+        **tls,
+        "s3:x-amz-server-side-encryption": ["aws:kms"],
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": [scope.key_arn("state")],
+    }
+    assert decide(bucket, "s3:PutObject", target, ours, principal=ADMIN_ARN)[0]
+    assert decide(bucket, "s3:PutObject", target, tls, principal=ADMIN_ARN)[0]  # no header: bucket default
+
+
 # --- Issue 12.10: the Spot service-linked role
 
 
