@@ -203,6 +203,12 @@ CASES = [
     ),
     (
         "mlplat service account token read by unexpected process",
+        read("vault", IRSA_TOKEN, "sh", **{"proc.vpid": 90, "proc.exepath": "/bin/busybox", **VAULT_IMAGE}),
+        # The Vault server, a child of the chart's `sh -ec` (KMS unseal via IRSA, TokenReview).
+        read("vault", IRSA_TOKEN, "vault", **{"proc.vpid": 7, "proc.exepath": "/bin/vault", **VAULT_IMAGE}),
+    ),
+    (
+        "mlplat service account token read by unexpected process",
         read("karpenter", IRSA_TOKEN, "curl", **{"proc.vpid": 31}),
         read("karpenter", IRSA_TOKEN, "controller", **{"proc.vpid": 1}),
     ),
