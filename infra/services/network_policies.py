@@ -61,6 +61,16 @@ FALCOSIDEKICK: Selector = {"matchLabels": {"app.kubernetes.io/name": "falcosidek
 # community-charts/helm-charts mlflow-1.11.5 templates/_helpers.tpl mlflow.selectorLabels (its
 # database check and migration run as init containers of this pod, templates/deployment.yaml).
 MLFLOW_SERVER: Selector = {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}
+# argo-helm argo-cd-10.1.1 templates/_common.tpl argo-cd.selectorLabels: argocd-<component>.
+ARGOCD_OUTBOUND: Selector = {
+    "matchExpressions": [
+        {
+            "key": "app.kubernetes.io/name",
+            "operator": "In",
+            "values": ["argocd-repo-server", "argocd-server", "argocd-notifications-controller"],
+        }
+    ]
+}
 # Bitnami postgresql (subchart 18.8.12 of mlflow 1.11.5): common.labels.matchLabels name=postgresql.
 POSTGRESQL: Selector = {"matchLabels": {"app.kubernetes.io/name": "postgresql"}}
 
@@ -219,8 +229,9 @@ def platform_walls(vpc_cidr: str) -> list[Walls]:
             # argo-cd 10.1.1 values.yaml containerPorts: controller 8082, server 8083,
             # repo-server 8084, applicationset 8080, notifications 9001.
             scrape_ports=(8082, 8083, 8084, 8080, 9001),
-            # Git (repo-server), OIDC issuer (server): public HTTPS.
-            public_https=ALL_PODS,
+            # Git (repo-server), the OIDC issuer (server), notification services: public HTTPS.
+            # Not the application controller (it talks to the cluster's API only) or Redis.
+            public_https=ARGOCD_OUTBOUND,
         ),
         Walls(
             kserve.NAMESPACE,

@@ -286,6 +286,8 @@ def test_public_https_only_for_what_calls_aws_git_or_receivers(world: World) -> 
         ("kserve", GITHUB),
         ("grafana", GITHUB),
         ("model", GITHUB),
+        ("argocd-controller", GITHUB),  # the cluster's API only
+        ("cert-manager", GITHUB),
     ]
     assert not [f"{p} -> {o.name}" for p, o in closed if world.reach(p, o, 443)]
     # Never plain HTTP, never the instance metadata service (IRSA needs neither).
