@@ -22,6 +22,7 @@ from infra.services.kserve import Kserve, KserveArgs
 from infra.services.minio import Minio
 from infra.services.mlflow import Mlflow, MlflowArgs
 from infra.services.monitoring import Monitoring
+from infra.services.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from infra.services.secrets import VaultAccess
 from infra.services.vault import ADDRESS as VAULT_ADDRESS
 from infra.services.vault import Vault, VaultArgs
@@ -77,6 +78,18 @@ class PlatformServices(pulumi.ComponentResource):
         )
         self.falco = Falco(f"{name}-falco", ServiceArgs(config, after), child)
         self.argocd = ArgoCd(f"{name}-argocd", ServiceArgs(config, after), child)
+
+        # Default-deny walls around every platform namespace, once the namespaces exist (VSO's
+        # namespace is created with its release).
+        services = [self.monitoring, self.cert_manager, self.kserve, self.gpu_operator, self.vault]
+        services += [self.minio, self.mlflow, self.falco, self.argocd]
+        self.network_policies = NetworkPolicies(
+            f"{name}-network-policies",
+            NetworkPoliciesArgs(
+                str(config.network.vpc_cidr), [*(s.namespace for s in services), self.vault.operator]
+            ),
+            child,
+        )
 
         # Vault delivery of every generated credential, once VSO's CRDs exist.
         seeds = [*self.monitoring.seeds, *self.minio.seeds, *self.mlflow.seeds]

@@ -58,6 +58,9 @@ FREE_FORM: dict[str, list[str]] = {
         "postgresql.auth.existingSecret",
         "postgresql.primary.persistence.storageClass",
         "postgresql.primary.persistence.size",
+        # bitnami/charts bitnami/postgresql values.yaml primary.networkPolicy.enabled (default true).
+        "postgresql.primary.networkPolicy",
+        "postgresql.primary.networkPolicy.enabled",
     ],
 }
 

@@ -1,0 +1,363 @@
+"""The cluster's own walls: default-deny NetworkPolicies for every platform namespace, and the flows.
+
+Kubernetes semantics (https://kubernetes.io/docs/concepts/services-networking/network-policies/):
+a pod that any policy selects for a direction is isolated in that direction; a connection goes
+through only if the source's egress AND the destination's ingress allow it; allows add up and
+nothing subtracts. So every platform namespace gets `default-deny` (all its pods, both directions)
+plus one policy per allowed flow. docs/security.md lists each flow, why it exists and the test
+that holds it (tests/services/test_network_policies.py, which evaluates these objects).
+
+Choices a reviewer should know:
+- Kubernetes API: on EKS the API server is not a pod; its endpoints are the control plane's ENIs
+  in the cluster's subnets, so no pod or namespace selector can name it. Egress to it is TCP 443
+  to the VPC CIDR, which is what the VPC CNI maintainers advise (aws/aws-network-policy-agent#281).
+- Admission webhooks are called by that same control plane: admitted from the VPC CIDR on the
+  webhook's container port only.
+- Pods have VPC addresses (VPC CNI), so an `ipBlock` of the VPC CIDR also matches pods: those
+  rules are port-scoped, and the destination's own ingress policy still decides.
+- AWS APIs (KMS, STS, EC2, SQS), git and OIDC: TCP 443 to public addresses only (every private
+  and link-local range excepted, so not the instance metadata service and not the cluster).
+- Prometheus scrapes each namespace on the metrics ports its charts serve, from the Prometheus
+  pods only (not from Grafana or anything else in `monitoring`).
+- Model namespaces (`models-<team>`) are selected by their `mlplat/team` label: every app's
+  namespace.yaml sets it, and the AppProjects let Argo CD create Namespaces named `models-*` only.
+- Enforcement needs a NetworkPolicy engine: the VPC CNI add-on with `enableNetworkPolicy`
+  (https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html).
+- Charts that ship their own allowing policies (Argo CD, Bitnami PostgreSQL) have them turned off
+  in their values: allows add up, so theirs would reopen what these close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.aws.karpenter import NAMESPACE as KARPENTER
+from infra.services import argocd, cert_manager, falco, gpu_operator, kserve, minio, mlflow, monitoring, vault
+
+Selector = dict[str, Any]
+Peer = dict[str, Any]
+Rule = dict[str, Any]
+
+# The label the API server sets on every namespace to its name (Kubernetes >= 1.22).
+NAME_LABEL = "kubernetes.io/metadata.name"
+# Every model app's namespace carries it (apps/*/base/namespace.yaml; CKV_MLP_9 checks its value).
+MODEL_NAMESPACES: Selector = {"matchExpressions": [{"key": "mlplat/team", "operator": "Exists"}]}
+# CoreDNS of the EKS add-on: Service kube-dns, pods labelled k8s-app=kube-dns in kube-system.
+DNS_NAMESPACE = "kube-system"
+COREDNS: Selector = {"matchLabels": {"k8s-app": "kube-dns"}}
+# Pod labels the charts set (checked at the pinned versions):
+# prometheus-operator v0.93.0 pkg/prometheus/server/operator.go makeSelectorLabels and
+# pkg/alertmanager/operator.go: app.kubernetes.io/name prometheus / alertmanager.
+PROMETHEUS: Selector = {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
+ALERTMANAGER: Selector = {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}}
+# falcosecurity/charts falco-9.1.0 and falcosidekick-0.12.1 templates/_helpers.tpl selectorLabels.
+FALCO: Selector = {"matchLabels": {"app.kubernetes.io/name": "falco"}}
+FALCOSIDEKICK: Selector = {"matchLabels": {"app.kubernetes.io/name": "falcosidekick"}}
+# community-charts/helm-charts mlflow-1.11.5 templates/_helpers.tpl mlflow.selectorLabels (its
+# database check and migration run as init containers of this pod, templates/deployment.yaml).
+MLFLOW_SERVER: Selector = {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}
+# argo-helm argo-cd-10.1.1 templates/_common.tpl argo-cd.selectorLabels: argocd-<component>.
+ARGOCD_OUTBOUND: Selector = {
+    "matchExpressions": [
+        {
+            "key": "app.kubernetes.io/name",
+            "operator": "In",
+            "values": ["argocd-repo-server", "argocd-server", "argocd-notifications-controller"],
+        }
+    ]
+}
+# Bitnami postgresql (subchart 18.8.12 of mlflow 1.11.5): common.labels.matchLabels name=postgresql.
+POSTGRESQL: Selector = {"matchLabels": {"app.kubernetes.io/name": "postgresql"}}
+
+ALL_PODS: Selector = {}
+PRIVATE_AND_LINK_LOCAL = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
+PUBLIC_HTTPS: Rule = {
+    "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_AND_LINK_LOCAL}}],
+    "ports": [{"protocol": "TCP", "port": 443}],
+}
+# Ports Prometheus reaches on nodes (host network, so addressed by node IP inside the VPC):
+# kubelet/cAdvisor 10250, node-exporter 9100, kube-proxy 10249; and the API server on 443.
+NODE_SCRAPE_PORTS = (443, 10250, 9100, 10249)
+# Webhook container ports the API server calls.
+CERT_MANAGER_WEBHOOK = 10250  # cert-manager v1.21.1 values.yaml webhook.securePort
+KSERVE_WEBHOOK = 9443  # kserve v0.20.0 charts/kserve-resources/files/kserve/resources.yaml webhook-server
+PROMETHEUS_OPERATOR_WEBHOOK = 10250  # kube-prometheus-stack 88.5.3 prometheusOperator.tls.internalPort
+
+
+def tcp(*numbers: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": n} for n in numbers]
+
+
+def in_namespace(namespace: str, pods: Selector | None = None) -> Peer:
+    """Pods of `namespace` (all of them unless `pods` narrows it): both selectors in one peer, ANDed."""
+    return {"namespaceSelector": {"matchLabels": {NAME_LABEL: namespace}}, "podSelector": pods or {}}
+
+
+def in_vpc(vpc_cidr: str) -> list[Peer]:
+    """Addresses in the VPC: the API server's ENIs, nodes (host-network pods) and, with VPC CNI, pods."""
+    return [{"ipBlock": {"cidr": vpc_cidr}}]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One allowed flow: a policy named `name` for the pods `pods` selects, ingress or egress."""
+
+    name: str
+    pods: Selector
+    ingress: Sequence[Rule] = ()
+    egress: Sequence[Rule] = ()
+
+
+@dataclass(frozen=True)
+class Walls:
+    """What one platform namespace lets in and out, on top of deny-all and DNS."""
+
+    namespace: str
+    scrape_ports: tuple[int, ...]  # metrics ports Prometheus scrapes here
+    same_namespace: bool = True  # the namespace's pods talk to each other freely
+    kube_api: bool = True  # its controllers watch the Kubernetes API
+    webhook_ports: tuple[int, ...] = ()  # admission webhooks the API server calls
+    public_https: Selector | None = None  # pods that call AWS APIs, git or OIDC issuers
+    flows: tuple[Flow, ...] = field(default_factory=tuple)
+
+
+def platform_walls(vpc_cidr: str) -> list[Walls]:
+    """Every platform namespace and its allowed flows (docs/security.md is the table of these)."""
+    return [
+        Walls(
+            minio.NAMESPACE,
+            scrape_ports=(9000,),  # MinIO serves /minio/v2/metrics on its S3 port
+            kube_api=False,
+            # Same namespace: distributed MinIO peers on 9000, and the chart's post-install job
+            # (buckets, users, policies through `mc`) calling the MinIO Service.
+            flows=(
+                Flow(
+                    "allow-s3-clients",
+                    ALL_PODS,
+                    ingress=[
+                        {
+                            "from": [
+                                in_namespace(mlflow.NAMESPACE, MLFLOW_SERVER),
+                                # KServe's storage initializer in each model pod.
+                                {"namespaceSelector": MODEL_NAMESPACES, "podSelector": {}},
+                            ],
+                            "ports": tcp(9000),
+                        }
+                    ],
+                ),
+            ),
+        ),
+        Walls(
+            mlflow.NAMESPACE,
+            scrape_ports=(5000,),  # mlflow chart service.containerPort
+            same_namespace=False,  # the database admits the MLflow server only
+            kube_api=False,
+            flows=(
+                Flow(
+                    "allow-postgresql-from-mlflow",
+                    POSTGRESQL,
+                    ingress=[{"from": [{"podSelector": MLFLOW_SERVER}], "ports": tcp(mlflow.POSTGRES_PORT)}],
+                ),
+                Flow(
+                    "allow-mlflow-to-stores",
+                    MLFLOW_SERVER,
+                    egress=[
+                        {"to": [{"podSelector": POSTGRESQL}], "ports": tcp(mlflow.POSTGRES_PORT)},
+                        {"to": [in_namespace(minio.NAMESPACE)], "ports": tcp(9000)},
+                    ],
+                ),
+            ),
+        ),
+        Walls(
+            vault.NAMESPACE,
+            scrape_ports=(8200,),
+            # Same namespace: Raft between the servers (8200 API forwarding, 8201 cluster port).
+            # Kubernetes API: TokenReview for the kubernetes auth method, service registration.
+            # Public HTTPS: KMS auto-unseal and STS for its IRSA credentials.
+            public_https=ALL_PODS,
+            flows=(
+                Flow(
+                    "allow-vault-secrets-operator",
+                    ALL_PODS,
+                    ingress=[{"from": [in_namespace(vault.OPERATOR_NAMESPACE)], "ports": tcp(8200)}],
+                ),
+            ),
+        ),
+        Walls(
+            vault.OPERATOR_NAMESPACE,
+            # kube-rbac-proxy `https` (vault-secrets-operator 1.4.1 values.yaml metricsService).
+            scrape_ports=(8443,),
+            # No admission webhook: the chart at v1.4.1 renders no WebhookConfiguration.
+            flows=(
+                Flow(
+                    "allow-to-vault",
+                    ALL_PODS,
+                    egress=[{"to": [in_namespace(vault.NAMESPACE)], "ports": tcp(8200)}],
+                ),
+            ),
+        ),
+        Walls(
+            monitoring.NAMESPACE,
+            scrape_ports=(),  # Prometheus scrapes its own namespace as a neighbour
+            webhook_ports=(PROMETHEUS_OPERATOR_WEBHOOK,),
+            flows=(
+                Flow(
+                    "allow-prometheus-to-scrape-targets",
+                    PROMETHEUS,
+                    egress=[
+                        # Every pod's metrics port; each target namespace admits its own ports.
+                        {"to": [{"namespaceSelector": {}, "podSelector": {}}]},
+                        {"to": in_vpc(vpc_cidr), "ports": tcp(*NODE_SCRAPE_PORTS)},
+                    ],
+                ),
+                Flow(
+                    "allow-alerts-from-falcosidekick",
+                    ALERTMANAGER,
+                    ingress=[{"from": [in_namespace(falco.NAMESPACE, FALCOSIDEKICK)], "ports": tcp(9093)}],
+                ),
+                # Receivers (chat, pager) are public HTTPS endpoints.
+                Flow("allow-alertmanager-to-receivers", ALERTMANAGER, egress=[PUBLIC_HTTPS]),
+            ),
+        ),
+        Walls(
+            argocd.NAMESPACE,
+            # argo-cd 10.1.1 values.yaml containerPorts: controller 8082, server 8083,
+            # repo-server 8084, applicationset 8080, notifications 9001.
+            scrape_ports=(8082, 8083, 8084, 8080, 9001),
+            # Git (repo-server), the OIDC issuer (server), notification services: public HTTPS.
+            # Not the application controller (it talks to the cluster's API only) or Redis.
+            public_https=ARGOCD_OUTBOUND,
+        ),
+        Walls(
+            kserve.NAMESPACE,
+            scrape_ports=(8443,),  # kube-rbac-proxy `https` in front of the controller's metrics
+            webhook_ports=(KSERVE_WEBHOOK,),
+        ),
+        Walls(
+            cert_manager.NAMESPACE,
+            scrape_ports=(9402,),  # cert-manager `http-metrics`
+            webhook_ports=(CERT_MANAGER_WEBHOOK,),
+        ),
+        Walls(
+            KARPENTER,
+            scrape_ports=(8080,),  # karpenter 1.14.1 values.yaml controller.metrics.port
+            # EC2, SSM, pricing, SQS, STS: public HTTPS. No webhook at 1.14.1 (no webhook values).
+            public_https=ALL_PODS,
+        ),
+        Walls(
+            gpu_operator.NAMESPACE,
+            # NVIDIA/gpu-operator v26.7.0: dcgm-exporter 9400 (assets/state-dcgm-exporter),
+            # node-status-exporter 8000, operator metrics 8080 (templates/operator.yaml).
+            scrape_ports=(9400, 8000, 8080),
+        ),
+        Walls(
+            falco.NAMESPACE,
+            # falco 9.1.0 metrics 8765; falcosidekick 0.12.1 listen port 2801.
+            scrape_ports=(8765, 2801),
+            # Falco posts events to falcosidekick in the same namespace; Falco needs no API
+            # (the chart's Kubernetes metadata collector is off by default). falcoctl (init
+            # container and follower, falco 9.1.0 values.yaml falcoctl.artifact) fetches the
+            # rules artifact from falcosecurity.github.io / ghcr.io over public HTTPS.
+            kube_api=False,
+            public_https=FALCO,
+            flows=(
+                Flow(
+                    "allow-falcosidekick-to-alertmanager",
+                    FALCOSIDEKICK,
+                    egress=[{"to": [in_namespace(monitoring.NAMESPACE, ALERTMANAGER)], "ports": tcp(9093)}],
+                ),
+            ),
+        ),
+    ]
+
+
+def _policy(
+    namespace: str, name: str, pods: Selector, ingress: Sequence[Rule], egress: Sequence[Rule]
+) -> dict[str, Any]:
+    types = [t for t, rules in (("Ingress", ingress), ("Egress", egress)) if rules]
+    spec: dict[str, Any] = {"podSelector": pods, "policyTypes": types}
+    if ingress:
+        spec["ingress"] = list(ingress)
+    if egress:
+        spec["egress"] = list(egress)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def manifests(walls: Walls, vpc_cidr: str) -> list[dict[str, Any]]:
+    """The NetworkPolicy objects of one namespace."""
+    ns = walls.namespace
+    deny = _policy(ns, "default-deny", ALL_PODS, (), ())
+    deny["spec"]["policyTypes"] = ["Ingress", "Egress"]
+    found = [
+        deny,
+        _policy(
+            ns,
+            "allow-dns",
+            ALL_PODS,
+            (),
+            [
+                {
+                    "to": [in_namespace(DNS_NAMESPACE, COREDNS)],
+                    "ports": [{"protocol": "UDP", "port": 53}, *tcp(53)],
+                }
+            ],
+        ),
+    ]
+    if walls.same_namespace:
+        same: list[Peer] = [{"podSelector": {}}]
+        found.append(_policy(ns, "allow-same-namespace", ALL_PODS, [{"from": same}], [{"to": same}]))
+    if walls.scrape_ports:
+        scrape = [
+            {"from": [in_namespace(monitoring.NAMESPACE, PROMETHEUS)], "ports": tcp(*walls.scrape_ports)}
+        ]
+        found.append(_policy(ns, "allow-prometheus-scrape", ALL_PODS, scrape, ()))
+    if walls.kube_api:
+        api = [{"to": in_vpc(vpc_cidr), "ports": tcp(443)}]
+        found.append(_policy(ns, "allow-kube-api", ALL_PODS, (), api))
+    if walls.webhook_ports:
+        hooks = [{"from": in_vpc(vpc_cidr), "ports": tcp(*walls.webhook_ports)}]
+        found.append(_policy(ns, "allow-webhooks-from-control-plane", ALL_PODS, hooks, ()))
+    if walls.public_https is not None:
+        found.append(_policy(ns, "allow-public-https", walls.public_https, (), [PUBLIC_HTTPS]))
+    found += [_policy(ns, f.name, f.pods, f.ingress, f.egress) for f in walls.flows]
+    return found
+
+
+def platform_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+    """Every NetworkPolicy of the platform namespaces, for the VPC `vpc_cidr`."""
+    return [doc for walls in platform_walls(vpc_cidr) for doc in manifests(walls, vpc_cidr)]
+
+
+@dataclass(frozen=True)
+class NetworkPoliciesArgs:
+    vpc_cidr: str  # network.vpc_cidr: the control plane's ENIs and the nodes live in it
+    # Resources that create the platform namespaces (a policy in a missing namespace is refused).
+    after: Sequence[pulumi.Resource] = ()
+
+
+class NetworkPolicies(pulumi.ComponentResource):
+    """The NetworkPolicies of every platform namespace (module docstring: what and why)."""
+
+    def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplat:services:NetworkPolicies", name, None, opts)
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
+        self.policies: Mapping[str, k8s.networking.v1.NetworkPolicy] = {
+            f"{doc['metadata']['namespace']}/{doc['metadata']['name']}": k8s.networking.v1.NetworkPolicy(
+                f"{name}-{doc['metadata']['namespace']}-{doc['metadata']['name']}",
+                metadata=doc["metadata"],
+                spec=doc["spec"],
+                opts=after,
+            )
+            for doc in platform_policies(args.vpc_cidr)
+        }
+        self.register_outputs({"policies": sorted(self.policies)})
