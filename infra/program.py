@@ -11,12 +11,14 @@ from pulumi.runtime.config import CONFIG, get_config_env
 
 from infra.aws.cluster import EksCluster, EksClusterArgs
 from infra.aws.iam import IamScope
+from infra.aws.karpenter import NAMESPACE as KARPENTER_NAMESPACE
 from infra.aws.karpenter import GpuNodePools, GpuNodePoolsArgs
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.storage import StorageClasses
 from infra.aws.vault_unseal import VaultUnsealKey
 from infra.config import NAMESPACE, ConfigError, StackConfig, load_stack_config, read_stack_file, stack_file
 from infra.services import PlatformServices, PlatformServicesArgs, VaultUnseal
+from infra.services.network_policies import NamespaceRef
 
 
 def stack_values() -> dict[str, Any]:
@@ -103,6 +105,7 @@ def build(config: StackConfig) -> None:
                 role_arn=unseal.role_arn, kms_key_id=unseal.key_id, region=config.aws.region
             ),
             cluster_name=cluster.name,
+            karpenter_namespace=NamespaceRef(KARPENTER_NAMESPACE, gpu_pools.namespace),
         ),
         pulumi.ResourceOptions(
             providers={"aws": aws_provider, "kubernetes": k8s_provider},

@@ -39,6 +39,12 @@ BEFORE_COMPUTE_ADDONS = frozenset({"vpc-cni", "kube-proxy"})
 ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 VIEWER_ACCESS_POLICY = "AmazonEKSViewPolicy"
 EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+# Without the network policy agent EKS accepts every NetworkPolicy and enforces none: the platform's
+# and the model namespaces' walls exist only when the vpc-cni add-on runs it. The add-on's
+# configuration key is `enableNetworkPolicy` (string "true"): AWS EKS user guide, "Configure your
+# cluster for Kubernetes network policies" (cni-network-policy-configure.html); aws/amazon-vpc-cni-k8s
+# charts/aws-vpc-cni/values.yaml `enableNetworkPolicy`.
+ADDON_CONFIGURATION: dict[str, dict[str, str]] = {"vpc-cni": {"enableNetworkPolicy": "true"}}
 
 
 @dataclass(frozen=True)
@@ -342,6 +348,9 @@ class EksCluster(pulumi.ComponentResource):
                 addon_name=addon,
                 addon_version=version,
                 service_account_role_arn=roles.get(addon),
+                configuration_values=json.dumps(ADDON_CONFIGURATION[addon])
+                if addon in ADDON_CONFIGURATION
+                else None,
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="PRESERVE",
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),

@@ -432,7 +432,7 @@ class GpuNodePools(pulumi.ComponentResource):
             child,
         )
 
-        namespace = k8s.core.v1.Namespace(
+        namespace = self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=NAMESPACE, labels={"pod-security.kubernetes.io/enforce": "restricted"}

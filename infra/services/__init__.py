@@ -22,7 +22,7 @@ from infra.services.kserve import Kserve, KserveArgs
 from infra.services.minio import Minio
 from infra.services.mlflow import Mlflow, MlflowArgs
 from infra.services.monitoring import Monitoring
-from infra.services.network_policies import NetworkPolicies, NetworkPoliciesArgs
+from infra.services.network_policies import NamespaceRef, NetworkPolicies, NetworkPoliciesArgs
 from infra.services.secrets import VaultAccess
 from infra.services.vault import ADDRESS as VAULT_ADDRESS
 from infra.services.vault import Vault, VaultArgs
@@ -40,6 +40,8 @@ class PlatformServicesArgs:
     config: StackConfig
     vault_unseal: VaultUnseal
     cluster_name: pulumi.Input[str]
+    # Karpenter's namespace lives with the node pools; its walls must wait for it.
+    karpenter_namespace: NamespaceRef
 
 
 class PlatformServices(pulumi.ComponentResource):
@@ -86,7 +88,9 @@ class PlatformServices(pulumi.ComponentResource):
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies",
             NetworkPoliciesArgs(
-                str(config.network.vpc_cidr), [*(s.namespace for s in services), self.vault.operator]
+                str(config.network.vpc_cidr),
+                args.karpenter_namespace,
+                [*(s.namespace for s in services), self.vault.operator],
             ),
             child,
         )

@@ -36,7 +36,6 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.aws.karpenter import NAMESPACE as KARPENTER
 from infra.services import argocd, cert_manager, falco, gpu_operator, kserve, minio, mlflow, monitoring, vault
 
 Selector = dict[str, Any]
@@ -126,7 +125,7 @@ class Walls:
     flows: tuple[Flow, ...] = field(default_factory=tuple)
 
 
-def platform_walls(vpc_cidr: str) -> list[Walls]:
+def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
     """Every platform namespace and its allowed flows (docs/security.md is the table of these)."""
     return [
         Walls(
@@ -244,7 +243,7 @@ def platform_walls(vpc_cidr: str) -> list[Walls]:
             webhook_ports=(CERT_MANAGER_WEBHOOK,),
         ),
         Walls(
-            KARPENTER,
+            karpenter,
             scrape_ports=(8080,),  # karpenter 1.14.1 values.yaml controller.metrics.port
             # EC2, SSM, pricing, SQS, STS: public HTTPS. No webhook at 1.14.1 (no webhook values).
             public_https=ALL_PODS,
@@ -333,14 +332,24 @@ def manifests(walls: Walls, vpc_cidr: str) -> list[dict[str, Any]]:
     return found
 
 
-def platform_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+def platform_policies(vpc_cidr: str, karpenter: str) -> list[dict[str, Any]]:
     """Every NetworkPolicy of the platform namespaces, for the VPC `vpc_cidr`."""
-    return [doc for walls in platform_walls(vpc_cidr) for doc in manifests(walls, vpc_cidr)]
+    return [doc for walls in platform_walls(vpc_cidr, karpenter) for doc in manifests(walls, vpc_cidr)]
+
+
+@dataclass(frozen=True)
+class NamespaceRef:
+    """A namespace created outside the platform services (Karpenter's, with the node pools): its name,
+    and the resource whose creation its walls must wait for."""
+
+    name: str
+    created_by: pulumi.Resource
 
 
 @dataclass(frozen=True)
 class NetworkPoliciesArgs:
     vpc_cidr: str  # network.vpc_cidr: the control plane's ENIs and the nodes live in it
+    karpenter: NamespaceRef
     # Resources that create the platform namespaces (a policy in a missing namespace is refused).
     after: Sequence[pulumi.Resource] = ()
 
@@ -350,7 +359,7 @@ class NetworkPolicies(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:NetworkPolicies", name, None, opts)
-        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
+        after = pulumi.ResourceOptions(parent=self, depends_on=[*args.after, args.karpenter.created_by])
         self.policies: Mapping[str, k8s.networking.v1.NetworkPolicy] = {
             f"{doc['metadata']['namespace']}/{doc['metadata']['name']}": k8s.networking.v1.NetworkPolicy(
                 f"{name}-{doc['metadata']['namespace']}-{doc['metadata']['name']}",
@@ -358,6 +367,6 @@ class NetworkPolicies(pulumi.ComponentResource):
                 spec=doc["spec"],
                 opts=after,
             )
-            for doc in platform_policies(args.vpc_cidr)
+            for doc in platform_policies(args.vpc_cidr, args.karpenter.name)
         }
         self.register_outputs({"policies": sorted(self.policies)})

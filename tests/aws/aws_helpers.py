@@ -7,7 +7,10 @@ from collections.abc import Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
+from support.plan_graph import waits_for
+
 Plan = dict[str, Any]
+__all__ = ["waits_for"]  # re-exported: the graph reading lives in tests/support
 Context = Mapping[str, str | list[str]]
 
 
@@ -19,32 +22,6 @@ def one(plan: Plan, typ: str, name: str | None = None) -> dict[str, Any]:
     found = [r for r in of_type(plan, typ) if name is None or r["name"] == name]
     assert len(found) == 1, f"expected one {typ} {name or ''}, found {[r['urn'] for r in found]}"
     return found[0]
-
-
-def waits_for(plan: Plan, urn: str) -> set[str]:
-    """Every URN the engine finishes before it creates `urn`.
-
-    A resource waits for its dependencies, for its provider (a provider is configured once its own
-    dependencies exist), and for its parent's registration, which waits for the parent's dependencies:
-    so a component's `depends_on` holds back all of its children.
-    """
-    by_urn = {r["urn"]: r for r in plan["resources"]}
-    seen: set[str] = set()
-    pending = [urn]
-    while pending:
-        resource = by_urn.get(pending.pop())
-        if resource is None:
-            continue
-        edges = list(resource["dependsOn"])
-        if resource["parent"]:
-            edges.append(resource["parent"])
-        if resource["provider"]:
-            edges.append(resource["provider"].rsplit("::", 1)[0])  # "<urn>::<id>"
-        for edge in edges:
-            if edge not in seen:
-                seen.add(edge)
-                pending.append(edge)
-    return seen
 
 
 def as_list(value: Any) -> list[Any]:

@@ -20,7 +20,9 @@ import pytest
 import yaml
 from harness import REPO
 from netpol import Cluster, Outside, Pod
+from support.plan_graph import waits_for
 
+from infra.aws.karpenter import NAMESPACE as KARPENTER
 from infra.config import ENVIRONMENTS, load_environment
 
 PlanFor = Callable[[str], dict[str, Any]]
@@ -319,10 +321,6 @@ def test_charts_add_no_allowing_policies_of_their_own(offline_plan: PlanFor) -> 
         assert postgres["networkPolicy"]["enabled"] is False, releases["mlflow"]["urn"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infra/aws/cluster.py (another engineer's area) does not yet set enableNetworkPolicy on vpc-cni",
-)
 def test_the_cni_enforces_network_policies(offline_plan: PlanFor) -> None:
     """Without a policy engine every NetworkPolicy above is accepted and silently ignored."""
     for env in ENVIRONMENTS:
@@ -374,3 +372,25 @@ def test_the_evaluator_reads_selectors_as_the_kubernetes_docs_do() -> None:
     )
     assert ranged.may_reach(client, db, 5005) and not ranged.may_reach(other, db, 5005)
     assert not ranged.may_reach(client, db, 5011) and not ranged.may_reach(client, db, 5005, "UDP")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_karpenter_walls_wait_for_the_karpenter_namespace(offline_plan: PlanFor, env: str) -> None:
+    # Platform services no longer wait for the GPU pools, which create Karpenter's namespace: a policy
+    # created before its namespace exists is refused by the API server.
+    plan = offline_plan(env)
+    namespace = next(
+        r
+        for r in plan["resources"]
+        if r["type"] == "kubernetes:core/v1:Namespace"
+        and r["inputs"].get("metadata", {}).get("name") == KARPENTER
+    )
+    walls = [
+        r
+        for r in plan["resources"]
+        if r["type"] == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+        and r["inputs"].get("metadata", {}).get("namespace") == KARPENTER
+    ]
+    assert walls, f"{env}: no NetworkPolicy in {KARPENTER}"
+    for policy in walls:
+        assert namespace["urn"] in waits_for(plan, policy["urn"]), f"{policy['urn']} races its namespace"
