@@ -38,6 +38,8 @@ FREE_FORM: dict[str, list[str]] = {
         "alertmanager.alertmanagerSpec.storage.*",
         # Subchart values (grafana, node-exporter) not in the reference: only these keys are used.
         "grafana.resources",
+        # grafana chart `rbac.namespaced` (grafana-community/helm-charts charts/grafana/values.yaml).
+        "grafana.rbac.namespaced",
         "prometheus-node-exporter.tolerations",
         "prometheus-node-exporter.resources",
         "kube-state-metrics.resources",
