@@ -36,7 +36,8 @@ def referenced(values: Any, path: str = "") -> Iterator[tuple[str, str, str]]:
         return
     for key, value in values.items():
         here = f"{path}.{key}" if path else str(key)
-        if key in ("existingSecret", "existingAdminSecret", "certSecret") and _name(value):
+        # `credentials`: a prometheus-operator SafeAuthorization's Secret key selector.
+        if key in ("existingSecret", "existingAdminSecret", "certSecret", "credentials") and _name(value):
             yield SECRET, str(_name(value)), here
         elif key == "secrets" and path.endswith("alertmanagerSpec") and isinstance(value, list):
             yield from ((SECRET, str(name), f"{here}[{i}]") for i, name in enumerate(value))

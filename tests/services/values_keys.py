@@ -29,6 +29,8 @@ FREE_FORM: dict[str, list[str]] = {
         "server.extraEnvironmentVars.*",
         # A prometheus-operator TLSConfig, rendered with toYaml into the ServiceMonitor.
         "serverTelemetry.serviceMonitor.tlsConfig.*",
+        # A prometheus-operator SafeAuthorization, rendered with toYaml into the ServiceMonitor.
+        "serverTelemetry.serviceMonitor.authorization.*",
     ],
     "kube-prometheus-stack": [
         # The Alertmanager configuration file, passed through as a document.
