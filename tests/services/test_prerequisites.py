@@ -41,17 +41,31 @@ def _get(values: dict[str, Any], path: str) -> Any:
     return node
 
 
-def _service_monitors_enabled(values: Any, path: str = "") -> Iterator[str]:
-    """Paths of every `serviceMonitor`-style switch that is on (the chart then renders one)."""
-    if isinstance(values, dict):
-        for key, value in values.items():
-            here = f"{path}.{key}" if path else str(key)
-            if (
-                key.lower() == "servicemonitor" and isinstance(value, dict) and value.get("enabled") is True
-            ) or (key == "prometheusOperator" and value is True):
-                yield here
-            else:
-                yield from _service_monitors_enabled(value, here)
+# Chart switches that render a prometheus-operator object, by the key charts use for them.
+MONITORING_SWITCHES = {
+    "servicemonitor": "ServiceMonitor",
+    "podmonitor": "PodMonitor",
+    "prometheusrule": "PrometheusRule",
+    "prometheusrules": "PrometheusRule",
+}
+
+
+def _monitoring_enabled(kind: str) -> Callable[[dict[str, Any]], list[str]]:
+    """Paths of every switch that is on and makes the chart render a `kind` (e.g. a ServiceMonitor)."""
+
+    def walk(values: Any, path: str = "") -> Iterator[str]:
+        if isinstance(values, dict):
+            for key, value in values.items():
+                here = f"{path}.{key}" if path else str(key)
+                on = isinstance(value, dict) and value.get("enabled") is True
+                if MONITORING_SWITCHES.get(str(key).lower()) == kind and on:
+                    yield here
+                elif kind == "ServiceMonitor" and key == "prometheusOperator" and value is True:
+                    yield here  # vault: global.serverTelemetry.prometheusOperator
+                else:
+                    yield from walk(value, here)
+
+    return lambda values: list(walk(values))
 
 
 # (chart key, what the values switch on, CRD (group, kind) it needs, where upstream says so).
@@ -105,11 +119,12 @@ RULES: list[Rule] = [
     *(
         (
             chart,
-            lambda v: list(_service_monitors_enabled(v)),
-            ("monitoring.coreos.com", "ServiceMonitor"),
-            "a chart renders a monitoring.coreos.com/v1 ServiceMonitor; Helm fails on an unknown kind",
+            _monitoring_enabled(kind),
+            ("monitoring.coreos.com", kind),
+            f"the chart renders a monitoring.coreos.com/v1 {kind}; Helm fails on an unknown kind",
         )
         for chart in sorted(set(RELEASES.values()))
+        for kind in sorted(set(MONITORING_SWITCHES.values()))
     ),
 ]
 
@@ -205,3 +220,17 @@ def test_the_gateway_hook_turns_on_gateway_api_and_then_needs_its_crds() -> None
     )
     needed = [need for chart, enabled, need, _ in RULES if chart == "kserve" and enabled(values)]
     assert needed == [("gateway.networking.k8s.io", "HTTPRoute")], needed
+
+
+def test_the_guard_sees_every_prometheus_operator_switch() -> None:
+    values = {
+        "serverTelemetry": {"prometheusRules": {"enabled": True}, "serviceMonitor": {"enabled": False}},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+        "global": {"serverTelemetry": {"prometheusOperator": True}},
+    }
+    assert _monitoring_enabled("PrometheusRule")(values) == ["serverTelemetry.prometheusRules"]
+    assert _monitoring_enabled("ServiceMonitor")(values) == [
+        "metrics.serviceMonitor",
+        "global.serverTelemetry.prometheusOperator",
+    ]
+    assert _monitoring_enabled("PodMonitor")(values) == []
