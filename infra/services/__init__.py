@@ -96,7 +96,7 @@ class PlatformServices(pulumi.ComponentResource):
         )
 
         # Vault delivery of every generated credential, once VSO's CRDs exist.
-        seeds = [*self.monitoring.seeds, *self.minio.seeds, *self.mlflow.seeds]
+        seeds = [*self.monitoring.seeds, *self.vault.seeds, *self.minio.seeds, *self.mlflow.seeds]
         self.vault_access = [
             VaultAccess(
                 f"{name}-vault-access-{ns}", ns, seeds, [self.vault.operator, self.vault.connection], child

@@ -231,7 +231,12 @@ class ChartService(pulumi.ComponentResource):
         return secrets.password(self, f"{self.service_name}-{suffix}")
 
     def seed(
-        self, suffix: str, secret_name: str, vault_path: str, data: Mapping[str, pulumi.Input[str]]
+        self,
+        suffix: str,
+        secret_name: str,
+        vault_path: str,
+        data: Mapping[str, pulumi.Input[str]],
+        labels: Mapping[str, str] | None = None,
     ) -> secrets.SeededSecret:
         """A Secret `secret_name` in this namespace, seeded once and then owned by Vault (secrets.py)."""
         seeded = secrets.seed_secret(
@@ -242,6 +247,7 @@ class ChartService(pulumi.ComponentResource):
             secret_name,
             vault_path,
             data,
+            labels,
         )
         self.seeds.append(seeded)
         return seeded

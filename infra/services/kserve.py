@@ -2,6 +2,16 @@
 
 Order: cert-manager (webhook certificates) -> kserve-crd -> kserve-resources (controller) ->
 kserve-runtime-configs (ClusterServingRuntimes, which the controller's webhook validates).
+
+The controller only runs in modes whose prerequisites this program installs. KServe v0.20.0
+checks them at start: with `enableGatewayApi` on and no `gateway.networking.k8s.io/v1` HTTPRoute
+CRD, `SetupWithManager` returns an error (kserve/kserve v0.20.0
+pkg/controller/v1beta1/inferenceservice/controller.go L707-717) and the manager exits
+(cmd/manager/main.go L186-188), so the atomic release rolls back. With Gateway API off it owns
+plain `networking.k8s.io` Ingresses (controller.go L719-721), built into Kubernetes, and creates
+them only when `disableIngressCreation` is false (reconcilers/ingress/kube_ingress_reconciler.go
+L106); an Ingress would need a controller for its class, which the platform does not install
+either. `ingress_values` therefore turns both off until the inference gateway exists.
 """
 
 from __future__ import annotations
@@ -24,6 +34,28 @@ RUNTIMES = {"mlserver": "kserve-mlserver", "huggingfaceserver": "kserve-huggingf
 @dataclass(frozen=True)
 class KserveArgs(ServiceArgs):
     cert_manager: pulumi.Resource | None = None
+    # Hook for the inference gateway: the resource installing the Gateway API CRDs and the Gateway
+    # `GATEWAY` (with a controller serving it). None: no gateway, KServe creates no route at all.
+    gateway_api: pulumi.Resource | None = None
+
+
+# The Gateway KServe attaches its HTTPRoutes to once Gateway API mode is on (`namespace/name`).
+GATEWAY = "kserve/kserve-ingress-gateway"
+
+
+def ingress_values(gateway_api: bool) -> dict[str, Any]:
+    """`kserve.controller.gateway` values: Gateway API HTTPRoutes exactly when its CRDs are installed.
+
+    Without them: no Gateway API (the controller would exit at start), no Ingress creation (nothing
+    serves an Ingress class), no Istio VirtualService (no Istio; KServe would warn on every
+    reconcile, controller.go L366-371). An InferenceService then gets its in-cluster address only.
+    """
+    gateway: dict[str, Any] = {
+        "ingressGateway": {"enableGatewayApi": gateway_api, "kserveGateway": GATEWAY, "createGateway": False},
+        "disableIngressCreation": not gateway_api,
+        "disableIstioVirtualHost": True,
+    }
+    return {"kserve": {"controller": {"gateway": gateway}}}
 
 
 def runtime_values() -> dict[str, Any]:
@@ -45,7 +77,14 @@ class Kserve(ChartService):
         crds = self.install(
             "crd", "kserve-crd", "kserve-crd", depends_on=[self.namespace, *args.after, *cert_manager]
         )
-        self.release = self.install("release", "kserve", "kserve", depends_on=[crds])
+        gateway = [args.gateway_api] if args.gateway_api else []
+        self.release = self.install(
+            "release",
+            "kserve",
+            "kserve",
+            computed=ingress_values(gateway_api=bool(gateway)),
+            depends_on=[crds, *gateway],
+        )
         self.runtimes = self.install(
             "runtimes",
             "kserve-runtimes",

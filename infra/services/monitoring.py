@@ -3,6 +3,13 @@
 Installed first: its CRDs (ServiceMonitor, PodMonitor, PrometheusRule) are used by every other
 service. Retention, storage and replicas come from `services.monitoring`; the Alertmanager config,
 PrometheusRules and Grafana dashboards are loaded from `platform/` at program time.
+
+Alertmanager mounts the Secret `alertmanager-receivers` (webhook URLs and keys, read from files),
+and does not start without it. The first `pulumi up` seeds it with placeholders that no
+notification can reach (`.invalid` hosts, RFC 6761), labelled `mlplat/alerting-receivers:
+placeholder`; Vault owns it once the real receivers are written there (docs/runbooks/vault.md),
+and VSO's sync drops the label. Until then the always-firing alert in
+platform/alertmanager/rules.yaml says that alerting reaches nobody, instead of it failing silently.
 """
 
 from __future__ import annotations
@@ -27,6 +34,15 @@ NAMESPACE = "monitoring"
 RELEASE = "kube-prometheus-stack"
 ALERTMANAGER_URL = f"http://{RELEASE}-alertmanager.{NAMESPACE}.svc.cluster.local:9093"
 GRAFANA_ADMIN_SECRET = "grafana-admin"  # pragma: allowlist secret
+RECEIVERS_SECRET = "alertmanager-receivers"  # pragma: allowlist secret (a Secret name)
+# Each `alertmanagerSpec.secrets` entry is mounted at /etc/alertmanager/secrets/<name>
+# (kube-prometheus-stack 88.5.3 values.yaml, `alertmanager.alertmanagerSpec.secrets`).
+RECEIVERS_DIR = f"/etc/alertmanager/secrets/{RECEIVERS_SECRET}/"
+RECEIVERS_VAULT_PATH = "platform/monitoring/alertmanager-receivers"
+RECEIVERS_STATE_LABEL = "mlplat/alerting-receivers"
+# Placeholders: a URL whose host never resolves, and a key no service accepts.
+PLACEHOLDER_URL = "https://receivers-not-configured.invalid/"
+PLACEHOLDER_KEY = "receivers-not-configured"
 
 
 def alertmanager_config() -> dict[str, Any] | None:
@@ -38,6 +54,29 @@ def alertmanager_config() -> dict[str, Any] | None:
     if isinstance(document, dict) and set(document) == {"alertmanager"}:
         document = document["alertmanager"].get("config")  # tolerate the wrapped form
     return document if isinstance(document, dict) else None
+
+
+def receiver_files(config_block: Any) -> list[str]:
+    """File names the Alertmanager config reads from the receivers Secret (`*_file` settings)."""
+    found: set[str] = set()
+    if isinstance(config_block, dict):
+        for key, value in config_block.items():
+            if key.endswith("_file") and isinstance(value, str) and value.startswith(RECEIVERS_DIR):
+                found.add(value.removeprefix(RECEIVERS_DIR))
+            else:
+                found.update(receiver_files(value))
+    elif isinstance(config_block, list):
+        for item in config_block:
+            found.update(receiver_files(item))
+    return sorted(found)
+
+
+def placeholder_receivers(config_block: Any) -> dict[str, str]:
+    """Every file the config reads, with a placeholder that fails delivery (never a real endpoint)."""
+    return {
+        name: PLACEHOLDER_URL if name.endswith("url") else PLACEHOLDER_KEY
+        for name in receiver_files(config_block)
+    }
 
 
 def computed_values(config: Any) -> dict[str, Any]:
@@ -61,7 +100,9 @@ def computed_values(config: Any) -> dict[str, Any]:
                 },
             }
         },
-        "alertmanager": {"alertmanagerSpec": {"replicas": monitoring.prometheus_replicas}},
+        "alertmanager": {
+            "alertmanagerSpec": {"replicas": monitoring.prometheus_replicas, "secrets": [RECEIVERS_SECRET]}
+        },
         "grafana": {"admin": {"existingSecret": GRAFANA_ADMIN_SECRET}},
     }
     config_block = alertmanager_config()
@@ -81,6 +122,13 @@ class Monitoring(ChartService):
             "platform/monitoring/grafana-admin",
             {"admin-user": "admin", "admin-password": self.password("grafana-admin-password")},
         )
+        self.seed(
+            "alertmanager-receivers",
+            RECEIVERS_SECRET,
+            RECEIVERS_VAULT_PATH,
+            placeholder_receivers(alertmanager_config()),
+            labels={RECEIVERS_STATE_LABEL: "placeholder"},
+        )
         self.release = self.install(
             "release",
             RELEASE,
@@ -99,7 +147,11 @@ class Monitoring(ChartService):
             opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
         self.rules = custom_resources(
-            self, f"{name}-rule", load_documents(["prometheus/rules/*.yaml"]), NAMESPACE, after
+            self,
+            f"{name}-rule",
+            load_documents(["prometheus/rules/*.yaml", "alertmanager/rules.yaml"]),
+            NAMESPACE,
+            after,
         )
         self.dashboards = [
             _dashboard(self, f"{name}-dashboard", path.stem, doc, after)

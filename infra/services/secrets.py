@@ -53,20 +53,28 @@ def seed_secret(
     secret_name: str,
     vault_path: str,
     data: Mapping[str, pulumi.Input[str]],
+    labels: Mapping[str, str] | None = None,
 ) -> SeededSecret:
-    """Create the Secret a chart reads, with generated data, written once (see the module docstring)."""
+    """Create the Secret a chart reads, with generated data, written once (see the module docstring).
+
+    `labels` mark the seeded state: VSO replaces a destination Secret's labels and annotations with
+    its own on every sync (hashicorp/vault-secrets-operator v1.4.1 helpers/secrets.go, `SyncSecret`:
+    `dest.SetAnnotations`, `dest.SetLabels`), so a label set here disappears once Vault owns the
+    Secret, and Pulumi must not put it (or the annotation) back.
+    """
     secret = k8s.core.v1.Secret(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=secret_name,
             namespace=namespace.metadata.name,  # an Output of the namespace: created after it
             annotations={"mlplat/vault-path": f"{VAULT_KV_MOUNT}/{vault_path}"},
+            labels=dict(labels) if labels else None,
         ),
         type="Opaque",
         string_data={key: pulumi.Output.secret(value) for key, value in data.items()},
         opts=pulumi.ResourceOptions(
             parent=owner,
-            ignore_changes=["data", "stringData"],
+            ignore_changes=["data", "stringData", "metadata.labels", "metadata.annotations"],
             additional_secret_outputs=["data", "stringData"],
         ),
     )

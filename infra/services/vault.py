@@ -7,6 +7,14 @@ client verifies it against the CA: the Raft followers (`leader_ca_cert_file`), t
 (`VAULT_CACERT`), Prometheus (ServiceMonitor `tlsConfig`) and VSO (the default VaultConnection's
 `caCertSecretRef`, see `CA_BUNDLE`).
 
+Metrics need a token: `/v1/sys/metrics` answers unauthenticated requests only when the listener's
+`telemetry { unauthenticated_metrics_access = true }` says so (hashicorp/vault-helm v0.34.1
+values.yaml `serverTelemetry`), which would hand Vault's internals (request paths, mounts, lease and
+token counts) to any pod. Prometheus sends the token in Secret `vault/vault-metrics-token`
+(ServiceMonitor `authorization`), a token of policy `platform/vault/prometheus-metrics.hcl` (read
+`sys/metrics`, nothing else) that the runbook creates and writes to Vault; VSO syncs it. Until then
+the seeded placeholder is refused, the scrape fails and the Vault alerts fire.
+
 Vault unseals itself with the KMS key through the IRSA role on its ServiceAccount; it is
 initialised once by an operator with recovery keys (docs/runbooks/vault.md), which is also where
 Kubernetes auth, the KV mount, the policies in platform/vault/*.hcl and the audit device are set up.
@@ -47,6 +55,11 @@ TLS_RENEW_BEFORE = "720h"  # 30 days: the window to reload Vault (SIGHUP) after 
 # serve as a Vault server certificate and is used by nobody.
 CA_BUNDLE = "vault-ca"  # pragma: allowlist secret
 DEFAULT_CONNECTION = "default"  # the name VSO looks up in its own namespace
+
+METRICS_TOKEN_SECRET = "vault-metrics-token"  # pragma: allowlist secret (a Secret name)
+METRICS_TOKEN_VAULT_PATH = "platform/vault/metrics-token"
+# Not a token Vault ever issued: refused until the runbook writes the real one.
+METRICS_TOKEN_PLACEHOLDER = "metrics-token-not-configured"  # pragma: allowlist secret
 
 
 def server_dns_names(replicas: int) -> list[str]:
@@ -94,7 +107,7 @@ listener "tcp" {{
   tls_min_version = "tls12"
   cluster_address = "[::]:8201"
   telemetry {{
-    unauthenticated_metrics_access = true
+    unauthenticated_metrics_access = false
   }}
 }}
 
@@ -151,7 +164,9 @@ def computed_values(args: VaultArgs) -> dict[str, Any]:
                 "tlsConfig": {
                     "ca": {"secret": {"name": TLS_SECRET, "key": "ca.crt"}},
                     "serverName": f"{RELEASE}-internal.{NAMESPACE}.svc",
-                }
+                },
+                # A token allowed to read sys/metrics only (see the module docstring).
+                "authorization": {"credentials": {"name": METRICS_TOKEN_SECRET, "key": "token"}},
             }
         },
     }
@@ -182,12 +197,18 @@ class Vault(ChartService):
             },
             [self.namespace, args.ca_issuer],
         )
+        metrics_token = self.seed(
+            "metrics-token",
+            METRICS_TOKEN_SECRET,
+            METRICS_TOKEN_VAULT_PATH,
+            {"token": METRICS_TOKEN_PLACEHOLDER},
+        )
         self.release = self.install(
             "release",
             RELEASE,
             "vault",
             computed=computed_values(args),
-            depends_on=[self.namespace, self.certificate, *args.after],
+            depends_on=[self.namespace, self.certificate, metrics_token.resource, *args.after],
             protect=args.config.protect_stateful,
         )
         operator_ns = namespace(self, f"{name}-operator-ns", OPERATOR_NAMESPACE)

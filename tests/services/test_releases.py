@@ -6,7 +6,7 @@ import yaml
 from harness import KMS_KEY, REFERENCE, ROLE_ARN, Plan, build, reference_chart
 
 from infra import versions
-from infra.services.chart import POD_SECURITY
+from infra.services.chart import POD_SECURITY, deep_merge
 from infra.services.kserve import RUNTIME_KEYS, RUNTIMES
 
 # Release name in the cluster -> key in versions.CHARTS.
@@ -155,11 +155,11 @@ def test_kserve_standard_mode_and_only_the_pinned_runtimes(plan: Plan) -> None:
     kserve, runtimes = plan.releases()["kserve"], plan.releases()["kserve-runtimes"]
     controller = kserve.inputs["values"]["kserve"]["controller"]
     assert controller["deploymentMode"] == "Standard", kserve.urn
-    # Standard mode serves through an Ingress of this class; the chart default names Istio, absent here.
-    ingress = controller["gateway"]["ingressGateway"]
-    # Gateway API on: HTTPRoute weights are how raw-mode canaries (spec.canary) get their traffic.
-    assert ingress["className"] == "alb" and ingress["enableGatewayApi"] is True, kserve.urn
-    assert ingress["kserveGateway"] == "kserve/kserve-ingress-gateway" and ingress["createGateway"] is False
+    # No gateway installed yet: KServe creates no HTTPRoute (Gateway API mode would exit at start
+    # without its CRDs, tests/services/test_prerequisites.py) and no Ingress nothing would serve.
+    gateway = controller["gateway"]
+    assert gateway["ingressGateway"]["enableGatewayApi"] is False, kserve.urn
+    assert gateway["disableIngressCreation"] is True, kserve.urn
     serving = runtimes.inputs["values"]["kserve"]["servingruntime"]
     assert serving["enabled"] is True, runtimes.urn
     chart_defaults, _ = reference_chart("kserve-runtime-configs")
@@ -208,3 +208,42 @@ def test_argocd_sso_disables_local_admin_only_where_oidc_is_configured(plan: Pla
         assert cm["admin.enabled"] == "false" and "https://login.example.com" in cm["oidc.config"], r.urn
     else:
         assert "admin.enabled" not in cm and "oidc.config" not in cm, r.urn
+
+
+def test_mlflow_accounts_see_nothing_they_were_not_granted(plan: Plan) -> None:
+    r = plan.releases()["mlflow"]
+    auth = r.inputs["values"]["auth"]
+    assert auth["enabled"] is True, f"{r.urn}: basic auth off"
+    # The chart default (READ) lets any account, even one created for another team, read every
+    # experiment, run and registered model. Allowed values: the chart schema's enum.
+    _, schema = reference_chart("mlflow")
+    assert schema is not None
+    allowed = schema["properties"]["auth"]["properties"]["defaultPermission"]["enum"]
+    assert "NO_PERMISSIONS" in allowed
+    assert auth["defaultPermission"] == "NO_PERMISSIONS", (
+        f"{r.urn}: defaultPermission {auth['defaultPermission']}"
+    )
+
+
+def test_grafana_loads_dashboards_only_from_its_own_namespace(plan: Plan) -> None:
+    r = plan.releases()["kube-prometheus-stack"]
+    grafana = r.inputs["values"]["grafana"]
+    chart_defaults, _ = reference_chart("kube-prometheus-stack")
+    sidecar = deep_merge(chart_defaults["grafana"]["sidecar"], grafana.get("sidecar", {}))
+    # Any value but the release namespace lets a ConfigMap elsewhere (an app team's, a compromised
+    # pod's) put a dashboard into the platform's Grafana.
+    assert sidecar["dashboards"]["searchNamespace"] == r.inputs["namespace"], (
+        f"{r.urn}: {sidecar['dashboards']}"
+    )
+    assert sidecar.get("datasources", {}).get("searchNamespace") in (None, r.inputs["namespace"]), r.urn
+    # The chart's ClusterRole for the sidecars reads every Secret of the cluster.
+    assert grafana["rbac"]["namespaced"] is True, f"{r.urn}: Grafana may read Secrets in every namespace"
+    dashboards = plan.of_type("kubernetes:core/v1:ConfigMap")
+    labelled = [
+        d for d in dashboards if d.inputs["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+    ]
+    assert labelled, plan.env
+    for d in labelled:
+        assert d.inputs["metadata"]["namespace"] == r.inputs["namespace"], (
+            f"{d.urn}: Grafana would not load it"
+        )

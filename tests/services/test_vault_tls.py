@@ -114,7 +114,7 @@ def test_raft_joins_over_https_with_the_ca_for_every_replica(plan: Plan) -> None
     assert _unquote(_block(config["seal"], "awskms")["kms_key_id"]) == KMS_KEY, r.urn
     assert values["server"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == ROLE_ARN, r.urn
     assert values["server"]["auditStorage"]["enabled"] is True, r.urn
-    assert _block(config["listener"], "tcp")["telemetry"][0]["unauthenticated_metrics_access"] is True, r.urn
+    assert _block(config["listener"], "tcp")["telemetry"][0]["unauthenticated_metrics_access"] is False, r.urn
     tls = values["serverTelemetry"]["serviceMonitor"]["tlsConfig"]
     assert tls["ca"]["secret"] == {"name": vault.TLS_SECRET, "key": "ca.crt"}, r.urn
     assert _host_covered(tls["serverName"], certificate), f"{r.urn}: scrape serverName {tls['serverName']}"

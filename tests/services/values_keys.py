@@ -29,6 +29,8 @@ FREE_FORM: dict[str, list[str]] = {
         "server.extraEnvironmentVars.*",
         # A prometheus-operator TLSConfig, rendered with toYaml into the ServiceMonitor.
         "serverTelemetry.serviceMonitor.tlsConfig.*",
+        # A prometheus-operator SafeAuthorization, rendered with toYaml into the ServiceMonitor.
+        "serverTelemetry.serviceMonitor.authorization.*",
     ],
     "kube-prometheus-stack": [
         # The Alertmanager configuration file, passed through as a document.
@@ -38,6 +40,8 @@ FREE_FORM: dict[str, list[str]] = {
         "alertmanager.alertmanagerSpec.storage.*",
         # Subchart values (grafana, node-exporter) not in the reference: only these keys are used.
         "grafana.resources",
+        # grafana chart `rbac.namespaced` (grafana-community/helm-charts charts/grafana/values.yaml).
+        "grafana.rbac.namespaced",
         "prometheus-node-exporter.tolerations",
         "prometheus-node-exporter.resources",
         "kube-state-metrics.resources",
