@@ -9,7 +9,7 @@ and does not start without it. The first `pulumi up` seeds it with placeholders 
 notification can reach (`.invalid` hosts, RFC 6761), labelled `mlplat/alerting-receivers:
 placeholder`; Vault owns it once the real receivers are written there (docs/runbooks/vault.md),
 and VSO's sync drops the label. Until then the always-firing alert in
-platform/alertmanager/rules.yaml says that alerting reaches nobody, instead of it failing silently.
+platform/prometheus/rules/alerting.yaml says that alerting reaches nobody, instead of it failing silently.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ class Monitoring(ChartService):
         self.rules = custom_resources(
             self,
             f"{name}-rule",
-            load_documents(["prometheus/rules/*.yaml", "alertmanager/rules.yaml"]),
+            load_documents(["prometheus/rules/*.yaml"]),
             NAMESPACE,
             after,
         )

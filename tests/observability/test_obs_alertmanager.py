@@ -7,20 +7,16 @@ unless it has `continue: true`, and a route delivers itself only when none of it
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from obs_helpers import (
     ALERTMANAGER_CONFIG,
     REPO,
-    extract_rule_file,
     iter_rules,
     load_yaml,
     rel,
-    run_promtool,
 )
 
 SECRET_DIR = "/etc/alertmanager/secrets/alertmanager-receivers/"
@@ -242,51 +238,7 @@ def test_the_matcher_rejects_bad_syntax() -> None:
         parse_matcher("severity=critical")
 
 
-RECEIVERS_RULE = ALERTMANAGER_CONFIG.parent / "rules.yaml"
-_RECEIVERS_TEST = """
-rule_files: [{rule_file}]
-evaluation_interval: 1m
-tests:
-  # Seeded placeholders (first `pulumi up`), then VSO syncs from Vault and drops the label.
-  - interval: 1m
-    input_series:
-      - series: 'kube_secret_info{{namespace="monitoring", secret="alertmanager-receivers"}}'
-        values: '1x30'
-      - series: 'kube_secret_labels{{namespace="monitoring", secret="alertmanager-receivers", label_mlplat_alerting_receivers="placeholder"}}'
-        values: '1x10 _x20'
-      - series: 'kube_secret_labels{{namespace="monitoring", secret="alertmanager-receivers", label_mlplat_alerting_receivers=""}}'
-        values: '_x10 1x20'
-    alert_rule_test:
-      - alertname: AlertingReceiversNotConfigured
-        eval_time: 5m
-        exp_alerts:
-          - exp_labels: {{severity: critical, team: platform, namespace: monitoring, secret: alertmanager-receivers}}
-            exp_annotations: {annotations}
-      - alertname: AlertingReceiversNotConfigured
-        eval_time: 20m
-        exp_alerts: []
-  # No Secret at all: Alertmanager cannot start, and that is loud too.
-  - interval: 1m
-    input_series:
-      - series: 'kube_secret_info{{namespace="monitoring", secret="grafana-admin"}}'
-        values: '1x10'
-    alert_rule_test:
-      - alertname: AlertingReceiversNotConfigured
-        eval_time: 5m
-        exp_alerts:
-          - exp_labels: {{severity: critical, team: platform, namespace: monitoring, secret: alertmanager-receivers}}
-            exp_annotations: {annotations}
-"""
-
-
-def test_placeholder_receivers_fire_an_alert_until_vault_delivers_them(tmp_path: Path) -> None:
-    (rule,) = iter_rules(RECEIVERS_RULE)
-    rule_file = extract_rule_file(RECEIVERS_RULE, tmp_path)
-    test_file = tmp_path / "receivers.test.yaml"
-    annotations = json.dumps(rule["annotations"])
-    test_file.write_text(_RECEIVERS_TEST.format(rule_file=rule_file.name, annotations=annotations))
-    result = run_promtool("test", "rules", str(test_file))
-    assert result.returncode == 0, f"{rel(RECEIVERS_RULE)}: {result.stdout}{result.stderr}"
+RECEIVERS_RULE = REPO / "platform" / "prometheus" / "rules" / "alerting.yaml"
 
 
 def test_the_receivers_secret_is_where_the_config_reads_it() -> None:

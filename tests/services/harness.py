@@ -102,7 +102,9 @@ class _Recording(MockMonitor):  # type: ignore[misc]
 @cache
 def build(env: str) -> Plan:
     """PlatformServices of `env`, as the lead's program will call it (cached: built once per env)."""
+    from infra.aws.karpenter import NAMESPACE as KARPENTER
     from infra.services import PlatformServices, PlatformServicesArgs, VaultUnseal
+    from infra.services.network_policies import NamespaceRef
 
     config = load_environment(env)
     plan = Plan(env)
@@ -112,12 +114,19 @@ def build(env: str) -> Plan:
 
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}")
+        # The program creates Karpenter's namespace with the GPU pools, outside the services.
+        karpenter = k8s.core.v1.Namespace(
+            "karpenter",
+            metadata={"name": KARPENTER, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
         PlatformServices(
             "platform",
             PlatformServicesArgs(
                 config=config,
                 vault_unseal=VaultUnseal(role_arn=ROLE_ARN, kms_key_id=KMS_KEY, region=config.aws.region),
                 cluster_name=f"mlplat-{env}",
+                karpenter_namespace=NamespaceRef(KARPENTER, karpenter),
             ),
             pulumi.ResourceOptions(providers={"kubernetes": provider}),
         )
