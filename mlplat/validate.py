@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,10 +67,35 @@ def _targets(args: argparse.Namespace, root: Path) -> list[Target]:
     if args.changed and args.paths:
         raise UsageError("give PATHs or --changed, not both")
     if args.changed:
-        return targets.changed_targets(root, args.base, args.env)
+        return targets.changed_targets(root, _base_commit(root, args.base), args.env)
     if args.paths:
         return targets.resolve(args.paths, root, args.env)
     return targets.all_targets(root, args.env)
+
+
+def _base_commit(root: Path, base: str) -> str:
+    """The commit --base names, as a full hash: the one form git can never read as an option.
+
+    `--base` ends up in `git diff`, where a value such as `--output=/tmp/x` would be an option (it
+    writes a file) rather than a ref. `--end-of-options` (git >= 2.24) makes rev-parse take it as a
+    ref whatever it looks like; a leading `-` is refused before that, since no branch or tag may
+    start with one (git-check-ref-format(1)).
+    """
+    if not base or base.startswith("-"):
+        raise UsageError(f"--base {base!r}: not a git ref (a ref never starts with '-')")
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{base}^{{commit}}"],
+            cwd=root, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise UsageError("--changed needs git on the PATH") from None
+    commit = result.stdout.strip()
+    if result.returncode != 0 or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise UsageError(
+            f"--base {base!r}: no such commit in {root} ({result.stderr.strip() or 'unknown ref'})"
+        )
+    return commit
 
 
 def _configs(root: Path, envs: set[str]) -> dict[str, object]:
