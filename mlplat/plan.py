@@ -18,6 +18,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from mlplat import safe_yaml
+
 REPO = Path(__file__).resolve().parent.parent
 PLAN_DIR = REPO / "build" / "plan"
 POLICY_PYTHON = REPO / ".venv-policy" / "bin" / "python"
@@ -100,9 +102,9 @@ def run_program(env: str) -> dict[str, Any]:
     from pulumi.runtime.stack import run_in_stack
     from pulumi.runtime.sync_await import _sync_await
 
-    from infra.config import NAMESPACE, read_stack_file, stack_file
+    from infra.config import NAMESPACE, stack_file
 
-    values = read_stack_file(stack_file(env))
+    values = safe_yaml.stack_values(stack_file(env))
     recorder = Recorder()
     monitor = _recording_monitor(recorder)
     pulumi.runtime.set_all_config(

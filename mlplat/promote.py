@@ -41,8 +41,9 @@ from typing import Any
 
 import yaml
 
-from mlplat import model_store, registry_gate
+from mlplat import model_store, registry_gate, safe_yaml
 from mlplat.findings import RenderedDoc
+from mlplat.validation import prescreen
 
 REPO = registry_gate.REPO
 ENVIRONMENTS = registry_gate.ENVIRONMENTS
@@ -108,10 +109,12 @@ def read_overlay(repo_root: Path, app: str, env: str) -> Overlay:
     path = overlay_path(repo_root, app, env)
     rel = path.relative_to(repo_root)
     try:
-        text = path.read_text()
+        text = safe_yaml.read_text(path, str(rel))
         doc = yaml.safe_load(text)
     except FileNotFoundError:
         raise Refused(f"{rel} does not exist: the environment's model version must live there") from None
+    except safe_yaml.UnsafeInput as err:
+        raise Refused(str(err)) from None
     except (OSError, yaml.YAMLError) as err:
         raise Refused(f"{rel} cannot be read: {err}") from None
     try:
@@ -165,6 +168,9 @@ def overlay_text(overlay: Overlay, version: str, storage_uri: str, rollback: str
 def render_inference_service(repo_root: Path, app: str, env: str) -> RenderedDoc:
     """The environment's InferenceService as Argo CD would apply it (`kubectl kustomize`)."""
     target = Path("apps") / app / "overlays" / env
+    unsafe = prescreen.unsafe_files(repo_root / target, repo_root)  # kustomize must never parse those
+    if unsafe:
+        raise Refused("\n".join(str(problem) for problem in unsafe))
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise UsageError("kubectl is not installed: it renders the overlay (run `make tools`)")
@@ -412,7 +418,10 @@ def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
     rel = path.relative_to(repo_root)
     kustomization = kustomization_path(repo_root, app, env)
     try:
-        patches = (yaml.safe_load(kustomization.read_text()) or {}).get("patches") or []
+        text = safe_yaml.read_text(kustomization, str(kustomization.relative_to(repo_root)))
+        patches = (yaml.safe_load(text) or {}).get("patches") or []
+    except safe_yaml.UnsafeInput as err:
+        raise Refused(str(err)) from None
     except (OSError, yaml.YAMLError, AttributeError) as err:
         raise Refused(f"{kustomization.relative_to(repo_root)} cannot be read: {err}") from None
     listed = any(isinstance(p, dict) and p.get("path") == CANARY_FILE for p in patches)
@@ -422,13 +431,15 @@ def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
         state = "exists but is not listed in" if path.exists() else "is listed in but missing from"
         raise Refused(f"{rel} {state} {KUSTOMIZATION}: fix the overlay by hand first")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(safe_yaml.read_text(path, str(rel)))
         version = str(doc["metadata"]["annotations"][CANARY_ANNOTATION])
         (entry,) = doc["spec"]["canary"]
         percent, predictor = entry["trafficPercent"], entry["predictor"]
         storage_uri = predictor["model"]["storageUri"]
         if not (version.isdigit() and predictor["name"] == f"v{version}" and type(percent) is int):
             raise ValueError
+    except safe_yaml.UnsafeInput as err:
+        raise Refused(str(err)) from None
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
         raise Refused(
             f"{rel} is not a canary patch as `mlplat promote --canary` writes it (annotation "
@@ -511,7 +522,7 @@ def kustomization_with_canary(path: Path, repo_root: Path, add: bool) -> str:
     from the original by exactly that one entry.
     """
     rel = path.relative_to(repo_root)
-    text = path.read_text()
+    text = safe_yaml.read_text(path, str(rel))  # read_canary screened it already; the same bound here
     lines = text.splitlines(keepends=True)
     entry = _canary_entry(lines, rel)
     if add:

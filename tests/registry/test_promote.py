@@ -164,3 +164,34 @@ def test_promotion_that_fails_mid_write_undoes_every_file_and_exits_2(
     assert "No space left on device" in capsys.readouterr().err
     assert "canary.yaml" in swapped  # the first file really was written, and then undone
     assert tree_digest(repo_copy) == before
+
+
+BOMB = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10)
+)
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "reason"),
+    [
+        (f"apps/{APP}/base/namespace.yaml", BOMB, "once its aliases are expanded"),  # kustomize parses it
+        (STAGING, "x: " + "[" * 200_000 + "]" * 200_000 + "\n", "nested more than 100 levels"),
+    ],
+    ids=["yaml-bomb-in-base", "deep-nesting-in-model-version"],
+)
+def test_unsafe_input_refuses_promotion_naming_the_file(
+    repo_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    file: str,
+    text: str,
+    reason: str,
+) -> None:
+    (repo_copy / file).write_text(text)
+    before = tree_digest(repo_copy)
+    monkeypatch.setattr(promote.registry_gate, "check", lambda *args, **kwargs: [])  # no registry here
+    argv = ("promote", APP, "--from", "prod", "--to", "staging", "--registry", "http://127.0.0.1:9")
+    assert cli(*argv, "--repo-root", str(repo_copy)) == 1
+    err = capsys.readouterr().err
+    assert f"{file}" in err and "cannot be read safely" in err and reason in err, err
+    assert tree_digest(repo_copy) == before
