@@ -14,66 +14,76 @@ from pathlib import Path
 import yaml
 
 from mlplat import safe_yaml
-from mlplat.validation import rel
 from mlplat.validation.render import _references
 from mlplat.validation.targets import KUSTOMIZATION_FILES, Target
 
-Screened = dict[Path, safe_yaml.UnsafeInput | str]  # the problem, or the text
+Problems = list[safe_yaml.UnsafeInput]
 
 
-def unsafe_targets(targets: list[Target], root: Path) -> dict[Target, list[safe_yaml.UnsafeInput]]:
+def unsafe_targets(targets: list[Target], root: Path) -> dict[Target, Problems]:
     """Kustomize targets with at least one file that cannot be read safely, and those files."""
-    screened: Screened = {}
+    screen = _Screen(root)
     found = {}
     for target in (t for t in targets if t.kustomize):
-        problems = unsafe_files(target.path(root), root, screened)
+        problems = screen.folder(target.path(root).resolve(), set())
         if problems:
             found[target] = problems
     return found
 
 
-def unsafe_files(folder: Path, root: Path, screened: Screened | None = None) -> list[safe_yaml.UnsafeInput]:
+def unsafe_files(folder: Path, root: Path) -> Problems:
     """The unsafe files of the kustomization in `folder` and of everything it references."""
-    screened = {} if screened is None else screened
-    problems: list[safe_yaml.UnsafeInput] = []
-    _walk(folder.resolve(), root, screened, set(), problems)
-    return problems
+    return _Screen(root).folder(folder.resolve(), set())
 
 
-def _walk(
-    folder: Path, root: Path, screened: Screened, seen: set[Path], problems: list[safe_yaml.UnsafeInput]
-) -> None:
-    if folder in seen:
-        return
-    seen.add(folder)
-    kfile = next((folder / n for n in KUSTOMIZATION_FILES if (folder / n).is_file()), None)
-    if kfile is None:
-        return
-    text = _screen(kfile, root, screened, problems)
-    try:
-        spec = yaml.load(text, Loader=safe_yaml.FAST_LOADER) if text is not None else None
-    except yaml.YAMLError:  # kustomize reports it, with the render findings
-        return
-    for ref in _references(spec if isinstance(spec, dict) else {}):
-        path = (folder / ref).resolve()
-        if path.is_dir():
-            _walk(path, root, screened, seen, problems)
-        elif path.is_file():
-            _screen(path, root, screened, problems)
+class _Screen:
+    """One run's verdicts: each file is read once, each folder's tree walked once (apps share bases
+    and components, so 600 overlays are a few hundred distinct folders)."""
 
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.files: dict[Path, safe_yaml.UnsafeInput | str] = {}  # the problem, or the text
+        self.folders: dict[Path, Problems] = {}
 
-def _screen(path: Path, root: Path, screened: Screened, problems: list[safe_yaml.UnsafeInput]) -> str | None:
-    """The text of `path` when it is safe to parse, else None (its problem added once per target)."""
-    if path not in screened:
+    def folder(self, folder: Path, walking: set[Path]) -> Problems:
+        if folder in self.folders:
+            return self.folders[folder]
+        if folder in walking:  # a cycle: kustomize refuses it in its own words
+            return []
+        walking.add(folder)
+        problems: Problems = []
+        kfile = next((folder / n for n in KUSTOMIZATION_FILES if (folder / n).is_file()), None)
+        text = self.file(kfile, problems) if kfile is not None else None
         try:
-            screened[path] = safe_yaml.read_text(path, rel(path, root))
-        except safe_yaml.UnsafeInput as err:
-            screened[path] = err
-        except OSError:
-            screened[path] = ""  # unreadable: kustomize says so in its own words
-    found = screened[path]
-    if isinstance(found, str):
-        return found
-    if found not in problems:
-        problems.append(found)
-    return None
+            spec = yaml.load(text, Loader=safe_yaml.FAST_LOADER) if text else None
+        except yaml.YAMLError:  # kustomize reports it, with the render findings
+            spec = None
+        for ref in _references(spec if isinstance(spec, dict) else {}):
+            path = (folder / ref).resolve()
+            if path.is_dir():
+                problems += [p for p in self.folder(path, walking) if p not in problems]
+            elif path.is_file():
+                self.file(path, problems)
+        walking.discard(folder)
+        self.folders[folder] = problems
+        return problems
+
+    def file(self, path: Path, problems: Problems) -> str | None:
+        """The text of `path` when it is safe to parse, else None (its problem added to `problems`)."""
+        if path not in self.files:
+            try:
+                self.files[path] = safe_yaml.read_text(path, self._name(path))
+            except safe_yaml.UnsafeInput as err:
+                self.files[path] = err
+            except OSError:
+                self.files[path] = ""  # unreadable: kustomize says so in its own words
+        found = self.files[path]
+        if isinstance(found, str):
+            return found
+        if found not in problems:
+            problems.append(found)
+        return None
+
+    def _name(self, path: Path) -> str:
+        """Repo-relative, as findings name files (the path is resolved already)."""
+        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
