@@ -45,6 +45,9 @@ _INDICATORS = re.compile(r"(?:[-?:](?:[ \t]+|$))*")
 # Something that may be an alias (`*name` after a space, a flow indicator or at a line start):
 # over-matching only costs the exact check.
 _ALIAS = re.compile(r"(?:^|[\s\[{,:])\*[^\s\[\]{},]")
+# Line breaks as PyYAML reads them (YAML 1.1: also NEL, LS, PS); a scanner splitting on fewer would
+# see one long line where the parser sees a deep block structure.
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 _DOCUMENT_MARKER = re.compile(r"(?:---|\.\.\.)(?:[ \t]|$)")
 
 
@@ -121,7 +124,7 @@ def _nesting_bound(text: str) -> int:
     """An upper bound on any document's nesting depth, read off the raw lines."""
     indents: list[int] = []
     flow = bound = 0
-    for line in text.split("\n"):
+    for line in _LINE_BREAK.split(text):
         if _DOCUMENT_MARKER.match(line):
             indents, flow = [], 0  # a flow collection cannot span documents
         body = line.lstrip(" ")

@@ -57,6 +57,7 @@ UNSAFE = {
     "billion-laughs": (billion_laughs(), "nodes once its aliases are expanded"),
     "flow-nesting": (b"x: " + b"[" * 200_000 + b"]" * 200_000 + b"\n", "nested more than 100 levels"),
     "block-nesting": (b"".join(b"  " * i + b"k:\n" for i in range(1500)), "nested more than 100 levels"),
+    "block-nesting-cr": (b"".join(b"  " * i + b"k:\r" for i in range(1500)), "nested more than 100 levels"),
     "compact-nesting": (b"- " * 200_000 + b"x\n", "nested more than 100 levels"),
     "huge": (b"# padding\n" * 600_000, "larger than 5 MiB"),
     "not-utf8": (b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: \xff\xfe}\n", "not UTF-8"),
