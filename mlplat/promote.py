@@ -750,5 +750,8 @@ def run(args: argparse.Namespace) -> int:
     except Refused as err:
         print(f"mlplat {command}: refused: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # e.g. a read-only checkout: say so, never a traceback
+        print(f"mlplat {command}: {err}", file=sys.stderr)
+        return 2
     print(message)
     return 0

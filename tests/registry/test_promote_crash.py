@@ -143,3 +143,17 @@ def test_promote_and_rollback_refuse_while_the_app_is_locked(
     assert code == 2
     assert "is running in this checkout" in capsys.readouterr().err
     assert tree_digest(root) == before
+
+
+def test_unwritable_overlay_exits_2_with_the_reason_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = fresh_copy(tmp_path, "repo", with_canary=False)
+    (root / "apps" / APP / "overlays" / "prod" / ".canary.yaml.mlplat-tmp-left").write_text("staged\n")
+
+    def read_only(path: Path, missing_ok: bool = False) -> None:  # a read-only checkout (we run as root)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(promote.Path, "unlink", read_only)
+    assert cli("rollback", APP, "--env", "prod", "--repo-root", str(root)) == 2
+    assert "Permission denied" in capsys.readouterr().err

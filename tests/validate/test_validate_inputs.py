@@ -126,3 +126,23 @@ def test_unreadable_stack_file_makes_plan_exit_2_with_a_clear_message(
     err = capsys.readouterr().err
     assert f"invalid stack configuration in {stack}" in err, err
     assert not (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.parametrize("case", ["billion-laughs", "flow-nesting", "not-utf8"])
+def test_unsafe_argocd_project_is_a_usage_error_naming_it(tmp_path: Path, case: str) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    (repo / "platform" / "argocd" / "dev" / "appproject.yaml").write_bytes(UNSAFE[case][0])
+    result = validate_cli(repo, f"{repo}/{OVERLAY}")
+    assert result.returncode == 2
+    assert "platform/argocd/dev/appproject.yaml" in result.stderr, result.stderr
+    assert "cannot be read safely" in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("case", ["flow-nesting", "not-utf8", "huge"])
+def test_unsafe_checkov_skip_list_is_a_scan_error_not_a_crash(tmp_path: Path, case: str) -> None:
+    from mlplat import policy_scan
+
+    skips = tmp_path / "skips.yaml"
+    skips.write_bytes(UNSAFE[case][0])
+    with pytest.raises(policy_scan.PolicyScanError, match="cannot be read safely"):
+        policy_scan.load_skips(skips)
