@@ -18,6 +18,12 @@ itself, so it works on the raw bytes and never builds the document:
    the first level too deep): nesting depth, and the node count with every alias expanded by
    arithmetic rather than by building anything.
 The repository's own files have no aliases and shallow nesting, so they take steps 1-3 only.
+
+Sources (PyYAML 6.0.3, github.com/yaml/pyyaml): composer.py `compose_node` recurses once per level
+(and so does `_compose_node` in the C extension, yaml/_yaml.pyx), constructor.py `construct_object`
+too; an alias is constructed as the same object (`constructed_objects[node]`), which is why a bomb
+costs PyYAML little and kustomize, which expands aliases into copies, a lot. libyaml's own parser
+keeps its state on heap stacks (src/parser.c, `parser->states`), so pulling events is safe at any depth.
 """
 
 from __future__ import annotations
