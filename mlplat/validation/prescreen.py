@@ -9,6 +9,7 @@ target with an unsafe file is reported and not rendered. Files kustomize only co
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -59,9 +60,9 @@ class _Screen:
         except yaml.YAMLError:  # kustomize reports it, with the render findings
             spec = None
         for ref in _references(spec if isinstance(spec, dict) else {}):
-            path = (folder / ref).resolve()
+            path = Path(os.path.normpath(folder / ref))  # cheap; folders are resolved (symlink cycles)
             if path.is_dir():
-                problems += [p for p in self.folder(path, walking) if p not in problems]
+                problems += [p for p in self.folder(path.resolve(), walking) if p not in problems]
             elif path.is_file():
                 self.file(path, problems)
         walking.discard(folder)
