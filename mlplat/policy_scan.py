@@ -97,12 +97,13 @@ def load_skips(path: Path = SKIPS_FILE) -> dict[str, str]:
 
 def policy_context() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Every environment's limits for the checks, and the config error of each that does not load."""
-    from infra.config import ENVIRONMENTS, ConfigError, load_environment
+    from infra.config import ENVIRONMENTS, ConfigError, load_environment, stack_file
 
     context: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
     for env in ENVIRONMENTS:
         try:
+            safe_yaml.stack_values(stack_file(env))  # bounded before load_environment parses it
             config = load_environment(env)
         except ConfigError as err:
             errors[env] = str(err)

@@ -144,7 +144,8 @@ def _nesting_bound(text: str) -> int:
         flow += body.count("[") + body.count("{")
         # A block collection nests deeper only by indenting further, except a sequence under a
         # mapping key, which may share the key's indentation: at most two levels per indentation.
-        depth = 2 * len(indents) + (compact[0].count(" ") if compact else 0) + flow
+        indicators = sum(compact[0].count(c) for c in "-?:") if compact else 0
+        depth = 2 * len(indents) + indicators + flow
         bound = max(bound, depth)
     return bound
 

@@ -146,3 +146,18 @@ def test_unsafe_checkov_skip_list_is_a_scan_error_not_a_crash(tmp_path: Path, ca
     skips.write_bytes(UNSAFE[case][0])
     with pytest.raises(policy_scan.PolicyScanError, match="cannot be read safely"):
         policy_scan.load_skips(skips)
+
+
+def test_unsafe_stack_file_of_another_environment_is_a_policy_context_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The checkov scan loads every environment's limits, also those validate was not asked about."""
+    import infra.config
+    from mlplat import policy_scan
+
+    real, bad = infra.config.stack_file, tmp_path / "Pulumi.prod.yaml"
+    bad.write_bytes(UNSAFE["flow-nesting"][0])
+    monkeypatch.setattr(infra.config, "stack_file", lambda env: bad if env == "prod" else real(env))
+    context, errors = policy_scan.policy_context()
+    assert set(context) == {"dev", "staging"}
+    assert "cannot be read safely" in errors["prod"] and str(bad) in errors["prod"]
