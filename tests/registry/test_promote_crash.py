@@ -6,6 +6,7 @@ tests): what is under test is how the files are written, not which versions may 
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -57,7 +58,7 @@ def run_promotion(
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", PROMOTION, str(root), percent, str(kill_at), str(delay)],
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "TMPDIR": str(tmp)},
+        env={**os.environ, "TMPDIR": str(tmp)},  # render_planned's scratch copies land in the test's tmp
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
