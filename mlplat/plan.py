@@ -18,6 +18,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from mlplat import safe_yaml
+
 REPO = Path(__file__).resolve().parent.parent
 PLAN_DIR = REPO / "build" / "plan"
 POLICY_PYTHON = REPO / ".venv-policy" / "bin" / "python"
@@ -100,10 +102,10 @@ def run_program(env: str) -> dict[str, Any]:
     from pulumi.runtime.stack import run_in_stack
     from pulumi.runtime.sync_await import _sync_await
 
-    from infra.config import NAMESPACE, load_stack_config, read_stack_file, stack_file
+    from infra.config import NAMESPACE, load_stack_config, stack_file
 
     path = stack_file(env)
-    values = read_stack_file(path)
+    values = safe_yaml.stack_values(path)
     # Validate here too, so a bad config is a ConfigError (exit 2) rather than the RunError the program
     # raises for the Pulumi engine.
     load_stack_config(values, str(path), env)

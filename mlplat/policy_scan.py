@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Waiver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -80,8 +81,8 @@ class PolicyScanError(RuntimeError):
 def load_skips(path: Path = SKIPS_FILE) -> dict[str, str]:
     """Built-in check IDs never run, with why: `skips: [{id, reason}]` in policies/checkov/skips.yaml."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
+        document = yaml.safe_load(safe_yaml.read_text(path, str(path))) or {}
+    except (OSError, yaml.YAMLError, safe_yaml.UnsafeInput) as err:
         raise PolicyScanError(f"{path}: cannot read the skip list: {err}") from None
     entries = document.get("skips") if isinstance(document, dict) else None
     if not isinstance(entries, list):
@@ -96,12 +97,13 @@ def load_skips(path: Path = SKIPS_FILE) -> dict[str, str]:
 
 def policy_context() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Every environment's limits for the checks, and the config error of each that does not load."""
-    from infra.config import ENVIRONMENTS, ConfigError, load_environment
+    from infra.config import ENVIRONMENTS, ConfigError, load_environment, stack_file
 
     context: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
     for env in ENVIRONMENTS:
         try:
+            safe_yaml.stack_values(stack_file(env))  # bounded before load_environment parses it
             config = load_environment(env)
         except ConfigError as err:
             errors[env] = str(err)

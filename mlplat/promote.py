@@ -4,36 +4,46 @@ An environment's model version lives in one file, `apps/<app>/overlays/<env>/mod
 Promotion copies the source environment's version into the target's file, rollback restores the
 version recorded in its `mlplat/rollback-version` annotation. Both first render the target
 InferenceService with the new version and run the registry gate for the target environment, so
-they only ever write what `mlplat validate` accepts; the file is replaced atomically and nothing
-else is touched. Exit codes: 0 written (or nothing to do), 1 refused with a reason, 2 usage error
-or the registry cannot be asked.
+they only ever write what `mlplat validate` accepts; nothing else is touched. Exit codes: 0 written (or
+nothing to do), 1 refused with a reason, 2 usage error, the registry cannot be asked, the files cannot
+be written, or another promote/rollback of the app is running.
+
+One promote or rollback per app at a time (`exclusive`, a lock on the app's overlays folder), and
+every change is all or nothing even when the process is killed (`apply_changes`, a journal of the
+old bytes that the next run restores from).
 
 Canary (prod only, KServe >= 0.20 `spec.canary`, Standard mode): `promote --canary P` writes the new
 version into `overlays/prod/canary.yaml` and lists it in the overlay's `kustomization.yaml`; a plain
 promote of that version is the full rollout (model-version.yaml gets it, the canary goes); rollback with
 a canary present removes the canary. Multi-file changes are rendered and gated as a whole in a scratch
 copy first, then swapped in file by file in an order that keeps the overlay renderable, and undone if a
-step fails.
+step fails or the run dies.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import copy
+import fcntl
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mlplat import model_store, registry_gate
+from mlplat import model_store, registry_gate, safe_yaml
 from mlplat.findings import RenderedDoc
+from mlplat.validation import prescreen
 
 REPO = registry_gate.REPO
 ENVIRONMENTS = registry_gate.ENVIRONMENTS
@@ -99,10 +109,12 @@ def read_overlay(repo_root: Path, app: str, env: str) -> Overlay:
     path = overlay_path(repo_root, app, env)
     rel = path.relative_to(repo_root)
     try:
-        text = path.read_text()
+        text = safe_yaml.read_text(path, str(rel))
         doc = yaml.safe_load(text)
     except FileNotFoundError:
         raise Refused(f"{rel} does not exist: the environment's model version must live there") from None
+    except safe_yaml.UnsafeInput as err:
+        raise Refused(str(err)) from None
     except (OSError, yaml.YAMLError) as err:
         raise Refused(f"{rel} cannot be read: {err}") from None
     try:
@@ -156,6 +168,9 @@ def overlay_text(overlay: Overlay, version: str, storage_uri: str, rollback: str
 def render_inference_service(repo_root: Path, app: str, env: str) -> RenderedDoc:
     """The environment's InferenceService as Argo CD would apply it (`kubectl kustomize`)."""
     target = Path("apps") / app / "overlays" / env
+    unsafe = prescreen.unsafe_files(repo_root / target, repo_root)  # kustomize must never parse those
+    if unsafe:
+        raise Refused("\n".join(str(problem) for problem in unsafe))
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise UsageError("kubectl is not installed: it renders the overlay (run `make tools`)")
@@ -199,42 +214,155 @@ def render_planned(repo_root: Path, app: str, env: str, changes: list[Change]) -
     return rendered
 
 
-def apply_changes(changes: list[Change]) -> None:
-    """All or nothing: stage every new text beside its file, then swap them in order; undo on failure.
+JOURNAL = ".mlplat-promote.journal"  # in apps/<app>/overlays/ while a change is being swapped in
+TEMP_MARK = ".mlplat-tmp-"  # in the name of every file staged beside the one it will replace
+WRITABLE = (OVERLAY_FILE, CANARY_FILE, KUSTOMIZATION)  # the only files promote/rollback write
 
-    The callers order the steps so that every intermediate tree still renders (a new file before the
-    entry that lists it, an entry removed before its file), so even a crash mid-way leaves a valid overlay.
+
+@contextlib.contextmanager
+def exclusive(repo_root: Path, app: str) -> Iterator[str | None]:
+    """Hold the app's promotion lock; first finish whatever an earlier, killed run left behind.
+
+    The lock is flock(2) on the app's `overlays/` folder itself, not on a lock file: nothing is
+    created that could be committed or left behind, and the kernel releases it when the holder dies,
+    however it dies, so a crash can never wedge later runs. It is taken without waiting: a second
+    promote or rollback of the same app fails at once (exit 2) instead of acting on a state the first
+    is about to change. Yields a note on what was recovered, or None.
     """
+    folder = repo_root / "apps" / app / "overlays"
+    try:
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as err:
+        raise Refused(f"{folder.relative_to(repo_root)} cannot be opened: {err.strerror}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"another `mlplat promote` or `mlplat rollback` of {app} is running in this checkout; "
+                "run again when it has finished"
+            ) from None
+        yield recover(repo_root, folder)
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def recover(repo_root: Path, folder: Path) -> str | None:
+    """Under the lock: undo a change a killed run left half swapped in, and drop its staged files.
+
+    A journal present means a change was being swapped in and not finished: every file it lists
+    gets its recorded bytes back (or is removed, if it did not exist), so the overlay is as before.
+    """
+    strays = [p for p in folder.glob(f"*/.*{TEMP_MARK}*") if p.is_file()]
+    strays += [p for p in folder.glob(f".*{TEMP_MARK}*") if p.is_file()]
+    for stray in strays:
+        stray.unlink()
+    journal = folder / JOURNAL
+    if not journal.exists():
+        return f"removed {len(strays)} staged file(s) of an interrupted run" if strays else None
+    rel = journal.relative_to(repo_root)
+    try:
+        entries = json.loads(journal.read_text())["files"]
+        originals = {_journal_path(folder, e["path"]): _journal_original(e) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise Refused(f"{rel} (left by an interrupted run) cannot be read ({err}): restore by hand") from None
+    _restore(originals)
+    journal.unlink()
+    _fsync_dir(folder)
+    restored = ", ".join(str(p.relative_to(repo_root)) for p in originals)
+    return f"an earlier promote/rollback was interrupted; restored {restored} as they were before it"
+
+
+def _journal_path(folder: Path, name: object) -> Path:
+    """A journal entry's file: only <env>/<a file promote writes>, so a planted journal can write nothing else."""
+    env, _, file = str(name).partition("/")
+    if env not in ENVIRONMENTS or file not in WRITABLE:
+        raise ValueError(f"{name!r} is not a file promote writes")
+    return folder / env / file
+
+
+def _journal_original(entry: dict[str, Any]) -> tuple[bytes, int] | None:
+    if entry["original"] is None:
+        return None
+    return base64.b64decode(entry["original"], validate=True), int(entry["mode"])
+
+
+def _restore(originals: dict[Path, tuple[bytes, int] | None]) -> None:
+    for path, original in originals.items():
+        if original is None:
+            path.unlink(missing_ok=True)
+        else:
+            os.replace(_stage(path, original[0], original[1]), path)
+    for folder in {p.parent for p in originals}:
+        _fsync_dir(folder)
+
+
+def apply_changes(changes: list[Change]) -> None:
+    """All or nothing, also when the process is killed: the files' old bytes go to a journal first.
+
+    Every new text is staged (written and fsynced) beside its file, the journal of the old bytes is
+    put in place atomically, then the files are swapped in (os.replace) in the callers' order and the
+    journal removed: that removal is the commit. A failure before it restores every file from the
+    journal at once; a kill before it leaves the journal, and the next promote or rollback of the app
+    restores from it (`recover`) before doing anything else. The callers order the steps so that even
+    the intermediate trees render (a new file before the entry that lists it, an entry removed before
+    its file). Call under `exclusive`.
+    """
+    (folder,) = {c.path.parent.parent for c in changes}
     originals = {
         c.path: (c.path.read_bytes(), c.path.stat().st_mode) if c.path.exists() else None for c in changes
     }
     staged: dict[Path, str] = {}
-    done: list[Change] = []
+    journal = folder / JOURNAL
+    started = False
     try:
         for change in changes:
             if change.text is not None:
                 staged[change.path] = _stage(change.path, change.text.encode())
+        entries = [
+            {
+                "path": f"{path.parent.name}/{path.name}",
+                "original": None if original is None else base64.b64encode(original[0]).decode(),
+                "mode": None if original is None else original[1],
+            }
+            for path, original in originals.items()
+        ]
+        record = json.dumps({"files": entries}).encode()
+        os.replace(_stage(journal, record, 0o600), journal)
+        started = True
+        _fsync_dir(folder)
         for change in changes:
             if change.text is None:
                 change.path.unlink()
             else:
                 os.replace(staged[change.path], change.path)
                 del staged[change.path]
-            done.append(change)
-    except BaseException:
+        for parent in {c.path.parent for c in changes}:
+            _fsync_dir(parent)
+        journal.unlink()
+        _fsync_dir(folder)
+    except BaseException as err:
         for temp in staged.values():
             Path(temp).unlink(missing_ok=True)
-        for change in reversed(done):
-            original = originals[change.path]
-            if original is None:
-                change.path.unlink(missing_ok=True)
-            else:
-                os.replace(_stage(change.path, original[0], original[1]), change.path)
+        if started:
+            _restore(originals)
+            journal.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise UsageError(f"cannot write the overlay ({err}); every file is as it was") from None
         raise
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make renames and removals in `folder` durable (POSIX: fsync the directory itself)."""
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 def _stage(path: Path, data: bytes, mode: int | None = None) -> str:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -290,7 +418,10 @@ def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
     rel = path.relative_to(repo_root)
     kustomization = kustomization_path(repo_root, app, env)
     try:
-        patches = (yaml.safe_load(kustomization.read_text()) or {}).get("patches") or []
+        text = safe_yaml.read_text(kustomization, str(kustomization.relative_to(repo_root)))
+        patches = (yaml.safe_load(text) or {}).get("patches") or []
+    except safe_yaml.UnsafeInput as err:
+        raise Refused(str(err)) from None
     except (OSError, yaml.YAMLError, AttributeError) as err:
         raise Refused(f"{kustomization.relative_to(repo_root)} cannot be read: {err}") from None
     listed = any(isinstance(p, dict) and p.get("path") == CANARY_FILE for p in patches)
@@ -300,13 +431,15 @@ def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
         state = "exists but is not listed in" if path.exists() else "is listed in but missing from"
         raise Refused(f"{rel} {state} {KUSTOMIZATION}: fix the overlay by hand first")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(safe_yaml.read_text(path, str(rel)))
         version = str(doc["metadata"]["annotations"][CANARY_ANNOTATION])
         (entry,) = doc["spec"]["canary"]
         percent, predictor = entry["trafficPercent"], entry["predictor"]
         storage_uri = predictor["model"]["storageUri"]
         if not (version.isdigit() and predictor["name"] == f"v{version}" and type(percent) is int):
             raise ValueError
+    except safe_yaml.UnsafeInput as err:
+        raise Refused(str(err)) from None
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
         raise Refused(
             f"{rel} is not a canary patch as `mlplat promote --canary` writes it (annotation "
@@ -389,7 +522,7 @@ def kustomization_with_canary(path: Path, repo_root: Path, add: bool) -> str:
     from the original by exactly that one entry.
     """
     rel = path.relative_to(repo_root)
-    text = path.read_text()
+    text = safe_yaml.read_text(path, str(rel))  # read_canary screened it already; the same bound here
     lines = text.splitlines(keepends=True)
     entry = _canary_entry(lines, rel)
     if add:
@@ -434,6 +567,18 @@ def promote(
             f"--canary {canary}: the percent must be 1-99 (a full rollout is promote without --canary)"
         )
     check_app(repo_root, app)
+    with exclusive(repo_root, app) as recovered:
+        message = _promote(repo_root, app, source, target, registry, canary)
+    return _with_note(recovered, message)
+
+
+def _with_note(recovered: str | None, message: str) -> str:
+    return f"{recovered}\n{message}" if recovered else message
+
+
+def _promote(
+    repo_root: Path, app: str, source: str, target: str, registry: str | None, canary: int | None
+) -> str:
     origin, current = read_overlay(repo_root, app, source), read_overlay(repo_root, app, target)
     running = read_canary(repo_root, app, target)
     if running is not None and running.version != origin.version:
@@ -529,6 +674,12 @@ def rollback(repo_root: Path, app: str, env: str, registry: str | None) -> str:
     """Remove a running canary; else restore the version recorded by the last promotion (no ping-pong)."""
     check_env(env)
     check_app(repo_root, app)
+    with exclusive(repo_root, app) as recovered:
+        message = _rollback(repo_root, app, env, registry)
+    return _with_note(recovered, message)
+
+
+def _rollback(repo_root: Path, app: str, env: str, registry: str | None) -> str:
     running = read_canary(repo_root, app, env)
     if running is not None:
         # Not gated: what stays is the stable predictor, already gated when it was written, and
@@ -599,5 +750,8 @@ def run(args: argparse.Namespace) -> int:
     except Refused as err:
         print(f"mlplat {command}: refused: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # e.g. a read-only checkout: say so, never a traceback
+        print(f"mlplat {command}: {err}", file=sys.stderr)
+        return 2
     print(message)
     return 0

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,9 +75,11 @@ def load_evaluation(app: str, repo_root: Path = REPO) -> Evaluation:
     """Read and check `apps/<app>/evaluation.yaml` (`metric` plus one threshold per environment)."""
     path = evaluation_path(app, repo_root)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_yaml.load(path, _rel(path, repo_root))
     except FileNotFoundError:
         raise EvaluationFileError(f"{_rel(path, repo_root)} does not exist") from None
+    except safe_yaml.UnsafeInput as err:
+        raise EvaluationFileError(str(err)) from None
     except (OSError, yaml.YAMLError) as err:
         raise EvaluationFileError(f"{_rel(path, repo_root)} cannot be read: {err}") from None
     if not isinstance(data, dict) or set(data) - {"metric", "thresholds", "description"}:

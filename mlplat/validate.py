@@ -11,13 +11,24 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
-from mlplat.validation import ENVIRONMENTS, REPO, UsageError, argocd, capacity, output, targets
+from mlplat.validation import (
+    ENVIRONMENTS,
+    REPO,
+    UsageError,
+    argocd,
+    capacity,
+    output,
+    prescreen,
+    targets,
+)
 from mlplat.validation.render import SourceIndex, render
 from mlplat.validation.schemas import SchemaSet
 from mlplat.validation.targets import Target
@@ -66,20 +77,45 @@ def _targets(args: argparse.Namespace, root: Path) -> list[Target]:
     if args.changed and args.paths:
         raise UsageError("give PATHs or --changed, not both")
     if args.changed:
-        return targets.changed_targets(root, args.base, args.env)
+        return targets.changed_targets(root, _base_commit(root, args.base), args.env)
     if args.paths:
         return targets.resolve(args.paths, root, args.env)
     return targets.all_targets(root, args.env)
 
 
+def _base_commit(root: Path, base: str) -> str:
+    """The commit --base names, as a full hash: the one form git can never read as an option.
+
+    `--base` ends up in `git diff`, where a value such as `--output=/tmp/x` would be an option (it
+    writes a file) rather than a ref. `--end-of-options` (git >= 2.24) makes rev-parse take it as a
+    ref whatever it looks like; a leading `-` is refused before that, since no branch or tag may
+    start with one (git-check-ref-format(1)).
+    """
+    if not base or base.startswith("-"):
+        raise UsageError(f"--base {base!r}: not a git ref (a ref never starts with '-')")
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{base}^{{commit}}"],
+            cwd=root, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise UsageError("--changed needs git on the PATH") from None
+    commit = result.stdout.strip()
+    if result.returncode != 0 or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise UsageError(
+            f"--base {base!r}: no such commit in {root} ({result.stderr.strip() or 'unknown ref'})"
+        )
+    return commit
+
+
 def _configs(root: Path, envs: set[str]) -> dict[str, object]:
-    from infra.config import ConfigError, StackConfig, load_stack_config, read_stack_file
+    from infra.config import ConfigError, StackConfig, load_stack_config
 
     configs: dict[str, StackConfig] = {}
     for env in sorted(envs):
         path = root / "environments" / f"Pulumi.{env}.yaml"
         try:
-            configs[env] = load_stack_config(read_stack_file(path), str(path), env)
+            configs[env] = load_stack_config(safe_yaml.stack_values(path), str(path), env)
         except ConfigError as err:
             raise UsageError(str(err)) from None
     return configs  # type: ignore[return-value]
@@ -99,11 +135,13 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     envs = {t.env for t in chosen if t.env}
     configs = _configs(root, envs | {"dev"})
     context = _context_targets(root, chosen, envs)
-    rendered = render(chosen + context, root)
+    unsafe = prescreen.unsafe_targets(chosen + context, root)  # kustomize must never parse those
+    rendered = render([t for t in chosen + context if t not in unsafe], root)
     context_rels = {t.rel for t in context}
     docs = [d for d in rendered.docs if d.target not in context_rels]
     others = [d for d in rendered.docs if d.target in context_rels]
     report.findings = [f for f in rendered.findings if _target_of(f, context_rels) is None]
+    report.findings += [problem.finding(t.env) for t in chosen for problem in unsafe.get(t, [])]
     # The checkov scan runs (as subprocesses) while this process does the other checks; they only
     # read the documents, and the findings are sorted at the end, so the report does not change.
     index = SourceIndex(root)
@@ -169,7 +207,9 @@ def _context_targets(root: Path, chosen: list[Target], envs: set[str]) -> list[T
 
 def _mentions_gpu(path: Path) -> bool:
     try:
-        return path.is_file() and GPU_KEY.search(path.read_text(errors="replace")) is not None
+        if not path.is_file() or path.stat().st_size > safe_yaml.MAX_BYTES:  # too big to render anyway
+            return False
+        return GPU_KEY.search(path.read_text(errors="replace")) is not None
     except OSError:
         return False
 

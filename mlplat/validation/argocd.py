@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation import UsageError, rel
 from mlplat.validation.render import SourceIndex
@@ -36,9 +37,10 @@ class Project:
 
 def _load(path: Path, kind: str, root: Path) -> dict[str, Any]:
     try:
-        docs = [
-            d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d.get("kind") == kind
-        ]
+        text = safe_yaml.read_text(path, rel(path, root))
+        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind") == kind]
+    except safe_yaml.UnsafeInput as err:
+        raise UsageError(str(err)) from None
     except OSError:
         raise UsageError(
             f"{rel(path, root)} is missing: the environment's {kind} decides what apps may do"

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation import UsageError, rel
 from mlplat.validation.targets import KUSTOMIZATION_FILES, MANIFEST_SUFFIXES, Target
@@ -397,7 +398,10 @@ def _references(spec: dict[str, Any]) -> Iterator[str]:
     for key in ("resources", "components", "bases", "crds", "transformers", "generators", "configurations"):
         yield from (r for r in spec.get(key) or [] if isinstance(r, str) and "://" not in r)
     yield from (p for p in spec.get("patchesStrategicMerge") or [] if isinstance(p, str) and "\n" not in p)
-    yield from (p["path"] for p in spec.get("patches") or [] if isinstance(p, dict) and "path" in p)
+    for key in ("patches", "patchesJson6902", "replacements"):
+        yield from (
+            p["path"] for p in spec.get(key) or [] if isinstance(p, dict) and isinstance(p.get("path"), str)
+        )
 
 
 def _read_manifests(target: Target, root: Path, out: Rendered) -> None:
@@ -408,11 +412,11 @@ def _read_manifests(target: Target, root: Path, out: Rendered) -> None:
     for file in files:
         name = rel(file, root)
         try:
-            docs = list(load_yaml(file.read_text(), name))
-        except YamlError as err:
+            docs = list(load_yaml(safe_yaml.read_text(file, name), name))
+        except (YamlError, safe_yaml.UnsafeInput) as err:
             out.findings.append(err.finding(target.env))
             continue
-        except (OSError, UnicodeDecodeError) as err:
+        except OSError as err:
             out.findings.append(
                 Finding(name, "-", "MLP-YAML", f"cannot read: {err}", "fix the file", target.env)
             )

@@ -287,14 +287,15 @@ def test_a_failed_step_undoes_the_earlier_ones(repo_copy: Path, monkeypatch: pyt
     real_replace, calls = promote.os.replace, []
 
     def failing_replace(src: str, dst: Path) -> None:
-        calls.append(dst)
-        if len(calls) == 2:
+        calls.append(Path(dst).name)
+        if calls.count("kustomization.yaml") == 1:  # once, after the journal and canary.yaml
             raise OSError("disk full")
         real_replace(src, dst)
 
     monkeypatch.setattr(promote.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(promote.UsageError, match=r"disk full.*every file is as it was"):
         promote.apply_changes(changes)
+    assert calls[:3] == [promote.JOURNAL, "canary.yaml", "kustomization.yaml"]
     monkeypatch.undo()
     assert tree_digest(repo_copy) == before  # canary.yaml removed again, no staged temp file left
 

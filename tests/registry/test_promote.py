@@ -98,6 +98,7 @@ def test_same_version_is_a_no_op(repo_copy: Path) -> None:
         (("promote", APP, "--from", "dev", "--to", "dev"), "both dev"),
         (("promote", APP, "--from", "dev", "--to", "qa"), "unknown environment"),
         (("rollback", APP, "--env", "qa"), "unknown environment"),
+        (("rollback", "no-such-app", "--env", "dev"), "unknown app"),  # README: 2, not a refusal
     ],
 )
 def test_usage_errors_exit_2(
@@ -140,4 +141,57 @@ def test_unreachable_registry_exits_2_without_writing(
         == 2
     )
     assert url in capsys.readouterr().err
+    assert tree_digest(repo_copy) == before
+
+
+def test_promotion_that_fails_mid_write_undoes_every_file_and_exits_2(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The undo path, end to end: canary.yaml is swapped in, the kustomization is not; both go back."""
+    before = tree_digest(repo_copy)
+    monkeypatch.setattr(promote, "_gate", lambda *args: None)  # the gate has its own tests
+    real_replace, swapped = promote.os.replace, []
+
+    def disk_full_on_second_file(src: str, dst: Path) -> None:
+        swapped.append(Path(dst).name)
+        if swapped.count("kustomization.yaml") == 1:  # once: the undo's own writes go through
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(promote.os, "replace", disk_full_on_second_file)
+    argv = ("promote", APP, "--from", "staging", "--to", "prod", "--canary", "10")
+    assert cli(*argv, "--registry", "http://127.0.0.1:9", "--repo-root", str(repo_copy)) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert "canary.yaml" in swapped  # the first file really was written, and then undone
+    assert tree_digest(repo_copy) == before
+
+
+BOMB = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10)
+)
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "reason"),
+    [
+        (f"apps/{APP}/base/namespace.yaml", BOMB, "once its aliases are expanded"),  # kustomize parses it
+        (STAGING, "x: " + "[" * 200_000 + "]" * 200_000 + "\n", "nested more than 100 levels"),
+    ],
+    ids=["yaml-bomb-in-base", "deep-nesting-in-model-version"],
+)
+def test_unsafe_input_refuses_promotion_naming_the_file(
+    repo_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    file: str,
+    text: str,
+    reason: str,
+) -> None:
+    (repo_copy / file).write_text(text)
+    before = tree_digest(repo_copy)
+    monkeypatch.setattr(promote.registry_gate, "check", lambda *args, **kwargs: [])  # no registry here
+    argv = ("promote", APP, "--from", "prod", "--to", "staging", "--registry", "http://127.0.0.1:9")
+    assert cli(*argv, "--repo-root", str(repo_copy)) == 1
+    err = capsys.readouterr().err
+    assert f"{file}" in err and "cannot be read safely" in err and reason in err, err
     assert tree_digest(repo_copy) == before

@@ -41,7 +41,7 @@ def cli(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
             2,
             "--schemas /no/such/crds: no such folder",
         ),
-        (["--changed", "--base", "no-such-ref"], 2, "git diff --name-only no-such-ref...HEAD failed"),
+        (["--changed", "--base", "no-such-ref"], 2, "--base 'no-such-ref': no such commit"),
         ([str(BROKEN / "invalid-yaml")], 1, "MLP-YAML"),
         ([str(BROKEN / "kustomize-error")], 1, "MLP-KUSTOMIZE"),
     ],
