@@ -158,13 +158,62 @@ class NetworkConfig(_Model):
         return zones
 
 
+# EC2 resource IDs: a type prefix and 8 (older resources) or 17 lower-case hex digits
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html).
+SecurityGroupId = Annotated[str, Field(pattern=r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")]
+VpcId = Annotated[str, Field(pattern=r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")]
+RouteTableId = Annotated[str, Field(pattern=r"^rtb-([0-9a-f]{8}|[0-9a-f]{17})$")]
+
+
+class RunnerConfig(_Model):
+    """The environment's in-VPC GitHub runner (docs/adr/0003): the fields of the bootstrap output
+    `terraform output -json deploy_runners | jq .<env>` the program needs to peer with the runner VPC and
+    admit the runner's security group to the private API endpoint."""
+
+    security_group_id: SecurityGroupId = Field(
+        description="The runner's security group (`security_group_id`); the only group admitted on 443."
+    )
+    vpc_id: VpcId = Field(description="The runner VPC (`vpc_id`) the cluster VPC is peered with.")
+    vpc_cidr: IPv4Network = Field(
+        description="The runner VPC's range (`vpc_cidr`), routed through the peering; must not overlap "
+        "network.vpc_cidr (AWS refuses to peer overlapping VPCs)."
+    )
+    private_route_table_id: RouteTableId = Field(
+        description="The runner subnets' route table (`private_route_table_id`), which gets the route back."
+    )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _private_vpc_block(cls, cidr: IPv4Network) -> IPv4Network:
+        if not any(cidr.subnet_of(private) for private in PRIVATE_RANGES):
+            raise ValueError(f"{cidr} is outside the RFC 1918 private ranges a runner VPC is created in")
+        # A VPC's primary block is /16 to /28 (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html).
+        if not 16 <= cidr.prefixlen <= 28:
+            raise ValueError(f"{cidr} is not a VPC block (/16 to /28)")
+        return cidr
+
+
 class EndpointConfig(_Model):
     public: bool = Field(False, description="Expose the Kubernetes API publicly (never in prod).")
+    runner: RunnerConfig | None = Field(
+        None,
+        description="The in-VPC runner deploys reach the API from (bootstrap output `deploy_runners.<env>`); "
+        "required when the endpoint is private: nothing else can reach it.",
+    )
     public_access_cidrs: list[IPv4Network] = Field(
         default_factory=list,
         description="Allowlist for the public endpoint; required when public. Public ranges only, "
         f"together at most {MAX_ALLOWLIST_ADDRESSES} addresses (a /16).",
     )
+
+    @model_validator(mode="after")
+    def _runner_when_private(self) -> EndpointConfig:
+        if not self.public and self.runner is None:
+            raise ValueError(
+                "runner: a private endpoint is reached only from the peered runner VPC; set it from "
+                "`terraform output -json deploy_runners` (docs/adr/0003)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _allowlist_when_public(self) -> EndpointConfig:
@@ -199,8 +248,8 @@ class ClusterConfig(_Model):
     viewer_role_arns: list[RoleArn] = Field(
         default_factory=list,
         max_length=10,
-        description="IAM roles granted read-only access incl. Secrets (AmazonEKSAdminViewPolicy): the CI preview "
-        "role, which must read Helm release state to preview. At most 10.",
+        description="IAM roles granted read-only access without Secrets (AmazonEKSViewPolicy): the CI preview "
+        "role. At most 10.",
     )
 
     @field_validator("kubernetes_version")
@@ -529,6 +578,12 @@ class StackConfig(_Model):
             problems.append(
                 f"aws.tags: {ENVIRONMENT_TAG}={tagged!r} contradicts environment {self.environment!r}; "
                 "IAM conditions and cost reports trust this tag"
+            )
+        runner = self.cluster.endpoint.runner
+        if runner is not None and runner.vpc_cidr.overlaps(self.network.vpc_cidr):
+            problems.append(
+                f"cluster.endpoint.runner.vpc_cidr: {runner.vpc_cidr} overlaps network.vpc_cidr "
+                f"{self.network.vpc_cidr}; AWS refuses to peer VPCs whose ranges overlap"
             )
         foreign = [z for z in self.network.availability_zones if z[:-1] != self.aws.region]
         if foreign:
