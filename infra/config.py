@@ -111,7 +111,8 @@ class AwsConfig(_Model):
     tags: dict[TagKey, TagValue] = Field(
         default_factory=dict,
         max_length=20,
-        description="Tags added to every AWS resource. `mlplat/environment`, when set, must name the stack. "
+        description="Tags added to every AWS resource. The program adds `mlplat/environment` from the stack "
+        "itself (the deploy role's isolation keys on it); set here, it must name the stack. "
         "At most 20: AWS allows 50 per resource and the program and AWS services add their own.",
     )
 

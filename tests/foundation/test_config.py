@@ -14,7 +14,6 @@ import yaml
 from infra.config import (
     ENVIRONMENTS,
     GPU_INSTANCE_FAMILIES,
-    GPU_POOL_LABEL,
     ConfigError,
     load_environment,
     load_stack_config,
@@ -777,12 +776,6 @@ def test_every_gpu_pool_in_our_environments_uses_allowed_families() -> None:
                 env,
                 pool.name,
             )
-
-
-def test_reserved_pool_label_is_the_label_karpenter_nodes_carry() -> None:
-    from infra.aws.karpenter import POOL_LABEL
-
-    assert POOL_LABEL == GPU_POOL_LABEL
 
 
 # ---- the stack file itself: duplicates, bombs, nesting, size ----------------------------------------
