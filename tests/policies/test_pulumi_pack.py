@@ -42,6 +42,9 @@ NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 BUCKET = "aws:s3/bucketV2:BucketV2"
 STORE = "mlplat:storage:ModelStore"
 IAM_POLICY = "aws:iam/policy:Policy"
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+API_ACCESS = "prod-api-admits-only-referenced-groups"
 
 
 def run_pack(*args: str | Path, runner: str = "offline.py") -> subprocess.CompletedProcess[str]:
@@ -110,7 +113,7 @@ def registered() -> list[dict[str, str]]:
 
 def test_main_registers_the_objects_the_runner_runs(registered: list[dict[str, str]]) -> None:
     names = [p["policy"] for p in registered]
-    assert len(names) == len(set(names)) == 17
+    assert len(names) == len(set(names)) == 18
     assert all(p["description"] and p["enforcementLevel"] in ("mandatory", "advisory") for p in registered)
     # Advisory only with a stated reason: exactly one such policy today.
     assert [p["policy"] for p in registered if p["enforcementLevel"] == "advisory"] == [
@@ -147,6 +150,11 @@ VIOLATIONS_PROD = Counter(
         ("eks-secrets-encryption", urn("wrong-encryption-eks", EKS), "mandatory"): 2,
         ("eks-audit-logging", urn("bad-eks", EKS), "mandatory"): 1,
         ("eks-endpoint-access", urn("bad-eks", EKS), "mandatory"): 2,
+        # Public, and no rule admits a referenced group (its only 443 rule admits a range).
+        (API_ACCESS, urn("bad-eks", EKS), "mandatory"): 2,
+        (API_ACCESS, urn("api-from-runner-range", SG_RULE), "mandatory"): 1,
+        (API_ACCESS, urn("api-from-anywhere", INGRESS_RULE), "mandatory"): 1,
+        (API_ACCESS, urn("all-traffic-from-vpc-range", INGRESS_RULE), "mandatory"): 1,
         ("nodes-imdsv2-required", urn("imdsv1-lt", "aws:ec2/launchTemplate:LaunchTemplate"), "mandatory"): 1,
         (
             "nodes-imdsv2-required",
@@ -271,6 +279,18 @@ def injected(plan: dict[str, Any]) -> tuple[dict[str, Any], Counter[tuple[str, s
     clusters = [r for r in mutated["resources"] if r["type"] == EKS]
     assert clusters, "the real prod plan declares no EKS cluster"
     clusters[0]["inputs"]["vpcConfig"]["endpointPublicAccess"] = True
+    by_address = add(
+        INGRESS_RULE,
+        "injected-api-from-anywhere",
+        {
+            "securityGroupId": UNKNOWN,
+            "ipProtocol": "tcp",
+            "fromPort": 443,
+            "toPort": 443,
+            "cidrIpv4": "0.0.0.0/0",
+        },
+        dependsOn=[clusters[0]["urn"]],
+    )
     expected = Counter(
         {
             ("kms-key-rotation", key, "mandatory"): 1,
@@ -282,6 +302,8 @@ def injected(plan: dict[str, Any]) -> tuple[dict[str, Any], Counter[tuple[str, s
             ("helm-values-no-plaintext-secrets", release, "mandatory"): 1,
             ("iam-no-admin-wildcard", admin, "mandatory"): 1,
             ("eks-endpoint-access", clusters[0]["urn"], "mandatory"): 1,
+            (API_ACCESS, clusters[0]["urn"], "mandatory"): 1,
+            (API_ACCESS, by_address, "mandatory"): 1,
         }
     )
     return mutated, expected
