@@ -8,6 +8,7 @@ same objects over build/plan/<env>.json. Each check is a plain function over pro
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,12 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+
+# The program's bounded stack-file reader (infra/stack_file.py needs only PyYAML, which this pack's
+# virtualenv has; infra/config.py needs pydantic, which it has not): the pack reads a stack file under
+# the same bounds as the program, never with a plain yaml.safe_load that expands aliases.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from infra.stack_file import ConfigError, parse_stack_yaml
 
 PACK_NAME = "mlplat"
 # pulumi_policy's PolicyPack reports this version in diagnostics, whatever PulumiPolicy.yaml says.
@@ -539,8 +546,10 @@ def stack_config_file(stack: str) -> Path:
 
 
 def config_secrets(path: Path) -> Iterator[str]:
-    document = yaml.safe_load(path.read_text()) or {}
-    for key, value in entries(document.get("config") or {}):
+    """Plaintext credentials in a stack file's config; ConfigError when the file is refused."""
+    document = parse_stack_yaml(path)
+    config = document.get("config") if isinstance(document, dict) else None
+    for key, value in entries(config or {}):
         yield from plaintext_secrets({key: value})
 
 
@@ -560,7 +569,13 @@ def validate_stack_secrets(args: StackValidationArgs, report_violation: ReportVi
         if configured:
             report_violation(f"stackConfigFile {path} does not exist", stack_urn(urn))
         return
-    for key in config_secrets(path):
+    try:
+        keys = list(config_secrets(path))
+    except ConfigError as err:
+        where = "; ".join(f"{place}: {reason}" for place, reason in err.problems)
+        report_violation(f"stack config {path.name} cannot be read safely ({where})", stack_urn(urn))
+        return
+    for key in keys:
         report_violation(
             f"config {key} in {path.name} is plaintext: set it with `pulumi config set --secret`",
             stack_urn(urn),

@@ -225,6 +225,37 @@ def test_policy_config_sets_enforcement_levels(tmp_path: Path) -> None:
     assert "protect-stateful-prod" not in {v["policy"] for v in found}
 
 
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        pytest.param(
+            "config:\n  mlplat:db_password: hunter2\n  mlplat:db_password: {secure: v1:AAAA}\n",  # pragma: allowlist secret
+            "duplicate key 'mlplat:db_password'",
+            id="duplicate-key-hides-a-plaintext-secret",
+        ),
+        pytest.param(
+            "config:\n  mlplat:a: &x [one, two]\n  mlplat:b: [*x, *x, *x]\n",
+            "anchors and aliases are not allowed",
+            id="aliases-expand-before-anything-is-checked",
+        ),
+    ],
+)
+def test_stack_config_is_read_under_the_programs_bounds(tmp_path: Path, text: str, refusal: str) -> None:
+    """The pack reads the stack file as the program does (infra/stack_file.py): a duplicate key would
+    let the last value hide a plaintext first one; aliases multiply before any check runs."""
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text(text)
+    config = tmp_path / "policy-config.json"
+    config.write_text(json.dumps({STACK_SECRETS: {"stackConfigFile": str(stack_file)}}))
+    found = [
+        v
+        for v in violations_of(FIXTURES / "pulumi-pack-compliant-prod.json", config)
+        if v["policy"] == STACK_SECRETS
+    ]
+    assert [v["urn"] for v in found] == [stack_urn()], found
+    assert "cannot be read safely" in found[0]["message"] and refusal in found[0]["message"], found
+
+
 # ---- parity with the analyzer the CLI runs -------------------------------------------------------
 
 
