@@ -15,7 +15,6 @@ from ipaddress import IPv4Network, collapse_addresses
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,6 +26,10 @@ from pydantic import (
 )
 
 from infra import versions
+from infra.stack_file import MAX_NESTING, MAX_STACK_FILE_BYTES, parse_stack_yaml
+
+# Re-exported: the CLI, the program and the tests know it as infra.config.ConfigError.
+from infra.stack_file import ConfigError as ConfigError
 
 NAMESPACE = "mlplat"
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -111,7 +114,8 @@ class AwsConfig(_Model):
     tags: dict[TagKey, TagValue] = Field(
         default_factory=dict,
         max_length=20,
-        description="Tags added to every AWS resource. `mlplat/environment`, when set, must name the stack. "
+        description="Tags added to every AWS resource. The program adds `mlplat/environment` from the stack "
+        "itself (the deploy role's isolation keys on it); set here, it must name the stack. "
         "At most 20: AWS allows 50 per resource and the program and AWS services add their own.",
     )
 
@@ -158,13 +162,62 @@ class NetworkConfig(_Model):
         return zones
 
 
+# EC2 resource IDs: a type prefix and 8 (older resources) or 17 lower-case hex digits
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/resource-ids.html).
+SecurityGroupId = Annotated[str, Field(pattern=r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")]
+VpcId = Annotated[str, Field(pattern=r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")]
+RouteTableId = Annotated[str, Field(pattern=r"^rtb-([0-9a-f]{8}|[0-9a-f]{17})$")]
+
+
+class RunnerConfig(_Model):
+    """The environment's in-VPC GitHub runner (docs/adr/0003): the fields of the bootstrap output
+    `terraform output -json deploy_runners | jq .<env>` the program needs to peer with the runner VPC and
+    admit the runner's security group to the private API endpoint."""
+
+    security_group_id: SecurityGroupId = Field(
+        description="The runner's security group (`security_group_id`); the only group admitted on 443."
+    )
+    vpc_id: VpcId = Field(description="The runner VPC (`vpc_id`) the cluster VPC is peered with.")
+    vpc_cidr: IPv4Network = Field(
+        description="The runner VPC's range (`vpc_cidr`), routed through the peering; must not overlap "
+        "network.vpc_cidr (AWS refuses to peer overlapping VPCs)."
+    )
+    private_route_table_id: RouteTableId = Field(
+        description="The runner subnets' route table (`private_route_table_id`), which gets the route back."
+    )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _private_vpc_block(cls, cidr: IPv4Network) -> IPv4Network:
+        if not any(cidr.subnet_of(private) for private in PRIVATE_RANGES):
+            raise ValueError(f"{cidr} is outside the RFC 1918 private ranges a runner VPC is created in")
+        # A VPC's primary block is /16 to /28 (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html).
+        if not 16 <= cidr.prefixlen <= 28:
+            raise ValueError(f"{cidr} is not a VPC block (/16 to /28)")
+        return cidr
+
+
 class EndpointConfig(_Model):
     public: bool = Field(False, description="Expose the Kubernetes API publicly (never in prod).")
+    runner: RunnerConfig | None = Field(
+        None,
+        description="The in-VPC runner deploys reach the API from (bootstrap output `deploy_runners.<env>`); "
+        "required when the endpoint is private: nothing else can reach it.",
+    )
     public_access_cidrs: list[IPv4Network] = Field(
         default_factory=list,
         description="Allowlist for the public endpoint; required when public. Public ranges only, "
         f"together at most {MAX_ALLOWLIST_ADDRESSES} addresses (a /16).",
     )
+
+    @model_validator(mode="after")
+    def _runner_when_private(self) -> EndpointConfig:
+        if not self.public and self.runner is None:
+            raise ValueError(
+                "runner: a private endpoint is reached only from the peered runner VPC; set it from "
+                "`terraform output -json deploy_runners` (docs/adr/0003)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _allowlist_when_public(self) -> EndpointConfig:
@@ -199,8 +252,8 @@ class ClusterConfig(_Model):
     viewer_role_arns: list[RoleArn] = Field(
         default_factory=list,
         max_length=10,
-        description="IAM roles granted read-only access incl. Secrets (AmazonEKSAdminViewPolicy): the CI preview "
-        "role, which must read Helm release state to preview. At most 10.",
+        description="IAM roles granted read-only access without Secrets (AmazonEKSViewPolicy): the CI preview "
+        "role. At most 10.",
     )
 
     @field_validator("kubernetes_version")
@@ -530,6 +583,12 @@ class StackConfig(_Model):
                 f"aws.tags: {ENVIRONMENT_TAG}={tagged!r} contradicts environment {self.environment!r}; "
                 "IAM conditions and cost reports trust this tag"
             )
+        runner = self.cluster.endpoint.runner
+        if runner is not None and runner.vpc_cidr.overlaps(self.network.vpc_cidr):
+            problems.append(
+                f"cluster.endpoint.runner.vpc_cidr: {runner.vpc_cidr} overlaps network.vpc_cidr "
+                f"{self.network.vpc_cidr}; AWS refuses to peer VPCs whose ranges overlap"
+            )
         foreign = [z for z in self.network.availability_zones if z[:-1] != self.aws.region]
         if foreign:
             problems.append(f"network.availability_zones: {foreign} are not zones of {self.aws.region}")
@@ -565,16 +624,6 @@ class StackConfig(_Model):
         return ["prod may not weaken security or availability: " + "; ".join(broken)] if broken else []
 
 
-class ConfigError(Exception):
-    """A stack configuration problem, each named by its key path."""
-
-    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = [f"  {path}: {reason}" for path, reason in problems]
-        super().__init__(f"invalid stack configuration in {source}:\n" + "\n".join(lines))
-
-
 def _key_path(loc: tuple[int | str, ...]) -> str:
     path = f"{NAMESPACE}:"
     for i, part in enumerate(loc):
@@ -583,17 +632,6 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
         else:
             path += part if i == 0 else f".{part}"
     return path
-
-
-# Bounds on what a stack file may be, checked before anything is built from it. Our stack files are
-# ~3 KB, 6 levels deep and use no anchors; these bounds leave a wide margin and stop a YAML bomb
-# (aliases that multiply, "billion laughs") or 100,000 nested brackets before they cost memory or
-# blow Python's recursion limit.
-MAX_STACK_FILE_BYTES = 256 * 1024
-MAX_NESTING = 32
-# Anchors and aliases (alias count bound: zero) are refused outright: the Pulumi CLI expands them
-# when it rewrites the file (`pulumi config set`, https://github.com/pulumi/pulumi/issues/6480), so
-# they cannot be relied on, and a stack file without them cannot be a bomb.
 
 
 def _decode(key: str, value: Any) -> Any:
@@ -677,85 +715,13 @@ def stack_file(environment: str) -> Path:
     return STACK_DIR / f"Pulumi.{environment}.yaml"
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses what would silently change meaning: duplicate keys and merge keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise _YamlRefused(
-                    key_node.start_mark.line + 1, "merge keys (`<<`) are not allowed in a stack file"
-                )
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                raise _YamlRefused(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
-            if key in seen:
-                raise _YamlRefused(
-                    key_node.start_mark.line + 1,
-                    f"duplicate key {key!r} (first at line {seen[key]}): the last one would silently win",
-                )
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-
-class _YamlRefused(Exception):
-    def __init__(self, line: int, reason: str) -> None:
-        self.line = line
-        self.reason = reason
-
-
-def _check_shape(text: str) -> None:
-    """Walk the event stream (no objects built) and refuse anchors, aliases and deep nesting."""
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        line = event.start_mark.line + 1 if event.start_mark else 0
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise _YamlRefused(line, "anchors and aliases are not allowed in a stack file")
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_NESTING:
-                raise _YamlRefused(line, f"nested more than {MAX_NESTING} levels deep")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-
-
-def _parse_stack_yaml(path: Path) -> Any:
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_STACK_FILE_BYTES + 1)
-    except OSError as err:
-        raise ConfigError(str(path), [("(file)", f"cannot read: {err.strerror}")]) from None
-    if len(raw) > MAX_STACK_FILE_BYTES:
-        raise ConfigError(
-            str(path), [("(file)", f"larger than {MAX_STACK_FILE_BYTES} bytes: not a stack file")]
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(str(path), [("(file)", f"not UTF-8 text (byte {err.start})")]) from None
-    try:
-        _check_shape(text)
-        loader = _StrictLoader(text)
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
-    except _YamlRefused as err:
-        raise ConfigError(str(path), [(f"line {err.line}", err.reason)]) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(err, 'problem', err)}")]) from None
-
-
 def read_stack_file(path: Path) -> dict[str, Any]:
     """The `mlplat:` keys of a Pulumi stack file; any key outside `mlplat:`/`pulumi:` is an error.
 
     The file is bounded (size, nesting, no aliases) before it is built and refused on duplicate keys:
     `mlplat plan`, `mlplat validate` and the Pulumi program all read it through here.
     """
-    document = _parse_stack_yaml(path)
+    document = parse_stack_yaml(path)
     config = (document or {}).get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise ConfigError(str(path), [("config", "the stack file needs a `config:` mapping")])

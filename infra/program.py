@@ -16,7 +16,15 @@ from infra.aws.karpenter import GpuNodePools, GpuNodePoolsArgs
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.storage import StorageClasses
 from infra.aws.vault_unseal import VaultUnsealKey
-from infra.config import NAMESPACE, ConfigError, StackConfig, load_stack_config, read_stack_file, stack_file
+from infra.config import (
+    ENVIRONMENT_TAG,
+    NAMESPACE,
+    ConfigError,
+    StackConfig,
+    load_stack_config,
+    read_stack_file,
+    stack_file,
+)
 from infra.services import PlatformServices, PlatformServicesArgs, VaultUnseal
 from infra.services.network_policies import NamespaceRef
 
@@ -31,10 +39,15 @@ def stack_values() -> dict[str, Any]:
 def build(config: StackConfig) -> None:
     """Declare the whole environment. Components get config objects, never pulumi.Config."""
     cluster_name = f"mlplat-{config.environment}"
+    # The environment tag comes from the stack, not from `aws.tags`: the deploy role may create EC2,
+    # KMS and IAM resources only when they carry it (infra/bootstrap/deploy_roles.tf), so no stack
+    # file can leave it out or name another environment.
     aws_provider = aws.Provider(
         "aws",
         region=config.aws.region,
-        default_tags=aws.ProviderDefaultTagsArgs(tags={"mlplat/managed-by": "pulumi", **config.aws.tags}),
+        default_tags=aws.ProviderDefaultTagsArgs(
+            tags={"mlplat/managed-by": "pulumi", **config.aws.tags, ENVIRONMENT_TAG: config.environment}
+        ),
     )
     on_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
     account = aws.get_caller_identity_output(
@@ -47,11 +60,15 @@ def build(config: StackConfig) -> None:
         ),
     )
 
-    network = Network("network", NetworkArgs(config=config.network, cluster_name=cluster_name), on_aws)
+    runner = config.cluster.endpoint.runner
+    network = Network(
+        "network", NetworkArgs(config=config.network, cluster_name=cluster_name, runner=runner), on_aws
+    )
     cluster = EksCluster(
         "cluster",
         EksClusterArgs(
             cluster_name=cluster_name,
+            environment=config.environment,
             cluster=config.cluster,
             system_pool=config.system_pool,
             vpc_id=network.vpc_id,
@@ -61,17 +78,21 @@ def build(config: StackConfig) -> None:
             iam=iam,
             account_id=account,
             region=config.aws.region,
+            runner_security_group_id=runner.security_group_id if runner else None,
+            runner_path=network.runner_path,
         ),
         on_aws,
     )
     # Every Kubernetes resource names this provider; the stack disables the default one. It waits
     # for the access entries and their policy associations (the deploy role's among them): before
-    # they exist the API answers 401/403 to the role running `pulumi up`.
+    # they exist the API answers 401/403 to the role running `pulumi up`. It also waits for the path
+    # from the runner VPC (peering, routes both ways, the ingress rule): before it exists the first
+    # call to a private endpoint times out.
     k8s_provider = k8s.Provider(
         "k8s",
         kubeconfig=cluster.kubeconfig,
         enable_server_side_apply=True,
-        opts=pulumi.ResourceOptions(parent=cluster, depends_on=cluster.api_access),
+        opts=pulumi.ResourceOptions(parent=cluster, depends_on=[*cluster.api_access, *cluster.api_network]),
     )
     on_cluster = pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider})
 
@@ -80,6 +101,7 @@ def build(config: StackConfig) -> None:
         "gpu",
         GpuNodePoolsArgs(
             cluster_name=cluster_name,
+            environment=config.environment,
             control_plane=cluster.control_plane,
             cluster_endpoint=cluster.endpoint,
             compute_ready=cluster.compute_ready,

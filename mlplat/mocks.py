@@ -53,6 +53,11 @@ class PlatformMocks(pulumi.runtime.Mocks):
                 issuer = f"https://oidc.eks.{REGION}.amazonaws.com/id/{_fake_id(name).upper()}"
                 state["identities"] = [{"oidcs": [{"issuer": issuer}]}]
                 state["version"] = state.get("version")
+                # EKS creates the cluster security group and reports it in vpcConfig.
+                state["vpcConfig"] = {
+                    **(state.get("vpcConfig") or {}),
+                    "clusterSecurityGroupId": f"sg-{_fake_id(name)}",
+                }
             elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
                 url = str(state.get("url", "")).removeprefix("https://")
                 state["arn"] = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{url}"

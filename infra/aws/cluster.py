@@ -11,7 +11,7 @@ import pulumi_aws as aws
 from infra import versions
 from infra.aws.iam import IamScope, IrsaRole, OidcIssuer, Statement, irsa_role, role, service_trust
 from infra.aws.kms import kms_key
-from infra.config import ClusterConfig, SystemPoolConfig
+from infra.config import ENVIRONMENT_TAG, ClusterConfig, SystemPoolConfig
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 SYSTEM_POOL_LABEL = {"mlplat/pool": "system"}
@@ -44,12 +44,13 @@ EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 # configuration key is `enableNetworkPolicy` (string "true"): AWS EKS user guide, "Configure your
 # cluster for Kubernetes network policies" (cni-network-policy-configure.html); aws/amazon-vpc-cni-k8s
 # charts/aws-vpc-cni/values.yaml `enableNetworkPolicy`.
-ADDON_CONFIGURATION: dict[str, dict[str, str]] = {"vpc-cni": {"enableNetworkPolicy": "true"}}
+NETWORK_POLICY_AGENT = {"enableNetworkPolicy": "true"}
 
 
 @dataclass(frozen=True)
 class EksClusterArgs:
     cluster_name: str
+    environment: str  # tagged on the volumes the EBS CSI driver creates (the deploy isolation tag)
     cluster: ClusterConfig
     system_pool: SystemPoolConfig
     vpc_id: pulumi.Input[str]
@@ -59,6 +60,10 @@ class EksClusterArgs:
     iam: IamScope
     account_id: pulumi.Input[str]
     region: str
+    # The in-VPC runner's security group, admitted to the API on 443, and the network path (peering,
+    # routes) the rule must wait for; None when no runner reaches the cluster (public endpoint).
+    runner_security_group_id: str | None
+    runner_path: list[pulumi.Resource]
 
 
 # Who launches instances with the EBS key on our behalf: EC2 Auto Scaling (the system pool), and for
@@ -160,6 +165,8 @@ class EksCluster(pulumi.ComponentResource):
     control_plane: aws.eks.Cluster
     # What a client of the Kubernetes API must wait for: the access entries and their policies.
     api_access: list[pulumi.Resource]
+    # What a deploy from the runner VPC must wait for to reach the API: peering, routes, ingress rule.
+    api_network: list[pulumi.Resource]
     # What a workload must wait for: the system pool and every core add-on.
     compute_ready: list[pulumi.Resource]
 
@@ -246,13 +253,17 @@ class EksCluster(pulumi.ComponentResource):
             )
             self.api_access += [entry, association]
 
+        self.api_network = [*args.runner_path]
+        if args.runner_security_group_id:
+            self.api_network.append(self._admit_runner(name, cluster, args))
+
         before: dict[str, str] = {}
         after: dict[str, str] = {}
         for addon, version in addon_pins.items():
             (before if addon in BEFORE_COMPUTE_ADDONS else after)[addon] = version
-        node_addons = self._addons(name, args.iam, cluster, before, ebs_key.arn, depends_on=[])
+        node_addons = self._addons(name, args, cluster, before, ebs_key.arn, depends_on=[])
         system_pool = self._system_pool(name, args, cluster, ebs_key, depends_on=node_addons)
-        workload_addons = self._addons(name, args.iam, cluster, after, ebs_key.arn, depends_on=[system_pool])
+        workload_addons = self._addons(name, args, cluster, after, ebs_key.arn, depends_on=[system_pool])
         self.control_plane = cluster
         self.compute_ready = [system_pool, *node_addons, *workload_addons]
 
@@ -274,6 +285,28 @@ class EksCluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
                 "systemPoolName": self.system_pool_name,
             }
+        )
+
+    def _admit_runner(
+        self, name: str, cluster: aws.eks.Cluster, args: EksClusterArgs
+    ) -> aws.vpc.SecurityGroupIngressRule:
+        """HTTPS from the runner's security group to the cluster security group, the group EKS puts
+        on the API endpoint's network interfaces (https://docs.aws.amazon.com/eks/latest/userguide/sec-group-reqs.html).
+
+        A group reference, never a CIDR: only that environment's runner is admitted, not everything in
+        the runner VPC. A rule may reference a group of a peered VPC only once the peering is active
+        (https://docs.aws.amazon.com/vpc/latest/peering/vpc-peering-security-groups.html), so it waits
+        for the runner path.
+        """
+        return aws.vpc.SecurityGroupIngressRule(
+            f"{name}-api-from-runner",
+            security_group_id=cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or ""),
+            referenced_security_group_id=args.runner_security_group_id,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            description="Kubernetes API from the in-VPC GitHub runner (docs/adr/0003)",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.runner_path),
         )
 
     def _system_pool(
@@ -328,7 +361,7 @@ class EksCluster(pulumi.ComponentResource):
     def _addons(
         self,
         name: str,
-        scope: IamScope,
+        args: EksClusterArgs,
         cluster: aws.eks.Cluster,
         pins: dict[str, str],
         ebs_key_arn: pulumi.Output[str],
@@ -337,10 +370,20 @@ class EksCluster(pulumi.ComponentResource):
         """The add-ons of `pins` at their versions, after `depends_on`; CNI and EBS CSI get IRSA roles."""
         child = pulumi.ResourceOptions(parent=self)
         roles: dict[str, pulumi.Output[str]] = {}
+        settings: dict[str, str] = {}
         if "vpc-cni" in pins:
-            roles["vpc-cni"] = self._cni_role(name, scope, child).arn
+            roles["vpc-cni"] = self._cni_role(name, args.iam, child).arn
+            settings["vpc-cni"] = json.dumps(NETWORK_POLICY_AGENT)
         if "aws-ebs-csi-driver" in pins:
-            roles["aws-ebs-csi-driver"] = self._ebs_csi_role(name, scope, ebs_key_arn, child).arn
+            roles["aws-ebs-csi-driver"] = self._ebs_csi_role(name, args.iam, ebs_key_arn, child).arn
+            # Volumes the driver creates for claims carry the environment tag, so they fall under the
+            # same per-environment isolation as the stack's own resources. The add-on's configuration
+            # schema has `controller.extraVolumeTags` (`aws eks describe-addon-configuration`, quoted in
+            # aws/amazon-vpc-cni-k8s#2272; chart value of the same name, kubernetes-sigs/aws-ebs-csi-driver
+            # charts/aws-ebs-csi-driver, passed as `--extra-tags`, docs/tagging.md).
+            settings["aws-ebs-csi-driver"] = json.dumps(
+                {"controller": {"extraVolumeTags": {ENVIRONMENT_TAG: args.environment}}}
+            )
         return [
             aws.eks.Addon(
                 f"{name}-{addon}",
@@ -348,9 +391,7 @@ class EksCluster(pulumi.ComponentResource):
                 addon_name=addon,
                 addon_version=version,
                 service_account_role_arn=roles.get(addon),
-                configuration_values=json.dumps(ADDON_CONFIGURATION[addon])
-                if addon in ADDON_CONFIGURATION
-                else None,
+                configuration_values=settings.get(addon),
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="PRESERVE",
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),

@@ -18,13 +18,12 @@ import pulumi_kubernetes as k8s
 
 from infra import versions
 from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role, role, service_trust
-from infra.config import GpuConfig
+from infra.config import ENVIRONMENT_TAG, GPU_POOL_LABEL, GpuConfig
 from infra.services.chart import helm_release
 
 NAMESPACE = "karpenter"
 SERVICE_ACCOUNT = "karpenter"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
-POOL_LABEL = "mlplat/gpu-pool"
 NODE_CLASS = "gpu"
 # The node role of Karpenter's template (KarpenterNodeRole, v1.14.1): image pulls only, not ECR reads.
 NODE_POLICIES = (
@@ -51,6 +50,7 @@ INTERRUPTION_EVENTS = {
 @dataclass(frozen=True)
 class GpuNodePoolsArgs:
     cluster_name: str
+    environment: str  # tagged on every instance and volume Karpenter launches (the deploy isolation tag)
     # The EKS cluster resource: what names the cluster (the node access entry) waits for it.
     control_plane: pulumi.Resource
     cluster_endpoint: pulumi.Input[str]
@@ -283,8 +283,15 @@ def controller_statements(scope: ControllerScope) -> list[Statement]:
     return statements
 
 
-def node_class_spec(node_role: str, cluster_name: str, ebs_key_arn: str, encrypted: bool) -> dict[str, Any]:
-    """EC2NodeClass for GPU nodes: NVIDIA AMI (via alias), IMDSv2 only, encrypted root volume."""
+def node_class_spec(
+    node_role: str, cluster_name: str, environment: str, ebs_key_arn: str, encrypted: bool
+) -> dict[str, Any]:
+    """EC2NodeClass for GPU nodes: NVIDIA AMI (via alias), IMDSv2 only, encrypted root volume.
+
+    `tags` go on the instances, volumes, network interfaces and launch templates Karpenter creates
+    (aws/karpenter-provider-aws v1.14.1 website/content/en/v1.14/concepts/nodeclasses.md, `spec.tags`):
+    the environment tag puts them under the same per-environment isolation as the stack's own resources.
+    """
     ebs: dict[str, Any] = {
         "volumeSize": "200Gi",
         "volumeType": "gp3",
@@ -306,7 +313,7 @@ def node_class_spec(node_role: str, cluster_name: str, ebs_key_arn: str, encrypt
             "httpTokens": "required",
         },
         "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": ebs}],
-        "tags": {"mlplat/node-class": NODE_CLASS},
+        "tags": {"mlplat/node-class": NODE_CLASS, ENVIRONMENT_TAG: environment},
     }
 
 
@@ -314,7 +321,7 @@ def node_pool_spec(pool: Any) -> dict[str, Any]:
     """One GPU pool: tainted, labelled with its name, limited to its share of the GPU cap."""
     return {
         "template": {
-            "metadata": {"labels": {POOL_LABEL: pool.name, **pool.labels}},
+            "metadata": {"labels": {GPU_POOL_LABEL: pool.name, **pool.labels}},
             "spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": NODE_CLASS},
                 "taints": [GPU_TAINT],
@@ -479,7 +486,9 @@ class GpuNodePools(pulumi.ComponentResource):
             kind="EC2NodeClass",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=NODE_CLASS),
             spec=pulumi.Output.all(node_role.name, args.ebs_key_arn).apply(
-                lambda v: node_class_spec(v[0], args.cluster_name, v[1], args.storage_encrypted)
+                lambda v: node_class_spec(
+                    v[0], args.cluster_name, args.environment, v[1], args.storage_encrypted
+                )
             ),
             opts=after_crds,
         )

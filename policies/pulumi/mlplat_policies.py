@@ -8,6 +8,7 @@ same objects over build/plan/<env>.json. Each check is a plain function over pro
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,12 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+
+# The program's bounded stack-file reader (infra/stack_file.py needs only PyYAML, which this pack's
+# virtualenv has; infra/config.py needs pydantic, which it has not): the pack reads a stack file under
+# the same bounds as the program, never with a plain yaml.safe_load that expands aliases.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from infra.stack_file import ConfigError, parse_stack_yaml
 
 PACK_NAME = "mlplat"
 # pulumi_policy's PolicyPack reports this version in diagnostics, whatever PulumiPolicy.yaml says.
@@ -116,11 +123,16 @@ def check_eks_audit_logs(args: ResourceValidationArgs) -> Iterator[str]:
         yield f'enabledClusterLogTypes is {types!r}, must include "audit"'
 
 
+def endpoint_public(vpc: Any) -> bool:
+    """vpcConfig.endpointPublicAccess as AWS applies it: on unless set to false (unknown counts as on)."""
+    public = peek(vpc, "endpointPublicAccess", strict=True)
+    return True if public is None else public is not False
+
+
 def check_eks_endpoint(args: ResourceValidationArgs) -> Iterator[str]:
     vpc = peek(args.props, "vpcConfig", strict=True)
     # AWS defaults: public endpoint on, private off, public CIDRs 0.0.0.0/0.
-    public = peek(vpc, "endpointPublicAccess", strict=True)
-    public = True if public is None else public
+    public = endpoint_public(vpc)
     private = peek(vpc, "endpointPrivateAccess", strict=True) is True
     if stack_of(args.urn) in PROD_STACKS:
         if public:
@@ -135,6 +147,72 @@ def check_eks_endpoint(args: ResourceValidationArgs) -> Iterator[str]:
         for cidr in cidrs:
             if cidr in OPEN_CIDRS:
                 yield f"vpcConfig.publicAccessCidrs contains {cidr}: list the admin networks instead"
+
+
+# ---- the prod API: reached only through a referenced security group ---------------------------
+
+SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+HTTPS = 443
+# Sources that admit by address (a range or a prefix list) rather than by security group; the first
+# three are SecurityGroupIngressRule's, the others SecurityGroupRule's.
+ADDRESS_SOURCES = ("cidrIpv4", "cidrIpv6", "prefixListId", "cidrBlocks", "ipv6CidrBlocks", "prefixListIds")
+GROUP_SOURCES = ("referencedSecurityGroupId", "sourceSecurityGroupId")
+
+
+def admits_https(resource: PolicyResource) -> bool:
+    """Whether an ingress rule's protocol and port range take in TCP 443 (unknown counts as yes)."""
+    props = resource.props
+    if resource.resource_type == SG_RULE and peek(props, "type") != "ingress":
+        return False
+    protocol = (
+        peek(props, "ipProtocol") if resource.resource_type == SG_INGRESS_RULE else peek(props, "protocol")
+    )
+    if is_unknown(protocol) or str(protocol) in ("-1", "all"):
+        return True
+    if str(protocol) not in ("tcp", "6"):
+        return False
+    low, high = peek(props, "fromPort"), peek(props, "toPort")
+    return is_unknown(low) or is_unknown(high) or (low or 0) <= HTTPS <= (high or 0)
+
+
+def on_cluster_group(rule: PolicyResource, cluster: PolicyResource) -> bool:
+    """A rule on the group EKS made for the cluster: its ID is the one the cluster reports or, before
+    the cluster exists (a first preview), the rule takes its group from the cluster."""
+    group = peek(rule.props, "securityGroupId")
+    reported = peek(cluster.props, "vpcConfig", "clusterSecurityGroupId")
+    if isinstance(group, str) and isinstance(reported, str):
+        return group == reported
+    return any(dependency.urn == cluster.urn for dependency in rule.dependencies)
+
+
+def validate_prod_api_reachability(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    clusters = [
+        r for r in args.resources if r.resource_type == EKS_CLUSTER and stack_of(r.urn) in PROD_STACKS
+    ]
+    rules = [r for r in args.resources if r.resource_type in (SG_INGRESS_RULE, SG_RULE) and admits_https(r)]
+    for cluster in clusters:
+        if endpoint_public(peek(cluster.props, "vpcConfig")):
+            report_violation(
+                "vpcConfig.endpointPublicAccess is not false: the prod API admits addresses", cluster.urn
+            )
+        by_group = 0
+        for rule in (r for r in rules if on_cluster_group(r, cluster)):
+            by_address = [key for key in ADDRESS_SOURCES if peek(rule.props, key) not in (None, [])]
+            if by_address:
+                report_violation(
+                    f"admits {by_address[0]} on 443 to the prod cluster security group: only a referenced "
+                    "security group (the runner's) may reach the API",
+                    rule.urn,
+                )
+            elif any(peek(rule.props, key) for key in GROUP_SOURCES):
+                by_group += 1
+        if not by_group:
+            report_violation(
+                "no rule admits a referenced security group on 443 to the cluster security group: "
+                "the private API is unreachable for deploys (docs/adr/0003)",
+                cluster.urn,
+            )
 
 
 # ---- nodes: IMDSv2 and GPU pools --------------------------------------------------------------
@@ -468,8 +546,10 @@ def stack_config_file(stack: str) -> Path:
 
 
 def config_secrets(path: Path) -> Iterator[str]:
-    document = yaml.safe_load(path.read_text()) or {}
-    for key, value in entries(document.get("config") or {}):
+    """Plaintext credentials in a stack file's config; ConfigError when the file is refused."""
+    document = parse_stack_yaml(path)
+    config = document.get("config") if isinstance(document, dict) else None
+    for key, value in entries(config or {}):
         yield from plaintext_secrets({key: value})
 
 
@@ -489,7 +569,13 @@ def validate_stack_secrets(args: StackValidationArgs, report_violation: ReportVi
         if configured:
             report_violation(f"stackConfigFile {path} does not exist", stack_urn(urn))
         return
-    for key in config_secrets(path):
+    try:
+        keys = list(config_secrets(path))
+    except ConfigError as err:
+        where = "; ".join(f"{place}: {reason}" for place, reason in err.problems)
+        report_violation(f"stack config {path.name} cannot be read safely ({where})", stack_urn(urn))
+        return
+    for key in keys:
         report_violation(
             f"config {key} in {path.name} is plaintext: set it with `pulumi config set --secret`",
             stack_urn(urn),
@@ -615,6 +701,16 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         PUBLIC_ACCESS_BLOCK_TYPES,
         public_access_blocked,
         "Declare BucketPublicAccessBlock with all four block/ignore/restrict flags true for the bucket",
+    ),
+    StackValidationPolicy(
+        name="prod-api-admits-only-referenced-groups",
+        description="The prod EKS API is private and its cluster security group admits 443 only from a "
+        "referenced security group (the environment's runner), never from an address range.",
+        validate=validate_prod_api_reachability,
+        enforcement_level=MANDATORY,
+        remediation_steps="Keep endpoint_public_access=False; admit the runner with one "
+        "aws.vpc.SecurityGroupIngressRule(referenced_security_group_id=<runner group>, 443) on "
+        "vpc_config.cluster_security_group_id (mlplat:cluster.endpoint.runner) and no CIDR or prefix list.",
     ),
     StackValidationPolicy(
         name=STACK_SECRETS_POLICY,

@@ -78,7 +78,9 @@ def test_irsa_role_is_scoped_to_one_service_account_and_the_boundary() -> pulumi
 @pytest.mark.parametrize(("env", "zones"), [("dev", 3), ("prod", 3)])
 @pulumi.runtime.test
 def test_network_has_private_and_public_subnets_per_zone(env: str, zones: int) -> pulumi.Output[None]:
-    network = Network("net", NetworkArgs(config=load_environment(env).network, cluster_name=f"mlplat-{env}"))
+    network = Network(
+        "net", NetworkArgs(config=load_environment(env).network, cluster_name=f"mlplat-{env}", runner=None)
+    )
 
     def check(values: list[Any]) -> None:
         urn, private, public = values
@@ -95,6 +97,7 @@ def test_cluster_kubeconfig_is_secret_and_uses_short_lived_tokens() -> pulumi.Ou
         "cluster",
         EksClusterArgs(
             cluster_name="mlplat-prod",
+            environment="prod",
             cluster=config.cluster,
             system_pool=config.system_pool,
             vpc_id="vpc-1",
@@ -104,6 +107,8 @@ def test_cluster_kubeconfig_is_secret_and_uses_short_lived_tokens() -> pulumi.Ou
             iam=SCOPE,
             account_id="123456789012",
             region="eu-west-1",
+            runner_security_group_id=None,
+            runner_path=[],
         ),
     )
 

@@ -14,7 +14,6 @@ import yaml
 from infra.config import (
     ENVIRONMENTS,
     GPU_INSTANCE_FAMILIES,
-    GPU_POOL_LABEL,
     ConfigError,
     load_environment,
     load_stack_config,
@@ -212,7 +211,58 @@ POOL0 = "gpu.pools.0"
 
 # Configs that bend the rules (issue: "a stack config that cannot be bent"), each named after its failure
 # mode: (environment, {key path: new value}, expected key path in the error, expected reason).
+RUNNER = "cluster.endpoint.runner"
+
 BENT_CONFIGS = [
+    pytest.param(
+        "staging",
+        {RUNNER: DELETE},
+        "mlplat:cluster.endpoint",
+        "a private endpoint is reached only from the peered runner VPC",
+        id="private-endpoint-without-a-runner-is-unreachable-from-ci",
+    ),
+    pytest.param(
+        "prod",
+        {RUNNER: DELETE},
+        "mlplat:cluster.endpoint",
+        "a private endpoint is reached only from the peered runner VPC",
+        id="prod-endpoint-without-a-runner-is-undeployable",
+    ),
+    pytest.param(
+        "dev",
+        {f"{RUNNER}.vpc_cidr": "10.10.255.0/24"},
+        "mlplat:",
+        "overlaps network.vpc_cidr 10.10.0.0/16; AWS refuses to peer",
+        id="runner-vpc-inside-the-cluster-vpc-cannot-be-peered",
+    ),
+    pytest.param(
+        "prod",
+        {f"{RUNNER}.vpc_cidr": "10.0.0.0/8"},
+        "mlplat:cluster.endpoint.runner.vpc_cidr",
+        "not a VPC block",
+        id="runner-range-no-vpc-can-have",
+    ),
+    pytest.param(
+        "prod",
+        {f"{RUNNER}.security_group_id": "sg-runner"},
+        "mlplat:cluster.endpoint.runner.security_group_id",
+        "should match pattern",
+        id="runner-group-that-is-not-a-security-group-id",
+    ),
+    pytest.param(
+        "prod",
+        {f"{RUNNER}.vpc_id": "rtb-0123456789abcdef0"},
+        "mlplat:cluster.endpoint.runner.vpc_id",
+        "should match pattern",
+        id="runner-route-table-id-given-as-its-vpc",
+    ),
+    pytest.param(
+        "staging",
+        {f"{RUNNER}.private_route_table_id": "rtb-0123456789ABCDEF0"},
+        "mlplat:cluster.endpoint.runner.private_route_table_id",
+        "should match pattern",
+        id="runner-route-table-id-in-upper-case-matches-nothing",
+    ),
     pytest.param(
         "dev",
         {PUBLIC: {"public": True, "public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}},
@@ -726,12 +776,6 @@ def test_every_gpu_pool_in_our_environments_uses_allowed_families() -> None:
                 env,
                 pool.name,
             )
-
-
-def test_reserved_pool_label_is_the_label_karpenter_nodes_carry() -> None:
-    from infra.aws.karpenter import POOL_LABEL
-
-    assert POOL_LABEL == GPU_POOL_LABEL
 
 
 # ---- the stack file itself: duplicates, bombs, nesting, size ----------------------------------------

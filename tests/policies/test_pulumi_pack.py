@@ -42,6 +42,9 @@ NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 BUCKET = "aws:s3/bucketV2:BucketV2"
 STORE = "mlplat:storage:ModelStore"
 IAM_POLICY = "aws:iam/policy:Policy"
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+API_ACCESS = "prod-api-admits-only-referenced-groups"
 
 
 def run_pack(*args: str | Path, runner: str = "offline.py") -> subprocess.CompletedProcess[str]:
@@ -110,7 +113,7 @@ def registered() -> list[dict[str, str]]:
 
 def test_main_registers_the_objects_the_runner_runs(registered: list[dict[str, str]]) -> None:
     names = [p["policy"] for p in registered]
-    assert len(names) == len(set(names)) == 17
+    assert len(names) == len(set(names)) == 18
     assert all(p["description"] and p["enforcementLevel"] in ("mandatory", "advisory") for p in registered)
     # Advisory only with a stated reason: exactly one such policy today.
     assert [p["policy"] for p in registered if p["enforcementLevel"] == "advisory"] == [
@@ -147,6 +150,11 @@ VIOLATIONS_PROD = Counter(
         ("eks-secrets-encryption", urn("wrong-encryption-eks", EKS), "mandatory"): 2,
         ("eks-audit-logging", urn("bad-eks", EKS), "mandatory"): 1,
         ("eks-endpoint-access", urn("bad-eks", EKS), "mandatory"): 2,
+        # Public, and no rule admits a referenced group (its only 443 rule admits a range).
+        (API_ACCESS, urn("bad-eks", EKS), "mandatory"): 2,
+        (API_ACCESS, urn("api-from-runner-range", SG_RULE), "mandatory"): 1,
+        (API_ACCESS, urn("api-from-anywhere", INGRESS_RULE), "mandatory"): 1,
+        (API_ACCESS, urn("all-traffic-from-vpc-range", INGRESS_RULE), "mandatory"): 1,
         ("nodes-imdsv2-required", urn("imdsv1-lt", "aws:ec2/launchTemplate:LaunchTemplate"), "mandatory"): 1,
         (
             "nodes-imdsv2-required",
@@ -217,6 +225,37 @@ def test_policy_config_sets_enforcement_levels(tmp_path: Path) -> None:
     assert "protect-stateful-prod" not in {v["policy"] for v in found}
 
 
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        pytest.param(
+            "config:\n  mlplat:db_password: hunter2\n  mlplat:db_password: {secure: v1:AAAA}\n",  # pragma: allowlist secret
+            "duplicate key 'mlplat:db_password'",
+            id="duplicate-key-hides-a-plaintext-secret",
+        ),
+        pytest.param(
+            "config:\n  mlplat:a: &x [one, two]\n  mlplat:b: [*x, *x, *x]\n",
+            "anchors and aliases are not allowed",
+            id="aliases-expand-before-anything-is-checked",
+        ),
+    ],
+)
+def test_stack_config_is_read_under_the_programs_bounds(tmp_path: Path, text: str, refusal: str) -> None:
+    """The pack reads the stack file as the program does (infra/stack_file.py): a duplicate key would
+    let the last value hide a plaintext first one; aliases multiply before any check runs."""
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text(text)
+    config = tmp_path / "policy-config.json"
+    config.write_text(json.dumps({STACK_SECRETS: {"stackConfigFile": str(stack_file)}}))
+    found = [
+        v
+        for v in violations_of(FIXTURES / "pulumi-pack-compliant-prod.json", config)
+        if v["policy"] == STACK_SECRETS
+    ]
+    assert [v["urn"] for v in found] == [stack_urn()], found
+    assert "cannot be read safely" in found[0]["message"] and refusal in found[0]["message"], found
+
+
 # ---- parity with the analyzer the CLI runs -------------------------------------------------------
 
 
@@ -271,6 +310,18 @@ def injected(plan: dict[str, Any]) -> tuple[dict[str, Any], Counter[tuple[str, s
     clusters = [r for r in mutated["resources"] if r["type"] == EKS]
     assert clusters, "the real prod plan declares no EKS cluster"
     clusters[0]["inputs"]["vpcConfig"]["endpointPublicAccess"] = True
+    by_address = add(
+        INGRESS_RULE,
+        "injected-api-from-anywhere",
+        {
+            "securityGroupId": UNKNOWN,
+            "ipProtocol": "tcp",
+            "fromPort": 443,
+            "toPort": 443,
+            "cidrIpv4": "0.0.0.0/0",
+        },
+        dependsOn=[clusters[0]["urn"]],
+    )
     expected = Counter(
         {
             ("kms-key-rotation", key, "mandatory"): 1,
@@ -282,6 +333,8 @@ def injected(plan: dict[str, Any]) -> tuple[dict[str, Any], Counter[tuple[str, s
             ("helm-values-no-plaintext-secrets", release, "mandatory"): 1,
             ("iam-no-admin-wildcard", admin, "mandatory"): 1,
             ("eks-endpoint-access", clusters[0]["urn"], "mandatory"): 1,
+            (API_ACCESS, clusters[0]["urn"], "mandatory"): 1,
+            (API_ACCESS, by_address, "mandatory"): 1,
         }
     )
     return mutated, expected
