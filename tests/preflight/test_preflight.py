@@ -367,14 +367,6 @@ def test_gpu_ami_alias_missing_for_the_kubernetes_version_fails(account: Account
     assert ami_parameter("x86_64") in detail and "no GPU AMI" in detail
 
 
-def test_arm_gpu_pool_needs_the_arm64_ami_too(account: Account) -> None:
-    account.ami("arm64")
-    account.fail("ssm", "get_parameter", "ParameterNotFound", "", 400)
-    config = stack([*POOLS, pool("graviton", ["g5g.xlarge"], "spot", 1)])
-    problems = failed(preflight.check_gpu_ami(config, types_of(config), account))
-    assert list(problems) == [f"gpu ami {versions.KARPENTER_GPU_AMI_ALIAS} (x86_64)"]
-
-
 # --- quotas --------------------------------------------------------------------------------------------
 
 
@@ -410,9 +402,12 @@ def test_quota_code_that_names_another_quota_in_the_account_fails(account: Accou
 
 
 def test_instance_family_without_a_known_quota_fails(account: Account) -> None:
-    config = stack([pool("inferentia", ["inf2.xlarge"], "on-demand", 1)])
-    account.quota("L-1216C47A", 8)
-    types = types_of(stack()) | {"inf2.xlarge": {"vcpus": 4, "architectures": ["x86_64"]}}
+    # GPU pools only admit NVIDIA families (config), but the system pool takes any instance type.
+    base = stack([])
+    config = base.model_copy(
+        update={"system_pool": base.system_pool.model_copy(update={"instance_types": ["inf2.xlarge"]})}
+    )
+    types = {"inf2.xlarge": {"vcpus": 4, "architectures": ["x86_64"]}}
     problems = failed(preflight.check_quotas(config, types, account))
     assert problems == {"quota": "no quota check for instance type inf2.xlarge (on-demand)"}
 
