@@ -9,18 +9,31 @@ Exit 0 clean, 1 findings, 2 usage or internal error. Rule IDs are listed in apps
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
-from mlplat.validation import ENVIRONMENTS, REPO, UsageError, argocd, capacity, output, targets
+from mlplat.validation import (
+    ENVIRONMENTS,
+    REPO,
+    UsageError,
+    argocd,
+    capacity,
+    governance,
+    output,
+    ownership,
+    targets,
+)  # fmt: skip
 from mlplat.validation.render import SourceIndex, render
 from mlplat.validation.schemas import SchemaSet
 from mlplat.validation.targets import Target
+from mlplat.validation.trees import Trees
 
 DEFAULT_SCHEMAS = REPO.parent / "shared" / "reference" / "crds"
 GPU_KEY = re.compile(r"nvidia\.com/gpu['\"]?\s*:")
@@ -99,11 +112,19 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     envs = {t.env for t in chosen if t.env}
     configs = _configs(root, envs | {"dev"})
     context = _context_targets(root, chosen, envs)
-    rendered = render(chosen + context, root)
+    trees = Trees(root)
+    # Remote content is refused before kustomize would fetch it.
+    remote = {
+        t.rel: governance.remote_references(trees.tree(t.path(root)), t.env)
+        for t in chosen + context
+        if t.kustomize
+    }
+    rendered = render([t for t in chosen + context if not remote.get(t.rel)], root)
     context_rels = {t.rel for t in context}
     docs = [d for d in rendered.docs if d.target not in context_rels]
     others = [d for d in rendered.docs if d.target in context_rels]
     report.findings = [f for f in rendered.findings if _target_of(f, context_rels) is None]
+    report.findings += [f for t in chosen for f in remote.get(t.rel, [])]
     # The checkov scan runs (as subprocesses) while this process does the other checks; they only
     # read the documents, and the findings are sorted at the end, so the report does not change.
     index = SourceIndex(root)
@@ -124,6 +145,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
                 [d for d in others if d.env == env],  # type: ignore[arg-type]
             )
         report.findings += _isolation_checks(chosen, docs, index)
+        report.findings += _governance_checks(root, chosen, docs, configs, trees)
         findings, waivers, scan_note = scan.result()
     if args.schemas is None:
         notes.append("no --schemas folder: custom resources could not be schema-checked")
@@ -137,9 +159,86 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     notes += [scan_note] if scan_note else []
     if args.registry:
         report.findings += _registry_gate(docs, args.registry, root)
-    report.findings = sorted(set(report.findings), key=_order)
+    report.findings = sorted(_grouped(_located(report.findings, docs, trees, root)), key=_order)
     report.waivers = sorted(set(report.waivers), key=lambda w: (w.env or "", w.file, w.resource, w.rule))
     return report, notes
+
+
+def _governance_checks(
+    root: Path, chosen: list[Target], docs: list[RenderedDoc], configs: dict[str, Any], trees: Trees
+) -> list[Finding]:
+    """Patches that match nothing, version drift, Pod Security labels, NetworkPolicy widening, and
+    namespace/object ownership across every app of the repository."""
+    findings: list[Finding] = []
+    by_target: dict[str, list[RenderedDoc]] = {}
+    for doc in docs:
+        by_target.setdefault(doc.target, []).append(doc)
+
+    def locate(doc: RenderedDoc, path: str) -> tuple[str, int | None]:
+        return trees.locate(root / doc.target, doc, path)
+
+    rules = {
+        env: governance.component_rules(
+            root / "apps" / "components",
+            trees,
+            str(configs[env].network.vpc_cidr) if env in configs else None,
+        )
+        for env in {t.env or "dev" for t in chosen}
+    }
+    for target in chosen:
+        mine = by_target.get(target.rel, [])
+        findings += governance.pod_security_labels(mine, locate)
+        findings += governance.network_policies(mine, rules[target.env or "dev"], locate)
+        if not target.kustomize or not mine:
+            continue
+        tree = trees.tree(target.path(root))
+        unmatched = governance.unmatched_patches(tree, target.app or target.rel, mine, target.env)
+        findings += unmatched
+        if target.app:
+            skipped = {
+                p.file
+                for p in tree.patches
+                for f in unmatched
+                if (p.kustomization, p.entry_line) == (f.file, f.line)
+            }
+            findings += governance.version_drift(
+                target.path(root), target.rel, trees, mine, target.env, skipped
+            )
+    by_app: dict[str, list[RenderedDoc]] = {}
+    apps = {t.rel: t.app for t in chosen if t.app}
+    for doc in docs:
+        if doc.target in apps:
+            by_app.setdefault(str(apps[doc.target]), []).append(doc)
+    if by_app:
+        findings += ownership.check(root, by_app, trees, locate)
+    return findings
+
+
+def _located(findings: list[Finding], docs: list[RenderedDoc], trees: Trees, root: Path) -> list[Finding]:
+    """Findings that name a key of a rendered object point at the file and line that set it: the
+    overlay's patch when the overlay set it, else the file that declares the object."""
+    by_ref = {(d.env, d.ref): d for d in docs}
+    located = []
+    for finding in findings:
+        doc = by_ref.get((finding.env, finding.resource))
+        if finding.path and doc is not None and doc.source_file == finding.file:
+            file, line = trees.locate(root / doc.target, doc, finding.path)
+            finding = dataclasses.replace(finding, file=file, line=line or finding.line)
+        located.append(finding)
+    return located
+
+
+def _grouped(findings: list[Finding]) -> list[Finding]:
+    """One mistake made in one place is one finding listing the environments it holds in."""
+    envs: dict[Finding, set[str]] = {}
+    for finding in set(findings):
+        key = dataclasses.replace(finding, env=None)
+        envs.setdefault(key, set()).update((finding.env or "").split(",") if finding.env else [""])
+    grouped = []
+    for key, names in envs.items():
+        order = [e for e in ENVIRONMENTS if e in names] + sorted(names - set(ENVIRONMENTS) - {""})
+        grouped.append(dataclasses.replace(key, env=",".join(order) or None))
+    return grouped
 
 
 def _target_of(finding: Finding, rels: set[str]) -> str | None:
