@@ -40,7 +40,9 @@ class Finding:
     # in a file every overlay renders is one finding, not one per environment.
     env: str | None = None
     line: int | None = None
-    path: str | None = None  # the offending key in the rendered object (dots), when one is known
+    # The offending key in the rendered object, when one is known: keys joined by "/", list items as
+    # [N], "/" inside a key as ~1 (spec/predictor/containers/[0]/securityContext).
+    path: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -272,6 +272,7 @@ def _not_scanned(rendered: RenderedDoc) -> Finding:
 
 
 def _check_finding(rendered: RenderedDoc, check: dict[str, Any]) -> Finding:
+    keys = (check.get("check_result") or {}).get("evaluated_keys") or []
     return Finding(
         file=rendered.source_file,
         resource=rendered.ref,
@@ -279,6 +280,8 @@ def _check_finding(rendered: RenderedDoc, check: dict[str, Any]) -> Finding:
         message=_message(check),
         fix=_fix(check),
         env=rendered.env,
+        # The first offending key: `mlplat validate` turns it into the file and line that set it.
+        path=min(str(k).split(" ")[0] for k in keys) if keys else None,
     )
 
 

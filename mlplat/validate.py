@@ -28,6 +28,7 @@ from mlplat.validation import (
     governance,
     output,
     ownership,
+    podsecurity,
     targets,
 )  # fmt: skip
 from mlplat.validation.render import SourceIndex, render
@@ -146,7 +147,9 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
             )
         report.findings += _isolation_checks(chosen, docs, index)
         report.findings += _governance_checks(root, chosen, docs, configs, trees)
+        report.findings += podsecurity.check(docs)
         findings, waivers, scan_note = scan.result()
+        findings = [f for f in findings if f.rule != podsecurity.SUPERSEDED]
     if args.schemas is None:
         notes.append("no --schemas folder: custom resources could not be schema-checked")
     unbound = [t.rel for t in chosen if t.env is None]
@@ -221,9 +224,13 @@ def _located(findings: list[Finding], docs: list[RenderedDoc], trees: Trees, roo
     located = []
     for finding in findings:
         doc = by_ref.get((finding.env, finding.resource))
-        if finding.path and doc is not None and doc.source_file == finding.file:
+        if doc is None or doc.source_file != finding.file:
+            pass
+        elif finding.path:
             file, line = trees.locate(root / doc.target, doc, finding.path)
             finding = dataclasses.replace(finding, file=file, line=line or finding.line)
+        elif finding.line is None:
+            finding = dataclasses.replace(finding, line=trees.declared_line(doc, ()))
         located.append(finding)
     return located
 

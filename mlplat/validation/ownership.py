@@ -117,7 +117,7 @@ def check(
                         "several models) or give it its own team namespace models-<team>",
                         doc.env,
                         line,
-                        "metadata.namespace",
+                        "metadata/namespace",
                     )
                 )
                 continue
@@ -134,7 +134,7 @@ def check(
                         "declare the object in one app only (rename it, or move it)",
                         doc.env,
                         line,
-                        "metadata.name",
+                        "metadata/name",
                     )
                 )
     return findings

@@ -41,13 +41,10 @@ def is_remote(ref: str) -> bool:
 
 
 def split_path(path: str) -> Path_:
-    """`spec/predictor/containers/[0]/image` or `spec.predictor.containers.0.image` as keys and indexes."""
-    parts = (
-        [p for p in re.split(r"[/.]", path) if p] if "/" not in path else [p for p in path.split("/") if p]
-    )
+    """A finding's key path (`spec/predictor/containers/[0]/image`) as keys and list indexes."""
     keys: list[str | int] = []
-    for part in parts:
-        index = re.fullmatch(r"\[?(\d+)\]?", part)
+    for part in (p for p in path.split("/") if p):
+        index = re.fullmatch(r"\[(\d+)\]", part)
         keys.append(int(index[1]) if index else part.replace("~1", "/").replace("~0", "~"))
     return tuple(keys)
 
