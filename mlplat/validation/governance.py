@@ -63,7 +63,7 @@ def unmatched_patches(tree: Tree, app: str, docs: Sequence[RenderedDoc], env: st
             findings.append(
                 Finding(
                     patch.kustomization,
-                    f"app/{app}",
+                    "-",
                     "MLP-PATCH-UNMATCHED",
                     f"patch target {patch.selector} matches no object {app} renders, so kustomize skips it "
                     f"silently and nothing in {patch.file} takes effect",
@@ -169,7 +169,7 @@ def pod_security_labels(docs: Iterable[RenderedDoc], locate: Locate) -> list[Fin
                     "apps/README.md says; a pod that needs more is a platform workload, not a model app",
                     doc.env,
                     line,
-                    f"metadata.labels.{key}",
+                    f"metadata/labels/{key.replace('/', '~1')}",
                 )
             )
     return findings
@@ -235,7 +235,7 @@ def network_policies(docs: Iterable[RenderedDoc], allowed: Sequence[Rule], locat
                         "and only their ports; need a new flow? propose it in apps/components/ (platform review)",
                         doc.env,
                         line,
-                        where.replace("/", "."),
+                        where,
                     )
                 )
     return findings

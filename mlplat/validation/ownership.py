@@ -20,6 +20,9 @@ from mlplat.validation.trees import Trees, construct, is_remote
 Key = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
 Locate = Callable[[RenderedDoc, str], tuple[str, int | None]]
 CLUSTER_SCOPED = frozenset({"Namespace"})  # the only cluster-scoped kind the AppProject lets apps declare
+# An app owns the namespaces it declares and the ones its models run in; a shared one is reported on
+# these objects (once), any other object of the app in someone else's namespace is reported itself.
+OWNING_KINDS = ("Namespace", "InferenceService")
 
 
 def rendered_keys(docs: Iterable[RenderedDoc]) -> set[Key]:
@@ -101,10 +104,12 @@ def check(
     by_namespace.pop("", None)
     findings = []
     for app, docs in rendered.items():
-        for doc, (kind, namespace, name) in ((d, next(iter(rendered_keys([d])))) for d in docs):
+        keys = [(doc, next(iter(rendered_keys([doc])))) for doc in docs]
+        own = {name if kind == "Namespace" else ns for _, (kind, ns, name) in keys if kind in OWNING_KINDS}
+        for doc, (kind, namespace, name) in keys:
             home = name if kind == "Namespace" else namespace
             others = sorted(by_namespace.get(home, set()) - {app})
-            if others and (kind == "Namespace" or kind == "InferenceService"):
+            if others and (kind in OWNING_KINDS or home not in own):
                 file, line = locate(doc, "metadata/name" if kind == "Namespace" else "metadata/namespace")
                 findings.append(
                     Finding(
@@ -117,7 +122,7 @@ def check(
                         "several models) or give it its own team namespace models-<team>",
                         doc.env,
                         line,
-                        "metadata/namespace",
+                        "metadata/name" if kind == "Namespace" else "metadata/namespace",
                     )
                 )
                 continue
