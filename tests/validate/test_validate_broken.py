@@ -162,10 +162,16 @@ def test_namespace_relabelled_privileged_is_refused(corpus: dict[str, Any]) -> N
 
 def test_remote_resource_is_refused_before_kustomize_fetches_it(corpus: dict[str, Any]) -> None:
     (finding,) = _case_findings(corpus, "remote-resource")  # and no MLP-KUSTOMIZE: never fetched
-    assert (finding["file"], finding["line"]) == ("tests/fixtures/broken/remote-resource/kustomization.yaml", 6)
+    assert (finding["file"], finding["line"]) == (
+        "tests/fixtures/broken/remote-resource/kustomization.yaml",
+        6,
+    )
 
 
 def test_patch_target_that_matches_nothing_is_refused(corpus: dict[str, Any]) -> None:
     (finding,) = _case_findings(corpus, "patch-unmatched")
-    assert (finding["file"], finding["line"]) == ("tests/fixtures/broken/patch-unmatched/kustomization.yaml", 7)
+    assert (finding["file"], finding["line"]) == (
+        "tests/fixtures/broken/patch-unmatched/kustomization.yaml",
+        7,
+    )
     assert "ServiceAccount/fixture" in finding["fix"]
