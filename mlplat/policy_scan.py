@@ -60,20 +60,7 @@ DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 #   connections in the same order, in linear instead of quadratic time (was 90 % of a 7,000-document
 #   scan);
 # - leave passed checks out of the JSON report (nobody reads them; encoding them took 8 s).
-LAUNCHER = """
-import logging, sys, warnings
-logging.disable(logging.INFO)
-import yaml
-from checkov.kubernetes.parser import k8_yaml
-if getattr(yaml, "__with_libyaml__", False):
-    class _CSafeLineLoader(yaml.CSafeLoader):
-        def construct_mapping(self, node, deep=False):
-            mapping = super().construct_mapping(node, deep=deep)
-            mapping["__startline__"] = node.start_mark.line + 1
-            mapping["__endline__"] = node.end_mark.line + 1
-            return mapping
-    k8_yaml.SafeLineLoader = _CSafeLineLoader
-from checkov.common.output.report import Report
+EDGE_PREFILTER = """
 from checkov.kubernetes.graph_builder.graph_components.edge_builders import (
     LabelSelectorEdgeBuilder as _labels, NetworkPolicyEdgeBuilder as _policies)
 
@@ -91,10 +78,30 @@ _labels.LabelSelectorEdgeBuilder.find_connections = _prefiltered(
     lambda v: bool(v.metadata) and bool(v.metadata.selector.match_labels))
 _policies.NetworkPolicyEdgeBuilder.find_connections = _prefiltered(
     _policies.NetworkPolicyEdgeBuilder.find_connections, lambda v: v.attributes.get("kind") == "Pod")
+"""
+KEEP_PASSED_ENV_VAR = "MLPLAT_CHECKOV_KEEP_PASSED"  # tests read passed checks; validate never does
+LAUNCHER = (
+    """
+import logging, os, sys, warnings
+logging.disable(logging.INFO)
+import yaml
+from checkov.kubernetes.parser import k8_yaml
+if getattr(yaml, "__with_libyaml__", False):
+    class _CSafeLineLoader(yaml.CSafeLoader):
+        def construct_mapping(self, node, deep=False):
+            mapping = super().construct_mapping(node, deep=deep)
+            mapping["__startline__"] = node.start_mark.line + 1
+            mapping["__endline__"] = node.end_mark.line + 1
+            return mapping
+    k8_yaml.SafeLineLoader = _CSafeLineLoader
+"""
+    + EDGE_PREFILTER
+    + f"""
+from checkov.common.output.report import Report
 _get_dict = Report.get_dict
 def _without_passes(self, *args, **kwargs):
     report = _get_dict(self, *args, **kwargs)
-    if isinstance(report.get("results"), dict):
+    if isinstance(report.get("results"), dict) and not os.environ.get("{KEEP_PASSED_ENV_VAR}"):
         report["results"]["passed_checks"] = []
     return report
 Report.get_dict = _without_passes
@@ -103,6 +110,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", category=SyntaxWarning)
     sys.exit(Checkov().run())
 """
+)
 
 
 class PolicyScanError(RuntimeError):
@@ -208,9 +216,15 @@ def _cpus() -> int:
 
 
 def _run_checkov(
-    folder: Path, context_file: Path, skips: Sequence[str], checkov: Path, workers: int | None = None
+    folder: Path,
+    context_file: Path,
+    skips: Sequence[str],
+    checkov: Path,
+    workers: int | None = None,
+    keep_passed: bool = False,
 ) -> dict[str, Any]:
-    """checkov over one folder; `workers` caps its parser processes (None: checkov's default, one per core)."""
+    """checkov over one folder; `workers` caps its parser processes (None: checkov's default, one per
+    core); passed checks are left out of the report unless `keep_passed`."""
     python = checkov.with_name("python")
     command = [str(python), "-c", LAUNCHER] if python.exists() else [str(checkov)]
     command += [
@@ -233,6 +247,8 @@ def _run_checkov(
         LOG_LEVEL="ERROR",
         **{CONTEXT_ENV_VAR: str(context_file)},
     )
+    if keep_passed:
+        env[KEEP_PASSED_ENV_VAR] = "1"
     if workers is not None:
         env["CHECKOV_WORKERS_NUMBER"] = str(workers)
         if workers == 1:  # parse in-process instead of in one forked child that pickles everything back
