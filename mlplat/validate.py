@@ -220,11 +220,11 @@ def _governance_checks(
 def _located(findings: list[Finding], docs: list[RenderedDoc], trees: Trees, root: Path) -> list[Finding]:
     """Findings that name a key of a rendered object point at the file and line that set it: the
     overlay's patch when the overlay set it, else the file that declares the object."""
-    by_ref = {(d.env, d.ref): d for d in docs}
+    by_ref = {(d.env, d.ref, d.source_file): d for d in docs}
     located = []
     for finding in findings:
-        doc = by_ref.get((finding.env, finding.resource))
-        if doc is None or doc.source_file != finding.file:
+        doc = by_ref.get((finding.env, finding.resource, finding.file))
+        if doc is None:
             pass
         elif finding.path:
             file, line = trees.locate(root / doc.target, doc, finding.path)

@@ -157,21 +157,24 @@ def pod_security_labels(docs: Iterable[RenderedDoc], locate: Locate) -> list[Fin
             and not (str(key).removeprefix(PSA_PREFIX) in {f"{m}-version" for m in ("enforce", "audit", "warn")}
                      and value == PSA_VERSION)
         ]  # fmt: skip
-        for key, problem in problems:
-            file, line = locate(doc, f"metadata/labels/{key.replace('/', '~1')}")
-            findings.append(
-                Finding(
-                    file,
-                    doc.ref,
-                    "MLP-POD-SECURITY-LABEL",
-                    f"an app may not change its namespace's Pod Security level: {problem}",
-                    "keep pod-security.kubernetes.io/{enforce,audit,warn}: restricted (versions: latest) as "
-                    "apps/README.md says; a pod that needs more is a platform workload, not a model app",
-                    doc.env,
-                    line,
-                    f"metadata/labels/{key.replace('/', '~1')}",
-                )
+        if not problems:
+            continue
+        first = f"metadata/labels/{problems[0][0].replace('/', '~1')}"
+        file, line = locate(doc, first)
+        findings.append(
+            Finding(
+                file,
+                doc.ref,
+                "MLP-POD-SECURITY-LABEL",
+                "an app may not change its namespace's Pod Security level: "
+                + "; ".join(p for _, p in problems),
+                "keep pod-security.kubernetes.io/{enforce,audit,warn}: restricted (versions: latest) as "
+                "apps/README.md says; a pod that needs more is a platform workload, not a model app",
+                doc.env,
+                line,
+                first,
             )
+        )
     return findings
 
 
@@ -246,11 +249,8 @@ def _widening(
 ) -> tuple[str | None, str]:
     peers = rule.get(peer_key)
     candidates = [r for r in allowed if r.direction == direction]
-    if not peers:
-        if any(r.peers is None for r in candidates):
-            pass
-        else:
-            return f"has no `{peer_key}`: it admits every source and destination", ""
+    if not peers and not any(r.peers is None for r in candidates):
+        return f"has no `{peer_key}`: it admits every source and destination", ""
     for j, peer in enumerate(peers or []):
         if not peer:
             return f"has an empty peer `{{}}` in `{peer_key}`: it matches everything", f"{peer_key}/[{j}]"
@@ -261,7 +261,9 @@ def _widening(
             what = f"ipBlock {block.get('cidr')}" if isinstance(block, dict) else f"peer {peer}"
             return f"allows {what}, which no component rule allows", f"{peer_key}/[{j}]"
     ports = _ports(rule.get("ports"))
-    covering = [r for r in candidates if r.peers is None or all(_covered(p, r.peers) for p in peers or [])]
+    covering = [
+        r for r in candidates if r.peers is None or (peers and all(_covered(p, r.peers) for p in peers))
+    ]
     if not any(r.ports is None or (ports is not None and ports <= r.ports) for r in covering):
         allowed_ports = sorted({p for r in covering for p in (r.ports or [])})
         shown = (

@@ -28,10 +28,11 @@ from mlplat.validation import rel
 from mlplat.validation.targets import KUSTOMIZATION_FILES
 
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-REMOTE = re.compile(
-    r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/|gitlab\.com/|bitbucket\.org/)|[?&]ref=", re.I
-)
+# kustomize's remote forms: URLs (also `git::https://…`), scp-like `git@host:…`, hosted shorthands, `?ref=`.
+REMOTE = re.compile(r"://|^git(?:@|::)|^(?:github\.com|gitlab\.com|bitbucket\.org)/|[?&]ref=", re.I)
 REFERENCE_KEYS = ("resources", "bases", "components")
+# Keys that may name further kustomizations or files, where a remote reference is refused too.
+OTHER_REFERENCE_KEYS = ("transformers", "generators", "validators", "crds", "configurations")
 Path_ = tuple[str | int, ...]
 
 
@@ -165,6 +166,8 @@ class Patch:
                 if line is not None:
                     return line
             return None
+        if path[:2] == ("metadata", "name") or path[:1] in (("apiVersion",), ("kind",)):
+            return None  # a strategic-merge patch names its target there; it sets none of them
         node: yaml.Node | None = self.body
         for depth, key in enumerate(path):
             child, found = _node_at(node, (key,))
@@ -269,6 +272,11 @@ class Trees:
                     sub = self.tree(path)
                     tree.patches += sub.patches
                     tree.remote += sub.remote
+        for key in OTHER_REFERENCE_KEYS:
+            refs = spec.get(key)
+            for i, ref in enumerate(refs if isinstance(refs, list) else []):
+                if isinstance(ref, str) and "\n" not in ref and is_remote(ref):
+                    tree.remote.append((name, _key_line(node, (key, i), 0) or 1, ref))
         for key in ("helmCharts", "helmChartInflationGenerator"):
             for i, chart in enumerate(spec.get(key) or [] if isinstance(spec.get(key), list) else []):
                 repo = chart.get("repo") if isinstance(chart, dict) else None
