@@ -35,13 +35,18 @@ def rendered_keys(docs: Iterable[RenderedDoc]) -> set[Key]:
     return keys
 
 
-def declared_keys(app: Path, trees: Trees) -> set[Key]:
-    """What an app's overlays declare, read from its files (an over-approximation of the render)."""
+Declared = tuple[
+    tuple[tuple[str, str | None, str], ...], str | None
+]  # (kind, namespace, name)s, `namespace:`
+
+
+def declared_keys(app: Path, trees: Trees, cache: dict[Path, Declared]) -> set[Key]:
+    """What an app's overlays declare, read from its files (an over-approximation of the render).
+    `cache` holds each kustomization folder's answer: the shared components are read once per run."""
     keys: set[Key] = set()
     overlays = app / "overlays"
     for overlay in sorted(p for p in overlays.iterdir() if p.is_dir()) if overlays.is_dir() else []:
-        raw: list[tuple[str, str | None, str]] = []
-        override = _walk(overlay.resolve(), trees, raw, set())
+        raw, override = _walk(overlay.resolve(), trees, cache)
         homes = {ns for kind, ns, _ in raw if kind == "InferenceService" and ns}
         home = override or (next(iter(homes)) if len(homes) == 1 else None)
         for kind, namespace, name in raw:
@@ -52,15 +57,16 @@ def declared_keys(app: Path, trees: Trees) -> set[Key]:
     return keys
 
 
-def _walk(folder: Path, trees: Trees, out: list[tuple[str, str | None, str]], seen: set[Path]) -> str | None:
-    """Append (kind, namespace, name) of every resource the kustomization includes; its `namespace:`."""
-    if folder in seen:
-        return None
-    seen.add(folder)
+def _walk(folder: Path, trees: Trees, cache: dict[Path, Declared]) -> Declared:
+    """(kind, namespace, name) of every resource a kustomization includes, and its `namespace:`."""
+    if folder in cache:
+        return cache[folder]
+    cache[folder] = ((), None)  # a cycle ends here (kustomize refuses it anyway)
     kfile = next((folder / n for n in KUSTOMIZATION_FILES if (folder / n).is_file()), None)
     spec = construct(trees.nodes(kfile)[0]) if kfile is not None and trees.nodes(kfile) else None
     if not isinstance(spec, dict):
-        return None
+        return cache[folder]
+    found: list[tuple[str, str | None, str]] = []
     inner: str | None = None
     for key in ("resources", "bases", "components"):
         for ref in spec.get(key) or [] if isinstance(spec.get(key), list) else []:
@@ -68,18 +74,29 @@ def _walk(folder: Path, trees: Trees, out: list[tuple[str, str | None, str]], se
                 continue
             path = (folder / ref).resolve()
             if path.is_dir():
-                inner = _walk(path, trees, out, seen) or inner
+                sub, namespace = _walk(path, trees, cache)
+                found += sub
+                inner = namespace or inner
             elif path.is_file():
-                for node in trees.nodes(path):
-                    doc = construct(node)
-                    meta = doc.get("metadata") if isinstance(doc, dict) else None
-                    if isinstance(meta, dict) and meta.get("name"):
-                        namespace = meta.get("namespace")
-                        out.append(
-                            (str(doc.get("kind")), str(namespace) if namespace else None, str(meta["name"]))
-                        )
+                found += _file_objects(path, trees, cache)
     namespace = spec.get("namespace")
-    return str(namespace) if isinstance(namespace, str) and namespace else inner
+    cache[folder] = (tuple(found), str(namespace) if isinstance(namespace, str) and namespace else inner)
+    return cache[folder]
+
+
+def _file_objects(
+    path: Path, trees: Trees, cache: dict[Path, Declared]
+) -> tuple[tuple[str, str | None, str], ...]:
+    if path not in cache:
+        found = []
+        for node in trees.nodes(path):
+            doc = construct(node)
+            meta = doc.get("metadata") if isinstance(doc, dict) else None
+            if isinstance(meta, dict) and meta.get("name"):
+                namespace = meta.get("namespace")
+                found.append((str(doc.get("kind")), str(namespace) if namespace else None, str(meta["name"])))
+        cache[path] = (tuple(found), None)
+    return cache[path][0]
 
 
 def check(
@@ -90,11 +107,12 @@ def check(
 ) -> list[Finding]:
     """`rendered`: app name -> its rendered objects (all environments of this run)."""
     owners: dict[Key, set[str]] = {}
+    cache: dict[Path, Declared] = {}
     for app_dir in app_dirs(root):
         keys = (
             rendered_keys(rendered[app_dir.name])
             if app_dir.name in rendered
-            else declared_keys(app_dir, trees)
+            else declared_keys(app_dir, trees, cache)
         )
         for key in keys:
             owners.setdefault(key, set()).add(app_dir.name)
