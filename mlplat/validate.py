@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -296,8 +297,34 @@ def _schema_sets(configs: dict[str, object], crds: Path | None) -> dict[str, Sch
 
 
 def _schema_checks(docs: list[RenderedDoc], sets: dict[str, SchemaSet], index: SourceIndex) -> list[Finding]:
-    """Plain manifests without --env are checked against the dev cluster's version."""
-    return [f for doc in docs for f in sets[doc.env or "dev"].check(doc, index.line(doc))]
+    """Plain manifests without --env are checked against the dev cluster's version.
+
+    Every app renders the same components (NetworkPolicies, Vault objects) into its own namespace,
+    so most documents differ only in metadata.name and metadata.namespace, which no schema
+    constrains beyond "a string" (ObjectMeta). Each such shape is validated once and its verdict
+    given to every document of that shape, under that document's own file, resource and line."""
+    verdicts: dict[tuple[int, str], list[Finding]] = {}
+    findings = []
+    for doc in docs:
+        schemas = sets[doc.env or "dev"]
+        key = (id(schemas), _shape(doc.doc))
+        if key not in verdicts:
+            verdicts[key] = schemas.check(doc, None)
+        line = index.line(doc)
+        findings += [
+            dataclasses.replace(f, file=doc.source_file, resource=doc.ref, env=doc.env, line=line)
+            for f in verdicts[key]
+        ]
+    return findings
+
+
+def _shape(body: dict[str, Any]) -> str:
+    """The document with a string name and namespace blanked: equal shapes get equal schema verdicts."""
+    meta = body.get("metadata")
+    if isinstance(meta, dict):
+        blank = {k: "" for k in ("name", "namespace") if isinstance(meta.get(k), str)}
+        body = {**body, "metadata": {**meta, **blank}}
+    return json.dumps(body, sort_keys=True, default=str)
 
 
 def _argocd_checks(
