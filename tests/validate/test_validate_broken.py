@@ -175,3 +175,9 @@ def test_patch_target_that_matches_nothing_is_refused(corpus: dict[str, Any]) ->
         7,
     )
     assert "ServiceAccount/fixture" in finding["fix"]
+
+
+def test_replica_cap_points_at_the_max_replicas_line(corpus: dict[str, Any]) -> None:
+    """Not the object's first line: the key that breaks the cap."""
+    (finding,) = _case_findings(corpus, "replicas-over-cap")
+    assert (finding["line"], finding["path"]) == (12, "spec/predictor/maxReplicas")
