@@ -28,7 +28,8 @@ OWNING_KINDS = ("Namespace", "InferenceService")
 def rendered_keys(docs: Iterable[RenderedDoc]) -> set[Key]:
     keys = set()
     for doc in docs:
-        meta = doc.doc.get("metadata") if isinstance(doc.doc.get("metadata"), dict) else {}
+        meta = doc.doc.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         kind = str(doc.doc.get("kind"))
         namespace = "" if kind in CLUSTER_SCOPED else str(meta.get("namespace") or "")
         keys.add((kind, namespace, str(meta.get("name"))))
@@ -122,9 +123,9 @@ def check(
     by_namespace.pop("", None)
     findings = []
     for app, docs in rendered.items():
-        keys = [(doc, next(iter(rendered_keys([doc])))) for doc in docs]
-        own = {name if kind == "Namespace" else ns for _, (kind, ns, name) in keys if kind in OWNING_KINDS}
-        for doc, (kind, namespace, name) in keys:
+        objects = [(doc, next(iter(rendered_keys([doc])))) for doc in docs]
+        own = {n if k == "Namespace" else ns for _, (k, ns, n) in objects if k in OWNING_KINDS}
+        for doc, (kind, namespace, name) in objects:
             home = name if kind == "Namespace" else namespace
             others = sorted(by_namespace.get(home, set()) - {app})
             if others and (kind in OWNING_KINDS or home not in own):

@@ -67,6 +67,10 @@ def pod_templates(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         for name in KSERVE_COMPONENTS:
             if isinstance(spec.get(name), dict):
                 yield f"spec/{name}", spec[name]
+                # Multi-node serving: worker pods (spec.predictor.workerSpec, a PodSpec; kserve/kserve v0.20.0
+                # config/crd/full/serving.kserve.io_inferenceservices.yaml).
+                if isinstance(spec[name].get("workerSpec"), dict):
+                    yield f"spec/{name}/workerSpec", spec[name]["workerSpec"]
         for i, canary in enumerate(spec.get("canary") or [] if isinstance(spec.get("canary"), list) else []):
             if isinstance(_map(canary).get("predictor"), dict):
                 yield f"spec/canary/[{i}]/predictor", canary["predictor"]

@@ -96,7 +96,8 @@ class Selector:
         return "{" + ", ".join(parts) + "}"
 
     def matches(self, body: dict[str, Any]) -> bool:
-        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        meta = body.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         group, _, version = str(body.get("apiVersion", "")).rpartition("/")
         checks = (
             (self.group, group),
@@ -339,7 +340,8 @@ class Trees:
         return doc.source_file, self.declared_line(doc, keys)
 
     def declared_line(self, doc: RenderedDoc, keys: Path_) -> int | None:
-        meta = doc.doc.get("metadata") if isinstance(doc.doc.get("metadata"), dict) else {}
+        meta = doc.doc.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         kind, name = doc.doc.get("kind"), meta.get("name")
         nodes = [n for n in self.nodes(self.root / doc.source_file) if isinstance(n, yaml.MappingNode)]
         same_kind = [n for n in nodes if _scalar(n, ("kind",)) == kind]
