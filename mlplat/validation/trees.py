@@ -8,7 +8,8 @@ parsed once per run however many overlays include it) to:
 - list every `patches:` entry with its target selector, to judge whether it matched anything;
 - list references to remote content (URLs, git repositories), which validate refuses.
 
-Selector semantics follow kustomize (api/types/selector.go, kustomize v5): group, version, kind, name
+Selector semantics follow kustomize (kubernetes-sigs/kustomize api/types/selector.go, `anchorRegex`,
+as vendored in kubernetes/kubernetes and kubectl): group, version, kind, name
 and namespace are regular expressions anchored as `^(?:...)$`; labelSelector and
 annotationSelector are Kubernetes label selector expressions.
 """
@@ -211,12 +212,6 @@ class Tree:
 
     patches: list[Patch] = field(default_factory=list)
     remote: list[tuple[str, int, str]] = field(default_factory=list)  # (kustomization, line, reference)
-
-
-@dataclass
-class _Parsed:
-    spec: dict[str, Any]
-    node: yaml.Node | None
 
 
 class Trees:
