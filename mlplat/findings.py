@@ -36,8 +36,13 @@ class Finding:
     rule: str  # e.g. MLP-SCHEMA-UNKNOWN-FIELD, CKV_MLP_4, CKV_K8S_20
     message: str
     fix: str
+    # The environments the finding holds in, comma-separated (dev,staging,prod): one mistake made
+    # in a file every overlay renders is one finding, not one per environment.
     env: str | None = None
     line: int | None = None
+    # The offending key in the rendered object, when one is known: keys joined by "/", list items as
+    # [N], "/" inside a key as ~1 (spec/predictor/containers/[0]/securityContext).
+    path: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

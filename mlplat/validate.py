@@ -9,6 +9,8 @@ Exit 0 clean, 1 findings, 2 usage or internal error. Rule IDs are listed in apps
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -16,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
@@ -25,13 +28,17 @@ from mlplat.validation import (
     UsageError,
     argocd,
     capacity,
+    governance,
     output,
+    ownership,
+    podsecurity,
     prescreen,
     targets,
-)
+)  # fmt: skip
 from mlplat.validation.render import SourceIndex, render
 from mlplat.validation.schemas import SchemaSet
 from mlplat.validation.targets import Target
+from mlplat.validation.trees import Trees
 
 DEFAULT_SCHEMAS = REPO.parent / "shared" / "reference" / "crds"
 GPU_KEY = re.compile(r"nvidia\.com/gpu['\"]?\s*:")
@@ -135,13 +142,21 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     envs = {t.env for t in chosen if t.env}
     configs = _configs(root, envs | {"dev"})
     context = _context_targets(root, chosen, envs)
-    unsafe = prescreen.unsafe_targets(chosen + context, root)  # kustomize must never parse those
-    rendered = render([t for t in chosen + context if t not in unsafe], root)
+    unsafe = prescreen.unsafe_targets(chosen + context, root)  # neither we nor kustomize parse those
+    trees = Trees(root)
+    # Remote content is refused before kustomize would fetch it.
+    remote = {
+        t.rel: governance.remote_references(trees.tree(t.path(root)), t.env)
+        for t in chosen + context
+        if t.kustomize and t not in unsafe
+    }
+    rendered = render([t for t in chosen + context if t not in unsafe and not remote.get(t.rel)], root)
     context_rels = {t.rel for t in context}
     docs = [d for d in rendered.docs if d.target not in context_rels]
     others = [d for d in rendered.docs if d.target in context_rels]
     report.findings = [f for f in rendered.findings if _target_of(f, context_rels) is None]
     report.findings += [problem.finding(t.env) for t in chosen for problem in unsafe.get(t, [])]
+    report.findings += [f for t in chosen for f in remote.get(t.rel, [])]
     # The checkov scan runs (as subprocesses) while this process does the other checks; they only
     # read the documents, and the findings are sorted at the end, so the report does not change.
     index = SourceIndex(root)
@@ -162,7 +177,10 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
                 [d for d in others if d.env == env],  # type: ignore[arg-type]
             )
         report.findings += _isolation_checks(chosen, docs, index)
+        report.findings += _governance_checks(root, chosen, docs, configs, trees)
+        report.findings += podsecurity.check(docs)
         findings, waivers, scan_note = scan.result()
+        findings = [f for f in findings if f.rule != podsecurity.SUPERSEDED]
     if args.schemas is None:
         notes.append("no --schemas folder: custom resources could not be schema-checked")
     unbound = [t.rel for t in chosen if t.env is None]
@@ -175,9 +193,90 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     notes += [scan_note] if scan_note else []
     if args.registry:
         report.findings += _registry_gate(docs, args.registry, root)
-    report.findings = sorted(set(report.findings), key=_order)
+    report.findings = sorted(_grouped(_located(report.findings, docs, trees, root)), key=_order)
     report.waivers = sorted(set(report.waivers), key=lambda w: (w.env or "", w.file, w.resource, w.rule))
     return report, notes
+
+
+def _governance_checks(
+    root: Path, chosen: list[Target], docs: list[RenderedDoc], configs: dict[str, Any], trees: Trees
+) -> list[Finding]:
+    """Patches that match nothing, version drift, Pod Security labels, NetworkPolicy widening, and
+    namespace/object ownership across every app of the repository."""
+    findings: list[Finding] = []
+    by_target: dict[str, list[RenderedDoc]] = {}
+    for doc in docs:
+        by_target.setdefault(doc.target, []).append(doc)
+
+    def locate(doc: RenderedDoc, path: str) -> tuple[str, int | None]:
+        return trees.locate(root / doc.target, doc, path)
+
+    rules = {
+        env: governance.component_rules(
+            root / "apps" / "components",
+            trees,
+            str(configs[env].network.vpc_cidr) if env in configs else None,
+        )
+        for env in {t.env or "dev" for t in chosen}
+    }
+    for target in chosen:
+        mine = by_target.get(target.rel, [])
+        findings += governance.pod_security_labels(mine, locate)
+        findings += governance.network_policies(mine, rules[target.env or "dev"], locate)
+        if not target.kustomize or not mine:
+            continue
+        tree = trees.tree(target.path(root))
+        unmatched = governance.unmatched_patches(tree, target.app or target.rel, mine, target.env)
+        findings += unmatched
+        if target.app:
+            skipped = {
+                p.file
+                for p in tree.patches
+                for f in unmatched
+                if (p.kustomization, p.entry_line) == (f.file, f.line)
+            }
+            findings += governance.version_drift(
+                target.path(root), target.rel, trees, mine, target.env, skipped
+            )
+    by_app: dict[str, list[RenderedDoc]] = {}
+    apps = {t.rel: t.app for t in chosen if t.app}
+    for doc in docs:
+        if doc.target in apps:
+            by_app.setdefault(str(apps[doc.target]), []).append(doc)
+    if by_app:
+        findings += ownership.check(root, by_app, trees, locate)
+    return findings
+
+
+def _located(findings: list[Finding], docs: list[RenderedDoc], trees: Trees, root: Path) -> list[Finding]:
+    """Findings that name a key of a rendered object point at the file and line that set it: the
+    overlay's patch when the overlay set it, else the file that declares the object."""
+    by_ref = {(d.env, d.ref, d.source_file): d for d in docs}
+    located = []
+    for finding in findings:
+        doc = by_ref.get((finding.env, finding.resource, finding.file))
+        if doc is None:
+            pass
+        elif finding.path:
+            file, line = trees.locate(root / doc.target, doc, finding.path)
+            finding = dataclasses.replace(finding, file=file, line=line or finding.line)
+        elif finding.line is None:
+            finding = dataclasses.replace(finding, line=trees.declared_line(doc, ()))
+        located.append(finding)
+    return located
+
+
+def _grouped(findings: list[Finding]) -> list[Finding]:
+    """One mistake made in one place is one finding listing the environments it holds in."""
+    envs: dict[Finding, set[str]] = {}
+    for finding in set(findings):
+        key = dataclasses.replace(finding, env=None)
+        envs.setdefault(key, set()).update((finding.env or "").split(",") if finding.env else [""])
+    grouped = []
+    for key, names in envs.items():
+        order = [e for e in ENVIRONMENTS if e in names] + sorted(names - set(ENVIRONMENTS) - {""})
+        grouped.append(dataclasses.replace(key, env=",".join(order) or None))
+    return grouped
 
 
 def _target_of(finding: Finding, rels: set[str]) -> str | None:
@@ -230,8 +329,34 @@ def _schema_sets(configs: dict[str, object], crds: Path | None) -> dict[str, Sch
 
 
 def _schema_checks(docs: list[RenderedDoc], sets: dict[str, SchemaSet], index: SourceIndex) -> list[Finding]:
-    """Plain manifests without --env are checked against the dev cluster's version."""
-    return [f for doc in docs for f in sets[doc.env or "dev"].check(doc, index.line(doc))]
+    """Plain manifests without --env are checked against the dev cluster's version.
+
+    Every app renders the same components (NetworkPolicies, Vault objects) into its own namespace,
+    so most documents differ only in metadata.name and metadata.namespace, which no schema
+    constrains beyond "a string" (ObjectMeta). Each such shape is validated once and its verdict
+    given to every document of that shape, under that document's own file, resource and line."""
+    verdicts: dict[tuple[int, str], list[Finding]] = {}
+    findings = []
+    for doc in docs:
+        schemas = sets[doc.env or "dev"]
+        key = (id(schemas), _shape(doc.doc))
+        if key not in verdicts:
+            verdicts[key] = schemas.check(doc, None)
+        line = index.line(doc)
+        findings += [
+            dataclasses.replace(f, file=doc.source_file, resource=doc.ref, env=doc.env, line=line)
+            for f in verdicts[key]
+        ]
+    return findings
+
+
+def _shape(body: dict[str, Any]) -> str:
+    """The document with a string name and namespace blanked: equal shapes get equal schema verdicts."""
+    meta = body.get("metadata")
+    if isinstance(meta, dict):
+        blank = {k: "" for k in ("name", "namespace") if isinstance(meta.get(k), str)}
+        body = {**body, "metadata": {**meta, **blank}}
+    return json.dumps(body, sort_keys=True, default=str)
 
 
 def _argocd_checks(

@@ -66,9 +66,14 @@ def check(
         line = index.line(doc)
 
         def finding(
-            rule: str, message: str, fix: str, doc: RenderedDoc = doc, line: int | None = line
+            rule: str,
+            message: str,
+            fix: str,
+            path: str | None = None,
+            doc: RenderedDoc = doc,
+            line: int | None = line,
         ) -> Finding:
-            return Finding(doc.source_file, doc.ref, rule, message, fix, env, line)
+            return Finding(doc.source_file, doc.ref, rule, message, fix, env, line, path)
 
         findings += _replicas(predictor, config, env, finding)
         demand = _demand(doc)
@@ -89,15 +94,17 @@ def _demand(doc: RenderedDoc) -> GpuDemand | None:
 def _replicas(predictor: dict[str, Any], config: StackConfig, env: str, finding: Any) -> list[Finding]:
     low, high = predictor.get("minReplicas", 1), predictor.get("maxReplicas", 1)
     caps = config.apps
-    problems = []
+    problems = []  # (what, the key that says it: validate reports the line that set it)
     if isinstance(low, int) and low < caps.min_replicas:
-        problems.append(f"minReplicas {low} is below {env}'s floor of {caps.min_replicas}")
+        problems.append((f"minReplicas {low} is below {env}'s floor of {caps.min_replicas}", "minReplicas"))
     if isinstance(high, int) and high > caps.max_replicas_per_app:
-        problems.append(f"maxReplicas {high} is above {env}'s cap of {caps.max_replicas_per_app} per app")
+        problems.append(
+            (f"maxReplicas {high} is above {env}'s cap of {caps.max_replicas_per_app} per app", "maxReplicas")
+        )
     if isinstance(low, int) and isinstance(high, int) and low > high:
-        problems.append(f"minReplicas {low} exceeds maxReplicas {high}")
+        problems.append((f"minReplicas {low} exceeds maxReplicas {high}", "minReplicas"))
     fix = f"keep {caps.min_replicas} <= minReplicas <= maxReplicas <= {caps.max_replicas_per_app} in {env}"
-    return [finding("MLP-REPLICAS", p, fix) for p in problems]
+    return [finding("MLP-REPLICAS", p, fix, f"spec/predictor/{key}") for p, key in problems]
 
 
 def _fit(

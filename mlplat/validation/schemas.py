@@ -13,7 +13,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -176,7 +176,10 @@ class SchemaSet:
         ]
         findings += [
             finding(
-                "MLP-UNKNOWN-FIELD", f"unknown field {path} (not in the {crd.kind} CRD schema)", FIX_UNKNOWN
+                "MLP-UNKNOWN-FIELD",
+                f"unknown field {path} (not in the {crd.kind} CRD schema)",
+                FIX_UNKNOWN,
+                [int(k[1:-1]) if k.startswith("[") else k for k in re.findall(r"\[\d+\]|[^.\[\]]+", path)],
             )
             for path in unknown_fields(crd.schema, rest)
             if path.split(".")[0] != "metadata"
@@ -242,8 +245,9 @@ CLUSTER_SCOPED = frozenset(
 
 
 def _finding_factory(doc: RenderedDoc, line: int | None) -> Any:
-    def make(rule: str, message: str, fix: str) -> Finding:
-        return Finding(doc.source_file, doc.ref, rule, message, fix, env=doc.env, line=line)
+    def make(rule: str, message: str, fix: str, path: Sequence[Any] = ()) -> Finding:
+        key = "/".join(f"[{p}]" if isinstance(p, int) else str(p).replace("/", "~1") for p in path)
+        return Finding(doc.source_file, doc.ref, rule, message, fix, env=doc.env, line=line, path=key or None)
 
     return make
 
@@ -257,8 +261,20 @@ def _schema_finding(finding: Any, err: jsonschema.ValidationError) -> Finding:
     if err.validator == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         where = f"{path}." if err.absolute_path else ""
-        return finding("MLP-UNKNOWN-FIELD", f"unknown field {where}{', '.join(extra)}", FIX_UNKNOWN)
-    return finding("MLP-SCHEMA", f"{path}: {err.message}", "make the value match the schema")
+        keys = [*err.absolute_path, extra[0]] if len(extra) == 1 else list(err.absolute_path)
+        return finding("MLP-UNKNOWN-FIELD", f"unknown field {where}{', '.join(extra)}", FIX_UNKNOWN, keys)
+    return finding("MLP-SCHEMA", f"{path}: {err.message}", _fix(err), list(err.absolute_path))
+
+
+def _fix(err: jsonschema.ValidationError) -> str:
+    """How to fix a value; a bare number where Kubernetes wants a quantity string gets its quoted form."""
+    value, keys = err.instance, list(err.absolute_path)
+    if isinstance(value, float) and keys and "resources" in map(str, keys):
+        quoted = f"{round(value * 1000)}m" if keys[-1] == "cpu" else f"{value:g}"
+        return (
+            f'quote it, e.g. `{keys[-1]}: "{quoted}"` (YAML reads a bare {value} as a float, not a quantity)'
+        )
+    return "make the value match the schema"
 
 
 def unknown_fields(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:

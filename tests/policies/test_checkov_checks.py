@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
     context_file = tmp_path_factory.mktemp("checkov") / "context.json"
     context_file.write_text(json.dumps(context))
     skips = sorted(policy_scan.load_skips())
-    return policy_scan._run_checkov(FIXTURES, context_file, skips, policy_scan.CHECKOV)
+    return policy_scan._run_checkov(FIXTURES, context_file, skips, policy_scan.CHECKOV, keep_passed=True)
 
 
 def in_folder(records: list[dict[str, Any]], folder: str) -> list[dict[str, Any]]:
@@ -351,3 +352,74 @@ def test_a_split_scan_gives_the_verdicts_of_one_process() -> None:
     assert split == one
     assert {"CKV2_K8S_5", "CKV_MLP_1", "CKV_MLP_12"} <= {f.rule for f in one[0]}
     assert one[1]  # the waiver in pass/waived.yaml
+
+
+EDGES = """
+import json, sys
+from checkov.runner_filter import RunnerFilter
+from checkov.kubernetes.graph_builder.local_graph import KubernetesLocalGraph
+from checkov.kubernetes.kubernetes_utils import create_definitions
+def edges():
+    definitions, _ = create_definitions(sys.argv[2], None, RunnerFilter())
+    graph = KubernetesLocalGraph(definitions)
+    graph.build_graph(render_variables=False)
+    return sorted((graph.vertices[e.origin].id, graph.vertices[e.dest].id, e.label) for e in graph.edges)
+before = edges()
+exec(sys.argv[1])
+print(json.dumps([before, edges()]))
+"""
+
+
+def test_prefiltered_edge_builders_link_exactly_what_checkov_links(tmp_path: Path) -> None:
+    """The launcher hands checkov's label-selector and NetworkPolicy edge builders only the vertices
+    they can connect to (linear instead of quadratic); the graph must keep every edge and no more."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n", "labels": {"app": "a"}},
+           "spec": {"serviceAccountName": "sa", "containers": [{"name": "c", "image": "i"}]}}  # fmt: skip
+    docs = [
+        pod,
+        {**pod, "metadata": {"name": "q", "namespace": "n", "labels": {"app": "b"}}},
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "s", "namespace": "n", "labels": {"x": "1"}},
+            "spec": {"selector": {"app": "a"}},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "n", "labels": {"app": "a"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "a"}},
+                "template": {
+                    "metadata": {"labels": {"app": "a"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]},
+                },
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "all", "namespace": "n"},
+            "spec": {"podSelector": {}},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"podSelector": {"matchLabels": {"app": "a"}}},
+        },
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "n"}},
+    ]
+    python = policy_scan.CHECKOV.with_name("python")
+    for i, doc in enumerate(docs):
+        (tmp_path / f"{i}.yaml").write_text(yaml.safe_dump(doc))
+    result = subprocess.run(
+        [str(python), "-c", EDGES, policy_scan.EDGE_PREFILTER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    before, after = json.loads(result.stdout)
+    assert len(before) >= 4, before  # selectors, the policies and the ServiceAccount do link
+    assert after == before

@@ -19,6 +19,12 @@ EXPECTED = {
     "gpu-no-pool": {"MLP-GPU-FIT", "MLP-GPU-CAP"},  # 8 GPUs at one replica is also over dev's cap
     "gpu-cap": {"MLP-GPU-CAP"},
     "replicas-over-cap": {"MLP-REPLICAS"},
+    "no-security-context": {"MLP-POD-SECURITY"},
+    "privileged-sidecar": {"MLP-POD-SECURITY"},
+    "netpol-allow-all": {"MLP-NETPOL-WIDENS"},
+    "pod-security-label": {"MLP-POD-SECURITY-LABEL"},
+    "remote-resource": {"MLP-REMOTE-RESOURCE"},
+    "patch-unmatched": {"MLP-PATCH-UNMATCHED"},
 }
 
 
@@ -117,3 +123,61 @@ def test_gpu_cap_counts_the_whole_environment(corpus: dict[str, Any]) -> None:
 def test_single_case_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     code, report = run_json(capsys, str(BROKEN / "forbidden-kind"), "--env", "dev")
     assert (code, rules(report)) == (1, {"MLP-APPPROJECT-KIND"})
+
+
+def _where(corpus: dict[str, Any], case: str) -> list[tuple[int, str]]:
+    return sorted((f["line"], f["message"].split(" (Pod Security")[0]) for f in _case_findings(corpus, case))
+
+
+def test_upstream_sample_without_security_context_is_refused(corpus: dict[str, Any]) -> None:
+    """KServe's own samples set no securityContext; restricted would reject their pods at runtime."""
+    (finding,) = _case_findings(corpus, "no-security-context")
+    assert (finding["line"], finding["path"]) == (14, "spec/predictor/model/securityContext")
+    assert "restricted-pod" in finding["fix"]
+
+
+def test_every_container_of_every_component_meets_restricted(corpus: dict[str, Any]) -> None:
+    """Init containers and transformers count, not only the predictor's model."""
+    assert _where(corpus, "privileged-sidecar") == [
+        (24, "volume type hostPath is not allowed by restricted"),
+        (26, "no securityContext: restricted requires allowPrivilegeEscalation: false, runAsNonRoot: true, "
+         "capabilities.drop: [ALL] and a RuntimeDefault seccomp profile"),
+        (35, "privileged: true"),
+        (37, "adds capabilities NET_ADMIN"),
+    ]  # fmt: skip
+
+
+def test_allow_everything_network_policy_is_refused(corpus: dict[str, Any]) -> None:
+    assert [(line, message.split(";")[0]) for line, message in _where(corpus, "netpol-allow-all")] == [
+        (11, "ingress rule 0 has no `from`: it admits every source and destination"),
+        (14, "egress rule 0 opens ipBlock 0.0.0.0/0"),
+        (18, "egress rule 1 allows TCP 22 beyond the components' ports for these peers (TCP 9000)"),
+    ]
+
+
+def test_namespace_relabelled_privileged_is_refused(corpus: dict[str, Any]) -> None:
+    (finding,) = _case_findings(corpus, "pod-security-label")
+    assert finding["line"] == 8 and "'privileged', not 'restricted'" in finding["message"]
+
+
+def test_remote_resource_is_refused_before_kustomize_fetches_it(corpus: dict[str, Any]) -> None:
+    (finding,) = _case_findings(corpus, "remote-resource")  # and no MLP-KUSTOMIZE: never fetched
+    assert (finding["file"], finding["line"]) == (
+        "tests/fixtures/broken/remote-resource/kustomization.yaml",
+        6,
+    )
+
+
+def test_patch_target_that_matches_nothing_is_refused(corpus: dict[str, Any]) -> None:
+    (finding,) = _case_findings(corpus, "patch-unmatched")
+    assert (finding["file"], finding["line"]) == (
+        "tests/fixtures/broken/patch-unmatched/kustomization.yaml",
+        7,
+    )
+    assert "ServiceAccount/fixture" in finding["fix"]
+
+
+def test_replica_cap_points_at_the_max_replicas_line(corpus: dict[str, Any]) -> None:
+    """Not the object's first line: the key that breaks the cap."""
+    (finding,) = _case_findings(corpus, "replicas-over-cap")
+    assert (finding["line"], finding["path"]) == (12, "spec/predictor/maxReplicas")
