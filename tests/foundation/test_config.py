@@ -496,7 +496,9 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
-        {"services.argocd.repo_url": "https://user:token@github.com/example-org/mlplat.git"},
+        {
+            "services.argocd.repo_url": "https://user:token@github.com/example-org/mlplat.git"
+        },  # pragma: allowlist secret
         "mlplat:services.argocd.repo_url",
         "should match pattern",
         id="repo-url-carrying-credentials",
