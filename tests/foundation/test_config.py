@@ -21,6 +21,8 @@ from infra.config import (
     stack_file,
 )
 
+URL_WITH_CREDENTIALS = "https://user:token@github.com/example-org/mlplat.git"  # pragma: allowlist secret
+
 
 def _values(env: str) -> dict[str, Any]:
     return read_stack_file(stack_file(env))
@@ -496,9 +498,7 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
-        {
-            "services.argocd.repo_url": "https://user:token@github.com/example-org/mlplat.git"
-        },  # pragma: allowlist secret
+        {"services.argocd.repo_url": URL_WITH_CREDENTIALS},
         "mlplat:services.argocd.repo_url",
         "should match pattern",
         id="repo-url-carrying-credentials",
