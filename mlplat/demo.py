@@ -35,7 +35,7 @@ SERVED_APP = "iris-classifier"
 SERVED_ENV = "dev"
 EXPECTED = [0, 1, 2]  # the sample rows are a textbook setosa, versicolor and virginica
 LATENCY_REQUESTS = 300
-DRIFT_REQUESTS = 100  # per traffic window, 3 rows each: above the app's min_requests of 100 rows
+DRIFT_REQUESTS = 200  # per traffic window, 3 rows each: above the app's min_requests of 500 rows
 
 
 @dataclass

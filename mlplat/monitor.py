@@ -19,7 +19,7 @@ from typing import Any
 
 from mlplat import model_store, registry_gate
 from mlplat.monitoring import contract as contract_file
-from mlplat.monitoring import drift, privacy, records
+from mlplat.monitoring import drift, metrics, privacy, records
 from mlplat.promote import REPO, Refused, UsageError, check_app, check_env, render_inference_service
 
 TEAM_LABEL = "mlplat/team"
@@ -49,6 +49,7 @@ def alerts_for(report: drift.VersionReport, contract: contract_file.MonitoringCo
     if (
         report.quality is not None
         and report.quality_threshold is not None
+        and report.labelled_rows >= metrics.MIN_LABELLED_ROWS
         and report.quality < report.quality_threshold
     ):
         fired.append("ModelQualityBelowThreshold")
@@ -70,6 +71,7 @@ def describe(report: drift.VersionReport, contract: contract_file.MonitoringCont
         "quality": report.quality,
         "quality_threshold": report.quality_threshold,
         "labelled_rows": report.labelled_rows,
+        "skipped_requests": report.skipped_requests,
         "alerts": alerts_for(report, contract),
     }
 
@@ -93,6 +95,10 @@ def run_drift(args: argparse.Namespace) -> int:
         args.repo_root,
         args.labels,
     )
+    if not reports:
+        # Publishing nothing would replace the app's Pushgateway group with nothing and erase the
+        # last-run time that ModelMonitoringStale watches: keep the old one aging instead.
+        raise drift.DriftJobError(f"no records under {args.logs}: is the logger writing? nothing published")
     drift.publish(target, drift.exposition(target, contract, reports), args.pushgateway, args.textfile)
     described = [describe(r, contract) for r in reports]
     if args.format == "json":

@@ -161,10 +161,25 @@ class Registry:
         return answer
 
     def model(self, name: str) -> dict[str, Any] | None:
-        return self._field(self._get("registered-models/get", name=name), "registered_model")
+        model = self._field(self._get("registered-models/get", name=name), "registered_model")
+        if model is not None and not _list_of(
+            model.get("aliases"), lambda a: isinstance(a, dict) and "version" in a
+        ):
+            raise RegistryUnavailable(f"registry {self.url}: not an MLflow answer (aliases of {name!r})")
+        return model
 
     def version(self, name: str, version: str) -> dict[str, Any] | None:
-        return self._field(self._get("model-versions/get", name=name, version=version), "model_version")
+        found = self._field(self._get("model-versions/get", name=name, version=version), "model_version")
+        # A tag list of strings or an alias string would turn the gate's membership tests into
+        # substring tests ("not-approved" contains "approved"): the shapes are checked, not assumed.
+        if found is not None and not (
+            _list_of(found.get("tags"), lambda t: isinstance(t, dict) and isinstance(t.get("key"), str))
+            and _list_of(found.get("aliases"), lambda a: isinstance(a, str))
+        ):
+            raise RegistryUnavailable(
+                f"registry {self.url}: not an MLflow answer (tags/aliases of {name} v{version})"
+            )
+        return found
 
     def _field(self, answer: Any, key: str) -> dict[str, Any] | None:
         """`answer[key]` when the answer has MLflow's shape; a login page or a proxy's JSON has not."""
@@ -174,6 +189,11 @@ class Registry:
         if not isinstance(value, dict):
             raise RegistryUnavailable(f"registry {self.url}: not an MLflow answer (no {key!r} object)")
         return value
+
+
+def _list_of(value: Any, valid: Callable[[Any], bool]) -> bool:
+    """True for an absent list or a list whose every item is `valid` (MLflow omits empty lists)."""
+    return value is None or (isinstance(value, list) and all(valid(item) for item in value))
 
 
 def _json_or_empty(err: urllib.error.HTTPError) -> dict[str, Any]:
@@ -411,6 +431,8 @@ def _check_evaluation(
     try:
         value = float(tags[tag])
     except (KeyError, TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):  # "inf" would pass any threshold
         return [
             finding(rule, f"tag {tag} is missing or not a number {record}", f"record {tag} on the version")
         ]

@@ -25,7 +25,7 @@ from typing import Any
 from mlplat import model_store, registry_gate
 from mlplat.monitoring import metrics
 from mlplat.monitoring.contract import PREDICTION_COLUMN, REFERENCE_TAG, MonitoringContract
-from mlplat.monitoring.records import REQUEST, RESPONSE, LogRecord, RecordError, v2_columns
+from mlplat.monitoring.records import REQUEST, SAFE_ID, LogRecord, RecordError, v2_columns
 
 # Evidently reports usage unless DO_NOT_TRACK is set (evidently/telemetry.py, 0.7.x); the job never does.
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -62,6 +62,7 @@ class Window:
     columns: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     predictions: list[Any] = field(default_factory=list)
     row_ids: list[tuple[str, int]] = field(default_factory=list)  # (request id, row within the request)
+    skipped: int = 0  # requests not answered, or without the features
 
     @property
     def rows(self) -> int:
@@ -81,43 +82,57 @@ class VersionReport:
     quality: float | None
     quality_threshold: float | None
     registry_evaluation: float | None  # what the version scored when it was evaluated
+    metric: str  # the app's evaluation metric (evaluation.yaml), the label of the quality series
     labelled_rows: int
+    skipped_requests: int
     verdict: str  # "drift", "no drift", or why no verdict was given
 
 
 def windows(records: Iterable[LogRecord], features: list[str]) -> dict[str, Window]:
-    """Rows per model version; a request without its response still counts for input drift."""
+    """Rows per model version, from requests the model answered.
+
+    KServe's agent logs a request before the model sees it and its response only on HTTP 200
+    (pkg/logger/handler.go), so a request without a response was refused or never answered: it is
+    counted as skipped, like a request that lacks a feature or is not a V2 body. One bad request
+    never stops the verdict on the others.
+    """
     requests: dict[str, LogRecord] = {}
     responses: dict[str, LogRecord] = {}
     for record in records:
         (requests if record.req_type == REQUEST else responses)[record.id] = record
     by_version: dict[str, Window] = defaultdict(Window)
     for request_id, request in sorted(requests.items()):
-        inputs = v2_columns(request.body, "inputs", f"request {request_id}")
-        missing = [f for f in features if f not in inputs]
-        if missing:
-            raise DriftJobError(
-                f"request {request_id} has no {', '.join(missing)}: the logger keeps too little"
-            )
-        lengths = {len(inputs[f]) for f in features}
-        if len(lengths) != 1:
-            raise DriftJobError(f"request {request_id}: features have different row counts {sorted(lengths)}")
-        (n,) = lengths
         window = by_version[request.model_version]
+        rows = _rows(request, responses.get(request_id), features)
+        if rows is None:
+            window.skipped += 1
+            continue
+        inputs, predictions = rows
         for feature in features:
             window.columns[feature].extend(inputs[feature])
-        window.row_ids.extend((request_id, i) for i in range(n))
-        outputs = _predictions(responses.get(request_id), n)
-        window.predictions.extend(outputs)
+        window.row_ids.extend((request_id, i) for i in range(len(predictions)))
+        window.predictions.extend(predictions)
     return dict(by_version)
 
 
-def _predictions(response: LogRecord | None, rows: int) -> list[Any]:
-    if response is None or response.req_type != RESPONSE:
-        return [None] * rows
-    outputs = v2_columns(response.body, "outputs", f"response {response.id}")
-    values = next(iter(outputs.values()), [])
-    return values if len(values) == rows else [None] * rows
+def _rows(
+    request: LogRecord, response: LogRecord | None, features: list[str]
+) -> tuple[dict[str, list[Any]], list[Any]] | None:
+    """(feature columns, predictions) of one answered request, or None when it cannot be used."""
+    if response is None:
+        return None
+    try:
+        inputs = v2_columns(request.body, "inputs", f"request {request.id}")
+        outputs = v2_columns(response.body, "outputs", f"response {response.id}")
+    except RecordError:
+        return None
+    if any(f not in inputs for f in features):
+        return None
+    lengths = {len(inputs[f]) for f in features}
+    predictions = next(iter(outputs.values()), [])
+    if len(lengths) != 1 or lengths != {len(predictions)}:
+        return None
+    return {f: inputs[f] for f in features}, predictions
 
 
 def registered_tags(registry: registry_gate.Registry, app: str, version: str) -> dict[str, Any]:
@@ -146,9 +161,25 @@ def reference_for(tags: dict[str, Any], app: str, version: str, store_root: Path
 
 
 def feature_scores(current: Any, reference: Any, contract: MonitoringContract) -> dict[str, float]:
-    """The drift score of each feature, computed by Evidently with the app's method."""
-    from evidently import Report
+    """The drift score of each feature, computed by Evidently with the app's method.
+
+    Every feature is declared numerical: Evidently would otherwise take a column of few distinct
+    integers for a category, which the distance methods refuse; a value that is not a number is
+    missing, not a reason to stop.
+    """
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
+
+    definition = DataDefinition(numerical_columns=list(contract.features))
+
+    def numeric(frame: Any) -> Any:
+        return Dataset.from_pandas(
+            pd.DataFrame(
+                {f: pd.to_numeric(frame[f], errors="coerce").astype(float) for f in contract.features}
+            ),
+            data_definition=definition,
+        )
 
     report = Report(
         [
@@ -156,11 +187,15 @@ def feature_scores(current: Any, reference: Any, contract: MonitoringContract) -
             for f in contract.features
         ]
     )
-    snapshot = report.run(current[contract.features], reference[contract.features]).dict()
-    scores: dict[str, float] = {}
-    for result in snapshot["metrics"]:
-        scores[result["config"]["column"]] = float(result["value"])
-    return scores
+    snapshot = report.run(numeric(current), numeric(reference)).dict()
+    return {result["config"]["column"]: float(result["value"]) for result in snapshot["metrics"]}
+
+
+def _bucketed(predictions: list[Any], reference: Iterable[Any]) -> list[Any]:
+    """Predictions as label values: classes the reference knows, every other answer as `other`
+    (a model's output is not trusted to keep the metric's label values bounded)."""
+    known = {str(v) for v in reference}
+    return [None if p is None else (str(p) if str(p) in known else "other") for p in predictions]
 
 
 def shares(values: Iterable[Any]) -> dict[str, float]:
@@ -177,6 +212,9 @@ def labels_for(labels_root: Path | None, target: Target, row_ids: list[tuple[str
     cache: dict[str, list[Any]] = {}
     out = []
     for request_id, row in row_ids:
+        if not SAFE_ID.match(request_id):  # never a path: ids come from a client header
+            out.append(None)
+            continue
         if request_id not in cache:
             try:
                 data = json.loads((folder / f"{request_id}.json").read_text(encoding="utf-8"))
@@ -225,12 +263,16 @@ def judge(
         drifted=drifted,
         drifted_share=share,
         dataset_drift=dataset_drift,
-        prediction_share=shares(window.predictions) if contract.prediction == "class" else {},
+        prediction_share=shares(_bucketed(window.predictions, reference_predictions))
+        if contract.prediction == "class"
+        else {},
         reference_prediction_share=shares(reference_predictions) if contract.prediction == "class" else {},
         quality=quality,
         quality_threshold=evaluation.thresholds.get(target.env) if evaluation.metric else None,
         registry_evaluation=registry_evaluation,
+        metric=evaluation.metric or "",
         labelled_rows=len(pairs),
+        skipped_requests=window.skipped,
         verdict=verdict,
     )
 
@@ -254,12 +296,38 @@ def run(
         raise DriftJobError("records without a model version: the logger's metadataAnnotations must pass it")
     reports = []
     for version in sorted(by_version, key=lambda v: int(v) if v.isdigit() else math.inf):
-        tags = registered_tags(registry, target.app, version)
-        reference = reference_for(tags, target.app, version, store_root)
-        recorded = _number(tags.get(registry_gate.METRIC_TAG_PREFIX + (evaluation.metric or "")))
         window = by_version[version]
+        try:
+            tags = registered_tags(registry, target.app, version)
+            reference = reference_for(tags, target.app, version, store_root)
+        except DriftJobError as err:  # one version without reference data does not blind the others
+            reports.append(_no_verdict(version, window, evaluation, f"no verdict: {err}"))
+            continue
+        recorded = _number(tags.get(registry_gate.METRIC_TAG_PREFIX + (evaluation.metric or "")))
         reports.append(judge(target, version, window, reference, contract, evaluation, labels_root, recorded))
     return reports
+
+
+def _no_verdict(
+    version: str, window: Window, evaluation: registry_gate.Evaluation, why: str
+) -> VersionReport:
+    return VersionReport(
+        version=version,
+        rows=window.rows,
+        feature_scores={},
+        drifted=[],
+        drifted_share=0.0,
+        dataset_drift=False,
+        prediction_share={},
+        reference_prediction_share={},
+        quality=None,
+        quality_threshold=None,
+        registry_evaluation=None,
+        metric=evaluation.metric or "",
+        labelled_rows=0,
+        skipped_requests=window.skipped,
+        verdict=why,
+    )
 
 
 def _number(value: Any) -> float | None:
@@ -299,7 +367,7 @@ def exposition(
                 g[metrics.PREDICTION_SHARE.name].labels(**who, prediction=prediction, window=window).set(
                     share
                 )
-        metric = "accuracy"  # the only metric the job computes on labels today (see judge)
+        metric = report.metric
         if report.registry_evaluation is not None:
             g[metrics.REGISTRY_EVALUATION.name].labels(**who, metric=metric).set(report.registry_evaluation)
         if report.quality is not None and report.quality_threshold is not None:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 # Labels of every series: which InferenceService (as the serving rules name it) and which version.
 IDENTITY = ("namespace", "isvc", "team", "model", "model_version")
 JOB = "mlplat-model-monitoring"  # the Pushgateway job label
+# Quality is judged only over at least this many labelled rows (the ModelQualityBelowThreshold rule
+# says the same number; a test holds them equal).
+MIN_LABELLED_ROWS = 100
 
 
 @dataclass(frozen=True)

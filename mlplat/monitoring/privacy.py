@@ -7,9 +7,14 @@ response body as the object, with the extension named by the `X-Log-Marshal-Exte
 
 Each request body's V2 `inputs` are filtered by the app's field policy (`contract.py`): `keep`, `hash`
 (HMAC-SHA256 under the environment's key: equal values stay joinable, the value is not recoverable
-without the key) or `drop`; fields the contract does not name are dropped. Responses (the model's
-outputs) are kept. A record without a request id or a model version is not stored: drift and quality
-could not be attributed to a version. Credentials in logged headers are never stored.
+without the key) or `drop`; fields the contract does not name are dropped, and so is everything in a
+body that is not a tensor's data (`FieldPolicy` says how the stored body is rebuilt). A record without
+a request id or a model version is not stored: drift and quality could not be attributed to a version.
+Logged headers are stored only when the contract names them.
+
+Who may call the marshaller matters: it answers HMACs of whatever it is sent, so anyone who can reach
+it can hash guesses of a low-entropy field. On the cluster it runs beside the agent and listens on the
+pod's loopback only.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,22 +33,35 @@ from typing import Any
 from mlplat.monitoring.contract import MonitoringContract
 from mlplat.monitoring.records import (
     REQUEST,
+    SAFE_ID,
     LogRecord,
     RecordError,
     dump_batch,
     parse_batch,
-    v2_body,
     v2_columns,
 )
 
 EXTENSION_HEADER = "X-Log-Marshal-Extension"
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # a batch of 100 typical tabular requests is a few hundred KiB
-SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+MAX_VALUES_PER_TENSOR = 10_000  # rows x elements of one logged tensor; more is not a tabular request
+MAX_STRING = 64  # a kept or predicted string longer than this is free text, which is never stored
+READ_TIMEOUT_S = 10.0  # a client announcing more bytes than it sends is dropped, not waited for
+
+
+class UnstorableRecord(Exception):
+    """This record cannot be stored safely (not a V2 JSON body, too big); the batch's others can."""
 
 
 @dataclass(frozen=True)
 class FieldPolicy:
-    """What one environment stores of one app's requests."""
+    """What one environment stores of one app's requests.
+
+    The stored body is rebuilt from an allow-list, never edited in place: only `inputs` (and, in a
+    response, `outputs`) with their `name`, `datatype`, `shape` and `data` survive; the V2 `id`,
+    `parameters` and any other key are gone. A kept value must be a finite number, a boolean or a
+    short string, so nothing rides along in a field the contract keeps; a hashed value becomes an
+    HMAC; headers are kept only when the contract names them.
+    """
 
     contract: MonitoringContract
     hash_key: bytes
@@ -56,45 +75,104 @@ class FieldPolicy:
         return hmac.new(self.hash_key, canonical, hashlib.sha256).hexdigest()
 
     def filter_record(self, record: LogRecord) -> LogRecord | None:
-        """The record as it may be stored, or None when it cannot be attributed to a version."""
-        if not record.id or not record.model_version:
+        """The record as it may be stored, or None when it cannot be attributed to a version.
+        UnstorableRecord when its body is not something the policy can judge."""
+        if not SAFE_ID.match(record.id) or not record.model_version:
             return None
-        metadata = {k: v for k, v in record.metadata.items() if k.lower() not in SECRET_HEADERS}
+        allowed = {h.lower() for h in self.contract.headers}
+        metadata = {k: v for k, v in record.metadata.items() if k.lower() in allowed}
         safe = replace(record, metadata=metadata)
-        if record.req_type != REQUEST:
-            return safe
-        columns = v2_columns(record.body, "inputs", f"request {record.id}")
-        stored: dict[str, list[Any]] = {}
-        datatypes: dict[str, str] = {}
-        for name, values in columns.items():
-            policy = self.contract.fields.get(name, "drop")
-            if policy == "keep":
-                stored[name] = values
-            elif policy == "hash":
-                stored[name] = [self.hashed(v) for v in values]
-                datatypes[name] = "BYTES"
-        return safe.with_body(v2_body(record.body, "inputs", stored, datatypes))
+        key = "inputs" if record.req_type == REQUEST else "outputs"
+        tensors = _tensors(record.body, key, record.id)
+        stored = []
+        for tensor in tensors:
+            name = tensor["name"]
+            policy = self.contract.fields.get(name, "drop") if key == "inputs" else "keep"
+            if policy == "drop":
+                continue
+            values = tensor["data"]
+            if policy == "hash":
+                data, datatype = [self.hashed(v) for v in values], "BYTES"
+            elif name in self.contract.features:  # compared as numbers: nothing else rides along
+                data, datatype = [_number(v) for v in values], tensor.get("datatype")
+            else:
+                data, datatype = [_plain(v) for v in values], tensor.get("datatype")
+            stored.append({"name": name, "datatype": datatype, "shape": [len(data)], "data": data})
+        body = json.dumps({key: stored}, separators=(",", ":")).encode()
+        return safe.with_body(body)
 
     def marshal(self, payload: bytes) -> tuple[bytes, int]:
-        """(stored bytes, records dropped) for one batch POSTed by the logger."""
+        """(stored bytes, records not stored) for one batch POSTed by the logger. One record the policy
+        cannot judge is left out; only a batch that is not KServe's format at all is refused."""
         records = parse_batch(payload, "batch")
-        kept = [r for r in (self.filter_record(r) for r in records) if r is not None]
+        kept = []
+        for record in records:
+            try:
+                stored = self.filter_record(record)
+            except UnstorableRecord:
+                stored = None
+            if stored is not None:
+                kept.append(stored)
         return dump_batch(kept) if kept else b"[]", len(records) - len(kept)
+
+
+def _tensors(body: bytes, key: str, record_id: str) -> list[dict[str, Any]]:
+    """The V2 tensors of a body, flattened to one list of values each; UnstorableRecord otherwise."""
+    try:
+        columns = v2_columns(body, key, f"record {record_id}")
+        raw = json.loads(body)[key]
+    except (RecordError, ValueError, RecursionError, TypeError, KeyError):
+        raise UnstorableRecord(record_id) from None
+    out = []
+    for tensor in raw:
+        values = columns[tensor["name"]]
+        if len(values) > MAX_VALUES_PER_TENSOR:
+            raise UnstorableRecord(record_id)
+        out.append({"name": tensor["name"], "datatype": tensor.get("datatype"), "data": values})
+    return out
+
+
+def _number(value: Any) -> Any:
+    return (
+        value
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        else None
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A kept value as stored: finite numbers, booleans and short strings; anything else is null."""
+    if isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value)):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_STRING:
+        return value
+    return None
 
 
 def handler_for(policy: FieldPolicy) -> type[BaseHTTPRequestHandler]:
     class Marshaller(BaseHTTPRequestHandler):
         """POST: a batch in, the stored form out (KServe's HTTP marshaller protocol)."""
 
+        timeout = READ_TIMEOUT_S  # socketserver applies it to the connection: no read waits forever
+
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
             if length <= 0 or length > MAX_BATCH_BYTES:
                 self._answer(413 if length > MAX_BATCH_BYTES else 400, b"a batch of log records is required")
                 return
             try:
-                body, dropped = policy.marshal(self.rfile.read(length))
+                payload = self.rfile.read(length)
+                if len(payload) != length:
+                    raise RecordError("the batch ended before its Content-Length")
+                body, dropped = policy.marshal(payload)
             except RecordError as err:
                 self._answer(400, str(err).encode())
+                return
+            except TimeoutError:
+                self.close_connection = True
                 return
             self._answer(200, body, {EXTENSION_HEADER: "json", "X-Mlplat-Dropped-Records": str(dropped)})
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,9 @@ from typing import Any
 REQUEST = "org.kubeflow.serving.inference.request"
 RESPONSE = "org.kubeflow.serving.inference.response"
 VERSION_ANNOTATION = "mlplat/model-version"  # passed through `logger.metadataAnnotations`
+# The id comes from the client's `Ce-Id` header (handler.go getOrCreateID) and becomes part of object
+# keys and label file names: only ids of this shape are stored or joined (a UUID always is).
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 class RecordError(Exception):
@@ -165,24 +169,3 @@ def _flatten(values: Iterable[Any]) -> Iterator[Any]:
             yield from _flatten(value)
         else:
             yield value
-
-
-def v2_body(template: bytes, key: str, columns: dict[str, list[Any]], datatypes: dict[str, str]) -> bytes:
-    """`template` with its `key` tensors replaced by `columns`, in template order; a tensor not in
-    `columns` is left out, and `datatypes` overrides a tensor's datatype (hashed values are BYTES)."""
-    data = json.loads(template)
-    kept = []
-    for tensor in data.get(key, []):
-        name = tensor["name"]
-        if name in columns:
-            values = columns[name]
-            kept.append(
-                {
-                    **tensor,
-                    "data": values,
-                    "shape": [len(values)],
-                    "datatype": datatypes.get(name, tensor.get("datatype")),
-                }
-            )
-    data[key] = kept
-    return json.dumps(data, separators=(",", ":")).encode()

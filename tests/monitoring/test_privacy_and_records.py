@@ -113,10 +113,78 @@ def test_hashing_is_keyed_per_environment_and_joinable_within_one(churn_policy: 
     assert churn_policy.hashed("cust-42") != other_env.hashed("cust-42")
 
 
-def test_credentials_in_logged_headers_are_never_stored(churn_policy: FieldPolicy) -> None:
-    (record,) = parse_batch(json.dumps([kserve_record(churn_request())]), "b")
+def test_logged_headers_are_stored_only_when_the_contract_names_them(churn_policy: FieldPolicy) -> None:
+    record = parse_batch(json.dumps([kserve_record(churn_request())]), "b")[0]
+    record = LogRecord(**{**record.__dict__, "metadata": {**record.metadata, "X-Amz-Security-Token": ["t"]}})
     stored = churn_policy.filter_record(record)
+    assert stored is not None and stored.metadata == {}  # churn names no header: credentials never stored
+    cohort = FieldPolicy(churn_policy.contract.model_copy(update={"headers": ["x-cohort"]}), KEY)
+    stored = cohort.filter_record(record)
     assert stored is not None and stored.metadata == {"X-Cohort": ["b"]}
+
+
+def test_nothing_rides_along_outside_a_tensors_data(churn_policy: FieldPolicy) -> None:
+    body = {
+        "id": "SSN-123-45-6789",
+        "parameters": {"email": "a@b.example"},
+        "inputs": [
+            {"name": "tenure_months", "shape": [2], "datatype": "FP64", "data": ["C-42 raw", 3.5],
+             "parameters": {"note": "leak"}},
+            {"name": "support_calls", "shape": [1], "datatype": "INT64", "data": [{"customer_id": "C-42"}]},
+        ],
+    }  # fmt: skip
+    (record,) = parse_batch(json.dumps([kserve_record(json.dumps(body).encode())]), "b")
+    stored = churn_policy.filter_record(record)
+    assert stored is not None
+    assert json.loads(stored.body) == {
+        "inputs": [
+            {"name": "tenure_months", "datatype": "FP64", "shape": [2], "data": [None, 3.5]},
+            {"name": "support_calls", "datatype": "INT64", "shape": [1], "data": [None]},
+        ]
+    }
+
+
+def test_responses_keep_only_their_predictions(churn_policy: FieldPolicy) -> None:
+    body = {"id": "SSN-1", "parameters": {"echo": "a@b.example"},
+            "outputs": [{"name": "p", "shape": [1], "datatype": "BYTES", "data": ["x" * 500], "parameters": {"k": 1}}]}  # fmt: skip
+    (record,) = parse_batch(json.dumps([kserve_record(json.dumps(body).encode(), RESPONSE)]), "b")
+    stored = churn_policy.filter_record(record)
+    assert stored is not None
+    assert json.loads(stored.body) == {
+        "outputs": [{"name": "p", "datatype": "BYTES", "shape": [1], "data": [None]}]
+    }
+
+
+def test_one_record_the_policy_cannot_judge_does_not_lose_the_batch(churn_policy: FieldPolicy) -> None:
+    batch = [
+        kserve_record(b"not json"),
+        kserve_record(b'{"instances": [[1, 2]]}'),
+        kserve_record(churn_request()),
+    ]
+    stored, dropped = churn_policy.marshal(json.dumps(batch).encode())
+    assert dropped == 2 and json.loads(stored)["reqType"] == REQUEST
+
+
+@pytest.mark.parametrize("record_id", ["../../models-other/isvc/x", "a/b", "", "x" * 200])
+def test_ids_that_could_become_paths_are_not_stored(churn_policy: FieldPolicy, record_id: str) -> None:
+    raw = kserve_record(churn_request(), id=record_id) if record_id else kserve_record(churn_request())
+    if not record_id:
+        raw["id"] = "-leading-dash"
+    (record,) = parse_batch(json.dumps([raw]), "b")
+    assert churn_policy.filter_record(record) is None
+
+
+def test_marshaller_refuses_a_bad_length_and_a_truncated_batch(churn_policy: FieldPolicy) -> None:
+    import socket
+
+    with serving(churn_policy) as url:
+        host, port = url.removeprefix("http://").split(":")
+        for headers, body in (("Content-Length: abc", b"[]"), ("Content-Length: 50", b"[]")):
+            with socket.create_connection((host, int(port)), timeout=15) as conn:
+                conn.sendall(f"POST / HTTP/1.1\r\nHost: x\r\n{headers}\r\n\r\n".encode() + body)
+                conn.shutdown(socket.SHUT_WR)
+                status = conn.recv(64).split(b" ")[1]
+            assert status == b"400", headers
 
 
 def test_records_without_model_version_are_not_stored(churn_policy: FieldPolicy) -> None:

@@ -198,3 +198,8 @@ def test_drift_metrics_in_rule_tests_are_the_ones_the_job_publishes() -> None:
         n for _, rule in all_rules() for n in metric_names(rule["expr"]) if n.startswith("mlplat_model_")
     }
     assert read_by_rules <= published, sorted(read_by_rules - published)
+
+
+def test_quality_alert_waits_for_as_many_labels_as_the_job_reports_on() -> None:
+    (rule,) = [r for _, r in all_rules() if r.get("alert") == "ModelQualityBelowThreshold"]
+    assert f"mlplat_model_quality_labelled_rows >= {monitoring_metrics.MIN_LABELLED_ROWS}" in rule["expr"]

@@ -219,7 +219,7 @@ def test_version_without_a_status_is_not_ready(fake: FakeRegistry) -> None:
     assert rules(registry_gate.check([subject("dev")], fake.url)) == ["MLP-REGISTRY-NOT-READY"]
 
 
-@pytest.mark.parametrize("value", [None, "abc", "nan"], ids=["absent", "not-a-number", "nan"])
+@pytest.mark.parametrize("value", [None, "abc", "nan", "inf"], ids=["absent", "not-a-number", "nan", "inf"])
 def test_passed_sign_off_without_a_usable_metric_is_refused(fake: FakeRegistry, value: str | None) -> None:
     tags = dict(PASSED) if value is None else accuracy(value)
     fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=tags)
@@ -306,3 +306,25 @@ def test_canary_annotation_must_name_the_canary_version(prod_registry: FakeRegis
 def test_canary_list_that_is_not_a_list_is_a_finding(prod_registry: FakeRegistry) -> None:
     doc = with_canary(subject("prod", "9"), {"predictor": {"name": "v10"}})
     assert rules(registry_gate.check([doc], prod_registry.url)) == ["MLP-REGISTRY-CANARY"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tags", {"mlplat.evaluation": "passed"}), ("tags", ["mlplat.evaluation"]), ("tags", [{"value": "x"}]),
+     ("aliases", "not-approved"), ("aliases", [{"alias": "approved"}])],
+    ids=["tags-dict", "tags-strings", "tag-without-key", "aliases-string", "aliases-objects"],
+)  # fmt: skip
+def test_malformed_tags_or_aliases_are_an_outage_not_a_crash_or_a_pass(
+    fake: FakeRegistry, field: str, value: object
+) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    fake.versions[(APP, "7")][field] = value
+    with pytest.raises(registry_gate.RegistryUnavailable, match="not an MLflow answer"):
+        registry_gate.check([subject("prod")], fake.url)
+
+
+def test_model_alias_without_a_version_is_an_outage(fake: FakeRegistry) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    fake.models[APP]["aliases"] = [{"alias": "approved"}]
+    with pytest.raises(registry_gate.RegistryUnavailable, match="not an MLflow answer"):
+        registry_gate.check([subject("prod")], fake.url)
