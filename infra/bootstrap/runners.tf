@@ -478,7 +478,9 @@ resource "aws_codebuild_webhook" "runner" {
 # deploy_platform grants ec2:* in the region (a stack creates VPCs whose IDs do not exist yet); without
 # this, a stack's deploy role could cut the runner VPC's egress or delete its network. Ingress rule calls
 # stay allowed: the program's rule on the cluster security group references the runner group, and a
-# runner listens on nothing.
+# runner listens on nothing. The create calls are authorised on the VPC they create in
+# (deploy_platform's CreateEnvironmentNetwork admits any VPC without an environment tag, which the
+# runner VPC is): no stack builds subnets, route tables or groups of its own inside the runner VPC.
 
 data "aws_iam_policy_document" "deploy_keeps_runners" {
   statement {
@@ -486,8 +488,15 @@ data "aws_iam_policy_document" "deploy_keeps_runners" {
     effect = "Deny"
     actions = [
       "ec2:AssociateRouteTable",
+      "ec2:AssociateVpcCidrBlock",
+      "ec2:AttachInternetGateway",
       "ec2:AuthorizeSecurityGroupEgress",
+      "ec2:CreateNetworkAcl",
+      "ec2:CreateRouteTable",
+      "ec2:CreateSecurityGroup",
+      "ec2:CreateSubnet",
       "ec2:CreateTags",
+      "ec2:CreateVpcEndpoint",
       "ec2:DeleteNatGateway",
       "ec2:DeleteRouteTable",
       "ec2:DeleteSecurityGroup",

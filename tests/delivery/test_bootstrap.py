@@ -1055,6 +1055,26 @@ def test_deploy_role_cannot_peer_its_vpc_with_any_vpc_but_the_runner_vpc(env: st
     assert not decide(deploy, "ec2:CreateVpcPeeringConnection", runner_vpc_arn(REGION), as_requester)[0]
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_cannot_build_its_own_network_inside_the_runner_vpc(env: str) -> None:
+    """The runner VPC carries no environment tag, which the tag-on-create grants read as "new": a stack
+    could otherwise add its own subnets, route tables (routed to another environment's peering) or groups
+    to the network every environment's runners share."""
+    deploy = role_policy("deploy", env)
+    ctx = {"aws:RequestedRegion": [REGION]} | request(
+        resource_tags=_runner_vpc_tags(), request_tags={TAG: env}
+    )
+    for action in (
+        "ec2:CreateSubnet",
+        "ec2:CreateRouteTable",
+        "ec2:CreateSecurityGroup",
+        "ec2:CreateNetworkAcl",
+    ):
+        assert not decide(deploy, action, runner_vpc_arn(REGION), ctx)[0], (
+            f"{env} deploy {action} in the runner VPC"
+        )
+
+
 @pytest.mark.parametrize(
     ("attacker", "victim"), [(a, v) for a in ENVIRONMENTS for v in ENVIRONMENTS if a != v]
 )
