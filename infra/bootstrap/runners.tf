@@ -57,7 +57,8 @@ locals {
   # private subnet per zone, so adding or removing an environment never moves another's subnets. The
   # last quarter holds the NAT subnet. The quarter is also the range that environment's cluster routes
   # back through its peering (deploy_runners.<env>.vpc_cidr): a cluster VPC has no route to the runners
-  # of another environment.
+  # of another environment. The quarter is the stack's position among the three names variables.tf
+  # admits, so a one-environment account lays out its runners as the shared account would.
   runner_environment_cidr = {
     for env in var.environments : env => cidrsubnet(var.runner_vpc_cidr, 2, index(["dev", "staging", "prod"], env))
   }
