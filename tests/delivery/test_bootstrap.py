@@ -31,6 +31,7 @@ from iam_eval import (
     request,
     role_arn,
     role_policy,
+    runner_vpc_arn,
     statements,
 )
 
@@ -619,6 +620,26 @@ IAM_ROLE_ACTIONS = (
 )
 
 
+def _bootstrap_default_tags() -> dict[str, str]:
+    """The tags the bootstrap's provider puts on every resource it creates (versions.tf default_tags)."""
+    default_tags = terraform()["provider"][0]["aws"]["default_tags"][0]["tags"]
+    return dict(re.findall(r'"([^"]+)" = "([^"]+)"', default_tags))
+
+
+def _runner_route_table(env: str) -> tuple[str, dict[str, str]]:
+    """ARN and tags of the runner route table `env`'s stack routes back into
+    (deploy_runners.<env>.private_route_table_id), as the bootstrap creates it: one table of its own per
+    environment, or the one table every environment shares."""
+    output = terraform()["output"]["deploy_runners"]["value"]
+    found = re.search(r"private_route_table_id = aws_route_table\.(\w+)(\[env\])?\.id", output)
+    assert found, output
+    table = RESOURCES["aws_route_table"][found[1]]
+    per_environment = bool(found[2])
+    tags = {k: render(v, env if per_environment else None) for k, v in table.get("tags", {}).items()}
+    rtb = f"rtb-runner-{env}" if per_environment else "rtb-runner"
+    return _arn("ec2", f"route-table/{rtb}"), _bootstrap_default_tags() | tags
+
+
 def _victim_resources(victim: str) -> list[tuple[str, tuple[str, ...], dict[str, str]]]:
     """(resource ARN, actions, resource tags) of one environment, as the program and AWS create them:
     what the program creates carries its environment tag; what EKS, Karpenter or the load balancer
@@ -642,9 +663,31 @@ def _victim_resources(victim: str) -> list[tuple[str, tuple[str, ...], dict[str,
                 "ec2:AuthorizeSecurityGroupIngress",
                 "ec2:CreateTags",
                 "ec2:DeleteSecurityGroup",
+                "ec2:ModifySecurityGroupRules",
                 "ec2:RevokeSecurityGroupEgress",
+                "ec2:RevokeSecurityGroupIngress",
             ),
             {"aws:eks:cluster-name": cluster},
+        ),
+        # The runner path (ADR 0003): the victim's own runner route table, peering and API rule.
+        (
+            _runner_route_table(victim)[0],
+            ("ec2:CreateRoute", "ec2:DeleteRoute", "ec2:ReplaceRoute"),
+            _runner_route_table(victim)[1],
+        ),
+        (
+            _arn("ec2", "vpc-peering-connection/pcx-1"),
+            (
+                "ec2:AcceptVpcPeeringConnection",
+                "ec2:DeleteVpcPeeringConnection",
+                "ec2:ModifyVpcPeeringConnectionOptions",
+            ),
+            env_tag,
+        ),
+        (
+            _arn("ec2", "security-group-rule/sgr-1"),
+            ("ec2:CreateTags", "ec2:ModifySecurityGroupRules", "ec2:RevokeSecurityGroupIngress"),
+            env_tag,
         ),
         (
             _arn("ec2", "instance/i-gpu"),
@@ -903,6 +946,150 @@ def test_deploy_role_can_still_build_its_own_environment(env: str) -> None:
     for action, resource, ctx in calls:
         allowed, why = decide(deploy, action, resource, base | ctx)
         assert allowed, f"{env} deploy role cannot {action} on {resource} ({why or 'no statement'})"
+
+
+# --- The runner path (ADR 0003): the program peers its cluster VPC with the runner VPC, routes back in its
+# runner route table and admits the runner on the cluster security group. Resources as AWS holds them: the
+# runner VPC carries only the bootstrap's tags, the cluster security group only EKS's.
+
+
+def _cluster_security_group(env: str) -> tuple[str, dict[str, str]]:
+    cluster = f"mlplat-{env}"
+    # https://docs.aws.amazon.com/eks/latest/userguide/sec-group-reqs.html (tags EKS puts on it)
+    return _arn("ec2", "security-group/sg-eks"), {
+        "aws:eks:cluster-name": cluster,
+        f"kubernetes.io/cluster/{cluster}": "owned",
+    }
+
+
+def _runner_vpc_tags() -> dict[str, str]:
+    return _bootstrap_default_tags() | RESOURCES["aws_vpc"]["runner"].get("tags", {})
+
+
+def _runner_path_calls(env: str) -> list[tuple[str, str, dict[str, list[str]]]]:
+    """Every call the program's runner path makes for `env`, with its request context (the provider's
+    default tags carry the environment tag on every create)."""
+    own = {TAG: env, "Name": f"mlplat-{env}-to-github-runners"}
+    cluster_vpc = _arn("ec2", "vpc/vpc-cluster")
+    peering = {"ec2:AccepterVpc": [runner_vpc_arn(REGION)], "ec2:RequesterVpc": [cluster_vpc]}
+    pcx = _arn("ec2", "vpc-peering-connection/pcx-1")
+    table, table_tags = _runner_route_table(env)
+    group, group_tags = _cluster_security_group(env)
+    rule_tags = {TAG: env}
+    return [
+        ("ec2:CreateVpcPeeringConnection", cluster_vpc, request(resource_tags={TAG: env}, request_tags=own)),
+        (
+            "ec2:CreateVpcPeeringConnection",
+            _arn("ec2", "vpc-peering-connection/*"),
+            request(request_tags=own) | peering,
+        ),
+        (
+            "ec2:CreateTags",
+            _arn("ec2", "vpc-peering-connection/*"),
+            request(request_tags=own) | {"ec2:CreateAction": ["CreateVpcPeeringConnection"]},
+        ),
+        ("ec2:AcceptVpcPeeringConnection", runner_vpc_arn(REGION), request(resource_tags=_runner_vpc_tags())),
+        ("ec2:AcceptVpcPeeringConnection", pcx, request(resource_tags=own) | peering),
+        ("ec2:ModifyVpcPeeringConnectionOptions", pcx, request(resource_tags=own) | peering),
+        ("ec2:DeleteVpcPeeringConnection", pcx, request(resource_tags=own) | peering),
+        ("ec2:CreateRoute", table, request(resource_tags=table_tags)),
+        ("ec2:ReplaceRoute", table, request(resource_tags=table_tags)),
+        ("ec2:DeleteRoute", table, request(resource_tags=table_tags)),
+        (
+            "ec2:AuthorizeSecurityGroupIngress",
+            group,
+            request(resource_tags=group_tags, request_tags=rule_tags),
+        ),
+        (
+            "ec2:AuthorizeSecurityGroupIngress",
+            _arn("ec2", "security-group-rule/*"),
+            request(request_tags=rule_tags),
+        ),
+        (
+            "ec2:CreateTags",
+            _arn("ec2", "security-group-rule/*"),
+            request(request_tags=rule_tags) | {"ec2:CreateAction": ["AuthorizeSecurityGroupIngress"]},
+        ),
+        ("ec2:ModifySecurityGroupRules", group, request(resource_tags=group_tags)),
+        ("ec2:RevokeSecurityGroupIngress", group, request(resource_tags=group_tags)),
+        (
+            "ec2:RevokeSecurityGroupIngress",
+            _arn("ec2", "security-group-rule/sgr-1"),
+            request(resource_tags=rule_tags),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_can_peer_its_cluster_with_its_runner(env: str) -> None:
+    """Without these the first `pulumi up` of a stack stops at the peering, the route back or the API
+    rule, and no deploy ever reaches the private endpoint."""
+    deploy = role_policy("deploy", env)
+    base = {"aws:RequestedRegion": [REGION]}
+    denied = []
+    for action, resource, ctx in _runner_path_calls(env):
+        allowed, why = decide(deploy, action, resource, base | ctx)
+        if not allowed:
+            denied.append(f"{action} on {resource} ({why or 'no statement'})")
+    assert not denied, f"{env} deploy role cannot open its runner path:\n" + "\n".join(denied)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_cannot_peer_its_vpc_with_any_vpc_but_the_runner_vpc(env: str) -> None:
+    """A peering to another VPC (another environment's, or one outside the platform) would be a network
+    path no one reviewed; the runner VPC is the only accepter, and it is never the requester."""
+    deploy = role_policy("deploy", env)
+    base = {"aws:RequestedRegion": [REGION]}
+    own = {TAG: env}
+    cluster_vpc = _arn("ec2", "vpc/vpc-cluster")
+    for accepter in (_arn("ec2", "vpc/vpc-elsewhere"), _arn("ec2", "vpc/vpc-cluster-of-another-environment")):
+        ctx = (
+            base
+            | request(request_tags=own)
+            | {"ec2:AccepterVpc": [accepter], "ec2:RequesterVpc": [cluster_vpc]}
+        )
+        assert not decide(
+            deploy, "ec2:CreateVpcPeeringConnection", _arn("ec2", "vpc-peering-connection/*"), ctx
+        )[0]
+    as_requester = base | request(resource_tags=_runner_vpc_tags(), request_tags=own)
+    assert not decide(deploy, "ec2:CreateVpcPeeringConnection", runner_vpc_arn(REGION), as_requester)[0]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_cannot_build_its_own_network_inside_the_runner_vpc(env: str) -> None:
+    """The runner VPC carries no environment tag, which the tag-on-create grants read as "new": a stack
+    could otherwise add its own subnets, route tables (routed to another environment's peering) or groups
+    to the network every environment's runners share."""
+    deploy = role_policy("deploy", env)
+    ctx = {"aws:RequestedRegion": [REGION]} | request(
+        resource_tags=_runner_vpc_tags(), request_tags={TAG: env}
+    )
+    for action in (
+        "ec2:CreateSubnet",
+        "ec2:CreateRouteTable",
+        "ec2:CreateSecurityGroup",
+        "ec2:CreateNetworkAcl",
+    ):
+        assert not decide(deploy, action, runner_vpc_arn(REGION), ctx)[0], (
+            f"{env} deploy {action} in the runner VPC"
+        )
+
+
+@pytest.mark.parametrize(
+    ("attacker", "victim"), [(a, v) for a in ENVIRONMENTS for v in ENVIRONMENTS if a != v]
+)
+def test_deploy_role_cannot_change_another_environments_runner_route(attacker: str, victim: str) -> None:
+    """With one runner route table for all, a stack allowed to route back could also delete another
+    environment's route back (its deploys stop) or point it elsewhere."""
+    own_table, own_tags = _runner_route_table(attacker)
+    their_table, their_tags = _runner_route_table(victim)
+    assert own_table != their_table, "environments share one runner route table"
+    deploy = role_policy("deploy", attacker)
+    for action in ("ec2:CreateRoute", "ec2:DeleteRoute", "ec2:ReplaceRoute"):
+        for ctx in _attacker_contexts(attacker, victim, their_tags):
+            assert not decide(deploy, action, their_table, ctx)[0], f"{attacker} {action} on {victim}'s table"
+        ctx = {"aws:RequestedRegion": [REGION]} | request(resource_tags=own_tags)
+        assert decide(deploy, action, own_table, ctx)[0], f"{attacker} cannot {action} on its own table"
 
 
 # --- Issue 13.1: no path from code no reviewer approved to staging or prod secrets

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Network
 
+import pytest
 from delivery_helpers import ENVIRONMENTS, policy_statements, render, statement, terraform
 
 from infra.config import load_environment
@@ -50,8 +51,62 @@ def test_each_environment_has_its_own_runner_group_so_one_cluster_admits_only_it
     assert group["for_each"] == project["for_each"] == "${var.environments}"
     (vpc,) = project["vpc_config"]
     assert vpc["security_group_ids"] == ["${aws_security_group.runner[each.key].id}"]
-    assert vpc["subnets"] == "${aws_subnet.runner_private[*].id}"
     assert vpc["vpc_id"] == "${aws_vpc.runner.id}"
+
+
+# --- Which route table each environment's runners use, and which one its stack routes back into ----------
+# The only routes from the runner VPC to a cluster VPC are the ones each stack adds to
+# `deploy_runners.<env>.private_route_table_id` (infra/aws/network.py, tests/aws/test_runner_path.py).
+# Read symbolically from the Terraform: runner subnets -> their association -> the table.
+
+
+def _route_tables_of_runners(env: str) -> set[str]:
+    """The route tables the subnets of `env`'s CodeBuild project are associated with."""
+    (vpc,) = RESOURCES["aws_codebuild_project"]["runner"]["vpc_config"]
+    subnets = RESOURCES["aws_subnet"]["runner_private"]
+    association = RESOURCES["aws_route_table_association"]["runner_private"]
+    # Every runner subnet has exactly one association, keyed like the subnet itself.
+    assert association["for_each"] == subnets["for_each"]
+    assert association["subnet_id"] in (
+        "${aws_subnet.runner_private[each.key].id}",
+        "${aws_subnet.runner_private[count.index].id}",
+    )
+    # A project started in only its own environment's subnets filters the subnet map on it; anything else
+    # (e.g. `aws_subnet.runner_private[*].id`) puts every environment's subnets in every project.
+    filtered = re.fullmatch(
+        r"\$\{\[for (\w+), (\w+) in (local\.\w+) : aws_subnet\.runner_private\[\1\]\.id if \2\.environment == each\.key\]\}",
+        vpc["subnets"],
+    )
+    runner_envs = {env} if filtered and f"${{{filtered[3]}}}" == subnets["for_each"] else set(ENVIRONMENTS)
+    table = association["route_table_id"]
+    return {table.replace("each.value.environment", e) for e in runner_envs}
+
+
+def _route_table_a_stack_routes_back_into(env: str) -> str:
+    output = terraform()["output"]["deploy_runners"]["value"]
+    found = re.search(r"private_route_table_id = (aws_route_table\.runner_private(?:\[env\])?)\.id", output)
+    assert found, output
+    return "${" + found[1].replace("[env]", f"[{env}]") + ".id}"
+
+
+@pytest.mark.parametrize("other", ["staging", "prod"])
+def test_dev_runner_has_no_route_to_other_environments(other: str) -> None:
+    """Dev's runner runs pull-request code (dev previews): sharing a route table with staging's or prod's
+    runner gives it their route to the staging or prod VPC, reaching whatever there admits by address."""
+    assert _route_table_a_stack_routes_back_into(other) not in _route_tables_of_runners("dev")
+    assert _route_table_a_stack_routes_back_into("dev") in _route_tables_of_runners("dev")
+
+
+def test_each_runner_route_table_and_subnet_is_tagged_with_its_environment() -> None:
+    """The environment tag is what lets exactly one deploy role route back into a runner table
+    (deploy_roles.tf ChangeEnvironmentNetwork) and keeps every other one out (DenyOtherEnvironments)."""
+    table = RESOURCES["aws_route_table"]["runner_private"]
+    subnet = RESOURCES["aws_subnet"]["runner_private"]
+    assert table["for_each"] == "${var.environments}"
+    assert table["tags"]["mlplat/environment"] == "${each.key}"
+    assert subnet["tags"]["mlplat/environment"] == "${each.value.environment}"
+    association = RESOURCES["aws_route_table_association"]["runner_private"]
+    assert association["route_table_id"] == "${aws_route_table.runner_private[each.value.environment].id}"
 
 
 def test_runner_subnets_route_out_through_nat_and_keep_routes_the_program_adds() -> None:
@@ -61,6 +116,8 @@ def test_runner_subnets_route_out_through_nat_and_keep_routes_the_program_adds()
     assert "route" not in private
     egress = RESOURCES["aws_route"]["runner_private_egress"]
     assert egress["nat_gateway_id"] == "${aws_nat_gateway.runner.id}"
+    assert egress["route_table_id"] == "${aws_route_table.runner_private[each.key].id}"
+    assert egress["for_each"] == private["for_each"]
     assert RESOURCES["aws_subnet"]["runner_public"]["map_public_ip_on_launch"] is False
     outputs = terraform()["output"]["deploy_runners"]["value"]
     assert "private_route_table_id" in outputs and "security_group_id" in outputs
