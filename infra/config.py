@@ -179,8 +179,8 @@ class RunnerConfig(_Model):
     )
     vpc_id: VpcId = Field(description="The runner VPC (`vpc_id`) the cluster VPC is peered with.")
     vpc_cidr: IPv4Network = Field(
-        description="The runner VPC's range (`vpc_cidr`), routed through the peering; must not overlap "
-        "network.vpc_cidr (AWS refuses to peer overlapping VPCs)."
+        description="This environment's runner range (`vpc_cidr` of its `deploy_runners` entry, a quarter of "
+        "the runner VPC), the only range the cluster routes back to; must not overlap network.vpc_cidr."
     )
     private_route_table_id: RouteTableId = Field(
         description="The runner subnets' route table (`private_route_table_id`), which gets the route back."
@@ -191,9 +191,10 @@ class RunnerConfig(_Model):
     def _private_vpc_block(cls, cidr: IPv4Network) -> IPv4Network:
         if not any(cidr.subnet_of(private) for private in PRIVATE_RANGES):
             raise ValueError(f"{cidr} is outside the RFC 1918 private ranges a runner VPC is created in")
-        # A VPC's primary block is /16 to /28 (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html).
+        # Within a VPC's primary block size, /16 to /28
+        # (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html).
         if not 16 <= cidr.prefixlen <= 28:
-            raise ValueError(f"{cidr} is not a VPC block (/16 to /28)")
+            raise ValueError(f"{cidr} is not a runner range (/16 to /28)")
         return cidr
 
 

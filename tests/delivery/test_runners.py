@@ -190,3 +190,12 @@ def test_deploy_role_may_read_the_vcpu_quotas_preflight_checks() -> None:
     assert (
         RESOURCES["aws_iam_role_policy"]["deploy_preflight"]["role"] == "${aws_iam_role.deploy[each.key].id}"
     )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_cluster_routes_back_only_to_its_own_runners(env: str) -> None:
+    # The bootstrap gives each environment a quarter of the runner VPC (runners.tf
+    # `runner_environment_cidr`); a stack routing back to the whole VPC would reach every runner.
+    runner_vpc = IPv4Network(terraform()["variable"]["runner_vpc_cidr"]["default"])
+    quarter = list(runner_vpc.subnets(prefixlen_diff=2))[list(ENVIRONMENTS).index(env)]
+    assert load_environment(env).cluster.endpoint.runner.vpc_cidr == quarter, env

@@ -241,7 +241,7 @@ BENT_CONFIGS = [
         "prod",
         {f"{RUNNER}.vpc_cidr": "10.0.0.0/8"},
         "mlplat:cluster.endpoint.runner.vpc_cidr",
-        "not a VPC block",
+        "not a runner range",
         id="runner-range-no-vpc-can-have",
     ),
     pytest.param(
