@@ -72,6 +72,15 @@ class PlatformMocks(pulumi.runtime.Mocks):
             resource_id = f"{metadata.get('namespace', 'default')}/{metadata.get('name', name)}"
         elif typ.startswith("random:"):
             state["result"] = f"mock-{_fake_id(name)}"
+        elif typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = (
+                f"-----BEGIN PRIVATE KEY-----\nmock-{_fake_id(name)}\n-----END PRIVATE KEY-----\n"
+            )
+        elif typ == "tls:index/selfSignedCert:SelfSignedCert":
+            state["certPem"] = (
+                # Public: no `mock-` marker, which tests read as a secret that leaked into the plan.
+                f"-----BEGIN CERTIFICATE-----\n{_fake_id(name)}\n-----END CERTIFICATE-----\n"
+            )
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -19,7 +19,7 @@ from infra.services.chart import ServiceArgs
 from infra.services.falco import Falco
 from infra.services.gpu_operator import GpuOperator
 from infra.services.kserve import Kserve, KserveArgs
-from infra.services.minio import Minio
+from infra.services.minio import Minio, MinioArgs
 from infra.services.mlflow import Mlflow, MlflowArgs
 from infra.services.monitoring import Monitoring
 from infra.services.network_policies import NamespaceRef, NetworkPolicies, NetworkPoliciesArgs
@@ -56,7 +56,14 @@ class PlatformServices(pulumi.ComponentResource):
         after = (self.monitoring.release,)
         self.cert_manager = CertManager(f"{name}-cert-manager", ServiceArgs(config, after), child)
         self.kserve = Kserve(
-            f"{name}-kserve", KserveArgs(config, after, cert_manager=self.cert_manager.release), child
+            f"{name}-kserve",
+            KserveArgs(
+                config,
+                after,
+                cert_manager=self.cert_manager.release,
+                ca_cert_pem=self.cert_manager.ca_cert_pem,
+            ),
+            child,
         )
         self.gpu_operator = GpuOperator(f"{name}-gpu-operator", ServiceArgs(config, after), child)
         unseal = args.vault_unseal
@@ -72,10 +79,17 @@ class PlatformServices(pulumi.ComponentResource):
             ),
             child,
         )
-        self.minio = Minio(f"{name}-minio", ServiceArgs(config, after), child)
+        self.minio = Minio(
+            f"{name}-minio", MinioArgs(config, after, ca_issuer=self.cert_manager.ca_issuer), child
+        )
         self.mlflow = Mlflow(
             f"{name}-mlflow",
-            MlflowArgs(config, (*after, self.minio.release), s3_credentials=self.minio.mlflow_credentials),
+            MlflowArgs(
+                config,
+                (*after, self.minio.release),
+                s3_credentials=self.minio.mlflow_credentials,
+                ca_cert_pem=self.cert_manager.ca_cert_pem,
+            ),
             child,
         )
         self.falco = Falco(f"{name}-falco", ServiceArgs(config, after), child)

@@ -12,6 +12,14 @@ plain `networking.k8s.io` Ingresses (controller.go L719-721), built into Kuberne
 them only when `disableIngressCreation` is false (reconcilers/ingress/kube_ingress_reconciler.go
 L106); an Ingress would need a controller for its class, which the platform does not install
 either. `ingress_values` therefore turns both off until the inference gateway exists.
+
+Model downloads verify MinIO against the internal CA. The storage initializer trusts a custom CA
+only from a ConfigMap: `storageInitializer.caBundleConfigMapName` names one in the KServe namespace
+whose `cabundle.crt` the controller copies into each model namespace as `global-ca-bundle`, and the
+webhook mounts it into the init container (kserve/kserve v0.20.0
+pkg/controller/v1beta1/inferenceservice/reconcilers/cabundleconfigmap/cabundle_configmap_reconciler.go
+L86-108, pkg/webhook/admission/pod/storage_initializer_injector.go L598-612). The program writes
+that ConfigMap from the CA certificate before the controller starts.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.services.chart import ChartService, ServiceArgs
+from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
+from infra.services.chart import ChartService, ServiceArgs, deep_merge
 
 NAMESPACE = "kserve"
 # Runtimes the apps under apps/ name in `spec.predictor.model.runtime`; every other runtime of the
@@ -34,10 +43,15 @@ RUNTIMES = {"mlserver": "kserve-mlserver", "huggingfaceserver": "kserve-huggingf
 @dataclass(frozen=True)
 class KserveArgs(ServiceArgs):
     cert_manager: pulumi.Resource | None = None
+    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
+    ca_cert_pem: pulumi.Input[str] = ""
     # Hook for the inference gateway: the resource installing the Gateway API CRDs and the Gateway
     # `GATEWAY` (with a controller serving it). None: no gateway, KServe creates no route at all.
     gateway_api: pulumi.Resource | None = None
 
+
+# The key the controller copies from the CA ConfigMap (constants.DefaultCaBundleFileName).
+CA_BUNDLE_KEY = "cabundle.crt"
 
 # The Gateway KServe attaches its HTTPRoutes to once Gateway API mode is on (`namespace/name`).
 GATEWAY = "kserve/kserve-ingress-gateway"
@@ -78,12 +92,24 @@ class Kserve(ChartService):
             "crd", "kserve-crd", "kserve-crd", depends_on=[self.namespace, *args.after, *cert_manager]
         )
         gateway = [args.gateway_api] if args.gateway_api else []
+        if not args.ca_cert_pem:
+            raise ValueError("KserveArgs.ca_cert_pem: model downloads verify MinIO against the internal CA")
+        self.ca_bundle = ca_bundle(
+            self,
+            f"{name}-internal-ca",
+            CA_BUNDLE_CONFIGMAP,
+            self.namespace.metadata.name,
+            CA_BUNDLE_KEY,
+            args.ca_cert_pem,
+            [self.namespace],
+        )
+        storage = {"kserve": {"storage": {"caBundleConfigMapName": CA_BUNDLE_CONFIGMAP}}}
         self.release = self.install(
             "release",
             "kserve",
             "kserve",
-            computed=ingress_values(gateway_api=bool(gateway)),
-            depends_on=[crds, *gateway],
+            computed=deep_merge(ingress_values(gateway_api=bool(gateway)), storage),
+            depends_on=[crds, self.ca_bundle, *gateway],
         )
         self.runtimes = self.install(
             "runtimes",

@@ -7,20 +7,37 @@ then owned by Vault (see secrets.py); the chart only ever sees Secret names (`ex
 A read-only `model-reader` user is what KServe's storage initializer in every `models-<team>`
 namespace downloads model artifacts with (docs/runbooks/model-namespaces.md): it can list and read
 the model store bucket and nothing else.
+
+MinIO serves TLS only, with certificate `minio/minio-tls` from the internal CA (cert_manager.py,
+docs/adr/0004-internal-tls-ca.md); its SANs cover the Service and every distributed peer behind the
+headless Service `minio-svc` (minio/minio 43a74029 helm/minio/templates/statefulset.yaml: peers are
+`https://minio-{0...N}.minio-svc.minio.svc`). The chart mounts `tls.crt`/`tls.key` as
+`public.crt`/`private.key` and the same `tls.crt` into `CAs/` for the peers, and its ServiceMonitor
+scrapes over https verifying `serverName: minio` (templates/_helpers.tpl `minio.tlsKeysVolume`,
+templates/servicemonitor.yaml). Clients verify against the CA: MLflow (mlflow.py) and KServe's
+storage initializer (kserve.py, apps/components/model-store-access).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
 from infra.config import StackConfig
+from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
 from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs
 
 NAMESPACE = "minio"
 RELEASE = "minio"
-ENDPOINT = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:9000"
+SERVICE_HOST = f"{RELEASE}.{NAMESPACE}.svc.cluster.local"
+ENDPOINT = f"https://{SERVICE_HOST}:9000"
+# The chart's headless Service (`<fullname>-svc`), which names the distributed peers.
+HEADLESS_SERVICE = f"{RELEASE}-svc"
+TLS_SECRET = "minio-tls"  # pragma: allowlist secret (a Secret name)
+TLS_DURATION = "2160h"  # 90 days
+TLS_RENEW_BEFORE = "720h"  # 30 days
 ARTIFACTS_BUCKET = "mlflow-artifacts"
 ROOT_SECRET = "minio-root"  # pragma: allowlist secret
 # MLflow's own MinIO user: the same Vault path is synced into the minio namespace (the chart creates
@@ -35,6 +52,21 @@ MODEL_READER_USER = "model-reader"
 MODEL_READER_SECRET = "model-reader-s3"  # pragma: allowlist secret (a Secret name)
 MODEL_READER_VAULT_PATH = "platform/minio/model-reader"
 MODEL_READER_POLICY = "models-readonly"
+
+
+def server_dns_names() -> list[str]:
+    """The Service from short to fully qualified, and every pod behind the headless Service."""
+    suffixes = ("", f".{NAMESPACE}", f".{NAMESPACE}.svc", f".{NAMESPACE}.svc.cluster.local")
+    names = [f"{RELEASE}{suffix}" for suffix in suffixes]
+    # Wildcards: one label each (any replica count, scaling up included), nothing beyond the Service.
+    names += [f"*.{HEADLESS_SERVICE}{suffix}" for suffix in suffixes]
+    return names
+
+
+@dataclass(frozen=True)
+class MinioArgs(ServiceArgs):
+    # The internal CA ClusterIssuer (cert_manager.py); required: MinIO serves TLS only.
+    ca_issuer: pulumi.Resource | None = None
 
 
 def model_bucket(config: StackConfig) -> str:
@@ -52,6 +84,15 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
             "size": f"{minio.volume_size_gi}Gi",
         },
         "existingSecret": ROOT_SECRET,
+        # The cert-manager Secret and its file names. The pack reads any `privateKey` and any key
+        # ending in `secret` as a credential; these two only name one, and travel as Pulumi
+        # secrets like the access keys below rather than weakening the pack for every chart.
+        "tls": {
+            "enabled": True,
+            "certSecret": pulumi.Output.secret(TLS_SECRET),
+            "publicCrt": "tls.crt",
+            "privateKey": pulumi.Output.secret("tls.key"),
+        },
         "buckets": [
             # Model versions are immutable releases: versioning keeps an overwritten one recoverable.
             {"name": model_bucket(config), "policy": "none", "purge": False, "versioning": True},
@@ -102,8 +143,27 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
 class Minio(ChartService):
     """MinIO with its buckets, a least-privilege MLflow user, and metrics scraped."""
 
-    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: MinioArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:Minio", name, args, NAMESPACE, opts)
+        if args.ca_issuer is None:
+            raise ValueError("MinioArgs.ca_issuer: MinIO serves TLS only and needs the internal CA issuer")
+        self.certificate = certificate(
+            self,
+            f"{name}-server-tls",
+            TLS_SECRET,
+            self.namespace.metadata.name,
+            {
+                "commonName": SERVICE_HOST,
+                "dnsNames": server_dns_names(),
+                "duration": TLS_DURATION,
+                "renewBefore": TLS_RENEW_BEFORE,
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                # Peers dial each other with the same certificate.
+                "usages": ["digital signature", "server auth", "client auth"],
+                "issuerRef": issuer_ref(CA_ISSUER),
+            },
+            [self.namespace, args.ca_issuer],
+        )
         self.seed(
             "root",
             ROOT_SECRET,
@@ -131,6 +191,7 @@ class Minio(ChartService):
             RELEASE,
             "minio",
             computed=computed_values(args.config),
+            depends_on=[self.namespace, self.certificate, *(s.resource for s in self.seeds), *args.after],
             protect=args.config.protect_stateful,
         )
         self.endpoint = ENDPOINT

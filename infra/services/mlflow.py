@@ -8,6 +8,10 @@ Basic auth keeps its users and permissions in the same PostgreSQL database (`aut
 in the chart's default per-pod SQLite file: with more than one replica every pod must see the same
 users. MLflow (>= 3.6) versions the auth schema in its own `alembic_version_auth` table, so the
 auth tables can live next to the tracking tables in one database.
+
+The server reaches MinIO over https and verifies it against the internal CA: boto3 reads the CA
+file named by `AWS_CA_BUNDLE` (chart mlflow-1.11.5 values.yaml `extraEnvVars` lists it), mounted
+from ConfigMap `mlflow/mlplat-internal-ca` (`extraVolumes`/`extraVolumeMounts`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pulumi
 
 from infra import versions
 from infra.config import StackConfig
+from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
 from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs
 from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH
 
@@ -35,12 +40,16 @@ POSTGRES_PORT = 5432
 DATABASE = "mlflow"
 DATABASE_USER = "mlflow"
 ADMIN_SECRET = "mlflow-admin"  # pragma: allowlist secret
+CA_DIR = "/etc/mlplat/internal-ca"
+CA_FILE_KEY = "ca.crt"
 
 
 @dataclass(frozen=True)
 class MlflowArgs(ServiceArgs):
     # MinIO user credentials for the artifact bucket (the Minio component's mlflow_credentials).
     s3_credentials: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
+    ca_cert_pem: pulumi.Input[str] = ""
 
 
 def computed_values(config: StackConfig) -> dict[str, Any]:
@@ -69,7 +78,9 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 },
             }
         },
-        "extraEnvVars": {"MLFLOW_S3_ENDPOINT_URL": ENDPOINT},
+        "extraEnvVars": {"MLFLOW_S3_ENDPOINT_URL": ENDPOINT, "AWS_CA_BUNDLE": f"{CA_DIR}/{CA_FILE_KEY}"},
+        "extraVolumes": [{"name": "internal-ca", "configMap": {"name": CA_BUNDLE_CONFIGMAP}}],
+        "extraVolumeMounts": [{"name": "internal-ca", "mountPath": CA_DIR, "readOnly": True}],
         "auth": {
             "existingAdminSecret": {
                 "name": ADMIN_SECRET,
@@ -115,11 +126,23 @@ class Mlflow(ChartService):
             {"username": "admin", "password": self.password("admin-password")},
         )
         self.seed("s3", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, args.s3_credentials)
+        if not args.ca_cert_pem:
+            raise ValueError("MlflowArgs.ca_cert_pem: MLflow verifies MinIO against the internal CA")
+        self.ca_bundle = ca_bundle(
+            self,
+            f"{name}-internal-ca",
+            CA_BUNDLE_CONFIGMAP,
+            self.namespace.metadata.name,
+            CA_FILE_KEY,
+            args.ca_cert_pem,
+            [self.namespace],
+        )
         self.release = self.install(
             "release",
             RELEASE,
             "mlflow",
             computed=computed_values(args.config),
+            depends_on=[self.namespace, self.ca_bundle, *(s.resource for s in self.seeds), *args.after],
             protect=args.config.protect_stateful,
         )
         self.register_outputs({"release": self.release.status})

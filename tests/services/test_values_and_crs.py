@@ -57,10 +57,12 @@ def test_the_key_check_catches_a_misspelling() -> None:
 
 
 def test_no_secret_value_reaches_a_values_file_or_release(plan: Plan) -> None:
-    # MinIO user names travel as Pulumi secrets (the policy pack treats access keys as sensitive);
-    # every real credential comes from an existing Secret instead.
+    # MinIO user names and the names of its TLS Secret and key file travel as Pulumi secrets (the
+    # policy pack treats access keys and `privateKey`/`*Secret` keys as sensitive); every real
+    # credential comes from an existing Secret instead.
+    named = ("values.users[[]*[]].accessKey", "values.tls.certSecret", "values.tls.privateKey")
     for r in plan.releases().values():
-        leaked = [p for p in r.secret_paths if not fnmatch(p, "values.users[[]*[]].accessKey")]
+        leaked = [p for p in r.secret_paths if not any(fnmatch(p, pattern) for pattern in named)]
         assert not leaked, f"{r.urn}: secret values in Helm values at {leaked}"
     minio = plan.releases()["minio"]
     values = minio.inputs["values"]

@@ -19,6 +19,7 @@ from infra.services import cert_manager, vault
 
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
 CLUSTER_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
+CA_CERT = "tls:index/selfSignedCert:SelfSignedCert"
 VAULT_CONNECTION = "VaultConnection"
 
 
@@ -154,21 +155,38 @@ def test_the_server_certificate_covers_every_name_clients_and_peers_use(plan: Pl
     assert "server auth" in spec["usages"] and spec["duration"] and spec["renewBefore"], r.urn
 
 
+def _ca(plan: Plan) -> tuple[Registered, Registered]:
+    """(the CA certificate the program generates, the Secret the CA ClusterIssuer signs with)."""
+    (ca,) = plan.of_type(CA_CERT)
+    issuer = _issuers(plan)[cert_manager.CA_ISSUER]
+    # A ClusterIssuer reads its CA Secret from cert-manager's cluster resource namespace (its own).
+    (secret,) = [
+        r
+        for r in plan.of_type("kubernetes:core/v1:Secret")
+        if r.inputs["metadata"]
+        == {"name": issuer.inputs["spec"]["ca"]["secretName"], "namespace": "cert-manager"}
+    ]
+    return ca, secret
+
+
 def test_the_internal_ca_chain(plan: Plan) -> None:
     issuers, certificates = _issuers(plan), _certificates(plan)
-    assert issuers[cert_manager.SELF_SIGNED_ISSUER].inputs["spec"] == {"selfSigned": {}}
-    ca_issuer = issuers[cert_manager.CA_ISSUER]
-    secret = ca_issuer.inputs["spec"]["ca"]["secretName"]
-    # A ClusterIssuer reads its CA Secret from cert-manager's cluster resource namespace (its own).
-    ca = certificates[("cert-manager", secret)]
-    spec = ca.inputs["spec"]
-    assert spec["isCA"] is True and spec["secretName"] == secret, ca.urn
-    assert spec["issuerRef"]["name"] == cert_manager.SELF_SIGNED_ISSUER, ca.urn
-    # Renewals keep the key, so leaves signed before a renewal still verify (runbook: CA rotation).
-    assert spec["privateKey"]["rotationPolicy"] == "Never", ca.urn
-    leaves = [c for c in certificates.values() if c is not ca]
-    assert leaves, plan.env
-    for leaf in leaves:
+    ca, secret = _ca(plan)
+    # One root, owned by the program: no self-signed bootstrap issuer anyone could sign with.
+    assert [name for name, r in issuers.items() if "ca" not in r.inputs["spec"]] == [], plan.env
+    assert ca.inputs["isCaCertificate"] is True, ca.urn
+    assert "cert_signing" in ca.inputs["allowedUses"], ca.urn
+    (key,) = plan.of_type("tls:index/privateKey:PrivateKey")
+    assert (key.inputs["algorithm"], key.inputs.get("ecdsaCurve")) == ("ECDSA", "P384"), key.urn
+    assert key.urn in ca.dependencies and ca.urn in secret.dependencies, secret.urn
+    assert secret.inputs["type"] == "kubernetes.io/tls", secret.urn
+    assert secret.inputs["stringData"]["tls.crt"].startswith("-----BEGIN CERTIFICATE-----"), secret.urn
+    # The CA key is a Pulumi secret wherever it travels (redacted from the offline plan).
+    assert "privateKeyPem" in ca.secret_paths, ca.urn
+    assert any("stringData.tls.key".startswith(path) for path in secret.secret_paths), secret.urn
+    assert secret.urn in issuers[cert_manager.CA_ISSUER].dependencies, secret.urn
+    assert certificates, plan.env
+    for leaf in certificates.values():
         assert leaf.inputs["spec"]["issuerRef"]["name"] == cert_manager.CA_ISSUER, leaf.urn
         assert not leaf.inputs["spec"].get("isCA"), leaf.urn
 
@@ -180,16 +198,14 @@ def _hours(duration: str) -> float:
 
 
 def test_leaves_renew_with_the_new_ca_long_before_the_old_one_expires(plan: Plan) -> None:
-    certificates = _certificates(plan)
-    ca = certificates[("cert-manager", cert_manager.CA_SECRET)].inputs["spec"]
-    for leaf in certificates.values():
+    ca, _ = _ca(plan)
+    # The CA certificate is replaced (same key) by the first `pulumi up` inside its renewal window.
+    renew_before = float(ca.inputs["earlyRenewalHours"])
+    assert renew_before < float(ca.inputs["validityPeriodHours"]), ca.urn
+    for leaf in _certificates(plan).values():
         spec = leaf.inputs["spec"]
-        if spec.get("isCA"):
-            continue
         lifetime = _hours(spec["duration"]) - _hours(spec["renewBefore"])
-        assert lifetime * 2 < _hours(ca["renewBefore"]), (
-            f"{leaf.urn}: reissued too rarely to pick up a new CA"
-        )
+        assert lifetime * 2 < renew_before, f"{leaf.urn}: reissued too rarely to pick up a new CA"
 
 
 def _connections(plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
@@ -284,7 +300,7 @@ def _depends_on(plan: Plan, dependent: Registered, dependency: Registered) -> bo
 
 def test_the_certificates_exist_before_vault_and_vso(plan: Plan) -> None:
     releases, issuers, certificates = plan.releases(), _issuers(plan), _certificates(plan)
-    ca_issuer, ca = issuers[cert_manager.CA_ISSUER], certificates[("cert-manager", cert_manager.CA_SECRET)]
+    ca_issuer, (_, ca) = issuers[cert_manager.CA_ISSUER], _ca(plan)
     server, bundle = (
         certificates[("vault", vault.TLS_SECRET)],
         certificates[(vault.OPERATOR_NAMESPACE, vault.CA_BUNDLE)],

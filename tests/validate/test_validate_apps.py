@@ -144,8 +144,8 @@ def test_namespace_gets_model_store_credentials_from_vault(
     assert predictor_sa["automountServiceAccountToken"] is False
     assert predictor_sa["metadata"]["annotations"] == {
         "serving.kserve.io/s3-endpoint": "minio.minio.svc.cluster.local:9000",
-        "serving.kserve.io/s3-usehttps": "0",
-        "serving.kserve.io/s3-verifyssl": "0",
+        "serving.kserve.io/s3-usehttps": "1",
+        "serving.kserve.io/s3-verifyssl": "1",
         "serving.kserve.io/s3-region": "us-east-1",
     }
     vso_sa = objects[("ServiceAccount", "vault-secrets")]
