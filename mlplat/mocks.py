@@ -74,7 +74,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
             state["result"] = f"mock-{_fake_id(name)}"
         elif typ == "tls:index/privateKey:PrivateKey":
             state["privateKeyPem"] = (
-                f"-----BEGIN PRIVATE KEY-----\nmock-{_fake_id(name)}\n-----END PRIVATE KEY-----\n"
+                f"-----BEGIN PRIVATE KEY-----\nmock-{_fake_id(name)}\n-----END PRIVATE KEY-----\n"  # pragma: allowlist secret
             )
         elif typ == "tls:index/selfSignedCert:SelfSignedCert":
             state["certPem"] = (

@@ -109,7 +109,7 @@ class CertManager(ChartService):
             f"{name}-ca",
             metadata={"name": CA_SECRET, "namespace": self.namespace.metadata.name},
             type="kubernetes.io/tls",
-            # The key stays a secret: `privateKeyPem` is a secret output, and so is a Secret's data.
+            # The key stays a secret: `privateKeyPem` is a secret output, and so is a Secret's data.  # pragma: allowlist secret
             string_data={"tls.crt": ca.cert_pem, "tls.key": key.private_key_pem},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
