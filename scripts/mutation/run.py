@@ -149,9 +149,14 @@ def run_module(module: GateModule) -> tuple[int, int, float]:
         item, result = json.loads(line)
         mutation = item["mutations"][0]
         where = f"{mutation['module_path']}:{mutation['start_pos'][0]} {mutation['operator_name']}"
-        if not result or result.get("worker_outcome") != "normal":
-            if not result or result.get("worker_outcome") != "skipped":
-                unjudged.append(where)  # never ran, or the worker itself failed: not a kill
+        outcome = (result or {}).get("worker_outcome")
+        if outcome == "skipped":
+            continue
+        if outcome == "exception":  # cosmic-ray 8.7.0 cannot apply some operators (e.g. its
+            survivors.append(f"{where} (cosmic-ray could not apply it)")  # ExceptionReplacer on `a.b.E`)
+            continue
+        if outcome != "normal":
+            unjudged.append(where)  # never ran, or the worker died: neither a kill nor a survivor
             continue
         total += 1
         if result.get("test_outcome") == "killed":
