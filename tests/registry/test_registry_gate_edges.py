@@ -296,7 +296,7 @@ def test_canary_without_a_model_has_no_storage_uri(prod_registry: FakeRegistry) 
     assert rules(registry_gate.check([doc], prod_registry.url)) == ["MLP-REGISTRY-STORAGE-URI"]
 
 
-@pytest.mark.parametrize("recorded", ["11", "9"])
+@pytest.mark.parametrize("recorded", ["11", "9", "1"])
 def test_canary_annotation_must_name_the_canary_version(prod_registry: FakeRegistry, recorded: str) -> None:
     doc = with_canary(subject("prod", "9"), [canary("v10", "10")], recorded=recorded)
     findings = registry_gate.check([doc], prod_registry.url)
@@ -328,3 +328,57 @@ def test_model_alias_without_a_version_is_an_outage(fake: FakeRegistry) -> None:
     fake.models[APP]["aliases"] = [{"alias": "approved"}]
     with pytest.raises(registry_gate.RegistryUnavailable, match="not an MLflow answer"):
         registry_gate.check([subject("prod")], fake.url)
+
+
+# --- what the findings say (the fix an engineer follows) --------------------------------------------------
+
+
+def test_missing_approval_names_the_version_that_holds_it(prod_registry: FakeRegistry) -> None:
+    prod_registry.add_version(APP, "8", source=f"s3://mlplat-models/{APP}/8", tags=accuracy("0.99"))
+    (finding,) = registry_gate.check([subject("prod", "8")], prod_registry.url)
+    assert "(v9 does)" in finding.message and "set alias 'approved' on iris-classifier v8" in finding.fix
+
+
+def test_missing_approval_says_when_no_version_holds_it(fake: FakeRegistry) -> None:
+    fake.add_version(APP, "8", source=f"s3://mlplat-models/{APP}/8", tags=accuracy("0.99"))
+    (finding,) = registry_gate.check([subject("prod", "8")], fake.url)
+    assert "(no version does)" in finding.message
+
+
+def test_unapproved_canary_says_which_version_holds_approved(prod_registry: FakeRegistry) -> None:
+    doc = with_canary(subject("prod", "9"), [canary("v11", "11")], recorded="11")
+    (finding,) = registry_gate.check([doc], prod_registry.url)
+    assert "(v9 holds 'approved')" in finding.message
+    assert "set alias 'canary-approved' on iris-classifier v11" in finding.fix
+
+
+def test_storage_uri_that_sorts_after_the_source_is_still_wrong(fake: FakeRegistry) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    doc = with_version(_rendered(APP, "dev"), "7", f"s3://mlplat-models/{APP}/8")
+    assert rules(registry_gate.check([doc], fake.url)) == ["MLP-REGISTRY-STORAGE-URI"]
+
+
+def test_does_not_exist_code_on_a_client_error_is_an_outage(fake: FakeRegistry) -> None:
+    fake.override = Raw(400, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "bad request"}')
+    with pytest.raises(registry_gate.RegistryUnavailable, match="HTTP 400"):
+        registry_gate.check([subject("dev")], fake.url)
+
+
+def test_a_misnamed_canary_does_not_hide_the_next_one(prod_registry: FakeRegistry) -> None:
+    doc = with_canary(subject("prod", "9"), [canary("canary", "10"), canary("v11", "11")])
+    assert rules(registry_gate.check([doc], prod_registry.url)) == [
+        "MLP-REGISTRY-CANARY",
+        "MLP-REGISTRY-APPROVAL",
+    ]
+
+
+def test_canary_model_that_is_not_a_mapping_has_no_storage_uri(prod_registry: FakeRegistry) -> None:
+    entry = {"predictor": {"name": "v10", "model": f"s3://mlplat-models/{APP}/10"}}
+    doc = with_canary(subject("prod", "9"), [entry], recorded="10")
+    assert rules(registry_gate.check([doc], prod_registry.url)) == ["MLP-REGISTRY-STORAGE-URI"]
+
+
+def test_canary_annotation_without_any_canary_says_none(prod_registry: FakeRegistry) -> None:
+    doc = with_canary(subject("prod", "9"), [], recorded="1")
+    (finding,) = registry_gate.check([doc], prod_registry.url)
+    assert finding.rule == "MLP-REGISTRY-CANARY" and "versions none" in finding.message
