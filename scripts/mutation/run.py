@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +73,41 @@ MODULES = (
     GateModule("checkov-checks", "policies/checkov/checks", ("tests/policies/test_checkov_checks.py",)),
     GateModule("policy-pack", "policies/pulumi/mlplat_policies.py", ("tests/policies/test_pulumi_pack.py",)),
 )
+
+
+@dataclass
+class Tally:
+    """What a session's `cosmic-ray dump` says: only mutants a test killed count as killed."""
+
+    killed: int = 0
+    total: int = 0
+    survivors: list[str] = field(default_factory=list)
+    unjudged: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, dump: str) -> Tally:
+        tally = cls()
+        for line in dump.splitlines():
+            item, result = json.loads(line)
+            mutation = item["mutations"][0]
+            where = f"{mutation['module_path']}:{mutation['start_pos'][0]} {mutation['operator_name']}"
+            outcome = (result or {}).get("worker_outcome")
+            if outcome == "skipped":  # filtered as noise (EXCLUDED_OPERATORS)
+                continue
+            if outcome == "exception":  # cosmic-ray 8.7.0 cannot apply some operators (its
+                tally.survivors.append(
+                    f"{where} (cosmic-ray could not apply it)"
+                )  # ExceptionReplacer on a.b.E)
+                continue
+            if outcome != "normal":
+                tally.unjudged.append(where)  # never ran, or the worker died: neither a kill nor a survivor
+                continue
+            tally.total += 1
+            if result.get("test_outcome") == "killed":
+                tally.killed += 1
+            else:  # survived, or incompetent (the mutant did not even import): neither proves the tests
+                tally.survivors.append(f"{where} ({result.get('test_outcome')})")
+        return tally
 
 
 def scratch_copy(module: GateModule) -> Path:
@@ -146,32 +181,15 @@ def run_module(module: GateModule) -> tuple[int, int, float]:
     cosmic("cr-filter-operators", str(session), str(config))
     cosmic("cr-filter-pragma", str(session))
     cosmic("cosmic-ray", "exec", str(config), str(session))
-    dump = cosmic("cosmic-ray", "dump", str(session)).stdout
-    killed = total = 0
-    survivors, unjudged = [], []
-    for line in dump.splitlines():
-        item, result = json.loads(line)
-        mutation = item["mutations"][0]
-        where = f"{mutation['module_path']}:{mutation['start_pos'][0]} {mutation['operator_name']}"
-        outcome = (result or {}).get("worker_outcome")
-        if outcome == "skipped":
-            continue
-        if outcome == "exception":  # cosmic-ray 8.7.0 cannot apply some operators (e.g. its
-            survivors.append(f"{where} (cosmic-ray could not apply it)")  # ExceptionReplacer on `a.b.E`)
-            continue
-        if outcome != "normal":
-            unjudged.append(where)  # never ran, or the worker died: neither a kill nor a survivor
-            continue
-        total += 1
-        if result.get("test_outcome") == "killed":
-            killed += 1
-        else:  # survived, or incompetent (the mutant did not even import): neither proves the tests
-            survivors.append(f"{where} ({result.get('test_outcome')})")
-    if unjudged:
-        raise SystemExit(f"{module.name}: {len(unjudged)} mutants were not judged, e.g. {unjudged[:3]}")
+    tally = Tally.of(cosmic("cosmic-ray", "dump", str(session)).stdout)
+    if tally.unjudged:
+        raise SystemExit(
+            f"{module.name}: {len(tally.unjudged)} mutants were not judged, e.g. {tally.unjudged[:3]}"
+        )
+    survivors = tally.survivors
     (root.parent / "survivors.txt").write_text("\n".join(sorted(survivors)) + "\n")
     shutil.rmtree(root)  # the copy is large; the session database and survivors stay
-    return killed, total, time.monotonic() - started
+    return tally.killed, tally.total, time.monotonic() - started
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,49 @@
+"""The mutation score counts only what a test killed: a runner that counted anything else as a kill
+would report a score no test earned."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("mutation_run", REPO / "scripts" / "mutation" / "run.py")
+assert _spec and _spec.loader
+run = importlib.util.module_from_spec(_spec)
+sys.modules["mutation_run"] = run  # dataclasses look their module up while the class is built
+_spec.loader.exec_module(run)
+
+
+def line(n: int, worker: str | None, test: str | None = None) -> str:
+    item = {"mutations": [{"module_path": "m.py", "start_pos": [n, 0], "operator_name": f"core/Op{n}"}]}
+    result = None if worker is None else {"worker_outcome": worker, "test_outcome": test}
+    return json.dumps([item, result])
+
+
+def test_only_killed_mutants_count_as_killed() -> None:
+    tally = run.Tally.of(
+        "\n".join(
+            [
+                line(1, "normal", "killed"),
+                line(2, "normal", "survived"),
+                line(3, "normal", "incompetent"),
+                line(4, "skipped"),
+                line(5, "exception", "incompetent"),
+            ]
+        )
+    )
+    assert (tally.killed, tally.total) == (1, 3)
+    assert tally.survivors == [
+        "m.py:2 core/Op2 (survived)",
+        "m.py:3 core/Op3 (incompetent)",
+        "m.py:5 core/Op5 (cosmic-ray could not apply it)",
+    ]
+    assert tally.unjudged == []
+
+
+def test_mutants_that_never_ran_are_unjudged_not_killed() -> None:
+    tally = run.Tally.of("\n".join([line(1, None), line(2, "no-test"), line(3, "abnormal")]))
+    assert (tally.killed, tally.total) == (0, 0)
+    assert tally.unjudged == ["m.py:1 core/Op1", "m.py:2 core/Op2", "m.py:3 core/Op3"]
