@@ -1,25 +1,57 @@
-"""`mlplat`: the repository's command line. Each subcommand lives in its own module."""
+"""`mlplat`: the repository's command line. Each subcommand lives in its own module.
+
+It acts on the checkout it is run from (or `--repo PATH`), with that checkout's code: see
+`mlplat.checkout` for why the code and the files must come from the same place.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from mlplat import demo, monitor, plan, preflight, promote, serve, validate
-
-COMMANDS = (plan, validate, preflight, promote, serve, monitor, demo)
+from mlplat import checkout
 
 
 def parser() -> argparse.ArgumentParser:
+    from mlplat import demo, monitor, plan, preflight, promote, serve, validate
+
     root = argparse.ArgumentParser(prog="mlplat", description=__doc__)
+    root.add_argument(
+        "--repo",
+        type=Path,
+        dest="checkout",
+        help="the checkout to act on (default: the git work tree around .)",
+    )
     subparsers = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
+    for command in (plan, validate, preflight, promote, serve, monitor, demo):
         command.register(subparsers)
     return root
 
 
+def _checkout_option(argv: Sequence[str]) -> Path | None:
+    """`--repo`, before the command or after it (`mlplat validate --repo PATH` means the same checkout)."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--repo", type=Path)
+    known, _ = pre.parse_known_args(argv)
+    return known.repo if isinstance(known.repo, Path) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        root = checkout.find(_checkout_option(argv), Path.cwd())
+        rerun = checkout.reexec_argv(root, argv)
+    except checkout.NotACheckout as err:
+        if not {"-h", "--help"} & set(argv):  # help needs no checkout
+            print(f"mlplat: {err}", file=sys.stderr)
+            return 2
+        rerun = None
+    if rerun is not None:
+        command, env = rerun
+        os.execve(command[0], command, env)
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)

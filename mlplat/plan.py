@@ -18,11 +18,11 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from mlplat import safe_yaml
+from mlplat import checkout, safe_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 PLAN_DIR = REPO / "build" / "plan"
-POLICY_PYTHON = REPO / ".venv-policy" / "bin" / "python"
+POLICY_PYTHON = checkout.tool(".venv-policy", "python")
 POLICY_RUNNER = REPO / "policies" / "pulumi" / "offline.py"
 PROJECT = "mlplat"
 
@@ -139,7 +139,7 @@ def run_program(env: str) -> dict[str, Any]:
 def evaluate_policies(plan_path: Path) -> list[dict[str, Any]]:
     """Run the Pulumi policy pack over a plan file in the pack's own virtualenv."""
     if not POLICY_PYTHON.exists():
-        raise PlanError(f"{POLICY_PYTHON.relative_to(REPO)} is missing: run `make plan` to create it")
+        raise PlanError(f"{POLICY_PYTHON} is missing: run `make plan` to create it")
     result = subprocess.run(
         [str(POLICY_PYTHON), str(POLICY_RUNNER), str(plan_path)], capture_output=True, text=True, check=False
     )

@@ -30,11 +30,11 @@ from typing import Any
 
 import yaml
 
-from mlplat import safe_yaml
+from mlplat import checkout, safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Waiver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV = checkout.tool(".venv-checkov", "checkov")
 CHECKS_DIR = REPO_ROOT / "policies" / "checkov" / "checks"
 SKIPS_FILE = REPO_ROOT / "policies" / "checkov" / "skips.yaml"
 CONTEXT_ENV_VAR = "MLPLAT_POLICY_CONTEXT"  # read by policies/checkov/checks/_mlplat.py
