@@ -55,6 +55,9 @@ def write_logs(root: Path, count: int) -> None:
 
 
 def main() -> int:
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and not sys.argv[1].isdigit()):
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     with tempfile.TemporaryDirectory() as tmp:
         root, store = Path(tmp) / "logs", Path(tmp) / "store"

@@ -67,6 +67,9 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
 
 
 def main() -> int:
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and not sys.argv[1].isdigit()):
+        print(__doc__.split("\n\n")[0], file=sys.stderr)
+        return 2
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     validate = [sys.executable, "-m", "mlplat.validate"]
     print(f"{os.cpu_count()} CPUs, load average {load()}")
