@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlplat import example_models, model_store
+from mlplat import example_models, model_store, registry_gate
 from mlplat.mlflow_server import MlflowServer, free_port, stop_process_group, wait_http
 
-REPO = example_models.REPO
+REPO = registry_gate.REPO
 WORKDIR = REPO / "build" / "demo"
 ENVIRONMENTS = ("dev", "staging", "prod")
 SERVED_APP = "iris-classifier"

@@ -61,7 +61,8 @@ def _recording_monitor(recorder: Recorder) -> Any:
 
     from mlplat.mocks import PlatformMocks
 
-    class RecordingMonitor(MockMonitor):  # type: ignore[misc]
+    # pulumi's MockMonitor leaves RegisterResource and RegisterResourceOutputs unannotated.
+    class RecordingMonitor(MockMonitor):
         def make_urn(self, parent: str, type_: str, name: str) -> str:
             # The engine leaves the root stack out of its children's qualified types; so do we.
             if parent.split("::")[2:3] == ["pulumi:pulumi:Stack"]:
@@ -69,7 +70,7 @@ def _recording_monitor(recorder: Recorder) -> Any:
             return str(super().make_urn(parent, type_, name))
 
         def RegisterResource(self, request: Any) -> Any:
-            response = super().RegisterResource(request)
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
             if request.type != "pulumi:pulumi:Stack":
                 recorder.resources.append(
                     {
@@ -90,7 +91,7 @@ def _recording_monitor(recorder: Recorder) -> Any:
         def RegisterResourceOutputs(self, request: Any) -> Any:
             if request.urn.endswith(f"::pulumi:pulumi:Stack::{PROJECT}-{pulumi.get_stack()}"):
                 recorder.outputs.update(redact(json_format.MessageToDict(request.outputs)))
-            return super().RegisterResourceOutputs(request)
+            return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
     return RecordingMonitor(PlatformMocks())
 

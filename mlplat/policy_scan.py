@@ -323,16 +323,18 @@ def _context_finding(rendered: RenderedDoc, env: str, error: str) -> Finding:
 def _waivers(rendered: RenderedDoc, applied: set[str]) -> tuple[list[Waiver], list[Finding]]:
     """The waivers of one document; a waiver without a reason, or that waives nothing, is a finding."""
     waivers, findings = [], []
-    where = {"file": rendered.source_file, "resource": rendered.ref, "env": rendered.env}
+    file, resource, env = rendered.source_file, rendered.ref, rendered.env
     for _key, check_id, reason in _waiver_annotations(rendered.doc):
-        waivers.append(Waiver(rule=check_id, reason=reason, **where))
+        waivers.append(Waiver(file, resource, check_id, reason, env))
         if not reason:
             findings.append(
                 Finding(
                     rule=WAIVER_NO_REASON,
                     message=f"waiver of {check_id or '(no check ID)'} gives no reason",
                     fix=f"write the annotation as checkov.io/skip<N>: {check_id or '<CHECK_ID>'}=<why>",
-                    **where,
+                    file=file,
+                    resource=resource,
+                    env=env,
                 )
             )
         elif check_id not in applied:
@@ -341,7 +343,9 @@ def _waivers(rendered: RenderedDoc, applied: set[str]) -> tuple[list[Waiver], li
                     rule=WAIVER_UNUSED,
                     message=f"waiver of {check_id} matches no check that runs on this {rendered.doc['kind']}",
                     fix="remove the annotation, or correct the check ID (see policies/README.md)",
-                    **where,
+                    file=file,
+                    resource=resource,
+                    env=env,
                 )
             )
     return waivers, findings
@@ -532,9 +536,9 @@ def scan(
             results[key] += report.get(key, [])
 
     for check in results["failed_checks"]:
-        rendered = by_file.get(Path(str(check.get("file_path", ""))).name)
-        if rendered is not None:
-            findings.append(_check_finding(rendered, check))
+        failed = by_file.get(Path(str(check.get("file_path", ""))).name)
+        if failed is not None:
+            findings.append(_check_finding(failed, check))
     applied: dict[str, set[str]] = {name: set() for name in by_file}
     for check in results["skipped_checks"]:
         applied.setdefault(Path(str(check.get("file_path", ""))).name, set()).add(str(check.get("check_id")))

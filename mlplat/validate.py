@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
@@ -39,6 +39,9 @@ from mlplat.validation.render import SourceIndex, render
 from mlplat.validation.schemas import SchemaSet
 from mlplat.validation.targets import Target
 from mlplat.validation.trees import Trees
+
+if TYPE_CHECKING:
+    from infra.config import StackConfig
 
 DEFAULT_SCHEMAS = REPO.parent / "shared" / "reference" / "crds"
 GPU_KEY = re.compile(r"nvidia\.com/gpu['\"]?\s*:")
@@ -115,8 +118,8 @@ def _base_commit(root: Path, base: str) -> str:
     return commit
 
 
-def _configs(root: Path, envs: set[str]) -> dict[str, object]:
-    from infra.config import ConfigError, StackConfig, load_stack_config
+def _configs(root: Path, envs: set[str]) -> dict[str, StackConfig]:
+    from infra.config import ConfigError, load_stack_config
 
     configs: dict[str, StackConfig] = {}
     for env in sorted(envs):
@@ -125,7 +128,7 @@ def _configs(root: Path, envs: set[str]) -> dict[str, object]:
             configs[env] = load_stack_config(safe_yaml.stack_values(path), str(path), env)
         except ConfigError as err:
             raise UsageError(str(err)) from None
-    return configs  # type: ignore[return-value]
+    return configs
 
 
 def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
@@ -174,7 +177,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
                 configs[env],
                 env,
                 index,
-                [d for d in others if d.env == env],  # type: ignore[arg-type]
+                [d for d in others if d.env == env],
             )
         report.findings += _isolation_checks(chosen, docs, index)
         report.findings += _governance_checks(root, chosen, docs, configs, trees)
@@ -313,12 +316,12 @@ def _mentions_gpu(path: Path) -> bool:
         return False
 
 
-def _schema_sets(configs: dict[str, object], crds: Path | None) -> dict[str, SchemaSet]:
+def _schema_sets(configs: dict[str, StackConfig], crds: Path | None) -> dict[str, SchemaSet]:
     """One SchemaSet per cluster version, shared by every environment running that version."""
     by_version: dict[str, SchemaSet] = {}
     sets = {}
     for env, config in configs.items():
-        version = config.cluster.kubernetes_version  # type: ignore[attr-defined]
+        version = config.cluster.kubernetes_version
         try:
             if version not in by_version:
                 by_version[version] = SchemaSet(version, crds)
@@ -398,9 +401,11 @@ def _isolation_checks(chosen: list[Target], docs: list[RenderedDoc], index: Sour
 
 
 def _denies_all(spec: dict[str, object]) -> bool:
+    types = spec.get("policyTypes")
     return (
         spec.get("podSelector") == {}
-        and {"Ingress", "Egress"} <= set(spec.get("policyTypes") or [])  # type: ignore[arg-type]
+        and isinstance(types, list)
+        and {"Ingress", "Egress"} <= set(types)
         and not spec.get("ingress")
         and not spec.get("egress")
     )

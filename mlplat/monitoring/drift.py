@@ -210,7 +210,7 @@ def labels_for(labels_root: Path | None, target: Target, row_ids: list[tuple[str
         return [None] * len(row_ids)
     folder = labels_root / target.namespace / target.isvc
     cache: dict[str, list[Any]] = {}
-    out = []
+    out: list[Any] = []
     for request_id, row in row_ids:
         if not SAFE_ID.match(request_id):  # never a path: ids come from a client header
             out.append(None)

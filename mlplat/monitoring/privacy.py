@@ -91,6 +91,7 @@ class FieldPolicy:
             if policy == "drop":
                 continue
             values = tensor["data"]
+            datatype: str | None
             if policy == "hash":
                 data, datatype = [self.hashed(v) for v in values], "BYTES"
             elif name in self.contract.features:  # compared as numbers: nothing else rides along

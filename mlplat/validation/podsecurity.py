@@ -187,7 +187,7 @@ def _container_problems(
     elif seccomp not in SECCOMP_OK:
         found.append((f"{where}/seccompProfile/type", f"seccomp profile {seccomp}", SECCOMP_FIX))
     capabilities = _map(context.get("capabilities"))
-    drop = capabilities.get("drop") if isinstance(capabilities.get("drop"), list) else []
+    drop: list[Any] = capabilities["drop"] if isinstance(capabilities.get("drop"), list) else []
     if "ALL" not in drop:
         found.append(
             (
@@ -196,7 +196,7 @@ def _container_problems(
                 "set capabilities.drop: [ALL]",
             )
         )
-    added = capabilities.get("add") if isinstance(capabilities.get("add"), list) else []
+    added: list[Any] = capabilities["add"] if isinstance(capabilities.get("add"), list) else []
     extra = [str(c) for c in added if c != "NET_BIND_SERVICE"]
     if extra:
         found.append((

@@ -302,10 +302,10 @@ def _build(
         for body in bodies:
             doc = _rendered(body, by_rel, top, root)
             meta = body.get("metadata") or {}
-            source = declared[doc.target].source(str(body.get("kind")), str(meta.get("name")))
-            if source is None:
+            declaring = declared[doc.target].source(str(body.get("kind")), str(meta.get("name")))
+            if declaring is None:
                 return True, [], ""
-            docs.append(RenderedDoc(doc.env, doc.target, rel(source, root), doc.doc))
+            docs.append(RenderedDoc(doc.env, doc.target, rel(declaring, root), doc.doc))
         # Each object of a target must be the only one with its kind and name (its kind, if renamed).
         seen: set[tuple[str, str, str]] = set()
         for doc in docs:

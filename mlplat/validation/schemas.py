@@ -13,7 +13,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import yaml
+from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 
 from mlplat.findings import Finding, RenderedDoc
@@ -29,7 +30,7 @@ from mlplat.findings import Finding, RenderedDoc
 CRD_CACHE = Path(__file__).resolve().parent.parent.parent / "build" / "validate-cache" / "crds"
 K8S_SCHEMA_ROOT = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-Validator = jsonschema.protocols.Validator
+MakeFinding = Callable[..., Finding]  # a finding about one document: (rule, message, fix, path=())
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class SchemaSet:
             return self._check_custom(body, crd, finding)
         return [self._no_schema(api_version, kind, finding)]
 
-    def _check_custom(self, body: dict[str, Any], crd: CrdVersion, finding: Any) -> list[Finding]:
+    def _check_custom(self, body: dict[str, Any], crd: CrdVersion, finding: MakeFinding) -> list[Finding]:
         key = (f"{crd.group}/{crd.version}", f"crd:{crd.kind}")
         if key not in self._validators:
             self._validators[key] = jsonschema.Draft7Validator(crd.schema)
@@ -186,7 +187,7 @@ class SchemaSet:
         ]
         return findings
 
-    def _no_schema(self, api_version: str, kind: str, finding: Any) -> Finding:
+    def _no_schema(self, api_version: str, kind: str, finding: MakeFinding) -> Finding:
         group = api_version.rpartition("/")[0]
         served = sorted(f"{group}/{v}" for v in self.crd_versions(group, kind)) if group else []
         served = served or self.core_versions(kind)
@@ -244,7 +245,7 @@ CLUSTER_SCOPED = frozenset(
 )  # fmt: skip
 
 
-def _finding_factory(doc: RenderedDoc, line: int | None) -> Any:
+def _finding_factory(doc: RenderedDoc, line: int | None) -> MakeFinding:
     def make(rule: str, message: str, fix: str, path: Sequence[Any] = ()) -> Finding:
         key = "/".join(f"[{p}]" if isinstance(p, int) else str(p).replace("/", "~1") for p in path)
         return Finding(doc.source_file, doc.ref, rule, message, fix, env=doc.env, line=line, path=key or None)
@@ -256,10 +257,13 @@ def _errors(validator: Validator, instance: Any) -> Iterator[jsonschema.Validati
     return iter(sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))))
 
 
-def _schema_finding(finding: Any, err: jsonschema.ValidationError) -> Finding:
+def _schema_finding(finding: MakeFinding, err: jsonschema.ValidationError) -> Finding:
     path = ".".join(str(p) for p in err.absolute_path) or "(root)"
     if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        schema = err.schema if isinstance(err.schema, Mapping) else {}
+        extra = sorted(
+            set(err.instance if isinstance(err.instance, dict) else {}) - set(schema.get("properties", {}))
+        )
         where = f"{path}." if err.absolute_path else ""
         keys = [*err.absolute_path, extra[0]] if len(extra) == 1 else list(err.absolute_path)
         return finding("MLP-UNKNOWN-FIELD", f"unknown field {where}{', '.join(extra)}", FIX_UNKNOWN, keys)

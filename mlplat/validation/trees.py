@@ -75,7 +75,8 @@ def _key_line(node: yaml.Node | None, path: Path_, offset: int) -> int | None:
     if path and depth == len(path) - 1 and isinstance(parent, yaml.MappingNode):
         key = next((k for k, _ in parent.value if k.value == path[-1]), None)
         if key is not None:
-            return key.start_mark.line + 1 + offset
+            line: int = key.start_mark.line + 1 + offset
+            return line
     found, _ = _node_at(node, path)
     return found.start_mark.line + 1 + offset if found is not None else None
 
@@ -290,8 +291,11 @@ class Trees:
                 target = entry.get("target") if isinstance(entry, dict) else None
                 selector = _selector(target) if isinstance(target, dict) else None
                 for file, body, offset in self._patch_bodies(folder, name, node, key, i, entry):
-                    smp = isinstance(body, yaml.MappingNode)
-                    own = selector if selector is not None or not smp else _own_selector(body)
+                    own = (
+                        _own_selector(body)
+                        if selector is None and isinstance(body, yaml.MappingNode)
+                        else selector
+                    )
                     patches.append(Patch(name, line, file, body, offset, own, selector is not None))
         return patches
 
@@ -305,7 +309,8 @@ class Trees:
             path, text = entry, None
         if isinstance(path, str):
             file = (folder / path).resolve()
-            for body in self.nodes(file) or [None]:
+            bodies: list[yaml.Node | None] = [*self.nodes(file)] or [None]
+            for body in bodies:
                 yield rel(file, self.root), body, 0
         elif isinstance(text, str):
             value, _ = _node_at(node, (key, i, "patch") if isinstance(entry, dict) else (key, i))
@@ -316,10 +321,10 @@ class Trees:
                 else 0
             )
             try:
-                bodies = [n for n in yaml.compose_all(text, Loader=FAST_LOADER) if n]
+                inline: list[yaml.Node | None] = [n for n in yaml.compose_all(text, Loader=FAST_LOADER) if n]
             except yaml.YAMLError:
-                bodies = []
-            for body in bodies or [None]:
+                inline = []
+            for body in inline or [None]:
                 yield kfile, body, offset
 
     def locate(self, target: Path, doc: RenderedDoc, path: str) -> tuple[str, int | None]:
