@@ -210,7 +210,7 @@ def _red_threshold(title: str) -> float:
     return float(red)
 
 
-def test_canary_dashboard_turns_red_where_the_canary_alert_fires() -> None:
+def test_dashboard_and_readme_state_the_thresholds_the_canary_alert_uses() -> None:
     (rule,) = [r for _, r in all_rules() if r.get("alert") == "ModelCanaryRegressed"]
     margin = re.search(r'ratio_rate5m\{variant="stable"\} \+ ([0-9.]+)\)', rule["expr"])
     factor = re.search(
@@ -219,3 +219,9 @@ def test_canary_dashboard_turns_red_where_the_canary_alert_fires() -> None:
     assert margin and factor, "ModelCanaryRegressed no longer has the form this test reads; update both"
     assert _red_threshold("Canary 5xx ratio minus stable's") == float(margin.group(1))
     assert _red_threshold("Canary p99 / stable p99") == float(factor.group(1))
+    readme = REPO / "apps" / "README.md"
+    (_, section) = readme.read_text().split("\n## Deciding a canary\n", 1)
+    points = f"**+ {float(margin.group(1)) * 100:g} percentage point**"
+    assert points in section, f"{rel(readme)} 'Deciding a canary' must say {points}"
+    times = f"**{factor.group(1)} \N{MULTIPLICATION SIGN} stable's p99**"
+    assert times in section, f"{rel(readme)} 'Deciding a canary' must say {times}"
