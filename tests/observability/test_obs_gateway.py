@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from obs_helpers import (
+    ALERTMANAGER_CONFIG,
     DASHBOARDS_DIR,
     PROMTOOL_TESTS_DIR,
     REPO,
@@ -30,6 +31,7 @@ from obs_helpers import (
     rel,
     run_promtool,
 )
+from test_obs_alertmanager import inhibited, route_receivers
 from test_obs_dashboards_catalog import as_promql
 
 CANARY_DASHBOARD = DASHBOARDS_DIR / "model-canary.json"
@@ -226,3 +228,42 @@ def test_dashboard_and_readme_state_the_thresholds_the_canary_alert_uses() -> No
     assert points in section, f"{rel(readme)} 'Deciding a canary' must say {points}"
     times = f"**{factor.group(1)} \N{MULTIPLICATION SIGN} stable's p99**"
     assert times in section, f"{rel(readme)} 'Deciding a canary' must say {times}"
+
+
+# --- who hears of it ----------------------------------------------------------------------------
+def _gateway_alert_labels() -> list[dict[str, str]]:
+    """The labels each gateway alert carries when it fires, from its promtool cases."""
+    cases = load_yaml(PROMTOOL_TESTS_DIR / "gateway.test.yaml")["tests"]
+    return [
+        {"alertname": check["alertname"], **alert["exp_labels"]}
+        for case in cases
+        for check in case.get("alert_rule_test", [])
+        for alert in check.get("exp_alerts") or []
+    ]
+
+
+def test_gateway_alerts_reach_the_apps_team_not_the_platform() -> None:
+    fired = _gateway_alert_labels()
+    assert {a["alertname"] for a in fired} == {
+        r["alert"] for _, r in all_rules() if "alert" in r and "mlplat:gateway_" in r["expr"]
+    }, "every gateway alert must fire in a promtool case"
+    for labels in fired:
+        receivers = [
+            receiver for receiver, _ in route_receivers(load_yaml(ALERTMANAGER_CONFIG)["route"], labels)
+        ]
+        expected = ["team-pager", "team-chat"] if labels["severity"] == "critical" else ["team-chat"]
+        assert labels.get("team") and receivers == expected, f"{labels} routed to {receivers}"
+
+
+def test_a_failing_canary_does_not_mute_the_stable_versions_warning() -> None:
+    stable = {
+        "alertname": "ModelVersionHighErrorRate",
+        "severity": "warning",
+        "namespace": "models-fraud",
+        "isvc": "fraud",
+        "variant": "stable",
+    }
+    canary_page = {**stable, "severity": "critical", "variant": "canary"}
+    canary_warning = {**canary_page, "severity": "warning"}
+    assert not inhibited(stable, [canary_page])
+    assert inhibited(canary_warning, [canary_page])
