@@ -61,9 +61,12 @@ def variant_model(doc: dict[str, Any], variant: str, where: str) -> dict[str, An
         raise UsageError(
             f"{where} has no canary (spec.canary); `mlplat promote --to prod --canary PERCENT` writes one"
         )
-    if len(canaries) > 1:
-        raise NotServable(f"{where} has {len(canaries)} canaries; `mlplat serve` serves one")
-    canary_model = (canaries[0].get("predictor") or {}).get("model") or {}
+    if not isinstance(canaries, list) or len(canaries) > 1:
+        raise NotServable(f"{where}: spec.canary is not a list of one canary; `mlplat serve` serves one")
+    predictor = canaries[0].get("predictor") if isinstance(canaries[0], dict) else None
+    canary_model = predictor.get("model") if isinstance(predictor, dict) else None
+    if not isinstance(canary_model, dict):
+        raise NotServable(f"{where}: spec.canary[0].predictor.model is missing or not a mapping")
     merged = {**doc, "spec": {"predictor": {"model": {**stable, **canary_model}}}}
     return servable_model(merged)
 

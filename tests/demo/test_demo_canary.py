@@ -46,8 +46,14 @@ def test_canary_of_a_gpu_predictor_is_refused_though_it_names_no_gpu_itself() ->
 
 def test_two_canaries_are_refused_rather_than_serving_an_arbitrary_one() -> None:
     second = {**CANARY, "predictor": {"name": "v3", "model": {"storageUri": CANARY_URI[:-1] + "3"}}}
-    with pytest.raises(serve.NotServable, match="2 canaries"):
+    with pytest.raises(serve.NotServable, match="not a list of one canary"):
         serve.variant_model(_isvc(MLFLOW, [CANARY, second]), "canary", "prod")
+
+
+@pytest.mark.parametrize("entry", ["v2", {"predictor": "v2"}, {"predictor": {"name": "v2"}}])
+def test_a_malformed_canary_entry_is_refused_with_a_message_not_a_traceback(entry: Any) -> None:
+    with pytest.raises(serve.NotServable, match=r"spec\.canary\[0\]\.predictor\.model is missing"):
+        serve.variant_model(_isvc(MLFLOW, [entry]), "canary", "prod")
 
 
 def test_serving_a_canary_the_environment_does_not_run_is_a_usage_error(
