@@ -2,7 +2,9 @@
 
 Embedded MLflow (SQLite, local artifacts, loopback) → train, evaluate and register the example models
 → offline plans of every environment → `mlplat validate` of every app against that registry → serve
-iris-classifier (dev) with the KServe model server and measure it. Every step's result, timing and
+iris-classifier (dev) with the KServe model server and measure it → put a canary of it into prod with
+`mlplat promote --canary` (in a scratch copy of apps/) and serve the stable and the canary version side
+by side, each measured on the same requests. Every step's result, timing and
 log go to build/demo/report.md and report.json; every process started here is stopped on success,
 failure, Ctrl-C or SIGTERM. A second run reuses the registry and the model store and skips training.
 """
@@ -36,6 +38,9 @@ SERVED_ENV = "dev"
 EXPECTED = [0, 1, 2]  # the sample rows are a textbook setosa, versicolor and virginica
 LATENCY_REQUESTS = 300
 DRIFT_REQUESTS = 200  # per traffic window, 3 rows each: above the app's min_requests of 500 rows
+# The canary step: staging's version goes to prod as a 10% canary, as an engineer would start one.
+CANARY_FROM, CANARY_ENV, CANARY_PERCENT = "staging", "prod", 10
+VARIANTS = ("stable", "canary")
 
 
 @dataclass
@@ -54,6 +59,7 @@ class DemoReport:
     steps: list[Step] = field(default_factory=list)
     registry_url: str | None = None
     latency_ms: dict[str, float] = field(default_factory=dict)
+    canary: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> version, latency, answer
     drift: list[dict[str, Any]] = field(default_factory=list)
     total_seconds: float = 0.0
 
@@ -157,6 +163,14 @@ class Demo:
                     step.status, step.detail = "skipped", "the model server did not start"
                 else:
                     self.log_and_judge_drift(step, url, mlflow.url)
+            if server is not None:  # the canary's servers need the cores; this one is done
+                stop_process_group(server)
+                server = None
+            with self.step(
+                f"canary: promote {SERVED_APP} --to {CANARY_ENV} --canary {CANARY_PERCENT}, "
+                "serve stable and canary side by side"
+            ) as step:
+                self.serve_canary_side_by_side(step, mlflow.url, env)
         finally:
             for process, _ in plans.values():
                 stop_process_group(process)
@@ -166,23 +180,96 @@ class Demo:
             self.finish(start)
         return 1 if self.report.failed else 0
 
-    def start_server(self, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    def launch_server(
+        self, env: dict[str, str], app_env: str, variant: str, repo_root: Path, log_name: str
+    ) -> tuple[subprocess.Popen[bytes], str]:
+        """Start `mlplat serve` for one variant on a free loopback port; the caller waits and stops it."""
         port = free_port()
         command = [
-            sys.executable, "-m", "mlplat.serve", SERVED_APP, "--env", SERVED_ENV, "--port", str(port),
-            "--model-store", str(self.store),
+            sys.executable, "-m", "mlplat.serve", SERVED_APP, "--env", app_env, "--port", str(port),
+            "--variant", variant, "--model-store", str(self.store), "--repo-root", str(repo_root),
         ]  # fmt: skip
-        with (self.logs / "serve.log").open("wb") as log:
+        with (self.logs / log_name).open("wb") as log:
             server = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
-        url = f"http://127.0.0.1:{port}/v2/models/{SERVED_APP}"
+        return server, f"http://127.0.0.1:{port}/v2/models/{SERVED_APP}"
+
+    def start_server(self, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+        server, url = self.launch_server(env, SERVED_ENV, "stable", REPO, "serve.log")
         try:
             wait_http(f"{url}/ready", 180, server)
         except BaseException:  # the caller never learns of this process: stop it here, not orphan it
             stop_process_group(server)
             raise
         return server, url
+
+    @contextmanager
+    def side_by_side(self, env: dict[str, str], repo_root: Path) -> Iterator[dict[str, str]]:
+        """Both variants of the canary environment served at once, each from its own process and port;
+        every server started here is stopped on leaving, also when one never gets ready."""
+        servers: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            urls = {}
+            for variant in VARIANTS:  # all start before any is waited for: they load in parallel
+                servers[variant], urls[variant] = self.launch_server(
+                    env, CANARY_ENV, variant, repo_root, f"serve-{CANARY_ENV}-{variant}.log"
+                )
+            for variant in VARIANTS:
+                wait_http(f"{urls[variant]}/ready", 180, servers[variant])
+            yield urls
+        finally:
+            for server in servers.values():
+                stop_process_group(server)
+
+    def serve_canary_side_by_side(self, step: Step, registry_url: str, env: dict[str, str]) -> None:
+        """What an engineer does to start a canary, then both versions answering the same requests.
+
+        `mlplat promote --canary` runs for real, gate included, on a scratch copy of apps/ (the
+        checkout's own files stay untouched); as the model owner would, the demo first gives staging's
+        version the registry alias a prod canary needs. Each variant is its own `mlplat serve` process
+        loading its own artifact (`side_by_side`).
+        """
+        from mlflow import MlflowClient
+
+        from mlplat.promote import render_inference_service
+        from mlplat.registry_gate import CANARY_APPROVAL_ALIAS, VERSION_ANNOTATION
+
+        checkout = self.workdir / "canary-checkout"
+        if checkout.exists():
+            shutil.rmtree(checkout)
+        shutil.copytree(REPO / "apps", checkout / "apps", symlinks=True)
+        staged = render_inference_service(checkout, SERVED_APP, CANARY_FROM).doc
+        candidate = str(staged["metadata"]["annotations"][VERSION_ANNOTATION])
+        MlflowClient(registry_url, registry_url).set_registered_model_alias(
+            SERVED_APP, CANARY_APPROVAL_ALIAS, candidate
+        )
+        promote = [
+            sys.executable, "-m", "mlplat.cli", "promote", SERVED_APP, "--from", CANARY_FROM,
+            "--to", CANARY_ENV, "--canary", str(CANARY_PERCENT), "--registry", registry_url,
+            "--repo-root", str(checkout),
+        ]  # fmt: skip
+        process, log = self.start_command(promote, "canary-promote.log", env)
+        try:
+            code = process.wait()
+        finally:  # interrupted while waiting: the promote must not outlive the demo
+            stop_process_group(process)
+        if code != 0:
+            raise RuntimeError(f"promote --canary exited {code} (log {_shown(log)})")
+        deployed = render_inference_service(checkout, SERVED_APP, CANARY_ENV).doc
+        versions = {
+            "stable": str(deployed["metadata"]["annotations"][VERSION_ANNOTATION]),
+            "canary": str(deployed["spec"]["canary"][0]["predictor"]["name"]).removeprefix("v"),
+        }
+        body = (REPO / "apps" / SERVED_APP / "sample-request.json").read_bytes()
+        with self.side_by_side(env, checkout) as urls:
+            measured = measure_side_by_side(urls, body, EXPECTED, LATENCY_REQUESTS)
+        self.report.canary = {v: {"version": versions[v], **measured[v]} for v in VARIANTS}
+        step.detail = "; ".join(
+            f"{v} v{versions[v]} → {measured[v]['predicted']}: p50 {measured[v]['p50']} ms, "
+            f"p99 {measured[v]['p99']} ms"
+            for v in VARIANTS
+        )
 
     def check_and_measure(self, step: Step, url: str) -> None:
         body = (REPO / "apps" / SERVED_APP / "sample-request.json").read_bytes()
@@ -294,6 +381,48 @@ class Demo:
         return 1 if self.report.failed else 0
 
 
+def measure_side_by_side(
+    urls: dict[str, str], body: bytes, expected: list[Any], requests: int
+) -> dict[str, dict[str, Any]]:
+    """Send the same V2 request to every variant, `requests` times each, alternating between them so
+    both meet the same moments of machine load; each variant's answer must be `expected`.
+    Returns per variant its predictions and p50/p99 in milliseconds."""
+    connections = {}
+    for variant, url in urls.items():
+        host, port = url.split("/")[2].split(":")
+        connections[variant] = (
+            http.client.HTTPConnection(host, int(port), timeout=10),
+            "/" + url.split("/", 3)[3],
+        )
+    timings: dict[str, list[float]] = {variant: [] for variant in urls}
+    predicted: dict[str, Any] = {}
+    try:
+        for variant, (connection, path) in connections.items():
+            predicted[variant] = _post(connection, f"{path}/infer", body)["outputs"][0]["data"]
+            if predicted[variant] != expected:
+                raise AssertionError(
+                    f"the {variant} version predicted {predicted[variant]}, expected {expected}"
+                )
+        for _ in range(requests):
+            for variant, (connection, path) in connections.items():
+                begin = time.perf_counter()
+                _post(connection, f"{path}/infer", body)
+                timings[variant].append((time.perf_counter() - begin) * 1000)
+    finally:
+        for connection, _ in connections.values():
+            connection.close()
+    measured = {}
+    for variant, values in timings.items():
+        cuts = statistics.quantiles(values, n=100)
+        measured[variant] = {
+            "predicted": predicted[variant],
+            "p50": round(cuts[49], 2),
+            "p99": round(cuts[98], 2),
+            "requests": len(values),
+        }
+    return measured
+
+
 def _shown(path: Path) -> str:
     """Repository-relative when inside the checkout (as the report is read there), else absolute."""
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
@@ -356,6 +485,25 @@ def render_markdown(report: DemoReport) -> str:
     if report.latency_ms:
         lines += ["", f"Latency over {report.latency_ms['requests']:.0f} sequential V2 requests on loopback: "
                   f"p50 {report.latency_ms['p50']} ms, p95 {report.latency_ms['p95']} ms."]  # fmt: skip
+    if report.canary:
+        lines += [
+            "",
+            "## Canary: stable and canary side by side",
+            "",
+            f"`mlplat promote {SERVED_APP} --from {CANARY_FROM} --to {CANARY_ENV} --canary {CANARY_PERCENT}` ran on a",
+            "scratch copy of `apps/` (`build/demo/canary-checkout`), gate included, after the demo gave the",
+            "candidate the registry alias `canary-approved` as its owner would. `mlplat serve --variant stable` and",
+            "`--variant canary` then served each version from its own registered artifact on its own loopback port.",
+            "Both got the same sample request, alternating, so each figure below is that version's own. On the cluster",
+            'the gateway measures each version the same way (dashboard "Canary: stable vs canary").',
+            "",
+            "| variant | model version | predictions | p50 ms | p99 ms | requests |",
+            "|---|---|---|---|---|---|",
+            *[
+                f"| {variant} | v{d['version']} | {d['predicted']} | {d['p50']} | {d['p99']} | {d['requests']} |"
+                for variant, d in report.canary.items()
+            ],
+        ]
     return "\n".join(lines) + "\n"
 
 

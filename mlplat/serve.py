@@ -6,6 +6,10 @@ store mapping to a local folder, and that MLflow model is loaded with `mlflow.py
 Protocol REST API (`POST /v2/models/<name>/infer`, per-column inputs as the pandas codec of
 `kserve-mlserver`) and V1 (`POST /v1/models/<name>:predict`). GPU apps are refused: there is no GPU
 here and the Hugging Face runtime needs one.
+
+`--variant canary` serves the environment's canary (`spec.canary`, written by `mlplat promote --canary`)
+instead of the stable predictor: its own registered artifact, under the same model name, as KServe runs
+it beside the stable Deployment. Two `mlplat serve` processes on two ports put both side by side.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from mlplat import model_store
 from mlplat.promote import REPO, Refused, UsageError, check_app, check_env, render_inference_service
 
 DEFAULT_STORE = REPO / "build" / "demo" / "model-store"  # where `mlplat demo` registers the examples
+VARIANTS = ("stable", "canary")
 
 
 class NotServable(Exception):
@@ -41,6 +46,29 @@ def servable_model(doc: dict[str, Any]) -> dict[str, Any]:
     if fmt != "mlflow":
         raise NotServable(f"{name} has model format {fmt!r}; `mlplat serve` serves MLflow models only")
     return dict(model)
+
+
+def variant_model(doc: dict[str, Any], variant: str, where: str) -> dict[str, Any]:
+    """The model spec the variant's predictor runs. A canary is its own predictor entry merged over the
+    stable one, as KServe v0.20.0 builds it (pkg/controller/v1beta1/inferenceservice/components/
+    predictor.go buildCanaryPredictor: a copy of the stable predictor, the canary's fields on top), so
+    the stable predictor's GPU request and format hold for the canary too."""
+    stable = servable_model(doc)
+    if variant == "stable":
+        return stable
+    canaries = (doc.get("spec") or {}).get("canary") or []
+    if not canaries:
+        raise UsageError(
+            f"{where} has no canary (spec.canary); `mlplat promote --to prod --canary PERCENT` writes one"
+        )
+    if not isinstance(canaries, list) or len(canaries) > 1:
+        raise NotServable(f"{where}: spec.canary is not a list of one canary; `mlplat serve` serves one")
+    predictor = canaries[0].get("predictor") if isinstance(canaries[0], dict) else None
+    canary_model = predictor.get("model") if isinstance(predictor, dict) else None
+    if not isinstance(canary_model, dict):
+        raise NotServable(f"{where}: spec.canary[0].predictor.model is missing or not a mapping")
+    merged = {**doc, "spec": {"predictor": {"model": {**stable, **canary_model}}}}
+    return servable_model(merged)
 
 
 def resolve_artifact(storage_uri: str, store_root: Path) -> Path:
@@ -98,15 +126,21 @@ def build_model(name: str, path: Path) -> Any:
     return model
 
 
-def serve(app: str, env: str, port: int, store_root: Path, repo_root: Path = REPO) -> None:
+def serve(
+    app: str, env: str, port: int, store_root: Path, repo_root: Path = REPO, variant: str = "stable"
+) -> None:
     """Render, resolve, load, then block serving on 127.0.0.1:`port` until SIGINT/SIGTERM."""
     rendered = render_inference_service(repo_root, app, env)
-    spec = servable_model(rendered.doc)
+    spec = variant_model(rendered.doc, variant, rendered.target)
     path = resolve_artifact(spec["storageUri"], store_root)
+    # The canary keeps the InferenceService's name: KServe builds it from a copy of the whole
+    # InferenceService (predictor.go reconcileCanaryDeployments, isvc.DeepCopy()), so clients call the
+    # same /v2/models/<name>/infer on either side.
     name = rendered.doc["metadata"]["name"]
     model = build_model(name, path)
     print(
-        f"serving {app} ({env}) {spec['storageUri']} from {path} on http://127.0.0.1:{port}/v2/models/{name}"
+        f"serving {app} ({env}, {variant}) {spec['storageUri']} from {path} "
+        f"on http://127.0.0.1:{port}/v2/models/{name}"
     )
     import kserve
 
@@ -129,6 +163,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (default 8080)")
     parser.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="stable",
+        help="the stable predictor (default) or the environment's canary (spec.canary)",
+    )
+    parser.add_argument(
         "--model-store",
         type=Path,
         default=None,
@@ -142,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_env(args.env)
         check_app(args.repo_root, args.app)
-        serve(args.app, args.env, args.port, store.resolve(), args.repo_root.resolve())
+        serve(args.app, args.env, args.port, store.resolve(), args.repo_root.resolve(), args.variant)
     except UsageError as err:
         print(f"mlplat serve: {err}", file=sys.stderr)
         return 2
