@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mlplat import demo, monitor, plan, preflight, promote, serve, validate
+from mlplat import cost, demo, monitor, plan, preflight, promote, serve, validate
 
-COMMANDS = (plan, validate, preflight, promote, serve, monitor, demo)
+COMMANDS = (plan, validate, preflight, promote, serve, monitor, demo, cost)
 
 
 def parser() -> argparse.ArgumentParser:
