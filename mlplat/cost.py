@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlplat import safe_yaml
+from infra.stack_file import ConfigError, parse_stack_yaml
 
 PRICES = Path(__file__).resolve().parent / "cost_prices.yaml"
 
@@ -80,16 +79,16 @@ class PriceTable(_Strict):
     regions: dict[str, RegionPrices]
 
 
-def load_prices(path: Path = PRICES) -> PriceTable:
+def load_prices(path: Path | None = None) -> PriceTable:
     """The price table, validated; any problem is a CostError naming the file and the key path."""
+    path = path or PRICES
+    # The stack files' reader: bounded before it is built, and a duplicated key (a second price for
+    # the same thing, the last one silently winning) is refused.
     try:
-        document = safe_yaml.load(path, str(path))
-    except safe_yaml.UnsafeInput as err:
-        raise CostError(f"price table {path}: {err}") from None
-    except OSError as err:
-        raise CostError(f"price table {path}: cannot read: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise CostError(f"price table {path}: not valid YAML: {getattr(err, 'problem', err)}") from None
+        document = parse_stack_yaml(path)
+    except ConfigError as err:
+        problems = "; ".join(f"{where}: {reason}" for where, reason in err.problems)
+        raise CostError(f"price table {path}: {problems}") from None
     try:
         table = PriceTable.model_validate(document)
     except ValidationError as err:
@@ -112,7 +111,7 @@ def load_prices(path: Path = PRICES) -> PriceTable:
 class Line:
     """One item of the bill: its monthly cost idle and at maximum (None: no maximum exists)."""
 
-    category: str
+    key: str  # stable across changes (the item's text holds figures), so two estimates can be compared
     item: str
     idle: float
     max: float | None
@@ -214,9 +213,10 @@ def _node_groups(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         # at maximum we assume the dearest, so the ceiling holds whatever the allocation does.
         first, dearest = types[0], max(types, key=lambda t: prices[t].usd)
         unverified = not (prices[first].verified and prices[dearest].verified)
+        group_name = inputs.get("nodeGroupName", group["name"])
         yield Line(
-            "nodes",
-            f"node group {inputs.get('nodeGroupName', group['name'])}: {low}..{high} x {'/'.join(types)}",
+            f"node group {group_name}",
+            f"node group {group_name}: {low}..{high} x {'/'.join(types)}",
             low * rates.month(prices[first]),
             high * rates.month(prices[dearest]),
             unverified,
@@ -224,8 +224,8 @@ def _node_groups(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         disk = _root_volume_gib(plan, group)
         gp3 = rates.region.ebs_gp3_gib_month
         yield Line(
-            "volumes",
-            f"root volumes of node group {inputs.get('nodeGroupName', group['name'])}: {disk:g} GiB gp3 per node",
+            f"node group {group_name} root volumes",
+            f"root volumes of node group {group_name}: {disk:g} GiB gp3 per node",
             low * disk * gp3.usd,
             high * disk * gp3.usd,
             not gp3.verified,
@@ -332,17 +332,23 @@ def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         unverified = any(not p.verified for p in prices.values())
         shown = ", ".join(f"{k}={v}" for k, v in (spec.get("limits") or {}).items()) or "none"
         if top is None:
-            yield Line("nodes", f"Karpenter pool {name}: limits {shown}: NO MAXIMUM", idle, None, unverified)
+            yield Line(
+                f"pool {name}", f"Karpenter pool {name}: limits {shown}: NO MAXIMUM", idle, None, unverified
+            )
             continue
         cost, mix = top
         filled = " + ".join(f"{n} x {t}" for t, n in sorted(mix.items())) or "0 nodes"
         yield Line(
-            "nodes", f"Karpenter pool {name}: limits {shown} → {filled}", idle, max(cost, idle), unverified
+            f"pool {name}",
+            f"Karpenter pool {name}: limits {shown} → {filled}",
+            idle,
+            max(cost, idle),
+            unverified,
         )
         disk = _node_class_disk_gib(classes, pool)
         nodes = sum(mix.values())
         yield Line(
-            "volumes",
+            f"pool {name} root volumes",
             f"root volumes of pool {name}: {disk:g} GiB gp3 per node",
             static * disk * gp3.usd,
             max(nodes, static) * disk * gp3.usd,
@@ -470,7 +476,11 @@ def _claims(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
             gib, count = _gib(size, where), claim.count(values)
             monthly = count * gib * gp3.usd
             yield Line(
-                "volumes", f"{claim.label}: {count} x {gib:g} GiB gp3", monthly, monthly, not gp3.verified
+                f"{release['name']} {claim.label}",
+                f"{claim.label}: {count} x {gib:g} GiB gp3",
+                monthly,
+                monthly,
+                not gp3.verified,
             )
 
 
@@ -503,15 +513,15 @@ def _network(plan: Mapping[str, Any], rates: _Rates, estimate: Estimate) -> Iter
     clusters = _count(plan, "aws:eks/cluster:Cluster")
     eks = clusters * rates.month(region.eks_cluster_hour)
     yield Line(
-        "cluster", f"EKS control plane: {clusters} cluster(s)", eks, eks, not region.eks_cluster_hour.verified
+        "eks", f"EKS control plane: {clusters} cluster(s)", eks, eks, not region.eks_cluster_hour.verified
     )
     nats = _count(plan, "aws:ec2/natGateway:NatGateway")
     nat = nats * rates.month(region.nat_gateway_hour)
-    yield Line("network", f"NAT gateways: {nats}", nat, nat, not region.nat_gateway_hour.verified)
+    yield Line("nat", f"NAT gateways: {nats}", nat, nat, not region.nat_gateway_hour.verified)
     addresses = _count(plan, "aws:ec2/eip:Eip")
     ipv4 = addresses * rates.month(region.public_ipv4_hour)
     yield Line(
-        "network",
+        "public ipv4",
         f"public IPv4 addresses (Elastic IPs): {addresses}",
         ipv4,
         ipv4,
@@ -519,7 +529,7 @@ def _network(plan: Mapping[str, Any], rates: _Rates, estimate: Estimate) -> Iter
     )
     if _has_load_balancer(plan):
         nlb = rates.month(region.nlb_hour)
-        yield Line("network", "NLB of the inference gateway: 1", nlb, nlb, not region.nlb_hour.verified)
+        yield Line("nlb", "NLB of the inference gateway: 1", nlb, nlb, not region.nlb_hour.verified)
     else:
         estimate.notes.append("no load balancer in the plan (no Gateway, no Service of type LoadBalancer)")
     zones = 0
@@ -529,7 +539,7 @@ def _network(plan: Mapping[str, Any], rates: _Rates, estimate: Estimate) -> Iter
     if zones:
         endpoints = zones * rates.month(region.vpc_interface_endpoint_az_hour)
         yield Line(
-            "network",
+            "vpc endpoints",
             f"VPC interface endpoints: {zones} endpoint-zones",
             endpoints,
             endpoints,
@@ -560,7 +570,7 @@ def _logs_and_keys(plan: Mapping[str, Any], rates: _Rates, ingest_gib: int) -> I
         )
     keys = _count(plan, "aws:kms/key:Key")
     kms = keys * rates.month(region.kms_key_month, hourly=False)
-    yield Line("keys", f"KMS customer managed keys: {keys}", kms, kms, not region.kms_key_month.verified)
+    yield Line("kms", f"KMS customer managed keys: {keys}", kms, kms, not region.kms_key_month.verified)
 
 
 # --- the estimate ----------------------------------------------------------------------------------
@@ -660,7 +670,7 @@ def render_text(result: Estimate, source: str, prices: PriceTable, budget: float
 
 
 def _by_item(result: Estimate) -> dict[str, Line]:
-    return {f"{line.category}: {line.item}": line for line in result.lines}
+    return {line.key: line for line in result.lines}
 
 
 def render_diff(base: Estimate, head: Estimate) -> str:
@@ -681,16 +691,19 @@ def render_diff(base: Estimate, head: Estimate) -> str:
         f"| **change** | **{delta(base.idle, head.idle)}** | **{delta(base.max, head.max)}** |",
     ]
     old, new = _by_item(base), _by_item(head)
-    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    gone = Line("", "", 0.0, 0.0)
+    changed = [
+        k
+        for k in sorted(set(old) | set(new))
+        if (old.get(k, gone).idle, old.get(k, gone).max) != (new.get(k, gone).idle, new.get(k, gone).max)
+    ]
     if changed:
-        rows += ["", "| item | idle | max |", "|---|---:|---:|"]
+        rows += ["", "| item (head; ~~removed~~) | idle | max |", "|---|---:|---:|"]
         for key in changed:
-            a, b = old.get(key), new.get(key)
-            label = key if b else f"~~{key}~~"
-            rows.append(
-                f"| {label} | {delta(a.idle if a else 0.0, b.idle if b else 0.0)} | "
-                f"{delta(a.max if a else 0.0, b.max if b else 0.0)} |"
-            )
+            a, b = old.get(key, gone), new.get(key)
+            label = b.item if b else f"~~{a.item}~~"
+            b = b or gone
+            rows.append(f"| {label} | {delta(a.idle, b.idle)} | {delta(a.max, b.max)} |")
     else:
         rows += ["", "No priced item changed."]
     if head.unverified:
