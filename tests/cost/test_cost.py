@@ -424,3 +424,36 @@ def test_plan_of_unexpected_shape_is_a_cost_error(prices: Any) -> None:
     plan["resources"][4]["inputs"]["scalingConfig"] = {"minSize": "two"}
     with pytest.raises(CostError, match="not shaped as `mlplat plan` writes it"):
         estimate(plan, "xx-test-1", 20, prices)
+
+
+# --- the pull request workflow ---------------------------------------------------------------------
+
+
+def _pr_jobs(repo_root: Path) -> dict[str, Any]:
+    import yaml
+
+    jobs: dict[str, Any] = yaml.safe_load((repo_root / ".github" / "workflows" / "pr.yml").read_text())[
+        "jobs"
+    ]
+    return jobs
+
+
+def test_pr_workflow_compares_base_and_head_plans_without_write_scope(repo_root: Path) -> None:
+    job = _pr_jobs(repo_root)["cost"]
+    assert job["permissions"] == {"contents": "read"}
+    script = "\n".join(step.get("run", "") for step in job["steps"])
+    assert 'git worktree add --detach "$RUNNER_TEMP/base" "origin/${BASE_REF}"' in script
+    assert "mlplat plan --env" in script and "-m mlplat.cli plan --env" in script
+    assert 'mlplat cost --diff "build/cost/base/$env.json" "build/cost/head/$env.json"' in script
+    assert "for env in dev staging prod; do" in script, "every environment's cost difference is shown"
+
+
+def test_pr_comment_job_runs_no_code_of_the_pull_request(repo_root: Path) -> None:
+    """The job holding pull-requests: write checks nothing out and runs no script: the markdown the
+    PR's code produced reaches it as data (an environment variable), never as code."""
+    job = _pr_jobs(repo_root)["cost-comment"]
+    assert job["needs"] == "cost" and job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    [step] = job["steps"]
+    assert step["uses"].startswith("actions/github-script@") and "run" not in step
+    assert step["env"] == {"BODY": "${{ needs.cost.outputs.markdown }}"}
+    assert "${{" not in step["with"]["script"] and "process.env.BODY" in step["with"]["script"]
