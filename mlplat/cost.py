@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -172,31 +173,39 @@ def _count(plan: Mapping[str, Any], type_: str) -> int:
 
 def _gib(quantity: Any, where: str) -> float:
     """A Kubernetes quantity of bytes ("200Gi", "1Ti", "500M", or a number of GiB for EC2) in GiB."""
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-    if isinstance(quantity, int | float):
-        return float(quantity)
-    text = str(quantity).strip()
-    for suffix in sorted(units, key=len, reverse=True):
-        if text.endswith(suffix):
-            try:
-                return float(text[: -len(suffix)]) * units[suffix] / 2**30
-            except ValueError:
-                break
-    raise CostError(f"{where}: cannot read the size {quantity!r}")
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    text, scale = str(quantity).strip(), 2**30
+    if not isinstance(quantity, int | float):
+        suffix = next((u for u in sorted(units, key=len, reverse=True) if text.endswith(u)), None)
+        if suffix is None:
+            raise CostError(f"{where}: cannot read the size {quantity!r}")
+        text, scale = text[: -len(suffix)], units[suffix]
+    try:
+        gib = float(text) * scale / 2**30
+    except ValueError:
+        raise CostError(f"{where}: cannot read the size {quantity!r}") from None
+    if not 0 <= gib < 2**40:
+        raise CostError(f"{where}: the size {quantity!r} is not a size a volume can have")
+    return gib
 
 
 # --- compute: managed node groups and Karpenter pools ----------------------------------------------
 
 
 def _root_volume_gib(plan: Mapping[str, Any], node_group: Mapping[str, Any]) -> float:
-    """Root volume of a managed node group's nodes, from its launch template (EKS's default is 20 GiB)."""
-    template = node_group["inputs"].get("launchTemplate") or {}
+    """Root volume of a managed node group's nodes: its launch template's, or EKS's `diskSize` (default 20 GiB,
+    https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateNodegroup.html) when it has none."""
+    template = node_group["inputs"].get("launchTemplate")
+    if not template:
+        return float(node_group["inputs"].get("diskSize", 20))
+    # The offline plan holds the template's mock ID, `<resource name>-<hex>` (mlplat/mocks.py).
     for resource in _resources(plan, "aws:ec2/launchTemplate:LaunchTemplate"):
-        if template.get("id", "").startswith(f"{resource['name']}-"):
+        if re.fullmatch(rf"{re.escape(resource['name'])}-[0-9a-f]+", str(template.get("id", ""))):
             mappings = resource["inputs"].get("blockDeviceMappings") or []
             return sum(_gib(m.get("ebs", {}).get("volumeSize", 0), resource["urn"]) for m in mappings)
-    # https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateNodegroup.html: diskSize defaults to 20 GiB.
-    return float(node_group["inputs"].get("diskSize", 20))
+    raise CostError(
+        f"{node_group['urn']}: its launch template is not in the plan; cannot size its root volumes"
+    )
 
 
 def _node_groups(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
@@ -238,15 +247,24 @@ def _node_groups(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
 LIMIT_KEYS = ("cpu", "memory", "nvidia.com/gpu", "nodes")
 
 
+# Larger limits are not priced exactly (the fill below walks every unit): 100,000 vCPUs, GiB or GPUs is
+# far beyond any pool the stack config allows, and a plan file claiming more is refused, not computed.
+MAX_LIMIT_UNITS = 100_000
+
+
 def _limit_units(key: str, value: Any, where: str) -> int:
     """A NodePool limit in whole units: vCPUs, GiB, GPUs or nodes (rounded down: a partial unit buys nothing)."""
     if key == "memory":
-        return int(_gib(value, where))
-    text = str(value).strip()
-    try:
-        return int(float(text[:-1]) / 1000) if text.endswith("m") else int(float(text))
-    except ValueError:
-        raise CostError(f"{where}: limit {key}={value!r} is not a quantity") from None
+        units = int(_gib(value, where))
+    else:
+        text = str(value).strip()
+        try:
+            units = int(float(text[:-1]) / 1000) if text.endswith("m") else int(float(text))
+        except (ValueError, OverflowError):
+            raise CostError(f"{where}: limit {key}={value!r} is not a quantity") from None
+    if not 0 <= units <= MAX_LIMIT_UNITS:
+        raise CostError(f"{where}: limit {key}={value!r} is outside 0..{MAX_LIMIT_UNITS} units; not priced")
+    return units
 
 
 def _weight(size: InstanceSize, key: str) -> int:
@@ -598,7 +616,7 @@ def estimate(plan: Mapping[str, Any], region: str, log_ingest_gib: int, prices: 
             *_claims(plan, rates),
             *_logs_and_keys(plan, rates, log_ingest_gib),
         ]
-    except (KeyError, TypeError, AttributeError, ValueError) as err:
+    except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError) as err:
         raise CostError(
             f"the plan is not shaped as `mlplat plan` writes it ({type(err).__name__}: {err})"
         ) from None

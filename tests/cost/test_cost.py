@@ -457,3 +457,32 @@ def test_pr_comment_job_runs_no_code_of_the_pull_request(repo_root: Path) -> Non
     assert step["uses"].startswith("actions/github-script@") and "run" not in step
     assert step["env"] == {"BODY": "${{ needs.cost.outputs.markdown }}"}
     assert "${{" not in step["with"]["script"] and "process.env.BODY" in step["with"]["script"]
+
+
+def test_node_group_whose_launch_template_is_missing_is_refused_not_sized_at_a_default(prices: Any) -> None:
+    plan = small_plan()
+    plan["resources"] = [r for r in plan["resources"] if r["type"] != "aws:ec2/launchTemplate:LaunchTemplate"]
+    with pytest.raises(CostError, match="its launch template is not in the plan"):
+        estimate(plan, "xx-test-1", 20, prices)
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [("1e12", "outside 0..100000 units"), ("-4", "outside 0..100000 units"), ("lots", "is not a quantity")],
+)
+def test_absurd_pool_limit_is_refused_not_computed(prices: Any, limit: str, message: str) -> None:
+    """A plan file claiming a limit of 10^12 GPUs must not make the fill walk 10^12 units."""
+    plan = small_plan()
+    pool = next(r for r in plan["resources"] if r["type"] == "kubernetes:karpenter.sh/v1:NodePool")
+    pool["inputs"]["spec"]["limits"] = {"nvidia.com/gpu": limit}
+    with pytest.raises(CostError, match=message):
+        estimate(plan, "xx-test-1", 20, prices)
+
+
+@pytest.mark.parametrize("size", ["-10Gi", "10Qi", "1e400Gi"])
+def test_unreadable_or_negative_volume_size_is_refused(prices: Any, size: str) -> None:
+    plan = small_plan()
+    release = next(r for r in plan["resources"] if r["type"] == "kubernetes:helm.sh/v3:Release")
+    release["inputs"]["values"]["persistence"]["size"] = size
+    with pytest.raises(CostError, match="size"):
+        estimate(plan, "xx-test-1", 20, prices)
