@@ -173,8 +173,17 @@ def _count(plan: Mapping[str, Any], type_: str) -> int:
 
 def _gib(quantity: Any, where: str) -> float:
     """A Kubernetes quantity of bytes ("200Gi", "1Ti", "500M", or a number of GiB for EC2) in GiB."""
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-    text, scale = str(quantity).strip(), 2**30
+    units: dict[str, float] = {
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+        "k": 1e3,
+        "M": 1e6,
+        "G": 1e9,
+        "T": 1e12,
+    }
+    text, scale = str(quantity).strip(), float(2**30)
     if not isinstance(quantity, int | float):
         suffix = next((u for u in sorted(units, key=len, reverse=True) if text.endswith(u)), None)
         if suffix is None:
