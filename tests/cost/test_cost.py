@@ -29,20 +29,20 @@ instance_types:
   g5.12xlarge: {vcpu: 48, memory_gib: 192, gpus: 4}
 regions:
   xx-test-1:
-    eks_cluster_hour: {usd: 0.10, verified: true, source: "https://example.org/eks", basis: "test"}
-    kms_key_month: {usd: 1.00, verified: true, source: "https://example.org/kms", basis: "test"}
+    eks_cluster_hour: {usd: 0.10, verified: true, source: "https://prices.test/eks", basis: "test"}
+    kms_key_month: {usd: 1.00, verified: true, source: "https://prices.test/kms", basis: "test"}
     ec2_instance_hour:
-      m6i.large: {usd: 0.10, verified: true, source: "https://example.org/ec2", basis: "test"}
-      m6i.xlarge: {usd: 0.20, verified: true, source: "https://example.org/ec2", basis: "test"}
-      g5.xlarge: {usd: 1.00, verified: false, source: "https://example.org/ec2", basis: "test"}
-      g5.12xlarge: {usd: 5.00, verified: false, source: "https://example.org/ec2", basis: "test"}
-    nat_gateway_hour: {usd: 0.05, verified: true, source: "https://example.org/vpc", basis: "test"}
-    public_ipv4_hour: {usd: 0.01, verified: true, source: "https://example.org/vpc", basis: "test"}
-    nlb_hour: {usd: 0.02, verified: true, source: "https://example.org/elb", basis: "test"}
-    ebs_gp3_gib_month: {usd: 0.10, verified: true, source: "https://example.org/ebs", basis: "test"}
-    cloudwatch_logs_ingest_gib: {usd: 0.50, verified: true, source: "https://example.org/cw", basis: "test"}
-    cloudwatch_logs_storage_gib_month: {usd: 0.03, verified: true, source: "https://example.org/cw", basis: "test"}
-    vpc_interface_endpoint_az_hour: {usd: 0.01, verified: true, source: "https://example.org/pl", basis: "test"}
+      m6i.large: {usd: 0.10, verified: true, source: "https://prices.test/ec2", basis: "test"}
+      m6i.xlarge: {usd: 0.20, verified: true, source: "https://prices.test/ec2", basis: "test"}
+      g5.xlarge: {usd: 1.00, verified: false, source: "https://prices.test/ec2", basis: "test"}
+      g5.12xlarge: {usd: 5.00, verified: false, source: "https://prices.test/ec2", basis: "test"}
+    nat_gateway_hour: {usd: 0.05, verified: true, source: "https://prices.test/vpc", basis: "test"}
+    public_ipv4_hour: {usd: 0.01, verified: true, source: "https://prices.test/vpc", basis: "test"}
+    nlb_hour: {usd: 0.02, verified: true, source: "https://prices.test/elb", basis: "test"}
+    ebs_gp3_gib_month: {usd: 0.10, verified: true, source: "https://prices.test/ebs", basis: "test"}
+    cloudwatch_logs_ingest_gib: {usd: 0.50, verified: true, source: "https://prices.test/cw", basis: "test"}
+    cloudwatch_logs_storage_gib_month: {usd: 0.03, verified: true, source: "https://prices.test/cw", basis: "test"}
+    vpc_interface_endpoint_az_hour: {usd: 0.01, verified: true, source: "https://prices.test/pl", basis: "test"}
 """
 
 
@@ -384,8 +384,8 @@ def test_unknown_environment_exits_2(repo_root: Path) -> None:
     ("old", "new", "message"),
     [
         (
-            'usd: 0.10, verified: true, source: "https://example.org/eks"',
-            'usd: -1, verified: true, source: "https://example.org/eks"',
+            'usd: 0.10, verified: true, source: "https://prices.test/eks"',
+            'usd: -1, verified: true, source: "https://prices.test/eks"',
             "regions.xx-test-1.eks_cluster_hour.usd",
         ),
         ('taken: "2026-12-01"', "taken: yesterday", "taken"),
