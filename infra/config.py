@@ -644,6 +644,7 @@ class StackConfig(_Model):
                 f"gpu.pools: {spot_pools} run on spot in prod; use on-demand or set allow_spot_in_prod: true",
             ),
             (self.apps.min_replicas >= 2, "apps.min_replicas: prod runs at least 2 replicas of a model"),
+            (self.cost is not None, "cost.max_monthly_usd: prod has a budget the plan is held to"),
         ]
         broken = [message for ok, message in rules if not ok]
         return ["prod may not weaken security or availability: " + "; ".join(broken)] if broken else []

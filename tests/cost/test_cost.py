@@ -486,3 +486,22 @@ def test_unreadable_or_negative_volume_size_is_refused(prices: Any, size: str) -
     release["inputs"]["values"]["persistence"]["size"] = size
     with pytest.raises(CostError, match="size"):
         estimate(plan, "xx-test-1", 20, prices)
+
+
+def test_prod_without_a_budget_is_refused(repo_root: Path, tmp_path: Path) -> None:
+    """Prod is never weaker than dev: a prod stack file that drops its budget stops the plan."""
+    source = (repo_root / "environments" / "Pulumi.prod.yaml").read_text()
+    start = source.index("  mlplat:cost:\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text(source[:start])
+    result = _cli(
+        repo_root,
+        "plan",
+        "--env",
+        "prod",
+        "--no-policies",
+        "--out",
+        str(tmp_path / "plan.json"),
+        setup=f"import infra.config\ninfra.config.STACK_DIR = Path({str(tmp_path)!r})\n",
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cost.max_monthly_usd: prod has a budget the plan is held to" in result.stderr, result.stderr
