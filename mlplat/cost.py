@@ -340,8 +340,10 @@ def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         name = pool["inputs"].get("metadata", {}).get("name", pool["name"])
         types = _pool_types(pool, rates)
         prices = {t: rates.instance(t, where) for t in types}
-        # Spot capacity is priced at the on-demand price: without a maximum price set, a spot instance's
-        # maximum price is the on-demand price (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-requests.html).
+        # Spot capacity is priced at the on-demand price, its ceiling: Karpenter's CreateFleet request sets
+        # no maximum price (aws/karpenter-provider-aws v1.14.1 pkg/providers/instance/types.go, SpotOptions
+        # has only an allocation strategy), and a fleet without one uses the on-demand price
+        # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-price-overrides.html).
         monthly = {t: rates.month(p) for t, p in prices.items()}
         static = int(spec.get("replicas", 0))  # static capacity (spec.replicas, nodepools.md as above)
         limits = {
@@ -514,8 +516,9 @@ def _claims(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
 # --- network, load balancers, logs, keys -----------------------------------------------------------
 
 # The inference gateway's NLB: the AWS Load Balancer Controller makes one for a Service of type
-# LoadBalancer, which Envoy Gateway creates for each Gateway (gateway.envoyproxy.io EnvoyProxy
-# `envoyService.type` defaults to LoadBalancer). Any of these in the plan means an NLB.
+# LoadBalancer, which Envoy Gateway creates for each Gateway (its EnvoyProxy `envoyService.type` defaults
+# to LoadBalancer: envoyproxy/gateway v1.9.0 api/v1alpha1/shared_types.go, KubernetesServiceSpec.Type).
+# Any of these in the plan means one NLB for the environment.
 NLB_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
 
 
