@@ -121,6 +121,8 @@ class Line:
 
 @dataclass
 class Estimate:
+    """Every priced line of one environment, and what the figures leave out (`notes`)."""
+
     stack: str
     region: str
     lines: list[Line] = field(default_factory=list)
@@ -142,7 +144,7 @@ class Estimate:
 
 @dataclass(frozen=True)
 class _Rates:
-    """The prices of one region, turned into monthly figures and remembered as used."""
+    """The prices of the environment's region, and the arithmetic from hourly to monthly."""
 
     table: PriceTable
     region: RegionPrices
