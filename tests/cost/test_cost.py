@@ -443,8 +443,11 @@ def test_pr_workflow_compares_base_and_head_plans_without_write_scope(repo_root:
     assert job["permissions"] == {"contents": "read"}
     script = "\n".join(step.get("run", "") for step in job["steps"])
     assert 'git worktree add --detach "$RUNNER_TEMP/base" "origin/${BASE_REF}"' in script
-    assert "mlplat plan --env" in script and "-m mlplat.cli plan --env" in script
-    assert 'mlplat cost --diff "build/cost/base/$env.json" "build/cost/head/$env.json"' in script
+    # The head with the PR's code; the base with the base's own code (run from its worktree).
+    assert '.venv/bin/mlplat plan --env "$env" --no-policies --out "$head"' in script
+    words = " ".join(script.split())
+    assert '-m mlplat.cli \\ plan --env "$env" --no-policies --out "$base"' in words
+    assert 'mlplat cost --diff "$base" "$head"' in script
     assert "for env in dev staging prod; do" in script, "every environment's cost difference is shown"
 
 
