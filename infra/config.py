@@ -546,6 +546,29 @@ class AppsConfig(_Model):
         return self
 
 
+class CostConfig(_Model):
+    """The environment's budget, which `mlplat plan` refuses to exceed (`mlplat cost` prices it)."""
+
+    max_monthly_usd: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=1_000_000,
+            description="Ceiling on the environment's monthly cost with every pool at its maximum (priced "
+            "from mlplat/cost_prices.yaml); the plan of a change that could cost more is refused.",
+        ),
+    ]
+    log_ingest_gib_per_month: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=100_000,
+            description="Assumed CloudWatch Logs ingestion of the environment's log groups (EKS control plane "
+            "logs, audit included), GiB a month: it depends on traffic, so it is stated, not measured.",
+        ),
+    ]
+
+
 ENVIRONMENT_TAG = "mlplat/environment"
 
 
@@ -562,6 +585,7 @@ class StackConfig(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     services: ServicesConfig
     apps: AppsConfig
+    cost: CostConfig | None = Field(None, description="Budget of the environment; none means no ceiling.")
 
     @model_validator(mode="after")
     def _whole_stack_rules(self, info: ValidationInfo) -> StackConfig:
@@ -620,6 +644,7 @@ class StackConfig(_Model):
                 f"gpu.pools: {spot_pools} run on spot in prod; use on-demand or set allow_spot_in_prod: true",
             ),
             (self.apps.min_replicas >= 2, "apps.min_replicas: prod runs at least 2 replicas of a model"),
+            (self.cost is not None, "cost.max_monthly_usd: prod has a budget the plan is held to"),
         ]
         broken = [message for ok, message in rules if not ok]
         return ["prod may not weaken security or availability: " + "; ".join(broken)] if broken else []

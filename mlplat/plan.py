@@ -173,7 +173,11 @@ def summarize(plan: dict[str, Any]) -> str:
 
 
 def plan(env: str, with_policies: bool = True, path: Path | None = None) -> tuple[dict[str, Any], Path]:
+    from mlplat.cost import enforce_budget
+
     document = run_program(env)
+    # Before anything is written: a plan over the stack file's budget is refused, not saved.
+    enforce_budget(document, env)
     path = path or PLAN_DIR / f"{env}.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,10 +200,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from infra.config import ConfigError
+    from mlplat.cost import CostError
 
     try:
         document, path = plan(args.env, with_policies=not args.no_policies, path=args.out)
-    except (ConfigError, PlanError) as err:
+    except (ConfigError, PlanError, CostError) as err:
         print(f"mlplat plan: {err}", file=sys.stderr)
         return 2
     print(summarize(document))

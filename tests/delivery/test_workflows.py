@@ -121,6 +121,8 @@ def test_default_permissions_are_read_or_none_and_every_job_declares_its_own() -
 def test_write_scopes_only_where_needed() -> None:
     expected = {
         ("pr.yml", "checks"): {},
+        ("pr.yml", "cost"): {},
+        ("pr.yml", "cost-comment"): {"pull-requests": "write"},
         ("preview.yml", "preview"): {"id-token": "write", "pull-requests": "write"},
         ("deploy.yml", "dev"): {"id-token": "write"},
         ("deploy.yml", "staging"): {"id-token": "write"},

@@ -1,0 +1,805 @@
+"""`mlplat cost`: the monthly cost of an environment, read off its offline plan and priced from a pinned table.
+
+Two figures per line: **idle** (managed node groups at their minimum, Karpenter pools at their static
+`replicas` or zero) and **max** (every pool at its ceiling: node groups at `max_size`, Karpenter pools
+filled up to their `limits`). The budget in the stack file (`cost.max_monthly_usd`) is checked against
+max: the owner of the GPU budget needs to know what the platform *can* spend without anyone asking
+first, and the pools' limits are exactly that promise.
+
+Prices come from `mlplat/cost_prices.yaml` (dated, each with its source and whether it was
+confirmed); a line resting on an unconfirmed price is marked. Charges that depend on traffic (NAT
+and load balancer data processing, data transfer, KMS requests, snapshots) are listed, not guessed.
+
+`--env` runs the Pulumi program under mocks (no policy pack: a few seconds) so the figure is never
+that of a stale plan file; `--plan FILE` prices a plan someone already wrote (CI compares two).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from infra.stack_file import ConfigError, parse_stack_yaml
+
+PRICES = Path(__file__).resolve().parent / "cost_prices.yaml"
+
+
+class CostError(Exception):
+    """The cost cannot be computed (bad plan, bad price table, unpriced resource); the message says why."""
+
+
+class BudgetExceeded(CostError):
+    """The environment could cost more at its maximum than its stack file allows."""
+
+
+# --- the price table -------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(_Strict):
+    usd: Annotated[float, Field(ge=0)]
+    verified: bool
+    source: Annotated[str, Field(pattern=r"^https://")]
+    basis: Annotated[str, Field(min_length=1)]
+
+
+class InstanceSize(_Strict):
+    vcpu: Annotated[int, Field(ge=1)]
+    memory_gib: Annotated[float, Field(gt=0)]
+    gpus: Annotated[int, Field(ge=0)]
+
+
+class RegionPrices(_Strict):
+    eks_cluster_hour: Price
+    kms_key_month: Price
+    ec2_instance_hour: dict[str, Price]
+    nat_gateway_hour: Price
+    public_ipv4_hour: Price
+    nlb_hour: Price
+    ebs_gp3_gib_month: Price
+    cloudwatch_logs_ingest_gib: Price
+    cloudwatch_logs_storage_gib_month: Price
+    vpc_interface_endpoint_az_hour: Price
+
+
+class PriceTable(_Strict):
+    taken: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    hours_per_month: Annotated[float, Field(gt=0, le=744)]
+    instance_types: dict[str, InstanceSize]
+    regions: dict[str, RegionPrices]
+
+
+def load_prices(path: Path | None = None) -> PriceTable:
+    """The price table, validated; any problem is a CostError naming the file and the key path."""
+    path = path or PRICES
+    # The stack files' reader: bounded before it is built, and a duplicated key (a second price for
+    # the same thing, the last one silently winning) is refused.
+    try:
+        document = parse_stack_yaml(path)
+    except ConfigError as err:
+        problems = "; ".join(f"{where}: {reason}" for where, reason in err.problems)
+        raise CostError(f"price table {path}: {problems}") from None
+    try:
+        table = PriceTable.model_validate(document)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()
+        )
+        raise CostError(f"price table {path}: {problems}") from None
+    unsized = sorted(
+        {t for r in table.regions.values() for t in r.ec2_instance_hour} - set(table.instance_types)
+    )
+    if unsized:
+        raise CostError(f"price table {path}: instance_types: no size for {unsized}")
+    return table
+
+
+# --- line items ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One item of the bill: its monthly cost idle and at maximum (None: no maximum exists)."""
+
+    key: str  # stable across changes (the item's text holds figures), so two estimates can be compared
+    item: str
+    idle: float
+    max: float | None
+    unverified: bool = False
+
+
+@dataclass
+class Estimate:
+    """Every priced line of one environment, and what the figures leave out (`notes`)."""
+
+    stack: str
+    region: str
+    lines: list[Line] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def idle(self) -> float:
+        return sum(line.idle for line in self.lines)
+
+    @property
+    def max(self) -> float | None:
+        maxima = [line.max for line in self.lines]
+        return None if any(m is None for m in maxima) else sum(m for m in maxima if m is not None)
+
+    @property
+    def unverified(self) -> bool:
+        return any(line.unverified for line in self.lines)
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """The prices of the environment's region, and the arithmetic from hourly to monthly."""
+
+    table: PriceTable
+    region: RegionPrices
+    name: str
+
+    def month(self, price: Price, hourly: bool = True) -> float:
+        return price.usd * self.table.hours_per_month if hourly else price.usd
+
+    def instance(self, instance_type: str, where: str) -> Price:
+        price = self.region.ec2_instance_hour.get(instance_type)
+        if price is None:
+            raise CostError(
+                f"{where}: instance type {instance_type} has no {self.name} price in {PRICES.name}; add it "
+                "(with its source) before this environment can be priced"
+            )
+        return price
+
+
+def _resources(plan: Mapping[str, Any], type_: str) -> Iterator[dict[str, Any]]:
+    for resource in plan["resources"]:
+        if resource["type"] == type_:
+            yield resource
+
+
+def _count(plan: Mapping[str, Any], type_: str) -> int:
+    return sum(1 for _ in _resources(plan, type_))
+
+
+def _gib(quantity: Any, where: str) -> float:
+    """A Kubernetes quantity of bytes ("200Gi", "1Ti", "500M", or a number of GiB for EC2) in GiB."""
+    units: dict[str, float] = {
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+        "k": 1e3,
+        "M": 1e6,
+        "G": 1e9,
+        "T": 1e12,
+    }
+    text, scale = str(quantity).strip(), float(2**30)
+    if not isinstance(quantity, int | float):
+        suffix = next((u for u in sorted(units, key=len, reverse=True) if text.endswith(u)), None)
+        if suffix is None:
+            raise CostError(f"{where}: cannot read the size {quantity!r}")
+        text, scale = text[: -len(suffix)], units[suffix]
+    try:
+        gib = float(text) * scale / 2**30
+    except ValueError:
+        raise CostError(f"{where}: cannot read the size {quantity!r}") from None
+    if not 0 <= gib < 2**40:
+        raise CostError(f"{where}: the size {quantity!r} is not a size a volume can have")
+    return gib
+
+
+# --- compute: managed node groups and Karpenter pools ----------------------------------------------
+
+
+def _root_volume_gib(plan: Mapping[str, Any], node_group: Mapping[str, Any]) -> float:
+    """Root volume of a managed node group's nodes: its launch template's, or EKS's `diskSize` (default 20 GiB,
+    https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateNodegroup.html) when it has none."""
+    template = node_group["inputs"].get("launchTemplate")
+    if not template:
+        return float(node_group["inputs"].get("diskSize", 20))
+    # The offline plan holds the template's mock ID, `<resource name>-<hex>` (mlplat/mocks.py).
+    for resource in _resources(plan, "aws:ec2/launchTemplate:LaunchTemplate"):
+        if re.fullmatch(rf"{re.escape(resource['name'])}-[0-9a-f]+", str(template.get("id", ""))):
+            mappings = resource["inputs"].get("blockDeviceMappings") or []
+            return sum(_gib(m.get("ebs", {}).get("volumeSize", 0), resource["urn"]) for m in mappings)
+    raise CostError(
+        f"{node_group['urn']}: its launch template is not in the plan; cannot size its root volumes"
+    )
+
+
+def _node_groups(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
+    for group in _resources(plan, "aws:eks/nodeGroup:NodeGroup"):
+        inputs, where = group["inputs"], group["urn"]
+        scaling = inputs.get("scalingConfig") or {}
+        low, high = int(scaling.get("minSize", 0)), int(scaling.get("maxSize", 0))
+        types = list(inputs.get("instanceTypes") or [])
+        if not types:
+            raise CostError(f"{where}: no instanceTypes; cannot price the node group")
+        prices = {t: rates.instance(t, where) for t in types}
+        # On-demand managed node groups launch the first listed type ("prioritized" allocation,
+        # https://docs.aws.amazon.com/eks/latest/userguide/managed-node-groups.html#managed-node-group-capacity-types);
+        # at maximum we assume the dearest, so the ceiling holds whatever the allocation does.
+        first, dearest = types[0], max(types, key=lambda t: prices[t].usd)
+        unverified = not (prices[first].verified and prices[dearest].verified)
+        group_name = inputs.get("nodeGroupName", group["name"])
+        yield Line(
+            f"node group {group_name}",
+            f"node group {group_name}: {low}..{high} x {'/'.join(types)}",
+            low * rates.month(prices[first]),
+            high * rates.month(prices[dearest]),
+            unverified,
+        )
+        disk = _root_volume_gib(plan, group)
+        gp3 = rates.region.ebs_gp3_gib_month
+        yield Line(
+            f"node group {group_name} root volumes",
+            f"root volumes of node group {group_name}: {disk:g} GiB gp3 per node",
+            low * disk * gp3.usd,
+            high * disk * gp3.usd,
+            not gp3.verified,
+        )
+
+
+# Karpenter NodePool `limits` keys we can turn into instances, and what one instance adds to each
+# (aws/karpenter-provider-aws v1.14.1 website/content/en/docs/concepts/nodepools.md, "spec.limits":
+# cpu, memory, nvidia.com/gpu and nodes; no limits means no ceiling but the account's quotas).
+LIMIT_KEYS = ("cpu", "memory", "nvidia.com/gpu", "nodes")
+
+
+# Larger limits are not priced exactly (the fill below walks every unit): 100,000 vCPUs, GiB or GPUs is
+# far beyond any pool the stack config allows, and a plan file claiming more is refused, not computed.
+MAX_LIMIT_UNITS = 100_000
+
+
+def _limit_units(key: str, value: Any, where: str) -> int:
+    """A NodePool limit in whole units: vCPUs, GiB, GPUs or nodes (rounded down: a partial unit buys nothing)."""
+    if key == "memory":
+        units = int(_gib(value, where))
+    else:
+        text = str(value).strip()
+        try:
+            units = int(float(text[:-1]) / 1000) if text.endswith("m") else int(float(text))
+        except (ValueError, OverflowError):
+            raise CostError(f"{where}: limit {key}={value!r} is not a quantity") from None
+    if not 0 <= units <= MAX_LIMIT_UNITS:
+        raise CostError(f"{where}: limit {key}={value!r} is outside 0..{MAX_LIMIT_UNITS} units; not priced")
+    return units
+
+
+def _weight(size: InstanceSize, key: str) -> int:
+    return {"cpu": size.vcpu, "memory": int(size.memory_gib), "nvidia.com/gpu": size.gpus, "nodes": 1}[key]
+
+
+def _fill(capacity: int, options: Mapping[str, tuple[int, float]]) -> tuple[float, dict[str, int]] | None:
+    """Dearest set of instances whose `weight` adds up to at most `capacity` (unbounded knapsack).
+
+    None when an instance type weighs nothing on this limit: it could be launched without end.
+    """
+    if any(weight == 0 for weight, _ in options.values()):
+        return None
+    best: list[tuple[float, dict[str, int]]] = [(0.0, {})]
+    for room in range(1, capacity + 1):
+        top = best[room - 1]
+        for name, (weight, price) in options.items():
+            if weight <= room:
+                cost, mix = best[room - weight]
+                if cost + price > top[0]:
+                    top = (cost + price, {**mix, name: mix.get(name, 0) + 1})
+        best.append(top)
+    return best[capacity]
+
+
+def _pool_types(pool: Mapping[str, Any], rates: _Rates) -> list[str]:
+    """The priced instance types a NodePool may launch: those its `In` requirements on the type or the
+    family admit. Other requirements only narrow the set further, so ignoring them keeps a ceiling."""
+    candidates = set(rates.region.ec2_instance_hour)
+    requirements = pool["inputs"].get("spec", {}).get("template", {}).get("spec", {}).get("requirements", [])
+    restricted = False
+    for requirement in requirements:
+        key, values = requirement.get("key"), set(requirement.get("values") or [])
+        if requirement.get("operator") != "In":
+            continue
+        if key == "node.kubernetes.io/instance-type":
+            for unpriced in sorted(values - candidates)[:1]:
+                rates.instance(unpriced, pool["urn"])  # raises: every type the pool may launch needs a price
+            candidates &= values
+            restricted = True
+        elif key == "karpenter.k8s.aws/instance-family":
+            candidates = {t for t in candidates if t.split(".")[0] in values}
+            restricted = True
+    if not restricted:
+        raise CostError(
+            f"{pool['urn']}: no instance-type or instance-family requirement; its nodes cannot be priced "
+            "(any instance type in the region could be launched)"
+        )
+    if not candidates:
+        raise CostError(
+            f"{pool['urn']}: none of the instance types it may launch has a price in {PRICES.name}"
+        )
+    return sorted(candidates)
+
+
+def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
+    classes = {
+        r["inputs"].get("metadata", {}).get("name"): r
+        for r in _resources(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    }
+    gp3 = rates.region.ebs_gp3_gib_month
+    for pool in _resources(plan, "kubernetes:karpenter.sh/v1:NodePool"):
+        spec, where = pool["inputs"].get("spec", {}), pool["urn"]
+        name = pool["inputs"].get("metadata", {}).get("name", pool["name"])
+        types = _pool_types(pool, rates)
+        prices = {t: rates.instance(t, where) for t in types}
+        # Spot capacity is priced at the on-demand price, its ceiling: Karpenter's CreateFleet request sets
+        # no maximum price (aws/karpenter-provider-aws v1.14.1 pkg/providers/instance/types.go, SpotOptions
+        # has only an allocation strategy), and a fleet without one uses the on-demand price
+        # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-price-overrides.html).
+        monthly = {t: rates.month(p) for t, p in prices.items()}
+        static = int(spec.get("replicas", 0))  # static capacity (spec.replicas, nodepools.md as above)
+        limits = {
+            k: _limit_units(k, v, where) for k, v in (spec.get("limits") or {}).items() if k in LIMIT_KEYS
+        }
+        fills = [
+            _fill(units, {t: (_weight(rates.table.instance_types[t], key), monthly[t]) for t in types})
+            for key, units in limits.items()
+        ]
+        bounded = [f for f in fills if f is not None]
+        # Each limit alone bounds the pool; the tightest of them is a ceiling for all of them together.
+        top = min(bounded, key=lambda f: f[0]) if bounded else None
+        dearest = max(types, key=lambda t: monthly[t])
+        idle = static * monthly[dearest]
+        unverified = any(not p.verified for p in prices.values())
+        shown = ", ".join(f"{k}={v}" for k, v in (spec.get("limits") or {}).items()) or "none"
+        if top is None:
+            yield Line(
+                f"pool {name}", f"Karpenter pool {name}: limits {shown}: NO MAXIMUM", idle, None, unverified
+            )
+            continue
+        cost, mix = top
+        filled = " + ".join(f"{n} x {t}" for t, n in sorted(mix.items())) or "0 nodes"
+        yield Line(
+            f"pool {name}",
+            f"Karpenter pool {name}: limits {shown} → {filled}",
+            idle,
+            max(cost, idle),
+            unverified,
+        )
+        disk = _node_class_disk_gib(classes, pool)
+        nodes = sum(mix.values())
+        yield Line(
+            f"pool {name} root volumes",
+            f"root volumes of pool {name}: {disk:g} GiB gp3 per node",
+            static * disk * gp3.usd,
+            max(nodes, static) * disk * gp3.usd,
+            not gp3.verified,
+        )
+
+
+def _node_class_disk_gib(classes: Mapping[str, Mapping[str, Any]], pool: Mapping[str, Any]) -> float:
+    ref = (
+        pool["inputs"].get("spec", {}).get("template", {}).get("spec", {}).get("nodeClassRef", {}).get("name")
+    )
+    node_class = classes.get(ref)
+    if node_class is None:
+        raise CostError(
+            f"{pool['urn']}: its EC2NodeClass {ref!r} is not in the plan; cannot size its volumes"
+        )
+    mappings = node_class["inputs"].get("spec", {}).get("blockDeviceMappings") or []
+    return sum(_gib(m.get("ebs", {}).get("volumeSize", 0), node_class["urn"]) for m in mappings)
+
+
+# --- persistent volumes from the Helm releases -----------------------------------------------------
+
+
+def _get(values: Mapping[str, Any], path: str, default: Any) -> Any:
+    node: Any = values
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _minio_claims(values: Mapping[str, Any]) -> int:
+    # Chart defaults (../shared/reference/charts/minio/values.yaml, chart 5.4.0): mode distributed,
+    # replicas 16, drivesPerNode 1, pools 1; standalone runs one drive.
+    if _get(values, "mode", "distributed") == "standalone":
+        return 1
+    return (
+        int(_get(values, "replicas", 16))
+        * int(_get(values, "drivesPerNode", 1))
+        * int(_get(values, "pools", 1))
+    )
+
+
+def _vault_claims(values: Mapping[str, Any]) -> int:
+    # Chart defaults (../shared/reference/charts/vault/values.yaml, chart 0.34.1): server.ha.enabled
+    # false (one server), server.ha.replicas 3; each server has its own claims.
+    return int(_get(values, "server.ha.replicas", 3)) if _get(values, "server.ha.enabled", False) else 1
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A persistent volume a chart of ours creates: where its size and class are, and how many there are."""
+
+    chart: str
+    label: str
+    size: str
+    storage_class: str
+    count: Callable[[Mapping[str, Any]], int]
+
+
+# Replica defaults are the charts' own (kube-prometheus-stack 88.5.3: prometheusSpec.replicas and
+# alertmanagerSpec.replicas 1, shards 1; mlflow 1.11.5: one PostgreSQL primary). A chart with volumes
+# that is not listed here is not priced: tests/cost checks that every claim in the plans is.
+_PROMETHEUS = "prometheus.prometheusSpec"
+_ALERTMANAGER = "alertmanager.alertmanagerSpec"
+CLAIMS = (
+    Claim(
+        "kube-prometheus-stack",
+        "Prometheus",
+        f"{_PROMETHEUS}.storageSpec.volumeClaimTemplate.spec.resources.requests.storage",
+        f"{_PROMETHEUS}.storageSpec.volumeClaimTemplate.spec.storageClassName",
+        lambda v: int(_get(v, f"{_PROMETHEUS}.replicas", 1)) * int(_get(v, f"{_PROMETHEUS}.shards", 1)),
+    ),
+    Claim(
+        "kube-prometheus-stack",
+        "Alertmanager",
+        f"{_ALERTMANAGER}.storage.volumeClaimTemplate.spec.resources.requests.storage",
+        f"{_ALERTMANAGER}.storage.volumeClaimTemplate.spec.storageClassName",
+        lambda v: int(_get(v, f"{_ALERTMANAGER}.replicas", 1)),
+    ),
+    Claim("vault", "Vault data", "server.dataStorage.size", "server.dataStorage.storageClass", _vault_claims),
+    Claim(
+        "vault", "Vault audit", "server.auditStorage.size", "server.auditStorage.storageClass", _vault_claims
+    ),
+    Claim("minio", "MinIO drives", "persistence.size", "persistence.storageClass", _minio_claims),
+    Claim(
+        "mlflow",
+        "MLflow PostgreSQL",
+        "postgresql.primary.persistence.size",
+        "postgresql.primary.persistence.storageClass",
+        lambda v: 1,
+    ),
+)
+
+
+def _chart_name(chart: str) -> str:
+    return chart.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _volume_type(plan: Mapping[str, Any], storage_class: str, where: str) -> str:
+    for resource in _resources(plan, "kubernetes:storage.k8s.io/v1:StorageClass"):
+        if resource["inputs"].get("metadata", {}).get("name") == storage_class:
+            return str(resource["inputs"].get("parameters", {}).get("type", "gp3"))
+    raise CostError(f"{where}: storage class {storage_class!r} is not in the plan; cannot price its volumes")
+
+
+def _claims(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
+    gp3 = rates.region.ebs_gp3_gib_month
+    for release in _resources(plan, "kubernetes:helm.sh/v3:Release"):
+        chart, values = (
+            _chart_name(str(release["inputs"].get("chart", ""))),
+            release["inputs"].get("values") or {},
+        )
+        for claim in CLAIMS:
+            size = _get(values, claim.size, None)
+            if claim.chart != chart or size is None:
+                continue
+            where = f"{release['urn']} values.{claim.size}"
+            volume_type = _volume_type(plan, str(_get(values, claim.storage_class, "")), where)
+            if volume_type != "gp3":
+                raise CostError(
+                    f"{where}: volume type {volume_type} has no price in {PRICES.name} (gp3 only)"
+                )
+            gib, count = _gib(size, where), claim.count(values)
+            monthly = count * gib * gp3.usd
+            yield Line(
+                f"{release['name']} {claim.label}",
+                f"{claim.label}: {count} x {gib:g} GiB gp3",
+                monthly,
+                monthly,
+                not gp3.verified,
+            )
+
+
+# --- network, load balancers, logs, keys -----------------------------------------------------------
+
+# The inference gateway's NLB: the AWS Load Balancer Controller makes one for a Service of type
+# LoadBalancer, which Envoy Gateway creates for each Gateway (its EnvoyProxy `envoyService.type` defaults
+# to LoadBalancer: envoyproxy/gateway v1.9.0 api/v1alpha1/shared_types.go, KubernetesServiceSpec.Type).
+# Any of these in the plan means one NLB for the environment.
+NLB_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
+
+
+def _has_load_balancer(plan: Mapping[str, Any]) -> bool:
+    for resource in plan["resources"]:
+        if resource["type"].startswith("kubernetes:gateway.networking.k8s.io/") and resource["type"].endswith(
+            ":Gateway"
+        ):
+            return True
+        if (
+            resource["type"] == "kubernetes:core/v1:Service"
+            and resource["inputs"].get("spec", {}).get("type") == "LoadBalancer"
+        ):
+            return True
+        if NLB_ANNOTATION in json.dumps(resource["inputs"]):
+            return True
+    return False
+
+
+def _network(plan: Mapping[str, Any], rates: _Rates, estimate: Estimate) -> Iterator[Line]:
+    region = rates.region
+    clusters = _count(plan, "aws:eks/cluster:Cluster")
+    eks = clusters * rates.month(region.eks_cluster_hour)
+    yield Line(
+        "eks", f"EKS control plane: {clusters} cluster(s)", eks, eks, not region.eks_cluster_hour.verified
+    )
+    nats = _count(plan, "aws:ec2/natGateway:NatGateway")
+    nat = nats * rates.month(region.nat_gateway_hour)
+    yield Line("nat", f"NAT gateways: {nats}", nat, nat, not region.nat_gateway_hour.verified)
+    addresses = _count(plan, "aws:ec2/eip:Eip")
+    ipv4 = addresses * rates.month(region.public_ipv4_hour)
+    yield Line(
+        "public ipv4",
+        f"public IPv4 addresses (Elastic IPs): {addresses}",
+        ipv4,
+        ipv4,
+        not region.public_ipv4_hour.verified,
+    )
+    if _has_load_balancer(plan):
+        nlb = rates.month(region.nlb_hour)
+        yield Line("nlb", "NLB of the inference gateway: 1", nlb, nlb, not region.nlb_hour.verified)
+    else:
+        estimate.notes.append("no load balancer in the plan (no Gateway, no Service of type LoadBalancer)")
+    zones = 0
+    for endpoint in _resources(plan, "aws:ec2/vpcEndpoint:VpcEndpoint"):
+        if endpoint["inputs"].get("vpcEndpointType") == "Interface":
+            zones += len(endpoint["inputs"].get("subnetIds") or [])
+    if zones:
+        endpoints = zones * rates.month(region.vpc_interface_endpoint_az_hour)
+        yield Line(
+            "vpc endpoints",
+            f"VPC interface endpoints: {zones} endpoint-zones",
+            endpoints,
+            endpoints,
+            not region.vpc_interface_endpoint_az_hour.verified,
+        )
+
+
+def _logs_and_keys(plan: Mapping[str, Any], rates: _Rates, ingest_gib: int) -> Iterator[Line]:
+    region = rates.region
+    groups = list(_resources(plan, "aws:cloudwatch/logGroup:LogGroup"))
+    if groups:
+        # Kept for the longest retention of the groups (never-expiring groups: a year, and say so).
+        days = max(int(g["inputs"].get("retentionInDays") or 365) for g in groups)
+        stored = ingest_gib * min(days, 365) / 30
+        logs = (
+            ingest_gib * region.cloudwatch_logs_ingest_gib.usd
+            + stored * region.cloudwatch_logs_storage_gib_month.usd
+        )
+        unverified = not (
+            region.cloudwatch_logs_ingest_gib.verified and region.cloudwatch_logs_storage_gib_month.verified
+        )
+        yield Line(
+            "logs",
+            f"CloudWatch Logs: {len(groups)} group(s), assumed {ingest_gib} GiB/month kept {days} days",
+            logs,
+            logs,
+            unverified,
+        )
+    keys = _count(plan, "aws:kms/key:Key")
+    kms = keys * rates.month(region.kms_key_month, hourly=False)
+    yield Line("kms", f"KMS customer managed keys: {keys}", kms, kms, not region.kms_key_month.verified)
+
+
+# --- the estimate ----------------------------------------------------------------------------------
+
+NOT_INCLUDED = (
+    "not included (they depend on traffic): NAT gateway and load balancer data processing, data transfer "
+    "out and across zones, KMS and CloudWatch API requests, EBS snapshots, S3"
+)
+
+
+def estimate(plan: Mapping[str, Any], region: str, log_ingest_gib: int, prices: PriceTable) -> Estimate:
+    """Price one plan document in `region`."""
+    if not isinstance(plan, Mapping) or not isinstance(plan.get("resources"), list):
+        raise CostError("not an offline plan: no `resources` list (write one with `mlplat plan`)")
+    region_prices = prices.regions.get(region)
+    if region_prices is None:
+        raise CostError(f"region {region} has no prices in {PRICES.name} (priced: {sorted(prices.regions)})")
+    rates = _Rates(prices, region_prices, region)
+    result = Estimate(str(plan.get("stack", "?")), region)
+    try:
+        result.lines += [
+            *_network(plan, rates, result),
+            *_node_groups(plan, rates),
+            *_node_pools(plan, rates),
+            *_claims(plan, rates),
+            *_logs_and_keys(plan, rates, log_ingest_gib),
+        ]
+    except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError) as err:
+        raise CostError(
+            f"the plan is not shaped as `mlplat plan` writes it ({type(err).__name__}: {err})"
+        ) from None
+    result.notes.append(NOT_INCLUDED)
+    return result
+
+
+def _config(stack: str) -> Any:
+    from infra.config import load_environment
+
+    return load_environment(stack)
+
+
+def price_plan(plan: Mapping[str, Any], prices: PriceTable | None = None) -> Estimate:
+    """Price a plan with its environment's region and log assumption (from the stack file)."""
+    config = _config(str(plan.get("stack")))
+    ingest = config.cost.log_ingest_gib_per_month if config.cost else 0
+    return estimate(plan, config.aws.region, ingest, prices or load_prices())
+
+
+def enforce_budget(plan: Mapping[str, Any], stack: str) -> Estimate | None:
+    """Refuse a plan whose maximum exceeds `cost.max_monthly_usd` of its stack file (None: no budget set)."""
+    from infra.config import stack_file
+
+    config = _config(stack)
+    if config.cost is None:
+        return None
+    result = estimate(plan, config.aws.region, config.cost.log_ingest_gib_per_month, load_prices())
+    budget, ceiling = config.cost.max_monthly_usd, result.max
+    if ceiling is None or ceiling > budget:
+        could = (
+            "has no maximum (a pool without limits)"
+            if ceiling is None
+            else f"could cost ${ceiling:,.2f} a month"
+        )
+        raise BudgetExceeded(
+            f"{stack} {could} with every pool at its maximum, above cost.max_monthly_usd (${budget:,.2f}) in "
+            f"{stack_file(stack)}; lower the pools' maxima or raise the budget in a reviewed change "
+            f"(`mlplat cost --env {stack}` itemises it)"
+        )
+    return result
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+
+def _usd(value: float | None) -> str:
+    return "no maximum" if value is None else f"${value:,.2f}"
+
+
+def render_text(result: Estimate, source: str, prices: PriceTable, budget: float | None) -> str:
+    width = max([len(line.item) for line in result.lines] + [40]) + 2
+    lines = [
+        f"mlplat cost {result.stack} ({result.region}), monthly USD, from {source}",
+        f"prices of {prices.taken} from {PRICES.name}; * = price not confirmed (see the table's `basis`)",
+        f"  {'item':<{width}} {'idle':>12} {'max':>12}",
+    ]
+    for line in result.lines:
+        mark = " *" if line.unverified else ""
+        lines.append(f"  {line.item:<{width}} {_usd(line.idle):>12} {_usd(line.max):>12}{mark}")
+    lines.append(
+        f"  {'TOTAL':<{width}} {_usd(result.idle):>12} {_usd(result.max):>12}{' *' if result.unverified else ''}"
+    )
+    if budget is not None:
+        verdict = "within" if result.max is not None and result.max <= budget else "ABOVE"
+        lines.append(f"budget cost.max_monthly_usd: {_usd(budget)} — maximum is {verdict} it")
+    lines += [f"note: {n}" for n in result.notes]
+    return "\n".join(lines)
+
+
+def _by_item(result: Estimate) -> dict[str, Line]:
+    return {line.key: line for line in result.lines}
+
+
+def render_diff(base: Estimate, head: Estimate) -> str:
+    """Markdown: what a change does to the environment's monthly cost, idle and at maximum."""
+
+    def delta(a: float | None, b: float | None) -> str:
+        if a is None or b is None:
+            return "n/a" if a is b else ("now bounded" if b is not None else "NOW UNBOUNDED")
+        return f"{b - a:+,.2f}"
+
+    rows = [
+        f"### Cost of `{head.stack}` ({head.region}), USD per month",
+        "",
+        "| | idle | max |",
+        "|---|---:|---:|",
+        f"| base | {_usd(base.idle)} | {_usd(base.max)} |",
+        f"| head | {_usd(head.idle)} | {_usd(head.max)} |",
+        f"| **change** | **{delta(base.idle, head.idle)}** | **{delta(base.max, head.max)}** |",
+    ]
+    old, new = _by_item(base), _by_item(head)
+    gone = Line("", "", 0.0, 0.0)
+    changed = [
+        k
+        for k in sorted(set(old) | set(new))
+        if (old.get(k, gone).idle, old.get(k, gone).max) != (new.get(k, gone).idle, new.get(k, gone).max)
+    ]
+    if changed:
+        rows += ["", "| item (head; ~~removed~~) | idle | max |", "|---|---:|---:|"]
+        for key in changed:
+            a, b = old.get(key, gone), new.get(key)
+            label = b.item if b else f"~~{a.item}~~"
+            b = b or gone
+            rows.append(f"| {label} | {delta(a.idle, b.idle)} | {delta(a.max, b.max)} |")
+    else:
+        rows += ["", "No priced item changed."]
+    if head.unverified:
+        rows += ["", "Some prices are not confirmed (`verified: false` in `mlplat/cost_prices.yaml`)."]
+    return "\n".join(rows) + "\n"
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def _read_plan(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(256 * 2**20 + 1)
+    except OSError as err:
+        raise CostError(
+            f"{path}: cannot read the plan: {err.strerror} (write it with `mlplat plan`)"
+        ) from None
+    try:
+        plan = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise CostError(f"{path}: not a JSON plan file (write it with `mlplat plan`)") from None
+    if not isinstance(plan, dict) or plan.get("kind") != "offline-plan":
+        raise CostError(f"{path}: not an offline plan written by `mlplat plan`")
+    return plan
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("cost", help="monthly cost of an environment, idle and at its maximum")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--env", choices=["dev", "staging", "prod"], help="plan the environment now and price it"
+    )
+    source.add_argument("--plan", type=Path, help="price a plan file written by `mlplat plan`")
+    source.add_argument(
+        "--diff", nargs=2, type=Path, metavar=("BASE_PLAN", "HEAD_PLAN"), help="markdown cost change"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from infra.config import ConfigError
+    from mlplat.plan import PlanError, run_program
+
+    try:
+        prices = load_prices()
+        if args.diff:
+            base, head = (_read_plan(p) for p in args.diff)
+            if base.get("stack") != head.get("stack"):
+                raise CostError(
+                    f"{args.diff[0]} plans {base.get('stack')}, {args.diff[1]} plans {head.get('stack')}"
+                )
+            print(render_diff(price_plan(base, prices), price_plan(head, prices)), end="")
+            return 0
+        plan, source = (
+            (run_program(args.env), "a fresh offline plan")
+            if args.env
+            else (_read_plan(args.plan), str(args.plan))
+        )
+        result = price_plan(plan, prices)
+        config = _config(result.stack)
+        budget = config.cost.max_monthly_usd if config.cost else None
+    except (ConfigError, PlanError, CostError) as err:
+        print(f"mlplat cost: {err}", file=sys.stderr)
+        return 2
+    print(render_text(result, source, prices, budget))
+    return 1 if budget is not None and (result.max is None or result.max > budget) else 0
