@@ -47,11 +47,11 @@ setup: $(BIN)/.installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed to
 tools:
 	@bash scripts/ensure-tools
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
-typecheck: $(BIN)/.installed
-	$(BIN)/mypy
+typecheck: $(BIN)/.installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed
+	bash scripts/typecheck
 
 pytest: setup
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

@@ -26,6 +26,7 @@ from inspect_props import (
 )
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
@@ -229,7 +230,7 @@ def check_imdsv2(args: ResourceValidationArgs) -> Iterator[str]:
         if not peek(props, "launchTemplate", strict=True):
             yield "no launchTemplate: the EKS default template does not prove httpTokens=required"
         return
-    path = ("spec", "metadataOptions", "httpTokens")
+    path: tuple[str, ...] = ("spec", "metadataOptions", "httpTokens")
     if args.resource_type == LAUNCH_TEMPLATE:
         path = path[1:]
     tokens = peek(props, *path, strict=True)
@@ -506,7 +507,7 @@ def sse_kms(props: Any) -> bool:
 
 
 def versioning_enabled(props: Any) -> bool:
-    return peek(props, "versioningConfiguration", "status", strict=True) == "Enabled"
+    return bool(peek(props, "versioningConfiguration", "status", strict=True) == "Enabled")
 
 
 def public_access_blocked(props: Any) -> bool:
@@ -542,7 +543,7 @@ STACK_SECRETS_POLICY = "no-plaintext-secrets-in-outputs-or-config"  # pragma: al
 def stack_config_file(stack: str) -> Path:
     """environments/Pulumi.<stack>.yaml, following the project's stackConfigDir."""
     project = yaml.safe_load((REPO / "Pulumi.yaml").read_text()) or {}
-    return REPO / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
+    return REPO / str(project.get("stackConfigDir", ".")) / f"Pulumi.{stack}.yaml"
 
 
 def config_secrets(path: Path) -> Iterator[str]:
@@ -556,9 +557,10 @@ def config_secrets(path: Path) -> Iterator[str]:
 def validate_stack_secrets(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     stacks = [r for r in args.resources if r.resource_type == STACK_TYPE]
     for stack in stacks:
-        for path in plaintext_secrets(stack.props, "outputs"):
+        for output in plaintext_secrets(stack.props, "outputs"):
             report_violation(
-                f"stack output {path} is a plaintext secret: export it with pulumi.Output.secret()", stack.urn
+                f"stack output {output} is a plaintext secret: export it with pulumi.Output.secret()",
+                stack.urn,
             )
     if not args.resources:
         return
@@ -584,7 +586,7 @@ def validate_stack_secrets(args: StackValidationArgs, report_violation: ReportVi
 
 # ---- the pack --------------------------------------------------------------------------------
 
-POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
+POLICIES: list[Policy] = [
     resource_policy(
         "kms-key-rotation",
         "KMS keys rotate their key material yearly, limiting what one leaked key version decrypts.",

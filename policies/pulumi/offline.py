@@ -255,9 +255,9 @@ def evaluate(document: dict[str, Any], config: PackConfig) -> list[dict[str, str
                 report = reporter.for_policy(policy, level, urn)
                 run_validation(policy, urn, partial(policy.validate, args, report), reporter)
         elif isinstance(policy, StackValidationPolicy):
-            args = plan.stack_args(policy_config)
+            stack_args = plan.stack_args(policy_config)
             report = reporter.for_policy(policy, level)
-            run_validation(policy, plan.stack_urn, partial(policy.validate, args, report), reporter)
+            run_validation(policy, plan.stack_urn, partial(policy.validate, stack_args, report), reporter)
     return reporter.violations
 
 

@@ -85,7 +85,8 @@ def evaluate(document: dict[str, Any], config: PackConfig) -> list[dict[str, str
             options=options(resource),
             provider=provider(plan, resource),
         )
-        violations += diagnostics(servicer.Analyze(request, None), resource["urn"])
+        # pulumi_policy's servicer methods are unannotated (pulumi-policy 1.21.0).
+        violations += diagnostics(servicer.Analyze(request, None), resource["urn"])  # type: ignore[no-untyped-call]
     stack_resources = [
         proto.AnalyzerResource(
             type=r["type"],
@@ -99,7 +100,7 @@ def evaluate(document: dict[str, Any], config: PackConfig) -> list[dict[str, str
         )
         for r in [plan.stack_resource, *plan.resources]
     ]
-    response = servicer.AnalyzeStack(proto.AnalyzeStackRequest(resources=stack_resources), None)
+    response = servicer.AnalyzeStack(proto.AnalyzeStackRequest(resources=stack_resources), None)  # type: ignore[no-untyped-call]
     return violations + diagnostics(response, plan.stack_urn)
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.kubernetes.checks.resource.base_spec_check import BaseK8Check
@@ -61,11 +61,11 @@ def labels(conf: dict[str, Any]) -> dict[str, Any]:
     return mapping(mapping(conf.get("metadata")).get("labels"))
 
 
-def annotations(conf: dict[str, Any]) -> dict[str, Any]:
+def annotations_of(conf: dict[str, Any]) -> dict[str, Any]:
     return mapping(mapping(conf.get("metadata")).get("annotations"))
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

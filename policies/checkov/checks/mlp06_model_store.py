@@ -13,7 +13,7 @@ from _mlplat import (
     ISVC,
     MODEL_VERSION,
     MlplatCheck,
-    annotations,
+    annotations_of,
     dicts,
     env_params,
     labels,
@@ -52,7 +52,7 @@ def canary_uris(conf: dict[str, Any]) -> list[tuple[str, Any, str]]:
 def expected_path(conf: dict[str, Any]) -> str | None:
     """`<model>/<version>` from the labels, when both are well-formed (CKV_MLP_9 reports them otherwise)."""
     model = str(labels(conf).get("mlplat/model", ""))
-    version = annotations(conf).get("mlplat/model-version")
+    version = annotations_of(conf).get("mlplat/model-version")
     if DNS_LABEL.match(model) and isinstance(version, str) and MODEL_VERSION.match(version):
         return f"{model}/{version}"
     return None

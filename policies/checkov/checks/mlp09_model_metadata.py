@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _mlplat import DNS_LABEL, ISVC, MODEL_VERSION, MlplatCheck, annotations, labels, mapping
+from _mlplat import DNS_LABEL, ISVC, MODEL_VERSION, MlplatCheck, annotations_of, labels, mapping
 
 
 class ModelMetadata(MlplatCheck):
@@ -22,7 +22,7 @@ class ModelMetadata(MlplatCheck):
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:
-        found_labels, found_annotations = labels(conf), annotations(conf)
+        found_labels, found_annotations = labels(conf), annotations_of(conf)
         problems = [
             f"metadata/labels/{key}"
             for key in ("mlplat/team", "mlplat/model")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from _mlplat import MlplatCheck, annotations, dicts, mapping, pod_specs
+from _mlplat import MlplatCheck, annotations_of, dicts, mapping, pod_specs
 
 SECRET_WORDS = frozenset(
     {"PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "APIKEY", "CREDENTIALS", "CREDENTIAL"}
@@ -57,7 +57,7 @@ class SecretLiterals(MlplatCheck):
     def problems(self, conf: dict[str, Any]) -> list[str]:
         problems = [
             f"metadata/annotations/{key}"
-            for key, value in annotations(conf).items()
+            for key, value in annotations_of(conf).items()
             if is_secret_literal(key.rsplit("/", 1)[-1], value)
         ]
         for pod in pod_specs(conf):
