@@ -94,11 +94,11 @@ def check(docs: Sequence[RenderedDoc], apps: set[str]) -> list[Finding]:
 
 
 def _route(route: RenderedDoc, services: list[dict[str, Any]]) -> Iterator[Finding]:
-    spec = route.doc.get("spec") if isinstance(route.doc.get("spec"), dict) else {}
+    spec = _map(route.doc.get("spec"))
     yield from _parents(route, spec.get("parentRefs"))
     backends = {k: v for s in services for k, v in predictor_backends(s).items()}
     prefixes = {f"/{_meta(s).get('name')}" for s in services}
-    rules = spec.get("rules") if isinstance(spec.get("rules"), list) else []
+    rules = spec["rules"] if isinstance(spec.get("rules"), list) else []
     for i, rule in enumerate(rules):
         rule = rule if isinstance(rule, dict) else {}
         where = f"spec/rules/[{i}]"
@@ -289,8 +289,11 @@ def _missing(services: list[RenderedDoc], routes: list[RenderedDoc]) -> Iterator
 
 
 def _meta(doc: dict[str, Any]) -> dict[str, Any]:
-    meta = doc.get("metadata")
-    return meta if isinstance(meta, dict) else {}
+    return _map(doc.get("metadata"))
+
+
+def _map(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 FIXES = {
