@@ -171,19 +171,24 @@ def _backend(
 ) -> Iterator[Finding]:
     kind = (ref.get("group", ""), ref.get("kind", "Service"))
     ns = ref.get("namespace", namespace)
-    if kind != ("", "Service") or ns != namespace or ref.get("name") not in backends:
+    wrong = next(
+        (key for key, bad in (("group", kind[0] != ""), ("kind", kind[1] != "Service"), ("namespace", ns != namespace),
+                              ("name", ref.get("name") not in backends)) if bad),
+        None,
+    )  # fmt: skip
+    if wrong is not None:  # the path names the offending key, so the finding points at what set it
         owned = ", ".join(sorted(backends)) or "none: no InferenceService in this namespace"
         yield _finding(
             route, "MLP-ROUTE-BACKEND",
             f"{where} is {kind[1]} {ns}/{ref.get('name')}, not a predictor Service of this app "
             f"(in {namespace}: {owned})",
-            where,
+            f"{where}/{wrong}",
         )  # fmt: skip
     elif ref.get("port") != SERVICE_PORT:
         yield _finding(
             route, "MLP-ROUTE-BACKEND",
             f"{where} uses port {ref.get('port')!r}; KServe's predictor Services listen on {SERVICE_PORT}",
-            where,
+            f"{where}/port",
         )  # fmt: skip
 
 
