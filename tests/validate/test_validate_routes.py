@@ -127,3 +127,47 @@ def test_overlay_routing_to_another_apps_service_is_refused_at_its_patch(
     (finding,) = report["findings"]
     assert (finding["rule"], finding["file"]) == ("MLP-ROUTE-BACKEND", str(kustomization.relative_to(repo)))
     assert "models-growth/iris-classifier-predictor" in finding["message"]
+
+
+def add_canary(repo: Path, version: str, percent: int) -> Path:
+    """overlays/prod as `mlplat promote --canary` leaves it (no registry needed to write it)."""
+    from mlplat import promote
+
+    prod = repo / "apps" / "iris-classifier" / "overlays" / "prod"
+    app = "iris-classifier"
+    uri = f"s3://mlplat-models/{app}/{version}"
+    promote.apply_changes([
+        promote.Change(prod / "canary.yaml", promote.canary_text(app, app, "prod", version, percent, uri, {"name": "mlflow"})),
+        promote.Change(prod / "canary-route.yaml", promote.canary_route_text(app, app, "prod", "1", version, percent)),
+        promote.Change(prod / "kustomization.yaml", promote.kustomization_with_canary(prod / "kustomization.yaml", repo, add=True)),
+    ])  # fmt: skip
+    return prod
+
+
+def test_overlay_with_a_promoted_canary_passes_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What promote --canary writes must pass CI: the canary predictor inherits the stable one's
+    security contexts (KServe merges it over spec.predictor), and the route carries its split."""
+    repo = copy_repo(tmp_path)
+    prod = add_canary(repo, "2", 10)
+    code, report = run_json(capsys, str(prod), "--repo", str(repo), "--env", "prod")
+    assert (code, report["findings"]) == (0, [])
+
+
+def test_canary_that_sets_root_is_judged_as_kserve_runs_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path)
+    prod = add_canary(repo, "2", 10)
+    canary = prod / "canary.yaml"
+    canary.write_text(
+        canary.read_text().replace(
+            "      model:\n", "      securityContext:\n        runAsUser: 0\n      model:\n"
+        )
+    )
+    code, report = run_json(capsys, str(prod), "--repo", str(repo), "--env", "prod")
+    assert code == 1
+    assert {(f["rule"], f["file"]) for f in report["findings"]} == {
+        ("MLP-POD-SECURITY", str(canary.relative_to(repo)))
+    }
