@@ -11,7 +11,7 @@ this module judges what a schema cannot:
   other than Service. KServe v0.20.0 names the stable predictor's Service `<isvc>-predictor` and a
   canary's `<isvc>-<canary predictor name>-predictor`, port 80 (pkg/constants/constants.go
   PredictorServiceName, CommonDefaultHttpPort).
-- MLP-ROUTE-PATH: a rule that does not match under the path prefix `/<isvc>` of the app, so it could
+- MLP-ROUTE-PATH: a rule that does not match under the path prefix `/<namespace>/<isvc>` of the app, so it could
   take another app's requests (or, with no match, every request no other route claims).
 - MLP-ROUTE-WEIGHTS: a rule whose weights do not give the declared split: the default rule sends the
   stable backend 100 minus the canaries' `trafficPercent` and each canary its `trafficPercent` (so
@@ -97,7 +97,7 @@ def _route(route: RenderedDoc, services: list[dict[str, Any]]) -> Iterator[Findi
     spec = _map(route.doc.get("spec"))
     yield from _parents(route, spec.get("parentRefs"))
     backends = {k: v for s in services for k, v in predictor_backends(s).items()}
-    prefixes = {f"/{_meta(s).get('name')}" for s in services}
+    prefixes = {f"/{_meta(s).get('namespace')}/{_meta(s).get('name')}" for s in services}
     rules = spec["rules"] if isinstance(spec.get("rules"), list) else []
     for i, rule in enumerate(rules):
         rule = rule if isinstance(rule, dict) else {}
@@ -306,7 +306,7 @@ FIXES = {
     "(component apps/components/gateway-route) and nothing else",
     "MLP-ROUTE-BACKEND": "route only to the app's predictor Services in its own namespace on port 80 "
     "(<isvc>-predictor, <isvc>-v<N>-predictor for a canary)",
-    "MLP-ROUTE-PATH": "match only under PathPrefix /<isvc> (component apps/components/gateway-route)",
+    "MLP-ROUTE-PATH": "match only under PathPrefix /<namespace>/<isvc> (component apps/components/gateway-route)",
     "MLP-ROUTE-WEIGHTS": "set the split with `mlplat promote --canary P` / `mlplat rollback`, not by hand",
     "MLP-ROUTE-VERSION": f"give each backendRef a {HEADER_FILTER} filter setting {VERSION_HEADER} to its "
     "version (the overlay's replacement does it for the stable one), and pin only versions the app runs",

@@ -69,7 +69,7 @@ def split(root: Path) -> list[tuple[str | None, list[tuple[str, int, str]]]]:
     rules = []
     for rule in route["spec"]["rules"]:
         (match,) = rule["matches"]
-        assert match["path"] == {"type": "PathPrefix", "value": f"/{APP}"}
+        assert match["path"] == {"type": "PathPrefix", "value": f"/models-core-ml/{APP}"}
         variant = next(
             (h["value"] for h in match.get("headers", []) if h["name"] == "x-mlplat-variant"), None
         )

@@ -87,6 +87,8 @@ def test_every_app_is_reachable_through_the_platform_gateway_with_its_version(ap
         "inference",
         "https",
     )
+    ((match,),) = [rule["matches"] for rule in route["spec"]["rules"]]
+    assert match["path"] == {"type": "PathPrefix", "value": f"/{isvc['metadata']['namespace']}/{app}"}
     ((backend,),) = [rule["backendRefs"] for rule in route["spec"]["rules"]]
     (header,) = backend["filters"][0]["requestHeaderModifier"]["set"]
     assert (backend["name"], backend["port"], backend["weight"]) == (f"{app}-predictor", 80, 100)
