@@ -5,7 +5,7 @@ The HTTPRoute's shape is checked against the Gateway API CRD like any custom res
 this module judges what a schema cannot:
 
 - MLP-ROUTE-PARENT: a parentRef other than the platform Gateway (listener `https` of Gateway
-  `mlplat-gateway/inference`), or none: the route would attach to another Gateway or to nothing.
+  `mlplat-gateway/inference`, named by sectionName), or none: the route would attach to another Gateway or to nothing.
 - MLP-ROUTE-BACKEND: a backendRef (or a RequestMirror's) that is not a predictor Service of the app's
   own InferenceService on KServe's Service port: another namespace, another app's Service, a kind
   other than Service. KServe v0.20.0 names the stable predictor's Service `<isvc>-predictor` and a
@@ -105,15 +105,15 @@ def _route(route: RenderedDoc, services: list[dict[str, Any]]) -> Iterator[Findi
         yield from _paths(route, rule, where, prefixes)
         refs = [r if isinstance(r, dict) else {} for r in rule.get("backendRefs") or []]
         for j, ref in enumerate(refs):
-            yield from _backend(route, ref, f"{where}/backendRefs/[{j}]", backends, route_ns(route))
+            yield from _backend(route, ref, f"{where}/backendRefs/[{j}]", backends, _route_ns(route))
             yield from _version_filter(route, ref, f"{where}/backendRefs/[{j}]", backends)
         for k, mirror in enumerate(_mirrors(rule)):
             yield from _backend(route, mirror, f"{where}/filters/[{k}]/requestMirror/backendRef", backends,
-                                route_ns(route))  # fmt: skip
+                                _route_ns(route))  # fmt: skip
         yield from _weights(route, rule, refs, where, backends)
 
 
-def route_ns(route: RenderedDoc) -> Any:
+def _route_ns(route: RenderedDoc) -> Any:
     return _meta(route.doc).get("namespace")
 
 
@@ -127,11 +127,13 @@ def _parents(route: RenderedDoc, parents: Any) -> Iterator[Finding]:
             parent.get("group", GATEWAY_GROUP) == GATEWAY_GROUP
             and parent.get("kind", "Gateway") == "Gateway"
             and (parent.get("namespace"), parent.get("name")) == GATEWAY
-            and parent.get("sectionName", LISTENER) == LISTENER
+            # Named, not left out: without sectionName a route attaches to every listener of the
+            # Gateway, a plain-HTTP one included.
+            and parent.get("sectionName") == LISTENER
         )
         if not platform:
-            shown = f"{parent.get('kind', 'Gateway')} {parent.get('namespace', route_ns(route))}/{parent.get('name')}"
-            section = f" section {parent['sectionName']}" if "sectionName" in parent else ""
+            shown = f"{parent.get('kind', 'Gateway')} {parent.get('namespace', _route_ns(route))}/{parent.get('name')}"
+            section = f" section {parent['sectionName']}" if "sectionName" in parent else " (every listener)"
             yield _finding(
                 route,
                 "MLP-ROUTE-PARENT",
@@ -275,7 +277,7 @@ def _mirrors(rule: dict[str, Any]) -> Iterable[dict[str, Any]]:
 
 def _missing(services: list[RenderedDoc], routes: list[RenderedDoc]) -> Iterator[Finding]:
     routed = {
-        (route_ns(r), (ref if isinstance(ref, dict) else {}).get("name"))
+        (_route_ns(r), (ref if isinstance(ref, dict) else {}).get("name"))
         for r in routes
         for rule in ((r.doc.get("spec") or {}).get("rules") or [])
         if isinstance(rule, dict)

@@ -15,6 +15,7 @@ ROUTES = REPO / "tests" / "fixtures" / "routes"
 EXPECTED = {
     "pass": set(),
     "parent-other-gateway": {"MLP-ROUTE-PARENT"},
+    "parent-no-section": {"MLP-ROUTE-PARENT"},
     "backend-other-namespace": {"MLP-ROUTE-BACKEND"},
     "weights-not-100": {"MLP-ROUTE-WEIGHTS"},
     "version-filter-missing": {"MLP-ROUTE-VERSION"},
