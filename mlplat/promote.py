@@ -13,11 +13,14 @@ every change is all or nothing even when the process is killed (`apply_changes`,
 old bytes that the next run restores from).
 
 Canary (prod only, KServe >= 0.20 `spec.canary`, Standard mode): `promote --canary P` writes the new
-version into `overlays/prod/canary.yaml` and lists it in the overlay's `kustomization.yaml`; a plain
-promote of that version is the full rollout (model-version.yaml gets it, the canary goes); rollback with
-a canary present removes the canary. Multi-file changes are rendered and gated as a whole in a scratch
-copy first, then swapped in file by file in an order that keeps the overlay renderable, and undone if a
-step fails or the run dies.
+version into `overlays/prod/canary.yaml` (KServe runs it as its own Deployment and Service) and the
+traffic split into `overlays/prod/canary-route.yaml` (the app's HTTPRoute: P to the canary, 100 - P to
+the stable version, plus a header rule per version for A/B), and lists both in the overlay's
+`kustomization.yaml`; P = 0 serves the canary by header only. A plain promote of that version is the
+full rollout (model-version.yaml gets it, the canary and its split go); rollback with a canary present
+removes both, so all traffic is the stable version's again. Multi-file changes are rendered and gated
+as a whole in a scratch copy first, then swapped in file by file in an order that keeps the overlay
+renderable, and undone if a step fails or the run dies.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import yaml
 
 from mlplat import model_store, registry_gate, safe_yaml
 from mlplat.findings import RenderedDoc
-from mlplat.validation import prescreen
+from mlplat.validation import prescreen, routes
 
 REPO = registry_gate.REPO
 ENVIRONMENTS = registry_gate.ENVIRONMENTS
@@ -52,6 +55,7 @@ VERSION_ANNOTATION = registry_gate.VERSION_ANNOTATION
 ROLLBACK_ANNOTATION = "mlplat/rollback-version"
 CANARY_FILE = registry_gate.CANARY_FILE
 CANARY_ANNOTATION = registry_gate.CANARY_VERSION_ANNOTATION
+CANARY_ROUTE_FILE = "canary-route.yaml"  # the split on the app's HTTPRoute (apps/components/gateway-route)
 CANARY_ENV = "prod"  # a canary serves real traffic beside the stable version: only where that matters
 KUSTOMIZATION = "kustomization.yaml"
 CANARY_CONTAINER = "kserve-container"  # the container name KServe gives a predictor's model
@@ -167,6 +171,19 @@ def overlay_text(overlay: Overlay, version: str, storage_uri: str, rollback: str
 
 def render_inference_service(repo_root: Path, app: str, env: str) -> RenderedDoc:
     """The environment's InferenceService as Argo CD would apply it (`kubectl kustomize`)."""
+    return _inference_service(render_overlay(repo_root, app, env))
+
+
+def _inference_service(docs: list[RenderedDoc]) -> RenderedDoc:
+    services = [d for d in docs if d.doc.get("kind") == "InferenceService"]
+    if len(services) != 1:
+        raise Refused(f"{docs[0].target if docs else 'the overlay'} renders {len(services)} InferenceServices; "
+                      "promotion expects exactly one")  # fmt: skip
+    return services[0]
+
+
+def render_overlay(repo_root: Path, app: str, env: str) -> list[RenderedDoc]:
+    """Every object of the environment's overlay as Argo CD would apply it (`kubectl kustomize`)."""
     target = Path("apps") / app / "overlays" / env
     unsafe = prescreen.unsafe_files(repo_root / target, repo_root)  # kustomize must never parse those
     if unsafe:
@@ -179,10 +196,11 @@ def render_inference_service(repo_root: Path, app: str, env: str) -> RenderedDoc
     )
     if result.returncode != 0:
         raise Refused(f"{target} does not render: {result.stderr.strip()}")
-    services = [d for d in yaml.safe_load_all(result.stdout) if d and d.get("kind") == "InferenceService"]
-    if len(services) != 1:
-        raise Refused(f"{target} renders {len(services)} InferenceServices; promotion expects exactly one")
-    return RenderedDoc(env, str(target), str(target / OVERLAY_FILE), services[0])
+    return [
+        RenderedDoc(env, str(target), str(target / OVERLAY_FILE), d)
+        for d in yaml.safe_load_all(result.stdout)
+        if isinstance(d, dict)
+    ]
 
 
 def with_version(rendered: RenderedDoc, version: str, storage_uri: str) -> RenderedDoc:
@@ -200,8 +218,8 @@ class Change:
     text: str | None
 
 
-def render_planned(repo_root: Path, app: str, env: str, changes: list[Change]) -> RenderedDoc:
-    """The environment's InferenceService as it will be once `changes` are written (scratch copy)."""
+def render_planned(repo_root: Path, app: str, env: str, changes: list[Change]) -> list[RenderedDoc]:
+    """The environment's objects as they will be once `changes` are written (scratch copy)."""
     with tempfile.TemporaryDirectory(prefix="mlplat-promote-") as scratch:
         shutil.copytree(repo_root / "apps", Path(scratch) / "apps", symlinks=True)
         for change in changes:
@@ -210,13 +228,18 @@ def render_planned(repo_root: Path, app: str, env: str, changes: list[Change]) -
                 path.unlink()
             else:
                 path.write_text(change.text)
-        rendered = render_inference_service(Path(scratch), app, env)
-    return rendered
+        docs = render_overlay(Path(scratch), app, env)
+    return docs
 
 
 JOURNAL = ".mlplat-promote.journal"  # in apps/<app>/overlays/ while a change is being swapped in
 TEMP_MARK = ".mlplat-tmp-"  # in the name of every file staged beside the one it will replace
-WRITABLE = (OVERLAY_FILE, CANARY_FILE, KUSTOMIZATION)  # the only files promote/rollback write
+WRITABLE = (
+    OVERLAY_FILE,
+    CANARY_FILE,
+    CANARY_ROUTE_FILE,
+    KUSTOMIZATION,
+)  # the only files promote/rollback write
 
 
 @contextlib.contextmanager
@@ -381,10 +404,17 @@ def _stage(path: Path, data: bytes, mode: int | None = None) -> str:
 def _gate(
     repo_root: Path, app: str, env: str, changes: list[Change], registry: str | None, what: str
 ) -> None:
-    """Render the overlay as `changes` would leave it and run the registry gate on it."""
+    """Render the overlay as `changes` would leave it; its HTTPRoute must carry the split its
+    InferenceService declares (`mlplat.validation.routes`, as `mlplat validate` judges it), and the
+    registry gate must pass."""
     if not registry:
         raise UsageError("no registry: pass --registry URL or set MLFLOW_TRACKING_URI")
-    candidate = render_planned(repo_root, app, env, changes)
+    docs = render_planned(repo_root, app, env, changes)
+    split = routes.check(docs, {docs[0].target} if docs else set())
+    if split:
+        reasons = "\n".join(f"  {f.as_text()}" for f in split)
+        raise Refused(f"the traffic split of {what} for {env} would not hold:\n{reasons}")
+    candidate = _inference_service(docs)
     try:
         findings = registry_gate.check([candidate], registry, repo_root=repo_root)
     except registry_gate.RegistryUnavailable as err:
@@ -396,9 +426,10 @@ def _gate(
 
 @dataclass(frozen=True)
 class Canary:
-    """The overlay's canary.yaml, as `promote --canary` writes it: one canary named v<version>."""
+    """The overlay's canary.yaml (one canary named v<version>) and its split, canary-route.yaml."""
 
     path: Path
+    route_path: Path
     version: str
     percent: int
     storage_uri: str
@@ -424,14 +455,28 @@ def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
         raise Refused(str(err)) from None
     except (OSError, yaml.YAMLError, AttributeError) as err:
         raise Refused(f"{kustomization.relative_to(repo_root)} cannot be read: {err}") from None
-    listed = any(isinstance(p, dict) and p.get("path") == CANARY_FILE for p in patches)
-    if not path.exists() and not listed:
+    route = path.with_name(CANARY_ROUTE_FILE)
+    listed = {
+        p.get("path")
+        for p in patches
+        if isinstance(p, dict) and p.get("path") in (CANARY_FILE, CANARY_ROUTE_FILE)
+    }
+    present = {f for f in (CANARY_FILE, CANARY_ROUTE_FILE) if path.with_name(f).exists()}
+    if not listed and not present:
         return None
-    if path.exists() != listed:
-        state = "exists but is not listed in" if path.exists() else "is listed in but missing from"
-        raise Refused(f"{rel} {state} {KUSTOMIZATION}: fix the overlay by hand first")
+    if listed != {CANARY_FILE, CANARY_ROUTE_FILE} or present != listed:
+        state = ", ".join(
+            f"{f} {'listed' if f in listed else 'not listed'} in {KUSTOMIZATION} and "
+            f"{'present' if f in present else 'missing'}"
+            for f in (CANARY_FILE, CANARY_ROUTE_FILE)
+        )
+        raise Refused(
+            f"{rel.parent}: a canary needs both {CANARY_FILE} and {CANARY_ROUTE_FILE}, each listed once ({state}): "
+            "fix the overlay by hand first"
+        )
     try:
         doc = yaml.safe_load(safe_yaml.read_text(path, str(rel)))
+        name = str(doc["metadata"]["name"])
         version = str(doc["metadata"]["annotations"][CANARY_ANNOTATION])
         (entry,) = doc["spec"]["canary"]
         percent, predictor = entry["trafficPercent"], entry["predictor"]
@@ -446,7 +491,20 @@ def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
             f"{CANARY_ANNOTATION}: N and exactly one spec.canary entry named vN with trafficPercent and "
             "model.storageUri)"
         ) from None
-    return Canary(path, version, percent, str(storage_uri))
+    stable = read_overlay(repo_root, app, env)
+    route_rel = route.relative_to(repo_root)
+    try:
+        written = safe_yaml.read_text(route, str(route_rel))
+    except safe_yaml.UnsafeInput as err:
+        raise Refused(str(err)) from None
+    except OSError as err:
+        raise Refused(f"{route_rel} cannot be read: {err}") from None
+    if written != canary_route_text(name, app, env, stable.version, version, percent):
+        raise Refused(
+            f"{route_rel} is not the split `mlplat promote --canary {percent}` writes for canary version "
+            f"{version} beside stable version {stable.version}: fix the overlay by hand first"
+        )
+    return Canary(path, route, version, percent, str(storage_uri))
 
 
 def canary_text(
@@ -461,15 +519,79 @@ def canary_text(
         "# model.modelFormat and model.name (the container, kserve-container) on a canary.\n"
     )
     model = {"name": CANARY_CONTAINER, "modelFormat": model_format, "storageUri": storage_uri}
+    predictor: dict[str, Any] = {"name": f"v{version}", "model": model}
+    if percent == 0:
+        # KServe sizes a canary at ceil(stable minReplicas * percent / 100) replicas unless minReplicas
+        # is set, which is 0 at 0 %: an A/B version served by header only needs one pod of its own
+        # (kserve/kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/components/predictor.go
+        # canaryReplicaCount).
+        header += (
+            "# At 0 % it serves only requests with header x-mlplat-variant: v<version>, on one replica.\n"
+        )
+        predictor["minReplicas"] = 1
     doc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": name, "annotations": {CANARY_ANNOTATION: version}},
-        "spec": {
-            "canary": [{"trafficPercent": percent, "predictor": {"name": f"v{version}", "model": model}}]
-        },
+        "spec": {"canary": [{"trafficPercent": percent, "predictor": predictor}]},
     }
     return header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def canary_route_text(name: str, app: str, env: str, stable: str, version: str, percent: int) -> str:
+    """canary-route.yaml: JSON patch operations on the app's HTTPRoute (apps/components/gateway-route).
+
+    Rule 0 (every request) gets the canary as backendRefs[1] with `percent` and the stable backend the
+    rest; rule 1 (header x-mlplat-variant: v<version>) and rule 2 (v<stable>) are copies of rule 0 that
+    send 100 to one version. backendRefs[0] is the stable predictor and [1] the canary in every rule,
+    which the gateway's per-version metrics rely on (Envoy cluster httproute/<ns>/<name>/rule/<i>/backend/<j>).
+    The stable backend's version header is the overlay's replacement's (model-version.yaml's version).
+    """
+    header = (
+        f"# {app} in {env}: the traffic split of the canary of version {version} (canary.yaml) on the app's\n"
+        f"# HTTPRoute: {percent} % to v{version}, {100 - percent} % to the stable v{stable}; requests with header\n"
+        f"# x-mlplat-variant: v{version} (or v{stable}) always go to that version (A/B). Written by\n"
+        '# `mlplat promote --canary`, deleted with canary.yaml; layout in apps/README.md "Traffic split".\n'
+    )
+    canary = {
+        "name": f"{name}-v{version}-predictor",  # KServe v0.20.0: <isvc>-<canary predictor name>-predictor
+        "port": routes.SERVICE_PORT,
+        "weight": percent,
+        "filters": [
+            {
+                "type": routes.HEADER_FILTER,
+                "requestHeaderModifier": {"set": [{"name": routes.VERSION_HEADER, "value": version}]},
+            }
+        ],
+    }
+
+    def pinned(rule: int, pin: str, stable_weight: int) -> list[dict[str, Any]]:
+        return [
+            {"op": "copy", "from": "/spec/rules/0", "path": f"/spec/rules/{rule}"},
+            {
+                "op": "add",
+                "path": f"/spec/rules/{rule}/matches/0/headers",
+                "value": [{"name": routes.VARIANT_HEADER, "value": f"v{pin}"}],
+            },
+            {"op": "replace", "path": f"/spec/rules/{rule}/backendRefs/0/weight", "value": stable_weight},
+            {
+                "op": "replace",
+                "path": f"/spec/rules/{rule}/backendRefs/1/weight",
+                "value": 100 - stable_weight,
+            },
+        ]
+
+    operations = [
+        # Written against the component's route: refuse to patch anything else.
+        {"op": "test", "path": "/spec/rules/0/backendRefs/0/name", "value": f"{name}-predictor"},
+        {"op": "replace", "path": "/spec/rules/0/backendRefs/0/weight", "value": 100 - percent},
+        {"op": "add", "path": "/spec/rules/0/backendRefs/-", "value": canary},
+        *pinned(1, version, 0),
+        *pinned(2, stable, 100),
+    ]
+    return header + yaml.dump(
+        operations, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000
+    )
 
 
 def stable_model_format(repo_root: Path, app: str, env: str) -> dict[str, Any]:
@@ -506,45 +628,64 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
-def _canary_entry(lines: list[str], rel: Path) -> list[str]:
-    """The canary's entry: a copy of model-version.yaml's entry (same target) naming canary.yaml."""
+def _canary_entries(lines: list[str], rel: Path) -> dict[str, list[str]]:
+    """The canary's two entries, copies of model-version.yaml's entry: canary.yaml with the same target,
+    then canary-route.yaml targeting the HTTPRoute of the same name (the component names it after the
+    InferenceService)."""
     span = _entry_spans(lines).get(OVERLAY_FILE)
     if span is None:
         raise Refused(f"{rel} has no `- path: {OVERLAY_FILE}` patches entry to put the canary beside")
     block = [line if line.endswith("\n") else line + "\n" for line in lines[span[0] : span[1]]]
-    return [block[0].replace(OVERLAY_FILE, CANARY_FILE), *block[1:]]
+    kinds = [i for i, line in enumerate(block) if line.strip() == "kind: InferenceService"]
+    if len(kinds) != 1:
+        raise Refused(
+            f"{rel}: the `- path: {OVERLAY_FILE}` entry has no single `kind: InferenceService` target"
+        )
+    route = [
+        line.replace("InferenceService", "HTTPRoute") if i == kinds[0] else line
+        for i, line in enumerate(block)
+    ]
+    return {
+        CANARY_FILE: [block[0].replace(OVERLAY_FILE, CANARY_FILE), *block[1:]],
+        CANARY_ROUTE_FILE: [route[0].replace(OVERLAY_FILE, CANARY_ROUTE_FILE), *route[1:]],
+    }
 
 
 def kustomization_with_canary(path: Path, repo_root: Path, add: bool) -> str:
-    """kustomization.yaml with the canary's patches entry added right after model-version.yaml's, or removed.
+    """kustomization.yaml with the canary's two patches entries added right after model-version.yaml's,
+    or removed.
 
     A text edit, so comments and layout stay byte-identical; the result is parsed back and must differ
-    from the original by exactly that one entry.
+    from the original by exactly those entries.
     """
     rel = path.relative_to(repo_root)
     text = safe_yaml.read_text(path, str(rel))  # read_canary screened it already; the same bound here
     lines = text.splitlines(keepends=True)
-    entry = _canary_entry(lines, rel)
+    entries = _canary_entries(lines, rel)
     if add:
         end = _entry_spans(lines)[OVERLAY_FILE][1]
         if end == len(lines) and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
-        new_lines = lines[:end] + entry + lines[end:]
+        new_lines = lines[:end] + [line for entry in entries.values() for line in entry] + lines[end:]
     else:
-        span = _entry_spans(lines).get(CANARY_FILE)
-        if span is None or lines[span[0] : span[1]] != entry:
-            raise Refused(f"{rel}: the {CANARY_FILE} entry is not the one `mlplat promote --canary` writes")
-        new_lines = lines[: span[0]] + lines[span[1] :]
+        spans = _entry_spans(lines)
+        for file, entry in entries.items():
+            span = spans.get(file)
+            if span is None or lines[span[0] : span[1]] != entry:
+                raise Refused(f"{rel}: the {file} entry is not the one `mlplat promote --canary` writes")
+        gone = {i for file in entries for i in range(*spans[file])}
+        new_lines = [line for i, line in enumerate(lines) if i not in gone]
     new = "".join(new_lines)
     before, after = yaml.safe_load(text), yaml.safe_load(new)
     wanted = copy.deepcopy(before)
     patches = wanted["patches"]
-    mine = yaml.safe_load("".join(line[_indent(entry[0]) :] for line in entry))[0]
+    mine = [yaml.safe_load("".join(line[_indent(e[0]) :] for line in e))[0] for e in entries.values()]
     if add:
         position = next(i for i, p in enumerate(patches) if p.get("path") == OVERLAY_FILE) + 1
-        patches.insert(position, mine)
+        patches[position:position] = mine
     else:
-        patches.remove(mine)
+        for entry in mine:
+            patches.remove(entry)
     if after != wanted:
         raise Refused(f"{rel}: cannot edit the patches list safely by text; edit it by hand")
     return new
@@ -562,9 +703,10 @@ def promote(
         raise UsageError(
             f"--canary is for --to {CANARY_ENV} only (the other environments take versions whole)"
         )
-    if canary is not None and not 1 <= canary <= 99:
+    if canary is not None and not 0 <= canary <= 99:
         raise UsageError(
-            f"--canary {canary}: the percent must be 1-99 (a full rollout is promote without --canary)"
+            f"--canary {canary}: the percent must be 0-99 (0: reachable by header only, for A/B; "
+            "a full rollout is promote without --canary)"
         )
     check_app(repo_root, app)
     with exclusive(repo_root, app) as recovered:
@@ -627,9 +769,10 @@ def _promote_canary(
     name = str(current.doc["metadata"]["name"])
     model_format = stable_model_format(repo_root, app, target)
     text = canary_text(name, app, target, origin.version, percent, origin.storage_uri, model_format)
-    changes = [Change(path, text)]
+    route = canary_route_text(name, app, target, current.version, origin.version, percent)
+    changes = [Change(path, text), Change(path.with_name(CANARY_ROUTE_FILE), route)]
     kustomization = kustomization_path(repo_root, app, target)
-    if running is None:  # the file before the entry that lists it: every step renders
+    if running is None:  # the files before the entries that list them: every step renders
         changes.append(Change(kustomization, kustomization_with_canary(kustomization, repo_root, add=True)))
     _gate(repo_root, app, target, changes, registry, f"{app} v{origin.version} as canary")
     apply_changes(changes)
@@ -651,7 +794,7 @@ def _full_rollout(
     current: Overlay,
     running: Canary,
 ) -> str:
-    """The canary's version becomes the stable one; canary.yaml and its entry go."""
+    """The canary's version becomes the stable one; canary.yaml, canary-route.yaml and their entries go."""
     kustomization = kustomization_path(repo_root, app, target)
     changes = []
     if origin.version != current.version or origin.storage_uri != current.storage_uri:
@@ -659,14 +802,16 @@ def _full_rollout(
         changes.append(Change(current.path, text))
     changes += [
         Change(kustomization, kustomization_with_canary(kustomization, repo_root, add=False)),
-        Change(running.path, None),  # the entry before the file it lists
+        Change(running.path, None),  # the entries before the files they list
+        Change(running.route_path, None),
     ]
     _gate(repo_root, app, target, changes, registry, f"{app} v{origin.version}")
     apply_changes(changes)
     return (
         f"{app}: rolled canary version {origin.version} out to all of {target} (was {current.version}); "
         f"wrote {current.path.relative_to(repo_root)}, {kustomization.relative_to(repo_root)}, removed "
-        f"{running.path.relative_to(repo_root)}; undo with `mlplat rollback {app} --env {target}`"
+        f"{running.path.relative_to(repo_root)}, {running.route_path.relative_to(repo_root)}; "
+        f"undo with `mlplat rollback {app} --env {target}`"
     )
 
 
@@ -688,12 +833,15 @@ def _rollback(repo_root: Path, app: str, env: str, registry: str | None) -> str:
         changes = [
             Change(kustomization, kustomization_with_canary(kustomization, repo_root, add=False)),
             Change(running.path, None),
+            Change(running.route_path, None),
         ]
         render_planned(repo_root, app, env, changes)  # refuses if the overlay would not render
         apply_changes(changes)
         return (
-            f"{app}: removed the {running.percent}% canary of version {running.version} from {env}; "
-            f"wrote {kustomization.relative_to(repo_root)}, removed {running.path.relative_to(repo_root)}"
+            f"{app}: removed the {running.percent}% canary of version {running.version} from {env}, all "
+            f"traffic goes to the stable version {read_overlay(repo_root, app, env).version}; wrote "
+            f"{kustomization.relative_to(repo_root)}, removed {running.path.relative_to(repo_root)}, "
+            f"{running.route_path.relative_to(repo_root)}"
         )
     current = read_overlay(repo_root, app, env)
     previous = current.annotations.get(ROLLBACK_ANNOTATION)
@@ -724,7 +872,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--canary",
         type=int,
         metavar="PERCENT",
-        help="prod only: run the version as a canary taking PERCENT (1-99) of the traffic",
+        help="prod only: run the version as a canary taking PERCENT (0-99) of the traffic; "
+        "0 serves it only to requests with header x-mlplat-variant: v<N> (A/B)",
     )
     parser.set_defaults(func=run)
     parser = subparsers.add_parser(

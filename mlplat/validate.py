@@ -33,6 +33,7 @@ from mlplat.validation import (
     ownership,
     podsecurity,
     prescreen,
+    routes,
     targets,
 )  # fmt: skip
 from mlplat.validation.render import SourceIndex, render
@@ -180,8 +181,9 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
                 [d for d in others if d.env == env],
             )
         report.findings += _isolation_checks(chosen, docs, index)
-        report.findings += _governance_checks(root, chosen, docs, configs, trees)
+        report.findings += _governance_checks(root, chosen, docs, trees)
         report.findings += podsecurity.check(docs)
+        report.findings += routes.check(docs, {t.rel for t in chosen if t.app})
         findings, waivers, scan_note = scan.result()
         findings = [f for f in findings if f.rule != podsecurity.SUPERSEDED]
     if args.schemas is None:
@@ -202,7 +204,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
 
 
 def _governance_checks(
-    root: Path, chosen: list[Target], docs: list[RenderedDoc], configs: dict[str, Any], trees: Trees
+    root: Path, chosen: list[Target], docs: list[RenderedDoc], trees: Trees
 ) -> list[Finding]:
     """Patches that match nothing, version drift, Pod Security labels, NetworkPolicy widening, and
     namespace/object ownership across every app of the repository."""
@@ -214,18 +216,11 @@ def _governance_checks(
     def locate(doc: RenderedDoc, path: str) -> tuple[str, int | None]:
         return trees.locate(root / doc.target, doc, path)
 
-    rules = {
-        env: governance.component_rules(
-            root / "apps" / "components",
-            trees,
-            str(configs[env].network.vpc_cidr) if env in configs else None,
-        )
-        for env in {t.env or "dev" for t in chosen}
-    }
+    rules = governance.component_rules(root / "apps" / "components", trees)
     for target in chosen:
         mine = by_target.get(target.rel, [])
         findings += governance.pod_security_labels(mine, locate)
-        findings += governance.network_policies(mine, rules[target.env or "dev"], locate)
+        findings += governance.network_policies(mine, rules, locate)
         if not target.kustomize or not mine:
             continue
         tree = trees.tree(target.path(root))

@@ -29,7 +29,6 @@ VERSION_FILES = ("model-version.yaml", "canary.yaml")
 PSA_PREFIX = "pod-security.kubernetes.io/"
 PSA_REQUIRED = {f"{PSA_PREFIX}{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
 PSA_VERSION = "latest"
-PLACEHOLDER_CIDR = "PLACEHOLDER-environment-vpc-cidr"  # apps/components/ingress-from-vpc
 
 
 def remote_references(tree: Tree, env: str | None) -> list[Finding]:
@@ -188,8 +187,8 @@ class Rule:
     where: str
 
 
-def component_rules(components: Path, trees: Trees, vpc_cidr: str | None) -> list[Rule]:
-    """The NetworkPolicy rules the shared components declare, with the environment's VPC CIDR filled in."""
+def component_rules(components: Path, trees: Trees) -> list[Rule]:
+    """The NetworkPolicy rules the shared components declare."""
     rules = []
     for path in sorted(components.rglob("*.yaml")) if components.is_dir() else []:
         for node in trees.nodes(path):
@@ -205,7 +204,7 @@ def component_rules(components: Path, trees: Trees, vpc_cidr: str | None) -> lis
                     rules.append(
                         Rule(
                             direction,
-                            tuple(_fill_cidr(p, vpc_cidr) for p in peers) if peers else None,
+                            tuple(peers) if peers else None,
                             _ports(rule.get("ports")),
                             f"{path.name} {(doc.get('metadata') or {}).get('name')}",
                         )
@@ -300,13 +299,6 @@ def _is_everything(cidr: Any) -> bool:
         return ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0
     except ValueError:
         return False
-
-
-def _fill_cidr(peer: Any, vpc_cidr: str | None) -> Any:
-    block = peer.get("ipBlock") if isinstance(peer, dict) else None
-    if isinstance(block, dict) and block.get("cidr") == PLACEHOLDER_CIDR:
-        return {**peer, "ipBlock": {**block, "cidr": vpc_cidr}}
-    return peer
 
 
 def _ports(ports: Any) -> frozenset[tuple[str, str]] | None:

@@ -60,6 +60,25 @@ def _map(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def canary_predictor(stable: dict[str, Any], canary: dict[str, Any]) -> dict[str, Any]:
+    """The predictor KServe runs for a canary: the canary's fields merged over the stable predictor's.
+
+    kserve/kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/components/predictor.go
+    buildCanaryPredictor: `mergo.Merge(&stable copy, canary.Predictor, mergo.WithOverride)`, so what
+    the canary leaves out (the security contexts set by apps/components/restricted-pod included) is
+    the stable predictor's. mergo skips only empty values; security fields are pointers
+    (`runAsUser: 0`, `runAsNonRoot: false` are set, not empty), so every value the canary writes wins
+    here, which never judges a canary safer than KServe runs it.
+    """
+    merged = dict(stable)
+    for key, value in canary.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = canary_predictor(merged[key], value)
+        elif value is not None:
+            merged[key] = value
+    return merged
+
+
 def pod_templates(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(path, pod spec) of every pod template of an object."""
     kind, spec = doc.get("kind"), _map(doc.get("spec"))
@@ -73,7 +92,10 @@ def pod_templates(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                     yield f"spec/{name}/workerSpec", spec[name]["workerSpec"]
         for i, canary in enumerate(spec.get("canary") or [] if isinstance(spec.get("canary"), list) else []):
             if isinstance(_map(canary).get("predictor"), dict):
-                yield f"spec/canary/[{i}]/predictor", canary["predictor"]
+                yield (
+                    f"spec/canary/[{i}]/predictor",
+                    canary_predictor(_map(spec.get("predictor")), canary["predictor"]),
+                )
     elif kind == "ServingRuntime" or kind == "ClusterServingRuntime":
         yield "spec", spec
     elif kind in WORKLOAD_TEMPLATES:

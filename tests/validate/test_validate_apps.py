@@ -22,12 +22,6 @@ VERSIONS = {
 ENVS = ("dev", "staging", "prod")
 
 
-def vpc_cidr(env: str) -> str:
-    """network.vpc_cidr of the environment's stack: what apps/components/env-<env> must allow."""
-    stack = yaml.safe_load((REPO / "environments" / f"Pulumi.{env}.yaml").read_text())
-    return str(stack["config"]["mlplat:network"]["vpc_cidr"])
-
-
 def kustomize(path: Path) -> list[dict[str, Any]]:
     out = subprocess.run(
         ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
@@ -117,8 +111,8 @@ def test_rendered_model_namespace_is_restricted_and_denied_by_default(
         if name != "default-deny-all"
     }
     assert peers == {
-        # The internal ALB (IP targets) connects from addresses in the environment's VPC.
-        "allow-ingress-from-gateway": [vpc_cidr(env)],
+        # The platform Gateway's Envoy proxies (tests/services/test_model_ingress.py evaluates who that is).
+        "allow-ingress-from-gateway": ["envoy-gateway-system"],
         "allow-ingress-from-monitoring": ["monitoring"],
         "allow-egress-dns": ["kube-system"],
         "allow-egress-model-store": ["minio"],
@@ -184,8 +178,10 @@ def test_model_version_patch_holds_only_the_version(app: str, env: str) -> None:
 
 
 def test_no_overlay_copies_a_shared_patch() -> None:
-    """Shared changes live in apps/components; overlays hold only their version patch."""
+    """Shared changes live in apps/components; overlays hold only their version patch (and, in prod, the
+    canary and its split while one runs: `mlplat promote --canary` writes them)."""
     for kustomization in (REPO / "apps").glob("*/overlays/*/kustomization.yaml"):
         spec = yaml.safe_load(kustomization.read_text())
-        assert [p["path"] for p in spec.get("patches", [])] == ["model-version.yaml"], kustomization
+        paths = [p["path"] for p in spec.get("patches", [])]
+        assert paths in (["model-version.yaml"], ["model-version.yaml", "canary.yaml", "canary-route.yaml"])
         assert all(re.fullmatch(r"(\.\./){3}components/[a-z-]+", c) for c in spec.get("components", []))

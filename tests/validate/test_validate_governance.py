@@ -39,7 +39,7 @@ def test_typo_in_prod_patch_target_is_refused_not_silently_skipped(
     assert (finding["rule"], finding["file"], finding["line"]) == (
         "MLP-PATCH-UNMATCHED",
         f"{PROD}/kustomization.yaml",
-        14,
+        25,
     )
     assert "InferenceService/iris-classifier" in finding["fix"]
 
@@ -142,7 +142,7 @@ def test_overlay_relabelling_its_namespace_privileged_is_refused_at_the_patch(
     code, report = run_json(capsys, str(repo / PROD), "--repo", str(repo))
     assert code == 1
     assert [(f["rule"], f["file"], f["line"]) for f in report["findings"]] == [
-        ("MLP-POD-SECURITY-LABEL", f"{PROD}/kustomization.yaml", 22)
+        ("MLP-POD-SECURITY-LABEL", f"{PROD}/kustomization.yaml", 33)
     ]
 
 
@@ -159,7 +159,7 @@ def test_allow_all_network_policy_from_an_overlay_is_refused(
     code, report = run_json(capsys, str(repo / PROD), "--repo", str(repo))
     assert code == 1
     assert [(f["rule"], f["file"], f["line"]) for f in report["findings"]] == [
-        ("MLP-NETPOL-WIDENS", f"{PROD}/kustomization.yaml", 20)
+        ("MLP-NETPOL-WIDENS", f"{PROD}/kustomization.yaml", 31)
     ]
 
 
@@ -181,7 +181,7 @@ def test_bare_float_cpu_in_an_overlay_points_at_the_overlay_and_says_how_to_quot
     assert (finding["rule"], finding["file"], finding["line"]) == (
         "MLP-SCHEMA",
         f"{PROD}/kustomization.yaml",
-        22,
+        33,
     )
     assert finding["fix"].startswith('quote it, e.g. `cpu: "250m"`')
 
@@ -216,4 +216,4 @@ def test_checkov_findings_carry_the_line_of_the_overlay_that_set_the_value(
     report = json.loads(capsys.readouterr().out)
     assert code == 1
     image = [f for f in report["findings"] if f["rule"] == "CKV_MLP_7"]
-    assert [(f["file"], f["line"]) for f in image] == [(f"{PROD}/kustomization.yaml", 20)]
+    assert [(f["file"], f["line"]) for f in image] == [(f"{PROD}/kustomization.yaml", 31)]

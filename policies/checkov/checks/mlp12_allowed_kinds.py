@@ -25,11 +25,13 @@ ALLOWED_KINDS = frozenset(
         "Namespace",
         "VaultAuth",
         "VaultStaticSecret",
+        "HTTPRoute",
     }
 )
 # Kinds only allowed from one API group: a same-named kind of another API is not the operator's.
 VSO_GROUP = "secrets.hashicorp.com"
-KIND_GROUPS = {"VaultAuth": VSO_GROUP, "VaultStaticSecret": VSO_GROUP}
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"  # the app's route through the platform Gateway (issue 16)
+KIND_GROUPS = {"VaultAuth": VSO_GROUP, "VaultStaticSecret": VSO_GROUP, "HTTPRoute": GATEWAY_API_GROUP}
 MODEL_NAMESPACE = re.compile(r"^models-[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
@@ -40,8 +42,8 @@ class AllowedKinds(MlplatCheck):
             id="CKV_MLP_12",
             supported_entities=("*",),
             fix="keep InferenceService, ServingRuntime, ServiceAccount, NetworkPolicy, ConfigMap, Service, "
-            "PodDisruptionBudget, secrets.hashicorp.com VaultAuth and VaultStaticSecret and a models-<team> "
-            "Namespace; ask the platform team for anything else",
+            "PodDisruptionBudget, secrets.hashicorp.com VaultAuth and VaultStaticSecret, a gateway.networking.k8s.io "
+            "HTTPRoute and a models-<team> Namespace; ask the platform team for anything else",
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:
