@@ -33,6 +33,7 @@ from mlplat.validation import (
     ownership,
     podsecurity,
     prescreen,
+    scaling,
     targets,
 )  # fmt: skip
 from mlplat.validation.render import SourceIndex, render
@@ -176,6 +177,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
                 index,
                 [d for d in others if d.env == env],  # type: ignore[arg-type]
             )
+            report.findings += scaling.check(env_docs, configs[env], env, index)  # type: ignore[arg-type]
         report.findings += _isolation_checks(chosen, docs, index)
         report.findings += _governance_checks(root, chosen, docs, configs, trees)
         report.findings += podsecurity.check(docs)

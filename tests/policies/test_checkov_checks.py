@@ -93,6 +93,7 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         "ClusterRoleBinding.default.mlp12-cluster-role-binding",
         "Deployment.models-core-ml.mlp12-deployment",
         "Namespace.default.team-sandbox",
+        "ScaledObject.models-core-ml.mlp12-foreign-scaledobject",
     },
 }
 

@@ -3,7 +3,8 @@
 Argo CD syncs model apps with the team's permissions in mind; cluster-scoped RBAC, raw Pods or
 Deployments, Secrets or foreign namespaces in a model app escape the platform's guardrails. The
 model store credentials reach the namespace through the Vault Secrets Operator (`VaultAuth` and
-`VaultStaticSecret`, component `apps/components/model-store-access`), never as a Secret in git.
+`VaultStaticSecret`, component `apps/components/model-store-access`), never as a Secret in git. A GPU
+model scales on its server's queue through a KEDA `ScaledObject` (apps/README.md, "Scaling").
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ ALLOWED_KINDS = frozenset(
         "Namespace",
         "VaultAuth",
         "VaultStaticSecret",
+        "ScaledObject",
     }
 )
 # Kinds only allowed from one API group: a same-named kind of another API is not the operator's.
 VSO_GROUP = "secrets.hashicorp.com"
-KIND_GROUPS = {"VaultAuth": VSO_GROUP, "VaultStaticSecret": VSO_GROUP}
+KIND_GROUPS = {"VaultAuth": VSO_GROUP, "VaultStaticSecret": VSO_GROUP, "ScaledObject": "keda.sh"}
 MODEL_NAMESPACE = re.compile(r"^models-[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
@@ -40,8 +42,8 @@ class AllowedKinds(MlplatCheck):
             id="CKV_MLP_12",
             supported_entities=("*",),
             fix="keep InferenceService, ServingRuntime, ServiceAccount, NetworkPolicy, ConfigMap, Service, "
-            "PodDisruptionBudget, secrets.hashicorp.com VaultAuth and VaultStaticSecret and a models-<team> "
-            "Namespace; ask the platform team for anything else",
+            "PodDisruptionBudget, secrets.hashicorp.com VaultAuth and VaultStaticSecret, keda.sh ScaledObject and "
+            "a models-<team> Namespace; ask the platform team for anything else",
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:
