@@ -200,8 +200,9 @@ def _unscaled(isvc: RenderedDoc, scaled: bool, env: str, index: SourceIndex) -> 
     predictor = _predictor(isvc)
     if scaled or not gpus_per_replica(predictor):
         return []
-    if _int(predictor.get("maxReplicas"), 1) <= _int(predictor.get("minReplicas"), 1):
-        return []  # a fixed replica count: nothing to scale
+    fixed = _int(predictor.get("maxReplicas"), 1) <= _int(predictor.get("minReplicas"), 1)
+    if fixed or _class(isvc) == "none":
+        return []  # a fixed replica count (class `none` holds minReplicas): nothing scales it
     if _class(isvc) == EXTERNAL:
         return [
             _finding(
@@ -212,11 +213,15 @@ def _unscaled(isvc: RenderedDoc, scaled: bool, env: str, index: SourceIndex) -> 
                 "metadata/annotations",
             )
         ]  # fmt: skip
+    how = (
+        "i.e. on CPU: a GPU server queues requests while its CPUs idle (kserve#3561)"
+        if _class(isvc) == "hpa"
+        else "whose scaler KServe builds at run time, out of validate's sight"
+    )
     return [
         _finding(
             isvc, env, index, "MLP-SCALING-METRIC",
-            f"a GPU predictor scaled by KServe's {_class(isvc)!r} autoscaler, i.e. on CPU: a GPU server queues "
-            "requests while its CPUs idle (kserve#3561)",
+            f"a GPU predictor scaled by KServe's {_class(isvc)!r} autoscaler, {how}",
             f"annotate `{AUTOSCALER_CLASS}: {EXTERNAL}` and add a ScaledObject on the server's queue, or fix "
             "minReplicas = maxReplicas",
             "spec/predictor/maxReplicas",

@@ -80,6 +80,19 @@ def test_a_gpu_predictor_left_to_kserves_cpu_autoscaler_is_a_finding(
     assert finding["resource"] == "InferenceService/models-genai/llm-chat"
 
 
+def test_a_gpu_predictor_handed_to_keda_without_a_scaledobject_is_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path)
+    kustomization = repo / "apps" / "llm-chat" / "base" / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("  - scaledobject.yaml\n", ""))
+    code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "staging")
+    assert code == 1 and rules(report) == {"MLP-SCALING-TARGET"}, report
+    (finding,) = report["findings"]
+    assert finding["resource"] == "InferenceService/models-genai/llm-chat"
+    assert "never scales" in finding["message"]
+
+
 def test_scale_to_zero_is_refused_where_the_stack_does_not_allow_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
