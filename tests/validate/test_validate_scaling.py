@@ -11,6 +11,7 @@ import yaml
 from validate_helpers import REPO, copy_repo, rules, run_json
 
 from infra.config import load_environment
+from infra.services import keda
 from mlplat.findings import RenderedDoc
 from mlplat.validation import capacity
 from mlplat.validation.render import SourceIndex
@@ -47,6 +48,7 @@ def test_llm_scales_on_its_queue_not_cpu(llm: dict[str, list[dict[str, Any]]], e
     }
     triggers = {t["type"]: t for t in scaled["spec"]["triggers"]}
     assert not {"cpu", "memory"} & set(triggers), f"{env}: scales on {sorted(triggers)}"
+    assert triggers["prometheus"]["metadata"]["serverAddress"] == keda.PROMETHEUS_URL, env
     query = triggers["prometheus"]["metadata"]["query"]
     assert "vllm:num_requests_waiting" in query and "vllm:num_requests_running" in query, query
     assert 'namespace="models-genai"' in query and "llm-chat-predictor-" in query, query
