@@ -69,6 +69,21 @@ PUBLIC_REGISTRY_HOSTS = frozenset(
 
 # The node label every GPU pool's nodes carry (`mlplat/gpu-pool=<pool name>`), which GPU pods select.
 GPU_POOL_LABEL = "mlplat/gpu-pool"
+# The node label the GPU Operator's device plugin reads to pick its configuration from the ConfigMap
+# `devicePlugin.config.name` (NVIDIA/gpu-operator v26.7.0, assets/state-device-plugin/0500_daemonset.yaml,
+# env NODE_LABEL); time-sliced pools set it (infra/aws/karpenter.py, infra/services/gpu_operator.py).
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+
+# Nodes of a time-sliced pool also carry this taint (infra/aws/karpenter.py): a GPU pod lands on a shared
+# GPU only if it asks to (apps/components/gpu-shared), never because it forgot to name its pool.
+GPU_SHARING_TAINT_KEY = "mlplat/gpu-sharing"
+
+
+def time_slicing_config_name(replicas: int) -> str:
+    """The device plugin configuration sharing each GPU `replicas` ways: a key of the GPU Operator's
+    ConfigMap and the value of DEVICE_PLUGIN_CONFIG_LABEL on the nodes of a time-sliced pool."""
+    return f"time-sliced-{replicas}"
+
 
 # NVIDIA GPU instance families an x86-64 GPU pool may use: the families of the "Accelerated computing"
 # category with NVIDIA GPUs, https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html (G4dn T4,
@@ -300,6 +315,8 @@ def _label_problems(labels: Mapping[str, str]) -> Iterator[str]:
         prefix = (match["prefix"] or "").lower()
         if key == GPU_POOL_LABEL:
             yield f"{key!r} is the pool label the program sets to the pool name; a pool may not override it"
+        elif key == DEVICE_PLUGIN_CONFIG_LABEL:
+            yield f"{key!r} selects the GPU sharing configuration; set time_slicing_replicas instead"
         elif any(prefix == d or prefix.endswith(f".{d}") for d in RESERVED_LABEL_DOMAINS):
             yield f"{key!r} is in a reserved label domain ({prefix}): the kubelet, Karpenter or Kubernetes own it"
         if not LABEL_VALUE.fullmatch(value):
@@ -345,7 +362,17 @@ class GpuPoolConfig(_Model):
         default_factory=dict,
         max_length=16,
         description="Extra node labels; reserved domains (kubernetes.io, k8s.io, karpenter.sh, "
-        f"karpenter.k8s.aws) and {GPU_POOL_LABEL} are refused.",
+        f"karpenter.k8s.aws), {GPU_POOL_LABEL} and {DEVICE_PLUGIN_CONFIG_LABEL} are refused.",
+    )
+    consolidation: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = Field(
+        "WhenEmpty",
+        description="Which GPU nodes Karpenter may consolidate: only empty ones (default), or also "
+        "underutilised ones, whose pods it evicts, a loading model included (docs/adr/0001).",
+    )
+    time_slicing_replicas: Annotated[int, Field(ge=2, le=16)] | None = Field(
+        None,
+        description="Share each GPU of this pool between this many pods by time-slicing (no memory or "
+        "fault isolation between them); for small models only. Unset: one pod per GPU.",
     )
 
     @field_validator("instance_types")
@@ -400,7 +427,12 @@ class GpuConfig(_Model):
         for i, first in enumerate(self.pools):
             for second in self.pools[i + 1 :]:
                 shared = sorted(set(first.instance_types) & set(second.instance_types))
-                if shared and first.capacity_type == second.capacity_type and first.labels == second.labels:
+                alike = (first.capacity_type, first.labels, first.time_slicing_replicas) == (
+                    second.capacity_type,
+                    second.labels,
+                    second.time_slicing_replicas,
+                )
+                if shared and alike:
                     raise ValueError(
                         f"pools: {first.name} and {second.name} both offer {shared} as {first.capacity_type} with "
                         "the same labels: a pod that does not name its pool could land in either, and the GPU "
@@ -536,6 +568,12 @@ class AppsConfig(_Model):
             )
         return registries
 
+    scale_to_zero: bool = Field(
+        False,
+        description="Let an app's KEDA ScaledObject take it to 0 replicas when idle (minReplicaCount 0): "
+        "the first request after that waits for a GPU node, the image and the model (apps/README.md). "
+        "Never in prod.",
+    )
     model_store_uri: str = Field(
         pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]$", description="Bucket in MinIO holding model artifacts."
     )
@@ -645,6 +683,7 @@ class StackConfig(_Model):
             ),
             (self.apps.min_replicas >= 2, "apps.min_replicas: prod runs at least 2 replicas of a model"),
             (self.cost is not None, "cost.max_monthly_usd: prod has a budget the plan is held to"),
+            (not self.apps.scale_to_zero, "apps.scale_to_zero: prod models never scale to zero"),
         ]
         broken = [message for ok, message in rules if not ok]
         return ["prod may not weaken security or availability: " + "; ".join(broken)] if broken else []

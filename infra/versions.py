@@ -53,6 +53,13 @@ CHARTS: dict[str, ChartPin] = {
     ),
     "falco": ChartPin("https://falcosecurity.github.io/charts", "falco", "9.1.0", "falco"),
     "argo-cd": ChartPin("https://argoproj.github.io/argo-helm", "argo-cd", "10.1.1", "argo-cd"),
+    # KEDA scales GPU model servers on their request queue (apps/README.md, "Scaling"). Chart and CRDs
+    # 2.20.2 are the ones in ../shared/reference (kedacore/charts tag v2.20.2, kedacore/keda tag v2.20.2);
+    # the repository is the one KEDA's install guide adds (`helm repo add kedacore
+    # https://kedacore.github.io/charts`, https://keda.sh/deploy "Deploying with Helm", and every kedacore/charts
+    # release note, e.g. v2.16.0). The chart installs the CRDs
+    # as templates (`crds.install: true`), so ScaledObjects wait for the release.
+    "keda": ChartPin("https://kedacore.github.io/charts", "keda", "2.20.2", "keda"),
 }
 
 # EKS managed add-ons per Kubernetes minor version: a stack may only ask for a cluster version

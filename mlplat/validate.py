@@ -34,6 +34,7 @@ from mlplat.validation import (
     podsecurity,
     prescreen,
     routes,
+    scaling,
     targets,
 )  # fmt: skip
 from mlplat.validation.render import SourceIndex, render
@@ -180,6 +181,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
                 index,
                 [d for d in others if d.env == env],
             )
+            report.findings += scaling.check(env_docs, configs[env], env, index)  # type: ignore[arg-type]
         report.findings += _isolation_checks(chosen, docs, index)
         report.findings += _governance_checks(root, chosen, docs, trees)
         report.findings += podsecurity.check(docs)

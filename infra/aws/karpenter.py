@@ -18,7 +18,15 @@ import pulumi_kubernetes as k8s
 
 from infra import versions
 from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role, role, service_trust
-from infra.config import ENVIRONMENT_TAG, GPU_POOL_LABEL, GpuConfig
+from infra.config import (
+    DEVICE_PLUGIN_CONFIG_LABEL,
+    ENVIRONMENT_TAG,
+    GPU_POOL_LABEL,
+    GPU_SHARING_TAINT_KEY,
+    GpuConfig,
+    GpuPoolConfig,
+    time_slicing_config_name,
+)
 from infra.services.chart import helm_release
 
 NAMESPACE = "karpenter"
@@ -317,14 +325,32 @@ def node_class_spec(
     }
 
 
-def node_pool_spec(pool: Any) -> dict[str, Any]:
-    """One GPU pool: tainted, labelled with its name, limited to its share of the GPU cap."""
+def node_pool_spec(pool: GpuPoolConfig) -> dict[str, Any]:
+    """One GPU pool: tainted, labelled with its name, limited to its share of the GPU cap.
+
+    Disruption (docs/adr/0001, "Addendum: models loading on GPU nodes"): by default only empty nodes
+    are consolidated, so Karpenter never evicts a predictor to repack GPUs (karpenter-provider-aws#7356);
+    a budget lets at most one node of the pool go at a time for any voluntary reason (Karpenter v1.14.1
+    website/content/en/docs/concepts/disruption.md, "NodePool Disruption Budgets"; the `reasons` enum is
+    in ../shared/reference/crds/karpenter/karpenter.sh_nodepools.yaml).
+    """
+    labels = {GPU_POOL_LABEL: pool.name, **pool.labels}
+    # A time-sliced node advertises `replicas` nvidia.com/gpu per physical GPU once its device plugin runs,
+    # so its GPU limit is written in slices; the node count binds either way (`limits.nodes`, Karpenter
+    # v1.14.1 website/content/en/docs/concepts/nodepools.md, spec.limits).
+    slices = pool.time_slicing_replicas or 1
+    limits = {"nodes": str(pool.max_size), "nvidia.com/gpu": str(pool.max_size * pool.gpus_per_node * slices)}
+    taints = [GPU_TAINT]
+    if pool.time_slicing_replicas is not None:
+        sliced = time_slicing_config_name(pool.time_slicing_replicas)
+        labels[DEVICE_PLUGIN_CONFIG_LABEL] = sliced
+        taints.append({"key": GPU_SHARING_TAINT_KEY, "value": sliced, "effect": "NoSchedule"})
     return {
         "template": {
-            "metadata": {"labels": {GPU_POOL_LABEL: pool.name, **pool.labels}},
+            "metadata": {"labels": labels},
             "spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": NODE_CLASS},
-                "taints": [GPU_TAINT],
+                "taints": taints,
                 "requirements": [
                     {
                         "key": "node.kubernetes.io/instance-type",
@@ -336,9 +362,13 @@ def node_pool_spec(pool: Any) -> dict[str, Any]:
                 "expireAfter": "720h",
             },
         },
-        "limits": {"nvidia.com/gpu": str(pool.max_size * pool.gpus_per_node)},
-        # Empty or underused GPU nodes go away after 5 minutes: pools rest at zero nodes.
-        "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "5m"},
+        "limits": limits,
+        # Empty GPU nodes go after 5 minutes, so pools still rest at zero nodes.
+        "disruption": {
+            "consolidationPolicy": pool.consolidation,
+            "consolidateAfter": "5m",
+            "budgets": [{"nodes": "1"}],
+        },
     }
 
 

@@ -18,6 +18,7 @@ from infra.services.cert_manager import CertManager
 from infra.services.chart import ServiceArgs
 from infra.services.falco import Falco
 from infra.services.gpu_operator import GpuOperator
+from infra.services.keda import Keda
 from infra.services.kserve import Kserve, KserveArgs
 from infra.services.minio import Minio, MinioArgs
 from infra.services.mlflow import Mlflow, MlflowArgs
@@ -94,11 +95,13 @@ class PlatformServices(pulumi.ComponentResource):
         )
         self.falco = Falco(f"{name}-falco", ServiceArgs(config, after), child)
         self.argocd = ArgoCd(f"{name}-argocd", ServiceArgs(config, after), child)
+        # After monitoring: its ServiceMonitors need the CRDs, its triggers query that Prometheus.
+        self.keda = Keda(f"{name}-keda", ServiceArgs(config, after), child)
 
         # Default-deny walls around every platform namespace, once the namespaces exist (VSO's
         # namespace is created with its release).
         services = [self.monitoring, self.cert_manager, self.kserve, self.gpu_operator, self.vault]
-        services += [self.minio, self.mlflow, self.falco, self.argocd]
+        services += [self.minio, self.mlflow, self.falco, self.argocd, self.keda]
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies",
             NetworkPoliciesArgs(

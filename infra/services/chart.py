@@ -63,6 +63,8 @@ POD_SECURITY: dict[str, str] = {
     "falco": "privileged",
     # redis-ha (HA Argo CD) runs a sentinel/haproxy pair whose containers set no seccomp profile.
     "argocd": "baseline",
+    # KEDA's chart sets runAsNonRoot, RuntimeDefault seccomp and drops every capability.
+    "keda": "restricted",
 }
 
 

@@ -36,7 +36,18 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.services import argocd, cert_manager, falco, gpu_operator, kserve, minio, mlflow, monitoring, vault
+from infra.services import (
+    argocd,
+    cert_manager,
+    falco,
+    gpu_operator,
+    keda,
+    kserve,
+    minio,
+    mlflow,
+    monitoring,
+    vault,
+)
 
 Selector = dict[str, Any]
 Peer = dict[str, Any]
@@ -221,6 +232,12 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                 ),
                 # Receivers (chat, pager) are public HTTPS endpoints.
                 Flow("allow-alertmanager-to-receivers", ALERTMANAGER, egress=[PUBLIC_HTTPS]),
+                # KEDA's Prometheus triggers query the model servers' metrics.
+                Flow(
+                    "allow-queries-from-keda",
+                    PROMETHEUS,
+                    ingress=[{"from": [in_namespace(keda.NAMESPACE)], "ports": tcp(keda.PROMETHEUS_PORT)}],
+                ),
             ),
         ),
         Walls(
@@ -253,6 +270,26 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
             # NVIDIA/gpu-operator v26.7.0: dcgm-exporter 9400 (assets/state-dcgm-exporter),
             # node-status-exporter 8000, operator metrics 8080 (templates/operator.yaml).
             scrape_ports=(9400, 8000, 8080),
+        ),
+        Walls(
+            keda.NAMESPACE,
+            scrape_ports=(keda.METRICS_PORT,),
+            # The API server calls the admission webhooks and the external metrics API (the HPA
+            # controller reads scaling metrics through it). Same namespace: the metrics API server asks
+            # the operator for metric values over gRPC.
+            webhook_ports=(keda.WEBHOOK_PORT, keda.METRICS_API_PORT),
+            flows=(
+                Flow(
+                    "allow-to-prometheus",
+                    ALL_PODS,
+                    egress=[
+                        {
+                            "to": [in_namespace(monitoring.NAMESPACE, PROMETHEUS)],
+                            "ports": tcp(keda.PROMETHEUS_PORT),
+                        }
+                    ],
+                ),
+            ),
         ),
         Walls(
             falco.NAMESPACE,

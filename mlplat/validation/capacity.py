@@ -112,13 +112,18 @@ def _fit(
 ) -> list[Finding]:
     """MLP-GPU-FIT: some pool the predictor may land on holds its GPUs (and GPU memory) on one node."""
     wanted = (predictor.get("nodeSelector") or {}).get(POOL_LABEL)
-    pools: list[GpuPoolConfig] = [p for p in config.gpu.pools if wanted in (None, p.name) and p.max_size > 0]
+    # A time-sliced pool's nodes carry an extra taint: only a predictor that names the pool lands there.
+    pools: list[GpuPoolConfig] = [
+        p
+        for p in config.gpu.pools
+        if (wanted == p.name or (wanted is None and not p.time_slicing_replicas)) and p.max_size > 0
+    ]
     names = ", ".join(f"{p.name} ({p.gpus_per_node} x {p.gpu_memory_gib} GiB)" for p in config.gpu.pools)
     if not pools:
         why = f"no GPU pool {wanted!r} in {env}" if wanted else f"{env} has no GPU pool"
         return [finding("MLP-GPU-FIT", f"{why} (pools: {names or 'none'})", f"select one of: {names}")]
     memory = _quantity(((doc.doc.get("metadata") or {}).get("annotations") or {}).get(GPU_MEMORY, 0))
-    if any(gpus <= p.gpus_per_node and memory <= p.gpu_memory_gib for p in pools):
+    if any(_holds(p, gpus, memory) for p in pools):
         return []
     need = f"{gpus} GPU(s)" + (f" of {memory} GiB" if memory else "")
     return [
@@ -131,9 +136,25 @@ def _fit(
     ]
 
 
+def _holds(pool: GpuPoolConfig, gpus: int, memory: int) -> bool:
+    """One node of `pool` holds a replica: on a time-sliced pool one slice (the device plugin refuses more,
+    infra/services/gpu_operator.py) and its share of the GPU's memory, which the slices do not isolate."""
+    if pool.time_slicing_replicas:
+        return gpus == 1 and memory <= pool.gpu_memory_gib // pool.time_slicing_replicas
+    return gpus <= pool.gpus_per_node and memory <= pool.gpu_memory_gib
+
+
+def _physical_gpus(demand: GpuDemand, config: StackConfig) -> float:
+    """GPUs one replica holds: a slice of a time-sliced pool is 1/time_slicing_replicas of a GPU."""
+    predictor = (demand.doc.doc.get("spec") or {}).get("predictor") or {}
+    wanted = (predictor.get("nodeSelector") or {}).get(POOL_LABEL)
+    pool = next((p for p in config.gpu.pools if p.name == wanted), None)
+    return demand.gpus / pool.time_slicing_replicas if pool and pool.time_slicing_replicas else demand.gpus
+
+
 def _cap(demands: list[GpuDemand], config: StackConfig, env: str) -> list[Finding]:
     """MLP-GPU-CAP: every GPU app at maxReplicas together stays within gpu.max_total_gpus."""
-    total = sum(d.gpus * d.max_replicas for d in demands)
+    total = sum(_physical_gpus(d, config) * d.max_replicas for d in demands)
     cap = config.gpu.max_total_gpus
     if total <= cap:
         return []
@@ -141,7 +162,7 @@ def _cap(demands: list[GpuDemand], config: StackConfig, env: str) -> list[Findin
     return [
         Finding(
             f"environments/Pulumi.{env}.yaml", "-", "MLP-GPU-CAP",
-            f"GPU apps of {env} need {total} GPUs at maxReplicas, above gpu.max_total_gpus {cap} ({parts})",
+            f"GPU apps of {env} need {total:g} GPUs at maxReplicas, above gpu.max_total_gpus {cap} ({parts})",
             "lower maxReplicas or GPUs per replica of a GPU app, or raise the cap in the stack config",
             env,
         )

@@ -125,8 +125,12 @@ def test_gpu_pools_are_tainted_labelled_and_capped(offline_plan: PlanFor, env: s
         requirements = {r["key"]: r["values"] for r in template["spec"]["requirements"]}
         assert requirements["node.kubernetes.io/instance-type"] == pool.instance_types, urn
         assert requirements["karpenter.sh/capacity-type"] == [pool.capacity_type], urn
-        assert spec["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized", urn
-        total += int(spec["limits"]["nvidia.com/gpu"])
+        assert spec["disruption"]["consolidationPolicy"] == pool.consolidation, urn
+        # Physical GPUs the pool can reach: the node limit binds; a time-sliced pool's GPU limit is in slices.
+        nodes, slices = int(spec["limits"]["nodes"]), pool.time_slicing_replicas or 1
+        assert nodes == pool.max_size, urn
+        assert int(spec["limits"]["nvidia.com/gpu"]) == nodes * pool.gpus_per_node * slices, urn
+        total += nodes * pool.gpus_per_node
     assert total <= config.gpu.max_total_gpus
 
 

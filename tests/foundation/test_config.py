@@ -73,7 +73,7 @@ BAD_CONFIGS = [
         "greater than or equal to 1",
     ),
     ("dev", "gpu.pools.1.name", "gpu-small", "mlplat:gpu", "duplicate pool names ['gpu-small']"),
-    ("dev", "gpu.max_total_gpus", 2, "mlplat:gpu", "together the pools can reach 6 GPUs"),
+    ("dev", "gpu.max_total_gpus", 2, "mlplat:gpu", "together the pools can reach 7 GPUs"),
     (
         "dev",
         "gpu.pools.0.capacity_type",
@@ -128,6 +128,22 @@ BAD_CONFIGS = [
     ("prod", "network.nat_gateways", "single", "mlplat:", "prod needs one NAT per zone"),
     ("prod", "services.vault.replicas", 1, "mlplat:", "prod Raft needs at least 3"),
     ("prod", "apps.min_replicas", 1, "mlplat:", "prod runs at least 2 replicas"),
+    ("prod", "apps.scale_to_zero", True, "mlplat:", "apps.scale_to_zero: prod models never scale to zero"),
+    (
+        "dev",
+        "gpu.pools.0.labels",
+        {"nvidia.com/device-plugin.config": "time-sliced-8"},
+        "mlplat:gpu.pools[0].labels",
+        "set time_slicing_replicas instead",
+    ),
+    (
+        "dev",
+        "gpu.pools.0.time_slicing_replicas",
+        1,
+        "mlplat:gpu.pools[0].time_slicing_replicas",
+        "greater than or equal to 2",
+    ),
+    ("dev", "gpu.pools.0.consolidation", "Always", "mlplat:gpu.pools[0].consolidation", "'WhenEmpty'"),
 ]
 
 
@@ -707,7 +723,7 @@ AT_THE_BOUND = [
     pytest.param("dev", {"network.vpc_cidr": "172.31.0.0/16"}, id="vpc-at-the-top-of-172-16-slash-12"),
     pytest.param("dev", {"gpu.max_total_gpus": 128}, id="gpu-cap-at-its-maximum"),
     pytest.param("dev", {f"{POOL0}.max_size": 64, "gpu.max_total_gpus": 128}, id="gpu-pool-at-its-maximum"),
-    pytest.param("dev", {"gpu.pools.1.gpus_per_node": 8, "gpu.max_total_gpus": 10}, id="eight-gpus-per-node"),
+    pytest.param("dev", {"gpu.pools.1.gpus_per_node": 8, "gpu.max_total_gpus": 11}, id="eight-gpus-per-node"),
     pytest.param("dev", {f"{POOL0}.gpu_memory_gib": 192}, id="gpu-memory-at-its-maximum"),
     pytest.param("dev", {"services.minio.volume_size_gi": 16384}, id="volume-at-the-ebs-maximum"),
     pytest.param("staging", {"services.minio.replicas": 16}, id="minio-at-sixteen-replicas"),

@@ -260,6 +260,13 @@ def kserve(v: dict[str, Any]) -> Iterator[Pods]:
     yield pods("kserve-controller", v, "kserve.controller.resources", "kserve.controller.rbacProxy.resources")
 
 
+def keda(v: dict[str, Any]) -> Iterator[Pods]:
+    # keda 2.20.2 values.yaml: one Deployment each, requests under resources.<component>.
+    yield pods("keda-operator", v, "resources.operator", replicas="operator.replicaCount")
+    yield pods("keda-metrics-apiserver", v, "resources.metricServer", replicas="metricsServer.replicaCount")
+    yield pods("keda-admission-webhooks", v, "resources.webhooks", replicas="webhooks.replicaCount")
+
+
 def no_pods(v: dict[str, Any]) -> Iterator[Pods]:
     yield from ()
 
@@ -279,6 +286,7 @@ CHARTS: dict[str, Callable[[dict[str, Any]], Iterator[Pods]]] = {
     "kserve-resources": kserve,
     "kserve-crd": no_pods,
     "kserve-runtime-configs": no_pods,
+    "keda": keda,
 }
 
 # The EKS add-ons the cluster installs (infra/aws/cluster.py), with their pods' requests.

@@ -94,6 +94,7 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         "Deployment.models-core-ml.mlp12-deployment",
         "Namespace.default.team-sandbox",
         "HTTPRoute.models-core-ml.mlp12-foreign-route",
+        "ScaledObject.models-core-ml.mlp12-foreign-scaledobject",
     },
 }
 

@@ -41,6 +41,7 @@ PLATFORM_NAMESPACES = (
     "karpenter",
     "gpu-operator",
     "falco",
+    "keda",
 )
 # Pod labels as the pinned charts render them (sources in infra/services/network_policies.py).
 PODS: dict[str, tuple[str, dict[str, str]]] = {
@@ -77,6 +78,10 @@ PODS: dict[str, tuple[str, dict[str, str]]] = {
     "gpu-operator": ("gpu-operator", {"app": "gpu-operator"}),
     "falco": ("falco", {"app.kubernetes.io/name": "falco"}),
     "falcosidekick": ("falco", {"app.kubernetes.io/name": "falcosidekick"}),
+    # The keda walls select every pod of the namespace; these labels only name the three components.
+    "keda-operator": ("keda", {"app": "keda-operator"}),
+    "keda-metrics-apiserver": ("keda", {"app": "keda-operator-metrics-apiserver"}),
+    "keda-webhooks": ("keda", {"app": "keda-admission-webhooks"}),
     "coredns": ("kube-system", {"k8s-app": "kube-dns"}),
     # A pod of a namespace nobody walled (a team's scratch namespace, `default`).
     "stranger": ("default", {"app": "anything"}),
@@ -305,6 +310,20 @@ def test_only_falcosidekick_posts_alerts_to_alertmanager(world: World) -> None:
     assert not _denied(
         world, [(p, "alertmanager", 9093) for p in ("falco", "model", "stranger", "repo-server")]
     )
+
+
+def test_keda_reads_model_load_from_prometheus_and_serves_the_api_server(world: World) -> None:
+    """Without the query path, every ScaledObject's trigger errors and GPU apps never scale."""
+    assert world.reach("keda-operator", "prometheus", 9090)
+    # The HPA controller reads scaling metrics through the external metrics API (6443), and the
+    # API server calls KEDA's admission webhooks (9443).
+    assert world.reach(world.api_server, "keda-metrics-apiserver", 6443)
+    assert world.reach(world.api_server, "keda-webhooks", 9443)
+    # Prometheus answers KEDA, not every pod; KEDA reaches no other platform service.
+    assert not _denied(
+        world, [(p, "prometheus", 9090) for p in ("model", "stranger", "falco", "repo-server")]
+    )
+    assert not _denied(world, [("keda-operator", "vault", 8200), ("keda-operator", "minio", 9000)])
 
 
 def test_charts_add_no_allowing_policies_of_their_own(offline_plan: PlanFor) -> None:

@@ -53,6 +53,11 @@ FREE_FORM: dict[str, list[str]] = {
         "configs.cm.*",
         "configs.params.*",
     ],
+    "gpu-operator": [
+        # Configuration name -> device plugin config file: the chart writes `data` into its ConfigMap
+        # (gpu-operator v26.7.0 templates/plugin_config.yaml, `data: {{ toYaml ...config.data }}`).
+        "devicePlugin.config.data.*",
+    ],
     "falco": [
         # File name -> Falco rules text.
         "customRules.*",

@@ -25,6 +25,11 @@ EXPECTED = {
     "pod-security-label": {"MLP-POD-SECURITY-LABEL"},
     "remote-resource": {"MLP-REMOTE-RESOURCE"},
     "patch-unmatched": {"MLP-PATCH-UNMATCHED"},
+    "scaling-on-cpu": {"MLP-SCALING-METRIC"},
+    "scaling-over-cap": {"MLP-SCALING-BOUNDS"},
+    "scaling-hpa-fights-keda": {"MLP-SCALING-TARGET"},
+    "scaling-unknown-field": {"MLP-UNKNOWN-FIELD"},
+    "gpu-shared-too-much-memory": {"MLP-GPU-FIT"},
 }
 
 

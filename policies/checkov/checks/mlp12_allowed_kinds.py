@@ -3,7 +3,8 @@
 Argo CD syncs model apps with the team's permissions in mind; cluster-scoped RBAC, raw Pods or
 Deployments, Secrets or foreign namespaces in a model app escape the platform's guardrails. The
 model store credentials reach the namespace through the Vault Secrets Operator (`VaultAuth` and
-`VaultStaticSecret`, component `apps/components/model-store-access`), never as a Secret in git.
+`VaultStaticSecret`, component `apps/components/model-store-access`), never as a Secret in git. A GPU
+model scales on its server's queue through a KEDA `ScaledObject` (apps/README.md, "Scaling").
 """
 
 from __future__ import annotations
@@ -26,12 +27,19 @@ ALLOWED_KINDS = frozenset(
         "VaultAuth",
         "VaultStaticSecret",
         "HTTPRoute",
+        "ScaledObject",
     }
 )
 # Kinds only allowed from one API group: a same-named kind of another API is not the operator's.
 VSO_GROUP = "secrets.hashicorp.com"
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"  # the app's route through the platform Gateway (issue 16)
-KIND_GROUPS = {"VaultAuth": VSO_GROUP, "VaultStaticSecret": VSO_GROUP, "HTTPRoute": GATEWAY_API_GROUP}
+KEDA_GROUP = "keda.sh"  # the GPU LLM app scales on its queue (issue 19)
+KIND_GROUPS = {
+    "VaultAuth": VSO_GROUP,
+    "VaultStaticSecret": VSO_GROUP,
+    "HTTPRoute": GATEWAY_API_GROUP,
+    "ScaledObject": KEDA_GROUP,
+}
 MODEL_NAMESPACE = re.compile(r"^models-[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
@@ -43,7 +51,7 @@ class AllowedKinds(MlplatCheck):
             supported_entities=("*",),
             fix="keep InferenceService, ServingRuntime, ServiceAccount, NetworkPolicy, ConfigMap, Service, "
             "PodDisruptionBudget, secrets.hashicorp.com VaultAuth and VaultStaticSecret, a gateway.networking.k8s.io "
-            "HTTPRoute and a models-<team> Namespace; ask the platform team for anything else",
+            "HTTPRoute, a keda.sh ScaledObject and a models-<team> Namespace; ask the platform team for anything else",
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:
