@@ -244,6 +244,21 @@ def _pool(
     selector = pod.get("nodeSelector")
     selector = selector if isinstance(selector, dict) else {}
     where = f"{pod_path}/nodeSelector"
+    component = pod_path.removeprefix("spec/")
+    # The component sets the predictor's placement; any other pod (transformer, explainer) sets its own.
+    how = (
+        f"include {COMPONENT} in the app's base"
+        if component == "predictor"
+        else f"set `nodeSelector: {{{NODE_POOL_LABEL}: {CPU_MODEL_POOL_NAME}}}` and the toleration of "
+        f"{COMPONENT} on spec.{component.replace('/', '.')} (the component places the predictor only)"
+    )
+    if pod.get("nodeName"):
+        found.append(Problem(
+            NODE_POOL, f"{pod_path}/nodeName",
+            f"{component} pins its pod to node {pod['nodeName']!r}: nodeName skips the scheduler, pools and taints",
+            f"remove nodeName; {how}",
+        ))  # fmt: skip
+        return None
     if _gpus(pod_path, pod):
         wanted = selector.get(GPU_POOL_LABEL)
         pools = [p for p in config.gpu.pools if wanted in (None, p.name) and p.max_size > 0]
@@ -262,9 +277,9 @@ def _pool(
     if chosen is None:
         found.append(Problem(
             NODE_POOL, where if selector else None,
-            f"{pod_path.removeprefix('spec/')} selects no node pool: the pod would land on the system node group that runs the platform "
+            f"{component} selects no node pool: the pod would land on the system node group that runs the platform "
             f"(no `{NODE_POOL_LABEL}: {CPU_MODEL_POOL_NAME}` in nodeSelector)",
-            f"include {COMPONENT} in the app's base (nodeSelector and toleration of the CPU model pool)",
+            f"{how} (nodeSelector and toleration of the CPU model pool)",
         ))  # fmt: skip
         return None
     if chosen != CPU_MODEL_POOL_NAME:
@@ -280,9 +295,9 @@ def _pool(
     if not _tolerates(pod.get("tolerations")):
         found.append(Problem(
             NODE_POOL, f"{pod_path}/tolerations" if pod.get("tolerations") else None,
-            f"{pod_path.removeprefix('spec/')} selects the CPU model pool but does not tolerate its taint "
+            f"{component} selects the CPU model pool but does not tolerate its taint "
             f"{NODE_POOL_LABEL}={CPU_MODEL_POOL_NAME}:{CPU_MODEL_POOL_TAINT_EFFECT}: the pod would stay Pending",
-            f"include {COMPONENT} in the app's base",
+            how,
         ))  # fmt: skip
         return None
     return Pool(

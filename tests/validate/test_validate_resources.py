@@ -239,3 +239,17 @@ def test_unreadable_cpu_gets_a_quantity_hint_from_the_schema(
     (finding,) = report["findings"]
     assert finding["rule"] == "MLP-SCHEMA" and finding["path"].endswith("requests/cpu")
     assert 'write a Kubernetes quantity, e.g. `cpu: "500m"`' in finding["fix"]
+
+
+def test_pinning_a_model_pod_to_a_node_by_name_is_refused() -> None:
+    """nodeName skips the scheduler: it would put a model on a system node whatever its selector says."""
+    doc = isvc({"cpu": "1", "memory": "1Gi"}, nodeName="ip-10-10-1-1.eu-west-1.compute.internal")
+    assert found(doc) == [("MLP-NODE-POOL", "spec/predictor/nodeName")]
+
+
+def test_transformer_without_a_pool_is_told_to_set_its_own_placement() -> None:
+    doc = isvc({"cpu": "1", "memory": "1Gi"})
+    doc["spec"]["transformer"] = {"containers": [{"name": "t", "resources": {"requests": {"cpu": "1"}}}]}
+    (problem,) = problems(doc, DEV, "dev")
+    assert problem.rule == "MLP-NODE-POOL" and problem.message.startswith("transformer selects no node pool")
+    assert "on spec.transformer" in problem.fix
