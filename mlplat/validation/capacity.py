@@ -79,9 +79,7 @@ def check(
             return Finding(doc.source_file, doc.ref, rule, message, fix, env, line, path)
 
         findings += _replicas(predictor, config, env, finding)
-        findings += [
-            finding(p.rule, p.message, p.fix, p.path) for p in resources.problems(doc.doc, config, env)
-        ]
+        findings += [finding(p.rule, p.message, p.fix, p.path) for p in resources.problems(doc.doc, config)]
         demand = _demand(doc)
         if demand is not None:
             findings += _fit(doc, predictor, demand.gpus, config, env, finding)

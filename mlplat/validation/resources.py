@@ -201,7 +201,7 @@ class Pool:
     what: str  # how a finding names it
 
 
-def problems(doc: dict[str, Any], config: StackConfig, env: str) -> list[Problem]:
+def problems(doc: dict[str, Any], config: StackConfig) -> list[Problem]:
     """Every pod of an InferenceService: its pool, its quantities, and its fit on that pool's nodes."""
     if doc.get("kind") != "InferenceService":
         return []
@@ -211,9 +211,9 @@ def problems(doc: dict[str, Any], config: StackConfig, env: str) -> list[Problem
         parts = [(path, _container_demand(path, c, mine)) for path, c in containers(pod_path, pod)]
         if not parts:
             continue
-        pool = _pool(pod_path, pod, config, env, mine)
+        pool = _pool(pod_path, pod, config, mine)
         if pool is not None:
-            mine += _fit(pod_path, parts, pool, env)
+            mine += _fit(pod_path, parts, pool)
         if pod_path.startswith("spec/canary/"):
             # A canary inherits the predictor's values: a mistake is reported where it is written, once.
             mine = [p for p in mine if _written(doc, p.path or f"{pod_path}/nodeSelector")]
@@ -237,9 +237,7 @@ def _written(doc: dict[str, Any], path: str) -> bool:
     return True
 
 
-def _pool(
-    pod_path: str, pod: dict[str, Any], config: StackConfig, env: str, found: list[Problem]
-) -> Pool | None:
+def _pool(pod_path: str, pod: dict[str, Any], config: StackConfig, found: list[Problem]) -> Pool | None:
     """The node pool the pod can land on (None when it can land nowhere we can size)."""
     selector = pod.get("nodeSelector")
     selector = selector if isinstance(selector, dict) else {}
@@ -323,7 +321,7 @@ def _tolerates(tolerations: Any) -> bool:
     return False
 
 
-def _fit(pod_path: str, parts: list[tuple[str, Demand]], pool: Pool, env: str) -> list[Problem]:
+def _fit(pod_path: str, parts: list[tuple[str, Demand]], pool: Pool) -> list[Problem]:
     init = [d for path, d in parts if "/initContainers/" in path]
     main = [d for path, d in parts if "/initContainers/" not in path and "/ephemeralContainers/" not in path]
     cpu = max([sum(d.cpu_m for d in main), *(d.cpu_m for d in init)])
@@ -342,10 +340,11 @@ def _fit(pod_path: str, parts: list[tuple[str, Demand]], pool: Pool, env: str) -
         return []
     sizes = ", ".join(f"{t} {c}m/{m}Mi" for t, (c, m) in sorted(room.items()))
     key = "cpu_pool.instance_types" if pool.name == CPU_MODEL_POOL_NAME else "gpu.pools[].instance_types"
-    fix_pool = f"or give the pool a larger instance type ({key} in environments/Pulumi.{env}.yaml)"
+    # No environment name in the text: environments whose pools are alike get one finding listing them.
+    fix_pool = f"or give the pool a larger instance type ({key} in environments/Pulumi.<env>.yaml)"
     what = (
         f"the {pod_path.removeprefix('spec/')} pod requests {cpu}m CPU and {memory}Mi memory; no node of "
-        f"{pool.what} in {env} holds it: per node, after kube-reserved, the eviction threshold and "
+        f"{pool.what} holds it: per node, after kube-reserved, the eviction threshold and "
         f"{DAEMONSET_ALLOWANCE_CPU_M}m/{DAEMONSET_ALLOWANCE_MEMORY_MIB}Mi for DaemonSets, pods get {sizes}"
     )
     # Point at the container asking for the most of what does not fit: that is the value to change.

@@ -31,7 +31,7 @@ def isvc(requests: dict[str, Any], limits: dict[str, Any] | None = None, **predi
 
 
 def found(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(p.rule, p.path) for p in problems(doc, DEV, "dev")]
+    return [(p.rule, p.path) for p in problems(doc, DEV)]
 
 
 @pytest.mark.parametrize(
@@ -67,15 +67,15 @@ def test_what_is_not_a_quantity_reads_as_none_never_an_exception(text: Any) -> N
 def test_predictor_asking_4Ti_memory_is_refused() -> None:
     doc = isvc({"cpu": "1", "memory": "4Ti"})
     assert found(doc) == [("MLP-RESOURCE-FIT", "spec/predictor/model/resources/requests/memory")]
-    (problem,) = problems(doc, DEV, "dev")
+    (problem,) = problems(doc, DEV)
     assert f"request at most {ROOM_MEMORY_MIB}Mi memory" in problem.fix
-    assert "cpu_pool.instance_types in environments/Pulumi.dev.yaml" in problem.fix
+    assert "cpu_pool.instance_types in environments/Pulumi.<env>.yaml" in problem.fix
 
 
 def test_predictor_asking_900_cpus_is_refused() -> None:
     doc = isvc({"cpu": "900", "memory": "1Gi"})
     assert found(doc) == [("MLP-RESOURCE-FIT", "spec/predictor/model/resources/requests/cpu")]
-    assert f"request at most {ROOM_CPU_M}m CPU" in problems(doc, DEV, "dev")[0].fix
+    assert f"request at most {ROOM_CPU_M}m CPU" in problems(doc, DEV)[0].fix
 
 
 def test_request_of_exactly_a_nodes_room_fits() -> None:
@@ -119,7 +119,7 @@ def test_decimal_and_binary_suffixes_are_not_confused() -> None:
 def test_cpu_model_pods_do_not_land_on_the_system_node_group() -> None:
     doc = isvc({"cpu": "1", "memory": "1Gi"})
     del doc["spec"]["predictor"]["nodeSelector"], doc["spec"]["predictor"]["tolerations"]
-    (problem,) = problems(doc, DEV, "dev")
+    (problem,) = problems(doc, DEV)
     assert (problem.rule, problem.path) == ("MLP-NODE-POOL", None)  # missing: the object's own line
     assert (
         "predictor selects no node pool" in problem.message
@@ -130,14 +130,14 @@ def test_cpu_model_pods_do_not_land_on_the_system_node_group() -> None:
 
 def test_selecting_the_system_node_group_is_refused() -> None:
     doc = isvc({"cpu": "1", "memory": "1Gi"}, nodeSelector={"mlplat/pool": "system"})
-    (problem,) = problems(doc, DEV, "dev")
+    (problem,) = problems(doc, DEV)
     assert (problem.rule, problem.path) == ("MLP-NODE-POOL", "spec/predictor/nodeSelector/mlplat~1pool")
     assert "system node group" in problem.message
 
 
 def test_cpu_model_pool_without_its_toleration_stays_pending() -> None:
     doc = isvc({"cpu": "1", "memory": "1Gi"}, tolerations=[])
-    (problem,) = problems(doc, DEV, "dev")
+    (problem,) = problems(doc, DEV)
     assert problem.rule == "MLP-NODE-POOL" and "stay Pending" in problem.message
 
 
@@ -159,7 +159,7 @@ def test_gpu_pod_is_judged_on_its_gpu_pools_nodes() -> None:
     doc = isvc(
         {"cpu": "2", "memory": "40Gi", "nvidia.com/gpu": "1"}, nodeSelector={"mlplat/gpu-pool": "gpu-small"}
     )
-    (problem,) = problems(doc, DEV, "dev")
+    (problem,) = problems(doc, DEV)
     assert problem.rule == "MLP-RESOURCE-FIT" and "GPU pool gpu-small" in problem.message
     assert "gpu.pools[].instance_types" in problem.fix
 
@@ -171,7 +171,7 @@ def test_limit_below_request_is_refused() -> None:
 
 
 def test_memory_in_thousandths_of_a_byte_is_refused() -> None:
-    (problem,) = problems(isvc({"cpu": "1", "memory": "512m"}, {"cpu": "1", "memory": "1Gi"}), DEV, "dev")
+    (problem,) = problems(isvc({"cpu": "1", "memory": "512m"}, {"cpu": "1", "memory": "1Gi"}), DEV)
     assert (problem.rule, problem.path) == (
         "MLP-RESOURCE-QUANTITY",
         "spec/predictor/model/resources/requests/memory",
@@ -250,6 +250,28 @@ def test_pinning_a_model_pod_to_a_node_by_name_is_refused() -> None:
 def test_transformer_without_a_pool_is_told_to_set_its_own_placement() -> None:
     doc = isvc({"cpu": "1", "memory": "1Gi"})
     doc["spec"]["transformer"] = {"containers": [{"name": "t", "resources": {"requests": {"cpu": "1"}}}]}
-    (problem,) = problems(doc, DEV, "dev")
+    (problem,) = problems(doc, DEV)
     assert problem.rule == "MLP-NODE-POOL" and problem.message.startswith("transformer selects no node pool")
     assert "on spec.transformer" in problem.fix
+
+
+def test_one_oversized_request_is_one_finding_per_pool_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """dev and staging offer the same nodes: one finding for both, at the base's request line; prod's
+    larger nodes are another verdict."""
+    root = copy_repo(tmp_path)
+    isvc_file = root / "apps" / "iris-classifier" / "base" / "inferenceservice.yaml"
+    text = isvc_file.read_text()
+    old = 'requests: {cpu: 500m, memory: 1Gi}\n        limits: {cpu: "1", memory: 2Gi}'
+    assert old in text
+    isvc_file.write_text(
+        text.replace(old, 'requests: {cpu: 500m, memory: 4Ti}\n        limits: {cpu: "1", memory: 4Ti}')
+    )
+    code, report = run_json(capsys, "--repo", str(root), str(root / "apps" / "iris-classifier"))
+    assert code == 1
+    fits = sorted(
+        (f["env"], f["file"], f["line"]) for f in report["findings"] if f["rule"] == "MLP-RESOURCE-FIT"
+    )
+    where = ("apps/iris-classifier/base/inferenceservice.yaml", 25)
+    assert fits == [("dev,staging", *where), ("prod", *where)]
