@@ -313,16 +313,33 @@ def test_limits_stand_in_for_missing_requests() -> None:
     assert requests({}) == (0, 0)
 
 
+def gpu_operands(v: dict[str, Any]) -> Iterator[Pods]:
+    """The GPU operator's DaemonSets, which run on GPU nodes only (they tolerate the GPU taint)."""
+    for part in ("devicePlugin", "dcgmExporter", "gfd", "validator", "migManager"):
+        if dig(v, f"{part}.enabled", True):
+            yield pods(part, v, f"{part}.resources", per_node=True)
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_daemonsets_on_a_model_node_fit_the_allowance_validate_keeps_back(
     offline_plan: PlanFor, reference: Path, env: str
 ) -> None:
     """MLP-RESOURCE-FIT gives a model pod a node's allocatable minus this allowance: if the DaemonSets
-    every node runs outgrow it, a pod validate passed would stay Pending on its node pool."""
-    per_node = [p for p in platform_pods(offline_plan(env), reference) if p.per_node]
-    cpu, memory = sum(p.cpu_m for p in per_node), sum(p.memory_mib for p in per_node)
-    names = ", ".join(p.name for p in per_node)
-    assert cpu <= DAEMONSET_ALLOWANCE_CPU_M, f"{env}: DaemonSets ({names}) request {cpu}m per node"
-    assert memory <= DAEMONSET_ALLOWANCE_MEMORY_MIB, (
-        f"{env}: DaemonSets ({names}) request {memory}Mi per node"
+    a model node runs outgrow it, a pod validate passed would stay Pending on its node pool."""
+    plan = offline_plan(env)
+    everywhere = [p for p in platform_pods(plan, reference) if p.per_node]
+    (operator,) = [
+        r for r in plan["resources"]
+        if r["type"] == "kubernetes:helm.sh/v3:Release" and str(r["inputs"]["chart"]).endswith("gpu-operator")
+    ]  # fmt: skip
+    defaults = yaml.safe_load((reference / "charts" / "gpu-operator" / "values.yaml").read_text())
+    on_gpu_nodes = everywhere + list(
+        gpu_operands(deep_merge(defaults, operator["inputs"].get("values") or {}))
     )
+    for node, per_node in (("CPU model node", everywhere), ("GPU node", on_gpu_nodes)):
+        cpu, memory = sum(p.cpu_m for p in per_node), sum(p.memory_mib for p in per_node)
+        names = ", ".join(p.name for p in per_node)
+        assert cpu <= DAEMONSET_ALLOWANCE_CPU_M, f"{env} {node}: DaemonSets ({names}) request {cpu}m"
+        assert memory <= DAEMONSET_ALLOWANCE_MEMORY_MIB, (
+            f"{env} {node}: DaemonSets ({names}) request {memory}Mi"
+        )

@@ -197,7 +197,7 @@ def test_predictor_asking_4Ti_memory_is_refused_at_its_memory_line(corpus: dict[
 def test_predictor_asking_900_cpus_is_refused_at_its_cpu_line(corpus: dict[str, Any]) -> None:
     (finding,) = _case_findings(corpus, "cpu-900")
     assert (finding["line"], finding["path"]) == (23, "spec/predictor/model/resources/requests/cpu")
-    assert "request at most 7410m CPU per pod" in finding["fix"]
+    assert "request at most 7310m CPU per pod" in finding["fix"]
 
 
 def test_nonsense_quantities_and_limits_below_requests_name_their_lines(corpus: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ DEV = load_environment("dev")
 POOL = {"nodeSelector": {"mlplat/pool": "models-cpu"}}
 TOLERATION = {"key": "mlplat/pool", "operator": "Equal", "value": "models-cpu", "effect": "NoSchedule"}
 # dev's largest CPU pool node is an m6i/m7i.2xlarge: what a pod gets there (see the exact-fit fixture).
-ROOM_CPU_M, ROOM_MEMORY_MIB = 7410, 28293
+ROOM_CPU_M, ROOM_MEMORY_MIB = 7310, 27781
 
 
 def isvc(requests: dict[str, Any], limits: dict[str, Any] | None = None, **predictor: Any) -> dict[str, Any]:
@@ -155,7 +155,7 @@ def test_cpu_pod_selecting_a_gpu_pool_is_refused() -> None:
 
 
 def test_gpu_pod_is_judged_on_its_gpu_pools_nodes() -> None:
-    """gpu-small's nodes (g5/g6.2xlarge) give a pod 7410m and 28293Mi; 40Gi does not fit."""
+    """gpu-small's nodes (g5/g6.2xlarge) give a pod 7310m and 27781Mi; 40Gi does not fit."""
     doc = isvc(
         {"cpu": "2", "memory": "40Gi", "nvidia.com/gpu": "1"}, nodeSelector={"mlplat/gpu-pool": "gpu-small"}
     )
@@ -231,7 +231,7 @@ def test_unreadable_cpu_gets_a_quantity_hint_from_the_schema(
     text = (REPO / "tests" / "fixtures" / "resources" / "exact-fit" / "inferenceservice.yaml").read_text()
     (tmp_path / "isvc.yaml").write_text(
         text.replace(
-            "cpu: 7410m, memory: 28293Mi}\n        limits", "cpu: 4 cores, memory: 1Gi}\n        limits", 1
+            "cpu: 7310m, memory: 27781Mi}\n        limits", "cpu: 4 cores, memory: 1Gi}\n        limits", 1
         )
     )
     code, report = run_json(capsys, str(tmp_path / "isvc.yaml"), "--env", "dev")
