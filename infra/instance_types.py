@@ -77,7 +77,9 @@ class NodeShape:
 
         Karpenter launches a node for a pending pod only when the pod fits this estimate, which also
         takes off the VM overhead (pkg/providers/instancetype/types.go `memory`, v1.14.1); a pod between
-        this and the kubelet's figure stays Pending on a Karpenter pool.
+        this and the kubelet's figure stays Pending on a Karpenter pool. Once a node of the type has
+        joined, Karpenter caches the memory it reported and uses that instead (instancetype.go,
+        `discoveredCapacityCache`): the estimate is what binds on a pool scaled from zero.
         """
         overhead = math.ceil(self.memory_mib * KARPENTER_VM_MEMORY_OVERHEAD)
         return self.memory_mib - overhead - self.kube_reserved_memory_mib - EVICTION_HARD_MIB
