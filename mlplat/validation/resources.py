@@ -134,7 +134,12 @@ def _container_demand(path: str, container: dict[str, Any], problems: list[Probl
             example = "`500m` or `2`" if name == "cpu" else "`512Mi` or `4Gi`"
             if amount < 0:
                 problems.append(
-                    Problem(QUANTITY, where, f"{kind}.{name} {raw!r} is negative", f"e.g. {name}: {example}")
+                    Problem(
+                        QUANTITY,
+                        where,
+                        f"{kind}.{name} {raw!r} is negative",
+                        f"write a positive quantity, e.g. {name}: {example}",
+                    )
                 )
                 continue
             if name == "memory" and isinstance(raw, str) and raw.endswith("m"):

@@ -205,7 +205,7 @@ def test_nonsense_quantities_and_limits_below_requests_name_their_lines(corpus: 
         (24, "MLP-RESOURCE-QUANTITY", "requests.cpu '-1' is negative"),
         (24, "MLP-RESOURCE-QUANTITY", "requests.memory '512m' is 512 thousandths of a byte (`m` is milli)"),
         (
-            36,
+            35,
             "MLP-RESOURCE-LIMITS",
             "limits.cpu 250m is below requests.cpu 500m: the API server rejects the pod",
         ),
