@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from infra import versions
+from infra.instance_types import NODE_SHAPES
 from infra.stack_file import MAX_NESTING, MAX_STACK_FILE_BYTES, parse_stack_yaml
 
 # Re-exported: the CLI, the program and the tests know it as infra.config.ConfigError.
@@ -448,6 +449,89 @@ class GpuConfig(_Model):
         return self
 
 
+# --- The CPU model pool -------------------------------------------------------------------------------
+# Every node carries the name of its pool under this label: `system` on the EKS managed node group that
+# runs the platform (infra/aws/cluster.py), the CPU model pool's name on its Karpenter nodes. CPU model
+# pods select the pool by it (apps/components/cpu-model-pool); `mlplat validate` refuses one that does not.
+NODE_POOL_LABEL = "mlplat/pool"
+SYSTEM_POOL_NAME = "system"
+CPU_MODEL_POOL_NAME = "models-cpu"
+# The CPU model pool's nodes are tainted `mlplat/pool=models-cpu:NoSchedule`: only pods that tolerate it
+# (model pods, and DaemonSets that tolerate every taint) land there, never a platform service.
+CPU_MODEL_POOL_TAINT_EFFECT = "NoSchedule"
+
+
+class CpuPoolConfig(_Model):
+    """The Karpenter NodePool CPU model pods run on, so models never compete with the platform for the
+    system node group. Sized per environment by its NodePool `limits` (CPU and memory across its nodes)."""
+
+    instance_types: list[InstanceType] = Field(
+        min_length=1,
+        max_length=10,
+        description="Instance types Karpenter may launch; each must be in infra/instance_types.py (so "
+        "`mlplat validate` knows what a model pod can get on one node) and must not be a GPU type.",
+    )
+    capacity_type: Literal["spot", "on-demand"]
+    allow_spot_in_prod: bool = Field(
+        False,
+        description="prod only: accept spot capacity (a reclaimed node takes serving replicas down). "
+        "Without it the prod pool is on-demand.",
+    )
+    max_vcpus: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1024,
+            description="NodePool limit on vCPUs across the pool's nodes. At most 1024: a typo must not "
+            "authorise a fleet; raise the bound in a reviewed change.",
+        ),
+    ]
+    max_memory_gib: Annotated[
+        int, Field(ge=1, le=8192, description="NodePool limit on memory (GiB) across the pool's nodes.")
+    ]
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = Field(
+        description="Which nodes Karpenter may take away: only empty ones, or also underused ones "
+        "(their pods move; prod apps keep a PodDisruptionBudget)."
+    )
+    consolidate_after: str = Field(
+        pattern=r"^[0-9]{1,4}(s|m|h)$",
+        description="How long a node stays empty or underused before Karpenter consolidates it, e.g. 5m.",
+    )
+
+    @field_validator("instance_types")
+    @classmethod
+    def _known_cpu_types(cls, types: list[str]) -> list[str]:
+        gpu = [t for t in types if t.split(".")[0] in GPU_INSTANCE_FAMILIES]
+        if gpu:
+            raise ValueError(f"{gpu} are GPU instance types: GPU nodes belong to gpu.pools")
+        unknown = [t for t in types if t not in NODE_SHAPES]
+        if unknown:
+            raise ValueError(
+                f"{unknown} are not in infra/instance_types.py NODE_SHAPES: add their vCPUs, memory and ENIs "
+                "(with the source) so model pods can be checked against them"
+            )
+        duplicates = sorted({t for t in types if types.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"instance types {duplicates} are listed twice")
+        return types
+
+    @model_validator(mode="after")
+    def _limits_hold_a_node(self) -> CpuPoolConfig:
+        # Karpenter launches no node that would take the pool past its limits: limits below the largest
+        # type leave that type unusable, and every pod that needs it Pending.
+        largest = max((NODE_SHAPES[t] for t in self.instance_types), key=lambda n: (n.vcpus, n.memory_gib))
+        if self.max_vcpus < largest.vcpus:
+            raise ValueError(
+                f"max_vcpus ({self.max_vcpus}) is below one node of the largest type ({largest.vcpus})"
+            )
+        if self.max_memory_gib < largest.memory_gib:
+            raise ValueError(
+                f"max_memory_gib ({self.max_memory_gib}) is below one node of the largest type "
+                f"({largest.memory_gib} GiB)"
+            )
+        return self
+
+
 class StorageConfig(_Model):
     encrypted: bool = Field(True, description="KMS-encrypt EBS volumes of every StorageClass.")
     default_volume_type: Literal["gp3"] = "gp3"
@@ -620,6 +704,7 @@ class StackConfig(_Model):
     cluster: ClusterConfig
     system_pool: SystemPoolConfig
     gpu: GpuConfig
+    cpu_pool: CpuPoolConfig
     storage: StorageConfig = Field(default_factory=StorageConfig)
     services: ServicesConfig
     apps: AppsConfig
@@ -652,6 +737,10 @@ class StackConfig(_Model):
                 f"cluster.endpoint.runner.vpc_cidr: {runner.vpc_cidr} overlaps network.vpc_cidr "
                 f"{self.network.vpc_cidr}; AWS refuses to peer VPCs whose ranges overlap"
             )
+        if any(p.name == CPU_MODEL_POOL_NAME for p in self.gpu.pools):
+            problems.append(
+                f"gpu.pools: {CPU_MODEL_POOL_NAME!r} is the CPU model pool's NodePool name; name the GPU pool otherwise"
+            )
         foreign = [z for z in self.network.availability_zones if z[:-1] != self.aws.region]
         if foreign:
             problems.append(f"network.availability_zones: {foreign} are not zones of {self.aws.region}")
@@ -680,6 +769,10 @@ class StackConfig(_Model):
             (
                 not spot_pools,
                 f"gpu.pools: {spot_pools} run on spot in prod; use on-demand or set allow_spot_in_prod: true",
+            ),
+            (
+                self.cpu_pool.capacity_type == "on-demand" or self.cpu_pool.allow_spot_in_prod,
+                "cpu_pool.capacity_type: the prod model pool runs on spot; use on-demand or set allow_spot_in_prod: true",
             ),
             (self.apps.min_replicas >= 2, "apps.min_replicas: prod runs at least 2 replicas of a model"),
             (self.cost is not None, "cost.max_monthly_usd: prod has a budget the plan is held to"),

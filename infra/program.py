@@ -108,6 +108,7 @@ def build(config: StackConfig) -> None:
             region=config.aws.region,
             account_id=account,
             gpu=config.gpu,
+            cpu_pool=config.cpu_pool,
             oidc=cluster.oidc,
             ebs_key_arn=cluster.ebs_key_arn,
             storage_encrypted=config.storage.encrypted,

@@ -11,10 +11,10 @@ import pulumi_aws as aws
 from infra import versions
 from infra.aws.iam import IamScope, IrsaRole, OidcIssuer, Statement, irsa_role, role, service_trust
 from infra.aws.kms import kms_key
-from infra.config import ENVIRONMENT_TAG, ClusterConfig, SystemPoolConfig
+from infra.config import ENVIRONMENT_TAG, NODE_POOL_LABEL, SYSTEM_POOL_NAME, ClusterConfig, SystemPoolConfig
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-SYSTEM_POOL_LABEL = {"mlplat/pool": "system"}
+SYSTEM_POOL_LABEL = {NODE_POOL_LABEL: SYSTEM_POOL_NAME}
 CNI_POLICY = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
 # The node role keeps the CNI policy although the vpc-cni add-on has its own IRSA role: on a fresh
 # cluster `aws-node` starts on the first node before it can use IRSA, and without CNI permissions the

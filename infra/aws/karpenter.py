@@ -1,8 +1,11 @@
-"""GPU node pools on Karpenter: scale from zero when a GPU pod is pending, back to zero when idle.
+"""Karpenter node pools for model workloads: GPU pools that scale from zero when a GPU pod is pending
+and back to zero when idle, and the CPU model pool, so CPU models never run on the system node group.
 
-The choice and its reasons are in docs/adr/0001-gpu-autoscaling.md. Each pool in stack config
+The choice and its reasons are in docs/adr/0001-gpu-autoscaling.md. Each GPU pool in stack config
 becomes a NodePool with the GPU taint, a pool label, its instance types, capacity type and a
 GPU limit; the pools' limits together stay within the environment's GPU cap (config enforces it).
+The CPU model pool (`cpu_pool` in stack config) is one NodePool with its own taint and label
+(`mlplat/pool=models-cpu`), its instance types, capacity type, CPU and memory limits.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ import pulumi_kubernetes as k8s
 from infra import versions
 from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role, role, service_trust
 from infra.config import (
+    CPU_MODEL_POOL_NAME,
+    CPU_MODEL_POOL_TAINT_EFFECT,
     DEVICE_PLUGIN_CONFIG_LABEL,
     ENVIRONMENT_TAG,
     GPU_POOL_LABEL,
     GPU_SHARING_TAINT_KEY,
+    NODE_POOL_LABEL,
+    CpuPoolConfig,
     GpuConfig,
     GpuPoolConfig,
     time_slicing_config_name,
@@ -33,6 +40,13 @@ NAMESPACE = "karpenter"
 SERVICE_ACCOUNT = "karpenter"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 NODE_CLASS = "gpu"
+# CPU model nodes get a class of their own: a smaller root volume (no CUDA images) and their own tag.
+CPU_NODE_CLASS = CPU_MODEL_POOL_NAME
+CPU_MODEL_TAINT = {
+    "key": NODE_POOL_LABEL,
+    "value": CPU_MODEL_POOL_NAME,
+    "effect": CPU_MODEL_POOL_TAINT_EFFECT,
+}
 # The node role of Karpenter's template (KarpenterNodeRole, v1.14.1): image pulls only, not ECR reads.
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -67,6 +81,7 @@ class GpuNodePoolsArgs:
     region: str
     account_id: pulumi.Input[str]
     gpu: GpuConfig
+    cpu_pool: CpuPoolConfig
     oidc: OidcIssuer
     ebs_key_arn: pulumi.Input[str]
     storage_encrypted: bool
@@ -292,16 +307,25 @@ def controller_statements(scope: ControllerScope) -> list[Statement]:
 
 
 def node_class_spec(
-    node_role: str, cluster_name: str, environment: str, ebs_key_arn: str, encrypted: bool
+    node_role: str,
+    cluster_name: str,
+    environment: str,
+    ebs_key_arn: str,
+    encrypted: bool,
+    node_class: str = NODE_CLASS,
+    volume_size: str = "200Gi",
 ) -> dict[str, Any]:
-    """EC2NodeClass for GPU nodes: NVIDIA AMI (via alias), IMDSv2 only, encrypted root volume.
+    """EC2NodeClass: AL2023 AMI (via alias), IMDSv2 only, encrypted root volume.
+
+    The one alias serves GPU and CPU nodes: Karpenter resolves its NVIDIA variant for GPU instance
+    types and its standard variant for the others (see versions.KARPENTER_GPU_AMI_ALIAS).
 
     `tags` go on the instances, volumes, network interfaces and launch templates Karpenter creates
     (aws/karpenter-provider-aws v1.14.1 website/content/en/v1.14/concepts/nodeclasses.md, `spec.tags`):
     the environment tag puts them under the same per-environment isolation as the stack's own resources.
     """
     ebs: dict[str, Any] = {
-        "volumeSize": "200Gi",
+        "volumeSize": volume_size,
         "volumeType": "gp3",
         "encrypted": encrypted,
         "deleteOnTermination": True,
@@ -321,7 +345,7 @@ def node_class_spec(
             "httpTokens": "required",
         },
         "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": ebs}],
-        "tags": {"mlplat/node-class": NODE_CLASS, ENVIRONMENT_TAG: environment},
+        "tags": {"mlplat/node-class": node_class, ENVIRONMENT_TAG: environment},
     }
 
 
@@ -372,8 +396,48 @@ def node_pool_spec(pool: GpuPoolConfig) -> dict[str, Any]:
     }
 
 
+def cpu_pool_spec(pool: CpuPoolConfig) -> dict[str, Any]:
+    """The CPU model pool: tainted and labelled so only model pods that select it land there.
+
+    Fields per the NodePool CRD of Karpenter v1.14.1 (../shared/reference/crds/karpenter/
+    karpenter.sh_nodepools.yaml): `spec.limits` takes resource quantities (cpu, memory);
+    `disruption.consolidationPolicy` is one of WhenEmpty, WhenEmptyOrUnderutilized, Balanced and
+    `consolidateAfter` matches `^(([0-9]+(s|m|h))+|Never)$`; the taint key/value patterns admit
+    `mlplat/pool=models-cpu`; `template.metadata.labels` may not use the karpenter.sh or
+    karpenter.k8s.aws domains, which `mlplat/pool` is not in.
+    """
+    return {
+        "template": {
+            "metadata": {"labels": {NODE_POOL_LABEL: CPU_MODEL_POOL_NAME}},
+            "spec": {
+                "nodeClassRef": {
+                    "group": "karpenter.k8s.aws",
+                    "kind": "EC2NodeClass",
+                    "name": CPU_NODE_CLASS,
+                },
+                "taints": [CPU_MODEL_TAINT],
+                "requirements": [
+                    {
+                        "key": "node.kubernetes.io/instance-type",
+                        "operator": "In",
+                        "values": list(pool.instance_types),
+                    },
+                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [pool.capacity_type]},
+                ],
+                "expireAfter": "720h",
+            },
+        },
+        "limits": {"cpu": str(pool.max_vcpus), "memory": f"{pool.max_memory_gib}Gi"},
+        "disruption": {
+            "consolidationPolicy": pool.consolidation_policy,
+            "consolidateAfter": pool.consolidate_after,
+        },
+    }
+
+
 class GpuNodePools(pulumi.ComponentResource):
-    """Karpenter (controller, node role, interruption queue) and one NodePool per GPU pool."""
+    """Karpenter (controller, node role, interruption queue), one NodePool per GPU pool and the CPU
+    model pool. (The type keeps its first name: renaming it would replace every resource under it.)"""
 
     pool_names: list[str]
 
@@ -531,6 +595,33 @@ class GpuNodePools(pulumi.ComponentResource):
                 spec=node_pool_spec(pool),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[release, node_class]),
             )
+
+        cpu_node_class = k8s.apiextensions.CustomResource(
+            f"{name}-{CPU_NODE_CLASS}-node-class",
+            api_version="karpenter.k8s.aws/v1",
+            kind="EC2NodeClass",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=CPU_NODE_CLASS),
+            spec=pulumi.Output.all(node_role.name, args.ebs_key_arn).apply(
+                lambda v: node_class_spec(
+                    v[0],
+                    args.cluster_name,
+                    args.environment,
+                    v[1],
+                    args.storage_encrypted,
+                    node_class=CPU_NODE_CLASS,
+                    volume_size="100Gi",
+                )
+            ),
+            opts=after_crds,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-{CPU_MODEL_POOL_NAME}",
+            api_version="karpenter.sh/v1",
+            kind="NodePool",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=CPU_MODEL_POOL_NAME),
+            spec=cpu_pool_spec(args.cpu_pool),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[release, cpu_node_class]),
+        )
 
         self.pool_names = [pool.name for pool in args.gpu.pools]
         self.register_outputs({"poolNames": self.pool_names})

@@ -1,4 +1,5 @@
-"""Will the environment run it? Replica caps, GPU fit per pool and the environment's GPU cap,
+"""Will the environment run it? Replica caps, GPU fit per pool and the environment's GPU cap, and
+(mlplat.validation.resources) each pod's node pool and its CPU/memory fit on that pool's nodes,
 all read from the same typed stack config the Pulumi program uses (`infra.config`).
 """
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from infra.config import GpuPoolConfig, StackConfig
 from mlplat.findings import Finding, RenderedDoc
+from mlplat.validation import resources
 from mlplat.validation.render import SourceIndex
 
 GPU = "nvidia.com/gpu"
@@ -53,7 +55,8 @@ def check(
     index: SourceIndex,
     others: Sequence[RenderedDoc] = (),
 ) -> list[Finding]:
-    """MLP-REPLICAS, MLP-GPU-FIT per InferenceService; MLP-GPU-CAP once for the environment.
+    """MLP-REPLICAS, MLP-GPU-FIT, MLP-NODE-POOL and MLP-RESOURCE-* per InferenceService; MLP-GPU-CAP
+    once for the environment.
 
     `others` are the environment's apps outside this run: they count towards the cap only.
     """
@@ -76,6 +79,7 @@ def check(
             return Finding(doc.source_file, doc.ref, rule, message, fix, env, line, path)
 
         findings += _replicas(predictor, config, env, finding)
+        findings += [finding(p.rule, p.message, p.fix, p.path) for p in resources.problems(doc.doc, config)]
         demand = _demand(doc)
         if demand is not None:
             findings += _fit(doc, predictor, demand.gpus, config, env, finding)

@@ -278,6 +278,12 @@ def _fix(err: jsonschema.ValidationError) -> str:
         return (
             f'quote it, e.g. `{keys[-1]}: "{quoted}"` (YAML reads a bare {value} as a float, not a quantity)'
         )
+    if isinstance(value, str) and err.validator == "pattern" and keys and "resources" in map(str, keys):
+        example = '`cpu: "500m"` or `cpu: "2"`' if keys[-1] == "cpu" else f'`{keys[-1]}: "512Mi"` or `"4Gi"`'
+        return (
+            f"write a Kubernetes quantity, e.g. {example}: a number and an optional suffix "
+            "(m, k, M, G, Ki, Mi, Gi, Ti), no spaces"
+        )
     return "make the value match the schema"
 
 

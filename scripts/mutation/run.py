@@ -54,7 +54,11 @@ class GateModule:
 
 
 MODULES = (
-    GateModule("config", "infra/config.py", ("tests/foundation/test_config.py",)),
+    GateModule(
+        "config",
+        "infra/config.py",
+        ("tests/foundation/test_config.py", "tests/foundation/test_cpu_pool_config.py"),
+    ),
     GateModule(
         "registry-gate",
         "mlplat/registry_gate.py",

@@ -102,16 +102,23 @@ def test_every_node_requires_imdsv2(offline_plan: PlanFor, env: str) -> None:
     group = one(plan, "aws:eks/nodeGroup:NodeGroup")
     assert group["inputs"]["capacityType"] == "ON_DEMAND", group["urn"]
     assert "launchTemplate" in group["inputs"], group["urn"]
-    node_class = one(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
-    assert node_class["inputs"]["spec"]["metadataOptions"]["httpTokens"] == "required", node_class["urn"]
-    assert node_class["inputs"]["spec"]["amiSelectorTerms"] == [{"alias": versions.KARPENTER_GPU_AMI_ALIAS}]
+    node_classes = of_type(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    assert len(node_classes) == 2  # GPU nodes and CPU model nodes
+    for node_class in node_classes:
+        spec, urn = node_class["inputs"]["spec"], node_class["urn"]
+        assert spec["metadataOptions"]["httpTokens"] == "required", urn
+        assert spec["amiSelectorTerms"] == [{"alias": versions.KARPENTER_GPU_AMI_ALIAS}], urn
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_gpu_pools_are_tainted_labelled_and_capped(offline_plan: PlanFor, env: str) -> None:
     plan = offline_plan(env)
     config = load_environment(env)
-    pools = {p["inputs"]["metadata"]["name"]: p for p in of_type(plan, "kubernetes:karpenter.sh/v1:NodePool")}
+    pools = {
+        p["inputs"]["metadata"]["name"]: p
+        for p in of_type(plan, "kubernetes:karpenter.sh/v1:NodePool")
+        if "mlplat/gpu-pool" in p["inputs"]["spec"]["template"]["metadata"]["labels"]
+    }
     assert set(pools) == {p.name for p in config.gpu.pools} and len(pools) >= 2
     total = 0
     for pool in config.gpu.pools:

@@ -71,8 +71,16 @@ def controller_policy(plan: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     return policy["urn"], list(statements(policy["inputs"]["policy"]))
 
 
-def node_class(plan: dict[str, Any]) -> dict[str, Any]:
-    return one(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+def node_classes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The GPU and the CPU model node classes; both name the one Karpenter node role."""
+    classes = of_type(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    assert len(classes) == 2, [c["urn"] for c in classes]
+    return classes
+
+
+def karpenter_node_role(plan: dict[str, Any]) -> str:
+    (role,) = {c["inputs"]["spec"]["role"] for c in node_classes(plan)}
+    return str(role)
 
 
 def _normalized(statement: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +109,7 @@ def test_karpenter_controller_policy_is_upstreams_statement_for_statement(
         "AWS::Region": region,
         "AWS::AccountId": ACCOUNT,
         # The mocks name an ARN after the resource; the node class names the node role.
-        "KarpenterNodeRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/{node_class(plan)['inputs']['spec']['role']}",
+        "KarpenterNodeRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/{karpenter_node_role(plan)}",
         "KarpenterInterruptionQueue.Arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{queue['name']}",
     }
     upstream = {s["Sid"]: _normalized(s) for s in upstream_controller_statements(reference, values)}
@@ -194,10 +202,10 @@ def test_karpenter_can_use_the_key_its_node_volumes_are_encrypted_with(
     offline_plan: PlanFor, env: str
 ) -> None:
     plan = offline_plan(env)
-    volume = node_class(plan)["inputs"]["spec"]["blockDeviceMappings"][0]["ebs"]
-    if not volume["encrypted"]:
+    volumes = [c["inputs"]["spec"]["blockDeviceMappings"][0]["ebs"] for c in node_classes(plan)]
+    if not all(v["encrypted"] for v in volumes):
         pytest.skip(f"{env} does not encrypt node volumes")
-    key = volume["kmsKeyID"]
+    (key,) = {v["kmsKeyID"] for v in volumes}  # GPU and CPU model nodes: one key
     urn, policy = controller_policy(plan)
     for action in (
         "kms:Decrypt",
@@ -229,7 +237,7 @@ def test_karpenter_node_role_has_upstreams_managed_policies(
     plan = offline_plan(env)
     node_role = upstream_template(reference)["Resources"]["KarpenterNodeRole"]["Properties"]
     upstream = {arn.replace("${AWS::Partition}", "aws") for arn in node_role["ManagedPolicyArns"]}
-    role_name = node_class(plan)["inputs"]["spec"]["role"]
+    role_name = karpenter_node_role(plan)
     attached = [
         a
         for a in of_type(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")

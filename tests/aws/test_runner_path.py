@@ -176,8 +176,10 @@ def test_instances_and_volumes_controllers_create_carry_the_environment_tag(
     """Karpenter's GPU nodes and the EBS CSI driver's claim volumes are created by controllers, not by
     the program: they get the tag only if the node class and the add-on pass it on."""
     plan = offline_plan(env)
-    node_class = one(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
-    assert node_class["inputs"]["spec"]["tags"].get(TAG) == env, node_class["urn"]
+    node_classes = of_type(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    assert len(node_classes) == 2  # GPU nodes and CPU model nodes
+    for node_class in node_classes:
+        assert node_class["inputs"]["spec"]["tags"].get(TAG) == env, node_class["urn"]
     (ebs,) = [
         a for a in of_type(plan, "aws:eks/addon:Addon") if a["inputs"]["addonName"] == "aws-ebs-csi-driver"
     ]

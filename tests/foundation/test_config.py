@@ -640,9 +640,9 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
-        {"gpu.pools.1.instance_types": ["g6.xlarge"], "gpu.pools.1.gpus_per_node": 1},
+        {"gpu.pools.1.instance_types": ["g6.2xlarge"], "gpu.pools.1.gpus_per_node": 1},
         "mlplat:gpu",
-        "gpu-small and gpu-multi both offer ['g6.xlarge'] as spot with the same labels",
+        "gpu-small and gpu-multi both offer ['g6.2xlarge'] as spot with the same labels",
         id="two-pools-select-the-same-instances",
     ),
     pytest.param(
@@ -755,7 +755,7 @@ AT_THE_BOUND = [
     pytest.param(
         "dev",
         {
-            "gpu.pools.1.instance_types": ["g6.xlarge"],
+            "gpu.pools.1.instance_types": ["g6.2xlarge"],
             "gpu.pools.1.capacity_type": "on-demand",
             "gpu.pools.1.gpus_per_node": 1,
         },

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from infra.config import ENVIRONMENTS, load_environment
+from infra.instance_types import DAEMONSET_ALLOWANCE_CPU_M, DAEMONSET_ALLOWANCE_MEMORY_MIB, NODE_SHAPES
 from infra.services.chart import deep_merge
 
 PlanFor = Callable[[str], dict[str, Any]]
@@ -36,51 +37,6 @@ PlanFor = Callable[[str], dict[str, Any]]
 # rolling update's surge pod, for a node drained during an AMI update, and for the kernel memory that
 # makes a node's capacity a little less than its nominal size.
 HEADROOM = 0.75
-
-
-@dataclass(frozen=True)
-class Node:
-    vcpus: int
-    memory_mib: int
-    # ENIs on the default network card and IPv4 addresses per ENI, from amazon-eks-ami's
-    # nodeadm/internal/kubelet/instance-info.jsonl (tag v20260724); vCPUs and memory from
-    # https://docs.aws.amazon.com/ec2/latest/instancetypes/gp.html.
-    enis: int
-    ips_per_eni: int
-
-    @property
-    def max_pods(self) -> int:
-        # nodeadm's CalcMaxPods (amazon-eks-ami v20260724, nodeadm/internal/kubelet/eni_max_pods.go).
-        return self.enis * (self.ips_per_eni - 1) + 2
-
-    @property
-    def allocatable_cpu_m(self) -> int:
-        # kube-reserved CPU, nodeadm getCPUMillicoresToReserve (nodeadm/internal/kubelet/config.go,
-        # v20260724): 6 % of the first core, 1 % of the second, 0.5 % of cores 3-4, 0.25 % above.
-        total = self.vcpus * 1000
-        reserved = 0.0
-        for start, end, share in (
-            (0, 1000, 0.06),
-            (1000, 2000, 0.01),
-            (2000, 4000, 0.005),
-            (4000, total, 0.0025),
-        ):
-            reserved += max(0, min(total, end) - start) * share
-        return total - int(reserved)
-
-    @property
-    def allocatable_memory_mib(self) -> int:
-        # kube-reserved memory 11 * maxPods + 255 MiB (getMemoryMebibytesToReserve) and the kubelet's
-        # evictionHard memory.available 100Mi (same file); nodeadm sets no system-reserved.
-        return self.memory_mib - (11 * self.max_pods + 255) - 100
-
-
-NODES = {
-    "m6i.large": Node(vcpus=2, memory_mib=8192, enis=3, ips_per_eni=10),
-    "m6i.xlarge": Node(vcpus=4, memory_mib=16384, enis=4, ips_per_eni=15),
-    "m7i.xlarge": Node(vcpus=4, memory_mib=16384, enis=4, ips_per_eni=15),
-    "m6i.2xlarge": Node(vcpus=8, memory_mib=32768, enis=4, ips_per_eni=15),
-}
 
 
 @dataclass(frozen=True)
@@ -332,9 +288,11 @@ def test_platform_pods_fit_the_system_pool_at_min_size(
 ) -> None:
     """Whatever schedules last must not stay Pending: an atomic release would roll back."""
     pool = load_environment(env).system_pool
-    unknown = [t for t in pool.instance_types if t not in NODES]
-    assert not unknown, f"{env}: add {unknown} to NODES (vCPUs, memory, ENIs) so the pool can be sized"
-    smallest = min((NODES[t] for t in pool.instance_types), key=lambda n: (n.vcpus, n.memory_mib))
+    unknown = [t for t in pool.instance_types if t not in NODE_SHAPES]
+    assert not unknown, (
+        f"{env}: add {unknown} to infra/instance_types.py NODE_SHAPES (vCPUs, memory, ENIs) so the pool can be sized"
+    )
+    smallest = min((NODE_SHAPES[t] for t in pool.instance_types), key=lambda n: (n.vcpus, n.memory_mib))
     found = platform_pods(offline_plan(env), reference)
     cpu, memory, count = demand(found, pool.min_size)
     cpu_room = HEADROOM * pool.min_size * smallest.allocatable_cpu_m
@@ -351,7 +309,7 @@ def test_platform_pods_fit_the_system_pool_at_min_size(
 
 def test_kube_reserved_matches_the_eks_ami_for_m6i_large() -> None:
     """Worked example of nodeadm's formulas: 2 vCPU -> 70m reserved; 29 pods -> 574Mi + 100Mi eviction."""
-    node = NODES["m6i.large"]
+    node = NODE_SHAPES["m6i.large"]
     assert node.max_pods == 29
     assert node.allocatable_cpu_m == 2000 - 70
     assert node.allocatable_memory_mib == 8192 - 574 - 100
@@ -361,3 +319,35 @@ def test_limits_stand_in_for_missing_requests() -> None:
     assert requests({"limits": {"cpu": "1", "memory": "1Gi"}}) == (1000, 1024)
     assert requests({"requests": {"cpu": "250m"}, "limits": {"cpu": "2", "memory": "512Mi"}}) == (250, 512)
     assert requests({}) == (0, 0)
+
+
+def gpu_operands(v: dict[str, Any]) -> Iterator[Pods]:
+    """The GPU operator's DaemonSets, which run on GPU nodes only (they tolerate the GPU taint)."""
+    for part in ("devicePlugin", "dcgmExporter", "gfd", "validator", "migManager"):
+        if dig(v, f"{part}.enabled", True):
+            yield pods(part, v, f"{part}.resources", per_node=True)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_daemonsets_on_a_model_node_fit_the_allowance_validate_keeps_back(
+    offline_plan: PlanFor, reference: Path, env: str
+) -> None:
+    """MLP-RESOURCE-FIT gives a model pod a node's allocatable minus this allowance: if the DaemonSets
+    a model node runs outgrow it, a pod validate passed would stay Pending on its node pool."""
+    plan = offline_plan(env)
+    everywhere = [p for p in platform_pods(plan, reference) if p.per_node]
+    (operator,) = [
+        r for r in plan["resources"]
+        if r["type"] == "kubernetes:helm.sh/v3:Release" and str(r["inputs"]["chart"]).endswith("gpu-operator")
+    ]  # fmt: skip
+    defaults = yaml.safe_load((reference / "charts" / "gpu-operator" / "values.yaml").read_text())
+    on_gpu_nodes = everywhere + list(
+        gpu_operands(deep_merge(defaults, operator["inputs"].get("values") or {}))
+    )
+    for node, per_node in (("CPU model node", everywhere), ("GPU node", on_gpu_nodes)):
+        cpu, memory = sum(p.cpu_m for p in per_node), sum(p.memory_mib for p in per_node)
+        names = ", ".join(p.name for p in per_node)
+        assert cpu <= DAEMONSET_ALLOWANCE_CPU_M, f"{env} {node}: DaemonSets ({names}) request {cpu}m"
+        assert memory <= DAEMONSET_ALLOWANCE_MEMORY_MIB, (
+            f"{env} {node}: DaemonSets ({names}) request {memory}Mi"
+        )

@@ -30,6 +30,11 @@ EXPECTED = {
     "scaling-hpa-fights-keda": {"MLP-SCALING-TARGET"},
     "scaling-unknown-field": {"MLP-UNKNOWN-FIELD"},
     "gpu-shared-too-much-memory": {"MLP-GPU-FIT"},
+    "memory-4ti": {"MLP-RESOURCE-FIT"},
+    "cpu-900": {"MLP-RESOURCE-FIT"},
+    "bad-quantities": {"MLP-RESOURCE-QUANTITY", "MLP-RESOURCE-LIMITS"},
+    "cpu-model-on-system-pool": {"MLP-NODE-POOL"},
+    "pool-not-tolerated": {"MLP-NODE-POOL"},
 }
 
 
@@ -144,11 +149,11 @@ def test_upstream_sample_without_security_context_is_refused(corpus: dict[str, A
 def test_every_container_of_every_component_meets_restricted(corpus: dict[str, Any]) -> None:
     """Init containers and transformers count, not only the predictor's model."""
     assert _where(corpus, "privileged-sidecar") == [
-        (24, "volume type hostPath is not allowed by restricted"),
-        (26, "no securityContext: restricted requires allowPrivilegeEscalation: false, runAsNonRoot: true, "
+        (26, "volume type hostPath is not allowed by restricted"),
+        (28, "no securityContext: restricted requires allowPrivilegeEscalation: false, runAsNonRoot: true, "
          "capabilities.drop: [ALL] and a RuntimeDefault seccomp profile"),
-        (35, "privileged: true"),
-        (37, "adds capabilities NET_ADMIN"),
+        (37, "privileged: true"),
+        (39, "adds capabilities NET_ADMIN"),
     ]  # fmt: skip
 
 
@@ -186,3 +191,38 @@ def test_replica_cap_points_at_the_max_replicas_line(corpus: dict[str, Any]) -> 
     """Not the object's first line: the key that breaks the cap."""
     (finding,) = _case_findings(corpus, "replicas-over-cap")
     assert (finding["line"], finding["path"]) == (12, "spec/predictor/maxReplicas")
+
+
+def test_predictor_asking_4Ti_memory_is_refused_at_its_memory_line(corpus: dict[str, Any]) -> None:
+    (finding,) = _case_findings(corpus, "memory-4ti")
+    assert (finding["line"], finding["path"]) == (23, "spec/predictor/model/resources/requests/memory")
+    assert "memory: the predictor pod requests 1000m CPU and 4194304Mi memory" in finding["message"]
+
+
+def test_predictor_asking_900_cpus_is_refused_at_its_cpu_line(corpus: dict[str, Any]) -> None:
+    (finding,) = _case_findings(corpus, "cpu-900")
+    assert (finding["line"], finding["path"]) == (23, "spec/predictor/model/resources/requests/cpu")
+    assert "request at most 7310m CPU per pod" in finding["fix"]
+
+
+def test_nonsense_quantities_and_limits_below_requests_name_their_lines(corpus: dict[str, Any]) -> None:
+    assert sorted((f["line"], f["rule"], f["message"]) for f in _case_findings(corpus, "bad-quantities")) == [
+        (24, "MLP-RESOURCE-QUANTITY", "requests.cpu '-1' is negative"),
+        (24, "MLP-RESOURCE-QUANTITY", "requests.memory '512m' is 512 thousandths of a byte (`m` is milli)"),
+        (
+            35,
+            "MLP-RESOURCE-LIMITS",
+            "limits.cpu 250m is below requests.cpu 500m: the API server rejects the pod",
+        ),
+    ]
+
+
+def test_cpu_model_without_a_pool_would_land_on_the_system_node_group(corpus: dict[str, Any]) -> None:
+    (finding,) = _case_findings(corpus, "cpu-model-on-system-pool")
+    assert finding["line"] == 2 and "system node group" in finding["message"]
+    assert "apps/components/cpu-model-pool" in finding["fix"]
+
+
+def test_cpu_model_pool_without_its_toleration_is_refused(corpus: dict[str, Any]) -> None:
+    (finding,) = _case_findings(corpus, "pool-not-tolerated")
+    assert "does not tolerate its taint mlplat/pool=models-cpu:NoSchedule" in finding["message"]
