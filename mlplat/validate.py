@@ -181,7 +181,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
                 index,
                 [d for d in others if d.env == env],
             )
-            report.findings += scaling.check(env_docs, configs[env], env, index)  # type: ignore[arg-type]
+            report.findings += scaling.check(env_docs, configs[env], env, index)
         report.findings += _isolation_checks(chosen, docs, index)
         report.findings += _governance_checks(root, chosen, docs, trees)
         report.findings += podsecurity.check(docs)
