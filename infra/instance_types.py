@@ -1,11 +1,12 @@
 """What a node of each EC2 instance type the stacks may use offers to pods: its size and what is kept back.
 
 One table for every reader: the system pool's sizing test, the stack config (a CPU model pool may
-only name types listed here, so its pods can be checked) and `mlplat validate` (MLP-RESOURCE-FIT).
+only name types listed here, so its pods can be checked), `mlplat validate` (MLP-RESOURCE-FIT) and
+`mlplat cost` (how many instances a Karpenter pool's limits buy).
 
 Sources:
 - vCPUs and memory: the EC2 instance type specifications, https://docs.aws.amazon.com/ec2/latest/instancetypes/gp.html
-  (M6i, M7i), co.html (C7i), mo.html (R7i) and ac.html (G5, G6);
+  (M6i, M7i), co.html (C7i), mo.html (R7i) and ac.html (G4dn, G5, G6; also their NVIDIA GPU counts);
 - ENIs and IPv4 addresses per ENI (which bound pods per node): awslabs/amazon-eks-ami tag v20260724,
   nodeadm/internal/kubelet/instance-info.jsonl (`defaultMaxENIs`, `ipv4AddressesPerInterface`).
 """
@@ -31,6 +32,7 @@ class NodeShape:
     memory_gib: int
     enis: int
     ips_per_eni: int
+    gpus: int = 0
 
     @property
     def memory_mib(self) -> int:
@@ -110,16 +112,17 @@ NODE_SHAPES: dict[str, NodeShape] = {
     "r7i.4xlarge": NodeShape(vcpus=16, memory_gib=128, enis=8, ips_per_eni=30),
     "r7i.8xlarge": NodeShape(vcpus=32, memory_gib=256, enis=8, ips_per_eni=30),
     "r7i.12xlarge": NodeShape(vcpus=48, memory_gib=384, enis=8, ips_per_eni=30),
-    "g5.xlarge": NodeShape(vcpus=4, memory_gib=16, enis=4, ips_per_eni=15),
-    "g5.2xlarge": NodeShape(vcpus=8, memory_gib=32, enis=4, ips_per_eni=15),
-    "g5.4xlarge": NodeShape(vcpus=16, memory_gib=64, enis=8, ips_per_eni=30),
-    "g5.8xlarge": NodeShape(vcpus=32, memory_gib=128, enis=8, ips_per_eni=30),
-    "g5.12xlarge": NodeShape(vcpus=48, memory_gib=192, enis=15, ips_per_eni=50),
-    "g6.xlarge": NodeShape(vcpus=4, memory_gib=16, enis=4, ips_per_eni=15),
-    "g6.2xlarge": NodeShape(vcpus=8, memory_gib=32, enis=4, ips_per_eni=15),
-    "g6.4xlarge": NodeShape(vcpus=16, memory_gib=64, enis=8, ips_per_eni=30),
-    "g6.8xlarge": NodeShape(vcpus=32, memory_gib=128, enis=8, ips_per_eni=30),
-    "g6.12xlarge": NodeShape(vcpus=48, memory_gib=192, enis=8, ips_per_eni=30),
+    "g4dn.xlarge": NodeShape(vcpus=4, memory_gib=16, enis=3, ips_per_eni=10, gpus=1),
+    "g5.xlarge": NodeShape(vcpus=4, memory_gib=16, enis=4, ips_per_eni=15, gpus=1),
+    "g5.2xlarge": NodeShape(vcpus=8, memory_gib=32, enis=4, ips_per_eni=15, gpus=1),
+    "g5.4xlarge": NodeShape(vcpus=16, memory_gib=64, enis=8, ips_per_eni=30, gpus=1),
+    "g5.8xlarge": NodeShape(vcpus=32, memory_gib=128, enis=8, ips_per_eni=30, gpus=1),
+    "g5.12xlarge": NodeShape(vcpus=48, memory_gib=192, enis=15, ips_per_eni=50, gpus=4),
+    "g6.xlarge": NodeShape(vcpus=4, memory_gib=16, enis=4, ips_per_eni=15, gpus=1),
+    "g6.2xlarge": NodeShape(vcpus=8, memory_gib=32, enis=4, ips_per_eni=15, gpus=1),
+    "g6.4xlarge": NodeShape(vcpus=16, memory_gib=64, enis=8, ips_per_eni=30, gpus=1),
+    "g6.8xlarge": NodeShape(vcpus=32, memory_gib=128, enis=8, ips_per_eni=30, gpus=1),
+    "g6.12xlarge": NodeShape(vcpus=48, memory_gib=192, enis=8, ips_per_eni=30, gpus=4),
 }
 
 # What the DaemonSets on a model node request, rounded up: a model pod gets what is left. On every node

@@ -27,6 +27,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from infra.instance_types import NODE_SHAPES, NodeShape
 from infra.stack_file import ConfigError, parse_stack_yaml
 
 PRICES = Path(__file__).resolve().parent / "cost_prices.yaml"
@@ -54,12 +55,6 @@ class Price(_Strict):
     basis: Annotated[str, Field(min_length=1)]
 
 
-class InstanceSize(_Strict):
-    vcpu: Annotated[int, Field(ge=1)]
-    memory_gib: Annotated[float, Field(gt=0)]
-    gpus: Annotated[int, Field(ge=0)]
-
-
 class RegionPrices(_Strict):
     eks_cluster_hour: Price
     kms_key_month: Price
@@ -76,7 +71,6 @@ class RegionPrices(_Strict):
 class PriceTable(_Strict):
     taken: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     hours_per_month: Annotated[float, Field(gt=0, le=744)]
-    instance_types: dict[str, InstanceSize]
     regions: dict[str, RegionPrices]
 
 
@@ -97,11 +91,9 @@ def load_prices(path: Path | None = None) -> PriceTable:
             f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()
         )
         raise CostError(f"price table {path}: {problems}") from None
-    unsized = sorted(
-        {t for r in table.regions.values() for t in r.ec2_instance_hour} - set(table.instance_types)
-    )
+    unsized = sorted({t for r in table.regions.values() for t in r.ec2_instance_hour} - set(NODE_SHAPES))
     if unsized:
-        raise CostError(f"price table {path}: instance_types: no size for {unsized}")
+        raise CostError(f"price table {path}: no size for {unsized} in infra/instance_types.py")
     return table
 
 
@@ -278,8 +270,8 @@ def _limit_units(key: str, value: Any, where: str) -> int:
     return units
 
 
-def _weight(size: InstanceSize, key: str) -> int:
-    return {"cpu": size.vcpu, "memory": int(size.memory_gib), "nvidia.com/gpu": size.gpus, "nodes": 1}[key]
+def _weight(shape: NodeShape, key: str) -> int:
+    return {"cpu": shape.vcpus, "memory": shape.memory_gib, "nvidia.com/gpu": shape.gpus, "nodes": 1}[key]
 
 
 def _fill(capacity: int, options: Mapping[str, tuple[int, float]]) -> tuple[float, dict[str, int]] | None:
@@ -352,7 +344,7 @@ def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
             k: _limit_units(k, v, where) for k, v in (spec.get("limits") or {}).items() if k in LIMIT_KEYS
         }
         fills = [
-            _fill(units, {t: (_weight(rates.table.instance_types[t], key), monthly[t]) for t in types})
+            _fill(units, {t: (_weight(NODE_SHAPES[t], key), monthly[t]) for t in types})
             for key, units in limits.items()
         ]
         bounded = [f for f in fills if f is not None]

@@ -22,11 +22,6 @@ PlanFor = Callable[[str], dict[str, Any]]
 PRICE_TABLE = """
 taken: "2026-12-01"
 hours_per_month: 730
-instance_types:
-  m6i.large: {vcpu: 2, memory_gib: 8, gpus: 0}
-  m6i.xlarge: {vcpu: 4, memory_gib: 16, gpus: 0}
-  g5.xlarge: {vcpu: 4, memory_gib: 16, gpus: 1}
-  g5.12xlarge: {vcpu: 48, memory_gib: 192, gpus: 4}
 regions:
   xx-test-1:
     eks_cluster_hour: {usd: 0.10, verified: true, source: "https://prices.test/eks", basis: "test"}
@@ -390,9 +385,10 @@ def test_unknown_environment_exits_2(repo_root: Path) -> None:
         ),
         ('taken: "2026-12-01"', "taken: yesterday", "taken"),
         (
-            "  g5.12xlarge: {vcpu: 48, memory_gib: 192, gpus: 4}\n",
-            "",
-            "instance_types: no size for ['g5.12xlarge']",
+            "      g5.12xlarge: {usd: 5.00,",
+            '      x9.fictional: {usd: 1.00, verified: false, source: "https://prices.test/ec2", basis: "test"}\n'
+            "      g5.12xlarge: {usd: 5.00,",
+            "no size for ['x9.fictional'] in infra/instance_types.py",
         ),
         ("hours_per_month: 730", "hours_per_month: 730\nhours_per_month: 720", "price table"),
     ],
