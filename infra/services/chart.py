@@ -63,6 +63,14 @@ POD_SECURITY: dict[str, str] = {
     "falco": "privileged",
     # redis-ha (HA Argo CD) runs a sentinel/haproxy pair whose containers set no seccomp profile.
     "argocd": "baseline",
+    # Envoy Gateway's controller (gateway-helm v1.9.0 values) and its proxies (drop ALL, non-root,
+    # RuntimeDefault seccomp: envoyproxy/gateway v1.9.0 internal/infrastructure/kubernetes/resource/
+    # resource.go DefaultSecurityContext) meet `restricted`.
+    "envoy-gateway-system": "restricted",
+    # Holds the Gateway and its certificate only; no pods.
+    "mlplat-gateway": "restricted",
+    # With the capability drop and seccomp profile platform/aws-load-balancer-controller/values.yaml adds.
+    "aws-load-balancer-controller": "restricted",
 }
 
 
