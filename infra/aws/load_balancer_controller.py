@@ -18,7 +18,8 @@ tests/aws/test_load_balancer_controller_iam.py compares against). Differences, e
 - Security groups are created in this cluster's VPC only (CreateSecurityGroup authorizes the
   `vpc` resource as well as the new group).
 - Dropped: `iam:CreateServiceLinkedRole` (the permissions boundary, infra/bootstrap/deploy_roles.tf
-  workload_boundary, does not grant it; see the ADR for the ELB service-linked role), the ALB
+  workload_boundary, does not grant it; the bootstrap creates the ELB service-linked role,
+  infra/bootstrap/service_linked_roles.tf), the ALB
   statement (Cognito, ACM, IAM server certificates, WAF, WAF Regional, Shield), `app/` load balancer
   and listener ARNs, rules (CreateRule, DeleteRule, ModifyRule, SetRulePriorities), SetWebAcl and
   listener certificates: NLB listeners here are TCP, TLS ends at Envoy.
