@@ -336,7 +336,7 @@ def test_public_https_only_for_what_calls_aws_git_or_receivers(world: World) -> 
 def test_the_gateway_takes_https_from_anywhere_and_reaches_models_and_nothing_else(world: World) -> None:
     """The proxies are the platform's ingress: clients arrive through the NLB (IP targets keep the
     client's address) on the listener's container port 10443 (443 + Envoy Gateway's port shift)."""
-    client = Outside("198.51.100.7", "a client behind the NLB")
+    client = Outside("54.239.28.85", "a client behind the NLB")
     assert world.reach(client, "envoy-proxy", 10443) and world.reach("stranger", "envoy-proxy", 10443)
     assert world.reach("envoy-proxy", "envoy-gateway", 18000), "proxies cannot fetch their config (xDS)"
     assert world.reach("envoy-proxy", "model", 8080), "the gateway cannot reach the model server"
