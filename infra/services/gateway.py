@@ -57,7 +57,6 @@ PROXY_LABELS = {
 CONTROLLER_LABELS = {"control-plane": "envoy-gateway"}
 PROXY_HTTPS_PORT = HTTPS_PORT + 10000
 METRICS_PORT = 19001  # proxies' stats and the controller's metrics alike
-XDS_PORT = 18000
 WEBHOOK_PORT = 9443
 
 # The Service annotations the AWS Load Balancer Controller reads (kubernetes-sigs/aws-load-balancer-controller
@@ -151,13 +150,14 @@ class InferenceGateway(ChartService):
         pin = versions.CHARTS["gateway-crds"]
         # Rendered and applied resource by resource (Helm's `template`, not `install`): the CRDs are
         # templates too large for a Helm release Secret (upstream install-helm.md). Server-side apply
-        # (the provider's setting) handles CRDs of this size.
+        # (the provider's setting) handles CRDs of this size. Deleting a CRD deletes every object of its
+        # kind (every app's HTTPRoute, the Gateway), so it is protected wherever state is.
         self.crds = k8s.helm.v4.Chart(
             f"{name}-crds",
             chart=f"{pin.repo}/{pin.chart}",
             version=pin.version,
             values=crd_values(),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, protect=config.protect_stateful),
         )
         self.release = self.install(
             "release",

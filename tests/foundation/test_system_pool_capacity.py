@@ -326,6 +326,8 @@ def platform_pods(plan: dict[str, Any], reference: Path) -> list[Pods]:
         chart = str(release["inputs"]["chart"]).rsplit("/", 1)[-1]
         assert chart in CHARTS, f"{release['urn']}: chart {chart} runs pods this test does not count yet"
         defaults_file = reference / "charts" / chart / "values.yaml"
+        if not defaults_file.is_file():  # Envoy Gateway ships its defaults as values.tmpl.yaml (SOURCES.md)
+            defaults_file = defaults_file.with_name("values.tmpl.yaml")
         defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.is_file() else {}
         found += CHARTS[chart](deep_merge(defaults or {}, release["inputs"].get("values") or {}))
     for proxy in (r for r in plan["resources"] if r["type"] == ENVOY_PROXY):

@@ -76,6 +76,8 @@ def test_gateway_api_crds_have_one_owner_on_the_standard_channel(plan: Plan) -> 
     crds = _one(plan, RENDERED_CHART)
     assert crds.inputs["values"]["crds"]["gatewayAPI"] == {"enabled": True, "channel": "standard"}, crds.urn
     assert crds.inputs["version"] == controller.inputs["version"], f"{crds.urn}: CRDs of another release"
+    # Deleting the CRDs deletes every HTTPRoute and the Gateway with them.
+    assert crds.protect is load_environment(plan.env).protect_stateful, crds.urn
     owners = {r.urn for key, r in installed_kinds(plan).items() if key[0] == GATEWAY_API}
     assert owners == {crds.urn}, owners
     bundle = {
