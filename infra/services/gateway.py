@@ -18,7 +18,9 @@ Facts from envoyproxy/gateway v1.9.0 this module relies on:
 - proxies serve Prometheus stats on container port `metrics` 19001 at /stats/prometheus
   (xds/bootstrap/bootstrap.go EnvoyStatsPort, bootstrap.yaml.tpl prometheus_stats);
 - the controller serves xDS on 18000, metrics on 19001 and its topology-injector webhook on 9443
-  (charts/gateway-helm values.tmpl.yaml deployment.ports, templates/envoy-gateway-service.yaml).
+  (charts/gateway-helm values.tmpl.yaml deployment.ports, templates/envoy-gateway-service.yaml);
+- with standard-channel CRDs only, the controller looks each optional kind up and skips the watch of
+  a missing one instead of failing (internal/provider/kubernetes/controller.go `crdExists`, L2264-2276).
 """
 
 from __future__ import annotations
