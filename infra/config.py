@@ -691,6 +691,53 @@ class CostConfig(_Model):
     ]
 
 
+# A DNS name of at least two lower-case labels (RFC 1123), e.g. dev.models.example.internal.
+DnsName = Annotated[
+    str,
+    Field(
+        max_length=200, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+    ),
+]
+
+
+class GatewayConfig(_Model):
+    """The inference gateway (docs/adr/0005-inference-gateway.md): where models are served, and who
+    can reach the NLB in front of it."""
+
+    domain: DnsName = Field(
+        description="DNS suffix models are served under (`<app>.<domain>`); the gateway's TLS certificate "
+        "covers `*.<domain>`."
+    )
+    scheme: Literal["internal", "internet-facing"] = Field(
+        "internal",
+        description="The NLB's scheme: `internal` (reachable from the VPC and what is peered or routed to it) "
+        "unless set otherwise here.",
+    )
+    source_ranges: list[IPv4Network] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Client ranges an internet-facing NLB admits (its security group rules); required when "
+        "`scheme` is internet-facing, public ranges only.",
+    )
+
+    @model_validator(mode="after")
+    def _public_only_with_an_allowlist(self) -> GatewayConfig:
+        if self.scheme == "internet-facing":
+            if not self.source_ranges:
+                raise ValueError("source_ranges: an internet-facing gateway needs a client allowlist")
+            wide = [str(c) for c in self.source_ranges if c.prefixlen == 0]
+            private = [str(c) for c in self.source_ranges if c.prefixlen and not c.is_global]
+            if wide:
+                raise ValueError(f"source_ranges: {wide} admits the whole internet; name the client ranges")
+            if private:
+                raise ValueError(
+                    f"source_ranges: {private} are private or reserved; an internet-facing NLB sees public sources"
+                )
+        elif self.source_ranges:
+            raise ValueError("source_ranges: only an internet-facing gateway takes an allowlist")
+        return self
+
+
 ENVIRONMENT_TAG = "mlplat/environment"
 
 
@@ -709,6 +756,7 @@ class StackConfig(_Model):
     services: ServicesConfig
     apps: AppsConfig
     cost: CostConfig | None = Field(None, description="Budget of the environment; none means no ceiling.")
+    gateway: GatewayConfig
 
     @model_validator(mode="after")
     def _whole_stack_rules(self, info: ValidationInfo) -> StackConfig:

@@ -13,6 +13,7 @@ from infra.aws.cluster import EksCluster, EksClusterArgs
 from infra.aws.iam import IamScope
 from infra.aws.karpenter import NAMESPACE as KARPENTER_NAMESPACE
 from infra.aws.karpenter import GpuNodePools, GpuNodePoolsArgs
+from infra.aws.load_balancer_controller import ControllerScope, controller_role
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.storage import StorageClasses
 from infra.aws.vault_unseal import VaultUnsealKey
@@ -25,7 +26,7 @@ from infra.config import (
     read_stack_file,
     stack_file,
 )
-from infra.services import PlatformServices, PlatformServicesArgs, VaultUnseal
+from infra.services import LoadBalancing, PlatformServices, PlatformServicesArgs, VaultUnseal
 from infra.services.network_policies import NamespaceRef
 
 
@@ -117,6 +118,13 @@ def build(config: StackConfig) -> None:
         on_cluster,
     )
     unseal = VaultUnsealKey("vault-unseal", iam, cluster.oidc, config.protect_stateful, on_aws)
+    load_balancer_role = controller_role(
+        "load-balancer-controller",
+        iam,
+        cluster.oidc,
+        ControllerScope(cluster_name, config.aws.region, account, network.vpc_id),
+        on_aws,
+    )
     # Platform services need nodes, CoreDNS and the EBS CSI driver (compute_ready) and, for their
     # volumes, the storage classes; none creates a NodePool, so none waits for Karpenter or the GPU
     # pools (a Karpenter failure must not hold back monitoring, Vault or Argo CD).
@@ -127,6 +135,7 @@ def build(config: StackConfig) -> None:
             vault_unseal=VaultUnseal(
                 role_arn=unseal.role_arn, kms_key_id=unseal.key_id, region=config.aws.region
             ),
+            load_balancing=LoadBalancing(role_arn=load_balancer_role.arn, vpc_id=network.vpc_id),
             cluster_name=cluster.name,
             karpenter_namespace=NamespaceRef(KARPENTER_NAMESPACE, gpu_pools.namespace),
         ),

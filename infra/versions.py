@@ -60,6 +60,28 @@ CHARTS: dict[str, ChartPin] = {
     # release note, e.g. v2.16.0). The chart installs the CRDs
     # as templates (`crds.install: true`), so ScaledObjects wait for the release.
     "keda": ChartPin("https://kedacore.github.io/charts", "keda", "2.20.2", "keda"),
+    # Inference gateway (docs/adr/0005-inference-gateway.md). Envoy Gateway publishes its charts to
+    # Docker Hub as OCI artifacts (envoyproxy/gateway v1.9.0 tools/make/helm.mk: OCI_REGISTRY
+    # oci://docker.io/envoyproxy, `helm package --version ${RELEASE_VERSION}`; install docs
+    # site/content/en/v1.9/install/install-helm.md: `helm install eg oci://docker.io/envoyproxy/gateway-helm`).
+    # gateway-crds-helm holds the Gateway API CRDs (standard channel v1.6.1, the version v1.9.0's
+    # go.mod requires) and Envoy Gateway's own; it is rendered, never installed as a Helm release
+    # (its CRDs are templates, too large for a release Secret; install-helm.md "Installing CRDs
+    # separately"). No reference values: its values.yaml is three switches, set in infra/services/gateway.py.
+    "gateway-crds": ChartPin(
+        "oci://docker.io/envoyproxy", "gateway-crds-helm", "v1.9.0", "gateway-crds-helm"
+    ),
+    "envoy-gateway": ChartPin("oci://docker.io/envoyproxy", "gateway-helm", "v1.9.0", "gateway-helm"),
+    # The AWS Load Balancer Controller provisions the gateway's NLB; chart repository from
+    # kubernetes-sigs/aws-load-balancer-controller v3.5.0 docs/deploy/installation.md
+    # (`helm repo add eks https://aws.github.io/eks-charts`). Its IAM policy is v3.5.0's too
+    # (infra/aws/load_balancer_controller.py).
+    "aws-load-balancer-controller": ChartPin(
+        "https://aws.github.io/eks-charts",
+        "aws-load-balancer-controller",
+        "3.5.0",
+        "aws-load-balancer-controller",
+    ),
 }
 
 # EKS managed add-ons per Kubernetes minor version: a stack may only ask for a cluster version

@@ -13,3 +13,17 @@ resource "aws_iam_service_linked_role" "spot" {
   aws_service_name = "spot.amazonaws.com"
   description      = "EC2 Spot launches of Karpenter GPU pools (${var.name_prefix} bootstrap)"
 }
+
+# AWSServiceRoleForElasticLoadBalancing: Elastic Load Balancing creates it on an account's first load
+# balancer, with the caller's iam:CreateServiceLinkedRole. The inference gateway's NLB is created by the
+# AWS Load Balancer Controller, whose role leaves that grant out (upstream's policy has it,
+# kubernetes-sigs/aws-load-balancer-controller v3.5.0 docs/install/iam_policy.json; the workload
+# boundary refuses it: infra/aws/load_balancer_controller.py), so it is created here, once. Name and
+# path are fixed by AWS:
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/elb-service-linked-roles.html
+resource "aws_iam_service_linked_role" "elastic_load_balancing" {
+  count = var.create_elb_service_linked_role ? 1 : 0
+
+  aws_service_name = "elasticloadbalancing.amazonaws.com"
+  description      = "Load balancers of the inference gateway (${var.name_prefix} bootstrap)"
+}

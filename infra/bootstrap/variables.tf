@@ -104,6 +104,12 @@ variable "create_spot_service_linked_role" {
   default     = true
 }
 
+variable "create_elb_service_linked_role" {
+  description = "Create AWSServiceRoleForElasticLoadBalancing (one per account, the load balancer controller cannot create it). Set false when the account already has it, or import it: see README.md."
+  type        = bool
+  default     = true
+}
+
 variable "deploy_session_seconds" {
   description = "Maximum session length of the deploy roles: a first `pulumi up` (EKS, node pools, charts) can outlast one hour."
   type        = number

@@ -3,7 +3,8 @@
 `PlatformServices` builds them in dependency order: kube-prometheus-stack first (its CRDs are used
 by every ServiceMonitor), cert-manager before KServe, cert-manager's internal CA issuer before Vault
 (which serves TLS with a certificate from it), Vault + the Vault Secrets Operator before the
-VaultStaticSecrets that deliver generated credentials, Argo CD before its AppProject/ApplicationSet.
+VaultStaticSecrets that deliver generated credentials, Argo CD before its AppProject/ApplicationSet,
+the AWS Load Balancer Controller and the internal CA before the inference gateway.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from infra.services.argocd import ArgoCd
 from infra.services.cert_manager import CertManager
 from infra.services.chart import ServiceArgs
 from infra.services.falco import Falco
+from infra.services.gateway import InferenceGateway, InferenceGatewayArgs
 from infra.services.gpu_operator import GpuOperator
 from infra.services.keda import Keda
 from infra.services.kserve import Kserve, KserveArgs
+from infra.services.load_balancer import LoadBalancerController, LoadBalancerControllerArgs
 from infra.services.minio import Minio, MinioArgs
 from infra.services.mlflow import Mlflow, MlflowArgs
 from infra.services.monitoring import Monitoring
@@ -37,9 +40,16 @@ class VaultUnseal:
 
 
 @dataclass(frozen=True)
+class LoadBalancing:
+    role_arn: pulumi.Input[str]  # IRSA role of the AWS Load Balancer Controller
+    vpc_id: pulumi.Input[str]  # the VPC its NLBs and security groups live in
+
+
+@dataclass(frozen=True)
 class PlatformServicesArgs:
     config: StackConfig
     vault_unseal: VaultUnseal
+    load_balancing: LoadBalancing
     cluster_name: pulumi.Input[str]
     # Karpenter's namespace lives with the node pools; its walls must wait for it.
     karpenter_namespace: NamespaceRef
@@ -97,17 +107,46 @@ class PlatformServices(pulumi.ComponentResource):
         self.argocd = ArgoCd(f"{name}-argocd", ServiceArgs(config, after), child)
         # After monitoring: its ServiceMonitors need the CRDs, its triggers query that Prometheus.
         self.keda = Keda(f"{name}-keda", ServiceArgs(config, after), child)
+        self.load_balancer_controller = LoadBalancerController(
+            f"{name}-load-balancer-controller",
+            LoadBalancerControllerArgs(
+                config,
+                after,
+                role_arn=args.load_balancing.role_arn,
+                cluster_name=args.cluster_name,
+                vpc_id=args.load_balancing.vpc_id,
+            ),
+            child,
+        )
+        self.gateway = InferenceGateway(
+            f"{name}-gateway",
+            InferenceGatewayArgs(
+                config,
+                after,
+                ca_issuer=self.cert_manager.ca_issuer,
+                load_balancer_controller=self.load_balancer_controller.release,
+            ),
+            child,
+        )
 
         # Default-deny walls around every platform namespace, once the namespaces exist (VSO's
         # namespace is created with its release).
         services = [self.monitoring, self.cert_manager, self.kserve, self.gpu_operator, self.vault]
-        services += [self.minio, self.mlflow, self.falco, self.argocd, self.keda]
+        services += [
+            self.minio,
+            self.mlflow,
+            self.falco,
+            self.argocd,
+            self.keda,
+            self.load_balancer_controller,
+            self.gateway,
+        ]
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies",
             NetworkPoliciesArgs(
                 str(config.network.vpc_cidr),
                 args.karpenter_namespace,
-                [*(s.namespace for s in services), self.vault.operator],
+                [*(s.namespace for s in services), self.vault.operator, self.gateway.gateway_namespace],
             ),
             child,
         )

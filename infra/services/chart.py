@@ -65,6 +65,14 @@ POD_SECURITY: dict[str, str] = {
     "argocd": "baseline",
     # KEDA's chart sets runAsNonRoot, RuntimeDefault seccomp and drops every capability.
     "keda": "restricted",
+    # Envoy Gateway's controller (gateway-helm v1.9.0 values) and its proxies (drop ALL, non-root,
+    # RuntimeDefault seccomp: envoyproxy/gateway v1.9.0 internal/infrastructure/kubernetes/resource/
+    # resource.go DefaultSecurityContext) meet `restricted`.
+    "envoy-gateway-system": "restricted",
+    # Holds the Gateway and its certificate only; no pods.
+    "mlplat-gateway": "restricted",
+    # With the capability drop and seccomp profile platform/aws-load-balancer-controller/values.yaml adds.
+    "aws-load-balancer-controller": "restricted",
 }
 
 

@@ -10,8 +10,11 @@ pkg/controller/v1beta1/inferenceservice/controller.go L707-717) and the manager 
 (cmd/manager/main.go L186-188), so the atomic release rolls back. With Gateway API off it owns
 plain `networking.k8s.io` Ingresses (controller.go L719-721), built into Kubernetes, and creates
 them only when `disableIngressCreation` is false (reconcilers/ingress/kube_ingress_reconciler.go
-L106); an Ingress would need a controller for its class, which the platform does not install
-either. `ingress_values` therefore turns both off until the inference gateway exists.
+L106). KServe creates no route at all, by design: each model app owns its HTTPRoute to the inference
+gateway (docs/adr/0005-inference-gateway.md), because v0.20.0's HTTPRoutes do not weight a canary
+and carry a filter and timeouts only some implementations accept. `ingress_values` turns off Gateway
+API mode and Ingress creation; the InferenceService still gets its in-cluster address and becomes
+Ready (kube_ingress_reconciler.go L106-140: URL, address and IngressReady set with or without an Ingress).
 
 Model downloads verify MinIO against the internal CA. The storage initializer trusts a custom CA
 only from a ConfigMap: `storageInitializer.caBundleConfigMapName` names one in the KServe namespace
@@ -33,6 +36,7 @@ import pulumi_kubernetes as k8s
 from infra import versions
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
 from infra.services.chart import ChartService, ServiceArgs, deep_merge
+from infra.services.gateway import GATEWAY_NAME, GATEWAY_NAMESPACE
 
 NAMESPACE = "kserve"
 # Runtimes the apps under apps/ name in `spec.predictor.model.runtime`; every other runtime of the
@@ -45,28 +49,27 @@ class KserveArgs(ServiceArgs):
     cert_manager: pulumi.Resource | None = None
     # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
     ca_cert_pem: pulumi.Input[str] = ""
-    # Hook for the inference gateway: the resource installing the Gateway API CRDs and the Gateway
-    # `GATEWAY` (with a controller serving it). None: no gateway, KServe creates no route at all.
-    gateway_api: pulumi.Resource | None = None
 
 
 # The key the controller copies from the CA ConfigMap (constants.DefaultCaBundleFileName).
 CA_BUNDLE_KEY = "cabundle.crt"
 
-# The Gateway KServe attaches its HTTPRoutes to once Gateway API mode is on (`namespace/name`).
-GATEWAY = "kserve/kserve-ingress-gateway"
+# The platform's Gateway (`namespace/name`, the form KServe's ingress config takes).
+GATEWAY = f"{GATEWAY_NAMESPACE}/{GATEWAY_NAME}"
 
 
-def ingress_values(gateway_api: bool) -> dict[str, Any]:
-    """`kserve.controller.gateway` values: Gateway API HTTPRoutes exactly when its CRDs are installed.
+def ingress_values() -> dict[str, Any]:
+    """`kserve.controller.gateway` values: KServe creates no route; the apps' HTTPRoutes are the routes.
 
-    Without them: no Gateway API (the controller would exit at start), no Ingress creation (nothing
-    serves an Ingress class), no Istio VirtualService (no Istio; KServe would warn on every
-    reconcile, controller.go L366-371). An InferenceService then gets its in-cluster address only.
+    No Gateway API mode (KServe would create its own HTTPRoute next to the app's), no Ingress creation
+    (nothing serves an Ingress class), no Istio VirtualService (no Istio; KServe would warn on every
+    reconcile, controller.go L366-371), no Gateway of its own. `kserveGateway` is read only in
+    Gateway API mode; it names the platform's Gateway anyway, so the ingress config KServe loads never
+    points at a Gateway nobody creates (the chart's default is `kserve/kserve-ingress-gateway`).
     """
     gateway: dict[str, Any] = {
-        "ingressGateway": {"enableGatewayApi": gateway_api, "kserveGateway": GATEWAY, "createGateway": False},
-        "disableIngressCreation": not gateway_api,
+        "ingressGateway": {"enableGatewayApi": False, "kserveGateway": GATEWAY, "createGateway": False},
+        "disableIngressCreation": True,
         "disableIstioVirtualHost": True,
     }
     return {"kserve": {"controller": {"gateway": gateway}}}
@@ -91,7 +94,6 @@ class Kserve(ChartService):
         crds = self.install(
             "crd", "kserve-crd", "kserve-crd", depends_on=[self.namespace, *args.after, *cert_manager]
         )
-        gateway = [args.gateway_api] if args.gateway_api else []
         if not args.ca_cert_pem:
             raise ValueError("KserveArgs.ca_cert_pem: model downloads verify MinIO against the internal CA")
         self.ca_bundle = ca_bundle(
@@ -108,8 +110,8 @@ class Kserve(ChartService):
             "release",
             "kserve",
             "kserve",
-            computed=deep_merge(ingress_values(gateway_api=bool(gateway)), storage),
-            depends_on=[crds, self.ca_bundle, *gateway],
+            computed=deep_merge(ingress_values(), storage),
+            depends_on=[crds, self.ca_bundle],
         )
         self.runtimes = self.install(
             "runtimes",

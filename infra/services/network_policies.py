@@ -40,9 +40,11 @@ from infra.services import (
     argocd,
     cert_manager,
     falco,
+    gateway,
     gpu_operator,
     keda,
     kserve,
+    load_balancer,
     minio,
     mlflow,
     monitoring,
@@ -83,6 +85,15 @@ ARGOCD_OUTBOUND: Selector = {
 }
 # Bitnami postgresql (subchart 18.8.12 of mlflow 1.11.5): common.labels.matchLabels name=postgresql.
 POSTGRESQL: Selector = {"matchLabels": {"app.kubernetes.io/name": "postgresql"}}
+# Envoy Gateway's proxies (sources in infra/services/gateway.py).
+ENVOY_PROXIES: Selector = {"matchLabels": gateway.PROXY_LABELS}
+# Namespaces whose HTTPRoutes the Gateway admits: the model apps' (gateway.ACCESS_LABEL).
+GATEWAY_ACCESS: Selector = {"matchLabels": gateway.ACCESS_LABEL}
+# Where a proxy connects in a model pod: the model server (kserve v0.20.0
+# pkg/constants/constants.go InferenceServiceDefaultHttpPort "8080") or, with the request logger
+# on, the agent in front of it (InferenceServiceDefaultAgentPortStr "9081"). Envoy connects to the
+# pods' endpoints, so these are container ports, not the Service's.
+MODEL_SERVER_PORTS = (8080, 9081)
 
 ALL_PODS: Selector = {}
 PRIVATE_AND_LINK_LOCAL = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
@@ -248,6 +259,45 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
             # Git (repo-server), the OIDC issuer (server), notification services: public HTTPS.
             # Not the application controller (it talks to the cluster's API only) or Redis.
             public_https=ARGOCD_OUTBOUND,
+        ),
+        Walls(
+            gateway.NAMESPACE,
+            # Proxies' stats and the controller's metrics share the port number.
+            scrape_ports=(gateway.METRICS_PORT,),
+            # Same namespace: proxies fetch their configuration from the controller (xDS).
+            # Kubernetes API: the controller watches Gateway API objects and writes the proxies'
+            # Deployments and Services. Webhook: the controller's topology injector.
+            webhook_ports=(gateway.WEBHOOK_PORT,),
+            flows=(
+                # The ingress of the platform: clients come through the NLB (targets are the pods,
+                # sources keep their addresses), so HTTPS is open to every source.
+                Flow(
+                    "allow-https-to-proxies",
+                    ENVOY_PROXIES,
+                    ingress=[{"ports": tcp(gateway.PROXY_HTTPS_PORT)}],
+                ),
+                Flow(
+                    "allow-proxies-to-models",
+                    ENVOY_PROXIES,
+                    egress=[
+                        {
+                            "to": [{"namespaceSelector": GATEWAY_ACCESS, "podSelector": {}}],
+                            "ports": tcp(*MODEL_SERVER_PORTS),
+                        }
+                    ],
+                ),
+            ),
+        ),
+        # The Gateway and its certificate Secret; no pods, so nothing in or out.
+        Walls(gateway.GATEWAY_NAMESPACE, scrape_ports=(), same_namespace=False, kube_api=False),
+        Walls(
+            load_balancer.NAMESPACE,
+            scrape_ports=(load_balancer.METRICS_PORT,),
+            same_namespace=False,
+            # Its webhooks admit LoadBalancer Services, pods and TargetGroupBindings.
+            webhook_ports=(load_balancer.WEBHOOK_PORT,),
+            # ELB, EC2 and STS (IRSA) APIs.
+            public_https=ALL_PODS,
         ),
         Walls(
             kserve.NAMESPACE,

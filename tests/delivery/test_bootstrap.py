@@ -476,6 +476,15 @@ def test_spot_service_linked_role_exists_before_karpenter_launches_spot() -> Non
     assert terraform()["variable"]["create_spot_service_linked_role"]["default"] is True
 
 
+def test_elb_service_linked_role_exists_before_the_gateway_asks_for_an_nlb() -> None:
+    """The load balancer controller's role has no iam:CreateServiceLinkedRole (the boundary refuses
+    it), so in an account without this role the gateway's first NLB would fail to create."""
+    elb = RESOURCES["aws_iam_service_linked_role"]["elastic_load_balancing"]
+    assert elb["aws_service_name"] == "elasticloadbalancing.amazonaws.com"
+    assert elb["count"] == "${var.create_elb_service_linked_role ? 1 : 0}"
+    assert terraform()["variable"]["create_elb_service_linked_role"]["default"] is True
+
+
 IDENTITY_DOCS = ("deploy_state", "deploy_platform", "deploy_iam", "preview", "workload_boundary")
 
 

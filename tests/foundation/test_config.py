@@ -144,6 +144,32 @@ BAD_CONFIGS = [
         "greater than or equal to 2",
     ),
     ("dev", "gpu.pools.0.consolidation", "Always", "mlplat:gpu.pools[0].consolidation", "'WhenEmpty'"),
+    # The inference gateway's NLB: internal unless the stack opens it, and then only to named clients.
+    ("prod", "gateway.scheme", "internet-facing", "mlplat:gateway", "needs a client allowlist"),
+    (
+        "dev",
+        "gateway",
+        {"domain": "dev.models.example.com", "scheme": "internet-facing", "source_ranges": ["0.0.0.0/0"]},
+        "mlplat:gateway",
+        "admits the whole internet",
+    ),
+    (
+        "dev",
+        "gateway",
+        {"domain": "dev.models.example.com", "scheme": "internet-facing", "source_ranges": ["10.0.0.0/8"]},
+        "mlplat:gateway",
+        "private or reserved",
+    ),
+    (
+        "staging",
+        "gateway",
+        {"domain": "staging.models.example.com", "source_ranges": ["8.8.8.0/24"]},
+        "mlplat:gateway",
+        "only an internet-facing gateway takes an allowlist",
+    ),
+    ("dev", "gateway.scheme", "public", "mlplat:gateway.scheme", "'internal' or 'internet-facing'"),
+    ("dev", "gateway.domain", "Models..internal", "mlplat:gateway.domain", "should match pattern"),
+    ("dev", "gateway", DELETE, "mlplat:gateway", "required key is missing"),
 ]
 
 
@@ -752,6 +778,11 @@ AT_THE_BOUND = [
         id="gpu-types-with-variant-and-metal",
     ),
     pytest.param("dev", {f"{POOL0}.labels": {"team": "nlp", "mlplat/tier": "a10g"}}, id="own-pool-labels"),
+    pytest.param(
+        "prod",
+        {"gateway.scheme": "internet-facing", "gateway.source_ranges": ["8.8.8.0/24"]},
+        id="internet-facing-gateway-with-an-allowlist",
+    ),
     pytest.param(
         "dev",
         {

@@ -223,6 +223,20 @@ def keda(v: dict[str, Any]) -> Iterator[Pods]:
     yield pods("keda-admission-webhooks", v, "resources.webhooks", replicas="webhooks.replicaCount")
 
 
+def envoy_gateway(v: dict[str, Any]) -> Iterator[Pods]:
+    # gateway-helm v1.9.0 (values.tmpl.yaml): the controller Deployment; its certgen hook Job sets no requests.
+    yield pods(
+        "envoy-gateway",
+        v,
+        "deployment.envoyGateway.resources",
+        replicas=int(dig(v, "deployment.replicas", 1)),
+    )
+
+
+def aws_load_balancer_controller(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("aws-load-balancer-controller", v, "resources", replicas="replicaCount")
+
+
 def no_pods(v: dict[str, Any]) -> Iterator[Pods]:
     yield from ()
 
@@ -243,7 +257,15 @@ CHARTS: dict[str, Callable[[dict[str, Any]], Iterator[Pods]]] = {
     "kserve-crd": no_pods,
     "kserve-runtime-configs": no_pods,
     "keda": keda,
+    "gateway-helm": envoy_gateway,
+    "aws-load-balancer-controller": aws_load_balancer_controller,
 }
+
+# Envoy proxies, which Envoy Gateway creates per EnvoyProxy (its `envoyDeployment.replicas`): an envoy
+# container of 100m / 512Mi and a shutdown manager of 10m / 32Mi by default (envoyproxy/gateway v1.9.0
+# api/v1alpha1/shared_types.go Default{Deployment,ShutdownManager}{CPU,Memory}ResourceRequests).
+ENVOY_PROXY = "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy"
+ENVOY_PROXY_CPU_M, ENVOY_PROXY_MEMORY_MIB = 100 + 10, 512 + 32
 
 # The EKS add-ons the cluster installs (infra/aws/cluster.py), with their pods' requests.
 EKS_ADDONS = [
@@ -268,8 +290,13 @@ def platform_pods(plan: dict[str, Any], reference: Path) -> list[Pods]:
         chart = str(release["inputs"]["chart"]).rsplit("/", 1)[-1]
         assert chart in CHARTS, f"{release['urn']}: chart {chart} runs pods this test does not count yet"
         defaults_file = reference / "charts" / chart / "values.yaml"
+        if not defaults_file.is_file():  # Envoy Gateway ships its defaults as values.tmpl.yaml (SOURCES.md)
+            defaults_file = defaults_file.with_name("values.tmpl.yaml")
         defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.is_file() else {}
         found += CHARTS[chart](deep_merge(defaults or {}, release["inputs"].get("values") or {}))
+    for proxy in (r for r in plan["resources"] if r["type"] == ENVOY_PROXY):
+        replicas = int(dig(proxy["inputs"]["spec"], "provider.kubernetes.envoyDeployment.replicas", 1))
+        found.append(Pods("envoy-proxy", ENVOY_PROXY_CPU_M, ENVOY_PROXY_MEMORY_MIB, count=replicas))
     return found
 
 

@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO.parent / "shared" / "reference"
 ROLE_ARN = "arn:aws:iam::123456789012:role/mlplat-vault"
 KMS_KEY = "mock-kms-key-0001"
+LBC_ROLE_ARN = "arn:aws:iam::123456789012:role/mlplat-aws-load-balancer-controller"
+VPC_ID = "vpc-0123456789abcdef0"
 
 
 @dataclass
@@ -103,7 +105,7 @@ class _Recording(MockMonitor):  # type: ignore[misc]
 def build(env: str) -> Plan:
     """PlatformServices of `env`, as the lead's program will call it (cached: built once per env)."""
     from infra.aws.karpenter import NAMESPACE as KARPENTER
-    from infra.services import PlatformServices, PlatformServicesArgs, VaultUnseal
+    from infra.services import LoadBalancing, PlatformServices, PlatformServicesArgs, VaultUnseal
     from infra.services.network_policies import NamespaceRef
 
     config = load_environment(env)
@@ -125,6 +127,7 @@ def build(env: str) -> Plan:
             PlatformServicesArgs(
                 config=config,
                 vault_unseal=VaultUnseal(role_arn=ROLE_ARN, kms_key_id=KMS_KEY, region=config.aws.region),
+                load_balancing=LoadBalancing(role_arn=LBC_ROLE_ARN, vpc_id=VPC_ID),
                 cluster_name=f"mlplat-{env}",
                 karpenter_namespace=NamespaceRef(KARPENTER, karpenter),
             ),
@@ -138,7 +141,9 @@ def build(env: str) -> Plan:
 def reference_chart(folder: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(values.yaml defaults, values.schema.json or None) of a reference chart."""
     base = REFERENCE / "charts" / folder
-    defaults = yaml.safe_load((base / "values.yaml").read_text()) or {}
+    # Envoy Gateway keeps its defaults as the envsubst template of values.yaml (SOURCES.md notes).
+    values = base / "values.yaml" if (base / "values.yaml").exists() else base / "values.tmpl.yaml"
+    defaults = yaml.safe_load(values.read_text()) or {}
     schema_path = base / "values.schema.json"
     schema = json.loads(schema_path.read_text()) if schema_path.exists() else None
     return defaults, schema

@@ -42,6 +42,9 @@ PLATFORM_NAMESPACES = (
     "gpu-operator",
     "falco",
     "keda",
+    "envoy-gateway-system",
+    "mlplat-gateway",
+    "aws-load-balancer-controller",
 )
 # Pod labels as the pinned charts render them (sources in infra/services/network_policies.py).
 PODS: dict[str, tuple[str, dict[str, str]]] = {
@@ -83,6 +86,21 @@ PODS: dict[str, tuple[str, dict[str, str]]] = {
     "keda-metrics-apiserver": ("keda", {"app": "keda-operator-metrics-apiserver"}),
     "keda-webhooks": ("keda", {"app": "keda-admission-webhooks"}),
     "coredns": ("kube-system", {"k8s-app": "kube-dns"}),
+    # envoyproxy/gateway v1.9.0: proxy/resource.go EnvoyAppLabel + gatewayapi/translator.go buildIR;
+    # charts/gateway-helm templates/envoy-gateway-deployment.yaml (control-plane: envoy-gateway).
+    "envoy-proxy": (
+        "envoy-gateway-system",
+        {
+            "app.kubernetes.io/name": "envoy",
+            "app.kubernetes.io/component": "proxy",
+            "app.kubernetes.io/managed-by": "envoy-gateway",
+            "gateway.envoyproxy.io/owning-gateway-name": "inference",
+            "gateway.envoyproxy.io/owning-gateway-namespace": "mlplat-gateway",
+        },
+    ),
+    "envoy-gateway": ("envoy-gateway-system", {"control-plane": "envoy-gateway"}),
+    # aws-load-balancer-controller 3.5.0 templates/_helpers.tpl selectorLabels.
+    "lbc": ("aws-load-balancer-controller", {"app.kubernetes.io/name": "aws-load-balancer-controller"}),
     # A pod of a namespace nobody walled (a team's scratch namespace, `default`).
     "stranger": ("default", {"app": "anything"}),
 }
@@ -101,7 +119,9 @@ class World:
             for r in plan["resources"]
             if r["type"] == NETWORK_POLICY
         ]
-        self.cluster = Cluster(platform + _model_policies(env), {MODEL_NAMESPACE: {"mlplat/team": "core-ml"}})
+        # A model app's namespace: its team, and the label the Gateway admits HTTPRoutes from.
+        labels = {"mlplat/team": "core-ml", "mlplat/gateway-access": "true"}
+        self.cluster = Cluster(platform + _model_policies(env), {MODEL_NAMESPACE: labels})
         hosts = (str(ipaddress.ip_address(int(vpc.network_address) + i)) for i in count(1000))
         self.pods = {name: Pod(ns, labels, next(hosts), name) for name, (ns, labels) in PODS.items()}
         # The EKS control plane's ENIs sit in the cluster's subnets, inside the VPC.
@@ -232,6 +252,9 @@ def test_prometheus_scrapes_every_metrics_port(world: World) -> None:
         ("grafana", 3000),
         ("coredns", 9153),
         ("model", 8080),
+        ("envoy-proxy", 19001),  # Envoy's stats: per-version request metrics
+        ("envoy-gateway", 19001),
+        ("lbc", 8080),
     ]
     assert not _refused(world, [("prometheus", t, p) for t, p in targets])
     # The nodes' kubelet/cAdvisor and node-exporter (host network, node addresses in the VPC).
@@ -244,7 +267,13 @@ def test_prometheus_scrapes_every_metrics_port(world: World) -> None:
 
 def test_the_control_plane_calls_the_webhooks_and_nothing_else(world: World) -> None:
     api = world.api_server
-    hooks = [("cert-manager-webhook", 10250), ("kserve", 9443), ("prometheus-operator", 10250)]
+    hooks = [
+        ("cert-manager-webhook", 10250),
+        ("kserve", 9443),
+        ("prometheus-operator", 10250),
+        ("lbc", 9443),
+        ("envoy-gateway", 9443),
+    ]
     assert all(world.reach(api, world.pods[p], port) for p, port in hooks)
     assert not any(
         world.reach(api, world.pods[p], port)
@@ -268,6 +297,8 @@ def test_platform_pods_resolve_names_and_controllers_reach_the_kube_api(world: W
         "cert-manager",
         "karpenter",
         "gpu-operator",
+        "envoy-gateway",  # Gateway API objects; writes the proxies' Deployments and Services
+        "lbc",
     ]
     assert not [p for p in controllers if not world.reach(p, world.api_server, 443)]
     # Workloads that never call the API do not get it.
@@ -285,6 +316,7 @@ def test_public_https_only_for_what_calls_aws_git_or_receivers(world: World) -> 
         ("vault", AWS_API),  # KMS auto-unseal, STS
         ("alertmanager", AWS_API),  # chat and pager receivers
         ("falco", GITHUB),  # falcoctl rules artifact
+        ("lbc", AWS_API),  # ELB, EC2, STS
     ]
     assert not [f"{p} -> {o.name}" for p, o in calls if not world.reach(p, o, 443)]
     closed = [
@@ -295,12 +327,41 @@ def test_public_https_only_for_what_calls_aws_git_or_receivers(world: World) -> 
         ("model", GITHUB),
         ("argocd-controller", GITHUB),  # the cluster's API only
         ("cert-manager", GITHUB),
+        ("envoy-proxy", GITHUB),
+        ("envoy-gateway", GITHUB),
     ]
     assert not [f"{p} -> {o.name}" for p, o in closed if world.reach(p, o, 443)]
     # Never plain HTTP, never the instance metadata service (IRSA needs neither).
     assert not world.reach("repo-server", GITHUB, 80)
     assert not any(
         world.reach(p, IMDS, port) for p in ("karpenter", "vault", "repo-server") for port in (80, 443)
+    )
+
+
+def test_the_gateway_takes_https_from_anywhere_and_reaches_models_and_nothing_else(world: World) -> None:
+    """The proxies are the platform's ingress: clients arrive through the NLB (IP targets keep the
+    client's address) on the listener's container port 10443 (443 + Envoy Gateway's port shift)."""
+    client = Outside("54.239.28.85", "a client behind the NLB")
+    assert world.reach(client, "envoy-proxy", 10443) and world.reach("stranger", "envoy-proxy", 10443)
+    assert world.reach("envoy-proxy", "envoy-gateway", 18000), "proxies cannot fetch their config (xDS)"
+    assert world.reach("envoy-proxy", "model", 8080), "the gateway cannot reach the model server"
+    closed = [
+        (client, "envoy-proxy", 19000),  # Envoy's admin port
+        (client, "envoy-proxy", 19001),
+        (client, "envoy-gateway", 18000),
+        ("stranger", "envoy-gateway", 18000),
+        (client, "lbc", 9443),
+    ]
+    assert not [f"{s} -> {t}:{p}" for s, t, p in closed if world.reach(s, t, p)]
+    assert not _denied(
+        world,
+        [
+            ("envoy-proxy", "vault", 8200),
+            ("envoy-proxy", "minio", 9000),
+            ("envoy-proxy", "postgresql", 5432),
+            ("envoy-proxy", "stranger", 8080),  # only namespaces the Gateway admits routes from
+            ("envoy-proxy", "kserve", 9443),
+        ],
     )
 
 

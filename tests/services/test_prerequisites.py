@@ -17,7 +17,6 @@ from harness import REFERENCE, Plan, Registered, reference_chart
 from test_releases import RELEASES
 
 from infra import versions
-from infra.services.kserve import ingress_values
 
 # Chart key -> (values switch that installs its CRDs, or None when the chart always installs its
 # `crds/` directory; reference folder under ../shared/reference/crds with those CRDs).
@@ -30,6 +29,18 @@ CHART_CRDS: dict[str, tuple[str | None, str]] = {
     "gpu-operator": (None, "gpu-operator"),
     "aws-load-balancer-controller": (None, "aws-load-balancer-controller"),
 }
+
+# Charts rendered resource by resource (helm.sh/v4 Chart) whose templates are CRDs: chart name ->
+# (values switch, reference folder). gateway-crds-helm v1.9.0 templates/standard-gatewayapi-crds.yaml
+# renders the standard channel when crds.gatewayAPI.channel is `standard` (the reference folder
+# holds the standard channel only; the experimental one would be a different set of schemas).
+RENDERED_CRDS: dict[str, list[tuple[str, str]]] = {
+    "gateway-crds-helm": [
+        ("crds.gatewayAPI.enabled", "gateway-api"),
+        ("crds.envoyGateway.enabled", "envoy-gateway"),
+    ],
+}
+RENDERED_CHART = "kubernetes:helm.sh/v4:Chart"
 
 
 def _get(values: dict[str, Any], path: str) -> Any:
@@ -160,6 +171,12 @@ def installed_kinds(plan: Plan) -> dict[tuple[str, str], Registered]:
             continue
         assert _reference_kinds(folder), f"no reference CRDs in crds/{folder}"
         installed.update(dict.fromkeys(_reference_kinds(folder), release))
+    for chart in plan.of_type(RENDERED_CHART):
+        values = chart.inputs.get("values") or {}
+        for switch, folder in RENDERED_CRDS.get(str(chart.inputs["chart"]).rsplit("/", 1)[-1], []):
+            standard = folder != "gateway-api" or _get(values, "crds.gatewayAPI.channel") == "standard"
+            if _get(values, switch) is True and standard:
+                installed.update(dict.fromkeys(_reference_kinds(folder), chart))
     return installed
 
 
@@ -219,7 +236,8 @@ def test_the_guard_catches_gateway_api_mode_without_its_crds(plan: Plan) -> None
     values = {"kserve": {"controller": {"gateway": {"ingressGateway": {"enableGatewayApi": True}}}}}
     hits = [needed for _, enabled, needed, _ in kserve_rules if enabled(values)]
     assert ("gateway.networking.k8s.io", "HTTPRoute") in hits
-    assert ("gateway.networking.k8s.io", "HTTPRoute") not in installed_kinds(plan)
+    without_crd_chart = Plan(plan.env, [r for r in plan.resources if r.type != RENDERED_CHART])
+    assert ("gateway.networking.k8s.io", "HTTPRoute") not in installed_kinds(without_crd_chart)
 
 
 def _transitive(plan: Plan, r: Registered) -> set[str]:
@@ -234,14 +252,19 @@ def _transitive(plan: Plan, r: Registered) -> set[str]:
     return seen
 
 
-def test_the_gateway_hook_turns_on_gateway_api_and_then_needs_its_crds() -> None:
-    values = ingress_values(gateway_api=True)
-    gateway = values["kserve"]["controller"]["gateway"]
-    assert (
-        gateway["ingressGateway"]["enableGatewayApi"] is True and gateway["disableIngressCreation"] is False
-    )
-    needed = [need for chart, enabled, need, _ in RULES if chart == "kserve" and enabled(values)]
-    assert needed == [("gateway.networking.k8s.io", "HTTPRoute")], needed
+def test_kserve_creates_no_route_and_references_no_gateway_nobody_creates(plan: Plan) -> None:
+    """KServe's ingress config named `kserve/kserve-ingress-gateway` of class `alb`, which nothing
+    created; each app's HTTPRoute is the route, so KServe must not add its own next to it."""
+    kserve = plan.releases()["kserve"]
+    gateways = {
+        f"{r.inputs['metadata']['namespace']}/{r.inputs['metadata']['name']}"
+        for r in plan.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+    }
+    named = _switch("kserve", kserve, "kserve.controller.gateway.ingressGateway.kserveGateway")
+    assert named in gateways, f"{kserve.urn}: kserveGateway {named!r} is not a Gateway of the plan {gateways}"
+    assert _switch("kserve", kserve, "kserve.controller.gateway.ingressGateway.enableGatewayApi") is False
+    assert _switch("kserve", kserve, "kserve.controller.gateway.disableIngressCreation") is True, kserve.urn
+    assert _switch("kserve", kserve, "kserve.controller.gateway.ingressGateway.createGateway") is False
 
 
 def test_the_guard_sees_every_prometheus_operator_switch() -> None:

@@ -19,7 +19,8 @@ from infra.services.chart import deep_merge
 
 def _reference(chart_key: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
     pin = versions.CHARTS[chart_key]
-    if not (REFERENCE / "charts" / pin.reference / "values.yaml").exists():
+    folder = REFERENCE / "charts" / pin.reference
+    if not any((folder / name).exists() for name in ("values.yaml", "values.tmpl.yaml")):
         return None
     defaults, schema = reference_chart(pin.reference)
     for key, folder in SUBCHARTS.get(pin.reference, {}).items():

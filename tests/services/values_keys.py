@@ -62,6 +62,16 @@ FREE_FORM: dict[str, list[str]] = {
         # File name -> Falco rules text.
         "customRules.*",
     ],
+    "aws-load-balancer-controller": [
+        # aws-load-balancer-controller 3.5.0 templates: serviceaccount.yaml renders the annotations map
+        # with toYaml, deployment.yaml the security contexts with toYaml and `defaultTags` /
+        # `controllerConfig.featureGates` as key=value lists (convertMapToCsv).
+        "serviceAccount.annotations.*",
+        "podSecurityContext.*",
+        "securityContext.*",
+        "defaultTags.*",
+        "controllerConfig.featureGates.*",
+    ],
     "mlflow": [
         # Bitnami PostgreSQL subchart (not in the reference; the schema allows additional keys).
         "postgresql.auth.existingSecret",
