@@ -38,6 +38,15 @@ FLOOR = 0.90  # issue #20: every gate module kills at least 90 % of its mutants
 # And `|` itself is, in these modules, nearly always a type annotation (`dict[str, Any] | None`), which
 # `from __future__ import annotations` never evaluates: its mutants are all equivalent (the few runtime
 # uses, `isinstance(x, int | float)`, are held by the same tests that hold the isinstance checks).
+# One process, tests in file order (a mutant's verdict must not depend on a random order or on a worker
+# pool competing for the machine's cores). A mutant's cost is mostly pytest starting up, paid once per
+# mutant: the installed plugins these tests never use (faker alone scans its locales at start, ~0.5 s of
+# CPU) are not loaded; without xdist there is no `-n`, so the tests run in this one process.
+PYTEST_FLAGS = (
+    "-q",
+    *("-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail"),
+    *("-p", "no:faker", "-p", "no:anyio", "-p", "no:platformdirs"),
+)
 EXCLUDED_OPERATORS = [
     r"core/ReplaceBinaryOperator_.*_(Pow|RShift|LShift|BitOr|BitAnd|BitXor|FloorDiv|Mod)$",
     r"core/ReplaceBinaryOperator_BitOr_.*",
@@ -134,15 +143,34 @@ def scratch_copy(module: GateModule) -> Path:
     return root
 
 
+def test_command(module: GateModule) -> str:
+    """The command cosmic-ray runs for each mutant: drop the mutated module's bytecode, run its tests.
+
+    cosmic-ray runs it with PYTHONDONTWRITEBYTECODE=1, so that a mutant is never served the bytecode of
+    another (Python trusts a `.pyc` whose recorded mtime, in whole seconds, and size match the source,
+    which two same-size mutants written within one second share). That costs more than the tests:
+    pydantic, yaml and the project compiled from source in every run. Here bytecode is cached and only
+    the mutated module's own `.pyc` is removed before each run, which rules out the same mix-up.
+    """
+    path = Path(module.path)
+    stale = (
+        f"find {shlex.quote(str(path))} -name __pycache__ -prune -exec rm -rf {{}} +"
+        if (REPO / path).is_dir()
+        else f"rm -f {shlex.quote(str(path.parent / '__pycache__'))}/{shlex.quote(path.stem)}.*.pyc"
+    )
+    pytest = ["env", "-u", "PYTHONDONTWRITEBYTECODE", f"{REPO}/.venv/bin/python", "-m", "pytest"]
+    pytest += [*PYTEST_FLAGS, "-x", *module.tests]
+    return shlex.join(["sh", "-c", f"{stale}; exec {shlex.join(pytest)}"])
+
+
 def write_config(module: GateModule, root: Path, timeout: float) -> Path:
-    command = [f"{REPO}/.venv/bin/python", "-m", "pytest", "-x", "-q", "-n", "0", *module.tests]
     config = root.parent / "cosmic-ray.toml"
     config.write_text(
         "[cosmic-ray]\n"
         f"module-path = {json.dumps(module.path)}\n"
         f"timeout = {timeout}\n"
         "excluded-modules = []\n"
-        f"test-command = {json.dumps(shlex.join(command))}\n"
+        f"test-command = {json.dumps(test_command(module))}\n"
         '\n[cosmic-ray.distributor]\nname = "local"\n'
         "\n[cosmic-ray.filters.operators-filter]\n"
         f"exclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n"
@@ -150,13 +178,21 @@ def write_config(module: GateModule, root: Path, timeout: float) -> Path:
     return config
 
 
-def run_module(module: GateModule) -> tuple[int, int, float]:
-    """(killed, total) after running every mutant of `module`; survivors listed beside the report."""
-    root = scratch_copy(module)
-    env = {**os.environ, "PYTHONPATH": str(root)}
+def run_module(module: GateModule, resume: bool = False) -> tuple[int, int, float]:
+    """(killed, total) after running every mutant of `module`; survivors listed beside the report.
+
+    With `resume`, a session stopped part-way (its scratch copy still in place) runs only the mutants it
+    has not judged yet, with the current test command.
+    """
+    root = BUILD / module.name / "repo"
+    session = root.parent / "session.sqlite"
+    resume = resume and session.exists() and root.is_dir()
+    if not resume:
+        root = scratch_copy(module)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(root)}
     started = time.monotonic()
     baseline = subprocess.run(
-        [str(REPO / ".venv/bin/python"), "-m", "pytest", "-q", "-n", "0", *module.tests],
+        [str(REPO / ".venv/bin/python"), "-m", "pytest", *PYTEST_FLAGS, *module.tests],
         cwd=root,
         env=env,
         capture_output=True,
@@ -170,16 +206,16 @@ def run_module(module: GateModule) -> tuple[int, int, float]:
     # A mutant that hangs is killed: allow three times the clean run, at least a minute.
     timeout = max(60.0, 3 * (time.monotonic() - started))
     config = write_config(module, root, timeout)
-    session = root.parent / "session.sqlite"
 
     def cosmic(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(VENV / argv[0]), *argv[1:]], cwd=root, env=env, capture_output=True, text=True, check=True
         )
 
-    cosmic("cosmic-ray", "init", str(config), str(session))
-    cosmic("cr-filter-operators", str(session), str(config))
-    cosmic("cr-filter-pragma", str(session))
+    if not resume:
+        cosmic("cosmic-ray", "init", str(config), str(session))
+        cosmic("cr-filter-operators", str(session), str(config))
+        cosmic("cr-filter-pragma", str(session))
     cosmic("cosmic-ray", "exec", str(config), str(session))
     tally = Tally.of(cosmic("cosmic-ray", "dump", str(session)).stdout)
     if tally.unjudged:
@@ -195,6 +231,11 @@ def run_module(module: GateModule) -> tuple[int, int, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(m.name for m in MODULES))
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a module's session that was stopped part-way instead of starting it again",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.modules) - {m.name for m in MODULES}
     if unknown:
@@ -204,26 +245,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     chosen = [m for m in MODULES if not args.modules or m.name in args.modules]
     BUILD.mkdir(parents=True, exist_ok=True)
-    report = BUILD / "report.md"
-    report.write_text(  # written row by row, so a run cut short still reports what it finished
-        f"# Mutation scores (cores: {os.cpu_count()})\n\n| module | path | killed | score | time |\n"
-        "|---|---|---|---|---|\n"
-    )
     below = []
     for module in chosen:
-        killed, total, seconds = run_module(module)
+        (BUILD / module.name / "score.md").unlink(missing_ok=True)
+        killed, total, seconds = run_module(module, resume=args.resume)
         score = killed / total if total else 1.0
         row = f"| {module.name} | `{module.path}` | {killed}/{total} | {score:.1%} | {seconds / 60:.1f} min |"
         print(row, flush=True)
-        with report.open("a") as out:
-            out.write(row + "\n")
+        (BUILD / module.name / "score.md").write_text(row + "\n")
+        write_report()  # after every module, so a run cut short still reports what it finished
         if score < FLOOR:
             below.append(module.name)
-    print(f"report: {report}")
+    print(f"report: {BUILD / 'report.md'}")
     if below:
         print(f"below {FLOOR:.0%}: {', '.join(below)} (survivors in build/mutation/<module>/survivors.txt)")
         return 1
     return 0
+
+
+def write_report() -> None:
+    """build/mutation/report.md: the latest score of every module measured so far, in MODULES order
+    (modules may be run one at a time, `MODULES=config make mutation`, and still end up in one table)."""
+    rows = [BUILD / m.name / "score.md" for m in MODULES]
+    (BUILD / "report.md").write_text(
+        f"# Mutation scores (cores: {os.cpu_count()})\n\n| module | path | killed | score | time |\n"
+        "|---|---|---|---|---|\n" + "".join(r.read_text() for r in rows if r.exists())
+    )
 
 
 if __name__ == "__main__":
