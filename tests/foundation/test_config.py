@@ -456,6 +456,20 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
+        {"services.monitoring.retention": "8785h"},
+        "mlplat:services.monitoring.retention",
+        "longer than 366 days",
+        id="retention-in-hours-one-hour-past-a-year",
+    ),
+    pytest.param(
+        "dev",
+        {"services.monitoring.retention": "53w"},
+        "mlplat:services.monitoring.retention",
+        "longer than 366 days",
+        id="retention-in-weeks-past-a-year",
+    ),
+    pytest.param(
+        "dev",
         {"services.monitoring.retention": "99999999d"},
         "mlplat:services.monitoring.retention",
         "should match pattern",
@@ -673,6 +687,13 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
+        {f"{POOL0}.labels": {"team name": "nlp", "mlplat/gpu-pool": "gpu-multi"}},
+        "mlplat:gpu.pools[0].labels",
+        "is the pool label the program sets",
+        id="malformed-label-key-does-not-hide-the-next-label",
+    ),
+    pytest.param(
+        "dev",
         {f"{POOL0}.labels": {"team": "n l p"}},
         "mlplat:gpu.pools[0].labels",
         "not a valid label value",
@@ -716,6 +737,7 @@ AT_THE_BOUND = [
     pytest.param("dev", {"services.monitoring.prometheus_replicas": 3}, id="prometheus-at-its-maximum"),
     pytest.param("dev", {"services.monitoring.retention": "366d"}, id="retention-of-a-leap-year"),
     pytest.param("dev", {"services.monitoring.retention": "52w"}, id="retention-in-weeks"),
+    pytest.param("dev", {"services.monitoring.retention": "8784h"}, id="retention-in-hours-of-a-leap-year"),
     pytest.param("dev", {"apps.max_replicas_per_app": 100}, id="app-replica-ceiling-at-its-maximum"),
     pytest.param("dev", {"system_pool.max_size": 30}, id="system-pool-at-its-maximum"),
     pytest.param("staging", {"services.vault.replicas": 7}, id="vault-at-seven-replicas"),
