@@ -53,6 +53,18 @@ def test_mutants_that_never_ran_are_unjudged_not_killed() -> None:
     assert tally.unjudged == ["m.py:1 core/Op1", "m.py:2 core/Op2", "m.py:3 core/Op3"]
 
 
+def test_mutants_left_out_of_a_sample_are_counted_apart_from_filtered_ones() -> None:
+    unsampled = json.dumps(
+        [
+            {"mutations": [{"module_path": "m.py", "start_pos": [2, 0], "operator_name": "core/Op2"}]},
+            {"worker_outcome": "skipped", "output": run.NOT_SAMPLED},
+        ]
+    )
+    tally = run.Tally.of("\n".join([line(1, "normal", "killed"), unsampled, line(3, "skipped")]))
+    assert (tally.killed, tally.total, tally.unsampled) == (1, 1, 1)
+    assert tally.survivors == [] and tally.unjudged == []
+
+
 def test_a_mutant_is_never_served_the_bytecode_of_another(tmp_path: Path) -> None:
     """Bytecode is cached between mutants; a `.pyc` left by a same-size mutant written within the same
     second (Python checks mtime in whole seconds, and size) must not stand in for the mutant on disk."""
