@@ -340,13 +340,15 @@ def test_missing_approval_names_the_version_that_holds_it(prod_registry: FakeReg
 
 
 def test_missing_approval_names_the_approved_holder_not_another_alias(fake: FakeRegistry) -> None:
-    """Other aliases (here one that sorts before `approved`) are not the approval."""
-    fake.add_version(
-        APP, "6", source=f"s3://mlplat-models/{APP}/6", tags=accuracy("0.99"), aliases=("alpha",)
-    )
-    fake.add_version(
-        APP, "9", source=f"s3://mlplat-models/{APP}/9", tags=accuracy("0.99"), aliases=("approved",)
-    )
+    """Other aliases, listed first and sorting before and after `approved`, are not the approval."""
+    for version, alias in (("6", "alpha"), ("7", "champion"), ("9", "approved")):
+        fake.add_version(
+            APP,
+            version,
+            source=f"s3://mlplat-models/{APP}/{version}",
+            tags=accuracy("0.99"),
+            aliases=(alias,),
+        )
     fake.add_version(APP, "8", source=f"s3://mlplat-models/{APP}/8", tags=accuracy("0.99"))
     (finding,) = registry_gate.check([subject("prod", "8")], fake.url)
     assert "(v9 does)" in finding.message
