@@ -58,6 +58,8 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         isvc("mlp06-version-mismatch"),
         isvc("mlp06-container-env"),
         isvc("mlp06-canary-hub"),
+        isvc("mlp06-component-hub"),
+        isvc("mlp06-latest"),
         isvc("env-unknown"),
     },
     "CKV_MLP_7": {
@@ -79,6 +81,7 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         isvc("mlp09-no-team"),
         isvc("mlp09-bad-version"),
         isvc("mlp09-other-team-namespace", "models-vision"),
+        isvc("mlp06-latest"),  # `latest` is no version
         isvc("malformed-shapes"),
     },
     "CKV_MLP_10": {
