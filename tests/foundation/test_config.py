@@ -702,6 +702,28 @@ BENT_CONFIGS = [
 ]
 
 
+# Lists and maps with a maximum size: one past it is refused, the maximum itself loads.
+ROLE = "arn:aws:iam::123456789012:role/platform-{}"
+SIZED = [
+    ("cluster.admin_role_arns", 10, lambda n: [ROLE.format(i) for i in range(n)]),
+    ("cluster.viewer_role_arns", 10, lambda n: [ROLE.format(i) for i in range(n)]),
+    ("aws.tags", 20, lambda n: {f"team-{i}": "x" for i in range(n)}),
+    ("system_pool.instance_types", 5, lambda n: [f"m6i.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")[:n]]),
+    ("gpu.pools.0.labels", 16, lambda n: {f"mlplat/tier-{i}": "x" for i in range(n)}),
+    ("apps.allowed_registries", 20, lambda n: [f"registry.mlplat.internal/team-{i}" for i in range(n)]),
+]  # fmt: skip
+BENT_CONFIGS += [
+    pytest.param(
+        "dev",
+        {path: items(most + 1)},
+        "mlplat:" + path.replace(".0.", "[0]."),
+        f"at most {most} items",
+        id=f"{path}-past-{most}",
+    )
+    for path, most, items in SIZED
+]
+
+
 @pytest.mark.parametrize(("env", "changes", "key", "reason"), BENT_CONFIGS)
 def test_bent_config_is_refused_with_key_and_reason(
     env: str, changes: dict[str, Any], key: str, reason: str
@@ -767,6 +789,9 @@ AT_THE_BOUND = [
         },
         id="same-instances-on-another-capacity-type",
     ),
+]
+AT_THE_BOUND += [
+    pytest.param("dev", {path: items(most)}, id=f"{path}-at-{most}") for path, most, items in SIZED
 ]
 
 
