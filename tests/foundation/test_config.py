@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -704,7 +705,7 @@ BENT_CONFIGS = [
 
 # Lists and maps with a maximum size: one past it is refused, the maximum itself loads.
 ROLE = "arn:aws:iam::123456789012:role/platform-{}"
-SIZED = [
+SIZED: list[tuple[str, int, Callable[[int], Any]]] = [
     ("cluster.admin_role_arns", 10, lambda n: [ROLE.format(i) for i in range(n)]),
     ("cluster.viewer_role_arns", 10, lambda n: [ROLE.format(i) for i in range(n)]),
     ("aws.tags", 20, lambda n: {f"team-{i}": "x" for i in range(n)}),
