@@ -715,6 +715,32 @@ SIZED: list[tuple[str, int, Callable[[int], Any]]] = [
 ]  # fmt: skip
 BENT_CONFIGS += [
     pytest.param(
+        "dev", {"aws.tags": {"": "x"}}, "mlplat:aws.tags", "at least 1 character", id="empty-tag-key"
+    ),
+    pytest.param(
+        "dev",
+        {"apps.allowed_registries": []},
+        "mlplat:apps.allowed_registries",
+        "at least 1 item",
+        id="no-allowed-registry",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.max_size": -1},
+        "mlplat:gpu.pools[0].max_size",
+        "greater than or equal to 0",
+        id="negative-gpu-pool-maximum-names-the-field",
+    ),
+    pytest.param(
+        "dev",
+        {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": ""}},
+        "mlplat:services.argocd.oidc.client_id",
+        "at least 1 character",
+        id="empty-oidc-client-id",
+    ),
+]
+BENT_CONFIGS += [
+    pytest.param(
         "dev",
         {path: items(most + 1)},
         "mlplat:" + path.replace(".0.", "[0]."),
@@ -789,6 +815,14 @@ AT_THE_BOUND = [
             "gpu.pools.1.gpus_per_node": 1,
         },
         id="same-instances-on-another-capacity-type",
+    ),
+]
+AT_THE_BOUND += [
+    pytest.param("dev", {"apps.max_replicas_per_app": 1, "apps.min_replicas": 1}, id="one-replica-per-app"),
+    pytest.param(
+        "dev",
+        {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": "a"}},
+        id="one-character-oidc-client-id",
     ),
 ]
 AT_THE_BOUND += [
