@@ -345,6 +345,11 @@ def injected(plan: dict[str, Any]) -> tuple[dict[str, Any], Counter[tuple[str, s
             {"ipProtocol": "tcp", "fromPort": 500, "toPort": 600, "cidrIpv4": "0.0.0.0/0"},
         ),
         (
+            "injected-udp-on-https",
+            INGRESS_RULE,
+            {"ipProtocol": "udp", "fromPort": 443, "toPort": 443, "cidrIpv4": "0.0.0.0/0"},
+        ),
+        (
             "injected-https-egress",
             SG_RULE,
             {
