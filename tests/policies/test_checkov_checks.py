@@ -67,6 +67,7 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         isvc("mlp07-untagged"),
         isvc("mlp07-docker-hub"),
         isvc("mlp07-lookalike-registry"),
+        isvc("mlp07-no-image"),
         "ServingRuntime.models-core-ml.mlp07-runtime-latest",
     },
     "CKV_MLP_8": {
@@ -134,6 +135,16 @@ def test_every_check_has_expectations() -> None:
 def test_check_fails_exactly_the_expected_resources(results: dict[str, Any], check_id: str) -> None:
     failed = {r["resource"] for r in results["failed_checks"] if r["check_id"] == check_id}
     assert failed == EXPECTED_FAILURES[check_id]
+
+
+def test_container_without_an_image_is_reported_missing_not_unevaluable(results: dict[str, Any]) -> None:
+    """The reason is what the author fixes: "missing", not a crash turned into a failure."""
+    (found,) = [
+        r
+        for r in results["failed_checks"]
+        if r["check_id"] == "CKV_MLP_7" and r["resource"] == isvc("mlp07-no-image")
+    ]
+    assert found["check_result"]["evaluated_keys"] == ["spec/predictor/containers/[0]/image (missing)"]
 
 
 def test_pass_fixtures_pass_every_check(results: dict[str, Any]) -> None:
