@@ -35,7 +35,12 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         isvc("mlp01-no-container"),
         isvc("malformed-shapes"),
     },
-    "CKV_MLP_2": {isvc("mlp02-request-only"), isvc("mlp02-request-not-limit"), isvc("mlp02-no-toleration")},
+    "CKV_MLP_2": {
+        isvc("mlp02-request-only"),
+        isvc("mlp02-request-not-limit"),
+        isvc("mlp02-no-toleration"),
+        isvc("mlp02-other-taint-tolerated"),
+    },
     "CKV_MLP_3": {isvc("mlp03-no-pool"), isvc("mlp03-unknown-pool"), isvc("mlp03-affinity-any-node")},
     "CKV_MLP_4": {
         isvc("mlp04-no-max"),
