@@ -9,9 +9,10 @@ the working tree. The copy is `git ls-files` of the checkout (committed and stag
 disk) with the virtualenvs linked in, and PYTHONPATH pointing at it so the mutated copy, not the
 editable install, is what the tests import.
 
-Usage: `python scripts/mutation/run.py [MODULE ...]` (default: every gate module). Writes
-`build/mutation/report.md` (score per module) and `build/mutation/<module>/survivors.txt`; exits 1 when
-a module scores below its floor in MODULES.
+Usage: `python scripts/mutation/run.py [--sample N] [--resume] [MODULE ...]` (default: every gate
+module, every mutant). Writes `build/mutation/report.md` (the latest score of every module run so far)
+and `build/mutation/<module>/survivors.txt`; exits 1 when a module scores below FLOOR. Survivors that
+may stay are explained in SURVIVORS.md beside this file.
 """
 
 from __future__ import annotations
@@ -32,12 +33,6 @@ BUILD = REPO / "build" / "mutation"
 VENV = REPO / ".venv-mutation" / "bin"
 VENVS = (".venv", ".venv-checkov", ".venv-policy")
 FLOOR = 0.90  # issue #20: every gate module kills at least 90 % of its mutants
-# Replacing an operator by a bit shift, a bitwise operator, an exponent, a modulo or a floor division
-# only produces noise in these modules (they never compute bit fields or powers); operators the code
-# does use are still mutated into everything else.
-# And `|` itself is, in these modules, nearly always a type annotation (`dict[str, Any] | None`), which
-# `from __future__ import annotations` never evaluates: its mutants are all equivalent (the few runtime
-# uses, `isinstance(x, int | float)`, are held by the same tests that hold the isinstance checks).
 # One process, tests in file order (a mutant's verdict must not depend on a random order or on a worker
 # pool competing for the machine's cores). A mutant's cost is mostly pytest starting up, paid once per
 # mutant: the installed plugins these tests never use (faker alone scans its locales at start, ~0.5 s of
@@ -47,6 +42,12 @@ PYTEST_FLAGS = (
     *("-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail"),
     *("-p", "no:faker", "-p", "no:anyio", "-p", "no:platformdirs"),
 )
+# Replacing an operator by a bit shift, a bitwise operator, an exponent, a modulo or a floor division
+# only produces noise in these modules (they never compute bit fields or powers); operators the code
+# does use are still mutated into everything else.
+# And `|` itself is, in these modules, nearly always a type annotation (`dict[str, Any] | None`), which
+# `from __future__ import annotations` never evaluates: its mutants are all equivalent (the few runtime
+# uses, `isinstance(x, int | float)`, are held by the same tests that hold the isinstance checks).
 EXCLUDED_OPERATORS = [
     r"core/ReplaceBinaryOperator_.*_(Pow|RShift|LShift|BitOr|BitAnd|BitXor|FloorDiv|Mod)$",
     r"core/ReplaceBinaryOperator_BitOr_.*",
