@@ -164,6 +164,7 @@ VIOLATIONS_PROD = Counter(
         ("nodes-imdsv2-required", urn("no-template", NODE_GROUP), "mandatory"): 1,
         ("gpu-pool-taint", urn("gpu-untainted", NODE_POOL), "mandatory"): 1,
         ("gpu-pool-taint", urn("gpu-by-family", NODE_POOL), "mandatory"): 1,
+        ("gpu-pool-taint", urn("gpu-by-type", NODE_POOL), "mandatory"): 1,
         ("gpu-pool-taint", urn("gpu-group", NODE_GROUP), "mandatory"): 1,
         ("gpu-pool-limits", urn("gpu-untainted", NODE_POOL), "mandatory"): 1,
         ("protect-stateful-prod", urn("bad-key", KEY), "mandatory"): 1,
