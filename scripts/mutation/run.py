@@ -54,7 +54,7 @@ EXCLUDED_OPERATORS = [
 ]
 
 
-# `--sample N`: every mutant but a random N (seeded: the same N on every run of the same source) is
+# `--sample N`: every mutant but a random N (seeded: the same N mutants on every run of the same source) is
 # marked skipped with this output, so a module too slow to run whole on a loaded machine still gets an
 # unbiased estimate, reported as a sample. Run in .venv-mutation, where cosmic-ray is installed.
 NOT_SAMPLED = "not in the sample"
@@ -63,7 +63,10 @@ import random, sys
 from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import WorkerOutcome, WorkResult
 with use_db(sys.argv[1], WorkDB.Mode.open) as db:
-    pending = sorted(item.job_id for item in db.pending_work_items)
+    def where(item):  # job ids are random; a mutant's place and operator are not
+        m = item.mutations[0]
+        return (str(m.module_path), tuple(m.start_pos), m.operator_name, m.occurrence)
+    pending = [item.job_id for item in sorted(db.pending_work_items, key=where)]
     keep = set(random.Random(20).sample(pending, min(int(sys.argv[2]), len(pending))))
     out = [job for job in pending if job not in keep]
     db.set_multiple_results(out, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output={NOT_SAMPLED!r}))
