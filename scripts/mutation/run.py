@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         row = (
             f"| {module.name} | `{module.path}` | {tally.killed}/{tally.total}{scope} | {score:.1%} "
-            f"| {seconds / 60:.1f} min |"
+            f"| {seconds / 60:.1f} min{' since resumed' if args.resume else ''} |"
         )
         print(row, flush=True)
         (BUILD / module.name / "score.md").write_text(row + "\n")
