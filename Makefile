@@ -67,9 +67,10 @@ plans: $(BIN)/.installed $(POLICY_VENV)/.installed
 validate: setup
 	$(BIN)/mlplat validate
 
-# Scoped to the gate modules (scripts/mutation/run.py MODULES); MODULES="config promote" narrows it.
+# Scoped to the gate modules (scripts/mutation/run.py MODULES); MODULES="config promote" narrows it,
+# SAMPLE=100 runs that many mutants per module drawn at random (an estimate, reported as one).
 mutation: setup $(MUTATION_VENV)/.installed
-	$(BIN)/python scripts/mutation/run.py $(MODULES)
+	$(BIN)/python scripts/mutation/run.py $(if $(SAMPLE),--sample $(SAMPLE)) $(MODULES)
 
 demo: setup
 	$(BIN)/mlplat demo

@@ -9,9 +9,10 @@ the working tree. The copy is `git ls-files` of the checkout (committed and stag
 disk) with the virtualenvs linked in, and PYTHONPATH pointing at it so the mutated copy, not the
 editable install, is what the tests import.
 
-Usage: `python scripts/mutation/run.py [MODULE ...]` (default: every gate module). Writes
-`build/mutation/report.md` (score per module) and `build/mutation/<module>/survivors.txt`; exits 1 when
-a module scores below its floor in MODULES.
+Usage: `python scripts/mutation/run.py [--sample N] [--resume] [MODULE ...]` (default: every gate
+module, every mutant). Writes `build/mutation/report.md` (the latest score of every module run so far)
+and `build/mutation/<module>/survivors.txt`; exits 1 when a module scores below FLOOR. Survivors that
+may stay are explained in SURVIVORS.md beside this file.
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ BUILD = REPO / "build" / "mutation"
 VENV = REPO / ".venv-mutation" / "bin"
 VENVS = (".venv", ".venv-checkov", ".venv-policy")
 FLOOR = 0.90  # issue #20: every gate module kills at least 90 % of its mutants
+# One process, tests in file order (a mutant's verdict must not depend on a random order or on a worker
+# pool competing for the machine's cores). A mutant's cost is mostly pytest starting up, paid once per
+# mutant: the installed plugins these tests never use (faker alone scans its locales at start, ~0.5 s of
+# CPU) are not loaded; without xdist there is no `-n`, so the tests run in this one process.
+PYTEST_FLAGS = (
+    "-q",
+    *("-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail"),
+    *("-p", "no:faker", "-p", "no:anyio", "-p", "no:platformdirs"),
+)
 # Replacing an operator by a bit shift, a bitwise operator, an exponent, a modulo or a floor division
 # only produces noise in these modules (they never compute bit fields or powers); operators the code
 # does use are still mutated into everything else.
@@ -42,6 +52,25 @@ EXCLUDED_OPERATORS = [
     r"core/ReplaceBinaryOperator_.*_(Pow|RShift|LShift|BitOr|BitAnd|BitXor|FloorDiv|Mod)$",
     r"core/ReplaceBinaryOperator_BitOr_.*",
 ]
+
+
+# `--sample N`: every mutant but a random N (seeded: the same N mutants on every run of the same source) is
+# marked skipped with this output, so a module too slow to run whole on a loaded machine still gets an
+# unbiased estimate, reported as a sample. Run in .venv-mutation, where cosmic-ray is installed.
+NOT_SAMPLED = "not in the sample"
+SAMPLE_SCRIPT = f"""
+import random, sys
+from cosmic_ray.work_db import WorkDB, use_db
+from cosmic_ray.work_item import WorkerOutcome, WorkResult
+with use_db(sys.argv[1], WorkDB.Mode.open) as db:
+    def where(item):  # job ids are random; a mutant's place and operator are not
+        m = item.mutations[0]
+        return (str(m.module_path), tuple(m.start_pos), m.operator_name, m.occurrence)
+    pending = [item.job_id for item in sorted(db.pending_work_items, key=where)]
+    keep = set(random.Random(20).sample(pending, min(int(sys.argv[2]), len(pending))))
+    out = [job for job in pending if job not in keep]
+    db.set_multiple_results(out, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output={NOT_SAMPLED!r}))
+"""
 
 
 @dataclass(frozen=True)
@@ -85,6 +114,7 @@ class Tally:
 
     killed: int = 0
     total: int = 0
+    unsampled: int = 0  # left out by --sample: neither killed nor survived
     survivors: list[str] = field(default_factory=list)
     unjudged: list[str] = field(default_factory=list)
 
@@ -96,7 +126,8 @@ class Tally:
             mutation = item["mutations"][0]
             where = f"{mutation['module_path']}:{mutation['start_pos'][0]} {mutation['operator_name']}"
             outcome = (result or {}).get("worker_outcome")
-            if outcome == "skipped":  # filtered as noise (EXCLUDED_OPERATORS)
+            if outcome == "skipped":  # filtered as noise (EXCLUDED_OPERATORS), or not in the sample
+                tally.unsampled += result.get("output") == NOT_SAMPLED
                 continue
             if outcome == "exception":  # cosmic-ray 8.7.0 cannot apply some operators (its
                 tally.survivors.append(
@@ -138,15 +169,34 @@ def scratch_copy(module: GateModule) -> Path:
     return root
 
 
+def test_command(module: GateModule) -> str:
+    """The command cosmic-ray runs for each mutant: drop the mutated module's bytecode, run its tests.
+
+    cosmic-ray runs it with PYTHONDONTWRITEBYTECODE=1, so that a mutant is never served the bytecode of
+    another (Python trusts a `.pyc` whose recorded mtime, in whole seconds, and size match the source,
+    which two same-size mutants written within one second share). That costs more than the tests:
+    pydantic, yaml and the project compiled from source in every run. Here bytecode is cached and only
+    the mutated module's own `.pyc` is removed before each run, which rules out the same mix-up.
+    """
+    path = Path(module.path)
+    stale = (
+        f"find {shlex.quote(str(path))} -name __pycache__ -prune -exec rm -rf {{}} +"
+        if (REPO / path).is_dir()
+        else f"rm -f {shlex.quote(str(path.parent / '__pycache__'))}/{shlex.quote(path.stem)}.*.pyc"
+    )
+    pytest = ["env", "-u", "PYTHONDONTWRITEBYTECODE", f"{REPO}/.venv/bin/python", "-m", "pytest"]
+    pytest += [*PYTEST_FLAGS, "-x", *module.tests]
+    return shlex.join(["sh", "-c", f"{stale}; exec {shlex.join(pytest)}"])
+
+
 def write_config(module: GateModule, root: Path, timeout: float) -> Path:
-    command = [f"{REPO}/.venv/bin/python", "-m", "pytest", "-x", "-q", "-n", "0", *module.tests]
     config = root.parent / "cosmic-ray.toml"
     config.write_text(
         "[cosmic-ray]\n"
         f"module-path = {json.dumps(module.path)}\n"
         f"timeout = {timeout}\n"
         "excluded-modules = []\n"
-        f"test-command = {json.dumps(shlex.join(command))}\n"
+        f"test-command = {json.dumps(test_command(module))}\n"
         '\n[cosmic-ray.distributor]\nname = "local"\n'
         "\n[cosmic-ray.filters.operators-filter]\n"
         f"exclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n"
@@ -154,13 +204,22 @@ def write_config(module: GateModule, root: Path, timeout: float) -> Path:
     return config
 
 
-def run_module(module: GateModule) -> tuple[int, int, float]:
-    """(killed, total) after running every mutant of `module`; survivors listed beside the report."""
-    root = scratch_copy(module)
-    env = {**os.environ, "PYTHONPATH": str(root)}
+def run_module(module: GateModule, resume: bool = False, sample: int | None = None) -> tuple[Tally, float]:
+    """The tally of `module`'s mutants and the wall time it took; survivors listed beside the report.
+
+    With `resume`, a session stopped part-way (its scratch copy still in place) runs only the mutants it
+    has not judged yet, with the current test command. With `sample`, only that many mutants, drawn at
+    random, are run.
+    """
+    root = BUILD / module.name / "repo"
+    session = root.parent / "session.sqlite"
+    resume = resume and session.exists() and root.is_dir()
+    if not resume:
+        root = scratch_copy(module)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(root)}
     started = time.monotonic()
     baseline = subprocess.run(
-        [str(REPO / ".venv/bin/python"), "-m", "pytest", "-q", "-n", "0", *module.tests],
+        [str(REPO / ".venv/bin/python"), "-m", "pytest", *PYTEST_FLAGS, *module.tests],
         cwd=root,
         env=env,
         capture_output=True,
@@ -174,16 +233,18 @@ def run_module(module: GateModule) -> tuple[int, int, float]:
     # A mutant that hangs is killed: allow three times the clean run, at least a minute.
     timeout = max(60.0, 3 * (time.monotonic() - started))
     config = write_config(module, root, timeout)
-    session = root.parent / "session.sqlite"
 
     def cosmic(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(VENV / argv[0]), *argv[1:]], cwd=root, env=env, capture_output=True, text=True, check=True
         )
 
-    cosmic("cosmic-ray", "init", str(config), str(session))
-    cosmic("cr-filter-operators", str(session), str(config))
-    cosmic("cr-filter-pragma", str(session))
+    if not resume:
+        cosmic("cosmic-ray", "init", str(config), str(session))
+        cosmic("cr-filter-operators", str(session), str(config))
+        cosmic("cr-filter-pragma", str(session))
+        if sample is not None:
+            cosmic("python", "-c", SAMPLE_SCRIPT, str(session), str(sample))
     cosmic("cosmic-ray", "exec", str(config), str(session))
     tally = Tally.of(cosmic("cosmic-ray", "dump", str(session)).stdout)
     if tally.unjudged:
@@ -193,13 +254,26 @@ def run_module(module: GateModule) -> tuple[int, int, float]:
     survivors = tally.survivors
     (root.parent / "survivors.txt").write_text("\n".join(sorted(survivors)) + "\n")
     shutil.rmtree(root)  # the copy is large; the session database and survivors stay
-    return tally.killed, tally.total, time.monotonic() - started
+    return tally, time.monotonic() - started
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(m.name for m in MODULES))
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a module's session that was stopped part-way instead of starting it again",
+    )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="run only N mutants of each module, drawn at random (an estimate, reported as one)",
+    )
     args = parser.parse_args(argv)
+    if args.sample is not None and args.sample < 1:
+        parser.error("--sample needs a positive number of mutants")
     unknown = set(args.modules) - {m.name for m in MODULES}
     if unknown:
         parser.error(f"unknown module(s) {', '.join(sorted(unknown))}; choose from the list in --help")
@@ -208,26 +282,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     chosen = [m for m in MODULES if not args.modules or m.name in args.modules]
     BUILD.mkdir(parents=True, exist_ok=True)
-    report = BUILD / "report.md"
-    report.write_text(  # written row by row, so a run cut short still reports what it finished
-        f"# Mutation scores (cores: {os.cpu_count()})\n\n| module | path | killed | score | time |\n"
-        "|---|---|---|---|---|\n"
-    )
     below = []
     for module in chosen:
-        killed, total, seconds = run_module(module)
-        score = killed / total if total else 1.0
-        row = f"| {module.name} | `{module.path}` | {killed}/{total} | {score:.1%} | {seconds / 60:.1f} min |"
+        (BUILD / module.name / "score.md").unlink(missing_ok=True)
+        tally, seconds = run_module(module, resume=args.resume, sample=args.sample)
+        score = tally.killed / tally.total if tally.total else 1.0
+        scope = (
+            f" (random sample of {tally.total} of {tally.total + tally.unsampled})" if tally.unsampled else ""
+        )
+        row = (
+            f"| {module.name} | `{module.path}` | {tally.killed}/{tally.total}{scope} | {score:.1%} "
+            f"| {seconds / 60:.1f} min{' since resumed' if args.resume else ''} |"
+        )
         print(row, flush=True)
-        with report.open("a") as out:
-            out.write(row + "\n")
+        (BUILD / module.name / "score.md").write_text(row + "\n")
+        write_report()  # after every module, so a run cut short still reports what it finished
         if score < FLOOR:
             below.append(module.name)
-    print(f"report: {report}")
+    print(f"report: {BUILD / 'report.md'}")
     if below:
         print(f"below {FLOOR:.0%}: {', '.join(below)} (survivors in build/mutation/<module>/survivors.txt)")
         return 1
     return 0
+
+
+def write_report() -> None:
+    """build/mutation/report.md: the latest score of every module measured so far, in MODULES order
+    (modules may be run one at a time, `MODULES=config make mutation`, and still end up in one table)."""
+    rows = [BUILD / m.name / "score.md" for m in MODULES]
+    (BUILD / "report.md").write_text(
+        f"# Mutation scores (cores: {os.cpu_count()})\n\n| module | path | killed | score | time |\n"
+        "|---|---|---|---|---|\n" + "".join(r.read_text() for r in rows if r.exists())
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -498,6 +499,20 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
+        {"services.monitoring.retention": "8785h"},
+        "mlplat:services.monitoring.retention",
+        "longer than 366 days",
+        id="retention-in-hours-one-hour-past-a-year",
+    ),
+    pytest.param(
+        "dev",
+        {"services.monitoring.retention": "53w"},
+        "mlplat:services.monitoring.retention",
+        "longer than 366 days",
+        id="retention-in-weeks-past-a-year",
+    ),
+    pytest.param(
+        "dev",
         {"services.monitoring.retention": "99999999d"},
         "mlplat:services.monitoring.retention",
         "should match pattern",
@@ -715,11 +730,66 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
+        {f"{POOL0}.labels": {"team name": "nlp", "mlplat/gpu-pool": "gpu-multi"}},
+        "mlplat:gpu.pools[0].labels",
+        "is the pool label the program sets",
+        id="malformed-label-key-does-not-hide-the-next-label",
+    ),
+    pytest.param(
+        "dev",
         {f"{POOL0}.labels": {"team": "n l p"}},
         "mlplat:gpu.pools[0].labels",
         "not a valid label value",
         id="pool-label-value-malformed",
     ),
+]
+
+
+# Lists and maps with a maximum size: one past it is refused, the maximum itself loads.
+ROLE = "arn:aws:iam::123456789012:role/platform-{}"
+SIZED: list[tuple[str, int, Callable[[int], Any]]] = [
+    ("cluster.admin_role_arns", 10, lambda n: [ROLE.format(i) for i in range(n)]),
+    ("cluster.viewer_role_arns", 10, lambda n: [ROLE.format(i) for i in range(n)]),
+    ("aws.tags", 20, lambda n: {f"team-{i}": "x" for i in range(n)}),
+    ("system_pool.instance_types", 5, lambda n: [f"m6i.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")[:n]]),
+    ("gpu.pools.0.labels", 16, lambda n: {f"mlplat/tier-{i}": "x" for i in range(n)}),
+    ("apps.allowed_registries", 20, lambda n: [f"registry.mlplat.internal/team-{i}" for i in range(n)]),
+]  # fmt: skip
+BENT_CONFIGS += [
+    pytest.param(
+        "dev", {"aws.tags": {"": "x"}}, "mlplat:aws.tags", "at least 1 character", id="empty-tag-key"
+    ),
+    pytest.param(
+        "dev",
+        {"apps.allowed_registries": []},
+        "mlplat:apps.allowed_registries",
+        "at least 1 item",
+        id="no-allowed-registry",
+    ),
+    pytest.param(
+        "dev",
+        {f"{POOL0}.max_size": -1},
+        "mlplat:gpu.pools[0].max_size",
+        "greater than or equal to 0",
+        id="negative-gpu-pool-maximum-names-the-field",
+    ),
+    pytest.param(
+        "dev",
+        {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": ""}},
+        "mlplat:services.argocd.oidc.client_id",
+        "at least 1 character",
+        id="empty-oidc-client-id",
+    ),
+]
+BENT_CONFIGS += [
+    pytest.param(
+        "dev",
+        {path: items(most + 1)},
+        "mlplat:" + path.replace(".0.", "[0]."),
+        f"at most {most} items",
+        id=f"{path}-past-{most}",
+    )
+    for path, most, items in SIZED
 ]
 
 
@@ -758,6 +828,7 @@ AT_THE_BOUND = [
     pytest.param("dev", {"services.monitoring.prometheus_replicas": 3}, id="prometheus-at-its-maximum"),
     pytest.param("dev", {"services.monitoring.retention": "366d"}, id="retention-of-a-leap-year"),
     pytest.param("dev", {"services.monitoring.retention": "52w"}, id="retention-in-weeks"),
+    pytest.param("dev", {"services.monitoring.retention": "8784h"}, id="retention-in-hours-of-a-leap-year"),
     pytest.param("dev", {"apps.max_replicas_per_app": 100}, id="app-replica-ceiling-at-its-maximum"),
     pytest.param("dev", {"system_pool.max_size": 30}, id="system-pool-at-its-maximum"),
     pytest.param("staging", {"services.vault.replicas": 7}, id="vault-at-seven-replicas"),
@@ -792,6 +863,17 @@ AT_THE_BOUND = [
         },
         id="same-instances-on-another-capacity-type",
     ),
+]
+AT_THE_BOUND += [
+    pytest.param("dev", {"apps.max_replicas_per_app": 1, "apps.min_replicas": 1}, id="one-replica-per-app"),
+    pytest.param(
+        "dev",
+        {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": "a"}},
+        id="one-character-oidc-client-id",
+    ),
+]
+AT_THE_BOUND += [
+    pytest.param("dev", {path: items(most)}, id=f"{path}-at-{most}") for path, most, items in SIZED
 ]
 
 

@@ -164,6 +164,7 @@ VIOLATIONS_PROD = Counter(
         ("nodes-imdsv2-required", urn("no-template", NODE_GROUP), "mandatory"): 1,
         ("gpu-pool-taint", urn("gpu-untainted", NODE_POOL), "mandatory"): 1,
         ("gpu-pool-taint", urn("gpu-by-family", NODE_POOL), "mandatory"): 1,
+        ("gpu-pool-taint", urn("gpu-by-type", NODE_POOL), "mandatory"): 1,
         ("gpu-pool-taint", urn("gpu-group", NODE_GROUP), "mandatory"): 1,
         ("gpu-pool-limits", urn("gpu-untainted", NODE_POOL), "mandatory"): 1,
         ("protect-stateful-prod", urn("bad-key", KEY), "mandatory"): 1,
@@ -213,6 +214,9 @@ def test_dev_fixture_allows_an_allowlisted_public_endpoint_only() -> None:
         {
             ("eks-endpoint-access", urn("open-to-world", EKS, "dev"), "mandatory"): 1,
             ("eks-endpoint-access", urn("default-public", EKS, "dev"), "mandatory"): 1,
+            # An allowlist computed during the update cannot be judged in preview: advisory, as the
+            # CLI's analyzer reports it, never "no allowlist" (which would be mandatory and false).
+            ("eks-endpoint-access", urn("computed-allowlist", EKS, "dev"), "advisory"): 1,
         }
     )
 
@@ -254,6 +258,18 @@ def test_stack_config_is_read_under_the_programs_bounds(tmp_path: Path, text: st
     ]
     assert [v["urn"] for v in found] == [stack_urn()], found
     assert "cannot be read safely" in found[0]["message"] and refusal in found[0]["message"], found
+
+
+def test_configured_stack_file_that_does_not_exist_is_a_violation(tmp_path: Path) -> None:
+    """A policy config naming a stack file that is not there must not pass as "no secrets found"."""
+    config = tmp_path / "policy-config.json"
+    config.write_text(json.dumps({STACK_SECRETS: {"stackConfigFile": str(tmp_path / "Pulumi.prod.yaml")}}))
+    found = [
+        v
+        for v in violations_of(FIXTURES / "pulumi-pack-compliant-prod.json", config)
+        if v["policy"] == STACK_SECRETS
+    ]
+    assert [v["urn"] for v in found] == [stack_urn()] and "does not exist" in found[0]["message"], found
 
 
 # ---- parity with the analyzer the CLI runs -------------------------------------------------------
@@ -322,6 +338,31 @@ def injected(plan: dict[str, Any]) -> tuple[dict[str, Any], Counter[tuple[str, s
         },
         dependsOn=[clusters[0]["urn"]],
     )
+    # Rules on the cluster's group that do not take in TCP 443 from anywhere: not violations.
+    for name, typ, inputs in [
+        (
+            "injected-ports-above-https",
+            INGRESS_RULE,
+            {"ipProtocol": "tcp", "fromPort": 500, "toPort": 600, "cidrIpv4": "0.0.0.0/0"},
+        ),
+        (
+            "injected-udp-on-https",
+            INGRESS_RULE,
+            {"ipProtocol": "udp", "fromPort": 443, "toPort": 443, "cidrIpv4": "0.0.0.0/0"},
+        ),
+        (
+            "injected-https-egress",
+            SG_RULE,
+            {
+                "type": "egress",
+                "protocol": "tcp",
+                "fromPort": 443,
+                "toPort": 443,
+                "cidrBlocks": ["0.0.0.0/0"],
+            },
+        ),
+    ]:
+        add(typ, name, {"securityGroupId": UNKNOWN, **inputs}, dependsOn=[clusters[0]["urn"]])
     expected = Counter(
         {
             ("kms-key-rotation", key, "mandatory"): 1,

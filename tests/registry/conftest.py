@@ -13,12 +13,15 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from mlplat import example_models, model_store, promote
-from mlplat.mlflow_server import MlflowServer
+from mlplat import promote
 from mlplat.registry_gate import EVALUATION_PASSED, EVALUATION_TAG, METRIC_TAG_PREFIX, REPO
+
+if TYPE_CHECKING:
+    from mlplat.example_models import ExampleVersion
 
 APP = "iris-classifier"
 
@@ -27,12 +30,17 @@ APP = "iris-classifier"
 class Registry:
     url: str
     store: Path
-    first_run: list[example_models.ExampleVersion]
+    first_run: list[ExampleVersion]
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    # Imported here, not at the top: most tests of this folder use the fake registry, and these imports
+    # (MLflow, the example models) cost every test run about a second.
     from mlflow import MlflowClient
+
+    from mlplat import example_models, model_store
+    from mlplat.mlflow_server import MlflowServer
 
     workdir = tmp_path_factory.mktemp("registry")
     store = workdir / "model-store"

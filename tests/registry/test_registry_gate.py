@@ -102,9 +102,10 @@ def test_unreachable_registry_fails_fast() -> None:
     assert time.monotonic() - start < 3
 
 
-def test_only_inference_services_are_asked_about() -> None:
-    namespace = RenderedDoc("dev", "x", "x.yaml", {"kind": "Namespace", "metadata": {"name": "a"}})
-    assert registry_gate.check([namespace], "http://127.0.0.1:9") == []
+@pytest.mark.parametrize("kind", ["Namespace", "HTTPRoute", "ConfigMap"])  # sorting after and before
+def test_only_inference_services_are_asked_about(kind: str) -> None:
+    other = RenderedDoc("dev", "x", "x.yaml", {"kind": kind, "metadata": {"name": "a"}})
+    assert registry_gate.check([other], "http://127.0.0.1:9") == []
 
 
 def test_malformed_evaluation_file(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -339,6 +339,21 @@ def test_missing_approval_names_the_version_that_holds_it(prod_registry: FakeReg
     assert "(v9 does)" in finding.message and "set alias 'approved' on iris-classifier v8" in finding.fix
 
 
+def test_missing_approval_names_the_approved_holder_not_another_alias(fake: FakeRegistry) -> None:
+    """Other aliases, listed first and sorting before and after `approved`, are not the approval."""
+    for version, alias in (("6", "alpha"), ("7", "champion"), ("9", "approved")):
+        fake.add_version(
+            APP,
+            version,
+            source=f"s3://mlplat-models/{APP}/{version}",
+            tags=accuracy("0.99"),
+            aliases=(alias,),
+        )
+    fake.add_version(APP, "8", source=f"s3://mlplat-models/{APP}/8", tags=accuracy("0.99"))
+    (finding,) = registry_gate.check([subject("prod", "8")], fake.url)
+    assert "(v9 does)" in finding.message
+
+
 def test_missing_approval_says_when_no_version_holds_it(fake: FakeRegistry) -> None:
     fake.add_version(APP, "8", source=f"s3://mlplat-models/{APP}/8", tags=accuracy("0.99"))
     (finding,) = registry_gate.check([subject("prod", "8")], fake.url)

@@ -98,7 +98,8 @@ def serve(registry: FakeRegistry) -> Iterator[FakeRegistry]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop's next poll: 0.5 s by default, paid by every test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     registry.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
