@@ -43,6 +43,12 @@ RECEIVERS_STATE_LABEL = "mlplat/alerting-receivers"
 # Placeholders: a URL whose host never resolves, and a key no service accepts.
 PLACEHOLDER_URL = "https://receivers-not-configured.invalid/"
 PLACEHOLDER_KEY = "receivers-not-configured"
+# The environment's key the privacy marshaller hashes personal fields with (HMAC-SHA256; at least
+# 32 bytes, mlplat/monitoring/privacy.py). Generated once per environment, then owned by Vault; the
+# model namespaces of logged apps read it (platform/vault/models-inference-logging.hcl), so equal
+# values stay joinable within one environment and never across environments.
+INFERENCE_LOG_HASH_KEY_SECRET = "inference-log-hash-key"  # pragma: allowlist secret (a Secret name)
+INFERENCE_LOG_HASH_KEY_VAULT_PATH = "platform/monitoring/inference-log-hash-key"
 
 
 def alertmanager_config() -> dict[str, Any] | None:
@@ -128,6 +134,12 @@ class Monitoring(ChartService):
             RECEIVERS_VAULT_PATH,
             placeholder_receivers(alertmanager_config()),
             labels={RECEIVERS_STATE_LABEL: "placeholder"},
+        )
+        self.seed(
+            "inference-log-hash-key",
+            INFERENCE_LOG_HASH_KEY_SECRET,
+            INFERENCE_LOG_HASH_KEY_VAULT_PATH,
+            {"key": self.password("inference-log-hash-key")},
         )
         self.release = self.install(
             "release",
