@@ -29,6 +29,7 @@ from mlplat.validation import (
     argocd,
     capacity,
     governance,
+    logging_rules,
     output,
     ownership,
     podsecurity,
@@ -179,6 +180,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
         report.findings += _isolation_checks(chosen, docs, index)
         report.findings += _governance_checks(root, chosen, docs, configs, trees)
         report.findings += podsecurity.check(docs)
+        report.findings += logging_rules.check(root, chosen, docs, index)
         findings, waivers, scan_note = scan.result()
         findings = [f for f in findings if f.rule != podsecurity.SUPERSEDED]
     if args.schemas is None:
