@@ -505,6 +505,12 @@ class InferenceLogsConfig(_Model):
             f"at least {PROD_MIN_INFERENCE_LOG_DAYS}.",
         ),
     ]
+    drift_jobs: bool = Field(
+        False,
+        description="Run the hourly drift job of every monitored app. Off until the mlplat-monitor image "
+        "(infra/versions.py) is published: the CronJobs exist but stay suspended, so nothing pulls an "
+        "image that is not there.",
+    )
 
 
 class OidcConfig(_Model):

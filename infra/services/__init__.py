@@ -21,6 +21,7 @@ from infra.services.gpu_operator import GpuOperator
 from infra.services.kserve import Kserve, KserveArgs
 from infra.services.minio import Minio, MinioArgs
 from infra.services.mlflow import Mlflow, MlflowArgs
+from infra.services.model_monitoring import DriftJobs, DriftJobsArgs
 from infra.services.monitoring import Monitoring
 from infra.services.network_policies import NamespaceRef, NetworkPolicies, NetworkPoliciesArgs
 from infra.services.secrets import VaultAccess
@@ -92,13 +93,24 @@ class PlatformServices(pulumi.ComponentResource):
             ),
             child,
         )
+        self.drift_jobs = DriftJobs(
+            f"{name}-drift-jobs",
+            DriftJobsArgs(
+                config,
+                logs_reader=self.minio.logs_reader,
+                model_reader=self.minio.model_reader,
+                ca_cert_pem=self.cert_manager.ca_cert_pem,
+                after=(self.monitoring.pushgateway,),
+            ),
+            child,
+        )
         self.falco = Falco(f"{name}-falco", ServiceArgs(config, after), child)
         self.argocd = ArgoCd(f"{name}-argocd", ServiceArgs(config, after), child)
 
         # Default-deny walls around every platform namespace, once the namespaces exist (VSO's
         # namespace is created with its release).
         services = [self.monitoring, self.cert_manager, self.kserve, self.gpu_operator, self.vault]
-        services += [self.minio, self.mlflow, self.falco, self.argocd]
+        services += [self.minio, self.mlflow, self.falco, self.argocd, self.drift_jobs]
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies",
             NetworkPoliciesArgs(
@@ -111,6 +123,7 @@ class PlatformServices(pulumi.ComponentResource):
 
         # Vault delivery of every generated credential, once VSO's CRDs exist.
         seeds = [*self.monitoring.seeds, *self.vault.seeds, *self.minio.seeds, *self.mlflow.seeds]
+        seeds += self.drift_jobs.seeds
         self.vault_access = [
             VaultAccess(
                 f"{name}-vault-access-{ns}", ns, seeds, [self.vault.operator, self.vault.connection], child

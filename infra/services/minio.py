@@ -248,7 +248,7 @@ class Minio(ChartService):
         }
         self.seed("mlflow-user", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, self.mlflow_credentials)
         # Same key names as the MLflow user's: KServe's storage initializer reads exactly these.
-        self.seed(
+        self.model_reader = self.seed(
             "model-reader",
             MODEL_READER_SECRET,
             MODEL_READER_VAULT_PATH,
@@ -257,17 +257,19 @@ class Minio(ChartService):
                 "AWS_SECRET_ACCESS_KEY": self.password("model-reader-password"),
             },
         )
-        # Same key names again: KServe's agent (logger) and the drift job read exactly these.
-        for suffix, user, secret, path in (
-            ("inference-logger", LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_VAULT_PATH),
-            ("inference-logs-reader", LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_VAULT_PATH),
-        ):
+        # Same key names again: KServe's agent (logger) and the drift jobs read exactly these.
+        self.logs_writer, self.logs_reader = (
             self.seed(
                 suffix,
                 secret,
                 path,
                 {"AWS_ACCESS_KEY_ID": user, "AWS_SECRET_ACCESS_KEY": self.password(f"{suffix}-password")},
             )
+            for suffix, user, secret, path in (
+                ("inference-logger", LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_VAULT_PATH),
+                ("inference-logs-reader", LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_VAULT_PATH),
+            )
+        )
         self.release = self.install(
             "release",
             RELEASE,

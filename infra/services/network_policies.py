@@ -36,7 +36,18 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.services import argocd, cert_manager, falco, gpu_operator, kserve, minio, mlflow, monitoring, vault
+from infra.services import (
+    argocd,
+    cert_manager,
+    falco,
+    gpu_operator,
+    kserve,
+    minio,
+    mlflow,
+    model_monitoring,
+    monitoring,
+    vault,
+)
 
 Selector = dict[str, Any]
 Peer = dict[str, Any]
@@ -72,6 +83,8 @@ ARGOCD_OUTBOUND: Selector = {
 }
 # Bitnami postgresql (subchart 18.8.12 of mlflow 1.11.5): common.labels.matchLabels name=postgresql.
 POSTGRESQL: Selector = {"matchLabels": {"app.kubernetes.io/name": "postgresql"}}
+# prometheus-community/helm-charts tag prometheus-pushgateway-3.8.0 templates/_helpers.tpl selectorLabels.
+PUSHGATEWAY: Selector = {"matchLabels": {"app.kubernetes.io/name": monitoring.PUSHGATEWAY_RELEASE}}
 
 ALL_PODS: Selector = {}
 PRIVATE_AND_LINK_LOCAL = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
@@ -95,6 +108,10 @@ def tcp(*numbers: int) -> list[dict[str, Any]]:
 def in_namespace(namespace: str, pods: Selector | None = None) -> Peer:
     """Pods of `namespace` (all of them unless `pods` narrows it): both selectors in one peer, ANDed."""
     return {"namespaceSelector": {"matchLabels": {NAME_LABEL: namespace}}, "podSelector": pods or {}}
+
+
+# The drift jobs' pods (model_monitoring.py labels the CronJobs' pod template with it).
+DRIFT_JOBS: Peer = in_namespace(model_monitoring.NAMESPACE, {"matchLabels": model_monitoring.JOB_LABEL})
 
 
 def in_vpc(vpc_cidr: str) -> list[Peer]:
@@ -144,6 +161,8 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                                 in_namespace(mlflow.NAMESPACE, MLFLOW_SERVER),
                                 # KServe's storage initializer in each model pod.
                                 {"namespaceSelector": MODEL_NAMESPACES, "podSelector": {}},
+                                # Inference logs and reference samples read by the drift jobs.
+                                DRIFT_JOBS,
                             ],
                             "ports": tcp(9000),
                         }
@@ -161,6 +180,11 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                     "allow-postgresql-from-mlflow",
                     POSTGRESQL,
                     ingress=[{"from": [{"podSelector": MLFLOW_SERVER}], "ports": tcp(mlflow.POSTGRES_PORT)}],
+                ),
+                Flow(
+                    "allow-registry-reads-from-drift-jobs",
+                    MLFLOW_SERVER,
+                    ingress=[{"from": [DRIFT_JOBS], "ports": tcp(5000)}],
                 ),
                 Flow(
                     "allow-mlflow-to-stores",
@@ -215,12 +239,37 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                     ],
                 ),
                 Flow(
+                    "allow-pushes-from-drift-jobs",
+                    PUSHGATEWAY,
+                    ingress=[{"from": [DRIFT_JOBS], "ports": tcp(monitoring.PUSHGATEWAY_PORT)}],
+                ),
+                Flow(
                     "allow-alerts-from-falcosidekick",
                     ALERTMANAGER,
                     ingress=[{"from": [in_namespace(falco.NAMESPACE, FALCOSIDEKICK)], "ports": tcp(9093)}],
                 ),
                 # Receivers (chat, pager) are public HTTPS endpoints.
                 Flow("allow-alertmanager-to-receivers", ALERTMANAGER, egress=[PUBLIC_HTTPS]),
+            ),
+        ),
+        Walls(
+            model_monitoring.NAMESPACE,
+            scrape_ports=(),  # the jobs push their scores; nothing here is scraped
+            same_namespace=False,
+            kube_api=False,
+            flows=(
+                Flow(
+                    "allow-drift-jobs-out",
+                    {"matchLabels": model_monitoring.JOB_LABEL},
+                    egress=[
+                        {"to": [in_namespace(minio.NAMESPACE)], "ports": tcp(9000)},
+                        {"to": [in_namespace(mlflow.NAMESPACE, MLFLOW_SERVER)], "ports": tcp(5000)},
+                        {
+                            "to": [in_namespace(monitoring.NAMESPACE, PUSHGATEWAY)],
+                            "ports": tcp(monitoring.PUSHGATEWAY_PORT),
+                        },
+                    ],
+                ),
             ),
         ),
         Walls(
