@@ -145,6 +145,8 @@ def job_spec(target: MonitoredApp, config: StackConfig) -> dict[str, Any]:
             "requests": {"cpu": "500m", "memory": "768Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
+        # The root filesystem is read-only: anything a library caches goes to the /tmp emptyDir.
+        "env": [{"name": "HOME", "value": "/tmp"}],
         "securityContext": _security(),
         "volumeMounts": [
             {"name": "data", "mountPath": "/data", "readOnly": True},

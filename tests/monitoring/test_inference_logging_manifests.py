@@ -104,6 +104,11 @@ def test_the_marshaller_applies_the_apps_own_policy_and_the_environments_key(app
     assert policy["data"][contract.name] == (REPO / "apps" / app / "base" / "monitoring.yaml").read_text()
     key = Path(arg(marshaller, "--hash-key-file"))
     key_volume = volumes[mounts[str(key.parent)]]
+    # The marshaller runs as a non-root user and the pod sets no fsGroup: the files stay root's, so
+    # a key readable by its owner only could not be read and a hashing app would never start.
+    fs_group = (predictor.get("securityContext") or {}).get("fsGroup")
+    mode = key_volume["secret"].get("defaultMode", 0o644)
+    assert mode & 0o004 or (fs_group is not None and mode & 0o040), f"{app}/{env}: key mode {oct(mode)}"
     sync = one(docs, "VaultStaticSecret", key_volume["secret"]["secretName"])
     assert sync["spec"]["path"] == monitoring.INFERENCE_LOG_HASH_KEY_VAULT_PATH, sync["spec"]
 
