@@ -164,7 +164,7 @@ class Monitoring(ChartService):
             "pushgateway",
             PUSHGATEWAY_RELEASE,
             "prometheus-pushgateway",
-            depends_on=[self.namespace, self.release],
+            depends_on=[self.namespace, *(seed.resource for seed in self.seeds), self.release],
         )
         self.model_servers = k8s.apiextensions.CustomResource(
             f"{name}-kserve-models",

@@ -24,6 +24,7 @@ RELEASES = {
     "mlflow": "mlflow",
     "falco": "falco",
     "argocd": "argo-cd",
+    "prometheus-pushgateway": "prometheus-pushgateway",
 }
 
 
