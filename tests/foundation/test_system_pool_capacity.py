@@ -260,6 +260,10 @@ def kserve(v: dict[str, Any]) -> Iterator[Pods]:
     yield pods("kserve-controller", v, "kserve.controller.resources", "kserve.controller.rbacProxy.resources")
 
 
+def prometheus_pushgateway(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("prometheus-pushgateway", v, "resources", replicas="replicaCount")
+
+
 def no_pods(v: dict[str, Any]) -> Iterator[Pods]:
     yield from ()
 
@@ -279,6 +283,7 @@ CHARTS: dict[str, Callable[[dict[str, Any]], Iterator[Pods]]] = {
     "kserve-resources": kserve,
     "kserve-crd": no_pods,
     "kserve-runtime-configs": no_pods,
+    "prometheus-pushgateway": prometheus_pushgateway,
 }
 
 # The EKS add-ons the cluster installs (infra/aws/cluster.py), with their pods' requests.
