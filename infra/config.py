@@ -603,6 +603,32 @@ class MonitoringConfig(_Model):
         return retention
 
 
+# Inference logs hold what users sent to models. Prod keeps them at least this long: a quality or
+# drift incident must be investigable against the inputs of the last month (the monthly model
+# review looks back 30 days), and prod never keeps less evidence than dev.
+PROD_MIN_INFERENCE_LOG_DAYS = 30
+MAX_INFERENCE_LOG_DAYS = 365
+
+
+class InferenceLogsConfig(_Model):
+    retention_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_INFERENCE_LOG_DAYS,
+            description="Days the logs bucket keeps each inference log object (MinIO lifecycle expiry); "
+            f"at most {MAX_INFERENCE_LOG_DAYS}: logs of personal requests are not an archive. Prod keeps "
+            f"at least {PROD_MIN_INFERENCE_LOG_DAYS}.",
+        ),
+    ]
+    drift_jobs: bool = Field(
+        False,
+        description="Run the hourly drift job of every monitored app. Off until the mlplat-monitor image "
+        "(infra/versions.py) is published: the CronJobs exist but stay suspended, so nothing pulls an "
+        "image that is not there.",
+    )
+
+
 class OidcConfig(_Model):
     issuer: str = Field(pattern=r"^https://", description="OIDC issuer URL of the identity provider.")
     client_id: str = Field(min_length=1)
@@ -626,6 +652,7 @@ class ServicesConfig(_Model):
     mlflow: MlflowConfig
     monitoring: MonitoringConfig
     argocd: ArgoCdConfig
+    inference_logs: InferenceLogsConfig
 
 
 class AppsConfig(_Model):
@@ -825,6 +852,11 @@ class StackConfig(_Model):
             (self.apps.min_replicas >= 2, "apps.min_replicas: prod runs at least 2 replicas of a model"),
             (self.cost is not None, "cost.max_monthly_usd: prod has a budget the plan is held to"),
             (not self.apps.scale_to_zero, "apps.scale_to_zero: prod models never scale to zero"),
+            (
+                self.services.inference_logs.retention_days >= PROD_MIN_INFERENCE_LOG_DAYS,
+                f"services.inference_logs.retention_days: prod keeps inference logs at least "
+                f"{PROD_MIN_INFERENCE_LOG_DAYS} days",
+            ),
         ]
         broken = [message for ok, message in rules if not ok]
         return ["prod may not weaken security or availability: " + "; ".join(broken)] if broken else []

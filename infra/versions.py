@@ -51,6 +51,15 @@ CHARTS: dict[str, ChartPin] = {
         "88.5.3",
         "kube-prometheus-stack",
     ),
+    # The drift jobs push their scores here (README "Model monitoring"); Prometheus scrapes it with
+    # honorLabels so each app's `job`/`instance` grouping survives (prometheus-community/helm-charts
+    # tag prometheus-pushgateway-3.8.0, templates/servicemonitor.yaml `honorLabels`).
+    "prometheus-pushgateway": ChartPin(
+        "https://prometheus-community.github.io/helm-charts",
+        "prometheus-pushgateway",
+        "3.8.0",
+        "prometheus-pushgateway",
+    ),
     "falco": ChartPin("https://falcosecurity.github.io/charts", "falco", "9.1.0", "falco"),
     "argo-cd": ChartPin("https://argoproj.github.io/argo-helm", "argo-cd", "10.1.1", "argo-cd"),
     # KEDA scales GPU model servers on their request queue (apps/README.md, "Scaling"). Chart and CRDs
@@ -136,6 +145,15 @@ IMAGES: dict[str, str] = {
     # Falco's userspace of chart 9.1.0; the modern eBPF probe is built into this binary, so pinning
     # the image pins the driver too (no kernel module or probe download on the node).
     "falco": "falcosecurity/falco:0.44.1",
+    # The mlplat CLI (`mlplat monitor drift|marshaller`) with this repository's apps/ folder and
+    # kubectl: NOT built or pushed by this repository (it has no image build). The drift CronJobs stay
+    # suspended until `services.inference_logs.drift_jobs` says the image is published; the
+    # marshaller sidecar names the same image in apps/components/inference-logging (a test holds the
+    # two equal).
+    "mlplat-monitor": "registry.mlplat.internal/mlplat/monitor:0.1.0",
+    # MinIO's client, the release the MinIO chart 5.4.0 runs its own jobs with (values.yaml mcImage):
+    # copies a drift job's window of logs and the served versions' reference data into the pod.
+    "minio-mc": "quay.io/minio/mc:RELEASE.2024-11-21T17-21-54Z",
 }
 
 

@@ -115,8 +115,11 @@ def run_drift(args: argparse.Namespace) -> int:
 
 def run_marshaller(args: argparse.Namespace) -> int:
     check_env(args.env)
-    check_app(args.repo_root, args.app)
-    contract = contract_file.load(args.app, args.repo_root, args.env)
+    if args.contract is not None:  # on the cluster: the app's ConfigMap, generated from the same file
+        contract = contract_file.load_file(args.contract, str(args.contract), args.env)
+    else:
+        check_app(args.repo_root, args.app)
+        contract = contract_file.load(args.app, args.repo_root, args.env)
     try:
         key = args.hash_key_file.read_bytes().strip() if args.hash_key_file else b""
         policy = privacy.FieldPolicy(contract, key)
@@ -159,6 +162,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     marshal.add_argument("--host", default="127.0.0.1")
     marshal.add_argument("--port", type=int, default=9083)
     marshal.add_argument("--hash-key-file", type=Path, default=None, help="the environment's hash key")
+    marshal.add_argument(
+        "--contract", type=Path, default=None, help="the app's monitoring.yaml (default: from the repository)"
+    )
     marshal.set_defaults(func=_guarded(run_marshaller))
     for sub in (drift_cmd, marshal):
         sub.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)

@@ -29,6 +29,7 @@ from mlplat.validation import (
     argocd,
     capacity,
     governance,
+    logging_rules,
     output,
     ownership,
     podsecurity,
@@ -186,6 +187,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
         report.findings += _governance_checks(root, chosen, docs, trees)
         report.findings += podsecurity.check(docs)
         report.findings += routes.check(docs, {t.rel for t in chosen if t.app})
+        report.findings += logging_rules.check(root, chosen, docs, index)
         findings, waivers, scan_note = scan.result()
         findings = [f for f in findings if f.rule != podsecurity.SUPERSEDED]
     if args.schemas is None:

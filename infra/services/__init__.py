@@ -16,7 +16,7 @@ import pulumi
 from infra.config import StackConfig
 from infra.services.argocd import ArgoCd
 from infra.services.cert_manager import CertManager
-from infra.services.chart import ServiceArgs
+from infra.services.chart import ChartService, ServiceArgs
 from infra.services.falco import Falco
 from infra.services.gateway import InferenceGateway, InferenceGatewayArgs
 from infra.services.gpu_operator import GpuOperator
@@ -25,6 +25,7 @@ from infra.services.kserve import Kserve, KserveArgs
 from infra.services.load_balancer import LoadBalancerController, LoadBalancerControllerArgs
 from infra.services.minio import Minio, MinioArgs
 from infra.services.mlflow import Mlflow, MlflowArgs
+from infra.services.model_monitoring import DriftJobs, DriftJobsArgs
 from infra.services.monitoring import Monitoring
 from infra.services.network_policies import NamespaceRef, NetworkPolicies, NetworkPoliciesArgs
 from infra.services.secrets import VaultAccess
@@ -103,6 +104,17 @@ class PlatformServices(pulumi.ComponentResource):
             ),
             child,
         )
+        self.drift_jobs = DriftJobs(
+            f"{name}-drift-jobs",
+            DriftJobsArgs(
+                config,
+                logs_reader=self.minio.logs_reader,
+                model_reader=self.minio.model_reader,
+                ca_cert_pem=self.cert_manager.ca_cert_pem,
+                after=(self.monitoring.pushgateway,),
+            ),
+            child,
+        )
         self.falco = Falco(f"{name}-falco", ServiceArgs(config, after), child)
         self.argocd = ArgoCd(f"{name}-argocd", ServiceArgs(config, after), child)
         # After monitoring: its ServiceMonitors need the CRDs, its triggers query that Prometheus.
@@ -131,7 +143,13 @@ class PlatformServices(pulumi.ComponentResource):
 
         # Default-deny walls around every platform namespace, once the namespaces exist (VSO's
         # namespace is created with its release).
-        services = [self.monitoring, self.cert_manager, self.kserve, self.gpu_operator, self.vault]
+        services: list[ChartService | DriftJobs] = [
+            self.monitoring,
+            self.cert_manager,
+            self.kserve,
+            self.gpu_operator,
+            self.vault,
+        ]
         services += [
             self.minio,
             self.mlflow,
@@ -140,6 +158,7 @@ class PlatformServices(pulumi.ComponentResource):
             self.keda,
             self.load_balancer_controller,
             self.gateway,
+            self.drift_jobs,
         ]
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies",
@@ -153,6 +172,7 @@ class PlatformServices(pulumi.ComponentResource):
 
         # Vault delivery of every generated credential, once VSO's CRDs exist.
         seeds = [*self.monitoring.seeds, *self.vault.seeds, *self.minio.seeds, *self.mlflow.seeds]
+        seeds += self.drift_jobs.seeds
         self.vault_access = [
             VaultAccess(
                 f"{name}-vault-access-{ns}", ns, seeds, [self.vault.operator, self.vault.connection], child

@@ -46,6 +46,8 @@ RELEASE_TIMEOUT = 900
 POD_SECURITY: dict[str, str] = {
     "cert-manager": "restricted",
     "kserve": "restricted",
+    # The model drift jobs (model_monitoring.py).
+    "model-monitoring": "restricted",
     # The GPU Operator's operands (container toolkit, device plugin, DCGM, validators) mount host
     # paths and run privileged to configure the node's container runtime and GPUs.
     "gpu-operator": "privileged",

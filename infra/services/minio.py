@@ -8,6 +8,14 @@ A read-only `model-reader` user is what KServe's storage initializer in every `m
 namespace downloads model artifacts with (docs/runbooks/model-namespaces.md): it can list and read
 the model store bucket and nothing else.
 
+Inference logs (README "Model monitoring") have their own bucket `mlplat-inference-logs`, never the
+model store: objects expire after `services.inference_logs.retention_days` (a lifecycle rule), and
+two users reach it, each for one purpose. `inference-logger` may only write objects: KServe's agent
+in every logged predictor uploads batches with it and can neither list nor read back what other
+apps logged. `inference-logs-reader` may only list and read: the drift jobs. Their credentials live
+below `platform/minio/` in Vault (the minio role reads them to create the users; model namespaces
+read them through their own role, platform/vault/policies/models-inference-logging.hcl).
+
 MinIO serves TLS only, with certificate `minio/minio-tls` from the internal CA (cert_manager.py,
 docs/adr/0004-internal-tls-ca.md); its SANs cover the Service and every distributed peer behind the
 headless Service `minio-svc` (minio/minio 43a74029 helm/minio/templates/statefulset.yaml: peers are
@@ -52,6 +60,16 @@ MODEL_READER_USER = "model-reader"
 MODEL_READER_SECRET = "model-reader-s3"  # pragma: allowlist secret (a Secret name)
 MODEL_READER_VAULT_PATH = "platform/minio/model-reader"
 MODEL_READER_POLICY = "models-readonly"
+# The inference logs bucket and its two single-purpose users (see the module docstring).
+LOGS_BUCKET = "mlplat-inference-logs"
+LOGS_WRITER_USER = "inference-logger"
+LOGS_WRITER_SECRET = "inference-logger-s3"  # pragma: allowlist secret (a Secret name)
+LOGS_WRITER_VAULT_PATH = "platform/minio/inference-logger"
+LOGS_WRITER_POLICY = "inference-logs-writeonly"
+LOGS_READER_USER = "inference-logs-reader"
+LOGS_READER_SECRET = "inference-logs-reader-s3"  # pragma: allowlist secret (a Secret name)
+LOGS_READER_VAULT_PATH = "platform/minio/inference-logs-reader"
+LOGS_READER_POLICY = "inference-logs-readonly"
 
 
 def server_dns_names() -> list[str]:
@@ -71,6 +89,23 @@ class MinioArgs(ServiceArgs):
 
 def model_bucket(config: StackConfig) -> str:
     return config.apps.model_store_uri.removeprefix("s3://")
+
+
+def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
+    """The `customCommands` that put the expiry rule on the logs bucket.
+
+    The chart's `buckets` entries have no lifecycle key (minio/minio 43a74029 helm/minio/values.yaml,
+    `buckets`), so the rule is an `mc` command of the chart's post-install/upgrade job, which runs
+    `${MC} <command>` against alias `myminio` (helm/minio/templates/_helper_custom_command.txt).
+    `mc ilm rule add --expire-days N` expires current objects N days after creation (minio/docs
+    source/reference/minio-mc/mc-ilm-rule-add.rst). It appends a rule on every run (minio/mc
+    cmd/ilm-rule-add.go `mainILMAdd`: `lfcCfg.Rules = append(...)`): repeating the same rule is
+    harmless, and of several rules the shortest expiry wins, so lowering the retention takes effect
+    at the next `pulumi up` while raising it needs the old rule removed by hand
+    (`mc ilm rule rm --id <old> myminio/mlplat-inference-logs`).
+    """
+    days = config.services.inference_logs.retention_days
+    return [{"command": f"ilm rule add --expire-days {days} myminio/{LOGS_BUCKET}"}]
 
 
 def computed_values(config: StackConfig) -> dict[str, Any]:
@@ -97,7 +132,10 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
             # Model versions are immutable releases: versioning keeps an overwritten one recoverable.
             {"name": model_bucket(config), "policy": "none", "purge": False, "versioning": True},
             {"name": ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
+            # No versioning: an expired log object must be gone, not kept as a noncurrent version.
+            {"name": LOGS_BUCKET, "policy": "none", "purge": False, "versioning": False},
         ],
+        "customCommands": logs_lifecycle_commands(config),
         "policies": [
             {
                 "name": MLFLOW_POLICY,
@@ -119,6 +157,27 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                     {"resources": [f"arn:aws:s3:::{model_bucket(config)}/*"], "actions": ["s3:GetObject"]},
                 ],
             },
+            {
+                # KServe's agent only uploads (pkg/logger/store.go `BlobStore.Store` -> UploadObject);
+                # an interrupted multipart upload may be aborted, nothing may be listed or read.
+                "name": LOGS_WRITER_POLICY,
+                "statements": [
+                    {
+                        "resources": [f"arn:aws:s3:::{LOGS_BUCKET}/*"],
+                        "actions": ["s3:PutObject", "s3:AbortMultipartUpload"],
+                    },
+                ],
+            },
+            {
+                "name": LOGS_READER_POLICY,
+                "statements": [
+                    {
+                        "resources": [f"arn:aws:s3:::{LOGS_BUCKET}"],
+                        "actions": ["s3:GetBucketLocation", "s3:ListBucket"],
+                    },
+                    {"resources": [f"arn:aws:s3:::{LOGS_BUCKET}/*"], "actions": ["s3:GetObject"]},
+                ],
+            },
         ],
         # Replaces the chart's default `console/console123` user.
         "users": [
@@ -136,6 +195,18 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 "existingSecretKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
                 "policy": MODEL_READER_POLICY,
             },
+            *(
+                {
+                    "accessKey": pulumi.Output.secret(user),
+                    "existingSecret": secret,
+                    "existingSecretKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
+                    "policy": policy,
+                }
+                for user, secret, policy in (
+                    (LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_POLICY),
+                    (LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_POLICY),
+                )
+            ),
         ],
     }
 
@@ -177,7 +248,7 @@ class Minio(ChartService):
         }
         self.seed("mlflow-user", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, self.mlflow_credentials)
         # Same key names as the MLflow user's: KServe's storage initializer reads exactly these.
-        self.seed(
+        self.model_reader = self.seed(
             "model-reader",
             MODEL_READER_SECRET,
             MODEL_READER_VAULT_PATH,
@@ -185,6 +256,19 @@ class Minio(ChartService):
                 "AWS_ACCESS_KEY_ID": MODEL_READER_USER,
                 "AWS_SECRET_ACCESS_KEY": self.password("model-reader-password"),
             },
+        )
+        # Same key names again: KServe's agent (logger) and the drift jobs read exactly these.
+        self.logs_writer, self.logs_reader = (
+            self.seed(
+                suffix,
+                secret,
+                path,
+                {"AWS_ACCESS_KEY_ID": user, "AWS_SECRET_ACCESS_KEY": self.password(f"{suffix}-password")},
+            )
+            for suffix, user, secret, path in (
+                ("inference-logger", LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_VAULT_PATH),
+                ("inference-logs-reader", LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_VAULT_PATH),
+            )
         )
         self.release = self.install(
             "release",

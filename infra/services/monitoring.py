@@ -1,5 +1,8 @@
 """kube-prometheus-stack: Prometheus, Alertmanager and Grafana, plus the platform's rules and dashboards.
 
+Also the Pushgateway the model drift jobs publish to (model_monitoring.py), scraped with
+`honorLabels`, and the environment's key for hashing personal fields in inference logs.
+
 Installed first: its CRDs (ServiceMonitor, PodMonitor, PrometheusRule) are used by every other
 service. Retention, storage and replicas come from `services.monitoring`; the Alertmanager config,
 PrometheusRules and Grafana dashboards are loaded from `platform/` at program time.
@@ -33,6 +36,12 @@ from infra.services.chart import (
 NAMESPACE = "monitoring"
 RELEASE = "kube-prometheus-stack"
 ALERTMANAGER_URL = f"http://{RELEASE}-alertmanager.{NAMESPACE}.svc.cluster.local:9093"
+# The Pushgateway the drift jobs push to: the chart names its Service after a release name that
+# contains the chart name, and serves on 9091 (prometheus-community/helm-charts tag
+# prometheus-pushgateway-3.8.0, templates/_helpers.tpl `fullname`, values.yaml `service.port`).
+PUSHGATEWAY_RELEASE = "prometheus-pushgateway"
+PUSHGATEWAY_PORT = 9091
+PUSHGATEWAY_URL = f"http://{PUSHGATEWAY_RELEASE}.{NAMESPACE}.svc.cluster.local:{PUSHGATEWAY_PORT}"
 GRAFANA_ADMIN_SECRET = "grafana-admin"  # pragma: allowlist secret
 RECEIVERS_SECRET = "alertmanager-receivers"  # pragma: allowlist secret (a Secret name)
 # Each `alertmanagerSpec.secrets` entry is mounted at /etc/alertmanager/secrets/<name>
@@ -43,6 +52,12 @@ RECEIVERS_STATE_LABEL = "mlplat/alerting-receivers"
 # Placeholders: a URL whose host never resolves, and a key no service accepts.
 PLACEHOLDER_URL = "https://receivers-not-configured.invalid/"
 PLACEHOLDER_KEY = "receivers-not-configured"
+# The environment's key the privacy marshaller hashes personal fields with (HMAC-SHA256; at least
+# 32 bytes, mlplat/monitoring/privacy.py). Generated once per environment, then owned by Vault; the
+# model namespaces of logged apps read it (platform/vault/models-inference-logging.hcl), so equal
+# values stay joinable within one environment and never across environments.
+INFERENCE_LOG_HASH_KEY_SECRET = "inference-log-hash-key"  # pragma: allowlist secret (a Secret name)
+INFERENCE_LOG_HASH_KEY_VAULT_PATH = "platform/monitoring/inference-log-hash-key"
 
 
 def alertmanager_config() -> dict[str, Any] | None:
@@ -129,6 +144,12 @@ class Monitoring(ChartService):
             placeholder_receivers(alertmanager_config()),
             labels={RECEIVERS_STATE_LABEL: "placeholder"},
         )
+        self.seed(
+            "inference-log-hash-key",
+            INFERENCE_LOG_HASH_KEY_SECRET,
+            INFERENCE_LOG_HASH_KEY_VAULT_PATH,
+            {"key": self.password("inference-log-hash-key")},
+        )
         self.release = self.install(
             "release",
             RELEASE,
@@ -138,6 +159,13 @@ class Monitoring(ChartService):
             protect=args.config.protect_stateful,
         )
         after: list[pulumi.Resource] = [self.release]
+        # After the stack: its ServiceMonitor needs the CRD.
+        self.pushgateway = self.install(
+            "pushgateway",
+            PUSHGATEWAY_RELEASE,
+            "prometheus-pushgateway",
+            depends_on=[self.namespace, *(seed.resource for seed in self.seeds), self.release],
+        )
         self.model_servers = k8s.apiextensions.CustomResource(
             f"{name}-kserve-models",
             api_version="monitoring.coreos.com/v1",

@@ -47,6 +47,7 @@ from infra.services import (
     load_balancer,
     minio,
     mlflow,
+    model_monitoring,
     monitoring,
     vault,
 )
@@ -94,6 +95,8 @@ GATEWAY_ACCESS: Selector = {"matchLabels": gateway.ACCESS_LABEL}
 # on, the agent in front of it (InferenceServiceDefaultAgentPortStr "9081"). Envoy connects to the
 # pods' endpoints, so these are container ports, not the Service's.
 MODEL_SERVER_PORTS = (8080, 9081)
+# prometheus-community/helm-charts tag prometheus-pushgateway-3.8.0 templates/_helpers.tpl selectorLabels.
+PUSHGATEWAY: Selector = {"matchLabels": {"app.kubernetes.io/name": monitoring.PUSHGATEWAY_RELEASE}}
 
 ALL_PODS: Selector = {}
 PRIVATE_AND_LINK_LOCAL = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
@@ -117,6 +120,10 @@ def tcp(*numbers: int) -> list[dict[str, Any]]:
 def in_namespace(namespace: str, pods: Selector | None = None) -> Peer:
     """Pods of `namespace` (all of them unless `pods` narrows it): both selectors in one peer, ANDed."""
     return {"namespaceSelector": {"matchLabels": {NAME_LABEL: namespace}}, "podSelector": pods or {}}
+
+
+# The drift jobs' pods (model_monitoring.py labels the CronJobs' pod template with it).
+DRIFT_JOBS: Peer = in_namespace(model_monitoring.NAMESPACE, {"matchLabels": model_monitoring.JOB_LABEL})
 
 
 def in_vpc(vpc_cidr: str) -> list[Peer]:
@@ -166,6 +173,8 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                                 in_namespace(mlflow.NAMESPACE, MLFLOW_SERVER),
                                 # KServe's storage initializer in each model pod.
                                 {"namespaceSelector": MODEL_NAMESPACES, "podSelector": {}},
+                                # Inference logs and reference samples read by the drift jobs.
+                                DRIFT_JOBS,
                             ],
                             "ports": tcp(9000),
                         }
@@ -183,6 +192,11 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                     "allow-postgresql-from-mlflow",
                     POSTGRESQL,
                     ingress=[{"from": [{"podSelector": MLFLOW_SERVER}], "ports": tcp(mlflow.POSTGRES_PORT)}],
+                ),
+                Flow(
+                    "allow-registry-reads-from-drift-jobs",
+                    MLFLOW_SERVER,
+                    ingress=[{"from": [DRIFT_JOBS], "ports": tcp(5000)}],
                 ),
                 Flow(
                     "allow-mlflow-to-stores",
@@ -237,6 +251,11 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                     ],
                 ),
                 Flow(
+                    "allow-pushes-from-drift-jobs",
+                    PUSHGATEWAY,
+                    ingress=[{"from": [DRIFT_JOBS], "ports": tcp(monitoring.PUSHGATEWAY_PORT)}],
+                ),
+                Flow(
                     "allow-alerts-from-falcosidekick",
                     ALERTMANAGER,
                     ingress=[{"from": [in_namespace(falco.NAMESPACE, FALCOSIDEKICK)], "ports": tcp(9093)}],
@@ -248,6 +267,26 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                     "allow-queries-from-keda",
                     PROMETHEUS,
                     ingress=[{"from": [in_namespace(keda.NAMESPACE)], "ports": tcp(keda.PROMETHEUS_PORT)}],
+                ),
+            ),
+        ),
+        Walls(
+            model_monitoring.NAMESPACE,
+            scrape_ports=(),  # the jobs push their scores; nothing here is scraped
+            same_namespace=False,
+            kube_api=False,
+            flows=(
+                Flow(
+                    "allow-drift-jobs-out",
+                    {"matchLabels": model_monitoring.JOB_LABEL},
+                    egress=[
+                        {"to": [in_namespace(minio.NAMESPACE)], "ports": tcp(9000)},
+                        {"to": [in_namespace(mlflow.NAMESPACE, MLFLOW_SERVER)], "ports": tcp(5000)},
+                        {
+                            "to": [in_namespace(monitoring.NAMESPACE, PUSHGATEWAY)],
+                            "ports": tcp(monitoring.PUSHGATEWAY_PORT),
+                        },
+                    ],
                 ),
             ),
         ),

@@ -4,5 +4,5 @@ The serving path logs requests and responses with KServe's logger (`spec.predict
 posts each batch to the privacy marshaller (`marshaller.py`) before anything reaches the logs bucket.
 A scheduled drift job (`drift.py`) reads the stored records, compares their inputs with the reference
 data saved beside the served model version, and publishes scores under the names `metrics.py` owns.
-Each app says what it logs and how drift is judged in `apps/<app>/monitoring.yaml` (`contract.py`).
+Each app says what it logs and how drift is judged in `apps/<app>/base/monitoring.yaml` (`contract.py`).
 """

@@ -1,4 +1,9 @@
-"""`apps/<app>/monitoring.yaml`: what an app's inference logs may hold and how its drift is judged.
+"""`apps/<app>/base/monitoring.yaml`: what an app's inference logs may hold and how its drift is judged.
+
+The file sits in the app's base so that kustomize can turn it into the ConfigMap the privacy
+marshaller reads on the cluster (`configMapGenerator`, apps/components/inference-logging): kustomize
+reads generator files only at or below the kustomization's own folder (its default load restrictor),
+and refuses a component that contains the overlay being built, so `apps/<app>/` could not.
 
 Every input field the model receives is named with a policy: `keep` (stored as sent), `hash` (stored
 as an HMAC-SHA256 with the environment's key, so equal values still join without being readable) or
@@ -93,13 +98,16 @@ class MonitoringContract(_Model):
 
 
 def path_of(app: str, repo_root: Path) -> Path:
-    return repo_root / "apps" / app / FILE
+    return repo_root / "apps" / app / "base" / FILE
 
 
 def load(app: str, repo_root: Path, env: str | None = None) -> MonitoringContract:
     """The app's contract, checked; with `env`, also what that environment forbids."""
-    path = path_of(app, repo_root)
-    where = f"apps/{app}/{FILE}"
+    return load_file(path_of(app, repo_root), f"apps/{app}/base/{FILE}", env)
+
+
+def load_file(path: Path, where: str, env: str | None = None) -> MonitoringContract:
+    """A contract file read from anywhere (on the cluster: the mounted ConfigMap); `where` names it."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

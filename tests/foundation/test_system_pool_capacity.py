@@ -237,6 +237,10 @@ def aws_load_balancer_controller(v: dict[str, Any]) -> Iterator[Pods]:
     yield pods("aws-load-balancer-controller", v, "resources", replicas="replicaCount")
 
 
+def prometheus_pushgateway(v: dict[str, Any]) -> Iterator[Pods]:
+    yield pods("prometheus-pushgateway", v, "resources", replicas="replicaCount")
+
+
 def no_pods(v: dict[str, Any]) -> Iterator[Pods]:
     yield from ()
 
@@ -259,6 +263,7 @@ CHARTS: dict[str, Callable[[dict[str, Any]], Iterator[Pods]]] = {
     "keda": keda,
     "gateway-helm": envoy_gateway,
     "aws-load-balancer-controller": aws_load_balancer_controller,
+    "prometheus-pushgateway": prometheus_pushgateway,
 }
 
 # Envoy proxies, which Envoy Gateway creates per EnvoyProxy (its `envoyDeployment.replicas`): an envoy

@@ -215,7 +215,7 @@ def test_marshaller_speaks_kserves_http_marshaller_protocol(churn_policy: FieldP
 
 
 def test_prod_refuses_a_personal_field_kept_raw(tmp_path: Path) -> None:
-    app = tmp_path / "apps" / "a"
+    app = tmp_path / "apps" / "a" / "base"
     app.mkdir(parents=True)
     (app / "monitoring.yaml").write_text(
         "fields: {email: keep, x: keep}\npersonal: [email]\nfeatures: [x]\nprediction: class\n"
@@ -248,8 +248,8 @@ def test_prod_refuses_a_personal_field_kept_raw(tmp_path: Path) -> None:
     ],
 )
 def test_inconsistent_monitoring_file_names_the_key(tmp_path: Path, text: str, why: str) -> None:
-    (tmp_path / "apps" / "a").mkdir(parents=True)
-    (tmp_path / "apps" / "a" / "monitoring.yaml").write_text(text)
+    (tmp_path / "apps" / "a" / "base").mkdir(parents=True)
+    (tmp_path / "apps" / "a" / "base" / "monitoring.yaml").write_text(text)
     with pytest.raises(contract_file.ContractError, match=why):
         contract_file.load("a", tmp_path)
 

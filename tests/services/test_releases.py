@@ -27,6 +27,7 @@ RELEASES = {
     "keda": "keda",
     "envoy-gateway": "envoy-gateway",
     "aws-load-balancer-controller": "aws-load-balancer-controller",
+    "prometheus-pushgateway": "prometheus-pushgateway",
 }
 
 

@@ -116,6 +116,12 @@ def test_rendered_model_namespace_is_restricted_and_denied_by_default(
         "allow-ingress-from-monitoring": ["monitoring"],
         "allow-egress-dns": ["kube-system"],
         "allow-egress-model-store": ["minio"],
+        # Logged apps (apps/components/inference-logging): KServe's agent port 9081.
+        **(
+            {"allow-ingress-to-inference-logger": ["envoy-gateway-system", "monitoring"]}
+            if (REPO / "apps" / app / "base" / "monitoring.yaml").exists()
+            else {}
+        ),
     }
     store = policies["allow-egress-model-store"]["spec"]["egress"][0]["ports"]
     assert store == [{"protocol": "TCP", "port": 9000}]

@@ -1,0 +1,141 @@
+"""The logged apps as Argo CD would apply them: KServe's logger writes to the logs bucket through the
+app's own privacy marshaller on loopback, and the agent port the logger puts in front of the model
+(9081) is admitted from the gateway and Prometheus, with no other new flow."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.services import minio, monitoring
+from mlplat.monitoring import records
+
+REPO = Path(__file__).resolve().parents[2]
+CRD = REPO.parent / "shared" / "reference" / "crds" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+LOGGED_APPS = ("iris-classifier", "churn-gbm")
+ENVS = ("dev", "staging", "prod")
+AGENT_PORT = 9081  # kserve v0.20.0 pkg/constants/constants.go InferenceServiceDefaultAgentPort
+AGENT_EMBEDDED_MARSHALLER_PORT = 9083  # kserve v0.20.0 cmd/agent/main.go --log-marshaller-port
+GATEWAY_PROXIES = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/component": "proxy"}},
+}
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+_rendered: dict[str, list[dict[str, Any]]] = {}
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    if overlay not in _rendered:
+        out = subprocess.run(
+            ["kubectl", "kustomize", str(REPO / overlay)], capture_output=True, text=True, check=True
+        ).stdout
+        _rendered[overlay] = [d for d in yaml.safe_load_all(out) if d]
+    return _rendered[overlay]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} rendered"
+    return found[0]
+
+
+def isvc_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == "InferenceService")
+
+
+def sidecar(predictor: dict[str, Any]) -> dict[str, Any]:
+    containers = predictor.get("containers") or []
+    assert len(containers) == 1, f"containers: {[c.get('name') for c in containers]}"
+    return containers[0]
+
+
+def arg(container: dict[str, Any], flag: str) -> str:
+    args = container["args"]
+    assert flag in args, f"{container['name']}: no {flag} in {args}"
+    return str(args[args.index(flag) + 1])
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("app", LOGGED_APPS)
+def test_logged_apps_write_to_the_logs_bucket_only_through_their_marshaller(app: str, env: str) -> None:
+    docs = render(f"apps/{app}/overlays/{env}")
+    isvc = isvc_of(docs)
+    where = f"{app}/{env} {isvc['metadata']['name']}"
+    logger = isvc["spec"]["predictor"].get("logger")
+    assert logger, f"{where}: no spec.predictor.logger: nothing is logged"
+    assert logger["mode"] == "all" and logger["url"] == f"s3://{minio.LOGS_BUCKET}", f"{where}: {logger}"
+    storage = logger["storage"]
+    # An empty path makes the agent store nothing (cmd/agent/main.go); path, parameters and key are
+    # all required once storage is set (validateLogger).
+    assert storage["path"] and storage["parameters"] and storage["key"], f"{where}: {storage}"
+    assert records.VERSION_ANNOTATION in logger["metadataAnnotations"], f"{where}: records without a version"
+    # The agent's credentials: a ServiceAccount holding only the write-only user's Secret, from Vault.
+    account = one(docs, "ServiceAccount", storage["serviceAccountName"])
+    assert account["secrets"] == [{"name": minio.LOGS_WRITER_SECRET}], f"{where}: {account['secrets']}"
+    assert account["automountServiceAccountToken"] is False, where
+    sync = one(docs, "VaultStaticSecret", minio.LOGS_WRITER_SECRET)
+    assert sync["spec"]["path"] == minio.LOGS_WRITER_VAULT_PATH, f"{where}: {sync['spec']}"
+    # The marshaller: the pod's loopback, on the port the sidecar listens on.
+    marshaller = sidecar(isvc["spec"]["predictor"])
+    url = logger["marshallerUrl"]
+    assert url.startswith("http://127.0.0.1:"), f"{where}: marshaller reachable off the pod: {url}"
+    port = int(url.removeprefix("http://127.0.0.1:").split("/")[0])
+    assert arg(marshaller, "--host") == "127.0.0.1" and int(arg(marshaller, "--port")) == port, where
+    assert port not in (AGENT_PORT, AGENT_EMBEDDED_MARSHALLER_PORT), f"{where}: port {port} is the agent's"
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("app", LOGGED_APPS)
+def test_the_marshaller_applies_the_apps_own_policy_and_the_environments_key(app: str, env: str) -> None:
+    docs = render(f"apps/{app}/overlays/{env}")
+    predictor = isvc_of(docs)["spec"]["predictor"]
+    marshaller = sidecar(predictor)
+    mounts = {m["mountPath"]: m["name"] for m in marshaller["volumeMounts"]}
+    volumes = {v["name"]: v for v in predictor["volumes"]}
+    contract = Path(arg(marshaller, "--contract"))
+    policy_volume = volumes[mounts[str(contract.parent)]]
+    policy = one(docs, "ConfigMap", policy_volume["configMap"]["name"])
+    # Generated from the contract file itself: what the marshaller enforces is what git says.
+    assert policy["data"][contract.name] == (REPO / "apps" / app / "base" / "monitoring.yaml").read_text()
+    key = Path(arg(marshaller, "--hash-key-file"))
+    key_volume = volumes[mounts[str(key.parent)]]
+    # The marshaller runs as a non-root user and the pod sets no fsGroup: the files stay root's, so
+    # a key readable by its owner only could not be read and a hashing app would never start.
+    fs_group = (predictor.get("securityContext") or {}).get("fsGroup")
+    mode = key_volume["secret"].get("defaultMode", 0o644)
+    assert mode & 0o004 or (fs_group is not None and mode & 0o040), f"{app}/{env}: key mode {oct(mode)}"
+    sync = one(docs, "VaultStaticSecret", key_volume["secret"]["secretName"])
+    assert sync["spec"]["path"] == monitoring.INFERENCE_LOG_HASH_KEY_VAULT_PATH, sync["spec"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("app", LOGGED_APPS)
+def test_agent_port_is_admitted_from_the_gateway_and_nothing_else_new(app: str, env: str) -> None:
+    logged = render(f"apps/{app}/overlays/{env}")
+    # The same app without logging: its policies are what every model app has.
+    unlogged = render(f"apps/llm-chat/overlays/{env}")
+    before = {d["metadata"]["name"]: d["spec"] for d in unlogged if d["kind"] == "NetworkPolicy"}
+    after = {d["metadata"]["name"]: d["spec"] for d in logged if d["kind"] == "NetworkPolicy"}
+    new = {name: spec for name, spec in after.items() if before.get(name) != spec}
+    assert list(new) == ["allow-ingress-to-inference-logger"], f"{app}/{env}: changed {sorted(new)}"
+    spec = new["allow-ingress-to-inference-logger"]
+    assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec, spec
+    assert spec["ingress"] == [
+        {"from": [GATEWAY_PROXIES, PROMETHEUS], "ports": [{"protocol": "TCP", "port": AGENT_PORT}]}
+    ], spec
+
+
+def test_every_logger_field_is_one_kserve_v0_20_serves() -> None:
+    crd = yaml.safe_load(CRD.read_text())
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta1")
+    predictor = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["predictor"]
+    schema = predictor["properties"]["logger"]["properties"]
+    logger = isvc_of(render("apps/churn-gbm/overlays/prod"))["spec"]["predictor"]["logger"]
+    assert set(logger) <= set(schema), sorted(set(logger) - set(schema))
+    assert set(logger["storage"]) <= set(schema["storage"]["properties"]), logger["storage"]
+    assert logger["mode"] in schema["mode"]["enum"], schema["mode"]
