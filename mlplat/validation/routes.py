@@ -96,6 +96,18 @@ def check(docs: Sequence[RenderedDoc], apps: set[str]) -> list[Finding]:
 def _route(route: RenderedDoc, services: list[dict[str, Any]]) -> Iterator[Finding]:
     spec = _map(route.doc.get("spec"))
     yield from _parents(route, spec.get("parentRefs"))
+    if spec.get("hostnames"):
+        # Envoy Gateway v1.9.0 makes one virtual host per route hostname and Envoy prefers any named
+        # or *.suffix virtual host over the catch-all one every app's route shares
+        # (internal/xds/translator/translator.go, "1:1 between IR HTTPRoute Hostname and xDS
+        # VirtualHost"): one app naming a host would take the other apps' requests for it.
+        yield _finding(
+            route,
+            "MLP-ROUTE-HOSTNAME",
+            f"sets hostnames {spec['hostnames']}: a named host outranks the shared catch-all host every "
+            "app's route is served under, so this route would take other apps' requests",
+            "spec/hostnames",
+        )
     backends = {k: v for s in services for k, v in predictor_backends(s).items()}
     prefixes = {f"/{_meta(s).get('namespace')}/{_meta(s).get('name')}" for s in services}
     rules = spec["rules"] if isinstance(spec.get("rules"), list) else []
@@ -309,6 +321,7 @@ FIXES = {
     "MLP-ROUTE-BACKEND": "route only to the app's predictor Services in its own namespace on port 80 "
     "(<isvc>-predictor, <isvc>-v<N>-predictor for a canary)",
     "MLP-ROUTE-PATH": "match only under PathPrefix /<namespace>/<isvc> (component apps/components/gateway-route)",
+    "MLP-ROUTE-HOSTNAME": "remove spec.hostnames: apps are told apart by their path prefix, under the listener's host",
     "MLP-ROUTE-WEIGHTS": "set the split with `mlplat promote --canary P` / `mlplat rollback`, not by hand",
     "MLP-ROUTE-VERSION": f"give each backendRef a {HEADER_FILTER} filter setting {VERSION_HEADER} to its "
     "version (the overlay's replacement does it for the stable one), and pin only versions the app runs",

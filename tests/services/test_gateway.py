@@ -180,3 +180,19 @@ def test_the_load_balancer_controller_knows_its_cluster_vpc_role_and_environment
     assert values["createIngressClassResource"] is False and values["disableIngressClassAnnotation"] is True
     assert values["controllerConfig"]["featureGates"] == {"ALBGatewayAPI": False, "NLBGatewayAPI": False}
     assert not any(values[k] for k in ("enableShield", "enableWaf", "enableWafv2")), lbc.urn
+
+
+def test_services_of_other_releases_are_not_held_hostage_by_the_load_balancer_controller_webhook(
+    plan: Plan,
+) -> None:
+    # aws-load-balancer-controller v3.5.0 values.yaml: `enableServiceMutatorWebhook: true` with
+    # `failurePolicy: Fail` on every Service CREATE. Installed beside KServe, Vault, MinIO and the rest,
+    # any Service created before the controller is Ready (and every KServe predictor Service while it
+    # is down) would be refused. The gateway's Service names its class itself (loadBalancerClass), so
+    # the mutator has nothing to do here.
+    defaults = yaml.safe_load(
+        (REFERENCE / "charts" / "aws-load-balancer-controller" / "values.yaml").read_text()
+    )
+    assert defaults["enableServiceMutatorWebhook"] is True  # upstream's default, which we must override
+    lbc = plan.releases()["aws-load-balancer-controller"]
+    assert lbc.inputs["values"]["enableServiceMutatorWebhook"] is False, lbc.urn

@@ -72,6 +72,11 @@ FREE_FORM: dict[str, list[str]] = {
         "defaultTags.*",
         "controllerConfig.featureGates.*",
     ],
+    "prometheus-pushgateway": [
+        # prometheus-community/helm-charts tag prometheus-pushgateway-3.8.0 templates/_helpers.tpl renders
+        # `containerSecurityContext` (default {}) with toYaml into the container's securityContext.
+        "containerSecurityContext.*",
+    ],
     "mlflow": [
         # Bitnami PostgreSQL subchart (not in the reference; the schema allows additional keys).
         "postgresql.auth.existingSecret",

@@ -20,6 +20,7 @@ EXPECTED = {
     "weights-not-100": {"MLP-ROUTE-WEIGHTS"},
     "version-filter-missing": {"MLP-ROUTE-VERSION"},
     "path-other-app": {"MLP-ROUTE-PATH"},
+    "hostname-claims-the-domain": {"MLP-ROUTE-HOSTNAME"},
     "schema-weight-string": {"MLP-SCHEMA"},  # HTTPRoutes are checked against the Gateway API CRD
 }
 APPS = ("iris-classifier", "churn-gbm", "llm-chat")
