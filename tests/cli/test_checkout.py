@@ -31,7 +31,7 @@ def _second_clone(dest: Path) -> Path:
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             (dest / name).write_bytes(source.read_bytes())
-    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    git = ["git", "-c", "user.email=t@localhost", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q", "-b", "main"], cwd=dest, check=True)
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
     subprocess.run([*git, "commit", "-qm", "second clone"], cwd=dest, check=True)

@@ -314,9 +314,9 @@ def test_cost_command_plans_the_environment_itself(repo_root: Path, env: str) ->
 
 def test_plan_over_budget_exits_2_naming_the_stack_file(repo_root: Path, tmp_path: Path) -> None:
     source = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
-    assert "max_monthly_usd: 7500\n" in source
+    assert "max_monthly_usd: 9000\n" in source
     stack = tmp_path / "Pulumi.dev.yaml"
-    stack.write_text(source.replace("max_monthly_usd: 7500\n", "max_monthly_usd: 1000\n"))
+    stack.write_text(source.replace("max_monthly_usd: 9000\n", "max_monthly_usd: 1000\n"))
     out = tmp_path / "plan.json"
     result = _cli(
         repo_root,
@@ -337,7 +337,7 @@ def test_plan_over_budget_exits_2_naming_the_stack_file(repo_root: Path, tmp_pat
 def test_budget_must_be_positive(repo_root: Path, tmp_path: Path) -> None:
     source = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
     (tmp_path / "Pulumi.dev.yaml").write_text(
-        source.replace("max_monthly_usd: 7500\n", "max_monthly_usd: -5\n")
+        source.replace("max_monthly_usd: 9000\n", "max_monthly_usd: -5\n")
     )
     result = _cli(
         repo_root,
@@ -491,7 +491,8 @@ def test_prod_without_a_budget_is_refused(repo_root: Path, tmp_path: Path) -> No
     """Prod is never weaker than dev: a prod stack file that drops its budget stops the plan."""
     source = (repo_root / "environments" / "Pulumi.prod.yaml").read_text()
     start = source.index("  mlplat:cost:\n")
-    (tmp_path / "Pulumi.prod.yaml").write_text(source[:start])
+    end = source.index("\n  mlplat:", start + 1) + 1  # the block ends where the next key starts
+    (tmp_path / "Pulumi.prod.yaml").write_text(source[:start] + source[end:])
     result = _cli(
         repo_root,
         "plan",

@@ -14,7 +14,7 @@ from test_network_policies import PlanFor, World
 
 from infra import versions
 from infra.config import ENVIRONMENTS
-from infra.services import minio, model_monitoring, monitoring
+from infra.services import gateway, minio, model_monitoring, monitoring
 
 REPO = Path(__file__).resolve().parents[2]
 CRONJOB = "kubernetes:batch/v1:CronJob"
@@ -143,7 +143,7 @@ def test_drift_jobs_reach_the_logs_and_the_registry_and_nothing_else(cluster: Wo
 
 @pytest.mark.parametrize("port", [9081])
 def test_the_gateway_reaches_the_logging_agent_and_strangers_do_not(cluster: World, port: int) -> None:
-    proxy = _pod(cluster, "envoy-gateway-system", {"app.kubernetes.io/component": "proxy"}, "envoy proxy")
+    proxy = _pod(cluster, "envoy-gateway-system", dict(gateway.PROXY_LABELS), "envoy proxy")
     assert cluster.reach(proxy, "model", port)
     assert cluster.reach("prometheus", "model", port)
     assert not cluster.reach("stranger", "model", port)
