@@ -97,13 +97,25 @@ class MonitoringContract(_Model):
         ]
 
 
+    def require_allowed_in(self, env: str, where: str) -> None:
+        """Raise ContractError naming `where` when this contract may not log in `env`."""
+        problems = self.violations_for(env)
+        if problems:
+            raise ContractError(f"{where}: {problems[0]}")
+
+
 def path_of(app: str, repo_root: Path) -> Path:
     return repo_root / "apps" / app / "base" / FILE
 
 
+def where(app: str) -> str:
+    """How findings and errors name an app's contract file."""
+    return f"apps/{app}/base/{FILE}"
+
+
 def load(app: str, repo_root: Path, env: str | None = None) -> MonitoringContract:
     """The app's contract, checked; with `env`, also what that environment forbids."""
-    return load_file(path_of(app, repo_root), f"apps/{app}/base/{FILE}", env)
+    return load_file(path_of(app, repo_root), where(app), env)
 
 
 def load_file(path: Path, where: str, env: str | None = None) -> MonitoringContract:
@@ -120,7 +132,6 @@ def load_file(path: Path, where: str, env: str | None = None) -> MonitoringContr
         first = err.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ContractError(f"{where}: {key}: {first['msg']}") from None
-    problems = contract.violations_for(env) if env else []
-    if problems:
-        raise ContractError(f"{where}: {problems[0]}")
+    if env:
+        contract.require_allowed_in(env, where)
     return contract

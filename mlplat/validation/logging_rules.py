@@ -54,6 +54,10 @@ def loggers(isvc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 def check(root: Path, chosen: list[Target], docs: list[RenderedDoc], index: SourceIndex) -> list[Finding]:
     """Findings of both rules for every app target that renders a logging InferenceService."""
     apps = {t.rel: t.app for t in chosen if t.app}
+    by_target: dict[tuple[str, str | None], list[RenderedDoc]] = {}
+    for doc in docs:
+        by_target.setdefault((doc.target, doc.env), []).append(doc)
+    contracts: dict[str, contract_file.MonitoringContract | contract_file.ContractError] = {}
     findings: list[Finding] = []
     for doc in docs:
         app = apps.get(doc.target)
@@ -62,23 +66,37 @@ def check(root: Path, chosen: list[Target], docs: list[RenderedDoc], index: Sour
         logged = list(loggers(doc.doc))
         if not logged:
             continue
-        mine = [d for d in docs if d.target == doc.target and d.env == doc.env]
-        findings += _undeclared(root, app, doc, logged, index)
-        findings += _port(doc, mine, index)
+        if app not in contracts:  # one read per app, however many environments render it
+            try:
+                contracts[app] = contract_file.load(app, root)
+            except contract_file.ContractError as err:
+                contracts[app] = err
+        findings += _undeclared(app, contracts[app], doc, logged, index)
+        findings += _port(doc, by_target[(doc.target, doc.env)], index)
     return findings
 
 
 def _undeclared(
-    root: Path, app: str, doc: RenderedDoc, logged: list[tuple[str, dict[str, Any]]], index: SourceIndex
+    app: str,
+    contract: contract_file.MonitoringContract | contract_file.ContractError,
+    doc: RenderedDoc,
+    logged: list[tuple[str, dict[str, Any]]],
+    index: SourceIndex,
 ) -> list[Finding]:
     found = []
-    try:
-        contract_file.load(app, root, doc.env)
-    except contract_file.ContractError as err:
+    error: contract_file.ContractError | None = None
+    if isinstance(contract, contract_file.ContractError):
+        error = contract
+    elif doc.env:
+        try:
+            contract.require_allowed_in(doc.env, contract_file.where(app))
+        except contract_file.ContractError as err:
+            error = err
+    if error is not None:
         found.append(
             Finding(
                 doc.source_file, doc.ref, UNDECLARED,
-                f"the logger is on but the app does not declare what its logs may hold: {err}",
+                f"the logger is on but the app does not declare what its logs may hold: {error}",
                 f"write apps/{app}/base/monitoring.yaml (fields, personal, features; README "
                 "'Model monitoring'), or drop the logger",
                 doc.env, index.line(doc), logged[0][0],

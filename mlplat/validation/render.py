@@ -159,8 +159,14 @@ PLAIN_KEYS = frozenset(
         "apiVersion", "kind", "metadata", "resources", "bases", "components", "namespace", "commonLabels",
         "labels", "commonAnnotations", "images", "replicas", "patches", "patchesStrategicMerge",
         "patchesJson6902", "sortOptions", "buildMetadata", "replacements",
+        # Generators create ConfigMaps and Secrets named `<name>-<hash>` (modelled by `_generated`);
+        # `configurations` only says which fields reference names, and renames nothing by itself.
+        "configMapGenerator", "secretGenerator", "generatorOptions", "configurations",
     }
 )  # fmt: skip
+GENERATORS = {"configMapGenerator": "ConfigMap", "secretGenerator": "Secret"}
+# kustomize appends `-` and ten characters of a content hash (api/hasher/hasher.go Encode, kustomize v5.5.0).
+HASH_SUFFIX = re.compile(r"-[a-z0-9]{10}")
 
 
 RENAME = re.compile(r"/metadata/name\b")  # a JSON patch path (or `from`) on an object's name
@@ -174,8 +180,15 @@ class Declared:
 
     by_kind: dict[str, list[tuple[str, Path]]] = field(default_factory=dict)
     renamed: set[str] = field(default_factory=set)
+    generated: list[tuple[str, str, bool, Path]] = field(
+        default_factory=list
+    )  # kind, name, hashed, kustomization
 
     def source(self, kind: str, name: str) -> Path | None:
+        makers = {kfile for gen_kind, gen_name, hashed, kfile in self.generated
+                  if gen_kind == kind and _generated_name(name, gen_name, hashed)}  # fmt: skip
+        if makers:  # a generated object: kustomize's origin names the kustomization that configured it
+            return next(iter(makers)) if len(makers) == 1 and not self._declares(kind, name) else None
         entries = self.by_kind.get(kind, [])
         if kind in self.renamed:
             files = {path for _, path in entries} if len(entries) == 1 else set()
@@ -183,6 +196,30 @@ class Declared:
             files = {path for n, path in entries if n == name}
             files = files if sum(1 for n, _ in entries if n == name) == 1 else set()
         return next(iter(files)) if len(files) == 1 else None
+
+    def _declares(self, kind: str, name: str) -> bool:
+        return any(n == name for n, _ in self.by_kind.get(kind, []))
+
+
+def _generated_name(name: str, generator: str, hashed: bool) -> bool:
+    """Whether kustomize names an object `name` when its generator says `generator`."""
+    if not hashed:
+        return name == generator
+    return name.startswith(generator) and HASH_SUFFIX.fullmatch(name, len(generator)) is not None
+
+
+def _generated(spec: dict[str, Any], kfile: Path) -> list[tuple[str, str, bool, Path]] | None:
+    """The objects a kustomization's generators make; None when one is not plainly named."""
+    default_hashed = not (spec.get("generatorOptions") or {}).get("disableNameSuffixHash", False)
+    made = []
+    for key, kind in GENERATORS.items():
+        for generator in spec.get(key) or []:
+            if not isinstance(generator, dict) or not isinstance(generator.get("name"), str):
+                return None
+            options = generator.get("options") or {}
+            hashed = not options.get("disableNameSuffixHash", not default_hashed)
+            made.append((kind, generator["name"], hashed, kfile))
+    return made
 
 
 def _renamed_kinds(replacement: Any) -> set[str] | None:
@@ -219,6 +256,10 @@ def _declared(folder: Path, found: Declared | None = None) -> Declared | None:
         return None
     if not isinstance(spec, dict) or not set(spec) <= PLAIN_KEYS or RENAME.search(text):
         return None  # e.g. a JSON patch renaming an object
+    generated = _generated(spec, kfile.resolve())
+    if generated is None:
+        return None
+    found.generated += generated
     for replacement in spec.get("replacements") or []:
         kinds = _renamed_kinds(replacement)
         if kinds is None:
@@ -337,6 +378,8 @@ def _rendered(body: dict[str, Any], by_rel: dict[str, Target], top: Path, root: 
     source = target.rel
     if isinstance(origin, dict) and origin.get("path"):
         source = rel((top / origin["path"]).resolve(), root)
+    elif isinstance(origin, dict) and origin.get("configuredIn"):  # generated: where its generator is
+        source = rel((top / origin["configuredIn"]).resolve(), root)
     return RenderedDoc(target.env, target.rel, source, body)
 
 
