@@ -38,6 +38,10 @@ ORIGIN_KEY = "config.kubernetes.io/origin"
 CHUNK = 60  # overlays per kubectl process: big enough to amortise start-up, small enough to spread
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 WORKERS = max(2, min(4, os.cpu_count() or 2))
+# Go's collector at its default (GOGC=100) costs kustomize a fifth of its CPU on a chunk; 400 trades
+# that for ~200 MB per process instead of ~100 MB (measured on 60 overlays; https://go.dev/doc/gc-guide
+# "GOGC"). A GOGC the caller set wins.
+KUBECTL_ENV = {"GOGC": "400", **os.environ}
 
 
 @dataclass
@@ -119,8 +123,9 @@ def render(targets: Sequence[Target], root: Path) -> Rendered:
         if not target.kustomize:
             _read_manifests(target, root, out)
     chunks = _chunks([t for t in targets if t.kustomize])
+    files = _Files()
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for result in pool.map(lambda chunk: _render_chunk(chunk, root), chunks):
+        for result in pool.map(lambda chunk: _render_chunk(chunk, root, files), chunks):
             out.docs += result.docs
             out.findings += result.findings
     return out
@@ -138,14 +143,14 @@ def _chunks(targets: list[Target]) -> list[list[Target]]:
     return chunks
 
 
-def _render_chunk(chunk: list[Target], root: Path) -> Rendered:
-    ok, docs, error = _kustomize(chunk, root)
+def _render_chunk(chunk: list[Target], root: Path, files: _Files) -> Rendered:
+    ok, docs, error = _kustomize(chunk, root, files)
     if ok:
         return Rendered(docs=docs)
     if len(chunk) > 1:
         out = Rendered()
         for target in chunk:
-            part = _render_chunk([target], root)
+            part = _render_chunk([target], root, files)
             out.docs += part.docs
             out.findings += part.findings
         return out
@@ -242,18 +247,43 @@ def _renamed_kinds(replacement: Any) -> set[str] | None:
     return kinds
 
 
-def _declared(folder: Path, found: Declared | None = None) -> Declared | None:
+class _Files:
+    """Each file read and parsed once per run: every overlay walks the same components and bases.
+    Shared by the render threads; a race only parses a file twice."""
+
+    def __init__(self) -> None:
+        self._texts: dict[Path, str | None] = {}
+        self._docs: dict[Path, list[Any] | None] = {}
+
+    def text(self, path: Path) -> str | None:
+        if path not in self._texts:
+            try:
+                self._texts[path] = path.read_text()
+            except (OSError, UnicodeDecodeError):
+                self._texts[path] = None
+        return self._texts[path]
+
+    def docs(self, path: Path) -> list[Any] | None:
+        if path not in self._docs:
+            text = self.text(path)
+            try:
+                self._docs[path] = None if text is None else list(yaml.load_all(text, Loader=FAST_LOADER))
+            except yaml.YAMLError:
+                self._docs[path] = None
+        return self._docs[path]
+
+
+def _declared(folder: Path, files: _Files, found: Declared | None = None) -> Declared | None:
     """What a kustomization and everything it includes declare, and where; None when the tree does
     anything that could make that answer wrong (then kustomize's origin annotations decide)."""
     found = Declared() if found is None else found
     kfile = next((folder / n for n in KUSTOMIZATION_FILES if (folder / n).is_file()), None)
     if kfile is None:
         return None
-    try:
-        text = kfile.read_text()
-        spec = yaml.load(text, Loader=FAST_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    text, parsed = files.text(kfile), files.docs(kfile)
+    if text is None or parsed is None:
         return None
+    spec = parsed[0] if len(parsed) == 1 else None
     if not isinstance(spec, dict) or not set(spec) <= PLAIN_KEYS or RENAME.search(text):
         return None  # e.g. a JSON patch renaming an object
     generated = _generated(spec, kfile.resolve())
@@ -269,10 +299,8 @@ def _declared(folder: Path, found: Declared | None = None) -> Declared | None:
         for patch in spec.get(key) or []:
             path = patch.get("path") if isinstance(patch, dict) else patch
             if isinstance(path, str) and "\n" not in path:
-                try:
-                    if RENAME.search((folder / path).read_text()):
-                        return None
-                except (OSError, UnicodeDecodeError):
+                patch_text = files.text(folder / path)
+                if patch_text is None or RENAME.search(patch_text):
                     return None
     for key in ("resources", "bases", "components"):
         refs = spec.get(key) or []
@@ -283,12 +311,11 @@ def _declared(folder: Path, found: Declared | None = None) -> Declared | None:
                 return None
             path = (folder / ref).resolve()
             if path.is_dir():
-                if _declared(path, found) is None:
+                if _declared(path, files, found) is None:
                     return None
                 continue
-            try:
-                docs = list(yaml.load_all(path.read_text(), Loader=FAST_LOADER))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            docs = files.docs(path)
+            if docs is None:
                 return None
             for doc in docs:
                 meta = doc.get("metadata") if isinstance(doc, dict) else None
@@ -297,8 +324,8 @@ def _declared(folder: Path, found: Declared | None = None) -> Declared | None:
     return found
 
 
-def _kustomize(chunk: list[Target], root: Path) -> tuple[bool, list[RenderedDoc], str]:
-    declared = {t.rel: _declared(t.path(root)) for t in chunk}
+def _kustomize(chunk: list[Target], root: Path, files: _Files) -> tuple[bool, list[RenderedDoc], str]:
+    declared = {t.rel: _declared(t.path(root), files) for t in chunk}
     if all(d is not None for d in declared.values()):
         ok, docs, error = _build(chunk, root, declared)  # type: ignore[arg-type]
         if not ok or docs:
@@ -328,7 +355,7 @@ def _build(
             top_spec["buildMetadata"] = ["originAnnotations"]
         (top / "kustomization.yaml").write_text(yaml.safe_dump(top_spec))
         result = subprocess.run(
-            ["kubectl", "kustomize", str(top)], capture_output=True, text=True, check=False
+            ["kubectl", "kustomize", str(top)], capture_output=True, text=True, check=False, env=KUBECTL_ENV
         )
         if result.returncode != 0:
             return False, [], _clean_error(result.stderr, top, root)

@@ -70,6 +70,7 @@ class SchemaSet:
         self._crds: dict[tuple[str, str], dict[str, CrdVersion]] = {}  # (group, kind) -> version -> CRD
         self._crd_files: dict[tuple[str, str], list[Path]] = {}
         self._validators: dict[tuple[str, str], Validator | None] = {}
+        self._rest_errors: dict[tuple[tuple[str, str], str], list[jsonschema.ValidationError]] = {}
         if crd_dir is not None:
             self._index_crds(crd_dir)
 
@@ -157,11 +158,35 @@ class SchemaSet:
             self._validators[key] = self._core_validator(api_version, kind)
         core = self._validators[key]
         if core is not None:
-            return [_schema_finding(finding, err) for err in _errors(core, body)]
+            return self._errors_apart_from_metadata(key, core, body, finding)
         crd = self.crd_for(api_version, kind)
         if crd is not None:
             return self._check_custom(body, crd, finding)
         return [self._no_schema(api_version, kind, finding)]
+
+    def _errors_apart_from_metadata(
+        self, key: tuple[str, str], validator: Validator, body: dict[str, Any], finding: MakeFinding
+    ) -> list[Finding]:
+        """Schema findings of `body`, its metadata checked against ObjectMeta on its own.
+
+        Both core schemas and CRDs give metadata as ObjectMeta (or a bare object), so the rest of
+        the object can be judged without it; the rest repeats across apps and environments (the
+        same NetworkPolicy in 600 namespaces), so its errors are computed once per distinct content.
+        """
+        rest = {k: ({} if k == "metadata" else v) for k, v in body.items()}
+        memo_key = (key, json.dumps(rest, sort_keys=True, default=str))
+        if memo_key not in self._rest_errors:
+            self._rest_errors[memo_key] = list(_errors(validator, rest))
+        findings = [_schema_finding(finding, err) for err in self._rest_errors[memo_key]]
+        findings += (
+            [
+                _schema_finding(finding, err, ("metadata",))
+                for err in _errors(self._meta_validator(), body["metadata"])
+            ]
+            if "metadata" in body
+            else []
+        )
+        return findings
 
     def _check_custom(self, body: dict[str, Any], crd: CrdVersion, finding: MakeFinding) -> list[Finding]:
         key = (f"{crd.group}/{crd.version}", f"crd:{crd.kind}")
@@ -169,12 +194,9 @@ class SchemaSet:
             self._validators[key] = jsonschema.Draft7Validator(crd.schema)
         validator = self._validators[key]
         assert validator is not None
-        # metadata is checked against ObjectMeta below; the CRD schema only says "object".
+        # metadata is checked against ObjectMeta; the CRD schema only says "object".
+        findings = self._errors_apart_from_metadata(key, validator, body, finding)
         rest = {k: ({} if k == "metadata" else v) for k, v in body.items()}
-        findings = [_schema_finding(finding, err) for err in _errors(validator, rest)]
-        findings += [
-            _schema_finding(finding, err) for err in _errors(self._meta_validator(), body.get("metadata"))
-        ]
         findings += [
             finding(
                 "MLP-UNKNOWN-FIELD",
@@ -257,22 +279,26 @@ def _errors(validator: Validator, instance: Any) -> Iterator[jsonschema.Validati
     return iter(sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))))
 
 
-def _schema_finding(finding: MakeFinding, err: jsonschema.ValidationError) -> Finding:
-    path = ".".join(str(p) for p in err.absolute_path) or "(root)"
+def _schema_finding(
+    finding: MakeFinding, err: jsonschema.ValidationError, prefix: Sequence[str] = ()
+) -> Finding:
+    """A finding for one schema error; `prefix` is where the validated part sits in the object."""
+    at = [*prefix, *err.absolute_path]
+    path = ".".join(str(p) for p in at) or "(root)"
     if err.validator == "additionalProperties":
         schema = err.schema if isinstance(err.schema, Mapping) else {}
         extra = sorted(
             set(err.instance if isinstance(err.instance, dict) else {}) - set(schema.get("properties", {}))
         )
-        where = f"{path}." if err.absolute_path else ""
-        keys = [*err.absolute_path, extra[0]] if len(extra) == 1 else list(err.absolute_path)
+        where = f"{path}." if at else ""
+        keys = [*at, extra[0]] if len(extra) == 1 else at
         return finding("MLP-UNKNOWN-FIELD", f"unknown field {where}{', '.join(extra)}", FIX_UNKNOWN, keys)
-    return finding("MLP-SCHEMA", f"{path}: {err.message}", _fix(err), list(err.absolute_path))
+    return finding("MLP-SCHEMA", f"{path}: {err.message}", _fix(err, at), at)
 
 
-def _fix(err: jsonschema.ValidationError) -> str:
+def _fix(err: jsonschema.ValidationError, keys: list[Any]) -> str:
     """How to fix a value; a bare number where Kubernetes wants a quantity string gets its quoted form."""
-    value, keys = err.instance, list(err.absolute_path)
+    value = err.instance
     if isinstance(value, float) and keys and "resources" in map(str, keys):
         quoted = f"{round(value * 1000)}m" if keys[-1] == "cpu" else f"{value:g}"
         return (

@@ -45,7 +45,10 @@ def test_fast_origins_agree_with_kustomizes_own_for_every_example_overlay(env: s
     """Same file for every object either way; a generated ConfigMap points at the kustomization
     whose generator makes it, not at the overlay folder."""
     targets = [t for t in _overlays() if t.env == env]  # one chunk per environment, as render makes them
-    fast = render._build(targets, REPO, {t.rel: render._declared(t.path(REPO)) for t in targets})  # type: ignore[misc]
+    files = render._Files()
+    declared = {t.rel: render._declared(t.path(REPO), files) for t in targets}
+    assert all(d is not None for d in declared.values())
+    fast = render._build(targets, REPO, declared)  # type: ignore[arg-type]
     slow = render._build(targets, REPO, None)
     assert fast[0] and slow[0] and fast[1], (fast[2], slow[2])
 
@@ -53,5 +56,32 @@ def test_fast_origins_agree_with_kustomizes_own_for_every_example_overlay(env: s
         return sorted((d.target, d.doc["kind"], d.doc["metadata"]["name"], d.source_file) for d in docs)
 
     assert origins(fast[1]) == origins(slow[1])
-    generated = [o for o in origins(slow[1]) if o[1] == "ConfigMap" and o[2].startswith("inference-log-policy-")]
+    generated = [
+        o for o in origins(slow[1]) if o[1] == "ConfigMap" and o[2].startswith("inference-log-policy-")
+    ]
     assert generated and all(o[3].endswith("/base/kustomization.yaml") for o in generated), generated
+
+
+def test_the_same_schema_error_in_many_apps_is_reported_for_each_with_its_own_place() -> None:
+    """Schema verdicts are computed once per distinct object body (apart from metadata): a verdict
+    must still reach every object that has it, and metadata is still judged object by object."""
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation.schemas import SchemaSet
+
+    def policy(app: str, labels: object) -> RenderedDoc:
+        body = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny", "namespace": f"models-{app}", "labels": labels},
+            "spec": {"podSelector": {}, "policyTypes": ["Sideways"], "ingres": []},
+        }
+        return RenderedDoc("dev", f"apps/{app}/overlays/dev", f"apps/{app}/base/np.yaml", body)
+
+    schemas = SchemaSet("1.33", None)
+    good, bad = policy("a", {"team": "x"}), policy("b", {"team": 7})
+    first, second = (sorted((f.rule, f.path) for f in schemas.check(d, 3)) for d in (good, bad))
+    assert ("MLP-UNKNOWN-FIELD", "spec/ingres") in first and first == [
+        f for f in second if f[1] != "metadata/labels/team"
+    ]
+    assert ("MLP-SCHEMA", "metadata/labels/team") in second
+    assert {f.file for f in schemas.check(bad, 3)} == {"apps/b/base/np.yaml"}
