@@ -36,6 +36,7 @@ from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation import UsageError, capacity, prescreen
 from mlplat.validation.render import SourceIndex, render
 from mlplat.validation.targets import Target, app_targets, changed_files
+from mlplat.validation.targets import _git as git_lines
 
 if TYPE_CHECKING:
     from infra.config import StackConfig
@@ -111,7 +112,7 @@ def check(
         costs, more = app_costs([d for d in docs if d.env == env], apps, configs[env], prices)
         head.update({(app, env): cost for app, cost in costs.items()})
         notes += more
-    touched = _touched_apps(root, base)
+    touched = _touched_apps(root, base) if head else set()
     again = sorted({app for app, _ in head if touched is None or app in touched})
     before, unknown, more = _base_costs(root, base, again, envs, configs, prices)
     notes += more
@@ -166,8 +167,9 @@ def _base_costs(
     (app, env) pairs that could not be rendered there (no figure to compare with)."""
     if not apps:
         return {}, set(), []
-    commit = _git(root, "merge-base", base, "HEAD").strip()
-    present = set(_git(root, "ls-tree", "-d", "--name-only", commit, "--", "apps/").split())
+    # The same git runner --changed uses: a failure is a UsageError naming the command.
+    commit = git_lines(root, "merge-base", base, "HEAD")[0]
+    present = set(git_lines(root, "ls-tree", "-d", "--name-only", commit, "--", "apps/"))
     wanted = [f"apps/{a}" for a in apps if f"apps/{a}" in present]
     if not wanted:
         return {}, set(), []
@@ -176,14 +178,14 @@ def _base_costs(
     with tempfile.TemporaryDirectory(prefix="mlplat-gpu-cost-") as tmp:
         scratch = Path(tmp)
         shared = ["apps/components"] if "apps/components" in present else []
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", commit, "--", *wanted, *shared],
-            cwd=root, capture_output=True, check=False,
-        )  # fmt: skip
+        tar_path = scratch / "base.tar"
+        with tar_path.open("wb") as out:  # streamed to disk, not held in memory
+            archive = subprocess.run(
+                ["git", "archive", "--format=tar", commit, "--", *wanted, *shared],
+                cwd=root, stdout=out, stderr=subprocess.PIPE, check=False,
+            )  # fmt: skip
         if archive.returncode != 0:
             raise UsageError(f"git archive {commit[:12]}: {archive.stderr.decode(errors='replace').strip()}")
-        tar_path = scratch / "base.tar"
-        tar_path.write_bytes(archive.stdout)
         with tarfile.open(tar_path) as tar:
             tar.extractall(scratch / "tree", filter="data")  # no links or paths out of the scratch folder
         tree = scratch / "tree"
@@ -206,10 +208,3 @@ def _base_costs(
 
 def _within(file: str, folder: str) -> bool:
     return file == folder or file.startswith(folder + "/")
-
-
-def _git(root: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise UsageError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout

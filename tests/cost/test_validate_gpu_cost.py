@@ -126,3 +126,24 @@ def test_a_new_gpu_app_warns_from_nothing(repo: Path, capsys: pytest.CaptureFixt
     messages = [w["message"] for w in report["warnings"]]
     assert len(messages) == 1, messages
     assert "up from $0.00 at main (no GPU replicas there) (+$1,460.00)" in messages[0]
+
+
+def test_an_app_that_did_not_render_at_the_base_is_not_compared_with_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "prices.yaml"
+    table.write_text(PRICES)
+    monkeypatch.setattr(gpu_cost, "load_prices", lambda: load_prices(table))
+    repo = copy_repo(tmp_path / "repo")
+    kustomization = repo / "apps" / "llm-chat" / "overlays" / "dev" / "kustomization.yaml"
+    working = kustomization.read_text()
+    kustomization.write_text(working.replace("../../base", "../../no-such-base"))
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    _commit(repo)  # main: llm-chat's dev overlay is broken
+    subprocess.run(["git", "checkout", "-qb", "change"], cwd=repo, check=True)
+    kustomization.write_text(working)  # repaired: its whole cost would look new
+    _commit(repo)
+    _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert report["warnings"] == []
+    assert any("MLP-COST-GPU-MAX: apps/llm-chat/overlays/dev not compared" in n for n in report["notes"])
