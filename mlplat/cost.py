@@ -160,7 +160,8 @@ def dearest_gpu_month(
 ) -> tuple[str, float]:
     """The type among `instance_types` whose GPU costs most per month in `region`, and that cost per GPU.
 
-    A GPU pool may launch any of its types (Karpenter picks by price and availability at launch), so
+    A GPU pool may launch any of its types (Karpenter leaves the choice to EC2 Fleet, lowest-price or
+    price-capacity-optimized: aws/karpenter-provider-aws v1.14.1 pkg/providers/instance/types.go), so
     the dearest GPU is what a replica can cost: the same ceiling `mlplat cost` puts on a pool's maximum,
     spot priced at on-demand as there. Raises CostError for a type without a price or without GPUs.
     """
