@@ -20,7 +20,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -153,6 +153,32 @@ class _Rates:
                 "(with its source) before this environment can be priced"
             )
         return price
+
+
+def dearest_gpu_month(
+    instance_types: Iterable[str], region: str, prices: PriceTable, where: str
+) -> tuple[str, float]:
+    """The type among `instance_types` whose GPU costs most per month in `region`, and that cost per GPU.
+
+    A GPU pool may launch any of its types (Karpenter leaves the choice to EC2 Fleet, lowest-price or
+    price-capacity-optimized: aws/karpenter-provider-aws v1.14.1 pkg/providers/instance/types.go), so
+    the dearest GPU is what a replica can cost: the same ceiling `mlplat cost` puts on a pool's maximum,
+    spot priced at on-demand as there. Raises CostError for a type without a price or without GPUs.
+    """
+    region_prices = prices.regions.get(region)
+    if region_prices is None:
+        raise CostError(f"{where}: region {region} has no prices in {PRICES.name}")
+    rates = _Rates(prices, region_prices, region)
+    per_gpu = {}
+    for instance_type in instance_types:
+        shape = NODE_SHAPES.get(instance_type)
+        if shape is None or not shape.gpus:
+            raise CostError(f"{where}: {instance_type} has no GPUs in infra/instance_types.py")
+        per_gpu[instance_type] = rates.month(rates.instance(instance_type, where)) / shape.gpus
+    if not per_gpu:
+        raise CostError(f"{where}: no instance types")
+    dearest = max(sorted(per_gpu), key=lambda t: per_gpu[t])
+    return dearest, per_gpu[dearest]
 
 
 def _resources(plan: Mapping[str, Any], type_: str) -> Iterator[dict[str, Any]]:

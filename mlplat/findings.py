@@ -69,11 +69,14 @@ class Waiver:
 
 @dataclass
 class Report:
-    """Everything one validate run found; exit code 0 clean, 1 findings."""
+    """Everything one validate run found; exit code 0 clean, 1 findings (warnings do not count)."""
 
     findings: list[Finding] = field(default_factory=list)
     waivers: list[Waiver] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
+    # Worth a reviewer's eye but not wrong (a model change that raises what its GPUs can cost): printed,
+    # never counted in the exit code.
+    warnings: list[Finding] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:

@@ -29,6 +29,7 @@ from mlplat.validation import (
     argocd,
     capacity,
     governance,
+    gpu_cost,
     logging_rules,
     output,
     ownership,
@@ -188,6 +189,10 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
         report.findings += podsecurity.check(docs)
         report.findings += routes.check(docs, {t.rel for t in chosen if t.app})
         report.findings += logging_rules.check(root, chosen, docs, index)
+        if args.changed:  # only a change has a "before" to compare the GPU maximum with
+            base = _base_commit(root, args.base)
+            report.warnings, cost_notes = gpu_cost.check(root, base, args.base, chosen, docs, configs, index)
+            notes += cost_notes
         findings, waivers, scan_note = scan.result()
         findings = [f for f in findings if f.rule != podsecurity.SUPERSEDED]
     if args.schemas is None:
@@ -204,6 +209,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
         report.findings += _registry_gate(docs, args.registry, root)
     report.findings = sorted(_grouped(_located(report.findings, docs, trees, root)), key=_order)
     report.waivers = sorted(set(report.waivers), key=lambda w: (w.env or "", w.file, w.resource, w.rule))
+    report.warnings = sorted(_located(report.warnings, docs, trees, root), key=_order)
     return report, notes
 
 

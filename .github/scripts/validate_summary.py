@@ -18,6 +18,15 @@ def _cell(value: Any) -> str:
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ").strip()
 
 
+def _table(findings: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for f in findings:
+        where = f"{f.get('file', '')}:{f['line']}" if f.get("line") else f.get("file", "")
+        row = [where, f.get("env"), f.get("rule"), f.get("resource"), f.get("message"), f.get("fix")]
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return lines
+
+
 def render(report: dict[str, Any], exit_code: int) -> str:
     """Markdown for one validate run; the exit code says whether the JSON can be trusted at all."""
     lines = ["## mlplat validate", ""]
@@ -31,11 +40,12 @@ def render(report: dict[str, Any], exit_code: int) -> str:
         lines.append(f":white_check_mark: No findings in {len(targets)} changed target(s).")
     else:
         lines.append(f":x: {len(findings)} finding(s) in {len(targets)} changed target(s).")
-        lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        for f in findings:
-            where = f"{f.get('file', '')}:{f['line']}" if f.get("line") else f.get("file", "")
-            row = [where, f.get("env"), f.get("rule"), f.get("resource"), f.get("message"), f.get("fix")]
-            lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+        lines += _table(findings)
+    # Warnings do not fail the run but are for the reviewer (e.g. MLP-COST-GPU-MAX, a GPU cost rise).
+    warnings = report.get("warnings", [])
+    if warnings:
+        lines += ["", f":warning: {len(warnings)} warning(s), not failing the check:"]
+        lines += _table(warnings)
     if waivers:
         lines += ["", f"{len(waivers)} waiver(s) applied."]
     return "\n".join(lines) + "\n"

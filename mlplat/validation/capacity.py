@@ -61,7 +61,7 @@ def check(
     `others` are the environment's apps outside this run: they count towards the cap only.
     """
     findings: list[Finding] = []
-    demands = [d for d in map(_demand, others) if d is not None]
+    demands = [d for d in map(demand, others) if d is not None]
     for doc in docs:
         if doc.doc.get("kind") != "InferenceService":
             continue
@@ -80,14 +80,15 @@ def check(
 
         findings += _replicas(predictor, config, env, finding)
         findings += [finding(p.rule, p.message, p.fix, p.path) for p in resources.problems(doc.doc, config)]
-        demand = _demand(doc)
-        if demand is not None:
-            findings += _fit(doc, predictor, demand.gpus, config, env, finding)
-            demands.append(demand)
+        wants = demand(doc)
+        if wants is not None:
+            findings += _fit(doc, predictor, wants.gpus, config, env, finding)
+            demands.append(wants)
     return findings + _cap(demands, config, env)
 
 
-def _demand(doc: RenderedDoc) -> GpuDemand | None:
+def demand(doc: RenderedDoc) -> GpuDemand | None:
+    """The GPUs an InferenceService asks for per replica and its maxReplicas; None without GPUs."""
     if doc.doc.get("kind") != "InferenceService":
         return None
     predictor = (doc.doc.get("spec") or {}).get("predictor") or {}
@@ -116,12 +117,7 @@ def _fit(
 ) -> list[Finding]:
     """MLP-GPU-FIT: some pool the predictor may land on holds its GPUs (and GPU memory) on one node."""
     wanted = (predictor.get("nodeSelector") or {}).get(POOL_LABEL)
-    # A time-sliced pool's nodes carry an extra taint: only a predictor that names the pool lands there.
-    pools: list[GpuPoolConfig] = [
-        p
-        for p in config.gpu.pools
-        if (wanted == p.name or (wanted is None and not p.time_slicing_replicas)) and p.max_size > 0
-    ]
+    pools = landing_pools(predictor, config)
     names = ", ".join(f"{p.name} ({p.gpus_per_node} x {p.gpu_memory_gib} GiB)" for p in config.gpu.pools)
     if not pools:
         why = f"no GPU pool {wanted!r} in {env}" if wanted else f"{env} has no GPU pool"
@@ -137,6 +133,17 @@ def _fit(
             f"(pools: {names})",
             "request fewer GPUs or less memory per replica, or select a larger pool",
         )
+    ]
+
+
+def landing_pools(predictor: dict[str, Any], config: StackConfig) -> list[GpuPoolConfig]:
+    """The GPU pools a predictor may land on: the one its nodeSelector names, else every pool that is not
+    time-sliced (a time-sliced pool's nodes carry an extra taint: only a predictor naming it lands there)."""
+    wanted = (predictor.get("nodeSelector") or {}).get(POOL_LABEL)
+    return [
+        p
+        for p in config.gpu.pools
+        if (wanted == p.name or (wanted is None and not p.time_slicing_replicas)) and p.max_size > 0
     ]
 
 

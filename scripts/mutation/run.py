@@ -102,7 +102,9 @@ MODULES = (
     GateModule(
         "promote", "mlplat/promote.py", ("tests/registry/test_promote.py", "tests/registry/test_canary.py")
     ),
-    GateModule("validate-rules", "mlplat/validation", ("tests/validate",)),
+    GateModule(
+        "validate-rules", "mlplat/validation", ("tests/validate", "tests/cost/test_validate_gpu_cost.py")
+    ),
     GateModule("checkov-checks", "policies/checkov/checks", ("tests/policies/test_checkov_checks.py",)),
     GateModule("policy-pack", "policies/pulumi/mlplat_policies.py", ("tests/policies/test_pulumi_pack.py",)),
 )

@@ -274,6 +274,23 @@ def test_every_environment_is_priced_within_its_budget(offline_plan: PlanFor, en
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_readme_cost_table_is_what_the_plans_cost(offline_plan: PlanFor, repo_root: Path, env: str) -> None:
+    """The README's figures are the ones a budget owner reads first: a stale row misleads them."""
+    rows = {
+        cells[0]: cells[1:]
+        for line in (repo_root / "README.md").read_text().splitlines()
+        if (cells := [c.strip() for c in line.strip().strip("|").split("|")]) and len(cells) == 4
+    }
+    assert env in rows, f"README.md, section Cost: no row for {env}"
+    result, budget = price_plan(offline_plan(env)), load_environment(env).cost
+    assert budget is not None and result.max is not None
+    expected = [f"${result.idle:,.2f}", f"${result.max:,.2f}", f"${budget.max_monthly_usd:,.0f}"]
+    assert rows[env] == expected, (
+        f"README.md, section Cost, row {env}: `mlplat cost --env {env}` says {expected}"
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_no_persistent_volume_in_the_plan_goes_unpriced(offline_plan: PlanFor, env: str) -> None:
     plan = offline_plan(env)
     requested = sum(

@@ -442,6 +442,22 @@ def test_validate_summary_lists_findings_with_their_fix() -> None:
     assert "exit code 2" in validate_summary.render({}, 2)
 
 
+def test_validate_summary_shows_warnings_that_do_not_fail_the_check() -> None:
+    warning = {
+        "file": "apps/llm-chat/base/inferenceservice.yaml",
+        "line": 8,
+        "env": "dev",
+        "rule": "MLP-COST-GPU-MAX",
+        "resource": "InferenceService/models-genai/llm-chat",
+        "message": "up from $1,975.38",
+        "fix": "have the budget owner approve it",
+    }
+    text = validate_summary.render({"findings": [], "warnings": [warning], "targets": ["t"]}, 0)
+    assert "No findings in 1 changed target(s)" in text
+    assert "1 warning(s), not failing the check" in text
+    assert "| apps/llm-chat/base/inferenceservice.yaml:8 | dev | MLP-COST-GPU-MAX |" in text
+
+
 def test_validate_summary_reports_unreadable_json_as_an_error(tmp_path: Path, capsys: Any) -> None:
     broken = tmp_path / "v.json"
     broken.write_text("Traceback ...", encoding="utf-8")

@@ -30,7 +30,7 @@ DASHBOARDS = sorted(DASHBOARDS_DIR.glob("*.json"))
 SOURCES = {
     "kserve-model-server", "mlserver", "kube-state-metrics", "dcgm-exporter", "prometheus", "mlflow",
     "argocd-application-controller", "vault", "minio", "falcosidekick", "mlplat-drift-job",
-    "envoy-gateway-proxy",
+    "envoy-gateway-proxy", "keda-operator",
 }  # fmt: skip
 # Sample values for Grafana's variables, so a query can be parsed as PromQL.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$gpu_hour_price": "1"}
