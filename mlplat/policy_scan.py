@@ -52,6 +52,10 @@ DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 # Runs checkov's own entry point (bin/checkov) with changes that alter no verdict:
 # - parse YAML with libyaml, keeping checkov's line markers (its loader is a pure-Python SafeLoader
 #   plus the same construct_mapping); without libyaml this one is left out;
+# - read a document written as JSON (`_as_json`: only when it survives the round trip unchanged)
+#   with json.loads, marking every mapping as the YAML loader would (checkov.kubernetes.parser.k8_yaml
+#   SafeLineLoader, 3.3.30); the lines only place code snippets in checkov's report, which we drop.
+#   Parsing was a third of checkov's time;
 # - disable DEBUG/INFO logging, which checkov otherwise formats into an in-memory buffer for its
 #   platform upload (a third of its check time);
 # - hand two edge builders only the vertices they can connect to. LabelSelectorEdgeBuilder and
@@ -95,6 +99,22 @@ if getattr(yaml, "__with_libyaml__", False):
             mapping["__endline__"] = node.end_mark.line + 1
             return mapping
     k8_yaml.SafeLineLoader = _CSafeLineLoader
+import json
+_yaml_loads = k8_yaml.loads
+def _marked(value, last):
+    if isinstance(value, dict):
+        for child in value.values():
+            _marked(child, last)
+        value["__startline__"], value["__endline__"] = 1, last
+    elif isinstance(value, list):
+        for child in value:
+            _marked(child, last)
+    return value
+def _loads(content):
+    if content.startswith("{"):
+        return [_marked(json.loads(content), content.count("\\n") + 1)]
+    return _yaml_loads(content)
+k8_yaml.loads = _loads
 """
     + EDGE_PREFILTER
     + f"""
@@ -192,6 +212,16 @@ def _prepared(rendered: RenderedDoc) -> dict[str, Any] | None:
             # checkov splits on every "=" and crashes on a reason that contains one.
             annotations[key] = f"{check_id}={reason.replace('=', ':')}" if reason else check_id
     return doc
+
+
+def _as_json(doc: dict[str, Any]) -> str | None:
+    """The document as one line of JSON (the launcher reads it without YAML), or None when JSON would
+    change it: a date, a non-string key, anything that does not come back equal."""
+    try:
+        text = json.dumps(doc, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return text if json.loads(text) == doc else None
 
 
 def _fix(check: dict[str, Any]) -> str:
@@ -523,7 +553,7 @@ def scan(
             folder.mkdir()
             for index in part:
                 name, prepared = prepared_docs[index]
-                text = yaml.dump(prepared, Dumper=DUMPER, sort_keys=False)
+                text = _as_json(prepared) or yaml.dump(prepared, Dumper=DUMPER, sort_keys=False)
                 Path(folder, name).write_text(text, encoding="utf-8")
             folders.append(folder)
         with ThreadPoolExecutor(max_workers=max(1, len(folders))) as pool:

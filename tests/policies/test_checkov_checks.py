@@ -444,3 +444,48 @@ def test_prefiltered_edge_builders_link_exactly_what_checkov_links(tmp_path: Pat
     before, after = json.loads(result.stdout)
     assert len(before) >= 4, before  # selectors, the policies and the ServiceAccount do link
     assert after == before
+
+
+def test_documents_read_as_json_get_the_verdicts_yaml_gives_them(tmp_path: Path) -> None:
+    """The scan writes documents as JSON that the launcher reads without YAML (a third of checkov's
+    time was parsing): every check must pass, fail and skip exactly what it does on the YAML form."""
+    docs = [
+        doc
+        for path in sorted(FIXTURES.rglob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict) and policy_scan._as_json(doc) is not None
+    ]
+    assert len(docs) > 40
+    context, _ = policy_scan.policy_context()
+    context_file = tmp_path / "context.json"
+    context_file.write_text(json.dumps(context))
+    verdicts = []
+    for form, write in (("yaml", yaml.safe_dump), ("json", policy_scan._as_json)):
+        folder = tmp_path / form
+        folder.mkdir()
+        for i, doc in enumerate(docs):
+            (folder / f"{i:04d}.yaml").write_text(str(write(doc)))
+        report = policy_scan._run_checkov(
+            folder, context_file, sorted(policy_scan.load_skips()), policy_scan.CHECKOV, keep_passed=True
+        )
+        verdicts.append(
+            {
+                (key, c["check_id"], c["resource"], Path(c["file_path"]).name)
+                for key, checks in report.items()
+                for c in checks
+            }
+        )
+    assert verdicts[0] and verdicts[1] == verdicts[0]
+
+
+def test_a_document_json_would_change_is_written_as_yaml() -> None:
+    """A date (YAML reads an unquoted 2026-12-02 as one) or a non-string key would not come back the
+    same from JSON, so such a document keeps the YAML form."""
+    import datetime
+
+    assert policy_scan._as_json({"kind": "ConfigMap", "data": {"day": datetime.date(2026, 12, 2)}}) is None
+    assert policy_scan._as_json({"kind": "ConfigMap", "data": {1: "one"}}) is None
+    assert (
+        policy_scan._as_json({"kind": "ConfigMap", "data": {"a": "1"}})
+        == '{"kind": "ConfigMap", "data": {"a": "1"}}'
+    )
