@@ -10,9 +10,10 @@ whose base declares what its logs hold (`apps/<app>/base/monitoring.yaml`). Each
 2. `mlplat monitor drift APP --env ENV` scores that window against the served version's reference
    and pushes the scores to the Pushgateway under the names mlplat/monitoring/metrics.py owns.
 
-Honest limits: the `mlplat-monitor` image (infra/versions.py) is not built by this repository, so
-the CronJobs are created suspended until `services.inference_logs.drift_jobs` says it is published
-(a suspended job never pulls a missing image; ModelMonitoringStale then says nothing is judged).
+The `mlplat-monitor` image (infra/versions.py) is built from images/monitor/Dockerfile and pushed by
+.github/workflows/monitor-image.yml on main; the CronJobs are created suspended until
+`services.inference_logs.drift_jobs` says it is published (a suspended job never pulls a missing
+image; ModelMonitoringStale then says nothing is judged).
 The job reads the registry anonymously: MLflow's basic auth has no read-only user for it yet.
 """
 
