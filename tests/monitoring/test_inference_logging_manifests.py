@@ -20,10 +20,6 @@ LOGGED_APPS = ("iris-classifier", "churn-gbm")
 ENVS = ("dev", "staging", "prod")
 AGENT_PORT = 9081  # kserve v0.20.0 pkg/constants/constants.go InferenceServiceDefaultAgentPort
 AGENT_EMBEDDED_MARSHALLER_PORT = 9083  # kserve v0.20.0 cmd/agent/main.go --log-marshaller-port
-GATEWAY_PROXIES = {
-    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
-    "podSelector": {"matchLabels": {"app.kubernetes.io/component": "proxy"}},
-}
 PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
 
 _rendered: dict[str, list[dict[str, Any]]] = {}
@@ -126,8 +122,30 @@ def test_agent_port_is_admitted_from_the_gateway_and_nothing_else_new(app: str, 
     spec = new["allow-ingress-to-inference-logger"]
     assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec, spec
     assert spec["ingress"] == [
-        {"from": [GATEWAY_PROXIES, PROMETHEUS], "ports": [{"protocol": "TCP", "port": AGENT_PORT}]}
+        {"from": [*inference_gateway(after), PROMETHEUS], "ports": [{"protocol": "TCP", "port": AGENT_PORT}]}
     ], spec
+
+
+def inference_gateway(policies: dict[str, Any]) -> list[dict[str, Any]]:
+    """The peers the model server's own port (8080) is admitted from: the inference Gateway's proxies."""
+    (rule,) = policies["allow-ingress-from-gateway"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}], rule
+    return list(rule["from"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("app", LOGGED_APPS)
+def test_another_gateways_proxies_do_not_reach_the_logger_port(app: str, env: str) -> None:
+    policies = {
+        d["metadata"]["name"]: d["spec"]
+        for d in render(f"apps/{app}/overlays/{env}")
+        if d["kind"] == "NetworkPolicy"
+    }
+    (rule,) = policies["allow-ingress-to-inference-logger"]["ingress"]
+    proxies = [peer for peer in rule["from"] if peer != PROMETHEUS]
+    # 9081 is where the predictor Service sends inference traffic once the logger is on: it must be
+    # as closed as 8080 was, or any Gateway's proxies (a public one) would reach the model.
+    assert proxies == inference_gateway(policies), f"{app}/{env}: 9081 admits {proxies}"
 
 
 def test_every_logger_field_is_one_kserve_v0_20_serves() -> None:
