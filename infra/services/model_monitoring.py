@@ -14,7 +14,13 @@ The `mlplat-monitor` image (infra/versions.py) is built from images/monitor/Dock
 .github/workflows/monitor-image.yml on main; the CronJobs are created suspended until
 `services.inference_logs.drift_jobs` says it is published (a suspended job never pulls a missing
 image; ModelMonitoringStale then says nothing is judged).
-The job reads the registry anonymously: MLflow's basic auth has no read-only user for it yet.
+The job reads the registry as its own MLflow user `drift-job` (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`,
+which mlplat/registry_gate.py sends as basic auth): its password is generated here and then owned
+by Vault (`platform/model-monitoring/mlflow-reader`, readable by role `model-monitoring` only). The
+server refuses unknown users and grants nothing by default (platform/mlflow/values.yaml
+`defaultPermission: NO_PERMISSIONS`), so an MLflow admin creates the user with that password and
+grants it READ on the monitored apps' registered models, as for every other MLflow client
+(README "Model monitoring" gives the commands).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from infra.config import StackConfig
 from infra.services import minio, mlflow, monitoring
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
 from infra.services.chart import REPO, namespace
-from infra.services.secrets import SeededSecret
+from infra.services.secrets import SeededSecret, password, seed_secret
 
 NAMESPACE = "model-monitoring"
 # Every drift job pod carries it: the NetworkPolicies admit these pods (and only these) to the
@@ -45,6 +51,10 @@ WINDOW = "1d"
 MLFLOW_URL = f"http://{mlflow.RELEASE}.{mlflow.NAMESPACE}.svc.cluster.local:80"
 MINIO_HOST = minio.ENDPOINT.removeprefix("https://")
 CA_KEY = "ca.crt"
+# The job's own MLflow account (module docstring): read-only, from Vault.
+MLFLOW_READER_USER = "drift-job"
+MLFLOW_READER_SECRET = "mlflow-reader"  # pragma: allowlist secret (a Secret name)
+MLFLOW_READER_VAULT_PATH = "platform/model-monitoring/mlflow-reader"
 # The job's user: the images' non-root user, and the file owner of the emptyDirs.
 RUN_AS = 65532
 
@@ -147,7 +157,14 @@ def job_spec(target: MonitoredApp, config: StackConfig) -> dict[str, Any]:
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
         # The root filesystem is read-only: anything a library caches goes to the /tmp emptyDir.
-        "env": [{"name": "HOME", "value": "/tmp"}],
+        # The registry credentials are the variables mlplat/registry_gate.py (like MLflow's client) reads.
+        "env": [
+            {"name": "HOME", "value": "/tmp"},
+            *(
+                {"name": key, "valueFrom": {"secretKeyRef": {"name": MLFLOW_READER_SECRET, "key": key}}}
+                for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+            ),
+        ],
         "securityContext": _security(),
         "volumeMounts": [
             {"name": "data", "mountPath": "/data", "readOnly": True},
@@ -212,6 +229,19 @@ class DriftJobs(pulumi.ComponentResource):
             SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource)
             for seed in (args.logs_reader, args.model_reader)
         ]
+        self.mlflow_reader = seed_secret(
+            self,
+            f"{name}-mlflow-reader",
+            self.namespace,
+            NAMESPACE,
+            MLFLOW_READER_SECRET,
+            MLFLOW_READER_VAULT_PATH,
+            {
+                "MLFLOW_TRACKING_USERNAME": MLFLOW_READER_USER,
+                "MLFLOW_TRACKING_PASSWORD": password(self, f"{name}-mlflow-reader-password"),
+            },
+        )
+        self.seeds.append(self.mlflow_reader)
         self.ca = ca_bundle(
             self,
             f"{name}-internal-ca",
@@ -237,7 +267,8 @@ class DriftJobs(pulumi.ComponentResource):
                 # Typed Any: mypy 2.4.1 exhausts memory matching a dict against CronJobSpecArgsDict.
                 spec=cast(Any, job_spec(target, args.config)),
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self.namespace, self.ca, account, *args.after]
+                    parent=self,
+                    depends_on=[self.namespace, self.ca, account, self.mlflow_reader.resource, *args.after],
                 ),
             )
             self.jobs.append(job)

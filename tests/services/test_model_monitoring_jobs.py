@@ -96,6 +96,7 @@ def test_drift_job_readers_come_from_vault_into_their_namespace(plan: Plan) -> N
     assert synced == {
         minio.LOGS_READER_SECRET: minio.LOGS_READER_VAULT_PATH,
         minio.MODEL_READER_SECRET: minio.MODEL_READER_VAULT_PATH,
+        model_monitoring.MLFLOW_READER_SECRET: model_monitoring.MLFLOW_READER_VAULT_PATH,
     }, synced
     policy = (REPO / "platform" / "vault" / "policies" / f"{model_monitoring.NAMESPACE}.hcl").read_text()
     paths = sorted(line.split('"')[1] for line in policy.splitlines() if line.startswith("path "))
