@@ -25,6 +25,7 @@ grants it READ on the monitored apps' registered models, as for every other MLfl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -34,7 +35,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import versions
-from infra.config import StackConfig
+from infra.config import ConfigError, StackConfig
 from infra.services import minio, mlflow, monitoring
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
 from infra.services.chart import REPO, namespace
@@ -61,11 +62,28 @@ RUN_AS = 65532
 
 @dataclass(frozen=True)
 class MonitoredApp:
-    """An app whose base declares its logs, and where its logger writes (`<namespace>/<isvc>/`)."""
+    """An app whose base declares its logs, where its logger writes (`<namespace>/<isvc>/`), and how
+    many days each environment keeps them (the contract's `retention_days`)."""
 
     app: str
     namespace: str
     isvc: str
+    retention_days: Mapping[str, int]
+
+    @property
+    def logs_prefix(self) -> str:
+        return f"{self.namespace}/{self.isvc}/"
+
+
+def _retention_days(app: str, repo: Path) -> dict[str, int]:
+    """The app's `retention_days`, from its contract as mlplat validates it (mlplat/monitoring/contract.py)."""
+    from mlplat.monitoring.contract import ContractError, load, path_of
+
+    try:
+        contract = load(app, repo)
+    except ContractError as err:
+        raise ConfigError(str(path_of(app, repo)), [("(file)", str(err))]) from None
+    return dict(contract.retention_days.model_dump())
 
 
 def monitored_apps(repo: Path = REPO) -> list[MonitoredApp]:
@@ -79,7 +97,9 @@ def monitored_apps(repo: Path = REPO) -> list[MonitoredApp]:
             for doc in yaml.safe_load_all(path.read_text())
             if isinstance(doc, dict) and doc.get("kind") == "InferenceService"
         )
-        found.append(MonitoredApp(base.parent.name, isvc["metadata"]["namespace"], isvc["metadata"]["name"]))
+        app = base.parent.name
+        meta = isvc["metadata"]
+        found.append(MonitoredApp(app, meta["namespace"], meta["name"], _retention_days(app, repo)))
     return found
 
 
@@ -141,7 +161,7 @@ def job_spec(target: MonitoredApp, config: StackConfig) -> dict[str, Any]:
     """The CronJob spec of one app's drift job."""
     env = config.environment
     suspend = not config.services.inference_logs.drift_jobs
-    logs = f"{minio.LOGS_BUCKET}/{target.namespace}/{target.isvc}/"
+    logs = f"{minio.LOGS_BUCKET}/{target.logs_prefix}"
     models = f"{minio.model_bucket(config)}/{target.app}/"
     drift = {
         "name": "drift",
