@@ -145,11 +145,12 @@ IMAGES: dict[str, str] = {
     # Falco's userspace of chart 9.1.0; the modern eBPF probe is built into this binary, so pinning
     # the image pins the driver too (no kernel module or probe download on the node).
     "falco": "falcosecurity/falco:0.44.1",
-    # The mlplat CLI (`mlplat monitor drift|marshaller`) with this repository's apps/ folder and
-    # kubectl: NOT built or pushed by this repository (it has no image build). The drift CronJobs stay
-    # suspended until `services.inference_logs.drift_jobs` says the image is published; the
-    # marshaller sidecar names the same image in apps/components/inference-logging (a test holds the
-    # two equal).
+    # The monitor command (`mlplat monitor drift|marshaller`) with this repository's apps/ folder and
+    # kubectl: built from images/monitor/Dockerfile and pushed under exactly this name by
+    # .github/workflows/monitor-image.yml (a published tag is never overwritten: bump it to ship a
+    # change). The drift CronJobs stay suspended until `services.inference_logs.drift_jobs` says it
+    # is published; the marshaller sidecar names the same image in apps/components/inference-logging
+    # (a test holds the two equal).
     "mlplat-monitor": "registry.mlplat.internal/mlplat/monitor:0.1.0",
     # MinIO's client, the release the MinIO chart 5.4.0 runs its own jobs with (values.yaml mcImage):
     # copies a drift job's window of logs and the served versions' reference data into the pod.

@@ -23,10 +23,24 @@ webhook mounts it into the init container (kserve/kserve v0.20.0
 pkg/controller/v1beta1/inferenceservice/reconcilers/cabundleconfigmap/cabundle_configmap_reconciler.go
 L86-108, pkg/webhook/admission/pod/storage_initializer_injector.go L598-612). The program writes
 that ConfigMap from the CA certificate before the controller starts.
+
+Inference logs are uploaded by the agent KServe injects beside a logged predictor, and it verifies
+MinIO against the same CA. Its S3 client is aws-sdk-go v1's `session.NewSession` (kserve/kserve v0.20.0
+pkg/agent/storage/utils.go L209-245), which trusts only the PEM file named by `AWS_CA_BUNDLE` when
+that is set (aws/aws-sdk-go v1.55.6 aws/session/session.go NewSessionWithOptions, "Only use
+AWS_CA_BUNDLE if session option is not provided"). The agent gets that variable from the logger
+Secret's `serving.kserve.io/s3-cabundle` annotation (pkg/credentials/s3/utils.go L99-105; the
+component apps/components/inference-logging sets it), and the file from the `logger.caBundle`
+ConfigMap, which the webhook mounts into the agent at /etc/tls/logger (pkg/webhook/admission/pod/
+agent_injector.go L440-463, constants.go LoggerCaCertMountPath). The chart renders `logger` without
+that key (charts/kserve-resources/files/common/configmap-patch.yaml `logger`), so `logger_config`
+is patched into `inferenceservice-config` after the release: the chart's own fields, plus the CA
+ConfigMap the controller already copies into every model namespace (`global-ca-bundle`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +67,35 @@ class KserveArgs(ServiceArgs):
 
 # The key the controller copies from the CA ConfigMap (constants.DefaultCaBundleFileName).
 CA_BUNDLE_KEY = "cabundle.crt"
+
+# KServe's configuration ConfigMap (chart kserve-resources templates/common/configmap.yaml), and the
+# CA bundle the controller writes into each model namespace from `caBundleConfigMapName`
+# (constants.go DefaultGlobalCaBundleConfigMapName, cabundle_configmap_reconciler.go L86-108).
+INFERENCE_SERVICE_CONFIG = "inferenceservice-config"
+MODEL_NAMESPACE_CA_BUNDLE = "global-ca-bundle"
+# Where the agent injector mounts `logger.caBundle` (pkg/constants/constants.go LoggerCaCertMountPath).
+LOGGER_CA_DIR = "/etc/tls/logger"
+
+
+def logger_config() -> dict[str, Any]:
+    """`inferenceservice-config`'s `logger`: the chart's v0.20.0 values, plus the internal CA bundle.
+
+    The chart's fields are repeated because a ConfigMap key is one JSON string: the patch replaces it
+    whole (configmap-patch.yaml `logger`: the agent image of `kserve.agent.image`:`kserve.version`).
+    `caCertFile` is the file the agent reads from that folder for https logger URLs (cmd/agent/main.go
+    `--logger-ca-cert-file`); S3 uploads read the same file through `AWS_CA_BUNDLE`.
+    """
+    return {
+        "image": f"kserve/agent:{versions.CHARTS['kserve'].version}",
+        "memoryRequest": "100Mi",
+        "memoryLimit": "1Gi",
+        "cpuRequest": "100m",
+        "cpuLimit": "1",
+        "defaultUrl": "http://default-broker",
+        "caBundle": MODEL_NAMESPACE_CA_BUNDLE,
+        "caCertFile": CA_BUNDLE_KEY,
+    }
+
 
 # The platform's Gateway (`namespace/name`, the form KServe's ingress config takes).
 GATEWAY = f"{GATEWAY_NAMESPACE}/{GATEWAY_NAME}"
@@ -112,6 +155,18 @@ class Kserve(ChartService):
             "kserve",
             computed=deep_merge(ingress_values(), storage),
             depends_on=[crds, self.ca_bundle],
+        )
+        # Server-side apply of the one key, forced over the chart's (helm) ownership of it; listed
+        # after the release so a chart upgrade that rewrites `logger` is followed by this patch.
+        self.logger_config = k8s.core.v1.ConfigMapPatch(
+            f"{name}-logger-config",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                name=INFERENCE_SERVICE_CONFIG,
+                namespace=NAMESPACE,
+                annotations={"pulumi.com/patchForce": "true"},
+            ),
+            data={"logger": json.dumps(logger_config(), indent=2)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
         )
         self.runtimes = self.install(
             "runtimes",

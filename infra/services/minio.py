@@ -92,20 +92,36 @@ def model_bucket(config: StackConfig) -> str:
 
 
 def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
-    """The `customCommands` that put the expiry rule on the logs bucket.
+    """The `customCommands` that put the expiry rules on the logs bucket.
 
     The chart's `buckets` entries have no lifecycle key (minio/minio 43a74029 helm/minio/values.yaml,
-    `buckets`), so the rule is an `mc` command of the chart's post-install/upgrade job, which runs
+    `buckets`), so the rules are `mc` commands of the chart's post-install/upgrade job, which runs
     `${MC} <command>` against alias `myminio` (helm/minio/templates/_helper_custom_command.txt).
-    `mc ilm rule add --expire-days N` expires current objects N days after creation (minio/docs
-    source/reference/minio-mc/mc-ilm-rule-add.rst). It appends a rule on every run (minio/mc
-    cmd/ilm-rule-add.go `mainILMAdd`: `lfcCfg.Rules = append(...)`): repeating the same rule is
-    harmless, and of several rules the shortest expiry wins, so lowering the retention takes effect
-    at the next `pulumi up` while raising it needs the old rule removed by hand
+    `mc ilm rule add --expire-days N` expires current objects N days after creation, `--prefix P`
+    only those under P (minio/docs source/reference/minio-mc/mc-ilm-rule-add.rst). It appends a rule
+    on every run (minio/mc cmd/ilm-rule-add.go `mainILMAdd`: `lfcCfg.Rules = append(...)`):
+    repeating the same rule is harmless, and of several rules the shortest expiry wins. So the
+    environment's `retention_days` is the longest any log is kept, and an app whose contract
+    (`apps/<app>/base/monitoring.yaml` `retention_days`) asks for less gets a rule on its own prefix
+    (`<namespace>/<isvc>/`, where its logger writes). Lowering a retention takes effect at the next
+    `pulumi up`; raising one needs the old rule removed by hand
     (`mc ilm rule rm --id <old> myminio/mlplat-inference-logs`).
     """
+    # Imported here: model_monitoring imports this module for the bucket's name and users.
+    from infra.services.model_monitoring import monitored_apps
+
     days = config.services.inference_logs.retention_days
-    return [{"command": f"ilm rule add --expire-days {days} myminio/{LOGS_BUCKET}"}]
+    commands = [{"command": f"ilm rule add --expire-days {days} myminio/{LOGS_BUCKET}"}]
+    for target in monitored_apps():
+        shorter = target.retention_days[config.environment]
+        if shorter < days:
+            commands.append(
+                {
+                    "command": f"ilm rule add --prefix {target.logs_prefix} --expire-days {shorter} "
+                    f"myminio/{LOGS_BUCKET}"
+                }
+            )
+    return commands
 
 
 def computed_values(config: StackConfig) -> dict[str, Any]:

@@ -10,14 +10,22 @@ whose base declares what its logs hold (`apps/<app>/base/monitoring.yaml`). Each
 2. `mlplat monitor drift APP --env ENV` scores that window against the served version's reference
    and pushes the scores to the Pushgateway under the names mlplat/monitoring/metrics.py owns.
 
-Honest limits: the `mlplat-monitor` image (infra/versions.py) is not built by this repository, so
-the CronJobs are created suspended until `services.inference_logs.drift_jobs` says it is published
-(a suspended job never pulls a missing image; ModelMonitoringStale then says nothing is judged).
-The job reads the registry anonymously: MLflow's basic auth has no read-only user for it yet.
+The `mlplat-monitor` image (infra/versions.py) is built from images/monitor/Dockerfile and pushed by
+.github/workflows/monitor-image.yml on main; the CronJobs are created suspended until
+`services.inference_logs.drift_jobs` says it is published (a suspended job never pulls a missing
+image; ModelMonitoringStale then says nothing is judged).
+The job reads the registry as its own MLflow user `drift-job` (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`,
+which mlplat/registry_gate.py sends as basic auth): its password is generated here and then owned
+by Vault (`platform/model-monitoring/mlflow-reader`, readable by role `model-monitoring` only). The
+server refuses unknown users and grants nothing by default (platform/mlflow/values.yaml
+`defaultPermission: NO_PERMISSIONS`), so an MLflow admin creates the user with that password and
+grants it READ on the monitored apps' registered models, as for every other MLflow client
+(README "Model monitoring" gives the commands).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,11 +35,11 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import versions
-from infra.config import StackConfig
+from infra.config import ConfigError, StackConfig
 from infra.services import minio, mlflow, monitoring
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
 from infra.services.chart import REPO, namespace
-from infra.services.secrets import SeededSecret
+from infra.services.secrets import SeededSecret, password, seed_secret
 
 NAMESPACE = "model-monitoring"
 # Every drift job pod carries it: the NetworkPolicies admit these pods (and only these) to the
@@ -44,17 +52,38 @@ WINDOW = "1d"
 MLFLOW_URL = f"http://{mlflow.RELEASE}.{mlflow.NAMESPACE}.svc.cluster.local:80"
 MINIO_HOST = minio.ENDPOINT.removeprefix("https://")
 CA_KEY = "ca.crt"
+# The job's own MLflow account (module docstring): read-only, from Vault.
+MLFLOW_READER_USER = "drift-job"
+MLFLOW_READER_SECRET = "mlflow-reader"  # pragma: allowlist secret (a Secret name)
+MLFLOW_READER_VAULT_PATH = "platform/model-monitoring/mlflow-reader"
 # The job's user: the images' non-root user, and the file owner of the emptyDirs.
 RUN_AS = 65532
 
 
 @dataclass(frozen=True)
 class MonitoredApp:
-    """An app whose base declares its logs, and where its logger writes (`<namespace>/<isvc>/`)."""
+    """An app whose base declares its logs, where its logger writes (`<namespace>/<isvc>/`), and how
+    many days each environment keeps them (the contract's `retention_days`)."""
 
     app: str
     namespace: str
     isvc: str
+    retention_days: Mapping[str, int]
+
+    @property
+    def logs_prefix(self) -> str:
+        return f"{self.namespace}/{self.isvc}/"
+
+
+def _retention_days(app: str, repo: Path) -> dict[str, int]:
+    """The app's `retention_days`, from its contract as mlplat validates it (mlplat/monitoring/contract.py)."""
+    from mlplat.monitoring.contract import ContractError, load, path_of
+
+    try:
+        contract = load(app, repo)
+    except ContractError as err:
+        raise ConfigError(str(path_of(app, repo)), [("(file)", str(err))]) from None
+    return dict(contract.retention_days.model_dump())
 
 
 def monitored_apps(repo: Path = REPO) -> list[MonitoredApp]:
@@ -68,7 +97,9 @@ def monitored_apps(repo: Path = REPO) -> list[MonitoredApp]:
             for doc in yaml.safe_load_all(path.read_text())
             if isinstance(doc, dict) and doc.get("kind") == "InferenceService"
         )
-        found.append(MonitoredApp(base.parent.name, isvc["metadata"]["namespace"], isvc["metadata"]["name"]))
+        app = base.parent.name
+        meta = isvc["metadata"]
+        found.append(MonitoredApp(app, meta["namespace"], meta["name"], _retention_days(app, repo)))
     return found
 
 
@@ -130,7 +161,7 @@ def job_spec(target: MonitoredApp, config: StackConfig) -> dict[str, Any]:
     """The CronJob spec of one app's drift job."""
     env = config.environment
     suspend = not config.services.inference_logs.drift_jobs
-    logs = f"{minio.LOGS_BUCKET}/{target.namespace}/{target.isvc}/"
+    logs = f"{minio.LOGS_BUCKET}/{target.logs_prefix}"
     models = f"{minio.model_bucket(config)}/{target.app}/"
     drift = {
         "name": "drift",
@@ -146,7 +177,14 @@ def job_spec(target: MonitoredApp, config: StackConfig) -> dict[str, Any]:
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
         # The root filesystem is read-only: anything a library caches goes to the /tmp emptyDir.
-        "env": [{"name": "HOME", "value": "/tmp"}],
+        # The registry credentials are the variables mlplat/registry_gate.py (like MLflow's client) reads.
+        "env": [
+            {"name": "HOME", "value": "/tmp"},
+            *(
+                {"name": key, "valueFrom": {"secretKeyRef": {"name": MLFLOW_READER_SECRET, "key": key}}}
+                for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+            ),
+        ],
         "securityContext": _security(),
         "volumeMounts": [
             {"name": "data", "mountPath": "/data", "readOnly": True},
@@ -211,6 +249,19 @@ class DriftJobs(pulumi.ComponentResource):
             SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource)
             for seed in (args.logs_reader, args.model_reader)
         ]
+        self.mlflow_reader = seed_secret(
+            self,
+            f"{name}-mlflow-reader",
+            self.namespace,
+            NAMESPACE,
+            MLFLOW_READER_SECRET,
+            MLFLOW_READER_VAULT_PATH,
+            {
+                "MLFLOW_TRACKING_USERNAME": MLFLOW_READER_USER,
+                "MLFLOW_TRACKING_PASSWORD": password(self, f"{name}-mlflow-reader-password"),
+            },
+        )
+        self.seeds.append(self.mlflow_reader)
         self.ca = ca_bundle(
             self,
             f"{name}-internal-ca",
@@ -236,7 +287,8 @@ class DriftJobs(pulumi.ComponentResource):
                 # Typed Any: mypy 2.4.1 exhausts memory matching a dict against CronJobSpecArgsDict.
                 spec=cast(Any, job_spec(target, args.config)),
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self.namespace, self.ca, account, *args.after]
+                    parent=self,
+                    depends_on=[self.namespace, self.ca, account, self.mlflow_reader.resource, *args.after],
                 ),
             )
             self.jobs.append(job)

@@ -29,7 +29,15 @@ sys.path.insert(0, str(REPO / ".github" / "scripts"))
 import preview_changes
 import validate_summary
 
-NAMES = ("pr.yml", "preview.yml", "deploy.yml", "drift.yml", "promote.yml", "mutation.yml")
+NAMES = (
+    "pr.yml",
+    "preview.yml",
+    "deploy.yml",
+    "drift.yml",
+    "promote.yml",
+    "mutation.yml",
+    "monitor-image.yml",
+)
 PINNED = re.compile(r"^\s*-?\s*uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)(?:\s+#\s*(?P<tag>\S+))?\s*$")
 PULUMI_PATHS = [
     "infra/**",
@@ -57,7 +65,7 @@ def _all_jobs() -> list[tuple[str, str, dict[str, Any]]]:
     return [(n, j, job) for n in NAMES for j, job in _jobs(n).items()]
 
 
-def test_the_six_workflows_exist() -> None:
+def test_the_seven_workflows_exist() -> None:
     assert {p.name for p in workflow_files()} == set(NAMES)
 
 
@@ -130,6 +138,7 @@ def test_write_scopes_only_where_needed() -> None:
         ("drift.yml", "drift"): {"id-token": "write", "issues": "write"},
         ("promote.yml", "promote"): {"contents": "write", "pull-requests": "write"},
         ("mutation.yml", "mutation"): {},
+        ("monitor-image.yml", "image"): {},  # pushes with registry credentials, no GitHub write
     }
     actual = {
         (name, job_id): {k: v for k, v in job["permissions"].items() if v == "write"}

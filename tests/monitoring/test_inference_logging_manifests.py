@@ -4,6 +4,7 @@ app's own privacy marshaller on loopback, and the agent port the logger puts in 
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,6 @@ LOGGED_APPS = ("iris-classifier", "churn-gbm")
 ENVS = ("dev", "staging", "prod")
 AGENT_PORT = 9081  # kserve v0.20.0 pkg/constants/constants.go InferenceServiceDefaultAgentPort
 AGENT_EMBEDDED_MARSHALLER_PORT = 9083  # kserve v0.20.0 cmd/agent/main.go --log-marshaller-port
-GATEWAY_PROXIES = {
-    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
-    "podSelector": {"matchLabels": {"app.kubernetes.io/component": "proxy"}},
-}
 PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
 
 _rendered: dict[str, list[dict[str, Any]]] = {}
@@ -126,8 +123,30 @@ def test_agent_port_is_admitted_from_the_gateway_and_nothing_else_new(app: str, 
     spec = new["allow-ingress-to-inference-logger"]
     assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec, spec
     assert spec["ingress"] == [
-        {"from": [GATEWAY_PROXIES, PROMETHEUS], "ports": [{"protocol": "TCP", "port": AGENT_PORT}]}
+        {"from": [*inference_gateway(after), PROMETHEUS], "ports": [{"protocol": "TCP", "port": AGENT_PORT}]}
     ], spec
+
+
+def inference_gateway(policies: dict[str, Any]) -> list[dict[str, Any]]:
+    """The peers the model server's own port (8080) is admitted from: the inference Gateway's proxies."""
+    (rule,) = policies["allow-ingress-from-gateway"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}], rule
+    return list(rule["from"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("app", LOGGED_APPS)
+def test_another_gateways_proxies_do_not_reach_the_logger_port(app: str, env: str) -> None:
+    policies = {
+        d["metadata"]["name"]: d["spec"]
+        for d in render(f"apps/{app}/overlays/{env}")
+        if d["kind"] == "NetworkPolicy"
+    }
+    (rule,) = policies["allow-ingress-to-inference-logger"]["ingress"]
+    proxies = [peer for peer in rule["from"] if peer != PROMETHEUS]
+    # 9081 is where the predictor Service sends inference traffic once the logger is on: it must be
+    # as closed as 8080 was, or any Gateway's proxies (a public one) would reach the model.
+    assert proxies == inference_gateway(policies), f"{app}/{env}: 9081 admits {proxies}"
 
 
 def test_every_logger_field_is_one_kserve_v0_20_serves() -> None:
@@ -139,3 +158,68 @@ def test_every_logger_field_is_one_kserve_v0_20_serves() -> None:
     assert set(logger) <= set(schema), sorted(set(logger) - set(schema))
     assert set(logger["storage"]) <= set(schema["storage"]["properties"]), logger["storage"]
     assert logger["mode"] in schema["mode"]["enum"], schema["mode"]
+
+
+# kserve/kserve v0.20.0 pkg/constants/constants.go: where the agent injector mounts `logger.caBundle`
+# (LoggerCaCertMountPath L105), the CA ConfigMap the controller writes into every model namespace
+# (DefaultGlobalCaBundleConfigMapName L517) and its one key (DefaultCaBundleFileName L514).
+AGENT_CA_MOUNT = "/etc/tls/logger"
+MODEL_NAMESPACE_CA_CONFIGMAP = "global-ca-bundle"
+CA_BUNDLE_FILE = "cabundle.crt"
+S3_ANNOTATION = "serving.kserve.io/s3-"  # pkg/credentials/s3/s3_secret.go L62-70
+
+
+def logger_secret_annotations(app: str, env: str) -> dict[str, str]:
+    sync = one(render(f"apps/{app}/overlays/{env}"), "VaultStaticSecret", "inference-logger-s3")
+    annotations: dict[str, str] = sync["spec"]["destination"]["annotations"]
+    return annotations
+
+
+def kserve_logger_config(plan: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `logger` entry the platform writes into KServe's inferenceservice-config, and its resource."""
+    (patch,) = [
+        r
+        for r in plan["resources"]
+        if r["type"] == "kubernetes:core/v1:ConfigMapPatch"
+        and r["inputs"]["metadata"]
+        == {**r["inputs"]["metadata"], "name": "inferenceservice-config", "namespace": "kserve"}
+    ]
+    return json.loads(patch["inputs"]["data"]["logger"]), patch
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_logger_uploads_verify_minio_against_the_internal_ca(env: str, offline_plan: Any) -> None:
+    plan = offline_plan(env)
+    logger, patch = kserve_logger_config(plan)
+    # The agent gets the CA file only when `logger.caBundle` names a ConfigMap of the model's namespace;
+    # the controller writes `global-ca-bundle` there only while storageInitializer names the CA.
+    assert logger["caBundle"] == MODEL_NAMESPACE_CA_CONFIGMAP, f"{patch['urn']}: {logger}"
+    (release,) = [r for r in plan["resources"] if r["urn"] in patch["dependsOn"]]
+    assert release["inputs"]["values"]["kserve"]["storage"]["caBundleConfigMapName"], release["urn"]
+    # The chart owns the key too: without force the patch fails on the first `pulumi up`.
+    assert patch["inputs"]["metadata"]["annotations"]["pulumi.com/patchForce"] == "true", patch["urn"]
+    for app in LOGGED_APPS:
+        annotations = logger_secret_annotations(app, env)
+        # AWS_CA_BUNDLE for the agent's aws-sdk-go session: the mounted CA, and verification on.
+        assert annotations[f"{S3_ANNOTATION}cabundle"] == f"{AGENT_CA_MOUNT}/{CA_BUNDLE_FILE}", annotations
+        assert (
+            annotations[f"{S3_ANNOTATION}verifyssl"] == "1" and annotations[f"{S3_ANNOTATION}usehttps"] == "1"
+        )
+
+
+def test_the_patched_logger_config_keeps_the_charts_agent(reference: Path, offline_plan: Any) -> None:
+    values = yaml.safe_load((reference / "charts" / "kserve-resources" / "values.yaml").read_text())
+    logger, patch = kserve_logger_config(offline_plan("dev"))
+    # The patch replaces the chart's whole `logger` string: its agent image must stay the chart's.
+    assert logger["image"] == f"{values['kserve']['agent']['image']}:{values['kserve']['version']}", patch[
+        "urn"
+    ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("app", LOGGED_APPS)
+def test_logger_agent_addresses_the_logs_bucket_by_path_not_by_host_name(app: str, env: str) -> None:
+    # kserve v0.20.0 pkg/agent/storage/utils.go L215-229: S3ForcePathStyle is !useVirtualBucket, which
+    # is true unless S3_USER_VIRTUAL_BUCKET is "false"; MinIO's in-cluster name has no bucket subdomains.
+    annotations = logger_secret_annotations(app, env)
+    assert annotations.get(f"{S3_ANNOTATION}usevirtualbucket") == "false", f"{app}/{env}: {annotations}"

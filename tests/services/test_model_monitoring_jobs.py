@@ -10,7 +10,7 @@ import pytest
 import yaml
 from harness import Plan
 from netpol import Pod
-from test_network_policies import PlanFor, World
+from test_network_policies import PODS, PlanFor, World
 
 from infra import versions
 from infra.config import ENVIRONMENTS
@@ -96,6 +96,7 @@ def test_drift_job_readers_come_from_vault_into_their_namespace(plan: Plan) -> N
     assert synced == {
         minio.LOGS_READER_SECRET: minio.LOGS_READER_VAULT_PATH,
         minio.MODEL_READER_SECRET: minio.MODEL_READER_VAULT_PATH,
+        model_monitoring.MLFLOW_READER_SECRET: model_monitoring.MLFLOW_READER_VAULT_PATH,
     }, synced
     policy = (REPO / "platform" / "vault" / "policies" / f"{model_monitoring.NAMESPACE}.hcl").read_text()
     paths = sorted(line.split('"')[1] for line in policy.splitlines() if line.startswith("path "))
@@ -143,11 +144,18 @@ def test_drift_jobs_reach_the_logs_and_the_registry_and_nothing_else(cluster: Wo
 
 @pytest.mark.parametrize("port", [9081])
 def test_the_gateway_reaches_the_logging_agent_and_strangers_do_not(cluster: World, port: int) -> None:
-    proxy = _pod(cluster, "envoy-gateway-system", dict(gateway.PROXY_LABELS), "envoy proxy")
-    assert cluster.reach(proxy, "model", port)
+    assert cluster.reach("envoy-proxy", "model", port)  # the inference Gateway's proxy, all its labels
     assert cluster.reach("prometheus", "model", port)
     assert not cluster.reach("stranger", "model", port)
-    other = _pod(
-        cluster, "envoy-gateway-system", {"app.kubernetes.io/component": "controller"}, "eg controller"
+    assert not cluster.reach("envoy-gateway", "model", port)  # the controller, same namespace
+
+
+@pytest.mark.parametrize("port", [9081])
+def test_another_gateways_proxies_do_not_reach_the_logging_agent(cluster: World, port: int) -> None:
+    (namespace, labels) = PODS["envoy-proxy"]
+    public = _pod(
+        cluster, namespace, {**labels, "gateway.envoyproxy.io/owning-gateway-name": "public"}, "public proxy"
     )
-    assert not cluster.reach(other, "model", port)
+    assert not cluster.reach(public, "model", port)
+    bare = _pod(cluster, namespace, dict(gateway.PROXY_LABELS), "proxy without its Gateway's labels")
+    assert not cluster.reach(bare, "model", port)
