@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlplat.safe_yaml import FAST_LOADER
+
 FILE = "monitoring.yaml"
 # A monitored version carries a sample of its training inputs (and the model's predictions on them,
 # column `prediction`) beside the model in the store; the registry tag names the file.
@@ -96,7 +98,6 @@ class MonitoringContract(_Model):
             if self.fields[f] == "keep"
         ]
 
-
     def require_allowed_in(self, env: str, where: str) -> None:
         """Raise ContractError naming `where` when this contract may not log in `env`."""
         problems = self.violations_for(env)
@@ -121,7 +122,9 @@ def load(app: str, repo_root: Path, env: str | None = None) -> MonitoringContrac
 def load_file(path: Path, where: str, env: str | None = None) -> MonitoringContract:
     """A contract file read from anywhere (on the cluster: the mounted ConfigMap); `where` names it."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(
+            path.read_text(encoding="utf-8"), Loader=FAST_LOADER
+        )  # libyaml: safe, and 10x faster
     except FileNotFoundError:
         raise ContractError(f"{where} does not exist: the app is not monitored") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:

@@ -133,16 +133,17 @@ def test_overlay_routing_to_another_apps_service_is_refused_at_its_patch(
     assert "models-growth/iris-classifier-predictor" in finding["message"]
 
 
-def add_canary(repo: Path, version: str, percent: int) -> Path:
+def add_canary(
+    repo: Path, version: str, percent: int, app: str = "iris-classifier", stable: str = "1"
+) -> Path:
     """overlays/prod as `mlplat promote --canary` leaves it (no registry needed to write it)."""
     from mlplat import promote
 
-    prod = repo / "apps" / "iris-classifier" / "overlays" / "prod"
-    app = "iris-classifier"
+    prod = repo / "apps" / app / "overlays" / "prod"
     uri = f"s3://mlplat-models/{app}/{version}"
     promote.apply_changes([
         promote.Change(prod / "canary.yaml", promote.canary_text(app, app, "prod", version, percent, uri, {"name": "mlflow"})),
-        promote.Change(prod / "canary-route.yaml", promote.canary_route_text(app, app, "prod", "1", version, percent)),
+        promote.Change(prod / "canary-route.yaml", promote.canary_route_text(app, app, "prod", stable, version, percent)),
         promote.Change(prod / "kustomization.yaml", promote.kustomization_with_canary(prod / "kustomization.yaml", repo, add=True)),
     ])  # fmt: skip
     return prod
@@ -175,3 +176,31 @@ def test_canary_that_sets_root_is_judged_as_kserve_runs_it(
     assert {(f["rule"], f["file"]) for f in report["findings"]} == {
         ("MLP-POD-SECURITY", str(canary.relative_to(repo)))
     }
+
+
+def _seconds(duration: str) -> float:
+    """A Gateway API Duration (`^([0-9]{1,5}(h|m|s|ms)){1,4}$`) in seconds."""
+    import re
+
+    scale = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(int(n) * scale[unit] for n, unit in re.findall(r"(\d+)(ms|h|m|s)", duration))
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_a_long_llm_answer_is_not_cut_by_envoys_15_second_default(tmp_path: Path, env: str) -> None:
+    """Envoy Gateway sets no route timeout unless the HTTPRoute asks (v1.9.0 route.go), and Envoy's
+    default is 15 s: every rule that reaches llm-chat, the canary's and the A/B header's included,
+    must allow minutes."""
+    routes = [d for d in render("llm-chat", env) if d["kind"] == "HTTPRoute"]
+    if env == "prod":
+        repo = copy_repo(tmp_path)
+        stable = yaml.safe_load((repo / "apps/llm-chat/overlays/prod/model-version.yaml").read_text())
+        version = stable["metadata"]["annotations"]["mlplat/model-version"]
+        prod = add_canary(repo, str(int(version) + 1), 0, app="llm-chat", stable=version)
+        out = subprocess.run(
+            ["kubectl", "kustomize", str(prod)], capture_output=True, text=True, check=True
+        ).stdout
+        routes += [d for d in yaml.safe_load_all(out) if d and d["kind"] == "HTTPRoute"]
+    rules = [rule for route in routes for rule in route["spec"]["rules"]]
+    assert len(rules) >= (3 if env == "prod" else 1)
+    assert all(_seconds((rule.get("timeouts") or {}).get("request", "15s")) >= 120 for rule in rules), rules
