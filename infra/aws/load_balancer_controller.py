@@ -16,7 +16,7 @@ tests/aws/test_load_balancer_controller_iam.py compares against). Differences, e
   (upstream creates on `*`); the read-only Describe statement, which has no resource-level form,
   is held to the region by `aws:RequestedRegion`.
 - Security groups are created in this cluster's VPC only (CreateSecurityGroup authorizes the
-  `vpc` resource as well as the new group).
+  `vpc` resource as well as the new group), and rules are added to groups of that VPC only.
 - Dropped: `iam:CreateServiceLinkedRole` (the permissions boundary, infra/bootstrap/deploy_roles.tf
   workload_boundary, does not grant it; the bootstrap creates the ELB service-linked role,
   infra/bootstrap/service_linked_roles.tf), the ALB
@@ -108,10 +108,16 @@ def controller_statements(scope: ControllerScope) -> list[Statement]:
             {"StringEquals": {"aws:RequestedRegion": region}},
         ),
         # Rules on groups the controller did not create: the nodes' and pods' groups admitting the NLB.
+        # They carry no cluster tag, so they are held to this cluster's VPC instead: the security-group
+        # resource carries `ec2:Vpc` (Service Authorization Reference, Amazon EC2, resource type
+        # security-group; example "Manage security groups" in
+        # https://docs.aws.amazon.com/vpc/latest/userguide/vpc-policy-examples.html). Another
+        # environment's groups live in another VPC and are out of reach.
         Statement(
             "NodeSecurityGroupRules",
             ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
             [security_groups],
+            {"ArnEquals": {"ec2:Vpc": vpc}},
         ),
         Statement("CreateSecurityGroupInClusterVpc", ["ec2:CreateSecurityGroup"], [security_groups, vpc]),
         Statement(

@@ -210,3 +210,19 @@ def test_the_permissions_boundary_admits_what_the_load_balancer_controller_does(
         assert allowed, f"{urn}: the {env} boundary refuses {action} on {resource} ({why})"
     # The one upstream grant the boundary refuses is not in the role (module LEFT_OUT).
     assert not decide(boundary, "iam:CreateServiceLinkedRole", "*", request(aws__RequestedRegion=region))[0]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_load_balancer_controller_cannot_open_another_environments_security_groups(
+    offline_plan: PlanFor, env: str
+) -> None:
+    """Node and pod groups carry no cluster tag, so the ingress grant on them was account-wide: dev's
+    controller could admit anything into prod's nodes. It is held to its own VPC."""
+    plan = offline_plan(env)
+    urn, ours = _role(plan)
+    arn = _arns(env, _vpc_id(plan))
+    for action in ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"):
+        assert decide(ours, action, arn["sg"], request(ec2__Vpc=arn["vpc"]))[0], f"{urn}: {action} in its VPC"
+        assert not decide(ours, action, arn["sg"], request(ec2__Vpc=arn["other_vpc"]))[0], (
+            f"{urn}: may {action} on a group of another VPC"
+        )
