@@ -18,6 +18,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from infra.contract import ENVIRONMENTS
 from mlplat import checkout, safe_yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -192,7 +193,7 @@ def plan(env: str, with_policies: bool = True, path: Path | None = None) -> tupl
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("plan", help="offline plan of one environment (mock engine, no cloud)")
-    parser.add_argument("--env", required=True, choices=["dev", "staging", "prod"])
+    parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
     parser.add_argument("--no-policies", action="store_true", help="skip the Pulumi policy pack")
     parser.add_argument("--out", type=Path, help="plan file to write (default build/plan/<env>.json)")
     parser.set_defaults(func=run)

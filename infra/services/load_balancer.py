@@ -16,7 +16,7 @@ import pulumi
 
 from infra.aws.load_balancer_controller import NAMESPACE as NAMESPACE
 from infra.aws.load_balancer_controller import SERVICE_ACCOUNT
-from infra.config import ENVIRONMENT_TAG
+from infra.contract import ENVIRONMENT_LABEL
 from infra.services.chart import ChartService, ServiceArgs
 
 RELEASE = "aws-load-balancer-controller"
@@ -44,7 +44,7 @@ def computed_values(args: LoadBalancerControllerArgs) -> dict[str, Any]:
         },
         # The environment tag on every load balancer, target group and security group it creates: the
         # permissions boundary's DenyOtherEnvironments and the cost reports key on it.
-        "defaultTags": {ENVIRONMENT_TAG: args.config.environment},
+        "defaultTags": {ENVIRONMENT_LABEL: args.config.environment},
     }
 
 

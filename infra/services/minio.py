@@ -34,8 +34,9 @@ from typing import Any
 import pulumi
 
 from infra.config import StackConfig
+from infra.contract import STATEFUL_STORAGE_CLASS
 from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
-from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs
+from infra.services.chart import ChartService, ServiceArgs
 
 NAMESPACE = "minio"
 RELEASE = "minio"

@@ -24,8 +24,9 @@ import pulumi
 
 from infra import versions
 from infra.config import StackConfig
+from infra.contract import STATEFUL_STORAGE_CLASS
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
-from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs
+from infra.services.chart import ChartService, ServiceArgs
 from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH
 
 NAMESPACE = "mlflow"

@@ -29,8 +29,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.contract import STATEFUL_STORAGE_CLASS
 from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
-from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs, namespace
+from infra.services.chart import ChartService, ServiceArgs, namespace
 
 NAMESPACE = "vault"
 OPERATOR_NAMESPACE = "vault-secrets-operator"
