@@ -2,20 +2,27 @@
 
 KServe InferenceServices get a real health check (their Ready condition) and the fields KServe's
 webhook and controller fill in are ignored in diffs. The environment's AppProject and
-ApplicationSet (platform/argocd/<env>/) are applied once the chart's CRDs exist.
+ApplicationSet (platform/argocd/<env>/) are applied once the chart's CRDs exist, with the git
+repository they read filled in from `services.argocd.repo_url`: the stack file is its one owner.
 """
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
 
-from infra.config import StackConfig
-from infra.services.chart import ChartService, ServiceArgs, custom_resources, load_documents
+from infra.config import ConfigError, StackConfig
+from infra.services.chart import REPO, ChartService, ServiceArgs, custom_resources, load_documents
 
 NAMESPACE = "argocd"
+# What platform/argocd/<env>/*.yaml write where the repository goes: a string, so `mlplat validate`
+# still checks the files against the Argo CD CRDs, and never a URL, so no file can disagree with the
+# stack. `with_repository` replaces every one and refuses a file that names a repository itself.
+REPO_URL_FROM_CONFIG = "from services.argocd.repo_url"
 ISVC = "serving.kserve.io_InferenceService"
 
 # Ready=True is Healthy, Ready=False with a reason is Degraded, anything else is still progressing.
@@ -82,6 +89,36 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
     }
 
 
+def with_repository(path: Path, doc: dict[str, Any], repo_url: str) -> dict[str, Any]:
+    """`doc` with the git repository filled in where Argo CD reads it (argo-cd v3.5.1 CRDs,
+    ../shared/reference/crds/argo-cd: AppProject `spec.sourceRepos`, ApplicationSet
+    `spec.generators[].git.repoURL` and `spec.template.spec.source.repoURL`)."""
+    problems: list[tuple[str, str]] = []
+
+    def fill(key_path: str, value: Any) -> str:
+        if value != REPO_URL_FROM_CONFIG:
+            problems.append((key_path, f"{value!r} names a repository; write {REPO_URL_FROM_CONFIG!r}"))
+        return repo_url
+
+    doc = copy.deepcopy(doc)
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "AppProject":
+        repos = spec.get("sourceRepos") or []
+        spec["sourceRepos"] = [fill(f"spec.sourceRepos[{i}]", repo) for i, repo in enumerate(repos)]
+    elif doc.get("kind") == "ApplicationSet":
+        for i, generator in enumerate(spec.get("generators") or []):
+            if "git" in generator:
+                git = generator["git"]
+                git["repoURL"] = fill(f"spec.generators[{i}].git.repoURL", git.get("repoURL"))
+        source = ((spec.get("template") or {}).get("spec") or {}).get("source")
+        if source is not None:
+            source["repoURL"] = fill("spec.template.spec.source.repoURL", source.get("repoURL"))
+    if problems:
+        # The stack file owns the repository; a URL here would drift from it unnoticed.
+        raise ConfigError(str(path.relative_to(REPO)), problems)
+    return doc
+
+
 class ArgoCd(ChartService):
     """Argo CD and the current environment's AppProject/ApplicationSet."""
 
@@ -89,7 +126,10 @@ class ArgoCd(ChartService):
         super().__init__("mlplat:services:ArgoCd", name, args, NAMESPACE, opts)
         env = args.config.environment
         self.release = self.install("release", "argocd", "argo-cd", computed=computed_values(args.config))
-        self.gitops = custom_resources(
-            self, f"{name}-{env}", load_documents([f"argocd/{env}/*.yaml"]), NAMESPACE, [self.release]
-        )
+        repo_url = args.config.services.argocd.repo_url
+        documents = [
+            (path, with_repository(path, doc, repo_url))
+            for path, doc in load_documents([f"argocd/{env}/*.yaml"])
+        ]
+        self.gitops = custom_resources(self, f"{name}-{env}", documents, NAMESPACE, [self.release])
         self.register_outputs({"release": self.release.status, "gitops": [r.urn for r in self.gitops]})

@@ -21,7 +21,7 @@ from pulumi.runtime.settings import ROOT
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import load_environment
+from infra.config import StackConfig, load_environment
 from mlplat.mocks import PlatformMocks
 from mlplat.plan import RESOURCE_SIG, SECRET_SIG, SIG_KEY
 
@@ -104,11 +104,16 @@ class _Recording(MockMonitor):  # type: ignore[misc]
 @cache
 def build(env: str) -> Plan:
     """PlatformServices of `env`, as the lead's program will call it (cached: built once per env)."""
+    return build_config(load_environment(env))
+
+
+def build_config(config: StackConfig) -> Plan:
+    """PlatformServices of a stack config a test changed (not cached)."""
     from infra.aws.karpenter import NAMESPACE as KARPENTER
     from infra.services import LoadBalancing, PlatformServices, PlatformServicesArgs, VaultUnseal
     from infra.services.network_policies import NamespaceRef
 
-    config = load_environment(env)
+    env = config.environment
     plan = Plan(env)
     monitor = _Recording(plan)
     pulumi.runtime.set_mocks(monitor.mocks, project="mlplat", stack=env, preview=False, monitor=monitor)
