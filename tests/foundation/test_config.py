@@ -562,6 +562,13 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
+        {"apps.model_store_uri": "s3://another-bucket"},
+        "mlplat:apps.model_store_uri",
+        "apps/ manifests and the registry name that store",
+        id="model-store-no-manifest-points-at",
+    ),
+    pytest.param(
+        "dev",
         {"services.argocd.target_revision": "main\n--upload-pack=x"},
         "mlplat:services.argocd.target_revision",
         "should match pattern",
