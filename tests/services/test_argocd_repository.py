@@ -42,5 +42,8 @@ def test_a_copied_repository_url_stops_the_program() -> None:
     doc = yaml.safe_load((REPO / "platform" / "argocd" / "dev" / "appproject.yaml").read_text())
     doc["spec"]["sourceRepos"] = ["https://github.com/someone-else/mlplat.git"]
     path = REPO / "platform" / "argocd" / "dev" / "appproject.yaml"
-    with pytest.raises(ConfigError, match=r"platform/argocd/dev/appproject.yaml:\n  spec.sourceRepos\[0\]: .someone-else"):
+    with pytest.raises(
+        ConfigError,
+        match=r"platform/argocd/dev/appproject.yaml:\n  spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' names a repository",
+    ):
         with_repository(path, doc, MOVED)
