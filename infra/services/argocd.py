@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from infra.config import ConfigError, StackConfig
+from infra.config import ArgoCdConfig, ConfigError
 from infra.services.chart import REPO, ChartService, ServiceArgs, custom_resources, load_documents
 
 NAMESPACE = "argocd"
@@ -57,8 +57,8 @@ ISVC_IGNORE_DIFFERENCES = {
 }
 
 
-def computed_values(config: StackConfig) -> dict[str, Any]:
-    argocd = config.services.argocd
+def computed_values(argocd: ArgoCdConfig) -> dict[str, Any]:
+    """Per-environment values: from the environment's `services.argocd` only."""
     replicas = 2 if argocd.ha else 1
     cm: dict[str, Any] = {
         f"resource.customizations.health.{ISVC}": ISVC_HEALTH_LUA,
@@ -125,7 +125,9 @@ class ArgoCd(ChartService):
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:ArgoCd", name, args, NAMESPACE, opts)
         env = args.config.environment
-        self.release = self.install("release", "argocd", "argo-cd", computed=computed_values(args.config))
+        self.release = self.install(
+            "release", "argocd", "argo-cd", computed=computed_values(args.config.services.argocd)
+        )
         repo_url = args.config.services.argocd.repo_url
         documents = [
             (path, with_repository(path, doc, repo_url))
