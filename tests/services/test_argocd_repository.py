@@ -1,4 +1,5 @@
-"""Argo CD reads model apps from the stack's `services.argocd.repo_url`: the one owner of the repository."""
+"""Argo CD reads model apps from the stack's `services.argocd.repo_url` at `target_revision`: the stack
+file is the one owner of both."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from harness import REPO, build_config
 from infra.config import ConfigError, StackConfig, load_environment
 
 MOVED = "git@git.example.internal:platform/mlplat-fork.git"
+RELEASE = "release-2026.12"
 
 
 def _with_repo_url(config: StackConfig, repo_url: str) -> StackConfig:
-    argocd = config.services.argocd.model_copy(update={"repo_url": repo_url})
+    argocd = config.services.argocd.model_copy(update={"repo_url": repo_url, "target_revision": RELEASE})
     return config.model_copy(update={"services": config.services.model_copy(update={"argocd": argocd})})
 
 
@@ -24,26 +26,31 @@ def test_argocd_syncs_from_the_configured_repository_not_a_copied_url(env: str) 
     spec = appset.inputs["spec"]
     assert [g["git"]["repoURL"] for g in spec["generators"]] == [MOVED], appset.urn
     assert spec["template"]["spec"]["source"]["repoURL"] == MOVED, appset.urn
+    assert [g["git"]["revision"] for g in spec["generators"]] == [RELEASE], appset.urn
+    assert spec["template"]["spec"]["source"]["targetRevision"] == RELEASE, appset.urn
     assert project.inputs["spec"]["sourceRepos"] == [MOVED], project.urn
 
 
-def test_no_argocd_file_names_a_repository_of_its_own() -> None:
-    """A URL written in platform/argocd would be a second owner that drifts from the stack file."""
+def test_no_argocd_file_names_a_repository_or_revision_of_its_own() -> None:
+    """A URL or branch written in platform/argocd would be a second owner that drifts from the stack file."""
     for path in sorted((REPO / "platform" / "argocd").rglob("*.yaml")):
-        text = path.read_text()
-        for line in text.splitlines():
-            assert "://" not in line.split("#")[0] or "kubernetes.default.svc" in line, f"{path}: {line}"
-        assert yaml.safe_load(text)
+        for line in path.read_text().splitlines():
+            code = line.split("#")[0]
+            assert "://" not in code or "kubernetes.default.svc" in code, f"{path}: {line}"
+            if "evision:" in code:
+                assert code.split(":", 1)[1].strip() == "from services.argocd.target_revision", (
+                    f"{path}: {line}"
+                )
 
 
 def test_a_copied_repository_url_stops_the_program() -> None:
-    from infra.services.argocd import with_repository
+    from infra.services.argocd import with_source
 
     doc = yaml.safe_load((REPO / "platform" / "argocd" / "dev" / "appproject.yaml").read_text())
     doc["spec"]["sourceRepos"] = ["https://github.com/someone-else/mlplat.git"]
     path = REPO / "platform" / "argocd" / "dev" / "appproject.yaml"
     with pytest.raises(
         ConfigError,
-        match=r"platform/argocd/dev/appproject.yaml:\n  spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' names a repository",
+        match=r"platform/argocd/dev/appproject.yaml:\n  spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' is written here",
     ):
-        with_repository(path, doc, MOVED)
+        with_source(path, doc, _with_repo_url(load_environment("dev"), MOVED).services.argocd)
