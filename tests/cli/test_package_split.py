@@ -76,3 +76,25 @@ def test_a_runtime_command_without_the_runtime_says_how_to_install_it(tmp_path: 
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert "'kserve' is not installed" in result.stderr and "-e '.[runtime]'" in result.stderr, result.stderr
+
+
+def test_the_lock_pins_every_direct_dependency_of_every_extra_as_declared() -> None:
+    """`make lock` freezes '.[dev,runtime]': a pin moved into an extra must still be in the lock, unchanged."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = [
+        *project["dependencies"],
+        *(r for extra in project["optional-dependencies"].values() for r in extra),
+    ]
+    locked = {
+        re.sub(r"[-_.]+", "-", name).lower(): version
+        for name, _, version in (
+            line.partition("==")
+            for line in (REPO / "requirements.lock").read_text().splitlines()
+            if "==" in line
+        )
+    }
+    for requirement in declared:
+        name, _, version = requirement.partition("==")
+        assert locked.get(re.sub(r"[-_.]+", "-", name).lower()) == version, (
+            f"{requirement} vs requirements.lock"
+        )
