@@ -164,4 +164,8 @@ def main() -> None:
     except ConfigError as err:
         # RunError prints the message without a stack trace, before any resource is declared.
         raise pulumi.RunError(str(err)) from None
-    build(config)
+    try:
+        build(config)
+    except ConfigError as err:
+        # A declared file that contradicts the stack (platform/argocd naming its own repository).
+        raise pulumi.RunError(str(err)) from None

@@ -3,6 +3,9 @@ file is the one owner of both."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 from harness import REPO, build_config
@@ -54,3 +57,32 @@ def test_a_copied_repository_url_stops_the_program() -> None:
         match=r"platform/argocd/dev/appproject.yaml:\n  spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' is written here",
     ):
         with_source(path, doc, _with_repo_url(load_environment("dev"), MOVED).services.argocd)
+
+
+def test_under_pulumi_up_a_copied_repository_is_a_clean_error() -> None:
+    """The engine prints a RunError's message; any other exception is a traceback mid-deploy."""
+    code = (
+        "import json, pulumi\n"
+        "import infra.services.argocd as argocd\n"
+        "from infra.config import read_stack_file, stack_file\n"
+        "from mlplat import mocks\n"
+        "load = argocd.load_documents\n"
+        "def copied(patterns):\n"
+        "    docs = load(patterns)\n"
+        "    for _, doc in docs:\n"
+        "        if doc['kind'] == 'AppProject':\n"
+        "            doc['spec']['sourceRepos'] = ['https://github.com/someone-else/mlplat.git']\n"
+        "    return docs\n"
+        "argocd.load_documents = copied\n"
+        "mocks.start('dev', read_stack_file(stack_file('dev')))\n"
+        "from infra import program\n"
+        "try:\n"
+        "    mocks.run(program.main)\n"
+        "except pulumi.RunError as err:\n"
+        "    print(json.dumps(str(err)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "platform/argocd/dev/appproject.yaml" in result.stdout, result.stdout
