@@ -121,3 +121,25 @@ def test_stack_files_name_the_contract_model_store() -> None:
     for env in contract.ENVIRONMENTS:
         stack = yaml.safe_load((REPO / "environments" / f"Pulumi.{env}.yaml").read_text())
         assert stack["config"]["mlplat:apps"]["model_store_uri"] == contract.MODEL_STORE_URI, env
+
+
+# The policies run in their own virtualenvs without this package, so they keep their own copies of
+# the names they need; these must agree with the contract.
+POLICY_COPIES = {
+    ("policies/pulumi/mlplat_policies.py", "GPU_LABEL"): contract.GPU_POOL_LABEL,
+    ("policies/checkov/checks/_mlplat.py", "GPU_POOL_LABEL"): contract.GPU_POOL_LABEL,
+    ("policies/checkov/checks/_mlplat.py", "ENV_LABEL"): contract.ENVIRONMENT_LABEL,
+}
+
+
+def test_the_policies_copies_of_contract_names_agree_with_it() -> None:
+    for (rel, name), expected in POLICY_COPIES.items():
+        tree = ast.parse((REPO / rel).read_text(), filename=rel)
+        values = [
+            node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == [name]
+            and isinstance(node.value, ast.Constant)
+        ]
+        assert values == [expected], f"{rel}: {name} = {values}"
