@@ -24,7 +24,7 @@ help:
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version' 
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev,runtime]'
 	@touch $@
 
 $(CHECKOV_VENV)/.installed: policies/checkov/requirements.txt policies/checkov/requirements.lock
@@ -77,7 +77,7 @@ demo: setup
 
 lock:
 	rm -rf build/lock && $(PYTHON) -m venv build/lock
-	build/lock/bin/pip install -q -e '.[dev]'
+	build/lock/bin/pip install -q -e '.[dev,runtime]'
 	{ echo "# Constraints for the project's .venv (pip install -c requirements.lock). Regenerate with: make lock"; \
 	  build/lock/bin/pip freeze --exclude-editable | grep -v '^mlplat'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock

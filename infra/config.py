@@ -26,6 +26,12 @@ from pydantic import (
 )
 
 from infra import versions
+from infra.contract import ENVIRONMENT_LABEL, MODEL_STORE_URI, Environment
+
+# Re-exported: the program's modules know these contract names as infra.config's.
+from infra.contract import ENVIRONMENTS as ENVIRONMENTS
+from infra.contract import GPU_POOL_LABEL as GPU_POOL_LABEL
+from infra.contract import NODE_POOL_LABEL as NODE_POOL_LABEL
 from infra.instance_types import NODE_SHAPES
 from infra.stack_file import MAX_NESTING, MAX_STACK_FILE_BYTES, parse_stack_yaml
 
@@ -33,7 +39,6 @@ from infra.stack_file import MAX_NESTING, MAX_STACK_FILE_BYTES, parse_stack_yaml
 from infra.stack_file import ConfigError as ConfigError
 
 NAMESPACE = "mlplat"
-ENVIRONMENTS = ("dev", "staging", "prod")
 STACK_DIR = Path(__file__).resolve().parent.parent / "environments"
 
 # Patterns spell out ASCII classes: pydantic's regex engine reads `\d` and `\w` as Unicode classes,
@@ -68,8 +73,6 @@ PUBLIC_REGISTRY_HOSTS = frozenset(
     {"docker.io", "index.docker.io", "registry-1.docker.io", "ghcr.io", "quay.io", "public.ecr.aws", "gcr.io"}
 )
 
-# The node label every GPU pool's nodes carry (`mlplat/gpu-pool=<pool name>`), which GPU pods select.
-GPU_POOL_LABEL = "mlplat/gpu-pool"
 # The node label the GPU Operator's device plugin reads to pick its configuration from the ConfigMap
 # `devicePlugin.config.name` (NVIDIA/gpu-operator v26.7.0, assets/state-device-plugin/0500_daemonset.yaml,
 # env NODE_LABEL); time-sliced pools set it (infra/aws/karpenter.py, infra/services/gpu_operator.py).
@@ -450,10 +453,9 @@ class GpuConfig(_Model):
 
 
 # --- The CPU model pool -------------------------------------------------------------------------------
-# Every node carries the name of its pool under this label: `system` on the EKS managed node group that
+# Every node carries the name of its pool under NODE_POOL_LABEL: `system` on the EKS managed node group that
 # runs the platform (infra/aws/cluster.py), the CPU model pool's name on its Karpenter nodes. CPU model
 # pods select the pool by it (apps/components/cpu-model-pool); `mlplat validate` refuses one that does not.
-NODE_POOL_LABEL = "mlplat/pool"
 SYSTEM_POOL_NAME = "system"
 CPU_MODEL_POOL_NAME = "models-cpu"
 # The CPU model pool's nodes are tainted `mlplat/pool=models-cpu:NoSchedule`: only pods that tolerate it
@@ -686,8 +688,18 @@ class AppsConfig(_Model):
         "Never in prod.",
     )
     model_store_uri: str = Field(
-        pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]$", description="Bucket in MinIO holding model artifacts."
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]$",
+        description=f"Bucket in MinIO holding model artifacts: {MODEL_STORE_URI}, the store every "
+        "manifest's storageUri and every registered version's source names (infra/contract.py).",
     )
+
+    @field_validator("model_store_uri")
+    @classmethod
+    def _the_contract_store(cls, uri: str) -> str:
+        # Another bucket here would make MinIO serve a store no manifest or registry entry points at.
+        if uri != MODEL_STORE_URI:
+            raise ValueError(f"must be {MODEL_STORE_URI}: apps/ manifests and the registry name that store")
+        return uri
 
     @model_validator(mode="after")
     def _replica_range(self) -> AppsConfig:
@@ -765,11 +777,8 @@ class GatewayConfig(_Model):
         return self
 
 
-ENVIRONMENT_TAG = "mlplat/environment"
-
-
 class StackConfig(_Model):
-    environment: Literal["dev", "staging", "prod"] = Field(
+    environment: Environment = Field(
         description="Must equal the stack name, which is what decides the rules that apply."
     )
     protect_stateful: bool = Field(description="protect/retain_on_delete on everything holding state.")
@@ -800,10 +809,10 @@ class StackConfig(_Model):
                 f"environment: says {self.environment!r} in stack {stack!r}; the stack name decides which "
                 "environment's rules apply, so the two must agree"
             )
-        tagged = self.aws.tags.get(ENVIRONMENT_TAG)
+        tagged = self.aws.tags.get(ENVIRONMENT_LABEL)
         if tagged is not None and tagged != self.environment:
             problems.append(
-                f"aws.tags: {ENVIRONMENT_TAG}={tagged!r} contradicts environment {self.environment!r}; "
+                f"aws.tags: {ENVIRONMENT_LABEL}={tagged!r} contradicts environment {self.environment!r}; "
                 "IAM conditions and cost reports trust this tag"
             )
         runner = self.cluster.endpoint.runner

@@ -18,7 +18,6 @@ from infra.aws.network import Network, NetworkArgs
 from infra.aws.storage import StorageClasses
 from infra.aws.vault_unseal import VaultUnsealKey
 from infra.config import (
-    ENVIRONMENT_TAG,
     NAMESPACE,
     ConfigError,
     StackConfig,
@@ -26,6 +25,7 @@ from infra.config import (
     read_stack_file,
     stack_file,
 )
+from infra.contract import ENVIRONMENT_LABEL
 from infra.services import LoadBalancing, PlatformServices, PlatformServicesArgs, VaultUnseal
 from infra.services.network_policies import NamespaceRef
 
@@ -47,7 +47,7 @@ def build(config: StackConfig) -> None:
         "aws",
         region=config.aws.region,
         default_tags=aws.ProviderDefaultTagsArgs(
-            tags={"mlplat/managed-by": "pulumi", **config.aws.tags, ENVIRONMENT_TAG: config.environment}
+            tags={"mlplat/managed-by": "pulumi", **config.aws.tags, ENVIRONMENT_LABEL: config.environment}
         ),
     )
     on_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
@@ -164,4 +164,8 @@ def main() -> None:
     except ConfigError as err:
         # RunError prints the message without a stack trace, before any resource is declared.
         raise pulumi.RunError(str(err)) from None
-    build(config)
+    try:
+        build(config)
+    except ConfigError as err:
+        # A declared file that contradicts the stack (platform/argocd naming its own repository).
+        raise pulumi.RunError(str(err)) from None

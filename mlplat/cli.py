@@ -58,6 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlplat: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as err:
+        # The local runtime (demo, serve, monitor: MLflow, KServe, scikit-learn, Evidently) is the
+        # `runtime` extra, which pipelines leave out; say how to get it instead of a traceback.
+        print(
+            f"mlplat {args.command}: the Python module {err.name!r} is not installed; this command needs the "
+            "local runtime: pip install -c requirements.lock -e '.[runtime]' (make setup installs it)",
+            file=sys.stderr,
+        )
+        return 2
     return code
 
 

@@ -27,12 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.contract import ENVIRONMENTS, MODEL_VERSION_ANNOTATION
 from mlplat import example_models, model_store, registry_gate
 from mlplat.mlflow_server import MlflowServer, free_port, stop_process_group, wait_http
 
 REPO = registry_gate.REPO
 WORKDIR = REPO / "build" / "demo"
-ENVIRONMENTS = ("dev", "staging", "prod")
 SERVED_APP = "iris-classifier"
 SERVED_ENV = "dev"
 EXPECTED = [0, 1, 2]  # the sample rows are a textbook setosa, versicolor and virginica
@@ -233,14 +233,14 @@ class Demo:
         from mlflow import MlflowClient
 
         from mlplat.promote import render_inference_service
-        from mlplat.registry_gate import CANARY_APPROVAL_ALIAS, VERSION_ANNOTATION
+        from mlplat.registry_gate import CANARY_APPROVAL_ALIAS
 
         checkout = self.workdir / "canary-checkout"
         if checkout.exists():
             shutil.rmtree(checkout)
         shutil.copytree(REPO / "apps", checkout / "apps", symlinks=True)
         staged = render_inference_service(checkout, SERVED_APP, CANARY_FROM).doc
-        candidate = str(staged["metadata"]["annotations"][VERSION_ANNOTATION])
+        candidate = str(staged["metadata"]["annotations"][MODEL_VERSION_ANNOTATION])
         MlflowClient(registry_url, registry_url).set_registered_model_alias(
             SERVED_APP, CANARY_APPROVAL_ALIAS, candidate
         )
@@ -258,7 +258,7 @@ class Demo:
             raise RuntimeError(f"promote --canary exited {code} (log {_shown(log)})")
         deployed = render_inference_service(checkout, SERVED_APP, CANARY_ENV).doc
         versions = {
-            "stable": str(deployed["metadata"]["annotations"][VERSION_ANNOTATION]),
+            "stable": str(deployed["metadata"]["annotations"][MODEL_VERSION_ANNOTATION]),
             "canary": str(deployed["spec"]["canary"][0]["predictor"]["name"]).removeprefix("v"),
         }
         body = (REPO / "apps" / SERVED_APP / "sample-request.json").read_bytes()
@@ -308,12 +308,14 @@ class Demo:
         from mlplat.monitor import alerts_for, describe, target_from
         from mlplat.monitoring import capture, contract, drift, privacy, records
         from mlplat.promote import render_inference_service
-        from mlplat.registry_gate import VERSION_ANNOTATION, Registry
+        from mlplat.registry_gate import Registry
 
         terms = contract.load(SERVED_APP, REPO, SERVED_ENV)
         manifest = render_inference_service(REPO, SERVED_APP, SERVED_ENV).doc
         target = target_from(SERVED_APP, SERVED_ENV, manifest)
-        version = str(manifest["metadata"]["annotations"][VERSION_ANNOTATION])  # every record carries it
+        version = str(
+            manifest["metadata"]["annotations"][MODEL_VERSION_ANNOTATION]
+        )  # every record carries it
         test_rows = example_models.iris_data().x_test
         rng = np.random.default_rng(0)
         normal = test_rows.sample(DRIFT_REQUESTS * 3, replace=True, random_state=0).reset_index(drop=True)

@@ -1,12 +1,18 @@
-"""Pulumi mocks that stand in for AWS and Kubernetes: used by the offline plan and the unit tests.
+"""The mock engine: the Pulumi program run against fake AWS and Kubernetes, every registration recorded.
 
-Outputs look like the real providers' (ARNs, IDs, endpoints, an OIDC issuer), so the program's
-Output plumbing (role trust policies, kubeconfig, IRSA annotations) runs exactly as it would.
+One implementation for `mlplat plan` (which needs it at run time, so it lives in the CLI package) and
+for the Pulumi tests (tests/services/harness.py and the program-level tests use `start` and `run`).
+`PlatformMocks` answers like the real providers (ARNs, IDs, endpoints, an OIDC issuer), so the
+program's Output plumbing (role trust policies, kubeconfig, IRSA annotations) runs exactly as it
+would; the recording monitor keeps what the engine would receive, in the wire form (`decode` reads it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -94,3 +100,114 @@ class PlatformMocks(pulumi.runtime.Mocks):
             "aws:index/getRegion:getRegion": {"name": REGION, "region": REGION},
         }
         return answers.get(args.token, {}), []
+
+
+# Pulumi's wire markers for secrets and resource references (pulumi 3.272.0, sdk/python/lib/pulumi/runtime/rpc.py:
+# _special_sig_key, _special_secret_sig, _special_resource_sig).
+SIG_KEY = "4dabf18193072939515e22adb298388d"  # pragma: allowlist secret
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pragma: allowlist secret
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"  # pragma: allowlist secret
+
+
+def decode(value: Any, on_secret: Callable[[str, Any], Any], path: str = "") -> Any:
+    """A wire-form value as plain data: each resource reference becomes `{"resourceRef": urn}`, each
+    secret whatever `on_secret(key path, decoded value)` returns (the plan redacts, tests reveal)."""
+    if isinstance(value, dict):
+        sig = value.get(SIG_KEY)
+        if sig == SECRET_SIG:
+            return on_secret(path, decode(value.get("value"), on_secret, path))
+        if sig == RESOURCE_SIG:
+            return {"resourceRef": value.get("urn")}
+        return {k: decode(v, on_secret, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v, on_secret, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One RegisterResource call as the engine would receive it; `inputs` in the wire form."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    provider: str | None
+    inputs: dict[str, Any]
+    protect: bool
+    retain_on_delete: bool
+    dependencies: list[str]
+
+
+@dataclass
+class Recording:
+    """What the recording monitor saw, in registration order, and the root stack's outputs (wire form)."""
+
+    resources: list[Registration] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _recording_monitor(recording: Recording, project: str) -> Any:
+    from google.protobuf import json_format
+    from pulumi.runtime.mocks import MockMonitor
+
+    # pulumi's MockMonitor leaves RegisterResource and RegisterResourceOutputs unannotated.
+    class RecordingMonitor(MockMonitor):
+        def make_urn(self, parent: str, type_: str, name: str) -> str:
+            # The engine leaves the root stack out of its children's qualified types; so do we.
+            if parent.split("::")[2:3] == ["pulumi:pulumi:Stack"]:
+                parent = ""
+            return str(super().make_urn(parent, type_, name))
+
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+            if request.type != "pulumi:pulumi:Stack":
+                recording.resources.append(
+                    Registration(
+                        urn=response.urn,
+                        type=request.type,
+                        name=request.name,
+                        parent=request.parent or None,
+                        custom=bool(request.custom),
+                        provider=request.provider or None,
+                        inputs=json_format.MessageToDict(request.object),
+                        protect=bool(request.protect),
+                        retain_on_delete=bool(request.retainOnDelete),
+                        dependencies=sorted(set(request.dependencies)),
+                    )
+                )
+            return response
+
+        def RegisterResourceOutputs(self, request: Any) -> Any:
+            if request.urn.endswith(f"::pulumi:pulumi:Stack::{project}-{pulumi.get_stack()}"):
+                recording.outputs.update(json_format.MessageToDict(request.outputs))
+            return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
+
+    return RecordingMonitor(PlatformMocks())
+
+
+def start(stack: str, config: Mapping[str, Any] | None = None, project: str = "mlplat") -> Recording:
+    """Point the Pulumi runtime at a fresh recording mock engine for `stack`, with the stack's
+    `project:`-namespaced config when given (as `pulumi up` hands it to the program)."""
+    from pulumi.runtime.settings import ROOT
+
+    recording = Recording()
+    monitor = _recording_monitor(recording, project)
+    if config is not None:
+        pulumi.runtime.set_all_config(
+            {f"{project}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}, []
+        )
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    # set_mocks registers a bare root stack; drop it so run_in_stack owns the root and its outputs,
+    # exactly as the Pulumi language host runs a program.
+    ROOT.set(None)
+    return recording
+
+
+def run(program: Callable[[], None]) -> None:
+    """Run `program` as the root stack's body on the engine `start` set up; pulumi.RunError on failure."""
+    from pulumi.runtime.stack import run_in_stack
+    from pulumi.runtime.sync_await import _sync_await
+
+    _sync_await(run_in_stack(program))

@@ -10,28 +10,26 @@ the cluster (demo, tests, `mlplat serve`) the same URIs map onto a local folder 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-STORE_URI = "s3://mlplat-models"  # the same value as apps.model_store_uri in every stack file
+from infra.contract import MODEL_STORE_URI, MODEL_VERSION_PATH, model_version_uri
+
 ROOT_ENV = "MLPLAT_MODEL_STORE_ROOT"
-_VERSION_PATH = re.compile(r"^(?P<model>[a-z0-9]([a-z0-9-]*[a-z0-9])?)/(?P<version>[1-9][0-9]*)$")
 
 
 class ModelStoreError(Exception):
     """A URI outside the store, or no local root configured; the message says which."""
 
 
-def version_uri(model: str, version: str | int) -> str:
-    """The canonical store URI of one registered model version (manifests and registry both use it)."""
-    return f"{STORE_URI}/{model}/{version}"
+# The canonical store URI of one registered model version (manifests and registry both use it).
+version_uri = model_version_uri
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
     """`(model, version)` of a canonical version URI; anything else is an error."""
-    prefix = STORE_URI + "/"
+    prefix = MODEL_STORE_URI + "/"
     rest = uri.rstrip("/")[len(prefix) :] if uri.startswith(prefix) else None
-    match = _VERSION_PATH.match(rest or "")
+    match = MODEL_VERSION_PATH.match(rest or "")
     if not match:
         raise ModelStoreError(f"{uri!r} is not a model version in the store (expected {prefix}<model>/<N>)")
     return match["model"], match["version"]
@@ -41,7 +39,9 @@ def local_root(root: str | os.PathLike[str] | None = None) -> Path:
     """The local folder standing in for the bucket: the argument, else $MLPLAT_MODEL_STORE_ROOT."""
     value = root if root is not None else os.environ.get(ROOT_ENV)
     if not value:
-        raise ModelStoreError(f"no local model store: set {ROOT_ENV} to the folder that holds {STORE_URI}")
+        raise ModelStoreError(
+            f"no local model store: set {ROOT_ENV} to the folder that holds {MODEL_STORE_URI}"
+        )
     return Path(value).resolve()
 
 

@@ -17,12 +17,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from infra import contract
+from infra.contract import TEAM_LABEL
 from mlplat import model_store, registry_gate
 from mlplat.monitoring import contract as contract_file
 from mlplat.monitoring import drift, metrics, privacy, records
 from mlplat.promote import REPO, Refused, UsageError, check_app, check_env, render_inference_service
-
-TEAM_LABEL = "mlplat/team"
 
 
 def target_of(app: str, env: str, repo_root: Path) -> drift.Target:
@@ -149,7 +149,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="MLflow URL",
     )
     drift_cmd.add_argument(
-        "--model-store", type=Path, default=None, help=f"local folder of {model_store.STORE_URI}"
+        "--model-store", type=Path, default=None, help=f"local folder of {contract.MODEL_STORE_URI}"
     )
     drift_cmd.add_argument("--pushgateway", default=None, help="Pushgateway URL to publish the scores to")
     drift_cmd.add_argument("--textfile", type=Path, default=None, help="write the scores in the text format")

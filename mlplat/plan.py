@@ -12,12 +12,10 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
+from infra.contract import ENVIRONMENTS
 from mlplat import checkout, safe_yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,104 +24,34 @@ POLICY_PYTHON = checkout.tool(".venv-policy", "python")
 POLICY_RUNNER = REPO / "policies" / "pulumi" / "offline.py"
 PROJECT = "mlplat"
 
-# Pulumi's wire markers for secrets and resource references (sdk/proto, rpc.py).
-SIG_KEY = "4dabf18193072939515e22adb298388d"  # pragma: allowlist secret
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pragma: allowlist secret
-RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"  # pragma: allowlist secret
 REDACTED = "[secret]"
 
 
 def redact(value: Any) -> Any:
     """Replace every secret with a marker and every resource reference with its URN."""
-    if isinstance(value, dict):
-        sig = value.get(SIG_KEY)
-        if sig == SECRET_SIG:
-            return REDACTED
-        if sig == RESOURCE_SIG:
-            return {"resourceRef": value.get("urn")}
-        return {k: redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+    from mlplat import mocks  # Pulumi loads only when a plan is made, not with every command
 
-
-@dataclass
-class Recorder:
-    """What the recording monitor saw, in registration order."""
-
-    resources: list[dict[str, Any]] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-
-def _recording_monitor(recorder: Recorder) -> Any:
-    import pulumi
-    from pulumi.runtime.mocks import MockMonitor
-
-    from mlplat.mocks import PlatformMocks
-
-    # pulumi's MockMonitor leaves RegisterResource and RegisterResourceOutputs unannotated.
-    class RecordingMonitor(MockMonitor):
-        def make_urn(self, parent: str, type_: str, name: str) -> str:
-            # The engine leaves the root stack out of its children's qualified types; so do we.
-            if parent.split("::")[2:3] == ["pulumi:pulumi:Stack"]:
-                parent = ""
-            return str(super().make_urn(parent, type_, name))
-
-        def RegisterResource(self, request: Any) -> Any:
-            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-            if request.type != "pulumi:pulumi:Stack":
-                recorder.resources.append(
-                    {
-                        "urn": response.urn,
-                        "type": request.type,
-                        "name": request.name,
-                        "parent": request.parent or None,
-                        "custom": bool(request.custom),
-                        "provider": request.provider or None,
-                        "inputs": redact(json_format.MessageToDict(request.object)),
-                        "protect": bool(request.protect),
-                        "retainOnDelete": bool(request.retainOnDelete),
-                        "dependsOn": sorted(set(request.dependencies)),
-                    }
-                )
-            return response
-
-        def RegisterResourceOutputs(self, request: Any) -> Any:
-            if request.urn.endswith(f"::pulumi:pulumi:Stack::{PROJECT}-{pulumi.get_stack()}"):
-                recorder.outputs.update(redact(json_format.MessageToDict(request.outputs)))
-            return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
-
-    return RecordingMonitor(PlatformMocks())
+    return mocks.decode(value, lambda _path, _secret: REDACTED)
 
 
 def run_program(env: str) -> dict[str, Any]:
-    """Run infra.program for one stack under mocks and return the plan document."""
+    """Run infra.program for one stack under the mock engine and return the plan document."""
     import pulumi
-    from pulumi.runtime.settings import ROOT
-    from pulumi.runtime.stack import run_in_stack
-    from pulumi.runtime.sync_await import _sync_await
 
-    from infra.config import NAMESPACE, load_stack_config, stack_file
+    from infra.config import load_stack_config, stack_file
+    from mlplat import mocks
 
     path = stack_file(env)
     values = safe_yaml.stack_values(path)
     # Validate here too, so a bad config is a ConfigError (exit 2) rather than the RunError the program
     # raises for the Pulumi engine.
     load_stack_config(values, str(path), env)
-    recorder = Recorder()
-    monitor = _recording_monitor(recorder)
-    pulumi.runtime.set_all_config(
-        {f"{NAMESPACE}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}, []
-    )
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=env, preview=False, monitor=monitor)
-    # set_mocks registers a bare root stack; drop it so run_in_stack owns the root and its outputs,
-    # exactly as the Pulumi language host runs a program.
-    ROOT.set(None)
+    recording = mocks.start(env, values, PROJECT)
 
     from infra import program
 
     try:
-        _sync_await(run_in_stack(program.main))
+        mocks.run(program.main)
     except pulumi.RunError as err:
         raise PlanError(str(err)) from None
     return {
@@ -131,8 +59,22 @@ def run_program(env: str) -> dict[str, Any]:
         "note": "Offline plan under the Pulumi SDK mock engine: no cloud was called; computed values are mocks.",
         "stack": env,
         "project": PROJECT,
-        "resources": recorder.resources,
-        "outputs": recorder.outputs,
+        "resources": [
+            {
+                "urn": r.urn,
+                "type": r.type,
+                "name": r.name,
+                "parent": r.parent,
+                "custom": r.custom,
+                "provider": r.provider,
+                "inputs": redact(r.inputs),
+                "protect": r.protect,
+                "retainOnDelete": r.retain_on_delete,
+                "dependsOn": r.dependencies,
+            }
+            for r in recording.resources
+        ],
+        "outputs": redact(recording.outputs),
         "violations": [],
     }
 
@@ -192,7 +134,7 @@ def plan(env: str, with_policies: bool = True, path: Path | None = None) -> tupl
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("plan", help="offline plan of one environment (mock engine, no cloud)")
-    parser.add_argument("--env", required=True, choices=["dev", "staging", "prod"])
+    parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
     parser.add_argument("--no-policies", action="store_true", help="skip the Pulumi policy pack")
     parser.add_argument("--out", type=Path, help="plan file to write (default build/plan/<env>.json)")
     parser.set_defaults(func=run)

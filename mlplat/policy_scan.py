@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from infra.contract import ENVIRONMENT_LABEL as ENV_LABEL
 from mlplat import checkout, safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Waiver
 
@@ -38,7 +39,6 @@ CHECKOV = checkout.tool(".venv-checkov", "checkov")
 CHECKS_DIR = REPO_ROOT / "policies" / "checkov" / "checks"
 SKIPS_FILE = REPO_ROOT / "policies" / "checkov" / "skips.yaml"
 CONTEXT_ENV_VAR = "MLPLAT_POLICY_CONTEXT"  # read by policies/checkov/checks/_mlplat.py
-ENV_LABEL = "mlplat/environment"
 FALLBACK_ENV = "prod"  # what the checks hold an unlabelled resource to
 SKIP_ANNOTATION_PREFIXES = ("checkov.io/skip", "bridgecrew.io/skip", "cortex.io/skip")
 WAIVER_NO_REASON = "MLP-WAIVER-NO-REASON"

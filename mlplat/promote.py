@@ -44,17 +44,19 @@ from typing import Any
 
 import yaml
 
+from infra.contract import (
+    CANARY_VERSION_ANNOTATION,
+    ENVIRONMENTS,
+    MODEL_VERSION_ANNOTATION,
+    ROLLBACK_VERSION_ANNOTATION,
+)
 from mlplat import model_store, registry_gate, safe_yaml
 from mlplat.findings import RenderedDoc
 from mlplat.validation import prescreen, routes
 
 REPO = registry_gate.REPO
-ENVIRONMENTS = registry_gate.ENVIRONMENTS
 OVERLAY_FILE = "model-version.yaml"
-VERSION_ANNOTATION = registry_gate.VERSION_ANNOTATION
-ROLLBACK_ANNOTATION = "mlplat/rollback-version"
 CANARY_FILE = registry_gate.CANARY_FILE
-CANARY_ANNOTATION = registry_gate.CANARY_VERSION_ANNOTATION
 CANARY_ROUTE_FILE = "canary-route.yaml"  # the split on the app's HTTPRoute (apps/components/gateway-route)
 CANARY_ENV = "prod"  # a canary serves real traffic beside the stable version: only where that matters
 KUSTOMIZATION = "kustomization.yaml"
@@ -98,7 +100,7 @@ class Overlay:
 
     @property
     def version(self) -> str:
-        return str(self.annotations[VERSION_ANNOTATION])
+        return str(self.annotations[MODEL_VERSION_ANNOTATION])
 
     @property
     def storage_uri(self) -> str:
@@ -128,11 +130,11 @@ def read_overlay(repo_root: Path, app: str, env: str) -> Overlay:
         version, _ = overlay.version, overlay.storage_uri
     except (KeyError, TypeError, AttributeError):
         raise Refused(
-            f"{rel} is not a model-version patch (an InferenceService with annotation {VERSION_ANNOTATION} "
+            f"{rel} is not a model-version patch (an InferenceService with annotation {MODEL_VERSION_ANNOTATION} "
             "and spec.predictor.model.storageUri)"
         ) from None
     if not version.isdigit():
-        raise Refused(f"{rel}: {VERSION_ANNOTATION} is {version!r}, not a version number")
+        raise Refused(f"{rel}: {MODEL_VERSION_ANNOTATION} is {version!r}, not a version number")
     return overlay
 
 
@@ -160,10 +162,10 @@ def overlay_text(overlay: Overlay, version: str, storage_uri: str, rollback: str
     """The new file: same comments, same keys in the same order, only version/URI/record changed."""
     doc = copy.deepcopy(overlay.doc)
     annotations = doc["metadata"].setdefault("annotations", {})
-    annotations[VERSION_ANNOTATION] = version
-    annotations.pop(ROLLBACK_ANNOTATION, None)
+    annotations[MODEL_VERSION_ANNOTATION] = version
+    annotations.pop(ROLLBACK_VERSION_ANNOTATION, None)
     if rollback is not None:
-        annotations[ROLLBACK_ANNOTATION] = rollback
+        annotations[ROLLBACK_VERSION_ANNOTATION] = rollback
     doc["spec"]["predictor"]["model"]["storageUri"] = storage_uri
     body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
     return overlay.header + body
@@ -205,7 +207,7 @@ def render_overlay(repo_root: Path, app: str, env: str) -> list[RenderedDoc]:
 
 def with_version(rendered: RenderedDoc, version: str, storage_uri: str) -> RenderedDoc:
     doc = copy.deepcopy(rendered.doc)
-    doc["metadata"].setdefault("annotations", {})[VERSION_ANNOTATION] = version
+    doc["metadata"].setdefault("annotations", {})[MODEL_VERSION_ANNOTATION] = version
     doc["spec"]["predictor"]["model"]["storageUri"] = storage_uri
     return RenderedDoc(rendered.env, rendered.target, rendered.source_file, doc)
 
@@ -477,7 +479,7 @@ def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
     try:
         doc = yaml.safe_load(safe_yaml.read_text(path, str(rel)))
         name = str(doc["metadata"]["name"])
-        version = str(doc["metadata"]["annotations"][CANARY_ANNOTATION])
+        version = str(doc["metadata"]["annotations"][CANARY_VERSION_ANNOTATION])
         (entry,) = doc["spec"]["canary"]
         percent, predictor = entry["trafficPercent"], entry["predictor"]
         storage_uri = predictor["model"]["storageUri"]
@@ -488,7 +490,7 @@ def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
         raise Refused(
             f"{rel} is not a canary patch as `mlplat promote --canary` writes it (annotation "
-            f"{CANARY_ANNOTATION}: N and exactly one spec.canary entry named vN with trafficPercent and "
+            f"{CANARY_VERSION_ANNOTATION}: N and exactly one spec.canary entry named vN with trafficPercent and "
             "model.storageUri)"
         ) from None
     stable = read_overlay(repo_root, app, env)
@@ -532,7 +534,7 @@ def canary_text(
     doc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": name, "annotations": {CANARY_ANNOTATION: version}},
+        "metadata": {"name": name, "annotations": {CANARY_VERSION_ANNOTATION: version}},
         "spec": {"canary": [{"trafficPercent": percent, "predictor": predictor}]},
     }
     return header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
@@ -844,13 +846,13 @@ def _rollback(repo_root: Path, app: str, env: str, registry: str | None) -> str:
             f"{running.route_path.relative_to(repo_root)}"
         )
     current = read_overlay(repo_root, app, env)
-    previous = current.annotations.get(ROLLBACK_ANNOTATION)
+    previous = current.annotations.get(ROLLBACK_VERSION_ANNOTATION)
     rel = current.path.relative_to(repo_root)
     if previous is None:
-        raise Refused(f"{rel} records no {ROLLBACK_ANNOTATION}: nothing to roll back to")
+        raise Refused(f"{rel} records no {ROLLBACK_VERSION_ANNOTATION}: nothing to roll back to")
     previous = str(previous)
     if not previous.isdigit():
-        raise Refused(f"{rel}: {ROLLBACK_ANNOTATION} is {previous!r}, not a version number")
+        raise Refused(f"{rel}: {ROLLBACK_VERSION_ANNOTATION} is {previous!r}, not a version number")
     storage_uri = model_store.version_uri(app, previous)  # the registered model is named after the app
     changes = [Change(current.path, overlay_text(current, previous, storage_uri, None))]
     _gate(repo_root, app, env, changes, registry, f"{app} v{previous}")

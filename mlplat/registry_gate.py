@@ -30,11 +30,13 @@ from typing import Any
 
 import yaml
 
+from infra.contract import CANARY_VERSION_ANNOTATION, ENVIRONMENTS, MODEL_LABEL
+from infra.contract import ENVIRONMENT_LABEL as ENV_LABEL
+from infra.contract import MODEL_VERSION_ANNOTATION as VERSION_ANNOTATION
 from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc
 
 REPO = Path(__file__).resolve().parent.parent
-ENVIRONMENTS = ("dev", "staging", "prod")
 DEFAULT_ENV = "dev"  # a manifest with neither --env nor an mlplat/environment label: judged by dev's bar
 APPROVAL_ALIAS = "approved"
 CANARY_APPROVAL_ALIAS = "canary-approved"  # enough for a prod canary; `approved` is too
@@ -43,10 +45,6 @@ EVALUATION_PASSED = "passed"
 METRIC_TAG_PREFIX = "mlplat.metric."
 REQUEST_TIMEOUT_S = 5.0
 
-MODEL_LABEL = "mlplat/model"
-ENV_LABEL = "mlplat/environment"
-VERSION_ANNOTATION = "mlplat/model-version"
-CANARY_VERSION_ANNOTATION = "mlplat/canary-version"
 CANARY_FILE = "canary.yaml"
 CANARY_NAME_PREFIX = "v"  # a canary predictor is named v<N>: KServe runs it as <isvc>-v<N>-predictor
 

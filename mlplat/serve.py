@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from infra import contract
 from mlplat import model_store
 from mlplat.promote import REPO, Refused, UsageError, check_app, check_env, render_inference_service
 
@@ -172,7 +173,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model-store",
         type=Path,
         default=None,
-        help=f"local folder of {model_store.STORE_URI} (default ${model_store.ROOT_ENV}, else build/demo/model-store)",
+        help=f"local folder of {contract.MODEL_STORE_URI} (default ${model_store.ROOT_ENV}, else build/demo/model-store)",
     )
     parser.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)
 

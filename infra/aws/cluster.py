@@ -11,7 +11,8 @@ import pulumi_aws as aws
 from infra import versions
 from infra.aws.iam import IamScope, IrsaRole, OidcIssuer, Statement, irsa_role, role, service_trust
 from infra.aws.kms import kms_key
-from infra.config import ENVIRONMENT_TAG, NODE_POOL_LABEL, SYSTEM_POOL_NAME, ClusterConfig, SystemPoolConfig
+from infra.config import NODE_POOL_LABEL, SYSTEM_POOL_NAME, ClusterConfig, SystemPoolConfig
+from infra.contract import ENVIRONMENT_LABEL
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 SYSTEM_POOL_LABEL = {NODE_POOL_LABEL: SYSTEM_POOL_NAME}
@@ -382,7 +383,7 @@ class EksCluster(pulumi.ComponentResource):
             # aws/amazon-vpc-cni-k8s#2272; chart value of the same name, kubernetes-sigs/aws-ebs-csi-driver
             # charts/aws-ebs-csi-driver, passed as `--extra-tags`, docs/tagging.md).
             settings["aws-ebs-csi-driver"] = json.dumps(
-                {"controller": {"extraVolumeTags": {ENVIRONMENT_TAG: args.environment}}}
+                {"controller": {"extraVolumeTags": {ENVIRONMENT_LABEL: args.environment}}}
             )
         return [
             aws.eks.Addon(

@@ -25,15 +25,16 @@ from infra.config import (
     CPU_MODEL_POOL_NAME,
     CPU_MODEL_POOL_TAINT_EFFECT,
     DEVICE_PLUGIN_CONFIG_LABEL,
-    ENVIRONMENT_TAG,
     GPU_POOL_LABEL,
     GPU_SHARING_TAINT_KEY,
     NODE_POOL_LABEL,
+    SYSTEM_POOL_NAME,
     CpuPoolConfig,
     GpuConfig,
     GpuPoolConfig,
     time_slicing_config_name,
 )
+from infra.contract import ENVIRONMENT_LABEL
 from infra.services.chart import helm_release
 
 NAMESPACE = "karpenter"
@@ -345,7 +346,7 @@ def node_class_spec(
             "httpTokens": "required",
         },
         "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": ebs}],
-        "tags": {"mlplat/node-class": node_class, ENVIRONMENT_TAG: environment},
+        "tags": {"mlplat/node-class": node_class, ENVIRONMENT_LABEL: environment},
     }
 
 
@@ -561,7 +562,7 @@ class GpuNodePools(pulumi.ComponentResource):
                     "annotations": {"eks.amazonaws.com/role-arn": controller_role.arn},
                 },
                 # Karpenter must not run on the nodes it manages.
-                "nodeSelector": {"mlplat/pool": "system"},
+                "nodeSelector": {NODE_POOL_LABEL: SYSTEM_POOL_NAME},
                 "controller": {
                     "resources": {
                         "requests": {"cpu": "250m", "memory": "512Mi"},

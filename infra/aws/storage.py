@@ -5,8 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.contract import STATEFUL_STORAGE_CLASS
+
 DEFAULT_CLASS = "gp3-encrypted"
-RETAIN_CLASS = "gp3-retain"
 
 
 class StorageClasses(pulumi.ComponentResource):
@@ -25,7 +26,7 @@ class StorageClasses(pulumi.ComponentResource):
             parameters["kmsKeyId"] = ebs_key_arn
         for class_name, reclaim, default in (
             (DEFAULT_CLASS, "Delete", True),
-            (RETAIN_CLASS, "Retain", False),
+            (STATEFUL_STORAGE_CLASS, "Retain", False),
         ):
             k8s.storage.v1.StorageClass(
                 f"{name}-{class_name}",
@@ -40,4 +41,4 @@ class StorageClasses(pulumi.ComponentResource):
                 allow_volume_expansion=True,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        self.register_outputs({"defaultClass": DEFAULT_CLASS, "retainClass": RETAIN_CLASS})
+        self.register_outputs({"defaultClass": DEFAULT_CLASS, "retainClass": STATEFUL_STORAGE_CLASS})

@@ -34,9 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 PLATFORM = REPO / "platform"
 
 # StorageClasses the AWS layer creates: KMS-encrypted gp3, and its Retain twin for stateful services
-# (a deleted PVC must not delete the data of Vault, MinIO or PostgreSQL).
+# (infra.contract.STATEFUL_STORAGE_CLASS: a deleted PVC must not delete the data of Vault, MinIO or PostgreSQL).
 STORAGE_CLASS = "gp3-encrypted"
-STATEFUL_STORAGE_CLASS = "gp3-retain"
 
 # Seconds Helm waits for a release's workloads (and hooks) to be ready before `atomic` rolls back.
 RELEASE_TIMEOUT = 900

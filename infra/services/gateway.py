@@ -72,12 +72,12 @@ TARGET_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-nlb-targe
 PROXY_STATS_PATH = "/stats/prometheus"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InferenceGatewayArgs(ServiceArgs):
     # The internal CA's ClusterIssuer (cert_manager.py): the Gateway's certificate comes from it.
-    ca_issuer: pulumi.Resource | None = None
+    ca_issuer: pulumi.Resource
     # The AWS Load Balancer Controller's release: the proxy Service's NLB and its admission webhook.
-    load_balancer_controller: pulumi.Resource | None = None
+    load_balancer_controller: pulumi.Resource
 
 
 def envoy_proxy_spec(gateway: GatewayConfig, replicas: int) -> dict[str, Any]:
@@ -146,8 +146,6 @@ class InferenceGateway(ChartService):
 
     def __init__(self, name: str, args: InferenceGatewayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:InferenceGateway", name, args, NAMESPACE, opts)
-        if args.ca_issuer is None or args.load_balancer_controller is None:
-            raise ValueError("InferenceGatewayArgs: ca_issuer and load_balancer_controller are required")
         config = args.config
         pin = versions.CHARTS["gateway-crds"]
         # Rendered and applied resource by resource (Helm's `template`, not `install`): the CRDs are

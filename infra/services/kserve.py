@@ -58,11 +58,12 @@ NAMESPACE = "kserve"
 RUNTIMES = {"mlserver": "kserve-mlserver", "huggingfaceserver": "kserve-huggingfaceserver"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class KserveArgs(ServiceArgs):
-    cert_manager: pulumi.Resource | None = None
-    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
-    ca_cert_pem: pulumi.Input[str] = ""
+    cert_manager: pulumi.Resource
+    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to: model
+    # downloads verify MinIO against it.
+    ca_cert_pem: pulumi.Input[str]
 
 
 # The key the controller copies from the CA ConfigMap (constants.DefaultCaBundleFileName).
@@ -132,13 +133,10 @@ class Kserve(ChartService):
 
     def __init__(self, name: str, args: KserveArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:Kserve", name, args, NAMESPACE, opts)
-        cert_manager = [args.cert_manager] if args.cert_manager else []
         # No values files for the CRD chart (it has no values).
         crds = self.install(
-            "crd", "kserve-crd", "kserve-crd", depends_on=[self.namespace, *args.after, *cert_manager]
+            "crd", "kserve-crd", "kserve-crd", depends_on=[self.namespace, *args.after, args.cert_manager]
         )
-        if not args.ca_cert_pem:
-            raise ValueError("KserveArgs.ca_cert_pem: model downloads verify MinIO against the internal CA")
         self.ca_bundle = ca_bundle(
             self,
             f"{name}-internal-ca",

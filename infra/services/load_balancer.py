@@ -16,7 +16,7 @@ import pulumi
 
 from infra.aws.load_balancer_controller import NAMESPACE as NAMESPACE
 from infra.aws.load_balancer_controller import SERVICE_ACCOUNT
-from infra.config import ENVIRONMENT_TAG
+from infra.contract import ENVIRONMENT_LABEL
 from infra.services.chart import ChartService, ServiceArgs
 
 RELEASE = "aws-load-balancer-controller"
@@ -26,11 +26,11 @@ METRICS_PORT = 8080
 WEBHOOK_PORT = 9443
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadBalancerControllerArgs(ServiceArgs):
-    role_arn: pulumi.Input[str] = ""  # IRSA role of aws-load-balancer-controller/aws-load-balancer-controller
-    cluster_name: pulumi.Input[str] = ""
-    vpc_id: pulumi.Input[str] = ""
+    role_arn: pulumi.Input[str]  # IRSA role of aws-load-balancer-controller/aws-load-balancer-controller
+    cluster_name: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
 
 
 def computed_values(args: LoadBalancerControllerArgs) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def computed_values(args: LoadBalancerControllerArgs) -> dict[str, Any]:
         },
         # The environment tag on every load balancer, target group and security group it creates: the
         # permissions boundary's DenyOtherEnvironments and the cost reports key on it.
-        "defaultTags": {ENVIRONMENT_TAG: args.config.environment},
+        "defaultTags": {ENVIRONMENT_LABEL: args.config.environment},
     }
 
 
@@ -55,8 +55,6 @@ class LoadBalancerController(ChartService):
         self, name: str, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("mlplat:services:LoadBalancerController", name, args, NAMESPACE, opts)
-        if not (args.role_arn and args.cluster_name and args.vpc_id):
-            raise ValueError("LoadBalancerControllerArgs: role_arn, cluster_name and vpc_id are required")
         self.release = self.install(
             "release", RELEASE, "aws-load-balancer-controller", computed=computed_values(args)
         )

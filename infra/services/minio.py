@@ -34,8 +34,9 @@ from typing import Any
 import pulumi
 
 from infra.config import StackConfig
+from infra.contract import STATEFUL_STORAGE_CLASS
 from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
-from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs
+from infra.services.chart import ChartService, ServiceArgs
 
 NAMESPACE = "minio"
 RELEASE = "minio"
@@ -81,10 +82,10 @@ def server_dns_names() -> list[str]:
     return names
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MinioArgs(ServiceArgs):
-    # The internal CA ClusterIssuer (cert_manager.py); required: MinIO serves TLS only.
-    ca_issuer: pulumi.Resource | None = None
+    # The internal CA ClusterIssuer (cert_manager.py): MinIO serves TLS only.
+    ca_issuer: pulumi.Resource
 
 
 def model_bucket(config: StackConfig) -> str:
@@ -232,8 +233,6 @@ class Minio(ChartService):
 
     def __init__(self, name: str, args: MinioArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:Minio", name, args, NAMESPACE, opts)
-        if args.ca_issuer is None:
-            raise ValueError("MinioArgs.ca_issuer: MinIO serves TLS only and needs the internal CA issuer")
         self.certificate = certificate(
             self,
             f"{name}-server-tls",

@@ -17,15 +17,16 @@ from ConfigMap `mlflow/mlplat-internal-ca` (`extraVolumes`/`extraVolumeMounts`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
 from infra import versions
-from infra.config import StackConfig
+from infra.config import MlflowConfig
+from infra.contract import STATEFUL_STORAGE_CLASS
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
-from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs
+from infra.services.chart import ChartService, ServiceArgs
 from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH
 
 NAMESPACE = "mlflow"
@@ -44,16 +45,17 @@ CA_DIR = "/etc/mlplat/internal-ca"
 CA_FILE_KEY = "ca.crt"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MlflowArgs(ServiceArgs):
     # MinIO user credentials for the artifact bucket (the Minio component's mlflow_credentials).
-    s3_credentials: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
-    ca_cert_pem: pulumi.Input[str] = ""
+    s3_credentials: Mapping[str, pulumi.Input[str]]
+    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to: MLflow
+    # verifies MinIO against it.
+    ca_cert_pem: pulumi.Input[str]
 
 
-def computed_values(config: StackConfig) -> dict[str, Any]:
-    mlflow = config.services.mlflow
+def computed_values(mlflow: MlflowConfig) -> dict[str, Any]:
+    """Per-environment values: from the environment's `services.mlflow` only."""
     repository, tag = versions.image("mlflow")
     return {
         "replicaCount": mlflow.replicas,
@@ -126,8 +128,6 @@ class Mlflow(ChartService):
             {"username": "admin", "password": self.password("admin-password")},
         )
         self.seed("s3", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, args.s3_credentials)
-        if not args.ca_cert_pem:
-            raise ValueError("MlflowArgs.ca_cert_pem: MLflow verifies MinIO against the internal CA")
         self.ca_bundle = ca_bundle(
             self,
             f"{name}-internal-ca",
@@ -141,7 +141,7 @@ class Mlflow(ChartService):
             "release",
             RELEASE,
             "mlflow",
-            computed=computed_values(args.config),
+            computed=computed_values(args.config.services.mlflow),
             depends_on=[self.namespace, self.ca_bundle, *(s.resource for s in self.seeds), *args.after],
             protect=args.config.protect_stateful,
         )

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from infra.config import MonitoringConfig
 from infra.services.chart import (
     PLATFORM,
     STORAGE_CLASS,
@@ -94,9 +95,8 @@ def placeholder_receivers(config_block: Any) -> dict[str, str]:
     }
 
 
-def computed_values(config: Any) -> dict[str, Any]:
-    """Per-environment values from `services.monitoring`."""
-    monitoring = config.services.monitoring
+def computed_values(monitoring: MonitoringConfig) -> dict[str, Any]:
+    """Per-environment values: from the environment's `services.monitoring` only."""
     values: dict[str, Any] = {
         "prometheus": {
             "prometheusSpec": {
@@ -154,7 +154,7 @@ class Monitoring(ChartService):
             "release",
             RELEASE,
             "kube-prometheus-stack",
-            computed=computed_values(args.config),
+            computed=computed_values(args.config.services.monitoring),
             # Prometheus and Alertmanager volumes hold the platform's metrics history.
             protect=args.config.protect_stateful,
         )

@@ -36,6 +36,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.contract import TEAM_LABEL
 from infra.services import (
     argocd,
     cert_manager,
@@ -59,7 +60,7 @@ Rule = dict[str, Any]
 # The label the API server sets on every namespace to its name (Kubernetes >= 1.22).
 NAME_LABEL = "kubernetes.io/metadata.name"
 # Every model app's namespace carries it (apps/*/base/namespace.yaml; CKV_MLP_9 checks its value).
-MODEL_NAMESPACES: Selector = {"matchExpressions": [{"key": "mlplat/team", "operator": "Exists"}]}
+MODEL_NAMESPACES: Selector = {"matchExpressions": [{"key": TEAM_LABEL, "operator": "Exists"}]}
 # CoreDNS of the EKS add-on: Service kube-dns, pods labelled k8s-app=kube-dns in kube-system.
 DNS_NAMESPACE = "kube-system"
 COREDNS: Selector = {"matchLabels": {"k8s-app": "kube-dns"}}

@@ -29,8 +29,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.contract import STATEFUL_STORAGE_CLASS
 from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
-from infra.services.chart import STATEFUL_STORAGE_CLASS, ChartService, ServiceArgs, namespace
+from infra.services.chart import ChartService, ServiceArgs, namespace
 
 NAMESPACE = "vault"
 OPERATOR_NAMESPACE = "vault-secrets-operator"
@@ -79,13 +80,13 @@ def server_dns_names(replicas: int) -> list[str]:
     return names
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VaultArgs(ServiceArgs):
-    role_arn: pulumi.Input[str] = ""
-    kms_key_id: pulumi.Input[str] = ""
-    region: str = ""
-    # The internal CA ClusterIssuer (cert_manager.py); required: Vault serves TLS only.
-    ca_issuer: pulumi.Resource | None = None
+    role_arn: pulumi.Input[str]
+    kms_key_id: pulumi.Input[str]
+    region: str
+    # The internal CA ClusterIssuer (cert_manager.py): Vault serves TLS only.
+    ca_issuer: pulumi.Resource
 
 
 def server_config(replicas: int, kms_key_id: str, region: str) -> str:
@@ -177,8 +178,6 @@ class Vault(ChartService):
 
     def __init__(self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:Vault", name, args, NAMESPACE, opts)
-        if args.ca_issuer is None:
-            raise ValueError("VaultArgs.ca_issuer: Vault serves TLS only and needs the internal CA issuer")
         replicas = args.config.services.vault.replicas
         self.certificate = certificate(
             self,

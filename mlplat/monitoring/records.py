@@ -22,9 +22,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from infra.contract import MODEL_VERSION_ANNOTATION
+
 REQUEST = "org.kubeflow.serving.inference.request"
 RESPONSE = "org.kubeflow.serving.inference.response"
-VERSION_ANNOTATION = "mlplat/model-version"  # passed through `logger.metadataAnnotations`
+# Passed through `logger.metadataAnnotations`: every record names the version that answered.
+VERSION_ANNOTATION = MODEL_VERSION_ANNOTATION
 # The id comes from the client's `Ce-Id` header (handler.go getOrCreateID) and becomes part of object
 # keys and label file names: only ids of this shape are stored or joined (a UUID always is).
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")

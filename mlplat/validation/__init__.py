@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from infra.contract import ENVIRONMENTS as ENVIRONMENTS  # re-exported to the validation modules
+
 REPO = Path(__file__).resolve().parent.parent.parent
-ENVIRONMENTS = ("dev", "staging", "prod")
 
 
 class UsageError(Exception):

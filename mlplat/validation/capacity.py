@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config import GpuPoolConfig, StackConfig
+from infra.contract import GPU_MEMORY_ANNOTATION as GPU_MEMORY
+from infra.contract import GPU_POOL_LABEL as POOL_LABEL
 from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation import resources
 from mlplat.validation.render import SourceIndex
 
 GPU = "nvidia.com/gpu"
-POOL_LABEL = "mlplat/gpu-pool"
-GPU_MEMORY = "mlplat/gpu-memory-gib"
 
 
 @dataclass(frozen=True)

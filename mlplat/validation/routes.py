@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.contract import MODEL_VERSION_ANNOTATION as VERSION_ANNOTATION
 from mlplat.findings import Finding, RenderedDoc
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -41,7 +42,6 @@ LISTENER = "https"
 SERVICE_PORT = 80  # KServe v0.20.0 CommonDefaultHttpPort: every predictor Service listens on 80
 VERSION_HEADER = "x-mlplat-model-version"
 VARIANT_HEADER = "x-mlplat-variant"
-VERSION_ANNOTATION = "mlplat/model-version"
 HEADER_FILTER = "RequestHeaderModifier"
 
 

@@ -213,19 +213,13 @@ def test_program_stops_before_declaring_any_resource(tmp_path: Path, repo_root: 
     """A bad config under the real program: a clean error, no traceback, no resources."""
     code = (
         "import json, pulumi\n"
-        "from pulumi.runtime.stack import run_in_stack\n"
-        "from pulumi.runtime.settings import ROOT\n"
-        "from pulumi.runtime.sync_await import _sync_await\n"
-        "from mlplat.plan import Recorder, _recording_monitor\n"
-        "recorder = Recorder(); monitor = _recording_monitor(recorder)\n"
-        "pulumi.runtime.set_all_config({'mlplat:environment': 'dev', 'mlplat:network': '{\"cidr\": 1}'}, [])\n"
-        "pulumi.runtime.set_mocks(monitor.mocks, project='mlplat', stack='dev', monitor=monitor)\n"
-        "ROOT.set(None)\n"
+        "from mlplat import mocks\n"
+        "recording = mocks.start('dev', {'environment': 'dev', 'network': {'cidr': 1}})\n"
         "from infra import program\n"
         "try:\n"
-        "    _sync_await(run_in_stack(program.main))\n"
+        "    mocks.run(program.main)\n"
         "except pulumi.RunError as err:\n"
-        "    print(json.dumps({'error': str(err), 'resources': len(recorder.resources)}))\n"
+        "    print(json.dumps({'error': str(err), 'resources': len(recording.resources)}))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=False
@@ -559,6 +553,13 @@ BENT_CONFIGS = [
         "mlplat:services.argocd.repo_url",
         "should match pattern",
         id="repo-url-carrying-credentials",
+    ),
+    pytest.param(
+        "dev",
+        {"apps.model_store_uri": "s3://another-bucket"},
+        "mlplat:apps.model_store_uri",
+        "apps/ manifests and the registry name that store",
+        id="model-store-no-manifest-points-at",
     ),
     pytest.param(
         "dev",

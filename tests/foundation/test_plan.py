@@ -132,22 +132,14 @@ def test_program_refuses_a_stack_file_with_duplicate_keys(repo_root: Path, tmp_p
     code = (
         "import json, pulumi\nfrom pathlib import Path\nimport infra.config\n"
         f"infra.config.STACK_DIR = Path({str(tmp_path)!r})\n"
-        "from pulumi.runtime.stack import run_in_stack\n"
-        "from pulumi.runtime.settings import ROOT\n"
-        "from pulumi.runtime.sync_await import _sync_await\n"
-        "from infra.config import read_stack_file\n"
-        "from mlplat.plan import Recorder, _recording_monitor\n"
-        "recorder = Recorder(); monitor = _recording_monitor(recorder)\n"
+        "from mlplat import mocks\n"
         "values = infra.config.read_stack_file(Path('environments/Pulumi.dev.yaml'))\n"
-        "pulumi.runtime.set_all_config({f'mlplat:{k}': v if isinstance(v, str) else json.dumps(v)"
-        " for k, v in values.items()}, [])\n"
-        "pulumi.runtime.set_mocks(monitor.mocks, project='mlplat', stack='dev', monitor=monitor)\n"
-        "ROOT.set(None)\n"
+        "recording = mocks.start('dev', values)\n"
         "from infra import program\n"
         "try:\n"
-        "    _sync_await(run_in_stack(program.main))\n"
+        "    mocks.run(program.main)\n"
         "except pulumi.RunError as err:\n"
-        "    print(json.dumps({'error': str(err), 'resources': len(recorder.resources)}))\n"
+        "    print(json.dumps({'error': str(err), 'resources': len(recording.resources)}))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=False

@@ -1,7 +1,6 @@
-"""Build PlatformServices for one environment under the shared mocks and record every registration.
-
-The recording monitor keeps each resource's type, name, URN, provider, dependencies and inputs
-(secrets unwrapped, their paths noted), so tests can assert on what the engine would receive.
+"""Build PlatformServices for one environment under the mock engine (mlplat/mocks.py, the one `mlplat
+plan` runs) and keep each resource's type, name, URN, provider, dependencies and inputs (secrets
+revealed, their paths noted), so tests can assert on what the engine would receive.
 """
 
 from __future__ import annotations
@@ -15,15 +14,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
-from google.protobuf import json_format
-from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.settings import ROOT
-from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import load_environment
-from mlplat.mocks import PlatformMocks
-from mlplat.plan import RESOURCE_SIG, SECRET_SIG, SIG_KEY
+from infra.config import StackConfig, load_environment
+from mlplat.mocks import Registration, decode, run, start
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO.parent / "shared" / "reference"
@@ -62,57 +55,41 @@ class Plan:
         return next(r for r in self.resources if r.name == name)
 
 
-def _unwrap(value: Any, path: str, secrets: list[str]) -> Any:
-    if isinstance(value, dict):
-        sig = value.get(SIG_KEY)
-        if sig == SECRET_SIG:
-            secrets.append(path)
-            return _unwrap(value.get("value"), path, secrets)
-        if sig == RESOURCE_SIG:
-            return {"resourceRef": value.get("urn")}
-        return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
-    return value
+def _registered(registration: Registration) -> Registered:
+    """A registration with its secrets revealed (their key paths noted) for assertions."""
+    secrets: list[str] = []
 
+    def reveal(path: str, value: Any) -> Any:
+        secrets.append(path)
+        return value
 
-class _Recording(MockMonitor):  # type: ignore[misc]
-    def __init__(self, plan: Plan) -> None:
-        super().__init__(PlatformMocks())
-        self.plan = plan
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        secrets: list[str] = []
-        inputs = _unwrap(json_format.MessageToDict(request.object), "", secrets)
-        self.plan.resources.append(
-            Registered(
-                urn=response.urn,
-                type=request.type,
-                name=request.name,
-                provider=request.provider,
-                parent=request.parent,
-                inputs=inputs,
-                secret_paths=secrets,
-                dependencies=sorted(set(request.dependencies)),
-                protect=bool(request.protect),
-            )
-        )
-        return response
+    return Registered(
+        urn=registration.urn,
+        type=registration.type,
+        name=registration.name,
+        provider=registration.provider or "",
+        parent=registration.parent or "",
+        inputs=decode(registration.inputs, reveal),
+        secret_paths=secrets,
+        dependencies=registration.dependencies,
+        protect=registration.protect,
+    )
 
 
 @cache
 def build(env: str) -> Plan:
     """PlatformServices of `env`, as the lead's program will call it (cached: built once per env)."""
+    return build_config(load_environment(env))
+
+
+def build_config(config: StackConfig) -> Plan:
+    """PlatformServices of a stack config a test changed (not cached)."""
     from infra.aws.karpenter import NAMESPACE as KARPENTER
     from infra.services import LoadBalancing, PlatformServices, PlatformServicesArgs, VaultUnseal
     from infra.services.network_policies import NamespaceRef
 
-    config = load_environment(env)
-    plan = Plan(env)
-    monitor = _Recording(plan)
-    pulumi.runtime.set_mocks(monitor.mocks, project="mlplat", stack=env, preview=False, monitor=monitor)
-    ROOT.set(None)
+    env = config.environment
+    recording = start(env)
 
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}")
@@ -134,8 +111,8 @@ def build(env: str) -> Plan:
             pulumi.ResourceOptions(providers={"kubernetes": provider}),
         )
 
-    _sync_await(run_in_stack(program))
-    return plan
+    run(program)
+    return Plan(env, [_registered(r) for r in recording.resources])
 
 
 def reference_chart(folder: str) -> tuple[dict[str, Any], dict[str, Any] | None]:

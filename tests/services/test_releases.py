@@ -67,7 +67,7 @@ def test_every_kubernetes_resource_uses_the_explicit_provider(plan: Plan) -> Non
     ]
     assert len(k8s_resources) > 40, plan.env
     for r in k8s_resources:
-        assert "$pulumi:providers:kubernetes::k8s::" in r.provider, f"{r.urn}: provider {r.provider!r}"
+        assert ":pulumi:providers:kubernetes::k8s::" in r.provider, f"{r.urn}: provider {r.provider!r}"
 
 
 def test_platform_namespaces_enforce_pod_security(plan: Plan) -> None:

@@ -9,10 +9,11 @@ import pytest
 import yaml
 from validate_helpers import REPO, copy_repo, rules, run_json
 
+from infra.services.argocd import REPO_URL_FROM_CONFIG
 from mlplat.validation.argocd import path_match
 
 ENVS = ("dev", "staging", "prod")
-REPO_URL = "https://github.com/example-org/mlplat.git"
+REPO_URL = REPO_URL_FROM_CONFIG  # the program fills in services.argocd.repo_url
 
 
 def load(env: str, name: str) -> dict[str, Any]:

@@ -1,0 +1,50 @@
+"""The platform contract: names the program, the `mlplat` tools and the model apps under apps/ share.
+
+One owner for each: the environments, the labels and annotations model manifests and nodes carry,
+the storage class stateful services claim, and where a registered model version lives in the model
+store. The program (infra/), the CLI (mlplat/) and the tests import these names; the YAML under
+apps/ and platform/ spells them literally (it is the contract's user) and a test checks it uses
+these. Standard library only, so importing it pulls in neither Pulumi nor the CLI (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal, get_args
+
+# The environments, least to most strict. One stack file each (environments/Pulumi.<env>.yaml) and
+# one overlay each per app (apps/<app>/overlays/<env>/). Adding one starts here.
+Environment = Literal["dev", "staging", "prod"]
+ENVIRONMENTS: Final[tuple[Environment, ...]] = get_args(Environment)
+
+# Model objects (apps/<app>/base): who owns the app, which registered model it serves, and which
+# registered version each environment deploys (the overlays' model-version.yaml patch it).
+TEAM_LABEL: Final = "mlplat/team"
+MODEL_LABEL: Final = "mlplat/model"
+MODEL_VERSION_ANNOTATION: Final = "mlplat/model-version"
+# Written by `mlplat promote --canary` / `mlplat rollback` beside the version they change.
+CANARY_VERSION_ANNOTATION: Final = "mlplat/canary-version"
+ROLLBACK_VERSION_ANNOTATION: Final = "mlplat/rollback-version"
+# GPU memory (GiB) a model needs, declared by GPU apps and checked against the pool's GPUs.
+GPU_MEMORY_ANNOTATION: Final = "mlplat/gpu-memory-gib"
+# The environment a rendered object belongs to; also the AWS tag the deploy role's isolation keys on.
+ENVIRONMENT_LABEL: Final = "mlplat/environment"
+
+# Node labels pods select: a GPU pool by name (`mlplat/gpu-pool=<pool>`), and the system / CPU
+# model pools (`mlplat/pool=<pool>`).
+GPU_POOL_LABEL: Final = "mlplat/gpu-pool"
+NODE_POOL_LABEL: Final = "mlplat/pool"
+
+# The StorageClass stateful services (Vault, MinIO, MLflow's database) claim: its volumes outlive
+# their claims (reclaimPolicy Retain), so deleting a release never deletes its data.
+STATEFUL_STORAGE_CLASS: Final = "gp3-retain"
+
+# The model store: the MinIO bucket holding every registered version at `<model>/<N>`. Manifests'
+# storageUri, the registry's version sources and the local stand-in all use this one form.
+MODEL_STORE_URI: Final = "s3://mlplat-models"
+MODEL_VERSION_PATH: Final = re.compile(r"^(?P<model>[a-z0-9]([a-z0-9-]*[a-z0-9])?)/(?P<version>[1-9][0-9]*)$")
+
+
+def model_version_uri(model: str, version: str | int) -> str:
+    """The store URI of one registered model version: `s3://mlplat-models/<model>/<N>`."""
+    return f"{MODEL_STORE_URI}/{model}/{version}"
