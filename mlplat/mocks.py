@@ -74,7 +74,8 @@ class PlatformMocks(pulumi.runtime.Mocks):
         elif typ.startswith("kubernetes:"):
             metadata = state.get("metadata") or {}
             if typ == "kubernetes:helm.sh/v3:Release":
-                state["status"] = {"name": state.get("name") or name, "status": "deployed"}
+                # pulumi_kubernetes helm.v3 ReleaseStatus: a fresh install is revision 1.
+                state["status"] = {"name": state.get("name") or name, "status": "deployed", "revision": 1}
             resource_id = f"{metadata.get('namespace', 'default')}/{metadata.get('name', name)}"
         elif typ.startswith("random:"):
             state["result"] = f"mock-{_fake_id(name)}"

@@ -73,6 +73,8 @@ CA_BUNDLE_KEY = "cabundle.crt"
 # CA bundle the controller writes into each model namespace from `caBundleConfigMapName`
 # (constants.go DefaultGlobalCaBundleConfigMapName, cabundle_configmap_reconciler.go L86-108).
 INFERENCE_SERVICE_CONFIG = "inferenceservice-config"
+# Which revision of the KServe release the logger patch was last applied after (see KServeService).
+RELEASE_REVISION_ANNOTATION = "mlplat/kserve-release-revision"
 MODEL_NAMESPACE_CA_BUNDLE = "global-ca-bundle"
 # Where the agent injector mounts `logger.caBundle` (pkg/constants/constants.go LoggerCaCertMountPath).
 LOGGER_CA_DIR = "/etc/tls/logger"
@@ -154,14 +156,22 @@ class Kserve(ChartService):
             computed=deep_merge(ingress_values(), storage),
             depends_on=[crds, self.ca_bundle],
         )
-        # Server-side apply of the one key, forced over the chart's (helm) ownership of it; listed
-        # after the release so a chart upgrade that rewrites `logger` is followed by this patch.
+        # Server-side apply of the one key, forced over the chart's (helm) ownership of it. Every
+        # Helm upgrade writes the chart's `logger` back (Helm 3's three-way merge resets fields the
+        # chart renders), and a patch whose inputs did not change is not applied again: so the
+        # patch carries the release's revision (helm.v3.Release `status.revision`), and each upgrade
+        # re-applies it in the same `pulumi up`.
         self.logger_config = k8s.core.v1.ConfigMapPatch(
             f"{name}-logger-config",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                 name=INFERENCE_SERVICE_CONFIG,
                 namespace=NAMESPACE,
-                annotations={"pulumi.com/patchForce": "true"},
+                annotations={
+                    "pulumi.com/patchForce": "true",
+                    RELEASE_REVISION_ANNOTATION: self.release.status.apply(
+                        lambda status: str(status.revision)
+                    ),
+                },
             ),
             data={"logger": json.dumps(logger_config(), indent=2)},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),

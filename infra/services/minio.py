@@ -101,18 +101,26 @@ def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
     `mc ilm rule add --expire-days N` expires current objects N days after creation, `--prefix P`
     only those under P (minio/docs source/reference/minio-mc/mc-ilm-rule-add.rst). It appends a rule
     on every run (minio/mc cmd/ilm-rule-add.go `mainILMAdd`: `lfcCfg.Rules = append(...)`):
-    repeating the same rule is harmless, and of several rules the shortest expiry wins. So the
-    environment's `retention_days` is the longest any log is kept, and an app whose contract
-    (`apps/<app>/base/monitoring.yaml` `retention_days`) asks for less gets a rule on its own prefix
-    (`<namespace>/<isvc>/`, where its logger writes). Lowering a retention takes effect at the next
-    `pulumi up`; raising one needs the old rule removed by hand
-    (`mc ilm rule rm --id <old> myminio/mlplat-inference-logs`).
+    of several rules the shortest expiry wins. So the environment's `retention_days` is the longest
+    any log is kept, and an app whose contract (`apps/<app>/base/monitoring.yaml` `retention_days`)
+    asks for less gets a rule on its own prefix (`<namespace>/<isvc>/`, where its logger writes).
+
+    Appending on every upgrade would pile rules up until MinIO refuses the configuration (1000 rules,
+    minio/minio internal/bucket/lifecycle/lifecycle.go errLifecycleTooManyRules) and the hook, under
+    `set -e`, fails every upgrade. So each run first clears the rules (`mc ilm rule rm --all --force`,
+    minio/mc cmd/ilm-remove.go) and writes them again: raising a retention works too. `rm` fetches the
+    configuration first and fails when there is none (a new bucket), so one rule is added before it.
     """
     # Imported here: model_monitoring imports this module for the bucket's name and users.
     from infra.services.model_monitoring import monitored_apps
 
     days = config.services.inference_logs.retention_days
-    commands = [{"command": f"ilm rule add --expire-days {days} myminio/{LOGS_BUCKET}"}]
+    environment_rule = {"command": f"ilm rule add --expire-days {days} myminio/{LOGS_BUCKET}"}
+    commands = [
+        environment_rule,  # so that `rm` finds a configuration on a new bucket
+        {"command": f"ilm rule rm --all --force myminio/{LOGS_BUCKET}"},
+        environment_rule,
+    ]
     for target in monitored_apps():
         shorter = target.retention_days[config.environment]
         if shorter < days:

@@ -221,6 +221,8 @@ def _generated(spec: dict[str, Any], kfile: Path) -> list[tuple[str, str, bool, 
         for generator in spec.get(key) or []:
             if not isinstance(generator, dict) or not isinstance(generator.get("name"), str):
                 return None
+            if generator.get("behavior", "create") != "create":  # merge/replace: kustomize's origins decide
+                return None
             options = generator.get("options") or {}
             hashed = not options.get("disableNameSuffixHash", not default_hashed)
             made.append((kind, generator["name"], hashed, kfile))

@@ -500,3 +500,31 @@ def test_dependabot_keeps_the_action_pins_current() -> None:
     config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text(encoding="utf-8"))
     ecosystems = {u["package-ecosystem"]: u["directory"] for u in config["updates"]}
     assert ecosystems == {"github-actions": "/", "terraform": "/infra/bootstrap"}
+
+
+def test_the_monitor_image_is_rebuilt_when_any_file_it_copies_changes() -> None:
+    """The image copies named infra/ files; one added to the Dockerfile (infra/contract.py) but not
+    to the workflow's paths would change the image's code without a build."""
+    import fnmatch
+
+    dockerfile = (REPO / "images" / "monitor" / "Dockerfile").read_text()
+    copied = [
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    ]
+    paths = workflow("monitor-image.yml")["on"]["push"]["paths"]
+    missing = [f for f in copied if not any(fnmatch.fnmatch(f, p) or p == f"{f}/**" for p in paths)]
+    assert copied and not missing, missing
+
+
+def test_only_a_push_to_main_reaches_the_registry_runner() -> None:
+    """A dispatched branch ran on the runner inside the platform network, executing that branch's
+    Dockerfile there; a published tag was skipped with a warning, so an apps/ change never shipped."""
+    (job,) = _jobs("monitor-image.yml").values()
+    runner = job["runs-on"]
+    assert "github.event_name == 'push'" in runner and "refs/heads/main" in runner, runner
+    (push,) = [s for s in _steps(job) if s.get("name", "").startswith("Push")]
+    assert push["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert "exit 1" in push["run"] and "DOCKER_CONFIG=" in push["run"] and "trap " in push["run"]

@@ -223,3 +223,14 @@ def test_logger_agent_addresses_the_logs_bucket_by_path_not_by_host_name(app: st
     # is true unless S3_USER_VIRTUAL_BUCKET is "false"; MinIO's in-cluster name has no bucket subdomains.
     annotations = logger_secret_annotations(app, env)
     assert annotations.get(f"{S3_ANNOTATION}usevirtualbucket") == "false", f"{app}/{env}: {annotations}"
+
+
+def test_a_kserve_chart_upgrade_re_applies_the_logger_ca(offline_plan: Any) -> None:
+    """Helm resets `logger` to the chart's (no caBundle) on every upgrade; a patch whose inputs did not
+    change is not applied again, and new logged pods crash on the missing CA file. The patch's inputs
+    carry the release's revision, which every upgrade increments."""
+    from infra.services.kserve import RELEASE_REVISION_ANNOTATION
+
+    _, patch = kserve_logger_config(offline_plan("dev"))
+    # The mock engine reports a fresh install as revision 1 (pulumi_kubernetes ReleaseStatus.revision).
+    assert patch["inputs"]["metadata"]["annotations"][RELEASE_REVISION_ANNOTATION] == "1", patch["urn"]

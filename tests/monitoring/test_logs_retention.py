@@ -61,3 +61,37 @@ def test_logs_are_not_kept_longer_than_the_app_promises(env: str, offline_plan: 
         # An object as KServe's logger names it (pkg/logger/store.go getObjectPrefix).
         key = f"{isvc['metadata']['namespace']}/{isvc['metadata']['name']}/predictor/records/1-request.json"
         assert kept_for(rules, key) == min(promised, environment_days), f"{app}/{env}: {rules}"
+
+
+def replay_hook(
+    commands: list[dict[str, Any]], bucket_rules: list[tuple[str, int]] | None
+) -> list[tuple[str, int]]:
+    """The chart's hook running `mc <command>` under `set -e` on the logs bucket: `rule add` appends
+    (creating the configuration), `rule rm --all --force` fetches the configuration, failing when
+    there is none, and empties it (minio/mc cmd/ilm-add.go, cmd/ilm-remove.go)."""
+    for command in (c["command"] for c in commands):
+        if command == f"ilm rule rm --all --force myminio/{minio.LOGS_BUCKET}":
+            assert bucket_rules is not None, "mc: Unable to fetch lifecycle rules (the hook fails)"
+            bucket_rules = []
+        elif match := RULE.match(command):
+            if match["bucket"] == minio.LOGS_BUCKET:
+                bucket_rules = [*(bucket_rules or []), (match["prefix"] or "", int(match["days"]))]
+        else:
+            raise AssertionError(f"a command this replay does not model: {command}")
+    return bucket_rules or []
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_upgrades_do_not_pile_up_expiry_rules_until_minio_refuses_them(env: str, offline_plan: Any) -> None:
+    """The hook runs on the first install (no lifecycle configuration yet) and on every upgrade:
+    the bucket must hold the same rules after the tenth run as after the first."""
+    (values,) = [
+        r["inputs"]["values"]
+        for r in offline_plan(env)["resources"]
+        if r["type"].endswith("helm.sh/v3:Release") and "customCommands" in (r["inputs"].get("values") or {})
+    ]
+    first = replay_hook(values["customCommands"], None)
+    rules = first
+    for _ in range(9):
+        rules = replay_hook(values["customCommands"], rules)
+    assert rules == first and len(first) == len(set(first)), rules

@@ -85,3 +85,22 @@ def test_the_same_schema_error_in_many_apps_is_reported_for_each_with_its_own_pl
     ]
     assert ("MLP-SCHEMA", "metadata/labels/team") in second
     assert {f.file for f in schemas.check(bad, 3)} == {"apps/b/base/np.yaml"}
+
+
+def test_an_overlay_generator_replacing_a_base_configmap_is_placed_in_the_overlay(tmp_path: Path) -> None:
+    """`behavior: replace` keeps the base object's name but kustomize says the overlay made it; the
+    fast path must not credit the base file (found in review)."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "ov").mkdir()
+    (tmp_path / "base" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: '1'}\n"
+    )
+    (tmp_path / "base" / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
+    (tmp_path / "ov" / "kustomization.yaml").write_text(
+        "resources: [../base]\nconfigMapGenerator:\n  - {name: cfg, behavior: replace, literals: [a=2]}\n"
+    )
+    target = Target("ov", "dev", True, None)
+    ok, docs, _ = render._kustomize([target], tmp_path, render._Files())
+    assert ok and [(d.doc["metadata"]["name"], d.source_file) for d in docs] == [
+        ("cfg", "ov/kustomization.yaml")
+    ]
