@@ -61,7 +61,7 @@ def _edit(repo: Path, path: str, old: str, new: str) -> None:
 
 def _commit(repo: Path) -> None:
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "change"]
+    git = ["git", "-c", "user.email=t@localhost", "-c", "user.name=t", "commit", "-qm", "change"]
     subprocess.run(git, cwd=repo, check=True)
 
 
