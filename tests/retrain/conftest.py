@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from mlplat import cli, example_models
+from mlplat.registry_gate import REPO
 from mlplat.retrain import data
 
 APP = "iris-classifier"
@@ -38,12 +42,35 @@ def fetched(source: Path, tmp_path: Path) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class Registry:
+    url: str
+    store: Path
+
+
 @pytest.fixture(scope="session")
-def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """An embedded MLflow holding the iris example's versions 1 and 2, as the demo registers them."""
     from mlplat.mlflow_server import MlflowServer
 
-    server = MlflowServer(tmp_path_factory.mktemp("retrain-mlflow")).start()
+    workdir = tmp_path_factory.mktemp("retrain-mlflow")
+    server = MlflowServer(workdir / "mlflow").start()
     try:
-        yield server.url
+        example_models.register_app(server.url, APP, workdir / "store")
+        yield Registry(server.url, workdir / "store")
     finally:
         server.stop()
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    """A git checkout holding a copy of apps/, committed: what `propose` branches from."""
+    root = tmp_path / "checkout"
+    shutil.copytree(REPO / "apps", root / "apps", symlinks=True)
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "apps"],
+    ):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    return root
