@@ -77,29 +77,29 @@ def train(app: str, data_dir: Path, out: Path, checkpoint_dir: Path | None, para
     params = parse_params(app, params_text)
     record, frames = _frames(data_dir)
     marker = {"data_sha256": record["sha256"], "params": params}
-    saved = checkpoint_dir / CHECKPOINT_MODEL if checkpoint_dir else None
-    resumed = (
-        checkpoint_dir is not None
-        and saved is not None
-        and (saved / "MLmodel").is_file()
-        and _read_json(checkpoint_dir / CHECKPOINT_FILE) == marker
-    )
+    saved = checkpoint_dir / CHECKPOINT_MODEL if checkpoint_dir else out
+    stamp = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
+    resumed = stamp is not None and (saved / "MLmodel").is_file() and _read_json(stamp) == marker
     if not resumed:
         estimator = example_models.fit(recipe, params["variant"], frames.x_train, frames.y_train)
 
         def write(path: Path) -> None:
             example_models.save(estimator, recipe, frames.x_train, frames.x_test, path)
 
-        if checkpoint_dir is not None and saved is not None:
-            example_models.atomic_save(saved, write)
-            (checkpoint_dir / CHECKPOINT_FILE).write_text(json.dumps(marker))
-        else:
-            example_models.atomic_save(out, write)
-    if saved is not None:
-        example_models.atomic_save(out, lambda path: shutil.copytree(saved, path))
+        if stamp is not None:  # no stamp while the model changes: a kill in between never mismatches them
+            stamp.unlink(missing_ok=True)
+        example_models.atomic_save(saved, write)
+        if stamp is not None:
+            stamp.write_text(json.dumps(marker))
+    if saved != out:
+        example_models.atomic_save(out, lambda path: _copy(saved, path))
     (out / PARAMS_FILE).write_text(json.dumps(params, sort_keys=True) + "\n")
     how = f"resumed from the checkpoint in {checkpoint_dir}" if resumed else "fitted"
     return f"{app}: model {how}, written to {out} ({json.dumps(params)})"
+
+
+def _copy(source: Path, target: Path) -> None:
+    shutil.copytree(source, target)
 
 
 def _read_json(path: Path) -> Any:
