@@ -139,8 +139,10 @@ def read_lineage(folder: Path) -> dict[str, Any]:
 
 
 def _s3_files(bucket: str, prefix: str, source: str) -> dict[str, bytes]:
-    """The data files under s3://bucket/prefix, read with boto3's default credential chain and endpoint
-    settings (AWS_ENDPOINT_URL_S3 points it at MinIO), as the platform's other S3 clients do."""
+    """The data files under s3://bucket/prefix, read with boto3's default credential chain (IRSA on the
+    cluster) and endpoint settings: `AWS_ENDPOINT_URL_S3` points it at MinIO (the SDKs' service-specific
+    endpoint variable, https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html; botocore
+    1.44.8 reads it in botocore/configprovider.py, `ConfiguredEndpointProvider._get_service_env_var_name`)."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
