@@ -447,6 +447,7 @@ class Demo:
             "card": f"{_shown(model_store.to_local(model_store.version_uri(SERVED_APP, version), self.store))}/"
             f"{lineage.MODEL_CARD_FILE}",
             "branch": branch,
+            "checkout": _shown(checkout),
             "validate_log": _shown(log),
             "history": chain,
         }
@@ -601,17 +602,19 @@ def render_markdown(report: DemoReport) -> str:
             "",
             "The drift verdict started the retraining pipeline's steps in-process, the same `mlplat retrain` code the",
             "cluster's workflow runs in containers: fetch (content hash), train (checkpointed), evaluate, register",
-            f"with lineage tags and a model card, propose. Training data: iris re-split with seed 1 ({r['rows']} rows),",
+            "with lineage tags and a model card, propose. Training data: iris re-split with seed 1 "
+            f"({r['rows']['train']} training, {r['rows']['test']} test rows),",
             "standing in for newly labelled data (the logged traffic has no labels).",
             "",
             f"- version: v{r['version']} ({'reused: same data and code as before' if r['reused'] else 'registered'}),"
             f" {r['metric']}, data sha256 `{r['data_sha256']}`",
             f"- model card: `{r['card']}`",
-            f"- promotion to {SERVED_ENV}: committed on branch `{r['branch']}` of `build/demo/retrain-checkout`"
+            f"- promotion to {SERVED_ENV}: committed on branch `{r['branch']}` of `{r['checkout']}`"
             " (a scratch git copy of `apps/`, `environments/` and `platform/`); a pull request is the cluster workflow's job",
             f"- `mlplat validate --registry` on that commit: passed (log `{r['validate_log']}`)",
             "",
-            f"`mlplat history {SERVED_APP}` on that checkout:",
+            f"`mlplat history {SERVED_APP}` on that checkout (there, the other environments' versions were set by its"
+            " one snapshot commit):",
             "",
             "```",
             *r["history"].rstrip().splitlines(),

@@ -64,6 +64,7 @@ def chain(repo_root: Path, app: str, env: str, registry: registry_gate.Registry)
     return [
         *lines,
         f"  trigger: {tag(lineage.TRIGGER)} by {tag(lineage.TRIGGERED_BY)}",
+        # `run_id` is a field of MLflow's ModelVersion message (mlflow/protos/model_registry.proto, MLflow 3.x).
         f"  run: {found.get('run_id') or 'not recorded'} (parent run {tag(lineage.PARENT_RUN)})",
         f"  version: {version}, source {found.get('source')}, evaluation {tag(registry_gate.EVALUATION_TAG)}",
         f"  data: {tag(lineage.DATA_URI)} sha256 {tag(lineage.DATA_SHA256)}",

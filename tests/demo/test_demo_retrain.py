@@ -33,7 +33,7 @@ def test_drift_verdict_leads_to_a_validated_promotion_commit_and_a_reported_chai
     assert (run.store / demo.SERVED_APP / version / lineage.MODEL_CARD_FILE).is_file()
     assert (demo.REPO / "apps").resolve() != (checkout / "apps").resolve()
 
-    run.report.drift = []  # a stand-in verdict without the drift table's figures
+    run.report.drift = []  # the stand-in verdict has no figures for the drift table
     report = demo.render_markdown(run.report)
     assert f"dev: {demo.SERVED_APP} v{version}" in report
     assert "drift by mlplat demo: drift verdict on the shifted traffic window" in report
