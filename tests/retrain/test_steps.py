@@ -174,3 +174,48 @@ def test_evaluate_of_a_folder_that_is_no_model_is_a_usage_error(
     )
     err = capsys.readouterr().err
     assert "not an MLflow model" in err and "Traceback" not in err
+
+
+def _stubbed_s3(monkeypatch: pytest.MonkeyPatch, objects: dict[str, bytes]) -> None:
+    """boto3's S3 client answering GetObject from `objects` (key -> body), NoSuchKey for anything else."""
+    import io
+
+    import boto3
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    client = boto3.client("s3", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(client)
+    for name in data.DATA_FILES:
+        key = f"iris/2026-12-01/{name}"
+        if key in objects:
+            body = StreamingBody(io.BytesIO(objects[key]), len(objects[key]))
+            stubber.add_response("get_object", {"Body": body}, {"Bucket": "training", "Key": key})
+        else:
+            stubber.add_client_error("get_object", "NoSuchKey", http_status_code=404)
+            break
+    stubber.activate()
+    monkeypatch.setattr(boto3, "client", lambda service: client)
+
+
+def test_fetch_from_s3_hashes_the_objects_like_local_files(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {name: (source / name).read_bytes() for name in data.DATA_FILES}
+    _stubbed_s3(monkeypatch, {f"iris/2026-12-01/{n}": b for n, b in files.items()})
+    uri = "s3://training/iris/2026-12-01"
+    assert run("retrain", "fetch", APP, "--source", uri, "--out", str(tmp_path / "out")) == 0
+    record = json.loads((tmp_path / "out" / data.LINEAGE_FILE).read_text())
+    assert record["uri"] == uri and record["sha256"] == data.content_hash(files)
+
+
+def test_fetch_of_a_missing_s3_object_names_it(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _stubbed_s3(monkeypatch, {"iris/2026-12-01/train.csv": (source / data.TRAIN_FILE).read_bytes()})
+    code = run(
+        "retrain", "fetch", APP, "--source", "s3://training/iris/2026-12-01", "--out", str(tmp_path / "o")
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot read s3://training/iris/2026-12-01/test.csv: NoSuchKey" in err and "Traceback" not in err
