@@ -36,6 +36,7 @@ from mlplat.registry_gate import (
 from mlplat.retrain import lineage
 
 EXPERIMENT = "mlplat-examples"
+NO_COMMIT = "unknown: not a git checkout"
 SEED = 0
 
 
@@ -287,7 +288,7 @@ def git_commit(repo_root: Path) -> str:
         commit = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown: not a git checkout"
+        return NO_COMMIT
     return commit + ("-dirty" if dirty else "")
 
 

@@ -201,6 +201,10 @@ def register(
         raise UsageError(f"--model {model_dir}: {PARAMS_FILE} is missing or not a JSON object")
     scores, value = _evaluation_tags(evaluation_file, evaluation.metric or "accuracy")
     commit = who.code_commit or example_models.git_commit(repo_root)
+    if commit.startswith(example_models.NO_COMMIT):  # an image built without .git: its builder knows
+        raise UsageError(
+            f"{repo_root} is not a git checkout: pass --code-commit with the training code's commit"
+        )
     tags = {
         **scores,
         lineage.CODE_COMMIT: commit,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from mlplat import model_store, registry_gate
+from mlplat.registry_gate import REPO
 from mlplat.retrain import data, lineage
 
 from .conftest import APP, Registry, run
@@ -204,3 +206,19 @@ def test_history_without_a_registry_is_a_usage_error(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert run("history", APP) == 2
     assert "no registry" in capsys.readouterr().err
+
+
+def test_register_outside_a_git_checkout_without_code_commit_is_a_usage_error(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, scores = _trained(fetched, tmp_path)
+    tree = tmp_path / "image"  # the repository's files as an image holds them, without .git
+    (tree / "apps" / APP).mkdir(parents=True)
+    shutil.copy(REPO / "apps" / APP / "evaluation.yaml", tree / "apps" / APP)
+    code = run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", registry.url, "--trigger", "schedule", "--triggered-by", "cron",
+        "--repo-root", str(tree),
+    )  # fmt: skip
+    assert code == 2
+    assert "pass --code-commit" in capsys.readouterr().err
