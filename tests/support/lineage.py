@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlplat.retrain import lineage
 
 COMPLETE = {
-    lineage.CODE_COMMIT: "0123456789abcdef0123456789abcdef01234567",
+    lineage.CODE_COMMIT: "c" * 40,
     lineage.DATA_URI: "s3://mlplat-training/iris-classifier/2026-12-01",
     lineage.DATA_SHA256: "f" * 64,
     lineage.IMAGE_DIGEST: "sha256:" + "a" * 64,
