@@ -253,6 +253,8 @@ def propose(
     example(app)
     if not version.isdigit():
         raise UsageError(f"--version {version!r}: a version number")
+    if env not in registry_gate.ENVIRONMENTS:
+        raise UsageError(f"--env {env!r}: one of {', '.join(registry_gate.ENVIRONMENTS)}")
     if not registry:
         raise UsageError("no registry: pass --registry URL or set MLFLOW_TRACKING_URI")
     try:

@@ -222,3 +222,27 @@ def test_register_outside_a_git_checkout_without_code_commit_is_a_usage_error(
     )  # fmt: skip
     assert code == 2
     assert "pass --code-commit" in capsys.readouterr().err
+
+
+def test_propose_to_an_unknown_environment_is_refused_before_any_branch_is_made(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(
+        "retrain",
+        "propose",
+        APP,
+        "--version",
+        "2",
+        "--env",
+        "qa",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--repo-root",
+        str(scratch),
+    )
+    assert code == 2
+    assert "--env 'qa': one of dev, staging, prod" in capsys.readouterr().err
+    branches = subprocess.run(
+        ["git", "-C", str(scratch), "branch", "--format=%(refname:short)"], capture_output=True, text=True
+    )
+    assert branches.stdout.split() == ["main"]
