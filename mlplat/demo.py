@@ -2,8 +2,10 @@
 
 Embedded MLflow (SQLite, local artifacts, loopback) → train, evaluate and register the example models
 → offline plans of every environment → `mlplat validate` of every app against that registry → serve
-iris-classifier (dev) with the KServe model server and measure it → put a canary of it into prod with
-`mlplat promote --canary` (in a scratch copy of apps/) and serve the stable and the canary version side
+iris-classifier (dev) with the KServe model server and measure it → log its traffic and judge drift →
+retrain it after the drift verdict (`mlplat retrain` steps in-process) and commit its promotion to dev
+on a branch of a scratch git copy of the checkout → put a canary of it into prod with `mlplat promote
+--canary` (in a scratch copy of apps/) and serve the stable and the canary version side
 by side, each measured on the same requests. Every step's result, timing and
 log go to build/demo/report.md and report.json; every process started here is stopped on success,
 failure, Ctrl-C or SIGTERM. A second run reuses the registry and the model store and skips training.
@@ -41,6 +43,7 @@ DRIFT_REQUESTS = 200  # per traffic window, 3 rows each: above the app's min_req
 # The canary step: staging's version goes to prod as a 10% canary, as an engineer would start one.
 CANARY_FROM, CANARY_ENV, CANARY_PERCENT = "staging", "prod", 10
 VARIANTS = ("stable", "canary")
+RETRAIN_CHECKOUT = ("apps", "environments", "platform")  # what validate reads: apps, env limits, AppProjects
 
 
 @dataclass
@@ -61,6 +64,7 @@ class DemoReport:
     latency_ms: dict[str, float] = field(default_factory=dict)
     canary: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> version, latency, answer
     drift: list[dict[str, Any]] = field(default_factory=list)
+    retrain: dict[str, Any] = field(default_factory=dict)  # version, lineage, branch, validate, history
     total_seconds: float = 0.0
 
     @property
@@ -163,6 +167,14 @@ class Demo:
                     step.status, step.detail = "skipped", "the model server did not start"
                 else:
                     self.log_and_judge_drift(step, url, mlflow.url)
+            with self.step(
+                f"retrain {SERVED_APP} after the drift verdict: fetch, train, evaluate, register with "
+                "lineage and model card, propose to dev on a scratch branch, validate, history"
+            ) as step:
+                if not self.report.drift:
+                    step.status, step.detail = "skipped", "no drift verdict to act on"
+                else:
+                    self.retrain_and_propose(step, mlflow.url, env)
             if server is not None:  # the canary's servers need the cores; this one is done
                 stop_process_group(server)
                 server = None
@@ -374,6 +386,79 @@ class Demo:
         if wrong or len(self.report.drift) != len(expected):
             raise AssertionError(f"drift verdicts {[(d['window'], d['verdict']) for d in self.report.drift]}")
 
+    def retrain_and_propose(self, step: Step, registry_url: str, env: dict[str, str]) -> None:
+        """The retraining pipeline's steps in-process, as the cluster's workflow runs them after a drift
+        alert, then `mlplat validate --registry` on the proposed commit and the app's history.
+
+        The promotion is committed on a branch of a scratch git copy of apps/ (`build/demo/retrain-checkout`,
+        with what validate reads), never the user's checkout. The training data is the iris data set re-split with another seed,
+        standing in for newly labelled data: the drifted traffic the demo logged carries no labels.
+        """
+        from mlplat.retrain import data, history, lineage, steps
+
+        root = self.workdir / "retrain"
+        source = root / "source"
+        source.mkdir(parents=True, exist_ok=True)
+        for name, body in retraining_data().items():
+            (source / name).write_bytes(body)
+        record = data.fetch(str(source), root / "data")
+        steps.train(SERVED_APP, root / "data", root / "model", root / "checkpoint", None)
+        scores = steps.evaluate(SERVED_APP, root / "model", root / "data", root / "evaluation.json", REPO)
+        drifted = [d for d in self.report.drift if d["verdict"] == "drift"]
+        who = steps.Lineage(
+            "drift",
+            f"mlplat demo: drift verdict on the {drifted[0]['window'] if drifted else 'logged'} traffic window",
+        )
+        version, existed = steps.register(
+            SERVED_APP,
+            root / "model",
+            root / "data",
+            root / "evaluation.json",
+            registry_url,
+            who,
+            REPO,
+            self.store,
+        )
+        checkout = self.workdir / "retrain-checkout"
+        if checkout.exists():
+            shutil.rmtree(checkout)
+        for part in RETRAIN_CHECKOUT:
+            shutil.copytree(REPO / part, checkout / part, symlinks=True)
+        _git_snapshot(checkout)
+        branch, _ = steps.propose(SERVED_APP, version, SERVED_ENV, None, registry_url, checkout)
+        validate = [
+            sys.executable, "-m", "mlplat.validate", str(checkout / "apps" / SERVED_APP), "--repo", str(checkout),
+            "--registry", registry_url,
+        ]  # fmt: skip
+        process, log = self.start_command(validate, "retrain-validate.log", env)
+        try:
+            code = process.wait()
+        finally:
+            stop_process_group(process)
+        if code != 0:
+            raise RuntimeError(f"validate of the proposed commit exited {code} (log {_shown(log)})")
+        chain = history.history(checkout, SERVED_APP, list(ENVIRONMENTS), registry_url)
+        (self.workdir / "history.txt").write_text(chain)
+        metric = next(k for k in scores if k.startswith(registry_gate.METRIC_TAG_PREFIX))
+        self.report.retrain = {
+            "version": version,
+            "reused": existed,
+            "data_sha256": record["sha256"],
+            "rows": record["rows"],
+            "metric": f"{metric.removeprefix(registry_gate.METRIC_TAG_PREFIX)} {scores[metric]}",
+            "card": f"{_shown(model_store.to_local(model_store.version_uri(SERVED_APP, version), self.store))}/"
+            f"{lineage.MODEL_CARD_FILE}",
+            "branch": branch,
+            "checkout": _shown(checkout),
+            "validate_log": _shown(log),
+            "history": chain,
+        }
+        step.detail = (
+            f"v{version} {'reused (same data and code)' if existed else 'registered'}, "
+            f"{self.report.retrain['metric']}, data sha256 {record['sha256'][:12]}; branch {branch} "
+            f"in {_shown(checkout)}; validate --registry passed"
+        )
+
     def finish(self, start: float) -> int:
         self.report.total_seconds = round(time.monotonic() - start, 1)
         (self.workdir / "report.json").write_text(json.dumps(asdict(self.report), indent=2) + "\n")
@@ -423,6 +508,33 @@ def measure_side_by_side(
             "requests": len(values),
         }
     return measured
+
+
+def retraining_data() -> dict[str, bytes]:
+    """The demo's "new" training data: iris re-split with seed 1 (the examples split with seed 0)."""
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+
+    from mlplat.retrain import data
+
+    examples = example_models.iris_data()
+    frame = load_iris(as_frame=True).frame
+    features = frame.drop(columns="target").set_axis(list(examples.x_train.columns), axis=1)
+    x_train, x_test, y_train, y_test = train_test_split(
+        features, frame["target"], test_size=0.3, random_state=1, stratify=frame["target"]
+    )
+    return data.to_files(x_train, y_train, x_test, y_test)
+
+
+def _git_snapshot(root: Path) -> None:
+    """Make `root` a git repository with one commit of its files, under the demo's own identity."""
+    identity = ["-c", "user.name=mlplat demo", "-c", "user.email=demo@mlplat.invalid"]
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        [*identity, "commit", "-q", "-m", "apps/ as checked out"],
+    ):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
 
 
 def _shown(path: Path) -> str:
@@ -483,6 +595,32 @@ def render_markdown(report: DemoReport) -> str:
                 + f" ({d['method']}, threshold {d['threshold']}) | {', '.join(d['alerts']) or 'none'} | {d['seconds']} |"
                 for d in report.drift
             ],
+        ]
+    if report.retrain:
+        r = report.retrain
+        lines += [
+            "",
+            "## Retraining: drift verdict → new version → promotion commit",
+            "",
+            "The drift verdict started the retraining pipeline's steps in-process, the same `mlplat retrain` code the",
+            "cluster's workflow runs in containers: fetch (content hash), train (checkpointed), evaluate, register",
+            "with lineage tags and a model card, propose. Training data: iris re-split with seed 1 "
+            f"({r['rows']['train']} training, {r['rows']['test']} test rows),",
+            "standing in for newly labelled data (the logged traffic has no labels).",
+            "",
+            f"- version: v{r['version']} ({'reused: same data and code as before' if r['reused'] else 'registered'}),"
+            f" {r['metric']}, data sha256 `{r['data_sha256']}`",
+            f"- model card: `{r['card']}`",
+            f"- promotion to {SERVED_ENV}: committed on branch `{r['branch']}` of `{r['checkout']}`"
+            " (a scratch git copy of `apps/`, `environments/` and `platform/`); a pull request is the cluster workflow's job",
+            f"- `mlplat validate --registry` on that commit: passed (log `{r['validate_log']}`)",
+            "",
+            f"`mlplat history {SERVED_APP}` on that checkout (there, the other environments' versions were set by its"
+            " one snapshot commit):",
+            "",
+            "```",
+            *r["history"].rstrip().splitlines(),
+            "```",
         ]
     if report.latency_ms:
         lines += ["", f"Latency over {report.latency_ms['requests']:.0f} sequential V2 requests on loopback: "

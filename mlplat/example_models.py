@@ -12,8 +12,10 @@ holding a model card that says so.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +30,13 @@ from mlplat.registry_gate import (
     EVALUATION_TAG,
     METRIC_TAG_PREFIX,
     REPO,
+    Evaluation,
     load_evaluation,
 )
+from mlplat.retrain import lineage
 
 EXPERIMENT = "mlplat-examples"
+NO_COMMIT = "unknown: not a git checkout"
 SEED = 0
 
 
@@ -145,13 +150,13 @@ class RegistrationError(Exception):
     """The registry numbered a version differently than the store path it was saved under."""
 
 
-def _client(tracking_uri: str) -> Any:
+def mlflow_client(tracking_uri: str) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def _existing_versions(client: Any, name: str) -> dict[str, Any]:
+def existing_versions(client: Any, name: str) -> dict[str, Any]:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -162,7 +167,7 @@ def _existing_versions(client: Any, name: str) -> dict[str, Any]:
     return {v.version: v for v in client.search_model_versions(f"name='{name}'")}
 
 
-def _atomic_save(target: Path, write: Callable[[Path], None]) -> None:
+def atomic_save(target: Path, write: Callable[[Path], None]) -> None:
     """Write a store folder in a temp sibling and rename it in place: readers never see half a model."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
@@ -184,58 +189,124 @@ def _requirements() -> list[str]:
     ]
 
 
-def _train(
-    app: str, example: Example, version: int, metric: str, target: Path
-) -> tuple[float, dict[str, Any]]:
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-    from sklearn.metrics import accuracy_score
+def fit(example: Example, version: int, x_train: Any, y_train: Any) -> Any:
+    """The example's estimator `version`, fitted (also the retraining pipeline's train step)."""
     from threadpoolctl import threadpool_limits
 
-    data = example.data()
     estimator = example.estimator(version)
     # One thread: OpenMP oversubscription on shared cores made gradient boosting ~50x slower.
     with threadpool_limits(limits=1):
-        estimator.fit(data.x_train, data.y_train)
-        value = float(accuracy_score(data.y_test, estimator.predict(data.x_test)))
-        signature = infer_signature(data.x_test, estimator.predict(data.x_test))
+        estimator.fit(x_train, y_train)
+    return estimator
+
+
+def accuracy(estimator: Any, x_test: Any, y_test: Any) -> float:
+    """The examples' one metric (apps/<app>/evaluation.yaml names it)."""
+    from sklearn.metrics import accuracy_score
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return float(accuracy_score(y_test, estimator.predict(x_test)))
+
+
+def save(estimator: Any, example: Example, x_train: Any, x_sample: Any, path: Path) -> None:
+    """Write a fitted estimator as an MLflow model plus the drift job's reference data into `path`."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        signature = infer_signature(x_sample, estimator.predict(x_sample))
+        reference = x_train.assign(**{PREDICTION_COLUMN: estimator.predict(x_train)})
+    mlflow.sklearn.save_model(
+        estimator,
+        str(path),
+        signature=signature,
+        input_example=x_sample.head(2),
+        skops_trusted_types=list(example.trusted_types),
+        pip_requirements=_requirements(),
+    )
+    # What the drift job compares production inputs with: the training inputs and the model's
+    # predictions on them, stored with the version so the registry knows the reference.
+    reference.to_csv(path / REFERENCE_FILE, index=False)
+
+
+def _train(
+    app: str, example: Example, version: int, evaluation: Evaluation, target: Path, repo_root: Path
+) -> tuple[float, dict[str, Any], dict[str, str]]:
+    """Fit, score and store one example version with its model card; returns the score, the run's
+    params and the version's tags (evaluation, reference data, lineage, card)."""
+    from mlplat.retrain import card
+    from mlplat.retrain import data as training_data
+
+    metric = evaluation.metric or "accuracy"
     if metric != "accuracy":
         raise RegistrationError(
             f"{app}: the examples only compute accuracy, evaluation.yaml asks for {metric}"
         )
+    data = example.data()
+    estimator = fit(example, version, data.x_train, data.y_train)
+    value = accuracy(estimator, data.x_test, data.y_test)
+    params = {"estimator": type(estimator).__name__, "seed": SEED, "dataset": data.description}
+    files = training_data.to_files(data.x_train, data.y_train, data.x_test, data.y_test)
+    tags = {
+        EVALUATION_TAG: EVALUATION_PASSED if value >= evaluation.thresholds.get("dev", 0.0) else "failed",
+        METRIC_TAG_PREFIX + metric: f"{value:.4f}",
+        "mlplat.evaluation.dataset": data.description,
+        REFERENCE_TAG: REFERENCE_FILE,
+        # The examples are trained by the demo from data bundled in code: their lineage says exactly that.
+        lineage.CODE_COMMIT: git_commit(repo_root),
+        lineage.DATA_URI: f"python:mlplat.example_models.{example.data.__name__}",
+        lineage.DATA_SHA256: training_data.content_hash(files),
+        lineage.IMAGE_DIGEST: lineage.NO_IMAGE,
+        lineage.PARAMS: json.dumps({"variant": version, **params}, sort_keys=True),
+        lineage.PARENT_RUN: lineage.NO_PARENT,
+        lineage.TRIGGER: "manual",
+        lineage.TRIGGERED_BY: "mlplat demo (example registration)",
+        lineage.MODEL_CARD: lineage.MODEL_CARD_FILE,
+    }
+    rows = {"train": len(data.x_train), "test": len(data.x_test)}
+    text = card.render(app, str(version), tags, evaluation, value, data.description, rows)
 
     def write(path: Path) -> None:
-        mlflow.sklearn.save_model(
-            estimator,
-            str(path),
-            signature=signature,
-            input_example=data.x_test.head(2),
-            skops_trusted_types=list(example.trusted_types),
-            pip_requirements=_requirements(),
-        )
-        # What the drift job compares production inputs with: the training inputs and the model's
-        # predictions on them, stored with the version so the registry knows the reference.
-        reference = data.x_train.assign(**{PREDICTION_COLUMN: estimator.predict(data.x_train)})
-        reference.to_csv(path / REFERENCE_FILE, index=False)
+        save(estimator, example, data.x_train, data.x_test, path)
+        (path / lineage.MODEL_CARD_FILE).write_text(text)
 
-    _atomic_save(target, write)
-    params = {"estimator": type(estimator).__name__, "seed": SEED, "dataset": data.description}
-    return value, params
+    atomic_save(target, write)
+    return value, params, tags
 
 
-def _register(
+def git_commit(repo_root: Path) -> str:
+    """The commit checked out in `repo_root`, with `-dirty` when tracked files differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo_root), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return NO_COMMIT
+    return commit + ("-dirty" if dirty else "")
+
+
+def register_version(
     client: Any,
     name: str,
     version: str,
     tags: dict[str, str],
     params: dict[str, Any],
     metrics: dict[str, float],
-) -> None:
-    """One run recording the training, then the version pointing at the store (number checked)."""
+    experiment: str = EXPERIMENT,
+) -> str:
+    """One run recording the training, then the version pointing at the store (number checked);
+    returns the run's id."""
     from mlflow.entities import Metric, Param
 
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     run = client.create_run(experiment_id, run_name=f"{name}-v{version}", tags={"mlplat.model": name})
     client.log_batch(
         run.info.run_id,
@@ -250,6 +321,7 @@ def _register(
             f"{name}: registry created version {created.version} but the model was saved as {source}; "
             "delete the stray version or the store folder and run again"
         )
+    return str(run.info.run_id)
 
 
 def register_app(
@@ -259,56 +331,67 @@ def register_app(
     example = CPU_EXAMPLES[app]
     evaluation = load_evaluation(app, repo_root)
     metric = evaluation.metric or "accuracy"
-    client = _client(tracking_uri)
-    existing = _existing_versions(client, app)
+    client = mlflow_client(tracking_uri)
+    existing = existing_versions(client, app)
     results = []
     for number in range(1, (versions or example.versions) + 1):
         version = str(number)
         source = model_store.version_uri(app, version)
         target = model_store.to_local(source, store_root)
         registered = existing.get(version)
-        if registered is not None and (target / "MLmodel").is_file() and (target / REFERENCE_FILE).is_file():
+        stored = ("MLmodel", REFERENCE_FILE, lineage.MODEL_CARD_FILE)
+        if registered is not None and all((target / name).is_file() for name in stored):
             value = float(registered.tags.get(METRIC_TAG_PREFIX + metric, "nan"))
             results.append(ExampleVersion(app, version, source, metric, value, reused=True))
             continue
-        value, params = _train(app, example, number, metric, target)
+        value, params, tags = _train(app, example, number, evaluation, target, repo_root)
         if registered is None:
-            passed = value >= evaluation.thresholds.get("dev", 0.0)
-            tags = {
-                EVALUATION_TAG: EVALUATION_PASSED if passed else "failed",
-                METRIC_TAG_PREFIX + metric: f"{value:.4f}",
-                "mlplat.evaluation.dataset": str(params["dataset"]),
-                REFERENCE_TAG: REFERENCE_FILE,
-            }
-            _register(client, app, version, tags, params, {metric: value})
-        else:  # registered before reference data existed: the store now holds it, the tag says so
-            client.set_model_version_tag(app, version, REFERENCE_TAG, REFERENCE_FILE)
+            register_version(client, app, version, tags, params, {metric: value})
+        else:  # registered before its reference data or card existed: the store holds them now
+            for key, tag in tags.items():
+                if key not in registered.tags:
+                    client.set_model_version_tag(app, version, key, tag)
         results.append(ExampleVersion(app, version, source, metric, value, reused=False))
     _ensure_alias(client, app, "1")
     return results
 
 
-def register_llm(tracking_uri: str, store_root: Path) -> ExampleVersion:
+def register_llm(tracking_uri: str, store_root: Path, repo_root: Path = REPO) -> ExampleVersion:
     """Register llm-chat v1 as metadata only: a model card in the store, no weights, no evaluation run."""
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     source = model_store.version_uri(LLM_EXAMPLE, "1")
     target = model_store.to_local(source, store_root)
-    if not (target / "MODEL_CARD.md").is_file():
-        _atomic_save(target, _write_card)
-    reused = "1" in _existing_versions(client, LLM_EXAMPLE)
-    if not reused:
-        tags = {
-            EVALUATION_TAG: EVALUATION_PASSED,
-            "mlplat.evaluation.note": "metadata-only demo registration: no weights and no evaluation run here",
-        }
-        _register(client, LLM_EXAMPLE, "1", tags, {"weights": "none (metadata only)"}, {})
+    if not (target / lineage.MODEL_CARD_FILE).is_file():
+        atomic_save(target, _write_card)
+    params = {"weights": "none (metadata only)"}
+    tags = {
+        EVALUATION_TAG: EVALUATION_PASSED,
+        "mlplat.evaluation.note": "metadata-only demo registration: no weights and no evaluation run here",
+        # Lineage that says what it is: nothing was trained, so no data and no image.
+        lineage.CODE_COMMIT: git_commit(repo_root),
+        lineage.DATA_URI: "none: metadata only, no training data",
+        lineage.DATA_SHA256: "none: metadata only, no training data",
+        lineage.IMAGE_DIGEST: lineage.NO_IMAGE,
+        lineage.PARAMS: json.dumps(params),
+        lineage.PARENT_RUN: lineage.NO_PARENT,
+        lineage.TRIGGER: "manual",
+        lineage.TRIGGERED_BY: "mlplat demo (example registration)",
+        lineage.MODEL_CARD: lineage.MODEL_CARD_FILE,
+    }
+    registered = existing_versions(client, LLM_EXAMPLE).get("1")
+    if registered is None:
+        register_version(client, LLM_EXAMPLE, "1", tags, params, {})
+    else:  # registered by an earlier demo before lineage was recorded
+        for key, tag in tags.items():
+            if key not in registered.tags:
+                client.set_model_version_tag(LLM_EXAMPLE, "1", key, tag)
     _ensure_alias(client, LLM_EXAMPLE, "1")
-    return ExampleVersion(LLM_EXAMPLE, "1", source, None, None, reused=reused)
+    return ExampleVersion(LLM_EXAMPLE, "1", source, None, None, reused=registered is not None)
 
 
 def _write_card(path: Path) -> None:
     path.mkdir()
-    (path / "MODEL_CARD.md").write_text(LLM_CARD)
+    (path / lineage.MODEL_CARD_FILE).write_text(LLM_CARD)
 
 
 def _ensure_alias(client: Any, name: str, version: str) -> None:
@@ -324,5 +407,5 @@ def _ensure_alias(client: Any, name: str, version: str) -> None:
 def register_examples(tracking_uri: str, store_root: Path, repo_root: Path = REPO) -> list[ExampleVersion]:
     """All example apps: the CPU models trained and registered, the LLM as metadata."""
     results = [v for app in CPU_EXAMPLES for v in register_app(tracking_uri, app, store_root, repo_root)]
-    results.append(register_llm(tracking_uri, store_root))
+    results.append(register_llm(tracking_uri, store_root, repo_root))
     return results

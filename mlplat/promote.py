@@ -748,6 +748,28 @@ def _promote(
     )
 
 
+def pin(repo_root: Path, app: str, env: str, version: str, registry: str | None) -> str:
+    """Give `env` registered version `version` (a retrained one no environment runs yet), gated like a
+    promotion; used by `mlplat retrain propose`."""
+    check_env(env)
+    check_app(repo_root, app)
+    with exclusive(repo_root, app) as recovered:
+        current = read_overlay(repo_root, app, env)
+        if read_canary(repo_root, app, env) is not None:
+            raise Refused(f"{env} runs a canary: finish or roll it back before pinning version {version}")
+        if current.version == version:
+            return _with_note(recovered, f"{app}: {env} already runs version {version}; nothing to do")
+        storage_uri = model_store.version_uri(app, version)  # the registered model is named after the app
+        changes = [Change(current.path, overlay_text(current, version, storage_uri, current.version))]
+        _gate(repo_root, app, env, changes, registry, f"{app} v{version}")
+        apply_changes(changes)
+    return _with_note(
+        recovered,
+        f"{app}: {env} now runs version {version} (was {current.version}); "
+        f"wrote {current.path.relative_to(repo_root)}",
+    )
+
+
 def _promote_canary(
     repo_root: Path,
     app: str,

@@ -3,6 +3,7 @@
 For every rendered InferenceService it asks the registry whether the model (`mlplat/model`) and the
 version (`mlplat/model-version`) exist, the version is READY, its source is exactly the manifest's
 `storageUri`, it carries the evaluation result its environment requires (`apps/<app>/evaluation.yaml`),
+for staging and prod, whether it carries the lineage tags and model card of `mlplat.retrain.lineage`,
 and, for prod, whether it holds the `approved` alias. Every canary in `spec.canary` (KServe >= 0.20,
 Standard mode) is judged the same way: its predictor must be named `v<N>`, `<N>` is its version, and
 its own `storageUri` must be that version's source; in prod a canary must hold `canary-approved` or
@@ -35,6 +36,7 @@ from infra.contract import ENVIRONMENT_LABEL as ENV_LABEL
 from infra.contract import MODEL_VERSION_ANNOTATION as VERSION_ANNOTATION
 from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc
+from mlplat.retrain import lineage
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ENV = "dev"  # a manifest with neither --env nor an mlplat/environment label: judged by dev's bar
@@ -44,6 +46,7 @@ EVALUATION_TAG = "mlplat.evaluation"
 EVALUATION_PASSED = "passed"
 METRIC_TAG_PREFIX = "mlplat.metric."
 REQUEST_TIMEOUT_S = 5.0
+LINEAGE_ENVIRONMENTS = ("staging", "prod")  # dev may run a hand-registered experiment; beyond it, no
 
 CANARY_FILE = "canary.yaml"
 CANARY_NAME_PREFIX = "v"  # a canary predictor is named v<N>: KServe runs it as <isvc>-v<N>-predictor
@@ -310,6 +313,10 @@ def _check_version(
         Finding(f.file, f.resource, f.rule, who + f.message, f.fix, env=f.env, line=f.line)
         for f in _check_evaluation(registered, model, version, subject.env, repo_root, finding)
     ]
+    findings += [
+        Finding(f.file, f.resource, f.rule, who + f.message, f.fix, env=f.env, line=f.line)
+        for f in _check_lineage(registered, model, version, subject.env, finding)
+    ]
     held = registered.get("aliases") or []
     if subject.env == "prod" and not any(alias in held for alias in subject.aliases):
         holder = _alias_holder(registry.model(model) or {}, APPROVAL_ALIAS)
@@ -443,6 +450,34 @@ def _check_evaluation(
             )
         ]
     return []
+
+
+def _check_lineage(
+    registered: dict[str, Any], model: str, version: str, env: str, finding: Callable[..., Finding]
+) -> list[Finding]:
+    """Staging and prod serve only versions an auditor can trace: every lineage tag and a model card."""
+    if env not in LINEAGE_ENVIRONMENTS:
+        return []
+    tags = {t["key"]: t.get("value") for t in registered.get("tags") or []}
+    findings = []
+    absent = lineage.missing(tags)
+    if absent:
+        findings.append(
+            finding(
+                "MLP-REGISTRY-LINEAGE",
+                f"{model} v{version} lacks lineage tag(s) {', '.join(absent)} required in {env}",
+                "register it through the training pipeline (`mlplat retrain register`), which records them",
+            )
+        )
+    if not (tags.get(lineage.MODEL_CARD) or "").strip():
+        findings.append(
+            finding(
+                "MLP-REGISTRY-LINEAGE",
+                f"{model} v{version} has no model card (tag {lineage.MODEL_CARD}) required in {env}",
+                "register it through the training pipeline (`mlplat retrain register`), which writes the card",
+            )
+        )
+    return findings
 
 
 def _alias_holder(registered_model: dict[str, Any], alias: str) -> str | None:

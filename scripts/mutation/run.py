@@ -94,6 +94,7 @@ MODULES = (
         # The fake-registry tests cover every branch; the real-MLflow ones (`slow`) add 15 s a mutant.
         (
             "tests/registry/test_registry_gate_edges.py",
+            "tests/registry/test_registry_gate_lineage.py",
             "tests/registry/test_registry_gate.py",
             "-m",
             "not slow",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.fake_mlflow import FakeRegistry, serve
+from support.lineage import COMPLETE
 
 from mlplat import registry_gate
 
@@ -54,6 +55,7 @@ def test_promote_from_a_second_clone_sharing_the_virtualenv_edits_the_second_clo
         tags={
             registry_gate.EVALUATION_TAG: registry_gate.EVALUATION_PASSED,
             registry_gate.METRIC_TAG_PREFIX + "accuracy": "0.99",
+            **COMPLETE,  # prod needs the lineage tags and model card (MLP-REGISTRY-LINEAGE)
         },
         aliases=("approved",),
     )

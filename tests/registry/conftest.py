@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support.lineage import COMPLETE
 
 from mlplat import promote
 from mlplat.registry_gate import EVALUATION_PASSED, EVALUATION_TAG, METRIC_TAG_PREFIX, REPO
@@ -49,11 +50,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     try:
         first = example_models.register_app(server.url, APP, store)
         client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
-        client.create_model_version(APP, source=model_store.version_uri(APP, 3))
+        # Both carry lineage and a card (MLP-REGISTRY-LINEAGE): each misses only what its tests are about.
+        client.create_model_version(APP, source=model_store.version_uri(APP, 3), tags=COMPLETE)
         client.create_model_version(
             APP,
             source=model_store.version_uri(APP, 4),
-            tags={EVALUATION_TAG: EVALUATION_PASSED, METRIC_TAG_PREFIX + "accuracy": "0.82"},
+            tags={EVALUATION_TAG: EVALUATION_PASSED, METRIC_TAG_PREFIX + "accuracy": "0.82", **COMPLETE},
         )
         yield Registry(server.url, store, first)
     finally:

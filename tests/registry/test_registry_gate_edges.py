@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.fake_mlflow import FakeRegistry, Raw, serve
+from support.lineage import COMPLETE
 
 from mlplat import registry_gate
 from mlplat.findings import RenderedDoc
@@ -34,7 +35,8 @@ def subject(env: str, version: str = "7", app: str = APP) -> RenderedDoc:
 
 
 def accuracy(value: str) -> dict[str, str]:
-    return {**PASSED, registry_gate.METRIC_TAG_PREFIX + "accuracy": value}
+    """A version trained and registered through the pipeline (lineage and card), scoring `value`."""
+    return {**PASSED, **COMPLETE, registry_gate.METRIC_TAG_PREFIX + "accuracy": value}
 
 
 @pytest.fixture
@@ -86,8 +88,8 @@ def test_prod_approval_alias_is_what_lets_a_passing_version_through(fake: FakeRe
 
 def test_llm_without_a_metric_is_gated_on_the_sign_off_tag_alone(fake: FakeRegistry) -> None:
     assert registry_gate.load_evaluation(LLM).metric is None
-    fake.add_version(LLM, "3", source=f"s3://mlplat-models/{LLM}/3", tags=PASSED)
-    fake.add_version(LLM, "4", source=f"s3://mlplat-models/{LLM}/4", tags={})
+    fake.add_version(LLM, "3", source=f"s3://mlplat-models/{LLM}/3", tags={**PASSED, **COMPLETE})
+    fake.add_version(LLM, "4", source=f"s3://mlplat-models/{LLM}/4", tags=COMPLETE)
     assert registry_gate.check([subject("staging", "3", LLM)], fake.url) == []
     findings = registry_gate.check([subject("staging", "4", LLM)], fake.url)
     assert rules(findings) == ["MLP-REGISTRY-EVALUATION"]

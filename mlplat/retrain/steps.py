@@ -1,0 +1,345 @@
+"""The retraining pipeline's steps after fetch: train, evaluate, register, propose.
+
+Each step reads and writes local folders (on the cluster Argo hands them from step to step as
+artifacts) so every step can be run, retried and tested alone. Errors are `UsageError` (exit 2: bad
+input, named with where and why) or `Refused` (exit 1: the input is fine but the step must not go on,
+such as proposing a version below the environment's threshold).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlplat import example_models, model_store, promote, registry_gate
+from mlplat.retrain import card, data, lineage
+
+PARAMS_FILE = "params.json"
+CHECKPOINT_FILE = "checkpoint.json"
+CHECKPOINT_MODEL = "model"
+EXPERIMENT = "mlplat-retrain"
+BRANCH_PREFIX = "retrain/"
+
+
+class UsageError(Exception):
+    """Bad input: unknown app, malformed parameters or files, unreachable registry (exit 2)."""
+
+
+class Refused(Exception):
+    """The step must not go on: the version fails its evaluation or the gate (exit 1)."""
+
+
+def example(app: str) -> example_models.Example:
+    """The app's training recipe; only the CPU examples can be trained by this pipeline."""
+    found = example_models.CPU_EXAMPLES.get(app)
+    if found is None:
+        known = ", ".join(sorted(example_models.CPU_EXAMPLES))
+        raise UsageError(f"app {app!r} has no training recipe here (trainable apps: {known})")
+    return found
+
+
+def parse_params(app: str, text: str | None) -> dict[str, Any]:
+    """--params: a JSON object; `variant` picks the app's estimator (1..N, default the newest)."""
+    recipe = example(app)
+    try:
+        given = json.loads(text) if text else {}
+    except ValueError as err:
+        raise UsageError(f"--params is not JSON: {err}") from None
+    if not isinstance(given, dict) or set(given) - {"variant"}:
+        raise UsageError('--params: expected an object with at most "variant"')
+    variant = given.get("variant", recipe.versions)
+    if not isinstance(variant, int) or isinstance(variant, bool) or not 1 <= variant <= recipe.versions:
+        raise UsageError(f"--params: variant must be an integer from 1 to {recipe.versions}")
+    return {"variant": variant}
+
+
+def _frames(folder: Path) -> tuple[dict[str, Any], data.Frames]:
+    try:
+        return data.read_lineage(folder), data.read_frames(folder)
+    except data.DataError as err:
+        raise UsageError(str(err)) from None
+
+
+def train(app: str, data_dir: Path, out: Path, checkpoint_dir: Path | None, params_text: str | None) -> str:
+    """Fit the app's estimator on `data_dir/train.csv` and write the MLflow model and params.json to `out`.
+
+    What resumes: the fitted model. It is saved to `checkpoint_dir` (MinIO on the cluster) before it is
+    copied to `out`, with the data hash and parameters it was fitted for; a rerun after a spot interruption
+    with the same data and parameters copies it instead of fitting again. A fit interrupted midway starts
+    over: scikit-learn's estimators here have no partial-fit state worth saving.
+    """
+    recipe = example(app)
+    params = parse_params(app, params_text)
+    record, frames = _frames(data_dir)
+    marker = {"data_sha256": record["sha256"], "params": params}
+    saved = checkpoint_dir / CHECKPOINT_MODEL if checkpoint_dir else out
+    stamp = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
+    resumed = stamp is not None and (saved / "MLmodel").is_file() and _read_json(stamp) == marker
+    if not resumed:
+        estimator = example_models.fit(recipe, params["variant"], frames.x_train, frames.y_train)
+
+        def write(path: Path) -> None:
+            example_models.save(estimator, recipe, frames.x_train, frames.x_test, path)
+
+        if stamp is not None:  # no stamp while the model changes: a kill in between never mismatches them
+            stamp.unlink(missing_ok=True)
+        example_models.atomic_save(saved, write)
+        if stamp is not None:
+            stamp.write_text(json.dumps(marker))
+    if saved != out:
+        example_models.atomic_save(out, lambda path: _copy(saved, path))
+    (out / PARAMS_FILE).write_text(json.dumps(params, sort_keys=True) + "\n")
+    how = f"resumed from the checkpoint in {checkpoint_dir}" if resumed else "fitted"
+    return f"{app}: model {how}, written to {out} ({json.dumps(params)})"
+
+
+def _copy(source: Path, target: Path) -> None:
+    shutil.copytree(source, target)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def evaluate(app: str, model_dir: Path, data_dir: Path, out: Path, repo_root: Path) -> dict[str, str]:
+    """Score the model on `data_dir/test.csv` with the app's metric and write the registry tags the gate
+    reads (`mlplat.evaluation`, `mlplat.metric.<metric>`) as a JSON object to `out`."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    example(app)
+    evaluation = _evaluation(app, repo_root)
+    _, frames = _frames(data_dir)
+    if evaluation.metric != "accuracy":
+        raise UsageError(
+            f"{app}: evaluation.yaml asks for {evaluation.metric!r}; this pipeline computes accuracy"
+        )
+    try:
+        model = mlflow.pyfunc.load_model(str(model_dir))
+    except (MlflowException, OSError) as err:
+        raise UsageError(f"--model {model_dir}: not an MLflow model: {err}") from None
+    from sklearn.metrics import accuracy_score
+
+    value = float(accuracy_score(frames.y_test, model.predict(frames.x_test)))
+    passed = value >= evaluation.thresholds["dev"]
+    tags = {
+        registry_gate.EVALUATION_TAG: registry_gate.EVALUATION_PASSED if passed else "failed",
+        registry_gate.METRIC_TAG_PREFIX + evaluation.metric: f"{value:.4f}",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(tags, indent=2, sort_keys=True) + "\n")
+    return tags
+
+
+def _evaluation(app: str, repo_root: Path) -> registry_gate.Evaluation:
+    try:
+        return registry_gate.load_evaluation(app, repo_root)
+    except registry_gate.EvaluationFileError as err:
+        raise UsageError(str(err)) from None
+
+
+def _evaluation_tags(path: Path, metric: str) -> tuple[dict[str, str], float]:
+    """The tags `evaluate` wrote, checked: the sign-off and a finite metric value."""
+    found = _read_json(path)
+    key = registry_gate.METRIC_TAG_PREFIX + metric
+    try:
+        value = float(found[key])
+        if not isinstance(found[registry_gate.EVALUATION_TAG], str) or not math.isfinite(value):
+            raise ValueError
+    except (TypeError, KeyError, ValueError):
+        raise UsageError(
+            f"--evaluation {path}: expected the JSON `mlplat retrain evaluate` writes "
+            f"({registry_gate.EVALUATION_TAG} and a finite {key})"
+        ) from None
+    return {registry_gate.EVALUATION_TAG: found[registry_gate.EVALUATION_TAG], key: found[key]}, value
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Who or what started the run, and what it ran: the inputs of `register` beyond the files."""
+
+    trigger: str
+    triggered_by: str
+    code_commit: str | None = None  # default: the checkout's HEAD
+    image_digest: str | None = None
+    parent_run: str | None = None
+
+
+def register(
+    app: str,
+    model_dir: Path,
+    data_dir: Path,
+    evaluation_file: Path,
+    tracking_uri: str,
+    who: Lineage,
+    repo_root: Path,
+    store_root: Path | None = None,
+) -> tuple[str, bool]:
+    """Register the model as the app's next version with lineage tags and a model card; returns the
+    version and whether it already existed (same data hash and code commit: nothing new registered)."""
+    from mlflow.exceptions import MlflowException
+
+    example(app)
+    if who.trigger not in lineage.TRIGGERS:
+        raise UsageError(f"--trigger {who.trigger!r}: one of {', '.join(lineage.TRIGGERS)}")
+    if not who.triggered_by.strip():
+        raise UsageError("--triggered-by is empty: name the alert, schedule or person")
+    evaluation = _evaluation(app, repo_root)
+    record, frames = _frames(data_dir)
+    if not (model_dir / "MLmodel").is_file():
+        raise UsageError(f"--model {model_dir}: no MLmodel file (run `mlplat retrain train` into it)")
+    params = _read_json(model_dir / PARAMS_FILE)
+    if not isinstance(params, dict):
+        raise UsageError(f"--model {model_dir}: {PARAMS_FILE} is missing or not a JSON object")
+    scores, value = _evaluation_tags(evaluation_file, evaluation.metric or "accuracy")
+    commit = who.code_commit or example_models.git_commit(repo_root)
+    if commit.startswith(example_models.NO_COMMIT):  # an image built without .git: its builder knows
+        raise UsageError(
+            f"{repo_root} is not a git checkout: pass --code-commit with the training code's commit"
+        )
+    tags = {
+        **scores,
+        lineage.CODE_COMMIT: commit,
+        lineage.DATA_URI: record["uri"],
+        lineage.DATA_SHA256: record["sha256"],
+        lineage.IMAGE_DIGEST: who.image_digest or lineage.NO_IMAGE,
+        lineage.PARAMS: json.dumps(params, sort_keys=True),
+        lineage.PARENT_RUN: who.parent_run or lineage.NO_PARENT,
+        lineage.TRIGGER: who.trigger,
+        lineage.TRIGGERED_BY: who.triggered_by,
+        lineage.MODEL_CARD: lineage.MODEL_CARD_FILE,
+    }
+    try:
+        client = example_models.mlflow_client(tracking_uri)
+        existing = example_models.existing_versions(client, app)
+        for number, version in sorted(existing.items(), key=lambda item: int(item[0])):
+            if (
+                version.tags.get(lineage.DATA_SHA256) == record["sha256"]
+                and version.tags.get(lineage.CODE_COMMIT) == commit
+            ):
+                return number, True
+        number = str(max((int(n) for n in existing), default=0) + 1)
+        target = model_store.to_local(model_store.version_uri(app, number), store_root)
+        rows = {"train": len(frames.x_train), "test": len(frames.x_test)}
+        text = card.render(app, number, tags, evaluation, value, f"test.csv of {record['uri']}", rows)
+
+        def write(path: Path) -> None:
+            shutil.copytree(model_dir, path)
+            (path / lineage.MODEL_CARD_FILE).write_text(text)
+
+        example_models.atomic_save(target, write)
+        metrics = {evaluation.metric or "accuracy": value}
+        example_models.register_version(client, app, number, tags, params, metrics, EXPERIMENT)
+    except model_store.ModelStoreError as err:
+        raise UsageError(str(err)) from None
+    except (MlflowException, example_models.RegistrationError) as err:
+        raise UsageError(f"registry {tracking_uri}: {err}") from None
+    return number, False
+
+
+def propose(
+    app: str, version: str, env: str, branch: str | None, registry: str | None, repo_root: Path
+) -> tuple[str, str]:
+    """On a new branch of `repo_root`, pin `env` to `version` (gated, as `mlplat promote` is) and commit;
+    returns the branch and a pull request body. The version must pass `env`'s evaluation threshold."""
+    example(app)
+    if not version.isdigit():
+        raise UsageError(f"--version {version!r}: a version number")
+    if env not in registry_gate.ENVIRONMENTS:
+        raise UsageError(f"--env {env!r}: one of {', '.join(registry_gate.ENVIRONMENTS)}")
+    if not registry:
+        raise UsageError("no registry: pass --registry URL or set MLFLOW_TRACKING_URI")
+    try:
+        found = registry_gate.Registry(registry).version(app, version)
+    except registry_gate.RegistryUnavailable as err:
+        raise UsageError(str(err)) from None
+    if found is None:
+        raise UsageError(f"{app} has no version {version} in {registry}")
+    tags = {t["key"]: t.get("value") or "" for t in found.get("tags") or []}
+    branch = branch or f"{BRANCH_PREFIX}{app}-v{version}"
+    git = _Git(repo_root)
+    overlay = promote.overlay_path(repo_root, app, env).relative_to(repo_root)
+    if git.run("status", "--porcelain", "--", str(overlay)):
+        raise UsageError(f"{overlay} has uncommitted changes: commit or discard them first")
+    if git.ok("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"):
+        raise UsageError(f"branch {branch!r} already exists: name another with --branch")
+    previous = git.run("rev-parse", "--abbrev-ref", "HEAD")
+    git.run("switch", "--quiet", "-c", branch)
+    try:
+        message = promote.pin(repo_root, app, env, version, registry)
+    except (promote.UsageError, promote.Refused) as err:
+        git.run("switch", "--quiet", previous)
+        git.run("branch", "--quiet", "-D", branch)
+        if isinstance(err, promote.UsageError):
+            raise UsageError(str(err)) from None
+        raise Refused(str(err)) from None
+    data_hash = tags.get(lineage.DATA_SHA256, "unrecorded")
+    trigger = f"{tags.get(lineage.TRIGGER, 'unrecorded')} by {tags.get(lineage.TRIGGERED_BY, 'unrecorded')}"
+    git.commit(
+        str(overlay),
+        f"{app}: run version {version} in {env} (retrained, trigger {trigger}, data sha256 {data_hash[:12]})\n\n"
+        f"{message}",
+    )
+    return branch, pr_body(app, version, env, tags)
+
+
+def pr_body(app: str, version: str, env: str, tags: dict[str, str]) -> str:
+    evaluation = {
+        k: v
+        for k, v in sorted(tags.items())
+        if k.startswith("mlplat.evaluation") or k.startswith(registry_gate.METRIC_TAG_PREFIX)
+    }
+    return "\n".join(
+        [
+            f"## {app}: version {version} to {env}",
+            "",
+            f"Retrained by the pipeline; this changes `apps/{app}/overlays/{env}/model-version.yaml` only.",
+            "",
+            "### Lineage",
+            *[f"- `{key}`: {tags.get(key, 'missing')}" for key in lineage.REQUIRED],
+            f"- model card: `{tags.get(lineage.MODEL_CARD, 'missing')}` beside the model in the store",
+            "",
+            "### Evaluation",
+            *[f"- `{k}`: {v}" for k, v in evaluation.items()],
+            "",
+            f"Proposes staging next: after this merges and {env} looks healthy, "
+            f"`mlplat promote {app} --from {env} --to staging`. Prod still needs the owner's `approved` alias.",
+            "",
+        ]
+    )
+
+
+class _Git:
+    """git in one work tree; a failing command is a UsageError naming it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        if not self.ok("rev-parse", "--is-inside-work-tree"):
+            raise UsageError(f"{root} is not a git work tree: propose commits on a branch")
+
+    def ok(self, *args: str) -> bool:
+        return subprocess.run(["git", "-C", str(self.root), *args], capture_output=True).returncode == 0
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise UsageError(f"git {' '.join(args)} failed in {self.root}: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def commit(self, path: str, message: str) -> None:
+        # A CI pod or a scratch copy may have no identity: the pipeline commits under its own name then.
+        identity = (
+            []
+            if self.ok("config", "user.email")
+            else ["-c", "user.name=mlplat retrain", "-c", "user.email=retrain@mlplat.invalid"]
+        )
+        self.run("add", "--", path)
+        self.run(*identity, "commit", "--quiet", "-m", message, "--", path)

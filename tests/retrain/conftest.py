@@ -1,0 +1,76 @@
+"""Shared pieces of the retraining tests: a data source, the steps run in-process, an embedded MLflow."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlplat import cli, example_models
+from mlplat.registry_gate import REPO
+from mlplat.retrain import data
+
+APP = "iris-classifier"
+
+
+def run(*argv: str) -> int:
+    """`mlplat <argv>` in-process: the same parser and exit codes as the command line."""
+    args = cli.parser().parse_args(list(argv))
+    code: int = args.func(args)
+    return code
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """The iris example's split, written as the pipeline's data folder."""
+    folder = tmp_path / "source"
+    folder.mkdir()
+    split = example_models.iris_data()
+    for name, body in data.to_files(split.x_train, split.y_train, split.x_test, split.y_test).items():
+        (folder / name).write_bytes(body)
+    return folder
+
+
+@pytest.fixture
+def fetched(source: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "data"
+    assert run("retrain", "fetch", APP, "--source", str(source), "--out", str(out)) == 0
+    return out
+
+
+@dataclass(frozen=True)
+class Registry:
+    url: str
+    store: Path
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """An embedded MLflow holding the iris example's versions 1 and 2, as the demo registers them."""
+    from mlplat.mlflow_server import MlflowServer
+
+    workdir = tmp_path_factory.mktemp("retrain-mlflow")
+    server = MlflowServer(workdir / "mlflow").start()
+    try:
+        example_models.register_app(server.url, APP, workdir / "store")
+        yield Registry(server.url, workdir / "store")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    """A git checkout holding a copy of apps/, committed: what `propose` branches from."""
+    root = tmp_path / "checkout"
+    shutil.copytree(REPO / "apps", root / "apps", symlinks=True)
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "apps"],
+    ):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    return root

@@ -1,0 +1,248 @@
+"""register, propose and history against an embedded MLflow and a scratch git checkout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlplat import model_store, registry_gate
+from mlplat.registry_gate import REPO
+from mlplat.retrain import data, lineage
+
+from .conftest import APP, Registry, run
+
+COMMIT = "1111111111111111111111111111111111111111"
+
+
+def _version_tags(url: str, version: str) -> dict[str, str]:
+    found = registry_gate.Registry(url).version(APP, version)
+    assert found is not None
+    return {t["key"]: t["value"] for t in found["tags"]}
+
+
+def _trained(fetched: Path, tmp_path: Path, evaluation: dict[str, str] | None = None) -> tuple[Path, Path]:
+    model, scores = tmp_path / "model", tmp_path / "evaluation.json"
+    assert run("retrain", "train", APP, "--data", str(fetched), "--out", str(model)) == 0
+    assert (
+        run("retrain", "evaluate", APP, "--model", str(model), "--data", str(fetched), "--out", str(scores))
+        == 0
+    )
+    if evaluation is not None:
+        scores.write_text(json.dumps(evaluation))
+    return model, scores
+
+
+def _register(
+    registry: Registry,
+    fetched: Path,
+    model: Path,
+    scores: Path,
+    commit: str,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    capsys.readouterr()
+    code = run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", registry.url, "--trigger", "drift", "--triggered-by", "alert MlplatFeatureDrift",
+        "--code-commit", commit, "--image-digest", "sha256:" + "b" * 64, "--parent-run", "run-0",
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return out.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def store(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(model_store.ROOT_ENV, str(registry.store))
+    return registry.store
+
+
+def test_register_records_lineage_and_stores_the_model_card_with_the_version(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, scores = _trained(fetched, tmp_path)
+    version = _register(registry, fetched, model, scores, "2" * 40, capsys)
+    tags = _version_tags(registry.url, version)
+    record = json.loads((fetched / data.LINEAGE_FILE).read_text())
+    assert lineage.missing(tags) == []
+    assert tags[lineage.DATA_SHA256] == record["sha256"] and tags[lineage.DATA_URI] == record["uri"]
+    assert tags[lineage.CODE_COMMIT] == "2" * 40 and tags[lineage.TRIGGER] == "drift"
+    assert tags[registry_gate.EVALUATION_TAG] == registry_gate.EVALUATION_PASSED
+    card = (store / APP / version / tags[lineage.MODEL_CARD]).read_text()
+    assert record["sha256"] in card and "alert MlplatFeatureDrift" in card
+
+
+def test_registering_the_same_data_and_code_again_returns_the_existing_version(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, scores = _trained(fetched, tmp_path)
+    first = _register(registry, fetched, model, scores, "3" * 40, capsys)
+    again = _register(registry, fetched, model, scores, "3" * 40, capsys)
+    newer_code = _register(registry, fetched, model, scores, "4" * 40, capsys)
+    assert again == first and int(newer_code) == int(first) + 1
+
+
+def test_register_refuses_an_evaluation_file_that_is_not_evaluate_output(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, scores = _trained(
+        fetched, tmp_path, {"mlplat.evaluation": "passed", "mlplat.metric.accuracy": "inf"}
+    )
+    code = run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", registry.url, "--trigger", "manual", "--triggered-by", "someone",
+    )  # fmt: skip
+    assert code == 2
+    assert "--evaluation" in capsys.readouterr().err
+
+
+def test_a_version_below_the_dev_threshold_is_registered_but_propose_refuses_it(
+    registry: Registry,
+    store: Path,
+    fetched: Path,
+    tmp_path: Path,
+    scratch: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    low = {registry_gate.EVALUATION_TAG: "failed", registry_gate.METRIC_TAG_PREFIX + "accuracy": "0.5"}
+    model, scores = _trained(fetched, tmp_path, low)
+    version = _register(registry, fetched, model, scores, "5" * 40, capsys)
+    head = subprocess.run(
+        ["git", "-C", str(scratch), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
+    code = run(
+        "retrain",
+        "propose",
+        APP,
+        "--version",
+        version,
+        "--registry",
+        registry.url,
+        "--repo-root",
+        str(scratch),
+    )
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "MLP-REGISTRY-EVALUATION" in err
+    git = ["git", "-C", str(scratch)]
+    assert subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout == head
+    assert (
+        subprocess.run([*git, "branch", "--list", "retrain/*"], capture_output=True, text=True).stdout == ""
+    )
+
+
+def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
+    registry: Registry,
+    store: Path,
+    fetched: Path,
+    tmp_path: Path,
+    scratch: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model, scores = _trained(fetched, tmp_path)
+    version = _register(registry, fetched, model, scores, COMMIT, capsys)
+    code = run(
+        "retrain",
+        "propose",
+        APP,
+        "--version",
+        version,
+        "--registry",
+        registry.url,
+        "--repo-root",
+        str(scratch),
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    branch = f"retrain/{APP}-v{version}"
+    assert f"branch: {branch}" in out and "Proposes staging next" in out
+    git = ["git", "-C", str(scratch)]
+    subject = subprocess.run(
+        [*git, "log", "-1", "--format=%s", branch], capture_output=True, text=True
+    ).stdout
+    sha = json.loads((fetched / data.LINEAGE_FILE).read_text())["sha256"]
+    assert f"version {version}" in subject and "drift" in subject and sha[:12] in subject
+    overlay = scratch / "apps" / APP / "overlays" / "dev" / "model-version.yaml"
+    assert f'mlplat/model-version: "{version}"' in overlay.read_text()
+
+    assert run("history", APP, "--env", "dev", "--registry", registry.url, "--repo-root", str(scratch)) == 0
+    chain = capsys.readouterr().out
+    commit = subprocess.run(
+        [*git, "log", "-1", "--format=%h", branch], capture_output=True, text=True
+    ).stdout.strip()
+    assert f"dev: {APP} v{version}" in chain and "drift by alert MlplatFeatureDrift" in chain
+    assert sha in chain and COMMIT in chain and f"by: {commit}" in chain
+    assert "Argo CD synced commit: not known offline" in chain
+
+
+def test_propose_to_an_existing_branch_is_a_usage_error(
+    registry: Registry, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subprocess.run(["git", "-C", str(scratch), "branch", "taken"], check=True)
+    code = run(
+        "retrain",
+        "propose",
+        APP,
+        "--version",
+        "2",
+        "--branch",
+        "taken",
+        "--registry",
+        registry.url,
+        "--repo-root",
+        str(scratch),
+    )
+    assert code == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_history_without_a_registry_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert run("history", APP) == 2
+    assert "no registry" in capsys.readouterr().err
+
+
+def test_register_outside_a_git_checkout_without_code_commit_is_a_usage_error(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, scores = _trained(fetched, tmp_path)
+    tree = tmp_path / "image"  # the repository's files as an image holds them, without .git
+    (tree / "apps" / APP).mkdir(parents=True)
+    shutil.copy(REPO / "apps" / APP / "evaluation.yaml", tree / "apps" / APP)
+    code = run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", registry.url, "--trigger", "schedule", "--triggered-by", "cron",
+        "--repo-root", str(tree),
+    )  # fmt: skip
+    assert code == 2
+    assert "pass --code-commit" in capsys.readouterr().err
+
+
+def test_propose_to_an_unknown_environment_is_refused_before_any_branch_is_made(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(
+        "retrain",
+        "propose",
+        APP,
+        "--version",
+        "2",
+        "--env",
+        "qa",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--repo-root",
+        str(scratch),
+    )
+    assert code == 2
+    assert "--env 'qa': one of dev, staging, prod" in capsys.readouterr().err
+    branches = subprocess.run(
+        ["git", "-C", str(scratch), "branch", "--format=%(refname:short)"], capture_output=True, text=True
+    )
+    assert branches.stdout.split() == ["main"]
