@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from infra.contract import ENVIRONMENTS
 from mlplat import registry_gate
 from mlplat.retrain import lineage
 
@@ -118,9 +119,7 @@ def run_history(args: argparse.Namespace) -> int:
         if not registry:
             raise promote.UsageError("no registry: pass --registry URL or set MLFLOW_TRACKING_URI")
         print(
-            history.history(
-                args.repo_root.resolve(), args.app, args.env or list(registry_gate.ENVIRONMENTS), registry
-            ),
+            history.history(args.repo_root.resolve(), args.app, args.env or list(ENVIRONMENTS), registry),
             end="",
         )
     except (promote.UsageError, registry_gate.RegistryUnavailable) as err:

@@ -12,6 +12,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from infra.contract import MODEL_VERSION_ANNOTATION
 from mlplat import promote, registry_gate
 from mlplat.retrain import lineage
 
@@ -21,7 +22,7 @@ ARGO_NOTE = "Argo CD synced commit: not known offline (ask the cluster: argocd a
 def overlay_commit(repo_root: Path, app: str, env: str, version: str) -> str:
     """The newest commit whose diff of the overlay adds or removes the line naming `version`."""
     overlay = promote.overlay_path(repo_root, app, env).relative_to(repo_root)
-    pattern = rf"{re.escape(registry_gate.VERSION_ANNOTATION)}: ['\"]?{version}['\"]?$"
+    pattern = rf"{re.escape(MODEL_VERSION_ANNOTATION)}: ['\"]?{version}['\"]?$"
     done = subprocess.run(
         [
             "git",

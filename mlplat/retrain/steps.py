@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.contract import ENVIRONMENTS
 from mlplat import example_models, model_store, promote, registry_gate
 from mlplat.retrain import card, data, lineage
 
@@ -253,8 +254,8 @@ def propose(
     example(app)
     if not version.isdigit():
         raise UsageError(f"--version {version!r}: a version number")
-    if env not in registry_gate.ENVIRONMENTS:
-        raise UsageError(f"--env {env!r}: one of {', '.join(registry_gate.ENVIRONMENTS)}")
+    if env not in ENVIRONMENTS:
+        raise UsageError(f"--env {env!r}: one of {', '.join(ENVIRONMENTS)}")
     if not registry:
         raise UsageError("no registry: pass --registry URL or set MLFLOW_TRACKING_URI")
     try:
