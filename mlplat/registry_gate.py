@@ -46,7 +46,9 @@ EVALUATION_TAG = "mlplat.evaluation"
 EVALUATION_PASSED = "passed"
 METRIC_TAG_PREFIX = "mlplat.metric."
 REQUEST_TIMEOUT_S = 5.0
-LINEAGE_ENVIRONMENTS = ("staging", "prod")  # dev may run a hand-registered experiment; beyond it, no
+# Every environment after the first (ENVIRONMENTS is in promotion order): dev may run a hand-registered
+# experiment; beyond it, no version without its lineage.
+LINEAGE_ENVIRONMENTS = ENVIRONMENTS[1:]
 
 CANARY_FILE = "canary.yaml"
 CANARY_NAME_PREFIX = "v"  # a canary predictor is named v<N>: KServe runs it as <isvc>-v<N>-predictor
