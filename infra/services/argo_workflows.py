@@ -212,15 +212,24 @@ class ArgoWorkflows(ChartService):
 
 def _manifest(
     owner: pulumi.Resource, prefix: str, doc: Mapping[str, Any], after: list[pulumi.Resource]
-) -> k8s.apiextensions.CustomResource:
-    """One pipeline manifest as it is in git (the ServiceAccount too), once the chart's CRDs exist."""
-    metadata = dict(doc["metadata"])
+) -> pulumi.CustomResource:
+    """One pipeline manifest as it is in git, once the chart's CRDs exist (the ServiceAccount as the
+    built-in kind it is, the Argo objects as custom resources)."""
+    metadata = k8s.meta.v1.ObjectMetaArgs(
+        name=doc["metadata"]["name"],
+        namespace=doc["metadata"]["namespace"],
+        labels=doc["metadata"].get("labels"),
+        annotations=doc["metadata"].get("annotations"),
+    )
+    name = f"{prefix}-{str(doc['kind']).lower()}-{doc['metadata']['name']}"
+    opts = pulumi.ResourceOptions(parent=owner, depends_on=after)
+    if (doc["apiVersion"], doc["kind"]) == ("v1", "ServiceAccount"):
+        if set(doc) - {"apiVersion", "kind", "metadata"}:
+            raise ValueError(
+                f"ServiceAccount {doc['metadata']['name']}: a pipeline's account carries metadata only"
+            )
+        return k8s.core.v1.ServiceAccount(name, metadata=metadata, opts=opts)
     body = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind", "metadata")}
     return k8s.apiextensions.CustomResource(
-        f"{prefix}-{str(doc['kind']).lower()}-{metadata['name']}",
-        api_version=str(doc["apiVersion"]),
-        kind=str(doc["kind"]),
-        metadata=metadata,
-        opts=pulumi.ResourceOptions(parent=owner, depends_on=after),
-        **body,
+        name, api_version=str(doc["apiVersion"]), kind=str(doc["kind"]), metadata=metadata, opts=opts, **body
     )
