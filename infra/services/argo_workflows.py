@@ -53,8 +53,9 @@ SSO_VAULT_PATH = "platform/argo-workflows/sso"
 # A placeholder, not a credential: GitHub refuses it, so a run fails at `open-pr` until an
 # operator writes the real token to Vault (docs/placeholders.md).
 PLACEHOLDER = "set-in-vault"  # pragma: allowlist secret
-# The UI is reached through `kubectl port-forward` (no ingress): the OIDC redirect comes back there.
-SSO_REDIRECT = "https://localhost:2746/oauth2/callback"
+# The UI is reached through `kubectl port-forward` (no ingress): the OIDC redirect comes back there,
+# over plain http on loopback (the chart's `server.secure: false`; the tunnel itself is the API server's TLS).
+SSO_REDIRECT = "http://localhost:2746/oauth2/callback"
 # Ports of argo-helm argo-workflows-1.0.18 values.yaml: the UI's `server.servicePort` and the
 # controller's metrics `controller.metricsConfig.port`.
 SERVER_PORT = 2746
