@@ -125,6 +125,8 @@ def changed_targets(root: Path, base: str, env: str | None) -> list[Target]:
     """Overlays affected by the changed files; shared inputs (components, Argo CD, stacks) affect all."""
     wanted: set[Target] = set()
     apps = {p.name: p for p in app_dirs(root)}
+    # Components, stacks and Argo CD's projects shape the overlays, never a retraining pipeline.
+    overlays = [t for app in apps.values() for t in app_targets(app, root, env)]
     for name in changed_files(root, base):
         parts = name.split("/")
         if parts[0] == "apps" and len(parts) > 3 and parts[1] in apps and parts[2] == "training":
@@ -134,8 +136,8 @@ def changed_targets(root: Path, base: str, env: str | None) -> list[Target]:
         elif name.startswith("apps/components/") or parts[0] == "environments":
             stack_env = re.fullmatch(r"environments/Pulumi\.(\w+)\.yaml", name)
             only = stack_env[1] if stack_env else None
-            wanted.update(t for t in all_targets(root, env) if only in (None, t.env))
+            wanted.update(t for t in overlays if only in (None, t.env))
         elif name.startswith("platform/argocd/"):
             env_dir = parts[2] if len(parts) > 3 else None
-            wanted.update(t for t in all_targets(root, env) if env_dir in (None, t.env))
+            wanted.update(t for t in overlays if env_dir in (None, t.env))
     return sorted(wanted)

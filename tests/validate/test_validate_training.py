@@ -154,3 +154,12 @@ def test_the_schedule_runs_the_apps_template_with_trigger_schedule(folder: Path)
     assert cron["workflowSpec"]["workflowTemplateRef"]["name"] == docs["WorkflowTemplate"]["metadata"]["name"]
     params = {p["name"]: p["value"] for p in cron["workflowSpec"]["arguments"]["parameters"]}
     assert params["trigger"] == "schedule" and params["triggered-by"], params
+
+
+def test_a_changed_pipeline_validates_that_pipeline_only(tmp_path: Path) -> None:
+    from mlplat.validation.targets import changed_targets
+
+    repo = copy_repo(tmp_path, git=True)
+    with (repo / "apps" / "churn-gbm" / "training" / "cronworkflow.yaml").open("a") as handle:
+        handle.write("# touched\n")
+    assert [t.rel for t in changed_targets(repo, "main", None)] == ["apps/churn-gbm/training"]
