@@ -36,7 +36,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra.config import StackConfig
+from infra.config import ConfigError, StackConfig
 from infra.services import minio
 from infra.services.chart import REPO, ChartService, ServiceArgs
 from infra.services.secrets import SeededSecret
@@ -62,6 +62,23 @@ SERVER_PORT = 2746
 METRICS_PORT = 9090
 
 
+class PipelineError(ConfigError):
+    """A training folder the program cannot apply as written: `mlplat plan` says where and why and
+    exits 2, as for a bad stack file."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        Exception.__init__(self, f"{where}: {reason}")
+        self.source = where
+        self.problems = [("(file)", reason)]
+
+
+def _read(path: Path, repo: Path) -> list[Any]:
+    try:
+        return list(yaml.safe_load_all(path.read_text()))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise PipelineError(str(path.relative_to(repo)), f"cannot read it: {err}") from None
+
+
 @dataclass(frozen=True)
 class TrainingPipeline:
     """An app's `training/` folder: the manifests its kustomization lists, as parsed documents."""
@@ -84,24 +101,36 @@ def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
     for kustomization in sorted(repo.glob("apps/*/training/kustomization.yaml")):
         folder = kustomization.parent
         where = kustomization.relative_to(repo)
-        spec = yaml.safe_load(kustomization.read_text()) or {}
+        spec = next(iter(_read(kustomization, repo)), None) or {}
+        if not isinstance(spec, dict):
+            raise PipelineError(str(where), "not a kustomization (a mapping)")
         extra = set(spec) - {"apiVersion", "kind", "resources"}
         if extra:
-            raise ValueError(f"{where}: a training kustomization lists `resources` only, not {sorted(extra)}")
+            raise PipelineError(
+                str(where), f"a training kustomization lists `resources` only, not {sorted(extra)}"
+            )
         documents: list[dict[str, Any]] = []
         for entry in spec.get("resources") or []:
             path = (folder / str(entry)).resolve()
             if path.parent != folder.resolve() or not path.is_file():
-                raise ValueError(f"{where}: resource {entry!r} is not a file of {folder.relative_to(repo)}")
-            for doc in yaml.safe_load_all(path.read_text()):
-                if isinstance(doc, dict) and doc:
-                    namespace = (doc.get("metadata") or {}).get("namespace")
-                    if namespace != NAMESPACE:
-                        raise ValueError(
-                            f"{path.relative_to(repo)}: {doc.get('kind')} must be in namespace {NAMESPACE}, "
-                            f"where the controller runs pipelines (found {namespace!r})"
-                        )
-                    documents.append(doc)
+                raise PipelineError(
+                    str(where), f"resource {entry!r} is not a file of {folder.relative_to(repo)}"
+                )
+            for doc in _read(path, repo):
+                if not isinstance(doc, dict) or not doc:
+                    continue
+                metadata: dict[str, Any] = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
+                if not (doc.get("apiVersion") and doc.get("kind") and metadata.get("name")):
+                    raise PipelineError(
+                        str(path.relative_to(repo)), "a document without apiVersion, kind or name"
+                    )
+                if metadata.get("namespace") != NAMESPACE:
+                    raise PipelineError(
+                        str(path.relative_to(repo)),
+                        f"{doc['kind']} {metadata['name']} must be in namespace {NAMESPACE}, where the "
+                        f"controller runs pipelines (found {metadata.get('namespace')!r})",
+                    )
+                documents.append(doc)
         found.append(TrainingPipeline(folder.parent.name, tuple(documents)))
     return found
 

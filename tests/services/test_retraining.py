@@ -7,6 +7,8 @@ registration); each message names the URN.
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -186,3 +188,36 @@ def test_the_engine_is_switched_on_in_every_environment() -> None:
         services = load_environment(env).services
         assert services.argo_workflows.enabled and services.argo_events.enabled, env
         assert build(env).releases()["argo-events"], env
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "says"),
+    [
+        (
+            "kustomization.yaml",
+            "resources: [workflowtemplate.yaml]\nnamePrefix: x-\n",
+            "lists `resources` only",
+        ),
+        (
+            "kustomization.yaml",
+            "resources: [../../churn-gbm/training/cronworkflow.yaml]\n",
+            "is not a file of",
+        ),
+        ("workflowtemplate.yaml", "kind: [unclosed\n", "cannot read it"),
+        (
+            "workflowtemplate.yaml",
+            "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: x, namespace: default}\n",
+            "must be in namespace argo-workflows",
+        ),
+    ],
+)
+def test_a_pipeline_the_program_cannot_apply_is_a_config_error_naming_the_file(
+    tmp_path: Path, file: str, content: str, says: str
+) -> None:
+    """`mlplat plan` turns a ConfigError into exit 2 with its message, never a traceback."""
+    for app in ("iris-classifier", "churn-gbm"):
+        shutil.copytree(REPO / "apps" / app / "training", tmp_path / "apps" / app / "training")
+    (tmp_path / "apps" / "iris-classifier" / "training" / file).write_text(content)
+    with pytest.raises(ConfigError, match=re.escape(says)) as caught:
+        argo_workflows.training_pipelines(tmp_path)
+    assert "apps/iris-classifier/training/" in str(caught.value)
