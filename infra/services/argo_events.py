@@ -65,7 +65,7 @@ class ArgoEvents(ChartService):
         # In the pipelines' namespace: create Workflows, nothing else (the k8s trigger's `create`).
         role = k8s.rbac.v1.Role(
             f"{name}-submit-workflows",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="retraining-sensor", namespace=argo_workflows.NAMESPACE),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=SENSOR_ACCOUNT, namespace=argo_workflows.NAMESPACE),
             rules=[
                 k8s.rbac.v1.PolicyRuleArgs(
                     api_groups=["argoproj.io"], resources=["workflows"], verbs=["create"]
@@ -75,9 +75,9 @@ class ArgoEvents(ChartService):
         )
         self.sensor_binding = k8s.rbac.v1.RoleBinding(
             f"{name}-submit-workflows-binding",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="retraining-sensor", namespace=argo_workflows.NAMESPACE),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=SENSOR_ACCOUNT, namespace=argo_workflows.NAMESPACE),
             role_ref=k8s.rbac.v1.RoleRefArgs(
-                api_group="rbac.authorization.k8s.io", kind="Role", name="retraining-sensor"
+                api_group="rbac.authorization.k8s.io", kind="Role", name=SENSOR_ACCOUNT
             ),
             subjects=[
                 k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=SENSOR_ACCOUNT, namespace=NAMESPACE)
