@@ -142,6 +142,10 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
 # Whether the SSM parameter is published in the stack's region is for `mlplat preflight` to check.
 KARPENTER_GPU_AMI_ALIAS = "al2023@v20251108"
 
+# The mlplat CLI image: one repository and tag for everything that runs `mlplat` on the cluster (the
+# drift jobs, the marshaller sidecar, the retraining steps).
+MLPLAT_IMAGE = "registry.mlplat.internal/mlplat/monitor:0.1.0"
+
 # Images the platform chooses itself (the charts' defaults are used everywhere else).
 # The KServe runtimes are what model apps run on, so their tags are never left to `latest`/"".
 IMAGES: dict[str, str] = {
@@ -160,11 +164,11 @@ IMAGES: dict[str, str] = {
     # suspended until `services.inference_logs.drift_jobs` says the image is published; the
     # marshaller sidecar names the same image in apps/components/inference-logging (a test holds the
     # two equal).
-    "mlplat-monitor": "registry.mlplat.internal/mlplat/monitor:0.1.0",
+    "mlplat-monitor": MLPLAT_IMAGE,
     # The retraining steps (`mlplat retrain fetch|train|evaluate|register|propose`) run the same mlplat
     # image: one image, one tag. apps/<app>/training/ name it literally (they are plain manifests);
     # tests/validate/test_validate_training.py holds them to this value.
-    "mlplat-retrain": "registry.mlplat.internal/mlplat/monitor:0.1.0",
+    "mlplat-retrain": MLPLAT_IMAGE,
     # MinIO's client, the release the MinIO chart 5.4.0 runs its own jobs with (values.yaml mcImage):
     # copies a drift job's window of logs and the served versions' reference data into the pod.
     "minio-mc": "quay.io/minio/mc:RELEASE.2024-11-21T17-21-54Z",
