@@ -660,6 +660,12 @@ class ArgoWorkflowsConfig(_Model):
         "from Vault, platform/argo-workflows/sso). Unset: auth mode `client`, a caller's own Kubernetes "
         "token. Required in prod.",
     )
+    schedules: bool = Field(
+        False,
+        description="Run the apps' scheduled retraining (their CronWorkflows) in this environment. One "
+        "environment is enough: every run registers a version and opens a pull request to dev, so a "
+        "schedule in each cluster would triple both. Elsewhere the CronWorkflows exist suspended.",
+    )
 
 
 class ArgoEventsConfig(_Model):

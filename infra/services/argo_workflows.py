@@ -233,11 +233,18 @@ class ArgoWorkflows(ChartService):
             depends_on=[self.namespace, self.ca, *(s.resource for s in self.seeds), *args.after],
         )
         self.pipelines = [
-            _manifest(self, f"{name}-{pipeline.app}", doc, [self.release])
+            _manifest(self, f"{name}-{pipeline.app}", _scheduled(doc, config.schedules), [self.release])
             for pipeline in args.pipelines
             for doc in pipeline.documents
         ]
         self.register_outputs({"release": self.release.status, "pipelines": [r.urn for r in self.pipelines]})
+
+
+def _scheduled(doc: Mapping[str, Any], schedules: bool) -> Mapping[str, Any]:
+    """A CronWorkflow suspended where the stack runs no schedules (`services.argo_workflows.schedules`)."""
+    if doc.get("kind") != "CronWorkflow" or schedules:
+        return doc
+    return {**doc, "spec": {**doc["spec"], "suspend": True}}
 
 
 def _manifest(

@@ -221,3 +221,11 @@ def test_a_pipeline_the_program_cannot_apply_is_a_config_error_naming_the_file(
     with pytest.raises(ConfigError, match=re.escape(says)) as caught:
         argo_workflows.training_pipelines(tmp_path)
     assert "apps/iris-classifier/training/" in str(caught.value)
+
+
+def test_only_dev_runs_the_weekly_schedule_so_runs_and_pull_requests_are_not_tripled(plan: Plan) -> None:
+    crons = [r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:CronWorkflow"]
+    assert crons, plan.env
+    for r in crons:
+        suspended = r.inputs["spec"].get("suspend", False)
+        assert suspended is (plan.env != "dev"), f"{r.urn}: suspend={suspended} in {plan.env}"
