@@ -7,7 +7,7 @@ pass the schema and fail the first run, at whatever hour its alert or schedule f
 the pull request, naming the template and the flag.
 
 The flags are the `mlplat retrain` command line the image runs (README "Retraining"); every flag
-takes a value.
+takes a value. `--repo-root` (every step: the checkout to read and commit in) is common to all.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ TRIGGERS = ("drift", "schedule", "manual")
 class Step:
     def __init__(self, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
         self.required = required
-        self.optional = optional
+        self.optional = (*optional, "--repo-root")
 
 
 STEPS = {
@@ -37,7 +37,7 @@ STEPS = {
         ("--model", "--data", "--evaluation", "--tracking-uri", "--trigger", "--triggered-by"),
         ("--code-commit", "--image-digest", "--parent-run"),
     ),
-    "propose": Step(("--version",), ("--env", "--branch")),
+    "propose": Step(("--version",), ("--env", "--branch", "--registry")),
 }
 
 
