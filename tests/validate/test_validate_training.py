@@ -48,7 +48,7 @@ def test_a_misspelled_flag_fails_validate_not_the_run(
 ) -> None:
     repo = copy_repo(tmp_path)
     path, text = _workflow_template(repo, "iris-classifier")
-    path.write_text(text.replace("--checkpoint-dir,", "--checkpoints-dir,", 1))
+    path.write_text(text.replace("- --checkpoint-dir\n", "- --checkpoints-dir\n", 1))
     code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
     found = [f for f in report["findings"] if f["rule"] == "MLP-RETRAIN-STEP"]
     assert code == 1 and found, report
@@ -59,13 +59,17 @@ def test_a_misspelled_flag_fails_validate_not_the_run(
 @pytest.mark.parametrize(
     ("old", "new", "says"),
     [
+        ("- evaluate\n", "- evaluat\n", "is not `mlplat retrain"),
         (
-            "[retrain, evaluate, iris-classifier,",
-            "[retrain, evaluat, iris-classifier,",
-            "is not `mlplat retrain",
+            "- fetch\n          - iris-classifier\n",
+            "- fetch\n          - churn-gbm\n",
+            "names app 'churn-gbm'",
         ),
-        ("[retrain, fetch, iris-classifier,", "[retrain, fetch, churn-gbm,", "names app 'churn-gbm'"),
-        (", --tracking-uri, http://mlflow.mlflow.svc.cluster.local:80", "", "needs --tracking-uri"),
+        (
+            "- --tracking-uri\n          - http://mlflow.mlflow.svc.cluster.local:80\n          - ",
+            "- ",
+            "needs --tracking-uri",
+        ),
     ],
 )
 def test_a_wrong_step_app_or_missing_flag_is_named(
