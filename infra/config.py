@@ -648,6 +648,36 @@ class ArgoCdConfig(_Model):
     )
 
 
+class ArgoWorkflowsConfig(_Model):
+    """The workflow engine the retraining pipelines run on (README "Retraining")."""
+
+    enabled: bool = Field(
+        False, description="Install Argo Workflows and the apps' training pipelines (apps/<app>/training/)."
+    )
+    # `server` mode is not offered: it hands every caller the UI's own ServiceAccount
+    # (https://argo-workflows.readthedocs.io/en/stable/argo-server-auth-mode/).
+    sso: OidcConfig | None = Field(
+        None,
+        description="Sign in to the UI through the OIDC provider (auth mode `sso`; the client secret is read "
+        "from Vault, platform/argo-workflows/sso). Unset: auth mode `client`, a caller's own Kubernetes "
+        "token. Required in prod.",
+    )
+    schedules: bool = Field(
+        False,
+        description="Run the apps' scheduled retraining (their CronWorkflows) in this environment. One "
+        "environment is enough: every run registers a version and opens a pull request to dev, so a "
+        "schedule in each cluster would triple both. Elsewhere the CronWorkflows exist suspended.",
+    )
+
+
+class ArgoEventsConfig(_Model):
+    enabled: bool = Field(
+        False,
+        description="Install Argo Events: Alertmanager's drift and quality alerts start the app's retraining "
+        "pipeline. Needs services.argo_workflows.enabled.",
+    )
+
+
 class ServicesConfig(_Model):
     minio: MinioConfig
     vault: VaultConfig
@@ -655,6 +685,16 @@ class ServicesConfig(_Model):
     monitoring: MonitoringConfig
     argocd: ArgoCdConfig
     inference_logs: InferenceLogsConfig
+    argo_workflows: ArgoWorkflowsConfig = Field(default_factory=ArgoWorkflowsConfig)
+    argo_events: ArgoEventsConfig = Field(default_factory=ArgoEventsConfig)
+
+    @model_validator(mode="after")
+    def _events_submit_workflows(self) -> ServicesConfig:
+        if self.argo_events.enabled and not self.argo_workflows.enabled:
+            raise ValueError(
+                "argo_events.enabled: its Sensors submit Argo Workflows; enable services.argo_workflows too"
+            )
+        return self
 
 
 class AppsConfig(_Model):
@@ -859,6 +899,10 @@ class StackConfig(_Model):
                 "cpu_pool.capacity_type: the prod model pool runs on spot; use on-demand or set allow_spot_in_prod: true",
             ),
             (self.apps.min_replicas >= 2, "apps.min_replicas: prod runs at least 2 replicas of a model"),
+            (
+                not self.services.argo_workflows.enabled or self.services.argo_workflows.sso is not None,
+                "services.argo_workflows.sso: the prod Argo Workflows UI signs in through SSO",
+            ),
             (self.cost is not None, "cost.max_monthly_usd: prod has a budget the plan is held to"),
             (not self.apps.scale_to_zero, "apps.scale_to_zero: prod models never scale to zero"),
             (

@@ -69,6 +69,16 @@ CHARTS: dict[str, ChartPin] = {
     # release note, e.g. v2.16.0). The chart installs the CRDs
     # as templates (`crds.install: true`), so ScaledObjects wait for the release.
     "keda": ChartPin("https://kedacore.github.io/charts", "keda", "2.20.2", "keda"),
+    # Retraining pipelines (README "Retraining"). Both charts are argo-helm's, the repository Argo CD's
+    # is installed from (README.md of argoproj/argo-helm: `helm repo add argo https://argoproj.github.io/argo-helm`).
+    # argo-workflows 1.0.18 deploys v4.0.6, the newest app version of the argo-helm snapshot; the CRDs
+    # validate checks against are v4.1.2 (../shared/reference/SOURCES.md, "Argo Workflows": no chart
+    # for v4.1.x yet). The chart installs its CRDs as templates (`crds.install`, values.yaml).
+    "argo-workflows": ChartPin(
+        "https://argoproj.github.io/argo-helm", "argo-workflows", "1.0.18", "argo-workflows"
+    ),
+    # argo-events 2.4.22 deploys v1.9.10; its CRDs are byte-identical to v1.9.11's (SOURCES.md).
+    "argo-events": ChartPin("https://argoproj.github.io/argo-helm", "argo-events", "2.4.22", "argo-events"),
     # Inference gateway (docs/adr/0005-inference-gateway.md). Envoy Gateway publishes its charts to
     # Docker Hub as OCI artifacts (envoyproxy/gateway v1.9.0 tools/make/helm.mk: OCI_REGISTRY
     # oci://docker.io/envoyproxy, `helm package --version ${RELEASE_VERSION}`; install docs
@@ -132,6 +142,10 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
 # Whether the SSM parameter is published in the stack's region is for `mlplat preflight` to check.
 KARPENTER_GPU_AMI_ALIAS = "al2023@v20251108"
 
+# The mlplat CLI image: one repository and tag for everything that runs `mlplat` on the cluster (the
+# drift jobs, the marshaller sidecar, the retraining steps).
+MLPLAT_IMAGE = "registry.mlplat.internal/mlplat/monitor:0.1.0"
+
 # Images the platform chooses itself (the charts' defaults are used everywhere else).
 # The KServe runtimes are what model apps run on, so their tags are never left to `latest`/"".
 IMAGES: dict[str, str] = {
@@ -151,7 +165,11 @@ IMAGES: dict[str, str] = {
     # change). The drift CronJobs stay suspended until `services.inference_logs.drift_jobs` says it
     # is published; the marshaller sidecar names the same image in apps/components/inference-logging
     # (a test holds the two equal).
-    "mlplat-monitor": "registry.mlplat.internal/mlplat/monitor:0.1.0",
+    "mlplat-monitor": MLPLAT_IMAGE,
+    # The retraining steps (`mlplat retrain fetch|train|evaluate|register|propose`) run the same mlplat
+    # image: one image, one tag. apps/<app>/training/ name it literally (they are plain manifests);
+    # tests/validate/test_validate_training.py holds them to this value.
+    "mlplat-retrain": MLPLAT_IMAGE,
     # MinIO's client, the release the MinIO chart 5.4.0 runs its own jobs with (values.yaml mcImage):
     # copies a drift job's window of logs and the served versions' reference data into the pod.
     "minio-mc": "quay.io/minio/mc:RELEASE.2024-11-21T17-21-54Z",

@@ -35,6 +35,7 @@ from mlplat.validation import (
     ownership,
     podsecurity,
     prescreen,
+    retraining,
     routes,
     scaling,
     targets,
@@ -169,7 +170,11 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     index = SourceIndex(root)
     schema_sets = _schema_sets(configs, args.schemas)
     with ThreadPoolExecutor(max_workers=1) as background:
-        scan = background.submit(_policy_scan, docs, args.no_policy_scan)
+        # The retraining pipelines are platform objects, not a model app's: the app rules of the scan
+        # (CKV_MLP_*) do not apply; their own rule does (retraining.check).
+        training = {t.rel for t in chosen if targets.is_training(t)}
+        app_docs = [d for d in docs if d.target not in training]
+        scan = background.submit(_policy_scan, app_docs, args.no_policy_scan)
         report.findings += _schema_checks(docs, schema_sets, index)
         for env in sorted(envs):
             env_targets = [t for t in chosen if t.env == env]
@@ -189,6 +194,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
         report.findings += podsecurity.check(docs)
         report.findings += routes.check(docs, {t.rel for t in chosen if t.app})
         report.findings += logging_rules.check(root, chosen, docs, index)
+        report.findings += retraining.check([d for d in docs if d.target in training])
         if args.changed:  # only a change has a "before" to compare the GPU maximum with
             base = _base_commit(root, args.base)
             report.warnings, cost_notes = gpu_cost.check(root, base, args.base, chosen, docs, configs, index)
@@ -197,7 +203,7 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
         findings = [f for f in findings if f.rule != podsecurity.SUPERSEDED]
     if args.schemas is None:
         notes.append("no --schemas folder: custom resources could not be schema-checked")
-    unbound = [t.rel for t in chosen if t.env is None]
+    unbound = [t.rel for t in chosen if t.env is None and not targets.is_training(t)]
     if unbound:
         notes.append(
             f"no environment for {', '.join(unbound)}: AppProject and capacity checks skipped (use --env)"
@@ -305,8 +311,10 @@ def _context_targets(root: Path, chosen: list[Target], envs: set[str]) -> list[T
     for env in sorted(envs):
         for target in targets.all_targets(root, env):
             app = root / "apps" / str(target.app)
-            if target.rel not in chosen_rels and (
-                shared_gpu or any(_mentions_gpu(p) for p in app.rglob("*"))
+            if (
+                target.app
+                and target.rel not in chosen_rels
+                and (shared_gpu or any(_mentions_gpu(p) for p in app.rglob("*")))
             ):
                 found.append(target)
     return found

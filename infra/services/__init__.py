@@ -4,7 +4,9 @@
 by every ServiceMonitor), cert-manager before KServe, cert-manager's internal CA issuer before Vault
 (which serves TLS with a certificate from it), Vault + the Vault Secrets Operator before the
 VaultStaticSecrets that deliver generated credentials, Argo CD before its AppProject/ApplicationSet,
-the AWS Load Balancer Controller and the internal CA before the inference gateway.
+the AWS Load Balancer Controller and the internal CA before the inference gateway, MinIO and MLflow
+before Argo Workflows (its artifacts and the pipelines' registrations), Argo Workflows before Argo
+Events (whose Sensor creates Workflows).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.config import StackConfig
+from infra.services import argo_events, argo_workflows, mlflow
+from infra.services.argo_events import ArgoEvents
+from infra.services.argo_workflows import ArgoWorkflows, ArgoWorkflowsArgs, training_pipelines
 from infra.services.argocd import ArgoCd
 from infra.services.cert_manager import CertManager
 from infra.services.chart import ChartService, ServiceArgs
@@ -141,6 +146,30 @@ class PlatformServices(pulumi.ComponentResource):
             child,
         )
 
+        # Retraining (README "Retraining"): switched per stack, on in every environment.
+        self.argo_workflows: ArgoWorkflows | None = None
+        self.argo_events: ArgoEvents | None = None
+        if config.services.argo_workflows.enabled:
+            mlflow_admin = next(s for s in self.mlflow.seeds if s.secret_name == mlflow.ADMIN_SECRET)
+            self.argo_workflows = ArgoWorkflows(
+                f"{name}-argo-workflows",
+                ArgoWorkflowsArgs(
+                    config,
+                    (*after, self.minio.release, self.mlflow.release),
+                    artifacts_credentials=self.minio.workflow_artifacts,
+                    mlflow_credentials=mlflow_admin,
+                    ca_cert_pem=self.cert_manager.ca_cert_pem,
+                    pipelines=tuple(training_pipelines()),
+                ),
+                child,
+            )
+            if config.services.argo_events.enabled:
+                self.argo_events = ArgoEvents(
+                    f"{name}-argo-events",
+                    ServiceArgs(config, (*after, self.argo_workflows.release)),
+                    child,
+                )
+
         # Default-deny walls around every platform namespace, once the namespaces exist (VSO's
         # namespace is created with its release).
         services: list[ChartService | DriftJobs] = [
@@ -160,12 +189,22 @@ class PlatformServices(pulumi.ComponentResource):
             self.gateway,
             self.drift_jobs,
         ]
+        services += [s for s in (self.argo_workflows, self.argo_events) if s is not None]
+        absent = frozenset(
+            ns
+            for ns, service in (
+                (argo_workflows.NAMESPACE, self.argo_workflows),
+                (argo_events.NAMESPACE, self.argo_events),
+            )
+            if service is None
+        )
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies",
             NetworkPoliciesArgs(
                 str(config.network.vpc_cidr),
                 args.karpenter_namespace,
                 [*(s.namespace for s in services), self.vault.operator, self.gateway.gateway_namespace],
+                absent,
             ),
             child,
         )
@@ -173,6 +212,7 @@ class PlatformServices(pulumi.ComponentResource):
         # Vault delivery of every generated credential, once VSO's CRDs exist.
         seeds = [*self.monitoring.seeds, *self.vault.seeds, *self.minio.seeds, *self.mlflow.seeds]
         seeds += self.drift_jobs.seeds
+        seeds += [seed for s in (self.argo_workflows, self.argo_events) if s is not None for seed in s.seeds]
         self.vault_access = [
             VaultAccess(
                 f"{name}-vault-access-{ns}", ns, seeds, [self.vault.operator, self.vault.connection], child

@@ -64,6 +64,13 @@ POD_SECURITY: dict[str, str] = {
     "falco": "privileged",
     # redis-ha (HA Argo CD) runs a sentinel/haproxy pair whose containers set no seccomp profile.
     "argocd": "baseline",
+    # Argo Workflows' controller and UI run with the pod settings platform/argo-workflows/values.yaml
+    # adds, the executor's init/wait containers with its `executor.securityContext`, and each
+    # pipeline's pods with those of its WorkflowTemplate (mlplat validate holds them to it).
+    "argo-workflows": "restricted",
+    # Argo Events' controller-created pods (the JetStream bus's nats, metrics and reloader containers)
+    # take only a pod-level security context from the EventBus spec: no capability drop per container.
+    "argo-events": "baseline",
     # KEDA's chart sets runAsNonRoot, RuntimeDefault seccomp and drops every capability.
     "keda": "restricted",
     # Envoy Gateway's controller (gateway-helm v1.9.0 values) and its proxies (drop ALL, non-root,

@@ -71,6 +71,13 @@ LOGS_READER_USER = "inference-logs-reader"
 LOGS_READER_SECRET = "inference-logs-reader-s3"  # pragma: allowlist secret (a Secret name)
 LOGS_READER_VAULT_PATH = "platform/minio/inference-logs-reader"
 LOGS_READER_POLICY = "inference-logs-readonly"
+# Argo Workflows' artifact repository (argo_workflows.py): the retraining pipelines' step outputs and
+# training checkpoints, read and written by one user that reaches nothing else.
+WORKFLOW_ARTIFACTS_BUCKET = "argo-artifacts"
+WORKFLOW_ARTIFACTS_USER = "argo-workflows"
+WORKFLOW_ARTIFACTS_SECRET = "argo-artifacts-s3"  # pragma: allowlist secret (a Secret name)
+WORKFLOW_ARTIFACTS_VAULT_PATH = "platform/minio/argo-artifacts"
+WORKFLOW_ARTIFACTS_POLICY = "argo-artifacts-readwrite"
 
 
 def server_dns_names() -> list[str]:
@@ -159,6 +166,8 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
             {"name": ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
             # No versioning: an expired log object must be gone, not kept as a noncurrent version.
             {"name": LOGS_BUCKET, "policy": "none", "purge": False, "versioning": False},
+            # Step outputs and checkpoints are working files of one run, not releases.
+            {"name": WORKFLOW_ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
         ],
         "customCommands": logs_lifecycle_commands(config),
         "policies": [
@@ -203,6 +212,21 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                     {"resources": [f"arn:aws:s3:::{LOGS_BUCKET}/*"], "actions": ["s3:GetObject"]},
                 ],
             },
+            {
+                # Argo's S3 driver lists a key prefix to tell a file from a directory and deletes
+                # nothing unless artifact GC is on (it is not).
+                "name": WORKFLOW_ARTIFACTS_POLICY,
+                "statements": [
+                    {
+                        "resources": [f"arn:aws:s3:::{WORKFLOW_ARTIFACTS_BUCKET}"],
+                        "actions": ["s3:GetBucketLocation", "s3:ListBucket"],
+                    },
+                    {
+                        "resources": [f"arn:aws:s3:::{WORKFLOW_ARTIFACTS_BUCKET}/*"],
+                        "actions": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                    },
+                ],
+            },
         ],
         # Replaces the chart's default `console/console123` user.
         "users": [
@@ -230,6 +254,7 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 for user, secret, policy in (
                     (LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_POLICY),
                     (LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_POLICY),
+                    (WORKFLOW_ARTIFACTS_USER, WORKFLOW_ARTIFACTS_SECRET, WORKFLOW_ARTIFACTS_POLICY),
                 )
             ),
         ],
@@ -292,6 +317,16 @@ class Minio(ChartService):
                 ("inference-logger", LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_VAULT_PATH),
                 ("inference-logs-reader", LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_VAULT_PATH),
             )
+        )
+        # Same key names: Argo Workflows' artifact repository reads exactly these (argo_workflows.py).
+        self.workflow_artifacts = self.seed(
+            "argo-artifacts",
+            WORKFLOW_ARTIFACTS_SECRET,
+            WORKFLOW_ARTIFACTS_VAULT_PATH,
+            {
+                "AWS_ACCESS_KEY_ID": WORKFLOW_ARTIFACTS_USER,
+                "AWS_SECRET_ACCESS_KEY": self.password("argo-artifacts-password"),
+            },
         )
         self.release = self.install(
             "release",

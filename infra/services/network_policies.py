@@ -38,6 +38,8 @@ import pulumi_kubernetes as k8s
 
 from infra.contract import TEAM_LABEL
 from infra.services import (
+    argo_events,
+    argo_workflows,
     argocd,
     cert_manager,
     falco,
@@ -123,6 +125,17 @@ def in_namespace(namespace: str, pods: Selector | None = None) -> Peer:
     return {"namespaceSelector": {"matchLabels": {NAME_LABEL: namespace}}, "podSelector": pods or {}}
 
 
+# Retraining pipeline pods: the controller labels every workflow pod with its workflow's name
+# (argoproj/argo-workflows v4.1.2 workflow/common/common.go LabelKeyWorkflow).
+PIPELINE_PODS: Selector = {
+    "matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]
+}
+PIPELINES: Peer = {
+    "namespaceSelector": {"matchLabels": {NAME_LABEL: argo_workflows.NAMESPACE}},
+    "podSelector": PIPELINE_PODS,
+}
+# argo-helm argo-workflows-1.0.18 templates/_helpers.tpl selectorLabels: <chart name>-<component>.
+ARGO_WORKFLOWS_SERVER: Selector = {"matchLabels": {"app.kubernetes.io/name": "argo-workflows-server"}}
 # The drift jobs' pods (model_monitoring.py labels the CronJobs' pod template with it).
 DRIFT_JOBS: Peer = in_namespace(model_monitoring.NAMESPACE, {"matchLabels": model_monitoring.JOB_LABEL})
 
@@ -176,6 +189,8 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                                 {"namespaceSelector": MODEL_NAMESPACES, "podSelector": {}},
                                 # Inference logs and reference samples read by the drift jobs.
                                 DRIFT_JOBS,
+                                # Retraining artifacts and checkpoints (bucket argo-artifacts).
+                                PIPELINES,
                             ],
                             "ports": tcp(9000),
                         }
@@ -198,6 +213,11 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                     "allow-registry-reads-from-drift-jobs",
                     MLFLOW_SERVER,
                     ingress=[{"from": [DRIFT_JOBS], "ports": tcp(5000)}],
+                ),
+                Flow(
+                    "allow-registrations-from-pipelines",
+                    MLFLOW_SERVER,
+                    ingress=[{"from": [PIPELINES], "ports": tcp(5000)}],
                 ),
                 Flow(
                     "allow-mlflow-to-stores",
@@ -263,6 +283,21 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                 ),
                 # Receivers (chat, pager) are public HTTPS endpoints.
                 Flow("allow-alertmanager-to-receivers", ALERTMANAGER, egress=[PUBLIC_HTTPS]),
+                # The retraining receiver: Argo Events' webhook.
+                Flow(
+                    "allow-alertmanager-to-retraining-webhook",
+                    ALERTMANAGER,
+                    egress=[
+                        {
+                            "to": [
+                                in_namespace(
+                                    argo_events.NAMESPACE, {"matchLabels": argo_events.EVENT_SOURCE_PODS}
+                                )
+                            ],
+                            "ports": tcp(argo_events.WEBHOOK_PORT),
+                        }
+                    ],
+                ),
                 # KEDA's Prometheus triggers query the model servers' metrics.
                 Flow(
                     "allow-queries-from-keda",
@@ -287,6 +322,45 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                             "to": [in_namespace(monitoring.NAMESPACE, PUSHGATEWAY)],
                             "ports": tcp(monitoring.PUSHGATEWAY_PORT),
                         },
+                    ],
+                ),
+            ),
+        ),
+        Walls(
+            argo_workflows.NAMESPACE,
+            scrape_ports=(argo_workflows.METRICS_PORT,),
+            # The controller, the UI and the pipelines' executors talk to the API server, not to
+            # each other (the UI is reached through `kubectl port-forward`).
+            same_namespace=False,
+            # Pipelines push the promotion branch and open its pull request on GitHub.
+            public_https=PIPELINE_PODS,
+            flows=(
+                Flow(
+                    "allow-pipelines-to-stores",
+                    PIPELINE_PODS,
+                    egress=[
+                        {"to": [in_namespace(minio.NAMESPACE)], "ports": tcp(9000)},
+                        {"to": [in_namespace(mlflow.NAMESPACE, MLFLOW_SERVER)], "ports": tcp(5000)},
+                    ],
+                ),
+                # SSO: the UI fetches the OIDC issuer's discovery document and keys.
+                Flow("allow-ui-to-oidc-issuer", ARGO_WORKFLOWS_SERVER, egress=[PUBLIC_HTTPS]),
+            ),
+        ),
+        Walls(
+            argo_events.NAMESPACE,
+            # The controller's metrics; the bus, EventSource and Sensor talk among themselves
+            # (JetStream) as same-namespace traffic. The Sensor creates Workflows through the API.
+            scrape_ports=(argo_events.METRICS_PORT,),
+            flows=(
+                Flow(
+                    "allow-alertmanager-webhook",
+                    {"matchLabels": argo_events.EVENT_SOURCE_PODS},
+                    ingress=[
+                        {
+                            "from": [in_namespace(monitoring.NAMESPACE, ALERTMANAGER)],
+                            "ports": tcp(argo_events.WEBHOOK_PORT),
+                        }
                     ],
                 ),
             ),
@@ -459,9 +533,17 @@ def manifests(walls: Walls, vpc_cidr: str) -> list[dict[str, Any]]:
     return found
 
 
-def platform_policies(vpc_cidr: str, karpenter: str) -> list[dict[str, Any]]:
-    """Every NetworkPolicy of the platform namespaces, for the VPC `vpc_cidr`."""
-    return [doc for walls in platform_walls(vpc_cidr, karpenter) for doc in manifests(walls, vpc_cidr)]
+def platform_policies(
+    vpc_cidr: str, karpenter: str, absent: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Every NetworkPolicy of the platform namespaces, for the VPC `vpc_cidr`, except those of the
+    `absent` namespaces (services the stack switches off)."""
+    return [
+        doc
+        for walls in platform_walls(vpc_cidr, karpenter)
+        if walls.namespace not in absent
+        for doc in manifests(walls, vpc_cidr)
+    ]
 
 
 @dataclass(frozen=True)
@@ -479,6 +561,8 @@ class NetworkPoliciesArgs:
     karpenter: NamespaceRef
     # Resources that create the platform namespaces (a policy in a missing namespace is refused).
     after: Sequence[pulumi.Resource] = ()
+    # Namespaces of services this stack switches off: no walls for them.
+    absent: frozenset[str] = frozenset()
 
 
 class NetworkPolicies(pulumi.ComponentResource):
@@ -494,6 +578,6 @@ class NetworkPolicies(pulumi.ComponentResource):
                 spec=doc["spec"],
                 opts=after,
             )
-            for doc in platform_policies(args.vpc_cidr, args.karpenter.name)
+            for doc in platform_policies(args.vpc_cidr, args.karpenter.name, args.absent)
         }
         self.register_outputs({"policies": sorted(self.policies)})

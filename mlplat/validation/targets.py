@@ -1,7 +1,9 @@
 """What to validate: PATH arguments, or every app, or only the apps a git change touches.
 
-A target is one thing to render: an overlay (`apps/<app>/overlays/<env>`), any other kustomization
-folder, or a file or folder of plain manifests. An app folder expands to its overlays.
+A target is one thing to render: an overlay (`apps/<app>/overlays/<env>`), an app's retraining
+pipeline (`apps/<app>/training`, rendered once: it holds no environment data), any other
+kustomization folder, or a file or folder of plain manifests. An app folder expands to its overlays
+and its pipeline.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from mlplat.validation import ENVIRONMENTS, UsageError, rel
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 OVERLAY = re.compile(r"^apps/(?P<app>[^/]+)/overlays/(?P<env>[^/]+)$")
+# An app's retraining pipeline (README "Retraining"): Argo objects the platform applies, not Argo CD.
+TRAINING = re.compile(r"^apps/(?P<app>[^/]+)/training$")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -39,6 +43,10 @@ def app_dirs(root: Path) -> list[Path]:
     return sorted(p for p in apps.iterdir() if (p / "overlays").is_dir()) if apps.is_dir() else []
 
 
+def is_training(target: Target) -> bool:
+    return TRAINING.match(target.rel) is not None
+
+
 def app_targets(app: Path, root: Path, env: str | None) -> list[Target]:
     envs = [env] if env else list(ENVIRONMENTS)
     return [
@@ -48,8 +56,15 @@ def app_targets(app: Path, root: Path, env: str | None) -> list[Target]:
     ]
 
 
+def training_targets(app: Path, root: Path) -> list[Target]:
+    """The app's retraining pipeline, if it has one: no environment, no Argo CD app."""
+    training = app / "training"
+    return [Target(rel(training, root), None, True)] if is_kustomization(training) else []
+
+
 def all_targets(root: Path, env: str | None) -> list[Target]:
-    return [t for app in app_dirs(root) for t in app_targets(app, root, env)]
+    """Every overlay (of `env`, or all) and every retraining pipeline."""
+    return [t for app in app_dirs(root) for t in app_targets(app, root, env) + training_targets(app, root)]
 
 
 def resolve(paths: list[str], root: Path, env: str | None) -> list[Target]:
@@ -72,7 +87,7 @@ def _targets_for(path: Path, root: Path, env: str | None) -> list[Target]:
         targets = app_targets(path, root, env)
         if not targets:
             raise UsageError(f"{name}: no overlay for {env or 'any environment'} under {name}/overlays")
-        return targets
+        return targets + training_targets(path, root)
     if is_kustomization(path):
         overlay = OVERLAY.match(name)
         if overlay and env and overlay["env"] != env:
@@ -82,7 +97,7 @@ def _targets_for(path: Path, root: Path, env: str | None) -> list[Target]:
         return [Target(name, env, True)]
     apps = sorted(p for p in path.iterdir() if (p / "overlays").is_dir())
     if apps:
-        return [t for app in apps for t in app_targets(app, root, env)]
+        return [t for app in apps for t in app_targets(app, root, env) + training_targets(app, root)]
     if not any(p.suffix in MANIFEST_SUFFIXES for p in path.rglob("*") if p.is_file()):
         raise UsageError(f"{name}: no kustomization and no manifests (*.yaml, *.yml, *.json) in this folder")
     return [Target(name, env, False)]
@@ -110,15 +125,19 @@ def changed_targets(root: Path, base: str, env: str | None) -> list[Target]:
     """Overlays affected by the changed files; shared inputs (components, Argo CD, stacks) affect all."""
     wanted: set[Target] = set()
     apps = {p.name: p for p in app_dirs(root)}
+    # Components, stacks and Argo CD's projects shape the overlays, never a retraining pipeline.
+    overlays = [t for app in apps.values() for t in app_targets(app, root, env)]
     for name in changed_files(root, base):
         parts = name.split("/")
-        if parts[0] == "apps" and len(parts) > 2 and parts[1] in apps:
+        if parts[0] == "apps" and len(parts) > 3 and parts[1] in apps and parts[2] == "training":
+            wanted.update(training_targets(apps[parts[1]], root))
+        elif parts[0] == "apps" and len(parts) > 2 and parts[1] in apps:
             wanted.update(app_targets(apps[parts[1]], root, env))
         elif name.startswith("apps/components/") or parts[0] == "environments":
             stack_env = re.fullmatch(r"environments/Pulumi\.(\w+)\.yaml", name)
             only = stack_env[1] if stack_env else None
-            wanted.update(t for t in all_targets(root, env) if only in (None, t.env))
+            wanted.update(t for t in overlays if only in (None, t.env))
         elif name.startswith("platform/argocd/"):
             env_dir = parts[2] if len(parts) > 3 else None
-            wanted.update(t for t in all_targets(root, env) if env_dir in (None, t.env))
+            wanted.update(t for t in overlays if env_dir in (None, t.env))
     return sorted(wanted)

@@ -241,6 +241,23 @@ def prometheus_pushgateway(v: dict[str, Any]) -> Iterator[Pods]:
     yield pods("prometheus-pushgateway", v, "resources", replicas="replicaCount")
 
 
+def argo_workflows(v: dict[str, Any]) -> Iterator[Pods]:
+    # argo-helm argo-workflows-1.0.18 values.yaml: controller.replicas, server.replicas (server.enabled).
+    # Pipeline pods run on the CPU model pool (apps/<app>/training), not here.
+    yield pods("argo-workflows-controller", v, "controller.resources", replicas="controller.replicas")
+    if dig(v, "server.enabled"):
+        yield pods("argo-workflows-server", v, "server.resources", replicas="server.replicas")
+
+
+def argo_events(v: dict[str, Any]) -> Iterator[Pods]:
+    # argo-events 2.4.22 values.yaml: controller.replicas; the webhook is off (namespaced install).
+    # The pods its controller creates from our EventBus (3 x 50m/128Mi), EventSource and Sensor
+    # (10m/32Mi each, platform/argo-events/resources/) are not Helm's: counted here by hand.
+    yield pods("argo-events-controller", v, "controller.resources", replicas="controller.replicas")
+    yield Pods("argo-events-jetstream", 50, 128, count=3)
+    yield Pods("argo-events-eventsource-and-sensor", 20, 64)
+
+
 def no_pods(v: dict[str, Any]) -> Iterator[Pods]:
     yield from ()
 
@@ -264,6 +281,8 @@ CHARTS: dict[str, Callable[[dict[str, Any]], Iterator[Pods]]] = {
     "gateway-helm": envoy_gateway,
     "aws-load-balancer-controller": aws_load_balancer_controller,
     "prometheus-pushgateway": prometheus_pushgateway,
+    "argo-workflows": argo_workflows,
+    "argo-events": argo_events,
 }
 
 # Envoy proxies, which Envoy Gateway creates per EnvoyProxy (its `envoyDeployment.replicas`): an envoy

@@ -31,6 +31,10 @@ RECEIVER_KEYS: dict[str, set[str]] = {
     "slack_configs": {"api_url_file", "channel", "send_resolved", "title", "text", "username"},
     "webhook_configs": {"url_file", "send_resolved", "max_alerts"},
 }
+# An in-cluster webhook (the retraining receiver, Argo Events): its address is no secret, its
+# bearer token is (a file of the receivers Secret, under http_config.authorization).
+IN_CLUSTER_URL = re.compile(r"^http://[a-z0-9-]+\.[a-z0-9-]+\.svc\.cluster\.local:[0-9]+/")
+IN_CLUSTER_WEBHOOK_KEYS = {"url", "send_resolved", "max_alerts", "http_config"}
 # Fields that would hold a credential inline; their `_file` twins are the allowed form.
 SECRET_FIELDS = {
     "api_url",
@@ -131,6 +135,24 @@ def _receivers(labels: dict[str, str]) -> list[str]:
             ["platform-chat"],
         ),
         ({"alertname": "Watchdog", "severity": "none"}, ["null"]),
+        # Drift and quality also start the app's retraining pipeline (README "Retraining").
+        (
+            {"alertname": "ModelDatasetDrift", "severity": "critical", "team": "fraud", "model": "churn-gbm"},
+            ["retraining", "team-pager", "team-chat"],
+        ),
+        (
+            {
+                "alertname": "ModelQualityBelowThreshold",
+                "severity": "critical",
+                "team": "fraud",
+                "model": "x",
+            },
+            ["retraining", "team-pager", "team-chat"],
+        ),
+        (
+            {"alertname": "ModelFeatureDrift", "severity": "warning", "team": "fraud", "model": "x"},
+            ["team-chat"],
+        ),
     ],
 )
 def test_routing(labels: dict[str, str], expected: list[str]) -> None:
@@ -221,6 +243,12 @@ def test_receivers_hold_no_secrets() -> None:
             assert kind in RECEIVER_KEYS, f"{WHERE}: receiver {receiver['name']} uses unreviewed {kind}"
             for config in configs:
                 where = f"{WHERE}: receiver {receiver['name']} {kind}"
+                if kind == "webhook_configs" and IN_CLUSTER_URL.match(str(config.get("url", ""))):
+                    assert set(config) <= IN_CLUSTER_WEBHOOK_KEYS, f"{where}: unknown keys"
+                    auth = config["http_config"]["authorization"]
+                    assert set(auth) == {"type", "credentials_file"}, f"{where}: inline credentials"
+                    assert auth["credentials_file"].startswith(SECRET_DIR), where
+                    continue
                 inline = set(config) & SECRET_FIELDS
                 assert not inline, f"{where}: {sorted(inline)} would hold a secret; use the *_file field"
                 unknown = set(config) - RECEIVER_KEYS[kind]

@@ -45,6 +45,8 @@ PLATFORM_NAMESPACES = (
     "envoy-gateway-system",
     "mlplat-gateway",
     "aws-load-balancer-controller",
+    "argo-workflows",
+    "argo-events",
 )
 # Pod labels as the pinned charts render them (sources in infra/services/network_policies.py).
 PODS: dict[str, tuple[str, dict[str, str]]] = {
@@ -101,6 +103,15 @@ PODS: dict[str, tuple[str, dict[str, str]]] = {
     "envoy-gateway": ("envoy-gateway-system", {"control-plane": "envoy-gateway"}),
     # aws-load-balancer-controller 3.5.0 templates/_helpers.tpl selectorLabels.
     "lbc": ("aws-load-balancer-controller", {"app.kubernetes.io/name": "aws-load-balancer-controller"}),
+    # A retraining pipeline's step: argoproj/argo-workflows v4.1.2 workflow/common/common.go
+    # LabelKeyWorkflow on every workflow pod.
+    "pipeline": ("argo-workflows", {"workflows.argoproj.io/workflow": "retrain-iris-classifier-x7k2p"}),
+    # argo-helm argo-workflows-1.0.18 templates/_helpers.tpl selectorLabels.
+    "argo-server": ("argo-workflows", {"app.kubernetes.io/name": "argo-workflows-server"}),
+    "argo-controller": ("argo-workflows", {"app.kubernetes.io/name": "argo-workflows-workflow-controller"}),
+    # argoproj/argo-events v1.9.11 pkg/apis/events/v1alpha1/const.go LabelEventSourceName, LabelSensorName.
+    "eventsource": ("argo-events", {"eventsource-name": "alertmanager"}),
+    "sensor": ("argo-events", {"sensor-name": "retraining"}),
     # A pod of a namespace nobody walled (a team's scratch namespace, `default`).
     "stranger": ("default", {"app": "anything"}),
 }
@@ -385,6 +396,38 @@ def test_keda_reads_model_load_from_prometheus_and_serves_the_api_server(world: 
         world, [(p, "prometheus", 9090) for p in ("model", "stranger", "falco", "repo-server")]
     )
     assert not _denied(world, [("keda-operator", "vault", 8200), ("keda-operator", "minio", 9000)])
+
+
+def test_only_alertmanager_reaches_the_retraining_webhook(world: World) -> None:
+    """An alert starts a retraining run: anything else reaching the webhook could start runs too."""
+    assert world.reach("alertmanager", "eventsource", 12000), "drift alerts never reach Argo Events"
+    assert world.reach("eventsource", "sensor", 4222), "the EventSource cannot publish to the bus"
+    assert not _denied(
+        world,
+        [
+            (p, "eventsource", 12000)
+            for p in ("stranger", "model", "prometheus", "grafana", "pipeline", "falco")
+        ],
+    )
+
+
+def test_retraining_steps_reach_their_stores_and_github_and_nothing_else(world: World) -> None:
+    """Fetch and checkpoints need MinIO, register needs MLflow, open-pr needs GitHub."""
+    assert not _refused(world, [("pipeline", "minio", 9000), ("pipeline", "mlflow", 5000)])
+    assert world.reach("pipeline", GITHUB, 443), "the pipeline cannot push its promotion branch"
+    assert not _denied(
+        world,
+        [
+            ("pipeline", "postgresql", 5432),
+            ("pipeline", "vault", 8200),
+            ("pipeline", "model", 8080),
+            ("pipeline", "prometheus", 9090),
+            ("pipeline", "argo-server", 2746),
+            ("model", "mlflow", 5000),
+            ("stranger", "argo-server", 2746),
+        ],
+    )
+    assert not world.reach("argo-controller", GITHUB, 443), "the controller talks to the API server only"
 
 
 def test_charts_add_no_allowing_policies_of_their_own(offline_plan: PlanFor) -> None:

@@ -28,6 +28,9 @@ CHART_CRDS: dict[str, tuple[str | None, str]] = {
     "argo-cd": ("crds.install", "argo-cd"),
     "gpu-operator": (None, "gpu-operator"),
     "aws-load-balancer-controller": (None, "aws-load-balancer-controller"),
+    # argo-helm argo-workflows-1.0.18 / argo-events-2.4.22 values.yaml `crds.install` (templates/crds*).
+    "argo-workflows": ("crds.install", "argo-workflows"),
+    "argo-events": ("crds.install", "argo-events"),
 }
 
 # Charts rendered resource by resource (helm.sh/v4 Chart) whose templates are CRDs: chart name ->

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from harness import KMS_KEY, REFERENCE, ROLE_ARN, Plan, build, reference_chart
+from harness import KMS_KEY, REFERENCE, ROLE_ARN, Plan, Registered, build, reference_chart
 
 from infra import versions
 from infra.aws.karpenter import NAMESPACE as KARPENTER
@@ -28,7 +28,19 @@ RELEASES = {
     "envoy-gateway": "envoy-gateway",
     "aws-load-balancer-controller": "aws-load-balancer-controller",
     "prometheus-pushgateway": "prometheus-pushgateway",
+    "argo-workflows": "argo-workflows",
+    "argo-events": "argo-events",
 }
+ARGOCD_KINDS = ("Application", "ApplicationSet", "AppProject")
+
+
+def _argocd_objects(plan: Plan) -> list[Registered]:
+    """Argo CD's own objects (Argo Workflows and Events share the argoproj.io group)."""
+    return [
+        r
+        for r in plan.resources
+        if r.type.startswith("kubernetes:argoproj.io/") and r.type.rsplit(":", 1)[-1] in ARGOCD_KINDS
+    ]
 
 
 def test_every_service_is_a_pinned_atomic_release(plan: Plan) -> None:
@@ -105,14 +117,14 @@ def test_crd_consumers_wait_for_the_release_installing_the_crd(plan: Plan) -> No
     for typ in ("PrometheusRule", "PodMonitor"):
         for r in plan.of_type(f"kubernetes:monitoring.coreos.com/v1:{typ}"):
             _depends(plan, r.name, "kube-prometheus-stack")
-    gitops = [r for r in plan.resources if r.type.startswith("kubernetes:argoproj.io/")]
+    gitops = _argocd_objects(plan)
     for r in gitops:
         _depends(plan, r.name, "argocd")
         assert r.inputs["metadata"]["namespace"] == "argocd", r.urn
 
 
 def test_argocd_applies_only_the_current_environment(plan: Plan) -> None:
-    gitops = [r for r in plan.resources if r.type.startswith("kubernetes:argoproj.io/")]
+    gitops = _argocd_objects(plan)
     assert gitops, f"{plan.env}: platform/argocd/{plan.env}/ holds an AppProject and an ApplicationSet"
     for r in gitops:
         assert f"-{plan.env}-" in r.name, r.urn

@@ -48,6 +48,18 @@ FREE_FORM: dict[str, list[str]] = {
         # kube-state-metrics chart's --metric-labels-allowlist (subchart values not in the reference).
         "kube-state-metrics.metricLabelsAllowlist",
     ],
+    # argo-helm argo-workflows-1.0.18 values.yaml: these default to {} and are rendered with toYaml
+    # into the controller ConfigMap (templates/controller/workflow-controller-config-map.yaml).
+    "argo-workflows": [
+        "controller.workflowDefaults.*",
+        "controller.workflowRestrictions.*",
+        "artifactRepository.s3.*",
+    ],
+    # argo-events 2.4.22: security contexts rendered with toYaml (templates/argo-events-controller/deployment.yaml).
+    "argo-events": [
+        "controller.containerSecurityContext.*",
+        "global.securityContext.*",
+    ],
     "argo-cd": [
         # argocd-cm and argocd-cmd-params-cm entries: the chart writes them into ConfigMaps verbatim.
         "configs.cm.*",

@@ -1,0 +1,272 @@
+"""Argo Workflows and the apps' retraining pipelines (README "Retraining").
+
+The controller, the UI and every pipeline run live in one namespace, `argo-workflows`, and the
+chart's `singleNamespace` starts the controller with `--namespaced`: it and the UI get Roles there,
+no ClusterRole (argo-helm argo-workflows-1.0.18 templates/controller/workflow-role.yaml and
+workflow-rb.yaml render one Role/RoleBinding in the release namespace when `singleNamespace`).
+
+Each app with a `training/` folder brings its pipeline as plain manifests (a ServiceAccount, a
+WorkflowTemplate, a CronWorkflow; apps/README.md "Retraining"), which the program applies here
+once the chart's CRDs exist. `mlplat validate` checks the same files against the full Argo CRDs.
+Each app's ServiceAccount is added to the chart's workflow RoleBinding (`workflow.rbac.serviceAccounts`),
+whose Role allows creating and patching WorkflowTaskResults only: what the executor reports a
+step's outputs with (templates/controller/workflow-role.yaml).
+
+Artifacts (step outputs, training checkpoints) go to the platform MinIO over https, verified against
+the internal CA (docs/adr/0004-internal-tls-ca.md): the controller's artifact repository names bucket
+`argo-artifacts`, its single-purpose user's Secret and the CA Secret (`caSecret`, S3Artifact in
+argoproj/argo-workflows v4.1.2 manifests/base/crds/full/argoproj.io_workflowtemplates.yaml; the
+chart renders it into the controller ConfigMap, templates/controller/workflow-controller-config-map.yaml).
+
+Pipelines read two more credentials, both from Vault through the Vault Secrets Operator, never
+inline: the GitHub token that pushes the promotion branch and opens its pull request
+(`platform/argo-workflows/github`, a placeholder until an operator writes the token: docs/placeholders.md),
+and MLflow's credentials for registering the version (`platform/mlflow/admin`; MLflow's basic auth
+has no narrower user yet, README "Retraining" says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from infra.config import ConfigError, StackConfig
+from infra.services import minio
+from infra.services.chart import REPO, ChartService, ServiceArgs
+from infra.services.secrets import SeededSecret
+
+NAMESPACE = "argo-workflows"
+RELEASE = "argo-workflows"
+# The internal CA's certificate as a Secret: the S3 artifact driver's `caSecret` takes a Secret.
+CA_SECRET = "mlplat-internal-ca"  # pragma: allowlist secret (a Secret name; the data is a public certificate)
+CA_KEY = "ca.crt"
+GITHUB_SECRET = "retraining-github"  # pragma: allowlist secret (a Secret name)
+GITHUB_VAULT_PATH = "platform/argo-workflows/github"
+SSO_SECRET = "argo-server-sso"  # pragma: allowlist secret (a Secret name; the chart's default)
+SSO_VAULT_PATH = "platform/argo-workflows/sso"
+# A placeholder, not a credential: GitHub refuses it, so a run fails at `open-pr` until an
+# operator writes the real token to Vault (docs/placeholders.md).
+PLACEHOLDER = "set-in-vault"  # pragma: allowlist secret
+# The UI is reached through `kubectl port-forward` (no ingress): the OIDC redirect comes back there,
+# over plain http on loopback (the chart's `server.secure: false`; the tunnel itself is the API server's TLS).
+SSO_REDIRECT = "http://localhost:2746/oauth2/callback"
+# Ports of argo-helm argo-workflows-1.0.18 values.yaml: the UI's `server.servicePort` and the
+# controller's metrics `controller.metricsConfig.port`.
+SERVER_PORT = 2746
+METRICS_PORT = 9090
+
+
+class PipelineError(ConfigError):
+    """A training folder the program cannot apply as written: `mlplat plan` says where and why and
+    exits 2, as for a bad stack file."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        Exception.__init__(self, f"{where}: {reason}")
+        self.source = where
+        self.problems = [("(file)", reason)]
+
+
+def _read(path: Path, repo: Path) -> list[Any]:
+    try:
+        return list(yaml.safe_load_all(path.read_text()))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise PipelineError(str(path.relative_to(repo)), f"cannot read it: {err}") from None
+
+
+@dataclass(frozen=True)
+class TrainingPipeline:
+    """An app's `training/` folder: the manifests its kustomization lists, as parsed documents."""
+
+    app: str
+    documents: tuple[dict[str, Any], ...]
+
+    @property
+    def service_accounts(self) -> list[str]:
+        return [d["metadata"]["name"] for d in self.documents if d.get("kind") == "ServiceAccount"]
+
+
+def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
+    """Every `apps/<app>/training/` folder, read through its kustomization's `resources` list.
+
+    Only `resources` of local files is taken: a pipeline is plain manifests so that what validate
+    checks is byte for byte what the program applies. Anything else is refused with its path.
+    """
+    found = []
+    for kustomization in sorted(repo.glob("apps/*/training/kustomization.yaml")):
+        folder = kustomization.parent
+        where = kustomization.relative_to(repo)
+        spec = next(iter(_read(kustomization, repo)), None) or {}
+        if not isinstance(spec, dict):
+            raise PipelineError(str(where), "not a kustomization (a mapping)")
+        extra = set(spec) - {"apiVersion", "kind", "resources"}
+        if extra:
+            raise PipelineError(
+                str(where), f"a training kustomization lists `resources` only, not {sorted(extra)}"
+            )
+        documents: list[dict[str, Any]] = []
+        for entry in spec.get("resources") or []:
+            path = (folder / str(entry)).resolve()
+            if path.parent != folder.resolve() or not path.is_file():
+                raise PipelineError(
+                    str(where), f"resource {entry!r} is not a file of {folder.relative_to(repo)}"
+                )
+            for doc in _read(path, repo):
+                if not isinstance(doc, dict) or not doc:
+                    continue
+                metadata: dict[str, Any] = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
+                if not (doc.get("apiVersion") and doc.get("kind") and metadata.get("name")):
+                    raise PipelineError(
+                        str(path.relative_to(repo)), "a document without apiVersion, kind or name"
+                    )
+                if metadata.get("namespace") != NAMESPACE:
+                    raise PipelineError(
+                        str(path.relative_to(repo)),
+                        f"{doc['kind']} {metadata['name']} must be in namespace {NAMESPACE}, where the "
+                        f"controller runs pipelines (found {metadata.get('namespace')!r})",
+                    )
+                documents.append(doc)
+        found.append(TrainingPipeline(folder.parent.name, tuple(documents)))
+    return found
+
+
+@dataclass(frozen=True)
+class ArgoWorkflowsArgs(ServiceArgs):
+    # The Secrets the pipelines read, seeded elsewhere; their Vault paths are synced here.
+    artifacts_credentials: SeededSecret | None = None
+    mlflow_credentials: SeededSecret | None = None
+    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
+    ca_cert_pem: pulumi.Input[str] = ""
+    pipelines: tuple[TrainingPipeline, ...] = field(default_factory=tuple)
+
+
+def computed_values(config: StackConfig, pipelines: tuple[TrainingPipeline, ...]) -> dict[str, Any]:
+    workflows = config.services.argo_workflows
+    server: dict[str, Any] = {"authModes": ["client"]}
+    if workflows.sso is not None:
+        # SSO only: `client` would still let any holder of a Kubernetes token in.
+        server = {
+            "authModes": ["sso"],
+            "sso": {
+                "enabled": True,
+                "issuer": workflows.sso.issuer,
+                "clientId": {"name": SSO_SECRET, "key": "client-id"},
+                "clientSecret": {"name": SSO_SECRET, "key": "client-secret"},
+                "redirectUrl": SSO_REDIRECT,
+                "scopes": ["groups"],
+                # Users act as the ServiceAccount their groups map to, never as the server's own.
+                "rbac": {"enabled": True},
+            },
+        }
+    return {
+        "server": server,
+        "workflow": {
+            "rbac": {
+                "serviceAccounts": [
+                    {"name": account, "namespace": NAMESPACE}
+                    for pipeline in pipelines
+                    for account in pipeline.service_accounts
+                ]
+            }
+        },
+        "artifactRepository": {
+            "s3": {
+                "bucket": minio.WORKFLOW_ARTIFACTS_BUCKET,
+                "endpoint": minio.ENDPOINT.removeprefix("https://"),
+                "insecure": False,
+                "caSecret": {"name": CA_SECRET, "key": CA_KEY},
+                "accessKeySecret": {"name": minio.WORKFLOW_ARTIFACTS_SECRET, "key": "AWS_ACCESS_KEY_ID"},
+                "secretKeySecret": {
+                    "name": minio.WORKFLOW_ARTIFACTS_SECRET,
+                    "key": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
+                },
+            }
+        },
+    }
+
+
+class ArgoWorkflows(ChartService):
+    """Argo Workflows, its credentials from Vault, and every app's training pipeline."""
+
+    def __init__(self, name: str, args: ArgoWorkflowsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplat:services:ArgoWorkflows", name, args, NAMESPACE, opts)
+        if args.artifacts_credentials is None or args.mlflow_credentials is None or not args.ca_cert_pem:
+            raise ValueError(
+                "ArgoWorkflowsArgs: artifacts_credentials, mlflow_credentials and ca_cert_pem are required "
+                "(artifacts go to MinIO over verified TLS; pipelines register in MLflow)"
+            )
+        config = args.config.services.argo_workflows
+        # Synced by VaultAccess (services/__init__.py) from the paths their owners seeded; role
+        # `argo-workflows` reads them (platform/vault/policies/argo-workflows.hcl).
+        self.seeds += [
+            SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource)
+            for seed in (args.artifacts_credentials, args.mlflow_credentials)
+        ]
+        # GitHub takes a token as the password of any user name over https; git clones with both keys.
+        self.seed(
+            "github", GITHUB_SECRET, GITHUB_VAULT_PATH, {"username": "x-access-token", "token": PLACEHOLDER}
+        )
+        if config.sso is not None:
+            self.seed(
+                "sso",
+                SSO_SECRET,
+                SSO_VAULT_PATH,
+                {"client-id": config.sso.client_id, "client-secret": PLACEHOLDER},
+            )
+        self.ca = k8s.core.v1.Secret(
+            f"{name}-internal-ca",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=CA_SECRET, namespace=self.namespace.metadata.name),
+            type="Opaque",
+            string_data={CA_KEY: args.ca_cert_pem},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+        )
+        self.release = self.install(
+            "release",
+            RELEASE,
+            "argo-workflows",
+            computed=computed_values(args.config, args.pipelines),
+            depends_on=[self.namespace, self.ca, *(s.resource for s in self.seeds), *args.after],
+        )
+        self.pipelines = [
+            _manifest(self, f"{name}-{pipeline.app}", _scheduled(doc, config.schedules), [self.release])
+            for pipeline in args.pipelines
+            for doc in pipeline.documents
+        ]
+        self.register_outputs({"release": self.release.status, "pipelines": [r.urn for r in self.pipelines]})
+
+
+def _scheduled(doc: Mapping[str, Any], schedules: bool) -> Mapping[str, Any]:
+    """A CronWorkflow suspended where the stack runs no schedules (`services.argo_workflows.schedules`)."""
+    if doc.get("kind") != "CronWorkflow" or schedules:
+        return doc
+    return {**doc, "spec": {**doc["spec"], "suspend": True}}
+
+
+def _manifest(
+    owner: pulumi.Resource, prefix: str, doc: Mapping[str, Any], after: list[pulumi.Resource]
+) -> pulumi.CustomResource:
+    """One pipeline manifest as it is in git, once the chart's CRDs exist (the ServiceAccount as the
+    built-in kind it is, the Argo objects as custom resources)."""
+    metadata = k8s.meta.v1.ObjectMetaArgs(
+        name=doc["metadata"]["name"],
+        namespace=doc["metadata"]["namespace"],
+        labels=doc["metadata"].get("labels"),
+        annotations=doc["metadata"].get("annotations"),
+    )
+    name = f"{prefix}-{str(doc['kind']).lower()}-{doc['metadata']['name']}"
+    opts = pulumi.ResourceOptions(parent=owner, depends_on=after)
+    if (doc["apiVersion"], doc["kind"]) == ("v1", "ServiceAccount"):
+        if set(doc) - {"apiVersion", "kind", "metadata"}:
+            raise ValueError(
+                f"ServiceAccount {doc['metadata']['name']}: a pipeline's account carries metadata only"
+            )
+        return k8s.core.v1.ServiceAccount(name, metadata=metadata, opts=opts)
+    body = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind", "metadata")}
+    return k8s.apiextensions.CustomResource(
+        name, api_version=str(doc["apiVersion"]), kind=str(doc["kind"]), metadata=metadata, opts=opts, **body
+    )

@@ -1,0 +1,109 @@
+"""The retraining pipelines (`apps/<app>/training/`, README "Retraining"): every step that runs the
+mlplat image runs `mlplat retrain <step> <app>` with the flags that step takes, and every pipeline
+holds its app's mutex.
+
+A WorkflowTemplate's commands are strings the Argo CRD cannot check: a misspelled flag or step would
+pass the schema and fail the first run, at whatever hour its alert or schedule fires. Here it fails
+the pull request, naming the template and the flag.
+
+The flags are the `mlplat retrain` command line the image runs (README "Retraining"); every flag
+takes a value. `--repo-root` (every step: the checkout to read and commit in) is common to all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from mlplat.findings import Finding, RenderedDoc
+from mlplat.validation.targets import TRAINING
+
+STEP_RULE = "MLP-RETRAIN-STEP"
+MUTEX_RULE = "MLP-RETRAIN-MUTEX"
+TRIGGERS = ("drift", "schedule", "manual")
+
+
+class Step:
+    def __init__(self, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+        self.required = required
+        self.optional = (*optional, "--repo-root")
+
+
+STEPS = {
+    "fetch": Step(("--source", "--out")),
+    "train": Step(("--data", "--out"), ("--checkpoint-dir", "--params")),
+    "evaluate": Step(("--model", "--data", "--out")),
+    "register": Step(
+        ("--model", "--data", "--evaluation", "--tracking-uri", "--trigger", "--triggered-by"),
+        ("--code-commit", "--image-digest", "--parent-run"),
+    ),
+    "propose": Step(("--version",), ("--env", "--branch", "--registry")),
+}
+
+
+def check(docs: list[RenderedDoc]) -> list[Finding]:
+    """Findings for the WorkflowTemplates of retraining targets."""
+    findings: list[Finding] = []
+    for doc in docs:
+        match = TRAINING.match(doc.target)
+        if match is None or doc.doc.get("kind") != "WorkflowTemplate":
+            continue
+        spec = doc.doc.get("spec")
+        spec = spec if isinstance(spec, dict) else {}
+        findings += [
+            Finding(doc.source_file, doc.ref, STEP_RULE, message, fix, doc.env, path=path)
+            for path, message, fix in _step_problems(spec, match["app"])
+        ]
+        sync = spec.get("synchronization")
+        mutexes = sync.get("mutexes") if isinstance(sync, dict) else None
+        if not mutexes:
+            findings.append(
+                Finding(
+                    doc.source_file,
+                    doc.ref,
+                    MUTEX_RULE,
+                    "the pipeline holds no mutex: an alert, the schedule and a person can start overlapping runs "
+                    "that race to register and propose",
+                    f"add spec.synchronization.mutexes: [{{name: retrain-{match['app']}}}]",
+                    doc.env,
+                    path="spec",
+                )
+            )
+    return findings
+
+
+def _containers(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for i, template in enumerate(spec.get("templates") or []):
+        if isinstance(template, dict) and isinstance(template.get("container"), dict):
+            yield f"spec/templates/[{i}]/container", template["container"]
+
+
+def _step_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str, str]]:
+    for path, container in _containers(spec):
+        argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+        if not argv or argv[0].rsplit("/", 1)[-1] != "mlplat":
+            continue
+        shown = " ".join(argv[:4])
+        if len(argv) < 4 or argv[1] != "retrain" or argv[2] not in STEPS:
+            yield path, f"`{shown}` is not `mlplat retrain <step> <app>`", f"steps: {', '.join(STEPS)}"
+            continue
+        name, step = argv[2], STEPS[argv[2]]
+        if argv[3] != app:
+            yield path, f"`{shown}` names app {argv[3]!r} in {app}'s pipeline", f"use {app}"
+        seen: list[str] = []
+        rest = argv[4:]
+        pairs = [(rest[i], rest[i + 1] if i + 1 < len(rest) else None) for i in range(0, len(rest), 2)]
+        for flag, value in pairs:
+            if flag not in step.required + step.optional:
+                known = ", ".join(step.required + step.optional)
+                yield path, f"`mlplat retrain {name}` has no {flag!r}", f"its flags: {known}"
+            elif value is None or value.startswith("--"):
+                yield path, f"`mlplat retrain {name} {flag}` has no value", f"give {flag} a value"
+            elif flag in seen:
+                yield path, f"`mlplat retrain {name}` gets {flag} twice", "give it once"
+            elif flag == "--trigger" and value not in TRIGGERS and "{{" not in value:
+                yield path, f"--trigger {value!r} is not one of {', '.join(TRIGGERS)}", "use one of them"
+            seen.append(flag)
+        missing = [f for f in step.required if f not in seen]
+        if missing:
+            yield path, f"`mlplat retrain {name}` needs {', '.join(missing)}", "add them"
