@@ -22,7 +22,6 @@ import copy
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import yaml
 
 from infra.contract import ENVIRONMENT_LABEL as ENV_LABEL
-from mlplat import checkout, safe_yaml
+from mlplat import checkout, safe_yaml, scratch
 from mlplat.findings import Finding, RenderedDoc, Waiver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -522,63 +521,95 @@ def scan(
     `shards`: checkov processes to split the scan into (default: one per CPU core, at least
     SHARD_MIN_DOCS documents each); the verdicts are the same for any value.
     """
-    if not checkov.exists():
-        raise PolicyScanError(f"checkov is not installed at {checkov}; run `make setup`")
-    skips = sorted(load_skips(skips_file))
-    context, context_errors = policy_context()
-    findings: list[Finding] = []
-    waivers: list[Waiver] = []
-    by_file: dict[str, RenderedDoc] = {}
-    prepared_docs: list[tuple[str, dict[str, Any]]] = []
-    for i, rendered in enumerate(docs):
-        prepared = _prepared(rendered)
-        if prepared is None:
-            findings.append(_not_scanned(rendered))
-            continue
-        name = f"{i:05d}.yaml"  # one file per document: a result maps back to exactly one doc
-        prepared_docs.append((name, prepared))
-        by_file[name] = rendered
-    cpus = _cpus()
-    count = shards if shards is not None else _shard_count(len(prepared_docs), cpus)
-    parts = shard([doc for _, doc in prepared_docs], max(1, count))
-    # Cores left to each process for checkov's own parser pool; one process alone keeps its default.
-    workers = None if len(parts) <= 1 else max(1, cpus // len(parts))
+    with Scan(docs, checkov=checkov, skips_file=skips_file, shards=shards) as prepared:
+        return prepared.run()
 
-    with tempfile.TemporaryDirectory(prefix="mlplat-policy-") as tmp:
-        context_file = Path(tmp, "context.json")
-        context_file.write_text(json.dumps(context, indent=2, sort_keys=True), encoding="utf-8")
-        folders = []
+
+class Scan:
+    """One scan in two halves. Creating it prepares and writes every document (Python work, done in
+    the caller's thread); `run()` is checkov's processes and the reading of their reports (mostly
+    waiting, so `mlplat validate` runs it in a background thread beside its other checks). Written
+    from that background thread instead, 10,000 files took 11 s: each write hands the GIL back and
+    waits for it behind the checks' Python."""
+
+    def __init__(
+        self,
+        docs: Sequence[RenderedDoc],
+        *,
+        checkov: Path = CHECKOV,
+        skips_file: Path = SKIPS_FILE,
+        shards: int | None = None,
+    ) -> None:
+        if not checkov.exists():
+            raise PolicyScanError(f"checkov is not installed at {checkov}; run `make setup`")
+        self.checkov = checkov
+        self.skips = sorted(load_skips(skips_file))
+        context, self.context_errors = policy_context()
+        self.findings: list[Finding] = []
+        self.by_file: dict[str, RenderedDoc] = {}
+        prepared_docs: list[tuple[str, dict[str, Any]]] = []
+        for i, rendered in enumerate(docs):
+            prepared = _prepared(rendered)
+            if prepared is None:
+                self.findings.append(_not_scanned(rendered))
+                continue
+            name = f"{i:05d}.yaml"  # one file per document: a result maps back to exactly one doc
+            prepared_docs.append((name, prepared))
+            self.by_file[name] = rendered
+        cpus = _cpus()
+        count = shards if shards is not None else _shard_count(len(prepared_docs), cpus)
+        parts = shard([doc for _, doc in prepared_docs], max(1, count))
+        # Cores left to each process for checkov's own parser pool; one process alone keeps its default.
+        self.workers = None if len(parts) <= 1 else max(1, cpus // len(parts))
+        self._tmp = scratch.folder("mlplat-policy-")
+        self.context_file = Path(self._tmp.name, "context.json")
+        self.context_file.write_text(json.dumps(context, indent=2, sort_keys=True), encoding="utf-8")
+        self.folders = []
         for n, part in enumerate(parts):
-            folder = Path(tmp, f"docs{n}")
+            folder = Path(self._tmp.name, f"docs{n}")
             folder.mkdir()
             for index in part:
                 name, prepared = prepared_docs[index]
                 text = _as_json(prepared) or yaml.dump(prepared, Dumper=DUMPER, sort_keys=False)
                 Path(folder, name).write_text(text, encoding="utf-8")
-            folders.append(folder)
-        with ThreadPoolExecutor(max_workers=max(1, len(folders))) as pool:
-            reports = list(
-                pool.map(lambda f: _run_checkov(f, context_file, skips, checkov, workers), folders)
-            )
-    results: dict[str, list[dict[str, Any]]] = {"failed_checks": [], "skipped_checks": []}
-    for report in reports:
-        for key in results:
-            results[key] += report.get(key, [])
+            self.folders.append(folder)
 
-    for check in results["failed_checks"]:
-        failed = by_file.get(Path(str(check.get("file_path", ""))).name)
-        if failed is not None:
-            findings.append(_check_finding(failed, check))
-    applied: dict[str, set[str]] = {name: set() for name in by_file}
-    for check in results["skipped_checks"]:
-        applied.setdefault(Path(str(check.get("file_path", ""))).name, set()).add(str(check.get("check_id")))
-    for name, rendered in by_file.items():
-        env = _environment(rendered)
-        if env in context_errors:
-            findings.append(_context_finding(rendered, env, context_errors[env]))
-        doc_waivers, waiver_findings = _waivers(rendered, applied[name])
-        waivers += doc_waivers
-        findings += waiver_findings
-    findings.sort(key=lambda f: (f.file, f.resource, f.rule, f.message))
-    waivers.sort(key=lambda w: (w.file, w.resource, w.rule))
-    return findings, waivers
+    def __enter__(self) -> Scan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def run(self) -> tuple[list[Finding], list[Waiver]]:
+        with ThreadPoolExecutor(max_workers=max(1, len(self.folders))) as pool:
+            reports = list(
+                pool.map(
+                    lambda f: _run_checkov(f, self.context_file, self.skips, self.checkov, self.workers),
+                    self.folders,
+                )
+            )
+        results: dict[str, list[dict[str, Any]]] = {"failed_checks": [], "skipped_checks": []}
+        for report in reports:
+            for key in results:
+                results[key] += report.get(key, [])
+
+        findings, waivers = list(self.findings), []
+        for check in results["failed_checks"]:
+            failed = self.by_file.get(Path(str(check.get("file_path", ""))).name)
+            if failed is not None:
+                findings.append(_check_finding(failed, check))
+        applied: dict[str, set[str]] = {name: set() for name in self.by_file}
+        for check in results["skipped_checks"]:
+            applied.setdefault(Path(str(check.get("file_path", ""))).name, set()).add(
+                str(check.get("check_id"))
+            )
+        for name, rendered in self.by_file.items():
+            env = _environment(rendered)
+            if env in self.context_errors:
+                findings.append(_context_finding(rendered, env, self.context_errors[env]))
+            doc_waivers, waiver_findings = _waivers(rendered, applied[name])
+            waivers += doc_waivers
+            findings += waiver_findings
+        findings.sort(key=lambda f: (f.file, f.resource, f.rule, f.message))
+        waivers.sort(key=lambda w: (w.file, w.resource, w.rule))
+        return findings, waivers

@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from mlplat import safe_yaml
+from mlplat import safe_yaml, scratch
 from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation import UsageError, rel
 from mlplat.validation.targets import KUSTOMIZATION_FILES, MANIFEST_SUFFIXES, Target
@@ -340,7 +339,7 @@ def _build(
 ) -> tuple[bool, list[RenderedDoc], str]:
     """Build a chunk: with origins from `declared`, or from kustomize when None. With `declared`,
     an object no single file declares gives (True, [], "") and the caller builds again."""
-    with tempfile.TemporaryDirectory(prefix="mlplat-validate-") as tmp:
+    with scratch.folder("mlplat-validate-") as tmp:
         top = Path(tmp)
         wrappers = []
         for i, target in enumerate(chunk):
