@@ -6,8 +6,8 @@ the policy pack in .venv-policy). Tools that mutate in memory only see the test 
 
 Why a scratch copy: cosmic-ray edits files in place; a run stopped half-way must never leave a mutant in
 the working tree. The copy is `git ls-files` of the checkout (committed and staged content as it is on
-disk) with the virtualenvs linked in, and PYTHONPATH pointing at it so the mutated copy, not the
-editable install, is what the tests import.
+disk), committed as a git work tree of its own, with the virtualenvs linked in, and PYTHONPATH pointing
+at it so the mutated copy, not the editable install, is what the tests import.
 
 Usage: `python scripts/mutation/run.py [--sample N] [--resume] [MODULE ...]` (default: every gate
 module, every mutant). Writes `build/mutation/report.md` (the latest score of every module run so far)
@@ -162,6 +162,13 @@ def scratch_copy(module: GateModule) -> Path:
             target = root / name.decode()
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    # Its own git work tree, committed as copied: `mlplat` acts on the checkout `git rev-parse
+    # --show-toplevel` names (mlplat/checkout.py), which inside build/ would otherwise be this checkout,
+    # and a CLI subprocess of the tests would then refuse to run the mutated copy's code.
+    git = ["git", "-c", "user.name=mutation", "-c", "user.email=mutation@localhost"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "--no-verify", "-m", "scratch copy"]):
+        subprocess.run([*git, *step], cwd=root, capture_output=True, check=True)
+    (root / ".git" / "info" / "exclude").write_text("".join(f"/{venv}\n" for venv in VENVS))
     for venv in VENVS:
         (root / venv).symlink_to(REPO / venv)
     # ../shared is read beside the checkout.

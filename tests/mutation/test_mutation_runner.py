@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("mutation_run", REPO / "scripts" / "mutation" / "run.py")
 assert _spec and _spec.loader
@@ -92,3 +94,18 @@ def test_a_mutant_is_never_served_the_bytecode_of_another(tmp_path: Path) -> Non
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cli_run_inside_a_scratch_copy_acts_on_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests start `mlplat plan` from the scratch copy; the CLI acts on the git work tree around its
+    working directory (mlplat/checkout.py). Were that this checkout (build/ lies inside it), the CLI would
+    re-run itself for this checkout, still import the mutated copy first, and refuse: every mutant's tests
+    would fail before judging it."""
+    from mlplat import checkout
+
+    monkeypatch.setattr(run, "BUILD", tmp_path)
+    root = run.scratch_copy(run.GateModule("gate", "mlplat/promote.py", ()))
+    assert checkout.find(None, root / "mlplat") == root
+    assert (root / "mlplat" / "promote.py").read_text() == (REPO / "mlplat" / "promote.py").read_text()
