@@ -109,3 +109,13 @@ def test_the_cli_run_inside_a_scratch_copy_acts_on_the_copy(
     root = run.scratch_copy(run.GateModule("gate", "mlplat/promote.py", ()))
     assert checkout.find(None, root / "mlplat") == root
     assert (root / "mlplat" / "promote.py").read_text() == (REPO / "mlplat" / "promote.py").read_text()
+
+
+def test_the_weekly_workflow_measures_every_gate_module() -> None:
+    """A gate module listed in run.py but missing from the workflow's matrix would never be measured
+    (and one in the matrix but not in run.py fails its job as an unknown module)."""
+    import yaml
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "mutation.yml").read_text())
+    matrix = workflow["jobs"]["mutation"]["strategy"]["matrix"]["module"]
+    assert matrix == [module.name for module in run.MODULES]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import subprocess
 from collections import Counter
 from collections.abc import Callable
@@ -508,7 +509,9 @@ def test_a_label_value_that_reads_like_a_gpu_family_does_not_make_a_gpu_pool(tmp
     needs neither the GPU taint nor a GPU limit."""
     requirements = [
         {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m"]},
-        # Label keys sorting before and after node.kubernetes.io/instance-type, values like p3.2xlarge's.
+        # Label keys of the team's own, sorting before, between and after the keys that do select GPUs,
+        # with values that read like a category (p), a family (p2) or a type's family (p3.2xlarge's).
+        {"key": "billing-class", "operator": "In", "values": ["p", "p2"]},
         {"key": "mlplat/priority", "operator": "In", "values": ["p2"]},
         {"key": "tier", "operator": "In", "values": ["p3"]},
     ]
@@ -558,15 +561,17 @@ def test_malformed_and_computed_iam_documents_are_judged_not_crashed_on(tmp_path
     )
 
 
-def bucket_with(name: str, versioning_for: str | None = None) -> list[dict[str, Any]]:
+def bucket_with(
+    name: str, versioning_for: str | None = None, status: str = "Enabled"
+) -> list[dict[str, Any]]:
     """Bucket `name` (bucket input mlplat-<name>), and a versioning companion named after it that
-    configures the bucket `versioning_for` names by its bucket input."""
+    configures the bucket `versioning_for` names by its bucket input, with `status`."""
     resources: list[dict[str, Any]] = [
         {"urn": urn(name, BUCKET), "type": BUCKET, "name": name, "inputs": {"bucket": f"mlplat-{name}"}}
     ]
     if versioning_for is not None:
         typ = "aws:s3/bucketVersioningV2:BucketVersioningV2"
-        inputs = {"bucket": f"mlplat-{versioning_for}", "versioningConfiguration": {"status": "Enabled"}}
+        inputs = {"bucket": f"mlplat-{versioning_for}", "versioningConfiguration": {"status": status}}
         resources.append({"urn": urn(f"{name}-versioning", typ), "type": typ, "name": f"{name}-versioning",
                           "inputs": inputs})  # fmt: skip
     return resources
@@ -574,10 +579,20 @@ def bucket_with(name: str, versioning_for: str | None = None) -> list[dict[str, 
 
 def test_a_companions_known_bucket_value_decides_its_bucket_over_its_name(tmp_path: Path) -> None:
     """The correlation rules are tried in order (README: S3 correlation): a companion named after
-    `models` whose bucket input is `archive`'s configures `archive`, so `models` is the unversioned one."""
-    plan = small_plan(tmp_path, [*bucket_with("models", versioning_for="archive"), *bucket_with("archive")])
+    `models` whose bucket input is `archive`'s configures `archive`, so `models` is the unversioned one.
+    And only `Enabled` versions objects (`Disabled`, which sorts before it, does not)."""
+    plan = small_plan(
+        tmp_path,
+        [
+            *bucket_with("models", versioning_for="archive"),
+            *bucket_with("archive"),
+            *bucket_with("scratch", versioning_for="scratch", status="Disabled"),
+        ],
+    )
     found = [v for v in violations_of(plan) if v["policy"] == "s3-versioning"]
-    assert keyed(found) == Counter({("s3-versioning", urn("models", BUCKET), "mandatory"): 1}), found
+    assert keyed(found) == Counter(
+        {("s3-versioning", urn(name, BUCKET), "mandatory"): 1 for name in ("models", "scratch")}
+    ), found
 
 
 def test_stack_file_is_found_through_the_projects_stack_config_dir(tmp_path: Path) -> None:
@@ -603,6 +618,7 @@ def test_stack_file_is_found_through_the_projects_stack_config_dir(tmp_path: Pat
         capture_output=True,
         text=True,
         check=False,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # the copy finds its own infra/
     )
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
@@ -611,10 +627,14 @@ def test_stack_file_is_found_through_the_projects_stack_config_dir(tmp_path: Pat
 
 
 def test_gpu_count_selects_a_gpu_pool_and_computed_taints_are_advisory(tmp_path: Path) -> None:
-    """`instance-gpu-count In [1]` asks for GPU instances (only a count of 0 does not); a GPU node group
+    """`instance-category In [g]` and `instance-gpu-count In [1]` ask for GPU instances (only a count of 0
+    does not); a GPU node group
     whose taints are computed during the update cannot be judged in preview: advisory, not a violation."""
     by_count = {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "In", "values": ["1"]}
+    by_category = {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["g"]}
     resources = [
+        {"urn": urn("gpu-by-category", NODE_POOL), "type": NODE_POOL, "name": "gpu-by-category",
+         "inputs": {"spec": {"template": {"spec": {"requirements": [by_category]}}}}},
         {"urn": urn("gpu-by-count", NODE_POOL), "type": NODE_POOL, "name": "gpu-by-count",
          "inputs": {"spec": {"template": {"spec": {"requirements": [by_count]}}}}},
         {"urn": urn("gpu-group", NODE_GROUP), "type": NODE_GROUP, "name": "gpu-group",
@@ -622,6 +642,8 @@ def test_gpu_count_selects_a_gpu_pool_and_computed_taints_are_advisory(tmp_path:
     ]  # fmt: skip
     assert keyed(violations_of(small_plan(tmp_path, resources))) == Counter(
         {
+            ("gpu-pool-taint", urn("gpu-by-category", NODE_POOL), "mandatory"): 1,
+            ("gpu-pool-limits", urn("gpu-by-category", NODE_POOL), "mandatory"): 1,
             ("gpu-pool-taint", urn("gpu-by-count", NODE_POOL), "mandatory"): 1,
             ("gpu-pool-limits", urn("gpu-by-count", NODE_POOL), "mandatory"): 1,
             ("gpu-pool-taint", urn("gpu-group", NODE_GROUP), "advisory"): 1,
@@ -671,3 +693,14 @@ def test_computed_endpoint_access_and_ports_are_not_taken_for_closed(
         if v["policy"] in ("eks-endpoint-access", API_ACCESS)
     ]
     assert keyed(found) == Counter(expected), found
+
+
+def test_only_the_stack_resources_outputs_are_judged_as_stack_outputs(tmp_path: Path) -> None:
+    """A resource of another type (here one sorting after pulumi:pulumi:Stack) whose inputs hold a
+    literal under a secret-like key is not a stack output: the stack-secrets policy reports nothing."""
+    typ = "random:index/randomPassword:RandomPassword"
+    keepers = {"password": "hunter2"}  # pragma: allowlist secret
+    resources = [
+        {"urn": urn("db", typ), "type": typ, "name": "db", "inputs": {"length": 32, "keepers": keepers}}
+    ]
+    assert [v for v in violations_of(small_plan(tmp_path, resources)) if v["policy"] == STACK_SECRETS] == []

@@ -163,13 +163,14 @@ def test_canary_ramps_rolls_out_and_every_step_undoes(
     assert tree_digest(repo_copy) == before
 
 
-def test_stopping_a_canary_needs_no_registry_and_restores_every_byte(
-    fake: FakeRegistry, repo_copy: Path
+@pytest.mark.parametrize("percent", ["0", "99"], ids=["ab-by-header-only", "all-but-one-percent"])
+def test_canary_at_either_bound_is_written_and_stopped_without_a_registry(
+    fake: FakeRegistry, repo_copy: Path, percent: str
 ) -> None:
     before = tree_digest(repo_copy)
     move_alias(fake, registry_gate.CANARY_APPROVAL_ALIAS, "2")
-    assert promote_to_prod(fake, repo_copy, "--canary", "0") == 0  # A/B: reachable by header only
-    assert "trafficPercent: 0" in (repo_copy / CANARY).read_text()
+    assert promote_to_prod(fake, repo_copy, "--canary", percent) == 0
+    assert f"trafficPercent: {percent}" in (repo_copy / CANARY).read_text()
     fake.override = Raw(503, b"down")
     assert run(fake, repo_copy, "rollback", APP, "--env", "prod") == 0
     assert tree_digest(repo_copy) == before
