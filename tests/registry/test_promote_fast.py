@@ -9,6 +9,7 @@ answering 5xx halfway through a rollout, an approval moved away before a rollbac
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def test_canary_ramps_rolls_out_and_every_step_undoes(
     assert changed(before, canary) == {CANARY, CANARY_ROUTE, KUSTOMIZATION}
     text = (repo_copy / CANARY).read_text()
     assert 'mlplat/canary-version: "2"' in text and "trafficPercent: 10" in text
+    assert "{" not in text  # block style, one field a line: the file is reviewed as a diff
     assert f"storageUri: s3://mlplat-models/{APP}/2" in text
     kustomization = (repo_copy / KUSTOMIZATION).read_text()
     assert "path: canary.yaml" in kustomization and "path: canary-route.yaml" in kustomization
@@ -142,6 +144,9 @@ def test_canary_ramps_rolls_out_and_every_step_undoes(
     ramped = tree_digest(repo_copy)
     assert promote_to_prod(fake, repo_copy, "--canary", "25") == 0  # same percent: nothing to do
     assert tree_digest(repo_copy) == ramped
+    assert promote_to_prod(fake, repo_copy, "--canary", "5") == 0  # a ramp down is a change too
+    assert "trafficPercent: 5" in (repo_copy / CANARY).read_text()
+    ramped = tree_digest(repo_copy)
 
     assert promote_to_prod(fake, repo_copy) == 1  # the full rollout needs `approved` on v2
     assert tree_digest(repo_copy) == ramped
@@ -173,4 +178,60 @@ def test_canary_at_either_bound_is_written_and_stopped_without_a_registry(
     assert f"trafficPercent: {percent}" in (repo_copy / CANARY).read_text()
     fake.override = Raw(503, b"down")
     assert run(fake, repo_copy, "rollback", APP, "--env", "prod") == 0
+    assert tree_digest(repo_copy) == before
+
+
+@pytest.mark.parametrize("breakage", ["missing-base", "kubectl-killed-by-a-signal"])
+def test_overlay_that_does_not_render_is_refused_and_nothing_is_written(
+    fake: FakeRegistry,
+    repo_copy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    breakage: str,
+) -> None:
+    """The target overlay must render as Argo CD would render it, or nothing is written: kustomize's own
+    reason is what the author fixes. A kubectl killed by a signal (negative return code, output cut
+    short) is no render either."""
+    if breakage == "missing-base":
+        kustomization = repo_copy / f"apps/{APP}/overlays/staging/kustomization.yaml"
+        kustomization.write_text(kustomization.read_text().replace("../../base", "../../no-such-base"))
+    else:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "kubectl").write_text("#!/bin/sh\nkill -KILL $$\n")
+        (bin_dir / "kubectl").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    before = tree_digest(repo_copy)
+    assert run(fake, repo_copy, "promote", APP, "--from", "prod", "--to", "staging") == 1
+    err = capsys.readouterr().err
+    assert f"apps/{APP}/overlays/staging does not render" in err, err
+    assert breakage != "missing-base" or "no-such-base" in err, err
+    assert tree_digest(repo_copy) == before
+
+
+def test_canary_entries_follow_a_last_line_without_a_newline(fake: FakeRegistry, repo_copy: Path) -> None:
+    """The model-version.yaml entry ends prod's kustomization.yaml; an editor may leave its last line
+    without a newline, and the canary's entries must still start on lines of their own."""
+    kustomization = repo_copy / KUSTOMIZATION
+    kustomization.write_text(kustomization.read_text().rstrip("\n"))
+    move_alias(fake, registry_gate.CANARY_APPROVAL_ALIAS, "2")
+    assert promote_to_prod(fake, repo_copy, "--canary", "10") == 0
+    assert f"      name: {APP}\n  - path: canary.yaml\n" in kustomization.read_text()
+
+
+def test_model_version_entry_with_two_inference_service_targets_is_refused(
+    fake: FakeRegistry, repo_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The canary's entries copy model-version.yaml's entry and retarget its one `kind:
+    InferenceService` line at the HTTPRoute; an entry with two such lines has no single line to retarget."""
+    kustomization = repo_copy / KUSTOMIZATION
+    text = kustomization.read_text()
+    target = "    target:\n      kind: InferenceService\n"
+    assert text.count(target) == 1
+    kustomization.write_text(text.replace(target, target + "      kind: InferenceService\n"))
+    move_alias(fake, registry_gate.CANARY_APPROVAL_ALIAS, "2")
+    before = tree_digest(repo_copy)
+    assert promote_to_prod(fake, repo_copy, "--canary", "10") == 1
+    assert "no single `kind: InferenceService` target" in capsys.readouterr().err
     assert tree_digest(repo_copy) == before
