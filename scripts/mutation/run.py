@@ -196,9 +196,22 @@ def scratch_copy(module: GateModule) -> Path:
     # Its own git work tree, committed as copied: `mlplat` acts on the checkout `git rev-parse
     # --show-toplevel` names (mlplat/checkout.py), which inside build/ would otherwise be this checkout,
     # and a CLI subprocess of the tests would then refuse to run the mutated copy's code.
-    git = ["git", "-c", "user.name=mutation", "-c", "user.email=mutation@localhost"]
+    # Identity and signing set here: a clean CI runner has no identity, a workstation may sign commits.
+    git = [
+        "git",
+        "-c",
+        "user.name=mutation",
+        "-c",
+        "user.email=mutation@localhost",
+        "-c",
+        "commit.gpgsign=false",
+    ]
     for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "--no-verify", "-m", "scratch copy"]):
-        subprocess.run([*git, *step], cwd=root, capture_output=True, check=True)
+        done = subprocess.run([*git, *step], cwd=root, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(
+                f"{module.name}: `git {step[0]}` in the scratch copy {root} failed: {done.stderr.strip()}"
+            )
     (root / ".git" / "info" / "exclude").write_text("".join(f"/{venv}\n" for venv in VENVS))
     for venv in VENVS:
         (root / venv).symlink_to(REPO / venv)

@@ -102,10 +102,14 @@ def test_the_cli_run_inside_a_scratch_copy_acts_on_the_copy(
     """Tests start `mlplat plan` from the scratch copy; the CLI acts on the git work tree around its
     working directory (mlplat/checkout.py). Were that this checkout (build/ lies inside it), the CLI would
     re-run itself for this checkout, still import the mutated copy first, and refuse: every mutant's tests
-    would fail before judging it."""
+    would fail before judging it. The copy is committed whatever the user's git config asks of commits."""
     from mlplat import checkout
 
-    monkeypatch.setattr(run, "BUILD", tmp_path)
+    # A workstation that signs every commit (here with a signer that always fails) and has no identity.
+    config = tmp_path / "gitconfig"
+    config.write_text("[commit]\n\tgpgsign = true\n[gpg]\n\tprogram = false\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    monkeypatch.setattr(run, "BUILD", tmp_path / "build")
     root = run.scratch_copy(run.GateModule("gate", "mlplat/promote.py", ()))
     assert checkout.find(None, root / "mlplat") == root
     assert (root / "mlplat" / "promote.py").read_text() == (REPO / "mlplat" / "promote.py").read_text()
