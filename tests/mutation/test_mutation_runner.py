@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("mutation_run", REPO / "scripts" / "mutation" / "run.py")
 assert _spec and _spec.loader
@@ -92,3 +94,32 @@ def test_a_mutant_is_never_served_the_bytecode_of_another(tmp_path: Path) -> Non
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cli_run_inside_a_scratch_copy_acts_on_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests start `mlplat plan` from the scratch copy; the CLI acts on the git work tree around its
+    working directory (mlplat/checkout.py). Were that this checkout (build/ lies inside it), the CLI would
+    re-run itself for this checkout, still import the mutated copy first, and refuse: every mutant's tests
+    would fail before judging it. The copy is committed whatever the user's git config asks of commits."""
+    from mlplat import checkout
+
+    # A workstation that signs every commit (here with a signer that always fails) and has no identity.
+    config = tmp_path / "gitconfig"
+    config.write_text("[commit]\n\tgpgsign = true\n[gpg]\n\tprogram = false\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    monkeypatch.setattr(run, "BUILD", tmp_path / "build")
+    root = run.scratch_copy(run.GateModule("gate", "mlplat/promote.py", ()))
+    assert checkout.find(None, root / "mlplat") == root
+    assert (root / "mlplat" / "promote.py").read_text() == (REPO / "mlplat" / "promote.py").read_text()
+
+
+def test_the_weekly_workflow_measures_every_gate_module() -> None:
+    """A gate module listed in run.py but missing from the workflow's matrix would never be measured
+    (and one in the matrix but not in run.py fails its job as an unknown module)."""
+    import yaml
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "mutation.yml").read_text())
+    matrix = workflow["jobs"]["mutation"]["strategy"]["matrix"]["module"]
+    assert matrix == [module.name for module in run.MODULES]

@@ -46,10 +46,14 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         isvc("mlp04-no-max"),
         isvc("mlp04-above-cap"),
         isvc("mlp04-min-above-max"),
+        isvc("mlp04-negative-min"),
+        isvc("mlp04-zero-max"),
         isvc("env-unknown"),
         isvc("malformed-shapes"),
     },
     "CKV_MLP_5": {
+        isvc("mlp04-negative-min"),  # below dev's floor of 1 too
+        isvc("mlp04-zero-max"),
         isvc("mlp05-prod-single"),
         isvc("mlp05-prod-transformer-single"),
         isvc("env-label-missing"),
@@ -152,6 +156,23 @@ def test_container_without_an_image_is_reported_missing_not_unevaluable(results:
         if r["check_id"] == "CKV_MLP_7" and r["resource"] == isvc("mlp07-no-image")
     ]
     assert found["check_result"]["evaluated_keys"] == ["spec/predictor/containers/[0]/image (missing)"]
+
+
+@pytest.mark.parametrize(
+    ("name", "keys"),
+    [
+        ("mlp04-negative-min", ["spec/predictor/minReplicas (missing, or not an integer)"]),
+        # minReplicas 0 is a valid lower bound here (scale to zero is the floor's, CKV_MLP_5's, to refuse).
+        ("mlp04-zero-max", ["spec/predictor/maxReplicas (missing, or not a positive integer)"]),
+    ],
+)
+def test_replica_bounds_name_exactly_the_bound_that_is_wrong(
+    results: dict[str, Any], name: str, keys: list[str]
+) -> None:
+    (found,) = [
+        r for r in results["failed_checks"] if r["check_id"] == "CKV_MLP_4" and r["resource"] == isvc(name)
+    ]
+    assert found["check_result"]["evaluated_keys"] == keys
 
 
 def test_pass_fixtures_pass_every_check(results: dict[str, Any]) -> None:
@@ -283,6 +304,30 @@ def test_checks_fail_without_a_policy_context(tmp_path: Path) -> None:
     assert all(
         "no policy context" in r["check_result"]["evaluated_keys"][0] for r in results["failed_checks"]
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "bent"),
+    [
+        ("dev", {"max_replicas_per_app": "three"}),  # not a number
+        ("staging", {"min_replicas": None}),  # not a number either, of another type
+        ("prod", {"model_store_uri": None, "allowed_registries": None}),  # not a list
+    ],
+)
+def test_a_bent_policy_context_fails_the_checks_of_that_environment(
+    tmp_path: Path, env: str, bent: dict[str, Any]
+) -> None:
+    """An environment whose entry in the policy context cannot be read is unknown to the checks: its
+    resources fail the environment-dependent checks saying so, and never crash them."""
+    context, errors = policy_scan.policy_context()
+    assert not errors, errors
+    context[env] = {**context[env], **bent}
+    (tmp_path / "context.json").write_text(json.dumps(context))
+    (tmp_path / "isvc.yaml").write_text(yaml.safe_dump(model("bent", labels={"mlplat/environment": env})))
+    results = policy_scan._run_checkov(tmp_path, tmp_path / "context.json", [], policy_scan.CHECKOV)
+    failed = {r["check_id"]: r["check_result"]["evaluated_keys"] for r in results["failed_checks"]}
+    why = [f"metadata/labels/mlplat/environment (no policy context for environment {env!r})"]
+    assert failed == dict.fromkeys(("CKV_MLP_4", "CKV_MLP_5", "CKV_MLP_6"), why)
 
 
 def test_scan_without_checkov_says_how_to_install(tmp_path: Path) -> None:

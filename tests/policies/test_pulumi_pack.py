@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import subprocess
 from collections import Counter
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "policies" / "pulumi"
@@ -422,3 +424,283 @@ def test_unknown_enforcement_level_in_policy_config_exits_2(tmp_path: Path) -> N
     result = run_pack(FIXTURES / "pulumi-pack-dev.json", "--policy-config", config)
     assert result.returncode == 2 and "unknown enforcementLevel" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---- small plans: one rule's branch each ----------------------------------------------------------
+
+
+def small_plan(tmp_path: Path, resources: list[dict[str, Any]], stack: str = "prod") -> Path:
+    """An offline plan of just `resources` (offline.py adds the stack resource, as the CLI does)."""
+    plan = tmp_path / f"{stack}-small.json"
+    full = [
+        {"parent": stack_urn(stack), "custom": True, "provider": None, "protect": False,
+         "retainOnDelete": False, "dependsOn": [], **r}
+        for r in resources
+    ]  # fmt: skip
+    plan.write_text(json.dumps({"stack": stack, "project": "mlplat", "outputs": {}, "resources": full}))
+    return plan
+
+
+CLUSTER_GROUP = "sg-0bbbbbbbbbbbbbbbb"
+
+
+def private_cluster(group: str) -> dict[str, Any]:
+    """A prod cluster once it exists: its security group's ID is known and reported in vpcConfig."""
+    return {
+        "urn": urn("eks", EKS),
+        "type": EKS,
+        "name": "eks",
+        "inputs": {
+            "vpcConfig": {
+                "endpointPrivateAccess": True,
+                "endpointPublicAccess": False,
+                "clusterSecurityGroupId": group,
+            }
+        },
+    }
+
+
+def https_rule(name: str, group: str, **source: str) -> dict[str, Any]:
+    """An ingress rule for TCP 443 on `group`, created after the cluster (it depends on it)."""
+    inputs = {"securityGroupId": group, "ipProtocol": "tcp", "fromPort": 443, "toPort": 443}
+    return {
+        "urn": urn(name, INGRESS_RULE),
+        "type": INGRESS_RULE,
+        "name": name,
+        "inputs": {**inputs, **source},
+        "dependsOn": [urn("eks", EKS)],
+    }
+
+
+@pytest.mark.parametrize(
+    ("open_group", "expected"),
+    [
+        # Groups sorting before and after the cluster's: another resource's (a load balancer's), not the API's.
+        pytest.param("sg-0aaaaaaaaaaaaaaaa", Counter(), id="open-rule-on-a-group-sorting-before"),
+        pytest.param("sg-0cccccccccccccccc", Counter(), id="open-rule-on-a-group-sorting-after"),
+        pytest.param(
+            CLUSTER_GROUP,
+            Counter({(API_ACCESS, urn("open-https", INGRESS_RULE), "mandatory"): 1}),
+            id="open-rule-on-the-cluster-group",
+        ),
+    ],
+)
+def test_known_group_ids_decide_which_rules_guard_the_prod_api(
+    tmp_path: Path, open_group: str, expected: Counter[tuple[str, str, str]]
+) -> None:
+    """Once the cluster reports its security group, a rule is the API's exactly when it is on that group,
+    whatever it depends on: an open rule on another group is not the API's, and the runner's rule on the
+    cluster's group is what keeps the private API reachable."""
+    plan = small_plan(
+        tmp_path,
+        [
+            private_cluster(CLUSTER_GROUP),
+            https_rule("api-from-runner", CLUSTER_GROUP, referencedSecurityGroupId="sg-0123456789abcdef0"),
+            https_rule("open-https", open_group, cidrIpv4="0.0.0.0/0"),
+        ],
+    )
+    found = [v for v in violations_of(plan) if v["policy"] == API_ACCESS]
+    assert keyed(found) == expected, found
+
+
+def test_a_label_value_that_reads_like_a_gpu_family_does_not_make_a_gpu_pool(tmp_path: Path) -> None:
+    """Only the instance-type, -family, -category and GPU attribute keys select GPUs: a CPU pool that
+    requires labels of its own whose values happen to read like instance families (`tier In [p3]`)
+    needs neither the GPU taint nor a GPU limit."""
+    requirements = [
+        {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m"]},
+        # Label keys of the team's own, sorting before, between and after the keys that do select GPUs,
+        # with values that read like a category (p), a family (p2) or a type's family (p3.2xlarge's).
+        {"key": "billing-class", "operator": "In", "values": ["p", "p2"]},
+        {"key": "mlplat/priority", "operator": "In", "values": ["p2"]},
+        {"key": "tier", "operator": "In", "values": ["p3"]},
+    ]
+    pool = {
+        "urn": urn("cpu-tiered", NODE_POOL),
+        "type": NODE_POOL,
+        "name": "cpu-tiered",
+        "inputs": {"spec": {"template": {"spec": {"requirements": requirements}}}},
+    }
+    assert violations_of(small_plan(tmp_path, [pool])) == []
+
+
+def test_stack_config_is_checked_when_the_plan_declares_no_resource() -> None:
+    """A stack with nothing declared yet (its first preview) still has its config checked: the stack
+    resource alone names the stack whose file is read."""
+    plan = FIXTURES / "pulumi-pack-empty-prod.json"
+    config = FIXTURES / "pulumi-pack-policy-config-plaintext.json"
+    found = violations_of(plan, config)
+    assert keyed(found) == Counter({(STACK_SECRETS, stack_urn(), "mandatory"): 2}), found
+
+
+def test_malformed_and_computed_iam_documents_are_judged_not_crashed_on(tmp_path: Path) -> None:
+    """A statement without `Effect` grants nothing (it is not an Allow) and must not stop the pack; a Deny
+    statement does not hide the admin Allow after it; an
+    inline policy computed during the update cannot be judged in preview (advisory, as the CLI's
+    analyzer reports it), never a false "not valid JSON"."""
+    no_effect = json.dumps({"Statement": [{"Action": "*", "Resource": "*"}]})
+    deny_then_admin = json.dumps(
+        {"Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"},
+                       {"Sid": "Admin", "Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    )  # fmt: skip
+    resources = [
+        {"urn": urn("no-effect", IAM_POLICY), "type": IAM_POLICY, "name": "no-effect", "inputs": {"policy": no_effect}},
+        {"urn": urn("deny-then-admin", IAM_POLICY), "type": IAM_POLICY, "name": "deny-then-admin",
+         "inputs": {"policy": deny_then_admin}},
+        {"urn": urn("computed-inline", "aws:iam/role:Role"), "type": "aws:iam/role:Role", "name": "computed-inline",
+         "inputs": {"inlinePolicies": [{"name": "reader", "policy": UNKNOWN}]}},
+    ]  # fmt: skip
+    result = run_pack(small_plan(tmp_path, resources))
+    assert result.returncode == 0, result.stderr
+    assert keyed(json.loads(result.stdout)) == Counter(
+        {
+            ("iam-no-admin-wildcard", urn("computed-inline", "aws:iam/role:Role"), "advisory"): 1,
+            # Every statement is judged: a Deny before the admin Allow does not end the search.
+            ("iam-no-admin-wildcard", urn("deny-then-admin", IAM_POLICY), "mandatory"): 1,
+        }
+    )
+
+
+def bucket_with(
+    name: str, versioning_for: str | None = None, status: str = "Enabled"
+) -> list[dict[str, Any]]:
+    """Bucket `name` (bucket input mlplat-<name>), and a versioning companion named after it that
+    configures the bucket `versioning_for` names by its bucket input, with `status`."""
+    resources: list[dict[str, Any]] = [
+        {"urn": urn(name, BUCKET), "type": BUCKET, "name": name, "inputs": {"bucket": f"mlplat-{name}"}}
+    ]
+    if versioning_for is not None:
+        typ = "aws:s3/bucketVersioningV2:BucketVersioningV2"
+        inputs = {"bucket": f"mlplat-{versioning_for}", "versioningConfiguration": {"status": status}}
+        resources.append({"urn": urn(f"{name}-versioning", typ), "type": typ, "name": f"{name}-versioning",
+                          "inputs": inputs})  # fmt: skip
+    return resources
+
+
+def test_a_companions_known_bucket_value_decides_its_bucket_over_its_name(tmp_path: Path) -> None:
+    """The correlation rules are tried in order (README: S3 correlation): a companion named after
+    `models` whose bucket input is `archive`'s configures `archive`, so `models` is the unversioned one.
+    And only `Enabled` versions objects (`Disabled`, which sorts before it, does not)."""
+    plan = small_plan(
+        tmp_path,
+        [
+            *bucket_with("models", versioning_for="archive"),
+            *bucket_with("archive"),
+            *bucket_with("scratch", versioning_for="scratch", status="Disabled"),
+        ],
+    )
+    found = [v for v in violations_of(plan) if v["policy"] == "s3-versioning"]
+    assert keyed(found) == Counter(
+        {("s3-versioning", urn(name, BUCKET), "mandatory"): 1 for name in ("models", "scratch")}
+    ), found
+
+
+def test_stack_file_is_found_through_the_projects_stack_config_dir(tmp_path: Path) -> None:
+    """Without a stackConfigFile in the policy config the pack reads <stackConfigDir>/Pulumi.<stack>.yaml
+    of the project (Pulumi.yaml) it belongs to; were it to look beside Pulumi.yaml instead, it would find
+    nothing and pass a plaintext secret. Run on a copy of the pack in a project with such a file."""
+    for name in ("Pulumi.yaml", "infra/__init__.py", "infra/stack_file.py", *(
+        str(p.relative_to(REPO)) for p in PACK.glob("*.py")
+    )):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((REPO / name).read_bytes())
+    stacks = tmp_path / yaml.safe_load((REPO / "Pulumi.yaml").read_text())["stackConfigDir"]
+    stacks.mkdir(parents=True, exist_ok=True)
+    (stacks / "Pulumi.prod.yaml").write_text(
+        "config:\n  mlplat:db_password: hunter2\n"
+    )  # pragma: allowlist secret
+    result = subprocess.run(
+        [
+            str(POLICY_PYTHON),
+            str(tmp_path / "policies/pulumi/offline.py"),
+            str(FIXTURES / "pulumi-pack-empty-prod.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # the copy finds its own infra/
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert keyed(found) == Counter({(STACK_SECRETS, stack_urn(), "mandatory"): 1}), found
+    assert "config mlplat:db_password in Pulumi.prod.yaml" in found[0]["message"]
+
+
+def test_gpu_count_selects_a_gpu_pool_and_computed_taints_are_advisory(tmp_path: Path) -> None:
+    """`instance-category In [g]` and `instance-gpu-count In [1]` ask for GPU instances (only a count of 0
+    does not); a GPU node group
+    whose taints are computed during the update cannot be judged in preview: advisory, not a violation."""
+    by_count = {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "In", "values": ["1"]}
+    by_category = {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["g"]}
+    resources = [
+        {"urn": urn("gpu-by-category", NODE_POOL), "type": NODE_POOL, "name": "gpu-by-category",
+         "inputs": {"spec": {"template": {"spec": {"requirements": [by_category]}}}}},
+        {"urn": urn("gpu-by-count", NODE_POOL), "type": NODE_POOL, "name": "gpu-by-count",
+         "inputs": {"spec": {"template": {"spec": {"requirements": [by_count]}}}}},
+        {"urn": urn("gpu-group", NODE_GROUP), "type": NODE_GROUP, "name": "gpu-group",
+         "inputs": {"amiType": "AL2023_x86_64_NVIDIA", "launchTemplate": {"id": "lt-1"}, "taints": UNKNOWN}},
+    ]  # fmt: skip
+    assert keyed(violations_of(small_plan(tmp_path, resources))) == Counter(
+        {
+            ("gpu-pool-taint", urn("gpu-by-category", NODE_POOL), "mandatory"): 1,
+            ("gpu-pool-limits", urn("gpu-by-category", NODE_POOL), "mandatory"): 1,
+            ("gpu-pool-taint", urn("gpu-by-count", NODE_POOL), "mandatory"): 1,
+            ("gpu-pool-limits", urn("gpu-by-count", NODE_POOL), "mandatory"): 1,
+            ("gpu-pool-taint", urn("gpu-group", NODE_GROUP), "advisory"): 1,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("computed", "expected"),
+    [
+        pytest.param(
+            "endpointPublicAccess",
+            {
+                ("eks-endpoint-access", urn("eks", EKS), "advisory"): 1,
+                (API_ACCESS, stack_urn(), "advisory"): 1,
+            },
+            id="endpoint-access-computed",
+        ),
+        pytest.param(
+            "fromPort",
+            {(API_ACCESS, urn("open-https", INGRESS_RULE), "mandatory"): 1},
+            id="from-port-computed",
+        ),
+    ],
+)
+def test_computed_endpoint_access_and_ports_are_not_taken_for_closed(
+    tmp_path: Path, computed: str, expected: dict[tuple[str, str, str], int]
+) -> None:
+    """A prod cluster whose endpointPublicAccess is computed cannot be judged in preview (advisory, as
+    the CLI's analyzer reports it), never passed as private; a rule on the cluster's group whose fromPort
+    is computed may admit 443 and is judged as if it did."""
+    cluster = private_cluster(CLUSTER_GROUP)
+    open_rule = https_rule("open-https", CLUSTER_GROUP, cidrIpv4="0.0.0.0/0")
+    if computed == "endpointPublicAccess":
+        cluster["inputs"]["vpcConfig"][computed] = UNKNOWN
+        del open_rule["inputs"]["cidrIpv4"]  # the endpoint alone is what cannot be judged
+    else:
+        open_rule["inputs"][computed] = UNKNOWN
+    resources = [
+        cluster,
+        https_rule("api-from-runner", CLUSTER_GROUP, referencedSecurityGroupId="sg-0123456789abcdef0"),
+        open_rule,
+    ]
+    found = [
+        v
+        for v in violations_of(small_plan(tmp_path, resources))
+        if v["policy"] in ("eks-endpoint-access", API_ACCESS)
+    ]
+    assert keyed(found) == Counter(expected), found
+
+
+def test_only_the_stack_resources_outputs_are_judged_as_stack_outputs(tmp_path: Path) -> None:
+    """A resource of another type (here one sorting after pulumi:pulumi:Stack) whose inputs hold a
+    literal under a secret-like key is not a stack output: the stack-secrets policy reports nothing."""
+    typ = "random:index/randomPassword:RandomPassword"
+    keepers = {"password": "hunter2"}  # pragma: allowlist secret
+    resources = [
+        {"urn": urn("db", typ), "type": typ, "name": "db", "inputs": {"length": 32, "keepers": keepers}}
+    ]
+    assert [v for v in violations_of(small_plan(tmp_path, resources)) if v["policy"] == STACK_SECRETS] == []
