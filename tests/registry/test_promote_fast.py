@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import lineage
 from support.fake_mlflow import FakeRegistry, Raw, serve
 
 from mlplat import registry_gate
@@ -27,7 +28,12 @@ PROD_VERSION = f"{PROD}/model-version.yaml"
 CANARY = f"{PROD}/canary.yaml"
 CANARY_ROUTE = f"{PROD}/canary-route.yaml"
 KUSTOMIZATION = f"{PROD}/kustomization.yaml"
-PASSED = {registry_gate.EVALUATION_TAG: registry_gate.EVALUATION_PASSED, "mlplat.metric.accuracy": "0.97"}
+# Evaluated, and registered with the lineage staging and prod require (MLP-REGISTRY-LINEAGE).
+PASSED = {
+    registry_gate.EVALUATION_TAG: registry_gate.EVALUATION_PASSED,
+    "mlplat.metric.accuracy": "0.97",
+    **lineage.COMPLETE,
+}
 
 
 def move_alias(registry: FakeRegistry, alias: str, version: str | None) -> None:
