@@ -15,7 +15,7 @@ from mlplat.retrain import data, lineage
 
 from .conftest import APP, Registry, run
 
-COMMIT = "1111111111111111111111111111111111111111"
+COMMIT = "d" * 40  # a commit id: low entropy (the secrets scan) and no placeholder account number
 
 
 def _version_tags(url: str, version: str) -> dict[str, str]:
