@@ -13,6 +13,21 @@ from mlplat.retrain import data, steps
 from .conftest import APP, run
 
 
+def train_with_checkpoint(data_dir: Path, out: Path, checkpoint: Path) -> int:
+    """`mlplat retrain train` as the pipeline's train step runs it, with its checkpoint folder."""
+    return run(
+        "retrain",
+        "train",
+        APP,
+        "--data",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--checkpoint-dir",
+        str(checkpoint),
+    )
+
+
 def test_fetch_records_the_content_hash_and_rows_of_the_data(fetched: Path, source: Path) -> None:
     record = json.loads((fetched / data.LINEAGE_FILE).read_text())
     files = {name: (source / name).read_bytes() for name in data.DATA_FILES}
@@ -85,20 +100,7 @@ def test_a_rerun_after_an_interruption_resumes_from_the_checkpoint_instead_of_re
     fetched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checkpoint, out = tmp_path / "checkpoint", tmp_path / "model"
-    assert (
-        run(
-            "retrain",
-            "train",
-            APP,
-            "--data",
-            str(fetched),
-            "--out",
-            str(out),
-            "--checkpoint-dir",
-            str(checkpoint),
-        )
-        == 0
-    )
+    assert train_with_checkpoint(fetched, out, checkpoint) == 0
     first = (out / "model.skops").read_bytes()
     (out / "MLmodel").unlink()  # the pod died after fitting: the artifact never left it
 
@@ -106,20 +108,7 @@ def test_a_rerun_after_an_interruption_resumes_from_the_checkpoint_instead_of_re
         raise AssertionError("fitted again although the checkpoint holds the fitted model")
 
     monkeypatch.setattr(example_models, "fit", refit)
-    assert (
-        run(
-            "retrain",
-            "train",
-            APP,
-            "--data",
-            str(fetched),
-            "--out",
-            str(out),
-            "--checkpoint-dir",
-            str(checkpoint),
-        )
-        == 0
-    )
+    assert train_with_checkpoint(fetched, out, checkpoint) == 0
     assert (out / "model.skops").read_bytes() == first and (out / "MLmodel").is_file()
     assert json.loads((out / steps.PARAMS_FILE).read_text()) == {"variant": 2}
 
@@ -128,20 +117,7 @@ def test_a_checkpoint_of_other_parameters_is_not_resumed(
     fetched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checkpoint, out = tmp_path / "checkpoint", tmp_path / "model"
-    assert (
-        run(
-            "retrain",
-            "train",
-            APP,
-            "--data",
-            str(fetched),
-            "--out",
-            str(out),
-            "--checkpoint-dir",
-            str(checkpoint),
-        )
-        == 0
-    )
+    assert train_with_checkpoint(fetched, out, checkpoint) == 0
     fitted: list[int] = []
     real_fit = example_models.fit
     monkeypatch.setattr(example_models, "fit", lambda ex, v, x, y: fitted.append(v) or real_fit(ex, v, x, y))
