@@ -20,11 +20,27 @@ REPO = registry_gate.REPO
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("retrain", help="the retraining pipeline's steps (fetch, train, ...)")
-    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    add_steps(subparsers.add_parser("retrain", help="the retraining pipeline's steps (fetch, train, ...)"))
+    parser = subparsers.add_parser(
+        "history", parents=[_common()], help="why each environment runs its version"
+    )
+    parser.add_argument("--env", action="append", help="one environment (default: all)")
+    parser.add_argument("--registry", help="MLflow tracking URL (default: $MLFLOW_TRACKING_URI)")
+    parser.set_defaults(func=run_history)
+
+
+def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("app", help="app folder under apps/")
     common.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    return common
+
+
+def add_steps(parser: argparse.ArgumentParser) -> None:
+    """The steps and their flags on `parser`: both `mlplat retrain` and `python -m mlplat.retrain`
+    (the entry point the pipelines run in the image) build their command line here."""
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    common = _common()
 
     step = steps.add_parser("fetch", parents=[common], help="copy the training data and hash it")
     step.add_argument("--source", required=True, help="a local folder or s3://<bucket>/<prefix>")
@@ -58,11 +74,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     step.add_argument("--branch")
     step.add_argument("--registry", help="MLflow tracking URL (default: $MLFLOW_TRACKING_URI)")
     parser.set_defaults(func=run)
-
-    parser = subparsers.add_parser("history", parents=[common], help="why each environment runs its version")
-    parser.add_argument("--env", action="append", help="one environment (default: all)")
-    parser.add_argument("--registry", help="MLflow tracking URL (default: $MLFLOW_TRACKING_URI)")
-    parser.set_defaults(func=run_history)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """The retraining pipelines (`apps/<app>/training/`, README "Retraining"): every step that runs the
-mlplat image runs `mlplat retrain <step> <app>` with the flags that step takes, and every pipeline
-holds its app's mutex.
+mlplat image runs `python -m mlplat.retrain <step> <app>` (the image's `mlplat retrain`) with the
+flags that step takes, and every pipeline holds its app's mutex.
 
 A WorkflowTemplate's commands are strings the Argo CRD cannot check: a misspelled flag or step would
 pass the schema and fail the first run, at whatever hour its alert or schedule fires. Here it fails
@@ -78,20 +78,31 @@ def _containers(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield f"spec/templates/[{i}]/container", template["container"]
 
 
+ENTRY = ("python", "-m", "mlplat.retrain")  # the image has no `mlplat` script (images/monitor/Dockerfile)
+
+
 def _step_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str, str]]:
     for path, container in _containers(spec):
         argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
-        if not argv or argv[0].rsplit("/", 1)[-1] != "mlplat":
+        if argv and argv[0].rsplit("/", 1)[-1] == "mlplat":
+            yield (
+                path,
+                f"`{' '.join(argv[:3])}`: the image has no `mlplat` command",
+                f"run `{' '.join(ENTRY)}`",
+            )
             continue
-        shown = " ".join(argv[:4])
-        if len(argv) < 4 or argv[1] != "retrain" or argv[2] not in STEPS:
-            yield path, f"`{shown}` is not `mlplat retrain <step> <app>`", f"steps: {', '.join(STEPS)}"
+        if tuple(argv[1 : len(ENTRY)]) != ENTRY[1:]:  # any interpreter name: `python3 -m` is checked too
             continue
-        name, step = argv[2], STEPS[argv[2]]
-        if argv[3] != app:
-            yield path, f"`{shown}` names app {argv[3]!r} in {app}'s pipeline", f"use {app}"
+        argv = argv[len(ENTRY) :]
+        shown = " ".join([*ENTRY, *argv[:2]])
+        if len(argv) < 2 or argv[0] not in STEPS:
+            yield path, f"`{shown}` is not `{' '.join(ENTRY)} <step> <app>`", f"steps: {', '.join(STEPS)}"
+            continue
+        name, step = argv[0], STEPS[argv[0]]
+        if argv[1] != app:
+            yield path, f"`{shown}` names app {argv[1]!r} in {app}'s pipeline", f"use {app}"
         seen: list[str] = []
-        rest = argv[4:]
+        rest = argv[2:]
         pairs = [(rest[i], rest[i + 1] if i + 1 < len(rest) else None) for i in range(0, len(rest), 2)]
         for flag, value in pairs:
             if flag not in step.required + step.optional:

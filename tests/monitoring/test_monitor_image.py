@@ -1,5 +1,6 @@
 """The mlplat-monitor image (images/monitor/Dockerfile) runs what the cluster asks of it: the
-marshaller sidecar's and the drift CronJobs' arguments are accepted by its entry point, it runs as a
+marshaller sidecar's and the drift CronJobs' arguments are accepted by its entry point, every
+retraining pipeline step's by `python -m mlplat.retrain`, it runs as a
 numeric non-root user, and it installs exactly the locked versions of what its code imports. No Docker
 here: the Dockerfile is read, and its entry point run with this checkout's interpreter."""
 
@@ -22,11 +23,15 @@ from infra import versions
 from infra.config import ENVIRONMENTS, load_stack_config, read_stack_file, stack_file
 from infra.services import model_monitoring
 from mlplat.monitoring import __main__ as entry
+from mlplat.retrain import __main__ as retrain_entry
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "images" / "monitor"
 COMPONENT = REPO / "apps" / "components" / "inference-logging" / "kustomization.yaml"
-ENTRY_MODULE = "mlplat.monitoring.__main__"
+PIPELINES = sorted((REPO / "apps").glob("*/training/workflowtemplate.yaml"))
+# What the image runs: its ENTRYPOINT, and the command the retraining pipelines set.
+ENTRY_MODULES = ("mlplat.monitoring.__main__", "mlplat.retrain.__main__")
+RETRAIN = ["python", "-m", "mlplat.retrain"]
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -104,6 +109,42 @@ def test_the_drift_cronjobs_start_with_arguments_the_image_accepts(env: str) -> 
         assert (parsed.monitor_command, parsed.app, parsed.env) == ("drift", app, env), args
         shown = subprocess.run([*entrypoint(), *args, "--help"], capture_output=True, text=True, cwd="/")
         assert shown.returncode == 0 and "usage: mlplat monitor drift" in shown.stdout, shown.stderr
+
+
+def retrain_steps(pipeline: Path) -> list[list[str]]:
+    """The args of every container of `pipeline` that runs the image's retrain entry point."""
+    template = next(
+        d for d in yaml.safe_load_all(pipeline.read_text()) if d and d["kind"] == "WorkflowTemplate"
+    )
+    return [
+        [str(a) for a in t["container"].get("args", [])]
+        for t in template["spec"]["templates"]
+        if "container" in t and t["container"].get("command") == RETRAIN
+    ]
+
+
+def as_submitted(args: list[str]) -> list[str]:
+    """Argo substitutes `{{...}}` before the container starts: a plausible value stands in (the
+    trigger is a choice, the rest paths and strings)."""
+    return [
+        re.sub(r"\{\{[^}]*\}\}", lambda m: "manual" if m[0].endswith(".trigger}}") else "/tmp/x", a)
+        for a in args
+    ]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES, ids=lambda p: p.parts[-3])
+def test_every_pipeline_step_starts_with_arguments_the_image_accepts(pipeline: Path) -> None:
+    steps = retrain_steps(pipeline)
+    # Every step of the pipeline is there: a step left on another command would escape this test.
+    assert sorted(a[0] for a in steps) == sorted(["fetch", "train", "evaluate", "register", "propose"]), steps
+    for args in map(as_submitted, steps):
+        parsed = retrain_entry.parser().parse_args(args)  # an unknown or malformed argument exits 2 here
+        assert (parsed.step, parsed.app) == (args[0], pipeline.parts[-3]), args
+        shown = subprocess.run(
+            [sys.executable, *RETRAIN[1:], *args, "--help"], capture_output=True, text=True, cwd="/"
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert f"usage: python -m mlplat.retrain {args[0]}" in shown.stdout, shown.stdout
 
 
 def test_the_image_passes_run_as_non_root_with_a_numeric_user() -> None:
@@ -189,12 +230,17 @@ def _reached(module: str) -> tuple[set[Path], set[str]]:
     return files, third_party
 
 
-def test_the_image_carries_every_module_and_package_its_commands_import() -> None:
-    files, third_party = _reached(ENTRY_MODULE)
+@pytest.mark.parametrize("module", ENTRY_MODULES)
+def test_the_image_carries_every_module_and_package_its_commands_import(module: str) -> None:
+    files, third_party = _reached(module)
     distributions = metadata.packages_distributions()
-    needed = {_canonical(d) for top in third_party for d in distributions.get(top, [top])}
-    missing = sorted(needed - {_canonical(n) for n in _requirement_names()})
-    assert not missing, f"imported by the monitor command but not installed in the image: {missing}"
+    listed = {_canonical(n) for n in _requirement_names()}
+    # A top-level name several distributions provide (mlflow: mlflow, mlflow-skinny, mlflow-tracing)
+    # is installed when one of them is listed.
+    missing = sorted(
+        top for top in third_party if not listed & {_canonical(d) for d in distributions.get(top, [top])}
+    )
+    assert not missing, f"imported by {module} but not installed in the image: {missing}"
     copied: list[str] = []
     for keyword, rest in final_stage():
         if keyword == "COPY" and not rest.startswith("--from"):
@@ -204,7 +250,7 @@ def test_the_image_carries_every_module_and_package_its_commands_import() -> Non
         for f in files
         if not any(f.relative_to(REPO).as_posix() == c or f.is_relative_to(REPO / c) for c in copied)
     )
-    assert not uncopied, f"imported by the monitor command but not copied into the image: {uncopied}"
+    assert not uncopied, f"imported by {module} but not copied into the image: {uncopied}"
     # The drift job renders the app's overlays and reads its contract and evaluation file from here.
     assert "apps" in copied, copied
 

@@ -59,7 +59,7 @@ def test_a_misspelled_flag_fails_validate_not_the_run(
 @pytest.mark.parametrize(
     ("old", "new", "says"),
     [
-        ("- evaluate\n", "- evaluat\n", "is not `mlplat retrain"),
+        ("- evaluate\n", "- evaluat\n", "is not `python -m mlplat.retrain"),
         (
             "- fetch\n          - iris-classifier\n",
             "- fetch\n          - churn-gbm\n",
@@ -82,6 +82,20 @@ def test_a_wrong_step_app_or_missing_flag_is_named(
     code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
     messages = [f["message"] for f in report["findings"] if f["rule"] == "MLP-RETRAIN-STEP"]
     assert code == 1 and any(says in m for m in messages), report
+
+
+def test_a_step_run_as_the_mlplat_script_fails_as_the_image_has_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The image installs no console script: `[mlplat, retrain, ...]` would die with "not found"."""
+    repo = copy_repo(tmp_path)
+    path, text = _workflow_template(repo, "iris-classifier")
+    old = "command: [python, -m, mlplat.retrain]\n        args:\n"
+    assert old in text, old
+    path.write_text(text.replace(old, "command: [mlplat]\n        args:\n          - retrain\n", 1))
+    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    messages = [f["message"] for f in report["findings"] if f["rule"] == "MLP-RETRAIN-STEP"]
+    assert code == 1 and messages == ["`mlplat retrain fetch`: the image has no `mlplat` command"], report
 
 
 def test_a_pipeline_without_its_mutex_can_overlap_and_fails(
