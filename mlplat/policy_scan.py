@@ -12,8 +12,8 @@ quadratic in the number of documents, and its graph checks (CKV2_K8S_*) read tho
 split never separates documents checkov could link (`_components`: same resource ID, a selector and
 the labels it could match, a ServiceAccount and what names it, a RoleBinding and what it names, pods
 and NetworkPolicies). Every document therefore gets the verdicts a single process would give it.
-checkov is started through `LAUNCHER`, which parses with libyaml instead of pure-Python YAML (same
-documents and line numbers) and drops checkov's in-memory copy of its debug log, which we never read.
+checkov is started through `LAUNCHER`, which changes how it works, never what it finds (each change is
+explained where it is defined, and tests/policies compares every verdict with checkov's own entry point).
 """
 
 from __future__ import annotations
@@ -83,6 +83,41 @@ _labels.LabelSelectorEdgeBuilder.find_connections = _prefiltered(
 _policies.NetworkPolicyEdgeBuilder.find_connections = _prefiltered(
     _policies.NetworkPolicyEdgeBuilder.find_connections, lambda v: v.attributes.get("kind") == "Pod")
 """
+# checkov builds its graph (flattened attributes of every vertex, copied into rustworkx) from every
+# document, though only its graph checks read the graph, and each one filters on and connects a few
+# kinds (checkov/kubernetes/checks/graph_checks/*.json, 3.3.30: RoleBinding, ClusterRoleBinding,
+# Role, ClusterRole, Pod, Deployment, NetworkPolicy). The graph is built from documents of those kinds
+# only, plus any document with a pod template, from which checkov makes a Pod vertex
+# (KubernetesLocalGraph._extract_nested_resources); the resource checks still read every document.
+# A vertex of another kind has no condition and no connection a graph check evaluates, so the verdicts
+# do not change. A check naming no kind (or "all") keeps the whole graph. Was a third of a scan's time.
+GRAPH_OF_CHECKED_KINDS = """
+from checkov.common.checks_infra.registry import get_graph_checks_registry as _graph_checks
+from checkov.kubernetes.graph_manager import KubernetesGraphManager as _graphs
+
+def _checked_kinds(check):
+    kinds = set(check.resource_types) | set(check.connected_resources_types)
+    for sub in check.sub_checks:
+        kinds |= _checked_kinds(sub)
+    return kinds
+
+_build_graph = _graphs.build_graph_from_definitions
+
+def _graph_of_checked_kinds(self, definitions, render_variables=True):
+    registry = _graph_checks("kubernetes")
+    registry.load_checks()
+    per_check = [_checked_kinds(check) for check in registry.checks]
+    if not per_check or any(not kinds or "all" in kinds for kinds in per_check):
+        return _build_graph(self, definitions, render_variables)
+    kinds = set().union(*per_check)
+    def read(doc):
+        spec = doc.get("spec")
+        return doc.get("kind") in kinds or (isinstance(spec, dict) and isinstance(spec.get("template"), dict))
+    kept = {path: [doc for doc in docs if read(doc)] for path, docs in definitions.items()}
+    return _build_graph(self, {path: docs for path, docs in kept.items() if docs}, render_variables)
+
+_graphs.build_graph_from_definitions = _graph_of_checked_kinds
+"""
 KEEP_PASSED_ENV_VAR = "MLPLAT_CHECKOV_KEEP_PASSED"  # tests read passed checks; validate never does
 LAUNCHER = (
     """
@@ -116,6 +151,7 @@ def _loads(content):
 k8_yaml.loads = _loads
 """
     + EDGE_PREFILTER
+    + GRAPH_OF_CHECKED_KINDS
     + f"""
 from checkov.common.output.report import Report
 _get_dict = Report.get_dict

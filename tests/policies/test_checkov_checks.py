@@ -7,6 +7,7 @@ resources listed here and nothing in pass/. The scanner test renders its own doc
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -534,3 +535,107 @@ def test_a_document_json_would_change_is_written_as_yaml() -> None:
         policy_scan._as_json({"kind": "ConfigMap", "data": {"a": "1"}})
         == '{"kind": "ConfigMap", "data": {"a": "1"}}'
     )
+
+
+def _graph_check_docs() -> list[dict[str, Any]]:
+    """Documents that checkov's graph checks fail and pass (RBAC that reads Secrets, a Pod with and
+    one without a NetworkPolicy, a Deployment's pod template), among kinds no graph check reads."""
+    rbac = "rbac.authorization.k8s.io/v1"
+    labels = {"app": "a"}
+    return [
+        {"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": "rb", "namespace": "n"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+         "subjects": [{"kind": "ServiceAccount", "name": "model", "namespace": "n"}]},
+        {"apiVersion": rbac, "kind": "Role", "metadata": {"name": "reader", "namespace": "n"},
+         "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "guarded", "namespace": "n", "labels": labels},
+         "spec": {"containers": [{"name": "c", "image": "i"}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "open", "namespace": "n", "labels": {"app": "b"}},
+         "spec": {"containers": [{"name": "c", "image": "i"}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "a", "namespace": "n"},
+         "spec": {"podSelector": {"matchLabels": labels}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"},
+         "spec": {"selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "n", "labels": labels}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "model", "namespace": "n"}},
+    ]  # fmt: skip
+
+
+def _fixture_docs() -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in sorted(FIXTURES.rglob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict)
+    ]
+
+
+# Apart: a fixture NetworkPolicy selecting every pod would link the graph documents' pods (checkov
+# links NetworkPolicies to pods across namespaces).
+@pytest.mark.parametrize("docs", [_fixture_docs, _graph_check_docs], ids=["fixtures", "graph-checks"])
+def test_the_launcher_gives_every_verdict_plain_checkov_gives(tmp_path: Path, docs: Any) -> None:
+    """The launcher changes how checkov parses, logs, links and builds its graph, never a verdict: over
+    every fixture, and over documents the graph checks (CKV2_K8S_*) fail and pass, each check passes,
+    fails and skips exactly what checkov's own entry point makes it pass, fail and skip."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, doc in enumerate(docs()):
+        (folder / f"{i:04d}.yaml").write_text(yaml.safe_dump(doc))
+    context, _ = policy_scan.policy_context()
+    context_file = tmp_path / "context.json"
+    context_file.write_text(json.dumps(context))
+    skips = sorted(policy_scan.load_skips())
+    launched = policy_scan._run_checkov(folder, context_file, skips, policy_scan.CHECKOV, keep_passed=True)
+    plain = subprocess.run(
+        [str(policy_scan.CHECKOV), "--directory", str(folder), "--framework", "kubernetes",
+         "--external-checks-dir", str(policy_scan.CHECKS_DIR), "--output", "json", "--compact",
+         "--skip-download", "--skip-check", ",".join(skips)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "TRUE",
+             policy_scan.CONTEXT_ENV_VAR: str(context_file)},
+    )  # fmt: skip
+
+    def verdicts(results: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+        return {
+            (key, c["check_id"], c["resource"], Path(c["file_path"]).name)
+            for key in ("passed_checks", "failed_checks", "skipped_checks")
+            for c in results.get(key) or []
+        }
+
+    expected = verdicts(json.loads(plain.stdout)["results"])
+    if docs is _graph_check_docs:
+        assert {("failed_checks", "CKV2_K8S_5", "RoleBinding.n.rb"), ("failed_checks", "CKV2_K8S_6", "Pod.n.open"),
+                ("passed_checks", "CKV2_K8S_6", "Pod.n.guarded")} <= {v[:3] for v in expected}  # fmt: skip
+    else:
+        assert {v[0] for v in expected} == {"passed_checks", "failed_checks", "skipped_checks"}
+    assert verdicts(launched) == expected
+
+
+GRAPH_VERTICES = """
+import json, sys
+from checkov.runner_filter import RunnerFilter
+from checkov.kubernetes.graph_manager import KubernetesGraphManager
+from checkov.kubernetes.kubernetes_utils import create_definitions
+from checkov.common.graph.db_connectors.rustworkx.rustworkx_db_connector import RustworkxConnector
+exec(sys.argv[1])
+definitions, _ = create_definitions(sys.argv[2], None, RunnerFilter())
+graph = KubernetesGraphManager(db_connector=RustworkxConnector()).build_graph_from_definitions(definitions)
+print(json.dumps(sorted(v.attributes["kind"] for v in graph.vertices)))
+"""
+
+
+def test_checkov_builds_its_graph_only_from_kinds_a_graph_check_reads(tmp_path: Path) -> None:
+    """Building the graph of every document was a third of a scan; the launcher keeps the kinds the
+    graph checks filter on or connect, and the Pod checkov makes of a Deployment's template."""
+    for i, doc in enumerate(_graph_check_docs()):
+        (tmp_path / f"{i}.yaml").write_text(yaml.safe_dump(doc))
+    result = subprocess.run(
+        [str(policy_scan.CHECKOV.with_name("python")), "-c", GRAPH_VERTICES, policy_scan.GRAPH_OF_CHECKED_KINDS,
+         str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == [
+        "Deployment", "NetworkPolicy", "Pod", "Pod", "Pod", "Role", "RoleBinding",
+    ]  # fmt: skip
