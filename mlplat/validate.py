@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import dataclasses
 import gc
-import json
 import os
 import re
 import subprocess
@@ -20,7 +19,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
@@ -361,35 +360,15 @@ def _schema_sets(configs: dict[str, StackConfig], crds: Path | None) -> dict[str
 
 
 def _schema_checks(docs: list[RenderedDoc], sets: dict[str, SchemaSet], index: SourceIndex) -> list[Finding]:
-    """Plain manifests without --env are checked against the dev cluster's version.
-
-    Every app renders the same components (NetworkPolicies, Vault objects) into its own namespace,
-    so most documents differ only in metadata.name and metadata.namespace, which no schema
-    constrains beyond "a string" (ObjectMeta). Each such shape is validated once and its verdict
-    given to every document of that shape, under that document's own file, resource and line."""
-    verdicts: dict[tuple[int, str], list[Finding]] = {}
+    """Plain manifests without --env are checked against the dev cluster's version. The source line
+    costs a parse of the source file, so it is looked up only for a document with findings."""
     findings = []
     for doc in docs:
-        schemas = sets[doc.env or "dev"]
-        key = (id(schemas), _shape(doc.doc))
-        if key not in verdicts:
-            verdicts[key] = schemas.check(doc, None)
-        if verdicts[key]:  # the line costs a parse of the source file: only for a finding
+        found = sets[doc.env or "dev"].check(doc, None)
+        if found:
             line = index.line(doc)
-            findings += [
-                dataclasses.replace(f, file=doc.source_file, resource=doc.ref, env=doc.env, line=line)
-                for f in verdicts[key]
-            ]
+            findings += [dataclasses.replace(f, line=line) for f in found]
     return findings
-
-
-def _shape(body: dict[str, Any]) -> str:
-    """The document with a string name and namespace blanked: equal shapes get equal schema verdicts."""
-    meta = body.get("metadata")
-    if isinstance(meta, dict):
-        blank = {k: "" for k in ("name", "namespace") if isinstance(meta.get(k), str)}
-        body = {**body, "metadata": {**meta, **blank}}
-    return json.dumps(body, sort_keys=True, default=str)
 
 
 def _argocd_checks(

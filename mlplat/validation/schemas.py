@@ -70,7 +70,11 @@ class SchemaSet:
         self._crds: dict[tuple[str, str], dict[str, CrdVersion]] = {}  # (group, kind) -> version -> CRD
         self._crd_files: dict[tuple[str, str], list[Path]] = {}
         self._validators: dict[tuple[str, str], Validator | None] = {}
-        self._rest_errors: dict[tuple[tuple[str, str], str], list[jsonschema.ValidationError]] = {}
+        # Verdicts per distinct content (see _errors_apart_from_metadata).
+        self._rest_verdicts: dict[
+            tuple[tuple[str, str], str], tuple[list[jsonschema.ValidationError], list[str]]
+        ] = {}
+        self._meta_errors: dict[str, list[jsonschema.ValidationError]] = {}
         if crd_dir is not None:
             self._index_crds(crd_dir)
 
@@ -129,6 +133,42 @@ class SchemaSet:
         }
         return jsonschema.Draft202012Validator(schema, registry=self._registry(schema))
 
+    @cache  # noqa: B019
+    def _free_metadata(self) -> tuple[frozenset[str], frozenset[str]]:
+        """ObjectMeta's fields that any string satisfies (name, namespace, ...), and its maps whose
+        values any string satisfies (labels, annotations), read from the ObjectMeta schema itself."""
+        props = self._definitions().contents["$defs"][OBJECT_META]["properties"]
+
+        def free(schema: Any) -> bool:
+            if not isinstance(schema, dict) or set(schema) - {"description"} != {"type"}:
+                return False
+            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+            return "string" in types
+
+        return (
+            frozenset(k for k, schema in props.items() if free(schema)),
+            frozenset(k for k, schema in props.items() if free(schema.get("additionalProperties"))),
+        )
+
+    def _metadata_errors(self, metadata: Any) -> list[jsonschema.ValidationError]:
+        """ObjectMeta errors, once per metadata shape: every app's objects differ in names, labels and
+        annotations, where the schema accepts any string, so those strings are blanked in the key.
+        A blanked string can hold no error, so every error and value it names is the same for all."""
+        shape = metadata
+        if isinstance(metadata, dict):
+            strings, maps = self._free_metadata()
+            shape = {
+                k: "" if k in strings and isinstance(v, str)
+                else {mk: "" if isinstance(mv, str) else mv for mk, mv in v.items()}
+                if k in maps and isinstance(v, dict)
+                else v
+                for k, v in metadata.items()
+            }  # fmt: skip
+        key = json.dumps(shape, sort_keys=True, default=str)
+        if key not in self._meta_errors:
+            self._meta_errors[key] = list(_errors(self._meta_validator(), metadata))
+        return self._meta_errors[key]
+
     def core_versions(self, kind: str) -> list[str]:
         """apiVersions Kubernetes serves for a kind, for the MLP-API-VERSION hint."""
         prefix = f"{kind.lower()}-"
@@ -165,27 +205,44 @@ class SchemaSet:
         return [self._no_schema(api_version, kind, finding)]
 
     def _errors_apart_from_metadata(
-        self, key: tuple[str, str], validator: Validator, body: dict[str, Any], finding: MakeFinding
+        self,
+        key: tuple[str, str],
+        validator: Validator,
+        body: dict[str, Any],
+        finding: MakeFinding,
+        crd: CrdVersion | None = None,
     ) -> list[Finding]:
-        """Schema findings of `body`, its metadata checked against ObjectMeta on its own.
+        """Schema findings of `body`, its metadata checked against ObjectMeta on its own; with `crd`,
+        also the fields its structural schema does not declare.
 
         Both core schemas and CRDs give metadata as ObjectMeta (or a bare object), so the rest of
         the object can be judged without it; the rest repeats across apps and environments (the
-        same NetworkPolicy in 600 namespaces), so its errors are computed once per distinct content.
+        same NetworkPolicy in 600 namespaces), so its verdicts are computed once per distinct content.
         """
         rest = {k: ({} if k == "metadata" else v) for k, v in body.items()}
         memo_key = (key, json.dumps(rest, sort_keys=True, default=str))
-        if memo_key not in self._rest_errors:
-            self._rest_errors[memo_key] = list(_errors(validator, rest))
-        findings = [_schema_finding(finding, err) for err in self._rest_errors[memo_key]]
-        findings += (
-            [
+        if memo_key not in self._rest_verdicts:
+            unknown = [
+                path for path in unknown_fields(crd.schema, rest) if path.split(".")[0] != "metadata"
+            ] if crd is not None else []  # fmt: skip
+            self._rest_verdicts[memo_key] = (list(_errors(validator, rest)), unknown)
+        errors, unknown = self._rest_verdicts[memo_key]
+        findings = [_schema_finding(finding, err) for err in errors]
+        if "metadata" in body:
+            findings += [
                 _schema_finding(finding, err, ("metadata",))
-                for err in _errors(self._meta_validator(), body["metadata"])
+                for err in self._metadata_errors(body["metadata"])
             ]
-            if "metadata" in body
-            else []
-        )
+        findings += [
+            finding(
+                "MLP-UNKNOWN-FIELD",
+                f"unknown field {path} (not in the {crd.kind} CRD schema)",
+                FIX_UNKNOWN,
+                [int(k[1:-1]) if k.startswith("[") else k for k in re.findall(r"\[\d+\]|[^.\[\]]+", path)],
+            )
+            for path in unknown
+            if crd is not None
+        ]
         return findings
 
     def _check_custom(self, body: dict[str, Any], crd: CrdVersion, finding: MakeFinding) -> list[Finding]:
@@ -195,19 +252,7 @@ class SchemaSet:
         validator = self._validators[key]
         assert validator is not None
         # metadata is checked against ObjectMeta; the CRD schema only says "object".
-        findings = self._errors_apart_from_metadata(key, validator, body, finding)
-        rest = {k: ({} if k == "metadata" else v) for k, v in body.items()}
-        findings += [
-            finding(
-                "MLP-UNKNOWN-FIELD",
-                f"unknown field {path} (not in the {crd.kind} CRD schema)",
-                FIX_UNKNOWN,
-                [int(k[1:-1]) if k.startswith("[") else k for k in re.findall(r"\[\d+\]|[^.\[\]]+", path)],
-            )
-            for path in unknown_fields(crd.schema, rest)
-            if path.split(".")[0] != "metadata"
-        ]
-        return findings
+        return self._errors_apart_from_metadata(key, validator, body, finding, crd)
 
     def _no_schema(self, api_version: str, kind: str, finding: MakeFinding) -> Finding:
         group = api_version.rpartition("/")[0]

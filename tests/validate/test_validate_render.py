@@ -85,6 +85,43 @@ def test_the_same_schema_error_in_many_apps_is_reported_for_each_with_its_own_pl
     ]
     assert ("MLP-SCHEMA", "metadata/labels/team") in second
     assert {f.file for f in schemas.check(bad, 3)} == {"apps/b/base/np.yaml"}
+    # Names, labels and annotations are blanked in the metadata verdict's key only where ObjectMeta
+    # accepts any string: a name that is not a string still gets its finding after a good one.
+    numbered = policy("c", {"team": "y"})
+    numbered.doc["metadata"]["name"] = 5
+    assert ("MLP-SCHEMA", "metadata/name") in {(f.rule, f.path) for f in schemas.check(numbered, 3)}
+
+
+def test_an_unknown_custom_resource_field_is_reported_for_every_app_that_has_it(tmp_path: Path) -> None:
+    """The fields a CRD does not declare are found once per distinct body apart from metadata, and
+    reported for each app under its own file."""
+    import yaml
+
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation.schemas import SchemaSet
+
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.org"},
+        "spec": {"group": "example.org", "scope": "Namespaced",
+                 "names": {"kind": "Widget", "plural": "widgets"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "properties": {
+                         "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+                         "spec": {"type": "object", "properties": {
+                         "size": {"type": "integer"}}}}}}}]},
+    }  # fmt: skip
+    (tmp_path / "widget.yaml").write_text(yaml.safe_dump(crd))
+    schemas = SchemaSet("1.33", tmp_path)
+
+    def widget(app: str) -> RenderedDoc:
+        body = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": app, "namespace": app},
+                "spec": {"size": 1, "colour": "red"}}  # fmt: skip
+        return RenderedDoc("dev", f"apps/{app}", f"apps/{app}/widget.yaml", body)
+
+    for app in ("a", "b"):
+        found = [(f.rule, f.path, f.file) for f in schemas.check(widget(app), 1)]
+        assert found == [("MLP-UNKNOWN-FIELD", "spec/colour", f"apps/{app}/widget.yaml")]
 
 
 def test_an_overlay_generator_replacing_a_base_configmap_is_placed_in_the_overlay(tmp_path: Path) -> None:
