@@ -70,11 +70,10 @@ class SchemaSet:
         self._crds: dict[tuple[str, str], dict[str, CrdVersion]] = {}  # (group, kind) -> version -> CRD
         self._crd_files: dict[tuple[str, str], list[Path]] = {}
         self._validators: dict[tuple[str, str], Validator | None] = {}
-        # Verdicts per distinct content (see _errors_apart_from_metadata).
-        self._rest_verdicts: dict[
+        # Clean verdicts per shape (see _verdict).
+        self._verdicts: dict[
             tuple[tuple[str, str], str], tuple[list[jsonschema.ValidationError], list[str]]
         ] = {}
-        self._meta_errors: dict[str, list[jsonschema.ValidationError]] = {}
         if crd_dir is not None:
             self._index_crds(crd_dir)
 
@@ -133,41 +132,12 @@ class SchemaSet:
         }
         return jsonschema.Draft202012Validator(schema, registry=self._registry(schema))
 
-    @cache  # noqa: B019
-    def _free_metadata(self) -> tuple[frozenset[str], frozenset[str]]:
-        """ObjectMeta's fields that any string satisfies (name, namespace, ...), and its maps whose
-        values any string satisfies (labels, annotations), read from the ObjectMeta schema itself."""
-        props = self._definitions().contents["$defs"][OBJECT_META]["properties"]
-
-        def free(schema: Any) -> bool:
-            if not isinstance(schema, dict) or set(schema) - {"description"} != {"type"}:
-                return False
-            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-            return "string" in types
-
-        return (
-            frozenset(k for k, schema in props.items() if free(schema)),
-            frozenset(k for k, schema in props.items() if free(schema.get("additionalProperties"))),
-        )
-
     def _metadata_errors(self, metadata: Any) -> list[jsonschema.ValidationError]:
-        """ObjectMeta errors, once per metadata shape: every app's objects differ in names, labels and
-        annotations, where the schema accepts any string, so those strings are blanked in the key.
-        A blanked string can hold no error, so every error and value it names is the same for all."""
-        shape = metadata
-        if isinstance(metadata, dict):
-            strings, maps = self._free_metadata()
-            shape = {
-                k: "" if k in strings and isinstance(v, str)
-                else {mk: "" if isinstance(mv, str) else mv for mk, mv in v.items()}
-                if k in maps and isinstance(v, dict)
-                else v
-                for k, v in metadata.items()
-            }  # fmt: skip
-        key = json.dumps(shape, sort_keys=True, default=str)
-        if key not in self._meta_errors:
-            self._meta_errors[key] = list(_errors(self._meta_validator(), metadata))
-        return self._meta_errors[key]
+        validator = self._meta_validator()
+        schema = self._definitions().contents["$defs"][OBJECT_META]
+        return self._verdict(
+            ("metadata", ""), validator, schema, metadata, lambda: (list(_errors(validator, metadata)), [])
+        )[0]
 
     def core_versions(self, kind: str) -> list[str]:
         """apiVersions Kubernetes serves for a kind, for the MLP-API-VERSION hint."""
@@ -220,13 +190,14 @@ class SchemaSet:
         same NetworkPolicy in 600 namespaces), so its verdicts are computed once per distinct content.
         """
         rest = {k: ({} if k == "metadata" else v) for k, v in body.items()}
-        memo_key = (key, json.dumps(rest, sort_keys=True, default=str))
-        if memo_key not in self._rest_verdicts:
+
+        def judge() -> tuple[list[jsonschema.ValidationError], list[str]]:
             unknown = [
                 path for path in unknown_fields(crd.schema, rest) if path.split(".")[0] != "metadata"
             ] if crd is not None else []  # fmt: skip
-            self._rest_verdicts[memo_key] = (list(_errors(validator, rest)), unknown)
-        errors, unknown = self._rest_verdicts[memo_key]
+            return list(_errors(validator, rest)), unknown
+
+        errors, unknown = self._verdict(key, validator, validator.schema, rest, judge)
         findings = [_schema_finding(finding, err) for err in errors]
         if "metadata" in body:
             findings += [
@@ -244,6 +215,27 @@ class SchemaSet:
             if crd is not None
         ]
         return findings
+
+    def _verdict(
+        self,
+        key: tuple[str, str],
+        validator: Validator,
+        schema: Any,
+        instance: Any,
+        judge: Callable[[], tuple[list[jsonschema.ValidationError], list[str]]],
+    ) -> tuple[list[jsonschema.ValidationError], list[str]]:
+        """`judge()`, or the clean verdict of an earlier instance equal to this one apart from strings
+        the schema accepts whatever they say (every app's objects differ in names, labels, paths).
+
+        Only a clean verdict is shared: an error's message can quote the value it is about, so an
+        instance with errors is always judged itself."""
+        blanked = _Blanker(validator, self._definitions()).blank(schema, instance)
+        shape = json.dumps(blanked, sort_keys=True, default=str)
+        verdict = self._verdicts.get((key, shape))
+        if verdict is None or verdict != ([], []):
+            verdict = judge()
+            self._verdicts[(key, shape)] = verdict
+        return verdict
 
     def _check_custom(self, body: dict[str, Any], crd: CrdVersion, finding: MakeFinding) -> list[Finding]:
         key = (f"{crd.group}/{crd.version}", f"crd:{crd.kind}")
@@ -270,6 +262,55 @@ class SchemaSet:
             f"no schema for {api_version} {kind}: neither a Kubernetes {self.k8s_version} kind nor a known CRD",
             "fix the kind, or pass --schemas DIR holding its CustomResourceDefinition",
         )
+
+
+class _Blanker:
+    """Replaces by "" every string of an instance whose schema node accepts any string: such a string
+    cannot change the validator's verdict. Beneath a keyword whose verdict could depend on the
+    strings below it (enum, const, uniqueItems, anyOf, patternProperties, ...), nothing is blanked.
+    Core schemas reach their definitions through `$ref`s into `_definitions.json`."""
+
+    CONTAINER_KEYWORDS = frozenset(
+        {"type", "properties", "additionalProperties", "items", "required", "minProperties", "maxProperties",
+         "minItems", "maxItems"}
+    )  # fmt: skip
+
+    def __init__(self, validator: Validator, definitions: Resource[Any]) -> None:
+        self.keywords = frozenset(type(validator).VALIDATORS)
+        self.defs: Mapping[str, Any] = definitions.contents["$defs"]
+
+    def _resolve(self, node: Any) -> dict[str, Any] | None:
+        while isinstance(node, dict) and "$ref" in node:
+            if set(node) & self.keywords != {"$ref"}:
+                return None  # $ref beside other checks: judged as written
+            _, marker, name = str(node["$ref"]).partition("#/$defs/")
+            node = self.defs.get(name) if marker else None
+        return node if isinstance(node, dict) else None
+
+    def blank(self, schema: Any, value: Any) -> Any:
+        node = self._resolve(schema)
+        if node is None:
+            return value
+        active = set(node) & self.keywords
+        if isinstance(value, str):
+            types = node.get("type", "string")
+            accepts = "string" in (types if isinstance(types, list) else [types])
+            return "" if active <= {"type"} and accepts else value
+        if not active <= self.CONTAINER_KEYWORDS:
+            return value
+        if isinstance(value, dict):
+            props, extra = node.get("properties") or {}, node.get("additionalProperties")
+            return {
+                k: self.blank(props[k], v)
+                if k in props
+                else self.blank(extra, v)
+                if isinstance(extra, dict)
+                else v
+                for k, v in value.items()
+            }
+        if isinstance(value, list) and isinstance(node.get("items"), dict):
+            return [self.blank(node["items"], v) for v in value]
+        return value
 
 
 def _crd_documents(path: Path) -> list[Any]:

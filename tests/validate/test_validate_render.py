@@ -141,3 +141,41 @@ def test_an_overlay_generator_replacing_a_base_configmap_is_placed_in_the_overla
     assert ok and [(d.doc["metadata"]["name"], d.source_file) for d in docs] == [
         ("cfg", "ov/kustomization.yaml")
     ]
+
+
+def test_a_string_the_schema_constrains_is_judged_in_every_document(tmp_path: Path) -> None:
+    """Documents equal apart from strings the schema accepts whatever they say share one clean
+    verdict; a string under an enum, a pattern or a uniqueItems list is never blanked, so the
+    document that breaks it gets its finding after others passed."""
+    import yaml
+
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation.schemas import SchemaSet
+
+    spec_schema = {"type": "object", "properties": {
+        "note": {"type": "string"},
+        "colour": {"type": "string", "enum": ["red", "blue"]},
+        "path": {"type": "string", "pattern": "^/"},
+        "tags": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
+    }}  # fmt: skip
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.org"},
+        "spec": {"group": "example.org", "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                                                      "metadata": {"type": "object"}, "spec": spec_schema}}}}]},
+    }  # fmt: skip
+    (tmp_path / "widget.yaml").write_text(yaml.safe_dump(crd))
+    schemas = SchemaSet("1.33", tmp_path)
+
+    def judged(app: str, **spec: object) -> set[tuple[str, str | None]]:
+        body = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": app, "namespace": app},
+                "spec": {"note": app, "colour": "red", "path": "/a", "tags": ["x", "y"], **spec}}  # fmt: skip
+        return {(f.rule, f.path) for f in schemas.check(RenderedDoc("dev", app, f"{app}.yaml", body), 1)}
+
+    assert judged("a") == set() and judged("b") == set()
+    assert judged("c", colour="green") == {("MLP-SCHEMA", "spec/colour")}
+    assert judged("d", path="a") == {("MLP-SCHEMA", "spec/path")}
+    assert judged("e", tags=["x", "x"]) == {("MLP-SCHEMA", "spec/tags")}
+    assert judged("f", note=7) == {("MLP-SCHEMA", "spec/note")}
