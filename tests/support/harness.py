@@ -124,3 +124,52 @@ def reference_chart(folder: str) -> tuple[dict[str, Any], dict[str, Any] | None]
     schema_path = base / "values.schema.json"
     schema = json.loads(schema_path.read_text()) if schema_path.exists() else None
     return defaults, schema
+
+
+# Release name in the cluster -> key in versions.CHARTS.
+RELEASES = {
+    "kube-prometheus-stack": "kube-prometheus-stack",
+    "cert-manager": "cert-manager",
+    "kserve-crd": "kserve-crd",
+    "kserve": "kserve",
+    "kserve-runtimes": "kserve-runtimes",
+    "gpu-operator": "gpu-operator",
+    "vault": "vault",
+    "vault-secrets-operator": "vault-secrets-operator",
+    "minio": "minio",
+    "mlflow": "mlflow",
+    "falco": "falco",
+    "argocd": "argo-cd",
+    "keda": "keda",
+    "envoy-gateway": "envoy-gateway",
+    "aws-load-balancer-controller": "aws-load-balancer-controller",
+    "prometheus-pushgateway": "prometheus-pushgateway",
+    "argo-workflows": "argo-workflows",
+    "argo-events": "argo-events",
+}
+
+
+def transitive_dependencies(plan: Plan, r: Registered) -> set[str]:
+    by_urn = {x.urn: x for x in plan.resources}
+    seen: set[str] = set()
+    todo = list(r.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn not in seen:
+            seen.add(urn)
+            todo += by_urn[urn].dependencies if urn in by_urn else []
+    return seen
+
+
+def depends_on(plan: Plan, dependent: Registered, dependency: Registered) -> bool:
+    """`dependent` waits for `dependency`, directly or through other resources."""
+    by_urn = {r.urn: r for r in plan.resources}
+    seen, todo = set(), list(dependent.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn == dependency.urn:
+            return True
+        if urn not in seen and urn in by_urn:
+            seen.add(urn)
+            todo += by_urn[urn].dependencies
+    return False

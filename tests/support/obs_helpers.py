@@ -98,3 +98,13 @@ def metric_names(expr: str) -> set[str]:
             continue
         names.add(name)
     return names
+
+
+# Sample values for Grafana's variables, so a query can be parsed as PromQL.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$gpu_hour_price": "1"}
+
+
+def as_promql(query: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        query = query.replace(variable, value)
+    return re.sub(r"\$\{?\w+\}?", ".*", query)  # remaining variables sit inside =~ matchers

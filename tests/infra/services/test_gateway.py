@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from infra.config import load_environment
-from tests.support.harness import REFERENCE, Plan, Registered, build
-
-from .test_prerequisites import RENDERED_CHART, _switch, _transitive, installed_kinds
+from tests.support.crds import RENDERED_CHART, chart_switch, installed_kinds
+from tests.support.harness import REFERENCE, Plan, Registered, build, transitive_dependencies
 
 GATEWAY_API = "gateway.networking.k8s.io"
 GATEWAY = f"kubernetes:{GATEWAY_API}/v1:Gateway"
@@ -35,7 +34,7 @@ def _one(plan: Plan, typ: str) -> Registered:
 
 
 def _waits(plan: Plan, dependent: Registered, dependency: Registered) -> None:
-    assert dependency.urn in _transitive(plan, dependent), (
+    assert dependency.urn in transitive_dependencies(plan, dependent), (
         f"{dependent.urn} does not wait for {dependency.urn}"
     )
 
@@ -71,7 +70,7 @@ def test_gateway_api_crds_have_one_owner_on_the_standard_channel(plan: Plan) -> 
     controller = plan.releases()["envoy-gateway"]
     defaults = yaml.safe_load((REFERENCE / "charts" / "gateway-helm" / "values.tmpl.yaml").read_text())
     assert defaults["crds"]["enabled"] is True  # what leaving it alone would do
-    assert _switch("envoy-gateway", controller, "crds.enabled") is False, (
+    assert chart_switch("envoy-gateway", controller, "crds.enabled") is False, (
         f"{controller.urn}: second CRD owner"
     )
     crds = _one(plan, RENDERED_CHART)
@@ -167,7 +166,7 @@ def test_prometheus_scrapes_the_envoy_proxies_stats(plan: Plan) -> None:
 
 
 def test_the_load_balancer_controller_knows_its_cluster_vpc_role_and_environment(plan: Plan) -> None:
-    from harness import LBC_ROLE_ARN, VPC_ID
+    from tests.support.harness import LBC_ROLE_ARN, VPC_ID
 
     lbc = plan.releases()["aws-load-balancer-controller"]
     values = lbc.inputs["values"]

@@ -10,9 +10,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from infra.services import cert_manager, minio
-from tests.support.harness import REPO, Plan, Registered, reference_chart
-
-from .test_vault_tls import _ca, _certificates, _depends_on, _host_covered
+from tests.support.harness import REPO, Plan, Registered, depends_on, reference_chart
+from tests.support.tls import certificates_by_name, host_covered, internal_ca
 
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 # MinIO by any in-cluster name over plain http.
@@ -26,7 +25,7 @@ CLIENT_FOLDERS = ("platform", "apps", "infra", "docs/runbooks")
 
 
 def _ca_pem(plan: Plan) -> str:
-    _, secret = _ca(plan)
+    _, secret = internal_ca(plan)
     pem: str = secret.inputs["stringData"]["tls.crt"]
     return pem
 
@@ -46,12 +45,12 @@ def test_minio_serves_tls_from_the_internal_ca(plan: Plan) -> None:
     # The chart mounts these keys as public.crt/private.key (templates/_helpers.tpl minio.tlsKeysVolume).
     defaults, _ = reference_chart("minio")
     assert set(tls) <= set(defaults["tls"]), f"{release.urn}: tls keys {sorted(tls)}"
-    certificate = _certificates(plan).get((release.inputs["namespace"], tls["certSecret"]))
+    certificate = certificates_by_name(plan).get((release.inputs["namespace"], tls["certSecret"]))
     assert certificate is not None, f"{release.urn}: {tls['certSecret']} is no Certificate's Secret"
     assert (tls["publicCrt"], tls["privateKey"]) == ("tls.crt", "tls.key"), release.urn
     spec = certificate.inputs["spec"]
     assert spec["issuerRef"]["name"] == cert_manager.CA_ISSUER, certificate.urn
-    assert _depends_on(plan, release, certificate), f"{release.urn} does not wait for {certificate.urn}"
+    assert depends_on(plan, release, certificate), f"{release.urn} does not wait for {certificate.urn}"
     assert "server auth" in spec["usages"], certificate.urn
     # Distributed peers dial `<fullname>-<i>.<fullname>-svc.<namespace>.svc` (templates/statefulset.yaml).
     replicas = int(values["replicas"])
@@ -64,7 +63,7 @@ def test_minio_serves_tls_from_the_internal_ca(plan: Plan) -> None:
         *(f"minio-{i}.minio-svc.minio.svc" for i in range(replicas + 1)),
         *(f"minio-{i}.minio-svc.minio.svc.cluster.local" for i in range(replicas + 1)),
     ]
-    missing = [host for host in wanted if not _host_covered(host, spec)]
+    missing = [host for host in wanted if not host_covered(host, spec)]
     assert not missing, f"{certificate.urn}: not in the SANs: {missing}"
     for name in spec["dnsNames"]:
         assert name.split(".")[-1] != "*" and not name.startswith("*.minio."), (
@@ -142,7 +141,7 @@ def test_every_minio_client_verifies_the_internal_ca(plan: Plan) -> None:
     (mount,) = [m for m in values["extraVolumeMounts"] if m["mountPath"].rstrip("/") == bundle_dir]
     config_map = _config_map(plan, release.inputs["namespace"], volumes[mount["name"]]["configMap"]["name"])
     assert config_map.inputs["data"][bundle_key] == _ca_pem(plan), config_map.urn
-    assert _depends_on(plan, release, config_map), f"{release.urn} does not wait for {config_map.urn}"
+    assert depends_on(plan, release, config_map), f"{release.urn} does not wait for {config_map.urn}"
 
 
 def test_kserve_storage_initializer_gets_the_ca_bundle(plan: Plan) -> None:
@@ -156,5 +155,5 @@ def test_kserve_storage_initializer_gets_the_ca_bundle(plan: Plan) -> None:
     # namespace (cabundle_configmap_reconciler.go); any other key is an error there.
     config_map = _config_map(plan, release.inputs["namespace"], name)
     assert config_map.inputs["data"] == {"cabundle.crt": _ca_pem(plan)}, config_map.urn
-    assert _depends_on(plan, release, config_map), f"{release.urn} does not wait for {config_map.urn}"
+    assert depends_on(plan, release, config_map), f"{release.urn} does not wait for {config_map.urn}"
     assert (storage["s3"]["useHttps"], storage["s3"]["verifySSL"]) == ("1", "1"), release.urn

@@ -14,8 +14,7 @@ from infra.config import ENVIRONMENTS
 from infra.services import gateway, minio, model_monitoring, monitoring
 from tests.support.harness import Plan
 from tests.support.netpol import Pod
-
-from .test_network_policies import PODS, PlanFor, World
+from tests.support.netpol_world import PODS, PlanFor, World
 
 REPO = Path(__file__).resolve().parents[3]
 CRONJOB = "kubernetes:batch/v1:CronJob"

@@ -9,52 +9,10 @@ and no Gateway API CRDs exits at start, and the atomic release rolls back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from functools import cache
 from typing import Any
 
-import yaml
-
-from infra import versions
-from tests.support.harness import REFERENCE, Plan, Registered, reference_chart
-
-from .test_releases import RELEASES
-
-# Chart key -> (values switch that installs its CRDs, or None when the chart always installs its
-# `crds/` directory; reference folder under ../shared/reference/crds with those CRDs).
-CHART_CRDS: dict[str, tuple[str | None, str]] = {
-    "kube-prometheus-stack": ("crds.enabled", "prometheus-operator"),
-    "cert-manager": ("crds.enabled", "cert-manager"),
-    "kserve-crd": (None, "kserve"),
-    "vault-secrets-operator": (None, "vault-secrets-operator"),
-    "argo-cd": ("crds.install", "argo-cd"),
-    "gpu-operator": (None, "gpu-operator"),
-    "aws-load-balancer-controller": (None, "aws-load-balancer-controller"),
-    # argo-helm argo-workflows-1.0.18 / argo-events-2.4.22 values.yaml `crds.install` (templates/crds*).
-    "argo-workflows": ("crds.install", "argo-workflows"),
-    "argo-events": ("crds.install", "argo-events"),
-}
-
-# Charts rendered resource by resource (helm.sh/v4 Chart) whose templates are CRDs: chart name ->
-# (values switch, reference folder). gateway-crds-helm v1.9.0 templates/standard-gatewayapi-crds.yaml
-# renders the standard channel when crds.gatewayAPI.channel is `standard` (the reference folder
-# holds the standard channel only; the experimental one would be a different set of schemas).
-RENDERED_CRDS: dict[str, list[tuple[str, str]]] = {
-    "gateway-crds-helm": [
-        ("crds.gatewayAPI.enabled", "gateway-api"),
-        ("crds.envoyGateway.enabled", "envoy-gateway"),
-    ],
-}
-RENDERED_CHART = "kubernetes:helm.sh/v4:Chart"
-
-
-def _get(values: dict[str, Any], path: str) -> Any:
-    node: Any = values
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
+from tests.support.crds import RENDERED_CHART, chart_switch, installed_kinds, value_at
+from tests.support.harness import RELEASES, Plan, transitive_dependencies
 
 # Chart switches that render a prometheus-operator object, by the key charts use for them.
 MONITORING_SWITCHES = {
@@ -90,7 +48,7 @@ RULES: list[Rule] = [
         "kserve",
         lambda v: (
             ["enableGatewayApi"]
-            if _get(v, "kserve.controller.gateway.ingressGateway.enableGatewayApi")
+            if value_at(v, "kserve.controller.gateway.ingressGateway.enableGatewayApi")
             else []
         ),
         ("gateway.networking.k8s.io", "HTTPRoute"),
@@ -101,7 +59,7 @@ RULES: list[Rule] = [
     (
         "kserve",
         lambda v: (
-            ["createGateway"] if _get(v, "kserve.controller.gateway.ingressGateway.createGateway") else []
+            ["createGateway"] if value_at(v, "kserve.controller.gateway.ingressGateway.createGateway") else []
         ),
         ("gateway.networking.k8s.io", "Gateway"),
         "kserve/kserve v0.20.0 charts/kserve-resources/files/kserve/ingress_gateway-patch.yaml",
@@ -110,8 +68,8 @@ RULES: list[Rule] = [
         "kserve",
         lambda v: (
             ["Ingress creation"]
-            if not _get(v, "kserve.controller.gateway.ingressGateway.enableGatewayApi")
-            and _get(v, "kserve.controller.gateway.disableIngressCreation") is not True
+            if not value_at(v, "kserve.controller.gateway.ingressGateway.enableGatewayApi")
+            and value_at(v, "kserve.controller.gateway.disableIngressCreation") is not True
             else []
         ),
         # An Ingress of class `alb` is served only by the AWS Load Balancer Controller; its CRDs
@@ -123,8 +81,8 @@ RULES: list[Rule] = [
     (
         "kserve",
         lambda v: (
-            [f"deploymentMode {_get(v, 'kserve.controller.deploymentMode')}"]
-            if _get(v, "kserve.controller.deploymentMode") in ("Knative", "Serverless")
+            [f"deploymentMode {value_at(v, 'kserve.controller.deploymentMode')}"]
+            if value_at(v, "kserve.controller.deploymentMode") in ("Knative", "Serverless")
             else []
         ),
         # Every InferenceService fails with a terminal error without Knative Serving.
@@ -142,46 +100,6 @@ RULES: list[Rule] = [
         for kind in sorted(set(MONITORING_SWITCHES.values()))
     ),
 ]
-
-
-@cache
-def _reference_kinds(folder: str) -> frozenset[tuple[str, str]]:
-    kinds = set()
-    for path in sorted((REFERENCE / "crds" / folder).glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                kinds.add((doc["spec"]["group"], doc["spec"]["names"]["kind"]))
-    return frozenset(kinds)
-
-
-def _switch(chart: str, release: Registered, path: str) -> Any:
-    """The value of `path` Helm renders with: ours, else the pinned chart's default."""
-    ours = _get(release.inputs.get("values") or {}, path)
-    if ours is not None:
-        return ours
-    defaults, _ = reference_chart(versions.CHARTS[chart].reference)
-    return _get(defaults, path)
-
-
-def installed_kinds(plan: Plan) -> dict[tuple[str, str], Registered]:
-    """(group, kind) of every CRD a release of the plan installs -> that release."""
-    installed: dict[tuple[str, str], Registered] = {}
-    for name, release in plan.releases().items():
-        chart = RELEASES.get(name, "")
-        if chart not in CHART_CRDS:
-            continue
-        switch, folder = CHART_CRDS[chart]
-        if switch is not None and _switch(chart, release, switch) is not True:
-            continue
-        assert _reference_kinds(folder), f"no reference CRDs in crds/{folder}"
-        installed.update(dict.fromkeys(_reference_kinds(folder), release))
-    for chart in plan.of_type(RENDERED_CHART):
-        values = chart.inputs.get("values") or {}
-        for switch, folder in RENDERED_CRDS.get(str(chart.inputs["chart"]).rsplit("/", 1)[-1], []):
-            standard = folder != "gateway-api" or _get(values, "crds.gatewayAPI.channel") == "standard"
-            if _get(values, switch) is True and standard:
-                installed.update(dict.fromkeys(_reference_kinds(folder), chart))
-    return installed
 
 
 def test_no_release_starts_in_a_mode_whose_crds_the_plan_does_not_install(plan: Plan) -> None:
@@ -232,7 +150,9 @@ def test_every_custom_resource_has_its_crd_installed_by_the_plan(plan: Plan) -> 
         group = str(r.inputs["apiVersion"]).split("/")[0]
         key = (group, r.inputs["kind"])
         assert key in installed, f"{r.urn}: no release in the plan installs the {key} CRD"
-        assert installed[key].urn in _transitive(plan, r), f"{r.urn} does not wait for {installed[key].urn}"
+        assert installed[key].urn in transitive_dependencies(plan, r), (
+            f"{r.urn} does not wait for {installed[key].urn}"
+        )
 
 
 def test_the_guard_catches_gateway_api_mode_without_its_crds(plan: Plan) -> None:
@@ -244,18 +164,6 @@ def test_the_guard_catches_gateway_api_mode_without_its_crds(plan: Plan) -> None
     assert ("gateway.networking.k8s.io", "HTTPRoute") not in installed_kinds(without_crd_chart)
 
 
-def _transitive(plan: Plan, r: Registered) -> set[str]:
-    by_urn = {x.urn: x for x in plan.resources}
-    seen: set[str] = set()
-    todo = list(r.dependencies)
-    while todo:
-        urn = todo.pop()
-        if urn not in seen:
-            seen.add(urn)
-            todo += by_urn[urn].dependencies if urn in by_urn else []
-    return seen
-
-
 def test_kserve_creates_no_route_and_references_no_gateway_nobody_creates(plan: Plan) -> None:
     """KServe's ingress config named `kserve/kserve-ingress-gateway` of class `alb`, which nothing
     created; each app's HTTPRoute is the route, so KServe must not add its own next to it."""
@@ -264,11 +172,15 @@ def test_kserve_creates_no_route_and_references_no_gateway_nobody_creates(plan: 
         f"{r.inputs['metadata']['namespace']}/{r.inputs['metadata']['name']}"
         for r in plan.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
     }
-    named = _switch("kserve", kserve, "kserve.controller.gateway.ingressGateway.kserveGateway")
+    named = chart_switch("kserve", kserve, "kserve.controller.gateway.ingressGateway.kserveGateway")
     assert named in gateways, f"{kserve.urn}: kserveGateway {named!r} is not a Gateway of the plan {gateways}"
-    assert _switch("kserve", kserve, "kserve.controller.gateway.ingressGateway.enableGatewayApi") is False
-    assert _switch("kserve", kserve, "kserve.controller.gateway.disableIngressCreation") is True, kserve.urn
-    assert _switch("kserve", kserve, "kserve.controller.gateway.ingressGateway.createGateway") is False
+    assert (
+        chart_switch("kserve", kserve, "kserve.controller.gateway.ingressGateway.enableGatewayApi") is False
+    )
+    assert chart_switch("kserve", kserve, "kserve.controller.gateway.disableIngressCreation") is True, (
+        kserve.urn
+    )
+    assert chart_switch("kserve", kserve, "kserve.controller.gateway.ingressGateway.createGateway") is False
 
 
 def test_the_guard_sees_every_prometheus_operator_switch() -> None:

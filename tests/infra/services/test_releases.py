@@ -8,29 +8,17 @@ from infra import versions
 from infra.aws.karpenter import NAMESPACE as KARPENTER
 from infra.services.chart import POD_SECURITY, deep_merge
 from infra.services.kserve import RUNTIME_KEYS, RUNTIMES
-from tests.support.harness import KMS_KEY, REFERENCE, ROLE_ARN, Plan, Registered, build, reference_chart
+from tests.support.harness import (
+    KMS_KEY,
+    REFERENCE,
+    RELEASES,
+    ROLE_ARN,
+    Plan,
+    Registered,
+    build,
+    reference_chart,
+)
 
-# Release name in the cluster -> key in versions.CHARTS.
-RELEASES = {
-    "kube-prometheus-stack": "kube-prometheus-stack",
-    "cert-manager": "cert-manager",
-    "kserve-crd": "kserve-crd",
-    "kserve": "kserve",
-    "kserve-runtimes": "kserve-runtimes",
-    "gpu-operator": "gpu-operator",
-    "vault": "vault",
-    "vault-secrets-operator": "vault-secrets-operator",
-    "minio": "minio",
-    "mlflow": "mlflow",
-    "falco": "falco",
-    "argocd": "argo-cd",
-    "keda": "keda",
-    "envoy-gateway": "envoy-gateway",
-    "aws-load-balancer-controller": "aws-load-balancer-controller",
-    "prometheus-pushgateway": "prometheus-pushgateway",
-    "argo-workflows": "argo-workflows",
-    "argo-events": "argo-events",
-}
 ARGOCD_KINDS = ("Application", "ApplicationSet", "AppProject")
 
 

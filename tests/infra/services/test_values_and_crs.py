@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from fnmatch import fnmatch
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
 from infra import versions
 from infra.services.chart import deep_merge
-from tests.support.harness import REFERENCE, Plan, reference_chart
+from tests.support.crds import CRDS
+from tests.support.harness import REFERENCE, RELEASES, Plan, reference_chart
 from tests.support.values_keys import SUBCHARTS, unknown_keys
-
-from .test_releases import RELEASES
 
 
 def _reference(chart_key: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
@@ -77,21 +74,6 @@ def test_no_secret_value_reaches_a_values_file_or_release(plan: Plan) -> None:
         )
 
 
-def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted((REFERENCE / "crds").rglob("*.yaml")):
-        for doc in yaml.safe_load_all(Path(path).read_text()):
-            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
-            for version in doc["spec"]["versions"]:
-                schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
-    return schemas
-
-
-CRDS = _crd_schemas()
-
-
 def test_custom_resources_validate_against_the_reference_crds(plan: Plan) -> None:
     customs = [r for r in plan.resources if r.type.startswith("kubernetes:") and "." in r.type.split(":")[1]]
     # Helm releases and built-in kinds of a dotted API group (NetworkPolicy) have no CRD.
@@ -120,7 +102,8 @@ def test_custom_resources_validate_against_the_reference_crds(plan: Plan) -> Non
 
 def test_every_synced_secret_is_readable_under_its_namespace_policy(plan: Plan) -> None:
     import hcl2
-    from harness import REPO
+
+    from tests.support.harness import REPO
 
     for r in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret"):
         namespace = r.inputs["metadata"]["namespace"]

@@ -6,12 +6,11 @@ import hcl2
 
 from infra.services import vault
 from tests.support.harness import REPO, Plan
-
-from .test_vault_tls import _server_values
+from tests.support.tls import server_values
 
 
 def test_vault_metrics_are_not_served_to_anyone_without_a_token(plan: Plan) -> None:
-    r, values, config = _server_values(plan)
+    r, values, config = server_values(plan)
     for listener in config["listener"]:
         for telemetry in next(iter(listener.values())).get("telemetry", []):
             assert telemetry.get("unauthenticated_metrics_access", False) is False, (

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import hcl2
 import jsonschema
 import yaml
 
 from infra.services import cert_manager, vault
-from tests.support.harness import KMS_KEY, REPO, ROLE_ARN, Plan, Registered
+from tests.support.crds import CRDS
+from tests.support.harness import KMS_KEY, REPO, ROLE_ARN, Plan, depends_on
+from tests.support.tls import (
+    certificates_by_name,
+    cluster_issuers,
+    host_covered,
+    internal_ca,
+    server_values,
+)
 
-from .test_values_and_crs import CRDS
-
-CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
-CLUSTER_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
-CA_CERT = "tls:index/selfSignedCert:SelfSignedCert"
 VAULT_CONNECTION = "VaultConnection"
 
 
@@ -35,35 +36,6 @@ def _block(blocks: list[dict[str, Any]], label: str) -> dict[str, Any]:
     return bodies[0]
 
 
-def _certificates(plan: Plan) -> dict[tuple[str, str], Registered]:
-    return {
-        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r
-        for r in plan.of_type(CERTIFICATE)
-    }
-
-
-def _issuers(plan: Plan) -> dict[str, Registered]:
-    return {r.inputs["metadata"]["name"]: r for r in plan.of_type(CLUSTER_ISSUER)}
-
-
-def _host_covered(host: str, certificate: dict[str, Any]) -> bool:
-    try:
-        return str(ipaddress.ip_address(host)) in certificate.get("ipAddresses", [])
-    except ValueError:
-        pass
-    # A wildcard covers exactly one leftmost label (RFC 6125), like Go's and OpenSSL's verifiers.
-    return any(
-        host == name or (name.startswith("*.") and host.split(".", 1)[-1] == name[2:] and "." in host)
-        for name in certificate.get("dnsNames", [])
-    )
-
-
-def _server_values(plan: Plan) -> tuple[Registered, dict[str, Any], dict[str, Any]]:
-    r = plan.releases()["vault"]
-    values = r.inputs["values"]
-    return r, values, hcl2.loads(values["server"]["ha"]["raft"]["config"])
-
-
 def _mounted_files(server: dict[str, Any]) -> dict[str, str]:
     """Directory mounted in the server container -> Secret name, for Secret volumes."""
     secrets = {v["name"]: v["secret"]["secretName"] for v in server["volumes"] if "secret" in v}
@@ -76,14 +48,14 @@ def _secret_of(path: str, mounts: dict[str, str]) -> str | None:
 
 
 def test_vault_listens_with_tls_from_the_mounted_certificate(plan: Plan) -> None:
-    r, values, config = _server_values(plan)
+    r, values, config = server_values(plan)
     server = values["server"]
     assert values["global"]["tlsDisable"] is False, f"{r.urn}: the chart would talk http"
     assert not re.search(r"tls_disable\s*=\s*(1|true|\"1\"|\"true\")", server["ha"]["raft"]["config"]), r.urn
     listener = _block(config["listener"], "tcp")
     assert "tls_disable" not in listener, f"{r.urn}: tls_disable in the listener"
     mounts = _mounted_files(server)
-    certificates = _certificates(plan)
+    certificates = certificates_by_name(plan)
     for key, file_key in (("tls_cert_file", "tls.crt"), ("tls_key_file", "tls.key")):
         path = _unquote(listener[key])
         secret = _secret_of(path, mounts)
@@ -97,19 +69,19 @@ def test_vault_listens_with_tls_from_the_mounted_certificate(plan: Plan) -> None
 
 
 def test_raft_joins_over_https_with_the_ca_for_every_replica(plan: Plan) -> None:
-    r, values, config = _server_values(plan)
+    r, values, config = server_values(plan)
     replicas = int(values["server"]["ha"]["replicas"])
     assert values["server"]["ha"]["enabled"] is True, r.urn
     raft = _block(config["storage"], "raft")
     joins = raft["retry_join"]
     assert len(joins) == replicas, f"{r.urn}: {len(joins)} retry_join for {replicas} replicas"
     mounts = _mounted_files(values["server"])
-    certificate = _certificates(plan)[("vault", vault.TLS_SECRET)].inputs["spec"]
+    certificate = certificates_by_name(plan)[("vault", vault.TLS_SECRET)].inputs["spec"]
     for i, join in enumerate(joins):
         address = urlsplit(_unquote(join["leader_api_addr"]))
         assert address.scheme == "https", f"{r.urn}: retry_join {address.geturl()}"
         assert address.hostname == f"vault-{i}.vault-internal", r.urn
-        assert _host_covered(address.hostname, certificate), f"{r.urn}: {address.hostname} not in the SANs"
+        assert host_covered(address.hostname, certificate), f"{r.urn}: {address.hostname} not in the SANs"
         ca = _unquote(join["leader_ca_cert_file"])
         assert ca.endswith("/ca.crt") and _secret_of(ca, mounts) == vault.TLS_SECRET, r.urn
     # TLS must not cost the seal, the audit volume, IRSA or telemetry.
@@ -119,11 +91,11 @@ def test_raft_joins_over_https_with_the_ca_for_every_replica(plan: Plan) -> None
     assert _block(config["listener"], "tcp")["telemetry"][0]["unauthenticated_metrics_access"] is False, r.urn
     tls = values["serverTelemetry"]["serviceMonitor"]["tlsConfig"]
     assert tls["ca"]["secret"] == {"name": vault.TLS_SECRET, "key": "ca.crt"}, r.urn
-    assert _host_covered(tls["serverName"], certificate), f"{r.urn}: scrape serverName {tls['serverName']}"
+    assert host_covered(tls["serverName"], certificate), f"{r.urn}: scrape serverName {tls['serverName']}"
 
 
 def test_the_server_certificate_covers_every_name_clients_and_peers_use(plan: Plan) -> None:
-    r = _certificates(plan)[("vault", vault.TLS_SECRET)]
+    r = certificates_by_name(plan)[("vault", vault.TLS_SECRET)]
     spec = r.inputs["spec"]
     replicas = int(plan.releases()["vault"].inputs["values"]["server"]["ha"]["replicas"])
     wanted = [
@@ -137,7 +109,7 @@ def test_the_server_certificate_covers_every_name_clients_and_peers_use(plan: Pl
         *(f"vault-{i}.vault-internal" for i in range(replicas)),
         "vault-4.vault-internal",  # scaling up stays covered (wildcard)
     ]
-    missing = [host for host in wanted if not _host_covered(host, spec)]
+    missing = [host for host in wanted if not host_covered(host, spec)]
     assert not missing, f"{r.urn}: not in the SANs: {missing}"
     for name in spec["dnsNames"]:
         assert fnmatchcase(name, "*vault*") and not name.startswith("*.vault."), f"{r.urn}: SAN {name}"
@@ -156,23 +128,9 @@ def test_the_server_certificate_covers_every_name_clients_and_peers_use(plan: Pl
     assert "server auth" in spec["usages"] and spec["duration"] and spec["renewBefore"], r.urn
 
 
-def _ca(plan: Plan) -> tuple[Registered, Registered]:
-    """(the CA certificate the program generates, the Secret the CA ClusterIssuer signs with)."""
-    (ca,) = plan.of_type(CA_CERT)
-    issuer = _issuers(plan)[cert_manager.CA_ISSUER]
-    # A ClusterIssuer reads its CA Secret from cert-manager's cluster resource namespace (its own).
-    (secret,) = [
-        r
-        for r in plan.of_type("kubernetes:core/v1:Secret")
-        if r.inputs["metadata"]
-        == {"name": issuer.inputs["spec"]["ca"]["secretName"], "namespace": "cert-manager"}
-    ]
-    return ca, secret
-
-
 def test_the_internal_ca_chain(plan: Plan) -> None:
-    issuers, certificates = _issuers(plan), _certificates(plan)
-    ca, secret = _ca(plan)
+    issuers, certificates = cluster_issuers(plan), certificates_by_name(plan)
+    ca, secret = internal_ca(plan)
     # One root, owned by the program: no self-signed bootstrap issuer anyone could sign with.
     assert [name for name, r in issuers.items() if "ca" not in r.inputs["spec"]] == [], plan.env
     assert ca.inputs["isCaCertificate"] is True, ca.urn
@@ -199,11 +157,11 @@ def _hours(duration: str) -> float:
 
 
 def test_leaves_renew_with_the_new_ca_long_before_the_old_one_expires(plan: Plan) -> None:
-    ca, _ = _ca(plan)
+    ca, _ = internal_ca(plan)
     # The CA certificate is replaced (same key) by the first `pulumi up` inside its renewal window.
     renew_before = float(ca.inputs["earlyRenewalHours"])
     assert renew_before < float(ca.inputs["validityPeriodHours"]), ca.urn
-    for leaf in _certificates(plan).values():
+    for leaf in certificates_by_name(plan).values():
         spec = leaf.inputs["spec"]
         lifetime = _hours(spec["duration"]) - _hours(spec["renewBefore"])
         assert lifetime * 2 < renew_before, f"{leaf.urn}: reissued too rarely to pick up a new CA"
@@ -237,16 +195,16 @@ def test_vso_has_one_default_connection_and_it_waits_for_its_ca(plan: Plan) -> N
     assert len(connections) == 1, f"{plan.env}: {connections}"
     (r,) = plan.of_type(f"kubernetes:secrets.hashicorp.com/v1beta1:{VAULT_CONNECTION}")
     assert r.inputs["metadata"] == {"name": "default", "namespace": vault.OPERATOR_NAMESPACE}, r.urn
-    bundle = _certificates(plan)[(vault.OPERATOR_NAMESPACE, r.inputs["spec"]["caCertSecretRef"])]
-    assert _depends_on(plan, r, bundle), f"{r.urn} does not wait for {bundle.urn}"
-    assert _depends_on(plan, r, plan.releases()["vault-secrets-operator"]), f"{r.urn}: before its CRD"
+    bundle = certificates_by_name(plan)[(vault.OPERATOR_NAMESPACE, r.inputs["spec"]["caCertSecretRef"])]
+    assert depends_on(plan, r, bundle), f"{r.urn} does not wait for {bundle.urn}"
+    assert depends_on(plan, r, plan.releases()["vault-secrets-operator"]), f"{r.urn}: before its CRD"
     for auth in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultAuth"):
-        assert _depends_on(plan, auth, r), f"{auth.urn} does not wait for {r.urn}"
+        assert depends_on(plan, auth, r), f"{auth.urn} does not wait for {r.urn}"
 
 
 def test_every_vault_connection_verifies_vault_with_the_ca(plan: Plan) -> None:
     schema = CRDS[("secrets.hashicorp.com/v1beta1", VAULT_CONNECTION)]
-    certificates = _certificates(plan)
+    certificates = certificates_by_name(plan)
     connections = _connections(plan)
     assert connections, plan.env
     for where, namespace, spec in connections:
@@ -263,7 +221,7 @@ def test_every_vault_connection_verifies_vault_with_the_ca(plan: Plan) -> None:
         )
         assert holder.inputs["spec"]["issuerRef"]["name"] == cert_manager.CA_ISSUER, holder.urn
         host = urlsplit(spec["address"]).hostname or ""
-        assert _host_covered(host, certificates[("vault", vault.TLS_SECRET)].inputs["spec"]), where
+        assert host_covered(host, certificates[("vault", vault.TLS_SECRET)].inputs["spec"]), where
 
 
 def test_vault_auths_use_the_default_connection(plan: Plan) -> None:
@@ -285,23 +243,9 @@ def test_no_plain_http_vault_address_left(plan: Plan) -> None:
     assert vault.ADDRESS.startswith("https://"), vault.ADDRESS
 
 
-def _depends_on(plan: Plan, dependent: Registered, dependency: Registered) -> bool:
-    """`dependent` waits for `dependency`, directly or through other resources."""
-    by_urn = {r.urn: r for r in plan.resources}
-    seen, todo = set(), list(dependent.dependencies)
-    while todo:
-        urn = todo.pop()
-        if urn == dependency.urn:
-            return True
-        if urn not in seen and urn in by_urn:
-            seen.add(urn)
-            todo += by_urn[urn].dependencies
-    return False
-
-
 def test_the_certificates_exist_before_vault_and_vso(plan: Plan) -> None:
-    releases, issuers, certificates = plan.releases(), _issuers(plan), _certificates(plan)
-    ca_issuer, (_, ca) = issuers[cert_manager.CA_ISSUER], _ca(plan)
+    releases, issuers, certificates = plan.releases(), cluster_issuers(plan), certificates_by_name(plan)
+    ca_issuer, (_, ca) = issuers[cert_manager.CA_ISSUER], internal_ca(plan)
     server, bundle = (
         certificates[("vault", vault.TLS_SECRET)],
         certificates[(vault.OPERATOR_NAMESPACE, vault.CA_BUNDLE)],
@@ -315,7 +259,7 @@ def test_the_certificates_exist_before_vault_and_vso(plan: Plan) -> None:
         *((r, releases["cert-manager"]) for r in [*issuers.values(), *certificates.values()]),
     ]
     for dependent, dependency in order:
-        assert _depends_on(plan, dependent, dependency), f"{dependent.urn} does not wait for {dependency.urn}"
+        assert depends_on(plan, dependent, dependency), f"{dependent.urn} does not wait for {dependency.urn}"
     # The provider waits until cert-manager reports each Secret issued before dependents start.
     for r in [*certificates.values(), ca_issuer]:
         assert r.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready", r.urn

@@ -20,14 +20,11 @@ import yaml
 
 from mlplat import promote, registry_gate
 from mlplat.findings import RenderedDoc
+from tests.support.canary import CANARY, CANARY_ROUTE, KUSTOMIZATION, PROD, add_canary_by_hand, uri
 
 from .conftest import APP, Registry, tree_digest
 from .conftest import promote_cli as cli
 
-PROD = f"apps/{APP}/overlays/prod"
-CANARY = f"{PROD}/canary.yaml"
-CANARY_ROUTE = f"{PROD}/canary-route.yaml"
-KUSTOMIZATION = f"{PROD}/kustomization.yaml"
 MODEL_VERSION = f"{PROD}/model-version.yaml"
 CRD = "crds/kserve/serving.kserve.io_inferenceservices.yaml"
 
@@ -104,20 +101,6 @@ def canary_approved(registry: Registry) -> Iterator[None]:
         yield
     finally:
         mlflow.delete_registered_model_alias(APP, registry_gate.CANARY_APPROVAL_ALIAS)
-
-
-def add_canary_by_hand(root: Path, version: str, percent: int = 10) -> None:
-    """A canary as promote --canary writes it, without asking the registry (for refusal tests)."""
-    kustomization = root / KUSTOMIZATION
-    text = promote.canary_text(APP, APP, "prod", version, percent, uri(version), {"name": "mlflow"})
-    route = promote.canary_route_text(APP, APP, "prod", "1", version, percent)
-    promote.apply_changes(
-        [
-            promote.Change(root / CANARY, text),
-            promote.Change(root / CANARY_ROUTE, route),
-            promote.Change(kustomization, promote.kustomization_with_canary(kustomization, root, add=True)),
-        ]
-    )
 
 
 @pytest.mark.slow
@@ -364,10 +347,6 @@ def prod_with_canary(name: str, storage_uri: str, annotation: str | None = None)
     if annotation is not None:
         doc.doc["metadata"]["annotations"][registry_gate.CANARY_VERSION_ANNOTATION] = annotation
     return doc
-
-
-def uri(version: str) -> str:
-    return f"s3://mlplat-models/{APP}/{version}"
 
 
 @pytest.mark.slow

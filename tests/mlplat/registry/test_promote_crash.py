@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from mlplat import promote
+from tests.support.canary import add_canary_by_hand
 
 from .conftest import APP, tree_digest
 from .conftest import promote_cli as cli
-from .test_canary import add_canary_by_hand
 
 # Runs one promotion of APP staging -> prod (argv: root, canary percent or "-", kill point, gate delay).
 # Kill point N: SIGKILL itself just before the Nth rename/removal of a file in the repository, the steps

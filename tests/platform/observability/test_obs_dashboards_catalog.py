@@ -20,6 +20,7 @@ from tests.support.obs_helpers import (
     DASHBOARDS_DIR,
     PROMTOOL_TESTS_DIR,
     all_rules,
+    as_promql,
     load_yaml,
     metric_names,
     rel,
@@ -32,8 +33,6 @@ SOURCES = {
     "argocd-application-controller", "vault", "minio", "falcosidekick", "mlplat-drift-job",
     "envoy-gateway-proxy", "keda-operator",
 }  # fmt: skip
-# Sample values for Grafana's variables, so a query can be parsed as PromQL.
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$gpu_hour_price": "1"}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -64,12 +63,6 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
         )
         queries.append(match.group(1))
     return queries
-
-
-def as_promql(query: str) -> str:
-    for variable, value in GRAFANA_VARIABLES.items():
-        query = query.replace(variable, value)
-    return re.sub(r"\$\{?\w+\}?", ".*", query)  # remaining variables sit inside =~ matchers
 
 
 def _catalog() -> dict[str, dict[str, Any]]:

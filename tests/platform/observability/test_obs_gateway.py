@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.alertmanager import inhibited, route_receivers
 from tests.support.obs_helpers import (
     ALERTMANAGER_CONFIG,
     DASHBOARDS_DIR,
@@ -27,14 +28,12 @@ from tests.support.obs_helpers import (
     REPO,
     RULES_DIR,
     all_rules,
+    as_promql,
     extract_rule_file,
     load_yaml,
     rel,
     run_promtool,
 )
-
-from .test_obs_alertmanager import inhibited, route_receivers
-from .test_obs_dashboards_catalog import as_promql
 
 CANARY_DASHBOARD = DASHBOARDS_DIR / "model-canary.json"
 GATEWAY_RULES = RULES_DIR / "gateway.yaml"
