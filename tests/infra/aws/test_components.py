@@ -1,4 +1,5 @@
-"""AWS-layer components built directly under the shared mocks; every test returns its Output.
+"""AWS-layer components built directly under the one mock engine (the `mock_engine` fixture of
+tests/conftest.py, mlplat/mocks.py); every test returns its Output.
 
 Returning `Output.all(...).apply(check)` makes `pulumi.runtime.test` wait for the check, so no
 assertion is lost in an un-awaited apply; each assertion message names the URN.
@@ -7,34 +8,24 @@ assertion is lost in an un-awaited apply; each assertion message names the URN.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime.settings import ROOT
 
 from infra.aws.cluster import EksCluster, EksClusterArgs
 from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role
 from infra.aws.kms import kms_key
 from infra.aws.network import Network, NetworkArgs
 from infra.config import load_environment
-from mlplat.mocks import PlatformMocks
+
+pytestmark = pytest.mark.usefixtures("mock_engine")
 
 SCOPE = IamScope(prefix="mlplat-test-", boundary_arn="arn:aws:iam::123456789012:policy/mlplat-boundary-test")
 OIDC = OidcIssuer(
     provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC",
     issuer_host="oidc.eks.eu-west-1.amazonaws.com/id/ABC",
 )
-
-
-@pytest.fixture(autouse=True)
-def mocks() -> Iterator[None]:
-    """A fresh root stack per test, so one test's resources never leak into the next."""
-    ROOT.set(None)
-    pulumi.runtime.set_mocks(PlatformMocks(), project="mlplat", stack="test", preview=False)
-    yield
-    ROOT.set(None)
 
 
 @pulumi.runtime.test
