@@ -129,7 +129,7 @@ NODE_SHAPES: dict[str, NodeShape] = {
 # Falco, node-exporter, kube-proxy, aws-node, the EBS CSI node and the NFD worker (all tolerate every
 # taint): 290m / 680Mi in the offline plans of 2026-12-01; on GPU nodes also the GPU operator's operands
 # (device plugin, DCGM exporter, GFD, validator): 480m / 1128Mi.
-# tests/foundation/test_system_pool_capacity.py adds up the real requests from the offline plan and
+# tests/infra/test_system_pool_capacity.py adds up the real requests from the offline plan and
 # fails when they outgrow this allowance.
 DAEMONSET_ALLOWANCE_CPU_M = 600
 DAEMONSET_ALLOWANCE_MEMORY_MIB = 1536

@@ -168,7 +168,7 @@ IMAGES: dict[str, str] = {
     "mlplat-monitor": MLPLAT_IMAGE,
     # The retraining steps (`mlplat retrain fetch|train|evaluate|register|propose`) run the same mlplat
     # image: one image, one tag. apps/<app>/training/ name it literally (they are plain manifests);
-    # tests/validate/test_validate_training.py holds them to this value.
+    # tests/mlplat/validate/test_validate_training.py holds them to this value.
     "mlplat-retrain": MLPLAT_IMAGE,
     # MinIO's client, the release the MinIO chart 5.4.0 runs its own jobs with (values.yaml mcImage):
     # copies a drift job's window of logs and the served versions' reference data into the pod.

@@ -461,7 +461,7 @@ class Claim:
 
 # Replica defaults are the charts' own (kube-prometheus-stack 88.5.3: prometheusSpec.replicas and
 # alertmanagerSpec.replicas 1, shards 1; mlflow 1.11.5: one PostgreSQL primary). A chart with volumes
-# that is not listed here is not priced: tests/cost checks that every claim in the plans is.
+# that is not listed here is not priced: tests/mlplat/cost checks that every claim in the plans is.
 _PROMETHEUS = "prometheus.prometheusSpec"
 _ALERTMANAGER = "alertmanager.alertmanagerSpec"
 CLAIMS = (

@@ -1,7 +1,8 @@
 """The mock engine: the Pulumi program run against fake AWS and Kubernetes, every registration recorded.
 
 One implementation for `mlplat plan` (which needs it at run time, so it lives in the CLI package) and
-for the Pulumi tests (tests/services/harness.py and the program-level tests use `start` and `run`).
+for the Pulumi tests (tests/support/harness.py, the program-level tests and the `mock_engine` fixture of
+tests/conftest.py use `start` and `run`).
 `PlatformMocks` answers like the real providers (ARNs, IDs, endpoints, an OIDC issuer), so the
 program's Output plumbing (role trust policies, kubeconfig, IRSA annotations) runs exactly as it
 would; the recording monitor keeps what the engine would receive, in the wire form (`decode` reads it).

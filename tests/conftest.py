@@ -1,15 +1,19 @@
-"""Shared fixtures: the repository root, the read-only reference data beside it, and offline plans."""
+"""Shared fixtures: the repository root, the read-only reference data beside it, offline plans, and the
+mock engine for Pulumi tests that build components directly."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from mlplat.mocks import Recording
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO.parent / "shared" / "reference"
@@ -55,3 +59,17 @@ def offline_plan(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], di
         return cache[env]
 
     return get
+
+
+@pytest.fixture
+def mock_engine() -> Iterator[Recording]:
+    """A fresh recording mock engine per test: mlplat/mocks.py, the one `mlplat plan` and the services
+    harness run, so a component test sees the provider answers the plan does and no resource of
+    another test. Imported here, not at the top: most tests never start Pulumi."""
+    from pulumi.runtime.settings import ROOT
+
+    from mlplat import mocks
+
+    recording = mocks.start("test")
+    yield recording
+    ROOT.set(None)

@@ -109,7 +109,7 @@ def controller_statements(scope: ControllerScope) -> list[Statement]:
     (website/content/en/preview/getting-started/getting-started-with-karpenter/cloudformation.yaml),
     policies NodeLifecycle, IAMIntegration, EKSIntegration, Interruption, ZonalShift and
     ResourceDiscovery; read-only copy in ../shared/reference/iam/karpenter/cloudformation.yaml, which
-    tests/aws/test_karpenter_iam.py diffs this list against. The Sids are upstream's, and so are the
+    tests/infra/aws/test_karpenter_iam.py diffs this list against. The Sids are upstream's, and so are the
     cluster-ownership tag conditions: the controller may only tag, terminate or delete instances,
     launch templates and instance profiles that carry `kubernetes.io/cluster/<name>: owned` and a
     Karpenter pool/node-class tag. Upstream's pricing statement has no region condition because

@@ -7,7 +7,7 @@ API support off, Shield/WAF add-ons off), so the ALB-only grants of upstream's p
 
 Source: kubernetes-sigs/aws-load-balancer-controller v3.5.0 docs/install/iam_policy.json (read-only
 copy in ../shared/reference/iam/aws-load-balancer-controller/iam_policy.json, which
-tests/aws/test_load_balancer_controller_iam.py compares against). Differences, each narrower:
+tests/infra/aws/test_load_balancer_controller_iam.py compares against). Differences, each narrower:
 - Upstream's cluster-tag conditions only ask that `elbv2.k8s.aws/cluster` be present (`Null`:
   "false"); here it must equal this cluster's name, the value the controller writes on everything
   it creates (pkg/deploy/tracking/provider.go and pkg/networking/backend_sg_provider.go,

@@ -18,7 +18,7 @@ NAMESPACE = "keda"
 # The address apps' Prometheus triggers use: kube-prometheus-stack names its Prometheus Service
 # `<fullname>-prometheus` on port 9090 (88.5.3 values.yaml `prometheus.service.port`), and the
 # fullname is the release name (as for ALERTMANAGER_URL). Apps' triggers name it in their YAML;
-# tests/validate/test_validate_scaling.py holds them to this value.
+# tests/mlplat/validate/test_validate_scaling.py holds them to this value.
 PROMETHEUS_URL = f"http://{monitoring.RELEASE}-prometheus.{monitoring.NAMESPACE}.svc.cluster.local:9090"
 PROMETHEUS_PORT = 9090
 # keda 2.20.2 values.yaml: admission webhooks listen on 9443 (`webhooks.port` "" means 9443), the

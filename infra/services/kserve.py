@@ -209,7 +209,7 @@ class Kserve(ChartService):
 
 
 # Every runtime kserve-runtime-configs v0.20.0 renders (its values.yaml `kserve.servingruntime.*`
-# entries with a `disabled` switch); tests/services check this list against the chart's defaults.
+# entries with a `disabled` switch); tests/infra/services check this list against the chart's defaults.
 RUNTIME_KEYS = (
     "tensorflow",
     "mlserver",

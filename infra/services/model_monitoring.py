@@ -36,6 +36,7 @@ import yaml
 
 from infra import versions
 from infra.config import ConfigError, StackConfig
+from infra.monitoring_contract import ContractError, load, path_of
 from infra.services import minio, mlflow, monitoring
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
 from infra.services.chart import REPO, namespace
@@ -76,9 +77,7 @@ class MonitoredApp:
 
 
 def _retention_days(app: str, repo: Path) -> dict[str, int]:
-    """The app's `retention_days`, from its contract as mlplat validates it (mlplat/monitoring/contract.py)."""
-    from mlplat.monitoring.contract import ContractError, load, path_of
-
+    """The app's `retention_days`, from its contract as mlplat validates it (infra/monitoring_contract.py)."""
     try:
         contract = load(app, repo)
     except ContractError as err:

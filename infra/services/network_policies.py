@@ -5,7 +5,7 @@ a pod that any policy selects for a direction is isolated in that direction; a c
 through only if the source's egress AND the destination's ingress allow it; allows add up and
 nothing subtracts. So every platform namespace gets `default-deny` (all its pods, both directions)
 plus one policy per allowed flow. docs/security.md lists each flow, why it exists and the test
-that holds it (tests/services/test_network_policies.py, which evaluates these objects).
+that holds it (tests/infra/services/test_network_policies.py, which evaluates these objects).
 
 Choices a reviewer should know:
 - Kubernetes API: on EKS the API server is not a pod; its endpoints are the control plane's ENIs

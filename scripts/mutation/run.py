@@ -86,16 +86,16 @@ MODULES = (
     GateModule(
         "config",
         "infra/config.py",
-        ("tests/foundation/test_config.py", "tests/foundation/test_cpu_pool_config.py"),
+        ("tests/infra/test_config.py", "tests/infra/test_cpu_pool_config.py"),
     ),
     GateModule(
         "registry-gate",
         "mlplat/registry_gate.py",
         # The fake-registry tests cover every branch; the real-MLflow ones (`slow`) add 15 s a mutant.
         (
-            "tests/registry/test_registry_gate_edges.py",
-            "tests/registry/test_registry_gate_lineage.py",
-            "tests/registry/test_registry_gate.py",
+            "tests/mlplat/registry/test_registry_gate_edges.py",
+            "tests/mlplat/registry/test_registry_gate_lineage.py",
+            "tests/mlplat/registry/test_registry_gate.py",
             "-m",
             "not slow",
         ),
@@ -106,22 +106,22 @@ MODULES = (
         # The journeys on the fake registry (test_promote_fast.py) stand in for the real-MLflow ones
         # (`slow`: ~15 s to start the server, paid by every mutant).
         (
-            "tests/registry/test_promote_fast.py",
-            "tests/registry/test_promote.py",
-            "tests/registry/test_canary.py",
-            "tests/registry/test_promote_crash.py",
+            "tests/mlplat/registry/test_promote_fast.py",
+            "tests/mlplat/registry/test_promote.py",
+            "tests/mlplat/registry/test_canary.py",
+            "tests/mlplat/registry/test_promote_crash.py",
             "-m",
             "not slow",
         ),
     ),
     # validate's rules, one module each with the test files that state its rules (the rest of
-    # mlplat/validation renders and locates; it decides nothing). The whole tests/validate folder costs
+    # mlplat/validation renders and locates; it decides nothing). The whole tests/mlplat/validate folder costs
     # ~40 s a mutant: the 2,000 mutants of the folder would take a day.
     *(
         GateModule(
             f"validate-{name.replace('_rules', '')}",
             f"mlplat/validation/{name}.py",
-            tuple(f"tests/validate/test_validate_{t}.py" for t in tests),
+            tuple(f"tests/mlplat/validate/test_validate_{t}.py" for t in tests),
         )
         for name, tests in (
             ("governance", ("governance", "broken")),
@@ -136,12 +136,12 @@ MODULES = (
         )
     ),
     GateModule(
-        "validate-gpu-cost", "mlplat/validation/gpu_cost.py", ("tests/cost/test_validate_gpu_cost.py",)
+        "validate-gpu-cost", "mlplat/validation/gpu_cost.py", ("tests/mlplat/cost/test_validate_gpu_cost.py",)
     ),
     GateModule(
         "validate-retraining",
         "mlplat/validation/retraining.py",
-        ("tests/validate/test_validate_training.py",),
+        ("tests/mlplat/validate/test_validate_training.py",),
     ),
     GateModule("checkov-checks", "policies/checkov/checks", ("tests/policies/test_checkov_checks.py",)),
     GateModule("policy-pack", "policies/pulumi/mlplat_policies.py", ("tests/policies/test_pulumi_pack.py",)),

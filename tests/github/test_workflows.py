@@ -1,0 +1,531 @@
+""".github/workflows: valid against GitHub's workflow schema, every action pinned to a commit, and the
+job graph (events, order, environments, concurrency, permissions) as the delivery design requires."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.delivery_helpers import (
+    ENVIRONMENTS,
+    REPO,
+    WORKFLOWS,
+    render,
+    terraform,
+    variable_defaults,
+    workflow,
+    workflow_files,
+)
+from tests.support.iam_eval import Scope, decide, role_arn, statements
+
+sys.path.insert(0, str(REPO / ".github" / "scripts"))
+import preview_changes
+import validate_summary
+
+NAMES = (
+    "pr.yml",
+    "preview.yml",
+    "deploy.yml",
+    "drift.yml",
+    "promote.yml",
+    "mutation.yml",
+    "monitor-image.yml",
+)
+PINNED = re.compile(r"^\s*-?\s*uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)(?:\s+#\s*(?P<tag>\S+))?\s*$")
+PULUMI_PATHS = [
+    "infra/**",
+    "platform/**",
+    "environments/**",
+    "Pulumi.yaml",
+    "__main__.py",
+    "policies/pulumi/**",
+]
+
+
+def _jobs(name: str) -> dict[str, dict[str, Any]]:
+    return workflow(name)["jobs"]
+
+
+def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return job.get("steps", [])
+
+
+def _uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in _steps(job) if s.get("uses", "").split("@")[0] == action]
+
+
+def _all_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(n, j, job) for n in NAMES for j, job in _jobs(n).items()]
+
+
+def test_the_seven_workflows_exist() -> None:
+    assert {p.name for p in workflow_files()} == set(NAMES)
+
+
+def test_workflows_validate_against_the_github_schema() -> None:
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.github-workflows", *map(str, workflow_files())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
+    pins: dict[str, set[str]] = {}
+    for path in workflow_files():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not re.match(r"^\s*-?\s*uses:", line):
+                continue
+            match = PINNED.match(line)
+            assert match, f"{path.name}:{number}: cannot read `{line.strip()}`"
+            assert re.fullmatch(r"[0-9a-f]{40}", match["ref"]), f"{path.name}:{number}: not a commit SHA"
+            assert match["tag"] and re.fullmatch(r"v\d+\.\d+\.\d+", match["tag"]), (
+                f"{path.name}:{number}: no # vX.Y.Z"
+            )
+            pins.setdefault(match["action"], set()).add(f"{match['ref']} {match['tag']}")
+    assert {a for a, p in pins.items() if len(p) > 1} == set(), f"one action, several pins: {pins}"
+    assert "actions/checkout" in pins and "pulumi/actions" in pins
+
+
+def test_triggers() -> None:
+    assert set(workflow("pr.yml")["on"]) == {"pull_request"}
+    preview_on = workflow("preview.yml")["on"]
+    assert set(preview_on) == {"pull_request"} and preview_on["pull_request"]["paths"] == PULUMI_PATHS
+    deploy_on = workflow("deploy.yml")["on"]
+    assert deploy_on["push"]["branches"] == ["main"]
+    assert set(PULUMI_PATHS) <= set(deploy_on["push"]["paths"])
+    drift_on = workflow("drift.yml")["on"]
+    assert set(drift_on) == {"schedule", "workflow_dispatch"} and drift_on["schedule"][0]["cron"]
+    promote_on = workflow("promote.yml")["on"]
+    assert set(promote_on) == {"workflow_dispatch"}
+    inputs = promote_on["workflow_dispatch"]["inputs"]
+    assert set(inputs) == {"app", "from", "to", "canary"}
+    assert (
+        all(inputs[name]["required"] for name in ("app", "from", "to")) and not inputs["canary"]["required"]
+    )
+    assert "prod" not in inputs["from"]["options"] and "dev" not in inputs["to"]["options"]
+
+
+def test_default_permissions_are_read_or_none_and_every_job_declares_its_own() -> None:
+    for name in NAMES:
+        top = workflow(name).get("permissions")
+        assert top in ({}, {"contents": "read"}), f"{name}: top-level permissions {top!r}"
+    for name, job_id, job in _all_jobs():
+        perms = job.get("permissions")
+        assert isinstance(perms, dict), f"{name}/{job_id}: permissions must be an explicit map, got {perms!r}"
+        assert perms.get("contents") in ("read", "write"), f"{name}/{job_id}"
+
+
+def test_write_scopes_only_where_needed() -> None:
+    expected = {
+        ("pr.yml", "checks"): {},
+        ("pr.yml", "cost"): {},
+        ("pr.yml", "cost-comment"): {"pull-requests": "write"},
+        ("preview.yml", "preview"): {"id-token": "write", "pull-requests": "write"},
+        ("deploy.yml", "dev"): {"id-token": "write"},
+        ("deploy.yml", "staging"): {"id-token": "write"},
+        ("deploy.yml", "prod"): {"id-token": "write"},
+        ("drift.yml", "drift"): {"id-token": "write", "issues": "write"},
+        ("promote.yml", "promote"): {"contents": "write", "pull-requests": "write"},
+        ("mutation.yml", "mutation"): {},
+        ("monitor-image.yml", "image"): {},  # pushes with registry credentials, no GitHub write
+    }
+    actual = {
+        (name, job_id): {k: v for k, v in job["permissions"].items() if v == "write"}
+        for name, job_id, job in _all_jobs()
+    }
+    assert actual == expected
+
+
+def test_id_token_exactly_where_aws_credentials_are_assumed() -> None:
+    for name, job_id, job in _all_jobs():
+        aws_steps = _uses(job, "aws-actions/configure-aws-credentials")
+        assert (job["permissions"].get("id-token") == "write") == bool(aws_steps), f"{name}/{job_id}"
+        for step in aws_steps:
+            role = step["with"]["role-to-assume"]
+            assert re.fullmatch(r"\$\{\{ vars\.AWS_(DEPLOY|PREVIEW)_ROLE_ARN \}\}", role), (
+                f"{name}/{job_id}: {role}"
+            )
+            assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"])
+
+
+def test_no_long_lived_aws_keys_and_no_expressions_inside_run_scripts() -> None:
+    for path in workflow_files():
+        text = path.read_text(encoding="utf-8")
+        assert "AWS_SECRET_ACCESS_KEY" not in text and "aws-secret-access-key" not in text, path.name
+    for name, job_id, job in _all_jobs():
+        for step in _steps(job):
+            # Untrusted values reach scripts through env only (GitHub's script-injection advice).
+            assert "${{" not in step.get("run", ""), f"{name}/{job_id}/{step.get('name')}"
+
+
+def test_checkouts_keep_no_credentials() -> None:
+    for name, job_id, job in _all_jobs():
+        for step in _uses(job, "actions/checkout"):
+            assert step.get("with", {}).get("persist-credentials") is False, f"{name}/{job_id}"
+
+
+def test_deploy_runs_dev_then_staging_then_prod_each_behind_its_environment() -> None:
+    jobs = _jobs("deploy.yml")
+    assert list(jobs) == list(ENVIRONMENTS)
+    assert "needs" not in jobs["dev"]
+    assert jobs["staging"]["needs"] == "dev" and jobs["prod"]["needs"] == "staging"
+    for env, job in jobs.items():
+        assert job["environment"] == {"name": env}
+        assert job["concurrency"] == {"group": f"pulumi-{env}", "cancel-in-progress": False}
+        assert job["if"] == "github.ref == 'refs/heads/main'"
+        (up,) = _uses(job, "pulumi/actions")
+        assert up["with"]["command"] == "up" and up["with"]["stack-name"] == env
+        assert up["with"]["policyPacks"] == "policies/pulumi"
+        assert up["with"]["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}"
+        (aws,) = _uses(job, "aws-actions/configure-aws-credentials")
+        assert aws["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+        # Credentials come before the step that needs them.
+        assert _steps(job).index(aws) < _steps(job).index(up)
+
+
+# --- GitHub's run conditions against the roles' trust (docs/adr/0002-preview-and-secrets.md) -------------
+
+# The git ref of a run per event (github.ref, and the `ref` claim of its OIDC token): a push names the
+# pushed branch, a schedule the default branch, a manual run whatever branch or tag the person picks, a
+# pull request its merge ref.
+# https://docs.github.com/en/actions/reference/workflows-and-actions/events-that-trigger-workflows
+REFS_BY_EVENT = {
+    "push": ("refs/heads/main", "refs/heads/feature"),
+    "schedule": ("refs/heads/main",),
+    "workflow_dispatch": ("refs/heads/main", "refs/heads/feature", "refs/tags/v1"),
+    "pull_request": ("refs/pull/7/merge",),
+}
+_COMPARISON = re.compile(r"([\w.]+|'[^']*')\s*(==|!=)\s*([\w.]+|'[^']*')")
+
+
+def _job_runs(job: dict[str, Any], context: dict[str, str]) -> bool:
+    """Evaluate a job's `if:` for one run: comparisons of contexts and literals joined by && and ||,
+    which is all the workflows use; anything else fails the test instead of guessing."""
+    if "if" not in job:
+        return True
+    condition = str(job["if"]).strip().removeprefix("${{").removesuffix("}}")
+
+    def operand(text: str) -> str:
+        return text[1:-1] if text.startswith("'") else context[text]
+
+    def compare(m: re.Match[str]) -> str:
+        return str((operand(m[1]) == operand(m[3])) == (m[2] == "=="))
+
+    python = _COMPARISON.sub(compare, condition).replace("&&", " and ").replace("||", " or ")
+    assert re.fullmatch(r"(\s|True|False|and|or|\(|\))*", python), f"cannot evaluate if: {job['if']}"
+    return bool(eval(python))  # only booleans, `and`, `or` and parentheses are left (checked above)
+
+
+def _github_environments(job: dict[str, Any]) -> list[str]:
+    environment = job.get("environment")
+    if environment is None:
+        return []
+    name = environment["name"] if isinstance(environment, dict) else environment
+    stacks = job.get("strategy", {}).get("matrix", {}).get("stack", [None])
+    return [name.replace("${{ matrix.stack }}", str(stack)) for stack in stacks]
+
+
+def _role_trusts(repository: str, github_env: str, ref: str) -> bool:
+    """Whether the bootstrap role behind a GitHub environment accepts the OIDC subject GitHub issues a
+    job of that environment on that ref (subject template repo, context, ref: infra/bootstrap/github_oidc.tf)."""
+    kind, env = (
+        ("preview", github_env.removesuffix("-preview"))
+        if github_env.endswith("-preview")
+        else ("deploy", github_env)
+    )
+    claims = {
+        "token.actions.githubusercontent.com:aud": ["sts.amazonaws.com"],
+        "token.actions.githubusercontent.com:sub": [f"repo:{repository}:environment:{github_env}:ref:{ref}"],
+    }
+    policy = statements(f"{kind}_trust", Scope(env))
+    return decide(policy, "sts:AssumeRoleWithWebIdentity", role_arn(kind, env), claims)[0]
+
+
+def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> None:
+    """A manual run of drift from a branch entered `<env>-preview` and only failed at AWS
+    (sts:AssumeRoleWithWebIdentity, not authorized): every job that can reach an environment from a
+    ref must be one the environment's role trusts, so the rest stop in GitHub with a reason."""
+    repository = f"{variable_defaults()['github_org']}/{variable_defaults()['github_repo']}"
+    for name, job_id, job in _all_jobs():
+        environments = _github_environments(job)
+        if not environments:
+            continue
+        triggers = workflow(name)["on"]
+        runs = []
+        for event in set(triggers) & set(REFS_BY_EVENT):
+            spec = triggers[event]
+            branches = spec.get("branches") if isinstance(spec, dict) else None
+            for ref in REFS_BY_EVENT[event]:
+                if branches and ref.removeprefix("refs/heads/") not in branches:
+                    continue
+                context = {
+                    "github.ref": ref,
+                    "github.event_name": event,
+                    "github.repository": repository,
+                    "github.event.pull_request.head.repo.full_name": repository,
+                }
+                if not _job_runs(job, context):
+                    continue
+                runs.append(ref)
+                refused = [e for e in environments if not _role_trusts(repository, e, ref)]
+                assert not refused, (
+                    f"{name}/{job_id}: a {event} run from {ref} enters {refused}, whose roles refuse it"
+                )
+        assert runs, f"{name}/{job_id}: runs for no event at all"
+
+
+# --- the deploy path to private cluster endpoints (docs/adr/0003-deploy-path-to-private-endpoints.md) ---
+
+# Workflows whose jobs call a cluster's API (pulumi up/preview/refresh of the Kubernetes resources).
+CLUSTER_API_WORKFLOWS = ("deploy.yml", "preview.yml", "drift.yml")
+
+
+def _runner_label(environment: str) -> str:
+    """The runs-on label of an environment's CodeBuild-hosted runner, from the project name the
+    bootstrap gives it (runners.tf local.runner_name) in the label form CodeBuild requires."""
+    template = re.search(r'=> "([^"]+)"', terraform()["locals"]["runner_name"])
+    assert template, 'runners.tf: local.runner_name is no longer `env => "<name>"`'
+    project = render(template[1].replace("${env}", environment))
+    return f"codebuild-{project}-${{{{ github.run_id }}}}-${{{{ github.run_attempt }}}}"
+
+
+def test_every_job_calling_a_cluster_api_runs_on_its_environments_in_vpc_runner() -> None:
+    """GitHub-hosted runners cannot reach private endpoints (staging, prod) nor an allowlisted one."""
+    for env, job in _jobs("deploy.yml").items():
+        assert job["runs-on"] == _runner_label(env), f"deploy.yml/{env}: {job['runs-on']}"
+    # Pull requests preview dev only (ADR 0002); drift checks every stack from main.
+    for name, stacks in (("preview.yml", ["dev"]), ("drift.yml", list(ENVIRONMENTS))):
+        (job,) = _jobs(name).values()
+        assert job["runs-on"] == _runner_label("${{ matrix.stack }}"), f"{name}: {job['runs-on']}"
+        assert job["strategy"]["matrix"]["stack"] == stacks
+
+
+def test_only_workflows_the_runner_webhook_admits_run_on_the_runner() -> None:
+    """The webhook starts a runner for queued jobs of these workflow names only: a job of another
+    workflow asking for the runner would wait forever, and pr/promote need no cluster."""
+    admitted = re.compile(terraform()["locals"]["runner_workflows"])
+    for name in NAMES:
+        uses_runner = any("codebuild-" in str(job["runs-on"]) for job in _jobs(name).values())
+        assert uses_runner == (name in CLUSTER_API_WORKFLOWS), name
+        assert bool(admitted.fullmatch(workflow(name)["name"])) == uses_runner, (
+            f"{name}: workflow name {workflow(name)['name']!r} vs webhook filter {admitted.pattern}"
+        )
+
+
+def test_preflight_runs_with_the_deploy_role_before_pulumi_up() -> None:
+    for env, job in _jobs("deploy.yml").items():
+        steps = _steps(job)
+        (preflight,) = [s for s in steps if "mlplat preflight" in s.get("run", "")]
+        assert preflight["run"] == f".venv/bin/mlplat preflight --env {env}"
+        assert preflight["env"] == {
+            "PULUMI_BACKEND_URL": "${{ vars.PULUMI_BACKEND_URL }}",
+            "PULUMI_SECRETS_PROVIDER": "${{ vars.PULUMI_SECRETS_PROVIDER }}",
+        }
+        (aws,) = _uses(job, "aws-actions/configure-aws-credentials")
+        (up,) = _uses(job, "pulumi/actions")
+        assert steps.index(aws) < steps.index(preflight) < steps.index(up), env
+
+
+def test_preview_per_environment_with_policy_pack_and_pr_comment() -> None:
+    job = _jobs("preview.yml")["preview"]
+    # A pull request's code previews dev only (docs/adr/0002-preview-and-secrets.md; tested against the
+    # preview roles' trust in test_bootstrap.py).
+    assert job["strategy"]["matrix"]["stack"] == ["dev"]
+    assert job["strategy"]["fail-fast"] is False
+    assert job["environment"] == "${{ matrix.stack }}-preview"
+    (preview,) = _uses(job, "pulumi/actions")
+    assert preview["with"]["command"] == "preview"
+    assert preview["with"]["stack-name"] == "${{ matrix.stack }}"
+    assert preview["with"]["policyPacks"] == "policies/pulumi"
+    assert preview["with"]["diff"] is True and preview["with"]["comment-on-pr"] is True
+    assert preview["with"]["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}"
+    assert preview["with"]["secrets-provider"] == "${{ vars.PULUMI_SECRETS_PROVIDER }}"
+    (aws,) = _uses(job, "aws-actions/configure-aws-credentials")
+    assert aws["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
+
+
+def test_concurrency_never_cancels_a_running_pulumi_update_or_drift_check() -> None:
+    groups = {}
+    for name, job_id, job in _all_jobs():
+        if "concurrency" in job:
+            groups[(name, job_id)] = job["concurrency"]
+    assert all(c["cancel-in-progress"] is False for c in groups.values()), groups
+    assert _jobs("drift.yml")["drift"]["concurrency"]["group"] == "drift-${{ matrix.stack }}"
+    # Only the read-only PR workflows may cancel superseded runs.
+    for name in ("pr.yml", "preview.yml"):
+        assert workflow(name)["concurrency"]["cancel-in-progress"] is True
+    assert "concurrency" not in workflow("deploy.yml")
+
+
+def test_pulumi_cli_matches_the_sdk_pin() -> None:
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    (sdk,) = [d.split("==")[1] for d in deps if d.startswith("pulumi==")]
+    versions = {
+        s["with"]["pulumi-version"] for _, _, job in _all_jobs() for s in _uses(job, "pulumi/actions")
+    }
+    assert versions == {sdk}
+
+
+def test_drift_previews_with_refresh_and_manages_one_issue_per_stack() -> None:
+    job = _jobs("drift.yml")["drift"]
+    assert job["strategy"]["matrix"]["stack"] == list(ENVIRONMENTS)
+    assert job["environment"] == "${{ matrix.stack }}-preview"
+    runs = "\n".join(s.get("run", "") for s in _steps(job))
+    assert 'pulumi preview --stack "$STACK" --refresh --policy-pack policies/pulumi --json' in runs
+    (script,) = _uses(job, "actions/github-script")
+    code = script["with"]["script"]
+    assert "issues.create(" in code and "issues.createComment(" in code and "state: 'closed'" in code
+    assert "const labels = ['drift', `stack:${stack}`]" in code
+    assert script["env"]["DRIFT"] == "${{ steps.compare.outputs.drift }}"
+
+
+def test_promote_runs_the_gate_then_opens_a_pull_request_with_the_overlay() -> None:
+    job = _jobs("promote.yml")["promote"]
+    names = [s.get("name", s.get("uses", "")) for s in _steps(job)]
+    promote = next(s for s in _steps(job) if "mlplat promote" in s.get("run", ""))
+    assert (
+        promote["run"]
+        == '.venv/bin/mlplat promote "$APP" --from "$FROM" --to "$TO" ${CANARY:+--canary "$CANARY"}'
+    )
+    assert promote["env"]["MLFLOW_TRACKING_URI"] == "${{ vars.MLFLOW_TRACKING_URI }}"
+    (pr,) = _uses(job, "peter-evans/create-pull-request")
+    assert names.index(promote["name"]) < _steps(job).index(pr)
+    assert pr["with"]["add-paths"] == "apps/${{ inputs.app }}/overlays/${{ inputs.to }}/**"
+
+
+def test_pr_runs_make_targets_and_validate_into_the_job_summary() -> None:
+    runs = [s.get("run", "") for s in _steps(_jobs("pr.yml")["checks"])]
+    for target in ("make lint", "make typecheck", "make pytest"):
+        assert target in runs
+    validate = next(r for r in runs if "mlplat validate" in r)
+    assert '--changed --base "origin/${BASE_REF}" --format json' in validate
+    assert '>> "$GITHUB_STEP_SUMMARY"' in validate
+
+
+def test_every_variable_the_workflows_read_is_documented() -> None:
+    used = set()
+    for path in workflow_files():
+        used |= set(re.findall(r"vars\.([A-Z0-9_]+)", path.read_text(encoding="utf-8")))
+    doc = (REPO / "docs" / "runbooks" / "first-deployment.md").read_text(encoding="utf-8")
+    assert used, "no vars found: the regex is wrong"
+    assert {v for v in used if f"`{v}`" not in doc} == set()
+
+
+# --- the helper scripts the workflows call -------------------------------------------------------------
+
+
+def test_validate_summary_lists_findings_with_their_fix() -> None:
+    report = {
+        "findings": [
+            {
+                "file": "apps/m/overlays/prod/isvc.yaml",
+                "line": 12,
+                "env": "prod",
+                "rule": "MLP001",
+                "resource": "InferenceService/m",
+                "message": "no GPU | limit",
+                "fix": "set limits",
+            }
+        ],
+        "waivers": [],
+        "targets": ["m/prod"],
+    }
+    text = validate_summary.render(report, 1)
+    assert "1 finding(s) in 1 changed target(s)" in text
+    assert (
+        "| apps/m/overlays/prod/isvc.yaml:12 | prod | MLP001 | InferenceService/m | no GPU \\| limit |"
+        in text
+    )
+    assert "No findings" in validate_summary.render({"findings": [], "targets": []}, 0)
+    assert "exit code 2" in validate_summary.render({}, 2)
+
+
+def test_validate_summary_shows_warnings_that_do_not_fail_the_check() -> None:
+    warning = {
+        "file": "apps/llm-chat/base/inferenceservice.yaml",
+        "line": 8,
+        "env": "dev",
+        "rule": "MLP-COST-GPU-MAX",
+        "resource": "InferenceService/models-genai/llm-chat",
+        "message": "up from $1,975.38",
+        "fix": "have the budget owner approve it",
+    }
+    text = validate_summary.render({"findings": [], "warnings": [warning], "targets": ["t"]}, 0)
+    assert "No findings in 1 changed target(s)" in text
+    assert "1 warning(s), not failing the check" in text
+    assert "| apps/llm-chat/base/inferenceservice.yaml:8 | dev | MLP-COST-GPU-MAX |" in text
+
+
+def test_validate_summary_reports_unreadable_json_as_an_error(tmp_path: Path, capsys: Any) -> None:
+    broken = tmp_path / "v.json"
+    broken.write_text("Traceback ...", encoding="utf-8")
+    validate_summary.main(["x", str(broken), "1"])
+    assert "exit code 2" in capsys.readouterr().out
+
+
+def test_preview_changes_tells_drift_from_no_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    drifted = {
+        "changeSummary": {"same": 40, "update": 1},
+        "steps": [{"op": "update", "urn": "urn:pulumi:dev::mlplat::aws:ec2/securityGroup:SecurityGroup::sg"}],
+    }
+    (tmp_path / "d.json").write_text(json.dumps(drifted), encoding="utf-8")
+    preview_changes.main(["x", str(tmp_path / "d.json"), "dev", "https://run", str(tmp_path / "body.md")])
+    body = (tmp_path / "body.md").read_text(encoding="utf-8")
+    assert "| update | 1 |" in body and "update urn:pulumi:dev::mlplat" in body
+    (tmp_path / "s.json").write_text(json.dumps({"changeSummary": {"same": 41}}), encoding="utf-8")
+    preview_changes.main(["x", str(tmp_path / "s.json"), "dev", "https://run", str(tmp_path / "body2.md")])
+    assert out.read_text(encoding="utf-8").splitlines() == ["drift=true", "drift=false"]
+    with pytest.raises(ValueError, match="changeSummary"):
+        preview_changes.changes({"diagnostics": [{"message": "error"}]})
+
+
+def test_workflows_dir_has_no_stray_files() -> None:
+    assert {p.name for p in WORKFLOWS.iterdir()} == set(NAMES)
+
+
+def test_dependabot_keeps_the_action_pins_current() -> None:
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text(encoding="utf-8"))
+    ecosystems = {u["package-ecosystem"]: u["directory"] for u in config["updates"]}
+    assert ecosystems == {"github-actions": "/", "terraform": "/infra/bootstrap"}
+
+
+def test_the_monitor_image_is_rebuilt_when_any_file_it_copies_changes() -> None:
+    """The image copies named infra/ files; one added to the Dockerfile (infra/contract.py) but not
+    to the workflow's paths would change the image's code without a build."""
+    import fnmatch
+
+    dockerfile = (REPO / "images" / "monitor" / "Dockerfile").read_text()
+    copied = [
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    ]
+    paths = workflow("monitor-image.yml")["on"]["push"]["paths"]
+    missing = [f for f in copied if not any(fnmatch.fnmatch(f, p) or p == f"{f}/**" for p in paths)]
+    assert copied and not missing, missing
+
+
+def test_only_a_push_to_main_reaches_the_registry_runner() -> None:
+    """A dispatched branch ran on the runner inside the platform network, executing that branch's
+    Dockerfile there; a published tag was skipped with a warning, so an apps/ change never shipped."""
+    (job,) = _jobs("monitor-image.yml").values()
+    runner = job["runs-on"]
+    assert "github.event_name == 'push'" in runner and "refs/heads/main" in runner, runner
+    (push,) = [s for s in _steps(job) if s.get("name", "").startswith("Push")]
+    assert push["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert "exit 1" in push["run"] and "DOCKER_CONFIG=" in push["run"] and "trap " in push["run"]

@@ -1,0 +1,118 @@
+"""AWS-layer components built directly under the one mock engine (the `mock_engine` fixture of
+tests/conftest.py, mlplat/mocks.py); every test returns its Output.
+
+Returning `Output.all(...).apply(check)` makes `pulumi.runtime.test` wait for the check, so no
+assertion is lost in an un-awaited apply; each assertion message names the URN.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.aws.cluster import EksCluster, EksClusterArgs
+from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role
+from infra.aws.kms import kms_key
+from infra.aws.network import Network, NetworkArgs
+from infra.config import load_environment
+
+pytestmark = pytest.mark.usefixtures("mock_engine")
+
+SCOPE = IamScope(prefix="mlplat-test-", boundary_arn="arn:aws:iam::123456789012:policy/mlplat-boundary-test")
+OIDC = OidcIssuer(
+    provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC",
+    issuer_host="oidc.eks.eu-west-1.amazonaws.com/id/ABC",
+)
+
+
+@pulumi.runtime.test
+def test_kms_key_rotates_and_is_aliased_per_stack() -> pulumi.Output[None]:
+    key = kms_key("secrets", SCOPE.prefix, "test", pulumi.ResourceOptions())
+
+    def check(values: list[Any]) -> None:
+        urn, rotation, window = values
+        assert rotation is True, f"{urn}: rotation off"
+        assert window == 30, f"{urn}: deletion window {window}"
+
+    return pulumi.Output.all(key.urn, key.enable_key_rotation, key.deletion_window_in_days).apply(check)
+
+
+@pulumi.runtime.test
+def test_irsa_role_is_scoped_to_one_service_account_and_the_boundary() -> pulumi.Output[None]:
+    role = irsa_role(
+        "vault",
+        SCOPE,
+        OIDC,
+        "vault",
+        "vault",
+        [Statement("Unseal", ["kms:Decrypt"], ["arn:aws:kms:eu-west-1:123456789012:key/abc"])],
+        pulumi.ResourceOptions(),
+    )
+
+    def check(values: list[Any]) -> None:
+        urn, trust, prefix, boundary = values
+        statement = json.loads(trust)["Statement"][0]
+        condition = statement["Condition"]["StringEquals"]
+        assert condition[f"{OIDC.issuer_host}:sub"] == "system:serviceaccount:vault:vault", urn
+        assert condition[f"{OIDC.issuer_host}:aud"] == "sts.amazonaws.com", urn
+        assert statement["Principal"] == {"Federated": OIDC.provider_arn}, urn
+        assert prefix == "mlplat-test-" and boundary == SCOPE.boundary_arn, f"{urn}: {prefix} {boundary}"
+
+    return pulumi.Output.all(
+        role.role.urn, role.role.assume_role_policy, role.role.name_prefix, role.role.permissions_boundary
+    ).apply(check)
+
+
+@pytest.mark.parametrize(("env", "zones"), [("dev", 3), ("prod", 3)])
+@pulumi.runtime.test
+def test_network_has_private_and_public_subnets_per_zone(env: str, zones: int) -> pulumi.Output[None]:
+    network = Network(
+        "net", NetworkArgs(config=load_environment(env).network, cluster_name=f"mlplat-{env}", runner=None)
+    )
+
+    def check(values: list[Any]) -> None:
+        urn, private, public = values
+        assert len(private) == zones and len(public) == zones, f"{urn}: {private} {public}"
+        assert not set(private) & set(public), urn
+
+    return pulumi.Output.all(network.urn, network.private_subnet_ids, network.public_subnet_ids).apply(check)
+
+
+@pulumi.runtime.test
+def test_cluster_kubeconfig_is_secret_and_uses_short_lived_tokens() -> pulumi.Output[None]:
+    config = load_environment("prod")
+    cluster = EksCluster(
+        "cluster",
+        EksClusterArgs(
+            cluster_name="mlplat-prod",
+            environment="prod",
+            cluster=config.cluster,
+            system_pool=config.system_pool,
+            vpc_id="vpc-1",
+            private_subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
+            public_subnet_ids=["subnet-d", "subnet-e", "subnet-f"],
+            protect_stateful=True,
+            iam=SCOPE,
+            account_id="123456789012",
+            region="eu-west-1",
+            runner_security_group_id=None,
+            runner_path=[],
+        ),
+    )
+
+    async def is_secret() -> bool:
+        return await cluster.kubeconfig.is_secret()
+
+    def check(values: list[Any]) -> None:
+        urn, kubeconfig, secret, issuer = values
+        assert secret, f"{urn}: kubeconfig is not a secret output"
+        user = json.loads(kubeconfig)["users"][0]["user"]
+        assert user["exec"]["args"][:2] == ["eks", "get-token"] and "token" not in user, urn
+        assert issuer.startswith("https://oidc.eks."), urn
+
+    return pulumi.Output.all(
+        cluster.urn, cluster.kubeconfig, pulumi.Output.from_input(is_secret()), cluster.oidc_issuer
+    ).apply(check)

@@ -1,0 +1,12 @@
+"""Share one recorded build per environment across the test modules of this folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.harness import Plan, build
+
+
+@pytest.fixture(params=["dev", "staging", "prod"])
+def plan(request: pytest.FixtureRequest) -> Plan:
+    return build(request.param)

@@ -1,0 +1,88 @@
+"""Argo CD reads model apps from the stack's `services.argocd.repo_url` at `target_revision`: the stack
+file is the one owner of both."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from infra.config import ConfigError, StackConfig, load_environment
+from tests.support.harness import REPO, build_config
+
+MOVED = "git@git.example.internal:platform/mlplat-fork.git"
+RELEASE = "release-2026.12"
+
+
+def _with_repo_url(config: StackConfig, repo_url: str) -> StackConfig:
+    argocd = config.services.argocd.model_copy(update={"repo_url": repo_url, "target_revision": RELEASE})
+    return config.model_copy(update={"services": config.services.model_copy(update={"argocd": argocd})})
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_argocd_syncs_from_the_configured_repository_not_a_copied_url(env: str) -> None:
+    plan = build_config(_with_repo_url(load_environment(env), MOVED))
+    (appset,) = plan.of_type("kubernetes:argoproj.io/v1alpha1:ApplicationSet")
+    (project,) = plan.of_type("kubernetes:argoproj.io/v1alpha1:AppProject")
+    spec = appset.inputs["spec"]
+    assert [g["git"]["repoURL"] for g in spec["generators"]] == [MOVED], appset.urn
+    assert spec["template"]["spec"]["source"]["repoURL"] == MOVED, appset.urn
+    assert [g["git"]["revision"] for g in spec["generators"]] == [RELEASE], appset.urn
+    assert spec["template"]["spec"]["source"]["targetRevision"] == RELEASE, appset.urn
+    assert project.inputs["spec"]["sourceRepos"] == [MOVED], project.urn
+
+
+def test_no_argocd_file_names_a_repository_or_revision_of_its_own() -> None:
+    """A URL or branch written in platform/argocd would be a second owner that drifts from the stack file."""
+    for path in sorted((REPO / "platform" / "argocd").rglob("*.yaml")):
+        for line in path.read_text().splitlines():
+            code = line.split("#")[0]
+            assert "://" not in code or "kubernetes.default.svc" in code, f"{path}: {line}"
+            if "evision:" in code:
+                assert code.split(":", 1)[1].strip() == "from services.argocd.target_revision", (
+                    f"{path}: {line}"
+                )
+
+
+def test_a_copied_repository_url_stops_the_program() -> None:
+    from infra.services.argocd import with_source
+
+    doc = yaml.safe_load((REPO / "platform" / "argocd" / "dev" / "appproject.yaml").read_text())
+    doc["spec"]["sourceRepos"] = ["https://github.com/someone-else/mlplat.git"]
+    path = REPO / "platform" / "argocd" / "dev" / "appproject.yaml"
+    with pytest.raises(
+        ConfigError,
+        match=r"platform/argocd/dev/appproject.yaml:\n  spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' is written here",
+    ):
+        with_source(path, doc, _with_repo_url(load_environment("dev"), MOVED).services.argocd)
+
+
+def test_under_pulumi_up_a_copied_repository_is_a_clean_error() -> None:
+    """The engine prints a RunError's message; any other exception is a traceback mid-deploy."""
+    code = (
+        "import json, pulumi\n"
+        "import infra.services.argocd as argocd\n"
+        "from infra.config import read_stack_file, stack_file\n"
+        "from mlplat import mocks\n"
+        "load = argocd.load_documents\n"
+        "def copied(patterns):\n"
+        "    docs = load(patterns)\n"
+        "    for _, doc in docs:\n"
+        "        if doc['kind'] == 'AppProject':\n"
+        "            doc['spec']['sourceRepos'] = ['https://github.com/someone-else/mlplat.git']\n"
+        "    return docs\n"
+        "argocd.load_documents = copied\n"
+        "mocks.start('dev', read_stack_file(stack_file('dev')))\n"
+        "from infra import program\n"
+        "try:\n"
+        "    mocks.run(program.main)\n"
+        "except pulumi.RunError as err:\n"
+        "    print(json.dumps(str(err)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "platform/argocd/dev/appproject.yaml" in result.stdout, result.stdout

@@ -1,0 +1,231 @@
+"""Argo Workflows and Argo Events in the plan of every environment (README "Retraining").
+
+Assertions are on what the engine would receive (tests/support/harness.py records every
+registration); each message names the URN.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.config import ConfigError, load_environment, load_stack_config
+from infra.services import argo_events, argo_workflows, minio
+from infra.services.chart import PLATFORM
+from mlplat import safe_yaml
+from tests.support.harness import REPO, Plan, build
+
+WORKFLOW_KINDS = ("WorkflowTemplate", "CronWorkflow")
+
+
+def _apps_with_pipelines() -> list[str]:
+    return sorted(p.parent.parent.name for p in REPO.glob("apps/*/training/kustomization.yaml"))
+
+
+def test_every_cpu_app_has_a_pipeline() -> None:
+    assert {"iris-classifier", "churn-gbm"} <= set(_apps_with_pipelines())
+
+
+def test_prod_workflow_ui_signs_in_through_sso_and_never_as_the_server(plan: Plan) -> None:
+    r = plan.releases()["argo-workflows"]
+    server = r.inputs["values"]["server"]
+    assert "server" not in server["authModes"], f"{r.urn}: auth mode `server` hands out the UI's own account"
+    if plan.env == "prod":
+        assert server["authModes"] == ["sso"], f"{r.urn}: prod UI without SSO: {server['authModes']}"
+        assert server["sso"]["enabled"] is True and server["sso"]["rbac"]["enabled"] is True, r.urn
+    else:
+        assert server["authModes"] in (["client"], ["sso"]), r.urn
+
+
+def test_workflow_artifacts_go_to_minio_over_verified_tls(plan: Plan) -> None:
+    r = plan.releases()["argo-workflows"]
+    s3 = r.inputs["values"]["artifactRepository"]["s3"]
+    assert s3["insecure"] is False, f"{r.urn}: artifacts over plain http"
+    assert s3["endpoint"] == minio.ENDPOINT.removeprefix("https://"), r.urn
+    assert s3["bucket"] == minio.WORKFLOW_ARTIFACTS_BUCKET, r.urn
+    ca = s3["caSecret"]
+    secret = next(
+        s
+        for s in plan.of_type("kubernetes:core/v1:Secret")
+        if s.inputs["metadata"]["name"] == ca["name"]
+        and s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
+    )
+    assert secret.inputs["stringData"][ca["key"]], f"{secret.urn}: no CA certificate under {ca['key']}"
+    assert secret.urn in r.dependencies, f"{r.urn} starts before its CA Secret {secret.urn}"
+    # The artifact user's key reaches the namespace from Vault, not from the chart.
+    syncs = {
+        (s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]): s
+        for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
+    }
+    for name in (s3["accessKeySecret"]["name"], "mlflow-admin", argo_workflows.GITHUB_SECRET):
+        assert (argo_workflows.NAMESPACE, name) in syncs, f"{r.urn}: Secret {name} is not synced from Vault"
+
+
+def test_minio_creates_the_artifact_user_with_access_to_its_bucket_only(plan: Plan) -> None:
+    r = plan.releases()["minio"]
+    values = r.inputs["values"]
+    assert minio.WORKFLOW_ARTIFACTS_BUCKET in [b["name"] for b in values["buckets"]], r.urn
+    policy = next(p for p in values["policies"] if p["name"] == minio.WORKFLOW_ARTIFACTS_POLICY)
+    resources = {res for st in policy["statements"] for res in st["resources"]}
+    assert resources == {
+        f"arn:aws:s3:::{minio.WORKFLOW_ARTIFACTS_BUCKET}",
+        f"arn:aws:s3:::{minio.WORKFLOW_ARTIFACTS_BUCKET}/*",
+    }, f"{r.urn}: {resources}"
+    assert not any("Delete" in a for st in policy["statements"] for a in st["actions"]), r.urn
+
+
+def test_pipelines_are_applied_after_the_chart_installs_their_crds(plan: Plan) -> None:
+    release = plan.releases()["argo-workflows"]
+    applied = [
+        r
+        for r in plan.resources
+        if r.type.startswith("kubernetes:argoproj.io/v1alpha1:")
+        and r.type.rsplit(":", 1)[-1] in WORKFLOW_KINDS
+    ]
+    names = {r.inputs["metadata"]["name"] for r in applied}
+    assert names == {f"retrain-{app}" for app in _apps_with_pipelines()}, f"{plan.env}: {sorted(names)}"
+    for r in applied:
+        assert release.urn in r.dependencies, f"{r.urn} is applied before {release.urn} installs its CRD"
+        assert r.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE, r.urn
+    bound = {a["name"] for a in release.inputs["values"]["workflow"]["rbac"]["serviceAccounts"]}
+    assert bound == {f"retrain-{app}" for app in _apps_with_pipelines()}, f"{release.urn}: {bound}"
+
+
+def test_controllers_get_no_cluster_wide_rights(plan: Plan) -> None:
+    workflows = plan.releases()["argo-workflows"].inputs["values"]
+    events = plan.releases()["argo-events"].inputs["values"]
+    assert workflows["singleNamespace"] is True and workflows["createAggregateRoles"] is False
+    assert workflows["controller"]["clusterWorkflowTemplates"]["enabled"] is False
+    assert workflows["server"]["clusterWorkflowTemplates"]["enabled"] is False
+    assert workflows["controller"]["workflowRestrictions"]["templateReferencing"] == "Secure"
+    assert events["controller"]["rbac"]["namespaced"] is True
+    assert events["webhook"]["enabled"] is False
+
+
+def test_the_sensor_may_only_create_workflows_and_waits_for_argo_workflows(plan: Plan) -> None:
+    role = next(
+        r
+        for r in plan.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+        if r.inputs["metadata"]["name"] == argo_events.SENSOR_ACCOUNT
+    )
+    assert role.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE, role.urn
+    assert role.inputs["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]}
+    ], role.urn
+    events = plan.releases()["argo-events"]
+    assert plan.releases()["argo-workflows"].urn in events.dependencies, f"{events.urn} before Argo Workflows"
+    sensor = next(r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:Sensor")
+    assert events.urn in sensor.dependencies, sensor.urn
+    assert sensor.inputs["spec"]["template"]["serviceAccountName"] == argo_events.SENSOR_ACCOUNT, sensor.urn
+
+
+def test_the_webhook_demands_the_token_alertmanager_sends() -> None:
+    source = next(
+        d for d in yaml.safe_load_all((PLATFORM / "argo-events/resources/eventsource.yaml").read_text()) if d
+    )
+    hook = source["spec"]["webhook"]["retraining"]
+    assert hook["authSecret"] == {"name": argo_events.WEBHOOK_SECRET, "key": "token"}
+    url = f"http://{source['metadata']['name']}-eventsource-svc.{argo_events.NAMESPACE}.svc.cluster.local:"
+    url += f"{hook['port']}{hook['endpoint']}"
+    assert url == argo_events.WEBHOOK_URL
+    config = yaml.safe_load((PLATFORM / "alertmanager/config.yaml").read_text())
+    receiver = next(r for r in config["receivers"] if r["name"] == "retraining")["webhook_configs"][0]
+    assert receiver["url"] == argo_events.WEBHOOK_URL
+    assert receiver["http_config"]["authorization"]["credentials_file"].endswith("retraining-webhook-token")
+    assert receiver["send_resolved"] is False  # a resolved alert starts nothing
+
+
+@pytest.mark.parametrize("alert", ["ModelDatasetDrift", "ModelQualityBelowThreshold"])
+def test_drift_and_quality_alerts_reach_the_retraining_receiver_and_the_team(alert: str) -> None:
+    """The route comes first and continues: the team is still told; grouped by app for the Sensor."""
+    route = yaml.safe_load((PLATFORM / "alertmanager/config.yaml").read_text())["route"]["routes"][0]
+    assert route["receiver"] == "retraining" and route["continue"] is True
+    assert alert in route["matchers"][0] and "model" in route["group_by"]
+    rules = "".join(p.read_text() for p in (PLATFORM / "prometheus/rules").glob("*.yaml"))
+    assert f"alert: {alert}" in rules, f"no alert {alert} in platform/prometheus/rules"
+
+
+def test_the_sensor_names_the_workflow_after_the_alert_so_a_repeat_creates_nothing() -> None:
+    sensor = next(
+        d for d in yaml.safe_load_all((PLATFORM / "argo-events/resources/sensor.yaml").read_text()) if d
+    )
+    trigger = sensor["spec"]["triggers"][0]["template"]["k8s"]
+    assert trigger["operation"] == "create"
+    by_dest = {p["dest"]: p["src"] for p in trigger["parameters"]}
+    assert "fingerprint" in by_dest["metadata.name"]["dataTemplate"]
+    assert "generateName" not in trigger["source"]["resource"]["metadata"]
+    params = trigger["source"]["resource"]["spec"]["arguments"]["parameters"]
+    assert params[0] == {"name": "trigger", "value": "drift"} and params[1]["name"] == "triggered-by"
+    assert by_dest["spec.arguments.parameters.1.value"]["dataTemplate"].startswith(
+        "{{ .Input.body.commonLabels.alertname }}"
+    )
+
+
+def _stack(env: str) -> dict[str, object]:
+    return safe_yaml.stack_values(REPO / "environments" / f"Pulumi.{env}.yaml")
+
+
+def test_prod_refuses_a_workflow_ui_without_sso() -> None:
+    values = _stack("prod")
+    del values["services"]["argo_workflows"]["sso"]  # type: ignore[index, attr-defined]
+    with pytest.raises(ConfigError, match=re.escape("services.argo_workflows.sso")):
+        load_stack_config(values, "Pulumi.prod.yaml", "prod")
+
+
+def test_events_without_workflows_are_refused() -> None:
+    values = _stack("dev")
+    values["services"]["argo_workflows"]["enabled"] = False  # type: ignore[index]
+    with pytest.raises(ConfigError, match=re.escape("argo_events.enabled")):
+        load_stack_config(values, "Pulumi.dev.yaml", "dev")
+
+
+def test_the_engine_is_switched_on_in_every_environment() -> None:
+    for env in ("dev", "staging", "prod"):
+        services = load_environment(env).services
+        assert services.argo_workflows.enabled and services.argo_events.enabled, env
+        assert build(env).releases()["argo-events"], env
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "says"),
+    [
+        (
+            "kustomization.yaml",
+            "resources: [workflowtemplate.yaml]\nnamePrefix: x-\n",
+            "lists `resources` only",
+        ),
+        (
+            "kustomization.yaml",
+            "resources: [../../churn-gbm/training/cronworkflow.yaml]\n",
+            "is not a file of",
+        ),
+        ("workflowtemplate.yaml", "kind: [unclosed\n", "cannot read it"),
+        (
+            "workflowtemplate.yaml",
+            "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: x, namespace: default}\n",
+            "must be in namespace argo-workflows",
+        ),
+    ],
+)
+def test_a_pipeline_the_program_cannot_apply_is_a_config_error_naming_the_file(
+    tmp_path: Path, file: str, content: str, says: str
+) -> None:
+    """`mlplat plan` turns a ConfigError into exit 2 with its message, never a traceback."""
+    for app in ("iris-classifier", "churn-gbm"):
+        shutil.copytree(REPO / "apps" / app / "training", tmp_path / "apps" / app / "training")
+    (tmp_path / "apps" / "iris-classifier" / "training" / file).write_text(content)
+    with pytest.raises(ConfigError, match=re.escape(says)) as caught:
+        argo_workflows.training_pipelines(tmp_path)
+    assert "apps/iris-classifier/training/" in str(caught.value)
+
+
+def test_only_dev_runs_the_weekly_schedule_so_runs_and_pull_requests_are_not_tripled(plan: Plan) -> None:
+    crons = [r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:CronWorkflow"]
+    assert crons, plan.env
+    for r in crons:
+        suspended = r.inputs["spec"].get("suspend", False)
+        assert suspended is (plan.env != "dev"), f"{r.urn}: suspend={suspended} in {plan.env}"

@@ -1,0 +1,147 @@
+"""MLP-COST-GPU-MAX: `mlplat validate --changed` warns, with figures, when a change raises what an app's
+GPUs can cost in an environment, and stays quiet when it does not. Prices are round test prices, so the
+figures can be checked by hand: dev's llm-chat lands on gpu-small (g5.2xlarge or g6.2xlarge, 1 GPU each)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlplat.cost import load_prices
+from mlplat.validation import gpu_cost
+from tests.support.validate_helpers import copy_repo, run_json
+
+# g5.2xlarge at $1/h is the dearest GPU of gpu-small: 730 h x $1 = $730 per GPU-month.
+PRICES = """
+taken: "2026-12-01"
+hours_per_month: 730
+regions:
+  eu-west-1:
+    eks_cluster_hour: {usd: 0.10, verified: true, source: "https://prices.test/eks", basis: "test"}
+    kms_key_month: {usd: 1.00, verified: true, source: "https://prices.test/kms", basis: "test"}
+    ec2_instance_hour:
+      g5.2xlarge: {usd: 1.00, verified: true, source: "https://prices.test/ec2", basis: "test"}
+      g6.2xlarge: {usd: 0.80, verified: true, source: "https://prices.test/ec2", basis: "test"}
+      g5.12xlarge: {usd: 5.00, verified: true, source: "https://prices.test/ec2", basis: "test"}
+      g4dn.xlarge: {usd: 0.40, verified: true, source: "https://prices.test/ec2", basis: "test"}
+    nat_gateway_hour: {usd: 0.05, verified: true, source: "https://prices.test/vpc", basis: "test"}
+    public_ipv4_hour: {usd: 0.01, verified: true, source: "https://prices.test/vpc", basis: "test"}
+    nlb_hour: {usd: 0.02, verified: true, source: "https://prices.test/elb", basis: "test"}
+    ebs_gp3_gib_month: {usd: 0.10, verified: true, source: "https://prices.test/ebs", basis: "test"}
+    cloudwatch_logs_ingest_gib: {usd: 0.50, verified: true, source: "https://prices.test/cw", basis: "test"}
+    cloudwatch_logs_storage_gib_month: {usd: 0.03, verified: true, source: "https://prices.test/cw", basis: "test"}
+    vpc_interface_endpoint_az_hour: {usd: 0.01, verified: true, source: "https://prices.test/pl", basis: "test"}
+"""
+ISVC = "apps/llm-chat/base/inferenceservice.yaml"
+SCALED = "apps/llm-chat/base/scaledobject.yaml"
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the apps with one commit on main, a branch `change` checked out, and the test prices."""
+    table = tmp_path / "prices.yaml"
+    table.write_text(PRICES)
+    monkeypatch.setattr(gpu_cost, "load_prices", lambda: load_prices(table))
+    checkout = copy_repo(tmp_path / "repo", git=True)
+    subprocess.run(["git", "checkout", "-qb", "change"], cwd=checkout, check=True)
+    return checkout
+
+
+def _edit(repo: Path, path: str, old: str, new: str) -> None:
+    file = repo / path
+    text = file.read_text()
+    assert old in text, f"{path} no longer holds {old!r}"
+    file.write_text(text.replace(old, new))
+
+
+def _commit(repo: Path) -> None:
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    git = ["git", "-c", "user.email=t@localhost", "-c", "user.name=t", "commit", "-qm", "change"]
+    subprocess.run(git, cwd=repo, check=True)
+
+
+def _max_replicas(repo: Path, old: int, new: int) -> None:
+    """What a PR scaling llm-chat changes: the InferenceService's maxReplicas and its ScaledObject's."""
+    _edit(repo, ISVC, f"    maxReplicas: {old}\n", f"    maxReplicas: {new}\n")
+    _edit(repo, SCALED, f"  maxReplicaCount: {old}\n", f"  maxReplicaCount: {new}\n")
+    _commit(repo)
+
+
+def test_raising_llm_chats_max_replicas_warns_with_its_new_gpu_cost(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _max_replicas(repo, 2, 3)
+    code, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert (code, report["findings"]) == (0, []), "a cost rise is a warning: it must not fail the run"
+    assert [(w["rule"], w["env"], w["resource"], w["file"]) for w in report["warnings"]] == [
+        ("MLP-COST-GPU-MAX", "dev", "InferenceService/models-genai/llm-chat", ISVC)
+    ]
+    message = report["warnings"][0]["message"]
+    # 2 -> 3 replicas x 1 GPU x $730 (g5.2xlarge, dearer per GPU than g6.2xlarge's $584).
+    assert "could cost $2,190.00/month in dev, up from $1,460.00 at main (+$730.00)" in message
+    assert "3 x 1 GPU x $730.00/GPU-month (g5.2xlarge, the dearest per GPU of pool gpu-small)" in message
+    assert report["summary"]["warnings"] == 1
+
+
+def test_the_warning_is_printed_but_the_exit_code_stays_clean(repo: Path) -> None:
+    _max_replicas(repo, 2, 3)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlplat.validate", "--repo", str(repo), "--changed", "--env", "dev",
+         "--no-policy-scan"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: [dev] apps/llm-chat/base/inferenceservice.yaml" in result.stdout
+    assert "0 finding(s), 0 waiver(s), 1 warning(s)" in result.stdout
+
+
+def test_lowering_max_replicas_does_not_warn(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _max_replicas(repo, 2, 1)
+    code, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert (code, report["warnings"]) == (0, [])
+
+
+def test_a_change_that_leaves_the_gpus_alone_does_not_warn(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # llm-chat changes (a comment), churn-gbm changes (a CPU model): neither raises a GPU maximum.
+    _edit(repo, ISVC, "spec:\n", "# reviewed\nspec:\n")
+    _edit(repo, "apps/churn-gbm/base/inferenceservice.yaml", "spec:\n", "# reviewed\nspec:\n")
+    _commit(repo)
+    code, report = run_json(capsys, "--repo", str(repo), "--changed")
+    assert sorted(report["targets"])[:1] == ["apps/churn-gbm/overlays/dev"]
+    assert (code, report["warnings"]) == (0, [])
+
+
+def test_a_new_gpu_app_warns_from_nothing(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The same app under a new folder name: at main it did not exist, so all of its cost is new.
+    subprocess.run(["git", "mv", "apps/llm-chat", "apps/llm-chat-v2"], cwd=repo, check=True)
+    _commit(repo)
+    _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    messages = [w["message"] for w in report["warnings"]]
+    assert len(messages) == 1, messages
+    assert "up from $0.00 at main (no GPU replicas there) (+$1,460.00)" in messages[0]
+
+
+def test_an_app_that_did_not_render_at_the_base_is_not_compared_with_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "prices.yaml"
+    table.write_text(PRICES)
+    monkeypatch.setattr(gpu_cost, "load_prices", lambda: load_prices(table))
+    repo = copy_repo(tmp_path / "repo")
+    kustomization = repo / "apps" / "llm-chat" / "overlays" / "dev" / "kustomization.yaml"
+    working = kustomization.read_text()
+    kustomization.write_text(working.replace("../../base", "../../no-such-base"))
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    _commit(repo)  # main: llm-chat's dev overlay is broken
+    subprocess.run(["git", "checkout", "-qb", "change"], cwd=repo, check=True)
+    kustomization.write_text(working)  # repaired: its whole cost would look new
+    _commit(repo)
+    _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert report["warnings"] == []
+    assert any("MLP-COST-GPU-MAX: apps/llm-chat/overlays/dev not compared" in n for n in report["notes"])

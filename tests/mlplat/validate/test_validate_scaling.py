@@ -1,0 +1,154 @@
+"""GPU models scale on their load within the environment's bounds; shared GPUs count as slices."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config import load_environment
+from infra.services import keda
+from mlplat.findings import RenderedDoc
+from mlplat.validation import capacity
+from mlplat.validation.render import SourceIndex
+from tests.support.validate_helpers import REPO, copy_repo, rules, run_json
+
+ENVS = ("dev", "staging", "prod")
+
+
+def kustomize(path: Path) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.fixture(scope="module")
+def llm() -> dict[str, list[dict[str, Any]]]:
+    return {env: kustomize(REPO / "apps" / "llm-chat" / "overlays" / env) for env in ENVS}
+
+
+def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = [d for d in docs if d["kind"] == kind]
+    return found
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_llm_scales_on_its_queue_not_cpu(llm: dict[str, list[dict[str, Any]]], env: str) -> None:
+    isvc, scaled = _one(llm[env], "InferenceService"), _one(llm[env], "ScaledObject")
+    # KServe makes no HPA of its own (which would scale on CPU) and leaves the replicas to KEDA.
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "external"
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": f"{isvc['metadata']['name']}-predictor",
+    }
+    triggers = {t["type"]: t for t in scaled["spec"]["triggers"]}
+    assert not {"cpu", "memory"} & set(triggers), f"{env}: scales on {sorted(triggers)}"
+    assert triggers["prometheus"]["metadata"]["serverAddress"] == keda.PROMETHEUS_URL, env
+    query = triggers["prometheus"]["metadata"]["query"]
+    assert "vllm:num_requests_waiting" in query and "vllm:num_requests_running" in query, query
+    assert 'namespace="models-genai"' in query and "llm-chat-predictor-" in query, query
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_llm_scaling_bounds_are_the_environments(llm: dict[str, list[dict[str, Any]]], env: str) -> None:
+    config = load_environment(env)
+    isvc, scaled = _one(llm[env], "InferenceService"), _one(llm[env], "ScaledObject")
+    low, high = scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]
+    predictor = isvc["spec"]["predictor"]
+    assert high <= min(predictor["maxReplicas"], config.apps.max_replicas_per_app)
+    if env == "dev":
+        assert low == 0 and config.apps.scale_to_zero, "dev's idle LLM must free its GPU node"
+    else:
+        assert low >= max(config.apps.min_replicas, predictor["minReplicas"]) >= 1, env
+
+
+def test_a_gpu_predictor_left_to_kserves_cpu_autoscaler_is_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path)
+    app = repo / "apps" / "llm-chat" / "base"
+    kustomization = app / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("  - scaledobject.yaml\n", ""))
+    isvc = app / "inferenceservice.yaml"
+    isvc.write_text(isvc.read_text().replace("    serving.kserve.io/autoscalerClass: external\n", ""))
+    code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "staging")
+    assert code == 1 and rules(report) == {"MLP-SCALING-METRIC"}, report
+    (finding,) = report["findings"]
+    assert finding["resource"] == "InferenceService/models-genai/llm-chat"
+
+
+def test_a_gpu_predictor_handed_to_keda_without_a_scaledobject_is_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path)
+    kustomization = repo / "apps" / "llm-chat" / "base" / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("  - scaledobject.yaml\n", ""))
+    code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "staging")
+    assert code == 1 and rules(report) == {"MLP-SCALING-TARGET"}, report
+    (finding,) = report["findings"]
+    assert finding["resource"] == "InferenceService/models-genai/llm-chat"
+    assert "never scales" in finding["message"]
+
+
+def test_scale_to_zero_is_refused_where_the_stack_does_not_allow_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path)
+    stack = repo / "environments" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("    scale_to_zero: true\n", ""))
+    code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "dev")
+    assert code == 1 and rules(report) == {"MLP-SCALING-BOUNDS"}, report
+    (finding,) = report["findings"]
+    assert finding["resource"] == "ScaledObject/models-genai/llm-chat"
+    assert "apps.scale_to_zero" in finding["message"]
+    assert finding["file"] == "apps/components/gpu-scale-to-zero/kustomization.yaml"
+
+
+def _isvc(name: str, pool: str, gpus: int, replicas: int, memory: int = 0) -> RenderedDoc:
+    annotations = {"mlplat/gpu-memory-gib": str(memory)} if memory else {}
+    doc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": "models-x", "annotations": annotations},
+        "spec": {
+            "predictor": {
+                "minReplicas": replicas,
+                "maxReplicas": replicas,
+                "nodeSelector": {"mlplat/gpu-pool": pool},
+                "model": {"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}},
+            }
+        },
+    }
+    return RenderedDoc("dev", f"apps/{name}/overlays/dev", f"apps/{name}/base/isvc.yaml", doc)
+
+
+def test_a_replica_on_a_shared_gpu_counts_as_its_slice_of_the_cap(tmp_path: Path) -> None:
+    config = load_environment("dev")
+    shared = next(p for p in config.gpu.pools if p.time_slicing_replicas)
+    slices = shared.time_slicing_replicas
+    assert slices is not None
+    # Exactly the cap in physical GPUs: every slice of the shared pool, plus whole GPUs for the rest,
+    # spread over apps of at most 2 replicas (dev's per-app cap is 3).
+    whole = config.gpu.max_total_gpus - shared.max_size
+    docs = [_isvc(f"small-{i}", shared.name, 1, 2) for i in range(slices * shared.max_size // 2)]
+    docs += [_isvc(f"big-{i}", "gpu-small", 1, 1) for i in range(whole)]
+    index = SourceIndex(tmp_path)
+    assert [f for f in capacity.check(docs, config, "dev", index) if f.rule == "MLP-GPU-CAP"] == []
+    over = capacity.check([*docs, _isvc("one-more", shared.name, 1, 1)], config, "dev", index)
+    assert [f.rule for f in over] == ["MLP-GPU-CAP"], over
+
+
+def test_a_model_fits_a_shared_gpu_only_within_its_slice_of_memory(tmp_path: Path) -> None:
+    config = load_environment("dev")
+    shared = next(p for p in config.gpu.pools if p.time_slicing_replicas)
+    assert shared.time_slicing_replicas is not None
+    share = shared.gpu_memory_gib // shared.time_slicing_replicas
+    index = SourceIndex(tmp_path)
+    assert capacity.check([_isvc("fits", shared.name, 1, 1, share)], config, "dev", index) == []
+    (finding,) = capacity.check([_isvc("too-big", shared.name, 1, 1, share + 1)], config, "dev", index)
+    assert finding.rule == "MLP-GPU-FIT" and finding.resource == "InferenceService/models-x/too-big"

@@ -1,0 +1,183 @@
+"""`mlplat validate` and the retraining pipelines (`apps/<app>/training`, README "Retraining").
+
+Each pipeline is one more target, rendered once (it holds no environment data), schema-checked
+against the full Argo Workflows CRDs and held to the `mlplat retrain` command line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra import versions
+from infra.config import load_environment
+from tests.support.validate_helpers import REPO, copy_repo, rules, run_json
+
+CRDS = REPO.parent / "shared" / "reference" / "crds"
+PIPELINES = sorted(p.parent for p in REPO.glob("apps/*/training/kustomization.yaml"))
+
+
+def _workflow_template(repo: Path, app: str) -> tuple[Path, str]:
+    path = repo / "apps" / app / "training" / "workflowtemplate.yaml"
+    return path, path.read_text()
+
+
+def test_whole_repo_run_validates_each_pipeline_once_and_they_pass(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, report = run_json(capsys, "--repo", str(REPO), "--schemas", str(CRDS))
+    training = [t for t in report["targets"] if t.endswith("/training")]
+    assert training == [f"apps/{p.parent.name}/training" for p in PIPELINES], report["targets"]
+    assert code == 0, report["findings"]
+
+
+def test_an_app_folder_brings_its_pipeline(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_json(
+        capsys, "--schemas", str(CRDS), str(REPO / "apps" / "iris-classifier"), "--env", "dev"
+    )
+    assert report["targets"] == ["apps/iris-classifier/overlays/dev", "apps/iris-classifier/training"], report
+    assert code == 0, report["findings"]
+
+
+def test_a_misspelled_flag_fails_validate_not_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path)
+    path, text = _workflow_template(repo, "iris-classifier")
+    path.write_text(text.replace("- --checkpoint-dir\n", "- --checkpoints-dir\n", 1))
+    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    found = [f for f in report["findings"] if f["rule"] == "MLP-RETRAIN-STEP"]
+    assert code == 1 and found, report
+    assert "'--checkpoints-dir'" in found[0]["message"], found
+    assert found[0]["file"] == "apps/iris-classifier/training/workflowtemplate.yaml", found
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("- evaluate\n", "- evaluat\n", "is not `python -m mlplat.retrain"),
+        (
+            "- fetch\n          - iris-classifier\n",
+            "- fetch\n          - churn-gbm\n",
+            "names app 'churn-gbm'",
+        ),
+        (
+            "- --tracking-uri\n          - http://mlflow.mlflow.svc.cluster.local:80\n          - ",
+            "- ",
+            "needs --tracking-uri",
+        ),
+    ],
+)
+def test_a_wrong_step_app_or_missing_flag_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, says: str
+) -> None:
+    repo = copy_repo(tmp_path)
+    path, text = _workflow_template(repo, "iris-classifier")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    messages = [f["message"] for f in report["findings"] if f["rule"] == "MLP-RETRAIN-STEP"]
+    assert code == 1 and any(says in m for m in messages), report
+
+
+def test_a_step_run_as_the_mlplat_script_fails_as_the_image_has_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The image installs no console script: `[mlplat, retrain, ...]` would die with "not found"."""
+    repo = copy_repo(tmp_path)
+    path, text = _workflow_template(repo, "iris-classifier")
+    old = "command: [python, -m, mlplat.retrain]\n        args:\n"
+    assert old in text, old
+    path.write_text(text.replace(old, "command: [mlplat]\n        args:\n          - retrain\n", 1))
+    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    messages = [f["message"] for f in report["findings"] if f["rule"] == "MLP-RETRAIN-STEP"]
+    assert code == 1 and messages == ["`mlplat retrain fetch`: the image has no `mlplat` command"], report
+
+
+def test_a_pipeline_without_its_mutex_can_overlap_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path)
+    path, text = _workflow_template(repo, "churn-gbm")
+    path.write_text(re.sub(r"  synchronization:\n    mutexes:\n      - name: retrain-churn-gbm\n", "", text))
+    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    assert code == 1 and rules(report) == {"MLP-RETRAIN-MUTEX"}, report
+
+
+def test_a_field_the_argo_crd_does_not_have_fails_against_the_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path)
+    path, text = _workflow_template(repo, "iris-classifier")
+    path.write_text(text.replace("  activeDeadlineSeconds: 21600", "  activeDeadline: 21600", 1))
+    code, report = run_json(capsys, "--repo", str(repo), "--schemas", str(CRDS), str(path.parent))
+    assert code == 1 and "MLP-UNKNOWN-FIELD" in rules(report), report
+
+
+def _documents(folder: Path) -> list[dict[str, Any]]:
+    return [d for p in sorted(folder.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for template in doc["spec"].get("templates", []):
+        for key in ("container", "script"):
+            if key in template:
+                found.append(template[key])
+    return found
+
+
+@pytest.mark.parametrize("folder", PIPELINES, ids=lambda p: p.parent.name)
+def test_pipeline_steps_run_the_pinned_mlplat_image_on_the_cpu_pool(folder: Path) -> None:
+    """One image, one tag (infra/versions.py); the steps never land on the system nodes."""
+    template = next(d for d in _documents(folder) if d["kind"] == "WorkflowTemplate")
+    images = {c["image"] for c in _containers(template)}
+    assert images == {versions.IMAGES["mlplat-retrain"]}, f"{folder}: {images}"
+    sidecars = {s["image"] for t in template["spec"]["templates"] for s in t.get("sidecars", [])}
+    assert sidecars <= {versions.IMAGES["minio-mc"]}, sidecars
+    assert template["spec"]["nodeSelector"] == {"mlplat/pool": "models-cpu"}, folder
+    pod = template["spec"]["securityContext"]
+    assert pod["runAsNonRoot"] is True and pod["seccompProfile"]["type"] == "RuntimeDefault", folder
+    for container in _containers(template):
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False, folder
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"], folder
+
+
+@pytest.mark.parametrize("folder", PIPELINES, ids=lambda p: p.parent.name)
+def test_pipeline_reads_its_secrets_from_vault_synced_secrets_never_inline(folder: Path) -> None:
+    template = next(d for d in _documents(folder) if d["kind"] == "WorkflowTemplate")
+    for container in _containers(template):
+        for env in container.get("env", []):
+            if re.search(r"KEY|PASSWORD|TOKEN|SECRET", env["name"]):
+                assert "valueFrom" in env and "value" not in env, f"{folder}: {env['name']} is inline"
+
+
+@pytest.mark.parametrize("folder", PIPELINES, ids=lambda p: p.parent.name)
+def test_pipeline_proposes_to_the_repository_argo_cd_syncs(folder: Path) -> None:
+    template = next(d for d in _documents(folder) if d["kind"] == "WorkflowTemplate")
+    repo = next(p["value"] for p in template["spec"]["arguments"]["parameters"] if p["name"] == "repo")
+    for env in ("dev", "staging", "prod"):
+        assert repo == load_environment(env).services.argocd.repo_url, (folder, env)
+
+
+@pytest.mark.parametrize("folder", PIPELINES, ids=lambda p: p.parent.name)
+def test_the_schedule_runs_the_apps_template_with_trigger_schedule(folder: Path) -> None:
+    docs = {d["kind"]: d for d in _documents(folder)}
+    cron = docs["CronWorkflow"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    assert cron["workflowSpec"]["workflowTemplateRef"]["name"] == docs["WorkflowTemplate"]["metadata"]["name"]
+    params = {p["name"]: p["value"] for p in cron["workflowSpec"]["arguments"]["parameters"]}
+    assert params["trigger"] == "schedule" and params["triggered-by"], params
+
+
+def test_a_changed_pipeline_validates_that_pipeline_only(tmp_path: Path) -> None:
+    from mlplat.validation.targets import changed_targets
+
+    repo = copy_repo(tmp_path, git=True)
+    with (repo / "apps" / "churn-gbm" / "training" / "cronworkflow.yaml").open("a") as handle:
+        handle.write("# touched\n")
+    assert [t.rel for t in changed_targets(repo, "main", None)] == ["apps/churn-gbm/training"]

@@ -1,0 +1,69 @@
+"""platform/alertmanager/config.yaml read as Alertmanager routes and inhibits alerts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.support.obs_helpers import ALERTMANAGER_CONFIG, load_yaml, rel
+
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
+
+
+CONFIG: dict[str, Any] = load_yaml(ALERTMANAGER_CONFIG)
+
+
+WHERE = rel(ALERTMANAGER_CONFIG)
+
+
+def parse_matcher(text: str) -> tuple[str, str, str]:
+    match = _MATCHER.match(text)
+    if not match:
+        raise ValueError(f'{WHERE}: matcher {text!r} is not `label op "value"`')
+    name, op, value = match.groups()
+    if op in ("=~", "!~"):
+        re.compile(value)
+    return name, op, value
+
+
+def matches(matchers: list[str], labels: dict[str, str]) -> bool:
+    for text in matchers:
+        name, op, value = parse_matcher(text)
+        actual = labels.get(name, "")  # a missing label matches as the empty string, as in Alertmanager
+        ok = {
+            "=": actual == value,
+            "!=": actual != value,
+            "=~": re.fullmatch(value, actual) is not None,
+            "!~": re.fullmatch(value, actual) is None,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def route_receivers(
+    route: dict[str, Any], labels: dict[str, str], inherited: dict[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """(receiver, repeat_interval) of every route the alert is delivered through, in order."""
+    settings = {**(inherited or {}), **{k: route[k] for k in ("receiver", "repeat_interval") if k in route}}
+    if not matches(route.get("matchers", []), labels):
+        return []
+    delivered: list[tuple[str, str]] = []
+    for child in route.get("routes", []):
+        found = route_receivers(child, labels, settings)
+        delivered += found
+        if found and not child.get("continue", False):
+            break
+    return delivered or [(settings["receiver"], settings.get("repeat_interval", "4h"))]
+
+
+def inhibited(target: dict[str, str], firing: list[dict[str, str]]) -> bool:
+    for rule in CONFIG["inhibit_rules"]:
+        if not matches(rule["target_matchers"], target):
+            continue
+        for source in firing:
+            if source is target or not matches(rule["source_matchers"], source):
+                continue
+            if all(source.get(label, "") == target.get(label, "") for label in rule.get("equal", [])):
+                return True
+    return False

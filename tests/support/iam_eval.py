@@ -1,0 +1,408 @@
+"""A small IAM evaluator over the bootstrap's policy documents, enough to ask "may this role do this
+action on this resource, with this request context?" offline.
+
+It resolves the Terraform expressions the documents use (variables to their defaults, locals, each.key,
+the ARNs of the bootstrap's own resources in a sample account) and evaluates statements the way IAM
+does within one account: an explicit Deny wins, otherwise any matching Allow allows. It knows the
+condition operators the bootstrap uses and refuses any other, so a new operator cannot be silently
+treated as true or false."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from tests.support.delivery_helpers import terraform, variable_defaults
+
+ACCOUNT = "111111111111"
+PARTITION = "aws"
+ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:role/mlplat-platform-admin"
+
+Context = Mapping[str, list[str]]
+
+
+class Unresolvable(ValueError):
+    """An expression this evaluator does not know how to resolve."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where the documents are rendered: one environment (each.key) in one region of the sample account."""
+
+    env: str
+    region: str = field(default_factory=lambda: str(variable_defaults()["aws_region"]))
+
+    @property
+    def state_bucket_arn(self) -> str:
+        return f"arn:aws:s3:::mlplat-pulumi-state-{ACCOUNT}-{self.region}"
+
+    def key_arn(self, name: str) -> str:
+        return f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{name}"
+
+
+def role_arn(kind: str, env: str) -> str:
+    """ARN of a bootstrap role (aws_iam_role.deploy/preview) of an environment."""
+    return f"arn:aws:iam::{ACCOUNT}:role/mlplat-github-{kind}-{env}"
+
+
+def boundary_arn(env: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:policy/mlplat-boundary-{env}"
+
+
+def runner_vpc_arn(region: str | None = None) -> str:
+    """ARN of the bootstrap's runner VPC (aws_vpc.runner) in the sample account."""
+    return f"arn:aws:ec2:{region or Scope('dev').region}:{ACCOUNT}:vpc/vpc-0runner"
+
+
+def _references(scope: Scope) -> dict[str, Any]:
+    env = scope.env
+    return {
+        "each.key": env,
+        "data.aws_partition.current.partition": PARTITION,
+        "data.aws_caller_identity.current.account_id": ACCOUNT,
+        "aws_s3_bucket.state.arn": scope.state_bucket_arn,
+        "aws_kms_key.state.arn": scope.key_arn("state"),
+        "aws_kms_key.pulumi_secrets[each.key].arn": scope.key_arn(f"pulumi-{env}"),
+        "aws_iam_policy.workload_boundary[each.key].arn": boundary_arn(env),
+        "aws_iam_role.deploy[each.key].arn": role_arn("deploy", env),
+        "aws_iam_role.preview[each.key].arn": role_arn("preview", env),
+        "aws_vpc.runner.arn": runner_vpc_arn(scope.region),
+        "local.github_oidc_provider_arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
+        "var.aws_region": scope.region,
+        "var.key_admin_arns": [ADMIN_ARN],
+    }
+
+
+_FOR = re.compile(r'^\[for (\w+) in ([\w.]+(?:\[each\.key\])?) : "(.*)"\]$')
+_FOR_PAIRS = re.compile(r'^\[for (\w+), (\w+) in (local\.\w+) : "(.*)"\]$')
+_INDEX = re.compile(r"^(local\.\w+)\[each\.key\]$")
+_STARTSWITH = re.compile(r'startswith\(var\.aws_region, "([^"]+)"\) \? "([^"]+)"')
+
+
+def _template_parts(text: str) -> list[tuple[bool, str]]:
+    """Split a Terraform template into (is_expression, text) parts; `${...}` may nest (quoted templates
+    inside a conditional or a `for` expression), so braces are matched, not pattern-matched."""
+    parts: list[tuple[bool, str]] = []
+    i = 0
+    while i < len(text):
+        start = text.find("${", i)
+        if start < 0:
+            parts.append((False, text[i:]))
+            break
+        if start > i:
+            parts.append((False, text[i:start]))
+        depth, j = 0, start + 1
+        while j < len(text):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            if depth == 0:
+                break
+            j += 1
+        if depth:
+            raise Unresolvable(f"unbalanced template: {text}")
+        parts.append((True, text[start + 2 : j].strip()))
+        i = j + 1
+    return parts
+
+
+def resolve(value: Any, scope: Scope) -> Any:
+    """Resolve a python-hcl2 value (string, list) to plain strings for one scope."""
+    if isinstance(value, list):
+        out: list[Any] = []
+        for item in value:
+            resolved = resolve(item, scope)
+            out.extend(resolved if isinstance(resolved, list) else [resolved])
+        return out
+    if not isinstance(value, str):
+        return value
+    parts = _template_parts(value)
+    if len(parts) == 1 and parts[0][0]:
+        return _expression(parts[0][1], scope)
+    return "".join(_scalar(_expression(text, scope)) if is_expr else text for is_expr, text in parts)
+
+
+def _scalar(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Unresolvable(f"expected a string, got {value!r}")
+    return value
+
+
+def _expression(expr: str, scope: Scope) -> Any:
+    refs = _references(scope)
+    if expr in refs:
+        return refs[expr]
+    if expr.startswith("var."):
+        defaults = variable_defaults()
+        name = expr[4:]
+        if name not in defaults:
+            raise Unresolvable(expr)
+        return resolve(defaults[name], scope)
+    index = _INDEX.match(expr)
+    if index:
+        table = _local(index[1][6:])
+        if not isinstance(table, dict) or scope.env not in table:
+            raise Unresolvable(expr)
+        return resolve(table[scope.env], scope)
+    if expr.startswith("local.") and re.fullmatch(r"local\.\w+", expr):
+        return _local_value(expr[6:], scope)
+    pairs = _FOR_PAIRS.match(expr)
+    if pairs:
+        table = _local(pairs[3][6:])
+        return [
+            resolve(pairs[4].replace(f"${{{pairs[1]}}}", key).replace(f"${{{pairs[2]}}}", value), scope)
+            for key, value in table.items()
+        ]
+    keys = re.fullmatch(r"keys\((local\.\w+)\)", expr)
+    if keys:
+        return list(_local(keys[1][6:]))
+    loop = _FOR.match(expr)
+    if loop:
+        items = resolve(f"${{{loop[2]}}}", scope)
+        return [resolve(loop[3].replace(f"${{{loop[1]}}}", item), scope) for item in items]
+    if " ? " in expr and expr.startswith("each.key == local."):
+        return _conditional(expr, scope)
+    every = _EVERY.match(expr)
+    if every:
+        # `[for r in aws_x.y : r.arn]`: that resource of every environment of the account.
+        ref = f"{every[2]}[each.key].arn"
+        return [_references(Scope(env, scope.region))[ref] for env in variable_defaults()["environments"]]
+    if expr.startswith("concat(") and expr.endswith(")"):
+        return [item for arg in _split_top_level(expr[7:-1]) for item in _expression(arg, scope)]
+    if expr.startswith("[") and expr.endswith("]"):
+        return [_expression(arg, scope) for arg in _split_top_level(expr[1:-1])]
+    raise Unresolvable(expr)
+
+
+_EVERY = re.compile(r"^\[for (\w+) in (aws_\w+\.\w+) : \1\.arn\]$")
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "(": 1, "{": 1, "]": -1, ")": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    if current.strip():
+        parts.append(current.strip())
+    return parts
+
+
+def _local(name: str) -> Any:
+    locals_ = terraform()["locals"]
+    if name not in locals_:
+        raise Unresolvable(f"local.{name}")
+    return locals_[name]
+
+
+def _local_value(name: str, scope: Scope) -> Any:
+    raw = _local(name)
+    if isinstance(raw, str) and "startswith(var.aws_region" in raw:
+        # The only conditional chain among the locals: Karpenter's pricing region per region prefix.
+        for prefix, region in _STARTSWITH.findall(raw):
+            if scope.region.startswith(prefix):
+                return region
+        fallback = re.search(r':\s*"([^"]+)"\s*\)?\s*\}?\s*$', raw)
+        if not fallback:
+            raise Unresolvable(raw)
+        return fallback[1]
+    return resolve(raw, scope)
+
+
+def _conditional(expr: str, scope: Scope) -> Any:
+    """`each.key == local.X ? A : B` with A and B JSON-compatible literals (strings or lists of strings)."""
+    cond, _, rest = expr.partition(" ? ")
+    local_name = cond.split("==", 1)[1].strip()
+    decoder = json.JSONDecoder()
+    when_true, end = decoder.raw_decode(rest)
+    tail = rest[end:].lstrip()
+    if not tail.startswith(":"):
+        raise Unresolvable(expr)
+    when_false, _ = decoder.raw_decode(tail[1:].lstrip())
+    chosen = when_true if scope.env == resolve(f"${{{local_name}}}", scope) else when_false
+    return resolve(chosen, scope)
+
+
+# --- statements -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Statement:
+    doc: str
+    sid: str
+    effect: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    conditions: tuple[tuple[str, str, tuple[str, ...]], ...]
+    principals: tuple[str, ...]
+
+
+def _source_documents(doc_name: str) -> list[str]:
+    body = terraform()["data"]["aws_iam_policy_document"][doc_name]
+    names = []
+    for ref in body.get("source_policy_documents", []):
+        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\])?\.json\}", ref)
+        if not m:
+            raise Unresolvable(ref)
+        names.append(m[1])
+    return names
+
+
+def statements(doc_name: str, scope: Scope) -> list[Statement]:
+    """The statements of a policy document (and of its source documents) rendered for a scope. An
+    expression the evaluator cannot resolve is an error, never a statement silently left out."""
+    out: list[Statement] = []
+    for source in _source_documents(doc_name):
+        out += statements(source, scope)
+    body = terraform()["data"]["aws_iam_policy_document"][doc_name]
+    for raw in body.get("statement", []):
+        conditions = tuple(
+            (
+                _scalar(resolve(c["test"], scope)),
+                _condition_key(c["variable"]),
+                tuple(resolve(c["values"], scope)),
+            )
+            for c in raw.get("condition", [])
+        )
+        out.append(
+            Statement(
+                doc=doc_name,
+                sid=raw.get("sid", ""),
+                effect=raw.get("effect", "Allow"),
+                actions=tuple(resolve(raw.get("actions", []), scope)),
+                resources=tuple(resolve(raw.get("resources", []), scope)),
+                conditions=conditions,
+                principals=tuple(
+                    i for p in raw.get("principals", []) for i in resolve(p["identifiers"], scope)
+                ),
+            )
+        )
+    return out
+
+
+def _condition_key(variable: str) -> str:
+    """Condition keys embed the environment tag key as `${local.environment_tag}`."""
+    return "".join(_local(text[6:]) if is_expr else text for is_expr, text in _template_parts(variable))
+
+
+@cache
+def _pattern(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.compile(regex, 0 if case_sensitive else re.IGNORECASE)
+
+
+def _like(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
+    """IAM's wildcard match: `*` any run of characters (`/` and `:` included), `?` one character."""
+    return _pattern(pattern, case_sensitive).fullmatch(value) is not None
+
+
+def _condition_holds(test: str, key: str, values: tuple[str, ...], context: Context) -> bool:
+    present = key in context
+    given = context.get(key, [])
+    if test == "Null":
+        (expected,) = values
+        return (not present) == (expected == "true")
+    if test in ("StringEquals", "ForAnyValue:StringEquals"):
+        return present and any(v in values for v in given)
+    if test in ("StringLike", "ForAnyValue:StringLike"):
+        return present and any(_like(p, v) for p in values for v in given)
+    if test == "StringNotEquals":
+        return not present or all(v not in values for v in given)
+    # ARNs as the bootstrap names them carry no wildcard, so ArnEquals and ArnLike match like StringLike.
+    if test in ("ArnEquals", "ArnLike"):
+        return present and any(_like(p, v) for p in values for v in given)
+    if test == "Bool":
+        return present and any(v.lower() in (x.lower() for x in values) for v in given)
+    raise AssertionError(f"condition operator {test} is not known to this evaluator: teach it first")
+
+
+def matches(
+    st: Statement, action: str, resource: str, context: Context, principal: str | None = None
+) -> bool:
+    if (
+        principal is not None
+        and st.principals
+        and principal not in st.principals
+        and "*" not in st.principals
+    ):
+        return False
+    if not any(_like(a, action, case_sensitive=False) for a in st.actions):
+        return False
+    # A trust policy's statements name no resource: the role itself is the resource.
+    if st.resources and not any(_like(r, resource) for r in st.resources):
+        return False
+    return all(_condition_holds(test, key, values, context) for test, key, values in st.conditions)
+
+
+def decide(
+    policy: Iterable[Statement], action: str, resource: str, context: Context, principal: str | None = None
+) -> tuple[bool, list[str]]:
+    """(allowed, the statements that decided): Deny wins over Allow; nothing matching is an implicit deny."""
+    allows, denies = [], []
+    for st in policy:
+        if matches(st, action, resource, context, principal):
+            (denies if st.effect == "Deny" else allows).append(f"{st.doc}/{st.sid}")
+    return (not denies and bool(allows)), (denies or allows)
+
+
+def attached_documents(kind: str) -> list[str]:
+    """The policy documents attached to a bootstrap role, read from its aws_iam_role_policy_attachment
+    resources (role -> aws_iam_policy -> data.aws_iam_policy_document), so the evaluation follows what
+    Terraform attaches."""
+    resources = terraform()["resource"]
+    docs = []
+    for attachment in resources["aws_iam_role_policy_attachment"].values():
+        if attachment["role"] != f"${{aws_iam_role.{kind}[each.key].name}}":
+            continue
+        policy = re.fullmatch(r"\$\{aws_iam_policy\.(\w+)\[each\.key\]\.arn\}", attachment["policy_arn"])
+        if not policy:
+            raise Unresolvable(attachment["policy_arn"])
+        document = re.fullmatch(
+            r"\$\{data\.aws_iam_policy_document\.(\w+)\[each\.key\]\.json\}",
+            resources["aws_iam_policy"][policy[1]]["policy"],
+        )
+        if not document:
+            raise Unresolvable(resources["aws_iam_policy"][policy[1]]["policy"])
+        docs.append(document[1])
+    if not docs:
+        raise Unresolvable(f"no policy attached to aws_iam_role.{kind}")
+    return docs
+
+
+def inline_documents(kind: str) -> list[str]:
+    """The policy documents of a bootstrap role's inline policies (aws_iam_role_policy)."""
+    docs = []
+    for inline in terraform()["resource"].get("aws_iam_role_policy", {}).values():
+        if inline["role"] != f"${{aws_iam_role.{kind}[each.key].id}}":
+            continue
+        document = re.fullmatch(
+            r"\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\])?\.json\}", inline["policy"]
+        )
+        if not document:
+            raise Unresolvable(inline["policy"])
+        docs.append(document[1])
+    return docs
+
+
+def role_policy(kind: str, env: str) -> list[Statement]:
+    """Every identity-policy statement of one bootstrap role: its managed and its inline policies."""
+    docs = attached_documents(kind) + inline_documents(kind)
+    return [st for doc in docs for st in statements(doc, Scope(env))]
+
+
+def request(
+    *, resource_tags: Mapping[str, str] = {}, request_tags: Mapping[str, str] = {}, **keys: str
+) -> dict[str, list[str]]:
+    """A request context: the resource's tags, the tags the request sets (and their keys), and any other
+    condition keys given as keyword arguments with `__` for `:` (e.g. aws__RequestedRegion)."""
+    out = {key.replace("__", ":"): [value] for key, value in keys.items()}
+    out |= {f"aws:ResourceTag/{k}": [v] for k, v in resource_tags.items()}
+    out |= {f"aws:RequestTag/{k}": [v] for k, v in request_tags.items()}
+    if request_tags:
+        out["aws:TagKeys"] = list(request_tags)
+    return out
