@@ -18,7 +18,6 @@ explained where it is defined, and tests/policies compares every verdict with ch
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -235,14 +234,16 @@ def _prepared(rendered: RenderedDoc) -> dict[str, Any] | None:
         return None
     if not isinstance(metadata.get("name"), str) or not metadata["name"]:
         return None
-    doc = copy.deepcopy(doc)
-    metadata = doc["metadata"]
+    # Only metadata's labels and annotations change: copy those, share the rest (read-only here).
+    metadata = {**metadata}
+    doc = {**doc, "metadata": metadata}
     if rendered.env:
-        if not isinstance(metadata.get("labels"), dict):
-            metadata["labels"] = {}
+        labels = metadata.get("labels")
+        metadata["labels"] = {**labels} if isinstance(labels, dict) else {}
         metadata["labels"].setdefault(ENV_LABEL, rendered.env)
     annotations = metadata.get("annotations")
     if isinstance(annotations, dict):
+        annotations = metadata["annotations"] = {**annotations}
         for key, check_id, reason in _waiver_annotations(doc):
             # checkov splits on every "=" and crashes on a reason that contains one.
             annotations[key] = f"{check_id}={reason.replace('=', ':')}" if reason else check_id

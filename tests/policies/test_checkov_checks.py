@@ -639,3 +639,24 @@ def test_checkov_builds_its_graph_only_from_kinds_a_graph_check_reads(tmp_path: 
     assert json.loads(result.stdout) == [
         "Deployment", "NetworkPolicy", "Pod", "Pod", "Pod", "Role", "RoleBinding",
     ]  # fmt: skip
+
+
+def test_preparing_a_document_for_checkov_leaves_the_rendered_one_unchanged() -> None:
+    """The scan adds the environment label and rewrites waiver reasons checkov would split; the
+    document validate reports on (and every other rule reads) must stay as rendered."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "cm",
+            "labels": {"team": "x"},
+            "annotations": {"checkov.io/skip1": "CKV_K8S_21=reason with = sign"},
+        },
+        "data": {"a": "1"},
+    }
+    before = json.loads(json.dumps(body))
+    prepared = policy_scan._prepared(RenderedDoc("dev", "t", "f.yaml", body))
+    assert prepared is not None
+    assert prepared["metadata"]["labels"][policy_scan.ENV_LABEL] == "dev"
+    assert prepared["metadata"]["annotations"]["checkov.io/skip1"] == "CKV_K8S_21=reason with : sign"
+    assert body == before
