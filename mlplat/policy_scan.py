@@ -161,9 +161,15 @@ def _without_passes(self, *args, **kwargs):
     return report
 Report.get_dict = _without_passes
 from checkov.main import Checkov
+# Imported (~2.5 s): now wait for the scan's arguments (`Checkov`, below); nothing to read means no scan.
+_request = json.loads(sys.stdin.readline() or "null")
+if _request is None:
+    sys.exit(0)
+os.environ.update(_request["env"])
+sys.argv = [sys.argv[0], *_request["argv"]]
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", category=SyntaxWarning)
-    sys.exit(Checkov().run())
+    sys.exit(Checkov(argv=sys.argv[1:]).run())  # its default argv is the one it was imported with
 """
 )
 
@@ -283,65 +289,101 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _run_checkov(
-    folder: Path,
-    context_file: Path,
-    skips: Sequence[str],
-    checkov: Path,
-    workers: int | None = None,
-    keep_passed: bool = False,
-) -> dict[str, Any]:
-    """checkov over one folder; `workers` caps its parser processes (None: checkov's default, one per
-    core); passed checks are left out of the report unless `keep_passed`."""
-    python = checkov.with_name("python")
-    command = [str(python), "-c", LAUNCHER] if python.exists() else [str(checkov)]
-    command += [
-        "--directory", str(folder),
-        "--framework", "kubernetes",
-        "--external-checks-dir", str(CHECKS_DIR),
-        "--output", "json",
-        "--compact",
-        "--skip-download",
-    ]  # fmt: skip
-    if skips:
-        command += ["--skip-check", ",".join(skips)]
-    # No API key, no mapping download, no update check: the scan is offline and deterministic.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "CKV_", "PRISMA_"))}
-    env.update(
-        BC_SKIP_MAPPING="TRUE",
-        CKV_SKIP_PACKAGE_UPDATE_CHECK="TRUE",
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHONHASHSEED="0",  # checkov iterates sets in places; the same input gives the same report
-        LOG_LEVEL="ERROR",
-        **{CONTEXT_ENV_VAR: str(context_file)},
-    )
-    if keep_passed:
-        env[KEEP_PASSED_ENV_VAR] = "1"
-    if workers is not None:
-        env["CHECKOV_WORKERS_NUMBER"] = str(workers)
-        if workers == 1:  # parse in-process instead of in one forked child that pickles everything back
-            env["CHECKOV_PARALLELIZATION_TYPE"] = "none"
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=TIMEOUT_SECONDS, check=False
+def _require(checkov: Path) -> None:
+    if not checkov.exists():
+        raise PolicyScanError(f"checkov is not installed at {checkov}; run `make setup`")
+
+
+class Checkov:
+    """One checkov process, started before its documents exist: it imports itself (~2.5 s of CPU) while
+    the caller renders, then `run()` hands it a folder. Parsing is in-process (one worker): the scan is
+    parallel across processes (`shard`), and a forked parser only pickles every document back.
+    `close()` ends a process that never got a folder."""
+
+    def __init__(self, checkov: Path = CHECKOV) -> None:
+        _require(checkov)
+        # No API key, no mapping download, no update check: the scan is offline and deterministic.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "CKV_", "PRISMA_"))}
+        env.update(
+            BC_SKIP_MAPPING="TRUE",
+            CKV_SKIP_PACKAGE_UPDATE_CHECK="TRUE",
+            PYTHONDONTWRITEBYTECODE="1",
+            PYTHONHASHSEED="0",  # checkov iterates sets in places; the same input gives the same report
+            LOG_LEVEL="ERROR",
+            CHECKOV_WORKERS_NUMBER="1",
+            CHECKOV_PARALLELIZATION_TYPE="none",
         )
-    except subprocess.TimeoutExpired:
-        raise PolicyScanError(f"checkov did not finish within {TIMEOUT_SECONDS}s") from None
-    # Exit code 1 only means failed checks; what matters is whether a JSON report came out.
-    try:
-        report = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise PolicyScanError(
-            f"checkov crashed (exit {result.returncode}) without a report:\n{tail}"
-        ) from None
-    reports = report if isinstance(report, list) else [report]
-    merged: dict[str, list[dict[str, Any]]] = {"passed_checks": [], "failed_checks": [], "skipped_checks": []}
-    for item in reports:
-        results = item.get("results") if isinstance(item, dict) else None
-        for key in merged:
-            merged[key] += (results or {}).get(key) or []
-    return merged
+        python = checkov.with_name("python")
+        # Without its virtualenv's python (checkov installed some other way) there is no launcher:
+        # checkov starts with its arguments, in run().
+        self._plain = None if python.exists() else checkov
+        self._process = None if self._plain else self._start([str(python), "-c", LAUNCHER], env)
+        self._env = env
+
+    @staticmethod
+    def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+
+    def run(
+        self, folder: Path, context_file: Path, skips: Sequence[str], keep_passed: bool = False
+    ) -> dict[str, Any]:
+        """checkov over one folder; passed checks are left out of the report unless `keep_passed`."""
+        argv = [
+            "--directory", str(folder),
+            "--framework", "kubernetes",
+            "--external-checks-dir", str(CHECKS_DIR),
+            "--output", "json",
+            "--compact",
+            "--skip-download",
+        ]  # fmt: skip
+        if skips:
+            argv += ["--skip-check", ",".join(skips)]
+        env = {CONTEXT_ENV_VAR: str(context_file), **({KEEP_PASSED_ENV_VAR: "1"} if keep_passed else {})}
+        if self._plain is not None:
+            process, request = self._start([str(self._plain), *argv], {**self._env, **env}), ""
+        else:
+            assert self._process is not None
+            process, request = self._process, json.dumps({"argv": argv, "env": env}) + "\n"
+        try:
+            stdout, stderr = process.communicate(request, timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise PolicyScanError(f"checkov did not finish within {TIMEOUT_SECONDS}s") from None
+        # Exit code 1 only means failed checks; what matters is whether a JSON report came out.
+        try:
+            report = json.loads(stdout)
+        except json.JSONDecodeError:
+            tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
+            raise PolicyScanError(
+                f"checkov crashed (exit {process.returncode}) without a report:\n{tail}"
+            ) from None
+        reports = report if isinstance(report, list) else [report]
+        merged: dict[str, list[dict[str, Any]]] = {
+            "passed_checks": [],
+            "failed_checks": [],
+            "skipped_checks": [],
+        }
+        for item in reports:
+            results = item.get("results") if isinstance(item, dict) else None
+            for key in merged:
+                merged[key] += (results or {}).get(key) or []
+        return merged
+
+    def close(self) -> None:
+        """End the process if it never got a folder (it has nothing to finish)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
+
+
+def _run_checkov(
+    folder: Path, context_file: Path, skips: Sequence[str], checkov: Path, keep_passed: bool = False
+) -> dict[str, Any]:
+    """checkov over one folder, in a process of its own."""
+    return Checkov(checkov).run(folder, context_file, skips, keep_passed)
 
 
 def _not_scanned(rendered: RenderedDoc) -> Finding:
@@ -576,10 +618,11 @@ class Scan:
         checkov: Path = CHECKOV,
         skips_file: Path = SKIPS_FILE,
         shards: int | None = None,
+        started: Checkov | None = None,
     ) -> None:
-        if not checkov.exists():
-            raise PolicyScanError(f"checkov is not installed at {checkov}; run `make setup`")
-        self.checkov = checkov
+        """`started`: a checkov process the caller started earlier (its first shard runs there)."""
+        if started is None:
+            _require(checkov)
         self.skips = sorted(load_skips(skips_file))
         context, self.context_errors = policy_context()
         self.findings: list[Finding] = []
@@ -596,33 +639,42 @@ class Scan:
         cpus = _cpus()
         count = shards if shards is not None else _shard_count(len(prepared_docs), cpus)
         parts = shard([doc for _, doc in prepared_docs], max(1, count))
-        # Cores left to each process for checkov's own parser pool; one process alone keeps its default.
-        self.workers = None if len(parts) <= 1 else max(1, cpus // len(parts))
+        # The other processes start now: they import checkov while this thread writes the documents.
+        self._processes = [started] if started is not None and parts else []
+        if started is not None and not parts:
+            started.close()
+        self._processes += [Checkov(checkov) for _ in parts[len(self._processes) :]]
         self._tmp = scratch.folder("mlplat-policy-")
-        self.context_file = Path(self._tmp.name, "context.json")
-        self.context_file.write_text(json.dumps(context, indent=2, sort_keys=True), encoding="utf-8")
-        self.folders = []
-        for n, part in enumerate(parts):
-            folder = Path(self._tmp.name, f"docs{n}")
-            folder.mkdir()
-            for index in part:
-                name, prepared = prepared_docs[index]
-                text = _as_json(prepared) or yaml.dump(prepared, Dumper=DUMPER, sort_keys=False)
-                Path(folder, name).write_text(text, encoding="utf-8")
-            self.folders.append(folder)
+        try:
+            self.context_file = Path(self._tmp.name, "context.json")
+            self.context_file.write_text(json.dumps(context, indent=2, sort_keys=True), encoding="utf-8")
+            self.folders = []
+            for n, part in enumerate(parts):
+                folder = Path(self._tmp.name, f"docs{n}")
+                folder.mkdir()
+                for index in part:
+                    name, prepared = prepared_docs[index]
+                    text = _as_json(prepared) or yaml.dump(prepared, Dumper=DUMPER, sort_keys=False)
+                    Path(folder, name).write_text(text, encoding="utf-8")
+                self.folders.append(folder)
+        except BaseException:
+            self.__exit__()
+            raise
 
     def __enter__(self) -> Scan:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for process in self._processes:
+            process.close()
         self._tmp.cleanup()
 
     def run(self) -> tuple[list[Finding], list[Waiver]]:
         with ThreadPoolExecutor(max_workers=max(1, len(self.folders))) as pool:
             reports = list(
                 pool.map(
-                    lambda f: _run_checkov(f, self.context_file, self.skips, self.checkov, self.workers),
-                    self.folders,
+                    lambda job: job[0].run(job[1], self.context_file, self.skips),
+                    zip(self._processes, self.folders, strict=True),
                 )
             )
         results: dict[str, list[dict[str, Any]]] = {"failed_checks": [], "skipped_checks": []}

@@ -48,7 +48,7 @@ from mlplat.validation.trees import Trees
 
 if TYPE_CHECKING:
     from infra.config import StackConfig
-    from mlplat.policy_scan import Scan
+    from mlplat.policy_scan import Checkov, Scan
 
 DEFAULT_SCHEMAS = REPO.parent / "shared" / "reference" / "crds"
 GPU_KEY = re.compile(r"nvidia\.com/gpu['\"]?\s*:")
@@ -145,13 +145,26 @@ def validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     # 3.5 s beside two million objects). What the run leaves in cycles is small; reference counting
     # frees everything else.
     gc.disable()
+    checkov = None if args.no_policy_scan else _started_checkov()
     try:
-        return _validate(args)
+        return _validate(args, checkov)
     finally:
+        if checkov is not None:
+            checkov.close()
         gc.enable()
 
 
-def _validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
+def _started_checkov() -> Checkov:
+    """checkov, started now: it imports itself (~2.5 s) while the manifests render."""
+    from mlplat import policy_scan
+
+    try:
+        return policy_scan.Checkov()
+    except policy_scan.PolicyScanError as err:
+        raise UsageError(f"checkov scan failed: {err}") from None
+
+
+def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report, list[str]]:
     root = args.repo.resolve()
     if not (root / "apps").is_dir() and not args.paths:
         raise UsageError(f"{root} has no apps/ folder; pass --repo or PATHs")
@@ -187,7 +200,7 @@ def _validate(args: argparse.Namespace) -> tuple[Report, list[str]]:
     # The retraining pipelines are platform objects, not a model app's: the app rules of the scan
     # (CKV_MLP_*) do not apply; their own rule does (retraining.check).
     training = {t.rel for t in chosen if targets.is_training(t)}
-    with _policy_scan([d for d in docs if d.target not in training], args.no_policy_scan) as policy, \
+    with _policy_scan([d for d in docs if d.target not in training], checkov) as policy, \
             ThreadPoolExecutor(max_workers=1) as background:  # fmt: skip
         scan = background.submit(policy.run)
         report.findings += _schema_checks(docs, schema_sets, index)
@@ -421,17 +434,17 @@ def _denies_all(spec: dict[str, object]) -> bool:
 
 
 @contextlib.contextmanager
-def _policy_scan(docs: Sequence[RenderedDoc], skip: bool) -> Iterator[_PolicyScan]:
+def _policy_scan(docs: Sequence[RenderedDoc], checkov: Checkov | None) -> Iterator[_PolicyScan]:
     """One checkov scan over every rendered object, split over at most one process per CPU core
-    (mlplat.policy_scan owns the checks and the split). Its documents are written here, in this
-    thread; `run()` is the part that waits on checkov."""
-    if skip:
+    (mlplat.policy_scan owns the checks and the split), its first part in `checkov` (None: skipped).
+    Its documents are written here, in this thread; `run()` is the part that waits on checkov."""
+    if checkov is None:
         yield _PolicyScan(None)
         return
     from mlplat import policy_scan
 
     try:
-        with policy_scan.Scan(docs) as prepared:
+        with policy_scan.Scan(docs, started=checkov) as prepared:
             yield _PolicyScan(prepared)
     except policy_scan.PolicyScanError as err:
         raise UsageError(f"checkov scan failed: {err}") from None

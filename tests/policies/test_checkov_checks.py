@@ -660,3 +660,13 @@ def test_preparing_a_document_for_checkov_leaves_the_rendered_one_unchanged() ->
     assert prepared["metadata"]["labels"][policy_scan.ENV_LABEL] == "dev"
     assert prepared["metadata"]["annotations"]["checkov.io/skip1"] == "CKV_K8S_21=reason with : sign"
     assert body == before
+
+
+def test_a_checkov_started_for_a_scan_that_never_comes_is_ended() -> None:
+    """validate starts checkov before it knows whether anything will be scanned (it imports while the
+    manifests render); a run that scans nothing must not leave it waiting, nor wait for it."""
+    started = policy_scan.Checkov()
+    process = started._process
+    assert process is not None and process.poll() is None
+    started.close()
+    assert process.poll() is not None
