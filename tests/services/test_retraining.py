@@ -61,8 +61,50 @@ def test_workflow_artifacts_go_to_minio_over_verified_tls(plan: Plan) -> None:
         (s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]): s
         for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
     }
-    for name in (s3["accessKeySecret"]["name"], "mlflow-admin", argo_workflows.GITHUB_SECRET):
+    for name in (s3["accessKeySecret"]["name"], argo_workflows.MLFLOW_SECRET, argo_workflows.GITHUB_SECRET):
         assert (argo_workflows.NAMESPACE, name) in syncs, f"{r.urn}: Secret {name} is not synced from Vault"
+
+
+def _secret_refs(value: object) -> set[str]:
+    """The Secret names a manifest reads (`secretKeyRef`, a git artifact's user and token)."""
+    if isinstance(value, dict):
+        found = {str(v["name"]) for k, v in value.items() if k.endswith(("secretKeyRef", "Secret"))}
+        return found.union(*(_secret_refs(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_secret_refs(v) for v in value))
+    return set()
+
+
+def test_pipelines_register_as_their_own_mlflow_user_never_the_admin(plan: Plan) -> None:
+    """A pipeline pod with MLflow's admin password could grant itself anything and set the owner's
+    `approved` alias; it gets its own account, generated and then owned by Vault."""
+    syncs = {
+        s.inputs["metadata"]["name"]: s
+        for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
+        if s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
+    }
+    paths = {name: s.inputs["spec"]["path"] for name, s in syncs.items()}
+    assert not [n for n, p in paths.items() if p.startswith("platform/mlflow/")], (
+        f"{plan.env}: namespace {argo_workflows.NAMESPACE} gets MLflow's own credentials: {paths}"
+    )
+    templates = [r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"]
+    for r in templates:
+        read = _secret_refs(r.inputs["spec"])
+        assert read <= set(syncs) | {argo_workflows.CA_SECRET}, (
+            f"{r.urn} reads unsynced Secrets {read - set(syncs)}"
+        )
+        assert argo_workflows.MLFLOW_SECRET in read, f"{r.urn} does not register as the pipelines' account"
+    seeded = next(
+        s
+        for s in plan.of_type("kubernetes:core/v1:Secret")
+        if s.inputs["metadata"]["name"] == argo_workflows.MLFLOW_SECRET
+        and s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
+    )
+    assert seeded.inputs["stringData"]["MLFLOW_TRACKING_USERNAME"] == "retrain-pipeline", seeded.urn
+    assert seeded.inputs["stringData"]["MLFLOW_TRACKING_PASSWORD"], f"{seeded.urn}: no generated password"
+    assert paths[argo_workflows.MLFLOW_SECRET] == "platform/argo-workflows/mlflow", paths
+    policy = (REPO / "platform/vault/policies/argo-workflows.hcl").read_text()
+    assert "platform/mlflow/" not in policy, "Vault role argo-workflows may read MLflow's own credentials"
 
 
 def test_minio_creates_the_artifact_user_with_access_to_its_bucket_only(plan: Plan) -> None:
