@@ -20,6 +20,10 @@ TRIGGER = PREFIX + "trigger"  # one of TRIGGERS
 TRIGGERED_BY = PREFIX + "triggered_by"  # the alert, schedule or person that started the run
 MODEL_CARD = "mlplat.model_card"  # path of the model card, relative to the version's source
 
+# The commit the training image was built from (images/monitor/Dockerfile bakes it in): the code that
+# ran is the image's, not whatever the checkout a step cloned for evaluation.yaml is at.
+CODE_COMMIT_ENV = "MLPLAT_CODE_COMMIT"
+
 TRIGGERS = ("drift", "schedule", "manual")
 MODEL_CARD_FILE = "MODEL_CARD.md"
 NO_PARENT = "none"

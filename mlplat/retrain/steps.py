@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -201,7 +202,14 @@ def register(
     if not isinstance(params, dict):
         raise UsageError(f"--model {model_dir}: {PARAMS_FILE} is missing or not a JSON object")
     scores, value = _evaluation_tags(evaluation_file, evaluation.metric or "accuracy")
-    commit = who.code_commit or example_models.git_commit(repo_root)
+    # The image's commit before the checkout's: on the cluster the checkout is main as it is at run
+    # time, which moves with every merge (the promotion pull requests included), so its HEAD would
+    # neither name the code that trained nor keep a rerun on the same data from registering again.
+    commit = (
+        who.code_commit
+        or os.environ.get(lineage.CODE_COMMIT_ENV, "").strip()
+        or example_models.git_commit(repo_root)
+    )
     if commit.startswith(example_models.NO_COMMIT):  # an image built without .git: its builder knows
         raise UsageError(
             f"{repo_root} is not a git checkout: pass --code-commit with the training code's commit"

@@ -86,6 +86,43 @@ def test_registering_the_same_data_and_code_again_returns_the_existing_version(
     assert again == first and int(newer_code) == int(first) + 1
 
 
+def test_a_rerun_after_main_moved_registers_nothing_new_for_the_same_image_and_data(
+    registry: Registry,
+    store: Path,
+    fetched: Path,
+    scratch: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On the cluster `register` clones main, which moves with every merge (the promotion pull request
+    of the last run included): the training code is the image's commit, so the scheduled rerun on the
+    same data finds the version it made instead of registering a copy."""
+    monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "5" * 40)
+    model, scores = _trained(fetched, tmp_path)
+
+    def register() -> str:
+        capsys.readouterr()
+        code = run(
+            "retrain", "register", APP, "--model", str(model), "--data", str(fetched),
+            "--evaluation", str(scores), "--tracking-uri", registry.url, "--trigger", "schedule",
+            "--triggered-by", "cronworkflow/retrain-iris-classifier", "--repo-root", str(scratch),
+        )  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 0, out
+        return out.strip().splitlines()[-1]
+
+    first = register()
+    (scratch / "merged.txt").write_text("the promotion pull request merged\n")
+    for args in (
+        ["add", "merged.txt"],
+        ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "m"],
+    ):
+        subprocess.run(["git", "-C", str(scratch), *args], check=True, capture_output=True)
+    assert register() == first
+    assert _version_tags(registry.url, first)[lineage.CODE_COMMIT] == "5" * 40
+
+
 def test_register_refuses_an_evaluation_file_that_is_not_evaluate_output(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
