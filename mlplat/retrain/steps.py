@@ -246,7 +246,10 @@ def register(
 
         example_models.atomic_save(target, write)
         metrics = {evaluation.metric or "accuracy": value}
-        example_models.register_version(client, app, number, tags, params, metrics, EXPERIMENT)
+        # The card goes with the run too: the registry gate checks it there (MLP-REGISTRY-LINEAGE).
+        example_models.register_version(
+            client, app, number, tags, params, metrics, EXPERIMENT, files={lineage.MODEL_CARD_FILE: text}
+        )
     except model_store.ModelStoreError as err:
         raise UsageError(str(err)) from None
     except (MlflowException, example_models.RegistrationError) as err:

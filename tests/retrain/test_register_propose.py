@@ -98,7 +98,7 @@ def test_a_rerun_after_main_moved_registers_nothing_new_for_the_same_image_and_d
     """On the cluster `register` clones main, which moves with every merge (the promotion pull request
     of the last run included): the training code is the image's commit, so the scheduled rerun on the
     same data finds the version it made instead of registering a copy."""
-    monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "5" * 40)
+    monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "6" * 40)
     model, scores = _trained(fetched, tmp_path)
 
     def register() -> str:
@@ -120,7 +120,7 @@ def test_a_rerun_after_main_moved_registers_nothing_new_for_the_same_image_and_d
     ):
         subprocess.run(["git", "-C", str(scratch), *args], check=True, capture_output=True)
     assert register() == first
-    assert _version_tags(registry.url, first)[lineage.CODE_COMMIT] == "5" * 40
+    assert _version_tags(registry.url, first)[lineage.CODE_COMMIT] == "6" * 40
 
 
 def test_register_refuses_an_evaluation_file_that_is_not_evaluate_output(
