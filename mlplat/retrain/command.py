@@ -107,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
             print(version)
         else:
             registry = args.registry or os.environ.get("MLFLOW_TRACKING_URI")
-            branch, body = steps.propose(args.app, args.version, args.env, args.branch, registry, root)
+            try:
+                branch, body = steps.propose(args.app, args.version, args.env, args.branch, registry, root)
+            except steps.NothingToPropose as done:  # not a failure: the promotion happened before
+                print(f"{steps.NOTHING_TO_PROPOSE}: {done}")
+                return 0
             print(f"branch: {branch}\n\n{body}")
     except (steps.UsageError, data.DataError) as err:
         print(f"mlplat retrain {args.step}: {err}", file=sys.stderr)

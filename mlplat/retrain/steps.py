@@ -36,6 +36,14 @@ class Refused(Exception):
     """The step must not go on: the version fails its evaluation or the gate (exit 1)."""
 
 
+class NothingToPropose(Exception):
+    """The environment already runs the version (exit 0): a rerun on the same data and code
+    registered nothing new, and its promotion was merged before."""
+
+
+NOTHING_TO_PROPOSE = "nothing to propose"  # how `propose` says so on stdout; the open-pr step reads it
+
+
 def example(app: str) -> example_models.Example:
     """The app's training recipe; only the CPU examples can be trained by this pipeline."""
     found = example_models.CPU_EXAMPLES.get(app)
@@ -276,6 +284,12 @@ def propose(
     if found is None:
         raise UsageError(f"{app} has no version {version} in {registry}")
     tags = {t["key"]: t.get("value") or "" for t in found.get("tags") or []}
+    try:
+        current = promote.read_overlay(repo_root, app, env).version
+    except (promote.UsageError, promote.Refused) as err:
+        raise UsageError(str(err)) from None
+    if current == version:
+        raise NothingToPropose(f"{env} already runs {app} version {version}")
     branch = branch or f"{BRANCH_PREFIX}{app}-v{version}"
     git = _Git(repo_root)
     overlay = promote.overlay_path(repo_root, app, env).relative_to(repo_root)

@@ -216,6 +216,37 @@ def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
     assert "Argo CD synced commit: not known offline" in chain
 
 
+def test_a_rerun_whose_version_dev_already_runs_proposes_nothing_and_succeeds(
+    registry: Registry,
+    store: Path,
+    fetched: Path,
+    tmp_path: Path,
+    scratch: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The next run on the same data and code gets the same version back from `register`; once its
+    promotion merged, `propose` has nothing to commit. That is success, not a failed run every week."""
+    model, scores = _trained(fetched, tmp_path)
+    version = _register(registry, fetched, model, scores, "7" * 40, capsys)
+    propose = ("retrain", "propose", APP, "--version", version, "--registry", registry.url)
+    assert run(*propose, "--repo-root", str(scratch)) == 0  # the first run's promotion, on the checkout now
+    capsys.readouterr()
+    head = subprocess.run(
+        ["git", "-C", str(scratch), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
+    assert run(*propose, "--branch", "retrain/again", "--repo-root", str(scratch)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"nothing to propose: dev already runs {APP} version {version}"), out
+    after = subprocess.run(
+        ["git", "-C", str(scratch), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
+    assert after == head
+    branches = subprocess.run(
+        ["git", "-C", str(scratch), "branch", "--list", "retrain/again"], capture_output=True, text=True
+    )
+    assert branches.stdout == ""
+
+
 def test_propose_to_an_existing_branch_is_a_usage_error(
     registry: Registry, scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
