@@ -80,10 +80,11 @@ def admitting_only(
     for path, doc in documents:
         if doc.get("kind") == "Sensor":
             dependencies = [
-                {**dep, "filters": {**dep["filters"], "data": [*dep["filters"]["data"], model]}}
+                {**dep, "filters": {**filters, "data": [*(filters.get("data") or []), model]}}
                 if dep.get("eventSourceName") == EVENT_SOURCE
                 else dep
                 for dep in doc["spec"]["dependencies"]
+                for filters in [dep.get("filters") or {}]
             ]
             doc = {**doc, "spec": {**doc["spec"], "dependencies": dependencies}}
         found.append((path, doc))

@@ -32,7 +32,9 @@ TRIGGERS = ("drift", "schedule", "manual")
 # parameter that named the repository the GitHub token is sent to, or the data the artifact
 # credentials read, would hand those credentials to the submitter's choice.
 LINEAGE_PARAMETERS = ("trigger", "triggered-by", "params")
-_WORKFLOW_PARAMETER = re.compile(r"\{\{\s*workflow\.parameters\.([\w-]+)\s*\}\}")
+# Every way a template names a workflow parameter: `{{workflow.parameters.x}}`, an expression's
+# `workflow.parameters['x']`, or all of them at once (`workflow.parameters.json`, no name: refused).
+_WORKFLOW_PARAMETER = re.compile(r"workflow\.parameters(?:\.([\w-]+)|\[\s*['\"]([\w-]+)['\"]\s*\])?")
 
 
 class Step:
@@ -147,21 +149,28 @@ def _step_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str, s
             yield path, f"`mlplat retrain {name}` needs {', '.join(missing)}", "add them"
 
 
-def _holds_credential(template: dict[str, Any]) -> bool:
-    """A secret in any of the template's containers' env, or an artifact fetched with one."""
-    text = json.dumps(template)
-    return '"secretKeyRef"' in text or '"passwordSecret"' in text
-
-
 def _parameter_problems(spec: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """Workflow parameters beyond the lineage ones, declared or read anywhere in the pipeline: a value
+    read by a step without a credential can still reach one as a step argument, so the pipeline as a
+    whole takes nothing else from its submitter."""
+    arguments = spec.get("arguments") if isinstance(spec.get("arguments"), dict) else {}
+    declared = [p.get("name") for p in (arguments or {}).get("parameters") or [] if isinstance(p, dict)]
+    for name in declared:
+        if name not in LINEAGE_PARAMETERS:
+            yield (
+                "spec/arguments/parameters",
+                f"the pipeline takes workflow parameter {name!r}: whoever submits a Workflow sets it, and so "
+                "chooses where a step's credential goes or what it reads",
+                f"write the value into the steps; only {', '.join(LINEAGE_PARAMETERS)} may come from the submitter",
+            )
     for i, template in enumerate(spec.get("templates") or []):
-        if not isinstance(template, dict) or not _holds_credential(template):
+        if not isinstance(template, dict):
             continue
-        for name in sorted(set(_WORKFLOW_PARAMETER.findall(json.dumps(template))) - set(LINEAGE_PARAMETERS)):
+        used = {a or b or "(all of them)" for a, b in _WORKFLOW_PARAMETER.findall(json.dumps(template))}
+        for name in sorted(used - set(LINEAGE_PARAMETERS)):
             yield (
                 f"spec/templates/[{i}]",
-                f"template {template.get('name')!r} holds a credential and reads workflow parameter "
-                f"{name!r}: whoever submits a Workflow sets it, and so chooses where that credential goes "
-                "or what it reads",
+                f"template {template.get('name')!r} reads workflow parameter {name!r}: whoever submits a "
+                "Workflow sets it, and so chooses where a step's credential goes or what it reads",
                 f"write the value into the template; only {', '.join(LINEAGE_PARAMETERS)} may come from the submitter",
             )

@@ -204,6 +204,21 @@ def test_pipeline_proposes_to_the_repository_argo_cd_syncs(folder: Path) -> None
             '- "{{workflow.parameters.data-source}}"',
             "data-source",
         ),
+        (  # an expression template names it too
+            "repo: https://github.com/example-org/mlplat.git",
+            "repo: \"{{=workflow.parameters['repo']}}\"",
+            "repo",
+        ),
+        (  # routed through a step argument from the steps template, which holds no credential itself
+            'value: "retrain/iris-classifier-v{{steps.register.outputs.result}}"',
+            'value: "{{workflow.parameters.branch}}"',
+            "branch",
+        ),
+        (  # declared for a submitter to set, even before a step reads it
+            '      - name: params\n        value: "{}"\n',
+            '      - name: params\n        value: "{}"\n      - name: repo\n        value: x\n',
+            "repo",
+        ),
     ],
 )
 def test_a_submitter_cannot_steer_where_a_steps_credential_goes(
