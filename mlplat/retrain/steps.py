@@ -227,7 +227,8 @@ def register(
         lineage.CODE_COMMIT: commit,
         lineage.DATA_URI: record["uri"],
         lineage.DATA_SHA256: record["sha256"],
-        lineage.IMAGE_DIGEST: who.image_digest or lineage.NO_IMAGE,
+        lineage.IMAGE_DIGEST: who.image_digest
+        or (lineage.IMAGE_BY_TAG if os.environ.get(lineage.CODE_COMMIT_ENV) else lineage.NO_IMAGE),
         lineage.PARAMS: json.dumps(params, sort_keys=True),
         lineage.PARENT_RUN: who.parent_run or lineage.NO_PARENT,
         lineage.TRIGGER: who.trigger,

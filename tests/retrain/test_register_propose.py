@@ -123,6 +123,28 @@ def test_a_rerun_after_main_moved_registers_nothing_new_for_the_same_image_and_d
     assert _version_tags(registry.url, first)[lineage.CODE_COMMIT] == "6" * 40
 
 
+def test_a_version_trained_in_the_image_never_claims_it_was_trained_outside_a_container(
+    registry: Registry,
+    store: Path,
+    fetched: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The pipelines pin the image by tag and pass no --image-digest: the tag says so, not "none"."""
+    monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "8" * 40)
+    model, scores = _trained(fetched, tmp_path)
+    capsys.readouterr()
+    code = run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", registry.url, "--trigger", "manual", "--triggered-by", "someone",
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    digest = _version_tags(registry.url, out.strip().splitlines()[-1])[lineage.IMAGE_DIGEST]
+    assert digest != lineage.NO_IMAGE and digest.startswith("unrecorded"), digest
+
+
 def test_register_refuses_an_evaluation_file_that_is_not_evaluate_output(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
