@@ -145,6 +145,21 @@ def test_a_version_trained_in_the_image_never_claims_it_was_trained_outside_a_co
     assert digest != lineage.NO_IMAGE and digest.startswith("unrecorded"), digest
 
 
+def test_register_prints_only_the_version_which_the_workflow_hands_to_propose(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The step's whole stdout becomes `{{steps.register.outputs.result}}`: `propose --version` and the
+    branch name. A "View run ... at" line from MLflow's client there fails every run at `propose`."""
+    model, scores = _trained(fetched, tmp_path)
+    capsys.readouterr()
+    code = run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", registry.url, "--trigger", "manual", "--triggered-by", "someone", "--code-commit", "9" * 40,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and out.strip().isdigit(), repr(out)
+
+
 def test_register_refuses_an_evaluation_file_that_is_not_evaluate_output(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
