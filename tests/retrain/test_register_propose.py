@@ -288,12 +288,13 @@ def test_propose_to_an_existing_branch_is_a_usage_error(
     registry: Registry, scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     subprocess.run(["git", "-C", str(scratch), "branch", "taken"], check=True)
+    # Version 1: dev runs 2, which propose would answer with "nothing to propose" first.
     code = run(
         "retrain",
         "propose",
         APP,
         "--version",
-        "2",
+        "1",
         "--branch",
         "taken",
         "--registry",
