@@ -71,9 +71,16 @@ CHARTS: dict[str, ChartPin] = {
     "keda": ChartPin("https://kedacore.github.io/charts", "keda", "2.20.2", "keda"),
     # Retraining pipelines (README "Retraining"). Both charts are argo-helm's, the repository Argo CD's
     # is installed from (README.md of argoproj/argo-helm: `helm repo add argo https://argoproj.github.io/argo-helm`).
-    # argo-workflows 1.0.18 deploys v4.0.6, the newest app version of the argo-helm snapshot; the CRDs
-    # validate checks against are v4.1.2 (../shared/reference/SOURCES.md, "Argo Workflows": no chart
-    # for v4.1.x yet). The chart installs its CRDs as templates (`crds.install`, values.yaml).
+    # argo-workflows 1.0.18 deploys v4.0.6, the newest app version of the argo-helm snapshot (no chart
+    # for v4.1.x yet: ../shared/reference/SOURCES.md, "Argo Workflows"). The CRDs the cluster gets are
+    # the chart's own, so they match that controller: with `crds.install: true, full: false`
+    # (platform/argo-workflows/values.yaml) templates/crds.yaml renders files/crds/minimal/, and the
+    # chart's files/crds/ are argoproj/argo-workflows v4.0.6 manifests/base/crds/ (commit 277e9cef;
+    # argo-helm argo-workflows-1.0.18 = 4f4cc4f9: the full WorkflowTemplate schema differs only by a
+    # header comment and the `helm.sh/resource-policy` annotation). `mlplat validate` checks the
+    # pipelines against the v4.1.2 full schemas of the reference folder, a superset that also knows
+    # fields v4.0.6 ignores: on 2026-12-02 both pipelines also passed `mlplat validate --schemas` with
+    # the chart's v4.0.6 full CRDs. Bump chart and reference CRDs together.
     "argo-workflows": ChartPin(
         "https://argoproj.github.io/argo-helm", "argo-workflows", "1.0.18", "argo-workflows"
     ),

@@ -300,9 +300,11 @@ def register_version(
     params: dict[str, Any],
     metrics: dict[str, float],
     experiment: str = EXPERIMENT,
+    files: dict[str, str] | None = None,
 ) -> str:
-    """One run recording the training, then the version pointing at the store (number checked);
-    returns the run's id."""
+    """One run recording the training (with `files`, name to text, as its artifacts: the model card
+    the registry gate looks for), then the version pointing at the store (number checked); returns
+    the run's id."""
     from mlflow.entities import Metric, Param
 
     found = client.get_experiment_by_name(experiment)
@@ -313,6 +315,8 @@ def register_version(
         metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
         params=[Param(k, str(v)) for k, v in params.items()],
     )
+    for artifact, text in (files or {}).items():
+        client.log_text(run.info.run_id, text, artifact)
     client.set_terminated(run.info.run_id)
     source = model_store.version_uri(name, version)
     created = client.create_model_version(name, source=source, run_id=run.info.run_id, tags=tags)
@@ -340,17 +344,21 @@ def register_app(
         target = model_store.to_local(source, store_root)
         registered = existing.get(version)
         stored = ("MLmodel", REFERENCE_FILE, lineage.MODEL_CARD_FILE)
+        card = target / lineage.MODEL_CARD_FILE
         if registered is not None and all((target / name).is_file() for name in stored):
+            log_card(client, registered.run_id, card.read_text())
             value = float(registered.tags.get(METRIC_TAG_PREFIX + metric, "nan"))
             results.append(ExampleVersion(app, version, source, metric, value, reused=True))
             continue
         value, params, tags = _train(app, example, number, evaluation, target, repo_root)
         if registered is None:
-            register_version(client, app, version, tags, params, {metric: value})
+            files = {lineage.MODEL_CARD_FILE: card.read_text()}
+            register_version(client, app, version, tags, params, {metric: value}, files=files)
         else:  # registered before its reference data or card existed: the store holds them now
             for key, tag in tags.items():
                 if key not in registered.tags:
                     client.set_model_version_tag(app, version, key, tag)
+            log_card(client, registered.run_id, card.read_text())
         results.append(ExampleVersion(app, version, source, metric, value, reused=False))
     _ensure_alias(client, app, "1")
     return results
@@ -380,13 +388,23 @@ def register_llm(tracking_uri: str, store_root: Path, repo_root: Path = REPO) ->
     }
     registered = existing_versions(client, LLM_EXAMPLE).get("1")
     if registered is None:
-        register_version(client, LLM_EXAMPLE, "1", tags, params, {})
+        register_version(
+            client, LLM_EXAMPLE, "1", tags, params, {}, files={lineage.MODEL_CARD_FILE: LLM_CARD}
+        )
     else:  # registered by an earlier demo before lineage was recorded
         for key, tag in tags.items():
             if key not in registered.tags:
                 client.set_model_version_tag(LLM_EXAMPLE, "1", key, tag)
+        log_card(client, registered.run_id, LLM_CARD)
     _ensure_alias(client, LLM_EXAMPLE, "1")
     return ExampleVersion(LLM_EXAMPLE, "1", source, None, None, reused=registered is not None)
+
+
+def log_card(client: Any, run_id: str | None, text: str) -> None:
+    """Log the model card with a version's run unless the run holds it already: versions registered
+    by an earlier demo, before the registry gate looked for the card there."""
+    if run_id and lineage.MODEL_CARD_FILE not in {f.path for f in client.list_artifacts(run_id)}:
+        client.log_text(run_id, text, lineage.MODEL_CARD_FILE)
 
 
 def _write_card(path: Path) -> None:

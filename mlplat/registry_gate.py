@@ -184,6 +184,23 @@ class Registry:
             )
         return found
 
+    def artifacts(self, run_id: str, folder: str = "") -> list[str] | None:
+        """The files of a run's artifact `folder` (MLflow REST `GET artifacts/list`, which answers
+        `{"root_uri", "files": [{"path", "is_dir", "file_size"}]}` and omits an empty `files`:
+        mlflow/server/handlers.py `_list_artifacts`), None for a run MLflow does not know."""
+        params = {"run_id": run_id, **({"path": folder} if folder else {})}
+        answer = self._get("artifacts/list", **params)
+        if answer is None:
+            return None
+        files = answer.get("files") if isinstance(answer, dict) else None
+        if not isinstance(answer, dict) or not _list_of(
+            files, lambda f: isinstance(f, dict) and isinstance(f.get("path"), str)
+        ):
+            raise RegistryUnavailable(
+                f"registry {self.url}: not an MLflow answer (artifacts of run {run_id})"
+            )
+        return [str(f["path"]) for f in files or [] if not f.get("is_dir")]
+
     def _field(self, answer: Any, key: str) -> dict[str, Any] | None:
         """`answer[key]` when the answer has MLflow's shape; a login page or a proxy's JSON has not."""
         if answer is None:
@@ -317,7 +334,7 @@ def _check_version(
     ]
     findings += [
         Finding(f.file, f.resource, f.rule, who + f.message, f.fix, env=f.env, line=f.line)
-        for f in _check_lineage(registered, model, version, subject.env, finding)
+        for f in _check_lineage(registry, registered, model, version, subject.env, finding)
     ]
     held = registered.get("aliases") or []
     if subject.env == "prod" and not any(alias in held for alias in subject.aliases):
@@ -455,9 +472,16 @@ def _check_evaluation(
 
 
 def _check_lineage(
-    registered: dict[str, Any], model: str, version: str, env: str, finding: Callable[..., Finding]
+    registry: Registry,
+    registered: dict[str, Any],
+    model: str,
+    version: str,
+    env: str,
+    finding: Callable[..., Finding],
 ) -> list[Finding]:
-    """Staging and prod serve only versions an auditor can trace: every lineage tag and a model card."""
+    """Staging and prod serve only versions an auditor can trace: every lineage tag and a model card
+    that exists. The card is checked where the registry keeps it, among the artifacts of the
+    version's run (`mlplat retrain register` logs it there), not trusted from the tag naming it."""
     if env not in LINEAGE_ENVIRONMENTS:
         return []
     tags = {t["key"]: t.get("value") for t in registered.get("tags") or []}
@@ -471,12 +495,28 @@ def _check_lineage(
                 "register it through the training pipeline (`mlplat retrain register`), which records them",
             )
         )
-    if not (tags.get(lineage.MODEL_CARD) or "").strip():
+    card = (tags.get(lineage.MODEL_CARD) or "").strip()
+    if not card:
         findings.append(
             finding(
                 "MLP-REGISTRY-LINEAGE",
                 f"{model} v{version} has no model card (tag {lineage.MODEL_CARD}) required in {env}",
                 "register it through the training pipeline (`mlplat retrain register`), which writes the card",
+            )
+        )
+        return findings
+    run_id = registered.get("run_id")
+    folder = card.rpartition("/")[0]
+    held = registry.artifacts(str(run_id), folder) if run_id else None
+    if held is None or card not in held:
+        where = f"the artifacts of run {run_id}" if run_id else "any run (the version names none)"
+        findings.append(
+            finding(
+                "MLP-REGISTRY-LINEAGE",
+                f"{model} v{version}: its model card {card!r} (tag {lineage.MODEL_CARD}) is not among "
+                f"{where}, required in {env}",
+                "register it through the training pipeline (`mlplat retrain register`), which logs the card "
+                "with the version's run",
             )
         )
     return findings

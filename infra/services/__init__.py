@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.config import StackConfig
-from infra.services import argo_events, argo_workflows, mlflow
-from infra.services.argo_events import ArgoEvents
+from infra.services import argo_events, argo_workflows
+from infra.services.argo_events import ArgoEvents, ArgoEventsArgs
 from infra.services.argo_workflows import ArgoWorkflows, ArgoWorkflowsArgs, training_pipelines
 from infra.services.argocd import ArgoCd
 from infra.services.cert_manager import CertManager
@@ -150,23 +150,24 @@ class PlatformServices(pulumi.ComponentResource):
         self.argo_workflows: ArgoWorkflows | None = None
         self.argo_events: ArgoEvents | None = None
         if config.services.argo_workflows.enabled:
-            mlflow_admin = next(s for s in self.mlflow.seeds if s.secret_name == mlflow.ADMIN_SECRET)
+            pipelines = tuple(training_pipelines())
             self.argo_workflows = ArgoWorkflows(
                 f"{name}-argo-workflows",
                 ArgoWorkflowsArgs(
                     config,
                     (*after, self.minio.release, self.mlflow.release),
                     artifacts_credentials=self.minio.workflow_artifacts,
-                    mlflow_credentials=mlflow_admin,
                     ca_cert_pem=self.cert_manager.ca_cert_pem,
-                    pipelines=tuple(training_pipelines()),
+                    pipelines=pipelines,
                 ),
                 child,
             )
             if config.services.argo_events.enabled:
                 self.argo_events = ArgoEvents(
                     f"{name}-argo-events",
-                    ServiceArgs(config, (*after, self.argo_workflows.release)),
+                    ArgoEventsArgs(
+                        config, (*after, self.argo_workflows.release), apps=tuple(p.app for p in pipelines)
+                    ),
                     child,
                 )
 

@@ -17,6 +17,11 @@ Alertmanager's pods.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -44,10 +49,52 @@ METRICS_PORT = 7777
 # the namespace (allowed as same-namespace traffic).
 
 
+# A Go regular expression no string matches (RE2: a class of no character): the Sensor of a stack
+# with no pipeline admits no alert.
+NOTHING = r"[^\s\S]"
+
+
+@dataclass(frozen=True)
+class ArgoEventsArgs(ServiceArgs):
+    # The apps with a retraining pipeline (argo_workflows.training_pipelines): the only values of an
+    # alert's `model` label that may start a run.
+    apps: tuple[str, ...] = ()
+
+
+def admitting_only(
+    documents: list[tuple[Path, dict[str, Any]]], apps: tuple[str, ...]
+) -> list[tuple[Path, dict[str, Any]]]:
+    """The documents with the retraining Sensor's alert dependency admitting only alerts whose
+    `commonLabels.model` is exactly one of `apps`.
+
+    The model label becomes part of the Workflow's name and of the WorkflowTemplate it runs
+    (platform/argo-events/resources/sensor.yaml); a forged or malformed alert (no model, another
+    app's name with a suffix, a name with characters no Kubernetes name takes) must start nothing
+    rather than fail at create or reach a template nobody meant it to. Data filters on strings are
+    unanchored regular expressions (argoproj/argo-events v1.9.10 pkg/sensors/dependencies/filter.go),
+    so the expression is anchored and every name escaped.
+    """
+    pattern = "^(" + "|".join(re.escape(app) for app in sorted(apps)) + ")$" if apps else NOTHING
+    model = {"path": "body.commonLabels.model", "type": "string", "value": [pattern]}
+    found = []
+    for path, doc in documents:
+        if doc.get("kind") == "Sensor":
+            dependencies = [
+                {**dep, "filters": {**filters, "data": [*(filters.get("data") or []), model]}}
+                if dep.get("eventSourceName") == EVENT_SOURCE
+                else dep
+                for dep in doc["spec"]["dependencies"]
+                for filters in [dep.get("filters") or {}]
+            ]
+            doc = {**doc, "spec": {**doc["spec"], "dependencies": dependencies}}
+        found.append((path, doc))
+    return found
+
+
 class ArgoEvents(ChartService):
     """The Argo Events controller, the JetStream bus, the Alertmanager webhook and the retraining Sensor."""
 
-    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: ArgoEventsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:ArgoEvents", name, args, NAMESPACE, opts)
         self.webhook_token = self.seed(
             "alertmanager-webhook",
@@ -87,7 +134,7 @@ class ArgoEvents(ChartService):
         self.triggers = custom_resources(
             self,
             f"{name}-retraining",
-            load_documents(["argo-events/resources/*.yaml"]),
+            admitting_only(load_documents(["argo-events/resources/*.yaml"]), args.apps),
             NAMESPACE,
             [self.release, self.webhook_token.resource, self.sensor_binding],
         )

@@ -21,8 +21,17 @@ chart renders it into the controller ConfigMap, templates/controller/workflow-co
 Pipelines read two more credentials, both from Vault through the Vault Secrets Operator, never
 inline: the GitHub token that pushes the promotion branch and opens its pull request
 (`platform/argo-workflows/github`, a placeholder until an operator writes the token: docs/placeholders.md),
-and MLflow's credentials for registering the version (`platform/mlflow/admin`; MLflow's basic auth
-has no narrower user yet, README "Retraining" says so).
+and the pipelines' own MLflow account `retrain-pipeline` (`platform/argo-workflows/mlflow`, its
+password generated here and then owned by Vault, as the drift job's is). Never the admin: an admin
+may grant itself anything and set any alias, `approved` included. MLflow's basic auth lets the
+account do what `register` and `propose` ask once an admin grants it EDIT on the experiment
+`mlplat-retrain` (CreateRun: `validate_can_update_experiment`; LogBatch, UpdateRun:
+`validate_can_update_run`) and on each app's registered model (CreateModelVersion:
+`validate_can_update_registered_model`; GetModelVersion and SearchModelVersions read):
+mlflow/mlflow mlflow/server/auth/__init__.py BEFORE_REQUEST_HANDLERS, read in the 3.x source (the
+server runs 3.15.1: infra/versions.py); creating a permission is routes.py CREATE_*_PERMISSION. The server grants
+nothing by default (platform/mlflow/values.yaml `defaultPermission: NO_PERMISSIONS`), so until an
+admin creates the account (README "Retraining: the cluster side") `register` is refused with 401.
 """
 
 from __future__ import annotations
@@ -48,6 +57,11 @@ CA_SECRET = "mlplat-internal-ca"  # pragma: allowlist secret (a Secret name; the
 CA_KEY = "ca.crt"
 GITHUB_SECRET = "retraining-github"  # pragma: allowlist secret (a Secret name)
 GITHUB_VAULT_PATH = "platform/argo-workflows/github"
+# The pipelines' MLflow account (module docstring). Same key names as the drift job's Secret: the
+# MLflow client reads exactly these variables (registry_gate.py sends them as basic auth).
+MLFLOW_USER = "retrain-pipeline"
+MLFLOW_SECRET = "mlflow-retrain"  # pragma: allowlist secret (a Secret name)
+MLFLOW_VAULT_PATH = "platform/argo-workflows/mlflow"
 SSO_SECRET = "argo-server-sso"  # pragma: allowlist secret (a Secret name; the chart's default)
 SSO_VAULT_PATH = "platform/argo-workflows/sso"
 # A placeholder, not a credential: GitHub refuses it, so a run fails at `open-pr` until an
@@ -137,9 +151,8 @@ def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
 
 @dataclass(frozen=True)
 class ArgoWorkflowsArgs(ServiceArgs):
-    # The Secrets the pipelines read, seeded elsewhere; their Vault paths are synced here.
+    # The artifact store user's Secret, seeded by Minio; its Vault path is synced here.
     artifacts_credentials: SeededSecret | None = None
-    mlflow_credentials: SeededSecret | None = None
     # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
     ca_cert_pem: pulumi.Input[str] = ""
     pipelines: tuple[TrainingPipeline, ...] = field(default_factory=tuple)
@@ -195,18 +208,25 @@ class ArgoWorkflows(ChartService):
 
     def __init__(self, name: str, args: ArgoWorkflowsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:ArgoWorkflows", name, args, NAMESPACE, opts)
-        if args.artifacts_credentials is None or args.mlflow_credentials is None or not args.ca_cert_pem:
+        if args.artifacts_credentials is None or not args.ca_cert_pem:
             raise ValueError(
-                "ArgoWorkflowsArgs: artifacts_credentials, mlflow_credentials and ca_cert_pem are required "
-                "(artifacts go to MinIO over verified TLS; pipelines register in MLflow)"
+                "ArgoWorkflowsArgs: artifacts_credentials and ca_cert_pem are required "
+                "(artifacts go to MinIO over verified TLS)"
             )
         config = args.config.services.argo_workflows
-        # Synced by VaultAccess (services/__init__.py) from the paths their owners seeded; role
-        # `argo-workflows` reads them (platform/vault/policies/argo-workflows.hcl).
-        self.seeds += [
-            SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource)
-            for seed in (args.artifacts_credentials, args.mlflow_credentials)
-        ]
+        # Synced by VaultAccess (services/__init__.py) from the path Minio seeded; role
+        # `argo-workflows` reads it (platform/vault/policies/argo-workflows.hcl).
+        seed = args.artifacts_credentials
+        self.seeds.append(SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource))
+        self.seed(
+            "mlflow",
+            MLFLOW_SECRET,
+            MLFLOW_VAULT_PATH,
+            {
+                "MLFLOW_TRACKING_USERNAME": MLFLOW_USER,
+                "MLFLOW_TRACKING_PASSWORD": self.password("mlflow-password"),
+            },
+        )
         # GitHub takes a token as the password of any user name over https; git clones with both keys.
         self.seed(
             "github", GITHUB_SECRET, GITHUB_VAULT_PATH, {"username": "x-access-token", "token": PLACEHOLDER}

@@ -8,6 +8,7 @@ Exit codes: 0 done, 1 refused (a version below its threshold, the gate), 2 bad i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -96,9 +97,13 @@ def run(args: argparse.Namespace) -> int:
             who = steps.Lineage(
                 args.trigger, args.triggered_by, args.code_commit, args.image_digest, args.parent_run
             )
-            version, existed = steps.register(
-                args.app, args.model, args.data, args.evaluation, args.tracking_uri, who, root
-            )
+            # stdout is the version alone: the workflow hands it to `propose` and into a branch name
+            # (`outputs.result`, the step's whole stdout), and MLflow's client writes "View run ... at"
+            # lines to stdout when a run ends (mlflow 3.17 tracking/_tracking_service/client.py _log_url).
+            with contextlib.redirect_stdout(sys.stderr):
+                version, existed = steps.register(
+                    args.app, args.model, args.data, args.evaluation, args.tracking_uri, who, root
+                )
             if existed:
                 print(
                     f"{args.app}: version {version} already holds this data and code; nothing registered",
@@ -107,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
             print(version)
         else:
             registry = args.registry or os.environ.get("MLFLOW_TRACKING_URI")
-            branch, body = steps.propose(args.app, args.version, args.env, args.branch, registry, root)
+            try:
+                branch, body = steps.propose(args.app, args.version, args.env, args.branch, registry, root)
+            except steps.NothingToPropose as done:  # not a failure: the promotion happened before
+                print(f"{steps.NOTHING_TO_PROPOSE}: {done}")
+                return 0
             print(f"branch: {branch}\n\n{body}")
     except (steps.UsageError, data.DataError) as err:
         print(f"mlplat retrain {args.step}: {err}", file=sys.stderr)

@@ -20,10 +20,17 @@ TRIGGER = PREFIX + "trigger"  # one of TRIGGERS
 TRIGGERED_BY = PREFIX + "triggered_by"  # the alert, schedule or person that started the run
 MODEL_CARD = "mlplat.model_card"  # path of the model card, relative to the version's source
 
+# The commit the training image was built from (images/monitor/Dockerfile bakes it in): the code that
+# ran is the image's, not whatever the checkout a step cloned for evaluation.yaml is at.
+CODE_COMMIT_ENV = "MLPLAT_CODE_COMMIT"
+
 TRIGGERS = ("drift", "schedule", "manual")
 MODEL_CARD_FILE = "MODEL_CARD.md"
 NO_PARENT = "none"
 NO_IMAGE = "none: trained outside a container"  # an honest value beats a missing tag
+# Trained in the mlplat image (CODE_COMMIT_ENV set) without --image-digest: a container ran, but its
+# digest is not known to the step (the pipelines pin the image by tag until it is published).
+IMAGE_BY_TAG = "unrecorded: trained in the mlplat image, pinned by tag, not digest"
 
 # What a version must carry before staging or prod: every lineage tag and the model card.
 REQUIRED = (CODE_COMMIT, DATA_URI, DATA_SHA256, IMAGE_DIGEST, PARAMS, PARENT_RUN, TRIGGER, TRIGGERED_BY)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ class UsageError(Exception):
 
 class Refused(Exception):
     """The step must not go on: the version fails its evaluation or the gate (exit 1)."""
+
+
+class NothingToPropose(Exception):
+    """The environment already runs the version (exit 0): a rerun on the same data and code
+    registered nothing new, and its promotion was merged before."""
+
+
+NOTHING_TO_PROPOSE = "nothing to propose"  # how `propose` says so on stdout; the open-pr step reads it
 
 
 def example(app: str) -> example_models.Example:
@@ -201,7 +210,14 @@ def register(
     if not isinstance(params, dict):
         raise UsageError(f"--model {model_dir}: {PARAMS_FILE} is missing or not a JSON object")
     scores, value = _evaluation_tags(evaluation_file, evaluation.metric or "accuracy")
-    commit = who.code_commit or example_models.git_commit(repo_root)
+    # The image's commit before the checkout's: on the cluster the checkout is main as it is at run
+    # time, which moves with every merge (the promotion pull requests included), so its HEAD would
+    # neither name the code that trained nor keep a rerun on the same data from registering again.
+    commit = (
+        who.code_commit
+        or os.environ.get(lineage.CODE_COMMIT_ENV, "").strip()
+        or example_models.git_commit(repo_root)
+    )
     if commit.startswith(example_models.NO_COMMIT):  # an image built without .git: its builder knows
         raise UsageError(
             f"{repo_root} is not a git checkout: pass --code-commit with the training code's commit"
@@ -211,7 +227,8 @@ def register(
         lineage.CODE_COMMIT: commit,
         lineage.DATA_URI: record["uri"],
         lineage.DATA_SHA256: record["sha256"],
-        lineage.IMAGE_DIGEST: who.image_digest or lineage.NO_IMAGE,
+        lineage.IMAGE_DIGEST: who.image_digest
+        or (lineage.IMAGE_BY_TAG if os.environ.get(lineage.CODE_COMMIT_ENV) else lineage.NO_IMAGE),
         lineage.PARAMS: json.dumps(params, sort_keys=True),
         lineage.PARENT_RUN: who.parent_run or lineage.NO_PARENT,
         lineage.TRIGGER: who.trigger,
@@ -238,7 +255,10 @@ def register(
 
         example_models.atomic_save(target, write)
         metrics = {evaluation.metric or "accuracy": value}
-        example_models.register_version(client, app, number, tags, params, metrics, EXPERIMENT)
+        # The card goes with the run too: the registry gate checks it there (MLP-REGISTRY-LINEAGE).
+        example_models.register_version(
+            client, app, number, tags, params, metrics, EXPERIMENT, files={lineage.MODEL_CARD_FILE: text}
+        )
     except model_store.ModelStoreError as err:
         raise UsageError(str(err)) from None
     except (MlflowException, example_models.RegistrationError) as err:
@@ -265,6 +285,12 @@ def propose(
     if found is None:
         raise UsageError(f"{app} has no version {version} in {registry}")
     tags = {t["key"]: t.get("value") or "" for t in found.get("tags") or []}
+    try:
+        current = promote.read_overlay(repo_root, app, env).version
+    except (promote.UsageError, promote.Refused) as err:
+        raise UsageError(str(err)) from None
+    if current == version:
+        raise NothingToPropose(f"{env} already runs {app} version {version}")
     branch = branch or f"{BRANCH_PREFIX}{app}-v{version}"
     git = _Git(repo_root)
     overlay = promote.overlay_path(repo_root, app, env).relative_to(repo_root)

@@ -12,6 +12,8 @@ takes a value. `--repo-root` (every step: the checkout to read and commit in) is
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +22,19 @@ from mlplat.validation.targets import TRAINING
 
 STEP_RULE = "MLP-RETRAIN-STEP"
 MUTEX_RULE = "MLP-RETRAIN-MUTEX"
+PARAMETER_RULE = "MLP-RETRAIN-PARAMETER"
 TRIGGERS = ("drift", "schedule", "manual")
+# The workflow parameters a step holding a credential may read: the run's lineage, recorded as tags
+# and never used as an address (`params` is parsed to the one integer `variant`, steps.parse_params). Whoever may create a Workflow (the Sensor from an alert's labels, a
+# person through the UI or `argo submit -p`) sets every parameter: the controller's `Secure`
+# restriction still lets a Workflow that references a template override `arguments`
+# (argoproj/argo-workflows v4.0.6 workflow/util/merge.go allowedUserOverrideFields), so a
+# parameter that named the repository the GitHub token is sent to, or the data the artifact
+# credentials read, would hand those credentials to the submitter's choice.
+LINEAGE_PARAMETERS = ("trigger", "triggered-by", "params")
+# Every way a template names a workflow parameter: `{{workflow.parameters.x}}`, an expression's
+# `workflow.parameters['x']`, or all of them at once (`workflow.parameters.json`, no name: refused).
+_WORKFLOW_PARAMETER = re.compile(r"workflow\.parameters(?:\.([\w-]+)|\[\s*['\"]([\w-]+)['\"]\s*\])?")
 
 
 class Step:
@@ -54,22 +68,37 @@ def check(docs: list[RenderedDoc]) -> list[Finding]:
             Finding(doc.source_file, doc.ref, STEP_RULE, message, fix, doc.env, path=path)
             for path, message, fix in _step_problems(spec, match["app"])
         ]
-        sync = spec.get("synchronization")
-        mutexes = sync.get("mutexes") if isinstance(sync, dict) else None
-        if not mutexes:
-            findings.append(
-                Finding(
-                    doc.source_file,
-                    doc.ref,
-                    MUTEX_RULE,
-                    "the pipeline holds no mutex: an alert, the schedule and a person can start overlapping runs "
-                    "that race to register and propose",
-                    f"add spec.synchronization.mutexes: [{{name: retrain-{match['app']}}}]",
-                    doc.env,
-                    path="spec",
-                )
-            )
+        findings += [
+            Finding(doc.source_file, doc.ref, MUTEX_RULE, message, fix, doc.env, path="spec/synchronization")
+            for message, fix in _mutex_problems(spec, match["app"])
+        ]
+        findings += [
+            Finding(doc.source_file, doc.ref, PARAMETER_RULE, message, fix, doc.env, path=path)
+            for path, message, fix in _parameter_problems(spec)
+        ]
     return findings
+
+
+def _mutex_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str]]:
+    """The pipeline holds exactly its app's mutex, `retrain-<app>`: the name is what makes two runs of
+    one app wait for each other (Argo keys a mutex by namespace and name), so a mistyped or shared
+    name would let runs of the app overlap, or make unrelated apps wait."""
+    expected = f"retrain-{app}"
+    sync = spec.get("synchronization")
+    mutexes = sync.get("mutexes") if isinstance(sync, dict) else None
+    names = [m.get("name") for m in mutexes or [] if isinstance(m, dict)]
+    if not names:
+        yield (
+            "the pipeline holds no mutex: an alert, the schedule and a person can start overlapping runs "
+            "that race to register and propose",
+            f"add spec.synchronization.mutexes: [{{name: {expected}}}]",
+        )
+    elif names != [expected]:
+        yield (
+            f"the pipeline holds mutex(es) {names}, not its app's own {expected!r}: runs of {app} started "
+            "by an alert, the schedule and a person would not wait for each other",
+            f"hold spec.synchronization.mutexes: [{{name: {expected}}}] only",
+        )
 
 
 def _containers(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -118,3 +147,30 @@ def _step_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str, s
         missing = [f for f in step.required if f not in seen]
         if missing:
             yield path, f"`mlplat retrain {name}` needs {', '.join(missing)}", "add them"
+
+
+def _parameter_problems(spec: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """Workflow parameters beyond the lineage ones, declared or read anywhere in the pipeline: a value
+    read by a step without a credential can still reach one as a step argument, so the pipeline as a
+    whole takes nothing else from its submitter."""
+    arguments = spec.get("arguments") if isinstance(spec.get("arguments"), dict) else {}
+    declared = [p.get("name") for p in (arguments or {}).get("parameters") or [] if isinstance(p, dict)]
+    for name in declared:
+        if name not in LINEAGE_PARAMETERS:
+            yield (
+                "spec/arguments/parameters",
+                f"the pipeline takes workflow parameter {name!r}: whoever submits a Workflow sets it, and so "
+                "chooses where a step's credential goes or what it reads",
+                f"write the value into the steps; only {', '.join(LINEAGE_PARAMETERS)} may come from the submitter",
+            )
+    for i, template in enumerate(spec.get("templates") or []):
+        if not isinstance(template, dict):
+            continue
+        used = {a or b or "(all of them)" for a, b in _WORKFLOW_PARAMETER.findall(json.dumps(template))}
+        for name in sorted(used - set(LINEAGE_PARAMETERS)):
+            yield (
+                f"spec/templates/[{i}]",
+                f"template {template.get('name')!r} reads workflow parameter {name!r}: whoever submits a "
+                "Workflow sets it, and so chooses where a step's credential goes or what it reads",
+                f"write the value into the template; only {', '.join(LINEAGE_PARAMETERS)} may come from the submitter",
+            )

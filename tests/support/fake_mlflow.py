@@ -6,7 +6,10 @@ would never give on demand. The answers follow MLflow's REST API: `GET
 /api/2.0/mlflow/registered-models/get?name=` returns `{"registered_model": {...}}` and `GET
 /api/2.0/mlflow/model-versions/get?name=&version=` returns `{"model_version": {...}}`; an unknown
 one is HTTP 404 with `{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": ...}`
-(mlflow/server/handlers.py, `_get_registered_model` / `_get_model_version`, MLflow 3.x).
+(mlflow/server/handlers.py, `_get_registered_model` / `_get_model_version`, MLflow 3.x). `GET
+/api/2.0/mlflow/artifacts/list?run_id=&path=` returns `{"root_uri": ..., "files": [{"path", "is_dir",
+"file_size"}]}` (`_list_artifacts`): each version's run holds the files given to `add_version`, by
+default the model card its tag names, as `mlplat retrain register` logs it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from mlplat.retrain import lineage
 
 API = "/api/2.0/mlflow/"
 
@@ -38,6 +43,7 @@ class FakeRegistry:
 
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # run id -> artifact paths
     override: Raw | None = None
     seen_headers: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
@@ -51,14 +57,19 @@ class FakeRegistry:
         status: str = "READY",
         tags: dict[str, str] | None = None,
         aliases: tuple[str, ...] = (),
+        artifacts: tuple[str, ...] | None = None,
     ) -> None:
         model = self.models.setdefault(name, {"name": name, "aliases": []})
         model["aliases"] += [{"alias": a, "version": version} for a in aliases]
+        run_id = f"run-{name}-{version}"
+        card = (tags or {}).get(lineage.MODEL_CARD)
+        self.runs[run_id] = artifacts if artifacts is not None else ((card,) if card else ())
         self.versions[(name, version)] = {
             "name": name,
             "version": version,
             "source": source,
             "status": status,
+            "run_id": run_id,
             "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
             "aliases": list(aliases),
         }
@@ -71,6 +82,14 @@ class FakeRegistry:
         key = (params.get("name", ""), params.get("version", ""))
         if path == "model-versions/get" and key in self.versions:
             return _json(200, {"model_version": self.versions[key]})
+        if path == "artifacts/list" and params.get("run_id") in self.runs:
+            folder = params.get("path", "")
+            inside = [a for a in self.runs[params["run_id"]] if a.rpartition("/")[0] == folder]
+            files = [{"path": a, "is_dir": False, "file_size": 1} for a in inside]
+            return _json(
+                200,
+                {"root_uri": f"mlflow-artifacts:/{params['run_id']}", **({"files": files} if files else {})},
+            )
         return _json(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"{path} {params} not found"})
 
 

@@ -61,8 +61,50 @@ def test_workflow_artifacts_go_to_minio_over_verified_tls(plan: Plan) -> None:
         (s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]): s
         for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
     }
-    for name in (s3["accessKeySecret"]["name"], "mlflow-admin", argo_workflows.GITHUB_SECRET):
+    for name in (s3["accessKeySecret"]["name"], argo_workflows.MLFLOW_SECRET, argo_workflows.GITHUB_SECRET):
         assert (argo_workflows.NAMESPACE, name) in syncs, f"{r.urn}: Secret {name} is not synced from Vault"
+
+
+def _secret_refs(value: object) -> set[str]:
+    """The Secret names a manifest reads (`secretKeyRef`, a git artifact's user and token)."""
+    if isinstance(value, dict):
+        found = {str(v["name"]) for k, v in value.items() if k.endswith(("secretKeyRef", "Secret"))}
+        return found.union(*(_secret_refs(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_secret_refs(v) for v in value))
+    return set()
+
+
+def test_pipelines_register_as_their_own_mlflow_user_never_the_admin(plan: Plan) -> None:
+    """A pipeline pod with MLflow's admin password could grant itself anything and set the owner's
+    `approved` alias; it gets its own account, generated and then owned by Vault."""
+    syncs = {
+        s.inputs["metadata"]["name"]: s
+        for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
+        if s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
+    }
+    paths = {name: s.inputs["spec"]["path"] for name, s in syncs.items()}
+    assert not [n for n, p in paths.items() if p.startswith("platform/mlflow/")], (
+        f"{plan.env}: namespace {argo_workflows.NAMESPACE} gets MLflow's own credentials: {paths}"
+    )
+    templates = [r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"]
+    for r in templates:
+        read = _secret_refs(r.inputs["spec"])
+        assert read <= set(syncs) | {argo_workflows.CA_SECRET}, (
+            f"{r.urn} reads unsynced Secrets {read - set(syncs)}"
+        )
+        assert argo_workflows.MLFLOW_SECRET in read, f"{r.urn} does not register as the pipelines' account"
+    seeded = next(
+        s
+        for s in plan.of_type("kubernetes:core/v1:Secret")
+        if s.inputs["metadata"]["name"] == argo_workflows.MLFLOW_SECRET
+        and s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
+    )
+    assert seeded.inputs["stringData"]["MLFLOW_TRACKING_USERNAME"] == "retrain-pipeline", seeded.urn
+    assert seeded.inputs["stringData"]["MLFLOW_TRACKING_PASSWORD"], f"{seeded.urn}: no generated password"
+    assert paths[argo_workflows.MLFLOW_SECRET] == "platform/argo-workflows/mlflow", paths
+    policy = (REPO / "platform/vault/policies/argo-workflows.hcl").read_text()
+    assert "platform/mlflow/" not in policy, "Vault role argo-workflows may read MLflow's own credentials"
 
 
 def test_minio_creates_the_artifact_user_with_access_to_its_bucket_only(plan: Plan) -> None:
@@ -149,6 +191,40 @@ def test_drift_and_quality_alerts_reach_the_retraining_receiver_and_the_team(ale
     assert f"alert: {alert}" in rules, f"no alert {alert} in platform/prometheus/rules"
 
 
+def _admitted(sensor: dict[str, object], body: dict[str, object]) -> bool:
+    """Whether the Sensor's data filters pass `body`: each filter's path resolved in the payload and
+    matched, unanchored as argo-events matches (regexp Match), against one of its values."""
+    dependency = sensor["spec"]["dependencies"][0]  # type: ignore[index]
+    for flt in dependency["filters"]["data"]:
+        value: object = {"body": body}
+        for key in flt["path"].split("."):
+            value = value.get(key, "") if isinstance(value, dict) else ""
+        if not any(re.search(pattern, str(value)) for pattern in flt["value"]):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "starts"),
+    [
+        ("iris-classifier", "firing", True),
+        ("churn-gbm", "firing", True),
+        ("iris-classifier", "resolved", False),
+        ("iris-classifier", "notfiring", False),
+        ("llm-chat", "firing", False),  # serves, but has no pipeline
+        ("", "firing", False),  # an alert without the label
+        ("iris-classifier-x", "firing", False),
+        ("x.iris-classifier", "firing", False),
+        ("Iris-Classifier", "firing", False),
+    ],
+)
+def test_a_forged_or_malformed_alert_starts_no_run(plan: Plan, model: str, status: str, starts: bool) -> None:
+    """Only an alert naming an app with a pipeline, while firing, reaches the trigger."""
+    sensor = next(r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:Sensor")
+    body = {"status": status, "commonLabels": {"alertname": "ModelDatasetDrift", "model": model}}
+    assert _admitted(sensor.inputs, body) is starts, f"{sensor.urn}: {body}"
+
+
 def test_the_sensor_names_the_workflow_after_the_alert_so_a_repeat_creates_nothing() -> None:
     sensor = next(
         d for d in yaml.safe_load_all((PLATFORM / "argo-events/resources/sensor.yaml").read_text()) if d
@@ -156,13 +232,24 @@ def test_the_sensor_names_the_workflow_after_the_alert_so_a_repeat_creates_nothi
     trigger = sensor["spec"]["triggers"][0]["template"]["k8s"]
     assert trigger["operation"] == "create"
     by_dest = {p["dest"]: p["src"] for p in trigger["parameters"]}
-    assert "fingerprint" in by_dest["metadata.name"]["dataTemplate"]
+    assert ".fingerprint" in by_dest["metadata.name"]["dataTemplate"]
     assert "generateName" not in trigger["source"]["resource"]["metadata"]
     params = trigger["source"]["resource"]["spec"]["arguments"]["parameters"]
     assert params[0] == {"name": "trigger", "value": "drift"} and params[1]["name"] == "triggered-by"
     assert by_dest["spec.arguments.parameters.1.value"]["dataTemplate"].startswith(
         "{{ .Input.body.commonLabels.alertname }}"
     )
+
+
+def test_the_same_alert_firing_again_after_it_resolved_starts_a_new_run() -> None:
+    """A name from the fingerprint alone collides with the last run's Workflow (kept a week after it
+    finished): the create fails and a new drift of the same app would start nothing."""
+    sensor = next(
+        d for d in yaml.safe_load_all((PLATFORM / "argo-events/resources/sensor.yaml").read_text()) if d
+    )
+    trigger = sensor["spec"]["triggers"][0]["template"]["k8s"]
+    name = next(p["src"]["dataTemplate"] for p in trigger["parameters"] if p["dest"] == "metadata.name")
+    assert ".startsAt" in name and "sha1sum" in name, name
 
 
 def _stack(env: str) -> dict[str, object]:

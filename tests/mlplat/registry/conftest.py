@@ -19,6 +19,7 @@ import pytest
 
 from mlplat import promote
 from mlplat.registry_gate import EVALUATION_PASSED, EVALUATION_TAG, METRIC_TAG_PREFIX, REPO
+from mlplat.retrain import lineage
 from tests.support.lineage import COMPLETE
 
 if TYPE_CHECKING:
@@ -50,13 +51,18 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     try:
         first = example_models.register_app(server.url, APP, store)
         client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
-        # Both carry lineage and a card (MLP-REGISTRY-LINEAGE): each misses only what its tests are about.
-        client.create_model_version(APP, source=model_store.version_uri(APP, 3), tags=COMPLETE)
-        client.create_model_version(
-            APP,
-            source=model_store.version_uri(APP, 4),
-            tags={EVALUATION_TAG: EVALUATION_PASSED, METRIC_TAG_PREFIX + "accuracy": "0.82", **COMPLETE},
-        )
+        # Both carry lineage and a card, logged with their run as the pipeline logs it
+        # (MLP-REGISTRY-LINEAGE): each misses only what its tests are about.
+        experiment = client.create_experiment("registry-tests")
+        for number, tags in (
+            (3, COMPLETE),
+            (4, {EVALUATION_TAG: EVALUATION_PASSED, METRIC_TAG_PREFIX + "accuracy": "0.82", **COMPLETE}),
+        ):
+            run = client.create_run(experiment).info.run_id
+            client.log_text(run, "a model card", lineage.MODEL_CARD_FILE)
+            client.create_model_version(
+                APP, source=model_store.version_uri(APP, number), run_id=run, tags=tags
+            )
         yield Registry(server.url, store, first)
     finally:
         server.stop()

@@ -25,8 +25,12 @@ def fake() -> Iterator[FakeRegistry]:
         yield registry
 
 
-def judge(fake: FakeRegistry, env: str, tags: dict[str, str]) -> list[registry_gate.Finding]:
-    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=tags, aliases=("approved",))
+def judge(
+    fake: FakeRegistry, env: str, tags: dict[str, str], artifacts: tuple[str, ...] | None = None
+) -> list[registry_gate.Finding]:
+    fake.add_version(
+        APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=tags, aliases=("approved",), artifacts=artifacts
+    )
     doc = with_version(render_inference_service(REPO, APP, env), "7", f"s3://mlplat-models/{APP}/7")
     return registry_gate.check([doc], fake.url)
 
@@ -60,3 +64,21 @@ def test_version_with_lineage_and_card_passes(fake: FakeRegistry, env: str) -> N
 
 def test_dev_takes_a_hand_registered_version_without_lineage(fake: FakeRegistry) -> None:
     assert judge(fake, "dev", SCORED) == []
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_a_card_tag_without_the_card_in_the_versions_run_is_refused_beyond_dev(
+    fake: FakeRegistry, env: str
+) -> None:
+    """A hand-set `mlplat.model_card` tag is not a card: the gate looks for the file among the
+    artifacts of the version's run, where `mlplat retrain register` logs it."""
+    findings = judge(fake, env, {**SCORED, **COMPLETE}, artifacts=("model/MLmodel",))
+    assert [(f.rule, f.env) for f in findings] == [("MLP-REGISTRY-LINEAGE", env)]
+    assert "is not among the artifacts of run run-iris-classifier-7" in findings[0].message
+
+
+def test_a_card_in_the_versions_run_passes(fake: FakeRegistry) -> None:
+    assert (
+        judge(fake, "prod", {**SCORED, **COMPLETE}, artifacts=(lineage.MODEL_CARD_FILE, "model/MLmodel"))
+        == []
+    )

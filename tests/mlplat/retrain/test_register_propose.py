@@ -86,6 +86,80 @@ def test_registering_the_same_data_and_code_again_returns_the_existing_version(
     assert again == first and int(newer_code) == int(first) + 1
 
 
+def test_a_rerun_after_main_moved_registers_nothing_new_for_the_same_image_and_data(
+    registry: Registry,
+    store: Path,
+    fetched: Path,
+    scratch: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On the cluster `register` clones main, which moves with every merge (the promotion pull request
+    of the last run included): the training code is the image's commit, so the scheduled rerun on the
+    same data finds the version it made instead of registering a copy."""
+    monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "6" * 40)
+    model, scores = _trained(fetched, tmp_path)
+
+    def register() -> str:
+        capsys.readouterr()
+        code = run(
+            "retrain", "register", APP, "--model", str(model), "--data", str(fetched),
+            "--evaluation", str(scores), "--tracking-uri", registry.url, "--trigger", "schedule",
+            "--triggered-by", "cronworkflow/retrain-iris-classifier", "--repo-root", str(scratch),
+        )  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 0, out
+        return out.strip().splitlines()[-1]
+
+    first = register()
+    (scratch / "merged.txt").write_text("the promotion pull request merged\n")
+    for args in (
+        ["add", "merged.txt"],
+        ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "m"],
+    ):
+        subprocess.run(["git", "-C", str(scratch), *args], check=True, capture_output=True)
+    assert register() == first
+    assert _version_tags(registry.url, first)[lineage.CODE_COMMIT] == "6" * 40
+
+
+def test_a_version_trained_in_the_image_never_claims_it_was_trained_outside_a_container(
+    registry: Registry,
+    store: Path,
+    fetched: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The pipelines pin the image by tag and pass no --image-digest: the tag says so, not "none"."""
+    monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "8" * 40)
+    model, scores = _trained(fetched, tmp_path)
+    capsys.readouterr()
+    code = run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", registry.url, "--trigger", "manual", "--triggered-by", "someone",
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    digest = _version_tags(registry.url, out.strip().splitlines()[-1])[lineage.IMAGE_DIGEST]
+    assert digest != lineage.NO_IMAGE and digest.startswith("unrecorded"), digest
+
+
+def test_register_prints_only_the_version_which_the_workflow_hands_to_propose(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The step's whole stdout becomes `{{steps.register.outputs.result}}`: `propose --version` and the
+    branch name. A "View run ... at" line from MLflow's client there fails every run at `propose`."""
+    model, scores = _trained(fetched, tmp_path)
+    capsys.readouterr()
+    code = run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", registry.url, "--trigger", "manual", "--triggered-by", "someone", "--code-commit", "9" * 40,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and out.strip().isdigit(), repr(out)
+
+
 def test_register_refuses_an_evaluation_file_that_is_not_evaluate_output(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -179,16 +253,48 @@ def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
     assert "Argo CD synced commit: not known offline" in chain
 
 
+def test_a_rerun_whose_version_dev_already_runs_proposes_nothing_and_succeeds(
+    registry: Registry,
+    store: Path,
+    fetched: Path,
+    tmp_path: Path,
+    scratch: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The next run on the same data and code gets the same version back from `register`; once its
+    promotion merged, `propose` has nothing to commit. That is success, not a failed run every week."""
+    model, scores = _trained(fetched, tmp_path)
+    version = _register(registry, fetched, model, scores, "7" * 40, capsys)
+    propose = ("retrain", "propose", APP, "--version", version, "--registry", registry.url)
+    assert run(*propose, "--repo-root", str(scratch)) == 0  # the first run's promotion, on the checkout now
+    capsys.readouterr()
+    head = subprocess.run(
+        ["git", "-C", str(scratch), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
+    assert run(*propose, "--branch", "retrain/again", "--repo-root", str(scratch)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"nothing to propose: dev already runs {APP} version {version}"), out
+    after = subprocess.run(
+        ["git", "-C", str(scratch), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
+    assert after == head
+    branches = subprocess.run(
+        ["git", "-C", str(scratch), "branch", "--list", "retrain/again"], capture_output=True, text=True
+    )
+    assert branches.stdout == ""
+
+
 def test_propose_to_an_existing_branch_is_a_usage_error(
     registry: Registry, scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     subprocess.run(["git", "-C", str(scratch), "branch", "taken"], check=True)
+    # Version 1: dev runs 2, which propose would answer with "nothing to propose" first.
     code = run(
         "retrain",
         "propose",
         APP,
         "--version",
-        "2",
+        "1",
         "--branch",
         "taken",
         "--registry",

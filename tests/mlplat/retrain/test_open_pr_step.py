@@ -1,0 +1,88 @@
+"""The pipelines' `open-pr` step (apps/<app>/training/workflowtemplate.yaml), run as written with a
+stand-in `git` that records what it is asked; GitHub's API is unreachable here (a refused proxy)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlplat.registry_gate import REPO
+
+TOKEN = "gh-token-for-tests"  # pragma: allowlist secret (not a credential)
+FAKE_GIT = """#!/bin/sh
+printf '%s\\n' "$(printf '%s\\037' "$@")|${GIT_CONFIG_VALUE_0:-}" >> "$GIT_CALLS"
+case "$1" in
+  ls-remote) exit "$REMOTE_BRANCH_MISSING" ;;
+  log) echo "iris-classifier: run version 3 in dev" ;;
+esac
+exit 0
+"""
+
+
+def _source(app: str) -> str:
+    doc = yaml.safe_load((REPO / "apps" / app / "training" / "workflowtemplate.yaml").read_text())
+    return str(next(t for t in doc["spec"]["templates"] if t["name"] == "open-pr")["script"]["source"])
+
+
+def _run(app: str, tmp_path: Path, body: str, remote_branch: bool) -> tuple[int, list[tuple[list[str], str]]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(FAKE_GIT)
+    (bin_dir / "git").chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.touch()
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "GIT_CALLS": str(calls),
+        "REMOTE_BRANCH_MISSING": "0" if remote_branch else "2",
+        "BRANCH": "retrain/iris-classifier-v3",
+        "REPO": "https://github.com/example-org/mlplat.git",
+        "GITHUB_TOKEN": TOKEN,
+        "PR_BODY": body,
+        "https_proxy": "http://127.0.0.1:9",  # refused: the script never reaches GitHub here
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _source(app)], env=env, capture_output=True, text=True, timeout=60
+    )
+    recorded = []
+    for line in calls.read_text().splitlines():
+        argv, _, header = line.rpartition("|")
+        recorded.append(([a for a in argv.split("\x1f") if a], header))
+    return done.returncode, recorded
+
+
+APPS = sorted(p.parent.parent.name for p in REPO.glob("apps/*/training/workflowtemplate.yaml"))
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_nothing_to_propose_ends_the_run_without_pushing(app: str, tmp_path: Path) -> None:
+    code, calls = _run(app, tmp_path, "nothing to propose: dev already runs iris-classifier version 3", True)
+    assert code == 0 and calls == [], calls
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_a_branch_an_earlier_run_pushed_is_not_pushed_over(app: str, tmp_path: Path) -> None:
+    _, calls = _run(app, tmp_path, "branch: retrain/iris-classifier-v3\n\n## body", remote_branch=True)
+    assert [argv[0] for argv, _ in calls][:1] == ["ls-remote"], calls
+    assert not [argv for argv, _ in calls if "push" in argv], calls
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_github_token_is_never_on_a_command_line(app: str, tmp_path: Path) -> None:
+    """Any process of the pod may read /proc/<pid>/cmdline: the header goes through git's environment."""
+    _, calls = _run(app, tmp_path, "branch: retrain/iris-classifier-v3\n\n## body", remote_branch=False)
+    header = "AUTHORIZATION: basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    pushes = [(argv, env_header) for argv, env_header in calls if "push" in argv]
+    assert len(pushes) == 1, calls
+    for argv, env_header in calls:
+        assert not [a for a in argv if TOKEN in a or header in a], json.dumps(argv)
+        if argv[0] in ("ls-remote", "push"):  # what talks to GitHub carries the header
+            assert env_header == header, argv
