@@ -102,7 +102,8 @@ def test_pipelines_register_as_their_own_mlflow_user_never_the_admin(plan: Plan)
     )
     assert seeded.inputs["stringData"]["MLFLOW_TRACKING_USERNAME"] == "retrain-pipeline", seeded.urn
     assert seeded.inputs["stringData"]["MLFLOW_TRACKING_PASSWORD"], f"{seeded.urn}: no generated password"
-    assert paths[argo_workflows.MLFLOW_SECRET] == "platform/argo-workflows/mlflow", paths  # pragma: allowlist secret (a Vault path)
+    vault_path = "platform/argo-workflows/mlflow"  # pragma: allowlist secret (a Vault path, no value)
+    assert paths[argo_workflows.MLFLOW_SECRET] == vault_path, paths
     policy = (REPO / "platform/vault/policies/argo-workflows.hcl").read_text()
     assert "platform/mlflow/" not in policy, "Vault role argo-workflows may read MLflow's own credentials"
 
