@@ -25,6 +25,12 @@ this module judges what a schema cannot:
   gateway's per-version metrics cannot tell stable from canary.
 - MLP-ROUTE-MISSING: an app's InferenceService has no HTTPRoute to its predictor: unreachable
   through the Gateway (component `gateway-route`).
+- MLP-ROUTE-FILTER: a filter (on a rule or a backendRef) other than the header modifiers, a mirror
+  to the app's own predictors and a URL rewrite. The Gateway API v1.6.1 HTTPRoute CRD also offers
+  RequestRedirect (sends clients to any scheme, host or path under the platform's name: an open
+  redirect), ExtensionRef (hands the request to an implementation object, e.g. Envoy Gateway's
+  HTTPRouteFilter, which can answer requests itself or add credentials) and CORS (lets other sites'
+  scripts call the model from users' browsers); none is the app team's to switch on.
 """
 
 from __future__ import annotations
@@ -43,6 +49,14 @@ SERVICE_PORT = 80  # KServe v0.20.0 CommonDefaultHttpPort: every predictor Servi
 VERSION_HEADER = "x-mlplat-model-version"
 VARIANT_HEADER = "x-mlplat-variant"
 HEADER_FILTER = "RequestHeaderModifier"
+# Filter types an app's route may use (the component's rewrite and version header, mirroring, headers).
+ALLOWED_FILTERS = frozenset({HEADER_FILTER, "ResponseHeaderModifier", "RequestMirror", "URLRewrite"})
+WHY_NOT = {
+    "RequestRedirect": "sends clients to another scheme, host or path under the platform's name (an open redirect)",
+    "ExtensionRef": "hands requests to an implementation object (e.g. an Envoy Gateway HTTPRouteFilter, which "
+    "can answer requests itself or add credentials) that this gate does not judge",
+    "CORS": "lets other websites' scripts call the model from users' browsers",
+}
 
 
 @dataclass(frozen=True)
@@ -116,9 +130,11 @@ def _route(route: RenderedDoc, services: list[dict[str, Any]]) -> Iterator[Findi
         where = f"spec/rules/[{i}]"
         yield from _paths(route, rule, where, prefixes)
         refs = [r if isinstance(r, dict) else {} for r in rule.get("backendRefs") or []]
+        yield from _filters(route, rule, where)
         for j, ref in enumerate(refs):
             yield from _backend(route, ref, f"{where}/backendRefs/[{j}]", backends, _route_ns(route))
             yield from _version_filter(route, ref, f"{where}/backendRefs/[{j}]", backends)
+            yield from _filters(route, ref, f"{where}/backendRefs/[{j}]")
         for k, mirror in enumerate(_mirrors(rule)):
             yield from _backend(route, mirror, f"{where}/filters/[{k}]/requestMirror/backendRef", backends,
                                 _route_ns(route))  # fmt: skip
@@ -281,6 +297,16 @@ def _weights(
         )  # fmt: skip
 
 
+def _filters(route: RenderedDoc, holder: dict[str, Any], where: str) -> Iterator[Finding]:
+    """MLP-ROUTE-FILTER for each filter of a rule or backendRef whose type apps may not use."""
+    filters = holder.get("filters")
+    for k, f in enumerate(filters if isinstance(filters, list) else []):
+        kind = _map(f).get("type")
+        if kind not in ALLOWED_FILTERS:
+            why = WHY_NOT.get(str(kind), "is not a filter the platform lets apps use")
+            yield _finding(route, "MLP-ROUTE-FILTER", f"filter {kind}: {why}", f"{where}/filters/[{k}]/type")
+
+
 def _mirrors(rule: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for f in rule.get("filters") or []:
         if isinstance(f, dict) and f.get("type") == "RequestMirror":
@@ -325,6 +351,8 @@ FIXES = {
     "MLP-ROUTE-WEIGHTS": "set the split with `mlplat promote --canary P` / `mlplat rollback`, not by hand",
     "MLP-ROUTE-VERSION": f"give each backendRef a {HEADER_FILTER} filter setting {VERSION_HEADER} to its "
     "version (the overlay's replacement does it for the stable one), and pin only versions the app runs",
+    "MLP-ROUTE-FILTER": f"remove the filter: apps may use {', '.join(sorted(ALLOWED_FILTERS))}; ask the platform "
+    "team for anything else",
 }
 
 

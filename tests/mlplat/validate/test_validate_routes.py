@@ -22,6 +22,8 @@ EXPECTED = {
     "version-filter-missing": {"MLP-ROUTE-VERSION"},
     "path-other-app": {"MLP-ROUTE-PATH"},
     "hostname-claims-the-domain": {"MLP-ROUTE-HOSTNAME"},
+    "filter-redirect": {"MLP-ROUTE-FILTER"},
+    "filter-extension-ref": {"MLP-ROUTE-FILTER"},
     "schema-weight-string": {"MLP-SCHEMA"},  # HTTPRoutes are checked against the Gateway API CRD
 }
 APPS = ("iris-classifier", "churn-gbm", "llm-chat")
