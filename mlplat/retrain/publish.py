@@ -109,8 +109,10 @@ class S3Store:
 
 
 def s3_client() -> Any:
-    """boto3's S3 client from the environment: the access key pair, `AWS_ENDPOINT_URL` (MinIO) and
-    `AWS_CA_BUNDLE` (the internal CA), as the fetch step reads them (mlplat/retrain/data.py)."""
+    """boto3's S3 client from the environment, as the fetch step's (mlplat/retrain/data.py): the access
+    key pair, `AWS_ENDPOINT_URL` (MinIO) and `AWS_CA_BUNDLE` (the internal CA). botocore 1.44.8 reads
+    both in botocore/configprovider.py (`ca_bundle` <- AWS_CA_BUNDLE; `ConfiguredEndpointProvider`
+    <- AWS_ENDPOINT_URL, https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html)."""
     import boto3
 
     return boto3.client("s3")
