@@ -16,8 +16,8 @@ apps logged. `inference-logs-reader` may only list and read: the drift jobs. The
 below `platform/minio/` in Vault (the minio role reads them to create the users; model namespaces
 read them through their own role, platform/vault/policies/models-inference-logging.hcl).
 
-The retraining pipelines write new model versions as `model-publisher`: list, read and add objects
-in the model store bucket, never delete. Its credentials live at `platform/minio/model-publisher`,
+The retraining pipelines write new model versions as `model-publisher`: list the model store bucket,
+read and add objects under the prefixes of the apps that have a pipeline only, never delete. Its credentials live at `platform/minio/model-publisher`,
 synced into the argo-workflows namespace for the `register` step (argo_workflows.py).
 
 MinIO serves TLS only, with certificate `minio/minio-tls` from the internal CA (cert_manager.py,
@@ -150,6 +150,32 @@ def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
     return commands
 
 
+def publisher_statements(config: StackConfig) -> list[dict[str, Any]]:
+    """`model-publisher` may list the model bucket, and read and add objects under the prefixes of the
+    apps that have a retraining pipeline (`apps/<app>/training/`) only: the models of every other app
+    (the GPU LLM, an app trained by hand) are out of its reach."""
+    # Imported here: argo_workflows imports this module for the bucket's name and users.
+    from infra.services.argo_workflows import training_pipelines
+
+    # A resource `arn:aws:s3:::<bucket>/<app>/*` matches the objects under that prefix: MinIO follows
+    # AWS IAM's resource syntax, `*` matching any characters
+    # (https://min.io/docs/minio/linux/administration/identity-access-management/policy-based-access-control.html,
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html).
+    bucket = model_bucket(config)
+    statements: list[dict[str, Any]] = [
+        {"resources": [f"arn:aws:s3:::{bucket}"], "actions": ["s3:ListBucket"]}
+    ]
+    apps = sorted({p.app for p in training_pipelines()})
+    if apps:  # a statement without resources is no policy MinIO accepts
+        statements.append(
+            {
+                "resources": [f"arn:aws:s3:::{bucket}/{app}/*" for app in apps],
+                "actions": ["s3:GetObject", "s3:PutObject"],
+            }
+        )
+    return statements
+
+
 def computed_values(config: StackConfig) -> dict[str, Any]:
     minio = config.services.minio
     return {
@@ -210,13 +236,7 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 # published version is never removed by a pipeline (and bucket versioning keeps any
                 # overwritten object recoverable).
                 "name": MODEL_PUBLISHER_POLICY,
-                "statements": [
-                    {"resources": [f"arn:aws:s3:::{model_bucket(config)}"], "actions": ["s3:ListBucket"]},
-                    {
-                        "resources": [f"arn:aws:s3:::{model_bucket(config)}/*"],
-                        "actions": ["s3:GetObject", "s3:PutObject"],
-                    },
-                ],
+                "statements": publisher_statements(config),
             },
             {
                 # KServe's agent only uploads (pkg/logger/store.go `BlobStore.Store` -> UploadObject);

@@ -6,6 +6,7 @@ registration); each message names the URN.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shutil
 from pathlib import Path
@@ -161,17 +162,38 @@ def test_the_register_step_can_upload_the_version_it_registers_to_the_model_stor
         user_secret = next(name for (ns, name), p in syncs.items() if ns == minio.NAMESPACE and p == path)
         user = next(u for u in values["users"] if u["existingSecret"] == user_secret)
         policy = next(p for p in values["policies"] if p["name"] == user["policy"])
-        allowed = {(res, a) for st in policy["statements"] for res in st["resources"] for a in st["actions"]}
-        needed = {
-            (f"arn:aws:s3:::{bucket}", "s3:ListBucket"),
-            (f"arn:aws:s3:::{bucket}/*", "s3:GetObject"),
-            (f"arn:aws:s3:::{bucket}/*", "s3:PutObject"),
-        }
-        assert needed <= allowed, f"{r.urn}: MinIO user of {secret} lacks {needed - allowed}"
-        assert {res for res, _ in allowed} <= {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}, allowed
-        assert not [a for _, a in allowed if "Delete" in a], (
-            f"{r.urn}: a pipeline may delete published models"
-        )
+        key = f"arn:aws:s3:::{bucket}/{r.inputs['metadata']['labels']['mlplat/model']}/1/MLmodel"
+        for action, arn in (
+            ("s3:ListBucket", f"arn:aws:s3:::{bucket}"),
+            ("s3:GetObject", key),
+            ("s3:PutObject", key),
+        ):
+            assert _allows(policy, action, arn), f"{r.urn}: MinIO user of {secret} may not {action} {arn}"
+        actions = {a for st in policy["statements"] for a in st["actions"]}
+        assert not [a for a in actions if "Delete" in a], f"{r.urn}: a pipeline may delete published models"
+
+
+def _allows(policy: dict[str, Any], action: str, arn: str) -> bool:
+    """Whether a MinIO policy's statements (all Allow) grant `action` on `arn` (`*` matches anything)."""
+    return any(
+        action in st["actions"] and any(fnmatch.fnmatchcase(arn, res) for res in st["resources"])
+        for st in policy["statements"]
+    )
+
+
+def test_the_pipelines_cannot_touch_the_models_of_apps_they_do_not_train(plan: Plan) -> None:
+    """The model publisher writes new versions for the apps with a pipeline; an app without one (the GPU
+    LLM, a model trained by hand) must be out of its reach, or a pipeline step could replace what it serves."""
+    values = plan.releases()["minio"].inputs["values"]
+    policy = next(p for p in values["policies"] if p["name"] == minio.MODEL_PUBLISHER_POLICY)
+    bucket = MODEL_STORE_URI.removeprefix("s3://")
+    trained = set(_apps_with_pipelines())
+    untrained = sorted(p.parent.name for p in REPO.glob("apps/*/base") if p.parent.name not in trained)
+    assert untrained, "every app has a pipeline: nothing to check"
+    for app in untrained:
+        key = f"arn:aws:s3:::{bucket}/{app}/1/MLmodel"
+        for action in ("s3:PutObject", "s3:GetObject"):
+            assert not _allows(policy, action, key), f"{minio.MODEL_PUBLISHER_USER} may {action} {key}"
 
 
 def test_pipelines_are_applied_after_the_chart_installs_their_crds(plan: Plan) -> None:
