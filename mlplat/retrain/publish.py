@@ -137,8 +137,9 @@ def publish(store: Store, model: str, version: str, files: dict[str, bytes]) -> 
         if foreign:
             raise StoreConflict(
                 f"{where} already holds a different model ({', '.join(foreign[:3])} differ or are not this "
-                f"model's); nothing was overwritten and no version registered. Find which run wrote it "
-                f"(MinIO keeps every object version) before removing it"
+                f"model's); nothing was overwritten and no version registered. No registered version names "
+                f"that key yet: a run that stopped before registering, or another writer, left it. Check "
+                f"what it is, have an operator remove it (pipelines may not delete), then run again"
             )
         missing = {name: body for name, body in files.items() if name not in present}
         if missing:
