@@ -166,7 +166,9 @@ def publisher_statements(config: StackConfig) -> list[dict[str, Any]]:
         {"resources": [f"arn:aws:s3:::{bucket}"], "actions": ["s3:ListBucket"]}
     ]
     apps = sorted({p.app for p in training_pipelines()})
-    if apps:  # a statement without resources is no policy MinIO accepts
+    # Without apps, no object statement at all: the chart renders an empty resource list as no `Resource`
+    # key (minio/minio 43a74029 helm/minio/templates/_helper_policy.tpl), which does not mean "no objects".
+    if apps:
         statements.append(
             {
                 "resources": [f"arn:aws:s3:::{bucket}/{app}/*" for app in apps],
