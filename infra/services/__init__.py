@@ -157,6 +157,7 @@ class PlatformServices(pulumi.ComponentResource):
                     config,
                     (*after, self.minio.release, self.mlflow.release),
                     artifacts_credentials=self.minio.workflow_artifacts,
+                    publisher_credentials=self.minio.model_publisher,
                     ca_cert_pem=self.cert_manager.ca_cert_pem,
                     pipelines=pipelines,
                 ),

@@ -18,6 +18,10 @@ the internal CA (docs/adr/0004-internal-tls-ca.md): the controller's artifact re
 argoproj/argo-workflows v4.1.2 manifests/base/crds/full/argoproj.io_workflowtemplates.yaml; the
 chart renders it into the controller ConfigMap, templates/controller/workflow-controller-config-map.yaml).
 
+The `register` step writes the new version's model to the model store bucket as MinIO user
+`model-publisher` (minio.py), whose Secret Minio seeds and Vault syncs here: list, read and add, never
+delete, and nothing outside that bucket (mlplat/retrain/publish.py says what it writes and when).
+
 Pipelines read two more credentials, both from Vault through the Vault Secrets Operator, never
 inline: the GitHub token that pushes the promotion branch and opens its pull request
 (`platform/argo-workflows/github`, a placeholder until an operator writes the token: docs/placeholders.md),
@@ -153,6 +157,8 @@ def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
 class ArgoWorkflowsArgs(ServiceArgs):
     # The artifact store user's Secret, seeded by Minio; its Vault path is synced here.
     artifacts_credentials: SeededSecret | None = None
+    # The model store writer's Secret (minio.py `model-publisher`), for the `register` step.
+    publisher_credentials: SeededSecret | None = None
     # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
     ca_cert_pem: pulumi.Input[str] = ""
     pipelines: tuple[TrainingPipeline, ...] = field(default_factory=tuple)
@@ -208,16 +214,16 @@ class ArgoWorkflows(ChartService):
 
     def __init__(self, name: str, args: ArgoWorkflowsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:ArgoWorkflows", name, args, NAMESPACE, opts)
-        if args.artifacts_credentials is None or not args.ca_cert_pem:
+        if args.artifacts_credentials is None or args.publisher_credentials is None or not args.ca_cert_pem:
             raise ValueError(
-                "ArgoWorkflowsArgs: artifacts_credentials and ca_cert_pem are required "
-                "(artifacts go to MinIO over verified TLS)"
+                "ArgoWorkflowsArgs: artifacts_credentials, publisher_credentials and ca_cert_pem are "
+                "required (artifacts and new model versions go to MinIO over verified TLS)"
             )
         config = args.config.services.argo_workflows
-        # Synced by VaultAccess (services/__init__.py) from the path Minio seeded; role
-        # `argo-workflows` reads it (platform/vault/policies/argo-workflows.hcl).
-        seed = args.artifacts_credentials
-        self.seeds.append(SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource))
+        # Synced by VaultAccess (services/__init__.py) from the paths Minio seeded; role
+        # `argo-workflows` reads them (platform/vault/policies/argo-workflows.hcl).
+        for seed in (args.artifacts_credentials, args.publisher_credentials):
+            self.seeds.append(SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource))
         self.seed(
             "mlflow",
             MLFLOW_SECRET,

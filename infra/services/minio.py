@@ -16,6 +16,10 @@ apps logged. `inference-logs-reader` may only list and read: the drift jobs. The
 below `platform/minio/` in Vault (the minio role reads them to create the users; model namespaces
 read them through their own role, platform/vault/policies/models-inference-logging.hcl).
 
+The retraining pipelines write new model versions as `model-publisher`: list the model store bucket,
+read and add objects under the prefixes of the apps that have a pipeline only, never delete. Its credentials live at `platform/minio/model-publisher`,
+synced into the argo-workflows namespace for the `register` step (argo_workflows.py).
+
 MinIO serves TLS only, with certificate `minio/minio-tls` from the internal CA (cert_manager.py,
 docs/adr/0004-internal-tls-ca.md); its SANs cover the Service and every distributed peer behind the
 headless Service `minio-svc` (minio/minio 43a74029 helm/minio/templates/statefulset.yaml: peers are
@@ -61,6 +65,12 @@ MODEL_READER_USER = "model-reader"
 MODEL_READER_SECRET = "model-reader-s3"  # pragma: allowlist secret (a Secret name)
 MODEL_READER_VAULT_PATH = "platform/minio/model-reader"
 MODEL_READER_POLICY = "models-readonly"
+# The retraining pipelines' `register` step puts a new version's bytes at its store key before MLflow
+# names them (mlplat/retrain/publish.py); Vault path below `platform/minio/`, synced into argo-workflows.
+MODEL_PUBLISHER_USER = "model-publisher"
+MODEL_PUBLISHER_SECRET = "model-publisher-s3"  # pragma: allowlist secret (a Secret name)
+MODEL_PUBLISHER_VAULT_PATH = "platform/minio/model-publisher"
+MODEL_PUBLISHER_POLICY = "models-publish"
 # The inference logs bucket and its two single-purpose users (see the module docstring).
 LOGS_BUCKET = "mlplat-inference-logs"
 LOGS_WRITER_USER = "inference-logger"
@@ -140,6 +150,34 @@ def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
     return commands
 
 
+def publisher_statements(config: StackConfig) -> list[dict[str, Any]]:
+    """`model-publisher` may list the model bucket, and read and add objects under the prefixes of the
+    apps that have a retraining pipeline (`apps/<app>/training/`) only: the models of every other app
+    (the GPU LLM, an app trained by hand) are out of its reach."""
+    # Imported here: argo_workflows imports this module for the bucket's name and users.
+    from infra.services.argo_workflows import training_pipelines
+
+    # A resource `arn:aws:s3:::<bucket>/<app>/*` matches the objects under that prefix: MinIO follows
+    # AWS IAM's resource syntax, `*` matching any characters
+    # (https://min.io/docs/minio/linux/administration/identity-access-management/policy-based-access-control.html,
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html).
+    bucket = model_bucket(config)
+    statements: list[dict[str, Any]] = [
+        {"resources": [f"arn:aws:s3:::{bucket}"], "actions": ["s3:ListBucket"]}
+    ]
+    apps = sorted({p.app for p in training_pipelines()})
+    # Without apps, no object statement at all: the chart renders an empty resource list as no `Resource`
+    # key (minio/minio 43a74029 helm/minio/templates/_helper_policy.tpl), which does not mean "no objects".
+    if apps:
+        statements.append(
+            {
+                "resources": [f"arn:aws:s3:::{bucket}/{app}/*" for app in apps],
+                "actions": ["s3:GetObject", "s3:PutObject"],
+            }
+        )
+    return statements
+
+
 def computed_values(config: StackConfig) -> dict[str, Any]:
     minio = config.services.minio
     return {
@@ -190,6 +228,17 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                     },
                     {"resources": [f"arn:aws:s3:::{model_bucket(config)}/*"], "actions": ["s3:GetObject"]},
                 ],
+            },
+            {
+                # What `register` does (mlplat/retrain/publish.py), and no more: list the version's prefix
+                # and read what is there (ListObjectsV2 is checked as s3:ListBucket, GetObject as
+                # s3:GetObject), then add the missing files with a conditional PutObject (s3:PutObject):
+                # minio/minio 43a74029 cmd/bucket-listobjects-handlers.go listObjectsV2Handler,
+                # cmd/object-handlers.go GetObjectHandler and PutObjectHandler. No s3:DeleteObject: a
+                # published version is never removed by a pipeline (and bucket versioning keeps any
+                # overwritten object recoverable).
+                "name": MODEL_PUBLISHER_POLICY,
+                "statements": publisher_statements(config),
             },
             {
                 # KServe's agent only uploads (pkg/logger/store.go `BlobStore.Store` -> UploadObject);
@@ -255,6 +304,7 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                     (LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_POLICY),
                     (LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_POLICY),
                     (WORKFLOW_ARTIFACTS_USER, WORKFLOW_ARTIFACTS_SECRET, WORKFLOW_ARTIFACTS_POLICY),
+                    (MODEL_PUBLISHER_USER, MODEL_PUBLISHER_SECRET, MODEL_PUBLISHER_POLICY),
                 )
             ),
         ],
@@ -326,6 +376,16 @@ class Minio(ChartService):
             {
                 "AWS_ACCESS_KEY_ID": WORKFLOW_ARTIFACTS_USER,
                 "AWS_SECRET_ACCESS_KEY": self.password("argo-artifacts-password"),
+            },
+        )
+        # Same key names: boto3 in the pipelines' `register` step reads exactly these (argo_workflows.py).
+        self.model_publisher = self.seed(
+            "model-publisher",
+            MODEL_PUBLISHER_SECRET,
+            MODEL_PUBLISHER_VAULT_PATH,
+            {
+                "AWS_ACCESS_KEY_ID": MODEL_PUBLISHER_USER,
+                "AWS_SECRET_ACCESS_KEY": self.password("model-publisher-password"),
             },
         )
         self.release = self.install(

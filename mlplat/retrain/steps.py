@@ -19,7 +19,7 @@ from typing import Any
 
 from infra.contract import ENVIRONMENTS
 from mlplat import example_models, model_store, promote, registry_gate
-from mlplat.retrain import card, data, lineage
+from mlplat.retrain import card, data, lineage, publish
 
 PARAMS_FILE = "params.json"
 CHECKPOINT_FILE = "checkpoint.json"
@@ -194,7 +194,11 @@ def register(
     store_root: Path | None = None,
 ) -> tuple[str, bool]:
     """Register the model as the app's next version with lineage tags and a model card; returns the
-    version and whether it already existed (same data hash and code commit: nothing new registered)."""
+    version and whether it already existed (same data hash and code commit: nothing new registered).
+
+    The model and its card go to the version's store key first (publish.py: the bucket on the cluster,
+    `store_root` or $MLPLAT_MODEL_STORE_ROOT locally), the MLflow version naming that key after. A key
+    holding other bytes is Refused and nothing is registered; the same bytes (a retried step) are reused."""
     from mlflow.exceptions import MlflowException
 
     example(app)
@@ -245,22 +249,20 @@ def register(
             ):
                 return number, True
         number = str(max((int(n) for n in existing), default=0) + 1)
-        target = model_store.to_local(model_store.version_uri(app, number), store_root)
         rows = {"train": len(frames.x_train), "test": len(frames.x_test)}
         text = card.render(app, number, tags, evaluation, value, f"test.csv of {record['uri']}", rows)
-
-        def write(path: Path) -> None:
-            shutil.copytree(model_dir, path)
-            (path / lineage.MODEL_CARD_FILE).write_text(text)
-
-        example_models.atomic_save(target, write)
+        files = {**publish.version_files(model_dir), lineage.MODEL_CARD_FILE: text.encode()}
+        # The bytes first, then the version naming them (publish.py): a version never points at nothing.
+        publish.publish(publish.store_for(store_root), app, number, files)
         metrics = {evaluation.metric or "accuracy": value}
         # The card goes with the run too: the registry gate checks it there (MLP-REGISTRY-LINEAGE).
         example_models.register_version(
             client, app, number, tags, params, metrics, EXPERIMENT, files={lineage.MODEL_CARD_FILE: text}
         )
-    except model_store.ModelStoreError as err:
+    except (model_store.ModelStoreError, publish.StoreUnavailable) as err:
         raise UsageError(str(err)) from None
+    except publish.StoreConflict as err:
+        raise Refused(str(err)) from None
     except (MlflowException, example_models.RegistrationError) as err:
         raise UsageError(f"registry {tracking_uri}: {err}") from None
     return number, False

@@ -6,17 +6,20 @@ registration); each message names the URN.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from infra.config import ConfigError, load_environment, load_stack_config
+from infra.contract import MODEL_STORE_URI
 from infra.services import argo_events, argo_workflows, minio
 from infra.services.chart import PLATFORM
-from mlplat import safe_yaml
+from mlplat import model_store, safe_yaml
 from tests.support.harness import REPO, Plan, build
 
 WORKFLOW_KINDS = ("WorkflowTemplate", "CronWorkflow")
@@ -119,6 +122,79 @@ def test_minio_creates_the_artifact_user_with_access_to_its_bucket_only(plan: Pl
         f"arn:aws:s3:::{minio.WORKFLOW_ARTIFACTS_BUCKET}/*",
     }, f"{r.urn}: {resources}"
     assert not any("Delete" in a for st in policy["statements"] for a in st["actions"]), r.urn
+
+
+def _register_step(template: dict[str, Any]) -> dict[str, Any]:
+    return next(
+        t["container"]
+        for t in template["templates"]
+        if (t.get("container") or {}).get("args", [""])[0] == "register"
+    )
+
+
+def test_the_register_step_can_upload_the_version_it_registers_to_the_model_store(plan: Plan) -> None:
+    """On the cluster `register` puts the model at s3://mlplat-models/<app>/<N>/ before MLflow names it
+    (mlplat/retrain/publish.py). Without a MinIO user that may write that bucket, its key synced from
+    Vault into the pipelines' namespace, every run stopped at `register`."""
+    syncs = {
+        (s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]): s.inputs["spec"]["path"]
+        for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
+    }
+    vault_policy = (REPO / "platform/vault/policies/argo-workflows.hcl").read_text()
+    values = plan.releases()["minio"].inputs["values"]
+    bucket = MODEL_STORE_URI.removeprefix("s3://")
+    templates = [r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"]
+    assert templates, f"{plan.env}: no pipelines in the plan"
+    for r in templates:
+        step = _register_step(r.inputs["spec"])
+        env = {e["name"]: e for e in step["env"]}
+        assert model_store.ROOT_ENV not in env, f"{r.urn}: register writes a local folder, not the bucket"
+        assert {"AWS_ENDPOINT_URL", "AWS_CA_BUNDLE", "AWS_ACCESS_KEY_ID"} <= set(env), (
+            f"{r.urn}: register has no MinIO endpoint, CA or key to upload with: {sorted(env)}"
+        )
+        assert env["AWS_ENDPOINT_URL"]["value"] == minio.ENDPOINT, f"{r.urn}: register uploads elsewhere"
+        assert env["AWS_CA_BUNDLE"]["value"].startswith("/etc/mlplat/internal-ca/"), r.urn
+        secret = env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"]
+        assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == secret, r.urn
+        path = syncs.get((argo_workflows.NAMESPACE, secret))
+        assert path, f"{r.urn}: Secret {secret} is not synced from Vault into {argo_workflows.NAMESPACE}"
+        assert f'path "kv/data/{path}"' in vault_policy, f"Vault role argo-workflows may not read {path}"
+        # The MinIO user created from the same Vault path, and what its policy lets it do.
+        user_secret = next(name for (ns, name), p in syncs.items() if ns == minio.NAMESPACE and p == path)
+        user = next(u for u in values["users"] if u["existingSecret"] == user_secret)
+        policy = next(p for p in values["policies"] if p["name"] == user["policy"])
+        key = f"arn:aws:s3:::{bucket}/{r.inputs['metadata']['labels']['mlplat/model']}/1/MLmodel"
+        for action, arn in (
+            ("s3:ListBucket", f"arn:aws:s3:::{bucket}"),
+            ("s3:GetObject", key),
+            ("s3:PutObject", key),
+        ):
+            assert _allows(policy, action, arn), f"{r.urn}: MinIO user of {secret} may not {action} {arn}"
+        actions = {a for st in policy["statements"] for a in st["actions"]}
+        assert not [a for a in actions if "Delete" in a], f"{r.urn}: a pipeline may delete published models"
+
+
+def _allows(policy: dict[str, Any], action: str, arn: str) -> bool:
+    """Whether a MinIO policy's statements (all Allow) grant `action` on `arn` (`*` matches anything)."""
+    return any(
+        action in st["actions"] and any(fnmatch.fnmatchcase(arn, res) for res in st["resources"])
+        for st in policy["statements"]
+    )
+
+
+def test_the_pipelines_cannot_touch_the_models_of_apps_they_do_not_train(plan: Plan) -> None:
+    """The model publisher writes new versions for the apps with a pipeline; an app without one (the GPU
+    LLM, a model trained by hand) must be out of its reach, or a pipeline step could replace what it serves."""
+    values = plan.releases()["minio"].inputs["values"]
+    policy = next(p for p in values["policies"] if p["name"] == minio.MODEL_PUBLISHER_POLICY)
+    bucket = MODEL_STORE_URI.removeprefix("s3://")
+    trained = set(_apps_with_pipelines())
+    untrained = sorted(p.parent.name for p in REPO.glob("apps/*/base") if p.parent.name not in trained)
+    assert untrained, "every app has a pipeline: nothing to check"
+    for app in untrained:
+        key = f"arn:aws:s3:::{bucket}/{app}/1/MLmodel"
+        for action in ("s3:PutObject", "s3:GetObject"):
+            assert not _allows(policy, action, key), f"{minio.MODEL_PUBLISHER_USER} may {action} {key}"
 
 
 def test_pipelines_are_applied_after_the_chart_installs_their_crds(plan: Plan) -> None:

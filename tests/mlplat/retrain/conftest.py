@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -74,3 +75,16 @@ def scratch(tmp_path: Path) -> Path:
     ):
         subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
     return root
+
+
+def trained(fetched: Path, tmp_path: Path, evaluation: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """Train and evaluate into `tmp_path` (`evaluation` replaces what evaluate wrote); the model and scores."""
+    model, scores = tmp_path / "model", tmp_path / "evaluation.json"
+    assert run("retrain", "train", APP, "--data", str(fetched), "--out", str(model)) == 0
+    assert (
+        run("retrain", "evaluate", APP, "--model", str(model), "--data", str(fetched), "--out", str(scores))
+        == 0
+    )
+    if evaluation is not None:
+        scores.write_text(json.dumps(evaluation))
+    return model, scores

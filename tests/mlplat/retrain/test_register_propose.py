@@ -13,7 +13,7 @@ from mlplat import model_store, registry_gate
 from mlplat.registry_gate import REPO
 from mlplat.retrain import data, lineage
 
-from .conftest import APP, Registry, run
+from .conftest import APP, Registry, run, trained
 
 COMMIT = "d" * 40  # a commit id: low entropy (the secrets scan) and no placeholder account number
 
@@ -22,18 +22,6 @@ def _version_tags(url: str, version: str) -> dict[str, str]:
     found = registry_gate.Registry(url).version(APP, version)
     assert found is not None
     return {t["key"]: t["value"] for t in found["tags"]}
-
-
-def _trained(fetched: Path, tmp_path: Path, evaluation: dict[str, str] | None = None) -> tuple[Path, Path]:
-    model, scores = tmp_path / "model", tmp_path / "evaluation.json"
-    assert run("retrain", "train", APP, "--data", str(fetched), "--out", str(model)) == 0
-    assert (
-        run("retrain", "evaluate", APP, "--model", str(model), "--data", str(fetched), "--out", str(scores))
-        == 0
-    )
-    if evaluation is not None:
-        scores.write_text(json.dumps(evaluation))
-    return model, scores
 
 
 def _register(
@@ -64,7 +52,7 @@ def store(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_register_records_lineage_and_stores_the_model_card_with_the_version(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model, scores = _trained(fetched, tmp_path)
+    model, scores = trained(fetched, tmp_path)
     version = _register(registry, fetched, model, scores, "2" * 40, capsys)
     tags = _version_tags(registry.url, version)
     record = json.loads((fetched / data.LINEAGE_FILE).read_text())
@@ -79,7 +67,7 @@ def test_register_records_lineage_and_stores_the_model_card_with_the_version(
 def test_registering_the_same_data_and_code_again_returns_the_existing_version(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model, scores = _trained(fetched, tmp_path)
+    model, scores = trained(fetched, tmp_path)
     first = _register(registry, fetched, model, scores, "3" * 40, capsys)
     again = _register(registry, fetched, model, scores, "3" * 40, capsys)
     newer_code = _register(registry, fetched, model, scores, "4" * 40, capsys)
@@ -99,7 +87,7 @@ def test_a_rerun_after_main_moved_registers_nothing_new_for_the_same_image_and_d
     of the last run included): the training code is the image's commit, so the scheduled rerun on the
     same data finds the version it made instead of registering a copy."""
     monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "6" * 40)
-    model, scores = _trained(fetched, tmp_path)
+    model, scores = trained(fetched, tmp_path)
 
     def register() -> str:
         capsys.readouterr()
@@ -133,7 +121,7 @@ def test_a_version_trained_in_the_image_never_claims_it_was_trained_outside_a_co
 ) -> None:
     """The pipelines pin the image by tag and pass no --image-digest: the tag says so, not "none"."""
     monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "8" * 40)
-    model, scores = _trained(fetched, tmp_path)
+    model, scores = trained(fetched, tmp_path)
     capsys.readouterr()
     code = run(
         "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
@@ -150,7 +138,7 @@ def test_register_prints_only_the_version_which_the_workflow_hands_to_propose(
 ) -> None:
     """The step's whole stdout becomes `{{steps.register.outputs.result}}`: `propose --version` and the
     branch name. A "View run ... at" line from MLflow's client there fails every run at `propose`."""
-    model, scores = _trained(fetched, tmp_path)
+    model, scores = trained(fetched, tmp_path)
     capsys.readouterr()
     code = run(
         "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
@@ -163,7 +151,7 @@ def test_register_prints_only_the_version_which_the_workflow_hands_to_propose(
 def test_register_refuses_an_evaluation_file_that_is_not_evaluate_output(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model, scores = _trained(
+    model, scores = trained(
         fetched, tmp_path, {"mlplat.evaluation": "passed", "mlplat.metric.accuracy": "inf"}
     )
     code = run(
@@ -183,7 +171,7 @@ def test_a_version_below_the_dev_threshold_is_registered_but_propose_refuses_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     low = {registry_gate.EVALUATION_TAG: "failed", registry_gate.METRIC_TAG_PREFIX + "accuracy": "0.5"}
-    model, scores = _trained(fetched, tmp_path, low)
+    model, scores = trained(fetched, tmp_path, low)
     version = _register(registry, fetched, model, scores, "5" * 40, capsys)
     head = subprocess.run(
         ["git", "-C", str(scratch), "rev-parse", "HEAD"], capture_output=True, text=True
@@ -217,7 +205,7 @@ def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
     scratch: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    model, scores = _trained(fetched, tmp_path)
+    model, scores = trained(fetched, tmp_path)
     version = _register(registry, fetched, model, scores, COMMIT, capsys)
     code = run(
         "retrain",
@@ -263,7 +251,7 @@ def test_a_rerun_whose_version_dev_already_runs_proposes_nothing_and_succeeds(
 ) -> None:
     """The next run on the same data and code gets the same version back from `register`; once its
     promotion merged, `propose` has nothing to commit. That is success, not a failed run every week."""
-    model, scores = _trained(fetched, tmp_path)
+    model, scores = trained(fetched, tmp_path)
     version = _register(registry, fetched, model, scores, "7" * 40, capsys)
     propose = ("retrain", "propose", APP, "--version", version, "--registry", registry.url)
     assert run(*propose, "--repo-root", str(scratch)) == 0  # the first run's promotion, on the checkout now
@@ -317,7 +305,7 @@ def test_history_without_a_registry_is_a_usage_error(
 def test_register_outside_a_git_checkout_without_code_commit_is_a_usage_error(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model, scores = _trained(fetched, tmp_path)
+    model, scores = trained(fetched, tmp_path)
     tree = tmp_path / "image"  # the repository's files as an image holds them, without .git
     (tree / "apps" / APP).mkdir(parents=True)
     shutil.copy(REPO / "apps" / APP / "evaluation.yaml", tree / "apps" / APP)

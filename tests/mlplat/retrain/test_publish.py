@@ -1,0 +1,157 @@
+"""`register` puts the version's bytes in the model store before MLflow names them (mlplat/retrain/publish.py).
+
+On the cluster the store is the MinIO bucket over S3: these tests give the step a real boto3 S3 client
+whose answers come from botocore's Stubber, which checks every request against the S3 service model
+and fails on any request it was not told to expect (so "nothing was overwritten" is checked by the
+absence of a stubbed PutObject).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from infra.contract import MODEL_STORE_URI, model_version_uri
+from mlplat import example_models, model_store, registry_gate
+from mlplat.retrain import lineage, publish
+
+from .conftest import APP, Registry, run, trained
+
+BUCKET = MODEL_STORE_URI.removeprefix("s3://")
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    """The cluster's situation: no local store, the step's S3 client answered by a Stubber."""
+    monkeypatch.delenv(model_store.ROOT_ENV, raising=False)
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="https://minio.minio.svc.cluster.local:9000",
+        aws_access_key_id="model-publisher",
+        aws_secret_access_key="not-a-secret",  # pragma: allowlist secret
+    )
+    monkeypatch.setattr(publish, "s3_client", lambda: client)
+    with Stubber(client) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def _next_version(registry: Registry) -> str:
+    existing = example_models.existing_versions(example_models.mlflow_client(registry.url), APP)
+    return str(max((int(n) for n in existing), default=0) + 1)
+
+
+def _register(registry: Registry, fetched: Path, model: Path, scores: Path, commit: str) -> int:
+    return run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", registry.url, "--trigger", "schedule", "--triggered-by", "cron", "--code-commit", commit,
+    )  # fmt: skip
+
+
+def _listing(stubber: Stubber, version: str, present: dict[str, bytes]) -> None:
+    prefix = f"{APP}/{version}/"
+    contents: list[dict[str, Any]] = [
+        {"Key": prefix + name, "Size": len(body)} for name, body in present.items()
+    ]
+    stubber.add_response(
+        "list_objects_v2",
+        {"Contents": contents, "KeyCount": len(contents)},
+        {"Bucket": BUCKET, "Prefix": prefix},
+    )
+    for name, body in present.items():
+        stubber.add_response("get_object", {"Body": BytesIO(body)}, {"Bucket": BUCKET, "Key": prefix + name})
+
+
+def _expect_puts(stubber: Stubber, version: str, names: list[str]) -> None:
+    for name in sorted(names):
+        stubber.add_response(
+            "put_object",
+            {"ETag": '"x"'},
+            {"Bucket": BUCKET, "Key": f"{APP}/{version}/{name}", "Body": ANY, "IfNoneMatch": "*"},
+        )
+
+
+def _version(registry: Registry, version: str) -> dict[str, Any] | None:
+    return registry_gate.Registry(registry.url).version(APP, version)
+
+
+def test_register_on_the_cluster_uploads_the_model_and_registers_its_s3_uri(
+    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
+) -> None:
+    """Without a local store the step used to stop with exit 2; it must upload to the bucket instead."""
+    model, scores = trained(fetched, tmp_path)
+    version = _next_version(registry)
+    _listing(s3, version, {})
+    _expect_puts(s3, version, [*publish.version_files(model), lineage.MODEL_CARD_FILE])
+    assert _register(registry, fetched, model, scores, "a" * 40) == 0
+    found = _version(registry, version)
+    assert found is not None and found["source"] == model_version_uri(APP, version), found
+
+
+def test_a_failed_upload_leaves_no_version_pointing_at_missing_bytes(
+    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
+) -> None:
+    model, scores = trained(fetched, tmp_path)
+    version = _next_version(registry)
+    _listing(s3, version, {})
+    s3.add_client_error("put_object", "AccessDenied", "Access Denied.", 403)
+    assert _register(registry, fetched, model, scores, "b" * 40) == 2
+    assert _version(registry, version) is None
+
+
+def test_a_retried_register_step_finishes_an_interrupted_upload_instead_of_refusing(
+    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
+) -> None:
+    """A step killed midway through its upload left some of its own files: the retry adds the rest."""
+    model, scores = trained(fetched, tmp_path)
+    version = _next_version(registry)
+    files = publish.version_files(model)
+    uploaded = {"MLmodel": files["MLmodel"]}
+    _listing(s3, version, uploaded)
+    _expect_puts(s3, version, [n for n in [*files, lineage.MODEL_CARD_FILE] if n not in uploaded])
+    assert _register(registry, fetched, model, scores, "c" * 40) == 0
+    assert _version(registry, version) is not None
+
+
+def test_register_refuses_to_overwrite_a_different_model_in_the_bucket(
+    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
+) -> None:
+    model, scores = trained(fetched, tmp_path)
+    version = _next_version(registry)
+    _listing(s3, version, {"MLmodel": b"artifact_path: someone-elses-model\n"})  # and no PutObject stubbed
+    assert _register(registry, fetched, model, scores, "e" * 40) == 1
+    assert _version(registry, version) is None
+
+
+def test_a_writer_racing_the_upload_is_never_overwritten(
+    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
+) -> None:
+    """The key was free when listed, then another writer took it: MinIO's 412 on If-None-Match is a refusal."""
+    model, scores = trained(fetched, tmp_path)
+    version = _next_version(registry)
+    _listing(s3, version, {})
+    s3.add_client_error("put_object", "PreconditionFailed", "At least one precondition failed.", 412)
+    assert _register(registry, fetched, model, scores, "f" * 40) == 1
+    assert _version(registry, version) is None
+
+
+def test_register_refuses_to_overwrite_a_different_model_in_the_local_store(
+    registry: Registry, fetched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    monkeypatch.setenv(model_store.ROOT_ENV, str(store))
+    model, scores = trained(fetched, tmp_path)
+    version = _next_version(registry)
+    other = store / APP / version / "MLmodel"
+    other.parent.mkdir(parents=True)
+    other.write_text("artifact_path: someone-elses-model\n")
+    assert _register(registry, fetched, model, scores, "ab" * 20) == 1
+    assert other.read_text() == "artifact_path: someone-elses-model\n"
+    assert _version(registry, version) is None
