@@ -8,11 +8,11 @@ from pathlib import Path
 
 from mlplat import demo, model_store
 from mlplat.retrain import lineage
-from tests.mlplat.retrain.conftest import Registry, registry  # noqa: F401 (the session's embedded MLflow)
+from tests.support.embedded_mlflow import Registry
 
 
 def test_drift_verdict_leads_to_a_validated_promotion_commit_and_a_reported_chain(
-    registry: Registry,  # noqa: F811
+    registry: Registry,
     tmp_path: Path,
 ) -> None:
     run = demo.Demo(tmp_path)

@@ -1,12 +1,11 @@
-"""Shared pieces of the retraining tests: a data source, the steps run in-process, an embedded MLflow."""
+"""Shared pieces of the retraining tests: a data source and the steps run in-process (the embedded
+MLflow they register in is tests/mlplat/conftest.py's `registry`)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,26 +40,6 @@ def fetched(source: Path, tmp_path: Path) -> Path:
     out = tmp_path / "data"
     assert run("retrain", "fetch", APP, "--source", str(source), "--out", str(out)) == 0
     return out
-
-
-@dataclass(frozen=True)
-class Registry:
-    url: str
-    store: Path
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """An embedded MLflow holding the iris example's versions 1 and 2, as the demo registers them."""
-    from mlplat.mlflow_server import MlflowServer
-
-    workdir = tmp_path_factory.mktemp("retrain-mlflow")
-    server = MlflowServer(workdir / "mlflow").start()
-    try:
-        example_models.register_app(server.url, APP, workdir / "store")
-        yield Registry(server.url, workdir / "store")
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from botocore.stub import ANY, Stubber
 from infra.contract import MODEL_STORE_URI, model_version_uri
 from mlplat import example_models, model_store, registry_gate
 from mlplat.retrain import lineage, publish
+from tests.support.embedded_mlflow import Registry
 
-from .conftest import APP, Registry, run, trained
+from .conftest import APP, run, trained
 
 BUCKET = MODEL_STORE_URI.removeprefix("s3://")
 

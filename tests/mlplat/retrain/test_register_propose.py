@@ -12,8 +12,9 @@ import pytest
 from mlplat import model_store, registry_gate
 from mlplat.registry_gate import REPO
 from mlplat.retrain import data, lineage
+from tests.support.embedded_mlflow import Registry
 
-from .conftest import APP, Registry, run, trained
+from .conftest import APP, run, trained
 
 COMMIT = "d" * 40  # a commit id: low entropy (the secrets scan) and no placeholder account number
 
