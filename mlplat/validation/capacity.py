@@ -1,6 +1,11 @@
-"""Will the environment run it? Replica caps, GPU fit per pool and the environment's GPU cap, and
+"""Will the environment run it? GPU fit per pool and the environment's GPU cap, and
 (mlplat.validation.resources) each pod's node pool and its CPU/memory fit on that pool's nodes,
 all read from the same typed stack config the Pulumi program uses (`infra.config`).
+
+Each rule has one engine: replica bounds are checkov's CKV_MLP_4 and CKV_MLP_5 (every component, not
+only the predictor), and "a GPU pod selects an existing GPU pool" is CKV_MLP_3
+(policies/checkov/checks), both run by `mlplat validate`'s scan; this module judges only what they
+cannot (whether the pool's nodes hold the pod, and the environment's GPU total).
 """
 
 from __future__ import annotations
@@ -55,8 +60,8 @@ def check(
     index: SourceIndex,
     others: Sequence[RenderedDoc] = (),
 ) -> list[Finding]:
-    """MLP-REPLICAS, MLP-GPU-FIT, MLP-NODE-POOL and MLP-RESOURCE-* per InferenceService; MLP-GPU-CAP
-    once for the environment.
+    """MLP-GPU-FIT, MLP-NODE-POOL and MLP-RESOURCE-* per InferenceService; MLP-GPU-CAP once for the
+    environment.
 
     `others` are the environment's apps outside this run: they count towards the cap only.
     """
@@ -78,7 +83,6 @@ def check(
         ) -> Finding:
             return Finding(doc.source_file, doc.ref, rule, message, fix, env, line, path)
 
-        findings += _replicas(predictor, config, env, finding)
         findings += [finding(p.rule, p.message, p.fix, p.path) for p in resources.problems(doc.doc, config)]
         wants = demand(doc)
         if wants is not None:
@@ -96,32 +100,16 @@ def demand(doc: RenderedDoc) -> GpuDemand | None:
     return GpuDemand(doc, gpus, _quantity(predictor.get("maxReplicas", 1)) or 1) if gpus else None
 
 
-def _replicas(predictor: dict[str, Any], config: StackConfig, env: str, finding: Any) -> list[Finding]:
-    low, high = predictor.get("minReplicas", 1), predictor.get("maxReplicas", 1)
-    caps = config.apps
-    problems = []  # (what, the key that says it: validate reports the line that set it)
-    if isinstance(low, int) and low < caps.min_replicas:
-        problems.append((f"minReplicas {low} is below {env}'s floor of {caps.min_replicas}", "minReplicas"))
-    if isinstance(high, int) and high > caps.max_replicas_per_app:
-        problems.append(
-            (f"maxReplicas {high} is above {env}'s cap of {caps.max_replicas_per_app} per app", "maxReplicas")
-        )
-    if isinstance(low, int) and isinstance(high, int) and low > high:
-        problems.append((f"minReplicas {low} exceeds maxReplicas {high}", "minReplicas"))
-    fix = f"keep {caps.min_replicas} <= minReplicas <= maxReplicas <= {caps.max_replicas_per_app} in {env}"
-    return [finding("MLP-REPLICAS", p, fix, f"spec/predictor/{key}") for p, key in problems]
-
-
 def _fit(
     doc: RenderedDoc, predictor: dict[str, Any], gpus: int, config: StackConfig, env: str, finding: Any
 ) -> list[Finding]:
-    """MLP-GPU-FIT: some pool the predictor may land on holds its GPUs (and GPU memory) on one node."""
+    """MLP-GPU-FIT: some pool the predictor may land on holds its GPUs (and GPU memory) on one node.
+    A pod that can land on no pool (no such pool, none selected) is CKV_MLP_3's finding."""
     wanted = (predictor.get("nodeSelector") or {}).get(POOL_LABEL)
     pools = landing_pools(predictor, config)
     names = ", ".join(f"{p.name} ({p.gpus_per_node} x {p.gpu_memory_gib} GiB)" for p in config.gpu.pools)
     if not pools:
-        why = f"no GPU pool {wanted!r} in {env}" if wanted else f"{env} has no GPU pool"
-        return [finding("MLP-GPU-FIT", f"{why} (pools: {names or 'none'})", f"select one of: {names}")]
+        return []
     memory = _quantity(((doc.doc.get("metadata") or {}).get("annotations") or {}).get(GPU_MEMORY, 0))
     if any(_holds(p, gpus, memory) for p in pools):
         return []

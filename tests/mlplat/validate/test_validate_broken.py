@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +21,6 @@ EXPECTED = {
     "bad-namespace": {"MLP-APPPROJECT-NAMESPACE"},
     "gpu-no-pool": {"MLP-GPU-FIT", "MLP-GPU-CAP"},  # 8 GPUs at one replica is also over dev's cap
     "gpu-cap": {"MLP-GPU-CAP"},
-    "replicas-over-cap": {"MLP-REPLICAS"},
     "no-security-context": {"MLP-POD-SECURITY"},
     "privileged-sidecar": {"MLP-POD-SECURITY"},
     "netpol-allow-all": {"MLP-NETPOL-WIDENS"},
@@ -188,10 +189,40 @@ def test_patch_target_that_matches_nothing_is_refused(corpus: dict[str, Any]) ->
     assert "ServiceAccount/fixture" in finding["fix"]
 
 
-def test_replica_cap_points_at_the_max_replicas_line(corpus: dict[str, Any]) -> None:
-    """Not the object's first line: the key that breaks the cap."""
-    (finding,) = _case_findings(corpus, "replicas-over-cap")
-    assert (finding["line"], finding["path"]) == (12, "spec/predictor/maxReplicas")
+def _scanned(case: str, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """validate with its checkov scan over one case (the corpus skips the scan)."""
+    from mlplat import validate
+
+    validate.main([str(BROKEN / case), "--env", "dev", "--format", "json"])
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return list(report["findings"])
+
+
+def test_a_replica_cap_broken_once_is_one_finding_at_the_max_replicas_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Replica bounds have one engine (checkov's CKV_MLP_4/5): validate used to report the same
+    mistake twice, once more as MLP-REPLICAS. The finding names the key that breaks the cap."""
+    findings = _scanned("replicas-over-cap", capsys)
+    assert [(f["rule"], f["line"], f["path"]) for f in findings] == [
+        ("CKV_MLP_4", 12, "spec/predictor/maxReplicas")
+    ]
+
+
+def test_a_gpu_pool_that_does_not_exist_is_one_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "Selects an existing GPU pool" has one engine (CKV_MLP_3); MLP-GPU-FIT judges only whether an
+    existing pool holds the pod, so an unknown pool is not reported twice."""
+    case = tmp_path / "unknown-pool"
+    case.mkdir()
+    text = (BROKEN / "gpu-no-pool" / "too-much-memory.yaml").read_text()
+    (case / "app.yaml").write_text(text.replace("mlplat/gpu-pool: gpu-small", "mlplat/gpu-pool: gpu-nowhere"))
+    from mlplat import validate
+
+    validate.main([str(case), "--env", "dev", "--format", "json", "--repo", str(REPO)])
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert {f["rule"] for f in findings} == {"CKV_MLP_3"}, findings
 
 
 def test_predictor_asking_4Ti_memory_is_refused_at_its_memory_line(corpus: dict[str, Any]) -> None:
