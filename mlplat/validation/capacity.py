@@ -120,8 +120,23 @@ def _fit(
             f"no node of {'pool ' + repr(wanted) if wanted else 'any GPU pool'} in {env} holds {need} per replica "
             f"(pools: {names})",
             "request fewer GPUs or less memory per replica, or select a larger pool",
+            _gpu_choice(predictor, bool(wanted)),
         )
     ]
+
+
+def _gpu_choice(predictor: dict[str, Any], selects: bool) -> str | None:
+    """Where the pod chose what does not fit: its pool selector, else its first GPU request."""
+    if selects:
+        return "spec/predictor/nodeSelector/" + POOL_LABEL.replace("/", "~1")
+    models = [("model", predictor.get("model"))]
+    containers = [(f"containers/[{i}]", c) for i, c in enumerate(predictor.get("containers") or [])]
+    for where, container in models + containers:
+        resources = container.get("resources") if isinstance(container, dict) else None
+        for kind in ("requests", "limits"):
+            if GPU in ((resources or {}).get(kind) or {}):
+                return f"spec/predictor/{where}/resources/{kind}/{GPU.replace('/', '~1')}"
+    return None
 
 
 def landing_pools(predictor: dict[str, Any], config: StackConfig) -> list[GpuPoolConfig]:

@@ -258,3 +258,10 @@ def test_cpu_model_without_a_pool_would_land_on_the_system_node_group(corpus: di
 def test_cpu_model_pool_without_its_toleration_is_refused(corpus: dict[str, Any]) -> None:
     (finding,) = _case_findings(corpus, "pool-not-tolerated")
     assert "does not tolerate its taint mlplat/pool=models-cpu:NoSchedule" in finding["message"]
+
+
+def test_a_gpu_pod_too_big_for_its_pool_is_reported_at_the_pool_it_selects(corpus: dict[str, Any]) -> None:
+    """Not the object's first line: where the overlay or base chose the pool that cannot hold it."""
+    fits = [f for f in _case_findings(corpus, "gpu-no-pool") if f["rule"] == "MLP-GPU-FIT"]
+    by_name = {f["resource"].rsplit("/", 1)[1]: (f["line"], f["path"]) for f in fits}
+    assert by_name["too-many-gpus"] == (14, "spec/predictor/nodeSelector/mlplat~1gpu-pool"), fits
