@@ -126,7 +126,7 @@ MODULES = (
         for name, tests in (
             ("governance", ("governance", "broken")),
             ("podsecurity", ("broken", "governance", "routes")),
-            ("routes", ("routes",)),
+            ("routes", ("routes", "route_weights")),
             ("resources", ("resources", "broken")),
             ("capacity", ("scaling", "broken")),
             ("scaling", ("scaling", "broken")),
