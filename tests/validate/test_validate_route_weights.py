@@ -144,3 +144,56 @@ def test_a_path_outside_the_apps_prefix_is_named_with_its_type_and_value(
         "HTTPRoute spec/rules/[0]/matches/[0] matches path PathPrefix /models-fixture/other, not the app's "
         "prefix (/models-fixture/fixture)"
     ], found
+
+
+def test_a_parent_finding_names_the_platform_gateway_it_should_be(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = PASS.read_text().replace("name: inference,", "name: inference-internal,")
+    (finding,) = findings_of(text, tmp_path, capsys)
+    assert finding["message"] == (
+        "HTTPRoute parentRefs[0] is Gateway mlplat-gateway/inference-internal section https, not the platform "
+        "Gateway mlplat-gateway/inference (listener https)"
+    ), finding
+
+
+STABLE_PORT = "        - name: fixture-predictor\n          port: 80\n"
+
+
+@pytest.mark.parametrize("port", [8, 8080], ids=["below-80", "above-80"])
+def test_a_backend_on_any_port_but_80_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], port: int
+) -> None:
+    """KServe v0.20.0's predictor Services listen on 80 only (CommonDefaultHttpPort)."""
+    text = PASS.read_text()
+    assert text.count(STABLE_PORT) == 2
+    found = findings_of(text.replace(STABLE_PORT, STABLE_PORT.replace("80", str(port)), 1), tmp_path, capsys)
+    assert [(f["rule"], f["message"]) for f in found] == [
+        (
+            "MLP-ROUTE-BACKEND",
+            f"HTTPRoute spec/rules/[0]/backendRefs/[0] uses port {port}; KServe's predictor Services listen on 80",
+        )
+    ], found
+
+
+URL_REWRITE = "        - type: URLRewrite\n          urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}\n"
+
+
+def test_a_mirror_to_another_apps_predictor_is_refused_at_the_mirror(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A RequestMirror copies every request to its backend: to another app's predictor it would leak
+    this app's requests, so its backendRef is held to the same rule as the route's own. The finding
+    points at the mirror (the rule's second filter), not at the URLRewrite before it."""
+    text = PASS.read_text()
+    assert text.count(URL_REWRITE) == 2
+    mirror = (
+        "        - type: RequestMirror\n"
+        "          requestMirror: {backendRef: {name: other-predictor, namespace: models-other, port: 80}}\n"
+    )
+    text = text.replace(URL_REWRITE, URL_REWRITE + mirror, 1)
+    found = findings_of(text, tmp_path, capsys)
+    assert [(f["rule"], f["path"]) for f in found] == [
+        ("MLP-ROUTE-BACKEND", "spec/rules/[0]/filters/[1]/requestMirror/backendRef/namespace")
+    ], found
+    assert found[0]["line"] == text.splitlines().index(mirror.splitlines()[1]) + 1, found
