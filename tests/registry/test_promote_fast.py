@@ -174,6 +174,23 @@ def test_canary_ramps_rolls_out_and_every_step_undoes(
     assert tree_digest(repo_copy) == before
 
 
+def test_promotion_into_an_overlay_that_routes_nothing_to_the_model_is_refused(
+    fake: FakeRegistry, repo_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An approved version is refused when the overlay it lands in has no HTTPRoute to its predictor:
+    promote judges the rendered overlay as `mlplat validate` does (MLP-ROUTE-MISSING), so it never
+    ships a model the Gateway cannot reach."""
+    base = repo_copy / "apps" / APP / "base" / "kustomization.yaml"
+    text = base.read_text()
+    assert text.count("  - ../../components/gateway-route\n") == 1
+    base.write_text(text.replace("  - ../../components/gateway-route\n", ""))
+    before = tree_digest(repo_copy)
+    assert run(fake, repo_copy, "promote", APP, "--from", "prod", "--to", "staging") == 1
+    err = capsys.readouterr().err
+    assert "traffic split" in err and "MLP-ROUTE-MISSING" in err, err
+    assert tree_digest(repo_copy) == before
+
+
 @pytest.mark.parametrize("percent", ["0", "99"], ids=["ab-by-header-only", "all-but-one-percent"])
 def test_canary_at_either_bound_is_written_and_stopped_without_a_registry(
     fake: FakeRegistry, repo_copy: Path, percent: str
