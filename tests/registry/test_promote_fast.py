@@ -243,18 +243,36 @@ def test_canary_entries_follow_a_last_line_without_a_newline(fake: FakeRegistry,
     assert f"      name: {APP}\n  - path: canary.yaml\n" in kustomization.read_text()
 
 
-def test_model_version_entry_with_two_inference_service_targets_is_refused(
-    fake: FakeRegistry, repo_copy: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "lines", ["      kind: InferenceService\n" * 2, ""], ids=["two-kind-lines", "target-by-name-only"]
+)
+def test_model_version_entry_without_exactly_one_inference_service_target_is_refused(
+    fake: FakeRegistry, repo_copy: Path, capsys: pytest.CaptureFixture[str], lines: str
 ) -> None:
     """The canary's entries copy model-version.yaml's entry and retarget its one `kind:
-    InferenceService` line at the HTTPRoute; an entry with two such lines has no single line to retarget."""
+    InferenceService` line at the HTTPRoute; an entry with two such lines, or none (a target by name
+    alone, which kustomize accepts), has no single line to retarget."""
     kustomization = repo_copy / KUSTOMIZATION
     text = kustomization.read_text()
     target = "    target:\n      kind: InferenceService\n"
     assert text.count(target) == 1
-    kustomization.write_text(text.replace(target, target + "      kind: InferenceService\n"))
+    kustomization.write_text(text.replace(target, "    target:\n" + lines))
     move_alias(fake, registry_gate.CANARY_APPROVAL_ALIAS, "2")
     before = tree_digest(repo_copy)
     assert promote_to_prod(fake, repo_copy, "--canary", "10") == 1
     assert "no single `kind: InferenceService` target" in capsys.readouterr().err
     assert tree_digest(repo_copy) == before
+
+
+def test_pin_gives_an_environment_a_registered_version_once(fake: FakeRegistry, repo_copy: Path) -> None:
+    """`mlplat retrain propose` pins a version through promote.pin: gated like a promotion, one file
+    written, and pinning the version the environment already runs writes nothing."""
+    from mlplat import promote
+
+    before = tree_digest(repo_copy)
+    message = promote.pin(repo_copy, APP, "staging", "1", fake.url)
+    assert message.endswith(f"staging now runs version 1 (was 2); wrote {STAGING_VERSION}"), message
+    assert changed(before, tree_digest(repo_copy)) == {STAGING_VERSION}
+    pinned = tree_digest(repo_copy)
+    assert "already runs version 1; nothing to do" in promote.pin(repo_copy, APP, "staging", "1", fake.url)
+    assert tree_digest(repo_copy) == pinned
