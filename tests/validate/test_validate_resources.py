@@ -51,6 +51,15 @@ def found(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("-1", Fraction(-1)),
         ("2k", Fraction(2000)),
         (3, Fraction(3)),
+        # every suffix of quantity.go, each exactly: the rare ones too
+        *(
+            (f"1{suffix}", Fraction(10**power))
+            for suffix, power in zip("kMGTPE", range(3, 19, 3), strict=True)
+        ),
+        *(
+            (f"1{suffix}i", Fraction(2**power))
+            for suffix, power in zip("KMGTPE", range(10, 61, 10), strict=True)
+        ),
     ],
 )
 def test_kubernetes_quantities_are_read_exactly(text: Any, value: Fraction) -> None:
