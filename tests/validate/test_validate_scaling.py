@@ -152,3 +152,62 @@ def test_a_model_fits_a_shared_gpu_only_within_its_slice_of_memory(tmp_path: Pat
     assert capacity.check([_isvc("fits", shared.name, 1, 1, share)], config, "dev", index) == []
     (finding,) = capacity.check([_isvc("too-big", shared.name, 1, 1, share + 1)], config, "dev", index)
     assert finding.rule == "MLP-GPU-FIT" and finding.resource == "InferenceService/models-x/too-big"
+
+
+def _with_pool(config: Any, name: str, **changes: Any) -> Any:
+    """`config` with GPU pool `name` changed (a stack file edited by hand, without the reload)."""
+    pools = [p.model_copy(update=changes) if p.name == name else p for p in config.gpu.pools]
+    return config.model_copy(update={"gpu": config.gpu.model_copy(update={"pools": pools})})
+
+
+def test_a_pool_that_may_not_grow_holds_no_replica(tmp_path: Path) -> None:
+    """A GPU pool at max_size 0 never launches a node: a predictor selecting it would stay Pending."""
+    off = _with_pool(load_environment("dev"), "gpu-small", min_size=0, max_size=0)
+    (finding,) = capacity.check([_isvc("m", "gpu-small", 1, 1)], off, "dev", SourceIndex(tmp_path))
+    assert finding.rule == "MLP-GPU-FIT" and finding.message.startswith("no GPU pool 'gpu-small' in dev"), (
+        finding
+    )
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [
+        (1, 3, []),  # dev's floor and cap exactly
+        (0, 3, [("MLP-REPLICAS", "spec/predictor/minReplicas")]),
+        (1, 4, [("MLP-REPLICAS", "spec/predictor/maxReplicas")]),
+        (2, 2, []),
+        (3, 2, [("MLP-REPLICAS", "spec/predictor/minReplicas")]),
+    ],
+    ids=["at-floor-and-cap", "below-floor", "above-cap", "min-equals-max", "min-above-max"],
+)
+def test_replica_bounds_are_judged_at_their_exact_limits(
+    tmp_path: Path, low: int, high: int, expected: list[tuple[str, str]]
+) -> None:
+    """dev: apps.min_replicas 1, apps.max_replicas_per_app 3 (environments/Pulumi.dev.yaml)."""
+    config = load_environment("dev")
+    assert (config.apps.min_replicas, config.apps.max_replicas_per_app) == (1, 3)
+    doc = _isvc("m", "gpu-small", 1, 1)
+    doc.doc["spec"]["predictor"].update(minReplicas=low, maxReplicas=high)
+    found = capacity.check([doc], config, "dev", SourceIndex(tmp_path))
+    assert [(f.rule, f.path) for f in found] == expected, found
+
+
+@pytest.mark.parametrize(
+    ("pool", "gpus", "memory", "fits"),
+    [
+        ("gpu-multi", 4, 24, True),  # a whole 4 x 24 GiB node
+        ("gpu-multi", 5, 0, False),
+        ("gpu-multi", 1, 25, False),
+        ("gpu-shared", 2, 0, False),  # a time-sliced pool gives one slice a replica
+    ],
+    ids=["all-gpus-and-memory-of-a-node", "one-gpu-more", "one-gib-more", "two-slices"],
+)
+def test_a_replica_fits_a_gpu_node_up_to_its_last_gpu_and_gib(
+    tmp_path: Path, pool: str, gpus: int, memory: int, fits: bool
+) -> None:
+    found = capacity.check(
+        [_isvc("m", pool, gpus, 1, memory)], load_environment("dev"), "dev", SourceIndex(tmp_path)
+    )
+    assert [f.rule for f in found] == ([] if fits else ["MLP-GPU-FIT"]), found
+    if not fits:
+        assert f"no node of pool {pool!r} in dev holds {gpus} GPU(s)" in found[0].message, found
