@@ -211,3 +211,17 @@ def test_a_replica_fits_a_gpu_node_up_to_its_last_gpu_and_gib(
     assert [f.rule for f in found] == ([] if fits else ["MLP-GPU-FIT"]), found
     if not fits:
         assert f"no node of pool {pool!r} in dev holds {gpus} GPU(s)" in found[0].message, found
+
+
+@pytest.mark.parametrize(
+    "kind", ["Deployment", "ServiceAccount"]
+)  # sorting before and after InferenceService
+def test_only_inference_services_are_held_to_the_replica_floor(tmp_path: Path, kind: str) -> None:
+    """prod's floor of 2 replicas is for InferenceServices: another object without replica fields is
+    not a model held to it."""
+    prod = load_environment("prod")
+    assert prod.apps.min_replicas == 2
+    other = RenderedDoc(
+        "prod", "apps/m/overlays/prod", "apps/m/base/x.yaml", {"kind": kind, "metadata": {"name": "m"}}
+    )
+    assert capacity.check([other], prod, "prod", SourceIndex(tmp_path)) == []
