@@ -13,7 +13,7 @@ from validate_helpers import REPO, copy_repo, rules, run_json
 from infra.config import load_environment
 from infra.services import keda
 from mlplat.findings import RenderedDoc
-from mlplat.validation import capacity
+from mlplat.validation import capacity, scaling
 from mlplat.validation.render import SourceIndex
 
 ENVS = ("dev", "staging", "prod")
@@ -225,3 +225,67 @@ def test_only_inference_services_are_held_to_the_replica_floor(tmp_path: Path, k
         "prod", "apps/m/overlays/prod", "apps/m/base/x.yaml", {"kind": kind, "metadata": {"name": "m"}}
     )
     assert capacity.check([other], prod, "prod", SourceIndex(tmp_path)) == []
+
+
+def _scaled(
+    isvc_low: int, isvc_high: int, low: int | None, high: int | None, gpus: int = 1
+) -> list[RenderedDoc]:
+    """A GPU InferenceService handed to KEDA and the ScaledObject that scales it (unset counts stay unset)."""
+    isvc = _isvc("m", "gpu-small", gpus, 1)
+    isvc.doc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] = "external"
+    isvc.doc["spec"]["predictor"].update(minReplicas=isvc_low, maxReplicas=isvc_high)
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"name": "m-predictor"},
+        "triggers": [{"type": "prometheus", "metadata": {}}],
+    }
+    spec.update({k: v for k, v in (("minReplicaCount", low), ("maxReplicaCount", high)) if v is not None})
+    scaled = {"kind": "ScaledObject", "metadata": {"name": "m", "namespace": "models-x"}, "spec": spec}
+    return [isvc, RenderedDoc("dev", isvc.target, "apps/m/base/scaledobject.yaml", scaled)]
+
+
+@pytest.mark.parametrize(
+    ("isvc_bounds", "counts", "gpus", "expected"),
+    [
+        ((1, 3), (1, 3), 1, []),  # dev's floor and cap, the InferenceService's own bounds
+        ((1, 3), (0, 3), 1, []),  # dev allows scale to zero
+        ((1, 3), (2, 2), 1, []),
+        ((2, 3), (1, 3), 1, ["minReplicaCount"]),  # below the InferenceService's minReplicas
+        ((1, 3), (1, 4), 1, ["maxReplicaCount", "maxReplicaCount"]),  # above the cap and the isvc's max
+        ((1, 2), (1, 3), 1, ["maxReplicaCount"]),  # above the InferenceService's maxReplicas only
+        ((1, 3), (3, 2), 1, ["minReplicaCount"]),
+        ((1, 1), (1, 1), 7, []),  # 7 GPUs: dev's gpu.max_total_gpus exactly
+        ((1, 1), (1, 1), 8, ["maxReplicaCount"]),
+        ((1, 3), (1, None), 1, ["maxReplicaCount"] * 3),  # KEDA's default maximum, 100: cap, isvc, GPUs
+    ],
+    ids=[
+        "at-every-bound",
+        "zero-where-allowed",
+        "min-equals-max",
+        "below-the-isvc-floor",
+        "above-the-cap",
+        "above-the-isvc-max",
+        "min-above-max",
+        "gpus-at-the-cap",
+        "one-gpu-over-the-cap",
+        "unset-max-is-kedas-100",
+    ],
+)
+def test_scaled_object_bounds_are_judged_at_their_exact_limits(
+    tmp_path: Path,
+    isvc_bounds: tuple[int, int],
+    counts: tuple[int, int | None],
+    gpus: int,
+    expected: list[str],
+) -> None:
+    """dev: apps.min_replicas 1, apps.max_replicas_per_app 3, scale_to_zero on, gpu.max_total_gpus 7."""
+    config = load_environment("dev")
+    assert (config.apps.min_replicas, config.apps.max_replicas_per_app, config.gpu.max_total_gpus) == (
+        1,
+        3,
+        7,
+    )
+    assert config.apps.scale_to_zero
+    found = scaling.check(_scaled(*isvc_bounds, *counts, gpus=gpus), config, "dev", SourceIndex(tmp_path))
+    assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
+        found
+    )
