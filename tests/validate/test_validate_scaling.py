@@ -289,3 +289,23 @@ def test_scaled_object_bounds_are_judged_at_their_exact_limits(
     assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
         found
     )
+
+
+@pytest.mark.parametrize(
+    ("autoscaler", "says"),
+    [
+        ("hpa", "i.e. on CPU"),
+        ("keda", "whose scaler KServe builds at run time"),
+        ("", "whose scaler KServe builds"),
+    ],
+    ids=["hpa", "keda", "sorting-before-hpa"],
+)
+def test_an_unscaled_gpu_predictor_is_told_what_its_autoscaler_class_does(
+    tmp_path: Path, autoscaler: str, says: str
+) -> None:
+    """Only KServe's `hpa` class scales on CPU; another class builds a scaler validate cannot see."""
+    isvc = _isvc("m", "gpu-small", 1, 1)
+    isvc.doc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] = autoscaler
+    isvc.doc["spec"]["predictor"]["maxReplicas"] = 3
+    (finding,) = scaling.check([isvc], load_environment("dev"), "dev", SourceIndex(tmp_path))
+    assert finding.rule == "MLP-SCALING-METRIC" and says in finding.message, finding
