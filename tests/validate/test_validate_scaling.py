@@ -309,3 +309,12 @@ def test_an_unscaled_gpu_predictor_is_told_what_its_autoscaler_class_does(
     isvc.doc["spec"]["predictor"]["maxReplicas"] = 3
     (finding,) = scaling.check([isvc], load_environment("dev"), "dev", SourceIndex(tmp_path))
     assert finding.rule == "MLP-SCALING-METRIC" and says in finding.message, finding
+
+
+def test_a_gpu_predictor_with_autoscaler_class_none_is_not_scaled_and_not_a_finding(tmp_path: Path) -> None:
+    """Class `none` holds minReplicas (no autoscaler at all): nothing scales it on the wrong metric. The
+    class is read from YAML, as a rendered manifest's is."""
+    isvc = _isvc("m", "gpu-small", 1, 1)
+    isvc.doc["metadata"]["annotations"].update(yaml.safe_load("serving.kserve.io/autoscalerClass: none"))
+    isvc.doc["spec"]["predictor"]["maxReplicas"] = 3
+    assert scaling.check([isvc], load_environment("dev"), "dev", SourceIndex(tmp_path)) == []
