@@ -318,3 +318,18 @@ def test_a_gpu_predictor_with_autoscaler_class_none_is_not_scaled_and_not_a_find
     isvc.doc["metadata"]["annotations"].update(yaml.safe_load("serving.kserve.io/autoscalerClass: none"))
     isvc.doc["spec"]["predictor"]["maxReplicas"] = 3
     assert scaling.check([isvc], load_environment("dev"), "dev", SourceIndex(tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    ("low", "expected"), [(2, []), (0, ["minReplicaCount"])], ids=["at-the-floor", "zero"]
+)
+def test_prod_refuses_only_a_scaled_object_that_scales_to_zero_or_below_its_floor(
+    tmp_path: Path, low: int, expected: list[str]
+) -> None:
+    """prod: apps.scale_to_zero off, apps.min_replicas 2 (environments/Pulumi.prod.yaml)."""
+    prod = load_environment("prod")
+    assert not prod.apps.scale_to_zero and prod.apps.min_replicas == 2
+    found = scaling.check(_scaled(2, 3, low, 3), prod, "prod", SourceIndex(tmp_path))
+    assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
+        found
+    )
