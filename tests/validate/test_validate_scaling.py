@@ -333,3 +333,19 @@ def test_prod_refuses_only_a_scaled_object_that_scales_to_zero_or_below_its_floo
     assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
         found
     )
+
+
+@pytest.mark.parametrize(("high", "expected"), [(1, []), (2, ["maxReplicaCount"])], ids=["one", "two"])
+def test_a_scaled_object_may_not_outgrow_what_the_gpu_cap_counts_for_an_unset_max_replicas(
+    tmp_path: Path, high: int, expected: list[str]
+) -> None:
+    """An InferenceService without maxReplicas counts as 1 replica in MLP-GPU-CAP (capacity.demand), so
+    its ScaledObject may not scale past 1: every replica KEDA adds would be a GPU the cap never saw."""
+    docs = _scaled(1, 1, 1, high)
+    del docs[0].doc["spec"]["predictor"]["maxReplicas"]
+    counted = capacity.demand(docs[0])
+    assert counted is not None and counted.max_replicas == 1
+    found = scaling.check(docs, load_environment("dev"), "dev", SourceIndex(tmp_path))
+    assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
+        found
+    )
