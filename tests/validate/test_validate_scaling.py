@@ -349,3 +349,15 @@ def test_a_scaled_object_may_not_outgrow_what_the_gpu_cap_counts_for_an_unset_ma
     assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
         found
     )
+
+
+def test_a_scaled_object_of_another_deployment_is_told_the_predictors_it_may_scale(tmp_path: Path) -> None:
+    """The names come from rendered YAML, as validate's documents do (not from one shared literal)."""
+    isvc, scaled = _scaled(1, 3, 1, 3)
+    for doc in (isvc, scaled):
+        doc.doc["metadata"]["namespace"] = yaml.safe_load("models-x")
+    scaled.doc["spec"]["scaleTargetRef"]["name"] = "other-predictor"
+    found = scaling.check([isvc, scaled], load_environment("dev"), "dev", SourceIndex(tmp_path))
+    (finding,) = [f for f in found if f.resource.startswith("ScaledObject/")]
+    assert finding.rule == "MLP-SCALING-TARGET", finding
+    assert finding.message.endswith("in models-x (predictors: m-predictor)"), finding
