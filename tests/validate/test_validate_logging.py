@@ -157,3 +157,19 @@ def test_a_rule_admitting_9081_only_from_inside_the_namespace_does_not_count(
     shutil.rmtree(repo / "apps" / "llm-chat")
     _, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
     assert logging_findings(report) == [("MLP-LOGGING-PORT", "InferenceService/models-growth/churn-gbm")]
+
+
+def test_a_logging_inference_service_outside_an_app_is_not_judged_as_an_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A manifest validated on its own belongs to no app: there is no monitoring.yaml to hold it to."""
+    manifest = tmp_path / "loose" / "isvc.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
+        "metadata: {name: loose, namespace: models-x}\n"
+        "spec:\n  predictor:\n    logger: {mode: all}\n"
+        "    model: {modelFormat: {name: mlflow}, storageUri: s3://mlplat-models/loose/1}\n"
+    )
+    _, report = run_json(capsys, str(manifest.parent), "--env", "dev")
+    assert logging_findings(report) == [], report
