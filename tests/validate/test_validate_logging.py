@@ -173,3 +173,23 @@ def test_a_logging_inference_service_outside_an_app_is_not_judged_as_an_app(
     )
     _, report = run_json(capsys, str(manifest.parent), "--env", "dev")
     assert logging_findings(report) == [], report
+
+
+def test_a_namespace_without_any_network_policy_is_default_denys_finding_not_the_agents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no NetworkPolicy at all nothing is isolated, so the agent's port is reachable: the missing
+    isolation is MLP-NETPOL-DEFAULT-DENY's to report, and the app's other objects are no policies."""
+    repo = copy_repo(tmp_path)
+    edit(repo / COMPONENT / "kustomization.yaml", "  - networkpolicy.yaml\n", "")
+    edit(
+        repo / COMPONENT / "kustomization.yaml",
+        "      - select:\n          kind: NetworkPolicy\n          name: allow-ingress-to-inference-logger\n"
+        "        fieldPaths: [metadata.namespace]\n        options: {create: true}\n",
+        "",
+    )
+    edit(repo / APP / "base" / "kustomization.yaml", "  - ../../components/network-isolation\n", "")
+    shutil.rmtree(repo / "apps" / "llm-chat")
+    _, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
+    assert logging_findings(report) == [], report["findings"]
+    assert "MLP-NETPOL-DEFAULT-DENY" in rules(report), report["findings"]
