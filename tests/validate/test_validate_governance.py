@@ -217,3 +217,184 @@ def test_checkov_findings_carry_the_line_of_the_overlay_that_set_the_value(
     assert code == 1
     image = [f for f in report["findings"] if f["rule"] == "CKV_MLP_7"]
     assert [(f["file"], f["line"]) for f in image] == [(f"{PROD}/kustomization.yaml", 31)]
+
+
+RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
+
+
+def _psa(kind: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """(path, message) of MLP-POD-SECURITY-LABEL for one object with `labels`."""
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation.governance import pod_security_labels
+
+    doc = RenderedDoc(
+        "dev",
+        "apps/x/overlays/dev",
+        "apps/x/base/ns.yaml",
+        {"kind": kind, "metadata": {"name": "models-x", "labels": labels}},
+    )
+    found = pod_security_labels([doc], lambda d, path: (d.source_file, 1))
+    assert all(f.rule == "MLP-POD-SECURITY-LABEL" for f in found), found
+    return [(str(f.path), f.message) for f in found]
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [RESTRICTED, {**RESTRICTED, "pod-security.kubernetes.io/enforce-version": "latest", "team": "x"}],
+    ids=["restricted", "restricted-at-latest"],
+)
+def test_a_restricted_namespace_passes(labels: dict[str, str]) -> None:
+    assert _psa("Namespace", labels) == []
+
+
+@pytest.mark.parametrize(
+    ("labels", "path", "says"),
+    [
+        (
+            {**RESTRICTED, "pod-security.kubernetes.io/enforce": "baseline"},
+            "enforce",
+            "enforce is 'baseline', not 'restricted'",
+        ),
+        (
+            {k: v for k, v in RESTRICTED.items() if not k.endswith("warn")},
+            "warn",
+            "warn is None, not 'restricted'",
+        ),
+        (
+            {**RESTRICTED, "pod-security.kubernetes.io/audit-version": "v1.29"},
+            "audit-version",
+            "audit-version is 'v1.29'",
+        ),
+        ({**RESTRICTED, "pod-security.kubernetes.io/exempt": "true"}, "exempt", "exempt is 'true'"),
+    ],
+    ids=["enforce-baseline", "warn-missing", "pinned-old-version", "unknown-psa-label"],
+)
+def test_a_namespace_that_weakens_pod_security_is_refused_at_its_label(
+    labels: dict[str, str], path: str, says: str
+) -> None:
+    ((where, message),) = _psa("Namespace", labels)
+    assert where == f"metadata/labels/pod-security.kubernetes.io~1{path}" and says in message, (
+        where,
+        message,
+    )
+
+
+@pytest.mark.parametrize("kind", ["ConfigMap", "Pod"])  # sorting before and after Namespace
+def test_pod_security_labels_are_judged_on_namespaces_only(kind: str) -> None:
+    assert _psa(kind, {"pod-security.kubernetes.io/enforce": "privileged"}) == []
+
+
+GATEWAY_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}}}
+
+
+def _widens(direction: str, rule: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) of MLP-NETPOL-WIDENS for one rule, against two component rules: ingress from the
+    gateway on TCP 8080, egress to 10.0.0.0/8 on any port."""
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation.governance import Rule, network_policies
+
+    allowed = [
+        Rule("ingress", (GATEWAY_PEER,), frozenset({("TCP", "8080")}), "a"),
+        Rule("egress", ({"ipBlock": {"cidr": "10.0.0.0/8"}},), None, "b"),
+    ]
+    policy = {"kind": "NetworkPolicy", "metadata": {"name": "p"}, "spec": {direction: [rule]}}
+    doc = RenderedDoc("dev", "apps/x/overlays/dev", "apps/x/base/np.yaml", policy)
+    found = network_policies([doc], allowed, lambda d, path: (d.source_file, 1))
+    return [(str(f.path), f.message) for f in found]
+
+
+@pytest.mark.parametrize(
+    ("direction", "rule"),
+    [
+        ("ingress", {"from": [GATEWAY_PEER], "ports": [{"port": 8080}]}),  # protocol defaults to TCP
+        ("ingress", {"from": [GATEWAY_PEER], "ports": [{"protocol": "TCP", "port": 8080}]}),
+        ("egress", {"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}]}),  # inside 10.0.0.0/8
+        ("egress", {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 5432}]}),
+    ],
+    ids=["gateway-8080", "gateway-tcp-8080", "subnet-of-allowed-block", "allowed-block-one-port"],
+)
+def test_a_rule_within_what_the_components_allow_passes(direction: str, rule: dict[str, Any]) -> None:
+    assert _widens(direction, rule) == []
+
+
+@pytest.mark.parametrize(
+    ("direction", "rule", "path", "says"),
+    [
+        ("ingress", {"ports": [{"port": 8080}]}, "spec/ingress/[0]", "has no `from`"),
+        ("ingress", {"from": [{}]}, "spec/ingress/[0]/from/[0]", "empty peer"),
+        (
+            "ingress",
+            {"from": [GATEWAY_PEER], "ports": [{"port": 9090}]},
+            "spec/ingress/[0]/ports",
+            "TCP 9090 beyond",
+        ),
+        ("ingress", {"from": [GATEWAY_PEER]}, "spec/ingress/[0]/ports", "allows every port beyond"),
+        (
+            "ingress",
+            {"from": [GATEWAY_PEER], "ports": [{"port": 8080, "endPort": 8090}]},
+            "spec/ingress/[0]/ports",
+            "TCP 8080-8090",
+        ),
+        (
+            "ingress",
+            {"from": [{"podSelector": {}}]},
+            "spec/ingress/[0]/from/[0]",
+            "which no component rule allows",
+        ),
+        (
+            "egress",
+            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
+            "spec/egress/[0]/to/[0]/ipBlock/cidr",
+            "opens ipBlock 0.0.0.0/0",
+        ),
+        (
+            "egress",
+            {"to": [{"ipBlock": {"cidr": "::/0"}}]},
+            "spec/egress/[0]/to/[0]/ipBlock/cidr",
+            "opens ipBlock ::/0",
+        ),
+        (
+            "egress",
+            {"to": [{"ipBlock": {"cidr": "11.0.0.0/8"}}]},
+            "spec/egress/[0]/to/[0]",
+            "ipBlock 11.0.0.0/8",
+        ),
+        (
+            "egress",
+            {"to": [{"ipBlock": {"cidr": "10.0.0.0/7"}}]},
+            "spec/egress/[0]/to/[0]",
+            "ipBlock 10.0.0.0/7",
+        ),
+        (
+            "egress",
+            {"to": [{"ipBlock": {"cidr": "::a00:0/104"}}]},
+            "spec/egress/[0]/to/[0]",
+            "ipBlock ::a00:0/104",
+        ),
+        (
+            "egress",
+            {"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}, "podSelector": {}}]},
+            "spec/egress/[0]/to/[0]",
+            "which no component rule allows",
+        ),
+    ],
+    ids=[
+        "no-peers",
+        "empty-peer",
+        "another-port",
+        "every-port",
+        "port-range",
+        "other-peer",
+        "ipv4-everything",
+        "ipv6-everything",
+        "block-outside",
+        "block-around-the-allowed-one",
+        "ipv6-block",
+        "block-with-a-selector",
+    ],
+)
+def test_a_rule_widening_what_the_components_allow_is_refused_where_it_widens(
+    direction: str, rule: dict[str, Any], path: str, says: str
+) -> None:
+    ((where, message),) = _widens(direction, rule)
+    assert where == path and says in message, (where, message)
