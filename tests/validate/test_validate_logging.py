@@ -113,6 +113,7 @@ AGENT_PORT_LINE = "        - {protocol: TCP, port: 9081}\n"
             True,
         ),  # a range ending on the agent's port
         ("        - {protocol: TCP, port: 9081, endPort: 9090}\n", True),  # and one starting on it
+        ("        - {protocol: TCP, port: 9000, endPort: 9090}\n", True),  # and one around it
         ("        - {protocol: UDP, port: 9081}\n", False),
         ("        - {protocol: TCP, port: 9000, endPort: 9080}\n", False),  # a range ending one short
         ("        - {protocol: TCP, port: 9082, endPort: 9090}\n", False),  # and one starting one past
@@ -123,6 +124,7 @@ AGENT_PORT_LINE = "        - {protocol: TCP, port: 9081}\n"
         "every-port",
         "range-ending-on-9081",
         "range-starting-on-9081",
+        "range-around-9081",
         "udp",
         "range-ending-one-short",
         "range-starting-one-past",
