@@ -195,9 +195,10 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
     [
         ("appproject.yaml", None, "platform/argocd/dev/appproject.yaml is missing"),
         ("appproject.yaml", "kind: AppProject\n---\nkind: AppProject\n", "must hold exactly one AppProject"),
+        ("appproject.yaml", "kind: ConfigMap\n", "must hold exactly one AppProject"),
         ("applicationset.yaml", "kind: [\n", "platform/argocd/dev/applicationset.yaml is not valid YAML"),
     ],
-    ids=["missing", "two-projects", "not-yaml"],
+    ids=["missing", "two-projects", "no-project", "not-yaml"],
 )
 def test_a_broken_argocd_file_is_a_usage_error_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], file: str, text: str | None, says: str
