@@ -91,7 +91,7 @@ def test_app_without_network_isolation_is_a_finding(
     ]
 
 
-CLUSTER_SCOPED = {"Namespace", "ClusterRole"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "StorageClass"}
 
 
 def _judged(*docs: dict[str, Any]) -> list[tuple[str, str]]:
@@ -124,7 +124,12 @@ def test_an_apps_own_namespace_and_namespaced_objects_in_it_are_allowed() -> Non
             "does not allow cluster-scoped rbac.authorization.k8s.io/ClusterRole 'edit-all'",
         ),
         (
-            _obj("v1", "Namespace", "kube-system"),
+            _obj("storage.k8s.io/v1", "StorageClass", "fast"),  # a kind sorting after Namespace
+            ["MLP-APPPROJECT-KIND"],
+            "does not allow cluster-scoped storage.k8s.io/StorageClass 'fast'",
+        ),
+        (
+            yaml.safe_load("{apiVersion: v1, kind: Namespace, metadata: {name: kube-system}}"),  # as rendered
             ["MLP-APPPROJECT-KIND", "MLP-APPPROJECT-NAMESPACE"],
             "does not allow cluster-scoped core/Namespace 'kube-system'",
         ),
@@ -140,7 +145,14 @@ def test_an_apps_own_namespace_and_namespaced_objects_in_it_are_allowed() -> Non
             "namespace 'default' does not match models-<team>",
         ),
     ],
-    ids=["cluster-role", "namespace-not-models", "secret", "no-namespace", "default-namespace"],
+    ids=[
+        "cluster-role",
+        "storage-class",
+        "namespace-not-models",
+        "secret",
+        "no-namespace",
+        "default-namespace",
+    ],
 )
 def test_what_the_appproject_refuses_is_named_once_per_rule(
     doc: dict[str, Any], rules: list[str], says: str
