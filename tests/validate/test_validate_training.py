@@ -265,8 +265,9 @@ def test_a_step_command_line_is_held_to_what_mlplat_retrain_takes(
             ["`/usr/local/bin/mlplat retrain fetch`: the image has no `mlplat` command"],
         ),
         (("python", "-m", "other.module"), []),  # not a retrain step: not judged
+        (("bash", "-c"), []),  # another program (sorting before `mlplat`) is not judged either
     ],
-    ids=["python3", "mlplat-by-path", "another-module"],
+    ids=["python3", "mlplat-by-path", "another-module", "another-program"],
 )
 def test_how_a_step_is_started_decides_whether_it_is_judged(
     command: tuple[str, ...], messages: list[str]
