@@ -273,3 +273,19 @@ def test_how_a_step_is_started_decides_whether_it_is_judged(
     command: tuple[str, ...], messages: list[str]
 ) -> None:
     assert _step_messages("fetch", "iris-classifier", "--out", "/o", command=command) == messages
+
+
+@pytest.mark.parametrize("kind", ["CronWorkflow", "Workload"])  # sorting before and after WorkflowTemplate
+def test_only_workflow_templates_are_held_to_the_pipeline_rules(kind: str) -> None:
+    """A pipeline folder's other objects (the CronWorkflow, a scheduler's Workload) hold no mutex and run
+    no steps of their own: neither rule applies to them."""
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation import retraining
+
+    doc = RenderedDoc(
+        None,
+        "apps/iris-classifier/training",
+        "apps/iris-classifier/training/x.yaml",
+        {"kind": kind, "spec": {}},
+    )
+    assert retraining.check([doc]) == []
