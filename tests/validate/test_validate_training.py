@@ -234,6 +234,10 @@ REGISTER = (
         (("fetch", "iris-classifier", "--source", "s3://x", "--out", "/o"), []),
         (("fetch", "iris-classifier", "--out", "/o"), ["`mlplat retrain fetch` needs --source"]),
         (("fetch",), ["`python -m mlplat.retrain fetch` is not `python -m mlplat.retrain <step> <app>`"]),
+        (
+            ("fetch", "iris-classifier"),
+            ["`mlplat retrain fetch` needs --source, --out"],
+        ),  # step and app alone
         (("propose", "iris-classifier", "--version", "3", "--env", "staging"), []),
     ],
     ids=[
@@ -247,6 +251,7 @@ REGISTER = (
         "fetch-complete",
         "fetch-missing-source",
         "no-app",
+        "no-flags",
         "propose-with-an-optional-flag",
     ],
 )
@@ -289,3 +294,34 @@ def test_only_workflow_templates_are_held_to_the_pipeline_rules(kind: str) -> No
         {"kind": kind, "spec": {}},
     )
     assert retraining.check([doc]) == []
+
+
+def test_a_container_that_is_no_retrain_step_does_not_end_the_scan() -> None:
+    """A pipeline's first container may be anything (a `mc` copy, a shell); the steps after it are judged."""
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation import retraining
+
+    template = {
+        "kind": "WorkflowTemplate",
+        "spec": {
+            "synchronization": {"mutexes": [{"name": "retrain-iris-classifier"}]},
+            "templates": [
+                {"name": "copy", "container": {"command": ["sh", "-c"], "args": ["true"]}},
+                {
+                    "name": "fetch",
+                    "container": {
+                        "command": ["python", "-m", "mlplat.retrain"],
+                        "args": ["fetch", "churn-gbm"],
+                    },
+                },
+            ],
+        },
+    }
+    doc = RenderedDoc(None, "apps/iris-classifier/training", "apps/iris-classifier/training/w.yaml", template)
+    assert [(f.path, f.message) for f in retraining.check([doc])] == [
+        (
+            "spec/templates/[1]/container",
+            "`python -m mlplat.retrain fetch churn-gbm` names app 'churn-gbm' in iris-classifier's pipeline",
+        ),
+        ("spec/templates/[1]/container", "`mlplat retrain fetch` needs --source, --out"),
+    ]
