@@ -60,6 +60,8 @@ def test_later_patch_overriding_the_declared_version_is_drift(
     (drift,) = findings(report, "MLP-VERSION-DRIFT")
     assert (drift["file"], drift["line"]) == (f"{PROD}/model-version.yaml", 10)
     assert "s3://mlplat-models/iris-classifier/7" in drift["message"]
+    # both values shown whole (only a value past 120 characters is shortened)
+    assert "but the rendered InferenceService carries 's3://mlplat-models/iris-classifier/7':" in drift["message"]
 
 
 def _second_app(repo: Path, namespace: str = "models-core-ml") -> Path:
