@@ -61,7 +61,10 @@ def test_later_patch_overriding_the_declared_version_is_drift(
     assert (drift["file"], drift["line"]) == (f"{PROD}/model-version.yaml", 10)
     assert "s3://mlplat-models/iris-classifier/7" in drift["message"]
     # both values shown whole (only a value past 120 characters is shortened)
-    assert "but the rendered InferenceService carries 's3://mlplat-models/iris-classifier/7':" in drift["message"]
+    assert (
+        "but the rendered InferenceService carries 's3://mlplat-models/iris-classifier/7':"
+        in drift["message"]
+    )
 
 
 def _second_app(repo: Path, namespace: str = "models-core-ml") -> Path:
@@ -375,6 +378,12 @@ def test_a_rule_within_what_the_components_allow_passes(direction: str, rule: di
         ),
         (
             "egress",
+            {"to": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]},
+            "spec/egress/[0]/to/[0]",
+            "ipBlock 10.0.0.0/33",
+        ),
+        (
+            "egress",
             {"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}, "podSelector": {}}]},
             "spec/egress/[0]/to/[0]",
             "which no component rule allows",
@@ -392,6 +401,7 @@ def test_a_rule_within_what_the_components_allow_passes(direction: str, rule: di
         "block-outside",
         "block-around-the-allowed-one",
         "ipv6-block",
+        "not-a-cidr",
         "block-with-a-selector",
     ],
 )
@@ -400,3 +410,13 @@ def test_a_rule_widening_what_the_components_allow_is_refused_where_it_widens(
 ) -> None:
     ((where, message),) = _widens(direction, rule)
     assert where == path and says in message, (where, message)
+
+
+@pytest.mark.parametrize(("length", "shown"), [(118, 120), (119, 120)], ids=["fits-at-120", "cut-past-120"])
+def test_a_value_in_a_drift_message_is_shown_whole_up_to_120_characters(length: int, shown: int) -> None:
+    """A drift message quotes both values; one longer than 120 characters (quotes included) is cut to
+    117 and an ellipsis, so a long patch value cannot flood the report."""
+    from mlplat.validation.governance import _short
+
+    text = _short("x" * length)  # repr adds the two quotes
+    assert len(text) == shown and text.endswith("..." if length + 2 > 120 else "'"), text
