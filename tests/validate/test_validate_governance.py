@@ -420,3 +420,23 @@ def test_a_value_in_a_drift_message_is_shown_whole_up_to_120_characters(length: 
 
     text = _short("x" * length)  # repr adds the two quotes
     assert len(text) == shown and text.endswith("..." if length + 2 > 120 else "'"), text
+
+
+def test_only_the_components_network_policies_make_rules(tmp_path: Path) -> None:
+    """The components' other objects (a kustomization, a list, a Service with `spec.ingress`-like keys)
+    allow no traffic: only NetworkPolicy rules are what an app's policies are held to."""
+    from mlplat.validation.governance import component_rules
+    from mlplat.validation.trees import Trees
+
+    folder = tmp_path / "components" / "c"
+    folder.mkdir(parents=True)
+    (folder / "kustomization.yaml").write_text("kind: Component\nresources: [np.yaml]\n")
+    (folder / "np.yaml").write_text(
+        "- a list, not an object\n---\n"
+        "kind: Service\nmetadata: {name: s}\nspec: {ingress: [{from: [{podSelector: {}}]}]}\n---\n"
+        "kind: NetworkPolicy\nmetadata: {name: allow}\nspec: {ingress: [{ports: [{port: 8080}]}]}\n"
+    )
+    rules = component_rules(tmp_path / "components", Trees(tmp_path))
+    assert [(r.direction, r.peers, r.ports, r.where) for r in rules] == [
+        ("ingress", None, frozenset({("TCP", "8080")}), "np.yaml allow")
+    ]
