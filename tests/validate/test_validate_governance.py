@@ -440,3 +440,21 @@ def test_only_the_components_network_policies_make_rules(tmp_path: Path) -> None
     assert [(r.direction, r.peers, r.ports, r.where) for r in rules] == [
         ("ingress", None, frozenset({("TCP", "8080")}), "np.yaml allow")
     ]
+
+
+def test_a_model_version_file_naming_another_inference_service_is_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The patch entry targets iris-classifier, so kustomize applies it, but the file names an object
+    the overlay does not render: what it declares is compared with nothing, so it is refused."""
+    repo = copy_repo(tmp_path)
+    path = repo / PROD / "model-version.yaml"
+    text = path.read_text()
+    assert text.count("  name: iris-classifier\n") == 1
+    path.write_text(text.replace("  name: iris-classifier\n", "  name: iris-classifier-old\n"))
+    code, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "prod")
+    (drift,) = findings(report, "MLP-VERSION-DRIFT")
+    assert (
+        "names InferenceService 'iris-classifier-old', which this overlay does not render" in drift["message"]
+    )
+    assert code == 1
