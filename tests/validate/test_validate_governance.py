@@ -270,9 +270,20 @@ def test_a_restricted_namespace_passes(labels: dict[str, str]) -> None:
             "audit-version",
             "audit-version is 'v1.29'",
         ),
+        (  # a version sorting before `latest`
+            {**RESTRICTED, "pod-security.kubernetes.io/enforce-version": "1.29"},
+            "enforce-version",
+            "enforce-version is '1.29'",
+        ),
         ({**RESTRICTED, "pod-security.kubernetes.io/exempt": "true"}, "exempt", "exempt is 'true'"),
     ],
-    ids=["enforce-baseline", "warn-missing", "pinned-old-version", "unknown-psa-label"],
+    ids=[
+        "enforce-baseline",
+        "warn-missing",
+        "pinned-old-version",
+        "version-sorting-before-latest",
+        "unknown-psa-label",
+    ],
 )
 def test_a_namespace_that_weakens_pod_security_is_refused_at_its_label(
     labels: dict[str, str], path: str, says: str
