@@ -469,3 +469,22 @@ def test_a_model_version_file_naming_another_inference_service_is_drift(
         "names InferenceService 'iris-classifier-old', which this overlay does not render" in drift["message"]
     )
     assert code == 1
+
+
+def test_a_patch_without_a_target_does_not_end_the_search_for_unmatched_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A strategic-merge patch names its object itself (no `target:`); a targeted patch after it that
+    matches nothing is still found."""
+    repo = copy_repo(tmp_path)
+    add_patch(
+        repo / PROD / "kustomization.yaml",
+        "  - patch: |-\n"
+        "      apiVersion: v1\n      kind: ServiceAccount\n      metadata: {name: iris-classifier, namespace: models-core-ml}\n"
+        "      automountServiceAccountToken: false\n"
+        "  - target: {kind: ConfigMap, name: no-such-map}\n"
+        "    patch: |-\n      - {op: add, path: /data/x, value: y}\n",
+    )
+    code, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "prod")
+    assert [f["rule"] for f in report["findings"]] == ["MLP-PATCH-UNMATCHED"], report["findings"]
+    assert "ConfigMap" in report["findings"][0]["message"] and code == 1
