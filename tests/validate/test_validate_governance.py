@@ -488,3 +488,55 @@ def test_a_patch_without_a_target_does_not_end_the_search_for_unmatched_ones(
     code, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "prod")
     assert [f["rule"] for f in report["findings"]] == ["MLP-PATCH-UNMATCHED"], report["findings"]
     assert "ConfigMap" in report["findings"][0]["message"] and code == 1
+
+
+def _app(root: Path, files: dict[str, str], kustomization: str) -> Path:
+    overlay = root / "apps" / "a" / "overlays" / "dev"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text(kustomization)
+    for name, text in files.items():
+        (overlay / name).write_text(text)
+    return overlay.parent.parent
+
+
+def test_an_unrendered_apps_objects_without_a_namespace_land_in_its_inference_services(
+    tmp_path: Path,
+) -> None:
+    """An app not rendered in this run is indexed from its files: an object without a namespace takes
+    the namespace of its tree's one InferenceService (what the components' replacements do), even when
+    another object names a namespace of its own."""
+    from mlplat.validation.ownership import declared_keys
+    from mlplat.validation.trees import Trees
+
+    app = _app(
+        tmp_path,
+        {
+            "isvc.yaml": "kind: InferenceService\nmetadata: {name: m, namespace: models-a}\n",
+            "role.yaml": "kind: Role\nmetadata: {name: r, namespace: models-b}\n",
+            "sa.yaml": "kind: ServiceAccount\nmetadata: {name: sa}\n",
+            "ns.yaml": "kind: Namespace\nmetadata: {name: models-a}\n",
+        },
+        "resources: [isvc.yaml, role.yaml, sa.yaml, ns.yaml]\n",
+    )
+    assert declared_keys(app, Trees(tmp_path), {}) == {
+        ("InferenceService", "models-a", "m"),
+        ("Role", "models-b", "r"),
+        ("ServiceAccount", "models-a", "sa"),
+        ("Namespace", "", "models-a"),
+    }
+
+
+def test_the_kustomization_namespace_decides_every_objects_namespace(tmp_path: Path) -> None:
+    from mlplat.validation.ownership import declared_keys
+    from mlplat.validation.trees import Trees
+
+    app = _app(
+        tmp_path,
+        {"isvc.yaml": "kind: InferenceService\nmetadata: {name: m, namespace: models-a}\n",
+         "sa.yaml": "kind: ServiceAccount\nmetadata: {name: sa}\n"},
+        "namespace: models-c\nresources: [isvc.yaml, sa.yaml]\n",
+    )  # fmt: skip
+    assert declared_keys(app, Trees(tmp_path), {}) == {
+        ("InferenceService", "models-c", "m"),
+        ("ServiceAccount", "models-c", "sa"),
+    }
