@@ -540,3 +540,31 @@ def test_the_kustomization_namespace_decides_every_objects_namespace(tmp_path: P
         ("InferenceService", "models-c", "m"),
         ("ServiceAccount", "models-c", "sa"),
     }
+
+
+def test_an_object_put_into_another_apps_namespace_makes_both_apps_share_it(tmp_path: Path) -> None:
+    """App b declares only a ServiceAccount in app a's namespace: Argo CD would sync two apps into
+    models-a, so both are told, a on the objects that own the namespace, b on the intruding object."""
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation.ownership import check
+    from mlplat.validation.trees import Trees
+
+    for app in ("a", "b"):
+        (tmp_path / "apps" / app / "overlays").mkdir(parents=True)
+
+    def doc(app: str, kind: str, name: str, namespace: str | None = None) -> RenderedDoc:
+        meta = {"name": name} | ({"namespace": namespace} if namespace else {})
+        return RenderedDoc(
+            "dev", f"apps/{app}/overlays/dev", f"apps/{app}/base/x.yaml", {"kind": kind, "metadata": meta}
+        )
+
+    rendered = {
+        "a": [doc("a", "Namespace", "models-a"), doc("a", "InferenceService", "m", "models-a")],
+        "b": [doc("b", "InferenceService", "n", "models-b"), doc("b", "ServiceAccount", "sa", "models-a")],
+    }
+    found = check(tmp_path, rendered, Trees(tmp_path), lambda d, path: (d.source_file, 1))
+    assert sorted((f.rule, f.resource) for f in found) == [
+        ("MLP-NAMESPACE-SHARED", "InferenceService/models-a/m"),
+        ("MLP-NAMESPACE-SHARED", "Namespace/-/models-a"),
+        ("MLP-NAMESPACE-SHARED", "ServiceAccount/models-a/sa"),
+    ], found
