@@ -562,9 +562,22 @@ def test_an_object_put_into_another_apps_namespace_makes_both_apps_share_it(tmp_
         "a": [doc("a", "Namespace", "models-a"), doc("a", "InferenceService", "m", "models-a")],
         "b": [doc("b", "InferenceService", "n", "models-b"), doc("b", "ServiceAccount", "sa", "models-a")],
     }
+    lines = {"metadata/name": 4, "metadata/namespace": 6}  # the line of the key that says the namespace
+    found = check(tmp_path, rendered, Trees(tmp_path), lambda d, path: (d.source_file, lines[path]))
+    assert sorted((f.rule, f.resource, f.line) for f in found) == [
+        ("MLP-NAMESPACE-SHARED", "InferenceService/models-a/m", 6),
+        ("MLP-NAMESPACE-SHARED", "Namespace/-/models-a", 4),
+        ("MLP-NAMESPACE-SHARED", "ServiceAccount/models-a/sa", 6),
+    ], found
+
+    # App a owns models-a by its Namespace alone (its model elsewhere): its ServiceAccount there is not
+    # reported again; b's model in models-a is.
+    rendered = {
+        "a": [doc("a", "Namespace", "models-a"), doc("a", "ServiceAccount", "sa", "models-a")],
+        "b": [doc("b", "InferenceService", "n", "models-a")],
+    }
     found = check(tmp_path, rendered, Trees(tmp_path), lambda d, path: (d.source_file, 1))
     assert sorted((f.rule, f.resource) for f in found) == [
-        ("MLP-NAMESPACE-SHARED", "InferenceService/models-a/m"),
+        ("MLP-NAMESPACE-SHARED", "InferenceService/models-a/n"),
         ("MLP-NAMESPACE-SHARED", "Namespace/-/models-a"),
-        ("MLP-NAMESPACE-SHARED", "ServiceAccount/models-a/sa"),
     ], found
