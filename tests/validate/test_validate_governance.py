@@ -513,14 +513,16 @@ def test_an_unrendered_apps_objects_without_a_namespace_land_in_its_inference_se
         {
             "isvc.yaml": "kind: InferenceService\nmetadata: {name: m, namespace: models-a}\n",
             "role.yaml": "kind: Role\nmetadata: {name: r, namespace: models-b}\n",
+            "cm.yaml": "kind: ConfigMap\nmetadata: {name: c, namespace: models-b}\n",  # a kind sorting first
             "sa.yaml": "kind: ServiceAccount\nmetadata: {name: sa}\n",
             "ns.yaml": "kind: Namespace\nmetadata: {name: models-a}\n",
         },
-        "resources: [isvc.yaml, role.yaml, sa.yaml, ns.yaml]\n",
+        "resources: [isvc.yaml, role.yaml, cm.yaml, sa.yaml, ns.yaml]\n",
     )
     assert declared_keys(app, Trees(tmp_path), {}) == {
         ("InferenceService", "models-a", "m"),
         ("Role", "models-b", "r"),
+        ("ConfigMap", "models-b", "c"),
         ("ServiceAccount", "models-a", "sa"),
         ("Namespace", "", "models-a"),
     }
@@ -564,10 +566,13 @@ def test_an_object_put_into_another_apps_namespace_makes_both_apps_share_it(tmp_
     }
     lines = {"metadata/name": 4, "metadata/namespace": 6}  # the line of the key that says the namespace
     found = check(tmp_path, rendered, Trees(tmp_path), lambda d, path: (d.source_file, lines[path]))
-    assert sorted((f.rule, f.resource, f.line) for f in found) == [
-        ("MLP-NAMESPACE-SHARED", "InferenceService/models-a/m", 6),
-        ("MLP-NAMESPACE-SHARED", "Namespace/-/models-a", 4),
-        ("MLP-NAMESPACE-SHARED", "ServiceAccount/models-a/sa", 6),
+    assert sorted((f.rule, f.resource, f.line, f.path) for f in found) == [
+        ("MLP-NAMESPACE-SHARED", "InferenceService/models-a/m", 6, "metadata/namespace"),
+        ("MLP-NAMESPACE-SHARED", "Namespace/-/models-a", 4, "metadata/name"),
+        ("MLP-NAMESPACE-SHARED", "ServiceAccount/models-a/sa", 6, "metadata/namespace"),
+    ], found
+    assert [f.fix.split(" (")[0] for f in found if f.resource.startswith("ServiceAccount/")] == [
+        "one app per team namespace: put this model into apps/a/"
     ], found
 
     # App a owns models-a by its Namespace alone (its model elsewhere): its ServiceAccount there is not
