@@ -586,3 +586,104 @@ def test_an_object_put_into_another_apps_namespace_makes_both_apps_share_it(tmp_
         ("MLP-NAMESPACE-SHARED", "InferenceService/models-a/n"),
         ("MLP-NAMESPACE-SHARED", "Namespace/-/models-a"),
     ], found
+
+
+SAFE_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _pod_security(
+    pod: dict[str, Any] | None = None, container: dict[str, Any] | None = None, **extra: Any
+) -> list[str]:
+    """Paths of the restricted controls a predictor breaks: the pod runs as non-root, its model
+    container has SAFE_CONTAINER's context updated with `container` (a None value removes the key)."""
+    from mlplat.validation.podsecurity import problems
+
+    context = {k: v for k, v in {**SAFE_CONTAINER, **(container or {})}.items() if v is not None}
+    predictor = {
+        "securityContext": {"runAsNonRoot": True, **(pod or {})},
+        "model": {"securityContext": context},
+        **extra,
+    }
+    return [path for path, _, _ in problems({"kind": "InferenceService", "spec": {"predictor": predictor}})]
+
+
+M = "spec/predictor/model/securityContext"
+P = "spec/predictor"
+
+
+@pytest.mark.parametrize(
+    ("pod", "container", "extra", "paths"),
+    [
+        ({}, {}, {}, []),
+        ({"seccompProfile": {"type": "Localhost"}}, {"seccompProfile": None}, {}, []),  # the pod's profile
+        ({}, {"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}, {}, []),  # the one allowed add
+        ({}, {"procMount": "Default", "seLinuxOptions": {"type": "container_t"}}, {}, []),
+        ({}, {"appArmorProfile": {"type": "RuntimeDefault"}}, {}, []),
+        ({}, {}, {"hostNetwork": True}, [f"{P}/hostNetwork"]),
+        ({}, {}, {"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}, [f"{P}/volumes/[0]/hostPath"]),
+        ({"runAsUser": 0}, {}, {}, [f"{P}/securityContext/runAsUser"]),
+        ({"seccompProfile": {"type": "Unconfined"}}, {}, {}, [f"{P}/securityContext/seccompProfile/type"]),
+        ({}, {"privileged": True}, {}, [f"{M}/privileged"]),
+        ({}, {"allowPrivilegeEscalation": None}, {}, [f"{M}/allowPrivilegeEscalation"]),
+        ({}, {"runAsNonRoot": False}, {}, [f"{M}/runAsNonRoot"]),
+        ({"runAsNonRoot": None}, {}, {}, [f"{M}/runAsNonRoot"]),
+        ({}, {"seccompProfile": None}, {}, [f"{M}/seccompProfile"]),
+        ({}, {"seccompProfile": {"type": "Unconfined"}}, {}, [f"{M}/seccompProfile/type"]),
+        ({}, {"capabilities": {"drop": ["NET_RAW"]}}, {}, [f"{M}/capabilities/drop"]),
+        ({}, {"capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}}, {}, [f"{M}/capabilities/add"]),
+        ({}, {"procMount": "Unmasked"}, {}, [f"{M}/procMount"]),
+        ({}, {"seLinuxOptions": {"user": "system_u"}}, {}, [f"{M}/seLinuxOptions"]),
+        ({}, {"appArmorProfile": {"type": "Unconfined"}}, {}, [f"{M}/appArmorProfile/type"]),
+        ({}, {"windowsOptions": {"hostProcess": True}}, {}, [f"{M}/windowsOptions/hostProcess"]),
+    ],
+    ids=[
+        "restricted",
+        "seccomp-from-the-pod",
+        "net-bind-service",
+        "default-proc-mount-and-container-t",
+        "apparmor-runtime-default",
+        "host-network",
+        "host-path",
+        "root-uid",
+        "pod-unconfined",
+        "privileged",
+        "escalation-unset",
+        "run-as-root-allowed",
+        "non-root-nowhere",
+        "seccomp-nowhere",
+        "container-unconfined",
+        "drop-not-all",
+        "add-sys-admin",
+        "unmasked-proc",
+        "selinux-user",
+        "apparmor-unconfined",
+        "windows-host-process",
+    ],
+)
+def test_each_restricted_control_is_one_finding_at_its_key(
+    pod: dict[str, Any], container: dict[str, Any], extra: dict[str, Any], paths: list[str]
+) -> None:
+    """Pod Security Standards, restricted (https://kubernetes.io/docs/concepts/security/pod-security-standards/)."""
+    assert _pod_security(pod, container, **extra) == paths
+
+
+def test_a_container_without_a_security_context_is_one_finding() -> None:
+    from mlplat.validation.podsecurity import problems
+
+    doc = {"kind": "InferenceService", "spec": {"predictor": {"model": {"name": "m"}}}}
+    assert [path for path, _, _ in problems(doc)] == [M]
+
+
+def test_a_host_port_is_refused_on_the_port_that_sets_it() -> None:
+    from mlplat.validation.podsecurity import problems
+
+    model = {
+        "securityContext": SAFE_CONTAINER | {"runAsNonRoot": True},
+        "ports": [{"containerPort": 8080}, {"containerPort": 9090, "hostPort": 9090}],
+    }
+    doc = {"kind": "InferenceService", "spec": {"predictor": {"model": model}}}
+    assert [path for path, _, _ in problems(doc)] == ["spec/predictor/model/ports/[1]/hostPort"]
