@@ -519,6 +519,7 @@ def test_an_unrendered_apps_objects_without_a_namespace_land_in_its_inference_se
         },
         "resources: [isvc.yaml, role.yaml, cm.yaml, sa.yaml, ns.yaml]\n",
     )
+    (app / "overlays" / "notes").mkdir()  # a folder without a kustomization declares nothing
     assert declared_keys(app, Trees(tmp_path), {}) == {
         ("InferenceService", "models-a", "m"),
         ("Role", "models-b", "r"),
