@@ -688,3 +688,15 @@ def test_a_host_port_is_refused_on_the_port_that_sets_it() -> None:
     }
     doc = {"kind": "InferenceService", "spec": {"predictor": {"model": model}}}
     assert [path for path, _, _ in problems(doc)] == ["spec/predictor/model/ports/[1]/hostPort"]
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])  # sorting before and after InferenceService
+def test_a_workloads_pod_template_is_held_to_restricted_too(kind: str) -> None:
+    """A Deployment or StatefulSet an app ships is judged on its pod template, like a predictor."""
+    from mlplat.validation.podsecurity import problems
+
+    container = {"name": "c", "securityContext": {**SAFE_CONTAINER, "runAsNonRoot": True, "privileged": True}}
+    doc = {"kind": kind, "spec": {"template": {"spec": {"containers": [container]}}}}
+    assert [path for path, _, _ in problems(doc)] == [
+        "spec/template/spec/containers/[0]/securityContext/privileged"
+    ]
