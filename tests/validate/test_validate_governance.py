@@ -700,3 +700,14 @@ def test_a_workloads_pod_template_is_held_to_restricted_too(kind: str) -> None:
     assert [path for path, _, _ in problems(doc)] == [
         "spec/template/spec/containers/[0]/securityContext/privileged"
     ]
+
+
+def test_a_canarys_own_security_context_is_judged_where_the_stable_predictor_has_none() -> None:
+    """KServe merges the canary over spec.predictor; a mapping the stable predictor does not have is
+    the canary's alone, and judged as it is written."""
+    from mlplat.validation.podsecurity import problems
+
+    stable = {"model": {"securityContext": {**SAFE_CONTAINER, "runAsNonRoot": True}}}
+    canary = {"name": "v2", "securityContext": {"runAsUser": 0}, "model": {"storageUri": "s3://m/x/2"}}
+    doc = {"kind": "InferenceService", "spec": {"predictor": stable, "canary": [{"predictor": canary}]}}
+    assert [path for path, _, _ in problems(doc)] == ["spec/canary/[0]/predictor/securityContext/runAsUser"]
