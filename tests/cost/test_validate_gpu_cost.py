@@ -165,8 +165,13 @@ def test_a_changed_pipeline_beside_a_gpu_change_is_priced_in_no_environment(
 def test_only_files_under_an_apps_folder_touch_that_app(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """`docs/llm-chat/...` or `tests/llm-chat/...` is not llm-chat's own file; a shared component touches all."""
-    changed = ["docs/llm-chat/notes.md", "tests/churn-gbm/x.yaml", "apps/iris-classifier/overlays/dev/k.yaml"]
+    """`docs/llm-chat/...` or `.ci/llm-chat/...` is not llm-chat's own file; a shared component touches all."""
+    changed = [
+        ".ci/llm-chat/run.sh",  # sorting before `apps`
+        "docs/llm-chat/notes.md",
+        "tests/churn-gbm/x.yaml",
+        "apps/iris-classifier/overlays/dev/k.yaml",
+    ]
     monkeypatch.setattr(gpu_cost, "changed_files", lambda root, base: list(changed))
     assert gpu_cost._touched_apps(tmp_path, "main") == {"iris-classifier"}
     changed.append("apps/components/gateway-route/kustomization.yaml")
