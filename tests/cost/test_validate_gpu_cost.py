@@ -188,3 +188,13 @@ def test_only_files_under_an_apps_folder_touch_that_app(
 )
 def test_a_finding_is_within_a_target_only_under_its_folder(file: str, inside: bool) -> None:
     assert gpu_cost._within(file, "apps/a/overlays/dev") is inside
+
+
+def test_each_environment_is_compared_with_its_own_base(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run over every environment prices each one's base on that environment's documents alone."""
+    _max_replicas(repo, 2, 3)
+    _, report = run_json(capsys, "--repo", str(repo), "--changed")
+    dev = [w["message"] for w in report["warnings"] if w["env"] == "dev"]
+    assert len(dev) == 1 and "up from $1,460.00 at main (+$730.00)" in dev[0], report["warnings"]
