@@ -486,6 +486,13 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "dev",
+        {"cpu_pool.max_memory_gib": 8193},
+        "mlplat:cpu_pool.max_memory_gib",
+        "less than or equal to 8192",
+        id="cpu-pool-memory-past-8192-gib",
+    ),
+    pytest.param(
+        "dev",
         {"services.monitoring.retention": "367d"},
         "mlplat:services.monitoring.retention",
         "longer than 366 days",
@@ -817,6 +824,14 @@ AT_THE_BOUND = [
         id="overlapping-allowlist-counted-once",
     ),
     pytest.param("dev", {"network.vpc_cidr": "10.10.0.0/18"}, id="vpc-of-exactly-slash-18"),
+    # A runner VPC's primary block is /16 to /28 (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html).
+    pytest.param(
+        "prod", {"cluster.endpoint.runner.vpc_cidr": "172.16.0.0/16"}, id="runner-vpc-of-exactly-slash-16"
+    ),
+    pytest.param(
+        "prod", {"cluster.endpoint.runner.vpc_cidr": "10.255.0.128/28"}, id="runner-vpc-of-exactly-slash-28"
+    ),
+    pytest.param("dev", {"cpu_pool.max_memory_gib": 8192}, id="cpu-pool-memory-at-8192-gib"),
     pytest.param("dev", {"network.vpc_cidr": "172.31.0.0/16"}, id="vpc-at-the-top-of-172-16-slash-12"),
     pytest.param("dev", {"gpu.max_total_gpus": 128}, id="gpu-cap-at-its-maximum"),
     pytest.param("dev", {f"{POOL0}.max_size": 64, "gpu.max_total_gpus": 128}, id="gpu-pool-at-its-maximum"),
