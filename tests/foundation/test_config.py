@@ -1017,3 +1017,10 @@ def test_engine_json_is_bounded_like_the_file(value: str, reason: str) -> None:
     values = {**_values("dev"), "network": value}
     problems = _refused("dev", values)
     assert problems == [("mlplat:network", reason)]
+
+
+def test_an_endpoint_that_does_not_say_public_is_private() -> None:
+    """Security by default: leaving `public` out of the stack file never exposes the Kubernetes API."""
+    values = _changed("dev", {"cluster.endpoint.public": DELETE})
+    config = load_stack_config(values, "Pulumi.dev.yaml", "dev")
+    assert config.cluster.endpoint.public is False
