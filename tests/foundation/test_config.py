@@ -485,6 +485,13 @@ BENT_CONFIGS = [
         id="prometheus-replicas-unbounded",
     ),
     pytest.param(
+        "prod",
+        {"cost.max_monthly_usd": 1_000_001},
+        "mlplat:cost.max_monthly_usd",
+        "less than or equal to 1000000",
+        id="budget-past-a-million",
+    ),
+    pytest.param(
         "dev",
         {"cpu_pool.max_memory_gib": 8193},
         "mlplat:cpu_pool.max_memory_gib",
@@ -832,6 +839,7 @@ AT_THE_BOUND = [
         "prod", {"cluster.endpoint.runner.vpc_cidr": "10.255.0.128/28"}, id="runner-vpc-of-exactly-slash-28"
     ),
     pytest.param("dev", {"cpu_pool.max_memory_gib": 8192}, id="cpu-pool-memory-at-8192-gib"),
+    pytest.param("prod", {"cost.max_monthly_usd": 1_000_000}, id="budget-of-exactly-a-million"),
     pytest.param("dev", {"network.vpc_cidr": "172.31.0.0/16"}, id="vpc-at-the-top-of-172-16-slash-12"),
     pytest.param("dev", {"gpu.max_total_gpus": 128}, id="gpu-cap-at-its-maximum"),
     pytest.param("dev", {f"{POOL0}.max_size": 64, "gpu.max_total_gpus": 128}, id="gpu-pool-at-its-maximum"),
