@@ -840,6 +840,7 @@ AT_THE_BOUND = [
     ),
     pytest.param("dev", {"cpu_pool.max_memory_gib": 8192}, id="cpu-pool-memory-at-8192-gib"),
     pytest.param("prod", {"cost.max_monthly_usd": 1_000_000}, id="budget-of-exactly-a-million"),
+    pytest.param("prod", {"cost.max_monthly_usd": 0.01}, id="budget-of-a-cent-just-above-zero"),
     pytest.param("dev", {"network.vpc_cidr": "172.31.0.0/16"}, id="vpc-at-the-top-of-172-16-slash-12"),
     pytest.param("dev", {"gpu.max_total_gpus": 128}, id="gpu-cap-at-its-maximum"),
     pytest.param("dev", {f"{POOL0}.max_size": 64, "gpu.max_total_gpus": 128}, id="gpu-pool-at-its-maximum"),
