@@ -135,7 +135,7 @@ def _route(route: RenderedDoc, services: list[dict[str, Any]]) -> Iterator[Findi
             yield from _backend(route, ref, f"{where}/backendRefs/[{j}]", backends, _route_ns(route))
             yield from _version_filter(route, ref, f"{where}/backendRefs/[{j}]", backends)
             yield from _filters(route, ref, f"{where}/backendRefs/[{j}]")
-        for k, mirror in enumerate(_mirrors(rule)):
+        for k, mirror in _mirrors(rule):
             yield from _backend(route, mirror, f"{where}/filters/[{k}]/requestMirror/backendRef", backends,
                                 _route_ns(route))  # fmt: skip
         yield from _weights(route, rule, refs, where, backends)
@@ -307,10 +307,12 @@ def _filters(route: RenderedDoc, holder: dict[str, Any], where: str) -> Iterator
             yield _finding(route, "MLP-ROUTE-FILTER", f"filter {kind}: {why}", f"{where}/filters/[{k}]/type")
 
 
-def _mirrors(rule: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    for f in rule.get("filters") or []:
+def _mirrors(rule: dict[str, Any]) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(index among the rule's filters, backendRef) of each RequestMirror: the index is the filter's
+    own, so a finding's path points at the mirror, not at another filter before it."""
+    for k, f in enumerate(rule.get("filters") or []):
         if isinstance(f, dict) and f.get("type") == "RequestMirror":
-            yield (f.get("requestMirror") or {}).get("backendRef") or {}
+            yield k, (f.get("requestMirror") or {}).get("backendRef") or {}
 
 
 def _missing(services: list[RenderedDoc], routes: list[RenderedDoc]) -> Iterator[Finding]:

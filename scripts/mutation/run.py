@@ -73,6 +73,9 @@ with use_db(sys.argv[1], WorkDB.Mode.open) as db:
 """
 
 
+CHECKOV_LINES = "tests/mlplat/validate/test_validate_governance.py::test_checkov_findings_carry_the_line_of_the_overlay_that_set_the_value"
+
+
 @dataclass(frozen=True)
 class GateModule:
     """A module whose rules gate a deploy, and the tests that must kill its mutants."""
@@ -121,12 +124,16 @@ MODULES = (
         GateModule(
             f"validate-{name.replace('_rules', '')}",
             f"mlplat/validation/{name}.py",
-            tuple(f"tests/mlplat/validate/test_validate_{t}.py" for t in tests),
+            (
+                *(f"tests/mlplat/validate/test_validate_{t}.py" for t in tests),
+                # checkov's line-locating test runs checkov (~8 s) and judges none of these modules
+                *(("--deselect", CHECKOV_LINES) if "governance" in tests else ()),
+            ),
         )
         for name, tests in (
             ("governance", ("governance", "broken")),
             ("podsecurity", ("broken", "governance", "routes")),
-            ("routes", ("routes",)),
+            ("routes", ("routes", "route_weights")),
             ("resources", ("resources", "broken")),
             ("capacity", ("scaling", "broken")),
             ("scaling", ("scaling", "broken")),

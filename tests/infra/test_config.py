@@ -485,6 +485,20 @@ BENT_CONFIGS = [
         id="prometheus-replicas-unbounded",
     ),
     pytest.param(
+        "prod",
+        {"cost.max_monthly_usd": 1_000_001},
+        "mlplat:cost.max_monthly_usd",
+        "less than or equal to 1000000",
+        id="budget-past-a-million",
+    ),
+    pytest.param(
+        "dev",
+        {"cpu_pool.max_memory_gib": 8193},
+        "mlplat:cpu_pool.max_memory_gib",
+        "less than or equal to 8192",
+        id="cpu-pool-memory-past-8192-gib",
+    ),
+    pytest.param(
         "dev",
         {"services.monitoring.retention": "367d"},
         "mlplat:services.monitoring.retention",
@@ -817,6 +831,16 @@ AT_THE_BOUND = [
         id="overlapping-allowlist-counted-once",
     ),
     pytest.param("dev", {"network.vpc_cidr": "10.10.0.0/18"}, id="vpc-of-exactly-slash-18"),
+    # A runner VPC's primary block is /16 to /28 (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html).
+    pytest.param(
+        "prod", {"cluster.endpoint.runner.vpc_cidr": "172.16.0.0/16"}, id="runner-vpc-of-exactly-slash-16"
+    ),
+    pytest.param(
+        "prod", {"cluster.endpoint.runner.vpc_cidr": "10.255.0.128/28"}, id="runner-vpc-of-exactly-slash-28"
+    ),
+    pytest.param("dev", {"cpu_pool.max_memory_gib": 8192}, id="cpu-pool-memory-at-8192-gib"),
+    pytest.param("prod", {"cost.max_monthly_usd": 1_000_000}, id="budget-of-exactly-a-million"),
+    pytest.param("prod", {"cost.max_monthly_usd": 0.01}, id="budget-of-a-cent-just-above-zero"),
     pytest.param("dev", {"network.vpc_cidr": "172.31.0.0/16"}, id="vpc-at-the-top-of-172-16-slash-12"),
     pytest.param("dev", {"gpu.max_total_gpus": 128}, id="gpu-cap-at-its-maximum"),
     pytest.param("dev", {f"{POOL0}.max_size": 64, "gpu.max_total_gpus": 128}, id="gpu-pool-at-its-maximum"),
@@ -1002,3 +1026,10 @@ def test_engine_json_is_bounded_like_the_file(value: str, reason: str) -> None:
     values = {**_values("dev"), "network": value}
     problems = _refused("dev", values)
     assert problems == [("mlplat:network", reason)]
+
+
+def test_an_endpoint_that_does_not_say_public_is_private() -> None:
+    """Security by default: leaving `public` out of the stack file never exposes the Kubernetes API."""
+    values = _changed("dev", {"cluster.endpoint.public": DELETE})
+    config = load_stack_config(values, "Pulumi.dev.yaml", "dev")
+    assert config.cluster.endpoint.public is False

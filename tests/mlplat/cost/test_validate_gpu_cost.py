@@ -145,3 +145,54 @@ def test_an_app_that_did_not_render_at_the_base_is_not_compared_with_zero(
     _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
     assert report["warnings"] == []
     assert any("MLP-COST-GPU-MAX: apps/llm-chat/overlays/dev not compared" in n for n in report["notes"])
+
+
+def test_a_changed_pipeline_beside_a_gpu_change_is_priced_in_no_environment(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retraining pipeline is a target of its app without an environment: it has no GPU replicas to
+    price, and the GPU app changed beside it still warns."""
+    with (repo / "apps" / "churn-gbm" / "training" / "cronworkflow.yaml").open("a") as handle:
+        handle.write("# touched\n")
+    _max_replicas(repo, 2, 3)
+    code, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert "apps/churn-gbm/training" in report["targets"], report["targets"]
+    assert (code, [w["rule"] for w in report["warnings"]]) == (0, ["MLP-COST-GPU-MAX"]), report
+
+
+def test_only_files_under_an_apps_folder_touch_that_app(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`docs/llm-chat/...` or `.ci/llm-chat/...` is not llm-chat's own file; a shared component touches all."""
+    changed = [
+        ".ci/llm-chat/run.sh",  # sorting before `apps`
+        "docs/llm-chat/notes.md",
+        "tests/churn-gbm/x.yaml",
+        "apps/iris-classifier/overlays/dev/k.yaml",
+    ]
+    monkeypatch.setattr(gpu_cost, "changed_files", lambda root, base: list(changed))
+    assert gpu_cost._touched_apps(tmp_path, "main") == {"iris-classifier"}
+    changed.append("apps/components/gateway-route/kustomization.yaml")
+    assert gpu_cost._touched_apps(tmp_path, "main") is None
+
+
+@pytest.mark.parametrize(
+    ("file", "inside"),
+    [
+        ("apps/a/overlays/dev", True),
+        ("apps/a/overlays/dev/k.yaml", True),
+        ("apps/a/overlays/dev-eu/k.yaml", False),
+    ],
+)
+def test_a_finding_is_within_a_target_only_under_its_folder(file: str, inside: bool) -> None:
+    assert gpu_cost._within(file, "apps/a/overlays/dev") is inside
+
+
+def test_each_environment_is_compared_with_its_own_base(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run over every environment prices each one's base on that environment's documents alone."""
+    _max_replicas(repo, 2, 3)
+    _, report = run_json(capsys, "--repo", str(repo), "--changed")
+    dev = [w["message"] for w in report["warnings"] if w["env"] == "dev"]
+    assert len(dev) == 1 and "up from $1,460.00 at main (+$730.00)" in dev[0], report["warnings"]

@@ -195,3 +195,22 @@ def test_unsafe_input_refuses_promotion_naming_the_file(
     err = capsys.readouterr().err
     assert f"{file}" in err and "cannot be read safely" in err and reason in err, err
     assert tree_digest(repo_copy) == before
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Service"])  # sorting before and after InferenceService
+def test_model_version_file_of_another_kind_is_refused_not_promoted(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """A model-version.yaml that patches another kind (same annotation, same storageUri field) is no
+    InferenceService patch: promoting into it would change nothing KServe serves."""
+    path = repo_copy / STAGING
+    text = path.read_text()
+    assert text.count("kind: InferenceService\n") == 1
+    path.write_text(text.replace("kind: InferenceService\n", f"kind: {kind}\n"))
+    before = tree_digest(repo_copy)
+    monkeypatch.setattr(promote.registry_gate, "check", lambda *args, **kwargs: [])  # no registry here
+    argv = ("promote", APP, "--from", "prod", "--to", "staging", "--registry", "http://127.0.0.1:9")
+    assert cli(*argv, "--repo-root", str(repo_copy)) == 1
+    err = capsys.readouterr().err
+    assert f"{STAGING} is not a model-version patch" in err, err
+    assert tree_digest(repo_copy) == before

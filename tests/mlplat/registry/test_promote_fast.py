@@ -174,6 +174,23 @@ def test_canary_ramps_rolls_out_and_every_step_undoes(
     assert tree_digest(repo_copy) == before
 
 
+def test_promotion_into_an_overlay_that_routes_nothing_to_the_model_is_refused(
+    fake: FakeRegistry, repo_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An approved version is refused when the overlay it lands in has no HTTPRoute to its predictor:
+    promote judges the rendered overlay as `mlplat validate` does (MLP-ROUTE-MISSING), so it never
+    ships a model the Gateway cannot reach."""
+    base = repo_copy / "apps" / APP / "base" / "kustomization.yaml"
+    text = base.read_text()
+    assert text.count("  - ../../components/gateway-route\n") == 1
+    base.write_text(text.replace("  - ../../components/gateway-route\n", ""))
+    before = tree_digest(repo_copy)
+    assert run(fake, repo_copy, "promote", APP, "--from", "prod", "--to", "staging") == 1
+    err = capsys.readouterr().err
+    assert "traffic split" in err and "MLP-ROUTE-MISSING" in err, err
+    assert tree_digest(repo_copy) == before
+
+
 @pytest.mark.parametrize("percent", ["0", "99"], ids=["ab-by-header-only", "all-but-one-percent"])
 def test_canary_at_either_bound_is_written_and_stopped_without_a_registry(
     fake: FakeRegistry, repo_copy: Path, percent: str
@@ -226,18 +243,36 @@ def test_canary_entries_follow_a_last_line_without_a_newline(fake: FakeRegistry,
     assert f"      name: {APP}\n  - path: canary.yaml\n" in kustomization.read_text()
 
 
-def test_model_version_entry_with_two_inference_service_targets_is_refused(
-    fake: FakeRegistry, repo_copy: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "lines", ["      kind: InferenceService\n" * 2, ""], ids=["two-kind-lines", "target-by-name-only"]
+)
+def test_model_version_entry_without_exactly_one_inference_service_target_is_refused(
+    fake: FakeRegistry, repo_copy: Path, capsys: pytest.CaptureFixture[str], lines: str
 ) -> None:
     """The canary's entries copy model-version.yaml's entry and retarget its one `kind:
-    InferenceService` line at the HTTPRoute; an entry with two such lines has no single line to retarget."""
+    InferenceService` line at the HTTPRoute; an entry with two such lines, or none (a target by name
+    alone, which kustomize accepts), has no single line to retarget."""
     kustomization = repo_copy / KUSTOMIZATION
     text = kustomization.read_text()
     target = "    target:\n      kind: InferenceService\n"
     assert text.count(target) == 1
-    kustomization.write_text(text.replace(target, target + "      kind: InferenceService\n"))
+    kustomization.write_text(text.replace(target, "    target:\n" + lines))
     move_alias(fake, registry_gate.CANARY_APPROVAL_ALIAS, "2")
     before = tree_digest(repo_copy)
     assert promote_to_prod(fake, repo_copy, "--canary", "10") == 1
     assert "no single `kind: InferenceService` target" in capsys.readouterr().err
     assert tree_digest(repo_copy) == before
+
+
+def test_pin_gives_an_environment_a_registered_version_once(fake: FakeRegistry, repo_copy: Path) -> None:
+    """`mlplat retrain propose` pins a version through promote.pin: gated like a promotion, one file
+    written, and pinning the version the environment already runs writes nothing."""
+    from mlplat import promote
+
+    before = tree_digest(repo_copy)
+    message = promote.pin(repo_copy, APP, "staging", "1", fake.url)
+    assert message.endswith(f"staging now runs version 1 (was 2); wrote {STAGING_VERSION}"), message
+    assert changed(before, tree_digest(repo_copy)) == {STAGING_VERSION}
+    pinned = tree_digest(repo_copy)
+    assert "already runs version 1; nothing to do" in promote.pin(repo_copy, APP, "staging", "1", fake.url)
+    assert tree_digest(repo_copy) == pinned

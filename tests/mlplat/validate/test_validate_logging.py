@@ -99,3 +99,100 @@ def test_a_logged_app_whose_policies_drop_the_agent_port_is_refused(
     assert code == 1
     assert logging_findings(report) == [("MLP-LOGGING-PORT", "InferenceService/models-growth/churn-gbm")]
     assert "MLP-LOGGING-UNDECLARED" not in rules(report)
+
+
+AGENT_PORT_LINE = "        - {protocol: TCP, port: 9081}\n"
+
+
+@pytest.mark.parametrize(
+    ("ports", "admitted"),
+    [
+        ("        - {port: 9081}\n", True),  # protocol defaults to TCP
+        ("        - {protocol: TCP}\n", True),  # no port: every port
+        (
+            "        - {protocol: TCP, port: 9000, endPort: 9081}\n",
+            True,
+        ),  # a range ending on the agent's port
+        ("        - {protocol: TCP, port: 9081, endPort: 9090}\n", True),  # and one starting on it
+        ("        - {protocol: TCP, port: 9000, endPort: 9090}\n", True),  # and one around it
+        ("        - {protocol: UDP, port: 9081}\n", False),
+        ("        - {protocol: TCP, port: 9000, endPort: 9080}\n", False),  # a range ending one short
+        ("        - {protocol: TCP, port: 9082, endPort: 9090}\n", False),  # and one starting one past
+        ("        - {protocol: UDP, port: 9081}\n        - {protocol: TCP, port: 9081}\n", True),
+    ],
+    ids=[
+        "tcp-by-default",
+        "every-port",
+        "range-ending-on-9081",
+        "range-starting-on-9081",
+        "range-around-9081",
+        "udp",
+        "range-ending-one-short",
+        "range-starting-one-past",
+        "udp-then-tcp",
+    ],
+)
+def test_only_a_rule_admitting_tcp_9081_lets_logged_traffic_reach_the_agent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ports: str, admitted: bool
+) -> None:
+    """NetworkPolicy ports (networking.k8s.io/v1): protocol defaults to TCP, no port means every port,
+    endPort closes a range that includes both ends."""
+    repo = copy_repo(tmp_path)
+    edit(repo / COMPONENT / "networkpolicy.yaml", AGENT_PORT_LINE, ports)
+    shutil.rmtree(repo / "apps" / "llm-chat")  # not logged; keeps the run short
+    _, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
+    expected = [] if admitted else [("MLP-LOGGING-PORT", "InferenceService/models-growth/churn-gbm")]
+    assert logging_findings(report) == expected, report["findings"]
+
+
+def test_a_rule_admitting_9081_only_from_inside_the_namespace_does_not_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The gateway and Prometheus are outside the app's namespace: a bare podSelector peer admits neither."""
+    repo = copy_repo(tmp_path)
+    path = repo / COMPONENT / "networkpolicy.yaml"
+    text = path.read_text()
+    start = text.index(
+        "    - from:\n        - namespaceSelector:\n            matchLabels:\n              kubernetes.io/metadata.name: envoy-gateway-system"
+    )
+    end = text.index("      ports:\n" + AGENT_PORT_LINE)
+    path.write_text(text[:start] + "    - from:\n        - podSelector: {}\n" + text[end:])
+    shutil.rmtree(repo / "apps" / "llm-chat")
+    _, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
+    assert logging_findings(report) == [("MLP-LOGGING-PORT", "InferenceService/models-growth/churn-gbm")]
+
+
+def test_a_logging_inference_service_outside_an_app_is_not_judged_as_an_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A manifest validated on its own belongs to no app: there is no monitoring.yaml to hold it to."""
+    manifest = tmp_path / "loose" / "isvc.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
+        "metadata: {name: loose, namespace: models-x}\n"
+        "spec:\n  predictor:\n    logger: {mode: all}\n"
+        "    model: {modelFormat: {name: mlflow}, storageUri: s3://mlplat-models/loose/1}\n"
+    )
+    _, report = run_json(capsys, str(manifest.parent), "--env", "dev")
+    assert logging_findings(report) == [], report
+
+
+def test_a_namespace_without_any_network_policy_is_default_denys_finding_not_the_agents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no NetworkPolicy at all nothing is isolated, so the agent's port is reachable: the missing
+    isolation is MLP-NETPOL-DEFAULT-DENY's to report, and the app's other objects are no policies."""
+    repo = copy_repo(tmp_path)
+    edit(repo / COMPONENT / "kustomization.yaml", "  - networkpolicy.yaml\n", "")
+    edit(
+        repo / COMPONENT / "kustomization.yaml",
+        "      - select:\n          kind: NetworkPolicy\n          name: allow-ingress-to-inference-logger\n"
+        "        fieldPaths: [metadata.namespace]\n        options: {create: true}\n",
+        "",
+    )
+    edit(repo / APP / "base" / "kustomization.yaml", "  - ../../components/network-isolation\n", "")
+    shutil.rmtree(repo / "apps" / "llm-chat")
+    _, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
+    assert logging_findings(report) == [], report["findings"]
+    assert "MLP-NETPOL-DEFAULT-DENY" in rules(report), report["findings"]

@@ -51,6 +51,15 @@ def found(doc: dict[str, Any]) -> list[tuple[str, str]]:
         ("-1", Fraction(-1)),
         ("2k", Fraction(2000)),
         (3, Fraction(3)),
+        # every suffix of quantity.go, each exactly: the rare ones too
+        *(
+            (f"1{suffix}", Fraction(10**power))
+            for suffix, power in zip("kMGTPE", range(3, 19, 3), strict=True)
+        ),
+        *(
+            (f"1{suffix}i", Fraction(2**power))
+            for suffix, power in zip("KMGTPE", range(10, 61, 10), strict=True)
+        ),
     ],
 )
 def test_kubernetes_quantities_are_read_exactly(text: Any, value: Fraction) -> None:
@@ -62,6 +71,12 @@ def test_kubernetes_quantities_are_read_exactly(text: Any, value: Fraction) -> N
 )
 def test_what_is_not_a_quantity_reads_as_none_never_an_exception(text: Any) -> None:
     assert parse_quantity(text) is None
+
+
+def test_a_quantity_of_64_characters_is_read_and_one_longer_is_not() -> None:
+    """The length bound keeps Fraction arithmetic small; a quantity at the bound still reads."""
+    assert parse_quantity("1" + "0" * 63) == Fraction(10**63)
+    assert parse_quantity("1" + "0" * 64) is None
 
 
 def test_predictor_asking_4Ti_memory_is_refused() -> None:
@@ -147,6 +162,39 @@ def test_cpu_model_pool_without_its_toleration_stays_pending() -> None:
 )
 def test_any_toleration_kubernetes_accepts_for_the_taint_counts(toleration: dict[str, Any]) -> None:
     assert found(isvc({"cpu": "1", "memory": "1Gi"}, tolerations=[toleration])) == []
+
+
+@pytest.mark.parametrize(
+    "toleration",
+    [{**TOLERATION, "operator": "Gt"}, {**TOLERATION, "value": "models-gpu"}],
+    ids=["operator-kubernetes-does-not-have", "value-of-another-pool"],
+)
+def test_a_toleration_that_does_not_match_the_taint_leaves_the_pod_pending(
+    toleration: dict[str, Any],
+) -> None:
+    """Only `Exists` (any value) or `Equal` with the pool's value tolerates the taint (Kubernetes'
+    ToleratesTaint); an operator it does not have, or another pool's value, tolerates nothing."""
+    assert found(isvc({"cpu": "1", "memory": "1Gi"}, tolerations=[toleration])) == [
+        ("MLP-NODE-POOL", "spec/predictor/tolerations")
+    ]
+
+
+def test_a_toleration_that_does_not_match_does_not_hide_the_one_that_does() -> None:
+    other = {"key": "example.com/other", "operator": "Exists", "effect": "NoExecute"}
+    assert found(isvc({"cpu": "1", "memory": "1Gi"}, tolerations=["bent", other, TOLERATION])) == []
+
+
+def test_a_pod_without_containers_does_not_end_the_scan_of_the_others() -> None:
+    """An empty workerSpec (a pod of its own, listed before the transformer) has nothing to judge; the
+    transformer after it still is."""
+    doc = isvc({"cpu": "1", "memory": "1Gi"}, workerSpec={})
+    too_big = {"cpu": "900", "memory": "1Gi"}
+    doc["spec"]["transformer"] = {
+        **POOL,
+        "tolerations": [TOLERATION],
+        "containers": [{"name": "t", "resources": {"requests": too_big, "limits": too_big}}],
+    }
+    assert found(doc) == [("MLP-RESOURCE-FIT", "spec/transformer/containers/[0]/resources/requests/cpu")]
 
 
 def test_cpu_pod_selecting_a_gpu_pool_is_refused() -> None:

@@ -71,10 +71,11 @@ def test_a_route_leaving_out_default_fields_or_spelling_them_out_means_the_same(
     [
         ("kind: Gateway,", "kind: ListenerSet,"),
         ("kind: Gateway,", "kind: Service,"),  # a mesh (GAMMA) attachment
+        ("kind: Gateway,", "kind: Backend,"),  # a kind sorting before Gateway
         ("namespace: mlplat-gateway,", "namespace: mlplat-gateway-test,"),
         ("name: inference,", "name: inference-internal,"),
     ],
-    ids=["listener-set", "mesh-service", "other-namespace", "other-name"],
+    ids=["listener-set", "mesh-service", "kind-sorting-before-gateway", "other-namespace", "other-name"],
 )
 def test_a_parent_that_is_not_exactly_the_platform_gateway_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, other: str
@@ -84,3 +85,115 @@ def test_a_parent_that_is_not_exactly_the_platform_gateway_is_refused(
     assert [f["rule"] for f in findings_of(text.replace(field, other), tmp_path, capsys)] == [
         "MLP-ROUTE-PARENT"
     ]
+
+
+VARIANT_STABLE_REF = """        - name: fixture-predictor
+          port: 80
+          weight: 0
+"""
+
+
+def test_a_backend_that_should_get_nothing_may_be_left_out_of_the_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The header rule pinning v3 sends the stable predictor 0 %: leaving its backendRef out says the
+    same (a backend left out counts as weight 0), so the route passes."""
+    text = PASS.read_text()
+    start = text.index(VARIANT_STABLE_REF)
+    end = text.index("        - name: fixture-v3-predictor", start)
+    assert findings_of(text[:start] + text[end:], tmp_path, capsys) == []
+
+
+OTHER_APP = """---
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: other
+  namespace: models-other
+  annotations: {mlplat/model-version: "1"}
+spec:
+  predictor:
+    model: {modelFormat: {name: mlflow}, storageUri: s3://mlplat-models/other/1}
+"""
+
+
+def test_a_route_cannot_reach_the_predictor_of_an_app_in_another_namespace_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One render holding two namespaces' apps: the route in models-fixture names `other-predictor`,
+    which exists only in models-other. A backendRef without a namespace means the route's own, so it
+    names no Service this app owns."""
+    text = PASS.read_text()
+    stable = "        - name: fixture-predictor\n          port: 80\n          weight: 90\n"
+    assert text.count(stable) == 1
+    text = text.replace(stable, stable.replace("fixture-predictor", "other-predictor"))
+    found = findings_of(text + OTHER_APP, tmp_path, capsys)
+    backend = [f for f in found if f["rule"] == "MLP-ROUTE-BACKEND"]
+    assert len(backend) == 1, found
+    assert "models-fixture/other-predictor, not a predictor Service of this app" in str(backend[0]["message"])
+
+
+def test_a_path_outside_the_apps_prefix_is_named_with_its_type_and_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = PASS.read_text()
+    prefix = "value: /models-fixture/fixture}\n      filters"
+    assert text.count(prefix) == 1
+    found = findings_of(text.replace(prefix, prefix.replace("/fixture}", "/other}"), 1), tmp_path, capsys)
+    assert [f["message"] for f in found if f["rule"] == "MLP-ROUTE-PATH"] == [
+        "HTTPRoute spec/rules/[0]/matches/[0] matches path PathPrefix /models-fixture/other, not the app's "
+        "prefix (/models-fixture/fixture)"
+    ], found
+
+
+def test_a_parent_finding_names_the_platform_gateway_it_should_be(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = PASS.read_text().replace("name: inference,", "name: inference-internal,")
+    (finding,) = findings_of(text, tmp_path, capsys)
+    assert finding["message"] == (
+        "HTTPRoute parentRefs[0] is Gateway mlplat-gateway/inference-internal section https, not the platform "
+        "Gateway mlplat-gateway/inference (listener https)"
+    ), finding
+
+
+STABLE_PORT = "        - name: fixture-predictor\n          port: 80\n"
+
+
+@pytest.mark.parametrize("port", [8, 8080], ids=["below-80", "above-80"])
+def test_a_backend_on_any_port_but_80_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], port: int
+) -> None:
+    """KServe v0.20.0's predictor Services listen on 80 only (CommonDefaultHttpPort)."""
+    text = PASS.read_text()
+    assert text.count(STABLE_PORT) == 2
+    found = findings_of(text.replace(STABLE_PORT, STABLE_PORT.replace("80", str(port)), 1), tmp_path, capsys)
+    assert [(f["rule"], f["message"]) for f in found] == [
+        (
+            "MLP-ROUTE-BACKEND",
+            f"HTTPRoute spec/rules/[0]/backendRefs/[0] uses port {port}; KServe's predictor Services listen on 80",
+        )
+    ], found
+
+
+URL_REWRITE = "        - type: URLRewrite\n          urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}\n"
+
+
+def test_a_mirror_to_another_apps_predictor_is_refused_at_the_mirror(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A RequestMirror copies every request to its backend: to another app's predictor it would leak
+    this app's requests, so its backendRef is held to the same rule as the route's own. The finding
+    points at the mirror (the rule's second filter), not at the URLRewrite before it."""
+    text = PASS.read_text()
+    assert text.count(URL_REWRITE) == 2
+    mirror = (
+        "        - type: RequestMirror\n"
+        "          requestMirror: {backendRef: {name: other-predictor, namespace: models-other, port: 80}}\n"
+    )
+    text = text.replace(URL_REWRITE, URL_REWRITE + mirror, 1)
+    found = findings_of(text, tmp_path, capsys)
+    assert [(f["rule"], f["path"]) for f in found] == [
+        ("MLP-ROUTE-BACKEND", "spec/rules/[0]/filters/[1]/requestMirror/backendRef/namespace")
+    ], found
+    assert found[0]["line"] == text.splitlines().index(mirror.splitlines()[1]) + 1, found

@@ -12,7 +12,7 @@ import yaml
 from infra.config import load_environment
 from infra.services import keda
 from mlplat.findings import RenderedDoc
-from mlplat.validation import capacity
+from mlplat.validation import capacity, scaling
 from mlplat.validation.render import SourceIndex
 from tests.support.validate_helpers import REPO, copy_repo, rules, run_json
 
@@ -152,3 +152,189 @@ def test_a_model_fits_a_shared_gpu_only_within_its_slice_of_memory(tmp_path: Pat
     assert capacity.check([_isvc("fits", shared.name, 1, 1, share)], config, "dev", index) == []
     (finding,) = capacity.check([_isvc("too-big", shared.name, 1, 1, share + 1)], config, "dev", index)
     assert finding.rule == "MLP-GPU-FIT" and finding.resource == "InferenceService/models-x/too-big"
+
+
+def _with_pool(config: Any, name: str, **changes: Any) -> Any:
+    """`config` with GPU pool `name` changed (a stack file edited by hand, without the reload)."""
+    pools = [p.model_copy(update=changes) if p.name == name else p for p in config.gpu.pools]
+    return config.model_copy(update={"gpu": config.gpu.model_copy(update={"pools": pools})})
+
+
+def test_a_pool_that_may_not_grow_holds_no_replica(tmp_path: Path) -> None:
+    """A GPU pool at max_size 0 never launches a node: a predictor selecting it would stay Pending."""
+    off = _with_pool(load_environment("dev"), "gpu-small", min_size=0, max_size=0)
+    (finding,) = capacity.check([_isvc("m", "gpu-small", 1, 1)], off, "dev", SourceIndex(tmp_path))
+    assert finding.rule == "MLP-GPU-FIT" and finding.message.startswith("no GPU pool 'gpu-small' in dev"), (
+        finding
+    )
+
+
+@pytest.mark.parametrize(
+    ("pool", "gpus", "memory", "fits"),
+    [
+        ("gpu-multi", 4, 24, True),  # a whole 4 x 24 GiB node
+        ("gpu-multi", 5, 0, False),
+        ("gpu-multi", 1, 25, False),
+        ("gpu-shared", 2, 0, False),  # a time-sliced pool gives one slice a replica
+    ],
+    ids=["all-gpus-and-memory-of-a-node", "one-gpu-more", "one-gib-more", "two-slices"],
+)
+def test_a_replica_fits_a_gpu_node_up_to_its_last_gpu_and_gib(
+    tmp_path: Path, pool: str, gpus: int, memory: int, fits: bool
+) -> None:
+    found = capacity.check(
+        [_isvc("m", pool, gpus, 1, memory)], load_environment("dev"), "dev", SourceIndex(tmp_path)
+    )
+    assert [f.rule for f in found] == ([] if fits else ["MLP-GPU-FIT"]), found
+    if not fits:
+        assert f"no node of pool {pool!r} in dev holds {gpus} GPU(s)" in found[0].message, found
+
+
+@pytest.mark.parametrize(
+    "kind", ["Deployment", "ServiceAccount"]
+)  # sorting before and after InferenceService
+def test_only_inference_services_are_held_to_the_replica_floor(tmp_path: Path, kind: str) -> None:
+    """prod's floor of 2 replicas is for InferenceServices: another object without replica fields is
+    not a model held to it."""
+    prod = load_environment("prod")
+    assert prod.apps.min_replicas == 2
+    other = RenderedDoc(
+        "prod", "apps/m/overlays/prod", "apps/m/base/x.yaml", {"kind": kind, "metadata": {"name": "m"}}
+    )
+    assert capacity.check([other], prod, "prod", SourceIndex(tmp_path)) == []
+
+
+def _scaled(
+    isvc_low: int, isvc_high: int, low: int | None, high: int | None, gpus: int = 1
+) -> list[RenderedDoc]:
+    """A GPU InferenceService handed to KEDA and the ScaledObject that scales it (unset counts stay unset)."""
+    isvc = _isvc("m", "gpu-small", gpus, 1)
+    isvc.doc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] = "external"
+    isvc.doc["spec"]["predictor"].update(minReplicas=isvc_low, maxReplicas=isvc_high)
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"name": "m-predictor"},
+        "triggers": [{"type": "prometheus", "metadata": {}}],
+    }
+    spec.update({k: v for k, v in (("minReplicaCount", low), ("maxReplicaCount", high)) if v is not None})
+    scaled = {"kind": "ScaledObject", "metadata": {"name": "m", "namespace": "models-x"}, "spec": spec}
+    return [isvc, RenderedDoc("dev", isvc.target, "apps/m/base/scaledobject.yaml", scaled)]
+
+
+@pytest.mark.parametrize(
+    ("isvc_bounds", "counts", "gpus", "expected"),
+    [
+        ((1, 3), (1, 3), 1, []),  # dev's floor and cap, the InferenceService's own bounds
+        ((1, 3), (0, 3), 1, []),  # dev allows scale to zero
+        ((1, 3), (2, 2), 1, []),
+        ((2, 3), (1, 3), 1, ["minReplicaCount"]),  # below the InferenceService's minReplicas
+        ((1, 3), (1, 4), 1, ["maxReplicaCount", "maxReplicaCount"]),  # above the cap and the isvc's max
+        ((1, 2), (1, 3), 1, ["maxReplicaCount"]),  # above the InferenceService's maxReplicas only
+        ((1, 3), (3, 2), 1, ["minReplicaCount"]),
+        ((1, 1), (1, 1), 7, []),  # 7 GPUs: dev's gpu.max_total_gpus exactly
+        ((1, 1), (1, 1), 8, ["maxReplicaCount"]),
+        ((1, 3), (1, None), 1, ["maxReplicaCount"] * 3),  # KEDA's default maximum, 100: cap, isvc, GPUs
+    ],
+    ids=[
+        "at-every-bound",
+        "zero-where-allowed",
+        "min-equals-max",
+        "below-the-isvc-floor",
+        "above-the-cap",
+        "above-the-isvc-max",
+        "min-above-max",
+        "gpus-at-the-cap",
+        "one-gpu-over-the-cap",
+        "unset-max-is-kedas-100",
+    ],
+)
+def test_scaled_object_bounds_are_judged_at_their_exact_limits(
+    tmp_path: Path,
+    isvc_bounds: tuple[int, int],
+    counts: tuple[int, int | None],
+    gpus: int,
+    expected: list[str],
+) -> None:
+    """dev: apps.min_replicas 1, apps.max_replicas_per_app 3, scale_to_zero on, gpu.max_total_gpus 7."""
+    config = load_environment("dev")
+    assert (config.apps.min_replicas, config.apps.max_replicas_per_app, config.gpu.max_total_gpus) == (
+        1,
+        3,
+        7,
+    )
+    assert config.apps.scale_to_zero
+    found = scaling.check(_scaled(*isvc_bounds, *counts, gpus=gpus), config, "dev", SourceIndex(tmp_path))
+    assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
+        found
+    )
+
+
+@pytest.mark.parametrize(
+    ("autoscaler", "says"),
+    [
+        ("hpa", "i.e. on CPU"),
+        ("keda", "whose scaler KServe builds at run time"),
+        ("", "whose scaler KServe builds"),
+    ],
+    ids=["hpa", "keda", "sorting-before-hpa"],
+)
+def test_an_unscaled_gpu_predictor_is_told_what_its_autoscaler_class_does(
+    tmp_path: Path, autoscaler: str, says: str
+) -> None:
+    """Only KServe's `hpa` class scales on CPU; another class builds a scaler validate cannot see."""
+    isvc = _isvc("m", "gpu-small", 1, 1)
+    isvc.doc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] = autoscaler
+    isvc.doc["spec"]["predictor"]["maxReplicas"] = 3
+    (finding,) = scaling.check([isvc], load_environment("dev"), "dev", SourceIndex(tmp_path))
+    assert finding.rule == "MLP-SCALING-METRIC" and says in finding.message, finding
+
+
+def test_a_gpu_predictor_with_autoscaler_class_none_is_not_scaled_and_not_a_finding(tmp_path: Path) -> None:
+    """Class `none` holds minReplicas (no autoscaler at all): nothing scales it on the wrong metric. The
+    class is read from YAML, as a rendered manifest's is."""
+    isvc = _isvc("m", "gpu-small", 1, 1)
+    isvc.doc["metadata"]["annotations"].update(yaml.safe_load("serving.kserve.io/autoscalerClass: none"))
+    isvc.doc["spec"]["predictor"]["maxReplicas"] = 3
+    assert scaling.check([isvc], load_environment("dev"), "dev", SourceIndex(tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    ("low", "expected"), [(2, []), (0, ["minReplicaCount"])], ids=["at-the-floor", "zero"]
+)
+def test_prod_refuses_only_a_scaled_object_that_scales_to_zero_or_below_its_floor(
+    tmp_path: Path, low: int, expected: list[str]
+) -> None:
+    """prod: apps.scale_to_zero off, apps.min_replicas 2 (environments/Pulumi.prod.yaml)."""
+    prod = load_environment("prod")
+    assert not prod.apps.scale_to_zero and prod.apps.min_replicas == 2
+    found = scaling.check(_scaled(2, 3, low, 3), prod, "prod", SourceIndex(tmp_path))
+    assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
+        found
+    )
+
+
+@pytest.mark.parametrize(("high", "expected"), [(1, []), (2, ["maxReplicaCount"])], ids=["one", "two"])
+def test_a_scaled_object_may_not_outgrow_what_the_gpu_cap_counts_for_an_unset_max_replicas(
+    tmp_path: Path, high: int, expected: list[str]
+) -> None:
+    """An InferenceService without maxReplicas counts as 1 replica in MLP-GPU-CAP (capacity.demand), so
+    its ScaledObject may not scale past 1: every replica KEDA adds would be a GPU the cap never saw."""
+    docs = _scaled(1, 1, 1, high)
+    del docs[0].doc["spec"]["predictor"]["maxReplicas"]
+    counted = capacity.demand(docs[0])
+    assert counted is not None and counted.max_replicas == 1
+    found = scaling.check(docs, load_environment("dev"), "dev", SourceIndex(tmp_path))
+    assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
+        found
+    )
+
+
+def test_a_scaled_object_of_another_deployment_is_told_the_predictors_it_may_scale(tmp_path: Path) -> None:
+    """The names come from rendered YAML, as validate's documents do (not from one shared literal)."""
+    isvc, scaled = _scaled(1, 3, 1, 3)
+    for doc in (isvc, scaled):
+        doc.doc["metadata"]["namespace"] = yaml.safe_load("models-x")
+    scaled.doc["spec"]["scaleTargetRef"]["name"] = "other-predictor"
+    found = scaling.check([isvc, scaled], load_environment("dev"), "dev", SourceIndex(tmp_path))
+    (finding,) = [f for f in found if f.resource.startswith("ScaledObject/")]
+    assert finding.rule == "MLP-SCALING-TARGET", finding
+    assert finding.message.endswith("in models-x (predictors: m-predictor)"), finding

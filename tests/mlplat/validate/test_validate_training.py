@@ -253,3 +253,147 @@ def test_a_changed_pipeline_validates_that_pipeline_only(tmp_path: Path) -> None
     with (repo / "apps" / "churn-gbm" / "training" / "cronworkflow.yaml").open("a") as handle:
         handle.write("# touched\n")
     assert [t.rel for t in changed_targets(repo, "main", None)] == ["apps/churn-gbm/training"]
+
+
+def _step_messages(*argv: str, command: tuple[str, ...] = ("python", "-m", "mlplat.retrain")) -> list[str]:
+    """MLP-RETRAIN-STEP messages for one container of iris-classifier's pipeline running `argv`."""
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation import retraining
+
+    template = {
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": "retrain"},
+        "spec": {
+            "synchronization": {"mutexes": [{"name": "retrain-iris-classifier"}]},
+            "templates": [{"name": "step", "container": {"command": list(command), "args": list(argv)}}],
+        },
+    }
+    doc = RenderedDoc(
+        None, "apps/iris-classifier/training", "apps/iris-classifier/training/workflowtemplate.yaml", template
+    )
+    findings = retraining.check([doc])
+    assert all(f.rule == "MLP-RETRAIN-STEP" and f.path == "spec/templates/[0]/container" for f in findings), (
+        findings
+    )
+    return [f.message for f in findings]
+
+
+REGISTER = (
+    "register", "iris-classifier", "--model", "/m", "--data", "/d", "--evaluation", "/e",
+    "--tracking-uri", "http://mlflow", "--trigger", "drift", "--triggered-by", "alert",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "messages"),
+    [
+        (REGISTER, []),
+        (
+            (*REGISTER[:-4], "--trigger", "{{workflow.parameters.trigger}}", *REGISTER[-2:]),
+            [],
+        ),  # Argo fills it in
+        (
+            (*REGISTER[:-4], "--trigger", "cron", *REGISTER[-2:]),
+            ["--trigger 'cron' is not one of drift, schedule, manual"],
+        ),
+        ((*REGISTER, "--model", "/again"), ["`mlplat retrain register` gets --model twice"]),
+        ((*REGISTER, "--code-commit"), ["`mlplat retrain register --code-commit` has no value"]),
+        (
+            (*REGISTER, "--code-commit", "--parent-run", "r1"),  # flags pair with what follows them
+            ["`mlplat retrain register --code-commit` has no value", "`mlplat retrain register` has no 'r1'"],
+        ),
+        ((*REGISTER, "--repo-root", "/repo"), []),  # every step takes it
+        (("fetch", "iris-classifier", "--source", "s3://x", "--out", "/o"), []),
+        (("fetch", "iris-classifier", "--out", "/o"), ["`mlplat retrain fetch` needs --source"]),
+        (("fetch",), ["`python -m mlplat.retrain fetch` is not `python -m mlplat.retrain <step> <app>`"]),
+        (
+            ("fetch", "iris-classifier"),
+            ["`mlplat retrain fetch` needs --source, --out"],
+        ),  # step and app alone
+        (("propose", "iris-classifier", "--version", "3", "--env", "staging"), []),
+    ],
+    ids=[
+        "register-complete",
+        "trigger-from-a-parameter",
+        "trigger-unknown",
+        "flag-twice",
+        "last-flag-without-value",
+        "flag-followed-by-a-flag",
+        "repo-root-anywhere",
+        "fetch-complete",
+        "fetch-missing-source",
+        "no-app",
+        "no-flags",
+        "propose-with-an-optional-flag",
+    ],
+)
+def test_a_step_command_line_is_held_to_what_mlplat_retrain_takes(
+    argv: tuple[str, ...], messages: list[str]
+) -> None:
+    assert _step_messages(*argv) == messages
+
+
+@pytest.mark.parametrize(
+    ("command", "messages"),
+    [
+        (("python3", "-m", "mlplat.retrain"), ["`mlplat retrain fetch` needs --source"]),  # any interpreter
+        (
+            ("/usr/local/bin/mlplat", "retrain"),
+            ["`/usr/local/bin/mlplat retrain fetch`: the image has no `mlplat` command"],
+        ),
+        (("python", "-m", "other.module"), []),  # not a retrain step: not judged
+        (("bash", "-c"), []),  # another program (sorting before `mlplat`) is not judged either
+    ],
+    ids=["python3", "mlplat-by-path", "another-module", "another-program"],
+)
+def test_how_a_step_is_started_decides_whether_it_is_judged(
+    command: tuple[str, ...], messages: list[str]
+) -> None:
+    assert _step_messages("fetch", "iris-classifier", "--out", "/o", command=command) == messages
+
+
+@pytest.mark.parametrize("kind", ["CronWorkflow", "Workload"])  # sorting before and after WorkflowTemplate
+def test_only_workflow_templates_are_held_to_the_pipeline_rules(kind: str) -> None:
+    """A pipeline folder's other objects (the CronWorkflow, a scheduler's Workload) hold no mutex and run
+    no steps of their own: neither rule applies to them."""
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation import retraining
+
+    doc = RenderedDoc(
+        None,
+        "apps/iris-classifier/training",
+        "apps/iris-classifier/training/x.yaml",
+        {"kind": kind, "spec": {}},
+    )
+    assert retraining.check([doc]) == []
+
+
+def test_a_container_that_is_no_retrain_step_does_not_end_the_scan() -> None:
+    """A pipeline's first container may be anything (a `mc` copy, a shell); the steps after it are judged."""
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation import retraining
+
+    template = {
+        "kind": "WorkflowTemplate",
+        "spec": {
+            "synchronization": {"mutexes": [{"name": "retrain-iris-classifier"}]},
+            "templates": [
+                {"name": "copy", "container": {"command": ["sh", "-c"], "args": ["true"]}},
+                {
+                    "name": "fetch",
+                    "container": {
+                        "command": ["python", "-m", "mlplat.retrain"],
+                        "args": ["fetch", "churn-gbm"],
+                    },
+                },
+            ],
+        },
+    }
+    doc = RenderedDoc(None, "apps/iris-classifier/training", "apps/iris-classifier/training/w.yaml", template)
+    assert [(f.path, f.message) for f in retraining.check([doc])] == [
+        (
+            "spec/templates/[1]/container",
+            "`python -m mlplat.retrain fetch churn-gbm` names app 'churn-gbm' in iris-classifier's pipeline",
+        ),
+        ("spec/templates/[1]/container", "`mlplat retrain fetch` needs --source, --out"),
+    ]
