@@ -104,12 +104,22 @@ def _fit(
     doc: RenderedDoc, predictor: dict[str, Any], gpus: int, config: StackConfig, env: str, finding: Any
 ) -> list[Finding]:
     """MLP-GPU-FIT: some pool the predictor may land on holds its GPUs (and GPU memory) on one node.
-    A pod that can land on no pool (no such pool, none selected) is CKV_MLP_3's finding."""
+    Selecting no pool or one that does not exist is CKV_MLP_3's finding; a pool that exists but may
+    not grow (max_size 0) is this one's."""
     wanted = (predictor.get("nodeSelector") or {}).get(POOL_LABEL)
     pools = landing_pools(predictor, config)
     names = ", ".join(f"{p.name} ({p.gpus_per_node} x {p.gpu_memory_gib} GiB)" for p in config.gpu.pools)
     if not pools:
-        return []
+        if wanted not in {p.name for p in config.gpu.pools}:
+            return []
+        return [
+            finding(
+                "MLP-GPU-FIT",
+                f"GPU pool {wanted!r} in {env} has max_size 0: it never launches a node (pools: {names})",
+                f"select a pool that may grow, or raise gpu.pools[{wanted}].max_size in environments/Pulumi.{env}.yaml",
+                _gpu_choice(predictor, True),
+            )
+        ]
     memory = _quantity(((doc.doc.get("metadata") or {}).get("annotations") or {}).get(GPU_MEMORY, 0))
     if any(_holds(p, gpus, memory) for p in pools):
         return []
