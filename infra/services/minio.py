@@ -18,7 +18,9 @@ read them through their own role, platform/vault/policies/models-inference-loggi
 
 The retraining pipelines write new model versions as `model-publisher`: list the model store bucket,
 read and add objects under the prefixes of the apps that have a pipeline only, never delete. Its credentials live at `platform/minio/model-publisher`,
-synced into the argo-workflows namespace for the `register` step (argo_workflows.py).
+synced into the argo-workflows namespace for the `register` step (argo_workflows.py). Their datasets,
+step outputs and checkpoints live in bucket `argo-artifacts`, each app's under `<app>/` as its own user
+`argo-artifacts-<app>` (`WorkflowArtifactsUser`): one app's pipeline cannot reach another's.
 
 MinIO serves TLS only, with certificate `minio/minio-tls` from the internal CA (cert_manager.py,
 docs/adr/0004-internal-tls-ca.md); its SANs cover the Service and every distributed peer behind the
