@@ -55,8 +55,10 @@ def model_version_uri(model: str, version: str | int) -> str:
 # argo-workflows, with that app's own MinIO user's Secret; each app's WorkflowTemplate names its own
 # (`spec.artifactRepositoryRef`), which `mlplat validate` holds it to (MLP-RETRAIN-ARTIFACTS).
 ARTIFACT_REPOSITORIES_CONFIGMAP: Final = "artifact-repositories"
-# Any app's artifact Secret, `argo-artifacts-<app>-s3` (the app as group `app`).
-WORKFLOW_ARTIFACTS_SECRET: Final = re.compile(r"^argo-artifacts-(?P<app>.+)-s3$")
+# Any app's artifact Secret, `argo-artifacts-<app>-s3`, wherever a text names it (the app as group `app`).
+WORKFLOW_ARTIFACTS_SECRET: Final = re.compile(
+    r"(?<![-a-z0-9])argo-artifacts-(?P<app>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)-s3(?![-a-z0-9])"
+)
 
 
 def workflow_artifacts_secret(app: str) -> str:

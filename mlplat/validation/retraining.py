@@ -118,35 +118,29 @@ def _artifact_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, st
             f"set spec.artifactRepositoryRef: {expected}",
         )
     own = workflow_artifacts_secret(app)
-    for path, name in _secret_names(spec, "spec"):
-        match = WORKFLOW_ARTIFACTS_SECRET.match(name)
-        if match is not None and name != own:
-            yield (
-                path,
-                f"the pipeline mounts Secret {name!r}, app {match['app']!r}'s artifact credentials: it could "
-                f"read and overwrite that app's datasets, checkpoints and step outputs",
-                f"use {app}'s own Secret {own!r}",
-            )
+    for path, text in _strings(spec, "spec"):
+        for match in WORKFLOW_ARTIFACTS_SECRET.finditer(text):
+            if match[0] != own:
+                yield (
+                    path,
+                    f"the pipeline names Secret {match[0]!r}, app {match['app']!r}'s artifact credentials: "
+                    "a step mounting it could read and overwrite that app's datasets, checkpoints and outputs",
+                    f"use {app}'s own Secret {own!r}",
+                )
 
 
-def _secret_names(node: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every Secret a pod spec or artifact can name: `secretKeyRef`/`secretRef` (env, envFrom), a
-    `secret` volume or projection, and an artifact's `*Secret` selectors (accessKeySecret, ...)."""
-    if isinstance(node, list):
+def _strings(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string of the spec with its path: a Secret is named in many places (an env `secretKeyRef`,
+    `envFrom`, a `secret` volume or projection, an artifact's `*Secret`, a `podSpecPatch` text), and any
+    of them mounts it."""
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _secret_names(item, f"{path}/[{i}]")
-        return
-    if not isinstance(node, dict):
-        return
-    for key, value in node.items():
-        here = f"{path}/{key}"
-        if isinstance(value, dict) and (
-            key in ("secretKeyRef", "secretRef", "secret") or key.endswith("Secret")
-        ):
-            name = value.get("secretName", value.get("name"))
-            if isinstance(name, str):
-                yield here, name
-        yield from _secret_names(value, here)
+            yield from _strings(item, f"{path}/[{i}]")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{path}/{key}")
 
 
 def _mutex_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str]]:

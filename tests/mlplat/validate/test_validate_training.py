@@ -275,13 +275,20 @@ REF = "  artifactRepositoryRef:\n    configMap: artifact-repositories\n    key: 
         (
             "{secretKeyRef: {name: argo-artifacts-churn-gbm-s3, key: AWS_ACCESS_KEY_ID}}",
             "{secretKeyRef: {name: argo-artifacts-iris-classifier-s3, key: AWS_ACCESS_KEY_ID}}",
-            "spec/templates/[1]/container/env/[0]/valueFrom/secretKeyRef",
+            "spec/templates/[1]/container/env/[0]/valueFrom/secretKeyRef/name",
         ),
         # The same through a volume.
         (
             "      secret:\n        secretName: mlplat-internal-ca",
             "      secret:\n        secretName: argo-artifacts-iris-classifier-s3",
-            "spec/volumes/[2]/secret",
+            "spec/volumes/[2]/secret/secretName",
+        ),
+        # The same through a pod spec patch, a text the schema cannot look into.
+        (
+            "  serviceAccountName: retrain-churn-gbm\n",
+            "  serviceAccountName: retrain-churn-gbm\n  podSpecPatch: "
+            '\'{"volumes": [{"name": "x", "secret": {"secretName": "argo-artifacts-iris-classifier-s3"}}]}\'\n',
+            "spec/podSpecPatch",
         ),
     ],
     ids=[
@@ -290,6 +297,7 @@ REF = "  artifactRepositoryRef:\n    configMap: artifact-repositories\n    key: 
         "another-configmap",
         "another-apps-env-secret",
         "another-apps-volume",
+        "another-apps-pod-spec-patch",
     ],
 )
 def test_a_pipeline_reaching_another_apps_artifacts_or_none_fails(
