@@ -97,6 +97,8 @@ class WorkflowArtifactsUser:
 
     @property
     def user(self) -> str:
+        # Longer than 20 characters for most apps: MinIO enforces a minimum access key length (3) and
+        # no maximum (minio/minio 43a74029 internal/auth/credentials.go IsAccessKeyValid).
         return f"argo-artifacts-{self.app}"
 
     @property
