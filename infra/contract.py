@@ -48,3 +48,19 @@ MODEL_VERSION_PATH: Final = re.compile(r"^(?P<model>[a-z0-9]([a-z0-9-]*[a-z0-9])
 def model_version_uri(model: str, version: str | int) -> str:
     """The store URI of one registered model version: `s3://mlplat-models/<model>/<N>`."""
     return f"{MODEL_STORE_URI}/{model}/{version}"
+
+
+# The retraining pipelines' artifact repositories (README "Retraining: the cluster side"): the
+# program writes one per app with a pipeline as key `<app>` of this ConfigMap in namespace
+# argo-workflows, with that app's own MinIO user's Secret; each app's WorkflowTemplate names its own
+# (`spec.artifactRepositoryRef`), which `mlplat validate` holds it to (MLP-RETRAIN-ARTIFACTS).
+ARTIFACT_REPOSITORIES_CONFIGMAP: Final = "artifact-repositories"
+# Any app's artifact Secret, `argo-artifacts-<app>-s3`, wherever a text names it (the app as group `app`).
+WORKFLOW_ARTIFACTS_SECRET: Final = re.compile(
+    r"(?<![-a-z0-9])argo-artifacts-(?P<app>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)-s3(?![-a-z0-9])"
+)
+
+
+def workflow_artifacts_secret(app: str) -> str:
+    """The Secret holding `app`'s MinIO user for the artifact bucket, which only its pipeline mounts."""
+    return f"argo-artifacts-{app}-s3"

@@ -12,11 +12,22 @@ Each app's ServiceAccount is added to the chart's workflow RoleBinding (`workflo
 whose Role allows creating and patching WorkflowTaskResults only: what the executor reports a
 step's outputs with (templates/controller/workflow-role.yaml).
 
-Artifacts (step outputs, training checkpoints) go to the platform MinIO over https, verified against
-the internal CA (docs/adr/0004-internal-tls-ca.md): the controller's artifact repository names bucket
-`argo-artifacts`, its single-purpose user's Secret and the CA Secret (`caSecret`, S3Artifact in
-argoproj/argo-workflows v4.1.2 manifests/base/crds/full/argoproj.io_workflowtemplates.yaml; the
-chart renders it into the controller ConfigMap, templates/controller/workflow-controller-config-map.yaml).
+Artifacts (datasets, step outputs, training checkpoints) go to the platform MinIO bucket
+`argo-artifacts` over https, verified against the internal CA (docs/adr/0004-internal-tls-ca.md),
+each app's under its own prefix as its own MinIO user (minio.py `WorkflowArtifactsUser`): one app's
+step can neither read nor overwrite another app's. Each app's pipeline names its own artifact
+repository, key `<app>` of ConfigMap `artifact-repositories` (`spec.artifactRepositoryRef`; MLP-RETRAIN-ARTIFACTS
+holds it to its own, and to its own credentials Secret), whose `keyFormat` starts with the app's prefix.
+The controller has no default repository: a pipeline without the ref fails at its first artifact
+instead of falling back to bucket-wide credentials. The controller resolves the ref in the workflow's
+namespace and errors when the key is missing, never falling back to the default (argoproj/argo-workflows
+v4.0.6 workflow/artifactrepositories/artifactrepositories.go `Resolve`/`get`, ConfigMap name defaulting
+to `artifact-repositories`), and a submitter cannot override `artifactRepositoryRef` under `Secure`
+template referencing (workflow/util/merge.go `allowedUserOverrideFields`). Fields (`s3.bucket`,
+`endpoint`, `insecure`, `keyFormat`, `caSecret`, `accessKeySecret`, `secretKeySecret`) are
+S3ArtifactRepository's (v4.0.6 pkg/apis/workflow/v1alpha1/artifact_repository_types.go); the chart's
+controller Role may get ConfigMaps of its namespace (argo-helm argo-workflows-1.0.18
+templates/controller/workflow-controller-cluster-roles.yaml).
 
 The `register` step writes the new version's model to the model store bucket as MinIO user
 `model-publisher` (minio.py), whose Secret Minio seeds and Vault syncs here: list, read and add, never
@@ -50,6 +61,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra.config import ConfigError, StackConfig
+from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP
 from infra.services import minio
 from infra.services.chart import REPO, ChartService, ServiceArgs
 from infra.services.secrets import SeededSecret
@@ -155,8 +167,8 @@ def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
 
 @dataclass(frozen=True)
 class ArgoWorkflowsArgs(ServiceArgs):
-    # The artifact store user's Secret, seeded by Minio; its Vault path is synced here.
-    artifacts_credentials: SeededSecret | None = None
+    # Each app's artifact store user's Secret, seeded by Minio; their Vault paths are synced here.
+    artifacts_credentials: tuple[SeededSecret, ...] = ()
     # The model store writer's Secret (minio.py `model-publisher`), for the `register` step.
     publisher_credentials: SeededSecret | None = None
     # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
@@ -193,20 +205,34 @@ def computed_values(config: StackConfig, pipelines: tuple[TrainingPipeline, ...]
                 ]
             }
         },
-        "artifactRepository": {
-            "s3": {
-                "bucket": minio.WORKFLOW_ARTIFACTS_BUCKET,
-                "endpoint": minio.ENDPOINT.removeprefix("https://"),
-                "insecure": False,
-                "caSecret": {"name": CA_SECRET, "key": CA_KEY},
-                "accessKeySecret": {"name": minio.WORKFLOW_ARTIFACTS_SECRET, "key": "AWS_ACCESS_KEY_ID"},
-                "secretKeySecret": {
-                    "name": minio.WORKFLOW_ARTIFACTS_SECRET,
-                    "key": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
-                },
-            }
-        },
+        # No `artifactRepository`: no default with bucket-wide credentials to fall back to (module docstring).
     }
+
+
+def artifact_repositories() -> dict[str, str]:
+    """ConfigMap `artifact-repositories`: one artifact repository per app with a pipeline, keyed by the
+    app, each with the app's own prefix and credentials. No `default-artifact-repository` annotation:
+    a pipeline names its own key or gets none."""
+    repositories = {}
+    for owner in minio.workflow_artifacts_users():
+        s3 = {
+            "bucket": minio.WORKFLOW_ARTIFACTS_BUCKET,
+            "endpoint": minio.ENDPOINT.removeprefix("https://"),
+            "insecure": False,
+            "caSecret": {"name": CA_SECRET, "key": CA_KEY},
+            # The default is `{{workflow.name}}/{{pod.name}}` (v4.0.6 pkg/apis/workflow/v1alpha1/
+            # artifact_repository_types.go DefaultArchivePattern): under the app's prefix, the only one
+            # its user may reach. Key-only input artifacts (the checkpoints) take bucket and
+            # credentials from this repository too (v4.0.6 docs/key-only-artifacts.md).
+            "keyFormat": f"{owner.prefix}{{{{workflow.name}}}}/{{{{pod.name}}}}",
+            "accessKeySecret": {"name": owner.secret, "key": "AWS_ACCESS_KEY_ID"},
+            "secretKeySecret": {
+                "name": owner.secret,
+                "key": "AWS_SECRET_ACCESS_KEY",
+            },  # pragma: allowlist secret
+        }
+        repositories[owner.app] = yaml.safe_dump({"s3": s3}, sort_keys=False)
+    return repositories
 
 
 class ArgoWorkflows(ChartService):
@@ -214,15 +240,15 @@ class ArgoWorkflows(ChartService):
 
     def __init__(self, name: str, args: ArgoWorkflowsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:ArgoWorkflows", name, args, NAMESPACE, opts)
-        if args.artifacts_credentials is None or args.publisher_credentials is None or not args.ca_cert_pem:
+        if args.publisher_credentials is None or not args.ca_cert_pem:
             raise ValueError(
-                "ArgoWorkflowsArgs: artifacts_credentials, publisher_credentials and ca_cert_pem are "
+                "ArgoWorkflowsArgs: publisher_credentials and ca_cert_pem are "
                 "required (artifacts and new model versions go to MinIO over verified TLS)"
             )
         config = args.config.services.argo_workflows
         # Synced by VaultAccess (services/__init__.py) from the paths Minio seeded; role
         # `argo-workflows` reads them (platform/vault/policies/argo-workflows.hcl).
-        for seed in (args.artifacts_credentials, args.publisher_credentials):
+        for seed in (*args.artifacts_credentials, args.publisher_credentials):
             self.seeds.append(SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource))
         self.seed(
             "mlflow",
@@ -251,12 +277,26 @@ class ArgoWorkflows(ChartService):
             string_data={CA_KEY: args.ca_cert_pem},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
+        self.artifact_repositories = k8s.core.v1.ConfigMap(
+            f"{name}-artifact-repositories",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=ARTIFACT_REPOSITORIES_CONFIGMAP, namespace=self.namespace.metadata.name
+            ),
+            data=artifact_repositories(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+        )
         self.release = self.install(
             "release",
             RELEASE,
             "argo-workflows",
             computed=computed_values(args.config, args.pipelines),
-            depends_on=[self.namespace, self.ca, *(s.resource for s in self.seeds), *args.after],
+            depends_on=[
+                self.namespace,
+                self.ca,
+                self.artifact_repositories,
+                *(s.resource for s in self.seeds),
+                *args.after,
+            ],
         )
         self.pipelines = [
             _manifest(self, f"{name}-{pipeline.app}", _scheduled(doc, config.schedules), [self.release])

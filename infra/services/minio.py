@@ -18,7 +18,9 @@ read them through their own role, platform/vault/policies/models-inference-loggi
 
 The retraining pipelines write new model versions as `model-publisher`: list the model store bucket,
 read and add objects under the prefixes of the apps that have a pipeline only, never delete. Its credentials live at `platform/minio/model-publisher`,
-synced into the argo-workflows namespace for the `register` step (argo_workflows.py).
+synced into the argo-workflows namespace for the `register` step (argo_workflows.py). Their datasets,
+step outputs and checkpoints live in bucket `argo-artifacts`, each app's under `<app>/` as its own user
+`argo-artifacts-<app>` (`WorkflowArtifactsUser`): one app's pipeline cannot reach another's.
 
 MinIO serves TLS only, with certificate `minio/minio-tls` from the internal CA (cert_manager.py,
 docs/adr/0004-internal-tls-ca.md); its SANs cover the Service and every distributed peer behind the
@@ -38,7 +40,7 @@ from typing import Any
 import pulumi
 
 from infra.config import StackConfig
-from infra.contract import STATEFUL_STORAGE_CLASS
+from infra.contract import STATEFUL_STORAGE_CLASS, workflow_artifacts_secret
 from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
 from infra.services.chart import ChartService, ServiceArgs
 
@@ -81,13 +83,73 @@ LOGS_READER_USER = "inference-logs-reader"
 LOGS_READER_SECRET = "inference-logs-reader-s3"  # pragma: allowlist secret (a Secret name)
 LOGS_READER_VAULT_PATH = "platform/minio/inference-logs-reader"
 LOGS_READER_POLICY = "inference-logs-readonly"
-# Argo Workflows' artifact repository (argo_workflows.py): the retraining pipelines' step outputs and
-# training checkpoints, read and written by one user that reaches nothing else.
+# Argo Workflows' artifact bucket (argo_workflows.py): the retraining pipelines' datasets, step outputs
+# and training checkpoints. Each app with a pipeline has its own user, reaching its own prefix `<app>/`
+# only (`workflow_artifacts_statements`): one app's step can neither read nor overwrite another's.
 WORKFLOW_ARTIFACTS_BUCKET = "argo-artifacts"
-WORKFLOW_ARTIFACTS_USER = "argo-workflows"
-WORKFLOW_ARTIFACTS_SECRET = "argo-artifacts-s3"  # pragma: allowlist secret (a Secret name)
-WORKFLOW_ARTIFACTS_VAULT_PATH = "platform/minio/argo-artifacts"
-WORKFLOW_ARTIFACTS_POLICY = "argo-artifacts-readwrite"
+
+
+@dataclass(frozen=True)
+class WorkflowArtifactsUser:
+    """An app's MinIO user for the artifact bucket: its names in MinIO, Kubernetes and Vault."""
+
+    app: str
+
+    @property
+    def user(self) -> str:
+        # Longer than 20 characters for most apps: MinIO enforces a minimum access key length (3) and
+        # no maximum (minio/minio 43a74029 internal/auth/credentials.go IsAccessKeyValid).
+        return f"argo-artifacts-{self.app}"
+
+    @property
+    def policy(self) -> str:
+        return f"argo-artifacts-{self.app}"
+
+    @property
+    def secret(self) -> str:
+        return workflow_artifacts_secret(self.app)
+
+    @property
+    def vault_path(self) -> str:
+        # Below `platform/minio/`, which the minio role reads to create the user.
+        return f"platform/minio/argo-artifacts/{self.app}"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.app}/"
+
+
+def workflow_artifacts_users() -> list[WorkflowArtifactsUser]:
+    """One per app with a retraining pipeline (`apps/<app>/training/`)."""
+    # Imported here: argo_workflows imports this module for the bucket's name and users.
+    from infra.services.argo_workflows import training_pipelines
+
+    return [WorkflowArtifactsUser(app) for app in sorted({p.app for p in training_pipelines()})]
+
+
+def workflow_artifacts_statements(owner: WorkflowArtifactsUser) -> list[dict[str, Any]]:
+    """What Argo's S3 driver and the pipeline's own `fetch` and checkpoint sidecar do, under the app's
+    prefix only: list it (the driver lists a key's prefix to tell a file from a directory; `mc mirror`
+    lists the checkpoint folder), read and add objects there. Nothing is deleted: artifact GC is off.
+
+    `s3:prefix` is the condition key of ListObjects (ListBucket) in AWS IAM, which MinIO follows
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html#condition-key-bucket-ops-2,
+    https://min.io/docs/minio/linux/administration/identity-access-management/policy-based-access-control.html);
+    the chart renders a statement's `conditions` as `"<operator>": { <object> }` (minio/minio 43a74029
+    helm/minio/templates/_helper_policy.tpl)."""
+    bucket = f"arn:aws:s3:::{WORKFLOW_ARTIFACTS_BUCKET}"
+    return [
+        {"resources": [bucket], "actions": ["s3:GetBucketLocation"]},
+        {
+            "resources": [bucket],
+            "actions": ["s3:ListBucket"],
+            "conditions": [{"StringLike": f'"s3:prefix": ["{owner.prefix}*"]'}],
+        },
+        {
+            "resources": [f"{bucket}/{owner.prefix}*"],
+            "actions": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+        },
+    ]
 
 
 def server_dns_names() -> list[str]:
@@ -261,21 +323,10 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                     {"resources": [f"arn:aws:s3:::{LOGS_BUCKET}/*"], "actions": ["s3:GetObject"]},
                 ],
             },
-            {
-                # Argo's S3 driver lists a key prefix to tell a file from a directory and deletes
-                # nothing unless artifact GC is on (it is not).
-                "name": WORKFLOW_ARTIFACTS_POLICY,
-                "statements": [
-                    {
-                        "resources": [f"arn:aws:s3:::{WORKFLOW_ARTIFACTS_BUCKET}"],
-                        "actions": ["s3:GetBucketLocation", "s3:ListBucket"],
-                    },
-                    {
-                        "resources": [f"arn:aws:s3:::{WORKFLOW_ARTIFACTS_BUCKET}/*"],
-                        "actions": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-                    },
-                ],
-            },
+            *(
+                {"name": owner.policy, "statements": workflow_artifacts_statements(owner)}
+                for owner in workflow_artifacts_users()
+            ),
         ],
         # Replaces the chart's default `console/console123` user.
         "users": [
@@ -303,9 +354,17 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 for user, secret, policy in (
                     (LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_POLICY),
                     (LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_POLICY),
-                    (WORKFLOW_ARTIFACTS_USER, WORKFLOW_ARTIFACTS_SECRET, WORKFLOW_ARTIFACTS_POLICY),
                     (MODEL_PUBLISHER_USER, MODEL_PUBLISHER_SECRET, MODEL_PUBLISHER_POLICY),
                 )
+            ),
+            *(
+                {
+                    "accessKey": pulumi.Output.secret(owner.user),
+                    "existingSecret": owner.secret,
+                    "existingSecretKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
+                    "policy": owner.policy,
+                }
+                for owner in workflow_artifacts_users()
             ),
         ],
     }
@@ -368,15 +427,18 @@ class Minio(ChartService):
                 ("inference-logs-reader", LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_VAULT_PATH),
             )
         )
-        # Same key names: Argo Workflows' artifact repository reads exactly these (argo_workflows.py).
-        self.workflow_artifacts = self.seed(
-            "argo-artifacts",
-            WORKFLOW_ARTIFACTS_SECRET,
-            WORKFLOW_ARTIFACTS_VAULT_PATH,
-            {
-                "AWS_ACCESS_KEY_ID": WORKFLOW_ARTIFACTS_USER,
-                "AWS_SECRET_ACCESS_KEY": self.password("argo-artifacts-password"),
-            },
+        # Same key names: each app's artifact repository (argo_workflows.py) reads exactly these.
+        self.workflow_artifacts = tuple(
+            self.seed(
+                owner.user,
+                owner.secret,
+                owner.vault_path,
+                {
+                    "AWS_ACCESS_KEY_ID": owner.user,
+                    "AWS_SECRET_ACCESS_KEY": self.password(f"{owner.user}-password"),
+                },
+            )
+            for owner in workflow_artifacts_users()
         )
         # Same key names: boto3 in the pipelines' `register` step reads exactly these (argo_workflows.py).
         self.model_publisher = self.seed(

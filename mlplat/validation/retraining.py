@@ -17,12 +17,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from infra.contract import (
+    ARTIFACT_REPOSITORIES_CONFIGMAP,
+    WORKFLOW_ARTIFACTS_SECRET,
+    workflow_artifacts_secret,
+)
 from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation.targets import TRAINING
 
 STEP_RULE = "MLP-RETRAIN-STEP"
 MUTEX_RULE = "MLP-RETRAIN-MUTEX"
 PARAMETER_RULE = "MLP-RETRAIN-PARAMETER"
+ARTIFACTS_RULE = "MLP-RETRAIN-ARTIFACTS"
 TRIGGERS = ("drift", "schedule", "manual")
 # The workflow parameters a step holding a credential may read: the run's lineage, recorded as tags
 # and never used as an address (`params` is parsed to the one integer `variant`, steps.parse_params). Whoever may create a Workflow (the Sensor from an alert's labels, a
@@ -76,7 +82,65 @@ def check(docs: list[RenderedDoc]) -> list[Finding]:
             Finding(doc.source_file, doc.ref, PARAMETER_RULE, message, fix, doc.env, path=path)
             for path, message, fix in _parameter_problems(spec)
         ]
+        findings += [
+            Finding(doc.source_file, doc.ref, ARTIFACTS_RULE, message, fix, doc.env, path=path)
+            for path, message, fix in _artifact_problems(spec, match["app"])
+        ]
     return findings
+
+
+def _artifact_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str, str]]:
+    """The pipeline names its own artifact repository and mounts no other app's artifact Secret.
+
+    Every pipeline runs in namespace argo-workflows, where any pod may mount any Secret: the per-app
+    MinIO users (infra/services/minio.py) only keep apps apart if each pipeline uses its own. Without
+    `artifactRepositoryRef` the controller falls back to the namespace's default repository and then
+    its own (argoproj/argo-workflows v4.0.6 workflow/artifactrepositories/artifactrepositories.go
+    `Resolve`), which the platform leaves unset: such a pipeline fails at its first artifact."""
+    ref = spec.get("artifactRepositoryRef")
+    expected = f"{{configMap: {ARTIFACT_REPOSITORIES_CONFIGMAP}, key: {app}}}"
+    if not isinstance(ref, dict):
+        yield (
+            "spec",
+            "the pipeline names no artifact repository: its step outputs have nowhere to go (the controller "
+            "has no default, so the run fails at its first artifact)",
+            f"add spec.artifactRepositoryRef: {expected}",
+        )
+    elif (
+        ref.get("configMap", ARTIFACT_REPOSITORIES_CONFIGMAP) != ARTIFACT_REPOSITORIES_CONFIGMAP
+        or ref.get("key") != app
+    ):
+        yield (
+            "spec/artifactRepositoryRef",
+            f"the pipeline names artifact repository {ref.get('configMap', ARTIFACT_REPOSITORIES_CONFIGMAP)!r} "
+            f"key {ref.get('key')!r}, not {app}'s own: its step outputs would go where another app's "
+            "credentials reach, or nowhere",
+            f"set spec.artifactRepositoryRef: {expected}",
+        )
+    own = workflow_artifacts_secret(app)
+    for path, text in _strings(spec, "spec"):
+        for match in WORKFLOW_ARTIFACTS_SECRET.finditer(text):
+            if match[0] != own:
+                yield (
+                    path,
+                    f"the pipeline names Secret {match[0]!r}, app {match['app']!r}'s artifact credentials: "
+                    "a step mounting it could read and overwrite that app's datasets, checkpoints and outputs",
+                    f"use {app}'s own Secret {own!r}",
+                )
+
+
+def _strings(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string of the spec with its path: a Secret is named in many places (an env `secretKeyRef`,
+    `envFrom`, a `secret` volume or projection, an artifact's `*Secret`, a `podSpecPatch` text), and any
+    of them mounts it."""
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _strings(item, f"{path}/[{i}]")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{path}/{key}")
 
 
 def _mutex_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str]]:

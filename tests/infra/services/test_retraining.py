@@ -7,6 +7,7 @@ registration); each message names the URN.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shutil
 from pathlib import Path
@@ -20,7 +21,7 @@ from infra.contract import MODEL_STORE_URI
 from infra.services import argo_events, argo_workflows, minio
 from infra.services.chart import PLATFORM
 from mlplat import model_store, safe_yaml
-from tests.support.harness import REPO, Plan, build
+from tests.support.harness import REPO, Plan, Registered, build
 
 WORKFLOW_KINDS = ("WorkflowTemplate", "CronWorkflow")
 
@@ -44,28 +45,138 @@ def test_prod_workflow_ui_signs_in_through_sso_and_never_as_the_server(plan: Pla
         assert server["authModes"] in (["client"], ["sso"]), r.urn
 
 
+def _artifact_repository(plan: Plan, template: Registered) -> dict[str, Any]:
+    """The S3 artifact repository a WorkflowTemplate's `artifactRepositoryRef` resolves to in the plan:
+    key `<key>` of the ConfigMap the program writes in the pipeline's namespace (the controller's default
+    ConfigMap name: argoproj/argo-workflows v4.0.6 workflow/artifactrepositories/artifactrepositories.go)."""
+    ref = template.inputs["spec"].get("artifactRepositoryRef")
+    assert ref, f"{template.urn}: names no artifact repository"
+    namespace = template.inputs["metadata"]["namespace"]
+    configmaps = [
+        c
+        for c in plan.of_type("kubernetes:core/v1:ConfigMap")
+        if c.inputs["metadata"]["namespace"] == namespace
+        and c.inputs["metadata"]["name"] == ref.get("configMap", "artifact-repositories")
+    ]
+    assert configmaps, f"{template.urn}: no ConfigMap {ref} in {namespace}"
+    data = configmaps[0].inputs["data"]
+    assert ref["key"] in data, f"{configmaps[0].urn}: no key {ref['key']!r} for {template.urn}"
+    return dict(yaml.safe_load(data[ref["key"]])["s3"])
+
+
+def _templates(plan: Plan) -> list[Registered]:
+    templates = plan.of_type("kubernetes:argoproj.io/v1alpha1:WorkflowTemplate")
+    assert templates, f"{plan.env}: no pipelines in the plan"
+    return templates
+
+
 def test_workflow_artifacts_go_to_minio_over_verified_tls(plan: Plan) -> None:
-    r = plan.releases()["argo-workflows"]
-    s3 = r.inputs["values"]["artifactRepository"]["s3"]
-    assert s3["insecure"] is False, f"{r.urn}: artifacts over plain http"
-    assert s3["endpoint"] == minio.ENDPOINT.removeprefix("https://"), r.urn
-    assert s3["bucket"] == minio.WORKFLOW_ARTIFACTS_BUCKET, r.urn
-    ca = s3["caSecret"]
-    secret = next(
-        s
-        for s in plan.of_type("kubernetes:core/v1:Secret")
-        if s.inputs["metadata"]["name"] == ca["name"]
-        and s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
-    )
-    assert secret.inputs["stringData"][ca["key"]], f"{secret.urn}: no CA certificate under {ca['key']}"
-    assert secret.urn in r.dependencies, f"{r.urn} starts before its CA Secret {secret.urn}"
-    # The artifact user's key reaches the namespace from Vault, not from the chart.
     syncs = {
         (s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]): s
         for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
     }
-    for name in (s3["accessKeySecret"]["name"], argo_workflows.MLFLOW_SECRET, argo_workflows.GITHUB_SECRET):
-        assert (argo_workflows.NAMESPACE, name) in syncs, f"{r.urn}: Secret {name} is not synced from Vault"
+    for r in _templates(plan):
+        s3 = _artifact_repository(plan, r)
+        assert s3["insecure"] is False, f"{r.urn}: artifacts over plain http"
+        assert s3["endpoint"] == minio.ENDPOINT.removeprefix("https://"), r.urn
+        assert s3["bucket"] == minio.WORKFLOW_ARTIFACTS_BUCKET, r.urn
+        ca = s3["caSecret"]
+        secret = next(
+            s
+            for s in plan.of_type("kubernetes:core/v1:Secret")
+            if s.inputs["metadata"]["name"] == ca["name"]
+            and s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
+        )
+        assert secret.inputs["stringData"][ca["key"]], f"{secret.urn}: no CA certificate under {ca['key']}"
+        # The artifact user's key reaches the namespace from Vault, not from the chart.
+        for name in (
+            s3["accessKeySecret"]["name"],
+            argo_workflows.MLFLOW_SECRET,
+            argo_workflows.GITHUB_SECRET,
+        ):
+            assert (argo_workflows.NAMESPACE, name) in syncs, (
+                f"{r.urn}: Secret {name} is not synced from Vault"
+            )
+
+
+def _lists(policy: dict[str, Any], bucket: str, prefix: str) -> bool:
+    """Whether a MinIO policy lets its user list `prefix` of `bucket`: s3:ListBucket on the bucket,
+    unconditioned or with a `StringLike` `s3:prefix` condition matching it (the chart passes a
+    condition's object through as JSON text, minio/minio 43a74029 helm/minio/templates/_helper_policy.tpl)."""
+    for st in policy["statements"]:
+        if "s3:ListBucket" not in st["actions"] or f"arn:aws:s3:::{bucket}" not in st["resources"]:
+            continue
+        conditions = st.get("conditions") or []
+        if not conditions:
+            return True
+        for condition in conditions:
+            for operator, text in condition.items():
+                patterns = json.loads("{" + text + "}").get("s3:prefix", [])
+                if operator == "StringLike" and any(fnmatch.fnmatchcase(prefix, p) for p in patterns):
+                    return True
+    return False
+
+
+def test_one_apps_pipeline_cannot_read_or_overwrite_another_apps_artifacts(plan: Plan) -> None:
+    """Every pipeline runs in one namespace; with one MinIO user for the artifact bucket, any app's step
+    could read or overwrite another app's training data, checkpoints and outputs. Each pipeline's
+    artifact repository must key its objects under `<app>/`, as a user that reaches that prefix only,
+    and the pipeline's own steps (fetch, the checkpoint sidecar) must mount no other app's Secret."""
+    syncs = {
+        (s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]): s.inputs["spec"]["path"]
+        for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
+    }
+    values = plan.releases()["minio"].inputs["values"]
+    bucket = minio.WORKFLOW_ARTIFACTS_BUCKET
+    apps = _apps_with_pipelines()
+    assert len(apps) > 1, "one pipeline: nothing to keep apart"
+    vault_policy = (REPO / "platform/vault/policies/argo-workflows.hcl").read_text()
+    for r in _templates(plan):
+        app = r.inputs["metadata"]["labels"]["mlplat/model"]
+        s3 = _artifact_repository(plan, r)
+        assert s3["keyFormat"].startswith(f"{app}/"), f"{r.urn}: keys {s3['keyFormat']!r} outside {app}/"
+        secret = s3["accessKeySecret"]["name"]
+        assert s3["secretKeySecret"]["name"] == secret, r.urn
+        artifact_secrets = {n for n in _secret_refs(r.inputs["spec"]) if n.startswith("argo-artifacts")}
+        assert artifact_secrets == {secret}, f"{r.urn}: steps mount {artifact_secrets}, not {secret} only"
+        path = syncs[(argo_workflows.NAMESPACE, secret)]
+        assert fnmatch.fnmatchcase(f"kv/data/{path}", "kv/data/platform/minio/argo-artifacts/*"), path
+        assert 'path "kv/data/platform/minio/argo-artifacts/*"' in vault_policy, vault_policy
+        user_secret = next(name for (ns, name), p in syncs.items() if ns == minio.NAMESPACE and p == path)
+        user = next(u for u in values["users"] if u["existingSecret"] == user_secret)
+        policy = next(p for p in values["policies"] if p["name"] == user["policy"])
+        for other in apps:
+            key = f"arn:aws:s3:::{bucket}/{other}/datasets/train.csv"
+            mine = other == app
+            for action in ("s3:GetObject", "s3:PutObject"):
+                assert _allows(policy, action, key) is mine, (
+                    f"{r.urn}: MinIO user of {secret} {'may not' if mine else 'may'} {action} {key}"
+                )
+            assert _lists(policy, bucket, f"{other}/checkpoints/") is mine, (
+                f"{r.urn}: MinIO user of {secret} {'may not' if mine else 'may'} list {other}/"
+            )
+        assert not any("Delete" in a for st in policy["statements"] for a in st["actions"]), r.urn
+
+
+def test_a_pipeline_without_its_own_repository_has_no_bucket_wide_default_to_fall_back_to(plan: Plan) -> None:
+    """Without `artifactRepositoryRef` the controller uses the namespace's default repository, then its
+    own (argoproj/argo-workflows v4.0.6 workflow/artifactrepositories/artifactrepositories.go): if
+    either held bucket-wide credentials, a pipeline that omits the ref would silently reach every app's
+    artifacts."""
+    r = plan.releases()["argo-workflows"]
+    assert "artifactRepository" not in r.inputs["values"], f"{r.urn}: the controller has a default repository"
+    for c in plan.of_type("kubernetes:core/v1:ConfigMap"):
+        annotations = c.inputs["metadata"].get("annotations") or {}
+        assert "workflows.argoproj.io/default-artifact-repository" not in annotations, (
+            f"{c.urn}: a default artifact repository for pipelines that name none"
+        )
+    values = plan.releases()["minio"].inputs["values"]
+    wide = [
+        p["name"]
+        for p in values["policies"]
+        if _allows(p, "s3:GetObject", f"arn:aws:s3:::{minio.WORKFLOW_ARTIFACTS_BUCKET}/any-app/x")
+    ]
+    assert not wide, f"MinIO policies reaching every app's artifacts: {wide}"
 
 
 def _secret_refs(value: object) -> set[str]:
@@ -109,19 +220,6 @@ def test_pipelines_register_as_their_own_mlflow_user_never_the_admin(plan: Plan)
     assert paths[argo_workflows.MLFLOW_SECRET] == vault_path, paths
     policy = (REPO / "platform/vault/policies/argo-workflows.hcl").read_text()
     assert "platform/mlflow/" not in policy, "Vault role argo-workflows may read MLflow's own credentials"
-
-
-def test_minio_creates_the_artifact_user_with_access_to_its_bucket_only(plan: Plan) -> None:
-    r = plan.releases()["minio"]
-    values = r.inputs["values"]
-    assert minio.WORKFLOW_ARTIFACTS_BUCKET in [b["name"] for b in values["buckets"]], r.urn
-    policy = next(p for p in values["policies"] if p["name"] == minio.WORKFLOW_ARTIFACTS_POLICY)
-    resources = {res for st in policy["statements"] for res in st["resources"]}
-    assert resources == {
-        f"arn:aws:s3:::{minio.WORKFLOW_ARTIFACTS_BUCKET}",
-        f"arn:aws:s3:::{minio.WORKFLOW_ARTIFACTS_BUCKET}/*",
-    }, f"{r.urn}: {resources}"
-    assert not any("Delete" in a for st in policy["statements"] for a in st["actions"]), r.urn
 
 
 def _register_step(template: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import yaml
 
 from infra import versions
 from infra.config import load_environment
+from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP
 from tests.support.validate_helpers import REPO, copy_repo, rules, run_json
 
 CRDS = REPO.parent / "shared" / "reference" / "crds"
@@ -200,7 +201,7 @@ def test_pipeline_proposes_to_the_repository_argo_cd_syncs(folder: Path) -> None
             "repo",
         ),
         (
-            "- s3://argo-artifacts/datasets/iris-classifier/",
+            "- s3://argo-artifacts/iris-classifier/datasets/",
             '- "{{workflow.parameters.data-source}}"',
             "data-source",
         ),
@@ -265,6 +266,7 @@ def _step_messages(*argv: str, command: tuple[str, ...] = ("python", "-m", "mlpl
         "metadata": {"name": "retrain"},
         "spec": {
             "synchronization": {"mutexes": [{"name": "retrain-iris-classifier"}]},
+            "artifactRepositoryRef": {"configMap": ARTIFACT_REPOSITORIES_CONFIGMAP, "key": "iris-classifier"},
             "templates": [{"name": "step", "container": {"command": list(command), "args": list(argv)}}],
         },
     }
@@ -377,6 +379,7 @@ def test_a_container_that_is_no_retrain_step_does_not_end_the_scan() -> None:
         "kind": "WorkflowTemplate",
         "spec": {
             "synchronization": {"mutexes": [{"name": "retrain-iris-classifier"}]},
+            "artifactRepositoryRef": {"configMap": ARTIFACT_REPOSITORIES_CONFIGMAP, "key": "iris-classifier"},
             "templates": [
                 {"name": "copy", "container": {"command": ["sh", "-c"], "args": ["true"]}},
                 {
@@ -397,3 +400,70 @@ def test_a_container_that_is_no_retrain_step_does_not_end_the_scan() -> None:
         ),
         ("spec/templates/[1]/container", "`mlplat retrain fetch` needs --source, --out"),
     ]
+
+
+REF = "  artifactRepositoryRef:\n    configMap: artifact-repositories\n    key: churn-gbm\n"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path"),
+    [
+        # None: the controller would fall back to a default repository (the platform sets none).
+        (REF, "", "spec"),
+        # iris's repository: churn's outputs under iris/, with iris's MinIO user.
+        (REF, REF.replace("key: churn-gbm", "key: iris-classifier"), "spec/artifactRepositoryRef"),
+        # A ConfigMap of someone's making in the namespace, not the program's.
+        (
+            REF,
+            REF.replace("configMap: artifact-repositories", "configMap: mine"),
+            "spec/artifactRepositoryRef",
+        ),
+        # One step mounting iris's artifact credentials: it could read and overwrite iris's datasets.
+        (
+            "{secretKeyRef: {name: argo-artifacts-churn-gbm-s3, key: AWS_ACCESS_KEY_ID}}",
+            "{secretKeyRef: {name: argo-artifacts-iris-classifier-s3, key: AWS_ACCESS_KEY_ID}}",
+            "spec/templates/[1]/container/env/[0]/valueFrom/secretKeyRef/name",
+        ),
+        # The same through a volume.
+        (
+            "      secret:\n        secretName: mlplat-internal-ca",
+            "      secret:\n        secretName: argo-artifacts-iris-classifier-s3",
+            "spec/volumes/[2]/secret/secretName",
+        ),
+        # The same through a pod spec patch, a text the schema cannot look into.
+        (
+            "  serviceAccountName: retrain-churn-gbm\n",
+            "  serviceAccountName: retrain-churn-gbm\n  podSpecPatch: "
+            '\'{"volumes": [{"name": "x", "secret": {"secretName": "argo-artifacts-iris-classifier-s3"}}]}\'\n',
+            "spec/podSpecPatch",
+        ),
+    ],
+    ids=[
+        "no-repository",
+        "another-apps-repository",
+        "another-configmap",
+        "another-apps-env-secret",
+        "another-apps-volume",
+        "another-apps-pod-spec-patch",
+    ],
+)
+def test_a_pipeline_reaching_another_apps_artifacts_or_none_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, path: str
+) -> None:
+    """Every pipeline runs in namespace argo-workflows, where any pod may mount any Secret: per-app MinIO
+    users keep apps apart only if each pipeline names its own artifact repository and Secret."""
+    repo = copy_repo(tmp_path)
+    template, text = _workflow_template(repo, "churn-gbm")
+    assert old in text, old
+    template.write_text(text.replace(old, new, 1))
+    code, report = run_json(capsys, "--repo", str(repo), str(template.parent))
+    found = [(f["rule"], f["path"]) for f in report["findings"]]
+    assert code == 1 and found == [("MLP-RETRAIN-ARTIFACTS", path)], report
+
+
+@pytest.mark.parametrize("folder", PIPELINES, ids=lambda p: p.parent.name)
+def test_each_pipeline_names_its_own_artifact_repository_and_secret(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_json(capsys, str(folder))
+    assert code == 0 and not [f for f in report["findings"] if f["rule"] == "MLP-RETRAIN-ARTIFACTS"], report
