@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -313,18 +314,24 @@ class Checkov:
             CHECKOV_WORKERS_NUMBER="1",
             CHECKOV_PARALLELIZATION_TYPE="none",
         )
+        # checkov reads a `.checkov.yaml` from its working directory and its home folder
+        # (checkov/common/util/config_utils.py get_default_config_paths, 3.3.30): run from the
+        # repository, a pull request adding one could choose which checks run. Both are an empty
+        # folder of its own; `python -c` also puts the working directory first on sys.path.
+        self._home = tempfile.TemporaryDirectory(prefix="mlplat-checkov-home-")
+        env["HOME"] = self._home.name
         python = checkov.with_name("python")
         # Without its virtualenv's python (checkov installed some other way) there is no launcher:
         # checkov starts with its arguments, in run().
         self._plain = None if python.exists() else checkov
-        self._process = None if self._plain else self._start([str(python), "-c", LAUNCHER], env)
         self._env = env
+        self._process = None if self._plain else self._start([str(python), "-c", LAUNCHER], env)
 
-    @staticmethod
-    def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    def _start(self, command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=self._home.name,
+        )  # fmt: skip
 
     def run(
         self, folder: Path, context_file: Path, skips: Sequence[str], keep_passed: bool = False
@@ -352,6 +359,8 @@ class Checkov:
             process.kill()
             process.communicate()
             raise PolicyScanError(f"checkov did not finish within {TIMEOUT_SECONDS}s") from None
+        finally:
+            self._home.cleanup()
         # Exit code 1 only means failed checks; what matters is whether a JSON report came out.
         try:
             report = json.loads(stdout)
@@ -377,6 +386,7 @@ class Checkov:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.communicate()
+        self._home.cleanup()
 
 
 def _run_checkov(

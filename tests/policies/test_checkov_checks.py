@@ -670,3 +670,26 @@ def test_a_checkov_started_for_a_scan_that_never_comes_is_ended() -> None:
     assert process is not None and process.poll() is None
     started.close()
     assert process.poll() is not None
+
+
+def test_a_checkov_config_in_the_repository_or_home_cannot_choose_the_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """checkov reads `.checkov.yaml` from its working directory and home folder; validate runs from
+    the repository a pull request changes, so one added there could have switched checks off."""
+    config = "check:\n  - CKV_K8S_1\n"
+    repo, home, folder = tmp_path / "repo", tmp_path / "home", tmp_path / "docs"
+    for place in (repo, home, folder):
+        place.mkdir()
+    (repo / ".checkov.yaml").write_text(config)
+    (home / ".checkov.yaml").write_text(config)
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("HOME", str(home))
+    policy = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "models-a"}}
+    unlisted = {**policy, "kind": "Secret", "stringData": {"a": "b"}}  # pragma: allowlist secret
+    for i, doc in enumerate((policy, unlisted)):
+        (folder / f"{i}.yaml").write_text(yaml.safe_dump(doc))
+    context, _ = policy_scan.policy_context()
+    (tmp_path / "context.json").write_text(json.dumps(context))
+    report = policy_scan._run_checkov(folder, tmp_path / "context.json", [], policy_scan.CHECKOV)
+    assert {c["check_id"] for c in report["failed_checks"]} - {"CKV_K8S_1"}, report["failed_checks"]
