@@ -229,8 +229,9 @@ class SchemaSet:
 
         Only a clean verdict is shared: an error's message can quote the value it is about, so an
         instance with errors is always judged itself."""
-        blanked = _Blanker(validator, self._definitions()).blank(schema, instance)
-        shape = json.dumps(blanked, sort_keys=True, default=str)
+        # repr, not JSON: it tells a date from the string that prints the same, and 1 from "1", and
+        # needs no sortable keys (YAML allows `{9000: a, ssh: b}`).
+        shape = repr(_Blanker(validator, self._definitions()).blank(schema, instance))
         verdict = self._verdicts.get((key, shape))
         if verdict is None or verdict != ([], []):
             verdict = judge()

@@ -179,3 +179,27 @@ def test_a_string_the_schema_constrains_is_judged_in_every_document(tmp_path: Pa
     assert judged("d", path="a") == {("MLP-SCHEMA", "spec/path")}
     assert judged("e", tags=["x", "x"]) == {("MLP-SCHEMA", "spec/tags")}
     assert judged("f", note=7) == {("MLP-SCHEMA", "spec/note")}
+
+
+def test_values_that_print_alike_do_not_share_a_verdict() -> None:
+    """A date YAML reads from an unquoted 2024-01-01 is not the string "2024-01-01", and keys of mixed
+    types (`{9000: a, ssh: b}`) are legal YAML: the verdict memo tells them apart and never crashes."""
+    import datetime
+
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation.schemas import SchemaSet
+
+    schemas = SchemaSet("1.33", None)
+
+    def config_map(
+        name: str, data: dict[object, object], created: object = "2024-01-01T00:00:00Z"
+    ) -> RenderedDoc:
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+                "metadata": {"name": name, "namespace": "models-a", "creationTimestamp": created}}  # fmt: skip
+        return RenderedDoc("dev", "t", f"{name}.yaml", body)
+
+    assert schemas.check(config_map("quoted", {"a": "2024-01-01"}), 1) == []
+    dated = schemas.check(config_map("unquoted", {"a": datetime.date(2024, 1, 1)}), 1)
+    assert [(f.rule, f.path) for f in dated] == [("MLP-SCHEMA", "data/a")], dated
+    mixed = schemas.check(config_map("mixed", {9000: "x", "ssh": "y"}), 1)
+    assert all(f.rule == "MLP-SCHEMA" for f in mixed), mixed
