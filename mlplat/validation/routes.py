@@ -134,7 +134,7 @@ def _route(route: RenderedDoc, services: list[dict[str, Any]]) -> Iterator[Findi
         for j, ref in enumerate(refs):
             yield from _backend(route, ref, f"{where}/backendRefs/[{j}]", backends, _route_ns(route))
             yield from _version_filter(route, ref, f"{where}/backendRefs/[{j}]", backends)
-            yield from _filters(route, ref, f"{where}/backendRefs/[{j}]")
+            yield from _filters(route, ref, f"{where}/backendRefs/[{j}]", on_backend=True)
         for k, mirror in _mirrors(rule):
             yield from _backend(route, mirror, f"{where}/filters/[{k}]/requestMirror/backendRef", backends,
                                 _route_ns(route))  # fmt: skip
@@ -297,13 +297,18 @@ def _weights(
         )  # fmt: skip
 
 
-def _filters(route: RenderedDoc, holder: dict[str, Any], where: str) -> Iterator[Finding]:
-    """MLP-ROUTE-FILTER for each filter of a rule or backendRef whose type apps may not use."""
+def _filters(
+    route: RenderedDoc, holder: dict[str, Any], where: str, on_backend: bool = False
+) -> Iterator[Finding]:
+    """MLP-ROUTE-FILTER for each filter of a rule or backendRef whose type apps may not use. A mirror
+    belongs on the rule, where MLP-ROUTE-BACKEND holds its target to the app's own predictors."""
     filters = holder.get("filters")
     for k, f in enumerate(filters if isinstance(filters, list) else []):
         kind = _map(f).get("type")
-        if kind not in ALLOWED_FILTERS:
+        if kind not in ALLOWED_FILTERS or (on_backend and kind == "RequestMirror"):
             why = WHY_NOT.get(str(kind), "is not a filter the platform lets apps use")
+            if kind == "RequestMirror":
+                why = "on a backendRef mirrors where no rule of this gate looks; put the mirror on the rule"
             yield _finding(route, "MLP-ROUTE-FILTER", f"filter {kind}: {why}", f"{where}/filters/[{k}]/type")
 
 

@@ -24,6 +24,7 @@ EXPECTED = {
     "hostname-claims-the-domain": {"MLP-ROUTE-HOSTNAME"},
     "filter-redirect": {"MLP-ROUTE-FILTER"},
     "filter-extension-ref": {"MLP-ROUTE-FILTER"},
+    "filter-mirror-on-backend": {"MLP-ROUTE-FILTER"},
     "schema-weight-string": {"MLP-SCHEMA"},  # HTTPRoutes are checked against the Gateway API CRD
 }
 APPS = ("iris-classifier", "churn-gbm", "llm-chat")
