@@ -42,6 +42,12 @@ FALLBACK_ENV = "prod"  # what the checks hold an unlabelled resource to
 SKIP_ANNOTATION_PREFIXES = ("checkov.io/skip", "bridgecrew.io/skip", "cortex.io/skip")
 WAIVER_NO_REASON = "MLP-WAIVER-NO-REASON"
 WAIVER_UNUSED = "MLP-WAIVER-UNUSED"
+WAIVER_NOT_ALLOWED = "MLP-WAIVER-NOT-ALLOWED"
+# Checks that hold an app to the environment's limits from the stack config (the replica cap per app,
+# the GPU pools that exist): the platform team's to change, never an app team's to waive. They are
+# these rules' only engine (mlplat/validation/capacity.py leaves them to checkov). The replica floor
+# (CKV_MLP_5) stays waivable with a reason, as policies/README.md shows.
+UNWAIVABLE = frozenset({"CKV_MLP_3", "CKV_MLP_4"})
 POLICY_CONTEXT = "MLP-POLICY-CONTEXT"
 NOT_SCANNED = "MLP-POLICY-NOT-SCANNED"
 BUILTIN_POLICY_INDEX = "https://www.checkov.io/5.Policy%20Index/kubernetes.html"
@@ -252,6 +258,9 @@ def _prepared(rendered: RenderedDoc) -> dict[str, Any] | None:
     if isinstance(annotations, dict):
         annotations = metadata["annotations"] = {**annotations}
         for key, check_id, reason in _waiver_annotations(doc):
+            if check_id in UNWAIVABLE:  # checkov judges it anyway; the waiver is a finding (_waivers)
+                del annotations[key]
+                continue
             # checkov splits on every "=" and crashes on a reason that contains one.
             annotations[key] = f"{check_id}={reason.replace('=', ':')}" if reason else check_id
     return doc
@@ -443,6 +452,20 @@ def _waivers(rendered: RenderedDoc, applied: set[str]) -> tuple[list[Waiver], li
     waivers, findings = [], []
     file, resource, env = rendered.source_file, rendered.ref, rendered.env
     for _key, check_id, reason in _waiver_annotations(rendered.doc):
+        if check_id in UNWAIVABLE:
+            findings.append(
+                Finding(
+                    rule=WAIVER_NOT_ALLOWED,
+                    message=f"{check_id} cannot be waived: it holds the app to the environment's limits "
+                    "(stack config), which are the platform team's",
+                    fix="remove the annotation; ask the platform team to change the environment's "
+                    "limits in environments/Pulumi.<env>.yaml if they are wrong",
+                    file=file,
+                    resource=resource,
+                    env=env,
+                )
+            )
+            continue
         waivers.append(Waiver(file, resource, check_id, reason, env))
         if not reason:
             findings.append(

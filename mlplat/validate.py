@@ -73,7 +73,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="MLflow registry URL for the registry gate (default: $MLFLOW_TRACKING_URI)",
     )  # fmt: skip
     parser.add_argument("--repo", type=Path, default=REPO, help="repository root (default: this checkout)")
-    parser.add_argument("--no-policy-scan", action="store_true", help="skip the checkov scan (says so)")
+    parser.add_argument(
+        "--no-policy-scan",
+        action="store_true",
+        help="skip the checkov scan (says so): the CKV_* checks, replica bounds and GPU pool selection among them",
+    )
     parser.set_defaults(func=run)
 
 
@@ -456,7 +460,11 @@ class _PolicyScan:
 
     def run(self) -> tuple[list[Finding], list[Waiver], str | None]:
         if self.prepared is None:
-            return [], [], "checkov scan skipped (--no-policy-scan)"
+            return (
+                [],
+                [],
+                "checkov scan skipped (--no-policy-scan): CKV_* checks, replica bounds and GPU pools unchecked",
+            )
         findings, waivers = self.prepared.run()
         return list(findings), list(waivers), None
 

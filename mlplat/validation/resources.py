@@ -266,7 +266,7 @@ def _pool(pod_path: str, pod: dict[str, Any], config: StackConfig, found: list[P
         wanted = selector.get(GPU_POOL_LABEL)
         pools = [p for p in config.gpu.pools if wanted in (None, p.name) and p.max_size > 0]
         if not pools:
-            return None  # MLP-GPU-FIT says there is no such pool
+            return None  # no such pool: CKV_MLP_3's finding; one at max_size 0: MLP-GPU-FIT's
         types = tuple(t for p in pools for t in p.instance_types)
         return Pool(wanted or "any GPU pool", types, f"GPU pool {wanted}" if wanted else "the GPU pools")
     if GPU_POOL_LABEL in selector:

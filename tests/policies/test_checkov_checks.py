@@ -693,3 +693,30 @@ def test_a_checkov_config_in_the_repository_or_home_cannot_choose_the_checks(
     (tmp_path / "context.json").write_text(json.dumps(context))
     report = policy_scan._run_checkov(folder, tmp_path / "context.json", [], policy_scan.CHECKOV)
     assert {c["check_id"] for c in report["failed_checks"]} - {"CKV_K8S_1"}, report["failed_checks"]
+
+
+@pytest.mark.parametrize(
+    ("check_id", "fixture", "predictor"),
+    [
+        ("CKV_MLP_3", "llm-gpu.yaml", {"nodeSelector": {"mlplat/gpu-pool": "gpu-nowhere"}}),
+        ("CKV_MLP_4", "iris-classifier.yaml", {"maxReplicas": 500}),
+    ],
+)
+def test_an_app_cannot_waive_the_environments_limits(
+    check_id: str, fixture: str, predictor: dict[str, Any]
+) -> None:
+    """The replica cap and the GPU pools are the stack config's, and checkov is their only engine: a
+    skip annotation on an app's own object must not switch them off (found in review)."""
+    assert check_id in policy_scan.UNWAIVABLE
+    docs = [
+        RenderedDoc("dev", "app", "app.yaml", doc)
+        for doc in yaml.safe_load_all((FIXTURES / "pass" / fixture).read_text())
+        if isinstance(doc, dict)
+    ]
+    isvc_doc = next(d.doc for d in docs if d.doc["kind"] == "InferenceService")
+    isvc_doc["spec"]["predictor"].update(predictor)
+    isvc_doc["metadata"].setdefault("annotations", {})["checkov.io/skip1"] = f"{check_id}=we need it"
+    findings, waivers = policy_scan.scan(docs)
+    on_isvc = {f.rule for f in findings if f.resource.startswith("InferenceService/")}
+    assert {check_id, policy_scan.WAIVER_NOT_ALLOWED} <= on_isvc, on_isvc
+    assert not [w for w in waivers if w.rule == check_id], waivers
