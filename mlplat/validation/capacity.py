@@ -44,6 +44,22 @@ def _predictor_containers(predictor: dict[str, Any]) -> list[dict[str, Any]]:
     return containers + ([model] if isinstance(model, dict) else [])
 
 
+def replica_range(predictor: dict[str, Any]) -> tuple[int, int]:
+    """The fewest and the most replicas KServe runs for a component, as its HPA reconciler sets them
+    (kserve/kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/reconcilers/hpa/hpa_reconciler.go,
+    `createHPA`): `minReplicas` unset or below `constants.DefaultMinReplicas` (1) is 1, and a
+    `maxReplicas` unset or below that floor is raised to it. So `minReplicas: 3` alone runs 3 replicas,
+    not 1: the GPU cap and the ScaledObject bounds count what runs. A value that is not an integer
+    (refused by the CRD's schema, reported by validate's schema check) counts as unset."""
+
+    def integer(key: str) -> int:
+        value = predictor.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    floor = max(integer("minReplicas"), 1)
+    return floor, max(integer("maxReplicas"), floor)
+
+
 def gpus_per_replica(predictor: dict[str, Any]) -> int:
     """GPUs a predictor pod asks for: the larger of request and limit, summed over containers."""
     total = 0
@@ -92,12 +108,12 @@ def check(
 
 
 def demand(doc: RenderedDoc) -> GpuDemand | None:
-    """The GPUs an InferenceService asks for per replica and its maxReplicas; None without GPUs."""
+    """The GPUs an InferenceService asks for per replica and the most replicas it runs; None without GPUs."""
     if doc.doc.get("kind") != "InferenceService":
         return None
     predictor = (doc.doc.get("spec") or {}).get("predictor") or {}
     gpus = gpus_per_replica(predictor)
-    return GpuDemand(doc, gpus, _quantity(predictor.get("maxReplicas", 1)) or 1) if gpus else None
+    return GpuDemand(doc, gpus, replica_range(predictor)[1]) if gpus else None
 
 
 def _fit(

@@ -23,7 +23,7 @@ from typing import Any
 
 from infra.config import StackConfig
 from mlplat.findings import Finding, RenderedDoc
-from mlplat.validation.capacity import gpus_per_replica
+from mlplat.validation.capacity import gpus_per_replica, replica_range
 from mlplat.validation.render import SourceIndex
 
 AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
@@ -137,8 +137,7 @@ def _bounds(
     spec, predictor, caps = _spec(doc), _predictor(isvc), config.apps
     low = _int(spec.get("minReplicaCount"), KEDA_MIN)
     high = _int(spec.get("maxReplicaCount"), KEDA_MAX)
-    isvc_low = _int(predictor.get("minReplicas"), 1)
-    isvc_high = _int(predictor.get("maxReplicas"), 1)
+    isvc_low, isvc_high = replica_range(predictor)
     problems: list[tuple[str, str]] = []  # (why, the key that says it)
     if low == 0 and not caps.scale_to_zero:
         problems.append(
@@ -200,8 +199,8 @@ def _unscaled(isvc: RenderedDoc, scaled: bool, env: str, index: SourceIndex) -> 
     predictor = _predictor(isvc)
     if scaled or not gpus_per_replica(predictor):
         return []
-    fixed = _int(predictor.get("maxReplicas"), 1) <= _int(predictor.get("minReplicas"), 1)
-    if fixed or _class(isvc) == "none":
+    floor, ceiling = replica_range(predictor)
+    if ceiling == floor or _class(isvc) == "none":
         return []  # a fixed replica count (class `none` holds minReplicas): nothing scales it
     if _class(isvc) == EXTERNAL:
         return [

@@ -310,20 +310,48 @@ def test_prod_refuses_only_a_scaled_object_that_scales_to_zero_or_below_its_floo
     )
 
 
-@pytest.mark.parametrize(("high", "expected"), [(1, []), (2, ["maxReplicaCount"])], ids=["one", "two"])
-def test_a_scaled_object_may_not_outgrow_what_the_gpu_cap_counts_for_an_unset_max_replicas(
-    tmp_path: Path, high: int, expected: list[str]
+@pytest.mark.parametrize(
+    ("isvc_low", "high", "expected"),
+    [(1, 1, []), (1, 2, ["maxReplicaCount"]), (2, 2, []), (2, 3, ["maxReplicaCount"])],
+    ids=[
+        "min-one-scaled-to-one",
+        "min-one-scaled-to-two",
+        "min-two-scaled-to-two",
+        "min-two-scaled-to-three",
+    ],
+)
+def test_a_scaled_object_may_scale_to_what_kserve_runs_for_an_unset_max_replicas(
+    tmp_path: Path, isvc_low: int, high: int, expected: list[str]
 ) -> None:
-    """An InferenceService without maxReplicas counts as 1 replica in MLP-GPU-CAP (capacity.demand), so
-    its ScaledObject may not scale past 1: every replica KEDA adds would be a GPU the cap never saw."""
-    docs = _scaled(1, 1, 1, high)
+    """KServe raises an unset maxReplicas to minReplicas (hpa_reconciler.go createHPA, v0.20.0), and
+    MLP-GPU-CAP counts that many: KEDA may scale to it, and every replica above it would be a GPU the
+    cap never saw."""
+    docs = _scaled(isvc_low, 1, isvc_low, high)
     del docs[0].doc["spec"]["predictor"]["maxReplicas"]
-    counted = capacity.demand(docs[0])
-    assert counted is not None and counted.max_replicas == 1
     found = scaling.check(docs, load_environment("dev"), "dev", SourceIndex(tmp_path))
     assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
         found
     )
+
+
+@pytest.mark.parametrize("spelled", ["unset", "below-min"])
+def test_the_gpu_cap_counts_the_replicas_kserve_runs_when_max_replicas_is_unset_or_below_min(
+    tmp_path: Path, spelled: str
+) -> None:
+    """`minReplicas: 3` with no (or a lower) maxReplicas runs 3 replicas: KServe's HPA reconciler
+    raises the maximum to the minimum. Counting 1 let such an app through a GPU cap it breaks."""
+    config = load_environment("dev")
+    per_replica = config.gpu.max_total_gpus // 3 + 1  # 3 replicas are over the cap, 1 is not
+    isvc = _isvc("m", "gpu-small", per_replica, 3)
+    predictor = isvc.doc["spec"]["predictor"]
+    if spelled == "unset":
+        del predictor["maxReplicas"]
+    else:
+        predictor["maxReplicas"] = 1
+    found = capacity.check([isvc], config, "dev", SourceIndex(tmp_path))
+    assert [f.rule for f in found if f.rule == "MLP-GPU-CAP"] == ["MLP-GPU-CAP"], found
+    (cap,) = [f for f in found if f.rule == "MLP-GPU-CAP"]
+    assert f"m={per_replica}x3" in cap.message, cap
 
 
 def test_a_scaled_object_of_another_deployment_is_told_the_predictors_it_may_scale(tmp_path: Path) -> None:
