@@ -145,6 +145,8 @@ def check(
                     )
                 )
                 continue
+            # Only an object without a namespace gets here: a namespaced one another app declares puts
+            # that app into its namespace, which is MLP-NAMESPACE-SHARED above.
             sharing = sorted(owners.get((kind, namespace, name), set()) - {app})
             if sharing and not others:
                 file, line = locate(doc, "metadata/name")
@@ -153,7 +155,7 @@ def check(
                         file,
                         doc.ref,
                         "MLP-OBJECT-SHARED",
-                        f"{kind} {namespace + '/' if namespace else ''}{name} is also declared by app(s) "
+                        f"{kind} {name} (without a namespace) is also declared by app(s) "
                         f"{', '.join(sharing)}; Argo CD fails the second app's sync (FailOnSharedResource=true)",
                         "declare the object in one app only (rename it, or move it)",
                         doc.env,

@@ -138,7 +138,7 @@ MODULES = (
             ("capacity", ("scaling", "broken")),
             ("scaling", ("scaling", "broken")),
             ("logging_rules", ("logging",)),
-            ("ownership", ("governance",)),
+            ("ownership", ("governance", "ownership")),
             ("argocd", ("argocd", "broken")),
         )
     ),

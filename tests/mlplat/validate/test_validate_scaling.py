@@ -185,7 +185,51 @@ def test_a_replica_fits_a_gpu_node_up_to_its_last_gpu_and_gib(
     )
     assert [f.rule for f in found] == ([] if fits else ["MLP-GPU-FIT"]), found
     if not fits:
-        assert f"no node of pool {pool!r} in dev holds {gpus} GPU(s)" in found[0].message, found
+        need = f"{gpus} GPU(s)" + (f" of {memory} GiB" if memory else "")  # no memory annotation: none asked
+        assert f"no node of pool {pool!r} in dev holds {need} per replica" in found[0].message, found
+
+
+@pytest.mark.parametrize(
+    ("where", "kind", "path"),
+    [
+        ("model", "requests", "spec/predictor/model/resources/requests/nvidia.com~1gpu"),
+        ("containers", "limits", "spec/predictor/containers/[0]/resources/limits/nvidia.com~1gpu"),
+    ],
+)
+def test_a_gpu_request_no_pool_holds_is_reported_on_the_request_when_no_pool_is_selected(
+    tmp_path: Path, where: str, kind: str, path: str
+) -> None:
+    """Without a pool selector the pod chose only its GPU count: the finding points at that line."""
+    config = load_environment("dev")
+    too_many = max(p.gpus_per_node for p in config.gpu.pools) + 1
+    isvc = _isvc("m", "gpu-small", too_many, 1)
+    predictor = isvc.doc["spec"]["predictor"]
+    del predictor["nodeSelector"]
+    request = {"resources": {kind: {"nvidia.com/gpu": str(too_many)}}}
+    if where == "containers":
+        predictor["model"] = {"modelFormat": {"name": "sklearn"}}
+        predictor["containers"] = [request]
+    else:
+        predictor["model"] = request
+    found = [
+        f for f in capacity.check([isvc], config, "dev", SourceIndex(tmp_path)) if f.rule == "MLP-GPU-FIT"
+    ]
+    assert [(f.message.split(" in dev")[0], f.path) for f in found] == [("no node of any GPU pool", path)], (
+        found
+    )
+
+
+@pytest.mark.parametrize(
+    "kind", ["Deployment", "SeldonDeployment"]
+)  # sorting before and after InferenceService
+def test_an_object_that_is_not_an_inference_service_is_not_counted_as_one(tmp_path: Path, kind: str) -> None:
+    """Only InferenceServices are KServe predictors: another kind with a predictor-shaped spec (a team's
+    own CRD) neither takes GPUs from the cap nor is held to a GPU pool's nodes."""
+    config = load_environment("dev")
+    other = _isvc("m", "gpu-small", config.gpu.max_total_gpus + 1, 1)  # fits no node of the pool
+    other.doc["kind"] = kind
+    assert capacity.demand(other) is None
+    assert capacity.check([other], config, "dev", SourceIndex(tmp_path), others=[other]) == []
 
 
 @pytest.mark.parametrize(
