@@ -109,15 +109,18 @@ def test_a_pipeline_without_its_mutex_can_overlap_and_fails(
     assert code == 1 and rules(report) == {"MLP-RETRAIN-MUTEX"}, report
 
 
+@pytest.mark.parametrize(
+    "mutex",
+    # A copied template that kept iris's mutex, and one platform-wide mutex (its name sorts before the
+    # app's): churn's runs would not wait for each other, or every app's would wait for all the others.
+    ["retrain-iris-classifier", "retrain"],
+)
 def test_a_pipeline_holding_another_apps_mutex_would_overlap_its_own_runs_and_fails(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mutex: str
 ) -> None:
-    """A copied template that kept iris's mutex: churn's runs would not wait for each other."""
     repo = copy_repo(tmp_path)
     path, text = _workflow_template(repo, "churn-gbm")
-    path.write_text(
-        text.replace("      - name: retrain-churn-gbm\n", "      - name: retrain-iris-classifier\n", 1)
-    )
+    path.write_text(text.replace("      - name: retrain-churn-gbm\n", f"      - name: {mutex}\n", 1))
     code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
     found = [f for f in report["findings"] if f["rule"] == "MLP-RETRAIN-MUTEX"]
     assert code == 1 and len(found) == 1, report
@@ -412,10 +415,18 @@ REF = "  artifactRepositoryRef:\n    configMap: artifact-repositories\n    key: 
         (REF, "", "spec"),
         # iris's repository: churn's outputs under iris/, with iris's MinIO user.
         (REF, REF.replace("key: churn-gbm", "key: iris-classifier"), "spec/artifactRepositoryRef"),
-        # A ConfigMap of someone's making in the namespace, not the program's.
+        # A key sorting before the app's own (another repository the ConfigMap might hold).
+        (REF, REF.replace("key: churn-gbm", "key: churn"), "spec/artifactRepositoryRef"),
+        # A ConfigMap of someone's making in the namespace, not the program's (names sorting after and
+        # before the program's).
         (
             REF,
             REF.replace("configMap: artifact-repositories", "configMap: mine"),
+            "spec/artifactRepositoryRef",
+        ),
+        (
+            REF,
+            REF.replace("configMap: artifact-repositories", "configMap: argo-artifacts"),
             "spec/artifactRepositoryRef",
         ),
         # One step mounting iris's artifact credentials: it could read and overwrite iris's datasets.
@@ -442,7 +453,9 @@ REF = "  artifactRepositoryRef:\n    configMap: artifact-repositories\n    key: 
     ids=[
         "no-repository",
         "another-apps-repository",
+        "another-key-sorting-first",
         "another-configmap",
+        "another-configmap-sorting-first",
         "another-apps-env-secret",
         "another-apps-volume",
         "another-apps-pod-spec-patch",
