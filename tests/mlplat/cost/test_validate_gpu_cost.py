@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mlplat import validate
 from mlplat.cost import load_prices
 from mlplat.validation import gpu_cost
 from tests.support.validate_helpers import copy_repo, run_json
@@ -96,6 +97,21 @@ def test_the_warning_is_printed_but_the_exit_code_stays_clean(repo: Path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning: [dev] apps/llm-chat/base/inferenceservice.yaml" in result.stdout
     assert "0 finding(s), 0 waiver(s), 1 warning(s)" in result.stdout
+
+
+def test_a_base_git_cannot_archive_is_a_usage_error_naming_the_command(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A clone missing the base's objects (partial or damaged): exit 2 with git's own words, no traceback."""
+    base_blob = subprocess.run(
+        ["git", "rev-parse", f"main:{ISVC}"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    _max_replicas(repo, 2, 3)
+    (repo / ".git" / "objects" / base_blob[:2] / base_blob[2:]).unlink()  # loose: the copy was just committed
+    code = validate.main(["--repo", str(repo), "--changed", "--env", "dev", "--no-policy-scan"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "git archive" in err and base_blob in err and "Traceback" not in err, err
 
 
 def test_lowering_max_replicas_does_not_warn(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
