@@ -105,7 +105,7 @@ def check(
     except CostError as err:
         raise UsageError(str(err)) from None
     apps = {t.rel: t.app for t in chosen if t.app and t.env}
-    envs = sorted({t.env for t in chosen if t.app and t.env})
+    envs = sorted({str(t.env) for t in chosen if t.rel in apps})
     head: dict[tuple[str, str], GpuCost] = {}
     notes: list[str] = []
     for env in envs:
