@@ -82,7 +82,9 @@ class CertManager(ChartService):
     """cert-manager with its CRDs (`crds.enabled`) and ServiceMonitor, and the internal CA issuer."""
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:CertManager", name, args, NAMESPACE, opts)
+        super().__init__(
+            "mlplat:services:CertManager", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+        )
         key = tls.PrivateKey(
             f"{name}-ca-key",
             algorithm="ECDSA",
@@ -94,7 +96,7 @@ class CertManager(ChartService):
             private_key_pem=key.private_key_pem,
             is_ca_certificate=True,
             subject=tls.SelfSignedCertSubjectArgs(
-                common_name=f"mlplat {args.config.environment} internal CA", organization="mlplat"
+                common_name=f"mlplat {args.cluster.environment} internal CA", organization="mlplat"
             ),
             validity_period_hours=CA_VALIDITY_HOURS,
             early_renewal_hours=CA_RENEW_BEFORE_HOURS,
@@ -118,7 +120,7 @@ class CertManager(ChartService):
             "release",
             "cert-manager",
             "cert-manager",
-            depends_on=[self.namespace, self.ca_secret, *args.after],
+            depends_on=[self.namespace, self.ca_secret, args.monitoring_crds],
         )
         self.ca_issuer = k8s.apiextensions.CustomResource(
             f"{name}-ca-issuer",

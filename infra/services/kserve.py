@@ -60,6 +60,7 @@ RUNTIMES = {"mlserver": "kserve-mlserver", "huggingfaceserver": "kserve-huggingf
 
 @dataclass(frozen=True, kw_only=True)
 class KserveArgs(ServiceArgs):
+    # cert-manager's release: its CRDs and webhook issue the certificates of KServe's webhooks.
     cert_manager: pulumi.Resource
     # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to: model
     # downloads verify MinIO against it.
@@ -134,10 +135,15 @@ class Kserve(ChartService):
     """KServe controller (Standard mode, metrics scraped) and its pinned runtimes."""
 
     def __init__(self, name: str, args: KserveArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Kserve", name, args, NAMESPACE, opts)
+        super().__init__(
+            "mlplat:services:Kserve", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+        )
         # No values files for the CRD chart (it has no values).
         crds = self.install(
-            "crd", "kserve-crd", "kserve-crd", depends_on=[self.namespace, *args.after, args.cert_manager]
+            "crd",
+            "kserve-crd",
+            "kserve-crd",
+            depends_on=[self.namespace, args.monitoring_crds, args.cert_manager],
         )
         self.ca_bundle = ca_bundle(
             self,
@@ -203,7 +209,7 @@ class Kserve(ChartService):
                     }
                 ],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, *args.after]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, args.monitoring_crds]),
         )
         self.register_outputs({"release": self.release.status, "runtimes": self.runtimes.status})
 

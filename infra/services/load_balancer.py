@@ -36,7 +36,7 @@ class LoadBalancerControllerArgs(ServiceArgs):
 def computed_values(args: LoadBalancerControllerArgs) -> dict[str, Any]:
     return {
         "clusterName": args.cluster_name,
-        "region": args.config.aws.region,
+        "region": args.cluster.region,
         "vpcId": args.vpc_id,
         "serviceAccount": {
             "name": SERVICE_ACCOUNT,
@@ -44,7 +44,7 @@ def computed_values(args: LoadBalancerControllerArgs) -> dict[str, Any]:
         },
         # The environment tag on every load balancer, target group and security group it creates: the
         # permissions boundary's DenyOtherEnvironments and the cost reports key on it.
-        "defaultTags": {ENVIRONMENT_LABEL: args.config.environment},
+        "defaultTags": {ENVIRONMENT_LABEL: args.cluster.environment},
     }
 
 
@@ -54,7 +54,14 @@ class LoadBalancerController(ChartService):
     def __init__(
         self, name: str, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None
     ):
-        super().__init__("mlplat:services:LoadBalancerController", name, args, NAMESPACE, opts)
+        super().__init__(
+            "mlplat:services:LoadBalancerController",
+            name,
+            NAMESPACE,
+            args.cluster,
+            [args.monitoring_crds],
+            opts,
+        )
         self.release = self.install(
             "release", RELEASE, "aws-load-balancer-controller", computed=computed_values(args)
         )

@@ -39,8 +39,8 @@ from typing import Any
 
 import pulumi
 
-from infra.config import StackConfig
-from infra.contract import STATEFUL_STORAGE_CLASS, workflow_artifacts_secret
+from infra.config import MinioConfig
+from infra.contract import MODEL_STORE_URI, workflow_artifacts_secret
 from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
 from infra.services.chart import ChartService, ServiceArgs
 
@@ -54,6 +54,8 @@ TLS_SECRET = "minio-tls"  # pragma: allowlist secret (a Secret name)
 TLS_DURATION = "2160h"  # 90 days
 TLS_RENEW_BEFORE = "720h"  # 30 days
 ARTIFACTS_BUCKET = "mlflow-artifacts"
+# The model store (apps.model_store_uri of every stack file, which infra/config.py holds to the contract's).
+MODEL_BUCKET = MODEL_STORE_URI.removeprefix("s3://")
 ROOT_SECRET = "minio-root"  # pragma: allowlist secret
 # MLflow's own MinIO user: the same Vault path is synced into the minio namespace (the chart creates
 # the user from it) and into the mlflow namespace (the server signs requests with it).
@@ -163,15 +165,13 @@ def server_dns_names() -> list[str]:
 
 @dataclass(frozen=True, kw_only=True)
 class MinioArgs(ServiceArgs):
+    settings: MinioConfig  # services.minio
+    logs_retention_days: int  # services.inference_logs.retention_days: the logs bucket's expiry
     # The internal CA ClusterIssuer (cert_manager.py): MinIO serves TLS only.
     ca_issuer: pulumi.Resource
 
 
-def model_bucket(config: StackConfig) -> str:
-    return config.apps.model_store_uri.removeprefix("s3://")
-
-
-def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
+def logs_lifecycle_commands(environment: str, retention_days: int) -> list[dict[str, str]]:
     """The `customCommands` that put the expiry rules on the logs bucket.
 
     The chart's `buckets` entries have no lifecycle key (minio/minio 43a74029 helm/minio/values.yaml,
@@ -193,7 +193,7 @@ def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
     # Imported here: model_monitoring imports this module for the bucket's name and users.
     from infra.services.model_monitoring import monitored_apps
 
-    days = config.services.inference_logs.retention_days
+    days = retention_days
     environment_rule = {"command": f"ilm rule add --expire-days {days} myminio/{LOGS_BUCKET}"}
     commands = [
         environment_rule,  # so that `rm` finds a configuration on a new bucket
@@ -201,7 +201,7 @@ def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
         environment_rule,
     ]
     for target in monitored_apps():
-        shorter = target.retention_days[config.environment]
+        shorter = target.retention_days[environment]
         if shorter < days:
             commands.append(
                 {
@@ -212,7 +212,7 @@ def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
     return commands
 
 
-def publisher_statements(config: StackConfig) -> list[dict[str, Any]]:
+def publisher_statements() -> list[dict[str, Any]]:
     """`model-publisher` may list the model bucket, and read and add objects under the prefixes of the
     apps that have a retraining pipeline (`apps/<app>/training/`) only: the models of every other app
     (the GPU LLM, an app trained by hand) are out of its reach."""
@@ -223,7 +223,7 @@ def publisher_statements(config: StackConfig) -> list[dict[str, Any]]:
     # AWS IAM's resource syntax, `*` matching any characters
     # (https://min.io/docs/minio/linux/administration/identity-access-management/policy-based-access-control.html,
     # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html).
-    bucket = model_bucket(config)
+    bucket = MODEL_BUCKET
     statements: list[dict[str, Any]] = [
         {"resources": [f"arn:aws:s3:::{bucket}"], "actions": ["s3:ListBucket"]}
     ]
@@ -240,14 +240,14 @@ def publisher_statements(config: StackConfig) -> list[dict[str, Any]]:
     return statements
 
 
-def computed_values(config: StackConfig) -> dict[str, Any]:
-    minio = config.services.minio
+def computed_values(args: MinioArgs) -> dict[str, Any]:
+    minio = args.settings
     return {
         "mode": minio.mode,
         "replicas": minio.replicas,
         "persistence": {
             "enabled": True,
-            "storageClass": STATEFUL_STORAGE_CLASS,
+            "storageClass": args.cluster.storage_classes.retain,
             "size": f"{minio.volume_size_gi}Gi",
         },
         "existingSecret": ROOT_SECRET,
@@ -262,14 +262,14 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
         },
         "buckets": [
             # Model versions are immutable releases: versioning keeps an overwritten one recoverable.
-            {"name": model_bucket(config), "policy": "none", "purge": False, "versioning": True},
+            {"name": MODEL_BUCKET, "policy": "none", "purge": False, "versioning": True},
             {"name": ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
             # No versioning: an expired log object must be gone, not kept as a noncurrent version.
             {"name": LOGS_BUCKET, "policy": "none", "purge": False, "versioning": False},
             # Step outputs and checkpoints are working files of one run, not releases.
             {"name": WORKFLOW_ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
         ],
-        "customCommands": logs_lifecycle_commands(config),
+        "customCommands": logs_lifecycle_commands(args.cluster.environment, args.logs_retention_days),
         "policies": [
             {
                 "name": MLFLOW_POLICY,
@@ -285,10 +285,10 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 "name": MODEL_READER_POLICY,
                 "statements": [
                     {
-                        "resources": [f"arn:aws:s3:::{model_bucket(config)}"],
+                        "resources": [f"arn:aws:s3:::{MODEL_BUCKET}"],
                         "actions": ["s3:GetBucketLocation", "s3:ListBucket"],
                     },
-                    {"resources": [f"arn:aws:s3:::{model_bucket(config)}/*"], "actions": ["s3:GetObject"]},
+                    {"resources": [f"arn:aws:s3:::{MODEL_BUCKET}/*"], "actions": ["s3:GetObject"]},
                 ],
             },
             {
@@ -300,7 +300,7 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 # published version is never removed by a pipeline (and bucket versioning keeps any
                 # overwritten object recoverable).
                 "name": MODEL_PUBLISHER_POLICY,
-                "statements": publisher_statements(config),
+                "statements": publisher_statements(),
             },
             {
                 # KServe's agent only uploads (pkg/logger/store.go `BlobStore.Store` -> UploadObject);
@@ -374,7 +374,7 @@ class Minio(ChartService):
     """MinIO with its buckets, a least-privilege MLflow user, and metrics scraped."""
 
     def __init__(self, name: str, args: MinioArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Minio", name, args, NAMESPACE, opts)
+        super().__init__("mlplat:services:Minio", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts)
         self.certificate = certificate(
             self,
             f"{name}-server-tls",
@@ -454,9 +454,14 @@ class Minio(ChartService):
             "release",
             RELEASE,
             "minio",
-            computed=computed_values(args.config),
-            depends_on=[self.namespace, self.certificate, *(s.resource for s in self.seeds), *args.after],
-            protect=args.config.protect_stateful,
+            computed=computed_values(args),
+            depends_on=[
+                self.namespace,
+                self.certificate,
+                *(s.resource for s in self.seeds),
+                args.monitoring_crds,
+            ],
+            protect=args.cluster.protect_stateful,
         )
         self.endpoint = ENDPOINT
         self.register_outputs({"release": self.release.status, "endpoint": ENDPOINT})

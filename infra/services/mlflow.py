@@ -24,7 +24,6 @@ import pulumi
 
 from infra import versions
 from infra.config import MlflowConfig
-from infra.contract import STATEFUL_STORAGE_CLASS
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
 from infra.services.chart import ChartService, ServiceArgs
 from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH
@@ -47,6 +46,9 @@ CA_FILE_KEY = "ca.crt"
 
 @dataclass(frozen=True, kw_only=True)
 class MlflowArgs(ServiceArgs):
+    settings: MlflowConfig  # services.mlflow
+    # MinIO's release: the artifact bucket and MLflow's user there, which the server writes to.
+    artifact_store: pulumi.Resource
     # MinIO user credentials for the artifact bucket (the Minio component's mlflow_credentials).
     s3_credentials: Mapping[str, pulumi.Input[str]]
     # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to: MLflow
@@ -54,8 +56,9 @@ class MlflowArgs(ServiceArgs):
     ca_cert_pem: pulumi.Input[str]
 
 
-def computed_values(mlflow: MlflowConfig) -> dict[str, Any]:
-    """Per-environment values: from the environment's `services.mlflow` only."""
+def computed_values(mlflow: MlflowConfig, storage_class: str) -> dict[str, Any]:
+    """Per-environment values: from the environment's `services.mlflow` only; PostgreSQL's volume
+    claims `storage_class`."""
     repository, tag = versions.image("mlflow")
     return {
         "replicaCount": mlflow.replicas,
@@ -64,7 +67,7 @@ def computed_values(mlflow: MlflowConfig) -> dict[str, Any]:
             "auth": {"username": DATABASE_USER, "database": DATABASE, "existingSecret": POSTGRES_SECRET},
             "primary": {
                 "persistence": {
-                    "storageClass": STATEFUL_STORAGE_CLASS,
+                    "storageClass": storage_class,
                     "size": f"{mlflow.postgres_volume_size_gi}Gi",
                 }
             },
@@ -110,7 +113,9 @@ class Mlflow(ChartService):
     """MLflow with its generated database, admin and S3 credentials delivered as Secrets."""
 
     def __init__(self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Mlflow", name, args, NAMESPACE, opts)
+        super().__init__(
+            "mlplat:services:Mlflow", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+        )
         self.seed(
             "postgres",
             POSTGRES_SECRET,
@@ -141,8 +146,14 @@ class Mlflow(ChartService):
             "release",
             RELEASE,
             "mlflow",
-            computed=computed_values(args.config.services.mlflow),
-            depends_on=[self.namespace, self.ca_bundle, *(s.resource for s in self.seeds), *args.after],
-            protect=args.config.protect_stateful,
+            computed=computed_values(args.settings, args.cluster.storage_classes.retain),
+            depends_on=[
+                self.namespace,
+                self.ca_bundle,
+                *(s.resource for s in self.seeds),
+                args.monitoring_crds,
+                args.artifact_store,
+            ],
+            protect=args.cluster.protect_stateful,
         )
         self.register_outputs({"release": self.release.status})

@@ -29,7 +29,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.contract import STATEFUL_STORAGE_CLASS
+from infra.config import VaultConfig
 from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
 from infra.services.chart import ChartService, ServiceArgs, namespace
 
@@ -82,9 +82,9 @@ def server_dns_names(replicas: int) -> list[str]:
 
 @dataclass(frozen=True, kw_only=True)
 class VaultArgs(ServiceArgs):
-    role_arn: pulumi.Input[str]
-    kms_key_id: pulumi.Input[str]
-    region: str
+    settings: VaultConfig  # services.vault
+    role_arn: pulumi.Input[str]  # IRSA role of the vault ServiceAccount: the KMS seal's credentials
+    kms_key_id: pulumi.Input[str]  # the unseal key, in the cluster's region
     # The internal CA ClusterIssuer (cert_manager.py): Vault serves TLS only.
     ca_issuer: pulumi.Resource
 
@@ -132,10 +132,10 @@ service_registration "kubernetes" {{}}
 
 
 def computed_values(args: VaultArgs) -> dict[str, Any]:
-    replicas = args.config.services.vault.replicas
-    config = pulumi.Output.from_input(args.kms_key_id).apply(
-        lambda key: server_config(replicas, key, args.region)
-    )
+    replicas = args.settings.replicas
+    region = args.cluster.region
+    config = pulumi.Output.from_input(args.kms_key_id).apply(lambda key: server_config(replicas, key, region))
+    stateful = args.cluster.storage_classes.retain
     return {
         "global": {"tlsDisable": False},
         "server": {
@@ -154,9 +154,9 @@ def computed_values(args: VaultArgs) -> dict[str, Any]:
             },
             # IRSA: the server pods get AWS credentials for kms:Encrypt/Decrypt/DescribeKey on the unseal key.
             "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": args.role_arn}},
-            "dataStorage": {"enabled": True, "storageClass": STATEFUL_STORAGE_CLASS},
+            "dataStorage": {"enabled": True, "storageClass": stateful},
             # The file audit device writes here (enabled by the runbook: `vault audit enable file ...`).
-            "auditStorage": {"enabled": True, "storageClass": STATEFUL_STORAGE_CLASS},
+            "auditStorage": {"enabled": True, "storageClass": stateful},
         },
         # The chart scrapes over https when TLS is on; Prometheus verifies Vault against the CA (the
         # ServiceMonitor sits in namespace vault, next to the Secret).
@@ -177,8 +177,8 @@ class Vault(ChartService):
     """Vault server and the Vault Secrets Operator."""
 
     def __init__(self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Vault", name, args, NAMESPACE, opts)
-        replicas = args.config.services.vault.replicas
+        super().__init__("mlplat:services:Vault", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts)
+        replicas = args.settings.replicas
         self.certificate = certificate(
             self,
             f"{name}-server-tls",
@@ -207,8 +207,8 @@ class Vault(ChartService):
             RELEASE,
             "vault",
             computed=computed_values(args),
-            depends_on=[self.namespace, self.certificate, metrics_token.resource, *args.after],
-            protect=args.config.protect_stateful,
+            depends_on=[self.namespace, self.certificate, metrics_token.resource, args.monitoring_crds],
+            protect=args.cluster.protect_stateful,
         )
         operator_ns = namespace(self, f"{name}-operator-ns", OPERATOR_NAMESPACE)
         self.ca_bundle = certificate(
@@ -232,7 +232,7 @@ class Vault(ChartService):
             "vault-secrets-operator",
             # The default VaultConnection is ours (below), not the chart's.
             computed={"defaultVaultConnection": {"enabled": False}},
-            depends_on=[operator_ns, self.release, *args.after],
+            depends_on=[operator_ns, self.release, args.monitoring_crds],
             into=operator_ns,
         )
         # The connection every VaultAuth without `vaultConnectionRef` uses (`default` in VSO's
