@@ -26,9 +26,11 @@ from infra.config import (
     stack_file,
 )
 from infra.contract import ENVIRONMENT_LABEL
-from infra.services import LoadBalancing, PlatformServices, PlatformServicesArgs, VaultUnseal
+from infra.services import PlatformServices, PlatformServicesArgs
 from infra.services.facts import ClusterFacts
+from infra.services.load_balancer import LoadBalancing
 from infra.services.network_policies import NamespaceRef
+from infra.services.vault import VaultUnseal
 
 
 def stack_values() -> dict[str, Any]:

@@ -33,7 +33,7 @@ from infra.services.gateway import InferenceGateway, InferenceGatewayArgs
 from infra.services.gpu_operator import GpuOperator, GpuOperatorArgs
 from infra.services.keda import Keda
 from infra.services.kserve import Kserve, KserveArgs
-from infra.services.load_balancer import LoadBalancerController, LoadBalancerControllerArgs
+from infra.services.load_balancer import LoadBalancerController, LoadBalancerControllerArgs, LoadBalancing
 from infra.services.minio import Minio, MinioArgs
 from infra.services.mlflow import Mlflow, MlflowArgs
 from infra.services.model_monitoring import DriftJobs, DriftJobsArgs
@@ -41,20 +41,7 @@ from infra.services.monitoring import Monitoring, MonitoringArgs
 from infra.services.network_policies import NamespaceRef, NetworkPolicies, NetworkPoliciesArgs
 from infra.services.secrets import VaultAccess
 from infra.services.vault import ADDRESS as VAULT_ADDRESS
-from infra.services.vault import Vault, VaultArgs
-
-
-@dataclass(frozen=True)
-class VaultUnseal:
-    role_arn: pulumi.Input[str]  # IRSA role for the vault ServiceAccount (vault/vault)
-    kms_key_id: pulumi.Input[str]
-
-
-@dataclass(frozen=True)
-class LoadBalancing:
-    role_arn: pulumi.Input[str]  # IRSA role of the AWS Load Balancer Controller
-    cluster_name: pulumi.Input[str]  # the cluster whose load balancers and target groups it owns
-    vpc_id: pulumi.Input[str]  # the VPC its NLBs and security groups live in
+from infra.services.vault import Vault, VaultArgs, VaultUnseal
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,38 +72,29 @@ class PlatformServices(pulumi.ComponentResource):
         monitoring_crds = self.monitoring.release
         shared = ServiceArgs(cluster, monitoring_crds)
         self.cert_manager = CertManager(f"{name}-cert-manager", shared, child)
-        ca_issuer, ca_cert_pem = self.cert_manager.ca_issuer, self.cert_manager.ca_cert_pem
+        ca = self.cert_manager.ca
         self.kserve = Kserve(
             f"{name}-kserve",
-            KserveArgs(
-                cluster, monitoring_crds, cert_manager=self.cert_manager.release, ca_cert_pem=ca_cert_pem
-            ),
+            KserveArgs(cluster, monitoring_crds, cert_manager=self.cert_manager.release, ca=ca),
             child,
         )
         self.gpu_operator = GpuOperator(
             f"{name}-gpu-operator", GpuOperatorArgs(cluster, monitoring_crds, gpu=args.gpu), child
         )
-        unseal = args.vault_unseal
         self.vault = Vault(
             f"{name}-vault",
-            VaultArgs(
-                cluster,
-                monitoring_crds,
-                settings=services.vault,
-                role_arn=unseal.role_arn,
-                kms_key_id=unseal.kms_key_id,
-                ca_issuer=ca_issuer,
-            ),
+            VaultArgs(cluster, monitoring_crds, settings=services.vault, unseal=args.vault_unseal, ca=ca),
             child,
         )
+        logs = services.inference_logs
         self.minio = Minio(
             f"{name}-minio",
             MinioArgs(
                 cluster,
                 monitoring_crds,
                 settings=services.minio,
-                logs_retention_days=services.inference_logs.retention_days,
-                ca_issuer=ca_issuer,
+                logs_retention_days=logs.retention_days,
+                ca=ca,
             ),
             child,
         )
@@ -128,7 +106,7 @@ class PlatformServices(pulumi.ComponentResource):
                 settings=services.mlflow,
                 artifact_store=self.minio.release,
                 s3_credentials=self.minio.mlflow_credentials,
-                ca_cert_pem=ca_cert_pem,
+                ca=ca,
             ),
             child,
         )
@@ -136,10 +114,10 @@ class PlatformServices(pulumi.ComponentResource):
             f"{name}-drift-jobs",
             DriftJobsArgs(
                 environment=cluster.environment,
-                settings=services.inference_logs,
+                settings=logs,
                 logs_reader=self.minio.logs_reader,
                 model_reader=self.minio.model_reader,
-                ca_cert_pem=ca_cert_pem,
+                ca=ca,
                 pushgateway=self.monitoring.pushgateway,
             ),
             child,
@@ -150,12 +128,9 @@ class PlatformServices(pulumi.ComponentResource):
         )
         # Its ServiceMonitors need the monitoring CRDs; its triggers query that Prometheus.
         self.keda = Keda(f"{name}-keda", shared, child)
-        lb = args.load_balancing
         self.load_balancer_controller = LoadBalancerController(
             f"{name}-load-balancer-controller",
-            LoadBalancerControllerArgs(
-                cluster, monitoring_crds, role_arn=lb.role_arn, cluster_name=lb.cluster_name, vpc_id=lb.vpc_id
-            ),
+            LoadBalancerControllerArgs(cluster, monitoring_crds, aws=args.load_balancing),
             child,
         )
         self.gateway = InferenceGateway(
@@ -165,7 +140,7 @@ class PlatformServices(pulumi.ComponentResource):
                 monitoring_crds,
                 settings=args.gateway,
                 proxy_replicas=args.model_min_replicas,
-                ca_issuer=ca_issuer,
+                ca=ca,
                 load_balancer_controller=self.load_balancer_controller.release,
             ),
             child,
@@ -186,7 +161,7 @@ class PlatformServices(pulumi.ComponentResource):
                     registry=self.mlflow.release,
                     artifacts_credentials=self.minio.workflow_artifacts,
                     publisher_credentials=self.minio.model_publisher,
-                    ca_cert_pem=ca_cert_pem,
+                    ca=ca,
                     pipelines=pipelines,
                 ),
                 child,

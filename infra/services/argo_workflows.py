@@ -63,6 +63,7 @@ import yaml
 from infra.config import ArgoWorkflowsConfig, ConfigError
 from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP
 from infra.services import minio
+from infra.services.cert_manager import InternalCa
 from infra.services.chart import REPO, ChartService, ServiceArgs
 from infra.services.secrets import SeededSecret
 
@@ -176,8 +177,8 @@ class ArgoWorkflowsArgs(ServiceArgs):
     artifacts_credentials: tuple[SeededSecret, ...]
     # The model store writer's Secret (minio.py `model-publisher`), for the `register` step.
     publisher_credentials: SeededSecret
-    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
-    ca_cert_pem: pulumi.Input[str]
+    # The internal CA (cert_manager.py), whose certificate, which MinIO's certificate chains to.
+    ca: InternalCa
     pipelines: tuple[TrainingPipeline, ...]
 
 
@@ -277,7 +278,7 @@ class ArgoWorkflows(ChartService):
             f"{name}-internal-ca",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=CA_SECRET, namespace=self.namespace.metadata.name),
             type="Opaque",
-            string_data={CA_KEY: args.ca_cert_pem},
+            string_data={CA_KEY: args.ca.cert_pem},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
         self.artifact_repositories = k8s.core.v1.ConfigMap(

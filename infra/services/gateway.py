@@ -33,7 +33,7 @@ import pulumi_kubernetes as k8s
 
 from infra import versions
 from infra.config import GatewayConfig
-from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
+from infra.services.cert_manager import InternalCa
 from infra.services.chart import ChartService, ServiceArgs, namespace
 
 NAMESPACE = "envoy-gateway-system"  # the controller and, by default, its proxies
@@ -78,8 +78,8 @@ class InferenceGatewayArgs(ServiceArgs):
     # apps.min_replicas: as many proxies as a model has replicas at least, so the gateway is no weaker
     # than what it fronts.
     proxy_replicas: int
-    # The internal CA's ClusterIssuer (cert_manager.py): the Gateway's certificate comes from it.
-    ca_issuer: pulumi.Resource
+    # The internal CA (cert_manager.py): the Gateway's certificate comes from it.
+    ca: InternalCa
     # The AWS Load Balancer Controller's release: the proxy Service's NLB and its admission webhook.
     load_balancer_controller: pulumi.Resource
 
@@ -196,20 +196,13 @@ class InferenceGateway(ChartService):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*controller, self.envoy_proxy]),
         )
         self.gateway_namespace = namespace(self, f"{name}-gateway-ns", GATEWAY_NAMESPACE)
-        self.certificate = certificate(
+        self.certificate = args.ca.certificate(
             self,
             f"{name}-tls",
             TLS_SECRET,
-            self.gateway_namespace.metadata.name,
-            {
-                "dnsNames": [f"*.{args.settings.domain}"],
-                "duration": "2160h",  # 90 days
-                "renewBefore": "720h",  # 30 days
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                "usages": ["digital signature", "server auth"],
-                "issuerRef": issuer_ref(CA_ISSUER),
-            },
-            [self.gateway_namespace, args.ca_issuer],
+            self.gateway_namespace,
+            {"dnsNames": [f"*.{args.settings.domain}"]},
+            usages=["digital signature", "server auth"],
         )
         self.gateway = k8s.apiextensions.CustomResource(
             f"{name}-gateway",

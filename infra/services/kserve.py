@@ -48,7 +48,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
+from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
 from infra.services.chart import ChartService, ServiceArgs, deep_merge
 from infra.services.gateway import GATEWAY_NAME, GATEWAY_NAMESPACE
 
@@ -62,9 +62,9 @@ RUNTIMES = {"mlserver": "kserve-mlserver", "huggingfaceserver": "kserve-huggingf
 class KserveArgs(ServiceArgs):
     # cert-manager's release: its CRDs and webhook issue the certificates of KServe's webhooks.
     cert_manager: pulumi.Resource
-    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to: model
+    # The internal CA (cert_manager.py), whose certificate, which MinIO's certificate chains to: model
     # downloads verify MinIO against it.
-    ca_cert_pem: pulumi.Input[str]
+    ca: InternalCa
 
 
 # The key the controller copies from the CA ConfigMap (constants.DefaultCaBundleFileName).
@@ -145,15 +145,7 @@ class Kserve(ChartService):
             "kserve-crd",
             depends_on=[self.namespace, args.monitoring_crds, args.cert_manager],
         )
-        self.ca_bundle = ca_bundle(
-            self,
-            f"{name}-internal-ca",
-            CA_BUNDLE_CONFIGMAP,
-            self.namespace.metadata.name,
-            CA_BUNDLE_KEY,
-            args.ca_cert_pem,
-            [self.namespace],
-        )
+        self.ca_bundle = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_BUNDLE_KEY)
         storage = {"kserve": {"storage": {"caBundleConfigMapName": CA_BUNDLE_CONFIGMAP}}}
         self.release = self.install(
             "release",

@@ -26,21 +26,28 @@ METRICS_PORT = 8080
 WEBHOOK_PORT = 9443
 
 
+@dataclass(frozen=True)
+class LoadBalancing:
+    """What the AWS layer made for the controller (infra/aws/load_balancer_controller.py, network.py)."""
+
+    role_arn: pulumi.Input[str]  # IRSA role of aws-load-balancer-controller/aws-load-balancer-controller
+    cluster_name: pulumi.Input[str]  # the cluster whose load balancers and target groups it owns
+    vpc_id: pulumi.Input[str]  # the VPC its NLBs and security groups live in
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoadBalancerControllerArgs(ServiceArgs):
-    role_arn: pulumi.Input[str]  # IRSA role of aws-load-balancer-controller/aws-load-balancer-controller
-    cluster_name: pulumi.Input[str]
-    vpc_id: pulumi.Input[str]
+    aws: LoadBalancing
 
 
 def computed_values(args: LoadBalancerControllerArgs) -> dict[str, Any]:
     return {
-        "clusterName": args.cluster_name,
+        "clusterName": args.aws.cluster_name,
         "region": args.cluster.region,
-        "vpcId": args.vpc_id,
+        "vpcId": args.aws.vpc_id,
         "serviceAccount": {
             "name": SERVICE_ACCOUNT,
-            "annotations": {"eks.amazonaws.com/role-arn": args.role_arn},
+            "annotations": {"eks.amazonaws.com/role-arn": args.aws.role_arn},
         },
         # The environment tag on every load balancer, target group and security group it creates: the
         # permissions boundary's DenyOtherEnvironments and the cost reports key on it.

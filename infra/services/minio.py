@@ -41,7 +41,7 @@ import pulumi
 
 from infra.config import MinioConfig
 from infra.contract import MODEL_STORE_URI, workflow_artifacts_secret
-from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
+from infra.services.cert_manager import InternalCa
 from infra.services.chart import ChartService, ServiceArgs
 
 NAMESPACE = "minio"
@@ -51,8 +51,6 @@ ENDPOINT = f"https://{SERVICE_HOST}:9000"
 # The chart's headless Service (`<fullname>-svc`), which names the distributed peers.
 HEADLESS_SERVICE = f"{RELEASE}-svc"
 TLS_SECRET = "minio-tls"  # pragma: allowlist secret (a Secret name)
-TLS_DURATION = "2160h"  # 90 days
-TLS_RENEW_BEFORE = "720h"  # 30 days
 ARTIFACTS_BUCKET = "mlflow-artifacts"
 # The model store (apps.model_store_uri of every stack file, which infra/config.py holds to the contract's).
 MODEL_BUCKET = MODEL_STORE_URI.removeprefix("s3://")
@@ -167,8 +165,8 @@ def server_dns_names() -> list[str]:
 class MinioArgs(ServiceArgs):
     settings: MinioConfig  # services.minio
     logs_retention_days: int  # services.inference_logs.retention_days: the logs bucket's expiry
-    # The internal CA ClusterIssuer (cert_manager.py): MinIO serves TLS only.
-    ca_issuer: pulumi.Resource
+    # The internal CA (cert_manager.py): MinIO serves TLS only, with a certificate of it.
+    ca: InternalCa
 
 
 def logs_lifecycle_commands(environment: str, retention_days: int) -> list[dict[str, str]]:
@@ -375,22 +373,14 @@ class Minio(ChartService):
 
     def __init__(self, name: str, args: MinioArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:Minio", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts)
-        self.certificate = certificate(
+        self.certificate = args.ca.certificate(
             self,
             f"{name}-server-tls",
             TLS_SECRET,
-            self.namespace.metadata.name,
-            {
-                "commonName": SERVICE_HOST,
-                "dnsNames": server_dns_names(),
-                "duration": TLS_DURATION,
-                "renewBefore": TLS_RENEW_BEFORE,
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                # Peers dial each other with the same certificate.
-                "usages": ["digital signature", "server auth", "client auth"],
-                "issuerRef": issuer_ref(CA_ISSUER),
-            },
-            [self.namespace, args.ca_issuer],
+            self.namespace,
+            {"commonName": SERVICE_HOST, "dnsNames": server_dns_names()},
+            # Peers dial each other with the same certificate.
+            usages=["digital signature", "server auth", "client auth"],
         )
         self.seed(
             "root",

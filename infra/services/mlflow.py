@@ -24,7 +24,7 @@ import pulumi
 
 from infra import versions
 from infra.config import MlflowConfig
-from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
+from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
 from infra.services.chart import ChartService, ServiceArgs
 from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH
 
@@ -51,9 +51,9 @@ class MlflowArgs(ServiceArgs):
     artifact_store: pulumi.Resource
     # MinIO user credentials for the artifact bucket (the Minio component's mlflow_credentials).
     s3_credentials: Mapping[str, pulumi.Input[str]]
-    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to: MLflow
+    # The internal CA (cert_manager.py), whose certificate, which MinIO's certificate chains to: MLflow
     # verifies MinIO against it.
-    ca_cert_pem: pulumi.Input[str]
+    ca: InternalCa
 
 
 def computed_values(mlflow: MlflowConfig, storage_class: str) -> dict[str, Any]:
@@ -133,15 +133,7 @@ class Mlflow(ChartService):
             {"username": "admin", "password": self.password("admin-password")},
         )
         self.seed("s3", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, args.s3_credentials)
-        self.ca_bundle = ca_bundle(
-            self,
-            f"{name}-internal-ca",
-            CA_BUNDLE_CONFIGMAP,
-            self.namespace.metadata.name,
-            CA_FILE_KEY,
-            args.ca_cert_pem,
-            [self.namespace],
-        )
+        self.ca_bundle = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_FILE_KEY)
         self.release = self.install(
             "release",
             RELEASE,

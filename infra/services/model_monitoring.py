@@ -38,7 +38,7 @@ from infra import versions
 from infra.config import ConfigError, InferenceLogsConfig
 from infra.monitoring_contract import ContractError, load, path_of
 from infra.services import minio, mlflow, monitoring
-from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
+from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
 from infra.services.chart import REPO, namespace
 from infra.services.secrets import SeededSecret, password, seed_secret
 
@@ -109,7 +109,7 @@ class DriftJobsArgs:
     # The Secrets Minio seeded for the two readers: the same Vault paths are synced here.
     logs_reader: SeededSecret
     model_reader: SeededSecret
-    ca_cert_pem: pulumi.Input[str]
+    ca: InternalCa  # the internal CA (cert_manager.py): the jobs verify MinIO against its certificate
     # The Pushgateway's release (monitoring.py): the jobs push their scores there.
     pushgateway: pulumi.Resource
 
@@ -262,15 +262,7 @@ class DriftJobs(pulumi.ComponentResource):
             },
         )
         self.seeds.append(self.mlflow_reader)
-        self.ca = ca_bundle(
-            self,
-            f"{name}-internal-ca",
-            CA_BUNDLE_CONFIGMAP,
-            NAMESPACE,
-            CA_KEY,
-            args.ca_cert_pem,
-            [self.namespace],
-        )
+        self.ca = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_KEY)
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="drift-job", namespace=NAMESPACE),

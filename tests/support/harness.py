@@ -87,8 +87,10 @@ def build_config(config: StackConfig) -> Plan:
     from infra.aws import storage
     from infra.aws.karpenter import NAMESPACE as KARPENTER
     from infra.program import platform_services_args
-    from infra.services import LoadBalancing, PlatformServices, VaultUnseal
+    from infra.services import PlatformServices
+    from infra.services.load_balancer import LoadBalancing
     from infra.services.network_policies import NamespaceRef
+    from infra.services.vault import VaultUnseal
 
     env = config.environment
     recording = start(env)

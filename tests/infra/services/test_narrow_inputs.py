@@ -14,19 +14,15 @@ import pytest
 
 from infra.aws import storage
 from infra.config import StackConfig, load_environment
-from infra.services import (
-    argo_events,
-    argo_workflows,
-    argocd,
-    gateway,
-    kserve,
-    load_balancer,
-    minio,
-    mlflow,
-    model_monitoring,
-    monitoring,
-    vault,
-)
+from infra.services import argocd, mlflow, monitoring
+from infra.services.argo_events import ArgoEventsArgs
+from infra.services.argo_workflows import ArgoWorkflowsArgs
+from infra.services.gateway import InferenceGatewayArgs
+from infra.services.kserve import KserveArgs
+from infra.services.load_balancer import LoadBalancerControllerArgs
+from infra.services.minio import MinioArgs
+from infra.services.model_monitoring import DriftJobsArgs
+from infra.services.vault import VaultArgs
 from tests.support.harness import Plan
 
 SERVICES = Path(__file__).resolve().parents[3] / "infra" / "services"
@@ -95,18 +91,18 @@ def test_no_service_component_receives_the_whole_stack_config() -> None:
 @pytest.mark.parametrize(
     ("args_type", "missing"),
     [
-        (load_balancer.LoadBalancerControllerArgs, "role_arn"),
-        (vault.VaultArgs, "kms_key_id"),
-        (minio.MinioArgs, "ca_issuer"),
-        (mlflow.MlflowArgs, "ca_cert_pem"),
+        (LoadBalancerControllerArgs, "aws"),
+        (VaultArgs, "unseal"),
+        (MinioArgs, "ca"),
+        (mlflow.MlflowArgs, "ca"),
         (mlflow.MlflowArgs, "artifact_store"),
-        (kserve.KserveArgs, "ca_cert_pem"),
-        (gateway.InferenceGatewayArgs, "load_balancer_controller"),
-        (argo_workflows.ArgoWorkflowsArgs, "publisher_credentials"),
-        (argo_workflows.ArgoWorkflowsArgs, "ca_cert_pem"),
-        (argo_events.ArgoEventsArgs, "workflows"),
-        (argo_events.ArgoEventsArgs, "apps"),
-        (model_monitoring.DriftJobsArgs, "pushgateway"),
+        (KserveArgs, "ca"),
+        (InferenceGatewayArgs, "load_balancer_controller"),
+        (ArgoWorkflowsArgs, "publisher_credentials"),
+        (ArgoWorkflowsArgs, "ca"),
+        (ArgoEventsArgs, "workflows"),
+        (ArgoEventsArgs, "apps"),
+        (DriftJobsArgs, "pushgateway"),
     ],
 )
 def test_component_args_without_a_required_input_are_refused_when_written(
@@ -114,5 +110,5 @@ def test_component_args_without_a_required_input_are_refused_when_written(
 ) -> None:
     """A fake default ("" or None) checked at run time let a caller forget an input until `pulumi up`."""
     everything_else = {f.name: object() for f in dataclasses.fields(args_type) if f.name != missing}
-    with pytest.raises(TypeError, match=missing):
+    with pytest.raises(TypeError, match=f"'{missing}'"):
         args_type(**everything_else)
