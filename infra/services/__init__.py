@@ -2,16 +2,17 @@
 
 Each component takes a frozen args object holding only what it uses: the cluster's facts
 (`ClusterFacts`, built once by infra/program.py), its own settings (`services.<name>` of the stack
-file) and, by name, the resources it really waits for. So the order below is declared where each
-dependency is: kube-prometheus-stack first (every other service's chart renders a ServiceMonitor or
-PodMonitor: `monitoring_crds`), cert-manager before KServe (`cert_manager`), cert-manager's internal
-CA issuer before Vault, MinIO and the inference gateway (`ca_issuer`: each serves TLS with a
-certificate from it), Vault and the Vault Secrets Operator before the VaultStaticSecrets that deliver
-generated credentials, Argo CD before its AppProject/ApplicationSet, the AWS Load Balancer Controller
-before the inference gateway (`load_balancer_controller`), MinIO before MLflow (`artifact_store`),
-MinIO and MLflow before Argo Workflows (`artifact_store`, `registry`: its artifacts and the
-pipelines' registrations), Argo Workflows before Argo Events (`workflows`: its Sensor creates
-Workflows), the Pushgateway before the drift jobs (`pushgateway`).
+file) and, by name, the resources it really waits for. No component sees the whole stack config.
+The order below is declared where each dependency is: kube-prometheus-stack first (every other
+service's chart renders a ServiceMonitor or PodMonitor: `monitoring_crds`), cert-manager before
+KServe (`cert_manager`), cert-manager's internal CA issuer before Vault, MinIO and the inference
+gateway (`ca`: each serves TLS with a certificate of it, and `InternalCa.certificate` waits for the
+issuer), Vault and the Vault Secrets Operator before the VaultStaticSecrets that deliver generated
+credentials, Argo CD before its AppProject/ApplicationSet, the AWS Load Balancer Controller before
+the inference gateway (`load_balancer_controller`), MinIO before MLflow (`artifact_store`), MinIO
+and MLflow before Argo Workflows (`artifact_store`, `registry`: its artifacts and the pipelines'
+registrations), Argo Workflows before Argo Events (`workflows`: its Sensor creates Workflows), the
+Pushgateway before the drift jobs (`pushgateway`).
 """
 
 from __future__ import annotations
