@@ -87,35 +87,24 @@ class PlatformServices(pulumi.ComponentResource):
             VaultArgs(cluster, monitoring_crds, settings=services.vault, unseal=args.vault_unseal, ca=ca),
             child,
         )
-        logs = services.inference_logs
+        retention = services.inference_logs.retention_days
         self.minio = Minio(
             f"{name}-minio",
             MinioArgs(
-                cluster,
-                monitoring_crds,
-                settings=services.minio,
-                logs_retention_days=logs.retention_days,
-                ca=ca,
+                cluster, monitoring_crds, settings=services.minio, logs_retention_days=retention, ca=ca
             ),
             child,
         )
         self.mlflow = Mlflow(
             f"{name}-mlflow",
-            MlflowArgs(
-                cluster,
-                monitoring_crds,
-                settings=services.mlflow,
-                artifact_store=self.minio.release,
-                s3_credentials=self.minio.mlflow_credentials,
-                ca=ca,
-            ),
+            MlflowArgs(cluster, monitoring_crds, settings=services.mlflow, artifact_store=self.minio, ca=ca),
             child,
         )
         self.drift_jobs = DriftJobs(
             f"{name}-drift-jobs",
             DriftJobsArgs(
                 environment=cluster.environment,
-                settings=logs,
+                settings=services.inference_logs,
                 logs_reader=self.minio.logs_reader,
                 model_reader=self.minio.model_reader,
                 ca=ca,
@@ -158,10 +147,8 @@ class PlatformServices(pulumi.ComponentResource):
                     cluster,
                     monitoring_crds,
                     settings=services.argo_workflows,
-                    artifact_store=self.minio.release,
+                    artifact_store=self.minio,
                     registry=self.mlflow.release,
-                    artifacts_credentials=self.minio.workflow_artifacts,
-                    publisher_credentials=self.minio.model_publisher,
                     ca=ca,
                     pipelines=pipelines,
                 ),

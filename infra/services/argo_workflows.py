@@ -169,15 +169,13 @@ def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
 @dataclass(frozen=True, kw_only=True)
 class ArgoWorkflowsArgs(ServiceArgs):
     settings: ArgoWorkflowsConfig  # services.argo_workflows
-    # MinIO's release: the artifact bucket and the users the pipelines' steps sign in as.
-    artifact_store: pulumi.Resource
+    # MinIO: the artifact bucket and the model store. Each app's artifact user (`workflow_artifacts`)
+    # and the `register` step's model store writer (`model_publisher`) are Secrets it seeded, whose
+    # Vault paths are synced here; the release waits for MinIO's.
+    artifact_store: minio.Minio
     # MLflow's release: the registry the `register` step writes new versions to.
     registry: pulumi.Resource
-    # Each app's artifact store user's Secret, seeded by Minio; their Vault paths are synced here.
-    artifacts_credentials: tuple[SeededSecret, ...]
-    # The model store writer's Secret (minio.py `model-publisher`), for the `register` step.
-    publisher_credentials: SeededSecret
-    # The internal CA (cert_manager.py), whose certificate, which MinIO's certificate chains to.
+    # The internal CA (cert_manager.py), which MinIO's certificate chains to.
     ca: InternalCa
     pipelines: tuple[TrainingPipeline, ...]
 
@@ -252,7 +250,8 @@ class ArgoWorkflows(ChartService):
         config = args.settings
         # Synced by VaultAccess (services/__init__.py) from the paths Minio seeded; role
         # `argo-workflows` reads them (platform/vault/policies/argo-workflows.hcl).
-        for seed in (*args.artifacts_credentials, args.publisher_credentials):
+        store = args.artifact_store
+        for seed in (*store.workflow_artifacts, store.model_publisher):
             self.seeds.append(SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource))
         self.seed(
             "mlflow",
@@ -300,7 +299,7 @@ class ArgoWorkflows(ChartService):
                 self.artifact_repositories,
                 *(s.resource for s in self.seeds),
                 args.monitoring_crds,
-                args.artifact_store,
+                args.artifact_store.release,
                 args.registry,
             ],
         )

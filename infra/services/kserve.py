@@ -62,8 +62,8 @@ RUNTIMES = {"mlserver": "kserve-mlserver", "huggingfaceserver": "kserve-huggingf
 class KserveArgs(ServiceArgs):
     # cert-manager's release: its CRDs and webhook issue the certificates of KServe's webhooks.
     cert_manager: pulumi.Resource
-    # The internal CA (cert_manager.py), whose certificate, which MinIO's certificate chains to: model
-    # downloads verify MinIO against it.
+    # The internal CA (cert_manager.py), which MinIO's certificate chains to: model downloads verify
+    # MinIO against its certificate.
     ca: InternalCa
 
 

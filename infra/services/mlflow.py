@@ -16,7 +16,6 @@ from ConfigMap `mlflow/mlplat-internal-ca` (`extraVolumes`/`extraVolumeMounts`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,7 @@ from infra import versions
 from infra.config import MlflowConfig
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
 from infra.services.chart import ChartService, ServiceArgs
-from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH
+from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, Minio
 
 NAMESPACE = "mlflow"
 RELEASE = "mlflow"
@@ -47,12 +46,11 @@ CA_FILE_KEY = "ca.crt"
 @dataclass(frozen=True, kw_only=True)
 class MlflowArgs(ServiceArgs):
     settings: MlflowConfig  # services.mlflow
-    # MinIO's release: the artifact bucket and MLflow's user there, which the server writes to.
-    artifact_store: pulumi.Resource
-    # MinIO user credentials for the artifact bucket (the Minio component's mlflow_credentials).
-    s3_credentials: Mapping[str, pulumi.Input[str]]
-    # The internal CA (cert_manager.py), whose certificate, which MinIO's certificate chains to: MLflow
-    # verifies MinIO against it.
+    # MinIO: the server keeps artifacts in its bucket as its user (`mlflow_credentials`, seeded here
+    # too), so the release waits for MinIO's.
+    artifact_store: Minio
+    # The internal CA (cert_manager.py), which MinIO's certificate chains to: MLflow verifies MinIO
+    # against its certificate.
     ca: InternalCa
 
 
@@ -132,7 +130,7 @@ class Mlflow(ChartService):
             "platform/mlflow/admin",
             {"username": "admin", "password": self.password("admin-password")},
         )
-        self.seed("s3", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, args.s3_credentials)
+        self.seed("s3", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, args.artifact_store.mlflow_credentials)
         self.ca_bundle = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_FILE_KEY)
         self.release = self.install(
             "release",
@@ -144,7 +142,7 @@ class Mlflow(ChartService):
                 self.ca_bundle,
                 *(s.resource for s in self.seeds),
                 args.monitoring_crds,
-                args.artifact_store,
+                args.artifact_store.release,
             ],
             protect=args.cluster.protect_stateful,
         )

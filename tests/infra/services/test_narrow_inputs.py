@@ -98,7 +98,7 @@ def test_no_service_component_receives_the_whole_stack_config() -> None:
         (mlflow.MlflowArgs, "artifact_store"),
         (KserveArgs, "ca"),
         (InferenceGatewayArgs, "load_balancer_controller"),
-        (ArgoWorkflowsArgs, "publisher_credentials"),
+        (ArgoWorkflowsArgs, "artifact_store"),
         (ArgoWorkflowsArgs, "ca"),
         (ArgoEventsArgs, "workflows"),
         (ArgoEventsArgs, "apps"),
