@@ -25,7 +25,7 @@ from infra import versions
 from infra.config import MlflowConfig
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
 from infra.services.chart import ChartService, ServiceArgs
-from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, Minio
+from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW, Minio
 
 NAMESPACE = "mlflow"
 RELEASE = "mlflow"
@@ -75,7 +75,7 @@ def computed_values(mlflow: MlflowConfig, storage_class: str) -> dict[str, Any]:
                 "enabled": True,
                 "bucket": ARTIFACTS_BUCKET,
                 "existingSecret": {
-                    "name": MLFLOW_S3_SECRET,
+                    "name": MLFLOW.secret,
                     "keyOfAccessKeyId": "AWS_ACCESS_KEY_ID",
                     "keyOfSecretAccessKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
                 },
@@ -130,7 +130,7 @@ class Mlflow(ChartService):
             "platform/mlflow/admin",
             {"username": "admin", "password": self.password("admin-password")},
         )
-        self.seed("s3", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, args.artifact_store.mlflow_credentials)
+        self.seed("s3", MLFLOW.secret, MLFLOW.vault_path, args.artifact_store.mlflow_credentials)
         self.ca_bundle = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_FILE_KEY)
         self.release = self.install(
             "release",

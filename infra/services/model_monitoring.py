@@ -203,8 +203,8 @@ def job_spec(target: MonitoredApp, env: str, settings: InferenceLogsConfig) -> d
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "initContainers": [
-            _mirror("fetch-logs", minio.LOGS_READER_SECRET, logs, "/data/logs", WINDOW),
-            _mirror("fetch-reference", minio.MODEL_READER_SECRET, models, f"/data/models/{target.app}", None),
+            _mirror("fetch-logs", minio.LOGS_READER.secret, logs, "/data/logs", WINDOW),
+            _mirror("fetch-reference", minio.MODEL_READER.secret, models, f"/data/models/{target.app}", None),
         ],
         "containers": [drift],
         "volumes": [
