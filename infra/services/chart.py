@@ -82,7 +82,7 @@ POD_SECURITY: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ServiceArgs:
-    """What every platform service but the monitoring stack takes; each service's args add its own
+    """What every `ChartService` but the monitoring stack takes; each service's args add its own
     settings and the resources it waits for, as keywords."""
 
     cluster: ClusterFacts
