@@ -15,7 +15,7 @@ from infra.aws.karpenter import NAMESPACE as KARPENTER_NAMESPACE
 from infra.aws.karpenter import GpuNodePools, GpuNodePoolsArgs
 from infra.aws.load_balancer_controller import ControllerScope, controller_role
 from infra.aws.network import Network, NetworkArgs
-from infra.aws.storage import StorageClasses
+from infra.aws.storage import StorageClasses, StorageClassNames
 from infra.aws.vault_unseal import VaultUnsealKey
 from infra.config import (
     NAMESPACE,
@@ -26,8 +26,11 @@ from infra.config import (
     stack_file,
 )
 from infra.contract import ENVIRONMENT_LABEL
-from infra.services import LoadBalancing, PlatformServices, PlatformServicesArgs, VaultUnseal
+from infra.services import PlatformServices, PlatformServicesArgs
+from infra.services.facts import ClusterFacts
+from infra.services.load_balancer import LoadBalancing
 from infra.services.network_policies import NamespaceRef
+from infra.services.vault import VaultUnseal
 
 
 def stack_values() -> dict[str, Any]:
@@ -35,6 +38,35 @@ def stack_values() -> dict[str, Any]:
     everything: dict[str, Any] = dict(CONFIG.get() or get_config_env())
     prefix = f"{NAMESPACE}:"
     return {key.removeprefix(prefix): value for key, value in everything.items() if key.startswith(prefix)}
+
+
+def platform_services_args(
+    config: StackConfig,
+    storage_classes: StorageClassNames,
+    *,
+    vault_unseal: VaultUnseal,
+    load_balancing: LoadBalancing,
+    karpenter_namespace: NamespaceRef,
+) -> PlatformServicesArgs:
+    """What the platform services take from the stack: the cluster's facts, each service's own
+    settings, and what the AWS layer made for them. The one place the stack config is narrowed for
+    them (the test harness builds the services through it too)."""
+    return PlatformServicesArgs(
+        cluster=ClusterFacts(
+            environment=config.environment,
+            region=config.aws.region,
+            storage_classes=storage_classes,
+            protect_stateful=config.protect_stateful,
+        ),
+        services=config.services,
+        gpu=config.gpu,
+        gateway=config.gateway,
+        model_min_replicas=config.apps.min_replicas,
+        vpc_cidr=str(config.network.vpc_cidr),
+        vault_unseal=vault_unseal,
+        load_balancing=load_balancing,
+        karpenter_namespace=karpenter_namespace,
+    )
 
 
 def build(config: StackConfig) -> None:
@@ -130,13 +162,13 @@ def build(config: StackConfig) -> None:
     # pools (a Karpenter failure must not hold back monitoring, Vault or Argo CD).
     PlatformServices(
         "platform",
-        PlatformServicesArgs(
-            config=config,
-            vault_unseal=VaultUnseal(
-                role_arn=unseal.role_arn, kms_key_id=unseal.key_id, region=config.aws.region
+        platform_services_args(
+            config,
+            storage.names,
+            vault_unseal=VaultUnseal(role_arn=unseal.role_arn, kms_key_id=unseal.key_id),
+            load_balancing=LoadBalancing(
+                role_arn=load_balancer_role.arn, cluster_name=cluster.name, vpc_id=network.vpc_id
             ),
-            load_balancing=LoadBalancing(role_arn=load_balancer_role.arn, vpc_id=network.vpc_id),
-            cluster_name=cluster.name,
             karpenter_namespace=NamespaceRef(KARPENTER_NAMESPACE, gpu_pools.namespace),
         ),
         pulumi.ResourceOptions(

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.contract import STATEFUL_STORAGE_CLASS
 
 DEFAULT_CLASS = "gp3-encrypted"
+
+
+@dataclass(frozen=True)
+class StorageClassNames:
+    """The classes a volume may claim, for the services that create volumes (infra/services/facts.py)."""
+
+    default: str  # reclaim Delete: data that can be rebuilt (metrics history)
+    retain: str  # reclaim Retain: a deleted claim never deletes the data (Vault, MinIO, PostgreSQL)
+
+
+NAMES = StorageClassNames(default=DEFAULT_CLASS, retain=STATEFUL_STORAGE_CLASS)
 
 
 class StorageClasses(pulumi.ComponentResource):
@@ -25,8 +38,8 @@ class StorageClasses(pulumi.ComponentResource):
         if encrypted:
             parameters["kmsKeyId"] = ebs_key_arn
         for class_name, reclaim, default in (
-            (DEFAULT_CLASS, "Delete", True),
-            (STATEFUL_STORAGE_CLASS, "Retain", False),
+            (NAMES.default, "Delete", True),
+            (NAMES.retain, "Retain", False),
         ):
             k8s.storage.v1.StorageClass(
                 f"{name}-{class_name}",
@@ -41,4 +54,6 @@ class StorageClasses(pulumi.ComponentResource):
                 allow_volume_expansion=True,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        self.register_outputs({"defaultClass": DEFAULT_CLASS, "retainClass": STATEFUL_STORAGE_CLASS})
+        # What the services' volumes claim: handed on by the program, so only a class created here is named.
+        self.names = NAMES
+        self.register_outputs({"defaultClass": NAMES.default, "retainClass": NAMES.retain})

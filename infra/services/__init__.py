@@ -1,12 +1,18 @@
 """Platform services on the cluster: one component per service, each a pinned Helm release.
 
-`PlatformServices` builds them in dependency order: kube-prometheus-stack first (its CRDs are used
-by every ServiceMonitor), cert-manager before KServe, cert-manager's internal CA issuer before Vault
-(which serves TLS with a certificate from it), Vault + the Vault Secrets Operator before the
-VaultStaticSecrets that deliver generated credentials, Argo CD before its AppProject/ApplicationSet,
-the AWS Load Balancer Controller and the internal CA before the inference gateway, MinIO and MLflow
-before Argo Workflows (its artifacts and the pipelines' registrations), Argo Workflows before Argo
-Events (whose Sensor creates Workflows).
+Each component takes a frozen args object holding only what it uses: the cluster's facts
+(`ClusterFacts`, built once by infra/program.py), its own settings (`services.<name>` of the stack
+file) and, by name, the resources it really waits for. No component sees the whole stack config.
+The order below is declared where each dependency is: kube-prometheus-stack first (every other
+service's chart renders a ServiceMonitor or PodMonitor: `monitoring_crds`), cert-manager before
+KServe (`cert_manager`), cert-manager's internal CA issuer before Vault, MinIO and the inference
+gateway (`ca`: each serves TLS with a certificate of it, and `InternalCa.certificate` waits for the
+issuer), Vault and the Vault Secrets Operator before the VaultStaticSecrets that deliver generated
+credentials, Argo CD before its AppProject/ApplicationSet, the AWS Load Balancer Controller before
+the inference gateway (`load_balancer_controller`), MinIO before MLflow (`artifact_store`), MinIO
+and MLflow before Argo Workflows (`artifact_store`, `registry`: its artifacts and the pipelines'
+registrations), Argo Workflows before Argo Events (`workflows`: its Sensor creates Workflows), the
+Pushgateway before the drift jobs (`pushgateway`).
 """
 
 from __future__ import annotations
@@ -15,48 +21,40 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.config import StackConfig
+from infra.config import GatewayConfig, GpuConfig, ServicesConfig
 from infra.services import argo_events, argo_workflows
 from infra.services.argo_events import ArgoEvents, ArgoEventsArgs
 from infra.services.argo_workflows import ArgoWorkflows, ArgoWorkflowsArgs, training_pipelines
-from infra.services.argocd import ArgoCd
+from infra.services.argocd import ArgoCd, ArgoCdArgs
 from infra.services.cert_manager import CertManager
 from infra.services.chart import ChartService, ServiceArgs
+from infra.services.facts import ClusterFacts
 from infra.services.falco import Falco
 from infra.services.gateway import InferenceGateway, InferenceGatewayArgs
-from infra.services.gpu_operator import GpuOperator
+from infra.services.gpu_operator import GpuOperator, GpuOperatorArgs
 from infra.services.keda import Keda
 from infra.services.kserve import Kserve, KserveArgs
-from infra.services.load_balancer import LoadBalancerController, LoadBalancerControllerArgs
+from infra.services.load_balancer import LoadBalancerController, LoadBalancerControllerArgs, LoadBalancing
 from infra.services.minio import Minio, MinioArgs
 from infra.services.mlflow import Mlflow, MlflowArgs
 from infra.services.model_monitoring import DriftJobs, DriftJobsArgs
-from infra.services.monitoring import Monitoring
+from infra.services.monitoring import Monitoring, MonitoringArgs
 from infra.services.network_policies import NamespaceRef, NetworkPolicies, NetworkPoliciesArgs
 from infra.services.secrets import VaultAccess
 from infra.services.vault import ADDRESS as VAULT_ADDRESS
-from infra.services.vault import Vault, VaultArgs
+from infra.services.vault import Vault, VaultArgs, VaultUnseal
 
 
-@dataclass(frozen=True)
-class VaultUnseal:
-    role_arn: pulumi.Input[str]  # IRSA role for the vault ServiceAccount (vault/vault)
-    kms_key_id: pulumi.Input[str]
-    region: str
-
-
-@dataclass(frozen=True)
-class LoadBalancing:
-    role_arn: pulumi.Input[str]  # IRSA role of the AWS Load Balancer Controller
-    vpc_id: pulumi.Input[str]  # the VPC its NLBs and security groups live in
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PlatformServicesArgs:
-    config: StackConfig
+    cluster: ClusterFacts
+    services: ServicesConfig  # every service's own settings (`services.<name>`)
+    gpu: GpuConfig  # the GPU pools: the device plugin's time-slicing levels
+    gateway: GatewayConfig
+    model_min_replicas: int  # apps.min_replicas: the inference gateway runs at least as many proxies
+    vpc_cidr: str  # network.vpc_cidr: the control plane and the nodes, for the NetworkPolicies
     vault_unseal: VaultUnseal
     load_balancing: LoadBalancing
-    cluster_name: pulumi.Input[str]
     # Karpenter's namespace lives with the node pools; its walls must wait for it.
     karpenter_namespace: NamespaceRef
 
@@ -66,81 +64,73 @@ class PlatformServices(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PlatformServicesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:PlatformServices", name, None, opts)
-        config = args.config
+        cluster, services = args.cluster, args.services
         child = pulumi.ResourceOptions(parent=self)
 
-        self.monitoring = Monitoring(f"{name}-monitoring", ServiceArgs(config), child)
-        after = (self.monitoring.release,)
-        self.cert_manager = CertManager(f"{name}-cert-manager", ServiceArgs(config, after), child)
+        self.monitoring = Monitoring(
+            f"{name}-monitoring", MonitoringArgs(cluster=cluster, settings=services.monitoring), child
+        )
+        monitoring_crds = self.monitoring.release
+        shared = ServiceArgs(cluster, monitoring_crds)
+        self.cert_manager = CertManager(f"{name}-cert-manager", shared, child)
+        ca = self.cert_manager.ca
         self.kserve = Kserve(
             f"{name}-kserve",
-            KserveArgs(
-                config,
-                after,
-                cert_manager=self.cert_manager.release,
-                ca_cert_pem=self.cert_manager.ca_cert_pem,
-            ),
+            KserveArgs(cluster, monitoring_crds, cert_manager=self.cert_manager.release, ca=ca),
             child,
         )
-        self.gpu_operator = GpuOperator(f"{name}-gpu-operator", ServiceArgs(config, after), child)
-        unseal = args.vault_unseal
+        self.gpu_operator = GpuOperator(
+            f"{name}-gpu-operator", GpuOperatorArgs(cluster, monitoring_crds, gpu=args.gpu), child
+        )
         self.vault = Vault(
             f"{name}-vault",
-            VaultArgs(
-                config,
-                after,
-                role_arn=unseal.role_arn,
-                kms_key_id=unseal.kms_key_id,
-                region=unseal.region,
-                ca_issuer=self.cert_manager.ca_issuer,
-            ),
+            VaultArgs(cluster, monitoring_crds, settings=services.vault, unseal=args.vault_unseal, ca=ca),
             child,
         )
+        retention = services.inference_logs.retention_days
         self.minio = Minio(
-            f"{name}-minio", MinioArgs(config, after, ca_issuer=self.cert_manager.ca_issuer), child
+            f"{name}-minio",
+            MinioArgs(
+                cluster, monitoring_crds, settings=services.minio, logs_retention_days=retention, ca=ca
+            ),
+            child,
         )
         self.mlflow = Mlflow(
             f"{name}-mlflow",
-            MlflowArgs(
-                config,
-                (*after, self.minio.release),
-                s3_credentials=self.minio.mlflow_credentials,
-                ca_cert_pem=self.cert_manager.ca_cert_pem,
-            ),
+            MlflowArgs(cluster, monitoring_crds, settings=services.mlflow, artifact_store=self.minio, ca=ca),
             child,
         )
         self.drift_jobs = DriftJobs(
             f"{name}-drift-jobs",
             DriftJobsArgs(
-                config,
+                environment=cluster.environment,
+                settings=services.inference_logs,
                 logs_reader=self.minio.logs_reader,
                 model_reader=self.minio.model_reader,
-                ca_cert_pem=self.cert_manager.ca_cert_pem,
-                after=(self.monitoring.pushgateway,),
+                ca=ca,
+                pushgateway=self.monitoring.pushgateway,
             ),
             child,
         )
-        self.falco = Falco(f"{name}-falco", ServiceArgs(config, after), child)
-        self.argocd = ArgoCd(f"{name}-argocd", ServiceArgs(config, after), child)
-        # After monitoring: its ServiceMonitors need the CRDs, its triggers query that Prometheus.
-        self.keda = Keda(f"{name}-keda", ServiceArgs(config, after), child)
+        self.falco = Falco(f"{name}-falco", shared, child)
+        self.argocd = ArgoCd(
+            f"{name}-argocd", ArgoCdArgs(cluster, monitoring_crds, settings=services.argocd), child
+        )
+        # Its ServiceMonitors need the monitoring CRDs; its triggers query that Prometheus.
+        self.keda = Keda(f"{name}-keda", shared, child)
         self.load_balancer_controller = LoadBalancerController(
             f"{name}-load-balancer-controller",
-            LoadBalancerControllerArgs(
-                config,
-                after,
-                role_arn=args.load_balancing.role_arn,
-                cluster_name=args.cluster_name,
-                vpc_id=args.load_balancing.vpc_id,
-            ),
+            LoadBalancerControllerArgs(cluster, monitoring_crds, aws=args.load_balancing),
             child,
         )
         self.gateway = InferenceGateway(
             f"{name}-gateway",
             InferenceGatewayArgs(
-                config,
-                after,
-                ca_issuer=self.cert_manager.ca_issuer,
+                cluster,
+                monitoring_crds,
+                settings=args.gateway,
+                proxy_replicas=args.model_min_replicas,
+                ca=ca,
                 load_balancer_controller=self.load_balancer_controller.release,
             ),
             child,
@@ -149,39 +139,41 @@ class PlatformServices(pulumi.ComponentResource):
         # Retraining (README "Retraining"): switched per stack, on in every environment.
         self.argo_workflows: ArgoWorkflows | None = None
         self.argo_events: ArgoEvents | None = None
-        if config.services.argo_workflows.enabled:
+        if services.argo_workflows.enabled:
             pipelines = tuple(training_pipelines())
             self.argo_workflows = ArgoWorkflows(
                 f"{name}-argo-workflows",
                 ArgoWorkflowsArgs(
-                    config,
-                    (*after, self.minio.release, self.mlflow.release),
-                    artifacts_credentials=self.minio.workflow_artifacts,
-                    publisher_credentials=self.minio.model_publisher,
-                    ca_cert_pem=self.cert_manager.ca_cert_pem,
+                    cluster,
+                    monitoring_crds,
+                    settings=services.argo_workflows,
+                    artifact_store=self.minio,
+                    registry=self.mlflow.release,
+                    ca=ca,
                     pipelines=pipelines,
                 ),
                 child,
             )
-            if config.services.argo_events.enabled:
+            if services.argo_events.enabled:
                 self.argo_events = ArgoEvents(
                     f"{name}-argo-events",
                     ArgoEventsArgs(
-                        config, (*after, self.argo_workflows.release), apps=tuple(p.app for p in pipelines)
+                        cluster,
+                        monitoring_crds,
+                        workflows=self.argo_workflows.release,
+                        apps=tuple(p.app for p in pipelines),
                     ),
                     child,
                 )
 
         # Default-deny walls around every platform namespace, once the namespaces exist (VSO's
         # namespace is created with its release).
-        services: list[ChartService | DriftJobs] = [
+        with_namespace: list[ChartService | DriftJobs] = [
             self.monitoring,
             self.cert_manager,
             self.kserve,
             self.gpu_operator,
             self.vault,
-        ]
-        services += [
             self.minio,
             self.mlflow,
             self.falco,
@@ -191,7 +183,7 @@ class PlatformServices(pulumi.ComponentResource):
             self.gateway,
             self.drift_jobs,
         ]
-        services += [s for s in (self.argo_workflows, self.argo_events) if s is not None]
+        with_namespace += [s for s in (self.argo_workflows, self.argo_events) if s is not None]
         absent = frozenset(
             ns
             for ns, service in (
@@ -203,10 +195,14 @@ class PlatformServices(pulumi.ComponentResource):
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies",
             NetworkPoliciesArgs(
-                str(config.network.vpc_cidr),
-                args.karpenter_namespace,
-                [*(s.namespace for s in services), self.vault.operator, self.gateway.gateway_namespace],
-                absent,
+                vpc_cidr=args.vpc_cidr,
+                karpenter=args.karpenter_namespace,
+                namespaces_created_by=[
+                    *(s.namespace for s in with_namespace),
+                    self.vault.operator,
+                    self.gateway.gateway_namespace,
+                ],
+                absent=absent,
             ),
             child,
         )

@@ -54,11 +54,14 @@ METRICS_PORT = 7777
 NOTHING = r"[^\s\S]"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArgoEventsArgs(ServiceArgs):
+    # Argo Workflows' release: the Workflow CRD the Sensor creates objects of, in the namespace where
+    # the Sensor's Role is.
+    workflows: pulumi.Resource
     # The apps with a retraining pipeline (argo_workflows.training_pipelines): the only values of an
     # alert's `model` label that may start a run.
-    apps: tuple[str, ...] = ()
+    apps: tuple[str, ...]
 
 
 def admitting_only(
@@ -95,7 +98,9 @@ class ArgoEvents(ChartService):
     """The Argo Events controller, the JetStream bus, the Alertmanager webhook and the retraining Sensor."""
 
     def __init__(self, name: str, args: ArgoEventsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:ArgoEvents", name, args, NAMESPACE, opts)
+        # The Workflows its Sensor creates are Argo Workflows' kind: everything here comes after that CRD.
+        crd_releases = [args.monitoring_crds, args.workflows]
+        super().__init__("mlplat:services:ArgoEvents", name, NAMESPACE, args.cluster, crd_releases, opts)
         self.webhook_token = self.seed(
             "alertmanager-webhook",
             WEBHOOK_SECRET,
@@ -103,7 +108,7 @@ class ArgoEvents(ChartService):
             {"token": self.password("webhook-token")},
         )
         self.release = self.install("release", RELEASE, "argo-events")
-        child = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *args.after])
+        child = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *crd_releases])
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sensor-sa",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=SENSOR_ACCOUNT, namespace=NAMESPACE),

@@ -52,7 +52,7 @@ admin creates the account (README "Retraining: the cluster side") `register` is 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +60,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra.config import ConfigError, StackConfig
+from infra.config import ArgoWorkflowsConfig, ConfigError
 from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP
 from infra.services import minio
+from infra.services.cert_manager import InternalCa
 from infra.services.chart import REPO, ChartService, ServiceArgs
 from infra.services.secrets import SeededSecret
 
@@ -165,19 +166,23 @@ def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
     return found
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArgoWorkflowsArgs(ServiceArgs):
-    # Each app's artifact store user's Secret, seeded by Minio; their Vault paths are synced here.
-    artifacts_credentials: tuple[SeededSecret, ...] = ()
-    # The model store writer's Secret (minio.py `model-publisher`), for the `register` step.
-    publisher_credentials: SeededSecret | None = None
-    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to.
-    ca_cert_pem: pulumi.Input[str] = ""
-    pipelines: tuple[TrainingPipeline, ...] = field(default_factory=tuple)
+    settings: ArgoWorkflowsConfig  # services.argo_workflows
+    # MinIO: the artifact bucket and the model store. Each app's artifact user (`workflow_artifacts`)
+    # and the `register` step's model store writer (`model_publisher`) are Secrets it seeded, whose
+    # Vault paths are synced here; the release waits for MinIO's.
+    artifact_store: minio.Minio
+    # MLflow's release: the registry the `register` step writes new versions to.
+    registry: pulumi.Resource
+    # The internal CA (cert_manager.py), which MinIO's certificate chains to.
+    ca: InternalCa
+    pipelines: tuple[TrainingPipeline, ...]
 
 
-def computed_values(config: StackConfig, pipelines: tuple[TrainingPipeline, ...]) -> dict[str, Any]:
-    workflows = config.services.argo_workflows
+def computed_values(
+    workflows: ArgoWorkflowsConfig, pipelines: tuple[TrainingPipeline, ...]
+) -> dict[str, Any]:
     server: dict[str, Any] = {"authModes": ["client"]}
     if workflows.sso is not None:
         # SSO only: `client` would still let any holder of a Kubernetes token in.
@@ -239,16 +244,14 @@ class ArgoWorkflows(ChartService):
     """Argo Workflows, its credentials from Vault, and every app's training pipeline."""
 
     def __init__(self, name: str, args: ArgoWorkflowsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:ArgoWorkflows", name, args, NAMESPACE, opts)
-        if args.publisher_credentials is None or not args.ca_cert_pem:
-            raise ValueError(
-                "ArgoWorkflowsArgs: publisher_credentials and ca_cert_pem are "
-                "required (artifacts and new model versions go to MinIO over verified TLS)"
-            )
-        config = args.config.services.argo_workflows
+        super().__init__(
+            "mlplat:services:ArgoWorkflows", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+        )
+        config = args.settings
         # Synced by VaultAccess (services/__init__.py) from the paths Minio seeded; role
         # `argo-workflows` reads them (platform/vault/policies/argo-workflows.hcl).
-        for seed in (*args.artifacts_credentials, args.publisher_credentials):
+        store = args.artifact_store
+        for seed in (*store.workflow_artifacts, store.model_publisher):
             self.seeds.append(SeededSecret(NAMESPACE, seed.secret_name, seed.vault_path, seed.resource))
         self.seed(
             "mlflow",
@@ -274,7 +277,7 @@ class ArgoWorkflows(ChartService):
             f"{name}-internal-ca",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=CA_SECRET, namespace=self.namespace.metadata.name),
             type="Opaque",
-            string_data={CA_KEY: args.ca_cert_pem},
+            string_data={CA_KEY: args.ca.cert_pem},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
         self.artifact_repositories = k8s.core.v1.ConfigMap(
@@ -289,13 +292,15 @@ class ArgoWorkflows(ChartService):
             "release",
             RELEASE,
             "argo-workflows",
-            computed=computed_values(args.config, args.pipelines),
+            computed=computed_values(config, args.pipelines),
             depends_on=[
                 self.namespace,
                 self.ca,
                 self.artifact_repositories,
                 *(s.resource for s in self.seeds),
-                *args.after,
+                args.monitoring_crds,
+                args.artifact_store.release,
+                args.registry,
             ],
         )
         self.pipelines = [

@@ -10,6 +10,7 @@ the stack file is their one owner.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,17 +131,22 @@ def with_source(path: Path, doc: dict[str, Any], argocd: ArgoCdConfig) -> dict[s
     return doc
 
 
+@dataclass(frozen=True, kw_only=True)
+class ArgoCdArgs(ServiceArgs):
+    settings: ArgoCdConfig  # services.argocd
+
+
 class ArgoCd(ChartService):
     """Argo CD and the current environment's AppProject/ApplicationSet."""
 
-    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:ArgoCd", name, args, NAMESPACE, opts)
-        env = args.config.environment
-        self.release = self.install(
-            "release", "argocd", "argo-cd", computed=computed_values(args.config.services.argocd)
+    def __init__(self, name: str, args: ArgoCdArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(
+            "mlplat:services:ArgoCd", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
         )
+        env = args.cluster.environment
+        self.release = self.install("release", "argocd", "argo-cd", computed=computed_values(args.settings))
         documents = [
-            (path, with_source(path, doc, args.config.services.argocd))
+            (path, with_source(path, doc, args.settings))
             for path, doc in load_documents([f"argocd/{env}/*.yaml"])
         ]
         self.gitops = custom_resources(self, f"{name}-{env}", documents, NAMESPACE, [self.release])

@@ -16,6 +16,7 @@ carry the renewed CA long before the old one expires (docs/runbooks/vault.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -35,54 +36,69 @@ API_VERSION = "cert-manager.io/v1"
 # The provider waits for cert-manager to report the certificate issued, so whatever mounts or reads
 # its Secret (a release, a VaultConnection) is created only once the Secret exists.
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
+# Every certificate the CA issues: 90 days, renewed 30 days before it ends (the window to reload a
+# server that reads its certificate only at start, e.g. Vault on SIGHUP), a new ECDSA P-256 key each time.
+LEAF_DURATION = "2160h"
+LEAF_RENEW_BEFORE = "720h"
+LEAF_KEY = {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
 
 
-def issuer_ref(name: str) -> dict[str, str]:
-    return {"name": name, "kind": "ClusterIssuer", "group": "cert-manager.io"}
+@dataclass(frozen=True)
+class InternalCa:
+    """The platform's internal CA (docs/adr/0004-internal-tls-ca.md), as the services that use it see
+    it: its ClusterIssuer signs their server certificates, its certificate is what their clients trust."""
 
+    issuer: pulumi.Resource  # ClusterIssuer CA_ISSUER: a certificate requested before it exists is not issued
+    cert_pem: pulumi.Input[str]
 
-def certificate(
-    owner: pulumi.Resource,
-    resource_name: str,
-    name: str,
-    namespace: pulumi.Input[str],
-    spec: dict[str, Any],
-    depends_on: list[pulumi.Resource],
-) -> k8s.apiextensions.CustomResource:
-    """A cert-manager Certificate `namespace/name` (Secret of the same name), ready before dependents."""
-    return k8s.apiextensions.CustomResource(
-        resource_name,
-        api_version=API_VERSION,
-        kind="Certificate",
-        metadata={"name": name, "namespace": namespace, "annotations": WAIT_READY},
-        spec={"secretName": name, **spec},
-        opts=pulumi.ResourceOptions(parent=owner, depends_on=depends_on),
-    )
+    def certificate(
+        self,
+        owner: pulumi.Resource,
+        resource_name: str,
+        name: str,
+        namespace: k8s.core.v1.Namespace,
+        names: dict[str, Any],
+        usages: list[str],
+    ) -> k8s.apiextensions.CustomResource:
+        """A Certificate `<namespace>/name` of this CA (Secret of the same name) for `names`
+        (`commonName`, `dnsNames`, `ipAddresses`), ready before dependents; it waits for its namespace
+        and the issuer."""
+        spec = {
+            **names,
+            "duration": LEAF_DURATION,
+            "renewBefore": LEAF_RENEW_BEFORE,
+            "privateKey": LEAF_KEY,
+            "usages": usages,
+            "issuerRef": {"name": CA_ISSUER, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+        }
+        return k8s.apiextensions.CustomResource(
+            resource_name,
+            api_version=API_VERSION,
+            kind="Certificate",
+            metadata={"name": name, "namespace": namespace.metadata.name, "annotations": WAIT_READY},
+            spec={"secretName": name, **spec},
+            opts=pulumi.ResourceOptions(parent=owner, depends_on=[namespace, self.issuer]),
+        )
 
-
-def ca_bundle(
-    owner: pulumi.Resource,
-    resource_name: str,
-    name: str,
-    namespace: pulumi.Input[str],
-    key: str,
-    ca_cert_pem: pulumi.Input[str],
-    depends_on: list[pulumi.Resource],
-) -> k8s.core.v1.ConfigMap:
-    """ConfigMap `namespace/name` holding the internal CA's public certificate under `key`."""
-    return k8s.core.v1.ConfigMap(
-        resource_name,
-        metadata={"name": name, "namespace": namespace},
-        data={key: ca_cert_pem},
-        opts=pulumi.ResourceOptions(parent=owner, depends_on=depends_on),
-    )
+    def bundle(
+        self, owner: pulumi.Resource, resource_name: str, namespace: k8s.core.v1.Namespace, key: str
+    ) -> k8s.core.v1.ConfigMap:
+        """ConfigMap `<namespace>/CA_BUNDLE_CONFIGMAP` holding the CA's certificate under `key`."""
+        return k8s.core.v1.ConfigMap(
+            resource_name,
+            metadata={"name": CA_BUNDLE_CONFIGMAP, "namespace": namespace.metadata.name},
+            data={key: self.cert_pem},
+            opts=pulumi.ResourceOptions(parent=owner, depends_on=[namespace]),
+        )
 
 
 class CertManager(ChartService):
     """cert-manager with its CRDs (`crds.enabled`) and ServiceMonitor, and the internal CA issuer."""
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:CertManager", name, args, NAMESPACE, opts)
+        super().__init__(
+            "mlplat:services:CertManager", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+        )
         key = tls.PrivateKey(
             f"{name}-ca-key",
             algorithm="ECDSA",
@@ -94,15 +110,13 @@ class CertManager(ChartService):
             private_key_pem=key.private_key_pem,
             is_ca_certificate=True,
             subject=tls.SelfSignedCertSubjectArgs(
-                common_name=f"mlplat {args.config.environment} internal CA", organization="mlplat"
+                common_name=f"mlplat {args.cluster.environment} internal CA", organization="mlplat"
             ),
             validity_period_hours=CA_VALIDITY_HOURS,
             early_renewal_hours=CA_RENEW_BEFORE_HOURS,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # What every client trusts (ca_bundle ConfigMaps, and `ca.crt` in every leaf Secret).
-        self.ca_cert_pem: pulumi.Output[str] = ca.cert_pem
         # The CA ClusterIssuer reads `tls.crt`/`tls.key` from this Secret in cert-manager's cluster
         # resource namespace (its own namespace).
         self.ca_secret = k8s.core.v1.Secret(
@@ -118,9 +132,9 @@ class CertManager(ChartService):
             "release",
             "cert-manager",
             "cert-manager",
-            depends_on=[self.namespace, self.ca_secret, *args.after],
+            depends_on=[self.namespace, self.ca_secret, args.monitoring_crds],
         )
-        self.ca_issuer = k8s.apiextensions.CustomResource(
+        issuer = k8s.apiextensions.CustomResource(
             f"{name}-ca-issuer",
             api_version=API_VERSION,
             kind="ClusterIssuer",
@@ -128,4 +142,6 @@ class CertManager(ChartService):
             spec={"ca": {"secretName": CA_SECRET}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, self.ca_secret]),
         )
+        # What every client trusts: ca_bundle ConfigMaps, and `ca.crt` in every leaf Secret.
+        self.ca = InternalCa(issuer, ca.cert_pem)
         self.register_outputs({"release": self.release.status, "caIssuer": CA_ISSUER})

@@ -3,8 +3,8 @@
 Every service goes through `helm_release`, so pins, release safety settings (atomic, cleanup on
 fail, wait for hooks) and the values-file layout are decided once. Values come from
 `platform/<dir>/values.yaml`, deep-merged with `platform/<dir>/values-<env>.yaml` and then with the
-values the program computes (role ARNs, replicas from StackConfig, Secret names). Computed values
-win, because they come from the typed stack config that the whole program agrees on.
+values the program computes (role ARNs, replicas from the service's own settings, Secret names).
+Computed values win, because they come from the typed stack config that the whole program agrees on.
 
 `ChartService` is the shape every service component shares: its namespace (with its Pod Security
 level), Secrets seeded there, and pinned releases installed into it with merged values; a service
@@ -27,15 +27,11 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import versions
-from infra.config import StackConfig
 from infra.services import secrets
+from infra.services.facts import ClusterFacts
 
 REPO = Path(__file__).resolve().parents[2]
 PLATFORM = REPO / "platform"
-
-# StorageClasses the AWS layer creates: KMS-encrypted gp3, and its Retain twin for stateful services
-# (infra.contract.STATEFUL_STORAGE_CLASS: a deleted PVC must not delete the data of Vault, MinIO or PostgreSQL).
-STORAGE_CLASS = "gp3-encrypted"
 
 # Seconds Helm waits for a release's workloads (and hooks) to be ready before `atomic` rolls back.
 RELEASE_TIMEOUT = 900
@@ -86,11 +82,15 @@ POD_SECURITY: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ServiceArgs:
-    """What every service component needs: the typed stack config, and what must exist before it."""
+    """What every `ChartService` but the monitoring stack takes; each service's args add its own
+    settings and the resources it waits for, as keywords."""
 
-    config: StackConfig
-    # Releases whose CRDs this service's resources use (e.g. kube-prometheus-stack for ServiceMonitors).
-    after: tuple[pulumi.Resource, ...] = ()
+    cluster: ClusterFacts
+    # kube-prometheus-stack's release, which installs the ServiceMonitor, PodMonitor and PrometheusRule
+    # CRDs: every service's chart renders one (`serviceMonitor` in platform/<service>/values.yaml), and
+    # Helm refuses a release whose manifests name a kind the API server does not know ("unable to build
+    # kubernetes objects from release manifest ... no matches for kind ServiceMonitor", helm/helm#8215).
+    monitoring_crds: pulumi.Resource
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,13 +233,17 @@ class ChartService(pulumi.ComponentResource):
         self,
         type_token: str,
         name: str,
-        args: ServiceArgs,
         namespace_name: str,
+        cluster: ClusterFacts,
+        crd_releases: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """`crd_releases`: the releases whose CRDs this service's releases render objects of (by
+        default every release waits for them)."""
         super().__init__(type_token, name, None, opts)
         self.service_name = name
-        self.service_args = args
+        self.cluster = cluster
+        self.crd_releases = tuple(crd_releases)
         self.namespace_name = namespace_name
         self.namespace = namespace(self, f"{name}-ns", namespace_name)
         self.seeds = []
@@ -286,14 +290,12 @@ class ChartService(pulumi.ComponentResource):
         Values: `platform/<values_dir>/` files (`values_dir` defaults to `chart_key`) deep-merged with
         `computed`. Installed into this service's namespace unless `into` names another one it owns;
         by default the release waits for that namespace, the Secrets seeded so far (the chart reads
-        them) and the service's `after`.
+        them) and the service's `crd_releases`.
         """
         target = into or self.namespace
-        values = deep_merge(
-            values_files(values_dir or chart_key, self.service_args.config.environment), computed or {}
-        )
+        values = deep_merge(values_files(values_dir or chart_key, self.cluster.environment), computed or {})
         if depends_on is None:
-            depends_on = [target, *(seed.resource for seed in self.seeds), *self.service_args.after]
+            depends_on = [target, *(seed.resource for seed in self.seeds), *self.crd_releases]
         return helm_release(
             self,
             f"{self.service_name}-{suffix}",

@@ -42,6 +42,6 @@ class Falco(ChartService):
     """Falco DaemonSet with falcosidekick and the platform's rules."""
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Falco", name, args, NAMESPACE, opts)
+        super().__init__("mlplat:services:Falco", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts)
         self.release = self.install("release", "falco", "falco", computed=computed_values())
         self.register_outputs({"release": self.release.status, "rules": sorted(custom_rules())})

@@ -33,7 +33,7 @@ import pulumi_kubernetes as k8s
 
 from infra import versions
 from infra.config import GatewayConfig
-from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
+from infra.services.cert_manager import InternalCa
 from infra.services.chart import ChartService, ServiceArgs, namespace
 
 NAMESPACE = "envoy-gateway-system"  # the controller and, by default, its proxies
@@ -74,8 +74,12 @@ PROXY_STATS_PATH = "/stats/prometheus"
 
 @dataclass(frozen=True, kw_only=True)
 class InferenceGatewayArgs(ServiceArgs):
-    # The internal CA's ClusterIssuer (cert_manager.py): the Gateway's certificate comes from it.
-    ca_issuer: pulumi.Resource
+    settings: GatewayConfig  # gateway: the domain and who reaches the NLB
+    # apps.min_replicas: as many proxies as a model has replicas at least, so the gateway is no weaker
+    # than what it fronts.
+    proxy_replicas: int
+    # The internal CA (cert_manager.py): the Gateway's certificate comes from it.
+    ca: InternalCa
     # The AWS Load Balancer Controller's release: the proxy Service's NLB and its admission webhook.
     load_balancer_controller: pulumi.Resource
 
@@ -145,8 +149,9 @@ class InferenceGateway(ChartService):
     """Envoy Gateway and the platform's Gateway (module docstring: order and facts)."""
 
     def __init__(self, name: str, args: InferenceGatewayArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:InferenceGateway", name, args, NAMESPACE, opts)
-        config = args.config
+        super().__init__(
+            "mlplat:services:InferenceGateway", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+        )
         pin = versions.CHARTS["gateway-crds"]
         # Rendered and applied resource by resource (Helm's `template`, not `install`): the CRDs are
         # templates too large for a Helm release Secret (upstream install-helm.md). Server-side apply
@@ -157,13 +162,13 @@ class InferenceGateway(ChartService):
             chart=f"{pin.repo}/{pin.chart}",
             version=pin.version,
             values=crd_values(),
-            opts=pulumi.ResourceOptions(parent=self, protect=config.protect_stateful),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.cluster.protect_stateful),
         )
         self.release = self.install(
             "release",
             "envoy-gateway",
             "envoy-gateway",
-            depends_on=[self.namespace, self.crds, *args.after],
+            depends_on=[self.namespace, self.crds, args.monitoring_crds],
         )
         controller = [self.release]
         self.envoy_proxy = k8s.apiextensions.CustomResource(
@@ -171,8 +176,7 @@ class InferenceGateway(ChartService):
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="EnvoyProxy",
             metadata={"name": ENVOY_PROXY, "namespace": NAMESPACE},
-            # As many proxies as a model has replicas at least: the gateway is no weaker than what it fronts.
-            spec=envoy_proxy_spec(config.gateway, config.apps.min_replicas),
+            spec=envoy_proxy_spec(args.settings, args.proxy_replicas),
             opts=pulumi.ResourceOptions(parent=self, depends_on=controller),
         )
         self.gateway_class = k8s.apiextensions.CustomResource(
@@ -192,20 +196,13 @@ class InferenceGateway(ChartService):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*controller, self.envoy_proxy]),
         )
         self.gateway_namespace = namespace(self, f"{name}-gateway-ns", GATEWAY_NAMESPACE)
-        self.certificate = certificate(
+        self.certificate = args.ca.certificate(
             self,
             f"{name}-tls",
             TLS_SECRET,
-            self.gateway_namespace.metadata.name,
-            {
-                "dnsNames": [f"*.{config.gateway.domain}"],
-                "duration": "2160h",  # 90 days
-                "renewBefore": "720h",  # 30 days
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                "usages": ["digital signature", "server auth"],
-                "issuerRef": issuer_ref(CA_ISSUER),
-            },
-            [self.gateway_namespace, args.ca_issuer],
+            self.gateway_namespace,
+            {"dnsNames": [f"*.{args.settings.domain}"]},
+            usages=["digital signature", "server auth"],
         )
         self.gateway = k8s.apiextensions.CustomResource(
             f"{name}-gateway",
@@ -224,7 +221,7 @@ class InferenceGateway(ChartService):
                 depends_on=[self.gateway_class, self.certificate, args.load_balancer_controller],
             ),
         )
-        after = [*controller, *args.after]
+        after = [*controller, args.monitoring_crds]
         self.monitors = [
             pod_monitor(
                 self, f"{name}-proxy-metrics", "envoy-proxies", PROXY_LABELS, PROXY_STATS_PATH, after

@@ -11,6 +11,7 @@ node reads the entry `time-sliced-N` of the ConfigMap the chart creates here and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -22,6 +23,11 @@ from infra.services.chart import ChartService, ServiceArgs
 NAMESPACE = "gpu-operator"
 DEVICE_PLUGIN_CONFIG = "device-plugin-config"
 EXCLUSIVE = "exclusive"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuOperatorArgs(ServiceArgs):
+    gpu: GpuConfig  # the GPU pools: which time-slicing levels the device plugin is configured for
 
 
 def _plugin_config(replicas: int | None) -> str:
@@ -68,9 +74,11 @@ def device_plugin_values(gpu: GpuConfig) -> dict[str, Any]:
 class GpuOperator(ChartService):
     """GPU Operator with DCGM metrics scraped by Prometheus (ServiceMonitor)."""
 
-    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:GpuOperator", name, args, NAMESPACE, opts)
+    def __init__(self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(
+            "mlplat:services:GpuOperator", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+        )
         self.release = self.install(
-            "release", "gpu-operator", "gpu-operator", computed=device_plugin_values(args.config.gpu)
+            "release", "gpu-operator", "gpu-operator", computed=device_plugin_values(args.gpu)
         )
         self.register_outputs({"release": self.release.status})

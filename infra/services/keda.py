@@ -33,6 +33,6 @@ class Keda(ChartService):
     """The KEDA operator, its metrics API server and admission webhooks, with their ServiceMonitors."""
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Keda", name, args, NAMESPACE, opts)
+        super().__init__("mlplat:services:Keda", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts)
         self.release = self.install("release", "keda", "keda")
         self.register_outputs({"release": self.release.status})

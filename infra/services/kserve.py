@@ -48,7 +48,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
+from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
 from infra.services.chart import ChartService, ServiceArgs, deep_merge
 from infra.services.gateway import GATEWAY_NAME, GATEWAY_NAMESPACE
 
@@ -60,10 +60,11 @@ RUNTIMES = {"mlserver": "kserve-mlserver", "huggingfaceserver": "kserve-huggingf
 
 @dataclass(frozen=True, kw_only=True)
 class KserveArgs(ServiceArgs):
+    # cert-manager's release: its CRDs and webhook issue the certificates of KServe's webhooks.
     cert_manager: pulumi.Resource
-    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to: model
-    # downloads verify MinIO against it.
-    ca_cert_pem: pulumi.Input[str]
+    # The internal CA (cert_manager.py), which MinIO's certificate chains to: model downloads verify
+    # MinIO against its certificate.
+    ca: InternalCa
 
 
 # The key the controller copies from the CA ConfigMap (constants.DefaultCaBundleFileName).
@@ -134,20 +135,17 @@ class Kserve(ChartService):
     """KServe controller (Standard mode, metrics scraped) and its pinned runtimes."""
 
     def __init__(self, name: str, args: KserveArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Kserve", name, args, NAMESPACE, opts)
+        super().__init__(
+            "mlplat:services:Kserve", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+        )
         # No values files for the CRD chart (it has no values).
         crds = self.install(
-            "crd", "kserve-crd", "kserve-crd", depends_on=[self.namespace, *args.after, args.cert_manager]
+            "crd",
+            "kserve-crd",
+            "kserve-crd",
+            depends_on=[self.namespace, args.monitoring_crds, args.cert_manager],
         )
-        self.ca_bundle = ca_bundle(
-            self,
-            f"{name}-internal-ca",
-            CA_BUNDLE_CONFIGMAP,
-            self.namespace.metadata.name,
-            CA_BUNDLE_KEY,
-            args.ca_cert_pem,
-            [self.namespace],
-        )
+        self.ca_bundle = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_BUNDLE_KEY)
         storage = {"kserve": {"storage": {"caBundleConfigMapName": CA_BUNDLE_CONFIGMAP}}}
         self.release = self.install(
             "release",
@@ -203,7 +201,7 @@ class Kserve(ChartService):
                     }
                 ],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, *args.after]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, args.monitoring_crds]),
         )
         self.register_outputs({"release": self.release.status, "runtimes": self.runtimes.status})
 

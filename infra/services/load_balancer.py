@@ -26,25 +26,32 @@ METRICS_PORT = 8080
 WEBHOOK_PORT = 9443
 
 
+@dataclass(frozen=True)
+class LoadBalancing:
+    """What the AWS layer made for the controller (infra/aws/load_balancer_controller.py, network.py)."""
+
+    role_arn: pulumi.Input[str]  # IRSA role of aws-load-balancer-controller/aws-load-balancer-controller
+    cluster_name: pulumi.Input[str]  # the cluster whose load balancers and target groups it owns
+    vpc_id: pulumi.Input[str]  # the VPC its NLBs and security groups live in
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoadBalancerControllerArgs(ServiceArgs):
-    role_arn: pulumi.Input[str]  # IRSA role of aws-load-balancer-controller/aws-load-balancer-controller
-    cluster_name: pulumi.Input[str]
-    vpc_id: pulumi.Input[str]
+    aws: LoadBalancing
 
 
 def computed_values(args: LoadBalancerControllerArgs) -> dict[str, Any]:
     return {
-        "clusterName": args.cluster_name,
-        "region": args.config.aws.region,
-        "vpcId": args.vpc_id,
+        "clusterName": args.aws.cluster_name,
+        "region": args.cluster.region,
+        "vpcId": args.aws.vpc_id,
         "serviceAccount": {
             "name": SERVICE_ACCOUNT,
-            "annotations": {"eks.amazonaws.com/role-arn": args.role_arn},
+            "annotations": {"eks.amazonaws.com/role-arn": args.aws.role_arn},
         },
         # The environment tag on every load balancer, target group and security group it creates: the
         # permissions boundary's DenyOtherEnvironments and the cost reports key on it.
-        "defaultTags": {ENVIRONMENT_LABEL: args.config.environment},
+        "defaultTags": {ENVIRONMENT_LABEL: args.cluster.environment},
     }
 
 
@@ -54,7 +61,14 @@ class LoadBalancerController(ChartService):
     def __init__(
         self, name: str, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None
     ):
-        super().__init__("mlplat:services:LoadBalancerController", name, args, NAMESPACE, opts)
+        super().__init__(
+            "mlplat:services:LoadBalancerController",
+            name,
+            NAMESPACE,
+            args.cluster,
+            [args.monitoring_crds],
+            opts,
+        )
         self.release = self.install(
             "release", RELEASE, "aws-load-balancer-controller", computed=computed_values(args)
         )

@@ -39,10 +39,11 @@ from typing import Any
 
 import pulumi
 
-from infra.config import StackConfig
-from infra.contract import STATEFUL_STORAGE_CLASS, workflow_artifacts_secret
-from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
+from infra.config import MinioConfig
+from infra.contract import MODEL_STORE_URI, workflow_artifacts_secret
+from infra.services.cert_manager import InternalCa
 from infra.services.chart import ChartService, ServiceArgs
+from infra.services.secrets import SeededSecret
 
 NAMESPACE = "minio"
 RELEASE = "minio"
@@ -51,38 +52,12 @@ ENDPOINT = f"https://{SERVICE_HOST}:9000"
 # The chart's headless Service (`<fullname>-svc`), which names the distributed peers.
 HEADLESS_SERVICE = f"{RELEASE}-svc"
 TLS_SECRET = "minio-tls"  # pragma: allowlist secret (a Secret name)
-TLS_DURATION = "2160h"  # 90 days
-TLS_RENEW_BEFORE = "720h"  # 30 days
 ARTIFACTS_BUCKET = "mlflow-artifacts"
+# The model store (apps.model_store_uri of every stack file, which infra/config.py holds to the contract's).
+MODEL_BUCKET = MODEL_STORE_URI.removeprefix("s3://")
 ROOT_SECRET = "minio-root"  # pragma: allowlist secret
-# MLflow's own MinIO user: the same Vault path is synced into the minio namespace (the chart creates
-# the user from it) and into the mlflow namespace (the server signs requests with it).
-MLFLOW_USER = "mlflow"
-MLFLOW_S3_SECRET = "mlflow-s3"  # pragma: allowlist secret
-MLFLOW_S3_VAULT_PATH = "platform/mlflow/s3"
-MLFLOW_POLICY = "mlflow-artifacts-readwrite"
-# The model servers' MinIO user: Vault path below `platform/minio/`, which the minio role can read;
-# model namespaces get their own role reading only this path (docs/runbooks/model-namespaces.md).
-MODEL_READER_USER = "model-reader"
-MODEL_READER_SECRET = "model-reader-s3"  # pragma: allowlist secret (a Secret name)
-MODEL_READER_VAULT_PATH = "platform/minio/model-reader"
-MODEL_READER_POLICY = "models-readonly"
-# The retraining pipelines' `register` step puts a new version's bytes at its store key before MLflow
-# names them (mlplat/retrain/publish.py); Vault path below `platform/minio/`, synced into argo-workflows.
-MODEL_PUBLISHER_USER = "model-publisher"
-MODEL_PUBLISHER_SECRET = "model-publisher-s3"  # pragma: allowlist secret (a Secret name)
-MODEL_PUBLISHER_VAULT_PATH = "platform/minio/model-publisher"
-MODEL_PUBLISHER_POLICY = "models-publish"
-# The inference logs bucket and its two single-purpose users (see the module docstring).
+# The inference logs bucket (see the module docstring).
 LOGS_BUCKET = "mlplat-inference-logs"
-LOGS_WRITER_USER = "inference-logger"
-LOGS_WRITER_SECRET = "inference-logger-s3"  # pragma: allowlist secret (a Secret name)
-LOGS_WRITER_VAULT_PATH = "platform/minio/inference-logger"
-LOGS_WRITER_POLICY = "inference-logs-writeonly"
-LOGS_READER_USER = "inference-logs-reader"
-LOGS_READER_SECRET = "inference-logs-reader-s3"  # pragma: allowlist secret (a Secret name)
-LOGS_READER_VAULT_PATH = "platform/minio/inference-logs-reader"
-LOGS_READER_POLICY = "inference-logs-readonly"
 # Argo Workflows' artifact bucket (argo_workflows.py): the retraining pipelines' datasets, step outputs
 # and training checkpoints. Each app with a pipeline has its own user, reaching its own prefix `<app>/`
 # only (`workflow_artifacts_statements`): one app's step can neither read nor overwrite another's.
@@ -90,29 +65,53 @@ WORKFLOW_ARTIFACTS_BUCKET = "argo-artifacts"
 
 
 @dataclass(frozen=True)
-class WorkflowArtifactsUser:
-    """An app's MinIO user for the artifact bucket: its names in MinIO, Kubernetes and Vault."""
+class MinioUser:
+    """A MinIO user with one purpose: its access key and policy in MinIO, and the Secret (key names
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, which boto3, KServe and mc all read) and Vault path its
+    credentials live at. The chart creates the user from the Secret (`users[].existingSecret`)."""
+
+    user: str
+    policy: str
+    secret: str
+    vault_path: str
+
+
+# MLflow's own user: the same Vault path is synced into the minio namespace (the chart creates the
+# user from it) and into the mlflow namespace (the server signs requests with it).
+MLFLOW = MinioUser("mlflow", "mlflow-artifacts-readwrite", "mlflow-s3", "platform/mlflow/s3")
+# The other users' Vault paths are below `platform/minio/`, which the minio role can read.
+# The model servers' user: model namespaces get their own role reading only this path
+# (docs/runbooks/model-namespaces.md).
+MODEL_READER = MinioUser("model-reader", "models-readonly", "model-reader-s3", "platform/minio/model-reader")
+# The retraining pipelines' `register` step puts a new version's bytes at its store key before MLflow
+# names them (mlplat/retrain/publish.py); synced into argo-workflows.
+MODEL_PUBLISHER = MinioUser(
+    "model-publisher", "models-publish", "model-publisher-s3", "platform/minio/model-publisher"
+)
+# The inference logs bucket's two single-purpose users (see the module docstring).
+LOGS_WRITER = MinioUser(
+    "inference-logger", "inference-logs-writeonly", "inference-logger-s3", "platform/minio/inference-logger"
+)
+LOGS_READER = MinioUser(
+    "inference-logs-reader",
+    "inference-logs-readonly",
+    "inference-logs-reader-s3",
+    "platform/minio/inference-logs-reader",
+)
+
+
+@dataclass(frozen=True)
+class WorkflowArtifactsUser(MinioUser):
+    """An app's user for the artifact bucket (`workflow_artifacts_users`)."""
 
     app: str
 
-    @property
-    def user(self) -> str:
+    @classmethod
+    def of(cls, app: str) -> WorkflowArtifactsUser:
         # Longer than 20 characters for most apps: MinIO enforces a minimum access key length (3) and
         # no maximum (minio/minio 43a74029 internal/auth/credentials.go IsAccessKeyValid).
-        return f"argo-artifacts-{self.app}"
-
-    @property
-    def policy(self) -> str:
-        return f"argo-artifacts-{self.app}"
-
-    @property
-    def secret(self) -> str:
-        return workflow_artifacts_secret(self.app)
-
-    @property
-    def vault_path(self) -> str:
-        # Below `platform/minio/`, which the minio role reads to create the user.
-        return f"platform/minio/argo-artifacts/{self.app}"
+        name = f"argo-artifacts-{app}"
+        return cls(name, name, workflow_artifacts_secret(app), f"platform/minio/argo-artifacts/{app}", app)
 
     @property
     def prefix(self) -> str:
@@ -124,7 +123,7 @@ def workflow_artifacts_users() -> list[WorkflowArtifactsUser]:
     # Imported here: argo_workflows imports this module for the bucket's name and users.
     from infra.services.argo_workflows import training_pipelines
 
-    return [WorkflowArtifactsUser(app) for app in sorted({p.app for p in training_pipelines()})]
+    return [WorkflowArtifactsUser.of(app) for app in sorted({p.app for p in training_pipelines()})]
 
 
 def workflow_artifacts_statements(owner: WorkflowArtifactsUser) -> list[dict[str, Any]]:
@@ -163,15 +162,13 @@ def server_dns_names() -> list[str]:
 
 @dataclass(frozen=True, kw_only=True)
 class MinioArgs(ServiceArgs):
-    # The internal CA ClusterIssuer (cert_manager.py): MinIO serves TLS only.
-    ca_issuer: pulumi.Resource
+    settings: MinioConfig  # services.minio
+    logs_retention_days: int  # services.inference_logs.retention_days: the logs bucket's expiry
+    # The internal CA (cert_manager.py): MinIO serves TLS only, with a certificate of it.
+    ca: InternalCa
 
 
-def model_bucket(config: StackConfig) -> str:
-    return config.apps.model_store_uri.removeprefix("s3://")
-
-
-def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
+def logs_lifecycle_commands(environment: str, retention_days: int) -> list[dict[str, str]]:
     """The `customCommands` that put the expiry rules on the logs bucket.
 
     The chart's `buckets` entries have no lifecycle key (minio/minio 43a74029 helm/minio/values.yaml,
@@ -193,7 +190,7 @@ def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
     # Imported here: model_monitoring imports this module for the bucket's name and users.
     from infra.services.model_monitoring import monitored_apps
 
-    days = config.services.inference_logs.retention_days
+    days = retention_days
     environment_rule = {"command": f"ilm rule add --expire-days {days} myminio/{LOGS_BUCKET}"}
     commands = [
         environment_rule,  # so that `rm` finds a configuration on a new bucket
@@ -201,7 +198,7 @@ def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
         environment_rule,
     ]
     for target in monitored_apps():
-        shorter = target.retention_days[config.environment]
+        shorter = target.retention_days[environment]
         if shorter < days:
             commands.append(
                 {
@@ -212,7 +209,7 @@ def logs_lifecycle_commands(config: StackConfig) -> list[dict[str, str]]:
     return commands
 
 
-def publisher_statements(config: StackConfig) -> list[dict[str, Any]]:
+def publisher_statements() -> list[dict[str, Any]]:
     """`model-publisher` may list the model bucket, and read and add objects under the prefixes of the
     apps that have a retraining pipeline (`apps/<app>/training/`) only: the models of every other app
     (the GPU LLM, an app trained by hand) are out of its reach."""
@@ -223,7 +220,7 @@ def publisher_statements(config: StackConfig) -> list[dict[str, Any]]:
     # AWS IAM's resource syntax, `*` matching any characters
     # (https://min.io/docs/minio/linux/administration/identity-access-management/policy-based-access-control.html,
     # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html).
-    bucket = model_bucket(config)
+    bucket = MODEL_BUCKET
     statements: list[dict[str, Any]] = [
         {"resources": [f"arn:aws:s3:::{bucket}"], "actions": ["s3:ListBucket"]}
     ]
@@ -240,14 +237,14 @@ def publisher_statements(config: StackConfig) -> list[dict[str, Any]]:
     return statements
 
 
-def computed_values(config: StackConfig) -> dict[str, Any]:
-    minio = config.services.minio
+def computed_values(args: MinioArgs) -> dict[str, Any]:
+    minio = args.settings
     return {
         "mode": minio.mode,
         "replicas": minio.replicas,
         "persistence": {
             "enabled": True,
-            "storageClass": STATEFUL_STORAGE_CLASS,
+            "storageClass": args.cluster.storage_classes.retain,
             "size": f"{minio.volume_size_gi}Gi",
         },
         "existingSecret": ROOT_SECRET,
@@ -262,17 +259,17 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
         },
         "buckets": [
             # Model versions are immutable releases: versioning keeps an overwritten one recoverable.
-            {"name": model_bucket(config), "policy": "none", "purge": False, "versioning": True},
+            {"name": MODEL_BUCKET, "policy": "none", "purge": False, "versioning": True},
             {"name": ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
             # No versioning: an expired log object must be gone, not kept as a noncurrent version.
             {"name": LOGS_BUCKET, "policy": "none", "purge": False, "versioning": False},
             # Step outputs and checkpoints are working files of one run, not releases.
             {"name": WORKFLOW_ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
         ],
-        "customCommands": logs_lifecycle_commands(config),
+        "customCommands": logs_lifecycle_commands(args.cluster.environment, args.logs_retention_days),
         "policies": [
             {
-                "name": MLFLOW_POLICY,
+                "name": MLFLOW.policy,
                 "statements": [
                     {"resources": [f"arn:aws:s3:::{ARTIFACTS_BUCKET}"], "actions": ["s3:ListBucket"]},
                     {
@@ -282,13 +279,13 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 ],
             },
             {
-                "name": MODEL_READER_POLICY,
+                "name": MODEL_READER.policy,
                 "statements": [
                     {
-                        "resources": [f"arn:aws:s3:::{model_bucket(config)}"],
+                        "resources": [f"arn:aws:s3:::{MODEL_BUCKET}"],
                         "actions": ["s3:GetBucketLocation", "s3:ListBucket"],
                     },
-                    {"resources": [f"arn:aws:s3:::{model_bucket(config)}/*"], "actions": ["s3:GetObject"]},
+                    {"resources": [f"arn:aws:s3:::{MODEL_BUCKET}/*"], "actions": ["s3:GetObject"]},
                 ],
             },
             {
@@ -299,13 +296,13 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 # cmd/object-handlers.go GetObjectHandler and PutObjectHandler. No s3:DeleteObject: a
                 # published version is never removed by a pipeline (and bucket versioning keeps any
                 # overwritten object recoverable).
-                "name": MODEL_PUBLISHER_POLICY,
-                "statements": publisher_statements(config),
+                "name": MODEL_PUBLISHER.policy,
+                "statements": publisher_statements(),
             },
             {
                 # KServe's agent only uploads (pkg/logger/store.go `BlobStore.Store` -> UploadObject);
                 # an interrupted multipart upload may be aborted, nothing may be listed or read.
-                "name": LOGS_WRITER_POLICY,
+                "name": LOGS_WRITER.policy,
                 "statements": [
                     {
                         "resources": [f"arn:aws:s3:::{LOGS_BUCKET}/*"],
@@ -314,7 +311,7 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
                 ],
             },
             {
-                "name": LOGS_READER_POLICY,
+                "name": LOGS_READER.policy,
                 "statements": [
                     {
                         "resources": [f"arn:aws:s3:::{LOGS_BUCKET}"],
@@ -333,39 +330,19 @@ def computed_values(config: StackConfig) -> dict[str, Any]:
             {
                 # A MinIO access key is a user name, but the pack (rightly) treats any access key
                 # as sensitive; it travels as a Pulumi secret like the rest of the credentials.
-                "accessKey": pulumi.Output.secret(MLFLOW_USER),
-                "existingSecret": MLFLOW_S3_SECRET,
+                "accessKey": pulumi.Output.secret(account.user),
+                "existingSecret": account.secret,
                 "existingSecretKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
-                "policy": MLFLOW_POLICY,
-            },
-            {
-                "accessKey": pulumi.Output.secret(MODEL_READER_USER),
-                "existingSecret": MODEL_READER_SECRET,
-                "existingSecretKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
-                "policy": MODEL_READER_POLICY,
-            },
-            *(
-                {
-                    "accessKey": pulumi.Output.secret(user),
-                    "existingSecret": secret,
-                    "existingSecretKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
-                    "policy": policy,
-                }
-                for user, secret, policy in (
-                    (LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_POLICY),
-                    (LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_POLICY),
-                    (MODEL_PUBLISHER_USER, MODEL_PUBLISHER_SECRET, MODEL_PUBLISHER_POLICY),
-                )
-            ),
-            *(
-                {
-                    "accessKey": pulumi.Output.secret(owner.user),
-                    "existingSecret": owner.secret,
-                    "existingSecretKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
-                    "policy": owner.policy,
-                }
-                for owner in workflow_artifacts_users()
-            ),
+                "policy": account.policy,
+            }
+            for account in (
+                MLFLOW,
+                MODEL_READER,
+                LOGS_WRITER,
+                LOGS_READER,
+                MODEL_PUBLISHER,
+                *workflow_artifacts_users(),
+            )
         ],
     }
 
@@ -374,23 +351,15 @@ class Minio(ChartService):
     """MinIO with its buckets, a least-privilege MLflow user, and metrics scraped."""
 
     def __init__(self, name: str, args: MinioArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Minio", name, args, NAMESPACE, opts)
-        self.certificate = certificate(
+        super().__init__("mlplat:services:Minio", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts)
+        self.certificate = args.ca.certificate(
             self,
             f"{name}-server-tls",
             TLS_SECRET,
-            self.namespace.metadata.name,
-            {
-                "commonName": SERVICE_HOST,
-                "dnsNames": server_dns_names(),
-                "duration": TLS_DURATION,
-                "renewBefore": TLS_RENEW_BEFORE,
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                # Peers dial each other with the same certificate.
-                "usages": ["digital signature", "server auth", "client auth"],
-                "issuerRef": issuer_ref(CA_ISSUER),
-            },
-            [self.namespace, args.ca_issuer],
+            self.namespace,
+            {"commonName": SERVICE_HOST, "dnsNames": server_dns_names()},
+            # Peers dial each other with the same certificate.
+            usages=["digital signature", "server auth", "client auth"],
         )
         self.seed(
             "root",
@@ -400,63 +369,38 @@ class Minio(ChartService):
         )
         # Exposed for MLflow, which seeds the same values in its own namespace.
         self.mlflow_credentials: dict[str, pulumi.Input[str]] = {
-            "AWS_ACCESS_KEY_ID": MLFLOW_USER,
+            "AWS_ACCESS_KEY_ID": MLFLOW.user,
             "AWS_SECRET_ACCESS_KEY": self.password("mlflow-password"),
         }
-        self.seed("mlflow-user", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, self.mlflow_credentials)
-        # Same key names as the MLflow user's: KServe's storage initializer reads exactly these.
-        self.model_reader = self.seed(
-            "model-reader",
-            MODEL_READER_SECRET,
-            MODEL_READER_VAULT_PATH,
-            {
-                "AWS_ACCESS_KEY_ID": MODEL_READER_USER,
-                "AWS_SECRET_ACCESS_KEY": self.password("model-reader-password"),
-            },
-        )
-        # Same key names again: KServe's agent (logger) and the drift jobs read exactly these.
-        self.logs_writer, self.logs_reader = (
-            self.seed(
-                suffix,
-                secret,
-                path,
-                {"AWS_ACCESS_KEY_ID": user, "AWS_SECRET_ACCESS_KEY": self.password(f"{suffix}-password")},
-            )
-            for suffix, user, secret, path in (
-                ("inference-logger", LOGS_WRITER_USER, LOGS_WRITER_SECRET, LOGS_WRITER_VAULT_PATH),
-                ("inference-logs-reader", LOGS_READER_USER, LOGS_READER_SECRET, LOGS_READER_VAULT_PATH),
-            )
-        )
-        # Same key names: each app's artifact repository (argo_workflows.py) reads exactly these.
-        self.workflow_artifacts = tuple(
-            self.seed(
-                owner.user,
-                owner.secret,
-                owner.vault_path,
-                {
-                    "AWS_ACCESS_KEY_ID": owner.user,
-                    "AWS_SECRET_ACCESS_KEY": self.password(f"{owner.user}-password"),
-                },
-            )
-            for owner in workflow_artifacts_users()
-        )
-        # Same key names: boto3 in the pipelines' `register` step reads exactly these (argo_workflows.py).
-        self.model_publisher = self.seed(
-            "model-publisher",
-            MODEL_PUBLISHER_SECRET,
-            MODEL_PUBLISHER_VAULT_PATH,
-            {
-                "AWS_ACCESS_KEY_ID": MODEL_PUBLISHER_USER,
-                "AWS_SECRET_ACCESS_KEY": self.password("model-publisher-password"),
-            },
-        )
+        self.seed("mlflow-user", MLFLOW.secret, MLFLOW.vault_path, self.mlflow_credentials)
+        # KServe's storage initializer, KServe's agent (logger), the drift jobs, each app's artifact
+        # repository (argo_workflows.py) and boto3 in the pipelines' `register` step read these.
+        self.model_reader = self.seed_user(MODEL_READER)
+        self.logs_writer = self.seed_user(LOGS_WRITER)
+        self.logs_reader = self.seed_user(LOGS_READER)
+        self.workflow_artifacts = tuple(self.seed_user(owner) for owner in workflow_artifacts_users())
+        self.model_publisher = self.seed_user(MODEL_PUBLISHER)
         self.release = self.install(
             "release",
             RELEASE,
             "minio",
-            computed=computed_values(args.config),
-            depends_on=[self.namespace, self.certificate, *(s.resource for s in self.seeds), *args.after],
-            protect=args.config.protect_stateful,
+            computed=computed_values(args),
+            depends_on=[
+                self.namespace,
+                self.certificate,
+                *(s.resource for s in self.seeds),
+                args.monitoring_crds,
+            ],
+            protect=args.cluster.protect_stateful,
         )
         self.endpoint = ENDPOINT
         self.register_outputs({"release": self.release.status, "endpoint": ENDPOINT})
+
+    def seed_user(self, account: MinioUser) -> SeededSecret:
+        """`account`'s Secret with a generated password, named after its user."""
+        password = self.password(f"{account.user}-password")
+        credentials: dict[str, pulumi.Input[str]] = {
+            "AWS_ACCESS_KEY_ID": account.user,
+            "AWS_SECRET_ACCESS_KEY": password,
+        }
+        return self.seed(account.user, account.secret, account.vault_path, credentials)

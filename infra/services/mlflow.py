@@ -16,7 +16,6 @@ from ConfigMap `mlflow/mlplat-internal-ca` (`extraVolumes`/`extraVolumeMounts`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +23,9 @@ import pulumi
 
 from infra import versions
 from infra.config import MlflowConfig
-from infra.contract import STATEFUL_STORAGE_CLASS
-from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
+from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
 from infra.services.chart import ChartService, ServiceArgs
-from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH
+from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW, Minio
 
 NAMESPACE = "mlflow"
 RELEASE = "mlflow"
@@ -47,15 +45,18 @@ CA_FILE_KEY = "ca.crt"
 
 @dataclass(frozen=True, kw_only=True)
 class MlflowArgs(ServiceArgs):
-    # MinIO user credentials for the artifact bucket (the Minio component's mlflow_credentials).
-    s3_credentials: Mapping[str, pulumi.Input[str]]
-    # The internal CA's certificate (cert_manager.py), which MinIO's certificate chains to: MLflow
-    # verifies MinIO against it.
-    ca_cert_pem: pulumi.Input[str]
+    settings: MlflowConfig  # services.mlflow
+    # MinIO: the server keeps artifacts in its bucket as its user (`mlflow_credentials`, seeded here
+    # too), so the release waits for MinIO's.
+    artifact_store: Minio
+    # The internal CA (cert_manager.py), which MinIO's certificate chains to: MLflow verifies MinIO
+    # against its certificate.
+    ca: InternalCa
 
 
-def computed_values(mlflow: MlflowConfig) -> dict[str, Any]:
-    """Per-environment values: from the environment's `services.mlflow` only."""
+def computed_values(mlflow: MlflowConfig, storage_class: str) -> dict[str, Any]:
+    """Per-environment values: from the environment's `services.mlflow` only; PostgreSQL's volume
+    claims `storage_class`."""
     repository, tag = versions.image("mlflow")
     return {
         "replicaCount": mlflow.replicas,
@@ -64,7 +65,7 @@ def computed_values(mlflow: MlflowConfig) -> dict[str, Any]:
             "auth": {"username": DATABASE_USER, "database": DATABASE, "existingSecret": POSTGRES_SECRET},
             "primary": {
                 "persistence": {
-                    "storageClass": STATEFUL_STORAGE_CLASS,
+                    "storageClass": storage_class,
                     "size": f"{mlflow.postgres_volume_size_gi}Gi",
                 }
             },
@@ -74,7 +75,7 @@ def computed_values(mlflow: MlflowConfig) -> dict[str, Any]:
                 "enabled": True,
                 "bucket": ARTIFACTS_BUCKET,
                 "existingSecret": {
-                    "name": MLFLOW_S3_SECRET,
+                    "name": MLFLOW.secret,
                     "keyOfAccessKeyId": "AWS_ACCESS_KEY_ID",
                     "keyOfSecretAccessKey": "AWS_SECRET_ACCESS_KEY",  # pragma: allowlist secret
                 },
@@ -110,7 +111,9 @@ class Mlflow(ChartService):
     """MLflow with its generated database, admin and S3 credentials delivered as Secrets."""
 
     def __init__(self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Mlflow", name, args, NAMESPACE, opts)
+        super().__init__(
+            "mlplat:services:Mlflow", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+        )
         self.seed(
             "postgres",
             POSTGRES_SECRET,
@@ -127,22 +130,20 @@ class Mlflow(ChartService):
             "platform/mlflow/admin",
             {"username": "admin", "password": self.password("admin-password")},
         )
-        self.seed("s3", MLFLOW_S3_SECRET, MLFLOW_S3_VAULT_PATH, args.s3_credentials)
-        self.ca_bundle = ca_bundle(
-            self,
-            f"{name}-internal-ca",
-            CA_BUNDLE_CONFIGMAP,
-            self.namespace.metadata.name,
-            CA_FILE_KEY,
-            args.ca_cert_pem,
-            [self.namespace],
-        )
+        self.seed("s3", MLFLOW.secret, MLFLOW.vault_path, args.artifact_store.mlflow_credentials)
+        self.ca_bundle = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_FILE_KEY)
         self.release = self.install(
             "release",
             RELEASE,
             "mlflow",
-            computed=computed_values(args.config.services.mlflow),
-            depends_on=[self.namespace, self.ca_bundle, *(s.resource for s in self.seeds), *args.after],
-            protect=args.config.protect_stateful,
+            computed=computed_values(args.settings, args.cluster.storage_classes.retain),
+            depends_on=[
+                self.namespace,
+                self.ca_bundle,
+                *(s.resource for s in self.seeds),
+                args.monitoring_crds,
+                args.artifact_store.release,
+            ],
+            protect=args.cluster.protect_stateful,
         )
         self.register_outputs({"release": self.release.status})

@@ -35,10 +35,10 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import versions
-from infra.config import ConfigError, StackConfig
+from infra.config import ConfigError, InferenceLogsConfig
 from infra.monitoring_contract import ContractError, load, path_of
 from infra.services import minio, mlflow, monitoring
-from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, ca_bundle
+from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
 from infra.services.chart import REPO, namespace
 from infra.services.secrets import SeededSecret, password, seed_secret
 
@@ -102,14 +102,16 @@ def monitored_apps(repo: Path = REPO) -> list[MonitoredApp]:
     return found
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DriftJobsArgs:
-    config: StackConfig
+    environment: str  # the jobs judge the versions this environment serves
+    settings: InferenceLogsConfig  # services.inference_logs: whether the jobs run
     # The Secrets Minio seeded for the two readers: the same Vault paths are synced here.
     logs_reader: SeededSecret
     model_reader: SeededSecret
-    ca_cert_pem: pulumi.Input[str]
-    after: tuple[pulumi.Resource, ...] = ()
+    ca: InternalCa  # the internal CA (cert_manager.py): the jobs verify MinIO against its certificate
+    # The Pushgateway's release (monitoring.py): the jobs push their scores there.
+    pushgateway: pulumi.Resource
 
 
 def _security() -> dict[str, Any]:
@@ -156,12 +158,11 @@ def _mirror(name: str, secret: str, source: str, dest: str, newer_than: str | No
     }
 
 
-def job_spec(target: MonitoredApp, config: StackConfig) -> dict[str, Any]:
-    """The CronJob spec of one app's drift job."""
-    env = config.environment
-    suspend = not config.services.inference_logs.drift_jobs
+def job_spec(target: MonitoredApp, env: str, settings: InferenceLogsConfig) -> dict[str, Any]:
+    """The CronJob spec of one app's drift job in environment `env`."""
+    suspend = not settings.drift_jobs
     logs = f"{minio.LOGS_BUCKET}/{target.logs_prefix}"
-    models = f"{minio.model_bucket(config)}/{target.app}/"
+    models = f"{minio.MODEL_BUCKET}/{target.app}/"
     drift = {
         "name": "drift",
         "image": versions.IMAGES["mlplat-monitor"],
@@ -202,8 +203,8 @@ def job_spec(target: MonitoredApp, config: StackConfig) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "initContainers": [
-            _mirror("fetch-logs", minio.LOGS_READER_SECRET, logs, "/data/logs", WINDOW),
-            _mirror("fetch-reference", minio.MODEL_READER_SECRET, models, f"/data/models/{target.app}", None),
+            _mirror("fetch-logs", minio.LOGS_READER.secret, logs, "/data/logs", WINDOW),
+            _mirror("fetch-reference", minio.MODEL_READER.secret, models, f"/data/models/{target.app}", None),
         ],
         "containers": [drift],
         "volumes": [
@@ -241,7 +242,7 @@ class DriftJobs(pulumi.ComponentResource):
     def __init__(self, name: str, args: DriftJobsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:DriftJobs", name, None, opts)
         self.namespace = namespace(self, f"{name}-ns", NAMESPACE)
-        child = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *args.after])
+        child = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, args.pushgateway])
         # Synced by VaultAccess (services/__init__.py) from the paths Minio seeded; role
         # `model-monitoring` reads them (platform/vault/policies/model-monitoring.hcl).
         self.seeds = [
@@ -261,15 +262,7 @@ class DriftJobs(pulumi.ComponentResource):
             },
         )
         self.seeds.append(self.mlflow_reader)
-        self.ca = ca_bundle(
-            self,
-            f"{name}-internal-ca",
-            CA_BUNDLE_CONFIGMAP,
-            NAMESPACE,
-            CA_KEY,
-            args.ca_cert_pem,
-            [self.namespace],
-        )
+        self.ca = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_KEY)
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="drift-job", namespace=NAMESPACE),
@@ -284,10 +277,16 @@ class DriftJobs(pulumi.ComponentResource):
                     name=f"drift-{target.app}", namespace=NAMESPACE, labels={"mlplat/model": target.app}
                 ),
                 # Typed Any: mypy 2.4.1 exhausts memory matching a dict against CronJobSpecArgsDict.
-                spec=cast(Any, job_spec(target, args.config)),
+                spec=cast(Any, job_spec(target, args.environment, args.settings)),
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    depends_on=[self.namespace, self.ca, account, self.mlflow_reader.resource, *args.after],
+                    depends_on=[
+                        self.namespace,
+                        self.ca,
+                        account,
+                        self.mlflow_reader.resource,
+                        args.pushgateway,
+                    ],
                 ),
             )
             self.jobs.append(job)

@@ -18,6 +18,7 @@ platform/prometheus/rules/alerting.yaml says that alerting reaches nobody, inste
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -25,14 +26,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra.config import MonitoringConfig
-from infra.services.chart import (
-    PLATFORM,
-    STORAGE_CLASS,
-    ChartService,
-    ServiceArgs,
-    custom_resources,
-    load_documents,
-)
+from infra.services.chart import PLATFORM, ChartService, custom_resources, load_documents
+from infra.services.facts import ClusterFacts
 
 NAMESPACE = "monitoring"
 RELEASE = "kube-prometheus-stack"
@@ -59,6 +54,14 @@ PLACEHOLDER_KEY = "receivers-not-configured"
 # values stay joinable within one environment and never across environments.
 INFERENCE_LOG_HASH_KEY_SECRET = "inference-log-hash-key"  # pragma: allowlist secret (a Secret name)
 INFERENCE_LOG_HASH_KEY_VAULT_PATH = "platform/monitoring/inference-log-hash-key"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringArgs:
+    """The monitoring stack waits for no other service: it installs the CRDs the others wait for."""
+
+    cluster: ClusterFacts
+    settings: MonitoringConfig  # services.monitoring
 
 
 def alertmanager_config() -> dict[str, Any] | None:
@@ -95,8 +98,9 @@ def placeholder_receivers(config_block: Any) -> dict[str, str]:
     }
 
 
-def computed_values(monitoring: MonitoringConfig) -> dict[str, Any]:
-    """Per-environment values: from the environment's `services.monitoring` only."""
+def computed_values(monitoring: MonitoringConfig, storage_class: str) -> dict[str, Any]:
+    """Per-environment values: from the environment's `services.monitoring` only; Prometheus's volumes
+    claim `storage_class`."""
     values: dict[str, Any] = {
         "prometheus": {
             "prometheusSpec": {
@@ -105,7 +109,7 @@ def computed_values(monitoring: MonitoringConfig) -> dict[str, Any]:
                 "storageSpec": {
                     "volumeClaimTemplate": {
                         "spec": {
-                            "storageClassName": STORAGE_CLASS,
+                            "storageClassName": storage_class,
                             "accessModes": ["ReadWriteOnce"],
                             "resources": {
                                 "requests": {"storage": f"{monitoring.prometheus_volume_size_gi}Gi"}
@@ -129,8 +133,8 @@ def computed_values(monitoring: MonitoringConfig) -> dict[str, Any]:
 class Monitoring(ChartService):
     """The monitoring stack, KServe model-server PodMonitor, PrometheusRules and dashboards."""
 
-    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Monitoring", name, args, NAMESPACE, opts)
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlplat:services:Monitoring", name, NAMESPACE, args.cluster, (), opts)
         self.seed(
             "grafana-admin",
             GRAFANA_ADMIN_SECRET,
@@ -154,9 +158,9 @@ class Monitoring(ChartService):
             "release",
             RELEASE,
             "kube-prometheus-stack",
-            computed=computed_values(args.config.services.monitoring),
+            computed=computed_values(args.settings, args.cluster.storage_classes.default),
             # Prometheus and Alertmanager volumes hold the platform's metrics history.
-            protect=args.config.protect_stateful,
+            protect=args.cluster.protect_stateful,
         )
         after: list[pulumi.Resource] = [self.release]
         # After the stack: its ServiceMonitor needs the CRD.

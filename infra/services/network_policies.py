@@ -555,14 +555,14 @@ class NamespaceRef:
     created_by: pulumi.Resource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NetworkPoliciesArgs:
     vpc_cidr: str  # network.vpc_cidr: the control plane's ENIs and the nodes live in it
     karpenter: NamespaceRef
     # Resources that create the platform namespaces (a policy in a missing namespace is refused).
-    after: Sequence[pulumi.Resource] = ()
+    namespaces_created_by: Sequence[pulumi.Resource]
     # Namespaces of services this stack switches off: no walls for them.
-    absent: frozenset[str] = frozenset()
+    absent: frozenset[str]
 
 
 class NetworkPolicies(pulumi.ComponentResource):
@@ -570,7 +570,9 @@ class NetworkPolicies(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:NetworkPolicies", name, None, opts)
-        after = pulumi.ResourceOptions(parent=self, depends_on=[*args.after, args.karpenter.created_by])
+        after = pulumi.ResourceOptions(
+            parent=self, depends_on=[*args.namespaces_created_by, args.karpenter.created_by]
+        )
         self.policies: Mapping[str, k8s.networking.v1.NetworkPolicy] = {
             f"{doc['metadata']['namespace']}/{doc['metadata']['name']}": k8s.networking.v1.NetworkPolicy(
                 f"{name}-{doc['metadata']['namespace']}-{doc['metadata']['name']}",

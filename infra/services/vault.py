@@ -29,8 +29,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.contract import STATEFUL_STORAGE_CLASS
-from infra.services.cert_manager import CA_ISSUER, certificate, issuer_ref
+from infra.config import VaultConfig
+from infra.services.cert_manager import InternalCa
 from infra.services.chart import ChartService, ServiceArgs, namespace
 
 NAMESPACE = "vault"
@@ -45,8 +45,6 @@ TLS_DIR = f"/vault/userconfig/{TLS_SECRET}"
 TLS_CERT_FILE = f"{TLS_DIR}/tls.crt"
 TLS_KEY_FILE = f"{TLS_DIR}/tls.key"
 TLS_CA_FILE = f"{TLS_DIR}/ca.crt"
-TLS_DURATION = "2160h"  # 90 days
-TLS_RENEW_BEFORE = "720h"  # 30 days: the window to reload Vault (SIGHUP) after the Secret changes
 
 # VSO trusts the CA through a Secret in its own namespace (a VaultConnection's `caCertSecretRef` is
 # namespace-local). Only the default VaultConnection exists, in VSO's namespace; every VaultAuth
@@ -80,13 +78,20 @@ def server_dns_names(replicas: int) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class VaultUnseal:
+    """The AWS side of the KMS seal (infra/aws/vault_unseal.py), in the cluster's region."""
+
+    role_arn: pulumi.Input[str]  # IRSA role for the vault ServiceAccount (vault/vault)
+    kms_key_id: pulumi.Input[str]
+
+
 @dataclass(frozen=True, kw_only=True)
 class VaultArgs(ServiceArgs):
-    role_arn: pulumi.Input[str]
-    kms_key_id: pulumi.Input[str]
-    region: str
-    # The internal CA ClusterIssuer (cert_manager.py): Vault serves TLS only.
-    ca_issuer: pulumi.Resource
+    settings: VaultConfig  # services.vault
+    unseal: VaultUnseal
+    # The internal CA (cert_manager.py): Vault serves TLS only, with a certificate of it.
+    ca: InternalCa
 
 
 def server_config(replicas: int, kms_key_id: str, region: str) -> str:
@@ -132,10 +137,12 @@ service_registration "kubernetes" {{}}
 
 
 def computed_values(args: VaultArgs) -> dict[str, Any]:
-    replicas = args.config.services.vault.replicas
-    config = pulumi.Output.from_input(args.kms_key_id).apply(
-        lambda key: server_config(replicas, key, args.region)
+    replicas = args.settings.replicas
+    region = args.cluster.region
+    config = pulumi.Output.from_input(args.unseal.kms_key_id).apply(
+        lambda key: server_config(replicas, key, region)
     )
+    stateful = args.cluster.storage_classes.retain
     return {
         "global": {"tlsDisable": False},
         "server": {
@@ -153,10 +160,10 @@ def computed_values(args: VaultArgs) -> dict[str, Any]:
                 "raft": {"enabled": True, "setNodeId": True, "config": config},
             },
             # IRSA: the server pods get AWS credentials for kms:Encrypt/Decrypt/DescribeKey on the unseal key.
-            "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": args.role_arn}},
-            "dataStorage": {"enabled": True, "storageClass": STATEFUL_STORAGE_CLASS},
+            "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": args.unseal.role_arn}},
+            "dataStorage": {"enabled": True, "storageClass": stateful},
             # The file audit device writes here (enabled by the runbook: `vault audit enable file ...`).
-            "auditStorage": {"enabled": True, "storageClass": STATEFUL_STORAGE_CLASS},
+            "auditStorage": {"enabled": True, "storageClass": stateful},
         },
         # The chart scrapes over https when TLS is on; Prometheus verifies Vault against the CA (the
         # ServiceMonitor sits in namespace vault, next to the Secret).
@@ -177,24 +184,19 @@ class Vault(ChartService):
     """Vault server and the Vault Secrets Operator."""
 
     def __init__(self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlplat:services:Vault", name, args, NAMESPACE, opts)
-        replicas = args.config.services.vault.replicas
-        self.certificate = certificate(
+        super().__init__("mlplat:services:Vault", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts)
+        replicas = args.settings.replicas
+        self.certificate = args.ca.certificate(
             self,
             f"{name}-server-tls",
             TLS_SECRET,
-            self.namespace.metadata.name,
+            self.namespace,
             {
                 "commonName": SERVICE_HOST,
                 "dnsNames": server_dns_names(replicas),
                 "ipAddresses": ["127.0.0.1"],
-                "duration": TLS_DURATION,
-                "renewBefore": TLS_RENEW_BEFORE,
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                "usages": ["digital signature", "server auth"],
-                "issuerRef": issuer_ref(CA_ISSUER),
             },
-            [self.namespace, args.ca_issuer],
+            usages=["digital signature", "server auth"],
         )
         metrics_token = self.seed(
             "metrics-token",
@@ -207,24 +209,17 @@ class Vault(ChartService):
             RELEASE,
             "vault",
             computed=computed_values(args),
-            depends_on=[self.namespace, self.certificate, metrics_token.resource, *args.after],
-            protect=args.config.protect_stateful,
+            depends_on=[self.namespace, self.certificate, metrics_token.resource, args.monitoring_crds],
+            protect=args.cluster.protect_stateful,
         )
         operator_ns = namespace(self, f"{name}-operator-ns", OPERATOR_NAMESPACE)
-        self.ca_bundle = certificate(
+        self.ca_bundle = args.ca.certificate(
             self,
             f"{name}-operator-ca",
             CA_BUNDLE,
-            operator_ns.metadata.name,
-            {
-                "commonName": f"{OPERATOR_NAMESPACE}.{NAMESPACE}-ca-bundle",
-                "duration": TLS_DURATION,
-                "renewBefore": TLS_RENEW_BEFORE,
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                "usages": ["digital signature", "client auth"],
-                "issuerRef": issuer_ref(CA_ISSUER),
-            },
-            [operator_ns, args.ca_issuer],
+            operator_ns,
+            {"commonName": f"{OPERATOR_NAMESPACE}.{NAMESPACE}-ca-bundle"},
+            usages=["digital signature", "client auth"],
         )
         self.operator = self.install(
             "operator",
@@ -232,7 +227,7 @@ class Vault(ChartService):
             "vault-secrets-operator",
             # The default VaultConnection is ours (below), not the chart's.
             computed={"defaultVaultConnection": {"enabled": False}},
-            depends_on=[operator_ns, self.release, *args.after],
+            depends_on=[operator_ns, self.release, args.monitoring_crds],
             into=operator_ns,
         )
         # The connection every VaultAuth without `vaultConnectionRef` uses (`default` in VSO's

@@ -84,9 +84,13 @@ def build(env: str) -> Plan:
 
 def build_config(config: StackConfig) -> Plan:
     """PlatformServices of a stack config a test changed (not cached)."""
+    from infra.aws import storage
     from infra.aws.karpenter import NAMESPACE as KARPENTER
-    from infra.services import LoadBalancing, PlatformServices, PlatformServicesArgs, VaultUnseal
+    from infra.program import platform_services_args
+    from infra.services import PlatformServices
+    from infra.services.load_balancer import LoadBalancing
     from infra.services.network_policies import NamespaceRef
+    from infra.services.vault import VaultUnseal
 
     env = config.environment
     recording = start(env)
@@ -101,11 +105,13 @@ def build_config(config: StackConfig) -> Plan:
         )
         PlatformServices(
             "platform",
-            PlatformServicesArgs(
-                config=config,
-                vault_unseal=VaultUnseal(role_arn=ROLE_ARN, kms_key_id=KMS_KEY, region=config.aws.region),
-                load_balancing=LoadBalancing(role_arn=LBC_ROLE_ARN, vpc_id=VPC_ID),
-                cluster_name=f"mlplat-{env}",
+            platform_services_args(
+                config,
+                storage.NAMES,  # the program hands on those of the StorageClasses it creates
+                vault_unseal=VaultUnseal(role_arn=ROLE_ARN, kms_key_id=KMS_KEY),
+                load_balancing=LoadBalancing(
+                    role_arn=LBC_ROLE_ARN, cluster_name=f"mlplat-{env}", vpc_id=VPC_ID
+                ),
                 karpenter_namespace=NamespaceRef(KARPENTER, karpenter),
             ),
             pulumi.ResourceOptions(providers={"kubernetes": provider}),

@@ -51,17 +51,17 @@ def test_model_reader_can_only_read_the_model_store(plan: Plan) -> None:
     bucket = "mlplat-models"
     assert {"name": bucket, "policy": "none", "purge": False, "versioning": True} in values["buckets"], r.urn
     policies = {p["name"]: p["statements"] for p in values["policies"]}
-    statements = policies[minio.MODEL_READER_POLICY]
+    statements = policies[minio.MODEL_READER.policy]
     granted = {(res, action) for s in statements for res in s["resources"] for action in s["actions"]}
     assert granted == {
         (f"arn:aws:s3:::{bucket}", "s3:GetBucketLocation"),
         (f"arn:aws:s3:::{bucket}", "s3:ListBucket"),
         (f"arn:aws:s3:::{bucket}/*", "s3:GetObject"),
     }, f"{r.urn}: {sorted(granted)}"
-    users = [u for u in values["users"] if u["accessKey"] == minio.MODEL_READER_USER]
+    users = [u for u in values["users"] if u["accessKey"] == minio.MODEL_READER.user]
     assert len(users) == 1, f"{r.urn}: users {json.dumps(values['users'])}"
     user = users[0]
-    assert user["policy"] == minio.MODEL_READER_POLICY and "secretKey" not in user, r.urn
+    assert user["policy"] == minio.MODEL_READER.policy and "secretKey" not in user, r.urn
     index = values["users"].index(user)
     assert f"values.users[{index}].accessKey" in r.secret_paths, f"{r.urn}: access key not a secret"
     secret = _seeded(plan, "minio", user["existingSecret"])
@@ -70,7 +70,7 @@ def test_model_reader_can_only_read_the_model_store(plan: Plan) -> None:
     assert set(data) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}, secret.urn
     assert user["existingSecretKey"] in data and data["AWS_ACCESS_KEY_ID"] == user["accessKey"], secret.urn
     assert secret.inputs["metadata"]["annotations"]["mlplat/vault-path"] == (
-        f"kv/{minio.MODEL_READER_VAULT_PATH}"
+        f"kv/{minio.MODEL_READER.vault_path}"
     ), secret.urn
     assert secret.urn in r.dependencies, f"{r.urn} does not wait for {secret.urn}"
 

@@ -60,40 +60,23 @@ def test_inference_logs_expire_after_the_environments_retention(plan: Plan) -> N
 
 def test_the_logger_can_write_log_objects_but_never_read_or_list_them(plan: Plan) -> None:
     values = plan.releases()["minio"].inputs["values"]
-    assert _grants(values, minio.LOGS_WRITER_POLICY) == {
+    assert _grants(values, minio.LOGS_WRITER.policy) == {
         (f"arn:aws:s3:::{minio.LOGS_BUCKET}/*", "s3:PutObject"),
         (f"arn:aws:s3:::{minio.LOGS_BUCKET}/*", "s3:AbortMultipartUpload"),
     }
-    assert _grants(values, minio.LOGS_READER_POLICY) == {
+    assert _grants(values, minio.LOGS_READER.policy) == {
         (f"arn:aws:s3:::{minio.LOGS_BUCKET}", "s3:GetBucketLocation"),
         (f"arn:aws:s3:::{minio.LOGS_BUCKET}", "s3:ListBucket"),
         (f"arn:aws:s3:::{minio.LOGS_BUCKET}/*", "s3:GetObject"),
     }
     # Neither user reaches the model store or MLflow's artifacts.
-    for policy in (minio.LOGS_WRITER_POLICY, minio.LOGS_READER_POLICY):
+    for policy in (minio.LOGS_WRITER.policy, minio.LOGS_READER.policy):
         assert all(minio.LOGS_BUCKET in res for res, _ in _grants(values, policy)), policy
 
 
-@pytest.mark.parametrize(
-    ("user", "secret", "policy", "vault_path"),
-    [
-        (
-            minio.LOGS_WRITER_USER,
-            minio.LOGS_WRITER_SECRET,
-            minio.LOGS_WRITER_POLICY,
-            minio.LOGS_WRITER_VAULT_PATH,
-        ),
-        (
-            minio.LOGS_READER_USER,
-            minio.LOGS_READER_SECRET,
-            minio.LOGS_READER_POLICY,
-            minio.LOGS_READER_VAULT_PATH,
-        ),
-    ],
-)
-def test_log_users_get_their_keys_from_vault_never_from_values(
-    plan: Plan, user: str, secret: str, policy: str, vault_path: str
-) -> None:
+@pytest.mark.parametrize("account", [minio.LOGS_WRITER, minio.LOGS_READER], ids=lambda a: a.user)
+def test_log_users_get_their_keys_from_vault_never_from_values(plan: Plan, account: minio.MinioUser) -> None:
+    user, secret, policy, vault_path = account.user, account.secret, account.policy, account.vault_path
     r = plan.releases()["minio"]
     users = [u for u in r.inputs["values"]["users"] if u["accessKey"] == user]
     assert len(users) == 1 and users[0]["policy"] == policy and "secretKey" not in users[0], r.urn
@@ -122,7 +105,7 @@ def test_model_namespaces_may_read_the_logger_key_and_hash_key_only() -> None:
     policy = (REPO / "platform" / "vault" / "models-inference-logging.hcl").read_text()
     paths = sorted(line.split('"')[1] for line in policy.splitlines() if line.startswith("path "))
     assert paths == sorted(
-        [f"kv/data/{minio.LOGS_WRITER_VAULT_PATH}", f"kv/data/{monitoring.INFERENCE_LOG_HASH_KEY_VAULT_PATH}"]
+        [f"kv/data/{minio.LOGS_WRITER.vault_path}", f"kv/data/{monitoring.INFERENCE_LOG_HASH_KEY_VAULT_PATH}"]
     ), paths
 
 

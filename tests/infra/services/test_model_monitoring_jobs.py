@@ -57,7 +57,7 @@ def test_every_monitored_app_gets_a_drift_job_publishing_to_the_pushgateway(plan
             for e in c["env"]
             if "valueFrom" in e
         }
-        assert secrets == {minio.LOGS_READER_SECRET, minio.MODEL_READER_SECRET}, f"{job.urn}: {secrets}"
+        assert secrets == {minio.LOGS_READER.secret, minio.MODEL_READER.secret}, f"{job.urn}: {secrets}"
 
 
 def test_drift_jobs_never_pull_the_unpublished_image_until_told(plan: Plan) -> None:
@@ -94,8 +94,8 @@ def test_drift_job_readers_come_from_vault_into_their_namespace(plan: Plan) -> N
         if s.inputs["metadata"]["namespace"] == model_monitoring.NAMESPACE
     }
     assert synced == {
-        minio.LOGS_READER_SECRET: minio.LOGS_READER_VAULT_PATH,
-        minio.MODEL_READER_SECRET: minio.MODEL_READER_VAULT_PATH,
+        minio.LOGS_READER.secret: minio.LOGS_READER.vault_path,
+        minio.MODEL_READER.secret: minio.MODEL_READER.vault_path,
         model_monitoring.MLFLOW_READER_SECRET: model_monitoring.MLFLOW_READER_VAULT_PATH,
     }, synced
     policy = (REPO / "platform" / "vault" / "policies" / f"{model_monitoring.NAMESPACE}.hcl").read_text()

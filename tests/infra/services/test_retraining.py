@@ -284,7 +284,7 @@ def test_the_pipelines_cannot_touch_the_models_of_apps_they_do_not_train(plan: P
     """The model publisher writes new versions for the apps with a pipeline; an app without one (the GPU
     LLM, a model trained by hand) must be out of its reach, or a pipeline step could replace what it serves."""
     values = plan.releases()["minio"].inputs["values"]
-    policy = next(p for p in values["policies"] if p["name"] == minio.MODEL_PUBLISHER_POLICY)
+    policy = next(p for p in values["policies"] if p["name"] == minio.MODEL_PUBLISHER.policy)
     bucket = MODEL_STORE_URI.removeprefix("s3://")
     trained = set(_apps_with_pipelines())
     untrained = sorted(p.parent.name for p in REPO.glob("apps/*/base") if p.parent.name not in trained)
@@ -292,7 +292,7 @@ def test_the_pipelines_cannot_touch_the_models_of_apps_they_do_not_train(plan: P
     for app in untrained:
         key = f"arn:aws:s3:::{bucket}/{app}/1/MLmodel"
         for action in ("s3:PutObject", "s3:GetObject"):
-            assert not _allows(policy, action, key), f"{minio.MODEL_PUBLISHER_USER} may {action} {key}"
+            assert not _allows(policy, action, key), f"{minio.MODEL_PUBLISHER.user} may {action} {key}"
 
 
 def test_pipelines_are_applied_after_the_chart_installs_their_crds(plan: Plan) -> None:

@@ -73,10 +73,10 @@ def test_logged_apps_write_to_the_logs_bucket_only_through_their_marshaller(app:
     assert records.VERSION_ANNOTATION in logger["metadataAnnotations"], f"{where}: records without a version"
     # The agent's credentials: a ServiceAccount holding only the write-only user's Secret, from Vault.
     account = one(docs, "ServiceAccount", storage["serviceAccountName"])
-    assert account["secrets"] == [{"name": minio.LOGS_WRITER_SECRET}], f"{where}: {account['secrets']}"
+    assert account["secrets"] == [{"name": minio.LOGS_WRITER.secret}], f"{where}: {account['secrets']}"
     assert account["automountServiceAccountToken"] is False, where
-    sync = one(docs, "VaultStaticSecret", minio.LOGS_WRITER_SECRET)
-    assert sync["spec"]["path"] == minio.LOGS_WRITER_VAULT_PATH, f"{where}: {sync['spec']}"
+    sync = one(docs, "VaultStaticSecret", minio.LOGS_WRITER.secret)
+    assert sync["spec"]["path"] == minio.LOGS_WRITER.vault_path, f"{where}: {sync['spec']}"
     # The marshaller: the pod's loopback, on the port the sidecar listens on.
     marshaller = sidecar(isvc["spec"]["predictor"])
     url = logger["marshallerUrl"]

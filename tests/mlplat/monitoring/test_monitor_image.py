@@ -80,7 +80,9 @@ def cronjob_args(env: str) -> list[tuple[str, list[str]]]:
     config = load_stack_config(read_stack_file(path), str(path), env)
     jobs = []
     for target in model_monitoring.monitored_apps():
-        pod = model_monitoring.job_spec(target, config)["jobTemplate"]["spec"]["template"]["spec"]
+        pod = model_monitoring.job_spec(target, env, config.services.inference_logs)["jobTemplate"]["spec"][
+            "template"
+        ]["spec"]
         (drift,) = [c for c in pod["containers"] if c["image"] == versions.IMAGES["mlplat-monitor"]]
         jobs.append((target.app, drift["args"]))
     return jobs
