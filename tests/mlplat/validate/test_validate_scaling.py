@@ -339,6 +339,48 @@ def test_a_gpu_predictor_with_autoscaler_class_none_is_not_scaled_and_not_a_find
     assert scaling.check([isvc], load_environment("dev"), "dev", SourceIndex(tmp_path)) == []
 
 
+def test_the_gpu_total_a_scaled_object_may_reach_is_named_with_its_product(tmp_path: Path) -> None:
+    """dev's cap is 7 GPUs: 2 replicas x 4 GPUs are 8, and the message does the sum for the reader."""
+    found = scaling.check(_scaled(1, 2, 1, 2, gpus=4), load_environment("dev"), "dev", SourceIndex(tmp_path))
+    (over,) = [f for f in found if "max_total_gpus" in f.message]
+    assert over.message.startswith("2 replicas x 4 GPU(s) = 8 GPUs, above dev's gpu.max_total_gpus 7"), over
+
+
+@pytest.mark.parametrize(
+    ("triggers", "says"),
+    [
+        (["cpu", "prometheus"], "scales a GPU predictor on cpu"),
+        (["memory", "cpu"], "scales a GPU predictor on cpu and memory"),
+        (["external"], "has no prometheus trigger: nothing reads the model server's queue"),
+    ],
+    ids=["cpu-beside-the-queue", "cpu-and-memory", "no-prometheus"],
+)
+def test_a_scaled_object_on_the_wrong_metric_is_told_which(
+    tmp_path: Path, triggers: list[str], says: str
+) -> None:
+    docs = _scaled(1, 3, 1, 3)
+    docs[1].doc["spec"]["triggers"] = [{"type": t, "metadata": {}} for t in triggers]
+    found = scaling.check(docs, load_environment("dev"), "dev", SourceIndex(tmp_path))
+    assert [(f.rule, f.message) for f in found] == [("MLP-SCALING-METRIC", says)], found
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind"),
+    [("apps/v1", "StatefulSet"), ("argoproj.io/v1alpha1", "Rollout"), ("apps/v1beta1", "Deployment")],
+)
+def test_a_scaled_object_of_another_kind_named_like_the_predictor_is_refused(
+    tmp_path: Path, api_version: str, kind: str
+) -> None:
+    """Only the predictor's apps/v1 Deployment is KServe's: another kind of the same name is not the model."""
+    docs = _scaled(1, 3, 1, 3)
+    docs[1].doc["spec"]["scaleTargetRef"].update(apiVersion=api_version, kind=kind)
+    found = scaling.check(docs, load_environment("dev"), "dev", SourceIndex(tmp_path))
+    assert [(f.rule, f.resource) for f in found][:1] == [("MLP-SCALING-TARGET", "ScaledObject/models-x/m")], (
+        found
+    )
+    assert found[0].message.startswith(f"scales {kind} 'm-predictor', not the predictor Deployment"), found
+
+
 @pytest.mark.parametrize(
     ("low", "expected"), [(2, []), (0, ["minReplicaCount"])], ids=["at-the-floor", "zero"]
 )
