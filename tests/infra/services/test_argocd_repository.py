@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from infra.config import ConfigError, StackConfig, load_environment
+from infra.gitops import REVISION, TEMPLATE, ModelApps, render
 from tests.support.harness import REPO, build_config
 
 MOVED = "git@git.example.internal:platform/mlplat-fork.git"
@@ -41,22 +42,19 @@ def test_no_argocd_file_names_a_repository_or_revision_of_its_own() -> None:
             code = line.split("#")[0]
             assert "://" not in code or "kubernetes.default.svc" in code, f"{path}: {line}"
             if "evision:" in code:
-                assert code.split(":", 1)[1].strip() == "from services.argocd.target_revision", (
-                    f"{path}: {line}"
-                )
+                assert code.split(":", 1)[1].strip() == REVISION, f"{path}: {line}"
 
 
 def test_a_copied_repository_url_stops_the_program() -> None:
-    from infra.services.argocd import with_source
-
-    doc = yaml.safe_load((REPO / "platform" / "argocd" / "dev" / "appproject.yaml").read_text())
-    doc["spec"]["sourceRepos"] = ["https://github.com/someone-else/mlplat.git"]
-    path = REPO / "platform" / "argocd" / "dev" / "appproject.yaml"
+    docs = list(yaml.safe_load_all((REPO / "platform" / TEMPLATE).read_text()))
+    (project,) = [d for d in docs if d["kind"] == "AppProject"]
+    project["spec"]["sourceRepos"] = ["https://github.com/someone-else/mlplat.git"]
+    apps = ModelApps.of("dev", _with_repo_url(load_environment("dev"), MOVED).services.argocd)
     with pytest.raises(
         ConfigError,
-        match=r"platform/argocd/dev/appproject.yaml:\n  spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' is written here",
+        match=r"platform/argocd/models.yaml cannot be rendered:\n  AppProject spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' is written here",
     ):
-        with_source(path, doc, _with_repo_url(load_environment("dev"), MOVED).services.argocd)
+        render(docs, "platform/argocd/models.yaml", apps)
 
 
 def test_under_pulumi_up_a_copied_repository_is_a_clean_error() -> None:
@@ -85,4 +83,4 @@ def test_under_pulumi_up_a_copied_repository_is_a_clean_error() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "platform/argocd/dev/appproject.yaml" in result.stdout, result.stdout
+    assert "platform/argocd/models.yaml" in result.stdout, result.stdout
