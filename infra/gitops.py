@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from infra.contract import ENVIRONMENT_LABEL
 from infra.stack_file import ConfigError
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class ModelApps:
     def values(self) -> dict[str, str | bool]:
         return {
             "environment": self.environment,
+            # The label every rendered object of the environment carries (infra/contract.py owns it).
+            "environment_label": ENVIRONMENT_LABEL,
             "repo_url": self.repo_url,
             "target_revision": self.target_revision,
             "prune": self.prune,
@@ -150,11 +153,27 @@ def _source_problems(project: dict[str, Any], appset: dict[str, Any]) -> list[tu
 def _filled(
     doc: dict[str, Any], kind: str, values: dict[str, str | bool], problems: list[tuple[str, str]]
 ) -> Any:
-    """A copy of `doc` with every placeholder in a string value replaced; unknown ones are problems."""
+    """A copy of `doc` with every placeholder in a key or string value replaced; unknown ones are problems."""
+    known = ", ".join(f"${{{k}}}" for k, v in values.items() if isinstance(v, str))
+
+    def text(node: str, path: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            value = values.get(match[1])
+            if isinstance(value, str):
+                return value
+            reason = "is not text" if match[1] in values else "is not a placeholder"
+            problems.append((f"{kind} {path}", f"{match[0]} {reason}; inside a string use one of {known}"))
+            return match[0]
+
+        return PLACEHOLDER.sub(one, node)
 
     def fill(node: Any, path: str) -> Any:
         if isinstance(node, dict):
-            return {key: fill(value, f"{path}.{key}" if path else str(key)) for key, value in node.items()}
+            filled = {}
+            for key, value in node.items():
+                where = f"{path}.{key}" if path else str(key)
+                filled[text(key, where) if isinstance(key, str) else key] = fill(value, where)
+            return filled
         if isinstance(node, list):
             return [fill(value, f"{path}[{i}]") for i, value in enumerate(node)]
         if not isinstance(node, str):
@@ -162,18 +181,6 @@ def _filled(
         whole = PLACEHOLDER.fullmatch(node)
         if whole and whole[1] in values:
             return values[whole[1]]  # a whole value keeps its type: `prune: ${prune}` is a boolean
-
-        def text(match: re.Match[str]) -> str:
-            value = values.get(match[1])
-            if not isinstance(value, str):
-                known = ", ".join(f"${{{k}}}" for k, v in values.items() if isinstance(v, str))
-                reason = "is not text" if match[1] in values else "is not a placeholder"
-                problems.append(
-                    (f"{kind} {path}", f"{match[0]} {reason}; inside a string use one of {known}")
-                )
-                return match[0]
-            return value
-
-        return PLACEHOLDER.sub(text, node)
+        return text(node, path)
 
     return fill(doc, "")

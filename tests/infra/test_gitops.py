@@ -94,6 +94,28 @@ def _mlplat(repo: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def test_renaming_the_contracts_environment_label_renames_it_on_every_application(tmp_path: Path) -> None:
+    """One edit of infra/contract.py: the ApplicationSets stamp the new label on the Applications."""
+    repo = _checkout_copy(tmp_path / "checkout")
+    _edit(repo / "infra" / "contract.py", '"mlplat/environment"', '"mlplat/stage"')
+    code = (
+        "import json\n"
+        "from infra.config import load_environment\n"
+        "from infra.services.argocd import model_apps\n"
+        "docs = [d for _, d in model_apps('staging', load_environment('staging').services.argocd)]\n"
+        "print(json.dumps([d for d in docs if d['kind'] == 'ApplicationSet']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (appset,) = yaml.safe_load(result.stdout)
+    assert appset["spec"]["template"]["metadata"]["labels"] == {
+        "mlplat/stage": "staging",
+        "mlplat/app": "{{index .path.segments 1}}",
+    }
+
+
 def test_adding_an_environment_needs_no_argocd_file_and_plan_and_validate_accept_it(tmp_path: Path) -> None:
     """The steps of docs/architecture.md ("a new environment"), for `qa`: its name in the contract, its
     stack file, and each app's own values for it (thresholds, log retention) and overlay. Nothing under

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from infra.config import ConfigError, StackConfig, load_environment
+from infra.config import (
+    ConfigError,
+    StackConfig,
+    load_environment,
+    load_stack_config,
+    read_stack_file,
+    stack_file,
+)
 from infra.gitops import REVISION, TEMPLATE, ModelApps, render
 from tests.support.harness import REPO, build_config
 
@@ -17,14 +25,20 @@ MOVED = "git@git.example.internal:platform/mlplat-fork.git"
 RELEASE = "release-2026.12"
 
 
-def _with_repo_url(config: StackConfig, repo_url: str) -> StackConfig:
-    argocd = config.services.argocd.model_copy(update={"repo_url": repo_url, "target_revision": RELEASE})
-    return config.model_copy(update={"services": config.services.model_copy(update={"argocd": argocd})})
+def _stack_moved(env: str, tmp_path: Path) -> StackConfig:
+    """`env`'s stack file after the one edit that moves the repository (its `repo_url` line, with a
+    release branch beside it), loaded the way the program loads it."""
+    text = stack_file(env).read_text()
+    line = "      repo_url: https://github.com/example-org/mlplat.git\n"
+    assert text.count(line) == 1, f"{env}: the repository is written once, on {line!r}"
+    path = tmp_path / f"Pulumi.{env}.yaml"
+    path.write_text(text.replace(line, f"      repo_url: {MOVED}\n      target_revision: {RELEASE}\n"))
+    return load_stack_config(read_stack_file(path), str(path), env)
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
-def test_argocd_syncs_from_the_configured_repository_not_a_copied_url(env: str) -> None:
-    plan = build_config(_with_repo_url(load_environment(env), MOVED))
+def test_moving_the_repository_is_one_edit_of_the_stack_file(env: str, tmp_path: Path) -> None:
+    plan = build_config(_stack_moved(env, tmp_path))
     (appset,) = plan.of_type("kubernetes:argoproj.io/v1alpha1:ApplicationSet")
     (project,) = plan.of_type("kubernetes:argoproj.io/v1alpha1:AppProject")
     spec = appset.inputs["spec"]
@@ -49,7 +63,7 @@ def test_a_copied_repository_url_stops_the_program() -> None:
     docs = list(yaml.safe_load_all((REPO / "platform" / TEMPLATE).read_text()))
     (project,) = [d for d in docs if d["kind"] == "AppProject"]
     project["spec"]["sourceRepos"] = ["https://github.com/someone-else/mlplat.git"]
-    apps = ModelApps.of("dev", _with_repo_url(load_environment("dev"), MOVED).services.argocd)
+    apps = ModelApps.of("dev", load_environment("dev").services.argocd)
     with pytest.raises(
         ConfigError,
         match=r"platform/argocd/models.yaml cannot be rendered:\n  AppProject spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' is written here",
