@@ -35,6 +35,12 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z_]+)\}")
 # owner that drifts from the stack file unnoticed.
 REPO_URL = "${repo_url}"
 REVISION = "${target_revision}"
+# Likewise where Argo CD decides whether automation deletes (ApplicationSet `spec.syncPolicy.applicationsSync`
+# and `spec.template.spec.syncPolicy.automated.prune`): a value written there, or the key left out
+# (`applicationsSync` then defaults to the controller's `sync`), would hold for prod too, past the stack
+# rule that prod never enables `prune_models`.
+PRUNE = "${prune}"
+APPLICATIONS_SYNC = "${applications_sync}"
 
 
 class TemplateError(ConfigError):
@@ -111,7 +117,7 @@ def render(documents: Iterable[Any], source: str, apps: ModelApps) -> Rendered:
             problems.append((f"{kind} spec", "required, a mapping"))
     if problems:
         raise TemplateError(source, problems)
-    problems += _source_problems(project, appset)
+    problems += _owned_by_the_stack(project, appset)
     values = apps.values()
     rendered = Rendered(
         _filled(project, "AppProject", values, problems), _filled(appset, "ApplicationSet", values, problems)
@@ -121,13 +127,11 @@ def render(documents: Iterable[Any], source: str, apps: ModelApps) -> Rendered:
     return rendered
 
 
-def _source_problems(project: dict[str, Any], appset: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every place Argo CD reads a repository or revision holds the placeholder, not a copy."""
-    wanted: list[tuple[str, Any, str]] = []
-    spec = project["spec"]
-    wanted += [
+def _owned_by_the_stack(project: dict[str, Any], appset: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every place Argo CD reads a repository, a revision or whether to delete holds the placeholder."""
+    wanted: list[tuple[str, Any, str]] = [
         (f"AppProject spec.sourceRepos[{i}]", r, REPO_URL)
-        for i, r in enumerate(spec.get("sourceRepos") or [])
+        for i, r in enumerate(project["spec"].get("sourceRepos") or [])
     ]
     spec = appset["spec"]
     for i, generator in enumerate(spec.get("generators") or []):
@@ -136,18 +140,30 @@ def _source_problems(project: dict[str, Any], appset: dict[str, Any]) -> list[tu
             where = f"ApplicationSet spec.generators[{i}].git"
             wanted += [(f"{where}.repoURL", git.get("repoURL"), REPO_URL)]
             wanted += [(f"{where}.revision", git.get("revision"), REVISION)]
-    template = spec.get("template")
-    source = template.get("spec") if isinstance(template, dict) else None
-    source = source.get("source") if isinstance(source, dict) else None
-    if isinstance(source, dict):
+    applications_sync = _mapping(spec, "syncPolicy").get("applicationsSync")
+    wanted += [("ApplicationSet spec.syncPolicy.applicationsSync", applications_sync, APPLICATIONS_SYNC)]
+    template = _mapping(_mapping(spec, "template"), "spec")
+    source = _mapping(template, "source")
+    if source:
         where = "ApplicationSet spec.template.spec.source"
         wanted += [(f"{where}.repoURL", source.get("repoURL"), REPO_URL)]
         wanted += [(f"{where}.targetRevision", source.get("targetRevision"), REVISION)]
+    automated = _mapping(_mapping(template, "syncPolicy"), "automated")
+    if automated:  # no automated sync at all deletes nothing
+        wanted += [
+            ("ApplicationSet spec.template.spec.syncPolicy.automated.prune", automated.get("prune"), PRUNE)
+        ]
     return [
         (path, f"{value!r} is written here; write {marker!r}")
         for path, value, marker in wanted
         if value != marker
     ]
+
+
+def _mapping(node: Any, key: str) -> dict[str, Any]:
+    """`node[key]` when both are mappings, else an empty one: the CRD schema judges the rest."""
+    value = node.get(key) if isinstance(node, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _filled(

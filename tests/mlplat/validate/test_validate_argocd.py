@@ -238,6 +238,14 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
         ),
         (("  name: models-${environment}\n  namespace", "  namespace"), "AppProject metadata.name: required"),
         (
+            ("prune: ${prune}", "prune: true"),
+            "ApplicationSet spec.template.spec.syncPolicy.automated.prune: True is written here; write '${prune}'",
+        ),
+        (
+            ("    applicationsSync: ${applications_sync}\n", ""),
+            "ApplicationSet spec.syncPolicy.applicationsSync: None is written here; write '${applications_sync}'",
+        ),
+        (
             ("revision: ${target_revision}", "revision: main"),
             "ApplicationSet spec.generators[0].git.revision: 'main' is written here; write '${target_revision}'",
         ),
@@ -250,6 +258,8 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
         "unknown-placeholder",
         "boolean-inside-text",
         "no-name",
+        "prune-written-for-every-environment",
+        "applications-sync-left-out",
         "copied-revision",
     ],
 )
