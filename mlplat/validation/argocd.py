@@ -48,7 +48,7 @@ def load_project(root: Path, env: str, argocd: ArgoCdConfig) -> Project:
     path = root / "platform" / gitops.TEMPLATE
     name = rel(path, root)
     try:
-        documents = list(yaml.safe_load_all(safe_yaml.read_text(path, name)))
+        documents = list(yaml.load_all(safe_yaml.read_text(path, name), Loader=safe_yaml.FAST_LOADER))
         rendered = gitops.render(documents, name, gitops.ModelApps.of(env, argocd))
     except safe_yaml.UnsafeInput as err:
         raise UsageError(str(err)) from None
