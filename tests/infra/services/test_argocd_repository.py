@@ -29,7 +29,7 @@ def _stack_moved(env: str, tmp_path: Path) -> StackConfig:
     """`env`'s stack file after the one edit that moves the repository (its `repo_url` line, with a
     release branch beside it), loaded the way the program loads it."""
     text = stack_file(env).read_text()
-    line = "      repo_url: https://github.com/example-org/mlplat.git\n"
+    line = f"      repo_url: {load_environment(env).services.argocd.repo_url}\n"
     assert text.count(line) == 1, f"{env}: the repository is written once, on {line!r}"
     path = tmp_path / f"Pulumi.{env}.yaml"
     path.write_text(text.replace(line, f"      repo_url: {MOVED}\n      target_revision: {RELEASE}\n"))
