@@ -31,6 +31,16 @@ def repo_url(env: str) -> str:
     return load_environment(env).services.argocd.repo_url
 
 
+def repo_with_template_edit(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the repository whose Argo CD template has `old` (found exactly once) replaced by `new`."""
+    repo = copy_repo(tmp_path)
+    template = repo / "platform" / TEMPLATE
+    text = template.read_text()
+    assert text.count(old) == 1, f"{old!r} in {text}"
+    template.write_text(text.replace(old, new))
+    return repo
+
+
 def test_argocd_objects_match_their_crds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Strict: unknown fields in AppProject/ApplicationSet specs are findings too, in every environment."""
     for env in ENVS:
@@ -84,11 +94,9 @@ def test_git_directory_glob_does_not_cross_folders() -> None:
 def test_overlay_the_applicationset_misses_is_a_finding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    template = repo / "platform" / TEMPLATE
-    text = template.read_text()
-    assert text.count("apps/*/overlays/${environment}\n") == 1, text
-    template.write_text(text.replace("apps/*/overlays/${environment}\n", "apps/*/overlays/development\n"))
+    repo = repo_with_template_edit(
+        tmp_path, "apps/*/overlays/${environment}\n", "apps/*/overlays/development\n"
+    )
     code, report = run_json(capsys, "--repo", str(repo), "--env", "dev")
     unmatched = sorted(f["file"] for f in report["findings"] if f["rule"] == "MLP-APPSET-UNMATCHED")
     assert code == 1
@@ -185,11 +193,7 @@ def test_a_models_namespace_without_a_destination_is_refused(tmp_path: Path) -> 
     from mlplat.validation.argocd import check_docs, load_project
     from mlplat.validation.render import SourceIndex
 
-    repo = copy_repo(tmp_path)
-    template = repo / "platform" / TEMPLATE
-    text = template.read_text()
-    assert text.count("namespace: models-*") == 1
-    template.write_text(text.replace("namespace: models-*", "namespace: models-core-*"))
+    repo = repo_with_template_edit(tmp_path, "namespace: models-*", "namespace: models-core-*")
     project = load_project(repo, "dev", load_environment("dev").services.argocd)
     doc = RenderedDoc(
         "dev", "apps/x/overlays/dev", "apps/x/base/x.yaml", _obj("v1", "ServiceAccount", "m", "models-x")
@@ -204,16 +208,9 @@ def test_a_models_namespace_without_a_destination_is_refused(tmp_path: Path) -> 
 def test_an_overlay_the_applicationset_excludes_is_a_finding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    template = repo / "platform" / TEMPLATE
-    text = template.read_text()
     old = "          - path: apps/*/overlays/${environment}\n"
-    assert text.count(old) == 1, text
-    template.write_text(
-        text.replace(
-            old, old + "          - path: apps/llm-chat/overlays/${environment}\n            exclude: true\n"
-        )
-    )
+    excluded = "          - path: apps/llm-chat/overlays/${environment}\n            exclude: true\n"
+    repo = repo_with_template_edit(tmp_path, old, old + excluded)
     code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "dev")
     assert code == 1
     assert [(f["rule"], f["file"]) for f in report["findings"]] == [
@@ -236,7 +233,10 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
             ("prune: ${prune}", "prune: x${prune}"),
             "ApplicationSet spec.template.spec.syncPolicy.automated.prune",
         ),
-        (("  name: models-${environment}\n  namespace", "  namespace"), "AppProject metadata.name: required"),
+        (
+            ("kind: AppProject\nmetadata:\n  name: models-${environment}\n", "kind: AppProject\nmetadata:\n"),
+            "AppProject metadata.name: required",
+        ),
         (
             ("prune: ${prune}", "prune: true"),
             "ApplicationSet spec.template.spec.syncPolicy.automated.prune: True is written here; write '${prune}'",
@@ -266,15 +266,15 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
 def test_a_broken_argocd_template_is_a_usage_error_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str | tuple[str, str] | None, says: str
 ) -> None:
-    repo = copy_repo(tmp_path)
-    path = repo / "platform" / TEMPLATE
-    if edit is None:
-        path.unlink()
-    elif isinstance(edit, str):
-        path.write_text(edit)
+    if isinstance(edit, tuple):
+        repo = repo_with_template_edit(tmp_path, *edit)
     else:
-        assert edit[0] in path.read_text()
-        path.write_text(path.read_text().replace(edit[0], edit[1], 1))
+        repo = copy_repo(tmp_path)
+        path = repo / "platform" / TEMPLATE
+        if edit is None:
+            path.unlink()
+        else:
+            path.write_text(edit)
     from mlplat import validate
 
     code = validate.main(
