@@ -103,10 +103,15 @@ def render(documents: Iterable[Any], source: str, apps: ModelApps) -> Rendered:
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for doc in documents:
         if isinstance(doc, dict) and doc:
-            by_kind.setdefault(str(doc.get("kind")), []).append(doc)
+            by_kind.setdefault(str(doc.get("kind") or "document without a kind"), []).append(doc)
     for kind in ("AppProject", "ApplicationSet"):
         if len(by_kind.get(kind, [])) != 1:
             problems.append(("(file)", f"must hold exactly one {kind}, holds {len(by_kind.get(kind, []))}"))
+    # Anything else would be dropped unseen: neither the program nor validate knows what to do with it.
+    problems += [
+        ("(file)", f"holds a {kind}: only the AppProject and the ApplicationSet are rendered")
+        for kind in sorted(set(by_kind) - {"AppProject", "ApplicationSet"})
+    ]
     if problems:
         raise TemplateError(source, problems)
     project, appset = by_kind["AppProject"][0], by_kind["ApplicationSet"][0]

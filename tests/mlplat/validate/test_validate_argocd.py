@@ -238,6 +238,13 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
             "AppProject metadata.name: required",
         ),
         (
+            (
+                "    warn: true\n---\n",
+                "    warn: true\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n---\n",
+            ),
+            "holds a ConfigMap: only the AppProject and the ApplicationSet are rendered",
+        ),
+        (
             ("prune: ${prune}", "prune: true"),
             "ApplicationSet spec.template.spec.syncPolicy.automated.prune: True is written here; write '${prune}'",
         ),
@@ -258,6 +265,7 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
         "unknown-placeholder",
         "boolean-inside-text",
         "no-name",
+        "a-third-object",
         "prune-written-for-every-environment",
         "applications-sync-left-out",
         "copied-revision",
