@@ -7,8 +7,8 @@ reads (`services.argocd.repo_url` / `target_revision`) and whether automation ma
 judges apps against the same result, so the cluster and the gate read one set of rules, and adding an
 environment or moving the repository adds or changes no file here.
 
-PyYAML and the standard library only (the stack config is a type hint): `mlplat validate` renders
-without loading Pulumi.
+The standard library and infra/stack_file.py (PyYAML) only, the stack config being a type hint:
+`mlplat validate` renders without loading Pulumi or pydantic models of its own.
 """
 
 from __future__ import annotations
@@ -76,10 +76,14 @@ class ModelApps:
             # create-delete, sync: applicationset-crd.yaml of argo-cd v3.5.1). `create-update` keeps an
             # Application whose overlay disappeared (a removed folder, a bad merge). The controller takes
             # the ApplicationSet's value because it runs without `--policy` (argocd-cmd-params-cm
-            # `applicationsetcontroller.policy` unset, platform/argo-cd/values.yaml): then
-            # `--enable-policy-override` defaults to true (argo-cd v3.5.1 and v3.4.4,
-            # cmd/argocd-applicationset-controller/commands/applicationset_controller.go, `policy == ""`;
-            # applicationset/utils/policy.go `DefaultPolicy`).
+            # `applicationsetcontroller.policy` unset, platform/argo-cd/values.yaml; the chart passes the
+            # key as ARGOCD_APPLICATIONSET_CONTROLLER_POLICY, argo-helm argo-cd-10.1.1
+            # templates/argocd-applicationset/deployment.yaml): then `--enable-policy-override` defaults
+            # to true (argo-cd v3.5.1 109ca7c and v3.4.4 443415b,
+            # cmd/argocd-applicationset-controller/commands/applicationset_controller.go: default
+            # `policy == ""`; applicationset/utils/policy.go `DefaultPolicy`). The operator manual's
+            # "default to `false`" (applicationset/Controlling-Resource-Modification.md) is not what the
+            # code does; tests/infra/test_gitops.py holds the values to leaving `--policy` unset.
             "applications_sync": "sync" if self.prune else "create-update",
         }
 
