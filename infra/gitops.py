@@ -8,7 +8,7 @@ judges apps against the same result, so the cluster and the gate read one set of
 environment or moving the repository adds or changes no file here.
 
 The standard library and infra/stack_file.py (PyYAML) only, the stack config being a type hint:
-`mlplat validate` renders without loading Pulumi or pydantic models of its own.
+`mlplat validate` renders without loading Pulumi.
 """
 
 from __future__ import annotations
