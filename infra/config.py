@@ -646,6 +646,12 @@ class ArgoCdConfig(_Model):
     target_revision: str = Field(
         "main", pattern=r"^[A-Za-z0-9._/-]{1,100}$", description="Branch, tag or commit Argo CD tracks."
     )
+    prune_models: bool = Field(
+        False,
+        description="Let automation delete model objects: a sync prunes what git no longer holds, and the "
+        "ApplicationSet deletes the Application of an overlay that is gone (platform/argocd/models.yaml). "
+        "Off: removals are a manual sync. Never in prod.",
+    )
 
 
 class ArgoWorkflowsConfig(_Model):
@@ -886,6 +892,10 @@ class StackConfig(_Model):
             (self.services.vault.replicas >= 3, "services.vault.replicas: prod Raft needs at least 3"),
             (self.services.minio.mode == "distributed", "services.minio.mode: prod MinIO is distributed"),
             (self.services.argocd.ha, "services.argocd.ha: prod Argo CD is highly available"),
+            (
+                not self.services.argocd.prune_models,
+                "services.argocd.prune_models: prod models are never deleted by automation (removals are a manual sync)",
+            ),
             (
                 self.services.argocd.oidc is not None,
                 "services.argocd.oidc: prod Argo CD signs in through SSO (the local admin is disabled)",

@@ -212,7 +212,7 @@ def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report
             env_targets = [t for t in chosen if t.env == env]
             env_docs = [d for d in docs if d.env == env]
             scopes = schema_sets[env]
-            report.findings += _argocd_checks(root, env, env_targets, env_docs, scopes, index)
+            report.findings += _argocd_checks(root, configs[env], env_targets, env_docs, scopes, index)
             report.findings += capacity.check(
                 env_docs,
                 configs[env],
@@ -390,13 +390,13 @@ def _schema_checks(docs: list[RenderedDoc], sets: dict[str, SchemaSet], index: S
 
 def _argocd_checks(
     root: Path,
-    env: str,
+    config: StackConfig,
     env_targets: list[Target],
     env_docs: list[RenderedDoc],
     scopes: SchemaSet,
     index: SourceIndex,
 ) -> list[Finding]:
-    project = argocd.load_project(root, env)
+    project = argocd.load_project(root, config.environment, config.services.argocd)
     findings = [f for t in env_targets if t.app for f in argocd.check_generator(t, project)]
     return findings + argocd.check_docs(env_docs, project, scopes.is_namespaced, index)
 

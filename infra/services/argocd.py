@@ -2,14 +2,12 @@
 
 KServe InferenceServices get a real health check (their Ready condition) and the fields KServe's
 webhook and controller fill in are ignored in diffs. The environment's AppProject and
-ApplicationSet (platform/argocd/<env>/) are applied once the chart's CRDs exist, with the git
-repository and revision they read filled in from `services.argocd.repo_url` and `target_revision`:
-the stack file is their one owner.
+ApplicationSet, rendered from platform/argocd/models.yaml with the environment's `services.argocd`
+settings (infra/gitops.py), are applied once the chart's CRDs exist.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,15 +15,11 @@ from typing import Any
 import pulumi
 import yaml
 
-from infra.config import ArgoCdConfig, ConfigError
-from infra.services.chart import REPO, ChartService, ServiceArgs, custom_resources, load_documents
+from infra import gitops
+from infra.config import ArgoCdConfig
+from infra.services.chart import PLATFORM, REPO, ChartService, ServiceArgs, custom_resources, load_documents
 
 NAMESPACE = "argocd"
-# What platform/argocd/<env>/*.yaml write where the repository and its revision go: strings, so
-# `mlplat validate` still checks the files against the Argo CD CRDs, and never a URL or a branch, so no
-# file can disagree with the stack. `with_source` replaces every one and refuses a file that names its own.
-REPO_URL_FROM_CONFIG = "from services.argocd.repo_url"
-REVISION_FROM_CONFIG = "from services.argocd.target_revision"
 ISVC = "serving.kserve.io_InferenceService"
 
 # Ready=True is Healthy, Ready=False with a reason is Degraded, anything else is still progressing.
@@ -92,43 +86,13 @@ def computed_values(argocd: ArgoCdConfig) -> dict[str, Any]:
     }
 
 
-def with_source(path: Path, doc: dict[str, Any], argocd: ArgoCdConfig) -> dict[str, Any]:
-    """`doc` with the git repository and revision filled in where Argo CD reads them (argo-cd v3.5.1
-    CRDs, ../shared/reference/crds/argo-cd: AppProject `spec.sourceRepos`; ApplicationSet
-    `spec.generators[].git.repoURL`/`revision` and `spec.template.spec.source.repoURL`/`targetRevision`)."""
-    problems: list[tuple[str, str]] = []
-
-    def fill(key_path: str, value: Any, marker: str, configured: str) -> str:
-        if value != marker:
-            problems.append((key_path, f"{value!r} is written here; write {marker!r}"))
-        return configured
-
-    def repository(key_path: str, value: Any) -> str:
-        return fill(key_path, value, REPO_URL_FROM_CONFIG, argocd.repo_url)
-
-    def revision(key_path: str, value: Any) -> str:
-        return fill(key_path, value, REVISION_FROM_CONFIG, argocd.target_revision)
-
-    doc = copy.deepcopy(doc)
-    spec = doc.get("spec") or {}
-    if doc.get("kind") == "AppProject":
-        repos = spec.get("sourceRepos") or []
-        spec["sourceRepos"] = [repository(f"spec.sourceRepos[{i}]", repo) for i, repo in enumerate(repos)]
-    elif doc.get("kind") == "ApplicationSet":
-        for i, generator in enumerate(spec.get("generators") or []):
-            if "git" in generator:
-                git, where = generator["git"], f"spec.generators[{i}].git"
-                git["repoURL"] = repository(f"{where}.repoURL", git.get("repoURL"))
-                git["revision"] = revision(f"{where}.revision", git.get("revision"))
-        source = ((spec.get("template") or {}).get("spec") or {}).get("source")
-        if source is not None:
-            where = "spec.template.spec.source"
-            source["repoURL"] = repository(f"{where}.repoURL", source.get("repoURL"))
-            source["targetRevision"] = revision(f"{where}.targetRevision", source.get("targetRevision"))
-    if problems:
-        # The stack file owns the repository and revision; a copy here would drift from it unnoticed.
-        raise ConfigError(str(path.relative_to(REPO)), problems)
-    return doc
+def model_apps(environment: str, argocd: ArgoCdConfig) -> list[tuple[Path, dict[str, Any]]]:
+    """The environment's AppProject and ApplicationSet, rendered from platform/argocd/models.yaml with
+    the environment's own settings (infra/gitops.py; `mlplat validate` judges the same result)."""
+    path = PLATFORM / gitops.TEMPLATE
+    template = [doc for _, doc in load_documents([gitops.TEMPLATE])]
+    rendered = gitops.render(template, str(path.relative_to(REPO)), gitops.ModelApps.of(environment, argocd))
+    return [(path, doc) for doc in rendered.documents]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,9 +109,6 @@ class ArgoCd(ChartService):
         )
         env = args.cluster.environment
         self.release = self.install("release", "argocd", "argo-cd", computed=computed_values(args.settings))
-        documents = [
-            (path, with_source(path, doc, args.settings))
-            for path, doc in load_documents([f"argocd/{env}/*.yaml"])
-        ]
+        documents = model_apps(env, args.settings)
         self.gitops = custom_resources(self, f"{name}-{env}", documents, NAMESPACE, [self.release])
         self.register_outputs({"release": self.release.status, "gitops": [r.urn for r in self.gitops]})

@@ -1,5 +1,6 @@
 """Would Argo CD accept and pick up this app? Checked against the environment's own AppProject and
-ApplicationSet in `platform/argocd/<env>/`, so validate and the cluster read the same rules.
+ApplicationSet, rendered from `platform/argocd/models.yaml` by the program's own renderer
+(`infra/gitops.py`) with the environment's stack config, so validate and the cluster read the same rules.
 """
 
 from __future__ import annotations
@@ -9,15 +10,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from infra import gitops
+from infra.stack_file import ConfigError
 from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation import UsageError, rel
 from mlplat.validation.render import SourceIndex
 from mlplat.validation.targets import Target
+
+if TYPE_CHECKING:
+    from infra.config import ArgoCdConfig
 
 MODEL_NAMESPACE = re.compile(r"^models-[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
@@ -26,8 +32,9 @@ MODEL_NAMESPACE = re.compile(r"^models-[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 class Project:
     """The parts of an AppProject and ApplicationSet that decide what an app may be."""
 
-    file: str
-    appset_file: str
+    # As findings name them: `models-dev (platform/argocd/models.yaml)`, the template they come from.
+    name: str
+    appset_name: str
     destinations: tuple[str, ...]  # namespace globs
     namespaced: tuple[tuple[str, str], ...]  # (group, kind) globs
     cluster: tuple[tuple[str, str, str], ...]  # (group, kind, name) globs
@@ -35,48 +42,48 @@ class Project:
     excludes: tuple[str, ...]
 
 
-def _load(path: Path, kind: str, root: Path) -> dict[str, Any]:
+def load_project(root: Path, env: str, argocd: ArgoCdConfig) -> Project:
+    """The environment's AppProject and ApplicationSet as the program applies them: the checkout's
+    template rendered with the environment's settings (infra/gitops.py)."""
+    path = root / "platform" / gitops.TEMPLATE
+    name = rel(path, root)
     try:
-        text = safe_yaml.read_text(path, rel(path, root))
-        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind") == kind]
+        documents = list(yaml.load_all(safe_yaml.read_text(path, name), Loader=safe_yaml.FAST_LOADER))
+        rendered = gitops.render(documents, name, gitops.ModelApps.of(env, argocd))
     except safe_yaml.UnsafeInput as err:
         raise UsageError(str(err)) from None
     except OSError:
         raise UsageError(
-            f"{rel(path, root)} is missing: the environment's {kind} decides what apps may do"
+            f"{name} is missing: every environment's AppProject and ApplicationSet are rendered from it"
         ) from None
     except yaml.YAMLError as err:
-        raise UsageError(f"{rel(path, root)} is not valid YAML: {err}") from None
-    if len(docs) != 1:
-        raise UsageError(f"{rel(path, root)} must hold exactly one {kind}")
-    return docs[0]
-
-
-def load_project(root: Path, env: str) -> Project:
-    folder = root / "platform" / "argocd" / env
-    project = _load(folder / "appproject.yaml", "AppProject", root).get("spec") or {}
-    appset = _load(folder / "applicationset.yaml", "ApplicationSet", root).get("spec") or {}
-    directories = [
-        d
-        for generator in appset.get("generators") or []
-        for d in ((generator.get("git") or {}).get("directories") or [])
-        if isinstance(d, dict) and d.get("path")
-    ]
+        raise UsageError(f"{name} is not valid YAML: {err}") from None
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
+    project, appset = rendered.project["spec"], rendered.application_set["spec"]
+    gits = [g["git"] for g in _mappings(appset.get("generators")) if isinstance(g.get("git"), dict)]
+    directories = [d for git in gits for d in _mappings(git.get("directories")) if d.get("path")]
     return Project(
-        rel(folder / "appproject.yaml", root),
-        rel(folder / "applicationset.yaml", root),
-        tuple(str(d.get("namespace", "")) for d in project.get("destinations") or []),
+        f"{rendered.project['metadata']['name']} ({name})",
+        f"{rendered.application_set['metadata']['name']} ({name})",
+        tuple(str(d.get("namespace", "")) for d in _mappings(project.get("destinations"))),
         tuple(
             (str(w.get("group", "")), str(w.get("kind", "")))
-            for w in project.get("namespaceResourceWhitelist") or []
+            for w in _mappings(project.get("namespaceResourceWhitelist"))
         ),
         tuple(
             (str(w.get("group", "")), str(w.get("kind", "")), str(w.get("name") or "*"))
-            for w in project.get("clusterResourceWhitelist") or []
+            for w in _mappings(project.get("clusterResourceWhitelist"))
         ),
-        tuple(d["path"] for d in directories if not d.get("exclude")),
-        tuple(d["path"] for d in directories if d.get("exclude")),
+        tuple(str(d["path"]) for d in directories if not d.get("exclude")),
+        tuple(str(d["path"]) for d in directories if d.get("exclude")),
     )
+
+
+def _mappings(items: Any) -> list[dict[str, Any]]:
+    """The mappings of a list the template may have written as anything: Argo CD's schema refuses the
+    rest, and an entry that is not a mapping allows nothing here."""
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def path_match(pattern: str, path: str) -> bool:
@@ -93,7 +100,7 @@ def check_generator(target: Target, project: Project) -> list[Finding]:
     return [
         Finding(
             target.rel, "-", "MLP-APPSET-UNMATCHED",
-            f"the {target.env} ApplicationSet ({project.appset_file}) does not pick up {target.rel}; "
+            f"ApplicationSet {project.appset_name} does not pick up {target.rel}; "
             f"its git directories are {', '.join(project.directories) or 'none'}",
             f"put the overlay at apps/<app>/overlays/{target.env}",
             target.env,
@@ -118,7 +125,7 @@ def check_docs(
             if not any(fnmatchcase(group, g) and fnmatchcase(kind, k) for g, k in project.namespaced):
                 findings.append(finding(
                     "MLP-APPPROJECT-KIND",
-                    f"AppProject {project.file} does not allow namespaced kind {group or 'core'}/{kind}",
+                    f"AppProject {project.name} does not allow namespaced kind {group or 'core'}/{kind}",
                     "use an allowed kind, or ask the platform team to extend namespaceResourceWhitelist",
                 ))  # fmt: skip
             findings += _namespace_findings(str(meta.get("namespace") or ""), project, finding)
@@ -131,7 +138,7 @@ def check_docs(
             if not allowed:
                 findings.append(finding(
                     "MLP-APPPROJECT-KIND",
-                    f"AppProject {project.file} does not allow cluster-scoped {group or 'core'}/{kind} {name!r}",
+                    f"AppProject {project.name} does not allow cluster-scoped {group or 'core'}/{kind} {name!r}",
                     "model apps may only create their models-<team> Namespace",
                 ))  # fmt: skip
             if kind == "Namespace":
@@ -149,7 +156,7 @@ def _namespace_findings(namespace: str, project: Project, finding: Any) -> list[
     if not MODEL_NAMESPACE.match(namespace):
         problems.append(f"namespace {namespace!r} does not match models-<team> ({MODEL_NAMESPACE.pattern})")
     elif not any(fnmatchcase(namespace, d) for d in project.destinations):
-        problems.append(f"AppProject {project.file} has no destination for namespace {namespace!r}")
+        problems.append(f"AppProject {project.name} has no destination for namespace {namespace!r}")
     return [
         finding(
             "MLP-APPPROJECT-NAMESPACE", p, "deploy into models-<team>, lower-case letters, digits, dashes"

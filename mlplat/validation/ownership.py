@@ -1,6 +1,6 @@
 """MLP-NAMESPACE-SHARED and MLP-OBJECT-SHARED: one app per team namespace, no object in two apps.
 
-Argo CD syncs every app with `FailOnSharedResource=true` (platform/argocd/<env>/applicationset.yaml):
+Argo CD syncs every app with `FailOnSharedResource=true` (the ApplicationSet of platform/argocd/models.yaml):
 the second Application that declares an object another one already manages fails its sync. The check
 spans the whole repository in every mode: apps rendered in this run are judged from their rendered
 objects; every other app is indexed from its files (resources of its kustomization trees, no

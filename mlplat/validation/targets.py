@@ -20,6 +20,8 @@ OVERLAY = re.compile(r"^apps/(?P<app>[^/]+)/overlays/(?P<env>[^/]+)$")
 # An app's retraining pipeline (README "Retraining"): Argo objects the platform applies, not Argo CD.
 TRAINING = re.compile(r"^apps/(?P<app>[^/]+)/training$")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# What renders every environment's AppProject and ApplicationSet from platform/argocd/ (infra/gitops.py).
+GITOPS_RENDERER = "infra/gitops.py"
 
 
 @dataclass(frozen=True, order=True)
@@ -122,7 +124,8 @@ def changed_files(root: Path, base: str) -> list[str]:
 
 
 def changed_targets(root: Path, base: str, env: str | None) -> list[Target]:
-    """Overlays affected by the changed files; shared inputs (components, Argo CD, stacks) affect all."""
+    """Overlays affected by the changed files; shared inputs (components, Argo CD's template and its
+    renderer, stacks) affect all."""
     wanted: set[Target] = set()
     apps = {p.name: p for p in app_dirs(root)}
     # Components, stacks and Argo CD's projects shape the overlays, never a retraining pipeline.
@@ -137,7 +140,7 @@ def changed_targets(root: Path, base: str, env: str | None) -> list[Target]:
             stack_env = re.fullmatch(r"environments/Pulumi\.(\w+)\.yaml", name)
             only = stack_env[1] if stack_env else None
             wanted.update(t for t in overlays if only in (None, t.env))
-        elif name.startswith("platform/argocd/"):
-            env_dir = parts[2] if len(parts) > 3 else None
-            wanted.update(t for t in overlays if env_dir in (None, t.env))
+        elif name.startswith("platform/argocd/") or name == GITOPS_RENDERER:
+            # One template and its renderer make every environment's AppProject and ApplicationSet.
+            wanted.update(overlays)
     return sorted(wanted)

@@ -640,6 +640,13 @@ BENT_CONFIGS = [
     ),
     pytest.param(
         "prod",
+        {"services.argocd.prune_models": True},
+        "mlplat:",
+        "services.argocd.prune_models: prod models are never deleted by automation",
+        id="prod-argocd-prunes-models",
+    ),
+    pytest.param(
+        "prod",
         {"services.argocd.oidc": None},
         "mlplat:",
         "services.argocd.oidc: prod Argo CD signs in through SSO",

@@ -5,25 +5,40 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from infra.config import ConfigError, StackConfig, load_environment
+from infra.config import (
+    ConfigError,
+    StackConfig,
+    load_environment,
+    load_stack_config,
+    read_stack_file,
+    stack_file,
+)
+from infra.gitops import REVISION, TEMPLATE, ModelApps, render
 from tests.support.harness import REPO, build_config
 
 MOVED = "git@git.example.internal:platform/mlplat-fork.git"
 RELEASE = "release-2026.12"
 
 
-def _with_repo_url(config: StackConfig, repo_url: str) -> StackConfig:
-    argocd = config.services.argocd.model_copy(update={"repo_url": repo_url, "target_revision": RELEASE})
-    return config.model_copy(update={"services": config.services.model_copy(update={"argocd": argocd})})
+def _stack_moved(env: str, tmp_path: Path) -> StackConfig:
+    """`env`'s stack file after the one edit that moves the repository (its `repo_url` line, with a
+    release branch beside it), loaded the way the program loads it."""
+    text = stack_file(env).read_text()
+    line = f"      repo_url: {load_environment(env).services.argocd.repo_url}\n"
+    assert text.count(line) == 1, f"{env}: the repository is written once, on {line!r}"
+    path = tmp_path / f"Pulumi.{env}.yaml"
+    path.write_text(text.replace(line, f"      repo_url: {MOVED}\n      target_revision: {RELEASE}\n"))
+    return load_stack_config(read_stack_file(path), str(path), env)
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
-def test_argocd_syncs_from_the_configured_repository_not_a_copied_url(env: str) -> None:
-    plan = build_config(_with_repo_url(load_environment(env), MOVED))
+def test_moving_the_repository_is_one_edit_of_the_stack_file(env: str, tmp_path: Path) -> None:
+    plan = build_config(_stack_moved(env, tmp_path))
     (appset,) = plan.of_type("kubernetes:argoproj.io/v1alpha1:ApplicationSet")
     (project,) = plan.of_type("kubernetes:argoproj.io/v1alpha1:AppProject")
     spec = appset.inputs["spec"]
@@ -41,22 +56,19 @@ def test_no_argocd_file_names_a_repository_or_revision_of_its_own() -> None:
             code = line.split("#")[0]
             assert "://" not in code or "kubernetes.default.svc" in code, f"{path}: {line}"
             if "evision:" in code:
-                assert code.split(":", 1)[1].strip() == "from services.argocd.target_revision", (
-                    f"{path}: {line}"
-                )
+                assert code.split(":", 1)[1].strip() == REVISION, f"{path}: {line}"
 
 
 def test_a_copied_repository_url_stops_the_program() -> None:
-    from infra.services.argocd import with_source
-
-    doc = yaml.safe_load((REPO / "platform" / "argocd" / "dev" / "appproject.yaml").read_text())
-    doc["spec"]["sourceRepos"] = ["https://github.com/someone-else/mlplat.git"]
-    path = REPO / "platform" / "argocd" / "dev" / "appproject.yaml"
+    docs = list(yaml.safe_load_all((REPO / "platform" / TEMPLATE).read_text()))
+    (project,) = [d for d in docs if d["kind"] == "AppProject"]
+    project["spec"]["sourceRepos"] = ["https://github.com/someone-else/mlplat.git"]
+    apps = ModelApps.of("dev", load_environment("dev").services.argocd)
     with pytest.raises(
         ConfigError,
-        match=r"platform/argocd/dev/appproject.yaml:\n  spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' is written here",
+        match=r"platform/argocd/models.yaml cannot be rendered:\n  AppProject spec.sourceRepos\[0\]: 'https://github.com/someone-else/mlplat.git' is written here",
     ):
-        with_source(path, doc, _with_repo_url(load_environment("dev"), MOVED).services.argocd)
+        render(docs, "platform/argocd/models.yaml", apps)
 
 
 def test_under_pulumi_up_a_copied_repository_is_a_clean_error() -> None:
@@ -85,4 +97,4 @@ def test_under_pulumi_up_a_copied_repository_is_a_clean_error() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "platform/argocd/dev/appproject.yaml" in result.stdout, result.stdout
+    assert "platform/argocd/models.yaml" in result.stdout, result.stdout

@@ -113,7 +113,7 @@ def test_crd_consumers_wait_for_the_release_installing_the_crd(plan: Plan) -> No
 
 def test_argocd_applies_only_the_current_environment(plan: Plan) -> None:
     gitops = _argocd_objects(plan)
-    assert gitops, f"{plan.env}: platform/argocd/{plan.env}/ holds an AppProject and an ApplicationSet"
+    assert gitops, f"{plan.env}: platform/argocd/models.yaml renders an AppProject and an ApplicationSet"
     for r in gitops:
         assert f"-{plan.env}-" in r.name, r.urn
 

@@ -1,4 +1,8 @@
-"""Argo CD objects: schema-valid against the v3.5 CRDs, and shaped the way the platform relies on."""
+"""Argo CD objects: schema-valid against the v3.5 CRDs, and shaped the way the platform relies on.
+
+Every environment's AppProject and ApplicationSet are rendered from platform/argocd/models.yaml
+(infra/gitops.py); these tests judge the rendered objects the program applies and validate reads.
+"""
 
 from __future__ import annotations
 
@@ -8,50 +12,72 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.services.argocd import REPO_URL_FROM_CONFIG
+from infra.config import ENVIRONMENTS, load_environment
+from infra.gitops import TEMPLATE
+from infra.services.argocd import model_apps
 from mlplat.validation.argocd import path_match
 from tests.support.validate_helpers import REPO, copy_repo, rules, run_json
 
-ENVS = ("dev", "staging", "prod")
-REPO_URL = REPO_URL_FROM_CONFIG  # the program fills in services.argocd.repo_url
+ENVS = ENVIRONMENTS
 
 
-def load(env: str, name: str) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load((REPO / "platform" / "argocd" / env / name).read_text())
+def load(env: str, kind: str) -> dict[str, Any]:
+    """`kind` of `env` as the program applies it."""
+    (doc,) = [d for _, d in model_apps(env, load_environment(env).services.argocd) if d["kind"] == kind]
     return doc
 
 
-def test_argocd_objects_match_their_crds(capsys: pytest.CaptureFixture[str]) -> None:
-    """Strict: unknown fields in AppProject/ApplicationSet specs are findings too."""
-    code, report = run_json(capsys, str(REPO / "platform" / "argocd"))
+def repo_url(env: str) -> str:
+    return load_environment(env).services.argocd.repo_url
+
+
+def repo_with_template_edit(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the repository whose Argo CD template has `old` (found exactly once) replaced by `new`."""
+    repo = copy_repo(tmp_path)
+    template = repo / "platform" / TEMPLATE
+    text = template.read_text()
+    assert text.count(old) == 1, f"{old!r} in {text}"
+    template.write_text(text.replace(old, new))
+    return repo
+
+
+def test_argocd_objects_match_their_crds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Strict: unknown fields in AppProject/ApplicationSet specs are findings too, in every environment."""
+    for env in ENVS:
+        docs = [doc for _, doc in model_apps(env, load_environment(env).services.argocd)]
+        (tmp_path / f"{env}.yaml").write_text(yaml.safe_dump_all(docs))
+    code, report = run_json(capsys, str(tmp_path))
     assert (code, report["findings"]) == (0, [])
     assert len(report["targets"]) == 1
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_applicationset_shape(env: str) -> None:
-    spec = load(env, "applicationset.yaml")["spec"]
+    spec = load(env, "ApplicationSet")["spec"]
     assert spec["goTemplate"] is True and spec["goTemplateOptions"] == ["missingkey=error"]
     (generator,) = spec["generators"]
-    assert generator["git"]["repoURL"] == REPO_URL
+    assert generator["git"]["repoURL"] == repo_url(env)
     assert generator["git"]["directories"] == [{"path": f"apps/*/overlays/{env}"}]
     assert spec["syncPolicy"]["preserveResourcesOnDeletion"] is True
     template = spec["template"]
     assert template["metadata"]["name"] == "{{index .path.segments 1}}"
     assert "basename" not in yaml.safe_dump(template)
     assert template["spec"]["project"] == f"models-{env}"  # fixed, never templated
-    assert template["spec"]["source"]["repoURL"] == REPO_URL
+    assert template["spec"]["source"]["repoURL"] == repo_url(env)
+    assert template["metadata"]["labels"]["mlplat/environment"] == env
     automated = template["spec"]["syncPolicy"]["automated"]
     assert automated["selfHeal"] is True
-    assert automated["prune"] is (env != "prod")  # prod never prunes on sync
+    # prod never prunes on sync, and its ApplicationSet never deletes an Application
+    assert automated["prune"] is (env != "prod")
+    assert spec["syncPolicy"]["applicationsSync"] == ("create-update" if env == "prod" else "sync")
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_appproject_restricts_sources_destinations_and_kinds(env: str) -> None:
-    project = load(env, "appproject.yaml")
+    project = load(env, "AppProject")
     assert project["metadata"]["name"] == f"models-{env}"
     spec = project["spec"]
-    assert spec["sourceRepos"] == [REPO_URL]
+    assert spec["sourceRepos"] == [repo_url(env)]
     assert [d["namespace"] for d in spec["destinations"]] == ["models-*"]
     assert spec["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace", "name": "models-*"}]
     kinds = {w["kind"] for w in spec["namespaceResourceWhitelist"]}
@@ -68,9 +94,9 @@ def test_git_directory_glob_does_not_cross_folders() -> None:
 def test_overlay_the_applicationset_misses_is_a_finding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    appset = repo / "platform" / "argocd" / "dev" / "applicationset.yaml"
-    appset.write_text(appset.read_text().replace("apps/*/overlays/dev", "apps/*/overlays/development"))
+    repo = repo_with_template_edit(
+        tmp_path, "apps/*/overlays/${environment}\n", "apps/*/overlays/development\n"
+    )
     code, report = run_json(capsys, "--repo", str(repo), "--env", "dev")
     unmatched = sorted(f["file"] for f in report["findings"] if f["rule"] == "MLP-APPSET-UNMATCHED")
     assert code == 1
@@ -100,7 +126,7 @@ def _judged(*docs: dict[str, Any]) -> list[tuple[str, str]]:
     from mlplat.validation.argocd import check_docs, load_project
     from mlplat.validation.render import SourceIndex
 
-    project = load_project(REPO, "dev")
+    project = load_project(REPO, "dev", load_environment("dev").services.argocd)
     rendered = [RenderedDoc("dev", "apps/x/overlays/dev", "apps/x/base/x.yaml", d) for d in docs]
     found = check_docs(rendered, project, lambda api, kind: kind not in CLUSTER_SCOPED, SourceIndex(REPO))
     return [(f.rule, f.message) for f in found]
@@ -167,12 +193,8 @@ def test_a_models_namespace_without_a_destination_is_refused(tmp_path: Path) -> 
     from mlplat.validation.argocd import check_docs, load_project
     from mlplat.validation.render import SourceIndex
 
-    repo = copy_repo(tmp_path)
-    project_file = repo / "platform" / "argocd" / "dev" / "appproject.yaml"
-    text = project_file.read_text()
-    assert text.count("namespace: models-*") == 1
-    project_file.write_text(text.replace("namespace: models-*", "namespace: models-core-*"))
-    project = load_project(repo, "dev")
+    repo = repo_with_template_edit(tmp_path, "namespace: models-*", "namespace: models-core-*")
+    project = load_project(repo, "dev", load_environment("dev").services.argocd)
     doc = RenderedDoc(
         "dev", "apps/x/overlays/dev", "apps/x/base/x.yaml", _obj("v1", "ServiceAccount", "m", "models-x")
     )
@@ -186,14 +208,9 @@ def test_a_models_namespace_without_a_destination_is_refused(tmp_path: Path) -> 
 def test_an_overlay_the_applicationset_excludes_is_a_finding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    appset = repo / "platform" / "argocd" / "dev" / "applicationset.yaml"
-    text = appset.read_text()
-    old = "          - path: apps/*/overlays/dev\n"
-    assert text.count(old) == 1, text
-    appset.write_text(
-        text.replace(old, old + "          - path: apps/llm-chat/overlays/dev\n            exclude: true\n")
-    )
+    old = "          - path: apps/*/overlays/${environment}\n"
+    excluded = "          - path: apps/llm-chat/overlays/${environment}\n            exclude: true\n"
+    repo = repo_with_template_edit(tmp_path, old, old + excluded)
     code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "dev")
     assert code == 1
     assert [(f["rule"], f["file"]) for f in report["findings"]] == [
@@ -202,31 +219,78 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
 
 
 @pytest.mark.parametrize(
-    ("file", "text", "says"),
+    ("edit", "says"),
     [
-        ("appproject.yaml", None, "platform/argocd/dev/appproject.yaml is missing"),
-        ("appproject.yaml", "kind: AppProject\n---\nkind: AppProject\n", "must hold exactly one AppProject"),
-        ("appproject.yaml", "kind: ConfigMap\n", "must hold exactly one AppProject"),
-        ("applicationset.yaml", "kind: [\n", "platform/argocd/dev/applicationset.yaml is not valid YAML"),
+        (None, "platform/argocd/models.yaml is missing"),
+        ("kind: AppProject\n---\nkind: AppProject\n", "must hold exactly one AppProject, holds 2"),
+        ("kind: ConfigMap\n", "must hold exactly one AppProject, holds 0"),
+        ("kind: [\n", "platform/argocd/models.yaml is not valid YAML"),
+        (
+            ("namespace: models-*", "namespace: models-${team}"),
+            "AppProject spec.destinations[0].namespace: ${team} is not a placeholder",
+        ),
+        (
+            ("prune: ${prune}", "prune: x${prune}"),
+            "ApplicationSet spec.template.spec.syncPolicy.automated.prune",
+        ),
+        (
+            ("kind: AppProject\nmetadata:\n  name: models-${environment}\n", "kind: AppProject\nmetadata:\n"),
+            "AppProject metadata.name: required",
+        ),
+        (
+            (
+                "    warn: true\n---\n",
+                "    warn: true\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n---\n",
+            ),
+            "holds a ConfigMap: only the AppProject and the ApplicationSet are rendered",
+        ),
+        (
+            ("prune: ${prune}", "prune: true"),
+            "ApplicationSet spec.template.spec.syncPolicy.automated.prune: True is written here; write '${prune}'",
+        ),
+        (
+            ("    applicationsSync: ${applications_sync}\n", ""),
+            "ApplicationSet spec.syncPolicy.applicationsSync: None is written here; write '${applications_sync}'",
+        ),
+        (
+            ("revision: ${target_revision}", "revision: main"),
+            "ApplicationSet spec.generators[0].git.revision: 'main' is written here; write '${target_revision}'",
+        ),
     ],
-    ids=["missing", "two-projects", "no-project", "not-yaml"],
+    ids=[
+        "missing",
+        "two-projects",
+        "no-project",
+        "not-yaml",
+        "unknown-placeholder",
+        "boolean-inside-text",
+        "no-name",
+        "a-third-object",
+        "prune-written-for-every-environment",
+        "applications-sync-left-out",
+        "copied-revision",
+    ],
 )
-def test_a_broken_argocd_file_is_a_usage_error_naming_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], file: str, text: str | None, says: str
+def test_a_broken_argocd_template_is_a_usage_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str | tuple[str, str] | None, says: str
 ) -> None:
-    repo = copy_repo(tmp_path)
-    path = repo / "platform" / "argocd" / "dev" / file
-    if text is None:
-        path.unlink()
+    if isinstance(edit, tuple):
+        repo = repo_with_template_edit(tmp_path, *edit)
     else:
-        path.write_text(text)
+        repo = copy_repo(tmp_path)
+        path = repo / "platform" / TEMPLATE
+        if edit is None:
+            path.unlink()
+        else:
+            path.write_text(edit)
     from mlplat import validate
 
     code = validate.main(
         ["--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "dev", "--no-policy-scan"]
     )
     err = capsys.readouterr().err
-    assert code == 2 and says in err, err
+    assert code == 2 and says in err and "platform/argocd/models.yaml" in err, err
+    assert "internal error" not in err, err
 
 
 def test_a_question_mark_in_a_git_directory_matches_one_character_not_a_slash() -> None:

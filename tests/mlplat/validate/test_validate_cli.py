@@ -91,7 +91,7 @@ def test_changed_selects_only_touched_apps(tmp_path: Path) -> None:
     ("path", "expected"),
     [
         ("apps/components/network-isolation/networkpolicies.yaml", 9),
-        ("platform/argocd/prod/appproject.yaml", 3),
+        ("platform/argocd/models.yaml", 9),  # every environment's AppProject and ApplicationSet
         ("environments/Pulumi.staging.yaml", 3),
     ],
 )
@@ -102,6 +102,19 @@ def test_changed_shared_inputs_affect_every_app(tmp_path: Path, path: str, expec
     found = changed_targets(repo, "main", None)
     assert len(found) == expected
     assert len({t.app for t in found}) == 3
+
+
+def test_a_change_to_the_argocd_renderer_revalidates_every_app(tmp_path: Path) -> None:
+    """infra/gitops.py makes every environment's AppProject and ApplicationSet: a pull request that only
+    changes it changes what every overlay is judged against."""
+    (tmp_path / "infra").mkdir()
+    renderer = tmp_path / "infra" / "gitops.py"
+    renderer.write_text('"""Renders every environment\'s AppProject and ApplicationSet."""\n')
+    repo = copy_repo(tmp_path, git=True)
+    with renderer.open("a") as handle:
+        handle.write("# touched\n")
+    found = changed_targets(repo, "main", None)
+    assert len(found) == 9 and len({t.app for t in found}) == 3, found
 
 
 def test_changed_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -132,10 +132,10 @@ def test_unreadable_stack_file_makes_plan_exit_2_with_a_clear_message(
 @pytest.mark.parametrize("case", ["billion-laughs", "flow-nesting", "not-utf8"])
 def test_unsafe_argocd_project_is_a_usage_error_naming_it(tmp_path: Path, case: str) -> None:
     repo = copy_repo(tmp_path / "repo")
-    (repo / "platform" / "argocd" / "dev" / "appproject.yaml").write_bytes(UNSAFE[case][0])
+    (repo / "platform" / "argocd" / "models.yaml").write_bytes(UNSAFE[case][0])
     result = validate_cli(repo, f"{repo}/{OVERLAY}")
     assert result.returncode == 2
-    assert "platform/argocd/dev/appproject.yaml" in result.stderr, result.stderr
+    assert "platform/argocd/models.yaml" in result.stderr, result.stderr
     assert "cannot be read safely" in result.stderr and "internal error" not in result.stderr
 
 
