@@ -115,14 +115,10 @@ def read_overlay(repo_root: Path, app: str, env: str) -> Overlay:
     path = overlay_path(repo_root, app, env)
     rel = path.relative_to(repo_root)
     try:
-        text = safe_yaml.read_text(path, str(rel))
-        doc = yaml.safe_load(text)
-    except FileNotFoundError:
-        raise Refused(f"{rel} does not exist: the environment's model version must live there") from None
-    except safe_yaml.UnsafeInput as err:
-        raise Refused(str(err)) from None
-    except (OSError, yaml.YAMLError) as err:
-        raise Refused(f"{rel} cannot be read: {err}") from None
+        text, doc = safe_yaml.read_document(path, str(rel))
+    except safe_yaml.Unreadable as err:
+        where = ": the environment's model version must live there" if err.missing else ""
+        raise Refused(f"{err}{where}") from None
     try:
         if doc["kind"] != "InferenceService":
             raise TypeError
