@@ -913,13 +913,10 @@ def run(args: argparse.Namespace) -> int:
             message = promote(root, args.app, args.source, args.target, registry, args.canary)
         else:
             message = rollback(root, args.app, args.env, registry)
-    except UsageError as err:
-        print(f"mlplat {command}: {err}", file=sys.stderr)
-        return 2
     except Refused as err:
         print(f"mlplat {command}: refused: {err}", file=sys.stderr)
         return 1
-    except OSError as err:  # e.g. a read-only checkout: say so, never a traceback
+    except (UsageError, OSError) as err:  # OSError: e.g. a read-only checkout, said without a traceback
         print(f"mlplat {command}: {err}", file=sys.stderr)
         return 2
     print(message)
