@@ -558,18 +558,29 @@ class GpuNodePools(pulumi.ComponentResource):
 
         # Nodes launched from the class must be able to join: its role's policies and access entry first.
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[release, node_access, *node_policies])
-        node_class = k8s.apiextensions.CustomResource(
-            f"{name}-node-class",
-            api_version="karpenter.k8s.aws/v1",
-            kind="EC2NodeClass",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NODE_CLASS),
-            spec=pulumi.Output.all(node_role.name, args.ebs_key_arn).apply(
-                lambda v: node_class_spec(
-                    v[0], args.cluster_name, args.environment, v[1], args.storage_encrypted
-                )
-            ),
-            opts=after_crds,
-        )
+
+        def ec2_node_class(resource: str, class_name: str, **shape: str) -> k8s.apiextensions.CustomResource:
+            """An EC2NodeClass of this role and key (`shape`: node_class_spec's volume size, if not its own)."""
+            return k8s.apiextensions.CustomResource(
+                resource,
+                api_version="karpenter.k8s.aws/v1",
+                kind="EC2NodeClass",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=class_name),
+                spec=pulumi.Output.all(node_role.name, args.ebs_key_arn).apply(
+                    lambda v: node_class_spec(
+                        v[0],
+                        args.cluster_name,
+                        args.environment,
+                        v[1],
+                        args.storage_encrypted,
+                        class_name,
+                        **shape,
+                    )
+                ),
+                opts=after_crds,
+            )
+
+        node_class = ec2_node_class(f"{name}-node-class", NODE_CLASS)
         for pool in args.gpu.pools:
             k8s.apiextensions.CustomResource(
                 f"{name}-{pool.name}",
@@ -580,23 +591,8 @@ class GpuNodePools(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[release, node_class]),
             )
 
-        cpu_node_class = k8s.apiextensions.CustomResource(
-            f"{name}-{CPU_NODE_CLASS}-node-class",
-            api_version="karpenter.k8s.aws/v1",
-            kind="EC2NodeClass",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=CPU_NODE_CLASS),
-            spec=pulumi.Output.all(node_role.name, args.ebs_key_arn).apply(
-                lambda v: node_class_spec(
-                    v[0],
-                    args.cluster_name,
-                    args.environment,
-                    v[1],
-                    args.storage_encrypted,
-                    node_class=CPU_NODE_CLASS,
-                    volume_size="100Gi",
-                )
-            ),
-            opts=after_crds,
+        cpu_node_class = ec2_node_class(
+            f"{name}-{CPU_NODE_CLASS}-node-class", CPU_NODE_CLASS, volume_size="100Gi"
         )
         k8s.apiextensions.CustomResource(
             f"{name}-{CPU_MODEL_POOL_NAME}",
