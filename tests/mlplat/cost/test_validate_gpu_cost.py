@@ -14,29 +14,19 @@ from mlplat.cost import load_prices
 from mlplat.validation import gpu_cost, within
 from mlplat.validation.render import Rendered
 from mlplat.validation.targets import Target
+from tests.support.prices import price_table
 from tests.support.validate_helpers import copy_repo, run_json
 
 # g5.2xlarge at $1/h is the dearest GPU of gpu-small: 730 h x $1 = $730 per GPU-month.
-PRICES = """
-taken: "2026-12-01"
-hours_per_month: 730
-regions:
-  eu-west-1:
-    eks_cluster_hour: {usd: 0.10, verified: true, source: "https://prices.test/eks", basis: "test"}
-    kms_key_month: {usd: 1.00, verified: true, source: "https://prices.test/kms", basis: "test"}
-    ec2_instance_hour:
-      g5.2xlarge: {usd: 1.00, verified: true, source: "https://prices.test/ec2", basis: "test"}
-      g6.2xlarge: {usd: 0.80, verified: true, source: "https://prices.test/ec2", basis: "test"}
-      g5.12xlarge: {usd: 5.00, verified: true, source: "https://prices.test/ec2", basis: "test"}
-      g4dn.xlarge: {usd: 0.40, verified: true, source: "https://prices.test/ec2", basis: "test"}
-    nat_gateway_hour: {usd: 0.05, verified: true, source: "https://prices.test/vpc", basis: "test"}
-    public_ipv4_hour: {usd: 0.01, verified: true, source: "https://prices.test/vpc", basis: "test"}
-    nlb_hour: {usd: 0.02, verified: true, source: "https://prices.test/elb", basis: "test"}
-    ebs_gp3_gib_month: {usd: 0.10, verified: true, source: "https://prices.test/ebs", basis: "test"}
-    cloudwatch_logs_ingest_gib: {usd: 0.50, verified: true, source: "https://prices.test/cw", basis: "test"}
-    cloudwatch_logs_storage_gib_month: {usd: 0.03, verified: true, source: "https://prices.test/cw", basis: "test"}
-    vpc_interface_endpoint_az_hour: {usd: 0.01, verified: true, source: "https://prices.test/pl", basis: "test"}
-"""
+PRICES = price_table(
+    "eu-west-1",
+    {
+        "g5.2xlarge": ("1.00", True),
+        "g6.2xlarge": ("0.80", True),
+        "g5.12xlarge": ("5.00", True),
+        "g4dn.xlarge": ("0.40", True),
+    },
+)
 ISVC = "apps/llm-chat/base/inferenceservice.yaml"
 SCALED = "apps/llm-chat/base/scaledobject.yaml"
 
