@@ -123,6 +123,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+def _short_list(count: int, description: str) -> Any:
+    """A list field a stack file may leave out (then empty) and may fill with at most `count` entries."""
+    return Field(default_factory=list, max_length=count, description=description)
+
+
 def _check_range(low: int, high: int, low_name: str, high_name: str) -> None:
     if low > high:
         raise ValueError(f"{low_name} ({low}) must not exceed {high_name} ({high})")
@@ -263,17 +268,14 @@ class EndpointConfig(_Model):
 class ClusterConfig(_Model):
     kubernetes_version: str = Field(description="EKS minor version; add-on pins exist for it in versions.py.")
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
-    admin_role_arns: list[RoleArn] = Field(
-        default_factory=list,
-        max_length=10,
-        description="IAM roles granted cluster-admin through EKS access entries (platform admins, the CI deploy "
+    admin_role_arns: list[RoleArn] = _short_list(
+        10,
+        "IAM roles granted cluster-admin through EKS access entries (platform admins, the CI deploy "
         "role). At most 10: cluster-admin is for a few roles, never a team's every role.",
     )
-    viewer_role_arns: list[RoleArn] = Field(
-        default_factory=list,
-        max_length=10,
-        description="IAM roles granted read-only access without Secrets (AmazonEKSViewPolicy): the CI preview "
-        "role. At most 10.",
+    viewer_role_arns: list[RoleArn] = _short_list(
+        10,
+        "IAM roles granted read-only access without Secrets (AmazonEKSViewPolicy): the CI preview role. At most 10.",
     )
 
     @field_validator("kubernetes_version")
@@ -798,10 +800,9 @@ class GatewayConfig(_Model):
         description="The NLB's scheme: `internal` (reachable from the VPC and what is peered or routed to it) "
         "unless set otherwise here.",
     )
-    source_ranges: list[IPv4Network] = Field(
-        default_factory=list,
-        max_length=20,
-        description="Client ranges an internet-facing NLB admits (its security group rules); required when "
+    source_ranges: list[IPv4Network] = _short_list(
+        20,
+        "Client ranges an internet-facing NLB admits (its security group rules); required when "
         "`scheme` is internet-facing, public ranges only.",
     )
 

@@ -145,6 +145,11 @@ class _Rates:
     def month(self, price: Price, hourly: bool = True) -> float:
         return price.usd * self.table.hours_per_month if hourly else price.usd
 
+    def steady(self, key: str, item: str, count: int, price: Price, hourly: bool = True) -> Line:
+        """`count` of a thing billed whether used or not: the same cost idle and at maximum."""
+        usd = count * self.month(price, hourly)
+        return Line(key, item, usd, usd, not price.verified)
+
     def instance(self, instance_type: str, where: str) -> Price:
         price = self.region.ec2_instance_hour.get(instance_type)
         if price is None:
@@ -561,25 +566,14 @@ def _has_load_balancer(plan: Mapping[str, Any]) -> bool:
 def _network(plan: Mapping[str, Any], rates: _Rates, estimate: Estimate) -> Iterator[Line]:
     region = rates.region
     clusters = _count(plan, "aws:eks/cluster:Cluster")
-    eks = clusters * rates.month(region.eks_cluster_hour)
-    yield Line(
-        "eks", f"EKS control plane: {clusters} cluster(s)", eks, eks, not region.eks_cluster_hour.verified
-    )
+    yield rates.steady("eks", f"EKS control plane: {clusters} cluster(s)", clusters, region.eks_cluster_hour)
     nats = _count(plan, "aws:ec2/natGateway:NatGateway")
-    nat = nats * rates.month(region.nat_gateway_hour)
-    yield Line("nat", f"NAT gateways: {nats}", nat, nat, not region.nat_gateway_hour.verified)
+    yield rates.steady("nat", f"NAT gateways: {nats}", nats, region.nat_gateway_hour)
     addresses = _count(plan, "aws:ec2/eip:Eip")
-    ipv4 = addresses * rates.month(region.public_ipv4_hour)
-    yield Line(
-        "public ipv4",
-        f"public IPv4 addresses (Elastic IPs): {addresses}",
-        ipv4,
-        ipv4,
-        not region.public_ipv4_hour.verified,
-    )
+    item = f"public IPv4 addresses (Elastic IPs): {addresses}"
+    yield rates.steady("public ipv4", item, addresses, region.public_ipv4_hour)
     if _has_load_balancer(plan):
-        nlb = rates.month(region.nlb_hour)
-        yield Line("nlb", "NLB of the inference gateway: 1", nlb, nlb, not region.nlb_hour.verified)
+        yield rates.steady("nlb", "NLB of the inference gateway: 1", 1, region.nlb_hour)
     else:
         estimate.notes.append("no load balancer in the plan (no Gateway, no Service of type LoadBalancer)")
     zones = 0
@@ -587,14 +581,8 @@ def _network(plan: Mapping[str, Any], rates: _Rates, estimate: Estimate) -> Iter
         if endpoint["inputs"].get("vpcEndpointType") == "Interface":
             zones += len(endpoint["inputs"].get("subnetIds") or [])
     if zones:
-        endpoints = zones * rates.month(region.vpc_interface_endpoint_az_hour)
-        yield Line(
-            "vpc endpoints",
-            f"VPC interface endpoints: {zones} endpoint-zones",
-            endpoints,
-            endpoints,
-            not region.vpc_interface_endpoint_az_hour.verified,
-        )
+        item = f"VPC interface endpoints: {zones} endpoint-zones"
+        yield rates.steady("vpc endpoints", item, zones, region.vpc_interface_endpoint_az_hour)
 
 
 def _logs_and_keys(plan: Mapping[str, Any], rates: _Rates, ingest_gib: int) -> Iterator[Line]:
@@ -619,8 +607,7 @@ def _logs_and_keys(plan: Mapping[str, Any], rates: _Rates, ingest_gib: int) -> I
             unverified,
         )
     keys = _count(plan, "aws:kms/key:Key")
-    kms = keys * rates.month(region.kms_key_month, hourly=False)
-    yield Line("kms", f"KMS customer managed keys: {keys}", kms, kms, not region.kms_key_month.verified)
+    yield rates.steady("kms", f"KMS customer managed keys: {keys}", keys, region.kms_key_month, hourly=False)
 
 
 # --- the estimate ----------------------------------------------------------------------------------

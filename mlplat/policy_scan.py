@@ -398,13 +398,6 @@ class Checkov:
         self._home.cleanup()
 
 
-def _run_checkov(
-    folder: Path, context_file: Path, skips: Sequence[str], checkov: Path, keep_passed: bool = False
-) -> dict[str, Any]:
-    """checkov over one folder, in a process of its own."""
-    return Checkov(checkov).run(folder, context_file, skips, keep_passed)
-
-
 def _not_scanned(rendered: RenderedDoc) -> Finding:
     return Finding(
         file=rendered.source_file,

@@ -115,14 +115,10 @@ def read_overlay(repo_root: Path, app: str, env: str) -> Overlay:
     path = overlay_path(repo_root, app, env)
     rel = path.relative_to(repo_root)
     try:
-        text = safe_yaml.read_text(path, str(rel))
-        doc = yaml.safe_load(text)
-    except FileNotFoundError:
-        raise Refused(f"{rel} does not exist: the environment's model version must live there") from None
-    except safe_yaml.UnsafeInput as err:
-        raise Refused(str(err)) from None
-    except (OSError, yaml.YAMLError) as err:
-        raise Refused(f"{rel} cannot be read: {err}") from None
+        text, doc = safe_yaml.read_document(path, str(rel))
+    except safe_yaml.Unreadable as err:
+        where = ": the environment's model version must live there" if err.missing else ""
+        raise Refused(f"{err}{where}") from None
     try:
         if doc["kind"] != "InferenceService":
             raise TypeError
@@ -917,13 +913,10 @@ def run(args: argparse.Namespace) -> int:
             message = promote(root, args.app, args.source, args.target, registry, args.canary)
         else:
             message = rollback(root, args.app, args.env, registry)
-    except UsageError as err:
-        print(f"mlplat {command}: {err}", file=sys.stderr)
-        return 2
     except Refused as err:
         print(f"mlplat {command}: refused: {err}", file=sys.stderr)
         return 1
-    except OSError as err:  # e.g. a read-only checkout: say so, never a traceback
+    except (UsageError, OSError) as err:  # OSError: e.g. a read-only checkout, said without a traceback
         print(f"mlplat {command}: {err}", file=sys.stderr)
         return 2
     print(message)

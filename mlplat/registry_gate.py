@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infra.contract import CANARY_VERSION_ANNOTATION, ENVIRONMENTS, MODEL_LABEL
 from infra.contract import ENVIRONMENT_LABEL as ENV_LABEL
 from infra.contract import MODEL_VERSION_ANNOTATION as VERSION_ANNOTATION
@@ -78,13 +76,9 @@ def load_evaluation(app: str, repo_root: Path = REPO) -> Evaluation:
     """Read and check `apps/<app>/evaluation.yaml` (`metric` plus one threshold per environment)."""
     path = evaluation_path(app, repo_root)
     try:
-        data = safe_yaml.load(path, _rel(path, repo_root))
-    except FileNotFoundError:
-        raise EvaluationFileError(f"{_rel(path, repo_root)} does not exist") from None
-    except safe_yaml.UnsafeInput as err:
+        _, data = safe_yaml.read_document(path, _rel(path, repo_root))
+    except safe_yaml.Unreadable as err:
         raise EvaluationFileError(str(err)) from None
-    except (OSError, yaml.YAMLError) as err:
-        raise EvaluationFileError(f"{_rel(path, repo_root)} cannot be read: {err}") from None
     if not isinstance(data, dict) or set(data) - {"metric", "thresholds", "description"}:
         raise EvaluationFileError(f"{_rel(path, repo_root)}: expected keys metric, thresholds, description")
     metric = data.get("metric")

@@ -85,13 +85,29 @@ def read_text(path: Path, name: str) -> str:
     return screen(data, name)
 
 
-def load(path: Path, name: str) -> Any:
-    """The one document of a screened file (PyYAML's safe loader)."""
-    text = read_text(path, name)
+class Unreadable(Exception):
+    """A file to read that is missing, unsafe or not YAML; the message names it and says which.
+    `missing` tells a file that is not there apart, for callers that say where it must live."""
+
+    def __init__(self, message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def read_document(path: Path, name: str) -> tuple[str, Any]:
+    """The text of a screened file and its one document (PyYAML's safe loader); any problem is an
+    `Unreadable` naming the file, so each caller only chooses its own exception for it."""
     try:
-        return yaml.load(text, Loader=FAST_LOADER)
+        text = read_text(path, name)
+        return text, yaml.load(text, Loader=FAST_LOADER)
+    except FileNotFoundError:
+        raise Unreadable(f"{name} does not exist", missing=True) from None
+    except UnsafeInput as err:
+        raise Unreadable(str(err)) from None
     except (RecursionError, MemoryError):  # not reachable past `screen`; never a crash if it is
-        raise UnsafeInput(name, "too deeply nested or too large to parse") from None
+        raise Unreadable(str(UnsafeInput(name, "too deeply nested or too large to parse"))) from None
+    except (OSError, yaml.YAMLError) as err:
+        raise Unreadable(f"{name} cannot be read: {err}") from None
 
 
 def stack_values(path: Path) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from mlplat.validation import (
     routes,
     scaling,
     targets,
+    within,
 )  # fmt: skip
 from mlplat.validation.render import SourceIndex, render
 from mlplat.validation.schemas import SchemaSet
@@ -327,7 +328,7 @@ def _grouped(findings: list[Finding]) -> list[Finding]:
 
 def _target_of(finding: Finding, rels: set[str]) -> str | None:
     """The context target a render finding belongs to (context apps are rendered, not judged)."""
-    return next((r for r in rels if finding.file == r or finding.file.startswith(r + "/")), None)
+    return next((r for r in rels if within(finding.file, r)), None)
 
 
 def _order(f: Finding) -> tuple[str, str, int, str, str, str]:

@@ -84,3 +84,58 @@ def test_every_pulumi_test_runs_the_one_mock_engine() -> None:
         or (isinstance(node, ast.ImportFrom) and node.module in ("pulumi.runtime.mocks",))
     ]
     assert not offending, f"mocks set up outside mlplat/mocks.py (use the mock_engine fixture): {offending}"
+
+
+# The code's packages: a test reads them through their public names only.
+CODE_PACKAGES = ("infra", "mlplat", "policies")
+# Private names of other projects a test may read, each because they have no public form.
+FOREIGN_PRIVATE_ALLOWED = {
+    # pulumi_aws resource classes declare their arguments only on `_internal_init` (their __init__
+    # takes **kwargs): the one place to ask whether a resource type takes `tags`.
+    ("tests/infra/aws/test_runner_path.py", "_internal_init"),
+}
+# Calls that name an attribute by string: monkeypatch.setattr(module, "_helper", ...) pins one too.
+BY_NAME = {"setattr", "getattr", "delattr", "hasattr"}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_reads(path: Path, tree: ast.Module) -> Iterator[str]:
+    """Every place `tree` names a private name of the code: `from mlplat.x import _y`, `x._y` on
+    anything but the test's own `self`/`cls`, `setattr(x, "_y", ...)` and `"mlplat.x._y"` strings."""
+    for node in ast.walk(tree):
+        where = f"{_rel(path)}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in CODE_PACKAGES:
+            names = [*(node.module or "").split("."), *(alias.name for alias in node.names)]
+            yield from (f"{where} imports {node.module}.{n}" for n in names if _private(n))
+        elif isinstance(node, ast.Import):
+            yield from (
+                f"{where} imports {alias.name}"
+                for alias in node.names
+                if alias.name.split(".")[0] in CODE_PACKAGES and any(map(_private, alias.name.split(".")))
+            )
+        elif isinstance(node, ast.Attribute) and _private(node.attr):
+            own = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+            if not own and (_rel(path), node.attr) not in FOREIGN_PRIVATE_ALLOWED:
+                yield f"{where} reads {ast.unparse(node)}"
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            for arg in node.args:
+                text = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else ""
+                dotted = text.split(".")
+                if (called in BY_NAME and _private(text)) or (
+                    dotted[0] in CODE_PACKAGES and any(map(_private, dotted[1:]))
+                ):
+                    yield f"{where} names {text!r} in {ast.unparse(func)}()"
+
+
+def test_no_test_pins_a_private_helper_of_the_code() -> None:
+    """A test that calls or patches a private helper breaks on every refactor that keeps behaviour, keeps
+    dead helpers alive, and passes while the public path it stands in for is broken: tests go through
+    what validate, preflight, cost and the other entry points expose (tests/support's own objects may
+    keep private parts)."""
+    offending = [place for path, tree in _modules() for place in _private_reads(path, tree)]
+    assert not offending, "test through the public function instead: " + "; ".join(offending)

@@ -9,7 +9,16 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import versions
-from infra.aws.iam import IamScope, IrsaRole, OidcIssuer, Statement, irsa_role, role, service_trust
+from infra.aws.iam import (
+    IamScope,
+    IrsaRole,
+    OidcIssuer,
+    Statement,
+    ec2_node_role,
+    irsa_role,
+    role,
+    service_trust,
+)
 from infra.aws.kms import kms_key
 from infra.config import NODE_POOL_LABEL, SYSTEM_POOL_NAME, ClusterConfig, SystemPoolConfig
 from infra.contract import ENVIRONMENT_LABEL
@@ -321,22 +330,9 @@ class EksCluster(pulumi.ComponentResource):
         """On-demand managed node group for platform services (Karpenter itself runs here)."""
         pool = args.system_pool
         child = pulumi.ResourceOptions(parent=self)
-        node_role = role(
-            f"{name}-system-node",
-            args.iam,
-            service_trust("ec2.amazonaws.com"),
-            "EKS system node group",
-            child,
+        node_role, attachments = ec2_node_role(
+            f"{name}-system-node", args.iam, "EKS system node group", NODE_POLICIES, child
         )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-system-node-{index}",
-                role=node_role.name,
-                policy_arn=arn,
-                opts=pulumi.ResourceOptions(parent=node_role),
-            )
-            for index, arn in enumerate(NODE_POLICIES)
-        ]
         # The template names the key by ARN; the key (and its policy admitting EC2 Auto Scaling) is
         # a dependency through that ARN.
         template = node_launch_template(f"{name}-system-node", ebs_key.arn, child)

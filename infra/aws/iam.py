@@ -7,7 +7,7 @@ choice; IRSA works with every chart we install through a service-account annotat
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,21 @@ def role(
         description=description,
         opts=opts,
     )
+
+
+def ec2_node_role(
+    name: str, scope: IamScope, description: str, policies: Sequence[str], opts: pulumi.ResourceOptions
+) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """A role EC2 nodes assume, with AWS managed `policies` attached (`<name>-<index>`, children of the
+    role): the system node group's and Karpenter's nodes' roles differ only in name and policies."""
+    node = role(name, scope, service_trust("ec2.amazonaws.com"), description, opts)
+    attachments = [
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{index}", role=node.name, policy_arn=arn, opts=pulumi.ResourceOptions(parent=node)
+        )
+        for index, arn in enumerate(policies)
+    ]
+    return node, attachments
 
 
 @dataclass(frozen=True)

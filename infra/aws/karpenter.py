@@ -20,7 +20,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role, role, service_trust
+from infra.aws.iam import IamScope, OidcIssuer, Statement, ec2_node_role, irsa_role
 from infra.config import (
     CPU_MODEL_POOL_NAME,
     CPU_MODEL_POOL_TAINT_EFFECT,
@@ -350,6 +350,29 @@ def node_class_spec(
     }
 
 
+def _node_template(
+    labels: dict[str, str],
+    node_class: str,
+    taints: list[dict[str, str]],
+    instance_types: Sequence[str],
+    capacity_type: str,
+) -> dict[str, Any]:
+    """A NodePool's `spec.template`, GPU or CPU alike: its nodes' labels and taints, the EC2NodeClass
+    they launch from, the instance and capacity types they may be, replaced after 30 days."""
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class},
+            "taints": taints,
+            "requirements": [
+                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(instance_types)},
+                {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [capacity_type]},
+            ],
+            "expireAfter": "720h",
+        },
+    }
+
+
 def node_pool_spec(pool: GpuPoolConfig) -> dict[str, Any]:
     """One GPU pool: tainted, labelled with its name, limited to its share of the GPU cap.
 
@@ -371,22 +394,7 @@ def node_pool_spec(pool: GpuPoolConfig) -> dict[str, Any]:
         labels[DEVICE_PLUGIN_CONFIG_LABEL] = sliced
         taints.append({"key": GPU_SHARING_TAINT_KEY, "value": sliced, "effect": "NoSchedule"})
     return {
-        "template": {
-            "metadata": {"labels": labels},
-            "spec": {
-                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": NODE_CLASS},
-                "taints": taints,
-                "requirements": [
-                    {
-                        "key": "node.kubernetes.io/instance-type",
-                        "operator": "In",
-                        "values": list(pool.instance_types),
-                    },
-                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [pool.capacity_type]},
-                ],
-                "expireAfter": "720h",
-            },
-        },
+        "template": _node_template(labels, NODE_CLASS, taints, pool.instance_types, pool.capacity_type),
         "limits": limits,
         # Empty GPU nodes go after 5 minutes, so pools still rest at zero nodes.
         "disruption": {
@@ -407,27 +415,11 @@ def cpu_pool_spec(pool: CpuPoolConfig) -> dict[str, Any]:
     `mlplat/pool=models-cpu`; `template.metadata.labels` may not use the karpenter.sh or
     karpenter.k8s.aws domains, which `mlplat/pool` is not in.
     """
+    labels = {NODE_POOL_LABEL: CPU_MODEL_POOL_NAME}
     return {
-        "template": {
-            "metadata": {"labels": {NODE_POOL_LABEL: CPU_MODEL_POOL_NAME}},
-            "spec": {
-                "nodeClassRef": {
-                    "group": "karpenter.k8s.aws",
-                    "kind": "EC2NodeClass",
-                    "name": CPU_NODE_CLASS,
-                },
-                "taints": [CPU_MODEL_TAINT],
-                "requirements": [
-                    {
-                        "key": "node.kubernetes.io/instance-type",
-                        "operator": "In",
-                        "values": list(pool.instance_types),
-                    },
-                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [pool.capacity_type]},
-                ],
-                "expireAfter": "720h",
-            },
-        },
+        "template": _node_template(
+            labels, CPU_NODE_CLASS, [CPU_MODEL_TAINT], pool.instance_types, pool.capacity_type
+        ),
         "limits": {"cpu": str(pool.max_vcpus), "memory": f"{pool.max_memory_gib}Gi"},
         "disruption": {
             "consolidationPolicy": pool.consolidation_policy,
@@ -446,18 +438,9 @@ class GpuNodePools(pulumi.ComponentResource):
         super().__init__("mlplat:cluster:GpuNodePools", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        node_role = role(
-            f"{name}-node", args.iam, service_trust("ec2.amazonaws.com"), "Karpenter GPU nodes", child
+        node_role, node_policies = ec2_node_role(
+            f"{name}-node", args.iam, "Karpenter GPU nodes", NODE_POLICIES, child
         )
-        node_policies = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{index}",
-                role=node_role.name,
-                policy_arn=arn,
-                opts=pulumi.ResourceOptions(parent=node_role),
-            )
-            for index, arn in enumerate(NODE_POLICIES)
-        ]
         # An access entry can only be created once the cluster exists; naming the cluster by a plain
         # string would let it race the cluster's creation.
         node_access = aws.eks.AccessEntry(
@@ -575,18 +558,29 @@ class GpuNodePools(pulumi.ComponentResource):
 
         # Nodes launched from the class must be able to join: its role's policies and access entry first.
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[release, node_access, *node_policies])
-        node_class = k8s.apiextensions.CustomResource(
-            f"{name}-node-class",
-            api_version="karpenter.k8s.aws/v1",
-            kind="EC2NodeClass",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NODE_CLASS),
-            spec=pulumi.Output.all(node_role.name, args.ebs_key_arn).apply(
-                lambda v: node_class_spec(
-                    v[0], args.cluster_name, args.environment, v[1], args.storage_encrypted
-                )
-            ),
-            opts=after_crds,
-        )
+
+        def ec2_node_class(resource: str, class_name: str, **shape: str) -> k8s.apiextensions.CustomResource:
+            """An EC2NodeClass of this role and key (`shape`: node_class_spec's volume size, if not its own)."""
+            return k8s.apiextensions.CustomResource(
+                resource,
+                api_version="karpenter.k8s.aws/v1",
+                kind="EC2NodeClass",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=class_name),
+                spec=pulumi.Output.all(node_role.name, args.ebs_key_arn).apply(
+                    lambda v: node_class_spec(
+                        v[0],
+                        args.cluster_name,
+                        args.environment,
+                        v[1],
+                        args.storage_encrypted,
+                        class_name,
+                        **shape,
+                    )
+                ),
+                opts=after_crds,
+            )
+
+        node_class = ec2_node_class(f"{name}-node-class", NODE_CLASS)
         for pool in args.gpu.pools:
             k8s.apiextensions.CustomResource(
                 f"{name}-{pool.name}",
@@ -597,23 +591,8 @@ class GpuNodePools(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[release, node_class]),
             )
 
-        cpu_node_class = k8s.apiextensions.CustomResource(
-            f"{name}-{CPU_NODE_CLASS}-node-class",
-            api_version="karpenter.k8s.aws/v1",
-            kind="EC2NodeClass",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=CPU_NODE_CLASS),
-            spec=pulumi.Output.all(node_role.name, args.ebs_key_arn).apply(
-                lambda v: node_class_spec(
-                    v[0],
-                    args.cluster_name,
-                    args.environment,
-                    v[1],
-                    args.storage_encrypted,
-                    node_class=CPU_NODE_CLASS,
-                    volume_size="100Gi",
-                )
-            ),
-            opts=after_crds,
+        cpu_node_class = ec2_node_class(
+            f"{name}-{CPU_NODE_CLASS}-node-class", CPU_NODE_CLASS, volume_size="100Gi"
         )
         k8s.apiextensions.CustomResource(
             f"{name}-{CPU_MODEL_POOL_NAME}",

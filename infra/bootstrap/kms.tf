@@ -36,7 +36,12 @@ locals {
   ]
 }
 
-data "aws_iam_policy_document" "state_key" {
+# The first statement of every key policy here (the state key, each stack's secrets key, the runners'
+# logs key): the admins administer the key. Each key policy takes it through `source_policy_documents`,
+# which the provider merges first, before the document's own statements (hashicorp/terraform-provider-aws
+# internal/service/iam/policy_document_data_source.go, read at 04e9356d7f061e7be1890e030f420c81a783d651):
+# the same statements in the same order as when each policy carried it inline.
+data "aws_iam_policy_document" "key_administration" {
   statement {
     sid       = "KeyAdministration"
     actions   = local.key_admin_actions
@@ -47,6 +52,10 @@ data "aws_iam_policy_document" "state_key" {
       identifiers = var.key_admin_arns
     }
   }
+}
+
+data "aws_iam_policy_document" "state_key" {
+  source_policy_documents = [data.aws_iam_policy_document.key_administration.json]
 
   # The admins initialise and repair the state (`pulumi login`/`stack init` from their machine, restoring
   # an older <stack>.json version, `terraform init -migrate-state` of the bootstrap itself): every
@@ -107,16 +116,7 @@ resource "aws_kms_alias" "state" {
 data "aws_iam_policy_document" "pulumi_secrets_key" {
   for_each = var.environments
 
-  statement {
-    sid       = "KeyAdministration"
-    actions   = local.key_admin_actions
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = var.key_admin_arns
-    }
-  }
+  source_policy_documents = [data.aws_iam_policy_document.key_administration.json]
 
   # Admins also encrypt and decrypt: `pulumi stack init --secrets-provider` and
   # `pulumi stack change-secrets-provider` run from an admin's machine.

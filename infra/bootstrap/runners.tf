@@ -251,16 +251,7 @@ resource "aws_vpc_security_group_egress_rule" "runner_https" {
 # --- Logs, encrypted with a key of their own ------------------------------------------------------------
 
 data "aws_iam_policy_document" "runner_logs_key" {
-  statement {
-    sid       = "KeyAdministration"
-    actions   = local.key_admin_actions
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = var.key_admin_arns
-    }
-  }
+  source_policy_documents = [data.aws_iam_policy_document.key_administration.json]
 
   # CloudWatch Logs encrypts the runner and flow-log groups; only log groups of this account qualify.
   statement {

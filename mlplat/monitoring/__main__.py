@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mlplat import monitor
+from mlplat import entrypoint, monitor
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,9 +24,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    code: int = args.func(args)
-    return code
+    return entrypoint.run(parser(), argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from mlplat import entrypoint
 from mlplat.retrain import command
 
 
@@ -24,9 +25,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    code: int = args.func(args)
-    return code
+    return entrypoint.run(parser(), argv)
 
 
 if __name__ == "__main__":

@@ -118,13 +118,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{steps.NOTHING_TO_PROPOSE}: {done}")
                 return 0
             print(f"branch: {branch}\n\n{body}")
-    except (steps.UsageError, data.DataError) as err:
-        print(f"mlplat retrain {args.step}: {err}", file=sys.stderr)
-        return 2
     except steps.Refused as err:
         print(f"mlplat retrain {args.step}: refused: {err}", file=sys.stderr)
         return 1
-    except OSError as err:  # an unwritable --out, a full disk: say so, never a traceback
+    # OSError: an unwritable --out, a full disk; said without a traceback.
+    except (steps.UsageError, data.DataError, OSError) as err:
         print(f"mlplat retrain {args.step}: {err}", file=sys.stderr)
         return 2
     return 0
@@ -142,10 +140,7 @@ def run_history(args: argparse.Namespace) -> int:
             history.history(args.repo_root.resolve(), args.app, args.env or list(ENVIRONMENTS), registry),
             end="",
         )
-    except (promote.UsageError, registry_gate.RegistryUnavailable) as err:
-        print(f"mlplat history: {err}", file=sys.stderr)
-        return 2
-    except promote.Refused as err:
+    except (promote.UsageError, promote.Refused, registry_gate.RegistryUnavailable) as err:
         print(f"mlplat history: {err}", file=sys.stderr)
         return 2
     return 0

@@ -23,3 +23,10 @@ def rel(path: Path, root: Path = REPO) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def within(file: str, folder: str) -> bool:
+    """Whether the repository-relative `file` is `folder` or lies under it. Public because two callers
+    pin render findings to the target they belong to (validate's context apps, the GPU cost's render
+    at the base), and neither may take `apps/a/overlays/dev-eu/k.yaml` for `apps/a/overlays/dev`'s."""
+    return file == folder or file.startswith(folder + "/")

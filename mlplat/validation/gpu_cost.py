@@ -33,10 +33,9 @@ from typing import TYPE_CHECKING
 
 from mlplat.cost import CostError, PriceTable, dearest_gpu_month, load_prices
 from mlplat.findings import Finding, RenderedDoc
-from mlplat.validation import UsageError, capacity, prescreen
+from mlplat.validation import UsageError, capacity, prescreen, within
 from mlplat.validation.render import SourceIndex, render
-from mlplat.validation.targets import Target, app_targets, changed_files
-from mlplat.validation.targets import _git as git_lines
+from mlplat.validation.targets import Target, app_targets, changed_files, git_lines
 
 if TYPE_CHECKING:
     from infra.config import StackConfig
@@ -192,7 +191,7 @@ def _base_costs(
         targets = [t for a in wanted for env in envs for t in app_targets(tree / a, tree, env)]
         unsafe = prescreen.unsafe_targets(targets, tree)
         rendered = render([t for t in targets if t not in unsafe], tree)
-        failed = {t for t in targets if t in unsafe or any(_within(f.file, t.rel) for f in rendered.findings)}
+        failed = {t for t in targets if t in unsafe or any(within(f.file, t.rel) for f in rendered.findings)}
         unknown = {(str(t.app), str(t.env)) for t in failed}
         notes += [
             f"{RULE}: {t.rel} not compared: it does not render at {commit[:12]}" for t in sorted(failed)
@@ -204,7 +203,3 @@ def _base_costs(
             costs.update({(app, env): cost for app, cost in found.items()})
             notes += more
     return costs, unknown, notes
-
-
-def _within(file: str, folder: str) -> bool:
-    return file == folder or file.startswith(folder + "/")

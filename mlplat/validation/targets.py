@@ -105,7 +105,10 @@ def _targets_for(path: Path, root: Path, env: str | None) -> list[Target]:
     return [Target(name, env, False)]
 
 
-def _git(root: Path, *args: str) -> list[str]:
+def git_lines(root: Path, *args: str) -> list[str]:
+    """The non-empty lines git prints, run in `root`; a failure is a UsageError naming the command.
+    Public: `--changed`'s file list and the GPU cost's render at the merge base both ask git through
+    it, so a missing git or a bad ref reads the same wherever it comes from."""
     try:
         result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -117,9 +120,9 @@ def _git(root: Path, *args: str) -> list[str]:
 
 def changed_files(root: Path, base: str) -> list[str]:
     """Files changed since the merge base with REF, plus uncommitted and untracked ones."""
-    files = set(_git(root, "diff", "--name-only", f"{base}...HEAD"))
-    files.update(_git(root, "diff", "--name-only", "HEAD"))
-    files.update(_git(root, "ls-files", "--others", "--exclude-standard"))
+    files = set(git_lines(root, "diff", "--name-only", f"{base}...HEAD"))
+    files.update(git_lines(root, "diff", "--name-only", "HEAD"))
+    files.update(git_lines(root, "ls-files", "--others", "--exclude-standard"))
     return sorted(files)
 
 

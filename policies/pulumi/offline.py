@@ -274,6 +274,25 @@ def describe() -> list[dict[str, str]]:
     ]
 
 
+Evaluate = Callable[[dict[str, Any], PackConfig], list[dict[str, str]]]
+
+
+def report(evaluate: Evaluate, plan: Path, policy_config: Path | None, program: str) -> int:
+    """Print the violations `evaluate` finds in a plan file as JSON; the exit code of the command
+    (2: bad input, 1: a policy that could not run, 0: evaluated). Shared with via_analyzer.py, whose
+    output the parity test compares with this one's."""
+    try:
+        violations = evaluate(read_plan(plan), PackConfig.load(policy_config))
+    except InputError as err:
+        print(f"{program}: {err}", file=sys.stderr)
+        return 2
+    except PolicyFailure as err:
+        print(f"{program}: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(violations, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("plan", nargs="?", type=Path, help="build/plan/<env>.json")
@@ -285,16 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.plan is None:
         parser.error("the plan file is required")
-    try:
-        violations = evaluate(read_plan(args.plan), PackConfig.load(args.policy_config))
-    except InputError as err:
-        print(f"offline.py: {err}", file=sys.stderr)
-        return 2
-    except PolicyFailure as err:
-        print(f"offline.py: {err}", file=sys.stderr)
-        return 1
-    print(json.dumps(violations, indent=2))
-    return 0
+    return report(evaluate, args.plan, args.policy_config, "offline.py")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ offline.py's format. retainOnDelete cannot be expressed: the analyzer protocol h
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 from mlplat_policies import DEFAULT_ENFORCEMENT, PACK_NAME, PACK_VERSION, POLICIES
-from offline import InputError, PackConfig, Plan, read_plan
+from offline import PackConfig, Plan, report
 from pulumi.runtime import proto
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
@@ -30,6 +29,18 @@ def options(resource: dict[str, Any]) -> Any:
     return proto.AnalyzerResourceOptions(
         protect=bool(resource.get("protect")), parent=resource.get("parent") or ""
     )
+
+
+def described(plan: Plan, resource: dict[str, Any]) -> dict[str, Any]:
+    """What the engine sends of a resource in both AnalyzeRequest and AnalyzerResource."""
+    return {
+        "type": resource["type"],
+        "properties": struct(resource["inputs"]),
+        "urn": resource["urn"],
+        "name": resource["name"],
+        "options": options(resource),
+        "provider": provider(plan, resource),
+    }
 
 
 def provider(plan: Plan, resource: dict[str, Any]) -> Any:
@@ -77,26 +88,12 @@ def evaluate(document: dict[str, Any], config: PackConfig) -> list[dict[str, str
     configure(servicer, config)
     violations: list[dict[str, str]] = []
     for resource in plan.resources:
-        request = proto.AnalyzeRequest(
-            type=resource["type"],
-            properties=struct(resource["inputs"]),
-            urn=resource["urn"],
-            name=resource["name"],
-            options=options(resource),
-            provider=provider(plan, resource),
-        )
+        request = proto.AnalyzeRequest(**described(plan, resource))
         # pulumi_policy's servicer methods are unannotated (pulumi-policy 1.21.0).
         violations += diagnostics(servicer.Analyze(request, None), resource["urn"])  # type: ignore[no-untyped-call]
     stack_resources = [
         proto.AnalyzerResource(
-            type=r["type"],
-            properties=struct(r["inputs"]),
-            urn=r["urn"],
-            name=r["name"],
-            options=options(r),
-            provider=provider(plan, r),
-            parent=r.get("parent") or "",
-            dependencies=r.get("dependsOn") or [],
+            **described(plan, r), parent=r.get("parent") or "", dependencies=r.get("dependsOn") or []
         )
         for r in [plan.stack_resource, *plan.resources]
     ]
@@ -109,13 +106,7 @@ def main() -> int:
     parser.add_argument("plan", type=Path)
     parser.add_argument("--policy-config", type=Path)
     args = parser.parse_args()
-    try:
-        violations = evaluate(read_plan(args.plan), PackConfig.load(args.policy_config))
-    except InputError as err:
-        print(f"via_analyzer.py: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(violations, indent=2))
-    return 0
+    return report(evaluate, args.plan, args.policy_config, "via_analyzer.py")
 
 
 if __name__ == "__main__":

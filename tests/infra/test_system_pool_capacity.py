@@ -30,6 +30,7 @@ import yaml
 from infra.config import ENVIRONMENTS, load_environment
 from infra.instance_types import DAEMONSET_ALLOWANCE_CPU_M, DAEMONSET_ALLOWANCE_MEMORY_MIB, NODE_SHAPES
 from infra.services.chart import deep_merge
+from tests.support.crds import value_at
 
 PlanFor = Callable[[str], dict[str, Any]]
 
@@ -74,24 +75,15 @@ def requests(resources: dict[str, Any] | None) -> tuple[int, int]:
     return cpu, memory
 
 
-def dig(values: dict[str, Any], path: str, default: Any = None) -> Any:
-    node: Any = values
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
 def pods(
     name: str, values: dict[str, Any], *resource_paths: str, replicas: str | int = 1, per_node: bool = False
 ) -> Pods:
     """One workload: the sum of its containers' requests, `replicas` read from the values when a path."""
     cpu = memory = 0
     for path in resource_paths:
-        c, m = requests(dig(values, path))
+        c, m = requests(value_at(values, path))
         cpu, memory = cpu + c, memory + m
-    count = replicas if isinstance(replicas, int) else int(dig(values, replicas))
+    count = replicas if isinstance(replicas, int) else int(value_at(values, replicas))
     return Pods(name, cpu, memory, count, per_node)
 
 
@@ -113,12 +105,12 @@ def kube_prometheus_stack(v: dict[str, Any]) -> Iterator[Pods]:
         replicas="alertmanager.alertmanagerSpec.replicas",
     )
     # Subcharts (not in ../shared/reference): one replica each unless our values say otherwise.
-    yield pods("grafana", v, "grafana.resources", replicas=int(dig(v, "grafana.replicas", 1)))
+    yield pods("grafana", v, "grafana.resources", replicas=int(value_at(v, "grafana.replicas", 1)))
     yield pods(
         "kube-state-metrics",
         v,
         "kube-state-metrics.resources",
-        replicas=int(dig(v, "kube-state-metrics.replicas", 1)),
+        replicas=int(value_at(v, "kube-state-metrics.replicas", 1)),
     )
     yield pods("node-exporter", v, "prometheus-node-exporter.resources", per_node=True)
 
@@ -143,8 +135,8 @@ NFD_DEFAULTS: dict[str, Any] = {
 def gpu_operator(v: dict[str, Any]) -> Iterator[Pods]:
     # The operands (device plugin, DCGM, GFD, validator) run on GPU nodes only.
     yield pods("gpu-operator", v, "operator.resources")
-    if dig(v, "nfd.enabled"):
-        nfd = deep_merge(NFD_DEFAULTS, dig(v, "node-feature-discovery", {}))
+    if value_at(v, "nfd.enabled"):
+        nfd = deep_merge(NFD_DEFAULTS, value_at(v, "node-feature-discovery", {}))
         yield pods("nfd-master", nfd, "master.resources", replicas="master.replicaCount")
         yield pods("nfd-gc", nfd, "gc.resources", replicas="gc.replicaCount")
         yield pods("nfd-worker", nfd, "worker.resources", per_node=True)
@@ -152,36 +144,36 @@ def gpu_operator(v: dict[str, Any]) -> Iterator[Pods]:
 
 def falco(v: dict[str, Any]) -> Iterator[Pods]:
     yield pods("falco", v, "resources", "falcoctl.artifact.follow.resources", per_node=True)
-    if dig(v, "falcosidekick.enabled"):
+    if value_at(v, "falcosidekick.enabled"):
         yield pods(
             "falcosidekick",
             v,
             "falcosidekick.resources",
-            replicas=int(dig(v, "falcosidekick.replicaCount", 2)),
+            replicas=int(value_at(v, "falcosidekick.replicaCount", 2)),
         )
 
 
 def argo_cd(v: dict[str, Any]) -> Iterator[Pods]:
     for part in ("controller", "server", "repoServer", "applicationSet"):
         yield pods(f"argocd-{part}", v, f"{part}.resources", replicas=f"{part}.replicas")
-    if dig(v, "notifications.enabled"):
+    if value_at(v, "notifications.enabled"):
         yield pods("argocd-notifications", v, "notifications.resources")
-    if dig(v, "redis-ha.enabled"):
+    if value_at(v, "redis-ha.enabled"):
         # redis-ha subchart: 3 redis (+ sentinel) pods and 3 HAProxy pods by default.
         yield pods(
             "argocd-redis-ha",
             v,
             "redis-ha.redis.resources",
             "redis-ha.sentinel.resources",
-            replicas=int(dig(v, "redis-ha.replicas", 3)),
+            replicas=int(value_at(v, "redis-ha.replicas", 3)),
         )
         yield pods(
             "argocd-redis-ha-haproxy",
             v,
             "redis-ha.haproxy.resources",
-            replicas=int(dig(v, "redis-ha.haproxy.replicas", 3)),
+            replicas=int(value_at(v, "redis-ha.haproxy.replicas", 3)),
         )
-    elif dig(v, "redis.enabled"):
+    elif value_at(v, "redis.enabled"):
         yield pods("argocd-redis", v, "redis.resources")
 
 
@@ -193,12 +185,12 @@ def minio(v: dict[str, Any]) -> Iterator[Pods]:
 
 def mlflow(v: dict[str, Any]) -> Iterator[Pods]:
     yield pods("mlflow", v, "resources", replicas="replicaCount")
-    if dig(v, "postgresql.enabled"):
+    if value_at(v, "postgresql.enabled"):
         yield pods("mlflow-postgresql", v, "postgresql.primary.resources")
 
 
 def vault(v: dict[str, Any]) -> Iterator[Pods]:
-    replicas = "server.ha.replicas" if dig(v, "server.ha.enabled") else 1
+    replicas = "server.ha.replicas" if value_at(v, "server.ha.enabled") else 1
     yield pods("vault", v, "server.resources", replicas=replicas)
 
 
@@ -229,7 +221,7 @@ def envoy_gateway(v: dict[str, Any]) -> Iterator[Pods]:
         "envoy-gateway",
         v,
         "deployment.envoyGateway.resources",
-        replicas=int(dig(v, "deployment.replicas", 1)),
+        replicas=int(value_at(v, "deployment.replicas", 1)),
     )
 
 
@@ -245,7 +237,7 @@ def argo_workflows(v: dict[str, Any]) -> Iterator[Pods]:
     # argo-helm argo-workflows-1.0.18 values.yaml: controller.replicas, server.replicas (server.enabled).
     # Pipeline pods run on the CPU model pool (apps/<app>/training), not here.
     yield pods("argo-workflows-controller", v, "controller.resources", replicas="controller.replicas")
-    if dig(v, "server.enabled"):
+    if value_at(v, "server.enabled"):
         yield pods("argo-workflows-server", v, "server.resources", replicas="server.replicas")
 
 
@@ -319,7 +311,7 @@ def platform_pods(plan: dict[str, Any], reference: Path) -> list[Pods]:
         defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.is_file() else {}
         found += CHARTS[chart](deep_merge(defaults or {}, release["inputs"].get("values") or {}))
     for proxy in (r for r in plan["resources"] if r["type"] == ENVOY_PROXY):
-        replicas = int(dig(proxy["inputs"]["spec"], "provider.kubernetes.envoyDeployment.replicas", 1))
+        replicas = int(value_at(proxy["inputs"]["spec"], "provider.kubernetes.envoyDeployment.replicas", 1))
         found.append(Pods("envoy-proxy", ENVOY_PROXY_CPU_M, ENVOY_PROXY_MEMORY_MIB, count=replicas))
     return found
 
@@ -375,7 +367,7 @@ def test_limits_stand_in_for_missing_requests() -> None:
 def gpu_operands(v: dict[str, Any]) -> Iterator[Pods]:
     """The GPU operator's DaemonSets, which run on GPU nodes only (they tolerate the GPU taint)."""
     for part in ("devicePlugin", "dcgmExporter", "gfd", "validator", "migManager"):
-        if dig(v, f"{part}.enabled", True):
+        if value_at(v, f"{part}.enabled", True):
             yield pods(part, v, f"{part}.resources", per_node=True)
 
 

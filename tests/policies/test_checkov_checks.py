@@ -18,6 +18,7 @@ import yaml
 
 from mlplat import policy_scan
 from mlplat.findings import RenderedDoc, Waiver
+from tests.support.processes import child_processes
 
 ROOT = policy_scan.REPO_ROOT
 FIXTURES = ROOT / "policies" / "checkov" / "fixtures"
@@ -132,7 +133,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
     context_file = tmp_path_factory.mktemp("checkov") / "context.json"
     context_file.write_text(json.dumps(context))
     skips = sorted(policy_scan.load_skips())
-    return policy_scan._run_checkov(FIXTURES, context_file, skips, policy_scan.CHECKOV, keep_passed=True)
+    return policy_scan.Checkov().run(FIXTURES, context_file, skips, keep_passed=True)
 
 
 def in_folder(records: list[dict[str, Any]], folder: str) -> list[dict[str, Any]]:
@@ -299,7 +300,7 @@ def test_checks_fail_without_a_policy_context(tmp_path: Path) -> None:
     (tmp_path / "isvc.yaml").write_text(
         yaml.safe_dump(model("no-context", labels={"mlplat/environment": "dev"}))
     )
-    results = policy_scan._run_checkov(tmp_path, tmp_path / "missing.json", [], policy_scan.CHECKOV)
+    results = policy_scan.Checkov().run(tmp_path, tmp_path / "missing.json", [])
     failed = {r["check_id"] for r in results["failed_checks"]}
     assert failed == {"CKV_MLP_4", "CKV_MLP_5", "CKV_MLP_6"}
     assert all(
@@ -325,7 +326,7 @@ def test_a_bent_policy_context_fails_the_checks_of_that_environment(
     context[env] = {**context[env], **bent}
     (tmp_path / "context.json").write_text(json.dumps(context))
     (tmp_path / "isvc.yaml").write_text(yaml.safe_dump(model("bent", labels={"mlplat/environment": env})))
-    results = policy_scan._run_checkov(tmp_path, tmp_path / "context.json", [], policy_scan.CHECKOV)
+    results = policy_scan.Checkov().run(tmp_path, tmp_path / "context.json", [])
     failed = {r["check_id"]: r["check_result"]["evaluated_keys"] for r in results["failed_checks"]}
     why = [f"metadata/labels/mlplat/environment (no policy context for environment {env!r})"]
     assert failed == dict.fromkeys(("CKV_MLP_4", "CKV_MLP_5", "CKV_MLP_6"), why)
@@ -345,10 +346,14 @@ def kube(kind: str, name: str, namespace: str = "models-a", **fields: Any) -> di
     return {"apiVersion": "v1", "kind": kind, "metadata": metadata, **fields}
 
 
+def groups(docs: list[dict]) -> list[list[int]]:
+    """The documents checkov may link, as the split keeps them: with a shard per document, each group
+    of linkable documents fills one shard of its own."""
+    return policy_scan.shard(docs, len(docs))
+
+
 def together(docs: list[dict], a: int, b: int) -> bool:
-    groups = policy_scan._components(docs)
-    assert groups is not None
-    return any(a in g and b in g for g in groups)
+    return any(a in g and b in g for g in groups(docs))
 
 
 def test_split_keeps_what_checkov_can_link_together() -> None:
@@ -380,7 +385,7 @@ def test_split_keeps_what_checkov_can_link_together() -> None:
     assert together(docs, 11, 12)
     # Without any pod, NetworkPolicies link to nothing and may be split.
     policies = [kube("NetworkPolicy", "deny", f"models-{i}", spec={"podSelector": {}}) for i in range(4)]
-    assert policy_scan._components(policies) == [[0], [1], [2], [3]]
+    assert groups(policies) == [[0], [1], [2], [3]]
 
     shards = policy_scan.shard(docs, 2)
     assert sorted(i for s in shards for i in s) == list(range(len(docs)))
@@ -413,9 +418,9 @@ def test_a_split_scan_gives_the_verdicts_of_one_process() -> None:
         }),
     ]  # fmt: skip
     one = policy_scan.scan(docs, shards=1)
-    split = policy_scan.scan(docs, shards=3)
-    prepared = [p for p in map(policy_scan._prepared, docs) if p is not None]
-    assert len(policy_scan.shard(prepared, 3)) == 3
+    with policy_scan.Scan(docs, shards=3) as scan:
+        assert len(scan.folders) == 3  # the documents really were split
+        split = scan.run()
     assert split == one
     assert {"CKV2_K8S_5", "CKV_MLP_1", "CKV_MLP_12"} <= {f.rule for f in one[0]}
     assert one[1]  # the waiver in pass/waived.yaml
@@ -492,27 +497,39 @@ def test_prefiltered_edge_builders_link_exactly_what_checkov_links(tmp_path: Pat
     assert after == before
 
 
+def files_for_checkov(docs: list[RenderedDoc]) -> list[tuple[RenderedDoc, str]]:
+    """Each document the scan would hand checkov, with the text of the file it writes for it (the
+    scan is prepared and closed, checkov never gets the folder)."""
+    with policy_scan.Scan(docs, shards=1) as scan:
+        return [
+            (scan.by_file[path.name], path.read_text())
+            for folder in scan.folders
+            for path in sorted(folder.iterdir())
+        ]
+
+
 def test_documents_read_as_json_get_the_verdicts_yaml_gives_them(tmp_path: Path) -> None:
     """The scan writes documents as JSON that the launcher reads without YAML (a third of checkov's
     time was parsing): every check must pass, fail and skip exactly what it does on the YAML form."""
-    docs = [
-        doc
+    fixtures = [
+        RenderedDoc(None, str(path), str(path), doc)
         for path in sorted(FIXTURES.rglob("*.yaml"))
         for doc in yaml.safe_load_all(path.read_text())
-        if isinstance(doc, dict) and policy_scan._as_json(doc) is not None
+        if isinstance(doc, dict)
     ]
-    assert len(docs) > 40
+    as_json = [text for _, text in files_for_checkov(fixtures) if text.startswith("{")]
+    assert len(as_json) > 40
     context, _ = policy_scan.policy_context()
     context_file = tmp_path / "context.json"
     context_file.write_text(json.dumps(context))
     verdicts = []
-    for form, write in (("yaml", yaml.safe_dump), ("json", policy_scan._as_json)):
+    for form, write in (("yaml", lambda text: yaml.safe_dump(json.loads(text))), ("json", str)):
         folder = tmp_path / form
         folder.mkdir()
-        for i, doc in enumerate(docs):
-            (folder / f"{i:04d}.yaml").write_text(str(write(doc)))
-        report = policy_scan._run_checkov(
-            folder, context_file, sorted(policy_scan.load_skips()), policy_scan.CHECKOV, keep_passed=True
+        for i, text in enumerate(as_json):
+            (folder / f"{i:04d}.yaml").write_text(write(text))
+        report = policy_scan.Checkov().run(
+            folder, context_file, sorted(policy_scan.load_skips()), keep_passed=True
         )
         verdicts.append(
             {
@@ -529,12 +546,25 @@ def test_a_document_json_would_change_is_written_as_yaml() -> None:
     same from JSON, so such a document keeps the YAML form."""
     import datetime
 
-    assert policy_scan._as_json({"kind": "ConfigMap", "data": {"day": datetime.date(2026, 12, 2)}}) is None
-    assert policy_scan._as_json({"kind": "ConfigMap", "data": {1: "one"}}) is None
-    assert (
-        policy_scan._as_json({"kind": "ConfigMap", "data": {"a": "1"}})
-        == '{"kind": "ConfigMap", "data": {"a": "1"}}'
+    def config_map(name: str, data: dict[Any, Any]) -> RenderedDoc:
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+        return RenderedDoc(None, "t", "f.yaml", body)
+
+    written = files_for_checkov(
+        [
+            config_map("day", {"day": datetime.date(2026, 12, 2)}),
+            config_map("numbered", {1: "one"}),
+            config_map("plain", {"a": "1"}),
+        ]
     )
+    forms = {rendered.doc["metadata"]["name"]: text for rendered, text in written}
+    for name in ("day", "numbered"):
+        assert not forms[name].startswith("{"), forms[name]
+    assert [yaml.safe_load(forms[name])["data"] for name in ("day", "numbered")] == [
+        {"day": datetime.date(2026, 12, 2)},
+        {1: "one"},
+    ]
+    assert json.loads(forms["plain"]) == config_map("plain", {"a": "1"}).doc
 
 
 def _graph_check_docs() -> list[dict[str, Any]]:
@@ -586,7 +616,7 @@ def test_the_launcher_gives_every_verdict_plain_checkov_gives(tmp_path: Path, do
     context_file = tmp_path / "context.json"
     context_file.write_text(json.dumps(context))
     skips = sorted(policy_scan.load_skips())
-    launched = policy_scan._run_checkov(folder, context_file, skips, policy_scan.CHECKOV, keep_passed=True)
+    launched = policy_scan.Checkov().run(folder, context_file, skips, keep_passed=True)
     plain = subprocess.run(
         [str(policy_scan.CHECKOV), "--directory", str(folder), "--framework", "kubernetes",
          "--external-checks-dir", str(policy_scan.CHECKS_DIR), "--output", "json", "--compact",
@@ -655,8 +685,8 @@ def test_preparing_a_document_for_checkov_leaves_the_rendered_one_unchanged() ->
         "data": {"a": "1"},
     }
     before = json.loads(json.dumps(body))
-    prepared = policy_scan._prepared(RenderedDoc("dev", "t", "f.yaml", body))
-    assert prepared is not None
+    ((_, text),) = files_for_checkov([RenderedDoc("dev", "t", "f.yaml", body)])
+    prepared = yaml.safe_load(text)
     assert prepared["metadata"]["labels"][policy_scan.ENV_LABEL] == "dev"
     assert prepared["metadata"]["annotations"]["checkov.io/skip1"] == "CKV_K8S_21=reason with : sign"
     assert body == before
@@ -665,11 +695,11 @@ def test_preparing_a_document_for_checkov_leaves_the_rendered_one_unchanged() ->
 def test_a_checkov_started_for_a_scan_that_never_comes_is_ended() -> None:
     """validate starts checkov before it knows whether anything will be scanned (it imports while the
     manifests render); a run that scans nothing must not leave it waiting, nor wait for it."""
+    before = child_processes()
     started = policy_scan.Checkov()
-    process = started._process
-    assert process is not None and process.poll() is None
+    (process,) = child_processes() - before
     started.close()
-    assert process.poll() is not None
+    assert process not in child_processes()
 
 
 def test_a_checkov_config_in_the_repository_or_home_cannot_choose_the_checks(
@@ -691,7 +721,7 @@ def test_a_checkov_config_in_the_repository_or_home_cannot_choose_the_checks(
         (folder / f"{i}.yaml").write_text(yaml.safe_dump(doc))
     context, _ = policy_scan.policy_context()
     (tmp_path / "context.json").write_text(json.dumps(context))
-    report = policy_scan._run_checkov(folder, tmp_path / "context.json", [], policy_scan.CHECKOV)
+    report = policy_scan.Checkov().run(folder, tmp_path / "context.json", [])
     assert {c["check_id"] for c in report["failed_checks"]} - {"CKV_K8S_1"}, report["failed_checks"]
 
 

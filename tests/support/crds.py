@@ -59,11 +59,12 @@ RENDERED_CRDS: dict[str, list[tuple[str, str]]] = {
 RENDERED_CHART = "kubernetes:helm.sh/v4:Chart"
 
 
-def value_at(values: dict[str, Any], path: str) -> Any:
+def value_at(values: dict[str, Any], path: str, default: Any = None) -> Any:
+    """The value at a dotted path of chart values, `default` where the path stops."""
     node: Any = values
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
-            return None
+            return default
         node = node[part]
     return node
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mlplat import validate
 
@@ -21,6 +22,14 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[
     code = validate.main([*argv, "--format", "json", "--no-policy-scan"])
     out = capsys.readouterr().out
     return code, json.loads(out) if out.strip() else {}
+
+
+def kustomize(path: Path) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize` renders from a folder (what Argo CD deploys from it)."""
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def rules(report: dict[str, Any]) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -192,6 +193,15 @@ def env_params(conf: dict[str, Any]) -> tuple[EnvParams | None, str]:
     if params is None:
         return None, f"metadata/labels/{ENV_LABEL} (no policy context for environment {env!r})"
     return params, ""
+
+
+def per_component(conf: dict[str, Any], judge: Callable[[PodSpec, EnvParams], list[str]]) -> list[str]:
+    """What `judge` finds wrong with each component (predictor, transformer, explainer) held to the
+    limits of the resource's environment; without those limits, only why (the check fails, never passes)."""
+    params, why = env_params(conf)
+    if params is None:
+        return [why]
+    return [problem for pod in pod_specs(conf) for problem in judge(pod, params)]
 
 
 # --- the base every mlplat check derives from --------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _mlplat import ISVC, MlplatCheck, env_params, is_int, pod_specs
+from _mlplat import ISVC, EnvParams, MlplatCheck, PodSpec, is_int, per_component
 
 
 class ReplicaBounds(MlplatCheck):
@@ -22,23 +22,21 @@ class ReplicaBounds(MlplatCheck):
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:
-        params, why = env_params(conf)
-        if params is None:
-            return [why]
-        problems = []
-        for pod in pod_specs(conf):
-            low, high = pod.conf.get("minReplicas"), pod.conf.get("maxReplicas")
-            if not is_int(low) or low < 0:
-                problems.append(f"{pod.path}/minReplicas (missing, or not an integer)")
-            if not is_int(high) or high < 1:
-                problems.append(f"{pod.path}/maxReplicas (missing, or not a positive integer)")
-            elif high > params.max_replicas_per_app:
-                problems.append(
-                    f"{pod.path}/maxReplicas (cap {params.max_replicas_per_app} in {params.name})"
-                )
-            elif is_int(low) and low > high:
-                problems.append(f"{pod.path}/minReplicas (above maxReplicas)")
-        return problems
+        return per_component(conf, bounds)
+
+
+def bounds(pod: PodSpec, params: EnvParams) -> list[str]:
+    problems = []
+    low, high = pod.conf.get("minReplicas"), pod.conf.get("maxReplicas")
+    if not is_int(low) or low < 0:
+        problems.append(f"{pod.path}/minReplicas (missing, or not an integer)")
+    if not is_int(high) or high < 1:
+        problems.append(f"{pod.path}/maxReplicas (missing, or not a positive integer)")
+    elif high > params.max_replicas_per_app:
+        problems.append(f"{pod.path}/maxReplicas (cap {params.max_replicas_per_app} in {params.name})")
+    elif is_int(low) and low > high:
+        problems.append(f"{pod.path}/minReplicas (above maxReplicas)")
+    return problems
 
 
 check = ReplicaBounds()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _mlplat import ISVC, MlplatCheck, env_params, is_int, pod_specs
+from _mlplat import ISVC, EnvParams, MlplatCheck, PodSpec, is_int, per_component
 
 KSERVE_DEFAULT_MIN_REPLICAS = 1
 
@@ -22,15 +22,14 @@ class MinReplicasFloor(MlplatCheck):
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:
-        params, why = env_params(conf)
-        if params is None:
-            return [why]
-        problems = []
-        for pod in pod_specs(conf):
-            low = pod.conf.get("minReplicas", KSERVE_DEFAULT_MIN_REPLICAS)
-            if not is_int(low) or low < params.min_replicas:
-                problems.append(f"{pod.path}/minReplicas (floor {params.min_replicas} in {params.name})")
-        return problems
+        return per_component(conf, floor)
+
+
+def floor(pod: PodSpec, params: EnvParams) -> list[str]:
+    low = pod.conf.get("minReplicas", KSERVE_DEFAULT_MIN_REPLICAS)
+    if is_int(low) and low >= params.min_replicas:
+        return []
+    return [f"{pod.path}/minReplicas (floor {params.min_replicas} in {params.name})"]
 
 
 check = MinReplicasFloor()

@@ -38,7 +38,8 @@ from tests.support.iam_eval import (
 
 RESOURCES = terraform()["resource"]
 POLICY_DOCS = terraform()["data"]["aws_iam_policy_document"]
-KEY_POLICY_DOCS = {"state_key", "pulumi_secrets_key"}
+# key_administration is the first statement of every key policy (kms.tf), runner_logs_key included.
+KEY_POLICY_DOCS = {"key_administration", "state_key", "pulumi_secrets_key"}
 
 # Allow statements whose resource is "*", each with the reason it cannot be narrower. A new one fails
 # test_star_resources_are_listed until it is reasoned here (and, for checkov, in iac-skips.yaml).
@@ -70,7 +71,6 @@ STAR_RESOURCE_ALLOWED = {
     ("preview", "DescribeUnscopable"): "read-only Describe/List that accept only *",
     ("runner", "VpcNetworkInterfaces"): "CodeBuild's ENI and Describe calls accept only *; region-bound",
     ("deploy_keeps_runners", "NoChangesToRunnerNetwork"): "a Deny, held to the bootstrap's resource tag",
-    ("runner_logs_key", "KeyAdministration"): "key policy: * is the key itself",
     ("runner_logs_key", "CloudWatchLogsUse"): "key policy: * is the key itself; this account's log groups",
 }
 
@@ -445,6 +445,22 @@ def test_admins_can_init_stacks_and_keep_the_bootstrap_state_in_the_bucket(key: 
         assert decide(key_policy, action, scope.key_arn("state"), via_s3, principal=ADMIN_ARN)[0], action
         # Directly, outside S3, nobody decrypts state objects.
         assert not decide(key_policy, action, scope.key_arn("state"), {}, principal=ADMIN_ARN)[0], action
+
+
+@pytest.mark.parametrize("doc", ["state_key", "pulumi_secrets_key", "runner_logs_key"])
+@pytest.mark.parametrize("action", ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:EnableKeyRotation"])
+def test_admins_keep_administering_every_key_whose_policy_does_not_delegate_to_iam(
+    doc: str, action: str
+) -> None:
+    """The key policies name their principals instead of the account root, so no IAM policy can grant
+    access back: a key policy that lost the admins' KeyAdministration statement could never be changed
+    again. Only the admins hold it: a deploy role cannot rewrite or delete a key."""
+    scope = Scope("dev")
+    policy, key = statements(doc, scope), scope.key_arn(doc)
+    assert decide(policy, action, key, {}, principal=ADMIN_ARN)[0], f"{doc}: admin {action}"
+    assert not decide(policy, action, key, {}, principal=role_arn("deploy", "dev"))[0], (
+        f"{doc}: deploy {action}"
+    )
 
 
 def test_state_cannot_be_written_under_s3_managed_keys() -> None:

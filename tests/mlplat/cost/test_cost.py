@@ -15,30 +15,20 @@ import pytest
 
 from infra.config import ENVIRONMENTS, load_environment
 from mlplat.cost import CLAIMS, CostError, estimate, load_prices, price_plan, render_diff
+from tests.support.prices import price_table
 
 PlanFor = Callable[[str], dict[str, Any]]
 
 # Round prices, so the arithmetic below can be checked by hand.
-PRICE_TABLE = """
-taken: "2026-12-01"
-hours_per_month: 730
-regions:
-  xx-test-1:
-    eks_cluster_hour: {usd: 0.10, verified: true, source: "https://prices.test/eks", basis: "test"}
-    kms_key_month: {usd: 1.00, verified: true, source: "https://prices.test/kms", basis: "test"}
-    ec2_instance_hour:
-      m6i.large: {usd: 0.10, verified: true, source: "https://prices.test/ec2", basis: "test"}
-      m6i.xlarge: {usd: 0.20, verified: true, source: "https://prices.test/ec2", basis: "test"}
-      g5.xlarge: {usd: 1.00, verified: false, source: "https://prices.test/ec2", basis: "test"}
-      g5.12xlarge: {usd: 5.00, verified: false, source: "https://prices.test/ec2", basis: "test"}
-    nat_gateway_hour: {usd: 0.05, verified: true, source: "https://prices.test/vpc", basis: "test"}
-    public_ipv4_hour: {usd: 0.01, verified: true, source: "https://prices.test/vpc", basis: "test"}
-    nlb_hour: {usd: 0.02, verified: true, source: "https://prices.test/elb", basis: "test"}
-    ebs_gp3_gib_month: {usd: 0.10, verified: true, source: "https://prices.test/ebs", basis: "test"}
-    cloudwatch_logs_ingest_gib: {usd: 0.50, verified: true, source: "https://prices.test/cw", basis: "test"}
-    cloudwatch_logs_storage_gib_month: {usd: 0.03, verified: true, source: "https://prices.test/cw", basis: "test"}
-    vpc_interface_endpoint_az_hour: {usd: 0.01, verified: true, source: "https://prices.test/pl", basis: "test"}
-"""
+PRICE_TABLE = price_table(
+    "xx-test-1",
+    {
+        "m6i.large": ("0.10", True),
+        "m6i.xlarge": ("0.20", True),
+        "g5.xlarge": ("1.00", False),
+        "g5.12xlarge": ("5.00", False),
+    },
+)
 
 
 def _resource(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:

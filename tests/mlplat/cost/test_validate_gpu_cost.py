@@ -12,30 +12,22 @@ import pytest
 
 from mlplat import validate
 from mlplat.cost import load_prices
-from mlplat.validation import gpu_cost
+from mlplat.validation import gpu_cost, within
+from mlplat.validation.render import Rendered
+from mlplat.validation.targets import Target
+from tests.support.prices import price_table
 from tests.support.validate_helpers import copy_repo, run_json
 
 # g5.2xlarge at $1/h is the dearest GPU of gpu-small: 730 h x $1 = $730 per GPU-month.
-PRICES = """
-taken: "2026-12-01"
-hours_per_month: 730
-regions:
-  eu-west-1:
-    eks_cluster_hour: {usd: 0.10, verified: true, source: "https://prices.test/eks", basis: "test"}
-    kms_key_month: {usd: 1.00, verified: true, source: "https://prices.test/kms", basis: "test"}
-    ec2_instance_hour:
-      g5.2xlarge: {usd: 1.00, verified: true, source: "https://prices.test/ec2", basis: "test"}
-      g6.2xlarge: {usd: 0.80, verified: true, source: "https://prices.test/ec2", basis: "test"}
-      g5.12xlarge: {usd: 5.00, verified: true, source: "https://prices.test/ec2", basis: "test"}
-      g4dn.xlarge: {usd: 0.40, verified: true, source: "https://prices.test/ec2", basis: "test"}
-    nat_gateway_hour: {usd: 0.05, verified: true, source: "https://prices.test/vpc", basis: "test"}
-    public_ipv4_hour: {usd: 0.01, verified: true, source: "https://prices.test/vpc", basis: "test"}
-    nlb_hour: {usd: 0.02, verified: true, source: "https://prices.test/elb", basis: "test"}
-    ebs_gp3_gib_month: {usd: 0.10, verified: true, source: "https://prices.test/ebs", basis: "test"}
-    cloudwatch_logs_ingest_gib: {usd: 0.50, verified: true, source: "https://prices.test/cw", basis: "test"}
-    cloudwatch_logs_storage_gib_month: {usd: 0.03, verified: true, source: "https://prices.test/cw", basis: "test"}
-    vpc_interface_endpoint_az_hour: {usd: 0.01, verified: true, source: "https://prices.test/pl", basis: "test"}
-"""
+PRICES = price_table(
+    "eu-west-1",
+    {
+        "g5.2xlarge": ("1.00", True),
+        "g6.2xlarge": ("0.80", True),
+        "g5.12xlarge": ("5.00", True),
+        "g4dn.xlarge": ("0.40", True),
+    },
+)
 ISVC = "apps/llm-chat/base/inferenceservice.yaml"
 SCALED = "apps/llm-chat/base/scaledobject.yaml"
 
@@ -177,19 +169,33 @@ def test_a_changed_pipeline_beside_a_gpu_change_is_priced_in_no_environment(
 
 
 def test_only_files_under_an_apps_folder_touch_that_app(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`docs/llm-chat/...` or `.ci/llm-chat/...` is not llm-chat's own file; a shared component touches all."""
-    changed = [
-        ".ci/llm-chat/run.sh",  # sorting before `apps`
-        "docs/llm-chat/notes.md",
-        "tests/churn-gbm/x.yaml",
-        "apps/iris-classifier/overlays/dev/k.yaml",
-    ]
-    monkeypatch.setattr(gpu_cost, "changed_files", lambda root, base: list(changed))
-    assert gpu_cost._touched_apps(tmp_path, "main") == {"iris-classifier"}
-    changed.append("apps/components/gateway-route/kustomization.yaml")
-    assert gpu_cost._touched_apps(tmp_path, "main") is None
+    """`docs/llm-chat/...` or `.ci/llm-chat/...` is not llm-chat's own file: a change to them (beside a
+    stack change that puts llm-chat in the run) does not render llm-chat again at the base; a shared
+    component's change does, for every GPU app."""
+    rendered_at_base: list[str] = []
+    render = gpu_cost.render
+
+    def spy(targets: list[Target], root: Path) -> Rendered:
+        rendered_at_base.extend(str(t.app) for t in targets)
+        return render(targets, root)
+
+    monkeypatch.setattr(gpu_cost, "render", spy)
+    for name in (".ci/llm-chat/run.sh", "docs/llm-chat/notes.md", "tests/llm-chat/x.yaml"):
+        (repo / name).parent.mkdir(parents=True)
+        (repo / name).write_text("# llm-chat's, but not its app's\n")
+    with (repo / "environments" / "Pulumi.dev.yaml").open("a") as handle:
+        handle.write("# touched\n")
+    _commit(repo)
+    code, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert "apps/llm-chat/overlays/dev" in report["targets"], report["targets"]
+    assert (code, rendered_at_base) == (0, []), report
+    with (repo / "apps" / "components" / "gateway-route" / "kustomization.yaml").open("a") as handle:
+        handle.write("# touched\n")
+    _commit(repo)
+    run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert "llm-chat" in rendered_at_base
 
 
 @pytest.mark.parametrize(
@@ -201,7 +207,7 @@ def test_only_files_under_an_apps_folder_touch_that_app(
     ],
 )
 def test_a_finding_is_within_a_target_only_under_its_folder(file: str, inside: bool) -> None:
-    assert gpu_cost._within(file, "apps/a/overlays/dev") is inside
+    assert within(file, "apps/a/overlays/dev") is inside
 
 
 def test_each_environment_is_compared_with_its_own_base(

@@ -12,6 +12,7 @@ import pytest
 from infra.config import ENVIRONMENTS
 from infra.services import mlflow, model_monitoring
 from mlplat import registry_gate
+from tests.support.fake_mlflow import FakeRegistry, serve
 
 REPO = Path(__file__).resolve().parents[3]
 VAULT_STATIC_SECRET = (
@@ -50,7 +51,9 @@ def test_drift_job_is_not_anonymous_to_the_registry(env: str, offline_plan: Any,
         # Exactly what the job's registry client sends as credentials, from one Secret.
         for name, ref in refs.items():
             monkeypatch.setenv(name, "from-" + ref["key"])
-        assert "Authorization" in registry_gate.Registry("http://registry")._headers(), f"{urn}: {refs}"
+        with serve(FakeRegistry()) as fake:
+            registry_gate.Registry(fake.url).model("any")
+        assert fake.seen_headers and all("Authorization" in h for h in fake.seen_headers), f"{urn}: {refs}"
         (secret,) = {ref["name"] for ref in refs.values()}
         # The Secret is Vault's, in the job's namespace, and the job's own role reads it.
         path = syncs.get(secret)

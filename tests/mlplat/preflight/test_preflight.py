@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -319,15 +319,21 @@ def test_missing_preview_role_and_boundary_fail(account: Account) -> None:
 
 def test_spot_service_linked_role_present_passes(account: Account) -> None:
     account.spot_role()
-    assert failed(preflight._guard("spot", lambda: preflight.check_spot_role(stack(), account))) == {}
+    assert failed(preflight.check_spot_role(stack(), account)) == {}
 
 
 def test_account_that_never_used_spot_fails(account: Account) -> None:
-    account.fail(
-        "iam", "get_role", "NoSuchEntity", f"The role with name {preflight.SPOT_ROLE} cannot be found.", 404
-    )
-    problems = failed(preflight._guard("spot", lambda: preflight.check_spot_role(stack(), account)))
-    assert problems["spot"].startswith("NoSuchEntity")
+    """IAM answers NoSuchEntity for a role that does not exist: that is this check's failure, and every
+    other check still runs."""
+
+    def never_used_spot(account: Account) -> None:
+        message = f"The role with name {preflight.SPOT_ROLE} cannot be found."
+        account.fail("iam", "get_role", "NoSuchEntity", message, 404)
+
+    full_account(account, spot_role=never_used_spot)
+    problems = failed(preflight.run_checks(stack(), BOOTSTRAP, account))
+    assert list(problems) == ["spot service-linked role"], problems
+    assert problems["spot service-linked role"].startswith("NoSuchEntity"), problems
 
 
 def test_stack_without_spot_pools_does_not_need_the_role(account: Account) -> None:
@@ -449,10 +455,12 @@ def test_access_denied_is_a_failed_check_that_says_a_permission_is_missing(accou
 # --- the command ---------------------------------------------------------------------------------------
 
 
-def full_account(account: Account, spot_g: float = 56) -> None:
+def full_account(
+    account: Account, spot_g: float = 56, spot_role: Callable[[Account], None] = Account.spot_role
+) -> None:
     account.caller()
     account.bootstrap()
-    account.spot_role()
+    spot_role(account)
     account.addons()
     account.instance_types(["g5.12xlarge", "g5.xlarge", "g6.xlarge", "m6i.large", "p4d.24xlarge"])
     account.ami("x86_64")

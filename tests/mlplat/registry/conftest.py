@@ -21,6 +21,7 @@ from mlplat import promote
 from mlplat.registry_gate import EVALUATION_PASSED, EVALUATION_TAG, METRIC_TAG_PREFIX, REPO
 from mlplat.retrain import lineage
 from tests.support.lineage import COMPLETE
+from tests.support.processes import child_processes
 
 if TYPE_CHECKING:
     from mlplat.example_models import ExampleVersion
@@ -46,8 +47,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
     workdir = tmp_path_factory.mktemp("registry")
     store = workdir / "model-store"
+    before = child_processes()
     server = MlflowServer(workdir / "mlflow").start()
-    process = server._process
+    (process,) = child_processes() - before
     try:
         first = example_models.register_app(server.url, APP, store)
         client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
@@ -66,7 +68,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         yield Registry(server.url, store, first)
     finally:
         server.stop()
-    assert process is not None and process.poll() is not None, "the MLflow server outlived stop()"
+    assert process not in child_processes(), "the MLflow server outlived stop()"
 
 
 def tree_digest(root: Path) -> dict[str, str]:

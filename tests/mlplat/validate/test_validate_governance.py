@@ -425,12 +425,24 @@ def test_a_rule_widening_what_the_components_allow_is_refused_where_it_widens(
 
 
 @pytest.mark.parametrize(("length", "shown"), [(118, 120), (119, 120)], ids=["fits-at-120", "cut-past-120"])
-def test_a_value_in_a_drift_message_is_shown_whole_up_to_120_characters(length: int, shown: int) -> None:
+def test_a_value_in_a_drift_message_is_shown_whole_up_to_120_characters(
+    tmp_path: Path, length: int, shown: int
+) -> None:
     """A drift message quotes both values; one longer than 120 characters (quotes included) is cut to
     117 and an ellipsis, so a long patch value cannot flood the report."""
-    from mlplat.validation.governance import _short
+    import yaml
 
-    text = _short("x" * length)  # repr adds the two quotes
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation.governance import version_drift
+    from mlplat.validation.trees import Trees
+
+    def isvc(note: str) -> dict[str, Any]:
+        return {"kind": "InferenceService", "metadata": {"name": "m"}, "spec": {"note": note}}
+
+    (tmp_path / "model-version.yaml").write_text(yaml.safe_dump(isvc("x" * length)))
+    rendered = RenderedDoc("dev", "ov", "ov/isvc.yaml", isvc("y"))
+    (drift,) = version_drift(tmp_path, "ov", Trees(tmp_path), [rendered], "dev", set())
+    text = drift.message.split("spec.note = ", 1)[1].split(", but the rendered", 1)[0]  # repr adds quotes
     assert len(text) == shown and text.endswith("..." if length + 2 > 120 else "'"), text
 
 

@@ -3,6 +3,7 @@ must give the same answer as kustomize's own origin annotations, and must not be
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,44 +21,73 @@ def _overlays() -> list[Target]:
     ]
 
 
+# kubectl as render runs it (`kubectl kustomize <folder>`), seen from outside: each build is logged as
+# `origins` (asked kustomize for its origin annotations, the slow path) or `fast`; with
+# KUBECTL_EMPTY_FAST set, a fast build renders nothing, which sends render to kustomize's own origins.
+KUBECTL_SHIM = """#!/bin/sh
+if grep -q originAnnotations "$2/kustomization.yaml"; then build=origins; else build=fast; fi
+echo "$build" >> "$KUBECTL_LOG"
+if [ "$build" = fast ] && [ -n "$KUBECTL_EMPTY_FAST" ]; then exit 0; fi
+exec "$REAL_KUBECTL" "$@"
+"""
+
+
+class Kubectl:
+    """The kubectl render runs, replaced by KUBECTL_SHIM for one test."""
+
+    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        real = shutil.which("kubectl")
+        assert real, "kubectl is not on the PATH"
+        (folder / "kubectl").write_text(KUBECTL_SHIM)
+        (folder / "kubectl").chmod(0o755)
+        self.log = folder / "builds.log"
+        self.log.touch()
+        self.monkeypatch = monkeypatch
+        path = f"{folder}:{render.KUBECTL_ENV.get('PATH', '')}"
+        for key, value in (("PATH", path), ("KUBECTL_LOG", str(self.log)), ("REAL_KUBECTL", real)):
+            monkeypatch.setitem(render.KUBECTL_ENV, key, value)
+
+    def builds(self) -> list[str]:
+        return self.log.read_text().split()
+
+    def without_fast_path(self) -> None:
+        self.monkeypatch.setitem(render.KUBECTL_ENV, "KUBECTL_EMPTY_FAST", "1")
+
+
+@pytest.fixture
+def kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kubectl:
+    return Kubectl(tmp_path, monkeypatch)
+
+
 def test_a_generator_in_a_base_does_not_send_every_overlay_to_the_slow_origin_build(
-    monkeypatch: pytest.MonkeyPatch,
+    kubectl: Kubectl,
 ) -> None:
     """An app base generating its logging policy ConfigMap doubled kustomize's CPU for every overlay
     of every logged app (the whole-repository benchmark went from 31 s to 59 s)."""
-    slow: list[str] = []
-    build = render._build
-
-    def spy(chunk: list[Target], root: Path, declared: object) -> object:
-        if declared is None:
-            slow.extend(t.rel for t in chunk)
-        return build(chunk, root, declared)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(render, "_build", spy)
     out = render.render([t for t in _overlays() if t.app == "iris-classifier"], REPO)
     assert not out.findings
     assert any(d.doc["kind"] == "ConfigMap" for d in out.docs)
-    assert slow == []
+    assert kubectl.builds() and set(kubectl.builds()) == {"fast"}, kubectl.builds()
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_fast_origins_agree_with_kustomizes_own_for_every_example_overlay(env: str) -> None:
+def test_fast_origins_agree_with_kustomizes_own_for_every_example_overlay(env: str, kubectl: Kubectl) -> None:
     """Same file for every object either way; a generated ConfigMap points at the kustomization
     whose generator makes it, not at the overlay folder."""
     targets = [t for t in _overlays() if t.env == env]  # one chunk per environment, as render makes them
-    files = render._Files()
-    declared = {t.rel: render._declared(t.path(REPO), files) for t in targets}
-    assert all(d is not None for d in declared.values())
-    fast = render._build(targets, REPO, declared)  # type: ignore[arg-type]
-    slow = render._build(targets, REPO, None)
-    assert fast[0] and slow[0] and fast[1], (fast[2], slow[2])
+    fast = render.render(targets, REPO)
+    assert set(kubectl.builds()) == {"fast"}, kubectl.builds()  # every object matched its one file
+    kubectl.without_fast_path()
+    slow = render.render(targets, REPO)
+    assert "origins" in kubectl.builds()
+    assert fast.docs and not fast.findings and not slow.findings, (fast.findings, slow.findings)
 
     def origins(docs: list[render.RenderedDoc]) -> list[tuple[str, str, str, str]]:
         return sorted((d.target, d.doc["kind"], d.doc["metadata"]["name"], d.source_file) for d in docs)
 
-    assert origins(fast[1]) == origins(slow[1])
+    assert origins(fast.docs) == origins(slow.docs)
     generated = [
-        o for o in origins(slow[1]) if o[1] == "ConfigMap" and o[2].startswith("inference-log-policy-")
+        o for o in origins(slow.docs) if o[1] == "ConfigMap" and o[2].startswith("inference-log-policy-")
     ]
     assert generated and all(o[3].endswith("/base/kustomization.yaml") for o in generated), generated
 
@@ -136,9 +166,8 @@ def test_an_overlay_generator_replacing_a_base_configmap_is_placed_in_the_overla
     (tmp_path / "ov" / "kustomization.yaml").write_text(
         "resources: [../base]\nconfigMapGenerator:\n  - {name: cfg, behavior: replace, literals: [a=2]}\n"
     )
-    target = Target("ov", "dev", True, None)
-    ok, docs, _ = render._kustomize([target], tmp_path, render._Files())
-    assert ok and [(d.doc["metadata"]["name"], d.source_file) for d in docs] == [
+    out = render.render([Target("ov", "dev", True, None)], tmp_path)
+    assert not out.findings and [(d.doc["metadata"]["name"], d.source_file) for d in out.docs] == [
         ("cfg", "ov/kustomization.yaml")
     ]
 

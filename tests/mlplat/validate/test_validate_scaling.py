@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -10,20 +9,12 @@ import pytest
 import yaml
 
 from infra.config import load_environment
+from infra.contract import ENVIRONMENTS as ENVS
 from infra.services import keda
 from mlplat.findings import RenderedDoc
 from mlplat.validation import capacity, scaling
 from mlplat.validation.render import SourceIndex
-from tests.support.validate_helpers import REPO, copy_repo, rules, run_json
-
-ENVS = ("dev", "staging", "prod")
-
-
-def kustomize(path: Path) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+from tests.support.validate_helpers import REPO, copy_repo, kustomize, rules, run_json
 
 
 @pytest.fixture(scope="module")
