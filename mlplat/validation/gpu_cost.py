@@ -191,7 +191,14 @@ def _base_costs(
         targets = [t for a in wanted for env in envs for t in app_targets(tree / a, tree, env)]
         unsafe = prescreen.unsafe_targets(targets, tree)
         rendered = render([t for t in targets if t not in unsafe], tree)
-        failed = {t for t in targets if t in unsafe or any(within(f.file, t.rel) for f in rendered.findings)}
+        # A target that failed yields no objects; its error may name a file outside its folder (the
+        # app's base, a shared component), so what it rendered says it, not where the findings point.
+        produced = {d.target for d in rendered.docs}
+        failed = {
+            t
+            for t in targets
+            if t in unsafe or t.rel not in produced or any(within(f.file, t.rel) for f in rendered.findings)
+        }
         unknown = {(str(t.app), str(t.env)) for t in failed}
         notes += [
             f"{RULE}: {t.rel} not compared: it does not render at {commit[:12]}" for t in sorted(failed)

@@ -134,19 +134,34 @@ def test_a_new_gpu_app_warns_from_nothing(repo: Path, capsys: pytest.CaptureFixt
     assert "up from $0.00 at main (no GPU replicas there) (+$1,460.00)" in messages[0]
 
 
+@pytest.mark.parametrize(
+    ("broken", "old", "new"),
+    [
+        ("apps/llm-chat/overlays/dev/kustomization.yaml", "../../base", "../../no-such-base"),
+        # A YAML error in the app's base is reported on the base file, outside the overlay's folder.
+        (ISVC, "kind: InferenceService\n", "kind: InferenceService\nspec: [unclosed\n"),
+    ],
+    ids=["overlay-names-no-base", "base-is-not-yaml"],
+)
 def test_an_app_that_did_not_render_at_the_base_is_not_compared_with_zero(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    broken: str,
+    old: str,
+    new: str,
 ) -> None:
     table = tmp_path / "prices.yaml"
     table.write_text(PRICES)
     monkeypatch.setattr(gpu_cost, "load_prices", lambda: load_prices(table))
     repo = copy_repo(tmp_path / "repo")
-    kustomization = repo / "apps" / "llm-chat" / "overlays" / "dev" / "kustomization.yaml"
+    kustomization = repo / broken
     working = kustomization.read_text()
-    kustomization.write_text(working.replace("../../base", "../../no-such-base"))
+    assert old in working, f"{broken} no longer holds {old!r}"
+    kustomization.write_text(working.replace(old, new, 1))
     for args in (["init", "-q", "-b", "main"], ["add", "-A"]):
         subprocess.run(["git", *args], cwd=repo, check=True)
-    _commit(repo)  # main: llm-chat's dev overlay is broken
+    _commit(repo)  # main: llm-chat's dev overlay does not render
     subprocess.run(["git", "checkout", "-qb", "change"], cwd=repo, check=True)
     kustomization.write_text(working)  # repaired: its whole cost would look new
     _commit(repo)
