@@ -150,6 +150,8 @@ MODULES = (
         "mlplat/validation/retraining.py",
         ("tests/mlplat/validate/test_validate_training.py",),
     ),
+    # Each environment's Argo CD project and ApplicationSet (prod never prunes): what it refuses in the template.
+    GateModule("gitops", "infra/gitops.py", ("tests/infra/test_gitops.py",)),
     GateModule("checkov-checks", "policies/checkov/checks", ("tests/policies/test_checkov_checks.py",)),
     GateModule("policy-pack", "policies/pulumi/mlplat_policies.py", ("tests/policies/test_pulumi_pack.py",)),
 )
