@@ -141,10 +141,38 @@ resource "aws_iam_role" "preview" {
   }
 }
 
+# --- Nothing of another environment: the last word of each environment's boundary and role policies ----
+
+# One statement, appended to the boundary, the deploy role's platform policy and the preview role's
+# policy through `override_policy_documents`: the provider merges those after the document's own
+# statements and appends a statement whose Sid the document lacks at its end (hashicorp/
+# terraform-provider-aws internal/service/iam/policy_document_data_source.go and iam_policy_model.go
+# `IAMPolicyDoc.Merge`, read at 04e9356d7f061e7be1890e030f420c81a783d651), where the three carried it
+# inline: the policies' JSON, and so the aws_iam_policy resources, stay as they were.
+data "aws_iam_policy_document" "deny_other_environments" {
+  for_each = var.environments
+
+  statement {
+    sid       = "DenyOtherEnvironments"
+    effect    = "Deny"
+    actions   = ["*"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.environment_tag}"
+      values   = local.other_environments[each.key]
+    }
+  }
+}
+
 # --- Permissions boundary: the ceiling of every role the Pulumi program creates -------------------------
 
 data "aws_iam_policy_document" "workload_boundary" {
   for_each = var.environments
+
+  # Last, whatever the grants say: nothing tagged for another environment.
+  override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
 
   # Nodes, Karpenter, the VPC CNI, the EBS CSI driver and the load balancer controller act on EC2, ELB
   # and autoscaling resources whose IDs are created at run time, hence resource "*" within the region.
@@ -267,20 +295,6 @@ data "aws_iam_policy_document" "workload_boundary" {
     ]
     resources = ["${local.iam_arn}:instance-profile/*", "${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
   }
-
-  # Whatever the grants above say, nothing tagged for another environment.
-  statement {
-    sid       = "DenyOtherEnvironments"
-    effect    = "Deny"
-    actions   = ["*"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = local.other_environments[each.key]
-    }
-  }
 }
 
 resource "aws_iam_policy" "workload_boundary" {
@@ -360,6 +374,9 @@ data "aws_iam_policy_document" "deploy_state" {
 
 data "aws_iam_policy_document" "deploy_platform" {
   for_each = var.environments
+
+  # Last, whatever the grants say: nothing tagged for another environment.
+  override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
 
   # EC2 IDs exist only after creation, so EC2 is scoped by the environment tag: a create call may only
   # create a resource of the type it creates, new (no environment tag yet) and tagged with this
@@ -636,20 +653,6 @@ data "aws_iam_policy_document" "deploy_platform" {
       test     = "Null"
       variable = "aws:RequestTag/karpenter.sh/discovery"
       values   = ["false"]
-    }
-  }
-
-  # Whatever the grants above say, nothing tagged for another environment.
-  statement {
-    sid       = "DenyOtherEnvironments"
-    effect    = "Deny"
-    actions   = ["*"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = local.other_environments[each.key]
     }
   }
 }
@@ -934,6 +937,9 @@ resource "aws_iam_role_policy_attachment" "deploy_iam" {
 data "aws_iam_policy_document" "preview" {
   for_each = var.environments
 
+  # Last, whatever the grants say: nothing tagged for another environment.
+  override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
+
   # Reads its own stack and takes its lock; writes nothing else.
   source_policy_documents = [data.aws_iam_policy_document.stack_state[each.key].json]
 
@@ -1018,20 +1024,6 @@ data "aws_iam_policy_document" "preview" {
     sid       = "PublicAmiParameters"
     actions   = ["ssm:GetParameter", "ssm:GetParameters"]
     resources = [local.public_ssm_parameters]
-  }
-
-  # Whatever the grants above say, nothing tagged for another environment.
-  statement {
-    sid       = "DenyOtherEnvironments"
-    effect    = "Deny"
-    actions   = ["*"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = local.other_environments[each.key]
-    }
   }
 }
 

@@ -242,10 +242,11 @@ class Statement:
     principals: tuple[str, ...]
 
 
-def _source_documents(doc_name: str) -> list[str]:
+def _documents(doc_name: str, key: str) -> list[str]:
+    """The policy documents a document names in `key` (source_ or override_policy_documents)."""
     body = terraform()["data"]["aws_iam_policy_document"][doc_name]
     names = []
-    for ref in body.get("source_policy_documents", []):
+    for ref in body.get(key, []):
         m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\])?\.json\}", ref)
         if not m:
             raise Unresolvable(ref)
@@ -257,7 +258,7 @@ def statements(doc_name: str, scope: Scope) -> list[Statement]:
     """The statements of a policy document (and of its source documents) rendered for a scope. An
     expression the evaluator cannot resolve is an error, never a statement silently left out."""
     out: list[Statement] = []
-    for source in _source_documents(doc_name):
+    for source in _documents(doc_name, "source_policy_documents"):
         out += statements(source, scope)
     body = terraform()["data"]["aws_iam_policy_document"][doc_name]
     for raw in body.get("statement", []):
@@ -282,6 +283,15 @@ def statements(doc_name: str, scope: Scope) -> list[Statement]:
                 ),
             )
         )
+    # As the provider merges override_policy_documents: a statement replaces the one with its Sid, or
+    # is appended (terraform-provider-aws internal/service/iam/iam_policy_model.go IAMPolicyDoc.Merge).
+    for override in _documents(doc_name, "override_policy_documents"):
+        for st in statements(override, scope):
+            same = [i for i, mine in enumerate(out) if st.sid and mine.sid == st.sid]
+            if same:
+                out[same[0]] = st
+            else:
+                out.append(st)
     return out
 
 

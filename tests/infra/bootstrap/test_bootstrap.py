@@ -58,9 +58,7 @@ STAR_RESOURCE_ALLOWED = {
     ("deploy_platform", "DenyEnvironmentRetagOfKeys"): "a Deny",
     ("deploy_platform", "DenyOtherClustersDiscoveryTags"): "a Deny",
     ("deploy_platform", "DenyOtherClustersKarpenterDiscovery"): "a Deny",
-    ("deploy_platform", "DenyOtherEnvironments"): "a Deny",
-    ("workload_boundary", "DenyOtherEnvironments"): "a Deny",
-    ("preview", "DenyOtherEnvironments"): "a Deny",
+    ("deny_other_environments", "DenyOtherEnvironments"): "a Deny",
     ("deploy_iam", "ReadIam"): "read-only IAM Get/List",
     ("deploy_iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
     ("deploy_iam", "DenyLongLivedCredentials"): "a Deny",
@@ -523,6 +521,28 @@ def test_service_linked_roles_are_created_only_for_named_services(env: str, doc:
         assert decide(
             policy, "iam:CreateServiceLinkedRole", eks, {"iam:AWSServiceName": ["eks.amazonaws.com"]}
         )[0]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("doc", ["workload_boundary", "deploy_platform", "preview"])
+def test_no_role_of_an_environment_reads_or_changes_what_another_environment_tagged(
+    env: str, doc: str
+) -> None:
+    """DenyOtherEnvironments reaches these documents as an override document (the provider appends it
+    last): a role or boundary that lost it could act on another environment's resources its grants
+    match by name or "*" (dev's preview runs unreviewed code)."""
+    policy = statements(doc, Scope(env))
+    instance = f"arn:aws:ec2:{Scope(env).region}:{ACCOUNT}:instance/i-0123456789abcdef0"
+    for other in (e for e in ENVIRONMENTS if e != env):
+        tagged = {"aws:ResourceTag/mlplat/environment": [other]}
+        for action in ("ec2:DescribeInstances", "ec2:TerminateInstances", "ec2:CreateTags"):
+            allowed, why = decide(policy, action, instance, tagged)
+            # Denied by the override, or never granted at all (the boundary grants no EC2 tagging).
+            assert not allowed and (not why or any(w.endswith("/DenyOtherEnvironments") for w in why)), (
+                f"{doc} of {env} may {action} on an instance tagged {other}: {why}"
+            )
+        denies = [st for st in policy if st.sid == "DenyOtherEnvironments" and st.effect == "Deny"]
+        assert denies and policy[-1] is denies[0], f"{doc}: DenyOtherEnvironments is not its last statement"
 
 
 # --- Issue 12.13: what the node role, Karpenter and `pulumi preview --refresh` need
