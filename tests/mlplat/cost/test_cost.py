@@ -15,6 +15,7 @@ import pytest
 
 from infra.config import ENVIRONMENTS, load_environment
 from mlplat.cost import CLAIMS, CostError, estimate, load_prices, price_plan, render_diff
+from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
 
 PlanFor = Callable[[str], dict[str, Any]]
 
@@ -327,6 +328,16 @@ def test_cost_command_plans_the_environment_itself(repo_root: Path, env: str) ->
     assert result.returncode == 0, result.stderr
     assert f"mlplat cost {env} (eu-west-1), monthly USD, from a fresh offline plan" in result.stdout
     assert "TOTAL" in result.stdout and "maximum is within it" in result.stdout
+
+
+def test_cost_takes_an_environment_added_to_the_contract(tmp_path: Path) -> None:
+    """`qa` added to infra/contract.py: `--env qa` reaches the plan (which asks for qa's stack file, not
+    written here) instead of being refused by a list of its own (`invalid choice: 'qa'`)."""
+    repo = checkout_copy(tmp_path / "checkout")
+    add_environment_to_the_contract(repo)
+    result = mlplat(repo, "cost", "--env", "qa")
+    assert "invalid choice" not in result.stderr, result.stderr
+    assert result.returncode == 2 and "environments/Pulumi.qa.yaml" in result.stderr, result.stderr
 
 
 def test_plan_over_budget_exits_2_naming_the_stack_file(repo_root: Path, tmp_path: Path) -> None:
