@@ -472,7 +472,7 @@ def test_pr_workflow_compares_base_and_head_plans_without_write_scope(repo_root:
     words = " ".join(script.split())
     assert '-m mlplat.cli \\ plan --env "$env" --no-policies --out "$base"' in words
     assert 'mlplat cost --diff "$base" "$head"' in script
-    assert "for env in dev staging prod; do" in script, "every environment's cost difference is shown"
+    assert "for env in $ENVIRONMENTS; do" in script, "every environment's cost difference is shown"
 
 
 def test_pr_comment_job_runs_no_code_of_the_pull_request(repo_root: Path) -> None:
