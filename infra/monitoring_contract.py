@@ -14,7 +14,8 @@ drift job compares with the version's reference data.
 It lives in infra/, beside contract.py, because the program reads it too (each app's `retention_days`
 sets its logs bucket's lifecycle, infra/services/model_monitoring.py) and infra/ never imports mlplat/;
 mlplat/monitoring/contract.py re-exports it for the tools (validate, the marshaller, the drift job).
-Pydantic and PyYAML only, both in the drift image (images/monitor copies this file).
+Pydantic, PyYAML and infra/contract.py (standard library) only, all in the drift image (images/monitor
+copies this file and the contract).
 """
 
 from __future__ import annotations
