@@ -3,7 +3,10 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 ENV ?= dev
-ENVS := dev staging prod
+# The environments, in promotion order, from their one owner (infra/contract.py, standard library only,
+# so the system Python reads it before any virtualenv exists). Deferred (`=`): only targets that use it
+# run Python, and an unreadable contract stops them instead of looping over nothing.
+ENVS = $(or $(shell $(PYTHON) -c 'from infra.contract import ENVIRONMENTS; print(*ENVIRONMENTS)'),$(error cannot read the environments from infra/contract.py with $(PYTHON)))
 
 VENV := .venv
 BIN := $(VENV)/bin

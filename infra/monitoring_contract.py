@@ -14,7 +14,8 @@ drift job compares with the version's reference data.
 It lives in infra/, beside contract.py, because the program reads it too (each app's `retention_days`
 sets its logs bucket's lifecycle, infra/services/model_monitoring.py) and infra/ never imports mlplat/;
 mlplat/monitoring/contract.py re-exports it for the tools (validate, the marshaller, the drift job).
-Pydantic and PyYAML only, both in the drift image (images/monitor copies this file).
+Pydantic, PyYAML and infra/contract.py (standard library) only, all in the drift image (images/monitor
+copies this file and the contract).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from infra.contract import ENVIRONMENTS, Environment
 
 FILE = "monitoring.yaml"
 # libyaml when PyYAML was built with it (every wheel is): safe, and ~10x faster than the Python loader.
@@ -57,10 +60,7 @@ class DriftSettings(_Model):
     min_requests: int = Field(500, ge=10, le=10_000_000, description="Fewer logged rows: no verdict.")
 
 
-class RetentionDays(_Model):
-    dev: int = Field(ge=1, le=3650)
-    staging: int = Field(ge=1, le=3650)
-    prod: int = Field(ge=1, le=3650)
+Days = Annotated[int, Field(ge=1, le=3650)]
 
 
 class MonitoringContract(_Model):
@@ -72,9 +72,23 @@ class MonitoringContract(_Model):
     features: list[FieldName] = Field(min_length=1, description="Kept numeric fields compared for drift.")
     prediction: Literal["class", "value"] = Field(description="A class label or a number per row.")
     drift: DriftSettings = Field(default_factory=DriftSettings)
-    retention_days: RetentionDays = Field(
-        description="How long the logs bucket keeps records, per environment."
+    # Keyed by the contract's environments (infra/contract.py), so a new environment is one edit there: an
+    # app that has not said how long it keeps the new environment's logs is refused here, naming it, rather
+    # than the program finding no value while it writes the logs bucket's lifecycle rules.
+    retention_days: dict[Environment, Days] = Field(
+        description="How long the logs bucket keeps records, per environment (every one of infra/contract.py)."
     )
+
+    @field_validator("retention_days")
+    @classmethod
+    def _every_environment(cls, days: dict[Environment, int]) -> dict[Environment, int]:
+        missing = [env for env in ENVIRONMENTS if env not in days]
+        if missing:
+            raise ValueError(
+                f"no value for {', '.join(missing)}: every environment of infra/contract.py "
+                f"({', '.join(ENVIRONMENTS)}) needs one"
+            )
+        return days
 
     @model_validator(mode="after")
     def _consistent(self) -> MonitoringContract:
@@ -84,8 +98,10 @@ class MonitoringContract(_Model):
         not_kept = [f for f in self.features if self.fields[f] != "keep"]
         if not_kept:
             raise ValueError(f"features {', '.join(not_kept)} must be kept to be compared for drift")
-        if self.retention_days.prod < self.retention_days.dev:
-            raise ValueError("retention_days.prod must not be shorter than dev")
+        # The most strict environment (the contract's last) never keeps logs for less than the least.
+        least, most = ENVIRONMENTS[0], ENVIRONMENTS[-1]
+        if self.retention_days[most] < self.retention_days[least]:
+            raise ValueError(f"retention_days.{most} must not be shorter than {least}")
         return self
 
     def violations_for(self, env: str) -> list[str]:
@@ -131,7 +147,8 @@ def load_file(path: Path, where: str, env: str | None = None) -> MonitoringContr
         contract = MonitoringContract.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        # Pydantic places an invalid key of a mapping at `<key>.[key]`; the file only has `<key>`.
+        key = ".".join(str(p) for p in first["loc"] if p != "[key]") or "(top level)"
         raise ContractError(f"{where}: {key}: {first['msg']}") from None
     if env:
         contract.require_allowed_in(env, where)

@@ -27,6 +27,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from infra.contract import ENVIRONMENTS
 from infra.instance_types import NODE_SHAPES, NodeShape
 from infra.stack_file import ConfigError, parse_stack_yaml
 
@@ -771,9 +772,7 @@ def _read_plan(path: Path) -> dict[str, Any]:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("cost", help="monthly cost of an environment, idle and at its maximum")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--env", choices=["dev", "staging", "prod"], help="plan the environment now and price it"
-    )
+    source.add_argument("--env", choices=ENVIRONMENTS, help="plan the environment now and price it")
     source.add_argument("--plan", type=Path, help="price a plan file written by `mlplat plan`")
     source.add_argument(
         "--diff", nargs=2, type=Path, metavar=("BASE_PLAN", "HEAD_PLAN"), help="markdown cost change"

@@ -82,7 +82,7 @@ def _retention_days(app: str, repo: Path) -> dict[str, int]:
         contract = load(app, repo)
     except ContractError as err:
         raise ConfigError(str(path_of(app, repo)), [("(file)", str(err))]) from None
-    return dict(contract.retention_days.model_dump())
+    return {env: days for env, days in contract.retention_days.items()}
 
 
 def monitored_apps(repo: Path = REPO) -> list[MonitoredApp]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.checkout_copy import add_environment_to_the_contract
 from tests.support.delivery_helpers import (
     ENVIRONMENTS,
     REPO,
@@ -25,6 +27,7 @@ from tests.support.delivery_helpers import (
     workflow_files,
 )
 from tests.support.iam_eval import Scope, decide, role_arn, statements
+from tests.support.workflow_steps import jobs, matrix_values, step_env
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
 import preview_changes
@@ -136,6 +139,7 @@ def test_write_scopes_only_where_needed() -> None:
         ("deploy.yml", "dev"): {"id-token": "write"},
         ("deploy.yml", "staging"): {"id-token": "write"},
         ("deploy.yml", "prod"): {"id-token": "write"},
+        ("drift.yml", "environments"): {},
         ("drift.yml", "drift"): {"id-token": "write", "issues": "write"},
         ("promote.yml", "promote"): {"contents": "write", "pull-requests": "write"},
         ("mutation.yml", "mutation"): {},
@@ -228,12 +232,13 @@ def _job_runs(job: dict[str, Any], context: dict[str, str]) -> bool:
     return bool(eval(python))  # only booleans, `and`, `or` and parentheses are left (checked above)
 
 
-def _github_environments(job: dict[str, Any]) -> list[str]:
+def _github_environments(workflow_name: str, job_id: str, job: dict[str, Any]) -> list[str]:
     environment = job.get("environment")
     if environment is None:
         return []
     name = environment["name"] if isinstance(environment, dict) else environment
-    stacks = job.get("strategy", {}).get("matrix", {}).get("stack", [None])
+    has_stacks = "stack" in job.get("strategy", {}).get("matrix", {})
+    stacks = matrix_values(workflow_name, job_id, "stack") if has_stacks else [None]
     return [name.replace("${{ matrix.stack }}", str(stack)) for stack in stacks]
 
 
@@ -259,7 +264,7 @@ def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> No
     ref must be one the environment's role trusts, so the rest stop in GitHub with a reason."""
     repository = f"{variable_defaults()['github_org']}/{variable_defaults()['github_repo']}"
     for name, job_id, job in _all_jobs():
-        environments = _github_environments(job)
+        environments = _github_environments(name, job_id, job)
         if not environments:
             continue
         triggers = workflow(name)["on"]
@@ -306,10 +311,13 @@ def test_every_job_calling_a_cluster_api_runs_on_its_environments_in_vpc_runner(
     for env, job in _jobs("deploy.yml").items():
         assert job["runs-on"] == _runner_label(env), f"deploy.yml/{env}: {job['runs-on']}"
     # Pull requests preview dev only (ADR 0002); drift checks every stack from main.
-    for name, stacks in (("preview.yml", ["dev"]), ("drift.yml", list(ENVIRONMENTS))):
-        (job,) = _jobs(name).values()
+    for name, job_id, stacks in (
+        ("preview.yml", "preview", ["dev"]),
+        ("drift.yml", "drift", list(ENVIRONMENTS)),
+    ):
+        job = _jobs(name)[job_id]
         assert job["runs-on"] == _runner_label("${{ matrix.stack }}"), f"{name}: {job['runs-on']}"
-        assert job["strategy"]["matrix"]["stack"] == stacks
+        assert matrix_values(name, job_id, "stack") == stacks
 
 
 def test_only_workflows_the_runner_webhook_admits_run_on_the_runner() -> None:
@@ -380,7 +388,7 @@ def test_pulumi_cli_matches_the_sdk_pin() -> None:
 
 def test_drift_previews_with_refresh_and_manages_one_issue_per_stack() -> None:
     job = _jobs("drift.yml")["drift"]
-    assert job["strategy"]["matrix"]["stack"] == list(ENVIRONMENTS)
+    assert matrix_values("drift.yml", "drift", "stack") == list(ENVIRONMENTS)
     assert job["environment"] == "${{ matrix.stack }}-preview"
     runs = "\n".join(s.get("run", "") for s in _steps(job))
     assert 'pulumi preview --stack "$STACK" --refresh --policy-pack policies/pulumi --json' in runs
@@ -389,6 +397,33 @@ def test_drift_previews_with_refresh_and_manages_one_issue_per_stack() -> None:
     assert "issues.create(" in code and "issues.createComment(" in code and "state: 'closed'" in code
     assert "const labels = ['drift', `stack:${stack}`]" in code
     assert script["env"]["DRIFT"] == "${{ steps.compare.outputs.drift }}"
+
+
+def _workflows_and_contract_with_qa(tmp_path: Path) -> Path:
+    """The workflows and the contract they read, with `qa` added to the contract (docs/architecture.md,
+    "a new environment")."""
+    repo = tmp_path / "checkout"
+    shutil.copytree(WORKFLOWS, repo / ".github" / "workflows")
+    (repo / "infra").mkdir()
+    for name in ("__init__.py", "contract.py"):
+        shutil.copy(REPO / "infra" / name, repo / "infra" / name)
+    add_environment_to_the_contract(repo)
+    return repo
+
+
+def test_drift_checks_an_environment_added_to_the_contract(tmp_path: Path) -> None:
+    """drift.yml's matrix listed dev, staging and prod: a new environment's drift was never looked for."""
+    repo = _workflows_and_contract_with_qa(tmp_path)
+    assert matrix_values("drift.yml", "drift", "stack", repo) == ["dev", "qa", "staging", "prod"]
+
+
+def test_pr_prices_an_environment_added_to_the_contract(tmp_path: Path) -> None:
+    """pr.yml's cost job looped over dev, staging and prod: a new environment's cost was never shown."""
+    repo = _workflows_and_contract_with_qa(tmp_path)
+    job = jobs("pr.yml", repo)["cost"]
+    (diff,) = [s for s in job["steps"] if s.get("id") == "diff"]
+    assert "for env in $ENVIRONMENTS; do" in diff["run"]
+    assert step_env(job, diff, "ENVIRONMENTS", repo).split() == ["dev", "qa", "staging", "prod"]
 
 
 def test_promote_runs_the_gate_then_opens_a_pull_request_with_the_overlay() -> None:

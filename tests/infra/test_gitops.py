@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from infra.config import StackConfig, load_environment
+from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, edit, mlplat
 from tests.support.harness import REPO, Plan, Registered, build, build_config
 
 SHARED_CRDS = REPO.parent / "shared" / "reference" / "crds"
@@ -71,33 +72,10 @@ def test_every_environment_renders_every_placeholder() -> None:
             assert resource.inputs["metadata"]["name"] == f"models-{env}", resource.urn
 
 
-def _checkout_copy(dest: Path) -> Path:
-    """The parts of the checkout that `mlplat plan` and `mlplat validate` run from: their code too, so an
-    edit of infra/contract.py in the copy is the code that runs (mlplat/checkout.py)."""
-    for part in ("infra", "mlplat", "apps", "platform", "environments"):
-        shutil.copytree(REPO / part, dest / part, ignore=shutil.ignore_patterns("__pycache__", "bootstrap"))
-    for part in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(REPO / part, dest / part)
-    return dest
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert text.count(old) == 1, f"{path}: {old!r}"
-    path.write_text(text.replace(old, new))
-
-
-def _mlplat(repo: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlplat.cli", "--repo", str(repo), *argv],
-        cwd=repo, capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
-
-
 def test_renaming_the_contracts_environment_label_renames_it_on_every_application(tmp_path: Path) -> None:
     """One edit of infra/contract.py: the ApplicationSets stamp the new label on the Applications."""
-    repo = _checkout_copy(tmp_path / "checkout")
-    _edit(repo / "infra" / "contract.py", '"mlplat/environment"', '"mlplat/stage"')
+    repo = checkout_copy(tmp_path / "checkout")
+    edit(repo / "infra" / "contract.py", '"mlplat/environment"', '"mlplat/stage"')
     code = (
         "import json\n"
         "from infra.config import load_environment\n"
@@ -118,22 +96,18 @@ def test_renaming_the_contracts_environment_label_renames_it_on_every_applicatio
 
 def test_adding_an_environment_needs_no_argocd_file_and_plan_and_validate_accept_it(tmp_path: Path) -> None:
     """The steps of docs/architecture.md ("a new environment"), for `qa`: its name in the contract, its
-    stack file, and each app's own values for it (thresholds, log retention) and overlay. Nothing under
-    platform/argocd: the program renders qa's AppProject and ApplicationSet, and validate judges against them."""
-    repo = _checkout_copy(tmp_path / "checkout")
+    stack file, and each app's own values for it (evaluation thresholds, log retention) and overlay. Nothing
+    else: no Argo CD file (the program renders qa's AppProject and ApplicationSet, and validate judges
+    against them), no model or list of the environments in the code (they read the contract)."""
+    repo = checkout_copy(tmp_path / "checkout")
     argocd_before = sorted(p.relative_to(repo) for p in (repo / "platform" / "argocd").rglob("*"))
     # 1. The environment, in promotion order (infra/contract.py).
-    _edit(repo / "infra" / "contract.py", '["dev", "staging", "prod"]', '["dev", "qa", "staging", "prod"]')
+    add_environment_to_the_contract(repo)
     # 2. Its stack file: here staging's, renamed (a real one also gets its own VPC range, roles, domain).
     staging = (repo / "environments" / "Pulumi.staging.yaml").read_text()
     (repo / "environments" / "Pulumi.qa.yaml").write_text(staging.replace("staging", "qa"))
-    # 3. Each app's values for it: log retention (its model still lists the environments: open, issue #15)
-    #    and evaluation thresholds, then an overlay where the app deploys to qa.
-    _edit(
-        repo / "infra" / "monitoring_contract.py",
-        "    staging: int = ",
-        "    qa: int = Field(ge=1, le=3650)\n    staging: int = ",
-    )
+    # 3. Each app's values for it: log retention and evaluation thresholds, then an overlay where the app
+    #    deploys to qa.
     for contract in sorted((repo / "apps").glob("*/base/monitoring.yaml")):
         doc = yaml.safe_load(contract.read_text())
         doc["retention_days"]["qa"] = doc["retention_days"]["staging"]
@@ -148,7 +122,7 @@ def test_adding_an_environment_needs_no_argocd_file_and_plan_and_validate_accept
     for path in (overlay / "qa").iterdir():
         path.write_text(path.read_text().replace("staging", "qa"))
 
-    plan = _mlplat(repo, "plan", "--env", "qa", "--no-policies")
+    plan = mlplat(repo, "plan", "--env", "qa", "--no-policies")
     assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-3000:]
     resources = yaml.safe_load((repo / "build" / "plan" / "qa.json").read_text())["resources"]
     argocd = {
@@ -162,7 +136,7 @@ def test_adding_an_environment_needs_no_argocd_file_and_plan_and_validate_accept
     assert generator["git"]["directories"] == [{"path": "apps/*/overlays/qa"}], appset["urn"]
     assert appset["inputs"]["spec"]["template"]["spec"]["project"] == "models-qa", appset["urn"]
 
-    validate = _mlplat(
+    validate = mlplat(
         repo, "validate", "--env", "qa", "--no-policy-scan", "--schemas", str(SHARED_CRDS), "--format", "json",
         str(repo / "apps" / "iris-classifier"),
     )  # fmt: skip

@@ -10,10 +10,12 @@ from typing import Any
 import hcl2
 import yaml
 
+# The environments the bootstrap and the workflows are held to: the contract's (re-exported for the tests).
+from infra.contract import ENVIRONMENTS as ENVIRONMENTS
+
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = REPO / "infra" / "bootstrap"
 WORKFLOWS = REPO / ".github" / "workflows"
-ENVIRONMENTS = ("dev", "staging", "prod")
 
 _META = {"__is_block__", "__comments__", "__inline_comments__"}
 

@@ -15,6 +15,7 @@ import pytest
 
 from infra.config import ENVIRONMENTS, load_environment
 from mlplat.cost import CLAIMS, CostError, estimate, load_prices, price_plan, render_diff
+from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
 from tests.support.prices import price_table
 
 PlanFor = Callable[[str], dict[str, Any]]
@@ -319,6 +320,16 @@ def test_cost_command_plans_the_environment_itself(repo_root: Path, env: str) ->
     assert "TOTAL" in result.stdout and "maximum is within it" in result.stdout
 
 
+def test_cost_takes_an_environment_added_to_the_contract(tmp_path: Path) -> None:
+    """`qa` added to infra/contract.py: `--env qa` reaches the plan (which asks for qa's stack file, not
+    written here) instead of being refused by a list of its own (`invalid choice: 'qa'`)."""
+    repo = checkout_copy(tmp_path / "checkout")
+    add_environment_to_the_contract(repo)
+    result = mlplat(repo, "cost", "--env", "qa")
+    assert "invalid choice" not in result.stderr, result.stderr
+    assert result.returncode == 2 and "environments/Pulumi.qa.yaml" in result.stderr, result.stderr
+
+
 def test_plan_over_budget_exits_2_naming_the_stack_file(repo_root: Path, tmp_path: Path) -> None:
     source = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
     assert "max_monthly_usd: 9000\n" in source
@@ -451,7 +462,7 @@ def test_pr_workflow_compares_base_and_head_plans_without_write_scope(repo_root:
     words = " ".join(script.split())
     assert '-m mlplat.cli \\ plan --env "$env" --no-policies --out "$base"' in words
     assert 'mlplat cost --diff "$base" "$head"' in script
-    assert "for env in dev staging prod; do" in script, "every environment's cost difference is shown"
+    assert "for env in $ENVIRONMENTS; do" in script, "every environment's cost difference is shown"
 
 
 def test_pr_comment_job_runs_no_code_of_the_pull_request(repo_root: Path) -> None:

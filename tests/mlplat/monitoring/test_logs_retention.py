@@ -51,7 +51,7 @@ def test_logs_are_not_kept_longer_than_the_app_promises(env: str, offline_plan: 
     assert rules.get("") == environment_days, rules
     for path in sorted(REPO.glob("apps/*/base/monitoring.yaml")):
         app = path.parent.parent.name
-        promised = getattr(contract.load(app, REPO).retention_days, env)
+        promised = contract.load(app, REPO).retention_days[env]
         isvc = next(
             d
             for f in sorted(path.parent.glob("*.yaml"))

@@ -1,0 +1,45 @@
+"""A copy of the checkout to edit (add an environment, rename a contract name) and run the real tools on:
+`mlplat` acts on the checkout it is given, with that checkout's code (mlplat/checkout.py)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.harness import REPO
+
+# What `add_environment` writes into infra/contract.py: `qa` between dev and staging (promotion order).
+CONTRACT_ENVIRONMENTS = '["dev", "staging", "prod"]'
+WITH_QA = '["dev", "qa", "staging", "prod"]'
+
+
+def checkout_copy(dest: Path) -> Path:
+    """The parts of the checkout that `mlplat plan` and `mlplat validate` run from: their code too, so an
+    edit of infra/contract.py in the copy is the code that runs (mlplat/checkout.py)."""
+    for part in ("infra", "mlplat", "apps", "platform", "environments"):
+        shutil.copytree(REPO / part, dest / part, ignore=shutil.ignore_patterns("__pycache__", "bootstrap"))
+    for part in ("Pulumi.yaml", "__main__.py", "Makefile"):
+        shutil.copy(REPO / part, dest / part)
+    return dest
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the one occurrence of `old` in `path` (fails when there is none or several)."""
+    text = path.read_text()
+    assert text.count(old) == 1, f"{path}: {old!r}"
+    path.write_text(text.replace(old, new))
+
+
+def add_environment_to_the_contract(repo: Path) -> None:
+    """Step 1 of "a new environment" (docs/architecture.md): `qa` in infra/contract.py, in promotion order."""
+    edit(repo / "infra" / "contract.py", CONTRACT_ENVIRONMENTS, WITH_QA)
+
+
+def mlplat(repo: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI on the copy, as a user runs it (exit code, stdout, stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlplat.cli", "--repo", str(repo), *argv],
+        cwd=repo, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
