@@ -44,20 +44,40 @@ def _predictor_containers(predictor: dict[str, Any]) -> list[dict[str, Any]]:
     return containers + ([model] if isinstance(model, dict) else [])
 
 
-def replica_range(predictor: dict[str, Any]) -> tuple[int, int]:
-    """The fewest and the most replicas KServe runs for a component, as its HPA reconciler sets them
-    (kserve/kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/reconcilers/hpa/hpa_reconciler.go,
-    `createHPA`): `minReplicas` unset or below `constants.DefaultMinReplicas` (1) is 1, and a
-    `maxReplicas` unset or below that floor is raised to it. So `minReplicas: 3` alone runs 3 replicas,
-    not 1: the GPU cap and the ScaledObject bounds count what runs. A value that is not an integer
-    (refused by the CRD's schema, reported by validate's schema check) counts as unset."""
+AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
 
-    def integer(key: str) -> int:
-        value = predictor.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
-    floor = max(integer("minReplicas"), 1)
-    return floor, max(integer("maxReplicas"), floor)
+def autoscaler_class(isvc: dict[str, Any]) -> str:
+    """KServe's autoscaler class of an InferenceService; `hpa` when unset (Standard mode's default)."""
+    meta = isvc.get("metadata")
+    annotations = (meta.get("annotations") if isinstance(meta, dict) else None) or {}
+    return str(annotations.get(AUTOSCALER_CLASS, "hpa"))
+
+
+def replica_range(isvc: dict[str, Any]) -> tuple[int, int]:
+    """The fewest and the most predictor replicas KServe runs for an InferenceService (kserve/kserve
+    v0.20.0, pkg/controller/v1beta1/inferenceservice/reconcilers/):
+    - class `none`: exactly `minReplicas` (deployment/deployment_reconciler.go sets the Deployment's
+      replicas to it, 0 included; unset leaves Kubernetes' default of 1);
+    - otherwise the HPA's bounds (hpa/hpa_reconciler.go `createHPA`; keda/keda_reconciler.go does the
+      same): `minReplicas` unset or below `constants.DefaultMinReplicas` (1) is 1, and a `maxReplicas`
+      unset or below that floor is raised to it. So `minReplicas: 3` alone runs 3 replicas, not 1: the
+      GPU cap and the ScaledObject bounds count what runs.
+    A value that is not an integer (refused by the CRD's schema, reported by validate's schema check)
+    counts as unset."""
+    spec = isvc.get("spec")
+    predictor = (spec.get("predictor") if isinstance(spec, dict) else None) or {}
+
+    def integer(key: str) -> int | None:
+        value = predictor.get(key) if isinstance(predictor, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    low, high = integer("minReplicas"), integer("maxReplicas")
+    if autoscaler_class(isvc) == "none":
+        fixed = 1 if low is None else low
+        return fixed, fixed
+    floor = max(low or 0, 1)
+    return floor, max(high or 0, floor)
 
 
 def gpus_per_replica(predictor: dict[str, Any]) -> int:
@@ -113,7 +133,7 @@ def demand(doc: RenderedDoc) -> GpuDemand | None:
         return None
     predictor = (doc.doc.get("spec") or {}).get("predictor") or {}
     gpus = gpus_per_replica(predictor)
-    return GpuDemand(doc, gpus, replica_range(predictor)[1]) if gpus else None
+    return GpuDemand(doc, gpus, replica_range(doc.doc)[1]) if gpus else None
 
 
 def _fit(

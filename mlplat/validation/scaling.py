@@ -23,10 +23,9 @@ from typing import Any
 
 from infra.config import StackConfig
 from mlplat.findings import Finding, RenderedDoc
-from mlplat.validation.capacity import gpus_per_replica, replica_range
+from mlplat.validation.capacity import AUTOSCALER_CLASS, autoscaler_class, gpus_per_replica, replica_range
 from mlplat.validation.render import SourceIndex
 
-AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
 EXTERNAL = "external"
 PREDICTOR_SUFFIX = "-predictor"  # KServe RawDeployment: Deployment `<InferenceService>-predictor`
 RESOURCE_TRIGGERS = frozenset({"cpu", "memory"})
@@ -56,7 +55,7 @@ def _int(value: Any, default: int) -> int:
 
 
 def _class(isvc: RenderedDoc) -> str:
-    return str((_meta(isvc).get("annotations") or {}).get(AUTOSCALER_CLASS, "hpa"))
+    return autoscaler_class(isvc.doc)
 
 
 def check(docs: Sequence[RenderedDoc], config: StackConfig, env: str, index: SourceIndex) -> list[Finding]:
@@ -137,7 +136,7 @@ def _bounds(
     spec, predictor, caps = _spec(doc), _predictor(isvc), config.apps
     low = _int(spec.get("minReplicaCount"), KEDA_MIN)
     high = _int(spec.get("maxReplicaCount"), KEDA_MAX)
-    isvc_low, isvc_high = replica_range(predictor)
+    isvc_low, isvc_high = replica_range(isvc.doc)
     problems: list[tuple[str, str]] = []  # (why, the key that says it)
     if low == 0 and not caps.scale_to_zero:
         problems.append(
@@ -199,9 +198,9 @@ def _unscaled(isvc: RenderedDoc, scaled: bool, env: str, index: SourceIndex) -> 
     predictor = _predictor(isvc)
     if scaled or not gpus_per_replica(predictor):
         return []
-    floor, ceiling = replica_range(predictor)
-    if ceiling == floor or _class(isvc) == "none":
-        return []  # a fixed replica count (class `none` holds minReplicas): nothing scales it
+    floor, ceiling = replica_range(isvc.doc)
+    if ceiling == floor:
+        return []  # a fixed replica count (class `none` always is: it holds minReplicas): nothing scales it
     if _class(isvc) == EXTERNAL:
         return [
             _finding(

@@ -181,6 +181,30 @@ def test_a_replica_fits_a_gpu_node_up_to_its_last_gpu_and_gib(
 
 
 @pytest.mark.parametrize(
+    ("autoscaler", "low", "counted"),
+    [("none", 2, 2), ("none", 0, 0), ("hpa", 2, 8), ("keda", 2, 8)],
+    ids=["none-runs-min", "none-at-zero-runs-none", "hpa-may-reach-max", "keda-may-reach-max"],
+)
+def test_the_gpu_cap_counts_what_each_autoscaler_class_may_run(
+    tmp_path: Path, autoscaler: str, low: int, counted: int
+) -> None:
+    """Class `none` runs exactly minReplicas (KServe v0.20.0 deployment_reconciler.go), whatever
+    maxReplicas says; an autoscaler may reach maxReplicas. dev's cap is 7 GPUs."""
+    config = load_environment("dev")
+    isvc = _isvc("m", "gpu-small", 1, 1)
+    isvc.doc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] = autoscaler
+    isvc.doc["spec"]["predictor"].update(minReplicas=low, maxReplicas=8)
+    wants = capacity.demand(isvc)
+    assert wants is not None and wants.max_replicas == counted, wants
+    capped = [
+        f.rule
+        for f in capacity.check([isvc], config, "dev", SourceIndex(tmp_path))
+        if f.rule == "MLP-GPU-CAP"
+    ]
+    assert capped == (["MLP-GPU-CAP"] if counted > config.gpu.max_total_gpus else []), capped
+
+
+@pytest.mark.parametrize(
     ("where", "kind", "path"),
     [
         ("model", "requests", "spec/predictor/model/resources/requests/nvidia.com~1gpu"),
