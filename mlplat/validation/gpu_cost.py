@@ -183,7 +183,7 @@ def _base_costs(
                 ["git", "archive", "--format=tar", commit, "--", *wanted, *shared],
                 cwd=root, stdout=out, stderr=subprocess.PIPE, check=False,
             )  # fmt: skip
-        if archive.returncode != 0:
+        if archive.returncode:  # a signal is negative: any non-zero is a failed archive
             raise UsageError(f"git archive {commit[:12]}: {archive.stderr.decode(errors='replace').strip()}")
         with tarfile.open(tar_path) as tar:
             tar.extractall(scratch / "tree", filter="data")  # no links or paths out of the scratch folder

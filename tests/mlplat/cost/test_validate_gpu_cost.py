@@ -4,6 +4,7 @@ figures can be checked by hand: dev's llm-chat lands on gpu-small (g5.2xlarge or
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,8 @@ def test_a_base_git_cannot_archive_is_a_usage_error_naming_the_command(
     code = validate.main(["--repo", str(repo), "--changed", "--env", "dev", "--no-policy-scan"])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "git archive" in err and base_blob in err and "Traceback" not in err, err
+    base = subprocess.run(["git", "rev-parse", "main"], cwd=repo, capture_output=True, text=True, check=True)
+    assert f"git archive {base.stdout[:12]}: " in err and base_blob in err and "Traceback" not in err, err
 
 
 def test_lowering_max_replicas_does_not_warn(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -168,6 +170,54 @@ def test_an_app_that_did_not_render_at_the_base_is_not_compared_with_zero(
     _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
     assert report["warnings"] == []
     assert any("MLP-COST-GPU-MAX: apps/llm-chat/overlays/dev not compared" in n for n in report["notes"])
+
+
+def _second_gpu_app(repo: Path) -> Path:
+    """`a-chat`, a copy of llm-chat in its own namespace: an app whose name sorts before llm-chat."""
+    copy = repo / "apps" / "a-chat"
+    shutil.copytree(repo / "apps" / "llm-chat", copy)
+    for file in copy.rglob("*.yaml"):
+        file.write_text(
+            file.read_text().replace("llm-chat", "a-chat").replace("models-genai", "models-a-chat")
+        )
+    return copy
+
+
+def _make_base(repo: Path) -> None:
+    _commit(repo)
+    subprocess.run(["git", "branch", "-qf", "main", "HEAD"], cwd=repo, check=True)
+
+
+def test_an_app_not_compared_does_not_silence_the_apps_after_it(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Apps are judged in name order: one that cannot be compared (here `a-chat`, broken at the base)
+    is skipped, and llm-chat, after it, still gets its warning."""
+    overlay = _second_gpu_app(repo) / "overlays" / "dev" / "kustomization.yaml"
+    working = overlay.read_text()
+    overlay.write_text(working.replace("../../base", "../../no-such-base"))
+    _make_base(repo)
+    overlay.write_text(working)
+    _edit(repo, "apps/a-chat/base/inferenceservice.yaml", "    maxReplicas: 2\n", "    maxReplicas: 3\n")
+    _edit(repo, "apps/a-chat/base/scaledobject.yaml", "  maxReplicaCount: 2\n", "  maxReplicaCount: 3\n")
+    _max_replicas(repo, 2, 3)
+    _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert [w["resource"] for w in report["warnings"]] == ["InferenceService/models-genai/llm-chat"], report
+    assert any("apps/a-chat/overlays/dev not compared" in n for n in report["notes"]), report["notes"]
+
+
+def test_an_app_rendered_again_only_for_a_platform_change_does_not_silence_the_apps_after_it(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A change to the Argo CD template renders every app again; a-chat's files did not change (same
+    cost, not compared), and llm-chat, changed in the same pull request, still gets its warning."""
+    _second_gpu_app(repo)
+    _make_base(repo)
+    template = repo / "platform" / "argocd" / "models.yaml"
+    template.write_text("# reviewed\n" + template.read_text())
+    _max_replicas(repo, 2, 3)
+    _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert [w["resource"] for w in report["warnings"]] == ["InferenceService/models-genai/llm-chat"], report
 
 
 def test_a_changed_pipeline_beside_a_gpu_change_is_priced_in_no_environment(
