@@ -775,6 +775,8 @@ SIZED: list[tuple[str, int, Callable[[int], Any]]] = [
     ("aws.tags", 20, lambda n: {f"team-{i}": "x" for i in range(n)}),
     ("system_pool.instance_types", 5, lambda n: [f"m6i.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")[:n]]),
     ("gpu.pools.0.labels", 16, lambda n: {f"mlplat/tier-{i}": "x" for i in range(n)}),
+    # Pools that may not grow (max_size 0) stay within any gpu.max_total_gpus; labels tell them apart.
+    ("gpu.pools", 10, lambda n: [{"name": f"gpu-p{i}", "instance_types": ["g5.2xlarge"], "capacity_type": "spot", "min_size": 0, "max_size": 0, "gpus_per_node": 1, "gpu_memory_gib": 24, "labels": {"mlplat/tier": f"t{i}"}} for i in range(n)]),
     ("apps.allowed_registries", 20, lambda n: [f"registry.mlplat.internal/team-{i}" for i in range(n)]),
 ]  # fmt: skip
 BENT_CONFIGS += [
