@@ -197,3 +197,72 @@ def test_a_mirror_to_another_apps_predictor_is_refused_at_the_mirror(
         ("MLP-ROUTE-BACKEND", "spec/rules/[0]/filters/[1]/requestMirror/backendRef/namespace")
     ], found
     assert found[0]["line"] == text.splitlines().index(mirror.splitlines()[1]) + 1, found
+
+
+def test_a_route_with_an_empty_parent_list_attaches_to_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = PASS.read_text()
+    parents = f"  parentRefs:\n    - {PARENT}\n"
+    assert text.count(parents) == 1
+    found = findings_of(text.replace(parents, "  parentRefs: []\n"), tmp_path, capsys)
+    assert [(f["rule"], f["message"]) for f in found if f["rule"] == "MLP-ROUTE-PARENT"] == [
+        ("MLP-ROUTE-PARENT", "HTTPRoute has no parentRefs: it attaches to no Gateway")
+    ], found
+
+
+PREFIX_MATCH = "        - path: {type: PathPrefix, value: /models-fixture/fixture}\n      filters"
+
+
+@pytest.mark.parametrize("path_type", ["Exact", "RegularExpression"])  # sorting before and after PathPrefix
+def test_a_match_on_the_apps_prefix_of_another_type_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path_type: str
+) -> None:
+    """Only a PathPrefix match on the app's prefix is the app's: Exact or a regular expression on the same
+    value claims other paths of the Gateway, or fewer than the app serves."""
+    text = PASS.read_text()
+    assert text.count(PREFIX_MATCH) == 1  # the first rule's (the second also matches a header)
+    found = findings_of(
+        text.replace(PREFIX_MATCH, PREFIX_MATCH.replace("PathPrefix", path_type), 1), tmp_path, capsys
+    )
+    assert [(f["rule"], f["path"]) for f in found] == [("MLP-ROUTE-PATH", "spec/rules/[0]/matches/[0]")], (
+        found
+    )
+
+
+STABLE_REF = "        - name: fixture-predictor\n          port: 80\n          weight: 90\n"
+
+
+@pytest.mark.parametrize(
+    ("spelled", "key"),
+    [
+        ("group: example.com", "group"),  # any group but the core one ("")
+        ("kind: InferenceService", "kind"),  # a kind sorting before Service
+        ("namespace: models-aaa", "namespace"),  # namespaces sorting before and after the route's
+        ("namespace: models-zzz", "namespace"),
+    ],
+)
+def test_a_backend_that_is_not_a_core_service_of_the_routes_namespace_is_refused_at_the_key_that_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spelled: str, key: str
+) -> None:
+    """The finding also lists the predictors the app owns, so the fix is in the message."""
+    text = PASS.read_text()
+    assert text.count(STABLE_REF) == 1
+    found = findings_of(text.replace(STABLE_REF, STABLE_REF + f"          {spelled}\n"), tmp_path, capsys)
+    backend = [f for f in found if f["rule"] == "MLP-ROUTE-BACKEND"]
+    assert [f["path"] for f in backend] == [f"spec/rules/[0]/backendRefs/[0]/{key}"], found
+    assert str(backend[0]["message"]).endswith(
+        "not a predictor Service of this app (in models-fixture: fixture-predictor, fixture-v3-predictor)"
+    ), backend
+
+
+def test_a_mirror_on_a_backend_is_told_to_move_to_the_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The filter's type is read from YAML, as a rendered manifest's is."""
+    text = (REPO / "tests" / "fixtures" / "routes" / "filter-mirror-on-backend" / "app.yaml").read_text()
+    found = findings_of(text, tmp_path, capsys)
+    assert [f["message"] for f in found if f["rule"] == "MLP-ROUTE-FILTER"] == [
+        "HTTPRoute filter RequestMirror: on a backendRef mirrors where no rule of this gate looks; put the "
+        "mirror on the rule"
+    ], found
