@@ -237,7 +237,8 @@ STABLE_REF = "        - name: fixture-predictor\n          port: 80\n          w
     ("spelled", "key"),
     [
         ("group: example.com", "group"),  # any group but the core one ("")
-        ("kind: InferenceService", "kind"),  # a kind sorting before Service
+        ("kind: InferenceService", "kind"),  # kinds sorting before and after Service
+        ("kind: ServiceImport", "kind"),
         ("namespace: models-aaa", "namespace"),  # namespaces sorting before and after the route's
         ("namespace: models-zzz", "namespace"),
     ],
