@@ -205,6 +205,34 @@ def test_the_applications_cannot_be_put_in_a_project_other_than_the_environments
     ]
 
 
+@pytest.mark.parametrize(
+    ("kind", "key_path", "value", "refused"),
+    [
+        ("ApplicationSet", "spec.generators", 5, ["ApplicationSet spec.generators"]),
+        ("ApplicationSet", "spec.generators", [], ["ApplicationSet spec.generators"]),
+        ("ApplicationSet", "spec.generators", [5], ["ApplicationSet spec.generators[0]"]),
+        ("ApplicationSet", "spec.generators[0].git", 5, ["ApplicationSet spec.generators[0].git"]),
+        ("ApplicationSet", "spec.template", 5, ["ApplicationSet spec.template.spec"]),
+        ("AppProject", "spec.sourceRepos", 5, ["AppProject spec.sourceRepos"]),
+        ("AppProject", "spec.sourceRepos", [], ["AppProject spec.sourceRepos"]),
+    ],
+    ids=[
+        "generators-5",
+        "no-generator",
+        "generator-5",
+        "git-5",
+        "template-5",
+        "source-repos-5",
+        "no-source-repo",
+    ],
+)
+def test_a_badly_shaped_template_is_refused_by_its_key_not_a_crash(
+    kind: str, key_path: str, value: Any, refused: list[str]
+) -> None:
+    """A TypeError here would be a traceback in `pulumi up` and an internal error in validate."""
+    assert _rendered_with(kind, key_path, value) == refused
+
+
 def test_every_environment_renders_every_placeholder() -> None:
     for env in ("dev", "staging", "prod"):
         plan = build(env)
