@@ -52,9 +52,9 @@ PROJECT_KEYS = frozenset({
 })  # fmt: skip
 # Why the keys that would undo a check are refused, said where the template writes one.
 REFUSED = {
-    # argo-cd v3.5.1 applicationset/controllers/template/template.go `GenerateApplications` applies it to
-    # every Application after `template`, a strategic merge (patch.go `applyTemplatePatch`, which keeps
-    # only `project` from the template).
+    # argo-cd v3.5.1 (and v3.4.4, which the chart runs) applicationset/controllers/template/template.go
+    # `GenerateApplications` applies it to every Application after `template`, a strategic merge
+    # (patch.go `applyTemplatePatch`, which resets only `project` to the template's).
     "templatePatch": "it is merged into every Application after `template`: it could turn on prune or "
     "change the source past these checks",
     # applicationset/Controlling-Resource-Modification.md, "Ignore certain changes to Applications".
@@ -66,8 +66,8 @@ REFUSED = {
     "destinationServiceAccounts": "it chooses the account each sync runs as",
 }
 UNREAD = "no check here reads it, so it could change what they vouch for; add the check with the key"
-# A git generator's own `template` wins over the ApplicationSet's, field by field (argo-cd v3.5.1
-# applicationset/generators/generator_spec_processor.go `mergeGeneratorTemplate`: mergo.Merge into the
+# A git generator's own `template` wins over the ApplicationSet's, field by field (argo-cd v3.5.1 and
+# v3.4.4 applicationset/generators/generator_spec_processor.go `mergeGeneratorTemplate`: mergo.Merge into the
 # generator's copy), so its project or prune would hold past these checks. Other generators (matrix, merge
 # with git generators nested in them, list, clusters, ...) are not read here at all.
 GENERATOR_TEMPLATE = (

@@ -106,8 +106,9 @@ def computed_values(argocd: ArgoCdConfig) -> dict[str, Any]:
 # ARGOCD_APPLICATIONSET_CONTROLLER_ENABLE_POLICY_OVERRIDE, else `policy == ""`; applicationset/utils/policy.go
 # `DefaultPolicy`). The chart sets those variables from the argocd-cmd-params-cm keys (`configs.params`),
 # and hands the controller `applicationSet.extraArgs`, `global.env` + `applicationSet.extraEnv` (through
-# `tpl`, so a templated name could be either) and `applicationSet.extraEnvFrom` (variables from any
-# ConfigMap or Secret) as they are (argo-helm argo-cd-10.1.1 templates/argocd-applicationset/deployment.yaml).
+# `tpl`, so a templated entry could render as any variables) and `applicationSet.extraEnvFrom` (variables
+# from any ConfigMap or Secret) as they are (argo-helm argo-cd-10.1.1 af0a931,
+# templates/argocd-applicationset/deployment.yaml).
 POLICY_PARAMS = ("applicationsetcontroller.policy", "applicationsetcontroller.enable.policy.override")
 POLICY_FLAGS = ("--policy", "--enable-policy-override")
 POLICY_ENV = (
