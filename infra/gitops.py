@@ -74,6 +74,13 @@ GENERATOR_TEMPLATE = (
     "not allowed: it overrides `spec.template` field by field; write the Applications in `spec.template`"
 )
 ONLY_GIT = "only git generators are read by these checks and by validate"
+# Argo CD's name for the cluster it runs in (argo-cd v3.5.1 pkg/apis/application/v1alpha1/
+# application_defaults.go `KubernetesInternalAPIServerAddr`): model apps deploy there, into models-<team>
+# namespaces only (validate's MODEL_NAMESPACE); a wider destination would outlast a PR that skipped validate.
+IN_CLUSTER = "https://kubernetes.default.svc"
+MODEL_DESTINATION = (
+    f"must be {{server: {IN_CLUSTER}, namespace: models-...}}: this cluster's model namespaces"
+)
 ONE_SOURCE = "not allowed: write the one `source`, whose repository and revision are the stack's"
 
 
@@ -181,6 +188,17 @@ def _owned_by_the_stack(project: dict[str, Any], appset: dict[str, Any]) -> list
         problems.append(("AppProject spec.sourceRepos", f"must be a list holding {REPO_URL!r}"))
     for i, repo in enumerate(repos if isinstance(repos, list) else []):
         problems += _held(f"AppProject spec.sourceRepos[{i}]", repo, REPO_URL)
+    destinations = spec.get("destinations")
+    if not isinstance(destinations, list):
+        problems.append(("AppProject spec.destinations", f"must be a list; each {MODEL_DESTINATION}"))
+    problems += [
+        (f"AppProject spec.destinations[{i}]", MODEL_DESTINATION)
+        for i, destination in enumerate(destinations if isinstance(destinations, list) else [])
+        if not isinstance(destination, dict)
+        or set(destination) != {"server", "namespace"}
+        or destination["server"] != IN_CLUSTER
+        or not str(destination["namespace"]).startswith("models-")
+    ]
     return problems + _application_set_owned(appset["spec"], project["metadata"]["name"])
 
 

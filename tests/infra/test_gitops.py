@@ -178,11 +178,20 @@ PRUNE_TRUE = {"spec": {"syncPolicy": {"automated": {"prune": True}}}}
             "AppProject", "spec.sourceRepos", ["${repo_url}", "https://github.com/someone-else/x.git"],
             ["AppProject spec.sourceRepos[1]"],
         ),
+        ("AppProject", "spec.destinations[0].namespace", "*", ["AppProject spec.destinations[0]"]),
+        (
+            "AppProject", "spec.destinations", [{"server": "*", "namespace": "models-*"}],
+            ["AppProject spec.destinations[0]"],
+        ),
+        (
+            "AppProject", "spec.destinations", [{"name": "other-cluster", "namespace": "models-*"}],
+            ["AppProject spec.destinations[0]"],
+        ),
     ],
     ids=[
         "template-patch", "generator-template", "matrix", "merge", "generator-selector",
         "ignore-application-differences", "second-source", "source-namespaces", "project-roles",
-        "second-repository",
+        "second-repository", "any-namespace", "any-cluster", "another-cluster",
     ],
 )  # fmt: skip
 def test_prod_cannot_be_made_to_prune_or_widen_past_the_template_checks(
@@ -215,6 +224,8 @@ def test_the_applications_cannot_be_put_in_a_project_other_than_the_environments
         ("ApplicationSet", "spec.template", 5, ["ApplicationSet spec.template.spec"]),
         ("AppProject", "spec.sourceRepos", 5, ["AppProject spec.sourceRepos"]),
         ("AppProject", "spec.sourceRepos", [], ["AppProject spec.sourceRepos"]),
+        ("AppProject", "spec.destinations", 5, ["AppProject spec.destinations"]),
+        ("AppProject", "spec.destinations", [5], ["AppProject spec.destinations[0]"]),
     ],
     ids=[
         "generators-5",
@@ -224,6 +235,8 @@ def test_the_applications_cannot_be_put_in_a_project_other_than_the_environments
         "template-5",
         "source-repos-5",
         "no-source-repo",
+        "destinations-5",
+        "destination-5",
     ],
 )
 def test_a_badly_shaped_template_is_refused_by_its_key_not_a_crash(
