@@ -42,6 +42,47 @@ REVISION = "${target_revision}"
 PRUNE = "${prune}"
 APPLICATIONS_SYNC = "${applications_sync}"
 
+# The `spec` keys the template uses and these checks read (of those in the argo-cd v3.5.1 CRDs,
+# ../shared/reference/crds/argo-cd). Any other key could change the Applications, or widen the project,
+# after the checks have passed, so it is refused by name until a check here reads it.
+APPLICATION_SET_KEYS = frozenset({"goTemplate", "goTemplateOptions", "generators", "syncPolicy", "template"})
+PROJECT_KEYS = frozenset({
+    "description", "sourceRepos", "destinations", "clusterResourceWhitelist", "namespaceResourceWhitelist",
+    "orphanedResources",
+})  # fmt: skip
+# Why the keys that would undo a check are refused, said where the template writes one.
+REFUSED = {
+    # argo-cd v3.5.1 (and v3.4.4, which the chart runs) applicationset/controllers/template/template.go
+    # `GenerateApplications` applies it to every Application after `template`, a strategic merge
+    # (patch.go `applyTemplatePatch`, which resets only `project` to the template's).
+    "templatePatch": "it is merged into every Application after `template`: it could turn on prune or "
+    "change the source past these checks",
+    # applicationset/Controlling-Resource-Modification.md, "Ignore certain changes to Applications".
+    "ignoreApplicationDifferences": "the ApplicationSet stops resetting the fields it names: a hand edit of "
+    "an Application's prune or source would stay",
+    # The AppProject CRD's descriptions; app-any-namespace.md for sourceNamespaces.
+    "sourceNamespaces": "it lets Applications of other namespaces use this project",
+    "roles": "it grants people and tokens rights in this project",
+    "destinationServiceAccounts": "it chooses the account each sync runs as",
+}
+UNREAD = "no check here reads it, so it could change what they vouch for; add the check with the key"
+# A git generator's own `template` wins over the ApplicationSet's, field by field (argo-cd v3.5.1 and
+# v3.4.4 applicationset/generators/generator_spec_processor.go `mergeGeneratorTemplate`: mergo.Merge into the
+# generator's copy), so its project or prune would hold past these checks. Other generators (matrix, merge
+# with git generators nested in them, list, clusters, ...) are not read here at all.
+GENERATOR_TEMPLATE = (
+    "not allowed: it overrides `spec.template` field by field; write the Applications in `spec.template`"
+)
+ONLY_GIT = "only git generators are read by these checks and by validate"
+# Argo CD's name for the cluster it runs in (argo-cd v3.5.1 pkg/apis/application/v1alpha1/
+# application_defaults.go `KubernetesInternalAPIServerAddr`): model apps deploy there, into models-<team>
+# namespaces only (validate's MODEL_NAMESPACE); a wider destination would outlast a PR that skipped validate.
+IN_CLUSTER = "https://kubernetes.default.svc"
+MODEL_DESTINATION = (
+    f"must be {{server: {IN_CLUSTER}, namespace: models-...}}: this cluster's model namespaces"
+)
+ONE_SOURCE = "not allowed: write the one `source`, whose repository and revision are the stack's"
+
 
 class TemplateError(ConfigError):
     """A template that cannot be rendered, each problem named by its document and key path. A
@@ -83,7 +124,7 @@ class ModelApps:
             # cmd/argocd-applicationset-controller/commands/applicationset_controller.go: default
             # `policy == ""`; applicationset/utils/policy.go `DefaultPolicy`). The operator manual's
             # "default to `false`" (applicationset/Controlling-Resource-Modification.md) is not what the
-            # code does; tests/infra/test_gitops.py holds the values to leaving `--policy` unset.
+            # code does; infra/services/argocd.py `policy_settings` refuses chart values that set either.
             "applications_sync": "sync" if self.prune else "create-update",
         }
 
@@ -137,35 +178,93 @@ def render(documents: Iterable[Any], source: str, apps: ModelApps) -> Rendered:
 
 
 def _owned_by_the_stack(project: dict[str, Any], appset: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every place Argo CD reads a repository, a revision or whether to delete holds the placeholder."""
-    wanted: list[tuple[str, Any, str]] = [
-        (f"AppProject spec.sourceRepos[{i}]", r, REPO_URL)
-        for i, r in enumerate(project["spec"].get("sourceRepos") or [])
+    """Every place Argo CD reads a repository, a revision, a project or whether to delete holds what the
+    stack decides, and neither spec holds a key that could change that past these checks. Each problem
+    is named by its key path, whatever shape the template gives a value."""
+    spec = project["spec"]
+    problems = _only_known_keys("AppProject spec", spec, PROJECT_KEYS)
+    repos = spec.get("sourceRepos")
+    if not isinstance(repos, list) or not repos:  # none would let no repository in, validate passing apps
+        problems.append(("AppProject spec.sourceRepos", f"must be a list holding {REPO_URL!r}"))
+    for i, repo in enumerate(repos if isinstance(repos, list) else []):
+        problems += _held(f"AppProject spec.sourceRepos[{i}]", repo, REPO_URL)
+    destinations = spec.get("destinations")
+    if not isinstance(destinations, list):
+        problems.append(("AppProject spec.destinations", f"must be a list; each {MODEL_DESTINATION}"))
+    problems += [
+        (f"AppProject spec.destinations[{i}]", MODEL_DESTINATION)
+        for i, destination in enumerate(destinations if isinstance(destinations, list) else [])
+        if not isinstance(destination, dict)
+        or set(destination) != {"server", "namespace"}
+        or destination["server"] != IN_CLUSTER
+        or not str(destination["namespace"]).startswith("models-")
     ]
-    spec = appset["spec"]
-    for i, generator in enumerate(spec.get("generators") or []):
-        git = generator.get("git") if isinstance(generator, dict) else None
-        if isinstance(git, dict):
-            where = f"ApplicationSet spec.generators[{i}].git"
-            wanted += [(f"{where}.repoURL", git.get("repoURL"), REPO_URL)]
-            wanted += [(f"{where}.revision", git.get("revision"), REVISION)]
+    return problems + _application_set_owned(appset["spec"], project["metadata"]["name"])
+
+
+def _application_set_owned(spec: dict[str, Any], project: str) -> list[tuple[str, str]]:
+    """The ApplicationSet's part of `_owned_by_the_stack`; `project` is the AppProject's (unrendered) name."""
+    problems = _only_known_keys("ApplicationSet spec", spec, APPLICATION_SET_KEYS)
+    generators = spec.get("generators")
+    if not isinstance(generators, list) or not generators:
+        problems.append(("ApplicationSet spec.generators", f"must be a list of git generators: {ONLY_GIT}"))
+    for i, generator in enumerate(generators if isinstance(generators, list) else []):
+        where = f"ApplicationSet spec.generators[{i}]"
+        if not isinstance(generator, dict) or list(generator) != ["git"]:
+            holds = ", ".join(map(str, generator)) if isinstance(generator, dict) else repr(generator)
+            problems.append((where, f"must hold `git` alone, holds {holds or 'nothing'}: {ONLY_GIT}"))
+            continue
+        git = generator["git"]
+        if not isinstance(git, dict):
+            problems.append((f"{where}.git", f"must be a mapping, is {git!r}"))
+            continue
+        if "template" in git:
+            problems.append((f"{where}.git.template", GENERATOR_TEMPLATE))
+        problems += _held(f"{where}.git.repoURL", git.get("repoURL"), REPO_URL)
+        problems += _held(f"{where}.git.revision", git.get("revision"), REVISION)
     applications_sync = _mapping(spec, "syncPolicy").get("applicationsSync")
-    wanted += [("ApplicationSet spec.syncPolicy.applicationsSync", applications_sync, APPLICATIONS_SYNC)]
+    problems += _held("ApplicationSet spec.syncPolicy.applicationsSync", applications_sync, APPLICATIONS_SYNC)
     template = _mapping(_mapping(spec, "template"), "spec")
+    if not template:
+        return [*problems, ("ApplicationSet spec.template.spec", "required, a mapping: the Applications")]
+    written = template.get("project")
+    where = "ApplicationSet spec.template.spec.project"
+    if "{{" in str(written):  # filled per Application: a folder name would pick its own permissions
+        problems.append(
+            (where, f"{written!r} is templated; write the AppProject's metadata.name, {project!r}")
+        )
+    elif written != project:  # validate judges every app against the AppProject rendered beside it
+        problems.append(
+            (where, f"{written!r} is written here; write the AppProject's metadata.name, {project!r}")
+        )
+    problems += [
+        (f"ApplicationSet spec.template.spec.{key}", ONE_SOURCE)
+        for key in ("sources", "sourceHydrator")
+        if key in template
+    ]
     source = _mapping(template, "source")
-    if source:
-        where = "ApplicationSet spec.template.spec.source"
-        wanted += [(f"{where}.repoURL", source.get("repoURL"), REPO_URL)]
-        wanted += [(f"{where}.targetRevision", source.get("targetRevision"), REVISION)]
+    problems += _held("ApplicationSet spec.template.spec.source.repoURL", source.get("repoURL"), REPO_URL)
+    problems += _held(
+        "ApplicationSet spec.template.spec.source.targetRevision", source.get("targetRevision"), REVISION
+    )
     automated = _mapping(_mapping(template, "syncPolicy"), "automated")
     if automated:  # no automated sync at all deletes nothing
-        wanted += [
-            ("ApplicationSet spec.template.spec.syncPolicy.automated.prune", automated.get("prune"), PRUNE)
-        ]
+        where = "ApplicationSet spec.template.spec.syncPolicy.automated.prune"
+        problems += _held(where, automated.get("prune"), PRUNE)
+    return problems
+
+
+def _held(path: str, value: Any, placeholder: str) -> list[tuple[str, str]]:
+    """A problem unless `value` is `placeholder` itself."""
+    return [] if value == placeholder else [(path, f"{value!r} is written here; write {placeholder!r}")]
+
+
+def _only_known_keys(where: str, spec: dict[str, Any], known: frozenset[str]) -> list[tuple[str, str]]:
+    """A problem for each key of `spec` the checks do not read: it could change what they vouch for."""
     return [
-        (path, f"{value!r} is written here; write {marker!r}")
-        for path, value, marker in wanted
-        if value != marker
+        (f"{where}.{key}", f"not allowed: {REFUSED.get(str(key), UNREAD)}")
+        for key in spec
+        if key not in known
     ]
 
 

@@ -8,6 +8,8 @@ settings (infra/gitops.py), are applied once the chart's CRDs exist.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,17 @@ import pulumi
 import yaml
 
 from infra import gitops
-from infra.config import ArgoCdConfig
-from infra.services.chart import PLATFORM, REPO, ChartService, ServiceArgs, custom_resources, load_documents
+from infra.config import ArgoCdConfig, ConfigError
+from infra.services.chart import (
+    PLATFORM,
+    REPO,
+    ChartService,
+    ServiceArgs,
+    custom_resources,
+    deep_merge,
+    load_documents,
+    values_files,
+)
 
 NAMESPACE = "argocd"
 ISVC = "serving.kserve.io_InferenceService"
@@ -86,6 +97,66 @@ def computed_values(argocd: ArgoCdConfig) -> dict[str, Any]:
     }
 
 
+# The ApplicationSet controller's own sync policy. Unset, each ApplicationSet's `applicationsSync` decides
+# (infra/gitops.py: prod's `create-update` never deletes an Application); set, the controller's policy wins
+# over every ApplicationSet's unless override is enabled again, and override disabled makes it win even
+# unset (argo-cd v3.5.1 109ca7c and v3.4.4 443415b,
+# cmd/argocd-applicationset-controller/commands/applicationset_controller.go: `--policy` defaults to
+# ARGOCD_APPLICATIONSET_CONTROLLER_POLICY, `--enable-policy-override` to
+# ARGOCD_APPLICATIONSET_CONTROLLER_ENABLE_POLICY_OVERRIDE, else `policy == ""`; applicationset/utils/policy.go
+# `DefaultPolicy`). The chart sets those variables from the argocd-cmd-params-cm keys (`configs.params`),
+# and hands the controller `applicationSet.extraArgs`, `global.env` + `applicationSet.extraEnv` (through
+# `tpl`, so a templated entry could render as any variables) and `applicationSet.extraEnvFrom` (variables
+# from any ConfigMap or Secret) as they are (argo-helm argo-cd-10.1.1 af0a931,
+# templates/argocd-applicationset/deployment.yaml).
+POLICY_PARAMS = ("applicationsetcontroller.policy", "applicationsetcontroller.enable.policy.override")
+POLICY_FLAGS = ("--policy", "--enable-policy-override")
+POLICY_ENV = (
+    "ARGOCD_APPLICATIONSET_CONTROLLER_POLICY",
+    "ARGOCD_APPLICATIONSET_CONTROLLER_ENABLE_POLICY_OVERRIDE",
+)
+SETS_THE_POLICY = (
+    "sets the ApplicationSet controller's policy, over each ApplicationSet's applicationsSync "
+    "(prod's create-update): leave it unset"
+)
+
+
+def policy_settings(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each place in the chart values that sets the controller's sync policy or its override."""
+    appset = _mapping(values, "applicationSet")
+    params = _mapping(_mapping(values, "configs"), "params")
+    found = [(f"configs.params.{key}", SETS_THE_POLICY) for key in POLICY_PARAMS if key in params]
+    found += [
+        (f"applicationSet.extraArgs[{i}]", SETS_THE_POLICY)
+        for i, arg in enumerate(_list(appset, "extraArgs"))
+        if str(arg).split("=", 1)[0] in POLICY_FLAGS
+    ]
+    environments = {"global.env": _list(_mapping(values, "global"), "env")}
+    environments["applicationSet.extraEnv"] = _list(appset, "extraEnv")
+    for where, variables in environments.items():
+        for i, variable in enumerate(variables):
+            if isinstance(variable, Mapping) and variable.get("name") in POLICY_ENV:
+                found.append((f"{where}[{i}]", SETS_THE_POLICY))
+            elif "{{" in json.dumps(variable, default=str):  # `tpl` could turn it into any entries
+                found.append((f"{where}[{i}]", f"templated: it could set {POLICY_ENV[0]}; write it out"))
+    if _list(appset, "extraEnvFrom"):
+        unseen = (
+            "variables from a ConfigMap or Secret, unseen here, could set the policy; write each in extraEnv"
+        )
+        found.append(("applicationSet.extraEnvFrom", unseen))
+    return found
+
+
+def _mapping(node: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = node.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(node: Mapping[str, Any], key: str) -> list[Any]:
+    value = node.get(key)
+    return value if isinstance(value, list) else []
+
+
 def model_apps(environment: str, argocd: ArgoCdConfig) -> list[tuple[Path, dict[str, Any]]]:
     """The environment's AppProject and ApplicationSet, rendered from platform/argocd/models.yaml with
     the environment's own settings (infra/gitops.py; `mlplat validate` judges the same result)."""
@@ -108,7 +179,13 @@ class ArgoCd(ChartService):
             "mlplat:services:ArgoCd", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
         )
         env = args.cluster.environment
-        self.release = self.install("release", "argocd", "argo-cd", computed=computed_values(args.settings))
+        computed = computed_values(args.settings)
+        # The values as `install` merges them (chart.py): files first, then what is computed.
+        refused = policy_settings(deep_merge(values_files("argo-cd", env), computed))
+        if refused:
+            where = f"platform/argo-cd/values.yaml + values-{env}.yaml + computed_values (infra/services/argocd.py)"
+            raise ConfigError(where, refused)
+        self.release = self.install("release", "argocd", "argo-cd", computed=computed)
         documents = model_apps(env, args.settings)
         self.gitops = custom_resources(self, f"{name}-{env}", documents, NAMESPACE, [self.release])
         self.register_outputs({"release": self.release.status, "gitops": [r.urn for r in self.gitops]})

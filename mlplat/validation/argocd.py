@@ -44,7 +44,9 @@ class Project:
 
 def load_project(root: Path, env: str, argocd: ArgoCdConfig) -> Project:
     """The environment's AppProject and ApplicationSet as the program applies them: the checkout's
-    template rendered with the environment's settings (infra/gitops.py)."""
+    template rendered with the environment's settings (infra/gitops.py). Rendering refuses (exit 2) an
+    ApplicationSet whose Applications would be in any project but that AppProject, so the rules read
+    here are those Argo CD holds the apps to."""
     path = root / "platform" / gitops.TEMPLATE
     name = rel(path, root)
     try:
@@ -63,8 +65,10 @@ def load_project(root: Path, env: str, argocd: ArgoCdConfig) -> Project:
     project, appset = rendered.project["spec"], rendered.application_set["spec"]
     gits = [g["git"] for g in _mappings(appset.get("generators")) if isinstance(g.get("git"), dict)]
     directories = [d for git in gits for d in _mappings(git.get("directories")) if d.get("path")]
+    # The project the Applications are in, as the ApplicationSet names it (render pinned it to the AppProject).
+    project_name = rendered.application_set["spec"]["template"]["spec"]["project"]
     return Project(
-        f"{rendered.project['metadata']['name']} ({name})",
+        f"{project_name} ({name})",
         f"{rendered.application_set['metadata']['name']} ({name})",
         tuple(str(d.get("namespace", "")) for d in _mappings(project.get("destinations"))),
         tuple(

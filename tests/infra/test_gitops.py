@@ -7,11 +7,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from infra.config import StackConfig, load_environment
+from infra.config import ConfigError, StackConfig, load_environment
+from infra.gitops import TEMPLATE, ModelApps, TemplateError, render
 from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, edit, mlplat
 from tests.support.harness import REPO, Plan, Registered, build, build_config
 
@@ -48,19 +50,200 @@ def test_prod_models_are_never_deleted_by_automation() -> None:
     assert spec["syncPolicy"]["applicationsSync"] == "create-update", appset.urn
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_the_applicationset_controller_obeys_each_applicationsets_own_policy(env: str) -> None:
-    """A controller-wide `applicationsetcontroller.policy` wins over every ApplicationSet's
-    `applicationsSync` unless policy override is enabled again (argo-cd v3.5.1
+# Every way the argo-cd chart hands the ApplicationSet controller a policy of its own (argo-helm
+# argo-cd-10.1.1 templates/argocd-applicationset/deployment.yaml), and the key path each is named by.
+CONTROLLER_POLICY = """\
+configs:
+  params:
+    applicationsetcontroller.policy: sync
+    applicationsetcontroller.enable.policy.override: "false"
+applicationSet:
+  extraArgs: [--enable-policy-override=false, --debug, --policy, sync]
+  extraEnv:
+    - {name: ARGOCD_APPLICATIONSET_CONTROLLER_ENABLE_POLICY_OVERRIDE, value: "false"}
+    - {name: '{{ .Values.policyVariable }}', value: sync}
+  extraEnvFrom: [{configMapRef: {name: controller-policy}}]
+global:
+  env: [{name: ARGOCD_APPLICATIONSET_CONTROLLER_POLICY, value: sync}]
+"""
+CONTROLLER_POLICY_PATHS = {
+    "configs.params.applicationsetcontroller.policy",
+    "configs.params.applicationsetcontroller.enable.policy.override",
+    "applicationSet.extraArgs[0]",
+    "applicationSet.extraArgs[2]",
+    "applicationSet.extraEnv[0]",
+    "applicationSet.extraEnv[1]",
+    "applicationSet.extraEnvFrom",
+    "global.env[0]",
+}
+
+
+def test_no_argocd_chart_value_can_make_the_controller_ignore_prods_create_update(tmp_path: Path) -> None:
+    """A controller-wide policy wins over every ApplicationSet's `applicationsSync`, and disabling the
+    override makes even the default `sync` win (argo-cd v3.5.1
     cmd/argocd-applicationset-controller/commands/applicationset_controller.go: `--enable-policy-override`
     defaults to `policy == ""`; applicationset/utils/policy.go `DefaultPolicy`): prod's create-update would
-    silently become the controller's policy."""
-    release = build(env).releases()["argocd"]
-    params = release.inputs["values"].get("configs", {}).get("params", {})
-    assert (
-        "applicationsetcontroller.policy" not in params
-        or str(params.get("applicationsetcontroller.enable.policy.override")).lower() == "true"
-    ), (release.urn, params)
+    silently become deletion. Every way the chart takes such a setting stops `mlplat plan` (and `pulumi up`)."""
+    repo = checkout_copy(tmp_path / "checkout")
+    values = repo / "platform" / "argo-cd" / "values-prod.yaml"
+    values.write_text(values.read_text() + CONTROLLER_POLICY)
+    plan = mlplat(repo, "plan", "--env", "prod", "--no-policies")
+    assert plan.returncode == 2, plan.stdout[-2000:] + plan.stderr[-3000:]
+    assert "Traceback" not in plan.stderr, plan.stderr[-3000:]
+    named = {line.split(":")[0].strip() for line in plan.stderr.splitlines() if line.startswith("  ")}
+    assert named == CONTROLLER_POLICY_PATHS, plan.stderr
+
+
+def test_the_values_the_program_computes_cannot_set_the_controller_policy_either(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guard reads the values as the release gets them: the files and what infra/services/argocd.py
+    computes from the stack."""
+    from infra.services import argocd
+
+    computed = argocd.computed_values
+
+    def with_policy(settings: Any) -> dict[str, Any]:
+        values = computed(settings)
+        values["configs"]["params"] = {"applicationsetcontroller.policy": "sync"}
+        return values
+
+    monkeypatch.setattr(argocd, "computed_values", with_policy)
+    with pytest.raises(ConfigError, match=r"\n  configs\.params\.applicationsetcontroller\.policy: sets"):
+        build_config(load_environment("prod"))
+
+
+def _rendered_with(kind: str, key_path: str, value: Any, env: str = "prod") -> list[str]:
+    """The key paths render refuses once `key_path` (dotted, `[i]` for a list index) of the template's
+    `kind` is set to `value`; [] when it renders."""
+    docs = list(yaml.safe_load_all((REPO / "platform" / TEMPLATE).read_text()))
+    (node,) = [d for d in docs if isinstance(d, dict) and d.get("kind") == kind]
+    *parents, last = [
+        int(k) if k.isdigit() else k for k in key_path.replace("[", ".").replace("]", "").split(".")
+    ]
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    try:
+        render(docs, f"platform/{TEMPLATE}", ModelApps.of(env, load_environment(env).services.argocd))
+    except TemplateError as err:
+        return [path for path, _ in err.problems]
+    return []
+
+
+GIT = yaml.safe_load("""\
+git:
+  repoURL: ${repo_url}
+  revision: ${target_revision}
+  directories: [{path: "apps/*/overlays/${environment}"}]
+""")
+PRUNE_TRUE = {"spec": {"syncPolicy": {"automated": {"prune": True}}}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "key_path", "value", "refused"),
+    [
+        (  # the review's repro: Argo CD merges it into every Application after the template
+            "ApplicationSet", "spec.templatePatch",
+            "spec:\n  project: default\n  syncPolicy:\n    automated:\n      prune: true\n",
+            ["ApplicationSet spec.templatePatch"],
+        ),
+        (  # a generator's own template wins over spec.template field by field
+            "ApplicationSet", "spec.generators[0].git.template", PRUNE_TRUE,
+            ["ApplicationSet spec.generators[0].git.template"],
+        ),
+        (  # a git generator nested in a matrix, with a template of its own there
+            "ApplicationSet", "spec.generators",
+            [{"matrix": {"generators": [GIT | {"template": PRUNE_TRUE}, {"list": {"elements": [{}]}}]}}],
+            ["ApplicationSet spec.generators[0]"],
+        ),
+        (
+            "ApplicationSet", "spec.generators",
+            [{"merge": {"mergeKeys": ["path"], "generators": [GIT], "template": PRUNE_TRUE}}],
+            ["ApplicationSet spec.generators[0]"],
+        ),
+        ("ApplicationSet", "spec.generators[0].selector", {"matchLabels": {}}, ["ApplicationSet spec.generators[0]"]),
+        (  # hand edits of prune or source on an Application would no longer be reset
+            "ApplicationSet", "spec.ignoreApplicationDifferences",
+            [{"jsonPointers": ["/spec/syncPolicy"]}], ["ApplicationSet spec.ignoreApplicationDifferences"],
+        ),
+        (  # a second source would take a revision of its own
+            "ApplicationSet", "spec.template.spec.sources",
+            [{"repoURL": "${repo_url}", "targetRevision": "feature", "path": "x"}],
+            ["ApplicationSet spec.template.spec.sources"],
+        ),
+        ("AppProject", "spec.sourceNamespaces", ["*"], ["AppProject spec.sourceNamespaces"]),
+        ("AppProject", "spec.roles", [{"name": "ci", "policies": ["p, *, *, *, allow"]}], ["AppProject spec.roles"]),
+        (
+            "AppProject", "spec.sourceRepos", ["${repo_url}", "https://github.com/someone-else/x.git"],
+            ["AppProject spec.sourceRepos[1]"],
+        ),
+        ("AppProject", "spec.destinations[0].namespace", "*", ["AppProject spec.destinations[0]"]),
+        (
+            "AppProject", "spec.destinations", [{"server": "*", "namespace": "models-*"}],
+            ["AppProject spec.destinations[0]"],
+        ),
+        (
+            "AppProject", "spec.destinations", [{"name": "other-cluster", "namespace": "models-*"}],
+            ["AppProject spec.destinations[0]"],
+        ),
+    ],
+    ids=[
+        "template-patch", "generator-template", "matrix", "merge", "generator-selector",
+        "ignore-application-differences", "second-source", "source-namespaces", "project-roles",
+        "second-repository", "any-namespace", "any-cluster", "another-cluster",
+    ],
+)  # fmt: skip
+def test_prod_cannot_be_made_to_prune_or_widen_past_the_template_checks(
+    kind: str, key_path: str, value: Any, refused: list[str]
+) -> None:
+    assert _rendered_with(kind, key_path, value) == refused
+
+
+@pytest.mark.parametrize(
+    "project",
+    ["default", "{{index .path.segments 1}}", "models-prod", "models-${environment}-x"],
+    ids=["default", "templated", "one-environments-name", "another-project"],
+)
+def test_the_applications_cannot_be_put_in_a_project_other_than_the_environments_own(project: str) -> None:
+    """validate judges every app against the AppProject rendered beside the ApplicationSet: an Application
+    in any other project (`default` allows everything; a templated one lets a folder pick) is judged by
+    rules nobody checked. Even `models-prod` is refused in prod: it would be wrong in every other environment."""
+    assert _rendered_with("ApplicationSet", "spec.template.spec.project", project) == [
+        "ApplicationSet spec.template.spec.project"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "key_path", "value", "refused"),
+    [
+        ("ApplicationSet", "spec.generators", 5, ["ApplicationSet spec.generators"]),
+        ("ApplicationSet", "spec.generators", [], ["ApplicationSet spec.generators"]),
+        ("ApplicationSet", "spec.generators", [5], ["ApplicationSet spec.generators[0]"]),
+        ("ApplicationSet", "spec.generators[0].git", 5, ["ApplicationSet spec.generators[0].git"]),
+        ("ApplicationSet", "spec.template", 5, ["ApplicationSet spec.template.spec"]),
+        ("AppProject", "spec.sourceRepos", 5, ["AppProject spec.sourceRepos"]),
+        ("AppProject", "spec.sourceRepos", [], ["AppProject spec.sourceRepos"]),
+        ("AppProject", "spec.destinations", 5, ["AppProject spec.destinations"]),
+        ("AppProject", "spec.destinations", [5], ["AppProject spec.destinations[0]"]),
+    ],
+    ids=[
+        "generators-5",
+        "no-generator",
+        "generator-5",
+        "git-5",
+        "template-5",
+        "source-repos-5",
+        "no-source-repo",
+        "destinations-5",
+        "destination-5",
+    ],
+)
+def test_a_badly_shaped_template_is_refused_by_its_key_not_a_crash(
+    kind: str, key_path: str, value: Any, refused: list[str]
+) -> None:
+    """A TypeError here would be a traceback in `pulumi up` and an internal error in validate."""
+    assert _rendered_with(kind, key_path, value) == refused
 
 
 def test_every_environment_renders_every_placeholder() -> None:

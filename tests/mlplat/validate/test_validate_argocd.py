@@ -256,6 +256,35 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
             ("revision: ${target_revision}", "revision: main"),
             "ApplicationSet spec.generators[0].git.revision: 'main' is written here; write '${target_revision}'",
         ),
+        (
+            (
+                "  template:\n    metadata:\n",
+                '  templatePatch: "spec:\\n  syncPolicy:\\n    automated:\\n      prune: true\\n"\n'
+                "  template:\n    metadata:\n",
+            ),
+            "ApplicationSet spec.templatePatch: not allowed",
+        ),
+        (
+            ("project: models-${environment}", "project: default"),
+            "ApplicationSet spec.template.spec.project: 'default' is written here; "
+            "write the AppProject's metadata.name, 'models-${environment}'",
+        ),
+        (
+            ("  sourceRepos:\n    - ${repo_url}\n", "  sourceRepos: 5\n"),
+            "AppProject spec.sourceRepos: must be a list holding '${repo_url}'",
+        ),
+        (
+            ("  generators:\n    - git:\n", "  generators: 5\n  unread:\n    - git:\n"),
+            "ApplicationSet spec.generators: must be a list of git generators",
+        ),
+        (
+            ("  generators:\n    - git:\n", "  generators: [5]\n  unread:\n    - git:\n"),
+            "ApplicationSet spec.generators[0]: must hold `git` alone, holds 5",
+        ),
+        (
+            ("  generators:\n    - git:\n", "  generators:\n    - git: 5\n  unread:\n    - git:\n"),
+            "ApplicationSet spec.generators[0].git: must be a mapping, is 5",
+        ),
     ],
     ids=[
         "missing",
@@ -269,6 +298,12 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
         "prune-written-for-every-environment",
         "applications-sync-left-out",
         "copied-revision",
+        "template-patch-prunes",
+        "project-default",
+        "source-repos-not-a-list",
+        "generators-not-a-list",
+        "generator-not-a-mapping",
+        "git-not-a-mapping",
     ],
 )
 def test_a_broken_argocd_template_is_a_usage_error_naming_it(
