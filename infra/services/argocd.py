@@ -25,9 +25,7 @@ from infra.services.chart import (
     ChartService,
     ServiceArgs,
     custom_resources,
-    deep_merge,
     load_documents,
-    values_files,
 )
 
 NAMESPACE = "argocd"
@@ -180,8 +178,7 @@ class ArgoCd(ChartService):
         )
         env = args.cluster.environment
         computed = computed_values(args.settings)
-        # The values as `install` merges them (chart.py): files first, then what is computed.
-        refused = policy_settings(deep_merge(values_files("argo-cd", env), computed))
+        refused = policy_settings(self.merged_values("argo-cd", computed))  # what `install` will pass
         if refused:
             where = f"platform/argo-cd/values.yaml + values-{env}.yaml + computed_values (infra/services/argocd.py)"
             raise ConfigError(where, refused)

@@ -274,6 +274,11 @@ class ChartService(pulumi.ComponentResource):
         self.seeds.append(seeded)
         return seeded
 
+    def merged_values(self, values_dir: str, computed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What a release of this service gets: `platform/<values_dir>/` files deep-merged with `computed`
+        (one owner of the order, for `install` and for a service that checks the values first)."""
+        return deep_merge(values_files(values_dir, self.cluster.environment), computed or {})
+
     def install(
         self,
         suffix: str,
@@ -293,7 +298,7 @@ class ChartService(pulumi.ComponentResource):
         them) and the service's `crd_releases`.
         """
         target = into or self.namespace
-        values = deep_merge(values_files(values_dir or chart_key, self.cluster.environment), computed or {})
+        values = self.merged_values(values_dir or chart_key, computed)
         if depends_on is None:
             depends_on = [target, *(seed.resource for seed in self.seeds), *self.crd_releases]
         return helm_release(
