@@ -42,6 +42,7 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         isvc("mlp02-request-not-limit"),
         isvc("mlp02-no-toleration"),
         isvc("mlp02-other-taint-tolerated"),
+        isvc("mlp02-zero-gpus"),
     },
     "CKV_MLP_3": {isvc("mlp03-no-pool"), isvc("mlp03-unknown-pool"), isvc("mlp03-affinity-any-node")},
     "CKV_MLP_4": {
@@ -175,6 +176,17 @@ def test_replica_bounds_name_exactly_the_bound_that_is_wrong(
         r for r in results["failed_checks"] if r["check_id"] == "CKV_MLP_4" and r["resource"] == isvc(name)
     ]
     assert found["check_result"]["evaluated_keys"] == keys
+
+
+def test_a_missing_label_is_named_not_reported_as_unevaluable(results: dict[str, Any]) -> None:
+    """CKV_MLP_9 names the label that is missing; a check that crashed on it would still fail the
+    object, as "(manifest could not be evaluated)", and hide which label to add."""
+    (found,) = [
+        r
+        for r in results["failed_checks"]
+        if r["check_id"] == "CKV_MLP_9" and r["resource"] == isvc("mlp09-no-team")
+    ]
+    assert found["check_result"]["evaluated_keys"] == ["metadata/labels/mlplat/team"], found
 
 
 def test_pass_fixtures_pass_every_check(results: dict[str, Any]) -> None:
