@@ -129,6 +129,9 @@ POLICY_COPIES = {
     ("policies/pulumi/mlplat_policies.py", "GPU_LABEL"): contract.GPU_POOL_LABEL,
     ("policies/checkov/checks/_mlplat.py", "GPU_POOL_LABEL"): contract.GPU_POOL_LABEL,
     ("policies/checkov/checks/_mlplat.py", "ENV_LABEL"): contract.ENVIRONMENT_LABEL,
+    ("policies/checkov/checks/_mlplat.py", "TEAM_LABEL"): contract.TEAM_LABEL,
+    ("policies/checkov/checks/_mlplat.py", "MODEL_LABEL"): contract.MODEL_LABEL,
+    ("policies/checkov/checks/_mlplat.py", "MODEL_VERSION_ANNOTATION"): contract.MODEL_VERSION_ANNOTATION,
 }
 
 

@@ -23,6 +23,10 @@ ENV_LABEL = "mlplat/environment"
 FALLBACK_ENV = "prod"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_POOL_LABEL = "mlplat/gpu-pool"
+# Who serves what (infra/contract.py owns these; tests/infra/test_platform_contract.py holds the copies to it).
+TEAM_LABEL = "mlplat/team"
+MODEL_LABEL = "mlplat/model"
+MODEL_VERSION_ANNOTATION = "mlplat/model-version"
 ISVC = "InferenceService"
 SERVING_RUNTIME = "ServingRuntime"
 POD_KINDS = (ISVC, SERVING_RUNTIME)

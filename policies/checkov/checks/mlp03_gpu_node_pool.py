@@ -31,11 +31,11 @@ def required_pool_values(pod: PodSpec) -> list[list[str]] | None:
 class GpuNodePool(MlplatCheck):
     def __init__(self) -> None:
         super().__init__(
-            name="GPU pods select an existing GPU node pool (mlplat/gpu-pool)",
+            name=f"GPU pods select an existing GPU node pool ({GPU_POOL_LABEL})",
             id="CKV_MLP_3",
             supported_entities=POD_KINDS,
-            fix="add nodeSelector {mlplat/gpu-pool: <pool>} (or a required node affinity with key "
-            "mlplat/gpu-pool, operator In) naming a pool of the environment, e.g. gpu-small",
+            fix=f"add nodeSelector {{{GPU_POOL_LABEL}: <pool>}} (or a required node affinity with key "
+            f"{GPU_POOL_LABEL}, operator In) naming a pool of the environment, e.g. gpu-small",
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:

@@ -11,7 +11,9 @@ from typing import Any
 from _mlplat import (
     DNS_LABEL,
     ISVC,
+    MODEL_LABEL,
     MODEL_VERSION,
+    MODEL_VERSION_ANNOTATION,
     MlplatCheck,
     annotations_of,
     dicts,
@@ -51,8 +53,8 @@ def canary_uris(conf: dict[str, Any]) -> list[tuple[str, Any, str]]:
 
 def expected_path(conf: dict[str, Any]) -> str | None:
     """`<model>/<version>` from the labels, when both are well-formed (CKV_MLP_9 reports them otherwise)."""
-    model = str(labels(conf).get("mlplat/model", ""))
-    version = annotations_of(conf).get("mlplat/model-version")
+    model = str(labels(conf).get(MODEL_LABEL, ""))
+    version = annotations_of(conf).get(MODEL_VERSION_ANNOTATION)
     if DNS_LABEL.match(model) and isinstance(version, str) and MODEL_VERSION.match(version):
         return f"{model}/{version}"
     return None
@@ -64,12 +66,12 @@ class ModelStore(MlplatCheck):
             name="storageUri points into the platform model store as <store>/<model>/<version>",
             id="CKV_MLP_6",
             supported_entities=(ISVC,),
-            fix="register the model in MLflow and use storageUri: s3://mlplat-models/<mlplat/model>/"
-            "<mlplat/model-version> (no http(s)://, hf://, gs:// or other buckets)",
+            fix=f"register the model in MLflow and use storageUri: s3://mlplat-models/<{MODEL_LABEL}>/"
+            f"<{MODEL_VERSION_ANNOTATION}> (no http(s)://, hf://, gs:// or other buckets)",
         )
 
     def problems(self, conf: dict[str, Any]) -> list[str]:
-        model_label = str(labels(conf).get("mlplat/model", ""))
+        model_label = str(labels(conf).get(MODEL_LABEL, ""))
         # A canary serves the same model at its own version, named by the canary (`v<N>`).
         uris = [(path, uri, expected_path(conf)) for path, uri in storage_uris(conf)]
         uris += [(path, uri, f"{model_label}/{version}") for path, uri, version in canary_uris(conf)]
