@@ -231,7 +231,7 @@ def test_an_overlay_the_applicationset_excludes_is_a_finding(
         ),
         (
             ("prune: ${prune}", "prune: x${prune}"),
-            "ApplicationSet spec.template.spec.syncPolicy.automated.prune",
+            "ApplicationSet spec.template.spec.syncPolicy.automated.prune: ${prune} is not text",
         ),
         (
             ("kind: AppProject\nmetadata:\n  name: models-${environment}\n", "kind: AppProject\nmetadata:\n"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -162,11 +163,12 @@ def test_a_pool_that_may_not_grow_holds_no_replica(tmp_path: Path) -> None:
     ("pool", "gpus", "memory", "fits"),
     [
         ("gpu-multi", 4, 24, True),  # a whole 4 x 24 GiB node
+        ("gpu-multi", 2, 0, True),  # part of one
         ("gpu-multi", 5, 0, False),
         ("gpu-multi", 1, 25, False),
         ("gpu-shared", 2, 0, False),  # a time-sliced pool gives one slice a replica
     ],
-    ids=["all-gpus-and-memory-of-a-node", "one-gpu-more", "one-gib-more", "two-slices"],
+    ids=["all-gpus-and-memory-of-a-node", "part-of-a-node", "one-gpu-more", "one-gib-more", "two-slices"],
 )
 def test_a_replica_fits_a_gpu_node_up_to_its_last_gpu_and_gib(
     tmp_path: Path, pool: str, gpus: int, memory: int, fits: bool
@@ -182,11 +184,17 @@ def test_a_replica_fits_a_gpu_node_up_to_its_last_gpu_and_gib(
 
 @pytest.mark.parametrize(
     ("autoscaler", "low", "counted"),
-    [("none", 2, 2), ("none", 0, 0), ("hpa", 2, 8), ("keda", 2, 8)],
-    ids=["none-runs-min", "none-at-zero-runs-none", "hpa-may-reach-max", "keda-may-reach-max"],
+    [("none", 2, 2), ("none", 0, 0), ("none", None, 1), ("hpa", 2, 8), ("keda", 2, 8)],
+    ids=[
+        "none-runs-min",
+        "none-at-zero-runs-none",
+        "none-unset-runs-one",
+        "hpa-may-reach-max",
+        "keda-may-reach-max",
+    ],
 )
 def test_the_gpu_cap_counts_what_each_autoscaler_class_may_run(
-    tmp_path: Path, autoscaler: str, low: int, counted: int
+    tmp_path: Path, autoscaler: str, low: int | None, counted: int
 ) -> None:
     """Class `none` runs exactly minReplicas (KServe v0.20.0 deployment_reconciler.go), whatever
     maxReplicas says; an autoscaler may reach maxReplicas. dev's cap is 7 GPUs."""
@@ -194,6 +202,8 @@ def test_the_gpu_cap_counts_what_each_autoscaler_class_may_run(
     isvc = _isvc("m", "gpu-small", 1, 1)
     isvc.doc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] = autoscaler
     isvc.doc["spec"]["predictor"].update(minReplicas=low, maxReplicas=8)
+    if low is None:
+        del isvc.doc["spec"]["predictor"]["minReplicas"]
     wants = capacity.demand(isvc)
     assert wants is not None and wants.max_replicas == counted, wants
     capped = [
@@ -202,6 +212,20 @@ def test_the_gpu_cap_counts_what_each_autoscaler_class_may_run(
         if f.rule == "MLP-GPU-CAP"
     ]
     assert capped == (["MLP-GPU-CAP"] if counted > config.gpu.max_total_gpus else []), capped
+
+
+def test_a_gpu_predictor_without_replica_counts_counts_one_replica_against_the_cap(tmp_path: Path) -> None:
+    """KServe's floor is 1 (constants.DefaultMinReplicas) and an unset maximum is raised to it."""
+    config = load_environment("dev")
+    isvc = _isvc("m", "gpu-small", config.gpu.max_total_gpus + 1, 1)
+    for key in ("minReplicas", "maxReplicas"):
+        del isvc.doc["spec"]["predictor"][key]
+    wants = capacity.demand(isvc)
+    assert wants is not None and wants.max_replicas == 1, wants
+    capped = [
+        f for f in capacity.check([isvc], config, "dev", SourceIndex(tmp_path)) if f.rule == "MLP-GPU-CAP"
+    ]
+    assert len(capped) == 1 and f"m={config.gpu.max_total_gpus + 1}x1" in capped[0].message, capped
 
 
 @pytest.mark.parametrize(
@@ -409,6 +433,10 @@ def test_prod_refuses_only_a_scaled_object_that_scales_to_zero_or_below_its_floo
     assert [(f.rule, f.path) for f in found] == [("MLP-SCALING-BOUNDS", f"spec/{key}") for key in expected], (
         found
     )
+    # The fix offers 0 only where the environment scales to zero (dev does, prod does not).
+    assert all(f.fix.startswith("keep 2 <= minReplicaCount <= maxReplicaCount") for f in found), found
+    dev = scaling.check(_scaled(2, 3, 1, 3), load_environment("dev"), "dev", SourceIndex(tmp_path))
+    assert [f.fix.split(" <= maxReplicaCount")[0] for f in dev] == ["keep 0 or 1 <= minReplicaCount"], dev
 
 
 @pytest.mark.parametrize(
@@ -461,7 +489,10 @@ def test_a_scaled_object_of_another_deployment_is_told_the_predictors_it_may_sca
     for doc in (isvc, scaled):
         doc.doc["metadata"]["namespace"] = yaml.safe_load("models-x")
     scaled.doc["spec"]["scaleTargetRef"]["name"] = "other-predictor"
-    found = scaling.check([isvc, scaled], load_environment("dev"), "dev", SourceIndex(tmp_path))
+    # The same app's predictor in another namespace is not this ScaledObject's to scale.
+    elsewhere = dataclasses.replace(_isvc("n", "gpu-small", 1, 1), target=isvc.target)
+    elsewhere.doc["metadata"]["namespace"] = yaml.safe_load("models-y")
+    found = scaling.check([isvc, scaled, elsewhere], load_environment("dev"), "dev", SourceIndex(tmp_path))
     (finding,) = [f for f in found if f.resource.startswith("ScaledObject/")]
     assert finding.rule == "MLP-SCALING-TARGET", finding
     assert finding.message.endswith("in models-x (predictors: m-predictor)"), finding
