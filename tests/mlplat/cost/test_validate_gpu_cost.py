@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from infra.config import load_environment
 from mlplat import validate
 from mlplat.cost import load_prices
+from mlplat.findings import RenderedDoc
 from mlplat.validation import gpu_cost, within
 from mlplat.validation.render import Rendered
 from mlplat.validation.targets import Target
@@ -169,7 +171,11 @@ def test_an_app_that_did_not_render_at_the_base_is_not_compared_with_zero(
     _commit(repo)
     _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
     assert report["warnings"] == []
-    assert any("MLP-COST-GPU-MAX: apps/llm-chat/overlays/dev not compared" in n for n in report["notes"])
+    base = subprocess.run(["git", "rev-parse", "main"], cwd=repo, capture_output=True, text=True, check=True)
+    note = (
+        f"MLP-COST-GPU-MAX: apps/llm-chat/overlays/dev not compared: it does not render at {base.stdout[:12]}"
+    )
+    assert note in report["notes"], report["notes"]
 
 
 def _second_gpu_app(repo: Path) -> Path:
@@ -281,5 +287,54 @@ def test_each_environment_is_compared_with_its_own_base(
     """A run over every environment prices each one's base on that environment's documents alone."""
     _max_replicas(repo, 2, 3)
     _, report = run_json(capsys, "--repo", str(repo), "--changed")
-    dev = [w["message"] for w in report["warnings"] if w["env"] == "dev"]
-    assert len(dev) == 1 and "up from $1,460.00 at main (+$730.00)" in dev[0], report["warnings"]
+    # Each environment runs llm-chat at 2 replicas at main: a base priced on another environment's
+    # documents too would start from a sum of them.
+    for env in ("dev", "staging", "prod"):
+        said = [w["message"] for w in report["warnings"] if w["env"] == env]
+        assert len(said) == 1 and "up from $1,460.00 at main (+$730.00)" in said[0], (env, report["warnings"])
+
+
+def _gpu_isvc(pool: str, gpus: int, replicas: int) -> RenderedDoc:
+    doc = {
+        "kind": "InferenceService",
+        "metadata": {"name": "m", "namespace": "models-x"},
+        "spec": {
+            "predictor": {
+                "minReplicas": 1,
+                "maxReplicas": replicas,
+                "nodeSelector": {"mlplat/gpu-pool": pool},
+                "model": {"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}},
+            }
+        },
+    }
+    return RenderedDoc("dev", "apps/m/overlays/dev", "apps/m/base/isvc.yaml", doc)
+
+
+def test_a_replica_on_a_shared_gpu_costs_its_slice_of_the_gpu(tmp_path: Path) -> None:
+    """gpu-shared: one T4 (g4dn.xlarge at $0.40/h = $292 a GPU-month) time-sliced 4 ways, so a replica
+    costs a quarter of it: 2 replicas are half a GPU, $146."""
+    table = tmp_path / "prices.yaml"
+    table.write_text(PRICES)
+    config = load_environment("dev")
+    shared = next(p for p in config.gpu.pools if p.name == "gpu-shared")
+    assert shared.time_slicing_replicas == 4 and shared.instance_types == ["g4dn.xlarge"]
+    costs, notes = gpu_cost.app_costs(
+        [_gpu_isvc("gpu-shared", 1, 2)], {"apps/m/overlays/dev": "m"}, config, load_prices(table)
+    )
+    assert notes == [] and round(costs["m"].usd, 2) == 146.0, costs
+    assert costs["m"].parts == (
+        "m: 2 x 0.25 GPU x $292.00/GPU-month (g4dn.xlarge, the dearest per GPU of pool gpu-shared)",
+    )
+
+
+def test_a_pool_without_a_price_is_a_note_not_a_crash(tmp_path: Path) -> None:
+    table = tmp_path / "prices.yaml"
+    table.write_text(price_table("eu-west-1", {"g5.12xlarge": ("5.00", True)}))
+    costs, notes = gpu_cost.app_costs(
+        [_gpu_isvc("gpu-small", 1, 2)],
+        {"apps/m/overlays/dev": "m"},
+        load_environment("dev"),
+        load_prices(table),
+    )
+    assert costs == {} and len(notes) == 1, (costs, notes)
+    assert notes[0].startswith("MLP-COST-GPU-MAX: InferenceService/models-x/m in dev not priced: "), notes
