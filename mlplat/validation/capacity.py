@@ -76,8 +76,8 @@ def replica_range(isvc: dict[str, Any]) -> tuple[int, int]:
     if autoscaler_class(isvc) == "none":
         fixed = 1 if low is None else low
         return fixed, fixed
-    floor = max(low or 0, 1)
-    return floor, max(high or 0, floor)
+    floor = 1 if low is None else max(low, 1)
+    return floor, floor if high is None else max(high, floor)
 
 
 def gpus_per_replica(predictor: dict[str, Any]) -> int:
@@ -103,25 +103,17 @@ def check(
     """
     findings: list[Finding] = []
     demands = [d for d in map(demand, others) if d is not None]
-    for doc in docs:
-        if doc.doc.get("kind") != "InferenceService":
-            continue
-        predictor = (doc.doc.get("spec") or {}).get("predictor") or {}
-        line = index.line(doc)
+    for doc in docs:  # demand() and resources.problems() judge InferenceServices only
 
         def finding(
-            rule: str,
-            message: str,
-            fix: str,
-            path: str | None = None,
-            doc: RenderedDoc = doc,
-            line: int | None = line,
+            rule: str, message: str, fix: str, path: str | None = None, doc: RenderedDoc = doc
         ) -> Finding:
-            return Finding(doc.source_file, doc.ref, rule, message, fix, env, line, path)
+            return Finding(doc.source_file, doc.ref, rule, message, fix, env, index.line(doc), path)
 
         findings += [finding(p.rule, p.message, p.fix, p.path) for p in resources.problems(doc.doc, config)]
         wants = demand(doc)
         if wants is not None:
+            predictor = (doc.doc.get("spec") or {}).get("predictor") or {}
             findings += _fit(doc, predictor, wants.gpus, config, env, finding)
             demands.append(wants)
     return findings + _cap(demands, config, env)

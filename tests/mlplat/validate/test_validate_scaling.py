@@ -214,6 +214,26 @@ def test_the_gpu_cap_counts_what_each_autoscaler_class_may_run(
     assert capped == (["MLP-GPU-CAP"] if counted > config.gpu.max_total_gpus else []), capped
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [
+        (None, None, (1, 1)),
+        (0, None, (1, 1)),
+        (0, 3, (1, 3)),
+        (2, None, (2, 2)),
+        (3, 1, (3, 3)),
+        (2, 5, (2, 5)),
+    ],
+    ids=["unset", "zero-min", "zero-min-with-max", "min-alone", "max-below-min", "both"],
+)
+def test_the_replica_range_is_kserves_hpa_bounds(
+    low: int | None, high: int | None, expected: tuple[int, int]
+) -> None:
+    """KServe v0.20.0 createHPA: minReplicas below 1 or unset is 1; maxReplicas below that or unset is raised to it."""
+    predictor = {k: v for k, v in (("minReplicas", low), ("maxReplicas", high)) if v is not None}
+    assert capacity.replica_range({"kind": "InferenceService", "spec": {"predictor": predictor}}) == expected
+
+
 def test_a_gpu_predictor_without_replica_counts_counts_one_replica_against_the_cap(tmp_path: Path) -> None:
     """KServe's floor is 1 (constants.DefaultMinReplicas) and an unset maximum is raised to it."""
     config = load_environment("dev")
