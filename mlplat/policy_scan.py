@@ -204,14 +204,15 @@ def load_skips(path: Path = SKIPS_FILE) -> dict[str, str]:
 
 def policy_context() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Every environment's limits for the checks, and the config error of each that does not load."""
-    from infra.config import ENVIRONMENTS, ConfigError, load_environment, stack_file
+    from infra.config import ENVIRONMENTS, ConfigError, load_stack_config, stack_file
 
     context: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
     for env in ENVIRONMENTS:
+        path = stack_file(env)
         try:
-            safe_yaml.stack_values(stack_file(env))  # bounded before load_environment parses it
-            config = load_environment(env)
+            # Screened and parsed once (stack_values bounds the file before the YAML parser sees it).
+            config = load_stack_config(safe_yaml.stack_values(path), str(path), env)
         except ConfigError as err:
             errors[env] = str(err)
             continue
