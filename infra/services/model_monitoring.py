@@ -36,6 +36,7 @@ import yaml
 
 from infra import versions
 from infra.config import ConfigError, InferenceLogsConfig
+from infra.contract import MODEL_LABEL
 from infra.monitoring_contract import ContractError, load, path_of
 from infra.services import minio, mlflow, monitoring
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
@@ -230,7 +231,7 @@ def job_spec(target: MonitoredApp, env: str, settings: InferenceLogsConfig) -> d
                 "backoffLimit": 1,
                 "activeDeadlineSeconds": 1800,
                 "ttlSecondsAfterFinished": 86400,
-                "template": {"metadata": {"labels": {**JOB_LABEL, "mlplat/model": target.app}}, "spec": pod},
+                "template": {"metadata": {"labels": {**JOB_LABEL, MODEL_LABEL: target.app}}, "spec": pod},
             }
         },
     }
@@ -274,7 +275,7 @@ class DriftJobs(pulumi.ComponentResource):
             job = k8s.batch.v1.CronJob(
                 f"{name}-{target.app}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=f"drift-{target.app}", namespace=NAMESPACE, labels={"mlplat/model": target.app}
+                    name=f"drift-{target.app}", namespace=NAMESPACE, labels={MODEL_LABEL: target.app}
                 ),
                 # Typed Any: mypy 2.4.1 exhausts memory matching a dict against CronJobSpecArgsDict.
                 spec=cast(Any, job_spec(target, args.environment, args.settings)),

@@ -38,8 +38,10 @@ from pulumi_policy import (
 
 # The program's bounded stack-file reader (infra/stack_file.py needs only PyYAML, which this pack's
 # virtualenv has; infra/config.py needs pydantic, which it has not): the pack reads a stack file under
-# the same bounds as the program, never with a plain yaml.safe_load that expands aliases.
+# the same bounds as the program, never with a plain yaml.safe_load that expands aliases. The names of
+# the platform contract come from their one owner too (infra/contract.py: standard library only).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from infra.contract import GPU_POOL_LABEL
 from infra.stack_file import ConfigError, parse_stack_yaml
 
 PACK_NAME = "mlplat"
@@ -239,7 +241,6 @@ def check_imdsv2(args: ResourceValidationArgs) -> Iterator[str]:
 
 
 GPU_FAMILY_RE = re.compile(r"^(g[3-9][a-z]*|gr[0-9][a-z]*|p[2-9][a-z]*)$")
-GPU_LABEL = "mlplat/gpu-pool"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true"}
 GPU_ATTRIBUTE_KEYS = frozenset(
     {
@@ -277,7 +278,7 @@ def is_gpu_pool(resource_type: str, props: Mapping[str, Any]) -> bool:
     """A NodePool labelled mlplat/gpu-pool or requiring GPU instances; a NodeGroup of GPU types/AMIs."""
     if resource_type == NODE_POOL:
         labels = peek(props, "spec", "template", "metadata", "labels")
-        if isinstance(labels, Mapping) and any(key == GPU_LABEL for key in labels):
+        if isinstance(labels, Mapping) and any(key == GPU_POOL_LABEL for key in labels):
             return True
         requirements = elements(peek(props, "spec", "template", "spec", "requirements"))
         return any(gpu_requirement(r) for r in requirements)

@@ -599,7 +599,7 @@ def test_stack_file_is_found_through_the_projects_stack_config_dir(tmp_path: Pat
     """Without a stackConfigFile in the policy config the pack reads <stackConfigDir>/Pulumi.<stack>.yaml
     of the project (Pulumi.yaml) it belongs to; were it to look beside Pulumi.yaml instead, it would find
     nothing and pass a plaintext secret. Run on a copy of the pack in a project with such a file."""
-    for name in ("Pulumi.yaml", "infra/__init__.py", "infra/stack_file.py", *(
+    for name in ("Pulumi.yaml", "infra/__init__.py", "infra/stack_file.py", "infra/contract.py", *(
         str(p.relative_to(REPO)) for p in PACK.glob("*.py")
     )):  # fmt: skip
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

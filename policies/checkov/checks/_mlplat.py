@@ -2,31 +2,53 @@
 
 checkov puts this folder on `sys.path` while loading external checks, so every check imports this
 module as `_mlplat` (it registers no check itself). The checks run inside checkov's virtualenv:
-only the standard library and checkov may be imported here, never `infra` or `mlplat`.
+only the standard library and checkov may be imported here, never the `infra` or `mlplat` packages.
+The platform contract's names come from their one owner, infra/contract.py, loaded by its path: that
+module is standard library only by design (docs/architecture.md), so it runs in this virtualenv as is.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeGuard
 
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.kubernetes.checks.resource.base_spec_check import BaseK8Check
 
+
+def _platform_contract() -> ModuleType:
+    """infra/contract.py of this checkout, without putting the checkout on checkov's `sys.path`."""
+    path = Path(__file__).resolve().parents[3] / "infra" / "contract.py"
+    spec = importlib.util.spec_from_file_location("mlplat_contract", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path}: cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import would: what the module defines may look itself up
+    spec.loader.exec_module(module)
+    return module
+
+
+_CONTRACT = _platform_contract()
+
 CONTEXT_ENV_VAR = "MLPLAT_POLICY_CONTEXT"
-ENV_LABEL = "mlplat/environment"
-# A resource without the environment label is held to prod's limits: never a silent pass.
-FALLBACK_ENV = "prod"
+ENV_LABEL: str = _CONTRACT.ENVIRONMENT_LABEL
+# A resource without the environment label is held to the strictest environment's limits (the last in
+# promotion order, prod): never a silent pass.
+FALLBACK_ENV: str = _CONTRACT.ENVIRONMENTS[-1]
 GPU_RESOURCE = "nvidia.com/gpu"
-GPU_POOL_LABEL = "mlplat/gpu-pool"
-# Who serves what (infra/contract.py owns these; tests/infra/test_platform_contract.py holds the copies to it).
-TEAM_LABEL = "mlplat/team"
-MODEL_LABEL = "mlplat/model"
-MODEL_VERSION_ANNOTATION = "mlplat/model-version"
+GPU_POOL_LABEL: str = _CONTRACT.GPU_POOL_LABEL
+# Who serves what.
+TEAM_LABEL: str = _CONTRACT.TEAM_LABEL
+MODEL_LABEL: str = _CONTRACT.MODEL_LABEL
+MODEL_VERSION_ANNOTATION: str = _CONTRACT.MODEL_VERSION_ANNOTATION
 ISVC = "InferenceService"
 SERVING_RUNTIME = "ServingRuntime"
 POD_KINDS = (ISVC, SERVING_RUNTIME)
