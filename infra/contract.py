@@ -55,6 +55,10 @@ def model_version_uri(model: str, version: str | int) -> str:
 # argo-workflows, with that app's own MinIO user's Secret; each app's WorkflowTemplate names its own
 # (`spec.artifactRepositoryRef`), which `mlplat validate` holds it to (MLP-RETRAIN-ARTIFACTS).
 ARTIFACT_REPOSITORIES_CONFIGMAP: Final = "artifact-repositories"
+# The repository Argo CD syncs (`services.argocd.repo_url`), key `url` of this ConfigMap in namespace
+# argo-workflows, written by the program: a pipeline step that pushes to it reads it from there
+# (`configMapKeyRef`), and its git artifacts name none (the program fills them in, infra/gitops.py).
+PLATFORM_REPOSITORY_CONFIGMAP: Final = "platform-repository"
 # Any app's artifact Secret, `argo-artifacts-<app>-s3`, wherever a text names it (the app as group `app`).
 WORKFLOW_ARTIFACTS_SECRET: Final = re.compile(
     r"(?<![-a-z0-9])argo-artifacts-(?P<app>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)-s3(?![-a-z0-9])"

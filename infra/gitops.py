@@ -13,6 +13,7 @@ The standard library and infra/stack_file.py (PyYAML) only, the stack config bei
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -308,3 +309,37 @@ def _filled(
         return text(node, path)
 
     return fill(doc, "")
+
+
+# --- The retraining pipelines' checkout of the same repository ----------------------------------------
+# A pipeline's `register` and `propose` steps clone the repository Argo CD syncs (to read the app's
+# evaluation thresholds and to push the promotion branch) with the retraining GitHub token. The program
+# fills in which repository (`services.argocd.repo_url`): a pipeline that named one itself would be a
+# second owner of the URL, and, since a model team owns its `training/` folder, a way to send the token
+# to a server of its choice. Argo Workflows' git artifact (argo-workflows v4.1.2 CRDs,
+# ../shared/reference/crds/argo-workflows: `artifacts[].git`, `repo` required) is the only git source.
+
+
+def git_artifacts(node: Any, path: str = "") -> Iterable[tuple[str, dict[str, Any]]]:
+    """Every git artifact of an Argo Workflows manifest (an item of any `artifacts` list, at any depth),
+    with its key path (`spec/templates/[3]/inputs/artifacts/[0]/git`)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}/{key}" if path else str(key)
+            if key == "artifacts" and isinstance(value, list):
+                for i, item in enumerate(value):
+                    git = item.get("git") if isinstance(item, dict) else None
+                    if isinstance(git, dict):
+                        yield f"{where}/[{i}]/git", git
+            yield from git_artifacts(value, where)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from git_artifacts(item, f"{path}/[{i}]")
+
+
+def with_platform_repository(doc: dict[str, Any], repo_url: str) -> dict[str, Any]:
+    """A copy of a pipeline manifest whose git artifacts clone `repo_url` (they name no repository)."""
+    filled: dict[str, Any] = copy.deepcopy(doc)
+    for _, git in git_artifacts(filled):
+        git["repo"] = repo_url
+    return filled

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from infra.gitops import with_platform_repository
 from mlplat import safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
 from mlplat.validation import (
@@ -208,7 +209,17 @@ def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report
     with _policy_scan([d for d in docs if d.target not in training], checkov) as policy, \
             ThreadPoolExecutor(max_workers=1) as background:  # fmt: skip
         scan = background.submit(policy.run)
-        report.findings += _schema_checks(docs, schema_sets, index)
+        # A pipeline's git artifacts name no repository (MLP-RETRAIN-REPOSITORY); the schema, which
+        # requires one, judges them as the program applies them, filled in with the stack's (any
+        # environment's: the schema does not depend on which).
+        repo_url = configs["dev"].services.argocd.repo_url
+        applied = [
+            dataclasses.replace(d, doc=with_platform_repository(d.doc, repo_url))
+            if d.target in training
+            else d
+            for d in docs
+        ]
+        report.findings += _schema_checks(applied, schema_sets, index)
         for env in sorted(envs):
             env_targets = [t for t in chosen if t.env == env]
             env_docs = [d for d in docs if d.env == env]

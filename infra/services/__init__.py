@@ -151,6 +151,7 @@ class PlatformServices(pulumi.ComponentResource):
                     registry=self.mlflow.release,
                     ca=ca,
                     pipelines=pipelines,
+                    repo_url=services.argocd.repo_url,
                 ),
                 child,
             )

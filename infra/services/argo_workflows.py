@@ -61,7 +61,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra.config import ArgoWorkflowsConfig, ConfigError
-from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP
+from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP, PLATFORM_REPOSITORY_CONFIGMAP
+from infra.gitops import with_platform_repository
 from infra.services import minio
 from infra.services.cert_manager import InternalCa
 from infra.services.chart import REPO, ChartService, ServiceArgs
@@ -178,6 +179,9 @@ class ArgoWorkflowsArgs(ServiceArgs):
     # The internal CA (cert_manager.py), which MinIO's certificate chains to.
     ca: InternalCa
     pipelines: tuple[TrainingPipeline, ...]
+    # The repository the pipelines' git artifacts clone: the one Argo CD syncs (services.argocd.repo_url,
+    # infra/gitops.py `with_platform_repository`).
+    repo_url: str
 
 
 def computed_values(
@@ -288,6 +292,14 @@ class ArgoWorkflows(ChartService):
             data=artifact_repositories(),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
+        self.repository = k8s.core.v1.ConfigMap(
+            f"{name}-platform-repository",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=PLATFORM_REPOSITORY_CONFIGMAP, namespace=self.namespace.metadata.name
+            ),
+            data={"url": args.repo_url},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+        )
         self.release = self.install(
             "release",
             RELEASE,
@@ -297,6 +309,7 @@ class ArgoWorkflows(ChartService):
                 self.namespace,
                 self.ca,
                 self.artifact_repositories,
+                self.repository,
                 *(s.resource for s in self.seeds),
                 args.monitoring_crds,
                 args.artifact_store.release,
@@ -304,7 +317,12 @@ class ArgoWorkflows(ChartService):
             ],
         )
         self.pipelines = [
-            _manifest(self, f"{name}-{pipeline.app}", _scheduled(doc, config.schedules), [self.release])
+            _manifest(
+                self,
+                f"{name}-{pipeline.app}",
+                _scheduled(with_platform_repository(doc, args.repo_url), config.schedules),
+                [self.release],
+            )
             for pipeline in args.pipelines
             for doc in pipeline.documents
         ]

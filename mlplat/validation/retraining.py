@@ -22,6 +22,7 @@ from infra.contract import (
     WORKFLOW_ARTIFACTS_SECRET,
     workflow_artifacts_secret,
 )
+from infra.gitops import git_artifacts
 from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation.targets import TRAINING
 
@@ -29,6 +30,7 @@ STEP_RULE = "MLP-RETRAIN-STEP"
 MUTEX_RULE = "MLP-RETRAIN-MUTEX"
 PARAMETER_RULE = "MLP-RETRAIN-PARAMETER"
 ARTIFACTS_RULE = "MLP-RETRAIN-ARTIFACTS"
+REPOSITORY_RULE = "MLP-RETRAIN-REPOSITORY"
 TRIGGERS = ("drift", "schedule", "manual")
 # The workflow parameters a step holding a credential may read: the run's lineage, recorded as tags
 # and never used as an address (`params` is parsed to the one integer `variant`, steps.parse_params). Whoever may create a Workflow (the Sensor from an alert's labels, a
@@ -62,11 +64,17 @@ STEPS = {
 
 
 def check(docs: list[RenderedDoc]) -> list[Finding]:
-    """Findings for the WorkflowTemplates of retraining targets."""
+    """Findings for the manifests of retraining targets (the step rules: their WorkflowTemplates)."""
     findings: list[Finding] = []
     for doc in docs:
         match = TRAINING.match(doc.target)
-        if match is None or doc.doc.get("kind") != "WorkflowTemplate":
+        if match is None:
+            continue
+        findings += [
+            Finding(doc.source_file, doc.ref, REPOSITORY_RULE, message, fix, doc.env, path=path)
+            for path, message, fix in _repository_problems(doc.doc)
+        ]
+        if doc.doc.get("kind") != "WorkflowTemplate":
             continue
         spec = doc.doc.get("spec")
         spec = spec if isinstance(spec, dict) else {}
@@ -87,6 +95,19 @@ def check(docs: list[RenderedDoc]) -> list[Finding]:
             for path, message, fix in _artifact_problems(spec, match["app"])
         ]
     return findings
+
+
+def _repository_problems(doc: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """A git artifact names no repository: the program fills in the one Argo CD syncs (infra/gitops.py)."""
+    for path, git in git_artifacts(doc):
+        if "repo" in git:
+            yield (
+                f"{path}/repo",
+                f"a git artifact names its own repository ({git['repo']!r})",
+                "leave `repo` out: the program clones the repository Argo CD syncs "
+                "(services.argocd.repo_url); a pipeline naming one would send the retraining GitHub "
+                "token to it",
+            )
 
 
 def _artifact_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str, str]]:

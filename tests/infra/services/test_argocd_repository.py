@@ -18,7 +18,7 @@ from infra.config import (
     read_stack_file,
     stack_file,
 )
-from infra.gitops import REVISION, TEMPLATE, ModelApps, render
+from infra.gitops import REVISION, TEMPLATE, ModelApps, git_artifacts, render
 from tests.support.harness import REPO, build_config
 
 MOVED = "git@git.example.internal:platform/mlplat-fork.git"
@@ -47,6 +47,17 @@ def test_moving_the_repository_is_one_edit_of_the_stack_file(env: str, tmp_path:
     assert [g["git"]["revision"] for g in spec["generators"]] == [RELEASE], appset.urn
     assert spec["template"]["spec"]["source"]["targetRevision"] == RELEASE, appset.urn
     assert project.inputs["spec"]["sourceRepos"] == [MOVED], project.urn
+    # The retraining pipelines clone it and push to it: their checkouts are filled in, their push step
+    # reads the ConfigMap (infra/gitops.py `with_platform_repository`).
+    (repository,) = [
+        c for c in plan.of_type("kubernetes:core/v1:ConfigMap") if c.name.endswith("-platform-repository")
+    ]
+    assert repository.inputs["data"] == {"url": MOVED}, repository.urn
+    templates = plan.of_type("kubernetes:argoproj.io/v1alpha1:WorkflowTemplate")
+    assert templates, "no retraining pipeline in the plan"
+    for template in templates:
+        clones = [git["repo"] for _, git in git_artifacts(template.inputs)]
+        assert clones and set(clones) == {MOVED}, template.urn
 
 
 def test_no_argocd_file_names_a_repository_or_revision_of_its_own() -> None:

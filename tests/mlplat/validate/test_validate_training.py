@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from infra import versions
-from infra.config import load_environment
-from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP
+from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP, PLATFORM_REPOSITORY_CONFIGMAP
 from tests.support.validate_helpers import REPO, copy_repo, rules, run_json
 
 CRDS = REPO.parent / "shared" / "reference" / "crds"
@@ -176,30 +175,33 @@ def test_pipeline_reads_its_secrets_from_vault_synced_secrets_never_inline(folde
 
 
 @pytest.mark.parametrize("folder", PIPELINES, ids=lambda p: p.parent.name)
-def test_pipeline_proposes_to_the_repository_argo_cd_syncs(folder: Path) -> None:
+def test_pipeline_pushes_to_the_repository_the_program_names(folder: Path) -> None:
+    """The two checkouts name no repository (the program fills in services.argocd.repo_url) and the push
+    reads it from the ConfigMap the program writes: no pipeline holds a copy of the URL."""
     template = next(d for d in _documents(folder) if d["kind"] == "WorkflowTemplate")
     clones = [
-        a["git"]["repo"]
+        a["git"]
         for t in template["spec"]["templates"]
         for a in t.get("inputs", {}).get("artifacts", [])
         if "git" in a
     ]
-    pushes = [e["value"] for c in _containers(template) for e in c.get("env", []) if e["name"] == "REPO"]
-    assert len(clones) == 2 and len(pushes) == 1, (clones, pushes)
-    for env in ("dev", "staging", "prod"):
-        assert set(clones + pushes) == {load_environment(env).services.argocd.repo_url}, (folder, env)
+    pushes = [e for c in _containers(template) for e in c.get("env", []) if e["name"] == "REPO"]
+    assert len(clones) == 2 and all("repo" not in git for git in clones), clones
+    assert [e.get("valueFrom") for e in pushes] == [
+        {"configMapKeyRef": {"name": PLATFORM_REPOSITORY_CONFIGMAP, "key": "url"}}
+    ], pushes
 
 
 @pytest.mark.parametrize(
     ("old", "new", "parameter"),
     [
         (
-            "repo: https://github.com/example-org/mlplat.git",
-            'repo: "{{workflow.parameters.repo}}"',
+            "revision: main\n",
+            'repo: "{{workflow.parameters.repo}}"\n              revision: main\n',
             "repo",
         ),
         (
-            "value: https://github.com/example-org/mlplat.git",
+            "valueFrom: {configMapKeyRef: {name: platform-repository, key: url}}",
             'value: "{{ workflow.parameters.repo }}"',
             "repo",
         ),
@@ -209,8 +211,8 @@ def test_pipeline_proposes_to_the_repository_argo_cd_syncs(folder: Path) -> None
             "data-source",
         ),
         (  # an expression template names it too
-            "repo: https://github.com/example-org/mlplat.git",
-            "repo: \"{{=workflow.parameters['repo']}}\"",
+            "revision: main\n",
+            "repo: \"{{=workflow.parameters['repo']}}\"\n              revision: main\n",
             "repo",
         ),
         (  # routed through a step argument from the steps template, which holds no credential itself
