@@ -4,6 +4,8 @@ generated; `--check` names a hand-edited one; bad input stops it with a reason a
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from tests.support.checkout_copy import add_environment_to_the_contract, checkou
 from tests.support.harness import REPO
 
 DEPLOY = ".github/workflows/deploy.yml"
+PROMOTE = ".github/workflows/promote.yml"
 BOOTSTRAP_CONTRACT = "infra/bootstrap/contract.tf.json"
 
 
@@ -113,18 +116,46 @@ def test_a_hand_broken_bootstrap_contract_stops_generate_with_its_reason_writing
     assert _files(repo) == before
 
 
-def test_a_contract_naming_an_environment_twice_stops_generate_writing_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("environments", "reason"),
+    [
+        ('("dev", "staging", "staging", "prod")', "ENVIRONMENTS names ['staging'] more than once"),
+        ('("dev", "QA", "prod")', "ENVIRONMENTS has ['QA']: an environment is lowercase letters and digits"),
+        ('("dev",)', "ENVIRONMENTS has ['dev']: promotion needs two environments or more"),
+    ],
+)
+def test_a_contract_the_workflows_cannot_spell_stops_generate_writing_nothing(
+    tmp_path: Path, environments: str, reason: str
+) -> None:
+    """Twice the same name would give deploy.yml two jobs of one id; a name with capitals or spaces breaks
+    the job id, the runner's name or the shell check; one environment leaves promote.yml no choice."""
     repo = checkout_copy(tmp_path / "checkout")
-    edit(
-        repo / "infra" / "contract.py",
-        "= get_args(Environment)",
-        '= ("dev", "staging", "staging", "prod")  # type: ignore[assignment]',
-    )
+    edit(repo / "infra" / "contract.py", "= get_args(Environment)", f"= {environments}")
     before = _files(repo)
     result = mlplat(repo, "generate")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
-    assert (
-        "mlplat generate: infra/contract.py: ENVIRONMENTS names ['staging'] more than once" in result.stderr
-    )
+    assert f"mlplat generate: infra/contract.py: {reason}" in result.stderr, result.stderr
     assert _files(repo) == before
+
+
+def test_a_deleted_generated_file_is_named_by_the_check_and_written_again(tmp_path: Path) -> None:
+    repo = checkout_copy(tmp_path / "checkout")
+    original = (repo / PROMOTE).read_text()
+    (repo / PROMOTE).unlink()
+    check = mlplat(repo, "generate", "--check")
+    assert check.returncode == 1 and check.stdout.startswith(f"{PROMOTE}: "), check.stdout + check.stderr
+    assert mlplat(repo, "generate").returncode == 0
+    assert (repo / PROMOTE).read_text() == original
+
+
+def test_generate_runs_without_the_local_runtime() -> None:
+    """A pipeline tool: the jobs that run it install no MLflow, KServe or scikit-learn."""
+    code = (
+        "import sys\nfrom mlplat import generate\ngenerate.outputs()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'kserve', 'sklearn')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout
