@@ -65,7 +65,7 @@ def _admitted(repo: Path, source: str, target: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def qa_generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkout copy after the two steps: `qa` in the contract (between dev and staging), `make generate`.
     Before generating, `--check` names each file that lists the environments."""
     repo = checkout_copy(tmp_path_factory.mktemp("qa") / "checkout")
@@ -80,10 +80,9 @@ def qa_generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_an_environment_added_to_the_contract_is_deployed_in_its_place_after_make_generate(
-    qa_generated: Path,
+    repo: Path,
 ) -> None:
     """deploy.yml's chain was three hand-kept jobs: `qa` in the contract got no deploy job of its own."""
-    repo = qa_generated
     deploy = jobs("deploy.yml", repo)
     assert list(deploy) == WITH_QA
     assert [deploy[env].get("needs") for env in WITH_QA] == [None, "dev", "qa", "staging"]
@@ -102,10 +101,9 @@ def test_an_environment_added_to_the_contract_is_deployed_in_its_place_after_mak
 
 
 def test_an_environment_added_to_the_contract_is_one_promotion_step_after_make_generate(
-    qa_generated: Path,
+    repo: Path,
 ) -> None:
     """promote.yml offered and admitted dev → staging → prod only: qa could be neither left nor reached."""
-    repo = qa_generated
     promote = yaml.safe_load((repo / ".github" / "workflows" / "promote.yml").read_text())
     inputs = promote[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads the key `on` as True
     assert inputs["from"]["options"] == ["dev", "qa", "staging"]
@@ -115,11 +113,10 @@ def test_an_environment_added_to_the_contract_is_one_promotion_step_after_make_g
 
 
 def test_an_environment_added_to_the_contract_gets_a_free_runner_share_after_make_generate(
-    qa_generated: Path,
+    repo: Path,
 ) -> None:
     """The bootstrap listed the environments again: `qa` got no runner, and a share by position would
     have moved staging's and prod's runner subnets."""
-    repo = qa_generated
     local = json.loads((repo / "infra" / "bootstrap" / "contract.tf.json").read_text())["locals"]
     assert local["contract_environments"] == WITH_QA
     assert local["runner_shares"] == {"dev": 0, "qa": 3, "staging": 1, "prod": 2}
