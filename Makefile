@@ -14,13 +14,15 @@ CHECKOV_VENV := .venv-checkov
 POLICY_VENV := .venv-policy
 MUTATION_VENV := .venv-mutation
 
-.PHONY: help setup tools demo test pytest lint typecheck plan plans validate mutation lock clean
+.PHONY: help setup tools demo test pytest lint typecheck plan plans validate generate mutation lock clean
 
 help:
 	@echo "make demo           the whole loop on this machine (embedded MLflow, plans, validate, serve)"
 	@echo "make test           lint, type checks and the whole test suite"
 	@echo "make plan ENV=dev   offline plan of one environment into build/plan/<env>.json"
 	@echo "make validate       mlplat validate over every app in every environment"
+	@echo "make generate       rewrite the files that list the environments (deploy and promote workflows,"
+	@echo "                    infra/bootstrap/contract.tf.json) from infra/contract.py"
 	@echo "make lint           pre-commit's checks: ruff, yamllint, secrets scan, mypy"
 	@echo "make mutation       mutation scores of the gate modules (slow: see README)"
 
@@ -69,6 +71,10 @@ plans: $(BIN)/.installed $(POLICY_VENV)/.installed
 
 validate: setup
 	$(BIN)/mlplat validate
+
+# The files GitHub or Terraform read before any Python runs (mlplat/generate.py); a test runs --check.
+generate: $(BIN)/.installed
+	$(BIN)/mlplat generate
 
 # Scoped to the gate modules (scripts/mutation/run.py MODULES); MODULES="config promote" narrows it,
 # SAMPLE=100 runs that many mutants per module drawn at random (an estimate, reported as one).

@@ -16,7 +16,7 @@ from mlplat import checkout
 
 
 def parser() -> argparse.ArgumentParser:
-    from mlplat import cost, demo, monitor, plan, preflight, promote, serve, validate
+    from mlplat import cost, demo, generate, monitor, plan, preflight, promote, serve, validate
     from mlplat.retrain import command as retrain
 
     root = argparse.ArgumentParser(prog="mlplat", description=__doc__)
@@ -27,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
         help="the checkout to act on (default: the git work tree around .)",
     )
     subparsers = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (plan, validate, preflight, promote, serve, monitor, demo, cost, retrain):
+    for command in (plan, validate, preflight, promote, generate, serve, monitor, demo, cost, retrain):
         command.register(subparsers)
     return root
 

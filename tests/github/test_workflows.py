@@ -117,7 +117,8 @@ def test_triggers() -> None:
     assert (
         all(inputs[name]["required"] for name in ("app", "from", "to")) and not inputs["canary"]["required"]
     )
-    assert "prod" not in inputs["from"]["options"] and "dev" not in inputs["to"]["options"]
+    assert inputs["from"]["options"] == list(ENVIRONMENTS[:-1])
+    assert inputs["to"]["options"] == list(ENVIRONMENTS[1:])
 
 
 def test_default_permissions_are_read_or_none_and_every_job_declares_its_own() -> None:
@@ -136,9 +137,7 @@ def test_write_scopes_only_where_needed() -> None:
         ("pr.yml", "cost"): {},
         ("pr.yml", "cost-comment"): {"pull-requests": "write"},
         ("preview.yml", "preview"): {"id-token": "write", "pull-requests": "write"},
-        ("deploy.yml", "dev"): {"id-token": "write"},
-        ("deploy.yml", "staging"): {"id-token": "write"},
-        ("deploy.yml", "prod"): {"id-token": "write"},
+        **{("deploy.yml", env): {"id-token": "write"} for env in ENVIRONMENTS},
         ("drift.yml", "environments"): {},
         ("drift.yml", "drift"): {"id-token": "write", "issues": "write"},
         ("promote.yml", "promote"): {"contents": "write", "pull-requests": "write"},
@@ -180,11 +179,10 @@ def test_checkouts_keep_no_credentials() -> None:
             assert step.get("with", {}).get("persist-credentials") is False, f"{name}/{job_id}"
 
 
-def test_deploy_runs_dev_then_staging_then_prod_each_behind_its_environment() -> None:
+def test_deploy_runs_each_environment_after_the_one_before_it_each_behind_its_environment() -> None:
     jobs = _jobs("deploy.yml")
     assert list(jobs) == list(ENVIRONMENTS)
-    assert "needs" not in jobs["dev"]
-    assert jobs["staging"]["needs"] == "dev" and jobs["prod"]["needs"] == "staging"
+    assert [job.get("needs") for job in jobs.values()] == [None, *ENVIRONMENTS[:-1]]
     for env, job in jobs.items():
         assert job["environment"] == {"name": env}
         assert job["concurrency"] == {"group": f"pulumi-{env}", "cancel-in-progress": False}
@@ -438,6 +436,20 @@ def test_promote_runs_the_gate_then_opens_a_pull_request_with_the_overlay() -> N
     (pr,) = _uses(job, "peter-evans/create-pull-request")
     assert names.index(promote["name"]) < _steps(job).index(pr)
     assert pr["with"]["add-paths"] == "apps/${{ inputs.app }}/overlays/${{ inputs.to }}/**"
+
+
+def test_promote_checks_its_inputs_before_anything_is_checked_out() -> None:
+    """The input check is a boundary: a free-text app name or an unknown pair stops the run before the
+    repository's code is on the runner, and the inputs reach that shell only through env."""
+    steps = _steps(_jobs("promote.yml")["promote"])
+    check = steps[0]
+    assert check["name"] == "Check inputs", [s.get("name") for s in steps]
+    assert check["env"] == {
+        "APP": "${{ inputs.app }}",
+        "FROM": "${{ inputs.from }}",
+        "TO": "${{ inputs.to }}",
+    }
+    assert _uses(_jobs("promote.yml")["promote"], "actions/checkout"), "no checkout: the test is stale"
 
 
 def test_pr_runs_make_targets_and_validate_into_the_job_summary() -> None:

@@ -1,19 +1,20 @@
 """The environments have one owner, `ENVIRONMENTS` in infra/contract.py (promotion order). What can read it
-does (the program, the tools, the Makefile, the pr and drift workflows); the places that must spell the
-list out are held to it here, each failure naming the file and what to write there."""
+does (the program, the tools, the Makefile, the pr and drift workflows); the files that must spell the list
+out (the deploy and promote workflows, the bootstrap's locals) are written from it by `mlplat generate`, so
+adding one is an edit of the contract plus `make generate`, shown here for `qa`."""
 
 from __future__ import annotations
 
 import itertools
-import re
+import json
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from infra.contract import ENVIRONMENTS
-from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy
-from tests.support.delivery_helpers import terraform, workflow
+import pytest
+import yaml
+
+from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
+from tests.support.workflow_steps import jobs
 
 
 def _make(repo: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -42,156 +43,80 @@ def test_make_help_runs_before_python_is_there(tmp_path: Path) -> None:
     assert "cannot read the environments from infra/contract.py" in plans.stderr, plans.stderr
 
 
-# --- The places that must spell the environments out -------------------------------------------------
-# GitHub reads a `workflow_dispatch` choice's options and a workflow's jobs before anything runs, and each
-# deploy job has its own GitHub environment, runner and place in the dev → staging → prod chain; the
-# bootstrap's Terraform is applied once per account, before any checkout of this repository exists.
+# --- The files GitHub and Terraform read before any Python runs: generated -----------------------------
 
-DEPLOY = ".github/workflows/deploy.yml"
-PROMOTE = ".github/workflows/promote.yml"
-_QUOTED = re.compile(r'"([^"]+)"')
-
-
-def _listed_in(expression: str, call: str) -> list[str] | None:
-    """The quoted names of the list literal passed to `call(` in an HCL expression, None when absent."""
-    found = re.search(rf"{call}\(\[([^\]]*)\]", expression)
-    return _QUOTED.findall(found[1]) if found else None
+WITH_QA = ["dev", "qa", "staging", "prod"]
+GENERATED = (
+    ".github/workflows/deploy.yml",
+    ".github/workflows/promote.yml",
+    "infra/bootstrap/contract.tf.json",
+)
 
 
-def _needs(job: dict[str, Any]) -> list[str]:
-    needs = job.get("needs", [])
-    return [needs] if isinstance(needs, str) else list(needs)
-
-
-def _deploy_chain(environments: Sequence[str]) -> list[str]:
-    jobs = {job_id: job for job_id, job in workflow("deploy.yml")["jobs"].items() if "environment" in job}
-    problems = [
-        f"{DEPLOY}: job `{job_id}` deploys an environment infra/contract.py does not have: remove it"
-        for job_id in jobs
-        if job_id not in environments
-    ]
-    for previous, env in zip([None, *environments], environments, strict=False):
-        wants = f"needs `{previous}`" if previous else "needs no other job"
-        if env not in jobs:
-            problems.append(
-                f"{DEPLOY}: no job `{env}`: add one (GitHub environment `{env}`, its own runner) that {wants}"
-            )
-        elif _needs(jobs[env]) != ([previous] if previous else []):
-            problems.append(f"{DEPLOY}: job `{env}` needs {_needs(jobs[env])}: it {wants}")
-    return problems
-
-
-def _promotion_choices(environments: Sequence[str]) -> list[str]:
-    promote = workflow("promote.yml")
-    inputs = promote["on"]["workflow_dispatch"]["inputs"]
-    problems = [
-        f"{PROMOTE}: inputs.{name}.options are {inputs[name]['options']}: write {expected} ({why})"
-        for name, expected, why in (
-            ("from", list(environments[:-1]), "every environment but the last, in promotion order"),
-            ("to", list(environments[1:]), "every environment but the first, in promotion order"),
-        )
-        if inputs[name]["options"] != expected
-    ]
-    (check,) = [s for s in promote["jobs"]["promote"]["steps"] if s.get("name") == "Check inputs"]
-    pairs = re.findall(r'"(\w+)>(\w+)"', check["run"])
-    steps = list(itertools.pairwise(environments))
-    if pairs != steps:
-        admitted, allowed = ("|".join(f'"{a}>{b}"' for a, b in p) for p in (pairs, steps))
-        problems.append(
-            f"{PROMOTE}: step `Check inputs` admits {admitted}: write {allowed} (each step of the order)"
-        )
-    return problems
-
-
-def _bootstrap_lists(environments: Sequence[str]) -> list[str]:
-    tf = terraform()
-    wanted = set(environments)
-    problems = []
-    variable = tf["variable"]["environments"]
-    if set(variable["default"]) != wanted:
-        problems.append(
-            f"infra/bootstrap/variables.tf: var.environments default is {variable['default']}: write {list(environments)}"
-        )
-    (validation,) = variable["validation"]
-    allowed = _listed_in(validation["condition"], "contains")
-    if allowed is None or set(allowed) != wanted:
-        problems.append(
-            f"infra/bootstrap/variables.tf: var.environments admits {allowed} (its validation's contains([...])): "
-            f"write {list(environments)}, and name them in its error_message"
-        )
-    problems += _runner_shares(tf, environments)
-    others = tf["locals"]["other_environments"]
-    expected = {env: [other for other in environments if other != env] for env in environments}
-    if {env: set(names) for env, names in others.items()} != {
-        env: set(names) for env, names in expected.items()
-    }:
-        problems.append(
-            f"infra/bootstrap/deploy_roles.tf: local.other_environments is {others}: write {expected}"
-        )
-    return problems
-
-
-def _runner_shares(tf: dict[str, Any], environments: Sequence[str]) -> list[str]:
-    """runners.tf gives each environment the share of the runner VPC at its position in a list: a new
-    one is appended (reordering moves every later environment's subnets), and its share must be free."""
-    where = "infra/bootstrap/runners.tf: local.runner_environment_cidr"
-    expression = tf["locals"]["runner_environment_cidr"]
-    listed = _listed_in(expression, "index") or []
-    missing = [env for env in environments if env not in listed]
-    unknown = [env for env in listed if env not in environments]
-    problems = []
-    if missing:
-        problems.append(
-            f"{where}: index([...]) lists {listed}: append {missing} at its end (an environment's "
-            "place there is its share of the runner VPC: never reorder it)"
-        )
-    if unknown:
-        problems.append(f"{where}: index([...]) lists {unknown}, which infra/contract.py does not have")
-    # Shares of the same size taken by a literal index elsewhere (the NAT subnet's) are not free.
-    size = re.search(r"cidrsubnet\(var\.runner_vpc_cidr, (\d+), index\(", expression)
-    if size:
-        taken = {
-            int(k)
-            for k in re.findall(rf"cidrsubnet\(var\.runner_vpc_cidr, {size[1]}, (\d+)\)", str(tf["resource"]))
-        }
-        clash = [
-            env
-            for position, env in enumerate([*listed, *missing])
-            if position in taken or position >= 2 ** int(size[1])
-        ]
-        if clash:
-            problems.append(
-                f"{where}: no free share of the runner VPC for {clash} (shares of newbits {size[1]}, "
-                f"taken elsewhere: {sorted(taken)}): lay the runner VPC out anew"
-            )
-    return problems
-
-
-def places_that_disagree(environments: Sequence[str]) -> list[str]:
-    """Every place that must spell out the environments and does not list `environments`, with what to write."""
-    return [*_deploy_chain(environments), *_promotion_choices(environments), *_bootstrap_lists(environments)]
-
-
-def test_every_place_that_must_list_the_environments_lists_the_contracts() -> None:
-    assert places_that_disagree(ENVIRONMENTS) == []
-
-
-def test_an_environment_added_to_the_contract_alone_is_named_in_every_place_that_lists_them() -> None:
-    """`qa` in infra/contract.py and nowhere else: each of these files is named, with qa in what to write."""
-    with_qa = ("dev", "qa", "staging", "prod")
-    problems = places_that_disagree(with_qa)
-    for place in (
-        DEPLOY,
-        PROMOTE,
-        "variables.tf: var.environments default",
-        "variables.tf: var.environments admits",
-        "runners.tf",
-        "deploy_roles.tf",
-    ):
-        named = [p for p in problems if place in p]
-        assert named and all("qa" in p for p in named), (place, problems)
-    assert (
-        f"{DEPLOY}: no job `qa`: add one (GitHub environment `qa`, its own runner) that needs `dev`"
-        in problems
+def _admitted(repo: Path, source: str, target: str) -> bool:
+    """Whether promote.yml's `Check inputs` step, run as GitHub runs it (bash -e, inputs through env), lets
+    a promotion from `source` to `target` go on."""
+    (check,) = [s for s in jobs("promote.yml", repo)["promote"]["steps"] if s.get("name") == "Check inputs"]
+    env = {"APP": "iris-classifier", "FROM": source, "TO": target, "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        ["bash", "-e", "-c", check["run"]], env=env, capture_output=True, text=True, check=False
     )
-    assert f"{DEPLOY}: job `staging` needs ['dev']: it needs `qa`" in problems
+    return run.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkout copy after the two steps: `qa` in the contract (between dev and staging), `make generate`.
+    Before generating, `--check` names each file that lists the environments."""
+    repo = checkout_copy(tmp_path_factory.mktemp("qa") / "checkout")
+    add_environment_to_the_contract(repo)
+    check = mlplat(repo, "generate", "--check")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert sorted(line.split(":")[0] for line in check.stdout.splitlines()) == sorted(GENERATED), check.stdout
+    generated = mlplat(repo, "generate")
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert mlplat(repo, "generate", "--check").returncode == 0
+    return repo
+
+
+def test_an_environment_added_to_the_contract_is_deployed_in_its_place_after_make_generate(
+    repo: Path,
+) -> None:
+    """deploy.yml's chain was three hand-kept jobs: `qa` in the contract got no deploy job of its own."""
+    deploy = jobs("deploy.yml", repo)
+    assert list(deploy) == WITH_QA
+    assert [deploy[env].get("needs") for env in WITH_QA] == [None, "dev", "qa", "staging"]
+    qa = deploy["qa"]
+    assert qa["runs-on"] == "codebuild-mlplat-github-runner-qa-${{ github.run_id }}-${{ github.run_attempt }}"
+    assert qa["environment"] == {"name": "qa"}
+    assert qa["concurrency"] == {"group": "pulumi-qa", "cancel-in-progress": False}
+    assert [s["run"] for s in qa["steps"] if "mlplat preflight" in s.get("run", "")] == [
+        ".venv/bin/mlplat preflight --env qa"
+    ]
+    # Every job is the one template filled in: staging's job with `qa` for `staging` is qa's, but for needs.
+    staging = (
+        json.dumps(deploy["staging"]).replace("staging", "qa").replace('"needs": "qa"', '"needs": "dev"')
+    )
+    assert json.loads(staging) == qa
+
+
+def test_an_environment_added_to_the_contract_is_one_promotion_step_after_make_generate(
+    repo: Path,
+) -> None:
+    """promote.yml offered and admitted dev → staging → prod only: qa could be neither left nor reached."""
+    promote = yaml.safe_load((repo / ".github" / "workflows" / "promote.yml").read_text())
+    inputs = promote[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads the key `on` as True
+    assert inputs["from"]["options"] == ["dev", "qa", "staging"]
+    assert inputs["to"]["options"] == ["qa", "staging", "prod"]
+    admitted = [(a, b) for a, b in itertools.product(WITH_QA, WITH_QA) if _admitted(repo, a, b)]
+    assert admitted == [("dev", "qa"), ("qa", "staging"), ("staging", "prod")]
+
+
+def test_an_environment_added_to_the_contract_gets_a_free_runner_share_after_make_generate(
+    repo: Path,
+) -> None:
+    """The bootstrap listed the environments again: `qa` got no runner, and a share by position would
+    have moved staging's and prod's runner subnets."""
+    local = json.loads((repo / "infra" / "bootstrap" / "contract.tf.json").read_text())["locals"]
+    assert local["contract_environments"] == WITH_QA
+    assert local["runner_shares"] == {"dev": 0, "qa": 3, "staging": 1, "prod": 2}

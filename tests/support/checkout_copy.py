@@ -16,10 +16,13 @@ WITH_QA = '["dev", "qa", "staging", "prod"]'
 
 
 def checkout_copy(dest: Path) -> Path:
-    """The parts of the checkout that `mlplat plan` and `mlplat validate` run from: their code too, so an
-    edit of infra/contract.py in the copy is the code that runs (mlplat/checkout.py)."""
-    for part in ("infra", "mlplat", "apps", "platform", "environments"):
-        shutil.copytree(REPO / part, dest / part, ignore=shutil.ignore_patterns("__pycache__", "bootstrap"))
+    """The parts of the checkout that `mlplat plan`, `mlplat validate` and `mlplat generate` run from and
+    write to (the workflows, the bootstrap's generated locals): their code too, so an edit of
+    infra/contract.py in the copy is the code that runs (mlplat/checkout.py)."""
+    # Terraform's local working files (providers, state) are no part of the checkout.
+    ignore = shutil.ignore_patterns("__pycache__", ".terraform", "*.tfstate*")
+    for part in ("infra", "mlplat", "apps", "platform", "environments", ".github"):
+        shutil.copytree(REPO / part, dest / part, ignore=ignore)
     for part in ("Pulumi.yaml", "__main__.py", "Makefile"):
         shutil.copy(REPO / part, dest / part)
     return dest
