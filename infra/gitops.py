@@ -343,3 +343,19 @@ def with_platform_repository(doc: dict[str, Any], repo_url: str) -> dict[str, An
     for _, git in git_artifacts(filled):
         git["repo"] = repo_url
     return filled
+
+
+# --- Links into the same repository -------------------------------------------------------------------
+# Alert rules name their runbook as a path in this repository (`runbook_url: docs/alerts.md#<alert>`);
+# the program turns it into a link to that file at the revision Argo CD tracks, so moving the repository
+# moves the links with it. The link is the `<web address>/blob/<revision>/<path>` form GitHub serves
+# (docs.github.com "Getting permanent links to files"); an ssh address (`git@host:owner/repo.git`) is
+# read as the same repository's https address.
+_SSH_ADDRESS = re.compile(r"^git@(?P<host>[^:]+):(?P<path>.+)$")
+
+
+def repository_link(repo_url: str, revision: str, path: str) -> str:
+    """The web link to `path` (a file, with an optional `#anchor`) of the repository at `revision`."""
+    ssh = _SSH_ADDRESS.match(repo_url)
+    web = f"https://{ssh['host']}/{ssh['path']}" if ssh else repo_url
+    return f"{web.removesuffix('.git').rstrip('/')}/blob/{revision}/{path}"

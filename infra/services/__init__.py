@@ -68,7 +68,9 @@ class PlatformServices(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.monitoring = Monitoring(
-            f"{name}-monitoring", MonitoringArgs(cluster=cluster, settings=services.monitoring), child
+            f"{name}-monitoring",
+            MonitoringArgs(cluster=cluster, settings=services.monitoring, repository=services.argocd),
+            child,
         )
         monitoring_crds = self.monitoring.release
         shared = ServiceArgs(cluster, monitoring_crds)

@@ -17,6 +17,7 @@ platform/prometheus/rules/alerting.yaml says that alerting reaches nobody, inste
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra.config import MonitoringConfig
+from infra.config import ArgoCdConfig, MonitoringConfig
+from infra.gitops import repository_link
 from infra.services.chart import PLATFORM, ChartService, custom_resources, load_documents
 from infra.services.facts import ClusterFacts
 
@@ -62,6 +64,27 @@ class MonitoringArgs:
 
     cluster: ClusterFacts
     settings: MonitoringConfig  # services.monitoring
+    # The repository the alert rules' runbook paths link into (services.argocd: repo_url, target_revision).
+    repository: ArgoCdConfig
+
+
+def with_runbook_links(rule_file: dict[str, Any], repository: ArgoCdConfig) -> dict[str, Any]:
+    """A PrometheusRule whose alerts' `runbook_url`, a path in this repository (`docs/alerts.md#<alert>`,
+    what the promtool tests see), is the link to it where Argo CD reads the repository."""
+    linked: dict[str, Any] = copy.deepcopy(rule_file)
+    for group in linked.get("spec", {}).get("groups", []):
+        for rule in group.get("rules", []):
+            annotations = rule.get("annotations") or {}
+            if "runbook_url" in annotations:
+                if "://" in annotations["runbook_url"]:
+                    raise ValueError(
+                        f"alert {rule.get('alert')}: runbook_url {annotations['runbook_url']!r} must be a path "
+                        "in this repository (docs/alerts.md#<alert>): the program links it where Argo CD reads it"
+                    )
+                annotations["runbook_url"] = repository_link(
+                    repository.repo_url, repository.target_revision, annotations["runbook_url"]
+                )
+    return linked
 
 
 def alertmanager_config() -> dict[str, Any] | None:
@@ -181,7 +204,10 @@ class Monitoring(ChartService):
         self.rules = custom_resources(
             self,
             f"{name}-rule",
-            load_documents(["prometheus/rules/*.yaml"]),
+            [
+                (path, with_runbook_links(doc, args.repository))
+                for path, doc in load_documents(["prometheus/rules/*.yaml"])
+            ],
             NAMESPACE,
             after,
         )

@@ -24,7 +24,7 @@ DASHBOARDS_DIR = REPO / "platform" / "grafana" / "dashboards"
 ALERTMANAGER_CONFIG = REPO / "platform" / "alertmanager" / "config.yaml"
 FALCO_RULES = REPO / "platform" / "falco" / "mlplat-rules.yaml"
 ALERTS_DOC = REPO / "docs" / "alerts.md"
-RUNBOOK_BASE = "https://github.com/example-org/mlplat/blob/main/docs/alerts.md#"
+RUNBOOK_BASE = "docs/alerts.md#"
 
 
 def rel(path: Path) -> str:

@@ -20,6 +20,7 @@ from infra.config import (
 )
 from infra.contract import ENVIRONMENTS
 from infra.gitops import REVISION, TEMPLATE, ModelApps, git_artifacts, render
+from infra.services.monitoring import with_runbook_links
 from tests.support.harness import REPO, build_config
 
 MOVED = "git@git.example.internal:platform/mlplat-fork.git"
@@ -54,6 +55,18 @@ def test_moving_the_repository_is_one_edit_of_the_stack_file(env: str, tmp_path:
         c for c in plan.of_type("kubernetes:core/v1:ConfigMap") if c.name.endswith("-platform-repository")
     ]
     assert repository.inputs["data"] == {"url": MOVED}, repository.urn
+    # The alerts link their runbooks into it, at the revision Argo CD tracks.
+    runbooks = {
+        rule["annotations"]["runbook_url"]
+        for resource in plan.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+        for group in resource.inputs["spec"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert runbooks and all(
+        link.startswith(f"https://git.example.internal/platform/mlplat-fork/blob/{RELEASE}/docs/alerts.md#")
+        for link in runbooks
+    ), sorted(runbooks)
     templates = plan.of_type("kubernetes:argoproj.io/v1alpha1:WorkflowTemplate")
     assert templates, "no retraining pipeline in the plan"
     for template in templates:
@@ -112,12 +125,6 @@ def test_under_pulumi_up_a_copied_repository_is_a_clean_error() -> None:
     assert "platform/argocd/models.yaml" in result.stdout, result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #15 Done-when, not done yet: apps/*/training/workflowtemplate.yaml (the retraining "
-    "pipeline's git artifact and REPO) and platform/prometheus runbook_url links spell the repository; "
-    "remove this mark once they read it from the program",
-)
 def test_no_yaml_file_spells_the_repository_the_stack_files_own() -> None:
     """Moving the repository is one edit of `services.argocd.repo_url` only if no YAML file spells it too:
     each such file is a second owner a move leaves pointing at the old place."""
@@ -135,3 +142,14 @@ def test_no_yaml_file_spells_the_repository_the_stack_files_own() -> None:
         and any(repository in (REPO / name).read_text() for repository in repositories)
     ]
     assert spelled == []
+
+
+def test_a_rule_linking_its_runbook_itself_is_refused_not_linked_twice() -> None:
+    """A runbook written as a link would name the repository a second time (and not move with it)."""
+    rule_file = {
+        "spec": {"groups": [{"rules": [{"alert": "X", "annotations": {"runbook_url": "https://a/b"}}]}]}
+    }
+    with pytest.raises(
+        ValueError, match="alert X: runbook_url 'https://a/b' must be a path in this repository"
+    ):
+        with_runbook_links(rule_file, load_environment("dev").services.argocd)
