@@ -8,7 +8,7 @@
 # - the AWS resources it names itself (IAM roles and policies, SQS queues, EventBridge rules, S3
 #   buckets, KMS aliases) start with `<prefix>-<env>-`; the EKS cluster is `<prefix>-<env>`, its log
 #   group /aws/eks/<prefix>-<env>/cluster;
-# - every resource it creates carries the tag `mlplat/environment = <env>` (the provider's default tags,
+# - every resource it creates carries the contract's environment tag = <env> (the provider's default tags,
 #   infra/program.py), which is what scopes EC2, KMS, IAM roles and OIDC providers to one environment
 #   below: services whose IDs are random cannot be scoped by name;
 # - every IAM role it creates carries the `<prefix>-boundary-<env>` permissions boundary.
@@ -19,18 +19,13 @@ locals {
   partition      = data.aws_partition.current.partition
   iam_arn        = "arn:${local.partition}:iam::${local.account_id}"
   region_account = "${var.aws_region}:${local.account_id}"
-  # Per environment, the other stacks the program knows (variables.tf validates var.environments against
-  # the same three names): their resources and cluster tags are refused below even when this account
-  # holds only one environment.
+  # Per environment, the other stacks of the contract (contract.tf.json, which variables.tf holds
+  # var.environments to): their resources and cluster tags are refused below even when this account
+  # holds only one environment. The contract's environment tag (`local.environment_tag`, the program's
+  # default tag, infra/program.py) is what the environment roles are scoped by.
   other_environments = {
-    dev     = ["staging", "prod"]
-    staging = ["dev", "prod"]
-    prod    = ["dev", "staging"]
+    for env in local.environments : env => [for other in local.contract_environments : other if other != env]
   }
-  # The tag the program puts on everything it creates (its value is the stack name, set in the AWS
-  # provider's default tags by infra/program.py) and the tag key the bootstrap scopes the environment
-  # roles by.
-  environment_tag       = "mlplat/environment"
   public_ssm_parameters = "arn:${local.partition}:ssm:${var.aws_region}::parameter/aws/service/*"
   # EC2 calls that create the stack's network resources, and the resource type each one creates. Each
   # must carry the environment tag in its TagSpecifications (the AWS provider sends default tags there).
@@ -59,7 +54,7 @@ locals {
 # --- Trust: one repository, one GitHub environment, one branch, audience sts.amazonaws.com ---------------
 
 data "aws_iam_policy_document" "deploy_trust" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid     = "GitHubEnvironmentOnMainOnly"
@@ -85,7 +80,7 @@ data "aws_iam_policy_document" "deploy_trust" {
 }
 
 data "aws_iam_policy_document" "preview_trust" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid     = "GitHubPreviewEnvironment"
@@ -116,7 +111,7 @@ data "aws_iam_policy_document" "preview_trust" {
 }
 
 resource "aws_iam_role" "deploy" {
-  for_each = var.environments
+  for_each = local.environments
 
   name                 = "${var.name_prefix}-github-deploy-${each.key}"
   description          = "GitHub Actions (environment ${each.key}, main): pulumi up of the ${each.key} stack"
@@ -124,12 +119,12 @@ resource "aws_iam_role" "deploy" {
   max_session_duration = var.deploy_session_seconds
 
   tags = {
-    "mlplat/environment" = each.key
+    (local.environment_tag) = each.key
   }
 }
 
 resource "aws_iam_role" "preview" {
-  for_each = var.environments
+  for_each = local.environments
 
   name                 = "${var.name_prefix}-github-preview-${each.key}"
   description          = "GitHub Actions (environment ${each.key}-preview): read-only pulumi preview and drift checks"
@@ -137,7 +132,7 @@ resource "aws_iam_role" "preview" {
   max_session_duration = 3600
 
   tags = {
-    "mlplat/environment" = each.key
+    (local.environment_tag) = each.key
   }
 }
 
@@ -150,7 +145,7 @@ resource "aws_iam_role" "preview" {
 # `IAMPolicyDoc.Merge`, read at 04e9356d7f061e7be1890e030f420c81a783d651), where the three carried it
 # inline: the policies' JSON, and so the aws_iam_policy resources, stay as they were.
 data "aws_iam_policy_document" "deny_other_environments" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid       = "DenyOtherEnvironments"
@@ -169,7 +164,7 @@ data "aws_iam_policy_document" "deny_other_environments" {
 # --- Permissions boundary: the ceiling of every role the Pulumi program creates -------------------------
 
 data "aws_iam_policy_document" "workload_boundary" {
-  for_each = var.environments
+  for_each = local.environments
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
@@ -298,7 +293,7 @@ data "aws_iam_policy_document" "workload_boundary" {
 }
 
 resource "aws_iam_policy" "workload_boundary" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-boundary-${each.key}"
   description = "Permissions boundary every IAM role of the ${each.key} stack must carry"
@@ -314,7 +309,7 @@ resource "aws_iam_policy" "workload_boundary" {
 # even by a preview). `.pulumi/meta.yaml` is written once by the bootstrap (state.tf), so no role
 # writes outside its own stack.
 data "aws_iam_policy_document" "stack_state" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid       = "ListStateBucket"
@@ -351,7 +346,7 @@ data "aws_iam_policy_document" "stack_state" {
 # --- Deploy role: state, platform provisioning, IAM within the boundary, guardrails ---------------------
 
 data "aws_iam_policy_document" "deploy_state" {
-  for_each = var.environments
+  for_each = local.environments
 
   source_policy_documents = [data.aws_iam_policy_document.stack_state[each.key].json]
 
@@ -373,7 +368,7 @@ data "aws_iam_policy_document" "deploy_state" {
 }
 
 data "aws_iam_policy_document" "deploy_platform" {
-  for_each = var.environments
+  for_each = local.environments
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
@@ -658,7 +653,7 @@ data "aws_iam_policy_document" "deploy_platform" {
 }
 
 data "aws_iam_policy_document" "deploy_iam" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid       = "ReadIam"
@@ -888,7 +883,7 @@ data "aws_iam_policy_document" "deploy_iam" {
 }
 
 resource "aws_iam_policy" "deploy_state" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-github-deploy-${each.key}-state"
   description = "Read and write the ${each.key} stack's Pulumi state and secrets"
@@ -896,7 +891,7 @@ resource "aws_iam_policy" "deploy_state" {
 }
 
 resource "aws_iam_policy" "deploy_platform" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-github-deploy-${each.key}-platform"
   description = "Provision the ${each.key} network, EKS cluster and named platform resources"
@@ -904,7 +899,7 @@ resource "aws_iam_policy" "deploy_platform" {
 }
 
 resource "aws_iam_policy" "deploy_iam" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-github-deploy-${each.key}-iam"
   description = "Manage the ${each.key} stack's IAM roles inside their permissions boundary"
@@ -912,21 +907,21 @@ resource "aws_iam_policy" "deploy_iam" {
 }
 
 resource "aws_iam_role_policy_attachment" "deploy_state" {
-  for_each = var.environments
+  for_each = local.environments
 
   role       = aws_iam_role.deploy[each.key].name
   policy_arn = aws_iam_policy.deploy_state[each.key].arn
 }
 
 resource "aws_iam_role_policy_attachment" "deploy_platform" {
-  for_each = var.environments
+  for_each = local.environments
 
   role       = aws_iam_role.deploy[each.key].name
   policy_arn = aws_iam_policy.deploy_platform[each.key].arn
 }
 
 resource "aws_iam_role_policy_attachment" "deploy_iam" {
-  for_each = var.environments
+  for_each = local.environments
 
   role       = aws_iam_role.deploy[each.key].name
   policy_arn = aws_iam_policy.deploy_iam[each.key].arn
@@ -935,7 +930,7 @@ resource "aws_iam_role_policy_attachment" "deploy_iam" {
 # --- Preview role: read-only ---------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "preview" {
-  for_each = var.environments
+  for_each = local.environments
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
@@ -1028,7 +1023,7 @@ data "aws_iam_policy_document" "preview" {
 }
 
 resource "aws_iam_policy" "preview" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-github-preview-${each.key}"
   description = "Read-only preview and drift detection of the ${each.key} stack"
@@ -1036,7 +1031,7 @@ resource "aws_iam_policy" "preview" {
 }
 
 resource "aws_iam_role_policy_attachment" "preview" {
-  for_each = var.environments
+  for_each = local.environments
 
   role       = aws_iam_role.preview[each.key].name
   policy_arn = aws_iam_policy.preview[each.key].arn

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from functools import cache
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +37,23 @@ def _unquote(value: Any) -> Any:
 @cache
 def terraform() -> dict[str, Any]:
     """Every block of infra/bootstrap/*.tf, indexed: resource/data as {type: {name: body}}, and
-    variable/output/locals/terraform/provider, plus `files` (block kind -> file names)."""
+    variable/output/locals/terraform/provider, plus `files` (block kind -> file names).
+
+    The locals of the generated `*.tf.json` files (contract.tf.json: the contract's environments, its
+    environment tag, the runner shares) are merged in too: Terraform loads a directory's `.tf.json` files
+    as JSON syntax beside its `.tf` files, and ignores a `"//"` property at a file's root or in a block
+    body (https://developer.hashicorp.com/terraform/language/syntax/json, "Comment Properties").
+    Map keys written as `(local.x)` (an expression key) are replaced by that local's string value, as
+    Terraform evaluates them, so tag and condition maps read as AWS will see them."""
     merged: dict[str, Any] = {"resource": {}, "data": {}, "variable": {}, "output": {}, "locals": {}}
     merged["terraform"], merged["provider"] = [], []
+    for path in sorted(BOOTSTRAP.glob("*.tf.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        unknown = set(doc) - {"//", "locals"}
+        assert not unknown, (
+            f"{path.name}: only generated locals are read from *.tf.json, not {sorted(unknown)}"
+        )
+        merged["locals"].update({k: v for k, v in doc.get("locals", {}).items() if k != "//"})
     for path in sorted(BOOTSTRAP.glob("*.tf")):
         with path.open(encoding="utf-8") as fh:
             doc = _unquote(hcl2.load(fh))
@@ -53,7 +70,34 @@ def terraform() -> dict[str, Any]:
             merged["locals"].update(block)
         merged["terraform"] += doc.get("terraform", [])
         merged["provider"] += doc.get("provider", [])
+    for kind in ("resource", "data"):
+        merged[kind] = _expression_keys(merged[kind], merged["locals"])
     return merged
+
+
+_KEY_EXPRESSION = re.compile(r"^\$\{\(local\.(\w+)\)\}$")
+
+
+def _expression_keys(value: Any, local: Mapping[str, Any]) -> Any:
+    """`{ (local.environment_tag) = each.key }` as Terraform reads it: the key is the local's value."""
+    if isinstance(value, list):
+        return [_expression_keys(v, local) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        found = _KEY_EXPRESSION.match(key) if isinstance(key, str) else None
+        if found and isinstance(local.get(found[1]), str):
+            key = local[found[1]]
+        out[key] = _expression_keys(item, local)
+    return out
+
+
+def default_environments() -> list[str]:
+    """The environments a bootstrap applied with its defaults holds: `var.environments`, or, when that is
+    null (its default), every environment of the contract (local.contract_environments)."""
+    default = terraform()["variable"]["environments"].get("default")
+    return list(default) if default is not None else list(terraform()["locals"]["contract_environments"])
 
 
 def variable_defaults() -> dict[str, Any]:
@@ -108,3 +152,53 @@ def workflow(name: str) -> dict[str, Any]:
 
 def workflow_files() -> list[Path]:
     return sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
+
+
+def cidrsubnet(prefix: str | IPv4Network, newbits: int, netnum: int) -> IPv4Network:
+    """Terraform's `cidrsubnet` for IPv4: the `netnum`-th block of `newbits` more prefix bits, and an
+    error (as Terraform gives) when the number does not fit in those bits."""
+    base = IPv4Network(prefix)
+    if not 0 <= netnum < 2**newbits:
+        raise ValueError(f"prefix extension of {newbits} does not accommodate a subnet numbered {netnum}")
+    size = 2 ** (32 - base.prefixlen - newbits)
+    return IPv4Network((int(base.network_address) + netnum * size, base.prefixlen + newbits))
+
+
+_RUNNER_SHARE = re.compile(r"cidrsubnet\(var\.runner_vpc_cidr, ([\w.]+), local\.runner_shares\[env\]\)")
+_RUNNER_NAT = re.compile(r"^\$\{cidrsubnet\(var\.runner_vpc_cidr, ([\w.]+), ([\w.]+)\)\}$")
+_RUNNER_ZONE = re.compile(r"cidrsubnet\(local\.runner_environment_cidr\[pair\[0\]\], ([\w.]+), pair\[1\]\)")
+
+
+def _number(token: str) -> int:
+    """An integer literal or a local holding one."""
+    return int(token) if token.isdigit() else int(terraform()["locals"][token.removeprefix("local.")])
+
+
+def runner_layout(
+    shares: Mapping[str, int] | None = None, runner_vpc_cidr: str | None = None
+) -> dict[str, Any]:
+    """The runner VPC as runners.tf lays it out for `shares` (default: contract.tf.json's runner_shares)
+    in `runner_vpc_cidr` (default: the variable's): `nat` (the NAT subnet), `environments` (env -> its
+    share of the VPC, deploy_runners.<env>.vpc_cidr), `subnets` (env -> its per-zone subnets) and `limit`
+    (the first share number runners.tf refuses). Read from the HCL expressions, so a change of layout
+    there is what the tests see."""
+    tf = terraform()
+    local = tf["locals"]
+    vpc = IPv4Network(runner_vpc_cidr or tf["variable"]["runner_vpc_cidr"]["default"])
+    share = _RUNNER_SHARE.search(local["runner_environment_cidr"])
+    nat = _RUNNER_NAT.match(local["runner_nat_cidr"])
+    zone = _RUNNER_ZONE.search(local["runner_private_subnets"])
+    assert share and nat and zone, "runners.tf: the runner layout is not the one these tests read"
+    given = dict(local["runner_shares"]) if shares is None else dict(shares)
+    environments = {env: cidrsubnet(vpc, _number(share[1]), n) for env, n in given.items()}
+    zones = len(local["runner_azs"])
+    return {
+        "vpc": vpc,
+        "nat": cidrsubnet(vpc, _number(nat[1]), _number(nat[2])),
+        "environments": environments,
+        "subnets": {
+            env: [cidrsubnet(block, _number(zone[1]), i) for i in range(zones)]
+            for env, block in environments.items()
+        },
+        "limit": int(local["runner_share_limit"]),
+    }

@@ -4,20 +4,25 @@ evaluated with the small IAM evaluator in iam_eval.py (ADR 0002)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
 import subprocess
 from typing import Any
 
+import hcl2
 import pytest
 import yaml
 
+from infra.contract import ENVIRONMENT_LABEL
 from tests.support.delivery_helpers import (
     BOOTSTRAP,
     ENVIRONMENTS,
+    default_environments,
     policy_statements,
     render,
+    runner_layout,
     statement,
     terraform,
     workflow,
@@ -106,7 +111,7 @@ def test_every_variable_has_description_type_and_a_default_where_sensible() -> N
         assert var.get("type"), f"variable {name} has no type"
     # key_admin_arns is the one input without a safe default: a wrong guess locks the keys.
     assert {n for n, v in variables.items() if "default" not in v} == {"key_admin_arns"}
-    assert set(variables["environments"]["default"]) == set(ENVIRONMENTS)
+    assert set(default_environments()) == set(ENVIRONMENTS)
 
 
 def test_terraform_and_provider_versions_are_pinned() -> None:
@@ -179,7 +184,7 @@ def test_kms_keys_rotate_and_have_explicit_policies() -> None:
     for name, key in keys.items():
         assert key["enable_key_rotation"] is True, name
         assert key["policy"].startswith("${data.aws_iam_policy_document."), name
-    assert keys["pulumi_secrets"]["for_each"] == "${var.environments}"
+    assert keys["pulumi_secrets"]["for_each"] == "${local.environments}"
 
 
 def test_key_policies_name_principals_and_never_delegate_to_root_or_anyone() -> None:
@@ -1264,3 +1269,76 @@ def test_every_managed_policy_fits_iams_size_limit_in_the_longest_region(doc: st
         rendered.append(body)
     size = len(json.dumps({"Version": "2012-10-17", "Statement": rendered}, separators=(",", ":")))
     assert size <= MANAGED_POLICY_MAX_CHARS, f"{doc}: {size} characters"
+
+
+# --- Issue 15: the bootstrap reads the contract (contract.tf.json) and has room for more environments
+
+
+def _spelled(value: object) -> list[str]:
+    """Every string of a python-hcl2 document, keys included (comments are not part of it)."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() if k not in META_KEYS for s in (*_spelled(k), *_spelled(v))]
+    if isinstance(value, list):
+        return [s for item in value for s in _spelled(item)]
+    return [value] if isinstance(value, str) else []
+
+
+META_KEYS = {"__is_block__", "__comments__", "__inline_comments__"}
+
+
+def test_no_bootstrap_file_spells_the_environments_or_the_environment_tag() -> None:
+    """A copy of the environment list or of the tag in a .tf file is one more place to edit when an
+    environment is added or the label renamed, and the one forgotten splits the isolation in two."""
+    literals = {f'"{env}"' for env in ENVIRONMENTS}
+    spelled = []
+    for path in sorted(BOOTSTRAP.glob("*.tf")):
+        with path.open(encoding="utf-8") as fh:
+            for text in _spelled(hcl2.load(fh)):
+                found = [lit for lit in literals if lit in text]
+                if found or ENVIRONMENT_LABEL in text:
+                    spelled.append(f"{path.name}: {text}")
+    assert not spelled, "read them from contract.tf.json's locals:\n" + "\n".join(spelled)
+
+
+def test_an_account_bootstrapped_with_the_defaults_holds_every_environment_of_the_contract() -> None:
+    assert default_environments() == list(ENVIRONMENTS)
+    contract = terraform()["locals"]
+    assert contract["contract_environments"] == list(ENVIRONMENTS)
+    assert contract["environment_tag"] == ENVIRONMENT_LABEL
+    assert set(contract["runner_shares"]) == set(ENVIRONMENTS)
+
+
+@pytest.mark.parametrize("added", range(1, 4))
+def test_a_fourth_environment_gets_a_runner_share_that_collides_with_nothing(added: int) -> None:
+    """With a quarter of the runner VPC each, a fourth environment's share was the NAT subnet's: up to
+    six environments now get subnets that overlap nothing and stay inside the runner VPC."""
+    shares = dict(terraform()["locals"]["runner_shares"])
+    for i in range(added):
+        shares[f"new{i}"] = min(set(range(8)) - set(shares.values()))
+    layout = runner_layout(shares)
+    assert max(shares.values()) < layout["limit"], shares
+    blocks = [layout["nat"], *(s for subnets in layout["subnets"].values() for s in subnets)]
+    for block in blocks:
+        assert block.subnet_of(layout["vpc"]), block
+    for a, b in itertools.combinations(blocks, 2):
+        assert not a.overlaps(b), f"{a} overlaps {b} with shares {shares}"
+
+
+def test_six_environments_fit_and_a_share_past_them_is_refused_with_the_reason() -> None:
+    """Every share below the limit fits beside the NAT subnet; the first one past it does not, so the
+    subnet's precondition refuses it (a share outside the VPC fails cidrsubnet itself)."""
+    layout = runner_layout({f"env{n}": n for n in range(8)})
+    fits = [n for n in range(8) if not layout["environments"][f"env{n}"].overlaps(layout["nat"])]
+    assert fits == list(range(layout["limit"])) and layout["limit"] >= 6, fits
+    preconditions = RESOURCES["aws_subnet"]["runner_private"]["lifecycle"][0]["precondition"]
+    conditions = {p["condition"]: p["error_message"] for p in preconditions}
+    refusal = conditions.get("${local.runner_shares[each.value.environment] < local.runner_share_limit}")
+    assert refusal and "runner_shares" in refusal and "NAT" in refusal, conditions
+
+
+def test_each_runner_subnet_keeps_room_for_the_runner_builds() -> None:
+    """CodeBuild puts a network interface per build in the runner subnets; AWS's smallest subnet is a
+    /28, of which it reserves five addresses (EC2 API Reference, CreateSubnet)."""
+    for env, subnets in runner_layout()["subnets"].items():
+        for subnet in subnets:
+            assert subnet.prefixlen <= 28 and subnet.num_addresses - 5 >= 11, (env, subnet)
