@@ -26,6 +26,21 @@ locals {
   other_environments = {
     for env in local.environments : env => [for other in local.contract_environments : other if other != env]
   }
+  # The conditions that hold a statement to its environment by the environment tag, one owner for what
+  # the tag-scoped statements below would otherwise each spell out (their `dynamic "statement"` tables
+  # name one of these): on_resource, the resource acted on already carries this environment's tag;
+  # on_request, the request sets it; on_new, the request sets it on a resource that has no environment
+  # tag yet (a create, or its tags on create: another environment's resource is never "new").
+  environment_tag_conditions = {
+    for env in local.environments : env => {
+      on_resource = [{ test = "StringEquals", variable = "aws:ResourceTag/${local.environment_tag}", values = [env] }]
+      on_request  = [{ test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] }]
+      on_new = [
+        { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
+        { test = "Null", variable = "aws:ResourceTag/${local.environment_tag}", values = ["true"] },
+      ]
+    }
+  }
   public_ssm_parameters = "arn:${local.partition}:ssm:${var.aws_region}::parameter/aws/service/*"
   # EC2 calls that create the stack's network resources, and the resource type each one creates. Each
   # must carry the environment tag in its TagSpecifications (the AWS provider sends default tags there).
@@ -496,83 +511,75 @@ data "aws_iam_policy_document" "deploy_platform" {
     resources = [local.public_ssm_parameters]
   }
 
-  # EKS secrets and EBS keys: created only with the environment tag...
-  statement {
-    sid       = "CreateEnvironmentKeys"
-    actions   = ["kms:CreateKey"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-  }
-
-  # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
-  statement {
-    sid       = "TagEnvironmentKeysOnCreate"
-    actions   = ["kms:TagResource"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["true"]
-    }
-  }
-
-  # ...and managed only while they carry it.
-  statement {
-    sid = "ManageEnvironmentKeys"
-    actions = [
-      "kms:CreateGrant",
-      "kms:Decrypt",
-      "kms:DescribeKey",
-      "kms:EnableKeyRotation",
-      "kms:Encrypt",
-      "kms:GenerateDataKey*",
-      "kms:GetKeyPolicy",
-      "kms:GetKeyRotationStatus",
-      "kms:ListResourceTags",
-      "kms:PutKeyPolicy",
-      "kms:ScheduleKeyDeletion",
-      "kms:TagResource",
-      "kms:UntagResource",
+  # EKS secrets and EBS keys, held to the environment by its tag (local.environment_tag_conditions);
+  # in place of five statements written out, the same statements in the same order (a `dynamic` block
+  # expands where it stands: hashicorp/hcl ext/dynblock/expand_body.go, expandBlocks).
+  dynamic "statement" {
+    for_each = [
+      # Created only with the environment tag...
+      {
+        sid        = "CreateEnvironmentKeys"
+        actions    = ["kms:CreateKey"]
+        resources  = ["*"]
+        conditions = local.environment_tag_conditions[each.key].on_request
+      },
+      # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
+      {
+        sid        = "TagEnvironmentKeysOnCreate"
+        actions    = ["kms:TagResource"]
+        resources  = ["*"]
+        conditions = local.environment_tag_conditions[each.key].on_new
+      },
+      # ...and managed only while they carry it.
+      {
+        sid = "ManageEnvironmentKeys"
+        actions = [
+          "kms:CreateGrant",
+          "kms:Decrypt",
+          "kms:DescribeKey",
+          "kms:EnableKeyRotation",
+          "kms:Encrypt",
+          "kms:GenerateDataKey*",
+          "kms:GetKeyPolicy",
+          "kms:GetKeyRotationStatus",
+          "kms:ListResourceTags",
+          "kms:PutKeyPolicy",
+          "kms:ScheduleKeyDeletion",
+          "kms:TagResource",
+          "kms:UntagResource",
+        ]
+        resources  = ["*"]
+        conditions = local.environment_tag_conditions[each.key].on_resource
+      },
+      # An alias call is authorised on the alias and on the key it names: the alias by name
+      # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias
+      # of this environment can never point at another environment's key.
+      {
+        sid        = "EnvironmentKeyAliases"
+        actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+        resources  = ["arn:${local.partition}:kms:${local.region_account}:alias/${var.name_prefix}-${each.key}-*"]
+        conditions = []
+      },
+      {
+        sid        = "AliasTargetsAreEnvironmentKeys"
+        actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+        resources  = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
+        conditions = local.environment_tag_conditions[each.key].on_resource
+      },
     ]
-    resources = ["*"]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
 
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-  }
-
-  # An alias call is authorised on the alias and on the key it names: the alias by name
-  # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias of
-  # this environment can never point at another environment's key.
-  statement {
-    sid       = "EnvironmentKeyAliases"
-    actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-    resources = ["arn:${local.partition}:kms:${local.region_account}:alias/${var.name_prefix}-${each.key}-*"]
-  }
-
-  statement {
-    sid       = "AliasTargetsAreEnvironmentKeys"
-    actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-    resources = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
+      dynamic "condition" {
+        for_each = statement.value.conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
     }
   }
 
@@ -700,110 +707,96 @@ data "aws_iam_policy_document" "deploy_iam" {
     }
   }
 
-  # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
-  statement {
-    sid       = "TagEnvironmentIdentitiesOnCreate"
-    actions   = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["true"]
-    }
-  }
-
-  # Trust policy, description and tags of a role of this environment only: name and tag must both match,
-  # so a role that merely shares the name prefix (or lost its tag) is out of reach.
-  statement {
-    sid = "ManageEnvironmentRoles"
-    actions = [
-      "iam:DeleteRole",
-      "iam:TagRole",
-      "iam:UntagRole",
-      "iam:UpdateAssumeRolePolicy",
-      "iam:UpdateRole",
-      "iam:UpdateRoleDescription",
+  # The environment's identities, held to it by name and by the environment tag
+  # (local.environment_tag_conditions); the same statements in the same order as written out (see
+  # deploy_platform's keys).
+  dynamic "statement" {
+    for_each = [
+      # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
+      {
+        sid        = "TagEnvironmentIdentitiesOnCreate"
+        actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
+        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+        conditions = local.environment_tag_conditions[each.key].on_new
+      },
+      # Trust policy, description and tags of a role of this environment only: name and tag must both
+      # match, so a role that merely shares the name prefix (or lost its tag) is out of reach.
+      {
+        sid = "ManageEnvironmentRoles"
+        actions = [
+          "iam:DeleteRole",
+          "iam:TagRole",
+          "iam:UntagRole",
+          "iam:UpdateAssumeRolePolicy",
+          "iam:UpdateRole",
+          "iam:UpdateRoleDescription",
+        ]
+        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
+        conditions = local.environment_tag_conditions[each.key].on_resource
+      },
+      {
+        sid = "ManageEnvironmentPoliciesAndProfiles"
+        actions = [
+          "iam:AddRoleToInstanceProfile",
+          "iam:CreateInstanceProfile",
+          "iam:CreatePolicy",
+          "iam:CreatePolicyVersion",
+          "iam:DeleteInstanceProfile",
+          "iam:DeletePolicy",
+          "iam:DeletePolicyVersion",
+          "iam:RemoveRoleFromInstanceProfile",
+          "iam:SetDefaultPolicyVersion",
+          "iam:TagInstanceProfile",
+          "iam:TagPolicy",
+          "iam:UntagPolicy",
+        ]
+        resources = [
+          "${local.iam_arn}:instance-profile/${var.name_prefix}-${each.key}-*",
+          "${local.iam_arn}:policy/${var.name_prefix}-${each.key}-*",
+        ]
+        conditions = []
+      },
+      {
+        sid        = "PassEnvironmentRolesToEksAndEc2"
+        actions    = ["iam:PassRole"]
+        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
+        conditions = [{ test = "StringEquals", variable = "iam:PassedToService", values = ["ec2.amazonaws.com", "eks.amazonaws.com"] }]
+      },
+      # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
+      # environment tag and changed only while it carries it (another cluster's provider is out of reach).
+      {
+        sid        = "CreateClusterOidcProvider"
+        actions    = ["iam:CreateOpenIDConnectProvider"]
+        resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+        conditions = local.environment_tag_conditions[each.key].on_request
+      },
+      {
+        sid = "ManageClusterOidcProvider"
+        actions = [
+          "iam:AddClientIDToOpenIDConnectProvider",
+          "iam:DeleteOpenIDConnectProvider",
+          "iam:RemoveClientIDFromOpenIDConnectProvider",
+          "iam:TagOpenIDConnectProvider",
+          "iam:UntagOpenIDConnectProvider",
+          "iam:UpdateOpenIDConnectProviderThumbprint",
+        ]
+        resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+        conditions = local.environment_tag_conditions[each.key].on_resource
+      },
     ]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
 
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-  }
-
-  statement {
-    sid = "ManageEnvironmentPoliciesAndProfiles"
-    actions = [
-      "iam:AddRoleToInstanceProfile",
-      "iam:CreateInstanceProfile",
-      "iam:CreatePolicy",
-      "iam:CreatePolicyVersion",
-      "iam:DeleteInstanceProfile",
-      "iam:DeletePolicy",
-      "iam:DeletePolicyVersion",
-      "iam:RemoveRoleFromInstanceProfile",
-      "iam:SetDefaultPolicyVersion",
-      "iam:TagInstanceProfile",
-      "iam:TagPolicy",
-      "iam:UntagPolicy",
-    ]
-    resources = [
-      "${local.iam_arn}:instance-profile/${var.name_prefix}-${each.key}-*",
-      "${local.iam_arn}:policy/${var.name_prefix}-${each.key}-*",
-    ]
-  }
-
-  statement {
-    sid       = "PassEnvironmentRolesToEksAndEc2"
-    actions   = ["iam:PassRole"]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PassedToService"
-      values   = ["ec2.amazonaws.com", "eks.amazonaws.com"]
-    }
-  }
-
-  # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
-  # environment tag and changed only while it carries it (another cluster's provider is out of reach).
-  statement {
-    sid       = "CreateClusterOidcProvider"
-    actions   = ["iam:CreateOpenIDConnectProvider"]
-    resources = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-  }
-
-  statement {
-    sid = "ManageClusterOidcProvider"
-    actions = [
-      "iam:AddClientIDToOpenIDConnectProvider",
-      "iam:DeleteOpenIDConnectProvider",
-      "iam:RemoveClientIDFromOpenIDConnectProvider",
-      "iam:TagOpenIDConnectProvider",
-      "iam:UntagOpenIDConnectProvider",
-      "iam:UpdateOpenIDConnectProviderThumbprint",
-    ]
-    resources = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
+      dynamic "condition" {
+        for_each = statement.value.conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
     }
   }
 

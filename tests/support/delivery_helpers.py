@@ -71,8 +71,76 @@ def terraform() -> dict[str, Any]:
         merged["terraform"] += doc.get("terraform", [])
         merged["provider"] += doc.get("provider", [])
     for kind in ("resource", "data"):
-        merged[kind] = _expression_keys(merged[kind], merged["locals"])
+        merged[kind] = _expand_dynamic(_expression_keys(merged[kind], merged["locals"]), merged["locals"])
     return merged
+
+
+def _expand_dynamic(value: Any, local: Mapping[str, Any]) -> Any:
+    """`dynamic "<type>"` blocks written out as the `<type>` blocks Terraform makes of them, so every
+    reader (policy_statements, iam_eval) sees the real statements and conditions. Terraform expands a
+    dynamic block where it stands (hashicorp/hcl ext/dynblock/expand_body.go, expandBlocks); here the
+    expanded blocks follow the static ones of their type, which no reader of a policy depends on.
+    A `for_each` this reader cannot resolve is an error, never a block left out."""
+    if isinstance(value, list):
+        return [_expand_dynamic(item, local) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {key: _expand_dynamic(item, local) for key, item in value.items() if key != "dynamic"}
+    for dynamic in value.get("dynamic", []):
+        for block_type, spec in dynamic.items():
+            (content,) = spec["content"]
+            for item in _for_each_items(spec["for_each"], local):
+                block = _expand_dynamic(_bind(content, block_type, item), local)
+                out.setdefault(block_type, []).append(block)
+    return out
+
+
+_ITERATOR_VALUE = re.compile(r"^\$\{(\w+)\.value\.(\w+)\}$")
+_PER_ENVIRONMENT_ATTR = re.compile(r"^\$\{local\.(\w+)\[each\.key\]\.(\w+)\}$")
+_PER_ENVIRONMENT = re.compile(r"^\$\{\{for (\w+) in local\.environments : \1 => (\{.*\})\}\}$", re.DOTALL)
+
+
+def _bind(content: Any, iterator: str, item: Mapping[str, Any]) -> Any:
+    """A dynamic block's content with `<iterator>.value.<attr>` references replaced by the item's."""
+    if isinstance(content, list):
+        return [_bind(v, iterator, item) for v in content]
+    if isinstance(content, dict):
+        return {k: _bind(v, iterator, item) for k, v in content.items()}
+    found = _ITERATOR_VALUE.match(content) if isinstance(content, str) else None
+    return item[found[2]] if found and found[1] == iterator else content
+
+
+def _for_each_items(for_each: Any, local: Mapping[str, Any]) -> list[Any]:
+    """The items of a dynamic block: a literal list, or an attribute of a per-environment local."""
+    if isinstance(for_each, list):
+        return for_each
+    found = _PER_ENVIRONMENT_ATTR.match(for_each) if isinstance(for_each, str) else None
+    assert found, f"dynamic block: cannot expand for_each = {for_each!r}: teach delivery_helpers first"
+    items = _per_environment(found[1], local)[found[2]]
+    assert isinstance(items, list), f"local.{found[1]}[each.key].{found[2]} is not a list"
+    return items
+
+
+def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
+    """A local `{ for env in local.environments : env => { ... } }` as each environment's value is
+    written in place: the object with the environment as `${each.key}`, for the readers to resolve."""
+    found = _PER_ENVIRONMENT.match(local[name])
+    assert found, f"local.{name} is not a per-environment object of the form this reader knows"
+    iterator = f"${{{found[1]}}}"
+
+    def as_each_key(value: Any) -> Any:
+        """python-hcl2 leaves a reference inside a nested collection bare (`env`), where it wraps one
+        elsewhere (`${env}`): both become `${each.key}`; literals keep their quotes for _unquote."""
+        if isinstance(value, list):
+            return [as_each_key(v) for v in value]
+        if isinstance(value, dict):
+            return {k: as_each_key(v) for k, v in value.items()}
+        if not isinstance(value, str):
+            return value
+        wrapped = value if value.startswith(('"', "${")) else f"${{{value}}}"
+        return wrapped.replace(iterator, "${each.key}")
+
+    return _unquote(as_each_key(hcl2.loads(f"value = {found[2]}\n")["value"]))
 
 
 _KEY_EXPRESSION = re.compile(r"^\$\{\(local\.(\w+)\)\}$")

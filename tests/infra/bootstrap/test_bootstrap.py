@@ -1342,3 +1342,31 @@ def test_each_runner_subnet_keeps_room_for_the_runner_builds() -> None:
     for env, subnets in runner_layout()["subnets"].items():
         for subnet in subnets:
             assert subnet.prefixlen <= 28 and subnet.num_addresses - 5 >= 11, (env, subnet)
+
+
+def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None:
+    """The tag-scoped statements are tables expanded by `dynamic "statement"`: a reader that saw only the
+    written-out statements would check none of them, and every isolation test above would pass on
+    less than the roles get."""
+    expanded = 0
+    for path in sorted(BOOTSTRAP.glob("*.tf")):
+        with path.open(encoding="utf-8") as fh:
+            raw = hcl2.load(fh)
+        for block in raw.get("data", []):
+            for name, body in block.get('"aws_iam_policy_document"', {}).items():
+                tables = [d['"statement"']["for_each"] for d in body.get("dynamic", [])]
+                written = len(body.get("statement", []))
+                read = POLICY_DOCS[name.strip('"')]["statement"]
+                assert len(read) == written + sum(len(t) for t in tables), name
+                expanded += sum(len(t) for t in tables)
+    assert expanded, "no dynamic statement left: this test and delivery_helpers' expansion can go"
+    conditions = {st["sid"]: st["condition"] for st in policy_statements("deploy_iam")}
+    # As a written-out statement carries it: the tag key and the environment still to be resolved.
+    assert conditions["TagEnvironmentIdentitiesOnCreate"] == [
+        {
+            "test": "StringEquals",
+            "variable": "aws:RequestTag/${local.environment_tag}",
+            "values": ["${each.key}"],
+        },
+        {"test": "Null", "variable": "aws:ResourceTag/${local.environment_tag}", "values": ["true"]},
+    ]
