@@ -9,6 +9,9 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Any
 
 import hcl2
@@ -16,6 +19,7 @@ import pytest
 import yaml
 
 from infra.contract import ENVIRONMENT_LABEL
+from tests.support import delivery_helpers
 from tests.support.delivery_helpers import (
     BOOTSTRAP,
     ENVIRONMENTS,
@@ -881,6 +885,12 @@ def _attacker_contexts(
 def test_no_role_of_one_environment_touches_another_environments_resources(
     kind: str, attacker: str, victim: str
 ) -> None:
+    reached = _reached(kind, attacker, victim)
+    assert not reached, f"{kind} role of {attacker} reaches {victim}:\n" + "\n".join(reached)
+
+
+def _reached(kind: str, attacker: str, victim: str) -> list[str]:
+    """What the `kind` role of `attacker` may do to `victim`'s resources, whatever it sends."""
     policy = role_policy(kind, attacker)
     reached = []
     for resource, actions, tags in _victim_resources(victim):
@@ -890,7 +900,7 @@ def test_no_role_of_one_environment_touches_another_environments_resources(
                 if allowed:
                     reached.append(f"{action} {resource} via {why}")
                     break
-    assert not reached, f"{kind} role of {attacker} reaches {victim}:\n" + "\n".join(reached)
+    return reached
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -1370,3 +1380,39 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
         },
         {"test": "Null", "variable": "aws:ResourceTag/${local.environment_tag}", "values": ["true"]},
     ]
+
+
+@pytest.fixture
+def bootstrap_with_qa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A copy of the bootstrap whose contract.tf.json holds `qa` too (second in promotion order, the
+    lowest free runner share), as `make generate` writes it; nothing else in the copy is edited."""
+    copy = tmp_path / "bootstrap"
+    shutil.copytree(BOOTSTRAP, copy)
+    contract = json.loads((copy / "contract.tf.json").read_text(encoding="utf-8"))
+    generated = contract["locals"]
+    generated["contract_environments"].insert(1, "qa")
+    generated["runner_shares"]["qa"] = min(set(range(8)) - set(generated["runner_shares"].values()))
+    (copy / "contract.tf.json").write_text(json.dumps(contract), encoding="utf-8")
+    terraform.cache_clear()
+    monkeypatch.setattr(delivery_helpers, "BOOTSTRAP", copy)
+    yield
+    monkeypatch.undo()
+    terraform.cache_clear()
+
+
+@pytest.mark.usefixtures("bootstrap_with_qa")
+def test_an_environment_added_to_the_contract_gets_roles_runners_and_isolation_with_no_bootstrap_edit() -> (
+    None
+):
+    """Adding an environment used to mean editing the variable's default and allowed list, the other-
+    environments map and the runner index by hand; now the regenerated contract.tf.json is the edit."""
+    assert default_environments() == ["dev", "qa", "staging", "prod"]
+    layout = runner_layout()
+    assert layout["environments"]["qa"] == IPv4Network("10.255.0.96/27")
+    blocks = [layout["nat"], *(s for subnets in layout["subnets"].values() for s in subnets)]
+    assert not [(a, b) for a, b in itertools.combinations(blocks, 2) if a.overlaps(b)]
+    assert _may_assume("deploy", "qa", f"{REPO_SUBJECT}:environment:qa:ref:refs/heads/main")
+    for other in ENVIRONMENTS:
+        for kind in ("deploy", "preview"):
+            assert not _reached(kind, "qa", other), f"qa {kind} reaches {other}"
+            assert not _reached(kind, other, "qa"), f"{other} {kind} reaches qa"
