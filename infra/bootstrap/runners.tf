@@ -54,15 +54,15 @@ locals {
   # Two zones by name: a fixed pair, so the subnets never move when a region gains a zone.
   runner_azs = ["${var.aws_region}a", "${var.aws_region}b"]
   # The runner VPC in eighths. Each environment's runners get the eighth numbered by its runner share
-  # (contract.tf.json `runner_shares`: a stable number the generator never reuses or moves, so adding
-  # or removing an environment never moves another's subnets), split into one private subnet per zone.
-  # The last quarter (eighths 6 and 7) holds the NAT subnet, where it always sat, so six environments
-  # fit (shares 0-5); with the default /24 a share is a /27 and each zone's subnet a /28, the smallest
-  # AWS allows: 16 addresses of which AWS reserves five (EC2 API Reference, CreateSubnet), so 11
-  # concurrent runner builds per zone and 22 per environment (CodeBuild puts one network interface per
-  # build in the project's subnets). A larger runner_vpc_cidr scales every share. The share is also
-  # the range that environment's cluster routes back through its peering
-  # (deploy_runners.<env>.vpc_cidr): a cluster VPC has no route to the runners of another environment.
+  # (contract.tf.json `runner_shares`: kept once given, a new environment takes the lowest free one, so
+  # adding or removing an environment never moves another's subnets), split into one private subnet per
+  # zone. The last quarter (eighths 6 and 7) holds the NAT subnet, where it always sat, so six
+  # environments fit (shares 0-5). With the default /24 a share is a /27 and each zone's subnet a /28,
+  # the smallest AWS allows: 16 addresses of which AWS reserves five (EC2 API Reference, CreateSubnet),
+  # so 11 concurrent runner builds per zone and 22 per environment (CodeBuild creates a network
+  # interface per build in the project's subnets: VpcNetworkInterfaces below). A larger runner_vpc_cidr
+  # scales every share. The share is also the range that environment's cluster routes back through its
+  # peering (deploy_runners.<env>.vpc_cidr): a cluster VPC has no route to another environment's runners.
   runner_share_newbits = 3
   runner_share_limit   = 6
   runner_nat_cidr      = cidrsubnet(var.runner_vpc_cidr, 2, 3)
