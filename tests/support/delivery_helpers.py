@@ -242,17 +242,15 @@ def _number(token: str) -> int:
     return int(token) if token.isdigit() else int(terraform()["locals"][token.removeprefix("local.")])
 
 
-def runner_layout(
-    shares: Mapping[str, int] | None = None, runner_vpc_cidr: str | None = None
-) -> dict[str, Any]:
+def runner_layout(shares: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The runner VPC as runners.tf lays it out for `shares` (default: contract.tf.json's runner_shares)
-    in `runner_vpc_cidr` (default: the variable's): `nat` (the NAT subnet), `environments` (env -> its
+    in the default runner_vpc_cidr: `vpc`, `nat` (the NAT subnet), `environments` (env -> its
     share of the VPC, deploy_runners.<env>.vpc_cidr), `subnets` (env -> its per-zone subnets) and `limit`
     (the first share number runners.tf refuses). Read from the HCL expressions, so a change of layout
     there is what the tests see."""
     tf = terraform()
     local = tf["locals"]
-    vpc = IPv4Network(runner_vpc_cidr or tf["variable"]["runner_vpc_cidr"]["default"])
+    vpc = IPv4Network(tf["variable"]["runner_vpc_cidr"]["default"])
     share = _RUNNER_SHARE.search(local["runner_environment_cidr"])
     nat = _RUNNER_NAT.match(local["runner_nat_cidr"])
     zone = _RUNNER_ZONE.search(local["runner_private_subnets"])
