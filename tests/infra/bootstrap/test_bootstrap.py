@@ -1382,6 +1382,53 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
     ]
 
 
+def _top_level_block(text: str, header: str) -> str:
+    """The text of the top-level block of a .tf file that starts with `header` (braces matched)."""
+    start = text.index(header)
+    depth, i = 0, text.index("{", start)
+    while True:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start : i + 1]
+        i += 1
+
+
+def test_the_runner_layout_the_tests_read_is_the_one_terraform_computes(tmp_path: Path) -> None:
+    """runner_layout() reads runners.tf's expressions with a Python cidrsubnet; were it to read them
+    wrong, every layout test above would hold a layout Terraform never builds. Terraform's console
+    evaluates the same locals (no provider needed for variables and locals)."""
+    terraform_bin = shutil.which("terraform")
+    if terraform_bin is None:
+        pytest.skip("terraform is not on PATH (scripts/ensure-tools lists how to install it)")
+    runners = (BOOTSTRAP / "runners.tf").read_text(encoding="utf-8")
+    blocks = [_top_level_block(runners, h) for h in ('variable "runner_vpc_cidr" {', "locals {")]
+    for name in ("contract.tf.json", "variables.tf"):
+        shutil.copy(BOOTSTRAP / name, tmp_path / name)
+    (tmp_path / "runners.tf").write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    expression = (
+        "jsonencode({ nat = local.runner_nat_cidr, shares = local.runner_environment_cidr,"
+        " subnets = local.runner_private_subnets, limit = local.runner_share_limit })"
+    )
+    result = subprocess.run(
+        [terraform_bin, "console"],
+        input=expression,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    computed = json.loads(json.loads(result.stdout))
+    layout = runner_layout()
+    assert computed["nat"] == str(layout["nat"])
+    assert computed["shares"] == {env: str(block) for env, block in layout["environments"].items()}
+    assert computed["limit"] == layout["limit"]
+    by_environment: dict[str, list[str]] = {}
+    for subnet in sorted(computed["subnets"].values(), key=lambda s: IPv4Network(s["cidr"])):
+        by_environment.setdefault(subnet["environment"], []).append(subnet["cidr"])
+    assert by_environment == {env: [str(s) for s in subs] for env, subs in layout["subnets"].items()}
+
+
 @pytest.fixture
 def bootstrap_with_qa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A copy of the bootstrap whose contract.tf.json holds `qa` too (second in promotion order, the
