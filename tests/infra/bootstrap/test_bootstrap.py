@@ -1463,3 +1463,36 @@ def test_an_environment_added_to_the_contract_gets_roles_runners_and_isolation_w
         for kind in ("deploy", "preview"):
             assert not _reached(kind, "qa", other), f"qa {kind} reaches {other}"
             assert not _reached(kind, other, "qa"), f"{other} {kind} reaches qa"
+
+
+@pytest.mark.parametrize(
+    ("given", "accepted"),
+    [(None, list(ENVIRONMENTS)), ('["prod"]', ["prod"]), ('["qa"]', None), ("[]", None)],
+)
+def test_environments_outside_the_contract_are_refused_naming_the_contract(
+    tmp_path: Path, given: str | None, accepted: list[str] | None
+) -> None:
+    """The variable's validation reads the contract's list (Terraform >= 1.9): an account bootstrapped
+    for a stack the program does not know would get roles no workflow uses, and none for its own."""
+    terraform_bin = shutil.which("terraform")
+    if terraform_bin is None:
+        pytest.skip("terraform is not on PATH (scripts/ensure-tools lists how to install it)")
+    for name in ("contract.tf.json", "variables.tf"):
+        shutil.copy(BOOTSTRAP / name, tmp_path / name)
+    argv = [terraform_bin, "console", *(["-var", f"environments={given}"] if given else [])]
+    result = subprocess.run(
+        argv,
+        input="jsonencode(local.environments)",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    if accepted is None:
+        assert result.returncode != 0, result.stdout
+        # The message as Terraform wraps it in its diagnostic box (colour codes and box edges dropped).
+        message = " ".join(re.sub(r"\x1b\[[0-9;]*m|│", " ", result.stderr).split())
+        assert "subset of contract_environments in contract.tf.json" in message, result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert sorted(json.loads(json.loads(result.stdout))) == sorted(accepted)
