@@ -203,7 +203,7 @@ class RunnerConfig(_Model):
     )
     vpc_id: VpcId = Field(description="The runner VPC (`vpc_id`) the cluster VPC is peered with.")
     vpc_cidr: IPv4Network = Field(
-        description="This environment's runner range (`vpc_cidr` of its `deploy_runners` entry, a quarter of "
+        description="This environment's runner range (`vpc_cidr` of its `deploy_runners` entry, its share of "
         "the runner VPC), the only range the cluster routes back to; must not overlap network.vpc_cidr."
     )
     private_route_table_id: RouteTableId = Field(

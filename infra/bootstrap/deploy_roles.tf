@@ -8,7 +8,7 @@
 # - the AWS resources it names itself (IAM roles and policies, SQS queues, EventBridge rules, S3
 #   buckets, KMS aliases) start with `<prefix>-<env>-`; the EKS cluster is `<prefix>-<env>`, its log
 #   group /aws/eks/<prefix>-<env>/cluster;
-# - every resource it creates carries the tag `mlplat/environment = <env>` (the provider's default tags,
+# - every resource it creates carries the contract's environment tag = <env> (the provider's default tags,
 #   infra/program.py), which is what scopes EC2, KMS, IAM roles and OIDC providers to one environment
 #   below: services whose IDs are random cannot be scoped by name;
 # - every IAM role it creates carries the `<prefix>-boundary-<env>` permissions boundary.
@@ -19,18 +19,28 @@ locals {
   partition      = data.aws_partition.current.partition
   iam_arn        = "arn:${local.partition}:iam::${local.account_id}"
   region_account = "${var.aws_region}:${local.account_id}"
-  # Per environment, the other stacks the program knows (variables.tf validates var.environments against
-  # the same three names): their resources and cluster tags are refused below even when this account
-  # holds only one environment.
+  # Per environment, the other stacks of the contract (contract.tf.json, which variables.tf holds
+  # var.environments to): their resources and cluster tags are refused below even when this account
+  # holds only one environment. The contract's environment tag (`local.environment_tag`, the program's
+  # default tag, infra/program.py) is what the environment roles are scoped by.
   other_environments = {
-    dev     = ["staging", "prod"]
-    staging = ["dev", "prod"]
-    prod    = ["dev", "staging"]
+    for env in local.environments : env => [for other in local.contract_environments : other if other != env]
   }
-  # The tag the program puts on everything it creates (its value is the stack name, set in the AWS
-  # provider's default tags by infra/program.py) and the tag key the bootstrap scopes the environment
-  # roles by.
-  environment_tag       = "mlplat/environment"
+  # The conditions that hold a statement to its environment by the environment tag, one owner for what
+  # the tag-scoped statements below would otherwise each spell out (their `dynamic "statement"` tables
+  # name one of these): on_resource, the resource acted on already carries this environment's tag;
+  # on_request, the request sets it; on_new, the request sets it on a resource that has no environment
+  # tag yet (a create, or its tags on create: another environment's resource is never "new").
+  environment_tag_conditions = {
+    for env in local.environments : env => {
+      on_resource = [{ test = "StringEquals", variable = "aws:ResourceTag/${local.environment_tag}", values = [env] }]
+      on_request  = [{ test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] }]
+      on_new = [
+        { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
+        { test = "Null", variable = "aws:ResourceTag/${local.environment_tag}", values = ["true"] },
+      ]
+    }
+  }
   public_ssm_parameters = "arn:${local.partition}:ssm:${var.aws_region}::parameter/aws/service/*"
   # EC2 calls that create the stack's network resources, and the resource type each one creates. Each
   # must carry the environment tag in its TagSpecifications (the AWS provider sends default tags there).
@@ -59,7 +69,7 @@ locals {
 # --- Trust: one repository, one GitHub environment, one branch, audience sts.amazonaws.com ---------------
 
 data "aws_iam_policy_document" "deploy_trust" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid     = "GitHubEnvironmentOnMainOnly"
@@ -85,7 +95,7 @@ data "aws_iam_policy_document" "deploy_trust" {
 }
 
 data "aws_iam_policy_document" "preview_trust" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid     = "GitHubPreviewEnvironment"
@@ -116,7 +126,7 @@ data "aws_iam_policy_document" "preview_trust" {
 }
 
 resource "aws_iam_role" "deploy" {
-  for_each = var.environments
+  for_each = local.environments
 
   name                 = "${var.name_prefix}-github-deploy-${each.key}"
   description          = "GitHub Actions (environment ${each.key}, main): pulumi up of the ${each.key} stack"
@@ -124,12 +134,12 @@ resource "aws_iam_role" "deploy" {
   max_session_duration = var.deploy_session_seconds
 
   tags = {
-    "mlplat/environment" = each.key
+    (local.environment_tag) = each.key
   }
 }
 
 resource "aws_iam_role" "preview" {
-  for_each = var.environments
+  for_each = local.environments
 
   name                 = "${var.name_prefix}-github-preview-${each.key}"
   description          = "GitHub Actions (environment ${each.key}-preview): read-only pulumi preview and drift checks"
@@ -137,7 +147,7 @@ resource "aws_iam_role" "preview" {
   max_session_duration = 3600
 
   tags = {
-    "mlplat/environment" = each.key
+    (local.environment_tag) = each.key
   }
 }
 
@@ -150,7 +160,7 @@ resource "aws_iam_role" "preview" {
 # `IAMPolicyDoc.Merge`, read at 04e9356d7f061e7be1890e030f420c81a783d651), where the three carried it
 # inline: the policies' JSON, and so the aws_iam_policy resources, stay as they were.
 data "aws_iam_policy_document" "deny_other_environments" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid       = "DenyOtherEnvironments"
@@ -169,7 +179,7 @@ data "aws_iam_policy_document" "deny_other_environments" {
 # --- Permissions boundary: the ceiling of every role the Pulumi program creates -------------------------
 
 data "aws_iam_policy_document" "workload_boundary" {
-  for_each = var.environments
+  for_each = local.environments
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
@@ -298,7 +308,7 @@ data "aws_iam_policy_document" "workload_boundary" {
 }
 
 resource "aws_iam_policy" "workload_boundary" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-boundary-${each.key}"
   description = "Permissions boundary every IAM role of the ${each.key} stack must carry"
@@ -314,7 +324,7 @@ resource "aws_iam_policy" "workload_boundary" {
 # even by a preview). `.pulumi/meta.yaml` is written once by the bootstrap (state.tf), so no role
 # writes outside its own stack.
 data "aws_iam_policy_document" "stack_state" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid       = "ListStateBucket"
@@ -351,7 +361,7 @@ data "aws_iam_policy_document" "stack_state" {
 # --- Deploy role: state, platform provisioning, IAM within the boundary, guardrails ---------------------
 
 data "aws_iam_policy_document" "deploy_state" {
-  for_each = var.environments
+  for_each = local.environments
 
   source_policy_documents = [data.aws_iam_policy_document.stack_state[each.key].json]
 
@@ -373,7 +383,7 @@ data "aws_iam_policy_document" "deploy_state" {
 }
 
 data "aws_iam_policy_document" "deploy_platform" {
-  for_each = var.environments
+  for_each = local.environments
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
@@ -501,83 +511,75 @@ data "aws_iam_policy_document" "deploy_platform" {
     resources = [local.public_ssm_parameters]
   }
 
-  # EKS secrets and EBS keys: created only with the environment tag...
-  statement {
-    sid       = "CreateEnvironmentKeys"
-    actions   = ["kms:CreateKey"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-  }
-
-  # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
-  statement {
-    sid       = "TagEnvironmentKeysOnCreate"
-    actions   = ["kms:TagResource"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["true"]
-    }
-  }
-
-  # ...and managed only while they carry it.
-  statement {
-    sid = "ManageEnvironmentKeys"
-    actions = [
-      "kms:CreateGrant",
-      "kms:Decrypt",
-      "kms:DescribeKey",
-      "kms:EnableKeyRotation",
-      "kms:Encrypt",
-      "kms:GenerateDataKey*",
-      "kms:GetKeyPolicy",
-      "kms:GetKeyRotationStatus",
-      "kms:ListResourceTags",
-      "kms:PutKeyPolicy",
-      "kms:ScheduleKeyDeletion",
-      "kms:TagResource",
-      "kms:UntagResource",
+  # EKS secrets and EBS keys, held to the environment by its tag (local.environment_tag_conditions);
+  # in place of five statements written out, the same statements in the same order (a `dynamic` block
+  # expands where it stands: hashicorp/hcl ext/dynblock/expand_body.go, expandBlocks).
+  dynamic "statement" {
+    for_each = [
+      # Created only with the environment tag...
+      {
+        sid        = "CreateEnvironmentKeys"
+        actions    = ["kms:CreateKey"]
+        resources  = ["*"]
+        conditions = local.environment_tag_conditions[each.key].on_request
+      },
+      # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
+      {
+        sid        = "TagEnvironmentKeysOnCreate"
+        actions    = ["kms:TagResource"]
+        resources  = ["*"]
+        conditions = local.environment_tag_conditions[each.key].on_new
+      },
+      # ...and managed only while they carry it.
+      {
+        sid = "ManageEnvironmentKeys"
+        actions = [
+          "kms:CreateGrant",
+          "kms:Decrypt",
+          "kms:DescribeKey",
+          "kms:EnableKeyRotation",
+          "kms:Encrypt",
+          "kms:GenerateDataKey*",
+          "kms:GetKeyPolicy",
+          "kms:GetKeyRotationStatus",
+          "kms:ListResourceTags",
+          "kms:PutKeyPolicy",
+          "kms:ScheduleKeyDeletion",
+          "kms:TagResource",
+          "kms:UntagResource",
+        ]
+        resources  = ["*"]
+        conditions = local.environment_tag_conditions[each.key].on_resource
+      },
+      # An alias call is authorised on the alias and on the key it names: the alias by name
+      # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias
+      # of this environment can never point at another environment's key.
+      {
+        sid        = "EnvironmentKeyAliases"
+        actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+        resources  = ["arn:${local.partition}:kms:${local.region_account}:alias/${var.name_prefix}-${each.key}-*"]
+        conditions = []
+      },
+      {
+        sid        = "AliasTargetsAreEnvironmentKeys"
+        actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+        resources  = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
+        conditions = local.environment_tag_conditions[each.key].on_resource
+      },
     ]
-    resources = ["*"]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
 
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-  }
-
-  # An alias call is authorised on the alias and on the key it names: the alias by name
-  # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias of
-  # this environment can never point at another environment's key.
-  statement {
-    sid       = "EnvironmentKeyAliases"
-    actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-    resources = ["arn:${local.partition}:kms:${local.region_account}:alias/${var.name_prefix}-${each.key}-*"]
-  }
-
-  statement {
-    sid       = "AliasTargetsAreEnvironmentKeys"
-    actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-    resources = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
+      dynamic "condition" {
+        for_each = statement.value.conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
     }
   }
 
@@ -658,7 +660,7 @@ data "aws_iam_policy_document" "deploy_platform" {
 }
 
 data "aws_iam_policy_document" "deploy_iam" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid       = "ReadIam"
@@ -705,110 +707,96 @@ data "aws_iam_policy_document" "deploy_iam" {
     }
   }
 
-  # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
-  statement {
-    sid       = "TagEnvironmentIdentitiesOnCreate"
-    actions   = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["true"]
-    }
-  }
-
-  # Trust policy, description and tags of a role of this environment only: name and tag must both match,
-  # so a role that merely shares the name prefix (or lost its tag) is out of reach.
-  statement {
-    sid = "ManageEnvironmentRoles"
-    actions = [
-      "iam:DeleteRole",
-      "iam:TagRole",
-      "iam:UntagRole",
-      "iam:UpdateAssumeRolePolicy",
-      "iam:UpdateRole",
-      "iam:UpdateRoleDescription",
+  # The environment's identities, held to it by name and by the environment tag
+  # (local.environment_tag_conditions); the same statements in the same order as written out (see
+  # deploy_platform's keys).
+  dynamic "statement" {
+    for_each = [
+      # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
+      {
+        sid        = "TagEnvironmentIdentitiesOnCreate"
+        actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
+        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+        conditions = local.environment_tag_conditions[each.key].on_new
+      },
+      # Trust policy, description and tags of a role of this environment only: name and tag must both
+      # match, so a role that merely shares the name prefix (or lost its tag) is out of reach.
+      {
+        sid = "ManageEnvironmentRoles"
+        actions = [
+          "iam:DeleteRole",
+          "iam:TagRole",
+          "iam:UntagRole",
+          "iam:UpdateAssumeRolePolicy",
+          "iam:UpdateRole",
+          "iam:UpdateRoleDescription",
+        ]
+        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
+        conditions = local.environment_tag_conditions[each.key].on_resource
+      },
+      {
+        sid = "ManageEnvironmentPoliciesAndProfiles"
+        actions = [
+          "iam:AddRoleToInstanceProfile",
+          "iam:CreateInstanceProfile",
+          "iam:CreatePolicy",
+          "iam:CreatePolicyVersion",
+          "iam:DeleteInstanceProfile",
+          "iam:DeletePolicy",
+          "iam:DeletePolicyVersion",
+          "iam:RemoveRoleFromInstanceProfile",
+          "iam:SetDefaultPolicyVersion",
+          "iam:TagInstanceProfile",
+          "iam:TagPolicy",
+          "iam:UntagPolicy",
+        ]
+        resources = [
+          "${local.iam_arn}:instance-profile/${var.name_prefix}-${each.key}-*",
+          "${local.iam_arn}:policy/${var.name_prefix}-${each.key}-*",
+        ]
+        conditions = []
+      },
+      {
+        sid        = "PassEnvironmentRolesToEksAndEc2"
+        actions    = ["iam:PassRole"]
+        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
+        conditions = [{ test = "StringEquals", variable = "iam:PassedToService", values = ["ec2.amazonaws.com", "eks.amazonaws.com"] }]
+      },
+      # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
+      # environment tag and changed only while it carries it (another cluster's provider is out of reach).
+      {
+        sid        = "CreateClusterOidcProvider"
+        actions    = ["iam:CreateOpenIDConnectProvider"]
+        resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+        conditions = local.environment_tag_conditions[each.key].on_request
+      },
+      {
+        sid = "ManageClusterOidcProvider"
+        actions = [
+          "iam:AddClientIDToOpenIDConnectProvider",
+          "iam:DeleteOpenIDConnectProvider",
+          "iam:RemoveClientIDFromOpenIDConnectProvider",
+          "iam:TagOpenIDConnectProvider",
+          "iam:UntagOpenIDConnectProvider",
+          "iam:UpdateOpenIDConnectProviderThumbprint",
+        ]
+        resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+        conditions = local.environment_tag_conditions[each.key].on_resource
+      },
     ]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
 
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-  }
-
-  statement {
-    sid = "ManageEnvironmentPoliciesAndProfiles"
-    actions = [
-      "iam:AddRoleToInstanceProfile",
-      "iam:CreateInstanceProfile",
-      "iam:CreatePolicy",
-      "iam:CreatePolicyVersion",
-      "iam:DeleteInstanceProfile",
-      "iam:DeletePolicy",
-      "iam:DeletePolicyVersion",
-      "iam:RemoveRoleFromInstanceProfile",
-      "iam:SetDefaultPolicyVersion",
-      "iam:TagInstanceProfile",
-      "iam:TagPolicy",
-      "iam:UntagPolicy",
-    ]
-    resources = [
-      "${local.iam_arn}:instance-profile/${var.name_prefix}-${each.key}-*",
-      "${local.iam_arn}:policy/${var.name_prefix}-${each.key}-*",
-    ]
-  }
-
-  statement {
-    sid       = "PassEnvironmentRolesToEksAndEc2"
-    actions   = ["iam:PassRole"]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PassedToService"
-      values   = ["ec2.amazonaws.com", "eks.amazonaws.com"]
-    }
-  }
-
-  # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
-  # environment tag and changed only while it carries it (another cluster's provider is out of reach).
-  statement {
-    sid       = "CreateClusterOidcProvider"
-    actions   = ["iam:CreateOpenIDConnectProvider"]
-    resources = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-  }
-
-  statement {
-    sid = "ManageClusterOidcProvider"
-    actions = [
-      "iam:AddClientIDToOpenIDConnectProvider",
-      "iam:DeleteOpenIDConnectProvider",
-      "iam:RemoveClientIDFromOpenIDConnectProvider",
-      "iam:TagOpenIDConnectProvider",
-      "iam:UntagOpenIDConnectProvider",
-      "iam:UpdateOpenIDConnectProviderThumbprint",
-    ]
-    resources = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
+      dynamic "condition" {
+        for_each = statement.value.conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
     }
   }
 
@@ -888,7 +876,7 @@ data "aws_iam_policy_document" "deploy_iam" {
 }
 
 resource "aws_iam_policy" "deploy_state" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-github-deploy-${each.key}-state"
   description = "Read and write the ${each.key} stack's Pulumi state and secrets"
@@ -896,7 +884,7 @@ resource "aws_iam_policy" "deploy_state" {
 }
 
 resource "aws_iam_policy" "deploy_platform" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-github-deploy-${each.key}-platform"
   description = "Provision the ${each.key} network, EKS cluster and named platform resources"
@@ -904,7 +892,7 @@ resource "aws_iam_policy" "deploy_platform" {
 }
 
 resource "aws_iam_policy" "deploy_iam" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-github-deploy-${each.key}-iam"
   description = "Manage the ${each.key} stack's IAM roles inside their permissions boundary"
@@ -912,21 +900,21 @@ resource "aws_iam_policy" "deploy_iam" {
 }
 
 resource "aws_iam_role_policy_attachment" "deploy_state" {
-  for_each = var.environments
+  for_each = local.environments
 
   role       = aws_iam_role.deploy[each.key].name
   policy_arn = aws_iam_policy.deploy_state[each.key].arn
 }
 
 resource "aws_iam_role_policy_attachment" "deploy_platform" {
-  for_each = var.environments
+  for_each = local.environments
 
   role       = aws_iam_role.deploy[each.key].name
   policy_arn = aws_iam_policy.deploy_platform[each.key].arn
 }
 
 resource "aws_iam_role_policy_attachment" "deploy_iam" {
-  for_each = var.environments
+  for_each = local.environments
 
   role       = aws_iam_role.deploy[each.key].name
   policy_arn = aws_iam_policy.deploy_iam[each.key].arn
@@ -935,7 +923,7 @@ resource "aws_iam_role_policy_attachment" "deploy_iam" {
 # --- Preview role: read-only ---------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "preview" {
-  for_each = var.environments
+  for_each = local.environments
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
@@ -1028,7 +1016,7 @@ data "aws_iam_policy_document" "preview" {
 }
 
 resource "aws_iam_policy" "preview" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = "${var.name_prefix}-github-preview-${each.key}"
   description = "Read-only preview and drift detection of the ${each.key} stack"
@@ -1036,7 +1024,7 @@ resource "aws_iam_policy" "preview" {
 }
 
 resource "aws_iam_role_policy_attachment" "preview" {
-  for_each = var.environments
+  for_each = local.environments
 
   role       = aws_iam_role.preview[each.key].name
   policy_arn = aws_iam_policy.preview[each.key].arn

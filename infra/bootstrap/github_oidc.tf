@@ -34,6 +34,7 @@ locals {
   # The only git refs a pull request's own code runs from (`pull_request` events check out the merge ref).
   pull_request_ref = "ref:refs/pull/*/merge"
   # The one environment whose preview role a pull request may assume: it can read and decrypt nothing
-  # of staging or prod (ADR 0002). Every other role trusts main only.
-  pull_request_preview_environment = "dev"
+  # of the others (ADR 0002). It is the contract's first, its least strict (contract.tf.json lists the
+  # environments in promotion order, infra/contract.py). Every other role trusts main only.
+  pull_request_preview_environment = local.contract_environments[0]
 }

@@ -114,7 +114,7 @@ resource "aws_kms_alias" "state" {
 }
 
 data "aws_iam_policy_document" "pulumi_secrets_key" {
-  for_each = var.environments
+  for_each = local.environments
 
   source_policy_documents = [data.aws_iam_policy_document.key_administration.json]
 
@@ -156,7 +156,7 @@ data "aws_iam_policy_document" "pulumi_secrets_key" {
 }
 
 resource "aws_kms_key" "pulumi_secrets" {
-  for_each = var.environments
+  for_each = local.environments
 
   description             = "${var.name_prefix}: Pulumi secrets provider for the ${each.key} stack"
   enable_key_rotation     = true
@@ -165,7 +165,7 @@ resource "aws_kms_key" "pulumi_secrets" {
   policy                  = data.aws_iam_policy_document.pulumi_secrets_key[each.key].json
 
   tags = {
-    "mlplat/environment" = each.key
+    (local.environment_tag) = each.key
   }
 
   lifecycle {
@@ -174,7 +174,7 @@ resource "aws_kms_key" "pulumi_secrets" {
 }
 
 resource "aws_kms_alias" "pulumi_secrets" {
-  for_each = var.environments
+  for_each = local.environments
 
   name          = "alias/${var.name_prefix}-pulumi-${each.key}"
   target_key_id = aws_kms_key.pulumi_secrets[each.key].key_id

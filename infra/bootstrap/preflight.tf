@@ -15,7 +15,7 @@ data "aws_iam_policy_document" "deploy_preflight" {
 }
 
 resource "aws_iam_role_policy" "deploy_preflight" {
-  for_each = var.environments
+  for_each = local.environments
 
   name   = "preflight-reads"
   role   = aws_iam_role.deploy[each.key].id

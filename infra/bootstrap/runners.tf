@@ -28,7 +28,7 @@ variable "runner_vpc_cidr" {
 
   validation {
     condition     = can(cidrhost(var.runner_vpc_cidr, 0)) && tonumber(split("/", var.runner_vpc_cidr)[1]) <= 24
-    error_message = "runner_vpc_cidr must be an IPv4 CIDR of /24 or larger (two private subnets per environment and a public one)."
+    error_message = "runner_vpc_cidr must be an IPv4 CIDR of /24 or larger: an environment's share is an eighth of it, split into two subnets of at least /28 (the smallest AWS allows)."
   }
 }
 
@@ -48,22 +48,29 @@ variable "runner_image" {
 }
 
 locals {
-  runner_name = { for env in var.environments : env => "${var.name_prefix}-github-runner-${env}" }
+  runner_name = { for env in local.environments : env => "${var.name_prefix}-github-runner-${env}" }
   # Only these workflows may start an in-VPC runner; every other workflow runs on GitHub-hosted runners.
   runner_workflows = "^(deploy|preview|drift)$"
   # Two zones by name: a fixed pair, so the subnets never move when a region gains a zone.
   runner_azs = ["${var.aws_region}a", "${var.aws_region}b"]
-  # Each environment's runners get a fixed quarter of the runner VPC (a /26 of a /24), split into one
-  # private subnet per zone, so adding or removing an environment never moves another's subnets. The
-  # last quarter holds the NAT subnet. The quarter is also the range that environment's cluster routes
-  # back through its peering (deploy_runners.<env>.vpc_cidr): a cluster VPC has no route to the runners
-  # of another environment. The quarter is the stack's position among the three names variables.tf
-  # admits, so a one-environment account lays out its runners as the shared account would.
+  # The runner VPC in eighths. Each environment's runners get the eighth numbered by its runner share
+  # (contract.tf.json `runner_shares`: kept once given, a new environment takes the lowest free one, so
+  # adding or removing an environment never moves another's subnets), split into one private subnet per
+  # zone. The last quarter (eighths 6 and 7) holds the NAT subnet, where it always sat, so six
+  # environments fit (shares 0-5). With the default /24 a share is a /27 and each zone's subnet a /28,
+  # the smallest AWS allows: 16 addresses of which AWS reserves five (EC2 API Reference, CreateSubnet),
+  # so 11 concurrent runner builds per zone and 22 per environment (CodeBuild creates a network
+  # interface per build in the project's subnets: VpcNetworkInterfaces below). A larger runner_vpc_cidr
+  # scales every share. The share is also the range that environment's cluster routes back through its
+  # peering (deploy_runners.<env>.vpc_cidr): a cluster VPC has no route to another environment's runners.
+  runner_share_newbits = 3
+  runner_share_limit   = 6
+  runner_nat_cidr      = cidrsubnet(var.runner_vpc_cidr, 2, 3)
   runner_environment_cidr = {
-    for env in var.environments : env => cidrsubnet(var.runner_vpc_cidr, 2, index(["dev", "staging", "prod"], env))
+    for env in local.environments : env => cidrsubnet(var.runner_vpc_cidr, local.runner_share_newbits, local.runner_shares[env])
   }
   runner_private_subnets = {
-    for pair in setproduct(var.environments, range(length(local.runner_azs))) : "${pair[0]}-${local.runner_azs[pair[1]]}" => {
+    for pair in setproduct(local.environments, range(length(local.runner_azs))) : "${pair[0]}-${local.runner_azs[pair[1]]}" => {
       environment = pair[0]
       zone        = local.runner_azs[pair[1]]
       cidr        = cidrsubnet(local.runner_environment_cidr[pair[0]], 1, pair[1])
@@ -97,16 +104,29 @@ resource "aws_subnet" "runner_private" {
   availability_zone = each.value.zone
   cidr_block        = each.value.cidr
 
+  # A share past the limit would overlap the NAT subnet or fall outside the VPC: refused here with the
+  # reason, before AWS refuses the subnet.
+  lifecycle {
+    precondition {
+      condition     = local.runner_shares[each.value.environment] < local.runner_share_limit
+      error_message = "A runner share (contract.tf.json runner_shares) is past the runner VPC's room: shares 0-5 are eighths of runner_vpc_cidr, the last quarter is the NAT subnet. Lay the runner VPC out anew (runners.tf, ADR 0003) before adding a seventh environment."
+    }
+    precondition {
+      condition     = length(distinct([for env in local.environments : local.runner_shares[env]])) == length(local.environments)
+      error_message = "Two environments have the same runner share (contract.tf.json runner_shares): their runner subnets would overlap. Regenerate it with `make generate`."
+    }
+  }
+
   tags = {
-    Name                 = "${var.name_prefix}-github-runners-${each.key}"
-    "mlplat/environment" = each.value.environment
+    Name                    = "${var.name_prefix}-github-runners-${each.key}"
+    (local.environment_tag) = each.value.environment
   }
 }
 
 resource "aws_subnet" "runner_public" {
   vpc_id                  = aws_vpc.runner.id
   availability_zone       = local.runner_azs[0]
-  cidr_block              = cidrsubnet(var.runner_vpc_cidr, 2, 3)
+  cidr_block              = local.runner_nat_cidr
   map_public_ip_on_launch = false
 
   tags = { Name = "${var.name_prefix}-github-runners-nat" }
@@ -147,18 +167,18 @@ resource "aws_route_table_association" "runner_public" {
 # Routes are separate resources (no inline `route` blocks), so the route the Pulumi program adds towards
 # its peered cluster VPC is never removed by the next `terraform apply`.
 resource "aws_route_table" "runner_private" {
-  for_each = var.environments
+  for_each = local.environments
 
   vpc_id = aws_vpc.runner.id
 
   tags = {
-    Name                 = "${var.name_prefix}-github-runners-${each.key}"
-    "mlplat/environment" = each.key
+    Name                    = "${var.name_prefix}-github-runners-${each.key}"
+    (local.environment_tag) = each.key
   }
 }
 
 resource "aws_route" "runner_private_egress" {
-  for_each = var.environments
+  for_each = local.environments
 
   route_table_id         = aws_route_table.runner_private[each.key].id
   destination_cidr_block = "0.0.0.0/0"
@@ -226,19 +246,19 @@ resource "aws_flow_log" "runner" {
 # --- Per environment: the security group the cluster admits, and nothing inbound -----------------------
 
 resource "aws_security_group" "runner" {
-  for_each = var.environments
+  for_each = local.environments
 
   name        = local.runner_name[each.key]
   description = "GitHub runner of the ${each.key} stack; the ${each.key} cluster endpoint admits only this group"
   vpc_id      = aws_vpc.runner.id
 
-  tags = { "mlplat/environment" = each.key }
+  tags = { (local.environment_tag) = each.key }
 }
 
 # HTTPS out only: GitHub, the package registries, the AWS APIs and the peered cluster endpoint.
 # DNS goes to the VPC resolver, which security groups do not filter.
 resource "aws_vpc_security_group_egress_rule" "runner_https" {
-  for_each = var.environments
+  for_each = local.environments
 
   security_group_id = aws_security_group.runner[each.key].id
   description       = "HTTPS to GitHub, registries, AWS APIs and the ${each.key} cluster endpoint"
@@ -285,7 +305,7 @@ resource "aws_kms_key" "runner_logs" {
 }
 
 resource "aws_cloudwatch_log_group" "runner" {
-  for_each = var.environments
+  for_each = local.environments
 
   name              = "/aws/codebuild/${local.runner_name[each.key]}"
   retention_in_days = 365
@@ -297,7 +317,7 @@ resource "aws_cloudwatch_log_group" "runner" {
 # itself needs, and is also what any code in the job could use, so it holds no platform permission.
 
 data "aws_iam_policy_document" "runner_trust" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     actions = ["sts:AssumeRole"]
@@ -316,7 +336,7 @@ data "aws_iam_policy_document" "runner_trust" {
 }
 
 data "aws_iam_policy_document" "runner" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid       = "OwnLogGroup"
@@ -371,17 +391,17 @@ data "aws_iam_policy_document" "runner" {
 }
 
 resource "aws_iam_role" "runner" {
-  for_each = var.environments
+  for_each = local.environments
 
   name               = local.runner_name[each.key]
   description        = "CodeBuild-hosted GitHub runner of the ${each.key} stack (ENIs and logs only)"
   assume_role_policy = data.aws_iam_policy_document.runner_trust[each.key].json
 
-  tags = { "mlplat/environment" = each.key }
+  tags = { (local.environment_tag) = each.key }
 }
 
 resource "aws_iam_role_policy" "runner" {
-  for_each = var.environments
+  for_each = local.environments
 
   name   = "runner"
   role   = aws_iam_role.runner[each.key].id
@@ -406,7 +426,7 @@ resource "aws_codebuild_source_credential" "github" {
 }
 
 resource "aws_codebuild_project" "runner" {
-  for_each = var.environments
+  for_each = local.environments
 
   name          = local.runner_name[each.key]
   description   = "Ephemeral GitHub Actions runner in the runner VPC for the ${each.key} stack"
@@ -442,13 +462,13 @@ resource "aws_codebuild_project" "runner" {
     }
   }
 
-  tags = { "mlplat/environment" = each.key }
+  tags = { (local.environment_tag) = each.key }
 
   depends_on = [aws_codebuild_source_credential.github, aws_iam_role_policy.runner]
 }
 
 resource "aws_codebuild_webhook" "runner" {
-  for_each = var.environments
+  for_each = local.environments
 
   project_name = aws_codebuild_project.runner[each.key].name
   build_type   = "BUILD"
@@ -512,7 +532,7 @@ data "aws_iam_policy_document" "deploy_keeps_runners" {
 }
 
 resource "aws_iam_role_policy" "deploy_keeps_runners" {
-  for_each = var.environments
+  for_each = local.environments
 
   name   = "keep-runner-network"
   role   = aws_iam_role.deploy[each.key].id
@@ -541,7 +561,7 @@ resource "aws_iam_role_policy" "deploy_keeps_runners" {
 #   vpc-peering-connection), which EC2 authorises as CreateTags with ec2:CreateAction.
 
 data "aws_iam_policy_document" "deploy_runner_path" {
-  for_each = var.environments
+  for_each = local.environments
 
   statement {
     sid       = "PeerOnlyWithTheRunnerVpc"
@@ -618,7 +638,7 @@ data "aws_iam_policy_document" "deploy_runner_path" {
 }
 
 resource "aws_iam_role_policy" "deploy_runner_path" {
-  for_each = var.environments
+  for_each = local.environments
 
   name   = "open-runner-path"
   role   = aws_iam_role.deploy[each.key].id
@@ -628,7 +648,7 @@ resource "aws_iam_role_policy" "deploy_runner_path" {
 output "deploy_runners" {
   description = "Per environment: the runs-on label prefix of its in-VPC runner, and what the Pulumi program needs to peer with the runner VPC and admit the runner to the cluster endpoint (mlplat:cluster.endpoint, docs/adr/0003): vpc_cidr is that environment's runner range within the runner VPC (the only range its cluster routes back), private_route_table_id its own runner route table."
   value = {
-    for env in var.environments : env => {
+    for env in local.environments : env => {
       runs_on                = "codebuild-${aws_codebuild_project.runner[env].name}-$${{ github.run_id }}-$${{ github.run_attempt }}"
       security_group_id      = aws_security_group.runner[env].id
       vpc_id                 = aws_vpc.runner.id

@@ -16,14 +16,24 @@ variable "name_prefix" {
 }
 
 variable "environments" {
-  description = "Environments whose deploy and preview roles live in this account: all three for a single account, or one per account."
+  description = "Environments whose deploy and preview roles live in this account: null (the default) for every environment of the contract (contract.tf.json) in a single account, or one per account."
   type        = set(string)
-  default     = ["dev", "staging", "prod"]
+  default     = null
 
+  # A validation may refer to other objects (here the contract's locals) since Terraform 1.9
+  # (hashicorp/terraform CHANGELOG.md, 1.9.0: "Input variable validation rules can refer to other
+  # objects", #34955; versions.tf pins ~> 1.11.0). Of a conditional, HCL returns only the chosen
+  # branch's errors (hashicorp/hcl hclsyntax/expression.go, ConditionalExpr.Value), so length() never
+  # sees the null default.
   validation {
-    condition     = length(var.environments) > 0 && alltrue([for e in var.environments : contains(["dev", "staging", "prod"], e)])
-    error_message = "environments must be a non-empty subset of dev, staging, prod (the Pulumi stacks)."
+    condition     = var.environments == null ? true : length(var.environments) > 0 && alltrue([for e in var.environments : contains(local.contract_environments, e)])
+    error_message = "environments must be null (every environment of the contract) or a non-empty subset of contract_environments in contract.tf.json (the Pulumi stacks)."
   }
+}
+
+locals {
+  # The environments this account holds, what every per-environment resource iterates over.
+  environments = var.environments == null ? toset(local.contract_environments) : var.environments
 }
 
 variable "github_org" {

@@ -9,7 +9,14 @@ from ipaddress import IPv4Network
 import pytest
 
 from infra.config import load_environment
-from tests.support.delivery_helpers import ENVIRONMENTS, policy_statements, render, statement, terraform
+from tests.support.delivery_helpers import (
+    ENVIRONMENTS,
+    policy_statements,
+    render,
+    runner_layout,
+    statement,
+    terraform,
+)
 
 RESOURCES = terraform()["resource"]
 
@@ -48,7 +55,7 @@ def test_runner_egress_is_https_only() -> None:
 def test_each_environment_has_its_own_runner_group_so_one_cluster_admits_only_its_runner() -> None:
     group = RESOURCES["aws_security_group"]["runner"]
     project = RESOURCES["aws_codebuild_project"]["runner"]
-    assert group["for_each"] == project["for_each"] == "${var.environments}"
+    assert group["for_each"] == project["for_each"] == "${local.environments}"
     (vpc,) = project["vpc_config"]
     assert vpc["security_group_ids"] == ["${aws_security_group.runner[each.key].id}"]
     assert vpc["vpc_id"] == "${aws_vpc.runner.id}"
@@ -102,7 +109,7 @@ def test_each_runner_route_table_and_subnet_is_tagged_with_its_environment() -> 
     (deploy_roles.tf ChangeEnvironmentNetwork) and keeps every other one out (DenyOtherEnvironments)."""
     table = RESOURCES["aws_route_table"]["runner_private"]
     subnet = RESOURCES["aws_subnet"]["runner_private"]
-    assert table["for_each"] == "${var.environments}"
+    assert table["for_each"] == "${local.environments}"
     assert table["tags"]["mlplat/environment"] == "${each.key}"
     assert subnet["tags"]["mlplat/environment"] == "${each.value.environment}"
     association = RESOURCES["aws_route_table_association"]["runner_private"]
@@ -194,8 +201,8 @@ def test_deploy_role_may_read_the_vcpu_quotas_preflight_checks() -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_each_cluster_routes_back_only_to_its_own_runners(env: str) -> None:
-    # The bootstrap gives each environment a quarter of the runner VPC (runners.tf
-    # `runner_environment_cidr`); a stack routing back to the whole VPC would reach every runner.
-    runner_vpc = IPv4Network(terraform()["variable"]["runner_vpc_cidr"]["default"])
-    quarter = list(runner_vpc.subnets(prefixlen_diff=2))[list(ENVIRONMENTS).index(env)]
-    assert load_environment(env).cluster.endpoint.runner.vpc_cidr == quarter, env
+    # The bootstrap gives each environment its share of the runner VPC (runners.tf
+    # `runner_environment_cidr`, numbered by contract.tf.json `runner_shares`); a stack routing back to
+    # the whole VPC would reach every runner.
+    share = runner_layout()["environments"][env]
+    assert load_environment(env).cluster.endpoint.runner.vpc_cidr == share, env

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from functools import cache
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +37,23 @@ def _unquote(value: Any) -> Any:
 @cache
 def terraform() -> dict[str, Any]:
     """Every block of infra/bootstrap/*.tf, indexed: resource/data as {type: {name: body}}, and
-    variable/output/locals/terraform/provider, plus `files` (block kind -> file names)."""
+    variable/output/locals/terraform/provider, plus `files` (block kind -> file names).
+
+    The locals of the generated `*.tf.json` files (contract.tf.json: the contract's environments, its
+    environment tag, the runner shares) are merged in too: Terraform loads a directory's `.tf.json` files
+    as JSON syntax beside its `.tf` files, and ignores a `"//"` property at a file's root or in a block
+    body (https://developer.hashicorp.com/terraform/language/syntax/json, "Comment Properties").
+    Map keys written as `(local.x)` (an expression key) are replaced by that local's string value, as
+    Terraform evaluates them, so tag and condition maps read as AWS will see them."""
     merged: dict[str, Any] = {"resource": {}, "data": {}, "variable": {}, "output": {}, "locals": {}}
     merged["terraform"], merged["provider"] = [], []
+    for path in sorted(BOOTSTRAP.glob("*.tf.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        unknown = set(doc) - {"//", "locals"}
+        assert not unknown, (
+            f"{path.name}: only generated locals are read from *.tf.json, not {sorted(unknown)}"
+        )
+        merged["locals"].update({k: v for k, v in doc.get("locals", {}).items() if k != "//"})
     for path in sorted(BOOTSTRAP.glob("*.tf")):
         with path.open(encoding="utf-8") as fh:
             doc = _unquote(hcl2.load(fh))
@@ -53,7 +70,102 @@ def terraform() -> dict[str, Any]:
             merged["locals"].update(block)
         merged["terraform"] += doc.get("terraform", [])
         merged["provider"] += doc.get("provider", [])
+    for kind in ("resource", "data"):
+        merged[kind] = _expand_dynamic(_expression_keys(merged[kind], merged["locals"]), merged["locals"])
     return merged
+
+
+def _expand_dynamic(value: Any, local: Mapping[str, Any]) -> Any:
+    """`dynamic "<type>"` blocks written out as the `<type>` blocks Terraform makes of them, so every
+    reader (policy_statements, iam_eval) sees the real statements and conditions. Terraform expands a
+    dynamic block where it stands (hashicorp/hcl ext/dynblock/expand_body.go, expandBlocks); here the
+    expanded blocks follow the static ones of their type, which no reader of a policy depends on.
+    A `for_each` this reader cannot resolve is an error, never a block left out."""
+    if isinstance(value, list):
+        return [_expand_dynamic(item, local) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {key: _expand_dynamic(item, local) for key, item in value.items() if key != "dynamic"}
+    for dynamic in value.get("dynamic", []):
+        for block_type, spec in dynamic.items():
+            (content,) = spec["content"]
+            for item in _for_each_items(spec["for_each"], local):
+                block = _expand_dynamic(_bind(content, block_type, item), local)
+                out.setdefault(block_type, []).append(block)
+    return out
+
+
+_ITERATOR_VALUE = re.compile(r"^\$\{(\w+)\.value\.(\w+)\}$")
+_PER_ENVIRONMENT_ATTR = re.compile(r"^\$\{local\.(\w+)\[each\.key\]\.(\w+)\}$")
+_PER_ENVIRONMENT = re.compile(r"^\$\{\{for (\w+) in local\.environments : \1 => (\{.*\})\}\}$", re.DOTALL)
+
+
+def _bind(content: Any, iterator: str, item: Mapping[str, Any]) -> Any:
+    """A dynamic block's content with `<iterator>.value.<attr>` references replaced by the item's."""
+    if isinstance(content, list):
+        return [_bind(v, iterator, item) for v in content]
+    if isinstance(content, dict):
+        return {k: _bind(v, iterator, item) for k, v in content.items()}
+    found = _ITERATOR_VALUE.match(content) if isinstance(content, str) else None
+    return item[found[2]] if found and found[1] == iterator else content
+
+
+def _for_each_items(for_each: Any, local: Mapping[str, Any]) -> list[Any]:
+    """The items of a dynamic block: a literal list, or an attribute of a per-environment local."""
+    if isinstance(for_each, list):
+        return for_each
+    found = _PER_ENVIRONMENT_ATTR.match(for_each) if isinstance(for_each, str) else None
+    assert found, f"dynamic block: cannot expand for_each = {for_each!r}: teach delivery_helpers first"
+    items = _per_environment(found[1], local)[found[2]]
+    assert isinstance(items, list), f"local.{found[1]}[each.key].{found[2]} is not a list"
+    return items
+
+
+def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
+    """A local `{ for env in local.environments : env => { ... } }` as each environment's value is
+    written in place: the object with the environment as `${each.key}`, for the readers to resolve."""
+    found = _PER_ENVIRONMENT.match(local[name])
+    assert found, f"local.{name} is not a per-environment object of the form this reader knows"
+    iterator = f"${{{found[1]}}}"
+
+    def as_each_key(value: Any) -> Any:
+        """python-hcl2 leaves a reference inside a nested collection bare (`env`), where it wraps one
+        elsewhere (`${env}`): both become `${each.key}`; literals keep their quotes for _unquote."""
+        if isinstance(value, list):
+            return [as_each_key(v) for v in value]
+        if isinstance(value, dict):
+            return {k: as_each_key(v) for k, v in value.items()}
+        if not isinstance(value, str):
+            return value
+        wrapped = value if value.startswith(('"', "${")) else f"${{{value}}}"
+        return wrapped.replace(iterator, "${each.key}")
+
+    return _unquote(as_each_key(hcl2.loads(f"value = {found[2]}\n")["value"]))
+
+
+_KEY_EXPRESSION = re.compile(r"^\$\{\(local\.(\w+)\)\}$")
+
+
+def _expression_keys(value: Any, local: Mapping[str, Any]) -> Any:
+    """`{ (local.environment_tag) = each.key }` as Terraform reads it: the key is the local's value."""
+    if isinstance(value, list):
+        return [_expression_keys(v, local) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        found = _KEY_EXPRESSION.match(key) if isinstance(key, str) else None
+        if found and isinstance(local.get(found[1]), str):
+            key = local[found[1]]
+        out[key] = _expression_keys(item, local)
+    return out
+
+
+def default_environments() -> list[str]:
+    """The environments a bootstrap applied with its defaults holds: `var.environments`, or, when that is
+    null (its default), every environment of the contract (local.contract_environments)."""
+    default = terraform()["variable"]["environments"].get("default")
+    return list(default) if default is not None else list(terraform()["locals"]["contract_environments"])
 
 
 def variable_defaults() -> dict[str, Any]:
@@ -108,3 +220,51 @@ def workflow(name: str) -> dict[str, Any]:
 
 def workflow_files() -> list[Path]:
     return sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
+
+
+def cidrsubnet(prefix: str | IPv4Network, newbits: int, netnum: int) -> IPv4Network:
+    """Terraform's `cidrsubnet` for IPv4: the `netnum`-th block of `newbits` more prefix bits, and an
+    error (as Terraform gives) when the number does not fit in those bits."""
+    base = IPv4Network(prefix)
+    if not 0 <= netnum < 2**newbits:
+        raise ValueError(f"prefix extension of {newbits} does not accommodate a subnet numbered {netnum}")
+    size = 2 ** (32 - base.prefixlen - newbits)
+    return IPv4Network((int(base.network_address) + netnum * size, base.prefixlen + newbits))
+
+
+_RUNNER_SHARE = re.compile(r"cidrsubnet\(var\.runner_vpc_cidr, ([\w.]+), local\.runner_shares\[env\]\)")
+_RUNNER_NAT = re.compile(r"^\$\{cidrsubnet\(var\.runner_vpc_cidr, ([\w.]+), ([\w.]+)\)\}$")
+_RUNNER_ZONE = re.compile(r"cidrsubnet\(local\.runner_environment_cidr\[pair\[0\]\], ([\w.]+), pair\[1\]\)")
+
+
+def _number(token: str) -> int:
+    """An integer literal or a local holding one."""
+    return int(token) if token.isdigit() else int(terraform()["locals"][token.removeprefix("local.")])
+
+
+def runner_layout(shares: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The runner VPC as runners.tf lays it out for `shares` (default: contract.tf.json's runner_shares)
+    in the default runner_vpc_cidr: `vpc`, `nat` (the NAT subnet), `environments` (env -> its
+    share of the VPC, deploy_runners.<env>.vpc_cidr), `subnets` (env -> its per-zone subnets) and `limit`
+    (the first share number runners.tf refuses). Read from the HCL expressions, so a change of layout
+    there is what the tests see."""
+    tf = terraform()
+    local = tf["locals"]
+    vpc = IPv4Network(tf["variable"]["runner_vpc_cidr"]["default"])
+    share = _RUNNER_SHARE.search(local["runner_environment_cidr"])
+    nat = _RUNNER_NAT.match(local["runner_nat_cidr"])
+    zone = _RUNNER_ZONE.search(local["runner_private_subnets"])
+    assert share and nat and zone, "runners.tf: the runner layout is not the one these tests read"
+    given = dict(local["runner_shares"]) if shares is None else dict(shares)
+    environments = {env: cidrsubnet(vpc, _number(share[1]), n) for env, n in given.items()}
+    zones = len(local["runner_azs"])
+    return {
+        "vpc": vpc,
+        "nat": cidrsubnet(vpc, _number(nat[1]), _number(nat[2])),
+        "environments": environments,
+        "subnets": {
+            env: [cidrsubnet(block, _number(zone[1]), i) for i in range(zones)]
+            for env, block in environments.items()
+        },
+        "limit": int(local["runner_share_limit"]),
+    }

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from tests.support.delivery_helpers import terraform, variable_defaults
+from tests.support.delivery_helpers import default_environments, terraform, variable_defaults
 
 ACCOUNT = "111111111111"
 PARTITION = "aws"
@@ -80,6 +80,12 @@ def _references(scope: Scope) -> dict[str, Any]:
 _FOR = re.compile(r'^\[for (\w+) in ([\w.]+(?:\[each\.key\])?) : "(.*)"\]$')
 _FOR_PAIRS = re.compile(r'^\[for (\w+), (\w+) in (local\.\w+) : "(.*)"\]$')
 _INDEX = re.compile(r"^(local\.\w+)\[each\.key\]$")
+_POSITION = re.compile(r"^(local\.\w+)\[(\d+)\]$")
+# `{for env in local.environments : env => [for other in local.X : other if other != env]}`: per
+# environment, the others of a list (deploy_roles.tf other_environments).
+_OTHERS = re.compile(
+    r"^\$\{\{for (\w+) in local\.environments : \1 => \[for (\w+) in (local\.\w+) : \2 if \2 != \1\]\}\}$"
+)
 _STARTSWITH = re.compile(r'startswith\(var\.aws_region, "([^"]+)"\) \? "([^"]+)"')
 
 
@@ -143,9 +149,18 @@ def _expression(expr: str, scope: Scope) -> Any:
     index = _INDEX.match(expr)
     if index:
         table = _local(index[1][6:])
+        others = _OTHERS.match(table) if isinstance(table, str) else None
+        if others:
+            return [other for other in resolve(f"${{{others[3]}}}", scope) if other != scope.env]
         if not isinstance(table, dict) or scope.env not in table:
             raise Unresolvable(expr)
         return resolve(table[scope.env], scope)
+    position = _POSITION.match(expr)
+    if position:
+        items = resolve(f"${{{position[1]}}}", scope)
+        if not isinstance(items, list) or int(position[2]) >= len(items):
+            raise Unresolvable(expr)
+        return items[int(position[2])]
     if expr.startswith("local.") and re.fullmatch(r"local\.\w+", expr):
         return _local_value(expr[6:], scope)
     pairs = _FOR_PAIRS.match(expr)
@@ -168,7 +183,7 @@ def _expression(expr: str, scope: Scope) -> Any:
     if every:
         # `[for r in aws_x.y : r.arn]`: that resource of every environment of the account.
         ref = f"{every[2]}[each.key].arn"
-        return [_references(Scope(env, scope.region))[ref] for env in variable_defaults()["environments"]]
+        return [_references(Scope(env, scope.region))[ref] for env in default_environments()]
     if expr.startswith("concat(") and expr.endswith(")"):
         return [item for arg in _split_top_level(expr[7:-1]) for item in _expression(arg, scope)]
     if expr.startswith("[") and expr.endswith("]"):

@@ -4,20 +4,29 @@ evaluated with the small IAM evaluator in iam_eval.py (ADR 0002)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Any
 
+import hcl2
 import pytest
 import yaml
 
+from infra.contract import ENVIRONMENT_LABEL
+from tests.support import delivery_helpers
 from tests.support.delivery_helpers import (
     BOOTSTRAP,
     ENVIRONMENTS,
+    default_environments,
     policy_statements,
     render,
+    runner_layout,
     statement,
     terraform,
     workflow,
@@ -106,7 +115,7 @@ def test_every_variable_has_description_type_and_a_default_where_sensible() -> N
         assert var.get("type"), f"variable {name} has no type"
     # key_admin_arns is the one input without a safe default: a wrong guess locks the keys.
     assert {n for n, v in variables.items() if "default" not in v} == {"key_admin_arns"}
-    assert set(variables["environments"]["default"]) == set(ENVIRONMENTS)
+    assert set(default_environments()) == set(ENVIRONMENTS)
 
 
 def test_terraform_and_provider_versions_are_pinned() -> None:
@@ -179,7 +188,7 @@ def test_kms_keys_rotate_and_have_explicit_policies() -> None:
     for name, key in keys.items():
         assert key["enable_key_rotation"] is True, name
         assert key["policy"].startswith("${data.aws_iam_policy_document."), name
-    assert keys["pulumi_secrets"]["for_each"] == "${var.environments}"
+    assert keys["pulumi_secrets"]["for_each"] == "${local.environments}"
 
 
 def test_key_policies_name_principals_and_never_delegate_to_root_or_anyone() -> None:
@@ -876,6 +885,12 @@ def _attacker_contexts(
 def test_no_role_of_one_environment_touches_another_environments_resources(
     kind: str, attacker: str, victim: str
 ) -> None:
+    reached = _reached(kind, attacker, victim)
+    assert not reached, f"{kind} role of {attacker} reaches {victim}:\n" + "\n".join(reached)
+
+
+def _reached(kind: str, attacker: str, victim: str) -> list[str]:
+    """What the `kind` role of `attacker` may do to `victim`'s resources, whatever it sends."""
     policy = role_policy(kind, attacker)
     reached = []
     for resource, actions, tags in _victim_resources(victim):
@@ -885,7 +900,7 @@ def test_no_role_of_one_environment_touches_another_environments_resources(
                 if allowed:
                     reached.append(f"{action} {resource} via {why}")
                     break
-    assert not reached, f"{kind} role of {attacker} reaches {victim}:\n" + "\n".join(reached)
+    return reached
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -1264,3 +1279,220 @@ def test_every_managed_policy_fits_iams_size_limit_in_the_longest_region(doc: st
         rendered.append(body)
     size = len(json.dumps({"Version": "2012-10-17", "Statement": rendered}, separators=(",", ":")))
     assert size <= MANAGED_POLICY_MAX_CHARS, f"{doc}: {size} characters"
+
+
+# --- Issue 15: the bootstrap reads the contract (contract.tf.json) and has room for more environments
+
+
+def _spelled(value: object) -> list[str]:
+    """Every string of a python-hcl2 document, keys included (comments are not part of it)."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() if k not in META_KEYS for s in (*_spelled(k), *_spelled(v))]
+    if isinstance(value, list):
+        return [s for item in value for s in _spelled(item)]
+    return [value] if isinstance(value, str) else []
+
+
+META_KEYS = {"__is_block__", "__comments__", "__inline_comments__"}
+
+
+def test_no_bootstrap_file_spells_the_environments_or_the_environment_tag() -> None:
+    """A copy of the environment list or of the tag in a .tf file is one more place to edit when an
+    environment is added or the label renamed, and the one forgotten splits the isolation in two."""
+    literals = {f'"{env}"' for env in ENVIRONMENTS}
+    spelled = []
+    for path in sorted(BOOTSTRAP.glob("*.tf")):
+        with path.open(encoding="utf-8") as fh:
+            for text in _spelled(hcl2.load(fh)):
+                found = [lit for lit in literals if lit in text]
+                if found or ENVIRONMENT_LABEL in text:
+                    spelled.append(f"{path.name}: {text}")
+    assert not spelled, "read them from contract.tf.json's locals:\n" + "\n".join(spelled)
+
+
+def test_an_account_bootstrapped_with_the_defaults_holds_every_environment_of_the_contract() -> None:
+    assert default_environments() == list(ENVIRONMENTS)
+    contract = terraform()["locals"]
+    assert contract["contract_environments"] == list(ENVIRONMENTS)
+    assert contract["environment_tag"] == ENVIRONMENT_LABEL
+    assert set(contract["runner_shares"]) == set(ENVIRONMENTS)
+
+
+@pytest.mark.parametrize("added", range(1, 4))
+def test_a_fourth_environment_gets_a_runner_share_that_collides_with_nothing(added: int) -> None:
+    """With a quarter of the runner VPC each, a fourth environment's share was the NAT subnet's: up to
+    six environments now get subnets that overlap nothing and stay inside the runner VPC."""
+    shares = dict(terraform()["locals"]["runner_shares"])
+    for i in range(added):
+        shares[f"new{i}"] = min(set(range(8)) - set(shares.values()))
+    layout = runner_layout(shares)
+    assert max(shares.values()) < layout["limit"], shares
+    blocks = [layout["nat"], *(s for subnets in layout["subnets"].values() for s in subnets)]
+    for block in blocks:
+        assert block.subnet_of(layout["vpc"]), block
+    for a, b in itertools.combinations(blocks, 2):
+        assert not a.overlaps(b), f"{a} overlaps {b} with shares {shares}"
+
+
+def test_six_environments_fit_and_a_share_past_them_is_refused_with_the_reason() -> None:
+    """Every share below the limit fits beside the NAT subnet; the first one past it does not, so the
+    subnet's precondition refuses it (a share outside the VPC fails cidrsubnet itself)."""
+    layout = runner_layout({f"env{n}": n for n in range(8)})
+    fits = [n for n in range(8) if not layout["environments"][f"env{n}"].overlaps(layout["nat"])]
+    assert fits == list(range(layout["limit"])) and layout["limit"] >= 6, fits
+    preconditions = RESOURCES["aws_subnet"]["runner_private"]["lifecycle"][0]["precondition"]
+    conditions = {p["condition"]: p["error_message"] for p in preconditions}
+    refusal = conditions.get("${local.runner_shares[each.value.environment] < local.runner_share_limit}")
+    assert refusal and "runner_shares" in refusal and "NAT" in refusal, conditions
+
+
+def test_each_runner_subnet_keeps_room_for_the_runner_builds() -> None:
+    """CodeBuild puts a network interface per build in the runner subnets; AWS's smallest subnet is a
+    /28, of which it reserves five addresses (EC2 API Reference, CreateSubnet)."""
+    for env, subnets in runner_layout()["subnets"].items():
+        for subnet in subnets:
+            assert subnet.prefixlen <= 28 and subnet.num_addresses - 5 >= 11, (env, subnet)
+
+
+def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None:
+    """The tag-scoped statements are tables expanded by `dynamic "statement"`: a reader that saw only the
+    written-out statements would check none of them, and every isolation test above would pass on
+    less than the roles get."""
+    expanded = 0
+    for path in sorted(BOOTSTRAP.glob("*.tf")):
+        with path.open(encoding="utf-8") as fh:
+            raw = hcl2.load(fh)
+        for block in raw.get("data", []):
+            for name, body in block.get('"aws_iam_policy_document"', {}).items():
+                tables = [d['"statement"']["for_each"] for d in body.get("dynamic", [])]
+                written = len(body.get("statement", []))
+                read = POLICY_DOCS[name.strip('"')]["statement"]
+                assert len(read) == written + sum(len(t) for t in tables), name
+                expanded += sum(len(t) for t in tables)
+    assert expanded, "no dynamic statement left: this test and delivery_helpers' expansion can go"
+    conditions = {st["sid"]: st["condition"] for st in policy_statements("deploy_iam")}
+    # As a written-out statement carries it: the tag key and the environment still to be resolved.
+    assert conditions["TagEnvironmentIdentitiesOnCreate"] == [
+        {
+            "test": "StringEquals",
+            "variable": "aws:RequestTag/${local.environment_tag}",
+            "values": ["${each.key}"],
+        },
+        {"test": "Null", "variable": "aws:ResourceTag/${local.environment_tag}", "values": ["true"]},
+    ]
+
+
+def _top_level_block(text: str, header: str) -> str:
+    """The text of the top-level block of a .tf file that starts with `header` (braces matched)."""
+    start = text.index(header)
+    depth, i = 0, text.index("{", start)
+    while True:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start : i + 1]
+        i += 1
+
+
+def test_the_runner_layout_the_tests_read_is_the_one_terraform_computes(tmp_path: Path) -> None:
+    """runner_layout() reads runners.tf's expressions with a Python cidrsubnet; were it to read them
+    wrong, every layout test above would hold a layout Terraform never builds. Terraform's console
+    evaluates the same locals (no provider needed for variables and locals)."""
+    terraform_bin = shutil.which("terraform")
+    if terraform_bin is None:
+        pytest.skip("terraform is not on PATH (scripts/ensure-tools lists how to install it)")
+    runners = (BOOTSTRAP / "runners.tf").read_text(encoding="utf-8")
+    blocks = [_top_level_block(runners, h) for h in ('variable "runner_vpc_cidr" {', "locals {")]
+    for name in ("contract.tf.json", "variables.tf"):
+        shutil.copy(BOOTSTRAP / name, tmp_path / name)
+    (tmp_path / "runners.tf").write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    expression = (
+        "jsonencode({ nat = local.runner_nat_cidr, shares = local.runner_environment_cidr,"
+        " subnets = local.runner_private_subnets, limit = local.runner_share_limit })"
+    )
+    result = subprocess.run(
+        [terraform_bin, "console"],
+        input=expression,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    computed = json.loads(json.loads(result.stdout))
+    layout = runner_layout()
+    assert computed["nat"] == str(layout["nat"])
+    assert computed["shares"] == {env: str(block) for env, block in layout["environments"].items()}
+    assert computed["limit"] == layout["limit"]
+    by_environment: dict[str, list[str]] = {}
+    for subnet in sorted(computed["subnets"].values(), key=lambda s: IPv4Network(s["cidr"])):
+        by_environment.setdefault(subnet["environment"], []).append(subnet["cidr"])
+    assert by_environment == {env: [str(s) for s in subs] for env, subs in layout["subnets"].items()}
+
+
+@pytest.fixture
+def bootstrap_with_qa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A copy of the bootstrap whose contract.tf.json holds `qa` too (second in promotion order, the
+    lowest free runner share), as `make generate` writes it; nothing else in the copy is edited."""
+    copy = tmp_path / "bootstrap"
+    shutil.copytree(BOOTSTRAP, copy)
+    contract = json.loads((copy / "contract.tf.json").read_text(encoding="utf-8"))
+    generated = contract["locals"]
+    generated["contract_environments"].insert(1, "qa")
+    generated["runner_shares"]["qa"] = min(set(range(8)) - set(generated["runner_shares"].values()))
+    (copy / "contract.tf.json").write_text(json.dumps(contract), encoding="utf-8")
+    terraform.cache_clear()
+    monkeypatch.setattr(delivery_helpers, "BOOTSTRAP", copy)
+    yield
+    monkeypatch.undo()
+    terraform.cache_clear()
+
+
+@pytest.mark.usefixtures("bootstrap_with_qa")
+def test_an_environment_added_to_the_contract_gets_roles_runners_and_isolation_with_no_bootstrap_edit() -> (
+    None
+):
+    """Adding an environment used to mean editing the variable's default and allowed list, the other-
+    environments map and the runner index by hand; now the regenerated contract.tf.json is the edit."""
+    assert default_environments() == ["dev", "qa", "staging", "prod"]
+    layout = runner_layout()
+    assert layout["environments"]["qa"] == IPv4Network("10.255.0.96/27")
+    blocks = [layout["nat"], *(s for subnets in layout["subnets"].values() for s in subnets)]
+    assert not [(a, b) for a, b in itertools.combinations(blocks, 2) if a.overlaps(b)]
+    assert _may_assume("deploy", "qa", f"{REPO_SUBJECT}:environment:qa:ref:refs/heads/main")
+    for other in ENVIRONMENTS:
+        for kind in ("deploy", "preview"):
+            assert not _reached(kind, "qa", other), f"qa {kind} reaches {other}"
+            assert not _reached(kind, other, "qa"), f"{other} {kind} reaches qa"
+
+
+@pytest.mark.parametrize(
+    ("given", "accepted"),
+    [(None, list(ENVIRONMENTS)), ('["prod"]', ["prod"]), ('["qa"]', None), ("[]", None)],
+)
+def test_environments_outside_the_contract_are_refused_naming_the_contract(
+    tmp_path: Path, given: str | None, accepted: list[str] | None
+) -> None:
+    """The variable's validation reads the contract's list (Terraform >= 1.9): an account bootstrapped
+    for a stack the program does not know would get roles no workflow uses, and none for its own."""
+    terraform_bin = shutil.which("terraform")
+    if terraform_bin is None:
+        pytest.skip("terraform is not on PATH (scripts/ensure-tools lists how to install it)")
+    for name in ("contract.tf.json", "variables.tf"):
+        shutil.copy(BOOTSTRAP / name, tmp_path / name)
+    argv = [terraform_bin, "console", *(["-var", f"environments={given}"] if given else [])]
+    result = subprocess.run(
+        argv,
+        input="jsonencode(local.environments)",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    if accepted is None:
+        assert result.returncode != 0, result.stdout
+        # The message as Terraform wraps it in its diagnostic box (colour codes and box edges dropped).
+        message = " ".join(re.sub(r"\x1b\[[0-9;]*m|│", " ", result.stderr).split())
+        assert "subset of contract_environments in contract.tf.json" in message, result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert sorted(json.loads(json.loads(result.stdout))) == sorted(accepted)
