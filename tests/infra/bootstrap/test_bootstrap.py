@@ -1496,3 +1496,20 @@ def test_environments_outside_the_contract_are_refused_naming_the_contract(
     else:
         assert result.returncode == 0, result.stderr
         assert sorted(json.loads(json.loads(result.stdout))) == sorted(accepted)
+
+
+def test_no_local_value_is_defined_in_two_files_of_the_bootstrap() -> None:
+    """Terraform reads `contract.tf.json` with the `.tf` files as one module and refuses a local defined
+    twice ("Duplicate local value definition", hashicorp/terraform internal/configs/module.go): a name the
+    generator writes must not also be written by hand, or the bootstrap no longer loads."""
+    defined: dict[str, list[str]] = {}
+    for path in sorted(BOOTSTRAP.glob("*.tf")):
+        with path.open(encoding="utf-8") as fh:
+            for block in hcl2.load(fh).get("locals", []):
+                for name in block:
+                    if not name.startswith("__"):
+                        defined.setdefault(name, []).append(path.name)
+    for path in sorted(BOOTSTRAP.glob("*.tf.json")):
+        for name in json.loads(path.read_text(encoding="utf-8")).get("locals", {}):
+            defined.setdefault(name, []).append(path.name)
+    assert {name: files for name, files in defined.items() if len(files) > 1} == {}
