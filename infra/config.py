@@ -656,6 +656,9 @@ class ArgoCdConfig(_Model):
     )
 
 
+GITHUB_HTTPS_REPOSITORY = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?(\.git)?$")
+
+
 class ArgoWorkflowsConfig(_Model):
     """The workflow engine the retraining pipelines run on (README "Retraining")."""
 
@@ -701,6 +704,18 @@ class ServicesConfig(_Model):
         if self.argo_events.enabled and not self.argo_workflows.enabled:
             raise ValueError(
                 "argo_events.enabled: its Sensors submit Argo Workflows; enable services.argo_workflows too"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pipelines_reach_their_repository(self) -> ServicesConfig:
+        # The pipelines clone the repository with the retraining token as an https password (Argo's git
+        # artifact `usernameSecret`/`passwordSecret`, which go-git refuses for an ssh address) and their
+        # `open-pr` step pushes over https and opens the pull request through GitHub's API.
+        if self.argo_workflows.enabled and not GITHUB_HTTPS_REPOSITORY.match(self.argocd.repo_url):
+            raise ValueError(
+                f"argocd.repo_url: {self.argocd.repo_url!r}: the retraining pipelines (argo_workflows.enabled) "
+                "clone and push over https to GitHub: write https://github.com/<owner>/<repo>.git"
             )
         return self
 

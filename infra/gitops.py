@@ -312,9 +312,9 @@ def _filled(
 
 
 # --- The retraining pipelines' checkout of the same repository ----------------------------------------
-# A pipeline's `register` and `propose` steps clone the repository Argo CD syncs (to read the app's
+# A pipeline's `register` and `propose` steps clone the repository Argo CD syncs, at its revision, (to read the app's
 # evaluation thresholds and to push the promotion branch) with the retraining GitHub token. The program
-# fills in which repository (`services.argocd.repo_url`): a pipeline that named one itself would be a
+# fills in which (`services.argocd.repo_url`, `target_revision`): a pipeline that named one itself would be a
 # second owner of the URL, and, since a model team owns its `training/` folder, a way to send the token
 # to a server of its choice. Argo Workflows' git artifact (argo-workflows v4.1.2 CRDs,
 # ../shared/reference/crds/argo-workflows: `artifacts[].git`, `repo` required) is the only git source.
@@ -337,11 +337,13 @@ def git_artifacts(node: Any, path: str = "") -> Iterable[tuple[str, dict[str, An
             yield from git_artifacts(item, f"{path}/[{i}]")
 
 
-def with_platform_repository(doc: dict[str, Any], repo_url: str) -> dict[str, Any]:
-    """A copy of a pipeline manifest whose git artifacts clone `repo_url` (they name no repository)."""
+def with_platform_repository(doc: dict[str, Any], repository: ArgoCdConfig) -> dict[str, Any]:
+    """A copy of a pipeline manifest whose git artifacts clone the repository Argo CD syncs, at the
+    revision it tracks (they name neither)."""
     filled: dict[str, Any] = copy.deepcopy(doc)
     for _, git in git_artifacts(filled):
-        git["repo"] = repo_url
+        git["repo"] = repository.repo_url
+        git["revision"] = repository.target_revision
     return filled
 
 
@@ -358,4 +360,4 @@ def repository_link(repo_url: str, revision: str, path: str) -> str:
     """The web link to `path` (a file, with an optional `#anchor`) of the repository at `revision`."""
     ssh = _SSH_ADDRESS.match(repo_url)
     web = f"https://{ssh['host']}/{ssh['path']}" if ssh else repo_url
-    return f"{web.removesuffix('.git').rstrip('/')}/blob/{revision}/{path}"
+    return f"{web.rstrip('/').removesuffix('.git')}/blob/{revision}/{path}"

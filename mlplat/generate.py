@@ -42,6 +42,9 @@ CONTRACT = "infra/contract.py"
 # shell `case` pattern and a string in Terraform locals (which .tf.json reads as templates: `${` would be
 # interpolated): lowercase letters, digits and inner hyphens keep it plain in all of them.
 ENVIRONMENT_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+# ...and not a word YAML 1.1 reads as a boolean or null (yaml.org/type/bool.html, /type/null.html; PyYAML's
+# resolver): a job id or choice option `on` would be read as `true`.
+YAML_WORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null"})
 # Terraform ignores a `//` property at the root of a .tf.json file, there to say which program wrote it
 # (https://developer.hashicorp.com/terraform/language/syntax/json#comment-properties; hashicorp/terraform
 # website/docs/language/syntax/json.mdx, "Comment Properties").
@@ -74,9 +77,18 @@ def _yaml_notice(*templates: str) -> str:
 
 
 def _fill(name: str, **values: str) -> str:
-    """A template with each `${name}` replaced (a name the caller does not give is a KeyError: a template
-    bug, not bad input)."""
-    text = (TEMPLATES / name).read_text(encoding="utf-8")
+    """A template with each `${name}` replaced; a template that cannot be read, or names a placeholder
+    the generator does not fill, is refused naming it."""
+    try:
+        text = (TEMPLATES / name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise GenerateError(f"mlplat/templates/{name}: cannot read it ({err})") from None
+    unknown = sorted({found["name"] for found in PLACEHOLDER.finditer(text)} - set(values))
+    if unknown:
+        raise GenerateError(
+            f"mlplat/templates/{name}: {', '.join('${' + u + '}' for u in unknown)} is not filled by the "
+            f"generator (it fills {', '.join('${' + v + '}' for v in sorted(values))})"
+        )
     return PLACEHOLDER.sub(lambda found: values[found["name"]], text)
 
 
@@ -160,11 +172,11 @@ def _checked(environments: Sequence[str]) -> list[str]:
     duplicates = sorted({env for env in names if names.count(env) > 1})
     if duplicates:
         raise GenerateError(f"{CONTRACT}: ENVIRONMENTS names {duplicates} more than once: name each once")
-    bad = [env for env in names if not ENVIRONMENT_NAME.fullmatch(env)]
+    bad = [env for env in names if not ENVIRONMENT_NAME.fullmatch(env) or env in YAML_WORDS]
     if bad:
         raise GenerateError(
             f"{CONTRACT}: ENVIRONMENTS has {bad}: an environment is lowercase letters and digits, "
-            "with inner hyphens"
+            f"with inner hyphens, and none of {sorted(YAML_WORDS)} (YAML reads those as booleans or null)"
         )
     if len(names) < 2:
         raise GenerateError(f"{CONTRACT}: ENVIRONMENTS has {names}: promotion needs two environments or more")
@@ -207,12 +219,12 @@ def write(root: Path, changed: Sequence[Output]) -> None:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(out.text)
             os.chmod(temporary, 0o644)
+        for temporary, target in written:
+            os.replace(temporary, target)
     except BaseException:
         for temporary, _ in written:
             Path(temporary).unlink(missing_ok=True)
         raise
-    for temporary, target in written:
-        os.replace(temporary, target)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -226,18 +238,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    # The checkout `mlplat --repo` names (its own code runs when it has some: mlplat/checkout.py).
+    root = (Path.cwd() / args.checkout).resolve() if getattr(args, "checkout", None) else REPO
     try:
-        rendered = outputs(REPO)
+        rendered = outputs(root)
     except GenerateError as err:
         print(f"mlplat generate: {err}", file=sys.stderr)
         return 2
-    outdated = stale(REPO, rendered)
+    outdated = stale(root, rendered)
     if args.check:
         for out in outdated:
             print(f"{out.path}: not what infra/contract.py and its template give: run `make generate`")
         return 1 if outdated else 0
     try:
-        write(REPO, outdated)
+        write(root, outdated)
     except OSError as err:
         print(
             f"mlplat generate: cannot write {err.filename or 'a generated file'}: {err.strerror}",

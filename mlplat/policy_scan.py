@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from infra.contract import ENVIRONMENT_LABEL as ENV_LABEL
+from infra.contract import ENVIRONMENTS
 from mlplat import checkout, safe_yaml, scratch
 from mlplat.findings import Finding, RenderedDoc, Waiver
 
@@ -38,7 +39,7 @@ CHECKOV = checkout.tool(".venv-checkov", "checkov")
 CHECKS_DIR = REPO_ROOT / "policies" / "checkov" / "checks"
 SKIPS_FILE = REPO_ROOT / "policies" / "checkov" / "skips.yaml"
 CONTEXT_ENV_VAR = "MLPLAT_POLICY_CONTEXT"  # read by policies/checkov/checks/_mlplat.py
-FALLBACK_ENV = "prod"  # what the checks hold an unlabelled resource to
+FALLBACK_ENV = ENVIRONMENTS[-1]  # what the checks hold an unlabelled resource to: the strictest
 SKIP_ANNOTATION_PREFIXES = ("checkov.io/skip", "bridgecrew.io/skip", "cortex.io/skip")
 WAIVER_NO_REASON = "MLP-WAIVER-NO-REASON"
 WAIVER_UNUSED = "MLP-WAIVER-UNUSED"
@@ -371,6 +372,11 @@ class Checkov:
             raise PolicyScanError(f"checkov did not finish within {TIMEOUT_SECONDS}s") from None
         finally:
             self._home.cleanup()
+        # checkov logs a check it cannot import and runs without it (checkov 3.3.30
+        # `_load_external_checks_from_disk`): a report from fewer checks than ours is no verdict.
+        unloaded = [line for line in (stderr or "").splitlines() if "Cannot load external check" in line]
+        if unloaded:
+            raise PolicyScanError("checkov could not load the mlplat checks:\n" + "\n".join(unloaded[:5]))
         # Exit code 1 only means failed checks; what matters is whether a JSON report came out.
         try:
             report = json.loads(stdout)

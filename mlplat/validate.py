@@ -182,7 +182,7 @@ def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report
         notes.append("nothing to validate" + (f" (no app changed since {args.base})" if args.changed else ""))
         return report, notes
     envs = {t.env for t in chosen if t.env}
-    configs = _configs(root, envs | {"dev"})
+    configs = _configs(root, envs | {ENVIRONMENTS[0]})
     context = _context_targets(root, chosen, envs)
     unsafe = prescreen.unsafe_targets(chosen + context, root)  # neither we nor kustomize parse those
     trees = Trees(root)
@@ -210,11 +210,11 @@ def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report
             ThreadPoolExecutor(max_workers=1) as background:  # fmt: skip
         scan = background.submit(policy.run)
         # A pipeline's git artifacts name no repository (MLP-RETRAIN-REPOSITORY); the schema, which
-        # requires one, judges them as the program applies them, filled in with the stack's (any
+        # requires one, judges them as the program applies them, filled in with a stack's (any
         # environment's: the schema does not depend on which).
-        repo_url = configs["dev"].services.argocd.repo_url
+        repository = configs[ENVIRONMENTS[0]].services.argocd
         applied = [
-            dataclasses.replace(d, doc=with_platform_repository(d.doc, repo_url))
+            dataclasses.replace(d, doc=with_platform_repository(d.doc, repository))
             if d.target in training
             else d
             for d in docs
@@ -393,7 +393,7 @@ def _schema_checks(docs: list[RenderedDoc], sets: dict[str, SchemaSet], index: S
     costs a parse of the source file, so it is looked up only for a document with findings."""
     findings = []
     for doc in docs:
-        found = sets[doc.env or "dev"].check(doc, None)
+        found = sets[doc.env or ENVIRONMENTS[0]].check(doc, None)
         if found:
             line = index.line(doc)
             findings += [dataclasses.replace(f, line=line) for f in found]

@@ -153,7 +153,7 @@ class PlatformServices(pulumi.ComponentResource):
                     registry=self.mlflow.release,
                     ca=ca,
                     pipelines=pipelines,
-                    repo_url=services.argocd.repo_url,
+                    repository=services.argocd,
                 ),
                 child,
             )

@@ -60,7 +60,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra.config import ArgoWorkflowsConfig, ConfigError
+from infra.config import ArgoCdConfig, ArgoWorkflowsConfig, ConfigError
 from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP, PLATFORM_REPOSITORY_CONFIGMAP
 from infra.gitops import with_platform_repository
 from infra.services import minio
@@ -179,9 +179,9 @@ class ArgoWorkflowsArgs(ServiceArgs):
     # The internal CA (cert_manager.py), which MinIO's certificate chains to.
     ca: InternalCa
     pipelines: tuple[TrainingPipeline, ...]
-    # The repository the pipelines' git artifacts clone: the one Argo CD syncs (services.argocd.repo_url,
-    # infra/gitops.py `with_platform_repository`).
-    repo_url: str
+    # The repository the pipelines clone and push to, and the revision: what Argo CD syncs
+    # (services.argocd; infra/gitops.py `with_platform_repository`).
+    repository: ArgoCdConfig
 
 
 def computed_values(
@@ -297,7 +297,7 @@ class ArgoWorkflows(ChartService):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=PLATFORM_REPOSITORY_CONFIGMAP, namespace=self.namespace.metadata.name
             ),
-            data={"url": args.repo_url},
+            data={"url": args.repository.repo_url, "revision": args.repository.target_revision},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
         self.release = self.install(
@@ -320,7 +320,7 @@ class ArgoWorkflows(ChartService):
             _manifest(
                 self,
                 f"{name}-{pipeline.app}",
-                _scheduled(with_platform_repository(doc, args.repo_url), config.schedules),
+                _scheduled(with_platform_repository(doc, args.repository), config.schedules),
                 [self.release],
             )
             for pipeline in args.pipelines

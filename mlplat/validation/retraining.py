@@ -98,16 +98,16 @@ def check(docs: list[RenderedDoc]) -> list[Finding]:
 
 
 def _repository_problems(doc: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
-    """A git artifact names no repository: the program fills in the one Argo CD syncs (infra/gitops.py)."""
+    """A git artifact names no repository or revision: the program fills in the ones Argo CD syncs
+    (infra/gitops.py), and would overwrite what a pipeline wrote."""
     for path, git in git_artifacts(doc):
-        if "repo" in git:
-            yield (
-                f"{path}/repo",
-                f"a git artifact names its own repository ({git['repo']!r})",
-                "leave `repo` out: the program clones the repository Argo CD syncs "
-                "(services.argocd.repo_url); a pipeline naming one would send the retraining GitHub "
-                "token to it",
-            )
+        for key, setting in (("repo", "repo_url"), ("revision", "target_revision")):
+            if key in git:
+                yield (
+                    f"{path}/{key}",
+                    f"a git artifact names its own {key} ({git[key]!r})",
+                    f"leave `{key}` out: the program fills in services.argocd.{setting}, what Argo CD syncs",
+                )
 
 
 def _artifact_problems(spec: dict[str, Any], app: str) -> Iterator[tuple[str, str, str]]:

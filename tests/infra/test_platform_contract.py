@@ -145,3 +145,15 @@ def test_renaming_a_contract_label_is_one_edit_the_checkov_checks_follow(tmp_pat
         manifest.write_text(manifest.read_text().replace("mlplat/team:", "mlplat/owner:"))
     after = mlplat(repo, *argv)
     assert after.returncode == 0, after.stdout[-3000:] + after.stderr[-2000:]
+
+
+def test_checks_that_cannot_load_the_contract_stop_validate_instead_of_passing(tmp_path: Path) -> None:
+    """checkov logs a check it cannot import and scans without it: a contract that needed a package
+    checkov's virtualenv lacks would turn every CKV_MLP check off, and the app would pass."""
+    repo = checkout_copy(tmp_path / "checkout")
+    shutil.copytree(REPO / "policies", repo / "policies", ignore=shutil.ignore_patterns("__pycache__"))
+    edit(repo / "infra" / "contract.py", "import re\n", "import re\n\nimport pulumi  # noqa: F401\n")
+    app = repo / "apps" / "iris-classifier"
+    result = mlplat(repo, "validate", "--env", "dev", "--format", "json", str(app))
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "checkov could not load the mlplat checks" in result.stderr, result.stderr[-2000:]

@@ -19,11 +19,11 @@ from infra.config import (
     stack_file,
 )
 from infra.contract import ENVIRONMENTS
-from infra.gitops import REVISION, TEMPLATE, ModelApps, git_artifacts, render
+from infra.gitops import REVISION, TEMPLATE, ModelApps, git_artifacts, render, repository_link
 from infra.services.monitoring import with_runbook_links
 from tests.support.harness import REPO, build_config
 
-MOVED = "git@git.example.internal:platform/mlplat-fork.git"
+MOVED = "https://github.com/example-fork/mlplat-fork.git"
 RELEASE = "release-2026.12"
 
 
@@ -54,7 +54,7 @@ def test_moving_the_repository_is_one_edit_of_the_stack_file(env: str, tmp_path:
     (repository,) = [
         c for c in plan.of_type("kubernetes:core/v1:ConfigMap") if c.name.endswith("-platform-repository")
     ]
-    assert repository.inputs["data"] == {"url": MOVED}, repository.urn
+    assert repository.inputs["data"] == {"url": MOVED, "revision": RELEASE}, repository.urn
     # The alerts link their runbooks into it, at the revision Argo CD tracks.
     runbooks = {
         rule["annotations"]["runbook_url"]
@@ -64,14 +64,14 @@ def test_moving_the_repository_is_one_edit_of_the_stack_file(env: str, tmp_path:
         if "alert" in rule
     }
     assert runbooks and all(
-        link.startswith(f"https://git.example.internal/platform/mlplat-fork/blob/{RELEASE}/docs/alerts.md#")
+        link.startswith(f"https://github.com/example-fork/mlplat-fork/blob/{RELEASE}/docs/alerts.md#")
         for link in runbooks
     ), sorted(runbooks)
     templates = plan.of_type("kubernetes:argoproj.io/v1alpha1:WorkflowTemplate")
     assert templates, "no retraining pipeline in the plan"
     for template in templates:
-        clones = [git["repo"] for _, git in git_artifacts(template.inputs)]
-        assert clones and set(clones) == {MOVED}, template.urn
+        clones = [(git["repo"], git["revision"]) for _, git in git_artifacts(template.inputs)]
+        assert clones and set(clones) == {(MOVED, RELEASE)}, template.urn
 
 
 def test_no_argocd_file_names_a_repository_or_revision_of_its_own() -> None:
@@ -153,3 +153,32 @@ def test_a_rule_linking_its_runbook_itself_is_refused_not_linked_twice() -> None
         ValueError, match="alert X: runbook_url 'https://a/b' must be a path in this repository"
     ):
         with_runbook_links(rule_file, load_environment("dev").services.argocd)
+
+
+@pytest.mark.parametrize(
+    "repo_url",
+    [
+        "https://github.com/example-fork/mlplat-fork.git",
+        "https://github.com/example-fork/mlplat-fork.git/",
+        "https://github.com/example-fork/mlplat-fork",
+        "git@github.com:example-fork/mlplat-fork.git",
+    ],
+)
+def test_a_runbook_link_is_the_web_address_of_the_file_whatever_form_the_repository_takes(
+    repo_url: str,
+) -> None:
+    assert (
+        repository_link(repo_url, RELEASE, "docs/alerts.md#x")
+        == f"https://github.com/example-fork/mlplat-fork/blob/{RELEASE}/docs/alerts.md#x"
+    )
+
+
+def test_pipelines_cannot_be_given_a_repository_they_cannot_push_to(tmp_path: Path) -> None:
+    """The pipelines clone with the retraining token as an https password and open the pull request
+    through GitHub's API: an ssh address, or another forge, would fail at the first run, not at plan."""
+    text = stack_file("dev").read_text()
+    line = f"      repo_url: {load_environment('dev').services.argocd.repo_url}\n"
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(text.replace(line, "      repo_url: git@github.com:example-org/mlplat.git\n"))
+    with pytest.raises(ConfigError, match="clone and push over https to GitHub"):
+        load_stack_config(read_stack_file(path), str(path), "dev")

@@ -122,6 +122,7 @@ def test_a_hand_broken_bootstrap_contract_stops_generate_with_its_reason_writing
         ('("dev", "staging", "staging", "prod")', "ENVIRONMENTS names ['staging'] more than once"),
         ('("dev", "QA", "prod")', "ENVIRONMENTS has ['QA']: an environment is lowercase letters and digits"),
         ('("dev",)', "ENVIRONMENTS has ['dev']: promotion needs two environments or more"),
+        ('("dev", "on", "prod")', "ENVIRONMENTS has ['on']: an environment is lowercase letters and digits"),
     ],
 )
 def test_a_contract_the_workflows_cannot_spell_stops_generate_writing_nothing(
@@ -159,3 +160,21 @@ def test_generate_runs_without_the_local_runtime() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_generate_acts_on_the_checkout_repo_names(tmp_path: Path) -> None:
+    """`mlplat --repo OTHER generate --check` judges OTHER's files, not the installed checkout's."""
+    other = tmp_path / "other"
+    (other / ".github" / "workflows").mkdir(parents=True)
+    (other / "infra" / "bootstrap").mkdir(parents=True)
+    for out in outputs():
+        (other / out.path).write_text(out.text)
+    (other / DEPLOY).write_text("# edited by hand\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mlplat.cli", "--repo", str(other), "generate", "--check"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"{DEPLOY}: not what infra/contract.py and its template give: run `make generate`"
+    ]

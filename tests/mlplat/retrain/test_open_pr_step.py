@@ -44,6 +44,7 @@ def _run(app: str, tmp_path: Path, body: str, remote_branch: bool) -> tuple[int,
         "REMOTE_BRANCH_MISSING": "0" if remote_branch else "2",
         "BRANCH": "retrain/iris-classifier-v3",
         "REPO": "https://github.com/mlplat-tests/mlplat.git",
+        "BASE": "main",
         "GITHUB_TOKEN": TOKEN,
         "PR_BODY": body,
         "https_proxy": "http://127.0.0.1:9",  # refused: the script never reaches GitHub here

@@ -196,8 +196,8 @@ def test_pipeline_pushes_to_the_repository_the_program_names(folder: Path) -> No
     ("old", "new", "parameter"),
     [
         (
-            "revision: main\n",
-            'repo: "{{workflow.parameters.repo}}"\n              revision: main\n',
+            "usernameSecret: {name: retraining-github, key: username}\n",
+            'repo: "{{workflow.parameters.repo}}"\n              usernameSecret: {name: retraining-github, key: username}\n',
             "repo",
         ),
         (
@@ -211,8 +211,8 @@ def test_pipeline_pushes_to_the_repository_the_program_names(folder: Path) -> No
             "data-source",
         ),
         (  # an expression template names it too
-            "revision: main\n",
-            "repo: \"{{=workflow.parameters['repo']}}\"\n              revision: main\n",
+            "usernameSecret: {name: retraining-github, key: username}\n",
+            "repo: \"{{=workflow.parameters['repo']}}\"\n              usernameSecret: {name: retraining-github, key: username}\n",
             "repo",
         ),
         (  # routed through a step argument from the steps template, which holds no credential itself

@@ -13,7 +13,7 @@ from tests.support.validate_helpers import REPO, copy_repo, run_json
 CRDS = REPO.parent / "shared" / "reference" / "crds"
 RULE = "MLP-RETRAIN-REPOSITORY"
 # The `register` step's checkout of the repository (its fourth input artifact) in iris-classifier's template.
-REGISTER_CHECKOUT = "              revision: main\n"
+REGISTER_CHECKOUT = "              usernameSecret: {name: retraining-github, key: username}\n"
 
 
 def test_pipelines_that_name_no_repository_pass_schema_and_rule(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,20 +24,18 @@ def test_pipelines_that_name_no_repository_pass_schema_and_rule(capsys: pytest.C
     assert code == 0, report["findings"]
 
 
-def test_a_pipeline_naming_its_own_repository_is_refused_where_it_names_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("written", "key"),
+    [("repo: https://git.example.invalid/fork.git", "repo"), ("revision: release-x", "revision")],
+)
+def test_a_pipeline_naming_its_own_repository_or_revision_is_refused_where_it_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], written: str, key: str
 ) -> None:
     repo = copy_repo(tmp_path)
     template = repo / "apps" / "iris-classifier" / "training" / "workflowtemplate.yaml"
     text = template.read_text()
     assert text.count(REGISTER_CHECKOUT) == 2, "the register and propose steps' checkouts"
-    template.write_text(
-        text.replace(
-            REGISTER_CHECKOUT,
-            "              repo: https://git.example.invalid/fork.git\n" + REGISTER_CHECKOUT,
-            1,
-        )
-    )
+    template.write_text(text.replace(REGISTER_CHECKOUT, f"              {written}\n" + REGISTER_CHECKOUT, 1))
     code, report = run_json(capsys, "--repo", str(repo), "--schemas", str(CRDS), str(template.parent))
     found = [(f["rule"], f["file"], f["path"]) for f in report["findings"]]
     assert code == 1
@@ -45,7 +43,7 @@ def test_a_pipeline_naming_its_own_repository_is_refused_where_it_names_it(
         (
             RULE,
             "apps/iris-classifier/training/workflowtemplate.yaml",
-            "spec/templates/[4]/inputs/artifacts/[3]/git/repo",
+            f"spec/templates/[4]/inputs/artifacts/[3]/git/{key}",
         )
     ], report["findings"]
-    assert "'https://git.example.invalid/fork.git'" in report["findings"][0]["message"]
+    assert repr(written.split(": ", 1)[1]) in report["findings"][0]["message"]
