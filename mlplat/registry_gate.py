@@ -293,43 +293,42 @@ class _Subject:
 def _check_version(
     subject: _Subject, registry: Registry, repo_root: Path, finding: Callable[..., Finding]
 ) -> list[Finding]:
-    model, version, who, overlay = subject.model, subject.version, subject.who, subject.overlay
+    model, version, overlay = subject.model, subject.version, subject.overlay
+
+    def about(rule: str, message: str, fix: str, file: str | None = None) -> Finding:
+        """A finding on this predictor: every message says which one (`who`), whichever check made it."""
+        return finding(rule, subject.who + message, fix, file)
+
     registered = registry.version(model, version)
     if registered is None:
         return [
-            finding(
+            about(
                 "MLP-REGISTRY-VERSION",
-                f"{who}{model!r} has no version {version} in {registry.url}",
+                f"{model!r} has no version {version} in {registry.url}",
                 f"register version {version} or name an existing version in {overlay}",
             )
         ]
     findings = []
     if registered.get("status") != "READY":
         findings.append(
-            finding(
+            about(
                 "MLP-REGISTRY-NOT-READY",
-                f"{who}{model} version {version} is {registered.get('status')}, not READY",
+                f"{model} version {version} is {registered.get('status')}, not READY",
                 "wait for the registration to finish or register the version again",
             )
         )
     source = registered.get("source")
     if (subject.storage_uri or "").rstrip("/") != (source or "").rstrip("/"):
         findings.append(
-            finding(
+            about(
                 "MLP-REGISTRY-STORAGE-URI",
-                f"{who}storageUri {subject.storage_uri!r} is not the registered source {source!r} "
+                f"storageUri {subject.storage_uri!r} is not the registered source {source!r} "
                 f"of {model} v{version}",
                 f"set {subject.uri_field}: {source} in {overlay}",
             )
         )
-    findings += [
-        Finding(f.file, f.resource, f.rule, who + f.message, f.fix, env=f.env, line=f.line)
-        for f in _check_evaluation(registered, model, version, subject.env, repo_root, finding)
-    ]
-    findings += [
-        Finding(f.file, f.resource, f.rule, who + f.message, f.fix, env=f.env, line=f.line)
-        for f in _check_lineage(registry, registered, model, version, subject.env, finding)
-    ]
+    findings += _check_evaluation(subject, registered, repo_root, about)
+    findings += _check_lineage(subject, registered, registry, about)
     held = registered.get("aliases") or []
     if subject.env == "prod" and not any(alias in held for alias in subject.aliases):
         holder = _alias_holder(registry.model(model) or {}, APPROVAL_ALIAS)
@@ -338,9 +337,9 @@ def _check_version(
         else:
             where = f" (v{holder} holds {APPROVAL_ALIAS!r})" if holder else ""
         findings.append(
-            finding(
+            about(
                 "MLP-REGISTRY-APPROVAL",
-                f"{who}{model} v{version} does not hold the registry alias "
+                f"{model} v{version} does not hold the registry alias "
                 + " or ".join(repr(a) for a in subject.aliases)
                 + where,
                 f"have the model owner approve it: set alias {subject.aliases[0]!r} on {model} v{version} "
@@ -413,13 +412,9 @@ def _check_canaries(
 
 
 def _check_evaluation(
-    registered: dict[str, Any],
-    model: str,
-    version: str,
-    env: str,
-    repo_root: Path,
-    finding: Callable[..., Finding],
+    subject: _Subject, registered: dict[str, Any], repo_root: Path, finding: Callable[..., Finding]
 ) -> list[Finding]:
+    model, version, env = subject.model, subject.version, subject.env
     rule = "MLP-REGISTRY-EVALUATION"
     try:
         evaluation = load_evaluation(model, repo_root)
@@ -466,16 +461,12 @@ def _check_evaluation(
 
 
 def _check_lineage(
-    registry: Registry,
-    registered: dict[str, Any],
-    model: str,
-    version: str,
-    env: str,
-    finding: Callable[..., Finding],
+    subject: _Subject, registered: dict[str, Any], registry: Registry, finding: Callable[..., Finding]
 ) -> list[Finding]:
     """Staging and prod serve only versions an auditor can trace: every lineage tag and a model card
     that exists. The card is checked where the registry keeps it, among the artifacts of the
     version's run (`mlplat retrain register` logs it there), not trusted from the tag naming it."""
+    model, version, env = subject.model, subject.version, subject.env
     if env not in LINEAGE_ENVIRONMENTS:
         return []
     tags = {t["key"]: t.get("value") for t in registered.get("tags") or []}
