@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.contract import CANARY_VERSION_ANNOTATION, ENVIRONMENTS, MODEL_LABEL
+from infra.contract import CANARY_VERSION_ANNOTATION, ENVIRONMENTS, MODEL_LABEL, app_environments
 from infra.contract import ENVIRONMENT_LABEL as ENV_LABEL
 from infra.contract import MODEL_VERSION_ANNOTATION as VERSION_ANNOTATION
 from mlplat import safe_yaml
@@ -65,7 +65,14 @@ class Evaluation:
     """What an app's versions must have shown before deploying to each environment."""
 
     metric: str | None  # None: only the `mlplat.evaluation=passed` sign-off is required
+    # For every environment the app deploys to (at least), in promotion order.
     thresholds: dict[str, float]
+
+    @property
+    def entry_threshold(self) -> float:
+        """The bar of the least strict environment given: what a new version must clear to be deployed
+        anywhere (`mlplat retrain evaluate` signs off against it)."""
+        return next(iter(self.thresholds.values()))
 
 
 def evaluation_path(app: str, repo_root: Path = REPO) -> Path:
@@ -73,7 +80,9 @@ def evaluation_path(app: str, repo_root: Path = REPO) -> Path:
 
 
 def load_evaluation(app: str, repo_root: Path = REPO) -> Evaluation:
-    """Read and check `apps/<app>/evaluation.yaml` (`metric` plus one threshold per environment)."""
+    """Read and check `apps/<app>/evaluation.yaml` (`metric` plus a threshold for each environment the
+    app deploys to: those it has an overlay for, so a new environment in the contract needs no edit here
+    until the app deploys there)."""
     path = evaluation_path(app, repo_root)
     try:
         _, data = safe_yaml.read_document(path, _rel(path, repo_root))
@@ -85,14 +94,28 @@ def load_evaluation(app: str, repo_root: Path = REPO) -> Evaluation:
     if metric is None:
         return Evaluation(metric=None, thresholds={})
     thresholds = data.get("thresholds")
+    where = _rel(path, repo_root)
     if not isinstance(metric, str) or not isinstance(thresholds, dict):
-        raise EvaluationFileError(f"{_rel(path, repo_root)}: metric must be a name and thresholds a mapping")
-    missing = [env for env in ENVIRONMENTS if not _is_number(thresholds.get(env))]
-    if missing or set(thresholds) - set(ENVIRONMENTS):
+        raise EvaluationFileError(f"{where}: metric must be a name and thresholds a mapping")
+    for env, value in thresholds.items():
+        if env not in ENVIRONMENTS:
+            raise EvaluationFileError(
+                f"{where}: thresholds.{env}: not an environment of infra/contract.py ({', '.join(ENVIRONMENTS)})"
+            )
+        if not _is_number(value):
+            raise EvaluationFileError(f"{where}: thresholds.{env}: not a finite number ({value!r})")
+    missing = [env for env in app_environments(path.parent) if env not in thresholds]
+    if missing:
         raise EvaluationFileError(
-            f"{_rel(path, repo_root)}: thresholds needs a number for each of {', '.join(ENVIRONMENTS)}"
+            f"{where}: thresholds: no value for {', '.join(missing)}, where the app deploys "
+            f"(apps/{app}/overlays/{missing[0]})"
         )
-    return Evaluation(metric=metric, thresholds={env: float(thresholds[env]) for env in ENVIRONMENTS})
+    given = [env for env in ENVIRONMENTS if env in thresholds]
+    if not given:
+        raise EvaluationFileError(
+            f"{where}: thresholds: a metric needs a threshold for at least one environment"
+        )
+    return Evaluation(metric=metric, thresholds={env: float(thresholds[env]) for env in given})
 
 
 def _is_number(value: Any) -> bool:
@@ -439,7 +462,17 @@ def _check_evaluation(
         ]
     if evaluation.metric is None:
         return []
-    threshold = evaluation.thresholds[env]
+    threshold = evaluation.thresholds.get(env)
+    if threshold is None:  # judged for an environment it has no overlay for (a label, or the default)
+        where = _rel(evaluation_path(model, repo_root), repo_root)
+        return [
+            finding(
+                rule,
+                f"{where} has no threshold for {env} {record}",
+                f"add thresholds.{env} to {where}, or deploy {model} only where it has an overlay",
+                where,
+            )
+        ]
     tag = METRIC_TAG_PREFIX + evaluation.metric
     try:
         value = float(tags[tag])
