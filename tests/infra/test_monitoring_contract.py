@@ -14,6 +14,7 @@ import yaml
 
 from infra import monitoring_contract
 from infra.contract import ENVIRONMENTS
+from infra.services import model_monitoring
 from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
 
 CONTRACT = "fields: {x: keep}\nfeatures: [x]\nprediction: class\nretention_days: {%s}\n"
@@ -60,7 +61,12 @@ def test_an_environment_added_to_the_contract_needs_no_edit_of_apps_that_do_not_
 
     assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-3000:]
     resources = yaml.safe_load((repo / "build" / "plan" / "qa.json").read_text())["resources"]
-    drift_jobs = [r for r in resources if r["type"] == "kubernetes:batch/v1:CronJob"]
+    drift_jobs = [
+        r
+        for r in resources
+        if r["type"] == "kubernetes:batch/v1:CronJob"
+        and r["inputs"]["metadata"]["namespace"] == model_monitoring.NAMESPACE
+    ]
     assert drift_jobs == [], [r["urn"] for r in drift_jobs]  # no app deploys to qa: none is monitored there
 
 
