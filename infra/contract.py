@@ -10,12 +10,27 @@ these. Standard library only, so importing it pulls in neither Pulumi nor the CL
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Final, Literal, get_args
 
 # The environments, least to most strict. One stack file each (environments/Pulumi.<env>.yaml) and
 # one overlay each per app (apps/<app>/overlays/<env>/). Adding one starts here.
 Environment = Literal["dev", "staging", "prod"]
 ENVIRONMENTS: Final[tuple[Environment, ...]] = get_args(Environment)
+
+
+def app_environments(app_dir: Path) -> tuple[Environment, ...]:
+    """The environments an app deploys to, in promotion order: those it has an overlay folder for.
+
+    Each environment's ApplicationSet makes one Application per folder `apps/*/overlays/<env>`
+    (platform/argocd/models.yaml: a git directories generator, which "generates parameters using the
+    directory structure", argoproj/argo-cd docs/operator-manual/applicationset/Generators-Git.md), so
+    the folder is what deploys an app there, and an app owes per-environment values (evaluation
+    thresholds, log retention) for these only.
+    """
+    overlays = app_dir / "overlays"
+    return tuple(env for env in ENVIRONMENTS if (overlays / env).is_dir())
+
 
 # Model objects (apps/<app>/base): who owns the app, which registered model it serves, and which
 # registered version each environment deploys (the overlays' model-version.yaml patch it).

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from infra.contract import ENVIRONMENTS, Environment
+from infra.contract import ENVIRONMENTS, Environment, app_environments
 
 FILE = "monitoring.yaml"
 # libyaml when PyYAML was built with it (every wheel is): safe, and ~10x faster than the Python loader.
@@ -72,23 +72,14 @@ class MonitoringContract(_Model):
     features: list[FieldName] = Field(min_length=1, description="Kept numeric fields compared for drift.")
     prediction: Literal["class", "value"] = Field(description="A class label or a number per row.")
     drift: DriftSettings = Field(default_factory=DriftSettings)
-    # Keyed by the contract's environments (infra/contract.py), so a new environment is one edit there: an
-    # app that has not said how long it keeps the new environment's logs is refused here, naming it, rather
-    # than the program finding no value while it writes the logs bucket's lifecycle rules.
+    # Keyed by the contract's environments (infra/contract.py): a name it does not know is refused here.
+    # Which ones an app owes depends on where it deploys (its overlays), which this file cannot see:
+    # `load` checks that, so a new environment in the contract needs no edit of apps that do not deploy
+    # there, and an app that does is refused, naming it, rather than the program finding no value while
+    # it writes the logs bucket's lifecycle rules.
     retention_days: dict[Environment, Days] = Field(
-        description="How long the logs bucket keeps records, per environment (every one of infra/contract.py)."
+        description="How long the logs bucket keeps records, per environment the app deploys to."
     )
-
-    @field_validator("retention_days")
-    @classmethod
-    def _every_environment(cls, days: dict[Environment, int]) -> dict[Environment, int]:
-        missing = [env for env in ENVIRONMENTS if env not in days]
-        if missing:
-            raise ValueError(
-                f"no value for {', '.join(missing)}: every environment of infra/contract.py "
-                f"({', '.join(ENVIRONMENTS)}) needs one"
-            )
-        return days
 
     @model_validator(mode="after")
     def _consistent(self) -> MonitoringContract:
@@ -98,10 +89,10 @@ class MonitoringContract(_Model):
         not_kept = [f for f in self.features if self.fields[f] != "keep"]
         if not_kept:
             raise ValueError(f"features {', '.join(not_kept)} must be kept to be compared for drift")
-        # The most strict environment (the contract's last) never keeps logs for less than the least.
-        least, most = ENVIRONMENTS[0], ENVIRONMENTS[-1]
-        if self.retention_days[most] < self.retention_days[least]:
-            raise ValueError(f"retention_days.{most} must not be shorter than {least}")
+        # The most strict environment named (the contract's order) never keeps logs for less than the least.
+        named = [env for env in ENVIRONMENTS if env in self.retention_days]
+        if named and self.retention_days[named[-1]] < self.retention_days[named[0]]:
+            raise ValueError(f"retention_days.{named[-1]} must not be shorter than {named[0]}")
         return self
 
     def violations_for(self, env: str) -> list[str]:
@@ -131,8 +122,17 @@ def where(app: str) -> str:
 
 
 def load(app: str, repo_root: Path, env: str | None = None) -> MonitoringContract:
-    """The app's contract, checked; with `env`, also what that environment forbids."""
-    return load_file(path_of(app, repo_root), where(app), env)
+    """The app's contract, checked, with a retention for every environment the app has an overlay for;
+    with `env`, also what that environment forbids."""
+    contract = load_file(path_of(app, repo_root), where(app), env)
+    deployed = app_environments(repo_root / "apps" / app)
+    missing = [e for e in deployed if e not in contract.retention_days]
+    if missing:
+        raise ContractError(
+            f"{where(app)}: retention_days: no value for {', '.join(missing)}, where the app deploys "
+            f"(apps/{app}/overlays/{missing[0]})"
+        )
+    return contract
 
 
 def load_file(path: Path, where: str, env: str | None = None) -> MonitoringContract:

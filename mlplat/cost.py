@@ -427,7 +427,9 @@ def _node_class_disk_gib(classes: Mapping[str, Mapping[str, Any]], pool: Mapping
 # --- persistent volumes from the Helm releases -----------------------------------------------------
 
 
-def _get(values: Mapping[str, Any], path: str, default: Any) -> Any:
+def value_at(values: Mapping[str, Any], path: str, default: Any = None) -> Any:
+    """The value at a dotted path of Helm chart values (`server.ha.replicas`), `default` where the path
+    stops: what a release's values leave unset, the chart's own default decides."""
     node: Any = values
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
@@ -439,19 +441,21 @@ def _get(values: Mapping[str, Any], path: str, default: Any) -> Any:
 def _minio_claims(values: Mapping[str, Any]) -> int:
     # Chart defaults (../shared/reference/charts/minio/values.yaml, chart 5.4.0): mode distributed,
     # replicas 16, drivesPerNode 1, pools 1; standalone runs one drive.
-    if _get(values, "mode", "distributed") == "standalone":
+    if value_at(values, "mode", "distributed") == "standalone":
         return 1
     return (
-        int(_get(values, "replicas", 16))
-        * int(_get(values, "drivesPerNode", 1))
-        * int(_get(values, "pools", 1))
+        int(value_at(values, "replicas", 16))
+        * int(value_at(values, "drivesPerNode", 1))
+        * int(value_at(values, "pools", 1))
     )
 
 
 def _vault_claims(values: Mapping[str, Any]) -> int:
     # Chart defaults (../shared/reference/charts/vault/values.yaml, chart 0.34.1): server.ha.enabled
     # false (one server), server.ha.replicas 3; each server has its own claims.
-    return int(_get(values, "server.ha.replicas", 3)) if _get(values, "server.ha.enabled", False) else 1
+    return (
+        int(value_at(values, "server.ha.replicas", 3)) if value_at(values, "server.ha.enabled", False) else 1
+    )
 
 
 @dataclass(frozen=True)
@@ -476,14 +480,16 @@ CLAIMS = (
         "Prometheus",
         f"{_PROMETHEUS}.storageSpec.volumeClaimTemplate.spec.resources.requests.storage",
         f"{_PROMETHEUS}.storageSpec.volumeClaimTemplate.spec.storageClassName",
-        lambda v: int(_get(v, f"{_PROMETHEUS}.replicas", 1)) * int(_get(v, f"{_PROMETHEUS}.shards", 1)),
+        lambda v: (
+            int(value_at(v, f"{_PROMETHEUS}.replicas", 1)) * int(value_at(v, f"{_PROMETHEUS}.shards", 1))
+        ),
     ),
     Claim(
         "kube-prometheus-stack",
         "Alertmanager",
         f"{_ALERTMANAGER}.storage.volumeClaimTemplate.spec.resources.requests.storage",
         f"{_ALERTMANAGER}.storage.volumeClaimTemplate.spec.storageClassName",
-        lambda v: int(_get(v, f"{_ALERTMANAGER}.replicas", 1)),
+        lambda v: int(value_at(v, f"{_ALERTMANAGER}.replicas", 1)),
     ),
     Claim("vault", "Vault data", "server.dataStorage.size", "server.dataStorage.storageClass", _vault_claims),
     Claim(
@@ -519,11 +525,11 @@ def _claims(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
             release["inputs"].get("values") or {},
         )
         for claim in CLAIMS:
-            size = _get(values, claim.size, None)
+            size = value_at(values, claim.size)
             if claim.chart != chart or size is None:
                 continue
             where = f"{release['urn']} values.{claim.size}"
-            volume_type = _volume_type(plan, str(_get(values, claim.storage_class, "")), where)
+            volume_type = _volume_type(plan, str(value_at(values, claim.storage_class, "")), where)
             if volume_type != "gp3":
                 raise CostError(
                     f"{where}: volume type {volume_type} has no price in {PRICES.name} (gp3 only)"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.contract import CANARY_VERSION_ANNOTATION, ENVIRONMENTS, MODEL_LABEL
+from infra.contract import CANARY_VERSION_ANNOTATION, ENVIRONMENTS, MODEL_LABEL, app_environments
 from infra.contract import ENVIRONMENT_LABEL as ENV_LABEL
 from infra.contract import MODEL_VERSION_ANNOTATION as VERSION_ANNOTATION
 from mlplat import safe_yaml
@@ -65,7 +65,14 @@ class Evaluation:
     """What an app's versions must have shown before deploying to each environment."""
 
     metric: str | None  # None: only the `mlplat.evaluation=passed` sign-off is required
+    # For every environment the app deploys to (at least), in promotion order.
     thresholds: dict[str, float]
+
+    @property
+    def entry_threshold(self) -> float:
+        """The bar of the least strict environment given: what a new version must clear to be deployed
+        anywhere (`mlplat retrain evaluate` signs off against it)."""
+        return next(iter(self.thresholds.values()))
 
 
 def evaluation_path(app: str, repo_root: Path = REPO) -> Path:
@@ -73,7 +80,9 @@ def evaluation_path(app: str, repo_root: Path = REPO) -> Path:
 
 
 def load_evaluation(app: str, repo_root: Path = REPO) -> Evaluation:
-    """Read and check `apps/<app>/evaluation.yaml` (`metric` plus one threshold per environment)."""
+    """Read and check `apps/<app>/evaluation.yaml` (`metric` plus a threshold for each environment the
+    app deploys to: those it has an overlay for, so a new environment in the contract needs no edit here
+    until the app deploys there)."""
     path = evaluation_path(app, repo_root)
     try:
         _, data = safe_yaml.read_document(path, _rel(path, repo_root))
@@ -85,14 +94,28 @@ def load_evaluation(app: str, repo_root: Path = REPO) -> Evaluation:
     if metric is None:
         return Evaluation(metric=None, thresholds={})
     thresholds = data.get("thresholds")
+    where = _rel(path, repo_root)
     if not isinstance(metric, str) or not isinstance(thresholds, dict):
-        raise EvaluationFileError(f"{_rel(path, repo_root)}: metric must be a name and thresholds a mapping")
-    missing = [env for env in ENVIRONMENTS if not _is_number(thresholds.get(env))]
-    if missing or set(thresholds) - set(ENVIRONMENTS):
+        raise EvaluationFileError(f"{where}: metric must be a name and thresholds a mapping")
+    for env, value in thresholds.items():
+        if env not in ENVIRONMENTS:
+            raise EvaluationFileError(
+                f"{where}: thresholds.{env}: not an environment of infra/contract.py ({', '.join(ENVIRONMENTS)})"
+            )
+        if not _is_number(value):
+            raise EvaluationFileError(f"{where}: thresholds.{env}: not a finite number ({value!r})")
+    missing = [env for env in app_environments(path.parent) if env not in thresholds]
+    if missing:
         raise EvaluationFileError(
-            f"{_rel(path, repo_root)}: thresholds needs a number for each of {', '.join(ENVIRONMENTS)}"
+            f"{where}: thresholds: no value for {', '.join(missing)}, where the app deploys "
+            f"(apps/{app}/overlays/{missing[0]})"
         )
-    return Evaluation(metric=metric, thresholds={env: float(thresholds[env]) for env in ENVIRONMENTS})
+    given = [env for env in ENVIRONMENTS if env in thresholds]
+    if not given:
+        raise EvaluationFileError(
+            f"{where}: thresholds: a metric needs a threshold for at least one environment"
+        )
+    return Evaluation(metric=metric, thresholds={env: float(thresholds[env]) for env in given})
 
 
 def _is_number(value: Any) -> bool:
@@ -293,43 +316,42 @@ class _Subject:
 def _check_version(
     subject: _Subject, registry: Registry, repo_root: Path, finding: Callable[..., Finding]
 ) -> list[Finding]:
-    model, version, who, overlay = subject.model, subject.version, subject.who, subject.overlay
+    model, version, overlay = subject.model, subject.version, subject.overlay
+
+    def about(rule: str, message: str, fix: str, file: str | None = None) -> Finding:
+        """A finding on this predictor: every message says which one (`who`), whichever check made it."""
+        return finding(rule, subject.who + message, fix, file)
+
     registered = registry.version(model, version)
     if registered is None:
         return [
-            finding(
+            about(
                 "MLP-REGISTRY-VERSION",
-                f"{who}{model!r} has no version {version} in {registry.url}",
+                f"{model!r} has no version {version} in {registry.url}",
                 f"register version {version} or name an existing version in {overlay}",
             )
         ]
     findings = []
     if registered.get("status") != "READY":
         findings.append(
-            finding(
+            about(
                 "MLP-REGISTRY-NOT-READY",
-                f"{who}{model} version {version} is {registered.get('status')}, not READY",
+                f"{model} version {version} is {registered.get('status')}, not READY",
                 "wait for the registration to finish or register the version again",
             )
         )
     source = registered.get("source")
     if (subject.storage_uri or "").rstrip("/") != (source or "").rstrip("/"):
         findings.append(
-            finding(
+            about(
                 "MLP-REGISTRY-STORAGE-URI",
-                f"{who}storageUri {subject.storage_uri!r} is not the registered source {source!r} "
+                f"storageUri {subject.storage_uri!r} is not the registered source {source!r} "
                 f"of {model} v{version}",
                 f"set {subject.uri_field}: {source} in {overlay}",
             )
         )
-    findings += [
-        Finding(f.file, f.resource, f.rule, who + f.message, f.fix, env=f.env, line=f.line)
-        for f in _check_evaluation(registered, model, version, subject.env, repo_root, finding)
-    ]
-    findings += [
-        Finding(f.file, f.resource, f.rule, who + f.message, f.fix, env=f.env, line=f.line)
-        for f in _check_lineage(registry, registered, model, version, subject.env, finding)
-    ]
+    findings += _check_evaluation(subject, registered, repo_root, about)
+    findings += _check_lineage(subject, registered, registry, about)
     held = registered.get("aliases") or []
     if subject.env == "prod" and not any(alias in held for alias in subject.aliases):
         holder = _alias_holder(registry.model(model) or {}, APPROVAL_ALIAS)
@@ -338,9 +360,9 @@ def _check_version(
         else:
             where = f" (v{holder} holds {APPROVAL_ALIAS!r})" if holder else ""
         findings.append(
-            finding(
+            about(
                 "MLP-REGISTRY-APPROVAL",
-                f"{who}{model} v{version} does not hold the registry alias "
+                f"{model} v{version} does not hold the registry alias "
                 + " or ".join(repr(a) for a in subject.aliases)
                 + where,
                 f"have the model owner approve it: set alias {subject.aliases[0]!r} on {model} v{version} "
@@ -413,13 +435,9 @@ def _check_canaries(
 
 
 def _check_evaluation(
-    registered: dict[str, Any],
-    model: str,
-    version: str,
-    env: str,
-    repo_root: Path,
-    finding: Callable[..., Finding],
+    subject: _Subject, registered: dict[str, Any], repo_root: Path, finding: Callable[..., Finding]
 ) -> list[Finding]:
+    model, version, env = subject.model, subject.version, subject.env
     rule = "MLP-REGISTRY-EVALUATION"
     try:
         evaluation = load_evaluation(model, repo_root)
@@ -444,7 +462,17 @@ def _check_evaluation(
         ]
     if evaluation.metric is None:
         return []
-    threshold = evaluation.thresholds[env]
+    threshold = evaluation.thresholds.get(env)
+    if threshold is None:  # judged for an environment it has no overlay for (a label, or the default)
+        where = _rel(evaluation_path(model, repo_root), repo_root)
+        return [
+            finding(
+                rule,
+                f"{where} has no threshold for {env} {record}",
+                f"add thresholds.{env} to {where}, or deploy {model} only where it has an overlay",
+                where,
+            )
+        ]
     tag = METRIC_TAG_PREFIX + evaluation.metric
     try:
         value = float(tags[tag])
@@ -466,16 +494,12 @@ def _check_evaluation(
 
 
 def _check_lineage(
-    registry: Registry,
-    registered: dict[str, Any],
-    model: str,
-    version: str,
-    env: str,
-    finding: Callable[..., Finding],
+    subject: _Subject, registered: dict[str, Any], registry: Registry, finding: Callable[..., Finding]
 ) -> list[Finding]:
     """Staging and prod serve only versions an auditor can trace: every lineage tag and a model card
     that exists. The card is checked where the registry keeps it, among the artifacts of the
     version's run (`mlplat retrain register` logs it there), not trusted from the tag naming it."""
+    model, version, env = subject.model, subject.version, subject.env
     if env not in LINEAGE_ENVIRONMENTS:
         return []
     tags = {t["key"]: t.get("value") for t in registered.get("tags") or []}

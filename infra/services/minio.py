@@ -197,7 +197,7 @@ def logs_lifecycle_commands(environment: str, retention_days: int) -> list[dict[
         {"command": f"ilm rule rm --all --force myminio/{LOGS_BUCKET}"},
         environment_rule,
     ]
-    for target in monitored_apps():
+    for target in monitored_apps(environment=environment):
         shorter = target.retention_days[environment]
         if shorter < days:
             commands.append(

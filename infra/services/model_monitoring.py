@@ -36,7 +36,7 @@ import yaml
 
 from infra import versions
 from infra.config import ConfigError, InferenceLogsConfig
-from infra.contract import MODEL_LABEL
+from infra.contract import MODEL_LABEL, app_environments
 from infra.monitoring_contract import ContractError, load, path_of
 from infra.services import minio, mlflow, monitoring
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
@@ -86,11 +86,15 @@ def _retention_days(app: str, repo: Path) -> dict[str, int]:
     return {env: days for env, days in contract.retention_days.items()}
 
 
-def monitored_apps(repo: Path = REPO) -> list[MonitoredApp]:
-    """Apps with `base/monitoring.yaml`, with the namespace and name of their base InferenceService."""
+def monitored_apps(repo: Path = REPO, *, environment: str | None = None) -> list[MonitoredApp]:
+    """Apps with `base/monitoring.yaml`, with the namespace and name of their base InferenceService;
+    with `environment`, only those that deploy there (an overlay): elsewhere an app has no logs, and
+    its contract need not say how long it would keep them."""
     found = []
     for contract in sorted(repo.glob("apps/*/base/monitoring.yaml")):
         base = contract.parent
+        if environment is not None and environment not in app_environments(base.parent):
+            continue
         isvc = next(
             doc
             for path in sorted(base.glob("*.yaml"))
@@ -271,7 +275,7 @@ class DriftJobs(pulumi.ComponentResource):
             opts=child,
         )
         self.jobs: list[k8s.batch.v1.CronJob] = []
-        for target in monitored_apps():
+        for target in monitored_apps(environment=args.environment):
             job = k8s.batch.v1.CronJob(
                 f"{name}-{target.app}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
 from mlplat import entrypoint, monitor
 
@@ -23,9 +22,5 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return entrypoint.run(parser(), argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entrypoint.run(parser()))

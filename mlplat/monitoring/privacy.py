@@ -23,13 +23,12 @@ import hashlib
 import hmac
 import json
 import math
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from mlplat import loopback
 from mlplat.monitoring.contract import MonitoringContract
 from mlplat.monitoring.records import (
     REQUEST,
@@ -197,15 +196,6 @@ def handler_for(policy: FieldPolicy) -> type[BaseHTTPRequestHandler]:
     return Marshaller
 
 
-@contextmanager
-def serving(policy: FieldPolicy, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serving(policy: FieldPolicy, host: str = "127.0.0.1", port: int = 0) -> AbstractContextManager[str]:
     """Run the marshaller for the block; yields its URL."""
-    server = ThreadingHTTPServer((host, port), handler_for(policy))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{host}:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return loopback.serving(handler_for(policy), host, port)

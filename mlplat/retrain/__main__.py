@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
 from mlplat import entrypoint
 from mlplat.retrain import command
@@ -24,9 +23,5 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return entrypoint.run(parser(), argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entrypoint.run(parser()))

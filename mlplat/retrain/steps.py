@@ -139,7 +139,7 @@ def evaluate(app: str, model_dir: Path, data_dir: Path, out: Path, repo_root: Pa
     from sklearn.metrics import accuracy_score
 
     value = float(accuracy_score(frames.y_test, model.predict(frames.x_test)))
-    passed = value >= evaluation.thresholds["dev"]
+    passed = value >= evaluation.entry_threshold
     tags = {
         registry_gate.EVALUATION_TAG: registry_gate.EVALUATION_PASSED if passed else "failed",
         registry_gate.METRIC_TAG_PREFIX + evaluation.metric: f"{value:.4f}",

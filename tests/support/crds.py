@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from infra import versions
+from mlplat.cost import value_at
 from tests.support.harness import REFERENCE, RELEASES, Plan, Registered, reference_chart
 
 
@@ -57,16 +58,6 @@ RENDERED_CRDS: dict[str, list[tuple[str, str]]] = {
 
 
 RENDERED_CHART = "kubernetes:helm.sh/v4:Chart"
-
-
-def value_at(values: dict[str, Any], path: str, default: Any = None) -> Any:
-    """The value at a dotted path of chart values, `default` where the path stops."""
-    node: Any = values
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 @cache

@@ -109,7 +109,8 @@ def test_only_inference_services_are_asked_about(kind: str) -> None:
 
 
 def test_malformed_evaluation_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "apps" / APP).mkdir(parents=True)
+    for env in ("dev", "staging", "prod"):  # the app deploys to all three
+        (tmp_path / "apps" / APP / "overlays" / env).mkdir(parents=True)
     (tmp_path / "apps" / APP / "evaluation.yaml").write_text("metric: accuracy\nthresholds: {dev: 0.8}\n")
     with pytest.raises(registry_gate.EvaluationFileError, match="staging, prod"):
         registry_gate.load_evaluation(APP, tmp_path)

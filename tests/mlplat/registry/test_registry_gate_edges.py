@@ -171,20 +171,79 @@ def test_each_read_is_asked_once_per_run(fake: FakeRegistry) -> None:
     ("text", "why"),
     [
         ("metric: accuracy\nthreshold: {dev: 0.8, staging: 0.85, prod: 0.9}\n", "expected keys"),
-        ("metric: accuracy\nthresholds: {dev: 0.8, staging: 0.85, prod: 0.9, qa: 1}\n", "thresholds needs"),
-        ("metric: accuracy\nthresholds: {dev: 0.8, staging: .nan, prod: 0.9}\n", "thresholds needs"),
-        ("metric: accuracy\nthresholds: {dev: 0.8, staging: true, prod: 0.9}\n", "thresholds needs"),
+        (
+            "metric: accuracy\nthresholds: {dev: 0.8, staging: 0.85, prod: 0.9, qa: 1}\n",
+            "thresholds.qa: not an env",
+        ),
+        (
+            "metric: accuracy\nthresholds: {dev: 0.8, staging: .nan, prod: 0.9}\n",
+            "thresholds.staging: not a fin",
+        ),
+        (
+            "metric: accuracy\nthresholds: {dev: 0.8, staging: true, prod: 0.9}\n",
+            "thresholds.staging: not a fin",
+        ),
+        ("metric: accuracy\nthresholds: {}\n", "at least one environment"),
         ("metric: [accuracy]\nthresholds: {dev: 0.8, staging: 0.85, prod: 0.9}\n", "metric must be a name"),
         ("- metric\n", "expected keys"),
         ("metric: accuracy\nthresholds: {dev: 0.8\n", "cannot be read"),
     ],
-    ids=["misspelled-thresholds", "unknown-env", "nan", "bool", "metric-list", "not-a-mapping", "bad-yaml"],
+    ids=[
+        "misspelled-thresholds",
+        "unknown-env",
+        "nan",
+        "bool",
+        "none",
+        "metric-list",
+        "not-a-mapping",
+        "bad-yaml",
+    ],
 )
 def test_malformed_evaluation_file_is_refused_not_ignored(tmp_path: Path, text: str, why: str) -> None:
     (tmp_path / "apps" / APP).mkdir(parents=True)
     (tmp_path / "apps" / APP / "evaluation.yaml").write_text(text)
     with pytest.raises(registry_gate.EvaluationFileError, match=why):
         registry_gate.load_evaluation(APP, tmp_path)
+
+
+def _evaluation(repo: Path, text: str, deploys_to: tuple[str, ...]) -> None:
+    """`APP`'s evaluation.yaml under `repo`, and an overlay folder for each environment it deploys to."""
+    (repo / "apps" / APP).mkdir(parents=True)
+    for env in deploys_to:
+        (repo / "apps" / APP / "overlays" / env).mkdir(parents=True)
+    (repo / "apps" / APP / "evaluation.yaml").write_text(text)
+
+
+def test_an_app_needs_no_threshold_for_an_environment_it_does_not_deploy_to(tmp_path: Path) -> None:
+    _evaluation(tmp_path, "metric: accuracy\nthresholds: {staging: 0.85, prod: 0.9}\n", ("staging", "prod"))
+    evaluation = registry_gate.load_evaluation(APP, tmp_path)
+    assert evaluation.thresholds == {"staging": 0.85, "prod": 0.9}
+    assert evaluation.entry_threshold == 0.85  # the bar of its first deployment, not dev's
+
+
+def test_an_app_deploying_to_an_environment_without_its_threshold_is_refused_naming_file_and_key(
+    tmp_path: Path,
+) -> None:
+    _evaluation(tmp_path, "metric: accuracy\nthresholds: {dev: 0.8, prod: 0.9}\n", ("dev", "staging", "prod"))
+    with pytest.raises(registry_gate.EvaluationFileError) as raised:
+        registry_gate.load_evaluation(APP, tmp_path)
+    assert str(raised.value) == (
+        f"apps/{APP}/evaluation.yaml: thresholds: no value for staging, where the app deploys "
+        f"(apps/{APP}/overlays/staging)"
+    )
+
+
+def test_a_version_judged_for_an_environment_without_a_threshold_is_a_finding_not_a_crash(
+    fake: FakeRegistry, tmp_path: Path
+) -> None:
+    """A manifest labelled for (or defaulting to) an environment the app has no threshold for, since it
+    does not deploy there: the gate crashed with a KeyError."""
+    _evaluation(tmp_path, "metric: accuracy\nthresholds: {staging: 0.85, prod: 0.9}\n", ())
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    findings = registry_gate.check([subject("dev")], fake.url, repo_root=tmp_path)
+    assert rules(findings) == ["MLP-REGISTRY-EVALUATION"]
+    assert findings[0].file == f"apps/{APP}/evaluation.yaml"
+    assert "has no threshold for dev" in findings[0].message
 
 
 def test_missing_evaluation_file_is_a_finding_naming_it(fake: FakeRegistry, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,22 @@ def test_evaluate_writes_the_tags_the_registry_gate_reads(fetched: Path, tmp_pat
         float(tags[registry_gate.METRIC_TAG_PREFIX + "accuracy"])
         >= registry_gate.load_evaluation(APP).thresholds["dev"]
     )
+
+
+def test_evaluate_signs_off_an_app_that_does_not_deploy_to_dev_against_its_first_environment(
+    fetched: Path, scratch: Path, tmp_path: Path
+) -> None:
+    """An app with no dev overlay owes no dev threshold: evaluate crashed with KeyError 'dev' instead of
+    judging the version by the bar of the first environment it deploys to."""
+    shutil.rmtree(scratch / "apps" / APP / "overlays" / "dev")
+    (scratch / "apps" / APP / "evaluation.yaml").write_text(
+        "metric: accuracy\nthresholds: {staging: 0.0, prod: 1.01}\n"  # only staging's bar can be met
+    )
+    model, out = tmp_path / "model", tmp_path / "evaluation.json"
+    assert run("retrain", "train", APP, "--data", str(fetched), "--out", str(model)) == 0
+    argv = ["--model", str(model), "--data", str(fetched), "--out", str(out), "--repo-root", str(scratch)]
+    assert run("retrain", "evaluate", APP, *argv) == 0
+    assert json.loads(out.read_text())[registry_gate.EVALUATION_TAG] == registry_gate.EVALUATION_PASSED
 
 
 def test_evaluate_of_a_folder_that_is_no_model_is_a_usage_error(

@@ -1,0 +1,27 @@
+"""An HTTP request handler served on a background thread for the length of a block.
+
+The privacy marshaller runs this way (`mlplat monitor serve`, the demo), and so can anything that
+stands in for a server beside the code under way: one owner of the order that leaves no port or thread
+behind (stop the serving loop, close the socket, join the thread).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve `handler` on `host`:`port` (0: a free port) for the block; yields the base URL."""
+    server = ThreadingHTTPServer((host, port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
