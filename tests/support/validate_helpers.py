@@ -32,6 +32,14 @@ def kustomize(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(out) if d]
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the one occurrence of `old` in `path`: an edit that matches nothing, or more than the place
+    a test means, would leave the copy valid and the test passing for the wrong reason."""
+    text = path.read_text()
+    assert text.count(old) == 1, f"{path}: {text.count(old)} occurrences of {old!r}, expected one"
+    path.write_text(text.replace(old, new))
+
+
 def rules(report: dict[str, Any]) -> set[str]:
     return {f["rule"] for f in report.get("findings", [])}
 

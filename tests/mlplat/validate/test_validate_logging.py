@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.validate_helpers import copy_repo, rules, run_json
+from tests.support.validate_helpers import copy_repo, edit, rules, run_json
 
 APP = "apps/churn-gbm"
 COMPONENT = "apps/components/inference-logging"
@@ -19,12 +19,6 @@ def logging_findings(report: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted(
         (f["rule"], f["resource"]) for f in report["findings"] if f["rule"].startswith("MLP-LOGGING-")
     )
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{path}: {old!r} not found"
-    path.write_text(text.replace(old, new, 1))
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
