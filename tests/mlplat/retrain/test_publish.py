@@ -23,7 +23,7 @@ from mlplat import example_models, model_store, registry_gate
 from mlplat.retrain import lineage, publish
 from tests.support.embedded_mlflow import Registry
 
-from .conftest import APP, run, trained
+from .conftest import APP, register, trained
 
 BUCKET = MODEL_STORE_URI.removeprefix("s3://")
 
@@ -63,10 +63,9 @@ def candidate(registry: Registry, fetched: Path, tmp_path: Path) -> Candidate:
 
 
 def _register(registry: Registry, fetched: Path, candidate: Candidate, commit: str) -> int:
-    return run(
-        "retrain", "register", APP, "--model", str(candidate.model), "--data", str(fetched),
-        "--evaluation", str(candidate.scores), "--tracking-uri", registry.url, "--trigger", "schedule",
-        "--triggered-by", "cron", "--code-commit", commit,
+    return register(
+        candidate.model, candidate.scores, fetched, registry.url,
+        "--trigger", "schedule", "--triggered-by", "cron", "--code-commit", commit,
     )  # fmt: skip
 
 
