@@ -40,6 +40,15 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
+def copy_without(dest: Path, *cuts: tuple[str, str]) -> Path:
+    """A copy of the repository (copy_repo) with each `(file, text)` cut out of that file, where it
+    stands once: the usual way a test breaks an app (a component, a resource or a key left out)."""
+    repo = copy_repo(dest)
+    for file, text in cuts:
+        edit(repo / file, text, "")
+    return repo
+
+
 def rules(report: dict[str, Any]) -> set[str]:
     return {f["rule"] for f in report.get("findings", [])}
 
