@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,15 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[
     code = validate.main([*argv, "--format", "json", "--no-policy-scan"])
     out = capsys.readouterr().out
     return code, json.loads(out) if out.strip() else {}
+
+
+def run_corpus(folders: Iterable[Path]) -> dict[str, Any]:
+    """Exit code (`code`) and JSON report of one `validate --env dev` run over fixture folders, for a
+    module-scoped fixture (which cannot take capsys): one kubectl run and one schema load for every case."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = validate.main([*map(str, folders), "--env", "dev", "--format", "json", "--no-policy-scan"])
+    return {"code": code, **json.loads(out.getvalue())}
 
 
 def kustomize(path: Path) -> list[dict[str, Any]]:

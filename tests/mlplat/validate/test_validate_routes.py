@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.validate_helpers import REPO, copy_repo, copy_without, run_json
+from tests.support.validate_helpers import REPO, copy_repo, copy_without, run_corpus, run_json
 
 ROUTES = REPO / "tests" / "fixtures" / "routes"
 EXPECTED = {
@@ -34,22 +34,7 @@ ENVS = ("dev", "staging", "prod")
 @pytest.fixture(scope="module")
 def corpus() -> dict[str, Any]:
     """One validate run over every case (one schema load)."""
-    import io
-    import json
-    import sys
-
-    from mlplat import validate
-
-    capture, out = pytest.MonkeyPatch(), io.StringIO()
-    capture.setattr(sys, "stdout", out)
-    try:
-        code = validate.main(
-            [str(ROUTES / case) for case in EXPECTED]
-            + ["--env", "dev", "--format", "json", "--no-policy-scan"]
-        )
-    finally:
-        capture.undo()
-    return {"code": code, **json.loads(out.getvalue())}
+    return run_corpus(ROUTES / case for case in EXPECTED)
 
 
 @pytest.mark.parametrize("case", EXPECTED)
