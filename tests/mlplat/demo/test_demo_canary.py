@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from mlplat import demo, serve
+from tests.support.loopback import loopback
 
 STABLE_URI, CANARY_URI = "s3://mlplat-models/iris-classifier/1", "s3://mlplat-models/iris-classifier/2"
 
@@ -95,14 +95,8 @@ def _fake_model_server(delay: float, answer: list[int]) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v2/models/iris-classifier"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback(Handler) as url:
+        yield f"{url}/v2/models/iris-classifier"
 
 
 def test_each_version_gets_its_own_latency_not_the_other_ones() -> None:
