@@ -14,10 +14,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def serving(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve `handler` on `host`:`port` (0: a free port) for the block; yields the base URL."""
+def serving(
+    handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0, poll_interval: float = 0.5
+) -> Iterator[str]:
+    """Serve `handler` on `host`:`port` (0: a free port) for the block; yields the base URL.
+
+    Leaving the block waits for the serving loop's next poll (`poll_interval` seconds, the standard
+    library's default 0.5): a stand-in started once per test passes a shorter one."""
     server = ThreadingHTTPServer((host, port), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://{host}:{server.server_address[1]}"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from infra.config import (
     read_stack_file,
     stack_file,
 )
+from tests.support.program_refusal import program_refusal
 
 URL_WITH_CREDENTIALS = "https://user:token@github.com/example-org/mlplat.git"  # pragma: allowlist secret
 
@@ -66,112 +65,40 @@ BAD_CONFIGS = [
     ("dev", "gpu.pools.0.min_size", 3, "mlplat:gpu.pools[0]", "min_size (3) must not exceed max_size (2)"),
     ("dev", "gpu.pools.0.min_size", 1, "mlplat:gpu.pools[0]", "a warm minimum is not supported"),
     ("dev", "gpu.pools.0.instance_types", [], "mlplat:gpu.pools[0].instance_types", "at least 1 item"),
-    (
-        "dev",
-        "gpu.pools.0.gpus_per_node",
-        0,
-        "mlplat:gpu.pools[0].gpus_per_node",
-        "greater than or equal to 1",
-    ),
+    ("dev", "gpu.pools.0.gpus_per_node", 0, "mlplat:gpu.pools[0].gpus_per_node", "greater than or equal to 1"),
     ("dev", "gpu.pools.1.name", "gpu-small", "mlplat:gpu", "duplicate pool names ['gpu-small']"),
     ("dev", "gpu.max_total_gpus", 2, "mlplat:gpu", "together the pools can reach 7 GPUs"),
-    (
-        "dev",
-        "gpu.pools.0.capacity_type",
-        "reserved",
-        "mlplat:gpu.pools[0].capacity_type",
-        "'spot' or 'on-demand'",
-    ),
+    ("dev", "gpu.pools.0.capacity_type", "reserved", "mlplat:gpu.pools[0].capacity_type", "'spot' or 'on-demand'"),
     ("dev", "cluster.endpoint", {"public": True}, "mlplat:cluster.endpoint", "needs a CIDR allowlist"),
-    (
-        "dev",
-        "cluster.endpoint",
-        {"public": True, "public_access_cidrs": ["0.0.0.0/0"]},
-        "mlplat:cluster.endpoint",
-        "not an allowlist",
-    ),
+    ("dev", "cluster.endpoint", {"public": True, "public_access_cidrs": ["0.0.0.0/0"]}, "mlplat:cluster.endpoint", "not an allowlist"),
     ("dev", "cluster.kubernetes_version", "1.20", "mlplat:cluster.kubernetes_version", "no add-on pins"),
-    (
-        "dev",
-        "cluster.admin_role_arns",
-        ["admin"],
-        "mlplat:cluster.admin_role_arns[0]",
-        "should match pattern",
-    ),
-    (
-        "dev",
-        "network.availability_zones",
-        ["eu-west-1a", "eu-west-1b"],
-        "mlplat:network.availability_zones",
-        "at least 3",
-    ),
+    ("dev", "cluster.admin_role_arns", ["admin"], "mlplat:cluster.admin_role_arns[0]", "should match pattern"),
+    ("dev", "network.availability_zones", ["eu-west-1a", "eu-west-1b"], "mlplat:network.availability_zones", "at least 3"),
     ("dev", "network.vpc_cidr", "10.0.0.0/24", "mlplat:network.vpc_cidr", "must be /18 or larger"),
     ("dev", "services.vault.replicas", 2, "mlplat:services.vault.replicas", "odd number"),
     ("dev", "services.minio.replicas", 2, "mlplat:services.minio", "standalone MinIO runs exactly 1"),
     ("dev", "apps.min_replicas", 9, "mlplat:apps", "min_replicas (9) must not exceed max_replicas_per_app"),
     ("dev", "apps", DELETE, "mlplat:apps", "required key is missing"),
     ("prod", "cluster.endpoint", {"public": True}, "mlplat:cluster.endpoint", "needs a CIDR allowlist"),
-    (
-        "prod",
-        "cluster.endpoint",
-        {"public": True, "public_access_cidrs": ["1.2.3.0/24"]},
-        "mlplat:",
-        "cluster.endpoint.public: the prod API endpoint is private",
-    ),
-    (
-        "prod",
-        "storage",
-        {"encrypted": False},
-        "mlplat:",
-        "storage.encrypted: prod volumes are always encrypted",
-    ),
+    ("prod", "cluster.endpoint", {"public": True, "public_access_cidrs": ["1.2.3.0/24"]}, "mlplat:", "cluster.endpoint.public: the prod API endpoint is private"),
+    ("prod", "storage", {"encrypted": False}, "mlplat:", "storage.encrypted: prod volumes are always encrypted"),
     ("prod", "protect_stateful", False, "mlplat:", "protect_stateful: prod state is protected"),
     ("prod", "network.nat_gateways", "single", "mlplat:", "prod needs one NAT per zone"),
     ("prod", "services.vault.replicas", 1, "mlplat:", "prod Raft needs at least 3"),
     ("prod", "apps.min_replicas", 1, "mlplat:", "prod runs at least 2 replicas"),
     ("prod", "apps.scale_to_zero", True, "mlplat:", "apps.scale_to_zero: prod models never scale to zero"),
-    (
-        "dev",
-        "gpu.pools.0.labels",
-        {"nvidia.com/device-plugin.config": "time-sliced-8"},
-        "mlplat:gpu.pools[0].labels",
-        "set time_slicing_replicas instead",
-    ),
-    (
-        "dev",
-        "gpu.pools.0.time_slicing_replicas",
-        1,
-        "mlplat:gpu.pools[0].time_slicing_replicas",
-        "greater than or equal to 2",
-    ),
+    ("dev", "gpu.pools.0.labels", {"nvidia.com/device-plugin.config": "time-sliced-8"}, "mlplat:gpu.pools[0].labels", "set time_slicing_replicas instead"),
+    ("dev", "gpu.pools.0.time_slicing_replicas", 1, "mlplat:gpu.pools[0].time_slicing_replicas", "greater than or equal to 2"),
     ("dev", "gpu.pools.0.consolidation", "Always", "mlplat:gpu.pools[0].consolidation", "'WhenEmpty'"),
     # The inference gateway's NLB: internal unless the stack opens it, and then only to named clients.
     ("prod", "gateway.scheme", "internet-facing", "mlplat:gateway", "needs a client allowlist"),
-    (
-        "dev",
-        "gateway",
-        {"domain": "dev.models.example.com", "scheme": "internet-facing", "source_ranges": ["0.0.0.0/0"]},
-        "mlplat:gateway",
-        "admits the whole internet",
-    ),
-    (
-        "dev",
-        "gateway",
-        {"domain": "dev.models.example.com", "scheme": "internet-facing", "source_ranges": ["10.0.0.0/8"]},
-        "mlplat:gateway",
-        "private or reserved",
-    ),
-    (
-        "staging",
-        "gateway",
-        {"domain": "staging.models.example.com", "source_ranges": ["8.8.8.0/24"]},
-        "mlplat:gateway",
-        "only an internet-facing gateway takes an allowlist",
-    ),
+    ("dev", "gateway", {"domain": "dev.models.example.com", "scheme": "internet-facing", "source_ranges": ["0.0.0.0/0"]}, "mlplat:gateway", "admits the whole internet"),
+    ("dev", "gateway", {"domain": "dev.models.example.com", "scheme": "internet-facing", "source_ranges": ["10.0.0.0/8"]}, "mlplat:gateway", "private or reserved"),
+    ("staging", "gateway", {"domain": "staging.models.example.com", "source_ranges": ["8.8.8.0/24"]}, "mlplat:gateway", "only an internet-facing gateway takes an allowlist"),
     ("dev", "gateway.scheme", "public", "mlplat:gateway.scheme", "'internal' or 'internet-facing'"),
     ("dev", "gateway.domain", "Models..internal", "mlplat:gateway.domain", "should match pattern"),
     ("dev", "gateway", DELETE, "mlplat:gateway", "required key is missing"),
-]
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -211,24 +138,10 @@ def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_program_stops_before_declaring_any_resource(tmp_path: Path, repo_root: Path) -> None:
     """A bad config under the real program: a clean error, no traceback, no resources."""
-    code = (
-        "import json, pulumi\n"
-        "from mlplat import mocks\n"
-        "recording = mocks.start('dev', {'environment': 'dev', 'network': {'cidr': 1}})\n"
-        "from infra import program\n"
-        "try:\n"
-        "    mocks.run(program.main)\n"
-        "except pulumi.RunError as err:\n"
-        "    print(json.dumps({'error': str(err), 'resources': len(recording.resources)}))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=False
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    outcome = yaml.safe_load(result.stdout.strip().splitlines()[-1])
-    assert outcome["resources"] == 0
-    assert "mlplat:network.cidr: unknown key" in outcome["error"]
-    assert "mlplat:aws: required key is missing" in outcome["error"]
+    outcome = program_refusal(repo_root, "dev", "values = {'environment': 'dev', 'network': {'cidr': 1}}")
+    assert outcome.resources == 0
+    assert "mlplat:network.cidr: unknown key" in outcome.error
+    assert "mlplat:aws: required key is missing" in outcome.error
 
 
 def _refused(env: str, values: dict[str, Any], stack: str | None = None) -> list[tuple[str, str]]:
@@ -253,518 +166,70 @@ POOL0 = "gpu.pools.0"
 RUNNER = "cluster.endpoint.runner"
 
 BENT_CONFIGS = [
-    pytest.param(
-        "staging",
-        {RUNNER: DELETE},
-        "mlplat:cluster.endpoint",
-        "a private endpoint is reached only from the peered runner VPC",
-        id="private-endpoint-without-a-runner-is-unreachable-from-ci",
-    ),
-    pytest.param(
-        "prod",
-        {RUNNER: DELETE},
-        "mlplat:cluster.endpoint",
-        "a private endpoint is reached only from the peered runner VPC",
-        id="prod-endpoint-without-a-runner-is-undeployable",
-    ),
-    pytest.param(
-        "dev",
-        {f"{RUNNER}.vpc_cidr": "10.10.255.0/24"},
-        "mlplat:",
-        "overlaps network.vpc_cidr 10.10.0.0/16; AWS refuses to peer",
-        id="runner-vpc-inside-the-cluster-vpc-cannot-be-peered",
-    ),
-    pytest.param(
-        "prod",
-        {f"{RUNNER}.vpc_cidr": "10.0.0.0/8"},
-        "mlplat:cluster.endpoint.runner.vpc_cidr",
-        "not a runner range",
-        id="runner-range-no-vpc-can-have",
-    ),
-    pytest.param(
-        "prod",
-        {f"{RUNNER}.security_group_id": "sg-runner"},
-        "mlplat:cluster.endpoint.runner.security_group_id",
-        "should match pattern",
-        id="runner-group-that-is-not-a-security-group-id",
-    ),
-    pytest.param(
-        "prod",
-        {f"{RUNNER}.vpc_id": "rtb-0123456789abcdef0"},
-        "mlplat:cluster.endpoint.runner.vpc_id",
-        "should match pattern",
-        id="runner-route-table-id-given-as-its-vpc",
-    ),
-    pytest.param(
-        "staging",
-        {f"{RUNNER}.private_route_table_id": "rtb-0123456789ABCDEF0"},
-        "mlplat:cluster.endpoint.runner.private_route_table_id",
-        "should match pattern",
-        id="runner-route-table-id-in-upper-case-matches-nothing",
-    ),
-    pytest.param(
-        "dev",
-        {PUBLIC: {"public": True, "public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}},
-        "mlplat:cluster.endpoint",
-        "cover 4294967296 addresses, more than a /16",
-        id="allowlist-of-two-halves-is-the-whole-internet",
-    ),
-    pytest.param(
-        "dev",
-        {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16", "9.9.9.0/24"]}},
-        "mlplat:cluster.endpoint",
-        "cover 65792 addresses",
-        id="allowlist-one-range-past-a-slash-16",
-    ),
-    pytest.param(
-        "dev",
-        {PUBLIC: {"public": True, "public_access_cidrs": ["10.0.0.0/8"]}},
-        "mlplat:cluster.endpoint",
-        "10.0.0.0/8 is a private or reserved range",
-        id="private-range-in-a-public-allowlist",
-    ),
-    pytest.param(
-        "dev",
-        {PUBLIC: {"public": True, "public_access_cidrs": ["203.0.113.0/24"]}},
-        "mlplat:cluster.endpoint",
-        "203.0.113.0/24 is a private or reserved range",
-        id="documentation-range-in-a-public-allowlist",
-    ),
-    pytest.param(
-        "dev",
-        {PUBLIC: {"public": True, "public_access_cidrs": ["100.64.0.0/10"]}},
-        "mlplat:cluster.endpoint",
-        "is a private or reserved range",
-        id="carrier-grade-nat-range-in-a-public-allowlist",
-    ),
-    pytest.param(
-        "dev",
-        {"network.vpc_cidr": "11.0.0.0/16"},
-        "mlplat:network.vpc_cidr",
-        "outside the RFC 1918 private ranges",
-        id="vpc-on-public-addresses",
-    ),
-    pytest.param(
-        "dev",
-        {"network.vpc_cidr": "172.32.0.0/16"},
-        "mlplat:network.vpc_cidr",
-        "outside the RFC 1918",
-        id="vpc-just-past-172-16-slash-12",
-    ),
-    pytest.param(
-        "dev",
-        {"network.vpc_cidr": "10.0.0.0/15"},
-        "mlplat:network.vpc_cidr",
-        "must be /16 or smaller",
-        id="vpc-larger-than-aws-allows",
-    ),
-    pytest.param(
-        "dev",
-        {"network.vpc_cidr": "10.10.0.0/19"},
-        "mlplat:network.vpc_cidr",
-        "must be /18 or larger",
-        id="vpc-one-bit-too-small",
-    ),
-    pytest.param(
-        "dev",
-        {"network.availability_zones": ["eu-west-1a", "eu-west-1b", "us-east-1c"]},
-        "mlplat:",
-        "['us-east-1c'] are not zones of eu-west-1",
-        id="zone-of-another-region",
-    ),
-    pytest.param(
-        "dev",
-        {"network.availability_zones": ["eu-west-1a", "eu-west-1\u200bb", "eu-west-1c"]},
-        "mlplat:network.availability_zones[1]",
-        "should match pattern",
-        id="zone-with-an-invisible-character",
-    ),
-    pytest.param(
-        "dev",
-        {"network.availability_zones": ["eu-west-1a", "eu-west-\u0661b", "eu-west-1c"]},
-        "mlplat:network.availability_zones[1]",
-        "should match pattern",
-        id="zone-with-a-non-ascii-digit",
-    ),
-    pytest.param(
-        "dev",
-        {"aws.region": "eu-west-\u0661"},
-        "mlplat:aws.region",
-        "should match pattern",
-        id="region-with-a-non-ascii-digit",
-    ),
-    pytest.param(
-        "dev",
-        {"network.availability_zones": ["eu-west-1a", "eu-west-1a", "eu-west-1b"]},
-        "mlplat:network.availability_zones",
-        "must be distinct",
-        id="the-same-zone-twice",
-    ),
-    pytest.param(
-        "dev",
-        {"cluster.admin_role_arns": ["arn:aws:iam::11111111111\u0661:role/admin"]},
-        "mlplat:cluster.admin_role_arns[0]",
-        "should match pattern",
-        id="role-arn-with-a-non-ascii-account-digit",
-    ),
-    pytest.param(
-        "dev",
-        {"gpu.max_total_gpus": 129},
-        "mlplat:gpu.max_total_gpus",
-        "less than or equal to 128",
-        id="gpu-cap-unbounded",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.max_size": 65},
-        "mlplat:gpu.pools[0].max_size",
-        "less than or equal to 64",
-        id="gpu-pool-unbounded",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.gpus_per_node": 9},
-        "mlplat:gpu.pools[0].gpus_per_node",
-        "less than or equal to 8",
-        id="more-gpus-per-node-than-any-instance-has",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.gpu_memory_gib": 193},
-        "mlplat:gpu.pools[0].gpu_memory_gib",
-        "less than or equal to 192",
-        id="gpu-memory-beyond-any-gpu",
-    ),
-    pytest.param(
-        "dev",
-        {"services.minio.volume_size_gi": 16385},
-        "mlplat:services.minio.volume_size_gi",
-        "less than or equal to 16384",
-        id="minio-volume-beyond-ebs-maximum",
-    ),
-    pytest.param(
-        "dev",
-        {"services.mlflow.postgres_volume_size_gi": 16385},
-        "mlplat:services.mlflow.postgres_volume_size_gi",
-        "less than or equal to 16384",
-        id="postgres-volume-beyond-ebs-maximum",
-    ),
-    pytest.param(
-        "dev",
-        {"services.monitoring.prometheus_volume_size_gi": 16385},
-        "mlplat:services.monitoring.prometheus_volume_size_gi",
-        "less than or equal to 16384",
-        id="prometheus-volume-beyond-ebs-maximum",
-    ),
-    pytest.param(
-        "staging",
-        {"services.minio.replicas": 17},
-        "mlplat:services.minio.replicas",
-        "less than or equal to 16",
-        id="minio-beyond-one-erasure-set",
-    ),
-    pytest.param(
-        "staging",
-        {"services.minio.replicas": 3},
-        "mlplat:services.minio",
-        "distributed MinIO needs at least 4 replicas",
-        id="distributed-minio-below-four-replicas",
-    ),
-    pytest.param(
-        "dev",
-        {"services.mlflow.replicas": 11},
-        "mlplat:services.mlflow.replicas",
-        "less than or equal to 10",
-        id="mlflow-unbounded",
-    ),
-    pytest.param(
-        "dev",
-        {"services.monitoring.prometheus_replicas": 4},
-        "mlplat:services.monitoring.prometheus_replicas",
-        "less than or equal to 3",
-        id="prometheus-replicas-unbounded",
-    ),
-    pytest.param(
-        "prod",
-        {"cost.max_monthly_usd": 1_000_001},
-        "mlplat:cost.max_monthly_usd",
-        "less than or equal to 1000000",
-        id="budget-past-a-million",
-    ),
-    pytest.param(
-        "dev",
-        {"cpu_pool.max_memory_gib": 8193},
-        "mlplat:cpu_pool.max_memory_gib",
-        "less than or equal to 8192",
-        id="cpu-pool-memory-past-8192-gib",
-    ),
-    pytest.param(
-        "dev",
-        {"services.monitoring.retention": "367d"},
-        "mlplat:services.monitoring.retention",
-        "longer than 366 days",
-        id="retention-past-a-year",
-    ),
-    pytest.param(
-        "dev",
-        {"services.monitoring.retention": "8785h"},
-        "mlplat:services.monitoring.retention",
-        "longer than 366 days",
-        id="retention-in-hours-one-hour-past-a-year",
-    ),
-    pytest.param(
-        "dev",
-        {"services.monitoring.retention": "53w"},
-        "mlplat:services.monitoring.retention",
-        "longer than 366 days",
-        id="retention-in-weeks-past-a-year",
-    ),
-    pytest.param(
-        "dev",
-        {"services.monitoring.retention": "99999999d"},
-        "mlplat:services.monitoring.retention",
-        "should match pattern",
-        id="retention-unbounded-digits",
-    ),
-    pytest.param(
-        "dev",
-        {"apps.max_replicas_per_app": 101},
-        "mlplat:apps.max_replicas_per_app",
-        "less than or equal to 100",
-        id="app-replica-ceiling-unbounded",
-    ),
-    pytest.param(
-        "dev",
-        {"system_pool.max_size": 31},
-        "mlplat:system_pool.max_size",
-        "less than or equal to 30",
-        id="system-pool-unbounded",
-    ),
-    pytest.param(
-        "dev",
-        {"network.availability_zones": ["eu-west-1a", "eu-west-1b\n", "eu-west-1c"]},
-        "mlplat:network.availability_zones[1]",
-        "should match pattern",
-        id="zone-with-a-trailing-newline",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.labels": {"team": "nlp\n"}},
-        "mlplat:gpu.pools[0].labels",
-        "not a valid label value",
-        id="pool-label-value-with-a-trailing-newline",
-    ),
-    pytest.param(
-        "dev",
-        {"aws.tags": {"team": "x" * 257}},
-        "mlplat:aws.tags.team",
-        "at most 256 characters",
-        id="tag-value-longer-than-aws-allows",
-    ),
-    pytest.param(
-        "dev",
-        {"services.argocd.repo_url": URL_WITH_CREDENTIALS},
-        "mlplat:services.argocd.repo_url",
-        "should match pattern",
-        id="repo-url-carrying-credentials",
-    ),
-    pytest.param(
-        "dev",
-        {"apps.model_store_uri": "s3://another-bucket"},
-        "mlplat:apps.model_store_uri",
-        "apps/ manifests and the registry name that store",
-        id="model-store-no-manifest-points-at",
-    ),
-    pytest.param(
-        "dev",
-        {"services.argocd.target_revision": "main\n--upload-pack=x"},
-        "mlplat:services.argocd.target_revision",
-        "should match pattern",
-        id="target-revision-smuggling-a-second-line",
-    ),
-    pytest.param(
-        "dev",
-        {"services.vault.replicas": 9},
-        "mlplat:services.vault.replicas",
-        "less than or equal to 7",
-        id="vault-quorum-unbounded",
-    ),
-    pytest.param(
-        "dev",
-        {"apps.allowed_registries": ["docker.io"]},
-        "mlplat:apps.allowed_registries",
-        "admit every image on a public registry",
-        id="whole-public-registry-allowed",
-    ),
-    pytest.param(
-        "dev",
-        {"apps.allowed_registries": ["registry.mlplat.internal/ "]},
-        "mlplat:apps.allowed_registries[0]",
-        "should match pattern",
-        id="malformed-registry-prefix",
-    ),
-    pytest.param(
-        "dev",
-        {"environment": "staging"},
-        "mlplat:",
-        "environment: says 'staging' in stack 'dev'",
-        id="stack-declares-another-environment",
-    ),
-    pytest.param(
-        "dev",
-        {"aws.tags": {"mlplat/environment": "prod"}},
-        "mlplat:",
-        "mlplat/environment='prod' contradicts environment 'dev'",
-        id="environment-tag-contradicts-the-stack",
-    ),
-    pytest.param(
-        "dev",
-        {"aws.tags": {"aws:createdBy": "me"}},
-        "mlplat:aws.tags",
-        "prefix `aws:`",
-        id="tag-in-the-aws-prefix",
-    ),
-    pytest.param(
-        "prod",
-        {"services.minio": {"mode": "standalone", "replicas": 1, "volume_size_gi": 500}},
-        "mlplat:",
-        "services.minio.mode: prod MinIO is distributed",
-        id="prod-minio-standalone",
-    ),
-    pytest.param(
-        "prod",
-        {"services.argocd.ha": False},
-        "mlplat:",
-        "services.argocd.ha: prod Argo CD is highly available",
-        id="prod-argocd-without-ha",
-    ),
-    pytest.param(
-        "prod",
-        {"services.argocd.prune_models": True},
-        "mlplat:",
-        "services.argocd.prune_models: prod models are never deleted by automation",
-        id="prod-argocd-prunes-models",
-    ),
-    pytest.param(
-        "prod",
-        {"services.argocd.oidc": None},
-        "mlplat:",
-        "services.argocd.oidc: prod Argo CD signs in through SSO",
-        id="prod-argocd-without-sso",
-    ),
-    pytest.param(
-        "prod",
-        {f"{POOL0}.capacity_type": "spot"},
-        "mlplat:",
-        "gpu.pools: ['gpu-small'] run on spot in prod",
-        id="prod-gpu-pool-on-spot-without-consent",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.instance_types": ["m6i.xlarge"]},
-        "mlplat:gpu.pools[0].instance_types",
-        "['m6i.xlarge'] are not NVIDIA GPU instance types",
-        id="gpu-pool-of-cpu-instances",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.instance_types": ["g4ad.xlarge", "g5g.xlarge"]},
-        "mlplat:gpu.pools[0].instance_types",
-        "are not NVIDIA GPU instance types",
-        id="gpu-pool-of-amd-or-arm-gpu-instances",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.instance_types": ["g5.xlarge "]},
-        "mlplat:gpu.pools[0].instance_types[0]",
-        "should match pattern",
-        id="gpu-instance-type-with-trailing-space",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.instance_types": ["G5.XLARGE"]},
-        "mlplat:gpu.pools[0].instance_types[0]",
-        "should match pattern",
-        id="gpu-instance-type-in-capitals",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.instance_types": ["g5.xlarge", "g5.xlarge"]},
-        "mlplat:gpu.pools[0].instance_types",
-        "listed twice",
-        id="gpu-instance-type-listed-twice",
-    ),
-    pytest.param(
-        "dev",
-        {"system_pool.instance_types": ["m6i.large;rm"]},
-        "mlplat:system_pool.instance_types[0]",
-        "should match pattern",
-        id="malformed-system-instance-type",
-    ),
-    pytest.param(
-        "dev",
-        {"gpu.pools.1.instance_types": ["g6.2xlarge"], "gpu.pools.1.gpus_per_node": 1},
-        "mlplat:gpu",
-        "gpu-small and gpu-multi both offer ['g6.2xlarge'] as spot with the same labels",
-        id="two-pools-select-the-same-instances",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.labels": {"karpenter.sh/capacity-type": "on-demand"}},
-        "mlplat:gpu.pools[0].labels",
-        "reserved label domain (karpenter.sh)",
-        id="pool-label-in-karpenter-domain",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.labels": {"node.kubernetes.io/instance-type": "p5.48xlarge"}},
-        "mlplat:gpu.pools[0].labels",
-        "reserved label domain (node.kubernetes.io)",
-        id="pool-label-in-kubernetes-domain",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.labels": {"k8s.io/owner": "me"}},
-        "mlplat:gpu.pools[0].labels",
-        "reserved label domain (k8s.io)",
-        id="pool-label-in-k8s-domain",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.labels": {"karpenter.k8s.aws/instance-gpu-count": "8"}},
-        "mlplat:gpu.pools[0].labels",
-        "reserved label domain (karpenter.k8s.aws)",
-        id="pool-label-in-karpenter-aws-domain",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.labels": {"mlplat/gpu-pool": "gpu-multi"}},
-        "mlplat:gpu.pools[0].labels",
-        "is the pool label the program sets",
-        id="pool-label-overrides-the-pool-name",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.labels": {"team name": "nlp"}},
-        "mlplat:gpu.pools[0].labels",
-        "not a valid label key",
-        id="pool-label-key-malformed",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.labels": {"team name": "nlp", "mlplat/gpu-pool": "gpu-multi"}},
-        "mlplat:gpu.pools[0].labels",
-        "is the pool label the program sets",
-        id="malformed-label-key-does-not-hide-the-next-label",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.labels": {"team": "n l p"}},
-        "mlplat:gpu.pools[0].labels",
-        "not a valid label value",
-        id="pool-label-value-malformed",
-    ),
-]
+    pytest.param("staging", {RUNNER: DELETE}, "mlplat:cluster.endpoint", "a private endpoint is reached only from the peered runner VPC", id="private-endpoint-without-a-runner-is-unreachable-from-ci"),
+    pytest.param("prod", {RUNNER: DELETE}, "mlplat:cluster.endpoint", "a private endpoint is reached only from the peered runner VPC", id="prod-endpoint-without-a-runner-is-undeployable"),
+    pytest.param("dev", {f"{RUNNER}.vpc_cidr": "10.10.255.0/24"}, "mlplat:", "overlaps network.vpc_cidr 10.10.0.0/16; AWS refuses to peer", id="runner-vpc-inside-the-cluster-vpc-cannot-be-peered"),
+    pytest.param("prod", {f"{RUNNER}.vpc_cidr": "10.0.0.0/8"}, "mlplat:cluster.endpoint.runner.vpc_cidr", "not a runner range", id="runner-range-no-vpc-can-have"),
+    pytest.param("prod", {f"{RUNNER}.security_group_id": "sg-runner"}, "mlplat:cluster.endpoint.runner.security_group_id", "should match pattern", id="runner-group-that-is-not-a-security-group-id"),
+    pytest.param("prod", {f"{RUNNER}.vpc_id": "rtb-0123456789abcdef0"}, "mlplat:cluster.endpoint.runner.vpc_id", "should match pattern", id="runner-route-table-id-given-as-its-vpc"),
+    pytest.param("staging", {f"{RUNNER}.private_route_table_id": "rtb-0123456789ABCDEF0"}, "mlplat:cluster.endpoint.runner.private_route_table_id", "should match pattern", id="runner-route-table-id-in-upper-case-matches-nothing"),
+    pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}}, "mlplat:cluster.endpoint", "cover 4294967296 addresses, more than a /16", id="allowlist-of-two-halves-is-the-whole-internet"),
+    pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16", "9.9.9.0/24"]}}, "mlplat:cluster.endpoint", "cover 65792 addresses", id="allowlist-one-range-past-a-slash-16"),
+    pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["10.0.0.0/8"]}}, "mlplat:cluster.endpoint", "10.0.0.0/8 is a private or reserved range", id="private-range-in-a-public-allowlist"),
+    pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["203.0.113.0/24"]}}, "mlplat:cluster.endpoint", "203.0.113.0/24 is a private or reserved range", id="documentation-range-in-a-public-allowlist"),
+    pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["100.64.0.0/10"]}}, "mlplat:cluster.endpoint", "is a private or reserved range", id="carrier-grade-nat-range-in-a-public-allowlist"),
+    pytest.param("dev", {"network.vpc_cidr": "11.0.0.0/16"}, "mlplat:network.vpc_cidr", "outside the RFC 1918 private ranges", id="vpc-on-public-addresses"),
+    pytest.param("dev", {"network.vpc_cidr": "172.32.0.0/16"}, "mlplat:network.vpc_cidr", "outside the RFC 1918", id="vpc-just-past-172-16-slash-12"),
+    pytest.param("dev", {"network.vpc_cidr": "10.0.0.0/15"}, "mlplat:network.vpc_cidr", "must be /16 or smaller", id="vpc-larger-than-aws-allows"),
+    pytest.param("dev", {"network.vpc_cidr": "10.10.0.0/19"}, "mlplat:network.vpc_cidr", "must be /18 or larger", id="vpc-one-bit-too-small"),
+    pytest.param("dev", {"network.availability_zones": ["eu-west-1a", "eu-west-1b", "us-east-1c"]}, "mlplat:", "['us-east-1c'] are not zones of eu-west-1", id="zone-of-another-region"),
+    pytest.param("dev", {"network.availability_zones": ["eu-west-1a", "eu-west-1\u200bb", "eu-west-1c"]}, "mlplat:network.availability_zones[1]", "should match pattern", id="zone-with-an-invisible-character"),
+    pytest.param("dev", {"network.availability_zones": ["eu-west-1a", "eu-west-\u0661b", "eu-west-1c"]}, "mlplat:network.availability_zones[1]", "should match pattern", id="zone-with-a-non-ascii-digit"),
+    pytest.param("dev", {"aws.region": "eu-west-\u0661"}, "mlplat:aws.region", "should match pattern", id="region-with-a-non-ascii-digit"),
+    pytest.param("dev", {"network.availability_zones": ["eu-west-1a", "eu-west-1a", "eu-west-1b"]}, "mlplat:network.availability_zones", "must be distinct", id="the-same-zone-twice"),
+    pytest.param("dev", {"cluster.admin_role_arns": ["arn:aws:iam::11111111111\u0661:role/admin"]}, "mlplat:cluster.admin_role_arns[0]", "should match pattern", id="role-arn-with-a-non-ascii-account-digit"),
+    pytest.param("dev", {f"{POOL0}.max_size": 65}, "mlplat:gpu.pools[0].max_size", "less than or equal to 64", id="gpu-pool-unbounded"),
+    pytest.param("dev", {f"{POOL0}.gpus_per_node": 9}, "mlplat:gpu.pools[0].gpus_per_node", "less than or equal to 8", id="more-gpus-per-node-than-any-instance-has"),
+    pytest.param("dev", {"services.mlflow.postgres_volume_size_gi": 16385}, "mlplat:services.mlflow.postgres_volume_size_gi", "less than or equal to 16384", id="postgres-volume-beyond-ebs-maximum"),
+    pytest.param("dev", {"services.monitoring.prometheus_volume_size_gi": 16385}, "mlplat:services.monitoring.prometheus_volume_size_gi", "less than or equal to 16384", id="prometheus-volume-beyond-ebs-maximum"),
+    pytest.param("staging", {"services.minio.replicas": 3}, "mlplat:services.minio", "distributed MinIO needs at least 4 replicas", id="distributed-minio-below-four-replicas"),
+    pytest.param("dev", {"services.monitoring.retention": "367d"}, "mlplat:services.monitoring.retention", "longer than 366 days", id="retention-past-a-year"),
+    pytest.param("dev", {"services.monitoring.retention": "8785h"}, "mlplat:services.monitoring.retention", "longer than 366 days", id="retention-in-hours-one-hour-past-a-year"),
+    pytest.param("dev", {"services.monitoring.retention": "53w"}, "mlplat:services.monitoring.retention", "longer than 366 days", id="retention-in-weeks-past-a-year"),
+    pytest.param("dev", {"services.monitoring.retention": "99999999d"}, "mlplat:services.monitoring.retention", "should match pattern", id="retention-unbounded-digits"),
+    pytest.param("dev", {"network.availability_zones": ["eu-west-1a", "eu-west-1b\n", "eu-west-1c"]}, "mlplat:network.availability_zones[1]", "should match pattern", id="zone-with-a-trailing-newline"),
+    pytest.param("dev", {f"{POOL0}.labels": {"team": "nlp\n"}}, "mlplat:gpu.pools[0].labels", "not a valid label value", id="pool-label-value-with-a-trailing-newline"),
+    pytest.param("dev", {"aws.tags": {"team": "x" * 257}}, "mlplat:aws.tags.team", "at most 256 characters", id="tag-value-longer-than-aws-allows"),
+    pytest.param("dev", {"services.argocd.repo_url": URL_WITH_CREDENTIALS}, "mlplat:services.argocd.repo_url", "should match pattern", id="repo-url-carrying-credentials"),
+    pytest.param("dev", {"apps.model_store_uri": "s3://another-bucket"}, "mlplat:apps.model_store_uri", "apps/ manifests and the registry name that store", id="model-store-no-manifest-points-at"),
+    pytest.param("dev", {"services.argocd.target_revision": "main\n--upload-pack=x"}, "mlplat:services.argocd.target_revision", "should match pattern", id="target-revision-smuggling-a-second-line"),
+    pytest.param("dev", {"services.vault.replicas": 9}, "mlplat:services.vault.replicas", "less than or equal to 7", id="vault-quorum-unbounded"),
+    pytest.param("dev", {"apps.allowed_registries": ["docker.io"]}, "mlplat:apps.allowed_registries", "admit every image on a public registry", id="whole-public-registry-allowed"),
+    pytest.param("dev", {"apps.allowed_registries": ["registry.mlplat.internal/ "]}, "mlplat:apps.allowed_registries[0]", "should match pattern", id="malformed-registry-prefix"),
+    pytest.param("dev", {"environment": "staging"}, "mlplat:", "environment: says 'staging' in stack 'dev'", id="stack-declares-another-environment"),
+    pytest.param("dev", {"aws.tags": {"mlplat/environment": "prod"}}, "mlplat:", "mlplat/environment='prod' contradicts environment 'dev'", id="environment-tag-contradicts-the-stack"),
+    pytest.param("dev", {"aws.tags": {"aws:createdBy": "me"}}, "mlplat:aws.tags", "prefix `aws:`", id="tag-in-the-aws-prefix"),
+    pytest.param("prod", {"services.minio": {"mode": "standalone", "replicas": 1, "volume_size_gi": 500}}, "mlplat:", "services.minio.mode: prod MinIO is distributed", id="prod-minio-standalone"),
+    pytest.param("prod", {"services.argocd.ha": False}, "mlplat:", "services.argocd.ha: prod Argo CD is highly available", id="prod-argocd-without-ha"),
+    pytest.param("prod", {"services.argocd.prune_models": True}, "mlplat:", "services.argocd.prune_models: prod models are never deleted by automation", id="prod-argocd-prunes-models"),
+    pytest.param("prod", {"services.argocd.oidc": None}, "mlplat:", "services.argocd.oidc: prod Argo CD signs in through SSO", id="prod-argocd-without-sso"),
+    pytest.param("prod", {f"{POOL0}.capacity_type": "spot"}, "mlplat:", "gpu.pools: ['gpu-small'] run on spot in prod", id="prod-gpu-pool-on-spot-without-consent"),
+    pytest.param("dev", {f"{POOL0}.instance_types": ["m6i.xlarge"]}, "mlplat:gpu.pools[0].instance_types", "['m6i.xlarge'] are not NVIDIA GPU instance types", id="gpu-pool-of-cpu-instances"),
+    pytest.param("dev", {f"{POOL0}.instance_types": ["g4ad.xlarge", "g5g.xlarge"]}, "mlplat:gpu.pools[0].instance_types", "are not NVIDIA GPU instance types", id="gpu-pool-of-amd-or-arm-gpu-instances"),
+    pytest.param("dev", {f"{POOL0}.instance_types": ["g5.xlarge "]}, "mlplat:gpu.pools[0].instance_types[0]", "should match pattern", id="gpu-instance-type-with-trailing-space"),
+    pytest.param("dev", {f"{POOL0}.instance_types": ["G5.XLARGE"]}, "mlplat:gpu.pools[0].instance_types[0]", "should match pattern", id="gpu-instance-type-in-capitals"),
+    pytest.param("dev", {f"{POOL0}.instance_types": ["g5.xlarge", "g5.xlarge"]}, "mlplat:gpu.pools[0].instance_types", "listed twice", id="gpu-instance-type-listed-twice"),
+    pytest.param("dev", {"system_pool.instance_types": ["m6i.large;rm"]}, "mlplat:system_pool.instance_types[0]", "should match pattern", id="malformed-system-instance-type"),
+    pytest.param("dev", {"gpu.pools.1.instance_types": ["g6.2xlarge"], "gpu.pools.1.gpus_per_node": 1}, "mlplat:gpu", "gpu-small and gpu-multi both offer ['g6.2xlarge'] as spot with the same labels", id="two-pools-select-the-same-instances"),
+    pytest.param("dev", {f"{POOL0}.labels": {"karpenter.sh/capacity-type": "on-demand"}}, "mlplat:gpu.pools[0].labels", "reserved label domain (karpenter.sh)", id="pool-label-in-karpenter-domain"),
+    pytest.param("dev", {f"{POOL0}.labels": {"node.kubernetes.io/instance-type": "p5.48xlarge"}}, "mlplat:gpu.pools[0].labels", "reserved label domain (node.kubernetes.io)", id="pool-label-in-kubernetes-domain"),
+    pytest.param("dev", {f"{POOL0}.labels": {"k8s.io/owner": "me"}}, "mlplat:gpu.pools[0].labels", "reserved label domain (k8s.io)", id="pool-label-in-k8s-domain"),
+    pytest.param("dev", {f"{POOL0}.labels": {"karpenter.k8s.aws/instance-gpu-count": "8"}}, "mlplat:gpu.pools[0].labels", "reserved label domain (karpenter.k8s.aws)", id="pool-label-in-karpenter-aws-domain"),
+    pytest.param("dev", {f"{POOL0}.labels": {"mlplat/gpu-pool": "gpu-multi"}}, "mlplat:gpu.pools[0].labels", "is the pool label the program sets", id="pool-label-overrides-the-pool-name"),
+    pytest.param("dev", {f"{POOL0}.labels": {"team name": "nlp"}}, "mlplat:gpu.pools[0].labels", "not a valid label key", id="pool-label-key-malformed"),
+    pytest.param("dev", {f"{POOL0}.labels": {"team name": "nlp", "mlplat/gpu-pool": "gpu-multi"}}, "mlplat:gpu.pools[0].labels", "is the pool label the program sets", id="malformed-label-key-does-not-hide-the-next-label"),
+    pytest.param("dev", {f"{POOL0}.labels": {"team": "n l p"}}, "mlplat:gpu.pools[0].labels", "not a valid label value", id="pool-label-value-malformed"),
+]  # fmt: skip
 
 
 # Lists and maps with a maximum size: one past it is refused, the maximum itself loads.
@@ -780,41 +245,40 @@ SIZED: list[tuple[str, int, Callable[[int], Any]]] = [
     ("apps.allowed_registries", 20, lambda n: [f"registry.mlplat.internal/team-{i}" for i in range(n)]),
 ]  # fmt: skip
 BENT_CONFIGS += [
-    pytest.param(
-        "dev", {"aws.tags": {"": "x"}}, "mlplat:aws.tags", "at least 1 character", id="empty-tag-key"
-    ),
-    pytest.param(
-        "dev",
-        {"apps.allowed_registries": []},
-        "mlplat:apps.allowed_registries",
-        "at least 1 item",
-        id="no-allowed-registry",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.max_size": -1},
-        "mlplat:gpu.pools[0].max_size",
-        "greater than or equal to 0",
-        id="negative-gpu-pool-maximum-names-the-field",
-    ),
-    pytest.param(
-        "dev",
-        {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": ""}},
-        "mlplat:services.argocd.oidc.client_id",
-        "at least 1 character",
-        id="empty-oidc-client-id",
-    ),
-]
+    pytest.param("dev", {"aws.tags": {"": "x"}}, "mlplat:aws.tags", "at least 1 character", id="empty-tag-key"),
+    pytest.param("dev", {"apps.allowed_registries": []}, "mlplat:apps.allowed_registries", "at least 1 item", id="no-allowed-registry"),
+    pytest.param("dev", {f"{POOL0}.max_size": -1}, "mlplat:gpu.pools[0].max_size", "greater than or equal to 0", id="negative-gpu-pool-maximum-names-the-field"),
+    pytest.param("dev", {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": ""}}, "mlplat:services.argocd.oidc.client_id", "at least 1 character", id="empty-oidc-client-id"),
+]  # fmt: skip
+# Numeric maximums, each stated once: one past it is refused naming the maximum, the maximum itself loads.
+# (environment, key path, maximum, failure mode one past it, case at it)
+UPPER_BOUNDS = [
+    ("dev", "gpu.max_total_gpus", 128, "gpu-cap-unbounded", "gpu-cap-at-its-maximum"),
+    ("dev", f"{POOL0}.gpu_memory_gib", 192, "gpu-memory-beyond-any-gpu", "gpu-memory-at-its-maximum"),
+    ("dev", "services.minio.volume_size_gi", 16384, "minio-volume-beyond-ebs-maximum", "volume-at-the-ebs-maximum"),
+    ("staging", "services.minio.replicas", 16, "minio-beyond-one-erasure-set", "minio-at-sixteen-replicas"),
+    ("dev", "services.mlflow.replicas", 10, "mlflow-unbounded", "mlflow-at-its-maximum"),
+    ("dev", "services.monitoring.prometheus_replicas", 3, "prometheus-replicas-unbounded", "prometheus-at-its-maximum"),
+    ("prod", "cost.max_monthly_usd", 1_000_000, "budget-past-a-million", "budget-of-exactly-a-million"),
+    ("dev", "cpu_pool.max_memory_gib", 8192, "cpu-pool-memory-past-8192-gib", "cpu-pool-memory-at-8192-gib"),
+    ("dev", "apps.max_replicas_per_app", 100, "app-replica-ceiling-unbounded", "app-replica-ceiling-at-its-maximum"),
+    ("dev", "system_pool.max_size", 30, "system-pool-unbounded", "system-pool-at-its-maximum"),
+]  # fmt: skip
+
+
+def _error_key(path: str) -> str:
+    """The key path an error names for a change at `path` (list indexes in brackets, as pydantic reports)."""
+    return "mlplat:" + path.replace(".0.", "[0].")
+
+
 BENT_CONFIGS += [
-    pytest.param(
-        "dev",
-        {path: items(most + 1)},
-        "mlplat:" + path.replace(".0.", "[0]."),
-        f"at most {most} items",
-        id=f"{path}-past-{most}",
-    )
+    pytest.param("dev", {path: items(most + 1)}, _error_key(path), f"at most {most} items", id=f"{path}-past-{most}")
     for path, most, items in SIZED
-]
+]  # fmt: skip
+BENT_CONFIGS += [
+    pytest.param(env, {path: most + 1}, _error_key(path), f"less than or equal to {most}", id=past)
+    for env, path, most, past, _ in UPPER_BOUNDS
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("env", "changes", "key", "reason"), BENT_CONFIGS)
@@ -829,86 +293,37 @@ def test_bent_config_is_refused_with_key_and_reason(
 
 # The other side of each boundary: the largest value a bound admits still loads.
 AT_THE_BOUND = [
-    pytest.param(
-        "dev",
-        {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16"]}},
-        id="allowlist-of-exactly-a-slash-16",
-    ),
-    pytest.param(
-        "dev",
-        {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16", "8.8.128.0/17"]}},
-        id="overlapping-allowlist-counted-once",
-    ),
+    pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16"]}}, id="allowlist-of-exactly-a-slash-16"),
+    pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16", "8.8.128.0/17"]}}, id="overlapping-allowlist-counted-once"),
     pytest.param("dev", {"network.vpc_cidr": "10.10.0.0/18"}, id="vpc-of-exactly-slash-18"),
     # A runner VPC's primary block is /16 to /28 (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html).
-    pytest.param(
-        "prod", {"cluster.endpoint.runner.vpc_cidr": "172.16.0.0/16"}, id="runner-vpc-of-exactly-slash-16"
-    ),
-    pytest.param(
-        "prod", {"cluster.endpoint.runner.vpc_cidr": "10.255.0.128/28"}, id="runner-vpc-of-exactly-slash-28"
-    ),
-    pytest.param("dev", {"cpu_pool.max_memory_gib": 8192}, id="cpu-pool-memory-at-8192-gib"),
-    pytest.param("prod", {"cost.max_monthly_usd": 1_000_000}, id="budget-of-exactly-a-million"),
+    pytest.param("prod", {"cluster.endpoint.runner.vpc_cidr": "172.16.0.0/16"}, id="runner-vpc-of-exactly-slash-16"),
+    pytest.param("prod", {"cluster.endpoint.runner.vpc_cidr": "10.255.0.128/28"}, id="runner-vpc-of-exactly-slash-28"),
     pytest.param("prod", {"cost.max_monthly_usd": 0.01}, id="budget-of-a-cent-just-above-zero"),
     pytest.param("dev", {"network.vpc_cidr": "172.31.0.0/16"}, id="vpc-at-the-top-of-172-16-slash-12"),
-    pytest.param("dev", {"gpu.max_total_gpus": 128}, id="gpu-cap-at-its-maximum"),
     pytest.param("dev", {f"{POOL0}.max_size": 64, "gpu.max_total_gpus": 128}, id="gpu-pool-at-its-maximum"),
     pytest.param("dev", {"gpu.pools.1.gpus_per_node": 8, "gpu.max_total_gpus": 11}, id="eight-gpus-per-node"),
-    pytest.param("dev", {f"{POOL0}.gpu_memory_gib": 192}, id="gpu-memory-at-its-maximum"),
-    pytest.param("dev", {"services.minio.volume_size_gi": 16384}, id="volume-at-the-ebs-maximum"),
-    pytest.param("staging", {"services.minio.replicas": 16}, id="minio-at-sixteen-replicas"),
     pytest.param("staging", {"services.minio.replicas": 4}, id="distributed-minio-at-four-replicas"),
-    pytest.param("dev", {"services.mlflow.replicas": 10}, id="mlflow-at-its-maximum"),
-    pytest.param("dev", {"services.monitoring.prometheus_replicas": 3}, id="prometheus-at-its-maximum"),
     pytest.param("dev", {"services.monitoring.retention": "366d"}, id="retention-of-a-leap-year"),
     pytest.param("dev", {"services.monitoring.retention": "52w"}, id="retention-in-weeks"),
     pytest.param("dev", {"services.monitoring.retention": "8784h"}, id="retention-in-hours-of-a-leap-year"),
-    pytest.param("dev", {"apps.max_replicas_per_app": 100}, id="app-replica-ceiling-at-its-maximum"),
-    pytest.param("dev", {"system_pool.max_size": 30}, id="system-pool-at-its-maximum"),
     pytest.param("staging", {"services.vault.replicas": 7}, id="vault-at-seven-replicas"),
-    pytest.param(
-        "dev",
-        {"apps.allowed_registries": ["ghcr.io/kserve", "registry.mlplat.internal:5000"]},
-        id="registry-organisation-and-port",
-    ),
+    pytest.param("dev", {"apps.allowed_registries": ["ghcr.io/kserve", "registry.mlplat.internal:5000"]}, id="registry-organisation-and-port"),
     pytest.param("dev", {"aws.tags": {"mlplat/environment": "dev"}}, id="environment-tag-that-agrees"),
-    pytest.param(
-        "prod",
-        {f"{POOL0}.capacity_type": "spot", f"{POOL0}.allow_spot_in_prod": True},
-        id="prod-spot-by-consent",
-    ),
-    pytest.param(
-        "dev",
-        {f"{POOL0}.instance_types": ["p6-b200.48xlarge", "g4dn.metal"]},
-        id="gpu-types-with-variant-and-metal",
-    ),
+    pytest.param("prod", {f"{POOL0}.capacity_type": "spot", f"{POOL0}.allow_spot_in_prod": True}, id="prod-spot-by-consent"),
+    pytest.param("dev", {f"{POOL0}.instance_types": ["p6-b200.48xlarge", "g4dn.metal"]}, id="gpu-types-with-variant-and-metal"),
     pytest.param("dev", {f"{POOL0}.labels": {"team": "nlp", "mlplat/tier": "a10g"}}, id="own-pool-labels"),
-    pytest.param(
-        "prod",
-        {"gateway.scheme": "internet-facing", "gateway.source_ranges": ["8.8.8.0/24"]},
-        id="internet-facing-gateway-with-an-allowlist",
-    ),
-    pytest.param(
-        "dev",
-        {
-            "gpu.pools.1.instance_types": ["g6.2xlarge"],
-            "gpu.pools.1.capacity_type": "on-demand",
-            "gpu.pools.1.gpus_per_node": 1,
-        },
-        id="same-instances-on-another-capacity-type",
-    ),
-]
+    pytest.param("prod", {"gateway.scheme": "internet-facing", "gateway.source_ranges": ["8.8.8.0/24"]}, id="internet-facing-gateway-with-an-allowlist"),
+    pytest.param("dev", {"gpu.pools.1.instance_types": ["g6.2xlarge"], "gpu.pools.1.capacity_type": "on-demand", "gpu.pools.1.gpus_per_node": 1}, id="same-instances-on-another-capacity-type"),
+]  # fmt: skip
 AT_THE_BOUND += [
     pytest.param("dev", {"apps.max_replicas_per_app": 1, "apps.min_replicas": 1}, id="one-replica-per-app"),
-    pytest.param(
-        "dev",
-        {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": "a"}},
-        id="one-character-oidc-client-id",
-    ),
-]
+    pytest.param("dev", {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": "a"}}, id="one-character-oidc-client-id"),
+]  # fmt: skip
 AT_THE_BOUND += [
     pytest.param("dev", {path: items(most)}, id=f"{path}-at-{most}") for path, most, items in SIZED
 ]
+AT_THE_BOUND += [pytest.param(env, {path: most}, id=at) for env, path, most, _, at in UPPER_BOUNDS]
 
 
 @pytest.mark.parametrize(("env", "changes"), AT_THE_BOUND)

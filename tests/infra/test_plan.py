@@ -13,6 +13,7 @@ import pytest
 
 from infra.config import ENVIRONMENTS
 from mlplat.plan import REDACTED, redact
+from tests.support.program_refusal import program_refusal
 
 PlanFor = Callable[[str], dict[str, Any]]
 RESOURCE_KEYS = {"urn", "type", "name", "parent", "inputs", "protect", "retainOnDelete", "dependsOn"}
@@ -129,22 +130,11 @@ def test_program_refuses_a_stack_file_with_duplicate_keys(repo_root: Path, tmp_p
     """Under `pulumi up` the engine parses the file itself; the program still holds it to our rules."""
     source = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
     (tmp_path / "Pulumi.dev.yaml").write_text(source + "  mlplat:environment: prod\n")
-    code = (
-        "import json, pulumi\nfrom pathlib import Path\nimport infra.config\n"
+    setup = (
+        "from pathlib import Path\nimport infra.config\n"
         f"infra.config.STACK_DIR = Path({str(tmp_path)!r})\n"
-        "from mlplat import mocks\n"
-        "values = infra.config.read_stack_file(Path('environments/Pulumi.dev.yaml'))\n"
-        "recording = mocks.start('dev', values)\n"
-        "from infra import program\n"
-        "try:\n"
-        "    mocks.run(program.main)\n"
-        "except pulumi.RunError as err:\n"
-        "    print(json.dumps({'error': str(err), 'resources': len(recording.resources)}))\n"
+        "values = infra.config.read_stack_file(Path('environments/Pulumi.dev.yaml'))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=False
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome["resources"] == 0
-    assert "duplicate key 'mlplat:environment'" in outcome["error"]
+    outcome = program_refusal(repo_root, "dev", setup)
+    assert outcome.resources == 0
+    assert "duplicate key 'mlplat:environment'" in outcome.error

@@ -57,6 +57,12 @@ def route_receivers(
     return delivered or [(settings["receiver"], settings.get("repeat_interval", "4h"))]
 
 
+def alert(alertname: str, severity: str, **labels: str) -> dict[str, str]:
+    """The labels of a firing alert: the name and severity every route and inhibit rule reads, and the
+    object it is about (`namespace`, `isvc`, `variant`...), which decides what it may mute."""
+    return {"alertname": alertname, "severity": severity, **labels}
+
+
 def inhibited(target: dict[str, str], firing: list[dict[str, str]]) -> bool:
     for rule in CONFIG["inhibit_rules"]:
         if not matches(rule["target_matchers"], target):

@@ -15,15 +15,15 @@ default the model card its tag names, as `mlplat retrain register` logs it.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from mlplat.retrain import lineage
+from mlplat.loopback import serving
 
 API = "/api/2.0/mlflow/"
 
@@ -116,14 +116,6 @@ def serve(registry: FakeRegistry) -> Iterator[FakeRegistry]:
         def log_message(self, *args: Any) -> None:  # quiet test output
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    # shutdown() waits for the serving loop's next poll: 0.5 s by default, paid by every test.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    registry.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(Handler, poll_interval=0.01) as url:
+        registry.url = url
         yield registry
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

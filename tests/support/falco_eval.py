@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # Simplified from falcosecurity/rules rules/falco_rules.yaml (the fields each one tests).
@@ -101,19 +101,19 @@ class _Parser:
         return token
 
     def expression(self) -> bool:
-        result = self.conjunction()
-        while self.peek() == ("word", "or"):
-            self.take()
-            right = self.conjunction()
-            result = result or right
-        return result
+        return self.chain("or", self.conjunction)
 
     def conjunction(self) -> bool:
-        result = self.negation()
-        while self.peek() == ("word", "and"):
+        return self.chain("and", self.negation)
+
+    def chain(self, word: str, operand: Callable[[], bool]) -> bool:
+        """`operand (word operand)*`, `word` being `and` or `or`. Every operand is parsed, whatever the
+        result so far: the tokens must be consumed, so nothing short-circuits."""
+        result = operand()
+        while self.peek() == ("word", word):
             self.take()
-            right = self.negation()
-            result = result and right
+            right = operand()
+            result = (result or right) if word == "or" else (result and right)
         return result
 
     def negation(self) -> bool:

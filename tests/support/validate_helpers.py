@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +27,38 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[
     return code, json.loads(out) if out.strip() else {}
 
 
+def run_corpus(folders: Iterable[Path]) -> dict[str, Any]:
+    """Exit code (`code`) and JSON report of one `validate --env dev` run over fixture folders, for a
+    module-scoped fixture (which cannot take capsys): one kubectl run and one schema load for every case."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = validate.main([*map(str, folders), "--env", "dev", "--format", "json", "--no-policy-scan"])
+    return {"code": code, **json.loads(out.getvalue())}
+
+
 def kustomize(path: Path) -> list[dict[str, Any]]:
     """The objects `kubectl kustomize` renders from a folder (what Argo CD deploys from it)."""
     out = subprocess.run(
         ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
     ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the one occurrence of `old` in `path`: an edit that matches nothing, or more than the place
+    a test means, would leave the copy valid and the test passing for the wrong reason."""
+    text = path.read_text()
+    assert text.count(old) == 1, f"{path}: {text.count(old)} occurrences of {old!r}, expected one"
+    path.write_text(text.replace(old, new))
+
+
+def copy_without(dest: Path, *cuts: tuple[str, str]) -> Path:
+    """A copy of the repository (copy_repo) with each `(file, text)` cut out of that file, where it
+    stands once: the usual way a test breaks an app (a component, a resource or a key left out)."""
+    repo = copy_repo(dest)
+    for file, text in cuts:
+        edit(repo / file, text, "")
+    return repo
 
 
 def rules(report: dict[str, Any]) -> set[str]:

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from infra.config import ENVIRONMENTS, load_environment
+from infra.config import load_environment
 from mlplat.mocks import ACCOUNT
 from tests.support.aws_helpers import allows, as_list, of_type, one, statements
 
-PlanFor = Callable[[str], dict[str, Any]]
+Plan = dict[str, Any]
 CONTROLLER_SUBJECT = "system:serviceaccount:karpenter:karpenter"
 # Ours beyond upstream's template: the EBS key of GPU nodes' volumes (issue 12, item 8).
 OWN_STATEMENTS = {"UseNodeVolumeKey", "GrantNodeVolumeKeyToEc2"}
@@ -96,11 +95,9 @@ def _normalized(statement: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_karpenter_controller_policy_is_upstreams_statement_for_statement(
-    offline_plan: PlanFor, reference: Path, env: str
+    plan: Plan, reference: Path, env: str
 ) -> None:
-    plan = offline_plan(env)
     region = load_environment(env).aws.region
     queue = one(plan, "aws:sqs/queue:Queue")
     values = {
@@ -132,11 +129,7 @@ def test_karpenter_controller_policy_is_upstreams_statement_for_statement(
         )
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_karpenter_interruption_rules_match_upstream(
-    offline_plan: PlanFor, reference: Path, env: str
-) -> None:
-    plan = offline_plan(env)
+def test_karpenter_interruption_rules_match_upstream(plan: Plan, reference: Path) -> None:
     upstream = [
         resource["Properties"]["EventPattern"]
         for resource in upstream_template(reference)["Resources"].values()
@@ -157,11 +150,7 @@ def _owned_by(cluster: str) -> dict[str, str | list[str]]:
     }
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_karpenter_cannot_tag_terminate_or_delete_what_another_cluster_owns(
-    offline_plan: PlanFor, env: str
-) -> None:
-    plan = offline_plan(env)
+def test_karpenter_cannot_tag_terminate_or_delete_what_another_cluster_owns(plan: Plan, env: str) -> None:
     urn, policy = controller_policy(plan)
     region = load_environment(env).aws.region
     instance = f"arn:aws:ec2:{region}:{ACCOUNT}:instance/i-0123456789abcdef0"
@@ -197,11 +186,7 @@ def test_karpenter_cannot_tag_terminate_or_delete_what_another_cluster_owns(
     )
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_karpenter_can_use_the_key_its_node_volumes_are_encrypted_with(
-    offline_plan: PlanFor, env: str
-) -> None:
-    plan = offline_plan(env)
+def test_karpenter_can_use_the_key_its_node_volumes_are_encrypted_with(plan: Plan, env: str) -> None:
     volumes = [c["inputs"]["spec"]["blockDeviceMappings"][0]["ebs"] for c in node_classes(plan)]
     if not all(v["encrypted"] for v in volumes):
         pytest.skip(f"{env} does not encrypt node volumes")
@@ -222,19 +207,14 @@ def test_karpenter_can_use_the_key_its_node_volumes_are_encrypted_with(
     assert not allows(policy, "kms:Decrypt", other), f"{urn}: may use keys other than its nodes' key"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_karpenter_pricing_calls_are_not_bound_to_the_stack_region(offline_plan: PlanFor, env: str) -> None:
+def test_karpenter_pricing_calls_are_not_bound_to_the_stack_region(plan: Plan) -> None:
     """Karpenter v1.14.1 calls the Pricing API in eu-central-1 for eu-* regions (pricing.go `NewAPI`)."""
-    urn, policy = controller_policy(offline_plan(env))
+    urn, policy = controller_policy(plan)
     for pricing_region in ("us-east-1", "eu-central-1", "ap-south-1"):
         assert allows(policy, "pricing:GetProducts", "*", {"aws:RequestedRegion": pricing_region}), urn
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_karpenter_node_role_has_upstreams_managed_policies(
-    offline_plan: PlanFor, reference: Path, env: str
-) -> None:
-    plan = offline_plan(env)
+def test_karpenter_node_role_has_upstreams_managed_policies(plan: Plan, reference: Path) -> None:
     node_role = upstream_template(reference)["Resources"]["KarpenterNodeRole"]["Properties"]
     upstream = {arn.replace("${AWS::Partition}", "aws") for arn in node_role["ManagedPolicyArns"]}
     role_name = karpenter_node_role(plan)

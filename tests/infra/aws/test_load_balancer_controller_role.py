@@ -9,17 +9,14 @@ the offline plan; the boundary from infra/bootstrap (iam_eval renders it per env
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from infra.config import ENVIRONMENTS, load_environment
+from infra.config import load_environment
 from mlplat.mocks import ACCOUNT
 from tests.support.iam_eval import Scope, Statement, decide, request, statements
 
-PlanFor = Callable[[str], dict[str, Any]]
+Plan = dict[str, Any]
 TRUST_SUBJECT = "system:serviceaccount:aws-load-balancer-controller:aws-load-balancer-controller"
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 # Upstream grants the controller needs only for ALBs (or that the boundary refuses): the values close
@@ -122,11 +119,8 @@ def _arns(env: str, vpc_id: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_load_balancer_controller_grants_nothing_upstream_does_not(
-    offline_plan: PlanFor, reference: Path, env: str
-) -> None:
-    urn, ours = _role(offline_plan(env))
+def test_load_balancer_controller_grants_nothing_upstream_does_not(plan: Plan, reference: Path) -> None:
+    urn, ours = _role(plan)
     upstream_actions = {a for st in _upstream(reference) for a in st.actions}
     our_actions = {a for st in ours for a in st.actions}
     assert our_actions <= upstream_actions, (
@@ -138,11 +132,9 @@ def test_load_balancer_controller_grants_nothing_upstream_does_not(
     assert all(st.effect == "Allow" for st in ours), urn
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_load_balancer_controller_cannot_touch_another_clusters_load_balancers(
-    offline_plan: PlanFor, reference: Path, env: str
+    plan: Plan, reference: Path, env: str
 ) -> None:
-    plan = offline_plan(env)
     urn, ours = _role(plan)
     arn = _arns(env, _vpc_id(plan))
     mine = request(resource_tags={CLUSTER_TAG: f"mlplat-{env}"})
@@ -172,12 +164,8 @@ def test_load_balancer_controller_cannot_touch_another_clusters_load_balancers(
     )
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_permissions_boundary_admits_what_the_load_balancer_controller_does(
-    offline_plan: PlanFor, env: str
-) -> None:
+def test_the_permissions_boundary_admits_what_the_load_balancer_controller_does(plan: Plan, env: str) -> None:
     """A role's grants beyond its boundary fail at run time: the NLB would never appear."""
-    plan = offline_plan(env)
     urn, ours = _role(plan)
     region = load_environment(env).aws.region
     boundary = statements("workload_boundary", Scope(env, region))
@@ -212,13 +200,11 @@ def test_the_permissions_boundary_admits_what_the_load_balancer_controller_does(
     assert not decide(boundary, "iam:CreateServiceLinkedRole", "*", request(aws__RequestedRegion=region))[0]
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_load_balancer_controller_cannot_open_another_environments_security_groups(
-    offline_plan: PlanFor, env: str
+    plan: Plan, env: str
 ) -> None:
     """Node and pod groups carry no cluster tag, so the ingress grant on them was account-wide: dev's
     controller could admit anything into prod's nodes. It is held to its own VPC."""
-    plan = offline_plan(env)
     urn, ours = _role(plan)
     arn = _arns(env, _vpc_id(plan))
     for action in ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"):

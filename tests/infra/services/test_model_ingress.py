@@ -11,17 +11,12 @@ controller's namespace unless GatewayNamespaceMode).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from typing import Any
-
 import pytest
-import yaml
 
-from tests.support.harness import REPO
 from tests.support.netpol import Cluster, Pod
+from tests.support.netpol_world import APP, MODEL_NAMESPACE, model_policies
 
-APP, NAMESPACE, PORT = "iris-classifier", "models-core-ml", 8080
+PORT = 8080
 PROXY_LABELS = {
     "app.kubernetes.io/name": "envoy",
     "app.kubernetes.io/component": "proxy",
@@ -30,10 +25,13 @@ PROXY_LABELS = {
     "gateway.envoyproxy.io/owning-gateway-namespace": "mlplat-gateway",
 }
 MODEL = Pod(
-    NAMESPACE, {"serving.kserve.io/inferenceservice": APP, "component": "predictor"}, "10.10.8.10", "model"
+    MODEL_NAMESPACE,
+    {"serving.kserve.io/inferenceservice": APP, "component": "predictor"},
+    "10.10.8.10",
+    "model",
 )
-CANARY = Pod(NAMESPACE, {"serving.kserve.io/inferenceservice": APP, "component": "predictor",
-                         "app": f"isvc.{APP}-v2-predictor"}, "10.10.8.11", "canary")  # fmt: skip
+CANARY = Pod(MODEL_NAMESPACE, {"serving.kserve.io/inferenceservice": APP, "component": "predictor",
+                               "app": f"isvc.{APP}-v2-predictor"}, "10.10.8.11", "canary")  # fmt: skip
 PROXY = Pod("envoy-gateway-system", PROXY_LABELS, "10.10.8.20", "inference proxy")
 PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}, "10.10.8.30", "prometheus")
 OUTSIDERS = [
@@ -59,21 +57,9 @@ OUTSIDERS = [
 ]
 
 
-def policies(env: str) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (for kubectl kustomize) is not on the PATH"
-    out = subprocess.run(
-        [kubectl, "kustomize", str(REPO / "apps" / APP / "overlays" / env)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d and d["kind"] == "NetworkPolicy"]
-
-
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_only_the_gateway_proxies_and_prometheus_reach_a_model(env: str) -> None:
-    cluster = Cluster(policies(env))
+    cluster = Cluster(model_policies(env))
     for model in (MODEL, CANARY):  # the policies select every pod of the namespace: the canary's too
         assert cluster.may_reach(PROXY, model, PORT), "the Gateway cannot reach the model server"
         assert cluster.may_reach(PROMETHEUS, model, PORT), "Prometheus cannot scrape the model server"

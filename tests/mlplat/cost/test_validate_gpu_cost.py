@@ -19,38 +19,31 @@ from mlplat.validation import gpu_cost, within
 from mlplat.validation.render import Rendered
 from mlplat.validation.targets import Target
 from tests.support.prices import price_table
-from tests.support.validate_helpers import copy_repo, run_json
+from tests.support.validate_helpers import copy_repo, edit, run_json
 
 # g5.2xlarge at $1/h is the dearest GPU of gpu-small: 730 h x $1 = $730 per GPU-month.
 PRICES = price_table(
     "eu-west-1",
-    {
-        "g5.2xlarge": ("1.00", True),
-        "g6.2xlarge": ("0.80", True),
-        "g5.12xlarge": ("5.00", True),
-        "g4dn.xlarge": ("0.40", True),
-    },
-)
+    {"g5.2xlarge": ("1.00", True), "g6.2xlarge": ("0.80", True), "g5.12xlarge": ("5.00", True), "g4dn.xlarge": ("0.40", True)},
+)  # fmt: skip
 ISVC = "apps/llm-chat/base/inferenceservice.yaml"
 SCALED = "apps/llm-chat/base/scaledobject.yaml"
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the apps with one commit on main, a branch `change` checked out, and the test prices."""
+def prices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check prices GPUs from PRICES, not from the table the repository ships."""
     table = tmp_path / "prices.yaml"
     table.write_text(PRICES)
     monkeypatch.setattr(gpu_cost, "load_prices", lambda: load_prices(table))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, prices: None) -> Path:
+    """A copy of the apps with one commit on main, a branch `change` checked out, and the test prices."""
     checkout = copy_repo(tmp_path / "repo", git=True)
     subprocess.run(["git", "checkout", "-qb", "change"], cwd=checkout, check=True)
     return checkout
-
-
-def _edit(repo: Path, path: str, old: str, new: str) -> None:
-    file = repo / path
-    text = file.read_text()
-    assert old in text, f"{path} no longer holds {old!r}"
-    file.write_text(text.replace(old, new))
 
 
 def _commit(repo: Path) -> None:
@@ -61,8 +54,8 @@ def _commit(repo: Path) -> None:
 
 def _max_replicas(repo: Path, old: int, new: int) -> None:
     """What a PR scaling llm-chat changes: the InferenceService's maxReplicas and its ScaledObject's."""
-    _edit(repo, ISVC, f"    maxReplicas: {old}\n", f"    maxReplicas: {new}\n")
-    _edit(repo, SCALED, f"  maxReplicaCount: {old}\n", f"  maxReplicaCount: {new}\n")
+    edit(repo / ISVC, f"    maxReplicas: {old}\n", f"    maxReplicas: {new}\n")
+    edit(repo / SCALED, f"  maxReplicaCount: {old}\n", f"  maxReplicaCount: {new}\n")
     _commit(repo)
 
 
@@ -120,8 +113,8 @@ def test_a_change_that_leaves_the_gpus_alone_does_not_warn(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # llm-chat changes (a comment), churn-gbm changes (a CPU model): neither raises a GPU maximum.
-    _edit(repo, ISVC, "spec:\n", "# reviewed\nspec:\n")
-    _edit(repo, "apps/churn-gbm/base/inferenceservice.yaml", "spec:\n", "# reviewed\nspec:\n")
+    edit(repo / ISVC, "spec:\n", "# reviewed\nspec:\n")
+    edit(repo / "apps/churn-gbm/base/inferenceservice.yaml", "spec:\n", "# reviewed\nspec:\n")
     _commit(repo)
     code, report = run_json(capsys, "--repo", str(repo), "--changed")
     assert sorted(report["targets"])[:1] == ["apps/churn-gbm/overlays/dev"]
@@ -141,23 +134,14 @@ def test_a_new_gpu_app_warns_from_nothing(repo: Path, capsys: pytest.CaptureFixt
 @pytest.mark.parametrize(
     ("broken", "old", "new"),
     [
-        ("apps/llm-chat/overlays/dev/kustomization.yaml", "../../base", "../../no-such-base"),
+        pytest.param("apps/llm-chat/overlays/dev/kustomization.yaml", "../../base", "../../no-such-base", id="overlay-names-no-base"),
         # A YAML error in the app's base is reported on the base file, outside the overlay's folder.
-        (ISVC, "kind: InferenceService\n", "kind: InferenceService\nspec: [unclosed\n"),
+        pytest.param(ISVC, "kind: InferenceService\n", "kind: InferenceService\nspec: [unclosed\n", id="base-is-not-yaml"),
     ],
-    ids=["overlay-names-no-base", "base-is-not-yaml"],
-)
+)  # fmt: skip
 def test_an_app_that_did_not_render_at_the_base_is_not_compared_with_zero(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    broken: str,
-    old: str,
-    new: str,
+    tmp_path: Path, prices: None, capsys: pytest.CaptureFixture[str], broken: str, old: str, new: str
 ) -> None:
-    table = tmp_path / "prices.yaml"
-    table.write_text(PRICES)
-    monkeypatch.setattr(gpu_cost, "load_prices", lambda: load_prices(table))
     repo = copy_repo(tmp_path / "repo")
     kustomization = repo / broken
     working = kustomization.read_text()
@@ -204,8 +188,8 @@ def test_an_app_not_compared_does_not_silence_the_apps_after_it(
     overlay.write_text(working.replace("../../base", "../../no-such-base"))
     _make_base(repo)
     overlay.write_text(working)
-    _edit(repo, "apps/a-chat/base/inferenceservice.yaml", "    maxReplicas: 2\n", "    maxReplicas: 3\n")
-    _edit(repo, "apps/a-chat/base/scaledobject.yaml", "  maxReplicaCount: 2\n", "  maxReplicaCount: 3\n")
+    edit(repo / "apps/a-chat/base/inferenceservice.yaml", "    maxReplicas: 2\n", "    maxReplicas: 3\n")
+    edit(repo / "apps/a-chat/base/scaledobject.yaml", "  maxReplicaCount: 2\n", "  maxReplicaCount: 3\n")
     _max_replicas(repo, 2, 3)
     _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
     assert [w["resource"] for w in report["warnings"]] == ["InferenceService/models-genai/llm-chat"], report

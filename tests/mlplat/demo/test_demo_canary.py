@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -95,7 +95,7 @@ def _fake_model_server(delay: float, answer: list[int]) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    with loopback.serving(Handler) as url:
+    with loopback.serving(Handler, poll_interval=0.01) as url:
         yield f"{url}/v2/models/iris-classifier"
 
 
@@ -134,19 +134,10 @@ def test_report_shows_stable_and_canary_each_with_version_and_p50_p99() -> None:
 
 
 def test_when_the_canary_server_never_gets_ready_both_servers_are_stopped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_run: demo.Demo, servers_ready: Callable[[int], list[Any]]
 ) -> None:
-    started: list[Any] = []
-
-    def canary_never_ready(url: str, timeout: float, process: Any) -> None:
-        started.append(process)
-        if len(started) == 2:
-            raise TimeoutError(f"{url} did not answer")
-
-    monkeypatch.setattr(demo, "wait_http", canary_never_ready)
-    run = demo.Demo(tmp_path)
-    run.logs.mkdir(parents=True)
-    with pytest.raises(TimeoutError), run.side_by_side(dict(os.environ), demo.REPO):
+    started = servers_ready(1)  # the stable server answers, the canary never does
+    with pytest.raises(TimeoutError), demo_run.side_by_side(dict(os.environ), demo.REPO):
         pytest.fail("the servers were reported ready")
     assert len(started) == 2
     assert all(process.poll() is not None for process in started), "a model server outlived the failed start"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,18 +12,10 @@ from mlplat import demo
 
 
 def test_model_server_that_never_gets_ready_is_stopped_not_orphaned(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_run: demo.Demo, servers_ready: Callable[[int], list[Any]]
 ) -> None:
-    started: list[Any] = []
-
-    def never_ready(url: str, timeout: float, process: Any) -> None:
-        started.append(process)
-        raise TimeoutError(f"{url} did not answer")
-
-    monkeypatch.setattr(demo, "wait_http", never_ready)
-    run = demo.Demo(tmp_path)
-    run.logs.mkdir(parents=True)
+    started = servers_ready(0)
     with pytest.raises(TimeoutError):
-        run.start_server(dict(os.environ))
+        demo_run.start_server(dict(os.environ))
     (process,) = started
     assert process.poll() is not None, "the model server outlived the failed start"

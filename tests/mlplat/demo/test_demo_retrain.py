@@ -12,11 +12,9 @@ from tests.support.embedded_mlflow import Registry
 
 
 def test_drift_verdict_leads_to_a_validated_promotion_commit_and_a_reported_chain(
-    registry: Registry,
-    tmp_path: Path,
+    registry: Registry, tmp_path: Path, demo_run: demo.Demo
 ) -> None:
-    run = demo.Demo(tmp_path)
-    run.logs.mkdir(parents=True)
+    run = demo_run
     run.report.drift = [{"window": "shifted", "verdict": "drift"}]
     env = {**os.environ, model_store.ROOT_ENV: str(run.store), "MLFLOW_TRACKING_URI": registry.url}
     with run.step("retrain") as step:

@@ -24,6 +24,15 @@ def run(*argv: str) -> int:
     return code
 
 
+def register(model: Path, scores: Path, fetched: Path, tracking_uri: str, *options: str) -> int:
+    """`mlplat retrain register` of a trained `model`, its `scores` and the `fetched` data it learnt from;
+    `options` say what triggered the run and what else the step is told."""
+    return run(
+        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
+        "--tracking-uri", tracking_uri, *options,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     """The iris example's split, written as the pipeline's data folder."""

@@ -9,6 +9,7 @@ absence of a stubbed PutObject).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from mlplat import example_models, model_store, registry_gate
 from mlplat.retrain import lineage, publish
 from tests.support.embedded_mlflow import Registry
 
-from .conftest import APP, run, trained
+from .conftest import APP, register, trained
 
 BUCKET = MODEL_STORE_URI.removeprefix("s3://")
 
@@ -44,15 +45,27 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
         stubber.assert_no_pending_responses()
 
 
-def _next_version(registry: Registry) -> str:
+@dataclass(frozen=True)
+class Candidate:
+    """A trained and evaluated model, and the registry version that registering it will take."""
+
+    model: Path
+    scores: Path
+    version: str
+
+
+@pytest.fixture
+def candidate(registry: Registry, fetched: Path, tmp_path: Path) -> Candidate:
+    """The model each test registers: the registry's next version, so no test finds another's bytes."""
+    model, scores = trained(fetched, tmp_path)
     existing = example_models.existing_versions(example_models.mlflow_client(registry.url), APP)
-    return str(max((int(n) for n in existing), default=0) + 1)
+    return Candidate(model, scores, str(max((int(n) for n in existing), default=0) + 1))
 
 
-def _register(registry: Registry, fetched: Path, model: Path, scores: Path, commit: str) -> int:
-    return run(
-        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
-        "--tracking-uri", registry.url, "--trigger", "schedule", "--triggered-by", "cron", "--code-commit", commit,
+def _register(registry: Registry, fetched: Path, candidate: Candidate, commit: str) -> int:
+    return register(
+        candidate.model, candidate.scores, fetched, registry.url,
+        "--trigger", "schedule", "--triggered-by", "cron", "--code-commit", commit,
     )  # fmt: skip
 
 
@@ -84,75 +97,72 @@ def _version(registry: Registry, version: str) -> dict[str, Any] | None:
 
 
 def test_register_on_the_cluster_uploads_the_model_and_registers_its_s3_uri(
-    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
+    registry: Registry, s3: Stubber, fetched: Path, candidate: Candidate
 ) -> None:
     """Without a local store the step used to stop with exit 2; it must upload to the bucket instead."""
-    model, scores = trained(fetched, tmp_path)
-    version = _next_version(registry)
+    version = candidate.version
     _listing(s3, version, {})
-    _expect_puts(s3, version, [*publish.version_files(model), lineage.MODEL_CARD_FILE])
-    assert _register(registry, fetched, model, scores, "a" * 40) == 0
+    _expect_puts(s3, version, [*publish.version_files(candidate.model), lineage.MODEL_CARD_FILE])
+    assert _register(registry, fetched, candidate, "a" * 40) == 0
     found = _version(registry, version)
     assert found is not None and found["source"] == model_version_uri(APP, version), found
 
 
-def test_a_failed_upload_leaves_no_version_pointing_at_missing_bytes(
-    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("error", "message", "status", "exit_code", "commit"),
+    [
+        pytest.param("AccessDenied", "Access Denied.", 403, 2, "b" * 40, id="failed-upload-leaves-no-version"),
+        # The key was free when listed, then another writer took it: MinIO's 412 on If-None-Match is a refusal.
+        pytest.param("PreconditionFailed", "At least one precondition failed.", 412, 1, "f" * 40, id="writer-racing-the-upload-is-never-overwritten"),
+    ],
+)  # fmt: skip
+def test_an_upload_the_bucket_refuses_leaves_no_version_pointing_at_missing_bytes(
+    registry: Registry,
+    s3: Stubber,
+    fetched: Path,
+    candidate: Candidate,
+    error: str,
+    message: str,
+    status: int,
+    exit_code: int,
+    commit: str,
 ) -> None:
-    model, scores = trained(fetched, tmp_path)
-    version = _next_version(registry)
-    _listing(s3, version, {})
-    s3.add_client_error("put_object", "AccessDenied", "Access Denied.", 403)
-    assert _register(registry, fetched, model, scores, "b" * 40) == 2
-    assert _version(registry, version) is None
+    _listing(s3, candidate.version, {})
+    s3.add_client_error("put_object", error, message, status)
+    assert _register(registry, fetched, candidate, commit) == exit_code
+    assert _version(registry, candidate.version) is None
 
 
 def test_a_retried_register_step_finishes_an_interrupted_upload_instead_of_refusing(
-    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
+    registry: Registry, s3: Stubber, fetched: Path, candidate: Candidate
 ) -> None:
     """A step killed midway through its upload left some of its own files: the retry adds the rest."""
-    model, scores = trained(fetched, tmp_path)
-    version = _next_version(registry)
-    files = publish.version_files(model)
+    files = publish.version_files(candidate.model)
     uploaded = {"MLmodel": files["MLmodel"]}
-    _listing(s3, version, uploaded)
-    _expect_puts(s3, version, [n for n in [*files, lineage.MODEL_CARD_FILE] if n not in uploaded])
-    assert _register(registry, fetched, model, scores, "c" * 40) == 0
-    assert _version(registry, version) is not None
+    _listing(s3, candidate.version, uploaded)
+    _expect_puts(s3, candidate.version, [n for n in [*files, lineage.MODEL_CARD_FILE] if n not in uploaded])
+    assert _register(registry, fetched, candidate, "c" * 40) == 0
+    assert _version(registry, candidate.version) is not None
 
 
 def test_register_refuses_to_overwrite_a_different_model_in_the_bucket(
-    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
+    registry: Registry, s3: Stubber, fetched: Path, candidate: Candidate
 ) -> None:
-    model, scores = trained(fetched, tmp_path)
-    version = _next_version(registry)
-    _listing(s3, version, {"MLmodel": b"artifact_path: someone-elses-model\n"})  # and no PutObject stubbed
-    assert _register(registry, fetched, model, scores, "e" * 40) == 1
-    assert _version(registry, version) is None
-
-
-def test_a_writer_racing_the_upload_is_never_overwritten(
-    registry: Registry, s3: Stubber, fetched: Path, tmp_path: Path
-) -> None:
-    """The key was free when listed, then another writer took it: MinIO's 412 on If-None-Match is a refusal."""
-    model, scores = trained(fetched, tmp_path)
-    version = _next_version(registry)
-    _listing(s3, version, {})
-    s3.add_client_error("put_object", "PreconditionFailed", "At least one precondition failed.", 412)
-    assert _register(registry, fetched, model, scores, "f" * 40) == 1
-    assert _version(registry, version) is None
+    _listing(
+        s3, candidate.version, {"MLmodel": b"artifact_path: someone-elses-model\n"}
+    )  # and no PutObject stubbed
+    assert _register(registry, fetched, candidate, "e" * 40) == 1
+    assert _version(registry, candidate.version) is None
 
 
 def test_register_refuses_to_overwrite_a_different_model_in_the_local_store(
-    registry: Registry, fetched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    registry: Registry, fetched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, candidate: Candidate
 ) -> None:
     store = tmp_path / "store"
     monkeypatch.setenv(model_store.ROOT_ENV, str(store))
-    model, scores = trained(fetched, tmp_path)
-    version = _next_version(registry)
-    other = store / APP / version / "MLmodel"
+    other = store / APP / candidate.version / "MLmodel"
     other.parent.mkdir(parents=True)
     other.write_text("artifact_path: someone-elses-model\n")
-    assert _register(registry, fetched, model, scores, "ab" * 20) == 1
+    assert _register(registry, fetched, candidate, "ab" * 20) == 1
     assert other.read_text() == "artifact_path: someone-elses-model\n"
-    assert _version(registry, version) is None
+    assert _version(registry, candidate.version) is None

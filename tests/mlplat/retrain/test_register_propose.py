@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,10 @@ from mlplat.registry_gate import REPO
 from mlplat.retrain import data, lineage
 from tests.support.embedded_mlflow import Registry
 
-from .conftest import APP, run, trained
+from .conftest import APP, register, run, trained
 
 COMMIT = "d" * 40  # a commit id: low entropy (the secrets scan) and no placeholder account number
+BY_HAND = ("--trigger", "manual", "--triggered-by", "someone")  # a run someone started, not the pipelines
 
 
 def _version_tags(url: str, version: str) -> dict[str, str]:
@@ -45,9 +47,8 @@ def _register(
     capsys: pytest.CaptureFixture[str],
 ) -> str:
     capsys.readouterr()
-    code = run(
-        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
-        "--tracking-uri", registry.url, "--trigger", "drift", "--triggered-by", "alert MlplatFeatureDrift",
+    code = register(
+        model, scores, fetched, registry.url, "--trigger", "drift", "--triggered-by", "alert MlplatFeatureDrift",
         "--code-commit", commit, "--image-digest", "sha256:" + "b" * 64, "--parent-run", "run-0",
     )  # fmt: skip
     out = capsys.readouterr().out
@@ -61,11 +62,27 @@ def store(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Path:
     return registry.store
 
 
-def test_register_records_lineage_and_stores_the_model_card_with_the_version(
+DriftRun = Callable[..., str]
+
+
+@pytest.fixture
+def drift_run(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> DriftRun:
+    """The drift pipeline's train, evaluate and register steps with `commit` as the code commit (and
+    evaluate's result replaced by `evaluation`, when given): the version that register printed."""
+
+    def run_steps(commit: str, evaluation: dict[str, str] | None = None) -> str:
+        model, scores = trained(fetched, tmp_path, evaluation)
+        return _register(registry, fetched, model, scores, commit, capsys)
+
+    return run_steps
+
+
+def test_register_records_lineage_and_stores_the_model_card_with_the_version(
+    registry: Registry, store: Path, fetched: Path, drift_run: DriftRun
 ) -> None:
-    model, scores = trained(fetched, tmp_path)
-    version = _register(registry, fetched, model, scores, "2" * 40, capsys)
+    version = drift_run("2" * 40)
     tags = _version_tags(registry.url, version)
     record = json.loads((fetched / data.LINEAGE_FILE).read_text())
     assert lineage.missing(tags) == []
@@ -101,25 +118,24 @@ def test_a_rerun_after_main_moved_registers_nothing_new_for_the_same_image_and_d
     monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "6" * 40)
     model, scores = trained(fetched, tmp_path)
 
-    def register() -> str:
+    def scheduled_run() -> str:
         capsys.readouterr()
-        code = run(
-            "retrain", "register", APP, "--model", str(model), "--data", str(fetched),
-            "--evaluation", str(scores), "--tracking-uri", registry.url, "--trigger", "schedule",
-            "--triggered-by", "cronworkflow/retrain-iris-classifier", "--repo-root", str(scratch),
+        code = register(
+            model, scores, fetched, registry.url,
+            "--trigger", "schedule", "--triggered-by", "cronworkflow/retrain-iris-classifier", "--repo-root", str(scratch),
         )  # fmt: skip
         out = capsys.readouterr().out
         assert code == 0, out
         return out.strip().splitlines()[-1]
 
-    first = register()
+    first = scheduled_run()
     (scratch / "merged.txt").write_text("the promotion pull request merged\n")
     for args in (
         ["add", "merged.txt"],
         ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "m"],
     ):
         subprocess.run(["git", "-C", str(scratch), *args], check=True, capture_output=True)
-    assert register() == first
+    assert scheduled_run() == first
     assert _version_tags(registry.url, first)[lineage.CODE_COMMIT] == "6" * 40
 
 
@@ -135,10 +151,7 @@ def test_a_version_trained_in_the_image_never_claims_it_was_trained_outside_a_co
     monkeypatch.setenv(lineage.CODE_COMMIT_ENV, "8" * 40)
     model, scores = trained(fetched, tmp_path)
     capsys.readouterr()
-    code = run(
-        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
-        "--tracking-uri", registry.url, "--trigger", "manual", "--triggered-by", "someone",
-    )  # fmt: skip
+    code = register(model, scores, fetched, registry.url, *BY_HAND)
     out = capsys.readouterr().out
     assert code == 0, out
     digest = _version_tags(registry.url, out.strip().splitlines()[-1])[lineage.IMAGE_DIGEST]
@@ -152,10 +165,7 @@ def test_register_prints_only_the_version_which_the_workflow_hands_to_propose(
     branch name. A "View run ... at" line from MLflow's client there fails every run at `propose`."""
     model, scores = trained(fetched, tmp_path)
     capsys.readouterr()
-    code = run(
-        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
-        "--tracking-uri", registry.url, "--trigger", "manual", "--triggered-by", "someone", "--code-commit", "9" * 40,
-    )  # fmt: skip
+    code = register(model, scores, fetched, registry.url, *BY_HAND, "--code-commit", "9" * 40)
     out = capsys.readouterr().out
     assert code == 0 and out.strip().isdigit(), repr(out)
 
@@ -166,25 +176,16 @@ def test_register_refuses_an_evaluation_file_that_is_not_evaluate_output(
     model, scores = trained(
         fetched, tmp_path, {"mlplat.evaluation": "passed", "mlplat.metric.accuracy": "inf"}
     )
-    code = run(
-        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
-        "--tracking-uri", registry.url, "--trigger", "manual", "--triggered-by", "someone",
-    )  # fmt: skip
+    code = register(model, scores, fetched, registry.url, *BY_HAND)
     assert code == 2
     assert "--evaluation" in capsys.readouterr().err
 
 
 def test_a_version_below_the_dev_threshold_is_registered_but_propose_refuses_it(
-    registry: Registry,
-    store: Path,
-    fetched: Path,
-    tmp_path: Path,
-    scratch: Path,
-    capsys: pytest.CaptureFixture[str],
+    registry: Registry, drift_run: DriftRun, scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     low = {registry_gate.EVALUATION_TAG: "failed", registry_gate.METRIC_TAG_PREFIX + "accuracy": "0.5"}
-    model, scores = trained(fetched, tmp_path, low)
-    version = _register(registry, fetched, model, scores, "5" * 40, capsys)
+    version = drift_run("5" * 40, low)
     head = git(scratch, "rev-parse", "HEAD")
     code = propose(version, registry.url, scratch)
     err = capsys.readouterr().err
@@ -195,15 +196,9 @@ def test_a_version_below_the_dev_threshold_is_registered_but_propose_refuses_it(
 
 
 def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
-    registry: Registry,
-    store: Path,
-    fetched: Path,
-    tmp_path: Path,
-    scratch: Path,
-    capsys: pytest.CaptureFixture[str],
+    registry: Registry, fetched: Path, drift_run: DriftRun, scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model, scores = trained(fetched, tmp_path)
-    version = _register(registry, fetched, model, scores, COMMIT, capsys)
+    version = drift_run(COMMIT)
     code = propose(version, registry.url, scratch)
     out = capsys.readouterr().out
     assert code == 0
@@ -224,17 +219,11 @@ def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
 
 
 def test_a_rerun_whose_version_dev_already_runs_proposes_nothing_and_succeeds(
-    registry: Registry,
-    store: Path,
-    fetched: Path,
-    tmp_path: Path,
-    scratch: Path,
-    capsys: pytest.CaptureFixture[str],
+    registry: Registry, drift_run: DriftRun, scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The next run on the same data and code gets the same version back from `register`; once its
     promotion merged, `propose` has nothing to commit. That is success, not a failed run every week."""
-    model, scores = trained(fetched, tmp_path)
-    version = _register(registry, fetched, model, scores, "7" * 40, capsys)
+    version = drift_run("7" * 40)
     assert propose(version, registry.url, scratch) == 0  # the first run's promotion, on the checkout now
     capsys.readouterr()
     head = git(scratch, "rev-parse", "HEAD")
@@ -269,11 +258,18 @@ def test_register_outside_a_git_checkout_without_code_commit_is_a_usage_error(
     tree = tmp_path / "image"  # the repository's files as an image holds them, without .git
     (tree / "apps" / APP).mkdir(parents=True)
     shutil.copy(REPO / "apps" / APP / "evaluation.yaml", tree / "apps" / APP)
-    code = run(
-        "retrain", "register", APP, "--model", str(model), "--data", str(fetched), "--evaluation", str(scores),
-        "--tracking-uri", registry.url, "--trigger", "schedule", "--triggered-by", "cron",
-        "--repo-root", str(tree),
-    )  # fmt: skip
+    code = register(
+        model,
+        scores,
+        fetched,
+        registry.url,
+        "--trigger",
+        "schedule",
+        "--triggered-by",
+        "cron",
+        "--repo-root",
+        str(tree),
+    )
     assert code == 2
     assert "pass --code-commit" in capsys.readouterr().err
 

@@ -25,6 +25,12 @@ def rendered() -> dict[tuple[str, str], list[dict[str, Any]]]:
     return {(app, env): kustomize(REPO / "apps" / app / "overlays" / env) for app in APPS for env in ENVS}
 
 
+@pytest.fixture
+def docs(rendered: dict[tuple[str, str], list[dict[str, Any]]], app: str, env: str) -> list[dict[str, Any]]:
+    """What the overlay of the test's `app` for its `env` renders."""
+    return rendered[(app, env)]
+
+
 def test_every_app_passes_every_env_with_the_checkov_scan(capsys: pytest.CaptureFixture[str]) -> None:
     code = validate.main(["--format", "json"])
     report = yaml.safe_load(capsys.readouterr().out)
@@ -44,8 +50,7 @@ def test_base_is_deployable_alone(app: str, capsys: pytest.CaptureFixture[str]) 
 
 @pytest.mark.parametrize("app", APPS)
 @pytest.mark.parametrize("env", ENVS)
-def test_overlay_keeps_the_contract(rendered: dict[Any, Any], app: str, env: str) -> None:
-    docs = rendered[(app, env)]
+def test_overlay_keeps_the_contract(docs: list[dict[str, Any]], app: str, env: str) -> None:
     (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
     meta, predictor = isvc["metadata"], isvc["spec"]["predictor"]
     version = VERSIONS[app][env]
@@ -82,9 +87,8 @@ def test_gpu_app_targets_the_gpu_pool(rendered: dict[Any, Any], env: str) -> Non
 @pytest.mark.parametrize("app", APPS)
 @pytest.mark.parametrize("env", ENVS)
 def test_rendered_model_namespace_is_restricted_and_denied_by_default(
-    rendered: dict[Any, Any], app: str, env: str
+    docs: list[dict[str, Any]], app: str
 ) -> None:
-    docs = rendered[(app, env)]
     namespace = f"models-{APPS[app]}"
     (ns,) = [d for d in docs if d["kind"] == "Namespace"]
     assert ns["metadata"]["name"] == namespace
@@ -124,11 +128,8 @@ def test_rendered_model_namespace_is_restricted_and_denied_by_default(
 
 @pytest.mark.parametrize("app", APPS)
 @pytest.mark.parametrize("env", ENVS)
-def test_namespace_gets_model_store_credentials_from_vault(
-    rendered: dict[Any, Any], app: str, env: str
-) -> None:
+def test_namespace_gets_model_store_credentials_from_vault(docs: list[dict[str, Any]], app: str) -> None:
     """Component model-store-access (docs/runbooks/model-namespaces.md): VSO writes model-store-s3."""
-    docs = rendered[(app, env)]
     namespace = f"models-{APPS[app]}"
     objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]

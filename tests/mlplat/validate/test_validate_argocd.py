@@ -16,7 +16,7 @@ from infra.config import ENVIRONMENTS, load_environment
 from infra.gitops import TEMPLATE
 from infra.services.argocd import model_apps
 from mlplat.validation.argocd import path_match
-from tests.support.validate_helpers import REPO, copy_repo, rules, run_json
+from tests.support.validate_helpers import REPO, copy_repo, copy_without, rules, run_json
 
 ENVS = ENVIRONMENTS
 
@@ -107,9 +107,9 @@ def test_overlay_the_applicationset_misses_is_a_finding(
 def test_app_without_network_isolation_is_a_finding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    base = repo / "apps" / "churn-gbm" / "base" / "kustomization.yaml"
-    base.write_text(base.read_text().replace("  - ../../components/network-isolation\n", ""))
+    repo = copy_without(
+        tmp_path, ("apps/churn-gbm/base/kustomization.yaml", "  - ../../components/network-isolation\n")
+    )
     code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "churn-gbm"), "--env", "staging")
     assert code == 1
     assert [(f["rule"], f["resource"]) for f in report["findings"]] == [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.validate_helpers import REPO, rules, run_json
+from tests.support.validate_helpers import REPO, rules, run_corpus, run_json
 
 BROKEN = REPO / "tests" / "fixtures" / "broken"
 EXPECTED = {
@@ -43,23 +43,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def corpus() -> dict[str, Any]:
     """One run over every case: one kubectl and one schema load for the whole corpus."""
-    capture = pytest.MonkeyPatch()
-    import io
-    import json
-    import sys
-
-    from mlplat import validate
-
-    out = io.StringIO()
-    capture.setattr(sys, "stdout", out)
-    try:
-        code = validate.main(
-            [str(BROKEN / case) for case in EXPECTED]
-            + ["--env", "dev", "--format", "json", "--no-policy-scan"]
-        )
-    finally:
-        capture.undo()
-    return {"code": code, **json.loads(out.getvalue())}
+    return run_corpus(BROKEN / case for case in EXPECTED)
 
 
 def _case_findings(corpus: dict[str, Any], case: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.validate_helpers import copy_repo, run_json
+from tests.support.validate_helpers import copy_repo, edit, run_json
 
 APP = "apps/iris-classifier"
 PROD = f"{APP}/overlays/prod"
@@ -18,14 +18,17 @@ def findings(report: dict[str, Any], rule: str) -> list[dict[str, Any]]:
     return [f for f in report["findings"] if f["rule"] == rule]
 
 
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{path}: {old!r} not found"
-    path.write_text(text.replace(old, new, 1))
-
-
-def add_patch(kustomization: Path, patch: str) -> None:
+def prod_patched(tmp_path: Path, patch: str) -> Path:
+    """A copy of the repository whose prod overlay gets `patch` appended to its kustomization's patches."""
+    repo = copy_repo(tmp_path)
+    kustomization = repo / PROD / "kustomization.yaml"
     kustomization.write_text(kustomization.read_text() + patch)
+    return repo
+
+
+def isvc_patch(operation: str) -> str:
+    """A `patches:` entry applying one JSON-patch `operation` (flow style) to the InferenceService."""
+    return "  - target: {kind: InferenceService}\n    patch: |-\n      - " + operation + "\n"
 
 
 def test_typo_in_prod_patch_target_is_refused_not_silently_skipped(
@@ -49,12 +52,11 @@ def test_later_patch_overriding_the_declared_version_is_drift(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """model-version.yaml says v1, a later patch makes the render serve v7: the gate judged v1."""
-    repo = copy_repo(tmp_path)
-    add_patch(
-        repo / PROD / "kustomization.yaml",
-        "  - target: {kind: InferenceService}\n"
-        "    patch: |-\n"
-        "      - {op: replace, path: /spec/predictor/model/storageUri, value: s3://mlplat-models/iris-classifier/7}\n",
+    repo = prod_patched(
+        tmp_path,
+        isvc_patch(
+            "{op: replace, path: /spec/predictor/model/storageUri, value: s3://mlplat-models/iris-classifier/7}"
+        ),
     )
     code, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "prod")
     assert code == 1
@@ -119,89 +121,72 @@ def test_second_app_in_its_own_namespace_passes(tmp_path: Path, capsys: pytest.C
     assert (code, report["findings"]) == (0, [])
 
 
-def test_app_without_restricted_pod_component_fails_pod_security(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+# One mistake in the base: one finding at its line in the base, listing every environment it breaks.
+BASE_MISTAKES = [
+    # Removing the component that sets the security contexts used to pass: the finding is at the model container.
+    pytest.param("kustomization.yaml", "  - ../../components/restricted-pod\n", "", "MLP-POD-SECURITY", 19, id="app-without-restricted-pod-component"),
+    pytest.param("inferenceservice.yaml", "cpu: 500m", "cpu: 0.5", "MLP-SCHEMA", 25, id="bare-float-cpu-in-the-base"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("file", "old", "new", "rule", "line"), BASE_MISTAKES)
+def test_one_mistake_in_the_base_is_one_finding_listing_every_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], file: str, old: str, new: str, rule: str, line: int
 ) -> None:
-    """Removing the component that sets the security contexts used to pass; it is one finding for
-    all three environments, at the model container in the base."""
     repo = copy_repo(tmp_path)
-    edit(repo / APP / "base" / "kustomization.yaml", "  - ../../components/restricted-pod\n", "")
+    edit(repo / APP / "base" / file, old, new)
     code, report = run_json(capsys, str(repo / APP), "--repo", str(repo))
     assert code == 1
     assert [(f["rule"], f["file"], f["line"], f["env"]) for f in report["findings"]] == [
-        ("MLP-POD-SECURITY", f"{APP}/base/inferenceservice.yaml", 19, "dev,staging,prod")
+        (rule, f"{APP}/base/inferenceservice.yaml", line, "dev,staging,prod")
     ]
 
 
-def test_overlay_relabelling_its_namespace_privileged_is_refused_at_the_patch(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    repo = copy_repo(tmp_path)
-    add_patch(
-        repo / PROD / "kustomization.yaml",
-        "  - target: {kind: Namespace}\n"
-        "    patch: |-\n"
-        "      - op: replace\n"
-        "        path: /metadata/labels/pod-security.kubernetes.io~1enforce\n"
-        "        value: privileged\n",
-    )
+def _validate_prod_with_patch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], patch: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """Exit code and findings of validate on the prod overlay of a copy whose kustomization gets `patch`."""
+    repo = prod_patched(tmp_path, patch)
     code, report = run_json(capsys, str(repo / PROD), "--repo", str(repo))
-    assert code == 1
-    assert [(f["rule"], f["file"], f["line"]) for f in report["findings"]] == [
-        ("MLP-POD-SECURITY-LABEL", f"{PROD}/kustomization.yaml", 33)
-    ]
+    return code, report["findings"]
 
 
-def test_allow_all_network_policy_from_an_overlay_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+# An overlay patch that weakens a rule: one finding, at the line of the patch that does it.
+WEAKENING_PATCHES = [
+    pytest.param("  - target: {kind: Namespace}\n    patch: |-\n      - op: replace\n        path: /metadata/labels/pod-security.kubernetes.io~1enforce\n        value: privileged\n", "MLP-POD-SECURITY-LABEL", 33, id="overlay-relabelling-its-namespace-privileged"),
+    pytest.param("  - target: {kind: NetworkPolicy, name: allow-egress-model-store}\n    patch: |-\n      - {op: replace, path: /spec/egress/0/to/0, value: {ipBlock: {cidr: 0.0.0.0/0}}}\n", "MLP-NETPOL-WIDENS", 31, id="allow-all-network-policy-from-an-overlay"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("patch", "rule", "line"), WEAKENING_PATCHES)
+def test_an_overlay_patch_weakening_a_rule_is_refused_at_the_patch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], patch: str, rule: str, line: int
 ) -> None:
-    repo = copy_repo(tmp_path)
-    add_patch(
-        repo / PROD / "kustomization.yaml",
-        "  - target: {kind: NetworkPolicy, name: allow-egress-model-store}\n"
-        "    patch: |-\n"
-        "      - {op: replace, path: /spec/egress/0/to/0, value: {ipBlock: {cidr: 0.0.0.0/0}}}\n",
-    )
-    code, report = run_json(capsys, str(repo / PROD), "--repo", str(repo))
+    code, found = _validate_prod_with_patch(tmp_path, capsys, patch)
     assert code == 1
-    assert [(f["rule"], f["file"], f["line"]) for f in report["findings"]] == [
-        ("MLP-NETPOL-WIDENS", f"{PROD}/kustomization.yaml", 31)
-    ]
+    assert [(f["rule"], f["file"], f["line"]) for f in found] == [(rule, f"{PROD}/kustomization.yaml", line)]
 
 
 def test_bare_float_cpu_in_an_overlay_points_at_the_overlay_and_says_how_to_quote_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    add_patch(
-        repo / PROD / "kustomization.yaml",
+    code, found = _validate_prod_with_patch(
+        tmp_path,
+        capsys,
         "  - target: {kind: InferenceService}\n"
         "    patch: |-\n"
         "      - op: replace\n"
         "        path: /spec/predictor/model/resources/requests/cpu\n"
         "        value: 0.25\n",
     )
-    code, report = run_json(capsys, str(repo / PROD), "--repo", str(repo))
     assert code == 1
-    (finding,) = report["findings"]
+    (finding,) = found
     assert (finding["rule"], finding["file"], finding["line"]) == (
         "MLP-SCHEMA",
         f"{PROD}/kustomization.yaml",
         33,
     )
     assert finding["fix"].startswith('quote it, e.g. `cpu: "250m"`')
-
-
-def test_one_mistake_in_the_base_is_one_finding_listing_every_environment(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    repo = copy_repo(tmp_path)
-    edit(repo / APP / "base" / "inferenceservice.yaml", "cpu: 500m", "cpu: 0.5")
-    code, report = run_json(capsys, str(repo / APP), "--repo", str(repo))
-    assert code == 1
-    assert [(f["rule"], f["file"], f["line"], f["env"]) for f in report["findings"]] == [
-        ("MLP-SCHEMA", f"{APP}/base/inferenceservice.yaml", 25, "dev,staging,prod")
-    ]
 
 
 def test_checkov_findings_carry_the_line_of_the_overlay_that_set_the_value(
@@ -211,12 +196,9 @@ def test_checkov_findings_carry_the_line_of_the_overlay_that_set_the_value(
 
     from mlplat import validate
 
-    repo = copy_repo(tmp_path)
-    add_patch(
-        repo / PROD / "kustomization.yaml",
-        "  - target: {kind: InferenceService}\n"
-        "    patch: |-\n"
-        "      - {op: add, path: /spec/predictor/model/image, value: 'docker.io/library/python:latest'}\n",
+    repo = prod_patched(
+        tmp_path,
+        isvc_patch("{op: add, path: /spec/predictor/model/image, value: 'docker.io/library/python:latest'}"),
     )
     code = validate.main([str(repo / PROD), "--repo", str(repo), "--format", "json"])
     report = json.loads(capsys.readouterr().out)
@@ -253,39 +235,16 @@ def test_a_restricted_namespace_passes(labels: dict[str, str]) -> None:
     assert _psa("Namespace", labels) == []
 
 
-@pytest.mark.parametrize(
-    ("labels", "path", "says"),
-    [
-        (
-            {**RESTRICTED, "pod-security.kubernetes.io/enforce": "baseline"},
-            "enforce",
-            "enforce is 'baseline', not 'restricted'",
-        ),
-        (
-            {k: v for k, v in RESTRICTED.items() if not k.endswith("warn")},
-            "warn",
-            "warn is None, not 'restricted'",
-        ),
-        (
-            {**RESTRICTED, "pod-security.kubernetes.io/audit-version": "v1.29"},
-            "audit-version",
-            "audit-version is 'v1.29'",
-        ),
-        (  # a version sorting before `latest`
-            {**RESTRICTED, "pod-security.kubernetes.io/enforce-version": "1.29"},
-            "enforce-version",
-            "enforce-version is '1.29'",
-        ),
-        ({**RESTRICTED, "pod-security.kubernetes.io/exempt": "true"}, "exempt", "exempt is 'true'"),
-    ],
-    ids=[
-        "enforce-baseline",
-        "warn-missing",
-        "pinned-old-version",
-        "version-sorting-before-latest",
-        "unknown-psa-label",
-    ],
-)
+WEAKENING_LABELS = [
+    pytest.param({**RESTRICTED, "pod-security.kubernetes.io/enforce": "baseline"}, "enforce", "enforce is 'baseline', not 'restricted'", id="enforce-baseline"),
+    pytest.param({k: v for k, v in RESTRICTED.items() if not k.endswith("warn")}, "warn", "warn is None, not 'restricted'", id="warn-missing"),
+    pytest.param({**RESTRICTED, "pod-security.kubernetes.io/audit-version": "v1.29"}, "audit-version", "audit-version is 'v1.29'", id="pinned-old-version"),
+    pytest.param({**RESTRICTED, "pod-security.kubernetes.io/enforce-version": "1.29"}, "enforce-version", "enforce-version is '1.29'", id="version-sorting-before-latest"),  # a version sorting before `latest`
+    pytest.param({**RESTRICTED, "pod-security.kubernetes.io/exempt": "true"}, "exempt", "exempt is 'true'", id="unknown-psa-label"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("labels", "path", "says"), WEAKENING_LABELS)
 def test_a_namespace_that_weakens_pod_security_is_refused_at_its_label(
     labels: dict[str, str], path: str, says: str
 ) -> None:
@@ -334,89 +293,24 @@ def test_a_rule_within_what_the_components_allow_passes(direction: str, rule: di
     assert _widens(direction, rule) == []
 
 
-@pytest.mark.parametrize(
-    ("direction", "rule", "path", "says"),
-    [
-        ("ingress", {"ports": [{"port": 8080}]}, "spec/ingress/[0]", "has no `from`"),
-        ("ingress", {"from": [{}]}, "spec/ingress/[0]/from/[0]", "empty peer"),
-        (
-            "ingress",
-            {"from": [GATEWAY_PEER], "ports": [{"port": 9090}]},
-            "spec/ingress/[0]/ports",
-            "TCP 9090 beyond",
-        ),
-        ("ingress", {"from": [GATEWAY_PEER]}, "spec/ingress/[0]/ports", "allows every port beyond"),
-        (
-            "ingress",
-            {"from": [GATEWAY_PEER], "ports": [{"port": 8080, "endPort": 8090}]},
-            "spec/ingress/[0]/ports",
-            "TCP 8080-8090",
-        ),
-        (
-            "ingress",
-            {"from": [{"podSelector": {}}]},
-            "spec/ingress/[0]/from/[0]",
-            "which no component rule allows",
-        ),
-        (
-            "egress",
-            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
-            "spec/egress/[0]/to/[0]/ipBlock/cidr",
-            "opens ipBlock 0.0.0.0/0",
-        ),
-        (
-            "egress",
-            {"to": [{"ipBlock": {"cidr": "::/0"}}]},
-            "spec/egress/[0]/to/[0]/ipBlock/cidr",
-            "opens ipBlock ::/0",
-        ),
-        (
-            "egress",
-            {"to": [{"ipBlock": {"cidr": "11.0.0.0/8"}}]},
-            "spec/egress/[0]/to/[0]",
-            "ipBlock 11.0.0.0/8",
-        ),
-        (
-            "egress",
-            {"to": [{"ipBlock": {"cidr": "10.0.0.0/7"}}]},
-            "spec/egress/[0]/to/[0]",
-            "ipBlock 10.0.0.0/7",
-        ),
-        (
-            "egress",
-            {"to": [{"ipBlock": {"cidr": "::a00:0/104"}}]},
-            "spec/egress/[0]/to/[0]",
-            "ipBlock ::a00:0/104",
-        ),
-        (
-            "egress",
-            {"to": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]},
-            "spec/egress/[0]/to/[0]",
-            "ipBlock 10.0.0.0/33",
-        ),
-        (
-            "egress",
-            {"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}, "podSelector": {}}]},
-            "spec/egress/[0]/to/[0]",
-            "which no component rule allows",
-        ),
-    ],
-    ids=[
-        "no-peers",
-        "empty-peer",
-        "another-port",
-        "every-port",
-        "port-range",
-        "other-peer",
-        "ipv4-everything",
-        "ipv6-everything",
-        "block-outside",
-        "block-around-the-allowed-one",
-        "ipv6-block",
-        "not-a-cidr",
-        "block-with-a-selector",
-    ],
-)
+WIDENING_RULES = [
+    pytest.param("ingress", {"ports": [{"port": 8080}]}, "spec/ingress/[0]", "has no `from`", id="no-peers"),
+    pytest.param("ingress", {"from": [{}]}, "spec/ingress/[0]/from/[0]", "empty peer", id="empty-peer"),
+    pytest.param("ingress", {"from": [GATEWAY_PEER], "ports": [{"port": 9090}]}, "spec/ingress/[0]/ports", "TCP 9090 beyond", id="another-port"),
+    pytest.param("ingress", {"from": [GATEWAY_PEER]}, "spec/ingress/[0]/ports", "allows every port beyond", id="every-port"),
+    pytest.param("ingress", {"from": [GATEWAY_PEER], "ports": [{"port": 8080, "endPort": 8090}]}, "spec/ingress/[0]/ports", "TCP 8080-8090", id="port-range"),
+    pytest.param("ingress", {"from": [{"podSelector": {}}]}, "spec/ingress/[0]/from/[0]", "which no component rule allows", id="other-peer"),
+    pytest.param("egress", {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}, "spec/egress/[0]/to/[0]/ipBlock/cidr", "opens ipBlock 0.0.0.0/0", id="ipv4-everything"),
+    pytest.param("egress", {"to": [{"ipBlock": {"cidr": "::/0"}}]}, "spec/egress/[0]/to/[0]/ipBlock/cidr", "opens ipBlock ::/0", id="ipv6-everything"),
+    pytest.param("egress", {"to": [{"ipBlock": {"cidr": "11.0.0.0/8"}}]}, "spec/egress/[0]/to/[0]", "ipBlock 11.0.0.0/8", id="block-outside"),
+    pytest.param("egress", {"to": [{"ipBlock": {"cidr": "10.0.0.0/7"}}]}, "spec/egress/[0]/to/[0]", "ipBlock 10.0.0.0/7", id="block-around-the-allowed-one"),
+    pytest.param("egress", {"to": [{"ipBlock": {"cidr": "::a00:0/104"}}]}, "spec/egress/[0]/to/[0]", "ipBlock ::a00:0/104", id="ipv6-block"),
+    pytest.param("egress", {"to": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}, "spec/egress/[0]/to/[0]", "ipBlock 10.0.0.0/33", id="not-a-cidr"),
+    pytest.param("egress", {"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}, "podSelector": {}}]}, "spec/egress/[0]/to/[0]", "which no component rule allows", id="block-with-a-selector"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("direction", "rule", "path", "says"), WIDENING_RULES)
 def test_a_rule_widening_what_the_components_allow_is_refused_where_it_widens(
     direction: str, rule: dict[str, Any], path: str, says: str
 ) -> None:
@@ -489,9 +383,8 @@ def test_a_patch_without_a_target_does_not_end_the_search_for_unmatched_ones(
 ) -> None:
     """A strategic-merge patch names its object itself (no `target:`); a targeted patch after it that
     matches nothing is still found."""
-    repo = copy_repo(tmp_path)
-    add_patch(
-        repo / PROD / "kustomization.yaml",
+    repo = prod_patched(
+        tmp_path,
         "  - patch: |-\n"
         "      apiVersion: v1\n      kind: ServiceAccount\n      metadata: {name: iris-classifier, namespace: models-core-ml}\n"
         "      automountServiceAccountToken: false\n"
@@ -629,55 +522,32 @@ M = "spec/predictor/model/securityContext"
 P = "spec/predictor"
 
 
-@pytest.mark.parametrize(
-    ("pod", "container", "extra", "paths"),
-    [
-        ({}, {}, {}, []),
-        ({"seccompProfile": {"type": "Localhost"}}, {"seccompProfile": None}, {}, []),  # the pod's profile
-        ({}, {"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}, {}, []),  # the one allowed add
-        ({}, {"procMount": "Default", "seLinuxOptions": {"type": "container_t"}}, {}, []),
-        ({}, {"appArmorProfile": {"type": "RuntimeDefault"}}, {}, []),
-        ({}, {}, {"hostNetwork": True}, [f"{P}/hostNetwork"]),
-        ({}, {}, {"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}, [f"{P}/volumes/[0]/hostPath"]),
-        ({"runAsUser": 0}, {}, {}, [f"{P}/securityContext/runAsUser"]),
-        ({"seccompProfile": {"type": "Unconfined"}}, {}, {}, [f"{P}/securityContext/seccompProfile/type"]),
-        ({}, {"privileged": True}, {}, [f"{M}/privileged"]),
-        ({}, {"allowPrivilegeEscalation": None}, {}, [f"{M}/allowPrivilegeEscalation"]),
-        ({}, {"runAsNonRoot": False}, {}, [f"{M}/runAsNonRoot"]),
-        ({"runAsNonRoot": None}, {}, {}, [f"{M}/runAsNonRoot"]),
-        ({}, {"seccompProfile": None}, {}, [f"{M}/seccompProfile"]),
-        ({}, {"seccompProfile": {"type": "Unconfined"}}, {}, [f"{M}/seccompProfile/type"]),
-        ({}, {"capabilities": {"drop": ["NET_RAW"]}}, {}, [f"{M}/capabilities/drop"]),
-        ({}, {"capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}}, {}, [f"{M}/capabilities/add"]),
-        ({}, {"procMount": "Unmasked"}, {}, [f"{M}/procMount"]),
-        ({}, {"seLinuxOptions": {"user": "system_u"}}, {}, [f"{M}/seLinuxOptions"]),
-        ({}, {"appArmorProfile": {"type": "Unconfined"}}, {}, [f"{M}/appArmorProfile/type"]),
-        ({}, {"windowsOptions": {"hostProcess": True}}, {}, [f"{M}/windowsOptions/hostProcess"]),
-    ],
-    ids=[
-        "restricted",
-        "seccomp-from-the-pod",
-        "net-bind-service",
-        "default-proc-mount-and-container-t",
-        "apparmor-runtime-default",
-        "host-network",
-        "host-path",
-        "root-uid",
-        "pod-unconfined",
-        "privileged",
-        "escalation-unset",
-        "run-as-root-allowed",
-        "non-root-nowhere",
-        "seccomp-nowhere",
-        "container-unconfined",
-        "drop-not-all",
-        "add-sys-admin",
-        "unmasked-proc",
-        "selinux-user",
-        "apparmor-unconfined",
-        "windows-host-process",
-    ],
-)
+RESTRICTED_CONTROLS = [
+    pytest.param({}, {}, {}, [], id="restricted"),
+    pytest.param({"seccompProfile": {"type": "Localhost"}}, {"seccompProfile": None}, {}, [], id="seccomp-from-the-pod"),  # the pod's profile
+    pytest.param({}, {"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}, {}, [], id="net-bind-service"),  # the one allowed add
+    pytest.param({}, {"procMount": "Default", "seLinuxOptions": {"type": "container_t"}}, {}, [], id="default-proc-mount-and-container-t"),
+    pytest.param({}, {"appArmorProfile": {"type": "RuntimeDefault"}}, {}, [], id="apparmor-runtime-default"),
+    pytest.param({}, {}, {"hostNetwork": True}, [f"{P}/hostNetwork"], id="host-network"),
+    pytest.param({}, {}, {"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}, [f"{P}/volumes/[0]/hostPath"], id="host-path"),
+    pytest.param({"runAsUser": 0}, {}, {}, [f"{P}/securityContext/runAsUser"], id="root-uid"),
+    pytest.param({"seccompProfile": {"type": "Unconfined"}}, {}, {}, [f"{P}/securityContext/seccompProfile/type"], id="pod-unconfined"),
+    pytest.param({}, {"privileged": True}, {}, [f"{M}/privileged"], id="privileged"),
+    pytest.param({}, {"allowPrivilegeEscalation": None}, {}, [f"{M}/allowPrivilegeEscalation"], id="escalation-unset"),
+    pytest.param({}, {"runAsNonRoot": False}, {}, [f"{M}/runAsNonRoot"], id="run-as-root-allowed"),
+    pytest.param({"runAsNonRoot": None}, {}, {}, [f"{M}/runAsNonRoot"], id="non-root-nowhere"),
+    pytest.param({}, {"seccompProfile": None}, {}, [f"{M}/seccompProfile"], id="seccomp-nowhere"),
+    pytest.param({}, {"seccompProfile": {"type": "Unconfined"}}, {}, [f"{M}/seccompProfile/type"], id="container-unconfined"),
+    pytest.param({}, {"capabilities": {"drop": ["NET_RAW"]}}, {}, [f"{M}/capabilities/drop"], id="drop-not-all"),
+    pytest.param({}, {"capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}}, {}, [f"{M}/capabilities/add"], id="add-sys-admin"),
+    pytest.param({}, {"procMount": "Unmasked"}, {}, [f"{M}/procMount"], id="unmasked-proc"),
+    pytest.param({}, {"seLinuxOptions": {"user": "system_u"}}, {}, [f"{M}/seLinuxOptions"], id="selinux-user"),
+    pytest.param({}, {"appArmorProfile": {"type": "Unconfined"}}, {}, [f"{M}/appArmorProfile/type"], id="apparmor-unconfined"),
+    pytest.param({}, {"windowsOptions": {"hostProcess": True}}, {}, [f"{M}/windowsOptions/hostProcess"], id="windows-host-process"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("pod", "container", "extra", "paths"), RESTRICTED_CONTROLS)
 def test_each_restricted_control_is_one_finding_at_its_key(
     pod: dict[str, Any], container: dict[str, Any], extra: dict[str, Any], paths: list[str]
 ) -> None:

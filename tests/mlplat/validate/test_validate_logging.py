@@ -4,27 +4,23 @@ apps pass as they are, and each way of breaking them is one finding with its exa
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.validate_helpers import copy_repo, rules, run_json
+from tests.support.validate_helpers import copy_repo, edit, rules, run_json
 
 APP = "apps/churn-gbm"
 COMPONENT = "apps/components/inference-logging"
+CHURN = "InferenceService/models-growth/churn-gbm"
 
 
 def logging_findings(report: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted(
         (f["rule"], f["resource"]) for f in report["findings"] if f["rule"].startswith("MLP-LOGGING-")
     )
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{path}: {old!r} not found"
-    path.write_text(text.replace(old, new, 1))
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
@@ -37,11 +33,8 @@ def test_logged_apps_that_declare_their_fields_and_admit_the_agent_pass(
     assert code == 0, report["findings"]
 
 
-def test_a_logged_app_without_a_field_policy_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    repo = copy_repo(tmp_path)
-    # Logging on, but the ConfigMap is built from an empty file instead of the contract.
+def _without_a_field_policy(repo: Path) -> None:
+    """Logging on, but the ConfigMap is built from an empty file instead of the contract."""
     (repo / APP / "base" / "monitoring.yaml").unlink()
     (repo / APP / "base" / "policy.yaml").write_text("{}\n")
     edit(
@@ -49,11 +42,43 @@ def test_a_logged_app_without_a_field_policy_is_refused(
         "files: [monitoring.yaml]",
         "files: [monitoring.yaml=policy.yaml]",
     )
+
+
+def _without_the_privacy_marshaller(repo: Path) -> None:
+    """The logger posts payloads as they are: the marshaller that hashes and drops fields is gone."""
+    edit(
+        repo / COMPONENT / "kustomization.yaml",
+        "          marshallerUrl: http://127.0.0.1:9084/marshal\n",
+        "",
+    )
+
+
+def _without_the_agents_network_policy(repo: Path) -> None:
+    """The component's NetworkPolicy admitting traffic to the agent, and the replacement that places it."""
+    edit(repo / COMPONENT / "kustomization.yaml", "  - networkpolicy.yaml\n", "")
+    edit(
+        repo / COMPONENT / "kustomization.yaml",
+        "      - select:\n          kind: NetworkPolicy\n          name: allow-ingress-to-inference-logger\n"
+        "        fieldPaths: [metadata.namespace]\n        options: {create: true}\n",
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    "breaks",
+    [
+        pytest.param(_without_a_field_policy, id="logged-app-without-a-field-policy"),
+        pytest.param(_without_the_privacy_marshaller, id="logger-without-the-privacy-marshaller"),
+    ],
+)
+def test_a_logged_app_without_its_privacy_guard_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], breaks: Callable[[Path], None]
+) -> None:
+    repo = copy_repo(tmp_path)
+    breaks(repo)
     code, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
     assert code == 1
-    assert logging_findings(report) == [
-        ("MLP-LOGGING-UNDECLARED", "InferenceService/models-growth/churn-gbm")
-    ]
+    assert logging_findings(report) == [("MLP-LOGGING-UNDECLARED", CHURN)]
 
 
 def test_prod_refuses_to_log_a_personal_field_kept_raw(
@@ -67,37 +92,15 @@ def test_prod_refuses_to_log_a_personal_field_kept_raw(
     assert "personal field 'customer_id' is kept raw in prod" in finding["message"], finding
 
 
-def test_a_logger_without_the_privacy_marshaller_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    repo = copy_repo(tmp_path)
-    edit(
-        repo / COMPONENT / "kustomization.yaml",
-        "          marshallerUrl: http://127.0.0.1:9084/marshal\n",
-        "",
-    )
-    code, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
-    assert code == 1
-    assert logging_findings(report) == [
-        ("MLP-LOGGING-UNDECLARED", "InferenceService/models-growth/churn-gbm")
-    ]
-
-
 def test_a_logged_app_whose_policies_drop_the_agent_port_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = copy_repo(tmp_path)
-    edit(repo / COMPONENT / "kustomization.yaml", "  - networkpolicy.yaml\n", "")
-    edit(
-        repo / COMPONENT / "kustomization.yaml",
-        "      - select:\n          kind: NetworkPolicy\n          name: allow-ingress-to-inference-logger\n"
-        "        fieldPaths: [metadata.namespace]\n        options: {create: true}\n",
-        "",
-    )
+    _without_the_agents_network_policy(repo)
     shutil.rmtree(repo / "apps" / "llm-chat")  # not logged; keeps the run short
     code, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
     assert code == 1
-    assert logging_findings(report) == [("MLP-LOGGING-PORT", "InferenceService/models-growth/churn-gbm")]
+    assert logging_findings(report) == [("MLP-LOGGING-PORT", CHURN)]
     assert "MLP-LOGGING-UNDECLARED" not in rules(report)
 
 
@@ -141,7 +144,7 @@ def test_only_a_rule_admitting_tcp_9081_lets_logged_traffic_reach_the_agent(
     edit(repo / COMPONENT / "networkpolicy.yaml", AGENT_PORT_LINE, ports)
     shutil.rmtree(repo / "apps" / "llm-chat")  # not logged; keeps the run short
     _, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
-    expected = [] if admitted else [("MLP-LOGGING-PORT", "InferenceService/models-growth/churn-gbm")]
+    expected = [] if admitted else [("MLP-LOGGING-PORT", CHURN)]
     assert logging_findings(report) == expected, report["findings"]
 
 
@@ -159,7 +162,7 @@ def test_a_rule_admitting_9081_only_from_inside_the_namespace_does_not_count(
     path.write_text(text[:start] + "    - from:\n        - podSelector: {}\n" + text[end:])
     shutil.rmtree(repo / "apps" / "llm-chat")
     _, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")
-    assert logging_findings(report) == [("MLP-LOGGING-PORT", "InferenceService/models-growth/churn-gbm")]
+    assert logging_findings(report) == [("MLP-LOGGING-PORT", CHURN)]
 
 
 def test_a_logging_inference_service_outside_an_app_is_not_judged_as_an_app(
@@ -184,13 +187,7 @@ def test_a_namespace_without_any_network_policy_is_default_denys_finding_not_the
     """With no NetworkPolicy at all nothing is isolated, so the agent's port is reachable: the missing
     isolation is MLP-NETPOL-DEFAULT-DENY's to report, and the app's other objects are no policies."""
     repo = copy_repo(tmp_path)
-    edit(repo / COMPONENT / "kustomization.yaml", "  - networkpolicy.yaml\n", "")
-    edit(
-        repo / COMPONENT / "kustomization.yaml",
-        "      - select:\n          kind: NetworkPolicy\n          name: allow-ingress-to-inference-logger\n"
-        "        fieldPaths: [metadata.namespace]\n        options: {create: true}\n",
-        "",
-    )
+    _without_the_agents_network_policy(repo)
     edit(repo / APP / "base" / "kustomization.yaml", "  - ../../components/network-isolation\n", "")
     shutil.rmtree(repo / "apps" / "llm-chat")
     _, report = run_json(capsys, str(repo / APP), "--repo", str(repo), "--env", "dev")

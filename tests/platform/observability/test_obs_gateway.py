@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.alertmanager import inhibited, route_receivers
+from tests.support.alertmanager import alert, inhibited, route_receivers
 from tests.support.obs_helpers import (
     ALERTMANAGER_CONFIG,
     DASHBOARDS_DIR,
@@ -257,13 +257,9 @@ def test_gateway_alerts_reach_the_apps_team_not_the_platform() -> None:
 
 
 def test_a_failing_canary_does_not_mute_the_stable_versions_warning() -> None:
-    stable = {
-        "alertname": "ModelVersionHighErrorRate",
-        "severity": "warning",
-        "namespace": "models-fraud",
-        "isvc": "fraud",
-        "variant": "stable",
-    }
+    stable = alert(
+        "ModelVersionHighErrorRate", "warning", namespace="models-fraud", isvc="fraud", variant="stable"
+    )
     canary_page = {**stable, "severity": "critical", "variant": "canary"}
     canary_warning = {**canary_page, "severity": "warning"}
     assert not inhibited(stable, [canary_page])
