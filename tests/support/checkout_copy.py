@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.support.harness import REPO
+from tests.support.validate_helpers import edit as edit  # re-exported: the one exactly-once text edit
 
 # What `add_environment` writes into infra/contract.py: `qa` between dev and staging (promotion order).
 CONTRACT_ENVIRONMENTS = '["dev", "staging", "prod"]'
@@ -26,13 +27,6 @@ def checkout_copy(dest: Path) -> Path:
     for part in ("Pulumi.yaml", "__main__.py", "Makefile"):
         shutil.copy(REPO / part, dest / part)
     return dest
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    """Replace the one occurrence of `old` in `path` (fails when there is none or several)."""
-    text = path.read_text()
-    assert text.count(old) == 1, f"{path}: {old!r}"
-    path.write_text(text.replace(old, new))
 
 
 def add_environment_to_the_contract(repo: Path) -> None:
