@@ -4,7 +4,6 @@ file is the one owner of both."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from infra.contract import ENVIRONMENTS
 from infra.gitops import REVISION, TEMPLATE, ModelApps, git_artifacts, render, repository_link
 from infra.services.monitoring import with_runbook_links
 from tests.support.harness import REPO, build_config
+from tests.support.program_refusal import program_refusal
 
 MOVED = "https://github.com/example-fork/mlplat-fork.git"
 RELEASE = "release-2026.12"
@@ -98,11 +98,9 @@ def test_a_copied_repository_url_stops_the_program() -> None:
 
 def test_under_pulumi_up_a_copied_repository_is_a_clean_error() -> None:
     """The engine prints a RunError's message; any other exception is a traceback mid-deploy."""
-    code = (
-        "import json, pulumi\n"
+    setup = (
         "import infra.services.argocd as argocd\n"
         "from infra.config import read_stack_file, stack_file\n"
-        "from mlplat import mocks\n"
         "load = argocd.load_documents\n"
         "def copied(patterns):\n"
         "    docs = load(patterns)\n"
@@ -111,18 +109,9 @@ def test_under_pulumi_up_a_copied_repository_is_a_clean_error() -> None:
         "            doc['spec']['sourceRepos'] = ['https://github.com/someone-else/mlplat.git']\n"
         "    return docs\n"
         "argocd.load_documents = copied\n"
-        "mocks.start('dev', read_stack_file(stack_file('dev')))\n"
-        "from infra import program\n"
-        "try:\n"
-        "    mocks.run(program.main)\n"
-        "except pulumi.RunError as err:\n"
-        "    print(json.dumps(str(err)))\n"
+        "values = read_stack_file(stack_file('dev'))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
-    )
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "platform/argocd/models.yaml" in result.stdout, result.stdout
+    assert "platform/argocd/models.yaml" in program_refusal(REPO, "dev", setup).error
 
 
 def test_no_yaml_file_spells_the_repository_the_stack_files_own() -> None:
