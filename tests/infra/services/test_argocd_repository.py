@@ -168,6 +168,6 @@ def test_pipelines_cannot_be_given_a_repository_they_cannot_push_to(tmp_path: Pa
     text = stack_file("dev").read_text()
     line = f"      repo_url: {load_environment('dev').services.argocd.repo_url}\n"
     path = tmp_path / "Pulumi.dev.yaml"
-    path.write_text(text.replace(line, "      repo_url: git@github.com:example-org/mlplat.git\n"))
+    path.write_text(text.replace(line, "      repo_url: git@github.com:platform-team/mlplat.git\n"))
     with pytest.raises(ConfigError, match="clone and push over https to GitHub"):
         load_stack_config(read_stack_file(path), str(path), "dev")
