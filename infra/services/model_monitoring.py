@@ -36,7 +36,7 @@ import yaml
 
 from infra import versions
 from infra.config import ConfigError, InferenceLogsConfig
-from infra.contract import MODEL_LABEL, app_environments
+from infra.contract import MODEL_LABEL
 from infra.monitoring_contract import ContractError, load, path_of
 from infra.services import minio, mlflow, monitoring
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
@@ -88,12 +88,16 @@ def _retention_days(app: str, repo: Path) -> dict[str, int]:
 
 def monitored_apps(repo: Path = REPO, *, environment: str | None = None) -> list[MonitoredApp]:
     """Apps with `base/monitoring.yaml`, with the namespace and name of their base InferenceService;
-    with `environment`, only those that deploy there (an overlay): elsewhere an app has no logs, and
-    its contract need not say how long it would keep them."""
+    with `environment`, only those whose contract keeps logs there. Every app that deploys there does
+    (infra/monitoring_contract.py refuses an overlay without its retention); following the contracts
+    rather than the overlays keeps an app's expiry rule and drift job in place while its overlay comes
+    and goes, which the program only sees at its next deploy (deploy.yml does not run on apps/)."""
     found = []
     for contract in sorted(repo.glob("apps/*/base/monitoring.yaml")):
         base = contract.parent
-        if environment is not None and environment not in app_environments(base.parent):
+        app = base.parent.name
+        retention = _retention_days(app, repo)
+        if environment is not None and environment not in retention:
             continue
         isvc = next(
             doc
@@ -101,9 +105,8 @@ def monitored_apps(repo: Path = REPO, *, environment: str | None = None) -> list
             for doc in yaml.safe_load_all(path.read_text())
             if isinstance(doc, dict) and doc.get("kind") == "InferenceService"
         )
-        app = base.parent.name
         meta = isvc["metadata"]
-        found.append(MonitoredApp(app, meta["namespace"], meta["name"], _retention_days(app, repo)))
+        found.append(MonitoredApp(app, meta["namespace"], meta["name"], retention))
     return found
 
 

@@ -6,7 +6,10 @@ bucket's lifecycle; an environment the app does not deploy to needs nothing from
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +132,27 @@ def test_retention_is_read_per_environment_of_the_contract(tmp_path: Path) -> No
     days = {env: 10 * (i + 1) for i, env in enumerate(ENVIRONMENTS)}
     path.write_text(CONTRACT % _days(**days))
     assert monitoring_contract.load_file(path, "x").retention_days == days
+
+
+def test_an_apps_log_expiry_stays_while_its_overlay_comes_and_goes(tmp_path: Path) -> None:
+    """The program applies MinIO's expiry rules only when it deploys, and deploy.yml does not run on apps/:
+    a rule that followed the overlays would be missing for an app promoted into prod since the last
+    deploy (90 days instead of its 30), and `ilm rule rm --all` would lengthen what it already kept."""
+    repo = checkout_copy(tmp_path / "checkout")
+    shutil.rmtree(repo / "apps" / "iris-classifier" / "overlays" / "prod")
+    code = (
+        "import json\n"
+        "from infra.services.minio import logs_lifecycle_commands\n"
+        "print(json.dumps(logs_lifecycle_commands('prod', 90)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    commands = [c["command"] for c in json.loads(result.stdout)]
+    days = yaml.safe_load((repo / "apps" / "iris-classifier" / "base" / "monitoring.yaml").read_text())[
+        "retention_days"
+    ]["prod"]
+    assert any("models-core-ml/iris-classifier/" in c and f"--expire-days {days}" in c for c in commands), (
+        commands
+    )
