@@ -32,6 +32,7 @@ from infra.contract import ENVIRONMENT_LABEL, MODEL_STORE_URI, Environment
 from infra.contract import ENVIRONMENTS as ENVIRONMENTS
 from infra.contract import GPU_POOL_LABEL as GPU_POOL_LABEL
 from infra.contract import NODE_POOL_LABEL as NODE_POOL_LABEL
+from infra.gitops import https_address
 from infra.instance_types import NODE_SHAPES
 from infra.stack_file import MAX_NESTING, MAX_STACK_FILE_BYTES, parse_stack_yaml
 
@@ -712,10 +713,13 @@ class ServicesConfig(_Model):
         # The pipelines clone the repository with the retraining token as an https password (Argo's git
         # artifact `usernameSecret`/`passwordSecret`, which go-git refuses for an ssh address) and their
         # `open-pr` step pushes over https and opens the pull request through GitHub's API.
-        if self.argo_workflows.enabled and not GITHUB_HTTPS_REPOSITORY.match(self.argocd.repo_url):
+        if self.argo_workflows.enabled and not GITHUB_HTTPS_REPOSITORY.match(
+            https_address(self.argocd.repo_url)
+        ):
             raise ValueError(
                 f"argocd.repo_url: {self.argocd.repo_url!r}: the retraining pipelines (argo_workflows.enabled) "
-                "clone and push over https to GitHub: write https://github.com/<owner>/<repo>.git"
+                "clone and push over https to GitHub: write https://github.com/<owner>/<repo>.git "
+                "(or git@github.com:<owner>/<repo>.git, which they reach over https)"
             )
         return self
 

@@ -342,7 +342,7 @@ def with_platform_repository(doc: dict[str, Any], repository: ArgoCdConfig) -> d
     revision it tracks (they name neither)."""
     filled: dict[str, Any] = copy.deepcopy(doc)
     for _, git in git_artifacts(filled):
-        git["repo"] = repository.repo_url
+        git["repo"] = https_address(repository.repo_url)
         git["revision"] = repository.target_revision
     return filled
 
@@ -356,8 +356,13 @@ def with_platform_repository(doc: dict[str, Any], repository: ArgoCdConfig) -> d
 _SSH_ADDRESS = re.compile(r"^git@(?P<host>[^:]+):(?P<path>.+)$")
 
 
+def https_address(repo_url: str) -> str:
+    """The repository's https address, whichever form `repo_url` takes (`git@host:owner/repo.git` is
+    `https://host/owner/repo.git`): the pipelines clone and push with a token, which is an https password."""
+    ssh = _SSH_ADDRESS.match(repo_url)
+    return f"https://{ssh['host']}/{ssh['path']}" if ssh else repo_url
+
+
 def repository_link(repo_url: str, revision: str, path: str) -> str:
     """The web link to `path` (a file, with an optional `#anchor`) of the repository at `revision`."""
-    ssh = _SSH_ADDRESS.match(repo_url)
-    web = f"https://{ssh['host']}/{ssh['path']}" if ssh else repo_url
-    return f"{web.rstrip('/').removesuffix('.git')}/blob/{revision}/{path}"
+    return f"{https_address(repo_url).rstrip('/').removesuffix('.git')}/blob/{revision}/{path}"

@@ -62,7 +62,7 @@ import yaml
 
 from infra.config import ArgoCdConfig, ArgoWorkflowsConfig, ConfigError
 from infra.contract import ARTIFACT_REPOSITORIES_CONFIGMAP, PLATFORM_REPOSITORY_CONFIGMAP
-from infra.gitops import with_platform_repository
+from infra.gitops import https_address, with_platform_repository
 from infra.services import minio
 from infra.services.cert_manager import InternalCa
 from infra.services.chart import REPO, ChartService, ServiceArgs
@@ -297,7 +297,10 @@ class ArgoWorkflows(ChartService):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=PLATFORM_REPOSITORY_CONFIGMAP, namespace=self.namespace.metadata.name
             ),
-            data={"url": args.repository.repo_url, "revision": args.repository.target_revision},
+            data={
+                "url": https_address(args.repository.repo_url),
+                "revision": args.repository.target_revision,
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
         self.release = self.install(

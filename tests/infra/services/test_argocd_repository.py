@@ -162,12 +162,33 @@ def test_a_runbook_link_is_the_web_address_of_the_file_whatever_form_the_reposit
     )
 
 
-def test_pipelines_cannot_be_given_a_repository_they_cannot_push_to(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("repo_url", "loads"),
+    [
+        ("git@github.com:platform-team/mlplat.git", True),
+        ("https://gitlab.com/platform-team/mlplat.git", False),
+        ("git@gitlab.com:platform-team/mlplat.git", False),
+    ],
+)
+def test_pipelines_cannot_be_given_a_repository_they_cannot_push_to(
+    tmp_path: Path, repo_url: str, loads: bool
+) -> None:
     """The pipelines clone with the retraining token as an https password and open the pull request
-    through GitHub's API: an ssh address, or another forge, would fail at the first run, not at plan."""
+    through GitHub's API: another forge would fail at the first run, not at plan. GitHub's ssh address
+    is fine for Argo CD: the pipelines get its https form."""
     text = stack_file("dev").read_text()
     line = f"      repo_url: {load_environment('dev').services.argocd.repo_url}\n"
     path = tmp_path / "Pulumi.dev.yaml"
-    path.write_text(text.replace(line, "      repo_url: git@github.com:platform-team/mlplat.git\n"))
-    with pytest.raises(ConfigError, match="clone and push over https to GitHub"):
-        load_stack_config(read_stack_file(path), str(path), "dev")
+    path.write_text(text.replace(line, f"      repo_url: {repo_url}\n"))
+    if not loads:
+        with pytest.raises(ConfigError, match="clone and push over https to GitHub"):
+            load_stack_config(read_stack_file(path), str(path), "dev")
+        return
+    plan = build_config(load_stack_config(read_stack_file(path), str(path), "dev"))
+    (repository,) = [
+        c for c in plan.of_type("kubernetes:core/v1:ConfigMap") if c.name.endswith("-platform-repository")
+    ]
+    assert repository.inputs["data"]["url"] == "https://github.com/platform-team/mlplat.git", repository.urn
+    for template in plan.of_type("kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"):
+        clones = {git["repo"] for _, git in git_artifacts(template.inputs)}
+        assert clones == {"https://github.com/platform-team/mlplat.git"}, template.urn
