@@ -31,7 +31,17 @@ def _source(app: str) -> str:
     return str(next(t for t in doc["spec"]["templates"] if t["name"] == "open-pr")["script"]["source"])
 
 
-def _run(app: str, tmp_path: Path, body: str, remote_branch: bool) -> tuple[int, list[tuple[list[str], str]]]:
+# GitHub's answer to the pull-request call, put in place of urllib's urlopen in the step's interpreter.
+GITHUB_REPLY = """import io, urllib.error, urllib.request
+def urlopen(request, timeout=None):
+    raise urllib.error.HTTPError(request.full_url, 422, "Unprocessable Entity", {{}}, io.BytesIO({body!r}))
+urllib.request.urlopen = urlopen
+"""
+
+
+def _run(
+    app: str, tmp_path: Path, body: str, remote_branch: bool, github_422: bytes | None = None
+) -> tuple[int, list[tuple[list[str], str]]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "git").write_text(FAKE_GIT)
@@ -50,6 +60,9 @@ def _run(app: str, tmp_path: Path, body: str, remote_branch: bool) -> tuple[int,
         "https_proxy": "http://127.0.0.1:9",  # refused: the script never reaches GitHub here
         "HTTPS_PROXY": "http://127.0.0.1:9",
     }
+    if github_422 is not None:
+        (bin_dir / "sitecustomize.py").write_text(GITHUB_REPLY.format(body=github_422))
+        env["PYTHONPATH"] = str(bin_dir)
     done = subprocess.run(
         [sys.executable, "-c", _source(app)], env=env, capture_output=True, text=True, timeout=60
     )
@@ -87,3 +100,20 @@ def test_the_github_token_is_never_on_a_command_line(app: str, tmp_path: Path) -
         assert not [a for a in argv if TOKEN in a or header in a], json.dumps(argv)
         if argv[0] in ("ls-remote", "push"):  # what talks to GitHub carries the header
             assert env_header == header, argv
+
+
+@pytest.mark.parametrize(
+    ("reply", "succeeds"),
+    [
+        (b'{"errors": [{"message": "A pull request already exists for mlplat-tests:retrain/x."}]}', True),
+        (b'{"errors": [{"field": "base", "code": "invalid"}]}', False),
+    ],
+    ids=["pull-request-exists", "base-is-not-a-branch"],
+)
+def test_only_an_existing_pull_request_counts_as_opened(tmp_path: Path, reply: bytes, succeeds: bool) -> None:
+    """GitHub answers 422 for a pull request that exists and for a base that is no branch (a tag or a
+    commit as services.argocd.target_revision): the second must fail the step, not pass it unseen."""
+    code, _ = _run(
+        "iris-classifier", tmp_path, "branch: retrain/iris-classifier-v3\n\n## body", False, github_422=reply
+    )
+    assert (code == 0) is succeeds, code
