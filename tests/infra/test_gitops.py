@@ -4,8 +4,6 @@ stack config (infra/gitops.py): what differs between environments is a setting, 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,13 @@ import yaml
 
 from infra.config import ConfigError, StackConfig, load_environment
 from infra.gitops import TEMPLATE, ModelApps, TemplateError, render
-from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, edit, mlplat
+from tests.support.checkout_copy import (
+    add_environment_to_the_contract,
+    checkout_copy,
+    edit,
+    mlplat,
+    printed_json,
+)
 from tests.support.harness import REPO, Plan, Registered, build, build_config
 
 SHARED_CRDS = REPO.parent / "shared" / "reference" / "crds"
@@ -266,11 +270,7 @@ def test_renaming_the_contracts_environment_label_renames_it_on_every_applicatio
         "docs = [d for _, d in model_apps('staging', load_environment('staging').services.argocd)]\n"
         "print(json.dumps([d for d in docs if d['kind'] == 'ApplicationSet']))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    (appset,) = yaml.safe_load(result.stdout)
+    (appset,) = printed_json(repo, code)
     assert appset["spec"]["template"]["metadata"]["labels"] == {
         "mlplat/stage": "staging",
         "mlplat/app": "{{index .path.segments 1}}",

@@ -6,10 +6,7 @@ bucket's lifecycle; an environment the app does not deploy to needs nothing from
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,7 @@ import yaml
 from infra import monitoring_contract
 from infra.contract import ENVIRONMENTS
 from infra.services import model_monitoring
-from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
+from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat, printed_json
 
 CONTRACT = "fields: {x: keep}\nfeatures: [x]\nprediction: class\nretention_days: {%s}\n"
 APP = "a"
@@ -145,11 +142,7 @@ def test_an_apps_log_expiry_stays_while_its_overlay_comes_and_goes(tmp_path: Pat
         "from infra.services.minio import logs_lifecycle_commands\n"
         "print(json.dumps(logs_lifecycle_commands('prod', 90)))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    commands = [c["command"] for c in json.loads(result.stdout)]
+    commands = [c["command"] for c in printed_json(repo, code)]
     days = yaml.safe_load((repo / "apps" / "iris-classifier" / "base" / "monitoring.yaml").read_text())[
         "retention_days"
     ]["prod"]

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.harness import REPO
 from tests.support.validate_helpers import edit as edit  # re-exported: the one exactly-once text edit
@@ -40,3 +42,12 @@ def mlplat(repo: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "mlplat.cli", "--repo", str(repo), *argv],
         cwd=repo, capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
+
+
+def printed_json(repo: Path, code: str) -> Any:
+    """What `code`, run by a fresh interpreter in `repo` (its code, as `mlplat` would), prints as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
