@@ -27,8 +27,8 @@ locals {
     for env in local.environments : env => [for other in local.contract_environments : other if other != env]
   }
   # The conditions that hold a statement to its environment by the environment tag, one owner for what
-  # the tag-scoped statements below would otherwise each spell out (their `dynamic "statement"` tables
-  # name one of these): on_resource, the resource acted on already carries this environment's tag;
+  # the tag-scoped statements below would otherwise each spell out (each statement of
+  # local.environment_scoped_statements names one of these): on_resource, the resource acted on already carries this environment's tag;
   # on_request, the request sets it; on_new, the request sets it on a resource that has no environment
   # tag yet (a create, or its tags on create: another environment's resource is never "new").
   environment_tag_conditions = {
@@ -382,8 +382,178 @@ data "aws_iam_policy_document" "deploy_state" {
   }
 }
 
+# The tag-scoped statements of the deploy role, per environment and managed policy: `keys` for
+# deploy_platform, `identities` for deploy_iam (two managed policies because IAM caps one at 6,144
+# characters). Each statement is held to its environment by name and by the environment tag
+# (local.environment_tag_conditions), and is rendered by the one `dynamic "statement"` of
+# data.aws_iam_policy_document.environment_scoped.
+locals {
+  environment_scoped_statements = {
+    for env in local.environments : env => {
+      # EKS secrets and EBS keys.
+      keys = [
+        # Created only with the environment tag...
+        {
+          sid        = "CreateEnvironmentKeys"
+          actions    = ["kms:CreateKey"]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_request
+        },
+        # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
+        {
+          sid        = "TagEnvironmentKeysOnCreate"
+          actions    = ["kms:TagResource"]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_new
+        },
+        # ...and managed only while they carry it.
+        {
+          sid = "ManageEnvironmentKeys"
+          actions = [
+            "kms:CreateGrant",
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:EnableKeyRotation",
+            "kms:Encrypt",
+            "kms:GenerateDataKey*",
+            "kms:GetKeyPolicy",
+            "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags",
+            "kms:PutKeyPolicy",
+            "kms:ScheduleKeyDeletion",
+            "kms:TagResource",
+            "kms:UntagResource",
+          ]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_resource
+        },
+        # An alias call is authorised on the alias and on the key it names: the alias by name
+        # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias
+        # of this environment can never point at another environment's key.
+        {
+          sid        = "EnvironmentKeyAliases"
+          actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+          resources  = ["arn:${local.partition}:kms:${local.region_account}:alias/${var.name_prefix}-${env}-*"]
+          conditions = []
+        },
+        {
+          sid        = "AliasTargetsAreEnvironmentKeys"
+          actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+          resources  = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
+          conditions = local.environment_tag_conditions[env].on_resource
+        },
+      ]
+      # The environment's identities: its roles, instance profiles, policies and cluster OIDC provider.
+      identities = [
+        # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
+        {
+          sid        = "TagEnvironmentIdentitiesOnCreate"
+          actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+          conditions = local.environment_tag_conditions[env].on_new
+        },
+        # Trust policy, description and tags of a role of this environment only: name and tag must both
+        # match, so a role that merely shares the name prefix (or lost its tag) is out of reach.
+        {
+          sid = "ManageEnvironmentRoles"
+          actions = [
+            "iam:DeleteRole",
+            "iam:TagRole",
+            "iam:UntagRole",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:UpdateRole",
+            "iam:UpdateRoleDescription",
+          ]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
+          conditions = local.environment_tag_conditions[env].on_resource
+        },
+        {
+          sid = "ManageEnvironmentPoliciesAndProfiles"
+          actions = [
+            "iam:AddRoleToInstanceProfile",
+            "iam:CreateInstanceProfile",
+            "iam:CreatePolicy",
+            "iam:CreatePolicyVersion",
+            "iam:DeleteInstanceProfile",
+            "iam:DeletePolicy",
+            "iam:DeletePolicyVersion",
+            "iam:RemoveRoleFromInstanceProfile",
+            "iam:SetDefaultPolicyVersion",
+            "iam:TagInstanceProfile",
+            "iam:TagPolicy",
+            "iam:UntagPolicy",
+          ]
+          resources = [
+            "${local.iam_arn}:instance-profile/${var.name_prefix}-${env}-*",
+            "${local.iam_arn}:policy/${var.name_prefix}-${env}-*",
+          ]
+          conditions = []
+        },
+        {
+          sid        = "PassEnvironmentRolesToEksAndEc2"
+          actions    = ["iam:PassRole"]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
+          conditions = [{ test = "StringEquals", variable = "iam:PassedToService", values = ["ec2.amazonaws.com", "eks.amazonaws.com"] }]
+        },
+        # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
+        # environment tag and changed only while it carries it (another cluster's provider is out of reach).
+        {
+          sid        = "CreateClusterOidcProvider"
+          actions    = ["iam:CreateOpenIDConnectProvider"]
+          resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+          conditions = local.environment_tag_conditions[env].on_request
+        },
+        {
+          sid = "ManageClusterOidcProvider"
+          actions = [
+            "iam:AddClientIDToOpenIDConnectProvider",
+            "iam:DeleteOpenIDConnectProvider",
+            "iam:RemoveClientIDFromOpenIDConnectProvider",
+            "iam:TagOpenIDConnectProvider",
+            "iam:UntagOpenIDConnectProvider",
+            "iam:UpdateOpenIDConnectProviderThumbprint",
+          ]
+          resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+          conditions = local.environment_tag_conditions[env].on_resource
+        },
+      ]
+    }
+  }
+}
+
+# One document per environment and table of local.environment_scoped_statements, keyed
+# "<env>/<table>"; each managed policy takes its table through `source_policy_documents`, which the
+# provider merges first, before the document's own statements (hashicorp/terraform-provider-aws
+# internal/service/iam/policy_document_data_source.go, read at 04e9356d7f061e7be1890e030f420c81a783d651).
+data "aws_iam_policy_document" "environment_scoped" {
+  for_each = merge([
+    for env, tables in local.environment_scoped_statements : { for table, statements in tables : "${env}/${table}" => statements }
+  ]...)
+
+  dynamic "statement" {
+    for_each = each.value
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+}
+
 data "aws_iam_policy_document" "deploy_platform" {
   for_each = local.environments
+
+  # First, the tag-scoped statements (keys of local.environment_scoped_statements).
+  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/keys"].json]
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
@@ -511,78 +681,6 @@ data "aws_iam_policy_document" "deploy_platform" {
     resources = [local.public_ssm_parameters]
   }
 
-  # EKS secrets and EBS keys, held to the environment by its tag (local.environment_tag_conditions);
-  # in place of five statements written out, the same statements in the same order (a `dynamic` block
-  # expands where it stands: hashicorp/hcl ext/dynblock/expand_body.go, expandBlocks).
-  dynamic "statement" {
-    for_each = [
-      # Created only with the environment tag...
-      {
-        sid        = "CreateEnvironmentKeys"
-        actions    = ["kms:CreateKey"]
-        resources  = ["*"]
-        conditions = local.environment_tag_conditions[each.key].on_request
-      },
-      # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
-      {
-        sid        = "TagEnvironmentKeysOnCreate"
-        actions    = ["kms:TagResource"]
-        resources  = ["*"]
-        conditions = local.environment_tag_conditions[each.key].on_new
-      },
-      # ...and managed only while they carry it.
-      {
-        sid = "ManageEnvironmentKeys"
-        actions = [
-          "kms:CreateGrant",
-          "kms:Decrypt",
-          "kms:DescribeKey",
-          "kms:EnableKeyRotation",
-          "kms:Encrypt",
-          "kms:GenerateDataKey*",
-          "kms:GetKeyPolicy",
-          "kms:GetKeyRotationStatus",
-          "kms:ListResourceTags",
-          "kms:PutKeyPolicy",
-          "kms:ScheduleKeyDeletion",
-          "kms:TagResource",
-          "kms:UntagResource",
-        ]
-        resources  = ["*"]
-        conditions = local.environment_tag_conditions[each.key].on_resource
-      },
-      # An alias call is authorised on the alias and on the key it names: the alias by name
-      # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias
-      # of this environment can never point at another environment's key.
-      {
-        sid        = "EnvironmentKeyAliases"
-        actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-        resources  = ["arn:${local.partition}:kms:${local.region_account}:alias/${var.name_prefix}-${each.key}-*"]
-        conditions = []
-      },
-      {
-        sid        = "AliasTargetsAreEnvironmentKeys"
-        actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-        resources  = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
-        conditions = local.environment_tag_conditions[each.key].on_resource
-      },
-    ]
-    content {
-      sid       = statement.value.sid
-      actions   = statement.value.actions
-      resources = statement.value.resources
-
-      dynamic "condition" {
-        for_each = statement.value.conditions
-        content {
-          test     = condition.value.test
-          variable = condition.value.variable
-          values   = condition.value.values
-        }
-      }
-    }
-  }
-
   # The environment tag of an existing resource never changes: re-tagging another environment's
   # resource (or this one's into another) is how a role would otherwise move a resource across the line.
   statement {
@@ -662,6 +760,9 @@ data "aws_iam_policy_document" "deploy_platform" {
 data "aws_iam_policy_document" "deploy_iam" {
   for_each = local.environments
 
+  # First, the tag-scoped statements (identities of local.environment_scoped_statements).
+  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/identities"].json]
+
   statement {
     sid       = "ReadIam"
     actions   = ["iam:Get*", "iam:List*"]
@@ -704,99 +805,6 @@ data "aws_iam_policy_document" "deploy_iam" {
       test     = "StringEquals"
       variable = "aws:RequestTag/${local.environment_tag}"
       values   = [each.key]
-    }
-  }
-
-  # The environment's identities, held to it by name and by the environment tag
-  # (local.environment_tag_conditions); the same statements in the same order as written out (see
-  # deploy_platform's keys).
-  dynamic "statement" {
-    for_each = [
-      # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
-      {
-        sid        = "TagEnvironmentIdentitiesOnCreate"
-        actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
-        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-        conditions = local.environment_tag_conditions[each.key].on_new
-      },
-      # Trust policy, description and tags of a role of this environment only: name and tag must both
-      # match, so a role that merely shares the name prefix (or lost its tag) is out of reach.
-      {
-        sid = "ManageEnvironmentRoles"
-        actions = [
-          "iam:DeleteRole",
-          "iam:TagRole",
-          "iam:UntagRole",
-          "iam:UpdateAssumeRolePolicy",
-          "iam:UpdateRole",
-          "iam:UpdateRoleDescription",
-        ]
-        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-        conditions = local.environment_tag_conditions[each.key].on_resource
-      },
-      {
-        sid = "ManageEnvironmentPoliciesAndProfiles"
-        actions = [
-          "iam:AddRoleToInstanceProfile",
-          "iam:CreateInstanceProfile",
-          "iam:CreatePolicy",
-          "iam:CreatePolicyVersion",
-          "iam:DeleteInstanceProfile",
-          "iam:DeletePolicy",
-          "iam:DeletePolicyVersion",
-          "iam:RemoveRoleFromInstanceProfile",
-          "iam:SetDefaultPolicyVersion",
-          "iam:TagInstanceProfile",
-          "iam:TagPolicy",
-          "iam:UntagPolicy",
-        ]
-        resources = [
-          "${local.iam_arn}:instance-profile/${var.name_prefix}-${each.key}-*",
-          "${local.iam_arn}:policy/${var.name_prefix}-${each.key}-*",
-        ]
-        conditions = []
-      },
-      {
-        sid        = "PassEnvironmentRolesToEksAndEc2"
-        actions    = ["iam:PassRole"]
-        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-        conditions = [{ test = "StringEquals", variable = "iam:PassedToService", values = ["ec2.amazonaws.com", "eks.amazonaws.com"] }]
-      },
-      # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
-      # environment tag and changed only while it carries it (another cluster's provider is out of reach).
-      {
-        sid        = "CreateClusterOidcProvider"
-        actions    = ["iam:CreateOpenIDConnectProvider"]
-        resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-        conditions = local.environment_tag_conditions[each.key].on_request
-      },
-      {
-        sid = "ManageClusterOidcProvider"
-        actions = [
-          "iam:AddClientIDToOpenIDConnectProvider",
-          "iam:DeleteOpenIDConnectProvider",
-          "iam:RemoveClientIDFromOpenIDConnectProvider",
-          "iam:TagOpenIDConnectProvider",
-          "iam:UntagOpenIDConnectProvider",
-          "iam:UpdateOpenIDConnectProviderThumbprint",
-        ]
-        resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-        conditions = local.environment_tag_conditions[each.key].on_resource
-      },
-    ]
-    content {
-      sid       = statement.value.sid
-      actions   = statement.value.actions
-      resources = statement.value.resources
-
-      dynamic "condition" {
-        for_each = statement.value.conditions
-        content {
-          test     = condition.value.test
-          variable = condition.value.variable
-          values   = condition.value.values
-        }
-      }
     }
   }
 

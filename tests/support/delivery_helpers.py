@@ -70,9 +70,38 @@ def terraform() -> dict[str, Any]:
             merged["locals"].update(block)
         merged["terraform"] += doc.get("terraform", [])
         merged["provider"] += doc.get("provider", [])
+    documents = merged["data"].get("aws_iam_policy_document", {})
+    merged["data"]["aws_iam_policy_document"] = _per_table_documents(documents, merged["locals"])
     for kind in ("resource", "data"):
         merged[kind] = _expand_dynamic(_expression_keys(merged[kind], merged["locals"]), merged["locals"])
     return merged
+
+
+_TABLE_LOCAL = re.compile(r"\blocal\.(\w+)\b")
+
+
+def _per_table_documents(documents: Mapping[str, Any], local: Mapping[str, Any]) -> dict[str, Any]:
+    """A policy document with one instance per environment and table (`for_each` over a per-environment
+    local of statement tables, keyed "<env>/<table>", its `dynamic "statement"` over `each.value`) read
+    as one per-environment document per table, named `<document>/<table>`: the name
+    iam_eval reads from a `document["${each.key}/<table>"]` reference, and `each.key` the environment,
+    as in every other per-environment document."""
+    out = {}
+    for name, body in documents.items():
+        tables = [
+            d for d in body.get("dynamic", []) if d.get("statement", {}).get("for_each") == "${each.value}"
+        ]
+        if not tables:
+            out[name] = body
+            continue
+        (source,) = set(_TABLE_LOCAL.findall(body["for_each"]))
+        for table in _per_environment(source, local):
+            spec = tables[0]["statement"] | {"for_each": f"${{local.{source}[each.key].{table}}}"}
+            out[f"{name}/{table}"] = body | {
+                "for_each": "${local.environments}",
+                "dynamic": [{"statement": spec}],
+            }
+    return out
 
 
 def _expand_dynamic(value: Any, local: Mapping[str, Any]) -> Any:
@@ -126,7 +155,9 @@ def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
     written in place: the object with the environment as `${each.key}`, for the readers to resolve."""
     found = _PER_ENVIRONMENT.match(local[name])
     assert found, f"local.{name} is not a per-environment object of the form this reader knows"
-    iterator = f"${{{found[1]}}}"
+    # The iterator as a whole name inside an interpolation (`${env}`, `local.x[env]`), never a word of
+    # the literal text around it.
+    iterator = re.compile(rf"(?<![\w.]){found[1]}(?!\w)")
 
     def as_each_key(value: Any) -> Any:
         """python-hcl2 leaves a reference inside a nested collection bare (`env`), where it wraps one
@@ -138,11 +169,12 @@ def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
         if not isinstance(value, str):
             return value
         wrapped = value if value.startswith(('"', "${")) else f"${{{value}}}"
-        return wrapped.replace(iterator, "${each.key}")
+        return _INTERPOLATION.sub(lambda m: iterator.sub("each.key", m[0]), wrapped)
 
     return _unquote(as_each_key(hcl2.loads(f"value = {found[2]}\n")["value"]))
 
 
+_INTERPOLATION = re.compile(r"\$\{[^{}]*\}")
 _KEY_EXPRESSION = re.compile(r"^\$\{\(local\.(\w+)\)\}$")
 
 
