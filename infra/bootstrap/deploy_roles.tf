@@ -27,10 +27,12 @@ locals {
     for env in local.environments : env => [for other in local.contract_environments : other if other != env]
   }
   # The conditions that hold a statement to its environment by the environment tag, one owner for what
-  # the tag-scoped statements below would otherwise each spell out (each statement of
-  # local.environment_scoped_statements names one of these): on_resource, the resource acted on already carries this environment's tag;
-  # on_request, the request sets it; on_new, the request sets it on a resource that has no environment
-  # tag yet (a create, or its tags on create: another environment's resource is never "new").
+  # the tag-scoped statements below would otherwise each spell out (the statements of
+  # local.environment_scoped_statements name these): on_resource, the resource acted on already
+  # carries this environment's tag; on_request, the request sets it; on_new, the request sets it on a
+  # resource that has no environment tag yet (a create, or its tags on create: another environment's
+  # resource is never "new"); on_retag, the request sets or removes the environment tag of a resource
+  # that has one (refused: re-tagging is how a role would otherwise move a resource across the line).
   environment_tag_conditions = {
     for env in local.environments : env => {
       on_resource = [{ test = "StringEquals", variable = "aws:ResourceTag/${local.environment_tag}", values = [env] }]
@@ -38,6 +40,10 @@ locals {
       on_new = [
         { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
         { test = "Null", variable = "aws:ResourceTag/${local.environment_tag}", values = ["true"] },
+      ]
+      on_retag = [
+        { test = "ForAnyValue:StringEquals", variable = "aws:TagKeys", values = [local.environment_tag] },
+        { test = "Null", variable = "aws:ResourceTag/${local.environment_tag}", values = ["false"] },
       ]
     }
   }
@@ -382,16 +388,16 @@ data "aws_iam_policy_document" "deploy_state" {
   }
 }
 
-# The tag-scoped statements of the deploy role, per environment and managed policy: `keys` for
-# deploy_platform, `identities` for deploy_iam (two managed policies because IAM caps one at 6,144
+# The tag-scoped statements of the deploy role, per environment and managed policy: `platform` for
+# deploy_platform, `iam` for deploy_iam (two managed policies because IAM caps one at 6,144
 # characters). Each statement is held to its environment by name and by the environment tag
 # (local.environment_tag_conditions), and is rendered by the one `dynamic "statement"` of
 # data.aws_iam_policy_document.environment_scoped.
 locals {
   environment_scoped_statements = {
     for env in local.environments : env => {
-      # EKS secrets and EBS keys.
-      keys = [
+      # deploy_platform: EKS secrets and EBS keys, and the environment tag of its network and keys.
+      platform = [
         # Created only with the environment tag...
         {
           sid        = "CreateEnvironmentKeys"
@@ -442,9 +448,28 @@ locals {
           resources  = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
           conditions = local.environment_tag_conditions[env].on_resource
         },
+        # The environment tag of an existing resource never changes. EC2 authorises the tags of a create
+        # as ec2:CreateTags with ec2:CreateAction set (TagEnvironmentNetworkOnCreate); any other is a re-tag.
+        {
+          sid       = "DenyEnvironmentRetagOfNetwork"
+          effect    = "Deny"
+          actions   = ["ec2:CreateTags", "ec2:DeleteTags"]
+          resources = ["*"]
+          conditions = [
+            { test = "ForAnyValue:StringEquals", variable = "aws:TagKeys", values = [local.environment_tag] },
+            { test = "Null", variable = "ec2:CreateAction", values = ["true"] },
+          ]
+        },
+        {
+          sid        = "DenyEnvironmentRetagOfKeys"
+          effect     = "Deny"
+          actions    = ["kms:TagResource", "kms:UntagResource"]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_retag
+        },
       ]
-      # The environment's identities: its roles, instance profiles, policies and cluster OIDC provider.
-      identities = [
+      # deploy_iam: the environment's roles, instance profiles, policies and cluster OIDC provider.
+      iam = [
         # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
         {
           sid        = "TagEnvironmentIdentitiesOnCreate"
@@ -516,6 +541,14 @@ locals {
           resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
           conditions = local.environment_tag_conditions[env].on_resource
         },
+        # The environment tag of an existing role or OIDC provider never changes.
+        {
+          sid        = "DenyEnvironmentRetagOfIdentities"
+          effect     = "Deny"
+          actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole", "iam:UntagOpenIDConnectProvider", "iam:UntagRole"]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_retag
+        },
       ]
     }
   }
@@ -534,6 +567,7 @@ data "aws_iam_policy_document" "environment_scoped" {
     for_each = each.value
     content {
       sid       = statement.value.sid
+      effect    = try(statement.value.effect, "Allow")
       actions   = statement.value.actions
       resources = statement.value.resources
 
@@ -552,8 +586,8 @@ data "aws_iam_policy_document" "environment_scoped" {
 data "aws_iam_policy_document" "deploy_platform" {
   for_each = local.environments
 
-  # First, the tag-scoped statements (keys of local.environment_scoped_statements).
-  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/keys"].json]
+  # First, the tag-scoped statements (platform of local.environment_scoped_statements).
+  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/platform"].json]
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
@@ -681,46 +715,6 @@ data "aws_iam_policy_document" "deploy_platform" {
     resources = [local.public_ssm_parameters]
   }
 
-  # The environment tag of an existing resource never changes: re-tagging another environment's
-  # resource (or this one's into another) is how a role would otherwise move a resource across the line.
-  statement {
-    sid       = "DenyEnvironmentRetagOfNetwork"
-    effect    = "Deny"
-    actions   = ["ec2:CreateTags", "ec2:DeleteTags"]
-    resources = ["*"]
-
-    condition {
-      test     = "ForAnyValue:StringEquals"
-      variable = "aws:TagKeys"
-      values   = [local.environment_tag]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "ec2:CreateAction"
-      values   = ["true"]
-    }
-  }
-
-  statement {
-    sid       = "DenyEnvironmentRetagOfKeys"
-    effect    = "Deny"
-    actions   = ["kms:TagResource", "kms:UntagResource"]
-    resources = ["*"]
-
-    condition {
-      test     = "ForAnyValue:StringEquals"
-      variable = "aws:TagKeys"
-      values   = [local.environment_tag]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["false"]
-    }
-  }
-
   # Karpenter (infra/aws/karpenter.py) and the AWS cloud integrations pick subnets and security groups by
   # these tags: another environment's cluster name on this environment's network would make that
   # cluster launch nodes (or load balancers) into it.
@@ -760,8 +754,8 @@ data "aws_iam_policy_document" "deploy_platform" {
 data "aws_iam_policy_document" "deploy_iam" {
   for_each = local.environments
 
-  # First, the tag-scoped statements (identities of local.environment_scoped_statements).
-  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/identities"].json]
+  # First, the tag-scoped statements (iam of local.environment_scoped_statements).
+  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/iam"].json]
 
   statement {
     sid       = "ReadIam"
@@ -853,26 +847,6 @@ data "aws_iam_policy_document" "deploy_iam" {
       "s3:PutLifecycleConfiguration",
     ]
     resources = concat([aws_s3_bucket.state.arn, aws_kms_key.state.arn], [for k in aws_kms_key.pulumi_secrets : k.arn])
-  }
-
-  # The environment tag of an existing role or OIDC provider never changes (see deploy_platform).
-  statement {
-    sid       = "DenyEnvironmentRetagOfIdentities"
-    effect    = "Deny"
-    actions   = ["iam:TagOpenIDConnectProvider", "iam:TagRole", "iam:UntagOpenIDConnectProvider", "iam:UntagRole"]
-    resources = ["*"]
-
-    condition {
-      test     = "ForAnyValue:StringEquals"
-      variable = "aws:TagKeys"
-      values   = [local.environment_tag]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["false"]
-    }
   }
 
   statement {

@@ -125,18 +125,26 @@ def _expand_dynamic(value: Any, local: Mapping[str, Any]) -> Any:
 
 
 _ITERATOR_VALUE = re.compile(r"^\$\{(\w+)\.value\.(\w+)\}$")
+# `try(<iterator>.value.<attr>, "<default>")`: an attribute only some items of a table carry.
+_ITERATOR_VALUE_OR = re.compile(r'^\$\{try\((\w+)\.value\.(\w+), "(\w+)"\)\}$')
 _PER_ENVIRONMENT_ATTR = re.compile(r"^\$\{local\.(\w+)\[each\.key\]\.(\w+)\}$")
 _PER_ENVIRONMENT = re.compile(r"^\$\{\{for (\w+) in local\.environments : \1 => (\{.*\})\}\}$", re.DOTALL)
 
 
 def _bind(content: Any, iterator: str, item: Mapping[str, Any]) -> Any:
-    """A dynamic block's content with `<iterator>.value.<attr>` references replaced by the item's."""
+    """A dynamic block's content with `<iterator>.value.<attr>` references (or their `try` with a
+    default) replaced by the item's."""
     if isinstance(content, list):
         return [_bind(v, iterator, item) for v in content]
     if isinstance(content, dict):
         return {k: _bind(v, iterator, item) for k, v in content.items()}
-    found = _ITERATOR_VALUE.match(content) if isinstance(content, str) else None
-    return item[found[2]] if found and found[1] == iterator else content
+    if not isinstance(content, str):
+        return content
+    found = _ITERATOR_VALUE.match(content)
+    if found and found[1] == iterator:
+        return item[found[2]]
+    found = _ITERATOR_VALUE_OR.match(content)
+    return item.get(found[2], found[3]) if found and found[1] == iterator else content
 
 
 def _for_each_items(for_each: Any, local: Mapping[str, Any]) -> list[Any]:

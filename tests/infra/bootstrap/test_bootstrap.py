@@ -60,16 +60,22 @@ STAR_RESOURCE_ALLOWED = {
     ("deploy_platform", "TagEnvironmentNetworkOnCreate"): "tag on create only; request tag required",
     ("deploy_platform", "ChangeEnvironmentNetwork"): "EC2 IDs are random; resource tag and region required",
     ("deploy_platform", "ReadOnlyLookups"): "List/Describe/GetCallerIdentity accept only *",
-    ("environment_scoped/keys", "CreateEnvironmentKeys"): "CreateKey has no resource; request tag required",
-    ("environment_scoped/keys", "TagEnvironmentKeysOnCreate"): "a key being created; request tag required",
-    ("environment_scoped/keys", "ManageEnvironmentKeys"): "key IDs are random; resource tag required",
-    ("deploy_platform", "DenyEnvironmentRetagOfNetwork"): "a Deny",
-    ("deploy_platform", "DenyEnvironmentRetagOfKeys"): "a Deny",
+    (
+        "environment_scoped/platform",
+        "CreateEnvironmentKeys",
+    ): "CreateKey has no resource; request tag required",
+    (
+        "environment_scoped/platform",
+        "TagEnvironmentKeysOnCreate",
+    ): "a key being created; request tag required",
+    ("environment_scoped/platform", "ManageEnvironmentKeys"): "key IDs are random; resource tag required",
+    ("environment_scoped/platform", "DenyEnvironmentRetagOfNetwork"): "a Deny",
+    ("environment_scoped/platform", "DenyEnvironmentRetagOfKeys"): "a Deny",
     ("deploy_platform", "DenyOtherClustersDiscoveryTags"): "a Deny",
     ("deploy_platform", "DenyOtherClustersKarpenterDiscovery"): "a Deny",
     ("deny_other_environments", "DenyOtherEnvironments"): "a Deny",
     ("deploy_iam", "ReadIam"): "read-only IAM Get/List",
-    ("deploy_iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
+    ("environment_scoped/iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
     ("deploy_iam", "DenyLongLivedCredentials"): "a Deny",
     ("workload_boundary", "ClusterWorkloads"): "boundary ceiling for nodes/Karpenter/CSI; region-bound",
     ("workload_boundary", "KarpenterPriceList"): "Price List API has no resources; pricing region only",
@@ -1383,7 +1389,7 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
     ]
     assert written_sids and sorted(read_sids) == sorted(written_sids), (written_sids, read_sids)
     assert expanded + len(read_sids), "no dynamic statement left: delivery_helpers' expansion can go"
-    conditions = {st["sid"]: st["condition"] for st in policy_statements("environment_scoped/identities")}
+    conditions = {st["sid"]: st["condition"] for st in policy_statements("environment_scoped/iam")}
     # As a written-out statement carries it: the tag key and the environment still to be resolved.
     assert conditions["TagEnvironmentIdentitiesOnCreate"] == [
         {
@@ -1397,17 +1403,15 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
 
 @pytest.mark.parametrize("env", default_environments())
 def test_each_tag_scoped_table_reaches_only_its_own_managed_policy(env: str) -> None:
-    """The KMS and identity tables of local.environment_scoped_statements are kept in two managed
-    policies (IAM caps one at 6,144 characters): a table merged into the wrong policy, or into none,
-    would leave the deploy role without its keys or identities grants, or push one policy over."""
-    sids = {
-        table: {st.sid for st in statements(f"environment_scoped/{table}", Scope(env))}
-        for table in ("keys", "identities")
-    }
-    platform = {st.sid for st in statements("deploy_platform", Scope(env))}
-    iam = {st.sid for st in statements("deploy_iam", Scope(env))}
-    assert sids["keys"] <= platform and not sids["keys"] & iam, (env, platform, iam)
-    assert sids["identities"] <= iam and not sids["identities"] & platform, (env, platform, iam)
+    """The tables of local.environment_scoped_statements are named after the managed policy that takes
+    them (deploy_platform, deploy_iam: two policies because IAM caps one at 6,144 characters): a table
+    merged into the wrong policy, or into none, would leave the deploy role without its key or identity
+    grants and re-tag denies, or push one policy over."""
+    tables = {table: f"environment_scoped/{table}" for table in ("platform", "iam")}
+    sids = {table: {st.sid for st in statements(doc, Scope(env))} for table, doc in tables.items()}
+    policies = {table: {st.sid for st in statements(f"deploy_{table}", Scope(env))} for table in tables}
+    for table, other in itertools.permutations(tables):
+        assert sids[table] <= policies[table] and not sids[table] & policies[other], (env, table, policies)
 
 
 def _top_level_block(text: str, header: str) -> str:
