@@ -388,16 +388,50 @@ data "aws_iam_policy_document" "deploy_state" {
   }
 }
 
-# The tag-scoped statements of the deploy role, per environment and managed policy: `platform` for
+# The conditioned statements of the deploy role, per environment and managed policy: `platform` for
 # deploy_platform, `iam` for deploy_iam (two managed policies because IAM caps one at 6,144
-# characters). Each statement is held to its environment by name and by the environment tag
-# (local.environment_tag_conditions), and is rendered by the one `dynamic "statement"` of
-# data.aws_iam_policy_document.environment_scoped.
+# characters). Each statement is held to its environment by the environment tag
+# (local.environment_tag_conditions), by its name or its permissions boundary, and a table entry carries
+# its conditions as data, so each statement is one entry and the one `dynamic "statement"` of
+# data.aws_iam_policy_document.environment_scoped renders them all.
 locals {
   environment_scoped_statements = {
     for env in local.environments : env => {
-      # deploy_platform: EKS secrets and EBS keys, and the environment tag of its network and keys.
+      # deploy_platform: the environment's network, EKS secrets and EBS keys, and their environment tag.
       platform = [
+        # EC2 IDs exist only after creation, so EC2 is scoped by the environment tag: a create call may only
+        # create a resource of the type it creates, new (no environment tag yet) and tagged with this
+        # environment. The parent it creates it in (the VPC of a subnet, the subnet of a NAT gateway) is
+        # authorised separately, by its own tag (ChangeEnvironmentNetwork)...
+        {
+          sid        = "CreateEnvironmentNetwork"
+          actions    = [for action, resource_type in local.ec2_created_types : "ec2:${action}"]
+          resources  = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
+          conditions = local.environment_tag_conditions[env].on_new
+        },
+        # ...which EC2 authorises as ec2:CreateTags inside that create call (tag on create)...
+        {
+          sid       = "TagEnvironmentNetworkOnCreate"
+          actions   = ["ec2:CreateTags"]
+          resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
+          conditions = [
+            { test = "StringEquals", variable = "ec2:CreateAction", values = keys(local.ec2_created_types) },
+            { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
+            { test = "Null", variable = "aws:ResourceTag/${local.environment_tag}", values = ["true"] },
+          ]
+        },
+        # ...and every other EC2 call (including the parent VPC or subnet of a create) acts only on resources
+        # already tagged with this environment. Untagged resources (EKS's cluster security group, Karpenter's
+        # instances) are out of reach: the deploy role never changes them.
+        {
+          sid       = "ChangeEnvironmentNetwork"
+          actions   = ["ec2:*"]
+          resources = ["*"]
+          conditions = [
+            { test = "StringEquals", variable = "aws:ResourceTag/${local.environment_tag}", values = [env] },
+            { test = "StringEquals", variable = "aws:RequestedRegion", values = [var.aws_region] },
+          ]
+        },
         # Created only with the environment tag...
         {
           sid        = "CreateEnvironmentKeys"
@@ -468,8 +502,33 @@ locals {
           conditions = local.environment_tag_conditions[env].on_retag
         },
       ]
-      # deploy_iam: the environment's roles, instance profiles, policies and cluster OIDC provider.
+      # deploy_iam: the environment's roles (within its boundary), instance profiles, policies and cluster
+      # OIDC provider, and their environment tag.
       iam = [
+        # Creating or widening a role is only allowed when the role carries the environment's boundary, so
+        # no role the stack creates can exceed workload_boundary, whatever policy is attached to it.
+        {
+          sid = "RolesWithinBoundary"
+          actions = [
+            "iam:AttachRolePolicy",
+            "iam:DeleteRolePolicy",
+            "iam:DetachRolePolicy",
+            "iam:PutRolePermissionsBoundary",
+            "iam:PutRolePolicy",
+          ]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
+          conditions = [{ test = "StringEquals", variable = "iam:PermissionsBoundary", values = [aws_iam_policy.workload_boundary[env].arn] }]
+        },
+        # A new role also carries the environment tag, which is what the calls below are scoped by.
+        {
+          sid       = "CreateRolesWithinBoundary"
+          actions   = ["iam:CreateRole"]
+          resources = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
+          conditions = [
+            { test = "StringEquals", variable = "iam:PermissionsBoundary", values = [aws_iam_policy.workload_boundary[env].arn] },
+            { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
+          ]
+        },
         # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
         {
           sid        = "TagEnvironmentIdentitiesOnCreate"
@@ -586,79 +645,11 @@ data "aws_iam_policy_document" "environment_scoped" {
 data "aws_iam_policy_document" "deploy_platform" {
   for_each = local.environments
 
-  # First, the tag-scoped statements (platform of local.environment_scoped_statements).
+  # First, the tag-scoped statements (`platform` of local.environment_scoped_statements).
   source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/platform"].json]
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
-
-  # EC2 IDs exist only after creation, so EC2 is scoped by the environment tag: a create call may only
-  # create a resource of the type it creates, new (no environment tag yet) and tagged with this
-  # environment. The parent it creates it in (the VPC of a subnet, the subnet of a NAT gateway) is
-  # authorised separately, by its own tag (ChangeEnvironmentNetwork)...
-  statement {
-    sid       = "CreateEnvironmentNetwork"
-    actions   = [for action, resource_type in local.ec2_created_types : "ec2:${action}"]
-    resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["true"]
-    }
-  }
-
-  # ...which EC2 authorises as ec2:CreateTags inside that create call (tag on create)...
-  statement {
-    sid       = "TagEnvironmentNetworkOnCreate"
-    actions   = ["ec2:CreateTags"]
-    resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "ec2:CreateAction"
-      values   = keys(local.ec2_created_types)
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["true"]
-    }
-  }
-
-  # ...and every other EC2 call (including the parent VPC or subnet of a create) acts only on resources
-  # already tagged with this environment. Untagged resources (EKS's cluster security group, Karpenter's
-  # instances) are out of reach: the deploy role never changes them.
-  statement {
-    sid       = "ChangeEnvironmentNetwork"
-    actions   = ["ec2:*"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestedRegion"
-      values   = [var.aws_region]
-    }
-  }
 
   # The environment's cluster and what lives under it, by name (eks:* because the add-on, access-entry
   # and node-group APIs grow with every EKS release; none of it reaches another cluster).
@@ -754,52 +745,13 @@ data "aws_iam_policy_document" "deploy_platform" {
 data "aws_iam_policy_document" "deploy_iam" {
   for_each = local.environments
 
-  # First, the tag-scoped statements (iam of local.environment_scoped_statements).
+  # First, the tag-scoped statements (`iam` of local.environment_scoped_statements).
   source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/iam"].json]
 
   statement {
     sid       = "ReadIam"
     actions   = ["iam:Get*", "iam:List*"]
     resources = ["*"]
-  }
-
-  # Creating or widening a role is only allowed when the role carries the environment's boundary, so
-  # no role the stack creates can exceed workload_boundary, whatever policy is attached to it.
-  statement {
-    sid = "RolesWithinBoundary"
-    actions = [
-      "iam:AttachRolePolicy",
-      "iam:DeleteRolePolicy",
-      "iam:DetachRolePolicy",
-      "iam:PutRolePermissionsBoundary",
-      "iam:PutRolePolicy",
-    ]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PermissionsBoundary"
-      values   = [aws_iam_policy.workload_boundary[each.key].arn]
-    }
-  }
-
-  # A new role also carries the environment tag, which is what the calls below are scoped by.
-  statement {
-    sid       = "CreateRolesWithinBoundary"
-    actions   = ["iam:CreateRole"]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PermissionsBoundary"
-      values   = [aws_iam_policy.workload_boundary[each.key].arn]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
   }
 
   # EKS creates its own service-linked roles on first use in an account (the cluster, managed node

@@ -54,11 +54,17 @@ KEY_POLICY_DOCS = {"key_administration", "state_key", "pulumi_secrets_key"}
 # test_star_resources_are_listed until it is reasoned here (and, for checkov, in iac-skips.yaml).
 STAR_RESOURCE_ALLOWED = {
     (
-        "deploy_platform",
+        "environment_scoped/platform",
         "CreateEnvironmentNetwork",
     ): "EC2 IDs exist only after creation; request tag required",
-    ("deploy_platform", "TagEnvironmentNetworkOnCreate"): "tag on create only; request tag required",
-    ("deploy_platform", "ChangeEnvironmentNetwork"): "EC2 IDs are random; resource tag and region required",
+    (
+        "environment_scoped/platform",
+        "TagEnvironmentNetworkOnCreate",
+    ): "tag on create only; request tag required",
+    (
+        "environment_scoped/platform",
+        "ChangeEnvironmentNetwork",
+    ): "EC2 IDs are random; resource tag and region required",
     ("deploy_platform", "ReadOnlyLookups"): "List/Describe/GetCallerIdentity accept only *",
     (
         "environment_scoped/platform",
