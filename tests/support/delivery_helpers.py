@@ -125,6 +125,8 @@ def _expand_dynamic(value: Any, local: Mapping[str, Any]) -> Any:
 
 
 _ITERATOR_VALUE = re.compile(r"^\$\{(\w+)\.value\.(\w+)\}$")
+# `<iterator>.key` and `<iterator>.value` of a map's item.
+_ITERATOR_KEY_OR_VALUE = re.compile(r"^\$\{(\w+)\.(key|value)\}$")
 # `try(<iterator>.value.<attr>, "<default>")`: an attribute only some items of a table carry.
 _ITERATOR_VALUE_OR = re.compile(r'^\$\{try\((\w+)\.value\.(\w+), "(\w+)"\)\}$')
 _PER_ENVIRONMENT_ATTR = re.compile(r"^\$\{local\.(\w+)\[each\.key\]\.(\w+)\}$")
@@ -133,14 +135,14 @@ _PER_ENVIRONMENT = re.compile(r"^\$\{\{for (\w+) in local\.environments : \1 => 
 
 def _bind(content: Any, iterator: str, item: Mapping[str, Any]) -> Any:
     """A dynamic block's content with `<iterator>.value.<attr>` references (or their `try` with a
-    default) replaced by the item's."""
+    default), and a map item's `<iterator>.key` and `<iterator>.value`, replaced by the item's."""
     if isinstance(content, list):
         return [_bind(v, iterator, item) for v in content]
     if isinstance(content, dict):
         return {k: _bind(v, iterator, item) for k, v in content.items()}
     if not isinstance(content, str):
         return content
-    found = _ITERATOR_VALUE.match(content)
+    found = _ITERATOR_VALUE.match(content) or _ITERATOR_KEY_OR_VALUE.match(content)
     if found and found[1] == iterator:
         return item[found[2]]
     found = _ITERATOR_VALUE_OR.match(content)
@@ -148,9 +150,12 @@ def _bind(content: Any, iterator: str, item: Mapping[str, Any]) -> Any:
 
 
 def _for_each_items(for_each: Any, local: Mapping[str, Any]) -> list[Any]:
-    """The items of a dynamic block: a literal list, or an attribute of a per-environment local."""
+    """The items of a dynamic block: a literal list, a literal map (as `{"key", "value"}` items, in key
+    order as Terraform iterates a map), or an attribute of a per-environment local."""
     if isinstance(for_each, list):
         return for_each
+    if isinstance(for_each, dict):
+        return [{"key": key, "value": for_each[key]} for key in sorted(for_each)]
     found = _PER_ENVIRONMENT_ATTR.match(for_each) if isinstance(for_each, str) else None
     assert found, f"dynamic block: cannot expand for_each = {for_each!r}: teach delivery_helpers first"
     items = _per_environment(found[1], local)[found[2]]
