@@ -81,11 +81,11 @@ _TABLE_LOCAL = re.compile(r"\blocal\.(\w+)\b")
 
 
 def _per_table_documents(documents: Mapping[str, Any], local: Mapping[str, Any]) -> dict[str, Any]:
-    """A policy document with one instance per environment and table (`for_each` over a per-environment
-    local of statement tables, keyed "<env>/<table>", its `dynamic "statement"` over `each.value`) read
-    as one per-environment document per table, named `<document>/<table>`: the name
-    iam_eval reads from a `document["${each.key}/<table>"]` reference, and `each.key` the environment,
-    as in every other per-environment document."""
+    """A policy document with one instance per environment and table (its `for_each` keyed
+    "<env>/<table>" over a per-environment local of statement tables, its `dynamic "statement"` over
+    `each.value`), read as one per-environment document per table named `<document>/<table>`: the name
+    iam_eval gives a `document["${each.key}/<table>"]` reference, with `each.key` the environment as in
+    every other per-environment document."""
     out = {}
     for name, body in documents.items():
         tables = [
@@ -94,7 +94,9 @@ def _per_table_documents(documents: Mapping[str, Any], local: Mapping[str, Any])
         if not tables:
             out[name] = body
             continue
-        (source,) = set(_TABLE_LOCAL.findall(body["for_each"]))
+        sources = set(_TABLE_LOCAL.findall(body["for_each"]))
+        assert len(sources) == 1, f"{name}: a per-table for_each reads one local, not {sorted(sources)}"
+        (source,) = sources
         for table in _per_environment(source, local):
             spec = tables[0]["statement"] | {"for_each": f"${{local.{source}[each.key].{table}}}"}
             out[f"{name}/{table}"] = body | {
