@@ -420,9 +420,9 @@ locals {
             { test = "Null", variable = "aws:ResourceTag/${local.environment_tag}", values = ["true"] },
           ]
         },
-        # ...and every other EC2 call (including the parent VPC or subnet of a create) acts only on resources
-        # already tagged with this environment. Untagged resources (EKS's cluster security group, Karpenter's
-        # instances) are out of reach: the deploy role never changes them.
+        # ...and every other EC2 call (including the parent VPC or subnet of a create) acts only on
+        # resources already tagged with this environment. Untagged resources (EKS's cluster security group,
+        # Karpenter's instances) are out of reach: the deploy role never changes them.
         {
           sid       = "ChangeEnvironmentNetwork"
           actions   = ["ec2:*"]
@@ -482,8 +482,9 @@ locals {
           resources  = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
           conditions = local.environment_tag_conditions[env].on_resource
         },
-        # The environment tag of an existing resource never changes. EC2 authorises the tags of a create
-        # as ec2:CreateTags with ec2:CreateAction set (TagEnvironmentNetworkOnCreate); any other is a re-tag.
+        # The environment tag of an existing resource never changes. EC2 authorises the tags of a
+        # create as ec2:CreateTags with ec2:CreateAction set (TagEnvironmentNetworkOnCreate); any other
+        # is a re-tag.
         {
           sid       = "DenyEnvironmentRetagOfNetwork"
           effect    = "Deny"
@@ -645,7 +646,7 @@ data "aws_iam_policy_document" "environment_scoped" {
 data "aws_iam_policy_document" "deploy_platform" {
   for_each = local.environments
 
-  # First, the tag-scoped statements (`platform` of local.environment_scoped_statements).
+  # First, the conditioned statements (`platform` of local.environment_scoped_statements).
   source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/platform"].json]
 
   # Last, whatever the grants say: nothing tagged for another environment.
@@ -745,7 +746,7 @@ data "aws_iam_policy_document" "deploy_platform" {
 data "aws_iam_policy_document" "deploy_iam" {
   for_each = local.environments
 
-  # First, the tag-scoped statements (`iam` of local.environment_scoped_statements).
+  # First, the conditioned statements (`iam` of local.environment_scoped_statements).
   source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/iam"].json]
 
   statement {
