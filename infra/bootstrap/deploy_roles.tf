@@ -27,10 +27,12 @@ locals {
     for env in local.environments : env => [for other in local.contract_environments : other if other != env]
   }
   # The conditions that hold a statement to its environment by the environment tag, one owner for what
-  # the tag-scoped statements below would otherwise each spell out (their `dynamic "statement"` tables
-  # name one of these): on_resource, the resource acted on already carries this environment's tag;
-  # on_request, the request sets it; on_new, the request sets it on a resource that has no environment
-  # tag yet (a create, or its tags on create: another environment's resource is never "new").
+  # the tag-scoped statements below would otherwise each spell out (the statements of
+  # local.environment_scoped_statements name these): on_resource, the resource acted on already
+  # carries this environment's tag; on_request, the request sets it; on_new, the request sets it on a
+  # resource that has no environment tag yet (a create, or its tags on create: another environment's
+  # resource is never "new"); on_retag, the request sets or removes the environment tag of a resource
+  # that has one (refused: re-tagging is how a role would otherwise move a resource across the line).
   environment_tag_conditions = {
     for env in local.environments : env => {
       on_resource = [{ test = "StringEquals", variable = "aws:ResourceTag/${local.environment_tag}", values = [env] }]
@@ -38,6 +40,10 @@ locals {
       on_new = [
         { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
         { test = "Null", variable = "aws:ResourceTag/${local.environment_tag}", values = ["true"] },
+      ]
+      on_retag = [
+        { test = "ForAnyValue:StringEquals", variable = "aws:TagKeys", values = [local.environment_tag] },
+        { test = "Null", variable = "aws:ResourceTag/${local.environment_tag}", values = ["false"] },
       ]
     }
   }
@@ -382,79 +388,269 @@ data "aws_iam_policy_document" "deploy_state" {
   }
 }
 
+# The conditioned statements of the deploy role, per environment and managed policy: `platform` for
+# deploy_platform, `iam` for deploy_iam (two managed policies because IAM caps one at 6,144
+# characters). Each statement is held to its environment by the environment tag
+# (local.environment_tag_conditions), by its name or its permissions boundary, and a table entry carries
+# its conditions as data, so each statement is one entry and the one `dynamic "statement"` of
+# data.aws_iam_policy_document.environment_scoped renders them all.
+locals {
+  environment_scoped_statements = {
+    for env in local.environments : env => {
+      # deploy_platform: the environment's network, EKS secrets and EBS keys, and their environment tag.
+      platform = [
+        # EC2 IDs exist only after creation, so EC2 is scoped by the environment tag: a create call may only
+        # create a resource of the type it creates, new (no environment tag yet) and tagged with this
+        # environment. The parent it creates it in (the VPC of a subnet, the subnet of a NAT gateway) is
+        # authorised separately, by its own tag (ChangeEnvironmentNetwork)...
+        {
+          sid        = "CreateEnvironmentNetwork"
+          actions    = [for action, resource_type in local.ec2_created_types : "ec2:${action}"]
+          resources  = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
+          conditions = local.environment_tag_conditions[env].on_new
+        },
+        # ...which EC2 authorises as ec2:CreateTags inside that create call (tag on create)...
+        {
+          sid       = "TagEnvironmentNetworkOnCreate"
+          actions   = ["ec2:CreateTags"]
+          resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
+          conditions = [
+            { test = "StringEquals", variable = "ec2:CreateAction", values = keys(local.ec2_created_types) },
+            { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
+            { test = "Null", variable = "aws:ResourceTag/${local.environment_tag}", values = ["true"] },
+          ]
+        },
+        # ...and every other EC2 call (including the parent VPC or subnet of a create) acts only on
+        # resources already tagged with this environment. Untagged resources (EKS's cluster security group,
+        # Karpenter's instances) are out of reach: the deploy role never changes them.
+        {
+          sid       = "ChangeEnvironmentNetwork"
+          actions   = ["ec2:*"]
+          resources = ["*"]
+          conditions = [
+            { test = "StringEquals", variable = "aws:ResourceTag/${local.environment_tag}", values = [env] },
+            { test = "StringEquals", variable = "aws:RequestedRegion", values = [var.aws_region] },
+          ]
+        },
+        # Created only with the environment tag...
+        {
+          sid        = "CreateEnvironmentKeys"
+          actions    = ["kms:CreateKey"]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_request
+        },
+        # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
+        {
+          sid        = "TagEnvironmentKeysOnCreate"
+          actions    = ["kms:TagResource"]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_new
+        },
+        # ...and managed only while they carry it.
+        {
+          sid = "ManageEnvironmentKeys"
+          actions = [
+            "kms:CreateGrant",
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:EnableKeyRotation",
+            "kms:Encrypt",
+            "kms:GenerateDataKey*",
+            "kms:GetKeyPolicy",
+            "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags",
+            "kms:PutKeyPolicy",
+            "kms:ScheduleKeyDeletion",
+            "kms:TagResource",
+            "kms:UntagResource",
+          ]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_resource
+        },
+        # An alias call is authorised on the alias and on the key it names: the alias by name
+        # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias
+        # of this environment can never point at another environment's key.
+        {
+          sid        = "EnvironmentKeyAliases"
+          actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+          resources  = ["arn:${local.partition}:kms:${local.region_account}:alias/${var.name_prefix}-${env}-*"]
+          conditions = []
+        },
+        {
+          sid        = "AliasTargetsAreEnvironmentKeys"
+          actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+          resources  = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
+          conditions = local.environment_tag_conditions[env].on_resource
+        },
+        # The environment tag of an existing resource never changes. EC2 authorises the tags of a
+        # create as ec2:CreateTags with ec2:CreateAction set (TagEnvironmentNetworkOnCreate); any other
+        # is a re-tag.
+        {
+          sid       = "DenyEnvironmentRetagOfNetwork"
+          effect    = "Deny"
+          actions   = ["ec2:CreateTags", "ec2:DeleteTags"]
+          resources = ["*"]
+          conditions = [
+            { test = "ForAnyValue:StringEquals", variable = "aws:TagKeys", values = [local.environment_tag] },
+            { test = "Null", variable = "ec2:CreateAction", values = ["true"] },
+          ]
+        },
+        {
+          sid        = "DenyEnvironmentRetagOfKeys"
+          effect     = "Deny"
+          actions    = ["kms:TagResource", "kms:UntagResource"]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_retag
+        },
+      ]
+      # deploy_iam: the environment's roles (within its boundary), instance profiles, policies and cluster
+      # OIDC provider, and their environment tag.
+      iam = [
+        # Creating or widening a role is only allowed when the role carries the environment's boundary, so
+        # no role the stack creates can exceed workload_boundary, whatever policy is attached to it.
+        {
+          sid = "RolesWithinBoundary"
+          actions = [
+            "iam:AttachRolePolicy",
+            "iam:DeleteRolePolicy",
+            "iam:DetachRolePolicy",
+            "iam:PutRolePermissionsBoundary",
+            "iam:PutRolePolicy",
+          ]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
+          conditions = [{ test = "StringEquals", variable = "iam:PermissionsBoundary", values = [aws_iam_policy.workload_boundary[env].arn] }]
+        },
+        # A new role also carries the environment tag, which is what the calls below are scoped by.
+        {
+          sid       = "CreateRolesWithinBoundary"
+          actions   = ["iam:CreateRole"]
+          resources = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
+          conditions = [
+            { test = "StringEquals", variable = "iam:PermissionsBoundary", values = [aws_iam_policy.workload_boundary[env].arn] },
+            { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
+          ]
+        },
+        # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
+        {
+          sid        = "TagEnvironmentIdentitiesOnCreate"
+          actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+          conditions = local.environment_tag_conditions[env].on_new
+        },
+        # Trust policy, description and tags of a role of this environment only: name and tag must both
+        # match, so a role that merely shares the name prefix (or lost its tag) is out of reach.
+        {
+          sid = "ManageEnvironmentRoles"
+          actions = [
+            "iam:DeleteRole",
+            "iam:TagRole",
+            "iam:UntagRole",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:UpdateRole",
+            "iam:UpdateRoleDescription",
+          ]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
+          conditions = local.environment_tag_conditions[env].on_resource
+        },
+        {
+          sid = "ManageEnvironmentPoliciesAndProfiles"
+          actions = [
+            "iam:AddRoleToInstanceProfile",
+            "iam:CreateInstanceProfile",
+            "iam:CreatePolicy",
+            "iam:CreatePolicyVersion",
+            "iam:DeleteInstanceProfile",
+            "iam:DeletePolicy",
+            "iam:DeletePolicyVersion",
+            "iam:RemoveRoleFromInstanceProfile",
+            "iam:SetDefaultPolicyVersion",
+            "iam:TagInstanceProfile",
+            "iam:TagPolicy",
+            "iam:UntagPolicy",
+          ]
+          resources = [
+            "${local.iam_arn}:instance-profile/${var.name_prefix}-${env}-*",
+            "${local.iam_arn}:policy/${var.name_prefix}-${env}-*",
+          ]
+          conditions = []
+        },
+        {
+          sid        = "PassEnvironmentRolesToEksAndEc2"
+          actions    = ["iam:PassRole"]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
+          conditions = [{ test = "StringEquals", variable = "iam:PassedToService", values = ["ec2.amazonaws.com", "eks.amazonaws.com"] }]
+        },
+        # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
+        # environment tag and changed only while it carries it (another cluster's provider is out of reach).
+        {
+          sid        = "CreateClusterOidcProvider"
+          actions    = ["iam:CreateOpenIDConnectProvider"]
+          resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+          conditions = local.environment_tag_conditions[env].on_request
+        },
+        {
+          sid = "ManageClusterOidcProvider"
+          actions = [
+            "iam:AddClientIDToOpenIDConnectProvider",
+            "iam:DeleteOpenIDConnectProvider",
+            "iam:RemoveClientIDFromOpenIDConnectProvider",
+            "iam:TagOpenIDConnectProvider",
+            "iam:UntagOpenIDConnectProvider",
+            "iam:UpdateOpenIDConnectProviderThumbprint",
+          ]
+          resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+          conditions = local.environment_tag_conditions[env].on_resource
+        },
+        # The environment tag of an existing role or OIDC provider never changes.
+        {
+          sid        = "DenyEnvironmentRetagOfIdentities"
+          effect     = "Deny"
+          actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole", "iam:UntagOpenIDConnectProvider", "iam:UntagRole"]
+          resources  = ["*"]
+          conditions = local.environment_tag_conditions[env].on_retag
+        },
+      ]
+    }
+  }
+}
+
+# One document per environment and table of local.environment_scoped_statements, keyed
+# "<env>/<table>"; each managed policy takes its table through `source_policy_documents`, which the
+# provider merges first, before the document's own statements (hashicorp/terraform-provider-aws
+# internal/service/iam/policy_document_data_source.go, read at 04e9356d7f061e7be1890e030f420c81a783d651).
+data "aws_iam_policy_document" "environment_scoped" {
+  for_each = merge([
+    for env, tables in local.environment_scoped_statements : { for table, statements in tables : "${env}/${table}" => statements }
+  ]...)
+
+  dynamic "statement" {
+    for_each = each.value
+    content {
+      sid       = statement.value.sid
+      effect    = try(statement.value.effect, "Allow")
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+}
+
 data "aws_iam_policy_document" "deploy_platform" {
   for_each = local.environments
 
+  # First, the conditioned statements (`platform` of local.environment_scoped_statements).
+  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/platform"].json]
+
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
-
-  # EC2 IDs exist only after creation, so EC2 is scoped by the environment tag: a create call may only
-  # create a resource of the type it creates, new (no environment tag yet) and tagged with this
-  # environment. The parent it creates it in (the VPC of a subnet, the subnet of a NAT gateway) is
-  # authorised separately, by its own tag (ChangeEnvironmentNetwork)...
-  statement {
-    sid       = "CreateEnvironmentNetwork"
-    actions   = [for action, resource_type in local.ec2_created_types : "ec2:${action}"]
-    resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["true"]
-    }
-  }
-
-  # ...which EC2 authorises as ec2:CreateTags inside that create call (tag on create)...
-  statement {
-    sid       = "TagEnvironmentNetworkOnCreate"
-    actions   = ["ec2:CreateTags"]
-    resources = [for action, resource_type in local.ec2_created_types : "arn:${local.partition}:ec2:${local.region_account}:${resource_type}/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "ec2:CreateAction"
-      values   = keys(local.ec2_created_types)
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["true"]
-    }
-  }
-
-  # ...and every other EC2 call (including the parent VPC or subnet of a create) acts only on resources
-  # already tagged with this environment. Untagged resources (EKS's cluster security group, Karpenter's
-  # instances) are out of reach: the deploy role never changes them.
-  statement {
-    sid       = "ChangeEnvironmentNetwork"
-    actions   = ["ec2:*"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestedRegion"
-      values   = [var.aws_region]
-    }
-  }
 
   # The environment's cluster and what lives under it, by name (eks:* because the add-on, access-entry
   # and node-group APIs grow with every EKS release; none of it reaches another cluster).
@@ -511,118 +707,6 @@ data "aws_iam_policy_document" "deploy_platform" {
     resources = [local.public_ssm_parameters]
   }
 
-  # EKS secrets and EBS keys, held to the environment by its tag (local.environment_tag_conditions);
-  # in place of five statements written out, the same statements in the same order (a `dynamic` block
-  # expands where it stands: hashicorp/hcl ext/dynblock/expand_body.go, expandBlocks).
-  dynamic "statement" {
-    for_each = [
-      # Created only with the environment tag...
-      {
-        sid        = "CreateEnvironmentKeys"
-        actions    = ["kms:CreateKey"]
-        resources  = ["*"]
-        conditions = local.environment_tag_conditions[each.key].on_request
-      },
-      # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
-      {
-        sid        = "TagEnvironmentKeysOnCreate"
-        actions    = ["kms:TagResource"]
-        resources  = ["*"]
-        conditions = local.environment_tag_conditions[each.key].on_new
-      },
-      # ...and managed only while they carry it.
-      {
-        sid = "ManageEnvironmentKeys"
-        actions = [
-          "kms:CreateGrant",
-          "kms:Decrypt",
-          "kms:DescribeKey",
-          "kms:EnableKeyRotation",
-          "kms:Encrypt",
-          "kms:GenerateDataKey*",
-          "kms:GetKeyPolicy",
-          "kms:GetKeyRotationStatus",
-          "kms:ListResourceTags",
-          "kms:PutKeyPolicy",
-          "kms:ScheduleKeyDeletion",
-          "kms:TagResource",
-          "kms:UntagResource",
-        ]
-        resources  = ["*"]
-        conditions = local.environment_tag_conditions[each.key].on_resource
-      },
-      # An alias call is authorised on the alias and on the key it names: the alias by name
-      # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias
-      # of this environment can never point at another environment's key.
-      {
-        sid        = "EnvironmentKeyAliases"
-        actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-        resources  = ["arn:${local.partition}:kms:${local.region_account}:alias/${var.name_prefix}-${each.key}-*"]
-        conditions = []
-      },
-      {
-        sid        = "AliasTargetsAreEnvironmentKeys"
-        actions    = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-        resources  = ["arn:${local.partition}:kms:${local.region_account}:key/*"]
-        conditions = local.environment_tag_conditions[each.key].on_resource
-      },
-    ]
-    content {
-      sid       = statement.value.sid
-      actions   = statement.value.actions
-      resources = statement.value.resources
-
-      dynamic "condition" {
-        for_each = statement.value.conditions
-        content {
-          test     = condition.value.test
-          variable = condition.value.variable
-          values   = condition.value.values
-        }
-      }
-    }
-  }
-
-  # The environment tag of an existing resource never changes: re-tagging another environment's
-  # resource (or this one's into another) is how a role would otherwise move a resource across the line.
-  statement {
-    sid       = "DenyEnvironmentRetagOfNetwork"
-    effect    = "Deny"
-    actions   = ["ec2:CreateTags", "ec2:DeleteTags"]
-    resources = ["*"]
-
-    condition {
-      test     = "ForAnyValue:StringEquals"
-      variable = "aws:TagKeys"
-      values   = [local.environment_tag]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "ec2:CreateAction"
-      values   = ["true"]
-    }
-  }
-
-  statement {
-    sid       = "DenyEnvironmentRetagOfKeys"
-    effect    = "Deny"
-    actions   = ["kms:TagResource", "kms:UntagResource"]
-    resources = ["*"]
-
-    condition {
-      test     = "ForAnyValue:StringEquals"
-      variable = "aws:TagKeys"
-      values   = [local.environment_tag]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["false"]
-    }
-  }
-
   # Karpenter (infra/aws/karpenter.py) and the AWS cloud integrations pick subnets and security groups by
   # these tags: another environment's cluster name on this environment's network would make that
   # cluster launch nodes (or load balancers) into it.
@@ -662,142 +746,13 @@ data "aws_iam_policy_document" "deploy_platform" {
 data "aws_iam_policy_document" "deploy_iam" {
   for_each = local.environments
 
+  # First, the conditioned statements (`iam` of local.environment_scoped_statements).
+  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/iam"].json]
+
   statement {
     sid       = "ReadIam"
     actions   = ["iam:Get*", "iam:List*"]
     resources = ["*"]
-  }
-
-  # Creating or widening a role is only allowed when the role carries the environment's boundary, so
-  # no role the stack creates can exceed workload_boundary, whatever policy is attached to it.
-  statement {
-    sid = "RolesWithinBoundary"
-    actions = [
-      "iam:AttachRolePolicy",
-      "iam:DeleteRolePolicy",
-      "iam:DetachRolePolicy",
-      "iam:PutRolePermissionsBoundary",
-      "iam:PutRolePolicy",
-    ]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PermissionsBoundary"
-      values   = [aws_iam_policy.workload_boundary[each.key].arn]
-    }
-  }
-
-  # A new role also carries the environment tag, which is what the calls below are scoped by.
-  statement {
-    sid       = "CreateRolesWithinBoundary"
-    actions   = ["iam:CreateRole"]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PermissionsBoundary"
-      values   = [aws_iam_policy.workload_boundary[each.key].arn]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.environment_tag}"
-      values   = [each.key]
-    }
-  }
-
-  # The environment's identities, held to it by name and by the environment tag
-  # (local.environment_tag_conditions); the same statements in the same order as written out (see
-  # deploy_platform's keys).
-  dynamic "statement" {
-    for_each = [
-      # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
-      {
-        sid        = "TagEnvironmentIdentitiesOnCreate"
-        actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
-        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-        conditions = local.environment_tag_conditions[each.key].on_new
-      },
-      # Trust policy, description and tags of a role of this environment only: name and tag must both
-      # match, so a role that merely shares the name prefix (or lost its tag) is out of reach.
-      {
-        sid = "ManageEnvironmentRoles"
-        actions = [
-          "iam:DeleteRole",
-          "iam:TagRole",
-          "iam:UntagRole",
-          "iam:UpdateAssumeRolePolicy",
-          "iam:UpdateRole",
-          "iam:UpdateRoleDescription",
-        ]
-        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-        conditions = local.environment_tag_conditions[each.key].on_resource
-      },
-      {
-        sid = "ManageEnvironmentPoliciesAndProfiles"
-        actions = [
-          "iam:AddRoleToInstanceProfile",
-          "iam:CreateInstanceProfile",
-          "iam:CreatePolicy",
-          "iam:CreatePolicyVersion",
-          "iam:DeleteInstanceProfile",
-          "iam:DeletePolicy",
-          "iam:DeletePolicyVersion",
-          "iam:RemoveRoleFromInstanceProfile",
-          "iam:SetDefaultPolicyVersion",
-          "iam:TagInstanceProfile",
-          "iam:TagPolicy",
-          "iam:UntagPolicy",
-        ]
-        resources = [
-          "${local.iam_arn}:instance-profile/${var.name_prefix}-${each.key}-*",
-          "${local.iam_arn}:policy/${var.name_prefix}-${each.key}-*",
-        ]
-        conditions = []
-      },
-      {
-        sid        = "PassEnvironmentRolesToEksAndEc2"
-        actions    = ["iam:PassRole"]
-        resources  = ["${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
-        conditions = [{ test = "StringEquals", variable = "iam:PassedToService", values = ["ec2.amazonaws.com", "eks.amazonaws.com"] }]
-      },
-      # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
-      # environment tag and changed only while it carries it (another cluster's provider is out of reach).
-      {
-        sid        = "CreateClusterOidcProvider"
-        actions    = ["iam:CreateOpenIDConnectProvider"]
-        resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-        conditions = local.environment_tag_conditions[each.key].on_request
-      },
-      {
-        sid = "ManageClusterOidcProvider"
-        actions = [
-          "iam:AddClientIDToOpenIDConnectProvider",
-          "iam:DeleteOpenIDConnectProvider",
-          "iam:RemoveClientIDFromOpenIDConnectProvider",
-          "iam:TagOpenIDConnectProvider",
-          "iam:UntagOpenIDConnectProvider",
-          "iam:UpdateOpenIDConnectProviderThumbprint",
-        ]
-        resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-        conditions = local.environment_tag_conditions[each.key].on_resource
-      },
-    ]
-    content {
-      sid       = statement.value.sid
-      actions   = statement.value.actions
-      resources = statement.value.resources
-
-      dynamic "condition" {
-        for_each = statement.value.conditions
-        content {
-          test     = condition.value.test
-          variable = condition.value.variable
-          values   = condition.value.values
-        }
-      }
-    }
   }
 
   # EKS creates its own service-linked roles on first use in an account (the cluster, managed node
@@ -845,26 +800,6 @@ data "aws_iam_policy_document" "deploy_iam" {
       "s3:PutLifecycleConfiguration",
     ]
     resources = concat([aws_s3_bucket.state.arn, aws_kms_key.state.arn], [for k in aws_kms_key.pulumi_secrets : k.arn])
-  }
-
-  # The environment tag of an existing role or OIDC provider never changes (see deploy_platform).
-  statement {
-    sid       = "DenyEnvironmentRetagOfIdentities"
-    effect    = "Deny"
-    actions   = ["iam:TagOpenIDConnectProvider", "iam:TagRole", "iam:UntagOpenIDConnectProvider", "iam:UntagRole"]
-    resources = ["*"]
-
-    condition {
-      test     = "ForAnyValue:StringEquals"
-      variable = "aws:TagKeys"
-      values   = [local.environment_tag]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "aws:ResourceTag/${local.environment_tag}"
-      values   = ["false"]
-    }
   }
 
   statement {

@@ -60,38 +60,29 @@ data "aws_iam_policy_document" "state_key" {
   # The admins initialise and repair the state (`pulumi login`/`stack init` from their machine, restoring
   # an older <stack>.json version, `terraform init -migrate-state` of the bootstrap itself): every
   # object they read or write is encrypted with this key, and without a grant here S3 answers
-  # AccessDenied (the key policy does not delegate to IAM). Through S3 only, like the roles below.
-  statement {
-    sid       = "AdminStateReadWriteThroughS3"
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = var.key_admin_arns
+  # AccessDenied (the key policy does not delegate to IAM). The deploy and preview roles of every
+  # environment read and write their stack's state. Through S3 only, both: one grant, one statement per
+  # principal set so that each Sid says whose it is (a map: Terraform iterates it in key order).
+  dynamic "statement" {
+    for_each = {
+      AdminStateReadWriteThroughS3 = var.key_admin_arns
+      StateReadWriteThroughS3      = concat([for r in aws_iam_role.deploy : r.arn], [for r in aws_iam_role.preview : r.arn])
     }
+    content {
+      sid       = statement.key
+      actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+      resources = ["*"]
 
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["s3.${var.aws_region}.amazonaws.com"]
-    }
-  }
+      principals {
+        type        = "AWS"
+        identifiers = statement.value
+      }
 
-  statement {
-    sid       = "StateReadWriteThroughS3"
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = concat([for r in aws_iam_role.deploy : r.arn], [for r in aws_iam_role.preview : r.arn])
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["s3.${var.aws_region}.amazonaws.com"]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${var.aws_region}.amazonaws.com"]
+      }
     }
   }
 }
@@ -118,27 +109,23 @@ data "aws_iam_policy_document" "pulumi_secrets_key" {
 
   source_policy_documents = [data.aws_iam_policy_document.key_administration.json]
 
-  # Admins also encrypt and decrypt: `pulumi stack init --secrets-provider` and
-  # `pulumi stack change-secrets-provider` run from an admin's machine.
-  statement {
-    sid       = "AdminSecretsProviderUse"
-    actions   = local.key_use_actions
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = var.key_admin_arns
+  # The stack's deploy role uses the key, and so do the admins: `pulumi stack init --secrets-provider`
+  # and `pulumi stack change-secrets-provider` run from an admin's machine. One grant, one statement
+  # per principal set so that each Sid says whose it is (a map: Terraform iterates it in key order).
+  dynamic "statement" {
+    for_each = {
+      AdminSecretsProviderUse      = var.key_admin_arns
+      DeployRoleSecretsProviderUse = [aws_iam_role.deploy[each.key].arn]
     }
-  }
+    content {
+      sid       = statement.key
+      actions   = local.key_use_actions
+      resources = ["*"]
 
-  statement {
-    sid       = "DeployRoleSecretsProviderUse"
-    actions   = local.key_use_actions
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = [aws_iam_role.deploy[each.key].arn]
+      principals {
+        type        = "AWS"
+        identifiers = statement.value
+      }
     }
   }
 

@@ -70,9 +70,40 @@ def terraform() -> dict[str, Any]:
             merged["locals"].update(block)
         merged["terraform"] += doc.get("terraform", [])
         merged["provider"] += doc.get("provider", [])
+    documents = merged["data"].get("aws_iam_policy_document", {})
+    merged["data"]["aws_iam_policy_document"] = _per_table_documents(documents, merged["locals"])
     for kind in ("resource", "data"):
         merged[kind] = _expand_dynamic(_expression_keys(merged[kind], merged["locals"]), merged["locals"])
     return merged
+
+
+_TABLE_LOCAL = re.compile(r"\blocal\.(\w+)\b")
+
+
+def _per_table_documents(documents: Mapping[str, Any], local: Mapping[str, Any]) -> dict[str, Any]:
+    """A policy document with one instance per environment and table (its `for_each` keyed
+    "<env>/<table>" over a per-environment local of statement tables, its `dynamic "statement"` over
+    `each.value`), read as one per-environment document per table named `<document>/<table>`: the name
+    iam_eval gives a `document["${each.key}/<table>"]` reference, with `each.key` the environment as in
+    every other per-environment document."""
+    out = {}
+    for name, body in documents.items():
+        tables = [
+            d for d in body.get("dynamic", []) if d.get("statement", {}).get("for_each") == "${each.value}"
+        ]
+        if not tables:
+            out[name] = body
+            continue
+        sources = set(_TABLE_LOCAL.findall(body["for_each"]))
+        assert len(sources) == 1, f"{name}: a per-table for_each reads one local, not {sorted(sources)}"
+        (source,) = sources
+        for table in _per_environment(source, local):
+            spec = tables[0]["statement"] | {"for_each": f"${{local.{source}[each.key].{table}}}"}
+            out[f"{name}/{table}"] = body | {
+                "for_each": "${local.environments}",
+                "dynamic": [{"statement": spec}],
+            }
+    return out
 
 
 def _expand_dynamic(value: Any, local: Mapping[str, Any]) -> Any:
@@ -96,24 +127,37 @@ def _expand_dynamic(value: Any, local: Mapping[str, Any]) -> Any:
 
 
 _ITERATOR_VALUE = re.compile(r"^\$\{(\w+)\.value\.(\w+)\}$")
+# `<iterator>.key` and `<iterator>.value` of a map's item.
+_ITERATOR_KEY_OR_VALUE = re.compile(r"^\$\{(\w+)\.(key|value)\}$")
+# `try(<iterator>.value.<attr>, "<default>")`: an attribute only some items of a table carry.
+_ITERATOR_VALUE_OR = re.compile(r'^\$\{try\((\w+)\.value\.(\w+), "(\w+)"\)\}$')
 _PER_ENVIRONMENT_ATTR = re.compile(r"^\$\{local\.(\w+)\[each\.key\]\.(\w+)\}$")
 _PER_ENVIRONMENT = re.compile(r"^\$\{\{for (\w+) in local\.environments : \1 => (\{.*\})\}\}$", re.DOTALL)
 
 
 def _bind(content: Any, iterator: str, item: Mapping[str, Any]) -> Any:
-    """A dynamic block's content with `<iterator>.value.<attr>` references replaced by the item's."""
+    """A dynamic block's content with `<iterator>.value.<attr>` references (or their `try` with a
+    default), and a map item's `<iterator>.key` and `<iterator>.value`, replaced by the item's."""
     if isinstance(content, list):
         return [_bind(v, iterator, item) for v in content]
     if isinstance(content, dict):
         return {k: _bind(v, iterator, item) for k, v in content.items()}
-    found = _ITERATOR_VALUE.match(content) if isinstance(content, str) else None
-    return item[found[2]] if found and found[1] == iterator else content
+    if not isinstance(content, str):
+        return content
+    found = _ITERATOR_VALUE.match(content) or _ITERATOR_KEY_OR_VALUE.match(content)
+    if found and found[1] == iterator:
+        return item[found[2]]
+    found = _ITERATOR_VALUE_OR.match(content)
+    return item.get(found[2], found[3]) if found and found[1] == iterator else content
 
 
 def _for_each_items(for_each: Any, local: Mapping[str, Any]) -> list[Any]:
-    """The items of a dynamic block: a literal list, or an attribute of a per-environment local."""
+    """The items of a dynamic block: a literal list, a literal map (as `{"key", "value"}` items, in key
+    order as Terraform iterates a map), or an attribute of a per-environment local."""
     if isinstance(for_each, list):
         return for_each
+    if isinstance(for_each, dict):
+        return [{"key": key, "value": for_each[key]} for key in sorted(for_each)]
     found = _PER_ENVIRONMENT_ATTR.match(for_each) if isinstance(for_each, str) else None
     assert found, f"dynamic block: cannot expand for_each = {for_each!r}: teach delivery_helpers first"
     items = _per_environment(found[1], local)[found[2]]
@@ -126,7 +170,9 @@ def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
     written in place: the object with the environment as `${each.key}`, for the readers to resolve."""
     found = _PER_ENVIRONMENT.match(local[name])
     assert found, f"local.{name} is not a per-environment object of the form this reader knows"
-    iterator = f"${{{found[1]}}}"
+    # The iterator as a whole name inside an interpolation (`${env}`, `local.x[env]`), never a word of
+    # the literal text around it.
+    iterator = re.compile(rf"(?<![\w.]){found[1]}(?!\w)")
 
     def as_each_key(value: Any) -> Any:
         """python-hcl2 leaves a reference inside a nested collection bare (`env`), where it wraps one
@@ -138,11 +184,12 @@ def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
         if not isinstance(value, str):
             return value
         wrapped = value if value.startswith(('"', "${")) else f"${{{value}}}"
-        return wrapped.replace(iterator, "${each.key}")
+        return _INTERPOLATION.sub(lambda m: iterator.sub("each.key", m[0]), wrapped)
 
     return _unquote(as_each_key(hcl2.loads(f"value = {found[2]}\n")["value"]))
 
 
+_INTERPOLATION = re.compile(r"\$\{[^{}]*\}")
 _KEY_EXPRESSION = re.compile(r"^\$\{\(local\.(\w+)\)\}$")
 
 

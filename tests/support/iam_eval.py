@@ -262,10 +262,14 @@ def _documents(doc_name: str, key: str) -> list[str]:
     body = terraform()["data"]["aws_iam_policy_document"][doc_name]
     names = []
     for ref in body.get(key, []):
-        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\])?\.json\}", ref)
+        m = re.fullmatch(
+            r'\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\]|\["\$\{each\.key\}/(\w+)"\])?\.json\}',
+            ref,
+        )
         if not m:
             raise Unresolvable(ref)
-        names.append(m[1])
+        # document["${each.key}/<table>"]: the per-table document delivery_helpers names <document>/<table>.
+        names.append(f"{m[1]}/{m[3]}" if m[3] else m[1])
     return names
 
 

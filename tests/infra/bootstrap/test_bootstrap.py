@@ -54,22 +54,34 @@ KEY_POLICY_DOCS = {"key_administration", "state_key", "pulumi_secrets_key"}
 # test_star_resources_are_listed until it is reasoned here (and, for checkov, in iac-skips.yaml).
 STAR_RESOURCE_ALLOWED = {
     (
-        "deploy_platform",
+        "environment_scoped/platform",
         "CreateEnvironmentNetwork",
     ): "EC2 IDs exist only after creation; request tag required",
-    ("deploy_platform", "TagEnvironmentNetworkOnCreate"): "tag on create only; request tag required",
-    ("deploy_platform", "ChangeEnvironmentNetwork"): "EC2 IDs are random; resource tag and region required",
+    (
+        "environment_scoped/platform",
+        "TagEnvironmentNetworkOnCreate",
+    ): "tag on create only; request tag required",
+    (
+        "environment_scoped/platform",
+        "ChangeEnvironmentNetwork",
+    ): "EC2 IDs are random; resource tag and region required",
     ("deploy_platform", "ReadOnlyLookups"): "List/Describe/GetCallerIdentity accept only *",
-    ("deploy_platform", "CreateEnvironmentKeys"): "kms:CreateKey has no resource; request tag required",
-    ("deploy_platform", "TagEnvironmentKeysOnCreate"): "a key being created; request tag required",
-    ("deploy_platform", "ManageEnvironmentKeys"): "key IDs are random; resource tag required",
-    ("deploy_platform", "DenyEnvironmentRetagOfNetwork"): "a Deny",
-    ("deploy_platform", "DenyEnvironmentRetagOfKeys"): "a Deny",
+    (
+        "environment_scoped/platform",
+        "CreateEnvironmentKeys",
+    ): "CreateKey has no resource; request tag required",
+    (
+        "environment_scoped/platform",
+        "TagEnvironmentKeysOnCreate",
+    ): "a key being created; request tag required",
+    ("environment_scoped/platform", "ManageEnvironmentKeys"): "key IDs are random; resource tag required",
+    ("environment_scoped/platform", "DenyEnvironmentRetagOfNetwork"): "a Deny",
+    ("environment_scoped/platform", "DenyEnvironmentRetagOfKeys"): "a Deny",
     ("deploy_platform", "DenyOtherClustersDiscoveryTags"): "a Deny",
     ("deploy_platform", "DenyOtherClustersKarpenterDiscovery"): "a Deny",
     ("deny_other_environments", "DenyOtherEnvironments"): "a Deny",
     ("deploy_iam", "ReadIam"): "read-only IAM Get/List",
-    ("deploy_iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
+    ("environment_scoped/iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
     ("deploy_iam", "DenyLongLivedCredentials"): "a Deny",
     ("workload_boundary", "ClusterWorkloads"): "boundary ceiling for nodes/Karpenter/CSI; region-bound",
     ("workload_boundary", "KarpenterPriceList"): "Price List API has no resources; pricing region only",
@@ -1357,7 +1369,8 @@ def test_each_runner_subnet_keeps_room_for_the_runner_builds() -> None:
 def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None:
     """The tag-scoped statements are tables expanded by `dynamic "statement"`: a reader that saw only the
     written-out statements would check none of them, and every isolation test above would pass on
-    less than the roles get."""
+    less than the roles get. The deploy role's tables live in local.environment_scoped_statements and
+    are rendered by one per-table document (environment_scoped/<table> to the readers)."""
     expanded = 0
     for path in sorted(BOOTSTRAP.glob("*.tf")):
         with path.open(encoding="utf-8") as fh:
@@ -1365,12 +1378,24 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
         for block in raw.get("data", []):
             for name, body in block.get('"aws_iam_policy_document"', {}).items():
                 tables = [d['"statement"']["for_each"] for d in body.get("dynamic", [])]
+                if tables == ["${each.value}"]:
+                    continue  # the per-table document: counted against its local below
                 written = len(body.get("statement", []))
                 read = POLICY_DOCS[name.strip('"')]["statement"]
                 assert len(read) == written + sum(len(t) for t in tables), name
                 expanded += sum(len(t) for t in tables)
-    assert expanded, "no dynamic statement left: this test and delivery_helpers' expansion can go"
-    conditions = {st["sid"]: st["condition"] for st in policy_statements("deploy_iam")}
+    text = (BOOTSTRAP / "deploy_roles.tf").read_text(encoding="utf-8")
+    table_text = _top_level_block(text, "locals {\n  environment_scoped_statements")
+    written_sids = re.findall(r'^ *sid *= "(\w+)"$', table_text, re.MULTILINE)
+    read_sids = [
+        st["sid"]
+        for doc in POLICY_DOCS
+        if doc.startswith("environment_scoped/")
+        for st in policy_statements(doc)
+    ]
+    assert written_sids and sorted(read_sids) == sorted(written_sids), (written_sids, read_sids)
+    assert expanded + len(read_sids), "no dynamic statement left: delivery_helpers' expansion can go"
+    conditions = {st["sid"]: st["condition"] for st in policy_statements("environment_scoped/iam")}
     # As a written-out statement carries it: the tag key and the environment still to be resolved.
     assert conditions["TagEnvironmentIdentitiesOnCreate"] == [
         {
@@ -1380,6 +1405,19 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
         },
         {"test": "Null", "variable": "aws:ResourceTag/${local.environment_tag}", "values": ["true"]},
     ]
+
+
+@pytest.mark.parametrize("env", default_environments())
+def test_each_tag_scoped_table_reaches_only_its_own_managed_policy(env: str) -> None:
+    """The tables of local.environment_scoped_statements are named after the managed policy that takes
+    them (deploy_platform, deploy_iam: two policies because IAM caps one at 6,144 characters): a table
+    merged into the wrong policy, or into none, would leave the deploy role without its key or identity
+    grants and re-tag denies, or push one policy over."""
+    tables = {table: f"environment_scoped/{table}" for table in ("platform", "iam")}
+    sids = {table: {st.sid for st in statements(doc, Scope(env))} for table, doc in tables.items()}
+    policies = {table: {st.sid for st in statements(f"deploy_{table}", Scope(env))} for table in tables}
+    for table, other in itertools.permutations(tables):
+        assert sids[table] <= policies[table] and not sids[table] & policies[other], (env, table, policies)
 
 
 def _top_level_block(text: str, header: str) -> str:
