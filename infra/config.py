@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from infra import versions
-from infra.contract import ENVIRONMENT_LABEL, MODEL_STORE_URI, Environment
+from infra.contract import ENVIRONMENT_LABEL, MODEL_STORE_URI, PRODUCTION, Environment
 
 # Re-exported: the program's modules know these contract names as infra.config's.
 from infra.contract import ENVIRONMENTS as ENVIRONMENTS
@@ -897,9 +897,10 @@ class StackConfig(_Model):
         return problems
 
     def _prod_problems(self, stack: str | None) -> list[str]:
-        # Either name makes it prod: the stack name decides (a prod stack whose file says `dev` still
-        # gets prod's rules), and a direct call without a stack name falls back to the declared one.
-        if "prod" not in (self.environment, stack):
+        # Either name makes it production (infra/contract.py PRODUCTION): the stack name decides (a prod
+        # stack whose file says `dev` still gets prod's rules), and a direct call without a stack name
+        # falls back to the declared one.
+        if self.environment not in PRODUCTION and stack not in PRODUCTION:
             return []
         spot_pools = [
             p.name for p in self.gpu.pools if p.capacity_type == "spot" and not p.allow_spot_in_prod

@@ -17,6 +17,12 @@ from typing import Final, Literal, get_args
 # one overlay each per app (apps/<app>/overlays/<env>/). Adding one starts here.
 Environment = Literal["dev", "staging", "prod"]
 ENVIRONMENTS: Final[tuple[Environment, ...]] = get_args(Environment)
+# The production environments: the strict end of that order, held to production's gates (the stack
+# config's never-weaker rules, the policy pack's prod checks, the registry's approval alias, raw personal
+# fields refused in inference logs, canary rollouts). A set, not "the last name": a second production
+# environment (another region) gets every gate by being named here, never by matching the text "prod".
+# `mlplat generate` refuses a contract whose last environment is not one of these (mlplat/generate.py).
+PRODUCTION: Final[frozenset[Environment]] = frozenset({"prod"})
 
 
 def app_environments(app_dir: Path) -> tuple[Environment, ...]:

@@ -26,7 +26,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from infra.contract import ENVIRONMENTS, Environment, app_environments
+from infra.contract import ENVIRONMENTS, PRODUCTION, Environment, app_environments
 
 FILE = "monitoring.yaml"
 # libyaml when PyYAML was built with it (every wheel is): safe, and ~10x faster than the Python loader.
@@ -96,11 +96,11 @@ class MonitoringContract(_Model):
         return self
 
     def violations_for(self, env: str) -> list[str]:
-        """Why this contract may not log in `env` (prod never stores a personal field as sent)."""
-        if env != "prod":
+        """Why this contract may not log in `env` (production never stores a personal field as sent)."""
+        if env not in PRODUCTION:
             return []
         return [
-            f"personal field {f!r} is kept raw in prod: hash or drop it"
+            f"personal field {f!r} is kept raw in {env}: hash or drop it"
             for f in self.personal
             if self.fields[f] == "keep"
         ]

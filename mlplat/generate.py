@@ -167,7 +167,7 @@ def bootstrap_contract(environments: Sequence[str], environment_tag: str, root: 
     return json.dumps(doc, indent=2) + "\n"
 
 
-def _checked(environments: Sequence[str]) -> list[str]:
+def _checked(environments: Sequence[str], production: frozenset[str]) -> list[str]:
     names = list(environments)
     duplicates = sorted({env for env in names if names.count(env) > 1})
     if duplicates:
@@ -180,14 +180,31 @@ def _checked(environments: Sequence[str]) -> list[str]:
         )
     if len(names) < 2:
         raise GenerateError(f"{CONTRACT}: ENVIRONMENTS has {names}: promotion needs two environments or more")
+    # The deploy roles' grants name resources `<name_prefix>-<env>-*` (infra/bootstrap/deploy_roles.tf), so
+    # `prod-eu-…` matches prod's `prod-*` too: one environment's role would reach another's resources.
+    extended = sorted((env, other) for env in names for other in names if other.startswith(f"{env}-"))
+    if extended:
+        raise GenerateError(
+            f"{CONTRACT}: ENVIRONMENTS has {extended}: the second name extends the first with '-', so the "
+            "first's deploy role, granted `<prefix>-<env>-*`, would reach the second's resources; rename one"
+        )
+    # Production is the strict end of the promotion order: everything promoted ends there, and an
+    # environment after it would skip production's gates (PRODUCTION says which environments get them).
+    order = [env in production for env in names]
+    if not order[-1] or order != sorted(order) or not production <= set(names):
+        raise GenerateError(
+            f"{CONTRACT}: ENVIRONMENTS {names} with PRODUCTION {sorted(production)}: the production "
+            "environments must be named in ENVIRONMENTS and be its last ones (promotion order ends at "
+            "production), or an environment after them deploys without production's gates"
+        )
     return names
 
 
 def outputs(root: Path = REPO) -> list[Output]:
     """Every generated file, rendered in memory (nothing is written until all of them rendered)."""
-    from infra.contract import ENVIRONMENT_LABEL, ENVIRONMENTS
+    from infra.contract import ENVIRONMENT_LABEL, ENVIRONMENTS, PRODUCTION
 
-    environments = _checked(ENVIRONMENTS)
+    environments = _checked(ENVIRONMENTS, PRODUCTION)
     return [
         Output(DEPLOY, deploy_workflow(environments)),
         Output(PROMOTE, promote_workflow(environments)),

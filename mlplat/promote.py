@@ -48,6 +48,7 @@ from infra.contract import (
     CANARY_VERSION_ANNOTATION,
     ENVIRONMENTS,
     MODEL_VERSION_ANNOTATION,
+    PRODUCTION,
     ROLLBACK_VERSION_ANNOTATION,
 )
 from mlplat import model_store, registry_gate, safe_yaml
@@ -58,7 +59,6 @@ REPO = registry_gate.REPO
 OVERLAY_FILE = "model-version.yaml"
 CANARY_FILE = registry_gate.CANARY_FILE
 CANARY_ROUTE_FILE = "canary-route.yaml"  # the split on the app's HTTPRoute (apps/components/gateway-route)
-CANARY_ENV = "prod"  # a canary serves real traffic beside the stable version: only where that matters
 KUSTOMIZATION = "kustomization.yaml"
 CANARY_CONTAINER = "kserve-container"  # the container name KServe gives a predictor's model
 
@@ -697,9 +697,11 @@ def promote(
     check_env(target)
     if source == target:
         raise UsageError(f"--from and --to are both {source}")
-    if canary is not None and target != CANARY_ENV:
+    # A canary serves real traffic beside the stable version: only production's traffic is real.
+    if canary is not None and target not in PRODUCTION:
         raise UsageError(
-            f"--canary is for --to {CANARY_ENV} only (the other environments take versions whole)"
+            f"--canary is for --to {' or '.join(sorted(PRODUCTION))} only (the other environments take "
+            "versions whole)"
         )
     if canary is not None and not 0 <= canary <= 99:
         raise UsageError(

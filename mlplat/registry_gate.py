@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.contract import CANARY_VERSION_ANNOTATION, ENVIRONMENTS, MODEL_LABEL, app_environments
+from infra.contract import CANARY_VERSION_ANNOTATION, ENVIRONMENTS, MODEL_LABEL, PRODUCTION, app_environments
 from infra.contract import ENVIRONMENT_LABEL as ENV_LABEL
 from infra.contract import MODEL_VERSION_ANNOTATION as VERSION_ANNOTATION
 from mlplat import safe_yaml
@@ -353,7 +353,7 @@ def _check_version(
     findings += _check_evaluation(subject, registered, repo_root, about)
     findings += _check_lineage(subject, registered, registry, about)
     held = registered.get("aliases") or []
-    if subject.env == "prod" and not any(alias in held for alias in subject.aliases):
+    if subject.env in PRODUCTION and not any(alias in held for alias in subject.aliases):
         holder = _alias_holder(registry.model(model) or {}, APPROVAL_ALIAS)
         if len(subject.aliases) == 1:
             where = f" (v{holder} does)" if holder else " (no version does)"

@@ -41,7 +41,7 @@ from pulumi_policy import (
 # the same bounds as the program, never with a plain yaml.safe_load that expands aliases. The names of
 # the platform contract come from their one owner too (infra/contract.py: standard library only).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from infra.contract import GPU_POOL_LABEL
+from infra.contract import GPU_POOL_LABEL, PRODUCTION
 from infra.stack_file import ConfigError, parse_stack_yaml
 
 PACK_NAME = "mlplat"
@@ -51,7 +51,6 @@ PACK_LABEL = f"{PACK_NAME}@v{PACK_VERSION}"
 DEFAULT_ENFORCEMENT = EnforcementLevel.MANDATORY
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
-PROD_STACKS = frozenset({"prod"})
 REPO = Path(__file__).resolve().parents[2]
 
 ResourceCheck = Callable[[ResourceValidationArgs], Iterable[str]]
@@ -94,7 +93,7 @@ def check_kms_rotation(args: ResourceValidationArgs) -> Iterator[str]:
 
 
 def check_kms_deletion_window(args: ResourceValidationArgs) -> Iterator[str]:
-    if stack_of(args.urn) not in PROD_STACKS:
+    if stack_of(args.urn) not in PRODUCTION:
         return
     window = peek(args.props, "deletionWindowInDays", strict=True)
     if window is not None and window < 30:
@@ -137,7 +136,7 @@ def check_eks_endpoint(args: ResourceValidationArgs) -> Iterator[str]:
     # AWS defaults: public endpoint on, private off, public CIDRs 0.0.0.0/0.
     public = endpoint_public(vpc)
     private = peek(vpc, "endpointPrivateAccess", strict=True) is True
-    if stack_of(args.urn) in PROD_STACKS:
+    if stack_of(args.urn) in PRODUCTION:
         if public:
             yield "vpcConfig.endpointPublicAccess is not false: the prod API server must be private"
         if not private:
@@ -190,9 +189,7 @@ def on_cluster_group(rule: PolicyResource, cluster: PolicyResource) -> bool:
 
 
 def validate_prod_api_reachability(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    clusters = [
-        r for r in args.resources if r.resource_type == EKS_CLUSTER and stack_of(r.urn) in PROD_STACKS
-    ]
+    clusters = [r for r in args.resources if r.resource_type == EKS_CLUSTER and stack_of(r.urn) in PRODUCTION]
     rules = [r for r in args.resources if r.resource_type in (SG_INGRESS_RULE, SG_RULE) and admits_https(r)]
     for cluster in clusters:
         if endpoint_public(peek(cluster.props, "vpcConfig")):
@@ -342,7 +339,7 @@ def is_stateful(resource_type: str, props: Mapping[str, Any]) -> bool:
 
 
 def check_protected(args: ResourceValidationArgs) -> Iterator[str]:
-    if stack_of(args.urn) not in PROD_STACKS or not is_stateful(args.resource_type, args.props):
+    if stack_of(args.urn) not in PRODUCTION or not is_stateful(args.resource_type, args.props):
         return
     # retain_on_delete is set by offline.py only: the CLI's analyzer protocol does not carry it.
     if not args.opts.protect and not getattr(args.opts, "retain_on_delete", False):

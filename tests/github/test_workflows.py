@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.checkout_copy import add_environment_to_the_contract
+from tests.support.checkout_copy import WITH_QA, add_environment_to_the_contract, edit
 from tests.support.delivery_helpers import (
     ENVIRONMENTS,
     REPO,
@@ -136,6 +136,7 @@ def test_write_scopes_only_where_needed() -> None:
         ("pr.yml", "checks"): {},
         ("pr.yml", "cost"): {},
         ("pr.yml", "cost-comment"): {"pull-requests": "write"},
+        ("preview.yml", "environment"): {},
         ("preview.yml", "preview"): {"id-token": "write", "pull-requests": "write"},
         **{("deploy.yml", env): {"id-token": "write"} for env in ENVIRONMENTS},
         ("drift.yml", "environments"): {},
@@ -348,7 +349,7 @@ def test_preview_per_environment_with_policy_pack_and_pr_comment() -> None:
     job = _jobs("preview.yml")["preview"]
     # A pull request's code previews dev only (docs/adr/0002-preview-and-secrets.md; tested against the
     # preview roles' trust in test_bootstrap.py).
-    assert job["strategy"]["matrix"]["stack"] == ["dev"]
+    assert matrix_values("preview.yml", "preview", "stack") == ["dev"]
     assert job["strategy"]["fail-fast"] is False
     assert job["environment"] == "${{ matrix.stack }}-preview"
     (preview,) = _uses(job, "pulumi/actions")
@@ -413,6 +414,14 @@ def test_drift_checks_an_environment_added_to_the_contract(tmp_path: Path) -> No
     """drift.yml's matrix listed dev, staging and prod: a new environment's drift was never looked for."""
     repo = _workflows_and_contract_with_qa(tmp_path)
     assert matrix_values("drift.yml", "drift", "stack", repo) == ["dev", "qa", "staging", "prod"]
+
+
+def test_pull_requests_preview_the_contracts_first_environment_not_dev_by_name(tmp_path: Path) -> None:
+    """preview.yml's matrix said `[dev]`: with another environment first in the contract, pull requests
+    would enter `dev-preview`, a role the bootstrap then trusts from main only, and fail at AWS."""
+    repo = _workflows_and_contract_with_qa(tmp_path)
+    edit(repo / "infra" / "contract.py", WITH_QA, '["qa", "dev", "staging", "prod"]')
+    assert matrix_values("preview.yml", "preview", "stack", repo) == ["qa"]
 
 
 def test_pr_prices_an_environment_added_to_the_contract(tmp_path: Path) -> None:

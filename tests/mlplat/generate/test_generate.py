@@ -123,13 +123,26 @@ def test_a_hand_broken_bootstrap_contract_stops_generate_with_its_reason_writing
         ('("dev", "QA", "prod")', "ENVIRONMENTS has ['QA']: an environment is lowercase letters and digits"),
         ('("dev",)', "ENVIRONMENTS has ['dev']: promotion needs two environments or more"),
         ('("dev", "on", "prod")', "ENVIRONMENTS has ['on']: an environment is lowercase letters and digits"),
+        # The production environment in the middle: `eu` would be deployed after prod without prod's gates.
+        (
+            '("dev", "prod", "eu")',
+            "ENVIRONMENTS ['dev', 'prod', 'eu'] with PRODUCTION ['prod']: the production environments must be",
+        ),
+        # Production named but not deployed: nothing is held to production's gates.
+        ('("dev", "staging")', "ENVIRONMENTS ['dev', 'staging'] with PRODUCTION ['prod']: the production"),
+        # dev's role, granted `mlplat-dev-*`, would reach `mlplat-dev-eu-…`.
+        (
+            '("dev", "dev-eu", "prod")',
+            "ENVIRONMENTS has [('dev', 'dev-eu')]: the second name extends the first with '-'",
+        ),
     ],
 )
 def test_a_contract_the_workflows_cannot_spell_stops_generate_writing_nothing(
     tmp_path: Path, environments: str, reason: str
 ) -> None:
     """Twice the same name would give deploy.yml two jobs of one id; a name with capitals or spaces breaks
-    the job id, the runner's name or the shell check; one environment leaves promote.yml no choice."""
+    the job id, the runner's name or the shell check; one environment leaves promote.yml no choice; an
+    environment after production skips its gates; a name extending another falls under its IAM grants."""
     repo = checkout_copy(tmp_path / "checkout")
     edit(repo / "infra" / "contract.py", "= get_args(Environment)", f"= {environments}")
     before = _files(repo)
