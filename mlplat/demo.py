@@ -40,9 +40,8 @@ SERVED_ENV = ENVIRONMENTS[0]  # the demo serves what the first environment runs
 EXPECTED = [0, 1, 2]  # the sample rows are a textbook setosa, versicolor and virginica
 LATENCY_REQUESTS = 300
 DRIFT_REQUESTS = 200  # per traffic window, 3 rows each: above the app's min_requests of 500 rows
-# The canary step: the last step of the promotion order (staging's version to prod, production: the
-# last environment, infra/contract.py) as a 10% canary, as an engineer would start one.
-CANARY_FROM, CANARY_ENV, CANARY_PERCENT = ENVIRONMENTS[-2], ENVIRONMENTS[-1], 10
+# The canary step: staging's version goes to prod as a 10% canary, as an engineer would start one.
+CANARY_FROM, CANARY_ENV, CANARY_PERCENT = "staging", "prod", 10
 VARIANTS = ("stable", "canary")
 RETRAIN_CHECKOUT = ("apps", "environments", "platform")  # what validate reads: apps, env limits, AppProjects
 
