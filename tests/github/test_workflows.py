@@ -585,3 +585,30 @@ def test_only_a_push_to_main_reaches_the_registry_runner() -> None:
     (push,) = [s for s in _steps(job) if s.get("name", "").startswith("Push")]
     assert push["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
     assert "exit 1" in push["run"] and "DOCKER_CONFIG=" in push["run"] and "trap " in push["run"]
+
+
+def test_every_job_running_the_policy_pack_first_makes_its_virtualenv() -> None:
+    """The pack runs in the interpreter PulumiPolicy.yaml names, which Pulumi's analyzer launcher does not
+    create: without it every `pulumi preview/up --policy-pack` stops ("doesn't appear to be a virtual
+    environment")."""
+    pack = REPO / "policies" / "pulumi"
+    venv = yaml.safe_load((pack / "PulumiPolicy.yaml").read_text())["runtime"]["options"]["virtualenv"]
+    made = f"python -m venv {(pack / venv).resolve().relative_to(REPO)}"
+    running = 0
+    for path in workflow_files():
+        for job_id, job in workflow(path.name)["jobs"].items():
+            steps = job.get("steps", [])
+            uses_pack = [
+                i
+                for i, step in enumerate(steps)
+                if "policies/pulumi" in str(step.get("with", {}).get("policyPacks", ""))
+                or "--policy-pack policies/pulumi" in str(step.get("run", ""))
+            ]
+            if not uses_pack:
+                continue
+            running += 1
+            creating = [i for i, step in enumerate(steps) if made in str(step.get("run", ""))]
+            assert creating and creating[0] < uses_pack[0], (
+                f"{path.name}/{job_id}: no `{made}` before the pack runs"
+            )
+    assert running >= 3, "deploy, preview and drift run the pack"

@@ -44,6 +44,7 @@ from tests.support.iam_eval import (
     runner_vpc_arn,
     statements,
 )
+from tests.support.workflow_steps import matrix_values
 
 RESOURCES = terraform()["resource"]
 POLICY_DOCS = terraform()["data"]["aws_iam_policy_document"]
@@ -1179,18 +1180,18 @@ UNREVIEWED_EVENTS = {
 }
 
 
-def _job_environments(job: dict[str, object]) -> set[str]:
-    """The GitHub environments a job enters, with `${{ matrix.X }}` expanded over the job's matrix."""
+def _job_environments(workflow_name: str, job_id: str, job: dict[str, object]) -> set[str]:
+    """The GitHub environments a job enters, with `${{ matrix.X }}` expanded over the job's matrix (a
+    literal list, or the list an earlier job writes: tests/support/workflow_steps.py runs it)."""
     env = job.get("environment")
     if env is None:
         return set()
     name = env["name"] if isinstance(env, dict) else env
     assert isinstance(name, str)
-    matrix = job.get("strategy", {}).get("matrix", {}) if isinstance(job.get("strategy"), dict) else {}
     found = re.search(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", name)
     if not found:
         return {name}
-    return {name.replace(found[0], str(value)) for value in matrix[found[1]]}
+    return {name.replace(found[0], str(value)) for value in matrix_values(workflow_name, job_id, found[1])}
 
 
 def _roles_trusting_pull_requests() -> set[str]:
@@ -1212,7 +1213,7 @@ def test_pull_requests_enter_only_environments_whose_role_admits_pull_request_co
         if not triggers & UNREVIEWED_EVENTS:
             continue
         for job_id, job in workflow(path.name)["jobs"].items():
-            entered = _job_environments(job)
+            entered = _job_environments(path.name, job_id, job)
             assert entered <= admitted, f"{path.name}/{job_id} runs PR code in {sorted(entered - admitted)}"
             if triggers & (UNREVIEWED_EVENTS - {"pull_request"}):
                 # These run with the base branch's ref and secrets: no environment, no OIDC token at all.
@@ -1220,7 +1221,7 @@ def test_pull_requests_enter_only_environments_whose_role_admits_pull_request_co
                     f"{path.name}/{job_id}"
                 )
     preview = workflow("preview.yml")["jobs"]["preview"]
-    assert _job_environments(preview) == {"dev-preview"}
+    assert _job_environments("preview.yml", "preview", preview) == {"dev-preview"}
     # Forks get no OIDC token; the job is skipped instead of failing on them.
     assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
 
