@@ -643,7 +643,7 @@ class ArgoCdConfig(_Model):
     ha: bool = Field(description="Redis HA and replicated controllers.")
     oidc: OidcConfig | None = Field(None, description="SSO; when set, the local admin account is disabled.")
     repo_url: str = Field(
-        pattern=r"^(https://[a-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._/-]+|git@[a-z0-9.-]+:[A-Za-z0-9._/-]+)$",
+        pattern=r"^(https://[a-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._/-]+|git@[a-z0-9.-]+:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)$",
         description="Git repository Argo CD syncs apps from (https:// or git@host:path, no credentials).",
     )
     target_revision: str = Field(
@@ -657,6 +657,7 @@ class ArgoCdConfig(_Model):
     )
 
 
+NOT_A_BRANCH = re.compile(r"^([0-9a-f]{40}|HEAD)$")  # a commit, or whatever HEAD is
 GITHUB_HTTPS_REPOSITORY = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?(\.git)?$")
 
 
@@ -720,6 +721,12 @@ class ServicesConfig(_Model):
                 f"argocd.repo_url: {self.argocd.repo_url!r}: the retraining pipelines (argo_workflows.enabled) "
                 "clone and push over https to GitHub: write https://github.com/<owner>/<repo>.git "
                 "(or git@github.com:<owner>/<repo>.git, which they reach over https)"
+            )
+        # Their pull request's base is the revision Argo CD tracks: GitHub refuses a base that is no branch.
+        if self.argo_workflows.enabled and NOT_A_BRANCH.match(self.argocd.target_revision):
+            raise ValueError(
+                f"argocd.target_revision: {self.argocd.target_revision!r}: the retraining pipelines "
+                "(argo_workflows.enabled) open pull requests against it: name a branch"
             )
         return self
 

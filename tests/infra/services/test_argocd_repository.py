@@ -192,3 +192,16 @@ def test_pipelines_cannot_be_given_a_repository_they_cannot_push_to(
     for template in plan.of_type("kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"):
         clones = {git["repo"] for _, git in git_artifacts(template.inputs)}
         assert clones == {"https://github.com/platform-team/mlplat.git"}, template.urn
+
+
+@pytest.mark.parametrize("revision", ["HEAD", "0123456789abcdef0123456789abcdef01234567"])
+def test_pipelines_cannot_open_pull_requests_against_a_revision_that_is_no_branch(
+    tmp_path: Path, revision: str
+) -> None:
+    """GitHub refuses a pull request whose base is no branch: the run would train, register and push, then fail."""
+    text = stack_file("dev").read_text()
+    line = f"      repo_url: {load_environment('dev').services.argocd.repo_url}\n"
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(text.replace(line, f'{line}      target_revision: "{revision}"\n'))
+    with pytest.raises(ConfigError, match="open pull requests against it: name a branch"):
+        load_stack_config(read_stack_file(path), str(path), "dev")
