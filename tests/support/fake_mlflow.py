@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from mlplat.retrain import lineage
 from mlplat.loopback import serving
+from mlplat.retrain import lineage
 
 API = "/api/2.0/mlflow/"
 
