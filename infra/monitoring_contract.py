@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from infra.config import PROD_MIN_INFERENCE_LOG_DAYS as MINIMUM
 from infra.contract import ENVIRONMENTS, PRODUCTION, Environment, app_environments
 
 FILE = "monitoring.yaml"
@@ -93,6 +94,13 @@ class MonitoringContract(_Model):
         named = [env for env in ENVIRONMENTS if env in self.retention_days]
         if named and self.retention_days[named[-1]] < self.retention_days[named[0]]:
             raise ValueError(f"retention_days.{named[-1]} must not be shorter than {named[0]}")
+        # An app's own rule expires its logs before the bucket's does: production's minimum holds for it too.
+        short = sorted(env for env in PRODUCTION if self.retention_days.get(env, MINIMUM) < MINIMUM)
+        if short:
+            raise ValueError(
+                f"retention_days.{short[0]}: production keeps inference logs at least {MINIMUM} days "
+                "(infra/config.py PROD_MIN_INFERENCE_LOG_DAYS: an incident is investigated against them)"
+            )
         return self
 
     def violations_for(self, env: str) -> list[str]:

@@ -115,6 +115,18 @@ def test_the_most_strict_environment_an_app_names_keeps_logs_at_least_as_long_as
         monitoring_contract.load_file(path, "x")
 
 
+def test_an_app_cannot_keep_its_production_logs_shorter_than_production_keeps_any(tmp_path: Path) -> None:
+    """Its own expiry rule comes before the bucket's: 7 days in prod would undercut the 30 every prod
+    stack file is held to (infra/config.py)."""
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(CONTRACT % _days(**dict.fromkeys(ENVIRONMENTS, 7)))
+    with pytest.raises(
+        monitoring_contract.ContractError,
+        match=r"retention_days\.prod: production keeps inference logs at least 30",
+    ):
+        monitoring_contract.load_file(path, "x")
+
+
 def test_a_monitoring_file_naming_an_environment_the_contract_does_not_know_names_it(tmp_path: Path) -> None:
     path = tmp_path / "monitoring.yaml"
     path.write_text(CONTRACT % _days(**dict.fromkeys(ENVIRONMENTS, 30), qa=30))

@@ -219,7 +219,7 @@ def test_prod_refuses_a_personal_field_kept_raw(tmp_path: Path) -> None:
     app.mkdir(parents=True)
     (app / "monitoring.yaml").write_text(
         "fields: {email: keep, x: keep}\npersonal: [email]\nfeatures: [x]\nprediction: class\n"
-        "retention_days: {dev: 1, staging: 1, prod: 1}\n"
+        "retention_days: {dev: 1, staging: 1, prod: 30}\n"
     )
     assert contract_file.load("a", tmp_path, "dev").personal == ["email"]
     with pytest.raises(contract_file.ContractError, match="personal field 'email' is kept raw in prod"):
