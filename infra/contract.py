@@ -38,23 +38,32 @@ def app_environments(app_dir: Path) -> tuple[Environment, ...]:
     return tuple(env for env in ENVIRONMENTS if (overlays / env).is_dir())
 
 
+# Every label and annotation key of the contract is `<prefix>/<name>` under this one prefix (a
+# Kubernetes key prefix is a DNS subdomain, https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set).
+KEY_PREFIX: Final = "mlplat"
+
+
+def _key(name: str) -> str:
+    return f"{KEY_PREFIX}/{name}"
+
+
 # Model objects (apps/<app>/base): who owns the app, which registered model it serves, and which
 # registered version each environment deploys (the overlays' model-version.yaml patch it).
-TEAM_LABEL: Final = "mlplat/team"
-MODEL_LABEL: Final = "mlplat/model"
-MODEL_VERSION_ANNOTATION: Final = "mlplat/model-version"
+TEAM_LABEL: Final = _key("team")
+MODEL_LABEL: Final = _key("model")
+MODEL_VERSION_ANNOTATION: Final = _key("model-version")
 # Written by `mlplat promote --canary` / `mlplat rollback` beside the version they change.
-CANARY_VERSION_ANNOTATION: Final = "mlplat/canary-version"
-ROLLBACK_VERSION_ANNOTATION: Final = "mlplat/rollback-version"
+CANARY_VERSION_ANNOTATION: Final = _key("canary-version")
+ROLLBACK_VERSION_ANNOTATION: Final = _key("rollback-version")
 # GPU memory (GiB) a model needs, declared by GPU apps and checked against the pool's GPUs.
-GPU_MEMORY_ANNOTATION: Final = "mlplat/gpu-memory-gib"
+GPU_MEMORY_ANNOTATION: Final = _key("gpu-memory-gib")
 # The environment a rendered object belongs to; also the AWS tag the deploy role's isolation keys on.
-ENVIRONMENT_LABEL: Final = "mlplat/environment"
+ENVIRONMENT_LABEL: Final = _key("environment")
 
 # Node labels pods select: a GPU pool by name (`mlplat/gpu-pool=<pool>`), and the system / CPU
 # model pools (`mlplat/pool=<pool>`).
-GPU_POOL_LABEL: Final = "mlplat/gpu-pool"
-NODE_POOL_LABEL: Final = "mlplat/pool"
+GPU_POOL_LABEL: Final = _key("gpu-pool")
+NODE_POOL_LABEL: Final = _key("pool")
 
 # The StorageClass stateful services (Vault, MinIO, MLflow's database) claim: its volumes outlive
 # their claims (reclaimPolicy Retain), so deleting a release never deletes its data.

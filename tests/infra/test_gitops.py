@@ -262,7 +262,7 @@ def test_every_environment_renders_every_placeholder() -> None:
 def test_renaming_the_contracts_environment_label_renames_it_on_every_application(tmp_path: Path) -> None:
     """One edit of infra/contract.py: the ApplicationSets stamp the new label on the Applications."""
     repo = checkout_copy(tmp_path / "checkout")
-    edit(repo / "infra" / "contract.py", '"mlplat/environment"', '"mlplat/stage"')
+    edit(repo / "infra" / "contract.py", '_key("environment")', '_key("stage")')
     code = (
         "import json\n"
         "from infra.config import load_environment\n"

@@ -131,7 +131,7 @@ def test_renaming_a_contract_label_is_one_edit_the_checkov_checks_follow(tmp_pat
     key in the apps' manifests, the contract's users, is the rest of the rename, and then the app passes."""
     repo = checkout_copy(tmp_path / "checkout")
     shutil.copytree(REPO / "policies", repo / "policies", ignore=shutil.ignore_patterns("__pycache__"))
-    edit(repo / "infra" / "contract.py", '"mlplat/team"', '"mlplat/owner"')
+    edit(repo / "infra" / "contract.py", '_key("team")', '_key("owner")')
     app = repo / "apps" / "iris-classifier"
     argv = ("validate", "--env", "dev", "--schemas", str(SHARED_CRDS), "--format", "json", str(app))
 

@@ -62,7 +62,7 @@ def test_generate_restores_a_hand_edited_file(tmp_path: Path) -> None:
 def test_renaming_the_environment_label_renames_the_bootstrap_environment_tag(tmp_path: Path) -> None:
     """One edit of infra/contract.py plus `make generate`: the tag the deploy roles' isolation keys on."""
     repo = checkout_copy(tmp_path / "checkout")
-    edit(repo / "infra" / "contract.py", '"mlplat/environment"', '"mlplat/stage"')
+    edit(repo / "infra" / "contract.py", '_key("environment")', '_key("stage")')
     assert mlplat(repo, "generate").returncode == 0
     assert json.loads((repo / BOOTSTRAP_CONTRACT).read_text())["locals"]["environment_tag"] == "mlplat/stage"
 
