@@ -156,6 +156,43 @@ class Flow:
 
 
 @dataclass(frozen=True)
+class Link:
+    """One connection from pods of a client namespace to pods of a server namespace on one port,
+    declared once. It goes through only if the client's egress and the server's ingress both allow
+    it, so the client's Walls takes `egress()` and the server's `ingress()`."""
+
+    client: str
+    server: str
+    port: int
+    client_pods: Selector = field(default_factory=dict)  # every pod of the namespace unless narrowed
+    server_pods: Selector = field(default_factory=dict)
+
+    def egress(self, name: str) -> Flow:
+        return Flow(
+            name,
+            self.client_pods,
+            egress=[{"to": [in_namespace(self.server, self.server_pods)], "ports": tcp(self.port)}],
+        )
+
+    def ingress(self, name: str) -> Flow:
+        return Flow(
+            name,
+            self.server_pods,
+            ingress=[{"from": [in_namespace(self.client, self.client_pods)], "ports": tcp(self.port)}],
+        )
+
+
+# The Vault Secrets Operator reads the secrets it syncs from Vault's API.
+OPERATOR_TO_VAULT = Link(vault.OPERATOR_NAMESPACE, vault.NAMESPACE, vault.API_PORT)
+# KEDA's Prometheus triggers query the model servers' metrics.
+KEDA_TO_PROMETHEUS = Link(keda.NAMESPACE, monitoring.NAMESPACE, keda.PROMETHEUS_PORT, server_pods=PROMETHEUS)
+# Falcosidekick forwards Falco's events to Alertmanager (its API port, 9093).
+FALCOSIDEKICK_TO_ALERTMANAGER = Link(
+    falco.NAMESPACE, monitoring.NAMESPACE, 9093, client_pods=FALCOSIDEKICK, server_pods=ALERTMANAGER
+)
+
+
+@dataclass(frozen=True)
 class Walls:
     """What one platform namespace lets in and out, on top of deny-all and DNS."""
 
@@ -231,31 +268,19 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
         ),
         Walls(
             vault.NAMESPACE,
-            scrape_ports=(8200,),
+            scrape_ports=(vault.API_PORT,),
             # Same namespace: Raft between the servers (8200 API forwarding, 8201 cluster port).
             # Kubernetes API: TokenReview for the kubernetes auth method, service registration.
             # Public HTTPS: KMS auto-unseal and STS for its IRSA credentials.
             public_https=ALL_PODS,
-            flows=(
-                Flow(
-                    "allow-vault-secrets-operator",
-                    ALL_PODS,
-                    ingress=[{"from": [in_namespace(vault.OPERATOR_NAMESPACE)], "ports": tcp(8200)}],
-                ),
-            ),
+            flows=(OPERATOR_TO_VAULT.ingress("allow-vault-secrets-operator"),),
         ),
         Walls(
             vault.OPERATOR_NAMESPACE,
             # kube-rbac-proxy `https` (vault-secrets-operator 1.4.1 values.yaml metricsService).
             scrape_ports=(8443,),
             # No admission webhook: the chart at v1.4.1 renders no WebhookConfiguration.
-            flows=(
-                Flow(
-                    "allow-to-vault",
-                    ALL_PODS,
-                    egress=[{"to": [in_namespace(vault.NAMESPACE)], "ports": tcp(8200)}],
-                ),
-            ),
+            flows=(OPERATOR_TO_VAULT.egress("allow-to-vault"),),
         ),
         Walls(
             monitoring.NAMESPACE,
@@ -276,11 +301,7 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                     PUSHGATEWAY,
                     ingress=[{"from": [DRIFT_JOBS], "ports": tcp(monitoring.PUSHGATEWAY_PORT)}],
                 ),
-                Flow(
-                    "allow-alerts-from-falcosidekick",
-                    ALERTMANAGER,
-                    ingress=[{"from": [in_namespace(falco.NAMESPACE, FALCOSIDEKICK)], "ports": tcp(9093)}],
-                ),
+                FALCOSIDEKICK_TO_ALERTMANAGER.ingress("allow-alerts-from-falcosidekick"),
                 # Receivers (chat, pager) are public HTTPS endpoints.
                 Flow("allow-alertmanager-to-receivers", ALERTMANAGER, egress=[PUBLIC_HTTPS]),
                 # The retraining receiver: Argo Events' webhook.
@@ -298,12 +319,7 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                         }
                     ],
                 ),
-                # KEDA's Prometheus triggers query the model servers' metrics.
-                Flow(
-                    "allow-queries-from-keda",
-                    PROMETHEUS,
-                    ingress=[{"from": [in_namespace(keda.NAMESPACE)], "ports": tcp(keda.PROMETHEUS_PORT)}],
-                ),
+                KEDA_TO_PROMETHEUS.ingress("allow-queries-from-keda"),
             ),
         ),
         Walls(
@@ -442,18 +458,7 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
             # controller reads scaling metrics through it). Same namespace: the metrics API server asks
             # the operator for metric values over gRPC.
             webhook_ports=(keda.WEBHOOK_PORT, keda.METRICS_API_PORT),
-            flows=(
-                Flow(
-                    "allow-to-prometheus",
-                    ALL_PODS,
-                    egress=[
-                        {
-                            "to": [in_namespace(monitoring.NAMESPACE, PROMETHEUS)],
-                            "ports": tcp(keda.PROMETHEUS_PORT),
-                        }
-                    ],
-                ),
-            ),
+            flows=(KEDA_TO_PROMETHEUS.egress("allow-to-prometheus"),),
         ),
         Walls(
             falco.NAMESPACE,
@@ -465,13 +470,7 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
             # rules artifact from falcosecurity.github.io / ghcr.io over public HTTPS.
             kube_api=False,
             public_https=FALCO,
-            flows=(
-                Flow(
-                    "allow-falcosidekick-to-alertmanager",
-                    FALCOSIDEKICK,
-                    egress=[{"to": [in_namespace(monitoring.NAMESPACE, ALERTMANAGER)], "ports": tcp(9093)}],
-                ),
-            ),
+            flows=(FALCOSIDEKICK_TO_ALERTMANAGER.egress("allow-falcosidekick-to-alertmanager"),),
         ),
     ]
 

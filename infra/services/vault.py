@@ -37,7 +37,10 @@ NAMESPACE = "vault"
 OPERATOR_NAMESPACE = "vault-secrets-operator"
 RELEASE = "vault"
 SERVICE_HOST = f"{RELEASE}.{NAMESPACE}.svc.cluster.local"
-ADDRESS = f"https://{SERVICE_HOST}:8200"
+# The API port: our listener's (server_config), and the one the chart's Service exposes and targets
+# (hashicorp/vault-helm v0.34.1 values.yaml `server.service.port` / `targetPort`: 8200).
+API_PORT = 8200
+ADDRESS = f"https://{SERVICE_HOST}:{API_PORT}"
 
 # The server certificate, mounted where the chart mounts user config (`/vault/userconfig/<name>`).
 TLS_SECRET = "vault-server-tls"  # pragma: allowlist secret
@@ -98,7 +101,7 @@ def server_config(replicas: int, kms_key_id: str, region: str) -> str:
     """Vault's HCL server config: TLS listener, Raft joined across the pods, awskms seal, telemetry."""
     joins = "\n".join(
         f"  retry_join {{\n"
-        f'    leader_api_addr = "https://{RELEASE}-{i}.{RELEASE}-internal:8200"\n'
+        f'    leader_api_addr = "https://{RELEASE}-{i}.{RELEASE}-internal:{API_PORT}"\n'
         f'    leader_ca_cert_file = "{TLS_CA_FILE}"\n'
         f"  }}"
         for i in range(replicas)
@@ -107,7 +110,7 @@ def server_config(replicas: int, kms_key_id: str, region: str) -> str:
 disable_mlock = true
 
 listener "tcp" {{
-  address = "[::]:8200"
+  address = "[::]:{API_PORT}"
   tls_cert_file = "{TLS_CERT_FILE}"
   tls_key_file = "{TLS_KEY_FILE}"
   tls_min_version = "tls12"
