@@ -1,4 +1,2 @@
 # Vault role `monitoring` (ServiceAccount monitoring/vault-secrets): Grafana's admin credentials.
-path "kv/data/platform/monitoring/*" {
-  capabilities = ["read"]
-}
+path "kv/data/platform/monitoring/*" { capabilities = ["read"] }
