@@ -15,6 +15,7 @@ import pytest
 
 from infra.aws.cluster import EksCluster, EksClusterArgs
 from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role
+from infra.aws.identity import StackIdentity
 from infra.aws.kms import kms_key
 from infra.aws.network import Network, NetworkArgs
 from infra.config import load_environment
@@ -87,18 +88,17 @@ def test_cluster_kubeconfig_is_secret_and_uses_short_lived_tokens() -> pulumi.Ou
     cluster = EksCluster(
         "cluster",
         EksClusterArgs(
-            cluster_name="mlplat-prod",
-            environment="prod",
+            stack=StackIdentity(
+                cluster_name="mlplat-prod",
+                environment="prod",
+                region="eu-west-1",
+                account_id="123456789012",
+                iam=SCOPE,
+            ),
             cluster=config.cluster,
             system_pool=config.system_pool,
-            vpc_id="vpc-1",
             private_subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
-            public_subnet_ids=["subnet-d", "subnet-e", "subnet-f"],
             protect_stateful=True,
-            iam=SCOPE,
-            account_id="123456789012",
-            region="eu-west-1",
-            runner_security_group_id=None,
             runner_path=[],
         ),
     )
