@@ -102,7 +102,9 @@ def build(config: StackConfig) -> None:
 
     network = Network(
         "network",
-        NetworkArgs(config=config.network, cluster_name=cluster_name, runner=config.cluster.endpoint.runner),
+        NetworkArgs(
+            config=config.network, cluster_name=stack.cluster_name, runner=config.cluster.endpoint.runner
+        ),
         on_aws,
     )
     cluster = EksCluster(

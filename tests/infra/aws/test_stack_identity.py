@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from infra.aws.cluster import EksCluster, EksClusterArgs
+from infra.aws.cluster import EksCluster
 from infra.aws.iam import IamScope
 from infra.aws.identity import StackIdentity
 from infra.aws.karpenter import GpuNodePools, GpuNodePoolsArgs
 from infra.config import ENVIRONMENTS, load_environment
 from infra.contract import ENVIRONMENT_LABEL
 from mlplat.mocks import ACCOUNT, REGION, Recording, decode, run
+from tests.support.aws_components import eks_cluster_args
 
 ENV = ENVIRONMENTS[0]
 OTHER_ACCOUNT = "210987654321"
@@ -43,17 +44,7 @@ def built(mock_engine: Recording) -> dict[str, dict[str, Any]]:
     config = load_environment(ENV)
 
     def program() -> None:
-        cluster = EksCluster(
-            "cluster",
-            EksClusterArgs(
-                stack=IDENTITY,
-                cluster=config.cluster,
-                system_pool=config.system_pool,
-                private_subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
-                protect_stateful=False,
-                runner_path=[],
-            ),
-        )
+        cluster = EksCluster("cluster", eks_cluster_args(IDENTITY, config))
         GpuNodePools(
             "gpu",
             GpuNodePoolsArgs(
