@@ -11,6 +11,7 @@ from pulumi.runtime.config import CONFIG, get_config_env
 
 from infra.aws.cluster import EksCluster, EksClusterArgs
 from infra.aws.iam import IamScope
+from infra.aws.identity import StackIdentity
 from infra.aws.karpenter import NAMESPACE as KARPENTER_NAMESPACE
 from infra.aws.karpenter import GpuNodePools, GpuNodePoolsArgs
 from infra.aws.load_balancer_controller import ControllerScope, controller_role
@@ -86,32 +87,34 @@ def build(config: StackConfig) -> None:
     account = aws.get_caller_identity_output(
         opts=pulumi.InvokeOutputOptions(provider=aws_provider)
     ).account_id
-    iam = IamScope(
-        prefix=f"{cluster_name}-",
-        boundary_arn=pulumi.Output.format(
-            "arn:aws:iam::{0}:policy/mlplat-boundary-{1}", account, config.environment
+    stack = StackIdentity(
+        cluster_name=cluster_name,
+        environment=config.environment,
+        region=config.aws.region,
+        account_id=account,
+        iam=IamScope(
+            prefix=f"{cluster_name}-",
+            boundary_arn=pulumi.Output.format(
+                "arn:aws:iam::{0}:policy/mlplat-boundary-{1}", account, config.environment
+            ),
         ),
     )
 
-    runner = config.cluster.endpoint.runner
     network = Network(
-        "network", NetworkArgs(config=config.network, cluster_name=cluster_name, runner=runner), on_aws
+        "network",
+        NetworkArgs(
+            config=config.network, cluster_name=stack.cluster_name, runner=config.cluster.endpoint.runner
+        ),
+        on_aws,
     )
     cluster = EksCluster(
         "cluster",
         EksClusterArgs(
-            cluster_name=cluster_name,
-            environment=config.environment,
+            stack=stack,
             cluster=config.cluster,
             system_pool=config.system_pool,
-            vpc_id=network.vpc_id,
             private_subnet_ids=network.private_subnet_ids,
-            public_subnet_ids=network.public_subnet_ids,
             protect_stateful=config.protect_stateful,
-            iam=iam,
-            account_id=account,
-            region=config.aws.region,
-            runner_security_group_id=runner.security_group_id if runner else None,
             runner_path=network.runner_path,
         ),
         on_aws,
@@ -133,29 +136,16 @@ def build(config: StackConfig) -> None:
     gpu_pools = GpuNodePools(
         "gpu",
         GpuNodePoolsArgs(
-            cluster_name=cluster_name,
-            environment=config.environment,
-            control_plane=cluster.control_plane,
-            cluster_endpoint=cluster.endpoint,
-            compute_ready=cluster.compute_ready,
-            region=config.aws.region,
-            account_id=account,
+            cluster=cluster.for_node_pools,
             gpu=config.gpu,
             cpu_pool=config.cpu_pool,
-            oidc=cluster.oidc,
-            ebs_key_arn=cluster.ebs_key_arn,
             storage_encrypted=config.storage.encrypted,
-            iam=iam,
         ),
         on_cluster,
     )
-    unseal = VaultUnsealKey("vault-unseal", iam, cluster.oidc, config.protect_stateful, on_aws)
+    unseal = VaultUnsealKey("vault-unseal", stack.iam, cluster.oidc, config.protect_stateful, on_aws)
     load_balancer_role = controller_role(
-        "load-balancer-controller",
-        iam,
-        cluster.oidc,
-        ControllerScope(cluster_name, config.aws.region, account, network.vpc_id),
-        on_aws,
+        "load-balancer-controller", cluster.oidc, ControllerScope(stack, network.vpc_id), on_aws
     )
     # Platform services need nodes, CoreDNS and the EBS CSI driver (compute_ready) and, for their
     # volumes, the storage classes; none creates a NodePool, so none waits for Karpenter or the GPU

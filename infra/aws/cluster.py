@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -19,6 +20,7 @@ from infra.aws.iam import (
     role,
     service_trust,
 )
+from infra.aws.identity import StackIdentity
 from infra.aws.kms import kms_key
 from infra.config import NODE_POOL_LABEL, SYSTEM_POOL_NAME, ClusterConfig, SystemPoolConfig
 from infra.contract import ENVIRONMENT_LABEL
@@ -59,21 +61,34 @@ NETWORK_POLICY_AGENT = {"enableNetworkPolicy": "true"}
 
 @dataclass(frozen=True)
 class EksClusterArgs:
-    cluster_name: str
-    environment: str  # tagged on the volumes the EBS CSI driver creates (the deploy isolation tag)
+    stack: StackIdentity
     cluster: ClusterConfig
     system_pool: SystemPoolConfig
-    vpc_id: pulumi.Input[str]
+    # Where the control plane's network interfaces and the system pool's nodes go.
     private_subnet_ids: pulumi.Input[list[str]]
-    public_subnet_ids: pulumi.Input[list[str]]
     protect_stateful: bool
-    iam: IamScope
-    account_id: pulumi.Input[str]
-    region: str
-    # The in-VPC runner's security group, admitted to the API on 443, and the network path (peering,
-    # routes) the rule must wait for; None when no runner reaches the cluster (public endpoint).
-    runner_security_group_id: str | None
+    # The network path (peering, routes) from the in-VPC runner of `cluster.endpoint.runner`, whose
+    # security group is admitted to the API on 443 once the path exists; empty when no runner reaches
+    # the cluster (public endpoint).
     runner_path: list[pulumi.Resource]
+
+
+@dataclass(frozen=True)
+class ClusterForNodePools:
+    """What a component that launches nodes into the cluster and runs their controller on it needs
+    of the cluster (infra/aws/karpenter.py), handed over as one value by the cluster that made it, so
+    the nodes cannot be given another cluster's name, region or account than the one they join."""
+
+    stack: StackIdentity
+    # The EKS cluster resource: what names the cluster by its plain name (the node access entry)
+    # must wait for it.
+    control_plane: aws.eks.Cluster
+    endpoint: pulumi.Output[str]
+    oidc: OidcIssuer
+    # The key of the nodes' root volumes.
+    ebs_key_arn: pulumi.Output[str]
+    # The system pool and core add-ons: the controller runs on the system pool and needs DNS.
+    compute_ready: Sequence[pulumi.Resource]
 
 
 # Who launches instances with the EBS key on our behalf: EC2 Auto Scaling (the system pool), and for
@@ -172,7 +187,7 @@ class EksCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     ebs_key_arn: pulumi.Output[str]
     system_pool_name: pulumi.Output[str]
-    control_plane: aws.eks.Cluster
+    for_node_pools: ClusterForNodePools
     # What a client of the Kubernetes API must wait for: the access entries and their policies.
     api_access: list[pulumi.Resource]
     # What a deploy from the runner VPC must wait for to reach the API: peering, routes, ingress rule.
@@ -184,21 +199,24 @@ class EksCluster(pulumi.ComponentResource):
         super().__init__("mlplat:cluster:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect_stateful)
+        stack = args.stack
         cfg = args.cluster
         addon_pins = versions.EKS_ADDONS[cfg.kubernetes_version]
 
-        secrets_key = kms_key(f"{name}-secrets", args.iam.prefix, "EKS Secrets envelope encryption", stateful)
+        secrets_key = kms_key(
+            f"{name}-secrets", stack.iam.prefix, "EKS Secrets envelope encryption", stateful
+        )
         ebs_key = kms_key(
             f"{name}-ebs",
-            args.iam.prefix,
+            stack.iam.prefix,
             "EBS volumes of nodes and persistent volumes",
             stateful,
-            policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: ebs_key_policy(account, args.region, args.iam.prefix)
+            policy=pulumi.Output.from_input(stack.account_id).apply(
+                lambda account: ebs_key_policy(account, stack.region, stack.iam.prefix)
             ),
         )
         control_plane = role(
-            f"{name}-control-plane", args.iam, service_trust("eks.amazonaws.com"), "EKS control plane", child
+            f"{name}-control-plane", stack.iam, service_trust("eks.amazonaws.com"), "EKS control plane", child
         )
         aws.iam.RolePolicyAttachment(
             f"{name}-control-plane",
@@ -208,14 +226,14 @@ class EksCluster(pulumi.ComponentResource):
         )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
-            name=f"/aws/eks/{args.cluster_name}/cluster",
+            name=f"/aws/eks/{stack.cluster_name}/cluster",
             retention_in_days=365 if args.protect_stateful else 30,
             opts=stateful,
         )
         endpoint = cfg.endpoint
         cluster = aws.eks.Cluster(
             f"{name}-eks",
-            name=args.cluster_name,
+            name=stack.cluster_name,
             version=cfg.kubernetes_version,
             role_arn=control_plane.arn,
             vpc_config=aws.eks.ClusterVpcConfigArgs(
@@ -264,8 +282,10 @@ class EksCluster(pulumi.ComponentResource):
             self.api_access += [entry, association]
 
         self.api_network = [*args.runner_path]
-        if args.runner_security_group_id:
-            self.api_network.append(self._admit_runner(name, cluster, args))
+        if endpoint.runner is not None:
+            self.api_network.append(
+                self._admit_runner(name, cluster, endpoint.runner.security_group_id, args.runner_path)
+            )
 
         before: dict[str, str] = {}
         after: dict[str, str] = {}
@@ -274,13 +294,20 @@ class EksCluster(pulumi.ComponentResource):
         node_addons = self._addons(name, args, cluster, before, ebs_key.arn, depends_on=[])
         system_pool = self._system_pool(name, args, cluster, ebs_key, depends_on=node_addons)
         workload_addons = self._addons(name, args, cluster, after, ebs_key.arn, depends_on=[system_pool])
-        self.control_plane = cluster
         self.compute_ready = [system_pool, *node_addons, *workload_addons]
 
         self.name = cluster.name
         self.endpoint = cluster.endpoint
         self.oidc_issuer = issuer
         self.ebs_key_arn = ebs_key.arn
+        self.for_node_pools = ClusterForNodePools(
+            stack=stack,
+            control_plane=cluster,
+            endpoint=self.endpoint,
+            oidc=self.oidc,
+            ebs_key_arn=self.ebs_key_arn,
+            compute_ready=self.compute_ready,
+        )
         self.system_pool_name = system_pool.node_group_name
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
@@ -298,7 +325,11 @@ class EksCluster(pulumi.ComponentResource):
         )
 
     def _admit_runner(
-        self, name: str, cluster: aws.eks.Cluster, args: EksClusterArgs
+        self,
+        name: str,
+        cluster: aws.eks.Cluster,
+        runner_security_group_id: str,
+        runner_path: list[pulumi.Resource],
     ) -> aws.vpc.SecurityGroupIngressRule:
         """HTTPS from the runner's security group to the cluster security group, the group EKS puts
         on the API endpoint's network interfaces (https://docs.aws.amazon.com/eks/latest/userguide/sec-group-reqs.html).
@@ -311,12 +342,12 @@ class EksCluster(pulumi.ComponentResource):
         return aws.vpc.SecurityGroupIngressRule(
             f"{name}-api-from-runner",
             security_group_id=cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or ""),
-            referenced_security_group_id=args.runner_security_group_id,
+            referenced_security_group_id=runner_security_group_id,
             ip_protocol="tcp",
             from_port=443,
             to_port=443,
             description="Kubernetes API from the in-VPC GitHub runner (docs/adr/0003)",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.runner_path),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=runner_path),
         )
 
     def _system_pool(
@@ -331,14 +362,14 @@ class EksCluster(pulumi.ComponentResource):
         pool = args.system_pool
         child = pulumi.ResourceOptions(parent=self)
         node_role, attachments = ec2_node_role(
-            f"{name}-system-node", args.iam, "EKS system node group", NODE_POLICIES, child
+            f"{name}-system-node", args.stack.iam, "EKS system node group", NODE_POLICIES, child
         )
         # The template names the key by ARN; the key (and its policy admitting EC2 Auto Scaling) is
         # a dependency through that ARN.
         template = node_launch_template(f"{name}-system-node", ebs_key.arn, child)
         return aws.eks.NodeGroup(
             f"{name}-system",
-            node_group_name=f"{args.cluster_name}-system",
+            node_group_name=f"{args.stack.cluster_name}-system",
             cluster_name=cluster.name,
             node_role_arn=node_role.arn,
             subnet_ids=args.private_subnet_ids,
@@ -369,17 +400,17 @@ class EksCluster(pulumi.ComponentResource):
         roles: dict[str, pulumi.Output[str]] = {}
         settings: dict[str, str] = {}
         if "vpc-cni" in pins:
-            roles["vpc-cni"] = self._cni_role(name, args.iam, child).arn
+            roles["vpc-cni"] = self._cni_role(name, args.stack.iam, child).arn
             settings["vpc-cni"] = json.dumps(NETWORK_POLICY_AGENT)
         if "aws-ebs-csi-driver" in pins:
-            roles["aws-ebs-csi-driver"] = self._ebs_csi_role(name, args.iam, ebs_key_arn, child).arn
+            roles["aws-ebs-csi-driver"] = self._ebs_csi_role(name, args.stack.iam, ebs_key_arn, child).arn
             # Volumes the driver creates for claims carry the environment tag, so they fall under the
             # same per-environment isolation as the stack's own resources. The add-on's configuration
             # schema has `controller.extraVolumeTags` (`aws eks describe-addon-configuration`, quoted in
             # aws/amazon-vpc-cni-k8s#2272; chart value of the same name, kubernetes-sigs/aws-ebs-csi-driver
             # charts/aws-ebs-csi-driver, passed as `--extra-tags`, docs/tagging.md).
             settings["aws-ebs-csi-driver"] = json.dumps(
-                {"controller": {"extraVolumeTags": {ENVIRONMENT_LABEL: args.environment}}}
+                {"controller": {"extraVolumeTags": {ENVIRONMENT_LABEL: args.stack.environment}}}
             )
         return [
             aws.eks.Addon(

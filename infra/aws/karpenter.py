@@ -20,7 +20,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.aws.iam import IamScope, OidcIssuer, Statement, ec2_node_role, irsa_role
+from infra.aws.cluster import ClusterForNodePools
+from infra.aws.iam import Statement, ec2_node_role, irsa_role
+from infra.aws.identity import StackIdentity
 from infra.config import (
     CPU_MODEL_POOL_NAME,
     CPU_MODEL_POOL_TAINT_EFFECT,
@@ -72,31 +74,20 @@ INTERRUPTION_EVENTS = {
 
 @dataclass(frozen=True)
 class GpuNodePoolsArgs:
-    cluster_name: str
-    environment: str  # tagged on every instance and volume Karpenter launches (the deploy isolation tag)
-    # The EKS cluster resource: what names the cluster (the node access entry) waits for it.
-    control_plane: pulumi.Resource
-    cluster_endpoint: pulumi.Input[str]
-    # The system pool and core add-ons: Karpenter's controller runs on the system pool and needs DNS.
-    compute_ready: Sequence[pulumi.Resource]
-    region: str
-    account_id: pulumi.Input[str]
+    cluster: ClusterForNodePools
     gpu: GpuConfig
     cpu_pool: CpuPoolConfig
-    oidc: OidcIssuer
-    ebs_key_arn: pulumi.Input[str]
+    # Whether node root volumes are encrypted with the cluster's EBS key (and the controller may use it).
     storage_encrypted: bool
-    iam: IamScope
 
 
 @dataclass(frozen=True)
 class ControllerScope:
-    """What Karpenter's controller policy names: its cluster, region and account, its node role,
-    its interruption queue, and the EBS key of its nodes' volumes (None when volumes are not encrypted)."""
+    """What Karpenter's controller policy names: the stack's cluster, region and account, its node
+    role, its interruption queue, and the EBS key of its nodes' volumes (None when volumes are not
+    encrypted)."""
 
-    cluster_name: str
-    region: str
-    account_id: pulumi.Input[str]
+    stack: StackIdentity
     node_role_arn: pulumi.Input[str]
     queue_arn: pulumi.Input[str]
     ebs_key_arn: pulumi.Input[str] | None
@@ -116,7 +107,7 @@ def controller_statements(scope: ControllerScope) -> list[Statement]:
     Karpenter calls the Pricing API in us-east-1, eu-central-1 (for eu-*), ap-south-1 (for ap-*) or
     cn-northwest-1 (pkg/providers/pricing/pricing.go `NewAPI`, tag v1.14.1).
     """
-    name, region = scope.cluster_name, scope.region
+    name, region, account = scope.stack.cluster_name, scope.stack.region, scope.stack.account_id
     ec2 = f"arn:aws:ec2:{region}"
     owned = {f"kubernetes.io/cluster/{name}": "owned"}
     requested = {f"aws:RequestTag/{k}": v for k, v in owned.items()} | {
@@ -131,7 +122,6 @@ def controller_statements(scope: ControllerScope) -> list[Statement]:
         f"{ec2}:*:launch-template/*",
         f"{ec2}:*:spot-instances-request/*",
     ]
-    account = scope.account_id
     profiles = pulumi.Output.format("arn:aws:iam::{0}:instance-profile/*", account)
     cluster_arn = pulumi.Output.format("arn:aws:eks:{0}:{1}:cluster/{2}", region, account, name)
     region_tag = {"aws:ResourceTag/topology.kubernetes.io/region": region}
@@ -437,22 +427,24 @@ class GpuNodePools(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuNodePoolsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplat:cluster:GpuNodePools", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        cluster = args.cluster
+        stack = cluster.stack
 
         node_role, node_policies = ec2_node_role(
-            f"{name}-node", args.iam, "Karpenter GPU nodes", NODE_POLICIES, child
+            f"{name}-node", stack.iam, "Karpenter GPU nodes", NODE_POLICIES, child
         )
         # An access entry can only be created once the cluster exists; naming the cluster by a plain
         # string would let it race the cluster's creation.
         node_access = aws.eks.AccessEntry(
             f"{name}-node",
-            cluster_name=args.cluster_name,
+            cluster_name=stack.cluster_name,
             principal_arn=node_role.arn,
             type="EC2_LINUX",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.control_plane]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster.control_plane]),
         )
         queue = aws.sqs.Queue(
             f"{name}-interruptions",
-            name_prefix=args.iam.prefix,
+            name_prefix=stack.iam.prefix,
             message_retention_seconds=300,
             sqs_managed_sse_enabled=True,
             opts=child,
@@ -490,7 +482,7 @@ class GpuNodePools(pulumi.ComponentResource):
         for event, pattern in INTERRUPTION_EVENTS.items():
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{event}",
-                name_prefix=args.iam.prefix,
+                name_prefix=stack.iam.prefix,
                 event_pattern=json.dumps(pattern, sort_keys=True),
                 opts=child,
             )
@@ -500,18 +492,16 @@ class GpuNodePools(pulumi.ComponentResource):
 
         controller_role = irsa_role(
             f"{name}-controller",
-            args.iam,
-            args.oidc,
+            stack.iam,
+            cluster.oidc,
             NAMESPACE,
             SERVICE_ACCOUNT,
             controller_statements(
                 ControllerScope(
-                    cluster_name=args.cluster_name,
-                    region=args.region,
-                    account_id=args.account_id,
+                    stack=stack,
                     node_role_arn=node_role.arn,
                     queue_arn=queue.arn,
-                    ebs_key_arn=args.ebs_key_arn if args.storage_encrypted else None,
+                    ebs_key_arn=cluster.ebs_key_arn if args.storage_encrypted else None,
                 )
             ),
             child,
@@ -536,8 +526,8 @@ class GpuNodePools(pulumi.ComponentResource):
             NAMESPACE,
             {
                 "settings": {
-                    "clusterName": args.cluster_name,
-                    "clusterEndpoint": args.cluster_endpoint,
+                    "clusterName": stack.cluster_name,
+                    "clusterEndpoint": cluster.endpoint,
                     "interruptionQueue": queue.name,
                 },
                 "serviceAccount": {
@@ -553,7 +543,7 @@ class GpuNodePools(pulumi.ComponentResource):
                     }
                 },
             },
-            depends_on=[namespace, *args.compute_ready],
+            depends_on=[namespace, *cluster.compute_ready],
         )
 
         # Nodes launched from the class must be able to join: its role's policies and access entry first.
@@ -566,11 +556,11 @@ class GpuNodePools(pulumi.ComponentResource):
                 api_version="karpenter.k8s.aws/v1",
                 kind="EC2NodeClass",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=class_name),
-                spec=pulumi.Output.all(node_role.name, args.ebs_key_arn).apply(
+                spec=pulumi.Output.all(node_role.name, cluster.ebs_key_arn).apply(
                     lambda v: node_class_spec(
                         v[0],
-                        args.cluster_name,
-                        args.environment,
+                        stack.cluster_name,
+                        stack.environment,
                         v[1],
                         args.storage_encrypted,
                         class_name,

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.aws.iam import IamScope, IrsaRole, OidcIssuer, Statement, irsa_role
+from infra.aws.iam import IrsaRole, OidcIssuer, Statement, irsa_role
+from infra.aws.identity import StackIdentity
 
 NAMESPACE = "aws-load-balancer-controller"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -41,17 +42,16 @@ CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 
 @dataclass(frozen=True)
 class ControllerScope:
-    """What the controller's policy names: its cluster (the tag value), region, account and VPC."""
+    """What the controller's policy names: the stack's cluster (the tag value), region and account, and
+    the cluster's VPC."""
 
-    cluster_name: str
-    region: str
-    account_id: pulumi.Input[str]
+    stack: StackIdentity
     vpc_id: pulumi.Input[str]
 
 
 def controller_statements(scope: ControllerScope) -> list[Statement]:
     """The controller's permissions, upstream's statements in upstream's order (module docstring)."""
-    region, account = scope.region, scope.account_id
+    cluster_name, region, account = scope.stack.cluster_name, scope.stack.region, scope.stack.account_id
     ec2 = pulumi.Output.format("arn:aws:ec2:{0}:{1}", region, account)
     elb = pulumi.Output.format("arn:aws:elasticloadbalancing:{0}:{1}", region, account)
 
@@ -63,12 +63,12 @@ def controller_statements(scope: ControllerScope) -> list[Statement]:
     target_groups = arn(elb, "targetgroup/*/*")
     network_lbs = arn(elb, "loadbalancer/net/*/*")
     network_listeners = arn(elb, "listener/net/*/*/*")
-    owned = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": scope.cluster_name}}
-    requested = {"StringEquals": {f"aws:RequestTag/{CLUSTER_TAG}": scope.cluster_name}}
+    owned = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name}}
+    requested = {"StringEquals": {f"aws:RequestTag/{CLUSTER_TAG}": cluster_name}}
     # Tagging an owned resource may not move or drop its cluster tag.
     keeps_cluster_tag = {
         "Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true"},
-        "StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": scope.cluster_name},
+        "StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": cluster_name},
     }
     return [
         Statement(
@@ -204,7 +204,9 @@ def controller_statements(scope: ControllerScope) -> list[Statement]:
 
 
 def controller_role(
-    name: str, iam: IamScope, oidc: OidcIssuer, scope: ControllerScope, opts: pulumi.ResourceOptions
+    name: str, oidc: OidcIssuer, scope: ControllerScope, opts: pulumi.ResourceOptions
 ) -> IrsaRole:
-    """The IRSA role of `aws-load-balancer-controller/aws-load-balancer-controller`."""
-    return irsa_role(name, iam, oidc, NAMESPACE, SERVICE_ACCOUNT, controller_statements(scope), opts)
+    """The IRSA role of `aws-load-balancer-controller/aws-load-balancer-controller`, in the stack's IAM scope."""
+    return irsa_role(
+        name, scope.stack.iam, oidc, NAMESPACE, SERVICE_ACCOUNT, controller_statements(scope), opts
+    )

@@ -13,11 +13,13 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra.aws.cluster import EksCluster, EksClusterArgs
+from infra.aws.cluster import EksCluster
 from infra.aws.iam import IamScope, OidcIssuer, Statement, irsa_role
+from infra.aws.identity import StackIdentity
 from infra.aws.kms import kms_key
 from infra.aws.network import Network, NetworkArgs
 from infra.config import load_environment
+from tests.support.aws_components import eks_cluster_args
 
 pytestmark = pytest.mark.usefixtures("mock_engine")
 
@@ -84,24 +86,14 @@ def test_network_has_private_and_public_subnets_per_zone(env: str, zones: int) -
 @pulumi.runtime.test
 def test_cluster_kubeconfig_is_secret_and_uses_short_lived_tokens() -> pulumi.Output[None]:
     config = load_environment("prod")
-    cluster = EksCluster(
-        "cluster",
-        EksClusterArgs(
-            cluster_name="mlplat-prod",
-            environment="prod",
-            cluster=config.cluster,
-            system_pool=config.system_pool,
-            vpc_id="vpc-1",
-            private_subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
-            public_subnet_ids=["subnet-d", "subnet-e", "subnet-f"],
-            protect_stateful=True,
-            iam=SCOPE,
-            account_id="123456789012",
-            region="eu-west-1",
-            runner_security_group_id=None,
-            runner_path=[],
-        ),
+    stack = StackIdentity(
+        cluster_name="mlplat-prod",
+        environment="prod",
+        region="eu-west-1",
+        account_id="123456789012",
+        iam=SCOPE,
     )
+    cluster = EksCluster("cluster", eks_cluster_args(stack, config))
 
     async def is_secret() -> bool:
         return await cluster.kubeconfig.is_secret()
