@@ -502,6 +502,24 @@ def test_state_cannot_be_written_under_s3_managed_keys() -> None:
     assert decide(bucket, "s3:PutObject", target, tls, principal=ADMIN_ARN)[0]  # no header: bucket default
 
 
+def test_state_cannot_be_written_under_another_kms_key() -> None:
+    """A write that names a KMS key must name the state key: the key policy of any other key does not
+    govern who reads the state. The header rules are separate statements, so each refuses on its own."""
+    scope = Scope("dev")
+    bucket = statements("state_bucket", scope)
+    target = f"{scope.state_bucket_arn}/.pulumi/stacks/mlplat/dev.json"
+    other = {
+        "aws:SecureTransport": ["true"],
+        "s3:x-amz-server-side-encryption": ["aws:kms"],
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": [scope.key_arn("someone-elses")],
+    }
+    allowed, why = decide(bucket, "s3:PutObject", target, other, principal=ADMIN_ARN)
+    assert not allowed and why == ["state_bucket/DenyOtherEncryptionKeys"], why
+    # The key alone, without the encryption header (S3 then applies aws:kms with it), is refused too.
+    key_only = {k: v for k, v in other.items() if k != "s3:x-amz-server-side-encryption"}
+    assert not decide(bucket, "s3:PutObject", target, key_only, principal=ADMIN_ARN)[0]
+
+
 # --- Issue 12.10: the Spot service-linked role
 
 
