@@ -531,14 +531,6 @@ data "aws_iam_policy_document" "deploy_keeps_runners" {
   }
 }
 
-resource "aws_iam_role_policy" "deploy_keeps_runners" {
-  for_each = local.environments
-
-  name   = "keep-runner-network"
-  role   = aws_iam_role.deploy[each.key].id
-  policy = data.aws_iam_policy_document.deploy_keeps_runners.json
-}
-
 # --- What each deploy role needs to open its own path, and nothing more ---------------------------------
 # The program (infra/aws/network.py, infra/aws/cluster.py) peers the cluster VPC (requester) with the
 # runner VPC (accepter, auto_accept), routes back in this environment's runner route table, and adds one
@@ -637,12 +629,32 @@ data "aws_iam_policy_document" "deploy_runner_path" {
   }
 }
 
-resource "aws_iam_role_policy" "deploy_runner_path" {
-  for_each = local.environments
+# --- The deploy role's inline policies: one resource over a table --------------------------------------
+# Per environment, the inline policies its deploy role carries, by policy name. One resource holds them
+# all (keyed "<env>/<name>"), so an inline policy is one entry here, not another resource block.
+# runners.moved.tf.json moves the addresses these policies had as one resource each
+# (aws_iam_role_policy.deploy_keeps_runners[<env>], deploy_runner_path[<env>]), so an applied account
+# keeps them: the policy name and role are what AWS knows them by, and neither changes.
 
-  name   = "open-runner-path"
-  role   = aws_iam_role.deploy[each.key].id
-  policy = data.aws_iam_policy_document.deploy_runner_path[each.key].json
+locals {
+  deploy_inline_policies = {
+    for env in local.environments : env => {
+      keep-runner-network = data.aws_iam_policy_document.deploy_keeps_runners.json
+      open-runner-path    = data.aws_iam_policy_document.deploy_runner_path[env].json
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "deploy" {
+  for_each = merge([
+    for env, policies in local.deploy_inline_policies : {
+      for name, policy in policies : "${env}/${name}" => { environment = env, name = name, policy = policy }
+    }
+  ]...)
+
+  name   = each.value.name
+  role   = aws_iam_role.deploy[each.value.environment].id
+  policy = each.value.policy
 }
 
 output "deploy_runners" {

@@ -101,59 +101,46 @@ data "aws_iam_policy_document" "state_bucket" {
     }
   }
 
-  # Objects must be written with our key: a client overriding the default encryption cannot
-  # store state the key policy does not govern.
-  statement {
-    sid       = "DenyOtherEncryptionKeys"
-    effect    = "Deny"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.state.arn}/*"]
+  # Objects must be written with our key: a request that sends an encryption header must name our key
+  # in it, or it is refused. One statement per header, because the headers are independent: a statement
+  # denies only when both of its conditions hold (the header is sent, and with another value), and
+  # either statement's deny is enough.
+  # - s3:x-amz-server-side-encryption-aws-kms-key-id: a client overriding the default encryption cannot
+  #   store state the key policy does not govern. Only when the header is sent: without it the bucket's
+  #   default (our key) applies.
+  # - s3:x-amz-server-side-encryption: the key-id header is only sent by a request that names a KMS key.
+  #   Terraform's S3 backend with `encrypt = true` and no `kms_key_id` sends
+  #   `x-amz-server-side-encryption: AES256` instead (hashicorp/terraform
+  #   internal/backend/remote-state/s3/client.go, PutObject), which would store state under S3-managed
+  #   keys; refuse any encryption header other than aws:kms (AWS S3 docs, "Requiring server-side
+  #   encryption": condition key s3:x-amz-server-side-encryption).
+  dynamic "statement" {
+    for_each = [
+      { sid = "DenyOtherEncryptionKeys", header = "s3:x-amz-server-side-encryption-aws-kms-key-id", required = aws_kms_key.state.arn },
+      { sid = "DenyNonKmsEncryption", header = "s3:x-amz-server-side-encryption", required = "aws:kms" },
+    ]
+    content {
+      sid       = statement.value.sid
+      effect    = "Deny"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.state.arn}/*"]
 
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
 
-    # Only when the header is sent: without it the bucket's default (our key) applies.
-    condition {
-      test     = "Null"
-      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = ["false"]
-    }
+      condition {
+        test     = "Null"
+        variable = statement.value.header
+        values   = ["false"]
+      }
 
-    condition {
-      test     = "StringNotEquals"
-      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = [aws_kms_key.state.arn]
-    }
-  }
-
-  # The statement above only sees a request that names a KMS key. Terraform's S3 backend with
-  # `encrypt = true` and no `kms_key_id` sends `x-amz-server-side-encryption: AES256` instead
-  # (hashicorp/terraform internal/backend/remote-state/s3/client.go, PutObject), which would store
-  # state under S3-managed keys; refuse any encryption header other than aws:kms (AWS S3 docs,
-  # "Requiring server-side encryption": condition key s3:x-amz-server-side-encryption).
-  statement {
-    sid       = "DenyNonKmsEncryption"
-    effect    = "Deny"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.state.arn}/*"]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "s3:x-amz-server-side-encryption"
-      values   = ["false"]
-    }
-
-    condition {
-      test     = "StringNotEquals"
-      variable = "s3:x-amz-server-side-encryption"
-      values   = ["aws:kms"]
+      condition {
+        test     = "StringNotEquals"
+        variable = statement.value.header
+        values   = [statement.value.required]
+      }
     }
   }
 }

@@ -37,7 +37,8 @@ def _unquote(value: Any) -> Any:
 @cache
 def terraform() -> dict[str, Any]:
     """Every block of infra/bootstrap/*.tf, indexed: resource/data as {type: {name: body}}, and
-    variable/output/locals/terraform/provider, plus `files` (block kind -> file names).
+    variable/output/locals/terraform/provider, plus `files` (block kind -> file names) and `moved` (the
+    moved blocks of the `*.tf.json` files, as written: from and to are address strings).
 
     The locals of the generated `*.tf.json` files (contract.tf.json: the contract's environments, its
     environment tag, the runner shares) are merged in too: Terraform loads a directory's `.tf.json` files
@@ -46,14 +47,15 @@ def terraform() -> dict[str, Any]:
     Map keys written as `(local.x)` (an expression key) are replaced by that local's string value, as
     Terraform evaluates them, so tag and condition maps read as AWS will see them."""
     merged: dict[str, Any] = {"resource": {}, "data": {}, "variable": {}, "output": {}, "locals": {}}
-    merged["terraform"], merged["provider"] = [], []
+    merged["terraform"], merged["provider"], merged["moved"] = [], [], []
     for path in sorted(BOOTSTRAP.glob("*.tf.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
-        unknown = set(doc) - {"//", "locals"}
+        unknown = set(doc) - {"//", "locals", "moved"}
         assert not unknown, (
-            f"{path.name}: only generated locals are read from *.tf.json, not {sorted(unknown)}"
+            f"{path.name}: only generated locals and moved blocks are read from *.tf.json, not {sorted(unknown)}"
         )
         merged["locals"].update({k: v for k, v in doc.get("locals", {}).items() if k != "//"})
+        merged["moved"] += [block | {"__file__": path.name} for block in doc.get("moved", [])]
     for path in sorted(BOOTSTRAP.glob("*.tf")):
         with path.open(encoding="utf-8") as fh:
             doc = _unquote(hcl2.load(fh))
@@ -187,6 +189,12 @@ def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
         return _INTERPOLATION.sub(lambda m: iterator.sub("each.key", m[0]), wrapped)
 
     return _unquote(as_each_key(hcl2.loads(f"value = {found[2]}\n")["value"]))
+
+
+def per_environment_local(name: str) -> Any:
+    """A per-environment local (`{ for env in local.environments : env => { ... } }`) as each environment's
+    value is written, with the environment as `${each.key}`."""
+    return _per_environment(name, terraform()["locals"])
 
 
 _INTERPOLATION = re.compile(r"\$\{[^{}]*\}")

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from tests.support.delivery_helpers import default_environments, terraform, variable_defaults
+from tests.support.delivery_helpers import (
+    default_environments,
+    per_environment_local,
+    terraform,
+    variable_defaults,
+)
 
 ACCOUNT = "111111111111"
 PARTITION = "aws"
@@ -407,6 +412,9 @@ def inline_documents(kind: str) -> list[str]:
     """The policy documents of a bootstrap role's inline policies (aws_iam_role_policy)."""
     docs = []
     for inline in terraform()["resource"].get("aws_iam_role_policy", {}).values():
+        if inline["role"] == f"${{aws_iam_role.{kind}[each.value.environment].id}}":
+            docs += _table_inline_documents(inline)
+            continue
         if inline["role"] != f"${{aws_iam_role.{kind}[each.key].id}}":
             continue
         document = re.fullmatch(
@@ -414,6 +422,28 @@ def inline_documents(kind: str) -> list[str]:
         )
         if not document:
             raise Unresolvable(inline["policy"])
+        docs.append(document[1])
+    return docs
+
+
+_INLINE_TABLE = re.compile(
+    r'^\$\{merge\(\[for (\w+), (\w+) in local\.(\w+) : \{for (\w+), (\w+) in \2 : "\$\{\1\}/\$\{\4\}" => '
+    r"\{environment = \1, name = \4, policy = \5\}\}\] \.\.\.\)\}$"
+)
+
+
+def _table_inline_documents(inline: Mapping[str, Any]) -> list[str]:
+    """The documents of one aws_iam_role_policy over a per-environment table of inline policies (its
+    for_each keyed "<env>/<name>" from `local.<table>[env][name]`, each a document's `.json`); any other
+    for_each or policy is refused, never read as no policy."""
+    table = _INLINE_TABLE.match(inline["for_each"])
+    if not table or (inline["name"], inline["policy"]) != ("${each.value.name}", "${each.value.policy}"):
+        raise Unresolvable(f"inline policy table: {inline['for_each']}")
+    docs = []
+    for policy in per_environment_local(table[3]).values():
+        document = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\])?\.json\}", policy)
+        if not document:
+            raise Unresolvable(policy)
         docs.append(document[1])
     return docs
 

@@ -24,6 +24,7 @@ from tests.support.delivery_helpers import (
     BOOTSTRAP,
     ENVIRONMENTS,
     default_environments,
+    per_environment_local,
     policy_statements,
     render,
     runner_layout,
@@ -38,6 +39,7 @@ from tests.support.iam_eval import (
     Scope,
     boundary_arn,
     decide,
+    inline_documents,
     request,
     role_arn,
     role_policy,
@@ -500,6 +502,24 @@ def test_state_cannot_be_written_under_s3_managed_keys() -> None:
     }
     assert decide(bucket, "s3:PutObject", target, ours, principal=ADMIN_ARN)[0]
     assert decide(bucket, "s3:PutObject", target, tls, principal=ADMIN_ARN)[0]  # no header: bucket default
+
+
+def test_state_cannot_be_written_under_another_kms_key() -> None:
+    """A write that names a KMS key must name the state key: the key policy of any other key does not
+    govern who reads the state. The header rules are separate statements, so each refuses on its own."""
+    scope = Scope("dev")
+    bucket = statements("state_bucket", scope)
+    target = f"{scope.state_bucket_arn}/.pulumi/stacks/mlplat/dev.json"
+    other = {
+        "aws:SecureTransport": ["true"],
+        "s3:x-amz-server-side-encryption": ["aws:kms"],
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": [scope.key_arn("someone-elses")],
+    }
+    allowed, why = decide(bucket, "s3:PutObject", target, other, principal=ADMIN_ARN)
+    assert not allowed and why == ["state_bucket/DenyOtherEncryptionKeys"], why
+    # The key alone, without the encryption header (S3 then applies aws:kms with it), is refused too.
+    key_only = {k: v for k, v in other.items() if k != "s3:x-amz-server-side-encryption"}
+    assert not decide(bucket, "s3:PutObject", target, key_only, principal=ADMIN_ARN)[0]
 
 
 # --- Issue 12.10: the Spot service-linked role
@@ -1552,3 +1572,50 @@ def test_no_local_value_is_defined_in_two_files_of_the_bootstrap() -> None:
         for name in json.loads(path.read_text(encoding="utf-8")).get("locals", {}):
             defined.setdefault(name, []).append(path.name)
     assert {name: files for name, files in defined.items() if len(files) > 1} == {}
+
+
+# --- Moved addresses: a resource that changes address keeps its object on an applied account
+
+
+_MOVED_ADDRESS = re.compile(r'^(\w+)\.(\w+)\["([^"]+)"\]$')
+
+
+def _instance_keys(body: dict[str, Any]) -> set[str]:
+    """The keys of a resource's instances with the default environments: `for_each = local.environments`,
+    or the deploy role's inline policy table ("<env>/<name>"). Another for_each is refused."""
+    if body["for_each"] == "${local.environments}":
+        return set(default_environments())
+    assert "local.deploy_inline_policies" in body["for_each"], f"unknown for_each: {body['for_each']}"
+    names = per_environment_local("deploy_inline_policies")
+    return {f"{env}/{name}" for env in default_environments() for name in names}
+
+
+def test_every_moved_block_leads_from_a_gone_address_to_an_instance_of_the_config() -> None:
+    """A `to` that names no instance, or a `from` the config still declares, is an error at plan time
+    (or a moved block that never applies): the old object would be destroyed and created anew."""
+    moved = terraform()["moved"]
+    assert moved, "no moved blocks read"
+    for block in moved:
+        source, target = _MOVED_ADDRESS.match(block["from"]), _MOVED_ADDRESS.match(block["to"])
+        assert source and target, f"{block['__file__']}: {block['from']} -> {block['to']}"
+        assert source[2] not in RESOURCES[source[1]], f"{block['from']} is still declared"
+        assert target[3] in _instance_keys(RESOURCES[target[1]][target[2]]), (
+            f"{block['to']}: no such instance"
+        )
+
+
+def test_the_runner_inline_policies_keep_their_addresses_on_an_applied_account() -> None:
+    """deploy_keeps_runners and deploy_runner_path were one aws_iam_role_policy each per environment: without
+    a move of every environment's pair, `terraform apply` deletes an environment's policies and puts them
+    back (a window in which its deploy role lacks its deny on the runner network)."""
+    moves = {(block["from"], block["to"]) for block in terraform()["moved"]}
+    for env in ENVIRONMENTS:
+        for old, name in (
+            ("deploy_keeps_runners", "keep-runner-network"),
+            ("deploy_runner_path", "open-runner-path"),
+        ):
+            assert (
+                f'aws_iam_role_policy.{old}["{env}"]',
+                f'aws_iam_role_policy.deploy["{env}/{name}"]',
+            ) in moves
+    assert {"deploy_keeps_runners", "deploy_runner_path"} <= set(inline_documents("deploy"))
