@@ -67,6 +67,7 @@ from infra.services import minio
 from infra.services.cert_manager import InternalCa
 from infra.services.chart import REPO, ChartService, ServiceArgs
 from infra.services.secrets import SeededSecret
+from infra.services.workflow_admission import WorkflowAdmission, WorkflowAdmissionArgs
 
 NAMESPACE = "argo-workflows"
 RELEASE = "argo-workflows"
@@ -121,6 +122,20 @@ class TrainingPipeline:
     @property
     def service_accounts(self) -> list[str]:
         return [d["metadata"]["name"] for d in self.documents if d.get("kind") == "ServiceAccount"]
+
+    @property
+    def workflow_templates(self) -> dict[str, tuple[str, ...]]:
+        """Each WorkflowTemplate's name and the workflow parameters it declares: what a Workflow
+        referencing it may set (workflow_admission.py)."""
+        return {
+            d["metadata"]["name"]: tuple(
+                str(p.get("name"))
+                for p in ((d.get("spec") or {}).get("arguments") or {}).get("parameters") or []
+                if isinstance(p, dict)
+            )
+            for d in self.documents
+            if d.get("kind") == "WorkflowTemplate"
+        }
 
 
 def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
@@ -303,6 +318,19 @@ class ArgoWorkflows(ChartService):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
+        # Before the controller exists, so no Workflow is ever admitted without it.
+        self.admission = WorkflowAdmission(
+            f"{name}-admission",
+            WorkflowAdmissionArgs(
+                namespace=NAMESPACE,
+                templates={
+                    template: parameters
+                    for pipeline in args.pipelines
+                    for template, parameters in pipeline.workflow_templates.items()
+                },
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
         self.release = self.install(
             "release",
             RELEASE,
@@ -310,6 +338,7 @@ class ArgoWorkflows(ChartService):
             computed=computed_values(config, args.pipelines),
             depends_on=[
                 self.namespace,
+                self.admission.binding,
                 self.ca,
                 self.artifact_repositories,
                 self.repository,
