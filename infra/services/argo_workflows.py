@@ -11,6 +11,9 @@ once the chart's CRDs exist. `mlplat validate` checks the same files against the
 Each app's ServiceAccount is added to the chart's workflow RoleBinding (`workflow.rbac.serviceAccounts`),
 whose Role allows creating and patching WorkflowTaskResults only: what the executor reports a
 step's outputs with (templates/controller/workflow-role.yaml).
+Whatever account creates a Workflow here, the API server admits it only as a run of one of these
+WorkflowTemplates as declared, and never lets its spec be rewritten (workflow_admission.py): the
+policy is bound before the controller is installed.
 
 Artifacts (datasets, step outputs, training checkpoints) go to the platform MinIO bucket
 `argo-artifacts` over https, verified against the internal CA (docs/adr/0004-internal-tls-ca.md),
