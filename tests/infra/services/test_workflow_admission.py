@@ -45,10 +45,12 @@ def _documents(plan: Plan, kind: str) -> list[Registered]:
 
 def _sensor_workflow(plan: Plan, app: str) -> dict[str, Any]:
     """The Workflow the Sensor creates for an alert on `app`: its trigger's resource with each
-    parameter written at its `dest` (an sjson path: dot-separated keys, list indices as numbers) by
-    its `operation` (argoproj/argo-events v1.9.10 TriggerParameter: `overwrite` by default, `append`,
-    `prepend`). A `dataKey` is read from the alert; a `dataTemplate` renders a string the policy
-    does not read (a name, the lineage text), so a stand-in is written there."""
+    parameter written at its `dest` (an sjson path: dot-separated keys, list indices as numbers),
+    `append` and `prepend` joining the current string (argoproj/argo-events v1.9.10
+    pkg/sensors/triggers/params.go `ApplyParams`), then its labels added, the only change before the
+    create (pkg/sensors/triggers/standard-k8s/standard-k8s.go `Execute`). A `dataKey` is read from the
+    alert; a `dataTemplate` renders a string the policy does not read (a name, the lineage text), so a
+    stand-in is written there."""
     sensor = _one(plan, "kubernetes:argoproj.io/v1alpha1:Sensor")
     trigger = sensor.inputs["spec"]["triggers"][0]["template"]["k8s"]
     assert trigger["operation"] == "create", sensor.urn
@@ -70,6 +72,11 @@ def _sensor_workflow(plan: Plan, app: str) -> dict[str, Any]:
         old = node[index] if isinstance(node, list) or index in node else ""
         operation = parameter.get("operation", "overwrite")
         node[index] = {"append": old + value, "prepend": value + old}.get(operation, value)
+    workflow["metadata"]["labels"] = {
+        "events.argoproj.io/sensor": sensor.inputs["metadata"]["name"],
+        "events.argoproj.io/trigger": sensor.inputs["spec"]["triggers"][0]["template"]["name"],
+        "events.argoproj.io/action-timestamp": "1764633600000",
+    }
     return workflow
 
 
