@@ -34,9 +34,9 @@ map literals; no Kubernetes library function, no `variables`): the API server ha
 `oldObject` to them as untyped JSON maps (kubernetes/apiserver v0.33.10 pkg/admission/plugin/cel/
 compile.go declares both `DynType`; condition.go `objectToResolveVal`), and the tests evaluate the
 same text with cel-python. `admissionregistration.k8s.io/v1` is stable since Kubernetes 1.30
-(https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/); the stacks
-run 1.33 or 1.34 (infra/versions.py add-on pins). `failurePolicy: Fail`: an expression that cannot
-be evaluated refuses the request too.
+(https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/), older than
+any version a stack may pin (infra/versions.py `EKS_ADDONS`; a test holds it). `failurePolicy:
+Fail`: an expression that cannot be evaluated refuses the request too.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 POLICY = "retraining-workflows-as-declared"
+# The first Kubernetes minor version serving admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy
+# (module docstring); every version a stack may pin must be at least this one.
+POLICY_API_SINCE = (1, 30)
 # The label the API server sets on every namespace to its name (the one network_policies.NAME_LABEL
 # selects by; that module imports every service, so it cannot be imported from one).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"

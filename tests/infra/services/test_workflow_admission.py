@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra.services import argo_workflows
+from infra import versions
+from infra.services import argo_workflows, workflow_admission
 from tests.support.admission import refusals
 from tests.support.harness import Plan, Registered, depends_on
 
@@ -129,6 +130,15 @@ def test_the_policy_and_its_binding_are_in_the_plan_before_the_controller(plan: 
     assert depends_on(plan, release, binding), (
         f"{release.urn}: the controller may start before the policy binds"
     )
+
+
+def test_every_kubernetes_version_a_stack_may_pin_serves_the_policy_api() -> None:
+    older = [
+        v
+        for v in versions.EKS_ADDONS
+        if tuple(int(part) for part in v.split(".")) < workflow_admission.POLICY_API_SINCE
+    ]
+    assert not older, f"admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy is not served by {older}"
 
 
 def test_the_binding_selects_the_pipelines_namespace_only(plan: Plan) -> None:
