@@ -11,6 +11,9 @@ once the chart's CRDs exist. `mlplat validate` checks the same files against the
 Each app's ServiceAccount is added to the chart's workflow RoleBinding (`workflow.rbac.serviceAccounts`),
 whose Role allows creating and patching WorkflowTaskResults only: what the executor reports a
 step's outputs with (templates/controller/workflow-role.yaml).
+Whatever account creates a Workflow here, the API server admits it only as a run of one of these
+WorkflowTemplates as declared, and never lets its spec be rewritten (workflow_admission.py): the
+policy is bound before the controller is installed.
 
 Artifacts (datasets, step outputs, training checkpoints) go to the platform MinIO bucket
 `argo-artifacts` over https, verified against the internal CA (docs/adr/0004-internal-tls-ca.md),
@@ -67,6 +70,7 @@ from infra.services import minio
 from infra.services.cert_manager import InternalCa
 from infra.services.chart import REPO, ChartService, ServiceArgs
 from infra.services.secrets import SeededSecret
+from infra.services.workflow_admission import WorkflowAdmission, WorkflowAdmissionArgs
 
 NAMESPACE = "argo-workflows"
 RELEASE = "argo-workflows"
@@ -121,6 +125,20 @@ class TrainingPipeline:
     @property
     def service_accounts(self) -> list[str]:
         return [d["metadata"]["name"] for d in self.documents if d.get("kind") == "ServiceAccount"]
+
+    @property
+    def workflow_templates(self) -> dict[str, tuple[str, ...]]:
+        """Each WorkflowTemplate's name and the workflow parameters it declares: what a Workflow
+        referencing it may set (workflow_admission.py)."""
+        return {
+            d["metadata"]["name"]: tuple(
+                str(p.get("name"))
+                for p in ((d.get("spec") or {}).get("arguments") or {}).get("parameters") or []
+                if isinstance(p, dict)
+            )
+            for d in self.documents
+            if d.get("kind") == "WorkflowTemplate"
+        }
 
 
 def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
@@ -303,6 +321,19 @@ class ArgoWorkflows(ChartService):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
+        # Before the controller exists, so no Workflow is ever admitted without it.
+        self.admission = WorkflowAdmission(
+            f"{name}-admission",
+            WorkflowAdmissionArgs(
+                namespace=NAMESPACE,
+                templates={
+                    template: parameters
+                    for pipeline in args.pipelines
+                    for template, parameters in pipeline.workflow_templates.items()
+                },
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
         self.release = self.install(
             "release",
             RELEASE,
@@ -310,6 +341,7 @@ class ArgoWorkflows(ChartService):
             computed=computed_values(config, args.pipelines),
             depends_on=[
                 self.namespace,
+                self.admission.binding,
                 self.ca,
                 self.artifact_repositories,
                 self.repository,
