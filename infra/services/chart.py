@@ -160,6 +160,11 @@ def helm_release(
     )
 
 
+# The label the API server sets on every namespace to its name (Kubernetes >= 1.22): what selects a
+# namespace by name (NetworkPolicy peers, admission policy bindings).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
 def namespace(owner: pulumi.Resource, resource_name: str, name: str) -> k8s.core.v1.Namespace:
     """A platform namespace with its Pod Security Standard enforced (and warned/audited alike)."""
     level = POD_SECURITY[name]

@@ -54,13 +54,12 @@ from infra.services import (
     monitoring,
     vault,
 )
+from infra.services.chart import NAMESPACE_NAME_LABEL
 
 Selector = dict[str, Any]
 Peer = dict[str, Any]
 Rule = dict[str, Any]
 
-# The label the API server sets on every namespace to its name (Kubernetes >= 1.22).
-NAME_LABEL = "kubernetes.io/metadata.name"
 # Every model app's namespace carries it (apps/*/base/namespace.yaml; CKV_MLP_9 checks its value).
 MODEL_NAMESPACES: Selector = {"matchExpressions": [{"key": TEAM_LABEL, "operator": "Exists"}]}
 # CoreDNS of the EKS add-on: Service kube-dns, pods labelled k8s-app=kube-dns in kube-system.
@@ -122,7 +121,10 @@ def tcp(*numbers: int) -> list[dict[str, Any]]:
 
 def in_namespace(namespace: str, pods: Selector | None = None) -> Peer:
     """Pods of `namespace` (all of them unless `pods` narrows it): both selectors in one peer, ANDed."""
-    return {"namespaceSelector": {"matchLabels": {NAME_LABEL: namespace}}, "podSelector": pods or {}}
+    return {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}},
+        "podSelector": pods or {},
+    }
 
 
 # Retraining pipeline pods: the controller labels every workflow pod with its workflow's name
@@ -131,7 +133,7 @@ PIPELINE_PODS: Selector = {
     "matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]
 }
 PIPELINES: Peer = {
-    "namespaceSelector": {"matchLabels": {NAME_LABEL: argo_workflows.NAMESPACE}},
+    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: argo_workflows.NAMESPACE}},
     "podSelector": PIPELINE_PODS,
 }
 # argo-helm argo-workflows-1.0.18 templates/_helpers.tpl selectorLabels: <chart name>-<component>.

@@ -48,13 +48,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.services.chart import NAMESPACE_NAME_LABEL
+
 POLICY = "retraining-workflows-as-declared"
 # The first Kubernetes minor version serving admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy
 # (module docstring); every version a stack may pin must be at least this one.
 POLICY_API_SINCE = (1, 30)
-# The label the API server sets on every namespace to its name (the one network_policies.NAME_LABEL
-# selects by; that module imports every service, so it cannot be imported from one).
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 # What a submitted Workflow's spec may hold; its template reference, by name only.
 SUBMITTED_FIELDS = ("workflowTemplateRef", "arguments")
 TEMPLATE_REF_FIELDS = ("name",)
