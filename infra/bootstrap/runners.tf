@@ -446,7 +446,7 @@ resource "aws_codebuild_project" "runner" {
 
   source {
     type     = "GITHUB"
-    location = "https://github.com/${var.github_org}/${var.github_repo}.git"
+    location = "https://github.com/${var.github_repository}.git"
   }
 
   vpc_config {

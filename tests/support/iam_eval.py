@@ -21,6 +21,8 @@ from tests.support.delivery_helpers import default_environments, terraform, vari
 ACCOUNT = "111111111111"
 PARTITION = "aws"
 ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:role/mlplat-platform-admin"
+# The sample value of var.github_repository (required: it has no default to read).
+GITHUB_REPOSITORY = "example-org/mlplat"
 
 Context = Mapping[str, list[str]]
 
@@ -74,6 +76,7 @@ def _references(scope: Scope) -> dict[str, Any]:
         "local.github_oidc_provider_arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
         "var.aws_region": scope.region,
         "var.key_admin_arns": [ADMIN_ARN],
+        "var.github_repository": GITHUB_REPOSITORY,
     }
 
 

@@ -35,6 +35,7 @@ from tests.support.delivery_helpers import (
 from tests.support.iam_eval import (
     ACCOUNT,
     ADMIN_ARN,
+    GITHUB_REPOSITORY,
     Scope,
     boundary_arn,
     decide,
@@ -126,8 +127,9 @@ def test_every_variable_has_description_type_and_a_default_where_sensible() -> N
     for name, var in variables.items():
         assert var.get("description", "").strip(), f"variable {name} has no description"
         assert var.get("type"), f"variable {name} has no type"
-    # key_admin_arns is the one input without a safe default: a wrong guess locks the keys.
-    assert {n for n, v in variables.items() if "default" not in v} == {"key_admin_arns"}
+    # The inputs without a safe default: key_admin_arns (a wrong guess locks the keys) and
+    # github_repository (a guessed owner would be trusted by every role).
+    assert {n for n, v in variables.items() if "default" not in v} == {"key_admin_arns", "github_repository"}
     assert set(default_environments()) == set(ENVIRONMENTS)
 
 
@@ -228,7 +230,7 @@ def test_github_oidc_provider() -> None:
     assert provider["client_id_list"] == ["sts.amazonaws.com"]
 
 
-REPO_SUBJECT = "repo:example-org/mlplat"
+REPO_SUBJECT = f"repo:{GITHUB_REPOSITORY}"
 
 
 def _may_assume(kind: str, env: str, subject: str) -> bool:
@@ -292,14 +294,33 @@ def test_only_the_dev_preview_role_runs_pull_request_code(env: str, kind: str) -
     assert _may_assume(kind, env, subject) == ((kind, env) == ("preview", "dev")), subject
 
 
-def test_github_identifiers_cannot_carry_wildcards() -> None:
-    for name in ("github_org", "github_repo"):
-        (validation,) = terraform()["variable"][name]["validation"]
-        pattern = re.search(r'regex\("(.+?)",', validation["condition"])
-        assert pattern, validation
-        regex = pattern[1].replace("\\\\", "\\")
-        assert re.fullmatch(regex, "example-org")
-        assert not re.fullmatch(regex, "*"), f"{name} accepts a wildcard"
+def _github_repository_pattern() -> re.Pattern[str]:
+    (validation,) = terraform()["variable"]["github_repository"]["validation"]
+    pattern = re.search(r'regex\("(.+?)",', validation["condition"])
+    assert pattern, validation
+    return re.compile(pattern[1].replace("\\\\", "\\"))
+
+
+def test_github_repository_cannot_carry_wildcards() -> None:
+    regex = _github_repository_pattern()
+    assert regex.fullmatch("example-org/mlplat")
+    for wildcard in ("*/mlplat", "example-org/*", "example-org/mlplat*", "*"):
+        assert not regex.fullmatch(wildcard), f"github_repository accepts {wildcard}"
+
+
+def test_github_repository_is_owner_and_name_in_one() -> None:
+    """One value for what the trust policies name (`repo:<owner>/<name>`): half of it, or a path with
+    more parts, is refused where it is set, not turned into a subject no token carries."""
+    regex = _github_repository_pattern()
+    for partial in ("example-org", "mlplat", "/mlplat", "example-org/", "example-org/mlplat/extra"):
+        assert not regex.fullmatch(partial), f"github_repository accepts {partial}"
+    assert "github_org" not in terraform()["variable"] and "github_repo" not in terraform()["variable"]
+
+
+def test_github_repository_has_no_stand_in_default() -> None:
+    """A default owner would be trusted by every role of an account whose tfvars forgot (or, after the
+    migration to one variable, still spell the old two: Terraform only warns of those)."""
+    assert "default" not in terraform()["variable"]["github_repository"]
 
 
 def test_no_statement_allows_every_action() -> None:
