@@ -810,51 +810,6 @@ data "aws_iam_policy_document" "deploy_iam" {
   }
 }
 
-resource "aws_iam_policy" "deploy_state" {
-  for_each = local.environments
-
-  name        = "${var.name_prefix}-github-deploy-${each.key}-state"
-  description = "Read and write the ${each.key} stack's Pulumi state and secrets"
-  policy      = data.aws_iam_policy_document.deploy_state[each.key].json
-}
-
-resource "aws_iam_policy" "deploy_platform" {
-  for_each = local.environments
-
-  name        = "${var.name_prefix}-github-deploy-${each.key}-platform"
-  description = "Provision the ${each.key} network, EKS cluster and named platform resources"
-  policy      = data.aws_iam_policy_document.deploy_platform[each.key].json
-}
-
-resource "aws_iam_policy" "deploy_iam" {
-  for_each = local.environments
-
-  name        = "${var.name_prefix}-github-deploy-${each.key}-iam"
-  description = "Manage the ${each.key} stack's IAM roles inside their permissions boundary"
-  policy      = data.aws_iam_policy_document.deploy_iam[each.key].json
-}
-
-resource "aws_iam_role_policy_attachment" "deploy_state" {
-  for_each = local.environments
-
-  role       = aws_iam_role.deploy[each.key].name
-  policy_arn = aws_iam_policy.deploy_state[each.key].arn
-}
-
-resource "aws_iam_role_policy_attachment" "deploy_platform" {
-  for_each = local.environments
-
-  role       = aws_iam_role.deploy[each.key].name
-  policy_arn = aws_iam_policy.deploy_platform[each.key].arn
-}
-
-resource "aws_iam_role_policy_attachment" "deploy_iam" {
-  for_each = local.environments
-
-  role       = aws_iam_role.deploy[each.key].name
-  policy_arn = aws_iam_policy.deploy_iam[each.key].arn
-}
-
 # --- Preview role: read-only ---------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "preview" {
@@ -950,17 +905,37 @@ data "aws_iam_policy_document" "preview" {
   }
 }
 
-resource "aws_iam_policy" "preview" {
-  for_each = local.environments
+# --- The roles' managed policies ---------------------------------------------------------------------
 
-  name        = "${var.name_prefix}-github-preview-${each.key}"
-  description = "Read-only preview and drift detection of the ${each.key} stack"
-  policy      = data.aws_iam_policy_document.preview[each.key].json
+# Per environment, each managed policy of the two roles with the role it is attached to: the deploy
+# role's three (state, platform, iam: IAM caps one managed policy at 6,144 characters) and the preview
+# role's one. One aws_iam_policy and one attachment per entry, keyed "<env>/<policy>" (the addresses
+# moved.tf.json moves the former one-resource-per-policy instances to).
+locals {
+  github_role_policies = {
+    for env in local.environments : env => {
+      deploy_state    = { role = aws_iam_role.deploy[env].name, document = data.aws_iam_policy_document.deploy_state[env].json, name = "deploy-${env}-state", description = "Read and write the ${env} stack's Pulumi state and secrets" }
+      deploy_platform = { role = aws_iam_role.deploy[env].name, document = data.aws_iam_policy_document.deploy_platform[env].json, name = "deploy-${env}-platform", description = "Provision the ${env} network, EKS cluster and named platform resources" }
+      deploy_iam      = { role = aws_iam_role.deploy[env].name, document = data.aws_iam_policy_document.deploy_iam[env].json, name = "deploy-${env}-iam", description = "Manage the ${env} stack's IAM roles inside their permissions boundary" }
+      preview         = { role = aws_iam_role.preview[env].name, document = data.aws_iam_policy_document.preview[env].json, name = "preview-${env}", description = "Read-only preview and drift detection of the ${env} stack" }
+    }
+  }
+  github_role_policy_instances = merge([
+    for env, policies in local.github_role_policies : { for policy, spec in policies : "${env}/${policy}" => spec }
+  ]...)
 }
 
-resource "aws_iam_role_policy_attachment" "preview" {
-  for_each = local.environments
+resource "aws_iam_policy" "github_role" {
+  for_each = local.github_role_policy_instances
 
-  role       = aws_iam_role.preview[each.key].name
-  policy_arn = aws_iam_policy.preview[each.key].arn
+  name        = "${var.name_prefix}-github-${each.value.name}"
+  description = each.value.description
+  policy      = each.value.document
+}
+
+resource "aws_iam_role_policy_attachment" "github_role" {
+  for_each = local.github_role_policy_instances
+
+  role       = each.value.role
+  policy_arn = aws_iam_policy.github_role[each.key].arn
 }

@@ -37,7 +37,8 @@ def _unquote(value: Any) -> Any:
 @cache
 def terraform() -> dict[str, Any]:
     """Every block of infra/bootstrap/*.tf, indexed: resource/data as {type: {name: body}}, and
-    variable/output/locals/terraform/provider, plus `files` (block kind -> file names).
+    variable/output/locals/terraform/provider, plus `moved`: the `{"from", "to"}` address pairs of the
+    `moved` blocks written in JSON syntax (moved.tf.json).
 
     The locals of the generated `*.tf.json` files (contract.tf.json: the contract's environments, its
     environment tag, the runner shares) are merged in too: Terraform loads a directory's `.tf.json` files
@@ -46,14 +47,15 @@ def terraform() -> dict[str, Any]:
     Map keys written as `(local.x)` (an expression key) are replaced by that local's string value, as
     Terraform evaluates them, so tag and condition maps read as AWS will see them."""
     merged: dict[str, Any] = {"resource": {}, "data": {}, "variable": {}, "output": {}, "locals": {}}
-    merged["terraform"], merged["provider"] = [], []
+    merged["terraform"], merged["provider"], merged["moved"] = [], [], []
     for path in sorted(BOOTSTRAP.glob("*.tf.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
-        unknown = set(doc) - {"//", "locals"}
+        unknown = set(doc) - {"//", "locals", "moved"}
         assert not unknown, (
-            f"{path.name}: only generated locals are read from *.tf.json, not {sorted(unknown)}"
+            f"{path.name}: only generated locals and moved blocks are read from *.tf.json, not {sorted(unknown)}"
         )
         merged["locals"].update({k: v for k, v in doc.get("locals", {}).items() if k != "//"})
+        merged["moved"] += doc.get("moved", [])
     for path in sorted(BOOTSTRAP.glob("*.tf")):
         with path.open(encoding="utf-8") as fh:
             doc = _unquote(hcl2.load(fh))
@@ -163,6 +165,12 @@ def _for_each_items(for_each: Any, local: Mapping[str, Any]) -> list[Any]:
     items = _per_environment(found[1], local)[found[2]]
     assert isinstance(items, list), f"local.{found[1]}[each.key].{found[2]} is not a list"
     return items
+
+
+def per_environment_local(name: str) -> Any:
+    """A per-environment local (`{ for env in local.environments : env => {...} }`) as one environment's
+    value is written, with the environment as `${each.key}` (for iam_eval to resolve per scope)."""
+    return _per_environment(name, terraform()["locals"])
 
 
 def _per_environment(name: str, local: Mapping[str, Any]) -> Any:

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from tests.support.delivery_helpers import default_environments, terraform, variable_defaults
+from tests.support.delivery_helpers import (
+    default_environments,
+    per_environment_local,
+    terraform,
+    variable_defaults,
+)
 
 ACCOUNT = "111111111111"
 PARTITION = "aws"
@@ -389,6 +394,9 @@ def attached_documents(kind: str) -> list[str]:
     resources = terraform()["resource"]
     docs = []
     for attachment in resources["aws_iam_role_policy_attachment"].values():
+        if attachment["role"] == "${each.value.role}":
+            docs += _table_attached_documents(kind, attachment)
+            continue
         if attachment["role"] != f"${{aws_iam_role.{kind}[each.key].name}}":
             continue
         policy = re.fullmatch(r"\$\{aws_iam_policy\.(\w+)\[each\.key\]\.arn\}", attachment["policy_arn"])
@@ -403,6 +411,39 @@ def attached_documents(kind: str) -> list[str]:
         docs.append(document[1])
     if not docs:
         raise Unresolvable(f"no policy attached to aws_iam_role.{kind}")
+    return docs
+
+
+_TABLE_INSTANCES = re.compile(
+    r"^\$\{merge\(\[for (\w+), (\w+) in local\.(\w+) : \{ ?for (\w+), (\w+) in \2 : "
+    r'"\$\{\1\}/\$\{\4\}" => \5 ?\}\] ?\.\.\.\)\}$'
+)
+
+
+def _table_attached_documents(kind: str, attachment: Mapping[str, Any]) -> list[str]:
+    """The documents a table of managed policies attaches to a role: the attachment and its policy
+    iterate the same local, `<env>/<policy>` over a per-environment table whose entries name their
+    `role` and `document` (deploy_roles.tf github_role_policies). Any other shape is refused."""
+    resources = terraform()["resource"]
+    policy = re.fullmatch(r"\$\{aws_iam_policy\.(\w+)\[each\.key\]\.arn\}", attachment["policy_arn"])
+    if not policy or resources["aws_iam_policy"][policy[1]].get("for_each") != attachment["for_each"]:
+        raise Unresolvable(f"{attachment['policy_arn']}: not the policy of the attachment's own table")
+    if resources["aws_iam_policy"][policy[1]]["policy"] != "${each.value.document}":
+        raise Unresolvable(resources["aws_iam_policy"][policy[1]]["policy"])
+    instances = re.fullmatch(r"\$\{local\.(\w+)\}", attachment["for_each"])
+    table = _TABLE_INSTANCES.match(_local(instances[1])) if instances else None
+    if not table:
+        raise Unresolvable(f"attachment for_each {attachment['for_each']}")
+    docs = []
+    for entry in per_environment_local(table[3]).values():
+        if entry["role"] != f"${{aws_iam_role.{kind}[each.key].name}}":
+            continue
+        document = re.fullmatch(
+            r"\$\{data\.aws_iam_policy_document\.(\w+)\[each\.key\]\.json\}", entry["document"]
+        )
+        if not document:
+            raise Unresolvable(entry["document"])
+        docs.append(document[1])
     return docs
 
 

@@ -40,6 +40,7 @@ from tests.support.iam_eval import (
     boundary_arn,
     decide,
     request,
+    resolve,
     role_arn,
     role_policy,
     runner_vpc_arn,
@@ -1573,3 +1574,69 @@ def test_no_local_value_is_defined_in_two_files_of_the_bootstrap() -> None:
         for name in json.loads(path.read_text(encoding="utf-8")).get("locals", {}):
             defined.setdefault(name, []).append(path.name)
     assert {name: files for name, files in defined.items() if len(files) > 1} == {}
+
+
+# --- Moves: addresses an existing account holds, moved instead of destroyed and re-created --------------
+
+_ADDRESS = re.compile(r'^(\w+)\.(\w+)\["([^"]+)"\]$')
+
+
+def _moves() -> list[tuple[tuple[str, str, str], tuple[str, str, str]]]:
+    """moved.tf.json's (from, to) pairs as (type, name, instance key) each."""
+    pairs = []
+    for move in terraform()["moved"]:
+        found = [_ADDRESS.match(move[end]) for end in ("from", "to")]
+        assert all(found), f"not a resource instance address: {move}"
+        pairs.append(tuple(m.groups() for m in found if m))
+    return pairs  # type: ignore[return-value]
+
+
+def _table_resources() -> dict[tuple[str, str], set[str]]:
+    """The resources iterating the roles' managed policy table, with the instance keys the contract's
+    environments give them (`<env>/<policy>`)."""
+    policies = delivery_helpers.per_environment_local("github_role_policies")
+    keys = {f"{env}/{policy}" for env in ENVIRONMENTS for policy in policies}
+    return {
+        (rtype, name): keys
+        for rtype, named in RESOURCES.items()
+        for name, body in named.items()
+        if body.get("for_each") == "${local.github_role_policy_instances}"
+    }
+
+
+def test_every_move_lands_on_an_instance_of_the_config_and_leaves_an_address_it_no_longer_has() -> None:
+    """A `to` that is not in the config destroys what was moved; a `from` still in the config is an
+    error ("Moved object still exists", hashicorp/terraform internal/refactoring/move_validate.go)."""
+    table = _table_resources()
+    assert table, "no resource iterates local.github_role_policy_instances"
+    for (from_type, from_name, _), (to_type, to_name, to_key) in _moves():
+        assert from_name not in RESOURCES.get(from_type, {}), (
+            f"{from_type}.{from_name} is still in the config"
+        )
+        assert to_key in table.get((to_type, to_name), set()), (
+            f"{to_type}.{to_name}[{to_key!r}] is not in the config"
+        )
+
+
+def test_every_policy_and_attachment_of_an_existing_account_is_moved_not_re_created() -> None:
+    """An account bootstrapped before the table holds one instance per policy resource and environment;
+    an instance of the table that no move reaches would be created beside the old one, which is destroyed."""
+    moved_to = {(t, n, k) for _, (t, n, k) in _moves()}
+    missing = [
+        (t, n, k) for (t, n), keys in _table_resources().items() for k in keys if (t, n, k) not in moved_to
+    ]
+    assert not missing, f"instances no move reaches: {missing}"
+
+
+def test_a_moved_policy_keeps_the_name_it_had() -> None:
+    """An IAM policy's name cannot change in place (the provider replaces it): each moved policy renders
+    the name its former resource gave, <prefix>-github-<role>-<env>[-<part>] (deploy_state: -state)."""
+    policies = delivery_helpers.per_environment_local("github_role_policies")
+    template = RESOURCES["aws_iam_policy"]["github_role"]["name"]
+    for (from_type, from_name, env), (_, _, to_key) in _moves():
+        if from_type != "aws_iam_policy":
+            continue
+        role, *part = from_name.split("_")
+        former = "-".join(["mlplat", "github", role, env, *part])
+        entry = policies[to_key.split("/")[1]]
+        assert resolve(template.replace("${each.value.name}", entry["name"]), Scope(env)) == former
