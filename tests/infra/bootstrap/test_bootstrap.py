@@ -18,6 +18,7 @@ import hcl2
 import pytest
 import yaml
 
+from infra.aws import cluster, karpenter
 from infra.contract import ENVIRONMENT_LABEL
 from tests.support import delivery_helpers
 from tests.support.delivery_helpers import (
@@ -591,34 +592,10 @@ def test_no_role_of_an_environment_reads_or_changes_what_another_environment_tag
 
 # --- Issue 12.13: what the node role, Karpenter and `pulumi preview --refresh` need
 
-# AmazonSSMManagedInstanceCore v2, the node role's managed policy:
-# https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html
-SSM_MANAGED_INSTANCE_CORE = (
-    "ssm:DescribeAssociation",
-    "ssm:GetDeployablePatchSnapshotForInstance",
-    "ssm:GetDocument",
-    "ssm:DescribeDocument",
-    "ssm:GetManifest",
-    "ssm:GetParameter",
-    "ssm:GetParameters",
-    "ssm:ListAssociations",
-    "ssm:ListInstanceAssociations",
-    "ssm:PutInventory",
-    "ssm:PutComplianceItems",
-    "ssm:PutConfigurePackageResult",
-    "ssm:UpdateAssociationStatus",
-    "ssm:UpdateInstanceAssociationStatus",
-    "ssm:UpdateInstanceInformation",
-    "ssmmessages:CreateControlChannel",
-    "ssmmessages:CreateDataChannel",
-    "ssmmessages:OpenControlChannel",
-    "ssmmessages:OpenDataChannel",
-    "ec2messages:AcknowledgeMessage",
-    "ec2messages:DeleteMessage",
-    "ec2messages:FailMessage",
-    "ec2messages:GetEndpoint",
-    "ec2messages:GetMessages",
-    "ec2messages:SendReply",
+# What the node role's AmazonSSMManagedInstanceCore grants, as AWS publishes it (the file names the
+# version and the page it was read from); the boundary must admit all of it.
+SSM_MANAGED_INSTANCE_CORE = json.loads(
+    (BOOTSTRAP / "ssm_managed_instance_core.json").read_text(encoding="utf-8")
 )
 
 
@@ -628,7 +605,10 @@ def test_boundary_admits_what_the_node_roles_ssm_managed_policy_needs(env: str) 
     ctx = {"aws:RequestedRegion": ["eu-west-1"]}
     instance = f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/i-0123456789abcdef0"
     public = "arn:aws:ssm:eu-west-1::parameter/aws/service/eks/optimized-ami/1.34/amazon-linux-2023/x86_64/standard/recommended/image_id"
-    for action in SSM_MANAGED_INSTANCE_CORE:
+    # The managed policy the file describes is the one the program's node roles carry.
+    assert SSM_MANAGED_INSTANCE_CORE["policy"] in cluster.NODE_POLICIES
+    assert SSM_MANAGED_INSTANCE_CORE["policy"] in karpenter.NODE_POLICIES
+    for action in SSM_MANAGED_INSTANCE_CORE["actions"]:
         resource = public if action.startswith("ssm:GetParameter") else instance
         assert decide(boundary, action, resource, ctx)[0], f"boundary of {env} blocks {action}"
     # The managed policy's GetParameter on "*" stays capped: no environment's own parameters.
