@@ -79,37 +79,38 @@ locals {
 
 # --- Trust: one repository, one GitHub environment, one branch, audience sts.amazonaws.com ---------------
 
-data "aws_iam_policy_document" "deploy_trust" {
-  for_each = local.environments
-
-  statement {
-    sid     = "GitHubEnvironmentOnMainOnly"
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-
-    principals {
-      type        = "Federated"
-      identifiers = [local.github_oidc_provider_arn]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      values   = ["${local.github_subject_prefix}${each.key}:${local.main_ref}"]
+# Per environment and role, the GitHub OIDC subjects it trusts (github_oidc.tf: repository, GitHub
+# environment and git ref): the deploy role `<env>` on main; the preview role `<env>-preview` on main and,
+# for the pull-request preview environment only, on pull-request refs, admitted through StringLike for
+# the pull request's number (the repository and environment stay literal).
+locals {
+  github_role_trust = {
+    for env in local.environments : env => {
+      deploy = {
+        sid          = "GitHubEnvironmentOnMainOnly"
+        subject_test = "StringEquals"
+        subjects     = ["${local.github_subject_prefix}${env}:${local.main_ref}"]
+      }
+      preview = {
+        sid          = "GitHubPreviewEnvironment"
+        subject_test = env == local.pull_request_preview_environment ? "StringLike" : "StringEquals"
+        subjects = env == local.pull_request_preview_environment ? [
+          "${local.github_subject_prefix}${env}-preview:${local.main_ref}",
+          "${local.github_subject_prefix}${env}-preview:${local.pull_request_ref}",
+        ] : ["${local.github_subject_prefix}${env}-preview:${local.main_ref}"]
+      }
     }
   }
 }
 
-data "aws_iam_policy_document" "preview_trust" {
-  for_each = local.environments
+# One trust policy per role, keyed "<env>/<role>".
+data "aws_iam_policy_document" "github_trust" {
+  for_each = merge([
+    for env, roles in local.github_role_trust : { for role, trust in roles : "${env}/${role}" => trust }
+  ]...)
 
   statement {
-    sid     = "GitHubPreviewEnvironment"
+    sid     = each.value.sid
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
     principals {
@@ -123,15 +124,10 @@ data "aws_iam_policy_document" "preview_trust" {
       values   = ["sts.amazonaws.com"]
     }
 
-    # Only the pull-request preview environment admits pull-request refs, and only through StringLike
-    # for the pull request's number; the repository and environment stay literal.
     condition {
-      test     = each.key == local.pull_request_preview_environment ? "StringLike" : "StringEquals"
+      test     = each.value.subject_test
       variable = "token.actions.githubusercontent.com:sub"
-      values = each.key == local.pull_request_preview_environment ? [
-        "${local.github_subject_prefix}${each.key}-preview:${local.main_ref}",
-        "${local.github_subject_prefix}${each.key}-preview:${local.pull_request_ref}",
-      ] : ["${local.github_subject_prefix}${each.key}-preview:${local.main_ref}"]
+      values   = each.value.subjects
     }
   }
 }
@@ -141,7 +137,7 @@ resource "aws_iam_role" "deploy" {
 
   name                 = "${var.name_prefix}-github-deploy-${each.key}"
   description          = "GitHub Actions (environment ${each.key}, main): pulumi up of the ${each.key} stack"
-  assume_role_policy   = data.aws_iam_policy_document.deploy_trust[each.key].json
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/deploy"].json
   max_session_duration = var.deploy_session_seconds
 
   tags = {
@@ -154,7 +150,7 @@ resource "aws_iam_role" "preview" {
 
   name                 = "${var.name_prefix}-github-preview-${each.key}"
   description          = "GitHub Actions (environment ${each.key}-preview): read-only pulumi preview and drift checks"
-  assume_role_policy   = data.aws_iam_policy_document.preview_trust[each.key].json
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/preview"].json
   max_session_duration = 3600
 
   tags = {

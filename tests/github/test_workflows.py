@@ -25,7 +25,7 @@ from tests.support.delivery_helpers import (
     workflow,
     workflow_files,
 )
-from tests.support.iam_eval import GITHUB_REPOSITORY, Scope, decide, role_arn, statements
+from tests.support.iam_eval import GITHUB_REPOSITORY, Scope, decide, role_arn, statements, trust_document
 from tests.support.workflow_steps import jobs, matrix_values, step_env
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
@@ -252,7 +252,7 @@ def _role_trusts(repository: str, github_env: str, ref: str) -> bool:
         "token.actions.githubusercontent.com:aud": ["sts.amazonaws.com"],
         "token.actions.githubusercontent.com:sub": [f"repo:{repository}:environment:{github_env}:ref:{ref}"],
     }
-    policy = statements(f"{kind}_trust", Scope(env))
+    policy = statements(trust_document(kind), Scope(env))
     return decide(policy, "sts:AssumeRoleWithWebIdentity", role_arn(kind, env), claims)[0]
 
 

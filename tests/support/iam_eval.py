@@ -295,17 +295,25 @@ class Statement:
 def _documents(doc_name: str, key: str) -> list[str]:
     """The policy documents a document names in `key` (source_ or override_policy_documents)."""
     body = terraform()["data"]["aws_iam_policy_document"][doc_name]
-    names = []
-    for ref in body.get(key, []):
-        m = re.fullmatch(
-            r'\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\]|\["\$\{each\.key\}/(\w+)"\])?\.json\}',
-            ref,
-        )
-        if not m:
-            raise Unresolvable(ref)
-        # document["${each.key}/<table>"]: the per-table document delivery_helpers names <document>/<table>.
-        names.append(f"{m[1]}/{m[3]}" if m[3] else m[1])
-    return names
+    return [_document_name(ref) for ref in body.get(key, [])]
+
+
+def _document_name(ref: str) -> str:
+    """The document a `data.aws_iam_policy_document.<name>[...].json` reference names."""
+    m = re.fullmatch(
+        r'\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\]|\["\$\{each\.key\}/(\w+)"\])?\.json\}',
+        ref,
+    )
+    if not m:
+        raise Unresolvable(ref)
+    # document["${each.key}/<table>"]: the per-table document delivery_helpers names <document>/<table>.
+    return f"{m[1]}/{m[3]}" if m[3] else m[1]
+
+
+def trust_document(kind: str) -> str:
+    """The policy document a bootstrap role (aws_iam_role.deploy/preview) takes as its trust policy,
+    read from its assume_role_policy, so the evaluation follows what Terraform sets."""
+    return _document_name(terraform()["resource"]["aws_iam_role"][kind]["assume_role_policy"])
 
 
 def statements(doc_name: str, scope: Scope) -> list[Statement]:
