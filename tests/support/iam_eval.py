@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from tests.support import delivery_helpers
 from tests.support.delivery_helpers import (
     default_environments,
     per_environment_local,
@@ -193,11 +192,6 @@ def _expression(expr: str, scope: Scope) -> Any:
         # `[for r in aws_x.y : r.arn]`: that resource of every environment of the account.
         ref = f"{every[2]}[each.key].arn"
         return [_references(Scope(env, scope.region))[ref] for env in default_environments()]
-    data_file = _DATA_FILE.match(expr)
-    if data_file:
-        return _data_file_attribute(data_file[1], data_file[2])
-    if expr.startswith("setsubtract(") and expr.endswith(")"):
-        return _setsubtract(expr, scope)
     if expr.startswith("concat(") and expr.endswith(")"):
         return [item for arg in _split_top_level(expr[7:-1]) for item in _expression(arg, scope)]
     if expr.startswith("[") and expr.endswith("]"):
@@ -206,27 +200,6 @@ def _expression(expr: str, scope: Scope) -> Any:
 
 
 _EVERY = re.compile(r"^\[for (\w+) in (aws_\w+\.\w+) : \1\.arn\]$")
-# `jsondecode(file("${path.module}/<name>.json")).<attr>`: a data file of the bootstrap's own directory.
-_DATA_FILE = re.compile(r'^jsondecode\(file\("\$\{path\.module\}/([\w.-]+\.json)"\)\)\.(\w+)$')
-
-
-def _data_file_attribute(name: str, attribute: str) -> Any:
-    """An attribute of a JSON data file beside the .tf files, as Terraform's jsondecode(file()) reads it."""
-    data = json.loads((delivery_helpers.BOOTSTRAP / name).read_text(encoding="utf-8"))
-    if attribute not in data:
-        raise Unresolvable(f"{name} has no {attribute}")
-    return data[attribute]
-
-
-def _setsubtract(expr: str, scope: Scope) -> list[str]:
-    """`setsubtract(a, b)`: the items of a not in b, sorted as Terraform orders a set of strings."""
-    args = _split_top_level(expr[len("setsubtract(") : -1])
-    if len(args) != 2:
-        raise Unresolvable(expr)
-    minuend, subtrahend = (_expression(arg, scope) for arg in args)
-    if not isinstance(minuend, list) or not isinstance(subtrahend, list):
-        raise Unresolvable(expr)
-    return sorted(set(minuend) - set(subtrahend))
 
 
 def _split_top_level(text: str) -> list[str]:

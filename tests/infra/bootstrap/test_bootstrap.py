@@ -24,6 +24,7 @@ from tests.support import delivery_helpers
 from tests.support.delivery_helpers import (
     BOOTSTRAP,
     ENVIRONMENTS,
+    REPO,
     default_environments,
     policy_statements,
     render,
@@ -596,10 +597,12 @@ def test_no_role_of_an_environment_reads_or_changes_what_another_environment_tag
 
 # --- Issue 12.13: what the node role, Karpenter and `pulumi preview --refresh` need
 
-# What the node role's AmazonSSMManagedInstanceCore grants, as AWS publishes it (the file names the
+# What the node roles' AmazonSSMManagedInstanceCore grants, as AWS publishes it (the file names the
 # version and the page it was read from); the boundary must admit all of it.
 SSM_MANAGED_INSTANCE_CORE = json.loads(
-    (BOOTSTRAP / "ssm_managed_instance_core.json").read_text(encoding="utf-8")
+    (REPO / "tests" / "fixtures" / "aws-managed-policies" / "AmazonSSMManagedInstanceCore.json").read_text(
+        encoding="utf-8"
+    )
 )
 
 
