@@ -182,96 +182,104 @@ data "aws_iam_policy_document" "deny_other_environments" {
 
 # --- Permissions boundary: the ceiling of every role the Pulumi program creates -------------------------
 
+# The boundary's grants on resource "*" that a region holds instead of a name: what the program's roles
+# call on resources whose IDs exist only at run time, or on none. Sid => the actions and the one region
+# they may be requested in.
+locals {
+  region_held_boundary_statements = {
+    # Nodes, Karpenter, the VPC CNI, the EBS CSI driver and the load balancer controller act on EC2, ELB
+    # and autoscaling resources whose IDs are created at run time, hence resource "*" within the region.
+    ClusterWorkloads = {
+      region = var.aws_region
+      actions = [
+        "autoscaling:Describe*",
+        "cloudwatch:PutMetricData",
+        "ec2:*",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetAuthorizationToken",
+        "ecr:GetDownloadUrlForLayer",
+        "eks-auth:AssumeRoleForPodIdentity",
+        "eks:Describe*",
+        "elasticloadbalancing:*",
+        "logs:CreateLogStream",
+        "logs:DescribeLogStreams",
+        "logs:PutLogEvents",
+      ]
+    }
+    # Karpenter's price lookups go to its pricing region, not the stack's (eu-central-1 for eu-* stacks).
+    KarpenterPriceList = {
+      region  = local.karpenter_pricing_region
+      actions = ["pricing:GetProducts"]
+    }
+    # The node role carries AmazonSSMManagedInstanceCore (Session Manager instead of SSH); these are its
+    # actions, v2 of the managed policy:
+    # https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html
+    # (the test holds them to tests/fixtures/aws-managed-policies/AmazonSSMManagedInstanceCore.json).
+    # They act on the calling instance's own SSM registration and sessions. Its ssm:GetParameter(s) on
+    # "*" stays capped to the public parameters (PublicParameters): a node never needs another
+    # environment's SecureStrings to register or open a session.
+    SsmManagedInstanceCore = {
+      region = var.aws_region
+      actions = [
+        "ec2messages:AcknowledgeMessage",
+        "ec2messages:DeleteMessage",
+        "ec2messages:FailMessage",
+        "ec2messages:GetEndpoint",
+        "ec2messages:GetMessages",
+        "ec2messages:SendReply",
+        "ssm:DescribeAssociation",
+        "ssm:DescribeDocument",
+        "ssm:GetDeployablePatchSnapshotForInstance",
+        "ssm:GetDocument",
+        "ssm:GetManifest",
+        "ssm:ListAssociations",
+        "ssm:ListInstanceAssociations",
+        "ssm:PutComplianceItems",
+        "ssm:PutConfigurePackageResult",
+        "ssm:PutInventory",
+        "ssm:UpdateAssociationStatus",
+        "ssm:UpdateInstanceAssociationStatus",
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+      ]
+    }
+  }
+}
+
+# The region-held statements, each held to its region by aws:RequestedRegion: one document the
+# boundary takes first (source_policy_documents), apart because checkov leaves a document with a
+# dynamic block unchecked, which would hide the boundary's other statements from it. A map is iterated
+# in lexicographical key order (https://developer.hashicorp.com/terraform/language/functions/keys),
+# Sid order here, so the statements stand where they stood when each was written out.
+data "aws_iam_policy_document" "region_held_boundary" {
+  dynamic "statement" {
+    for_each = local.region_held_boundary_statements
+    content {
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = ["*"]
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:RequestedRegion"
+        values   = [statement.value.region]
+      }
+    }
+  }
+}
+
 data "aws_iam_policy_document" "workload_boundary" {
   for_each = local.environments
 
+  # First, the statements held to a region.
+  source_policy_documents = [data.aws_iam_policy_document.region_held_boundary.json]
+
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
-
-  # Nodes, Karpenter, the VPC CNI, the EBS CSI driver and the load balancer controller act on EC2, ELB
-  # and autoscaling resources whose IDs are created at run time, hence resource "*" within the region.
-  statement {
-    sid = "ClusterWorkloads"
-    actions = [
-      "autoscaling:Describe*",
-      "cloudwatch:PutMetricData",
-      "ec2:*",
-      "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
-      "ecr:GetAuthorizationToken",
-      "ecr:GetDownloadUrlForLayer",
-      "eks-auth:AssumeRoleForPodIdentity",
-      "eks:Describe*",
-      "elasticloadbalancing:*",
-      "logs:CreateLogStream",
-      "logs:DescribeLogStreams",
-      "logs:PutLogEvents",
-    ]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestedRegion"
-      values   = [var.aws_region]
-    }
-  }
-
-  # Karpenter's price lookups go to its pricing region, not the stack's (eu-central-1 for eu-* stacks).
-  statement {
-    sid       = "KarpenterPriceList"
-    actions   = ["pricing:GetProducts"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestedRegion"
-      values   = [local.karpenter_pricing_region]
-    }
-  }
-
-  # The node role carries AmazonSSMManagedInstanceCore (Session Manager instead of SSH); these are its
-  # actions, v2 of the managed policy:
-  # https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html
-  # (the test holds them to tests/fixtures/aws-managed-policies/AmazonSSMManagedInstanceCore.json; a
-  # literal list, which checkov evaluates, where it skips a document with an expression it cannot).
-  # They act on the calling instance's own SSM registration and sessions. Its ssm:GetParameter(s) on "*"
-  # stays capped to the public parameters (PublicParameters below): a node never needs another
-  # environment's SecureStrings to register or open a session.
-  statement {
-    sid = "SsmManagedInstanceCore"
-    actions = [
-      "ec2messages:AcknowledgeMessage",
-      "ec2messages:DeleteMessage",
-      "ec2messages:FailMessage",
-      "ec2messages:GetEndpoint",
-      "ec2messages:GetMessages",
-      "ec2messages:SendReply",
-      "ssm:DescribeAssociation",
-      "ssm:DescribeDocument",
-      "ssm:GetDeployablePatchSnapshotForInstance",
-      "ssm:GetDocument",
-      "ssm:GetManifest",
-      "ssm:ListAssociations",
-      "ssm:ListInstanceAssociations",
-      "ssm:PutComplianceItems",
-      "ssm:PutConfigurePackageResult",
-      "ssm:PutInventory",
-      "ssm:UpdateAssociationStatus",
-      "ssm:UpdateInstanceAssociationStatus",
-      "ssm:UpdateInstanceInformation",
-      "ssmmessages:CreateControlChannel",
-      "ssmmessages:CreateDataChannel",
-      "ssmmessages:OpenControlChannel",
-      "ssmmessages:OpenDataChannel",
-    ]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestedRegion"
-      values   = [var.aws_region]
-    }
-  }
 
   statement {
     sid       = "PublicParameters"

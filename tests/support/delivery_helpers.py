@@ -164,6 +164,8 @@ _ITERATOR_VALUE = re.compile(r"^\$\{(\w+)\.value\.(\w+)\}$")
 _ITERATOR_KEY_OR_VALUE = re.compile(r"^\$\{(\w+)\.(key|value)\}$")
 # `try(<iterator>.value.<attr>, "<default>")`: an attribute only some items of a table carry.
 _ITERATOR_VALUE_OR = re.compile(r'^\$\{try\((\w+)\.value\.(\w+), "(\w+)"\)\}$')
+# `local.<name>` holding a literal map or list (the same for every environment).
+_PLAIN_LOCAL = re.compile(r"^\$\{local\.(\w+)\}$")
 _PER_ENVIRONMENT_ATTR = re.compile(r"^\$\{local\.(\w+)\[each\.key\]\.(\w+)\}$")
 _PER_ENVIRONMENT = re.compile(r"^\$\{\{for (\w+) in local\.environments : \1 => (\{.*\})\}\}$", re.DOTALL)
 
@@ -177,20 +179,33 @@ def _bind(content: Any, iterator: str, item: Mapping[str, Any]) -> Any:
         return {k: _bind(v, iterator, item) for k, v in content.items()}
     if not isinstance(content, str):
         return content
-    found = _ITERATOR_VALUE.match(content) or _ITERATOR_KEY_OR_VALUE.match(content)
+    # A list item's attributes are `<iterator>.value.<attr>`; a map item's, its value's.
+    attributes = item["value"] if isinstance(item, _MapItem) else item
+    found = _ITERATOR_VALUE.match(content)
+    if found and found[1] == iterator:
+        return attributes[found[2]]
+    found = _ITERATOR_KEY_OR_VALUE.match(content)
     if found and found[1] == iterator:
         return item[found[2]]
     found = _ITERATOR_VALUE_OR.match(content)
-    return item.get(found[2], found[3]) if found and found[1] == iterator else content
+    return attributes.get(found[2], found[3]) if found and found[1] == iterator else content
+
+
+class _MapItem(dict[str, Any]):
+    """A map's item as a dynamic block sees it: `<iterator>.key` and `<iterator>.value`."""
 
 
 def _for_each_items(for_each: Any, local: Mapping[str, Any]) -> list[Any]:
     """The items of a dynamic block: a literal list, a literal map (as `{"key", "value"}` items, in key
-    order as Terraform iterates a map), or an attribute of a per-environment local."""
+    order as Terraform iterates a map), a local holding one of those, or an attribute of a
+    per-environment local."""
     if isinstance(for_each, list):
         return for_each
     if isinstance(for_each, dict):
-        return [{"key": key, "value": for_each[key]} for key in sorted(for_each)]
+        return [_MapItem(key=key, value=for_each[key]) for key in sorted(for_each)]
+    plain = _PLAIN_LOCAL.match(for_each) if isinstance(for_each, str) else None
+    if plain and isinstance(local.get(plain[1]), (dict, list)):
+        return _for_each_items(local[plain[1]], local)
     found = _PER_ENVIRONMENT_ATTR.match(for_each) if isinstance(for_each, str) else None
     assert found, f"dynamic block: cannot expand for_each = {for_each!r}: teach delivery_helpers first"
     items = _per_environment(found[1], local)[found[2]]

@@ -89,9 +89,9 @@ STAR_RESOURCE_ALLOWED = {
     ("deploy_iam", "ReadIam"): "read-only IAM Get/List",
     ("environment_scoped/iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
     ("deploy_iam", "DenyLongLivedCredentials"): "a Deny",
-    ("workload_boundary", "ClusterWorkloads"): "boundary ceiling for nodes/Karpenter/CSI; region-bound",
-    ("workload_boundary", "KarpenterPriceList"): "Price List API has no resources; pricing region only",
-    ("workload_boundary", "SsmManagedInstanceCore"): "the managed policy's own resource; region-bound",
+    ("region_held_boundary", "ClusterWorkloads"): "boundary ceiling for nodes/Karpenter/CSI; region-bound",
+    ("region_held_boundary", "KarpenterPriceList"): "Price List API has no resources; pricing region only",
+    ("region_held_boundary", "SsmManagedInstanceCore"): "the managed policy's own resource; region-bound",
     ("workload_boundary", "EnvironmentKeysByTag"): "EBS/EKS keys are random IDs; resource tag required",
     ("preview", "DescribeUnscopable"): "read-only Describe/List that accept only *",
     ("runner", "VpcNetworkInterfaces"): "CodeBuild's ENI and Describe calls accept only *; region-bound",
@@ -1376,6 +1376,12 @@ def test_each_runner_subnet_keeps_room_for_the_runner_builds() -> None:
             assert subnet.prefixlen <= 28 and subnet.num_addresses - 5 >= 11, (env, subnet)
 
 
+def _dynamic_items(for_each: Any) -> Any:
+    """A dynamic block's items as written: a literal list or map, or the local holding one."""
+    plain = re.fullmatch(r"\$\{local\.(\w+)\}", for_each) if isinstance(for_each, str) else None
+    return terraform()["locals"][plain[1]] if plain else for_each
+
+
 def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None:
     """The tag-scoped statements are tables expanded by `dynamic "statement"`: a reader that saw only the
     written-out statements would check none of them, and every isolation test above would pass on
@@ -1387,7 +1393,7 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
             raw = hcl2.load(fh)
         for block in raw.get("data", []):
             for name, body in block.get('"aws_iam_policy_document"', {}).items():
-                tables = [d['"statement"']["for_each"] for d in body.get("dynamic", [])]
+                tables = [_dynamic_items(d['"statement"']["for_each"]) for d in body.get("dynamic", [])]
                 if tables == ["${each.value}"]:
                     continue  # the per-table document: counted against its local below
                 written = len(body.get("statement", []))
