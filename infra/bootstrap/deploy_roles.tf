@@ -50,6 +50,20 @@ locals {
   public_ssm_parameters = "arn:${local.partition}:ssm:${var.aws_region}::parameter/aws/service/*"
   # The parameter reads every role here makes only of AWS's public parameters (local.public_ssm_parameters).
   public_parameter_reads = ["ssm:GetParameter", "ssm:GetParameters"]
+  # The List/Describe calls both roles make to read the stack's network, cluster, rules, keys, log
+  # groups, buckets and queues (a deploy before it changes them, a preview or `--refresh` to compare):
+  # they accept only resource "*" and return metadata, never data.
+  stack_metadata_lookups = [
+    "ec2:Describe*",
+    "eks:DescribeAddonVersions",
+    "eks:ListClusters",
+    "events:ListRules",
+    "kms:ListAliases",
+    "logs:DescribeLogGroups",
+    "s3:ListAllMyBuckets",
+    "sqs:ListQueues",
+    "sts:GetCallerIdentity",
+  ]
   # EC2 calls that create the stack's network resources, and the resource type each one creates. Each
   # must carry the environment tag in its TagSpecifications (the AWS provider sends default tags there).
   # (The peering with the runner VPC and the rule admitting the runner are not here: which VPC and which
@@ -689,29 +703,20 @@ data "aws_iam_policy_document" "deploy_platform" {
   # Describe/List calls of these services only accept resource "*"; they return metadata, never data.
   statement {
     sid = "ReadOnlyLookups"
-    actions = [
-      "ec2:Describe*",
+    actions = concat(local.stack_metadata_lookups, [
       "eks:DescribeAddonConfiguration",
-      "eks:DescribeAddonVersions",
       "eks:DescribeClusterVersions",
       "eks:ListAccessPolicies",
-      "eks:ListClusters",
       "events:DescribeRule",
-      "events:ListRules",
       "events:ListTagsForResource",
-      "kms:ListAliases",
-      "logs:DescribeLogGroups",
-      "s3:ListAllMyBuckets",
-      "sqs:ListQueues",
-      "sts:GetCallerIdentity",
-    ]
+    ])
     resources = ["*"]
   }
 
   # EKS-optimised and GPU AMI IDs are AWS public parameters; nothing else in SSM is readable.
   statement {
     sid       = "PublicAmiParameters"
-    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    actions   = local.public_parameter_reads
     resources = [local.public_ssm_parameters]
   }
 
@@ -840,20 +845,8 @@ data "aws_iam_policy_document" "preview" {
   # Preview and `--refresh` read every resource the stack manages. These List/Describe calls accept
   # only resource "*"; they return metadata, never object or secret contents.
   statement {
-    sid = "DescribeUnscopable"
-    actions = [
-      "autoscaling:Describe*",
-      "ec2:Describe*",
-      "eks:DescribeAddonVersions",
-      "eks:ListClusters",
-      "elasticloadbalancing:Describe*",
-      "events:ListRules",
-      "kms:ListAliases",
-      "logs:DescribeLogGroups",
-      "s3:ListAllMyBuckets",
-      "sqs:ListQueues",
-      "sts:GetCallerIdentity",
-    ]
+    sid       = "DescribeUnscopable"
+    actions   = concat(local.stack_metadata_lookups, ["autoscaling:Describe*", "elasticloadbalancing:Describe*"])
     resources = ["*"]
   }
 
@@ -908,7 +901,7 @@ data "aws_iam_policy_document" "preview" {
 
   statement {
     sid       = "PublicAmiParameters"
-    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    actions   = local.public_parameter_reads
     resources = [local.public_ssm_parameters]
   }
 }

@@ -192,6 +192,9 @@ def _expression(expr: str, scope: Scope) -> Any:
         # `[for r in aws_x.y : r.arn]`: that resource of every environment of the account.
         ref = f"{every[2]}[each.key].arn"
         return [_references(Scope(env, scope.region))[ref] for env in default_environments()]
+    if re.fullmatch(r'"[^"$]*"', expr):
+        # A quoted literal inside an expression (a list of them in concat(local.x, ["a", "b"])).
+        return expr[1:-1]
     if expr.startswith("concat(") and expr.endswith(")"):
         return [item for arg in _split_top_level(expr[7:-1]) for item in _expression(arg, scope)]
     if expr.startswith("[") and expr.endswith("]"):
