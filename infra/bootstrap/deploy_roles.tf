@@ -665,11 +665,31 @@ data "aws_iam_policy_document" "environment_scoped" {
   }
 }
 
+# EKS-optimised and GPU AMI IDs are AWS public parameters; nothing else in SSM is readable. One
+# statement both roles take through source_policy_documents: it stands among the first of their
+# policies where each once wrote it last, which the provider does not count as a change (the `policy`
+# of aws_iam_policy compares as equivalent policies: hashicorp/terraform-provider-aws
+# internal/service/iam/policy.go, DiffSuppressFunc verify.SuppressEquivalentPolicyDiffs, read at
+# fd91d1b7945cd7b14e91b4f8e9770d14a6f793d9; hashicorp/awspolicyequivalence aws_policy_equivalence.go,
+# policyDocument.equals, which matches statements in any order, read at
+# 3ec3a9689639fea175d996a69a8bd0b28f019d5a).
+data "aws_iam_policy_document" "public_ami_parameters" {
+  statement {
+    sid       = "PublicAmiParameters"
+    actions   = local.public_parameter_reads
+    resources = [local.public_ssm_parameters]
+  }
+}
+
 data "aws_iam_policy_document" "deploy_platform" {
   for_each = local.environments
 
-  # First, the conditioned statements (`platform` of local.environment_scoped_statements).
-  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/platform"].json]
+  # First, the conditioned statements (`platform` of local.environment_scoped_statements), and the
+  # public AMI parameters.
+  source_policy_documents = [
+    data.aws_iam_policy_document.environment_scoped["${each.key}/platform"].json,
+    data.aws_iam_policy_document.public_ami_parameters.json,
+  ]
 
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
@@ -711,13 +731,6 @@ data "aws_iam_policy_document" "deploy_platform" {
       "events:ListTagsForResource",
     ])
     resources = ["*"]
-  }
-
-  # EKS-optimised and GPU AMI IDs are AWS public parameters; nothing else in SSM is readable.
-  statement {
-    sid       = "PublicAmiParameters"
-    actions   = local.public_parameter_reads
-    resources = [local.public_ssm_parameters]
   }
 
   # Karpenter (infra/aws/karpenter.py) and the AWS cloud integrations pick subnets and security groups by
@@ -831,8 +844,11 @@ data "aws_iam_policy_document" "preview" {
   # Last, whatever the grants say: nothing tagged for another environment.
   override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
 
-  # Reads its own stack and takes its lock; writes nothing else.
-  source_policy_documents = [data.aws_iam_policy_document.stack_state[each.key].json]
+  # Reads its own stack and takes its lock; writes nothing else. Reads the public AMI parameters.
+  source_policy_documents = [
+    data.aws_iam_policy_document.stack_state[each.key].json,
+    data.aws_iam_policy_document.public_ami_parameters.json,
+  ]
 
   # A preview decrypts the stack's secrets to run the program, so the preview role of an environment
   # whose previews run unreviewed code (dev) must never be able to decrypt anything but dev (ADR 0002).
@@ -897,12 +913,6 @@ data "aws_iam_policy_document" "preview" {
     sid       = "ReadEnvironmentBuckets"
     actions   = ["s3:GetBucket*", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration"]
     resources = ["arn:${local.partition}:s3:::${var.name_prefix}-${each.key}-*"]
-  }
-
-  statement {
-    sid       = "PublicAmiParameters"
-    actions   = local.public_parameter_reads
-    resources = [local.public_ssm_parameters]
   }
 }
 
