@@ -37,8 +37,8 @@ def _unquote(value: Any) -> Any:
 @cache
 def terraform() -> dict[str, Any]:
     """Every block of infra/bootstrap/*.tf, indexed: resource/data as {type: {name: body}}, and
-    variable/output/locals/terraform/provider, plus `moved`: the `{"from", "to"}` address pairs of the
-    `moved` blocks written in JSON syntax (moved.tf.json).
+    variable/output/locals/terraform/provider, plus `files` (block kind -> file names) and `moved` (the
+    moved blocks of the `*.tf.json` files, as written: from and to are address strings).
 
     The locals of the generated `*.tf.json` files (contract.tf.json: the contract's environments, its
     environment tag, the runner shares) are merged in too: Terraform loads a directory's `.tf.json` files
@@ -55,7 +55,7 @@ def terraform() -> dict[str, Any]:
             f"{path.name}: only generated locals and moved blocks are read from *.tf.json, not {sorted(unknown)}"
         )
         merged["locals"].update({k: v for k, v in doc.get("locals", {}).items() if k != "//"})
-        merged["moved"] += doc.get("moved", [])
+        merged["moved"] += [block | {"__file__": path.name} for block in doc.get("moved", [])]
     for path in sorted(BOOTSTRAP.glob("*.tf")):
         with path.open(encoding="utf-8") as fh:
             doc = _unquote(hcl2.load(fh))
@@ -213,12 +213,6 @@ def _for_each_items(for_each: Any, local: Mapping[str, Any]) -> list[Any]:
     return items
 
 
-def per_environment_local(name: str) -> Any:
-    """A per-environment local (`{ for env in local.environments : env => {...} }`) as one environment's
-    value is written, with the environment as `${each.key}` (for iam_eval to resolve per scope)."""
-    return _per_environment(name, terraform()["locals"])
-
-
 def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
     """A local `{ for env in local.environments : env => { ... } }` as each environment's value is
     written in place: the object with the environment as `${each.key}`, for the readers to resolve."""
@@ -241,6 +235,12 @@ def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
         return _in_expressions(wrapped, lambda chunk: iterator.sub("each.key", chunk))
 
     return _unquote(as_each_key(hcl2.loads(f"value = {found[2]}\n")["value"]))
+
+
+def per_environment_local(name: str) -> Any:
+    """A per-environment local (`{ for env in local.environments : env => { ... } }`) as each environment's
+    value is written, with the environment as `${each.key}`."""
+    return _per_environment(name, terraform()["locals"])
 
 
 def _in_expressions(text: str, substitute: Callable[[str], str]) -> str:
