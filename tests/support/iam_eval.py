@@ -402,24 +402,11 @@ def attached_documents(kind: str) -> list[str]:
     """The policy documents attached to a bootstrap role, read from its aws_iam_role_policy_attachment
     resources (role -> aws_iam_policy -> data.aws_iam_policy_document), so the evaluation follows what
     Terraform attaches."""
-    resources = terraform()["resource"]
     docs = []
-    for attachment in resources["aws_iam_role_policy_attachment"].values():
-        if attachment["role"] == "${each.value.role}":
-            docs += _table_attached_documents(kind, attachment)
-            continue
-        if attachment["role"] != f"${{aws_iam_role.{kind}[each.key].name}}":
-            continue
-        policy = re.fullmatch(r"\$\{aws_iam_policy\.(\w+)\[each\.key\]\.arn\}", attachment["policy_arn"])
-        if not policy:
-            raise Unresolvable(attachment["policy_arn"])
-        document = re.fullmatch(
-            r"\$\{data\.aws_iam_policy_document\.(\w+)\[each\.key\]\.json\}",
-            resources["aws_iam_policy"][policy[1]]["policy"],
-        )
-        if not document:
-            raise Unresolvable(resources["aws_iam_policy"][policy[1]]["policy"])
-        docs.append(document[1])
+    for attachment in terraform()["resource"]["aws_iam_role_policy_attachment"].values():
+        if attachment["role"] != "${each.value.role}":
+            raise Unresolvable(f"attachment role {attachment['role']}: not a table's `each.value.role`")
+        docs += _table_attached_documents(kind, attachment)
     if not docs:
         raise Unresolvable(f"no policy attached to aws_iam_role.{kind}")
     return docs
@@ -445,17 +432,11 @@ def _table_attached_documents(kind: str, attachment: Mapping[str, Any]) -> list[
     table = _TABLE_INSTANCES.match(_local(instances[1])) if instances else None
     if not table:
         raise Unresolvable(f"attachment for_each {attachment['for_each']}")
-    docs = []
-    for entry in per_environment_local(table[3]).values():
-        if entry["role"] != f"${{aws_iam_role.{kind}[each.key].name}}":
-            continue
-        document = re.fullmatch(
-            r"\$\{data\.aws_iam_policy_document\.(\w+)\[each\.key\]\.json\}", entry["document"]
-        )
-        if not document:
-            raise Unresolvable(entry["document"])
-        docs.append(document[1])
-    return docs
+    return [
+        _document_name(entry["document"])
+        for entry in per_environment_local(table[3]).values()
+        if entry["role"] == f"${{aws_iam_role.{kind}[each.key].name}}"
+    ]
 
 
 def inline_documents(kind: str) -> list[str]:
