@@ -47,7 +47,7 @@ variable "github_repository" {
 
   validation {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]+$", var.github_repository))
-    error_message = "github_repository must be a literal owner/name, e.g. my-org/mlplat (no wildcards); it replaces github_org and github_repo (README.md, Migration)."
+    error_message = "github_repository must be a literal owner/name, e.g. my-org/mlplat (no wildcards); it replaces github_org and github_repo (README.md, Migrations)."
   }
 }
 
