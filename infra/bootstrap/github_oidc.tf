@@ -29,7 +29,7 @@ locals {
   # whenever a job names an environment, which would let any branch that can reach the environment
   # assume its role.
   # https://docs.github.com/en/actions/reference/security/oidc#customizing-the-subject-claims-for-an-organization-or-repository
-  github_subject_prefix = "repo:${var.github_org}/${var.github_repo}:environment:"
+  github_subject_prefix = "repo:${var.github_repository}:environment:"
   main_ref              = "ref:refs/heads/main"
   # The only git refs a pull request's own code runs from (`pull_request` events check out the merge ref).
   pull_request_ref = "ref:refs/pull/*/merge"

@@ -13,11 +13,3 @@ data "aws_iam_policy_document" "deploy_preflight" {
     resources = ["arn:${local.partition}:servicequotas:${var.aws_region}:${local.account_id}:ec2/*"]
   }
 }
-
-resource "aws_iam_role_policy" "deploy_preflight" {
-  for_each = local.environments
-
-  name   = "preflight-reads"
-  role   = aws_iam_role.deploy[each.key].id
-  policy = data.aws_iam_policy_document.deploy_preflight.json
-}

@@ -446,7 +446,7 @@ resource "aws_codebuild_project" "runner" {
 
   source {
     type     = "GITHUB"
-    location = "https://github.com/${var.github_org}/${var.github_repo}.git"
+    location = "https://github.com/${var.github_repository}.git"
   }
 
   vpc_config {
@@ -627,34 +627,6 @@ data "aws_iam_policy_document" "deploy_runner_path" {
       values   = [each.key]
     }
   }
-}
-
-# --- The deploy role's inline policies: one resource over a table --------------------------------------
-# Per environment, the inline policies its deploy role carries, by policy name. One resource holds them
-# all (keyed "<env>/<name>"), so an inline policy is one entry here, not another resource block.
-# runners.moved.tf.json moves the addresses these policies had as one resource each
-# (aws_iam_role_policy.deploy_keeps_runners[<env>], deploy_runner_path[<env>]), so an applied account
-# keeps them: the policy name and role are what AWS knows them by, and neither changes.
-
-locals {
-  deploy_inline_policies = {
-    for env in local.environments : env => {
-      keep-runner-network = data.aws_iam_policy_document.deploy_keeps_runners.json
-      open-runner-path    = data.aws_iam_policy_document.deploy_runner_path[env].json
-    }
-  }
-}
-
-resource "aws_iam_role_policy" "deploy" {
-  for_each = merge([
-    for env, policies in local.deploy_inline_policies : {
-      for name, policy in policies : "${env}/${name}" => { environment = env, name = name, policy = policy }
-    }
-  ]...)
-
-  name   = each.value.name
-  role   = aws_iam_role.deploy[each.value.environment].id
-  policy = each.value.policy
 }
 
 output "deploy_runners" {

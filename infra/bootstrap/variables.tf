@@ -36,25 +36,18 @@ locals {
   environments = var.environments == null ? toset(local.contract_environments) : var.environments
 }
 
-variable "github_org" {
-  description = "GitHub organisation owning the repository; the only owner whose workflows may assume the roles."
+# One fact, owner/name as the OIDC subject's `repo` claim spells it (`repo:<owner>/<name>:...`,
+# https://docs.github.com/en/actions/reference/security/oidc#customizing-the-subject-claims-for-an-organization-or-repository),
+# so it is validated once. No default: roles trusting a stand-in owner would be assumable by whoever
+# holds that name on GitHub, and an old terraform.tfvars still setting github_org/github_repo (only a
+# warning for Terraform) would fall back to it silently instead of stopping.
+variable "github_repository" {
+  description = "The GitHub repository, as owner/name (e.g. my-org/mlplat), whose workflows alone may assume the deploy and preview roles."
   type        = string
-  default     = "example-org"
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9-]*$", var.github_org))
-    error_message = "github_org must be a literal organisation name (no wildcards)."
-  }
-}
-
-variable "github_repo" {
-  description = "Repository name (without the organisation); the only repository whose workflows may assume the roles."
-  type        = string
-  default     = "mlplat"
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]+$", var.github_repo))
-    error_message = "github_repo must be a literal repository name (no wildcards)."
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be a literal owner/name, e.g. my-org/mlplat (no wildcards); it replaces github_org and github_repo (README.md, Migrations)."
   }
 }
 

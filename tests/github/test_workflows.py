@@ -22,11 +22,10 @@ from tests.support.delivery_helpers import (
     WORKFLOWS,
     render,
     terraform,
-    variable_defaults,
     workflow,
     workflow_files,
 )
-from tests.support.iam_eval import Scope, decide, role_arn, statements
+from tests.support.iam_eval import GITHUB_REPOSITORY, Scope, decide, role_arn, statements, trust_document
 from tests.support.workflow_steps import jobs, matrix_values, step_env
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
@@ -253,7 +252,7 @@ def _role_trusts(repository: str, github_env: str, ref: str) -> bool:
         "token.actions.githubusercontent.com:aud": ["sts.amazonaws.com"],
         "token.actions.githubusercontent.com:sub": [f"repo:{repository}:environment:{github_env}:ref:{ref}"],
     }
-    policy = statements(f"{kind}_trust", Scope(env))
+    policy = statements(trust_document(kind), Scope(env))
     return decide(policy, "sts:AssumeRoleWithWebIdentity", role_arn(kind, env), claims)[0]
 
 
@@ -261,7 +260,7 @@ def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> No
     """A manual run of drift from a branch entered `<env>-preview` and only failed at AWS
     (sts:AssumeRoleWithWebIdentity, not authorized): every job that can reach an environment from a
     ref must be one the environment's role trusts, so the rest stop in GitHub with a reason."""
-    repository = f"{variable_defaults()['github_org']}/{variable_defaults()['github_repo']}"
+    repository = GITHUB_REPOSITORY
     for name, job_id, job in _all_jobs():
         environments = _github_environments(name, job_id, job)
         if not environments:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -94,7 +94,7 @@ def _per_table_documents(documents: Mapping[str, Any], local: Mapping[str, Any])
             d for d in body.get("dynamic", []) if d.get("statement", {}).get("for_each") == "${each.value}"
         ]
         if not tables:
-            out[name] = body
+            out |= _per_entry_documents(name, body, local)
             continue
         sources = set(_TABLE_LOCAL.findall(body["for_each"]))
         assert len(sources) == 1, f"{name}: a per-table for_each reads one local, not {sorted(sources)}"
@@ -106,6 +106,37 @@ def _per_table_documents(documents: Mapping[str, Any], local: Mapping[str, Any])
                 "dynamic": [{"statement": spec}],
             }
     return out
+
+
+_EACH_VALUE = re.compile(r"^\$\{each\.value\.(\w+)\}$")
+
+
+def _per_entry_documents(name: str, body: Mapping[str, Any], local: Mapping[str, Any]) -> dict[str, Any]:
+    """A policy document with one instance per environment and entry (its `for_each` keyed
+    "<env>/<entry>" over a per-environment local of entries, its statements naming `each.value.<attr>`,
+    as deploy_roles.tf github_trust), read as one per-environment document per entry, `<document>/<entry>`,
+    with each `each.value.<attr>` written out as the entry's. A document of any other form is kept."""
+    if "${each.value." not in json.dumps(body):
+        return {name: body}
+    sources = set(_TABLE_LOCAL.findall(body["for_each"]))
+    assert len(sources) == 1, f"{name}: a per-entry for_each reads one local, not {sorted(sources)}"
+    (source,) = sources
+
+    def bind(value: Any, entry: Mapping[str, Any]) -> Any:
+        if isinstance(value, list):
+            return [bind(v, entry) for v in value]
+        if isinstance(value, dict):
+            return {k: bind(v, entry) for k, v in value.items()}
+        found = _EACH_VALUE.match(value) if isinstance(value, str) else None
+        assert not (isinstance(value, str) and "each.value" in value and not found), (
+            f"{name}: {value!r} is not an `each.value.<attr>` this reader knows"
+        )
+        return entry[found[1]] if found else value
+
+    return {
+        f"{name}/{key}": bind(body, entry) | {"for_each": "${local.environments}"}
+        for key, entry in _per_environment(source, local).items()
+    }
 
 
 def _expand_dynamic(value: Any, local: Mapping[str, Any]) -> Any:
@@ -133,6 +164,8 @@ _ITERATOR_VALUE = re.compile(r"^\$\{(\w+)\.value\.(\w+)\}$")
 _ITERATOR_KEY_OR_VALUE = re.compile(r"^\$\{(\w+)\.(key|value)\}$")
 # `try(<iterator>.value.<attr>, "<default>")`: an attribute only some items of a table carry.
 _ITERATOR_VALUE_OR = re.compile(r'^\$\{try\((\w+)\.value\.(\w+), "(\w+)"\)\}$')
+# `local.<name>` holding a literal map or list (the same for every environment).
+_PLAIN_LOCAL = re.compile(r"^\$\{local\.(\w+)\}$")
 _PER_ENVIRONMENT_ATTR = re.compile(r"^\$\{local\.(\w+)\[each\.key\]\.(\w+)\}$")
 _PER_ENVIRONMENT = re.compile(r"^\$\{\{for (\w+) in local\.environments : \1 => (\{.*\})\}\}$", re.DOTALL)
 
@@ -146,20 +179,33 @@ def _bind(content: Any, iterator: str, item: Mapping[str, Any]) -> Any:
         return {k: _bind(v, iterator, item) for k, v in content.items()}
     if not isinstance(content, str):
         return content
-    found = _ITERATOR_VALUE.match(content) or _ITERATOR_KEY_OR_VALUE.match(content)
+    # A list item's attributes are `<iterator>.value.<attr>`; a map item's, its value's.
+    attributes = item["value"] if isinstance(item, _MapItem) else item
+    found = _ITERATOR_VALUE.match(content)
+    if found and found[1] == iterator:
+        return attributes[found[2]]
+    found = _ITERATOR_KEY_OR_VALUE.match(content)
     if found and found[1] == iterator:
         return item[found[2]]
     found = _ITERATOR_VALUE_OR.match(content)
-    return item.get(found[2], found[3]) if found and found[1] == iterator else content
+    return attributes.get(found[2], found[3]) if found and found[1] == iterator else content
+
+
+class _MapItem(dict[str, Any]):
+    """A map's item as a dynamic block sees it: `<iterator>.key` and `<iterator>.value`."""
 
 
 def _for_each_items(for_each: Any, local: Mapping[str, Any]) -> list[Any]:
     """The items of a dynamic block: a literal list, a literal map (as `{"key", "value"}` items, in key
-    order as Terraform iterates a map), or an attribute of a per-environment local."""
+    order as Terraform iterates a map), a local holding one of those, or an attribute of a
+    per-environment local."""
     if isinstance(for_each, list):
         return for_each
     if isinstance(for_each, dict):
-        return [{"key": key, "value": for_each[key]} for key in sorted(for_each)]
+        return [_MapItem(key=key, value=for_each[key]) for key in sorted(for_each)]
+    plain = _PLAIN_LOCAL.match(for_each) if isinstance(for_each, str) else None
+    if plain and isinstance(local.get(plain[1]), (dict, list)):
+        return _for_each_items(local[plain[1]], local)
     found = _PER_ENVIRONMENT_ATTR.match(for_each) if isinstance(for_each, str) else None
     assert found, f"dynamic block: cannot expand for_each = {for_each!r}: teach delivery_helpers first"
     items = _per_environment(found[1], local)[found[2]]
@@ -186,7 +232,7 @@ def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
         if not isinstance(value, str):
             return value
         wrapped = value if value.startswith(('"', "${")) else f"${{{value}}}"
-        return _INTERPOLATION.sub(lambda m: iterator.sub("each.key", m[0]), wrapped)
+        return _in_expressions(wrapped, lambda chunk: iterator.sub("each.key", chunk))
 
     return _unquote(as_each_key(hcl2.loads(f"value = {found[2]}\n")["value"]))
 
@@ -197,7 +243,43 @@ def per_environment_local(name: str) -> Any:
     return _per_environment(name, terraform()["locals"])
 
 
-_INTERPOLATION = re.compile(r"\$\{[^{}]*\}")
+def _in_expressions(text: str, substitute: Callable[[str], str]) -> str:
+    """`text` with `substitute` applied to its expression code only: inside `${...}`, at any depth (a
+    conditional whose branches are quoted templates with their own `${...}`), never to the literal text
+    of a quoted string or template."""
+    out: list[str] = []
+    # Frames: ("lit", depth) for template text, ("expr", open braces) for expression code.
+    frames: list[list[Any]] = [["lit", 0]]
+    code = ""
+    i = 0
+    while i < len(text):
+        kind = frames[-1][0]
+        if kind == "lit" and text.startswith("${", i):
+            frames.append(["expr", 0])
+            out.append("${")
+            i += 2
+            continue
+        if kind == "lit":
+            if text[i] == '"' and len(frames) > 1:
+                frames.pop()
+            out.append(text[i])
+            i += 1
+            continue
+        char = text[i]
+        if char == '"' or (char == "}" and frames[-1][1] == 0):
+            out.append(substitute(code) + char)
+            code = ""
+            if char == '"':
+                frames.append(["lit", 0])
+            else:
+                frames.pop()
+        else:
+            frames[-1][1] += {"{": 1, "}": -1}.get(char, 0)
+            code += char
+        i += 1
+    return "".join(out) + substitute(code)
+
+
 _KEY_EXPRESSION = re.compile(r"^\$\{\(local\.(\w+)\)\}$")
 
 

@@ -26,6 +26,8 @@ from tests.support.delivery_helpers import (
 ACCOUNT = "111111111111"
 PARTITION = "aws"
 ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:role/mlplat-platform-admin"
+# The sample value of var.github_repository (required: it has no default to read).
+GITHUB_REPOSITORY = "example-org/mlplat"
 
 Context = Mapping[str, list[str]]
 
@@ -79,6 +81,7 @@ def _references(scope: Scope) -> dict[str, Any]:
         "local.github_oidc_provider_arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
         "var.aws_region": scope.region,
         "var.key_admin_arns": [ADMIN_ARN],
+        "var.github_repository": GITHUB_REPOSITORY,
     }
 
 
@@ -189,6 +192,9 @@ def _expression(expr: str, scope: Scope) -> Any:
         # `[for r in aws_x.y : r.arn]`: that resource of every environment of the account.
         ref = f"{every[2]}[each.key].arn"
         return [_references(Scope(env, scope.region))[ref] for env in default_environments()]
+    if re.fullmatch(r'"[^"$]*"', expr):
+        # A quoted literal inside an expression (a list of them in concat(local.x, ["a", "b"])).
+        return expr[1:-1]
     if expr.startswith("concat(") and expr.endswith(")"):
         return [item for arg in _split_top_level(expr[7:-1]) for item in _expression(arg, scope)]
     if expr.startswith("[") and expr.endswith("]"):
@@ -265,17 +271,25 @@ class Statement:
 def _documents(doc_name: str, key: str) -> list[str]:
     """The policy documents a document names in `key` (source_ or override_policy_documents)."""
     body = terraform()["data"]["aws_iam_policy_document"][doc_name]
-    names = []
-    for ref in body.get(key, []):
-        m = re.fullmatch(
-            r'\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\]|\["\$\{each\.key\}/(\w+)"\])?\.json\}',
-            ref,
-        )
-        if not m:
-            raise Unresolvable(ref)
-        # document["${each.key}/<table>"]: the per-table document delivery_helpers names <document>/<table>.
-        names.append(f"{m[1]}/{m[3]}" if m[3] else m[1])
-    return names
+    return [_document_name(ref) for ref in body.get(key, [])]
+
+
+def _document_name(ref: str) -> str:
+    """The document a `data.aws_iam_policy_document.<name>[...].json` reference names."""
+    m = re.fullmatch(
+        r'\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\]|\["\$\{each\.key\}/(\w+)"\])?\.json\}',
+        ref,
+    )
+    if not m:
+        raise Unresolvable(ref)
+    # document["${each.key}/<table>"]: the per-table document delivery_helpers names <document>/<table>.
+    return f"{m[1]}/{m[3]}" if m[3] else m[1]
+
+
+def trust_document(kind: str) -> str:
+    """The policy document a bootstrap role (aws_iam_role.deploy/preview) takes as its trust policy,
+    read from its assume_role_policy, so the evaluation follows what Terraform sets."""
+    return _document_name(terraform()["resource"]["aws_iam_role"][kind]["assume_role_policy"])
 
 
 def statements(doc_name: str, scope: Scope) -> list[Statement]:
@@ -388,24 +402,41 @@ def attached_documents(kind: str) -> list[str]:
     """The policy documents attached to a bootstrap role, read from its aws_iam_role_policy_attachment
     resources (role -> aws_iam_policy -> data.aws_iam_policy_document), so the evaluation follows what
     Terraform attaches."""
-    resources = terraform()["resource"]
     docs = []
-    for attachment in resources["aws_iam_role_policy_attachment"].values():
-        if attachment["role"] != f"${{aws_iam_role.{kind}[each.key].name}}":
-            continue
-        policy = re.fullmatch(r"\$\{aws_iam_policy\.(\w+)\[each\.key\]\.arn\}", attachment["policy_arn"])
-        if not policy:
-            raise Unresolvable(attachment["policy_arn"])
-        document = re.fullmatch(
-            r"\$\{data\.aws_iam_policy_document\.(\w+)\[each\.key\]\.json\}",
-            resources["aws_iam_policy"][policy[1]]["policy"],
-        )
-        if not document:
-            raise Unresolvable(resources["aws_iam_policy"][policy[1]]["policy"])
-        docs.append(document[1])
+    for attachment in terraform()["resource"]["aws_iam_role_policy_attachment"].values():
+        if attachment["role"] != "${each.value.role}":
+            raise Unresolvable(f"attachment role {attachment['role']}: not a table's `each.value.role`")
+        docs += _table_attached_documents(kind, attachment)
     if not docs:
         raise Unresolvable(f"no policy attached to aws_iam_role.{kind}")
     return docs
+
+
+_TABLE_INSTANCES = re.compile(
+    r"^\$\{merge\(\[for (\w+), (\w+) in local\.(\w+) : \{ ?for (\w+), (\w+) in \2 : "
+    r'"\$\{\1\}/\$\{\4\}" => \5 ?\}\] ?\.\.\.\)\}$'
+)
+
+
+def _table_attached_documents(kind: str, attachment: Mapping[str, Any]) -> list[str]:
+    """The documents a table of managed policies attaches to a role: the attachment and its policy
+    iterate the same local, `<env>/<policy>` over a per-environment table whose entries name their
+    `role` and `document` (deploy_roles.tf github_role_policies). Any other shape is refused."""
+    resources = terraform()["resource"]
+    policy = re.fullmatch(r"\$\{aws_iam_policy\.(\w+)\[each\.key\]\.arn\}", attachment["policy_arn"])
+    if not policy or resources["aws_iam_policy"][policy[1]].get("for_each") != attachment["for_each"]:
+        raise Unresolvable(f"{attachment['policy_arn']}: not the policy of the attachment's own table")
+    if resources["aws_iam_policy"][policy[1]]["policy"] != "${each.value.document}":
+        raise Unresolvable(resources["aws_iam_policy"][policy[1]]["policy"])
+    instances = re.fullmatch(r"\$\{local\.(\w+)\}", attachment["for_each"])
+    table = _TABLE_INSTANCES.match(_local(instances[1])) if instances else None
+    if not table:
+        raise Unresolvable(f"attachment for_each {attachment['for_each']}")
+    return [
+        _document_name(entry["document"])
+        for entry in per_environment_local(table[3]).values()
+        if entry["role"] == f"${{aws_iam_role.{kind}[each.key].name}}"
+    ]
 
 
 def inline_documents(kind: str) -> list[str]:
