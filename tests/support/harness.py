@@ -47,6 +47,12 @@ class Plan:
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.type == typ]
 
+    def one(self, typ: str) -> Registered:
+        """The one resource of a type the program declares once per stack (an error names what it found)."""
+        found = self.of_type(typ)
+        assert len(found) == 1, f"{self.env}: expected one {typ}, found {[r.urn for r in found]}"
+        return found[0]
+
     def releases(self) -> dict[str, Registered]:
         """Helm releases by their in-cluster release name."""
         return {r.inputs["name"]: r for r in self.of_type("kubernetes:helm.sh/v3:Release")}

@@ -27,12 +27,6 @@ TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
 NLB_CLASS = "service.k8s.aws/nlb"
 
 
-def _one(plan: Plan, typ: str) -> Registered:
-    found = plan.of_type(typ)
-    assert len(found) == 1, f"{plan.env}: expected one {typ}, found {[r.urn for r in found]}"
-    return found[0]
-
-
 def _waits(plan: Plan, dependent: Registered, dependency: Registered) -> None:
     assert dependency.urn in transitive_dependencies(plan, dependent), (
         f"{dependent.urn} does not wait for {dependency.urn}"
@@ -43,13 +37,13 @@ def test_the_gateway_starts_after_crds_controller_class_certificate_and_load_bal
     plan: Plan,
 ) -> None:
     releases = plan.releases()
-    crds = _one(plan, RENDERED_CHART)
+    crds = plan.one(RENDERED_CHART)
     controller, lbc = releases["envoy-gateway"], releases["aws-load-balancer-controller"]
-    gateway_class, gateway = _one(plan, GATEWAY_CLASS), _one(plan, GATEWAY)
+    gateway_class, gateway = plan.one(GATEWAY_CLASS), plan.one(GATEWAY)
     _waits(plan, controller, crds)  # the controller watches kinds the CRDs define
-    _waits(plan, _one(plan, ENVOY_PROXY), controller)
+    _waits(plan, plan.one(ENVOY_PROXY), controller)
     _waits(plan, gateway_class, controller)
-    _waits(plan, gateway_class, _one(plan, ENVOY_PROXY))  # its parametersRef
+    _waits(plan, gateway_class, plan.one(ENVOY_PROXY))  # its parametersRef
     _waits(plan, gateway, gateway_class)
     # The proxy Service asks for an NLB, and the controller's webhook admits LoadBalancer Services.
     _waits(plan, gateway, lbc)
@@ -57,7 +51,7 @@ def test_the_gateway_starts_after_crds_controller_class_certificate_and_load_bal
         r for r in plan.of_type(CERTIFICATE) if r.inputs["metadata"]["namespace"] == "mlplat-gateway"
     )
     _waits(plan, gateway, certificate)
-    _waits(plan, certificate, _one(plan, CLUSTER_ISSUER))
+    _waits(plan, certificate, plan.one(CLUSTER_ISSUER))
     # `pulumi up` fails when the Gateway never becomes Programmed instead of reporting success.
     assert gateway.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Programmed", (
         gateway.urn
@@ -73,7 +67,7 @@ def test_gateway_api_crds_have_one_owner_on_the_standard_channel(plan: Plan) -> 
     assert chart_switch("envoy-gateway", controller, "crds.enabled") is False, (
         f"{controller.urn}: second CRD owner"
     )
-    crds = _one(plan, RENDERED_CHART)
+    crds = plan.one(RENDERED_CHART)
     assert crds.inputs["values"]["crds"]["gatewayAPI"] == {"enabled": True, "channel": "standard"}, crds.urn
     assert crds.inputs["version"] == controller.inputs["version"], f"{crds.urn}: CRDs of another release"
     # Deleting the CRDs deletes every HTTPRoute and the Gateway with them.
@@ -88,7 +82,7 @@ def test_gateway_api_crds_have_one_owner_on_the_standard_channel(plan: Plan) -> 
 
 
 def _envoy_service(plan: Plan) -> dict[str, Any]:
-    proxy = _one(plan, ENVOY_PROXY)
+    proxy = plan.one(ENVOY_PROXY)
     service: dict[str, Any] = proxy.inputs["spec"]["provider"]["kubernetes"]["envoyService"]
     return service
 
@@ -106,9 +100,9 @@ def test_the_proxy_service_is_an_nlb_of_the_load_balancer_controller_targeting_p
     # With loadBalancerClass set the controller defaults to instance targets (annotations.md).
     assert service["annotations"][TARGET_TYPE] == "ip", plan.env
     assert service["annotations"][SCHEME] == load_environment(plan.env).gateway.scheme
-    gateway_class = _one(plan, GATEWAY_CLASS)
+    gateway_class = plan.one(GATEWAY_CLASS)
     ref = gateway_class.inputs["spec"]["parametersRef"]
-    proxy = _one(plan, ENVOY_PROXY)
+    proxy = plan.one(ENVOY_PROXY)
     assert (ref["kind"], ref["name"], ref["namespace"]) == (
         "EnvoyProxy",
         proxy.inputs["metadata"]["name"],
@@ -119,12 +113,12 @@ def test_the_proxy_service_is_an_nlb_of_the_load_balancer_controller_targeting_p
 
 
 def test_the_gateway_serves_https_with_a_ca_certificate_to_labelled_namespaces_only(plan: Plan) -> None:
-    gateway = _one(plan, GATEWAY)
+    gateway = plan.one(GATEWAY)
     assert (gateway.inputs["metadata"]["namespace"], gateway.inputs["metadata"]["name"]) == (
         "mlplat-gateway",
         "inference",
     )
-    assert gateway.inputs["spec"]["gatewayClassName"] == _one(plan, GATEWAY_CLASS).inputs["metadata"]["name"]
+    assert gateway.inputs["spec"]["gatewayClassName"] == plan.one(GATEWAY_CLASS).inputs["metadata"]["name"]
     (listener,) = gateway.inputs["spec"]["listeners"]
     assert (listener["name"], listener["protocol"], listener["port"]) == ("https", "HTTPS", 443), gateway.urn
     assert listener["allowedRoutes"]["namespaces"] == {
@@ -138,7 +132,7 @@ def test_the_gateway_serves_https_with_a_ca_certificate_to_labelled_namespaces_o
         if r.inputs["metadata"]["namespace"] == gateway.inputs["metadata"]["namespace"]
         and r.inputs["spec"]["secretName"] == ref["name"]
     )
-    issuer = _one(plan, CLUSTER_ISSUER)
+    issuer = plan.one(CLUSTER_ISSUER)
     assert certificate.inputs["spec"]["issuerRef"]["name"] == issuer.inputs["metadata"]["name"], (
         certificate.urn
     )

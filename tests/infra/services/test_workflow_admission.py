@@ -21,14 +21,8 @@ BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyB
 NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-def _one(plan: Plan, typ: str) -> Registered:
-    found = plan.of_type(typ)
-    assert len(found) == 1, f"{plan.env}: {len(found)} of {typ}"
-    return found[0]
-
-
 def _validations(plan: Plan) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = _one(plan, POLICY).inputs["spec"]["validations"]
+    rules: list[dict[str, Any]] = plan.one(POLICY).inputs["spec"]["validations"]
     return rules
 
 
@@ -52,7 +46,7 @@ def _sensor_workflow(plan: Plan, app: str) -> dict[str, Any]:
     create (pkg/sensors/triggers/standard-k8s/standard-k8s.go `Execute`). A `dataKey` is read from the
     alert; a `dataTemplate` renders a string the policy does not read (a name, the lineage text), so a
     stand-in is written there."""
-    sensor = _one(plan, "kubernetes:argoproj.io/v1alpha1:Sensor")
+    sensor = plan.one("kubernetes:argoproj.io/v1alpha1:Sensor")
     trigger = sensor.inputs["spec"]["triggers"][0]["template"]["k8s"]
     assert trigger["operation"] == "create", sensor.urn
     workflow: dict[str, Any] = copy.deepcopy(trigger["source"]["resource"])
@@ -113,7 +107,7 @@ def _a_template(plan: Plan) -> str:
 
 
 def test_the_policy_and_its_binding_are_in_the_plan_before_the_controller(plan: Plan) -> None:
-    policy, binding = _one(plan, POLICY), _one(plan, BINDING)
+    policy, binding = plan.one(POLICY), plan.one(BINDING)
     assert policy.inputs["spec"]["failurePolicy"] == "Fail", policy.urn
     assert binding.inputs["spec"]["policyName"] == policy.inputs["metadata"]["name"], binding.urn
     assert binding.inputs["spec"]["validationActions"] == ["Deny"], binding.urn
@@ -142,7 +136,7 @@ def test_every_kubernetes_version_a_stack_may_pin_serves_the_policy_api() -> Non
 
 
 def test_the_binding_selects_the_pipelines_namespace_only(plan: Plan) -> None:
-    binding = _one(plan, BINDING)
+    binding = plan.one(BINDING)
     assert binding.inputs["spec"]["matchResources"] == {
         "namespaceSelector": {"matchLabels": {NAME_LABEL: argo_workflows.NAMESPACE}}
     }, binding.urn
