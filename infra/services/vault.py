@@ -37,8 +37,9 @@ NAMESPACE = "vault"
 OPERATOR_NAMESPACE = "vault-secrets-operator"
 RELEASE = "vault"
 SERVICE_HOST = f"{RELEASE}.{NAMESPACE}.svc.cluster.local"
-# The API port: our listener's (server_config), and the one the chart's Service exposes and targets
-# (hashicorp/vault-helm v0.34.1 values.yaml `server.service.port` / `targetPort`: 8200).
+# The API port: our listener's (server_config). The chart's Service exposes and targets its own default,
+# which must equal it (hashicorp/vault-helm v0.34.1 values.yaml `server.service.port` / `targetPort`:
+# 8200; tests/infra/services/test_vault_metrics.py holds the two together).
 API_PORT = 8200
 ADDRESS = f"https://{SERVICE_HOST}:{API_PORT}"
 

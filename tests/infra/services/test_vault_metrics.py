@@ -39,3 +39,17 @@ def test_the_metrics_token_policy_reads_sys_metrics_only() -> None:
         for path, rule in block.items()
     }
     assert rules == {"sys/metrics": ["read"]}, rules
+
+
+def test_vault_service_targets_the_port_the_listener_serves(plan: Plan) -> None:
+    """The listener, the Raft addresses and the NetworkPolicies follow `vault.API_PORT`; the chart's
+    Service keeps its own port unless told (vault-helm `server.service.port` / `targetPort`). A
+    different API_PORT with the chart's default would leave the Service pointing at a closed port."""
+    from tests.support.harness import reference_chart
+
+    r, values, config = server_values(plan)
+    defaults, _ = reference_chart("vault")
+    service = {**defaults["server"]["service"], **values.get("server", {}).get("service", {})}
+    assert (service["port"], service["targetPort"]) == (vault.API_PORT, vault.API_PORT), f"{r.urn}: {service}"
+    (listener,) = [next(iter(entry.values())) for entry in config["listener"]]
+    assert listener["address"].strip('"') == f"[::]:{vault.API_PORT}", f"{r.urn}: {listener}"
