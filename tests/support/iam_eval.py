@@ -418,6 +418,9 @@ _TABLE_INSTANCES = re.compile(
 )
 
 
+_TABLE_ENTRY_ROLE = re.compile(r"\$\{aws_iam_role\.(\w+)\[each\.key\]\.name\}")
+
+
 def _table_attached_documents(kind: str, attachment: Mapping[str, Any]) -> list[str]:
     """The documents a table of managed policies attaches to a role: the attachment and its policy
     iterate the same local, `<env>/<policy>` over a per-environment table whose entries name their
@@ -432,11 +435,16 @@ def _table_attached_documents(kind: str, attachment: Mapping[str, Any]) -> list[
     table = _TABLE_INSTANCES.match(_local(instances[1])) if instances else None
     if not table:
         raise Unresolvable(f"attachment for_each {attachment['for_each']}")
-    return [
-        _document_name(entry["document"])
-        for entry in per_environment_local(table[3]).values()
-        if entry["role"] == f"${{aws_iam_role.{kind}[each.key].name}}"
-    ]
+    docs = []
+    for name, entry in per_environment_local(table[3]).items():
+        # Every entry names its role one way; another (`.id`, which is also the name) would attach a
+        # policy to a role this reader did not see, so it is refused, never skipped.
+        role = _TABLE_ENTRY_ROLE.fullmatch(entry["role"])
+        if not role:
+            raise Unresolvable(f"{table[3]}.{name}: role {entry['role']}")
+        if role[1] == kind:
+            docs.append(_document_name(entry["document"]))
+    return docs
 
 
 def inline_documents(kind: str) -> list[str]:

@@ -980,10 +980,8 @@ def test_no_environment_writes_another_clusters_discovery_tags_on_its_network(en
                 ), tags
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_deploy_role_can_still_build_its_own_environment(env: str) -> None:
-    """The other side of isolation: every call the program makes for its own stack stays allowed."""
-    deploy = role_policy("deploy", env)
+def _own_stack_calls(env: str) -> list[tuple[str, str, dict[str, list[str]]]]:
+    """Calls `pulumi up` makes for its own stack, on its own resources, with the tags it sets."""
     own = {TAG: env}
     base = {"aws:RequestedRegion": [REGION]}
     role = f"arn:aws:iam::{ACCOUNT}:role/mlplat-{env}-karpenter"
@@ -1031,10 +1029,33 @@ def test_deploy_role_can_still_build_its_own_environment(env: str) -> None:
         ("sqs:CreateQueue", _arn("sqs", f"mlplat-{env}-interruptions1a2b"), {}),
         ("events:PutTargets", _arn("events", f"rule/mlplat-{env}-spot1a2b"), {}),
         ("logs:CreateLogGroup", _arn("logs", f"log-group:/aws/eks/{cluster}/cluster"), {}),
+        ("s3:PutObject", f"{Scope(env).state_bucket_arn}/.pulumi/stacks/mlplat/{env}.json", {}),
     ]
-    for action, resource, ctx in calls:
-        allowed, why = decide(deploy, action, resource, base | ctx)
+    return [(action, resource, base | ctx) for action, resource, ctx in calls]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_role_can_still_build_its_own_environment(env: str) -> None:
+    """The other side of isolation: every call the program makes for its own stack stays allowed."""
+    deploy = role_policy("deploy", env)
+    for action, resource, ctx in _own_stack_calls(env):
+        allowed, why = decide(deploy, action, resource, ctx)
         assert allowed, f"{env} deploy role cannot {action} on {resource} ({why or 'no statement'})"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_preview_role_cannot_change_what_the_deploy_role_builds(env: str) -> None:
+    """The preview role runs pull-request code in dev: a policy of the deploy role attached to it (a table
+    entry naming the wrong role) would let that code change the stack. It reads; it writes nothing but its
+    lock."""
+    preview = role_policy("preview", env)
+    writes = [
+        c for c in _own_stack_calls(env) if not c[0].split(":")[1].startswith(("Describe", "Get", "List"))
+    ]
+    assert len(writes) > 20, writes
+    for action, resource, ctx in writes:
+        allowed, why = decide(preview, action, resource, ctx)
+        assert not allowed, f"{env} preview role may {action} on {resource} ({why})"
 
 
 # --- The runner path (ADR 0003): the program peers its cluster VPC with the runner VPC, routes back in its
@@ -1597,22 +1618,29 @@ def _moves() -> list[tuple[tuple[str, str, str], tuple[str, str, str]]]:
 # The environments an account could hold when the tables came (the contract's then): an environment
 # added since never had the old addresses, so it needs no move.
 TABLED_AT = ("dev", "staging", "prod")
-# The tables one resource iterates per role (deploy_roles.tf), by the local each is built from.
-TABLES = ("github_role_policies", "deploy_inline_policies")
+# The tables one resource iterates per role (deploy_roles.tf), by the local each is built from, with the
+# entries they had when they came: an entry added since never had an old address either.
+TABLED_ENTRIES = {
+    "github_role_policies": ("deploy_state", "deploy_platform", "deploy_iam", "preview"),
+    "deploy_inline_policies": ("keep-runner-network", "open-runner-path", "preflight-reads"),
+}
 
 
 def _table_resources() -> dict[tuple[str, str], set[str]]:
-    """The resources iterating a table, with the instance keys (`<env>/<entry>`) the environments an
-    account held when the tables came give them."""
+    """The resources iterating a table, with the instance keys (`<env>/<entry>`) an account held when
+    the tables came. A resource iterating one of the tables without saying which is refused."""
     out = {}
     for rtype, named in RESOURCES.items():
         for name, body in named.items():
-            table = next((t for t in TABLES if f"local.{t}" in str(body.get("for_each", ""))), None)
-            if table is None and body.get("for_each") == "${local.github_role_policy_instances}":
-                table = "github_role_policies"
+            for_each = str(body.get("for_each", ""))
+            if for_each == "${local.github_role_policy_instances}":
+                for_each = "local.github_role_policies"
+            table = next((t for t in TABLED_ENTRIES if f"local.{t}" in for_each), None)
             if table:
-                entries = delivery_helpers.per_environment_local(table)
-                out[(rtype, name)] = {f"{env}/{entry}" for env in TABLED_AT for entry in entries}
+                assert set(TABLED_ENTRIES[table]) <= set(delivery_helpers.per_environment_local(table)), table
+                out[(rtype, name)] = {
+                    f"{env}/{entry}" for env in TABLED_AT for entry in TABLED_ENTRIES[table]
+                }
     return out
 
 
@@ -1664,15 +1692,29 @@ def test_a_moved_inline_policy_keeps_its_name_and_role() -> None:
         assert to_key == f"{env}/{FORMER_INLINE_NAMES[from_name]}", (from_name, env, to_key)
 
 
-def test_a_moved_policy_keeps_the_name_it_had() -> None:
-    """An IAM policy's name cannot change in place (the provider replaces it): each moved policy renders
-    the name its former resource gave, <prefix>-github-<role>-<env>[-<part>] (deploy_state: -state)."""
+# The descriptions the managed policies had before the table (d9373b0): `description` forces a new
+# aws_iam_policy (terraform-provider-aws docs, r/iam_policy: "Forces new resource"), so a changed text
+# would destroy and re-create a moved policy, its role without it in between.
+FORMER_DESCRIPTIONS = {
+    "deploy_state": "Read and write the {env} stack's Pulumi state and secrets",
+    "deploy_platform": "Provision the {env} network, EKS cluster and named platform resources",
+    "deploy_iam": "Manage the {env} stack's IAM roles inside their permissions boundary",
+    "preview": "Read-only preview and drift detection of the {env} stack",
+}
+
+
+def test_a_moved_policy_keeps_the_name_and_description_it_had() -> None:
+    """An IAM policy's name and description cannot change in place (the provider replaces it): each moved
+    policy renders the name its former resource gave, <prefix>-github-<role>-<env>[-<part>] (deploy_state:
+    -state), and its former description."""
     policies = delivery_helpers.per_environment_local("github_role_policies")
-    template = RESOURCES["aws_iam_policy"]["github_role"]["name"]
-    for (from_type, from_name, env), (_, _, to_key) in _moves():
-        if from_type != "aws_iam_policy":
-            continue
+    resource = RESOURCES["aws_iam_policy"]["github_role"]
+    assert resource["description"] == "${each.value.description}", resource
+    moved = [(f, t) for f, t in _moves() if f[0] == "aws_iam_policy"]
+    assert {f[1] for f, _ in moved} == set(FORMER_DESCRIPTIONS)
+    for (_, from_name, env), (_, _, to_key) in moved:
         role, *part = from_name.split("_")
         former = "-".join(["mlplat", "github", role, env, *part])
         entry = policies[to_key.split("/")[1]]
-        assert resolve(template.replace("${each.value.name}", entry["name"]), Scope(env)) == former
+        assert resolve(resource["name"].replace("${each.value.name}", entry["name"]), Scope(env)) == former
+        assert resolve(entry["description"], Scope(env)) == FORMER_DESCRIPTIONS[from_name].format(env=env)
