@@ -1,5 +1,6 @@
 """An admission policy: a Workflow in the pipelines' namespace runs a retraining WorkflowTemplate as
-declared in git, and its spec cannot be rewritten once created (README "Retraining").
+declared in git, and neither its spec nor the spec the controller runs for it can be rewritten
+afterwards (README "Retraining").
 
 Why: Argo merges a submitted Workflow's spec over the WorkflowTemplate it references. Under
 `templateReferencing: Secure` (platform/argo-workflows/values.yaml) the controller still lets a
@@ -53,13 +54,13 @@ stored spec, so only the controller's ServiceAccount may change it; anyone else 
 `shutdown`, which `argo retry` clears (`createNewRetryWorkflow`). The controller's account is the
 chart's `controller.serviceAccount.name`, set by the program (argo_workflows.py).
 
-The expressions use standard CEL only (`has`, `all` over a list or a map's keys, `in`, `==`, list and
-map literals; no Kubernetes library function, no `variables`): the API server hands `object` and
-`oldObject` to them as untyped JSON maps (kubernetes/apiserver v0.33.10 pkg/admission/plugin/cel/
-compile.go declares both `DynType`; condition.go `objectToResolveVal`), `request` as
-the AdmissionRequest with the requester's `userInfo.username` (cel/filter.go
-`CreateAdmissionRequest`), and the tests evaluate the
-same text with cel-python. `admissionregistration.k8s.io/v1` is stable since Kubernetes 1.30
+The expressions use standard CEL only (`has`, `all` over a list or a map's keys, `in`, `==`, `size`,
+`type(x) == string`, `? :`, list and map literals; no Kubernetes library function, no `variables`):
+the API server hands `object` and `oldObject` to them as untyped JSON maps (kubernetes/apiserver
+v0.33.10 pkg/admission/plugin/cel/compile.go declares both `DynType`; condition.go
+`objectToResolveVal`) and `request` as the AdmissionRequest with the requester's
+`userInfo.username` (cel/filter.go `CreateAdmissionRequest`), and the tests evaluate the same text
+with cel-python. `admissionregistration.k8s.io/v1` is stable since Kubernetes 1.30
 (https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/), older than
 any version a stack may pin (infra/versions.py `EKS_ADDONS`; a test holds it). `failurePolicy:
 Fail`: an expression that cannot be evaluated refuses the request too.

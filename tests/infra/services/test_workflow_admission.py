@@ -1,7 +1,9 @@
 """The admission policy on Workflows in the pipelines' namespace (infra/services/workflow_admission.py),
 read from the plan of every environment and evaluated with cel-python (tests/support/admission.py):
-what the Sensor, a CronWorkflow and `argo submit --from` create is admitted; a Workflow that overrides
-its template, or a rewrite of a pending one, is refused; Argo's own controls keep working.
+what the Sensor, a CronWorkflow, `argo submit --from` and the UI's Submit create is admitted, and the
+controller can write each back; a Workflow that overrides its template, carries a status, or is
+written so the controller could not write it back is refused, as is a rewrite of a pending one's spec
+or of its stored spec by anyone but the controller; Argo's own controls keep working.
 """
 
 from __future__ import annotations
@@ -350,7 +352,7 @@ def _controllers_write(created: dict[str, Any]) -> dict[str, Any]:
     return written
 
 
-def _ui_submitted(plan: Plan, template: Registered) -> dict[str, Any]:
+def _ui_submitted(template: Registered) -> dict[str, Any]:
     """What the Argo UI's Submit on a WorkflowTemplate creates: the template's own entrypoint as
     `entryPoint` and each declared parameter with a value as `name=value`
     (ui/src/workflow-templates/workflow-template-details.tsx, ui/src/workflows/components/
@@ -369,14 +371,14 @@ def _ui_submitted(plan: Plan, template: Registered) -> dict[str, Any]:
 
 def test_the_argo_uis_submit_from_a_template_is_admitted(plan: Plan) -> None:
     for template in _documents(plan, "WorkflowTemplate"):
-        workflow = _ui_submitted(plan, template)
+        workflow = _ui_submitted(template)
         assert workflow["spec"]["arguments"]["parameters"], template.urn
         assert _refused(plan, "CREATE", workflow) == [], template.urn
 
 
 def test_an_entrypoint_other_than_the_templates_own_is_refused(plan: Plan) -> None:
     template = _documents(plan, "WorkflowTemplate")[0]
-    workflow = _ui_submitted(plan, template)
+    workflow = _ui_submitted(template)
     steps = [t["name"] for t in template.inputs["spec"]["templates"]]
     other = next(step for step in steps if step != template.inputs["spec"]["entrypoint"])
     workflow["spec"]["entrypoint"] = other
@@ -423,7 +425,7 @@ def _candidate_creates(plan: Plan) -> list[tuple[str, dict[str, Any]]]:
         (cron.urn, {"metadata": {"name": "scheduled"}, "spec": cron.inputs["spec"]["workflowSpec"]})
         for cron in _documents(plan, "CronWorkflow")
     ]
-    candidates += [(t.urn, _ui_submitted(plan, t)) for t in _documents(plan, "WorkflowTemplate")]
+    candidates += [(t.urn, _ui_submitted(t)) for t in _documents(plan, "WorkflowTemplate")]
     candidates.append(("argo submit", _submitted(template)))
     for label, spec in [
         ("no arguments", {"arguments": None}),
