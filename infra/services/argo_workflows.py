@@ -12,8 +12,10 @@ Each app's ServiceAccount is added to the chart's workflow RoleBinding (`workflo
 whose Role allows creating and patching WorkflowTaskResults only: what the executor reports a
 step's outputs with (templates/controller/workflow-role.yaml).
 Whatever account creates a Workflow here, the API server admits it only as a run of one of these
-WorkflowTemplates as declared, and never lets its spec be rewritten (workflow_admission.py): the
-policy is bound before the controller is installed.
+WorkflowTemplates as declared, and never lets its spec, or the spec the controller stores and runs
+for it, be rewritten but by the controller's own ServiceAccount, which the values name
+(`CONTROLLER_SERVICE_ACCOUNT`; workflow_admission.py): the policy is bound before the controller is
+installed.
 
 Artifacts (datasets, step outputs, training checkpoints) go to the platform MinIO bucket
 `argo-artifacts` over https, verified against the internal CA (docs/adr/0004-internal-tls-ca.md),
