@@ -12,8 +12,10 @@ Each app's ServiceAccount is added to the chart's workflow RoleBinding (`workflo
 whose Role allows creating and patching WorkflowTaskResults only: what the executor reports a
 step's outputs with (templates/controller/workflow-role.yaml).
 Whatever account creates a Workflow here, the API server admits it only as a run of one of these
-WorkflowTemplates as declared, and never lets its spec be rewritten (workflow_admission.py): the
-policy is bound before the controller is installed.
+WorkflowTemplates as declared, and never lets its spec, or the spec the controller stores and runs
+for it, be rewritten but by the controller's own ServiceAccount, which the values name
+(`CONTROLLER_SERVICE_ACCOUNT`; workflow_admission.py): the policy is bound before the controller is
+installed.
 
 Artifacts (datasets, step outputs, training checkpoints) go to the platform MinIO bucket
 `argo-artifacts` over https, verified against the internal CA (docs/adr/0004-internal-tls-ca.md),
@@ -54,7 +56,7 @@ admin creates the account (README "Retraining: the cluster side") `register` is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +72,7 @@ from infra.services import minio
 from infra.services.cert_manager import InternalCa
 from infra.services.chart import REPO, ChartService, ServiceArgs
 from infra.services.secrets import SeededSecret
-from infra.services.workflow_admission import WorkflowAdmission, WorkflowAdmissionArgs
+from infra.services.workflow_admission import DeclaredTemplate, WorkflowAdmission, WorkflowAdmissionArgs
 
 NAMESPACE = "argo-workflows"
 RELEASE = "argo-workflows"
@@ -96,6 +98,11 @@ SSO_REDIRECT = "http://localhost:2746/oauth2/callback"
 # controller's metrics `controller.metricsConfig.port`.
 SERVER_PORT = 2746
 METRICS_PORT = 9090
+# The controller's ServiceAccount, named here rather than left to the chart's default (the release's
+# full name + `-workflow-controller`: templates/_helpers.tpl `argo-workflows.controllerServiceAccountName`,
+# which the controller's Deployment runs as): the Workflow admission policy lets this account alone
+# write the spec the controller runs (workflow_admission.py).
+CONTROLLER_SERVICE_ACCOUNT = "argo-workflows-workflow-controller"
 
 
 class PipelineError(ConfigError):
@@ -127,18 +134,44 @@ class TrainingPipeline:
         return [d["metadata"]["name"] for d in self.documents if d.get("kind") == "ServiceAccount"]
 
     @property
-    def workflow_templates(self) -> dict[str, tuple[str, ...]]:
-        """Each WorkflowTemplate's name and the workflow parameters it declares: what a Workflow
-        referencing it may set (workflow_admission.py)."""
+    def workflow_templates(self) -> dict[str, DeclaredTemplate]:
+        """Each WorkflowTemplate by name, with its entrypoint and the workflow parameters it declares:
+        what a Workflow referencing it may set (workflow_admission.py)."""
         return {
-            d["metadata"]["name"]: tuple(
-                str(p.get("name"))
-                for p in ((d.get("spec") or {}).get("arguments") or {}).get("parameters") or []
-                if isinstance(p, dict)
+            d["metadata"]["name"]: DeclaredTemplate(
+                entrypoint=_spec(d).get("entrypoint") or None,
+                parameters=tuple(str(p["name"]) for p in _declared_parameters(d)),
             )
             for d in self.documents
             if d.get("kind") == "WorkflowTemplate"
         }
+
+
+def _spec(doc: Mapping[str, Any]) -> dict[str, Any]:
+    spec = doc.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _declared_parameters(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in (_spec(doc).get("arguments") or {}).get("parameters") or [] if isinstance(p, dict)]
+
+
+def declared_templates(pipelines: Sequence[TrainingPipeline]) -> dict[str, DeclaredTemplate]:
+    """Every pipeline's WorkflowTemplates by name: one namespace holds them all, so a name two apps
+    use would be one object applied twice, and one policy entry for both."""
+    found: dict[str, DeclaredTemplate] = {}
+    owner: dict[str, str] = {}
+    for pipeline in pipelines:
+        for name, template in pipeline.workflow_templates.items():
+            if name in owner:
+                raise PipelineError(
+                    f"apps/{pipeline.app}/training/",
+                    f"WorkflowTemplate {name} is also apps/{owner[name]}/training/'s: each app's "
+                    f"pipeline names its own (both are applied to namespace {NAMESPACE})",
+                )
+            owner[name] = pipeline.app
+            found[name] = template
+    return found
 
 
 def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
@@ -180,8 +213,17 @@ def training_pipelines(repo: Path = REPO) -> list[TrainingPipeline]:
                         f"{doc['kind']} {metadata['name']} must be in namespace {NAMESPACE}, where the "
                         f"controller runs pipelines (found {metadata.get('namespace')!r})",
                     )
+                if doc["kind"] == "WorkflowTemplate" and not all(
+                    isinstance(p.get("name"), str) and p["name"] for p in _declared_parameters(doc)
+                ):
+                    raise PipelineError(
+                        str(path.relative_to(repo)),
+                        f"WorkflowTemplate {metadata['name']}: every spec.arguments.parameters entry "
+                        "needs a name (a Workflow sets parameters by name)",
+                    )
                 documents.append(doc)
         found.append(TrainingPipeline(folder.parent.name, tuple(documents)))
+    declared_templates(found)
     return found
 
 
@@ -222,6 +264,7 @@ def computed_values(
             },
         }
     return {
+        "controller": {"serviceAccount": {"name": CONTROLLER_SERVICE_ACCOUNT}},
         "server": server,
         "workflow": {
             "rbac": {
@@ -326,11 +369,8 @@ class ArgoWorkflows(ChartService):
             f"{name}-admission",
             WorkflowAdmissionArgs(
                 namespace=NAMESPACE,
-                templates={
-                    template: parameters
-                    for pipeline in args.pipelines
-                    for template, parameters in pipeline.workflow_templates.items()
-                },
+                templates=declared_templates(args.pipelines),
+                controller_service_account=CONTROLLER_SERVICE_ACCOUNT,
             ),
             pulumi.ResourceOptions(parent=self),
         )

@@ -1,8 +1,9 @@
 """Evaluate a ValidatingAdmissionPolicy's validations the way the API server does, with cel-python.
 
-The API server gives the expressions `request`, `object` and `oldObject` (null on CREATE) as untyped
-JSON maps (kubernetes/apiserver v0.33.10 pkg/admission/plugin/cel/activation.go `newActivation`,
-condition.go `objectToResolveVal`); a request is refused when any validation is false, and under
+The API server gives the expressions `request` (the AdmissionRequest: its operation and the
+requester's `userInfo`), `object` and `oldObject` (null on CREATE) as untyped JSON maps
+(kubernetes/apiserver v0.33.10 pkg/admission/plugin/cel/activation.go `newActivation`, filter.go
+`CreateAdmissionRequest`, condition.go `objectToResolveVal`); a request is refused when any validation is false, and under
 `failurePolicy: Fail` when one cannot be evaluated (an error or a result that is not a bool). The
 policies evaluated here use standard CEL only, which cel-python implements; a Kubernetes library
 function would fail to compile here, so a policy that starts using one fails its tests loudly.
@@ -29,12 +30,13 @@ def _program(expression: str) -> celpy.Runner:
 def refusals(
     validations: Sequence[Mapping[str, Any]],
     operation: str,
+    username: str,
     obj: Mapping[str, Any],
     old: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """The messages of the validations that refuse `operation` on `obj` (empty: admitted)."""
+    """The messages of the validations that refuse `username`'s `operation` on `obj` (empty: admitted)."""
     activation = {
-        "request": json_to_cel({"operation": operation}),
+        "request": json_to_cel({"operation": operation, "userInfo": {"username": username}}),
         "object": json_to_cel(dict(obj)),
         "oldObject": json_to_cel(None if old is None else dict(old)),
     }

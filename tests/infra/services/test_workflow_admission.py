@@ -1,24 +1,37 @@
 """The admission policy on Workflows in the pipelines' namespace (infra/services/workflow_admission.py),
 read from the plan of every environment and evaluated with cel-python (tests/support/admission.py):
-what the Sensor, a CronWorkflow and `argo submit --from` create is admitted; a Workflow that overrides
-its template, or a rewrite of a pending one, is refused; Argo's own controls keep working.
+what the Sensor, a CronWorkflow, `argo submit --from` and the UI's Submit create is admitted, and the
+controller can write each back; a Workflow that overrides its template, carries a status, or is
+written so the controller could not write it back is refused, as is a rewrite of a pending one's spec
+or of its stored spec by anyone but the controller; Argo's own controls keep working.
 """
 
 from __future__ import annotations
 
 import copy
+import re
+import shutil
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra import versions
+from infra.config import ConfigError
 from infra.services import argo_workflows, workflow_admission
+from infra.services.chart import REPO
 from tests.support.admission import refusals
 from tests.support.harness import Plan, Registered, depends_on
 
 POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
 NAME_LABEL = "kubernetes.io/metadata.name"
+CONTROLLER = workflow_admission.service_account_username(
+    argo_workflows.NAMESPACE, argo_workflows.CONTROLLER_SERVICE_ACCOUNT
+)
+# Anyone else: a person running `argo stop`, `suspend`, `resume` or `retry`, or a pipeline's account.
+OPERATOR = "operator"
 
 
 def _validations(plan: Plan) -> list[dict[str, Any]]:
@@ -26,10 +39,16 @@ def _validations(plan: Plan) -> list[dict[str, Any]]:
     return rules
 
 
-def _refused(plan: Plan, operation: str, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
+def _refused(
+    plan: Plan,
+    operation: str,
+    obj: dict[str, Any],
+    old: dict[str, Any] | None = None,
+    by: str = OPERATOR,
+) -> list[str]:
     """The policy's refusals, each a rule found false: none may fail to evaluate (which `failurePolicy:
     Fail` would also refuse, hiding which rule was meant to)."""
-    refused = refusals(_validations(plan), operation, obj, old)
+    refused = refusals(_validations(plan), operation, by, obj, old)
     assert not [m for m in refused if "cannot be evaluated" in m or "not a bool" in m], refused
     return refused
 
@@ -274,9 +293,282 @@ def test_argos_own_controls_still_update_a_workflow(plan: Plan, control: dict[st
     assert _refused(plan, "UPDATE", old, new) == []
 
 
+def _go_string(value: Any) -> str:
+    """A parameter value as Argo's AnyString holds it: read from a JSON string, number or bool, and
+    written back as a string (argo-workflows v4.0.6 pkg/apis/workflow/v1alpha1/anystring.go: bools
+    by strconv.FormatBool, numbers by FormatFloat(v, 'f', -1, 64): no exponent, fewest digits)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return format(Decimal(repr(float(value))), "f").removesuffix(".0")
+    return str(value)
+
+
+def _go_encoded_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A Workflow's spec as a Go client writes it back after reading it into v4.0.6 WorkflowSpec
+    (pkg/apis/workflow/v1alpha1/workflow_types.go): `arguments` is a struct, which encoding/json's
+    `omitempty` never omits; empty strings, lists and nil pointers are omitted; a parameter's `name`
+    has no `omitempty`; values are AnyStrings. Only the fields the policy lets a Workflow hold are
+    modelled: any other one here means the policy admitted a field this model does not know."""
+    assert set(spec) <= {"workflowTemplateRef", "arguments", "entrypoint", "shutdown", "suspend"}, spec
+    encoded: dict[str, Any] = {}
+    if spec.get("workflowTemplateRef") is not None:
+        assert set(spec["workflowTemplateRef"]) <= {"name", "clusterScope"}, spec
+        encoded["workflowTemplateRef"] = {k: v for k, v in spec["workflowTemplateRef"].items() if v}
+    for field in ("entrypoint", "shutdown"):
+        if spec.get(field):
+            encoded[field] = spec[field]
+    if spec.get("suspend") is not None:
+        encoded["suspend"] = spec["suspend"]
+    arguments = spec.get("arguments") or {}
+    assert set(arguments) <= {"parameters"}, spec
+    parameters = []
+    for parameter in arguments.get("parameters") or []:
+        assert set(parameter) <= {"name", "value"}, spec
+        written = {"name": parameter.get("name") or ""}
+        if parameter.get("value") is not None:
+            written["value"] = _go_string(parameter["value"])
+        parameters.append(written)
+    encoded["arguments"] = {"parameters": parameters} if parameters else {}
+    return encoded
+
+
+def _controllers_write(created: dict[str, Any]) -> dict[str, Any]:
+    """The controller's first update of a Workflow it picked up: the object read back and encoded by
+    Go, the merged spec it runs stored in status (operator.go `setStoredWfSpec`), labels added."""
+    written = copy.deepcopy(created)
+    written["spec"] = _go_encoded_spec(created["spec"])
+    written["metadata"].setdefault("labels", {})["workflows.argoproj.io/phase"] = "Running"
+    written["status"] = {
+        "phase": "Running",
+        "startedAt": "2026-12-01T00:00:00Z",
+        "finishedAt": None,
+        workflow_admission.STORED_SPEC: {
+            **written["spec"],
+            "entrypoint": "retrain",
+            "templates": [{"name": "retrain", "steps": [[{"name": "fetch", "template": "fetch"}]]}],
+        },
+    }
+    return written
+
+
+def _ui_submitted(template: Registered) -> dict[str, Any]:
+    """What the Argo UI's Submit on a WorkflowTemplate creates: the template's own entrypoint as
+    `entryPoint` and each declared parameter with a value as `name=value`
+    (ui/src/workflow-templates/workflow-template-details.tsx, ui/src/workflows/components/
+    submit-workflow-panel.tsx), made a Workflow by the server's `SubmitWorkflow` (convert.go
+    `NewWorkflowFromWorkflowTemplate`, util.go `ApplySubmitOpts`), as a Go client sends it."""
+    spec = template.inputs["spec"]
+    name = str(template.inputs["metadata"]["name"])
+    workflow = _submitted(name, entrypoint=spec["entrypoint"])
+    workflow["metadata"]["labels"] = {"submit-from-ui": "true"}
+    workflow["spec"]["arguments"]["parameters"] = [
+        {"name": p["name"], "value": str(p["value"])} for p in spec["arguments"]["parameters"] if "value" in p
+    ]
+    workflow["status"] = {"startedAt": None, "finishedAt": None}
+    return workflow
+
+
+def test_the_argo_uis_submit_from_a_template_is_admitted(plan: Plan) -> None:
+    for template in _documents(plan, "WorkflowTemplate"):
+        workflow = _ui_submitted(template)
+        assert workflow["spec"]["arguments"]["parameters"], template.urn
+        assert _refused(plan, "CREATE", workflow) == [], template.urn
+
+
+def test_an_entrypoint_other_than_the_templates_own_is_refused(plan: Plan) -> None:
+    template = _documents(plan, "WorkflowTemplate")[0]
+    workflow = _ui_submitted(template)
+    steps = [t["name"] for t in template.inputs["spec"]["templates"]]
+    other = next(step for step in steps if step != template.inputs["spec"]["entrypoint"])
+    workflow["spec"]["entrypoint"] = other
+    refused = _refused(plan, "CREATE", workflow)
+    assert any("spec.entrypoint, when set" in message for message in refused), refused
+
+
+def test_a_go_clients_create_with_its_empty_status_is_admitted(plan: Plan) -> None:
+    workflow = _submitted(_a_template(plan))
+    workflow["status"] = {"startedAt": None, "finishedAt": None}
+    assert _refused(plan, "CREATE", workflow) == []
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        # A stored spec the controller would run instead of the template's: `suspend: false` makes it
+        # differ from the unset spec.suspend, so it is merged without the Secure comparison.
+        {
+            workflow_admission.STORED_SPEC: {
+                "suspend": False,
+                "entrypoint": "main",
+                "templates": [{"name": "main", "container": {"image": "evil", "command": ["sh"]}}],
+            }
+        },
+        {"nodes": {"x": {"phase": "Succeeded"}}},  # argo resubmit --memoized copies the old nodes
+        {"startedAt": "2026-12-01T00:00:00Z", "finishedAt": None},
+        {"startedAt": None, "finishedAt": None, "phase": "Running"},
+    ],
+)
+def test_a_create_carrying_a_status_is_refused(plan: Plan, status: dict[str, Any]) -> None:
+    workflow = _submitted(_a_template(plan))
+    workflow["status"] = status
+    refused = _refused(plan, "CREATE", workflow)
+    assert any("a new Workflow has no status" in message for message in refused), refused
+
+
+def _candidate_creates(plan: Plan) -> list[tuple[str, dict[str, Any]]]:
+    """What may be sent as a new Workflow: the platform's own, and specs that read the same to Argo
+    but are written otherwise (by kubectl or any client that is not Go's)."""
+    template = _a_template(plan)
+    candidates = [(f"sensor {app}", _sensor_workflow(plan, app)) for app in _apps(plan)]
+    candidates += [
+        (cron.urn, {"metadata": {"name": "scheduled"}, "spec": cron.inputs["spec"]["workflowSpec"]})
+        for cron in _documents(plan, "CronWorkflow")
+    ]
+    candidates += [(t.urn, _ui_submitted(t)) for t in _documents(plan, "WorkflowTemplate")]
+    candidates.append(("argo submit", _submitted(template)))
+    for label, spec in [
+        ("no arguments", {"arguments": None}),
+        ("empty arguments", {"arguments": {}}),
+        ("empty parameter list", {"arguments": {"parameters": []}}),
+        ("numeric value", {"arguments": {"parameters": [{"name": "params", "value": 3}]}}),
+        ("bool value", {"arguments": {"parameters": [{"name": "trigger", "value": True}]}}),
+        ("null value", {"arguments": {"parameters": [{"name": "trigger", "value": None}]}}),
+        ("no value", {"arguments": {"parameters": [{"name": "trigger"}]}}),
+    ]:
+        workflow = _submitted(template, **spec)
+        if spec.get("arguments", {}) is None:
+            del workflow["spec"]["arguments"]
+        candidates.append((label, workflow))
+    return candidates
+
+
+def test_every_admitted_create_is_one_the_controller_can_write_back(plan: Plan) -> None:
+    """The controller's updates carry the spec re-encoded by Go: a create it cannot write back
+    unchanged would be admitted, then never updated, holding its app's mutex."""
+    admitted = []
+    for label, created in _candidate_creates(plan):
+        if _refused(plan, "CREATE", created):
+            continue
+        admitted.append(label)
+        written = _controllers_write(created)
+        assert _refused(plan, "UPDATE", written, created, by=CONTROLLER) == [], f"{label}: {written}"
+    assert {"argo submit", "empty arguments", "no value"} <= set(admitted), admitted
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"workflowTemplateRef": {"name": "retrain-churn-gbm"}},
+        {"arguments": {"parameters": []}},
+        {"arguments": {"parameters": [{"name": "params", "value": 3}]}},
+        {"arguments": {"parameters": [{"name": "trigger", "value": None}]}},
+    ],
+)
+def test_a_spec_the_controller_cannot_write_back_is_refused_at_create(
+    plan: Plan, spec: dict[str, Any]
+) -> None:
+    workflow = _submitted(_a_template(plan))
+    if "workflowTemplateRef" in spec:
+        workflow["spec"] = {"workflowTemplateRef": {"name": _a_template(plan)}}
+    else:
+        workflow["spec"].update(spec)
+    refused = _refused(plan, "CREATE", workflow)
+    assert any("as the controller writes it back" in message for message in refused), refused
+
+
 def test_the_controllers_status_update_is_admitted(plan: Plan) -> None:
     old = _running(plan)
+    assert _refused(plan, "UPDATE", _controllers_write(old), old, by=CONTROLLER) == []
+
+
+def test_the_controller_may_rewrite_the_stored_spec_it_runs(plan: Plan) -> None:
+    """`argo suspend` and `stop` change spec.suspend and spec.shutdown; the controller merges them into
+    the stored spec again (operator.go `needsStoredWfSpecUpdate`)."""
+    old = _controllers_write(_running(plan))
     new = copy.deepcopy(old)
-    new["status"] = {"phase": "Running", "storedWorkflowTemplateSpec": {"entrypoint": "retrain"}}
-    new["metadata"]["labels"] = {"workflows.argoproj.io/phase": "Running"}
-    assert _refused(plan, "UPDATE", new, old) == []
+    new["status"][workflow_admission.STORED_SPEC]["suspend"] = True
+    assert _refused(plan, "UPDATE", new, old, by=CONTROLLER) == []
+
+
+def _forged(stored: dict[str, Any]) -> dict[str, Any]:
+    stored["suspend"] = False
+    stored["templates"] = [{"name": "retrain", "container": {"image": "evil", "command": ["sh"]}}]
+    return stored
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        "rewrite",  # the controller's stored spec replaced
+        "add",  # a stored spec written before the controller picked the Workflow up
+        "remove",  # the controller made to fetch the template again mid-run
+    ],
+)
+def test_another_account_writing_the_stored_spec_is_refused(plan: Plan, forge: str) -> None:
+    picked_up = _controllers_write(_running(plan))
+    old, new = copy.deepcopy(picked_up), copy.deepcopy(picked_up)
+    if forge == "rewrite":
+        _forged(new["status"][workflow_admission.STORED_SPEC])
+    elif forge == "add":
+        del old["status"][workflow_admission.STORED_SPEC]
+        _forged(new["status"][workflow_admission.STORED_SPEC])
+    else:
+        del new["status"][workflow_admission.STORED_SPEC]
+    refused = _refused(plan, "UPDATE", new, old)
+    assert any("written by the controller" in message for message in refused), refused
+
+
+def test_argo_retry_clearing_the_stored_shutdown_is_admitted(plan: Plan) -> None:
+    """`argo retry` clears spec.shutdown and the stored spec's (util.go `createNewRetryWorkflow`) and
+    resets status.nodes and the phase, as whoever runs it."""
+    stopped = _controllers_write(_running(plan))
+    stopped["spec"]["shutdown"] = "Stop"
+    stopped["status"][workflow_admission.STORED_SPEC]["shutdown"] = "Stop"
+    stopped["status"]["phase"] = "Failed"
+    retried = copy.deepcopy(stopped)
+    del retried["spec"]["shutdown"]
+    del retried["status"][workflow_admission.STORED_SPEC]["shutdown"]
+    retried["status"]["phase"] = ""
+    assert _refused(plan, "UPDATE", retried, stopped) == []
+
+
+def test_the_controller_the_policy_trusts_is_the_one_the_release_runs(plan: Plan) -> None:
+    """The chart runs the controller as `controller.serviceAccount.name` when it creates the account
+    (argo-helm argo-workflows-1.0.18 templates/_helpers.tpl `argo-workflows.controllerServiceAccountName`,
+    used by templates/controller/workflow-controller-deployment.yaml), in the release's namespace."""
+    release = plan.releases()["argo-workflows"]
+    account = release.inputs["values"]["controller"]["serviceAccount"]
+    assert account.get("create", True) is True, release.urn
+    username = workflow_admission.service_account_username(release.inputs["namespace"], account["name"])
+    trusted = [
+        r for r in _validations(plan) if f'request.userInfo.username == "{username}"' in r["expression"]
+    ]
+    assert trusted, f"{release.urn}: no rule trusts {username}"
+
+
+def _pipelines_copy(tmp_path: Path) -> Path:
+    for app in ("iris-classifier", "churn-gbm"):
+        shutil.copytree(REPO / "apps" / app / "training", tmp_path / "apps" / app / "training")
+    return tmp_path / "apps"
+
+
+def test_two_apps_naming_their_workflowtemplates_alike_is_a_config_error_naming_both(tmp_path: Path) -> None:
+    apps = _pipelines_copy(tmp_path)
+    template = apps / "iris-classifier" / "training" / "workflowtemplate.yaml"
+    template.write_text(
+        template.read_text().replace("name: retrain-iris-classifier", "name: retrain-churn-gbm", 1)
+    )
+    with pytest.raises(ConfigError, match=re.escape("WorkflowTemplate retrain-churn-gbm is also")) as caught:
+        argo_workflows.training_pipelines(tmp_path)
+    assert "apps/churn-gbm/training/" in str(caught.value), caught.value
+    assert "apps/iris-classifier/training/" in str(caught.value), caught.value
+
+
+def test_a_declared_parameter_without_a_name_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    apps = _pipelines_copy(tmp_path)
+    template = apps / "iris-classifier" / "training" / "workflowtemplate.yaml"
+    template.write_text(template.read_text().replace("- name: triggered-by", "- value: triggered-by", 1))
+    with pytest.raises(ConfigError, match="needs a name") as caught:
+        argo_workflows.training_pipelines(tmp_path)
+    assert "apps/iris-classifier/training/workflowtemplate.yaml" in str(caught.value), caught.value
