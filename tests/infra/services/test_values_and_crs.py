@@ -81,7 +81,12 @@ def test_custom_resources_validate_against_the_reference_crds(plan: Plan) -> Non
         r
         for r in customs
         if not r.type.startswith(
-            ("kubernetes:helm.sh", "kubernetes:networking.k8s.io", "kubernetes:rbac.authorization.k8s.io")
+            (
+                "kubernetes:helm.sh",
+                "kubernetes:networking.k8s.io",
+                "kubernetes:rbac.authorization.k8s.io",
+                "kubernetes:admissionregistration.k8s.io",
+            )
         )
     ]
     kinds = {r.type.rsplit(":", 1)[1] for r in customs}
@@ -98,6 +103,24 @@ def test_custom_resources_validate_against_the_reference_crds(plan: Plan) -> Non
         assert key in CRDS, f"{r.urn}: no reference CRD for {key}"
         errors = list(jsonschema.Draft7Validator(CRDS[key]).iter_errors(r.inputs))
         assert not errors, f"{r.urn}: {[f'{list(e.path)}: {e.message}' for e in errors]}"
+
+
+def test_admission_objects_validate_against_the_kubernetes_schema_of_the_stack(plan: Plan) -> None:
+    """Built-in kinds have no CRD: the API server holds them to its own OpenAPI schema, which
+    kubernetes-validate ships per Kubernetes version (strict: unknown fields refused)."""
+    from infra.config import load_environment
+    from mlplat.findings import RenderedDoc
+    from mlplat.validation.schemas import SchemaSet
+
+    schemas = SchemaSet(load_environment(plan.env).cluster.kubernetes_version, None)
+    admission = [r for r in plan.resources if r.type.startswith("kubernetes:admissionregistration.k8s.io/")]
+    assert {r.inputs["kind"] for r in admission} >= {
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
+    for r in admission:
+        findings = schemas.check(RenderedDoc(plan.env, "the plan", r.urn, r.inputs), None)
+        assert not findings, f"{r.urn}: {[(f.rule, f.path, f.message) for f in findings]}"
 
 
 def test_every_synced_secret_is_readable_under_its_namespace_policy(plan: Plan) -> None:
