@@ -2,8 +2,10 @@
 read from the plan of every environment and evaluated with cel-python (tests/support/admission.py):
 what the Sensor, a CronWorkflow, `argo submit --from` and the UI's Submit create is admitted, and the
 controller can write each back; a Workflow that overrides its template, carries a status, or is
-written so the controller could not write it back is refused, as is a rewrite of a pending one's spec
-or of its stored spec by anyone but the controller; Argo's own controls keep working.
+written so the controller could not write it back is refused, as is a rewrite of a pending one's spec,
+and, by anyone but the controller, of its stored spec, of the rest of the status the controller
+trusts, of a node's outputs, of its completed label or its last-seen-version annotation; Argo's own
+controls keep working, but on a Workflow whose nodes are compressed.
 """
 
 from __future__ import annotations
@@ -683,6 +685,14 @@ _LEAKING_REPOSITORY = {
 }
 
 
+# A run's root node, failed then reset by retry, as the controller compresses nodes (gzip, then
+# base64: argo-workflows v4.0.6 util/file/fileutil.go `CompressEncodeString`).
+_COMPRESSED_NODES = (
+    "H4sIAAAAAAACA6tWKkotKUrMzNMtKs1TsqpWykxRskIR01EqyEgsTgWKuiVm5qSmKNXWAgBWzsEjNQAAAA==",  # pragma: allowlist secret
+    "H4sIAAAAAAACA6tWKkotKUrMzNMtKs1TsqpWykxRskIR01EqyEgsTgWKBpXm5WXmpSvV1gIAhOT2yjYAAAA=",  # pragma: allowlist secret
+)
+
+
 def _forge_status(status: dict[str, Any], forgery: str) -> None:
     if forgery == "artifact repository rewritten":
         status["artifactRepositoryRef"]["artifactRepository"] = _LEAKING_REPOSITORY
@@ -703,7 +713,7 @@ def _forge_status(status: dict[str, Any], forgery: str) -> None:
     elif forgery == "nodes said offloaded":
         status["offloadNodeStatusVersion"] = "fnv:1"
     elif forgery == "compressed nodes written":
-        status["compressedNodes"] = "H4sIAAAAAAAA/6tWKkktLlGyUlAqS8wpTtVRSs7PS8tMBwAAAP//"
+        status["compressedNodes"] = _COMPRESSED_NODES[0]
 
 
 @pytest.mark.parametrize("by", [ADMIN, ARGO_SERVER])
@@ -785,6 +795,20 @@ def test_another_account_forging_a_nodes_outputs_is_refused(plan: Plan, forgery:
     refused = _refused(plan, "UPDATE", new, old, by=ADMIN)
     assert any("a node's outputs in status.nodes" in m for m in refused), refused
     assert _refused(plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
+
+
+def test_retrying_a_workflow_with_compressed_nodes_is_refused(plan: Plan) -> None:
+    """The controller compresses the nodes of a Workflow over 1 MiB into status.compressedNodes
+    (workflow/packer/packer.go `CompressWorkflowIfNeeded`), which the policy cannot read; `argo retry`
+    decompresses them, rewrites them and compresses them again when still too large
+    (workflow_server.go `RetryWorkflow`: `Hydrate`, `Dehydrate`). Refused, as docs/security.md says."""
+    stopped = _stopped(plan)
+    retried = _retried(stopped)
+    del stopped["status"]["nodes"], retried["status"]["nodes"]
+    stopped["status"]["compressedNodes"] = _COMPRESSED_NODES[0]
+    retried["status"]["compressedNodes"] = _COMPRESSED_NODES[1]
+    refused = _refused(plan, "UPDATE", retried, stopped, by=ADMIN)
+    assert any("status.compressedNodes" in m for m in refused), refused
 
 
 @pytest.mark.parametrize(
