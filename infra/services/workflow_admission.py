@@ -54,6 +54,33 @@ stored spec, so only the controller's ServiceAccount may change it; anyone else 
 `shutdown`, which `argo retry` clears (`createNewRetryWorkflow`). The controller's account is the
 chart's `controller.serviceAccount.name`, set by the program (argo_workflows.py).
 
+The rest of the status the controller trusts is held the same way on anyone else's UPDATE (v4.0.6
+workflow_types.go `WorkflowStatus`):
+- `artifactRepositoryRef` (the controller resolves the repository only while it is unset and uses a
+  full repository definition found there as is: operator.go `operate`, artifactrepositories.go `get`;
+  every Secret a step's artifacts name is mounted into its pod: workflowpod.go
+  `createSecretVolumesAndMounts`), `storedTemplates`, `synchronization` (lock holders),
+  `taskResultsCompletionStatus`, `offloadNodeStatusVersion` and `compressedNodes` stay as they are
+  (absent in both or equal); `persistentVolumeClaims` (each deleted when the run completes:
+  operator.go `deletePVCs`) may also be dropped or emptied, which is all `argo retry` does to it
+  (util.go `createNewRetryWorkflow`).
+- a node's `outputs` (a later step takes an output artifact as input, its storage Secret mounted)
+  is never new nor changed: `argo retry` deletes nodes and resets phase, message and times
+  (`FormulateRetryWorkflow`, `resetNode`), `argo resume` the same of suspended nodes
+  (`ResumeWorkflow`); only a Suspend node's output parameters are rewritten by Argo's controls
+  (`resetNode`, `OverrideOutputParametersWithDefault`, `argo node set`: `updateSuspendedNode`), so a
+  node the old object holds as `Suspend` may change `outputs.parameters` and nothing else. Nodes
+  compressed into `compressedNodes` (a Workflow over 1 MiB: workflow/packer/packer.go) cannot be read
+  here, so resuming or retrying such a Workflow is refused.
+- label `workflows.argoproj.io/completed` (the controller skips a run labelled `true`:
+  controller.go `reconciliationNeeded`) may be dropped (`argo retry`) but not set or changed, and
+  annotation `workflows.argoproj.io/last-seen-version` (a run whose value differs from the one the
+  controller last wrote is skipped as outdated: controller.go `isOutdated`) is unchanged.
+`argo stop` and `terminate` merge-patch `spec.shutdown` (`patchShutdownStrategy`); `suspend`,
+`resume` and `retry` read the Workflow and update it whole (`SuspendWorkflow`, `ResumeWorkflow`,
+server/workflow/workflow_server.go `RetryWorkflow`), conflicts retried, so each carries these as the
+controller last wrote them.
+
 The expressions use standard CEL only (`has`, `all` over a list or a map's keys, `in`, `==`, `size`,
 `type(x) == string`, `? :`, list and map literals; no Kubernetes library function, no `variables`):
 the API server hands `object` and `oldObject` to them as untyped JSON maps (kubernetes/apiserver
@@ -95,6 +122,24 @@ CONTROL_FIELDS = ("shutdown", "suspend")
 # field of it `argo retry` clears (module docstring).
 STORED_SPEC = "storedWorkflowTemplateSpec"
 RETRY_CLEARS = "shutdown"
+# The rest of the status only the controller writes (module docstring), and the one of them `argo
+# retry` empties.
+CONTROLLER_STATUS = (
+    "artifactRepositoryRef",
+    "storedTemplates",
+    "synchronization",
+    "taskResultsCompletionStatus",
+    "offloadNodeStatusVersion",
+    "compressedNodes",
+)
+RETRY_EMPTIES = "persistentVolumeClaims"
+# The node type whose output parameters Argo's controls rewrite, and that part of its outputs.
+SUSPEND_NODE = "Suspend"
+SUSPEND_OUTPUTS = "parameters"
+# The label the controller skips completed runs by, and the annotation it skips outdated ones by
+# (argo-workflows v4.0.6 workflow/common/common.go `LabelKeyCompleted`, `AnnotationKeyLastSeenVersion`).
+COMPLETED_LABEL = "workflows.argoproj.io/completed"
+LAST_SEEN_ANNOTATION = "workflows.argoproj.io/last-seen-version"
 
 _CREATE = "request.operation != 'CREATE' || "
 _UPDATE = "request.operation != 'UPDATE' || "
@@ -129,6 +174,34 @@ def _has_stored_spec(obj: str) -> str:
     return f"(has({obj}.status) && has({_stored_spec(obj)}))"
 
 
+def _unchanged(parent: str, key: str, may_drop: bool = False) -> str:
+    """CEL true when map `parent` of the object holds `key` (a CEL string) as oldObject's does, or
+    in neither; with `may_drop`, also when the object no longer holds it."""
+    new, old = (
+        f"(has(object.{parent}) && {key} in object.{parent})",
+        f"(has(oldObject.{parent}) && {key} in oldObject.{parent})",
+    )
+    kept = f"{old} && object.{parent}[{key}] == oldObject.{parent}[{key}]"
+    return f"({new} ? {kept} : {'true' if may_drop else '!' + old})"
+
+
+def _outputs_kept(node: str) -> str:
+    """CEL true when status node `node` (a CEL string) has no outputs, or outputs oldObject's node
+    held, changed at most in the output parameters of a node oldObject holds as Suspend."""
+    new, old = f"object.status.nodes[{node}]", f"oldObject.status.nodes[{node}]"
+    suspend = f"'type' in {old} && {old}.type == {_cel(SUSPEND_NODE)}"
+    part = _cel(SUSPEND_OUTPUTS)
+    resumed = (
+        f"{new}.outputs.all(k, k == {part} || (k in {old}.outputs && {new}.outputs[k] == {old}.outputs[k])) && "
+        f"{old}.outputs.all(k, k == {part} || k in {new}.outputs)"
+    )
+    return (
+        f"!('outputs' in {new}) || (has(oldObject.status) && has(oldObject.status.nodes) && "
+        f"{node} in oldObject.status.nodes && 'outputs' in {old} && "
+        f"({new}.outputs == {old}.outputs || ({suspend} && {resumed})))"
+    )
+
+
 def validations(templates: Mapping[str, DeclaredTemplate], controller: str) -> list[dict[str, str]]:
     """The policy's rules, each a CEL expression true for an admitted request and the message of a
     refused one. `templates`: each retraining WorkflowTemplate by name; `controller`: the user name
@@ -139,6 +212,7 @@ def validations(templates: Mapping[str, DeclaredTemplate], controller: str) -> l
     names_a_template = f"has({_REF}) && has({_REF}.name) && {_REF}.name in {declared}"
     parameters = "object.spec.arguments.parameters"
     new, old = _stored_spec("object"), _stored_spec("oldObject")
+    by_controller = _UPDATE + f"request.userInfo.username == {_cel(controller)} || "
     return [
         {
             "expression": _CREATE + f"object.spec.all(k, k in {_cel(SUBMITTED_FIELDS)})",
@@ -214,14 +288,47 @@ def validations(templates: Mapping[str, DeclaredTemplate], controller: str) -> l
             ),
         },
         {
-            "expression": _UPDATE
-            + f"request.userInfo.username == {_cel(controller)} || "
+            "expression": by_controller
             + f"({_has_stored_spec('object')} ? {_has_stored_spec('oldObject')} && "
             + f"{new}.all(k, k in {old} && {new}[k] == {old}[k]) && "
             + f"{old}.all(k, k in {new} || k == {_cel(RETRY_CLEARS)}) : !{_has_stored_spec('oldObject')})",
             "message": (
                 f"status.{STORED_SPEC}, the spec the controller runs, is written by the controller "
                 f"({controller}) only; anyone else may at most drop its {RETRY_CLEARS} (argo retry)"
+            ),
+        },
+        {
+            "expression": by_controller
+            + f"{_cel(CONTROLLER_STATUS)}.all(f, {_unchanged('status', 'f')}) && "
+            + f"({_unchanged('status', _cel(RETRY_EMPTIES), may_drop=True)} || "
+            + f"size(object.status.{RETRY_EMPTIES}) == 0)",
+            "message": (
+                f"status.{', status.'.join(CONTROLLER_STATUS)} are written by the controller "
+                f"({controller}) only, and status.{RETRY_EMPTIES} too but that anyone may empty it "
+                "(argo retry): a forged artifact repository receives the Secrets it names and every "
+                "artifact, a forged claim is deleted when the run completes, a forged lock holder "
+                "blocks the app's runs"
+            ),
+        },
+        {
+            "expression": by_controller
+            + "!has(object.status) || !has(object.status.nodes) || "
+            + f"object.status.nodes.all(n, {_outputs_kept('n')})",
+            "message": (
+                f"a node's outputs in status.nodes are written by the controller ({controller}) only "
+                f"(anyone else may delete or reset nodes, and rewrite a {SUSPEND_NODE} node's output "
+                "parameters: argo retry, resume, node set): a forged output artifact names the Secret "
+                "the next step's pod mounts"
+            ),
+        },
+        {
+            "expression": by_controller
+            + f"{_unchanged('metadata.labels', _cel(COMPLETED_LABEL), may_drop=True)} && "
+            + f"{_unchanged('metadata.annotations', _cel(LAST_SEEN_ANNOTATION))}",
+            "message": (
+                f"label {COMPLETED_LABEL} is set by the controller ({controller}) only (argo retry "
+                f"drops it), and annotation {LAST_SEEN_ANNOTATION} changed by it only: the controller "
+                "skips a run whose label says completed or whose annotation is not the one it wrote"
             ),
         },
     ]

