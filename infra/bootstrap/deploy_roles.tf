@@ -721,14 +721,16 @@ data "aws_iam_policy_document" "deploy_platform" {
   }
 
   # Describe/List calls of these services only accept resource "*"; they return metadata, never data.
+  # (events:DescribeRule and ListTagsForResource are authorised on the rule's ARN, so the stack's own rules
+  # are read through EnvironmentNamedResources above: EventBridge API reference, ListTagsForResource
+  # "ResourceARN"; the IAM reference widdix/complete-aws-iam-reference services/events.md, DescribeRule on
+  # arn:$partition:events:$region:$account:rule/$rulename.)
   statement {
     sid = "ReadOnlyLookups"
     actions = concat(local.stack_metadata_lookups, [
       "eks:DescribeAddonConfiguration",
       "eks:DescribeClusterVersions",
       "eks:ListAccessPolicies",
-      "events:DescribeRule",
-      "events:ListTagsForResource",
     ])
     resources = ["*"]
   }

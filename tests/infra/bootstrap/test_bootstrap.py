@@ -647,13 +647,16 @@ def test_boundary_lets_karpenter_read_prices_in_its_pricing_region(region: str, 
     assert not decide(boundary, "pricing:GetProducts", "*", {"aws:RequestedRegion": [elsewhere]})[0]
 
 
+@pytest.mark.parametrize("kind", ["preview", "deploy"])
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_preview_refresh_reads_the_targets_of_its_own_eventbridge_rules(env: str) -> None:
-    preview = role_policy("preview", env)
+def test_refresh_reads_its_own_eventbridge_rules_and_no_other_environments(kind: str, env: str) -> None:
+    """A refresh reads the stack's interruption rules, their targets and tags; another environment's rules
+    (what they watch, where they send it) are none of its business."""
+    policy = role_policy(kind, env)
     for action in ("events:ListTargetsByRule", "events:DescribeRule", "events:ListTagsForResource"):
         for rule_env in ENVIRONMENTS:
             rule = f"arn:aws:events:eu-west-1:{ACCOUNT}:rule/mlplat-{rule_env}-spot-interruption-1a2b"
-            assert decide(preview, action, rule, {})[0] == (rule_env == env), f"{env} preview {action} {rule}"
+            assert decide(policy, action, rule, {})[0] == (rule_env == env), f"{env} {kind} {action} {rule}"
 
 
 # --- Issue 13.1: no role of one environment touches another environment's resources
