@@ -333,6 +333,15 @@ data "aws_iam_policy_document" "workload_boundary" {
     ]
     resources = ["${local.iam_arn}:instance-profile/*", "${local.iam_arn}:role/${var.name_prefix}-${each.key}-*"]
   }
+
+  # ...and lists them before a node class's finalizer lets go (Karpenter v1.14.1
+  # pkg/controllers/nodeclass/controller.go cleanupInstanceProfiles) and in its profile garbage collector;
+  # upstream grants it on "*" (AllowUnscopedInstanceProfileListAction). Names only, no permissions.
+  statement {
+    sid       = "KarpenterListsInstanceProfiles"
+    actions   = ["iam:ListInstanceProfiles"]
+    resources = ["*"]
+  }
 }
 
 resource "aws_iam_policy" "workload_boundary" {

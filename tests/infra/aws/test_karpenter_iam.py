@@ -17,6 +17,9 @@ import yaml
 from infra.config import load_environment
 from mlplat.mocks import ACCOUNT
 from tests.support.aws_helpers import allows, as_list, of_type, one, statements
+from tests.support.iam_eval import ACCOUNT as BOOTSTRAP_ACCOUNT
+from tests.support.iam_eval import Scope, decide, request
+from tests.support.iam_eval import statements as boundary_statements
 
 Plan = dict[str, Any]
 CONTROLLER_SUBJECT = "system:serviceaccount:karpenter:karpenter"
@@ -225,3 +228,38 @@ def test_karpenter_node_role_has_upstreams_managed_policies(plan: Plan, referenc
     ]
     ours = {a["inputs"]["policyArn"] for a in attached}
     assert ours == upstream, f"{[a['urn'] for a in attached]}: {sorted(ours ^ upstream)}"
+
+
+def test_the_permissions_boundary_admits_what_the_karpenter_controller_does(env: str) -> None:
+    """A grant beyond the role's permissions boundary fails at run time. Karpenter v1.14.1 lists the
+    instance profiles before an EC2NodeClass's finalizer lets go (pkg/controllers/nodeclass/controller.go
+    cleanupInstanceProfiles) and in its profile garbage collector (nodeclass/garbagecollection): refused,
+    deleting a node class or destroying the stack hangs on the finalizer. Each call below is one the
+    controller makes (upstream's policy names it: ../shared/reference/iam/karpenter/cloudformation.yaml),
+    on resources named as the program names them (IamScope prefix mlplat-<env>-)."""
+    region = load_environment(env).aws.region
+    boundary = boundary_statements("workload_boundary", Scope(env, region))
+    iam = f"arn:aws:iam::{BOOTSTRAP_ACCOUNT}"
+    profile = f"{iam}:instance-profile/mlplat-{env}_1234567890"
+    own = {f"kubernetes.io/cluster/mlplat-{env}": "owned", "mlplat/environment": env}
+    in_region = request(aws__RequestedRegion=region)
+    # IAM is a global service: its calls are requested in us-east-1 whatever the stack's region.
+    global_call = request(aws__RequestedRegion="us-east-1")
+    calls = [
+        ("iam:ListInstanceProfiles", "*", global_call),
+        ("iam:GetInstanceProfile", profile, global_call),
+        ("iam:CreateInstanceProfile", profile, request(aws__RequestedRegion="us-east-1", request_tags=own)),
+        ("iam:TagInstanceProfile", profile, request(aws__RequestedRegion="us-east-1", request_tags=own)),
+        ("iam:AddRoleToInstanceProfile", profile, global_call),
+        ("iam:RemoveRoleFromInstanceProfile", profile, global_call),
+        ("iam:DeleteInstanceProfile", profile, global_call),
+        ("iam:PassRole", f"{iam}:role/mlplat-{env}-gpu-node-1a2b3c", global_call),
+        ("ec2:DescribeInstanceTypes", "*", in_region),
+        ("ec2:CreateFleet", f"arn:aws:ec2:{region}:{BOOTSTRAP_ACCOUNT}:fleet/fleet-1", in_region),
+        ("eks:DescribeCluster", f"arn:aws:eks:{region}:{BOOTSTRAP_ACCOUNT}:cluster/mlplat-{env}", in_region),
+        ("sqs:ReceiveMessage", f"arn:aws:sqs:{region}:{BOOTSTRAP_ACCOUNT}:mlplat-{env}-gpu-1a2b", in_region),
+        ("ssm:GetParameter", f"arn:aws:ssm:{region}::parameter/aws/service/eks/optimized-ami/x", in_region),
+    ]
+    for action, resource, context in calls:
+        allowed, why = decide(boundary, action, resource, context)
+        assert allowed, f"the {env} boundary refuses Karpenter's {action} on {resource} ({why})"

@@ -87,6 +87,7 @@ STAR_RESOURCE_ALLOWED = {
     ("deploy_platform", "DenyOtherClustersKarpenterDiscovery"): "a Deny",
     ("deny_other_environments", "DenyOtherEnvironments"): "a Deny",
     ("deploy_iam", "ReadIam"): "read-only IAM Get/List",
+    ("workload_boundary", "KarpenterListsInstanceProfiles"): "a List call, upstream grants it on *",
     ("environment_scoped/iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
     ("deploy_iam", "DenyLongLivedCredentials"): "a Deny",
     ("region_held_boundary", "ClusterWorkloads"): "boundary ceiling for nodes/Karpenter/CSI; region-bound",
