@@ -639,9 +639,20 @@ class OidcConfig(_Model):
     client_id: str = Field(min_length=1)
 
 
+class ArgoCdOidcConfig(OidcConfig):
+    # One line of Argo CD's Casbin policy.csv (`g, <group>, role:admin`): no comma, space or newline.
+    admin_group: str = Field(
+        pattern=r"^[A-Za-z0-9._:/@-]{1,200}$",
+        description="The identity provider's group (its `groups` claim) whose members administer Argo CD "
+        "(built-in `role:admin`: sync, delete, settings). Everyone else who signs in reads only.",
+    )
+
+
 class ArgoCdConfig(_Model):
     ha: bool = Field(description="Redis HA and replicated controllers.")
-    oidc: OidcConfig | None = Field(None, description="SSO; when set, the local admin account is disabled.")
+    oidc: ArgoCdOidcConfig | None = Field(
+        None, description="SSO; when set, the local admin account is disabled and `admin_group` administers."
+    )
     repo_url: str = Field(
         pattern=r"^(https://[a-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._/-]+|git@[a-z0-9.-]+:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)$",
         description="Git repository Argo CD syncs apps from (https:// or git@host:path, no credentials).",

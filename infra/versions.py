@@ -8,6 +8,8 @@ values files the tests check our values against.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from enum import Enum
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,44 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
         "kube-proxy": "v1.34.0-eksbuild.2",
         "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
     },
+}
+
+
+class EksSupport(Enum):
+    """Which EKS support window a Kubernetes minor version is in on a given day: it decides the
+    control plane's price (mlplat/cost_prices.yaml) and what `mlplat preflight` says."""
+
+    STANDARD = "standard"
+    EXTENDED = "extended"  # billed at the extended support price; the version still runs
+    ENDED = "ended"  # AWS upgrades the control plane itself, to a version the add-on pins were not chosen for
+
+
+@dataclass(frozen=True)
+class EksCalendar:
+    """The EKS release calendar's dates for one minor version: standard support ends on
+    `standard_ends` (extended support, a higher price per cluster-hour, from that day) and extended
+    support on `extended_ends` (AWS then upgrades the cluster)."""
+
+    standard_ends: date
+    extended_ends: date
+
+    def on(self, day: date) -> EksSupport:
+        if day < self.standard_ends:
+            return EksSupport.STANDARD
+        return EksSupport.EXTENDED if day < self.extended_ends else EksSupport.ENDED
+
+
+# Every version a stack may pin (the keys of EKS_ADDONS). Standard support lasts 14 months from the
+# version's EKS release, extended support 12 more, with extended support on by default ("Understand the
+# Kubernetes version lifecycle on EKS", https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html).
+# The dates are the calendar's as endoflife.date lists them (https://endoflife.date/amazon-eks, read
+# 2026-12-02 in a stored copy; the EKS page's own table was not in it): 1.33 released 2025-05-28, standard
+# support to 2026-07-29, extended to 2027-07-29; 1.34 released 2025-10-06, standard support to 2026-12-02,
+# extended to 2027-12-02. The stacks stay on 1.34 (README "Environment knobs"): moving to 1.35 needs add-on
+# pins that can only be checked against the EKS API.
+EKS_SUPPORT_CALENDAR: dict[str, EksCalendar] = {
+    "1.33": EksCalendar(standard_ends=date(2026, 7, 29), extended_ends=date(2027, 7, 29)),
+    "1.34": EksCalendar(standard_ends=date(2026, 12, 2), extended_ends=date(2027, 12, 2)),
 }
 
 # Karpenter's AMI alias for GPU nodes, pinned to a dated release rather than @latest so nodes only

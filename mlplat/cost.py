@@ -7,7 +7,10 @@ max: the owner of the GPU budget needs to know what the platform *can* spend wit
 first, and the pools' limits are exactly that promise.
 
 Prices come from `mlplat/cost_prices.yaml` (dated, each with its source and whether it was
-confirmed); a line resting on an unconfirmed price is marked. Charges that depend on traffic (NAT
+confirmed); a line resting on an unconfirmed price is marked. The EKS control plane is priced for the
+day the estimate is for (today unless `--on` says otherwise): a cluster whose Kubernetes version is
+past standard support on that day pays the extended support price (infra/versions.py
+`EKS_SUPPORT_CALENDAR`). Charges that depend on traffic (NAT
 and load balancer data processing, data transfer, KMS requests, snapshots) are listed, not guessed.
 
 `--env` runs the Pulumi program under mocks (no policy pack: a few seconds) so the figure is never
@@ -22,11 +25,13 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from infra import versions
 from infra.contract import ENVIRONMENTS
 from infra.instance_types import NODE_SHAPES, NodeShape
 from infra.stack_file import ConfigError, parse_stack_yaml
@@ -57,7 +62,8 @@ class Price(_Strict):
 
 
 class RegionPrices(_Strict):
-    eks_cluster_hour: Price
+    eks_cluster_hour: Price  # a cluster whose version is in standard support
+    eks_cluster_extended_hour: Price  # in extended support (or past it: AWS upgrades to an extended version)
     kms_key_month: Price
     ec2_instance_hour: dict[str, Price]
     nat_gateway_hour: Price
@@ -570,10 +576,30 @@ def _has_load_balancer(plan: Mapping[str, Any]) -> bool:
     return False
 
 
+def _control_planes(plan: Mapping[str, Any], rates: _Rates, day: date) -> Iterator[Line]:
+    """Each cluster at the price of the support window its Kubernetes version is in on `day`."""
+    windows = [_support(cluster, day) for cluster in _resources(plan, "aws:eks/cluster:Cluster")]
+    for window in sorted(set(windows), key=lambda w: w.value):
+        count = windows.count(window)
+        standard = window is versions.EksSupport.STANDARD
+        price = rates.region.eks_cluster_hour if standard else rates.region.eks_cluster_extended_hour
+        item = f"EKS control plane: {count} cluster(s), {window.value} support on {day.isoformat()}"
+        yield rates.steady("eks" if standard else "eks extended", item, count, price)
+
+
+def _support(cluster: Mapping[str, Any], day: date) -> versions.EksSupport:
+    version = cluster["inputs"].get("version")
+    calendar = versions.EKS_SUPPORT_CALENDAR.get(str(version))
+    if calendar is None:
+        raise CostError(
+            f"{cluster['urn']}: Kubernetes version {version!r} has no support dates in infra/versions.py "
+            "EKS_SUPPORT_CALENDAR, so its control plane cannot be priced"
+        )
+    return calendar.on(day)
+
+
 def _network(plan: Mapping[str, Any], rates: _Rates, estimate: Estimate) -> Iterator[Line]:
     region = rates.region
-    clusters = _count(plan, "aws:eks/cluster:Cluster")
-    yield rates.steady("eks", f"EKS control plane: {clusters} cluster(s)", clusters, region.eks_cluster_hour)
     nats = _count(plan, "aws:ec2/natGateway:NatGateway")
     yield rates.steady("nat", f"NAT gateways: {nats}", nats, region.nat_gateway_hour)
     addresses = _count(plan, "aws:ec2/eip:Eip")
@@ -625,8 +651,10 @@ NOT_INCLUDED = (
 )
 
 
-def estimate(plan: Mapping[str, Any], region: str, log_ingest_gib: int, prices: PriceTable) -> Estimate:
-    """Price one plan document in `region`."""
+def estimate(
+    plan: Mapping[str, Any], region: str, log_ingest_gib: int, prices: PriceTable, on: date | None = None
+) -> Estimate:
+    """Price one plan document in `region`, as billed on day `on` (default today)."""
     if not isinstance(plan, Mapping) or not isinstance(plan.get("resources"), list):
         raise CostError("not an offline plan: no `resources` list (write one with `mlplat plan`)")
     region_prices = prices.regions.get(region)
@@ -636,6 +664,7 @@ def estimate(plan: Mapping[str, Any], region: str, log_ingest_gib: int, prices: 
     result = Estimate(str(plan.get("stack", "?")), region)
     try:
         result.lines += [
+            *_control_planes(plan, rates, on or date.today()),
             *_network(plan, rates, result),
             *_node_groups(plan, rates),
             *_node_pools(plan, rates),
@@ -656,11 +685,11 @@ def _config(stack: str) -> Any:
     return load_environment(stack)
 
 
-def price_plan(plan: Mapping[str, Any], prices: PriceTable | None = None) -> Estimate:
-    """Price a plan with its environment's region and log assumption (from the stack file)."""
+def price_plan(plan: Mapping[str, Any], prices: PriceTable | None = None, on: date | None = None) -> Estimate:
+    """Price a plan with its environment's region and log assumption (from the stack file), on day `on`."""
     config = _config(str(plan.get("stack")))
     ingest = config.cost.log_ingest_gib_per_month if config.cost else 0
-    return estimate(plan, config.aws.region, ingest, prices or load_prices())
+    return estimate(plan, config.aws.region, ingest, prices or load_prices(), on)
 
 
 def enforce_budget(plan: Mapping[str, Any], stack: str) -> Estimate | None:
@@ -783,7 +812,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     source.add_argument(
         "--diff", nargs=2, type=Path, metavar=("BASE_PLAN", "HEAD_PLAN"), help="markdown cost change"
     )
+    parser.add_argument(
+        "--on",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="price the EKS control planes as billed on this day (their versions' support window; default today)",
+    )
     parser.set_defaults(func=run)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -798,14 +840,14 @@ def run(args: argparse.Namespace) -> int:
                 raise CostError(
                     f"{args.diff[0]} plans {base.get('stack')}, {args.diff[1]} plans {head.get('stack')}"
                 )
-            print(render_diff(price_plan(base, prices), price_plan(head, prices)), end="")
+            print(render_diff(price_plan(base, prices, args.on), price_plan(head, prices, args.on)), end="")
             return 0
         plan, source = (
             (run_program(args.env), "a fresh offline plan")
             if args.env
             else (_read_plan(args.plan), str(args.plan))
         )
-        result = price_plan(plan, prices)
+        result = price_plan(plan, prices, args.on)
         config = _config(result.stack)
         budget = config.cost.max_monthly_usd if config.cost else None
     except (ConfigError, PlanError, CostError) as err:

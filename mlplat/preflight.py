@@ -8,6 +8,13 @@ hold the pools at their maxima, Spot was never used in the account (no service-l
 bootstrap's bucket, stack, key or roles are missing, or the caller is in the wrong account or is not a
 cluster admin (the Kubernetes provider would get 401 after the AWS half was created).
 
+One check needs no account: the EKS support window of the stack's Kubernetes version today
+(infra/versions.py `EKS_SUPPORT_CALENDAR`). In extended support it warns and passes: the cluster still
+runs and gets patches, only its control plane costs six times as much (mlplat/cost_prices.yaml), and
+failing would stop every deploy, fixes included, until a newer version's add-on pins are checked against
+the EKS API. Past extended support it fails: AWS then upgrades the control plane itself, to a version the
+stack's add-on pins were not chosen for.
+
 Nothing is created or changed. Exit 0 when every check passes, 1 when one fails, 2 when credentials are
 missing or expired or the configuration is bad.
 """
@@ -20,6 +27,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import urlparse
 
@@ -105,6 +113,7 @@ class Result:
     check: str
     ok: bool
     detail: str
+    warning: bool = False  # passes, but someone should act on `detail`
 
 
 @dataclass(frozen=True)
@@ -422,9 +431,37 @@ def check_bootstrap(config: StackConfig, bootstrap: Bootstrap, clients: ClientFa
     return results
 
 
-def run_checks(config: StackConfig, bootstrap: Bootstrap, clients: ClientFactory) -> list[Result]:
+def check_kubernetes_support(config: StackConfig, today: date) -> Result:
+    """The stack's Kubernetes version against the EKS support calendar (module docstring)."""
+    version = config.cluster.kubernetes_version
+    calendar = versions.EKS_SUPPORT_CALENDAR[version]
+    window = calendar.on(today)
+    check = f"kubernetes {version} support"
+    if window is versions.EksSupport.STANDARD:
+        return Result(check, True, f"standard support until {calendar.standard_ends.isoformat()}")
+    if window is versions.EksSupport.EXTENDED:
+        return Result(
+            check,
+            True,
+            f"EXTENDED support since {calendar.standard_ends.isoformat()}, until "
+            f"{calendar.extended_ends.isoformat()}: the control plane is billed at the extended price "
+            "(`mlplat cost`); move cluster.kubernetes_version to a version in standard support",
+            warning=True,
+        )
+    return Result(
+        check,
+        False,
+        f"extended support ended {calendar.extended_ends.isoformat()}: AWS upgrades the control plane "
+        "itself; move cluster.kubernetes_version, with its add-on pins, to a supported version",
+    )
+
+
+def run_checks(
+    config: StackConfig, bootstrap: Bootstrap, clients: ClientFactory, today: date | None = None
+) -> list[Result]:
     """Every check, the caller first: without credentials nothing else is asked."""
-    results = _guard("caller", lambda: check_caller(config, clients))
+    results = [check_kubernetes_support(config, today or date.today())]
+    results += _guard("caller", lambda: check_caller(config, clients))
     results += check_bootstrap(config, bootstrap, clients)
     results += _guard("spot service-linked role", lambda: check_spot_role(config, clients))
     results += check_addons(config, clients)
@@ -455,11 +492,19 @@ def report(env: str, region: str, results: Iterable[Result]) -> tuple[str, int]:
     failed = [r for r in results if not r.ok]
     width = max((len(r.check) for r in results), default=0)
     lines = [f"mlplat preflight {env} ({region})"]
-    lines += [f"  {'ok  ' if r.ok else 'FAIL'}  {r.check:<{width}}  {r.detail}" for r in results]
+    lines += [f"  {_mark(r)}  {r.check:<{width}}  {r.detail}" for r in results]
+    warned = sum(1 for r in results if r.ok and r.warning)
     lines.append(
-        f"{len(failed)} of {len(results)} checks failed" if failed else f"all {len(results)} checks passed"
+        (f"{len(failed)} of {len(results)} checks failed" if failed else f"all {len(results)} checks passed")
+        + (f", {warned} with a warning" if warned else "")
     )
     return "\n".join(lines), 1 if failed else 0
+
+
+def _mark(result: Result) -> str:
+    if not result.ok:
+        return "FAIL"
+    return "WARN" if result.warning else "ok  "
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -497,7 +542,11 @@ def boto3_clients(region: str) -> ClientFactory:
     return client
 
 
-def run(args: argparse.Namespace, clients: Callable[[str], ClientFactory] = boto3_clients) -> int:
+def run(
+    args: argparse.Namespace,
+    clients: Callable[[str], ClientFactory] = boto3_clients,
+    today: Callable[[], date] = date.today,
+) -> int:
     missing = [
         flag
         for flag, value in (
@@ -516,7 +565,7 @@ def run(args: argparse.Namespace, clients: Callable[[str], ClientFactory] = boto
     try:
         config = load_environment(args.env)
         bootstrap = Bootstrap.from_urls(args.backend_url, args.secrets_provider, args.name_prefix)
-        results = run_checks(config, bootstrap, clients(config.aws.region))
+        results = run_checks(config, bootstrap, clients(config.aws.region), today())
     except (ConfigError, BootstrapUrlError) as err:
         print(f"mlplat preflight: {err}", file=sys.stderr)
         return 2

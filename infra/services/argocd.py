@@ -1,5 +1,8 @@
 """Argo CD: syncs the model apps; HA where `services.argocd.ha`, SSO-only where OIDC is configured.
 
+Operators reach it through a port-forward (`SERVER_URL`, docs/alerts.md "Reaching Argo CD"); every
+signed-in user reads every application, and with SSO the stack's `admin_group` administers.
+
 KServe InferenceServices get a real health check (their Ready condition) and the fields KServe's
 webhook and controller fill in are ignored in diffs. The environment's AppProject and
 ApplicationSet, rendered from platform/argocd/models.yaml with the environment's `services.argocd`
@@ -63,10 +66,37 @@ ISVC_IGNORE_DIFFERENCES = {
 }
 
 
+# The UI and API are reached through `kubectl -n argocd port-forward svc/argocd-server 8080:80` (no
+# ingress, no DNS name): the chart's Service is `<release>-server` (nameOverride `argocd`) with plain
+# http on port 80 (`server.service.servicePortHttp`) to the server's 8080, which serves http with
+# `server.insecure` (platform/argo-cd/values.yaml; the tunnel itself is the API server's TLS). `url`
+# is where Argo CD sends the browser back after SSO (`<url>/auth/callback`, the redirect URI to
+# register with the identity provider) and the base of its links; unset, the chart makes it
+# `https://<global.domain>` (argo-helm argo-cd-10.1.1 templates/_helpers.tpl `argo-cd.config.cm.presets`,
+# overridden by `configs.cm`), a name nothing routes or resolves. As Argo Workflows does (SSO_REDIRECT).
+SERVER_URL = "http://localhost:8080"
+# Argo CD's built-in roles (argo-cd docs operator-manual/rbac.md "Basic Built-in Roles", builtin-policy.csv):
+# with `policy.default` empty (the chart's default) a user who signs in sees no application at all.
+READ_ONLY_ROLE = "role:readonly"
+ADMIN_ROLE = "role:admin"
+
+
+def rbac_values(argocd: ArgoCdConfig) -> dict[str, str]:
+    """argocd-rbac-cm (`configs.rbac`): every signed-in user reads; the SSO admin group administers.
+    Without SSO the local `admin` account (a superuser, whatever the policy) is the way in."""
+    rbac = {"policy.default": READ_ONLY_ROLE}
+    if argocd.oidc is not None:
+        # `g, <subject>, <role>`: the subject matched against the token's `groups` claim (the chart's
+        # `configs.rbac.scopes` default `[groups]`, requested in oidc.config below).
+        rbac["policy.csv"] = f"g, {argocd.oidc.admin_group}, {ADMIN_ROLE}\n"
+    return rbac
+
+
 def computed_values(argocd: ArgoCdConfig) -> dict[str, Any]:
     """Per-environment values: from the environment's `services.argocd` only."""
     replicas = 2 if argocd.ha else 1
     cm: dict[str, Any] = {
+        "url": SERVER_URL,
         f"resource.customizations.health.{ISVC}": ISVC_HEALTH_LUA,
         f"resource.customizations.ignoreDifferences.{ISVC}": yaml.safe_dump(
             ISVC_IGNORE_DIFFERENCES, sort_keys=False
@@ -91,7 +121,7 @@ def computed_values(argocd: ArgoCdConfig) -> dict[str, Any]:
         "server": {"replicas": replicas},
         "repoServer": {"replicas": replicas},
         "applicationSet": {"replicas": replicas},
-        "configs": {"cm": cm},
+        "configs": {"cm": cm, "rbac": rbac_values(argocd)},
     }
 
 

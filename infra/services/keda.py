@@ -34,5 +34,8 @@ class Keda(ChartService):
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlplat:services:Keda", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts)
-        self.release = self.install("release", "keda", "keda")
+        # The chart's CRDs are templates (`crds.install`, default true; kedacore/charts v2.20.2
+        # keda/templates/crds/*.yaml, no `helm.sh/resource-policy: keep`): uninstalling or replacing the
+        # release deletes them and every app's ScaledObject. Protected wherever state is (gateway.py).
+        self.release = self.install("release", "keda", "keda", protect=args.cluster.protect_stateful)
         self.register_outputs({"release": self.release.status})

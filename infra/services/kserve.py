@@ -138,12 +138,16 @@ class Kserve(ChartService):
         super().__init__(
             "mlplat:services:Kserve", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
         )
-        # No values files for the CRD chart (it has no values).
+        # No values files for the CRD chart (it has no values). Its CRDs are templates (kserve v0.20.0
+        # charts/kserve-crd/templates/serving.kserve.io_*.yaml, no `helm.sh/resource-policy: keep`), so
+        # uninstalling or replacing the release deletes them and with them every InferenceService:
+        # protected wherever state is, as the Gateway API CRDs are (gateway.py).
         crds = self.install(
             "crd",
             "kserve-crd",
             "kserve-crd",
             depends_on=[self.namespace, args.monitoring_crds, args.cert_manager],
+            protect=args.cluster.protect_stateful,
         )
         self.ca_bundle = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_BUNDLE_KEY)
         storage = {"kserve": {"storage": {"caBundleConfigMapName": CA_BUNDLE_CONFIGMAP}}}

@@ -193,6 +193,13 @@ FALCOSIDEKICK_TO_ALERTMANAGER = Link(
     falco.NAMESPACE, monitoring.NAMESPACE, 9093, client_pods=FALCOSIDEKICK, server_pods=ALERTMANAGER
 )
 
+# The Argo Workflows UI shows a step's artifacts and archived logs by reading them from MinIO itself,
+# with the workflow's artifact repository credentials (argoproj/argo-workflows v4.0.6
+# server/artifacts/artifact_server.go `getArtifactAndDriver`, `returnArtifact`: `driver.OpenStream`).
+ARGO_SERVER_TO_MINIO = Link(
+    argo_workflows.NAMESPACE, minio.NAMESPACE, 9000, client_pods=ARGO_WORKFLOWS_SERVER
+)
+
 
 @dataclass(frozen=True)
 class Walls:
@@ -235,6 +242,7 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                         }
                     ],
                 ),
+                ARGO_SERVER_TO_MINIO.ingress("allow-artifact-reads-from-argo-server"),
             ),
         ),
         Walls(
@@ -363,6 +371,7 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                 ),
                 # SSO: the UI fetches the OIDC issuer's discovery document and keys.
                 Flow("allow-ui-to-oidc-issuer", ARGO_WORKFLOWS_SERVER, egress=[PUBLIC_HTTPS]),
+                ARGO_SERVER_TO_MINIO.egress("allow-ui-to-artifacts"),
             ),
         ),
         Walls(

@@ -248,7 +248,9 @@ BENT_CONFIGS += [
     pytest.param("dev", {"aws.tags": {"": "x"}}, "mlplat:aws.tags", "at least 1 character", id="empty-tag-key"),
     pytest.param("dev", {"apps.allowed_registries": []}, "mlplat:apps.allowed_registries", "at least 1 item", id="no-allowed-registry"),
     pytest.param("dev", {f"{POOL0}.max_size": -1}, "mlplat:gpu.pools[0].max_size", "greater than or equal to 0", id="negative-gpu-pool-maximum-names-the-field"),
-    pytest.param("dev", {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": ""}}, "mlplat:services.argocd.oidc.client_id", "at least 1 character", id="empty-oidc-client-id"),
+    pytest.param("dev", {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": "", "admin_group": "admins"}}, "mlplat:services.argocd.oidc.client_id", "at least 1 character", id="empty-oidc-client-id"),
+    pytest.param("dev", {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": "argocd"}}, "mlplat:services.argocd.oidc.admin_group", "required key is missing", id="argocd-sso-without-an-admin-group"),
+    pytest.param("dev", {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": "argocd", "admin_group": "admins, role:admin\ng, everyone"}}, "mlplat:services.argocd.oidc.admin_group", "should match pattern", id="argocd-admin-group-smuggling-a-policy-line"),
 ]  # fmt: skip
 # Numeric maximums, each stated once: one past it is refused naming the maximum, the maximum itself loads.
 # (environment, key path, maximum, failure mode one past it, case at it)
@@ -318,7 +320,7 @@ AT_THE_BOUND = [
 ]  # fmt: skip
 AT_THE_BOUND += [
     pytest.param("dev", {"apps.max_replicas_per_app": 1, "apps.min_replicas": 1}, id="one-replica-per-app"),
-    pytest.param("dev", {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": "a"}}, id="one-character-oidc-client-id"),
+    pytest.param("dev", {"services.argocd.oidc": {"issuer": "https://idp.example.com", "client_id": "a", "admin_group": "a"}}, id="one-character-oidc-client-id"),
 ]  # fmt: skip
 AT_THE_BOUND += [
     pytest.param("dev", {path: items(most)}, id=f"{path}-at-{most}") for path, most, items in SIZED

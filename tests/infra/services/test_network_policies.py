@@ -365,3 +365,10 @@ def test_karpenter_walls_wait_for_the_karpenter_namespace(offline_plan: PlanFor,
     assert walls, f"{env}: no NetworkPolicy in {KARPENTER}"
     for policy in walls:
         assert namespace["urn"] in waits_for(plan, policy["urn"]), f"{policy['urn']} races its namespace"
+
+
+def test_argo_workflows_ui_reads_artifacts_and_archived_logs_from_minio(world: World) -> None:
+    """The UI's artifact and log views stream from MinIO through the server itself: walled off,
+    every download and archived log in the UI fails."""
+    assert world.reach("argo-server", "minio", 9000), "the UI cannot show a step's artifacts or logs"
+    assert not _denied(world, [("argo-server", "vault", 8200), ("argo-server", "mlflow", 5000)])

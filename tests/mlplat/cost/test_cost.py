@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra import versions
 from infra.config import ENVIRONMENTS, load_environment
 from mlplat.cost import CLAIMS, CostError, estimate, load_prices, price_plan, render_diff
 from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
 from tests.support.prices import price_table
 
 PlanFor = Callable[[str], dict[str, Any]]
+# A day Kubernetes 1.34 (small_plan's, and every stack's) is in standard support: the figures below do
+# not move with the calendar (infra/versions.py EKS_SUPPORT_CALENDAR).
+IN_STANDARD_SUPPORT = date(2026, 12, 1)
 
 # Round prices, so the arithmetic below can be checked by hand.
 PRICE_TABLE = price_table(
@@ -42,7 +48,7 @@ def small_plan() -> dict[str, Any]:
         "kind": "offline-plan",
         "stack": "dev",
         "resources": [
-            _resource("aws:eks/cluster:Cluster", "eks", {}),
+            _resource("aws:eks/cluster:Cluster", "eks", {"version": "1.34"}),
             _resource("aws:ec2/natGateway:NatGateway", "nat", {}),
             _resource("aws:ec2/eip:Eip", "nat-ip", {"domain": "vpc"}),
             _resource(
@@ -138,7 +144,7 @@ def _line(result: Any, start: str) -> Any:
 
 
 def test_small_plan_costs_what_the_arithmetic_says(prices: Any) -> None:
-    result = estimate(small_plan(), "xx-test-1", 20, prices)
+    result = estimate(small_plan(), "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
     expected = {  # item: (idle, max), USD a month, 730 hours
         "EKS control plane": (0.10 * 730, 0.10 * 730),  # 73.00
         "NAT gateways": (0.05 * 730, 0.05 * 730),  # 36.50
@@ -173,7 +179,7 @@ def test_static_karpenter_pool_costs_its_replicas_when_idle(prices: Any) -> None
     plan = small_plan()
     pool = next(r for r in plan["resources"] if r["type"] == "kubernetes:karpenter.sh/v1:NodePool")
     pool["inputs"]["spec"]["replicas"] = 1
-    result = estimate(plan, "xx-test-1", 20, prices)
+    result = estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
     # One node always up, priced at the dearest type it may launch (g5.12xlarge): 5.00 x 730.
     assert _line(result, "Karpenter pool gpu").idle == pytest.approx(5.00 * 730)
     assert _line(result, "root volumes of pool gpu").idle == pytest.approx(100 * 0.10)
@@ -183,7 +189,7 @@ def test_pool_without_limits_has_no_maximum(prices: Any) -> None:
     plan = small_plan()
     pool = next(r for r in plan["resources"] if r["type"] == "kubernetes:karpenter.sh/v1:NodePool")
     del pool["inputs"]["spec"]["limits"]
-    result = estimate(plan, "xx-test-1", 20, prices)
+    result = estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
     assert _line(result, "Karpenter pool gpu").max is None
     assert result.max is None, "a pool without limits must make the whole maximum unbounded"
 
@@ -193,13 +199,13 @@ def test_pool_of_an_unpriced_instance_type_is_refused_by_name(prices: Any) -> No
     pool = next(r for r in plan["resources"] if r["type"] == "kubernetes:karpenter.sh/v1:NodePool")
     pool["inputs"]["spec"]["template"]["spec"]["requirements"][0]["values"].append("g6e.xlarge")
     with pytest.raises(CostError, match=r"instance type g6e\.xlarge has no xx-test-1 price"):
-        estimate(plan, "xx-test-1", 20, prices)
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
 
 
 def test_load_balancer_absent_is_said_not_priced(prices: Any) -> None:
     plan = small_plan()
     plan["resources"] = [r for r in plan["resources"] if not r["type"].endswith(":Gateway")]
-    result = estimate(plan, "xx-test-1", 20, prices)
+    result = estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
     assert not [line for line in result.lines if "NLB" in line.item]
     assert any("no load balancer in the plan" in note for note in result.notes)
 
@@ -226,15 +232,17 @@ def test_load_balancer_service_annotation_brings_an_nlb(prices: Any) -> None:
             },
         )
     )
-    assert _line(estimate(plan, "xx-test-1", 20, prices), "NLB").max == pytest.approx(0.02 * 730)
+    assert _line(estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT), "NLB").max == pytest.approx(
+        0.02 * 730
+    )
 
 
 def test_diff_shows_what_a_bigger_gpu_limit_adds(prices: Any) -> None:
-    base = estimate(small_plan(), "xx-test-1", 20, prices)
+    base = estimate(small_plan(), "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
     bigger = small_plan()
     pool = next(r for r in bigger["resources"] if r["type"] == "kubernetes:karpenter.sh/v1:NodePool")
     pool["inputs"]["spec"]["limits"] = {"nvidia.com/gpu": "4"}
-    head = estimate(bigger, "xx-test-1", 20, prices)
+    head = estimate(bigger, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
     markdown = render_diff(base, head)
     # 4 GPUs: one g5.12xlarge (3650) beats four g5.xlarge (2920): +2190 on the pool, +20 root volume
     # (1 node instead of 2: -10)... precisely: pool 1460 -> 3650 (+2190); volumes 20 -> 10 (-10).
@@ -257,7 +265,9 @@ def _claims_in(values: Any) -> int:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_environment_is_priced_within_its_budget(offline_plan: PlanFor, env: str) -> None:
-    result = price_plan(offline_plan(env))
+    # Priced on the first day of extended support, the dearest day its pinned version can be billed.
+    version = load_environment(env).cluster.kubernetes_version
+    result = price_plan(offline_plan(env), on=versions.EKS_SUPPORT_CALENDAR[version].standard_ends)
     budget = load_environment(env).cost
     assert budget is not None, f"{env}: no cost.max_monthly_usd"
     assert result.max is not None and 0 < result.idle < result.max <= budget.max_monthly_usd
@@ -273,11 +283,13 @@ def test_readme_cost_table_is_what_the_plans_cost(offline_plan: PlanFor, repo_ro
         if (cells := [c.strip() for c in line.strip().strip("|").split("|")]) and len(cells) == 4
     }
     assert env in rows, f"README.md, section Cost: no row for {env}"
-    result, budget = price_plan(offline_plan(env)), load_environment(env).cost
+    # The day the table says it was priced on: the control plane's price depends on it.
+    [day] = re.findall(r"\(`mlplat cost --env ENV` on ([0-9-]{10});", (repo_root / "README.md").read_text())
+    result, budget = price_plan(offline_plan(env), on=date.fromisoformat(day)), load_environment(env).cost
     assert budget is not None and result.max is not None
     expected = [f"${result.idle:,.2f}", f"${result.max:,.2f}", f"${budget.max_monthly_usd:,.0f}"]
     assert rows[env] == expected, (
-        f"README.md, section Cost, row {env}: `mlplat cost --env {env}` says {expected}"
+        f"README.md, section Cost, row {env}: `mlplat cost --env {env} --on {day}` says {expected}"
     )
 
 
@@ -302,6 +314,46 @@ def test_gpu_pools_idle_at_zero(offline_plan: PlanFor, env: str) -> None:
     result = price_plan(offline_plan(env))
     pools = [line for line in result.lines if line.item.startswith("Karpenter pool")]
     assert pools and all(line.idle == 0 for line in pools)
+
+
+def test_a_control_plane_past_standard_support_is_billed_at_the_extended_price(prices: Any) -> None:
+    """Standard support of 1.34 ends on its calendar day: from then each cluster-hour is $0.60, not $0.10."""
+    ends = versions.EKS_SUPPORT_CALENDAR["1.34"].standard_ends
+    before = estimate(small_plan(), "xx-test-1", 20, prices, ends - timedelta(days=1))
+    after = estimate(small_plan(), "xx-test-1", 20, prices, ends)
+    assert "standard support" in _line(before, "EKS control plane").item
+    assert _line(before, "EKS control plane").idle == pytest.approx(0.10 * 730)  # 73.00
+    assert "extended support" in _line(after, "EKS control plane").item
+    assert _line(after, "EKS control plane").idle == pytest.approx(0.60 * 730)  # 438.00
+    assert after.idle - before.idle == pytest.approx(0.50 * 730)
+    # Past extended support AWS upgrades the cluster to an extended version: still billed as extended.
+    gone = versions.EKS_SUPPORT_CALENDAR["1.34"].extended_ends
+    assert _line(
+        estimate(small_plan(), "xx-test-1", 20, prices, gone), "EKS control plane"
+    ).idle == pytest.approx(438.0)
+
+
+def test_a_cluster_version_without_support_dates_is_refused_naming_the_cluster(prices: Any) -> None:
+    plan = small_plan()
+    plan["resources"][0]["inputs"]["version"] = "1.99"
+    with pytest.raises(
+        CostError, match=r"aws:eks/cluster:Cluster::eks: Kubernetes version '1.99' has no support"
+    ):
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+
+
+def test_every_version_a_stack_may_pin_has_support_dates() -> None:
+    """A version with add-on pins but no calendar entry would be a stack `mlplat cost` cannot price."""
+    assert set(versions.EKS_SUPPORT_CALENDAR) == set(versions.EKS_ADDONS)
+    for version, calendar in versions.EKS_SUPPORT_CALENDAR.items():
+        assert calendar.standard_ends < calendar.extended_ends, version
+
+
+def test_a_day_that_is_not_a_date_is_a_usage_error(repo_root: Path) -> None:
+    result = _cli(repo_root, "cost", "--env", "dev", "--on", "next-tuesday")
+    assert result.returncode == 2 and "'next-tuesday' is not a day (YYYY-MM-DD)" in result.stderr, (
+        result.stderr
+    )
 
 
 def _cli(repo_root: Path, *args: str, setup: str = "") -> subprocess.CompletedProcess[str]:
@@ -437,7 +489,7 @@ def test_plan_of_unexpected_shape_is_a_cost_error(prices: Any) -> None:
     plan = copy.deepcopy(small_plan())
     plan["resources"][4]["inputs"]["scalingConfig"] = {"minSize": "two"}
     with pytest.raises(CostError, match="not shaped as `mlplat plan` writes it"):
-        estimate(plan, "xx-test-1", 20, prices)
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
 
 
 # --- the pull request workflow ---------------------------------------------------------------------
@@ -480,7 +532,7 @@ def test_node_group_whose_launch_template_is_missing_is_refused_not_sized_at_a_d
     plan = small_plan()
     plan["resources"] = [r for r in plan["resources"] if r["type"] != "aws:ec2/launchTemplate:LaunchTemplate"]
     with pytest.raises(CostError, match="its launch template is not in the plan"):
-        estimate(plan, "xx-test-1", 20, prices)
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
 
 
 @pytest.mark.parametrize(
@@ -493,7 +545,7 @@ def test_absurd_pool_limit_is_refused_not_computed(prices: Any, limit: str, mess
     pool = next(r for r in plan["resources"] if r["type"] == "kubernetes:karpenter.sh/v1:NodePool")
     pool["inputs"]["spec"]["limits"] = {"nvidia.com/gpu": limit}
     with pytest.raises(CostError, match=message):
-        estimate(plan, "xx-test-1", 20, prices)
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
 
 
 @pytest.mark.parametrize("size", ["-10Gi", "10Qi", "1e400Gi"])
@@ -502,7 +554,7 @@ def test_unreadable_or_negative_volume_size_is_refused(prices: Any, size: str) -
     release = next(r for r in plan["resources"] if r["type"] == "kubernetes:helm.sh/v3:Release")
     release["inputs"]["values"]["persistence"]["size"] = size
     with pytest.raises(CostError, match="size"):
-        estimate(plan, "xx-test-1", 20, prices)
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
 
 
 def test_prod_without_a_budget_is_refused(repo_root: Path, tmp_path: Path) -> None:

@@ -331,7 +331,7 @@ def test_account_that_never_used_spot_fails(account: Account) -> None:
         account.fail("iam", "get_role", "NoSuchEntity", message, 404)
 
     full_account(account, spot_role=never_used_spot)
-    problems = failed(preflight.run_checks(stack(), BOOTSTRAP, account))
+    problems = failed(preflight.run_checks(stack(), BOOTSTRAP, account, NOW.date()))
     assert list(problems) == ["spot service-linked role"], problems
     assert problems["spot service-linked role"].startswith("NoSuchEntity"), problems
 
@@ -484,7 +484,7 @@ def dev_stack(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_check_passing_exits_0(account: Account, dev_stack: None, capsys: Any) -> None:
     full_account(account)
-    assert preflight.run(args(), clients=lambda region: account) == 0
+    assert preflight.run(args(), clients=lambda region: account, today=NOW.date) == 0
     out = capsys.readouterr().out
     assert out.startswith("mlplat preflight dev (eu-west-1)\n") and "FAIL" not in out
     assert out.rstrip().endswith("checks passed")
@@ -494,11 +494,11 @@ def test_one_failed_check_exits_1_and_the_report_names_it(
     account: Account, dev_stack: None, capsys: Any
 ) -> None:
     full_account(account, spot_g=0)
-    assert preflight.run(args(), clients=lambda region: account) == 1
+    assert preflight.run(args(), clients=lambda region: account, today=NOW.date) == 1
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if "FAIL" in x]
     assert "quota G and VT spot" in line and "0 vCPUs, pools need 56" in line
-    assert out.rstrip().endswith("1 of 18 checks failed")
+    assert out.rstrip().endswith("1 of 19 checks failed")
 
 
 def test_unknown_instance_type_fails_and_skips_what_needs_it(
@@ -514,9 +514,37 @@ def test_unknown_instance_type_fails_and_skips_what_needs_it(
         "InvalidInstanceType",
         "The following supplied instance types do not exist: [g5.xlarge]",
     )
-    assert preflight.run(args(), clients=lambda region: account) == 1
+    assert preflight.run(args(), clients=lambda region: account, today=NOW.date) == 1
     out = capsys.readouterr().out
     assert "FAIL  instance types" in out and "InvalidInstanceType" in out and "quota" not in out
+
+
+# --- the EKS support calendar (no account needed) -------------------------------------------------------
+
+
+def test_kubernetes_version_in_standard_support_passes_quietly() -> None:
+    result = preflight.check_kubernetes_support(stack(), NOW.date())
+    assert result.ok and not result.warning, result
+
+
+def test_kubernetes_version_in_extended_support_warns_and_passes(
+    account: Account, dev_stack: None, capsys: Any
+) -> None:
+    """Six times the control plane's price: said on every deploy, without stopping the deploy."""
+    first_extended_day = versions.EKS_SUPPORT_CALENDAR[K8S].standard_ends
+    full_account(account)
+    assert preflight.run(args(), clients=lambda region: account, today=lambda: first_extended_day) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if "WARN" in x]
+    assert f"kubernetes {K8S} support" in line and "EXTENDED support since 2026-12-02" in line, line
+    assert out.rstrip().endswith("all 19 checks passed, 1 with a warning")
+
+
+def test_kubernetes_version_past_extended_support_fails() -> None:
+    """AWS upgrades such a cluster itself, away from the version its add-on pins were chosen for."""
+    ended = versions.EKS_SUPPORT_CALENDAR[K8S].extended_ends
+    result = preflight.check_kubernetes_support(stack(), ended)
+    assert not result.ok and "extended support ended 2027-12-02" in result.detail, result
 
 
 class NoCredentials:
