@@ -548,6 +548,21 @@ def test_preview_changes_tells_drift_from_no_drift(tmp_path: Path, monkeypatch: 
         preview_changes.changes({"diagnostics": [{"message": "error"}]})
 
 
+def test_a_large_drift_still_fits_in_an_issue_body(tmp_path: Path) -> None:
+    """The body listed every changed resource: a drift of thousands passed GitHub's 65,536-character
+    limit on issue and comment bodies, the API answered 422 and the drift job failed without an issue."""
+    urn = "urn:pulumi:prod::mlplat::kubernetes:core/v1:ConfigMap::models-team-{}-" + "x" * 80
+    steps = [{"op": "update", "urn": urn.format(i)} for i in range(5000)]
+    drifted = {"changeSummary": {"same": 3, "update": 5000}, "steps": steps}
+    (tmp_path / "d.json").write_text(json.dumps(drifted), encoding="utf-8")
+    preview_changes.main(["x", str(tmp_path / "d.json"), "prod", "https://run/42", str(tmp_path / "b.md")])
+    body = (tmp_path / "b.md").read_text(encoding="utf-8")
+    assert len(body.encode("utf-16-le")) // 2 <= 65_536
+    listed = [line for line in body.splitlines() if line.startswith("- `update ")]
+    assert 0 < len(listed) < 5000 and "| update | 5000 |" in body
+    assert f"- … and {5000 - len(listed)} more: every one is in the run's log, https://run/42" in body
+
+
 def test_workflows_dir_has_no_stray_files() -> None:
     assert {p.name for p in WORKFLOWS.iterdir()} == set(NAMES)
 
