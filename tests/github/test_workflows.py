@@ -42,6 +42,8 @@ NAMES = (
     "monitor-image.yml",
 )
 PINNED = re.compile(r"^\s*-?\s*uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)(?:\s+#\s*(?P<tag>\S+))?\s*$")
+# The repository's own composite actions (`uses: ./.github/actions/<name>`).
+LOCAL_ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
 PULUMI_PATHS = [
     "infra/**",
     "platform/**",
@@ -83,11 +85,26 @@ def test_workflows_validate_against_the_github_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_local_actions_validate_against_the_github_action_schema() -> None:
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.github-actions", *map(str, LOCAL_ACTIONS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert LOCAL_ACTIONS and result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
     pins: dict[str, set[str]] = {}
-    for path in workflow_files():
+    for path in [*workflow_files(), *LOCAL_ACTIONS]:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not re.match(r"^\s*-?\s*uses:", line):
+                continue
+            local = re.match(r"^\s*-?\s*uses:\s*(\./\S+)\s*$", line)
+            if local:
+                assert (REPO / local[1] / "action.yml").is_file(), f"{path.name}:{number}: no {local[1]}"
                 continue
             match = PINNED.match(line)
             assert match, f"{path.name}:{number}: cannot read `{line.strip()}`"
@@ -569,8 +586,53 @@ def test_workflows_dir_has_no_stray_files() -> None:
 
 def test_dependabot_keeps_the_action_pins_current() -> None:
     config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text(encoding="utf-8"))
-    ecosystems = {u["package-ecosystem"]: u["directory"] for u in config["updates"]}
-    assert ecosystems == {"github-actions": "/", "terraform": "/infra/bootstrap"}
+    ecosystems = {u["package-ecosystem"]: u.get("directories", u.get("directory")) for u in config["updates"]}
+    # `directory: /` reads .github/workflows only: a composite action's pins need its folder listed.
+    local = [f"/{path.parent.relative_to(REPO)}" for path in LOCAL_ACTIONS]
+    assert ecosystems == {"github-actions": ["/", *local], "terraform": "/infra/bootstrap"}
+
+
+def _make_prerequisites() -> dict[str, list[str]]:
+    """Each Makefile rule's prerequisites (`target: a b c`), variables left as written."""
+    rules: dict[str, list[str]] = {}
+    for line in (REPO / "Makefile").read_text(encoding="utf-8").splitlines():
+        rule = re.match(r"^([^\s:=#][^:=]*):(?![=:])\s*(.*)$", line)
+        if rule:
+            for target in rule[1].split():
+                rules.setdefault(target, []).extend(rule[2].split())
+    return rules
+
+
+def _reaches(rules: dict[str, list[str]], target: str, goal: str) -> bool:
+    seen, todo = set(), [target]
+    while todo:
+        current = todo.pop()
+        if current == goal:
+            return True
+        if current not in seen:
+            seen.add(current)
+            todo.extend(rules.get(current, []))
+    return False
+
+
+def test_every_job_running_a_make_target_that_needs_the_system_tools_installs_them_first() -> None:
+    """mutation.yml ran `make mutation`, whose `setup` runs scripts/ensure-tools: ubuntu-24.04 has no
+    Terraform and the runner is not root, so the weekly run stopped in setup every time."""
+    rules = _make_prerequisites()
+    assert _reaches(rules, "pytest", "tools"), "Makefile: `pytest` no longer reaches `tools`: stale test"
+    install = "./.github/actions/system-tools"
+    checked = []
+    for name, job_id, job in _all_jobs():
+        steps = _steps(job)
+        for index, step in enumerate(steps):
+            for target in re.findall(r"(?:^|[;&|]\s*)make\s+([\w-]+)", step.get("run", ""), re.MULTILINE):
+                if not _reaches(rules, target, "tools"):
+                    continue
+                checked.append((name, target))
+                assert any(s.get("uses") == install for s in steps[:index]), (
+                    f"{name}/{job_id}: `make {target}` needs Terraform and promtool; no `uses: {install}` before it"
+                )
+    assert {("pr.yml", "pytest"), ("mutation.yml", "mutation")} <= set(checked), checked
 
 
 def test_the_monitor_image_is_rebuilt_when_any_file_it_copies_changes() -> None:
