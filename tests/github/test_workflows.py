@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlplat.generate import PROGRAM_INPUTS
 from tests.support.checkout_copy import WITH_QA, add_environment_to_the_contract, edit
 from tests.support.delivery_helpers import (
     ENVIRONMENTS,
@@ -26,6 +27,7 @@ from tests.support.delivery_helpers import (
     workflow_files,
 )
 from tests.support.iam_eval import GITHUB_REPOSITORY, Scope, decide, role_arn, statements, trust_document
+from tests.support.program_reads import files_the_program_opens
 from tests.support.workflow_steps import jobs, matrix_values, step_env
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
@@ -44,14 +46,6 @@ NAMES = (
 PINNED = re.compile(r"^\s*-?\s*uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)(?:\s+#\s*(?P<tag>\S+))?\s*$")
 # The repository's own composite actions (`uses: ./.github/actions/<name>`).
 LOCAL_ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
-PULUMI_PATHS = [
-    "infra/**",
-    "platform/**",
-    "environments/**",
-    "Pulumi.yaml",
-    "__main__.py",
-    "policies/pulumi/**",
-]
 
 
 def _jobs(name: str) -> dict[str, dict[str, Any]]:
@@ -120,10 +114,11 @@ def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
 def test_triggers() -> None:
     assert set(workflow("pr.yml")["on"]) == {"pull_request"}
     preview_on = workflow("preview.yml")["on"]
-    assert set(preview_on) == {"pull_request"} and preview_on["pull_request"]["paths"] == PULUMI_PATHS
+    assert set(preview_on) == {"pull_request"}
+    assert preview_on["pull_request"]["paths"] == list(PROGRAM_INPUTS)
     deploy_on = workflow("deploy.yml")["on"]
     assert deploy_on["push"]["branches"] == ["main"]
-    assert set(PULUMI_PATHS) <= set(deploy_on["push"]["paths"])
+    assert deploy_on["push"]["paths"] == list(PROGRAM_INPUTS)
     drift_on = workflow("drift.yml")["on"]
     assert set(drift_on) == {"schedule", "workflow_dispatch"} and drift_on["schedule"][0]["cron"]
     promote_on = workflow("promote.yml")["on"]
@@ -135,6 +130,41 @@ def test_triggers() -> None:
     )
     assert inputs["from"]["options"] == list(ENVIRONMENTS[:-1])
     assert inputs["to"]["options"] == list(ENVIRONMENTS[1:])
+
+
+def _path_filter(pattern: str) -> re.Pattern[str]:
+    """A workflow path filter as GitHub matches it: `**` any characters, `*` any but `/`
+    (https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-syntax, "Filter pattern
+    cheat sheet"); the other special characters are not used here, and refused rather than guessed."""
+    assert not set("?+[]!") & set(pattern), f"{pattern}: a filter character this test does not read"
+    parts = (re.escape(part).replace(r"\*", "[^/]*") for part in pattern.split("**"))
+    return re.compile(".*".join(parts))
+
+
+def _uncovered(paths: list[str], filters: list[str]) -> list[str]:
+    compiled = [_path_filter(f) for f in filters]
+    return [path for path in paths if not any(c.fullmatch(path) for c in compiled)]
+
+
+def test_every_file_the_pulumi_program_opens_runs_preview_and_deploy() -> None:
+    """The program reads apps/<app>/training/ (the pipelines), base/monitoring.yaml and the base
+    InferenceService (the drift jobs, the log expiry): deploy.yml and preview.yml ran on infra/, platform/
+    and the stacks only, so such a change reached no cluster until some unrelated deploy, unpreviewed."""
+    opened = files_the_program_opens()
+    assert any(path.startswith("apps/") for path in opened), "the program read no apps/ file: stale test"
+    for name, event in (("preview.yml", "pull_request"), ("deploy.yml", "push")):
+        filters = workflow(name)["on"][event]["paths"]
+        assert _uncovered(opened, filters) == [], f"{name}: the program reads these, the filter misses them"
+
+
+def test_an_overlay_added_or_removed_runs_preview_and_deploy() -> None:
+    """Which environments an app deploys to is whether apps/<app>/overlays/<env>/ exists (infra/contract.py
+    app_environments, read by infra/monitoring_contract.py): no file is opened, so the test above cannot
+    see it; the overlay's kustomization comes and goes with the folder."""
+    overlays = sorted(str(p.relative_to(REPO)) for p in REPO.glob("apps/*/overlays/*/kustomization.yaml"))
+    assert overlays
+    for name, event in (("preview.yml", "pull_request"), ("deploy.yml", "push")):
+        assert _uncovered(overlays, workflow(name)["on"][event]["paths"]) == [], name
 
 
 def test_default_permissions_are_read_or_none_and_every_job_declares_its_own() -> None:
