@@ -31,6 +31,7 @@ from tests.support.program_reads import files_the_program_opens
 from tests.support.workflow_steps import jobs, matrix_values, step_env
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
+import image_inputs
 import preview_changes
 import validate_summary
 
@@ -189,7 +190,8 @@ def test_write_scopes_only_where_needed() -> None:
         ("drift.yml", "drift"): {"id-token": "write", "issues": "write"},
         ("promote.yml", "promote"): {"contents": "write", "pull-requests": "write"},
         ("mutation.yml", "mutation"): {},
-        ("monitor-image.yml", "image"): {},  # pushes with registry credentials, no GitHub write
+        ("monitor-image.yml", "image"): {},
+        ("monitor-image.yml", "publish"): {},  # pushes with registry credentials, no GitHub write
     }
     actual = {
         (name, job_id): {k: v for k, v in job["permissions"].items() if v == "write"}
@@ -310,7 +312,8 @@ def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> No
     repository = GITHUB_REPOSITORY
     for name, job_id, job in _all_jobs():
         environments = _github_environments(name, job_id, job)
-        if not environments:
+        # Only a job with an OIDC token assumes a role; image-publish holds registry secrets, no role.
+        if not environments or job["permissions"].get("id-token") != "write":
             continue
         triggers = workflow(name)["on"]
         runs = []
@@ -682,15 +685,168 @@ def test_the_monitor_image_is_rebuilt_when_any_file_it_copies_changes() -> None:
     assert copied and not missing, missing
 
 
-def test_only_a_push_to_main_reaches_the_registry_runner() -> None:
-    """A dispatched branch ran on the runner inside the platform network, executing that branch's
-    Dockerfile there; a published tag was skipped with a warning, so an apps/ change never shipped."""
-    (job,) = _jobs("monitor-image.yml").values()
-    runner = job["runs-on"]
-    assert "github.event_name == 'push'" in runner and "refs/heads/main" in runner, runner
-    (push,) = [s for s in _steps(job) if s.get("name", "").startswith("Push")]
-    assert push["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
-    assert "exit 1" in push["run"] and "DOCKER_CONFIG=" in push["run"] and "trap " in push["run"]
+def test_only_a_push_to_main_reaches_the_registry_runner_and_its_secrets() -> None:
+    """The registry credentials were repository secrets, which any workflow on any branch can read
+    (https://docs.github.com/en/actions/reference/security/secure-use#use-secrets-for-sensitive-information):
+    only the publishing job reads them, inside the environment whose branch rule admits main only, and
+    only a push to main runs it, on the runner inside the platform network."""
+    jobs = _jobs("monitor-image.yml")
+    publish = jobs["publish"]
+    assert publish["environment"] == "image-publish"
+    assert publish["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert publish["runs-on"] == "${{ vars.IMAGE_PUSH_RUNNER }}"
+    for event, refs in REFS_BY_EVENT.items():
+        for ref in refs:
+            context = {"github.event_name": event, "github.ref": ref}
+            assert _job_runs(publish, context) == (event == "push" and ref == "refs/heads/main"), (event, ref)
+            assert _job_runs(jobs["image"], context) == (event != "push"), (event, ref)
+    readers = [j for j, job in jobs.items() if "secrets.IMAGE_REGISTRY" in json.dumps(job)]
+    assert readers == ["publish"]
+    assert "ubuntu" in jobs["image"]["runs-on"]
+    (push,) = [s for s in _steps(publish) if s.get("name", "").startswith("Push")]
+    assert "DOCKER_CONFIG=" in push["run"] and "trap " in push["run"]
+    runbook = (REPO / "docs" / "runbooks" / "first-deployment.md").read_text(encoding="utf-8")
+    assert "| `image-publish` | monitor-image.yml | `main` |" in runbook
+    assert "IMMUTABLE" in runbook
+
+
+def test_both_monitor_image_jobs_build_and_smoke_test_the_same_way() -> None:
+    """The publishing job pushes what the same steps as the pull request's built and tested."""
+    for job_id, job in _jobs("monitor-image.yml").items():
+        assert [s for s in _steps(job) if s.get("uses") == "./.github/actions/monitor-image"], job_id
+
+
+def test_a_pull_request_that_changes_the_image_checks_its_tag_moved() -> None:
+    (check,) = [
+        s for s in _steps(_jobs("monitor-image.yml")["image"]) if "require-new-tag" in s.get("run", "")
+    ]
+    assert check["if"] == "github.event_name == 'pull_request'"
+    assert check["run"] == 'python3 .github/scripts/image_inputs.py require-new-tag "origin/${BASE_REF}"'
+
+
+# --- .github/scripts/image_inputs.py, in a repository of its own ------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.defaultBranch=main"]
+    return subprocess.run([*command, *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def _commit(repo: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text, encoding="utf-8")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", message)
+
+
+def _image_repo(tmp_path: Path) -> Path:
+    """A main branch with what the script reads: the Dockerfile's COPY lines, IMAGES, an app overlay."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _commit(
+        repo,
+        {
+            "images/monitor/Dockerfile": "FROM x AS build\nCOPY --from=build /a /a\nCOPY mlplat /o/mlplat\n"
+            "COPY apps /o/apps\n",
+            "infra/versions.py": 'IMAGES = {"mlplat-monitor": "registry/mlplat/monitor:0.1.0"}\n',
+            "mlplat/drift.py": "x = 1\n",
+            "apps/m/overlays/dev/kustomization.yaml": "resources: [../../base]\n",
+            "apps/m/overlays/dev/model-version.yaml": "version: 1\n",
+            "docs/notes.md": "notes\n",
+        },
+        "base",
+    )
+    _git(repo, "checkout", "-q", "-b", "change")
+    return repo
+
+
+def _require_new_tag(repo: Path) -> subprocess.CompletedProcess[str]:
+    script = REPO / ".github" / "scripts" / "image_inputs.py"
+    return subprocess.run(
+        [sys.executable, str(script), "require-new-tag", "main"], cwd=repo, capture_output=True, text=True
+    )
+
+
+def test_a_pull_request_changing_the_image_without_a_new_tag_fails(tmp_path: Path) -> None:
+    """Every merge touching mlplat/ or apps/ failed on main: the tag was already published and nothing
+    had asked for a new one before the merge."""
+    repo = _image_repo(tmp_path)
+    _commit(repo, {"mlplat/drift.py": "x = 2\n"}, "code")
+    refused = _require_new_tag(repo)
+    assert refused.returncode == 1 and "mlplat/drift.py" in refused.stdout, refused.stdout + refused.stderr
+    assert 'IMAGES["mlplat-monitor"]' in refused.stdout
+    _commit(
+        repo, {"infra/versions.py": 'IMAGES = {"mlplat-monitor": "registry/mlplat/monitor:0.1.1"}\n'}, "bump"
+    )
+    assert _require_new_tag(repo).returncode == 0
+
+
+def test_a_promotion_needs_no_new_image_but_a_new_overlay_does(tmp_path: Path) -> None:
+    """A promotion rewrites the overlay's model version, which the image does not read for anything it
+    does: requiring a new image for it would fail every promotion pull request. A new overlay is read."""
+    repo = _image_repo(tmp_path)
+    _commit(
+        repo, {"apps/m/overlays/dev/model-version.yaml": "version: 2\n", "docs/notes.md": "more\n"}, "promote"
+    )
+    assert _require_new_tag(repo).returncode == 0
+    _commit(repo, {"apps/m/overlays/prod/kustomization.yaml": "resources: [../../base]\n"}, "new overlay")
+    refused = _require_new_tag(repo)
+    assert refused.returncode == 1 and "apps/m/overlays/prod/kustomization.yaml" in refused.stdout
+
+
+def test_main_pushes_nothing_when_no_input_changed_since_the_previous_push(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _image_repo(tmp_path)
+    monkeypatch.chdir(repo)
+    before = _git(repo, "rev-parse", "HEAD").strip()
+    _commit(repo, {"apps/m/overlays/dev/model-version.yaml": "version: 3\n"}, "promote")
+    assert image_inputs.main(["x", "changed", before]) == 0
+    assert capsys.readouterr().out.strip() == ""
+    _commit(repo, {"mlplat/drift.py": "x = 3\n"}, "code")
+    assert image_inputs.main(["x", "changed", before]) == 0
+    assert capsys.readouterr().out.split() == ["mlplat/drift.py"]
+    assert image_inputs.main(["x", "changed", "0" * 40]) == 0
+    assert "every input" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("status", "stderr", "answer"),
+    [
+        (0, "", "published"),
+        (1, "ERROR: registry/mlplat/monitor:0.1.0: not found\n", "absent"),
+        (1, "ERROR: unexpected status from HEAD request to https://registry/v2/: 401 Unauthorized\n", None),
+        (1, "ERROR: failed to do request: Head ...: dial tcp: lookup registry: no such host\n", None),
+    ],
+)
+def test_registry_errors_are_not_taken_for_an_unpublished_tag(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    stderr: str,
+    answer: str | None,
+) -> None:
+    """`docker manifest inspect ... 2>&1` took any failure (refused login, network) for "not published"
+    and pushed."""
+    docker = tmp_path / "docker"
+    docker.write_text(f"#!/bin/sh\nprintf '%s' '{stderr}' >&2\nexit {status}\n", encoding="utf-8")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    code = image_inputs.main(["x", "registry-state", "registry/mlplat/monitor:0.1.0"])
+    out, err = capsys.readouterr()
+    if answer is None:
+        assert code == 1 and out == "" and "cannot tell whether" in err
+    else:
+        assert code == 0 and out.strip() == answer
+
+
+def test_the_files_a_promotion_writes_are_the_ones_promote_writes() -> None:
+    from mlplat.promote import WRITABLE
+
+    assert set(WRITABLE) == image_inputs.PROMOTION_FILES
 
 
 def test_every_job_running_the_policy_pack_first_makes_its_virtualenv() -> None:
