@@ -26,9 +26,22 @@ def changed_resources(preview: dict[str, Any]) -> list[str]:
     return [f"{s.get('op')} {s.get('urn')}" for s in preview.get("steps", []) if s.get("op") != "same"]
 
 
+# GitHub refuses an issue or comment body longer than this (422 "body is too long (maximum is 65536
+# characters)": https://github.com/trstringer/manual-approval/issues/89,
+# https://github.com/peter-evans/create-issue-from-file/issues/1705), and drift.yml posts the body as one.
+# Counted as JavaScript counts a string's length (UTF-16 code units), since github-script sends it.
+MAX_BODY_CHARS = 65_536
+
+
+def _length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
 def body(stack: str, run_url: str, preview: dict[str, Any]) -> str:
+    """The issue body: the counts per operation, then the changed resources for as many as fit under
+    GitHub's limit; the rest are counted and left to the run's log, so a large drift is still reported."""
     ops = changes(preview)
-    lines = [
+    head = [
         f"Scheduled drift check of stack `{stack}`: a refreshed `pulumi preview` plans changes.",
         "",
         "| operation | count |",
@@ -37,7 +50,8 @@ def body(stack: str, run_url: str, preview: dict[str, Any]) -> str:
         "",
         "<details><summary>Resources</summary>",
         "",
-        *(f"- `{r}`" for r in changed_resources(preview)),
+    ]
+    tail = [
         "",
         "</details>",
         "",
@@ -46,7 +60,21 @@ def body(stack: str, run_url: str, preview: dict[str, Any]) -> str:
         "Either reconcile with `pulumi up` (deploy.yml) or bring the code in line with the change made "
         "outside Pulumi; see docs/runbooks/failed-pulumi-up.md.",
     ]
-    return "\n".join(lines) + "\n"
+    resources = [f"- `{r}`" for r in changed_resources(preview)]
+
+    def text(listed: list[str], left_out: int) -> str:
+        more = [f"- … and {left_out} more: every one is in the run's log, {run_url}"] if left_out else []
+        return "\n".join([*head, *listed, *more, *tail]) + "\n"
+
+    # What the rest of the body takes with the longest "… and N more" line it can have.
+    budget = MAX_BODY_CHARS - _length(text([], len(resources)))
+    kept = 0
+    for line in resources:
+        budget -= _length(line) + 1
+        if budget < 0:
+            break
+        kept += 1
+    return text(resources[:kept], len(resources) - kept)
 
 
 def main(argv: list[str]) -> int:
@@ -59,6 +87,9 @@ def main(argv: list[str]) -> int:
         with open(output, "a", encoding="utf-8") as fh:
             fh.write(f"drift={'true' if drift else 'false'}\n")
     print(f"{stack}: {'drift' if drift else 'no drift'} {changes(preview)}")
+    # The whole list, in the job's log: the issue body may hold only part of it (MAX_BODY_CHARS).
+    for resource in changed_resources(preview):
+        print(f"  {resource}")
     return 0
 
 

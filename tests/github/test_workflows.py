@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlplat.generate import PROGRAM_INPUTS
 from tests.support.checkout_copy import WITH_QA, add_environment_to_the_contract, edit
 from tests.support.delivery_helpers import (
     ENVIRONMENTS,
@@ -26,9 +27,11 @@ from tests.support.delivery_helpers import (
     workflow_files,
 )
 from tests.support.iam_eval import GITHUB_REPOSITORY, Scope, decide, role_arn, statements, trust_document
+from tests.support.program_reads import files_the_program_opens
 from tests.support.workflow_steps import jobs, matrix_values, step_env
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
+import image_inputs
 import preview_changes
 import validate_summary
 
@@ -42,14 +45,8 @@ NAMES = (
     "monitor-image.yml",
 )
 PINNED = re.compile(r"^\s*-?\s*uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)(?:\s+#\s*(?P<tag>\S+))?\s*$")
-PULUMI_PATHS = [
-    "infra/**",
-    "platform/**",
-    "environments/**",
-    "Pulumi.yaml",
-    "__main__.py",
-    "policies/pulumi/**",
-]
+# The repository's own composite actions (`uses: ./.github/actions/<name>`).
+LOCAL_ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
 
 
 def _jobs(name: str) -> dict[str, dict[str, Any]]:
@@ -83,11 +80,26 @@ def test_workflows_validate_against_the_github_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_local_actions_validate_against_the_github_action_schema() -> None:
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.github-actions", *map(str, LOCAL_ACTIONS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert LOCAL_ACTIONS and result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
     pins: dict[str, set[str]] = {}
-    for path in workflow_files():
+    for path in [*workflow_files(), *LOCAL_ACTIONS]:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not re.match(r"^\s*-?\s*uses:", line):
+                continue
+            local = re.match(r"^\s*-?\s*uses:\s*(\./\S+)\s*$", line)
+            if local:
+                assert (REPO / local[1] / "action.yml").is_file(), f"{path.name}:{number}: no {local[1]}"
                 continue
             match = PINNED.match(line)
             assert match, f"{path.name}:{number}: cannot read `{line.strip()}`"
@@ -103,10 +115,11 @@ def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
 def test_triggers() -> None:
     assert set(workflow("pr.yml")["on"]) == {"pull_request"}
     preview_on = workflow("preview.yml")["on"]
-    assert set(preview_on) == {"pull_request"} and preview_on["pull_request"]["paths"] == PULUMI_PATHS
+    assert set(preview_on) == {"pull_request"}
+    assert preview_on["pull_request"]["paths"] == list(PROGRAM_INPUTS)
     deploy_on = workflow("deploy.yml")["on"]
     assert deploy_on["push"]["branches"] == ["main"]
-    assert set(PULUMI_PATHS) <= set(deploy_on["push"]["paths"])
+    assert deploy_on["push"]["paths"] == list(PROGRAM_INPUTS)
     drift_on = workflow("drift.yml")["on"]
     assert set(drift_on) == {"schedule", "workflow_dispatch"} and drift_on["schedule"][0]["cron"]
     promote_on = workflow("promote.yml")["on"]
@@ -118,6 +131,41 @@ def test_triggers() -> None:
     )
     assert inputs["from"]["options"] == list(ENVIRONMENTS[:-1])
     assert inputs["to"]["options"] == list(ENVIRONMENTS[1:])
+
+
+def _path_filter(pattern: str) -> re.Pattern[str]:
+    """A workflow path filter as GitHub matches it: `**` any characters, `*` any but `/`
+    (https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-syntax, "Filter pattern
+    cheat sheet"); the other special characters are not used here, and refused rather than guessed."""
+    assert not set("?+[]!") & set(pattern), f"{pattern}: a filter character this test does not read"
+    parts = (re.escape(part).replace(r"\*", "[^/]*") for part in pattern.split("**"))
+    return re.compile(".*".join(parts))
+
+
+def _uncovered(paths: list[str], filters: list[str]) -> list[str]:
+    compiled = [_path_filter(f) for f in filters]
+    return [path for path in paths if not any(c.fullmatch(path) for c in compiled)]
+
+
+def test_every_file_the_pulumi_program_opens_runs_preview_and_deploy() -> None:
+    """The program reads apps/<app>/training/ (the pipelines), base/monitoring.yaml and the base
+    InferenceService (the drift jobs, the log expiry): deploy.yml and preview.yml ran on infra/, platform/
+    and the stacks only, so such a change reached no cluster until some unrelated deploy, unpreviewed."""
+    opened = files_the_program_opens()
+    assert any(path.startswith("apps/") for path in opened), "the program read no apps/ file: stale test"
+    for name, event in (("preview.yml", "pull_request"), ("deploy.yml", "push")):
+        filters = workflow(name)["on"][event]["paths"]
+        assert _uncovered(opened, filters) == [], f"{name}: the program reads these, the filter misses them"
+
+
+def test_an_overlay_added_or_removed_runs_preview_and_deploy() -> None:
+    """Which environments an app deploys to is whether apps/<app>/overlays/<env>/ exists (infra/contract.py
+    app_environments, read by infra/monitoring_contract.py): no file is opened, so the test above cannot
+    see it; the overlay's kustomization comes and goes with the folder."""
+    overlays = sorted(str(p.relative_to(REPO)) for p in REPO.glob("apps/*/overlays/*/kustomization.yaml"))
+    assert overlays
+    for name, event in (("preview.yml", "pull_request"), ("deploy.yml", "push")):
+        assert _uncovered(overlays, workflow(name)["on"][event]["paths"]) == [], name
 
 
 def test_default_permissions_are_read_or_none_and_every_job_declares_its_own() -> None:
@@ -142,7 +190,8 @@ def test_write_scopes_only_where_needed() -> None:
         ("drift.yml", "drift"): {"id-token": "write", "issues": "write"},
         ("promote.yml", "promote"): {"contents": "write", "pull-requests": "write"},
         ("mutation.yml", "mutation"): {},
-        ("monitor-image.yml", "image"): {},  # pushes with registry credentials, no GitHub write
+        ("monitor-image.yml", "image"): {},
+        ("monitor-image.yml", "publish"): {},  # pushes with registry credentials, no GitHub write
     }
     actual = {
         (name, job_id): {k: v for k, v in job["permissions"].items() if v == "write"}
@@ -263,7 +312,8 @@ def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> No
     repository = GITHUB_REPOSITORY
     for name, job_id, job in _all_jobs():
         environments = _github_environments(name, job_id, job)
-        if not environments:
+        # Only a job with an OIDC token assumes a role; image-publish holds registry secrets, no role.
+        if not environments or job["permissions"].get("id-token") != "write":
             continue
         triggers = workflow(name)["on"]
         runs = []
@@ -548,14 +598,74 @@ def test_preview_changes_tells_drift_from_no_drift(tmp_path: Path, monkeypatch: 
         preview_changes.changes({"diagnostics": [{"message": "error"}]})
 
 
+def test_a_large_drift_still_fits_in_an_issue_body(tmp_path: Path) -> None:
+    """The body listed every changed resource: a drift of thousands passed GitHub's 65,536-character
+    limit on issue and comment bodies, the API answered 422 and the drift job failed without an issue."""
+    urn = "urn:pulumi:prod::mlplat::kubernetes:core/v1:ConfigMap::models-team-{}-" + "x" * 80
+    steps = [{"op": "update", "urn": urn.format(i)} for i in range(5000)]
+    drifted = {"changeSummary": {"same": 3, "update": 5000}, "steps": steps}
+    (tmp_path / "d.json").write_text(json.dumps(drifted), encoding="utf-8")
+    preview_changes.main(["x", str(tmp_path / "d.json"), "prod", "https://run/42", str(tmp_path / "b.md")])
+    body = (tmp_path / "b.md").read_text(encoding="utf-8")
+    assert len(body.encode("utf-16-le")) // 2 <= 65_536
+    listed = [line for line in body.splitlines() if line.startswith("- `update ")]
+    assert 0 < len(listed) < 5000 and "| update | 5000 |" in body
+    assert f"- … and {5000 - len(listed)} more: every one is in the run's log, https://run/42" in body
+
+
 def test_workflows_dir_has_no_stray_files() -> None:
     assert {p.name for p in WORKFLOWS.iterdir()} == set(NAMES)
 
 
 def test_dependabot_keeps_the_action_pins_current() -> None:
     config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text(encoding="utf-8"))
-    ecosystems = {u["package-ecosystem"]: u["directory"] for u in config["updates"]}
-    assert ecosystems == {"github-actions": "/", "terraform": "/infra/bootstrap"}
+    ecosystems = {u["package-ecosystem"]: u.get("directories", u.get("directory")) for u in config["updates"]}
+    # `directory: /` reads .github/workflows only: a composite action's pins need its folder listed.
+    local = [f"/{path.parent.relative_to(REPO)}" for path in LOCAL_ACTIONS]
+    assert ecosystems == {"github-actions": ["/", *local], "terraform": "/infra/bootstrap"}
+
+
+def _make_prerequisites() -> dict[str, list[str]]:
+    """Each Makefile rule's prerequisites (`target: a b c`), variables left as written."""
+    rules: dict[str, list[str]] = {}
+    for line in (REPO / "Makefile").read_text(encoding="utf-8").splitlines():
+        rule = re.match(r"^([^\s:=#][^:=]*):(?![=:])\s*(.*)$", line)
+        if rule:
+            for target in rule[1].split():
+                rules.setdefault(target, []).extend(rule[2].split())
+    return rules
+
+
+def _reaches(rules: dict[str, list[str]], target: str, goal: str) -> bool:
+    seen, todo = set(), [target]
+    while todo:
+        current = todo.pop()
+        if current == goal:
+            return True
+        if current not in seen:
+            seen.add(current)
+            todo.extend(rules.get(current, []))
+    return False
+
+
+def test_every_job_running_a_make_target_that_needs_the_system_tools_installs_them_first() -> None:
+    """mutation.yml ran `make mutation`, whose `setup` runs scripts/ensure-tools: ubuntu-24.04 has no
+    Terraform and the runner is not root, so the weekly run stopped in setup every time."""
+    rules = _make_prerequisites()
+    assert _reaches(rules, "pytest", "tools"), "Makefile: `pytest` no longer reaches `tools`: stale test"
+    install = "./.github/actions/system-tools"
+    checked = []
+    for name, job_id, job in _all_jobs():
+        steps = _steps(job)
+        for index, step in enumerate(steps):
+            for target in re.findall(r"(?:^|[;&|]\s*)make\s+([\w-]+)", step.get("run", ""), re.MULTILINE):
+                if not _reaches(rules, target, "tools"):
+                    continue
+                checked.append((name, target))
+                assert any(s.get("uses") == install for s in steps[:index]), (
+                    f"{name}/{job_id}: `make {target}` needs Terraform and promtool; no `uses: {install}` before it"
+                )
+    assert {("pr.yml", "pytest"), ("mutation.yml", "mutation")} <= set(checked), checked
 
 
 def test_the_monitor_image_is_rebuilt_when_any_file_it_copies_changes() -> None:
@@ -575,15 +685,168 @@ def test_the_monitor_image_is_rebuilt_when_any_file_it_copies_changes() -> None:
     assert copied and not missing, missing
 
 
-def test_only_a_push_to_main_reaches_the_registry_runner() -> None:
-    """A dispatched branch ran on the runner inside the platform network, executing that branch's
-    Dockerfile there; a published tag was skipped with a warning, so an apps/ change never shipped."""
-    (job,) = _jobs("monitor-image.yml").values()
-    runner = job["runs-on"]
-    assert "github.event_name == 'push'" in runner and "refs/heads/main" in runner, runner
-    (push,) = [s for s in _steps(job) if s.get("name", "").startswith("Push")]
-    assert push["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
-    assert "exit 1" in push["run"] and "DOCKER_CONFIG=" in push["run"] and "trap " in push["run"]
+def test_only_a_push_to_main_reaches_the_registry_runner_and_its_secrets() -> None:
+    """The registry credentials were repository secrets, which any workflow on any branch can read
+    (https://docs.github.com/en/actions/reference/security/secure-use#use-secrets-for-sensitive-information):
+    only the publishing job reads them, inside the environment whose branch rule admits main only, and
+    only a push to main runs it, on the runner inside the platform network."""
+    jobs = _jobs("monitor-image.yml")
+    publish = jobs["publish"]
+    assert publish["environment"] == "image-publish"
+    assert publish["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert publish["runs-on"] == "${{ vars.IMAGE_PUSH_RUNNER }}"
+    for event, refs in REFS_BY_EVENT.items():
+        for ref in refs:
+            context = {"github.event_name": event, "github.ref": ref}
+            assert _job_runs(publish, context) == (event == "push" and ref == "refs/heads/main"), (event, ref)
+            assert _job_runs(jobs["image"], context) == (event != "push"), (event, ref)
+    readers = [j for j, job in jobs.items() if "secrets.IMAGE_REGISTRY" in json.dumps(job)]
+    assert readers == ["publish"]
+    assert "ubuntu" in jobs["image"]["runs-on"]
+    (push,) = [s for s in _steps(publish) if s.get("name", "").startswith("Push")]
+    assert "DOCKER_CONFIG=" in push["run"] and "trap " in push["run"]
+    runbook = (REPO / "docs" / "runbooks" / "first-deployment.md").read_text(encoding="utf-8")
+    assert "| `image-publish` | monitor-image.yml | `main` |" in runbook
+    assert "IMMUTABLE" in runbook
+
+
+def test_both_monitor_image_jobs_build_and_smoke_test_the_same_way() -> None:
+    """The publishing job pushes what the same steps as the pull request's built and tested."""
+    for job_id, job in _jobs("monitor-image.yml").items():
+        assert [s for s in _steps(job) if s.get("uses") == "./.github/actions/monitor-image"], job_id
+
+
+def test_a_pull_request_that_changes_the_image_checks_its_tag_moved() -> None:
+    (check,) = [
+        s for s in _steps(_jobs("monitor-image.yml")["image"]) if "require-new-tag" in s.get("run", "")
+    ]
+    assert check["if"] == "github.event_name == 'pull_request'"
+    assert check["run"] == 'python3 .github/scripts/image_inputs.py require-new-tag "origin/${BASE_REF}"'
+
+
+# --- .github/scripts/image_inputs.py, in a repository of its own ------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.defaultBranch=main"]
+    return subprocess.run([*command, *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def _commit(repo: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text, encoding="utf-8")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", message)
+
+
+def _image_repo(tmp_path: Path) -> Path:
+    """A main branch with what the script reads: the Dockerfile's COPY lines, IMAGES, an app overlay."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _commit(
+        repo,
+        {
+            "images/monitor/Dockerfile": "FROM x AS build\nCOPY --from=build /a /a\nCOPY mlplat /o/mlplat\n"
+            "COPY apps /o/apps\n",
+            "infra/versions.py": 'IMAGES = {"mlplat-monitor": "registry/mlplat/monitor:0.1.0"}\n',
+            "mlplat/drift.py": "x = 1\n",
+            "apps/m/overlays/dev/kustomization.yaml": "resources: [../../base]\n",
+            "apps/m/overlays/dev/model-version.yaml": "version: 1\n",
+            "docs/notes.md": "notes\n",
+        },
+        "base",
+    )
+    _git(repo, "checkout", "-q", "-b", "change")
+    return repo
+
+
+def _require_new_tag(repo: Path) -> subprocess.CompletedProcess[str]:
+    script = REPO / ".github" / "scripts" / "image_inputs.py"
+    return subprocess.run(
+        [sys.executable, str(script), "require-new-tag", "main"], cwd=repo, capture_output=True, text=True
+    )
+
+
+def test_a_pull_request_changing_the_image_without_a_new_tag_fails(tmp_path: Path) -> None:
+    """Every merge touching mlplat/ or apps/ failed on main: the tag was already published and nothing
+    had asked for a new one before the merge."""
+    repo = _image_repo(tmp_path)
+    _commit(repo, {"mlplat/drift.py": "x = 2\n"}, "code")
+    refused = _require_new_tag(repo)
+    assert refused.returncode == 1 and "mlplat/drift.py" in refused.stdout, refused.stdout + refused.stderr
+    assert 'IMAGES["mlplat-monitor"]' in refused.stdout
+    _commit(
+        repo, {"infra/versions.py": 'IMAGES = {"mlplat-monitor": "registry/mlplat/monitor:0.1.1"}\n'}, "bump"
+    )
+    assert _require_new_tag(repo).returncode == 0
+
+
+def test_a_promotion_needs_no_new_image_but_a_new_overlay_does(tmp_path: Path) -> None:
+    """A promotion rewrites the overlay's model version, which the image does not read for anything it
+    does: requiring a new image for it would fail every promotion pull request. A new overlay is read."""
+    repo = _image_repo(tmp_path)
+    _commit(
+        repo, {"apps/m/overlays/dev/model-version.yaml": "version: 2\n", "docs/notes.md": "more\n"}, "promote"
+    )
+    assert _require_new_tag(repo).returncode == 0
+    _commit(repo, {"apps/m/overlays/prod/kustomization.yaml": "resources: [../../base]\n"}, "new overlay")
+    refused = _require_new_tag(repo)
+    assert refused.returncode == 1 and "apps/m/overlays/prod/kustomization.yaml" in refused.stdout
+
+
+def test_main_pushes_nothing_when_no_input_changed_since_the_previous_push(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _image_repo(tmp_path)
+    monkeypatch.chdir(repo)
+    before = _git(repo, "rev-parse", "HEAD").strip()
+    _commit(repo, {"apps/m/overlays/dev/model-version.yaml": "version: 3\n"}, "promote")
+    assert image_inputs.main(["x", "changed", before]) == 0
+    assert capsys.readouterr().out.strip() == ""
+    _commit(repo, {"mlplat/drift.py": "x = 3\n"}, "code")
+    assert image_inputs.main(["x", "changed", before]) == 0
+    assert capsys.readouterr().out.split() == ["mlplat/drift.py"]
+    assert image_inputs.main(["x", "changed", "0" * 40]) == 0
+    assert "every input" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("status", "stderr", "answer"),
+    [
+        (0, "", "published"),
+        (1, "ERROR: registry/mlplat/monitor:0.1.0: not found\n", "absent"),
+        (1, "ERROR: unexpected status from HEAD request to https://registry/v2/: 401 Unauthorized\n", None),
+        (1, "ERROR: failed to do request: Head ...: dial tcp: lookup registry: no such host\n", None),
+    ],
+)
+def test_registry_errors_are_not_taken_for_an_unpublished_tag(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    stderr: str,
+    answer: str | None,
+) -> None:
+    """`docker manifest inspect ... 2>&1` took any failure (refused login, network) for "not published"
+    and pushed."""
+    docker = tmp_path / "docker"
+    docker.write_text(f"#!/bin/sh\nprintf '%s' '{stderr}' >&2\nexit {status}\n", encoding="utf-8")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    code = image_inputs.main(["x", "registry-state", "registry/mlplat/monitor:0.1.0"])
+    out, err = capsys.readouterr()
+    if answer is None:
+        assert code == 1 and out == "" and "cannot tell whether" in err
+    else:
+        assert code == 0 and out.strip() == answer
+
+
+def test_the_files_a_promotion_writes_are_the_ones_promote_writes() -> None:
+    from mlplat.promote import WRITABLE
+
+    assert set(WRITABLE) == image_inputs.PROMOTION_FILES
 
 
 def test_every_job_running_the_policy_pack_first_makes_its_virtualenv() -> None:
