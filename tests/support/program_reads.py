@@ -43,8 +43,9 @@ print("\n".join(sorted(seen)))
 
 
 def files_the_program_opens() -> list[str]:
-    """Every repository file (relative path, `/`-separated) one run of the program per environment
-    opens, the virtualenv's and compiled modules' left out (their sources are what a change touches)."""
+    """Every file git tracks (relative path, `/`-separated) that one run of the program per environment
+    opens: what a pull request can change. The virtualenv, compiled modules and an editable install's
+    egg-info are opened too but are nobody's change."""
     result = subprocess.run(
         [sys.executable, "-c", _PROBE, *ENVIRONMENTS],
         cwd=REPO,
@@ -53,8 +54,9 @@ def files_the_program_opens() -> list[str]:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    return [
-        path
-        for path in result.stdout.splitlines()
-        if path and not path.startswith(".venv") and "__pycache__" not in path.split("/")
-    ]
+    tracked = set(
+        subprocess.run(
+            ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    )
+    return [path for path in result.stdout.splitlines() if path in tracked]
