@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.config import load_environment
 from tests.support.checkout_copy import WITH_QA, add_environment_to_the_contract, edit
 from tests.support.delivery_helpers import (
     ENVIRONMENTS,
@@ -25,7 +26,15 @@ from tests.support.delivery_helpers import (
     workflow,
     workflow_files,
 )
-from tests.support.iam_eval import GITHUB_REPOSITORY, Scope, decide, role_arn, statements, trust_document
+from tests.support.iam_eval import (
+    GITHUB_REPOSITORY,
+    Scope,
+    decide,
+    role_arn,
+    role_of_github_environment,
+    statements,
+    trust_document,
+)
 from tests.support.workflow_steps import jobs, matrix_values, step_env
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
@@ -157,7 +166,7 @@ def test_id_token_exactly_where_aws_credentials_are_assumed() -> None:
         assert (job["permissions"].get("id-token") == "write") == bool(aws_steps), f"{name}/{job_id}"
         for step in aws_steps:
             role = step["with"]["role-to-assume"]
-            assert re.fullmatch(r"\$\{\{ vars\.AWS_(DEPLOY|PREVIEW)_ROLE_ARN \}\}", role), (
+            assert re.fullmatch(r"\$\{\{ vars\.AWS_(DEPLOY|PREVIEW|DRIFT)_ROLE_ARN \}\}", role), (
                 f"{name}/{job_id}: {role}"
             )
             assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"])
@@ -243,11 +252,7 @@ def _github_environments(workflow_name: str, job_id: str, job: dict[str, Any]) -
 def _role_trusts(repository: str, github_env: str, ref: str) -> bool:
     """Whether the bootstrap role behind a GitHub environment accepts the OIDC subject GitHub issues a
     job of that environment on that ref (subject template repo, context, ref: infra/bootstrap/github_oidc.tf)."""
-    kind, env = (
-        ("preview", github_env.removesuffix("-preview"))
-        if github_env.endswith("-preview")
-        else ("deploy", github_env)
-    )
+    kind, env = role_of_github_environment(github_env)
     claims = {
         "token.actions.githubusercontent.com:aud": ["sts.amazonaws.com"],
         "token.actions.githubusercontent.com:sub": [f"repo:{repository}:environment:{github_env}:ref:{ref}"],
@@ -387,7 +392,6 @@ def test_pulumi_cli_matches_the_sdk_pin() -> None:
 def test_drift_previews_with_refresh_and_manages_one_issue_per_stack() -> None:
     job = _jobs("drift.yml")["drift"]
     assert matrix_values("drift.yml", "drift", "stack") == list(ENVIRONMENTS)
-    assert job["environment"] == "${{ matrix.stack }}-preview"
     runs = "\n".join(s.get("run", "") for s in _steps(job))
     assert 'pulumi preview --stack "$STACK" --refresh --policy-pack policies/pulumi --json' in runs
     (script,) = _uses(job, "actions/github-script")
@@ -395,6 +399,23 @@ def test_drift_previews_with_refresh_and_manages_one_issue_per_stack() -> None:
     assert "issues.create(" in code and "issues.createComment(" in code and "state: 'closed'" in code
     assert "const labels = ['drift', `stack:${stack}`]" in code
     assert script["env"]["DRIFT"] == "${{ steps.compare.outputs.drift }}"
+
+
+def test_drift_refreshes_with_a_role_the_cluster_lets_read_helm_release_secrets() -> None:
+    """`--refresh` reads every Helm release from Helm's Secrets: with the preview role (cluster access
+    without Secrets) drift failed on every stack, every run. Each stack's drift job enters a GitHub
+    environment whose bootstrap role the stack file grants Secrets read (`cluster.drift_role_arns`), a
+    role no pull request can assume, and assumes that environment's role variable."""
+    job = _jobs("drift.yml")["drift"]
+    (credentials,) = _uses(job, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DRIFT_ROLE_ARN }}"
+    for github_env in _github_environments("drift.yml", "drift", job):
+        kind, env = role_of_github_environment(github_env)
+        role_name = role_arn(kind, env).rsplit("/", 1)[1]
+        cluster = load_environment(env).cluster
+        assert role_name in {arn.rsplit("/", 1)[1] for arn in cluster.drift_role_arns}, github_env
+        assert role_name not in {arn.rsplit("/", 1)[1] for arn in cluster.viewer_role_arns}, github_env
+        assert not _role_trusts(GITHUB_REPOSITORY, github_env, "refs/pull/7/merge"), github_env
 
 
 def _workflows_and_contract_with_qa(tmp_path: Path) -> Path:

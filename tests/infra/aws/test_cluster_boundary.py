@@ -176,6 +176,29 @@ def test_preview_viewer_cannot_read_cluster_secrets(offline_plan: PlanFor, env: 
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_drift_refresh_can_read_helm_release_secrets_and_only_admins_and_drift_can(
+    offline_plan: PlanFor, env: str
+) -> None:
+    """drift.yml's `pulumi preview --refresh` reads every Helm release from Helm's Secrets: with only
+    the preview role's AmazonEKSViewPolicy it failed on every stack, every run. Its own role reads them;
+    no other principal but the admins does (the dev preview role runs pull-request code)."""
+    plan = offline_plan(env)
+    config = load_environment(env).cluster
+    assert config.drift_role_arns
+    readers: dict[str, set[str]] = {}
+    for association in of_type(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"):
+        policy = association["inputs"]["policyArn"].rsplit("/", 1)[1]
+        if policy in READS_SECRETS:
+            assert association["inputs"]["accessScope"]["type"] == "cluster", association["urn"]
+            readers.setdefault(association["inputs"]["principalArn"], set()).add(policy)
+    for role in config.drift_role_arns:
+        assert readers.get(role) == {"AmazonEKSAdminViewPolicy"}, (
+            f"{env}: drift role {role} gets {readers.get(role)}"
+        )
+    assert set(readers) == set(config.admin_role_arns) | set(config.drift_role_arns), readers
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_service_accounts_get_their_role_only_once_its_permissions_exist(
     offline_plan: PlanFor, env: str
 ) -> None:
