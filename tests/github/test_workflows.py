@@ -268,7 +268,8 @@ def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> No
     repository = GITHUB_REPOSITORY
     for name, job_id, job in _all_jobs():
         environments = _github_environments(name, job_id, job)
-        if not environments:
+        # A job without an OIDC token assumes no role (promote.yml's environment holds registry secrets).
+        if not environments or job["permissions"].get("id-token") != "write":
             continue
         triggers = workflow(name)["on"]
         runs = []
@@ -298,6 +299,8 @@ def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> No
 
 # Workflows whose jobs call a cluster's API (pulumi up/preview/refresh of the Kubernetes resources).
 CLUSTER_API_WORKFLOWS = ("deploy.yml", "preview.yml", "drift.yml")
+# Workflows whose jobs reach into an environment's VPC: the cluster API, or (promote) its registry.
+IN_VPC_WORKFLOWS = (*CLUSTER_API_WORKFLOWS, "promote.yml")
 
 
 def _runner_label(environment: str) -> str:
@@ -325,14 +328,33 @@ def test_every_job_calling_a_cluster_api_runs_on_its_environments_in_vpc_runner(
 
 def test_only_workflows_the_runner_webhook_admits_run_on_the_runner() -> None:
     """The webhook starts a runner for queued jobs of these workflow names only: a job of another
-    workflow asking for the runner would wait forever, and pr/promote need no cluster."""
+    workflow asking for the runner would wait forever, and pr needs no VPC."""
     admitted = re.compile(terraform()["locals"]["runner_workflows"])
     for name in NAMES:
         uses_runner = any("codebuild-" in str(job["runs-on"]) for job in _jobs(name).values())
-        assert uses_runner == (name in CLUSTER_API_WORKFLOWS), name
+        assert uses_runner == (name in IN_VPC_WORKFLOWS), name
         assert bool(admitted.fullmatch(workflow(name)["name"])) == uses_runner, (
             f"{name}: workflow name {workflow(name)['name']!r} vs webhook filter {admitted.pattern}"
         )
+
+
+def test_promotion_asks_the_target_registry_from_its_vpc_with_basic_auth_from_main_only() -> None:
+    """promote.yml ran on GitHub's runner (no route to a private registry) with one repository-level
+    URI and token for every environment's registry, readable from any branch, and sent that token as
+    Bearer to MLflow's basic auth (401). It runs on the target environment's runner, in that
+    environment's main-only `<to>-promote`, with that environment's basic-auth credentials."""
+    job = _jobs("promote.yml")["promote"]
+    assert job["runs-on"] == _runner_label("${{ inputs.to }}")
+    assert job["environment"] == "${{ inputs.to }}-promote"
+    context = {"github.ref": "refs/heads/feature"}
+    assert not _job_runs(job, context) and _job_runs(job, {"github.ref": "refs/heads/main"})
+    (gate,) = [s for s in _steps(job) if "mlplat promote" in s.get("run", "")]
+    mlflow = {k: v for k, v in gate["env"].items() if k.startswith("MLFLOW_")}
+    assert mlflow == {
+        "MLFLOW_TRACKING_URI": "${{ vars.MLFLOW_TRACKING_URI }}",
+        "MLFLOW_TRACKING_USERNAME": "${{ secrets.MLFLOW_TRACKING_USERNAME }}",
+        "MLFLOW_TRACKING_PASSWORD": "${{ secrets.MLFLOW_TRACKING_PASSWORD }}",
+    }
 
 
 def test_preflight_runs_with_the_deploy_role_before_pulumi_up() -> None:
