@@ -170,7 +170,7 @@ resource "aws_iam_role" "preview" {
   for_each = local.environments
 
   name                 = "${var.name_prefix}-github-preview-${each.key}"
-  description          = "GitHub Actions (environment ${each.key}-preview): read-only pulumi preview and drift checks"
+  description          = "GitHub Actions (environment ${each.key}-preview): read-only pulumi preview"
   assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/preview"].json
   max_session_duration = 3600
 
