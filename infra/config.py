@@ -285,6 +285,13 @@ class ClusterConfig(_Model):
         "roles no pull request can assume (the bootstrap's drift role, main only). At most 3.",
     )
 
+    promote_role_arns: list[RoleArn] = _short_list(
+        3,
+        "IAM roles that may only port-forward to MLflow's server (Kubernetes group of "
+        "infra/aws/cluster.py REGISTRY_TUNNEL_GROUP, bound in infra/services/mlflow.py): the CI promote "
+        "role, whose registry gate reads this environment's registry through the cluster API. At most 3.",
+    )
+
     @model_validator(mode="after")
     def _viewers_never_read_secrets(self) -> ClusterConfig:
         # A viewer is there because it must not read Secrets (the dev preview role runs pull-request

@@ -54,6 +54,11 @@ BEFORE_COMPUTE_ADDONS = frozenset({"vpc-cni", "kube-proxy"})
 # Read -> resourceReleaseLookup -> getRelease: any error but "release: not found" fails the Read), whose
 # storage driver is "secret" unless set (provider/pkg/provider/provider.go, helmDriver; both read at
 # 94977969d64112b04e19945818a7d5d5f38f631d); the program's own Secrets are read the same way.
+# The Kubernetes group of the promote roles' access entries, which get no access policy: what the group
+# may do is the one Role infra/services/mlflow.py binds to it (a port-forward to MLflow's server). An
+# entry's kubernetesGroups are the names RoleBindings give as `kind: Group` subjects
+# (https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAccessEntry.html).
+REGISTRY_TUNNEL_GROUP = "mlplat:mlflow-registry-tunnel"
 ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 VIEWER_ACCESS_POLICY = "AmazonEKSViewPolicy"
 DRIFT_ACCESS_POLICY = "AmazonEKSAdminViewPolicy"
@@ -288,6 +293,16 @@ class EksCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=entry),
             )
             self.api_access += [entry, association]
+        for index, principal in enumerate(cfg.promote_role_arns):
+            self.api_access.append(
+                aws.eks.AccessEntry(
+                    f"{name}-promote-{index}",
+                    cluster_name=cluster.name,
+                    principal_arn=principal,
+                    kubernetes_groups=[REGISTRY_TUNNEL_GROUP],
+                    opts=child,
+                )
+            )
 
         self.api_network = [*args.runner_path]
         if endpoint.runner is not None:

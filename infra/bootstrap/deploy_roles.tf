@@ -7,6 +7,9 @@
 #   AWS access, for `pulumi preview --refresh`. Its cluster access may read Secrets
 #   (AmazonEKSAdminViewPolicy, infra/aws/cluster.py), which a refresh needs and a pull request never
 #   gets: this role trusts main only, in every environment.
+# - `promote` (GitHub environment `<env>-promote`, used by promote.yml from main only, `--to <env>`):
+#   reads its cluster's endpoint to build a kubeconfig; in the cluster it may only port-forward to
+#   MLflow (`cluster.promote_role_arns`, infra/aws/cluster.py), where the registry gate asks.
 #
 # Contract with the Pulumi program:
 # - the AWS resources it names itself (IAM roles and policies, SQS queues, EventBridge rules, S3
@@ -98,7 +101,7 @@ locals {
 # environment and git ref): the deploy role `<env>` on main; the preview role `<env>-preview` on main and,
 # for the pull-request preview environment only, on pull-request refs, admitted through StringLike for
 # the pull request's number (the repository and environment stay literal); the drift role `<env>-drift`
-# on main.
+# and the promote role `<env>-promote` on main.
 locals {
   github_role_trust = {
     for env in local.environments : env => {
@@ -119,6 +122,11 @@ locals {
         sid          = "GitHubDriftEnvironmentOnMainOnly"
         subject_test = "StringEquals"
         subjects     = ["${local.github_subject_prefix}${env}-drift:${local.main_ref}"]
+      }
+      promote = {
+        sid          = "GitHubPromoteEnvironmentOnMainOnly"
+        subject_test = "StringEquals"
+        subjects     = ["${local.github_subject_prefix}${env}-promote:${local.main_ref}"]
       }
     }
   }
@@ -172,6 +180,19 @@ resource "aws_iam_role" "preview" {
   name                 = "${var.name_prefix}-github-preview-${each.key}"
   description          = "GitHub Actions (environment ${each.key}-preview): read-only pulumi preview"
   assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/preview"].json
+  max_session_duration = 3600
+
+  tags = {
+    (local.environment_tag) = each.key
+  }
+}
+
+resource "aws_iam_role" "promote" {
+  for_each = local.environments
+
+  name                 = "${var.name_prefix}-github-promote-${each.key}"
+  description          = "GitHub Actions (environment ${each.key}-promote, main): promote.yml's registry gate, through a port-forward to MLflow"
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/promote"].json
   max_session_duration = 3600
 
   tags = {
@@ -939,6 +960,22 @@ data "aws_iam_policy_document" "preview" {
   }
 }
 
+# The promote role's AWS access: its cluster's endpoint and certificate, which `aws eks update-kubeconfig`
+# reads (eks:DescribeCluster); the kubeconfig's token is a presigned sts:GetCallerIdentity, which needs
+# no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html: "No
+# permissions are required to perform this operation"). No state, no key, nothing else.
+data "aws_iam_policy_document" "promote" {
+  for_each = local.environments
+
+  override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
+
+  statement {
+    sid       = "DescribeOwnCluster"
+    actions   = ["eks:DescribeCluster"]
+    resources = ["arn:${local.partition}:eks:${local.region_account}:cluster/${var.name_prefix}-${each.key}"]
+  }
+}
+
 # --- The roles' managed policies ---------------------------------------------------------------------
 
 # Per environment, each managed policy of the three roles with the role it is attached to: the deploy
@@ -956,6 +993,7 @@ locals {
       deploy_iam      = { role = aws_iam_role.deploy[env].name, document = data.aws_iam_policy_document.deploy_iam[env].json, name = "deploy-${env}-iam", description = "Manage the ${env} stack's IAM roles inside their permissions boundary" }
       preview         = { role = aws_iam_role.preview[env].name, document = data.aws_iam_policy_document.preview[env].json, name = "preview-${env}", description = "Read-only preview and drift detection of the ${env} stack" }
       drift           = { role = aws_iam_role.drift[env].name, document = data.aws_iam_policy_document.preview[env].json, name = "drift-${env}", description = "Read-only refreshed preview (drift detection) of the ${env} stack" }
+      promote         = { role = aws_iam_role.promote[env].name, document = data.aws_iam_policy_document.promote[env].json, name = "promote-${env}", description = "Build a kubeconfig for the ${env} cluster (promote.yml's port-forward to MLflow)" }
     }
   }
   github_role_policy_instances = merge([

@@ -30,6 +30,11 @@ output "preview_role_arns" {
   value       = { for env, role in aws_iam_role.preview : env => role.arn }
 }
 
+output "promote_role_arns" {
+  description = "Per environment, the role of promote.yml when promoting to it (GitHub environment <env>-promote, variable AWS_PROMOTE_ROLE_ARN), which may only port-forward to MLflow."
+  value       = { for env, role in aws_iam_role.promote : env => role.arn }
+}
+
 output "drift_role_arns" {
   description = "Per environment, the read-only role of drift.yml (GitHub environment <env>-drift, variable AWS_DRIFT_ROLE_ARN), which may read the cluster's Secrets."
   value       = { for env, role in aws_iam_role.drift : env => role.arn }

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from infra.config import load_environment
+from infra.services import mlflow
 from tests.support.checkout_copy import WITH_QA, add_environment_to_the_contract, edit
 from tests.support.delivery_helpers import (
     ENVIRONMENTS,
@@ -149,7 +150,7 @@ def test_write_scopes_only_where_needed() -> None:
         **{("deploy.yml", env): {"id-token": "write"} for env in ENVIRONMENTS},
         ("drift.yml", "environments"): {},
         ("drift.yml", "drift"): {"id-token": "write", "issues": "write"},
-        ("promote.yml", "promote"): {"contents": "write", "pull-requests": "write"},
+        ("promote.yml", "promote"): {"contents": "write", "id-token": "write", "pull-requests": "write"},
         ("mutation.yml", "mutation"): {},
         ("monitor-image.yml", "image"): {},  # pushes with registry credentials, no GitHub write
     }
@@ -166,7 +167,7 @@ def test_id_token_exactly_where_aws_credentials_are_assumed() -> None:
         assert (job["permissions"].get("id-token") == "write") == bool(aws_steps), f"{name}/{job_id}"
         for step in aws_steps:
             role = step["with"]["role-to-assume"]
-            assert re.fullmatch(r"\$\{\{ vars\.AWS_(DEPLOY|PREVIEW|DRIFT)_ROLE_ARN \}\}", role), (
+            assert re.fullmatch(r"\$\{\{ vars\.AWS_(DEPLOY|PREVIEW|DRIFT|PROMOTE)_ROLE_ARN \}\}", role), (
                 f"{name}/{job_id}: {role}"
             )
             assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"])
@@ -244,6 +245,9 @@ def _github_environments(workflow_name: str, job_id: str, job: dict[str, Any]) -
     if environment is None:
         return []
     name = environment["name"] if isinstance(environment, dict) else environment
+    if "${{ inputs.to }}" in name:  # promote.yml: one environment per choice of its `to` input
+        targets = workflow(workflow_name)["on"]["workflow_dispatch"]["inputs"]["to"]["options"]
+        return [name.replace("${{ inputs.to }}", target) for target in targets]
     has_stacks = "stack" in job.get("strategy", {}).get("matrix", {})
     stacks = matrix_values(workflow_name, job_id, "stack") if has_stacks else [None]
     return [name.replace("${{ matrix.stack }}", str(stack)) for stack in stacks]
@@ -342,19 +346,44 @@ def test_promotion_asks_the_target_registry_from_its_vpc_with_basic_auth_from_ma
     """promote.yml ran on GitHub's runner (no route to a private registry) with one repository-level
     URI and token for every environment's registry, readable from any branch, and sent that token as
     Bearer to MLflow's basic auth (401). It runs on the target environment's runner, in that
-    environment's main-only `<to>-promote`, with that environment's basic-auth credentials."""
+    environment's main-only `<to>-promote`, with that environment's basic-auth credentials, and reaches
+    MLflow's Service through a port-forward with a role the target's stack file lets do exactly that."""
     job = _jobs("promote.yml")["promote"]
     assert job["runs-on"] == _runner_label("${{ inputs.to }}")
     assert job["environment"] == "${{ inputs.to }}-promote"
     context = {"github.ref": "refs/heads/feature"}
     assert not _job_runs(job, context) and _job_runs(job, {"github.ref": "refs/heads/main"})
     (gate,) = [s for s in _steps(job) if "mlplat promote" in s.get("run", "")]
-    mlflow = {k: v for k, v in gate["env"].items() if k.startswith("MLFLOW_")}
-    assert mlflow == {
-        "MLFLOW_TRACKING_URI": "${{ vars.MLFLOW_TRACKING_URI }}",
+    forward = re.search(r"kubectl .*-n (\S+) port-forward svc/(\S+) (\d+):(\d+) ", gate["run"])
+    assert forward, gate["run"]
+    assert (forward[1], forward[2], int(forward[4])) == (
+        mlflow.NAMESPACE,
+        mlflow.SERVICE,
+        mlflow.SERVICE_PORT,
+    )
+    mlflow_env = {k: v for k, v in gate["env"].items() if k.startswith("MLFLOW_")}
+    assert mlflow_env == {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{forward[3]}",
         "MLFLOW_TRACKING_USERNAME": "${{ secrets.MLFLOW_TRACKING_USERNAME }}",
         "MLFLOW_TRACKING_PASSWORD": "${{ secrets.MLFLOW_TRACKING_PASSWORD }}",
     }
+    (credentials,) = _uses(job, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_PROMOTE_ROLE_ARN }}"
+    for github_env in _github_environments("promote.yml", "promote", job):
+        kind, env = role_of_github_environment(github_env)
+        role_name = role_arn(kind, env).rsplit("/", 1)[1]
+        granted = {arn.rsplit("/", 1)[1] for arn in load_environment(env).cluster.promote_role_arns}
+        assert role_name in granted, f"{github_env}: {role_name} may not port-forward in {env}'s cluster"
+
+
+def test_promote_installs_a_kubectl_the_clusters_api_server_supports() -> None:
+    """kubectl is supported within one minor version of the API server (Kubernetes version skew policy):
+    the runners' CodeBuild image carries kubectl 1.25.6 (aws/aws-codebuild-docker-images
+    ubuntu/standard/7.0/Dockerfile), far older than the clusters."""
+    (setup,) = _uses(_jobs("promote.yml")["promote"], "azure/setup-kubectl")
+    minor = ".".join(setup["with"]["version"].removeprefix("v").split(".")[:2])
+    for env in ENVIRONMENTS:
+        assert load_environment(env).cluster.kubernetes_version == minor, env
 
 
 def test_preflight_runs_with_the_deploy_role_before_pulumi_up() -> None:
@@ -480,10 +509,9 @@ def test_promote_runs_the_gate_then_opens_a_pull_request_with_the_overlay() -> N
     names = [s.get("name", s.get("uses", "")) for s in _steps(job)]
     promote = next(s for s in _steps(job) if "mlplat promote" in s.get("run", ""))
     assert (
-        promote["run"]
+        promote["run"].splitlines()[-1]
         == '.venv/bin/mlplat promote "$APP" --from "$FROM" --to "$TO" ${CANARY:+--canary "$CANARY"}'
     )
-    assert promote["env"]["MLFLOW_TRACKING_URI"] == "${{ vars.MLFLOW_TRACKING_URI }}"
     (pr,) = _uses(job, "peter-evans/create-pull-request")
     assert names.index(promote["name"]) < _steps(job).index(pr)
     assert pr["with"]["add-paths"] == "apps/${{ inputs.app }}/overlays/${{ inputs.to }}/**"

@@ -58,7 +58,7 @@ def role_arn(kind: str, env: str) -> str:
 
 # The bootstrap's GitHub roles per environment (aws_iam_role.<kind>, deploy_roles.tf), each trusting
 # one GitHub environment: `<env>` for deploy, `<env>-<kind>` for the others.
-GITHUB_ROLE_KINDS = ("deploy", "preview", "drift")
+GITHUB_ROLE_KINDS = ("deploy", "preview", "drift", "promote")
 
 
 def github_environment(kind: str, env: str) -> str:

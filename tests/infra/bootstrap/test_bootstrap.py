@@ -1299,6 +1299,24 @@ def test_the_drift_role_reads_what_a_preview_reads_and_decrypts_only_its_own_sta
         assert decide(drift, "s3:GetObject", state, {})[0] == own, (env, stack)
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_promote_role_reads_its_clusters_endpoint_and_nothing_else(env: str) -> None:
+    """promote.yml holds `contents: write` and the registry's credentials; its AWS role only builds a
+    kubeconfig for its own cluster (whose RBAC then allows a port-forward to MLflow only)."""
+    promote = role_policy("promote", env)
+    for stack in ENVIRONMENTS:
+        scope = Scope(stack)
+        cluster_arn = f"arn:aws:eks:{scope.region}:{ACCOUNT}:cluster/mlplat-{stack}"
+        assert decide(promote, "eks:DescribeCluster", cluster_arn, {})[0] == (stack == env), (env, stack)
+        for action, resource in (
+            ("eks:ListClusters", "*"),
+            ("kms:Decrypt", scope.key_arn(f"pulumi-{stack}")),
+            ("s3:GetObject", f"{scope.state_bucket_arn}/.pulumi/stacks/mlplat/{stack}.json"),
+            ("ec2:DescribeInstances", "*"),
+        ):
+            assert not decide(promote, action, resource, {})[0], (env, action, resource)
+
+
 @pytest.mark.parametrize(("own", "other"), [(a, v) for a in ENVIRONMENTS for v in ENVIRONMENTS if a != v])
 def test_workload_boundary_never_reaches_resources_tagged_for_another_environment(
     own: str, other: str
