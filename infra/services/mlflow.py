@@ -165,6 +165,7 @@ class Mlflow(ChartService):
         # (its only path into the VPC, ADR 0003): the promote roles' group may port-forward here and do
         # nothing else. A port-forward enters the pod's own network namespace, so the NetworkPolicies
         # (which admit port 5000 from drift jobs and pipelines only) stay as they are (docs/security.md).
+        # RBAC cannot name pods whose names change: PostgreSQL's pod is in reach too, behind its password.
         tunnel = k8s.rbac.v1.Role(
             f"{name}-registry-tunnel",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="registry-tunnel", namespace=NAMESPACE),
