@@ -278,6 +278,31 @@ class ClusterConfig(_Model):
         10,
         "IAM roles granted read-only access without Secrets (AmazonEKSViewPolicy): the CI preview role. At most 10.",
     )
+    drift_role_arns: list[RoleArn] = _short_list(
+        3,
+        "IAM roles granted read-only access with Secrets (AmazonEKSAdminViewPolicy): the CI drift role, "
+        "whose `pulumi preview --refresh` reads each Helm release from Helm's storage, Secrets. Only "
+        "roles no pull request can assume (the bootstrap's drift role, main only). At most 3.",
+    )
+
+    promote_role_arns: list[RoleArn] = _short_list(
+        3,
+        "IAM roles that may only port-forward to MLflow's server (Kubernetes group of "
+        "infra/aws/cluster.py REGISTRY_TUNNEL_GROUP, bound in infra/services/mlflow.py): the CI promote "
+        "role, whose registry gate reads this environment's registry through the cluster API. At most 3.",
+    )
+
+    @model_validator(mode="after")
+    def _viewers_never_read_secrets(self) -> ClusterConfig:
+        # A viewer is there because it must not read Secrets (the dev preview role runs pull-request
+        # code); listed as a drift role too, it would get AmazonEKSAdminViewPolicy beside its view.
+        both = sorted(set(self.viewer_role_arns) & set(self.drift_role_arns))
+        if both:
+            raise ValueError(
+                f"drift_role_arns: {', '.join(both)} is also a viewer (viewer_role_arns), which must "
+                "not read Secrets; give drift its own role (the bootstrap's `drift_role_arns` output)"
+            )
+        return self
 
     @field_validator("kubernetes_version")
     @classmethod

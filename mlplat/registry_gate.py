@@ -140,16 +140,20 @@ class Registry:
         self._cache: dict[str, Any] = {}
 
     def _headers(self) -> dict[str, str]:
-        # The same credentials MLflow's own client reads, so a protected registry works in CI.
+        # The same credentials MLflow's own client reads, in its order: a user and password (basic auth)
+        # before a token (mlflow 3.17.2 mlflow/utils/rest_utils.py, the Authorization header of
+        # http_request). The platform's MLflow runs basic auth (platform/mlflow/values.yaml `auth`), whose
+        # server reads only the user and password of the header (mlflow/server/auth/__init__.py
+        # authenticate_request_basic_auth): a Bearer token sent instead is a 401.
         token = os.environ.get("MLFLOW_TRACKING_TOKEN")
         user, password = (
             os.environ.get("MLFLOW_TRACKING_USERNAME"),
             os.environ.get("MLFLOW_TRACKING_PASSWORD"),
         )
-        if token:
-            return {"Authorization": f"Bearer {token}"}
         if user and password:
             return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+        if token:
+            return {"Authorization": f"Bearer {token}"}
         return {}
 
     def _get(self, path: str, **params: str) -> Any:

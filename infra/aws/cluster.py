@@ -45,11 +45,23 @@ NODE_POLICIES = (
 # Both are DaemonSets, ACTIVE with zero nodes. coredns and the EBS CSI controller are Deployments
 # that need a node to become ACTIVE, so they come after the system pool.
 BEFORE_COMPUTE_ADDONS = frozenset({"vpc-cni", "kube-proxy"})
-# EKS access policies: admins get cluster-admin; viewers get AmazonEKSViewPolicy, which, like the
-# Kubernetes `view` ClusterRole, cannot read Secrets (AmazonEKSAdminViewPolicy can). Source:
-# https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html
+# EKS access policies: admins get cluster-admin; viewers (the preview roles, dev's runs pull-request
+# code) get AmazonEKSViewPolicy, which, like the Kubernetes `view` ClusterRole, cannot read Secrets;
+# drift roles get AmazonEKSAdminViewPolicy, which lists and gets every resource, Secrets included, and
+# changes nothing. Source: https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html
+# Why drift reads Secrets. `pulumi preview --refresh` Reads every resource, and a helm.v3.Release's Read
+# looks the release up through Helm (pulumi/pulumi-kubernetes provider/pkg/provider/helm_release.go,
+# Read -> resourceReleaseLookup -> getRelease: any error but "release: not found" fails the Read), whose
+# storage driver is "secret" unless set (provider/pkg/provider/provider.go, helmDriver; both read at
+# 94977969d64112b04e19945818a7d5d5f38f631d); the program's own Secrets are read the same way.
+# The Kubernetes group of the promote roles' access entries, which get no access policy: what the group
+# may do is the one Role infra/services/mlflow.py binds to it (a port-forward to MLflow's server). An
+# entry's kubernetesGroups are the names RoleBindings give as `kind: Group` subjects
+# (https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAccessEntry.html).
+REGISTRY_TUNNEL_GROUP = "mlplat:mlflow-registry-tunnel"
 ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 VIEWER_ACCESS_POLICY = "AmazonEKSViewPolicy"
+DRIFT_ACCESS_POLICY = "AmazonEKSAdminViewPolicy"
 EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 # Without the network policy agent EKS accepts every NetworkPolicy and enforces none: the platform's
 # and the model namespaces' walls exist only when the vpc-cni add-on runs it. The add-on's
@@ -266,6 +278,7 @@ class EksCluster(pulumi.ComponentResource):
 
         grants = [("admin", arn, ADMIN_ACCESS_POLICY) for arn in cfg.admin_role_arns]
         grants += [("viewer", arn, VIEWER_ACCESS_POLICY) for arn in cfg.viewer_role_arns]
+        grants += [("drift", arn, DRIFT_ACCESS_POLICY) for arn in cfg.drift_role_arns]
         self.api_access = []
         for index, (kind, principal, policy) in enumerate(grants):
             entry = aws.eks.AccessEntry(
@@ -280,6 +293,16 @@ class EksCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=entry),
             )
             self.api_access += [entry, association]
+        for index, principal in enumerate(cfg.promote_role_arns):
+            self.api_access.append(
+                aws.eks.AccessEntry(
+                    f"{name}-promote-{index}",
+                    cluster_name=cluster.name,
+                    principal_arn=principal,
+                    kubernetes_groups=[REGISTRY_TUNNEL_GROUP],
+                    opts=child,
+                )
+            )
 
         self.api_network = [*args.runner_path]
         if endpoint.runner is not None:

@@ -1,8 +1,15 @@
-# Per environment, two roles GitHub Actions assumes through OIDC:
+# Per environment, three roles GitHub Actions assumes through OIDC:
 # - `deploy`  (GitHub environment `<env>`, used by deploy.yml from main only): `pulumi up` of that stack.
 # - `preview` (GitHub environment `<env>-preview`): read-only AWS access and read access to its own
-#   stack's state. drift.yml uses every environment's from main; preview.yml runs a pull request's own
-#   code, so only the dev preview role trusts pull-request refs (ADR 0002).
+#   stack's state. preview.yml runs a pull request's own code, so the dev preview role trusts
+#   pull-request refs (ADR 0002); its cluster access (AmazonEKSViewPolicy) reads no Secret.
+# - `drift`   (GitHub environment `<env>-drift`, used by drift.yml from main only): the preview role's
+#   AWS access, for `pulumi preview --refresh`. Its cluster access may read Secrets
+#   (AmazonEKSAdminViewPolicy, infra/aws/cluster.py), which a refresh needs and a pull request never
+#   gets: this role trusts main only, in every environment.
+# - `promote` (GitHub environment `<env>-promote`, used by promote.yml from main only, `--to <env>`):
+#   reads its cluster's endpoint to build a kubeconfig; in the cluster it may only port-forward to
+#   MLflow (`cluster.promote_role_arns`, infra/aws/cluster.py), where the registry gate asks.
 #
 # Contract with the Pulumi program:
 # - the AWS resources it names itself (IAM roles and policies, SQS queues, EventBridge rules, S3
@@ -93,7 +100,8 @@ locals {
 # Per environment and role, the GitHub OIDC subjects it trusts (github_oidc.tf: repository, GitHub
 # environment and git ref): the deploy role `<env>` on main; the preview role `<env>-preview` on main and,
 # for the pull-request preview environment only, on pull-request refs, admitted through StringLike for
-# the pull request's number (the repository and environment stay literal).
+# the pull request's number (the repository and environment stay literal); the drift role `<env>-drift`
+# and the promote role `<env>-promote` on main.
 locals {
   github_role_trust = {
     for env in local.environments : env => {
@@ -109,6 +117,16 @@ locals {
           "${local.github_subject_prefix}${env}-preview:${local.main_ref}",
           "${local.github_subject_prefix}${env}-preview:${local.pull_request_ref}",
         ] : ["${local.github_subject_prefix}${env}-preview:${local.main_ref}"]
+      }
+      drift = {
+        sid          = "GitHubDriftEnvironmentOnMainOnly"
+        subject_test = "StringEquals"
+        subjects     = ["${local.github_subject_prefix}${env}-drift:${local.main_ref}"]
+      }
+      promote = {
+        sid          = "GitHubPromoteEnvironmentOnMainOnly"
+        subject_test = "StringEquals"
+        subjects     = ["${local.github_subject_prefix}${env}-promote:${local.main_ref}"]
       }
     }
   }
@@ -160,8 +178,34 @@ resource "aws_iam_role" "preview" {
   for_each = local.environments
 
   name                 = "${var.name_prefix}-github-preview-${each.key}"
-  description          = "GitHub Actions (environment ${each.key}-preview): read-only pulumi preview and drift checks"
+  description          = "GitHub Actions (environment ${each.key}-preview): read-only pulumi preview"
   assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/preview"].json
+  max_session_duration = 3600
+
+  tags = {
+    (local.environment_tag) = each.key
+  }
+}
+
+resource "aws_iam_role" "promote" {
+  for_each = local.environments
+
+  name                 = "${var.name_prefix}-github-promote-${each.key}"
+  description          = "GitHub Actions (environment ${each.key}-promote, main): promote.yml's registry gate, through a port-forward to MLflow"
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/promote"].json
+  max_session_duration = 3600
+
+  tags = {
+    (local.environment_tag) = each.key
+  }
+}
+
+resource "aws_iam_role" "drift" {
+  for_each = local.environments
+
+  name                 = "${var.name_prefix}-github-drift-${each.key}"
+  description          = "GitHub Actions (environment ${each.key}-drift, main): read-only refreshed preview of drift.yml"
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/drift"].json
   max_session_duration = 3600
 
   tags = {
@@ -927,11 +971,30 @@ data "aws_iam_policy_document" "preview" {
   }
 }
 
+# The promote role's AWS access: its cluster's endpoint and certificate, which `aws eks update-kubeconfig`
+# reads (eks:DescribeCluster); the kubeconfig's token is a presigned sts:GetCallerIdentity, which needs
+# no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html: "No
+# permissions are required to perform this operation"). No state, no key, nothing else.
+data "aws_iam_policy_document" "promote" {
+  for_each = local.environments
+
+  override_policy_documents = [data.aws_iam_policy_document.deny_other_environments[each.key].json]
+
+  statement {
+    sid       = "DescribeOwnCluster"
+    actions   = ["eks:DescribeCluster"]
+    resources = ["arn:${local.partition}:eks:${local.region_account}:cluster/${var.name_prefix}-${each.key}"]
+  }
+}
+
 # --- The roles' managed policies ---------------------------------------------------------------------
 
-# Per environment, each managed policy of the two roles with the role it is attached to: the deploy
-# role's three (state, platform, iam: IAM caps one managed policy at 6,144 characters) and the preview
-# role's one. One aws_iam_policy and one attachment per entry, keyed "<env>/<policy>" (the addresses
+# Per environment, each managed policy of the three roles with the role it is attached to: the deploy
+# role's three (state, platform, iam: IAM caps one managed policy at 6,144 characters), the preview
+# role's one and the drift role's, the preview role's document: a drift check reads what a preview reads
+# in AWS (it differs from a preview only in the cluster, infra/aws/cluster.py). The preview policy's
+# description still names drift detection: a policy's description cannot change in place (the provider
+# replaces the policy, its role without it in between; test_a_moved_policy_keeps_the_name_and_description_it_had). One aws_iam_policy and one attachment per entry, keyed "<env>/<policy>" (the addresses
 # moved.tf.json moves the former one-resource-per-policy instances to).
 locals {
   github_role_policies = {
@@ -940,6 +1003,8 @@ locals {
       deploy_platform = { role = aws_iam_role.deploy[env].name, document = data.aws_iam_policy_document.deploy_platform[env].json, name = "deploy-${env}-platform", description = "Provision the ${env} network, EKS cluster and named platform resources" }
       deploy_iam      = { role = aws_iam_role.deploy[env].name, document = data.aws_iam_policy_document.deploy_iam[env].json, name = "deploy-${env}-iam", description = "Manage the ${env} stack's IAM roles inside their permissions boundary" }
       preview         = { role = aws_iam_role.preview[env].name, document = data.aws_iam_policy_document.preview[env].json, name = "preview-${env}", description = "Read-only preview and drift detection of the ${env} stack" }
+      drift           = { role = aws_iam_role.drift[env].name, document = data.aws_iam_policy_document.preview[env].json, name = "drift-${env}", description = "Read-only refreshed preview (drift detection) of the ${env} stack" }
+      promote         = { role = aws_iam_role.promote[env].name, document = data.aws_iam_policy_document.promote[env].json, name = "promote-${env}", description = "Build a kubeconfig for the ${env} cluster (promote.yml's port-forward to MLflow)" }
     }
   }
   github_role_policy_instances = merge([

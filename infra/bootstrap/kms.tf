@@ -60,13 +60,13 @@ data "aws_iam_policy_document" "state_key" {
   # The admins initialise and repair the state (`pulumi login`/`stack init` from their machine, restoring
   # an older <stack>.json version, `terraform init -migrate-state` of the bootstrap itself): every
   # object they read or write is encrypted with this key, and without a grant here S3 answers
-  # AccessDenied (the key policy does not delegate to IAM). The deploy and preview roles of every
-  # environment read and write their stack's state. Through S3 only, both: one grant, one statement per
+  # AccessDenied (the key policy does not delegate to IAM). The deploy, preview and drift roles of every
+  # environment read and write their stack's state (a preview writes only its lock). Through S3 only, both: one grant, one statement per
   # principal set so that each Sid says whose it is (a map: Terraform iterates it in key order).
   dynamic "statement" {
     for_each = {
       AdminStateReadWriteThroughS3 = var.key_admin_arns
-      StateReadWriteThroughS3      = concat([for r in aws_iam_role.deploy : r.arn], [for r in aws_iam_role.preview : r.arn])
+      StateReadWriteThroughS3      = concat([for r in aws_iam_role.deploy : r.arn], [for r in aws_iam_role.preview : r.arn], [for r in aws_iam_role.drift : r.arn])
     }
     content {
       sid       = statement.key
@@ -129,9 +129,9 @@ data "aws_iam_policy_document" "pulumi_secrets_key" {
     }
   }
 
-  # A preview decrypts config secrets to run the program but never writes state. Written out, not a
-  # row of the grants above: checkov reads no dynamic block, and this is the statement of the document
-  # its key-policy checks still see (policies/checkov/iac-skips.yaml).
+  # A preview (and drift's refreshed preview) decrypts config secrets to run the program but never
+  # writes state. Written out, not a row of the grants above: checkov reads no dynamic block, and this is
+  # the statement of the document its key-policy checks still see (policies/checkov/iac-skips.yaml).
   statement {
     sid       = "PreviewRoleDecryptOnly"
     actions   = ["kms:Decrypt", "kms:DescribeKey"]
@@ -139,7 +139,7 @@ data "aws_iam_policy_document" "pulumi_secrets_key" {
 
     principals {
       type        = "AWS"
-      identifiers = [aws_iam_role.preview[each.key].arn]
+      identifiers = [aws_iam_role.preview[each.key].arn, aws_iam_role.drift[each.key].arn]
     }
   }
 }

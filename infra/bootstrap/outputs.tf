@@ -26,8 +26,18 @@ output "deploy_role_arns" {
 }
 
 output "preview_role_arns" {
-  description = "Per environment, the read-only role of preview.yml and drift.yml (GitHub environment <env>-preview, variable AWS_PREVIEW_ROLE_ARN)."
+  description = "Per environment, the read-only role of preview.yml (GitHub environment <env>-preview, variable AWS_PREVIEW_ROLE_ARN)."
   value       = { for env, role in aws_iam_role.preview : env => role.arn }
+}
+
+output "promote_role_arns" {
+  description = "Per environment, the role of promote.yml when promoting to it (GitHub environment <env>-promote, variable AWS_PROMOTE_ROLE_ARN), which may only port-forward to MLflow."
+  value       = { for env, role in aws_iam_role.promote : env => role.arn }
+}
+
+output "drift_role_arns" {
+  description = "Per environment, the read-only role of drift.yml (GitHub environment <env>-drift, variable AWS_DRIFT_ROLE_ARN), which may read the cluster's Secrets."
+  value       = { for env, role in aws_iam_role.drift : env => role.arn }
 }
 
 output "workload_boundary_arns" {

@@ -50,7 +50,8 @@ variable "runner_image" {
 locals {
   runner_name = { for env in local.environments : env => "${var.name_prefix}-github-runner-${env}" }
   # Only these workflows may start an in-VPC runner; every other workflow runs on GitHub-hosted runners.
-  runner_workflows = "^(deploy|preview|drift)$"
+  # promote asks the target environment's registry, which only its VPC reaches.
+  runner_workflows = "^(deploy|preview|drift|promote)$"
   # Two zones by name: a fixed pair, so the subnets never move when a region gains a zone.
   runner_azs = ["${var.aws_region}a", "${var.aws_region}b"]
   # The runner VPC in eighths. Each environment's runners get the eighth numbered by its runner share

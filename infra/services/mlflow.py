@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from infra import versions
+from infra.aws.cluster import REGISTRY_TUNNEL_GROUP
 from infra.config import MlflowConfig
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
 from infra.services.chart import ChartService, ServiceArgs
@@ -40,6 +42,19 @@ DATABASE = "mlflow"
 DATABASE_USER = "mlflow"
 ADMIN_SECRET = "mlflow-admin"  # pragma: allowlist secret
 CA_DIR = "/etc/mlplat/internal-ca"
+# The chart's Service (its fullname: the release name, which contains the chart's) and its port
+# (mlflow-1.11.5 values.yaml service.port 80 -> containerPort 5000).
+SERVICE = RELEASE
+SERVICE_PORT = 80
+# What `kubectl port-forward svc/<name>` asks of the API server: get the Service, list its pods by the
+# selector, get the pod, POST its portforward subresource (kubernetes/kubectl pkg/cmd/portforward/
+# portforward.go and pkg/polymorphichelpers attachablepodforobject.go, helpers.go GetPodList, read at
+# dee3483a3d6a64c07fdf746caf80af446dee99ac). A POST is RBAC's `create`.
+REGISTRY_TUNNEL_RULES = (
+    ("services", ("get",)),
+    ("pods", ("get", "list")),
+    ("pods/portforward", ("create",)),
+)
 CA_FILE_KEY = "ca.crt"
 
 
@@ -145,5 +160,32 @@ class Mlflow(ChartService):
                 args.artifact_store.release,
             ],
             protect=args.cluster.protect_stateful,
+        )
+        # promote.yml's registry gate reaches this registry from the runner through the cluster API
+        # (its only path into the VPC, ADR 0003): the promote roles' group may port-forward here and do
+        # nothing else. A port-forward enters the pod's own network namespace, so the NetworkPolicies
+        # (which admit port 5000 from drift jobs and pipelines only) stay as they are (docs/security.md).
+        # RBAC cannot name pods whose names change: PostgreSQL's pod is in reach too, behind its password.
+        tunnel = k8s.rbac.v1.Role(
+            f"{name}-registry-tunnel",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="registry-tunnel", namespace=NAMESPACE),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=[resource], verbs=list(verbs))
+                for resource, verbs in REGISTRY_TUNNEL_RULES
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+        )
+        self.registry_tunnel = k8s.rbac.v1.RoleBinding(
+            f"{name}-registry-tunnel",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="registry-tunnel", namespace=NAMESPACE),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name="registry-tunnel"
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(
+                    kind="Group", name=REGISTRY_TUNNEL_GROUP, api_group="rbac.authorization.k8s.io"
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[tunnel]),
         )
         self.register_outputs({"release": self.release.status})

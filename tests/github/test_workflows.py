@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.config import load_environment
+from infra.services import mlflow
 from mlplat.generate import PROGRAM_INPUTS
 from tests.support.checkout_copy import WITH_QA, add_environment_to_the_contract, edit
 from tests.support.delivery_helpers import (
@@ -26,7 +28,15 @@ from tests.support.delivery_helpers import (
     workflow,
     workflow_files,
 )
-from tests.support.iam_eval import GITHUB_REPOSITORY, Scope, decide, role_arn, statements, trust_document
+from tests.support.iam_eval import (
+    GITHUB_REPOSITORY,
+    Scope,
+    decide,
+    role_arn,
+    role_of_github_environment,
+    statements,
+    trust_document,
+)
 from tests.support.program_reads import files_the_program_opens
 from tests.support.workflow_steps import jobs, matrix_values, step_env
 
@@ -188,7 +198,7 @@ def test_write_scopes_only_where_needed() -> None:
         **{("deploy.yml", env): {"id-token": "write"} for env in ENVIRONMENTS},
         ("drift.yml", "environments"): {},
         ("drift.yml", "drift"): {"id-token": "write", "issues": "write"},
-        ("promote.yml", "promote"): {"contents": "write", "pull-requests": "write"},
+        ("promote.yml", "promote"): {"contents": "write", "id-token": "write", "pull-requests": "write"},
         ("mutation.yml", "mutation"): {},
         ("monitor-image.yml", "image"): {},
         ("monitor-image.yml", "publish"): {},  # pushes with registry credentials, no GitHub write
@@ -206,7 +216,7 @@ def test_id_token_exactly_where_aws_credentials_are_assumed() -> None:
         assert (job["permissions"].get("id-token") == "write") == bool(aws_steps), f"{name}/{job_id}"
         for step in aws_steps:
             role = step["with"]["role-to-assume"]
-            assert re.fullmatch(r"\$\{\{ vars\.AWS_(DEPLOY|PREVIEW)_ROLE_ARN \}\}", role), (
+            assert re.fullmatch(r"\$\{\{ vars\.AWS_(DEPLOY|PREVIEW|DRIFT|PROMOTE)_ROLE_ARN \}\}", role), (
                 f"{name}/{job_id}: {role}"
             )
             assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"])
@@ -284,6 +294,9 @@ def _github_environments(workflow_name: str, job_id: str, job: dict[str, Any]) -
     if environment is None:
         return []
     name = environment["name"] if isinstance(environment, dict) else environment
+    if "${{ inputs.to }}" in name:  # promote.yml: one environment per choice of its `to` input
+        targets = workflow(workflow_name)["on"]["workflow_dispatch"]["inputs"]["to"]["options"]
+        return [name.replace("${{ inputs.to }}", target) for target in targets]
     has_stacks = "stack" in job.get("strategy", {}).get("matrix", {})
     stacks = matrix_values(workflow_name, job_id, "stack") if has_stacks else [None]
     return [name.replace("${{ matrix.stack }}", str(stack)) for stack in stacks]
@@ -292,11 +305,7 @@ def _github_environments(workflow_name: str, job_id: str, job: dict[str, Any]) -
 def _role_trusts(repository: str, github_env: str, ref: str) -> bool:
     """Whether the bootstrap role behind a GitHub environment accepts the OIDC subject GitHub issues a
     job of that environment on that ref (subject template repo, context, ref: infra/bootstrap/github_oidc.tf)."""
-    kind, env = (
-        ("preview", github_env.removesuffix("-preview"))
-        if github_env.endswith("-preview")
-        else ("deploy", github_env)
-    )
+    kind, env = role_of_github_environment(github_env)
     claims = {
         "token.actions.githubusercontent.com:aud": ["sts.amazonaws.com"],
         "token.actions.githubusercontent.com:sub": [f"repo:{repository}:environment:{github_env}:ref:{ref}"],
@@ -312,7 +321,7 @@ def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> No
     repository = GITHUB_REPOSITORY
     for name, job_id, job in _all_jobs():
         environments = _github_environments(name, job_id, job)
-        # Only a job with an OIDC token assumes a role; image-publish holds registry secrets, no role.
+        # A job without an OIDC token assumes no role (image-publish's environment holds registry secrets).
         if not environments or job["permissions"].get("id-token") != "write":
             continue
         triggers = workflow(name)["on"]
@@ -343,6 +352,8 @@ def test_no_job_enters_an_environment_from_a_ref_its_role_does_not_trust() -> No
 
 # Workflows whose jobs call a cluster's API (pulumi up/preview/refresh of the Kubernetes resources).
 CLUSTER_API_WORKFLOWS = ("deploy.yml", "preview.yml", "drift.yml")
+# Workflows whose jobs reach into an environment's VPC: the cluster API, or (promote) its registry.
+IN_VPC_WORKFLOWS = (*CLUSTER_API_WORKFLOWS, "promote.yml")
 
 
 def _runner_label(environment: str) -> str:
@@ -370,14 +381,58 @@ def test_every_job_calling_a_cluster_api_runs_on_its_environments_in_vpc_runner(
 
 def test_only_workflows_the_runner_webhook_admits_run_on_the_runner() -> None:
     """The webhook starts a runner for queued jobs of these workflow names only: a job of another
-    workflow asking for the runner would wait forever, and pr/promote need no cluster."""
+    workflow asking for the runner would wait forever, and pr needs no VPC."""
     admitted = re.compile(terraform()["locals"]["runner_workflows"])
     for name in NAMES:
         uses_runner = any("codebuild-" in str(job["runs-on"]) for job in _jobs(name).values())
-        assert uses_runner == (name in CLUSTER_API_WORKFLOWS), name
+        assert uses_runner == (name in IN_VPC_WORKFLOWS), name
         assert bool(admitted.fullmatch(workflow(name)["name"])) == uses_runner, (
             f"{name}: workflow name {workflow(name)['name']!r} vs webhook filter {admitted.pattern}"
         )
+
+
+def test_promotion_asks_the_target_registry_from_its_vpc_with_basic_auth_from_main_only() -> None:
+    """promote.yml ran on GitHub's runner (no route to a private registry) with one repository-level
+    URI and token for every environment's registry, readable from any branch, and sent that token as
+    Bearer to MLflow's basic auth (401). It runs on the target environment's runner, in that
+    environment's main-only `<to>-promote`, with that environment's basic-auth credentials, and reaches
+    MLflow's Service through a port-forward with a role the target's stack file lets do exactly that."""
+    job = _jobs("promote.yml")["promote"]
+    assert job["runs-on"] == _runner_label("${{ inputs.to }}")
+    assert job["environment"] == "${{ inputs.to }}-promote"
+    context = {"github.ref": "refs/heads/feature"}
+    assert not _job_runs(job, context) and _job_runs(job, {"github.ref": "refs/heads/main"})
+    (gate,) = [s for s in _steps(job) if "mlplat promote" in s.get("run", "")]
+    forward = re.search(r"kubectl .*-n (\S+) port-forward svc/(\S+) (\d+):(\d+) ", gate["run"])
+    assert forward, gate["run"]
+    assert (forward[1], forward[2], int(forward[4])) == (
+        mlflow.NAMESPACE,
+        mlflow.SERVICE,
+        mlflow.SERVICE_PORT,
+    )
+    mlflow_env = {k: v for k, v in gate["env"].items() if k.startswith("MLFLOW_")}
+    assert mlflow_env == {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{forward[3]}",
+        "MLFLOW_TRACKING_USERNAME": "${{ secrets.MLFLOW_TRACKING_USERNAME }}",
+        "MLFLOW_TRACKING_PASSWORD": "${{ secrets.MLFLOW_TRACKING_PASSWORD }}",
+    }
+    (credentials,) = _uses(job, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_PROMOTE_ROLE_ARN }}"
+    for github_env in _github_environments("promote.yml", "promote", job):
+        kind, env = role_of_github_environment(github_env)
+        role_name = role_arn(kind, env).rsplit("/", 1)[1]
+        granted = {arn.rsplit("/", 1)[1] for arn in load_environment(env).cluster.promote_role_arns}
+        assert role_name in granted, f"{github_env}: {role_name} may not port-forward in {env}'s cluster"
+
+
+def test_promote_installs_a_kubectl_the_clusters_api_server_supports() -> None:
+    """kubectl is supported within one minor version of the API server (Kubernetes version skew policy):
+    the runners' CodeBuild image carries kubectl 1.25.6 (aws/aws-codebuild-docker-images
+    ubuntu/standard/7.0/Dockerfile), far older than the clusters."""
+    (setup,) = _uses(_jobs("promote.yml")["promote"], "azure/setup-kubectl")
+    minor = ".".join(setup["with"]["version"].removeprefix("v").split(".")[:2])
+    for env in ENVIRONMENTS:
+        assert load_environment(env).cluster.kubernetes_version == minor, env
 
 
 def test_preflight_runs_with_the_deploy_role_before_pulumi_up() -> None:
@@ -437,7 +492,6 @@ def test_pulumi_cli_matches_the_sdk_pin() -> None:
 def test_drift_previews_with_refresh_and_manages_one_issue_per_stack() -> None:
     job = _jobs("drift.yml")["drift"]
     assert matrix_values("drift.yml", "drift", "stack") == list(ENVIRONMENTS)
-    assert job["environment"] == "${{ matrix.stack }}-preview"
     runs = "\n".join(s.get("run", "") for s in _steps(job))
     assert 'pulumi preview --stack "$STACK" --refresh --policy-pack policies/pulumi --json' in runs
     (script,) = _uses(job, "actions/github-script")
@@ -445,6 +499,23 @@ def test_drift_previews_with_refresh_and_manages_one_issue_per_stack() -> None:
     assert "issues.create(" in code and "issues.createComment(" in code and "state: 'closed'" in code
     assert "const labels = ['drift', `stack:${stack}`]" in code
     assert script["env"]["DRIFT"] == "${{ steps.compare.outputs.drift }}"
+
+
+def test_drift_refreshes_with_a_role_the_cluster_lets_read_helm_release_secrets() -> None:
+    """`--refresh` reads every Helm release from Helm's Secrets: with the preview role (cluster access
+    without Secrets) drift failed on every stack, every run. Each stack's drift job enters a GitHub
+    environment whose bootstrap role the stack file grants Secrets read (`cluster.drift_role_arns`), a
+    role no pull request can assume, and assumes that environment's role variable."""
+    job = _jobs("drift.yml")["drift"]
+    (credentials,) = _uses(job, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DRIFT_ROLE_ARN }}"
+    for github_env in _github_environments("drift.yml", "drift", job):
+        kind, env = role_of_github_environment(github_env)
+        role_name = role_arn(kind, env).rsplit("/", 1)[1]
+        cluster = load_environment(env).cluster
+        assert role_name in {arn.rsplit("/", 1)[1] for arn in cluster.drift_role_arns}, github_env
+        assert role_name not in {arn.rsplit("/", 1)[1] for arn in cluster.viewer_role_arns}, github_env
+        assert not _role_trusts(GITHUB_REPOSITORY, github_env, "refs/pull/7/merge"), github_env
 
 
 def _workflows_and_contract_with_qa(tmp_path: Path) -> Path:
@@ -487,10 +558,9 @@ def test_promote_runs_the_gate_then_opens_a_pull_request_with_the_overlay() -> N
     names = [s.get("name", s.get("uses", "")) for s in _steps(job)]
     promote = next(s for s in _steps(job) if "mlplat promote" in s.get("run", ""))
     assert (
-        promote["run"]
+        promote["run"].splitlines()[-1]
         == '.venv/bin/mlplat promote "$APP" --from "$FROM" --to "$TO" ${CANARY:+--canary "$CANARY"}'
     )
-    assert promote["env"]["MLFLOW_TRACKING_URI"] == "${{ vars.MLFLOW_TRACKING_URI }}"
     (pr,) = _uses(job, "peter-evans/create-pull-request")
     assert names.index(promote["name"]) < _steps(job).index(pr)
     assert pr["with"]["add-paths"] == "apps/${{ inputs.app }}/overlays/${{ inputs.to }}/**"

@@ -166,6 +166,7 @@ POOL0 = "gpu.pools.0"
 RUNNER = "cluster.endpoint.runner"
 
 BENT_CONFIGS = [
+    pytest.param("dev", {"cluster.drift_role_arns": ["arn:aws:iam::111111111111:role/mlplat-github-preview-dev"]}, "mlplat:cluster", "is also a viewer (viewer_role_arns), which must not read Secrets", id="pull-request-preview-role-granted-secrets-as-drift-role"),
     pytest.param("staging", {RUNNER: DELETE}, "mlplat:cluster.endpoint", "a private endpoint is reached only from the peered runner VPC", id="private-endpoint-without-a-runner-is-unreachable-from-ci"),
     pytest.param("prod", {RUNNER: DELETE}, "mlplat:cluster.endpoint", "a private endpoint is reached only from the peered runner VPC", id="prod-endpoint-without-a-runner-is-undeployable"),
     pytest.param("dev", {f"{RUNNER}.vpc_cidr": "10.10.255.0/24"}, "mlplat:", "overlaps network.vpc_cidr 10.10.0.0/16; AWS refuses to peer", id="runner-vpc-inside-the-cluster-vpc-cannot-be-peered"),
@@ -237,6 +238,7 @@ ROLE = "arn:aws:iam::123456789012:role/platform-{}"
 SIZED: list[tuple[str, int, Callable[[int], Any]]] = [
     ("cluster.admin_role_arns", 10, lambda n: [ROLE.format(i) for i in range(n)]),
     ("cluster.viewer_role_arns", 10, lambda n: [ROLE.format(i) for i in range(n)]),
+    ("cluster.drift_role_arns", 3, lambda n: [ROLE.format(i) for i in range(n)]),
     ("aws.tags", 20, lambda n: {f"team-{i}": "x" for i in range(n)}),
     ("system_pool.instance_types", 5, lambda n: [f"m6i.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")[:n]]),
     ("gpu.pools.0.labels", 16, lambda n: {f"mlplat/tier-{i}": "x" for i in range(n)}),

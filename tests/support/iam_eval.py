@@ -56,6 +56,24 @@ def role_arn(kind: str, env: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:role/mlplat-github-{kind}-{env}"
 
 
+# The bootstrap's GitHub roles per environment (aws_iam_role.<kind>, deploy_roles.tf), each trusting
+# one GitHub environment: `<env>` for deploy, `<env>-<kind>` for the others.
+GITHUB_ROLE_KINDS = ("deploy", "preview", "drift", "promote")
+
+
+def github_environment(kind: str, env: str) -> str:
+    """The GitHub environment whose jobs a bootstrap role of `kind` trusts."""
+    return env if kind == "deploy" else f"{env}-{kind}"
+
+
+def role_of_github_environment(github_env: str) -> tuple[str, str]:
+    """(kind, environment) of the bootstrap role behind a GitHub environment."""
+    for kind in GITHUB_ROLE_KINDS[1:]:
+        if github_env.endswith(f"-{kind}"):
+            return kind, github_env.removesuffix(f"-{kind}")
+    return "deploy", github_env
+
+
 def boundary_arn(env: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:policy/mlplat-boundary-{env}"
 
@@ -77,6 +95,7 @@ def _references(scope: Scope) -> dict[str, Any]:
         "aws_iam_policy.workload_boundary[each.key].arn": boundary_arn(env),
         "aws_iam_role.deploy[each.key].arn": role_arn("deploy", env),
         "aws_iam_role.preview[each.key].arn": role_arn("preview", env),
+        "aws_iam_role.drift[each.key].arn": role_arn("drift", env),
         "aws_vpc.runner.arn": runner_vpc_arn(scope.region),
         "local.github_oidc_provider_arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
         "var.aws_region": scope.region,

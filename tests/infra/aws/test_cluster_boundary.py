@@ -176,6 +176,77 @@ def test_preview_viewer_cannot_read_cluster_secrets(offline_plan: PlanFor, env: 
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_drift_refresh_can_read_helm_release_secrets_and_only_admins_and_drift_can(
+    offline_plan: PlanFor, env: str
+) -> None:
+    """drift.yml's `pulumi preview --refresh` reads every Helm release from Helm's Secrets: with only
+    the preview role's AmazonEKSViewPolicy it failed on every stack, every run. Its own role reads them;
+    no other principal but the admins does (the dev preview role runs pull-request code)."""
+    plan = offline_plan(env)
+    config = load_environment(env).cluster
+    assert config.drift_role_arns
+    readers: dict[str, set[str]] = {}
+    for association in of_type(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"):
+        policy = association["inputs"]["policyArn"].rsplit("/", 1)[1]
+        if policy in READS_SECRETS:
+            assert association["inputs"]["accessScope"]["type"] == "cluster", association["urn"]
+            readers.setdefault(association["inputs"]["principalArn"], set()).add(policy)
+    for role in config.drift_role_arns:
+        assert readers.get(role) == {"AmazonEKSAdminViewPolicy"}, (
+            f"{env}: drift role {role} gets {readers.get(role)}"
+        )
+    assert set(readers) == set(config.admin_role_arns) | set(config.drift_role_arns), readers
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_promote_role_reaches_the_registry_by_port_forward_and_nothing_else(
+    offline_plan: PlanFor, env: str
+) -> None:
+    """promote.yml's registry gate could not reach a private cluster's MLflow. Its role gets in through
+    the cluster API (the runner's only path) as a Kubernetes group that may get MLflow's Service, find
+    and get its pods and open a port-forward to them, in the mlflow namespace only: no access policy,
+    no Secret, nothing elsewhere."""
+    plan = offline_plan(env)
+    promote = set(load_environment(env).cluster.promote_role_arns)
+    entries = [
+        e for e in of_type(plan, "aws:eks/accessEntry:AccessEntry") if e["inputs"]["principalArn"] in promote
+    ]
+    assert len(entries) == len(promote)
+    groups = {g for e in entries for g in e["inputs"]["kubernetesGroups"]}
+    assert len(groups) == (1 if promote else 0), groups
+    associations = of_type(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert not [a["urn"] for a in associations if a["inputs"]["principalArn"] in promote]
+    bindings = [
+        b
+        for kind in ("RoleBinding", "ClusterRoleBinding")
+        for b in of_type(plan, f"kubernetes:rbac.authorization.k8s.io/v1:{kind}")
+        if {s["name"] for s in b["inputs"]["subjects"] if s["kind"] == "Group"} & groups
+    ]
+    assert len(bindings) == len(groups), [b["urn"] for b in bindings]
+    for binding in bindings:
+        assert binding["type"].endswith(":RoleBinding"), binding["urn"]
+        namespace = binding["inputs"]["metadata"]["namespace"]
+        (role,) = [
+            r
+            for r in of_type(plan, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+            if r["inputs"]["metadata"]["name"] == binding["inputs"]["roleRef"]["name"]
+            and r["inputs"]["metadata"]["namespace"] == namespace
+        ]
+        rules = {
+            (resource, verb)
+            for rule in role["inputs"]["rules"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+            if rule["apiGroups"] == [""]
+        }
+        assert sum(len(r["resources"]) * len(r["verbs"]) for r in role["inputs"]["rules"]) == len(rules)
+        assert (namespace, rules) == (
+            "mlflow",
+            {("services", "get"), ("pods", "get"), ("pods", "list"), ("pods/portforward", "create")},
+        ), role["urn"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_service_accounts_get_their_role_only_once_its_permissions_exist(
     offline_plan: PlanFor, env: str
 ) -> None:

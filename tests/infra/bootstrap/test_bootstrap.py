@@ -38,9 +38,11 @@ from tests.support.iam_eval import (
     ACCOUNT,
     ADMIN_ARN,
     GITHUB_REPOSITORY,
+    GITHUB_ROLE_KINDS,
     Scope,
     boundary_arn,
     decide,
+    github_environment,
     request,
     resolve,
     role_arn,
@@ -252,7 +254,7 @@ def _may_assume(kind: str, env: str, subject: str) -> bool:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-@pytest.mark.parametrize("kind", ["deploy", "preview"])
+@pytest.mark.parametrize("kind", GITHUB_ROLE_KINDS)
 def test_role_trust_is_one_repository_one_github_environment_and_literal(env: str, kind: str) -> None:
     (only,) = policy_statements(trust_document(kind))
     assert only["effect"] == "Allow" and only["actions"] == ["sts:AssumeRoleWithWebIdentity"]
@@ -261,7 +263,7 @@ def test_role_trust_is_one_repository_one_github_environment_and_literal(env: st
     conditions = {key: (test, values) for test, key, values in rendered.conditions}
     assert conditions["token.actions.githubusercontent.com:aud"] == ("StringEquals", ("sts.amazonaws.com",))
     test, subjects = conditions["token.actions.githubusercontent.com:sub"]
-    github_env = env if kind == "deploy" else f"{env}-preview"
+    github_env = github_environment(kind, env)
     for subject in subjects:
         assert subject.startswith(f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/"), subject
     # The only wildcard anywhere is a pull request's number, in the dev preview role.
@@ -273,15 +275,15 @@ def test_role_trust_is_one_repository_one_github_environment_and_literal(env: st
     )
     assert test == ("StringLike" if wildcards else "StringEquals")
     # Each role takes its own trust policy: no two roles share one.
-    assert len({trust_document(k) for k in ("deploy", "preview")}) == 2
+    assert len({trust_document(k) for k in GITHUB_ROLE_KINDS}) == len(GITHUB_ROLE_KINDS)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-@pytest.mark.parametrize("kind", ["deploy", "preview"])
+@pytest.mark.parametrize("kind", GITHUB_ROLE_KINDS)
 def test_roles_refuse_branches_other_than_main_and_tokens_without_a_ref(env: str, kind: str) -> None:
     """GitHub's default subject drops the ref when a job names an environment, so any branch that reaches
     the environment would get the role: the trust demands the ref, and main's."""
-    github_env = env if kind == "deploy" else f"{env}-preview"
+    github_env = github_environment(kind, env)
     assert _may_assume(kind, env, f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/heads/main")
     for subject in (
         f"{REPO_SUBJECT}:environment:{github_env}",
@@ -295,9 +297,11 @@ def test_roles_refuse_branches_other_than_main_and_tokens_without_a_ref(env: str
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-@pytest.mark.parametrize("kind", ["deploy", "preview"])
+@pytest.mark.parametrize("kind", GITHUB_ROLE_KINDS)
 def test_only_the_dev_preview_role_runs_pull_request_code(env: str, kind: str) -> None:
-    github_env = env if kind == "deploy" else f"{env}-preview"
+    """The drift role reads the cluster's Secrets (infra/aws/cluster.py): it trusts no pull request,
+    not even dev's."""
+    github_env = github_environment(kind, env)
     subject = f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/pull/42/merge"
     assert _may_assume(kind, env, subject) == ((kind, env) == ("preview", "dev")), subject
 
@@ -1237,7 +1241,7 @@ def _job_environments(workflow_name: str, job_id: str, job: dict[str, object]) -
 def _roles_trusting_pull_requests() -> set[str]:
     github_environments = set()
     for env in ENVIRONMENTS:
-        for kind, github_env in (("deploy", env), ("preview", f"{env}-preview")):
+        for kind, github_env in ((k, github_environment(k, env)) for k in GITHUB_ROLE_KINDS):
             if _may_assume(kind, env, f"{REPO_SUBJECT}:environment:{github_env}:ref:refs/pull/42/merge"):
                 github_environments.add(github_env)
     return github_environments
@@ -1278,6 +1282,43 @@ def test_the_pull_request_preview_role_cannot_decrypt_staging_or_prod_secrets(vi
         assert not decide(statements("pulumi_secrets_key", scope), action, key, {}, principal=caller)[0]
     state = f"{scope.state_bucket_arn}/.pulumi/stacks/mlplat/{victim}.json"
     assert not decide(role_policy("preview", env), "s3:GetObject", state, {})[0]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_drift_role_reads_what_a_preview_reads_and_decrypts_only_its_own_stack(env: str) -> None:
+    """drift.yml's refreshed preview runs the program (decrypting the stack's config secrets) and reads
+    its state, as the preview role does; nothing of another environment."""
+    drift, preview = role_policy("drift", env), role_policy("preview", env)
+    assert drift == preview
+    caller = role_arn("drift", env)
+    for stack in ENVIRONMENTS:
+        scope = Scope(stack)
+        key = scope.key_arn(f"pulumi-{stack}")
+        key_policy = statements("pulumi_secrets_key", scope)
+        own = stack == env
+        assert decide(drift, "kms:Decrypt", key, {})[0] == own, (env, stack)
+        assert decide(key_policy, "kms:Decrypt", key, {}, principal=caller)[0] == own, (env, stack)
+        assert not decide(key_policy, "kms:Encrypt", key, {}, principal=caller)[0], (env, stack)
+        state = f"{scope.state_bucket_arn}/.pulumi/stacks/mlplat/{stack}.json"
+        assert decide(drift, "s3:GetObject", state, {})[0] == own, (env, stack)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_promote_role_reads_its_clusters_endpoint_and_nothing_else(env: str) -> None:
+    """promote.yml holds `contents: write` and the registry's credentials; its AWS role only builds a
+    kubeconfig for its own cluster (whose RBAC then allows a port-forward to MLflow only)."""
+    promote = role_policy("promote", env)
+    for stack in ENVIRONMENTS:
+        scope = Scope(stack)
+        cluster_arn = f"arn:aws:eks:{scope.region}:{ACCOUNT}:cluster/mlplat-{stack}"
+        assert decide(promote, "eks:DescribeCluster", cluster_arn, {})[0] == (stack == env), (env, stack)
+        for action, resource in (
+            ("eks:ListClusters", "*"),
+            ("kms:Decrypt", scope.key_arn(f"pulumi-{stack}")),
+            ("s3:GetObject", f"{scope.state_bucket_arn}/.pulumi/stacks/mlplat/{stack}.json"),
+            ("ec2:DescribeInstances", "*"),
+        ):
+            assert not decide(promote, action, resource, {})[0], (env, action, resource)
 
 
 @pytest.mark.parametrize(("own", "other"), [(a, v) for a in ENVIRONMENTS for v in ENVIRONMENTS if a != v])

@@ -128,13 +128,24 @@ def test_malformed_version_answer_is_an_unreachable_registry(fake: FakeRegistry)
         registry_gate.check([subject("dev")], fake.url)
 
 
-def test_bearer_token_is_sent_and_wins_over_basic_credentials(
+def test_a_token_beside_basic_credentials_does_not_replace_them(
     fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The platform's MLflow runs basic auth: a token the gate sent instead of the user and password
+    was a 401. MLflow's own client sends basic credentials first too."""
     fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0ken")  # pragma: allowlist secret
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ci")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")  # pragma: allowlist secret
+    assert registry_gate.check([subject("dev")], fake.url) == []
+    assert {h.get("Authorization") for h in fake.seen_headers} == {"Basic Y2k6cHc="}  # base64("ci:pw")
+
+
+def test_a_token_alone_is_sent_as_bearer(fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0ken")  # pragma: allowlist secret
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     assert registry_gate.check([subject("dev")], fake.url) == []
     assert {h.get("Authorization") for h in fake.seen_headers} == {"Bearer t0ken"}
 
