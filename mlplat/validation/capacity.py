@@ -10,6 +10,7 @@ cannot (whether the pool's nodes hold the pod, and the environment's GPU total).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +33,11 @@ class GpuDemand:
 
 
 def _quantity(value: Any) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
+    """A count read the way Kubernetes reads the quantity (`"1e1"` and `"10000m"` are 10), rounded up:
+    a fraction of a GPU still takes a whole one. 0 for what Kubernetes could not read (its own rule,
+    MLP-RESOURCE-QUANTITY / CKV_MLP_2, reports that): never fewer GPUs than the cluster would see."""
+    amount = resources.parse_quantity(value)
+    return max(0, math.ceil(amount)) if amount is not None else 0
 
 
 def _predictor_containers(predictor: dict[str, Any]) -> list[dict[str, Any]]:

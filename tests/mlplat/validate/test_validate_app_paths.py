@@ -131,6 +131,23 @@ def test_references_leaving_the_app_are_refused(tmp_path: Path, capsys: pytest.C
     assert where(report, "MLP-REFERENCE-SCOPE") == [(name, 8, "prod"), (name, 9, "prod")]
 
 
+@pytest.mark.parametrize("gpus", ["1e1", "10000m"])
+def test_a_gpu_count_in_another_quantity_form_still_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], gpus: str
+) -> None:
+    """Kubernetes reads `1e1` and `10000m` as 10 GPUs; capacity read them as 0, so with CKV_MLP_2
+    waived no GPU rule saw them."""
+    repo = copy_repo(tmp_path)
+    isvc = repo / "apps/llm-chat/base/inferenceservice.yaml"
+    for memory in ("24Gi", "32Gi"):  # request and limit
+        edit(
+            isvc, f'memory: {memory}, nvidia.com/gpu: "1"}}', f'memory: {memory}, nvidia.com/gpu: "{gpus}"}}'
+        )
+    code, report = run_json(capsys, str(repo / "apps/llm-chat/overlays/prod"), "--repo", str(repo))
+    assert code == 1
+    assert {"MLP-GPU-FIT", "MLP-GPU-CAP"} & {f["rule"] for f in report["findings"]}
+
+
 def test_a_retraining_pipeline_reading_outside_its_folder_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
