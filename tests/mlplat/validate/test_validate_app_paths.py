@@ -91,6 +91,16 @@ def test_an_overlay_of_no_environment_and_an_app_without_overlays_are_refused(
     assert (code, where(report, "MLP-APP-LAYOUT")) == (0, [])
 
 
+def test_a_folder_under_apps_without_overlays_is_refused_by_the_changed_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path, git=True)
+    plant(repo, "apps/loose/base/isvc.yaml")
+    code, report = run_json(capsys, "--repo", str(repo), "--changed")
+    assert (code, report["targets"]) == (1, ["apps/loose"])
+    assert where(report, "MLP-APP-LAYOUT") == [("apps/loose", None, None)]
+
+
 @pytest.mark.parametrize(
     "path",
     [
