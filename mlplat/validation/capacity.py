@@ -33,9 +33,10 @@ class GpuDemand:
 
 
 def _quantity(value: Any) -> int:
-    """A count read the way Kubernetes reads the quantity (`"1e1"` and `"10000m"` are 10), rounded up:
-    a fraction of a GPU still takes a whole one. 0 for what Kubernetes could not read (its own rule,
-    MLP-RESOURCE-QUANTITY / CKV_MLP_2, reports that): never fewer GPUs than the cluster would see."""
+    """A count read the way Kubernetes reads the quantity (`"1e1"` and `"10000m"` are 10, not 0 as
+    `int()` made them, which let them past GPU-FIT, GPU-CAP and scaling when CKV_MLP_2 was waived),
+    rounded up so a fraction never counts for less than asked. 0 for what is no quantity at all: the
+    schema check (MLP-SCHEMA) and CKV_MLP_2 report that."""
     amount = resources.parse_quantity(value)
     return max(0, math.ceil(amount)) if amount is not None else 0
 
