@@ -10,6 +10,7 @@ cannot (whether the pool's nodes hold the pod, and the environment's GPU total).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +33,12 @@ class GpuDemand:
 
 
 def _quantity(value: Any) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
+    """A count read the way Kubernetes reads the quantity (`"1e1"` and `"10000m"` are 10, not 0 as
+    `int()` made them, which let them past GPU-FIT, GPU-CAP and scaling when CKV_MLP_2 was waived),
+    rounded up so a fraction never counts for less than asked. 0 for what is no quantity at all: the
+    schema check (MLP-SCHEMA) and CKV_MLP_2 report that."""
+    amount = resources.parse_quantity(value)
+    return max(0, math.ceil(amount)) if amount is not None else 0
 
 
 def _predictor_containers(predictor: dict[str, Any]) -> list[dict[str, Any]]:

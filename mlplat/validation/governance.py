@@ -1,7 +1,12 @@
 """Rules an app cannot be trusted to keep by convention: what it serves, what it may switch off.
 
-- MLP-REMOTE-RESOURCE: a kustomization pulls resources or components from outside the repository
-  (reviewed nowhere, fetched at sync time).
+- MLP-REMOTE-RESOURCE: a kustomization names content that is not a file or folder of the repository
+  (kustomize fetches it at sync time, reviewed nowhere).
+- MLP-REFERENCE-SCOPE: an app's kustomization reads outside its app folder and apps/components/, so a
+  change there would not make `--changed` validate the app again.
+- MLP-OVERLAY-TOOL: an overlay Argo CD would not build with kustomize (no kustomization, a Helm chart).
+- MLP-ARGOCD-SOURCE: a `.argocd-source*.yaml` under apps/, which Argo CD merges into the source.
+- MLP-APP-LAYOUT: an app folder without overlays/, an overlay named after no environment.
 - MLP-PATCH-UNMATCHED: a `patches:` entry whose `target:` matches no object; kustomize skips it
   without a word (a typo in a target name bypassed the prod approval gate).
 - MLP-VERSION-DRIFT: the rendered InferenceService does not carry what the overlay's
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplat.findings import Finding, RenderedDoc
-from mlplat.validation.trees import Selector, Tree, Trees, construct, key_line
+from mlplat.validation.trees import Reference, Selector, Tree, Trees, construct, key_line
 
 Locate = Callable[[RenderedDoc, str], tuple[str, int | None]]
 VERSION_FILES = ("model-version.yaml", "canary.yaml")
@@ -32,19 +37,62 @@ PSA_VERSION = "latest"
 
 
 def remote_references(tree: Tree, env: str | None) -> list[Finding]:
-    return [
-        Finding(
-            file,
+    """What validate refuses before kustomize runs (the target is then not rendered): content from
+    outside the repository (MLP-REMOTE-RESOURCE) or the app (MLP-REFERENCE-SCOPE), and an app path
+    Argo CD would deploy otherwise than validate renders it (MLP-OVERLAY-TOOL, MLP-ARGOCD-SOURCE,
+    MLP-APP-LAYOUT)."""
+    return [_reference_finding(ref, env) for ref in tree.remote] + [
+        Finding(problem.file, "-", problem.rule, *APP_PATH_RULES[problem.rule](problem.problem), env)
+        for problem in tree.app_path
+    ]
+
+
+def _reference_finding(ref: Reference, env: str | None) -> Finding:
+    if ref.outside:
+        return Finding(
+            ref.file,
             "-",
             "MLP-REMOTE-RESOURCE",
-            f"kustomize would fetch {ref!r} from outside this repository at build time; nobody reviews that content",
+            f"{ref.ref!r} is no file or folder of this repository: kustomize would fetch it from elsewhere "
+            "at build time (or fail), and nobody reviews that content",
             "copy what you need into the app (or propose a shared component under apps/components/) and "
             "reference it by a relative path",
             env,
-            line,
+            ref.line,
         )
-        for file, line, ref in tree.remote
-    ]
+    return Finding(
+        ref.file,
+        "-",
+        "MLP-REFERENCE-SCOPE",
+        f"{ref.ref!r} lies outside {ref.scope}: `mlplat validate --changed` would not validate this app "
+        "again when it changes",
+        f"keep what the app reads in {ref.scope} (what several apps share is a component under apps/components/)",
+        env,
+        ref.line,
+    )
+
+
+# rule -> (message, fix) for an app path's problem (trees.AppPath.problem)
+APP_PATH_RULES: dict[str, Callable[[str], tuple[str, str]]] = {
+    "MLP-OVERLAY-TOOL": lambda problem: (
+        f"{problem}: Argo CD would not build this app path with kustomize ("
+        + (
+            "it applies every YAML file of a folder without a kustomization as plain manifests"
+            if problem == "no kustomization"
+            else "a file named *Chart.yaml can make it a Helm chart"
+        )
+        + "), so what it deploys is not what validate renders",
+        "keep exactly a kustomization.yaml and the files it names in the overlay",
+    ),
+    "MLP-ARGOCD-SOURCE": lambda problem: (
+        f"{problem} (patches, images, replicas, or another tool) after validate judged the app",
+        "delete it: an app's settings belong in its kustomization, where validate renders them",
+    ),
+    "MLP-APP-LAYOUT": lambda problem: (
+        f"{problem}: no environment's ApplicationSet deploys this folder as an app",
+        "put the app at apps/<app>/base with one overlay per environment, apps/<app>/overlays/<env>",
+    ),
+}
 
 
 def unmatched_patches(tree: Tree, app: str, docs: Sequence[RenderedDoc], env: str | None) -> list[Finding]:

@@ -20,6 +20,12 @@ OVERLAY = re.compile(r"^apps/(?P<app>[^/]+)/overlays/(?P<env>[^/]+)$")
 # An app's retraining pipeline (README "Retraining"): Argo objects the platform applies, not Argo CD.
 TRAINING = re.compile(r"^apps/(?P<app>[^/]+)/training$")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# The shared kustomize components: no app, every app may use them.
+COMPONENTS = "apps/components"
+# Argo CD reads these from an Application's path and merges them into its source before choosing the
+# tool (argo-cd v3.4.4 reposerver/repository/repository.go GetAppSourceType -> mergeSourceParameters:
+# `.argocd-source.yaml` and `.argocd-source-<app name>.yaml`).
+ARGOCD_SOURCE = ".argocd-source"
 # What renders every environment's AppProject and ApplicationSet from platform/argocd/ (infra/gitops.py).
 GITOPS_RENDERER = "infra/gitops.py"
 
@@ -45,17 +51,39 @@ def app_dirs(root: Path) -> list[Path]:
     return sorted(p for p in apps.iterdir() if (p / "overlays").is_dir()) if apps.is_dir() else []
 
 
+def stray_dirs(root: Path) -> list[Path]:
+    """Folders under apps/ that are neither an app nor the shared components: no ApplicationSet deploys
+    them, and validate says so (MLP-APP-LAYOUT) rather than pass over what they hold."""
+    apps = root / "apps"
+    return sorted(
+        p
+        for p in (apps.iterdir() if apps.is_dir() else [])
+        if p.is_dir() and not (p / "overlays").is_dir() and rel(p, root) != COMPONENTS
+    )
+
+
 def is_training(target: Target) -> bool:
     return TRAINING.match(target.rel) is not None
 
 
 def app_targets(app: Path, root: Path, env: str | None) -> list[Target]:
-    envs = [env] if env else list(ENVIRONMENTS)
+    """The app's overlays of `env` (or of every environment, and then also any overlay named after
+    none, MLP-APP-LAYOUT). Every folder is one: Argo CD's ApplicationSet makes an Application of each
+    `apps/*/overlays/<env>` folder whatever it holds, and a folder without a kustomization is applied
+    as plain manifests (MLP-OVERLAY-TOOL, mlplat.validation.trees)."""
+    overlays = app / "overlays"
+    found = {p.name for p in overlays.iterdir() if p.is_dir()} if overlays.is_dir() else set()
+    envs = [env] if env else [*ENVIRONMENTS, *sorted(found - set(ENVIRONMENTS))]
     return [
-        Target(rel(app / "overlays" / e, root), e, True, app.name)
+        Target(rel(overlays / e, root), e if e in ENVIRONMENTS else None, True, app.name)
         for e in envs
-        if is_kustomization(app / "overlays" / e)
+        if e in found
     ]
+
+
+def stray_targets(root: Path, env: str | None) -> list[Target]:
+    """One target per stray folder (none with --env: it belongs to no environment)."""
+    return [] if env else [Target(rel(p, root), None, True, p.name) for p in stray_dirs(root)]
 
 
 def training_targets(app: Path, root: Path) -> list[Target]:
@@ -65,8 +93,9 @@ def training_targets(app: Path, root: Path) -> list[Target]:
 
 
 def all_targets(root: Path, env: str | None) -> list[Target]:
-    """Every overlay (of `env`, or all) and every retraining pipeline."""
-    return [t for app in app_dirs(root) for t in app_targets(app, root, env) + training_targets(app, root)]
+    """Every overlay (of `env`, or all), every retraining pipeline, and every stray apps/ folder."""
+    apps = [t for app in app_dirs(root) for t in app_targets(app, root, env) + training_targets(app, root)]
+    return apps + stray_targets(root, env)
 
 
 def resolve(paths: list[str], root: Path, env: str | None) -> list[Target]:
@@ -90,16 +119,21 @@ def _targets_for(path: Path, root: Path, env: str | None) -> list[Target]:
         if not targets:
             raise UsageError(f"{name}: no overlay for {env or 'any environment'} under {name}/overlays")
         return targets + training_targets(path, root)
+    overlay = OVERLAY.match(name)
+    if overlay and env and overlay["env"] != env:
+        raise UsageError(f"{name} is the {overlay['env']} overlay, but --env says {env}")
+    if overlay:  # whatever it holds: Argo CD deploys it (app_targets)
+        known = overlay["env"] if overlay["env"] in ENVIRONMENTS else None
+        return [Target(name, known, True, overlay["app"])]
+    strays = [t for t in stray_targets(root, None) if t.rel == name]
+    if strays:
+        return strays
     if is_kustomization(path):
-        overlay = OVERLAY.match(name)
-        if overlay and env and overlay["env"] != env:
-            raise UsageError(f"{name} is the {overlay['env']} overlay, but --env says {env}")
-        if overlay:
-            return [Target(name, overlay["env"], True, overlay["app"])]
         return [Target(name, env, True)]
     apps = sorted(p for p in path.iterdir() if (p / "overlays").is_dir())
     if apps:
-        return [t for app in apps for t in app_targets(app, root, env) + training_targets(app, root)]
+        strays = stray_targets(root, env) if name == "apps" else []
+        return [t for app in apps for t in app_targets(app, root, env) + training_targets(app, root)] + strays
     if not any(p.suffix in MANIFEST_SUFFIXES for p in path.rglob("*") if p.is_file()):
         raise UsageError(f"{name}: no kustomization and no manifests (*.yaml, *.yml, *.json) in this folder")
     return [Target(name, env, False)]
@@ -139,6 +173,10 @@ def changed_targets(root: Path, base: str, env: str | None) -> list[Target]:
             wanted.update(training_targets(apps[parts[1]], root))
         elif parts[0] == "apps" and len(parts) > 2 and parts[1] in apps:
             wanted.update(app_targets(apps[parts[1]], root, env))
+        elif parts[0] == "apps" and len(parts) > 2 and parts[1] != COMPONENTS.split("/")[1]:
+            wanted.update(t for t in stray_targets(root, env) if t.rel == f"apps/{parts[1]}")
+        elif parts[0] == "apps" and len(parts) == 2 and parts[1].startswith(ARGOCD_SOURCE):
+            wanted.update(overlays)  # every app path's check lists it (MLP-ARGOCD-SOURCE)
         elif name.startswith("apps/components/") or parts[0] == "environments":
             stack_env = re.fullmatch(r"environments/Pulumi\.(\w+)\.yaml", name)
             only = stack_env[1] if stack_env else None

@@ -6,7 +6,11 @@ parsed once per run however many overlays include it) to:
 - find the file and line that set a rendered value: the last patch of the tree that sets the path
   for that object, else the resource file that declares the object (`Trees.locate`);
 - list every `patches:` entry with its target selector, to judge whether it matched anything;
-- list references to remote content (URLs, git repositories), which validate refuses.
+- list references validate refuses: remote content (URLs, git repositories), paths naming nothing
+  inside the repository, and paths an app's kustomization takes from outside its app folder and the
+  shared components (which `--changed` would not re-validate when they change);
+- for an Argo CD app path (`apps/<app>/overlays/<env>`, the ApplicationSet's git directories), what
+  would make Argo CD deploy something other than what validate renders (`AppPath`).
 
 Selector semantics follow kustomize (kubernetes-sigs/kustomize api/types/selector.go, `anchorRegex`,
 as vendored in kubernetes/kubernetes and kubectl): group, version, kind, name
@@ -16,6 +20,7 @@ annotationSelector are Kubernetes label selector expressions.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,15 +30,28 @@ from typing import Any
 import yaml
 
 from mlplat.findings import RenderedDoc
-from mlplat.validation import rel
-from mlplat.validation.targets import KUSTOMIZATION_FILES
+from mlplat.validation import ENVIRONMENTS, rel, within
+from mlplat.validation.targets import ARGOCD_SOURCE, COMPONENTS, KUSTOMIZATION_FILES, OVERLAY
 
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# kustomize's remote forms: URLs (also `git::https://…`), scp-like `git@host:…`, hosted shorthands, `?ref=`.
-REMOTE = re.compile(r"://|^git(?:@|::)|^(?:github\.com|gitlab\.com|bitbucket\.org)/|[?&]ref=", re.I)
+# What kustomize fetches instead of reading a local path. Argo CD v3.4.4 (the argo-cd chart 10.1.1's
+# appVersion, infra/versions.py) bundles kustomize 5.8.1 (argoproj/argo-cd hack/tool-versions.sh).
+# kustomize api/internal/loader/fileloader.go `New` asks git.NewRepoSpecFromURL before looking for a
+# local folder, and `Load` fetches http(s) files (IsRemoteFile); api/internal/git/repospec.go
+# extractHost reads an optional `git::`, a scheme (ssh, https, http, file: all `://`), else the SCP
+# style, accepted with any user `[a-zA-Z][a-zA-Z0-9-]*@` (extractUsername) or a `github.com/` or
+# `github.com:` prefix (isStandardGithubHost); `?ref=` names a revision. A reference that is none of
+# these must still name a file or folder inside the repository (`Trees._reference_problem`).
+REMOTE = re.compile(r"://|^(?:git::)?(?:[a-z][a-z0-9-]*@|github\.com[/:])|[?&]ref=", re.I)
 REFERENCE_KEYS = ("resources", "bases", "components")
-# Keys that may name further kustomizations or files, where a remote reference is refused too.
+# Keys that may name further kustomizations or files, where a reference is held to the same rules.
 OTHER_REFERENCE_KEYS = ("transformers", "generators", "validators", "crds", "configurations")
+GENERATOR_KEYS = ("configMapGenerator", "secretGenerator")
+# argo-cd v3.4.4 util/app/discovery/discovery.go Discover: a file whose name ends in `Chart.yaml` makes
+# the folder Helm, a kustomization file makes it Kustomize, whichever `filepath.Walk` meets last (files
+# in lexical order), and AppType falls back to a plain Directory (every YAML applied) without either.
+HELM_CHART_SUFFIX = "Chart.yaml"
+APP_FOLDER = re.compile(r"^apps/(?P<app>[^/]+)$")
 Path_ = tuple[str | int, ...]
 
 
@@ -207,12 +225,35 @@ class Patch:
         return (value or target).start_mark.line + 1 + self.offset
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A reference validate refuses: in `file` at `line`, `ref`; `outside` when it leaves the repository
+    (remote, or no such path in it), else it leaves the app (`scope` is what it may read)."""
+
+    file: str
+    line: int
+    ref: str
+    outside: bool
+    scope: str = ""
+
+
+@dataclass(frozen=True)
+class AppPath:
+    """What is wrong with a folder Argo CD would (or could be expected to) make an Application of."""
+
+    file: str  # the folder, or the file at fault
+    rule: str  # MLP-OVERLAY-TOOL, MLP-ARGOCD-SOURCE or MLP-APP-LAYOUT
+    problem: str
+
+
 @dataclass
 class Tree:
     """What one kustomization and everything it includes hold, in the order kustomize applies it."""
 
     patches: list[Patch] = field(default_factory=list)
-    remote: list[tuple[str, int, str]] = field(default_factory=list)  # (kustomization, line, reference)
+    remote: list[Reference] = field(default_factory=list)
+    # The folder's own problems as an Argo CD app path (never inherited from what it includes).
+    app_path: list[AppPath] = field(default_factory=list)
 
 
 class Trees:
@@ -220,8 +261,10 @@ class Trees:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._real_root = root.resolve()
         self._files: dict[Path, list[yaml.Node]] = {}
         self._trees: dict[Path, Tree] = {}
+        self._sources: dict[tuple[Path, bool], list[str]] = {}
 
     def nodes(self, path: Path) -> list[yaml.Node]:
         """The YAML documents of a file as nodes ([] when it cannot be read or parsed)."""
@@ -236,8 +279,58 @@ class Trees:
         folder = folder.resolve()
         if folder not in self._trees:
             self._trees[folder] = Tree()  # a cycle ends here (kustomize refuses it anyway)
-            self._trees[folder] = self._walk(folder)
+            tree = self._walk(folder)
+            tree.app_path = self._app_path(folder)
+            self._trees[folder] = tree
         return self._trees[folder]
+
+    def _app_path(self, folder: Path) -> list[AppPath]:
+        """An overlay folder's problems as the app path Argo CD deploys, and an app folder's layout;
+        nothing for any other folder."""
+        name = rel(folder, self._real_root)
+        overlay, app = OVERLAY.match(name), APP_FOLDER.match(name)
+        if overlay is None and (app is None or name == COMPONENTS):
+            return []
+        match = overlay or app
+        assert match is not None
+        apps = self._real_root / "apps"
+        # Anywhere under the app, the shared components or apps/ itself: Argo CD reads them from the app
+        # path only, but a file of that name elsewhere is one `mv` away from it.
+        sources = self._argocd_sources(apps / match["app"]) + self._argocd_sources(
+            self._real_root / COMPONENTS
+        )
+        found = [
+            AppPath(source, "MLP-ARGOCD-SOURCE", "Argo CD merges it into the Application's source")
+            for source in dict.fromkeys(sources + self._argocd_sources(apps, deep=False))
+        ]
+        if app is not None:
+            if not (folder / "overlays").is_dir():
+                found.append(AppPath(name, "MLP-APP-LAYOUT", "no overlays/ folder"))
+            return found
+        assert overlay is not None
+        if overlay["env"] not in ENVIRONMENTS:
+            found.append(AppPath(name, "MLP-APP-LAYOUT", f"{overlay['env']!r} is no environment"))
+        files = _files(folder)
+        if not any(f in KUSTOMIZATION_FILES for f in files):
+            found.append(AppPath(name, "MLP-OVERLAY-TOOL", "no kustomization"))
+        found += [
+            AppPath(f"{name}/{f}", "MLP-OVERLAY-TOOL", "a Helm chart file")
+            for f in files
+            if f.endswith(HELM_CHART_SUFFIX)
+        ]
+        return found
+
+    def _argocd_sources(self, folder: Path, deep: bool = True) -> list[str]:
+        """`.argocd-source*` files under `folder` (or in it only), repo-relative; each folder listed once."""
+        if (folder, deep) not in self._sources:
+            walk = os.walk(folder) if deep else [(str(folder), [], _files(folder))]
+            self._sources[(folder, deep)] = sorted(
+                rel(Path(top) / f, self._real_root)
+                for top, _, files in walk
+                for f in files
+                if f.startswith(ARGOCD_SOURCE)
+            )
+        return self._sources[(folder, deep)]
 
     def _kustomization(self, folder: Path) -> tuple[Path, yaml.Node | None, dict[str, Any]] | None:
         kfile = next((folder / n for n in KUSTOMIZATION_FILES if (folder / n).is_file()), None)
@@ -255,32 +348,52 @@ class Trees:
             return tree
         kfile, node, spec = found
         name = rel(kfile, self.root)
-        for key in REFERENCE_KEYS:
-            refs = spec.get(key)
-            for i, ref in enumerate(refs if isinstance(refs, list) else []):
-                if not isinstance(ref, str):
-                    continue
-                line = _key_line(node, (key, i), 0) or 1
-                if is_remote(ref):
-                    tree.remote.append((name, line, ref))
-                    continue
-                path = (folder / ref).resolve()
-                if path.is_dir():
-                    sub = self.tree(path)
-                    tree.patches += sub.patches
-                    tree.remote += sub.remote
-        for key in OTHER_REFERENCE_KEYS:
-            refs = spec.get(key)
-            for i, ref in enumerate(refs if isinstance(refs, list) else []):
-                if isinstance(ref, str) and "\n" not in ref and is_remote(ref):
-                    tree.remote.append((name, _key_line(node, (key, i), 0) or 1, ref))
+        # The kustomization file itself first: a symlink is read where it points.
+        for keys, ref in [((), kfile.name), *_references(spec)]:
+            line = _key_line(node, keys, 0) or 1
+            problem = self._reference_problem(name, line, folder, ref)
+            if problem is not None:
+                tree.remote.append(problem)
+                continue
+            path = (folder / ref).resolve()
+            if keys and keys[0] in REFERENCE_KEYS + OTHER_REFERENCE_KEYS and path.is_dir():
+                sub = self.tree(path)
+                # A transformer's or generator's kustomization makes its configuration: its patches
+                # apply there, not to this tree's objects; what it reads is held to the same rules.
+                tree.patches += sub.patches if keys[0] in REFERENCE_KEYS else []
+                tree.remote += sub.remote
         for key in ("helmCharts", "helmChartInflationGenerator"):
             for i, chart in enumerate(spec.get(key) or [] if isinstance(spec.get(key), list) else []):
                 repo = chart.get("repo") if isinstance(chart, dict) else None
                 if isinstance(repo, str) and repo:
-                    tree.remote.append((name, _key_line(node, (key, i, "repo"), 0) or 1, repo))
+                    tree.remote.append(Reference(name, _key_line(node, (key, i, "repo"), 0) or 1, repo, True))
         tree.patches += self._patches(folder, name, node, spec)
         return tree
+
+    def _reference_problem(self, kfile: str, line: int, folder: Path, ref: str) -> Reference | None:
+        """Why validate refuses a reference of the kustomization `kfile`, or None: kustomize would fetch
+        it, it names no file or folder of the repository, or (from an app's kustomization) it reads
+        outside the app and the shared components."""
+        if is_remote(ref):
+            return Reference(kfile, line, ref, True)
+        path = (folder / ref).resolve()
+        # (A kustomization outside the repository, a PATH argument, is only held to local content.)
+        leaves = folder.is_relative_to(self._real_root) and not path.is_relative_to(self._real_root)
+        if leaves or not path.exists():
+            return Reference(kfile, line, ref, True)
+        # The folder's app, not the file's: a symlinked kustomization is judged where it is used.
+        where = rel(folder, self._real_root) + "/"
+        app = re.match(r"apps/[^/]+", where)
+        if app is None:
+            return None
+        # What `--changed` re-validates a kustomization for (targets.changed_targets): a retraining
+        # pipeline for its own folder only, the components for theirs, an app for its own and theirs.
+        training = re.match(r"apps/[^/]+/training(?=/)", where)
+        scopes = [training[0]] if training else [COMPONENTS] if app[0] == COMPONENTS else [app[0], COMPONENTS]
+        # Anything else an app reads must be its own: a change to it is a change to the app (--changed).
+        if not any(within(rel(path, self._real_root), s) for s in scopes):
+            return Reference(kfile, line, ref, False, " or ".join(f"{s}/" for s in scopes))
+        return None
 
     def _patches(self, folder: Path, name: str, node: yaml.Node | None, spec: dict[str, Any]) -> list[Patch]:
         patches: list[Patch] = []
@@ -351,6 +464,47 @@ class Trees:
         if len(match) != 1:
             return None
         return _key_line(match[0], keys, 0) if keys else match[0].start_mark.line + 1
+
+
+def _references(spec: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
+    """(key path, reference) of every file or folder a kustomization names (kustomize's Kustomization
+    fields, api/types/kustomization.go): what it includes, its patches, replacements and generator
+    inputs. Inline text (a patch, a transformer written out) names nothing."""
+
+    def strings(key: str, items: Any) -> Iterator[tuple[Path_, str]]:
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, str) and "\n" not in item:
+                yield (key, i), item
+
+    for key in REFERENCE_KEYS + OTHER_REFERENCE_KEYS + ("patchesStrategicMerge",):
+        yield from strings(key, spec.get(key))
+    for key in ("patches", "patchesJson6902", "replacements"):
+        for i, entry in enumerate(spec.get(key) or [] if isinstance(spec.get(key), list) else []):
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                yield (key, i, "path"), entry["path"]
+    for key in GENERATOR_KEYS:
+        for i, generator in enumerate(spec.get(key) or [] if isinstance(spec.get(key), list) else []):
+            if not isinstance(generator, dict):
+                continue
+            # `files` entries may be `key=path` (api/types/kvpairsources.go); `env` is the older `envs`.
+            for (_, j), item in strings("files", generator.get("files")):
+                yield (key, i, "files", j), item.split("=", 1)[-1]
+            for (_, j), item in strings("envs", generator.get("envs")):
+                yield (key, i, "envs", j), item
+            if isinstance(generator.get("env"), str):
+                yield (key, i, "env"), generator["env"]
+    openapi = spec.get("openapi")
+    if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
+        yield ("openapi", "path"), openapi["path"]
+
+
+def _files(folder: Path) -> list[str]:
+    """Names of what is directly in `folder` but folders, as Argo CD's discovery sees them (a symlink is
+    a file there: `filepath.Walk` does not follow it); [] when it is no folder."""
+    if not folder.is_dir():
+        return []
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if not e.is_dir(follow_symlinks=False))
 
 
 def key_line(node: yaml.Node | None, path: Path_) -> int | None:

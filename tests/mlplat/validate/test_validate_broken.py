@@ -26,6 +26,9 @@ EXPECTED = {
     "netpol-allow-all": {"MLP-NETPOL-WIDENS"},
     "pod-security-label": {"MLP-POD-SECURITY-LABEL"},
     "remote-resource": {"MLP-REMOTE-RESOURCE"},
+    "remote-scp-github": {"MLP-REMOTE-RESOURCE"},
+    "remote-any-user": {"MLP-REMOTE-RESOURCE"},
+    "missing-resource": {"MLP-REMOTE-RESOURCE"},
     "patch-unmatched": {"MLP-PATCH-UNMATCHED"},
     "scaling-on-cpu": {"MLP-SCALING-METRIC"},
     "scaling-over-cap": {"MLP-SCALING-BOUNDS"},
@@ -80,10 +83,32 @@ def test_yaml_errors_name_file_and_line(corpus: dict[str, Any]) -> None:
     assert (patch["file"], patch["line"]) == ("tests/fixtures/broken/kustomize-yaml-error/patch.txt", 7)
 
 
-def test_kustomize_error_names_the_missing_file(corpus: dict[str, Any]) -> None:
+def test_kustomize_error_says_what_kustomize_says(corpus: dict[str, Any]) -> None:
     (finding,) = _case_findings(corpus, "kustomize-error")
     assert finding["file"] == "tests/fixtures/broken/kustomize-error/kustomization.yaml"
-    assert "does-not-exist.yaml" in finding["message"] and "/tmp/" not in finding["message"]
+    assert "already registered id" in finding["message"] and "/tmp/" not in finding["message"]
+
+
+@pytest.mark.parametrize(
+    ("case", "ref"),
+    [
+        ("remote-scp-github", "github.com:kserve/kserve//docs/samples/v1beta1/sklearn/v1"),
+        ("remote-any-user", "deploy@git.internal:platform/models.git//base"),
+        ("missing-resource", "does-not-exist.yaml"),
+    ],
+)
+def test_a_reference_naming_nothing_in_the_repository_is_refused_whatever_its_form(
+    corpus: dict[str, Any], case: str, ref: str
+) -> None:
+    """kustomize clones what its repospec parser reads as git (SCP style with any user, `github.com:`)
+    before looking for a local path: the old pattern let those through to a fetch."""
+    (finding,) = _case_findings(corpus, case)  # and no MLP-KUSTOMIZE: never handed to kustomize
+    assert (finding["rule"], finding["file"], finding["line"]) == (
+        "MLP-REMOTE-RESOURCE",
+        f"tests/fixtures/broken/{case}/kustomization.yaml",
+        6,
+    )
+    assert repr(ref) in finding["message"]
 
 
 def test_unknown_fields_in_crd_and_core_objects(corpus: dict[str, Any]) -> None:

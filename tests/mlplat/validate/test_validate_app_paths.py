@@ -1,0 +1,174 @@
+"""What Argo CD deploys from an app path is what validate judged (review of validate's governance).
+
+The ApplicationSet makes an Application of every folder `apps/*/overlays/<env>` whatever it holds, and
+Argo CD picks the tool from the folder's files and merges `.argocd-source*.yaml` into the source; an
+app's kustomization may read only its own folder and the shared components, so `--changed` sees every
+change that reaches it. Each case is tried on a copy of this repository.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.validate_helpers import copy_repo, edit, run_json
+
+# An InferenceService nobody reviewed: another team's namespace, 50 replicas of 8 GPUs, a foreign model.
+ROGUE = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: rogue, namespace: models-core-ml}
+spec:
+  predictor:
+    minReplicas: 50
+    model:
+      modelFormat: {name: sklearn}
+      storageUri: s3://someone-elses-bucket/model
+      resources: {limits: {nvidia.com/gpu: "8"}}
+"""
+
+
+def where(report: dict[str, Any], rule: str) -> list[tuple[str, int | None, str | None]]:
+    return sorted((f["file"], f["line"], f["env"]) for f in report["findings"] if f["rule"] == rule)
+
+
+def plant(repo: Path, path: str, text: str = ROGUE) -> None:
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text(text)
+
+
+def test_an_overlay_without_a_kustomization_is_refused_not_passed_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Argo CD applies such a folder as plain manifests; validate used to skip it and say OK."""
+    repo = copy_repo(tmp_path)
+    plant(repo, "apps/rogue/overlays/prod/isvc.yaml")
+    code, report = run_json(capsys, "--repo", str(repo), "--env", "prod")
+    assert code == 1
+    assert "apps/rogue/overlays/prod" in report["targets"]
+    assert where(report, "MLP-OVERLAY-TOOL") == [("apps/rogue/overlays/prod", None, "prod")]
+
+
+def test_an_overlay_without_a_kustomization_is_refused_by_the_changed_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path, git=True)
+    plant(repo, "apps/rogue/overlays/prod/isvc.yaml")
+    code, report = run_json(capsys, "--repo", str(repo), "--changed")
+    assert (code, report["targets"]) == (1, ["apps/rogue/overlays/prod"])
+    assert where(report, "MLP-OVERLAY-TOOL") == [("apps/rogue/overlays/prod", None, "prod")]
+
+
+def test_a_chart_file_sorting_after_the_kustomization_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Argo CD's discovery takes the folder for Helm when a `*Chart.yaml` comes after the kustomization."""
+    repo = copy_repo(tmp_path)
+    plant(repo, "apps/llm-chat/overlays/staging/zChart.yaml", "apiVersion: v2\nname: x\nversion: 0.1.0\n")
+    code, report = run_json(capsys, str(repo / "apps/llm-chat/overlays/staging"), "--repo", str(repo))
+    assert code == 1
+    assert where(report, "MLP-OVERLAY-TOOL") == [
+        ("apps/llm-chat/overlays/staging/zChart.yaml", None, "staging")
+    ]
+
+
+def test_an_overlay_of_no_environment_and_an_app_without_overlays_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path)
+    plant(repo, "apps/iris-classifier/overlays/qa/kustomization.yaml", "resources: [../../base]\n")
+    plant(repo, "apps/loose/base/isvc.yaml")
+    code, report = run_json(capsys, "--repo", str(repo))
+    assert code == 1
+    assert where(report, "MLP-APP-LAYOUT") == [
+        ("apps/iris-classifier/overlays/qa", None, None),
+        ("apps/loose", None, None),
+    ]
+    # Neither belongs to an environment: a run for one leaves them out.
+    code, report = run_json(capsys, "--repo", str(repo), "--env", "prod")
+    assert (code, where(report, "MLP-APP-LAYOUT")) == (0, [])
+
+
+def test_a_folder_under_apps_without_overlays_is_refused_by_the_changed_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = copy_repo(tmp_path, git=True)
+    plant(repo, "apps/loose/base/isvc.yaml")
+    code, report = run_json(capsys, "--repo", str(repo), "--changed")
+    assert (code, report["targets"]) == (1, ["apps/loose"])
+    assert where(report, "MLP-APP-LAYOUT") == [("apps/loose", None, None)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "apps/iris-classifier/overlays/prod/.argocd-source.yaml",
+        "apps/iris-classifier/overlays/prod/.argocd-source-iris-classifier.yaml",
+        "apps/iris-classifier/base/.argocd-source.yaml",
+        "apps/components/.argocd-source.yaml",
+        "apps/.argocd-source.yaml",
+    ],
+)
+def test_an_argocd_source_file_under_apps_is_refused_by_the_changed_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    """Argo CD merges it into the Application's source (here: a name prefix and a replica count) after
+    validate judged the kustomization."""
+    repo = copy_repo(tmp_path, git=True)
+    plant(repo, path, "kustomize:\n  namePrefix: x-\n  replicas: [{name: iris-classifier, count: 40}]\n")
+    code, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "prod")
+    assert code == 1
+    assert where(report, "MLP-ARGOCD-SOURCE") == [(path, None, "prod")]
+
+
+def test_references_leaving_the_app_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--changed` re-validates an app when its folder or the components change: another app's base or
+    a folder outside apps/ would change what it deploys unseen."""
+    repo = copy_repo(tmp_path)
+    kustomization = repo / "apps/churn-gbm/overlays/prod/kustomization.yaml"
+    edit(
+        kustomization,
+        "  - ../../../components/prod-availability\n",
+        "  - ../../../components/prod-availability\n"
+        "  - ../../../iris-classifier/base/namespace.yaml\n"
+        "  - ../../../../environments\n",
+    )
+    code, report = run_json(capsys, str(repo / "apps/churn-gbm/overlays/prod"), "--repo", str(repo))
+    assert code == 1
+    name = "apps/churn-gbm/overlays/prod/kustomization.yaml"
+    assert where(report, "MLP-REFERENCE-SCOPE") == [(name, 8, "prod"), (name, 9, "prod")]
+
+
+@pytest.mark.parametrize("gpus", ["1e1", "10000m"])
+def test_a_gpu_count_in_another_quantity_form_still_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], gpus: str
+) -> None:
+    """Kubernetes reads `1e1` and `10000m` as 10 GPUs; capacity read them as 0, so with CKV_MLP_2
+    waived no GPU rule saw them."""
+    repo = copy_repo(tmp_path)
+    isvc = repo / "apps/llm-chat/base/inferenceservice.yaml"
+    for memory in ("24Gi", "32Gi"):  # request and limit
+        edit(
+            isvc, f'memory: {memory}, nvidia.com/gpu: "1"}}', f'memory: {memory}, nvidia.com/gpu: "{gpus}"}}'
+        )
+    code, report = run_json(capsys, str(repo / "apps/llm-chat/overlays/prod"), "--repo", str(repo))
+    assert code == 1
+    assert {"MLP-GPU-FIT", "MLP-GPU-CAP"} & {f["rule"] for f in report["findings"]}
+
+
+def test_a_retraining_pipeline_reading_outside_its_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--changed` renders a pipeline again only when its own folder changes."""
+    repo = copy_repo(tmp_path)
+    kustomization = repo / "apps/churn-gbm/training/kustomization.yaml"
+    edit(kustomization, "  - cronworkflow.yaml\n", "  - cronworkflow.yaml\n  - ../base/serviceaccount.yaml\n")
+    code, report = run_json(capsys, str(repo / "apps/churn-gbm/training"), "--repo", str(repo))
+    assert code == 1
+    (finding,) = [f for f in report["findings"] if f["rule"] == "MLP-REFERENCE-SCOPE"]
+    assert (finding["file"], "apps/churn-gbm/training/" in finding["message"]) == (
+        "apps/churn-gbm/training/kustomization.yaml",
+        True,
+    )
