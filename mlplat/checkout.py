@@ -13,6 +13,7 @@ supplies mlplat, infra and every file.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 
 IMPORTED_FROM = Path(__file__).resolve().parent.parent
 REEXEC_MARK = "MLPLAT_CHECKOUT"  # set on the re-run: the checkout it was started for
+DEST = "checkout"  # the parsed arguments' attribute holding the checkout a command acts on
+ACTED_ON = "apps"  # what every command but plan reads or edits: a checkout without it is none
 
 
 class NotACheckout(Exception):
@@ -37,6 +40,11 @@ def find(repo: Path | None, cwd: Path) -> Path:
         root = (cwd / repo).resolve()
         if not root.is_dir():
             raise NotACheckout(f"--repo {repo}: {root} is not a directory")
+        if not (root / ACTED_ON).is_dir():
+            raise NotACheckout(
+                f"--repo {repo}: {root} is not an mlplat checkout: it has no {ACTED_ON}/ folder (the model apps "
+                "the commands act on)"
+            )
         return root
     try:
         result = subprocess.run(
@@ -52,6 +60,19 @@ def find(repo: Path | None, cwd: Path) -> Path:
             f"{cwd} is not inside an mlplat checkout: run mlplat from a clone of the repository or pass --repo PATH"
         )
     return found
+
+
+def add_option(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """A command's own checkout option, for its module entry point (`python -m mlplat.retrain` in the image,
+    `python -m mlplat.serve` from the demo); under `mlplat` the checkout `find` chose replaces it (`cli.main`)."""
+    parser.add_argument(flag, type=Path, dest=DEST, default=None, help=help)
+
+
+def root(args: argparse.Namespace) -> Path:
+    """The checkout a command acts on: the one `mlplat` found, else its entry point's option, else the folder
+    above the mlplat package (the image's copy of the repository)."""
+    chosen = getattr(args, DEST, None)
+    return chosen.resolve() if isinstance(chosen, Path) else IMPORTED_FROM
 
 
 def reexec_argv(root: Path, argv: Sequence[str]) -> tuple[list[str], dict[str, str]] | None:

@@ -19,7 +19,7 @@ from infra.contract import ENVIRONMENTS
 from mlplat import checkout, safe_yaml
 
 REPO = Path(__file__).resolve().parent.parent
-PLAN_DIR = REPO / "build" / "plan"
+PLAN_DIR = Path("build", "plan")  # in the checkout planned
 POLICY_PYTHON = checkout.tool(".venv-policy", "python")
 POLICY_RUNNER = REPO / "policies" / "pulumi" / "offline.py"
 PROJECT = "mlplat"
@@ -114,13 +114,15 @@ def summarize(plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plan(env: str, with_policies: bool = True, path: Path | None = None) -> tuple[dict[str, Any], Path]:
+def plan(
+    env: str, with_policies: bool = True, path: Path | None = None, root: Path = REPO
+) -> tuple[dict[str, Any], Path]:
     from mlplat.cost import enforce_budget
 
     document = run_program(env)
     # Before anything is written: a plan over the stack file's budget is refused, not saved.
     enforce_budget(document, env)
-    path = path or PLAN_DIR / f"{env}.json"
+    path = path or root / PLAN_DIR / f"{env}.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
@@ -140,12 +142,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+def _own(args: argparse.Namespace) -> Path:
+    """The checkout to plan, which must be the one whose code runs: the program reads its stack files and
+    platform values from beside itself, so a `--repo` tree holding none of the code (no re-run in it,
+    mlplat/checkout.py) would be planned from the installed checkout's files."""
+    root = checkout.root(args)
+    if root != REPO:
+        raise PlanError(
+            f"{root} holds no mlplat code of its own (mlplat/cli.py, Pulumi.yaml): a plan runs a checkout's own "
+            "Pulumi program over its own stack files; run it in a full clone"
+        )
+    return root
+
+
 def run(args: argparse.Namespace) -> int:
     from infra.config import ConfigError
     from mlplat.cost import CostError
 
     try:
-        document, path = plan(args.env, with_policies=not args.no_policies, path=args.out)
+        document, path = plan(args.env, with_policies=not args.no_policies, path=args.out, root=_own(args))
     except (ConfigError, PlanError, CostError) as err:
         print(f"mlplat plan: {err}", file=sys.stderr)
         return 2

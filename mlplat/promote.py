@@ -51,7 +51,7 @@ from infra.contract import (
     PRODUCTION,
     ROLLBACK_VERSION_ANNOTATION,
 )
-from mlplat import model_store, registry_gate, safe_yaml
+from mlplat import checkout, model_store, registry_gate, safe_yaml
 from mlplat.findings import RenderedDoc
 from mlplat.validation import prescreen, routes
 
@@ -884,7 +884,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("app", help="app folder under apps/")
     common.add_argument("--registry", help="MLflow tracking URL (default: $MLFLOW_TRACKING_URI)")
-    common.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    checkout.add_option(common, "--repo-root", argparse.SUPPRESS)
     parser = subparsers.add_parser(
         "promote", parents=[common], help="give an environment another environment's model version (gated)"
     )
@@ -910,7 +910,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Asked for only when the gate runs: removing a canary must work while the registry is down.
         registry = args.registry or os.environ.get("MLFLOW_TRACKING_URI")
-        root = args.repo_root.resolve()
+        root = checkout.root(args)
         if command == "promote":
             message = promote(root, args.app, args.source, args.target, registry, args.canary)
         else:

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from infra import contract
-from mlplat import model_store
+from mlplat import checkout, model_store
 from mlplat.promote import REPO, Refused, UsageError, check_app, check_env, render_inference_service
 
-DEFAULT_STORE = REPO / "build" / "demo" / "model-store"  # where `mlplat demo` registers the examples
+DEMO_STORE = Path(
+    "build", "demo", "model-store"
+)  # in the checkout: where `mlplat demo` registers the examples
 VARIANTS = ("stable", "canary")
 
 
@@ -175,15 +177,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"local folder of {contract.MODEL_STORE_URI} (default ${model_store.ROOT_ENV}, else build/demo/model-store)",
     )
-    parser.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    checkout.add_option(parser, "--repo-root", argparse.SUPPRESS)
+
+
+def local_store(chosen: Path | None, root: Path) -> Path:
+    """The model store a local command reads: `--model-store`, else $MLPLAT_MODEL_STORE_ROOT, else the demo's
+    in the checkout acted on (not the one mlplat was installed from)."""
+    return (chosen or Path(os.environ.get(model_store.ROOT_ENV) or root / DEMO_STORE)).resolve()
 
 
 def run(args: argparse.Namespace) -> int:
-    store = args.model_store or Path(os.environ.get(model_store.ROOT_ENV) or DEFAULT_STORE)
+    root = checkout.root(args)
     try:
         check_env(args.env)
-        check_app(args.repo_root, args.app)
-        serve(args.app, args.env, args.port, store.resolve(), args.repo_root.resolve(), args.variant)
+        check_app(root, args.app)
+        serve(args.app, args.env, args.port, local_store(args.model_store, root), root, args.variant)
     except UsageError as err:
         print(f"mlplat serve: {err}", file=sys.stderr)
         return 2
