@@ -122,6 +122,7 @@ def read_overlay(repo_root: Path, app: str, env: str) -> Overlay:
     try:
         if doc["kind"] != "InferenceService":
             raise TypeError
+        _check_annotations(doc["metadata"].get("annotations"), rel)
         overlay = Overlay(path, _leading_comments(text), doc)
         version, _ = overlay.version, overlay.storage_uri
     except (KeyError, TypeError, AttributeError):
@@ -132,6 +133,24 @@ def read_overlay(repo_root: Path, app: str, env: str) -> Overlay:
     if not version.isdigit():
         raise Refused(f"{rel}: {MODEL_VERSION_ANNOTATION} is {version!r}, not a version number")
     return overlay
+
+
+def _check_annotations(annotations: Any, rel: Path) -> None:
+    """Annotations are a map of strings to strings (Kubernetes ObjectMeta; the kubernetes client 37.0.1
+    types them `Dict[str, StrictStr]`). Anything else is misread (a list of pairs as a mapping, a string
+    as its characters, a number as the version) or refused at apply: say which key, before any write."""
+    if annotations is None:
+        return
+    if not isinstance(annotations, dict):
+        raise UsageError(
+            f"{rel}: metadata.annotations is a {type(annotations).__name__}, not a mapping of names to strings"
+        )
+    for key, value in annotations.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise UsageError(
+                f"{rel}: metadata.annotations.{key} is {value!r}: annotation names and values are strings "
+                "(quote it)"
+            )
 
 
 def _leading_comments(text: str) -> str:
