@@ -23,7 +23,7 @@ from mlplat import checkout, registry_gate
 from mlplat.monitoring import contract as contract_file
 from mlplat.monitoring import drift, metrics, privacy, records
 from mlplat.promote import Refused, UsageError, check_app, check_env, render_inference_service
-from mlplat.serve import local_store
+from mlplat.serve import local_store, tcp_port
 
 
 def target_of(app: str, env: str, repo_root: Path) -> drift.Target:
@@ -161,7 +161,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     marshal.add_argument("app")
     marshal.add_argument("--env", required=True)
     marshal.add_argument("--host", default="127.0.0.1")
-    marshal.add_argument("--port", type=int, default=9083)
+    marshal.add_argument("--port", type=tcp_port, default=9083)
     marshal.add_argument("--hash-key-file", type=Path, default=None, help="the environment's hash key")
     marshal.add_argument(
         "--contract", type=Path, default=None, help="the app's monitoring.yaml (default: from the repository)"

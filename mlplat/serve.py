@@ -159,12 +159,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+def tcp_port(text: str) -> int:
+    """An argparse type: a TCP port (0-65535), refused as a usage error here rather than by bind() later."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535)")
+    return port
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("app", help="app folder under apps/")
     parser.add_argument(
         "--env", default="dev", help="environment whose manifest names the model (default dev)"
     )
-    parser.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (default 8080)")
+    parser.add_argument("--port", type=tcp_port, default=8080, help="HTTP port on 127.0.0.1 (default 8080)")
     parser.add_argument(
         "--variant",
         choices=VARIANTS,

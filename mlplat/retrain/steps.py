@@ -202,6 +202,10 @@ def register(
     from mlflow.exceptions import MlflowException
 
     example(app)
+    try:
+        registry_gate.split_url(tracking_uri)
+    except registry_gate.RegistryUnavailable as err:
+        raise UsageError(f"--tracking-uri: {err}") from None
     if who.trigger not in lineage.TRIGGERS:
         raise UsageError(f"--trigger {who.trigger!r}: one of {', '.join(lineage.TRIGGERS)}")
     if not who.triggered_by.strip():
