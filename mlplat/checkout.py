@@ -9,6 +9,11 @@ point finds the checkout first (`--repo`, else `git rev-parse --show-toplevel` f
 directory) and, when that is not the checkout the code was imported from, runs itself again with the
 found checkout first on `sys.path`: the virtualenv supplies the third-party packages, the checkout
 supplies mlplat, infra and every file.
+
+The checkout found is the one every command acts on, output paths included (`root`): `cli.main`
+hands it to the command, whatever the command's own option (`--repo-root`, for its module entry
+point) would default to. A `--repo` tree holding apps but no code (no re-run) is judged by the code
+that runs; a directory without `apps/` is no checkout, said before anything runs.
 """
 
 from __future__ import annotations
