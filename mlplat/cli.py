@@ -29,11 +29,17 @@ def parser() -> argparse.ArgumentParser:
 
 def _checkout_option(argv: Sequence[str]) -> Path | None:
     """`--repo`, before the command or after it (`mlplat validate --repo PATH` means the same checkout), or a
-    command's `--repo-root` (what its module entry point takes): whichever names the checkout, it is the one."""
+    command's `--repo-root` (what its module entry point takes): whichever names the checkout, it is the one;
+    two naming different directories are refused rather than one silently chosen."""
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--repo", "--repo-root", dest="repo", type=Path)
+    pre.add_argument("--repo", "--repo-root", dest="repo", type=Path, action="append")
     known, _ = pre.parse_known_args(argv)
-    return known.repo if isinstance(known.repo, Path) else None
+    named: list[Path] = known.repo or []
+    if len({p.resolve() for p in named}) > 1:
+        raise checkout.NotACheckout(
+            f"--repo and --repo-root name different checkouts: {', '.join(map(str, named))}"
+        )
+    return named[0] if named else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -113,3 +113,14 @@ def test_plan_of_a_tree_without_code_is_refused_and_writes_nowhere(
     assert f"{tree} holds no mlplat code of its own" in capsys.readouterr().err
     assert digest(tree) == before
     assert installed_state() == installed, "the installed checkout's build/plan was written to"
+
+
+def test_repo_and_a_commands_repo_root_naming_different_trees_are_refused_not_one_chosen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = data_tree(tmp_path / "first"), data_tree(tmp_path / "second")
+    installed = installed_state()
+    argv = ["--repo", str(first), "rollback", APP, "--env", "dev", "--repo-root", str(second)]
+    assert cli.main(argv) == 2
+    assert "--repo and --repo-root name different checkouts" in capsys.readouterr().err
+    assert installed_state() == installed
