@@ -80,6 +80,18 @@ def root(args: argparse.Namespace) -> Path:
     return chosen.resolve() if isinstance(chosen, Path) else IMPORTED_FROM
 
 
+def own_code(args: argparse.Namespace, why: str) -> Path:
+    """The checkout of a command whose code reads its files from beside itself (`infra.config`'s stack
+    files): it must be the one whose code runs, as a full clone is after the re-run; a `--repo` tree
+    holding no code would silently be read from the installed checkout instead."""
+    chosen = root(args)
+    if chosen != IMPORTED_FROM:
+        raise NotACheckout(
+            f"{chosen} holds no mlplat code of its own (mlplat/cli.py, Pulumi.yaml): {why}; run it in a full clone"
+        )
+    return chosen
+
+
 def reexec_argv(root: Path, argv: Sequence[str]) -> tuple[list[str], dict[str, str]] | None:
     """The command line and environment that run `argv` with `root`'s code; None when this process already
     does, or when `root` holds no code of its own (a `--repo` tree of apps and stack files only: judged by

@@ -142,26 +142,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _own(args: argparse.Namespace) -> Path:
-    """The checkout to plan, which must be the one whose code runs: the program reads its stack files and
-    platform values from beside itself, so a `--repo` tree holding none of the code (no re-run in it,
-    mlplat/checkout.py) would be planned from the installed checkout's files."""
-    root = checkout.root(args)
-    if root != REPO:
-        raise PlanError(
-            f"{root} holds no mlplat code of its own (mlplat/cli.py, Pulumi.yaml): a plan runs a checkout's own "
-            "Pulumi program over its own stack files; run it in a full clone"
-        )
-    return root
-
-
 def run(args: argparse.Namespace) -> int:
     from infra.config import ConfigError
     from mlplat.cost import CostError
 
     try:
-        document, path = plan(args.env, with_policies=not args.no_policies, path=args.out, root=_own(args))
-    except (ConfigError, PlanError, CostError) as err:
+        # The program reads its stack files and platform values from beside itself.
+        root = checkout.own_code(args, "a plan runs the checkout's own Pulumi program over its stack files")
+        document, path = plan(args.env, with_policies=not args.no_policies, path=args.out, root=root)
+    except (ConfigError, PlanError, CostError, checkout.NotACheckout) as err:
         print(f"mlplat plan: {err}", file=sys.stderr)
         return 2
     print(summarize(document))
