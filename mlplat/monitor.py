@@ -19,11 +19,10 @@ from typing import Any
 
 from infra import contract
 from infra.contract import TEAM_LABEL
-from mlplat import checkout, registry_gate
+from mlplat import checkout, loopback, model_store, registry_gate
 from mlplat.monitoring import contract as contract_file
 from mlplat.monitoring import drift, metrics, privacy, records
 from mlplat.promote import Refused, UsageError, check_app, check_env, render_inference_service
-from mlplat.serve import local_store, tcp_port
 
 
 def target_of(app: str, env: str, repo_root: Path) -> drift.Target:
@@ -79,7 +78,7 @@ def describe(report: drift.VersionReport, contract: contract_file.MonitoringCont
 
 def run_drift(args: argparse.Namespace) -> int:
     root = checkout.root(args)
-    store = local_store(args.model_store, root)
+    store = model_store.local_store(args.model_store, root)
     check_env(args.env)
     check_app(root, args.app)
     contract = contract_file.load(args.app, root, args.env)
@@ -161,7 +160,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     marshal.add_argument("app")
     marshal.add_argument("--env", required=True)
     marshal.add_argument("--host", default="127.0.0.1")
-    marshal.add_argument("--port", type=tcp_port, default=9083)
+    marshal.add_argument("--port", type=loopback.tcp_port, default=9083)
     marshal.add_argument("--hash-key-file", type=Path, default=None, help="the environment's hash key")
     marshal.add_argument(
         "--contract", type=Path, default=None, help="the app's monitoring.yaml (default: from the repository)"

@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from infra import contract
-from mlplat import checkout, model_store
+from mlplat import checkout, loopback, model_store
 from mlplat.promote import REPO, Refused, UsageError, check_app, check_env, render_inference_service
 
-DEMO_STORE = Path(
-    "build", "demo", "model-store"
-)  # in the checkout: where `mlplat demo` registers the examples
 VARIANTS = ("stable", "canary")
 
 
@@ -159,23 +155,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def tcp_port(text: str) -> int:
-    """An argparse type: a TCP port (0-65535), refused as a usage error here rather than by bind() later."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535)")
-    return port
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("app", help="app folder under apps/")
     parser.add_argument(
         "--env", default="dev", help="environment whose manifest names the model (default dev)"
     )
-    parser.add_argument("--port", type=tcp_port, default=8080, help="HTTP port on 127.0.0.1 (default 8080)")
+    parser.add_argument(
+        "--port", type=loopback.tcp_port, default=8080, help="HTTP port on 127.0.0.1 (default 8080)"
+    )
     parser.add_argument(
         "--variant",
         choices=VARIANTS,
@@ -191,18 +178,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     checkout.add_option(parser, "--repo-root", argparse.SUPPRESS)
 
 
-def local_store(chosen: Path | None, root: Path) -> Path:
-    """The model store a local command reads: `--model-store`, else $MLPLAT_MODEL_STORE_ROOT, else the demo's
-    in the checkout acted on (not the one mlplat was installed from)."""
-    return (chosen or Path(os.environ.get(model_store.ROOT_ENV) or root / DEMO_STORE)).resolve()
-
-
 def run(args: argparse.Namespace) -> int:
     root = checkout.root(args)
     try:
         check_env(args.env)
         check_app(root, args.app)
-        serve(args.app, args.env, args.port, local_store(args.model_store, root), root, args.variant)
+        serve(
+            args.app, args.env, args.port, model_store.local_store(args.model_store, root), root, args.variant
+        )
     except UsageError as err:
         print(f"mlplat serve: {err}", file=sys.stderr)
         return 2
