@@ -13,7 +13,8 @@ supplies mlplat, infra and every file.
 The checkout found is the one every command acts on, output paths included (`root`): `cli.main`
 hands it to the command, whatever the command's own option (`--repo-root`, for its module entry
 point) would default to. A `--repo` tree holding apps but no code (no re-run) is judged by the code
-that runs; a directory without `apps/` is no checkout, said before anything runs.
+that runs; a directory holding none of the folders commands act on is no checkout, said before
+anything runs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from pathlib import Path
 IMPORTED_FROM = Path(__file__).resolve().parent.parent
 REEXEC_MARK = "MLPLAT_CHECKOUT"  # set on the re-run: the checkout it was started for
 DEST = "checkout"  # the parsed arguments' attribute holding the checkout a command acts on
-ACTED_ON = "apps"  # what every command but plan reads or edits: a checkout without it is none
+# The folders the commands read or write (model apps, stack files, platform content, the bootstrap's and
+# the workflows' generated files): a directory holding none of them is no checkout. Each command says
+# what it lacks of the rest (validate and promote an app, generate its outputs' folders).
+ACTED_ON = ("apps", "environments", "platform", "infra", ".github")
 
 
 class NotACheckout(Exception):
@@ -45,10 +49,10 @@ def find(repo: Path | None, cwd: Path) -> Path:
         root = (cwd / repo).resolve()
         if not root.is_dir():
             raise NotACheckout(f"--repo {repo}: {root} is not a directory")
-        if not (root / ACTED_ON).is_dir():
+        if not any((root / part).is_dir() for part in ACTED_ON):
             raise NotACheckout(
-                f"--repo {repo}: {root} is not an mlplat checkout: it has no {ACTED_ON}/ folder (the model apps "
-                "the commands act on)"
+                f"--repo {repo}: {root} is not an mlplat checkout: it holds none of "
+                f"{', '.join(part + '/' for part in ACTED_ON)}"
             )
         return root
     try:

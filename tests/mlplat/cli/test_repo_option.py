@@ -75,7 +75,7 @@ def test_a_repo_that_is_no_checkout_is_a_usage_error_and_nothing_is_written(
     before, installed = digest(empty), installed_state()
     assert cli.main(["--repo", str(empty), *command]) == 2
     err = capsys.readouterr().err
-    assert str(empty) in err and "no apps/ folder" in err, err
+    assert str(empty) in err and "not an mlplat checkout: it holds none of apps/, environments/" in err, err
     assert digest(empty) == before
     assert installed_state() == installed, "the installed checkout was written to"
 
