@@ -9,10 +9,17 @@ point finds the checkout first (`--repo`, else `git rev-parse --show-toplevel` f
 directory) and, when that is not the checkout the code was imported from, runs itself again with the
 found checkout first on `sys.path`: the virtualenv supplies the third-party packages, the checkout
 supplies mlplat, infra and every file.
+
+The checkout found is the one every command acts on, output paths included (`root`): `cli.main`
+hands it to the command, whatever the command's own option (`--repo-root`, for its module entry
+point) would default to. A `--repo` tree holding apps but no code (no re-run) is judged by the code
+that runs; a directory holding none of the folders commands act on is no checkout, said before
+anything runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -21,6 +28,11 @@ from pathlib import Path
 
 IMPORTED_FROM = Path(__file__).resolve().parent.parent
 REEXEC_MARK = "MLPLAT_CHECKOUT"  # set on the re-run: the checkout it was started for
+DEST = "checkout"  # the parsed arguments' attribute holding the checkout a command acts on
+# The folders the commands read or write (model apps, stack files, platform content, the bootstrap's and
+# the workflows' generated files): a directory holding none of them is no checkout. Each command says
+# what it lacks of the rest (validate and promote an app, generate its outputs' folders).
+ACTED_ON = ("apps", "environments", "platform", "infra", ".github")
 
 
 class NotACheckout(Exception):
@@ -37,6 +49,11 @@ def find(repo: Path | None, cwd: Path) -> Path:
         root = (cwd / repo).resolve()
         if not root.is_dir():
             raise NotACheckout(f"--repo {repo}: {root} is not a directory")
+        if not any((root / part).is_dir() for part in ACTED_ON):
+            raise NotACheckout(
+                f"--repo {repo}: {root} is not an mlplat checkout: it holds none of "
+                f"{', '.join(part + '/' for part in ACTED_ON)}"
+            )
         return root
     try:
         result = subprocess.run(
@@ -52,6 +69,31 @@ def find(repo: Path | None, cwd: Path) -> Path:
             f"{cwd} is not inside an mlplat checkout: run mlplat from a clone of the repository or pass --repo PATH"
         )
     return found
+
+
+def add_option(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """A command's own checkout option, for its module entry point (`python -m mlplat.retrain` in the image,
+    `python -m mlplat.serve` from the demo); under `mlplat` the checkout `find` chose replaces it (`cli.main`)."""
+    parser.add_argument(flag, type=Path, dest=DEST, default=None, help=help)
+
+
+def root(args: argparse.Namespace) -> Path:
+    """The checkout a command acts on: the one `mlplat` found, else its entry point's option, else the folder
+    above the mlplat package (the image's copy of the repository)."""
+    chosen = getattr(args, DEST, None)
+    return chosen.resolve() if isinstance(chosen, Path) else IMPORTED_FROM
+
+
+def own_code(args: argparse.Namespace, why: str) -> Path:
+    """The checkout of a command whose code reads its files from beside itself (`infra.config`'s stack
+    files): it must be the one whose code runs, as a full clone is after the re-run; a `--repo` tree
+    holding no code would silently be read from the installed checkout instead."""
+    chosen = root(args)
+    if chosen != IMPORTED_FROM:
+        raise NotACheckout(
+            f"{chosen} holds no mlplat code of its own (mlplat/cli.py, Pulumi.yaml): {why}; run it in a full clone"
+        )
+    return chosen
 
 
 def reexec_argv(root: Path, argv: Sequence[str]) -> tuple[list[str], dict[str, str]] | None:

@@ -20,12 +20,7 @@ def parser() -> argparse.ArgumentParser:
     from mlplat.retrain import command as retrain
 
     root = argparse.ArgumentParser(prog="mlplat", description=__doc__)
-    root.add_argument(
-        "--repo",
-        type=Path,
-        dest="checkout",
-        help="the checkout to act on (default: the git work tree around .)",
-    )
+    checkout.add_option(root, "--repo", "the checkout to act on (default: the git work tree around .)")
     subparsers = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (plan, validate, preflight, promote, generate, serve, monitor, demo, cost, retrain):
         command.register(subparsers)
@@ -33,11 +28,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _checkout_option(argv: Sequence[str]) -> Path | None:
-    """`--repo`, before the command or after it (`mlplat validate --repo PATH` means the same checkout)."""
+    """`--repo`, before the command or after it (`mlplat validate --repo PATH` means the same checkout), or a
+    command's `--repo-root` (what its module entry point takes): whichever names the checkout, it is the one;
+    two naming different directories are refused rather than one silently chosen."""
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--repo", type=Path)
+    pre.add_argument("--repo", "--repo-root", dest="repo", type=Path, action="append")
     known, _ = pre.parse_known_args(argv)
-    return known.repo if isinstance(known.repo, Path) else None
+    named: list[Path] = known.repo or []
+    if len({p.resolve() for p in named}) > 1:
+        raise checkout.NotACheckout(
+            f"--repo and --repo-root name different checkouts: {', '.join(map(str, named))}"
+        )
+    return named[0] if named else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, env = rerun
         os.execve(command[0], command, env)
     args = parser().parse_args(argv)
+    # The one checkout every command acts on, output paths included, whatever its own option defaults to.
+    setattr(args, checkout.DEST, root)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ behind (stop the serving loop, close the socket, join the thread).
 
 from __future__ import annotations
 
+import argparse
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,3 +33,14 @@ def serving(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def tcp_port(text: str) -> int:
+    """An argparse type for a port to serve on: 0-65535, refused when parsed rather than by bind() later."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535)")
+    return port

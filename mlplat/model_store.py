@@ -15,6 +15,8 @@ from pathlib import Path
 from infra.contract import MODEL_STORE_URI, MODEL_VERSION_PATH, model_version_uri
 
 ROOT_ENV = "MLPLAT_MODEL_STORE_ROOT"
+# In the checkout acted on: where `mlplat demo` registers the examples.
+DEMO_STORE = Path("build", "demo", "model-store")
 
 
 class ModelStoreError(Exception):
@@ -49,3 +51,9 @@ def to_local(uri: str, root: str | os.PathLike[str] | None = None) -> Path:
     """The local folder of a store URI (it may not exist yet)."""
     model, version = parse_uri(uri)
     return local_root(root) / model / version
+
+
+def local_store(chosen: Path | None, checkout: Path) -> Path:
+    """The store a local command (serve, monitor drift) reads: its `--model-store`, else
+    $MLPLAT_MODEL_STORE_ROOT, else the demo's in the checkout acted on (not the installed one)."""
+    return (chosen or Path(os.environ.get(ROOT_ENV) or checkout / DEMO_STORE)).resolve()

@@ -19,10 +19,10 @@ from typing import Any
 
 from infra import contract
 from infra.contract import TEAM_LABEL
-from mlplat import model_store, registry_gate
+from mlplat import checkout, loopback, model_store, registry_gate
 from mlplat.monitoring import contract as contract_file
 from mlplat.monitoring import drift, metrics, privacy, records
-from mlplat.promote import REPO, Refused, UsageError, check_app, check_env, render_inference_service
+from mlplat.promote import Refused, UsageError, check_app, check_env, render_inference_service
 
 
 def target_of(app: str, env: str, repo_root: Path) -> drift.Target:
@@ -77,13 +77,12 @@ def describe(report: drift.VersionReport, contract: contract_file.MonitoringCont
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    store = (
-        args.model_store or Path(os.environ.get(model_store.ROOT_ENV) or REPO / "build/demo/model-store")
-    ).resolve()
+    root = checkout.root(args)
+    store = model_store.local_store(args.model_store, root)
     check_env(args.env)
-    check_app(args.repo_root, args.app)
-    contract = contract_file.load(args.app, args.repo_root, args.env)
-    target = target_of(args.app, args.env, args.repo_root)
+    check_app(root, args.app)
+    contract = contract_file.load(args.app, root, args.env)
+    target = target_of(args.app, args.env, root)
     if not args.logs.is_dir():
         raise UsageError(f"--logs {args.logs}: not a folder of stored log records")
     reports = drift.run(
@@ -92,7 +91,7 @@ def run_drift(args: argparse.Namespace) -> int:
         contract,
         registry_gate.Registry(args.registry),
         store,
-        args.repo_root,
+        root,
         args.labels,
     )
     if not reports:
@@ -118,8 +117,9 @@ def run_marshaller(args: argparse.Namespace) -> int:
     if args.contract is not None:  # on the cluster: the app's ConfigMap, generated from the same file
         contract = contract_file.load_file(args.contract, str(args.contract), args.env)
     else:
-        check_app(args.repo_root, args.app)
-        contract = contract_file.load(args.app, args.repo_root, args.env)
+        root = checkout.root(args)
+        check_app(root, args.app)
+        contract = contract_file.load(args.app, root, args.env)
     try:
         key = args.hash_key_file.read_bytes().strip() if args.hash_key_file else b""
         policy = privacy.FieldPolicy(contract, key)
@@ -160,14 +160,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     marshal.add_argument("app")
     marshal.add_argument("--env", required=True)
     marshal.add_argument("--host", default="127.0.0.1")
-    marshal.add_argument("--port", type=int, default=9083)
+    marshal.add_argument("--port", type=loopback.tcp_port, default=9083)
     marshal.add_argument("--hash-key-file", type=Path, default=None, help="the environment's hash key")
     marshal.add_argument(
         "--contract", type=Path, default=None, help="the app's monitoring.yaml (default: from the repository)"
     )
     marshal.set_defaults(func=_guarded(run_marshaller))
     for sub in (drift_cmd, marshal):
-        sub.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)
+        checkout.add_option(sub, "--repo-root", argparse.SUPPRESS)
 
 
 def _guarded(command: Any) -> Any:

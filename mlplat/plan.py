@@ -19,7 +19,7 @@ from infra.contract import ENVIRONMENTS
 from mlplat import checkout, safe_yaml
 
 REPO = Path(__file__).resolve().parent.parent
-PLAN_DIR = REPO / "build" / "plan"
+PLAN_DIR = Path("build", "plan")  # in the checkout planned
 POLICY_PYTHON = checkout.tool(".venv-policy", "python")
 POLICY_RUNNER = REPO / "policies" / "pulumi" / "offline.py"
 PROJECT = "mlplat"
@@ -114,13 +114,15 @@ def summarize(plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plan(env: str, with_policies: bool = True, path: Path | None = None) -> tuple[dict[str, Any], Path]:
+def plan(
+    env: str, with_policies: bool = True, path: Path | None = None, root: Path = REPO
+) -> tuple[dict[str, Any], Path]:
     from mlplat.cost import enforce_budget
 
     document = run_program(env)
     # Before anything is written: a plan over the stack file's budget is refused, not saved.
     enforce_budget(document, env)
-    path = path or PLAN_DIR / f"{env}.json"
+    path = path or root / PLAN_DIR / f"{env}.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
@@ -145,8 +147,10 @@ def run(args: argparse.Namespace) -> int:
     from mlplat.cost import CostError
 
     try:
-        document, path = plan(args.env, with_policies=not args.no_policies, path=args.out)
-    except (ConfigError, PlanError, CostError) as err:
+        # The program reads its stack files and platform values from beside itself.
+        root = checkout.own_code(args, "a plan runs the checkout's own Pulumi program over its stack files")
+        document, path = plan(args.env, with_policies=not args.no_policies, path=args.out, root=root)
+    except (ConfigError, PlanError, CostError, checkout.NotACheckout) as err:
         print(f"mlplat plan: {err}", file=sys.stderr)
         return 2
     print(summarize(document))

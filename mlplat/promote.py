@@ -51,7 +51,7 @@ from infra.contract import (
     PRODUCTION,
     ROLLBACK_VERSION_ANNOTATION,
 )
-from mlplat import model_store, registry_gate, safe_yaml
+from mlplat import checkout, model_store, registry_gate, safe_yaml
 from mlplat.findings import RenderedDoc
 from mlplat.validation import prescreen, routes
 
@@ -122,6 +122,7 @@ def read_overlay(repo_root: Path, app: str, env: str) -> Overlay:
     try:
         if doc["kind"] != "InferenceService":
             raise TypeError
+        _check_annotations(doc["metadata"].get("annotations"), rel)
         overlay = Overlay(path, _leading_comments(text), doc)
         version, _ = overlay.version, overlay.storage_uri
     except (KeyError, TypeError, AttributeError):
@@ -132,6 +133,24 @@ def read_overlay(repo_root: Path, app: str, env: str) -> Overlay:
     if not version.isdigit():
         raise Refused(f"{rel}: {MODEL_VERSION_ANNOTATION} is {version!r}, not a version number")
     return overlay
+
+
+def _check_annotations(annotations: Any, rel: Path) -> None:
+    """Annotations are a map of strings to strings (Kubernetes ObjectMeta; the kubernetes client 37.0.1
+    types them `Dict[str, StrictStr]`). Anything else is misread (a list of pairs as a mapping, a string
+    as its characters, a number as the version) or refused at apply: say which key, before any write."""
+    if annotations is None:
+        return
+    if not isinstance(annotations, dict):
+        raise UsageError(
+            f"{rel}: metadata.annotations is a {type(annotations).__name__}, not a mapping of names to strings"
+        )
+    for key, value in annotations.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise UsageError(
+                f"{rel}: metadata.annotations.{key} is {value!r}: annotation names and values are strings "
+                "(quote it)"
+            )
 
 
 def _leading_comments(text: str) -> str:
@@ -884,7 +903,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("app", help="app folder under apps/")
     common.add_argument("--registry", help="MLflow tracking URL (default: $MLFLOW_TRACKING_URI)")
-    common.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    checkout.add_option(common, "--repo-root", argparse.SUPPRESS)
     parser = subparsers.add_parser(
         "promote", parents=[common], help="give an environment another environment's model version (gated)"
     )
@@ -910,7 +929,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Asked for only when the gate runs: removing a canary must work while the registry is down.
         registry = args.registry or os.environ.get("MLFLOW_TRACKING_URI")
-        root = args.repo_root.resolve()
+        root = checkout.root(args)
         if command == "promote":
             message = promote(root, args.app, args.source, args.target, registry, args.canary)
         else:

@@ -129,12 +129,29 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def split_url(url: str) -> urllib.parse.SplitResult:
+    """A registry URL's parts, or RegistryUnavailable naming it: parsed once where a client is built, so
+    a malformed URL is this error and not, at the first request, one of urllib's or http.client's
+    (InvalidURL on a non-numeric port is no URLError) or MLflow's. urlsplit raises ValueError on an
+    unclosed IPv6 bracket and `.port` on a port that is not 0-65535 digits (CPython 3.11
+    Lib/urllib/parse.py: urlsplit "Invalid IPv6 URL", _NetlocResultMixinBase.port)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (read for the check it makes)
+    except ValueError as err:
+        raise RegistryUnavailable(f"registry {url!r}: not a URL ({err})") from None
+    return parts
+
+
 class Registry:
     """The few read calls the gate needs from MLflow's REST API, cached per run."""
 
     def __init__(self, url: str, timeout: float = REQUEST_TIMEOUT_S) -> None:
-        if urllib.parse.urlparse(url).scheme not in ("http", "https"):
-            raise RegistryUnavailable(f"registry {url!r}: not an http(s) URL of an MLflow tracking server")
+        parts = split_url(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RegistryUnavailable(
+                f"registry {url!r}: not an http(s) URL of an MLflow tracking server (http(s)://HOST[:PORT])"
+            )
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._cache: dict[str, Any] = {}

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from infra import contract
-from mlplat import model_store
+from mlplat import checkout, loopback, model_store
 from mlplat.promote import REPO, Refused, UsageError, check_app, check_env, render_inference_service
 
-DEFAULT_STORE = REPO / "build" / "demo" / "model-store"  # where `mlplat demo` registers the examples
 VARIANTS = ("stable", "canary")
 
 
@@ -162,7 +160,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env", default="dev", help="environment whose manifest names the model (default dev)"
     )
-    parser.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (default 8080)")
+    parser.add_argument(
+        "--port", type=loopback.tcp_port, default=8080, help="HTTP port on 127.0.0.1 (default 8080)"
+    )
     parser.add_argument(
         "--variant",
         choices=VARIANTS,
@@ -175,15 +175,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"local folder of {contract.MODEL_STORE_URI} (default ${model_store.ROOT_ENV}, else build/demo/model-store)",
     )
-    parser.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    checkout.add_option(parser, "--repo-root", argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
-    store = args.model_store or Path(os.environ.get(model_store.ROOT_ENV) or DEFAULT_STORE)
+    root = checkout.root(args)
     try:
         check_env(args.env)
-        check_app(args.repo_root, args.app)
-        serve(args.app, args.env, args.port, store.resolve(), args.repo_root.resolve(), args.variant)
+        check_app(root, args.app)
+        serve(
+            args.app, args.env, args.port, model_store.local_store(args.model_store, root), root, args.variant
+        )
     except UsageError as err:
         print(f"mlplat serve: {err}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from infra.gitops import with_platform_repository
-from mlplat import safe_yaml
+from mlplat import checkout, safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
 from mlplat.validation import (
     ENVIRONMENTS,
@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--registry", default=os.environ.get("MLFLOW_TRACKING_URI") or None,
         help="MLflow registry URL for the registry gate (default: $MLFLOW_TRACKING_URI)",
     )  # fmt: skip
-    parser.add_argument("--repo", type=Path, default=REPO, help="repository root (default: this checkout)")
+    checkout.add_option(parser, "--repo", "repository root (default: this checkout)")
     parser.add_argument(
         "--no-policy-scan",
         action="store_true",
@@ -171,7 +171,7 @@ def _started_checkov() -> Checkov:
 
 
 def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report, list[str]]:
-    root = args.repo.resolve()
+    root = checkout.root(args)
     if not (root / "apps").is_dir() and not args.paths:
         raise UsageError(f"{root} has no apps/ folder; pass --repo or PATHs")
     if args.schemas is not None and not args.schemas.is_dir():

@@ -14,10 +14,8 @@ import sys
 from pathlib import Path
 
 from infra.contract import ENVIRONMENTS
-from mlplat import registry_gate
+from mlplat import checkout, registry_gate
 from mlplat.retrain import lineage
-
-REPO = registry_gate.REPO
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("app", help="app folder under apps/")
-    common.add_argument("--repo-root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    checkout.add_option(common, "--repo-root", argparse.SUPPRESS)
     return common
 
 
@@ -80,7 +78,7 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlplat.retrain import data, steps
 
-    root = args.repo_root.resolve()
+    root = checkout.root(args)
     try:
         if args.step == "fetch":
             steps.example(args.app)
@@ -137,7 +135,7 @@ def run_history(args: argparse.Namespace) -> int:
         if not registry:
             raise promote.UsageError("no registry: pass --registry URL or set MLFLOW_TRACKING_URI")
         print(
-            history.history(args.repo_root.resolve(), args.app, args.env or list(ENVIRONMENTS), registry),
+            history.history(checkout.root(args), args.app, args.env or list(ENVIRONMENTS), registry),
             end="",
         )
     except (promote.UsageError, promote.Refused, registry_gate.RegistryUnavailable) as err:

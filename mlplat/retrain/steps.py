@@ -202,6 +202,10 @@ def register(
     from mlflow.exceptions import MlflowException
 
     example(app)
+    try:
+        registry_gate.split_url(tracking_uri)
+    except registry_gate.RegistryUnavailable as err:
+        raise UsageError(f"--tracking-uri: {err}") from None
     if who.trigger not in lineage.TRIGGERS:
         raise UsageError(f"--trigger {who.trigger!r}: one of {', '.join(lineage.TRIGGERS)}")
     if not who.triggered_by.strip():
@@ -305,18 +309,21 @@ def propose(
     try:
         message = promote.pin(repo_root, app, env, version, registry)
     except (promote.UsageError, promote.Refused) as err:
-        git.run("switch", "--quiet", previous)
-        git.run("branch", "--quiet", "-D", branch)
+        git.abandon(branch, previous, str(overlay))
         if isinstance(err, promote.UsageError):
             raise UsageError(str(err)) from None
         raise Refused(str(err)) from None
     data_hash = tags.get(lineage.DATA_SHA256, "unrecorded")
     trigger = f"{tags.get(lineage.TRIGGER, 'unrecorded')} by {tags.get(lineage.TRIGGERED_BY, 'unrecorded')}"
-    git.commit(
-        str(overlay),
-        f"{app}: run version {version} in {env} (retrained, trigger {trigger}, data sha256 {data_hash[:12]})\n\n"
-        f"{message}",
-    )
+    try:
+        git.commit(
+            str(overlay),
+            f"{app}: run version {version} in {env} (retrained, trigger {trigger}, data sha256 {data_hash[:12]})"
+            f"\n\n{message}",
+        )
+    except UsageError:
+        git.abandon(branch, previous, str(overlay))  # else a re-run finds the branch and the edited overlay
+        raise
     return branch, pr_body(app, version, env, tags)
 
 
@@ -357,8 +364,10 @@ class _Git:
     def ok(self, *args: str) -> bool:
         return subprocess.run(["git", "-C", str(self.root), *args], capture_output=True).returncode == 0
 
-    def run(self, *args: str) -> str:
-        done = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, text=True)
+    def run(self, *args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(self.root), *args], capture_output=True, text=True, input=stdin
+        )
         if done.returncode != 0:
             raise UsageError(f"git {' '.join(args)} failed in {self.root}: {done.stderr.strip()}")
         return done.stdout.strip()
@@ -371,4 +380,13 @@ class _Git:
             else ["-c", "user.name=mlplat retrain", "-c", "user.email=retrain@mlplat.invalid"]
         )
         self.run("add", "--", path)
-        self.run(*identity, "commit", "--quiet", "-m", message, "--", path)
+        # The message on stdin, not in the arguments a failure is reported with: it says the promotion
+        # happened, which a failed commit must not.
+        self.run(*identity, "commit", "--quiet", "--file=-", "--", path, stdin=message)
+
+    def abandon(self, branch: str, previous: str, path: str) -> None:
+        """Undo a proposal that did not commit: `path` as HEAD has it (index and work tree), back on
+        `previous`, `branch` deleted."""
+        self.run("restore", "--staged", "--worktree", "--", path)
+        self.run("switch", "--quiet", previous)
+        self.run("branch", "--quiet", "-D", branch)

@@ -297,3 +297,39 @@ def test_pin_gives_an_environment_a_registered_version_once(fake: FakeRegistry, 
     pinned = tree_digest(repo_copy)
     assert "already runs version 1; nothing to do" in promote.pin(repo_copy, APP, "staging", "1", fake.url)
     assert tree_digest(repo_copy) == pinned
+
+
+DEV_VERSION = f"apps/{APP}/overlays/dev/model-version.yaml"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "named"),
+    [
+        ('"xy"', "metadata.annotations is a str"),  # was a ValueError traceback (dict("xy"))
+        ('[["mlplat/model-version", "1"]]', "metadata.annotations is a list"),  # was read as version 1
+        ("\n    mlplat/model-version: 2", "metadata.annotations.mlplat/model-version is 2"),  # an int
+    ],
+    ids=["a-string", "a-list-of-pairs", "an-unquoted-version"],
+)
+@pytest.mark.parametrize(
+    "command", [("promote", APP, "--from", "dev", "--to", "staging"), ("rollback", APP, "--env", "dev")]
+)
+def test_overlay_annotations_that_are_not_strings_are_a_usage_error_naming_file_and_key(
+    fake: FakeRegistry,
+    repo_copy: Path,
+    capsys: pytest.CaptureFixture[str],
+    annotations: str,
+    named: str,
+    command: tuple[str, ...],
+) -> None:
+    overlay = repo_copy / DEV_VERSION
+    text = overlay.read_text()
+    overlay.write_text(
+        text.replace('annotations:\n    mlplat/model-version: "2"', f"annotations: {annotations}")
+    )
+    assert overlay.read_text() != text
+    before = tree_digest(repo_copy)
+    assert run(fake, repo_copy, *command) == 2
+    err = capsys.readouterr().err
+    assert f"{DEV_VERSION}: {named}" in err, err
+    assert tree_digest(repo_copy) == before

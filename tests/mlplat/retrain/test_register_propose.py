@@ -280,3 +280,25 @@ def test_propose_to_an_unknown_environment_is_refused_before_any_branch_is_made(
     assert propose("2", "http://127.0.0.1:9", scratch, "--env", "qa") == 2
     assert "--env 'qa': one of dev, staging, prod" in capsys.readouterr().err
     assert git(scratch, "branch", "--format=%(refname:short)").split() == ["main"]
+
+
+def test_a_propose_whose_commit_fails_leaves_the_checkout_as_it_was_and_a_rerun_proposes(
+    registry: Registry, drift_run: DriftRun, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seen before: the branch made and the overlay pinned stayed after a refused commit (a signing or
+    hook failure), the error said dev now ran the version, and every re-run failed on the branch."""
+    version = drift_run("9" * 40)
+    hook = scratch / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho refused by hook >&2\nexit 1\n")
+    hook.chmod(0o755)
+    head = git(scratch, "rev-parse", "HEAD")
+    capsys.readouterr()
+    assert propose(version, registry.url, scratch) == 2
+    err = capsys.readouterr().err
+    assert "refused by hook" in err and "now runs" not in err, err
+    assert git(scratch, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+    assert git(scratch, "rev-parse", "HEAD") == head
+    assert git(scratch, "status", "--porcelain") == "", "the pinned overlay was left behind"
+    assert git(scratch, "branch", "--list", "retrain/*") == ""
+    hook.unlink()
+    assert propose(version, registry.url, scratch) == 0
