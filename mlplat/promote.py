@@ -55,6 +55,8 @@ from infra.contract import (
 from mlplat import model_store, registry_gate, safe_yaml
 from mlplat.findings import RenderedDoc
 from mlplat.validation import prescreen, routes
+from mlplat.validation.capacity import autoscaler_class
+from mlplat.validation.scaling import EXTERNAL
 
 REPO = registry_gate.REPO
 OVERLAY_FILE = "model-version.yaml"
@@ -511,9 +513,9 @@ def canary_text(
 ) -> str:
     """canary.yaml: little more than what differs from the stable predictor (KServe merges it over that).
 
-    `stable` is the environment's spec.predictor as it renders without a canary. Three fields are the
-    canary's own beyond its model: its version annotation, its replicas, and the stable predictor's
-    replicas raised by as many (see the comments below)."""
+    `stable` is the environment's InferenceService as it renders without a canary. Beyond its model the
+    canary sets its version annotation and its replicas, and raises the stable predictor's replicas by
+    as many where KServe sizes the stable Deployment (see the comments below)."""
     header = (
         f"# {app} in {env}: canary of version {version} beside the stable version of model-version.yaml.\n"
         "# Written by `mlplat promote --canary`; the full rollout (`mlplat promote`) or `mlplat rollback`\n"
@@ -521,9 +523,10 @@ def canary_text(
         "# (runtime, protocol, resources, service account, ...) from spec.predictor; the CRD requires\n"
         "# model.modelFormat and model.name (the container, kserve-container) on a canary.\n"
     )
+    stable_predictor = stable["spec"]["predictor"]
     model = {
         "name": CANARY_CONTAINER,
-        "modelFormat": stable["model"]["modelFormat"],
+        "modelFormat": stable_predictor["model"]["modelFormat"],
         "storageUri": storage_uri,
     }
     # KServe v0.20.0 builds the canary from a copy of the InferenceService, so its pods would carry the
@@ -536,32 +539,38 @@ def canary_text(
         "annotations": {MODEL_VERSION_ANNOTATION: version},
         "model": model,
     }
-    stable_min = int(stable.get("minReplicas", 1))
+    stable_min = int(stable_predictor.get("minReplicas", 1))
     # KServe sizes a canary at ceil(stable minReplicas * percent / 100) replicas unless minReplicas is set
     # (0 at 0 %, when an A/B version served by header only needs one pod of its own), and runs the stable
     # Deployment at minReplicas less the canary's, floor 1 (predictor.go canaryReplicaCount,
     # reconcileRawDeployment): the canary's replicas are set here and added to the stable minimum, so
     # the stable version keeps the replicas the environment gives it (prod-availability's two, which its
-    # PodDisruptionBudget counts on) while the canary runs. maxReplicas follows, as KServe refuses a
-    # minimum above it (pkg/apis/serving/v1beta1/component.go validateReplicas).
+    # PodDisruptionBudget counts on) while the canary runs. maxReplicas rises only as far as KServe needs
+    # (it refuses a minimum above it: pkg/apis/serving/v1beta1/component.go validateReplicas). With
+    # autoscalerClass external KEDA sizes the stable Deployment, which KServe leaves alone
+    # (reconcilers/deployment/deployment_reconciler.go), so its minReplicas stays as it is.
     replicas = 1 if percent == 0 else math.ceil(stable_min * percent / 100)
     predictor["minReplicas"] = replicas
     if percent == 0:
         header += (
             "# At 0 % it serves only requests with header x-mlplat-variant: v<version>, on one replica.\n"
         )
-    header += (
-        f"# spec.predictor asks for {stable_min} + {replicas} replicas: KServe runs the stable version on\n"
-        f"# {stable_min} of them and the canary on {replicas}.\n"
-    )
-    sized = {"minReplicas": stable_min + replicas}
-    if "maxReplicas" in stable:
-        sized["maxReplicas"] = int(stable["maxReplicas"]) + replicas
+    spec: dict[str, Any] = {}
+    if autoscaler_class(stable) != EXTERNAL:
+        header += (
+            f"# spec.predictor asks for {stable_min} + {replicas} replicas: KServe runs the stable version\n"
+            f"# on {stable_min} of them and the canary on {replicas}.\n"
+        )
+        sized = {"minReplicas": stable_min + replicas}
+        if "maxReplicas" in stable_predictor:
+            sized["maxReplicas"] = max(int(stable_predictor["maxReplicas"]), stable_min + replicas)
+        spec["predictor"] = sized
+    spec["canary"] = [{"trafficPercent": percent, "predictor": predictor}]
     doc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": name, "annotations": {CANARY_VERSION_ANNOTATION: version}},
-        "spec": {"predictor": sized, "canary": [{"trafficPercent": percent, "predictor": predictor}]},
+        "spec": spec,
     }
     return header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
 
@@ -622,8 +631,8 @@ def canary_route_text(name: str, app: str, env: str, stable: str, version: str, 
     )
 
 
-def stable_predictor(repo_root: Path, app: str, env: str, running: Canary | None) -> dict[str, Any]:
-    """The environment's spec.predictor as it renders without the `running` canary (whose canary.yaml
+def stable_inference_service(repo_root: Path, app: str, env: str, running: Canary | None) -> dict[str, Any]:
+    """The environment's InferenceService as it renders without the `running` canary (whose canary.yaml
     raises its replicas); the canary repeats its model.modelFormat (the CRD requires it there)."""
     if running is None:
         rendered = render_inference_service(repo_root, app, env)
@@ -637,7 +646,7 @@ def stable_predictor(repo_root: Path, app: str, env: str, running: Canary | None
         raise Refused(
             f"{rendered.target} has no spec.predictor.model.modelFormat.name for the canary to repeat"
         )
-    return dict(predictor)
+    return rendered.doc
 
 
 def canary_removal(repo_root: Path, app: str, env: str, running: Canary) -> list[Change]:
@@ -834,7 +843,7 @@ def _promote_canary(
         return f"{app}: {target} already runs version {origin.version} as a {percent}% canary; nothing to do"
     path = canary_path(repo_root, app, target)
     name = str(current.doc["metadata"]["name"])
-    stable = stable_predictor(repo_root, app, target, running)
+    stable = stable_inference_service(repo_root, app, target, running)
     text = canary_text(name, app, target, origin.version, percent, origin.storage_uri, stable)
     route = canary_route_text(name, app, target, current.version, origin.version, percent)
     changes = [Change(path, text), Change(path.with_name(CANARY_ROUTE_FILE), route)]

@@ -37,8 +37,8 @@ def add_canary_by_hand(root: Path, version: str, percent: int = 10) -> None:
 
 
 def stable(root: Path, app: str = APP) -> dict[str, Any]:
-    """The prod stable predictor a canary is sized against, as `promote --canary` reads it."""
-    return promote.stable_predictor(root, app, "prod", promote.read_canary(root, app, "prod"))
+    """The prod stable InferenceService a canary is sized against, as `promote --canary` reads it."""
+    return promote.stable_inference_service(root, app, "prod", promote.read_canary(root, app, "prod"))
 
 
 def uri(version: str) -> str:

@@ -22,6 +22,7 @@ from infra.contract import MODEL_VERSION_ANNOTATION
 from mlplat import promote, registry_gate
 from mlplat.findings import RenderedDoc
 from tests.support.canary import CANARY, CANARY_ROUTE, KUSTOMIZATION, PROD, add_canary_by_hand, stable, uri
+from tests.support.validate_helpers import REPO, copy_repo, run_json
 
 from .conftest import APP, Registry, tree_digest
 from .conftest import promote_cli as cli
@@ -493,7 +494,7 @@ def test_the_stable_version_keeps_its_prod_replicas_while_a_canary_runs(
     raised = render(repo_copy)["spec"]["predictor"]
     assert raised["minReplicas"] <= raised["maxReplicas"], raised  # KServe refuses min above max
     # A new percent for the running canary is sized against the stable predictor without it.
-    assert kserve_replicas({"spec": {"predictor": stable(repo_copy)}}) == (prod_stable, [])
+    assert kserve_replicas(stable(repo_copy)) == (prod_stable, [])
 
 
 def test_canary_pods_carry_the_canarys_model_version_not_the_stable_one(repo_copy: Path) -> None:
@@ -506,3 +507,26 @@ def test_canary_pods_carry_the_canarys_model_version_not_the_stable_one(repo_cop
     pod = {**isvc["metadata"]["annotations"], **canary["predictor"].get("annotations", {})}
     assert pod[MODEL_VERSION_ANNOTATION] == "3"
     assert isvc["metadata"]["annotations"][MODEL_VERSION_ANNOTATION] == "1"  # the stable pods' version
+
+
+@pytest.mark.parametrize("app", sorted(p.parent.parent.name for p in REPO.glob("apps/*/overlays/prod")))
+@pytest.mark.parametrize("percent", [0, 60])
+def test_every_apps_prod_canary_passes_validate(
+    app: str, percent: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The canary's raised replicas stay inside what validate holds prod to: a KEDA-scaled app keeps
+    its InferenceService minimum equal to its ScaledObject's (MLP-SCALING-BOUNDS), the others min <= max."""
+    repo = copy_repo(tmp_path)
+    prod = repo / "apps" / app / "overlays" / "prod"
+    version = str(int(promote.read_overlay(repo, app, "prod").version) + 1)
+    text = promote.canary_text(
+        app, app, "prod", version, percent, f"s3://mlplat-models/{app}/{version}", stable(repo, app)
+    )
+    stable_version = promote.read_overlay(repo, app, "prod").version
+    promote.apply_changes([
+        promote.Change(prod / promote.CANARY_FILE, text),
+        promote.Change(prod / promote.CANARY_ROUTE_FILE, promote.canary_route_text(app, app, "prod", stable_version, version, percent)),
+        promote.Change(prod / promote.KUSTOMIZATION, promote.kustomization_with_canary(prod / promote.KUSTOMIZATION, repo, add=True)),
+    ])  # fmt: skip
+    code, report = run_json(capsys, str(prod), "--repo", str(repo), "--env", "prod")
+    assert (code, report["findings"]) == (0, [])
