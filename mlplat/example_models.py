@@ -330,6 +330,32 @@ def register_version(
     return str(run.info.run_id)
 
 
+# Tag of a version that records bytes found at its store key which no version named (publish.OccupiedKey):
+# the value says how they were found. Such a version has no lineage, so the registry gate never lets an
+# environment serve it (MLP-REGISTRY-LINEAGE).
+ORPHANED_TAG = "mlplat.orphaned"
+
+
+def register_orphan(client: Any, name: str, version: str, found: str) -> None:
+    """Name the bytes at `version`'s store key with that version, tagged ORPHANED_TAG with `found`.
+
+    MLflow numbers a model's next version one past the highest it ever gave (deleted ones included:
+    mlflow 3.15.1, the server image infra/versions.py pins, mlflow/store/model_registry/sqlalchemy_store.py
+    create_model_version `max(version) + 1` over every row, delete_model_version keeps the row),
+    so a number whose upload was never registered is the one it gives next, and a key whose bytes
+    cannot be replaced would hold retraining at that number for good. Registering the bytes as what
+    they are moves the registry past it, and the pipelines may not delete (their MLflow account has
+    EDIT, which cannot delete versions: mlflow/server/auth/permissions.py EDIT `can_delete=False`,
+    DeleteModelVersion needs it)."""
+    source = model_store.version_uri(name, version)
+    created = client.create_model_version(name, source=source, tags={ORPHANED_TAG: found})
+    if created.version != version:
+        raise RegistrationError(
+            f"{name}: registry created version {created.version} for the unregistered model at {source}; "
+            "its numbering is past the store's: have an operator look at both before running again"
+        )
+
+
 def register_app(
     tracking_uri: str, app: str, store_root: Path, repo_root: Path = REPO, versions: int | None = None
 ) -> list[ExampleVersion]:

@@ -31,6 +31,7 @@ import contextlib
 import copy
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -54,6 +55,8 @@ from infra.contract import (
 from mlplat import checkout, model_store, registry_gate, safe_yaml
 from mlplat.findings import RenderedDoc
 from mlplat.validation import prescreen, routes
+from mlplat.validation.capacity import autoscaler_class
+from mlplat.validation.scaling import EXTERNAL
 
 REPO = registry_gate.REPO
 OVERLAY_FILE = "model-version.yaml"
@@ -525,9 +528,13 @@ def read_canary(repo_root: Path, app: str, env: str) -> Canary | None:
 
 
 def canary_text(
-    name: str, app: str, env: str, version: str, percent: int, storage_uri: str, model_format: dict[str, Any]
+    name: str, app: str, env: str, version: str, percent: int, storage_uri: str, stable: dict[str, Any]
 ) -> str:
-    """canary.yaml: little more than what differs from the stable predictor (KServe merges it over that)."""
+    """canary.yaml: little more than what differs from the stable predictor (KServe merges it over that).
+
+    `stable` is the environment's InferenceService as it renders without a canary. Beyond its model the
+    canary sets its version annotation and its replicas, and raises the stable predictor's replicas by
+    as many where KServe sizes the stable Deployment (see the comments below)."""
     header = (
         f"# {app} in {env}: canary of version {version} beside the stable version of model-version.yaml.\n"
         "# Written by `mlplat promote --canary`; the full rollout (`mlplat promote`) or `mlplat rollback`\n"
@@ -535,22 +542,54 @@ def canary_text(
         "# (runtime, protocol, resources, service account, ...) from spec.predictor; the CRD requires\n"
         "# model.modelFormat and model.name (the container, kserve-container) on a canary.\n"
     )
-    model = {"name": CANARY_CONTAINER, "modelFormat": model_format, "storageUri": storage_uri}
-    predictor: dict[str, Any] = {"name": f"v{version}", "model": model}
+    stable_predictor = stable["spec"]["predictor"]
+    model = {
+        "name": CANARY_CONTAINER,
+        "modelFormat": stable_predictor["model"]["modelFormat"],
+        "storageUri": storage_uri,
+    }
+    # KServe v0.20.0 builds the canary from a copy of the InferenceService, so its pods would carry the
+    # stable version's isvc annotation (which the inference logger copies into every record and drift
+    # groups by); a predictor annotation wins over the isvc's (kserve/kserve v0.20.0
+    # pkg/controller/v1beta1/inferenceservice/components/predictor.go reconcileCanaryDeployments,
+    # buildObjectMeta "predictor component > isvc").
+    predictor: dict[str, Any] = {
+        "name": f"v{version}",
+        "annotations": {MODEL_VERSION_ANNOTATION: version},
+        "model": model,
+    }
+    stable_min = int(stable_predictor.get("minReplicas", 1))
+    # KServe sizes a canary at ceil(stable minReplicas * percent / 100) replicas unless minReplicas is set
+    # (0 at 0 %, when an A/B version served by header only needs one pod of its own), and runs the stable
+    # Deployment at minReplicas less the canary's, floor 1 (predictor.go canaryReplicaCount,
+    # reconcileRawDeployment): the canary's replicas are set here and added to the stable minimum, so
+    # the stable version keeps the replicas the environment gives it (prod-availability's two, which its
+    # PodDisruptionBudget counts on) while the canary runs. maxReplicas rises only as far as KServe needs
+    # (it refuses a minimum above it: pkg/apis/serving/v1beta1/component.go validateReplicas). With
+    # autoscalerClass external KEDA sizes the stable Deployment, which KServe leaves alone
+    # (reconcilers/deployment/deployment_reconciler.go), so its minReplicas stays as it is.
+    replicas = 1 if percent == 0 else math.ceil(stable_min * percent / 100)
+    predictor["minReplicas"] = replicas
     if percent == 0:
-        # KServe sizes a canary at ceil(stable minReplicas * percent / 100) replicas unless minReplicas
-        # is set, which is 0 at 0 %: an A/B version served by header only needs one pod of its own
-        # (kserve/kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/components/predictor.go
-        # canaryReplicaCount).
         header += (
             "# At 0 % it serves only requests with header x-mlplat-variant: v<version>, on one replica.\n"
         )
-        predictor["minReplicas"] = 1
+    spec: dict[str, Any] = {}
+    if autoscaler_class(stable) != EXTERNAL:
+        header += (
+            f"# spec.predictor asks for {stable_min} + {replicas} replicas: KServe runs the stable version\n"
+            f"# on {stable_min} of them and the canary on {replicas}.\n"
+        )
+        sized = {"minReplicas": stable_min + replicas}
+        if "maxReplicas" in stable_predictor:
+            sized["maxReplicas"] = max(int(stable_predictor["maxReplicas"]), stable_min + replicas)
+        spec["predictor"] = sized
+    spec["canary"] = [{"trafficPercent": percent, "predictor": predictor}]
     doc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": name, "annotations": {CANARY_VERSION_ANNOTATION: version}},
-        "spec": {"canary": [{"trafficPercent": percent, "predictor": predictor}]},
+        "spec": spec,
     }
     return header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
 
@@ -611,17 +650,32 @@ def canary_route_text(name: str, app: str, env: str, stable: str, version: str, 
     )
 
 
-def stable_model_format(repo_root: Path, app: str, env: str) -> dict[str, Any]:
-    """The stable predictor's model.modelFormat, which the canary repeats (the CRD requires it there)."""
-    rendered = render_inference_service(repo_root, app, env)
-    model_format = (
-        ((rendered.doc.get("spec") or {}).get("predictor") or {}).get("model", {}).get("modelFormat")
-    )
+def stable_inference_service(repo_root: Path, app: str, env: str, running: Canary | None) -> dict[str, Any]:
+    """The environment's InferenceService as it renders without the `running` canary (whose canary.yaml
+    raises its replicas); the canary repeats its model.modelFormat (the CRD requires it there)."""
+    if running is None:
+        rendered = render_inference_service(repo_root, app, env)
+    else:
+        rendered = _inference_service(
+            render_planned(repo_root, app, env, canary_removal(repo_root, app, env, running))
+        )
+    predictor = (rendered.doc.get("spec") or {}).get("predictor") or {}
+    model_format = (predictor.get("model") or {}).get("modelFormat")
     if not isinstance(model_format, dict) or not model_format.get("name"):
         raise Refused(
             f"{rendered.target} has no spec.predictor.model.modelFormat.name for the canary to repeat"
         )
-    return model_format
+    return rendered.doc
+
+
+def canary_removal(repo_root: Path, app: str, env: str, running: Canary) -> list[Change]:
+    """The changes that take the `running` canary out: its kustomization entries, then its two files."""
+    kustomization = kustomization_path(repo_root, app, env)
+    return [
+        Change(kustomization, kustomization_with_canary(kustomization, repo_root, add=False)),
+        Change(running.path, None),  # the entries before the files they list
+        Change(running.route_path, None),
+    ]
 
 
 _ENTRY = re.compile(r"(?P<lead> *)- path: (?P<path>\S+) *")
@@ -808,8 +862,8 @@ def _promote_canary(
         return f"{app}: {target} already runs version {origin.version} as a {percent}% canary; nothing to do"
     path = canary_path(repo_root, app, target)
     name = str(current.doc["metadata"]["name"])
-    model_format = stable_model_format(repo_root, app, target)
-    text = canary_text(name, app, target, origin.version, percent, origin.storage_uri, model_format)
+    stable = stable_inference_service(repo_root, app, target, running)
+    text = canary_text(name, app, target, origin.version, percent, origin.storage_uri, stable)
     route = canary_route_text(name, app, target, current.version, origin.version, percent)
     changes = [Change(path, text), Change(path.with_name(CANARY_ROUTE_FILE), route)]
     kustomization = kustomization_path(repo_root, app, target)
@@ -841,11 +895,7 @@ def _full_rollout(
     if origin.version != current.version or origin.storage_uri != current.storage_uri:
         text = overlay_text(current, origin.version, origin.storage_uri, current.version)
         changes.append(Change(current.path, text))
-    changes += [
-        Change(kustomization, kustomization_with_canary(kustomization, repo_root, add=False)),
-        Change(running.path, None),  # the entries before the files they list
-        Change(running.route_path, None),
-    ]
+    changes += canary_removal(repo_root, app, target, running)
     _gate(repo_root, app, target, changes, registry, f"{app} v{origin.version}")
     apply_changes(changes)
     return (
@@ -871,11 +921,7 @@ def _rollback(repo_root: Path, app: str, env: str, registry: str | None) -> str:
         # Not gated: what stays is the stable predictor, already gated when it was written, and
         # stopping a bad canary must not wait for the registry.
         kustomization = kustomization_path(repo_root, app, env)
-        changes = [
-            Change(kustomization, kustomization_with_canary(kustomization, repo_root, add=False)),
-            Change(running.path, None),
-            Change(running.route_path, None),
-        ]
+        changes = canary_removal(repo_root, app, env, running)
         render_planned(repo_root, app, env, changes)  # refuses if the overlay would not render
         apply_changes(changes)
         return (

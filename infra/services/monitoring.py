@@ -218,8 +218,41 @@ class Monitoring(ChartService):
         self.register_outputs({"release": self.release.status, "alertmanagerUrl": ALERTMANAGER_URL})
 
 
+# The container KServe runs a predictor's model server in (kserve/kserve v0.20.0 pkg/constants/constants.go
+# InferenceServiceContainerName = "kserve-container"; every ClusterServingRuntime of the
+# kserve-runtime-configs chart names its container so). The other containers of a predictor pod (the
+# storage-initializer init container, the logger agent, the marshaller sidecar) serve no model metrics.
+MODEL_SERVER_CONTAINER = "kserve-container"
+
+# Where each ClusterServingRuntime the apps use serves Prometheus metrics: the pod annotation
+# prometheus.kserve.io/port the PodMonitor scrapes must name this port, and the runtime's own annotation
+# does not always (an app's InferenceService annotation wins over its runtime's: kserve/kserve v0.20.0
+# pkg/controller/v1beta1/inferenceservice/components/predictor.go buildObjectMeta, "predictor component >
+# isvc > ServingRuntimePodSpec"). tests/platform/observability/test_obs_model_server_scrape.py holds
+# every app to it.
+RUNTIME_METRICS_PORTS: dict[str, int] = {
+    # MLServer serves /metrics on its own server at `metrics_port`, default 8082; its REST port 8080
+    # has no /metrics route (SeldonIO/MLServer tag 1.5.0, the image infra/versions.py pins:
+    # mlserver/settings.py `metrics_port: int = 8082`, mlserver/metrics/server.py MetricsServer,
+    # mlserver/rest/app.py adds only the middleware). KServe v0.20.0's kserve-mlserver runtime
+    # annotates "8080" all the same (charts/kserve-runtime-configs/files/runtimes/resources.yaml).
+    "kserve-mlserver": 8082,
+    # KServe's Python model server serves /metrics on its REST port 8080, as the runtime annotates
+    # (same resources.yaml, kserve-huggingfaceserver: prometheus.kserve.io/port "8080").
+    "kserve-huggingfaceserver": 8080,
+}
+
+
 def _model_server_podmonitor() -> dict[str, Any]:
-    """Scrape every KServe predictor pod in a `models-*` namespace on the port/path KServe annotates."""
+    """Scrape every KServe predictor pod in a `models-*` namespace once, on the port/path KServe annotates.
+
+    Prometheus's pod discovery makes one target per declared port of every container, init containers
+    included, and one port-free target per container without ports (prometheus/prometheus v3.14.0, the
+    version kube-prometheus-stack 88.5.3 runs: discovery/kubernetes/pod.go buildPod,
+    docs/configuration/configuration.md `pod` role). The address rewrite below sends all of them to the
+    same port, so without the container filter each pod is scraped once per container and every sum
+    over pods (llm-chat's KEDA query, the serving alerts) counts it that many times.
+    """
     return {
         "namespaceSelector": {"any": True},
         "selector": {
@@ -231,6 +264,11 @@ def _model_server_podmonitor() -> dict[str, Any]:
                     {
                         "sourceLabels": ["__meta_kubernetes_namespace"],
                         "regex": "models-.+",
+                        "action": "keep",
+                    },
+                    {
+                        "sourceLabels": ["__meta_kubernetes_pod_container_name"],
+                        "regex": MODEL_SERVER_CONTAINER,
                         "action": "keep",
                     },
                     {

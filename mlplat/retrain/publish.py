@@ -11,7 +11,9 @@ off the cluster (demo, tests) it is the local folder `MLPLAT_MODEL_STORE_ROOT` n
 - some or all files there with the same bytes (a retried step after a crash between the upload and
   the registration, or midway through the upload): write only what is missing, register as usual;
 - any file there with other bytes, or a file the model does not have: refuse and write nothing. That
-  key belongs to another model (another run's, a hand upload) and a version must name it alone.
+  key belongs to another model (another run's, a hand upload) and a version must name it alone
+  (`OccupiedKey`: `register` then records that model as its own version and moves to the next number,
+  steps.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from mlplat import example_models, model_store
 
 class StoreConflict(Exception):
     """The version's key holds other bytes: publishing would overwrite another model."""
+
+
+class OccupiedKey(StoreConflict):
+    """The key already holds files of another model (found when listing it, before writing anything)."""
 
 
 class StoreUnavailable(Exception):
@@ -135,11 +141,10 @@ def publish(store: Store, model: str, version: str, files: dict[str, bytes]) -> 
         present = store.read(model, version)
         foreign = sorted(name for name, body in present.items() if files.get(name) != body)
         if foreign:
-            raise StoreConflict(
+            raise OccupiedKey(
                 f"{where} already holds a different model ({', '.join(foreign[:3])} differ or are not this "
-                f"model's); nothing was overwritten and no version registered. No registered version names "
-                f"that key yet: a run that stopped before registering, or another writer, left it. Check "
-                f"what it is, have an operator remove it (pipelines may not delete), then run again"
+                f"model's) that no registered version names: a run that stopped between its upload and its "
+                f"registration, or a hand upload, left it; nothing was overwritten"
             )
         missing = {name: body for name, body in files.items() if name not in present}
         if missing:

@@ -197,8 +197,9 @@ def register(
     version and whether it already existed (same data hash and code commit: nothing new registered).
 
     The model and its card go to the version's store key first (publish.py: the bucket on the cluster,
-    `store_root` or $MLPLAT_MODEL_STORE_ROOT locally), the MLflow version naming that key after. A key
-    holding other bytes is Refused and nothing is registered; the same bytes (a retried step) are reused."""
+    `store_root` or $MLPLAT_MODEL_STORE_ROOT locally), the MLflow version naming that key after. The same
+    bytes at the key (a retried step) are reused; another model's bytes no version names (a run that
+    stopped after its upload) are registered as the orphan they are and the next number taken."""
     from mlflow.exceptions import MlflowException
 
     example(app)
@@ -252,12 +253,23 @@ def register(
                 and version.tags.get(lineage.CODE_COMMIT) == commit
             ):
                 return number, True
-        number = str(max((int(n) for n in existing), default=0) + 1)
         rows = {"train": len(frames.x_train), "test": len(frames.x_test)}
-        text = card.render(app, number, tags, evaluation, value, f"test.csv of {record['uri']}", rows)
-        files = {**publish.version_files(model_dir), lineage.MODEL_CARD_FILE: text.encode()}
-        # The bytes first, then the version naming them (publish.py): a version never points at nothing.
-        publish.publish(publish.store_for(store_root), app, number, files)
+        store = publish.store_for(store_root)
+        next_number = max((int(n) for n in existing), default=0) + 1
+        while True:
+            number = str(next_number)
+            text = card.render(app, number, tags, evaluation, value, f"test.csv of {record['uri']}", rows)
+            files = {**publish.version_files(model_dir), lineage.MODEL_CARD_FILE: text.encode()}
+            # The bytes first, then the version naming them (publish.py): a version never points at nothing.
+            try:
+                publish.publish(store, app, number, files)
+                break
+            except publish.OccupiedKey as err:
+                # An earlier run uploaded here and never registered (one run per app at a time: the
+                # training WorkflowTemplate's mutex), so MLflow would give this number again: record
+                # those bytes as this version and take the next (example_models.register_orphan).
+                example_models.register_orphan(client, app, number, str(err))
+                next_number += 1
         metrics = {evaluation.metric or "accuracy": value}
         # The card goes with the run too: the registry gate checks it there (MLP-REGISTRY-LINEAGE).
         example_models.register_version(

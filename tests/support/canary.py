@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mlplat import promote
 
@@ -24,7 +25,7 @@ KUSTOMIZATION = f"{PROD}/kustomization.yaml"
 def add_canary_by_hand(root: Path, version: str, percent: int = 10) -> None:
     """A canary as promote --canary writes it, without asking the registry (for refusal tests)."""
     kustomization = root / KUSTOMIZATION
-    text = promote.canary_text(APP, APP, "prod", version, percent, uri(version), {"name": "mlflow"})
+    text = promote.canary_text(APP, APP, "prod", version, percent, uri(version), stable(root))
     route = promote.canary_route_text(APP, APP, "prod", "1", version, percent)
     promote.apply_changes(
         [
@@ -33,6 +34,11 @@ def add_canary_by_hand(root: Path, version: str, percent: int = 10) -> None:
             promote.Change(kustomization, promote.kustomization_with_canary(kustomization, root, add=True)),
         ]
     )
+
+
+def stable(root: Path, app: str = APP) -> dict[str, Any]:
+    """The prod stable InferenceService a canary is sized against, as `promote --canary` reads it."""
+    return promote.stable_inference_service(root, app, "prod", promote.read_canary(root, app, "prod"))
 
 
 def uri(version: str) -> str:

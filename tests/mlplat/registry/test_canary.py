@@ -18,9 +18,11 @@ import jsonschema
 import pytest
 import yaml
 
+from infra.contract import MODEL_VERSION_ANNOTATION
 from mlplat import promote, registry_gate
 from mlplat.findings import RenderedDoc
-from tests.support.canary import CANARY, CANARY_ROUTE, KUSTOMIZATION, PROD, add_canary_by_hand, uri
+from tests.support.canary import CANARY, CANARY_ROUTE, KUSTOMIZATION, PROD, add_canary_by_hand, stable, uri
+from tests.support.validate_helpers import REPO, copy_repo, run_json
 
 from .conftest import APP, Registry, tree_digest
 from .conftest import promote_cli as cli
@@ -121,19 +123,23 @@ def test_canary_promote_writes_two_files_renders_valid_and_rolls_back(
     assert 'mlplat/canary-version: "2"' in text
     body = yaml.safe_load(text)
     assert body["spec"] == {
+        # prod's two stable replicas plus the canary's one (10 % of two, rounded up)
+        "predictor": {"minReplicas": 3, "maxReplicas": 3},
         "canary": [
             {
                 "trafficPercent": 10,
                 "predictor": {
                     "name": "v2",
+                    "annotations": {"mlplat/model-version": "2"},
                     "model": {
                         "name": "kserve-container",
                         "modelFormat": {"name": "mlflow"},  # the stable predictor's
                         "storageUri": f"s3://mlplat-models/{APP}/2",
                     },
+                    "minReplicas": 1,
                 },
             }
-        ]
+        ],
     }
     # Two entries right after model-version.yaml's: the canary (same target), its split (the HTTPRoute).
     new_kustomization = (repo_copy / KUSTOMIZATION).read_text()
@@ -153,9 +159,10 @@ def test_canary_promote_writes_two_files_renders_valid_and_rolls_back(
     rendered = render(repo_copy)
     canary = rendered["spec"]["canary"]
     assert canary[0]["trafficPercent"] == 10 and canary[0]["predictor"]["name"] == "v2"
-    # The stable predictor and everything else is what it was; only spec.canary and its annotation differ.
+    # Everything else is what it was; only spec.canary, its annotation and the replicas differ.
     expected = copy.deepcopy(original_render)
     expected["spec"]["canary"] = canary
+    expected["spec"]["predictor"].update(body["spec"]["predictor"])
     expected["metadata"]["annotations"]["mlplat/canary-version"] = "2"
     assert rendered == expected
     # The CRD's own schema for spec.canary (KServe v0.20.0) accepts what we render.
@@ -315,7 +322,7 @@ def test_a_failed_step_undoes_the_earlier_ones(repo_copy: Path, monkeypatch: pyt
     kustomization = repo_copy / KUSTOMIZATION
     changes = [
         promote.Change(
-            repo_copy / CANARY, promote.canary_text(APP, APP, "prod", "3", 10, "s3://x/3", {"name": "mlflow"})
+            repo_copy / CANARY, promote.canary_text(APP, APP, "prod", "3", 10, "s3://x/3", stable(repo_copy))
         ),
         promote.Change(repo_copy / CANARY_ROUTE, promote.canary_route_text(APP, APP, "prod", "1", "3", 10)),
         promote.Change(kustomization, promote.kustomization_with_canary(kustomization, repo_copy, add=True)),
@@ -459,3 +466,67 @@ def test_promote_canary_zero_is_an_ab_split(
     ]
     assert cli("rollback", APP, "--env", "prod", "--repo-root", str(repo_copy)) == 0
     assert tree_digest(repo_copy) == before
+
+
+def kserve_replicas(isvc: dict[str, Any]) -> tuple[int, list[int]]:
+    """(stable, [each canary]) minimum replicas KServe v0.20.0 runs for a rendered InferenceService:
+    a canary gets its minReplicas or ceil(stable * percent / 100), the stable Deployment minReplicas
+    less every canary's, floor 1 (pkg/controller/v1beta1/inferenceservice/components/predictor.go
+    canaryReplicaCount, reconcileRawDeployment)."""
+    stable = isvc["spec"]["predictor"].get("minReplicas", 1)
+    canaries = [
+        c["predictor"].get("minReplicas", -(-stable * c["trafficPercent"] // 100))
+        for c in isvc["spec"].get("canary", [])
+    ]
+    return (max(stable - sum(canaries), 1) if canaries else stable), canaries
+
+
+@pytest.mark.parametrize("percent", [0, 10, 60])
+def test_the_stable_version_keeps_its_prod_replicas_while_a_canary_runs(
+    repo_copy: Path, percent: int
+) -> None:
+    """KServe lowers the stable Deployment's minimum by the canary's replicas: prod's two became one,
+    and the PodDisruptionBudget (stable and canary pods together) let a drain take that one."""
+    (prod_stable, _) = kserve_replicas(render(repo_copy))
+    add_canary_by_hand(repo_copy, "3", percent=percent)
+    stable_replicas, (canary_replicas,) = kserve_replicas(render(repo_copy))
+    assert stable_replicas == prod_stable and canary_replicas >= 1, (stable_replicas, canary_replicas)
+    raised = render(repo_copy)["spec"]["predictor"]
+    assert raised["minReplicas"] <= raised["maxReplicas"], raised  # KServe refuses min above max
+    # A new percent for the running canary is sized against the stable predictor without it.
+    assert kserve_replicas(stable(repo_copy)) == (prod_stable, [])
+
+
+def test_canary_pods_carry_the_canarys_model_version_not_the_stable_one(repo_copy: Path) -> None:
+    """KServe builds the canary from a copy of the InferenceService: without an annotation of its own the
+    canary's pods said the stable version, and its inference logs and drift were counted under it."""
+    add_canary_by_hand(repo_copy, "3", percent=10)
+    isvc = render(repo_copy)
+    (canary,) = isvc["spec"]["canary"]
+    # Pod annotations: the InferenceService's, overridden by the predictor's (predictor.go buildObjectMeta).
+    pod = {**isvc["metadata"]["annotations"], **canary["predictor"].get("annotations", {})}
+    assert pod[MODEL_VERSION_ANNOTATION] == "3"
+    assert isvc["metadata"]["annotations"][MODEL_VERSION_ANNOTATION] == "1"  # the stable pods' version
+
+
+@pytest.mark.parametrize("app", sorted(p.parent.parent.name for p in REPO.glob("apps/*/overlays/prod")))
+@pytest.mark.parametrize("percent", [0, 60])
+def test_every_apps_prod_canary_passes_validate(
+    app: str, percent: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The canary's raised replicas stay inside what validate holds prod to: a KEDA-scaled app keeps
+    its InferenceService minimum equal to its ScaledObject's (MLP-SCALING-BOUNDS), the others min <= max."""
+    repo = copy_repo(tmp_path)
+    prod = repo / "apps" / app / "overlays" / "prod"
+    version = str(int(promote.read_overlay(repo, app, "prod").version) + 1)
+    text = promote.canary_text(
+        app, app, "prod", version, percent, f"s3://mlplat-models/{app}/{version}", stable(repo, app)
+    )
+    stable_version = promote.read_overlay(repo, app, "prod").version
+    promote.apply_changes([
+        promote.Change(prod / promote.CANARY_FILE, text),
+        promote.Change(prod / promote.CANARY_ROUTE_FILE, promote.canary_route_text(app, app, "prod", stable_version, version, percent)),
+        promote.Change(prod / promote.KUSTOMIZATION, promote.kustomization_with_canary(prod / promote.KUSTOMIZATION, repo, add=True)),
+    ])  # fmt: skip
+    code, report = run_json(capsys, str(prod), "--repo", str(repo), "--env", "prod")
+    assert (code, report["findings"]) == (0, [])

@@ -145,24 +145,50 @@ def test_a_retried_register_step_finishes_an_interrupted_upload_instead_of_refus
     assert _version(registry, candidate.version) is not None
 
 
-def test_register_refuses_to_overwrite_a_different_model_in_the_bucket(
+def _tags(registry: Registry, version: str) -> dict[str, str]:
+    found = _version(registry, version)
+    assert found is not None, f"no version {version}"
+    return {t["key"]: t.get("value") or "" for t in found.get("tags") or []}
+
+
+def test_a_model_nobody_registered_in_the_bucket_is_kept_recorded_and_passed_over(
     registry: Registry, s3: Stubber, fetched: Path, candidate: Candidate
 ) -> None:
-    _listing(
-        s3, candidate.version, {"MLmodel": b"artifact_path: someone-elses-model\n"}
-    )  # and no PutObject stubbed
-    assert _register(registry, fetched, candidate, "e" * 40) == 1
-    assert _version(registry, candidate.version) is None
+    """Another model's bytes at the next key used to stop every later run with a conflict (MLflow
+    gives that number again): they stay as they are, become that version, marked, and the new model
+    takes the next number."""
+    taken, following = candidate.version, str(int(candidate.version) + 1)
+    _listing(s3, taken, {"MLmodel": b"artifact_path: someone-elses-model\n"})  # and no PutObject there
+    _listing(s3, following, {})
+    _expect_puts(s3, following, [*publish.version_files(candidate.model), lineage.MODEL_CARD_FILE])
+    assert _register(registry, fetched, candidate, "e" * 40) == 0
+    assert example_models.ORPHANED_TAG in _tags(registry, taken)
+    assert lineage.missing(_tags(registry, following)) == []
 
 
-def test_register_refuses_to_overwrite_a_different_model_in_the_local_store(
-    registry: Registry, fetched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, candidate: Candidate
+def test_a_run_whose_registration_failed_after_the_upload_does_not_stop_the_next_runs(
+    registry: Registry,
+    fetched: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    candidate: Candidate,
 ) -> None:
+    """The registry failed after the upload: the key held bytes no version named, MLflow kept giving
+    that number, and every later run was refused at it for good."""
     store = tmp_path / "store"
     monkeypatch.setenv(model_store.ROOT_ENV, str(store))
-    other = store / APP / candidate.version / "MLmodel"
-    other.parent.mkdir(parents=True)
-    other.write_text("artifact_path: someone-elses-model\n")
-    assert _register(registry, fetched, candidate, "ab" * 20) == 1
-    assert other.read_text() == "artifact_path: someone-elses-model\n"
-    assert _version(registry, candidate.version) is None
+    with monkeypatch.context() as failing:
+
+        def registry_down(*args: object, **kwargs: object) -> str:
+            raise example_models.RegistrationError("the registry went away")
+
+        failing.setattr(example_models, "register_version", registry_down)
+        assert _register(registry, fetched, candidate, "ab" * 20) == 2
+    left = publish.version_files(store / APP / candidate.version)
+    assert left and _version(registry, candidate.version) is None  # bytes that no version names
+
+    assert _register(registry, fetched, candidate, "cd" * 20) == 0  # the next run, other code
+    following = str(int(candidate.version) + 1)
+    assert _tags(registry, following)[lineage.CODE_COMMIT] == "cd" * 20
+    assert example_models.ORPHANED_TAG in _tags(registry, candidate.version)
+    assert publish.version_files(store / APP / candidate.version) == left  # nothing overwritten

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import canary
 from tests.support.validate_helpers import REPO, copy_repo, copy_without, run_corpus, run_json
 
 ROUTES = REPO / "tests" / "fixtures" / "routes"
@@ -131,7 +132,7 @@ def add_canary(
     prod = repo / "apps" / app / "overlays" / "prod"
     uri = f"s3://mlplat-models/{app}/{version}"
     promote.apply_changes([
-        promote.Change(prod / "canary.yaml", promote.canary_text(app, app, "prod", version, percent, uri, {"name": "mlflow"})),
+        promote.Change(prod / "canary.yaml", promote.canary_text(app, app, "prod", version, percent, uri, canary.stable(repo, app))),
         promote.Change(prod / "canary-route.yaml", promote.canary_route_text(app, app, "prod", stable, version, percent)),
         promote.Change(prod / "kustomization.yaml", promote.kustomization_with_canary(prod / "kustomization.yaml", repo, add=True)),
     ])  # fmt: skip
