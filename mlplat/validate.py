@@ -186,19 +186,20 @@ def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report
     context = _context_targets(root, chosen, envs)
     unsafe = prescreen.unsafe_targets(chosen + context, root)  # neither we nor kustomize parse those
     trees = Trees(root)
-    # Remote content is refused before kustomize would fetch it.
-    remote = {
-        t.rel: governance.remote_references(trees.tree(t.path(root)), t.env)
+    # What is refused before kustomize runs: remote or out-of-scope content, app paths Argo CD would
+    # deploy otherwise than kustomize renders them.
+    refused = {
+        t.rel: governance.refused_before_render(trees.tree(t.path(root)), t.env)
         for t in chosen + context
         if t.kustomize and t not in unsafe
     }
-    rendered = render([t for t in chosen + context if t not in unsafe and not remote.get(t.rel)], root)
+    rendered = render([t for t in chosen + context if t not in unsafe and not refused.get(t.rel)], root)
     context_rels = {t.rel for t in context}
     docs = [d for d in rendered.docs if d.target not in context_rels]
     others = [d for d in rendered.docs if d.target in context_rels]
     report.findings = [f for f in rendered.findings if _target_of(f, context_rels) is None]
     report.findings += [problem.finding(t.env) for t in chosen for problem in unsafe.get(t, [])]
-    report.findings += [f for t in chosen for f in remote.get(t.rel, [])]
+    report.findings += [f for t in chosen for f in refused.get(t.rel, [])]
     # The checkov scan runs (as subprocesses) while this process does the other checks; they only
     # read the documents, and the findings are sorted at the end, so the report does not change.
     index = SourceIndex(root)

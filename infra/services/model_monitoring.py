@@ -91,7 +91,7 @@ def monitored_apps(repo: Path = REPO, *, environment: str | None = None) -> list
     with `environment`, only those whose contract keeps logs there. Every app that deploys there does
     (infra/monitoring_contract.py refuses an overlay without its retention); following the contracts
     rather than the overlays keeps an app's expiry rule and drift job in place while its overlay comes
-    and goes, which the program only sees at its next deploy (deploy.yml does not run on apps/)."""
+    and goes between deploys."""
     found = []
     for contract in sorted(repo.glob("apps/*/base/monitoring.yaml")):
         base = contract.parent

@@ -36,7 +36,7 @@ PSA_REQUIRED = {f"{PSA_PREFIX}{mode}": "restricted" for mode in ("enforce", "aud
 PSA_VERSION = "latest"
 
 
-def remote_references(tree: Tree, env: str | None) -> list[Finding]:
+def refused_before_render(tree: Tree, env: str | None) -> list[Finding]:
     """What validate refuses before kustomize runs (the target is then not rendered): content from
     outside the repository (MLP-REMOTE-RESOURCE) or the app (MLP-REFERENCE-SCOPE), and an app path
     Argo CD would deploy otherwise than validate renders it (MLP-OVERLAY-TOOL, MLP-ARGOCD-SOURCE,
