@@ -191,7 +191,7 @@ KARPENTER_GPU_AMI_ALIAS = "al2023@v20251108"
 
 # The mlplat CLI image: one repository and tag for everything that runs `mlplat` on the cluster (the
 # drift jobs, the marshaller sidecar, the retraining steps).
-MLPLAT_IMAGE = "registry.mlplat.internal/mlplat/monitor:0.1.0"
+MLPLAT_IMAGE = "registry.mlplat.internal/mlplat/monitor:0.2.0"
 
 # Images the platform chooses itself (the charts' defaults are used everywhere else).
 # The KServe runtimes are what model apps run on, so their tags are never left to `latest`/"".
