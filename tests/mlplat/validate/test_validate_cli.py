@@ -134,7 +134,7 @@ def test_changed_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert report["targets"] == ["apps/iris-classifier/overlays/dev"]
     # The line of the misspelt key itself, not the object's first line.
     assert [(f["rule"], f["file"], f["line"]) for f in report["findings"]] == [
-        ("MLP-UNKNOWN-FIELD", "apps/iris-classifier/base/inferenceservice.yaml", 18)
+        ("MLP-UNKNOWN-FIELD", "apps/iris-classifier/base/inferenceservice.yaml", 22)
     ]
 
 

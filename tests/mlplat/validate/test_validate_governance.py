@@ -124,8 +124,8 @@ def test_second_app_in_its_own_namespace_passes(tmp_path: Path, capsys: pytest.C
 # One mistake in the base: one finding at its line in the base, listing every environment it breaks.
 BASE_MISTAKES = [
     # Removing the component that sets the security contexts used to pass: the finding is at the model container.
-    pytest.param("kustomization.yaml", "  - ../../components/restricted-pod\n", "", "MLP-POD-SECURITY", 19, id="app-without-restricted-pod-component"),
-    pytest.param("inferenceservice.yaml", "cpu: 500m", "cpu: 0.5", "MLP-SCHEMA", 25, id="bare-float-cpu-in-the-base"),
+    pytest.param("kustomization.yaml", "  - ../../components/restricted-pod\n", "", "MLP-POD-SECURITY", 23, id="app-without-restricted-pod-component"),
+    pytest.param("inferenceservice.yaml", "cpu: 500m", "cpu: 0.5", "MLP-SCHEMA", 29, id="bare-float-cpu-in-the-base"),
 ]  # fmt: skip
 
 

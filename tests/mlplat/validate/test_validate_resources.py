@@ -321,5 +321,5 @@ def test_one_oversized_request_is_one_finding_per_pool_shape(
     fits = sorted(
         (f["env"], f["file"], f["line"]) for f in report["findings"] if f["rule"] == "MLP-RESOURCE-FIT"
     )
-    where = ("apps/iris-classifier/base/inferenceservice.yaml", 25)
+    where = ("apps/iris-classifier/base/inferenceservice.yaml", 29)
     assert fits == [("dev,staging", *where), ("prod", *where)]
