@@ -51,16 +51,6 @@ def test_an_overlay_without_a_kustomization_is_refused_not_passed_over(
     assert where(report, "MLP-OVERLAY-TOOL") == [("apps/rogue/overlays/prod", None, "prod")]
 
 
-def test_an_overlay_without_a_kustomization_is_refused_by_the_changed_gate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    repo = copy_repo(tmp_path, git=True)
-    plant(repo, "apps/rogue/overlays/prod/isvc.yaml")
-    code, report = run_json(capsys, "--repo", str(repo), "--changed")
-    assert (code, report["targets"]) == (1, ["apps/rogue/overlays/prod"])
-    assert where(report, "MLP-OVERLAY-TOOL") == [("apps/rogue/overlays/prod", None, "prod")]
-
-
 def test_a_chart_file_sorting_after_the_kustomization_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -91,14 +81,23 @@ def test_an_overlay_of_no_environment_and_an_app_without_overlays_are_refused(
     assert (code, where(report, "MLP-APP-LAYOUT")) == (0, [])
 
 
-def test_a_folder_under_apps_without_overlays_is_refused_by_the_changed_gate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("planted", "target", "rule", "env"),
+    [
+        ("apps/rogue/overlays/prod/isvc.yaml", "apps/rogue/overlays/prod", "MLP-OVERLAY-TOOL", "prod"),
+        ("apps/loose/base/isvc.yaml", "apps/loose", "MLP-APP-LAYOUT", None),
+    ],
+    ids=["overlay-without-kustomization", "folder-without-overlays"],
+)
+def test_the_changed_gate_refuses_what_argo_cd_would_deploy_unjudged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], planted: str, target: str, rule: str, env: str | None
 ) -> None:
+    """The pull-request gate (`--changed`) selects such a path as a target of its own, not nothing."""
     repo = copy_repo(tmp_path, git=True)
-    plant(repo, "apps/loose/base/isvc.yaml")
+    plant(repo, planted)
     code, report = run_json(capsys, "--repo", str(repo), "--changed")
-    assert (code, report["targets"]) == (1, ["apps/loose"])
-    assert where(report, "MLP-APP-LAYOUT") == [("apps/loose", None, None)]
+    assert (code, report["targets"]) == (1, [target])
+    assert where(report, rule) == [(target, None, env)]
 
 
 @pytest.mark.parametrize(
