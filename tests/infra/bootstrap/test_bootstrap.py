@@ -1248,7 +1248,7 @@ def _roles_trusting_pull_requests() -> set[str]:
 
 
 # A job condition that keeps a job off every event but a push: the event test first, in conjunction.
-PUSH_ONLY = re.compile(r"\s*github\.event_name == 'push'(\s*&&.*)?")
+PUSH_ONLY = re.compile(r"\s*github\.event_name == 'push'(\s*&&[^|]*)?")
 
 
 def test_pull_requests_enter_only_environments_whose_role_admits_pull_request_code() -> None:
