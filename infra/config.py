@@ -304,6 +304,27 @@ class ClusterConfig(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _one_access_entry_per_role(self) -> ClusterConfig:
+        # EKS holds one access entry per principal (CreateAccessEntry answers ResourceInUseException for a
+        # second): a role listed twice would stop `pulumi up` at the cluster's access.
+        lists = {
+            "admin_role_arns": self.admin_role_arns,
+            "viewer_role_arns": self.viewer_role_arns,
+            "drift_role_arns": self.drift_role_arns,
+            "promote_role_arns": self.promote_role_arns,
+        }
+        seen: dict[str, str] = {}
+        for key, arns in lists.items():
+            for arn in arns:
+                if arn in seen:
+                    raise ValueError(
+                        f"{key}: {arn} is already listed in {seen[arn]}; EKS gives a role one access "
+                        "entry, so list each role once"
+                    )
+                seen[arn] = key
+        return self
+
     @field_validator("kubernetes_version")
     @classmethod
     def _pinned_version(cls, version: str) -> str:

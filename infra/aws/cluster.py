@@ -281,11 +281,21 @@ class EksCluster(pulumi.ComponentResource):
         grants += [("drift", arn, DRIFT_ACCESS_POLICY) for arn in cfg.drift_role_arns]
         self.api_access = []
         for index, (kind, principal, policy) in enumerate(grants):
+            # Named by the role, not its place in the lists: a position shifts when a role is added
+            # or removed above it, and Pulumi would then create the renamed entry before deleting the old
+            # one, which EKS refuses (one entry per principal). The alias is the name entries had when
+            # they were numbered (admins, then viewers), so a stack deployed then keeps its entries.
+            entry_name = f"{name}-{kind}-{_principal_name(principal)}"
             entry = aws.eks.AccessEntry(
-                f"{name}-{kind}-{index}", cluster_name=cluster.name, principal_arn=principal, opts=child
+                entry_name,
+                cluster_name=cluster.name,
+                principal_arn=principal,
+                opts=pulumi.ResourceOptions(
+                    parent=self, aliases=[pulumi.Alias(name=f"{name}-{kind}-{index}")]
+                ),
             )
             association = aws.eks.AccessPolicyAssociation(
-                f"{name}-{kind}-{index}",
+                entry_name,
                 cluster_name=cluster.name,
                 principal_arn=principal,
                 policy_arn=f"arn:aws:eks::aws:cluster-access-policy/{policy}",
@@ -293,10 +303,10 @@ class EksCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=entry),
             )
             self.api_access += [entry, association]
-        for index, principal in enumerate(cfg.promote_role_arns):
+        for principal in cfg.promote_role_arns:
             self.api_access.append(
                 aws.eks.AccessEntry(
-                    f"{name}-promote-{index}",
+                    f"{name}-promote-{_principal_name(principal)}",
                     cluster_name=cluster.name,
                     principal_arn=principal,
                     kubernetes_groups=[REGISTRY_TUNNEL_GROUP],
@@ -493,6 +503,14 @@ class EksCluster(pulumi.ComponentResource):
             child,
             managed_policy_arns=(EBS_CSI_POLICY,),
         )
+
+
+def _principal_name(role_arn: str) -> str:
+    """`<account>-<role name>` of an IAM role ARN (config.RoleArn): a role's name is unique in its account
+    whatever its path (IAM API reference, CreateRole RoleName: role names must be unique within the
+    account, not distinguished by case)."""
+    account = role_arn.split(":")[4]
+    return f"{account}-{role_arn.rsplit('/', 1)[-1]}"
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:

@@ -108,3 +108,45 @@ def test_cluster_kubeconfig_is_secret_and_uses_short_lived_tokens() -> pulumi.Ou
     return pulumi.Output.all(
         cluster.urn, cluster.kubeconfig, pulumi.Output.from_input(is_secret()), cluster.oidc_issuer
     ).apply(check)
+
+
+def _access_entry_urns(config: Any) -> dict[str, str]:
+    """principal ARN -> URN of its access entry, from one build of the cluster on a fresh engine."""
+    from pulumi.runtime.settings import ROOT
+
+    from mlplat import mocks
+
+    stack = StackIdentity(
+        cluster_name="mlplat-dev", environment="dev", region="eu-west-1", account_id="123456789012", iam=SCOPE
+    )
+    recording = mocks.start("test")
+    try:
+        mocks.run(lambda: EksCluster("cluster", eks_cluster_args(stack, config)) and None)
+    finally:
+        ROOT.set(None)
+    return {
+        r.inputs["principalArn"]: r.urn
+        for r in recording.resources
+        if r.type == "aws:eks/accessEntry:AccessEntry"
+    }
+
+
+def test_removing_an_admin_role_renames_no_other_access_entry() -> None:
+    """Entries were numbered across the lists: taking the first admin out renamed every entry after it,
+    and Pulumi's create-before-delete of the renamed entry met EKS's one entry per principal
+    (ResourceInUseException), so `pulumi up` stopped at the cluster's access."""
+    role = "arn:aws:iam::123456789012:role/{}"
+    config = load_environment("dev")
+    cluster = config.cluster.model_copy(
+        update={
+            "admin_role_arns": [role.format("first-admin"), role.format("second-admin")],
+            "viewer_role_arns": [role.format("viewer")],
+            "drift_role_arns": [role.format("drift")],
+        }
+    )
+    before = _access_entry_urns(config.model_copy(update={"cluster": cluster}))
+    fewer = cluster.model_copy(update={"admin_role_arns": [role.format("second-admin")]})
+    after = _access_entry_urns(config.model_copy(update={"cluster": fewer}))
+    for name in ("second-admin", "viewer", "drift"):
+        arn = role.format(name)
+        assert after[arn] == before[arn], f"{before[arn]} became {after[arn]}: EKS refuses the second entry"
