@@ -114,9 +114,10 @@ _EACH_VALUE = re.compile(r"^\$\{each\.value\.(\w+)\}$")
 
 def _per_entry_documents(name: str, body: Mapping[str, Any], local: Mapping[str, Any]) -> dict[str, Any]:
     """A policy document with one instance per environment and entry (its `for_each` keyed
-    "<env>/<entry>" over a per-environment local of entries, its statements naming `each.value.<attr>`,
-    as deploy_roles.tf github_trust), read as one per-environment document per entry, `<document>/<entry>`,
-    with each `each.value.<attr>` written out as the entry's. A document of any other form is kept."""
+    "<env>/<entry>" over a per-environment local of entries or a local flattening one (_FLATTENED), its
+    statements naming `each.value.<attr>`, as deploy_roles.tf github_trust), read as one per-environment
+    document per entry, `<document>/<entry>`, with each `each.value.<attr>` written out as the entry's.
+    A document of any other form is kept."""
     if "${each.value." not in json.dumps(body):
         return {name: body}
     sources = set(_TABLE_LOCAL.findall(body["for_each"]))
