@@ -300,7 +300,7 @@ class ClusterConfig(_Model):
         if both:
             raise ValueError(
                 f"drift_role_arns: {', '.join(both)} is also a viewer (viewer_role_arns), which must "
-                "not read Secrets; give drift its own role (the bootstrap's `drift_role_arns` output)"
+                "not read Secrets; give drift its own role (the bootstrap's output `github_role_arns`, `.drift`)"
             )
         return self
 

@@ -95,48 +95,61 @@ locals {
   )
 }
 
-# --- Trust: one repository, one GitHub environment, one branch, audience sts.amazonaws.com ---------------
+# --- The GitHub roles: one repository, one GitHub environment, one branch, audience sts.amazonaws.com --
 
-# Per environment and role, the GitHub OIDC subjects it trusts (github_oidc.tf: repository, GitHub
-# environment and git ref): the deploy role `<env>` on main; the preview role `<env>-preview` on main and,
-# for the pull-request preview environment only, on pull-request refs, admitted through StringLike for
-# the pull request's number (the repository and environment stay literal); the drift role `<env>-drift`
-# and the promote role `<env>-promote` on main.
+# Per environment, each role GitHub Actions assumes (the header above says what each is for): its
+# description, its longest session and the GitHub OIDC subjects it trusts (github_oidc.tf: repository,
+# GitHub environment and git ref): the deploy role `<env>` on main; the preview role `<env>-preview` on
+# main and, for the pull-request preview environment only, on pull-request refs, admitted through
+# StringLike for the pull request's number (the repository and environment stay literal); the drift role
+# `<env>-drift` and the promote role `<env>-promote` on main. Each role's name, `<prefix>-github-<role>-<env>`,
+# follows from its key: a new name is a new role ("Forces new resource", terraform-provider-aws
+# website/docs/r/iam_role.html.markdown), so names and descriptions stay those the roles had as one
+# resource each (test_a_moved_role_keeps_its_name_description_session_and_tags).
 locals {
-  github_role_trust = {
+  github_roles = {
     for env in local.environments : env => {
       deploy = {
-        sid          = "GitHubEnvironmentOnMainOnly"
-        subject_test = "StringEquals"
-        subjects     = ["${local.github_subject_prefix}${env}:${local.main_ref}"]
+        description     = "GitHub Actions (environment ${env}, main): pulumi up of the ${env} stack"
+        session_seconds = var.deploy_session_seconds
+        sid             = "GitHubEnvironmentOnMainOnly"
+        subject_test    = "StringEquals"
+        subjects        = ["${local.github_subject_prefix}${env}:${local.main_ref}"]
       }
       preview = {
-        sid          = "GitHubPreviewEnvironment"
-        subject_test = env == local.pull_request_preview_environment ? "StringLike" : "StringEquals"
+        description     = "GitHub Actions (environment ${env}-preview): read-only pulumi preview"
+        session_seconds = 3600
+        sid             = "GitHubPreviewEnvironment"
+        subject_test    = env == local.pull_request_preview_environment ? "StringLike" : "StringEquals"
         subjects = env == local.pull_request_preview_environment ? [
           "${local.github_subject_prefix}${env}-preview:${local.main_ref}",
           "${local.github_subject_prefix}${env}-preview:${local.pull_request_ref}",
         ] : ["${local.github_subject_prefix}${env}-preview:${local.main_ref}"]
       }
-      drift = {
-        sid          = "GitHubDriftEnvironmentOnMainOnly"
-        subject_test = "StringEquals"
-        subjects     = ["${local.github_subject_prefix}${env}-drift:${local.main_ref}"]
-      }
       promote = {
-        sid          = "GitHubPromoteEnvironmentOnMainOnly"
-        subject_test = "StringEquals"
-        subjects     = ["${local.github_subject_prefix}${env}-promote:${local.main_ref}"]
+        description     = "GitHub Actions (environment ${env}-promote, main): promote.yml's registry gate, through a port-forward to MLflow"
+        session_seconds = 3600
+        sid             = "GitHubPromoteEnvironmentOnMainOnly"
+        subject_test    = "StringEquals"
+        subjects        = ["${local.github_subject_prefix}${env}-promote:${local.main_ref}"]
+      }
+      drift = {
+        description     = "GitHub Actions (environment ${env}-drift, main): read-only refreshed preview of drift.yml"
+        session_seconds = 3600
+        sid             = "GitHubDriftEnvironmentOnMainOnly"
+        subject_test    = "StringEquals"
+        subjects        = ["${local.github_subject_prefix}${env}-drift:${local.main_ref}"]
       }
     }
   }
+  # One instance per role, keyed "<env>/<role>": its trust policy and the role itself.
+  github_role_instances = merge([
+    for env, roles in local.github_roles : { for role, spec in roles : "${env}/${role}" => merge(spec, { environment = env, role = role }) }
+  ]...)
 }
 
-# One trust policy per role, keyed "<env>/<role>".
 data "aws_iam_policy_document" "github_trust" {
-  for_each = merge([
-    for env, roles in local.github_role_trust : { for role, trust in roles : "${env}/${role}" => trust }
-  ]...)
+  for_each = local.github_role_instances
 
   statement {
     sid     = each.value.sid
@@ -161,55 +174,17 @@ data "aws_iam_policy_document" "github_trust" {
   }
 }
 
-resource "aws_iam_role" "deploy" {
-  for_each = local.environments
+# moved.tf.json moves the deploy and preview roles from the one resource each they had.
+resource "aws_iam_role" "github" {
+  for_each = local.github_role_instances
 
-  name                 = "${var.name_prefix}-github-deploy-${each.key}"
-  description          = "GitHub Actions (environment ${each.key}, main): pulumi up of the ${each.key} stack"
-  assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/deploy"].json
-  max_session_duration = var.deploy_session_seconds
-
-  tags = {
-    (local.environment_tag) = each.key
-  }
-}
-
-resource "aws_iam_role" "preview" {
-  for_each = local.environments
-
-  name                 = "${var.name_prefix}-github-preview-${each.key}"
-  description          = "GitHub Actions (environment ${each.key}-preview): read-only pulumi preview"
-  assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/preview"].json
-  max_session_duration = 3600
+  name                 = "${var.name_prefix}-github-${each.value.role}-${each.value.environment}"
+  description          = each.value.description
+  assume_role_policy   = data.aws_iam_policy_document.github_trust[each.key].json
+  max_session_duration = each.value.session_seconds
 
   tags = {
-    (local.environment_tag) = each.key
-  }
-}
-
-resource "aws_iam_role" "promote" {
-  for_each = local.environments
-
-  name                 = "${var.name_prefix}-github-promote-${each.key}"
-  description          = "GitHub Actions (environment ${each.key}-promote, main): promote.yml's registry gate, through a port-forward to MLflow"
-  assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/promote"].json
-  max_session_duration = 3600
-
-  tags = {
-    (local.environment_tag) = each.key
-  }
-}
-
-resource "aws_iam_role" "drift" {
-  for_each = local.environments
-
-  name                 = "${var.name_prefix}-github-drift-${each.key}"
-  description          = "GitHub Actions (environment ${each.key}-drift, main): read-only refreshed preview of drift.yml"
-  assume_role_policy   = data.aws_iam_policy_document.github_trust["${each.key}/drift"].json
-  max_session_duration = 3600
-
-  tags = {
-    (local.environment_tag) = each.key
+    (local.environment_tag) = each.value.environment
   }
 }
 
@@ -999,12 +974,12 @@ data "aws_iam_policy_document" "promote" {
 locals {
   github_role_policies = {
     for env in local.environments : env => {
-      deploy_state    = { role = aws_iam_role.deploy[env].name, document = data.aws_iam_policy_document.deploy_state[env].json, name = "deploy-${env}-state", description = "Read and write the ${env} stack's Pulumi state and secrets" }
-      deploy_platform = { role = aws_iam_role.deploy[env].name, document = data.aws_iam_policy_document.deploy_platform[env].json, name = "deploy-${env}-platform", description = "Provision the ${env} network, EKS cluster and named platform resources" }
-      deploy_iam      = { role = aws_iam_role.deploy[env].name, document = data.aws_iam_policy_document.deploy_iam[env].json, name = "deploy-${env}-iam", description = "Manage the ${env} stack's IAM roles inside their permissions boundary" }
-      preview         = { role = aws_iam_role.preview[env].name, document = data.aws_iam_policy_document.preview[env].json, name = "preview-${env}", description = "Read-only preview and drift detection of the ${env} stack" }
-      drift           = { role = aws_iam_role.drift[env].name, document = data.aws_iam_policy_document.preview[env].json, name = "drift-${env}", description = "Read-only refreshed preview (drift detection) of the ${env} stack" }
-      promote         = { role = aws_iam_role.promote[env].name, document = data.aws_iam_policy_document.promote[env].json, name = "promote-${env}", description = "Build a kubeconfig for the ${env} cluster (promote.yml's port-forward to MLflow)" }
+      deploy_state    = { role = aws_iam_role.github["${env}/deploy"].name, document = data.aws_iam_policy_document.deploy_state[env].json, name = "deploy-${env}-state", description = "Read and write the ${env} stack's Pulumi state and secrets" }
+      deploy_platform = { role = aws_iam_role.github["${env}/deploy"].name, document = data.aws_iam_policy_document.deploy_platform[env].json, name = "deploy-${env}-platform", description = "Provision the ${env} network, EKS cluster and named platform resources" }
+      deploy_iam      = { role = aws_iam_role.github["${env}/deploy"].name, document = data.aws_iam_policy_document.deploy_iam[env].json, name = "deploy-${env}-iam", description = "Manage the ${env} stack's IAM roles inside their permissions boundary" }
+      preview         = { role = aws_iam_role.github["${env}/preview"].name, document = data.aws_iam_policy_document.preview[env].json, name = "preview-${env}", description = "Read-only preview and drift detection of the ${env} stack" }
+      drift           = { role = aws_iam_role.github["${env}/drift"].name, document = data.aws_iam_policy_document.preview[env].json, name = "drift-${env}", description = "Read-only refreshed preview (drift detection) of the ${env} stack" }
+      promote         = { role = aws_iam_role.github["${env}/promote"].name, document = data.aws_iam_policy_document.promote[env].json, name = "promote-${env}", description = "Build a kubeconfig for the ${env} cluster (promote.yml's port-forward to MLflow)" }
     }
   }
   github_role_policy_instances = merge([
@@ -1052,6 +1027,6 @@ resource "aws_iam_role_policy" "deploy" {
   ]...)
 
   name   = each.value.name
-  role   = aws_iam_role.deploy[each.value.environment].id
+  role   = aws_iam_role.github["${each.value.environment}/deploy"].id
   policy = each.value.policy
 }

@@ -66,7 +66,7 @@ data "aws_iam_policy_document" "state_key" {
   dynamic "statement" {
     for_each = {
       AdminStateReadWriteThroughS3 = var.key_admin_arns
-      StateReadWriteThroughS3      = concat([for r in aws_iam_role.deploy : r.arn], [for r in aws_iam_role.preview : r.arn], [for r in aws_iam_role.drift : r.arn])
+      StateReadWriteThroughS3      = flatten([for role in ["deploy", "preview", "drift"] : [for env in local.environments : aws_iam_role.github["${env}/${role}"].arn]])
     }
     content {
       sid       = statement.key
@@ -115,7 +115,7 @@ data "aws_iam_policy_document" "pulumi_secrets_key" {
   dynamic "statement" {
     for_each = {
       AdminSecretsProviderUse      = var.key_admin_arns
-      DeployRoleSecretsProviderUse = [aws_iam_role.deploy[each.key].arn]
+      DeployRoleSecretsProviderUse = [aws_iam_role.github["${each.key}/deploy"].arn]
     }
     content {
       sid       = statement.key
@@ -139,7 +139,7 @@ data "aws_iam_policy_document" "pulumi_secrets_key" {
 
     principals {
       type        = "AWS"
-      identifiers = [aws_iam_role.preview[each.key].arn, aws_iam_role.drift[each.key].arn]
+      identifiers = [aws_iam_role.github["${each.key}/preview"].arn, aws_iam_role.github["${each.key}/drift"].arn]
     }
   }
 }

@@ -20,24 +20,13 @@ output "state_kms_key_arn" {
   value       = aws_kms_key.state.arn
 }
 
-output "deploy_role_arns" {
-  description = "Per environment, the role deploy.yml assumes (GitHub environment <env>, variable AWS_DEPLOY_ROLE_ARN)."
-  value       = { for env, role in aws_iam_role.deploy : env => role.arn }
-}
-
-output "preview_role_arns" {
-  description = "Per environment, the read-only role of preview.yml (GitHub environment <env>-preview, variable AWS_PREVIEW_ROLE_ARN)."
-  value       = { for env, role in aws_iam_role.preview : env => role.arn }
-}
-
-output "promote_role_arns" {
-  description = "Per environment, the role of promote.yml when promoting to it (GitHub environment <env>-promote, variable AWS_PROMOTE_ROLE_ARN), which may only port-forward to MLflow."
-  value       = { for env, role in aws_iam_role.promote : env => role.arn }
-}
-
-output "drift_role_arns" {
-  description = "Per environment, the read-only role of drift.yml (GitHub environment <env>-drift, variable AWS_DRIFT_ROLE_ARN), which may read the cluster's Secrets."
-  value       = { for env, role in aws_iam_role.drift : env => role.arn }
+output "github_role_arns" {
+  description = "Per role and environment ({ role => { env => ARN } }), the role GitHub Actions assumes: deploy (deploy.yml, GitHub environment <env>, variable AWS_DEPLOY_ROLE_ARN), preview (preview.yml, <env>-preview, AWS_PREVIEW_ROLE_ARN: read-only), drift (drift.yml, <env>-drift, AWS_DRIFT_ROLE_ARN: read-only, may read the cluster's Secrets), promote (promote.yml, <env>-promote, AWS_PROMOTE_ROLE_ARN: may only port-forward to MLflow)."
+  value = {
+    for role in distinct([for instance in local.github_role_instances : instance.role]) : role => {
+      for key, instance in local.github_role_instances : instance.environment => aws_iam_role.github[key].arn if instance.role == role
+    }
+  }
 }
 
 output "workload_boundary_arns" {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -113,9 +114,10 @@ _EACH_VALUE = re.compile(r"^\$\{each\.value\.(\w+)\}$")
 
 def _per_entry_documents(name: str, body: Mapping[str, Any], local: Mapping[str, Any]) -> dict[str, Any]:
     """A policy document with one instance per environment and entry (its `for_each` keyed
-    "<env>/<entry>" over a per-environment local of entries, its statements naming `each.value.<attr>`,
-    as deploy_roles.tf github_trust), read as one per-environment document per entry, `<document>/<entry>`,
-    with each `each.value.<attr>` written out as the entry's. A document of any other form is kept."""
+    "<env>/<entry>" over a per-environment local of entries or a local flattening one (_FLATTENED), its
+    statements naming `each.value.<attr>`, as deploy_roles.tf github_trust), read as one per-environment
+    document per entry, `<document>/<entry>`, with each `each.value.<attr>` written out as the entry's.
+    A document of any other form is kept."""
     if "${each.value." not in json.dumps(body):
         return {name: body}
     sources = set(_TABLE_LOCAL.findall(body["for_each"]))
@@ -131,12 +133,72 @@ def _per_entry_documents(name: str, body: Mapping[str, Any], local: Mapping[str,
         assert not (isinstance(value, str) and "each.value" in value and not found), (
             f"{name}: {value!r} is not an `each.value.<attr>` this reader knows"
         )
+        assert not found or found[1] in entry, f"{name}: its entries have no `{found[1] if found else ''}`"
         return entry[found[1]] if found else value
 
+    flat = flattened(local[source])
+    entries = _per_table_entries(flat, local) if flat else _per_environment(source, local)
     return {
         f"{name}/{key}": bind(body, entry) | {"for_each": "${local.environments}"}
-        for key, entry in _per_environment(source, local).items()
+        for key, entry in entries.items()
     }
+
+
+# `merge([for env, entries in local.<table> : { for key, entry in entries : "${env}/${key}" => <value> }]...)`:
+# a per-environment table flattened to one instance per entry, keyed "<env>/<key>", its value the entry
+# itself or `merge(entry, { attr = env, attr = key, ... })` (deploy_roles.tf github_role_instances).
+_FLATTENED = re.compile(
+    r"^\$\{merge\(\[for (?P<env>\w+), (?P<entries>\w+) in local\.(?P<table>\w+) : \{ ?for (?P<key>\w+), "
+    r'(?P<entry>\w+) in (?P=entries) : "\$\{(?P=env)\}/\$\{(?P=key)\}" => (?P<value>.+?) ?\}\] ?\.\.\.\)\}$'
+)
+_MERGED_ENTRY = re.compile(r"^merge\((\w+), \{(.*)\}\)$")
+
+
+@dataclass(frozen=True)
+class Flattened:
+    """A flattened per-environment table: the local it flattens, and the attributes each instance gains
+    beside the entry's own, each the instance's environment (`${each.key}` as the readers write it) or
+    its entry's name (`key`)."""
+
+    table: str
+    added: Mapping[str, str]
+
+
+def flattened(expression: Any) -> Flattened | None:
+    """The table a local or a for_each flattens into "<env>/<entry>" instances (_FLATTENED), or None when
+    it is no such flattening. An added attribute of another form is an error, never left out."""
+    found = _FLATTENED.match(expression) if isinstance(expression, str) else None
+    if not found:
+        return None
+    if found["value"] == found["entry"]:
+        return Flattened(found["table"], {})
+    merged = _MERGED_ENTRY.match(found["value"])
+    assert merged and merged[1] == found["entry"], f"flattened table: cannot read {found['value']!r}"
+    added = {}
+    for item in merged[2].split(","):
+        attr, _, ref = (part.strip() for part in item.partition("="))
+        assert ref in (found["env"], found["key"]), (
+            f"flattened table: {attr} = {ref} is neither {found['env']} nor {found['key']}"
+        )
+        added[attr] = "${each.key}" if ref == found["env"] else "key"
+    return Flattened(found["table"], added)
+
+
+def _per_table_entries(flat: Flattened, local: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of a flattened table as one environment's instances are written (the environment as
+    `${each.key}`), each with the attributes the flattening adds."""
+    return {
+        key: entry | {attr: key if value == "key" else value for attr, value in flat.added.items()}
+        for key, entry in _per_environment(flat.table, local).items()
+    }
+
+
+def table_instances(name: str) -> dict[str, Any]:
+    """The instances of a local that flattens a per-environment table (_FLATTENED), by entry name, as one
+    environment's are written: the environment as `${each.key}`, with the attributes the flattening adds."""
+    flat = flattened(terraform()["locals"][name])
+    assert flat, f"local.{name} is not a flattened per-environment table of the form this reader knows"
+    return _per_table_entries(flat, terraform()["locals"])
 
 
 def _expand_dynamic(value: Any, local: Mapping[str, Any]) -> Any:

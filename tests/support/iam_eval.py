@@ -18,7 +18,9 @@ from typing import Any
 
 from tests.support.delivery_helpers import (
     default_environments,
+    flattened,
     per_environment_local,
+    table_instances,
     terraform,
     variable_defaults,
 )
@@ -52,12 +54,12 @@ class Scope:
 
 
 def role_arn(kind: str, env: str) -> str:
-    """ARN of a bootstrap role (aws_iam_role.deploy/preview) of an environment."""
+    """ARN of a bootstrap role (aws_iam_role.github["<env>/<kind>"]) in the sample account."""
     return f"arn:aws:iam::{ACCOUNT}:role/mlplat-github-{kind}-{env}"
 
 
-# The bootstrap's GitHub roles per environment (aws_iam_role.<kind>, deploy_roles.tf), each trusting
-# one GitHub environment: `<env>` for deploy, `<env>-<kind>` for the others.
+# The bootstrap's GitHub roles per environment (aws_iam_role.github["<env>/<kind>"], deploy_roles.tf
+# github_roles), each trusting one GitHub environment: `<env>` for deploy, `<env>-<kind>` for the others.
 GITHUB_ROLE_KINDS = ("deploy", "preview", "drift", "promote")
 
 
@@ -93,9 +95,6 @@ def _references(scope: Scope) -> dict[str, Any]:
         "aws_kms_key.state.arn": scope.key_arn("state"),
         "aws_kms_key.pulumi_secrets[each.key].arn": scope.key_arn(f"pulumi-{env}"),
         "aws_iam_policy.workload_boundary[each.key].arn": boundary_arn(env),
-        "aws_iam_role.deploy[each.key].arn": role_arn("deploy", env),
-        "aws_iam_role.preview[each.key].arn": role_arn("preview", env),
-        "aws_iam_role.drift[each.key].arn": role_arn("drift", env),
         "aws_vpc.runner.arn": runner_vpc_arn(scope.region),
         "local.github_oidc_provider_arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
         "var.aws_region": scope.region,
@@ -114,6 +113,14 @@ _OTHERS = re.compile(
     r"^\$\{\{for (\w+) in local\.environments : \1 => \[for (\w+) in (local\.\w+) : \2 if \2 != \1\]\}\}$"
 )
 _STARTSWITH = re.compile(r'startswith\(var\.aws_region, "([^"]+)"\) \? "([^"]+)"')
+# A GitHub role of this environment, by kind: `aws_iam_role.github["${each.key}/<kind>"].arn`.
+_GITHUB_ROLE_ARN = re.compile(r'^aws_iam_role\.github\["\$\{each\.key\}/(\w+)"\]\.arn$')
+# The GitHub roles of some kinds in every environment of the account (kms.tf StateReadWriteThroughS3):
+# `flatten([for k in ["a", "b"] : [for e in local.environments : aws_iam_role.github["${e}/${k}"].arn]])`.
+_GITHUB_ROLES_OF_KINDS = re.compile(
+    r"^flatten\(\[for (\w+) in (\[[^\]]*\]) : \[for (\w+) in local\.environments : "
+    r'aws_iam_role\.github\["\$\{\3\}/\$\{\1\}"\]\.arn\]\]\)$'
+)
 
 
 def _template_parts(text: str) -> list[tuple[bool, str]]:
@@ -167,6 +174,12 @@ def _expression(expr: str, scope: Scope) -> Any:
     refs = _references(scope)
     if expr in refs:
         return refs[expr]
+    github_role = _GITHUB_ROLE_ARN.match(expr)
+    if github_role:
+        return role_arn(github_role[1], scope.env)
+    of_kinds = _GITHUB_ROLES_OF_KINDS.match(expr)
+    if of_kinds:
+        return [role_arn(kind, env) for kind in json.loads(of_kinds[2]) for env in default_environments()]
     if expr.startswith("var."):
         defaults = variable_defaults()
         name = expr[4:]
@@ -306,9 +319,42 @@ def _document_name(ref: str) -> str:
 
 
 def trust_document(kind: str) -> str:
-    """The policy document a bootstrap role (aws_iam_role.deploy/preview) takes as its trust policy,
-    read from its assume_role_policy, so the evaluation follows what Terraform sets."""
-    return _document_name(terraform()["resource"]["aws_iam_role"][kind]["assume_role_policy"])
+    """The policy document a bootstrap role of `kind` takes as its trust policy, read from the roles'
+    assume_role_policy (`document[each.key]`: a document over the roles' own "<env>/<kind>" instances,
+    which delivery_helpers reads as one document per kind, <document>/<kind>), so the evaluation follows
+    what Terraform sets. Any other reference is refused."""
+    role = terraform()["resource"]["aws_iam_role"]["github"]
+    trust = re.fullmatch(
+        r"\$\{data\.aws_iam_policy_document\.(\w+)\[each\.key\]\.json\}", role["assume_role_policy"]
+    )
+    if not trust or f"{trust[1]}/{kind}" not in terraform()["data"]["aws_iam_policy_document"]:
+        raise Unresolvable(
+            f"assume_role_policy {role['assume_role_policy']}: no per-kind document for {kind}"
+        )
+    return f"{trust[1]}/{kind}"
+
+
+def github_role(kind: str, env: str) -> dict[str, Any]:
+    """What AWS holds of one GitHub role (aws_iam_role.github["<env>/<kind>"]) besides its trust: name,
+    description, session length and tags, rendered for the environment from its table entry."""
+    role = terraform()["resource"]["aws_iam_role"]["github"]
+    table = re.fullmatch(r"\$\{local\.(\w+)\}", role["for_each"])
+    if not table:
+        raise Unresolvable(f"aws_iam_role.github for_each {role['for_each']}")
+    entry = table_instances(table[1])[kind]
+
+    def bind(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: bind(v) for k, v in value.items()}
+        whole = re.fullmatch(r"\$\{each\.value\.(\w+)\}", value) if isinstance(value, str) else None
+        if whole:
+            return resolve(entry[whole[1]], Scope(env))
+        if isinstance(value, str):
+            for attr, bound in entry.items():
+                value = value.replace(f"${{each.value.{attr}}}", str(bound))
+        return resolve(value, Scope(env))
+
+    return {attr: bind(role[attr]) for attr in ("name", "description", "max_session_duration", "tags")}
 
 
 def statements(doc_name: str, scope: Scope) -> list[Statement]:
@@ -427,17 +473,11 @@ def attached_documents(kind: str) -> list[str]:
             raise Unresolvable(f"attachment role {attachment['role']}: not a table's `each.value.role`")
         docs += _table_attached_documents(kind, attachment)
     if not docs:
-        raise Unresolvable(f"no policy attached to aws_iam_role.{kind}")
+        raise Unresolvable(f"no policy attached to the {kind} role")
     return docs
 
 
-_TABLE_INSTANCES = re.compile(
-    r"^\$\{merge\(\[for (\w+), (\w+) in local\.(\w+) : \{ ?for (\w+), (\w+) in \2 : "
-    r'"\$\{\1\}/\$\{\4\}" => \5 ?\}\] ?\.\.\.\)\}$'
-)
-
-
-_TABLE_ENTRY_ROLE = re.compile(r"\$\{aws_iam_role\.(\w+)\[each\.key\]\.name\}")
+_TABLE_ENTRY_ROLE = re.compile(r'\$\{aws_iam_role\.github\["\$\{each\.key\}/(\w+)"\]\.name\}')
 
 
 def _table_attached_documents(kind: str, attachment: Mapping[str, Any]) -> list[str]:
@@ -451,36 +491,36 @@ def _table_attached_documents(kind: str, attachment: Mapping[str, Any]) -> list[
     if resources["aws_iam_policy"][policy[1]]["policy"] != "${each.value.document}":
         raise Unresolvable(resources["aws_iam_policy"][policy[1]]["policy"])
     instances = re.fullmatch(r"\$\{local\.(\w+)\}", attachment["for_each"])
-    table = _TABLE_INSTANCES.match(_local(instances[1])) if instances else None
-    if not table:
+    table = flattened(_local(instances[1])) if instances else None
+    if not table or table.added:
         raise Unresolvable(f"attachment for_each {attachment['for_each']}")
     docs = []
-    for name, entry in per_environment_local(table[3]).items():
+    for name, entry in per_environment_local(table.table).items():
         # Every entry names its role one way; another (`.id`, which is also the name) would attach a
         # policy to a role this reader did not see, so it is refused, never skipped.
         role = _TABLE_ENTRY_ROLE.fullmatch(entry["role"])
         if not role:
-            raise Unresolvable(f"{table[3]}.{name}: role {entry['role']}")
+            raise Unresolvable(f"{table.table}.{name}: role {entry['role']}")
         if role[1] == kind:
             docs.append(_document_name(entry["document"]))
     return docs
 
 
 def inline_documents(kind: str) -> list[str]:
-    """The policy documents of a bootstrap role's inline policies (aws_iam_role_policy)."""
+    """The policy documents of a bootstrap role's inline policies (aws_iam_role_policy): a table of
+    them per environment on the role of one kind. An inline policy naming a GitHub role another way is
+    refused, never read as no policy."""
     docs = []
     for inline in terraform()["resource"].get("aws_iam_role_policy", {}).values():
-        if inline["role"] == f"${{aws_iam_role.{kind}[each.value.environment].id}}":
-            docs += _table_inline_documents(inline)
+        if "aws_iam_role.github" not in inline["role"]:
             continue
-        if inline["role"] != f"${{aws_iam_role.{kind}[each.key].id}}":
-            continue
-        document = re.fullmatch(
-            r"\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\])?\.json\}", inline["policy"]
+        role = re.fullmatch(
+            r'\$\{aws_iam_role\.github\["\$\{each\.value\.environment\}/(\w+)"\]\.id\}', inline["role"]
         )
-        if not document:
-            raise Unresolvable(inline["policy"])
-        docs.append(document[1])
+        if not role:
+            raise Unresolvable(f"inline policy role {inline['role']}")
+        if role[1] == kind:
+            docs += _table_inline_documents(inline)
     return docs
 
 

@@ -43,6 +43,7 @@ from tests.support.iam_eval import (
     boundary_arn,
     decide,
     github_environment,
+    github_role,
     request,
     resolve,
     role_arn,
@@ -448,8 +449,7 @@ def test_outputs_backend_url_secrets_providers_and_role_arns() -> None:
     assert (
         RESOURCES["aws_kms_alias"]["pulumi_secrets"]["name"] == "alias/${var.name_prefix}-pulumi-${each.key}"
     )
-    assert "aws_iam_role.deploy" in outputs["deploy_role_arns"]["value"]
-    assert "aws_iam_role.preview" in outputs["preview_role_arns"]["value"]
+    assert "aws_iam_role.github[key].arn" in outputs["github_role_arns"]["value"]
     for name, out in outputs.items():
         assert out.get("description", "").strip(), f"output {name} has no description"
 
@@ -1669,9 +1669,11 @@ def _moves() -> list[tuple[tuple[str, str, str], tuple[str, str, str]]]:
 # The environments an account could hold when the tables came (the contract's then): an environment
 # added since never had the old addresses, so it needs no move.
 TABLED_AT = ("dev", "staging", "prod")
-# The tables one resource iterates per role (deploy_roles.tf), by the local each is built from, with the
-# entries they had when they came: an entry added since never had an old address either.
+# The tables one resource iterates (deploy_roles.tf), by the local each is built from, with the entries
+# they had when they came: an entry added since never had an old address either (the drift and promote
+# roles came with the role table and were never applied as a resource of their own).
 TABLED_ENTRIES = {
+    "github_roles": ("deploy", "preview"),
     "github_role_policies": ("deploy_state", "deploy_platform", "deploy_iam", "preview"),
     "deploy_inline_policies": ("keep-runner-network", "open-runner-path", "preflight-reads"),
 }
@@ -1684,8 +1686,10 @@ def _table_resources() -> dict[tuple[str, str], set[str]]:
     for rtype, named in RESOURCES.items():
         for name, body in named.items():
             for_each = str(body.get("for_each", ""))
-            if for_each == "${local.github_role_policy_instances}":
-                for_each = "local.github_role_policies"
+            instances = re.fullmatch(r"\$\{local\.(\w+)\}", for_each)
+            flat = delivery_helpers.flattened(terraform()["locals"].get(instances[1])) if instances else None
+            if flat:
+                for_each = f"local.{flat.table}"
             table = next((t for t in TABLED_ENTRIES if f"local.{t}" in for_each), None)
             if table:
                 assert set(TABLED_ENTRIES[table]) <= set(delivery_helpers.per_environment_local(table)), table
@@ -1700,6 +1704,7 @@ def test_every_move_lands_on_an_instance_of_the_config_and_leaves_an_address_it_
     error ("Moved object still exists", hashicorp/terraform internal/refactoring/move_validate.go)."""
     table = _table_resources()
     assert set(table) == {
+        ("aws_iam_role", "github"),
         ("aws_iam_policy", "github_role"),
         ("aws_iam_role_policy_attachment", "github_role"),
         ("aws_iam_role_policy", "deploy"),
@@ -1713,7 +1718,7 @@ def test_every_move_lands_on_an_instance_of_the_config_and_leaves_an_address_it_
         )
 
 
-def test_every_policy_and_attachment_of_an_existing_account_is_moved_not_re_created() -> None:
+def test_every_role_policy_and_attachment_of_an_existing_account_is_moved_not_re_created() -> None:
     """An account bootstrapped before the tables holds one instance per policy resource and environment;
     an instance of a table that no move reaches would be created beside the old one, which is destroyed
     (for an inline policy, after the new one wrote the same role and name: the role loses it)."""
@@ -1736,7 +1741,8 @@ def test_a_moved_inline_policy_keeps_its_name_and_role() -> None:
     """An inline policy is its role's and name's: a move to an entry of another name would leave the old
     policy on the role and write a second one."""
     resource = RESOURCES["aws_iam_role_policy"]["deploy"]
-    assert resource["name"] == "${each.value.name}" and "aws_iam_role.deploy[" in resource["role"], resource
+    assert resource["name"] == "${each.value.name}", resource
+    assert resource["role"] == '${aws_iam_role.github["${each.value.environment}/deploy"].id}', resource
     inline = [(f, t) for f, t in _moves() if f[0] == "aws_iam_role_policy"]
     assert {f[1] for f, _ in inline} == set(FORMER_INLINE_NAMES)
     for (_, from_name, env), (_, _, to_key) in inline:
@@ -1769,3 +1775,35 @@ def test_a_moved_policy_keeps_the_name_and_description_it_had() -> None:
         entry = policies[to_key.split("/")[1]]
         assert resolve(resource["name"].replace("${each.value.name}", entry["name"]), Scope(env)) == former
         assert resolve(entry["description"], Scope(env)) == FORMER_DESCRIPTIONS[from_name].format(env=env)
+
+
+# The descriptions the deploy and preview roles had as one resource each (before the role table).
+FORMER_ROLE_DESCRIPTIONS = {
+    "deploy": "GitHub Actions (environment {env}, main): pulumi up of the {env} stack",
+    "preview": "GitHub Actions (environment {env}-preview): read-only pulumi preview",
+}
+
+
+def test_a_moved_role_keeps_its_name_description_session_and_tags() -> None:
+    """A role's name cannot change in place (the provider replaces it, and every stack file and GitHub
+    environment naming its ARN goes stale): each moved role renders the name and description its former
+    resource gave, the session length (deploy: var.deploy_session_seconds, 7200 by default; preview: 3600)
+    and the environment tag."""
+    moved = [(f, t) for f, t in _moves() if f[0] == "aws_iam_role"]
+    assert {f[1] for f, _ in moved} == set(FORMER_ROLE_DESCRIPTIONS)
+    for (_, kind, env), (_, _, to_key) in moved:
+        assert to_key == f"{env}/{kind}", (kind, env, to_key)
+        assert github_role(kind, env) == {
+            "name": f"mlplat-github-{kind}-{env}",
+            "description": FORMER_ROLE_DESCRIPTIONS[kind].format(env=env),
+            "max_session_duration": {"deploy": 7200, "preview": 3600}[kind],
+            "tags": {ENVIRONMENT_LABEL: env},
+        }, (kind, env)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("kind", GITHUB_ROLE_KINDS)
+def test_every_github_role_is_named_as_the_stack_files_and_policies_name_it(env: str, kind: str) -> None:
+    """The roles' ARNs the evaluator grants (role_arn) and the stack files list (environments/, e.g.
+    cluster.drift_role_arns) are `<prefix>-github-<kind>-<env>`: the table's name must render it."""
+    assert github_role(kind, env)["name"] == role_arn(kind, env).rsplit("/", 1)[1]
