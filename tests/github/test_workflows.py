@@ -740,16 +740,11 @@ def test_every_job_running_a_make_target_that_needs_the_system_tools_installs_th
 
 def test_the_monitor_image_is_rebuilt_when_any_file_it_copies_changes() -> None:
     """The image copies named infra/ files; one added to the Dockerfile (infra/contract.py) but not
-    to the workflow's paths would change the image's code without a build."""
+    to the workflow's paths would change the image's code without a build. The ignore files count too
+    (image_inputs.sources reads what the tag check compares)."""
     import fnmatch
 
-    dockerfile = (REPO / "images" / "monitor" / "Dockerfile").read_text()
-    copied = [
-        source
-        for line in dockerfile.splitlines()
-        if line.startswith("COPY ") and "--from=" not in line
-        for source in line.split()[1:-1]
-    ]
+    copied = image_inputs.sources((REPO / image_inputs.DOCKERFILE).read_text())
     paths = workflow("monitor-image.yml")["on"]["push"]["paths"]
     missing = [f for f in copied if not any(fnmatch.fnmatch(f, p) or p == f"{f}/**" for p in paths)]
     assert copied and not missing, missing
@@ -864,6 +859,75 @@ def test_a_promotion_needs_no_new_image_but_a_new_overlay_does(tmp_path: Path) -
     _commit(repo, {"apps/m/overlays/prod/kustomization.yaml": "resources: [../../base]\n"}, "new overlay")
     refused = _require_new_tag(repo)
     assert refused.returncode == 1 and "apps/m/overlays/prod/kustomization.yaml" in refused.stdout
+
+
+def test_a_canary_start_and_its_completion_need_no_new_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mlplat promote --canary` adds canary.yaml and canary-route.yaml to an existing overlay, completing
+    or aborting it deletes them: only rewrites were excused, so every canary pull request failed the tag
+    check and main's publish failed after it merged."""
+    repo = _image_repo(tmp_path)
+    overlay = repo / "apps" / "m" / "overlays" / "dev"
+    _commit(
+        repo,
+        {
+            "apps/m/overlays/dev/canary.yaml": "canary: 2\n",
+            "apps/m/overlays/dev/canary-route.yaml": "weight: 10\n",
+            "apps/m/overlays/dev/kustomization.yaml": "resources: [../../base]\npatches: [canary]\n",
+        },
+        "canary start",
+    )
+    started = _require_new_tag(repo)
+    assert started.returncode == 0, started.stdout + started.stderr
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "merge", "-q", "--ff-only", "change")
+    before = _git(repo, "rev-parse", "HEAD").strip()
+    _git(repo, "checkout", "-q", "-b", "finish")
+    (overlay / "canary.yaml").unlink()
+    (overlay / "canary-route.yaml").unlink()
+    _commit(repo, {"apps/m/overlays/dev/model-version.yaml": "version: 2\n"}, "canary complete")
+    finished = _require_new_tag(repo)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    monkeypatch.chdir(repo)
+    assert image_inputs.main(["x", "changed", before]) == 0
+    assert capsys.readouterr().out.strip() == ""
+
+
+def test_an_overlay_removed_or_added_with_a_canary_still_needs_a_new_image(tmp_path: Path) -> None:
+    """The promotion files are excused only in an overlay that exists before and after: the drift job of
+    an environment whose overlay comes or goes renders a different set."""
+    repo = _image_repo(tmp_path)
+    _git(repo, "rm", "-q", "-r", "apps/m/overlays/dev")
+    _commit(repo, {"apps/m/overlays/prod/canary.yaml": "canary: 2\n"}, "overlays moved")
+    refused = _require_new_tag(repo)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    for path in ("dev/kustomization.yaml", "dev/model-version.yaml", "prod/canary.yaml"):
+        assert f"apps/m/overlays/{path}" in refused.stdout, path
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "path", "text"),
+    [
+        ("FROM x\nCOPY mlplat \\\n     tools/render.py /o/\n", "tools/render.py", "y = 2\n"),
+        ("FROM x\ncopy mlplat /o/mlplat\n", "images/monitor/Dockerfile.dockerignore", "**/*.md\n"),
+        ("FROM x\nCOPY mlplat /o/mlplat\n", ".dockerignore", "mlplat/drift.py\n"),
+    ],
+    ids=["continued-copy-line", "dockerfile-ignore-file", "context-ignore-file"],
+)
+def test_a_file_that_decides_what_the_image_copies_needs_a_new_tag(
+    tmp_path: Path, dockerfile: str, path: str, text: str
+) -> None:
+    """A COPY continued on the next line lost every source after the break (the `\\` was read as the
+    destination), and the ignore files, which decide what the build context holds, were no input."""
+    repo = _image_repo(tmp_path)
+    _commit(repo, {"images/monitor/Dockerfile": dockerfile, "tools/render.py": "y = 1\n"}, "dockerfile")
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "merge", "-q", "--ff-only", "change")
+    _git(repo, "checkout", "-q", "-b", "edit")
+    _commit(repo, {path: text}, "edit")
+    refused = _require_new_tag(repo)
+    assert refused.returncode == 1 and path in refused.stdout, refused.stdout + refused.stderr
 
 
 def test_main_pushes_nothing_when_no_input_changed_since_the_previous_push(
