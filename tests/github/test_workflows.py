@@ -38,7 +38,7 @@ from tests.support.iam_eval import (
     trust_document,
 )
 from tests.support.program_reads import files_the_program_opens
-from tests.support.workflow_steps import jobs, matrix_values, step_env
+from tests.support.workflow_steps import jobs, matrix_values, run_step, step_env
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
 import image_inputs
@@ -779,6 +779,76 @@ def test_both_monitor_image_jobs_build_and_smoke_test_the_same_way() -> None:
     """The publishing job pushes what the same steps as the pull request's built and tested."""
     for job_id, job in _jobs("monitor-image.yml").items():
         assert [s for s in _steps(job) if s.get("uses") == "./.github/actions/monitor-image"], job_id
+
+
+def _monitor_image_build(job_id: str, tmp_path: Path) -> list[str]:
+    """The arguments the composite action's build step gives `docker` in a monitor-image.yml job: its
+    inputs as the job passes them (or their defaults), the image name from its own first step."""
+    action = yaml.safe_load((REPO / ".github" / "actions" / "monitor-image" / "action.yml").read_text())
+    (use,) = [
+        s
+        for s in _steps(_jobs("monitor-image.yml")[job_id])
+        if s.get("uses") == "./.github/actions/monitor-image"
+    ]
+    inputs = {name: str(spec.get("default", "")) for name, spec in action.get("inputs", {}).items()}
+    inputs |= {name: str(value) for name, value in use.get("with", {}).items()}
+    steps = {"steps": action["runs"]["steps"]}
+    (build,) = [s for s in steps["steps"] if "docker build" in s["run"]]
+    env = {}
+    for key, value in build["env"].items():
+        given = re.fullmatch(r"\$\{\{ inputs\.(?P<name>[\w-]+) \}\}", value)
+        env[key] = inputs[given["name"]] if given else step_env(steps, build, key, REPO)
+    recorded = tmp_path / f"{job_id}-docker-arguments"
+    env |= {"GITHUB_SHA": "0" * 40, "RECORDED": str(recorded)}
+    result = run_step(build, REPO, env, {"docker": 'printf "%s\\n" "$@" > "$RECORDED"'})
+    assert result.returncode == 0, result.stderr
+    return recorded.read_text().splitlines()
+
+
+def test_every_monitor_image_build_pulls_its_base_and_the_published_one_uses_no_cache(tmp_path: Path) -> None:
+    """The push runner is self-hosted and persists between jobs: BuildKit took the base image from the
+    runner's image store when one was there under the tag (a job of any branch asking for the runner's
+    label could have put one there), and the published image could reuse layers such a job built."""
+    image = _monitor_image_build("image", tmp_path)
+    publish = _monitor_image_build("publish", tmp_path)
+    assert image[0] == publish[0] == "build", (image, publish)
+    assert "--pull" in image and "--pull" in publish
+    assert "--no-cache" in publish and "--no-cache" not in image  # a pull request's build may use the cache
+
+
+def _interpolate(template: str, context: dict[str, str]) -> str:
+    """A string with `${{ }}` expressions as GitHub resolves it, for the two forms the workflows use: a
+    context, or `<comparison> && <context> || <context>` (GitHub's && and || give an operand's value:
+    https://docs.github.com/en/actions/reference/workflows-and-actions/expressions#operators)."""
+
+    def value(expression: str) -> str:
+        choice = re.fullmatch(r"\s*(.+?)\s*&&\s*([\w.]+)\s*\|\|\s*([\w.]+)\s*", expression)
+        if choice is None:
+            return context[expression.strip()]
+        chosen = _job_runs({"if": choice[1]}, context) and context[choice[2]]
+        return chosen or context[choice[3]]
+
+    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: value(m[1]), template)
+
+
+def test_a_newer_push_never_cancels_a_waiting_publish() -> None:
+    """A group holds one pending run, and a newer one replaces it even with cancel-in-progress false
+    (GitHub, "Control the concurrency of workflows and jobs"): with one group for main, a push waiting
+    behind another was cancelled by a third, and its bumped tag, which inference-logging names, was
+    never published (ImagePullBackOff)."""
+    workflow_group = workflow("monitor-image.yml")["concurrency"]["group"]
+    publish = _jobs("monitor-image.yml")["publish"]["concurrency"]
+
+    def groups(event: str, ref: str, sha: str) -> tuple[str, str]:
+        context = {"github.event_name": event, "github.ref": ref, "github.sha": sha}
+        return _interpolate(workflow_group, context), _interpolate(publish["group"], context)
+
+    first, second = groups("push", "refs/heads/main", "a" * 40), groups("push", "refs/heads/main", "b" * 40)
+    assert first[0] != second[0], "two pushes share a run group: the newer replaces the waiting one"
+    assert first[1] == second[1] and publish["queue"] == "max" and publish["cancel-in-progress"] is False
+    # A pull request's newer commit still replaces its older build.
+    older, newer = (groups("pull_request", "refs/pull/7/merge", sha)[0] for sha in ("a" * 40, "b" * 40))
+    assert older == newer
 
 
 def test_a_pull_request_that_changes_the_image_checks_its_tag_moved() -> None:
