@@ -566,6 +566,39 @@ def test_promote_runs_the_gate_then_opens_a_pull_request_with_the_overlay() -> N
     assert pr["with"]["add-paths"] == "apps/${{ inputs.app }}/overlays/${{ inputs.to }}/**"
 
 
+@pytest.mark.parametrize("answers_after", [3, None], ids=["tunnel-up", "tunnel-never-up"])
+def test_promote_runs_the_gate_only_once_the_tunnel_to_mlflow_answers(
+    tmp_path: Path, answers_after: int | None
+) -> None:
+    """The wait for the port-forward fell through when MLflow never answered: the gate then ran and failed
+    on a refused connection, and the port-forward's log, which says why, was never shown."""
+    (gate,) = [s for s in _steps(_jobs("promote.yml")["promote"]) if "mlplat promote" in s.get("run", "")]
+    mlplat = tmp_path / ".venv" / "bin" / "mlplat"
+    mlplat.parent.mkdir(parents=True)
+    mlplat.write_text('#!/bin/bash\necho "$@" > "$GATE_RAN"\n', encoding="utf-8")
+    mlplat.chmod(0o755)
+    env = {
+        **{k: "" for k in gate["env"]},
+        **{"APP": "iris", "FROM": "staging", "TO": "prod", "REGION": "eu-west-1"},
+        **{"GATE_RAN": str(tmp_path / "gate-ran"), "TRIES": str(tmp_path / "tries")},
+        "ANSWERS_AFTER": str(answers_after or 1000),
+    }
+    fakes = {
+        "aws": ":",
+        "kubectl": 'echo "error: lost connection to pod"; exec python3 -c "import time; time.sleep(60)"',
+        "curl": 'n=$(( $(cat "$TRIES" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$TRIES"; [ "$n" -ge "$ANSWERS_AFTER" ]',
+        "sleep": ":",
+    }
+    result = run_step(gate, tmp_path, env, fakes)
+    gate_ran = tmp_path / "gate-ran"
+    if answers_after:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert gate_ran.read_text().split() == ["promote", "iris", "--from", "staging", "--to", "prod"]
+    else:
+        assert result.returncode == 2 and not gate_ran.exists(), result.stdout + result.stderr
+        assert "error: lost connection to pod" in result.stdout and "::error::" in result.stdout
+
+
 def test_promote_checks_its_inputs_before_anything_is_checked_out() -> None:
     """The input check is a boundary: a free-text app name or an unknown pair stops the run before the
     repository's code is on the runner, and the inputs reach that shell only through env."""
