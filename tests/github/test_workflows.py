@@ -391,6 +391,13 @@ def test_only_workflows_the_runner_webhook_admits_run_on_the_runner() -> None:
         )
 
 
+def test_the_security_doc_names_the_workflows_the_runner_webhook_admits() -> None:
+    """docs/security.md's residual risk still named `^(deploy|preview|drift)$` after promote joined the
+    webhook's filter: the workflow names a pull request can borrow a runner under were understated."""
+    pattern = terraform()["locals"]["runner_workflows"]
+    assert f"`{pattern}`" in (REPO / "docs" / "security.md").read_text(encoding="utf-8"), pattern
+
+
 def test_promotion_asks_the_target_registry_from_its_vpc_with_basic_auth_from_main_only() -> None:
     """promote.yml ran on GitHub's runner (no route to a private registry) with one repository-level
     URI and token for every environment's registry, readable from any branch, and sent that token as
