@@ -7,12 +7,15 @@ IMMUTABLE setting), so a change to what the image copies must come with a new ta
 requests are held to that before they merge (`require-new-tag`); on main, a tag already published is
 left alone when none of the image's inputs changed since the previous push (`changed`), and only then.
 
-What the image's inputs are is read from the Dockerfile (its `COPY` sources, and the Dockerfile itself),
-their one owner. One kind of change is not an input: a promotion's edit of an existing overlay
-(`mlplat promote` and `rollback` write only PROMOTION_FILES there). The image renders an overlay only for
-the namespace, InferenceService name and team the drift job labels its scores with, which a promotion
-does not change; without this every promotion pull request would have to publish a new image. An overlay
-added or removed is an input (the drift job of that environment renders it).
+What the image's inputs are is read from the Dockerfile (its `COPY` sources, the Dockerfile itself and
+the ignore files that decide what the build context holds), their one owner. One kind of change is not
+an input: a promotion's edit of an overlay that exists before and after it (`mlplat promote` and
+`rollback` write only PROMOTION_FILES there: they rewrite model-version.yaml and kustomization.yaml, a
+canary start adds canary.yaml and canary-route.yaml, its completion or abort deletes them). The image
+renders an overlay only for the namespace, InferenceService name and team the drift job labels its
+scores with, which a promotion does not change; without this every promotion pull request would have to
+publish a new image. An overlay added or removed (its kustomization.yaml) is an input: the drift job of
+that environment renders it.
 
 Standard library only: the workflow runs it with the runner's Python, before any virtualenv.
 """
@@ -30,9 +33,16 @@ from pathlib import Path
 DOCKERFILE = "images/monitor/Dockerfile"
 VERSIONS = "infra/versions.py"
 IMAGE_KEY = "mlplat-monitor"
+# What decides the build context's content besides the files: BuildKit reads the ignore file named after
+# the Dockerfile, beside it, and only when that is absent the one at the context's root ("A
+# Dockerfile-specific ignore-file takes precedence over the .dockerignore file at the root of the build
+# context if both exist": https://docs.docker.com/build/concepts/context/#filename-and-location). Both
+# count: adding, editing or removing either can change what a COPY takes.
+IGNORE_FILES = (f"{DOCKERFILE}.dockerignore", ".dockerignore")
 # mlplat/promote.py WRITABLE, the only files promote and rollback write (a test holds the two equal).
 PROMOTION_FILES = frozenset({"model-version.yaml", "canary.yaml", "canary-route.yaml", "kustomization.yaml"})
-_OVERLAY_FILE = re.compile(r"apps/[^/]+/overlays/[^/]+/(?P<name>[^/]+)")
+_OVERLAY_FILE = re.compile(r"(?P<overlay>apps/[^/]+/overlays/[^/]+)/(?P<name>[^/]+)")
+KUSTOMIZATION = "kustomization.yaml"
 # containerd's resolver answers a 404 for the manifest with "<ref>: not found" (errdefs.ErrNotFound;
 # containerd core/remotes/docker/resolver.go `Resolve`), which `docker buildx imagetools inspect` prints
 # as its error (docker/buildx util/imagetools/inspect.go returns the resolver's error as it is). Refused
@@ -53,12 +63,29 @@ def _git(*args: str) -> str:
     return result.stdout
 
 
-def sources(dockerfile: str) -> list[str]:
-    """The Dockerfile and what its `COPY` lines take from the build context (not from another stage)."""
-    found = [DOCKERFILE]
+def instructions(dockerfile: str) -> list[str]:
+    """The Dockerfile's instructions, each on one line: a line ending in `\\` (the default escape
+    character) continues on the next, so `COPY a \\` + `b /dest/` is one COPY of a and b, and a comment
+    line inside such an instruction is dropped (https://docs.docker.com/reference/dockerfile/#escape)."""
+    joined, pending = [], ""
     for line in dockerfile.splitlines():
-        words = line.split()
-        if words[:1] == ["COPY"] and not any(w.startswith("--from=") for w in words):
+        if pending and line.lstrip().startswith("#"):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+        else:
+            joined.append(pending + line)
+            pending = ""
+    return [*joined, pending] if pending else joined
+
+
+def sources(dockerfile: str) -> list[str]:
+    """The Dockerfile, the ignore files, and what its `COPY` instructions take from the build context
+    (not from another stage)."""
+    found = [DOCKERFILE, *IGNORE_FILES]
+    for instruction in instructions(dockerfile):
+        words = instruction.split()
+        if words[:1] and words[0].upper() == "COPY" and not any(w.startswith("--from=") for w in words):
             found += [w for w in words[1:-1] if not w.startswith("--")]
     return found
 
@@ -67,21 +94,24 @@ def is_input(path: str, copied: Sequence[str]) -> bool:
     return any(path == source or path.startswith(source.rstrip("/") + "/") for source in copied)
 
 
-def promotion_edit(status: str, path: str) -> bool:
-    """A promotion's rewrite of a file in an overlay that exists before and after it."""
+def overlays(revision: str) -> set[str]:
+    """The overlay folders (apps/<app>/overlays/<env>) that hold their kustomization at a revision."""
+    listed = _git("ls-tree", "-r", "--name-only", revision, "--", "apps").splitlines()
+    return {m["overlay"] for m in map(_OVERLAY_FILE.fullmatch, listed) if m and m["name"] == KUSTOMIZATION}
+
+
+def promotion_edit(path: str, kept: set[str]) -> bool:
+    """A file a promotion writes (rewritten, added or deleted), in an overlay `kept` at both revisions."""
     match = _OVERLAY_FILE.fullmatch(path)
-    return status == "M" and match is not None and match["name"] in PROMOTION_FILES
+    return match is not None and match["name"] in PROMOTION_FILES and match["overlay"] in kept
 
 
 def changed_inputs(base: str, head: str = "HEAD") -> list[str]:
     """The image inputs that differ between two revisions (a promotion's overlay edits left out)."""
     copied = sources(_git("show", f"{head}:{DOCKERFILE}"))
-    changed = []
-    for line in _git("diff", "--name-status", "--no-renames", base, head).splitlines():
-        status, _, path = line.partition("\t")
-        if is_input(path, copied) and not promotion_edit(status[:1], path):
-            changed.append(path)
-    return changed
+    kept = overlays(base) & overlays(head)
+    paths = _git("diff", "--name-only", "--no-renames", base, head).splitlines()
+    return [path for path in paths if is_input(path, copied) and not promotion_edit(path, kept)]
 
 
 def image_at(revision: str) -> str:

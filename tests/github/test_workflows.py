@@ -38,7 +38,7 @@ from tests.support.iam_eval import (
     trust_document,
 )
 from tests.support.program_reads import files_the_program_opens
-from tests.support.workflow_steps import jobs, matrix_values, step_env
+from tests.support.workflow_steps import jobs, matrix_values, run_step, step_env
 
 sys.path.insert(0, str(REPO / ".github" / "scripts"))
 import image_inputs
@@ -391,6 +391,13 @@ def test_only_workflows_the_runner_webhook_admits_run_on_the_runner() -> None:
         )
 
 
+def test_the_security_doc_names_the_workflows_the_runner_webhook_admits() -> None:
+    """docs/security.md's residual risk still named `^(deploy|preview|drift)$` after promote joined the
+    webhook's filter: the workflow names a pull request can borrow a runner under were understated."""
+    pattern = terraform()["locals"]["runner_workflows"]
+    assert f"`{pattern}`" in (REPO / "docs" / "security.md").read_text(encoding="utf-8"), pattern
+
+
 def test_promotion_asks_the_target_registry_from_its_vpc_with_basic_auth_from_main_only() -> None:
     """promote.yml ran on GitHub's runner (no route to a private registry) with one repository-level
     URI and token for every environment's registry, readable from any branch, and sent that token as
@@ -564,6 +571,39 @@ def test_promote_runs_the_gate_then_opens_a_pull_request_with_the_overlay() -> N
     (pr,) = _uses(job, "peter-evans/create-pull-request")
     assert names.index(promote["name"]) < _steps(job).index(pr)
     assert pr["with"]["add-paths"] == "apps/${{ inputs.app }}/overlays/${{ inputs.to }}/**"
+
+
+@pytest.mark.parametrize("answers_after", [3, None], ids=["tunnel-up", "tunnel-never-up"])
+def test_promote_runs_the_gate_only_once_the_tunnel_to_mlflow_answers(
+    tmp_path: Path, answers_after: int | None
+) -> None:
+    """The wait for the port-forward fell through when MLflow never answered: the gate then ran and failed
+    on a refused connection, and the port-forward's log, which says why, was never shown."""
+    (gate,) = [s for s in _steps(_jobs("promote.yml")["promote"]) if "mlplat promote" in s.get("run", "")]
+    mlplat = tmp_path / ".venv" / "bin" / "mlplat"
+    mlplat.parent.mkdir(parents=True)
+    mlplat.write_text('#!/bin/bash\necho "$@" > "$GATE_RAN"\n', encoding="utf-8")
+    mlplat.chmod(0o755)
+    env = {
+        **{k: "" for k in gate["env"]},
+        **{"APP": "iris", "FROM": "staging", "TO": "prod", "REGION": "eu-west-1"},
+        **{"GATE_RAN": str(tmp_path / "gate-ran"), "TRIES": str(tmp_path / "tries")},
+        "ANSWERS_AFTER": str(answers_after or 1000),
+    }
+    fakes = {
+        "aws": ":",
+        "kubectl": 'echo "error: lost connection to pod"; exec python3 -c "import time; time.sleep(60)"',
+        "curl": 'n=$(( $(cat "$TRIES" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$TRIES"; [ "$n" -ge "$ANSWERS_AFTER" ]',
+        "sleep": ":",
+    }
+    result = run_step(gate, tmp_path, env, fakes)
+    gate_ran = tmp_path / "gate-ran"
+    if answers_after:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert gate_ran.read_text().split() == ["promote", "iris", "--from", "staging", "--to", "prod"]
+    else:
+        assert result.returncode == 2 and not gate_ran.exists(), result.stdout + result.stderr
+        assert "error: lost connection to pod" in result.stdout and "::error::" in result.stdout
 
 
 def test_promote_checks_its_inputs_before_anything_is_checked_out() -> None:
@@ -740,16 +780,11 @@ def test_every_job_running_a_make_target_that_needs_the_system_tools_installs_th
 
 def test_the_monitor_image_is_rebuilt_when_any_file_it_copies_changes() -> None:
     """The image copies named infra/ files; one added to the Dockerfile (infra/contract.py) but not
-    to the workflow's paths would change the image's code without a build."""
+    to the workflow's paths would change the image's code without a build. The ignore files count too
+    (image_inputs.sources reads what the tag check compares)."""
     import fnmatch
 
-    dockerfile = (REPO / "images" / "monitor" / "Dockerfile").read_text()
-    copied = [
-        source
-        for line in dockerfile.splitlines()
-        if line.startswith("COPY ") and "--from=" not in line
-        for source in line.split()[1:-1]
-    ]
+    copied = image_inputs.sources((REPO / image_inputs.DOCKERFILE).read_text())
     paths = workflow("monitor-image.yml")["on"]["push"]["paths"]
     missing = [f for f in copied if not any(fnmatch.fnmatch(f, p) or p == f"{f}/**" for p in paths)]
     assert copied and not missing, missing
@@ -784,6 +819,76 @@ def test_both_monitor_image_jobs_build_and_smoke_test_the_same_way() -> None:
     """The publishing job pushes what the same steps as the pull request's built and tested."""
     for job_id, job in _jobs("monitor-image.yml").items():
         assert [s for s in _steps(job) if s.get("uses") == "./.github/actions/monitor-image"], job_id
+
+
+def _monitor_image_build(job_id: str, tmp_path: Path) -> list[str]:
+    """The arguments the composite action's build step gives `docker` in a monitor-image.yml job: its
+    inputs as the job passes them (or their defaults), the image name from its own first step."""
+    action = yaml.safe_load((REPO / ".github" / "actions" / "monitor-image" / "action.yml").read_text())
+    (use,) = [
+        s
+        for s in _steps(_jobs("monitor-image.yml")[job_id])
+        if s.get("uses") == "./.github/actions/monitor-image"
+    ]
+    inputs = {name: str(spec.get("default", "")) for name, spec in action.get("inputs", {}).items()}
+    inputs |= {name: str(value) for name, value in use.get("with", {}).items()}
+    steps = {"steps": action["runs"]["steps"]}
+    (build,) = [s for s in steps["steps"] if "docker build" in s["run"]]
+    env = {}
+    for key, value in build["env"].items():
+        given = re.fullmatch(r"\$\{\{ inputs\.(?P<name>[\w-]+) \}\}", value)
+        env[key] = inputs[given["name"]] if given else step_env(steps, build, key, REPO)
+    recorded = tmp_path / f"{job_id}-docker-arguments"
+    env |= {"GITHUB_SHA": "0" * 40, "RECORDED": str(recorded)}
+    result = run_step(build, REPO, env, {"docker": 'printf "%s\\n" "$@" > "$RECORDED"'})
+    assert result.returncode == 0, result.stderr
+    return recorded.read_text().splitlines()
+
+
+def test_every_monitor_image_build_pulls_its_base_and_the_published_one_uses_no_cache(tmp_path: Path) -> None:
+    """The push runner is self-hosted and persists between jobs: BuildKit took the base image from the
+    runner's image store when one was there under the tag (a job of any branch asking for the runner's
+    label could have put one there), and the published image could reuse layers such a job built."""
+    image = _monitor_image_build("image", tmp_path)
+    publish = _monitor_image_build("publish", tmp_path)
+    assert image[0] == publish[0] == "build", (image, publish)
+    assert "--pull" in image and "--pull" in publish
+    assert "--no-cache" in publish and "--no-cache" not in image  # a pull request's build may use the cache
+
+
+def _interpolate(template: str, context: dict[str, str]) -> str:
+    """A string with `${{ }}` expressions as GitHub resolves it, for the two forms the workflows use: a
+    context, or `<comparison> && <context> || <context>` (GitHub's && and || give an operand's value:
+    https://docs.github.com/en/actions/reference/workflows-and-actions/expressions#operators)."""
+
+    def value(expression: str) -> str:
+        choice = re.fullmatch(r"\s*(.+?)\s*&&\s*([\w.]+)\s*\|\|\s*([\w.]+)\s*", expression)
+        if choice is None:
+            return context[expression.strip()]
+        chosen = _job_runs({"if": choice[1]}, context) and context[choice[2]]
+        return chosen or context[choice[3]]
+
+    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: value(m[1]), template)
+
+
+def test_a_newer_push_never_cancels_a_waiting_publish() -> None:
+    """A group holds one pending run, and a newer one replaces it even with cancel-in-progress false
+    (GitHub, "Control the concurrency of workflows and jobs"): with one group for main, a push waiting
+    behind another was cancelled by a third, and its bumped tag, which inference-logging names, was
+    never published (ImagePullBackOff)."""
+    workflow_group = workflow("monitor-image.yml")["concurrency"]["group"]
+    publish = _jobs("monitor-image.yml")["publish"]["concurrency"]
+
+    def groups(event: str, ref: str, sha: str) -> tuple[str, str]:
+        context = {"github.event_name": event, "github.ref": ref, "github.sha": sha}
+        return _interpolate(workflow_group, context), _interpolate(publish["group"], context)
+
+    first, second = groups("push", "refs/heads/main", "a" * 40), groups("push", "refs/heads/main", "b" * 40)
+    assert first[0] != second[0], "two pushes share a run group: the newer replaces the waiting one"
+    assert first[1] == second[1] and publish["queue"] == "max" and publish["cancel-in-progress"] is False
+    # A pull request's newer commit still replaces its older build.
+    older, newer = (groups("pull_request", "refs/pull/7/merge", sha)[0] for sha in ("a" * 40, "b" * 40))
+    assert older == newer
 
 
 def test_a_pull_request_that_changes_the_image_checks_its_tag_moved() -> None:
@@ -864,6 +969,75 @@ def test_a_promotion_needs_no_new_image_but_a_new_overlay_does(tmp_path: Path) -
     _commit(repo, {"apps/m/overlays/prod/kustomization.yaml": "resources: [../../base]\n"}, "new overlay")
     refused = _require_new_tag(repo)
     assert refused.returncode == 1 and "apps/m/overlays/prod/kustomization.yaml" in refused.stdout
+
+
+def test_a_canary_start_and_its_completion_need_no_new_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mlplat promote --canary` adds canary.yaml and canary-route.yaml to an existing overlay, completing
+    or aborting it deletes them: only rewrites were excused, so every canary pull request failed the tag
+    check and main's publish failed after it merged."""
+    repo = _image_repo(tmp_path)
+    overlay = repo / "apps" / "m" / "overlays" / "dev"
+    _commit(
+        repo,
+        {
+            "apps/m/overlays/dev/canary.yaml": "canary: 2\n",
+            "apps/m/overlays/dev/canary-route.yaml": "weight: 10\n",
+            "apps/m/overlays/dev/kustomization.yaml": "resources: [../../base]\npatches: [canary]\n",
+        },
+        "canary start",
+    )
+    started = _require_new_tag(repo)
+    assert started.returncode == 0, started.stdout + started.stderr
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "merge", "-q", "--ff-only", "change")
+    before = _git(repo, "rev-parse", "HEAD").strip()
+    _git(repo, "checkout", "-q", "-b", "finish")
+    (overlay / "canary.yaml").unlink()
+    (overlay / "canary-route.yaml").unlink()
+    _commit(repo, {"apps/m/overlays/dev/model-version.yaml": "version: 2\n"}, "canary complete")
+    finished = _require_new_tag(repo)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    monkeypatch.chdir(repo)
+    assert image_inputs.main(["x", "changed", before]) == 0
+    assert capsys.readouterr().out.strip() == ""
+
+
+def test_an_overlay_removed_or_added_with_a_canary_still_needs_a_new_image(tmp_path: Path) -> None:
+    """The promotion files are excused only in an overlay that exists before and after: the drift job of
+    an environment whose overlay comes or goes renders a different set."""
+    repo = _image_repo(tmp_path)
+    _git(repo, "rm", "-q", "-r", "apps/m/overlays/dev")
+    _commit(repo, {"apps/m/overlays/prod/canary.yaml": "canary: 2\n"}, "overlays moved")
+    refused = _require_new_tag(repo)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    for path in ("dev/kustomization.yaml", "dev/model-version.yaml", "prod/canary.yaml"):
+        assert f"apps/m/overlays/{path}" in refused.stdout, path
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "path", "text"),
+    [
+        ("FROM x\nCOPY mlplat \\\n     tools/render.py /o/\n", "tools/render.py", "y = 2\n"),
+        ("FROM x\ncopy mlplat /o/mlplat\n", "images/monitor/Dockerfile.dockerignore", "**/*.md\n"),
+        ("FROM x\nCOPY mlplat /o/mlplat\n", ".dockerignore", "mlplat/drift.py\n"),
+    ],
+    ids=["continued-copy-line", "dockerfile-ignore-file", "context-ignore-file"],
+)
+def test_a_file_that_decides_what_the_image_copies_needs_a_new_tag(
+    tmp_path: Path, dockerfile: str, path: str, text: str
+) -> None:
+    """A COPY continued on the next line lost every source after the break (the `\\` was read as the
+    destination), and the ignore files, which decide what the build context holds, were no input."""
+    repo = _image_repo(tmp_path)
+    _commit(repo, {"images/monitor/Dockerfile": dockerfile, "tools/render.py": "y = 1\n"}, "dockerfile")
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "merge", "-q", "--ff-only", "change")
+    _git(repo, "checkout", "-q", "-b", "edit")
+    _commit(repo, {path: text}, "edit")
+    refused = _require_new_tag(repo)
+    assert refused.returncode == 1 and path in refused.stdout, refused.stdout + refused.stderr
 
 
 def test_main_pushes_nothing_when_no_input_changed_since_the_previous_push(

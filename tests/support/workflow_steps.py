@@ -28,19 +28,40 @@ def jobs(name: str, repo: Path = REPO) -> dict[str, Any]:
     return found
 
 
+def shell(step: dict[str, Any]) -> list[str]:
+    """The command a Linux runner runs a step's script with: `bash -e` when the step names no shell,
+    `bash --noprofile --norc -eo pipefail` for `shell: bash` (a composite action's steps must name one)
+    (https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-syntax#jobsjob_idstepsshell)."""
+    named = step.get("shell")
+    assert named in (None, "bash"), f"{step.get('name')}: shell {named!r} is not run here"
+    return ["bash", "--noprofile", "--norc", "-eo", "pipefail"] if named else ["bash", "-e"]
+
+
+def run_step(
+    step: dict[str, Any], cwd: Path, env: dict[str, str], fakes: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a step's script in `cwd` with `env` added, the test's Python first on PATH (what setup-python
+    provides) and before it `fakes`: commands (name -> bash script body) standing in for what the
+    runner would have (docker, kubectl, curl...), so a test sees what the script does with their answers."""
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, body in (fakes or {}).items():
+            fake = Path(scratch) / name
+            fake.write_text(f"#!/bin/bash\n{body}\n", encoding="utf-8")
+            fake.chmod(0o755)
+        path = os.pathsep.join([scratch, str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        return subprocess.run(
+            [*shell(step), "-c", step["run"]],
+            cwd=cwd, env={**os.environ, **env, "PATH": path}, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+
 def step_outputs(job: dict[str, Any], step_id: str, repo: Path) -> dict[str, str]:
-    """Run step `step_id` of `job` in `repo` as GitHub's default shell does (`bash -e`), with the test's
-    Python first on PATH (what setup-python provides), and return what it wrote to $GITHUB_OUTPUT."""
+    """Run step `step_id` of `job` in `repo` as a runner does and return what it wrote to $GITHUB_OUTPUT."""
     (step,) = [s for s in job["steps"] if s.get("id") == step_id]
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "github_output"
         out.write_text("")
-        env = {**os.environ, "GITHUB_OUTPUT": str(out)}
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        result = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-e", "-c", step["run"]],
-            cwd=repo, env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        result = run_step(step, repo, {"GITHUB_OUTPUT": str(out)})
         assert result.returncode == 0, f"step {step_id}: {result.stderr}"
         written = out.read_text()
     return dict(line.split("=", 1) for line in written.splitlines() if "=" in line)
