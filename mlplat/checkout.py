@@ -110,7 +110,11 @@ def reexec_argv(root: Path, argv: Sequence[str]) -> tuple[list[str], dict[str, s
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env[REEXEC_MARK] = str(root)
-    return [sys.executable, "-m", "mlplat.cli", *argv], env
+    # `-P` (Python 3.11, the oldest this project runs on): `python -m` would put the working directory
+    # first on sys.path, before PYTHONPATH, so run from inside another clone it would import that clone's
+    # mlplat (docs.python.org/3/using/cmdline.html#cmdoption-P, "python -m module command line: Don't
+    # prepend the current working directory"; PyConfig.safe_path).
+    return [sys.executable, "-P", "-m", "mlplat.cli", *argv], env
 
 
 def tool(venv: str, executable: str) -> Path:

@@ -6,7 +6,8 @@
   change there would not make `--changed` validate the app again.
 - MLP-OVERLAY-TOOL: an overlay Argo CD would not build with kustomize (no kustomization, a Helm chart).
 - MLP-ARGOCD-SOURCE: a `.argocd-source*.yaml` under apps/, which Argo CD merges into the source.
-- MLP-APP-LAYOUT: an app folder without overlays/, an overlay named after no environment.
+- MLP-APP-LAYOUT: an app folder without overlays/, an overlay named after no environment, an overlays/
+  folder among the shared components (Argo CD would deploy them as an app).
 - MLP-PATCH-UNMATCHED: a `patches:` entry whose `target:` matches no object; kustomize skips it
   without a word (a typo in a target name bypassed the prod approval gate).
 - MLP-VERSION-DRIFT: the rendered InferenceService does not carry what the overlay's
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplat.findings import Finding, RenderedDoc
-from mlplat.validation.trees import Reference, Selector, Tree, Trees, construct, key_line
+from mlplat.validation.trees import COMPONENTS_AS_APP, Reference, Selector, Tree, Trees, construct, key_line
 
 Locate = Callable[[RenderedDoc, str], tuple[str, int | None]]
 VERSION_FILES = ("model-version.yaml", "canary.yaml")
@@ -89,7 +90,12 @@ APP_PATH_RULES: dict[str, Callable[[str], tuple[str, str]]] = {
         "delete it: an app's settings belong in its kustomization, where validate renders them",
     ),
     "MLP-APP-LAYOUT": lambda problem: (
-        f"{problem}: no environment's ApplicationSet deploys this folder as an app",
+        f"{problem}: "
+        + (
+            "every environment's ApplicationSet would deploy its overlays as an app named `components`"
+            if problem == COMPONENTS_AS_APP
+            else "no environment's ApplicationSet deploys this folder as an app"
+        ),
         "put the app at apps/<app>/base with one overlay per environment, apps/<app>/overlays/<env>",
     ),
 }

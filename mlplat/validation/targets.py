@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlplat.validation import ENVIRONMENTS, UsageError, rel
+from mlplat.validation import ENVIRONMENTS, UsageError, rel, within
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 OVERLAY = re.compile(r"^apps/(?P<app>[^/]+)/overlays/(?P<env>[^/]+)$")
@@ -45,21 +45,29 @@ def is_kustomization(folder: Path) -> bool:
     return any((folder / name).is_file() for name in KUSTOMIZATION_FILES)
 
 
+def apps_in(folder: Path, root: Path) -> list[Path]:
+    """The apps directly in `folder`: each subfolder with an overlays/ folder, but the shared components
+    (an overlays/ folder there makes no app of them: `stray_dirs`)."""
+    return sorted(p for p in folder.iterdir() if (p / "overlays").is_dir() and rel(p, root) != COMPONENTS)
+
+
 def app_dirs(root: Path) -> list[Path]:
     """Every app: a folder under apps/ with an overlays/ folder (apps/components is not one)."""
     apps = root / "apps"
-    return sorted(p for p in apps.iterdir() if (p / "overlays").is_dir()) if apps.is_dir() else []
+    return apps_in(apps, root) if apps.is_dir() else []
 
 
 def stray_dirs(root: Path) -> list[Path]:
-    """Folders under apps/ that are neither an app nor the shared components: no ApplicationSet deploys
-    them, and validate says so (MLP-APP-LAYOUT) rather than pass over what they hold."""
+    """Folders under apps/ that are no app, which validate reports (MLP-APP-LAYOUT) rather than pass over:
+    a folder without overlays/ (no ApplicationSet deploys it), and an overlays/ folder of the shared
+    components (every environment's ApplicationSet would deploy `apps/components/overlays/<env>` as an
+    app named `components`: `apps/*/overlays/<env>` in platform/argocd/models.yaml, matched with Go's
+    path.Match by argo-cd applicationset/generators/git.go filterApps)."""
     apps = root / "apps"
-    return sorted(
-        p
-        for p in (apps.iterdir() if apps.is_dir() else [])
-        if p.is_dir() and not (p / "overlays").is_dir() and rel(p, root) != COMPONENTS
-    )
+    folders = [p for p in apps.iterdir() if p.is_dir()] if apps.is_dir() else []
+    found = [p for p in folders if not (p / "overlays").is_dir() and rel(p, root) != COMPONENTS]
+    components_overlays = root / COMPONENTS / "overlays"
+    return sorted(found + ([components_overlays] if components_overlays.is_dir() else []))
 
 
 def is_training(target: Target) -> bool:
@@ -82,8 +90,11 @@ def app_targets(app: Path, root: Path, env: str | None) -> list[Target]:
 
 
 def stray_targets(root: Path, env: str | None) -> list[Target]:
-    """One target per stray folder (none with --env: it belongs to no environment)."""
-    return [] if env else [Target(rel(p, root), None, True, p.name) for p in stray_dirs(root)]
+    """One target per stray folder (none with --env: it belongs to no environment), named after the app
+    folder it is in, as the ApplicationSet names apps."""
+    if env:
+        return []
+    return [Target(name, None, True, name.split("/")[1]) for name in (rel(p, root) for p in stray_dirs(root))]
 
 
 def training_targets(app: Path, root: Path) -> list[Target]:
@@ -114,7 +125,7 @@ def _targets_for(path: Path, root: Path, env: str | None) -> list[Target]:
     name = rel(path, root)
     if path.is_file():
         return [Target(name, env, False)]
-    if (path / "overlays").is_dir():
+    if (path / "overlays").is_dir() and name != COMPONENTS:
         targets = app_targets(path, root, env)
         if not targets:
             raise UsageError(f"{name}: no overlay for {env or 'any environment'} under {name}/overlays")
@@ -130,7 +141,7 @@ def _targets_for(path: Path, root: Path, env: str | None) -> list[Target]:
         return strays
     if is_kustomization(path):
         return [Target(name, env, True)]
-    apps = sorted(p for p in path.iterdir() if (p / "overlays").is_dir())
+    apps = apps_in(path, root)
     if apps:
         strays = stray_targets(root, env) if name == "apps" else []
         return [t for app in apps for t in app_targets(app, root, env) + training_targets(app, root)] + strays
@@ -139,25 +150,37 @@ def _targets_for(path: Path, root: Path, env: str | None) -> list[Target]:
     return [Target(name, env, False)]
 
 
-def git_lines(root: Path, *args: str) -> list[str]:
-    """The non-empty lines git prints, run in `root`; a failure is a UsageError naming the command.
-    Public: `--changed`'s file list and the GPU cost's render at the merge base both ask git through
-    it, so a missing git or a bad ref reads the same wherever it comes from."""
+def git_output(root: Path, *args: str) -> str:
+    """What git prints, run in `root`; a failure is a UsageError naming the command. Public:
+    `--changed`'s file list and the GPU cost's render at the merge base both ask git through it, so
+    a missing git or a bad ref reads the same wherever it comes from."""
     try:
         result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise UsageError("--changed needs git on the PATH") from None
     if result.returncode != 0:
         raise UsageError(f"git {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
-    return [line for line in result.stdout.splitlines() if line]
+    return result.stdout
+
+
+def git_lines(root: Path, *args: str) -> list[str]:
+    """The non-empty lines git prints (git_output)."""
+    return [line for line in git_output(root, *args).splitlines() if line]
 
 
 def changed_files(root: Path, base: str) -> list[str]:
-    """Files changed since the merge base with REF, plus uncommitted and untracked ones."""
-    files = set(git_lines(root, "diff", "--name-only", f"{base}...HEAD"))
-    files.update(git_lines(root, "diff", "--name-only", "HEAD"))
-    files.update(git_lines(root, "ls-files", "--others", "--exclude-standard"))
-    return sorted(files)
+    """Files changed since the merge base with REF, plus uncommitted and untracked ones.
+
+    `--no-renames`: git diff detects renames by default (diff.renames, true since git 2.9, git commit
+    5404c116 "diff: activate diff.renames by default") and `--name-only` then lists only the new path,
+    so a file moved out of an app would leave that app unvalidated. `-z`: without it git quotes a path
+    holding bytes above 0x80 (git-config(1) core.quotePath: `"apps/a/extr\\303\\244.yaml"`), which
+    names no file; with it every path is printed verbatim and ends in a NUL."""
+    diff = ("diff", "--name-only", "--no-renames", "-z")
+    files = set(git_output(root, *diff, f"{base}...HEAD").split("\0"))
+    files.update(git_output(root, *diff, "HEAD").split("\0"))
+    files.update(git_output(root, "ls-files", "-z", "--others", "--exclude-standard").split("\0"))
+    return sorted(files - {""})
 
 
 def changed_targets(root: Path, base: str, env: str | None) -> list[Target]:
@@ -167,20 +190,22 @@ def changed_targets(root: Path, base: str, env: str | None) -> list[Target]:
     apps = {p.name: p for p in app_dirs(root)}
     # Components, stacks and Argo CD's projects shape the overlays, never a retraining pipeline.
     overlays = [t for app in apps.values() for t in app_targets(app, root, env)]
+    strays = stray_targets(root, env)
     for name in changed_files(root, base):
         parts = name.split("/")
-        if parts[0] == "apps" and len(parts) > 3 and parts[1] in apps and parts[2] == "training":
-            wanted.update(training_targets(apps[parts[1]], root))
-        elif parts[0] == "apps" and len(parts) > 2 and parts[1] in apps:
-            wanted.update(app_targets(apps[parts[1]], root, env))
-        elif parts[0] == "apps" and len(parts) > 2 and parts[1] != COMPONENTS.split("/")[1]:
-            wanted.update(t for t in stray_targets(root, env) if t.rel == f"apps/{parts[1]}")
-        elif parts[0] == "apps" and len(parts) == 2 and parts[1].startswith(ARGOCD_SOURCE):
-            wanted.update(overlays)  # every app path's check lists it (MLP-ARGOCD-SOURCE)
-        elif name.startswith("apps/components/") or parts[0] == "environments":
+        # A stray folder's own files (apps/components/overlays/ is one, also a change to the components).
+        wanted.update(t for t in strays if within(name, t.rel))
+        # The components first: they are no app even when an overlays/ folder among them makes them look one.
+        if within(name, COMPONENTS) or parts[0] == "environments":
             stack_env = re.fullmatch(r"environments/Pulumi\.(\w+)\.yaml", name)
             only = stack_env[1] if stack_env else None
             wanted.update(t for t in overlays if only in (None, t.env))
+        elif parts[0] == "apps" and len(parts) > 3 and parts[1] in apps and parts[2] == "training":
+            wanted.update(training_targets(apps[parts[1]], root))
+        elif parts[0] == "apps" and len(parts) > 2 and parts[1] in apps:
+            wanted.update(app_targets(apps[parts[1]], root, env))
+        elif parts[0] == "apps" and len(parts) == 2 and parts[1].startswith(ARGOCD_SOURCE):
+            wanted.update(overlays)  # every app path's check lists it (MLP-ARGOCD-SOURCE)
         elif name.startswith("platform/argocd/") or name == GITOPS_RENDERER:
             # One template and its renderer make every environment's AppProject and ApplicationSet.
             wanted.update(overlays)

@@ -52,6 +52,8 @@ GENERATOR_KEYS = ("configMapGenerator", "secretGenerator")
 # in lexical order), and AppType falls back to a plain Directory (every YAML applied) without either.
 HELM_CHART_SUFFIX = "Chart.yaml"
 APP_FOLDER = re.compile(r"^apps/(?P<app>[^/]+)$")
+# The MLP-APP-LAYOUT problem of an overlays/ folder among the shared components (targets.stray_dirs).
+COMPONENTS_AS_APP = "an overlays/ folder makes the shared components an app"
 Path_ = tuple[str | int, ...]
 
 
@@ -285,9 +287,12 @@ class Trees:
         return self._trees[folder]
 
     def _app_path(self, folder: Path) -> list[AppPath]:
-        """An overlay folder's problems as the app path Argo CD deploys, and an app folder's layout;
-        nothing for any other folder."""
+        """An overlay folder's problems as the app path Argo CD deploys, an app folder's layout, and an
+        overlays/ folder of the shared components (or one of its overlays); nothing for any other folder."""
         name = rel(folder, self._real_root)
+        components_overlays = f"{COMPONENTS}/overlays"
+        if within(name, components_overlays):  # the folder or one of its overlays (targets.stray_dirs)
+            return [AppPath(components_overlays, "MLP-APP-LAYOUT", COMPONENTS_AS_APP)]
         overlay, app = OVERLAY.match(name), APP_FOLDER.match(name)
         if overlay is None and (app is None or name == COMPONENTS):
             return []
@@ -382,18 +387,28 @@ class Trees:
         if leaves or not path.exists():
             return Reference(kfile, line, ref, True)
         # The folder's app, not the file's: a symlinked kustomization is judged where it is used.
-        where = rel(folder, self._real_root) + "/"
+        where = rel(folder, self._real_root)
         app = re.match(r"apps/[^/]+", where)
         if app is None:
             return None
         # What `--changed` re-validates a kustomization for (targets.changed_targets): a retraining
-        # pipeline for its own folder only, the components for theirs, an app for its own and theirs.
-        training = re.match(r"apps/[^/]+/training(?=/)", where)
-        scopes = [training[0]] if training else [COMPONENTS] if app[0] == COMPONENTS else [app[0], COMPONENTS]
+        # pipeline for its own folder only, the components for theirs, an app for its own (but its
+        # pipeline's: a change there re-validates the pipeline alone) and theirs.
+        pipeline = f"{app[0]}/training"
+        if app[0] == COMPONENTS:
+            scopes, barred = [COMPONENTS], None
+        elif within(where, pipeline):
+            scopes, barred = [pipeline], None
+        else:
+            scopes, barred = [app[0], COMPONENTS], pipeline
         # Anything else an app reads must be its own: a change to it is a change to the app (--changed).
-        if not any(within(rel(path, self._real_root), s) for s in scopes):
-            return Reference(kfile, line, ref, False, " or ".join(f"{s}/" for s in scopes))
-        return None
+        read = rel(path, self._real_root)
+        if any(within(read, s) for s in scopes) and not (barred and within(read, barred)):
+            return None
+        allowed = [f"{s}/" for s in scopes]
+        if barred:
+            allowed[0] += f" (not its retraining pipeline, {barred}/)"
+        return Reference(kfile, line, ref, False, " or ".join(allowed))
 
     def _patches(self, folder: Path, name: str, node: yaml.Node | None, spec: dict[str, Any]) -> list[Patch]:
         patches: list[Patch] = []

@@ -81,6 +81,20 @@ def test_validate_in_a_second_clone_judges_that_clones_files(tmp_path: Path) -> 
     assert "MLP-PATCH-UNMATCHED" in result.stdout
 
 
+def test_a_repo_named_from_inside_another_clone_is_the_one_acted_on(tmp_path: Path) -> None:
+    """The re-run that gives the named clone its own code ran `python -m`, which puts the working
+    directory first on sys.path: from this clone's top folder it imported this clone's mlplat again and
+    refused ("mlplat was imported from ... even with ... first on sys.path")."""
+    second = _second_clone(tmp_path / "second")
+    overlay = second / "apps" / APP / "overlays" / "dev" / "kustomization.yaml"
+    overlay.write_text(overlay.read_text().replace("name: iris-classifier", "name: iris-clasifier"))
+    result = _run("--repo", str(second), "validate", "--no-policy-scan", "--env", "dev", cwd=REPO)
+    assert result.returncode == 1, result.stdout + result.stderr
+    # This clone's overlay names the InferenceService right: the finding is the second clone's.
+    assert f"apps/{APP}/overlays/dev/kustomization.yaml" in result.stdout
+    assert "MLP-PATCH-UNMATCHED" in result.stdout
+
+
 @pytest.mark.parametrize("args", [["validate"], ["--repo", "no/such/dir", "validate"]])
 def test_outside_any_checkout_is_a_usage_error_not_a_guess(tmp_path: Path, args: list[str]) -> None:
     result = _run(*args, cwd=tmp_path)

@@ -8,11 +8,13 @@ change that reaches it. Each case is tried on a copy of this repository.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlplat.validation.targets import changed_targets
 from tests.support.validate_helpers import copy_repo, edit, run_json
 
 # An InferenceService nobody reviewed: another team's namespace, 50 replicas of 8 GPUs, a foreign model.
@@ -37,6 +39,20 @@ def where(report: dict[str, Any], rule: str) -> list[tuple[str, int | None, str 
 def plant(repo: Path, path: str, text: str = ROGUE) -> None:
     (repo / path).parent.mkdir(parents=True, exist_ok=True)
     (repo / path).write_text(text)
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=repo, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def on_a_branch(repo: Path, change: str) -> None:
+    """The change, staged, committed on a branch off main: what a pull request's `--changed` compares."""
+    git(repo, "checkout", "-qb", "feature")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", change)
 
 
 def test_an_overlay_without_a_kustomization_is_refused_not_passed_over(
@@ -171,3 +187,84 @@ def test_a_retraining_pipeline_reading_outside_its_folder_is_refused(
         "apps/churn-gbm/training/kustomization.yaml",
         True,
     )
+
+
+def test_an_overlay_reading_its_apps_retraining_pipeline_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--changed` sends a change under apps/<app>/training/ to the pipeline alone: an overlay reading a
+    folder there would deploy a later change to it (an allow-all NetworkPolicy) unvalidated."""
+    repo = copy_repo(tmp_path)
+    plant(repo, "apps/iris-classifier/training/serving-extra/kustomization.yaml", "resources: [cm.yaml]\n")
+    plant(
+        repo,
+        "apps/iris-classifier/training/serving-extra/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: iris-extra, namespace: models-core-ml}\n",
+    )
+    overlay = repo / "apps/iris-classifier/overlays/dev"
+    edit(
+        overlay / "kustomization.yaml",
+        "  - ../../base\n",
+        "  - ../../base\n  - ../../training/serving-extra\n",
+    )
+    code, report = run_json(capsys, str(overlay), "--repo", str(repo))
+    assert code == 1
+    assert where(report, "MLP-REFERENCE-SCOPE") == [
+        ("apps/iris-classifier/overlays/dev/kustomization.yaml", 6, "dev")
+    ]
+
+
+def test_a_file_moved_out_of_an_app_still_revalidates_the_app_it_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """git diff reports a rename under the new path only: churn-gbm's dev overlay lost its kustomization
+    (Argo CD applies it as plain manifests) and the gate validated iris-classifier alone."""
+    repo = copy_repo(tmp_path, git=True)
+    git(
+        repo, "mv", "apps/churn-gbm/overlays/dev/kustomization.yaml",
+        "apps/iris-classifier/overlays/dev/kustomization-old.yaml.txt",
+    )  # fmt: skip
+    on_a_branch(repo, "move a file from one app to another")
+    code, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    assert (code, report["targets"]) == (
+        1,
+        ["apps/churn-gbm/overlays/dev", "apps/iris-classifier/overlays/dev"],
+    )
+    assert where(report, "MLP-OVERLAY-TOOL") == [("apps/churn-gbm/overlays/dev", None, "dev")]
+
+
+@pytest.mark.parametrize("state", ["committed", "staged", "untracked"])
+def test_a_changed_file_with_a_non_ascii_name_revalidates_its_app(tmp_path: Path, state: str) -> None:
+    """git quotes such a name (`"apps/iris-classifier/overlays/dev/extr\\303\\244.yaml"`) unless told
+    not to, and the quoted name belonged to no app: `--changed` validated nothing."""
+    repo = copy_repo(tmp_path, git=True)
+    plant(repo, "apps/iris-classifier/overlays/dev/extr\u00e4.yaml", "kind: ConfigMap\n")
+    if state == "committed":
+        on_a_branch(repo, "a file with a non-ASCII name")
+    elif state == "staged":
+        git(repo, "add", "-A")
+    assert [t.rel for t in changed_targets(repo, "main", "dev")] == ["apps/iris-classifier/overlays/dev"]
+
+
+def test_an_overlays_folder_among_the_components_makes_no_app_of_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """apps/components/overlays/ made `--changed` take the components for an app: a change to a
+    component (here: the default-deny policy admitting everything) validated that fake app alone.
+    Argo CD would deploy it as an app named `components` (`apps/*/overlays/<env>`)."""
+    repo = copy_repo(tmp_path, git=True)
+    plant(repo, "apps/components/overlays/dev/kustomization.yaml", "resources: []\n")
+    edit(
+        repo / "apps/components/network-isolation/networkpolicies.yaml",
+        "  name: default-deny-all\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n",
+        "  name: default-deny-all\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n  ingress: [{}]\n",
+    )
+    code, report = run_json(capsys, "--repo", str(repo), "--changed")
+    overlays = [p.relative_to(repo).as_posix() for p in repo.glob("apps/*/overlays/*")]
+    overlays = [o for o in overlays if not o.startswith("apps/components/")]
+    assert code == 1
+    assert report["targets"] == sorted([*overlays, "apps/components/overlays"])
+    assert where(report, "MLP-APP-LAYOUT") == [("apps/components/overlays", None, None)]
+    # Every app's namespace lost its default deny, and the gate says so for each.
+    denied = {f["file"] for f in report["findings"] if f["rule"] == "MLP-NETPOL-DEFAULT-DENY"}
+    assert denied == {f"apps/{o.split('/')[1]}/base/inferenceservice.yaml" for o in overlays}
