@@ -27,14 +27,19 @@ SAMPLE = (
 
 @dataclass
 class Upstream:
-    """The served tree, its base URL and the paths requested so far."""
+    """The served tree, its base URL, the paths requested so far, and a status to answer a path's first
+    request with (a transient upstream failure)."""
 
     root: Path
     base_url: str
     requested: list[str] = field(default_factory=list)
+    fail_once: dict[str, int] = field(default_factory=dict)
 
-    def url_path(self, entry: dict[str, str]) -> Path:
-        return self.root / entry["repo"] / entry["commit"] / entry["path"]
+    def file_of(self, entry: dict[str, str]) -> Path:
+        return self.root / self.url_path(entry)
+
+    def url_path(self, entry: dict[str, str]) -> str:
+        return f"{entry['repo']}/{entry['commit']}/{entry['path']}"
 
 
 @pytest.fixture
@@ -54,14 +59,18 @@ def lock(tmp_path: Path, entries: list[dict[str, str]]) -> Path:
 def upstream(tmp_path: Path, reference: Path, entries: list[dict[str, str]]) -> Iterator[Upstream]:
     served = Upstream(tmp_path / "upstream", "")
     for entry in entries:
-        target = served.url_path(entry)
+        target = served.file_of(entry)
         target.parent.mkdir(parents=True)
         target.write_bytes((reference / entry["file"]).read_bytes())
 
     class Handler(SimpleHTTPRequestHandler):
         def do_GET(self) -> None:
             served.requested.append(self.path)
-            super().do_GET()
+            status = served.fail_once.pop(self.path.lstrip("/"), None)
+            if status is None:
+                super().do_GET()
+            else:
+                self.send_error(status)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -119,7 +128,7 @@ def test_a_local_file_with_another_checksum_is_replaced(
 def test_a_corrupted_upstream_file_is_refused_naming_it_and_not_written(
     tmp_path: Path, entries: list[dict[str, str]], lock: Path, upstream: Upstream
 ) -> None:
-    corrupted = upstream.url_path(entries[1])
+    corrupted = upstream.file_of(entries[1])
     corrupted.write_bytes(corrupted.read_bytes() + b"\n# appended on the way\n")
     dest = tmp_path / "reference"
     result = _fetch(lock, dest, upstream)
@@ -132,11 +141,31 @@ def test_a_corrupted_upstream_file_is_refused_naming_it_and_not_written(
 def test_a_missing_upstream_file_is_refused_naming_it(
     tmp_path: Path, entries: list[dict[str, str]], lock: Path, upstream: Upstream
 ) -> None:
-    upstream.url_path(entries[2]).unlink()
+    upstream.file_of(entries[2]).unlink()
     result = _fetch(lock, tmp_path / "reference", upstream)
     assert result.returncode == 2
     assert f"{SAMPLE[2]}: cannot download it: " in result.stderr and "HTTP 404" in result.stderr
     assert "Traceback" not in result.stderr
+    # A wrong pointer, not a transient failure: asked once.
+    assert upstream.requested.count("/" + upstream.url_path(entries[2])) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_transient_upstream_failure_is_tried_again(
+    tmp_path: Path,
+    reference: Path,
+    entries: list[dict[str, str]],
+    lock: Path,
+    upstream: Upstream,
+    status: int,
+) -> None:
+    """One PR check downloads every locked file: one rate limit or server error should not fail it."""
+    upstream.fail_once[upstream.url_path(entries[0])] = status
+    dest = tmp_path / "reference"
+    result = _fetch(lock, dest, upstream)
+    assert result.returncode == 0, result.stderr
+    assert upstream.requested.count("/" + upstream.url_path(entries[0])) == 2
+    assert (dest / SAMPLE[0]).read_bytes() == (reference / SAMPLE[0]).read_bytes()
 
 
 def test_a_lock_entry_outside_the_reference_folder_is_refused(
