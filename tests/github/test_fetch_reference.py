@@ -177,3 +177,22 @@ def test_a_lock_entry_outside_the_reference_folder_is_refused(
     assert result.returncode == 2
     assert "files[0]: '../outside.yaml' is not a plain relative path" in result.stderr
     assert upstream.requested == [] and not (tmp_path / "outside.yaml").exists()
+
+
+def test_a_local_file_that_moved_on_and_cannot_be_fetched_says_so(
+    tmp_path: Path, entries: list[dict[str, str]], lock: Path, upstream: Upstream
+) -> None:
+    """A reference copy newer than the lock, offline: the refusal says the lock may be the stale side."""
+    dest = tmp_path / "reference"
+    newer = dest / SAMPLE[2]
+    newer.parent.mkdir(parents=True)
+    newer.write_text("{}\n")
+    upstream.file_of(entries[2]).unlink()
+    result = _fetch(lock, dest, upstream)
+    assert result.returncode == 2
+    assert f"{SAMPLE[2]}: cannot download it: " in result.stderr
+    assert (
+        "not the lock's: if that copy is the newer one, rewrite the lock from it (--write-lock)"
+        in result.stderr
+    )
+    assert newer.read_text() == "{}\n"
