@@ -60,3 +60,10 @@ def test_a_stale_lock_is_reported_by_check(reference: Path, tmp_path: Path) -> N
     result = run("--write-lock", reference, "--check", "--lock", stale)
     assert result.returncode == 1
     assert "run scripts/fetch-reference --write-lock" in result.stdout
+
+
+def test_check_without_a_reference_copy_to_compare_is_a_usage_error() -> None:
+    """`--check` alone used to be ignored: it downloaded instead of comparing, and said nothing."""
+    result = run("--check", "--base-url", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "--check goes with --write-lock DIR" in result.stderr
