@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,11 @@ from typing import Any
 from tests.support.harness import REPO
 
 SCRIPT = REPO / "scripts" / "fetch-reference"
-LOCK = REPO / "scripts" / "reference.lock.json"
-# The reference copy's own documents, which the lock does not list: nothing but the lock's generator reads
-# them, so a fetched copy has none (scripts/fetch-reference, DOCUMENTS).
-DOCUMENTS = frozenset({"SOURCES.md", "SHA256SUMS", "index.json"})
+# The script's own names (its top level defines, its `__main__` guard runs nothing): where the lock is, and
+# the reference copy's own documents, which the lock does not list and a fetched copy does not have.
+_SCRIPT = runpy.run_path(str(SCRIPT))
+LOCK: Path = _SCRIPT["LOCK"]
+DOCUMENTS: frozenset[str] = _SCRIPT["DOCUMENTS"]
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
