@@ -14,7 +14,7 @@ CHECKOV_VENV := .venv-checkov
 POLICY_VENV := .venv-policy
 MUTATION_VENV := .venv-mutation
 
-.PHONY: help setup tools demo test pytest lint typecheck plan plans validate generate mutation lock clean
+.PHONY: help setup tools reference demo test pytest lint typecheck plan plans validate generate mutation lock clean
 
 help:
 	@echo "make demo           the whole loop on this machine (embedded MLflow, plans, validate, serve)"
@@ -23,6 +23,7 @@ help:
 	@echo "make validate       mlplat validate over every app in every environment"
 	@echo "make generate       rewrite the files that list the environments (deploy and promote workflows,"
 	@echo "                    infra/bootstrap/contract.tf.json) from infra/contract.py"
+	@echo "make reference      download ../shared/reference (upstream CRDs, chart defaults) where missing"
 	@echo "make lint           pre-commit's checks: ruff, yamllint, secrets scan, mypy"
 	@echo "make mutation       mutation scores of the gate modules (slow: see README)"
 
@@ -47,10 +48,16 @@ $(MUTATION_VENV)/.installed: scripts/mutation/requirements.txt scripts/mutation/
 	$(MUTATION_VENV)/bin/pip install -q -c scripts/mutation/requirements.lock -r scripts/mutation/requirements.txt
 	@touch $@
 
-setup: $(BIN)/.installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed tools
+setup: $(BIN)/.installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed tools reference
 
 tools:
 	@bash scripts/ensure-tools
+
+# The upstream CRDs, chart defaults and IAM policies the tests and `mlplat validate` read from
+# ../shared/reference: downloaded where missing from the commits scripts/reference.lock.json pins, each
+# checked against its sha256 (files already there with the right checksum are not fetched again).
+reference:
+	$(PYTHON) scripts/fetch-reference
 
 lint: $(BIN)/.installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure

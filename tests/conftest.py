@@ -28,7 +28,10 @@ def repo_root() -> Path:
 def reference() -> Path:
     """../shared/reference: upstream CRDs, chart defaults and schemas, read in place."""
     if not REFERENCE.is_dir():
-        pytest.fail(f"{REFERENCE} is missing: the tests read upstream schemas from ../shared/reference")
+        pytest.fail(
+            f"{REFERENCE} is missing: the tests read upstream schemas from ../shared/reference; "
+            "`make reference` downloads them (scripts/reference.lock.json)"
+        )
     return REFERENCE
 
 

@@ -778,6 +778,26 @@ def test_every_job_running_a_make_target_that_needs_the_system_tools_installs_th
     assert {("pr.yml", "pytest"), ("mutation.yml", "mutation")} <= set(checked), checked
 
 
+def test_every_make_target_that_reads_the_reference_data_fetches_it_first() -> None:
+    """A GitHub runner has no ../shared/reference: the tests stopped at "../shared/reference is missing"
+    and validate reported every custom resource without a schema. pytest (and mutation, which runs the
+    tests) and validate reach `reference`, which runs scripts/fetch-reference."""
+    rules = _make_prerequisites()
+    readers = ("pytest", "test", "mutation", "validate", "demo")
+    assert [t for t in readers if not _reaches(rules, t, "reference")] == []
+    recipe = (REPO / "Makefile").read_text(encoding="utf-8").split("\nreference:\n", 1)[1].split("\n\n")[0]
+    assert "scripts/fetch-reference" in recipe
+
+
+def test_pr_fetches_the_reference_data_before_the_tests_and_validate() -> None:
+    """Its own step (an unreachable upstream is named as such), before `make pytest` and before the
+    validate step, which calls .venv/bin/mlplat directly and so goes through no make target."""
+    runs = [s.get("run", "") for s in _steps(_jobs("pr.yml")["checks"])]
+    fetch = runs.index("make reference")
+    assert fetch < runs.index("make pytest")
+    assert fetch < next(i for i, r in enumerate(runs) if "mlplat validate" in r)
+
+
 def test_the_monitor_image_is_rebuilt_when_any_file_it_copies_changes() -> None:
     """The image copies named infra/ files; one added to the Dockerfile (infra/contract.py) but not
     to the workflow's paths would change the image's code without a build. The ignore files count too
