@@ -170,12 +170,13 @@ def existing_versions(client: Any, name: str) -> dict[str, Any]:
 def next_version(client: Any, name: str) -> str:
     """The number MLflow gives `name`'s next version, or RegistrationError when the registry cannot show it.
 
-    MLflow gives one past the highest number in its table, deleted versions included (mlflow 3.15.1,
-    the server image infra/versions.py pins, mlflow/store/model_registry/sqlalchemy_store.py
-    create_model_version `max(version) + 1` over every row; delete_model_version keeps the row as
-    Deleted_Internal), but no API lists deleted versions (search_model_versions and get_model_version
-    filter them out), so an operator's delete of the newest version makes the visible numbers say one
-    number and MLflow give another: the version made next would name another version's store key.
+    MLflow gives one past the highest number in its table, deleted versions included
+    (mlflow/store/model_registry/sqlalchemy_store.py create_model_version `max(version) + 1` over every
+    row; delete_model_version keeps the row as Deleted_Internal: read in mlflow 3.17.2, the client this
+    repository installs; the server image infra/versions.py pins is 3.15.1), but no API lists deleted
+    versions (search_model_versions and get_model_version filter them out), so an operator's delete of
+    the newest version makes the visible numbers say one number and MLflow give another: the version
+    made next would name another version's store key.
     Such a delete leaves a trace: it sets the registered model's last_updated_time (as do only the
     description, a rename and stage transitions; tags and aliases do not), and nothing later than the
     newest visible version's creation can have reset it without creating a higher version. So the next

@@ -534,8 +534,9 @@ def canary_text(
     """canary.yaml: little more than what differs from the stable predictor (KServe merges it over that).
 
     `stable` is the environment's InferenceService as it renders without a canary. Beyond its model the
-    canary sets its version annotation, its fixed replicas (autoscaler class and count), and raises the stable predictor's replicas by
-    as many where KServe sizes the stable Deployment (see the comments below)."""
+    canary sets its version annotation, its fixed replicas (autoscaler class and count), and raises the
+    stable predictor's replicas by as many where KServe sizes the stable Deployment (see the comments
+    below)."""
     header = (
         f"# {app} in {env}: canary of version {version} beside the stable version of model-version.yaml.\n"
         "# Written by `mlplat promote --canary`; the full rollout (`mlplat promote`) or `mlplat rollback`\n"

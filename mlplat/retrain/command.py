@@ -63,7 +63,8 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
         description="Upload the model and its card to the next version's store key, then register that "
         "version with its lineage tags. Run by hand only while no retraining workflow of the app runs: the "
         "workflow's mutex does not hold this command, and a version registered between a workflow's upload "
-        "and its registration leaves the workflow's model an orphan at its key (README 'Bytes before names').",
+        "and its registration leaves the workflow's model an orphan at its key "
+        "(README 'Bytes before names').",
     )
     step.add_argument("--model", required=True, type=Path)
     step.add_argument("--data", required=True, type=Path)

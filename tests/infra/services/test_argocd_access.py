@@ -20,7 +20,7 @@ def _values(plan: Plan) -> dict[str, Any]:
 
 
 def _documented_port_forward() -> tuple[str, int, int]:
-    """(Service, local port, Service port) of the command docs/alerts.md "Reaching Argo CD" tells operators."""
+    """(Service, local port, Service port) of the port-forward docs/alerts.md "Reaching Argo CD" gives."""
     text = (REPO / "docs" / "alerts.md").read_text()
     section = text[text.index("### Reaching Argo CD") :].split("\n### ", 1)[0]
     (found,) = re.findall(rf"kubectl -n {NAMESPACE} port-forward svc/([\w-]+) (\d+):(\d+)", section)
