@@ -344,6 +344,7 @@ def register_version(
     the run's id."""
     from mlflow.entities import Metric, Param
 
+    expect_next(client, name, version)  # before the run too: a refused version leaves nothing behind
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     run = client.create_run(experiment_id, run_name=f"{name}-v{version}", tags={"mlplat.model": name})
@@ -356,7 +357,6 @@ def register_version(
         client.log_text(run.info.run_id, text, artifact)
     client.set_terminated(run.info.run_id)
     source = model_store.version_uri(name, version)
-    expect_next(client, name, version)
     created = client.create_model_version(name, source=source, run_id=run.info.run_id, tags=tags)
     if created.version != version:
         raise RegistrationError(

@@ -62,9 +62,9 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
         help="register the version with lineage and card",
         description="Upload the model and its card to the next version's store key, then register that "
         "version with its lineage tags. Run by hand only while no retraining workflow of the app runs: the "
-        "workflow's mutex does not hold this command, and a version registered between a workflow's upload "
-        "and its registration leaves the workflow's model an orphan at its key "
-        "(README 'Bytes before names').",
+        "workflow's mutex does not hold this command, which run between a workflow's upload and its "
+        "registration registers the workflow's model as an orphan (never served) and refuses the "
+        "workflow's registration (README 'Bytes before names').",
     )
     step.add_argument("--model", required=True, type=Path)
     step.add_argument("--data", required=True, type=Path)

@@ -224,3 +224,25 @@ def test_a_deleted_newest_version_is_refused_before_anything_is_uploaded_or_regi
         source = model_version_uri(APP, following)
         fixed = client.create_model_version(APP, source=source, tags={example_models.ORPHANED_TAG: "test"})
         assert fixed.version == following
+
+
+def test_a_registration_overtaken_by_a_hand_run_register_is_refused_without_a_stray_version(
+    registry: Registry,
+    fetched: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    candidate: Candidate,
+) -> None:
+    """A hand-run register between a workflow's upload and its registration took the number: the
+    workflow then created the version after it, pointing at the key its own number names."""
+    store = tmp_path / "store"
+    monkeypatch.setenv(model_store.ROOT_ENV, str(store))
+    publish.publish(publish.store_for(None), APP, candidate.version, {"MLmodel": b"the workflow's model\n"})
+    assert _register(registry, fetched, candidate, "56" * 20) == 0  # the hand run: orphan, then the next
+    client = example_models.mlflow_client(registry.url)
+    before = set(example_models.existing_versions(client, APP))
+    with pytest.raises(
+        example_models.RegistrationError, match=f"next version is {int(candidate.version) + 2}"
+    ):
+        example_models.register_version(client, APP, candidate.version, {}, {}, {})  # the workflow, late
+    assert set(example_models.existing_versions(client, APP)) == before
