@@ -8,7 +8,7 @@ values files the tests check our values against.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import Enum
 
 
@@ -161,6 +161,13 @@ class EksCalendar:
         if day < self.standard_ends:
             return EksSupport.STANDARD
         return EksSupport.EXTENDED if day < self.extended_ends else EksSupport.ENDED
+
+
+def calendar_today() -> date:
+    """Today as the support calendar reads it: the UTC day, so a laptop in UTC-8 on the evening before
+    a window ends and the CI runner already past midnight UTC price and warn alike (the EKS API gives
+    these dates as timestamps: DescribeClusterVersions endOfStandardSupportDate, not a local day)."""
+    return datetime.now(UTC).date()
 
 
 # Every version a stack may pin (the keys of EKS_ADDONS). Standard support lasts 14 months from the

@@ -654,7 +654,8 @@ NOT_INCLUDED = (
 def estimate(
     plan: Mapping[str, Any], region: str, log_ingest_gib: int, prices: PriceTable, on: date | None = None
 ) -> Estimate:
-    """Price one plan document in `region`, as billed on day `on` (default today)."""
+    """Price one plan document in `region`, as billed on day `on` (default: the UTC day,
+    infra.versions.calendar_today)."""
     if not isinstance(plan, Mapping) or not isinstance(plan.get("resources"), list):
         raise CostError("not an offline plan: no `resources` list (write one with `mlplat plan`)")
     region_prices = prices.regions.get(region)
@@ -664,7 +665,7 @@ def estimate(
     result = Estimate(str(plan.get("stack", "?")), region)
     try:
         result.lines += [
-            *_control_planes(plan, rates, on or date.today()),
+            *_control_planes(plan, rates, on or versions.calendar_today()),
             *_network(plan, rates, result),
             *_node_groups(plan, rates),
             *_node_pools(plan, rates),
@@ -816,7 +817,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--on",
         type=_day,
         metavar="YYYY-MM-DD",
-        help="price the EKS control planes as billed on this day (their versions' support window; default today)",
+        help="price the EKS control planes as billed on this day (their versions' support window; "
+        "default: today in UTC)",
     )
     parser.set_defaults(func=run)
 

@@ -167,6 +167,41 @@ def existing_versions(client: Any, name: str) -> dict[str, Any]:
     return {v.version: v for v in client.search_model_versions(f"name='{name}'")}
 
 
+def next_version(client: Any, name: str) -> str:
+    """The number MLflow gives `name`'s next version, or RegistrationError when the registry cannot show it.
+
+    MLflow gives one past the highest number in its table, deleted versions included
+    (mlflow/store/model_registry/sqlalchemy_store.py create_model_version `max(version) + 1` over every
+    row; delete_model_version keeps the row as Deleted_Internal: read in mlflow 3.17.2, the client this
+    repository installs; the server image infra/versions.py pins is 3.15.1), but no API lists deleted
+    versions (search_model_versions and get_model_version filter them out), so an operator's delete of
+    the newest version makes the visible numbers say one number and MLflow give another: the version
+    made next would name another version's store key.
+    Such a delete leaves a trace: it sets the registered model's last_updated_time (as do only the
+    description, a rename and stage transitions; tags and aliases do not), and nothing later than the
+    newest visible version's creation can have reset it without creating a higher version. So the next
+    number is known only while the model was last updated by that creation (or by a stage transition,
+    which stamps the version it moved alike); otherwise this refuses before anything is made."""
+    versions = existing_versions(client, name)
+    model = client.get_registered_model(name)
+    newest = max(versions.values(), key=lambda v: int(v.version), default=None)
+    made = newest.creation_timestamp if newest else model.creation_timestamp
+    stamps = {made, *(v.last_updated_timestamp for v in versions.values())}
+    after = int(newest.version) if newest else 0
+    if (model.last_updated_timestamp or 0) > (made or 0) and model.last_updated_timestamp not in stamps:
+        raise RegistrationError(
+            f"{name}: the registered model changed after its newest version {after or '(none)'} was made "
+            f"(a version deleted, or its description edited), and MLflow never gives a deleted number again: "
+            f"if version {after + 1} or above was deleted, the next version would not be {after + 1} and "
+            f"would not name the store key {model_store.version_uri(name, str(after + 1))}. Nothing was "
+            "registered. An admin reads the highest number MLflow gave (`SELECT max(version) FROM "
+            f"model_versions WHERE name = '{name}'` in the registry's database) and registers every number "
+            "from the newest visible one up to it by hand, each pointing at its own store key (tag "
+            f"{ORPHANED_TAG} on keys without a trained model), so the newest version is the highest again"
+        )
+    return str(after + 1)
+
+
 def atomic_save(target: Path, write: Callable[[Path], None]) -> None:
     """Write a store folder in a temp sibling and rename it in place: readers never see half a model."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -309,6 +344,7 @@ def register_version(
     the run's id."""
     from mlflow.entities import Metric, Param
 
+    expect_next(client, name, version)  # before the run too: a refused version leaves nothing behind
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     run = client.create_run(experiment_id, run_name=f"{name}-v{version}", tags={"mlplat.model": name})
@@ -330,6 +366,16 @@ def register_version(
     return str(run.info.run_id)
 
 
+def expect_next(client: Any, name: str, version: str) -> None:
+    """Refuse, before creating it, a version MLflow would number other than `version` (its store key)."""
+    given = next_version(client, name)
+    if given != version:
+        raise RegistrationError(
+            f"{name}: the registry's next version is {given}, but the model was saved as "
+            f"{model_store.version_uri(name, version)}; nothing was registered"
+        )
+
+
 # Tag of a version that records bytes found at its store key which no version named (publish.OccupiedKey):
 # the value says how they were found. Such a version has no lineage, so the registry gate never lets an
 # environment serve it (MLP-REGISTRY-LINEAGE).
@@ -339,15 +385,14 @@ ORPHANED_TAG = "mlplat.orphaned"
 def register_orphan(client: Any, name: str, version: str, found: str) -> None:
     """Name the bytes at `version`'s store key with that version, tagged ORPHANED_TAG with `found`.
 
-    MLflow numbers a model's next version one past the highest it ever gave (deleted ones included:
-    mlflow 3.15.1, the server image infra/versions.py pins, mlflow/store/model_registry/sqlalchemy_store.py
-    create_model_version `max(version) + 1` over every row, delete_model_version keeps the row),
-    so a number whose upload was never registered is the one it gives next, and a key whose bytes
+    MLflow numbers a model's next version one past the highest it ever gave (next_version), so a
+    number whose upload was never registered is the one it gives next, and a key whose bytes
     cannot be replaced would hold retraining at that number for good. Registering the bytes as what
     they are moves the registry past it, and the pipelines may not delete (their MLflow account has
     EDIT, which cannot delete versions: mlflow/server/auth/permissions.py EDIT `can_delete=False`,
     DeleteModelVersion needs it)."""
     source = model_store.version_uri(name, version)
+    expect_next(client, name, version)
     created = client.create_model_version(name, source=source, tags={ORPHANED_TAG: found})
     if created.version != version:
         raise RegistrationError(

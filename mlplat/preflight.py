@@ -460,7 +460,7 @@ def run_checks(
     config: StackConfig, bootstrap: Bootstrap, clients: ClientFactory, today: date | None = None
 ) -> list[Result]:
     """Every check, the caller first: without credentials nothing else is asked."""
-    results = [check_kubernetes_support(config, today or date.today())]
+    results = [check_kubernetes_support(config, today or versions.calendar_today())]
     results += _guard("caller", lambda: check_caller(config, clients))
     results += check_bootstrap(config, bootstrap, clients)
     results += _guard("spot service-linked role", lambda: check_spot_role(config, clients))
@@ -545,7 +545,7 @@ def boto3_clients(region: str) -> ClientFactory:
 def run(
     args: argparse.Namespace,
     clients: Callable[[str], ClientFactory] = boto3_clients,
-    today: Callable[[], date] = date.today,
+    today: Callable[[], date] = versions.calendar_today,
 ) -> int:
     missing = [
         flag

@@ -55,7 +55,7 @@ from infra.contract import (
 from mlplat import checkout, model_store, registry_gate, safe_yaml
 from mlplat.findings import RenderedDoc
 from mlplat.validation import prescreen, routes
-from mlplat.validation.capacity import autoscaler_class
+from mlplat.validation.capacity import AUTOSCALER_CLASS, autoscaler_class
 from mlplat.validation.scaling import EXTERNAL
 
 REPO = registry_gate.REPO
@@ -64,6 +64,7 @@ CANARY_FILE = registry_gate.CANARY_FILE
 CANARY_ROUTE_FILE = "canary-route.yaml"  # the split on the app's HTTPRoute (apps/components/gateway-route)
 KUSTOMIZATION = "kustomization.yaml"
 CANARY_CONTAINER = "kserve-container"  # the container name KServe gives a predictor's model
+FIXED_REPLICAS = "none"  # the KServe autoscaler class that sets a Deployment's replicas to its minReplicas
 
 
 class UsageError(Exception):
@@ -533,8 +534,9 @@ def canary_text(
     """canary.yaml: little more than what differs from the stable predictor (KServe merges it over that).
 
     `stable` is the environment's InferenceService as it renders without a canary. Beyond its model the
-    canary sets its version annotation and its replicas, and raises the stable predictor's replicas by
-    as many where KServe sizes the stable Deployment (see the comments below)."""
+    canary sets its version annotation, its fixed replicas (autoscaler class and count), and raises the
+    stable predictor's replicas by as many where KServe sizes the stable Deployment (see the comments
+    below)."""
     header = (
         f"# {app} in {env}: canary of version {version} beside the stable version of model-version.yaml.\n"
         "# Written by `mlplat promote --canary`; the full rollout (`mlplat promote`) or `mlplat rollback`\n"
@@ -553,9 +555,18 @@ def canary_text(
     # groups by); a predictor annotation wins over the isvc's (kserve/kserve v0.20.0
     # pkg/controller/v1beta1/inferenceservice/components/predictor.go reconcileCanaryDeployments,
     # buildObjectMeta "predictor component > isvc").
+    # The canary's Deployment takes its annotations from the same union, so it would also inherit the
+    # isvc's autoscalerClass; KServe sets a Deployment's replicas only under class `none`
+    # (reconcilers/deployment/deployment_reconciler.go createRawDefaultDeployment), so under `external`
+    # (llm-chat, whose ScaledObject names only the stable Deployment) the canary ran Kubernetes' default
+    # single pod whatever its minReplicas. Every canary is `none`: its Deployment carries exactly the
+    # replicas set below and KServe makes no HPA for it (hpa/hpa_reconciler.go shouldCreateHPA); under
+    # `hpa` it had the same count through an HPA pinned at min = max, as buildCanaryPredictor zeroes
+    # maxReplicas and createHPA raises max to min. The webhook's canary checks (pkg/apis/serving/v1beta1/
+    # inference_service_validation.go validateCanarySpecs) look at no annotation.
     predictor: dict[str, Any] = {
         "name": f"v{version}",
-        "annotations": {MODEL_VERSION_ANNOTATION: version},
+        "annotations": {MODEL_VERSION_ANNOTATION: version, AUTOSCALER_CLASS: FIXED_REPLICAS},
         "model": model,
     }
     stable_min = int(stable_predictor.get("minReplicas", 1))

@@ -75,21 +75,28 @@ ISVC_IGNORE_DIFFERENCES = {
 # `https://<global.domain>` (argo-helm argo-cd-10.1.1 templates/_helpers.tpl `argo-cd.config.cm.presets`,
 # overridden by `configs.cm`), a name nothing routes or resolves. As Argo Workflows does (SSO_REDIRECT).
 SERVER_URL = "http://localhost:8080"
-# Argo CD's built-in roles (argo-cd docs operator-manual/rbac.md "Basic Built-in Roles", builtin-policy.csv):
-# with `policy.default` empty (the chart's default) a user who signs in sees no application at all.
-READ_ONLY_ROLE = "role:readonly"
+# Everyone the identity provider signs in holds at least `policy.default`, which no deny rule takes away
+# (argo-cd v3.4.4 docs/operator-manual/rbac.md "Default Policy for Authenticated Users", which recommends a
+# minimal `role:authenticated`). The built-in `role:readonly` (v3.4.4 assets/builtin-policy.csv) would
+# also show them every application's pod logs (`logs, get, */*`), the clusters, repositories, projects,
+# certificates, accounts and GPG keys; the default role here reads the applications and ApplicationSets
+# only. The admin group keeps the rest: `role:admin` inherits `role:readonly` (`g, role:admin,
+# role:readonly` in the same file). With `policy.default` empty (the chart's default) a signed-in user
+# sees no application at all.
+DEFAULT_ROLE = "role:authenticated"
+DEFAULT_READS = ("applications", "applicationsets")  # `get` on every project's: `*/*`
 ADMIN_ROLE = "role:admin"
 
 
 def rbac_values(argocd: ArgoCdConfig) -> dict[str, str]:
-    """argocd-rbac-cm (`configs.rbac`): every signed-in user reads; the SSO admin group administers.
-    Without SSO the local `admin` account (a superuser, whatever the policy) is the way in."""
-    rbac = {"policy.default": READ_ONLY_ROLE}
+    """argocd-rbac-cm (`configs.rbac`): every signed-in user reads the applications; the SSO admin group
+    administers. Without SSO the local `admin` account (a superuser, whatever the policy) is the way in."""
+    policy = "".join(f"p, {DEFAULT_ROLE}, {resource}, get, */*, allow\n" for resource in DEFAULT_READS)
     if argocd.oidc is not None:
         # `g, <subject>, <role>`: the subject matched against the token's `groups` claim (the chart's
         # `configs.rbac.scopes` default `[groups]`, requested in oidc.config below).
-        rbac["policy.csv"] = f"g, {argocd.oidc.admin_group}, {ADMIN_ROLE}\n"
-    return rbac
+        policy += f"g, {argocd.oidc.admin_group}, {ADMIN_ROLE}\n"
+    return {"policy.default": DEFAULT_ROLE, "policy.csv": policy}
 
 
 def computed_values(argocd: ArgoCdConfig) -> dict[str, Any]:

@@ -56,7 +56,16 @@ def add_steps(parser: argparse.ArgumentParser) -> None:
     step.add_argument("--data", required=True, type=Path)
     step.add_argument("--out", required=True, type=Path)
 
-    step = steps.add_parser("register", parents=[common], help="register the version with lineage and card")
+    step = steps.add_parser(
+        "register",
+        parents=[common],
+        help="register the version with lineage and card",
+        description="Upload the model and its card to the next version's store key, then register that "
+        "version with its lineage tags. Run by hand only while no retraining workflow of the app runs: the "
+        "workflow's mutex does not hold this command, which run between a workflow's upload and its "
+        "registration registers the workflow's model as an orphan (never served) and refuses the "
+        "workflow's registration (README 'Bytes before names').",
+    )
     step.add_argument("--model", required=True, type=Path)
     step.add_argument("--data", required=True, type=Path)
     step.add_argument("--evaluation", required=True, type=Path)

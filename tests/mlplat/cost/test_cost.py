@@ -19,6 +19,7 @@ from infra import versions
 from infra.config import ENVIRONMENTS, load_environment
 from mlplat.cost import CLAIMS, CostError, estimate, load_prices, price_plan, render_diff
 from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
+from tests.support.clock import either_side_of_utc_midnight, stopped_clock
 from tests.support.prices import price_table
 
 PlanFor = Callable[[str], dict[str, Any]]
@@ -575,3 +576,15 @@ def test_prod_without_a_budget_is_refused(repo_root: Path, tmp_path: Path) -> No
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "cost.max_monthly_usd: prod has a budget the plan is held to" in result.stderr, result.stderr
+
+
+def test_the_support_window_is_the_utc_days_not_the_machines(
+    prices: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The estimate read the local day: ahead of UTC it billed extended support a day early, and a
+    laptop and the CI runner priced the same plan differently around midnight."""
+    ends = versions.EKS_SUPPORT_CALENDAR["1.34"].standard_ends
+    for instant, window in zip(either_side_of_utc_midnight(ends), ("standard", "extended"), strict=True):
+        with stopped_clock(monkeypatch, instant):
+            item = _line(estimate(small_plan(), "xx-test-1", 20, prices), "EKS control plane").item
+        assert f"{window} support" in item, (instant, item)

@@ -18,6 +18,7 @@ from infra import versions
 from infra.config import ConfigError, GpuConfig, GpuPoolConfig, StackConfig, load_environment
 from mlplat import preflight
 from mlplat.cli import main
+from tests.support.clock import either_side_of_utc_midnight, stopped_clock
 
 ACCOUNT = "111111111111"
 REGION = "eu-west-1"
@@ -607,3 +608,16 @@ def test_bad_stack_config_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: Any) 
     monkeypatch.setattr(preflight, "load_environment", broken)
     assert preflight.run(args(), clients=lambda region: Account()) == 2
     assert "mlplat:gpu.pools: unknown key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("minute", [0, 1], ids=["before-utc-midnight", "after-utc-midnight"])
+def test_preflight_reads_the_support_calendar_on_the_utc_day(
+    account: Account, dev_stack: None, capsys: Any, monkeypatch: pytest.MonkeyPatch, minute: int
+) -> None:
+    """Preflight read the local day: ahead of UTC it warned of extended support a day early."""
+    instant = either_side_of_utc_midnight(versions.EKS_SUPPORT_CALENDAR[K8S].standard_ends)[minute]
+    full_account(account)
+    with stopped_clock(monkeypatch, instant):
+        assert preflight.run(args(), clients=lambda region: account) == 0
+    warned = "EXTENDED support since" in capsys.readouterr().out
+    assert warned == (minute == 1), instant

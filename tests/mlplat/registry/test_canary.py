@@ -21,6 +21,8 @@ import yaml
 from infra.contract import MODEL_VERSION_ANNOTATION
 from mlplat import promote, registry_gate
 from mlplat.findings import RenderedDoc
+from mlplat.validation.capacity import AUTOSCALER_CLASS, autoscaler_class
+from mlplat.validation.scaling import EXTERNAL
 from tests.support.canary import CANARY, CANARY_ROUTE, KUSTOMIZATION, PROD, add_canary_by_hand, stable, uri
 from tests.support.validate_helpers import REPO, copy_repo, run_json
 
@@ -49,9 +51,12 @@ def canary_cli(registry: Registry, root: Path, percent: str = "10", *extra: str)
     )
 
 
-def render(root: Path, kind: str = "InferenceService") -> dict[str, Any]:
+def render(root: Path, kind: str = "InferenceService", app: str = APP) -> dict[str, Any]:
     out = subprocess.run(
-        ["kubectl", "kustomize", str(root / PROD)], capture_output=True, text=True, check=True
+        ["kubectl", "kustomize", str(root / "apps" / app / "overlays" / "prod")],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     (found,) = [d for d in yaml.safe_load_all(out) if d and d.get("kind") == kind]
     doc: dict[str, Any] = found
@@ -130,7 +135,8 @@ def test_canary_promote_writes_two_files_renders_valid_and_rolls_back(
                 "trafficPercent": 10,
                 "predictor": {
                     "name": "v2",
-                    "annotations": {"mlplat/model-version": "2"},
+                    # its own version, and replicas fixed at minReplicas whatever the app's autoscaler
+                    "annotations": {"mlplat/model-version": "2", AUTOSCALER_CLASS: "none"},
                     "model": {
                         "name": "kserve-container",
                         "modelFormat": {"name": "mlflow"},  # the stable predictor's
@@ -468,17 +474,58 @@ def test_promote_canary_zero_is_an_ab_split(
     assert tree_digest(repo_copy) == before
 
 
+def add_canary(repo: Path, app: str, percent: int) -> Path:
+    """A prod canary of the next version of `app` as promote --canary writes it; the prod overlay."""
+    prod = repo / "apps" / app / "overlays" / "prod"
+    stable_version = promote.read_overlay(repo, app, "prod").version
+    version = str(int(stable_version) + 1)
+    text = promote.canary_text(
+        app, app, "prod", version, percent, f"s3://mlplat-models/{app}/{version}", stable(repo, app)
+    )
+    promote.apply_changes([
+        promote.Change(prod / promote.CANARY_FILE, text),
+        promote.Change(prod / promote.CANARY_ROUTE_FILE, promote.canary_route_text(app, app, "prod", stable_version, version, percent)),
+        promote.Change(prod / promote.KUSTOMIZATION, promote.kustomization_with_canary(prod / promote.KUSTOMIZATION, repo, add=True)),
+    ])  # fmt: skip
+    return prod
+
+
 def kserve_replicas(isvc: dict[str, Any]) -> tuple[int, list[int]]:
-    """(stable, [each canary]) minimum replicas KServe v0.20.0 runs for a rendered InferenceService:
-    a canary gets its minReplicas or ceil(stable * percent / 100), the stable Deployment minReplicas
-    less every canary's, floor 1 (pkg/controller/v1beta1/inferenceservice/components/predictor.go
-    canaryReplicaCount, reconcileRawDeployment)."""
+    """(stable, [each canary]) minimum replicas KServe v0.20.0 runs for a rendered InferenceService
+    (pkg/controller/v1beta1/inferenceservice/): a canary asks for its minReplicas or
+    ceil(stable * percent / 100) (components/predictor.go canaryReplicaCount); its Deployment has the
+    isvc's annotations under its predictor's (predictor.go buildObjectMeta), and gets those replicas
+    under class `none` (reconcilers/deployment/deployment_reconciler.go createRawDefaultDeployment) or
+    `hpa` (an HPA at min = max: predictor.go buildCanaryPredictor zeroes maxReplicas, hpa/hpa_reconciler.go
+    createHPA raises max to min), but Kubernetes' default of one under `external`, where no ScaledObject
+    names it. The stable Deployment runs minReplicas less every canary's ask, floor 1
+    (reconcileRawDeployment), except under `external`, where KEDA holds it at its ScaledObject's
+    minimum, which validate keeps equal to minReplicas (MLP-SCALING-BOUNDS)."""
+    annotations = isvc["metadata"].get("annotations", {})
     stable = isvc["spec"]["predictor"].get("minReplicas", 1)
-    canaries = [
-        c["predictor"].get("minReplicas", -(-stable * c["trafficPercent"] // 100))
-        for c in isvc["spec"].get("canary", [])
-    ]
-    return (max(stable - sum(canaries), 1) if canaries else stable), canaries
+    asked: list[int] = []
+    runs: list[int] = []
+    for canary in isvc["spec"].get("canary", []):
+        asked.append(canary["predictor"].get("minReplicas", -(-stable * canary["trafficPercent"] // 100)))
+        klass = {**annotations, **canary["predictor"].get("annotations", {})}.get(AUTOSCALER_CLASS, "hpa")
+        assert klass in ("none", "hpa", EXTERNAL), f"canary autoscaler class {klass} is not modelled here"
+        runs.append(1 if klass == EXTERNAL else asked[-1])
+    if autoscaler_class(isvc) == EXTERNAL or not asked:
+        return stable, runs
+    return max(stable - sum(asked), 1), runs
+
+
+@pytest.mark.parametrize("app", sorted(p.parent.parent.name for p in REPO.glob("apps/*/overlays/prod")))
+def test_a_canary_runs_the_replicas_it_asks_for_whatever_the_apps_autoscaler(
+    app: str, tmp_path: Path
+) -> None:
+    """llm-chat's canary inherited the InferenceService's autoscalerClass external: KServe left its
+    Deployment at one pod and no ScaledObject scaled it, so a 60 % canary ran on one GPU pod."""
+    repo = copy_repo(tmp_path)
+    add_canary(repo, app, 60)
+    isvc = render(repo, app=app)
+    (canary,) = isvc["spec"]["canary"]
+    assert kserve_replicas(isvc)[1] == [canary["predictor"]["minReplicas"]]
 
 
 @pytest.mark.parametrize("percent", [0, 10, 60])
@@ -517,16 +564,6 @@ def test_every_apps_prod_canary_passes_validate(
     """The canary's raised replicas stay inside what validate holds prod to: a KEDA-scaled app keeps
     its InferenceService minimum equal to its ScaledObject's (MLP-SCALING-BOUNDS), the others min <= max."""
     repo = copy_repo(tmp_path)
-    prod = repo / "apps" / app / "overlays" / "prod"
-    version = str(int(promote.read_overlay(repo, app, "prod").version) + 1)
-    text = promote.canary_text(
-        app, app, "prod", version, percent, f"s3://mlplat-models/{app}/{version}", stable(repo, app)
-    )
-    stable_version = promote.read_overlay(repo, app, "prod").version
-    promote.apply_changes([
-        promote.Change(prod / promote.CANARY_FILE, text),
-        promote.Change(prod / promote.CANARY_ROUTE_FILE, promote.canary_route_text(app, app, "prod", stable_version, version, percent)),
-        promote.Change(prod / promote.KUSTOMIZATION, promote.kustomization_with_canary(prod / promote.KUSTOMIZATION, repo, add=True)),
-    ])  # fmt: skip
+    prod = add_canary(repo, app, percent)
     code, report = run_json(capsys, str(prod), "--repo", str(repo), "--env", "prod")
     assert (code, report["findings"]) == (0, [])

@@ -192,3 +192,57 @@ def test_a_run_whose_registration_failed_after_the_upload_does_not_stop_the_next
     assert _tags(registry, following)[lineage.CODE_COMMIT] == "cd" * 20
     assert example_models.ORPHANED_TAG in _tags(registry, candidate.version)
     assert publish.version_files(store / APP / candidate.version) == left  # nothing overwritten
+
+
+def test_a_deleted_newest_version_is_refused_before_anything_is_uploaded_or_registered(
+    registry: Registry,
+    fetched: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    candidate: Candidate,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An operator deleted the newest version: the visible numbers said N, MLflow gave N + 1, so the
+    orphan recovery created a version pointing at another number's store key and only then noticed."""
+    store = tmp_path / "store"
+    monkeypatch.setenv(model_store.ROOT_ENV, str(store))
+    assert _register(registry, fetched, candidate, "12" * 20) == 0
+    client = example_models.mlflow_client(registry.url)
+    client.delete_model_version(APP, candidate.version)  # its bytes stay at its key
+    try:
+        capsys.readouterr()
+        assert _register(registry, fetched, candidate, "34" * 20) == 2
+        err = capsys.readouterr().err
+        assert "deleted" in err and model_version_uri(APP, candidate.version) in err, err
+        assert example_models.existing_versions(client, APP).keys() < {candidate.version} | {
+            str(n) for n in range(1, int(candidate.version))
+        }  # nothing registered
+        assert sorted(p.name for p in (store / APP).iterdir()) == [candidate.version]  # nothing uploaded
+    finally:
+        # The operator's fix, so the session's registry numbers as the store again for the next tests.
+        following = str(int(candidate.version) + 1)
+        source = model_version_uri(APP, following)
+        fixed = client.create_model_version(APP, source=source, tags={example_models.ORPHANED_TAG: "test"})
+        assert fixed.version == following
+
+
+def test_a_registration_overtaken_by_a_hand_run_register_is_refused_without_a_stray_version(
+    registry: Registry,
+    fetched: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    candidate: Candidate,
+) -> None:
+    """A hand-run register between a workflow's upload and its registration took the number: the
+    workflow then created the version after it, pointing at the key its own number names."""
+    store = tmp_path / "store"
+    monkeypatch.setenv(model_store.ROOT_ENV, str(store))
+    publish.publish(publish.store_for(None), APP, candidate.version, {"MLmodel": b"the workflow's model\n"})
+    assert _register(registry, fetched, candidate, "56" * 20) == 0  # the hand run: orphan, then the next
+    client = example_models.mlflow_client(registry.url)
+    before = set(example_models.existing_versions(client, APP))
+    with pytest.raises(
+        example_models.RegistrationError, match=f"next version is {int(candidate.version) + 2}"
+    ):
+        example_models.register_version(client, APP, candidate.version, {}, {}, {})  # the workflow, late
+    assert set(example_models.existing_versions(client, APP)) == before
