@@ -168,38 +168,24 @@ def existing_versions(client: Any, name: str) -> dict[str, Any]:
 
 
 def next_version(client: Any, name: str) -> str:
-    """The number MLflow gives `name`'s next version, or RegistrationError when the registry cannot show it.
-
-    MLflow gives one past the highest number in its table, deleted versions included
+    """One past the highest version the registry shows: the number a new version gets unless a newer
+    one was deleted. MLflow gives one past the highest number in its table, deleted versions included
     (mlflow/store/model_registry/sqlalchemy_store.py create_model_version `max(version) + 1` over every
     row; delete_model_version keeps the row as Deleted_Internal: read in mlflow 3.17.2, the client this
-    repository installs; the server image infra/versions.py pins is 3.15.1), but no API lists deleted
-    versions (search_model_versions and get_model_version filter them out), so an operator's delete of
-    the newest version makes the visible numbers say one number and MLflow give another: the version
-    made next would name another version's store key.
-    Such a delete leaves a trace: it sets the registered model's last_updated_time (as do only the
-    description, a rename and stage transitions; tags and aliases do not), and nothing later than the
-    newest visible version's creation can have reset it without creating a higher version. So the next
-    number is known only while the model was last updated by that creation (or by a stage transition,
-    which stamps the version it moved alike); otherwise this refuses before anything is made."""
-    versions = existing_versions(client, name)
-    model = client.get_registered_model(name)
-    newest = max(versions.values(), key=lambda v: int(v.version), default=None)
-    made = newest.creation_timestamp if newest else model.creation_timestamp
-    stamps = {made, *(v.last_updated_timestamp for v in versions.values())}
-    after = int(newest.version) if newest else 0
-    if (model.last_updated_timestamp or 0) > (made or 0) and model.last_updated_timestamp not in stamps:
-        raise RegistrationError(
-            f"{name}: the registered model changed after its newest version {after or '(none)'} was made "
-            f"(a version deleted, or its description edited), and MLflow never gives a deleted number again: "
-            f"if version {after + 1} or above was deleted, the next version would not be {after + 1} and "
-            f"would not name the store key {model_store.version_uri(name, str(after + 1))}. Nothing was "
-            "registered. An admin reads the highest number MLflow gave (`SELECT max(version) FROM "
-            f"model_versions WHERE name = '{name}'` in the registry's database) and registers every number "
-            "from the newest visible one up to it by hand, each pointing at its own store key (tag "
-            f"{ORPHANED_TAG} on keys without a trained model), so the newest version is the highest again"
-        )
-    return str(after + 1)
+    repository installs; the server image infra/versions.py pins is 3.15.1), and no API lists deleted
+    versions, so that case is only seen once a version is created (DELETED_NEWER below). A guess from the
+    model's last-update time was tried and dropped: a description edited in MLflow's UI stamps it too,
+    and would have stopped retraining for good."""
+    return str(max((int(n) for n in existing_versions(client, name)), default=0) + 1)
+
+
+# What a created version numbered past its store key means, and what an operator does about it.
+DELETED_NEWER = (
+    "MLflow numbers past every version it ever gave, deleted ones included, so a newer version was "
+    "probably deleted. The version it created is tagged mlplat.orphaned and carries no lineage, so the "
+    "registry gate serves it nowhere; keep it (deleting it would skip another number) and run again: "
+    "the next version takes the number after it, and its store key matches"
+)
 
 
 def atomic_save(target: Path, write: Callable[[Path], None]) -> None:
@@ -357,17 +343,25 @@ def register_version(
         client.log_text(run.info.run_id, text, artifact)
     client.set_terminated(run.info.run_id)
     source = model_store.version_uri(name, version)
-    created = client.create_model_version(name, source=source, run_id=run.info.run_id, tags=tags)
+    # Created bare and tagged once its number is known good: a version numbered past its store key must
+    # never carry this model's lineage, which is what the registry gate serves by.
+    created = client.create_model_version(name, source=source, run_id=run.info.run_id)
     if created.version != version:
-        raise RegistrationError(
-            f"{name}: registry created version {created.version} but the model was saved as {source}; "
-            "delete the stray version or the store folder and run again"
+        client.set_model_version_tag(
+            name, created.version, ORPHANED_TAG, f"numbered past its store key {source}"
         )
+        raise RegistrationError(
+            f"{name}: registry created version {created.version} but the model was saved as {source}. "
+            + DELETED_NEWER
+        )
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
     return str(run.info.run_id)
 
 
 def expect_next(client: Any, name: str, version: str) -> None:
-    """Refuse, before creating it, a version MLflow would number other than `version` (its store key)."""
+    """Refuse, before creating anything, a version the registry already shows is past `version` (its
+    store key): e.g. a hand-run register took the number between this run's upload and its registration."""
     given = next_version(client, name)
     if given != version:
         raise RegistrationError(
@@ -396,8 +390,8 @@ def register_orphan(client: Any, name: str, version: str, found: str) -> None:
     created = client.create_model_version(name, source=source, tags={ORPHANED_TAG: found})
     if created.version != version:
         raise RegistrationError(
-            f"{name}: registry created version {created.version} for the unregistered model at {source}; "
-            "its numbering is past the store's: have an operator look at both before running again"
+            f"{name}: registry created version {created.version} for the unregistered model at {source}. "
+            + DELETED_NEWER
         )
 
 

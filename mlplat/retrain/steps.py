@@ -255,7 +255,7 @@ def register(
                 return number, True
         rows = {"train": len(frames.x_train), "test": len(frames.x_test)}
         store = publish.store_for(store_root)
-        next_number = int(example_models.next_version(client, app))  # deleted versions are not in `existing`
+        next_number = int(example_models.next_version(client, app))
         while True:
             number = str(next_number)
             text = card.render(app, number, tags, evaluation, value, f"test.csv of {record['uri']}", rows)

@@ -8,6 +8,7 @@ absence of a stubbed PutObject).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -194,36 +195,38 @@ def test_a_run_whose_registration_failed_after_the_upload_does_not_stop_the_next
     assert publish.version_files(store / APP / candidate.version) == left  # nothing overwritten
 
 
-def test_a_deleted_newest_version_is_refused_before_anything_is_uploaded_or_registered(
+@pytest.mark.parametrize("bytes_kept", [True, False], ids=["store-key-kept", "store-key-cleared-too"])
+def test_a_deleted_newest_version_costs_one_orphaned_number_not_retraining(
     registry: Registry,
     fetched: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     candidate: Candidate,
     capsys: pytest.CaptureFixture[str],
+    bytes_kept: bool,
 ) -> None:
     """An operator deleted the newest version: the visible numbers said N, MLflow gave N + 1, so the
-    orphan recovery created a version pointing at another number's store key and only then noticed."""
+    version created pointed at another number's store key, with the new model's lineage on it."""
     store = tmp_path / "store"
     monkeypatch.setenv(model_store.ROOT_ENV, str(store))
     assert _register(registry, fetched, candidate, "12" * 20) == 0
     client = example_models.mlflow_client(registry.url)
-    client.delete_model_version(APP, candidate.version)  # its bytes stay at its key
-    try:
-        capsys.readouterr()
-        assert _register(registry, fetched, candidate, "34" * 20) == 2
-        err = capsys.readouterr().err
-        assert "deleted" in err and model_version_uri(APP, candidate.version) in err, err
-        assert example_models.existing_versions(client, APP).keys() < {candidate.version} | {
-            str(n) for n in range(1, int(candidate.version))
-        }  # nothing registered
-        assert sorted(p.name for p in (store / APP).iterdir()) == [candidate.version]  # nothing uploaded
-    finally:
-        # The operator's fix, so the session's registry numbers as the store again for the next tests.
-        following = str(int(candidate.version) + 1)
-        source = model_version_uri(APP, following)
-        fixed = client.create_model_version(APP, source=source, tags={example_models.ORPHANED_TAG: "test"})
-        assert fixed.version == following
+    client.delete_model_version(APP, candidate.version)
+    if not bytes_kept:
+        shutil.rmtree(store / APP / candidate.version)
+    capsys.readouterr()
+    assert _register(registry, fetched, candidate, "34" * 20) == 2
+    err = capsys.readouterr().err
+    assert "deleted" in err and model_version_uri(APP, candidate.version) in err, err
+    stray = max(example_models.existing_versions(client, APP), key=int)
+    assert stray == str(int(candidate.version) + 1)
+    tags = _tags(registry, stray)
+    assert example_models.ORPHANED_TAG in tags and lineage.CODE_COMMIT not in tags, tags  # served nowhere
+    # Nothing else to do: the next run numbers after the stray, and its store key matches.
+    assert _register(registry, fetched, candidate, "78" * 19 + ("a1" if bytes_kept else "b2")) == 0
+    following = max(example_models.existing_versions(client, APP), key=int)
+    assert following == str(int(stray) + 1)
+    assert _tags(registry, following)[lineage.CODE_COMMIT] == "78" * 19 + ("a1" if bytes_kept else "b2")
 
 
 def test_a_registration_overtaken_by_a_hand_run_register_is_refused_without_a_stray_version(
