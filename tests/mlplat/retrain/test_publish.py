@@ -63,6 +63,14 @@ def candidate(registry: Registry, fetched: Path, tmp_path: Path) -> Candidate:
     return Candidate(model, scores, str(max((int(n) for n in existing), default=0) + 1))
 
 
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The model store as a local folder (MLPLAT_MODEL_STORE_ROOT), as the demo and these tests use it."""
+    root = tmp_path / "store"
+    monkeypatch.setenv(model_store.ROOT_ENV, str(root))
+    return root
+
+
 def _register(registry: Registry, fetched: Path, candidate: Candidate, commit: str) -> int:
     return register(
         candidate.model, candidate.scores, fetched, registry.url,
@@ -170,14 +178,12 @@ def test_a_model_nobody_registered_in_the_bucket_is_kept_recorded_and_passed_ove
 def test_a_run_whose_registration_failed_after_the_upload_does_not_stop_the_next_runs(
     registry: Registry,
     fetched: Path,
-    tmp_path: Path,
+    store: Path,
     monkeypatch: pytest.MonkeyPatch,
     candidate: Candidate,
 ) -> None:
     """The registry failed after the upload: the key held bytes no version named, MLflow kept giving
     that number, and every later run was refused at it for good."""
-    store = tmp_path / "store"
-    monkeypatch.setenv(model_store.ROOT_ENV, str(store))
     with monkeypatch.context() as failing:
 
         def registry_down(*args: object, **kwargs: object) -> str:
@@ -199,16 +205,13 @@ def test_a_run_whose_registration_failed_after_the_upload_does_not_stop_the_next
 def test_a_deleted_newest_version_costs_one_orphaned_number_not_retraining(
     registry: Registry,
     fetched: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    store: Path,
     candidate: Candidate,
     capsys: pytest.CaptureFixture[str],
     bytes_kept: bool,
 ) -> None:
     """An operator deleted the newest version: the visible numbers said N, MLflow gave N + 1, so the
     version created pointed at another number's store key, with the new model's lineage on it."""
-    store = tmp_path / "store"
-    monkeypatch.setenv(model_store.ROOT_ENV, str(store))
     assert _register(registry, fetched, candidate, "12" * 20) == 0
     client = example_models.mlflow_client(registry.url)
     client.delete_model_version(APP, candidate.version)
@@ -223,23 +226,21 @@ def test_a_deleted_newest_version_costs_one_orphaned_number_not_retraining(
     tags = _tags(registry, stray)
     assert example_models.ORPHANED_TAG in tags and lineage.CODE_COMMIT not in tags, tags  # served nowhere
     # Nothing else to do: the next run numbers after the stray, and its store key matches.
-    assert _register(registry, fetched, candidate, "78" * 19 + ("a1" if bytes_kept else "b2")) == 0
+    commit = "78" * 19 + ("a1" if bytes_kept else "b2")
+    assert _register(registry, fetched, candidate, commit) == 0
     following = max(example_models.existing_versions(client, APP), key=int)
     assert following == str(int(stray) + 1)
-    assert _tags(registry, following)[lineage.CODE_COMMIT] == "78" * 19 + ("a1" if bytes_kept else "b2")
+    assert _tags(registry, following)[lineage.CODE_COMMIT] == commit
 
 
 def test_a_registration_overtaken_by_a_hand_run_register_is_refused_without_a_stray_version(
     registry: Registry,
     fetched: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    store: Path,
     candidate: Candidate,
 ) -> None:
     """A hand-run register between a workflow's upload and its registration took the number: the
     workflow then created the version after it, pointing at the key its own number names."""
-    store = tmp_path / "store"
-    monkeypatch.setenv(model_store.ROOT_ENV, str(store))
     publish.publish(publish.store_for(None), APP, candidate.version, {"MLmodel": b"the workflow's model\n"})
     assert _register(registry, fetched, candidate, "56" * 20) == 0  # the hand run: orphan, then the next
     client = example_models.mlflow_client(registry.url)
