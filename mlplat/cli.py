@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setattr(args, checkout.DEST, root)
     try:
         code: int = args.func(args)
+    except checkout.NotACheckout as err:  # a command that reads its files from beside its own code
+        print(f"mlplat {args.command}: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mlplat: interrupted", file=sys.stderr)
         return 130

@@ -35,6 +35,7 @@ from infra import versions
 from infra.contract import ENVIRONMENTS
 from infra.instance_types import NODE_SHAPES, NodeShape
 from infra.stack_file import ConfigError, parse_stack_yaml
+from mlplat import checkout
 
 PRICES = Path(__file__).resolve().parent / "cost_prices.yaml"
 
@@ -834,6 +835,8 @@ def run(args: argparse.Namespace) -> int:
     from infra.config import ConfigError
     from mlplat.plan import PlanError, run_program
 
+    # The stack files it checks budgets against are read from beside the code that runs (infra.config).
+    checkout.own_code(args, "mlplat cost reads the stack files beside its own code")
     try:
         prices = load_prices()
         if args.diff:

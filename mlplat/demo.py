@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.contract import ENVIRONMENTS, MODEL_VERSION_ANNOTATION
-from mlplat import example_models, model_store, registry_gate
+from mlplat import checkout, example_models, model_store, registry_gate
 from mlplat.mlflow_server import MlflowServer, free_port, stop_process_group, wait_http
 
 REPO = registry_gate.REPO
@@ -670,5 +670,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    checkout.own_code(args, "the demo runs the apps, stack files and program beside its own code")
     with _sigterm_as_interrupt():
         return Demo(args.workdir.resolve()).run()

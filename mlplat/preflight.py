@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 
 from infra import versions
 from infra.config import ENVIRONMENTS, ConfigError, StackConfig, load_environment
+from mlplat import checkout
 
 PULUMI_PROJECT = "mlplat"
 # Karpenter v1.14.1 resolves `al2023@<version>` to this SSM public parameter per architecture and
@@ -562,6 +563,7 @@ def run(
             file=sys.stderr,
         )
         return 2
+    checkout.own_code(args, "mlplat preflight checks the stack file beside its own code")
     try:
         config = load_environment(args.env)
         bootstrap = Bootstrap.from_urls(args.backend_url, args.secrets_provider, args.name_prefix)

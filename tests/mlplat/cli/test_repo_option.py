@@ -104,12 +104,25 @@ def test_validate_judges_the_repo_tree_not_the_installed_checkout(
     assert "MLP-PATCH-UNMATCHED" in capsys.readouterr().out
 
 
-def test_plan_of_a_tree_without_code_is_refused_and_writes_nowhere(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan", "--env", "dev", "--no-policies"],
+        ["cost", "--env", "dev"],
+        ["preflight", "--env", "dev", "--backend-url", "s3://b", "--secrets-provider", "awskms://k"],
+        ["demo", "--workdir", "WORKDIR"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_a_command_reading_files_beside_its_code_refuses_a_tree_without_code_and_writes_nowhere(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """These read the stack files (and the demo everything) from beside the code that runs: given a tree
+    of apps and stack files only, they judged the installed checkout's files instead."""
     tree = data_tree(tmp_path / "tree")
     before, installed = digest(tree), installed_state()
-    assert cli.main(["--repo", str(tree), "plan", "--env", "dev", "--no-policies"]) == 2
+    argv = [str(tmp_path / "demo") if a == "WORKDIR" else a for a in command]
+    assert cli.main(["--repo", str(tree), *argv]) == 2
     assert f"{tree} holds no mlplat code of its own" in capsys.readouterr().err
     assert digest(tree) == before
     assert installed_state() == installed, "the installed checkout's build/plan was written to"
