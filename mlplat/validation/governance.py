@@ -92,7 +92,8 @@ APP_PATH_RULES: dict[str, Callable[[str], tuple[str, str]]] = {
     "MLP-APP-LAYOUT": lambda problem: (
         f"{problem}: "
         + (
-            "every environment's ApplicationSet would deploy its overlays as an app named `components`"
+            "the shared components are kustomize Components, not an app: every environment's ApplicationSet "
+            "excludes this folder, so nothing in it is ever deployed"
             if problem == COMPONENTS_AS_APP
             else "no environment's ApplicationSet deploys this folder as an app"
         ),

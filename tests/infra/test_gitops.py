@@ -11,7 +11,10 @@ import pytest
 import yaml
 
 from infra.config import ConfigError, StackConfig, load_environment
+from infra.contract import ENVIRONMENTS
 from infra.gitops import TEMPLATE, ModelApps, TemplateError, render
+from mlplat.validation.argocd import path_match
+from mlplat.validation.targets import COMPONENTS
 from tests.support.checkout_copy import (
     add_environment_to_the_contract,
     checkout_copy,
@@ -259,6 +262,23 @@ def test_every_environment_renders_every_placeholder() -> None:
             assert resource.inputs["metadata"]["name"] == f"models-{env}", resource.urn
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_an_overlays_folder_among_the_shared_components_never_becomes_an_application(env: str) -> None:
+    """`apps/*/overlays/<env>` also matches the shared components' folder: an overlays/ folder there
+    (validate refuses it, but an admin's direct push is not validated) made every environment deploy the
+    components as an app named `components`. Judged as the git directory generator does: Go's
+    path.Match, and an exclude wins over every include (argo-cd v3.5.1 Generators-Git.md)."""
+    appset = _one(build(env), "ApplicationSet")
+    (git,) = [g["git"] for g in appset.inputs["spec"]["generators"]]
+
+    def generated(folder: str) -> bool:
+        matching = [d for d in git["directories"] if path_match(d["path"], folder)]
+        return bool(matching) and not any(d.get("exclude") for d in matching)
+
+    assert not generated(f"{COMPONENTS}/overlays/{env}"), appset.urn
+    assert generated(f"apps/iris-classifier/overlays/{env}"), appset.urn
+
+
 def test_renaming_the_contracts_environment_label_renames_it_on_every_application(tmp_path: Path) -> None:
     """One edit of infra/contract.py: the ApplicationSets stamp the new label on the Applications."""
     repo = checkout_copy(tmp_path / "checkout")
@@ -316,7 +336,10 @@ def test_adding_an_environment_needs_no_argocd_file_and_plan_and_validate_accept
     assert argocd["AppProject"]["inputs"]["metadata"]["name"] == "models-qa", argocd["AppProject"]["urn"]
     appset = argocd["ApplicationSet"]
     (generator,) = appset["inputs"]["spec"]["generators"]
-    assert generator["git"]["directories"] == [{"path": "apps/*/overlays/qa"}], appset["urn"]
+    assert generator["git"]["directories"] == [
+        {"path": "apps/*/overlays/qa"},
+        {"path": "apps/components/overlays/qa", "exclude": True},
+    ], appset["urn"]
     assert appset["inputs"]["spec"]["template"]["spec"]["project"] == "models-qa", appset["urn"]
 
     validate = mlplat(

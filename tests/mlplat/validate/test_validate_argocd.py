@@ -57,7 +57,10 @@ def test_applicationset_shape(env: str) -> None:
     assert spec["goTemplate"] is True and spec["goTemplateOptions"] == ["missingkey=error"]
     (generator,) = spec["generators"]
     assert generator["git"]["repoURL"] == repo_url(env)
-    assert generator["git"]["directories"] == [{"path": f"apps/*/overlays/{env}"}]
+    assert generator["git"]["directories"] == [
+        {"path": f"apps/*/overlays/{env}"},
+        {"path": f"apps/components/overlays/{env}", "exclude": True},
+    ]
     assert spec["syncPolicy"]["preserveResourcesOnDeletion"] is True
     template = spec["template"]
     assert template["metadata"]["name"] == "{{index .path.segments 1}}"
