@@ -35,7 +35,7 @@ from mlplat.cost import CostError, PriceTable, dearest_gpu_month, load_prices
 from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation import UsageError, capacity, prescreen, within
 from mlplat.validation.render import SourceIndex, render
-from mlplat.validation.targets import Target, app_targets, changed_files, git_lines
+from mlplat.validation.targets import Target, app_targets, changed_files, git_lines, git_output
 
 if TYPE_CHECKING:
     from infra.config import StackConfig
@@ -168,7 +168,8 @@ def _base_costs(
         return {}, set(), []
     # The same git runner --changed uses: a failure is a UsageError naming the command.
     commit = git_lines(root, "merge-base", base, "HEAD")[0]
-    present = set(git_lines(root, "ls-tree", "-d", "--name-only", commit, "--", "apps/"))
+    # `-z`: verbatim names, as changed_files lists them (git quotes a name with bytes above 0x80).
+    present = set(git_output(root, "ls-tree", "-d", "--name-only", "-z", commit, "--", "apps/").split("\0"))
     wanted = [f"apps/{a}" for a in apps if f"apps/{a}" in present]
     if not wanted:
         return {}, set(), []

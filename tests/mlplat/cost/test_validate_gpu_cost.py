@@ -52,10 +52,10 @@ def _commit(repo: Path) -> None:
     subprocess.run(git, cwd=repo, check=True)
 
 
-def _max_replicas(repo: Path, old: int, new: int) -> None:
+def _max_replicas(repo: Path, old: int, new: int, app: str = "llm-chat") -> None:
     """What a PR scaling llm-chat changes: the InferenceService's maxReplicas and its ScaledObject's."""
-    edit(repo / ISVC, f"    maxReplicas: {old}\n", f"    maxReplicas: {new}\n")
-    edit(repo / SCALED, f"  maxReplicaCount: {old}\n", f"  maxReplicaCount: {new}\n")
+    edit(repo / ISVC.replace("llm-chat", app), f"    maxReplicas: {old}\n", f"    maxReplicas: {new}\n")
+    edit(repo / SCALED.replace("llm-chat", app), f"  maxReplicaCount: {old}\n", f"  maxReplicaCount: {new}\n")
     _commit(repo)
 
 
@@ -129,6 +129,21 @@ def test_a_new_gpu_app_warns_from_nothing(repo: Path, capsys: pytest.CaptureFixt
     messages = [w["message"] for w in report["warnings"]]
     assert len(messages) == 1, messages
     assert "up from $0.00 at main (no GPU replicas there) (+$1,460.00)" in messages[0]
+
+
+def test_an_app_whose_name_git_would_quote_is_compared_with_its_base(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """git quotes a folder name holding bytes above 0x80 unless told not to (core.quotePath), so the
+    base's listing named `"apps/llm-ch\303\244t"` and the app was priced as new, from $0."""
+    subprocess.run(["git", "mv", "apps/llm-chat", "apps/llm-ch\u00e4t"], cwd=repo, check=True)
+    _commit(repo)
+    subprocess.run(["git", "branch", "-f", "main", "change"], cwd=repo, check=True)
+    _max_replicas(repo, 2, 3, app="llm-ch\u00e4t")
+    _, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "dev")
+    messages = [w["message"] for w in report["warnings"]]
+    assert len(messages) == 1, messages
+    assert "up from $1,460.00 at main (+$730.00)" in messages[0]
 
 
 @pytest.mark.parametrize(
