@@ -83,7 +83,7 @@ SERVER_URL = "http://localhost:8080"
 # only. The admin group keeps the rest: `role:admin` inherits `role:readonly` (`g, role:admin,
 # role:readonly` in the same file). With `policy.default` empty (the chart's default) a signed-in user
 # sees no application at all. Without `projects, get` the Applications page still works: its project
-# filter lists only the projects a user may get (argo-cd v3.5.1 server/project/project.go `List`; ui
+# filter lists only the projects a user may get (argo-cd v3.4.4 server/project/project.go `List`; ui
 # applications-filter.tsx `ProjectFilter`), so it is empty, and no application page asks for a project.
 DEFAULT_ROLE = "role:authenticated"
 DEFAULT_READS = ("applications", "applicationsets")  # `get` on every project's: `*/*`

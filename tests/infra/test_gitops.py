@@ -267,7 +267,7 @@ def test_an_overlays_folder_among_the_shared_components_never_becomes_an_applica
     """`apps/*/overlays/<env>` also matches the shared components' folder: an overlays/ folder there
     (validate refuses it, but an admin's direct push is not validated) made every environment deploy the
     components as an app named `components`. Judged as the git directory generator does: Go's
-    path.Match, and an exclude wins over every include (argo-cd v3.5.1 Generators-Git.md)."""
+    path.Match, and an exclude wins over every include (argo-cd v3.4.4 Generators-Git.md)."""
     appset = _one(build(env), "ApplicationSet")
     (git,) = [g["git"] for g in appset.inputs["spec"]["generators"]]
 
