@@ -57,8 +57,8 @@ PLACEHOLDER_KEY = "receivers-not-configured"
 # values stay joinable within one environment and never across environments.
 INFERENCE_LOG_HASH_KEY_SECRET = "inference-log-hash-key"  # pragma: allowlist secret (a Secret name)
 INFERENCE_LOG_HASH_KEY_VAULT_PATH = "platform/monitoring/inference-log-hash-key"
-# The labels the rule files under platform/prometheus/rules/ carry (test_obs_prometheus_rules.py holds
-# them to these), given to the rule the program renders too: a selector that finds those finds it.
+# The labels every rule file under platform/prometheus/rules/ carries, given to the rule the program
+# renders too: a selector that finds those finds it.
 RULE_LABELS = {"release": RELEASE, "app.kubernetes.io/part-of": "mlplat"}
 
 
