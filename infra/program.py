@@ -27,8 +27,10 @@ from infra.config import (
     stack_file,
 )
 from infra.contract import ENVIRONMENT_LABEL
+from infra.prices import CostError
 from infra.services import PlatformServices, PlatformServicesArgs
 from infra.services.facts import ClusterFacts
+from infra.services.gpu_prices import gpu_pool_prices
 from infra.services.load_balancer import LoadBalancing
 from infra.services.network_policies import NamespaceRef
 from infra.services.vault import VaultUnseal
@@ -51,7 +53,8 @@ def platform_services_args(
 ) -> PlatformServicesArgs:
     """What the platform services take from the stack: the cluster's facts, each service's own
     settings, and what the AWS layer made for them. The one place the stack config is narrowed for
-    them (the test harness builds the services through it too)."""
+    them (the test harness builds the services through it too). The GPU pools are priced from the
+    price table here: a pool whose types it does not price stops the program (CostError)."""
     return PlatformServicesArgs(
         cluster=ClusterFacts(
             environment=config.environment,
@@ -61,6 +64,7 @@ def platform_services_args(
         ),
         services=config.services,
         gpu=config.gpu,
+        gpu_prices=gpu_pool_prices(config.gpu, config.aws.region, stack_file(config.environment)),
         gateway=config.gateway,
         model_min_replicas=config.apps.min_replicas,
         vpc_cidr=str(config.network.vpc_cidr),
@@ -188,6 +192,7 @@ def main() -> None:
         raise pulumi.RunError(str(err)) from None
     try:
         build(config)
-    except ConfigError as err:
-        # A declared file that contradicts the stack (platform/argocd naming its own repository).
+    except (ConfigError, CostError) as err:
+        # A declared file that contradicts the stack (platform/argocd naming its own repository), or a
+        # GPU pool the price table cannot price (its idle cost would be a made-up figure).
         raise pulumi.RunError(str(err)) from None

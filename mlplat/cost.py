@@ -6,8 +6,8 @@ filled up to their `limits`). The budget in the stack file (`cost.max_monthly_us
 max: the owner of the GPU budget needs to know what the platform *can* spend without anyone asking
 first, and the pools' limits are exactly that promise.
 
-Prices come from `mlplat/cost_prices.yaml` (dated, each with its source and whether it was
-confirmed); a line resting on an unconfirmed price is marked. The EKS control plane is priced for the
+Prices come from `mlplat/cost_prices.yaml` (read by infra/prices.py; dated, each with its source and
+whether it was confirmed); a line resting on an unconfirmed price is marked. The EKS control plane is priced for the
 day the estimate is for (today unless `--on` says otherwise): a cluster whose Kubernetes version is
 past standard support on that day pays the extended support price (infra/versions.py
 `EKS_SUPPORT_CALENDAR`). Charges that depend on traffic (NAT
@@ -27,82 +27,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any
 
 from infra import versions
 from infra.contract import ENVIRONMENTS
 from infra.instance_types import NODE_SHAPES, NodeShape
-from infra.stack_file import ConfigError, parse_stack_yaml
+from infra.prices import PRICES, CostError, Price, PriceTable, RegionPrices, dearest_gpu, load_prices
 from mlplat import checkout
-
-PRICES = Path(__file__).resolve().parent / "cost_prices.yaml"
-
-
-class CostError(Exception):
-    """The cost cannot be computed (bad plan, bad price table, unpriced resource); the message says why."""
 
 
 class BudgetExceeded(CostError):
     """The environment could cost more at its maximum than its stack file allows."""
-
-
-# --- the price table -------------------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Price(_Strict):
-    usd: Annotated[float, Field(ge=0)]
-    verified: bool
-    source: Annotated[str, Field(pattern=r"^https://")]
-    basis: Annotated[str, Field(min_length=1)]
-
-
-class RegionPrices(_Strict):
-    eks_cluster_hour: Price  # a cluster whose version is in standard support
-    eks_cluster_extended_hour: Price  # in extended support (or past it: AWS upgrades to an extended version)
-    kms_key_month: Price
-    ec2_instance_hour: dict[str, Price]
-    nat_gateway_hour: Price
-    public_ipv4_hour: Price
-    nlb_hour: Price
-    ebs_gp3_gib_month: Price
-    cloudwatch_logs_ingest_gib: Price
-    cloudwatch_logs_storage_gib_month: Price
-    vpc_interface_endpoint_az_hour: Price
-
-
-class PriceTable(_Strict):
-    taken: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
-    hours_per_month: Annotated[float, Field(gt=0, le=744)]
-    regions: dict[str, RegionPrices]
-
-
-def load_prices(path: Path | None = None) -> PriceTable:
-    """The price table, validated; any problem is a CostError naming the file and the key path."""
-    path = path or PRICES
-    # The stack files' reader: bounded before it is built, and a duplicated key (a second price for
-    # the same thing, the last one silently winning) is refused.
-    try:
-        document = parse_stack_yaml(path)
-    except ConfigError as err:
-        problems = "; ".join(f"{where}: {reason}" for where, reason in err.problems)
-        raise CostError(f"price table {path}: {problems}") from None
-    try:
-        table = PriceTable.model_validate(document)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()
-        )
-        raise CostError(f"price table {path}: {problems}") from None
-    unsized = sorted({t for r in table.regions.values() for t in r.ec2_instance_hour} - set(NODE_SHAPES))
-    if unsized:
-        raise CostError(f"price table {path}: no size for {unsized} in infra/instance_types.py")
-    return table
 
 
 # --- line items ------------------------------------------------------------------------------------
@@ -159,39 +94,16 @@ class _Rates:
         return Line(key, item, usd, usd, not price.verified)
 
     def instance(self, instance_type: str, where: str) -> Price:
-        price = self.region.ec2_instance_hour.get(instance_type)
-        if price is None:
-            raise CostError(
-                f"{where}: instance type {instance_type} has no {self.name} price in {PRICES.name}; add it "
-                "(with its source) before this environment can be priced"
-            )
-        return price
+        return self.region.instance(instance_type, self.name, where)
 
 
 def dearest_gpu_month(
     instance_types: Iterable[str], region: str, prices: PriceTable, where: str
 ) -> tuple[str, float]:
-    """The type among `instance_types` whose GPU costs most per month in `region`, and that cost per GPU.
-
-    A GPU pool may launch any of its types (Karpenter leaves the choice to EC2 Fleet, lowest-price or
-    price-capacity-optimized: aws/karpenter-provider-aws v1.14.1 pkg/providers/instance/types.go), so
-    the dearest GPU is what a replica can cost: the same ceiling `mlplat cost` puts on a pool's maximum,
-    spot priced at on-demand as there. Raises CostError for a type without a price or without GPUs.
-    """
-    region_prices = prices.regions.get(region)
-    if region_prices is None:
-        raise CostError(f"{where}: region {region} has no prices in {PRICES.name}")
-    rates = _Rates(prices, region_prices, region)
-    per_gpu = {}
-    for instance_type in instance_types:
-        shape = NODE_SHAPES.get(instance_type)
-        if shape is None or not shape.gpus:
-            raise CostError(f"{where}: {instance_type} has no GPUs in infra/instance_types.py")
-        per_gpu[instance_type] = rates.month(rates.instance(instance_type, where)) / shape.gpus
-    if not per_gpu:
-        raise CostError(f"{where}: no instance types")
-    dearest = max(sorted(per_gpu), key=lambda t: per_gpu[t])
-    return dearest, per_gpu[dearest]
+    """The type among `instance_types` whose GPU costs most in `region`, and that cost per GPU and month
+    (infra.prices.dearest_gpu says why the dearest)."""
+    gpu = dearest_gpu(instance_types, region, prices, where)
+    return gpu.instance_type, gpu.usd_per_hour * prices.hours_per_month
 
 
 def _resources(plan: Mapping[str, Any], type_: str) -> Iterator[dict[str, Any]]:

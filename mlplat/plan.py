@@ -144,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from infra.config import ConfigError
-    from mlplat.cost import CostError
+    from infra.prices import CostError
 
     try:
         # The program reads its stack files and platform values from beside itself.

@@ -32,6 +32,7 @@ from infra.services.facts import ClusterFacts
 from infra.services.falco import Falco
 from infra.services.gateway import InferenceGateway, InferenceGatewayArgs
 from infra.services.gpu_operator import GpuOperator, GpuOperatorArgs
+from infra.services.gpu_prices import GpuPoolPrices
 from infra.services.keda import Keda
 from infra.services.kserve import Kserve, KserveArgs
 from infra.services.load_balancer import LoadBalancerController, LoadBalancerControllerArgs, LoadBalancing
@@ -50,6 +51,7 @@ class PlatformServicesArgs:
     cluster: ClusterFacts
     services: ServicesConfig  # every service's own settings (`services.<name>`)
     gpu: GpuConfig  # the GPU pools: the device plugin's time-slicing levels
+    gpu_prices: GpuPoolPrices  # what one GPU of each pool costs an hour (the dashboard's idle cost)
     gateway: GatewayConfig
     model_min_replicas: int  # apps.min_replicas: the inference gateway runs at least as many proxies
     vpc_cidr: str  # network.vpc_cidr: the control plane and the nodes, for the NetworkPolicies
@@ -69,7 +71,12 @@ class PlatformServices(pulumi.ComponentResource):
 
         self.monitoring = Monitoring(
             f"{name}-monitoring",
-            MonitoringArgs(cluster=cluster, settings=services.monitoring, repository=services.argocd),
+            MonitoringArgs(
+                cluster=cluster,
+                settings=services.monitoring,
+                repository=services.argocd,
+                gpu_prices=args.gpu_prices,
+            ),
             child,
         )
         monitoring_crds = self.monitoring.release

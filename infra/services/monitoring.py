@@ -30,6 +30,7 @@ from infra.config import ArgoCdConfig, MonitoringConfig
 from infra.gitops import repository_link
 from infra.services.chart import PLATFORM, ChartService, custom_resources, load_documents
 from infra.services.facts import ClusterFacts
+from infra.services.gpu_prices import GENERATOR, GpuPoolPrices, price_rule
 
 NAMESPACE = "monitoring"
 RELEASE = "kube-prometheus-stack"
@@ -56,6 +57,9 @@ PLACEHOLDER_KEY = "receivers-not-configured"
 # values stay joinable within one environment and never across environments.
 INFERENCE_LOG_HASH_KEY_SECRET = "inference-log-hash-key"  # pragma: allowlist secret (a Secret name)
 INFERENCE_LOG_HASH_KEY_VAULT_PATH = "platform/monitoring/inference-log-hash-key"
+# The labels every rule file under platform/prometheus/rules/ carries, given to the rule the program
+# renders too: a selector that finds those finds it.
+RULE_LABELS = {"release": RELEASE, "app.kubernetes.io/part-of": "mlplat"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +70,8 @@ class MonitoringArgs:
     settings: MonitoringConfig  # services.monitoring
     # The repository the alert rules' runbook paths link into (services.argocd: repo_url, target_revision).
     repository: ArgoCdConfig
+    # Each GPU pool's GPU-hour price, recorded for the GPU fleet dashboard's idle cost.
+    gpu_prices: GpuPoolPrices
 
 
 def with_runbook_links(rule_file: dict[str, Any], repository: ArgoCdConfig) -> dict[str, Any]:
@@ -207,7 +213,8 @@ class Monitoring(ChartService):
             [
                 (path, with_runbook_links(doc, args.repository))
                 for path, doc in load_documents(["prometheus/rules/*.yaml"])
-            ],
+            ]
+            + [(GENERATOR, price_rule(args.gpu_prices, NAMESPACE, RULE_LABELS))],
             NAMESPACE,
             after,
         )

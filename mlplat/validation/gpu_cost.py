@@ -13,7 +13,7 @@ else the dearest of the pools it may land on). Karpenter leaves the type to EC2 
 pkg/providers/instance/types.go), and the cheapest type may be unavailable, so the dearest is what a
 replica can cost: the same ceiling `mlplat cost` puts on a pool's maximum and the budget
 (`cost.max_monthly_usd`) is held to; spot is priced at on-demand for the same reason. Prices come from mlplat/cost_prices.yaml and GPU counts from infra/instance_types.py, through
-mlplat.cost (their one owner).
+infra/prices.py (their one owner, which the Pulumi program prices the GPU pools' idle cost with too).
 
 Both sides are priced with the checked-out stack configs and price table, so the difference is the app
 change's own (a pool or price change shows in `mlplat cost --diff`). To stay cheap, only apps with GPUs
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlplat.cost import CostError, PriceTable, dearest_gpu_month, load_prices
+from infra.prices import CostError, PriceTable, load_prices
+from mlplat.cost import dearest_gpu_month
 from mlplat.findings import Finding, RenderedDoc
 from mlplat.validation import UsageError, capacity, prescreen, within
 from mlplat.validation.render import SourceIndex, render

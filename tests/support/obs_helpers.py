@@ -101,7 +101,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 # Sample values for Grafana's variables, so a query can be parsed as PromQL.
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$gpu_hour_price": "1"}
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 
 
 def as_promql(query: str) -> str:

@@ -17,7 +17,8 @@ import pytest
 
 from infra import versions
 from infra.config import ENVIRONMENTS, load_environment
-from mlplat.cost import CLAIMS, CostError, estimate, load_prices, price_plan, render_diff
+from infra.prices import CostError, load_prices
+from mlplat.cost import CLAIMS, estimate, price_plan, render_diff
 from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
 from tests.support.clock import either_side_of_utc_midnight, stopped_clock
 from tests.support.prices import price_table
@@ -478,7 +479,7 @@ def test_malformed_price_table_exits_2(
         "cost",
         "--plan",
         str(plan),
-        setup=f"import mlplat.cost\nmlplat.cost.PRICES = Path({str(table)!r})\n",
+        setup=f"import infra.prices\ninfra.prices.PRICES = Path({str(table)!r})\n",
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from infra.config import load_environment
+from infra.prices import load_prices
 from mlplat import validate
-from mlplat.cost import load_prices
 from mlplat.findings import RenderedDoc
 from mlplat.validation import gpu_cost, within
 from mlplat.validation.render import Rendered

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.services import gpu_prices
 from mlplat.monitoring import metrics as monitoring_metrics
 from tests.support.obs_helpers import (
     CATALOG,
@@ -31,7 +32,7 @@ DASHBOARDS = sorted(DASHBOARDS_DIR.glob("*.json"))
 SOURCES = {
     "kserve-model-server", "mlserver", "kube-state-metrics", "dcgm-exporter", "prometheus", "mlflow",
     "argocd-application-controller", "vault", "minio", "falcosidekick", "mlplat-drift-job",
-    "envoy-gateway-proxy", "keda-operator",
+    "envoy-gateway-proxy", "keda-operator", "mlplat-program",
 }  # fmt: skip
 
 
@@ -66,11 +67,20 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
 
 
 def _catalog() -> dict[str, dict[str, Any]]:
-    """The catalog file, plus the drift job's metrics: mlplat/monitoring/metrics.py is their one owner."""
+    """The catalog file, plus the drift job's metrics (mlplat/monitoring/metrics.py is their one owner) and
+    the GPU-hour price per pool the Pulumi program records (infra/services/gpu_prices.py, its owner)."""
     owned = [
         {"name": m.name, "source": "mlplat-drift-job", "type": "gauge", "help": m.help}
         for m in monitoring_metrics.ALL
     ]
+    owned.append(
+        {
+            "name": gpu_prices.PRICE_SERIES,
+            "source": "mlplat-program",
+            "type": "gauge",
+            "help": "USD per hour of one GPU of each GPU pool, from the stack file and the price table.",
+        }
+    )
     entries = load_yaml(CATALOG)["metrics"] + owned
     names = [e["name"] for e in entries]
     assert len(names) == len(set(names)), f"{rel(CATALOG)}: duplicate entries"
