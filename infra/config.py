@@ -847,7 +847,7 @@ class CostConfig(_Model):
             gt=0,
             le=1_000_000,
             description="Ceiling on the environment's monthly cost with every pool at its maximum (priced "
-            "from mlplat/cost_prices.yaml); the plan of a change that could cost more is refused.",
+            "from infra/cost_prices.yaml); the plan of a change that could cost more is refused.",
         ),
     ]
     log_ingest_gib_per_month: Annotated[

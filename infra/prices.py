@@ -1,4 +1,4 @@
-"""The pinned price table (`mlplat/cost_prices.yaml`): its model, its loader and the GPU price of a pool.
+"""The pinned price table (`infra/cost_prices.yaml`): its model, its loader and the GPU price of a pool.
 
 Here, below the tools, because two layers price things from it: `mlplat cost` and MLP-COST-GPU-MAX
 (mlplat/cost.py, mlplat/validation/gpu_cost.py) and the Pulumi program, which publishes each
@@ -23,7 +23,7 @@ from infra.stack_file import ConfigError, parse_stack_yaml
 REPO = Path(__file__).resolve().parent.parent
 # Beside the command that prices plans with it (`mlplat cost`), where the pull-request cost loop and the
 # docs point; the program reads it from there too (mlplat/generate.py PROGRAM_INPUTS lists it).
-PRICES = REPO / "mlplat" / "cost_prices.yaml"
+PRICES = REPO / "infra" / "cost_prices.yaml"
 
 
 class CostError(Exception):

@@ -141,7 +141,7 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
 
 class EksSupport(Enum):
     """Which EKS support window a Kubernetes minor version is in on a given day: it decides the
-    control plane's price (mlplat/cost_prices.yaml) and what `mlplat preflight` says."""
+    control plane's price (infra/cost_prices.yaml) and what `mlplat preflight` says."""
 
     STANDARD = "standard"
     EXTENDED = "extended"  # billed at the extended support price; the version still runs

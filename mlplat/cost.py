@@ -6,7 +6,7 @@ filled up to their `limits`). The budget in the stack file (`cost.max_monthly_us
 max: the owner of the GPU budget needs to know what the platform *can* spend without anyone asking
 first, and the pools' limits are exactly that promise.
 
-Prices come from `mlplat/cost_prices.yaml` (read by infra/prices.py; dated, each with its source and
+Prices come from `infra/cost_prices.yaml` (read by infra/prices.py; dated, each with its source and
 whether it was confirmed); a line resting on an unconfirmed price is marked. The EKS control plane is priced for the
 day the estimate is for (today unless `--on` says otherwise): a cluster whose Kubernetes version is
 past standard support on that day pays the extended support price (infra/versions.py
@@ -694,7 +694,7 @@ def render_diff(base: Estimate, head: Estimate) -> str:
     else:
         rows += ["", "No priced item changed."]
     if head.unverified:
-        rows += ["", "Some prices are not confirmed (`verified: false` in `mlplat/cost_prices.yaml`)."]
+        rows += ["", "Some prices are not confirmed (`verified: false` in `infra/cost_prices.yaml`)."]
     return "\n".join(rows) + "\n"
 
 

@@ -47,7 +47,7 @@ PROGRAM_INPUTS = (
     "infra/**",  # the program
     "platform/**",  # the values, rules, dashboards and manifests it loads
     "environments/**",  # the stack files
-    "mlplat/cost_prices.yaml",  # the GPU pools' GPU-hour prices it records (infra/prices.py)
+    "infra/cost_prices.yaml",  # the GPU pools' GPU-hour prices it records (infra/prices.py)
     "policies/pulumi/**",  # the policy pack both run it with
     "requirements.lock",  # the program's dependencies, which both install
     "pyproject.toml",

@@ -10,7 +10,7 @@ cluster admin (the Kubernetes provider would get 401 after the AWS half was crea
 
 One check needs no account: the EKS support window of the stack's Kubernetes version today
 (infra/versions.py `EKS_SUPPORT_CALENDAR`). In extended support it warns and passes: the cluster still
-runs and gets patches, only its control plane costs six times as much (mlplat/cost_prices.yaml), and
+runs and gets patches, only its control plane costs six times as much (infra/cost_prices.yaml), and
 failing would stop every deploy, fixes included, until a newer version's add-on pins are checked against
 the EKS API. Past extended support it fails: AWS then upgrades the control plane itself, to a version the
 stack's add-on pins were not chosen for.

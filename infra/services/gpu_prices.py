@@ -3,7 +3,7 @@
 The GPU fleet dashboard prices idle GPUs with it (`mlplat:gpu_pool_idle_cost:usd_per_hour`,
 platform/prometheus/rules/gpu.yaml, joins it on `gpu_pool`). Its facts have owners already: the pools
 and their instance types are `gpu.pools` of the stack file (infra/config.py), the prices
-`mlplat/cost_prices.yaml` (infra/prices.py). So the rule is rendered from them when the program runs,
+`infra/cost_prices.yaml` (infra/prices.py). So the rule is rendered from them when the program runs,
 never written down: no file under platform/ holds a copy that a price or pool change could leave
 behind, and the rule says where it comes from (annotation GENERATED_FROM). A pool with a type the
 table does not price stops the program (CostError, naming the pool and the type) rather than showing

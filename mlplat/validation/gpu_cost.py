@@ -12,7 +12,7 @@ else the dearest of the pools it may land on). Karpenter leaves the type to EC2 
 (on-demand `lowest-price`, spot `price-capacity-optimized`: aws/karpenter-provider-aws v1.14.1
 pkg/providers/instance/types.go), and the cheapest type may be unavailable, so the dearest is what a
 replica can cost: the same ceiling `mlplat cost` puts on a pool's maximum and the budget
-(`cost.max_monthly_usd`) is held to; spot is priced at on-demand for the same reason. Prices come from mlplat/cost_prices.yaml and GPU counts from infra/instance_types.py, through
+(`cost.max_monthly_usd`) is held to; spot is priced at on-demand for the same reason. Prices come from infra/cost_prices.yaml and GPU counts from infra/instance_types.py, through
 infra/prices.py (their one owner, which the Pulumi program prices the GPU pools' idle cost with too).
 
 Both sides are priced with the checked-out stack configs and price table, so the difference is the app

@@ -1,4 +1,4 @@
-"""A price table (mlplat/cost_prices.yaml's format) of round test prices, so the cost tests' arithmetic
+"""A price table (infra/cost_prices.yaml's format) of round test prices, so the cost tests' arithmetic
 can be checked by hand. Every figure but the instance types' is the same in every cost test."""
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def test_a_gpu_pool_type_without_a_price_stops_the_plan_naming_the_pool_and_the_
     """`mlplat plan` (the program under mocks, as `pulumi preview` runs it) refuses with exit 2 and a message,
     never a traceback or a pool priced at nothing."""
     repo = checkout_copy(tmp_path / "checkout")
-    table = repo / "mlplat" / "cost_prices.yaml"
+    table = repo / "infra" / "cost_prices.yaml"
     (g6,) = re.findall(r"\n      g6\.2xlarge:\n(?:        .*\n)+", table.read_text())
     edit(table, g6, "\n")
     result = mlplat(repo, "plan", "--env", "dev", "--no-policies")
