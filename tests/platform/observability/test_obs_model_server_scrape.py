@@ -22,30 +22,12 @@ import pytest
 from infra.services.monitoring import RUNTIME_METRICS_PORTS
 from tests.support.harness import build
 from tests.support.obs_helpers import REPO, rel
+from tests.support.relabel import relabel
 from tests.support.validate_helpers import kustomize
 
 OVERLAYS = sorted(p for p in (REPO / "apps").glob("*/overlays/*") if (p / "kustomization.yaml").is_file())
 POD_IP = "10.0.0.7"
 PORT_ANNOTATION = "prometheus.kserve.io/port"
-
-
-def relabel(target: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, str] | None:
-    """Prometheus's relabelling of one target (keep and replace, anchored regexes); None when dropped."""
-    labels = dict(target)
-    for rule in rules:
-        value = ";".join(labels.get(name, "") for name in rule.get("sourceLabels", []))
-        match = re.fullmatch(rule.get("regex", "(.*)"), value)
-        action = rule.get("action", "replace")
-        if action == "keep":
-            if match is None:
-                return None
-        elif action == "replace":
-            if match is not None:
-                replacement = re.sub(r"\$(\d+)", r"\\\1", rule.get("replacement", "$1"))
-                labels[rule["targetLabel"]] = match.expand(replacement)
-        else:
-            raise AssertionError(f"relabel action {action} is not simulated here")
-    return labels
 
 
 def discovered(pod: dict[str, Any]) -> list[dict[str, str]]:
