@@ -135,7 +135,8 @@ def test_the_rendered_prices_price_idle_gpus_in_prometheus(
                 ]
                 + [
                     {
-                        "series": f'DCGM_FI_DEV_GPU_UTIL{{Hostname="{node}", gpu="{gpu}"}}',
+                        # What the pinned exporter sends, with the `node` its ServiceMonitor relabels in.
+                        "series": f'DCGM_FI_DEV_GPU_UTIL{{hostname="{node}", node="{node}", gpu="{gpu}"}}',
                         "values": f"{util}x10",
                     }
                     for _, node, gpu, util in utilisation
