@@ -1,4 +1,7 @@
-"""Falco runtime security on every node (GPU nodes included), alerts forwarded to Alertmanager.
+"""Falco runtime security on every node (GPU nodes included), alerting through Prometheus.
+
+Falcosidekick counts Falco's events for Prometheus; platform/prometheus/rules/falco.yaml alerts on
+them (platform/falco/values.yaml says why not Falcosidekick's own Alertmanager output).
 
 The modern eBPF probe is compiled into the pinned Falco binary (CO-RE), so nothing is built or
 downloaded on the node: the driver kind and version are pinned together with the image.
@@ -12,7 +15,6 @@ import pulumi
 
 from infra import versions
 from infra.services.chart import PLATFORM, ChartService, ServiceArgs
-from infra.services.monitoring import ALERTMANAGER_URL
 
 NAMESPACE = "falco"
 
@@ -34,7 +36,6 @@ def computed_values() -> dict[str, Any]:
     return {
         "image": {"repository": repository, "tag": tag},
         "customRules": custom_rules(),
-        "falcosidekick": {"config": {"alertmanager": {"hostport": ALERTMANAGER_URL}}},
     }
 
 

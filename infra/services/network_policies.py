@@ -70,9 +70,8 @@ COREDNS: Selector = {"matchLabels": {"k8s-app": "kube-dns"}}
 # pkg/alertmanager/operator.go: app.kubernetes.io/name prometheus / alertmanager.
 PROMETHEUS: Selector = {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
 ALERTMANAGER: Selector = {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}}
-# falcosecurity/charts falco-9.1.0 and falcosidekick-0.12.1 templates/_helpers.tpl selectorLabels.
+# falcosecurity/charts falco-9.1.0 templates/_helpers.tpl selectorLabels.
 FALCO: Selector = {"matchLabels": {"app.kubernetes.io/name": "falco"}}
-FALCOSIDEKICK: Selector = {"matchLabels": {"app.kubernetes.io/name": "falcosidekick"}}
 # community-charts/helm-charts mlflow-1.11.5 templates/_helpers.tpl mlflow.selectorLabels (its
 # database check and migration run as init containers of this pod, templates/deployment.yaml).
 MLFLOW_SERVER: Selector = {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}
@@ -188,10 +187,6 @@ class Link:
 OPERATOR_TO_VAULT = Link(vault.OPERATOR_NAMESPACE, vault.NAMESPACE, vault.API_PORT)
 # KEDA's Prometheus triggers query the model servers' metrics.
 KEDA_TO_PROMETHEUS = Link(keda.NAMESPACE, monitoring.NAMESPACE, keda.PROMETHEUS_PORT, server_pods=PROMETHEUS)
-# Falcosidekick forwards Falco's events to Alertmanager (its API port, 9093).
-FALCOSIDEKICK_TO_ALERTMANAGER = Link(
-    falco.NAMESPACE, monitoring.NAMESPACE, 9093, client_pods=FALCOSIDEKICK, server_pods=ALERTMANAGER
-)
 
 # The Argo Workflows UI shows a step's artifacts and archived logs by reading them from MinIO itself,
 # with the workflow's artifact repository credentials (argoproj/argo-workflows v4.0.6
@@ -311,7 +306,6 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
                     PUSHGATEWAY,
                     ingress=[{"from": [DRIFT_JOBS], "ports": tcp(monitoring.PUSHGATEWAY_PORT)}],
                 ),
-                FALCOSIDEKICK_TO_ALERTMANAGER.ingress("allow-alerts-from-falcosidekick"),
                 # Receivers (chat, pager) are public HTTPS endpoints.
                 Flow("allow-alertmanager-to-receivers", ALERTMANAGER, egress=[PUBLIC_HTTPS]),
                 # The retraining receiver: Argo Events' webhook.
@@ -481,7 +475,6 @@ def platform_walls(vpc_cidr: str, karpenter: str) -> list[Walls]:
             # rules artifact from falcosecurity.github.io / ghcr.io over public HTTPS.
             kube_api=False,
             public_https=FALCO,
-            flows=(FALCOSIDEKICK_TO_ALERTMANAGER.egress("allow-falcosidekick-to-alertmanager"),),
         ),
     ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.support.obs_helpers import ALERTMANAGER_CONFIG, load_yaml, rel
+from tests.support.obs_helpers import ALERTMANAGER_CONFIG, PROMTOOL_TESTS_DIR, load_yaml, rel
 
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
 
@@ -73,3 +73,15 @@ def inhibited(target: dict[str, str], firing: list[dict[str, str]]) -> bool:
             if all(source.get(label, "") == target.get(label, "") for label in rule.get("equal", [])):
                 return True
     return False
+
+
+def fired_alerts(promtool_test_file: str) -> list[dict[str, str]]:
+    """The labels of each alert a promtool test file expects to fire (`exp_labels` and the alert name):
+    what Alertmanager receives from those rules."""
+    cases = load_yaml(PROMTOOL_TESTS_DIR / promtool_test_file)["tests"]
+    return [
+        {"alertname": check["alertname"], **expected["exp_labels"]}
+        for case in cases
+        for check in case.get("alert_rule_test", [])
+        for expected in check.get("exp_alerts") or []
+    ]

@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from tests.support.alertmanager import CONFIG, WHERE, alert, inhibited, parse_matcher, route_receivers
+from tests.support.alertmanager import (
+    CONFIG,
+    WHERE,
+    alert,
+    fired_alerts,
+    inhibited,
+    parse_matcher,
+    route_receivers,
+)
 from tests.support.obs_helpers import (
     REPO,
     iter_rules,
@@ -71,13 +79,13 @@ def _receivers(labels: dict[str, str]) -> list[str]:
             {"alertname": "FalcoModelWorkloadWarning", "severity": "warning", "team": "security"},
             ["security-pager"],
         ),
-        # Platform Argo CD apps carry no team, nor do the chart's own rules: the default route.
+        # Platform Argo CD apps carry no team, nor do the chart's own rules: the platform team's.
         ({"alertname": "ArgoCdAppOutOfSync", "severity": "warning"}, ["platform-chat"]),
         (
             {"alertname": "KubePodCrashLooping", "severity": "warning", "namespace": "kserve"},
             ["platform-chat"],
         ),
-        ({"alertname": "Watchdog", "severity": "none"}, ["null"]),
+        ({"alertname": "InfoInhibitor", "severity": "none"}, ["null"]),
         # Drift and quality also start the app's retraining pipeline (README "Retraining").
         (
             {"alertname": "ModelDatasetDrift", "severity": "critical", "team": "fraud", "model": "churn-gbm"},
@@ -102,6 +110,34 @@ def test_routing(labels: dict[str, str], expected: list[str]) -> None:
     assert _receivers(labels) == expected, f"{WHERE}: {labels} routed to {_receivers(labels)}"
 
 
+# kube-prometheus-stack 88.5.3's own rules are critical with no `team` label (templates/prometheus/
+# rules-1.14/: kubernetes-system-kubelet.yaml KubeletDown, kubernetes-storage.yaml, prometheus.yaml,
+# alertmanager.rules.yaml, node-exporter.yaml), and a model app without `mlplat/team` gives its alerts
+# none: each must page, not only reach a chat channel.
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"alertname": "KubeletDown", "severity": "critical", "namespace": "kube-system"},
+        {"alertname": "KubePersistentVolumeFillingUp", "severity": "critical", "namespace": "monitoring"},
+        {"alertname": "PrometheusRuleFailures", "severity": "critical", "namespace": "monitoring"},
+        {"alertname": "AlertmanagerClusterDown", "severity": "critical", "namespace": "monitoring"},
+        {"alertname": "NodeFilesystemAlmostOutOfSpace", "severity": "critical", "instance": "10.0.1.10:9100"},
+        {"alertname": "ModelNoReadyReplicas", "severity": "critical", "namespace": "models-a", "isvc": "x"},
+    ],
+    ids=lambda labels: labels["alertname"],
+)
+def test_a_critical_without_a_team_pages_the_platform(labels: dict[str, str]) -> None:
+    assert route_receivers(CONFIG["route"], labels) == [("platform-pager", "1h"), ("platform-chat", "4h")]
+
+
+def test_watchdog_pings_the_heartbeat_check_every_minute_or_two() -> None:
+    """The dead-man's switch: silence from Alertmanager must be noticed by someone outside it."""
+    watchdog = alert("Watchdog", "none")
+    assert route_receivers(CONFIG["route"], watchdog) == [("heartbeat", "1m")]
+    (heartbeat,) = [r for r in CONFIG["receivers"] if r["name"] == "heartbeat"]
+    assert heartbeat["webhook_configs"][0]["url_file"] == SECRET_DIR + "heartbeat-url"
+
+
 def test_info_alerts_repeat_daily() -> None:
     routes = route_receivers(CONFIG["route"], {"alertname": "X", "severity": "info", "team": "fraud"})
     assert routes == [("team-chat", "24h")]
@@ -119,12 +155,16 @@ def test_critical_mutes_warning_of_the_same_alert_and_object_only() -> None:
     assert not inhibited(critical, firing)
 
 
-def test_gpu_critical_mutes_only_the_same_gpu() -> None:
-    hot = {"alertname": "GpuTemperatureHigh", "severity": "critical", "Hostname": "n1", "gpu": "0"}
+def test_gpu_critical_mutes_only_the_same_gpu_of_the_same_node() -> None:
+    # GPU indices restart at 0 on every node: the node is half of a GPU's name. dcgm-exporter 4.x
+    # calls its own host label `hostname`; every GPU series carries `node` from the scrape.
+    hot = alert("GpuTemperatureHigh", "critical", node="n1", hostname="n1", gpu="0", team="platform")
     warm_same = {**hot, "severity": "warning"}
-    warm_other = {**warm_same, "gpu": "1"}
+    warm_other_gpu = {**warm_same, "gpu": "1"}
+    warm_other_node = {**warm_same, "node": "n2", "hostname": "n2"}
     assert inhibited(warm_same, [hot])
-    assert not inhibited(warm_other, [hot])
+    assert not inhibited(warm_other_gpu, [hot])
+    assert not inhibited(warm_other_node, [hot])
 
 
 def test_no_ready_replicas_mutes_latency_of_the_same_app() -> None:
@@ -137,6 +177,24 @@ def test_no_ready_replicas_mutes_latency_of_the_same_app() -> None:
     }
     assert inhibited(slow, [down])
     assert not inhibited({**slow, "isvc": "z"}, [down])
+
+
+def test_no_ready_replicas_pages_once_not_again_for_the_gateway_errors_of_the_same_app() -> None:
+    """The label sets are those the promtool cases expect: an `equal` label one side lacks would make
+    the inhibition never hold (or hold for every app, when both lack it)."""
+    (down,) = [a for a in fired_alerts("model-serving.test.yaml") if a["alertname"] == "ModelNoReadyReplicas"]
+    failing = [
+        a
+        for a in fired_alerts("gateway.test.yaml")
+        if a["alertname"] == "ModelVersionHighErrorRate" and a["severity"] == "critical"
+    ]
+    assert failing, "a promtool case must fire the gateway's critical ModelVersionHighErrorRate"
+    for fired in failing:
+        # The gateway's alert moved onto the app with no replica: only the values its labels hold change.
+        same_app = {**fired, **{k: down[k] for k in ("namespace", "isvc", "team", "model") if k in fired}}
+        other_app = {**same_app, "isvc": f"{down['isvc']}-other"}
+        assert inhibited(same_app, [down]), f"{WHERE}: {down} does not mute {same_app}"
+        assert not inhibited(other_app, [down]), f"{WHERE}: {down} mutes another app's {other_app}"
 
 
 def _routes(route: dict[str, Any], path: str = "route") -> list[tuple[str, dict[str, Any]]]:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.alertmanager import alert, inhibited, route_receivers
+from tests.support.alertmanager import alert, fired_alerts, inhibited, route_receivers
 from tests.support.obs_helpers import (
     ALERTMANAGER_CONFIG,
     DASHBOARDS_DIR,
@@ -232,19 +232,8 @@ def test_dashboard_and_readme_state_the_thresholds_the_canary_alert_uses() -> No
 
 
 # --- who hears of it ----------------------------------------------------------------------------
-def _gateway_alert_labels() -> list[dict[str, str]]:
-    """The labels each gateway alert carries when it fires, from its promtool cases."""
-    cases = load_yaml(PROMTOOL_TESTS_DIR / "gateway.test.yaml")["tests"]
-    return [
-        {"alertname": check["alertname"], **alert["exp_labels"]}
-        for case in cases
-        for check in case.get("alert_rule_test", [])
-        for alert in check.get("exp_alerts") or []
-    ]
-
-
 def test_gateway_alerts_reach_the_apps_team_not_the_platform() -> None:
-    fired = _gateway_alert_labels()
+    fired = fired_alerts("gateway.test.yaml")
     assert {a["alertname"] for a in fired} == {
         r["alert"] for _, r in all_rules() if "alert" in r and "mlplat:gateway_" in r["expr"]
     }, "every gateway alert must fire in a promtool case"
