@@ -155,6 +155,15 @@ def test_critical_mutes_warning_of_the_same_alert_and_object_only() -> None:
     assert not inhibited(critical, firing)
 
 
+def test_every_gpu_alert_names_its_node_and_gpu_so_an_inhibition_stays_on_one_gpu() -> None:
+    """The GPU inhibition compares `node` and `gpu`, and a label missing on both alerts counts as equal
+    (Alertmanager docs/configuration.md, inhibit_rule `equal`): a GPU alert without them would let a
+    critical on one GPU mute the warnings of every GPU. Read from the alerts gpu.yaml's tests fire."""
+    alerts = fired_alerts("gpu.test.yaml")
+    assert alerts, "gpu.test.yaml fires no alert"
+    assert [a["alertname"] for a in alerts if not {"node", "gpu"} <= a.keys()] == []
+
+
 def test_gpu_critical_mutes_only_the_same_gpu_of_the_same_node() -> None:
     # GPU indices restart at 0 on every node: the node is half of a GPU's name. dcgm-exporter 4.x
     # calls its own host label `hostname`; every GPU series carries `node` from the scrape.
