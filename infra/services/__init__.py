@@ -8,8 +8,10 @@ service's chart renders a ServiceMonitor or PodMonitor: `monitoring_crds`), cert
 KServe (`cert_manager`), cert-manager's internal CA issuer before Vault, MinIO and the inference
 gateway (`ca`: each serves TLS with a certificate of it, and `InternalCa.certificate` waits for the
 issuer), Vault and the Vault Secrets Operator before the VaultStaticSecrets that deliver generated
-credentials, Argo CD before its AppProject/ApplicationSet, the AWS Load Balancer Controller before
-the inference gateway (`load_balancer_controller`), MinIO before MLflow (`artifact_store`), MinIO
+credentials, Argo CD before its AppProject/ApplicationSet, KServe, KEDA, the Vault Secrets Operator
+and the Gateway API CRDs before the ApplicationSet (`kserve`, `keda`, `vault_secrets_operator`,
+`gateway_api`: the kinds model apps create), the AWS Load Balancer Controller before the inference
+gateway (`load_balancer_controller`), MinIO before MLflow (`artifact_store`), MinIO
 and MLflow before Argo Workflows (`artifact_store`, `registry`: its artifacts and the pipelines'
 registrations), Argo Workflows before Argo Events (`workflows`: its Sensor creates Workflows), the
 Pushgateway before the drift jobs (`pushgateway`).
@@ -122,9 +124,6 @@ class PlatformServices(pulumi.ComponentResource):
             child,
         )
         self.falco = Falco(f"{name}-falco", shared, child)
-        self.argocd = ArgoCd(
-            f"{name}-argocd", ArgoCdArgs(cluster, monitoring_crds, settings=services.argocd), child
-        )
         # Its ServiceMonitors need the monitoring CRDs; its triggers query that Prometheus.
         self.keda = Keda(f"{name}-keda", shared, child)
         self.load_balancer_controller = LoadBalancerController(
@@ -141,6 +140,19 @@ class PlatformServices(pulumi.ComponentResource):
                 proxy_replicas=args.model_min_replicas,
                 ca=ca,
                 load_balancer_controller=self.load_balancer_controller.release,
+            ),
+            child,
+        )
+        self.argocd = ArgoCd(
+            f"{name}-argocd",
+            ArgoCdArgs(
+                cluster,
+                monitoring_crds,
+                settings=services.argocd,
+                kserve=self.kserve.runtimes,
+                keda=self.keda.release,
+                vault_secrets_operator=self.vault.operator,
+                gateway_api=self.gateway.crds,
             ),
             child,
         )

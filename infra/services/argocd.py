@@ -6,7 +6,9 @@ signed-in user reads every application, and with SSO the stack's `admin_group` a
 KServe InferenceServices get a real health check (their Ready condition) and the fields KServe's
 webhook and controller fill in are ignored in diffs. The environment's AppProject and
 ApplicationSet, rendered from platform/argocd/models.yaml with the environment's `services.argocd`
-settings (infra/gitops.py), are applied once the chart's CRDs exist.
+settings (infra/gitops.py), are applied once the chart's CRDs exist; the ApplicationSet, whose
+Applications sync the model apps, only once every kind the AppProject lets them create can be created
+(`ArgoCdArgs`).
 """
 
 from __future__ import annotations
@@ -205,7 +207,28 @@ def model_apps(environment: str, argocd: ArgoCdConfig) -> list[tuple[Path, dict[
 
 @dataclass(frozen=True, kw_only=True)
 class ArgoCdArgs(ServiceArgs):
+    """Argo CD's settings, and what the ApplicationSet waits for: the installers of the custom kinds
+    platform/argocd/models.yaml's AppProject whitelists. An Application synced before its kinds can be
+    created fails its retries (the template's `retry`, minutes), then stays SyncError: automated sync
+    does not try a revision again after a failed sync to it (argo-cd v3.4.4 controller/appcontroller.go
+    L2251-2257 "will not retry"; docs/user-guide/auto_sync.md), and a later `pulumi up` changes nothing
+    it looks at. tests/infra/services/test_argocd_sync_order.py finds a whitelisted kind left out here."""
+
     settings: ArgoCdConfig  # services.argocd
+    # InferenceService: KServe's runtimes release, installed after the CRD release and the controller
+    # release, whose webhooks admit InferenceServices with `failurePolicy: Fail` (kserve/kserve v0.20.0
+    # charts/kserve-resources/files/kserve/resources.yaml L553-612, L677-708). The runtimes'
+    # ClusterServingRuntimes pass a `Fail` webhook of the same server (L613-644) to install at all, so
+    # once they are in the webhook answers; and the apps' InferenceServices name those runtimes.
+    kserve: pulumi.Resource
+    # ScaledObject: KEDA's release (its CRDs are templates of the chart; its webhook fails open,
+    # kedacore/charts v2.20.2 keda/values.yaml `webhooks.failurePolicy: Ignore`).
+    keda: pulumi.Resource
+    # VaultAuth, VaultStaticSecret: the Vault Secrets Operator's release (CRDs in its chart's crds/, no
+    # admission webhook: hashicorp/vault-secrets-operator v1.4.1 chart/).
+    vault_secrets_operator: pulumi.Resource
+    # HTTPRoute: the Gateway API CRDs (infra/services/gateway.py `crds`).
+    gateway_api: pulumi.Resource
 
 
 class ArgoCd(ChartService):
@@ -222,6 +245,13 @@ class ArgoCd(ChartService):
             where = f"platform/argo-cd/values.yaml + values-{env}.yaml + computed_values (infra/services/argocd.py)"
             raise ConfigError(where, refused)
         self.release = self.install("release", "argocd", "argo-cd", computed=computed)
-        documents = model_apps(env, args.settings)
-        self.gitops = custom_resources(self, f"{name}-{env}", documents, NAMESPACE, [self.release])
+        project, application_set = model_apps(env, args.settings)
+        self.project = custom_resources(self, f"{name}-{env}", [project], NAMESPACE, [self.release])
+        # After the AppProject too: the ApplicationSet generates no Application of a project that does
+        # not exist yet (argo-cd v3.4.4 applicationset/controllers/applicationset_controller.go L606-611).
+        model_kinds = [args.kserve, args.keda, args.vault_secrets_operator, args.gateway_api]
+        self.application_set = custom_resources(
+            self, f"{name}-{env}", [application_set], NAMESPACE, [self.release, *self.project, *model_kinds]
+        )
+        self.gitops = [*self.project, *self.application_set]
         self.register_outputs({"release": self.release.status, "gitops": [r.urn for r in self.gitops]})

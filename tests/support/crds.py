@@ -42,7 +42,36 @@ CHART_CRDS: dict[str, tuple[str | None, str]] = {
     # argo-helm argo-workflows-1.0.18 / argo-events-2.4.22 values.yaml `crds.install` (templates/crds*).
     "argo-workflows": ("crds.install", "argo-workflows"),
     "argo-events": ("crds.install", "argo-events"),
+    # kedacore/charts v2.20.2 keda/values.yaml `crds.install` (default true; templates/crds/*.yaml).
+    "keda": ("crds.install", "keda"),
 }
+
+
+# API groups the Kubernetes API server serves itself (no CRD): the dotted ones, which `is_custom_group`
+# would otherwise take for custom groups. Source: the Kubernetes API reference, "API groups".
+BUILTIN_GROUPS = frozenset(
+    {
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "certificates.k8s.io",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "flowcontrol.apiserver.k8s.io",
+        "networking.k8s.io",
+        "node.k8s.io",
+        "rbac.authorization.k8s.io",
+        "scheduling.k8s.io",
+        "storage.k8s.io",
+    }
+)
+
+
+def is_custom_group(group: str) -> bool:
+    """Whether a kind of `group` exists only once a CRD defines it: a CRD's group must be a domain with a
+    dot (kubernetes/apiextensions-apiserver pkg/apis/apiextensions/validation/validation.go
+    `ValidateCustomResourceDefinitionSpec`; the built-in "", apps, batch, policy have none), and not
+    one the API server serves itself."""
+    return "." in group and group not in BUILTIN_GROUPS
 
 
 # Charts rendered resource by resource (helm.sh/v4 Chart) whose templates are CRDs: chart name ->
@@ -98,3 +127,27 @@ def installed_kinds(plan: Plan) -> dict[tuple[str, str], Registered]:
             if value_at(values, switch) is True and standard:
                 installed.update(dict.fromkeys(reference_kinds(folder), chart))
     return installed
+
+
+# Admission webhooks a chart registers on a custom kind: chart key -> ((group, kind), values path of the
+# webhook's failure policy, or None where the chart writes `Fail`). While a `Fail` webhook's server is not
+# up, the API server refuses every create and update of the kind, as it does without the CRD.
+ADMISSION_WEBHOOKS: dict[str, list[tuple[tuple[str, str], str | None]]] = {
+    # kserve/kserve v0.20.0 charts/kserve-resources/files/kserve/resources.yaml L553-612 (mutating) and
+    # L677-708 (validating) `inferenceservice.serving.kserve.io`: `failurePolicy: Fail`.
+    "kserve": [(("serving.kserve.io", "InferenceService"), None)],
+    # kedacore/charts v2.20.2 keda/templates/webhooks/validatingconfiguration.yaml `vscaledobject.kb.io`:
+    # `failurePolicy: {{ .Values.webhooks.failurePolicy }}` (values.yaml default `Ignore`).
+    "keda": [(("keda.sh", "ScaledObject"), "webhooks.failurePolicy")],
+}
+
+
+def refusing_webhooks(plan: Plan) -> dict[tuple[str, str], list[Registered]]:
+    """(group, kind) -> the releases of the plan whose `Fail` admission webhooks intercept it."""
+    found: dict[tuple[str, str], list[Registered]] = {}
+    for name, release in plan.releases().items():
+        chart = RELEASES.get(name, "")
+        for kind, policy in ADMISSION_WEBHOOKS.get(chart, []):
+            if policy is None or chart_switch(chart, release, policy) == "Fail":
+                found.setdefault(kind, []).append(release)
+    return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tests.support.crds import RENDERED_CHART, chart_switch, installed_kinds, value_at
+from tests.support.crds import RENDERED_CHART, chart_switch, installed_kinds, is_custom_group, value_at
 from tests.support.harness import RELEASES, Plan, transitive_dependencies
 
 # Chart switches that render a prometheus-operator object, by the key charts use for them.
@@ -116,34 +116,14 @@ def test_no_release_starts_in_a_mode_whose_crds_the_plan_does_not_install(plan: 
     assert not problems, "\n".join(problems)
 
 
-# API groups the Kubernetes API server serves itself (no CRD): the dotted ones, which the check below
-# would otherwise take for custom groups. Source: the Kubernetes API reference, "API groups".
-BUILTIN_GROUPS = frozenset(
-    {
-        "admissionregistration.k8s.io",
-        "apiextensions.k8s.io",
-        "certificates.k8s.io",
-        "coordination.k8s.io",
-        "discovery.k8s.io",
-        "flowcontrol.apiserver.k8s.io",
-        "networking.k8s.io",
-        "node.k8s.io",
-        "rbac.authorization.k8s.io",
-        "scheduling.k8s.io",
-        "storage.k8s.io",
-    }
-)
-
-
 def test_every_custom_resource_has_its_crd_installed_by_the_plan(plan: Plan) -> None:
     installed = installed_kinds(plan)
     customs = [
         r
         for r in plan.resources
         if r.type.startswith("kubernetes:")
-        and "." in r.type.split(":")[1]
         and "helm.sh" not in r.type
-        and r.type.split(":")[1].split("/")[0] not in BUILTIN_GROUPS
+        and is_custom_group(r.type.split(":")[1].split("/")[0])
     ]
     assert customs, plan.env
     for r in customs:
