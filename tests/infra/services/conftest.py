@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from infra.contract import ENVIRONMENTS
 from tests.support.harness import Plan, build
 
 
-@pytest.fixture(params=["dev", "staging", "prod"])
+@pytest.fixture(params=ENVIRONMENTS)
 def plan(request: pytest.FixtureRequest) -> Plan:
     return build(request.param)
