@@ -67,6 +67,10 @@ GPU_MEMORY_ANNOTATION: Final = _key("gpu-memory-gib")
 SLO_P99_LABEL: Final = _key("slo-p99-ms")
 SLO_P99_TIERS_MS: Final = ("100", "250", "500", "1000", "2500", "5000")
 SLO_P99_NONE: Final = "none"
+# On a platform object a stack setting keeps switched off (the drift CronJobs while
+# `services.inference_logs.drift_jobs` is false), valued with that setting's key path: alert rules
+# read it (kube-state-metrics `*_labels`) to tell "off by configuration" from "broken".
+SUSPENDED_BY_LABEL: Final = _key("suspended-by")
 # The environment a rendered object belongs to; also the AWS tag the deploy role's isolation keys on.
 ENVIRONMENT_LABEL: Final = _key("environment")
 
