@@ -57,6 +57,20 @@ CANARY_VERSION_ANNOTATION: Final = _key("canary-version")
 ROLLBACK_VERSION_ANNOTATION: Final = _key("rollback-version")
 # GPU memory (GiB) a model needs, declared by GPU apps and checked against the pool's GPUs.
 GPU_MEMORY_ANNOTATION: Final = _key("gpu-memory-gib")
+# The p99 latency objective of a model app, a label on its InferenceService: KServe copies the
+# InferenceService's labels to its predictor Deployment and pods, where kube-state-metrics exports it
+# and the alert rules read it (platform/prometheus/rules/model-serving.yaml, docs/alerts.md). PromQL
+# cannot turn a label value into a number, so the value is one of these tiers (milliseconds); an app
+# without the label is held to 1000 ms. `none` says that no whole-response p99 judges the app: a
+# streaming LLM's response lasts as long as its generation (minutes), so its p99 measures answer
+# length, not health (apps/README.md "Serving LLMs"). `mlplat validate` refuses any other value.
+SLO_P99_LABEL: Final = _key("slo-p99-ms")
+SLO_P99_TIERS_MS: Final = ("100", "250", "500", "1000", "2500", "5000")
+SLO_P99_NONE: Final = "none"
+# On a platform object a stack setting keeps switched off (the drift CronJobs while
+# `services.inference_logs.drift_jobs` is false), valued with that setting's key path: alert rules
+# read it (kube-state-metrics `*_labels`) to tell "off by configuration" from "broken".
+SUSPENDED_BY_LABEL: Final = _key("suspended-by")
 # The environment a rendered object belongs to; also the AWS tag the deploy role's isolation keys on.
 ENVIRONMENT_LABEL: Final = _key("environment")
 

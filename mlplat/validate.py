@@ -40,6 +40,7 @@ from mlplat.validation import (
     retraining,
     routes,
     scaling,
+    slo,
     targets,
     within,
 )  # fmt: skip
@@ -267,8 +268,8 @@ def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report
 def _governance_checks(
     root: Path, chosen: list[Target], docs: list[RenderedDoc], trees: Trees
 ) -> list[Finding]:
-    """Patches that match nothing, version drift, Pod Security labels, NetworkPolicy widening, and
-    namespace/object ownership across every app of the repository."""
+    """Patches that match nothing, version drift, Pod Security labels, NetworkPolicy widening, SLO
+    tiers, and namespace/object ownership across every app of the repository."""
     findings: list[Finding] = []
     by_target: dict[str, list[RenderedDoc]] = {}
     for doc in docs:
@@ -282,6 +283,7 @@ def _governance_checks(
         mine = by_target.get(target.rel, [])
         findings += governance.pod_security_labels(mine, locate)
         findings += governance.network_policies(mine, rules, locate)
+        findings += slo.slo_tier_labels(mine, locate)
         if not target.kustomize or not mine:
             continue
         tree = trees.tree(target.path(root))

@@ -36,7 +36,7 @@ import yaml
 
 from infra import versions
 from infra.config import ConfigError, InferenceLogsConfig
-from infra.contract import MODEL_LABEL
+from infra.contract import MODEL_LABEL, SUSPENDED_BY_LABEL
 from infra.monitoring_contract import ContractError, load, path_of
 from infra.services import minio, mlflow, monitoring
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
@@ -166,6 +166,20 @@ def _mirror(name: str, secret: str, source: str, dest: str, newer_than: str | No
     }
 
 
+# The setting that suspends the jobs, as the stack file spells its key path (infra/config.py
+# InferenceLogsConfig.drift_jobs): a label value may hold dots (up to 63 characters,
+# https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set).
+DRIFT_JOBS_SETTING = "services.inference_logs.drift_jobs"
+
+
+def job_labels(target: MonitoredApp, settings: InferenceLogsConfig) -> dict[str, str]:
+    """Labels of one app's CronJob. While the setting keeps the jobs suspended they say so, so that
+    ModelMonitoringJobNotRunning stays quiet about a configured-off job and still warns about one
+    suspended by hand (platform/prometheus/rules/model-monitoring.yaml)."""
+    off = {} if settings.drift_jobs else {SUSPENDED_BY_LABEL: DRIFT_JOBS_SETTING}
+    return {MODEL_LABEL: target.app, **off}
+
+
 def job_spec(target: MonitoredApp, env: str, settings: InferenceLogsConfig) -> dict[str, Any]:
     """The CronJob spec of one app's drift job in environment `env`."""
     suspend = not settings.drift_jobs
@@ -282,7 +296,7 @@ class DriftJobs(pulumi.ComponentResource):
             job = k8s.batch.v1.CronJob(
                 f"{name}-{target.app}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=f"drift-{target.app}", namespace=NAMESPACE, labels={MODEL_LABEL: target.app}
+                    name=f"drift-{target.app}", namespace=NAMESPACE, labels=job_labels(target, args.settings)
                 ),
                 # Typed Any: mypy 2.4.1 exhausts memory matching a dict against CronJobSpecArgsDict.
                 spec=cast(Any, job_spec(target, args.environment, args.settings)),

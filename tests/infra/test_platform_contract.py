@@ -25,6 +25,8 @@ CONTRACT_NAMES = {
     contract.CANARY_VERSION_ANNOTATION,
     contract.ROLLBACK_VERSION_ANNOTATION,
     contract.GPU_MEMORY_ANNOTATION,
+    contract.SLO_P99_LABEL,
+    contract.SUSPENDED_BY_LABEL,
     contract.ENVIRONMENT_LABEL,
     contract.GPU_POOL_LABEL,
     contract.NODE_POOL_LABEL,

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from infra import versions
-from infra.config import ENVIRONMENTS
+from infra.config import ENVIRONMENTS, InferenceLogsConfig
+from infra.contract import MODEL_LABEL, SUSPENDED_BY_LABEL
 from infra.services import gateway, minio, model_monitoring, monitoring
 from tests.support.harness import Plan
 from tests.support.netpol import Pod
@@ -67,6 +68,25 @@ def test_drift_jobs_never_pull_the_unpublished_image_until_told(plan: Plan) -> N
         assert job.inputs["spec"]["suspend"] is (not published), job.urn
         image = job.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == versions.IMAGES["mlplat-monitor"], job.urn
+
+
+def test_a_drift_job_the_setting_keeps_off_is_labelled_so_the_alert_rules_stay_quiet(plan: Plan) -> None:
+    """ModelMonitoringJobNotRunning warned forever while drift_jobs was off (as shipped): the rules now
+    skip a suspended job that carries this label, which kube-state-metrics must export to them."""
+    document = yaml.safe_load((REPO / "environments" / f"Pulumi.{plan.env}.yaml").read_text())
+    published = document["config"]["mlplat:services"]["inference_logs"].get("drift_jobs", False)
+    for job in plan.of_type(CRONJOB):
+        labels = job.inputs["metadata"]["labels"]
+        expected = None if published else "services.inference_logs.drift_jobs"
+        assert labels.get(SUSPENDED_BY_LABEL) == expected, f"{job.urn}: {labels}"
+    stack = plan.releases()["kube-prometheus-stack"].inputs["values"]["kube-state-metrics"]
+    assert f"cronjobs=[{SUSPENDED_BY_LABEL}]" in stack["metricLabelsAllowlist"]
+
+
+def test_a_drift_job_switched_on_loses_the_suspended_label() -> None:
+    (app, *_) = model_monitoring.monitored_apps()
+    on = model_monitoring.job_labels(app, InferenceLogsConfig(retention_days=7, drift_jobs=True))
+    assert SUSPENDED_BY_LABEL not in on and on[MODEL_LABEL] == app.app, on
 
 
 def test_drift_jobs_run_under_restricted_pod_security(plan: Plan) -> None:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from infra.contract import ENVIRONMENTS as ENVS
+from infra.contract import SLO_P99_LABEL
 from mlplat import validate
 from tests.support.validate_helpers import REPO, kustomize, run_json
 
@@ -55,7 +56,9 @@ def test_overlay_keeps_the_contract(docs: list[dict[str, Any]], app: str, env: s
     meta, predictor = isvc["metadata"], isvc["spec"]["predictor"]
     version = VERSIONS[app][env]
     assert meta["namespace"] == f"models-{APPS[app]}"
-    assert meta["labels"] == {"mlplat/team": APPS[app], "mlplat/model": app, "mlplat/environment": env}
+    # The SLO label is optional and MLP-SLO-TIER judges its value.
+    labels = {k: v for k, v in meta["labels"].items() if k != SLO_P99_LABEL}
+    assert labels == {"mlplat/team": APPS[app], "mlplat/model": app, "mlplat/environment": env}
     assert meta["annotations"]["mlplat/model-version"] == version
     assert predictor["model"]["storageUri"] == f"s3://mlplat-models/{app}/{version}"
     assert predictor["minReplicas"] >= (2 if env == "prod" else 1)

@@ -159,9 +159,17 @@ def test_rendered_routes_keep_the_layout_the_gateway_rules_read(overlay: Path) -
 
 # --- the dashboard against the series Envoy serves ----------------------------------------------
 def _envoy_case() -> dict[str, Any]:
-    """The promtool case that feeds both variants' responses and latency, as Envoy exports them."""
+    """The promtool case that feeds both variants' responses and latency, as Envoy exports them (the one
+    with a canary's latency: the streaming case has stable versions only)."""
     cases = load_yaml(PROMTOOL_TESTS_DIR / "gateway.test.yaml")["tests"]
-    (case,) = [c for c in cases if any("upstream_rq_time_bucket" in s["series"] for s in c["input_series"])]
+    (case,) = [
+        c
+        for c in cases
+        if any(
+            "upstream_rq_time_bucket" in s["series"] and "/backend/1" in s["series"]
+            for s in c["input_series"]
+        )
+    ]
     return case
 
 

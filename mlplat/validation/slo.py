@@ -1,0 +1,47 @@
+"""MLP-SLO-TIER: an InferenceService's latency SLO label is one the alert rules understand.
+
+The rules map each tier of `mlplat/slo-p99-ms` to seconds one by one (PromQL cannot parse a label
+value), so any other value would leave the app checked against no SLO with only an `info` alert
+(ModelSloLabelInvalid) to say so, minutes after the deploy: validate says it before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from infra.contract import SLO_P99_LABEL, SLO_P99_NONE, SLO_P99_TIERS_MS
+from mlplat.findings import Finding, RenderedDoc
+
+RULE = "MLP-SLO-TIER"
+ALLOWED = (*SLO_P99_TIERS_MS, SLO_P99_NONE)
+
+
+def slo_tier_labels(
+    docs: Iterable[RenderedDoc], locate: Callable[[RenderedDoc, str], tuple[str, int | None]]
+) -> list[Finding]:
+    """One finding per rendered InferenceService whose SLO label is set to something not a tier."""
+    findings = []
+    for doc in docs:
+        if doc.doc.get("kind") != "InferenceService":
+            continue
+        labels = (doc.doc.get("metadata") or {}).get("labels") or {}
+        value = labels.get(SLO_P99_LABEL) if isinstance(labels, dict) else None
+        if value is None or value in ALLOWED:
+            continue
+        path = f"metadata/labels/{SLO_P99_LABEL.replace('/', '~1')}"
+        file, line = locate(doc, path)
+        findings.append(
+            Finding(
+                file,
+                doc.ref,
+                RULE,
+                f"{SLO_P99_LABEL} is {value!r}, not one of the tiers {', '.join(ALLOWED)}: the alert rules "
+                "would check this app's latency against no SLO",
+                f"set {SLO_P99_LABEL} to the tier at or above the objective (milliseconds, quoted), or "
+                f"{SLO_P99_NONE!r} for an app no whole-response p99 judges (a streaming LLM, apps/README.md)",
+                doc.env,
+                line,
+                path,
+            )
+        )
+    return findings
