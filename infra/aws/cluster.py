@@ -232,7 +232,7 @@ class EksCluster(pulumi.ComponentResource):
         control_plane = role(
             f"{name}-control-plane", stack.iam, service_trust("eks.amazonaws.com"), "EKS control plane", child
         )
-        aws.iam.RolePolicyAttachment(
+        control_plane_policy = aws.iam.RolePolicyAttachment(
             f"{name}-control-plane",
             role=control_plane.name,
             policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
@@ -266,7 +266,15 @@ class EksCluster(pulumi.ComponentResource):
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False
             ),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_stateful, depends_on=[log_group]),
+            # The role's policy outlives the cluster: without it EKS cannot delete the security groups
+            # it manages when the cluster is deleted, and nothing else would hold the attachment back
+            # in destroy's first wave (hashicorp/terraform-provider-aws website/docs/r/eks_cluster.html.markdown,
+            # `role_arn` and the example's `depends_on`).
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect_stateful,
+                depends_on=[log_group, control_plane_policy],
+            ),
         )
         issuer = cluster.identities.apply(
             lambda ids: (ids[0].oidcs[0].issuer or "") if ids and ids[0].oidcs else ""
