@@ -119,15 +119,16 @@ def build(config: StackConfig) -> None:
             system_pool=config.system_pool,
             private_subnet_ids=network.private_subnet_ids,
             protect_stateful=config.protect_stateful,
-            runner_path=network.runner_path,
+            routing=network.routing,
         ),
         on_aws,
     )
     # Every Kubernetes resource names this provider; the stack disables the default one. It waits
     # for the access entries and their policy associations (the deploy role's among them): before
-    # they exist the API answers 401/403 to the role running `pulumi up`. It also waits for the path
-    # from the runner VPC (peering, routes both ways, the ingress rule): before it exists the first
-    # call to a private endpoint times out.
+    # they exist the API answers 401/403 to the role running `pulumi up`. It also waits for the
+    # subnets' routing and the path from the runner VPC (route table associations, peering, routes
+    # both ways, the ingress rule): before it exists the first call to a private endpoint times out,
+    # and destroy removes it only after every Kubernetes resource (Network.routing says why).
     k8s_provider = k8s.Provider(
         "k8s",
         kubeconfig=cluster.kubeconfig,

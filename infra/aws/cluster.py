@@ -79,10 +79,11 @@ class EksClusterArgs:
     # Where the control plane's network interfaces and the system pool's nodes go.
     private_subnet_ids: pulumi.Input[list[str]]
     protect_stateful: bool
-    # The network path (peering, routes) from the in-VPC runner of `cluster.endpoint.runner`, whose
-    # security group is admitted to the API on 443 once the path exists; empty when no runner reaches
-    # the cluster (public endpoint).
-    runner_path: list[pulumi.Resource]
+    # What traffic in and out of the subnets needs (`Network.routing`): the route table associations
+    # and, with the in-VPC runner of `cluster.endpoint.runner`, the peering and routes both ways. The
+    # runner's security group is admitted to the API on 443 once it exists; a client of the API waits
+    # for it (`api_network`), so destroy keeps the subnets routed until the client's resources are gone.
+    routing: list[pulumi.Resource]
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,8 @@ class EksCluster(pulumi.ComponentResource):
     for_node_pools: ClusterForNodePools
     # What a client of the Kubernetes API must wait for: the access entries and their policies.
     api_access: list[pulumi.Resource]
-    # What a deploy from the runner VPC must wait for to reach the API: peering, routes, ingress rule.
+    # What a client of the API (a deploy from the runner VPC, the controllers on the nodes) needs of the
+    # network: the subnets' routing and the runner's ingress rule.
     api_network: list[pulumi.Resource]
     # What a workload must wait for: the system pool and every core add-on.
     compute_ready: list[pulumi.Resource]
@@ -230,7 +232,7 @@ class EksCluster(pulumi.ComponentResource):
         control_plane = role(
             f"{name}-control-plane", stack.iam, service_trust("eks.amazonaws.com"), "EKS control plane", child
         )
-        aws.iam.RolePolicyAttachment(
+        control_plane_policy = aws.iam.RolePolicyAttachment(
             f"{name}-control-plane",
             role=control_plane.name,
             policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
@@ -264,7 +266,15 @@ class EksCluster(pulumi.ComponentResource):
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False
             ),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_stateful, depends_on=[log_group]),
+            # The role's policy outlives the cluster: without it EKS cannot delete the security groups
+            # it manages when the cluster is deleted, and nothing else would hold the attachment back
+            # in destroy's first wave (hashicorp/terraform-provider-aws website/docs/r/eks_cluster.html.markdown,
+            # `role_arn` and the example's `depends_on`).
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect_stateful,
+                depends_on=[log_group, control_plane_policy],
+            ),
         )
         issuer = cluster.identities.apply(
             lambda ids: (ids[0].oidcs[0].issuer or "") if ids and ids[0].oidcs else ""
@@ -314,10 +324,10 @@ class EksCluster(pulumi.ComponentResource):
                 )
             )
 
-        self.api_network = [*args.runner_path]
+        self.api_network = [*args.routing]
         if endpoint.runner is not None:
             self.api_network.append(
-                self._admit_runner(name, cluster, endpoint.runner.security_group_id, args.runner_path)
+                self._admit_runner(name, cluster, endpoint.runner.security_group_id, args.routing)
             )
 
         before: dict[str, str] = {}
@@ -362,7 +372,7 @@ class EksCluster(pulumi.ComponentResource):
         name: str,
         cluster: aws.eks.Cluster,
         runner_security_group_id: str,
-        runner_path: list[pulumi.Resource],
+        routing: list[pulumi.Resource],
     ) -> aws.vpc.SecurityGroupIngressRule:
         """HTTPS from the runner's security group to the cluster security group, the group EKS puts
         on the API endpoint's network interfaces (https://docs.aws.amazon.com/eks/latest/userguide/sec-group-reqs.html).
@@ -370,7 +380,7 @@ class EksCluster(pulumi.ComponentResource):
         A group reference, never a CIDR: only that environment's runner is admitted, not everything in
         the runner VPC. A rule may reference a group of a peered VPC only once the peering is active
         (https://docs.aws.amazon.com/vpc/latest/peering/vpc-peering-security-groups.html), so it waits
-        for the runner path.
+        for the subnets' routing, the runner's path among it.
         """
         return aws.vpc.SecurityGroupIngressRule(
             f"{name}-api-from-runner",
@@ -380,7 +390,7 @@ class EksCluster(pulumi.ComponentResource):
             from_port=443,
             to_port=443,
             description="Kubernetes API from the in-VPC GitHub runner (docs/adr/0003)",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=runner_path),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=routing),
         )
 
     def _system_pool(

@@ -25,9 +25,17 @@ class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     private_subnet_ids: pulumi.Output[list[str]]
     public_subnet_ids: pulumi.Output[list[str]]
-    # What traffic between the runner VPC and the cluster's subnets needs, both ways: the active
-    # peering, every private route table (their routes to the runner) and the runner's route back.
-    runner_path: list[pulumi.Resource]
+    # What traffic in and out of the cluster's subnets needs: every subnet's association with its
+    # route table and, with a runner, the active peering, every private route table (their routes to
+    # the runner) and the runner's route back. What talks to the cluster waits for it, so that destroy
+    # removes it only after everything on the cluster: the engine deletes a resource once nothing that
+    # depends on it is left, in waves, the first of which is every resource nothing depends on
+    # (pulumi/pulumi pkg/resource/deploy/step_generator.go ScheduleDeletes; a dependent is one naming it
+    # as dependency, property dependency, parent or provider: pkg/resource/graph/dependency_graph.go
+    # DependenciesOf). An association removed early puts its subnet back on the VPC's main route table,
+    # which has neither the NAT nor the runner route: the API's interfaces no longer answer the runner,
+    # and the controllers that delete load balancers, volumes and instances lose the AWS APIs.
+    routing: list[pulumi.Resource]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplat:network:Vpc", name, None, opts)
@@ -73,6 +81,7 @@ class Network(pulumi.ComponentResource):
         private_subnets: list[aws.ec2.Subnet] = []
         nat_gateways: list[aws.ec2.NatGateway] = []
         private_route_tables: list[aws.ec2.RouteTable] = []
+        associations: list[aws.ec2.RouteTableAssociation] = []
         for index, zone in enumerate(cfg.availability_zones):
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone}",
@@ -87,8 +96,10 @@ class Network(pulumi.ComponentResource):
                 },
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{zone}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
+            associations.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-public-{zone}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
+                )
             )
             public_subnets.append(public)
             if cfg.nat_gateways == "per_az" or index == 0:
@@ -121,12 +132,14 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
             private_route_tables.append(private_rt)
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{zone}", subnet_id=private.id, route_table_id=private_rt.id, opts=child
+            associations.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-private-{zone}", subnet_id=private.id, route_table_id=private_rt.id, opts=child
+                )
             )
             private_subnets.append(private)
 
-        self.runner_path = []
+        self.routing = [*associations]
         if runner and peering:
             # The runner's route table takes separate routes only (infra/bootstrap/runners.tf), so this
             # route survives the bootstrap's next apply.
@@ -137,7 +150,7 @@ class Network(pulumi.ComponentResource):
                 vpc_peering_connection_id=peering.id,
                 opts=child,
             )
-            self.runner_path = [peering, *private_route_tables, back]
+            self.routing += [peering, *private_route_tables, back]
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])

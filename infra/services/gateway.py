@@ -4,12 +4,16 @@ docs/adr/0005-inference-gateway.md says why Envoy Gateway, why an NLB and why ea
 HTTPRoute. Order, each step waiting for the one before:
 CRDs (gateway-crds-helm, rendered) -> Envoy Gateway controller (gateway-helm release, CRDs off)
 -> EnvoyProxy + GatewayClass `mlplat-envoy` -> Gateway `mlplat-gateway/inference`, which also waits
-for its certificate and for the AWS Load Balancer Controller: the proxy Service Envoy Gateway
-creates for the Gateway asks for an NLB, and the controller's webhook admits LoadBalancer Services.
+for its certificate. All of it waits for the AWS Load Balancer Controller, and destroy removes all of
+it before the controller: the proxy Service Envoy Gateway creates for the Gateway asks for an NLB,
+the controller's webhook admits LoadBalancer Services, and its finalizer keeps that Service until the
+controller has deleted the NLB (`InferenceGateway`).
 
 Facts from envoyproxy/gateway v1.9.0 this module relies on:
 - proxies run in the controller's namespace unless the deploy type is GatewayNamespace
-  (internal/infrastructure/kubernetes/proxy_infra.go GetResourceNamespace), labelled
+  (internal/infrastructure/kubernetes/proxy_infra.go GetResourceNamespace), their Service and
+  Deployment owned by the GatewayClass (proxy/resource_provider.go ownerReferences, translator.go
+  OwnerReference), labelled
   app.kubernetes.io/name=envoy, app.kubernetes.io/component=proxy,
   app.kubernetes.io/managed-by=envoy-gateway (proxy/resource.go EnvoyAppLabel) and
   gateway.envoyproxy.io/owning-gateway-name/-namespace (gatewayapi/translator.go buildIR);
@@ -80,7 +84,8 @@ class InferenceGatewayArgs(ServiceArgs):
     proxy_replicas: int
     # The internal CA (cert_manager.py): the Gateway's certificate comes from it.
     ca: InternalCa
-    # The AWS Load Balancer Controller's release: the proxy Service's NLB and its admission webhook.
+    # The AWS Load Balancer Controller's release: the proxy Service's NLB, its admission webhook and
+    # its finalizer; the whole gateway waits for it (`InferenceGateway`).
     load_balancer_controller: pulumi.Resource
 
 
@@ -146,11 +151,33 @@ def pod_monitor(
 
 
 class InferenceGateway(ChartService):
-    """Envoy Gateway and the platform's Gateway (module docstring: order and facts)."""
+    """Envoy Gateway and the platform's Gateway (module docstring: order and facts).
+
+    The component, and so every child of it, depends on the AWS Load Balancer Controller's release, so
+    that destroy uninstalls the controller only once the `envoy-gateway-system` namespace is gone. The
+    proxy Service there carries the controller's finalizer `service.k8s.aws/resources`, which only the
+    controller removes, after deleting the NLB (kubernetes-sigs/aws-load-balancer-controller
+    controllers/service/service_controller.go `cleanupLoadBalancerResources`). Pulumi waits until a
+    deleted object is gone (pulumi/pulumi-kubernetes provider/pkg/await/await.go `Deletion`), and the
+    namespace is gone only once all it holds is (kubernetes/kubernetes pkg/controller/namespace/
+    deletion/namespaced_resources_deleter.go `Delete`: content remaining, not finalized). The
+    engine deletes the controller only after everything depending on it, a component's children with
+    it (pulumi/pulumi pkg/resource/deploy/step_generator.go ScheduleDeletes, pkg/resource/graph/
+    dependency_graph.go DependenciesOf). Without this the controller goes in the same wave as the
+    GatewayClass: the Service stays Terminating, the NLB is orphaned and its interfaces keep the
+    VPC from being deleted.
+    """
 
     def __init__(self, name: str, args: InferenceGatewayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(
-            "mlplat:services:InferenceGateway", name, NAMESPACE, args.cluster, [args.monitoring_crds], opts
+            "mlplat:services:InferenceGateway",
+            name,
+            NAMESPACE,
+            args.cluster,
+            [args.monitoring_crds],
+            pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[args.load_balancer_controller])
+            ),
         )
         pin = versions.CHARTS["gateway-crds"]
         # Rendered and applied resource by resource (Helm's `template`, not `install`): the CRDs are

@@ -1,5 +1,5 @@
 """Building the AWS layer's components directly (under the `mock_engine` fixture of tests/conftest.py):
-the cluster's args as the program fills them from a stack config, with fake subnets and no runner path."""
+the cluster's args as the program fills them from a stack config, with fake subnets and no routing."""
 
 from __future__ import annotations
 
@@ -18,5 +18,5 @@ def eks_cluster_args(stack: StackIdentity, config: StackConfig) -> EksClusterArg
         system_pool=config.system_pool,
         private_subnet_ids=PRIVATE_SUBNETS,
         protect_stateful=config.protect_stateful,
-        runner_path=[],
+        routing=[],
     )

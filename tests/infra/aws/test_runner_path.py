@@ -3,7 +3,9 @@ isolation keys on, read from the offline plan of each environment.
 
 Every environment's endpoint is private, so every plan must peer the cluster VPC with the bootstrap's
 runner VPC, route both ways, admit the runner's security group (and nothing by address) on 443, and
-hold the Kubernetes provider back until all of it exists.
+hold the Kubernetes provider back until all of it exists. Destroy deletes in the reverse order (a
+resource goes once nothing depending on it is left: pulumi/pulumi pkg/resource/deploy/step_generator.go
+ScheduleDeletes), so what the provider waits for stays until every Kubernetes resource is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ TAG = "mlplat/environment"
 PEERING = "aws:ec2/vpcPeeringConnection:VpcPeeringConnection"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
 ROUTE = "aws:ec2/route:Route"
+ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
 INGRESS_TYPES = {
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
     "aws:ec2/securityGroupRule:SecurityGroupRule",
@@ -132,11 +135,38 @@ def test_kubernetes_provider_waits_until_the_runner_can_reach_the_api(
     provider = one(plan, "pulumi:providers:kubernetes")
     before = waits_for(plan, provider["urn"])
     runner = runner_of(load_environment(env))
-    path = [one(plan, PEERING), *private_route_tables(plan)]
+    path = [one(plan, PEERING), *private_route_tables(plan), *of_type(plan, ASSOCIATION)]
     path += [r for r in of_type(plan, ROUTE) if r["inputs"]["routeTableId"] == runner.private_route_table_id]
     path += [next(r for r in plan["resources"] if r["urn"] == urn) for urn, _ in ingress_rules_on_443(plan)]
     missing = [r["urn"] for r in path if r["urn"] not in before]
     assert len(path) >= 5 and not missing, f"{provider['urn']} starts before {missing}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_destroy_keeps_every_subnet_on_its_route_table_until_no_kubernetes_resource_is_left(
+    offline_plan: PlanFor, env: str
+) -> None:
+    """An association nothing depends on goes in destroy's first wave: its subnet falls back to the
+    VPC's main route table (no NAT, no route to the runner), the API's interfaces stop answering the
+    runner and every Kubernetes delete after it times out. Each subnet, private and public (the NAT
+    gateways' and load balancers'), must stay routed until everything on the cluster is deleted."""
+    plan = offline_plan(env)
+    zones = load_environment(env).network.availability_zones
+    associations = {r["urn"] for r in of_type(plan, ASSOCIATION)}
+    subnets = {r["inputs"]["subnetId"] for r in of_type(plan, ASSOCIATION)}
+    assert len(subnets) == len(associations) == 2 * len(zones), (
+        f"not every subnet is associated: {associations}"
+    )
+    on_cluster = [
+        r
+        for r in plan["resources"]
+        if r["type"].startswith("kubernetes:") or r["type"] == "pulumi:providers:kubernetes"
+    ]
+    assert len(on_cluster) > 50
+    unheld = [r["urn"] for r in on_cluster if not associations <= waits_for(plan, r["urn"])]
+    assert not unheld, (
+        f"destroy removes routes while {len(unheld)} Kubernetes resources are left: {unheld[:3]}"
+    )
 
 
 @cache
