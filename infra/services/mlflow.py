@@ -9,6 +9,14 @@ in the chart's default per-pod SQLite file: with more than one replica every pod
 users. MLflow (>= 3.6) versions the auth schema in its own `alembic_version_auth` table, so the
 auth tables can live next to the tracking tables in one database.
 
+Prometheus reads `/metrics` (`--expose-prometheus`) as MLflow user `prometheus-metrics`: MLflow's basic
+auth leaves only `/static`, `/favicon.ico` and `/health` open (mlflow 3.15.1
+mlflow/server/auth/__init__.py `_UNPROTECTED_PATH_PREFIXES`), and in 3.15.1 any signed-in user may read
+`/metrics`, which has no permission rule, so that user is granted nothing. Its password is generated
+and delivered like every other credential (Vault `platform/mlflow/metrics-reader`, synced to the Secret
+the ServiceMonitor's `basicAuth` reads); MLflow keeps users in its own database, so an admin creates the
+user once (docs/runbooks/mlflow.md) and, until then, alert MlflowMetricsUnreadable says so.
+
 The server reaches MinIO over https and verifies it against the internal CA: boto3 reads the CA
 file named by `AWS_CA_BUNDLE` (chart mlflow-1.11.5 values.yaml `extraEnvVars` lists it), mounted
 from ConfigMap `mlflow/mlplat-internal-ca` (`extraVolumes`/`extraVolumeMounts`).
@@ -42,6 +50,17 @@ DATABASE = "mlflow"
 DATABASE_USER = "mlflow"
 ADMIN_SECRET = "mlflow-admin"  # pragma: allowlist secret
 CA_DIR = "/etc/mlplat/internal-ca"
+# The name the chart gives the server's container port, and uses for the Service's targetPort and the
+# probes (mlflow-1.11.5 templates/deployment.yaml `ports[].name`, service.yaml `targetPort`, both
+# `service.containerPortName`); the ServiceMonitor scrapes the port of that name.
+CONTAINER_PORT_NAME = "mlflow"
+# mlflow-1.11.5 templates/_helpers.tpl mlflow.selectorLabels: on the Service and the server's pods.
+SERVER_LABELS = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/instance": RELEASE}
+# prometheus-flask-exporter's endpoint (GunicornInternalPrometheusMetrics path="/metrics").
+METRICS_PATH = "/metrics"
+METRICS_USER = "prometheus-metrics"
+METRICS_SECRET = "mlflow-metrics-reader"  # pragma: allowlist secret
+METRICS_VAULT_PATH = "platform/mlflow/metrics-reader"
 # The chart's Service (its fullname: the release name, which contains the chart's) and its port
 # (mlflow-1.11.5 values.yaml service.port 80 -> containerPort 5000).
 SERVICE = RELEASE
@@ -75,6 +94,7 @@ def computed_values(mlflow: MlflowConfig, storage_class: str) -> dict[str, Any]:
     repository, tag = versions.image("mlflow")
     return {
         "replicaCount": mlflow.replicas,
+        "service": {"containerPortName": CONTAINER_PORT_NAME},
         "image": {"repository": repository, "tag": tag},
         "postgresql": {
             "auth": {"username": DATABASE_USER, "database": DATABASE, "existingSecret": POSTGRES_SECRET},
@@ -146,6 +166,13 @@ class Mlflow(ChartService):
             {"username": "admin", "password": self.password("admin-password")},
         )
         self.seed("s3", MLFLOW.secret, MLFLOW.vault_path, args.artifact_store.mlflow_credentials)
+        # Read by the ServiceMonitor below, not by the chart (the release waits for it all the same).
+        metrics_reader = self.seed(
+            "metrics-reader",
+            METRICS_SECRET,
+            METRICS_VAULT_PATH,
+            {"username": METRICS_USER, "password": self.password("metrics-reader-password")},
+        )
         self.ca_bundle = args.ca.bundle(self, f"{name}-internal-ca", self.namespace, CA_FILE_KEY)
         self.release = self.install(
             "release",
@@ -160,6 +187,31 @@ class Mlflow(ChartService):
                 args.artifact_store.release,
             ],
             protect=args.cluster.protect_stateful,
+        )
+        self.metrics_monitor = k8s.apiextensions.CustomResource(
+            f"{name}-metrics",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            # No jobLabel: the job is the Service's name, `mlflow`, which the alerts select. Created after
+            # the release, whose upgrade removes the chart's own ServiceMonitor of the same name.
+            metadata={"name": SERVICE, "namespace": NAMESPACE},
+            spec={
+                "selector": {"matchLabels": SERVER_LABELS},
+                "endpoints": [
+                    {
+                        "targetPort": CONTAINER_PORT_NAME,
+                        "path": METRICS_PATH,
+                        # Each from the Secret's key of the same name.
+                        "basicAuth": {
+                            field: {"name": METRICS_SECRET, "key": field}
+                            for field in ("username", "password")
+                        },
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.release, metrics_reader.resource, args.monitoring_crds]
+            ),
         )
         # promote.yml's registry gate reaches this registry from the runner through the cluster API
         # (its only path into the VPC, ADR 0003): the promote roles' group may port-forward here and do

@@ -97,6 +97,9 @@ FREE_FORM: dict[str, list[str]] = {
         # bitnami/charts bitnami/postgresql values.yaml primary.networkPolicy.enabled (default true).
         "postgresql.primary.networkPolicy",
         "postgresql.primary.networkPolicy.enabled",
+        # `mlflow server` flags: values.schema.json extraArgs has additionalProperties: true, and
+        # templates/deployment.yaml renders each key as `--<kebab-case key>=<value>` (mlflow-1.11.5).
+        "extraArgs.*",
     ],
 }
 
