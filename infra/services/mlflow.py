@@ -25,6 +25,7 @@ from ConfigMap `mlflow/mlplat-internal-ca` (`extraVolumes`/`extraVolumeMounts`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -34,7 +35,7 @@ from infra import versions
 from infra.aws.cluster import REGISTRY_TUNNEL_GROUP
 from infra.config import MlflowConfig
 from infra.services.cert_manager import CA_BUNDLE_CONFIGMAP, InternalCa
-from infra.services.chart import ChartService, ServiceArgs
+from infra.services.chart import ChartService, ServiceArgs, custom_resources
 from infra.services.minio import ARTIFACTS_BUCKET, ENDPOINT, MLFLOW, Minio
 
 NAMESPACE = "mlflow"
@@ -75,6 +76,29 @@ REGISTRY_TUNNEL_RULES = (
     ("pods/portforward", ("create",)),
 )
 CA_FILE_KEY = "ca.crt"
+
+
+def metrics_monitor() -> dict[str, Any]:
+    """The ServiceMonitor Prometheus reads MLflow's request metrics with: the server's container port
+    by name, logged in as METRICS_USER from METRICS_SECRET (each field from the Secret's key of the same
+    name). No jobLabel: the job is the Service's name, `mlflow`, which the alerts select."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": SERVICE},
+        "spec": {
+            "selector": {"matchLabels": SERVER_LABELS},
+            "endpoints": [
+                {
+                    "targetPort": CONTAINER_PORT_NAME,
+                    "path": METRICS_PATH,
+                    "basicAuth": {
+                        field: {"name": METRICS_SECRET, "key": field} for field in ("username", "password")
+                    },
+                }
+            ],
+        },
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,30 +212,13 @@ class Mlflow(ChartService):
             ],
             protect=args.cluster.protect_stateful,
         )
-        self.metrics_monitor = k8s.apiextensions.CustomResource(
-            f"{name}-metrics",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            # No jobLabel: the job is the Service's name, `mlflow`, which the alerts select. Created after
-            # the release, whose upgrade removes the chart's own ServiceMonitor of the same name.
-            metadata={"name": SERVICE, "namespace": NAMESPACE},
-            spec={
-                "selector": {"matchLabels": SERVER_LABELS},
-                "endpoints": [
-                    {
-                        "targetPort": CONTAINER_PORT_NAME,
-                        "path": METRICS_PATH,
-                        # Each from the Secret's key of the same name.
-                        "basicAuth": {
-                            field: {"name": METRICS_SECRET, "key": field}
-                            for field in ("username", "password")
-                        },
-                    }
-                ],
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.release, metrics_reader.resource, args.monitoring_crds]
-            ),
+        # Created after the release, whose upgrade removes the chart's own ServiceMonitor of the same name.
+        (self.metrics_monitor,) = custom_resources(
+            self,
+            name,
+            [(Path(__file__), metrics_monitor())],
+            NAMESPACE,
+            [self.release, metrics_reader.resource, args.monitoring_crds],
         )
         # promote.yml's registry gate reaches this registry from the runner through the cluster API
         # (its only path into the VPC, ADR 0003): the promote roles' group may port-forward here and do
