@@ -6,6 +6,7 @@ Validate, the checkov scan and the registry gate all speak in `Finding`s, so one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +26,14 @@ class RenderedDoc:
         meta = self.doc.get("metadata")
         meta = meta if isinstance(meta, dict) else {}
         return f"{self.doc.get('kind', '?')}/{meta.get('namespace', '-')}/{meta.get('name', '?')}"
+
+    @property
+    def labels(self) -> dict[Any, Any]:
+        """The object's labels; {} when it has none or writes something else there (the schema
+        checks say so; a label check has nothing to read)."""
+        meta = self.doc.get("metadata")
+        labels = meta.get("labels") if isinstance(meta, dict) else None
+        return labels if isinstance(labels, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,18 @@ class Finding:
         where = f"{self.file}:{self.line}" if self.line else self.file
         env = f"[{self.env}] " if self.env else ""
         return f"{env}{where} {self.resource} {self.rule}: {self.message} (fix: {self.fix})"
+
+
+# Where a key path of a rendered object was written: (file, line), the line None when unknown.
+Locate = Callable[[RenderedDoc, str], tuple[str, int | None]]
+
+
+def label_finding(doc: RenderedDoc, locate: Locate, label: str, rule: str, message: str, fix: str) -> Finding:
+    """A finding about one label of a rendered object, pointing at the line that wrote the label (its
+    key escaped as Finding.path says: `~` as ~0, `/` as ~1)."""
+    path = "metadata/labels/" + label.replace("~", "~0").replace("/", "~1")
+    file, line = locate(doc, path)
+    return Finding(file, doc.ref, rule, message, fix, doc.env, line, path)
 
 
 @dataclass(frozen=True)

@@ -264,8 +264,7 @@ def _json_or_empty(err: urllib.error.HTTPError) -> dict[str, Any]:
 
 def environment_of(doc: RenderedDoc) -> str:
     """The env a document is judged for: --env, else its mlplat/environment label, else dev."""
-    labels = (doc.doc.get("metadata") or {}).get("labels") or {}
-    return doc.env or labels.get(ENV_LABEL) or DEFAULT_ENV
+    return doc.env or doc.labels.get(ENV_LABEL) or DEFAULT_ENV
 
 
 def check(docs: Sequence[RenderedDoc], registry_url: str, *, repo_root: Path = REPO) -> list[Finding]:

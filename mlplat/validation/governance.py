@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplat.findings import Finding, RenderedDoc
+from mlplat.findings import Finding, Locate, RenderedDoc, label_finding
 from mlplat.validation.trees import COMPONENTS_AS_APP, Reference, Selector, Tree, Trees, construct, key_line
 
-Locate = Callable[[RenderedDoc, str], tuple[str, int | None]]
 VERSION_FILES = ("model-version.yaml", "canary.yaml")
 PSA_PREFIX = "pod-security.kubernetes.io/"
 PSA_REQUIRED = {f"{PSA_PREFIX}{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
@@ -196,8 +195,7 @@ def pod_security_labels(docs: Iterable[RenderedDoc], locate: Locate) -> list[Fin
     for doc in docs:
         if doc.doc.get("kind") != "Namespace":
             continue
-        labels = (doc.doc.get("metadata") or {}).get("labels") or {}
-        labels = labels if isinstance(labels, dict) else {}
+        labels = doc.labels
         problems = [
             (key, f"{key} is {labels.get(key)!r}, not {want!r}")
             for key, want in PSA_REQUIRED.items()
@@ -213,20 +211,16 @@ def pod_security_labels(docs: Iterable[RenderedDoc], locate: Locate) -> list[Fin
         ]  # fmt: skip
         if not problems:
             continue
-        first = f"metadata/labels/{problems[0][0].replace('/', '~1')}"
-        file, line = locate(doc, first)
         findings.append(
-            Finding(
-                file,
-                doc.ref,
+            label_finding(
+                doc,
+                locate,
+                problems[0][0],
                 "MLP-POD-SECURITY-LABEL",
                 "an app may not change its namespace's Pod Security level: "
                 + "; ".join(p for _, p in problems),
                 "keep pod-security.kubernetes.io/{enforce,audit,warn}: restricted (versions: latest) as "
                 "apps/README.md says; a pod that needs more is a platform workload, not a model app",
-                doc.env,
-                line,
-                first,
             )
         )
     return findings

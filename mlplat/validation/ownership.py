@@ -10,15 +10,14 @@ namespace of their tree's InferenceService, which is what the shared components 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from mlplat.findings import Finding, RenderedDoc
+from mlplat.findings import Finding, Locate, RenderedDoc
 from mlplat.validation.targets import KUSTOMIZATION_FILES, app_dirs
 from mlplat.validation.trees import Trees, construct, is_remote
 
 Key = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
-Locate = Callable[[RenderedDoc, str], tuple[str, int | None]]
 CLUSTER_SCOPED = frozenset({"Namespace"})  # the only cluster-scoped kind the AppProject lets apps declare
 # An app owns the namespaces it declares and the ones its models run in; a shared one is reported on
 # these objects (once), any other object of the app in someone else's namespace is reported itself.

@@ -7,41 +7,34 @@ value), so any other value would leave the app checked against no SLO with only 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from infra.contract import SLO_P99_LABEL, SLO_P99_NONE, SLO_P99_TIERS_MS
-from mlplat.findings import Finding, RenderedDoc
+from mlplat.findings import Finding, Locate, RenderedDoc, label_finding
 
 RULE = "MLP-SLO-TIER"
 ALLOWED = (*SLO_P99_TIERS_MS, SLO_P99_NONE)
 
 
-def slo_tier_labels(
-    docs: Iterable[RenderedDoc], locate: Callable[[RenderedDoc, str], tuple[str, int | None]]
-) -> list[Finding]:
+def slo_tier_labels(docs: Iterable[RenderedDoc], locate: Locate) -> list[Finding]:
     """One finding per rendered InferenceService whose SLO label is set to something not a tier."""
     findings = []
     for doc in docs:
         if doc.doc.get("kind") != "InferenceService":
             continue
-        labels = (doc.doc.get("metadata") or {}).get("labels") or {}
-        value = labels.get(SLO_P99_LABEL) if isinstance(labels, dict) else None
+        value = doc.labels.get(SLO_P99_LABEL)
         if value is None or value in ALLOWED:
             continue
-        path = f"metadata/labels/{SLO_P99_LABEL.replace('/', '~1')}"
-        file, line = locate(doc, path)
         findings.append(
-            Finding(
-                file,
-                doc.ref,
+            label_finding(
+                doc,
+                locate,
+                SLO_P99_LABEL,
                 RULE,
                 f"{SLO_P99_LABEL} is {value!r}, not one of the tiers {', '.join(ALLOWED)}: the alert rules "
                 "would check this app's latency against no SLO",
                 f"set {SLO_P99_LABEL} to the tier at or above the objective (milliseconds, quoted), or "
                 f"{SLO_P99_NONE!r} for an app no whole-response p99 judges (a streaming LLM, apps/README.md)",
-                doc.env,
-                line,
-                path,
             )
         )
     return findings

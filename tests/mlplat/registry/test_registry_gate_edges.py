@@ -469,3 +469,10 @@ def test_canary_annotation_without_any_canary_says_none(prod_registry: FakeRegis
     doc = with_canary(subject("prod", "9"), [], recorded="1")
     (finding,) = registry_gate.check([doc], prod_registry.url)
     assert finding.rule == "MLP-REGISTRY-CANARY" and "versions none" in finding.message
+
+
+def test_labels_written_as_a_list_are_judged_for_the_default_environment_not_a_crash() -> None:
+    """`metadata.labels` as a list (the schema check reports it) made environment_of call `.get` on a
+    list: an AttributeError, so the gate crashed instead of judging the object."""
+    doc = RenderedDoc(None, "apps/x/overlays/dev", "apps/x/base/isvc.yaml", {"metadata": {"labels": ["a"]}})
+    assert registry_gate.environment_of(doc) == registry_gate.DEFAULT_ENV
