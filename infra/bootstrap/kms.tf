@@ -41,16 +41,19 @@ locals {
 # which the provider merges first, before the document's own statements (hashicorp/terraform-provider-aws
 # internal/service/iam/policy_document_data_source.go, read at 04e9356d7f061e7be1890e030f420c81a783d651):
 # the same statements in the same order as when each policy carried it inline.
+# Every statement of a key policy names its principals first: a key policy says who may use the key
+# (it does not delegate to IAM), then what they may do.
 data "aws_iam_policy_document" "key_administration" {
   statement {
-    sid       = "KeyAdministration"
-    actions   = local.key_admin_actions
-    resources = ["*"] # in a key policy "*" means this key
+    sid = "KeyAdministration"
 
     principals {
       type        = "AWS"
       identifiers = var.key_admin_arns
     }
+
+    actions   = local.key_admin_actions
+    resources = ["*"] # in a key policy "*" means this key
   }
 }
 
@@ -69,14 +72,15 @@ data "aws_iam_policy_document" "state_key" {
       StateReadWriteThroughS3      = flatten([for role in ["deploy", "preview", "drift"] : [for env in local.environments : aws_iam_role.github["${env}/${role}"].arn]])
     }
     content {
-      sid       = statement.key
-      actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
-      resources = ["*"]
+      sid = statement.key
 
       principals {
         type        = "AWS"
         identifiers = statement.value
       }
+
+      actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+      resources = ["*"]
 
       condition {
         test     = "StringEquals"
@@ -118,14 +122,15 @@ data "aws_iam_policy_document" "pulumi_secrets_key" {
       DeployRoleSecretsProviderUse = [aws_iam_role.github["${each.key}/deploy"].arn]
     }
     content {
-      sid       = statement.key
-      actions   = local.key_use_actions
-      resources = ["*"]
+      sid = statement.key
 
       principals {
         type        = "AWS"
         identifiers = statement.value
       }
+
+      actions   = local.key_use_actions
+      resources = ["*"]
     }
   }
 
@@ -133,14 +138,15 @@ data "aws_iam_policy_document" "pulumi_secrets_key" {
   # writes state. Written out, not a row of the grants above: checkov reads no dynamic block, and this is
   # the statement of the document its key-policy checks still see (policies/checkov/iac-skips.yaml).
   statement {
-    sid       = "PreviewRoleDecryptOnly"
-    actions   = ["kms:Decrypt", "kms:DescribeKey"]
-    resources = ["*"]
+    sid = "PreviewRoleDecryptOnly"
 
     principals {
       type        = "AWS"
       identifiers = [aws_iam_role.github["${each.key}/preview"].arn, aws_iam_role.github["${each.key}/drift"].arn]
     }
+
+    actions   = ["kms:Decrypt", "kms:DescribeKey"]
+    resources = ["*"]
   }
 }
 

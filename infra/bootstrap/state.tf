@@ -14,15 +14,6 @@ resource "aws_s3_bucket" "state" {
   }
 }
 
-resource "aws_s3_bucket_ownership_controls" "state" {
-  bucket = aws_s3_bucket.state.id
-
-  # ACLs disabled: access is decided by IAM and the bucket policy only.
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
 resource "aws_s3_bucket_public_access_block" "state" {
   bucket = aws_s3_bucket.state.id
 
@@ -74,6 +65,15 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
     }
+  }
+}
+
+resource "aws_s3_bucket_ownership_controls" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  # ACLs disabled: access is decided by IAM and the bucket policy only.
+  rule {
+    object_ownership = "BucketOwnerEnforced"
   }
 }
 
