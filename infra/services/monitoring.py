@@ -42,6 +42,9 @@ PUSHGATEWAY_RELEASE = "prometheus-pushgateway"
 PUSHGATEWAY_PORT = 9091
 PUSHGATEWAY_URL = f"http://{PUSHGATEWAY_RELEASE}.{NAMESPACE}.svc.cluster.local:{PUSHGATEWAY_PORT}"
 GRAFANA_ADMIN_SECRET = "grafana-admin"  # pragma: allowlist secret
+# The Role Grafana's ServiceAccount is bound to (values `grafana.rbac.useExistingRole`): ConfigMaps
+# only, where the grafana chart's own Role would add every Secret of this namespace.
+GRAFANA_ROLE = "grafana-configmaps-reader"
 RECEIVERS_SECRET = "alertmanager-receivers"  # pragma: allowlist secret (a Secret name)
 # Each `alertmanagerSpec.secrets` entry is mounted at /etc/alertmanager/secrets/<name>
 # (kube-prometheus-stack 88.5.3 values.yaml, `alertmanager.alertmanagerSpec.secrets`).
@@ -151,7 +154,10 @@ def computed_values(monitoring: MonitoringConfig, storage_class: str) -> dict[st
         "alertmanager": {
             "alertmanagerSpec": {"replicas": monitoring.prometheus_replicas, "secrets": [RECEIVERS_SECRET]}
         },
-        "grafana": {"admin": {"existingSecret": GRAFANA_ADMIN_SECRET}},
+        "grafana": {
+            "admin": {"existingSecret": GRAFANA_ADMIN_SECRET},
+            "rbac": {"useExistingRole": GRAFANA_ROLE},
+        },
     }
     config_block = alertmanager_config()
     if config_block is not None:
@@ -183,11 +189,14 @@ class Monitoring(ChartService):
             INFERENCE_LOG_HASH_KEY_VAULT_PATH,
             {"key": self.password("inference-log-hash-key")},
         )
+        self.grafana_role = _grafana_role(self, f"{name}-grafana-role")
         self.release = self.install(
             "release",
             RELEASE,
             "kube-prometheus-stack",
             computed=computed_values(args.settings, args.cluster.storage_classes.default),
+            # Grafana's sidecars list ConfigMaps from their start: the Role they are bound to first.
+            depends_on=[self.namespace, *(seed.resource for seed in self.seeds), self.grafana_role],
             # Prometheus and Alertmanager volumes hold the platform's metrics history.
             protect=args.cluster.protect_stateful,
         )
@@ -298,6 +307,22 @@ def _model_server_podmonitor() -> dict[str, Any]:
             }
         ],
     }
+
+
+def _grafana_role(owner: ChartService, resource_name: str) -> k8s.rbac.v1.Role:
+    """What Grafana's sidecars need and nothing more: read the dashboard and datasource ConfigMaps of
+    this namespace (the verbs of the grafana chart's own Role, grafana-community/helm-charts
+    grafana-12.11.1 templates/role.yaml, without its `secrets`)."""
+    return k8s.rbac.v1.Role(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_ROLE, namespace=NAMESPACE),
+        rules=[
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=[""], resources=["configmaps"], verbs=["get", "watch", "list"]
+            )
+        ],
+        opts=pulumi.ResourceOptions(parent=owner, depends_on=[owner.namespace]),
+    )
 
 
 def _dashboard(

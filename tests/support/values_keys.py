@@ -42,6 +42,11 @@ FREE_FORM: dict[str, list[str]] = {
         "grafana.resources",
         # grafana chart `rbac.namespaced` (grafana-community/helm-charts charts/grafana/values.yaml).
         "grafana.rbac.namespaced",
+        # grafana chart `rbac.useExistingRole` and `sidecar.<kind>.resource` (grafana-community/helm-charts
+        # grafana-12.11.1 charts/grafana/values.yaml): Grafana reads ConfigMaps only.
+        "grafana.rbac.useExistingRole",
+        "grafana.sidecar.dashboards.resource",
+        "grafana.sidecar.datasources.resource",
         "prometheus-node-exporter.tolerations",
         "prometheus-node-exporter.resources",
         "kube-state-metrics.resources",
