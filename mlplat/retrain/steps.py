@@ -194,7 +194,8 @@ def register(
     store_root: Path | None = None,
 ) -> tuple[str, bool]:
     """Register the model as the app's next version with lineage tags and a model card; returns the
-    version and whether it already existed (same data hash and code commit: nothing new registered).
+    version and whether it already existed (same data hash, code commit and parameters,
+    lineage.SAME_TRAINING: nothing new registered).
 
     The model and its card go to the version's store key first (publish.py: the bucket on the cluster,
     `store_root` or $MLPLAT_MODEL_STORE_ROOT locally), the MLflow version naming that key after. The same
@@ -248,10 +249,7 @@ def register(
         client = example_models.mlflow_client(tracking_uri)
         existing = example_models.existing_versions(client, app)
         for number, version in sorted(existing.items(), key=lambda item: int(item[0])):
-            if (
-                version.tags.get(lineage.DATA_SHA256) == record["sha256"]
-                and version.tags.get(lineage.CODE_COMMIT) == commit
-            ):
+            if all(version.tags.get(key) == tags[key] for key in lineage.SAME_TRAINING):
                 return number, True
         rows = {"train": len(frames.x_train), "test": len(frames.x_test)}
         store = publish.store_for(store_root)

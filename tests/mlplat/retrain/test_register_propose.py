@@ -103,6 +103,20 @@ def test_registering_the_same_data_and_code_again_returns_the_existing_version(
     assert again == first and int(newer_code) == int(first) + 1
 
 
+def test_other_parameters_on_the_same_data_and_code_register_a_new_version(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another estimator variant trained on the same data in the same image is another model: matched on
+    data and code alone, register printed the old version, and propose pinned the old model."""
+    newest = trained(fetched, tmp_path / "newest")
+    first = _register(registry, fetched, *newest, "0a" * 20, capsys)
+    oldest = trained(fetched, tmp_path / "oldest", params='{"variant": 1}')
+    other = _register(registry, fetched, *oldest, "0a" * 20, capsys)
+    assert int(other) == int(first) + 1
+    assert json.loads(_version_tags(registry.url, other)[lineage.PARAMS]) == {"variant": 1}
+    assert _register(registry, fetched, *oldest, "0a" * 20, capsys) == other
+
+
 def test_a_rerun_after_main_moved_registers_nothing_new_for_the_same_image_and_data(
     registry: Registry,
     store: Path,
