@@ -19,6 +19,7 @@ from typing import Any
 
 from infra.contract import ENVIRONMENTS
 from mlplat import example_models, model_store, promote, registry_gate
+from mlplat.monitoring.contract import REFERENCE_FILE
 from mlplat.retrain import card, data, lineage, publish
 
 PARAMS_FILE = "params.json"
@@ -214,8 +215,9 @@ def register(
         raise UsageError("--triggered-by is empty: name the alert, schedule or person")
     evaluation = _evaluation(app, repo_root)
     record, frames = _frames(data_dir)
-    if not (model_dir / "MLmodel").is_file():
-        raise UsageError(f"--model {model_dir}: no MLmodel file (run `mlplat retrain train` into it)")
+    for name in ("MLmodel", REFERENCE_FILE):  # the model and the drift job's reference data
+        if not (model_dir / name).is_file():
+            raise UsageError(f"--model {model_dir}: no {name} file (run `mlplat retrain train` into it)")
     params = _read_json(model_dir / PARAMS_FILE)
     if not isinstance(params, dict):
         raise UsageError(f"--model {model_dir}: {PARAMS_FILE} is missing or not a JSON object")
@@ -244,6 +246,7 @@ def register(
         lineage.TRIGGER: who.trigger,
         lineage.TRIGGERED_BY: who.triggered_by,
         lineage.MODEL_CARD: lineage.MODEL_CARD_FILE,
+        **example_models.REFERENCE,
     }
     try:
         client = example_models.mlflow_client(tracking_uri)

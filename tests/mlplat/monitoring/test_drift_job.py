@@ -19,15 +19,10 @@ from mlplat.monitoring.contract import PREDICTION_COLUMN, REFERENCE_FILE, REFERE
 from mlplat.monitoring.records import REQUEST, RESPONSE, VERSION_ANNOTATION, LogRecord
 from mlplat.promote import REPO
 from tests.support.fake_mlflow import FakeRegistry, serve
+from tests.support.inference_traffic import FEATURES, classify, traffic
 
 APP = "iris-classifier"
 TARGET = drift.Target(APP, "dev", "models-core-ml", APP, "core-ml")
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-def classify(frame: pd.DataFrame) -> list[int]:
-    """A stand-in model good enough to make labels meaningful: petal length decides."""
-    return [0 if p < 2.5 else 1 if p < 4.9 else 2 for p in frame["petal_length"]]
 
 
 @pytest.fixture(scope="module")
@@ -52,32 +47,6 @@ def registry() -> Iterator[registry_gate.Registry]:
     fake.add_version(APP, "2", source=f"s3://mlplat-models/{APP}/2", tags={})  # registered without reference
     with serve(fake):
         yield registry_gate.Registry(fake.url)
-
-
-def traffic(
-    rows: pd.DataFrame, requests: int, version: str = "1", rows_per_request: int = 3
-) -> list[LogRecord]:
-    """Request/response records as the agent logs them, `rows_per_request` rows each."""
-    out = []
-    for i in range(requests):
-        chunk = rows.iloc[(i * rows_per_request) % len(rows) :][:rows_per_request]
-        if len(chunk) < rows_per_request:
-            chunk = rows.iloc[:rows_per_request]
-        inputs = [
-            {"name": f, "shape": [len(chunk)], "datatype": "FP64", "data": chunk[f].tolist()}
-            for f in FEATURES
-        ]
-        outputs = [{"name": "predict", "shape": [len(chunk)], "datatype": "INT64", "data": classify(chunk)}]
-        for req_type, body in ((REQUEST, {"inputs": inputs}), (RESPONSE, {"outputs": outputs})):
-            out.append(
-                LogRecord(
-                    id=f"req-{version}-{i}",
-                    req_type=req_type,
-                    body=json.dumps(body).encode(),
-                    annotations={VERSION_ANNOTATION: version},
-                )
-            )
-    return out
 
 
 def normal(data: example_models.Dataset, n: int = 400, seed: int = 1) -> pd.DataFrame:
