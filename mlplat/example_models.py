@@ -230,6 +230,11 @@ def accuracy(estimator: Any, x_test: Any, y_test: Any) -> float:
         return float(accuracy_score(y_test, estimator.predict(x_test)))
 
 
+# The registry tag of every version registered from a folder `save` wrote: the drift job finds the
+# version's reference data only through it (drift.reference_for), and judges nothing without it.
+REFERENCE = {REFERENCE_TAG: REFERENCE_FILE}
+
+
 def save(estimator: Any, example: Example, x_train: Any, x_sample: Any, path: Path) -> None:
     """Write a fitted estimator as an MLflow model plus the drift job's reference data into `path`."""
     import mlflow.sklearn
@@ -276,7 +281,7 @@ def _train(
         EVALUATION_TAG: EVALUATION_PASSED if value >= entry_bar else "failed",
         METRIC_TAG_PREFIX + metric: f"{value:.4f}",
         "mlplat.evaluation.dataset": data.description,
-        REFERENCE_TAG: REFERENCE_FILE,
+        **REFERENCE,
         # The examples are trained by the demo from data bundled in code: their lineage says exactly that.
         lineage.CODE_COMMIT: git_commit(repo_root),
         lineage.DATA_URI: f"python:mlplat.example_models.{example.data.__name__}",

@@ -53,6 +53,8 @@ def alerts_for(report: drift.VersionReport, contract: contract_file.MonitoringCo
         and report.quality < report.quality_threshold
     ):
         fired.append("ModelQualityBelowThreshold")
+    if report.no_verdict == metrics.NO_REFERENCE:
+        fired.append("ModelMonitoringNoVerdict")
     return fired
 
 

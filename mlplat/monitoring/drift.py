@@ -86,6 +86,7 @@ class VersionReport:
     labelled_rows: int
     skipped_requests: int
     verdict: str  # "drift", "no drift", or why no verdict was given
+    no_verdict: str | None  # None when judged, else one of metrics' no-verdict reasons
 
 
 def windows(records: Iterable[LogRecord], features: list[str]) -> dict[str, Window]:
@@ -238,8 +239,10 @@ def judge(
 ) -> VersionReport:
     import pandas as pd
 
+    no_verdict = None
     if window.rows < contract.drift.min_requests:
         verdict = f"no verdict: {window.rows} rows, fewer than {contract.drift.min_requests}"
+        no_verdict = metrics.TOO_FEW_ROWS
         scores: dict[str, float] = {}
     else:
         scores = feature_scores(pd.DataFrame(window.columns), reference, contract)
@@ -274,6 +277,7 @@ def judge(
         labelled_rows=len(pairs),
         skipped_requests=window.skipped,
         verdict=verdict,
+        no_verdict=no_verdict,
     )
 
 
@@ -327,6 +331,7 @@ def _no_verdict(
         labelled_rows=0,
         skipped_requests=window.skipped,
         verdict=why,
+        no_verdict=metrics.NO_REFERENCE,
     )
 
 
@@ -376,6 +381,10 @@ def exposition(
         g[metrics.LABELLED_ROWS.name].labels(**who).set(report.labelled_rows)
         g[metrics.MONITORED_ROWS.name].labels(**who).set(report.rows)
         g[metrics.LAST_RUN.name].labels(**who).set(time.time() if now is None else now)
+        # A version the job cannot judge would otherwise look judged: its last-run time is fresh and
+        # no drift or quality series exists for an alert to fire on (ModelMonitoringNoVerdict).
+        if report.no_verdict is not None:
+            g[metrics.NO_VERDICT.name].labels(**who, reason=report.no_verdict).set(1)
     return registry
 
 

@@ -63,6 +63,16 @@ LABELLED_ROWS = Metric(
 )
 MONITORED_ROWS = Metric("mlplat_model_monitored_rows", "Logged rows the drift job compared in the window.")
 LAST_RUN = Metric("mlplat_model_monitoring_last_run_timestamp_seconds", "When the drift job last published.")
+NO_VERDICT = Metric(
+    "mlplat_model_monitoring_no_verdict",
+    "1 while the drift job finds a version in its window but gives it no verdict; `reason` says why.",
+    ("reason",),
+)
+# The values of NO_VERDICT's `reason`: the version's reference data cannot be found or read (not in the
+# registry, no mlplat.reference tag, the file unreadable), or the window holds fewer rows than the
+# app's min_requests (monitoring.yaml).
+NO_REFERENCE = "no_reference"
+TOO_FEW_ROWS = "too_few_rows"
 
 ALL = (
     FEATURE_DRIFT,
@@ -76,4 +86,5 @@ ALL = (
     LABELLED_ROWS,
     MONITORED_ROWS,
     LAST_RUN,
+    NO_VERDICT,
 )

@@ -32,6 +32,10 @@ NO_IMAGE = "none: trained outside a container"  # an honest value beats a missin
 # digest is not known to the step (the pipelines pin the image by tag until it is published).
 IMAGE_BY_TAG = "unrecorded: trained in the mlplat image, pinned by tag, not digest"
 
+# What makes two runs the same training, so `register` reuses the version instead of adding a copy:
+# the same data, code and parameters. Same data and image with other parameters is another model.
+SAME_TRAINING = (DATA_SHA256, CODE_COMMIT, PARAMS)
+
 # What a version must carry before staging or prod: every lineage tag and the model card.
 REQUIRED = (CODE_COMMIT, DATA_URI, DATA_SHA256, IMAGE_DIGEST, PARAMS, PARENT_RUN, TRIGGER, TRIGGERED_BY)
 

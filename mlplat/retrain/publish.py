@@ -46,6 +46,13 @@ def version_files(folder: Path) -> dict[str, bytes]:
     }
 
 
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """The inverse of version_files: each file at its relative path below `folder`."""
+    for name, body in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(body)
+
+
 class Store(Protocol):
     """Where one version's files go: read what is there, add what is missing."""
 
@@ -72,14 +79,8 @@ class LocalStore:
     def add(self, model: str, version: str, files: dict[str, bytes]) -> None:
         target = self.root / model / version
         merged = {**self.read(model, version), **files}
-
-        def write(path: Path) -> None:
-            for name, body in merged.items():
-                (path / name).parent.mkdir(parents=True, exist_ok=True)
-                (path / name).write_bytes(body)
-
         # Whole-folder rename: a reader never sees half a model (example_models.atomic_save).
-        example_models.atomic_save(target, write)
+        example_models.atomic_save(target, lambda path: write_files(path, merged))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,10 @@ from typing import Any
 
 from infra.contract import ENVIRONMENTS
 from mlplat import example_models, model_store, promote, registry_gate
-from mlplat.retrain import card, data, lineage, publish
+from mlplat.monitoring.contract import REFERENCE_FILE
+from mlplat.retrain import card, checkpoint, data, lineage, publish
 
 PARAMS_FILE = "params.json"
-CHECKPOINT_FILE = "checkpoint.json"
-CHECKPOINT_MODEL = "model"
 EXPERIMENT = "mlplat-retrain"
 BRANCH_PREFIX = "retrain/"
 
@@ -78,38 +76,31 @@ def _frames(folder: Path) -> tuple[dict[str, Any], data.Frames]:
 def train(app: str, data_dir: Path, out: Path, checkpoint_dir: Path | None, params_text: str | None) -> str:
     """Fit the app's estimator on `data_dir/train.csv` and write the MLflow model and params.json to `out`.
 
-    What resumes: the fitted model. It is saved to `checkpoint_dir` (MinIO on the cluster) before it is
-    copied to `out`, with the data hash and parameters it was fitted for; a rerun after a spot interruption
-    with the same data and parameters copies it instead of fitting again. A fit interrupted midway starts
-    over: scikit-learn's estimators here have no partial-fit state worth saving.
+    What resumes: the fitted model. With `checkpoint_dir` (mirrored to MinIO file by file on the cluster)
+    its files are saved there with the data hash and parameters they were fitted for (checkpoint.py); a
+    rerun after a spot interruption with the same data and parameters writes them to `out` instead of
+    fitting again. A fit interrupted midway starts over: scikit-learn's estimators here have no
+    partial-fit state worth saving.
     """
     recipe = example(app)
     params = parse_params(app, params_text)
     record, frames = _frames(data_dir)
-    marker = {"data_sha256": record["sha256"], "params": params}
-    saved = checkpoint_dir / CHECKPOINT_MODEL if checkpoint_dir else out
-    stamp = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
-    resumed = stamp is not None and (saved / "MLmodel").is_file() and _read_json(stamp) == marker
-    if not resumed:
+    fitted_for = {"data_sha256": record["sha256"], "params": params}
+    saved = checkpoint.resume(checkpoint_dir, fitted_for) if checkpoint_dir else None
+    if saved is None:
         estimator = example_models.fit(recipe, params["variant"], frames.x_train, frames.y_train)
 
         def write(path: Path) -> None:
             example_models.save(estimator, recipe, frames.x_train, frames.x_test, path)
 
-        if stamp is not None:  # no stamp while the model changes: a kill in between never mismatches them
-            stamp.unlink(missing_ok=True)
-        example_models.atomic_save(saved, write)
-        if stamp is not None:
-            stamp.write_text(json.dumps(marker))
-    if saved != out:
-        example_models.atomic_save(out, lambda path: _copy(saved, path))
+        example_models.atomic_save(out, write)
+        if checkpoint_dir:
+            checkpoint.save(checkpoint_dir, fitted_for, publish.version_files(out))
+    else:
+        example_models.atomic_save(out, lambda path: publish.write_files(path, saved))
     (out / PARAMS_FILE).write_text(json.dumps(params, sort_keys=True) + "\n")
-    how = f"resumed from the checkpoint in {checkpoint_dir}" if resumed else "fitted"
+    how = "fitted" if saved is None else f"resumed from the checkpoint in {checkpoint_dir}"
     return f"{app}: model {how}, written to {out} ({json.dumps(params)})"
-
-
-def _copy(source: Path, target: Path) -> None:
-    shutil.copytree(source, target)
 
 
 def _read_json(path: Path) -> Any:
@@ -194,7 +185,8 @@ def register(
     store_root: Path | None = None,
 ) -> tuple[str, bool]:
     """Register the model as the app's next version with lineage tags and a model card; returns the
-    version and whether it already existed (same data hash and code commit: nothing new registered).
+    version and whether it already existed (same data hash, code commit and parameters,
+    lineage.SAME_TRAINING: nothing new registered).
 
     The model and its card go to the version's store key first (publish.py: the bucket on the cluster,
     `store_root` or $MLPLAT_MODEL_STORE_ROOT locally), the MLflow version naming that key after. The same
@@ -213,8 +205,9 @@ def register(
         raise UsageError("--triggered-by is empty: name the alert, schedule or person")
     evaluation = _evaluation(app, repo_root)
     record, frames = _frames(data_dir)
-    if not (model_dir / "MLmodel").is_file():
-        raise UsageError(f"--model {model_dir}: no MLmodel file (run `mlplat retrain train` into it)")
+    for name in ("MLmodel", REFERENCE_FILE):  # the model and the drift job's reference data
+        if not (model_dir / name).is_file():
+            raise UsageError(f"--model {model_dir}: no {name} file (run `mlplat retrain train` into it)")
     params = _read_json(model_dir / PARAMS_FILE)
     if not isinstance(params, dict):
         raise UsageError(f"--model {model_dir}: {PARAMS_FILE} is missing or not a JSON object")
@@ -243,15 +236,13 @@ def register(
         lineage.TRIGGER: who.trigger,
         lineage.TRIGGERED_BY: who.triggered_by,
         lineage.MODEL_CARD: lineage.MODEL_CARD_FILE,
+        **example_models.REFERENCE,
     }
     try:
         client = example_models.mlflow_client(tracking_uri)
         existing = example_models.existing_versions(client, app)
         for number, version in sorted(existing.items(), key=lambda item: int(item[0])):
-            if (
-                version.tags.get(lineage.DATA_SHA256) == record["sha256"]
-                and version.tags.get(lineage.CODE_COMMIT) == commit
-            ):
+            if all(version.tags.get(key) == tags[key] for key in lineage.SAME_TRAINING):
                 return number, True
         rows = {"train": len(frames.x_train), "test": len(frames.x_test)}
         store = publish.store_for(store_root)

@@ -19,15 +19,10 @@ from mlplat.monitoring.contract import PREDICTION_COLUMN, REFERENCE_FILE, REFERE
 from mlplat.monitoring.records import REQUEST, RESPONSE, VERSION_ANNOTATION, LogRecord
 from mlplat.promote import REPO
 from tests.support.fake_mlflow import FakeRegistry, serve
+from tests.support.inference_traffic import FEATURES, classify, traffic
 
 APP = "iris-classifier"
 TARGET = drift.Target(APP, "dev", "models-core-ml", APP, "core-ml")
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-def classify(frame: pd.DataFrame) -> list[int]:
-    """A stand-in model good enough to make labels meaningful: petal length decides."""
-    return [0 if p < 2.5 else 1 if p < 4.9 else 2 for p in frame["petal_length"]]
 
 
 @pytest.fixture(scope="module")
@@ -52,32 +47,6 @@ def registry() -> Iterator[registry_gate.Registry]:
     fake.add_version(APP, "2", source=f"s3://mlplat-models/{APP}/2", tags={})  # registered without reference
     with serve(fake):
         yield registry_gate.Registry(fake.url)
-
-
-def traffic(
-    rows: pd.DataFrame, requests: int, version: str = "1", rows_per_request: int = 3
-) -> list[LogRecord]:
-    """Request/response records as the agent logs them, `rows_per_request` rows each."""
-    out = []
-    for i in range(requests):
-        chunk = rows.iloc[(i * rows_per_request) % len(rows) :][:rows_per_request]
-        if len(chunk) < rows_per_request:
-            chunk = rows.iloc[:rows_per_request]
-        inputs = [
-            {"name": f, "shape": [len(chunk)], "datatype": "FP64", "data": chunk[f].tolist()}
-            for f in FEATURES
-        ]
-        outputs = [{"name": "predict", "shape": [len(chunk)], "datatype": "INT64", "data": classify(chunk)}]
-        for req_type, body in ((REQUEST, {"inputs": inputs}), (RESPONSE, {"outputs": outputs})):
-            out.append(
-                LogRecord(
-                    id=f"req-{version}-{i}",
-                    req_type=req_type,
-                    body=json.dumps(body).encode(),
-                    annotations={VERSION_ANNOTATION: version},
-                )
-            )
-    return out
 
 
 def normal(data: example_models.Dataset, n: int = 400, seed: int = 1) -> pd.DataFrame:
@@ -195,18 +164,24 @@ def test_records_without_a_version_cannot_be_judged(
         judge(records, store, registry)
 
 
-def test_published_series_carry_the_names_and_labels_the_rules_read(
-    data: example_models.Dataset, store: Path, registry: registry_gate.Registry, tmp_path: Path
-) -> None:
-    contract = contract_file.load(APP, REPO, "dev")
-    reports = judge(traffic(shifted(data), 200), store, registry)
+def published(
+    reports: list[drift.VersionReport], tmp_path: Path
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """What the job publishes for `reports`, read back from the text format: (name, labels) -> value."""
     out = tmp_path / "drift.prom"
+    contract = contract_file.load(APP, REPO, "dev")
     drift.publish(TARGET, drift.exposition(TARGET, contract, reports, now=1.0), None, out)
-    samples = {
+    return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(out.read_text())
         for s in family.samples
     }
+
+
+def test_published_series_carry_the_names_and_labels_the_rules_read(
+    data: example_models.Dataset, store: Path, registry: registry_gate.Registry, tmp_path: Path
+) -> None:
+    samples = published(judge(traffic(shifted(data), 200), store, registry), tmp_path)
     who = TARGET.identity("1")
 
     def value(metric: metrics.Metric, **labels: str) -> float:
@@ -233,3 +208,41 @@ def test_empty_window_publishes_nothing_and_exits_2(
     code = cli.main([*argv, "--registry", registry.url, "--textfile", str(textfile)])
     assert code == 2 and not textfile.exists()
     assert "no records" in capsys.readouterr().err
+
+
+def test_a_version_without_reference_data_is_published_as_having_no_verdict(
+    data: example_models.Dataset, store: Path, registry: registry_gate.Registry, tmp_path: Path
+) -> None:
+    """Only its last-run time was published: the version looked judged, and no series existed for an
+    alert to say that its drift and quality are never judged (ModelMonitoringNoVerdict)."""
+    reports = judge(traffic(normal(data), 200) + traffic(normal(data), 200, version="2"), store, registry)
+    no_verdict = {
+        dict(labels)["model_version"]: (dict(labels)["reason"], value)
+        for (name, labels), value in published(reports, tmp_path).items()
+        if name == metrics.NO_VERDICT.name
+    }
+    assert no_verdict == {"2": (metrics.NO_REFERENCE, 1.0)}
+
+
+def test_the_job_names_the_alert_a_version_without_reference_data_raises(
+    data: example_models.Dataset,
+    store: Path,
+    registry: registry_gate.Registry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`mlplat monitor drift` says which alerts its scores fire; a version it cannot judge fires one too."""
+    from mlplat import cli
+    from mlplat.monitoring.records import dump_batch
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "batch.json").write_bytes(dump_batch(traffic(normal(data), 200, version="2")))
+    argv = ["monitor", "drift", APP, "--env", "dev", "--logs", str(logs), "--registry", registry.url]
+    code = cli.main(
+        [*argv, "--model-store", str(store), "--textfile", str(tmp_path / "d.prom"), "--format", "json"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (version,) = json.loads(out)["versions"]
+    assert version["version"] == "2" and version["alerts"] == ["ModelMonitoringNoVerdict"]

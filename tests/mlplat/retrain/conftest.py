@@ -65,10 +65,14 @@ def scratch(tmp_path: Path) -> Path:
     return root
 
 
-def trained(fetched: Path, tmp_path: Path, evaluation: dict[str, str] | None = None) -> tuple[Path, Path]:
-    """Train and evaluate into `tmp_path` (`evaluation` replaces what evaluate wrote); the model and scores."""
+def trained(
+    fetched: Path, tmp_path: Path, evaluation: dict[str, str] | None = None, params: str | None = None
+) -> tuple[Path, Path]:
+    """Train (with `--params`, when given) and evaluate into `tmp_path` (`evaluation` replaces what
+    evaluate wrote); the model and scores."""
     model, scores = tmp_path / "model", tmp_path / "evaluation.json"
-    assert run("retrain", "train", APP, "--data", str(fetched), "--out", str(model)) == 0
+    options = ["--params", params] if params else []
+    assert run("retrain", "train", APP, "--data", str(fetched), "--out", str(model), *options) == 0
     assert (
         run("retrain", "evaluate", APP, "--model", str(model), "--data", str(fetched), "--out", str(scores))
         == 0

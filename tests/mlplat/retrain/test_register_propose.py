@@ -10,10 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from mlplat import model_store, registry_gate
+from mlplat import example_models, model_store, registry_gate
+from mlplat.monitoring import contract as monitoring_contract
+from mlplat.monitoring import drift
+from mlplat.monitoring.contract import REFERENCE_FILE
 from mlplat.registry_gate import REPO
 from mlplat.retrain import data, lineage
 from tests.support.embedded_mlflow import Registry
+from tests.support.inference_traffic import traffic
 
 from .conftest import APP, register, run, trained
 
@@ -93,6 +97,31 @@ def test_register_records_lineage_and_stores_the_model_card_with_the_version(
     assert record["sha256"] in card and "alert MlplatFeatureDrift" in card
 
 
+def test_a_version_the_pipeline_registers_gets_a_drift_verdict(
+    registry: Registry, store: Path, drift_run: DriftRun
+) -> None:
+    """The drift job finds a version's reference data through its mlplat.reference tag: register stored
+    reference.csv but never tagged it, so every retrained version got "no verdict" and its drift and
+    quality alerts could never fire."""
+    version = drift_run("0b" * 20)
+    contract = monitoring_contract.load(APP, REPO, "dev")
+    target = drift.Target(APP, "dev", "models-core-ml", APP, "core-ml")
+    records = traffic(example_models.iris_data().x_test, 200, version)
+    (report,) = drift.run(target, records, contract, registry_gate.Registry(registry.url), store, REPO)
+    assert report.verdict == "no drift", report.verdict
+
+
+def test_register_of_a_model_without_its_reference_data_is_a_usage_error(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A version without reference data could never be judged for drift: refused before registering."""
+    model, scores = trained(fetched, tmp_path)
+    (model / REFERENCE_FILE).unlink()
+    assert register(model, scores, fetched, registry.url, *BY_HAND) == 2
+    err = capsys.readouterr().err
+    assert f"--model {model}: no {REFERENCE_FILE} file" in err and "Traceback" not in err
+
+
 def test_registering_the_same_data_and_code_again_returns_the_existing_version(
     registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -101,6 +130,20 @@ def test_registering_the_same_data_and_code_again_returns_the_existing_version(
     again = _register(registry, fetched, model, scores, "3" * 40, capsys)
     newer_code = _register(registry, fetched, model, scores, "4" * 40, capsys)
     assert again == first and int(newer_code) == int(first) + 1
+
+
+def test_other_parameters_on_the_same_data_and_code_register_a_new_version(
+    registry: Registry, store: Path, fetched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another estimator variant trained on the same data in the same image is another model: matched on
+    data and code alone, register printed the old version, and propose pinned the old model."""
+    newest = trained(fetched, tmp_path / "newest")
+    first = _register(registry, fetched, *newest, "0a" * 20, capsys)
+    oldest = trained(fetched, tmp_path / "oldest", params='{"variant": 1}')
+    other = _register(registry, fetched, *oldest, "0a" * 20, capsys)
+    assert int(other) == int(first) + 1
+    assert json.loads(_version_tags(registry.url, other)[lineage.PARAMS]) == {"variant": 1}
+    assert _register(registry, fetched, *oldest, "0a" * 20, capsys) == other
 
 
 def test_a_rerun_after_main_moved_registers_nothing_new_for_the_same_image_and_data(

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from mlplat import example_models, registry_gate
-from mlplat.retrain import data, steps
+from mlplat.retrain import data, publish, steps
+from tests.support.file_events import mirrored
 
 from .conftest import APP, run
 
@@ -27,6 +28,11 @@ def train_with_checkpoint(data_dir: Path, out: Path, checkpoint: Path) -> int:
         "--checkpoint-dir",
         str(checkpoint),
     )
+
+
+def refit(*args: object) -> None:
+    """example_models.fit where a test expects the checkpoint to be resumed."""
+    raise AssertionError("fitted again although the checkpoint holds the fitted model")
 
 
 def test_fetch_records_the_content_hash_and_rows_of_the_data(fetched: Path, source: Path) -> None:
@@ -105,13 +111,46 @@ def test_a_rerun_after_an_interruption_resumes_from_the_checkpoint_instead_of_re
     first = (out / "model.skops").read_bytes()
     (out / "MLmodel").unlink()  # the pod died after fitting: the artifact never left it
 
-    def refit(*args: object) -> None:
-        raise AssertionError("fitted again although the checkpoint holds the fitted model")
-
     monkeypatch.setattr(example_models, "fit", refit)
     assert train_with_checkpoint(fetched, out, checkpoint) == 0
     assert (out / "model.skops").read_bytes() == first and (out / "MLmodel").is_file()
     assert json.loads((out / steps.PARAMS_FILE).read_text()) == {"variant": 2}
+
+
+def test_a_checkpoint_that_reached_the_bucket_by_file_events_is_resumed(
+    fetched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the cluster the next attempt gets what `mc mirror --watch` uploaded: files on their own close or
+    rename events, never a folder. The model was built in a temp folder and renamed into place, so only
+    the stamp reached the bucket and every retry after a spot interruption fitted again."""
+    checkpoint, bucket, first = tmp_path / "checkpoint", tmp_path / "bucket", tmp_path / "first"
+    checkpoint.mkdir()  # kubelet creates the sidecar's subPath before the containers start
+    with mirrored(checkpoint, bucket):
+        assert train_with_checkpoint(fetched, first, checkpoint) == 0
+    monkeypatch.setattr(example_models, "fit", refit)
+    out = tmp_path / "model"
+    assert train_with_checkpoint(fetched, out, bucket) == 0
+    assert publish.version_files(out) == publish.version_files(first)
+
+
+@pytest.mark.parametrize("damage", ["missing", "cut short"])
+def test_a_checkpoint_without_every_file_its_stamp_lists_is_fitted_again(
+    damage: str, fetched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mirror uploads in parallel, so the stamp can reach the bucket before a model file does; and a
+    write the interruption cut short is closed, so uploaded, too."""
+    checkpoint = tmp_path / "checkpoint"
+    assert train_with_checkpoint(fetched, tmp_path / "first", checkpoint) == 0
+    model = checkpoint / "model.skops"
+    if damage == "missing":
+        model.unlink()
+    else:
+        model.write_bytes(model.read_bytes()[:100])
+    fitted: list[int] = []
+    real_fit = example_models.fit
+    monkeypatch.setattr(example_models, "fit", lambda ex, v, x, y: fitted.append(v) or real_fit(ex, v, x, y))
+    assert train_with_checkpoint(fetched, tmp_path / "model", checkpoint) == 0
+    assert fitted == [2] and (tmp_path / "model" / "model.skops").is_file()
 
 
 def test_a_checkpoint_of_other_parameters_is_not_resumed(

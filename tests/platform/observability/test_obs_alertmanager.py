@@ -281,3 +281,14 @@ def test_the_receivers_secret_is_where_the_config_reads_it() -> None:
     assert SECRET_DIR == "/etc/alertmanager/secrets/alertmanager-receivers/"
     rule = iter_rules(RECEIVERS_RULE)[0]["expr"]
     assert 'secret="alertmanager-receivers"' in rule  # pragma: allowlist secret
+
+
+def test_a_served_version_never_judged_reaches_its_team_and_retrains_nothing() -> None:
+    """ModelMonitoringNoVerdict as its promtool test fires it (labels from the drift job's series): the
+    app's team hears it like the other model-monitoring alerts, and no pipeline starts on it."""
+    alerts = [
+        a for a in fired_alerts("model-monitoring.test.yaml") if a["alertname"] == "ModelMonitoringNoVerdict"
+    ]
+    assert alerts
+    for labels in alerts:
+        assert _receivers(labels) == ["team-chat"], f"{WHERE}: {labels} routed to {_receivers(labels)}"
