@@ -146,6 +146,24 @@ def _gib(quantity: Any, where: str) -> float:
 # --- compute: managed node groups and Karpenter pools ----------------------------------------------
 
 
+def _gp3_gib(mappings: Iterable[Mapping[str, Any]], where: str) -> float:
+    """The GiB of a node's EBS block device mappings. Each must say `volumeType: gp3`, the one volume type
+    the table prices: another type, or none (the launch then takes EC2's or the AMI's), is refused."""
+    total = 0.0
+    for mapping in mappings:
+        ebs = mapping.get("ebs")
+        if not ebs:
+            continue  # an instance store device: part of the instance's price
+        volume_type = ebs.get("volumeType")
+        if volume_type != "gp3":
+            raise CostError(
+                f"{where}: block device {mapping.get('deviceName', '?')} has volume type {volume_type!r}; "
+                f"only gp3 has a price in {PRICES.name} (set `volumeType: gp3`)"
+            )
+        total += _gib(ebs.get("volumeSize", 0), where)
+    return total
+
+
 def _root_volume_gib(plan: Mapping[str, Any], node_group: Mapping[str, Any]) -> float:
     """Root volume of a managed node group's nodes: its launch template's, or EKS's `diskSize` (default 20 GiB,
     https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateNodegroup.html) when it has none."""
@@ -155,8 +173,7 @@ def _root_volume_gib(plan: Mapping[str, Any], node_group: Mapping[str, Any]) -> 
     # The offline plan holds the template's mock ID, `<resource name>-<hex>` (mlplat/mocks.py).
     for resource in _resources(plan, "aws:ec2/launchTemplate:LaunchTemplate"):
         if re.fullmatch(rf"{re.escape(resource['name'])}-[0-9a-f]+", str(template.get("id", ""))):
-            mappings = resource["inputs"].get("blockDeviceMappings") or []
-            return sum(_gib(m.get("ebs", {}).get("volumeSize", 0), resource["urn"]) for m in mappings)
+            return _gp3_gib(resource["inputs"].get("blockDeviceMappings") or [], resource["urn"])
     raise CostError(
         f"{node_group['urn']}: its launch template is not in the plan; cannot size its root volumes"
     )
@@ -330,6 +347,14 @@ def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         )
 
 
+# What Karpenter attaches to a node whose EC2NodeClass lists no blockDeviceMappings: its AMI family's
+# defaults (aws/karpenter-provider-aws v1.14.1, pkg/providers/amifamily/resolver.go `DefaultEBS`: gp3,
+# 20Gi; al2023.go and al2.go use it alone, bottlerocket.go adds a 4Gi OS volume; resolver.go applies them
+# when `nodeClass.Spec.BlockDeviceMappings` is empty). Keyed by the family of the `alias` AMI selector
+# term (`al2023@v20251108`). A custom AMI keeps the AMI's own volumes (custom.go), which no plan holds.
+KARPENTER_DEFAULT_ROOT_GIB = {"al2023": 20.0, "al2": 20.0, "bottlerocket": 24.0}
+
+
 def _node_class_disk_gib(classes: Mapping[str, Mapping[str, Any]], pool: Mapping[str, Any]) -> float:
     ref = (
         pool["inputs"].get("spec", {}).get("template", {}).get("spec", {}).get("nodeClassRef", {}).get("name")
@@ -339,8 +364,18 @@ def _node_class_disk_gib(classes: Mapping[str, Mapping[str, Any]], pool: Mapping
         raise CostError(
             f"{pool['urn']}: its EC2NodeClass {ref!r} is not in the plan; cannot size its volumes"
         )
-    mappings = node_class["inputs"].get("spec", {}).get("blockDeviceMappings") or []
-    return sum(_gib(m.get("ebs", {}).get("volumeSize", 0), node_class["urn"]) for m in mappings)
+    spec = node_class["inputs"].get("spec", {})
+    mappings = spec.get("blockDeviceMappings")
+    if mappings:
+        return _gp3_gib(mappings, node_class["urn"])
+    aliases = [str(term["alias"]) for term in spec.get("amiSelectorTerms") or [] if term.get("alias")]
+    family = aliases[0].split("@")[0] if aliases else None
+    if family not in KARPENTER_DEFAULT_ROOT_GIB:
+        raise CostError(
+            f"{node_class['urn']}: no blockDeviceMappings, and its AMI family ({family or 'no alias'}) has no "
+            "default volumes mlplat cost knows; cannot size its root volumes (list them in blockDeviceMappings)"
+        )
+    return KARPENTER_DEFAULT_ROOT_GIB[family]
 
 
 # --- persistent volumes from the Helm releases -----------------------------------------------------

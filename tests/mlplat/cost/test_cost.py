@@ -589,3 +589,59 @@ def test_the_support_window_is_the_utc_days_not_the_machines(
         with stopped_clock(monkeypatch, instant):
             item = _line(estimate(small_plan(), "xx-test-1", 20, prices), "EKS control plane").item
         assert f"{window} support" in item, (instant, item)
+
+
+# --- node root volumes -----------------------------------------------------------------------------
+
+
+def _resource_named(plan: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(r for r in plan["resources"] if r["type"] == type_)
+
+
+def test_node_class_without_block_device_mappings_is_sized_at_karpenters_default(prices: Any) -> None:
+    """Without blockDeviceMappings Karpenter gives an AL2023 node a 20 GiB gp3 root volume: it was
+    priced as 0 GiB."""
+    plan = small_plan()
+    node_class = _resource_named(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    node_class["inputs"]["spec"] = {"amiSelectorTerms": [{"alias": "al2023@v20251108"}]}
+    line = _line(estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT), "root volumes of pool gpu")
+    assert line.item == "root volumes of pool gpu: 20 GiB gp3 per node"
+    assert line.max == pytest.approx(2 * 20 * 0.10)  # the two g5.xlarge of the pool's maximum
+
+
+def test_node_class_of_a_custom_ami_without_block_device_mappings_is_refused(prices: Any) -> None:
+    plan = small_plan()
+    node_class = _resource_named(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    node_class["inputs"]["spec"] = {"amiSelectorTerms": [{"id": "ami-0123"}]}
+    with pytest.raises(
+        CostError, match=r"EC2NodeClass::gpu-class: no blockDeviceMappings, and its AMI family"
+    ):
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+
+
+@pytest.mark.parametrize("volume_type", ["gp2", "io2", None])
+@pytest.mark.parametrize(
+    ("type_", "mappings"),
+    [
+        ("aws:ec2/launchTemplate:LaunchTemplate", lambda r: r["inputs"]["blockDeviceMappings"]),
+        (
+            "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass",
+            lambda r: r["inputs"]["spec"]["blockDeviceMappings"],
+        ),
+    ],
+    ids=["node-group", "karpenter"],
+)
+def test_root_volume_that_is_not_gp3_is_refused_not_priced_as_gp3(
+    prices: Any, type_: str, mappings: Callable[[dict[str, Any]], Any], volume_type: str | None
+) -> None:
+    plan = small_plan()
+    resource = _resource_named(plan, type_)
+    [mapping] = mappings(resource)
+    if volume_type is None:
+        del mapping["ebs"]["volumeType"]
+    else:
+        mapping["ebs"]["volumeType"] = volume_type
+    with pytest.raises(
+        CostError, match=rf"{re.escape(resource['urn'])}: .*volume type {volume_type!r}; only gp3"
+    ):
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
