@@ -262,33 +262,46 @@ def _fill(capacity: int, options: Mapping[str, tuple[int, float]]) -> tuple[floa
 
 
 def _pool_types(pool: Mapping[str, Any], rates: _Rates) -> list[str]:
-    """The priced instance types a NodePool may launch: those its `In` requirements on the type or the
-    family admit. Other requirements only narrow the set further, so ignoring them keeps a ceiling."""
-    candidates = set(rates.region.ec2_instance_hour)
+    """The instance types a NodePool may launch: those its `In` requirements on the type and the family
+    admit (Karpenter ANDs requirements). Other requirements only narrow the set further, so ignoring them
+    keeps a ceiling. Every type it admits needs a price: one left out would lower the ceiling."""
     requirements = pool["inputs"].get("spec", {}).get("template", {}).get("spec", {}).get("requirements", [])
-    restricted = False
+    types: set[str] | None = None
+    families: set[str] | None = None
     for requirement in requirements:
         key, values = requirement.get("key"), set(requirement.get("values") or [])
         if requirement.get("operator") != "In":
             continue
         if key == "node.kubernetes.io/instance-type":
-            for unpriced in sorted(values - candidates)[:1]:
-                rates.instance(unpriced, pool["urn"])  # raises: every type the pool may launch needs a price
-            candidates &= values
-            restricted = True
+            types = values if types is None else types & values
         elif key == "karpenter.k8s.aws/instance-family":
-            candidates = {t for t in candidates if t.split(".")[0] in values}
-            restricted = True
-    if not restricted:
+            families = values if families is None else families & values
+    if types is None and families is None:
         raise CostError(
             f"{pool['urn']}: no instance-type or instance-family requirement; its nodes cannot be priced "
             "(any instance type in the region could be launched)"
         )
-    if not candidates:
+    priced = set(rates.region.ec2_instance_hour)
+    if types is None:
+        # A family admits every size AWS sells in it, more than infra/instance_types.py lists.
+        unpriced = sorted(t for t in NODE_SHAPES if _family(t) in (families or set()) and t not in priced)
         raise CostError(
-            f"{pool['urn']}: none of the instance types it may launch has a price in {PRICES.name}"
+            f"{pool['urn']}: karpenter.k8s.aws/instance-family In {sorted(families or [])} admits every size of "
+            f"the family, and these have no {rates.name} price in {PRICES.name}: "
+            f"{', '.join([*unpriced, 'any size infra/instance_types.py does not list'])}; name the types it "
+            "may launch with a node.kubernetes.io/instance-type requirement"
         )
-    return sorted(candidates)
+    if families is not None:
+        types = {t for t in types if _family(t) in families}
+    for unpriced_type in sorted(types - priced)[:1]:
+        rates.instance(unpriced_type, pool["urn"])  # raises: every type the pool may launch needs a price
+    if not types:
+        raise CostError(f"{pool['urn']}: its requirements admit no instance type")
+    return sorted(types)
+
+
+def _family(instance_type: str) -> str:
+    return instance_type.split(".")[0]
 
 
 def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:

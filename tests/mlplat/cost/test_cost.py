@@ -645,3 +645,37 @@ def test_root_volume_that_is_not_gp3_is_refused_not_priced_as_gp3(
         CostError, match=rf"{re.escape(resource['urn'])}: .*volume type {volume_type!r}; only gp3"
     ):
         estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+
+
+# --- which instance types a pool may launch --------------------------------------------------------
+
+
+def _family_requirement(*families: str) -> dict[str, Any]:
+    return {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": list(families)}
+
+
+def test_pool_limited_by_family_alone_is_refused_naming_the_unpriced_sizes(prices: Any) -> None:
+    """`instance-family In [g5]` admits g5.2xlarge, g5.4xlarge, g5.8xlarge... which the table does not
+    price: they were dropped silently and the maximum priced from g5.xlarge and g5.12xlarge alone."""
+    plan = small_plan()
+    requirements = _resource_named(plan, "kubernetes:karpenter.sh/v1:NodePool")["inputs"]["spec"]["template"][
+        "spec"
+    ]["requirements"]
+    requirements[0] = _family_requirement("g5")
+    with pytest.raises(CostError) as raised:
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+    message = str(raised.value)
+    assert message.startswith("urn:pulumi:test::mlplat::kubernetes:karpenter.sh/v1:NodePool::gpu: "), message
+    assert "no xx-test-1 price" in message and "g5.2xlarge, g5.4xlarge, g5.8xlarge" in message, message
+    assert "g5.xlarge," not in message and "g5.12xlarge" not in message, message
+
+
+def test_pool_limited_by_family_and_type_launches_the_types_of_both(prices: Any) -> None:
+    plan = small_plan()
+    requirements = _resource_named(plan, "kubernetes:karpenter.sh/v1:NodePool")["inputs"]["spec"]["template"][
+        "spec"
+    ]["requirements"]
+    requirements[0]["values"] = ["g5.xlarge", "g5.12xlarge", "g6e.xlarge"]  # g6e: not a g5, so never launched
+    requirements.append(_family_requirement("g5"))
+    line = _line(estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT), "Karpenter pool gpu")
+    assert line.max == pytest.approx(2 * 1.00 * 730)  # as in small_plan: two g5.xlarge
