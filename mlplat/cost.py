@@ -434,11 +434,20 @@ class Claim:
     size: str
     storage_class: str
     count: Callable[[Mapping[str, Any]], int]
+    # The values that must be true for the chart to create the claim, with the chart's own default.
+    switches: tuple[tuple[str, bool], ...] = ()
+
+    def enabled(self, values: Mapping[str, Any]) -> bool:
+        return all(value_at(values, path, default) is True for path, default in self.switches)
 
 
 # Replica defaults are the charts' own (kube-prometheus-stack 88.5.3: prometheusSpec.replicas and
 # alertmanagerSpec.replicas 1, shards 1; mlflow 1.11.5: one PostgreSQL primary). A chart with volumes
 # that is not listed here is not priced: tests/mlplat/cost checks that every claim in the plans is.
+# Switch defaults, from ../shared/reference/charts/*/values.yaml: vault 0.34.1 server.dataStorage.enabled
+# true, server.auditStorage.enabled false; minio 5.4.0 persistence.enabled true; mlflow 1.11.5
+# postgresql.enabled false, postgresql.primary.persistence.enabled true. Prometheus and Alertmanager
+# claim a volume exactly when their volumeClaimTemplate is set.
 _PROMETHEUS = "prometheus.prometheusSpec"
 _ALERTMANAGER = "alertmanager.alertmanagerSpec"
 CLAIMS = (
@@ -458,17 +467,37 @@ CLAIMS = (
         f"{_ALERTMANAGER}.storage.volumeClaimTemplate.spec.storageClassName",
         lambda v: int(value_at(v, f"{_ALERTMANAGER}.replicas", 1)),
     ),
-    Claim("vault", "Vault data", "server.dataStorage.size", "server.dataStorage.storageClass", _vault_claims),
     Claim(
-        "vault", "Vault audit", "server.auditStorage.size", "server.auditStorage.storageClass", _vault_claims
+        "vault",
+        "Vault data",
+        "server.dataStorage.size",
+        "server.dataStorage.storageClass",
+        _vault_claims,
+        (("server.dataStorage.enabled", True),),
     ),
-    Claim("minio", "MinIO drives", "persistence.size", "persistence.storageClass", _minio_claims),
+    Claim(
+        "vault",
+        "Vault audit",
+        "server.auditStorage.size",
+        "server.auditStorage.storageClass",
+        _vault_claims,
+        (("server.auditStorage.enabled", False),),
+    ),
+    Claim(
+        "minio",
+        "MinIO drives",
+        "persistence.size",
+        "persistence.storageClass",
+        _minio_claims,
+        (("persistence.enabled", True),),
+    ),
     Claim(
         "mlflow",
         "MLflow PostgreSQL",
         "postgresql.primary.persistence.size",
         "postgresql.primary.persistence.storageClass",
         lambda v: 1,
+        (("postgresql.enabled", False), ("postgresql.primary.persistence.enabled", True)),
     ),
 )
 
@@ -493,7 +522,7 @@ def _claims(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         )
         for claim in CLAIMS:
             size = value_at(values, claim.size)
-            if claim.chart != chart or size is None:
+            if claim.chart != chart or size is None or not claim.enabled(values):
                 continue
             where = f"{release['urn']} values.{claim.size}"
             volume_type = _volume_type(plan, str(value_at(values, claim.storage_class, "")), where)

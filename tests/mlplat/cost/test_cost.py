@@ -679,3 +679,41 @@ def test_pool_limited_by_family_and_type_launches_the_types_of_both(prices: Any)
     requirements.append(_family_requirement("g5"))
     line = _line(estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT), "Karpenter pool gpu")
     assert line.max == pytest.approx(2 * 1.00 * 730)  # as in small_plan: two g5.xlarge
+
+
+# --- persistent volumes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chart", "values", "label"),
+    [
+        (
+            "minio",
+            {"persistence": {"enabled": False, "size": "10Gi", "storageClass": "gp3-retain"}},
+            "MinIO drives",
+        ),
+        # The vault chart leaves the audit volume off unless server.auditStorage.enabled says otherwise.
+        (
+            "vault",
+            {"server": {"auditStorage": {"size": "10Gi", "storageClass": "gp3-retain"}}},
+            "Vault audit",
+        ),
+        # The mlflow chart's PostgreSQL is off by default (postgresql.enabled false).
+        (
+            "mlflow",
+            {"postgresql": {"primary": {"persistence": {"size": "10Gi", "storageClass": "gp3-retain"}}}},
+            "MLflow PostgreSQL",
+        ),
+    ],
+    ids=["minio-persistence-disabled", "vault-audit-chart-default", "mlflow-postgresql-chart-default"],
+)
+def test_volume_the_chart_does_not_create_is_not_priced(
+    prices: Any, chart: str, values: dict[str, Any], label: str
+) -> None:
+    plan = small_plan()
+    plan["resources"] = [r for r in plan["resources"] if r["type"] != "kubernetes:helm.sh/v3:Release"]
+    plan["resources"].append(
+        _resource("kubernetes:helm.sh/v3:Release", chart, {"chart": chart, "values": values})
+    )
+    result = estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+    assert not [line.item for line in result.lines if line.item.startswith(label)]
