@@ -45,6 +45,7 @@ class RegionPrices(_Strict):
     eks_cluster_hour: Price  # a cluster whose version is in standard support
     eks_cluster_extended_hour: Price  # in extended support (or past it: AWS upgrades to an extended version)
     kms_key_month: Price
+    kms_rotated_key_month: Price  # a key with automatic rotation, at the most it can cost
     ec2_instance_hour: dict[str, Price]
     nat_gateway_hour: Price
     public_ipv4_hour: Price

@@ -629,8 +629,13 @@ def _logs_and_keys(plan: Mapping[str, Any], rates: _Rates, ingest_gib: int) -> I
             logs,
             unverified,
         )
-    keys = _count(plan, "aws:kms/key:Key")
-    yield rates.steady("kms", f"KMS customer managed keys: {keys}", keys, region.kms_key_month, hourly=False)
+    keys = list(_resources(plan, "aws:kms/key:Key"))
+    rotated = sum(1 for key in keys if key["inputs"].get("enableKeyRotation") is True)
+    plain, ceiling = region.kms_key_month, region.kms_rotated_key_month
+    usd = (len(keys) - rotated) * plain.usd + rotated * ceiling.usd
+    unverified = (rotated < len(keys) and not plain.verified) or (rotated > 0 and not ceiling.verified)
+    item = f"KMS customer managed keys: {len(keys)}, {rotated} rotated (at the price after two rotations)"
+    yield Line("kms", item, usd, usd, unverified)
 
 
 # --- the estimate ----------------------------------------------------------------------------------

@@ -717,3 +717,12 @@ def test_volume_the_chart_does_not_create_is_not_priced(
     )
     result = estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
     assert not [line.item for line in result.lines if line.item.startswith(label)]
+
+
+def test_key_with_rotation_is_priced_at_its_ceiling_not_at_one_key(prices: Any) -> None:
+    """Each of a key's first two rotations adds a key-month: a rotated key costs $3, not $1."""
+    plan = small_plan()
+    _resource_named(plan, "aws:kms/key:Key")["inputs"]["enableKeyRotation"] = True
+    line = _line(estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT), "KMS")
+    assert line.item == "KMS customer managed keys: 2, 1 rotated (at the price after two rotations)"
+    assert line.max == pytest.approx(1.00 + 3.00)
