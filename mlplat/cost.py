@@ -2,8 +2,9 @@
 
 Two figures per line: **idle** (managed node groups at their minimum, Karpenter pools at their static
 `replicas` or zero) and **max** (every pool at its ceiling: node groups at `max_size`, Karpenter pools
-filled up to their `limits`). The budget in the stack file (`cost.max_monthly_usd`) is checked against
-max: the owner of the GPU budget needs to know what the platform *can* spend without anyone asking
+filled up to their `limits`), both for an average month (the table's `hours_per_month`, 730). The budget
+in the stack file (`cost.max_monthly_usd`) is checked against max over a 31-day month (744 hours): the
+owner of the GPU budget needs to know what the platform *can* spend in any month without anyone asking
 first, and the pools' limits are exactly that promise.
 
 Prices come from `infra/cost_prices.yaml` (read by infra/prices.py; dated, each with its source and
@@ -32,7 +33,16 @@ from typing import Any
 from infra import versions
 from infra.contract import ENVIRONMENTS
 from infra.instance_types import NODE_SHAPES, NodeShape
-from infra.prices import PRICES, CostError, Price, PriceTable, RegionPrices, dearest_gpu, load_prices
+from infra.prices import (
+    LONGEST_MONTH_HOURS,
+    PRICES,
+    CostError,
+    Price,
+    PriceTable,
+    RegionPrices,
+    dearest_gpu,
+    load_prices,
+)
 from mlplat import checkout
 
 
@@ -81,12 +91,12 @@ class Estimate:
 class _Rates:
     """The prices of the environment's region, and the arithmetic from hourly to monthly."""
 
-    table: PriceTable
     region: RegionPrices
     name: str
+    hours: float  # in the month priced
 
     def month(self, price: Price, hourly: bool = True) -> float:
-        return price.usd * self.table.hours_per_month if hourly else price.usd
+        return price.usd * self.hours if hourly else price.usd
 
     def steady(self, key: str, item: str, count: int, price: Price, hourly: bool = True) -> Line:
         """`count` of a thing billed whether used or not: the same cost idle and at maximum."""
@@ -647,16 +657,21 @@ NOT_INCLUDED = (
 
 
 def estimate(
-    plan: Mapping[str, Any], region: str, log_ingest_gib: int, prices: PriceTable, on: date | None = None
+    plan: Mapping[str, Any],
+    region: str,
+    log_ingest_gib: int,
+    prices: PriceTable,
+    on: date | None = None,
+    hours: float | None = None,
 ) -> Estimate:
     """Price one plan document in `region`, as billed on day `on` (default: the UTC day,
-    infra.versions.calendar_today)."""
+    infra.versions.calendar_today), for a month of `hours` (default: the table's average month)."""
     if not isinstance(plan, Mapping) or not isinstance(plan.get("resources"), list):
         raise CostError("not an offline plan: no `resources` list (write one with `mlplat plan`)")
     region_prices = prices.regions.get(region)
     if region_prices is None:
         raise CostError(f"region {region} has no prices in {PRICES.name} (priced: {sorted(prices.regions)})")
-    rates = _Rates(prices, region_prices, region)
+    rates = _Rates(region_prices, region, hours or prices.hours_per_month)
     result = Estimate(str(plan.get("stack", "?")), region)
     try:
         result.lines += [
@@ -688,27 +703,50 @@ def price_plan(plan: Mapping[str, Any], prices: PriceTable | None = None, on: da
     return estimate(plan, config.aws.region, ingest, prices or load_prices(), on)
 
 
-def enforce_budget(plan: Mapping[str, Any], stack: str) -> Estimate | None:
-    """Refuse a plan whose maximum exceeds `cost.max_monthly_usd` of its stack file (None: no budget set)."""
-    from infra.config import stack_file
+@dataclass(frozen=True)
+class Budget:
+    """A stack's budget, and the maximum it is held to: every pool full for a whole 31-day month (the
+    dearest month of the year: a 730-hour average lets a maximum through that July bills above it)."""
 
+    usd: float
+    maximum: float | None
+
+    @property
+    def kept(self) -> bool:
+        return self.maximum is not None and self.maximum <= self.usd
+
+
+def budget_of(
+    plan: Mapping[str, Any], stack: str, prices: PriceTable, on: date | None = None
+) -> Budget | None:
+    """The plan's maximum over the longest month beside `cost.max_monthly_usd` of its stack file (None: no
+    budget set), as billed on day `on`."""
     config = _config(stack)
     if config.cost is None:
         return None
-    result = estimate(plan, config.aws.region, config.cost.log_ingest_gib_per_month, load_prices())
-    budget, ceiling = config.cost.max_monthly_usd, result.max
-    if ceiling is None or ceiling > budget:
+    longest = estimate(
+        plan, config.aws.region, config.cost.log_ingest_gib_per_month, prices, on, LONGEST_MONTH_HOURS
+    )
+    return Budget(config.cost.max_monthly_usd, longest.max)
+
+
+def enforce_budget(plan: Mapping[str, Any], stack: str) -> Budget | None:
+    """Refuse a plan whose maximum exceeds `cost.max_monthly_usd` of its stack file (None: no budget set)."""
+    from infra.config import stack_file
+
+    budget = budget_of(plan, stack, load_prices())
+    if budget is not None and not budget.kept:
         could = (
             "has no maximum (a pool without limits)"
-            if ceiling is None
-            else f"could cost ${ceiling:,.2f} a month"
+            if budget.maximum is None
+            else f"could cost ${budget.maximum:,.2f} in a {LONGEST_MONTH_HOURS}-hour month"
         )
         raise BudgetExceeded(
-            f"{stack} {could} with every pool at its maximum, above cost.max_monthly_usd (${budget:,.2f}) in "
+            f"{stack} {could} with every pool at its maximum, above cost.max_monthly_usd (${budget.usd:,.2f}) in "
             f"{stack_file(stack)}; lower the pools' maxima or raise the budget in a reviewed change "
             f"(`mlplat cost --env {stack}` itemises it)"
         )
-    return result
+    return budget
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -718,7 +756,7 @@ def _usd(value: float | None) -> str:
     return "no maximum" if value is None else f"${value:,.2f}"
 
 
-def render_text(result: Estimate, source: str, prices: PriceTable, budget: float | None) -> str:
+def render_text(result: Estimate, source: str, prices: PriceTable, budget: Budget | None) -> str:
     width = max([len(line.item) for line in result.lines] + [40]) + 2
     lines = [
         f"mlplat cost {result.stack} ({result.region}), monthly USD, from {source}",
@@ -732,8 +770,10 @@ def render_text(result: Estimate, source: str, prices: PriceTable, budget: float
         f"  {'TOTAL':<{width}} {_usd(result.idle):>12} {_usd(result.max):>12}{' *' if result.unverified else ''}"
     )
     if budget is not None:
-        verdict = "within" if result.max is not None and result.max <= budget else "ABOVE"
-        lines.append(f"budget cost.max_monthly_usd: {_usd(budget)} — maximum is {verdict} it")
+        lines.append(
+            f"budget cost.max_monthly_usd: {_usd(budget.usd)} — the maximum over a {LONGEST_MONTH_HOURS}-hour "
+            f"month (31 days), {_usd(budget.maximum)}, is {'within' if budget.kept else 'ABOVE'} it"
+        )
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines)
 
@@ -847,10 +887,9 @@ def run(args: argparse.Namespace) -> int:
             else (_read_plan(args.plan), str(args.plan))
         )
         result = price_plan(plan, prices, args.on)
-        config = _config(result.stack)
-        budget = config.cost.max_monthly_usd if config.cost else None
+        budget = budget_of(plan, result.stack, prices, args.on)
     except (ConfigError, PlanError, CostError) as err:
         print(f"mlplat cost: {err}", file=sys.stderr)
         return 2
     print(render_text(result, source, prices, budget))
-    return 1 if budget is not None and (result.max is None or result.max > budget) else 0
+    return 1 if budget is not None and not budget.kept else 0

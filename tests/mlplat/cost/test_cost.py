@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from infra import versions
 from infra.config import ENVIRONMENTS, load_environment
 from infra.prices import CostError, load_prices
-from mlplat.cost import CLAIMS, estimate, price_plan, render_diff
+from mlplat.cost import CLAIMS, budget_of, estimate, price_plan, render_diff
 from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
 from tests.support.clock import either_side_of_utc_midnight, stopped_clock
 from tests.support.prices import price_table
@@ -268,11 +269,12 @@ def _claims_in(values: Any) -> int:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_environment_is_priced_within_its_budget(offline_plan: PlanFor, env: str) -> None:
     # Priced on the first day of extended support, the dearest day its pinned version can be billed.
-    version = load_environment(env).cluster.kubernetes_version
-    result = price_plan(offline_plan(env), on=versions.EKS_SUPPORT_CALENDAR[version].standard_ends)
-    budget = load_environment(env).cost
+    day = versions.EKS_SUPPORT_CALENDAR[load_environment(env).cluster.kubernetes_version].standard_ends
+    result = price_plan(offline_plan(env), on=day)
+    budget = budget_of(offline_plan(env), env, load_prices(), day)
     assert budget is not None, f"{env}: no cost.max_monthly_usd"
-    assert result.max is not None and 0 < result.idle < result.max <= budget.max_monthly_usd
+    assert result.max is not None and 0 < result.idle < result.max
+    assert budget.kept, f"{env}: {budget.maximum} in a 31-day month, above the budget {budget.usd}"
     assert any(line.item.startswith("Karpenter pool") for line in result.lines)
 
 
@@ -282,14 +284,20 @@ def test_readme_cost_table_is_what_the_plans_cost(offline_plan: PlanFor, repo_ro
     rows = {
         cells[0]: cells[1:]
         for line in (repo_root / "README.md").read_text().splitlines()
-        if (cells := [c.strip() for c in line.strip().strip("|").split("|")]) and len(cells) == 4
+        if (cells := [c.strip() for c in line.strip().strip("|").split("|")]) and len(cells) == 5
     }
     assert env in rows, f"README.md, section Cost: no row for {env}"
     # The day the table says it was priced on: the control plane's price depends on it.
     [day] = re.findall(r"\(`mlplat cost --env ENV` on ([0-9-]{10});", (repo_root / "README.md").read_text())
-    result, budget = price_plan(offline_plan(env), on=date.fromisoformat(day)), load_environment(env).cost
-    assert budget is not None and result.max is not None
-    expected = [f"${result.idle:,.2f}", f"${result.max:,.2f}", f"${budget.max_monthly_usd:,.0f}"]
+    result = price_plan(offline_plan(env), on=date.fromisoformat(day))
+    budget = budget_of(offline_plan(env), env, load_prices(), date.fromisoformat(day))
+    assert budget is not None and budget.maximum is not None and result.max is not None
+    expected = [
+        f"${result.idle:,.2f}",
+        f"${result.max:,.2f}",
+        f"${budget.maximum:,.2f}",
+        f"${budget.usd:,.0f}",
+    ]
     assert rows[env] == expected, (
         f"README.md, section Cost, row {env}: `mlplat cost --env {env} --on {day}` says {expected}"
     )
@@ -371,7 +379,9 @@ def test_cost_command_plans_the_environment_itself(repo_root: Path, env: str) ->
     result = _cli(repo_root, "cost", "--env", env)
     assert result.returncode == 0, result.stderr
     assert f"mlplat cost {env} (eu-west-1), monthly USD, from a fresh offline plan" in result.stdout
-    assert "TOTAL" in result.stdout and "maximum is within it" in result.stdout
+    assert "TOTAL" in result.stdout and re.search(
+        r"744-hour month \(31 days\), \$[0-9,.]+, is within it", result.stdout
+    )
 
 
 def test_cost_takes_an_environment_added_to_the_contract(tmp_path: Path) -> None:
@@ -384,40 +394,46 @@ def test_cost_takes_an_environment_added_to_the_contract(tmp_path: Path) -> None
     assert result.returncode == 2 and "environments/Pulumi.qa.yaml" in result.stderr, result.stderr
 
 
-def test_plan_over_budget_exits_2_naming_the_stack_file(repo_root: Path, tmp_path: Path) -> None:
+def _dev_with_budget(repo_root: Path, folder: Path, budget: str) -> str:
+    """Dev's stack file with `cost.max_monthly_usd: budget`, written to `folder`; the setup code that
+    makes `mlplat` read its stack files from there."""
     source = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
-    assert "max_monthly_usd: 9000\n" in source
-    stack = tmp_path / "Pulumi.dev.yaml"
-    stack.write_text(source.replace("max_monthly_usd: 9000\n", "max_monthly_usd: 1000\n"))
+    [line] = re.findall(r"\n    max_monthly_usd: [0-9]+\n", source)
+    (folder / "Pulumi.dev.yaml").write_text(source.replace(line, f"\n    max_monthly_usd: {budget}\n"))
+    return f"import infra.config\ninfra.config.STACK_DIR = Path({str(folder)!r})\n"
+
+
+def test_plan_over_budget_exits_2_naming_the_stack_file(repo_root: Path, tmp_path: Path) -> None:
+    setup = _dev_with_budget(repo_root, tmp_path, "1000")
     out = tmp_path / "plan.json"
-    result = _cli(
-        repo_root,
-        "plan",
-        "--env",
-        "dev",
-        "--no-policies",
-        "--out",
-        str(out),
-        setup=f"import infra.config\ninfra.config.STACK_DIR = Path({str(tmp_path)!r})\n",
-    )
+    result = _cli(repo_root, "plan", "--env", "dev", "--no-policies", "--out", str(out), setup=setup)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert "above cost.max_monthly_usd ($1,000.00)" in result.stderr and str(stack) in result.stderr
+    assert "above cost.max_monthly_usd ($1,000.00)" in result.stderr
+    assert str(tmp_path / "Pulumi.dev.yaml") in result.stderr
     assert not out.exists(), "a plan over budget must not be written"
 
 
+def test_budget_is_held_by_a_31_day_month_not_the_730_hour_average(
+    offline_plan: PlanFor, repo_root: Path, tmp_path: Path
+) -> None:
+    """A budget just above dev's maximum over 730 hours let the plan through, though a 31-day month
+    (744 hours) of that maximum bills above it."""
+    average = price_plan(offline_plan("dev")).max
+    assert average is not None
+    setup = _dev_with_budget(repo_root, tmp_path, str(math.ceil(average) + 1))
+    out = tmp_path / "plan.json"
+    planned = _cli(repo_root, "plan", "--env", "dev", "--no-policies", "--out", str(out), setup=setup)
+    assert planned.returncode == 2 and "Traceback" not in planned.stderr, planned.stderr
+    assert re.search(r"dev could cost \$[0-9,.]+ in a 744-hour month", planned.stderr), planned.stderr
+    assert not out.exists()
+    priced = _cli(repo_root, "cost", "--env", "dev", setup=setup)
+    assert priced.returncode == 1, priced.stdout + priced.stderr
+    assert re.search(r"the maximum over a 744-hour month \(31 days\), \$[0-9,.]+, is ABOVE it", priced.stdout)
+
+
 def test_budget_must_be_positive(repo_root: Path, tmp_path: Path) -> None:
-    source = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
-    (tmp_path / "Pulumi.dev.yaml").write_text(
-        source.replace("max_monthly_usd: 9000\n", "max_monthly_usd: -5\n")
-    )
-    result = _cli(
-        repo_root,
-        "cost",
-        "--env",
-        "dev",
-        setup=f"import infra.config\ninfra.config.STACK_DIR = Path({str(tmp_path)!r})\n",
-    )
+    result = _cli(repo_root, "cost", "--env", "dev", setup=_dev_with_budget(repo_root, tmp_path, "-5"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "mlplat:cost.max_monthly_usd: Input should be greater than 0" in result.stderr
 
