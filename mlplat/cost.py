@@ -233,6 +233,9 @@ LIMIT_KEYS = ("cpu", "memory", "nvidia.com/gpu", "nodes")
 MAX_LIMIT_UNITS = 100_000
 
 
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+
+
 def _limit_units(key: str, value: Any, where: str) -> int:
     """A NodePool limit in whole units: vCPUs, GiB, GPUs or nodes (rounded down: a partial unit buys nothing)."""
     if key == "memory":
@@ -320,7 +323,7 @@ def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         for r in _resources(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
     }
     gp3 = rates.region.ebs_gp3_gib_month
-    for pool in _resources(plan, "kubernetes:karpenter.sh/v1:NodePool"):
+    for pool in _resources(plan, NODE_POOL):
         spec, where = pool["inputs"].get("spec", {}), pool["urn"]
         name = pool["inputs"].get("metadata", {}).get("name", pool["name"])
         types = _pool_types(pool, rates)
@@ -654,6 +657,12 @@ NOT_INCLUDED = (
     "not included (they depend on traffic): NAT gateway and load balancer data processing, data transfer "
     "out and across zones, KMS and CloudWatch API requests, EBS snapshots, S3"
 )
+# aws/karpenter-provider-aws v1.14.1 website/content/en/docs/concepts/nodepools.md, spec.limits: "limit
+# checking is eventually consistent, which can result in overrun during rapid scale outs".
+LIMITS_OVERRUN = (
+    "Karpenter checks a pool's limits eventually, not before each launch: a rapid scale-out can overrun "
+    "them, so for a while a pool can cost more than its maximum here"
+)
 
 
 def estimate(
@@ -686,6 +695,8 @@ def estimate(
         raise CostError(
             f"the plan is not shaped as `mlplat plan` writes it ({type(err).__name__}: {err})"
         ) from None
+    if _count(plan, NODE_POOL):
+        result.notes.append(LIMITS_OVERRUN)
     result.notes.append(NOT_INCLUDED)
     return result
 

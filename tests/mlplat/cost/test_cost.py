@@ -742,3 +742,14 @@ def test_key_with_rotation_is_priced_at_its_ceiling_not_at_one_key(prices: Any) 
     line = _line(estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT), "KMS")
     assert line.item == "KMS customer managed keys: 2, 1 rotated (at the price after two rotations)"
     assert line.max == pytest.approx(1.00 + 3.00)
+
+
+def test_karpenter_pool_maximum_says_limits_can_be_overrun(prices: Any) -> None:
+    """Karpenter checks limits eventually (nodepools.md, spec.limits): the maximum of a pool is not a
+    hard cap, and the output says so wherever a pool is priced."""
+    with_pool = estimate(small_plan(), "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+    assert any("rapid scale-out can overrun" in note for note in with_pool.notes), with_pool.notes
+    plan = small_plan()
+    plan["resources"] = [r for r in plan["resources"] if r["type"] != "kubernetes:karpenter.sh/v1:NodePool"]
+    without = estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+    assert not any("overrun" in note for note in without.notes), without.notes
