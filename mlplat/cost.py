@@ -36,6 +36,7 @@ from infra.instance_types import NODE_SHAPES, NodeShape
 from infra.prices import (
     LONGEST_MONTH_HOURS,
     PRICES,
+    REPO,
     CostError,
     Price,
     PriceTable,
@@ -701,15 +702,25 @@ def estimate(
     return result
 
 
-def _config(stack: str) -> Any:
-    from infra.config import load_environment
+def _config(stack: str, checkout: Path | None = None) -> Any:
+    """The stack's validated config: from this checkout's stack file, or from `checkout`'s."""
+    from infra.config import load_environment, load_stack_config, read_stack_file, stack_file
 
-    return load_environment(stack)
+    if checkout is None:
+        return load_environment(stack)
+    path = checkout / stack_file(stack).relative_to(REPO)
+    return load_stack_config(read_stack_file(path), str(path), stack)
 
 
-def price_plan(plan: Mapping[str, Any], prices: PriceTable | None = None, on: date | None = None) -> Estimate:
-    """Price a plan with its environment's region and log assumption (from the stack file), on day `on`."""
-    config = _config(str(plan.get("stack")))
+def price_plan(
+    plan: Mapping[str, Any],
+    prices: PriceTable | None = None,
+    on: date | None = None,
+    checkout: Path | None = None,
+) -> Estimate:
+    """Price a plan with its environment's region and log assumption (from the stack file of this
+    checkout, or of `checkout`), on day `on`."""
+    config = _config(str(plan.get("stack")), checkout)
     ingest = config.cost.log_ingest_gib_per_month if config.cost else 0
     return estimate(plan, config.aws.region, ingest, prices or load_prices(), on)
 
@@ -793,8 +804,9 @@ def _by_item(result: Estimate) -> dict[str, Line]:
     return {line.key: line for line in result.lines}
 
 
-def render_diff(base: Estimate, head: Estimate) -> str:
-    """Markdown: what a change does to the environment's monthly cost, idle and at maximum."""
+def render_diff(base: Estimate, head: Estimate, prices_changed: bool = False) -> str:
+    """Markdown: what a change does to the environment's monthly cost, idle and at maximum; with
+    `prices_changed`, that part of it is the price table's, not the plans'."""
 
     def delta(a: float | None, b: float | None) -> str:
         if a is None or b is None:
@@ -826,6 +838,11 @@ def render_diff(base: Estimate, head: Estimate) -> str:
             rows.append(f"| {label} | {delta(a.idle, b.idle)} | {delta(a.max, b.max)} |")
     else:
         rows += ["", "No priced item changed."]
+    if prices_changed:
+        rows += [
+            "",
+            f"**Price table changed** (`infra/{PRICES.name}`): the base is priced with its own table, the head with its own.",
+        ]
     if head.unverified:
         rows += ["", "Some prices are not confirmed (`verified: false` in `infra/cost_prices.yaml`)."]
     return "\n".join(rows) + "\n"
@@ -860,6 +877,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--diff", nargs=2, type=Path, metavar=("BASE_PLAN", "HEAD_PLAN"), help="markdown cost change"
     )
     parser.add_argument(
+        "--base-checkout",
+        type=Path,
+        metavar="DIR",
+        help="with --diff: the base's checkout, whose infra/cost_prices.yaml and stack file price BASE_PLAN "
+        "(default: this checkout's)",
+    )
+    parser.add_argument(
         "--on",
         type=_day,
         metavar="YYYY-MM-DD",
@@ -883,6 +907,8 @@ def run(args: argparse.Namespace) -> int:
     # The stack files it checks budgets against are read from beside the code that runs (infra.config).
     checkout.own_code(args, "mlplat cost reads the stack files beside its own code")
     try:
+        if args.base_checkout and not args.diff:
+            raise CostError("--base-checkout prices the base of a --diff; it goes with --diff only")
         prices = load_prices()
         if args.diff:
             base, head = (_read_plan(p) for p in args.diff)
@@ -890,7 +916,18 @@ def run(args: argparse.Namespace) -> int:
                 raise CostError(
                     f"{args.diff[0]} plans {base.get('stack')}, {args.diff[1]} plans {head.get('stack')}"
                 )
-            print(render_diff(price_plan(base, prices, args.on), price_plan(head, prices, args.on)), end="")
+            # The base priced as the base would price itself: its own price table and stack settings.
+            base_prices = (
+                load_prices(args.base_checkout / PRICES.relative_to(REPO)) if args.base_checkout else prices
+            )
+            print(
+                render_diff(
+                    price_plan(base, base_prices, args.on, args.base_checkout),
+                    price_plan(head, prices, args.on),
+                    base_prices != prices,
+                ),
+                end="",
+            )
             return 0
         plan, source = (
             (run_program(args.env), "a fresh offline plan")

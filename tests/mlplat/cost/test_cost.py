@@ -531,8 +531,59 @@ def test_pr_workflow_compares_base_and_head_plans_without_write_scope(repo_root:
     assert '.venv/bin/mlplat plan --env "$env" --no-policies --out "$head"' in script
     words = " ".join(script.split())
     assert '-m mlplat.cli \\ plan --env "$env" --no-policies --out "$base"' in words
-    assert 'mlplat cost --diff "$base" "$head"' in script
+    assert 'mlplat cost --diff "$base" "$head" --base-checkout "$RUNNER_TEMP/base"' in script
     assert "for env in $ENVIRONMENTS; do" in script, "every environment's cost difference is shown"
+
+
+def _base_checkout(repo_root: Path, folder: Path, prices: str, stack: str) -> Path:
+    """A base checkout holding only what prices a plan: its price table and dev's stack file."""
+    (folder / "infra").mkdir(parents=True)
+    (folder / "environments").mkdir()
+    (folder / "infra" / "cost_prices.yaml").write_text(prices)
+    (folder / "environments" / "Pulumi.dev.yaml").write_text(stack)
+    return folder
+
+
+def _diff(repo_root: Path, tmp_path: Path, base: Path) -> subprocess.CompletedProcess[str]:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(small_plan()))
+    return _cli(repo_root, "cost", "--diff", str(plan), str(plan), "--base-checkout", str(base))
+
+
+def test_diff_of_a_price_change_prices_the_base_with_the_bases_own_table(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    """A pull request that only lowers a price: both sides were priced with the head's table, so the
+    comment said "no change" while the budget gate loosened."""
+    table = (repo_root / "infra" / "cost_prices.yaml").read_text()
+    head_price = "      g5.xlarge:\n        usd: 1.123\n"
+    assert head_price in table
+    base_table = table.replace(head_price, "      g5.xlarge:\n        usd: 2.123\n")
+    stack = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
+    result = _diff(repo_root, tmp_path, _base_checkout(repo_root, tmp_path / "base", base_table, stack))
+    assert result.returncode == 0, result.stderr
+    # small_plan's pool at maximum: two g5.xlarge, a dollar an hour cheaper each at the head.
+    assert f"| **change** | **+0.00** | **{-2 * 1.0 * 730:+,.2f}** |" in result.stdout, result.stdout
+    assert "**Price table changed**" in result.stdout, result.stdout
+
+
+def test_diff_prices_the_base_with_the_bases_own_stack_settings(repo_root: Path, tmp_path: Path) -> None:
+    stack = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
+    assert "log_ingest_gib_per_month: 30\n" in stack
+    base_stack = stack.replace("log_ingest_gib_per_month: 30\n", "log_ingest_gib_per_month: 40\n")
+    table = (repo_root / "infra" / "cost_prices.yaml").read_text()
+    result = _diff(repo_root, tmp_path, _base_checkout(repo_root, tmp_path / "base", table, base_stack))
+    assert result.returncode == 0, result.stderr
+    assert "CloudWatch Logs: 1 group(s), assumed 30 GiB/month" in result.stdout, result.stdout
+    assert "Price table changed" not in result.stdout
+
+
+def test_diff_with_an_unreadable_base_table_exits_2_naming_it(repo_root: Path, tmp_path: Path) -> None:
+    stack = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
+    base = _base_checkout(repo_root, tmp_path / "base", "taken: yesterday\n", stack)
+    result = _diff(repo_root, tmp_path, base)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"mlplat cost: price table {base / 'infra' / 'cost_prices.yaml'}: ")
 
 
 def test_pr_comment_job_runs_no_code_of_the_pull_request(repo_root: Path) -> None:
