@@ -45,6 +45,7 @@ class RegionPrices(_Strict):
     eks_cluster_hour: Price  # a cluster whose version is in standard support
     eks_cluster_extended_hour: Price  # in extended support (or past it: AWS upgrades to an extended version)
     kms_key_month: Price
+    kms_rotated_key_month: Price  # a key with automatic rotation, at the most it can cost
     ec2_instance_hour: dict[str, Price]
     nat_gateway_hour: Price
     public_ipv4_hour: Price
@@ -65,9 +66,15 @@ class RegionPrices(_Strict):
         return price
 
 
+# The hours of a 31-day month: what a resource running all month is billed for at most. The table's
+# `hours_per_month` (AWS's 730-hour average) gives the figures a month costs on average; a budget is
+# checked against this one, so no month of the year bills above it (mlplat/cost.py).
+LONGEST_MONTH_HOURS = 31 * 24
+
+
 class PriceTable(_Strict):
     taken: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
-    hours_per_month: Annotated[float, Field(gt=0, le=744)]
+    hours_per_month: Annotated[float, Field(gt=0, le=LONGEST_MONTH_HOURS)]
     regions: dict[str, RegionPrices]
 
     def region(self, region: str, where: str) -> RegionPrices:

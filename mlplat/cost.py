@@ -2,8 +2,9 @@
 
 Two figures per line: **idle** (managed node groups at their minimum, Karpenter pools at their static
 `replicas` or zero) and **max** (every pool at its ceiling: node groups at `max_size`, Karpenter pools
-filled up to their `limits`). The budget in the stack file (`cost.max_monthly_usd`) is checked against
-max: the owner of the GPU budget needs to know what the platform *can* spend without anyone asking
+filled up to their `limits`), both for an average month (the table's `hours_per_month`, 730). The budget
+in the stack file (`cost.max_monthly_usd`) is checked against max over a 31-day month (744 hours): the
+owner of the GPU budget needs to know what the platform *can* spend in any month without anyone asking
 first, and the pools' limits are exactly that promise.
 
 Prices come from `infra/cost_prices.yaml` (read by infra/prices.py; dated, each with its source and
@@ -32,7 +33,17 @@ from typing import Any
 from infra import versions
 from infra.contract import ENVIRONMENTS
 from infra.instance_types import NODE_SHAPES, NodeShape
-from infra.prices import PRICES, CostError, Price, PriceTable, RegionPrices, dearest_gpu, load_prices
+from infra.prices import (
+    LONGEST_MONTH_HOURS,
+    PRICES,
+    REPO,
+    CostError,
+    Price,
+    PriceTable,
+    RegionPrices,
+    dearest_gpu,
+    load_prices,
+)
 from mlplat import checkout
 
 
@@ -81,12 +92,12 @@ class Estimate:
 class _Rates:
     """The prices of the environment's region, and the arithmetic from hourly to monthly."""
 
-    table: PriceTable
     region: RegionPrices
     name: str
+    hours: float  # in the month priced
 
     def month(self, price: Price, hourly: bool = True) -> float:
-        return price.usd * self.table.hours_per_month if hourly else price.usd
+        return price.usd * self.hours if hourly else price.usd
 
     def steady(self, key: str, item: str, count: int, price: Price, hourly: bool = True) -> Line:
         """`count` of a thing billed whether used or not: the same cost idle and at maximum."""
@@ -146,6 +157,24 @@ def _gib(quantity: Any, where: str) -> float:
 # --- compute: managed node groups and Karpenter pools ----------------------------------------------
 
 
+def _gp3_gib(mappings: Iterable[Mapping[str, Any]], where: str) -> float:
+    """The GiB of a node's EBS block device mappings. Each must say `volumeType: gp3`, the one volume type
+    the table prices: another type, or none (the launch then takes EC2's or the AMI's), is refused."""
+    total = 0.0
+    for mapping in mappings:
+        ebs = mapping.get("ebs")
+        if not ebs:
+            continue  # an instance store device: part of the instance's price
+        volume_type = ebs.get("volumeType")
+        if volume_type != "gp3":
+            raise CostError(
+                f"{where}: block device {mapping.get('deviceName', '?')} has volume type {volume_type!r}; "
+                f"only gp3 has a price in {PRICES.name} (set `volumeType: gp3`)"
+            )
+        total += _gib(ebs.get("volumeSize", 0), where)
+    return total
+
+
 def _root_volume_gib(plan: Mapping[str, Any], node_group: Mapping[str, Any]) -> float:
     """Root volume of a managed node group's nodes: its launch template's, or EKS's `diskSize` (default 20 GiB,
     https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateNodegroup.html) when it has none."""
@@ -155,8 +184,7 @@ def _root_volume_gib(plan: Mapping[str, Any], node_group: Mapping[str, Any]) -> 
     # The offline plan holds the template's mock ID, `<resource name>-<hex>` (mlplat/mocks.py).
     for resource in _resources(plan, "aws:ec2/launchTemplate:LaunchTemplate"):
         if re.fullmatch(rf"{re.escape(resource['name'])}-[0-9a-f]+", str(template.get("id", ""))):
-            mappings = resource["inputs"].get("blockDeviceMappings") or []
-            return sum(_gib(m.get("ebs", {}).get("volumeSize", 0), resource["urn"]) for m in mappings)
+            return _gp3_gib(resource["inputs"].get("blockDeviceMappings") or [], resource["urn"])
     raise CostError(
         f"{node_group['urn']}: its launch template is not in the plan; cannot size its root volumes"
     )
@@ -206,6 +234,9 @@ LIMIT_KEYS = ("cpu", "memory", "nvidia.com/gpu", "nodes")
 MAX_LIMIT_UNITS = 100_000
 
 
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+
+
 def _limit_units(key: str, value: Any, where: str) -> int:
     """A NodePool limit in whole units: vCPUs, GiB, GPUs or nodes (rounded down: a partial unit buys nothing)."""
     if key == "memory":
@@ -245,33 +276,46 @@ def _fill(capacity: int, options: Mapping[str, tuple[int, float]]) -> tuple[floa
 
 
 def _pool_types(pool: Mapping[str, Any], rates: _Rates) -> list[str]:
-    """The priced instance types a NodePool may launch: those its `In` requirements on the type or the
-    family admit. Other requirements only narrow the set further, so ignoring them keeps a ceiling."""
-    candidates = set(rates.region.ec2_instance_hour)
+    """The instance types a NodePool may launch: those its `In` requirements on the type and the family
+    admit (Karpenter ANDs requirements). Other requirements only narrow the set further, so ignoring them
+    keeps a ceiling. Every type it admits needs a price: one left out would lower the ceiling."""
     requirements = pool["inputs"].get("spec", {}).get("template", {}).get("spec", {}).get("requirements", [])
-    restricted = False
+    types: set[str] | None = None
+    families: set[str] | None = None
     for requirement in requirements:
         key, values = requirement.get("key"), set(requirement.get("values") or [])
         if requirement.get("operator") != "In":
             continue
         if key == "node.kubernetes.io/instance-type":
-            for unpriced in sorted(values - candidates)[:1]:
-                rates.instance(unpriced, pool["urn"])  # raises: every type the pool may launch needs a price
-            candidates &= values
-            restricted = True
+            types = values if types is None else types & values
         elif key == "karpenter.k8s.aws/instance-family":
-            candidates = {t for t in candidates if t.split(".")[0] in values}
-            restricted = True
-    if not restricted:
+            families = values if families is None else families & values
+    if types is None and families is None:
         raise CostError(
             f"{pool['urn']}: no instance-type or instance-family requirement; its nodes cannot be priced "
             "(any instance type in the region could be launched)"
         )
-    if not candidates:
+    priced = set(rates.region.ec2_instance_hour)
+    if types is None:
+        # A family admits every size AWS sells in it, more than infra/instance_types.py lists.
+        unpriced = sorted(t for t in NODE_SHAPES if _family(t) in (families or set()) and t not in priced)
         raise CostError(
-            f"{pool['urn']}: none of the instance types it may launch has a price in {PRICES.name}"
+            f"{pool['urn']}: karpenter.k8s.aws/instance-family In {sorted(families or [])} admits every size of "
+            f"the family, and these have no {rates.name} price in {PRICES.name}: "
+            f"{', '.join([*unpriced, 'any size infra/instance_types.py does not list'])}; name the types it "
+            "may launch with a node.kubernetes.io/instance-type requirement"
         )
-    return sorted(candidates)
+    if families is not None:
+        types = {t for t in types if _family(t) in families}
+    for unpriced_type in sorted(types - priced)[:1]:
+        rates.instance(unpriced_type, pool["urn"])  # raises: every type the pool may launch needs a price
+    if not types:
+        raise CostError(f"{pool['urn']}: its requirements admit no instance type")
+    return sorted(types)
+
+
+def _family(instance_type: str) -> str:
+    return instance_type.split(".")[0]
 
 
 def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
@@ -280,7 +324,7 @@ def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         for r in _resources(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
     }
     gp3 = rates.region.ebs_gp3_gib_month
-    for pool in _resources(plan, "kubernetes:karpenter.sh/v1:NodePool"):
+    for pool in _resources(plan, NODE_POOL):
         spec, where = pool["inputs"].get("spec", {}), pool["urn"]
         name = pool["inputs"].get("metadata", {}).get("name", pool["name"])
         types = _pool_types(pool, rates)
@@ -330,6 +374,14 @@ def _node_pools(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         )
 
 
+# What Karpenter attaches to a node whose EC2NodeClass lists no blockDeviceMappings: its AMI family's
+# defaults (aws/karpenter-provider-aws v1.14.1, pkg/providers/amifamily/resolver.go `DefaultEBS`: gp3,
+# 20Gi; al2023.go and al2.go use it alone, bottlerocket.go adds a 4Gi OS volume; resolver.go applies them
+# when `nodeClass.Spec.BlockDeviceMappings` is empty). Keyed by the family of the `alias` AMI selector
+# term (`al2023@v20251108`). A custom AMI keeps the AMI's own volumes (custom.go), which no plan holds.
+KARPENTER_DEFAULT_ROOT_GIB = {"al2023": 20.0, "al2": 20.0, "bottlerocket": 24.0}
+
+
 def _node_class_disk_gib(classes: Mapping[str, Mapping[str, Any]], pool: Mapping[str, Any]) -> float:
     ref = (
         pool["inputs"].get("spec", {}).get("template", {}).get("spec", {}).get("nodeClassRef", {}).get("name")
@@ -339,8 +391,18 @@ def _node_class_disk_gib(classes: Mapping[str, Mapping[str, Any]], pool: Mapping
         raise CostError(
             f"{pool['urn']}: its EC2NodeClass {ref!r} is not in the plan; cannot size its volumes"
         )
-    mappings = node_class["inputs"].get("spec", {}).get("blockDeviceMappings") or []
-    return sum(_gib(m.get("ebs", {}).get("volumeSize", 0), node_class["urn"]) for m in mappings)
+    spec = node_class["inputs"].get("spec", {})
+    mappings = spec.get("blockDeviceMappings")
+    if mappings:
+        return _gp3_gib(mappings, node_class["urn"])
+    aliases = [str(term["alias"]) for term in spec.get("amiSelectorTerms") or [] if term.get("alias")]
+    family = aliases[0].split("@")[0] if aliases else None
+    if family not in KARPENTER_DEFAULT_ROOT_GIB:
+        raise CostError(
+            f"{node_class['urn']}: no blockDeviceMappings, and its AMI family ({family or 'no alias'}) has no "
+            "default volumes mlplat cost knows; cannot size its root volumes (list them in blockDeviceMappings)"
+        )
+    return KARPENTER_DEFAULT_ROOT_GIB[family]
 
 
 # --- persistent volumes from the Helm releases -----------------------------------------------------
@@ -386,11 +448,20 @@ class Claim:
     size: str
     storage_class: str
     count: Callable[[Mapping[str, Any]], int]
+    # The values that must be true for the chart to create the claim, with the chart's own default.
+    switches: tuple[tuple[str, bool], ...] = ()
+
+    def enabled(self, values: Mapping[str, Any]) -> bool:
+        return all(value_at(values, path, default) is True for path, default in self.switches)
 
 
 # Replica defaults are the charts' own (kube-prometheus-stack 88.5.3: prometheusSpec.replicas and
 # alertmanagerSpec.replicas 1, shards 1; mlflow 1.11.5: one PostgreSQL primary). A chart with volumes
 # that is not listed here is not priced: tests/mlplat/cost checks that every claim in the plans is.
+# Switch defaults, from ../shared/reference/charts/*/values.yaml: vault 0.34.1 server.dataStorage.enabled
+# true, server.auditStorage.enabled false; minio 5.4.0 persistence.enabled true; mlflow 1.11.5
+# postgresql.enabled false, postgresql.primary.persistence.enabled true. Prometheus and Alertmanager
+# claim a volume exactly when their volumeClaimTemplate is set.
 _PROMETHEUS = "prometheus.prometheusSpec"
 _ALERTMANAGER = "alertmanager.alertmanagerSpec"
 CLAIMS = (
@@ -410,17 +481,37 @@ CLAIMS = (
         f"{_ALERTMANAGER}.storage.volumeClaimTemplate.spec.storageClassName",
         lambda v: int(value_at(v, f"{_ALERTMANAGER}.replicas", 1)),
     ),
-    Claim("vault", "Vault data", "server.dataStorage.size", "server.dataStorage.storageClass", _vault_claims),
     Claim(
-        "vault", "Vault audit", "server.auditStorage.size", "server.auditStorage.storageClass", _vault_claims
+        "vault",
+        "Vault data",
+        "server.dataStorage.size",
+        "server.dataStorage.storageClass",
+        _vault_claims,
+        (("server.dataStorage.enabled", True),),
     ),
-    Claim("minio", "MinIO drives", "persistence.size", "persistence.storageClass", _minio_claims),
+    Claim(
+        "vault",
+        "Vault audit",
+        "server.auditStorage.size",
+        "server.auditStorage.storageClass",
+        _vault_claims,
+        (("server.auditStorage.enabled", False),),
+    ),
+    Claim(
+        "minio",
+        "MinIO drives",
+        "persistence.size",
+        "persistence.storageClass",
+        _minio_claims,
+        (("persistence.enabled", True),),
+    ),
     Claim(
         "mlflow",
         "MLflow PostgreSQL",
         "postgresql.primary.persistence.size",
         "postgresql.primary.persistence.storageClass",
         lambda v: 1,
+        (("postgresql.enabled", False), ("postgresql.primary.persistence.enabled", True)),
     ),
 )
 
@@ -445,7 +536,7 @@ def _claims(plan: Mapping[str, Any], rates: _Rates) -> Iterator[Line]:
         )
         for claim in CLAIMS:
             size = value_at(values, claim.size)
-            if claim.chart != chart or size is None:
+            if claim.chart != chart or size is None or not claim.enabled(values):
                 continue
             where = f"{release['urn']} values.{claim.size}"
             volume_type = _volume_type(plan, str(value_at(values, claim.storage_class, "")), where)
@@ -552,8 +643,13 @@ def _logs_and_keys(plan: Mapping[str, Any], rates: _Rates, ingest_gib: int) -> I
             logs,
             unverified,
         )
-    keys = _count(plan, "aws:kms/key:Key")
-    yield rates.steady("kms", f"KMS customer managed keys: {keys}", keys, region.kms_key_month, hourly=False)
+    keys = list(_resources(plan, "aws:kms/key:Key"))
+    rotated = sum(1 for key in keys if key["inputs"].get("enableKeyRotation") is True)
+    plain, ceiling = region.kms_key_month, region.kms_rotated_key_month
+    usd = (len(keys) - rotated) * plain.usd + rotated * ceiling.usd
+    unverified = (rotated < len(keys) and not plain.verified) or (rotated > 0 and not ceiling.verified)
+    item = f"KMS customer managed keys: {len(keys)}, {rotated} rotated (at the price after two rotations)"
+    yield Line("kms", item, usd, usd, unverified)
 
 
 # --- the estimate ----------------------------------------------------------------------------------
@@ -562,19 +658,30 @@ NOT_INCLUDED = (
     "not included (they depend on traffic): NAT gateway and load balancer data processing, data transfer "
     "out and across zones, KMS and CloudWatch API requests, EBS snapshots, S3"
 )
+# aws/karpenter-provider-aws v1.14.1 website/content/en/docs/concepts/nodepools.md, spec.limits: "limit
+# checking is eventually consistent, which can result in overrun during rapid scale outs".
+LIMITS_OVERRUN = (
+    "Karpenter checks a pool's limits eventually, not before each launch: a rapid scale-out can overrun "
+    "them, so for a while a pool can cost more than its maximum here"
+)
 
 
 def estimate(
-    plan: Mapping[str, Any], region: str, log_ingest_gib: int, prices: PriceTable, on: date | None = None
+    plan: Mapping[str, Any],
+    region: str,
+    log_ingest_gib: int,
+    prices: PriceTable,
+    on: date | None = None,
+    hours: float | None = None,
 ) -> Estimate:
     """Price one plan document in `region`, as billed on day `on` (default: the UTC day,
-    infra.versions.calendar_today)."""
+    infra.versions.calendar_today), for a month of `hours` (default: the table's average month)."""
     if not isinstance(plan, Mapping) or not isinstance(plan.get("resources"), list):
         raise CostError("not an offline plan: no `resources` list (write one with `mlplat plan`)")
     region_prices = prices.regions.get(region)
     if region_prices is None:
         raise CostError(f"region {region} has no prices in {PRICES.name} (priced: {sorted(prices.regions)})")
-    rates = _Rates(prices, region_prices, region)
+    rates = _Rates(region_prices, region, hours or prices.hours_per_month)
     result = Estimate(str(plan.get("stack", "?")), region)
     try:
         result.lines += [
@@ -589,44 +696,79 @@ def estimate(
         raise CostError(
             f"the plan is not shaped as `mlplat plan` writes it ({type(err).__name__}: {err})"
         ) from None
+    if _count(plan, NODE_POOL):
+        result.notes.append(LIMITS_OVERRUN)
     result.notes.append(NOT_INCLUDED)
     return result
 
 
-def _config(stack: str) -> Any:
-    from infra.config import load_environment
+def _config(stack: str, checkout: Path | None = None) -> Any:
+    """The stack's validated config: from this checkout's stack file, or from `checkout`'s."""
+    from infra.config import load_environment, load_stack_config, read_stack_file, stack_file
 
-    return load_environment(stack)
+    if checkout is None:
+        return load_environment(stack)
+    path = checkout / stack_file(stack).relative_to(REPO)
+    return load_stack_config(read_stack_file(path), str(path), stack)
 
 
-def price_plan(plan: Mapping[str, Any], prices: PriceTable | None = None, on: date | None = None) -> Estimate:
-    """Price a plan with its environment's region and log assumption (from the stack file), on day `on`."""
-    config = _config(str(plan.get("stack")))
+def price_plan(
+    plan: Mapping[str, Any],
+    prices: PriceTable | None = None,
+    on: date | None = None,
+    checkout: Path | None = None,
+) -> Estimate:
+    """Price a plan with its environment's region and log assumption (from the stack file of this
+    checkout, or of `checkout`), on day `on`."""
+    config = _config(str(plan.get("stack")), checkout)
     ingest = config.cost.log_ingest_gib_per_month if config.cost else 0
     return estimate(plan, config.aws.region, ingest, prices or load_prices(), on)
 
 
-def enforce_budget(plan: Mapping[str, Any], stack: str) -> Estimate | None:
-    """Refuse a plan whose maximum exceeds `cost.max_monthly_usd` of its stack file (None: no budget set)."""
-    from infra.config import stack_file
+@dataclass(frozen=True)
+class Budget:
+    """A stack's budget, and the maximum it is held to: every pool full for a whole 31-day month (the
+    dearest month of the year: a 730-hour average lets a maximum through that July bills above it)."""
 
+    usd: float
+    maximum: float | None
+
+    @property
+    def kept(self) -> bool:
+        return self.maximum is not None and self.maximum <= self.usd
+
+
+def budget_of(
+    plan: Mapping[str, Any], stack: str, prices: PriceTable, on: date | None = None
+) -> Budget | None:
+    """The plan's maximum over the longest month beside `cost.max_monthly_usd` of its stack file (None: no
+    budget set), as billed on day `on`."""
     config = _config(stack)
     if config.cost is None:
         return None
-    result = estimate(plan, config.aws.region, config.cost.log_ingest_gib_per_month, load_prices())
-    budget, ceiling = config.cost.max_monthly_usd, result.max
-    if ceiling is None or ceiling > budget:
+    longest = estimate(
+        plan, config.aws.region, config.cost.log_ingest_gib_per_month, prices, on, LONGEST_MONTH_HOURS
+    )
+    return Budget(config.cost.max_monthly_usd, longest.max)
+
+
+def enforce_budget(plan: Mapping[str, Any], stack: str) -> Budget | None:
+    """Refuse a plan whose maximum exceeds `cost.max_monthly_usd` of its stack file (None: no budget set)."""
+    from infra.config import stack_file
+
+    budget = budget_of(plan, stack, load_prices())
+    if budget is not None and not budget.kept:
         could = (
             "has no maximum (a pool without limits)"
-            if ceiling is None
-            else f"could cost ${ceiling:,.2f} a month"
+            if budget.maximum is None
+            else f"could cost ${budget.maximum:,.2f} in a {LONGEST_MONTH_HOURS}-hour month"
         )
         raise BudgetExceeded(
-            f"{stack} {could} with every pool at its maximum, above cost.max_monthly_usd (${budget:,.2f}) in "
+            f"{stack} {could} with every pool at its maximum, above cost.max_monthly_usd (${budget.usd:,.2f}) in "
             f"{stack_file(stack)}; lower the pools' maxima or raise the budget in a reviewed change "
             f"(`mlplat cost --env {stack}` itemises it)"
         )
-    return result
+    return budget
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -636,7 +778,7 @@ def _usd(value: float | None) -> str:
     return "no maximum" if value is None else f"${value:,.2f}"
 
 
-def render_text(result: Estimate, source: str, prices: PriceTable, budget: float | None) -> str:
+def render_text(result: Estimate, source: str, prices: PriceTable, budget: Budget | None) -> str:
     width = max([len(line.item) for line in result.lines] + [40]) + 2
     lines = [
         f"mlplat cost {result.stack} ({result.region}), monthly USD, from {source}",
@@ -650,8 +792,10 @@ def render_text(result: Estimate, source: str, prices: PriceTable, budget: float
         f"  {'TOTAL':<{width}} {_usd(result.idle):>12} {_usd(result.max):>12}{' *' if result.unverified else ''}"
     )
     if budget is not None:
-        verdict = "within" if result.max is not None and result.max <= budget else "ABOVE"
-        lines.append(f"budget cost.max_monthly_usd: {_usd(budget)} — maximum is {verdict} it")
+        lines.append(
+            f"budget cost.max_monthly_usd: {_usd(budget.usd)} — the maximum over a {LONGEST_MONTH_HOURS}-hour "
+            f"month (31 days), {_usd(budget.maximum)}, is {'within' if budget.kept else 'ABOVE'} it"
+        )
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines)
 
@@ -660,8 +804,9 @@ def _by_item(result: Estimate) -> dict[str, Line]:
     return {line.key: line for line in result.lines}
 
 
-def render_diff(base: Estimate, head: Estimate) -> str:
-    """Markdown: what a change does to the environment's monthly cost, idle and at maximum."""
+def render_diff(base: Estimate, head: Estimate, prices_changed: bool = False) -> str:
+    """Markdown: what a change does to the environment's monthly cost, idle and at maximum; with
+    `prices_changed`, that part of it is the price table's, not the plans'."""
 
     def delta(a: float | None, b: float | None) -> str:
         if a is None or b is None:
@@ -693,6 +838,11 @@ def render_diff(base: Estimate, head: Estimate) -> str:
             rows.append(f"| {label} | {delta(a.idle, b.idle)} | {delta(a.max, b.max)} |")
     else:
         rows += ["", "No priced item changed."]
+    if prices_changed:
+        rows += [
+            "",
+            f"**Price table changed** (`infra/{PRICES.name}`): the base is priced with its own table, the head with its own.",
+        ]
     if head.unverified:
         rows += ["", "Some prices are not confirmed (`verified: false` in `infra/cost_prices.yaml`)."]
     return "\n".join(rows) + "\n"
@@ -727,6 +877,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--diff", nargs=2, type=Path, metavar=("BASE_PLAN", "HEAD_PLAN"), help="markdown cost change"
     )
     parser.add_argument(
+        "--base-checkout",
+        type=Path,
+        metavar="DIR",
+        help="with --diff: the base's checkout, whose infra/cost_prices.yaml and stack file price BASE_PLAN "
+        "(default: this checkout's)",
+    )
+    parser.add_argument(
         "--on",
         type=_day,
         metavar="YYYY-MM-DD",
@@ -750,6 +907,8 @@ def run(args: argparse.Namespace) -> int:
     # The stack files it checks budgets against are read from beside the code that runs (infra.config).
     checkout.own_code(args, "mlplat cost reads the stack files beside its own code")
     try:
+        if args.base_checkout and not args.diff:
+            raise CostError("--base-checkout prices the base of a --diff; it goes with --diff only")
         prices = load_prices()
         if args.diff:
             base, head = (_read_plan(p) for p in args.diff)
@@ -757,7 +916,18 @@ def run(args: argparse.Namespace) -> int:
                 raise CostError(
                     f"{args.diff[0]} plans {base.get('stack')}, {args.diff[1]} plans {head.get('stack')}"
                 )
-            print(render_diff(price_plan(base, prices, args.on), price_plan(head, prices, args.on)), end="")
+            # The base priced as the base would price itself: its own price table and stack settings.
+            base_prices = (
+                load_prices(args.base_checkout / PRICES.relative_to(REPO)) if args.base_checkout else prices
+            )
+            print(
+                render_diff(
+                    price_plan(base, base_prices, args.on, args.base_checkout),
+                    price_plan(head, prices, args.on),
+                    base_prices != prices,
+                ),
+                end="",
+            )
             return 0
         plan, source = (
             (run_program(args.env), "a fresh offline plan")
@@ -765,10 +935,9 @@ def run(args: argparse.Namespace) -> int:
             else (_read_plan(args.plan), str(args.plan))
         )
         result = price_plan(plan, prices, args.on)
-        config = _config(result.stack)
-        budget = config.cost.max_monthly_usd if config.cost else None
+        budget = budget_of(plan, result.stack, prices, args.on)
     except (ConfigError, PlanError, CostError) as err:
         print(f"mlplat cost: {err}", file=sys.stderr)
         return 2
     print(render_text(result, source, prices, budget))
-    return 1 if budget is not None and (result.max is None or result.max > budget) else 0
+    return 1 if budget is not None and not budget.kept else 0

@@ -18,7 +18,7 @@ import yaml
 from infra.config import load_environment
 from infra.services import mlflow
 from mlplat.generate import PROGRAM_INPUTS
-from tests.support.checkout_copy import WITH_QA, add_environment_to_the_contract, edit
+from tests.support.checkout_copy import WITH_QA, add_environment_to_the_contract, checkout_copy, edit
 from tests.support.delivery_helpers import (
     ENVIRONMENTS,
     REPO,
@@ -454,6 +454,39 @@ def test_preflight_runs_with_the_deploy_role_before_pulumi_up() -> None:
         (aws,) = _uses(job, "aws-actions/configure-aws-credentials")
         (up,) = _uses(job, "pulumi/actions")
         assert steps.index(aws) < steps.index(preflight) < steps.index(up), env
+
+
+def _budget_step(job: dict[str, Any]) -> dict[str, Any]:
+    (step,) = [s for s in _steps(job) if "mlplat cost" in s.get("run", "")]
+    return step
+
+
+def test_deploy_holds_the_budget_on_its_own_day_before_pulumi_up() -> None:
+    """The budget gated pull requests only, on the day they ran: a deploy on a day the control plane
+    costs more (its version's extended support) went ahead above the budget, and unprinted."""
+    for env, job in _jobs("deploy.yml").items():
+        steps = _steps(job)
+        (up,) = _uses(job, "pulumi/actions")
+        assert steps.index(_budget_step(job)) < steps.index(up), env
+    # The step as the dev job runs it: the figures printed, the budget judged over a 31-day month.
+    result = run_step(_budget_step(_jobs("deploy.yml")["dev"]), REPO, {})
+    assert result.returncode == 0, result.stderr
+    assert "mlplat cost dev (eu-west-1)" in result.stdout and "TOTAL" in result.stdout, result.stdout
+    assert re.search(
+        r"the maximum over a 744-hour month \(31 days\), \$[0-9,.]+, is within it", result.stdout
+    )
+
+
+def test_deploy_stops_at_the_budget_check_when_the_maximum_is_above_the_budget(tmp_path: Path) -> None:
+    repo = checkout_copy(tmp_path / "checkout")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)  # a runner's checkout is a clone
+    (repo / ".venv").symlink_to(REPO / ".venv")
+    stack = repo / "environments" / "Pulumi.dev.yaml"
+    [budget] = re.findall(r"\n    max_monthly_usd: [0-9]+\n", stack.read_text())
+    edit(stack, budget, "\n    max_monthly_usd: 1000\n")
+    result = run_step(_budget_step(_jobs("deploy.yml")["dev"]), repo, {})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "budget cost.max_monthly_usd: $1,000.00" in result.stdout and "is ABOVE it" in result.stdout
 
 
 def test_preview_per_environment_with_policy_pack_and_pr_comment() -> None:

@@ -8,6 +8,7 @@ ROUND_PRICES = {
     "eks_cluster_hour": ("0.10", "eks"),
     "eks_cluster_extended_hour": ("0.60", "eks"),
     "kms_key_month": ("1.00", "kms"),
+    "kms_rotated_key_month": ("3.00", "kms"),
     "nat_gateway_hour": ("0.05", "vpc"),
     "public_ipv4_hour": ("0.01", "vpc"),
     "nlb_hour": ("0.02", "elb"),

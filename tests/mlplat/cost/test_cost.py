@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from infra import versions
 from infra.config import ENVIRONMENTS, load_environment
 from infra.prices import CostError, load_prices
-from mlplat.cost import CLAIMS, estimate, price_plan, render_diff
+from mlplat.cost import CLAIMS, budget_of, estimate, price_plan, render_diff
 from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, mlplat
 from tests.support.clock import either_side_of_utc_midnight, stopped_clock
 from tests.support.prices import price_table
@@ -268,11 +269,12 @@ def _claims_in(values: Any) -> int:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_environment_is_priced_within_its_budget(offline_plan: PlanFor, env: str) -> None:
     # Priced on the first day of extended support, the dearest day its pinned version can be billed.
-    version = load_environment(env).cluster.kubernetes_version
-    result = price_plan(offline_plan(env), on=versions.EKS_SUPPORT_CALENDAR[version].standard_ends)
-    budget = load_environment(env).cost
+    day = versions.EKS_SUPPORT_CALENDAR[load_environment(env).cluster.kubernetes_version].standard_ends
+    result = price_plan(offline_plan(env), on=day)
+    budget = budget_of(offline_plan(env), env, load_prices(), day)
     assert budget is not None, f"{env}: no cost.max_monthly_usd"
-    assert result.max is not None and 0 < result.idle < result.max <= budget.max_monthly_usd
+    assert result.max is not None and 0 < result.idle < result.max
+    assert budget.kept, f"{env}: {budget.maximum} in a 31-day month, above the budget {budget.usd}"
     assert any(line.item.startswith("Karpenter pool") for line in result.lines)
 
 
@@ -282,14 +284,20 @@ def test_readme_cost_table_is_what_the_plans_cost(offline_plan: PlanFor, repo_ro
     rows = {
         cells[0]: cells[1:]
         for line in (repo_root / "README.md").read_text().splitlines()
-        if (cells := [c.strip() for c in line.strip().strip("|").split("|")]) and len(cells) == 4
+        if (cells := [c.strip() for c in line.strip().strip("|").split("|")]) and len(cells) == 5
     }
     assert env in rows, f"README.md, section Cost: no row for {env}"
     # The day the table says it was priced on: the control plane's price depends on it.
     [day] = re.findall(r"\(`mlplat cost --env ENV` on ([0-9-]{10});", (repo_root / "README.md").read_text())
-    result, budget = price_plan(offline_plan(env), on=date.fromisoformat(day)), load_environment(env).cost
-    assert budget is not None and result.max is not None
-    expected = [f"${result.idle:,.2f}", f"${result.max:,.2f}", f"${budget.max_monthly_usd:,.0f}"]
+    result = price_plan(offline_plan(env), on=date.fromisoformat(day))
+    budget = budget_of(offline_plan(env), env, load_prices(), date.fromisoformat(day))
+    assert budget is not None and budget.maximum is not None and result.max is not None
+    expected = [
+        f"${result.idle:,.2f}",
+        f"${result.max:,.2f}",
+        f"${budget.maximum:,.2f}",
+        f"${budget.usd:,.0f}",
+    ]
     assert rows[env] == expected, (
         f"README.md, section Cost, row {env}: `mlplat cost --env {env} --on {day}` says {expected}"
     )
@@ -371,7 +379,9 @@ def test_cost_command_plans_the_environment_itself(repo_root: Path, env: str) ->
     result = _cli(repo_root, "cost", "--env", env)
     assert result.returncode == 0, result.stderr
     assert f"mlplat cost {env} (eu-west-1), monthly USD, from a fresh offline plan" in result.stdout
-    assert "TOTAL" in result.stdout and "maximum is within it" in result.stdout
+    assert "TOTAL" in result.stdout and re.search(
+        r"744-hour month \(31 days\), \$[0-9,.]+, is within it", result.stdout
+    )
 
 
 def test_cost_takes_an_environment_added_to_the_contract(tmp_path: Path) -> None:
@@ -384,40 +394,46 @@ def test_cost_takes_an_environment_added_to_the_contract(tmp_path: Path) -> None
     assert result.returncode == 2 and "environments/Pulumi.qa.yaml" in result.stderr, result.stderr
 
 
-def test_plan_over_budget_exits_2_naming_the_stack_file(repo_root: Path, tmp_path: Path) -> None:
+def _dev_with_budget(repo_root: Path, folder: Path, budget: str) -> str:
+    """Dev's stack file with `cost.max_monthly_usd: budget`, written to `folder`; the setup code that
+    makes `mlplat` read its stack files from there."""
     source = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
-    assert "max_monthly_usd: 9000\n" in source
-    stack = tmp_path / "Pulumi.dev.yaml"
-    stack.write_text(source.replace("max_monthly_usd: 9000\n", "max_monthly_usd: 1000\n"))
+    [line] = re.findall(r"\n    max_monthly_usd: [0-9]+\n", source)
+    (folder / "Pulumi.dev.yaml").write_text(source.replace(line, f"\n    max_monthly_usd: {budget}\n"))
+    return f"import infra.config\ninfra.config.STACK_DIR = Path({str(folder)!r})\n"
+
+
+def test_plan_over_budget_exits_2_naming_the_stack_file(repo_root: Path, tmp_path: Path) -> None:
+    setup = _dev_with_budget(repo_root, tmp_path, "1000")
     out = tmp_path / "plan.json"
-    result = _cli(
-        repo_root,
-        "plan",
-        "--env",
-        "dev",
-        "--no-policies",
-        "--out",
-        str(out),
-        setup=f"import infra.config\ninfra.config.STACK_DIR = Path({str(tmp_path)!r})\n",
-    )
+    result = _cli(repo_root, "plan", "--env", "dev", "--no-policies", "--out", str(out), setup=setup)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert "above cost.max_monthly_usd ($1,000.00)" in result.stderr and str(stack) in result.stderr
+    assert "above cost.max_monthly_usd ($1,000.00)" in result.stderr
+    assert str(tmp_path / "Pulumi.dev.yaml") in result.stderr
     assert not out.exists(), "a plan over budget must not be written"
 
 
+def test_budget_is_held_by_a_31_day_month_not_the_730_hour_average(
+    offline_plan: PlanFor, repo_root: Path, tmp_path: Path
+) -> None:
+    """A budget just above dev's maximum over 730 hours let the plan through, though a 31-day month
+    (744 hours) of that maximum bills above it."""
+    average = price_plan(offline_plan("dev")).max
+    assert average is not None
+    setup = _dev_with_budget(repo_root, tmp_path, str(math.ceil(average) + 1))
+    out = tmp_path / "plan.json"
+    planned = _cli(repo_root, "plan", "--env", "dev", "--no-policies", "--out", str(out), setup=setup)
+    assert planned.returncode == 2 and "Traceback" not in planned.stderr, planned.stderr
+    assert re.search(r"dev could cost \$[0-9,.]+ in a 744-hour month", planned.stderr), planned.stderr
+    assert not out.exists()
+    priced = _cli(repo_root, "cost", "--env", "dev", setup=setup)
+    assert priced.returncode == 1, priced.stdout + priced.stderr
+    assert re.search(r"the maximum over a 744-hour month \(31 days\), \$[0-9,.]+, is ABOVE it", priced.stdout)
+
+
 def test_budget_must_be_positive(repo_root: Path, tmp_path: Path) -> None:
-    source = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
-    (tmp_path / "Pulumi.dev.yaml").write_text(
-        source.replace("max_monthly_usd: 9000\n", "max_monthly_usd: -5\n")
-    )
-    result = _cli(
-        repo_root,
-        "cost",
-        "--env",
-        "dev",
-        setup=f"import infra.config\ninfra.config.STACK_DIR = Path({str(tmp_path)!r})\n",
-    )
+    result = _cli(repo_root, "cost", "--env", "dev", setup=_dev_with_budget(repo_root, tmp_path, "-5"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "mlplat:cost.max_monthly_usd: Input should be greater than 0" in result.stderr
 
@@ -515,8 +531,59 @@ def test_pr_workflow_compares_base_and_head_plans_without_write_scope(repo_root:
     assert '.venv/bin/mlplat plan --env "$env" --no-policies --out "$head"' in script
     words = " ".join(script.split())
     assert '-m mlplat.cli \\ plan --env "$env" --no-policies --out "$base"' in words
-    assert 'mlplat cost --diff "$base" "$head"' in script
+    assert 'mlplat cost --diff "$base" "$head" --base-checkout "$RUNNER_TEMP/base"' in script
     assert "for env in $ENVIRONMENTS; do" in script, "every environment's cost difference is shown"
+
+
+def _base_checkout(repo_root: Path, folder: Path, prices: str, stack: str) -> Path:
+    """A base checkout holding only what prices a plan: its price table and dev's stack file."""
+    (folder / "infra").mkdir(parents=True)
+    (folder / "environments").mkdir()
+    (folder / "infra" / "cost_prices.yaml").write_text(prices)
+    (folder / "environments" / "Pulumi.dev.yaml").write_text(stack)
+    return folder
+
+
+def _diff(repo_root: Path, tmp_path: Path, base: Path) -> subprocess.CompletedProcess[str]:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(small_plan()))
+    return _cli(repo_root, "cost", "--diff", str(plan), str(plan), "--base-checkout", str(base))
+
+
+def test_diff_of_a_price_change_prices_the_base_with_the_bases_own_table(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    """A pull request that only lowers a price: both sides were priced with the head's table, so the
+    comment said "no change" while the budget gate loosened."""
+    table = (repo_root / "infra" / "cost_prices.yaml").read_text()
+    head_price = "      g5.xlarge:\n        usd: 1.123\n"
+    assert head_price in table
+    base_table = table.replace(head_price, "      g5.xlarge:\n        usd: 2.123\n")
+    stack = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
+    result = _diff(repo_root, tmp_path, _base_checkout(repo_root, tmp_path / "base", base_table, stack))
+    assert result.returncode == 0, result.stderr
+    # small_plan's pool at maximum: two g5.xlarge, a dollar an hour cheaper each at the head.
+    assert f"| **change** | **+0.00** | **{-2 * 1.0 * 730:+,.2f}** |" in result.stdout, result.stdout
+    assert "**Price table changed**" in result.stdout, result.stdout
+
+
+def test_diff_prices_the_base_with_the_bases_own_stack_settings(repo_root: Path, tmp_path: Path) -> None:
+    stack = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
+    assert "log_ingest_gib_per_month: 30\n" in stack
+    base_stack = stack.replace("log_ingest_gib_per_month: 30\n", "log_ingest_gib_per_month: 40\n")
+    table = (repo_root / "infra" / "cost_prices.yaml").read_text()
+    result = _diff(repo_root, tmp_path, _base_checkout(repo_root, tmp_path / "base", table, base_stack))
+    assert result.returncode == 0, result.stderr
+    assert "CloudWatch Logs: 1 group(s), assumed 30 GiB/month" in result.stdout, result.stdout
+    assert "Price table changed" not in result.stdout
+
+
+def test_diff_with_an_unreadable_base_table_exits_2_naming_it(repo_root: Path, tmp_path: Path) -> None:
+    stack = (repo_root / "environments" / "Pulumi.dev.yaml").read_text()
+    base = _base_checkout(repo_root, tmp_path / "base", "taken: yesterday\n", stack)
+    result = _diff(repo_root, tmp_path, base)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"mlplat cost: price table {base / 'infra' / 'cost_prices.yaml'}: ")
 
 
 def test_pr_comment_job_runs_no_code_of_the_pull_request(repo_root: Path) -> None:
@@ -589,3 +656,151 @@ def test_the_support_window_is_the_utc_days_not_the_machines(
         with stopped_clock(monkeypatch, instant):
             item = _line(estimate(small_plan(), "xx-test-1", 20, prices), "EKS control plane").item
         assert f"{window} support" in item, (instant, item)
+
+
+# --- node root volumes -----------------------------------------------------------------------------
+
+
+def _resource_named(plan: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(r for r in plan["resources"] if r["type"] == type_)
+
+
+def test_node_class_without_block_device_mappings_is_sized_at_karpenters_default(prices: Any) -> None:
+    """Without blockDeviceMappings Karpenter gives an AL2023 node a 20 GiB gp3 root volume: it was
+    priced as 0 GiB."""
+    plan = small_plan()
+    node_class = _resource_named(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    node_class["inputs"]["spec"] = {"amiSelectorTerms": [{"alias": "al2023@v20251108"}]}
+    line = _line(estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT), "root volumes of pool gpu")
+    assert line.item == "root volumes of pool gpu: 20 GiB gp3 per node"
+    assert line.max == pytest.approx(2 * 20 * 0.10)  # the two g5.xlarge of the pool's maximum
+
+
+def test_node_class_of_a_custom_ami_without_block_device_mappings_is_refused(prices: Any) -> None:
+    plan = small_plan()
+    node_class = _resource_named(plan, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    node_class["inputs"]["spec"] = {"amiSelectorTerms": [{"id": "ami-0123"}]}
+    with pytest.raises(
+        CostError, match=r"EC2NodeClass::gpu-class: no blockDeviceMappings, and its AMI family"
+    ):
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+
+
+@pytest.mark.parametrize("volume_type", ["gp2", "io2", None])
+@pytest.mark.parametrize(
+    ("type_", "mappings"),
+    [
+        ("aws:ec2/launchTemplate:LaunchTemplate", lambda r: r["inputs"]["blockDeviceMappings"]),
+        (
+            "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass",
+            lambda r: r["inputs"]["spec"]["blockDeviceMappings"],
+        ),
+    ],
+    ids=["node-group", "karpenter"],
+)
+def test_root_volume_that_is_not_gp3_is_refused_not_priced_as_gp3(
+    prices: Any, type_: str, mappings: Callable[[dict[str, Any]], Any], volume_type: str | None
+) -> None:
+    plan = small_plan()
+    resource = _resource_named(plan, type_)
+    [mapping] = mappings(resource)
+    if volume_type is None:
+        del mapping["ebs"]["volumeType"]
+    else:
+        mapping["ebs"]["volumeType"] = volume_type
+    with pytest.raises(
+        CostError, match=rf"{re.escape(resource['urn'])}: .*volume type {volume_type!r}; only gp3"
+    ):
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+
+
+# --- which instance types a pool may launch --------------------------------------------------------
+
+
+def _family_requirement(*families: str) -> dict[str, Any]:
+    return {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": list(families)}
+
+
+def test_pool_limited_by_family_alone_is_refused_naming_the_unpriced_sizes(prices: Any) -> None:
+    """`instance-family In [g5]` admits g5.2xlarge, g5.4xlarge, g5.8xlarge... which the table does not
+    price: they were dropped silently and the maximum priced from g5.xlarge and g5.12xlarge alone."""
+    plan = small_plan()
+    requirements = _resource_named(plan, "kubernetes:karpenter.sh/v1:NodePool")["inputs"]["spec"]["template"][
+        "spec"
+    ]["requirements"]
+    requirements[0] = _family_requirement("g5")
+    with pytest.raises(CostError) as raised:
+        estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+    message = str(raised.value)
+    assert message.startswith("urn:pulumi:test::mlplat::kubernetes:karpenter.sh/v1:NodePool::gpu: "), message
+    assert "no xx-test-1 price" in message and "g5.2xlarge, g5.4xlarge, g5.8xlarge" in message, message
+    assert "g5.xlarge," not in message and "g5.12xlarge" not in message, message
+
+
+def test_pool_limited_by_family_and_type_launches_the_types_of_both(prices: Any) -> None:
+    plan = small_plan()
+    requirements = _resource_named(plan, "kubernetes:karpenter.sh/v1:NodePool")["inputs"]["spec"]["template"][
+        "spec"
+    ]["requirements"]
+    requirements[0]["values"] = ["g5.xlarge", "g5.12xlarge", "g6e.xlarge"]  # g6e: not a g5, so never launched
+    requirements.append(_family_requirement("g5"))
+    line = _line(estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT), "Karpenter pool gpu")
+    assert line.max == pytest.approx(2 * 1.00 * 730)  # as in small_plan: two g5.xlarge
+
+
+# --- persistent volumes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chart", "values", "label"),
+    [
+        (
+            "minio",
+            {"persistence": {"enabled": False, "size": "10Gi", "storageClass": "gp3-retain"}},
+            "MinIO drives",
+        ),
+        # The vault chart leaves the audit volume off unless server.auditStorage.enabled says otherwise.
+        (
+            "vault",
+            {"server": {"auditStorage": {"size": "10Gi", "storageClass": "gp3-retain"}}},
+            "Vault audit",
+        ),
+        # The mlflow chart's PostgreSQL is off by default (postgresql.enabled false).
+        (
+            "mlflow",
+            {"postgresql": {"primary": {"persistence": {"size": "10Gi", "storageClass": "gp3-retain"}}}},
+            "MLflow PostgreSQL",
+        ),
+    ],
+    ids=["minio-persistence-disabled", "vault-audit-chart-default", "mlflow-postgresql-chart-default"],
+)
+def test_volume_the_chart_does_not_create_is_not_priced(
+    prices: Any, chart: str, values: dict[str, Any], label: str
+) -> None:
+    plan = small_plan()
+    plan["resources"] = [r for r in plan["resources"] if r["type"] != "kubernetes:helm.sh/v3:Release"]
+    plan["resources"].append(
+        _resource("kubernetes:helm.sh/v3:Release", chart, {"chart": chart, "values": values})
+    )
+    result = estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+    assert not [line.item for line in result.lines if line.item.startswith(label)]
+
+
+def test_key_with_rotation_is_priced_at_its_ceiling_not_at_one_key(prices: Any) -> None:
+    """Each of a key's first two rotations adds a key-month: a rotated key costs $3, not $1."""
+    plan = small_plan()
+    _resource_named(plan, "aws:kms/key:Key")["inputs"]["enableKeyRotation"] = True
+    line = _line(estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT), "KMS")
+    assert line.item == "KMS customer managed keys: 2, 1 rotated (at the price after two rotations)"
+    assert line.max == pytest.approx(1.00 + 3.00)
+
+
+def test_karpenter_pool_maximum_says_limits_can_be_overrun(prices: Any) -> None:
+    """Karpenter checks limits eventually (nodepools.md, spec.limits): the maximum of a pool is not a
+    hard cap, and the output says so wherever a pool is priced."""
+    with_pool = estimate(small_plan(), "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+    assert any("rapid scale-out can overrun" in note for note in with_pool.notes), with_pool.notes
+    plan = small_plan()
+    plan["resources"] = [r for r in plan["resources"] if r["type"] != "kubernetes:karpenter.sh/v1:NodePool"]
+    without = estimate(plan, "xx-test-1", 20, prices, IN_STANDARD_SUPPORT)
+    assert not any("overrun" in note for note in without.notes), without.notes
