@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -88,7 +90,15 @@ def evaluate_policies(plan_path: Path) -> list[dict[str, Any]]:
     )
     if result.returncode != 0:
         raise PlanError(f"policy pack failed on {plan_path}:\n{result.stderr.strip()}")
-    violations: list[dict[str, Any]] = json.loads(result.stdout)
+    try:
+        violations = json.loads(result.stdout)
+    except ValueError:
+        raise PlanError(
+            f"policy pack printed something other than its JSON list of violations on {plan_path}:\n"
+            f"{result.stdout.strip()[:500]}"
+        ) from None
+    if not isinstance(violations, list):
+        raise PlanError(f"policy pack answered {type(violations).__name__}, not a list of violations")
     return violations
 
 
@@ -123,14 +133,26 @@ def plan(
     # Before anything is written: a plan over the stack file's budget is refused, not saved.
     enforce_budget(document, env)
     path = path or root / PLAN_DIR / f"{env}.json"
+    # The plan is written beside its path and put in place only once the policy pack has judged it: a
+    # file at `path` always carries its own verdict, and a failed run leaves the earlier plan as it was
+    # (never a plan that reads "no violations" because the pack did not run).
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
-        if with_policies:
-            document["violations"] = evaluate_policies(path)
-            path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise PlanError(f"cannot write {path}: {err.strerror}") from None
+    pending = Path(name)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+        if with_policies:
+            document["violations"] = evaluate_policies(pending)
+            pending.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(pending, path)
+    except OSError as err:
+        raise PlanError(f"cannot write {path}: {err.strerror}") from None
+    finally:
+        pending.unlink(missing_ok=True)
     return document, path
 
 

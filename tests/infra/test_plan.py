@@ -138,3 +138,38 @@ def test_program_refuses_a_stack_file_with_duplicate_keys(repo_root: Path, tmp_p
     outcome = program_refusal(repo_root, "dev", setup)
     assert outcome.resources == 0
     assert "duplicate key 'mlplat:environment'" in outcome.error
+
+
+# A policy pack that fails, or prints more than its JSON, in place of policies/pulumi/offline.py.
+BROKEN_PACKS = {
+    "fails": "import sys\nsys.exit('the pack raised')\n",
+    "prints before its JSON": "print('debug: loading policies')\nprint('[]')\n",
+}
+
+
+@pytest.mark.parametrize("pack", BROKEN_PACKS)
+def test_a_plan_the_policy_pack_could_not_judge_never_reads_as_no_violations(
+    repo_root: Path, tmp_path: Path, pack: str
+) -> None:
+    """`mlplat plan` wrote the plan with "violations": [] before the pack ran: a pack that failed left a
+    file claiming no violations (which `mlplat cost --plan` then priced), replacing the last good one,
+    and a pack that printed a line before its JSON ended in a JSONDecodeError traceback, exit 1 (which
+    means "mandatory violations"). Now the earlier plan stays as it was and the run is a clear exit 2."""
+    runner = tmp_path / "pack.py"
+    runner.write_text(BROKEN_PACKS[pack], encoding="utf-8")
+    out = tmp_path / "dev.json"
+    out.write_text('{"earlier": "plan"}\n', encoding="utf-8")
+    driver = (
+        "import sys\nimport mlplat.plan\nfrom mlplat.cli import main\n"
+        f"mlplat.plan.POLICY_RUNNER = mlplat.plan.Path({str(runner)!r})\n"
+        f"sys.exit(main(['plan', '--env', 'dev', '--out', {str(out)!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", driver], cwd=repo_root, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.startswith("mlplat plan: policy pack"), (
+        result.stderr
+    )
+    assert out.read_text(encoding="utf-8") == '{"earlier": "plan"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.json", "pack.py"], "a temporary file was left"
