@@ -606,6 +606,32 @@ def test_promote_runs_the_gate_only_once_the_tunnel_to_mlflow_answers(
         assert "error: lost connection to pod" in result.stdout and "::error::" in result.stdout
 
 
+def test_the_promotion_pull_request_names_the_commit_the_gate_judged(tmp_path: Path) -> None:
+    """A commit pushed to promote/<app>-<to> after the run is not gated again (pr.yml validates without a
+    registry), and the body said only that the gate had passed: a reviewer could not tell the gated
+    commit from a later hand edit. The step after create-pull-request writes that action's head commit
+    into the body."""
+    job = _jobs("promote.yml")["promote"]
+    (pr,) = _uses(job, "peter-evans/create-pull-request")
+    (name,) = [s for s in _steps(job) if "/pulls/" in s.get("run", "")]
+    assert _steps(job).index(name) == _steps(job).index(pr) + 1
+    assert name["env"]["GATED"] == f"${{{{ steps.{pr['id']}.outputs.pull-request-head-sha }}}}"
+    sha = "c0ffee" * 6 + "c0ff"
+    env = {
+        **{k: "" for k in name["env"]},
+        **{"APP": "iris", "FROM": "staging", "TO": "prod", "GATED": sha, "NUMBER": "42"},
+        **{"BRANCH": "promote/iris-prod", "API": "https://api.example", "REPOSITORY": "org/repo"},
+        "SENT": str(tmp_path / "sent"),
+    }
+    curl = 'for a in "$@"; do case "$a" in @*) cp "${a#@}" "$SENT.json";; https://*) echo "$a" > "$SENT.url";; esac; done'
+    result = run_step(name, tmp_path, env, {"curl": curl})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "sent.url").read_text().strip() == "https://api.example/repos/org/repo/pulls/42"
+    body = json.loads((tmp_path / "sent.json").read_text())["body"]
+    assert f"committed it as **{sha}**" in body and "`promote/iris-prod` after it is not gated" in body, body
+    assert body.startswith("iris from staging to prod passed the registry gate"), body
+
+
 def test_promote_checks_its_inputs_before_anything_is_checked_out() -> None:
     """The input check is a boundary: a free-text app name or an unknown pair stops the run before the
     repository's code is on the runner, and the inputs reach that shell only through env."""
