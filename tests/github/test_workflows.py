@@ -432,6 +432,29 @@ def test_promotion_asks_the_target_registry_from_its_vpc_with_basic_auth_from_ma
         assert role_name in granted, f"{github_env}: {role_name} may not port-forward in {env}'s cluster"
 
 
+def test_every_secret_a_workflow_reads_is_a_secret_of_the_main_only_environment_of_its_job() -> None:
+    """PROMOTION_PR_TOKEN, which pushes branches and opens pull requests, was documented as a repository
+    secret, which a workflow of any branch can read
+    (https://docs.github.com/en/actions/reference/security/secure-use#use-secrets-for-sensitive-information).
+    A secret is read only by a job bound to an environment that admits main only, and the runbook's
+    table lists it among that environment's secrets (where the operator puts it)."""
+    runbook = (REPO / "docs" / "runbooks" / "first-deployment.md").read_text(encoding="utf-8")
+    rows = runbook.partition("| environment | secrets |")[2].partition("\n\n")[0]
+    table = dict(re.findall(r"^\| `([^`]+)`[^|]* \| (.*) \|$", rows, re.MULTILINE))
+    read = 0
+    for name, job_id, job in _all_jobs():
+        secrets = set(re.findall(r"secrets\.([A-Z0-9_]+)", json.dumps(job)))
+        if not secrets:
+            continue
+        read += 1
+        assert "environment" in job, f"{name}/{job_id} reads {secrets} outside an environment"
+        assert not _job_runs(job, {"github.event_name": "push", "github.ref": "refs/heads/feature"})
+        env = job["environment"].replace("${{ inputs.to }}", "<env>")
+        listed = table.get(env, "")
+        assert {s for s in secrets if f"`{s}`" not in listed} == set(), f"{name}/{job_id}: {env}: {listed!r}"
+    assert read, "no job reads a secret: the regex is wrong"
+
+
 def test_promote_installs_a_kubectl_the_clusters_api_server_supports() -> None:
     """kubectl is supported within one minor version of the API server (Kubernetes version skew policy):
     the runners' CodeBuild image carries kubectl 1.25.6 (aws/aws-codebuild-docker-images
