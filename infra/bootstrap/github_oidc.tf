@@ -29,6 +29,13 @@ locals {
   # whenever a job names an environment, which would let any branch that can reach the environment
   # assume its role.
   # https://docs.github.com/en/actions/reference/security/oidc#customizing-the-subject-claims-for-an-organization-or-repository
+  # The subject names the repository by `<org>/<repo>` only: a repository created later under that name
+  # (after this one is renamed, transferred or deleted) presents the same subjects. IAM cannot condition
+  # on GitHub's other claims ("Support for custom claims for OIDC is unavailable in AWS":
+  # https://docs.github.com/en/actions/how-tos/secure-your-work/security-harden-deployments/oidc-in-aws),
+  # so the one way to bind the numeric repository_id is to make the subject template carry it instead of
+  # `repo`, which flips every role's trust together with the repository's setting; not done, and GitHub's
+  # acceptance of `repository_id` as a template key was not checked (docs/security.md, "Known limits").
   github_subject_prefix = "repo:${var.github_repository}:environment:"
   main_ref              = "ref:refs/heads/main"
   # The only git refs a pull request's own code runs from (`pull_request` events check out the merge ref).

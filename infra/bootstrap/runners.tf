@@ -49,8 +49,16 @@ variable "runner_image" {
 
 locals {
   runner_name = { for env in local.environments : env => "${var.name_prefix}-github-runner-${env}" }
-  # Only these workflows may start an in-VPC runner; every other workflow runs on GitHub-hosted runners.
-  # promote asks the target environment's registry, which only its VPC reaches.
+  # The webhook starts a runner build for each queued job of a workflow *named* deploy, preview, drift or
+  # promote (promote asks the target environment's registry, which only its VPC reaches). The name is
+  # the workflow file's own, so a file of any branch, or of an approved fork's pull request, can take
+  # one and ask for any environment's runner: this filter keeps other workflows' jobs from waiting on a
+  # runner, it is no trust boundary. CodeBuild offers no ref filter for these events: HEAD_REF works
+  # with push and pull request events only, BASE_REF with pull request events, REPOSITORY_NAME with
+  # organization or global webhooks, WORKFLOW_NAME with WORKFLOW_JOB_QUEUED only (CodeBuild API
+  # Reference, WebhookFilter `type`: https://docs.aws.amazon.com/codebuild/latest/APIReference/API_WebhookFilter.html;
+  # the same text in botocore 1.44.8 data/codebuild/2016-10-06/service-2.json). What remains, and the
+  # GitHub settings that narrow it: docs/security.md, "Residual risk, the runners".
   runner_workflows = "^(deploy|preview|drift|promote)$"
   # Two zones by name: a fixed pair, so the subnets never move when a region gains a zone.
   runner_azs = ["${var.aws_region}a", "${var.aws_region}b"]
@@ -426,6 +434,13 @@ resource "aws_codebuild_source_credential" "github" {
   token       = aws_codeconnections_connection.github.arn
 }
 
+# The environment below is the build's default, not a limit: a job's `runs-on` labels can override the
+# image (a curated one, or any registry's with `image:custom-<environment-type>-<image>`), the instance
+# size, the fleet and the buildspec ("Label overrides supported with the CodeBuild-hosted GitHub Actions
+# runner": https://docs.aws.amazon.com/codebuild/latest/userguide/sample-github-action-runners-update-labels.html).
+# Neither that page nor the WebhookFilter and Project API references offer a setting that turns them
+# off; they list no override of the VPC config or the service role, so such a build still runs in this
+# environment's subnets with this group and role (docs/security.md, "Residual risk, the runners").
 resource "aws_codebuild_project" "runner" {
   for_each = local.environments
 

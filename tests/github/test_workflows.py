@@ -432,6 +432,29 @@ def test_promotion_asks_the_target_registry_from_its_vpc_with_basic_auth_from_ma
         assert role_name in granted, f"{github_env}: {role_name} may not port-forward in {env}'s cluster"
 
 
+def test_every_secret_a_workflow_reads_is_a_secret_of_the_main_only_environment_of_its_job() -> None:
+    """PROMOTION_PR_TOKEN, which pushes branches and opens pull requests, was documented as a repository
+    secret, which a workflow of any branch can read
+    (https://docs.github.com/en/actions/reference/security/secure-use#use-secrets-for-sensitive-information).
+    A secret is read only by a job bound to an environment that admits main only, and the runbook's
+    table lists it among that environment's secrets (where the operator puts it)."""
+    runbook = (REPO / "docs" / "runbooks" / "first-deployment.md").read_text(encoding="utf-8")
+    rows = runbook.partition("| environment | secrets |")[2].partition("\n\n")[0]
+    table = dict(re.findall(r"^\| `([^`]+)`[^|]* \| (.*) \|$", rows, re.MULTILINE))
+    read = 0
+    for name, job_id, job in _all_jobs():
+        secrets = set(re.findall(r"secrets\.([A-Z0-9_]+)", json.dumps(job)))
+        if not secrets:
+            continue
+        read += 1
+        assert "environment" in job, f"{name}/{job_id} reads {secrets} outside an environment"
+        assert not _job_runs(job, {"github.event_name": "push", "github.ref": "refs/heads/feature"})
+        env = job["environment"].replace("${{ inputs.to }}", "<env>")
+        listed = table.get(env, "")
+        assert {s for s in secrets if f"`{s}`" not in listed} == set(), f"{name}/{job_id}: {env}: {listed!r}"
+    assert read, "no job reads a secret: the regex is wrong"
+
+
 def test_promote_installs_a_kubectl_the_clusters_api_server_supports() -> None:
     """kubectl is supported within one minor version of the API server (Kubernetes version skew policy):
     the runners' CodeBuild image carries kubectl 1.25.6 (aws/aws-codebuild-docker-images
@@ -637,6 +660,32 @@ def test_promote_runs_the_gate_only_once_the_tunnel_to_mlflow_answers(
     else:
         assert result.returncode == 2 and not gate_ran.exists(), result.stdout + result.stderr
         assert "error: lost connection to pod" in result.stdout and "::error::" in result.stdout
+
+
+def test_the_promotion_pull_request_names_the_commit_the_gate_judged(tmp_path: Path) -> None:
+    """A commit pushed to promote/<app>-<to> after the run is not gated again (pr.yml validates without a
+    registry), and the body said only that the gate had passed: a reviewer could not tell the gated
+    commit from a later hand edit. The step after create-pull-request writes that action's head commit
+    into the body."""
+    job = _jobs("promote.yml")["promote"]
+    (pr,) = _uses(job, "peter-evans/create-pull-request")
+    (name,) = [s for s in _steps(job) if "/pulls/" in s.get("run", "")]
+    assert _steps(job).index(name) == _steps(job).index(pr) + 1
+    assert name["env"]["GATED"] == f"${{{{ steps.{pr['id']}.outputs.pull-request-head-sha }}}}"
+    sha = "c0ffee" * 6 + "c0ff"
+    env = {
+        **{k: "" for k in name["env"]},
+        **{"APP": "iris", "FROM": "staging", "TO": "prod", "GATED": sha, "NUMBER": "42"},
+        **{"BRANCH": "promote/iris-prod", "API": "https://api.example", "REPOSITORY": "org/repo"},
+        "SENT": str(tmp_path / "sent"),
+    }
+    curl = 'for a in "$@"; do case "$a" in @*) cp "${a#@}" "$SENT.json";; https://*) echo "$a" > "$SENT.url";; esac; done'
+    result = run_step(name, tmp_path, env, {"curl": curl})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "sent.url").read_text().strip() == "https://api.example/repos/org/repo/pulls/42"
+    body = json.loads((tmp_path / "sent.json").read_text())["body"]
+    assert f"committed it as **{sha}**" in body and "`promote/iris-prod` after it is not gated" in body, body
+    assert body.startswith("iris from staging to prod passed the registry gate"), body
 
 
 def test_promote_checks_its_inputs_before_anything_is_checked_out() -> None:
