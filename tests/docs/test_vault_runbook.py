@@ -6,6 +6,8 @@ workloads then cannot read."""
 
 from __future__ import annotations
 
+import re
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,26 @@ def test_no_placeholder_outlives_the_runbooks_and_no_key_a_workload_reads_is_los
         assert not left, f"{env}: {path}: no runbook command replaces the placeholder of {left}"
         lost = read.get((namespace, name), set()) - set(data)
         assert not lost, f"{env}: {namespace}/{name} from {path} lacks {sorted(lost)}, which workloads read"
+
+
+def _rotation_rows() -> list[str]:
+    """The Vault paths (code spans of the first cell) of the rotation table of vault.md section 9."""
+    text = (RUNBOOKS / "vault.md").read_text(encoding="utf-8")
+    section = text[text.index("## 9. ") :]
+    cells = [re.split(r"(?<!\\)\|", line)[1] for line in section.splitlines() if line.startswith("| `")]
+    return [path for cell in cells for path in re.findall(r"`([^`]+)`", cell)]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_synced_credential_has_a_rotation_order(env: str) -> None:
+    """Writing Vault first breaks whatever checks the old value (MinIO, PostgreSQL, MLflow): each
+    path the program syncs needs its own order in section 9."""
+    rows = _rotation_rows()
+    missing = sorted(
+        {
+            path
+            for path in synced_paths(build(env)).values()
+            if not any(fnmatchcase(path, row) for row in rows)
+        }
+    )
+    assert not missing, f"{env}: vault.md section 9 says nothing of how to rotate {missing}"
