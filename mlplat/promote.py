@@ -85,6 +85,28 @@ def check_app(repo_root: Path, app: str) -> None:
         raise UsageError(f"unknown app {app!r} (apps: {known})")
 
 
+def check_writable_app(repo_root: Path, app: str) -> None:
+    """An app promote and rollback may write: a known app that holds no symbolic link and is none.
+
+    Checked before anything is copied or written. promote writes only the app's overlays, but a write
+    follows a link: a model-version.yaml linked to a file outside the checkout, or an `apps/<app>`
+    linked to another clone's app, would be changed there, by the trial render of a change the gate
+    then refuses as much as by the real write. A repository's app needs no links, so any link is a
+    usage error naming it."""
+    check_app(repo_root, app)
+    app_dir = repo_root / "apps" / app
+    links = [p for p in (repo_root / "apps", app_dir) if p.is_symlink()]
+    if not links:
+        for folder, dirs, files in os.walk(app_dir):  # followlinks=False: a linked folder is listed, not entered
+            links += [Path(folder, name) for name in sorted(dirs + files) if Path(folder, name).is_symlink()]
+    if links:
+        raise UsageError(
+            f"{links[0].relative_to(repo_root)} is a symbolic link: promote and rollback write only real "
+            f"files of the app (a write would follow it out of {app_dir.relative_to(repo_root)}); "
+            "replace it with the file or folder itself"
+        )
+
+
 def check_env(env: str) -> None:
     if env not in ENVIRONMENTS:
         raise UsageError(f"unknown environment {env!r} (choose one of {', '.join(ENVIRONMENTS)})")
@@ -245,10 +267,11 @@ def render_planned(repo_root: Path, app: str, env: str, changes: list[Change]) -
         shutil.copytree(repo_root / "apps", Path(scratch) / "apps", symlinks=True)
         for change in changes:
             path = Path(scratch) / change.path.relative_to(repo_root)
-            if change.text is None:
-                path.unlink()
-            else:
-                path.write_text(change.text)
+            path.unlink(missing_ok=True)
+            if change.text is not None:
+                # A new file, never whatever a link of the same name points at (O_EXCL fails on one).
+                with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w") as stream:
+                    stream.write(change.text)
         docs = render_overlay(Path(scratch), app, env)
     return docs
 
@@ -792,7 +815,7 @@ def promote(
             f"--canary {canary}: the percent must be 0-99 (0: reachable by header only, for A/B; "
             "a full rollout is promote without --canary)"
         )
-    check_app(repo_root, app)
+    check_writable_app(repo_root, app)
     with exclusive(repo_root, app) as recovered:
         message = _promote(repo_root, app, source, target, registry, canary)
     return _with_note(recovered, message)
@@ -834,7 +857,7 @@ def pin(repo_root: Path, app: str, env: str, version: str, registry: str | None)
     """Give `env` registered version `version` (a retrained one no environment runs yet), gated like a
     promotion; used by `mlplat retrain propose`."""
     check_env(env)
-    check_app(repo_root, app)
+    check_writable_app(repo_root, app)
     with exclusive(repo_root, app) as recovered:
         current = read_overlay(repo_root, app, env)
         if read_canary(repo_root, app, env) is not None:
@@ -920,7 +943,7 @@ def _full_rollout(
 def rollback(repo_root: Path, app: str, env: str, registry: str | None) -> str:
     """Remove a running canary; else restore the version recorded by the last promotion (no ping-pong)."""
     check_env(env)
-    check_app(repo_root, app)
+    check_writable_app(repo_root, app)
     with exclusive(repo_root, app) as recovered:
         message = _rollback(repo_root, app, env, registry)
     return _with_note(recovered, message)
