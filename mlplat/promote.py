@@ -57,6 +57,7 @@ from mlplat.findings import RenderedDoc
 from mlplat.validation import prescreen, routes
 from mlplat.validation.capacity import AUTOSCALER_CLASS, autoscaler_class
 from mlplat.validation.scaling import EXTERNAL
+from mlplat.validation.targets import PROMOTE_JOURNAL
 
 REPO = registry_gate.REPO
 OVERLAY_FILE = "model-version.yaml"
@@ -97,7 +98,9 @@ def check_writable_app(repo_root: Path, app: str) -> None:
     app_dir = repo_root / "apps" / app
     links = [p for p in (repo_root / "apps", app_dir) if p.is_symlink()]
     if not links:
-        for folder, dirs, files in os.walk(app_dir):  # followlinks=False: a linked folder is listed, not entered
+        for folder, dirs, files in os.walk(
+            app_dir
+        ):  # followlinks=False: a linked folder is listed, not entered
             links += [Path(folder, name) for name in sorted(dirs + files) if Path(folder, name).is_symlink()]
     if links:
         raise UsageError(
@@ -276,7 +279,8 @@ def render_planned(repo_root: Path, app: str, env: str, changes: list[Change]) -
     return docs
 
 
-JOURNAL = ".mlplat-promote.journal"  # in apps/<app>/overlays/ while a change is being swapped in
+JOURNAL = PROMOTE_JOURNAL  # while a change is being swapped in: see `journal_path`
+JOURNAL_MODES = 0o755  # the most a restored file may be: git records a file as 644 or 755, nothing more
 TEMP_MARK = ".mlplat-tmp-"  # in the name of every file staged beside the one it will replace
 WRITABLE = (
     OVERLAY_FILE,
@@ -314,20 +318,51 @@ def exclusive(repo_root: Path, app: str) -> Iterator[str | None]:
         os.close(handle)  # releases the lock
 
 
+def journal_path(repo_root: Path, app: str) -> Path:
+    """Where the app's journal lives: somewhere git cannot carry it, since the journal is trusted as
+    evidence of a crash and restored without the gate.
+
+    In a git checkout that is its git directory (`git rev-parse --git-path`, git-rev-parse(1): "Resolve
+    $GIT_DIR/<path>", per work tree for a linked worktree), which no commit, clone or pull writes to: a
+    journal committed into apps/ is never read (`mlplat validate` reports one, MLP-PROMOTE-JOURNAL).
+    Only a tree outside git (a copy of apps/ only, the image's copy) keeps it in apps/<app>/overlays/.
+    """
+    folder = repo_root / "apps" / app / "overlays"
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "--git-path", f"mlplat-promote/{app}{JOURNAL}"],
+            cwd=repo_root, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except OSError:  # no git: no repository to carry the journal either
+        return folder / JOURNAL
+    lines = result.stdout.splitlines()
+    # The repository must be this checkout's own: a tree of apps inside another repository shares its
+    # git directory with every other such tree, and one's journal must not restore into another.
+    if result.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != repo_root.resolve():
+        return folder / JOURNAL
+    return (repo_root / lines[1]).resolve()
+
+
 def recover(repo_root: Path, folder: Path) -> str | None:
     """Under the lock: undo a change a killed run left half swapped in, and drop its staged files.
 
     A journal present means a change was being swapped in and not finished: every file it lists
     gets its recorded bytes back (or is removed, if it did not exist), so the overlay is as before.
     """
-    strays = [p for p in folder.glob(f"*/.*{TEMP_MARK}*") if p.is_file()]
-    strays += [p for p in folder.glob(f".*{TEMP_MARK}*") if p.is_file()]
+    journal = journal_path(repo_root, folder.parent.name)
+    patterns = (
+        (folder, f"*/.*{TEMP_MARK}*"),
+        (folder, f".*{TEMP_MARK}*"),
+        (journal.parent, f".{journal.name}{TEMP_MARK}*"),
+    )
+    strays = {
+        p for where, pattern in patterns for p in where.glob(pattern) if p.is_file()
+    }  # a set: one folder outside git
     for stray in strays:
         stray.unlink()
-    journal = folder / JOURNAL
     if not journal.exists():
         return f"removed {len(strays)} staged file(s) of an interrupted run" if strays else None
-    rel = journal.relative_to(repo_root)
+    rel = journal.relative_to(repo_root) if journal.is_relative_to(repo_root) else journal
     try:
         entries = json.loads(journal.read_text())["files"]
         originals = {_journal_path(folder, e["path"]): _journal_original(e) for e in entries}
@@ -335,7 +370,7 @@ def recover(repo_root: Path, folder: Path) -> str | None:
         raise Refused(f"{rel} (left by an interrupted run) cannot be read ({err}): restore by hand") from None
     _restore(originals)
     journal.unlink()
-    _fsync_dir(folder)
+    _fsync_dir(journal.parent)
     restored = ", ".join(str(p.relative_to(repo_root)) for p in originals)
     return f"an earlier promote/rollback was interrupted; restored {restored} as they were before it"
 
@@ -351,7 +386,7 @@ def _journal_path(folder: Path, name: object) -> Path:
 def _journal_original(entry: dict[str, Any]) -> tuple[bytes, int] | None:
     if entry["original"] is None:
         return None
-    return base64.b64decode(entry["original"], validate=True), int(entry["mode"])
+    return base64.b64decode(entry["original"], validate=True), int(entry["mode"]) & JOURNAL_MODES
 
 
 def _restore(originals: dict[Path, tuple[bytes, int] | None]) -> None:
@@ -376,11 +411,11 @@ def apply_changes(changes: list[Change]) -> None:
     its file). Call under `exclusive`.
     """
     (folder,) = {c.path.parent.parent for c in changes}
+    journal = journal_path(folder.parent.parent.parent, folder.parent.name)
     originals = {
         c.path: (c.path.read_bytes(), c.path.stat().st_mode) if c.path.exists() else None for c in changes
     }
     staged: dict[Path, str] = {}
-    journal = folder / JOURNAL
     started = False
     try:
         for change in changes:
@@ -395,9 +430,10 @@ def apply_changes(changes: list[Change]) -> None:
             for path, original in originals.items()
         ]
         record = json.dumps({"files": entries}).encode()
+        journal.parent.mkdir(exist_ok=True)
         os.replace(_stage(journal, record, 0o600), journal)
         started = True
-        _fsync_dir(folder)
+        _fsync_dir(journal.parent)
         for change in changes:
             if change.text is None:
                 change.path.unlink()
@@ -407,7 +443,7 @@ def apply_changes(changes: list[Change]) -> None:
         for parent in {c.path.parent for c in changes}:
             _fsync_dir(parent)
         journal.unlink()
-        _fsync_dir(folder)
+        _fsync_dir(journal.parent)
     except BaseException as err:
         for temp in staged.values():
             Path(temp).unlink(missing_ok=True)

@@ -6,9 +6,12 @@ tests): what is under test is how the files are written, not which versions may 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +23,8 @@ from tests.support.canary import add_canary_by_hand
 
 from .conftest import APP, tree_digest
 from .conftest import promote_cli as cli
+
+PROD_VERSION = f"apps/{APP}/overlays/prod/model-version.yaml"
 
 # Runs one promotion of APP staging -> prod (argv: root, canary percent or "-", kill point, gate delay).
 # Kill point N: SIGKILL itself just before the Nth rename/removal of a file in the repository, the steps
@@ -158,3 +163,33 @@ def test_unwritable_overlay_exits_2_with_the_reason_not_a_traceback(
     monkeypatch.setattr(promote.Path, "unlink", read_only)
     assert cli("rollback", APP, "--env", "prod", "--repo-root", str(root)) == 2
     assert "Permission denied" in capsys.readouterr().err
+
+
+def plant_journal(root: Path, mode: int) -> bytes:
+    """A journal in the app's overlays that would restore prod's model-version.yaml to an ungated version
+    with `mode`; the bytes it would restore."""
+    ungated = (root / PROD_VERSION).read_bytes().replace(b'model-version: "1"', b'model-version: "9"')
+    entry = {"path": "prod/model-version.yaml", "original": base64.b64encode(ungated).decode(), "mode": mode}
+    (root / "apps" / APP / "overlays" / promote.JOURNAL).write_text(json.dumps({"files": [entry]}))
+    return ungated
+
+
+def test_journal_committed_into_apps_is_not_restored_by_an_unrelated_promote(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path, "repo", with_canary=False)
+    plant_journal(root, 0o100644)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "a journal rides along"]):
+        subprocess.run([*git, *step], cwd=root, check=True)
+    before = (root / PROD_VERSION).read_bytes()
+    message = promote.promote(root, APP, "dev", "staging", "http://127.0.0.1:9")  # same version: no-op
+    assert "interrupted" not in message
+    assert (root / PROD_VERSION).read_bytes() == before
+
+
+def test_journal_restores_no_mode_bits_git_would_not_record(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path, "repo", with_canary=False)  # outside git: the journal lives in overlays/
+    ungated = plant_journal(root, 0o104777)  # setuid, world-writable
+    message = promote.promote(root, APP, "dev", "staging", "http://127.0.0.1:9")
+    assert "restored apps/iris-classifier/overlays/prod/model-version.yaml" in message
+    assert (root / PROD_VERSION).read_bytes() == ungated
+    assert stat.S_IMODE((root / PROD_VERSION).stat().st_mode) == 0o755
