@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlplat import checkout
+from mlplat import checkout, entrypoint
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     subparsers = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (plan, validate, preflight, promote, generate, serve, monitor, demo, cost, retrain):
         command.register(subparsers)
-    return root
+    return entrypoint.without_abbreviations(root)
 
 
 def _checkout_option(argv: Sequence[str]) -> Path | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from infra.gitops import with_platform_repository
-from mlplat import checkout, safe_yaml
+from mlplat import checkout, entrypoint, safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
 from mlplat.validation import (
     ENVIRONMENTS,
@@ -498,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m mlplat.validate`: the same command without the rest of the CLI."""
     root = argparse.ArgumentParser(prog="mlplat")
     register(root.add_subparsers(dest="command", required=True))
-    args = root.parse_args(["validate", *(sys.argv[1:] if argv is None else argv)])
+    args = entrypoint.without_abbreviations(root).parse_args(["validate", *(sys.argv[1:] if argv is None else argv)])
     code: int = args.func(args)
     return code
 
