@@ -42,8 +42,28 @@ def _checkout_option(argv: Sequence[str]) -> Path | None:
     return named[0] if named else None
 
 
+# What a shell reports for a process a closed pipe killed (128 + SIGPIPE), as `yes | head -1` shows
+# under `set -o pipefail`: not 1, which `mlplat validate` exits with for findings.
+CLOSED_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; a reader that stops early (`mlplat cost | head -1`) ends it quietly.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises BrokenPipeError, and the flush at exit
+    raises it again: the recipe of the Python docs (library/signal.rst, "Note on SIGPIPE") flushes
+    inside the try, then points stdout at devnull so the shutdown flush has nowhere to fail.
+    """
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_PIPE
+    return code
+
+
+def _main(argv: list[str]) -> int:
     try:
         root = checkout.find(_checkout_option(argv), Path.cwd())
         rerun = checkout.reexec_argv(root, argv)
