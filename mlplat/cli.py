@@ -68,10 +68,11 @@ def _main(argv: list[str]) -> int:
         root = checkout.find(_checkout_option(argv), Path.cwd())
         rerun = checkout.reexec_argv(root, argv)
     except checkout.NotACheckout as err:
-        if not {"-h", "--help"} & set(argv):  # help needs no checkout
-            print(f"mlplat: {err}", file=sys.stderr)
-            return 2
-        rerun = None
+        # Help needs no checkout: the parser answers a help request (and exits) here, and only it can
+        # tell one (`validate -h`) from a path of that name (`validate -- -h`) or an option's value.
+        parser().parse_args(argv)
+        print(f"mlplat: {err}", file=sys.stderr)
+        return 2
     if rerun is not None:
         command, env = rerun
         os.execve(command[0], command, env)
