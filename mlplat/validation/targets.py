@@ -120,6 +120,8 @@ def resolve(paths: list[str], root: Path, env: str | None) -> list[Target]:
         path = path if path.is_absolute() else Path.cwd() / path
         if not path.exists():
             raise UsageError(f"{raw}: no such file or folder")
+        if not (path.is_file() or path.is_dir()):  # a device, a pipe, a socket: nothing to render
+            raise UsageError(f"{raw}: not a file or folder: validate reads manifest files and folders")
         found.update(_targets_for(path.resolve(), root, env))
     return sorted(found)
 
