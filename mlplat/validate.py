@@ -498,7 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m mlplat.validate`: the same command without the rest of the CLI."""
     root = argparse.ArgumentParser(prog="mlplat")
     register(root.add_subparsers(dest="command", required=True))
-    args = entrypoint.without_abbreviations(root).parse_args(["validate", *(sys.argv[1:] if argv is None else argv)])
+    args = entrypoint.without_abbreviations(root).parse_args(
+        ["validate", *(sys.argv[1:] if argv is None else argv)]
+    )
     code: int = args.func(args)
     return code
 
