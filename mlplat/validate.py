@@ -248,7 +248,10 @@ def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report
         findings, waivers, scan_note = scan.result()
         findings = [f for f in findings if f.rule != podsecurity.SUPERSEDED]
     if args.schemas is None:
-        notes.append("no --schemas folder: custom resources could not be schema-checked")
+        notes.append(
+            f"no --schemas folder ({DEFAULT_SCHEMAS} is missing): custom resources were not schema-checked, "
+            "and each is an MLP-SCHEMA finding so the run cannot pass unchecked (`make reference` fetches them)"
+        )
     unbound = [t.rel for t in chosen if t.env is None and not targets.is_training(t)]
     if unbound:
         notes.append(
