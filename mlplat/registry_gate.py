@@ -134,8 +134,8 @@ _USERINFO = re.compile(r"(?<=//)[^/?#]*@")  # an authority's `user:password@` (R
 
 
 def redact(url: str) -> str:
-    """`url` as any message may show it: credentials in it (`https://user:password@host`) become `***@`.
-    Textual, so it holds for a URL too malformed to parse."""
+    """`url` as any message may show it: the user and password before its host become `***@`. Textual,
+    so it holds for a URL too malformed to parse."""
     return _USERINFO.sub("***@", url)
 
 
