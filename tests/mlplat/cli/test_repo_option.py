@@ -139,33 +139,15 @@ def test_repo_and_a_commands_repo_root_naming_different_trees_are_refused_not_on
     assert installed_state() == installed
 
 
+# A promotion the working checkout has nothing to do for (dev and staging run one version): exit 0 there.
+NO_OP_PROMOTION = ["promote", APP, "--from", "dev", "--to", "staging", "--registry", "http://127.0.0.1:9"]
+
+
 @pytest.mark.parametrize(
     "argv",
     [
-        [
-            "--rep",
-            "TREE",
-            "promote",
-            APP,
-            "--from",
-            "dev",
-            "--to",
-            "staging",
-            "--registry",
-            "http://127.0.0.1:9",
-        ],
-        [
-            "promote",
-            APP,
-            "--from",
-            "dev",
-            "--to",
-            "staging",
-            "--registry",
-            "http://127.0.0.1:9",
-            "--repo-r",
-            "TREE",
-        ],
+        ["--rep", "TREE", *NO_OP_PROMOTION],
+        [*NO_OP_PROMOTION, "--repo-r", "TREE"],
         ["validate", "--no-policy-scan", "--env", "dev", "--rep", "TREE"],
     ],
     ids=["rep-before-the-command", "repo-r-after-it", "validate-rep"],
