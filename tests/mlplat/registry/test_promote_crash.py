@@ -174,12 +174,17 @@ def plant_journal(root: Path, mode: int) -> bytes:
     return ungated
 
 
+def commit_all(root: Path, message: str) -> None:
+    """`root` made a git checkout of everything in it."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", message]):
+        subprocess.run([*git, *step], cwd=root, check=True)
+
+
 def test_journal_committed_into_apps_is_not_restored_by_an_unrelated_promote(tmp_path: Path) -> None:
     root = fresh_copy(tmp_path, "repo", with_canary=False)
     plant_journal(root, 0o100644)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "a journal rides along"]):
-        subprocess.run([*git, *step], cwd=root, check=True)
+    commit_all(root, "a journal rides along")
     before = (root / PROD_VERSION).read_bytes()
     message = promote.promote(root, APP, "dev", "staging", "http://127.0.0.1:9")  # same version: no-op
     assert "interrupted" not in message
@@ -193,3 +198,18 @@ def test_journal_restores_no_mode_bits_git_would_not_record(tmp_path: Path) -> N
     assert "restored apps/iris-classifier/overlays/prod/model-version.yaml" in message
     assert (root / PROD_VERSION).read_bytes() == ungated
     assert stat.S_IMODE((root / PROD_VERSION).stat().st_mode) == 0o755
+
+
+def test_in_a_git_checkout_a_killed_promotion_is_restored_from_the_journal_in_the_git_directory(
+    tmp_path: Path,
+) -> None:
+    root = fresh_copy(tmp_path, "repo", with_canary=False)
+    commit_all(root, "the checkout")
+    before = tree_digest(root / "apps")
+    run = run_promotion(root, tmp_path, "-", kill_at=3)  # the journal and model-version.yaml replaced
+    assert run.wait(60) == -signal.SIGKILL, run.communicate()
+    assert tree_digest(root / "apps") != before
+    assert not list((root / "apps").rglob(f"*{promote.JOURNAL}*")), "the journal was written into apps/"
+    with promote.exclusive(root, APP) as recovered:
+        assert recovered is not None and "restored" in recovered
+    assert tree_digest(root / "apps") == before
