@@ -176,7 +176,7 @@ def plant_journal(root: Path, mode: int) -> bytes:
 
 def commit_all(root: Path, message: str) -> None:
     """`root` made a git checkout of everything in it."""
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
     for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", message]):
         subprocess.run([*git, *step], cwd=root, check=True)
 
