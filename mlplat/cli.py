@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlplat import checkout
+from mlplat import checkout, entrypoint
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     subparsers = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (plan, validate, preflight, promote, generate, serve, monitor, demo, cost, retrain):
         command.register(subparsers)
-    return root
+    return entrypoint.without_abbreviations(root)
 
 
 def _checkout_option(argv: Sequence[str]) -> Path | None:
@@ -42,16 +42,37 @@ def _checkout_option(argv: Sequence[str]) -> Path | None:
     return named[0] if named else None
 
 
+# What a shell reports for a process a closed pipe killed (128 + SIGPIPE), as `yes | head -1` shows
+# under `set -o pipefail`: not 1, which `mlplat validate` exits with for findings.
+CLOSED_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; a reader that stops early (`mlplat cost | head -1`) ends it quietly.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises BrokenPipeError, and the flush at exit
+    raises it again: the recipe of the Python docs (library/signal.rst, "Note on SIGPIPE") flushes
+    inside the try, then points stdout at devnull so the shutdown flush has nowhere to fail.
+    """
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_PIPE
+    return code
+
+
+def _main(argv: list[str]) -> int:
     try:
         root = checkout.find(_checkout_option(argv), Path.cwd())
         rerun = checkout.reexec_argv(root, argv)
     except checkout.NotACheckout as err:
-        if not {"-h", "--help"} & set(argv):  # help needs no checkout
-            print(f"mlplat: {err}", file=sys.stderr)
-            return 2
-        rerun = None
+        # Help needs no checkout: the parser answers a help request (and exits) here, and only it can
+        # tell one (`validate -h`) from a path of that name (`validate -- -h`) or an option's value.
+        parser().parse_args(argv)
+        print(f"mlplat: {err}", file=sys.stderr)
+        return 2
     if rerun is not None:
         command, env = rerun
         os.execve(command[0], command, env)

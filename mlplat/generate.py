@@ -268,19 +268,37 @@ def stale(root: Path, rendered: Sequence[Output]) -> list[Output]:
 
 
 def write(root: Path, changed: Sequence[Output]) -> None:
-    """Each file through a temporary file beside it, the renames only once every one is written: an error
-    (a full disk, a folder without write access) leaves no file half-written and none replaced."""
-    written: list[tuple[str, Path]] = []
+    """Each file through a temporary file beside it, the renames only once every one is written and every
+    target checked: an error (a full disk, a folder without write access, a folder where a file belongs)
+    leaves no file half-written and none replaced, and names the generated file it is about.
+
+    rename(2) replaces a file or a link but fails on a folder (EISDIR), so a folder at a target is refused
+    before any rename; the folder of each target already took its temporary file. A rename that fails
+    all the same (the disk gone) says which files it replaced before."""
+    written: list[tuple[str, Output]] = []
     try:
         for out in changed:
             target = root / out.path
-            fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            written.append((temporary, target))
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(out.text)
-            os.chmod(temporary, 0o644)
-        for temporary, target in written:
-            os.replace(temporary, target)
+            if target.is_dir():
+                raise GenerateError(f"{out.path} is a folder, not a file: move it away; no file was replaced")
+            try:
+                fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+                written.append((temporary, out))
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(out.text)
+                os.chmod(temporary, 0o644)
+            except OSError as err:
+                raise GenerateError(
+                    f"cannot write {out.path}: {err.strerror}; no file was replaced"
+                ) from None
+        for done, (temporary, out) in enumerate(written):
+            try:
+                os.replace(temporary, root / out.path)
+            except OSError as err:
+                replaced = ", ".join(str(o.path) for _, o in written[:done]) or "none"
+                raise GenerateError(
+                    f"cannot replace {out.path}: {err.strerror}; replaced before it: {replaced}"
+                ) from None
     except BaseException:
         for temporary, _ in written:
             Path(temporary).unlink(missing_ok=True)
@@ -312,11 +330,8 @@ def run(args: argparse.Namespace) -> int:
         return 1 if outdated else 0
     try:
         write(root, outdated)
-    except OSError as err:
-        print(
-            f"mlplat generate: cannot write {err.filename or 'a generated file'}: {err.strerror}",
-            file=sys.stderr,
-        )
+    except GenerateError as err:
+        print(f"mlplat generate: {err}", file=sys.stderr)
         return 2
     for out in outdated:
         print(f"wrote {out.path}")

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def run_drift(args: argparse.Namespace) -> int:
         raise UsageError(f"--logs {args.logs}: not a folder of stored log records")
     reports = drift.run(
         target,
-        records.read_tree(args.logs),
+        _logs(args.logs),
         contract,
         registry_gate.Registry(args.registry),
         store,
@@ -112,6 +113,15 @@ def run_drift(args: argparse.Namespace) -> int:
             )
             print(f"  alerts that would fire: {', '.join(d['alerts']) or 'none'}")
     return 0
+
+
+def _logs(folder: Path) -> Iterator[records.LogRecord]:
+    """The records stored under --logs (read as the drift job consumes them); a file there that cannot be
+    read is said to be the logs', not taken for a failure to publish (`_guarded`'s OSError)."""
+    try:
+        yield from records.read_tree(folder)
+    except OSError as err:
+        raise drift.DriftJobError(f"cannot read the logs under --logs {folder}: {err}") from None
 
 
 def run_marshaller(args: argparse.Namespace) -> int:

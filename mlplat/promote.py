@@ -57,6 +57,7 @@ from mlplat.findings import RenderedDoc
 from mlplat.validation import prescreen, routes
 from mlplat.validation.capacity import AUTOSCALER_CLASS, autoscaler_class
 from mlplat.validation.scaling import EXTERNAL
+from mlplat.validation.targets import PROMOTE_JOURNAL
 
 REPO = registry_gate.REPO
 OVERLAY_FILE = "model-version.yaml"
@@ -83,6 +84,30 @@ def check_app(repo_root: Path, app: str) -> None:
     if app not in app_names(repo_root):
         known = ", ".join(app_names(repo_root)) or "none"
         raise UsageError(f"unknown app {app!r} (apps: {known})")
+
+
+def check_writable_app(repo_root: Path, app: str) -> None:
+    """An app promote and rollback may write: a known app that holds no symbolic link and is none.
+
+    Checked before anything is copied or written. promote writes only the app's overlays, but a write
+    follows a link: a model-version.yaml linked to a file outside the checkout, or an `apps/<app>`
+    linked to another clone's app, would be changed there, by the trial render of a change the gate
+    then refuses as much as by the real write. A repository's app needs no links, so any link is a
+    usage error naming it."""
+    check_app(repo_root, app)
+    app_dir = repo_root / "apps" / app
+    links = [p for p in (repo_root / "apps", app_dir) if p.is_symlink()]
+    if not links:
+        for folder, dirs, files in os.walk(
+            app_dir
+        ):  # followlinks=False: a linked folder is listed, not entered
+            links += [Path(folder, name) for name in sorted(dirs + files) if Path(folder, name).is_symlink()]
+    if links:
+        raise UsageError(
+            f"{links[0].relative_to(repo_root)} is a symbolic link: promote and rollback write only real "
+            f"files of the app (a write would follow it out of {app_dir.relative_to(repo_root)}); "
+            "replace it with the file or folder itself"
+        )
 
 
 def check_env(env: str) -> None:
@@ -245,15 +270,17 @@ def render_planned(repo_root: Path, app: str, env: str, changes: list[Change]) -
         shutil.copytree(repo_root / "apps", Path(scratch) / "apps", symlinks=True)
         for change in changes:
             path = Path(scratch) / change.path.relative_to(repo_root)
-            if change.text is None:
-                path.unlink()
-            else:
-                path.write_text(change.text)
+            path.unlink(missing_ok=True)
+            if change.text is not None:
+                # A new file, never whatever a link of the same name points at (O_EXCL fails on one).
+                with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w") as stream:
+                    stream.write(change.text)
         docs = render_overlay(Path(scratch), app, env)
     return docs
 
 
-JOURNAL = ".mlplat-promote.journal"  # in apps/<app>/overlays/ while a change is being swapped in
+JOURNAL = PROMOTE_JOURNAL  # while a change is being swapped in: see `journal_path`
+JOURNAL_MODES = 0o755  # the most a restored file may be: git records a file as 644 or 755, nothing more
 TEMP_MARK = ".mlplat-tmp-"  # in the name of every file staged beside the one it will replace
 WRITABLE = (
     OVERLAY_FILE,
@@ -291,20 +318,51 @@ def exclusive(repo_root: Path, app: str) -> Iterator[str | None]:
         os.close(handle)  # releases the lock
 
 
+def journal_path(repo_root: Path, app: str) -> Path:
+    """Where the app's journal lives: somewhere git cannot carry it, since the journal is trusted as
+    evidence of a crash and restored without the gate.
+
+    In a git checkout that is its git directory (`git rev-parse --git-path`, git-rev-parse(1): "Resolve
+    $GIT_DIR/<path>", per work tree for a linked worktree), which no commit, clone or pull writes to: a
+    journal committed into apps/ is never read (`mlplat validate` reports one, MLP-PROMOTE-JOURNAL).
+    Only a tree outside git (a copy of apps/ only, the image's copy) keeps it in apps/<app>/overlays/.
+    """
+    folder = repo_root / "apps" / app / "overlays"
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "--git-path", f"mlplat-promote/{app}{JOURNAL}"],
+            cwd=repo_root, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except OSError:  # no git: no repository to carry the journal either
+        return folder / JOURNAL
+    lines = result.stdout.splitlines()
+    # The repository must be this checkout's own: a tree of apps inside another repository shares its
+    # git directory with every other such tree, and one's journal must not restore into another.
+    if result.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != repo_root.resolve():
+        return folder / JOURNAL
+    return (repo_root / lines[1]).resolve()
+
+
 def recover(repo_root: Path, folder: Path) -> str | None:
     """Under the lock: undo a change a killed run left half swapped in, and drop its staged files.
 
     A journal present means a change was being swapped in and not finished: every file it lists
     gets its recorded bytes back (or is removed, if it did not exist), so the overlay is as before.
     """
-    strays = [p for p in folder.glob(f"*/.*{TEMP_MARK}*") if p.is_file()]
-    strays += [p for p in folder.glob(f".*{TEMP_MARK}*") if p.is_file()]
+    journal = journal_path(repo_root, folder.parent.name)
+    patterns = (
+        (folder, f"*/.*{TEMP_MARK}*"),
+        (folder, f".*{TEMP_MARK}*"),
+        (journal.parent, f".{journal.name}{TEMP_MARK}*"),
+    )
+    strays = {
+        p for where, pattern in patterns for p in where.glob(pattern) if p.is_file()
+    }  # a set: one folder outside git
     for stray in strays:
         stray.unlink()
-    journal = folder / JOURNAL
     if not journal.exists():
         return f"removed {len(strays)} staged file(s) of an interrupted run" if strays else None
-    rel = journal.relative_to(repo_root)
+    rel = journal.relative_to(repo_root) if journal.is_relative_to(repo_root) else journal
     try:
         entries = json.loads(journal.read_text())["files"]
         originals = {_journal_path(folder, e["path"]): _journal_original(e) for e in entries}
@@ -312,7 +370,7 @@ def recover(repo_root: Path, folder: Path) -> str | None:
         raise Refused(f"{rel} (left by an interrupted run) cannot be read ({err}): restore by hand") from None
     _restore(originals)
     journal.unlink()
-    _fsync_dir(folder)
+    _fsync_dir(journal.parent)
     restored = ", ".join(str(p.relative_to(repo_root)) for p in originals)
     return f"an earlier promote/rollback was interrupted; restored {restored} as they were before it"
 
@@ -328,7 +386,7 @@ def _journal_path(folder: Path, name: object) -> Path:
 def _journal_original(entry: dict[str, Any]) -> tuple[bytes, int] | None:
     if entry["original"] is None:
         return None
-    return base64.b64decode(entry["original"], validate=True), int(entry["mode"])
+    return base64.b64decode(entry["original"], validate=True), int(entry["mode"]) & JOURNAL_MODES
 
 
 def _restore(originals: dict[Path, tuple[bytes, int] | None]) -> None:
@@ -353,11 +411,11 @@ def apply_changes(changes: list[Change]) -> None:
     its file). Call under `exclusive`.
     """
     (folder,) = {c.path.parent.parent for c in changes}
+    journal = journal_path(folder.parent.parent.parent, folder.parent.name)
     originals = {
         c.path: (c.path.read_bytes(), c.path.stat().st_mode) if c.path.exists() else None for c in changes
     }
     staged: dict[Path, str] = {}
-    journal = folder / JOURNAL
     started = False
     try:
         for change in changes:
@@ -372,9 +430,10 @@ def apply_changes(changes: list[Change]) -> None:
             for path, original in originals.items()
         ]
         record = json.dumps({"files": entries}).encode()
+        journal.parent.mkdir(exist_ok=True)
         os.replace(_stage(journal, record, 0o600), journal)
         started = True
-        _fsync_dir(folder)
+        _fsync_dir(journal.parent)
         for change in changes:
             if change.text is None:
                 change.path.unlink()
@@ -384,7 +443,7 @@ def apply_changes(changes: list[Change]) -> None:
         for parent in {c.path.parent for c in changes}:
             _fsync_dir(parent)
         journal.unlink()
-        _fsync_dir(folder)
+        _fsync_dir(journal.parent)
     except BaseException as err:
         for temp in staged.values():
             Path(temp).unlink(missing_ok=True)
@@ -792,7 +851,7 @@ def promote(
             f"--canary {canary}: the percent must be 0-99 (0: reachable by header only, for A/B; "
             "a full rollout is promote without --canary)"
         )
-    check_app(repo_root, app)
+    check_writable_app(repo_root, app)
     with exclusive(repo_root, app) as recovered:
         message = _promote(repo_root, app, source, target, registry, canary)
     return _with_note(recovered, message)
@@ -834,7 +893,7 @@ def pin(repo_root: Path, app: str, env: str, version: str, registry: str | None)
     """Give `env` registered version `version` (a retrained one no environment runs yet), gated like a
     promotion; used by `mlplat retrain propose`."""
     check_env(env)
-    check_app(repo_root, app)
+    check_writable_app(repo_root, app)
     with exclusive(repo_root, app) as recovered:
         current = read_overlay(repo_root, app, env)
         if read_canary(repo_root, app, env) is not None:
@@ -920,7 +979,7 @@ def _full_rollout(
 def rollback(repo_root: Path, app: str, env: str, registry: str | None) -> str:
     """Remove a running canary; else restore the version recorded by the last promotion (no ping-pong)."""
     check_env(env)
-    check_app(repo_root, app)
+    check_writable_app(repo_root, app)
     with exclusive(repo_root, app) as recovered:
         message = _rollback(repo_root, app, env, registry)
     return _with_note(recovered, message)

@@ -21,6 +21,7 @@ import base64
 import json
 import math
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -129,6 +130,15 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+_USERINFO = re.compile(r"(?<=//)[^/?#]*@")  # an authority's `user:password@` (RFC 3986 3.2.1)
+
+
+def redact(url: str) -> str:
+    """`url` as any message may show it: the user and password before its host become `***@`. Textual,
+    so it holds for a URL too malformed to parse."""
+    return _USERINFO.sub("***@", url)
+
+
 def split_url(url: str) -> urllib.parse.SplitResult:
     """A registry URL's parts, or RegistryUnavailable naming it: parsed once where a client is built, so
     a malformed URL is this error and not, at the first request, one of urllib's or http.client's
@@ -139,7 +149,7 @@ def split_url(url: str) -> urllib.parse.SplitResult:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 (read for the check it makes)
     except ValueError as err:
-        raise RegistryUnavailable(f"registry {url!r}: not a URL ({err})") from None
+        raise RegistryUnavailable(f"registry {redact(url)!r}: not a URL ({err})") from None
     return parts
 
 
@@ -150,20 +160,31 @@ class Registry:
         parts = split_url(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RegistryUnavailable(
-                f"registry {url!r}: not an http(s) URL of an MLflow tracking server (http(s)://HOST[:PORT])"
+                f"registry {redact(url)!r}: not an http(s) URL of an MLflow tracking server (http(s)://HOST[:PORT])"
             )
-        self.url = url.rstrip("/")
+        # Credentials in the URL are sent as basic auth, never as part of the address (urllib would take
+        # `user:password@host` for the host) and never shown: `url` is the address without them.
+        self._url_credentials = (
+            (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password))
+            if parts.username is not None and parts.password is not None
+            else None
+        )
+        self.url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
         self.timeout = timeout
         self._cache: dict[str, Any] = {}
 
     def _headers(self) -> dict[str, str]:
-        # The same credentials MLflow's own client reads, in its order: a user and password (basic auth)
-        # before a token (mlflow 3.17.2 mlflow/utils/rest_utils.py, the Authorization header of
-        # http_request). The platform's MLflow runs basic auth (platform/mlflow/values.yaml `auth`), whose
-        # server reads only the user and password of the header (mlflow/server/auth/__init__.py
-        # authenticate_request_basic_auth): a Bearer token sent instead is a 401.
+        # The same credentials MLflow's own client sends, in its order. MLflow 3.17.2 hands the tracking
+        # URI to requests as it is (mlflow/utils/credentials.py get_default_host_creds: host=store_uri),
+        # and requests 2.34.2 turns a URL's user and password into basic auth that replaces any
+        # Authorization header (requests/models.py prepare_auth: get_auth_from_url, unquoted, both
+        # needed; HTTPBasicAuth.__call__ sets the header). Else a user and password (basic auth) before
+        # a token (mlflow/utils/rest_utils.py, the Authorization header of http_request). The platform's
+        # MLflow runs basic auth (platform/mlflow/values.yaml `auth`), whose server reads only the user
+        # and password of the header (mlflow/server/auth/__init__.py authenticate_request_basic_auth): a
+        # Bearer token sent instead is a 401.
         token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-        user, password = (
+        user, password = self._url_credentials or (
             os.environ.get("MLFLOW_TRACKING_USERNAME"),
             os.environ.get("MLFLOW_TRACKING_PASSWORD"),
         )

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from infra.gitops import with_platform_repository
-from mlplat import checkout, safe_yaml
+from mlplat import checkout, entrypoint, safe_yaml
 from mlplat.findings import Finding, RenderedDoc, Report, Waiver
 from mlplat.validation import (
     ENVIRONMENTS,
@@ -248,7 +248,10 @@ def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report
         findings, waivers, scan_note = scan.result()
         findings = [f for f in findings if f.rule != podsecurity.SUPERSEDED]
     if args.schemas is None:
-        notes.append("no --schemas folder: custom resources could not be schema-checked")
+        notes.append(
+            f"no --schemas folder ({DEFAULT_SCHEMAS} is missing): custom resources were not schema-checked, "
+            "and each is an MLP-SCHEMA finding so the run cannot pass unchecked (`make reference` fetches them)"
+        )
     unbound = [t.rel for t in chosen if t.env is None and not targets.is_training(t)]
     if unbound:
         notes.append(
@@ -498,7 +501,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m mlplat.validate`: the same command without the rest of the CLI."""
     root = argparse.ArgumentParser(prog="mlplat")
     register(root.add_subparsers(dest="command", required=True))
-    args = root.parse_args(["validate", *(sys.argv[1:] if argv is None else argv)])
+    args = entrypoint.without_abbreviations(root).parse_args(
+        ["validate", *(sys.argv[1:] if argv is None else argv)]
+    )
     code: int = args.func(args)
     return code
 

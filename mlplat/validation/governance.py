@@ -6,6 +6,8 @@
   change there would not make `--changed` validate the app again.
 - MLP-OVERLAY-TOOL: an overlay Argo CD would not build with kustomize (no kustomization, a Helm chart).
 - MLP-ARGOCD-SOURCE: a `.argocd-source*.yaml` under apps/, which Argo CD merges into the source.
+- MLP-PROMOTE-JOURNAL: `mlplat promote`'s crash journal in an app's overlays/ (promote trusts its own only
+  from where git cannot carry it).
 - MLP-APP-LAYOUT: an app folder without overlays/, an overlay named after no environment, an overlays/
   folder among the shared components (Argo CD would deploy them as an app).
 - MLP-PATCH-UNMATCHED: a `patches:` entry whose `target:` matches no object; kustomize skips it
@@ -40,7 +42,7 @@ def refused_before_render(tree: Tree, env: str | None) -> list[Finding]:
     """What validate refuses before kustomize runs (the target is then not rendered): content from
     outside the repository (MLP-REMOTE-RESOURCE) or the app (MLP-REFERENCE-SCOPE), and an app path
     Argo CD would deploy otherwise than validate renders it (MLP-OVERLAY-TOOL, MLP-ARGOCD-SOURCE,
-    MLP-APP-LAYOUT)."""
+    MLP-APP-LAYOUT) or holds a promote journal (MLP-PROMOTE-JOURNAL)."""
     return [_reference_finding(ref, env) for ref in tree.remote] + [
         Finding(problem.file, "-", problem.rule, *APP_PATH_RULES[problem.rule](problem.problem), env)
         for problem in tree.app_path
@@ -87,6 +89,12 @@ APP_PATH_RULES: dict[str, Callable[[str], tuple[str, str]]] = {
     "MLP-ARGOCD-SOURCE": lambda problem: (
         f"{problem} (patches, images, replicas, or another tool) after validate judged the app",
         "delete it: an app's settings belong in its kustomization, where validate renders them",
+    ),
+    "MLP-PROMOTE-JOURNAL": lambda problem: (
+        f"{problem} in the app's overlays, left by a promote interrupted outside git or planted: a git "
+        "checkout keeps its journal in the git directory and never reads this one, but a copy outside git "
+        "would restore what it lists without the registry gate",
+        "delete it and never commit it",
     ),
     "MLP-APP-LAYOUT": lambda problem: (
         f"{problem}: "

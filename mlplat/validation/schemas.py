@@ -67,6 +67,7 @@ class SchemaSet:
     def __init__(self, k8s_version: str, crd_dir: Path | None) -> None:
         self.k8s_version = k8s_version
         self.k8s_dir = _strict_dir(k8s_version)
+        self._has_crds = crd_dir is not None
         self._crds: dict[tuple[str, str], dict[str, CrdVersion]] = {}  # (group, kind) -> version -> CRD
         self._crd_files: dict[tuple[str, str], list[Path]] = {}
         self._validators: dict[tuple[str, str], Validator | None] = {}
@@ -257,6 +258,13 @@ class SchemaSet:
                 f"{kind} is not served as {api_version} (Kubernetes {self.k8s_version} and the CRDs know "
                 f"{', '.join(served)})",
                 f"use apiVersion {served[-1]}",
+            )
+        if not self._has_crds:  # not checked, and said so: a custom resource never passes unchecked
+            return finding(
+                "MLP-SCHEMA",
+                f"{api_version} {kind} was not schema-checked: it is no Kubernetes {self.k8s_version} kind, and "
+                "no folder of CustomResourceDefinitions was given to check custom resources against",
+                "run `make reference` (../shared/reference/crds, the default) or pass --schemas DIR",
             )
         return finding(
             "MLP-SCHEMA",

@@ -26,6 +26,9 @@ COMPONENTS = "apps/components"
 # tool (argo-cd v3.4.4 reposerver/repository/repository.go GetAppSourceType -> mergeSourceParameters:
 # `.argocd-source.yaml` and `.argocd-source-<app name>.yaml`).
 ARGOCD_SOURCE = ".argocd-source"
+# `mlplat promote`'s journal of a change being swapped in (mlplat/promote.py `journal_path`): trusted as
+# evidence of a crash, so in a git checkout it lives in the git directory, and one in apps/ is a finding.
+PROMOTE_JOURNAL = ".mlplat-promote.journal"
 # What renders every environment's AppProject and ApplicationSet from platform/argocd/ (infra/gitops.py).
 GITOPS_RENDERER = "infra/gitops.py"
 
@@ -117,6 +120,8 @@ def resolve(paths: list[str], root: Path, env: str | None) -> list[Target]:
         path = path if path.is_absolute() else Path.cwd() / path
         if not path.exists():
             raise UsageError(f"{raw}: no such file or folder")
+        if not (path.is_file() or path.is_dir()):  # a device, a pipe, a socket: nothing to render
+            raise UsageError(f"{raw}: not a file or folder: validate reads manifest files and folders")
         found.update(_targets_for(path.resolve(), root, env))
     return sorted(found)
 

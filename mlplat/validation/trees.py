@@ -31,7 +31,7 @@ import yaml
 
 from mlplat.findings import RenderedDoc
 from mlplat.validation import ENVIRONMENTS, rel, within
-from mlplat.validation.targets import ARGOCD_SOURCE, COMPONENTS, KUSTOMIZATION_FILES, OVERLAY
+from mlplat.validation.targets import ARGOCD_SOURCE, COMPONENTS, KUSTOMIZATION_FILES, OVERLAY, PROMOTE_JOURNAL
 
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # What kustomize fetches instead of reading a local path. Argo CD v3.4.4 (the argo-cd chart 10.1.1's
@@ -244,7 +244,7 @@ class AppPath:
     """What is wrong with a folder Argo CD would (or could be expected to) make an Application of."""
 
     file: str  # the folder, or the file at fault
-    rule: str  # MLP-OVERLAY-TOOL, MLP-ARGOCD-SOURCE or MLP-APP-LAYOUT
+    rule: str  # MLP-OVERLAY-TOOL, MLP-ARGOCD-SOURCE, MLP-APP-LAYOUT or MLP-PROMOTE-JOURNAL
     problem: str
 
 
@@ -308,6 +308,9 @@ class Trees:
             AppPath(source, "MLP-ARGOCD-SOURCE", "Argo CD merges it into the Application's source")
             for source in dict.fromkeys(sources + self._argocd_sources(apps, deep=False))
         ]
+        journal = apps / match["app"] / "overlays" / PROMOTE_JOURNAL
+        if journal.exists() or journal.is_symlink():
+            found.append(AppPath(rel(journal, self._real_root), "MLP-PROMOTE-JOURNAL", "a promote journal"))
         if app is not None:
             if not (folder / "overlays").is_dir():
                 found.append(AppPath(name, "MLP-APP-LAYOUT", "no overlays/ folder"))

@@ -73,3 +73,13 @@ def test_a_port_that_is_no_tcp_port_is_refused_when_parsed(
         cli.main([*command, f"--port={port}"])
     assert exited.value.code == 2
     assert "argument --port:" in capsys.readouterr().err
+
+
+def test_drift_over_logs_it_cannot_read_says_so_not_that_it_cannot_publish(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "2026" / "a.json").mkdir(parents=True)  # a folder named like a batch of records
+    assert cli.main(["monitor", "drift", APP, "--env", "dev", "--logs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read the logs under --logs {tmp_path}" in err and "a.json" in err, err
+    assert "cannot publish" not in err

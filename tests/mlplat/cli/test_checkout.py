@@ -101,3 +101,24 @@ def test_outside_any_checkout_is_a_usage_error_not_a_guess(tmp_path: Path, args:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert ("not inside an mlplat checkout" in result.stderr) or ("is not a directory" in result.stderr)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["validate", "--", "--help"], ["history", "--registry", "http://x", "--", "-h"]],
+    ids=["validate-path-named-help", "history-app-named-h"],
+)
+def test_outside_any_checkout_a_help_flag_after_double_dash_is_no_help_request(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """After `--` it is a PATH or an app: the checkout is missing, said as such (was UnboundLocalError)."""
+    result = _run(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "not inside an mlplat checkout" in result.stderr
+
+
+def test_outside_any_checkout_help_is_still_answered(tmp_path: Path) -> None:
+    result = _run("validate", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "usage: mlplat validate" in result.stdout

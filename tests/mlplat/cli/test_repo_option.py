@@ -137,3 +137,32 @@ def test_repo_and_a_commands_repo_root_naming_different_trees_are_refused_not_on
     assert cli.main(argv) == 2
     assert "--repo and --repo-root name different checkouts" in capsys.readouterr().err
     assert installed_state() == installed
+
+
+# A promotion the working checkout has nothing to do for (dev and staging run one version): exit 0 there.
+NO_OP_PROMOTION = ["promote", APP, "--from", "dev", "--to", "staging", "--registry", "http://127.0.0.1:9"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--rep", "TREE", *NO_OP_PROMOTION],
+        [*NO_OP_PROMOTION, "--repo-r", "TREE"],
+        ["validate", "--no-policy-scan", "--env", "dev", "--rep", "TREE"],
+    ],
+    ids=["rep-before-the-command", "repo-r-after-it", "validate-rep"],
+)
+def test_an_abbreviated_repo_option_is_refused_not_replaced_by_the_working_checkout(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse took `--rep` for `--repo`, but the checkout had been chosen before it parsed: the one
+    around the working directory (this one), where promote found nothing to do and said so, exit 0."""
+    tree = data_tree(tmp_path / "tree", without=APP)
+    installed = installed_state()
+    with pytest.raises(SystemExit) as exited:  # argparse's own usage error
+        cli.main([str(tree) if a == "TREE" else a for a in argv])
+    err = capsys.readouterr().err
+    # Before the command argparse reads `--rep` as unknown and the tree as the command.
+    refused = ("unrecognized arguments: --re", f"invalid choice: '{tree}'")
+    assert exited.value.code == 2 and any(reason in err for reason in refused), err
+    assert installed_state() == installed

@@ -3,14 +3,16 @@ generated; `--check` names a hand-edited one; bad input stops it with a reason a
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mlplat.generate import outputs, runner_shares, stale
+from mlplat.generate import GenerateError, outputs, runner_shares, stale, write
 from tests.support.checkout_copy import add_environment_to_the_contract, checkout_copy, edit, mlplat
 from tests.support.harness import REPO
 
@@ -194,3 +196,39 @@ def test_generate_acts_on_the_checkout_repo_names(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         f"{DEPLOY}: not what infra/contract.py and its template give: run `make generate`"
     ]
+
+
+def test_a_folder_where_a_generated_file_belongs_stops_generate_naming_it_before_any_file_is_replaced(
+    tmp_path: Path,
+) -> None:
+    """deploy.yml came before promote.yml: it was replaced, then the rename onto the folder failed with
+    a message naming the temporary file and claiming nothing was replaced."""
+    repo = checkout_copy(tmp_path / "checkout")
+    edit(repo / DEPLOY, "group: pulumi-prod", "group: pulumi-prod-by-hand")
+    edited = (repo / DEPLOY).read_text()
+    (repo / PROMOTE).unlink()
+    (repo / PROMOTE).mkdir()
+    result = mlplat(repo, "generate")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"mlplat generate: {PROMOTE} is a folder, not a file" in result.stderr, result.stderr
+    assert (repo / DEPLOY).read_text() == edited
+    assert sorted(p.name for p in (repo / DEPLOY).parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_rename_that_fails_after_the_checks_names_the_files_it_replaced_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = checkout_copy(tmp_path / "checkout")
+    real_replace = os.replace
+
+    def disk_gone_at_the_second(source: str, target: Path) -> None:
+        if Path(target).name == Path(PROMOTE).name:
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", disk_gone_at_the_second)
+    rendered = [out for out in outputs(repo) if str(out.path) in (DEPLOY, PROMOTE)]
+    with pytest.raises(GenerateError) as raised:
+        write(repo, rendered)
+    assert str(raised.value) == f"cannot replace {PROMOTE}: Input/output error; replaced before it: {DEPLOY}"

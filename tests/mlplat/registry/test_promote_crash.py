@@ -6,9 +6,12 @@ tests): what is under test is how the files are written, not which versions may 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +23,8 @@ from tests.support.canary import add_canary_by_hand
 
 from .conftest import APP, tree_digest
 from .conftest import promote_cli as cli
+
+PROD_VERSION = f"apps/{APP}/overlays/prod/model-version.yaml"
 
 # Runs one promotion of APP staging -> prod (argv: root, canary percent or "-", kill point, gate delay).
 # Kill point N: SIGKILL itself just before the Nth rename/removal of a file in the repository, the steps
@@ -158,3 +163,53 @@ def test_unwritable_overlay_exits_2_with_the_reason_not_a_traceback(
     monkeypatch.setattr(promote.Path, "unlink", read_only)
     assert cli("rollback", APP, "--env", "prod", "--repo-root", str(root)) == 2
     assert "Permission denied" in capsys.readouterr().err
+
+
+def plant_journal(root: Path, mode: int) -> bytes:
+    """A journal in the app's overlays that would restore prod's model-version.yaml to an ungated version
+    with `mode`; the bytes it would restore."""
+    ungated = (root / PROD_VERSION).read_bytes().replace(b'model-version: "1"', b'model-version: "9"')
+    entry = {"path": "prod/model-version.yaml", "original": base64.b64encode(ungated).decode(), "mode": mode}
+    (root / "apps" / APP / "overlays" / promote.JOURNAL).write_text(json.dumps({"files": [entry]}))
+    return ungated
+
+
+def commit_all(root: Path, message: str) -> None:
+    """`root` made a git checkout of everything in it."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", message]):
+        subprocess.run([*git, *step], cwd=root, check=True)
+
+
+def test_journal_committed_into_apps_is_not_restored_by_an_unrelated_promote(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path, "repo", with_canary=False)
+    plant_journal(root, 0o100644)
+    commit_all(root, "a journal rides along")
+    before = (root / PROD_VERSION).read_bytes()
+    message = promote.promote(root, APP, "dev", "staging", "http://127.0.0.1:9")  # same version: no-op
+    assert "interrupted" not in message
+    assert (root / PROD_VERSION).read_bytes() == before
+
+
+def test_journal_restores_no_mode_bits_git_would_not_record(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path, "repo", with_canary=False)  # outside git: the journal lives in overlays/
+    ungated = plant_journal(root, 0o104777)  # setuid, world-writable
+    message = promote.promote(root, APP, "dev", "staging", "http://127.0.0.1:9")
+    assert "restored apps/iris-classifier/overlays/prod/model-version.yaml" in message
+    assert (root / PROD_VERSION).read_bytes() == ungated
+    assert stat.S_IMODE((root / PROD_VERSION).stat().st_mode) == 0o755
+
+
+def test_in_a_git_checkout_a_killed_promotion_is_restored_from_the_journal_in_the_git_directory(
+    tmp_path: Path,
+) -> None:
+    root = fresh_copy(tmp_path, "repo", with_canary=False)
+    commit_all(root, "the checkout")
+    before = tree_digest(root / "apps")
+    run = run_promotion(root, tmp_path, "-", kill_at=3)  # the journal and model-version.yaml replaced
+    assert run.wait(60) == -signal.SIGKILL, run.communicate()
+    assert tree_digest(root / "apps") != before
+    assert not list((root / "apps").rglob(f"*{promote.JOURNAL}*")), "the journal was written into apps/"
+    with promote.exclusive(root, APP) as recovered:
+        assert recovered is not None and "restored" in recovered
+    assert tree_digest(root / "apps") == before

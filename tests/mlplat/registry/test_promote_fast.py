@@ -10,7 +10,8 @@ answering 5xx halfway through a rollout, an approval moved away before a rollbac
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -332,4 +333,39 @@ def test_overlay_annotations_that_are_not_strings_are_a_usage_error_naming_file_
     assert run(fake, repo_copy, *command) == 2
     err = capsys.readouterr().err
     assert f"{DEV_VERSION}: {named}" in err, err
+    assert tree_digest(repo_copy) == before
+
+
+def link_prod_overlay_outside(root: Path, outside: Path) -> str:
+    """prod's model-version.yaml a link to a copy of it outside the checkout; the link's repo path."""
+    (outside / "model-version.yaml").write_bytes((root / PROD_VERSION).read_bytes())
+    (root / PROD_VERSION).unlink()
+    (root / PROD_VERSION).symlink_to(outside / "model-version.yaml")
+    return PROD_VERSION
+
+
+def link_an_app_to_another_clone(root: Path, outside: Path) -> str:
+    """apps/evil a link to another clone's iris app; the link's repo path."""
+    shutil.copytree(root / "apps" / APP, outside / APP)
+    (root / "apps" / "evil").symlink_to(outside / APP, target_is_directory=True)
+    return "apps/evil"
+
+
+@pytest.mark.parametrize("plant", [link_prod_overlay_outside, link_an_app_to_another_clone])
+def test_promote_through_a_symlink_is_refused_before_anything_outside_changes(
+    fake: FakeRegistry,
+    repo_copy: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    plant: Callable[[Path, Path], str],
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    link = plant(repo_copy, outside)
+    app = link.split("/")[1]
+    before, outside_before = tree_digest(repo_copy), tree_digest(outside)
+    # v2 is not approved for prod: without the refusal the gate refuses it, after the trial render wrote.
+    assert run(fake, repo_copy, "promote", app, "--from", "staging", "--to", "prod") == 2
+    err = capsys.readouterr().err
+    assert f"{link} is a symbolic link" in err, err
+    assert tree_digest(outside) == outside_before
     assert tree_digest(repo_copy) == before

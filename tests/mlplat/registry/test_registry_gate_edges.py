@@ -172,6 +172,34 @@ def test_no_credentials_sends_no_authorization_header(
     assert all("Authorization" not in h for h in fake.seen_headers)
 
 
+def test_credentials_in_the_registry_url_are_sent_as_basic_auth_before_the_environments(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As MLflow's client (through requests) sends them, percent-decoded; they were taken for the host."""
+    fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ci")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")  # pragma: allowlist secret
+    url = fake.url.replace("http://", "http://al%40ce:p%3Ass@")  # pragma: allowlist secret
+    assert registry_gate.check([subject("dev")], url) == []
+    # base64("al@ce:p:ss")
+    assert {h.get("Authorization") for h in fake.seen_headers} == {"Basic YWxAY2U6cDpzcw=="}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://alice:s3cret@127.0.0.1:9",  # pragma: allowlist secret
+        "http://alice:s3cret@[::1",  # pragma: allowlist secret
+        "ftp://alice:s3cret@127.0.0.1",  # pragma: allowlist secret
+    ],
+    ids=["unreachable", "malformed", "not-http"],
+)
+def test_a_registry_url_with_a_password_never_shows_it(url: str) -> None:
+    with pytest.raises(registry_gate.RegistryUnavailable) as raised:
+        registry_gate.check([subject("dev")], url)
+    assert "s3cret" not in str(raised.value) and "alice" not in str(raised.value), raised.value
+
+
 def test_each_read_is_asked_once_per_run(fake: FakeRegistry) -> None:
     fake.add_version(APP, "7", source=f"s3://mlplat-models/{APP}/7", tags=accuracy("0.99"))
     registry_gate.check([subject("dev"), subject("dev")], fake.url)

@@ -268,3 +268,16 @@ def test_an_overlays_folder_among_the_components_makes_no_app_of_them(
     # Every app's namespace lost its default deny, and the gate says so for each.
     denied = {f["file"] for f in report["findings"] if f["rule"] == "MLP-NETPOL-DEFAULT-DENY"}
     assert denied == {f"apps/{o.split('/')[1]}/base/inferenceservice.yaml" for o in overlays}
+
+
+def test_a_promote_journal_committed_into_an_app_is_refused_by_the_changed_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal outside git is restored without the registry gate by the next promote of the app."""
+    repo = copy_repo(tmp_path, git=True)
+    path = "apps/iris-classifier/overlays/.mlplat-promote.journal"
+    plant(repo, path, '{"files": []}\n')
+    on_a_branch(repo, "a journal rides along")
+    code, report = run_json(capsys, "--repo", str(repo), "--changed", "--env", "prod")
+    assert code == 1
+    assert where(report, "MLP-PROMOTE-JOURNAL") == [(path, None, "prod")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from mlplat.findings import Finding
 from mlplat.validation import UsageError
 from mlplat.validation.schemas import unknown_fields
 from mlplat.validation.targets import changed_targets, resolve
+from tests.support.checkout_copy import checkout_copy, mlplat
 from tests.support.validate_helpers import REPO, copy_repo, run_json
 
 BROKEN = REPO / "tests" / "fixtures" / "broken"
@@ -186,3 +188,22 @@ def test_registry_gate_seam(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     _fake_gate(monkeypatch, None)
     assert validate.main([target, "--registry", "http://mlflow.invalid", "--no-policy-scan"]) == 2
     assert "registry down at http://mlflow.invalid" in capsys.readouterr().err
+
+
+def test_without_the_crds_beside_the_clone_findings_and_note_both_say_custom_resources_were_not_checked(
+    tmp_path: Path,
+) -> None:
+    """The note said custom resources "could not be schema-checked" while each of them was an MLP-SCHEMA
+    finding claiming it was neither a Kubernetes kind nor a known CRD (a wrong kind, by its words)."""
+    repo = checkout_copy(tmp_path / "clone")  # no ../shared/reference/crds beside it
+    result = mlplat(repo, "validate", "--no-policy-scan", "--env", "dev", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    schema = [f for f in report["findings"] if f["rule"] == "MLP-SCHEMA"]
+    kinds = {f["resource"].split("/")[0] for f in schema}
+    assert {"InferenceService", "ScaledObject", "VaultAuth"} <= kinds, kinds
+    assert all("was not schema-checked" in f["message"] for f in schema), schema
+    assert any(
+        "custom resources were not schema-checked, and each is an MLP-SCHEMA finding" in n
+        for n in report["notes"]
+    )

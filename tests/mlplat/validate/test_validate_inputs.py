@@ -5,12 +5,14 @@ a clear message or a finding naming the file, never a crash."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from mlplat import validate
 from tests.support.validate_helpers import copy_repo
 
 
@@ -162,3 +164,18 @@ def test_unsafe_stack_file_of_another_environment_is_a_policy_context_error(
     context, errors = policy_scan.policy_context()
     assert set(context) == {"dev", "staging"}
     assert "cannot be read safely" in errors["prod"] and str(bad) in errors["prod"]
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_a_path_that_is_no_file_or_folder_is_a_usage_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """Was `internal error: NotADirectoryError`."""
+    if kind == "device":
+        path = Path("/dev/zero")
+    else:
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    assert validate.main([str(path), "--env", "dev", "--no-policy-scan"]) == 2
+    err = capsys.readouterr().err
+    assert f"mlplat validate: {path}: not a file or folder" in err, err
