@@ -512,6 +512,54 @@ def test_deploy_stops_at_the_budget_check_when_the_maximum_is_above_the_budget(t
     assert "budget cost.max_monthly_usd: $1,000.00" in result.stdout and "is ABOVE it" in result.stdout
 
 
+def _newest_main_step(job: dict[str, Any]) -> dict[str, Any]:
+    (step,) = [s for s in _steps(job) if "git/ref/heads/main" in s.get("run", "")]
+    return step
+
+
+# curl standing in for the REST API's "Get a reference" of main: it answers with $MAIN_TIP, and keeps
+# the URL it was asked for.
+GET_MAIN_REF = (
+    'for a in "$@"; do case "$a" in https://*) echo "$a" > "$ASKED";; esac; done\n'
+    'printf \'{"ref": "refs/heads/main", "object": {"type": "commit", "sha": "%s"}}\' "$MAIN_TIP"'
+)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_rerun_of_an_earlier_deploy_run_applies_no_older_commit(env: str, tmp_path: Path) -> None:
+    """A re-run keeps its run's commit and ref (main) for 30 days, so anyone with write access could
+    re-run an old deploy run and `pulumi up` code from before a fix, through the deploy role's trust and
+    the environment's branch rule. Each deploy job now stops before any credentials unless its commit
+    is main's newest."""
+    job = _jobs("deploy.yml")[env]
+    steps = _steps(job)
+    (credentials,) = _uses(job, "aws-actions/configure-aws-credentials")
+    assert steps.index(_newest_main_step(job)) < steps.index(credentials), env
+    env_vars = {
+        "GITHUB_TOKEN": "t0ken", "API_URL": "https://api.github.com", "REPOSITORY": "example-org/mlplat",
+        "ASKED": str(tmp_path / "asked"),
+    }  # fmt: skip
+    old, newest = "1" * 40, "2" * 40
+    superseded = run_step(
+        _newest_main_step(job),
+        tmp_path,
+        env_vars | {"DEPLOYING": old, "MAIN_TIP": newest},
+        {"curl": GET_MAIN_REF},
+    )
+    assert superseded.returncode == 1
+    assert f"this run deploys {old}, but main is at {newest} now" in superseded.stdout, superseded.stdout
+    assert (tmp_path / "asked").read_text().strip() == (
+        "https://api.github.com/repos/example-org/mlplat/git/ref/heads/main"
+    )
+    newest_run = run_step(
+        _newest_main_step(job),
+        tmp_path,
+        env_vars | {"DEPLOYING": newest, "MAIN_TIP": newest},
+        {"curl": GET_MAIN_REF},
+    )
+    assert newest_run.returncode == 0, newest_run.stdout + newest_run.stderr
+
+
 def test_preview_per_environment_with_policy_pack_and_pr_comment() -> None:
     job = _jobs("preview.yml")["preview"]
     # A pull request's code previews dev only (docs/adr/0002-preview-and-secrets.md; tested against the
