@@ -115,6 +115,11 @@ SHARED: dict[str, tuple[str, tuple[Holder, ...]]] = {
 _NAMED = re.compile(r"(?<![-a-z0-9])(" + "|".join(map(re.escape, SHARED)) + r")(?![-a-z0-9])")
 
 
+def _shared(name: Any) -> bool:
+    """Whether `name` is a shared Secret's; a name that is no string is MLP-SCHEMA's to report."""
+    return isinstance(name, str) and name in SHARED
+
+
 def _map(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -153,7 +158,7 @@ def _volumes(owner: dict[str, Any]) -> dict[str, list[str]]:
             _map(_map(s).get("secret")).get("name")
             for s in _list(_map(volume.get("projected")).get("sources"))
         ]
-        found[str(volume.get("name"))] = [s for s in named if s in SHARED]
+        found[str(volume.get("name"))] = [s for s in named if _shared(s)]
     return found
 
 
@@ -186,11 +191,11 @@ def _references(
     """(key path, Secret, how) of every shared Secret the container gets."""
     for i, env in enumerate(_list(container.get("env"))):
         name = _map(_map(_map(env).get("valueFrom")).get("secretKeyRef")).get("name")
-        if name in SHARED:
+        if _shared(name):
             yield f"{path}/env/[{i}]/valueFrom/secretKeyRef/name", name, "env secretKeyRef"
     for i, source in enumerate(_list(container.get("envFrom"))):
         name = _map(_map(source).get("secretRef")).get("name")
-        if name in SHARED:
+        if _shared(name):
             yield f"{path}/envFrom/[{i}]/secretRef/name", name, "envFrom secretRef"
     for i, mount in enumerate(_list(container.get("volumeMounts"))):
         for secret in volumes.get(str(_map(mount).get("name")), []):
@@ -236,7 +241,7 @@ def _patch_and_selector_problems(node: Any, path: str) -> Iterator[tuple[str, st
                 f"podSpecPatch names Secret {named[0]!r}, {SHARED[named[0]][0]}: the patch can hand it to any container",
                 "remove it from the patch",
             )
-        elif key.endswith("Secret") and isinstance(value, dict) and value.get("name") in SHARED:
+        elif key.endswith("Secret") and isinstance(value, dict) and _shared(value.get("name")):
             if not (value["name"] == GITHUB_TOKEN and path.endswith("/git")):
                 yield (
                     f"{here}/name",

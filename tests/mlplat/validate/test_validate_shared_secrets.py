@@ -162,3 +162,27 @@ def test_the_shared_secrets_are_the_names_the_platform_writes() -> None:
 
 def test_the_rule_is_documented_in_the_apps_readme() -> None:
     assert f"| `{RULE}` |" in (REPO / "apps" / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": ["model-store-s3"]}}}]},
+        {"envFrom": [{"secretRef": {"name": {"a": 1}}}]},
+        {"volumeMounts": [{"name": "v"}], "volumes": [{"name": "v", "secret": {"secretName": ["x"]}}]},
+        {"artifact": {"s3": {"accessKeySecret": {"name": ["model-publisher-s3"]}}}},
+    ],
+)
+def test_a_secret_name_that_is_no_string_is_the_schemas_finding_not_a_crash(where: dict[str, Any]) -> None:
+    """A list or mapping where a Secret's name belongs is MLP-SCHEMA's to report; this rule must not stop
+    the run on it (validate would exit 2 with an internal error instead of listing the findings)."""
+    container = {"name": "c", **{k: v for k, v in where.items() if k in ("env", "envFrom", "volumeMounts")}}
+    template = {"name": "t", "container": container, "volumes": where.get("volumes", [])}
+    if "artifact" in where:
+        template["outputs"] = {"artifacts": [{"name": "a", **where["artifact"]}]}
+    doc = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "spec": {"templates": [template]},
+    }
+    assert list(shared_secrets.problems(doc)) == []
