@@ -42,7 +42,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from infra.versions import MLPLAT_IMAGE
 from mlplat.findings import Finding, RenderedDoc
@@ -115,7 +115,7 @@ SHARED: dict[str, tuple[str, tuple[Holder, ...]]] = {
 _NAMED = re.compile(r"(?<![-a-z0-9])(" + "|".join(map(re.escape, SHARED)) + r")(?![-a-z0-9])")
 
 
-def _shared(name: Any) -> bool:
+def _shared(name: Any) -> TypeGuard[str]:
     """Whether `name` is a shared Secret's; a name that is no string is MLP-SCHEMA's to report."""
     return isinstance(name, str) and name in SHARED
 
