@@ -41,6 +41,9 @@ EXPECTED = {
     "cron-evaluate-publisher": {f"spec/workflowSpec/templates/[0]/container/{ENV_REF}"},
     "workflow-volume-sso": {"spec/templates/[0]/container/volumeMounts/[0]"},
     "container-set-mount": {"spec/templates/[0]/containerSet/volumeMounts/[0]"},
+    "foreign-image-runs-register": {f"spec/templates/[0]/container/{ENV_REF}"},
+    "train-step-publisher": {f"spec/templates/[0]/container/{ENV_REF}"},
+    "git-artifact-mlflow": {"spec/templates/[0]/inputs/artifacts/[0]/git/passwordSecret/name"},
 }
 
 
@@ -69,9 +72,17 @@ def test_shared_secret_case_yields_exactly_its_findings(corpus: dict[str, Any], 
     mine = [f for f in corpus["findings"] if f["file"] == f"tests/fixtures/shared-secrets/{case}/app.yaml"]
     assert {f["path"] for f in mine if f["rule"] == RULE} == EXPECTED[case], mine
     assert len([f for f in mine if f["rule"] == RULE]) == len(EXPECTED[case]), mine
-    assert all(f["line"] for f in mine if f["rule"] == RULE)
+    # Each says which credential it is, not only its name.
+    assert all(f["line"] and _purpose(f["message"]) for f in mine if f["rule"] == RULE), mine
     # Each case is an object the API server would take: the rule, not the schema, refuses it.
     assert not [f for f in mine if f["rule"] in ("MLP-SCHEMA", "MLP-UNKNOWN-FIELD")], mine
+
+
+def _purpose(message: str) -> bool:
+    """Whether a finding's message says what the Secret it names is for."""
+    return any(
+        f"{name!r}" in message and what in message for name, (what, _) in shared_secrets.SHARED.items()
+    )
 
 
 def test_the_reviewers_checkpoint_sidecar_given_the_publisher_fails(
