@@ -95,7 +95,7 @@ PROPOSE = Holder("the `propose` step (`python -m mlplat.retrain propose`)", ENTR
 # The `open-pr` script of every apps/<app>/training/workflowtemplate.yaml: its source is the code that
 # holds the GitHub token, so the platform reviews it here, by its exact text (sha256 of `script.source`).
 OPEN_PR = Holder(
-    "the `open-pr` script the platform reviewed",
+    "the `open-pr` script the platform reviewed (its text's sha256 is OPEN_PR's, mlplat/validation/shared_secrets.py)",
     ("python3",),
     source_sha256="760486d52828f428aacb3fab5966d5c34533f5a7adddf44243f4191dae9750ea",  # pragma: allowlist secret (a digest of public text)
 )
