@@ -40,6 +40,7 @@ from mlplat.validation import (
     retraining,
     routes,
     scaling,
+    shared_secrets,
     slo,
     targets,
     within,
@@ -238,6 +239,7 @@ def _validate(args: argparse.Namespace, checkov: Checkov | None) -> tuple[Report
         report.findings += _isolation_checks(chosen, docs, index)
         report.findings += _governance_checks(root, chosen, docs, trees)
         report.findings += podsecurity.check(docs)
+        report.findings += shared_secrets.check(docs)
         report.findings += routes.check(docs, {t.rel for t in chosen if t.app})
         report.findings += logging_rules.check(root, chosen, docs, index)
         report.findings += retraining.check([d for d in docs if d.target in training])

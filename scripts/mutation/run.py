@@ -146,6 +146,11 @@ MODULES = (
         "validate-gpu-cost", "mlplat/validation/gpu_cost.py", ("tests/mlplat/cost/test_validate_gpu_cost.py",)
     ),
     GateModule(
+        "validate-shared-secrets",
+        "mlplat/validation/shared_secrets.py",
+        ("tests/mlplat/validate/test_validate_shared_secrets.py",),
+    ),
+    GateModule(
         "validate-retraining",
         "mlplat/validation/retraining.py",
         ("tests/mlplat/validate/test_validate_training.py",),

@@ -1,0 +1,255 @@
+"""MLP-SHARED-SECRET: the platform's shared credentials reach only the containers the platform configures.
+
+A model namespace holds three Secrets every app of the team shares (the model store reader, the
+inference-log writer, the log hashing key), and namespace argo-workflows holds the ones every
+retraining pipeline shares (the model store publisher, the pipelines' MLflow account, the GitHub
+token, the UI's SSO client). A Pod may name any Secret of its namespace, so the only thing between
+these and code a pull request controls is which containers the manifests hand them to: a sidecar
+given `model-publisher-s3` could overwrite any app's published models (MinIO's `model-publisher` may
+add objects under every pipeline app's prefix, infra/services/minio.py), and a model container given
+`inference-log-hash-key` could reverse the hashed personal fields of every app's logs.
+
+So a container may get one of them (env `valueFrom.secretKeyRef`, `envFrom.secretRef`, or a mount of
+a `secret` or `projected` volume: the core/v1 Container and Volume fields, as KServe's CRD embeds them,
+kserve/kserve v0.20.0 config/crd/full/serving.kserve.io_inferenceservices.yaml in ../shared/reference)
+only when it is one of the holders below: what the repository's own components and pipelines run
+today, recognised by what they run (the platform's image and entry point, or a script's exact text),
+never by a name an app can give any container. `imagePullSecrets` are not a reference: the kubelet
+reads them, no container does. Everything else the platform gives these Secrets to is platform code
+outside the manifests: KServe's storage initializer (model-store-s3, through the predictor's
+ServiceAccount) and agent (inference-logger-s3, through `logger.storage.serviceAccountName`;
+kserve/kserve v0.20.0 pkg/webhook/admission/pod/agent_injector.go L163-172, L477-490), and Argo's
+executor for a git artifact's `usernameSecret`/`passwordSecret` (the repository it reaches is the
+program's, MLP-RETRAIN-REPOSITORY).
+
+Argo Workflows (argoproj/argo-workflows v4.0.6 pkg/apis/workflow/v1alpha1/workflow_types.go): a
+template's containers are `container`, `script`, `containerSet.containers`, `initContainers` and
+`sidecars`, and a `containerSet`'s own `volumeMounts` reach all of its containers; a mount names a
+volume of the template's `volumes`, else of the workflow's (workflow/controller/workflowpod.go
+`addVolumeReferences`); `templateDefaults` is merged into every template (operator.go
+`mergedTemplateDefaultsInto`), so no container there holds anything; `podSpecPatch` (workflow or
+template) is free text patched into the pod, so naming a shared Secret there is refused; any other
+`*Secret` selector (an artifact's) naming one is refused but a git artifact's GitHub token. A
+CronWorkflow's spec is `spec.workflowSpec` (cron_workflow_types.go).
+
+An app's own artifact Secret `argo-artifacts-<app>-s3` is not shared: MLP-RETRAIN-ARTIFACTS keeps
+other apps' out of its pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from infra.versions import MLPLAT_IMAGE
+from mlplat.findings import Finding, RenderedDoc
+from mlplat.validation.podsecurity import containers, pod_templates
+from mlplat.validation.retraining import ENTRY
+
+RULE = "MLP-SHARED-SECRET"
+# The mlplat image's repository: any of its tags runs the platform's own code (infra/versions.py).
+PLATFORM_IMAGE = MLPLAT_IMAGE.rsplit(":", 1)[0]
+ARGO_SPECS = {
+    "Workflow": ("spec",),
+    "WorkflowTemplate": ("spec",),
+    "ClusterWorkflowTemplate": ("spec",),
+    "CronWorkflow": ("spec", "workflowSpec"),
+}
+# The one shared Secret Argo's executor may use for a pipeline: a git artifact's token (module docstring).
+GITHUB_TOKEN = "retraining-github"  # pragma: allowlist secret (a Secret name)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A container the platform configures to hold a shared Secret, by what it runs: the platform
+    image with this command and these first arguments, or (a script) exactly this source text."""
+
+    what: str
+    command: tuple[str, ...] | None  # None: the image's own entry point
+    args: tuple[str, ...] = ()
+    source_sha256: str | None = None
+
+    def runs(self, container: dict[str, Any]) -> bool:
+        image = container.get("image")
+        if not isinstance(image, str) or re.split(r"[:@]", image, maxsplit=1)[0] != PLATFORM_IMAGE:
+            return False
+        command = container.get("command")
+        if (tuple(map(str, command)) if isinstance(command, list) else None) != self.command:
+            return False
+        args = container.get("args")
+        given = tuple(map(str, args)) if isinstance(args, list) else ()
+        if given[: len(self.args)] != self.args:
+            return False
+        source = container.get("source")
+        digest = hashlib.sha256(source.encode()).hexdigest() if isinstance(source, str) else None
+        return digest == self.source_sha256
+
+
+# The marshaller sidecar of apps/components/inference-logging.
+MARSHALLER = Holder("the privacy marshaller (`mlplat monitor marshaller`)", None, ("monitor", "marshaller"))
+REGISTER = Holder("the `register` step (`python -m mlplat.retrain register`)", ENTRY, ("register",))
+PROPOSE = Holder("the `propose` step (`python -m mlplat.retrain propose`)", ENTRY, ("propose",))
+# The `open-pr` script of every apps/<app>/training/workflowtemplate.yaml: its source is the code that
+# holds the GitHub token, so the platform reviews it here, by its exact text (sha256 of `script.source`).
+OPEN_PR = Holder(
+    "the `open-pr` script the platform reviewed (its text's sha256 is OPEN_PR's, mlplat/validation/shared_secrets.py)",
+    ("python3",),
+    source_sha256="760486d52828f428aacb3fab5966d5c34533f5a7adddf44243f4191dae9750ea",  # pragma: allowlist secret (a digest of public text)
+)
+
+# Each shared Secret, what it is, and the containers that may get it. The names are the ones
+# infra/services and apps/components write (tests/mlplat/validate/test_validate_shared_secrets.py
+# holds them equal).
+SHARED: dict[str, tuple[str, tuple[Holder, ...]]] = {
+    "model-store-s3": ("the model store's reader, every app's models", ()),
+    "inference-logger-s3": ("the inference-log writer of every app", ()),
+    "inference-log-hash-key": ("the key every app's logged personal fields are hashed with", (MARSHALLER,)),
+    "model-publisher-s3": ("the model store's publisher, which adds under every pipeline app's prefix", (REGISTER,)),
+    "mlflow-retrain": ("the pipelines' MLflow account, EDIT on every pipeline app's model", (REGISTER, PROPOSE)),
+    GITHUB_TOKEN: ("the GitHub token that pushes to the platform repository", (OPEN_PR,)),
+    "argo-server-sso": ("the Argo Workflows UI's OIDC client", ()),
+}  # fmt: skip
+_NAMED = re.compile(r"(?<![-a-z0-9])(" + "|".join(map(re.escape, SHARED)) + r")(?![-a-z0-9])")
+
+
+def _shared(name: Any) -> TypeGuard[str]:
+    """Whether `name` is a shared Secret's; a name that is no string is MLP-SCHEMA's to report."""
+    return isinstance(name, str) and name in SHARED
+
+
+def _map(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def check(docs: Iterable[RenderedDoc]) -> list[Finding]:
+    return [
+        Finding(doc.source_file, doc.ref, RULE, message, fix, doc.env, None, path)
+        for doc in docs
+        for path, message, fix in problems(doc.doc)
+    ]
+
+
+def problems(doc: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(key path, what is wrong, how to fix it) for every shared Secret an object hands to a container
+    that does not hold it."""
+    for pod_path, pod in pod_templates(doc):
+        yield from _pod_problems(_volumes(pod), containers(pod_path, pod), holding=True)
+    spec_path = ARGO_SPECS.get(str(doc.get("kind")))
+    if spec_path is not None:
+        spec: Any = doc
+        for key in spec_path:
+            spec = _map(spec).get(key)
+        yield from _workflow_problems(_map(spec), "/".join(spec_path))
+
+
+def _volumes(owner: dict[str, Any]) -> dict[str, list[str]]:
+    """Each volume's name (of a pod, a template or a workflow) → the shared Secrets it carries."""
+    found: dict[str, list[str]] = {}
+    for volume in map(_map, _list(owner.get("volumes"))):
+        named = [_map(volume.get("secret")).get("secretName")]
+        named += [
+            _map(_map(s).get("secret")).get("name")
+            for s in _list(_map(volume.get("projected")).get("sources"))
+        ]
+        found[str(volume.get("name"))] = [s for s in named if _shared(s)]
+    return found
+
+
+def _pod_problems(
+    volumes: dict[str, list[str]],
+    pod_containers: Iterable[tuple[str, dict[str, Any]]],
+    holding: bool,
+) -> Iterator[tuple[str, str, str]]:
+    """A container's shared Secrets it may not hold; `holding=False` where no container may hold any
+    (a template default, merged into every container)."""
+    for path, container in pod_containers:
+        for where, secret, how in _references(path, container, volumes):
+            holders = SHARED[secret][1] if holding else ()
+            if any(h.runs(container) for h in holders):
+                continue
+            allowed = " or ".join(h.what for h in holders) or "platform code outside the manifests"
+            yield (
+                where,
+                f"container {container.get('name', path)!r} gets Secret {secret!r} ({how}), "
+                f"{SHARED[secret][0]}: code this repository's apps control would hold a credential the "
+                f"whole platform shares; only {allowed} may",
+                "remove the reference; a credential an app's own code needs is its own Secret, from Vault "
+                "(ask the platform team for one)",
+            )
+
+
+def _references(
+    path: str, container: dict[str, Any], volumes: dict[str, list[str]]
+) -> Iterator[tuple[str, str, str]]:
+    """(key path, Secret, how) of every shared Secret the container gets."""
+    for i, env in enumerate(_list(container.get("env"))):
+        name = _map(_map(_map(env).get("valueFrom")).get("secretKeyRef")).get("name")
+        if _shared(name):
+            yield f"{path}/env/[{i}]/valueFrom/secretKeyRef/name", name, "env secretKeyRef"
+    for i, source in enumerate(_list(container.get("envFrom"))):
+        name = _map(_map(source).get("secretRef")).get("name")
+        if _shared(name):
+            yield f"{path}/envFrom/[{i}]/secretRef/name", name, "envFrom secretRef"
+    for i, mount in enumerate(_list(container.get("volumeMounts"))):
+        for secret in volumes.get(str(_map(mount).get("name")), []):
+            yield f"{path}/volumeMounts/[{i}]", secret, f"volume {_map(mount).get('name')!r}"
+
+
+def _workflow_problems(spec: dict[str, Any], path: str) -> Iterator[tuple[str, str, str]]:
+    shared_volumes = _volumes(spec)
+    for i, template in enumerate(_list(spec.get("templates"))):
+        template_path = f"{path}/templates/[{i}]"
+        volumes = {**shared_volumes, **_volumes(_map(template))}
+        yield from _pod_problems(volumes, _template_containers(_map(template), template_path), holding=True)
+    defaults = _map(spec.get("templateDefaults"))
+    yield from _pod_problems(
+        shared_volumes, _template_containers(defaults, f"{path}/templateDefaults"), holding=False
+    )
+    yield from _patch_and_selector_problems(spec, path)
+
+
+def _template_containers(template: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for key in ("container", "script"):
+        if isinstance(template.get(key), dict):
+            yield f"{path}/{key}", template[key]
+    container_set = _map(template.get("containerSet"))
+    if container_set:
+        yield f"{path}/containerSet", container_set  # its volumeMounts; it runs nothing, so holds nothing
+    for i, item in enumerate(_list(container_set.get("containers"))):
+        yield f"{path}/containerSet/containers/[{i}]", _map(item)
+    for key in ("initContainers", "sidecars"):
+        for i, item in enumerate(_list(template.get(key))):
+            yield f"{path}/{key}/[{i}]", _map(item)
+
+
+def _patch_and_selector_problems(node: Any, path: str) -> Iterator[tuple[str, str, str]]:
+    """A `podSpecPatch` naming a shared Secret, and any `*Secret` selector naming one but a git
+    artifact's GitHub token."""
+    for key, value in _map(node).items():
+        here = f"{path}/{key}"
+        named = _NAMED.search(value) if key == "podSpecPatch" and isinstance(value, str) else None
+        if named:
+            yield (
+                here,
+                f"podSpecPatch names Secret {named[0]!r}, {SHARED[named[0]][0]}: the patch can hand it to any container",
+                "remove it from the patch",
+            )
+        elif key.endswith("Secret") and isinstance(value, dict) and _shared(value.get("name")):
+            if not (value["name"] == GITHUB_TOKEN and path.endswith("/git")):
+                yield (
+                    f"{here}/name",
+                    f"{key} names Secret {value['name']!r}, {SHARED[value['name']][0]}: Argo's executor "
+                    "would use it where this pipeline says",
+                    "use the pipeline's own artifact repository (spec.artifactRepositoryRef)",
+                )
+        elif isinstance(value, (dict, list)):
+            yield from _patch_and_selector_problems(value, here)
+    for i, item in enumerate(node if isinstance(node, list) else []):
+        yield from _patch_and_selector_problems(item, f"{path}/[{i}]")
