@@ -555,3 +555,19 @@ def test_dev_runs_the_weekly_schedule(retraining_plan: Plan) -> None:
     assert crons, retraining_plan.env
     for r in crons:
         assert r.inputs["spec"].get("suspend", False) is False, f"{r.urn}: suspended in {retraining_plan.env}"
+
+
+def test_the_sensors_trigger_outcomes_are_scraped_for_its_alert(retraining_plan: Plan) -> None:
+    """The chart's ServiceMonitor reads the controller only: without a monitor of the Sensor's own pod,
+    RetrainingTriggerFailed (platform/prometheus/rules/retraining.yaml) has no series and never fires."""
+    monitors = [
+        r
+        for r in retraining_plan.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+        if r.inputs["metadata"]["namespace"] == argo_events.NAMESPACE
+        and r.inputs["spec"]["selector"]["matchLabels"].items() <= argo_events.SENSOR_PODS.items()
+    ]
+    assert monitors, (
+        f"{retraining_plan.env}: no PodMonitor selects the Sensor's pods {argo_events.SENSOR_PODS}"
+    )
+    ports = [e.get("port") for m in monitors for e in m.inputs["spec"]["podMetricsEndpoints"]]
+    assert "metrics" in ports, [m.urn for m in monitors]
