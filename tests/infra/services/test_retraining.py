@@ -571,3 +571,40 @@ def test_the_sensors_trigger_outcomes_are_scraped_for_its_alert(retraining_plan:
     )
     ports = [e.get("port") for m in monitors for e in m.inputs["spec"]["podMetricsEndpoints"]]
     assert "metrics" in ports, [m.urn for m in monitors]
+
+
+def _step_args(template: Registered, step: str) -> list[str]:
+    spec = next(t for t in template.inputs["spec"]["templates"] if t["name"] == step)
+    return [str(a) for a in spec["container"]["args"]]
+
+
+def test_a_dataset_overwritten_after_a_run_keeps_the_objects_that_run_trained_on(
+    retraining_plan: Plan,
+) -> None:
+    """`fetch` reads a prefix that is overwritten in place: only bucket versioning keeps the objects a
+    registered version's data hash was computed over."""
+    buckets = {b["name"]: b for b in retraining_plan.releases()["minio"].inputs["values"]["buckets"]}
+    for r in _templates(retraining_plan):
+        args = _step_args(r, "fetch")
+        source = args[args.index("--source") + 1]
+        bucket = source.removeprefix("s3://").split("/", 1)[0]
+        assert buckets[bucket]["versioning"] is True, f"{r.urn}: reads {source}, bucket {buckets[bucket]}"
+
+
+def test_lineage_names_the_run_and_where_the_data_it_fetched_is_kept(retraining_plan: Plan) -> None:
+    """The version's lineage must lead back to the bytes it was trained on: the Workflow, and the prefix
+    under which the app's artifact repository (its keyFormat) stored that run's `fetch` output."""
+    workflow = "retrain-app-0123456789abcdef"
+    for r in _templates(retraining_plan):
+        s3 = _artifact_repository(retraining_plan, r)
+        run_prefix = s3["keyFormat"].replace("{{workflow.name}}", workflow).split("{{pod.name}}")[0]
+        args = _step_args(r, "register")
+        recorded = (
+            args[args.index("--triggered-by") + 1]
+            .replace("{{workflow.name}}", workflow)
+            .replace("{{workflow.parameters.triggered-by}}", "ModelDatasetDrift f00d since 2026-12-01")
+        )
+        assert recorded.startswith("ModelDatasetDrift f00d since 2026-12-01"), f"{r.urn}: {recorded}"
+        assert workflow in recorded and f"s3://{s3['bucket']}/{run_prefix}" in recorded, (
+            f"{r.urn}: {recorded}"
+        )
