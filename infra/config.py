@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from ipaddress import IPv4Network, collapse_addresses
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -714,6 +714,13 @@ class ArgoCdConfig(_Model):
     )
 
 
+# Where retraining runs: the first environment of the promotion order, where new versions enter. A
+# pipeline registers its version in the MLflow and model store of the cluster it runs in, then proposes
+# that number to this environment's overlay (`propose --env dev` in apps/*/training/workflowtemplate.yaml);
+# run in another cluster, it would pin dev to a version dev's registry and store do not hold (or hold as
+# another model). Each environment has its own registry: the others get the version by promotion.
+RETRAINING_ENVIRONMENT: Final[Environment] = ENVIRONMENTS[0]
+
 NOT_A_BRANCH = re.compile(r"^([0-9a-f]{40}|HEAD)$")  # a commit, or whatever HEAD is
 GITHUB_HTTPS_REPOSITORY = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?(\.git)?$")
 
@@ -722,7 +729,10 @@ class ArgoWorkflowsConfig(_Model):
     """The workflow engine the retraining pipelines run on (README "Retraining")."""
 
     enabled: bool = Field(
-        False, description="Install Argo Workflows and the apps' training pipelines (apps/<app>/training/)."
+        False,
+        description="Install Argo Workflows and the apps' training pipelines (apps/<app>/training/). "
+        f"{RETRAINING_ENVIRONMENT} only: the pipelines register in this cluster's MLflow and propose the "
+        f"version to {RETRAINING_ENVIRONMENT}.",
     )
     # `server` mode is not offered: it hands every caller the UI's own ServiceAccount
     # (https://argo-workflows.readthedocs.io/en/stable/argo-server-auth-mode/).
@@ -730,13 +740,12 @@ class ArgoWorkflowsConfig(_Model):
         None,
         description="Sign in to the UI through the OIDC provider (auth mode `sso`; the client secret is read "
         "from Vault, platform/argo-workflows/sso). Unset: auth mode `client`, a caller's own Kubernetes "
-        "token. Required in prod.",
+        "token.",
     )
     schedules: bool = Field(
         False,
-        description="Run the apps' scheduled retraining (their CronWorkflows) in this environment. One "
-        "environment is enough: every run registers a version and opens a pull request to dev, so a "
-        "schedule in each cluster would triple both. Elsewhere the CronWorkflows exist suspended.",
+        description="Run the apps' scheduled retraining (their CronWorkflows) as well as the alert-triggered "
+        "one. Off: the CronWorkflows exist suspended (alerts and hand runs only).",
     )
 
 
@@ -744,7 +753,7 @@ class ArgoEventsConfig(_Model):
     enabled: bool = Field(
         False,
         description="Install Argo Events: Alertmanager's drift and quality alerts start the app's retraining "
-        "pipeline. Needs services.argo_workflows.enabled.",
+        f"pipeline. Needs services.argo_workflows.enabled, so {RETRAINING_ENVIRONMENT} only.",
     )
 
 
@@ -927,7 +936,11 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _whole_stack_rules(self, info: ValidationInfo) -> StackConfig:
         stack = (info.context or {}).get("stack")
-        problems = [*self._identity_problems(stack), *self._prod_problems(stack)]
+        problems = [
+            *self._identity_problems(stack),
+            *self._retraining_problems(stack),
+            *self._prod_problems(stack),
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -959,6 +972,24 @@ class StackConfig(_Model):
         if foreign:
             problems.append(f"network.availability_zones: {foreign} are not zones of {self.aws.region}")
         return problems
+
+    def _retraining_problems(self, stack: str | None) -> list[str]:
+        """Retraining is refused outside RETRAINING_ENVIRONMENT (see there): the stack name decides, as
+        for prod's rules, and a direct call without one falls back to the declared environment."""
+        environment = stack or self.environment
+        if environment == RETRAINING_ENVIRONMENT:
+            return []
+        switches = {
+            "services.argo_workflows.enabled": self.services.argo_workflows.enabled,
+            "services.argo_events.enabled": self.services.argo_events.enabled,
+        }
+        return [
+            f"{key}: retraining runs in {RETRAINING_ENVIRONMENT} only, not {environment}: a pipeline here "
+            f"would register the version in {environment}'s MLflow and propose its number to "
+            f"{RETRAINING_ENVIRONMENT}, whose registry and model store do not hold it; switch it off"
+            for key, on in switches.items()
+            if on
+        ]
 
     def _prod_problems(self, stack: str | None) -> list[str]:
         # Either name makes it production (infra/contract.py PRODUCTION): the stack name decides (a prod
@@ -994,10 +1025,6 @@ class StackConfig(_Model):
                 "cpu_pool.capacity_type: the prod model pool runs on spot; use on-demand or set allow_spot_in_prod: true",
             ),
             (self.apps.min_replicas >= 2, "apps.min_replicas: prod runs at least 2 replicas of a model"),
-            (
-                not self.services.argo_workflows.enabled or self.services.argo_workflows.sso is not None,
-                "services.argo_workflows.sso: the prod Argo Workflows UI signs in through SSO",
-            ),
             (self.cost is not None, "cost.max_monthly_usd: prod has a budget the plan is held to"),
             (not self.apps.scale_to_zero, "apps.scale_to_zero: prod models never scale to zero"),
             (

@@ -78,6 +78,7 @@ class PlatformServices(pulumi.ComponentResource):
                 settings=services.monitoring,
                 repository=services.argocd,
                 gpu_prices=args.gpu_prices,
+                retraining=services.argo_events.enabled,
             ),
             child,
         )
@@ -157,7 +158,7 @@ class PlatformServices(pulumi.ComponentResource):
             child,
         )
 
-        # Retraining (README "Retraining"): switched per stack, on in every environment.
+        # Retraining (README "Retraining"): dev only (infra/config.py RETRAINING_ENVIRONMENT).
         self.argo_workflows: ArgoWorkflows | None = None
         self.argo_events: ArgoEvents | None = None
         if services.argo_workflows.enabled:

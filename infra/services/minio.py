@@ -263,8 +263,14 @@ def computed_values(args: MinioArgs) -> dict[str, Any]:
             {"name": ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
             # No versioning: an expired log object must be gone, not kept as a noncurrent version.
             {"name": LOGS_BUCKET, "policy": "none", "purge": False, "versioning": False},
-            # Step outputs and checkpoints are working files of one run, not releases.
-            {"name": WORKFLOW_ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": False},
+            # The datasets the pipelines read (`<app>/datasets/`) are overwritten in place: versioning keeps
+            # the objects a registered version was trained on, which its lineage (the data hash, the run's
+            # own archive of what it fetched: apps/*/training/workflowtemplate.yaml) points back to. The
+            # chart's bucket Job runs `mc version enable` for `versioning: true` (minio/minio
+            # helm/minio/templates/_helper_create_bucket.txt `createBucket`; the key is in chart 5.4.0's
+            # values.yaml `buckets`, ../shared/reference/charts/minio). Checkpoints mirrored with
+            # --overwrite keep their older copies as noncurrent versions too: the price of that.
+            {"name": WORKFLOW_ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": True},
         ],
         "customCommands": logs_lifecycle_commands(args.cluster.environment, args.logs_retention_days),
         "policies": [

@@ -49,6 +49,8 @@ RECEIVERS_SECRET = "alertmanager-receivers"  # pragma: allowlist secret (a Secre
 # Each `alertmanagerSpec.secrets` entry is mounted at /etc/alertmanager/secrets/<name>
 # (kube-prometheus-stack 88.5.3 values.yaml, `alertmanager.alertmanagerSpec.secrets`).
 RECEIVERS_DIR = f"/etc/alertmanager/secrets/{RECEIVERS_SECRET}/"
+# platform/alertmanager/config.yaml's receiver posting to Argo Events' webhook (`alertmanager_config`).
+RETRAINING_RECEIVER = "retraining"
 RECEIVERS_VAULT_PATH = "platform/monitoring/alertmanager-receivers"
 RECEIVERS_STATE_LABEL = "mlplat/alerting-receivers"
 # Placeholders: a URL whose host never resolves, and a key no service accepts.
@@ -75,6 +77,9 @@ class MonitoringArgs:
     repository: ArgoCdConfig
     # Each GPU pool's GPU-hour price, recorded for the GPU fleet dashboard's idle cost.
     gpu_prices: GpuPoolPrices
+    # Argo Events is installed (services.argo_events.enabled): drift and quality alerts also go to its
+    # webhook, which starts the app's retraining (argo_events.py).
+    retraining: bool
 
 
 def with_runbook_links(rule_file: dict[str, Any], repository: ArgoCdConfig) -> dict[str, Any]:
@@ -96,15 +101,32 @@ def with_runbook_links(rule_file: dict[str, Any], repository: ArgoCdConfig) -> d
     return linked
 
 
-def alertmanager_config() -> dict[str, Any] | None:
-    """`platform/alertmanager/config.yaml`: the `alertmanager.config` block (None: chart default)."""
+def alertmanager_config(retraining: bool) -> dict[str, Any] | None:
+    """`platform/alertmanager/config.yaml`: the `alertmanager.config` block (None: chart default).
+
+    Without `retraining` (a stack without Argo Events: infra/config.py RETRAINING_ENVIRONMENT) the
+    receiver posting to its webhook, and the route to it, are left out: every post would fail against a
+    Service that does not exist, and the drift and quality alerts still reach the teams by the routes
+    after it (the retraining route `continue`s)."""
     path = PLATFORM / "alertmanager" / "config.yaml"
     if not path.exists():
         return None
     document = yaml.safe_load(path.read_text()) or None
     if isinstance(document, dict) and set(document) == {"alertmanager"}:
         document = document["alertmanager"].get("config")  # tolerate the wrapped form
-    return document if isinstance(document, dict) else None
+    if not isinstance(document, dict):
+        return None
+    if retraining:
+        return document
+    route = document.get("route") or {}
+    return {
+        **document,
+        "route": {
+            **route,
+            "routes": [r for r in route.get("routes") or [] if r.get("receiver") != RETRAINING_RECEIVER],
+        },
+        "receivers": [r for r in document.get("receivers") or [] if r.get("name") != RETRAINING_RECEIVER],
+    }
 
 
 def receiver_files(config_block: Any) -> list[str]:
@@ -130,9 +152,9 @@ def placeholder_receivers(config_block: Any) -> dict[str, str]:
     }
 
 
-def computed_values(monitoring: MonitoringConfig, storage_class: str) -> dict[str, Any]:
-    """Per-environment values: from the environment's `services.monitoring` only; Prometheus's volumes
-    claim `storage_class`."""
+def computed_values(monitoring: MonitoringConfig, storage_class: str, retraining: bool) -> dict[str, Any]:
+    """Per-environment values: from the environment's `services.monitoring`; Prometheus's volumes
+    claim `storage_class`; Alertmanager posts to the retraining webhook where `retraining`."""
     values: dict[str, Any] = {
         "prometheus": {
             "prometheusSpec": {
@@ -159,7 +181,7 @@ def computed_values(monitoring: MonitoringConfig, storage_class: str) -> dict[st
             "rbac": {"useExistingRole": GRAFANA_ROLE},
         },
     }
-    config_block = alertmanager_config()
+    config_block = alertmanager_config(retraining)
     if config_block is not None:
         values["alertmanager"]["config"] = config_block
     return values
@@ -180,7 +202,7 @@ class Monitoring(ChartService):
             "alertmanager-receivers",
             RECEIVERS_SECRET,
             RECEIVERS_VAULT_PATH,
-            placeholder_receivers(alertmanager_config()),
+            placeholder_receivers(alertmanager_config(args.retraining)),
             labels={RECEIVERS_STATE_LABEL: "placeholder"},
         )
         self.seed(
@@ -194,7 +216,7 @@ class Monitoring(ChartService):
             "release",
             RELEASE,
             "kube-prometheus-stack",
-            computed=computed_values(args.settings, args.cluster.storage_classes.default),
+            computed=computed_values(args.settings, args.cluster.storage_classes.default, args.retraining),
             # Grafana's sidecars list ConfigMaps from their start: the Role they are bound to first.
             depends_on=[self.namespace, *(seed.resource for seed in self.seeds), self.grafana_role],
             # Prometheus and Alertmanager volumes hold the platform's metrics history.

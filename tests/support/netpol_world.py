@@ -131,7 +131,14 @@ class World:
     """One environment: its cluster's policies, its pods (VPC addresses) and the API server."""
 
     def __init__(self, env: str, plan: dict[str, Any]) -> None:
-        vpc = load_environment(env).network.vpc_cidr
+        stack = load_environment(env)
+        vpc = stack.network.vpc_cidr
+        switched_off = {
+            "argo-workflows": not stack.services.argo_workflows.enabled,
+            "argo-events": not stack.services.argo_events.enabled,
+        }
+        # The platform namespaces of this stack: a service it switches off has no namespace to wall.
+        self.platform_namespaces = tuple(ns for ns in PLATFORM_NAMESPACES if not switched_off.get(ns))
         platform = [
             {"metadata": r["inputs"]["metadata"], "spec": r["inputs"]["spec"]}
             for r in plan["resources"]

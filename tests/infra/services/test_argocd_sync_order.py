@@ -54,12 +54,12 @@ def test_model_apps_are_not_left_in_sync_error_by_syncing_before_their_kinds_exi
     assert not not_awaited(plan, kinds), "\n".join(not_awaited(plan, kinds))
 
 
-def test_a_whitelisted_kind_whose_installer_is_not_awaited_is_found(plan: Plan) -> None:
+def test_a_whitelisted_kind_whose_installer_is_not_awaited_is_found(retraining_plan: Plan) -> None:
     """A kind added to the whitelist without its release among the ApplicationSet's dependencies fails
-    the test above: Argo Workflows' Workflow, whose release the ApplicationSet has no reason to wait for."""
+    the test above: Argo Workflows' Workflow, whose release the ApplicationSet has no reason to wait for, in the stack that installs it."""
     workflow = ("argoproj.io", "Workflow")
     spec = {"namespaceResourceWhitelist": [{"group": workflow[0], "kind": workflow[1]}]}
     kinds = whitelisted_custom_kinds(spec)
     assert kinds == {workflow}
-    problems = not_awaited(plan, kinds)
+    problems = not_awaited(retraining_plan, kinds)
     assert [p for p in problems if "argo-workflows" in p and "its CRD" in p], problems

@@ -97,7 +97,8 @@ def test_alertmanager_receivers_hold_every_file_the_config_reads_and_reach_nobod
         if r.inputs["metadata"]["name"] == monitoring.RECEIVERS_SECRET
     ]
     assert seeded.inputs["metadata"]["namespace"] == monitoring.NAMESPACE, seeded.urn
-    wanted = monitoring.receiver_files(monitoring.alertmanager_config())
+    config = plan.releases()[monitoring.RELEASE].inputs["values"]["alertmanager"]["config"]
+    wanted = monitoring.receiver_files(config)
     assert len(wanted) >= 3, f"platform/alertmanager/config.yaml reads {wanted}"
     data = seeded.inputs["stringData"]
     assert sorted(data) == wanted, f"{seeded.urn}: keys {sorted(data)}, config reads {wanted}"

@@ -30,7 +30,7 @@ SERVICES = Path(__file__).resolve().parents[3] / "infra" / "services"
 # Release name -> the service's computed values, from its own settings in the stack config.
 NARROW: dict[str, Callable[[StackConfig], dict[str, Any]]] = {
     "kube-prometheus-stack": lambda c: monitoring.computed_values(
-        c.services.monitoring, storage.NAMES.default
+        c.services.monitoring, storage.NAMES.default, c.services.argo_events.enabled
     ),
     "mlflow": lambda c: mlflow.computed_values(c.services.mlflow, storage.NAMES.retain),
     "argocd": lambda c: argocd.computed_values(c.services.argocd),

@@ -15,13 +15,12 @@ import pytest
 import yaml
 
 from infra.aws.karpenter import NAMESPACE as KARPENTER
-from infra.config import ENVIRONMENTS
+from infra.config import ENVIRONMENTS, RETRAINING_ENVIRONMENT
 from tests.support.netpol import Cluster, Outside, Pod
 from tests.support.netpol_world import (
     AWS_API,
     GITHUB,
     IMDS,
-    PLATFORM_NAMESPACES,
     PODS,
     PlanFor,
     World,
@@ -34,6 +33,12 @@ def world(request: pytest.FixtureRequest, offline_plan: PlanFor) -> World:
     return World(request.param, offline_plan(request.param))
 
 
+@pytest.fixture
+def retraining_world(offline_plan: PlanFor) -> World:
+    """The one environment with retraining (infra/config.py RETRAINING_ENVIRONMENT)."""
+    return World(RETRAINING_ENVIRONMENT, offline_plan(RETRAINING_ENVIRONMENT))
+
+
 def _denied(world: World, pairs: list[tuple[str, str, int]]) -> list[str]:
     return [f"{s} -> {t}:{p}" for s, t, p in pairs if world.reach(s, t, p)]
 
@@ -44,7 +49,7 @@ def _refused(world: World, pairs: list[tuple[str, str, int]]) -> list[str]:
 
 def test_any_pod_of_a_platform_namespace_is_walled_in_and_out(world: World) -> None:
     leaks = []
-    for namespace in PLATFORM_NAMESPACES:
+    for namespace in world.platform_namespaces:
         pod = world.newcomer(namespace)
         for port in (22, 80, 443, 8080, 9000, 5432, 8200):
             if world.reach("stranger", pod, port):
@@ -247,12 +252,14 @@ def test_keda_reads_model_load_from_prometheus_and_serves_the_api_server(world: 
     assert not _denied(world, [("keda-operator", "vault", 8200), ("keda-operator", "minio", 9000)])
 
 
-def test_only_alertmanager_reaches_the_retraining_webhook(world: World) -> None:
+def test_only_alertmanager_reaches_the_retraining_webhook(retraining_world: World) -> None:
     """An alert starts a retraining run: anything else reaching the webhook could start runs too."""
-    assert world.reach("alertmanager", "eventsource", 12000), "drift alerts never reach Argo Events"
-    assert world.reach("eventsource", "sensor", 4222), "the EventSource cannot publish to the bus"
+    assert retraining_world.reach("alertmanager", "eventsource", 12000), (
+        "drift alerts never reach Argo Events"
+    )
+    assert retraining_world.reach("eventsource", "sensor", 4222), "the EventSource cannot publish to the bus"
     assert not _denied(
-        world,
+        retraining_world,
         [
             (p, "eventsource", 12000)
             for p in ("stranger", "model", "prometheus", "grafana", "pipeline", "falco")
@@ -260,12 +267,12 @@ def test_only_alertmanager_reaches_the_retraining_webhook(world: World) -> None:
     )
 
 
-def test_retraining_steps_reach_their_stores_and_github_and_nothing_else(world: World) -> None:
+def test_retraining_steps_reach_their_stores_and_github_and_nothing_else(retraining_world: World) -> None:
     """Fetch and checkpoints need MinIO, register needs MLflow, open-pr needs GitHub."""
-    assert not _refused(world, [("pipeline", "minio", 9000), ("pipeline", "mlflow", 5000)])
-    assert world.reach("pipeline", GITHUB, 443), "the pipeline cannot push its promotion branch"
+    assert not _refused(retraining_world, [("pipeline", "minio", 9000), ("pipeline", "mlflow", 5000)])
+    assert retraining_world.reach("pipeline", GITHUB, 443), "the pipeline cannot push its promotion branch"
     assert not _denied(
-        world,
+        retraining_world,
         [
             ("pipeline", "postgresql", 5432),
             ("pipeline", "vault", 8200),
@@ -276,7 +283,9 @@ def test_retraining_steps_reach_their_stores_and_github_and_nothing_else(world: 
             ("stranger", "argo-server", 2746),
         ],
     )
-    assert not world.reach("argo-controller", GITHUB, 443), "the controller talks to the API server only"
+    assert not retraining_world.reach("argo-controller", GITHUB, 443), (
+        "the controller talks to the API server only"
+    )
 
 
 def test_charts_add_no_allowing_policies_of_their_own(offline_plan: PlanFor) -> None:

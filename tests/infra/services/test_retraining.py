@@ -16,12 +16,18 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import ConfigError, load_environment, load_stack_config
-from infra.contract import MODEL_STORE_URI
-from infra.services import argo_events, argo_workflows, minio
+from infra.config import (
+    RETRAINING_ENVIRONMENT,
+    ArgoWorkflowsConfig,
+    ConfigError,
+    OidcConfig,
+    load_stack_config,
+)
+from infra.contract import ENVIRONMENTS, MODEL_STORE_URI
+from infra.services import argo_events, argo_workflows, minio, monitoring
 from infra.services.chart import PLATFORM
 from mlplat import model_store, safe_yaml
-from tests.support.harness import REPO, Plan, Registered, build
+from tests.support.harness import REPO, Plan, Registered
 
 WORKFLOW_KINDS = ("WorkflowTemplate", "CronWorkflow")
 
@@ -34,18 +40,23 @@ def test_every_cpu_app_has_a_pipeline() -> None:
     assert {"iris-classifier", "churn-gbm"} <= set(_apps_with_pipelines())
 
 
-def test_prod_workflow_ui_signs_in_through_sso_and_never_as_the_server(plan: Plan) -> None:
-    r = plan.releases()["argo-workflows"]
+def test_the_workflow_ui_never_signs_in_as_the_server(retraining_plan: Plan) -> None:
+    r = retraining_plan.releases()["argo-workflows"]
     server = r.inputs["values"]["server"]
     assert "server" not in server["authModes"], f"{r.urn}: auth mode `server` hands out the UI's own account"
-    if plan.env == "prod":
-        assert server["authModes"] == ["sso"], f"{r.urn}: prod UI without SSO: {server['authModes']}"
-        assert server["sso"]["enabled"] is True and server["sso"]["rbac"]["enabled"] is True, r.urn
-    else:
-        assert server["authModes"] in (["client"], ["sso"]), r.urn
+    assert server["authModes"] in (["client"], ["sso"]), r.urn
 
 
-def _artifact_repository(plan: Plan, template: Registered) -> dict[str, Any]:
+def test_a_ui_with_sso_takes_sso_only_and_maps_groups_to_accounts() -> None:
+    settings = ArgoWorkflowsConfig(
+        enabled=True, sso=OidcConfig(issuer="https://issuer.invalid", client_id="argo")
+    )
+    server = argo_workflows.computed_values(settings, ())["server"]
+    assert server["authModes"] == ["sso"], server
+    assert server["sso"]["enabled"] is True and server["sso"]["rbac"]["enabled"] is True, server
+
+
+def _artifact_repository(retraining_plan: Plan, template: Registered) -> dict[str, Any]:
     """The S3 artifact repository a WorkflowTemplate's `artifactRepositoryRef` resolves to in the plan:
     key `<key>` of the ConfigMap the program writes in the pipeline's namespace (the controller's default
     ConfigMap name: argoproj/argo-workflows v4.0.6 workflow/artifactrepositories/artifactrepositories.go)."""
@@ -54,7 +65,7 @@ def _artifact_repository(plan: Plan, template: Registered) -> dict[str, Any]:
     namespace = template.inputs["metadata"]["namespace"]
     configmaps = [
         c
-        for c in plan.of_type("kubernetes:core/v1:ConfigMap")
+        for c in retraining_plan.of_type("kubernetes:core/v1:ConfigMap")
         if c.inputs["metadata"]["namespace"] == namespace
         and c.inputs["metadata"]["name"] == ref.get("configMap", "artifact-repositories")
     ]
@@ -64,26 +75,26 @@ def _artifact_repository(plan: Plan, template: Registered) -> dict[str, Any]:
     return dict(yaml.safe_load(data[ref["key"]])["s3"])
 
 
-def _templates(plan: Plan) -> list[Registered]:
-    templates = plan.of_type("kubernetes:argoproj.io/v1alpha1:WorkflowTemplate")
-    assert templates, f"{plan.env}: no pipelines in the plan"
+def _templates(retraining_plan: Plan) -> list[Registered]:
+    templates = retraining_plan.of_type("kubernetes:argoproj.io/v1alpha1:WorkflowTemplate")
+    assert templates, f"{retraining_plan.env}: no pipelines in the plan"
     return templates
 
 
-def test_workflow_artifacts_go_to_minio_over_verified_tls(plan: Plan) -> None:
+def test_workflow_artifacts_go_to_minio_over_verified_tls(retraining_plan: Plan) -> None:
     syncs = {
         (s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]): s
-        for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
+        for s in retraining_plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
     }
-    for r in _templates(plan):
-        s3 = _artifact_repository(plan, r)
+    for r in _templates(retraining_plan):
+        s3 = _artifact_repository(retraining_plan, r)
         assert s3["insecure"] is False, f"{r.urn}: artifacts over plain http"
         assert s3["endpoint"] == minio.ENDPOINT.removeprefix("https://"), r.urn
         assert s3["bucket"] == minio.WORKFLOW_ARTIFACTS_BUCKET, r.urn
         ca = s3["caSecret"]
         secret = next(
             s
-            for s in plan.of_type("kubernetes:core/v1:Secret")
+            for s in retraining_plan.of_type("kubernetes:core/v1:Secret")
             if s.inputs["metadata"]["name"] == ca["name"]
             and s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
         )
@@ -117,23 +128,23 @@ def _lists(policy: dict[str, Any], bucket: str, prefix: str) -> bool:
     return False
 
 
-def test_one_apps_pipeline_cannot_read_or_overwrite_another_apps_artifacts(plan: Plan) -> None:
+def test_one_apps_pipeline_cannot_read_or_overwrite_another_apps_artifacts(retraining_plan: Plan) -> None:
     """Every pipeline runs in one namespace; with one MinIO user for the artifact bucket, any app's step
     could read or overwrite another app's training data, checkpoints and outputs. Each pipeline's
     artifact repository must key its objects under `<app>/`, as a user that reaches that prefix only,
     and the pipeline's own steps (fetch, the checkpoint sidecar) must mount no other app's Secret."""
     syncs = {
         (s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]): s.inputs["spec"]["path"]
-        for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
+        for s in retraining_plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
     }
-    values = plan.releases()["minio"].inputs["values"]
+    values = retraining_plan.releases()["minio"].inputs["values"]
     bucket = minio.WORKFLOW_ARTIFACTS_BUCKET
     apps = _apps_with_pipelines()
     assert len(apps) > 1, "one pipeline: nothing to keep apart"
     vault_policy = (REPO / "platform/vault/policies/argo-workflows.hcl").read_text()
-    for r in _templates(plan):
+    for r in _templates(retraining_plan):
         app = r.inputs["metadata"]["labels"]["mlplat/model"]
-        s3 = _artifact_repository(plan, r)
+        s3 = _artifact_repository(retraining_plan, r)
         assert s3["keyFormat"].startswith(f"{app}/"), f"{r.urn}: keys {s3['keyFormat']!r} outside {app}/"
         secret = s3["accessKeySecret"]["name"]
         assert s3["secretKeySecret"]["name"] == secret, r.urn
@@ -158,19 +169,21 @@ def test_one_apps_pipeline_cannot_read_or_overwrite_another_apps_artifacts(plan:
         assert not any("Delete" in a for st in policy["statements"] for a in st["actions"]), r.urn
 
 
-def test_a_pipeline_without_its_own_repository_has_no_bucket_wide_default_to_fall_back_to(plan: Plan) -> None:
+def test_a_pipeline_without_its_own_repository_has_no_bucket_wide_default_to_fall_back_to(
+    retraining_plan: Plan,
+) -> None:
     """Without `artifactRepositoryRef` the controller uses the namespace's default repository, then its
     own (argoproj/argo-workflows v4.0.6 workflow/artifactrepositories/artifactrepositories.go): if
     either held bucket-wide credentials, a pipeline that omits the ref would silently reach every app's
     artifacts."""
-    r = plan.releases()["argo-workflows"]
+    r = retraining_plan.releases()["argo-workflows"]
     assert "artifactRepository" not in r.inputs["values"], f"{r.urn}: the controller has a default repository"
-    for c in plan.of_type("kubernetes:core/v1:ConfigMap"):
+    for c in retraining_plan.of_type("kubernetes:core/v1:ConfigMap"):
         annotations = c.inputs["metadata"].get("annotations") or {}
         assert "workflows.argoproj.io/default-artifact-repository" not in annotations, (
             f"{c.urn}: a default artifact repository for pipelines that name none"
         )
-    values = plan.releases()["minio"].inputs["values"]
+    values = retraining_plan.releases()["minio"].inputs["values"]
     wide = [
         p["name"]
         for p in values["policies"]
@@ -189,19 +202,21 @@ def _secret_refs(value: object) -> set[str]:
     return set()
 
 
-def test_pipelines_register_as_their_own_mlflow_user_never_the_admin(plan: Plan) -> None:
+def test_pipelines_register_as_their_own_mlflow_user_never_the_admin(retraining_plan: Plan) -> None:
     """A pipeline pod with MLflow's admin password could grant itself anything and set the owner's
     `approved` alias; it gets its own account, generated and then owned by Vault."""
     syncs = {
         s.inputs["metadata"]["name"]: s
-        for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
+        for s in retraining_plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
         if s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
     }
     paths = {name: s.inputs["spec"]["path"] for name, s in syncs.items()}
     assert not [n for n, p in paths.items() if p.startswith("platform/mlflow/")], (
-        f"{plan.env}: namespace {argo_workflows.NAMESPACE} gets MLflow's own credentials: {paths}"
+        f"{retraining_plan.env}: namespace {argo_workflows.NAMESPACE} gets MLflow's own credentials: {paths}"
     )
-    templates = [r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"]
+    templates = [
+        r for r in retraining_plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"
+    ]
     for r in templates:
         read = _secret_refs(r.inputs["spec"])
         assert read <= set(syncs) | {argo_workflows.CA_SECRET}, (
@@ -210,7 +225,7 @@ def test_pipelines_register_as_their_own_mlflow_user_never_the_admin(plan: Plan)
         assert argo_workflows.MLFLOW_SECRET in read, f"{r.urn} does not register as the pipelines' account"
     seeded = next(
         s
-        for s in plan.of_type("kubernetes:core/v1:Secret")
+        for s in retraining_plan.of_type("kubernetes:core/v1:Secret")
         if s.inputs["metadata"]["name"] == argo_workflows.MLFLOW_SECRET
         and s.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE
     )
@@ -230,19 +245,23 @@ def _register_step(template: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def test_the_register_step_can_upload_the_version_it_registers_to_the_model_store(plan: Plan) -> None:
+def test_the_register_step_can_upload_the_version_it_registers_to_the_model_store(
+    retraining_plan: Plan,
+) -> None:
     """On the cluster `register` puts the model at s3://mlplat-models/<app>/<N>/ before MLflow names it
     (mlplat/retrain/publish.py). Without a MinIO user that may write that bucket, its key synced from
     Vault into the pipelines' namespace, every run stopped at `register`."""
     syncs = {
         (s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]): s.inputs["spec"]["path"]
-        for s in plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
+        for s in retraining_plan.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret")
     }
     vault_policy = (REPO / "platform/vault/policies/argo-workflows.hcl").read_text()
-    values = plan.releases()["minio"].inputs["values"]
+    values = retraining_plan.releases()["minio"].inputs["values"]
     bucket = MODEL_STORE_URI.removeprefix("s3://")
-    templates = [r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"]
-    assert templates, f"{plan.env}: no pipelines in the plan"
+    templates = [
+        r for r in retraining_plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"
+    ]
+    assert templates, f"{retraining_plan.env}: no pipelines in the plan"
     for r in templates:
         step = _register_step(r.inputs["spec"])
         env = {e["name"]: e for e in step["env"]}
@@ -280,10 +299,10 @@ def _allows(policy: dict[str, Any], action: str, arn: str) -> bool:
     )
 
 
-def test_the_pipelines_cannot_touch_the_models_of_apps_they_do_not_train(plan: Plan) -> None:
+def test_the_pipelines_cannot_touch_the_models_of_apps_they_do_not_train(retraining_plan: Plan) -> None:
     """The model publisher writes new versions for the apps with a pipeline; an app without one (the GPU
     LLM, a model trained by hand) must be out of its reach, or a pipeline step could replace what it serves."""
-    values = plan.releases()["minio"].inputs["values"]
+    values = retraining_plan.releases()["minio"].inputs["values"]
     policy = next(p for p in values["policies"] if p["name"] == minio.MODEL_PUBLISHER.policy)
     bucket = MODEL_STORE_URI.removeprefix("s3://")
     trained = set(_apps_with_pipelines())
@@ -295,16 +314,18 @@ def test_the_pipelines_cannot_touch_the_models_of_apps_they_do_not_train(plan: P
             assert not _allows(policy, action, key), f"{minio.MODEL_PUBLISHER.user} may {action} {key}"
 
 
-def test_pipelines_are_applied_after_the_chart_installs_their_crds(plan: Plan) -> None:
-    release = plan.releases()["argo-workflows"]
+def test_pipelines_are_applied_after_the_chart_installs_their_crds(retraining_plan: Plan) -> None:
+    release = retraining_plan.releases()["argo-workflows"]
     applied = [
         r
-        for r in plan.resources
+        for r in retraining_plan.resources
         if r.type.startswith("kubernetes:argoproj.io/v1alpha1:")
         and r.type.rsplit(":", 1)[-1] in WORKFLOW_KINDS
     ]
     names = {r.inputs["metadata"]["name"] for r in applied}
-    assert names == {f"retrain-{app}" for app in _apps_with_pipelines()}, f"{plan.env}: {sorted(names)}"
+    assert names == {f"retrain-{app}" for app in _apps_with_pipelines()}, (
+        f"{retraining_plan.env}: {sorted(names)}"
+    )
     for r in applied:
         assert release.urn in r.dependencies, f"{r.urn} is applied before {release.urn} installs its CRD"
         assert r.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE, r.urn
@@ -312,9 +333,9 @@ def test_pipelines_are_applied_after_the_chart_installs_their_crds(plan: Plan) -
     assert bound == {f"retrain-{app}" for app in _apps_with_pipelines()}, f"{release.urn}: {bound}"
 
 
-def test_controllers_get_no_cluster_wide_rights(plan: Plan) -> None:
-    workflows = plan.releases()["argo-workflows"].inputs["values"]
-    events = plan.releases()["argo-events"].inputs["values"]
+def test_controllers_get_no_cluster_wide_rights(retraining_plan: Plan) -> None:
+    workflows = retraining_plan.releases()["argo-workflows"].inputs["values"]
+    events = retraining_plan.releases()["argo-events"].inputs["values"]
     assert workflows["singleNamespace"] is True and workflows["createAggregateRoles"] is False
     assert workflows["controller"]["clusterWorkflowTemplates"]["enabled"] is False
     assert workflows["server"]["clusterWorkflowTemplates"]["enabled"] is False
@@ -323,19 +344,21 @@ def test_controllers_get_no_cluster_wide_rights(plan: Plan) -> None:
     assert events["webhook"]["enabled"] is False
 
 
-def test_the_sensor_may_only_create_workflows_and_waits_for_argo_workflows(plan: Plan) -> None:
+def test_the_sensor_may_only_create_workflows_and_waits_for_argo_workflows(retraining_plan: Plan) -> None:
     role = next(
         r
-        for r in plan.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+        for r in retraining_plan.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
         if r.inputs["metadata"]["name"] == argo_events.SENSOR_ACCOUNT
     )
     assert role.inputs["metadata"]["namespace"] == argo_workflows.NAMESPACE, role.urn
     assert role.inputs["rules"] == [
         {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]}
     ], role.urn
-    events = plan.releases()["argo-events"]
-    assert plan.releases()["argo-workflows"].urn in events.dependencies, f"{events.urn} before Argo Workflows"
-    sensor = next(r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:Sensor")
+    events = retraining_plan.releases()["argo-events"]
+    assert retraining_plan.releases()["argo-workflows"].urn in events.dependencies, (
+        f"{events.urn} before Argo Workflows"
+    )
+    sensor = next(r for r in retraining_plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:Sensor")
     assert events.urn in sensor.dependencies, sensor.urn
     assert sensor.inputs["spec"]["template"]["serviceAccountName"] == argo_events.SENSOR_ACCOUNT, sensor.urn
 
@@ -393,9 +416,11 @@ def _admitted(sensor: dict[str, object], body: dict[str, object]) -> bool:
         ("Iris-Classifier", "firing", False),
     ],
 )
-def test_a_forged_or_malformed_alert_starts_no_run(plan: Plan, model: str, status: str, starts: bool) -> None:
+def test_a_forged_or_malformed_alert_starts_no_run(
+    retraining_plan: Plan, model: str, status: str, starts: bool
+) -> None:
     """Only an alert naming an app with a pipeline, while firing, reaches the trigger."""
-    sensor = next(r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:Sensor")
+    sensor = next(r for r in retraining_plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:Sensor")
     body = {"status": status, "commonLabels": {"alertname": "ModelDatasetDrift", "model": model}}
     assert _admitted(sensor.inputs, body) is starts, f"{sensor.urn}: {body}"
 
@@ -431,13 +456,6 @@ def _stack(env: str) -> dict[str, object]:
     return safe_yaml.stack_values(REPO / "environments" / f"Pulumi.{env}.yaml")
 
 
-def test_prod_refuses_a_workflow_ui_without_sso() -> None:
-    values = _stack("prod")
-    del values["services"]["argo_workflows"]["sso"]  # type: ignore[index, attr-defined]
-    with pytest.raises(ConfigError, match=re.escape("services.argo_workflows.sso")):
-        load_stack_config(values, "Pulumi.prod.yaml", "prod")
-
-
 def test_events_without_workflows_are_refused() -> None:
     values = _stack("dev")
     values["services"]["argo_workflows"]["enabled"] = False  # type: ignore[index]
@@ -445,11 +463,58 @@ def test_events_without_workflows_are_refused() -> None:
         load_stack_config(values, "Pulumi.dev.yaml", "dev")
 
 
-def test_the_engine_is_switched_on_in_every_environment() -> None:
-    for env in ("dev", "staging", "prod"):
-        services = load_environment(env).services
-        assert services.argo_workflows.enabled and services.argo_events.enabled, env
-        assert build(env).releases()["argo-events"], env
+def test_staging_and_prod_run_no_retraining_that_would_pin_dev_to_their_own_registrys_version(
+    plan: Plan,
+) -> None:
+    """A pipeline registers in the MLflow of its own cluster and proposes the number to dev: in staging
+    or prod it would pin dev to a version dev's registry does not hold. Only dev plans the pipelines,
+    the Sensor and the engines."""
+    retraining = [
+        r
+        for r in plan.resources
+        if r.type.startswith("kubernetes:argoproj.io/v1alpha1:")
+        and r.type.rsplit(":", 1)[1] in ("WorkflowTemplate", "CronWorkflow", "Sensor", "EventSource")
+    ]
+    engines = {"argo-workflows", "argo-events"} & set(plan.releases())
+    if plan.env == RETRAINING_ENVIRONMENT:
+        assert retraining and engines == {"argo-workflows", "argo-events"}, plan.env
+    else:
+        assert not retraining and not engines, f"{plan.env}: {[r.urn for r in retraining]} {engines}"
+
+
+def test_alertmanager_posts_to_the_retraining_webhook_only_where_it_exists(plan: Plan) -> None:
+    """Posts to an absent Service would fail at every drift alert of staging and prod."""
+    release = plan.releases()[monitoring.RELEASE]
+    config = release.inputs["values"]["alertmanager"]["config"]
+    urls = [w.get("url") for r in config["receivers"] for w in r.get("webhook_configs") or []]
+    assert (argo_events.WEBHOOK_URL in urls) is ("argo-events" in plan.releases()), f"{release.urn}: {urls}"
+    receivers = {r["name"] for r in config["receivers"]}
+    routed = {r["receiver"] for r in config["route"]["routes"]}
+    assert routed <= receivers, f"{release.urn}: routes to {sorted(routed - receivers)}"
+
+
+def test_every_pipeline_proposes_to_the_environment_it_runs_in(retraining_plan: Plan) -> None:
+    """What makes dev the retraining environment: its pipelines pin dev's overlay, so the version they
+    register in dev's MLflow is the one they propose."""
+    for r in _templates(retraining_plan):
+        for template in r.inputs["spec"]["templates"]:
+            args = (template.get("container") or {}).get("args") or []
+            if args[:1] == ["propose"]:
+                assert args[args.index("--env") + 1] == retraining_plan.env, f"{r.urn}: {args}"
+
+
+@pytest.mark.parametrize("env", [e for e in ENVIRONMENTS if e != RETRAINING_ENVIRONMENT])
+@pytest.mark.parametrize("key", ["argo_workflows", "argo_events"])
+def test_retraining_switched_on_outside_dev_is_refused_naming_the_key(env: str, key: str) -> None:
+    values = _stack(env)
+    services = values["services"]
+    assert isinstance(services, dict)
+    services["argo_workflows"] = {"enabled": True}
+    services["argo_events"] = {"enabled": key == "argo_events"}
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values, f"Pulumi.{env}.yaml", env)
+    said = str(caught.value)
+    assert f"services.{key}.enabled: retraining runs in dev only, not {env}" in said, said
 
 
 @pytest.mark.parametrize(
@@ -485,9 +550,61 @@ def test_a_pipeline_the_program_cannot_apply_is_a_config_error_naming_the_file(
     assert "apps/iris-classifier/training/" in str(caught.value)
 
 
-def test_only_dev_runs_the_weekly_schedule_so_runs_and_pull_requests_are_not_tripled(plan: Plan) -> None:
-    crons = [r for r in plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:CronWorkflow"]
-    assert crons, plan.env
+def test_dev_runs_the_weekly_schedule(retraining_plan: Plan) -> None:
+    crons = [r for r in retraining_plan.resources if r.type == "kubernetes:argoproj.io/v1alpha1:CronWorkflow"]
+    assert crons, retraining_plan.env
     for r in crons:
-        suspended = r.inputs["spec"].get("suspend", False)
-        assert suspended is (plan.env != "dev"), f"{r.urn}: suspend={suspended} in {plan.env}"
+        assert r.inputs["spec"].get("suspend", False) is False, f"{r.urn}: suspended in {retraining_plan.env}"
+
+
+def test_the_sensors_trigger_outcomes_are_scraped_for_its_alert(retraining_plan: Plan) -> None:
+    """The chart's ServiceMonitor reads the controller only: without a monitor of the Sensor's own pod,
+    RetrainingTriggerFailed (platform/prometheus/rules/retraining.yaml) has no series and never fires."""
+    monitors = [
+        r
+        for r in retraining_plan.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+        if r.inputs["metadata"]["namespace"] == argo_events.NAMESPACE
+        and r.inputs["spec"]["selector"]["matchLabels"].items() <= argo_events.SENSOR_PODS.items()
+    ]
+    assert monitors, (
+        f"{retraining_plan.env}: no PodMonitor selects the Sensor's pods {argo_events.SENSOR_PODS}"
+    )
+    ports = [e.get("port") for m in monitors for e in m.inputs["spec"]["podMetricsEndpoints"]]
+    assert "metrics" in ports, [m.urn for m in monitors]
+
+
+def _step_args(template: Registered, step: str) -> list[str]:
+    spec = next(t for t in template.inputs["spec"]["templates"] if t["name"] == step)
+    return [str(a) for a in spec["container"]["args"]]
+
+
+def test_a_dataset_overwritten_after_a_run_keeps_the_objects_that_run_trained_on(
+    retraining_plan: Plan,
+) -> None:
+    """`fetch` reads a prefix that is overwritten in place: only bucket versioning keeps the objects a
+    registered version's data hash was computed over."""
+    buckets = {b["name"]: b for b in retraining_plan.releases()["minio"].inputs["values"]["buckets"]}
+    for r in _templates(retraining_plan):
+        args = _step_args(r, "fetch")
+        source = args[args.index("--source") + 1]
+        bucket = source.removeprefix("s3://").split("/", 1)[0]
+        assert buckets[bucket]["versioning"] is True, f"{r.urn}: reads {source}, bucket {buckets[bucket]}"
+
+
+def test_lineage_names_the_run_and_where_the_data_it_fetched_is_kept(retraining_plan: Plan) -> None:
+    """The version's lineage must lead back to the bytes it was trained on: the Workflow, and the prefix
+    under which the app's artifact repository (its keyFormat) stored that run's `fetch` output."""
+    workflow = "retrain-app-0123456789abcdef"
+    for r in _templates(retraining_plan):
+        s3 = _artifact_repository(retraining_plan, r)
+        run_prefix = s3["keyFormat"].replace("{{workflow.name}}", workflow).split("{{pod.name}}")[0]
+        args = _step_args(r, "register")
+        recorded = (
+            args[args.index("--triggered-by") + 1]
+            .replace("{{workflow.name}}", workflow)
+            .replace("{{workflow.parameters.triggered-by}}", "ModelDatasetDrift f00d since 2026-12-01")
+        )
+        assert recorded.startswith("ModelDatasetDrift f00d since 2026-12-01"), f"{r.urn}: {recorded}"
+        assert workflow in recorded and f"s3://{s3['bucket']}/{run_prefix}" in recorded, (
+            f"{r.urn}: {recorded}"
+        )

@@ -42,13 +42,13 @@ ARGO_SERVER = workflow_admission.service_account_username(argo_workflows.NAMESPA
 RUN = "retrain-run"
 
 
-def _validations(plan: Plan) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = plan.one(POLICY).inputs["spec"]["validations"]
+def _validations(retraining_plan: Plan) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = retraining_plan.one(POLICY).inputs["spec"]["validations"]
     return rules
 
 
 def _refused(
-    plan: Plan,
+    retraining_plan: Plan,
     operation: str,
     obj: dict[str, Any],
     old: dict[str, Any] | None = None,
@@ -56,16 +56,16 @@ def _refused(
 ) -> list[str]:
     """The policy's refusals, each a rule found false: none may fail to evaluate (which `failurePolicy:
     Fail` would also refuse, hiding which rule was meant to)."""
-    refused = refusals(_validations(plan), operation, by, obj, old)
+    refused = refusals(_validations(retraining_plan), operation, by, obj, old)
     assert not [m for m in refused if "cannot be evaluated" in m or "not a bool" in m], refused
     return refused
 
 
-def _documents(plan: Plan, kind: str) -> list[Registered]:
-    return [r for r in plan.resources if r.type == f"kubernetes:argoproj.io/v1alpha1:{kind}"]
+def _documents(retraining_plan: Plan, kind: str) -> list[Registered]:
+    return [r for r in retraining_plan.resources if r.type == f"kubernetes:argoproj.io/v1alpha1:{kind}"]
 
 
-def _sensor_workflow(plan: Plan, app: str) -> dict[str, Any]:
+def _sensor_workflow(retraining_plan: Plan, app: str) -> dict[str, Any]:
     """The Workflow the Sensor creates for an alert on `app`: its trigger's resource with each
     parameter written at its `dest` (an sjson path: dot-separated keys, list indices as numbers),
     `append` and `prepend` joining the current string (argoproj/argo-events v1.9.10
@@ -73,7 +73,7 @@ def _sensor_workflow(plan: Plan, app: str) -> dict[str, Any]:
     create (pkg/sensors/triggers/standard-k8s/standard-k8s.go `Execute`). A `dataKey` is read from the
     alert; a `dataTemplate` renders a string the policy does not read (a name, the lineage text), so a
     stand-in is written there."""
-    sensor = plan.one("kubernetes:argoproj.io/v1alpha1:Sensor")
+    sensor = retraining_plan.one("kubernetes:argoproj.io/v1alpha1:Sensor")
     trigger = sensor.inputs["spec"]["triggers"][0]["template"]["k8s"]
     assert trigger["operation"] == "create", sensor.urn
     workflow: dict[str, Any] = copy.deepcopy(trigger["source"]["resource"])
@@ -102,9 +102,10 @@ def _sensor_workflow(plan: Plan, app: str) -> dict[str, Any]:
     return workflow
 
 
-def _apps(plan: Plan) -> list[str]:
+def _apps(retraining_plan: Plan) -> list[str]:
     return sorted(
-        r.inputs["metadata"]["labels"]["mlplat/model"] for r in _documents(plan, "WorkflowTemplate")
+        r.inputs["metadata"]["labels"]["mlplat/model"]
+        for r in _documents(retraining_plan, "WorkflowTemplate")
     )
 
 
@@ -129,12 +130,12 @@ def _submitted(template: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def _a_template(plan: Plan) -> str:
-    return str(_documents(plan, "WorkflowTemplate")[0].inputs["metadata"]["name"])
+def _a_template(retraining_plan: Plan) -> str:
+    return str(_documents(retraining_plan, "WorkflowTemplate")[0].inputs["metadata"]["name"])
 
 
-def test_the_policy_and_its_binding_are_in_the_plan_before_the_controller(plan: Plan) -> None:
-    policy, binding = plan.one(POLICY), plan.one(BINDING)
+def test_the_policy_and_its_binding_are_in_the_plan_before_the_controller(retraining_plan: Plan) -> None:
+    policy, binding = retraining_plan.one(POLICY), retraining_plan.one(BINDING)
     assert policy.inputs["spec"]["failurePolicy"] == "Fail", policy.urn
     assert binding.inputs["spec"]["policyName"] == policy.inputs["metadata"]["name"], binding.urn
     assert binding.inputs["spec"]["validationActions"] == ["Deny"], binding.urn
@@ -147,8 +148,8 @@ def test_the_policy_and_its_binding_are_in_the_plan_before_the_controller(plan: 
             "operations": ["CREATE", "UPDATE"],
         }
     ], policy.urn
-    release = plan.releases()["argo-workflows"]
-    assert depends_on(plan, release, binding), (
+    release = retraining_plan.releases()["argo-workflows"]
+    assert depends_on(retraining_plan, release, binding), (
         f"{release.urn}: the controller may start before the policy binds"
     )
 
@@ -162,34 +163,36 @@ def test_every_kubernetes_version_a_stack_may_pin_serves_the_policy_api() -> Non
     assert not older, f"admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy is not served by {older}"
 
 
-def test_the_binding_selects_the_pipelines_namespace_only(plan: Plan) -> None:
-    binding = plan.one(BINDING)
+def test_the_binding_selects_the_pipelines_namespace_only(retraining_plan: Plan) -> None:
+    binding = retraining_plan.one(BINDING)
     assert binding.inputs["spec"]["matchResources"] == {
         "namespaceSelector": {"matchLabels": {NAME_LABEL: argo_workflows.NAMESPACE}}
     }, binding.urn
 
 
-def test_the_sensors_workflow_is_admitted_for_every_app_with_a_pipeline(plan: Plan) -> None:
-    apps = _apps(plan)
-    assert apps, plan.env
+def test_the_sensors_workflow_is_admitted_for_every_app_with_a_pipeline(retraining_plan: Plan) -> None:
+    apps = _apps(retraining_plan)
+    assert apps, retraining_plan.env
     for app in apps:
-        workflow = _sensor_workflow(plan, app)
+        workflow = _sensor_workflow(retraining_plan, app)
         assert workflow["spec"]["workflowTemplateRef"] == {"name": f"retrain-{app}"}
-        assert _refused(plan, "CREATE", workflow) == [], f"{plan.env}: {app}: {workflow}"
+        assert _refused(retraining_plan, "CREATE", workflow) == [], (
+            f"{retraining_plan.env}: {app}: {workflow}"
+        )
 
 
-def test_a_cronworkflows_workflow_is_admitted(plan: Plan) -> None:
-    crons = _documents(plan, "CronWorkflow")
-    assert crons, plan.env
+def test_a_cronworkflows_workflow_is_admitted(retraining_plan: Plan) -> None:
+    crons = _documents(retraining_plan, "CronWorkflow")
+    assert crons, retraining_plan.env
     for cron in crons:
         workflow = {"metadata": {"name": "scheduled"}, "spec": cron.inputs["spec"]["workflowSpec"]}
-        assert _refused(plan, "CREATE", workflow) == [], cron.urn
+        assert _refused(retraining_plan, "CREATE", workflow) == [], cron.urn
 
 
-def test_a_manual_submit_from_the_template_is_admitted(plan: Plan) -> None:
-    workflow = _submitted(_a_template(plan))
+def test_a_manual_submit_from_the_template_is_admitted(retraining_plan: Plan) -> None:
+    workflow = _submitted(_a_template(retraining_plan))
     workflow["spec"]["arguments"]["parameters"].append({"name": "params", "value": '{"max_depth": 3}'})
-    assert _refused(plan, "CREATE", workflow) == []
+    assert _refused(retraining_plan, "CREATE", workflow) == []
 
 
 @pytest.mark.parametrize(
@@ -202,39 +205,39 @@ def test_a_manual_submit_from_the_template_is_admitted(plan: Plan) -> None:
     ],
 )
 def test_a_workflow_overriding_its_template_is_refused(
-    plan: Plan, override: dict[str, Any], refused_for: str
+    retraining_plan: Plan, override: dict[str, Any], refused_for: str
 ) -> None:
-    refused = _refused(plan, "CREATE", _submitted(_a_template(plan), **override))
+    refused = _refused(retraining_plan, "CREATE", _submitted(_a_template(retraining_plan), **override))
     assert any(refused_for in message for message in refused), refused
 
 
-def test_an_argument_artifact_replacing_the_git_checkout_is_refused(plan: Plan) -> None:
-    workflow = _submitted(_a_template(plan))
+def test_an_argument_artifact_replacing_the_git_checkout_is_refused(retraining_plan: Plan) -> None:
+    workflow = _submitted(_a_template(retraining_plan))
     workflow["spec"]["arguments"]["artifacts"] = [
         {"name": "repo", "git": {"repo": "https://evil.invalid/x.git"}}
     ]
-    refused = _refused(plan, "CREATE", workflow)
+    refused = _refused(retraining_plan, "CREATE", workflow)
     assert any("argument artifact" in message for message in refused), refused
 
 
-def test_an_inline_workflow_without_a_template_reference_is_refused(plan: Plan) -> None:
+def test_an_inline_workflow_without_a_template_reference_is_refused(retraining_plan: Plan) -> None:
     workflow = {
         "metadata": {"name": "inline"},
         "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "evil"}}]},
     }
-    refused = _refused(plan, "CREATE", workflow)
+    refused = _refused(retraining_plan, "CREATE", workflow)
     assert any("spec.workflowTemplateRef names one of" in message for message in refused), refused
 
 
-def test_a_cluster_scoped_template_reference_is_refused(plan: Plan) -> None:
-    workflow = _submitted(_a_template(plan))
+def test_a_cluster_scoped_template_reference_is_refused(retraining_plan: Plan) -> None:
+    workflow = _submitted(_a_template(retraining_plan))
     workflow["spec"]["workflowTemplateRef"]["clusterScope"] = True
-    refused = _refused(plan, "CREATE", workflow)
+    refused = _refused(retraining_plan, "CREATE", workflow)
     assert any("no clusterScope" in message for message in refused), refused
 
 
-def test_a_template_that_is_not_a_pipeline_is_refused(plan: Plan) -> None:
-    refused = _refused(plan, "CREATE", _submitted("someone-elses-template"))
+def test_a_template_that_is_not_a_pipeline_is_refused(retraining_plan: Plan) -> None:
+    refused = _refused(retraining_plan, "CREATE", _submitted("someone-elses-template"))
     assert any("spec.workflowTemplateRef names one of" in message for message in refused), refused
 
 
@@ -246,16 +249,16 @@ def test_a_template_that_is_not_a_pipeline_is_refused(plan: Plan) -> None:
     ],
 )
 def test_a_parameter_the_template_does_not_declare_or_a_value_from_elsewhere_is_refused(
-    plan: Plan, parameter: dict[str, Any]
+    retraining_plan: Plan, parameter: dict[str, Any]
 ) -> None:
-    workflow = _submitted(_a_template(plan))
+    workflow = _submitted(_a_template(retraining_plan))
     workflow["spec"]["arguments"]["parameters"].append(parameter)
-    refused = _refused(plan, "CREATE", workflow)
+    refused = _refused(retraining_plan, "CREATE", workflow)
     assert any("spec.arguments.parameters" in message for message in refused), refused
 
 
-def _running(plan: Plan) -> dict[str, Any]:
-    return _sensor_workflow(plan, _apps(plan)[0])
+def _running(retraining_plan: Plan) -> dict[str, Any]:
+    return _sensor_workflow(retraining_plan, _apps(retraining_plan)[0])
 
 
 @pytest.mark.parametrize(
@@ -266,19 +269,21 @@ def _running(plan: Plan) -> dict[str, Any]:
         {"workflowTemplateRef": {"name": "retrain-other"}},
     ],
 )
-def test_an_update_rewriting_a_pending_workflows_spec_is_refused(plan: Plan, rewrite: dict[str, Any]) -> None:
-    old = _running(plan)
+def test_an_update_rewriting_a_pending_workflows_spec_is_refused(
+    retraining_plan: Plan, rewrite: dict[str, Any]
+) -> None:
+    old = _running(retraining_plan)
     new = copy.deepcopy(old)
     new["spec"].update(rewrite)
-    refused = _refused(plan, "UPDATE", new, old)
+    refused = _refused(retraining_plan, "UPDATE", new, old)
     assert any("does not change once created" in message for message in refused), refused
 
 
-def test_an_update_dropping_a_spec_field_is_refused(plan: Plan) -> None:
-    old = _running(plan)
+def test_an_update_dropping_a_spec_field_is_refused(retraining_plan: Plan) -> None:
+    old = _running(retraining_plan)
     new = copy.deepcopy(old)
     del new["spec"]["arguments"]
-    refused = _refused(plan, "UPDATE", new, old)
+    refused = _refused(retraining_plan, "UPDATE", new, old)
     assert any("does not change once created" in message for message in refused), refused
 
 
@@ -290,15 +295,15 @@ def test_an_update_dropping_a_spec_field_is_refused(plan: Plan) -> None:
         {"suspend": True},  # argo suspend (SuspendWorkflow)
     ],
 )
-def test_argos_own_controls_still_update_a_workflow(plan: Plan, control: dict[str, Any]) -> None:
-    old = _running(plan)
+def test_argos_own_controls_still_update_a_workflow(retraining_plan: Plan, control: dict[str, Any]) -> None:
+    old = _running(retraining_plan)
     new = copy.deepcopy(old)
     new["spec"].update(control)
     new["metadata"]["labels"] = {"workflows.argoproj.io/action": "changed"}
-    assert _refused(plan, "UPDATE", new, old) == []
+    assert _refused(retraining_plan, "UPDATE", new, old) == []
     # And back again: `argo resume` drops `suspend`, `argo retry` clears `shutdown`
     # (ResumeWorkflow, createNewRetryWorkflow).
-    assert _refused(plan, "UPDATE", old, new) == []
+    assert _refused(retraining_plan, "UPDATE", old, new) == []
 
 
 def _go_string(value: Any) -> str:
@@ -407,27 +412,27 @@ def _ui_submitted(template: Registered) -> dict[str, Any]:
     return workflow
 
 
-def test_the_argo_uis_submit_from_a_template_is_admitted(plan: Plan) -> None:
-    for template in _documents(plan, "WorkflowTemplate"):
+def test_the_argo_uis_submit_from_a_template_is_admitted(retraining_plan: Plan) -> None:
+    for template in _documents(retraining_plan, "WorkflowTemplate"):
         workflow = _ui_submitted(template)
         assert workflow["spec"]["arguments"]["parameters"], template.urn
-        assert _refused(plan, "CREATE", workflow) == [], template.urn
+        assert _refused(retraining_plan, "CREATE", workflow) == [], template.urn
 
 
-def test_an_entrypoint_other_than_the_templates_own_is_refused(plan: Plan) -> None:
-    template = _documents(plan, "WorkflowTemplate")[0]
+def test_an_entrypoint_other_than_the_templates_own_is_refused(retraining_plan: Plan) -> None:
+    template = _documents(retraining_plan, "WorkflowTemplate")[0]
     workflow = _ui_submitted(template)
     steps = [t["name"] for t in template.inputs["spec"]["templates"]]
     other = next(step for step in steps if step != template.inputs["spec"]["entrypoint"])
     workflow["spec"]["entrypoint"] = other
-    refused = _refused(plan, "CREATE", workflow)
+    refused = _refused(retraining_plan, "CREATE", workflow)
     assert any("spec.entrypoint, when set" in message for message in refused), refused
 
 
-def test_a_go_clients_create_with_its_empty_status_is_admitted(plan: Plan) -> None:
-    workflow = _submitted(_a_template(plan))
+def test_a_go_clients_create_with_its_empty_status_is_admitted(retraining_plan: Plan) -> None:
+    workflow = _submitted(_a_template(retraining_plan))
     workflow["status"] = {"startedAt": None, "finishedAt": None}
-    assert _refused(plan, "CREATE", workflow) == []
+    assert _refused(retraining_plan, "CREATE", workflow) == []
 
 
 @pytest.mark.parametrize(
@@ -447,23 +452,23 @@ def test_a_go_clients_create_with_its_empty_status_is_admitted(plan: Plan) -> No
         {"startedAt": None, "finishedAt": None, "phase": "Running"},
     ],
 )
-def test_a_create_carrying_a_status_is_refused(plan: Plan, status: dict[str, Any]) -> None:
-    workflow = _submitted(_a_template(plan))
+def test_a_create_carrying_a_status_is_refused(retraining_plan: Plan, status: dict[str, Any]) -> None:
+    workflow = _submitted(_a_template(retraining_plan))
     workflow["status"] = status
-    refused = _refused(plan, "CREATE", workflow)
+    refused = _refused(retraining_plan, "CREATE", workflow)
     assert any("a new Workflow has no status" in message for message in refused), refused
 
 
-def _candidate_creates(plan: Plan) -> list[tuple[str, dict[str, Any]]]:
+def _candidate_creates(retraining_plan: Plan) -> list[tuple[str, dict[str, Any]]]:
     """What may be sent as a new Workflow: the platform's own, and specs that read the same to Argo
     but are written otherwise (by kubectl or any client that is not Go's)."""
-    template = _a_template(plan)
-    candidates = [(f"sensor {app}", _sensor_workflow(plan, app)) for app in _apps(plan)]
+    template = _a_template(retraining_plan)
+    candidates = [(f"sensor {app}", _sensor_workflow(retraining_plan, app)) for app in _apps(retraining_plan)]
     candidates += [
         (cron.urn, {"metadata": {"name": "scheduled"}, "spec": cron.inputs["spec"]["workflowSpec"]})
-        for cron in _documents(plan, "CronWorkflow")
+        for cron in _documents(retraining_plan, "CronWorkflow")
     ]
-    candidates += [(t.urn, _ui_submitted(t)) for t in _documents(plan, "WorkflowTemplate")]
+    candidates += [(t.urn, _ui_submitted(t)) for t in _documents(retraining_plan, "WorkflowTemplate")]
     candidates.append(("argo submit", _submitted(template)))
     for label, spec in [
         ("no arguments", {"arguments": None}),
@@ -481,16 +486,18 @@ def _candidate_creates(plan: Plan) -> list[tuple[str, dict[str, Any]]]:
     return candidates
 
 
-def test_every_admitted_create_is_one_the_controller_can_write_back(plan: Plan) -> None:
+def test_every_admitted_create_is_one_the_controller_can_write_back(retraining_plan: Plan) -> None:
     """The controller's updates carry the spec re-encoded by Go: a create it cannot write back
     unchanged would be admitted, then never updated, holding its app's mutex."""
     admitted = []
-    for label, created in _candidate_creates(plan):
-        if _refused(plan, "CREATE", created):
+    for label, created in _candidate_creates(retraining_plan):
+        if _refused(retraining_plan, "CREATE", created):
             continue
         admitted.append(label)
         written = _controllers_write(created)
-        assert _refused(plan, "UPDATE", written, created, by=CONTROLLER) == [], f"{label}: {written}"
+        assert _refused(retraining_plan, "UPDATE", written, created, by=CONTROLLER) == [], (
+            f"{label}: {written}"
+        )
     assert {"argo submit", "empty arguments", "no value"} <= set(admitted), admitted
 
 
@@ -504,29 +511,29 @@ def test_every_admitted_create_is_one_the_controller_can_write_back(plan: Plan) 
     ],
 )
 def test_a_spec_the_controller_cannot_write_back_is_refused_at_create(
-    plan: Plan, spec: dict[str, Any]
+    retraining_plan: Plan, spec: dict[str, Any]
 ) -> None:
-    workflow = _submitted(_a_template(plan))
+    workflow = _submitted(_a_template(retraining_plan))
     if "workflowTemplateRef" in spec:
-        workflow["spec"] = {"workflowTemplateRef": {"name": _a_template(plan)}}
+        workflow["spec"] = {"workflowTemplateRef": {"name": _a_template(retraining_plan)}}
     else:
         workflow["spec"].update(spec)
-    refused = _refused(plan, "CREATE", workflow)
+    refused = _refused(retraining_plan, "CREATE", workflow)
     assert any("as the controller writes it back" in message for message in refused), refused
 
 
-def test_the_controllers_status_update_is_admitted(plan: Plan) -> None:
-    old = _running(plan)
-    assert _refused(plan, "UPDATE", _controllers_write(old), old, by=CONTROLLER) == []
+def test_the_controllers_status_update_is_admitted(retraining_plan: Plan) -> None:
+    old = _running(retraining_plan)
+    assert _refused(retraining_plan, "UPDATE", _controllers_write(old), old, by=CONTROLLER) == []
 
 
-def test_the_controller_may_rewrite_the_stored_spec_it_runs(plan: Plan) -> None:
+def test_the_controller_may_rewrite_the_stored_spec_it_runs(retraining_plan: Plan) -> None:
     """`argo suspend` and `stop` change spec.suspend and spec.shutdown; the controller merges them into
     the stored spec again (operator.go `needsStoredWfSpecUpdate`)."""
-    old = _controllers_write(_running(plan))
+    old = _controllers_write(_running(retraining_plan))
     new = copy.deepcopy(old)
     new["status"][workflow_admission.STORED_SPEC]["suspend"] = True
-    assert _refused(plan, "UPDATE", new, old, by=CONTROLLER) == []
+    assert _refused(retraining_plan, "UPDATE", new, old, by=CONTROLLER) == []
 
 
 def _forged(stored: dict[str, Any]) -> dict[str, Any]:
@@ -543,8 +550,8 @@ def _forged(stored: dict[str, Any]) -> dict[str, Any]:
         "remove",  # the controller made to fetch the template again mid-run
     ],
 )
-def test_another_account_writing_the_stored_spec_is_refused(plan: Plan, forge: str) -> None:
-    picked_up = _controllers_write(_running(plan))
+def test_another_account_writing_the_stored_spec_is_refused(retraining_plan: Plan, forge: str) -> None:
+    picked_up = _controllers_write(_running(retraining_plan))
     old, new = copy.deepcopy(picked_up), copy.deepcopy(picked_up)
     if forge == "rewrite":
         _forged(new["status"][workflow_admission.STORED_SPEC])
@@ -553,13 +560,13 @@ def test_another_account_writing_the_stored_spec_is_refused(plan: Plan, forge: s
         _forged(new["status"][workflow_admission.STORED_SPEC])
     else:
         del new["status"][workflow_admission.STORED_SPEC]
-    refused = _refused(plan, "UPDATE", new, old)
+    refused = _refused(retraining_plan, "UPDATE", new, old)
     assert any("written by the controller" in message for message in refused), refused
 
 
-def _stopped(plan: Plan) -> dict[str, Any]:
+def _stopped(retraining_plan: Plan) -> dict[str, Any]:
     """A run `argo stop` ended while `train` ran: failed, completed, its work volume listed."""
-    stopped = _controllers_write(_running(plan))
+    stopped = _controllers_write(_running(retraining_plan))
     stopped["metadata"]["labels"][workflow_admission.COMPLETED_LABEL] = "true"
     stopped["metadata"]["labels"]["workflows.argoproj.io/workflow-archiving-status"] = "Pending"
     stopped["spec"]["shutdown"] = "Stop"
@@ -597,10 +604,10 @@ def _retried(stopped: dict[str, Any]) -> dict[str, Any]:
     return retried
 
 
-def _suspended_at_a_step(plan: Plan) -> dict[str, Any]:
+def _suspended_at_a_step(retraining_plan: Plan) -> dict[str, Any]:
     """A run waiting in a Suspend step whose output parameter is supplied on resume (the pipelines
     have none today; Argo's controls rewrite such a node)."""
-    waiting = _controllers_write(_running(plan))
+    waiting = _controllers_write(_running(retraining_plan))
     waiting["status"]["nodes"][f"{RUN}-approve"] = {
         "id": f"{RUN}-approve",
         "type": workflow_admission.SUSPEND_NODE,
@@ -611,7 +618,7 @@ def _suspended_at_a_step(plan: Plan) -> dict[str, Any]:
     return waiting
 
 
-def _controlled(plan: Plan, control: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _controlled(retraining_plan: Plan, control: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A running Workflow before and after one of Argo's controls (argo-workflows v4.0.6
     workflow/util/util.go): stop and terminate merge-patch spec.shutdown and the action label
     (`patchShutdownStrategy`); suspend sets spec.suspend (`SuspendWorkflow`); resume drops it and
@@ -619,9 +626,13 @@ def _controlled(plan: Plan, control: str) -> tuple[dict[str, Any], dict[str, Any
     `OverrideOutputParametersWithDefault`); `argo node set` and `stop --node-field-selector` set a
     Suspend node's output parameter, phase and message (`updateSuspendedNode`); retry as `_retried`."""
     if control == "retry":
-        stopped = _stopped(plan)
+        stopped = _stopped(retraining_plan)
         return stopped, _retried(stopped)
-    old = _suspended_at_a_step(plan) if "node" in control else _controllers_write(_running(plan))
+    old = (
+        _suspended_at_a_step(retraining_plan)
+        if "node" in control
+        else _controllers_write(_running(retraining_plan))
+    )
     new = copy.deepcopy(old)
     new["metadata"]["labels"]["workflows.argoproj.io/action"] = control
     node = new["status"]["nodes"].get(f"{RUN}-approve", {})
@@ -656,22 +667,24 @@ def _controlled(plan: Plan, control: str) -> tuple[dict[str, Any], dict[str, Any
         "retry",
     ],
 )
-def test_argos_own_controls_on_a_running_workflow_are_admitted(plan: Plan, control: str, by: str) -> None:
-    old, new = _controlled(plan, control)
+def test_argos_own_controls_on_a_running_workflow_are_admitted(
+    retraining_plan: Plan, control: str, by: str
+) -> None:
+    old, new = _controlled(retraining_plan, control)
     assert new != old, control
-    assert _refused(plan, "UPDATE", new, old, by=by) == []
+    assert _refused(retraining_plan, "UPDATE", new, old, by=by) == []
 
 
-def test_argo_retry_clearing_the_stored_shutdown_is_admitted(plan: Plan) -> None:
+def test_argo_retry_clearing_the_stored_shutdown_is_admitted(retraining_plan: Plan) -> None:
     """`argo retry` clears spec.shutdown and the stored spec's, and empties the claims, as whoever
     runs it."""
-    stopped = _stopped(plan)
+    stopped = _stopped(retraining_plan)
     retried = _retried(stopped)
     assert workflow_admission.RETRY_CLEARS not in retried["status"][workflow_admission.STORED_SPEC]
-    assert _refused(plan, "UPDATE", retried, stopped) == []
+    assert _refused(retraining_plan, "UPDATE", retried, stopped) == []
     # A client that is not Go's may send the emptied list itself.
     retried["status"][workflow_admission.RETRY_EMPTIES] = []
-    assert _refused(plan, "UPDATE", retried, stopped) == []
+    assert _refused(retraining_plan, "UPDATE", retried, stopped) == []
 
 
 # The repository a forged status.artifactRepositoryRef points steps at: every artifact is sent there
@@ -731,24 +744,26 @@ def _forge_status(status: dict[str, Any], forgery: str) -> None:
     ],
 )
 def test_another_account_forging_the_status_the_controller_trusts_is_refused(
-    plan: Plan, forgery: str, field: str, by: str
+    retraining_plan: Plan, forgery: str, field: str, by: str
 ) -> None:
-    old = _controllers_write(_running(plan))
+    old = _controllers_write(_running(retraining_plan))
     new = copy.deepcopy(old)
     _forge_status(new["status"], forgery)
-    refused = _refused(plan, "UPDATE", new, old, by=by)
+    refused = _refused(retraining_plan, "UPDATE", new, old, by=by)
     assert any(f"status.{field}" in m and "written by the controller" in m for m in refused), refused
-    assert _refused(plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
+    assert _refused(retraining_plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
 
 
-def test_another_account_setting_the_artifact_repository_before_the_controller_is_refused(plan: Plan) -> None:
+def test_another_account_setting_the_artifact_repository_before_the_controller_is_refused(
+    retraining_plan: Plan,
+) -> None:
     """The controller resolves the repository only while status.artifactRepositoryRef is unset
     (operator.go `operate`): one written first is used as is."""
-    new = _controllers_write(_running(plan))
+    new = _controllers_write(_running(retraining_plan))
     new["status"]["artifactRepositoryRef"]["artifactRepository"] = _LEAKING_REPOSITORY
     old = copy.deepcopy(new)
     del old["status"]["artifactRepositoryRef"]
-    refused = _refused(plan, "UPDATE", new, old, by=ADMIN)
+    refused = _refused(retraining_plan, "UPDATE", new, old, by=ADMIN)
     assert any("status.artifactRepositoryRef" in m for m in refused), refused
 
 
@@ -788,36 +803,38 @@ def _forge_node(nodes: dict[str, Any], forgery: str) -> None:
         "Suspend node given an artifact",
     ],
 )
-def test_another_account_forging_a_nodes_outputs_is_refused(plan: Plan, forgery: str) -> None:
-    old = _suspended_at_a_step(plan)
+def test_another_account_forging_a_nodes_outputs_is_refused(retraining_plan: Plan, forgery: str) -> None:
+    old = _suspended_at_a_step(retraining_plan)
     new = copy.deepcopy(old)
     _forge_node(new["status"]["nodes"], forgery)
-    refused = _refused(plan, "UPDATE", new, old, by=ADMIN)
+    refused = _refused(retraining_plan, "UPDATE", new, old, by=ADMIN)
     assert any("a node's outputs in status.nodes" in m for m in refused), refused
-    assert _refused(plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
+    assert _refused(retraining_plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
 
 
-def test_retrying_a_workflow_with_compressed_nodes_is_refused(plan: Plan) -> None:
+def test_retrying_a_workflow_with_compressed_nodes_is_refused(retraining_plan: Plan) -> None:
     """The controller compresses the nodes of a Workflow over 1 MiB into status.compressedNodes
     (workflow/packer/packer.go `CompressWorkflowIfNeeded`), which the policy cannot read; `argo retry`
     decompresses them, rewrites them and compresses them again when still too large
     (workflow_server.go `RetryWorkflow`: `Hydrate`, `Dehydrate`). Refused, as docs/security.md says."""
-    stopped = _stopped(plan)
+    stopped = _stopped(retraining_plan)
     retried = _retried(stopped)
     del stopped["status"]["nodes"], retried["status"]["nodes"]
     stopped["status"]["compressedNodes"] = _COMPRESSED_NODES[0]
     retried["status"]["compressedNodes"] = _COMPRESSED_NODES[1]
-    refused = _refused(plan, "UPDATE", retried, stopped, by=ADMIN)
+    refused = _refused(retraining_plan, "UPDATE", retried, stopped, by=ADMIN)
     assert any("status.compressedNodes" in m for m in refused), refused
 
 
 @pytest.mark.parametrize(
     "forgery", ["completed label set", "last seen version changed", "last seen version removed"]
 )
-def test_another_account_marking_a_run_completed_or_outdated_is_refused(plan: Plan, forgery: str) -> None:
+def test_another_account_marking_a_run_completed_or_outdated_is_refused(
+    retraining_plan: Plan, forgery: str
+) -> None:
     """The controller skips a run labelled completed (controller.go `reconciliationNeeded`) or whose
     last-seen-version annotation is not the one it wrote (`isOutdated`): a pending run would hang."""
-    old = _controllers_write(_running(plan))
+    old = _controllers_write(_running(retraining_plan))
     new = copy.deepcopy(old)
     annotations = new["metadata"]["annotations"]
     if forgery == "completed label set":
@@ -826,21 +843,23 @@ def test_another_account_marking_a_run_completed_or_outdated_is_refused(plan: Pl
         annotations[workflow_admission.LAST_SEEN_ANNOTATION] = "1"
     else:
         del annotations[workflow_admission.LAST_SEEN_ANNOTATION]
-    refused = _refused(plan, "UPDATE", new, old, by=ADMIN)
+    refused = _refused(retraining_plan, "UPDATE", new, old, by=ADMIN)
     assert any(workflow_admission.COMPLETED_LABEL in m for m in refused), refused
-    assert _refused(plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
+    assert _refused(retraining_plan, "UPDATE", new, old, by=CONTROLLER) == [], forgery
 
 
-def test_the_controller_the_policy_trusts_is_the_one_the_release_runs(plan: Plan) -> None:
+def test_the_controller_the_policy_trusts_is_the_one_the_release_runs(retraining_plan: Plan) -> None:
     """The chart runs the controller as `controller.serviceAccount.name` when it creates the account
     (argo-helm argo-workflows-1.0.18 templates/_helpers.tpl `argo-workflows.controllerServiceAccountName`,
     used by templates/controller/workflow-controller-deployment.yaml), in the release's namespace."""
-    release = plan.releases()["argo-workflows"]
+    release = retraining_plan.releases()["argo-workflows"]
     account = release.inputs["values"]["controller"]["serviceAccount"]
     assert account.get("create", True) is True, release.urn
     username = workflow_admission.service_account_username(release.inputs["namespace"], account["name"])
     trusted = [
-        r for r in _validations(plan) if f'request.userInfo.username == "{username}"' in r["expression"]
+        r
+        for r in _validations(retraining_plan)
+        if f'request.userInfo.username == "{username}"' in r["expression"]
     ]
     assert trusted, f"{release.urn}: no rule trusts {username}"
 

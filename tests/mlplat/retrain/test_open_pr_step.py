@@ -117,3 +117,17 @@ def test_only_an_existing_pull_request_counts_as_opened(tmp_path: Path, reply: b
         "iris-classifier", tmp_path, "branch: retrain/iris-classifier-v3\n\n## body", False, github_422=reply
     )
     assert (code == 0) is succeeds, code
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_a_promotion_branch_already_merged_counts_as_proposed_not_as_a_failed_step(
+    app: str, tmp_path: Path
+) -> None:
+    """retrain/<app>-vN merged and not deleted: the branch is on GitHub (not pushed over) and GitHub answers
+    the pull request 422 "No commits between": the promotion is done, not a step to retry three times."""
+    reply = b'{"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": "No commits between main and retrain/iris-classifier-v3"}]}'
+    code, calls = _run(
+        app, tmp_path, "branch: retrain/iris-classifier-v3\n\n## body", remote_branch=True, github_422=reply
+    )
+    assert code == 0, code
+    assert not [argv for argv, _ in calls if "push" in argv], calls

@@ -180,7 +180,8 @@ def test_pipeline_reads_its_secrets_from_vault_synced_secrets_never_inline(folde
 
 @pytest.mark.parametrize("folder", PIPELINES, ids=lambda p: p.parent.name)
 def test_pipeline_pushes_to_the_repository_the_program_names(folder: Path) -> None:
-    """The two checkouts name no repository (the program fills in services.argocd.repo_url) and the push
+    """The three checkouts (evaluate, register, propose) name no repository (the program fills in
+    services.argocd.repo_url) and the push
     reads it from the ConfigMap the program writes: no pipeline holds a copy of the URL."""
     template = next(d for d in _documents(folder) if d["kind"] == "WorkflowTemplate")
     clones = [
@@ -190,7 +191,7 @@ def test_pipeline_pushes_to_the_repository_the_program_names(folder: Path) -> No
         if "git" in a
     ]
     pushes = [e for c in _containers(template) for e in c.get("env", []) if e["name"] == "REPO"]
-    assert len(clones) == 2 and all("repo" not in git for git in clones), clones
+    assert len(clones) == 3 and all("repo" not in git for git in clones), clones
     assert [e.get("valueFrom") for e in pushes] == [
         {"configMapKeyRef": {"name": PLATFORM_REPOSITORY_CONFIGMAP, "key": "url"}}
     ], pushes

@@ -12,8 +12,8 @@ from tests.support.validate_helpers import REPO, copy_repo, run_json
 
 CRDS = REPO.parent / "shared" / "reference" / "crds"
 RULE = "MLP-RETRAIN-REPOSITORY"
-# The `register` step's checkout of the repository (its fourth input artifact) in iris-classifier's template.
-REGISTER_CHECKOUT = "              usernameSecret: {name: retraining-github, key: username}\n"
+# A checkout of the repository in iris-classifier's template; the first is `evaluate`'s (its third input artifact).
+CHECKOUT = "              usernameSecret: {name: retraining-github, key: username}\n"
 
 
 def test_pipelines_that_name_no_repository_pass_schema_and_rule(capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,8 +34,8 @@ def test_a_pipeline_naming_its_own_repository_or_revision_is_refused_where_it_na
     repo = copy_repo(tmp_path)
     template = repo / "apps" / "iris-classifier" / "training" / "workflowtemplate.yaml"
     text = template.read_text()
-    assert text.count(REGISTER_CHECKOUT) == 2, "the register and propose steps' checkouts"
-    template.write_text(text.replace(REGISTER_CHECKOUT, f"              {written}\n" + REGISTER_CHECKOUT, 1))
+    assert text.count(CHECKOUT) == 3, "the evaluate, register and propose steps' checkouts"
+    template.write_text(text.replace(CHECKOUT, f"              {written}\n" + CHECKOUT, 1))
     code, report = run_json(capsys, "--repo", str(repo), "--schemas", str(CRDS), str(template.parent))
     found = [(f["rule"], f["file"], f["path"]) for f in report["findings"]]
     assert code == 1
@@ -43,7 +43,7 @@ def test_a_pipeline_naming_its_own_repository_or_revision_is_refused_where_it_na
         (
             RULE,
             "apps/iris-classifier/training/workflowtemplate.yaml",
-            f"spec/templates/[4]/inputs/artifacts/[3]/git/{key}",
+            f"spec/templates/[3]/inputs/artifacts/[2]/git/{key}",
         )
     ], report["findings"]
     assert repr(written.split(": ", 1)[1]) in report["findings"][0]["message"]
