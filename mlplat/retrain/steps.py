@@ -307,7 +307,7 @@ def propose(
         raise UsageError(f"{overlay} has uncommitted changes: commit or discard them first")
     if git.ok("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"):
         raise UsageError(f"branch {branch!r} already exists: name another with --branch")
-    previous = git.run("rev-parse", "--abbrev-ref", "HEAD")
+    previous = git.where()
     git.run("switch", "--quiet", "-c", branch)
     try:
         message = promote.pin(repo_root, app, env, version, registry)
@@ -387,9 +387,17 @@ class _Git:
         # happened, which a failed commit must not.
         self.run(*identity, "commit", "--quiet", "--file=-", "--", path, stdin=message)
 
-    def abandon(self, branch: str, previous: str, path: str) -> None:
-        """Undo a proposal that did not commit: `path` as HEAD has it (index and work tree), back on
-        `previous`, `branch` deleted."""
+    def where(self) -> list[str]:
+        """What `git switch` takes to come back here: the branch checked out, or on a detached HEAD (a
+        checkout of one commit, as CI and workflow artifacts make) `--detach` and the commit, since
+        `rev-parse --abbrev-ref HEAD` says only "HEAD" there, which `git switch` refuses."""
+        if self.ok("symbolic-ref", "--quiet", "HEAD"):
+            return [self.run("symbolic-ref", "--quiet", "--short", "HEAD")]
+        return ["--detach", self.run("rev-parse", "HEAD")]
+
+    def abandon(self, branch: str, previous: list[str], path: str) -> None:
+        """Undo a proposal that did not commit: `path` as HEAD has it (index and work tree), back where
+        `previous` (from `where`) says, `branch` deleted."""
         self.run("restore", "--staged", "--worktree", "--", path)
-        self.run("switch", "--quiet", previous)
+        self.run("switch", "--quiet", *previous)
         self.run("branch", "--quiet", "-D", branch)

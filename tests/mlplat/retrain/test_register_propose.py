@@ -238,6 +238,25 @@ def test_a_version_below_the_dev_threshold_is_registered_but_propose_refuses_it(
     assert git(scratch, "branch", "--list", "retrain/*") == ""
 
 
+def test_a_refused_proposal_from_a_detached_checkout_goes_back_to_its_commit_and_says_why(
+    registry: Registry, drift_run: DriftRun, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a detached HEAD the branch to return to was the literal "HEAD": the clean-up's `git switch
+    HEAD` failed, the gate's refusal became exit 2 "git switch ... failed", and the checkout stayed on
+    retrain/<app>-v<N>, so a re-run failed on "branch already exists"."""
+    low = {registry_gate.EVALUATION_TAG: "failed", registry_gate.METRIC_TAG_PREFIX + "accuracy": "0.5"}
+    version = drift_run("6" * 40, low)
+    head = git(scratch, "rev-parse", "HEAD")
+    git(scratch, "switch", "--quiet", "--detach", head.strip())
+    code = propose(version, registry.url, scratch)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "MLP-REGISTRY-EVALUATION" in err
+    assert git(scratch, "rev-parse", "HEAD") == head
+    assert git(scratch, "symbolic-ref", "--quiet", "HEAD") == "", "not detached any more"
+    assert git(scratch, "branch", "--list", "retrain/*") == ""
+
+
 def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
     registry: Registry, fetched: Path, drift_run: DriftRun, scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
