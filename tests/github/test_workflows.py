@@ -529,35 +529,34 @@ GET_MAIN_REF = (
 def test_a_rerun_of_an_earlier_deploy_run_applies_no_older_commit(env: str, tmp_path: Path) -> None:
     """A re-run keeps its run's commit and ref (main) for 30 days, so anyone with write access could
     re-run an old deploy run and `pulumi up` code from before a fix, through the deploy role's trust and
-    the environment's branch rule. Each deploy job now stops before any credentials unless its commit
-    is main's newest."""
+    the environment's branch rule. A re-run now stops before any credentials unless its commit is
+    main's newest; a first attempt deploys its own commit even after main moved on (a docs merge or a
+    promotion starts no deploy run that would deploy it instead)."""
     job = _jobs("deploy.yml")[env]
     steps = _steps(job)
     (credentials,) = _uses(job, "aws-actions/configure-aws-credentials")
     assert steps.index(_newest_main_step(job)) < steps.index(credentials), env
+    asked = tmp_path / "asked"
     env_vars = {
         "GITHUB_TOKEN": "t0ken", "API_URL": "https://api.github.com", "REPOSITORY": "example-org/mlplat",
-        "ASKED": str(tmp_path / "asked"),
+        "ASKED": str(asked),
     }  # fmt: skip
     old, newest = "1" * 40, "2" * 40
-    superseded = run_step(
-        _newest_main_step(job),
-        tmp_path,
-        env_vars | {"DEPLOYING": old, "MAIN_TIP": newest},
-        {"curl": GET_MAIN_REF},
-    )
-    assert superseded.returncode == 1
-    assert f"this run deploys {old}, but main is at {newest} now" in superseded.stdout, superseded.stdout
-    assert (tmp_path / "asked").read_text().strip() == (
-        "https://api.github.com/repos/example-org/mlplat/git/ref/heads/main"
-    )
-    newest_run = run_step(
-        _newest_main_step(job),
-        tmp_path,
-        env_vars | {"DEPLOYING": newest, "MAIN_TIP": newest},
-        {"curl": GET_MAIN_REF},
-    )
-    assert newest_run.returncode == 0, newest_run.stdout + newest_run.stderr
+
+    def attempt(number: int, deploying: str) -> subprocess.CompletedProcess[str]:
+        values = env_vars | {"RUN_ATTEMPT": str(number), "DEPLOYING": deploying, "MAIN_TIP": newest}
+        return run_step(_newest_main_step(job), tmp_path, values, {"curl": GET_MAIN_REF})
+
+    rerun = attempt(2, old)
+    assert rerun.returncode == 1
+    assert f"re-run 2 of a run for {old}, but main is at {newest} now" in rerun.stdout, rerun.stdout
+    assert asked.read_text().strip() == "https://api.github.com/repos/example-org/mlplat/git/ref/heads/main"
+    rerun_of_newest = attempt(3, newest)
+    assert rerun_of_newest.returncode == 0, rerun_of_newest.stdout + rerun_of_newest.stderr
+    asked.unlink()
+    first = attempt(1, old)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert not asked.exists(), "a first attempt asked for main's tip"
 
 
 def test_preview_per_environment_with_policy_pack_and_pr_comment() -> None:
