@@ -130,7 +130,9 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-_USERINFO = re.compile(r"(?<=//)[^/?#]*@")  # an authority's `user:password@` (RFC 3986 3.2.1)
+# An authority's `user:password@` (RFC 3986 3.2.1), to the last `@`: a password pasted unencoded may hold
+# '/', '?' or '#' (base64 does), which would otherwise end the match early and show its tail.
+_USERINFO = re.compile(r"(?<=//)\S*@")
 
 
 def redact(url: str) -> str:

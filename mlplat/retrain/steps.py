@@ -271,7 +271,7 @@ def register(
     except publish.StoreConflict as err:
         raise Refused(str(err)) from None
     except (MlflowException, example_models.RegistrationError) as err:
-        raise UsageError(f"registry {tracking_uri}: {err}") from None
+        raise UsageError(f"registry {registry_gate.redact(tracking_uri)}: {err}") from None
     return number, False
 
 
@@ -292,7 +292,7 @@ def propose(
     except registry_gate.RegistryUnavailable as err:
         raise UsageError(str(err)) from None
     if found is None:
-        raise UsageError(f"{app} has no version {version} in {registry}")
+        raise UsageError(f"{app} has no version {version} in {registry_gate.redact(registry)}")
     tags = {t["key"]: t.get("value") or "" for t in found.get("tags") or []}
     try:
         current = promote.read_overlay(repo_root, app, env).version

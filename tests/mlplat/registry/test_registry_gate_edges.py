@@ -191,8 +191,9 @@ def test_credentials_in_the_registry_url_are_sent_as_basic_auth_before_the_envir
         "http://alice:s3cret@127.0.0.1:9",  # pragma: allowlist secret
         "http://alice:s3cret@[::1",  # pragma: allowlist secret
         "ftp://alice:s3cret@127.0.0.1",  # pragma: allowlist secret
+        "http://alice:s3/cret@127.0.0.1:9",  # pragma: allowlist secret (a base64 password holds '/')
     ],
-    ids=["unreachable", "malformed", "not-http"],
+    ids=["unreachable", "malformed", "not-http", "slash-in-password"],
 )
 def test_a_registry_url_with_a_password_never_shows_it(url: str) -> None:
     with pytest.raises(registry_gate.RegistryUnavailable) as raised:

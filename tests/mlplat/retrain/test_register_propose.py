@@ -257,6 +257,16 @@ def test_a_refused_proposal_from_a_detached_checkout_goes_back_to_its_commit_and
     assert git(scratch, "branch", "--list", "retrain/*") == ""
 
 
+def test_propose_of_a_version_the_registry_lacks_never_shows_the_registrys_password(
+    registry: Registry, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal printed the registry URL as given, password and all, into CI logs."""
+    with_password = registry.url.replace("http://", "http://bot:S3cretPW@")  # pragma: allowlist secret
+    assert propose("97", with_password, scratch) == 2
+    err = capsys.readouterr().err
+    assert "has no version 97 in http://***@" in err and "S3cretPW" not in err, err
+
+
 def test_propose_commits_the_promotion_on_a_branch_and_history_shows_the_chain(
     registry: Registry, fetched: Path, drift_run: DriftRun, scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
