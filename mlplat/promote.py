@@ -326,15 +326,25 @@ def journal_path(repo_root: Path, app: str) -> Path:
     $GIT_DIR/<path>", per work tree for a linked worktree), which no commit, clone or pull writes to: a
     journal committed into apps/ is never read (`mlplat validate` reports one, MLP-PROMOTE-JOURNAL).
     Only a tree outside git (a copy of apps/ only, the image's copy) keeps it in apps/<app>/overlays/.
+    A checkout git cannot read (a `.git` it refuses: "dubious ownership", a broken gitdir) is refused,
+    never taken for a tree outside git: its apps/ may hold a committed journal.
     """
     folder = repo_root / "apps" / app / "overlays"
+    in_git = (repo_root / ".git").exists()
     try:
         result = subprocess.run(
             ["git", "rev-parse", "--show-toplevel", "--git-path", f"mlplat-promote/{app}{JOURNAL}"],
             cwd=repo_root, capture_output=True, text=True, check=False,
         )  # fmt: skip
-    except OSError:  # no git: no repository to carry the journal either
+    except OSError as err:  # no git: no repository to carry the journal either
+        if in_git:
+            raise UsageError(f"{repo_root} is a git checkout, but git cannot run: {err.strerror}") from None
         return folder / JOURNAL
+    if in_git and result.returncode != 0:
+        raise UsageError(
+            f"git cannot read the checkout {repo_root} ({result.stderr.strip()}): promote keeps its journal"
+            " in the git directory and would otherwise trust one in apps/"
+        )
     lines = result.stdout.splitlines()
     # The repository must be this checkout's own: a tree of apps inside another repository shares its
     # git directory with every other such tree, and one's journal must not restore into another.

@@ -191,6 +191,18 @@ def test_journal_committed_into_apps_is_not_restored_by_an_unrelated_promote(tmp
     assert (root / PROD_VERSION).read_bytes() == before
 
 
+def test_a_checkout_git_cannot_read_is_refused_not_taken_for_a_tree_outside_git(tmp_path: Path) -> None:
+    """When git failed on a checkout (its ownership "dubious", its gitdir gone), promote fell back to a
+    journal in apps/, so a committed one restored an ungated prod version."""
+    root = fresh_copy(tmp_path, "repo", with_canary=False)
+    ungated = plant_journal(root, 0o100644)
+    (root / ".git").write_text(f"gitdir: {tmp_path / 'gone'}\n", encoding="utf-8")  # git refuses it
+    before = (root / PROD_VERSION).read_bytes()
+    with pytest.raises(promote.UsageError, match="git cannot read the checkout"):
+        promote.promote(root, APP, "dev", "staging", "http://127.0.0.1:9")
+    assert (root / PROD_VERSION).read_bytes() == before != ungated
+
+
 def test_journal_restores_no_mode_bits_git_would_not_record(tmp_path: Path) -> None:
     root = fresh_copy(tmp_path, "repo", with_canary=False)  # outside git: the journal lives in overlays/
     ungated = plant_journal(root, 0o104777)  # setuid, world-writable
