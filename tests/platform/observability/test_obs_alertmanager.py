@@ -292,3 +292,24 @@ def test_a_served_version_never_judged_reaches_its_team_and_retrains_nothing() -
     assert alerts
     for labels in alerts:
         assert _receivers(labels) == ["team-chat"], f"{WHERE}: {labels} routed to {_receivers(labels)}"
+
+
+def test_a_second_drift_alert_of_one_app_never_resends_the_first_to_the_retraining_webhook() -> None:
+    """Grouped by [alertname, model], a second quality alert of one app (another metric) joined the
+    first's group, which Alertmanager re-sent after group_interval with `max_alerts: 1`'s first alert:
+    the Sensor's create of that already-started Workflow failed, and RetrainingTriggerFailed warned of
+    a run that had started. Each alert of the retraining route is a group of its own now, so each is
+    sent once, then only after repeat_interval (Alertmanager groups by the route's `group_by` labels,
+    or every label for `...`: dispatch/dispatch.go getGroupLabels, v0.34.0)."""
+    (route,) = [r for r in CONFIG["route"]["routes"] if r.get("receiver") == "retraining"]
+    accuracy = alert(
+        "ModelQualityBelowThreshold", "warning", model="churn-gbm", metric="accuracy", team="core-ml"
+    )
+    f1 = accuracy | {"metric": "f1"}
+
+    def group(labels: dict[str, str]) -> dict[str, str]:
+        names = route["group_by"]
+        return dict(labels) if names == ["..."] else {n: labels[n] for n in names if n in labels}
+
+    assert group(accuracy) != group(f1), f"{WHERE}: two alerts of one app share a retraining group"
+    assert route["repeat_interval"] == "24h"
