@@ -133,27 +133,41 @@ def plan(
     # Before anything is written: a plan over the stack file's budget is refused, not saved.
     enforce_budget(document, env)
     path = path or root / PLAN_DIR / f"{env}.json"
-    # The plan is written beside its path and put in place only once the policy pack has judged it: a
-    # file at `path` always carries its own verdict, and a failed run leaves the earlier plan as it was
-    # (never a plan that reads "no violations" because the pack did not run).
+    # The policy pack judges a copy in a private folder, and the plan reaches `path` only with its
+    # verdict: a failed run leaves the earlier plan as it was (never a plan that reads "no violations"
+    # because the pack did not run).
+    if with_policies:
+        with tempfile.TemporaryDirectory(prefix="mlplat-plan-") as scratch:
+            judged = Path(scratch) / path.name
+            judged.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            document["violations"] = evaluate_policies(judged)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _write(path, json.dumps(document, indent=2) + "\n")
     except OSError as err:
         raise PlanError(f"cannot write {path}: {err.strerror}") from None
-    pending = Path(name)
+    return document, path
+
+
+def _write(path: Path, text: str) -> None:
+    """`text` into `path`, whole or not at all: a regular file (or a new one) is replaced by a sibling
+    written first, with the mode a plain write would give it; anything else (`--out /dev/stdout`, a
+    FIFO, a symbolic link) is written through, as the user named it, never replaced."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        with path.open("w", encoding="utf-8") as out:
+            out.write(text)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sibling = Path(name)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
-        if with_policies:
-            document["violations"] = evaluate_policies(pending)
-            pending.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        os.replace(pending, path)
-    except OSError as err:
-        raise PlanError(f"cannot write {path}: {err.strerror}") from None
+            out.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        sibling.chmod(0o666 & ~umask)
+        os.replace(sibling, path)
     finally:
-        pending.unlink(missing_ok=True)
-    return document, path
+        sibling.unlink(missing_ok=True)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -173,3 +173,24 @@ def test_a_plan_the_policy_pack_could_not_judge_never_reads_as_no_violations(
     )
     assert out.read_text(encoding="utf-8") == '{"earlier": "plan"}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.json", "pack.py"], "a temporary file was left"
+
+
+def test_a_plan_out_through_a_link_is_written_through_and_a_new_file_gets_a_plain_files_mode(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    """Put in place by a sibling's rename, `--out` replaced a symbolic link with a file (as root, even
+    /dev/stdout), and every plan file came out mode 0600 whatever the umask."""
+    target = tmp_path / "elsewhere.json"
+    target.write_text("{}\n", encoding="utf-8")
+    link = tmp_path / "dev.json"
+    link.symlink_to(target)
+    fresh = tmp_path / "new" / "dev.json"
+    for out in (link, fresh):
+        result = subprocess.run(
+            [sys.executable, "-c", "import os, sys; os.umask(0o022); from mlplat.cli import main; sys.exit(main())",
+             "plan", "--env", "dev", "--no-policies", "--out", str(out)],
+            cwd=repo_root, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and json.loads(target.read_text(encoding="utf-8"))["stack"] == "dev"
+    assert oct(fresh.stat().st_mode & 0o777) == oct(0o644)
