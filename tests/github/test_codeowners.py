@@ -60,3 +60,13 @@ def test_the_model_team_still_owns_its_base_and_its_first_environment(app: str) 
         f"apps/{app}/base/inferenceservice.yaml",
     ):
         assert _owners(path) == ML_ENGINEERS != PLATFORM_TEAM, path
+
+
+@pytest.mark.parametrize(
+    "app", [a for a in APPS if (REPO / "apps" / a / "base" / "monitoring.yaml").is_file()]
+)
+def test_a_model_team_alone_cannot_change_what_prod_logs_of_people_or_how_long_it_keeps_it(app: str) -> None:
+    """base/ reaches prod on merge, and base/monitoring.yaml decides which request fields are logged raw
+    or hashed and each environment's retention: the model team alone could make prod keep a raw
+    customer identifier for ten years, validate passing."""
+    assert _owners(f"apps/{app}/base/monitoring.yaml") == PLATFORM_TEAM
