@@ -3,9 +3,11 @@
 # secrets (first copy, placeholders, rotations), the consumers' policies and Kubernetes roles, and issue
 # the metrics token. Not a role policy (platform/vault/policies/ holds those). No `sudo`, nothing of
 # `sys/` but the named ACL policies and Raft's peer list: auth methods, audit devices, mounts, seal and
-# Raft changes stay with a root token generated from the recovery keys (section 5). Whoever can rewrite
-# a consumer's policy and bind it to a ServiceAccount can reach what that policy names, so the group
-# holding this policy is the platform admins only, and the audit device records every write.
+# Raft changes are left out so that no routine command changes them by mistake. It is no boundary: an
+# admin may rewrite a consumer's policy (even `prometheus-metrics`, to `path "*"` with `sudo`) and then
+# get a token carrying it (the metrics token role; a Kubernetes role bound to a ServiceAccount they
+# control), and Vault reads a token's policies by name at each request, so this policy is root in
+# effect. Its group is held to root's standard (docs/runbooks/vault.md, "Admin access").
 #
 # The platform's secrets. `patch` is what `vault kv patch` uses (hashicorp/vault command/kv_patch.go:
 # HTTP PATCH, read-then-write without it); metadata to list paths and versions.
