@@ -13,8 +13,11 @@ So a container may get one of them (env `valueFrom.secretKeyRef`, `envFrom.secre
 a `secret` or `projected` volume: the core/v1 Container and Volume fields, as KServe's CRD embeds them,
 kserve/kserve v0.20.0 config/crd/full/serving.kserve.io_inferenceservices.yaml in ../shared/reference)
 only when it is one of the holders below: what the repository's own components and pipelines run
-today, recognised by what they run (the platform's image and entry point, or a script's exact text),
-never by a name an app can give any container. `imagePullSecrets` are not a reference: the kubelet
+today, recognised by what they run (the platform's image and entry point, or a script's exact text)
+and configured as the platform configures them (no hook or exec probe, no environment variable, mount or
+working directory beyond the platform's own: each could run other code with the Secret), never by a
+name an app can give any container. A pod holding one may not share its process namespace: its other
+containers would read the holder's files and environment through /proc. `imagePullSecrets` are not a reference: the kubelet
 reads them, no container does. Everything else the platform gives these Secrets to is platform code
 outside the manifests: KServe's storage initializer (model-store-s3, through the predictor's
 ServiceAccount) and agent (inference-logger-s3, through `logger.storage.serviceAccountName`;
@@ -44,8 +47,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+import yaml
+
 from infra.versions import MLPLAT_IMAGE
 from mlplat.findings import Finding, RenderedDoc
+from mlplat.validation import REPO
 from mlplat.validation.podsecurity import containers, pod_templates
 from mlplat.validation.retraining import ENTRY
 
@@ -62,15 +68,32 @@ ARGO_SPECS = {
 GITHUB_TOKEN = "retraining-github"  # pragma: allowlist secret (a Secret name)
 
 
+# The keys a holder may carry besides the ones `Holder` judges: what the kubelet does with them runs none of
+# the container's code (core/v1 Container, kubernetes/api v0.35 core/v1/types.go). Not `lifecycle` and not an
+# `exec` probe: both run a command in the holder's own filesystem, the Secret's files and environment included.
+INERT_KEYS = frozenset({
+    "name", "image", "imagePullPolicy", "resources", "securityContext", "ports",
+    "terminationMessagePath", "terminationMessagePolicy",
+    "livenessProbe", "readinessProbe", "startupProbe",
+})  # fmt: skip
+JUDGED_KEYS = frozenset({"command", "args", "source", "env", "envFrom", "volumeMounts", "workingDir"})
+
+
 @dataclass(frozen=True)
 class Holder:
     """A container the platform configures to hold a shared Secret, by what it runs: the platform
-    image with this command and these first arguments, or (a script) exactly this source text."""
+    image with this command and these first arguments, or (a script) exactly this source text; and by
+    nothing else that changes what runs: only these environment variables (PYTHONPATH, LD_PRELOAD... would
+    load other code), only these mount paths (a volume over the code's own directories would replace it),
+    this working directory or the image's (`python -m` imports from it), no `lifecycle` and no `exec` probe."""
 
     what: str
     command: tuple[str, ...] | None  # None: the image's own entry point
     args: tuple[str, ...] = ()
     source_sha256: str | None = None
+    env: frozenset[str] = frozenset()
+    mounts: frozenset[str] = frozenset()
+    working_dir: str | None = None
 
     def runs(self, container: dict[str, Any]) -> bool:
         image = container.get("image")
@@ -85,19 +108,80 @@ class Holder:
             return False
         source = container.get("source")
         digest = hashlib.sha256(source.encode()).hexdigest() if isinstance(source, str) else None
-        return digest == self.source_sha256
+        return digest == self.source_sha256 and self._configured_as_the_platform_does(container)
+
+    def _configured_as_the_platform_does(self, container: dict[str, Any]) -> bool:
+        probes = (_map(container.get(p)) for p in ("livenessProbe", "readinessProbe", "startupProbe"))
+        # envFrom only of a shared Secret this holder holds: its keys are the platform's, no app's.
+        env_from = (_map(_map(e).get("secretRef")).get("name") for e in _list(container.get("envFrom")))
+        return (
+            not set(container) - INERT_KEYS - JUDGED_KEYS
+            and not any("exec" in probe for probe in probes)
+            and container.get("workingDir") in (None, self.working_dir)  # None: the image's own
+            and {_map(e).get("name") for e in _list(container.get("env"))} <= self.env
+            and all(_shared(name) and self in SHARED[name][1] for name in env_from)
+            and {_map(m).get("mountPath") for m in _list(container.get("volumeMounts"))} <= self.mounts
+        )
 
 
-# The marshaller sidecar of apps/components/inference-logging.
-MARSHALLER = Holder("the privacy marshaller (`mlplat monitor marshaller`)", None, ("monitor", "marshaller"))
-REGISTER = Holder("the `register` step (`python -m mlplat.retrain register`)", ENTRY, ("register",))
-PROPOSE = Holder("the `propose` step (`python -m mlplat.retrain propose`)", ENTRY, ("propose",))
+def _component_container(path: str, name: str) -> dict[str, Any]:
+    """The container `name` as the platform's kustomize component at `path` (a JSON patch adding it) writes
+    it: the one owner of what that holder is given."""
+    component = yaml.safe_load((REPO / path).read_text())
+    for patch in component["patches"]:
+        for op in yaml.safe_load(patch["patch"]):
+            for container in op["value"] if op["path"].endswith("/containers") else []:
+                if container["name"] == name:
+                    return dict(container)
+    raise LookupError(f"{path} adds no container {name!r}")
+
+
+def _holder_from(what: str, container: dict[str, Any]) -> Holder:
+    """A holder configured exactly as the platform's own `container`: its image's entry point, its first two
+    arguments (the subcommand), its env names, mount paths and working directory."""
+    return Holder(
+        what,
+        tuple(container["command"]) if "command" in container else None,
+        tuple(map(str, container.get("args", [])))[:2],
+        env=frozenset(e["name"] for e in container.get("env", [])),
+        mounts=frozenset(m["mountPath"] for m in container.get("volumeMounts", [])),
+        working_dir=container.get("workingDir"),
+    )
+
+
+# The marshaller sidecar of apps/components/inference-logging, as that component writes it.
+MARSHALLER = _holder_from(
+    "the privacy marshaller (`mlplat monitor marshaller`)",
+    _component_container("apps/components/inference-logging/kustomization.yaml", "privacy-marshaller"),
+)
+# The retraining steps every apps/<app>/training/workflowtemplate.yaml (the platform team's, .github/CODEOWNERS)
+# runs, with the env names, mounts and working directory those templates give them.
+_STEP_MOUNTS = frozenset({"/work", "/tmp", "/etc/mlplat/internal-ca"})
+_MLFLOW_ENV = frozenset({"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "HOME"})
+REGISTER = Holder(
+    "the `register` step (`python -m mlplat.retrain register`)",
+    ENTRY,
+    ("register",),
+    env=_MLFLOW_ENV | {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"},
+    mounts=_STEP_MOUNTS,
+)
+PROPOSE = Holder(
+    "the `propose` step (`python -m mlplat.retrain propose`)",
+    ENTRY,
+    ("propose",),
+    env=_MLFLOW_ENV,
+    mounts=_STEP_MOUNTS,
+    working_dir="/work/repo",
+)
 # The `open-pr` script of every apps/<app>/training/workflowtemplate.yaml: its source is the code that
 # holds the GitHub token, so the platform reviews it here, by its exact text (sha256 of `script.source`).
 OPEN_PR = Holder(
     "the `open-pr` script the platform reviewed (its text's sha256 is OPEN_PR's, mlplat/validation/shared_secrets.py)",
     ("python3",),
     source_sha256="5d08a2f69b2e103ea507e3c31acfe4a817c0c78f8bd26eb830ca623995ca4e1d",  # pragma: allowlist secret (a digest of public text)
+    env=frozenset({"GITHUB_TOKEN", "BRANCH", "PR_BODY", "REPO", "BASE", "HOME"}),
+    mounts=_STEP_MOUNTS,
+    working_dir="/work/repo",
 )
 
 # Each shared Secret, what it is, and the containers that may get it. The names are the ones
@@ -140,7 +224,20 @@ def problems(doc: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     """(key path, what is wrong, how to fix it) for every shared Secret an object hands to a container
     that does not hold it."""
     for pod_path, pod in pod_templates(doc):
-        yield from _pod_problems(_volumes(pod), containers(pod_path, pod), holding=True)
+        volumes = _volumes(pod)
+        yield from _pod_problems(volumes, containers(pod_path, pod), holding=True)
+        held = sorted({s for p, c in containers(pod_path, pod) for _, s, _ in _references(p, c, volumes)})
+        if pod.get("shareProcessNamespace") is True and held:
+            yield (
+                f"{pod_path}/shareProcessNamespace",
+                f"the pod shares its process namespace and holds Secret {held[0]!r}, {SHARED[held[0]][0]}: "
+                "every container of the pod reaches the holder's files and environment through /proc/<pid>",
+                # "Container filesystems are visible to other containers in the pod through the
+                # /proc/$pid/root link" (https://kubernetes.io/docs/tasks/configure-pod-container/
+                # share-process-namespace/); KServe's predictor embeds the PodSpec field (kserve/kserve
+                # v0.20.0 config/crd/full/serving.kserve.io_inferenceservices.yaml).
+                "remove shareProcessNamespace",
+            )
     spec_path = ARGO_SPECS.get(str(doc.get("kind")))
     if spec_path is not None:
         spec: Any = doc
