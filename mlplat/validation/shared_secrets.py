@@ -30,8 +30,11 @@ template's containers are `container`, `script`, `containerSet.containers`, `ini
 `sidecars`, and a `containerSet`'s own `volumeMounts` reach all of its containers; a mount names a
 volume of the template's `volumes`, else of the workflow's (workflow/controller/workflowpod.go
 `addVolumeReferences`); `templateDefaults` is merged into every template (operator.go
-`mergedTemplateDefaultsInto`), so no container there holds anything; `podSpecPatch` (workflow or
-template) is free text patched into the pod, so naming a shared Secret there is refused; any other
+`mergedTemplateDefaultsInto`), so no container there holds anything; a step's or DAG task's `inline`
+template is a template like the others; a Secret name with `{{...}}` is whatever a parameter makes it,
+so it is judged as a shared Secret no container holds; `podSpecPatch` (workflow or template) is text
+Argo substitutes parameters into and merges into the pod, so one mentioning Secrets, volumes,
+containers or the process namespace, or holding a `{{` or a backslash escape, is refused; any other
 `*Secret` selector (an artifact's) naming one is refused but a git artifact's GitHub token. A
 CronWorkflow's spec is `spec.workflowSpec` (cron_workflow_types.go).
 
@@ -196,12 +199,33 @@ SHARED: dict[str, tuple[str, tuple[Holder, ...]]] = {
     GITHUB_TOKEN: ("the GitHub token that pushes to the platform repository", (OPEN_PR,)),
     "argo-server-sso": ("the Argo Workflows UI's OIDC client", ()),
 }  # fmt: skip
-_NAMED = re.compile(r"(?<![-a-z0-9])(" + "|".join(map(re.escape, SHARED)) + r")(?![-a-z0-9])")
+# What a `podSpecPatch` may not hold. Argo substitutes the workflow's variables into it, reads it as YAML
+# and strategic-merges it into the pod (argoproj/argo-workflows v4.0.6 workflow/controller/workflowpod.go
+# processPodSpecPatch, workflow/util/util.go ApplyPodSpecPatch), so a `{{...}}` or an escape (\u002d) can
+# spell anything; in the text as written, a Secret, a volume, a container (a holder's command, env or
+# hooks) or the process namespace is the patch reaching past this rule.
+_PATCH_REACH = re.compile(r"\{\{|\\|secret|volume|container|processnamespace", re.IGNORECASE)
 
 
 def _shared(name: Any) -> TypeGuard[str]:
     """Whether `name` is a shared Secret's; a name that is no string is MLP-SCHEMA's to report."""
     return isinstance(name, str) and name in SHARED
+
+
+# A Secret name Argo fills in when the pipeline runs (`{{workflow.parameters.s}}`, whose default or a
+# submitter's `-p` can be any shared Secret): judged as a shared Secret no container holds, since what it
+# will name is not in the manifest.
+TEMPLATED = ("a name a parameter fills in when the pipeline runs, which can be any shared Secret", ())
+
+
+def _judged(name: Any) -> TypeGuard[str]:
+    """Whether this rule judges a reference to `name`: a shared Secret's, or one a parameter fills in."""
+    return _shared(name) or (isinstance(name, str) and "{{" in name)
+
+
+def _about(name: str) -> tuple[str, tuple[Holder, ...]]:
+    """What a judged Secret is and who may hold it."""
+    return SHARED.get(name, TEMPLATED)
 
 
 def _map(value: Any) -> dict[str, Any]:
@@ -230,7 +254,7 @@ def problems(doc: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
         if pod.get("shareProcessNamespace") is True and held:
             yield (
                 f"{pod_path}/shareProcessNamespace",
-                f"the pod shares its process namespace and holds Secret {held[0]!r}, {SHARED[held[0]][0]}: "
+                f"the pod shares its process namespace and holds Secret {held[0]!r}, {_about(held[0])[0]}: "
                 "every container of the pod reaches the holder's files and environment through /proc/<pid>",
                 # "Container filesystems are visible to other containers in the pod through the
                 # /proc/$pid/root link" (https://kubernetes.io/docs/tasks/configure-pod-container/
@@ -255,7 +279,7 @@ def _volumes(owner: dict[str, Any]) -> dict[str, list[str]]:
             _map(_map(s).get("secret")).get("name")
             for s in _list(_map(volume.get("projected")).get("sources"))
         ]
-        found[str(volume.get("name"))] = [s for s in named if _shared(s)]
+        found[str(volume.get("name"))] = [s for s in named if _judged(s)]
     return found
 
 
@@ -268,14 +292,14 @@ def _pod_problems(
     (a template default, merged into every container)."""
     for path, container in pod_containers:
         for where, secret, how in _references(path, container, volumes):
-            holders = SHARED[secret][1] if holding else ()
+            holders = _about(secret)[1] if holding else ()
             if any(h.runs(container) for h in holders):
                 continue
             allowed = " or ".join(h.what for h in holders) or "platform code outside the manifests"
             yield (
                 where,
                 f"container {container.get('name', path)!r} gets Secret {secret!r} ({how}), "
-                f"{SHARED[secret][0]}: code this repository's apps control would hold a credential the "
+                f"{_about(secret)[0]}: code this repository's apps control would hold a credential the "
                 f"whole platform shares; only {allowed} may",
                 "remove the reference; a credential an app's own code needs is its own Secret, from Vault "
                 "(ask the platform team for one)",
@@ -288,11 +312,11 @@ def _references(
     """(key path, Secret, how) of every shared Secret the container gets."""
     for i, env in enumerate(_list(container.get("env"))):
         name = _map(_map(_map(env).get("valueFrom")).get("secretKeyRef")).get("name")
-        if _shared(name):
+        if _judged(name):
             yield f"{path}/env/[{i}]/valueFrom/secretKeyRef/name", name, "env secretKeyRef"
     for i, source in enumerate(_list(container.get("envFrom"))):
         name = _map(_map(source).get("secretRef")).get("name")
-        if _shared(name):
+        if _judged(name):
             yield f"{path}/envFrom/[{i}]/secretRef/name", name, "envFrom secretRef"
     for i, mount in enumerate(_list(container.get("volumeMounts"))):
         for secret in volumes.get(str(_map(mount).get("name")), []):
@@ -301,15 +325,33 @@ def _references(
 
 def _workflow_problems(spec: dict[str, Any], path: str) -> Iterator[tuple[str, str, str]]:
     shared_volumes = _volumes(spec)
-    for i, template in enumerate(_list(spec.get("templates"))):
-        template_path = f"{path}/templates/[{i}]"
-        volumes = {**shared_volumes, **_volumes(_map(template))}
-        yield from _pod_problems(volumes, _template_containers(_map(template), template_path), holding=True)
+    for template_path, template in _templates(spec, path):
+        volumes = {**shared_volumes, **_volumes(template)}
+        yield from _pod_problems(volumes, _template_containers(template, template_path), holding=True)
     defaults = _map(spec.get("templateDefaults"))
     yield from _pod_problems(
         shared_volumes, _template_containers(defaults, f"{path}/templateDefaults"), holding=False
     )
     yield from _patch_and_selector_problems(spec, path)
+
+
+def _templates(spec: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every template of a workflow spec, the `inline` ones of steps and DAG tasks included (a
+    WorkflowStep's and a DAGTask's `Inline *Template`, argoproj/argo-workflows v4.0.6
+    pkg/apis/workflow/v1alpha1/workflow_types.go L1664, L3507), at any depth."""
+    for i, template in enumerate(_list(spec.get("templates"))):
+        yield from _with_inline(_map(template), f"{path}/templates/[{i}]")
+
+
+def _with_inline(template: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, template
+    for i, parallel in enumerate(_list(template.get("steps"))):
+        for j, step in enumerate(_list(parallel)):
+            if isinstance(_map(step).get("inline"), dict):
+                yield from _with_inline(step["inline"], f"{path}/steps/[{i}]/[{j}]/inline")
+    for i, task in enumerate(_list(_map(template.get("dag")).get("tasks"))):
+        if isinstance(_map(task).get("inline"), dict):
+            yield from _with_inline(task["inline"], f"{path}/dag/tasks/[{i}]/inline")
 
 
 def _template_containers(template: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -331,18 +373,19 @@ def _patch_and_selector_problems(node: Any, path: str) -> Iterator[tuple[str, st
     artifact's GitHub token."""
     for key, value in _map(node).items():
         here = f"{path}/{key}"
-        named = _NAMED.search(value) if key == "podSpecPatch" and isinstance(value, str) else None
-        if named:
+        touched = _PATCH_REACH.search(value) if key == "podSpecPatch" and isinstance(value, str) else None
+        if touched:
             yield (
                 here,
-                f"podSpecPatch names Secret {named[0]!r}, {SHARED[named[0]][0]}: the patch can hand it to any container",
-                "remove it from the patch",
+                f"podSpecPatch holds {touched[0]!r}: the patch can hand any shared Secret ({', '.join(SHARED)}) "
+                "to any container, or change what a holder runs, past this rule",
+                "set containers, volumes and Secrets on the template itself, where MLP-SHARED-SECRET judges them",
             )
-        elif key.endswith("Secret") and isinstance(value, dict) and _shared(value.get("name")):
+        elif key.endswith("Secret") and isinstance(value, dict) and _judged(value.get("name")):
             if not (value["name"] == GITHUB_TOKEN and path.endswith("/git")):
                 yield (
                     f"{here}/name",
-                    f"{key} names Secret {value['name']!r}, {SHARED[value['name']][0]}: Argo's executor "
+                    f"{key} names Secret {value['name']!r}, {_about(value['name'])[0]}: Argo's executor "
                     "would use it where this pipeline says",
                     "use the pipeline's own artifact repository (spec.artifactRepositoryRef)",
                 )
