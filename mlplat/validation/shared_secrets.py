@@ -7,7 +7,17 @@ token, the UI's SSO client). A Pod may name any Secret of its namespace, so the 
 these and code a pull request controls is which containers the manifests hand them to: a sidecar
 given `model-publisher-s3` could overwrite any app's published models (MinIO's `model-publisher` may
 add objects under every pipeline app's prefix, infra/services/minio.py), and a model container given
-`inference-log-hash-key` could reverse the hashed personal fields of every app's logs.
+`inference-log-hash-key` could take the key out of the pod, to hash guesses of every app's logged
+personal fields wherever and as often as it likes.
+
+What this rule does not protect: it keeps the Secrets' values out of code apps control, not what the
+holders do for whoever asks. The privacy marshaller answers the HMAC of anything sent to it
+(mlplat/monitoring/privacy.py), and on the pod's loopback the model server beside it can send it
+records: a model server can hash guesses of a low-entropy field with the shared key without holding
+it, and since every app of the team hashes with the same key, match them against the hashed fields of
+any app's logs it can read. What bounds that is who reads the logs bucket and the marshaller's own
+throughput, not this rule. Likewise `register` and `propose` publish and register whatever model the
+pipeline's earlier steps produced; MLP-RETRAIN-STEP and the pipeline's review judge what they are told.
 
 So a container may get one of them (env `valueFrom.secretKeyRef`, `envFrom.secretRef`, or a mount of
 a `secret` or `projected` volume: the core/v1 Container and Volume fields, as KServe's CRD embeds them,
