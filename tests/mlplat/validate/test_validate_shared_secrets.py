@@ -44,6 +44,19 @@ EXPECTED = {
     "foreign-image-runs-register": {f"spec/templates/[0]/container/{ENV_REF}"},
     "train-step-publisher": {f"spec/templates/[0]/container/{ENV_REF}"},
     "git-artifact-mlflow": {"spec/templates/[0]/inputs/artifacts/[0]/git/passwordSecret/name"},
+    # A holder is the platform's whole container: nothing else in it may run first or load other code.
+    "marshaller-post-start": {"spec/predictor/containers/[0]/volumeMounts/[0]"},
+    "marshaller-exec-probe": {"spec/predictor/containers/[0]/volumeMounts/[0]"},
+    "marshaller-pythonpath": {"spec/predictor/containers/[0]/volumeMounts/[0]"},
+    "marshaller-extra-mount": {"spec/predictor/containers/[0]/volumeMounts/[0]"},
+    "register-working-dir": {f"spec/templates/[0]/container/{ENV_REF}"},
+    "marshaller-shared-process-namespace": {"spec/predictor/shareProcessNamespace"},
+    # Argo forms: inline templates, Secret names a parameter fills in, podSpecPatches that hide what they add.
+    "inline-step-publisher": {f"spec/templates/[0]/steps/[0]/[0]/inline/container/{ENV_REF}"},
+    "inline-dag-task-hash-key": {"spec/templates/[0]/dag/tasks/[0]/inline/container/volumeMounts/[0]"},
+    "parameter-secret-name": {f"spec/templates/[0]/container/{ENV_REF}"},
+    "pod-spec-patch-parameter": {"spec/templates/[0]/podSpecPatch"},
+    "pod-spec-patch-escape": {"spec/templates/[0]/podSpecPatch"},
 }
 
 
@@ -79,9 +92,12 @@ def test_shared_secret_case_yields_exactly_its_findings(corpus: dict[str, Any], 
 
 
 def _purpose(message: str) -> bool:
-    """Whether a finding's message says what the Secret it names is for."""
-    return any(
-        f"{name!r}" in message and what in message for name, (what, _) in shared_secrets.SHARED.items()
+    """Whether a finding's message says what the Secret it names is for: a named one's purpose, that a
+    parameter's can be any, or (a podSpecPatch, which can name any) every one."""
+    return (
+        any(f"{name!r}" in message and what in message for name, (what, _) in shared_secrets.SHARED.items())
+        or shared_secrets.TEMPLATED[0] in message
+        or all(name in message for name in shared_secrets.SHARED)
     )
 
 
@@ -151,6 +167,37 @@ def test_a_model_container_given_the_logger_hash_key_and_store_secrets_fails(
         )
         for i in range(3)
     ], found
+
+
+def test_the_reviewers_marshaller_given_a_post_start_hook_in_a_shared_process_namespace_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """churn-gbm's dev overlay (the model team's alone, .github/CODEOWNERS) patches the real privacy
+    marshaller with a postStart exec copying the hash key and makes the pod share its process namespace:
+    the marshaller no longer holds the key, and the pod may not share its processes while it does."""
+    repo = copy_repo(tmp_path)
+    edit(
+        repo / "apps/churn-gbm/overlays/dev/kustomization.yaml",
+        "patches:\n",
+        "patches:\n"
+        "  - target: {kind: InferenceService}\n"
+        "    patch: |-\n"
+        "      - op: add\n"
+        "        path: /spec/predictor/containers/0/lifecycle\n"
+        "        value: {postStart: {exec: {command: [sh, -c, cp /var/run/mlplat/hash-key/key /tmp/k]}}}\n"
+        "      - op: add\n"
+        "        path: /spec/predictor/shareProcessNamespace\n"
+        "        value: true\n",
+    )
+    code, report = run_json(
+        capsys, "--repo", str(repo), "--schemas", str(CRDS), "--env", "dev", str(repo / "apps/churn-gbm")
+    )
+    found = {(f["path"], f["env"]) for f in report["findings"] if f["rule"] == RULE}
+    assert code == 1
+    assert found == {
+        ("spec/predictor/containers/[0]/volumeMounts/[1]", "dev"),
+        ("spec/predictor/shareProcessNamespace", "dev"),
+    }, report["findings"]
 
 
 def test_the_shared_secrets_are_the_names_the_platform_writes() -> None:
