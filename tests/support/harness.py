@@ -168,7 +168,10 @@ def switched_off(env: str) -> dict[str, str]:
     from infra.services import argo_events, argo_workflows
 
     services = load_environment(env).services
-    optional = ((argo_workflows, services.argo_workflows.enabled), (argo_events, services.argo_events.enabled))
+    optional = (
+        (argo_workflows, services.argo_workflows.enabled),
+        (argo_events, services.argo_events.enabled),
+    )
     return {service.RELEASE: service.NAMESPACE for service, enabled in optional if not enabled}
 
 

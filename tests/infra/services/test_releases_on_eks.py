@@ -50,7 +50,8 @@ def test_prod_releases_whose_crds_go_with_them_are_protected() -> None:
     deleting = [
         name
         for name, key in RELEASES.items()
-        if name not in switched_off("prod") and _deletes_crds_on_uninstall(key, releases[name].inputs["values"])
+        if name not in switched_off("prod")
+        and _deletes_crds_on_uninstall(key, releases[name].inputs["values"])
     ]
     # The reference charts say which: the test is void if it finds neither of the known ones.
     assert {"kserve-crd", "keda"} <= set(deleting), deleting

@@ -118,10 +118,8 @@ def test_admission_objects_validate_against_the_kubernetes_schema_of_the_stack(p
     schemas = SchemaSet(load_environment(plan.env).cluster.kubernetes_version, None)
     admission = [r for r in plan.resources if r.type.startswith("kubernetes:admissionregistration.k8s.io/")]
     # The policies guard Argo Workflows' kinds (workflow_admission.py): none where it is switched off.
-    expected = set() if "argo-workflows" in switched_off(plan.env) else {
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
-    }
+    policies = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    expected = set() if "argo-workflows" in switched_off(plan.env) else policies
     assert {r.inputs["kind"] for r in admission} == expected, plan.env
     for r in admission:
         findings = schemas.check(RenderedDoc(plan.env, "the plan", r.urn, r.inputs), None)
