@@ -141,6 +141,7 @@ class ArgoEvents(ChartService):
             f"{name}-retraining",
             admitting_only(load_documents(["argo-events/resources/*.yaml"]), args.apps),
             NAMESPACE,
-            [self.release, self.webhook_token.resource, self.sensor_binding],
+            # The PodMonitor is kube-prometheus-stack's kind: it waits for that release itself.
+            [args.monitoring_crds, self.release, self.webhook_token.resource, self.sensor_binding],
         )
         self.register_outputs({"release": self.release.status, "triggers": [r.urn for r in self.triggers]})

@@ -161,6 +161,20 @@ RELEASES = {
 }
 
 
+def switched_off(env: str) -> dict[str, str]:
+    """Release name -> namespace of each optional service the stack config of `env` switches off
+    (`services.<name>.enabled`; retraining runs in one environment only, infra/config.py
+    RETRAINING_ENVIRONMENT): the plan has neither its release nor its namespace."""
+    from infra.services import argo_events, argo_workflows
+
+    services = load_environment(env).services
+    optional = (
+        (argo_workflows, services.argo_workflows.enabled),
+        (argo_events, services.argo_events.enabled),
+    )
+    return {service.RELEASE: service.NAMESPACE for service, enabled in optional if not enabled}
+
+
 def transitive_dependencies(plan: Plan, r: Registered) -> set[str]:
     by_urn = {x.urn: x for x in plan.resources}
     seen: set[str] = set()
