@@ -245,7 +245,7 @@ def test_a_refused_proposal_from_a_detached_checkout_goes_back_to_its_commit_and
     HEAD` failed, the gate's refusal became exit 2 "git switch ... failed", and the checkout stayed on
     retrain/<app>-v<N>, so a re-run failed on "branch already exists"."""
     low = {registry_gate.EVALUATION_TAG: "failed", registry_gate.METRIC_TAG_PREFIX + "accuracy": "0.5"}
-    version = drift_run("6" * 40, low)
+    version = drift_run("f0" * 20, low)  # a commit no other test registers: the registry is shared
     head = git(scratch, "rev-parse", "HEAD")
     git(scratch, "switch", "--quiet", "--detach", head.strip())
     code = propose(version, registry.url, scratch)
