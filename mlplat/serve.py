@@ -196,8 +196,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    """`python -m mlplat.serve`: what the demo and the tests start, independent of the CLI's command list."""
-    parser = argparse.ArgumentParser(prog="mlplat serve", description=__doc__)
+    """`python -m mlplat.serve`: what the demo and the tests start, independent of the CLI's command list.
+    Options only as spelled out, as under `mlplat serve` (entrypoint.without_abbreviations)."""
+    parser = argparse.ArgumentParser(prog="mlplat serve", description=__doc__, allow_abbrev=False)
     add_arguments(parser)
     return run(parser.parse_args())
 

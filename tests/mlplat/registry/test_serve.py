@@ -57,3 +57,15 @@ def test_missing_artifact_is_refused(capsys: pytest.CaptureFixture[str], tmp_pat
     serve.add_arguments(parser)
     assert serve.run(parser.parse_args([APP, "--model-store", str(tmp_path)])) == 1
     assert "holds no MLflow model" in capsys.readouterr().err
+
+
+def test_the_module_entry_point_refuses_an_abbreviated_option(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`--model` was taken as `--model-store` by `python -m mlplat.serve` (argparse's prefix matching),
+    where `mlplat serve` refuses it: one command, two readings of its options."""
+    monkeypatch.setattr(sys, "argv", ["mlplat serve", APP, "--model", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_:
+        serve.main()
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --model" in capsys.readouterr().err
