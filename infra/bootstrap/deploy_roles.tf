@@ -35,7 +35,7 @@ locals {
   }
   # The conditions that hold a statement to its environment by the environment tag, one owner for what
   # the tag-scoped statements below would otherwise each spell out (the statements of
-  # local.environment_scoped_statements name these): on_resource, the resource acted on already
+  # local.environment_scoped_statements and local.tag_held_statements name these): on_resource, the resource acted on already
   # carries this environment's tag; on_request, the request sets it; on_new, the request sets it on a
   # resource that has no environment tag yet (a create, or its tags on create: another environment's
   # resource is never "new"); on_retag, the request sets or removes the environment tag of a resource
@@ -443,11 +443,12 @@ data "aws_iam_policy_document" "deploy_state" {
 # characters). Each statement is held to its environment by the environment tag
 # (local.environment_tag_conditions), by its name or its permissions boundary, and a table entry carries
 # its conditions as data, so each statement is one entry and the one `dynamic "statement"` of
-# data.aws_iam_policy_document.environment_scoped renders them all.
+# data.aws_iam_policy_document.environment_scoped renders them all (and local.tag_held_statements'
+# tables, below, for the keys and the cluster OIDC provider).
 locals {
   environment_scoped_statements = {
     for env in local.environments : env => {
-      # deploy_platform: the environment's network, EKS secrets and EBS keys, and their environment tag.
+      # deploy_platform: the environment's network and key aliases, and the network's environment tag.
       platform = [
         # EC2 IDs exist only after creation, so EC2 is scoped by the environment tag: a create call may only
         # create a resource of the type it creates, new (no environment tag yet) and tagged with this
@@ -482,41 +483,6 @@ locals {
             { test = "StringEquals", variable = "aws:RequestedRegion", values = [var.aws_region] },
           ]
         },
-        # Created only with the environment tag...
-        {
-          sid        = "CreateEnvironmentKeys"
-          actions    = ["kms:CreateKey"]
-          resources  = ["*"]
-          conditions = local.environment_tag_conditions[env].on_request
-        },
-        # ...whose tags CreateKey authorises as kms:TagResource on a key that has no tags yet...
-        {
-          sid        = "TagEnvironmentKeysOnCreate"
-          actions    = ["kms:TagResource"]
-          resources  = ["*"]
-          conditions = local.environment_tag_conditions[env].on_new
-        },
-        # ...and managed only while they carry it.
-        {
-          sid = "ManageEnvironmentKeys"
-          actions = [
-            "kms:CreateGrant",
-            "kms:Decrypt",
-            "kms:DescribeKey",
-            "kms:EnableKeyRotation",
-            "kms:Encrypt",
-            "kms:GenerateDataKey*",
-            "kms:GetKeyPolicy",
-            "kms:GetKeyRotationStatus",
-            "kms:ListResourceTags",
-            "kms:PutKeyPolicy",
-            "kms:ScheduleKeyDeletion",
-            "kms:TagResource",
-            "kms:UntagResource",
-          ]
-          resources  = ["*"]
-          conditions = local.environment_tag_conditions[env].on_resource
-        },
         # An alias call is authorised on the alias and on the key it names: the alias by name
         # (infra/aws/kms.py names every alias alias/<prefix>-<env>-<key>), the key by its tag, so an alias
         # of this environment can never point at another environment's key.
@@ -545,16 +511,9 @@ locals {
             { test = "Null", variable = "ec2:CreateAction", values = ["true"] },
           ]
         },
-        {
-          sid        = "DenyEnvironmentRetagOfKeys"
-          effect     = "Deny"
-          actions    = ["kms:TagResource", "kms:UntagResource"]
-          resources  = ["*"]
-          conditions = local.environment_tag_conditions[env].on_retag
-        },
       ]
-      # deploy_iam: the environment's roles (within its boundary), instance profiles, policies and cluster
-      # OIDC provider, and their environment tag.
+      # deploy_iam: the environment's roles (within its boundary), instance profiles and policies, and the
+      # roles' environment tag.
       iam = [
         # Creating or widening a role is only allowed when the role carries the environment's boundary, so
         # no role the stack creates can exceed workload_boundary, whatever policy is attached to it.
@@ -580,11 +539,11 @@ locals {
             { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
           ]
         },
-        # Tags given to CreateRole/CreateOpenIDConnectProvider are authorised as Tag* on the new resource.
+        # Tags given to CreateRole are authorised as iam:TagRole on the new role.
         {
-          sid        = "TagEnvironmentIdentitiesOnCreate"
-          actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole"]
-          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*", "${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+          sid        = "TagEnvironmentRolesOnCreate"
+          actions    = ["iam:TagRole"]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
           conditions = local.environment_tag_conditions[env].on_new
         },
         # Trust policy, description and tags of a role of this environment only: name and tag must both
@@ -630,32 +589,11 @@ locals {
           resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
           conditions = [{ test = "StringEquals", variable = "iam:PassedToService", values = ["ec2.amazonaws.com", "eks.amazonaws.com"] }]
         },
-        # IRSA: the EKS cluster's OIDC issuer. Its ID is random, so the provider is created with the
-        # environment tag and changed only while it carries it (another cluster's provider is out of reach).
+        # The environment tag of an existing role never changes.
         {
-          sid        = "CreateClusterOidcProvider"
-          actions    = ["iam:CreateOpenIDConnectProvider"]
-          resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-          conditions = local.environment_tag_conditions[env].on_request
-        },
-        {
-          sid = "ManageClusterOidcProvider"
-          actions = [
-            "iam:AddClientIDToOpenIDConnectProvider",
-            "iam:DeleteOpenIDConnectProvider",
-            "iam:RemoveClientIDFromOpenIDConnectProvider",
-            "iam:TagOpenIDConnectProvider",
-            "iam:UntagOpenIDConnectProvider",
-            "iam:UpdateOpenIDConnectProviderThumbprint",
-          ]
-          resources  = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
-          conditions = local.environment_tag_conditions[env].on_resource
-        },
-        # The environment tag of an existing role or OIDC provider never changes.
-        {
-          sid        = "DenyEnvironmentRetagOfIdentities"
+          sid        = "DenyEnvironmentRetagOfRoles"
           effect     = "Deny"
-          actions    = ["iam:TagOpenIDConnectProvider", "iam:TagRole", "iam:UntagOpenIDConnectProvider", "iam:UntagRole"]
+          actions    = ["iam:TagRole", "iam:UntagRole"]
           resources  = ["*"]
           conditions = local.environment_tag_conditions[env].on_retag
         },
@@ -664,13 +602,75 @@ locals {
   }
 }
 
-# One document per environment and table of local.environment_scoped_statements, keyed
-# "<env>/<table>"; each managed policy takes its table through `source_policy_documents`, which the
+# What the stack creates with a random ID, so that no name can hold it to one environment: its KMS keys
+# (infra/aws/kms.py: EKS secrets, EBS) and its cluster's OIDC provider (IRSA; another cluster's provider
+# is out of reach). One rule holds each kind to its environment by the environment tag, written once in
+# local.tag_held_statements: created only with the tag; tagged on create only while new (CreateKey
+# authorises its tags as kms:TagResource on a key that has none yet, CreateOpenIDConnectProvider as
+# iam:TagOpenIDConnectProvider on the new provider); managed only while it carries the tag; never
+# re-tagged. Each kind's statements are a table of their own (`keys` for deploy_platform,
+# `oidc_provider` for deploy_iam), named <verb><noun> (CreateEnvironmentKeys, ManageClusterOidcProvider).
+locals {
+  tag_held_kinds = {
+    keys = {
+      noun      = "EnvironmentKeys"
+      resources = ["*"]
+      create    = "kms:CreateKey"
+      tag       = "kms:TagResource"
+      untag     = "kms:UntagResource"
+      manage = [
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:EnableKeyRotation",
+        "kms:Encrypt",
+        "kms:GenerateDataKey*",
+        "kms:GetKeyPolicy",
+        "kms:GetKeyRotationStatus",
+        "kms:ListResourceTags",
+        "kms:PutKeyPolicy",
+        "kms:ScheduleKeyDeletion",
+        "kms:TagResource",
+        "kms:UntagResource",
+      ]
+    }
+    oidc_provider = {
+      noun      = "ClusterOidcProvider"
+      resources = ["${local.iam_arn}:oidc-provider/oidc.eks.${var.aws_region}.amazonaws.com/*"]
+      create    = "iam:CreateOpenIDConnectProvider"
+      tag       = "iam:TagOpenIDConnectProvider"
+      untag     = "iam:UntagOpenIDConnectProvider"
+      manage = [
+        "iam:AddClientIDToOpenIDConnectProvider",
+        "iam:DeleteOpenIDConnectProvider",
+        "iam:RemoveClientIDFromOpenIDConnectProvider",
+        "iam:TagOpenIDConnectProvider",
+        "iam:UntagOpenIDConnectProvider",
+        "iam:UpdateOpenIDConnectProviderThumbprint",
+      ]
+    }
+  }
+  tag_held_statements = {
+    for env in local.environments : env => {
+      for kind, held in local.tag_held_kinds : kind => [
+        { sid = "Create${held.noun}", actions = [held.create], resources = held.resources, conditions = local.environment_tag_conditions[env].on_request },
+        { sid = "Tag${held.noun}OnCreate", actions = [held.tag], resources = held.resources, conditions = local.environment_tag_conditions[env].on_new },
+        { sid = "Manage${held.noun}", actions = held.manage, resources = held.resources, conditions = local.environment_tag_conditions[env].on_resource },
+        { sid = "DenyRetagOf${held.noun}", effect = "Deny", actions = [held.tag, held.untag], resources = ["*"], conditions = local.environment_tag_conditions[env].on_retag },
+      ]
+    }
+  }
+}
+
+# One document per environment and table of local.environment_scoped_statements and
+# local.tag_held_statements (their table names never meet), keyed "<env>/<table>"; each managed policy takes its table through `source_policy_documents`, which the
 # provider merges first, before the document's own statements (hashicorp/terraform-provider-aws
 # internal/service/iam/policy_document_data_source.go, read at 04e9356d7f061e7be1890e030f420c81a783d651).
 data "aws_iam_policy_document" "environment_scoped" {
   for_each = merge([
-    for env, tables in local.environment_scoped_statements : { for table, statements in tables : "${env}/${table}" => statements }
+    for env in local.environments : {
+      for table, statements in merge(local.environment_scoped_statements[env], local.tag_held_statements[env]) : "${env}/${table}" => statements
+    }
   ]...)
 
   dynamic "statement" {
@@ -712,10 +712,11 @@ data "aws_iam_policy_document" "public_ami_parameters" {
 data "aws_iam_policy_document" "deploy_platform" {
   for_each = local.environments
 
-  # First, the conditioned statements (`platform` of local.environment_scoped_statements), and the
-  # public AMI parameters.
+  # First, the conditioned statements (`platform` of local.environment_scoped_statements, `keys` of
+  # local.tag_held_statements), and the public AMI parameters.
   source_policy_documents = [
     data.aws_iam_policy_document.environment_scoped["${each.key}/platform"].json,
+    data.aws_iam_policy_document.environment_scoped["${each.key}/keys"].json,
     data.aws_iam_policy_document.public_ami_parameters.json,
   ]
 
@@ -802,8 +803,12 @@ data "aws_iam_policy_document" "deploy_platform" {
 data "aws_iam_policy_document" "deploy_iam" {
   for_each = local.environments
 
-  # First, the conditioned statements (`iam` of local.environment_scoped_statements).
-  source_policy_documents = [data.aws_iam_policy_document.environment_scoped["${each.key}/iam"].json]
+  # First, the conditioned statements (`iam` of local.environment_scoped_statements, `oidc_provider` of
+  # local.tag_held_statements).
+  source_policy_documents = [
+    data.aws_iam_policy_document.environment_scoped["${each.key}/iam"].json,
+    data.aws_iam_policy_document.environment_scoped["${each.key}/oidc_provider"].json,
+  ]
 
   statement {
     sid       = "ReadIam"

@@ -97,15 +97,17 @@ def _per_table_documents(documents: Mapping[str, Any], local: Mapping[str, Any])
         if not tables:
             out |= _per_entry_documents(name, body, local)
             continue
-        sources = set(_TABLE_LOCAL.findall(body["for_each"]))
-        assert len(sources) == 1, f"{name}: a per-table for_each reads one local, not {sorted(sources)}"
-        (source,) = sources
-        for table in _per_environment(source, local):
-            spec = tables[0]["statement"] | {"for_each": f"${{local.{source}[each.key].{table}}}"}
-            out[f"{name}/{table}"] = body | {
-                "for_each": "${local.environments}",
-                "dynamic": [{"statement": spec}],
-            }
+        # One local of tables, or several merged (`merge(local.a[env], local.b[env])`), each per environment.
+        sources = sorted(set(_TABLE_LOCAL.findall(body["for_each"])) - {"environments"})
+        assert sources, f"{name}: a per-table for_each reads no local of tables"
+        for source in sources:
+            for table in _per_environment(source, local):
+                assert f"{name}/{table}" not in out, f"{name}: two locals hold a table {table!r}"
+                spec = tables[0]["statement"] | {"for_each": f"${{local.{source}[each.key].{table}}}"}
+                out[f"{name}/{table}"] = body | {
+                    "for_each": "${local.environments}",
+                    "dynamic": [{"statement": spec}],
+                }
     return out
 
 
@@ -296,7 +298,40 @@ def _per_environment(name: str, local: Mapping[str, Any]) -> Any:
         wrapped = value if value.startswith(('"', "${")) else f"${{{value}}}"
         return _in_expressions(wrapped, lambda chunk: iterator.sub("each.key", chunk))
 
-    return _unquote(as_each_key(hcl2.loads(f"value = {found[2]}\n")["value"]))
+    table = _FOR_TABLE.match(found[2])
+    value = (
+        {key: _for_item(table, item) for key, item in local[table["table"]].items()}
+        if table
+        else hcl2.loads(f"value = {found[2]}\n")["value"]
+    )
+    return _unquote(as_each_key(value))
+
+
+# `{for <key>, <item> in local.<table> : <key> => <value>}`: an environment's value built from a literal
+# table (deploy_roles.tf tag_held_statements), one entry per item of it.
+_FOR_TABLE = re.compile(
+    r"^\{for (?P<key>\w+), (?P<item>\w+) in local\.(?P<table>\w+) : (?P=key) => (?P<value>.*)\}$", re.DOTALL
+)
+
+
+def _for_item(table: re.Match[str], item: Mapping[str, Any]) -> Any:
+    """One entry of a `_FOR_TABLE` value, as python-hcl2 parses it, with the item's attributes written in:
+    `${<item>.<attr>}` in a template as the attribute's text, `<item>.<attr>` in an expression as its
+    literal value. An attribute the item lacks, or one of another form, is an error."""
+    name = table["item"]
+
+    def text(found: re.Match[str]) -> str:
+        value = item[found[1]]
+        assert isinstance(value, str) and not set(value) & set('"${}'), f"{name}.{found[1]}: not plain text"
+        return value
+
+    written = re.sub(rf"\$\{{{name}\.(\w+)\}}", text, table["value"])
+    reference = re.compile(rf"(?<![\w.]){name}\.(\w+)")
+    written = _in_expressions(
+        f"${{{written}}}", lambda code: reference.sub(lambda found: json.dumps(item[found[1]]), code)
+    )[2:-1]
+    assert not reference.search(written), f"{name}: a reference this reader cannot write in: {written}"
+    return hcl2.loads(f"value = {written}\n")["value"]
 
 
 def per_environment_local(name: str) -> Any:

@@ -75,23 +75,18 @@ STAR_RESOURCE_ALLOWED = {
         "ChangeEnvironmentNetwork",
     ): "EC2 IDs are random; resource tag and region required",
     ("deploy_platform", "ReadOnlyLookups"): "List/Describe/GetCallerIdentity accept only *",
-    (
-        "environment_scoped/platform",
-        "CreateEnvironmentKeys",
-    ): "CreateKey has no resource; request tag required",
-    (
-        "environment_scoped/platform",
-        "TagEnvironmentKeysOnCreate",
-    ): "a key being created; request tag required",
-    ("environment_scoped/platform", "ManageEnvironmentKeys"): "key IDs are random; resource tag required",
+    ("environment_scoped/keys", "CreateEnvironmentKeys"): "CreateKey has no resource; request tag required",
+    ("environment_scoped/keys", "TagEnvironmentKeysOnCreate"): "a key being created; request tag required",
+    ("environment_scoped/keys", "ManageEnvironmentKeys"): "key IDs are random; resource tag required",
     ("environment_scoped/platform", "DenyEnvironmentRetagOfNetwork"): "a Deny",
-    ("environment_scoped/platform", "DenyEnvironmentRetagOfKeys"): "a Deny",
+    ("environment_scoped/keys", "DenyRetagOfEnvironmentKeys"): "a Deny",
+    ("environment_scoped/oidc_provider", "DenyRetagOfClusterOidcProvider"): "a Deny",
     ("deploy_platform", "DenyOtherClustersDiscoveryTags"): "a Deny",
     ("deploy_platform", "DenyOtherClustersKarpenterDiscovery"): "a Deny",
     ("deny_other_environments", "DenyOtherEnvironments"): "a Deny",
     ("deploy_iam", "ReadIam"): "read-only IAM Get/List",
     ("workload_boundary", "KarpenterListsInstanceProfiles"): "a List call, upstream grants it on *",
-    ("environment_scoped/iam", "DenyEnvironmentRetagOfIdentities"): "a Deny",
+    ("environment_scoped/iam", "DenyEnvironmentRetagOfRoles"): "a Deny",
     ("deploy_iam", "DenyLongLivedCredentials"): "a Deny",
     ("region_held_boundary", "ClusterWorkloads"): "boundary ceiling for nodes/Karpenter/CSI; region-bound",
     ("region_held_boundary", "KarpenterPriceList"): "Price List API has no resources; pricing region only",
@@ -868,7 +863,7 @@ def _victim_resources(victim: str) -> list[tuple[str, tuple[str, ...], dict[str,
             {},
         ),
         (
-            f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.{REGION}.amazonaws.com/id/{victim.upper()}",
+            _oidc_provider_arn(victim),
             (
                 "iam:AddClientIDToOpenIDConnectProvider",
                 "iam:DeleteOpenIDConnectProvider",
@@ -939,6 +934,11 @@ def _reached(kind: str, attacker: str, victim: str) -> list[str]:
     return reached
 
 
+def _oidc_provider_arn(env: str) -> str:
+    """The IAM OIDC provider of `env`'s cluster: its ID is random, nothing in the ARN names the environment."""
+    return f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.{REGION}.amazonaws.com/id/{env.upper()}1A2B"
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_environment_tag_of_an_existing_resource_cannot_be_changed(env: str) -> None:
     """Re-tagging is how a role would move a resource across the line (first its own into another
@@ -954,6 +954,8 @@ def test_environment_tag_of_an_existing_resource_cannot_be_changed(env: str) -> 
             ("kms:UntagResource", Scope(env).key_arn("eks-secrets")),
             ("iam:TagRole", f"arn:aws:iam::{ACCOUNT}:role/mlplat-{env}-karpenter"),
             ("iam:UntagRole", f"arn:aws:iam::{ACCOUNT}:role/mlplat-{env}-karpenter"),
+            ("iam:TagOpenIDConnectProvider", _oidc_provider_arn(env)),
+            ("iam:UntagOpenIDConnectProvider", _oidc_provider_arn(env)),
         ):
             ctx = base | request(resource_tags=own, request_tags={TAG: other})
             assert not decide(deploy, action, resource, ctx)[0], (
@@ -1029,11 +1031,9 @@ def _own_stack_calls(env: str) -> list[tuple[str, str, dict[str, list[str]]]]:
         ("iam:PutRolePolicy", role, {"iam:PermissionsBoundary": [boundary_arn(env)]}),
         ("iam:UpdateAssumeRolePolicy", role, request(resource_tags=own)),
         ("iam:PassRole", role, {"iam:PassedToService": ["eks.amazonaws.com"]}),
-        (
-            "iam:CreateOpenIDConnectProvider",
-            f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.{REGION}.amazonaws.com/id/ABC",
-            request(request_tags=own),
-        ),
+        ("iam:CreateOpenIDConnectProvider", _oidc_provider_arn(env), request(request_tags=own)),
+        ("iam:TagOpenIDConnectProvider", _oidc_provider_arn(env), request(request_tags=own)),
+        ("iam:UpdateOpenIDConnectProviderThumbprint", _oidc_provider_arn(env), request(resource_tags=own)),
         ("sqs:CreateQueue", _arn("sqs", f"mlplat-{env}-interruptions1a2b"), {}),
         ("events:PutTargets", _arn("events", f"rule/mlplat-{env}-spot1a2b"), {}),
         ("logs:CreateLogGroup", _arn("logs", f"log-group:/aws/eks/{cluster}/cluster"), {}),
@@ -1464,7 +1464,8 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
     """The tag-scoped statements are tables expanded by `dynamic "statement"`: a reader that saw only the
     written-out statements would check none of them, and every isolation test above would pass on
     less than the roles get. The deploy role's tables live in local.environment_scoped_statements and
-    are rendered by one per-table document (environment_scoped/<table> to the readers)."""
+    local.tag_held_statements (built from local.tag_held_kinds, its Sids templates of each kind's noun)
+    and are rendered by one per-table document (environment_scoped/<table> to the readers)."""
     expanded = 0
     for path in sorted(BOOTSTRAP.glob("*.tf")):
         with path.open(encoding="utf-8") as fh:
@@ -1485,6 +1486,11 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
     text = (BOOTSTRAP / "deploy_roles.tf").read_text(encoding="utf-8")
     table_text = _top_level_block(text, "locals {\n  environment_scoped_statements")
     written_sids = re.findall(r'^ *sid *= "(\w+)"$', table_text, re.MULTILINE)
+    held_text = _top_level_block(text, "locals {\n  tag_held_kinds")
+    templates = re.findall(r'sid = "(\w*)\$\{held\.noun\}(\w*)"', held_text)
+    nouns = [kind["noun"] for kind in terraform()["locals"]["tag_held_kinds"].values()]
+    assert len(templates) == 4 and len(nouns) >= 2, (templates, nouns)
+    written_sids += [f"{before}{noun}{after}" for noun in nouns for before, after in templates]
     read_sids = [
         st["sid"]
         for doc in POLICY_DOCS
@@ -1495,7 +1501,7 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
     assert expanded + len(read_sids), "no dynamic statement left: delivery_helpers' expansion can go"
     conditions = {st["sid"]: st["condition"] for st in policy_statements("environment_scoped/iam")}
     # As a written-out statement carries it: the tag key and the environment still to be resolved.
-    assert conditions["TagEnvironmentIdentitiesOnCreate"] == [
+    assert conditions["TagEnvironmentRolesOnCreate"] == [
         {
             "test": "StringEquals",
             "variable": "aws:RequestTag/${local.environment_tag}",
@@ -1507,15 +1513,18 @@ def test_every_statement_of_a_dynamic_block_reaches_the_policy_readers() -> None
 
 @pytest.mark.parametrize("env", default_environments())
 def test_each_tag_scoped_table_reaches_only_its_own_managed_policy(env: str) -> None:
-    """The tables of local.environment_scoped_statements are named after the managed policy that takes
-    them (deploy_platform, deploy_iam: two policies because IAM caps one at 6,144 characters): a table
-    merged into the wrong policy, or into none, would leave the deploy role without its key or identity
-    grants and re-tag denies, or push one policy over."""
-    tables = {table: f"environment_scoped/{table}" for table in ("platform", "iam")}
-    sids = {table: {st.sid for st in statements(doc, Scope(env))} for table, doc in tables.items()}
-    policies = {table: {st.sid for st in statements(f"deploy_{table}", Scope(env))} for table in tables}
-    for table, other in itertools.permutations(tables):
-        assert sids[table] <= policies[table] and not sids[table] & policies[other], (env, table, policies)
+    """Each table of local.environment_scoped_statements and local.tag_held_statements goes to one
+    managed policy of the deploy role (deploy_platform, deploy_iam: two policies because IAM caps one at
+    6,144 characters): a table merged into the wrong policy, or into none, would leave the deploy role
+    without its key or identity grants and re-tag denies, or push one policy over."""
+    policy_of = {"platform": "platform", "keys": "platform", "iam": "iam", "oidc_provider": "iam"}
+    tables = {doc.split("/", 1)[1] for doc in POLICY_DOCS if doc.startswith("environment_scoped/")}
+    assert tables == set(policy_of), f"a table no managed policy was checked for: {sorted(tables)}"
+    policies = {p: {st.sid for st in statements(f"deploy_{p}", Scope(env))} for p in set(policy_of.values())}
+    for table, policy in policy_of.items():
+        sids = {st.sid for st in statements(f"environment_scoped/{table}", Scope(env))}
+        others = set().union(*(sids_ for name, sids_ in policies.items() if name != policy))
+        assert sids and sids <= policies[policy] and not sids & others, (env, table, policies)
 
 
 def _top_level_block(text: str, header: str) -> str:
