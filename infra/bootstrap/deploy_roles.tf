@@ -529,7 +529,15 @@ locals {
           resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
           conditions = [{ test = "StringEquals", variable = "iam:PermissionsBoundary", values = [aws_iam_policy.workload_boundary[env].arn] }]
         },
-        # A new role also carries the environment tag, which is what the calls below are scoped by.
+        # A new role carries the environment tag too, which is what the calls below are scoped by:
+        # CreateRole authorises the tags it is given as iam:TagRole on the new role (here), and is allowed
+        # only with the tag and the boundary (next).
+        {
+          sid        = "TagEnvironmentRolesOnCreate"
+          actions    = ["iam:TagRole"]
+          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
+          conditions = local.environment_tag_conditions[env].on_new
+        },
         {
           sid       = "CreateRolesWithinBoundary"
           actions   = ["iam:CreateRole"]
@@ -538,13 +546,6 @@ locals {
             { test = "StringEquals", variable = "iam:PermissionsBoundary", values = [aws_iam_policy.workload_boundary[env].arn] },
             { test = "StringEquals", variable = "aws:RequestTag/${local.environment_tag}", values = [env] },
           ]
-        },
-        # Tags given to CreateRole are authorised as iam:TagRole on the new role.
-        {
-          sid        = "TagEnvironmentRolesOnCreate"
-          actions    = ["iam:TagRole"]
-          resources  = ["${local.iam_arn}:role/${var.name_prefix}-${env}-*"]
-          conditions = local.environment_tag_conditions[env].on_new
         },
         # Trust policy, description and tags of a role of this environment only: name and tag must both
         # match, so a role that merely shares the name prefix (or lost its tag) is out of reach.
@@ -693,6 +694,77 @@ data "aws_iam_policy_document" "environment_scoped" {
   }
 }
 
+data "aws_iam_policy_document" "deploy_iam" {
+  for_each = local.environments
+
+  # First, the conditioned statements (`iam` of local.environment_scoped_statements, `oidc_provider` of
+  # local.tag_held_statements).
+  source_policy_documents = [
+    data.aws_iam_policy_document.environment_scoped["${each.key}/iam"].json,
+    data.aws_iam_policy_document.environment_scoped["${each.key}/oidc_provider"].json,
+  ]
+
+  statement {
+    sid       = "ReadIam"
+    actions   = ["iam:Get*", "iam:List*"]
+    resources = ["*"]
+  }
+
+  # EKS creates its own service-linked roles on first use in an account (the cluster, managed node
+  # groups, their Auto Scaling groups). Spot's is the bootstrap's (service_linked_roles.tf).
+  statement {
+    sid     = "ServiceLinkedRoles"
+    actions = ["iam:CreateServiceLinkedRole"]
+    resources = [
+      "${local.iam_arn}:role/aws-service-role/autoscaling.amazonaws.com/*",
+      "${local.iam_arn}:role/aws-service-role/eks-nodegroup.amazonaws.com/*",
+      "${local.iam_arn}:role/aws-service-role/eks.amazonaws.com/*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:AWSServiceName"
+      values = [
+        "autoscaling.amazonaws.com",
+        "eks-nodegroup.amazonaws.com",
+        "eks.amazonaws.com",
+      ]
+    }
+  }
+
+  # Guardrails: even a mistake in the grants above cannot touch the bootstrap itself.
+  statement {
+    sid       = "DenyBootstrapIdentityChanges"
+    effect    = "Deny"
+    actions   = ["iam:*"]
+    resources = ["${local.iam_arn}:role/${var.name_prefix}-github-*", "${local.iam_arn}:policy/${var.name_prefix}-boundary-*", "${local.iam_arn}:oidc-provider/token.actions.githubusercontent.com"]
+  }
+
+  statement {
+    sid    = "DenyBootstrapStorageChanges"
+    effect = "Deny"
+    actions = [
+      "kms:DisableKey",
+      "kms:PutKeyPolicy",
+      "kms:ScheduleKeyDeletion",
+      "s3:DeleteBucket",
+      "s3:DeleteBucketPolicy",
+      "s3:PutBucketPolicy",
+      "s3:PutBucketVersioning",
+      "s3:PutEncryptionConfiguration",
+      "s3:PutLifecycleConfiguration",
+    ]
+    resources = concat([aws_s3_bucket.state.arn, aws_kms_key.state.arn], [for k in aws_kms_key.pulumi_secrets : k.arn])
+  }
+
+  statement {
+    sid       = "DenyLongLivedCredentials"
+    effect    = "Deny"
+    actions   = ["iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:CreateUser"]
+    resources = ["*"]
+  }
+}
+
 # EKS-optimised and GPU AMI IDs are AWS public parameters; nothing else in SSM is readable. One
 # statement both roles take through source_policy_documents: it stands among the first of their
 # policies where each once wrote it last, which the provider does not count as a change (the `policy`
@@ -797,77 +869,6 @@ data "aws_iam_policy_document" "deploy_platform" {
       variable = "aws:RequestTag/karpenter.sh/discovery"
       values   = ["false"]
     }
-  }
-}
-
-data "aws_iam_policy_document" "deploy_iam" {
-  for_each = local.environments
-
-  # First, the conditioned statements (`iam` of local.environment_scoped_statements, `oidc_provider` of
-  # local.tag_held_statements).
-  source_policy_documents = [
-    data.aws_iam_policy_document.environment_scoped["${each.key}/iam"].json,
-    data.aws_iam_policy_document.environment_scoped["${each.key}/oidc_provider"].json,
-  ]
-
-  statement {
-    sid       = "ReadIam"
-    actions   = ["iam:Get*", "iam:List*"]
-    resources = ["*"]
-  }
-
-  # EKS creates its own service-linked roles on first use in an account (the cluster, managed node
-  # groups, their Auto Scaling groups). Spot's is the bootstrap's (service_linked_roles.tf).
-  statement {
-    sid     = "ServiceLinkedRoles"
-    actions = ["iam:CreateServiceLinkedRole"]
-    resources = [
-      "${local.iam_arn}:role/aws-service-role/autoscaling.amazonaws.com/*",
-      "${local.iam_arn}:role/aws-service-role/eks-nodegroup.amazonaws.com/*",
-      "${local.iam_arn}:role/aws-service-role/eks.amazonaws.com/*",
-    ]
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:AWSServiceName"
-      values = [
-        "autoscaling.amazonaws.com",
-        "eks-nodegroup.amazonaws.com",
-        "eks.amazonaws.com",
-      ]
-    }
-  }
-
-  # Guardrails: even a mistake in the grants above cannot touch the bootstrap itself.
-  statement {
-    sid       = "DenyBootstrapIdentityChanges"
-    effect    = "Deny"
-    actions   = ["iam:*"]
-    resources = ["${local.iam_arn}:role/${var.name_prefix}-github-*", "${local.iam_arn}:policy/${var.name_prefix}-boundary-*", "${local.iam_arn}:oidc-provider/token.actions.githubusercontent.com"]
-  }
-
-  statement {
-    sid    = "DenyBootstrapStorageChanges"
-    effect = "Deny"
-    actions = [
-      "kms:DisableKey",
-      "kms:PutKeyPolicy",
-      "kms:ScheduleKeyDeletion",
-      "s3:DeleteBucket",
-      "s3:DeleteBucketPolicy",
-      "s3:PutBucketPolicy",
-      "s3:PutBucketVersioning",
-      "s3:PutEncryptionConfiguration",
-      "s3:PutLifecycleConfiguration",
-    ]
-    resources = concat([aws_s3_bucket.state.arn, aws_kms_key.state.arn], [for k in aws_kms_key.pulumi_secrets : k.arn])
-  }
-
-  statement {
-    sid       = "DenyLongLivedCredentials"
-    effect    = "Deny"
-    actions   = ["iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:CreateUser"]
-    resources = ["*"]
   }
 }
 

@@ -344,6 +344,24 @@ data "aws_iam_policy_document" "runner_trust" {
   }
 }
 
+resource "aws_iam_role_policy" "runner" {
+  for_each = local.environments
+
+  name   = "runner"
+  role   = aws_iam_role.runner[each.key].id
+  policy = data.aws_iam_policy_document.runner[each.key].json
+}
+
+resource "aws_iam_role" "runner" {
+  for_each = local.environments
+
+  name               = local.runner_name[each.key]
+  description        = "CodeBuild-hosted GitHub runner of the ${each.key} stack (ENIs and logs only)"
+  assume_role_policy = data.aws_iam_policy_document.runner_trust[each.key].json
+
+  tags = { (local.environment_tag) = each.key }
+}
+
 data "aws_iam_policy_document" "runner" {
   for_each = local.environments
 
@@ -397,24 +415,6 @@ data "aws_iam_policy_document" "runner" {
     actions   = ["codeconnections:GetConnection", "codeconnections:GetConnectionToken", "codeconnections:UseConnection"]
     resources = [aws_codeconnections_connection.github.arn]
   }
-}
-
-resource "aws_iam_role" "runner" {
-  for_each = local.environments
-
-  name               = local.runner_name[each.key]
-  description        = "CodeBuild-hosted GitHub runner of the ${each.key} stack (ENIs and logs only)"
-  assume_role_policy = data.aws_iam_policy_document.runner_trust[each.key].json
-
-  tags = { (local.environment_tag) = each.key }
-}
-
-resource "aws_iam_role_policy" "runner" {
-  for_each = local.environments
-
-  name   = "runner"
-  role   = aws_iam_role.runner[each.key].id
-  policy = data.aws_iam_policy_document.runner[each.key].json
 }
 
 # --- GitHub connection, runner projects and their webhooks ----------------------------------------------
