@@ -208,3 +208,12 @@ def test_drift_metrics_in_rule_tests_are_the_ones_the_job_publishes() -> None:
 def test_quality_alert_waits_for_as_many_labels_as_the_job_reports_on() -> None:
     (rule,) = [r for _, r in all_rules() if r.get("alert") == "ModelQualityBelowThreshold"]
     assert f"mlplat_model_quality_labelled_rows >= {monitoring_metrics.MIN_LABELLED_ROWS}" in rule["expr"]
+
+
+def test_every_series_the_drift_job_publishes_is_on_the_model_monitoring_dashboard() -> None:
+    """A version the job cannot judge (no reference data, too few rows) had no panel: on-call saw its
+    drift and quality panels empty with nothing saying why, and `too_few_rows` alerts nobody."""
+    dashboard = _load(DASHBOARDS_DIR / "model-monitoring.json")
+    shown = {name for query in dashboard_queries(dashboard) for name in metric_names(query)}
+    published = {m.name for m in monitoring_metrics.ALL}
+    assert published <= shown, f"published by the drift job, on no panel: {sorted(published - shown)}"
