@@ -611,6 +611,8 @@ locals {
 # iam:TagOpenIDConnectProvider on the new provider); managed only while it carries the tag; never
 # re-tagged. Each kind's statements are a table of their own (`keys` for deploy_platform,
 # `oidc_provider` for deploy_iam), named <verb><noun> (CreateEnvironmentKeys, ManageClusterOidcProvider).
+# A new kind is one entry here and its table in the source_policy_documents of the policy that takes
+# it; never named like a table of local.environment_scoped_statements, which `merge` would replace.
 locals {
   tag_held_kinds = {
     keys = {

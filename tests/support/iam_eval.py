@@ -40,17 +40,23 @@ class Unresolvable(ValueError):
 
 @dataclass(frozen=True)
 class Scope:
-    """Where the documents are rendered: one environment (each.key) in one region of the sample account."""
+    """Where the documents are rendered: one environment (each.key) in one region of the sample account,
+    with the bootstrap's default name prefix in the `aws` partition unless told otherwise. KMS key IDs
+    are the key's name (readable findings) unless `key_ids` is "uuid", the length AWS gives them."""
 
     env: str
     region: str = field(default_factory=lambda: str(variable_defaults()["aws_region"]))
+    name_prefix: str = field(default_factory=lambda: str(variable_defaults()["name_prefix"]))
+    partition: str = PARTITION
+    key_ids: str = "name"
 
     @property
     def state_bucket_arn(self) -> str:
-        return f"arn:aws:s3:::mlplat-pulumi-state-{ACCOUNT}-{self.region}"
+        return f"arn:{self.partition}:s3:::{self.name_prefix}-pulumi-state-{ACCOUNT}-{self.region}"
 
     def key_arn(self, name: str) -> str:
-        return f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{name}"
+        key_id = "0" * 8 + "-0000-0000-0000-" + "0" * 12 if self.key_ids == "uuid" else name
+        return f"arn:{self.partition}:kms:{self.region}:{ACCOUNT}:key/{key_id}"
 
 
 def role_arn(kind: str, env: str) -> str:
@@ -89,7 +95,8 @@ def _references(scope: Scope) -> dict[str, Any]:
     env = scope.env
     return {
         "each.key": env,
-        "data.aws_partition.current.partition": PARTITION,
+        "data.aws_partition.current.partition": scope.partition,
+        "var.name_prefix": scope.name_prefix,
         "data.aws_caller_identity.current.account_id": ACCOUNT,
         "aws_s3_bucket.state.arn": scope.state_bucket_arn,
         "aws_kms_key.state.arn": scope.key_arn("state"),
@@ -357,12 +364,82 @@ def github_role(kind: str, env: str) -> dict[str, Any]:
     return {attr: bind(role[attr]) for attr in ("name", "description", "max_session_duration", "tags")}
 
 
+class DuplicateSid(ValueError):
+    """A Sid the provider refuses: twice among a document's source documents, or twice among its own
+    statements (terraform-provider-aws internal/service/iam/policy_document_data_source.go
+    dataSourcePolicyDocumentRead, read at 04e9356d7f061e7be1890e030f420c81a783d651)."""
+
+
+def _merged(into: list[Statement], new: list[Statement]) -> list[Statement]:
+    """As the provider merges a document into another (iam_policy_model.go IAMPolicyDoc.Merge, read at
+    cbaabdfc24ebb75c8fb50f5763efd88769d88c5e): a statement replaces the one with its Sid, without a word,
+    or is appended."""
+    out = list(into)
+    for st in new:
+        same = [i for i, mine in enumerate(out) if st.sid and mine.sid == st.sid]
+        if same:
+            out[same[0]] = st
+        else:
+            out.append(st)
+    return out
+
+
+def _unique_sids(statements_: list[Statement], where: str) -> None:
+    sids = [st.sid for st in statements_ if st.sid]
+    twice = sorted({sid for sid in sids if sids.count(sid) > 1})
+    if twice:
+        raise DuplicateSid(f"{where}: duplicate Sid {', '.join(twice)}")
+
+
 def statements(doc_name: str, scope: Scope) -> list[Statement]:
-    """The statements of a policy document (and of its source documents) rendered for a scope. An
-    expression the evaluator cannot resolve is an error, never a statement silently left out."""
+    """The statements of a policy document rendered for a scope, as the provider assembles them: its
+    source documents' (a Sid twice among them is refused), then its own merged in (replacing a source
+    statement of the same Sid), then its override documents' merged in. An expression the evaluator
+    cannot resolve is an error, never a statement silently left out."""
     out: list[Statement] = []
     for source in _documents(doc_name, "source_policy_documents"):
         out += statements(source, scope)
+    _unique_sids(out, f"{doc_name}: source_policy_documents")
+    own = _own_statements(doc_name, scope)
+    _unique_sids(own, doc_name)
+    out = _merged(out, own)
+    for override in _documents(doc_name, "override_policy_documents"):
+        out = _merged(out, statements(override, scope))
+    return out
+
+
+def shadowed_sids(doc_name: str) -> list[str]:
+    """The Sids whose statement the provider drops when it assembles a document (as `statements` does):
+    a source statement its own statement of the same Sid replaces, or one of either an override
+    replaces. Read from the Sids as written, so it holds for documents this evaluator cannot render."""
+    sources = {sid for source in _documents(doc_name, "source_policy_documents") for sid in _sids(source)}
+    own = {
+        raw.get("sid", "")
+        for raw in terraform()["data"]["aws_iam_policy_document"][doc_name].get("statement", [])
+    }
+    overrides = {
+        sid for override in _documents(doc_name, "override_policy_documents") for sid in _sids(override)
+    }
+    return sorted(((sources & own) | ((sources | own) & overrides)) - {""})
+
+
+def _sids(doc_name: str) -> set[str]:
+    """The Sids of a document as the provider assembles it (its sources', its own, its overrides')."""
+    body = terraform()["data"]["aws_iam_policy_document"][doc_name]
+    own = {raw.get("sid", "") for raw in body.get("statement", [])}
+    return own.union(
+        *(
+            _sids(other)
+            for key in ("source_policy_documents", "override_policy_documents")
+            for other in _documents(doc_name, key)
+        )
+    )
+
+
+def _own_statements(doc_name: str, scope: Scope) -> list[Statement]:
+    """The statements a policy document writes itself (its `statement` blocks, dynamic ones expanded),
+    without those of its source and override documents."""
+    out: list[Statement] = []
     body = terraform()["data"]["aws_iam_policy_document"][doc_name]
     for raw in body.get("statement", []):
         conditions = tuple(
@@ -386,15 +463,6 @@ def statements(doc_name: str, scope: Scope) -> list[Statement]:
                 ),
             )
         )
-    # As the provider merges override_policy_documents: a statement replaces the one with its Sid, or
-    # is appended (terraform-provider-aws internal/service/iam/iam_policy_model.go IAMPolicyDoc.Merge).
-    for override in _documents(doc_name, "override_policy_documents"):
-        for st in statements(override, scope):
-            same = [i for i, mine in enumerate(out) if st.sid and mine.sid == st.sid]
-            if same:
-                out[same[0]] = st
-            else:
-                out.append(st)
     return out
 
 

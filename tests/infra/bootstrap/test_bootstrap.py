@@ -14,6 +14,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
+import botocore
 import hcl2
 import pytest
 import yaml
@@ -49,6 +50,7 @@ from tests.support.iam_eval import (
     role_arn,
     role_policy,
     runner_vpc_arn,
+    shadowed_sids,
     statements,
     trust_document,
 )
@@ -1360,25 +1362,59 @@ def test_workload_boundary_never_reaches_resources_tagged_for_another_environmen
 MANAGED_POLICY_MAX_CHARS = 6144
 
 
+def _longest_scope() -> Scope:
+    """The longest names a bootstrap can render, an upper bound: the longest environment, the longest
+    region and partition names AWS has (botocore's endpoint data), a name_prefix as long as variables.tf
+    accepts (21) and KMS key IDs as long as AWS makes them (UUIDs)."""
+    endpoints = json.loads(
+        (Path(botocore.__file__).parent / "data" / "endpoints.json").read_text(encoding="utf-8")
+    )
+    partitions = endpoints["partitions"]
+    assert re.search(r"\{1,20\}", terraform()["variable"]["name_prefix"]["validation"][0]["condition"])
+    return Scope(
+        env=max(ENVIRONMENTS, key=len),
+        region=max((region for p in partitions for region in p["regions"]), key=len),
+        name_prefix="p" * 21,
+        partition=max((p["partition"] for p in partitions), key=len),
+        key_ids="uuid",
+    )
+
+
+def _as_the_provider_writes(values: tuple[str, ...]) -> str | tuple[str, ...]:
+    """A list of one is written as its string (terraform-provider-aws internal/service/iam/
+    iam_policy_model.go iamPolicyDecodeConfigStringList, and a condition's values in
+    policy_document_data_source.go dataSourcePolicyDocumentMakeConditions)."""
+    return values[0] if len(values) == 1 else values
+
+
 @pytest.mark.parametrize("doc", IDENTITY_DOCS)
-def test_every_managed_policy_fits_iams_size_limit_in_the_longest_region(doc: str) -> None:
-    scope = Scope("staging", "ap-southeast-1")  # the longest names the bootstrap renders
+def test_every_managed_policy_fits_iams_size_limit_with_the_longest_names(doc: str) -> None:
+    """A policy that fits with the default prefix in eu-west-1 can be refused by IAM for an account
+    bootstrapped with a longer prefix, in a longer region or partition: the apply fails half-way."""
     rendered = []
-    for st in statements(doc, scope):
+    for st in statements(doc, _longest_scope()):
         body: dict[str, object] = {
             "Sid": st.sid,
             "Effect": st.effect,
-            "Action": st.actions,
-            "Resource": st.resources,
+            "Action": _as_the_provider_writes(st.actions),
+            "Resource": _as_the_provider_writes(st.resources),
         }
-        conditions: dict[str, dict[str, tuple[str, ...]]] = {}
+        conditions: dict[str, dict[str, object]] = {}
         for test, key, values in st.conditions:
-            conditions.setdefault(test, {})[key] = values
+            conditions.setdefault(test, {})[key] = _as_the_provider_writes(values)
         if conditions:
             body["Condition"] = conditions
         rendered.append(body)
     size = len(json.dumps({"Version": "2012-10-17", "Statement": rendered}, separators=(",", ":")))
     assert size <= MANAGED_POLICY_MAX_CHARS, f"{doc}: {size} characters"
+
+
+@pytest.mark.parametrize("doc", sorted(POLICY_DOCS))
+def test_no_statement_of_a_policy_is_silently_replaced_by_another_of_its_sid(doc: str) -> None:
+    """The provider merges a document's own statements into its source documents', and its override
+    documents' into both, replacing any statement of the same Sid without a word: an own statement named
+    like a table's (ManageEnvironmentKeys) would leave the deploy role without the table's grants."""
+    assert not shadowed_sids(doc), f"{doc}: replaced by a later statement of the same Sid"
 
 
 # --- Issue 15: the bootstrap reads the contract (contract.tf.json) and has room for more environments
