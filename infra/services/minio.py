@@ -20,7 +20,8 @@ The retraining pipelines write new model versions as `model-publisher`: list the
 read and add objects under the prefixes of the apps that have a pipeline only, never delete. Its credentials live at `platform/minio/model-publisher`,
 synced into the argo-workflows namespace for the `register` step (argo_workflows.py). Their datasets,
 step outputs and checkpoints live in bucket `argo-artifacts`, each app's under `<app>/` as its own user
-`argo-artifacts-<app>` (`WorkflowArtifactsUser`): one app's pipeline cannot reach another's.
+`argo-artifacts-<app>` (`WorkflowArtifactsUser`): one app's pipeline cannot reach another's. The bucket
+is versioned for lineage; only the training checkpoints expire (`workflow_artifacts_lifecycle_commands`).
 
 MinIO serves TLS only, with certificate `minio/minio-tls` from the internal CA (cert_manager.py,
 docs/adr/0004-internal-tls-ca.md); its SANs cover the Service and every distributed peer behind the
@@ -34,12 +35,13 @@ storage initializer (kserve.py, apps/components/model-store-access).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
-from infra.config import MinioConfig
+from infra.config import RETRAINING_ENVIRONMENT, MinioConfig
 from infra.contract import MODEL_STORE_URI, workflow_artifacts_secret
 from infra.services.cert_manager import InternalCa
 from infra.services.chart import ChartService, ServiceArgs
@@ -117,6 +119,12 @@ class WorkflowArtifactsUser(MinioUser):
     def prefix(self) -> str:
         return f"{self.app}/"
 
+    @property
+    def checkpoints_prefix(self) -> str:
+        """Where the train step's `checkpoint-sync` sidecar mirrors each run's checkpoints, under
+        `<workflow.name>/` (apps/<app>/training/workflowtemplate.yaml)."""
+        return f"{self.prefix}checkpoints/"
+
 
 def workflow_artifacts_users() -> list[WorkflowArtifactsUser]:
     """One per app with a retraining pipeline (`apps/<app>/training/`)."""
@@ -168,45 +176,103 @@ class MinioArgs(ServiceArgs):
     ca: InternalCa
 
 
-def logs_lifecycle_commands(environment: str, retention_days: int) -> list[dict[str, str]]:
-    """The `customCommands` that put the expiry rules on the logs bucket.
+def lifecycle_commands(bucket: str, rules: Sequence[str]) -> list[dict[str, str]]:
+    """The `customCommands` that leave exactly `rules` (each the flags of one `mc ilm rule add`) on
+    `bucket`, however many times the hook runs.
 
     The chart's `buckets` entries have no lifecycle key (minio/minio 43a74029 helm/minio/values.yaml,
     `buckets`), so the rules are `mc` commands of the chart's post-install/upgrade job, which runs
-    `${MC} <command>` against alias `myminio` (helm/minio/templates/_helper_custom_command.txt).
-    `mc ilm rule add --expire-days N` expires current objects N days after creation, `--prefix P`
-    only those under P (minio/docs source/reference/minio-mc/mc-ilm-rule-add.rst). It appends a rule
-    on every run (minio/mc cmd/ilm-rule-add.go `mainILMAdd`: `lfcCfg.Rules = append(...)`):
-    of several rules the shortest expiry wins. So the environment's `retention_days` is the longest
-    any log is kept, and an app whose contract (`apps/<app>/base/monitoring.yaml` `retention_days`)
-    asks for less gets a rule on its own prefix (`<namespace>/<isvc>/`, where its logger writes).
+    `${MC} <command>` against alias `myminio`, one after the other under `set -e`
+    (helm/minio/templates/_helper_custom_command.txt). `mc ilm rule add` appends a rule on every run
+    (minio/mc RELEASE.2024-11-21T17-21-54Z, the chart's `mcImage`: cmd/ilm-rule-add.go `mainILMAdd`,
+    `lfcCfg.Rules = append(...)`): appending on every upgrade would pile rules up until MinIO refuses
+    the configuration (1000 rules, minio/minio RELEASE.2024-12-18T13-15-44Z
+    internal/bucket/lifecycle/lifecycle.go errLifecycleTooManyRules) and the hook fails every upgrade.
+    So each run first clears the rules (`mc ilm rule rm --all --force`, cmd/ilm-remove.go) and writes
+    them again: a changed rule replaces the old one. `rm` fetches the configuration first and fails
+    when there is none (a new bucket), so the first rule is added before it.
 
-    Appending on every upgrade would pile rules up until MinIO refuses the configuration (1000 rules,
-    minio/minio internal/bucket/lifecycle/lifecycle.go errLifecycleTooManyRules) and the hook, under
-    `set -e`, fails every upgrade. So each run first clears the rules (`mc ilm rule rm --all --force`,
-    minio/mc cmd/ilm-remove.go) and writes them again: raising a retention works too. `rm` fetches the
-    configuration first and fails when there is none (a new bucket), so one rule is added before it.
+    No rules, no commands: `rm` would fail on a bucket that never had a configuration. A bucket that
+    had rules and has none left keeps its old ones until a rule is written again.
+    """
+    if not rules:
+        return []
+    add = [{"command": f"ilm rule add {flags} myminio/{bucket}"} for flags in rules]
+    return [add[0], {"command": f"ilm rule rm --all --force myminio/{bucket}"}, *add]
+
+
+def logs_lifecycle_commands(environment: str, retention_days: int) -> list[dict[str, str]]:
+    """The `customCommands` that put the expiry rules on the logs bucket (`lifecycle_commands`).
+
+    `mc ilm rule add --expire-days N` expires current objects N days after creation, `--prefix P`
+    only those under P (minio/docs source/reference/minio-mc/mc-ilm-rule-add.rst); of several rules
+    the shortest expiry wins. So the environment's `retention_days` is the longest any log is kept,
+    and an app whose contract (`apps/<app>/base/monitoring.yaml` `retention_days`) asks for less gets
+    a rule on its own prefix (`<namespace>/<isvc>/`, where its logger writes). Rewriting the rules on
+    every run lets a raised retention take effect too.
     """
     # Imported here: model_monitoring imports this module for the bucket's name and users.
     from infra.services.model_monitoring import monitored_apps
 
-    days = retention_days
-    environment_rule = {"command": f"ilm rule add --expire-days {days} myminio/{LOGS_BUCKET}"}
-    commands = [
-        environment_rule,  # so that `rm` finds a configuration on a new bucket
-        {"command": f"ilm rule rm --all --force myminio/{LOGS_BUCKET}"},
-        environment_rule,
-    ]
+    rules = [f"--expire-days {retention_days}"]
     for target in monitored_apps(environment=environment):
         shorter = target.retention_days[environment]
-        if shorter < days:
-            commands.append(
-                {
-                    "command": f"ilm rule add --prefix {target.logs_prefix} --expire-days {shorter} "
-                    f"myminio/{LOGS_BUCKET}"
-                }
-            )
-    return commands
+        if shorter < retention_days:
+            rules.append(f"--prefix {target.logs_prefix} --expire-days {shorter}")
+    return lifecycle_commands(LOGS_BUCKET, rules)
+
+
+# How long a run's checkpoints are kept after their last write. A run lives at most its WorkflowTemplate's
+# `activeDeadlineSeconds` (21600: 6 hours), spot interruptions and the train step's 3 retries (30 s, 60 s,
+# 120 s of backoff) included; `argo retry` of a failed run (same Workflow name, so the same checkpoints)
+# starts that clock again (argoproj/argo-workflows v4.0.6 workflow/util/util.go `createNewRetryWorkflow`
+# resets `status.startedAt`). A week outlasts any run with room for a failed run to be retried by hand
+# after a weekend, and by then the weekly schedule has started a fresh run under a new name. A retry
+# later than that finds nothing and the train step fits again (its checkpoints input is optional).
+CHECKPOINT_EXPIRY_DAYS = 7
+# An overwritten checkpoint's older copies: nothing reads them (a resume reads the current objects, and
+# checks them against the stamp: mlplat/retrain/checkpoint.py), so the shortest expiry there is.
+CHECKPOINT_NONCURRENT_EXPIRY_DAYS = 1
+
+
+def workflow_artifacts_lifecycle_commands(owners: Sequence[WorkflowArtifactsUser]) -> list[dict[str, str]]:
+    """The `customCommands` that expire the retraining checkpoints in the artifact bucket, and nothing
+    else of it (`lifecycle_commands`).
+
+    The bucket is versioned (see `computed_values`), so expiring a current object only adds a delete
+    marker: per app, on `<app>/checkpoints/` (a rule's prefix is literal: minio/minio
+    RELEASE.2024-12-18T13-15-44Z internal/bucket/lifecycle/lifecycle.go `FilterRules`,
+    `strings.HasPrefix`), one rule expires current objects `CHECKPOINT_EXPIRY_DAYS` after their last
+    write (`--expire-days`; due at the midnight after that, `ExpectedExpiryTime`) and noncurrent
+    versions `CHECKPOINT_NONCURRENT_EXPIRY_DAYS` after they were replaced (`--noncurrent-expire-days`,
+    counted from the successor's write), and a second removes the delete markers left with no version
+    behind them (`--expire-delete-marker`): the two cannot share a rule (mc refuses it,
+    cmd/ilm/parse.go `validateExpiration`; so does MinIO, expiration.go `Validate`
+    errLifecycleInvalidDeleteMarker). The flags are those of minio/mc RELEASE.2024-11-21T17-21-54Z
+    (commit 1681e449), the chart's `mcImage`: cmd/ilm-rule-add.go `ilmAddFlags`, cmd/ilm/options.go
+    `GetLifecycleOptions`; a delete-marker-only rule is an action (minio-go v7.0.77, mc's go.mod,
+    pkg/lifecycle/lifecycle.go `Expiration.IsNull`); minio/docs mc-ilm-rule-add.rst pairs the flags the
+    same way.
+
+    Everything else stays, noncurrent versions included: the datasets (`<app>/datasets/`) are
+    overwritten in place and a registered version's lineage (its data hash) points back at the objects
+    it was trained on, and each run's step outputs under `<app>/<workflow>/` (the artifact repository's
+    keyFormat, argo_workflows.py) hold its archive of exactly the data `fetch` read, which `register`
+    names in the lineage; the run's other outputs there share that prefix and cannot be told apart by
+    one, so they are kept with it.
+
+    `owners`: the apps whose pipelines run in this environment; none, no commands.
+    """
+    rules = [
+        rule
+        for owner in owners
+        for rule in (
+            f"--prefix {owner.checkpoints_prefix} --expire-days {CHECKPOINT_EXPIRY_DAYS} "
+            f"--noncurrent-expire-days {CHECKPOINT_NONCURRENT_EXPIRY_DAYS}",
+            f"--prefix {owner.checkpoints_prefix} --expire-delete-marker",
+        )
+    ]
+    return lifecycle_commands(WORKFLOW_ARTIFACTS_BUCKET, rules)
 
 
 def publisher_statements() -> list[dict[str, Any]]:
@@ -269,10 +335,17 @@ def computed_values(args: MinioArgs) -> dict[str, Any]:
             # chart's bucket Job runs `mc version enable` for `versioning: true` (minio/minio
             # helm/minio/templates/_helper_create_bucket.txt `createBucket`; the key is in chart 5.4.0's
             # values.yaml `buckets`, ../shared/reference/charts/minio). Checkpoints mirrored with
-            # --overwrite keep their older copies as noncurrent versions too: the price of that.
+            # --overwrite keep their older copies as noncurrent versions too, until their own rules
+            # expire them (`workflow_artifacts_lifecycle_commands`); nothing else here expires.
             {"name": WORKFLOW_ARTIFACTS_BUCKET, "policy": "none", "purge": False, "versioning": True},
         ],
-        "customCommands": logs_lifecycle_commands(args.cluster.environment, args.logs_retention_days),
+        "customCommands": [
+            *logs_lifecycle_commands(args.cluster.environment, args.logs_retention_days),
+            # Checkpoints are written only where retraining runs (infra/config.py RETRAINING_ENVIRONMENT).
+            *workflow_artifacts_lifecycle_commands(
+                workflow_artifacts_users() if args.cluster.environment == RETRAINING_ENVIRONMENT else []
+            ),
+        ],
         "policies": [
             {
                 "name": MLFLOW.policy,
