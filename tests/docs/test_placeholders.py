@@ -75,7 +75,10 @@ def test_every_file_holding_a_placeholder_is_listed_with_what_to_set() -> None:
 
 def test_every_listed_file_still_holds_a_placeholder() -> None:
     stale = [glob for glob in listed() if not any(_covers(glob, path) for path in holders())]
-    assert not stale, f"{DOC} lists files that hold no placeholder any more (remove them): {stale}"
+    assert not stale, (
+        f"{DOC} lists files that hold no placeholder any more: {stale}. Filled in a real value? Delete "
+        f"their rows from {DOC} in the same commit (docs/runbooks/first-deployment.md, step 1)"
+    )
 
 
 def test_the_placeholders_the_issue_names_are_searched_for() -> None:
