@@ -175,6 +175,7 @@ BENT_CONFIGS = [
     pytest.param("prod", {f"{RUNNER}.security_group_id": "sg-runner"}, "mlplat:cluster.endpoint.runner.security_group_id", "should match pattern", id="runner-group-that-is-not-a-security-group-id"),
     pytest.param("prod", {f"{RUNNER}.vpc_id": "rtb-0123456789abcdef0"}, "mlplat:cluster.endpoint.runner.vpc_id", "should match pattern", id="runner-route-table-id-given-as-its-vpc"),
     pytest.param("staging", {f"{RUNNER}.private_route_table_id": "rtb-0123456789ABCDEF0"}, "mlplat:cluster.endpoint.runner.private_route_table_id", "should match pattern", id="runner-route-table-id-in-upper-case-matches-nothing"),
+    pytest.param("staging", {f"{PUBLIC}.public_access_cidrs": ["8.8.8.0/24"]}, "mlplat:cluster.endpoint", "public_access_cidrs: a private endpoint takes no allowlist", id="allowlist-on-a-private-endpoint-silently-ignored"),
     pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}}, "mlplat:cluster.endpoint", "cover 4294967296 addresses, more than a /16", id="allowlist-of-two-halves-is-the-whole-internet"),
     pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16", "9.9.9.0/24"]}}, "mlplat:cluster.endpoint", "cover 65792 addresses", id="allowlist-one-range-past-a-slash-16"),
     pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["10.0.0.0/8"]}}, "mlplat:cluster.endpoint", "10.0.0.0/8 is a private or reserved range", id="private-range-in-a-public-allowlist"),
