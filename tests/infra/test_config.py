@@ -162,12 +162,14 @@ PUBLIC = "cluster.endpoint"
 POOL0 = "gpu.pools.0"
 
 # Configs that bend the rules (issue: "a stack config that cannot be bent"), each named after its failure
-# mode: (environment, {key path: new value}, expected key path in the error, expected reason).
+# mode: (environment, {key path: new value}, expected key path in the error, expected reason). A role
+# reused where it must not be is taken from the stack file, so the case still holds once an adopter has
+# put their own accounts there.
 RUNNER = "cluster.endpoint.runner"
 
 BENT_CONFIGS = [
-    pytest.param("dev", {"cluster.drift_role_arns": ["arn:aws:iam::111111111111:role/mlplat-github-preview-dev"]}, "mlplat:cluster", "is also a viewer (viewer_role_arns), which must not read Secrets", id="pull-request-preview-role-granted-secrets-as-drift-role"),
-    pytest.param("staging", {"cluster.promote_role_arns": ["arn:aws:iam::222222222222:role/mlplat-github-deploy-staging"]}, "mlplat:cluster", "is already listed in admin_role_arns; EKS gives a role one access entry", id="role-listed-twice-stops-pulumi-up-at-cluster-access"),
+    pytest.param("dev", {"cluster.drift_role_arns": _values("dev")["cluster"]["viewer_role_arns"][:1]}, "mlplat:cluster", "is also a viewer (viewer_role_arns), which must not read Secrets", id="pull-request-preview-role-granted-secrets-as-drift-role"),
+    pytest.param("staging", {"cluster.promote_role_arns": _values("staging")["cluster"]["admin_role_arns"][-1:]}, "mlplat:cluster", "is already listed in admin_role_arns; EKS gives a role one access entry", id="role-listed-twice-stops-pulumi-up-at-cluster-access"),
     pytest.param("staging", {RUNNER: DELETE}, "mlplat:cluster.endpoint", "a private endpoint is reached only from the peered runner VPC", id="private-endpoint-without-a-runner-is-unreachable-from-ci"),
     pytest.param("prod", {RUNNER: DELETE}, "mlplat:cluster.endpoint", "a private endpoint is reached only from the peered runner VPC", id="prod-endpoint-without-a-runner-is-undeployable"),
     pytest.param("dev", {f"{RUNNER}.vpc_cidr": "10.10.255.0/24"}, "mlplat:", "overlaps network.vpc_cidr 10.10.0.0/16; AWS refuses to peer", id="runner-vpc-inside-the-cluster-vpc-cannot-be-peered"),
