@@ -3,10 +3,11 @@
 
 The offline plan proves what the program declares; it cannot prove that the account will accept it.
 Each check here is a first `pulumi up` failure seen from the account's side: the AMI alias Karpenter
-resolves does not exist for the Kubernetes version, an add-on pin is not offered, the GPU quotas cannot
-hold the pools at their maxima, Spot was never used in the account (no service-linked role), the
-bootstrap's bucket, stack, key or roles are missing, or the caller is in the wrong account or is not a
-cluster admin (the Kubernetes provider would get 401 after the AWS half was created).
+resolves does not exist for the Kubernetes version, an add-on pin is not offered, the vCPU quotas cannot
+hold the pools (GPU, system, CPU model) at their maxima, Spot was never used in the account (no
+service-linked role), the bootstrap's bucket, stack, key or roles are missing, or the caller is in the
+wrong account or is not a cluster admin (the Kubernetes provider would get 401 after the AWS half was
+created).
 
 One check needs no account: the EKS support window of the stack's Kubernetes version today
 (infra/versions.py `EKS_SUPPORT_CALENDAR`). In extended support it warns and passes: the cluster still
@@ -82,6 +83,10 @@ QUOTAS: dict[tuple[str, str], Quota] = {
     ("P", "spot"): Quota("L-7212CCBC", ("Spot", "All P")),
     ("P5+", "on-demand"): _P_ON_DEMAND,
     ("Standard", "on-demand"): Quota("L-1216C47A", ("On-Demand", "Standard")),
+    # "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests" (using-spot-limits.html above),
+    # which the spot CPU model pools of dev and staging draw on. AWS's pages name the quota, not its
+    # code: as for the others, the name check makes the account confirm it.
+    ("Standard", "spot"): Quota("L-34B43A08", ("Spot", "Standard")),
 }
 STANDARD_FAMILIES = tuple("acdhimrtz")
 
@@ -214,11 +219,37 @@ def check_caller(config: StackConfig, clients: ClientFactory) -> list[Result]:
     return results
 
 
+@dataclass(frozen=True)
+class Pool:
+    """Capacity the stack may launch: its capacity type, the instance types it may choose, and the
+    vCPUs it may hold at its maximum given one node's vCPUs."""
+
+    capacity_type: str
+    instance_types: list[str]
+    vcpus_at_most: Callable[[int], int]
+
+
+def pools(config: StackConfig) -> list[Pool]:
+    """Every pool of the stack: the GPU pools and the system node group (at most `max_size` nodes), and
+    the CPU model pool, which Karpenter stops launching into once its NodePool limit `cpu`
+    (`cpu_pool.max_vcpus`, infra/aws/karpenter.py) is reached (aws/karpenter-provider-aws
+    website/content/en/docs/concepts/nodepools.md, tag v1.14.1: "Limits prevent Karpenter from creating
+    new instances once the limit is exceeded")."""
+
+    def nodes(count: int) -> Callable[[int], int]:
+        return lambda vcpus: vcpus * count
+
+    system, cpu = config.system_pool, config.cpu_pool
+    return [
+        *(Pool(p.capacity_type, p.instance_types, nodes(p.max_size)) for p in config.gpu.pools),
+        Pool("on-demand", system.instance_types, nodes(system.max_size)),
+        Pool(cpu.capacity_type, cpu.instance_types, lambda vcpus: cpu.max_vcpus),
+    ]
+
+
 def instance_types(config: StackConfig, clients: ClientFactory) -> dict[str, dict[str, Any]]:
     """vCPUs and architectures of every instance type the stack may launch, as the region reports them."""
-    wanted = sorted(
-        {t for p in config.gpu.pools for t in p.instance_types} | set(config.system_pool.instance_types)
-    )
+    wanted = sorted({t for p in pools(config) for t in p.instance_types})
     found: dict[str, dict[str, Any]] = {}
     paginator = clients("ec2").get_paginator("describe_instance_types")
     for page in paginator.paginate(InstanceTypes=wanted):
@@ -318,20 +349,17 @@ def vcpu_demand(
     (Karpenter may choose any listed type); plus the types no quota group is known for."""
     demand: dict[tuple[str, str], int] = {}
     unknown: list[str] = []
-    pools: list[tuple[str, list[str], int]] = [
-        (p.capacity_type, p.instance_types, p.max_size) for p in config.gpu.pools
-    ]
-    pools.append(("on-demand", config.system_pool.instance_types, config.system_pool.max_size))
-    for capacity, names, max_size in pools:
+    for pool in pools(config):
+        capacity = pool.capacity_type
         by_group: dict[str, int] = {}
-        for name in names:
+        for name in pool.instance_types:
             group = family_group(name)
             if group is None or (group, capacity) not in QUOTAS:
                 unknown.append(f"{name} ({capacity})")
                 continue
-            by_group[group] = max(by_group.get(group, 0), types[name]["vcpus"])
+            by_group[group] = max(by_group.get(group, 0), pool.vcpus_at_most(types[name]["vcpus"]))
         for group, vcpus in by_group.items():
-            demand[(group, capacity)] = demand.get((group, capacity), 0) + vcpus * max_size
+            demand[(group, capacity)] = demand.get((group, capacity), 0) + vcpus
     return demand, unknown
 
 
@@ -365,7 +393,7 @@ def check_quotas(
 
 def check_spot_role(config: StackConfig, clients: ClientFactory) -> list[Result]:
     """Karpenter cannot create the Spot service-linked role (its boundary forbids it); it must exist."""
-    if not any(p.capacity_type == "spot" for p in config.gpu.pools):
+    if not any(p.capacity_type == "spot" for p in pools(config)):
         return [Result("spot service-linked role", True, "no spot pool in this stack")]
     role = clients("iam").get_role(RoleName=SPOT_ROLE)["Role"]
     return [Result("spot service-linked role", True, f"{role['Arn']} exists")]
