@@ -5,9 +5,9 @@ The offline plan proves what the program declares; it cannot prove that the acco
 Each check here is a first `pulumi up` failure seen from the account's side: the AMI alias Karpenter
 resolves does not exist for the Kubernetes version, an add-on pin is not offered, the vCPU quotas cannot
 hold the pools (GPU, system, CPU model) at their maxima, Spot was never used in the account (no
-service-linked role), the bootstrap's bucket, stack, key or roles are missing, or the caller is in the
-wrong account or is not a cluster admin (the Kubernetes provider would get 401 after the AWS half was
-created).
+service-linked role), the bootstrap's bucket, stack, key or roles are missing, the runner the stack
+names (its VPC, security group, route table) is not there, or the caller is in the wrong account or is
+not a cluster admin (the Kubernetes provider would get 401 after the AWS half was created).
 
 One check needs no account: the EKS support window of the stack's Kubernetes version today
 (infra/versions.py `EKS_SUPPORT_CALENDAR`). In extended support it warns and passes: the cluster still
@@ -29,6 +29,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
+from ipaddress import IPv4Network
 from typing import Any
 from urllib.parse import urlparse
 
@@ -460,6 +461,92 @@ def check_bootstrap(config: StackConfig, bootstrap: Bootstrap, clients: ClientFa
     return results
 
 
+# The runner fields' key path, as config errors name it.
+RUNNER_KEY = "mlplat:cluster.endpoint.runner"
+
+
+def check_runner(config: StackConfig, clients: ClientFactory) -> list[Result]:
+    """The runner `cluster.endpoint.runner` names is there as the program uses it (infra/aws/network.py
+    peers with its VPC and routes back to its range through its route table; infra/aws/cluster.py admits
+    its security group): otherwise a placeholder or another environment's ID fails only inside
+    `pulumi up`, after the cluster VPC was created.
+
+    The VPC must be in this account and region (the peering is auto-accepted, network.py `_peering`),
+    hold the runner range (the bootstrap's `deploy_runners.<env>.vpc_cidr` is a share of it,
+    infra/bootstrap/runners.tf) and overlap no range of the cluster VPC ("The requester VPC and
+    accepter VPC cannot have overlapping CIDR blocks": EC2 API reference, CreateVpcPeeringConnection,
+    as botocore 1.44.8 ships it); the group and the route table must be that VPC's. IDs are looked up
+    by filter, so an ID that names nothing is an empty answer rather than an error code.
+    """
+    runner = config.cluster.endpoint.runner
+    if runner is None:
+        return [Result("runner", True, "public endpoint: no runner to peer with")]
+    ec2 = clients("ec2")
+    fix = "set it from `terraform output -json deploy_runners` (docs/adr/0003)"
+
+    def by_id(name: str, value: str) -> list[dict[str, Any]]:
+        return [{"Name": name, "Values": [value]}]
+
+    def vpc() -> list[Result]:
+        found = ec2.describe_vpcs(Filters=by_id("vpc-id", runner.vpc_id))["Vpcs"]
+        if not found:
+            where = f"this account in {config.aws.region}"
+            return [
+                Result(
+                    "runner vpc",
+                    False,
+                    f"{RUNNER_KEY}.vpc_id: {runner.vpc_id} is not a VPC of {where}; {fix}",
+                )
+            ]
+        blocks = [
+            IPv4Network(a["CidrBlock"])
+            for a in found[0].get("CidrBlockAssociationSet", [])
+            if a["CidrBlockState"]["State"] == "associated"
+        ]
+        described = f"{runner.vpc_id} ({', '.join(map(str, blocks))})"
+        cluster = config.network.vpc_cidr
+        overlapping = any(b.overlaps(cluster) for b in blocks)
+        clash = f" overlaps network.vpc_cidr {cluster}: AWS refuses to peer the two" if overlapping else ""
+        inside = any(runner.vpc_cidr.subnet_of(b) for b in blocks)
+        return [
+            Result("runner vpc", not overlapping, described + clash),
+            Result(
+                "runner range",
+                inside,
+                f"{RUNNER_KEY}.vpc_cidr {runner.vpc_cidr} is "
+                + (f"within {described}" if inside else f"outside {described}; {fix}"),
+            ),
+        ]
+
+    def in_runner_vpc(check: str, field: str, value: str, vpcs: list[str]) -> list[Result]:
+        key = f"{RUNNER_KEY}.{field}"
+        if not vpcs:
+            return [Result(check, False, f"{key}: {value} does not exist in {config.aws.region}; {fix}")]
+        if vpcs[0] != runner.vpc_id:
+            return [
+                Result(check, False, f"{key}: {value} is in {vpcs[0]}, not the runner VPC {runner.vpc_id}")
+            ]
+        return [Result(check, True, f"{value} in {runner.vpc_id}")]
+
+    def group() -> list[Result]:
+        found = ec2.describe_security_groups(Filters=by_id("group-id", runner.security_group_id))
+        vpcs = [g["VpcId"] for g in found["SecurityGroups"]]
+        return in_runner_vpc("runner security group", "security_group_id", runner.security_group_id, vpcs)
+
+    def route_table() -> list[Result]:
+        found = ec2.describe_route_tables(Filters=by_id("route-table-id", runner.private_route_table_id))
+        vpcs = [t["VpcId"] for t in found["RouteTables"]]
+        return in_runner_vpc(
+            "runner route table", "private_route_table_id", runner.private_route_table_id, vpcs
+        )
+
+    return (
+        _guard("runner vpc", vpc)
+        + _guard("runner security group", group)
+        + _guard("runner route table", route_table)
+    )
+
+
 def check_kubernetes_support(config: StackConfig, today: date) -> Result:
     """The stack's Kubernetes version against the EKS support calendar (module docstring)."""
     version = config.cluster.kubernetes_version
@@ -492,6 +579,7 @@ def run_checks(
     results = [check_kubernetes_support(config, today or versions.calendar_today())]
     results += _guard("caller", lambda: check_caller(config, clients))
     results += check_bootstrap(config, bootstrap, clients)
+    results += check_runner(config, clients)
     results += _guard("spot service-linked role", lambda: check_spot_role(config, clients))
     results += check_addons(config, clients)
     types: dict[str, dict[str, Any]] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime
 from collections.abc import Callable, Iterator
+from ipaddress import IPv4Network
 from typing import Any
 
 import boto3
@@ -15,9 +16,10 @@ from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
 from infra import versions
-from infra.config import ConfigError, GpuConfig, GpuPoolConfig, StackConfig, load_environment
+from infra.config import ENVIRONMENTS, ConfigError, GpuConfig, GpuPoolConfig, StackConfig, load_environment
 from mlplat import preflight
 from mlplat.cli import main
+from tests.support import iam_eval
 from tests.support.clock import either_side_of_utc_midnight, stopped_clock
 
 ACCOUNT = "111111111111"
@@ -47,6 +49,10 @@ QUOTA_NAMES = {
     "L-34B43A08": "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests",
 }
 NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
+# dev's runner (environments/Pulumi.dev.yaml) and the runner VPC's block that holds its range.
+RUNNER = load_environment("dev").cluster.endpoint.runner
+assert RUNNER is not None
+RUNNER_VPC_BLOCK = "10.255.0.0/24"
 
 
 def pool(name: str, types: list[str], capacity: str, max_size: int) -> GpuPoolConfig:
@@ -178,6 +184,40 @@ class Account:
         self.key()
         self.roles()
         self.boundary()
+
+    def runner_vpc(self, *blocks: str) -> None:
+        """DescribeVpcs by filter: the runner VPC with these blocks, or nothing when none are given."""
+        associations = [
+            {
+                "AssociationId": f"vpc-cidr-assoc-{i}",
+                "CidrBlock": b,
+                "CidrBlockState": {"State": "associated"},
+            }
+            for i, b in enumerate(blocks)
+        ]
+        vpcs = [
+            {"VpcId": RUNNER.vpc_id, "CidrBlock": b, "CidrBlockAssociationSet": associations}
+            for b in blocks[:1]
+        ]
+        filters = [{"Name": "vpc-id", "Values": [RUNNER.vpc_id]}]
+        self.add("ec2", "describe_vpcs", {"Vpcs": vpcs}, {"Filters": filters})
+
+    def runner_group(self, vpc_id: str | None = RUNNER.vpc_id) -> None:
+        group = {"GroupId": RUNNER.security_group_id, "GroupName": "runners", "VpcId": vpc_id}
+        filters = [{"Name": "group-id", "Values": [RUNNER.security_group_id]}]
+        found = [group] if vpc_id else []
+        self.add("ec2", "describe_security_groups", {"SecurityGroups": found}, {"Filters": filters})
+
+    def runner_route_table(self, vpc_id: str | None = RUNNER.vpc_id) -> None:
+        table = {"RouteTableId": RUNNER.private_route_table_id, "VpcId": vpc_id}
+        filters = [{"Name": "route-table-id", "Values": [RUNNER.private_route_table_id]}]
+        found = [table] if vpc_id else []
+        self.add("ec2", "describe_route_tables", {"RouteTables": found}, {"Filters": filters})
+
+    def runner(self) -> None:
+        self.runner_vpc(RUNNER_VPC_BLOCK)
+        self.runner_group()
+        self.runner_route_table()
 
     def spot_role(self) -> None:
         self.role(preflight.SPOT_ROLE, "/aws-service-role/spot.amazonaws.com/")
@@ -329,6 +369,97 @@ def test_missing_preview_role_and_boundary_fail(account: Account) -> None:
         "role mlplat-github-preview-dev": "missing",
         "permissions boundary": "mlplat-boundary-dev is missing",
     }
+
+
+# --- the in-VPC runner --------------------------------------------------------------------------------
+
+
+def test_runner_the_bootstrap_made_passes(account: Account) -> None:
+    account.runner()
+    results = preflight.check_runner(stack(), account)
+    assert failed(results) == {}
+    assert [r.check for r in results] == [
+        "runner vpc",
+        "runner range",
+        "runner security group",
+        "runner route table",
+    ]
+
+
+def test_placeholder_runner_fails_before_pulumi_up(account: Account) -> None:
+    """The committed stack files name vpc-00000000000000000: without preflight only the peering in
+    `pulumi up` found it, after the cluster VPC was created."""
+    account.runner_vpc()
+    account.runner_group(vpc_id=None)
+    account.runner_route_table(vpc_id=None)
+    problems = failed(preflight.check_runner(stack(), account))
+    assert problems == {
+        "runner vpc": f"mlplat:cluster.endpoint.runner.vpc_id: {RUNNER.vpc_id} is not a VPC of this account "
+        f"in {REGION}; set it from `terraform output -json deploy_runners` (docs/adr/0003)",
+        "runner security group": f"mlplat:cluster.endpoint.runner.security_group_id: {RUNNER.security_group_id} "
+        f"does not exist in {REGION}; set it from `terraform output -json deploy_runners` (docs/adr/0003)",
+        "runner route table": f"mlplat:cluster.endpoint.runner.private_route_table_id: "
+        f"{RUNNER.private_route_table_id} does not exist in {REGION}; set it from "
+        "`terraform output -json deploy_runners` (docs/adr/0003)",
+    }
+
+
+def test_runner_group_and_route_table_of_another_vpc_fail(account: Account) -> None:
+    """A group of another VPC admits no runner; a route table of another VPC routes none back."""
+    account.runner_vpc(RUNNER_VPC_BLOCK)
+    account.runner_group(vpc_id="vpc-0123456789abcdef0")
+    account.runner_route_table(vpc_id="vpc-0123456789abcdef0")
+    problems = failed(preflight.check_runner(stack(), account))
+    assert set(problems) == {"runner security group", "runner route table"}
+    assert (
+        f"is in vpc-0123456789abcdef0, not the runner VPC {RUNNER.vpc_id}" in problems["runner route table"]
+    )
+
+
+def test_runner_range_outside_the_runner_vpc_fails(account: Account) -> None:
+    """The cluster would route back to a range no runner is in."""
+    account.runner_vpc("10.254.0.0/24")
+    account.runner_group()
+    account.runner_route_table()
+    problems = failed(preflight.check_runner(stack(), account))
+    assert set(problems) == {"runner range"}
+    assert f"{RUNNER.vpc_cidr} is outside {RUNNER.vpc_id} (10.254.0.0/24)" in problems["runner range"]
+
+
+def test_runner_vpc_overlapping_the_cluster_vpc_fails(account: Account) -> None:
+    """The stack's share does not overlap the cluster VPC (config), but the runner VPC's second block does."""
+    config = stack()
+    account.runner_vpc(RUNNER_VPC_BLOCK, str(config.network.vpc_cidr))
+    account.runner_group()
+    account.runner_route_table()
+    problems = failed(preflight.check_runner(config, account))
+    assert set(problems) == {"runner vpc"}
+    assert "AWS refuses to peer the two" in problems["runner vpc"]
+
+
+def test_public_endpoint_has_no_runner_to_check(account: Account) -> None:
+    config = stack()
+    endpoint = config.cluster.endpoint.model_copy(
+        update={"public": True, "runner": None, "public_access_cidrs": [IPv4Network("8.8.8.0/24")]}
+    )
+    public = config.model_copy(update={"cluster": config.cluster.model_copy(update={"endpoint": endpoint})})
+    assert failed(preflight.check_runner(public, account)) == {}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_ec2_read_of_a_preflight_run_is_granted_to_the_deploy_role(account: Account, env: str) -> None:
+    """deploy.yml runs preflight with the deploy role: an EC2 read it lacks fails its check on every
+    deploy. EC2's Describe calls accept only resource "*"."""
+    calls: set[str] = set()
+    account.client("ec2").meta.events.register(
+        "before-parameter-build.ec2", lambda model, **_: calls.add(f"ec2:{model.name}")
+    )
+    full_account(account)
+    preflight.run_checks(stack(), BOOTSTRAP, account, NOW.date())
+    deploy = iam_eval.role_policy("deploy", env)
+    context = iam_eval.request(aws__RequestedRegion=REGION)
+    assert {"ec2:DescribeVpcs", "ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables"} <= calls
+    assert [a for a in sorted(calls) if not iam_eval.decide(deploy, a, "*", context)[0]] == []
 
 
 # --- Spot service-linked role --------------------------------------------------------------------------
@@ -517,6 +648,7 @@ def full_account(
 ) -> None:
     account.caller()
     account.bootstrap()
+    account.runner()
     spot_role(account)
     account.addons()
     account.instance_types(
@@ -557,7 +689,7 @@ def test_one_failed_check_exits_1_and_the_report_names_it(
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if "FAIL" in x]
     assert "quota G and VT spot" in line and "0 vCPUs, pools need 56" in line
-    assert out.rstrip().endswith("1 of 20 checks failed")
+    assert out.rstrip().endswith("1 of 24 checks failed")
 
 
 def test_unknown_instance_type_fails_and_skips_what_needs_it(
@@ -565,6 +697,7 @@ def test_unknown_instance_type_fails_and_skips_what_needs_it(
 ) -> None:
     account.caller()
     account.bootstrap()
+    account.runner()
     account.spot_role()
     account.addons()
     account.fail(
@@ -596,7 +729,7 @@ def test_kubernetes_version_in_extended_support_warns_and_passes(
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if "WARN" in x]
     assert f"kubernetes {K8S} support" in line and "EXTENDED support since 2026-12-02" in line, line
-    assert out.rstrip().endswith("all 20 checks passed, 1 with a warning")
+    assert out.rstrip().endswith("all 24 checks passed, 1 with a warning")
 
 
 def test_kubernetes_version_past_extended_support_fails() -> None:
