@@ -247,6 +247,13 @@ class EndpointConfig(_Model):
 
     @model_validator(mode="after")
     def _allowlist_when_public(self) -> EndpointConfig:
+        # infra/aws/cluster.py hands the allowlist to EKS only for a public endpoint: on a private one it
+        # would be ignored without a word, leaving an admin believing their range is admitted.
+        if not self.public and self.public_access_cidrs:
+            raise ValueError(
+                "public_access_cidrs: a private endpoint takes no allowlist (only the runner reaches it); "
+                "set public: true to open the endpoint to these ranges, or remove them"
+            )
         if self.public and not self.public_access_cidrs:
             raise ValueError("public_access_cidrs: a public endpoint needs a CIDR allowlist")
         for cidr in self.public_access_cidrs:

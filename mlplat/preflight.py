@@ -3,10 +3,11 @@
 
 The offline plan proves what the program declares; it cannot prove that the account will accept it.
 Each check here is a first `pulumi up` failure seen from the account's side: the AMI alias Karpenter
-resolves does not exist for the Kubernetes version, an add-on pin is not offered, the GPU quotas cannot
-hold the pools at their maxima, Spot was never used in the account (no service-linked role), the
-bootstrap's bucket, stack, key or roles are missing, or the caller is in the wrong account or is not a
-cluster admin (the Kubernetes provider would get 401 after the AWS half was created).
+resolves does not exist for the Kubernetes version, an add-on pin is not offered, the vCPU quotas cannot
+hold the pools (GPU, system, CPU model) at their maxima, Spot was never used in the account (no
+service-linked role), the bootstrap's bucket, stack, key or roles are missing, the runner the stack
+names (its VPC, security group, route table) is not there, or the caller is in the wrong account or is
+not a cluster admin (the Kubernetes provider would get 401 after the AWS half was created).
 
 One check needs no account: the EKS support window of the stack's Kubernetes version today
 (infra/versions.py `EKS_SUPPORT_CALENDAR`). In extended support it warns and passes: the cluster still
@@ -28,6 +29,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
+from ipaddress import IPv4Network
 from typing import Any
 from urllib.parse import urlparse
 
@@ -82,6 +84,10 @@ QUOTAS: dict[tuple[str, str], Quota] = {
     ("P", "spot"): Quota("L-7212CCBC", ("Spot", "All P")),
     ("P5+", "on-demand"): _P_ON_DEMAND,
     ("Standard", "on-demand"): Quota("L-1216C47A", ("On-Demand", "Standard")),
+    # "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests" (using-spot-limits.html above),
+    # which the spot CPU model pools of dev and staging draw on. AWS's pages name the quota, not its
+    # code: as for the others, the name check makes the account confirm it.
+    ("Standard", "spot"): Quota("L-34B43A08", ("Spot", "Standard")),
 }
 STANDARD_FAMILIES = tuple("acdhimrtz")
 
@@ -214,11 +220,37 @@ def check_caller(config: StackConfig, clients: ClientFactory) -> list[Result]:
     return results
 
 
+@dataclass(frozen=True)
+class Pool:
+    """Capacity the stack may launch: its capacity type, the instance types it may choose, and the
+    vCPUs it may hold at its maximum given one node's vCPUs."""
+
+    capacity_type: str
+    instance_types: list[str]
+    vcpus_at_most: Callable[[int], int]
+
+
+def pools(config: StackConfig) -> list[Pool]:
+    """Every pool of the stack: the GPU pools and the system node group (at most `max_size` nodes), and
+    the CPU model pool, which Karpenter stops launching into once its NodePool limit `cpu`
+    (`cpu_pool.max_vcpus`, infra/aws/karpenter.py) is reached (aws/karpenter-provider-aws
+    website/content/en/docs/concepts/nodepools.md, tag v1.14.1: "Limits prevent Karpenter from creating
+    new instances once the limit is exceeded")."""
+
+    def nodes(count: int) -> Callable[[int], int]:
+        return lambda vcpus: vcpus * count
+
+    system, cpu = config.system_pool, config.cpu_pool
+    return [
+        *(Pool(p.capacity_type, p.instance_types, nodes(p.max_size)) for p in config.gpu.pools),
+        Pool("on-demand", system.instance_types, nodes(system.max_size)),
+        Pool(cpu.capacity_type, cpu.instance_types, lambda vcpus: cpu.max_vcpus),
+    ]
+
+
 def instance_types(config: StackConfig, clients: ClientFactory) -> dict[str, dict[str, Any]]:
     """vCPUs and architectures of every instance type the stack may launch, as the region reports them."""
-    wanted = sorted(
-        {t for p in config.gpu.pools for t in p.instance_types} | set(config.system_pool.instance_types)
-    )
+    wanted = sorted({t for p in pools(config) for t in p.instance_types})
     found: dict[str, dict[str, Any]] = {}
     paginator = clients("ec2").get_paginator("describe_instance_types")
     for page in paginator.paginate(InstanceTypes=wanted):
@@ -318,20 +350,17 @@ def vcpu_demand(
     (Karpenter may choose any listed type); plus the types no quota group is known for."""
     demand: dict[tuple[str, str], int] = {}
     unknown: list[str] = []
-    pools: list[tuple[str, list[str], int]] = [
-        (p.capacity_type, p.instance_types, p.max_size) for p in config.gpu.pools
-    ]
-    pools.append(("on-demand", config.system_pool.instance_types, config.system_pool.max_size))
-    for capacity, names, max_size in pools:
+    for pool in pools(config):
+        capacity = pool.capacity_type
         by_group: dict[str, int] = {}
-        for name in names:
+        for name in pool.instance_types:
             group = family_group(name)
             if group is None or (group, capacity) not in QUOTAS:
                 unknown.append(f"{name} ({capacity})")
                 continue
-            by_group[group] = max(by_group.get(group, 0), types[name]["vcpus"])
+            by_group[group] = max(by_group.get(group, 0), pool.vcpus_at_most(types[name]["vcpus"]))
         for group, vcpus in by_group.items():
-            demand[(group, capacity)] = demand.get((group, capacity), 0) + vcpus * max_size
+            demand[(group, capacity)] = demand.get((group, capacity), 0) + vcpus
     return demand, unknown
 
 
@@ -365,7 +394,7 @@ def check_quotas(
 
 def check_spot_role(config: StackConfig, clients: ClientFactory) -> list[Result]:
     """Karpenter cannot create the Spot service-linked role (its boundary forbids it); it must exist."""
-    if not any(p.capacity_type == "spot" for p in config.gpu.pools):
+    if not any(p.capacity_type == "spot" for p in pools(config)):
         return [Result("spot service-linked role", True, "no spot pool in this stack")]
     role = clients("iam").get_role(RoleName=SPOT_ROLE)["Role"]
     return [Result("spot service-linked role", True, f"{role['Arn']} exists")]
@@ -432,6 +461,92 @@ def check_bootstrap(config: StackConfig, bootstrap: Bootstrap, clients: ClientFa
     return results
 
 
+# The runner fields' key path, as config errors name it.
+RUNNER_KEY = "mlplat:cluster.endpoint.runner"
+
+
+def check_runner(config: StackConfig, clients: ClientFactory) -> list[Result]:
+    """The runner `cluster.endpoint.runner` names is there as the program uses it (infra/aws/network.py
+    peers with its VPC and routes back to its range through its route table; infra/aws/cluster.py admits
+    its security group): otherwise a placeholder or another environment's ID fails only inside
+    `pulumi up`, after the cluster VPC was created.
+
+    The VPC must be in this account and region (the peering is auto-accepted, network.py `_peering`),
+    hold the runner range (the bootstrap's `deploy_runners.<env>.vpc_cidr` is a share of it,
+    infra/bootstrap/runners.tf) and overlap no range of the cluster VPC ("The requester VPC and
+    accepter VPC cannot have overlapping CIDR blocks": EC2 API reference, CreateVpcPeeringConnection,
+    as botocore 1.44.8 ships it); the group and the route table must be that VPC's. IDs are looked up
+    by filter, so an ID that names nothing is an empty answer rather than an error code.
+    """
+    runner = config.cluster.endpoint.runner
+    if runner is None:
+        return [Result("runner", True, "public endpoint: no runner to peer with")]
+    ec2 = clients("ec2")
+    fix = "set it from `terraform output -json deploy_runners` (docs/adr/0003)"
+
+    def by_id(name: str, value: str) -> list[dict[str, Any]]:
+        return [{"Name": name, "Values": [value]}]
+
+    def vpc() -> list[Result]:
+        found = ec2.describe_vpcs(Filters=by_id("vpc-id", runner.vpc_id))["Vpcs"]
+        if not found:
+            where = f"this account in {config.aws.region}"
+            return [
+                Result(
+                    "runner vpc",
+                    False,
+                    f"{RUNNER_KEY}.vpc_id: {runner.vpc_id} is not a VPC of {where}; {fix}",
+                )
+            ]
+        blocks = [
+            IPv4Network(a["CidrBlock"])
+            for a in found[0].get("CidrBlockAssociationSet", [])
+            if a["CidrBlockState"]["State"] == "associated"
+        ]
+        described = f"{runner.vpc_id} ({', '.join(map(str, blocks))})"
+        cluster = config.network.vpc_cidr
+        overlapping = any(b.overlaps(cluster) for b in blocks)
+        clash = f" overlaps network.vpc_cidr {cluster}: AWS refuses to peer the two" if overlapping else ""
+        inside = any(runner.vpc_cidr.subnet_of(b) for b in blocks)
+        return [
+            Result("runner vpc", not overlapping, described + clash),
+            Result(
+                "runner range",
+                inside,
+                f"{RUNNER_KEY}.vpc_cidr {runner.vpc_cidr} is "
+                + (f"within {described}" if inside else f"outside {described}; {fix}"),
+            ),
+        ]
+
+    def in_runner_vpc(check: str, field: str, value: str, vpcs: list[str]) -> list[Result]:
+        key = f"{RUNNER_KEY}.{field}"
+        if not vpcs:
+            return [Result(check, False, f"{key}: {value} does not exist in {config.aws.region}; {fix}")]
+        if vpcs[0] != runner.vpc_id:
+            return [
+                Result(check, False, f"{key}: {value} is in {vpcs[0]}, not the runner VPC {runner.vpc_id}")
+            ]
+        return [Result(check, True, f"{value} in {runner.vpc_id}")]
+
+    def group() -> list[Result]:
+        found = ec2.describe_security_groups(Filters=by_id("group-id", runner.security_group_id))
+        vpcs = [g["VpcId"] for g in found["SecurityGroups"]]
+        return in_runner_vpc("runner security group", "security_group_id", runner.security_group_id, vpcs)
+
+    def route_table() -> list[Result]:
+        found = ec2.describe_route_tables(Filters=by_id("route-table-id", runner.private_route_table_id))
+        vpcs = [t["VpcId"] for t in found["RouteTables"]]
+        return in_runner_vpc(
+            "runner route table", "private_route_table_id", runner.private_route_table_id, vpcs
+        )
+
+    return (
+        _guard("runner vpc", vpc)
+        + _guard("runner security group", group)
+        + _guard("runner route table", route_table)
+    )
+
+
 def check_kubernetes_support(config: StackConfig, today: date) -> Result:
     """The stack's Kubernetes version against the EKS support calendar (module docstring)."""
     version = config.cluster.kubernetes_version
@@ -464,6 +579,7 @@ def run_checks(
     results = [check_kubernetes_support(config, today or versions.calendar_today())]
     results += _guard("caller", lambda: check_caller(config, clients))
     results += check_bootstrap(config, bootstrap, clients)
+    results += check_runner(config, clients)
     results += _guard("spot service-linked role", lambda: check_spot_role(config, clients))
     results += check_addons(config, clients)
     types: dict[str, dict[str, Any]] = {}

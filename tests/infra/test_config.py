@@ -162,12 +162,14 @@ PUBLIC = "cluster.endpoint"
 POOL0 = "gpu.pools.0"
 
 # Configs that bend the rules (issue: "a stack config that cannot be bent"), each named after its failure
-# mode: (environment, {key path: new value}, expected key path in the error, expected reason).
+# mode: (environment, {key path: new value}, expected key path in the error, expected reason). A role
+# reused where it must not be is taken from the stack file, so the case still holds once an adopter has
+# put their own accounts there.
 RUNNER = "cluster.endpoint.runner"
 
 BENT_CONFIGS = [
-    pytest.param("dev", {"cluster.drift_role_arns": ["arn:aws:iam::111111111111:role/mlplat-github-preview-dev"]}, "mlplat:cluster", "is also a viewer (viewer_role_arns), which must not read Secrets", id="pull-request-preview-role-granted-secrets-as-drift-role"),
-    pytest.param("staging", {"cluster.promote_role_arns": ["arn:aws:iam::222222222222:role/mlplat-github-deploy-staging"]}, "mlplat:cluster", "is already listed in admin_role_arns; EKS gives a role one access entry", id="role-listed-twice-stops-pulumi-up-at-cluster-access"),
+    pytest.param("dev", {"cluster.drift_role_arns": _values("dev")["cluster"]["viewer_role_arns"][:1]}, "mlplat:cluster", "is also a viewer (viewer_role_arns), which must not read Secrets", id="pull-request-preview-role-granted-secrets-as-drift-role"),
+    pytest.param("staging", {"cluster.promote_role_arns": _values("staging")["cluster"]["admin_role_arns"][-1:]}, "mlplat:cluster", "is already listed in admin_role_arns; EKS gives a role one access entry", id="role-listed-twice-stops-pulumi-up-at-cluster-access"),
     pytest.param("staging", {RUNNER: DELETE}, "mlplat:cluster.endpoint", "a private endpoint is reached only from the peered runner VPC", id="private-endpoint-without-a-runner-is-unreachable-from-ci"),
     pytest.param("prod", {RUNNER: DELETE}, "mlplat:cluster.endpoint", "a private endpoint is reached only from the peered runner VPC", id="prod-endpoint-without-a-runner-is-undeployable"),
     pytest.param("dev", {f"{RUNNER}.vpc_cidr": "10.10.255.0/24"}, "mlplat:", "overlaps network.vpc_cidr 10.10.0.0/16; AWS refuses to peer", id="runner-vpc-inside-the-cluster-vpc-cannot-be-peered"),
@@ -175,6 +177,7 @@ BENT_CONFIGS = [
     pytest.param("prod", {f"{RUNNER}.security_group_id": "sg-runner"}, "mlplat:cluster.endpoint.runner.security_group_id", "should match pattern", id="runner-group-that-is-not-a-security-group-id"),
     pytest.param("prod", {f"{RUNNER}.vpc_id": "rtb-0123456789abcdef0"}, "mlplat:cluster.endpoint.runner.vpc_id", "should match pattern", id="runner-route-table-id-given-as-its-vpc"),
     pytest.param("staging", {f"{RUNNER}.private_route_table_id": "rtb-0123456789ABCDEF0"}, "mlplat:cluster.endpoint.runner.private_route_table_id", "should match pattern", id="runner-route-table-id-in-upper-case-matches-nothing"),
+    pytest.param("staging", {f"{PUBLIC}.public_access_cidrs": ["8.8.8.0/24"]}, "mlplat:cluster.endpoint", "public_access_cidrs: a private endpoint takes no allowlist", id="allowlist-on-a-private-endpoint-silently-ignored"),
     pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}}, "mlplat:cluster.endpoint", "cover 4294967296 addresses, more than a /16", id="allowlist-of-two-halves-is-the-whole-internet"),
     pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["8.8.0.0/16", "9.9.9.0/24"]}}, "mlplat:cluster.endpoint", "cover 65792 addresses", id="allowlist-one-range-past-a-slash-16"),
     pytest.param("dev", {PUBLIC: {"public": True, "public_access_cidrs": ["10.0.0.0/8"]}}, "mlplat:cluster.endpoint", "10.0.0.0/8 is a private or reserved range", id="private-range-in-a-public-allowlist"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime
 from collections.abc import Callable, Iterator
+from ipaddress import IPv4Network
 from typing import Any
 
 import boto3
@@ -15,9 +16,10 @@ from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
 from infra import versions
-from infra.config import ConfigError, GpuConfig, GpuPoolConfig, StackConfig, load_environment
+from infra.config import ENVIRONMENTS, ConfigError, GpuConfig, GpuPoolConfig, StackConfig, load_environment
 from mlplat import preflight
 from mlplat.cli import main
+from tests.support import iam_eval
 from tests.support.clock import either_side_of_utc_midnight, stopped_clock
 
 ACCOUNT = "111111111111"
@@ -34,6 +36,8 @@ VCPUS = {
     "p4d.24xlarge": 96,
     "m6i.large": 2,
     "g5g.xlarge": 4,
+    "m6i.xlarge": 4,
+    "m6i.2xlarge": 8,
 }
 ARCH = {"g5g.xlarge": "arm64"}
 QUOTA_NAMES = {
@@ -42,8 +46,13 @@ QUOTA_NAMES = {
     "L-417A185B": "Running On-Demand P instances",
     "L-7212CCBC": "All P Spot Instance Requests",
     "L-1216C47A": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+    "L-34B43A08": "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests",
 }
 NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
+# dev's runner (environments/Pulumi.dev.yaml) and the runner VPC's block that holds its range.
+RUNNER = load_environment("dev").cluster.endpoint.runner
+assert RUNNER is not None
+RUNNER_VPC_BLOCK = "10.255.0.0/24"
 
 
 def pool(name: str, types: list[str], capacity: str, max_size: int) -> GpuPoolConfig:
@@ -58,7 +67,8 @@ def pool(name: str, types: list[str], capacity: str, max_size: int) -> GpuPoolCo
     )
 
 
-# Spot G: 2 x 4 + 1 x 48 = 56 vCPUs; on-demand P: 96; system pool (on-demand Standard): 4 x 2 = 8.
+# Spot G: 2 x 4 + 1 x 48 = 56 vCPUs; on-demand P: 96; system pool (on-demand Standard): 4 x 2 = 8;
+# CPU model pool (spot Standard): its NodePool limit, 16.
 POOLS = [
     pool("small", ["g5.xlarge", "g6.xlarge"], "spot", 2),
     pool("multi", ["g5.12xlarge"], "spot", 1),
@@ -66,8 +76,11 @@ POOLS = [
 ]
 
 
-def stack(pools: list[GpuPoolConfig] = POOLS, admins: list[str] | None = None) -> StackConfig:
-    """dev's stack file with the account, version, pools and system pool these tests reason about."""
+def stack(
+    pools: list[GpuPoolConfig] = POOLS, admins: list[str] | None = None, cpu_capacity: str = "spot"
+) -> StackConfig:
+    """dev's stack file with the account, version, pools, system pool and CPU model pool these tests
+    reason about."""
     dev = load_environment("dev")
     cluster = dev.cluster.model_copy(
         update={
@@ -76,9 +89,18 @@ def stack(pools: list[GpuPoolConfig] = POOLS, admins: list[str] | None = None) -
         }
     )
     system = dev.system_pool.model_copy(update={"instance_types": ["m6i.large"], "max_size": 4})
+    cpu = dev.cpu_pool.model_copy(
+        update={
+            "instance_types": ["m6i.xlarge", "m6i.2xlarge"],
+            "capacity_type": cpu_capacity,
+            "max_vcpus": 16,
+        }
+    )
     gpu = GpuConfig.model_construct(max_total_gpus=99, pools=pools)
     aws = dev.aws.model_copy(update={"region": REGION})
-    return dev.model_copy(update={"cluster": cluster, "system_pool": system, "gpu": gpu, "aws": aws})
+    return dev.model_copy(
+        update={"cluster": cluster, "system_pool": system, "cpu_pool": cpu, "gpu": gpu, "aws": aws}
+    )
 
 
 class Account:
@@ -163,6 +185,40 @@ class Account:
         self.roles()
         self.boundary()
 
+    def runner_vpc(self, *blocks: str) -> None:
+        """DescribeVpcs by filter: the runner VPC with these blocks, or nothing when none are given."""
+        associations = [
+            {
+                "AssociationId": f"vpc-cidr-assoc-{i}",
+                "CidrBlock": b,
+                "CidrBlockState": {"State": "associated"},
+            }
+            for i, b in enumerate(blocks)
+        ]
+        vpcs = [
+            {"VpcId": RUNNER.vpc_id, "CidrBlock": b, "CidrBlockAssociationSet": associations}
+            for b in blocks[:1]
+        ]
+        filters = [{"Name": "vpc-id", "Values": [RUNNER.vpc_id]}]
+        self.add("ec2", "describe_vpcs", {"Vpcs": vpcs}, {"Filters": filters})
+
+    def runner_group(self, vpc_id: str | None = RUNNER.vpc_id) -> None:
+        group = {"GroupId": RUNNER.security_group_id, "GroupName": "runners", "VpcId": vpc_id}
+        filters = [{"Name": "group-id", "Values": [RUNNER.security_group_id]}]
+        found = [group] if vpc_id else []
+        self.add("ec2", "describe_security_groups", {"SecurityGroups": found}, {"Filters": filters})
+
+    def runner_route_table(self, vpc_id: str | None = RUNNER.vpc_id) -> None:
+        table = {"RouteTableId": RUNNER.private_route_table_id, "VpcId": vpc_id}
+        filters = [{"Name": "route-table-id", "Values": [RUNNER.private_route_table_id]}]
+        found = [table] if vpc_id else []
+        self.add("ec2", "describe_route_tables", {"RouteTables": found}, {"Filters": filters})
+
+    def runner(self) -> None:
+        self.runner_vpc(RUNNER_VPC_BLOCK)
+        self.runner_group()
+        self.runner_route_table()
+
     def spot_role(self) -> None:
         self.role(preflight.SPOT_ROLE, "/aws-service-role/spot.amazonaws.com/")
 
@@ -215,7 +271,7 @@ def ami_parameter(arch: str) -> str:
 
 
 def types_of(config: StackConfig) -> dict[str, dict[str, Any]]:
-    names = {t for p in config.gpu.pools for t in p.instance_types} | set(config.system_pool.instance_types)
+    names = {t for p in preflight.pools(config) for t in p.instance_types}
     return {n: {"vcpus": VCPUS[n], "architectures": [ARCH.get(n, "x86_64")]} for n in names}
 
 
@@ -315,6 +371,97 @@ def test_missing_preview_role_and_boundary_fail(account: Account) -> None:
     }
 
 
+# --- the in-VPC runner --------------------------------------------------------------------------------
+
+
+def test_runner_the_bootstrap_made_passes(account: Account) -> None:
+    account.runner()
+    results = preflight.check_runner(stack(), account)
+    assert failed(results) == {}
+    assert [r.check for r in results] == [
+        "runner vpc",
+        "runner range",
+        "runner security group",
+        "runner route table",
+    ]
+
+
+def test_placeholder_runner_fails_before_pulumi_up(account: Account) -> None:
+    """The committed stack files name vpc-00000000000000000: without preflight only the peering in
+    `pulumi up` found it, after the cluster VPC was created."""
+    account.runner_vpc()
+    account.runner_group(vpc_id=None)
+    account.runner_route_table(vpc_id=None)
+    problems = failed(preflight.check_runner(stack(), account))
+    assert problems == {
+        "runner vpc": f"mlplat:cluster.endpoint.runner.vpc_id: {RUNNER.vpc_id} is not a VPC of this account "
+        f"in {REGION}; set it from `terraform output -json deploy_runners` (docs/adr/0003)",
+        "runner security group": f"mlplat:cluster.endpoint.runner.security_group_id: {RUNNER.security_group_id} "
+        f"does not exist in {REGION}; set it from `terraform output -json deploy_runners` (docs/adr/0003)",
+        "runner route table": f"mlplat:cluster.endpoint.runner.private_route_table_id: "
+        f"{RUNNER.private_route_table_id} does not exist in {REGION}; set it from "
+        "`terraform output -json deploy_runners` (docs/adr/0003)",
+    }
+
+
+def test_runner_group_and_route_table_of_another_vpc_fail(account: Account) -> None:
+    """A group of another VPC admits no runner; a route table of another VPC routes none back."""
+    account.runner_vpc(RUNNER_VPC_BLOCK)
+    account.runner_group(vpc_id="vpc-0123456789abcdef0")
+    account.runner_route_table(vpc_id="vpc-0123456789abcdef0")
+    problems = failed(preflight.check_runner(stack(), account))
+    assert set(problems) == {"runner security group", "runner route table"}
+    assert (
+        f"is in vpc-0123456789abcdef0, not the runner VPC {RUNNER.vpc_id}" in problems["runner route table"]
+    )
+
+
+def test_runner_range_outside_the_runner_vpc_fails(account: Account) -> None:
+    """The cluster would route back to a range no runner is in."""
+    account.runner_vpc("10.254.0.0/24")
+    account.runner_group()
+    account.runner_route_table()
+    problems = failed(preflight.check_runner(stack(), account))
+    assert set(problems) == {"runner range"}
+    assert f"{RUNNER.vpc_cidr} is outside {RUNNER.vpc_id} (10.254.0.0/24)" in problems["runner range"]
+
+
+def test_runner_vpc_overlapping_the_cluster_vpc_fails(account: Account) -> None:
+    """The stack's share does not overlap the cluster VPC (config), but the runner VPC's second block does."""
+    config = stack()
+    account.runner_vpc(RUNNER_VPC_BLOCK, str(config.network.vpc_cidr))
+    account.runner_group()
+    account.runner_route_table()
+    problems = failed(preflight.check_runner(config, account))
+    assert set(problems) == {"runner vpc"}
+    assert "AWS refuses to peer the two" in problems["runner vpc"]
+
+
+def test_public_endpoint_has_no_runner_to_check(account: Account) -> None:
+    config = stack()
+    endpoint = config.cluster.endpoint.model_copy(
+        update={"public": True, "runner": None, "public_access_cidrs": [IPv4Network("8.8.8.0/24")]}
+    )
+    public = config.model_copy(update={"cluster": config.cluster.model_copy(update={"endpoint": endpoint})})
+    assert failed(preflight.check_runner(public, account)) == {}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_ec2_read_of_a_preflight_run_is_granted_to_the_deploy_role(account: Account, env: str) -> None:
+    """deploy.yml runs preflight with the deploy role: an EC2 read it lacks fails its check on every
+    deploy. EC2's Describe calls accept only resource "*"."""
+    calls: set[str] = set()
+    account.client("ec2").meta.events.register(
+        "before-parameter-build.ec2", lambda model, **_: calls.add(f"ec2:{model.name}")
+    )
+    full_account(account)
+    preflight.run_checks(stack(), BOOTSTRAP, account, NOW.date())
+    deploy = iam_eval.role_policy("deploy", env)
+    context = iam_eval.request(aws__RequestedRegion=REGION)
+    assert {"ec2:DescribeVpcs", "ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables"} <= calls
+    assert [a for a in sorted(calls) if not iam_eval.decide(deploy, a, "*", context)[0]] == []
+
+
 # --- Spot service-linked role --------------------------------------------------------------------------
 
 
@@ -337,9 +484,19 @@ def test_account_that_never_used_spot_fails(account: Account) -> None:
     assert problems["spot service-linked role"].startswith("NoSuchEntity"), problems
 
 
+ON_DEMAND_GPU = [pool("train", ["p4d.24xlarge"], "on-demand", 1)]
+
+
 def test_stack_without_spot_pools_does_not_need_the_role(account: Account) -> None:
-    on_demand = [pool("train", ["p4d.24xlarge"], "on-demand", 1)]
-    assert failed(preflight.check_spot_role(stack(on_demand), account)) == {}
+    config = stack(ON_DEMAND_GPU, cpu_capacity="on-demand")
+    assert failed(preflight.check_spot_role(config, account)) == {}
+
+
+def test_spot_cpu_pool_needs_the_spot_role_though_every_gpu_pool_is_on_demand(account: Account) -> None:
+    """On-demand GPU pools beside a spot CPU model pool, whose first launch needs the role: IAM is asked."""
+    account.spot_role()
+    (result,) = preflight.check_spot_role(stack(ON_DEMAND_GPU), account)
+    assert result.ok and result.detail.endswith(f"/{preflight.SPOT_ROLE} exists"), result
 
 
 # --- add-on versions -----------------------------------------------------------------------------------
@@ -377,17 +534,43 @@ def test_gpu_ami_alias_missing_for_the_kubernetes_version_fails(account: Account
 # --- quotas --------------------------------------------------------------------------------------------
 
 
-def quotas_ok(account: Account, spot_g: float = 56) -> None:
-    # Sorted by (group, capacity): G and VT spot, P on-demand, Standard on-demand.
+def quotas_ok(account: Account, spot_g: float = 56, spot_standard: float = 16) -> None:
+    # Sorted by (group, capacity): G and VT spot, P on-demand, Standard on-demand, Standard spot.
     account.quota("L-3819A6DF", spot_g)
     account.quota("L-417A185B", 96)
     account.quota("L-1216C47A", 8)
+    account.quota("L-34B43A08", spot_standard)
 
 
 def test_quotas_holding_every_pool_at_its_maximum_pass(account: Account) -> None:
     quotas_ok(account)
     config = stack()
     assert failed(preflight.check_quotas(config, types_of(config), account)) == {}
+
+
+def test_spot_cpu_pool_beyond_the_standard_spot_quota_fails(account: Account) -> None:
+    """The CPU model pool at its NodePool limit (16 vCPUs of spot m6i) against a Standard Spot quota of 5,
+    AWS's default (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-spot-limits.html)."""
+    quotas_ok(account, spot_standard=5)
+    config = stack()
+    problems = failed(preflight.check_quotas(config, types_of(config), account))
+    assert problems == {
+        "quota Standard spot": "L-34B43A08 'All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests': "
+        "5 vCPUs, pools need 16"
+    }
+
+
+def test_on_demand_cpu_pool_adds_its_limit_to_the_standard_on_demand_quota(account: Account) -> None:
+    """System pool 4 x 2 vCPUs plus the CPU model pool's 16: a quota that holds the system pool alone fails."""
+    account.quota("L-3819A6DF", 56)
+    account.quota("L-417A185B", 96)
+    account.quota("L-1216C47A", 8)
+    config = stack(cpu_capacity="on-demand")
+    problems = failed(preflight.check_quotas(config, types_of(config), account))
+    assert problems == {
+        "quota Standard on-demand": "L-1216C47A 'Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) "
+        "instances': 8 vCPUs, pools need 24"
+    }
 
 
 def test_gpu_quota_below_the_pools_maximum_fails(account: Account) -> None:
@@ -403,6 +586,7 @@ def test_quota_code_that_names_another_quota_in_the_account_fails(account: Accou
     account.quota("L-3819A6DF", 500, name="All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests")
     account.quota("L-417A185B", 96)
     account.quota("L-1216C47A", 8)
+    account.quota("L-34B43A08", 16)
     config = stack()
     problems = failed(preflight.check_quotas(config, types_of(config), account))
     assert "not a quota G and VT spot quota" in problems["quota G and VT spot"]
@@ -414,7 +598,8 @@ def test_instance_family_without_a_known_quota_fails(account: Account) -> None:
     config = base.model_copy(
         update={"system_pool": base.system_pool.model_copy(update={"instance_types": ["inf2.xlarge"]})}
     )
-    types = {"inf2.xlarge": {"vcpus": 4, "architectures": ["x86_64"]}}
+    account.quota("L-34B43A08", 16)
+    types = types_of(base) | {"inf2.xlarge": {"vcpus": 4, "architectures": ["x86_64"]}}
     problems = failed(preflight.check_quotas(config, types, account))
     assert problems == {"quota": "no quota check for instance type inf2.xlarge (on-demand)"}
 
@@ -422,6 +607,7 @@ def test_instance_family_without_a_known_quota_fails(account: Account) -> None:
 def test_p5_spot_pool_has_no_check_rather_than_the_p4_quotas(account: Account) -> None:
     config = stack([pool("h100", ["p5.48xlarge"], "spot", 1)])
     account.quota("L-1216C47A", 8)
+    account.quota("L-34B43A08", 16)
     types = types_of(stack()) | {"p5.48xlarge": {"vcpus": 192, "architectures": ["x86_64"]}}
     problems = failed(preflight.check_quotas(config, types, account))
     assert problems == {"quota": "no quota check for instance type p5.48xlarge (spot)"}
@@ -448,6 +634,7 @@ def test_access_denied_is_a_failed_check_that_says_a_permission_is_missing(accou
     account.fail("service-quotas", "get_service_quota", "AccessDeniedException", "not authorized", 400)
     account.quota("L-417A185B", 96)
     account.quota("L-1216C47A", 8)
+    account.quota("L-34B43A08", 16)
     config = stack()
     problems = failed(preflight.check_quotas(config, types_of(config), account))
     assert "the caller lacks this read permission" in problems["quota G and VT spot"]
@@ -461,9 +648,12 @@ def full_account(
 ) -> None:
     account.caller()
     account.bootstrap()
+    account.runner()
     spot_role(account)
     account.addons()
-    account.instance_types(["g5.12xlarge", "g5.xlarge", "g6.xlarge", "m6i.large", "p4d.24xlarge"])
+    account.instance_types(
+        ["g5.12xlarge", "g5.xlarge", "g6.xlarge", "m6i.2xlarge", "m6i.large", "m6i.xlarge", "p4d.24xlarge"]
+    )
     account.ami("x86_64")
     quotas_ok(account, spot_g)
 
@@ -499,7 +689,7 @@ def test_one_failed_check_exits_1_and_the_report_names_it(
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if "FAIL" in x]
     assert "quota G and VT spot" in line and "0 vCPUs, pools need 56" in line
-    assert out.rstrip().endswith("1 of 19 checks failed")
+    assert out.rstrip().endswith("1 of 24 checks failed")
 
 
 def test_unknown_instance_type_fails_and_skips_what_needs_it(
@@ -507,6 +697,7 @@ def test_unknown_instance_type_fails_and_skips_what_needs_it(
 ) -> None:
     account.caller()
     account.bootstrap()
+    account.runner()
     account.spot_role()
     account.addons()
     account.fail(
@@ -538,7 +729,7 @@ def test_kubernetes_version_in_extended_support_warns_and_passes(
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if "WARN" in x]
     assert f"kubernetes {K8S} support" in line and "EXTENDED support since 2026-12-02" in line, line
-    assert out.rstrip().endswith("all 19 checks passed, 1 with a warning")
+    assert out.rstrip().endswith("all 24 checks passed, 1 with a warning")
 
 
 def test_kubernetes_version_past_extended_support_fails() -> None:
