@@ -535,8 +535,14 @@ def test_gpu_ami_alias_missing_for_the_kubernetes_version_fails(account: Account
 
 
 def quotas_ok(account: Account, spot_g: float = 56, spot_standard: float = 16) -> None:
-    # Sorted by (group, capacity): G and VT spot, P on-demand, Standard on-demand, Standard spot.
+    # Sorted by (group, capacity): G and VT spot, then the rest (quotas_after_gpu_spot).
     account.quota("L-3819A6DF", spot_g)
+    quotas_after_gpu_spot(account, spot_standard)
+
+
+def quotas_after_gpu_spot(account: Account, spot_standard: float = 16) -> None:
+    """The quotas a stack() run asks after G and VT spot, each enough: P on-demand, Standard on-demand,
+    Standard spot."""
     account.quota("L-417A185B", 96)
     account.quota("L-1216C47A", 8)
     account.quota("L-34B43A08", spot_standard)
@@ -584,9 +590,7 @@ def test_gpu_quota_below_the_pools_maximum_fails(account: Account) -> None:
 
 def test_quota_code_that_names_another_quota_in_the_account_fails(account: Account) -> None:
     account.quota("L-3819A6DF", 500, name="All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests")
-    account.quota("L-417A185B", 96)
-    account.quota("L-1216C47A", 8)
-    account.quota("L-34B43A08", 16)
+    quotas_after_gpu_spot(account)
     config = stack()
     problems = failed(preflight.check_quotas(config, types_of(config), account))
     assert "not a quota G and VT spot quota" in problems["quota G and VT spot"]
@@ -632,9 +636,7 @@ def test_instance_types_map_to_their_quota_group(instance_type: str, group: str 
 
 def test_access_denied_is_a_failed_check_that_says_a_permission_is_missing(account: Account) -> None:
     account.fail("service-quotas", "get_service_quota", "AccessDeniedException", "not authorized", 400)
-    account.quota("L-417A185B", 96)
-    account.quota("L-1216C47A", 8)
-    account.quota("L-34B43A08", 16)
+    quotas_after_gpu_spot(account)
     config = stack()
     problems = failed(preflight.check_quotas(config, types_of(config), account))
     assert "the caller lacks this read permission" in problems["quota G and VT spot"]
