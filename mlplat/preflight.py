@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 
 from infra import versions
 from infra.config import ENVIRONMENTS, ConfigError, StackConfig, load_environment
+from infra.contract import ENVIRONMENT_LABEL
 from mlplat import checkout
 
 PULUMI_PROJECT = "mlplat"
@@ -477,6 +478,12 @@ def check_runner(config: StackConfig, clients: ClientFactory) -> list[Result]:
     accepter VPC cannot have overlapping CIDR blocks": EC2 API reference, CreateVpcPeeringConnection,
     as botocore 1.44.8 ships it); the group and the route table must be that VPC's. IDs are looked up
     by filter, so an ID that names nothing is an empty answer rather than an error code.
+
+    The group and the route table must also carry this environment's tag (the bootstrap tags each
+    environment's own: infra/bootstrap/runners.tf `aws_security_group.runner`,
+    `aws_route_table.runner_private`). Another environment's pair lies in the same VPC: its route table
+    is refused only inside `pulumi up` (deploy_roles.tf DenyOtherEnvironments), and its group would let
+    that environment's runner (dev's runs pull-request previews) reach this cluster.
     """
     runner = config.cluster.endpoint.runner
     if runner is None:
@@ -518,26 +525,44 @@ def check_runner(config: StackConfig, clients: ClientFactory) -> list[Result]:
             ),
         ]
 
-    def in_runner_vpc(check: str, field: str, value: str, vpcs: list[str]) -> list[Result]:
+    def in_runner_vpc(check: str, field: str, value: str, found: list[dict[str, Any]]) -> list[Result]:
         key = f"{RUNNER_KEY}.{field}"
-        if not vpcs:
+        if not found:
             return [Result(check, False, f"{key}: {value} does not exist in {config.aws.region}; {fix}")]
-        if vpcs[0] != runner.vpc_id:
+        if found[0]["VpcId"] != runner.vpc_id:
             return [
-                Result(check, False, f"{key}: {value} is in {vpcs[0]}, not the runner VPC {runner.vpc_id}")
+                Result(
+                    check,
+                    False,
+                    f"{key}: {value} is in {found[0]['VpcId']}, not the runner VPC {runner.vpc_id}",
+                )
             ]
-        return [Result(check, True, f"{value} in {runner.vpc_id}")]
+        tags = {tag["Key"]: tag["Value"] for tag in found[0].get("Tags", [])}
+        tagged = tags.get(ENVIRONMENT_LABEL)
+        if tagged != config.environment:
+            whose = f"{ENVIRONMENT_LABEL}={tagged}" if tagged else f"no {ENVIRONMENT_LABEL} tag"
+            return [
+                Result(
+                    check,
+                    False,
+                    f"{key}: {value} has {whose}, not {config.environment}'s runner; {fix}",
+                )
+            ]
+        return [Result(check, True, f"{value} in {runner.vpc_id}, {config.environment}'s")]
 
     def group() -> list[Result]:
         found = ec2.describe_security_groups(Filters=by_id("group-id", runner.security_group_id))
-        vpcs = [g["VpcId"] for g in found["SecurityGroups"]]
-        return in_runner_vpc("runner security group", "security_group_id", runner.security_group_id, vpcs)
+        return in_runner_vpc(
+            "runner security group", "security_group_id", runner.security_group_id, found["SecurityGroups"]
+        )
 
     def route_table() -> list[Result]:
         found = ec2.describe_route_tables(Filters=by_id("route-table-id", runner.private_route_table_id))
-        vpcs = [t["VpcId"] for t in found["RouteTables"]]
         return in_runner_vpc(
-            "runner route table", "private_route_table_id", runner.private_route_table_id, vpcs
+            "runner route table",
+            "private_route_table_id",
+            runner.private_route_table_id,
+            found["RouteTables"],
         )
 
     return (

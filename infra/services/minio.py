@@ -194,6 +194,12 @@ def lifecycle_commands(bucket: str, rules: Sequence[str]) -> list[dict[str, str]
 
     No rules, no commands: `rm` would fail on a bucket that never had a configuration. A bucket that
     had rules and has none left keeps its old ones until a rule is written again.
+
+    The hook runs on install and on every upgrade, that is whenever the release's values change, not on
+    every `pulumi up`. On a first install the bucket may not exist yet when the first command runs: the
+    chart starts its make-bucket and custom-command containers side by side in one Job pod
+    (helm/minio/templates/post-job.yaml), so that command fails, and the container is restarted
+    (`restartPolicy: OnFailure`) until the bucket is there.
     """
     if not rules:
         return []

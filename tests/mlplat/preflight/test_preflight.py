@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 
 from infra import versions
 from infra.config import ENVIRONMENTS, ConfigError, GpuConfig, GpuPoolConfig, StackConfig, load_environment
+from infra.contract import ENVIRONMENT_LABEL
 from mlplat import preflight
 from mlplat.cli import main
 from tests.support import iam_eval
@@ -52,7 +53,8 @@ NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
 # dev's runner (environments/Pulumi.dev.yaml) and the runner VPC's block that holds its range.
 RUNNER = load_environment("dev").cluster.endpoint.runner
 assert RUNNER is not None
-RUNNER_VPC_BLOCK = "10.255.0.0/24"
+# The bootstrap's runner_vpc_cidr is any /24 or larger that holds every environment's share.
+RUNNER_VPC_BLOCK = str(RUNNER.vpc_cidr.supernet(new_prefix=24))
 
 
 def pool(name: str, types: list[str], capacity: str, max_size: int) -> GpuPoolConfig:
@@ -202,14 +204,23 @@ class Account:
         filters = [{"Name": "vpc-id", "Values": [RUNNER.vpc_id]}]
         self.add("ec2", "describe_vpcs", {"Vpcs": vpcs}, {"Filters": filters})
 
-    def runner_group(self, vpc_id: str | None = RUNNER.vpc_id) -> None:
-        group = {"GroupId": RUNNER.security_group_id, "GroupName": "runners", "VpcId": vpc_id}
+    def runner_group(self, vpc_id: str | None = RUNNER.vpc_id, environment: str = "dev") -> None:
+        group = {
+            "GroupId": RUNNER.security_group_id,
+            "GroupName": "runners",
+            "VpcId": vpc_id,
+            "Tags": [{"Key": ENVIRONMENT_LABEL, "Value": environment}],
+        }
         filters = [{"Name": "group-id", "Values": [RUNNER.security_group_id]}]
         found = [group] if vpc_id else []
         self.add("ec2", "describe_security_groups", {"SecurityGroups": found}, {"Filters": filters})
 
-    def runner_route_table(self, vpc_id: str | None = RUNNER.vpc_id) -> None:
-        table = {"RouteTableId": RUNNER.private_route_table_id, "VpcId": vpc_id}
+    def runner_route_table(self, vpc_id: str | None = RUNNER.vpc_id, environment: str = "dev") -> None:
+        table = {
+            "RouteTableId": RUNNER.private_route_table_id,
+            "VpcId": vpc_id,
+            "Tags": [{"Key": ENVIRONMENT_LABEL, "Value": environment}],
+        }
         filters = [{"Name": "route-table-id", "Values": [RUNNER.private_route_table_id]}]
         found = [table] if vpc_id else []
         self.add("ec2", "describe_route_tables", {"RouteTables": found}, {"Filters": filters})
@@ -416,14 +427,28 @@ def test_runner_group_and_route_table_of_another_vpc_fail(account: Account) -> N
     )
 
 
+def test_runner_group_and_route_table_of_another_environment_fail(account: Account) -> None:
+    """One account, three environments, one runner VPC: staging's group and route table lie beside dev's.
+    Dev's route table is refused only inside `pulumi up`; dev's group would admit dev's runner, which
+    runs pull-request previews, to this cluster."""
+    account.runner_vpc(RUNNER_VPC_BLOCK)
+    account.runner_group(environment="staging")
+    account.runner_route_table(environment="staging")
+    problems = failed(preflight.check_runner(stack(), account))
+    assert set(problems) == {"runner security group", "runner route table"}
+    assert f"has {ENVIRONMENT_LABEL}=staging, not dev's runner" in problems["runner security group"]
+
+
 def test_runner_range_outside_the_runner_vpc_fails(account: Account) -> None:
     """The cluster would route back to a range no runner is in."""
-    account.runner_vpc("10.254.0.0/24")
+    block = IPv4Network(RUNNER_VPC_BLOCK)
+    outside = next(n for n in block.supernet(new_prefix=23).subnets(new_prefix=24) if n != block)
+    account.runner_vpc(str(outside))
     account.runner_group()
     account.runner_route_table()
     problems = failed(preflight.check_runner(stack(), account))
     assert set(problems) == {"runner range"}
-    assert f"{RUNNER.vpc_cidr} is outside {RUNNER.vpc_id} (10.254.0.0/24)" in problems["runner range"]
+    assert f"{RUNNER.vpc_cidr} is outside {RUNNER.vpc_id} ({outside})" in problems["runner range"]
 
 
 def test_runner_vpc_overlapping_the_cluster_vpc_fails(account: Account) -> None:
