@@ -245,7 +245,7 @@ class PlatformServices(pulumi.ComponentResource):
                 child,
                 written=written,
             )
-            for ns in sorted({s.namespace for s in [*seeds, *written]})
+            for ns in sorted({*(s.namespace for s in seeds), *(w.namespace for w in written)})
         ]
         self.register_outputs(
             {

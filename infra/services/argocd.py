@@ -212,12 +212,13 @@ def model_apps(environment: str, argocd: ArgoCdConfig) -> list[tuple[Path, dict[
 # git.SameURL), `type` `git`, no `project` (then it serves every project's Applications and
 # ApplicationSets: `getRepositorySecret` with allowFallback); with no such Secret it clones anonymously
 # (argo-cd v3.4.4, which the chart runs: common/common.go LabelKeySecretType, LabelValueSecretTypeRepository;
-# util/db/repository_secrets.go `GetRepository`, `secretToRepository`; docs/operator-manual/
+# util/db/repository_secrets.go: its functions GetRepository and secretToRepository; docs/operator-manual/
 # declarative-setup.md "Repositories"). The ApplicationSet's git generator reads it the same way
 # (applicationset/services/repo_service.go: `db.GetRepository`).
 REPOSITORY_LABELS = {"argocd.argoproj.io/secret-type": "repository"}
-REPOSITORY_SECRET = "repository"
-REPOSITORY_VAULT_PATH = "platform/argocd/repository"  # read by role argocd (platform/vault/policies/argocd.hcl)
+REPOSITORY_SECRET = "repository"  # pragma: allowlist secret (a Secret's name)
+# Read by role argocd (platform/vault/policies/argocd.hcl).
+REPOSITORY_VAULT_PATH = "platform/argocd/repository"  # pragma: allowlist secret (a Vault path)
 # The credential keys taken from Vault: a token as the https password (`username`, `password`), or a
 # GitHub App (`githubAppID`, `githubAppInstallationID`, `githubAppPrivateKey`), as `secretToRepository`
 # reads them. Any other key (`insecure`, `proxy`, `project`, `url`...) would change where or how Argo CD

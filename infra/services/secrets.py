@@ -96,7 +96,7 @@ class WrittenSecret:
     disappears), takes from Vault only `keys`, and writes `fixed` over whatever Vault holds: values the
     program owns, rendered as Go templates, so they must hold no `{{`. Without `excludeRaw` the Secret
     would also get `_raw`, every key Vault holds, past `includes` (hashicorp/vault-secrets-operator
-    v1.4.1 helpers/secrets.go `makeK8sData`; `includes` patterns are regular expressions matched
+    v1.4.1 helpers/secrets.go: function makeK8sData; `includes` patterns are regular expressions matched
     anywhere in a key, helpers/template.go `FilterData`, hence anchored here).
     """
 

@@ -12,37 +12,26 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from infra.config import (
-    ConfigError,
-    StackConfig,
-    load_environment,
-    load_stack_config,
-    read_stack_file,
-    stack_file,
-)
+from infra.config import ConfigError, StackConfig, load_environment
 from infra.contract import ENVIRONMENTS
 from tests.support.crds import CRDS
 from tests.support.harness import REPO, Plan, Registered, build, build_config, depends_on
 from tests.support.runbook import KV_MOUNT, RUNBOOKS, vault_commands
+from tests.support.stack_edit import argocd_edited
 from tests.support.vault_acl import allows, rules
 
 VSS = "kubernetes:secrets.hashicorp.com/v1beta1:VaultStaticSecret"
 NAMESPACE = "argocd"
 # What an operator may write at the path (docs/runbooks/vault.md section 10), and keys that would change
 # where or how Argo CD connects if they reached the Secret.
-TOKEN = {"username": "x-access-token", "password": "a-token-from-the-password-manager"}
+TOKEN = {"username": "x-access-token", "password": "a-token"}  # pragma: allowlist secret (a stand-in)
 STRAY = {"url": "https://github.com/someone-else/other.git", "insecure": "true", "project": "default"}
 
 
-def _private(env: str, tmp_path: Path, repo_url: str | None = None) -> StackConfig:
-    """`env`'s stack file with `repo_private: true` (and another `repo_url`), loaded as the program loads it."""
-    text = stack_file(env).read_text()
-    current = load_environment(env).services.argocd.repo_url
-    line = f"      repo_url: {current}\n"
-    assert text.count(line) == 1, f"{env}: the repository is written once, on {line!r}"
-    path = tmp_path / f"Pulumi.{env}.yaml"
-    path.write_text(text.replace(line, f"      repo_url: {repo_url or current}\n      repo_private: true\n"))
-    return load_stack_config(read_stack_file(path), str(path), env)
+def _private(env: str, directory: Path, repo_url: str | None = None) -> StackConfig:
+    """`env`'s stack config with `repo_private: true` (and another `repo_url`)."""
+    moved = {"repo_url": repo_url} if repo_url else {}
+    return argocd_edited(env, directory, repo_private=True, **moved)
 
 
 @pytest.fixture(scope="module")
