@@ -167,9 +167,9 @@ def test_a_public_repository_needs_nothing_in_vault(env: str) -> None:
 
 def test_a_private_repository_over_ssh_is_refused_with_the_reason(tmp_path: Path) -> None:
     with pytest.raises(
-        ConfigError, match=r"services\.argocd: .*git@github\.com:example-org/mlplat\.git.*TCP 443 only"
+        ConfigError, match=r"services\.argocd: .*git@github\.com:platform-team/mlplat\.git.*TCP 443 only"
     ):
-        _private("dev", tmp_path, repo_url="git@github.com:example-org/mlplat.git")
+        _private("dev", tmp_path, repo_url="git@github.com:platform-team/mlplat.git")
 
 
 def test_the_runbooks_write_the_credentials_whole_and_say_how_to_rotate_them(private_dev: Plan) -> None:
