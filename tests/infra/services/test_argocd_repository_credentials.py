@@ -124,7 +124,7 @@ def test_a_github_app_in_vault_reaches_argo_cd_whole(private_dev: Plan) -> None:
 
 def test_no_credential_of_the_repository_is_in_the_plan(private_dev: Plan) -> None:
     """The credentials stay in Vault: nothing Pulumi records in the argocd namespace holds one, or a
-    stand-in Argo CD would try (a wrong password fails where anonymous access works)."""
+    stand-in Argo CD would send to the Git host instead of the real one."""
     in_namespace = [
         r
         for r in private_dev.resources
