@@ -708,7 +708,15 @@ class ArgoCdConfig(_Model):
     )
     repo_url: str = Field(
         pattern=r"^(https://[a-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._/-]+|git@[a-z0-9.-]+:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)$",
-        description="Git repository Argo CD syncs apps from (https:// or git@host:path, no credentials).",
+        description="Git repository Argo CD syncs apps from (https:// or git@host:path, no credentials in "
+        "it: a private repository's come from Vault, `repo_private`).",
+    )
+    repo_private: bool = Field(
+        False,
+        description="The repository needs credentials: Argo CD reads them from Vault (kv "
+        "platform/argocd/repository, a token or a GitHub App: docs/runbooks/vault.md section 10) as a "
+        "repository Secret in its namespace (infra/services/argocd.py). Off: it clones anonymously, "
+        "a public repository, nothing to seed.",
     )
     target_revision: str = Field(
         "main", pattern=r"^[A-Za-z0-9._/-]{1,100}$", description="Branch, tag or commit Argo CD tracks."
@@ -719,6 +727,17 @@ class ArgoCdConfig(_Model):
         "ApplicationSet deletes the Application of an overlay that is gone (platform/argocd/models.yaml). "
         "Off: removals are a manual sync. Never in prod.",
     )
+
+    @model_validator(mode="after")
+    def _private_over_https(self) -> ArgoCdConfig:
+        # Argo CD's pods reach public addresses on TCP 443 only (infra/services/network_policies.py,
+        # `PUBLIC_HTTPS` for ARGOCD_OUTBOUND); a git@ address is ssh, port 22.
+        if self.repo_private and not self.repo_url.startswith("https://"):
+            raise ValueError(
+                f"repo_url: {self.repo_url!r}: a private repository is read over https (a token or a GitHub "
+                "App from Vault): Argo CD's NetworkPolicy opens TCP 443 only, not ssh's 22"
+            )
+        return self
 
 
 # Where retraining runs: the first environment of the promotion order, where new versions enter. A

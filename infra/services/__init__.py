@@ -234,11 +234,18 @@ class PlatformServices(pulumi.ComponentResource):
         seeds = [*self.monitoring.seeds, *self.vault.seeds, *self.minio.seeds, *self.mlflow.seeds]
         seeds += self.drift_jobs.seeds
         seeds += [seed for s in (self.argo_workflows, self.argo_events) if s is not None for seed in s.seeds]
+        # And of those only an operator can write (a private repository's credentials).
+        written = self.argocd.written
         self.vault_access = [
             VaultAccess(
-                f"{name}-vault-access-{ns}", ns, seeds, [self.vault.operator, self.vault.connection], child
+                f"{name}-vault-access-{ns}",
+                ns,
+                seeds,
+                [self.vault.operator, self.vault.connection],
+                child,
+                written=written,
             )
-            for ns in sorted({seed.namespace for seed in seeds})
+            for ns in sorted({*(s.namespace for s in seeds), *(w.namespace for w in written)})
         ]
         self.register_outputs(
             {

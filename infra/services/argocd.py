@@ -8,7 +8,8 @@ webhook and controller fill in are ignored in diffs. The environment's AppProjec
 ApplicationSet, rendered from platform/argocd/models.yaml with the environment's `services.argocd`
 settings (infra/gitops.py), are applied once the chart's CRDs exist; the ApplicationSet, whose
 Applications sync the model apps, only once every kind the AppProject lets them create can be created
-(`ArgoCdArgs`).
+(`ArgoCdArgs`). A private repository (`services.argocd.repo_private`) is read with credentials VSO
+delivers from Vault as a repository Secret (`repository_credentials`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from infra.services.chart import (
     custom_resources,
     load_documents,
 )
+from infra.services.secrets import WrittenSecret
 
 NAMESPACE = "argocd"
 ISVC = "serving.kserve.io_InferenceService"
@@ -205,6 +207,47 @@ def model_apps(environment: str, argocd: ArgoCdConfig) -> list[tuple[Path, dict[
     return [(path, doc) for doc in rendered.documents]
 
 
+# How Argo CD finds a repository's credentials: a Secret in its own namespace labelled
+# `argocd.argoproj.io/secret-type: repository` whose `url` is the repository (compared with
+# git.SameURL), `type` `git`, no `project` (then it serves every project's Applications and
+# ApplicationSets: `getRepositorySecret` with allowFallback); with no such Secret it clones anonymously
+# (argo-cd v3.4.4, which the chart runs: common/common.go LabelKeySecretType, LabelValueSecretTypeRepository;
+# util/db/repository_secrets.go: its functions GetRepository and secretToRepository; docs/operator-manual/
+# declarative-setup.md "Repositories"). The ApplicationSet's git generator reads it the same way
+# (applicationset/services/repo_service.go: `db.GetRepository`).
+REPOSITORY_LABELS = {"argocd.argoproj.io/secret-type": "repository"}
+REPOSITORY_SECRET = "repository"  # pragma: allowlist secret (a Secret's name)
+# Read by role argocd (platform/vault/policies/argocd.hcl).
+REPOSITORY_VAULT_PATH = "platform/argocd/repository"  # pragma: allowlist secret (a Vault path)
+# The credential keys taken from Vault: a token as the https password (`username`, `password`), or a
+# GitHub App (`githubAppID`, `githubAppInstallationID`, `githubAppPrivateKey`), as `secretToRepository`
+# reads them. Any other key (`insecure`, `proxy`, `project`, `url`...) would change where or how Argo CD
+# connects, which the stack file owns: VSO leaves it out.
+REPOSITORY_CREDENTIAL_KEYS = (
+    "username",
+    "password",
+    "githubAppID",
+    "githubAppInstallationID",
+    "githubAppPrivateKey",
+)
+
+
+def repository_credentials(argocd: ArgoCdConfig, namespace: pulumi.Resource) -> WrittenSecret | None:
+    """The repository Secret of a private repository, its `url` the stack's `repo_url` (which the
+    AppProject and ApplicationSet read, infra/gitops.py); none for a public one."""
+    if not argocd.repo_private:
+        return None
+    return WrittenSecret(
+        namespace=NAMESPACE,
+        secret_name=REPOSITORY_SECRET,
+        vault_path=REPOSITORY_VAULT_PATH,
+        namespace_resource=namespace,
+        labels=REPOSITORY_LABELS,
+        keys=REPOSITORY_CREDENTIAL_KEYS,
+        fixed={"url": argocd.repo_url, "type": "git"},
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ArgoCdArgs(ServiceArgs):
     """Argo CD's settings, and what the ApplicationSet waits for: the installers of the custom kinds
@@ -254,4 +297,7 @@ class ArgoCd(ChartService):
             self, f"{name}-{env}", [application_set], NAMESPACE, [self.release, *self.project, *model_kinds]
         )
         self.gitops = [*self.project, *self.application_set]
+        credentials = repository_credentials(args.settings, self.namespace)
+        # For VaultAccess (services/__init__.py), which syncs it with role argocd.
+        self.written: list[WrittenSecret] = [credentials] if credentials else []
         self.register_outputs({"release": self.release.status, "gitops": [r.urn for r in self.gitops]})

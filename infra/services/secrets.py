@@ -7,12 +7,17 @@ secret in state) and seeds the destination Kubernetes Secret once, so the chart 
 (`kv/platform/...`); from then on a VaultStaticSecret keeps the Kubernetes Secret in sync from
 Vault (`overwrite: true`) and Vault is the source of truth. Pulumi ignores later changes of the
 seeded data, so a rotation done in Vault is never reverted by the next `pulumi up`.
+
+A credential no generated value could stand in for (a Git host's token) is not seeded: a
+`WrittenSecret` is created by VSO once an operator has written its Vault path.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -81,6 +86,40 @@ def seed_secret(
     return SeededSecret(namespace_name, secret_name, vault_path, secret)
 
 
+@dataclass(frozen=True)
+class WrittenSecret:
+    """A Secret VSO creates from a Vault path only an operator can write (docs/runbooks/vault.md): no value
+    the program could generate would work (a Git host's credential), so nothing is seeded, and the Secret
+    exists once Vault holds the path.
+
+    VSO sets `labels` on it at every sync (with its own, `SyncSecret`: a label set any other way
+    disappears), takes from Vault only `keys`, and writes `fixed` over whatever Vault holds: values the
+    program owns, rendered as Go templates, so they must hold no `{{`. Without `excludeRaw` the Secret
+    would also get `_raw`, every key Vault holds, past `includes` (hashicorp/vault-secrets-operator
+    v1.4.1 helpers/secrets.go: function makeK8sData; `includes` patterns are regular expressions matched
+    anywhere in a key, helpers/template.go `FilterData`, hence anchored here).
+    """
+
+    namespace: str
+    secret_name: str
+    vault_path: str  # below the kv-v2 mount
+    namespace_resource: pulumi.Resource  # nothing seeded to wait for: the sync waits for its namespace
+    labels: Mapping[str, str]
+    keys: tuple[str, ...]
+    fixed: Mapping[str, str]
+
+    def destination(self) -> dict[str, Any]:
+        """`spec.destination` of its VaultStaticSecret beyond the name (v1.4.1 CRD, ../shared/reference)."""
+        return {
+            "labels": dict(self.labels),
+            "transformation": {
+                "excludeRaw": True,
+                "includes": ["^(" + "|".join(re.escape(key) for key in self.keys) + ")$"],
+                "templates": {key: {"text": value} for key, value in self.fixed.items()},
+            },
+        }
+
+
 class VaultAccess(pulumi.ComponentResource):
     """VSO's identity in one namespace (ServiceAccount + VaultAuth) and the secrets it syncs there."""
 
@@ -94,6 +133,8 @@ class VaultAccess(pulumi.ComponentResource):
         seeds: Sequence[SeededSecret],
         operator: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        written: Sequence[WrittenSecret] = (),
     ):
         super().__init__("mlplat:services:VaultAccess", name, None, opts)
         account = k8s.core.v1.ServiceAccount(
@@ -120,22 +161,39 @@ class VaultAccess(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[account, *operator]),
         )
         self.syncs = [
-            k8s.apiextensions.CustomResource(
-                f"{name}-sync-{seed.secret_name}",
-                api_version="secrets.hashicorp.com/v1beta1",
-                kind="VaultStaticSecret",
-                metadata={"name": seed.secret_name, "namespace": namespace},
-                spec={
-                    "vaultAuthRef": VAULT_AUTH_NAME,
-                    "mount": VAULT_KV_MOUNT,
-                    "type": "kv-v2",
-                    "path": seed.vault_path,
-                    "refreshAfter": REFRESH_AFTER,
-                    "destination": {"name": seed.secret_name, "create": True, "overwrite": True},
-                },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.auth, seed.resource]),
-            )
+            self._sync(name, namespace, seed.secret_name, seed.vault_path, {}, seed.resource)
             for seed in seeds
             if seed.namespace == namespace
         ]
+        self.syncs += [
+            self._sync(name, namespace, w.secret_name, w.vault_path, w.destination(), w.namespace_resource)
+            for w in written
+            if w.namespace == namespace
+        ]
         self.register_outputs({"vaultAuth": self.auth.urn, "synced": [s.urn for s in self.syncs]})
+
+    def _sync(
+        self,
+        name: str,
+        namespace: str,
+        secret_name: str,
+        vault_path: str,
+        destination: Mapping[str, Any],
+        after: pulumi.Resource,
+    ) -> k8s.apiextensions.CustomResource:
+        """The VaultStaticSecret keeping `secret_name` equal to `vault_path`, once `after` exists."""
+        return k8s.apiextensions.CustomResource(
+            f"{name}-sync-{secret_name}",
+            api_version="secrets.hashicorp.com/v1beta1",
+            kind="VaultStaticSecret",
+            metadata={"name": secret_name, "namespace": namespace},
+            spec={
+                "vaultAuthRef": VAULT_AUTH_NAME,
+                "mount": VAULT_KV_MOUNT,
+                "type": "kv-v2",
+                "path": vault_path,
+                "refreshAfter": REFRESH_AFTER,
+                "destination": {"name": secret_name, "create": True, "overwrite": True, **destination},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.auth, after]),
+        )

@@ -16,6 +16,7 @@ path "kv/metadata/platform/*" { capabilities = ["read", "list"] }
 # The policies the runbooks write, by name: the platform namespaces' roles (platform/vault/policies/),
 # the model namespaces' (docs/runbooks/model-namespaces.md) and the metrics token's. Never this one.
 path "sys/policies/acl/argo-events" { capabilities = ["create", "read", "update"] }
+path "sys/policies/acl/argocd" { capabilities = ["create", "read", "update"] }
 path "sys/policies/acl/argo-workflows" { capabilities = ["create", "read", "update"] }
 path "sys/policies/acl/minio" { capabilities = ["create", "read", "update"] }
 path "sys/policies/acl/mlflow" { capabilities = ["create", "read", "update"] }

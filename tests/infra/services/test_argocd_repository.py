@@ -9,20 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.config import (
-    RETRAINING_ENVIRONMENT,
-    ConfigError,
-    StackConfig,
-    load_environment,
-    load_stack_config,
-    read_stack_file,
-    stack_file,
-)
+from infra.config import RETRAINING_ENVIRONMENT, ConfigError, StackConfig, load_environment
 from infra.contract import ENVIRONMENTS
 from infra.gitops import REVISION, TEMPLATE, ModelApps, git_artifacts, render, repository_link
 from infra.services.monitoring import with_runbook_links
 from tests.support.harness import REPO, build_config
 from tests.support.program_refusal import program_refusal
+from tests.support.stack_edit import argocd_edited
 
 MOVED = "https://github.com/example-fork/mlplat-fork.git"
 RELEASE = "release-2026.12"
@@ -31,12 +24,7 @@ RELEASE = "release-2026.12"
 def _stack_moved(env: str, tmp_path: Path) -> StackConfig:
     """`env`'s stack file after the one edit that moves the repository (its `repo_url` line, with a
     release branch beside it), loaded the way the program loads it."""
-    text = stack_file(env).read_text()
-    line = f"      repo_url: {load_environment(env).services.argocd.repo_url}\n"
-    assert text.count(line) == 1, f"{env}: the repository is written once, on {line!r}"
-    path = tmp_path / f"Pulumi.{env}.yaml"
-    path.write_text(text.replace(line, f"      repo_url: {MOVED}\n      target_revision: {RELEASE}\n"))
-    return load_stack_config(read_stack_file(path), str(path), env)
+    return argocd_edited(env, tmp_path, repo_url=MOVED, target_revision=RELEASE)
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
@@ -179,15 +167,11 @@ def test_pipelines_cannot_be_given_a_repository_they_cannot_push_to(
     """The pipelines clone with the retraining token as an https password and open the pull request
     through GitHub's API: another forge would fail at the first run, not at plan. GitHub's ssh address
     is fine for Argo CD: the pipelines get its https form."""
-    text = stack_file("dev").read_text()
-    line = f"      repo_url: {load_environment('dev').services.argocd.repo_url}\n"
-    path = tmp_path / "Pulumi.dev.yaml"
-    path.write_text(text.replace(line, f"      repo_url: {repo_url}\n"))
     if not loads:
         with pytest.raises(ConfigError, match="clone and push over https to GitHub"):
-            load_stack_config(read_stack_file(path), str(path), "dev")
+            argocd_edited("dev", tmp_path, repo_url=repo_url)
         return
-    plan = build_config(load_stack_config(read_stack_file(path), str(path), "dev"))
+    plan = build_config(argocd_edited("dev", tmp_path, repo_url=repo_url))
     (repository,) = [
         c for c in plan.of_type("kubernetes:core/v1:ConfigMap") if c.name.endswith("-platform-repository")
     ]
@@ -205,9 +189,5 @@ def test_pipelines_cannot_open_pull_requests_against_a_revision_that_is_no_branc
     tmp_path: Path, revision: str
 ) -> None:
     """GitHub refuses a pull request whose base is no branch: the run would train, register and push, then fail."""
-    text = stack_file("dev").read_text()
-    line = f"      repo_url: {load_environment('dev').services.argocd.repo_url}\n"
-    path = tmp_path / "Pulumi.dev.yaml"
-    path.write_text(text.replace(line, f'{line}      target_revision: "{revision}"\n'))
     with pytest.raises(ConfigError, match="open pull requests against it: name a branch"):
-        load_stack_config(read_stack_file(path), str(path), "dev")
+        argocd_edited("dev", tmp_path, target_revision=revision)
