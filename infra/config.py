@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from ipaddress import IPv4Network, collapse_addresses
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlparse
 
 from pydantic import (
     BaseModel,
@@ -731,11 +732,20 @@ class ArgoCdConfig(_Model):
     @model_validator(mode="after")
     def _private_over_https(self) -> ArgoCdConfig:
         # Argo CD's pods reach public addresses on TCP 443 only (infra/services/network_policies.py,
-        # `PUBLIC_HTTPS` for ARGOCD_OUTBOUND); a git@ address is ssh, port 22.
-        if self.repo_private and not self.repo_url.startswith("https://"):
+        # `PUBLIC_HTTPS` for ARGOCD_OUTBOUND); a git@ address is ssh, port 22, and an https address
+        # with another port is as unreachable.
+        if not self.repo_private:
+            return self
+        if not self.repo_url.startswith("https://"):
             raise ValueError(
                 f"repo_url: {self.repo_url!r}: a private repository is read over https (a token or a GitHub "
                 "App from Vault): Argo CD's NetworkPolicy opens TCP 443 only, not ssh's 22"
+            )
+        port = urlparse(self.repo_url).port
+        if port not in (None, 443):
+            raise ValueError(
+                f"repo_url: {self.repo_url!r}: port {port}: Argo CD's NetworkPolicy opens TCP 443 only, to "
+                "public addresses; serve the repository on 443"
             )
         return self
 
