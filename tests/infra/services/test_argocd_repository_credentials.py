@@ -176,7 +176,7 @@ def test_a_private_repository_on_another_port_is_refused_with_the_reason(tmp_pat
     """Argo CD may leave the cluster on 443 alone: a self-hosted server on :8443 was accepted and then
     never reached."""
     with pytest.raises(ConfigError, match=r"services\.argocd: .*port 8443: .*TCP 443 only"):
-        _private("prod", tmp_path, repo_url="https://git.example.com:8443/platform-team/mlplat.git")
+        _private("prod", tmp_path, repo_url="https://git.corp.test:8443/platform-team/mlplat.git")
 
 
 def test_the_runbooks_write_the_credentials_whole_and_say_how_to_rotate_them(private_dev: Plan) -> None:
