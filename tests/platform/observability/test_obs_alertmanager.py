@@ -82,6 +82,10 @@ def _receivers(labels: dict[str, str]) -> list[str]:
         # Platform Argo CD apps carry no team, nor do the chart's own rules: the platform team's.
         ({"alertname": "ArgoCdAppOutOfSync", "severity": "warning"}, ["platform-chat"]),
         (
+            {"alertname": "ArgoCdApplicationSetNotUpToDate", "severity": "warning", "team": "platform"},
+            ["platform-chat"],
+        ),
+        (
             {"alertname": "KubePodCrashLooping", "severity": "warning", "namespace": "kserve"},
             ["platform-chat"],
         ),

@@ -31,7 +31,7 @@ from tests.support.obs_helpers import (
 DASHBOARDS = sorted(DASHBOARDS_DIR.glob("*.json"))
 SOURCES = {
     "kserve-model-server", "mlserver", "kube-state-metrics", "dcgm-exporter", "prometheus", "mlflow",
-    "argocd-application-controller", "vault", "minio", "falcosidekick", "mlplat-drift-job",
+    "argocd-application-controller", "argocd-applicationset-controller", "vault", "minio", "falcosidekick", "mlplat-drift-job",
     "envoy-gateway-proxy", "keda-operator", "mlplat-program", "argo-workflows-controller",
     "argo-events-sensor",
 }  # fmt: skip
